@@ -1,0 +1,10 @@
+//! reaper: profile Linux memory teardown — the dying task's `exit_mmap()`
+//! racing the OOM reaper or a `process_mrelease(2)` caller — with eBPF.
+//!
+//! The library holds everything but argument parsing: the run-file model, the
+//! symbol catalog, the loader and collectors, the scenario triggers, the
+//! analysis and the renderers. `main.rs` only maps `cli::run()` to an exit
+//! code.
+
+pub mod catalog;
+pub mod model;

@@ -1,0 +1,251 @@
+//! The run file (`run.json`): what one `reaper record` measured.
+//!
+//! This is the report model's raw input, serialised as is. Everything the
+//! renderers print is derived from it, so `reaper report RUN.json` reproduces
+//! `reaper record`'s output offline. Stacks are stored symbolized (root
+//! first), so a run file needs no kallsyms to re-render.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change to the layout below.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Frame used for samples taken while the task ran in user mode.
+pub const FRAME_USER_MODE: &str = "[user]";
+/// Frame used for samples whose kernel stack was lost (see counters).
+pub const FRAME_STACK_LOST: &str = "[stack lost]";
+
+/// A whole recording.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// Always [`SCHEMA_VERSION`] when written by this build.
+    pub schema_version: u32,
+    /// Which reaper wrote it.
+    pub tool: ToolInfo,
+    /// The machine and kernel it was recorded on.
+    pub host: HostInfo,
+    /// How it was recorded.
+    pub recording: Recording,
+    /// Catalog concepts resolved for this kernel (see `catalog`).
+    pub symbols: Vec<ResolvedConcept>,
+    /// One entry per teardown episode.
+    pub episodes: Vec<Episode>,
+    /// What this kernel or configuration could not give, and why.
+    pub not_measured: Vec<NotMeasured>,
+    /// True when the run was interrupted (Ctrl-C, error) and holds only what
+    /// was collected up to then.
+    pub partial: bool,
+    /// Why the run is partial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_reason: Option<String>,
+}
+
+/// The tool that wrote a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    /// "reaper".
+    pub name: String,
+    /// The crate version.
+    pub version: String,
+}
+
+/// The recorded machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// `uname -r`.
+    pub kernel_release: String,
+    /// `uname -m` (x86_64, aarch64).
+    pub arch: String,
+    /// Online CPUs.
+    pub cpus: u32,
+}
+
+/// Recording parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Recording {
+    /// Seconds since the Unix epoch when recording started.
+    pub started_unix: u64,
+    /// Requested sampling frequency.
+    pub freq_hz: u64,
+    /// The fixed cpu-clock period used (1e9 / freq_hz), in ns.
+    pub sample_period_ns: u64,
+    /// What each probe group was attached with.
+    pub probes: Vec<ProbeUse>,
+    /// The scenario that produced the episodes.
+    pub scenario: Scenario,
+}
+
+/// How one probe group was attached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeUse {
+    /// Probe group, e.g. "sampling", "lock_wait", "timeline:exit_mmap".
+    pub probe: String,
+    /// Attach kind used, e.g. "perf_event", "tracepoint"; "none" if it failed.
+    pub mode: String,
+    /// "attached", or the kernel's answer when it did not attach.
+    pub status: String,
+}
+
+/// What was torn down and how.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// "victim" (synthetic), "pid" (an existing process), "oom", "watch".
+    pub kind: String,
+    /// Human form, e.g. "victim 1G,vmas=64,threads=1 + process_mrelease".
+    pub description: String,
+    /// Synthetic victim size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victim_bytes: Option<u64>,
+    /// Synthetic victim VMA count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmas: Option<u32>,
+    /// Synthetic victim thread count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
+    /// Whether a process_mrelease caller raced the victim.
+    pub mrelease: bool,
+    /// Episodes requested.
+    pub runs: u32,
+}
+
+/// One catalog concept resolved against this kernel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedConcept {
+    /// Catalog concept id, e.g. "pte_lock".
+    pub concept: String,
+    /// The kernel symbol chosen, if any candidate exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    /// Candidates tried, in order.
+    pub candidates: Vec<String>,
+}
+
+/// Something the run could not measure.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotMeasured {
+    /// What is missing, e.g. "exact function timing".
+    pub what: String,
+    /// Why, e.g. "fentry refused (EPERM) and kprobes not built in".
+    pub why: String,
+}
+
+/// One teardown: a victim, its reapers, and what they did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Episode {
+    /// 0-based.
+    pub index: u32,
+    /// The process torn down.
+    pub victim: VictimInfo,
+    /// Per-context profiles (only contexts that were tracked).
+    pub contexts: Vec<ContextProfile>,
+    /// Timeline, ordered by time.
+    pub timeline: Vec<TimelineEntry>,
+    /// Latencies derived from the timeline.
+    pub latencies: Latencies,
+    /// Kernel-side counters for this episode, by `Counter::name()`.
+    pub counters: BTreeMap<String, u64>,
+    /// Userspace-side losses (e.g. ring buffer records that failed to parse).
+    #[serde(default)]
+    pub user_losses: BTreeMap<String, u64>,
+    /// True when the episode was cut short.
+    pub partial: bool,
+}
+
+/// The victim of an episode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VictimInfo {
+    /// Thread-group id.
+    pub pid: u32,
+    /// comm.
+    pub comm: String,
+    /// Resident set size just before the kill, bytes.
+    pub rss_bytes: u64,
+    /// Threads just before the kill.
+    pub threads: u32,
+    /// VMAs (lines of /proc/PID/maps) just before the kill.
+    pub vmas: u32,
+}
+
+/// A context's profile within one episode.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContextProfile {
+    /// A context name from `reaper_common::context::CONTEXT_NAMES`.
+    pub context: String,
+    /// Tasks attributed to it.
+    pub tasks: Vec<TaskRef>,
+    /// Sampled stacks.
+    pub stacks: Vec<SampledStack>,
+    /// Lock waits by stack.
+    pub lock_waits: Vec<LockWaitStack>,
+}
+
+/// A tracked task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRef {
+    /// Thread id.
+    pub tid: u32,
+    /// comm.
+    pub comm: String,
+}
+
+/// One distinct sampled kernel stack.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampledStack {
+    /// Function names, outermost caller first.
+    pub frames: Vec<String>,
+    /// Samples with this stack.
+    pub samples: u64,
+    /// Summed sample periods, ns of CPU time.
+    pub period_ns: u64,
+}
+
+/// Lock waits that began at one kernel stack.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockWaitStack {
+    /// Function names at `contention_begin`, outermost caller first.
+    pub frames: Vec<String>,
+    /// `LCB_F_*` flags (1 = spinning waiter).
+    pub flags: u32,
+    /// Completed waits.
+    pub count: u64,
+    /// Summed wait time, ns.
+    pub total_ns: u64,
+    /// Longest wait, ns.
+    pub max_ns: u64,
+}
+
+/// A timeline event, timestamped relative to the kill.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// ns since the kill (negative: before it).
+    pub t_ns: i64,
+    /// `TimelineKind::name()`, or "kill" for the userspace kill.
+    pub kind: String,
+    /// Context name, if the task was tracked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Thread id of the task the event fired in.
+    pub tid: u32,
+    /// Its thread-group id.
+    pub tgid: u32,
+    /// Its comm.
+    pub comm: String,
+    /// Kind-specific argument.
+    pub arg: i64,
+}
+
+/// Latencies of an episode, ns since the kill; `None` when the event was not
+/// seen (the report says why).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Latencies {
+    /// kill → `process_mrelease` returned.
+    pub kill_to_mrelease_done_ns: Option<u64>,
+    /// kill → `exit_mmap()` finished in the victim.
+    pub kill_to_exit_mmap_done_ns: Option<u64>,
+    /// `process_mrelease` entry → return.
+    pub mrelease_duration_ns: Option<u64>,
+    /// `process_mrelease` return value (0, or -errno).
+    pub mrelease_ret: Option<i64>,
+}

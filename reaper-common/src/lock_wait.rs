@@ -1,0 +1,82 @@
+//! Lock wait time from the `lock:contention_begin/end` tracepoints.
+//!
+//! `contention_begin` stores the start time and the kernel stack of a tracked
+//! task in a pending map keyed by (tid, lock address), which is correct even
+//! when an interrupt contends another lock while the task spins.
+//! `contention_end` closes the wait and adds it to a per-CPU aggregate keyed by
+//! (context, stack id, lock flags).
+
+/// Program on `lock:contention_begin`.
+pub const PROG_CONTENTION_BEGIN: &str = "lock_contention_begin";
+/// Program on `lock:contention_end`.
+pub const PROG_CONTENTION_END: &str = "lock_contention_end";
+/// Map: [`PendingWaitKey`] → [`PendingWait`].
+pub const MAP_PENDING_WAITS: &str = "PENDING_WAITS";
+/// Map: [`LockWaitKey`] → [`LockWaitStats`], per CPU.
+pub const MAP_LOCK_WAITS: &str = "LOCK_WAITS";
+/// Pending waits: one per spinning tracked thread and lock, so small.
+pub const PENDING_WAITS_MAX_ENTRIES: u32 = 4096;
+/// Default size of the aggregate map; keys are (context, stack, flags).
+pub const LOCK_WAITS_DEFAULT_ENTRIES: u32 = 8192;
+
+/// `LCB_F_SPIN` from include/trace/events/lock.h: a spinning waiter.
+pub const LCB_F_SPIN: u32 = 1 << 0;
+
+/// Key of [`MAP_PENDING_WAITS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PendingWaitKey {
+    /// The waiting thread.
+    pub tid: u32,
+    /// Reserved; keeps the layout explicit.
+    pub _pad: u32,
+    /// The lock's address.
+    pub lock: u64,
+}
+const _: () = assert!(core::mem::size_of::<PendingWaitKey>() == 16);
+
+/// Value of [`MAP_PENDING_WAITS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PendingWait {
+    /// `bpf_ktime_get_ns()` at `contention_begin`.
+    pub start_ns: u64,
+    /// The waiter's context.
+    pub context: u32,
+    /// Kernel stack at `contention_begin`, or a `STACK_ID_*` marker.
+    pub stack_id: i32,
+    /// `flags` of `contention_begin` (`LCB_F_*`).
+    pub flags: u32,
+    /// Reserved; keeps the layout explicit.
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<PendingWait>() == 24);
+
+/// Key of [`MAP_LOCK_WAITS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LockWaitKey {
+    /// A `CONTEXT_*` id.
+    pub context: u32,
+    /// Kernel stack at `contention_begin`, or a `STACK_ID_*` marker.
+    pub stack_id: i32,
+    /// `LCB_F_*` flags of the wait.
+    pub flags: u32,
+    /// Reserved; keeps the layout explicit.
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<LockWaitKey>() == 16);
+
+/// Value of [`MAP_LOCK_WAITS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LockWaitStats {
+    /// Completed waits.
+    pub count: u64,
+    /// Sum of wait times, ns.
+    pub total_ns: u64,
+    /// Longest single wait, ns.
+    pub max_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<LockWaitStats>() == 24);
+crate::user_pod!(PendingWaitKey, PendingWait, LockWaitKey, LockWaitStats);

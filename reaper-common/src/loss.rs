@@ -1,0 +1,73 @@
+//! Per-CPU loss and hit counters: nothing the kernel side drops is silent.
+//!
+//! Every failed map insert, stack capture or ring-buffer reserve increments a
+//! slot of a per-CPU array; userspace sums the CPUs and prints each non-zero
+//! counter with the flag that enlarges the structure that overflowed.
+
+/// Map: per-CPU `u64` counters indexed by [`Counter`].
+pub const MAP_COUNTERS: &str = "COUNTERS";
+
+/// Indices into [`MAP_COUNTERS`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Samples taken on tracked tasks (a probe hit count).
+    SamplesTracked = 0,
+    /// A sample's kernel stack could not be stored (`bpf_get_stackid` failed).
+    SampleStackLost = 1,
+    /// The sample-count map was full; the sample is lost.
+    SampleCountsFull = 2,
+    /// `contention_begin` hits on tracked tasks.
+    LockBeginTracked = 3,
+    /// The pending-wait map was full; that wait is lost.
+    LockPendingFull = 4,
+    /// The lock-wait aggregate map was full; that wait is lost.
+    LockWaitsFull = 5,
+    /// A wait's kernel stack could not be stored.
+    LockStackLost = 6,
+    /// The timeline ring buffer had no room; that event is lost.
+    TimelineRingFull = 7,
+    /// Timeline events written.
+    TimelineEvents = 8,
+}
+
+/// Number of counters.
+pub const COUNTER_COUNT: u32 = 9;
+
+impl Counter {
+    /// All counters, in index order.
+    pub const ALL: [Self; COUNTER_COUNT as usize] = [
+        Self::SamplesTracked,
+        Self::SampleStackLost,
+        Self::SampleCountsFull,
+        Self::LockBeginTracked,
+        Self::LockPendingFull,
+        Self::LockWaitsFull,
+        Self::LockStackLost,
+        Self::TimelineRingFull,
+        Self::TimelineEvents,
+    ];
+
+    /// Stable machine name, used in run files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::SamplesTracked => "samples_tracked",
+            Self::SampleStackLost => "sample_stack_lost",
+            Self::SampleCountsFull => "sample_counts_full",
+            Self::LockBeginTracked => "lock_begin_tracked",
+            Self::LockPendingFull => "lock_pending_full",
+            Self::LockWaitsFull => "lock_waits_full",
+            Self::LockStackLost => "lock_stack_lost",
+            Self::TimelineRingFull => "timeline_ring_full",
+            Self::TimelineEvents => "timeline_events",
+        }
+    }
+
+    /// Whether a non-zero value means data was lost (as opposed to a hit count).
+    pub const fn is_loss(self) -> bool {
+        !matches!(
+            self,
+            Self::SamplesTracked | Self::LockBeginTracked | Self::TimelineEvents
+        )
+    }
+}

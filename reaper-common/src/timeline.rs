@@ -1,0 +1,115 @@
+//! Timestamped teardown events streamed to userspace through a ring buffer.
+//!
+//! Rare, ordered events (a few per episode) go through the ring buffer; hot
+//! paths never do. Each event carries `bpf_ktime_get_ns()`, i.e.
+//! CLOCK_MONOTONIC, so userspace can place its own kill timestamp beside them.
+
+/// Map: the ring buffer of [`TimelineEvent`]s.
+pub const MAP_TIMELINE: &str = "TIMELINE";
+/// Default ring buffer size in bytes (a power of two and a page multiple);
+/// `--ringbuf-size` changes it.
+pub const TIMELINE_DEFAULT_BYTES: u32 = 256 * 1024;
+
+/// `syscalls:sys_enter_process_mrelease`.
+pub const PROG_MRELEASE_ENTER: &str = "timeline_mrelease_enter";
+/// `syscalls:sys_exit_process_mrelease`.
+pub const PROG_MRELEASE_EXIT: &str = "timeline_mrelease_exit";
+/// `mmap:exit_mmap` (fires at the end of `exit_mmap()`).
+pub const PROG_EXIT_MMAP: &str = "timeline_exit_mmap";
+/// `sched:sched_process_exit`.
+pub const PROG_PROCESS_EXIT: &str = "timeline_process_exit";
+/// `sched:sched_process_free`.
+pub const PROG_PROCESS_FREE: &str = "timeline_process_free";
+/// `oom:mark_victim`.
+pub const PROG_OOM_MARK_VICTIM: &str = "timeline_oom_mark_victim";
+/// `oom:wake_reaper`.
+pub const PROG_OOM_WAKE_REAPER: &str = "timeline_oom_wake_reaper";
+/// `oom:start_task_reaping`.
+pub const PROG_OOM_START_REAPING: &str = "timeline_oom_start_reaping";
+/// `oom:finish_task_reaping`.
+pub const PROG_OOM_FINISH_REAPING: &str = "timeline_oom_finish_reaping";
+/// `oom:skip_task_reaping`.
+pub const PROG_OOM_SKIP_REAPING: &str = "timeline_oom_skip_reaping";
+
+/// Which tracepoint produced a [`TimelineEvent`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimelineKind {
+    /// `process_mrelease` entered; `arg` is the pidfd.
+    MreleaseEnter = 1,
+    /// `process_mrelease` returned; `arg` is the return value.
+    MreleaseExit = 2,
+    /// `exit_mmap()` finished in a tracked task.
+    ExitMmap = 3,
+    /// A tracked task passed `sched_process_exit` (after `exit_mm`).
+    ProcessExit = 4,
+    /// A tracked task's `task_struct` was freed; `arg` is the pid.
+    ProcessFree = 5,
+    /// `oom:mark_victim`; `arg` is the victim pid.
+    OomMarkVictim = 6,
+    /// `oom:wake_reaper`; `arg` is the victim pid.
+    OomWakeReaper = 7,
+    /// `oom:start_task_reaping`; `arg` is the victim pid.
+    OomStartReaping = 8,
+    /// `oom:finish_task_reaping`; `arg` is the victim pid.
+    OomFinishReaping = 9,
+    /// `oom:skip_task_reaping`; `arg` is the victim pid.
+    OomSkipReaping = 10,
+}
+
+impl TimelineKind {
+    /// Decodes a raw kind; `None` for values this build does not know.
+    pub const fn from_raw(raw: u32) -> Option<Self> {
+        Some(match raw {
+            1 => Self::MreleaseEnter,
+            2 => Self::MreleaseExit,
+            3 => Self::ExitMmap,
+            4 => Self::ProcessExit,
+            5 => Self::ProcessFree,
+            6 => Self::OomMarkVictim,
+            7 => Self::OomWakeReaper,
+            8 => Self::OomStartReaping,
+            9 => Self::OomFinishReaping,
+            10 => Self::OomSkipReaping,
+            _ => return None,
+        })
+    }
+
+    /// Stable machine name, used in run files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::MreleaseEnter => "mrelease_enter",
+            Self::MreleaseExit => "mrelease_exit",
+            Self::ExitMmap => "exit_mmap_done",
+            Self::ProcessExit => "process_exit",
+            Self::ProcessFree => "process_free",
+            Self::OomMarkVictim => "oom_mark_victim",
+            Self::OomWakeReaper => "oom_wake_reaper",
+            Self::OomStartReaping => "oom_start_reaping",
+            Self::OomFinishReaping => "oom_finish_reaping",
+            Self::OomSkipReaping => "oom_skip_reaping",
+        }
+    }
+}
+
+/// One ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimelineEvent {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC).
+    pub ts_ns: u64,
+    /// Kind-specific argument (see [`TimelineKind`]).
+    pub arg: i64,
+    /// A raw [`TimelineKind`].
+    pub kind: u32,
+    /// Context of the current task, or `CONTEXT_UNTRACKED`.
+    pub context: u32,
+    /// Current thread id.
+    pub tid: u32,
+    /// Current thread-group id.
+    pub tgid: u32,
+    /// Current task's comm, NUL-padded.
+    pub comm: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<TimelineEvent>() == 48);
+crate::user_pod!(TimelineEvent);

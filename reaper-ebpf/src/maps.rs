@@ -1,0 +1,91 @@
+//! Maps and helpers shared by several probe modules: task tracking, the kernel
+//! stack map, the loss/hit counters and the tracepoint field offsets.
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::map,
+    maps::{HashMap, PerCpuArray, StackTrace},
+};
+use reaper_common::{
+    loss::{COUNTER_COUNT, Counter},
+    sampling::KERNEL_STACKS_DEFAULT_ENTRIES,
+    tracepoint_offsets::TracepointOffsets,
+    tracking::{TRACKED_MAX_ENTRIES, TrackedTask},
+};
+
+/// tgid → context; see `reaper_common::tracking`.
+#[map(name = "TRACKED_TGIDS")]
+pub static TRACKED_TGIDS: HashMap<u32, TrackedTask> =
+    HashMap::with_max_entries(TRACKED_MAX_ENTRIES, 0);
+
+/// tid → context; consulted before [`TRACKED_TGIDS`].
+#[map(name = "TRACKED_TIDS")]
+pub static TRACKED_TIDS: HashMap<u32, TrackedTask> =
+    HashMap::with_max_entries(TRACKED_MAX_ENTRIES, 0);
+
+/// Kernel stacks of samples and lock waits (size set by `--stack-map-size`).
+#[map(name = "KERNEL_STACKS")]
+pub static KERNEL_STACKS: StackTrace =
+    StackTrace::with_max_entries(KERNEL_STACKS_DEFAULT_ENTRIES, 0);
+
+/// Per-CPU hit and loss counters indexed by [`Counter`].
+#[map(name = "COUNTERS")]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT, 0);
+
+/// Tracepoint field offsets, written by the loader from tracefs `format`.
+#[unsafe(no_mangle)]
+pub static TRACEPOINT_OFFSETS: TracepointOffsets = TracepointOffsets {
+    contention_begin_lock: 0,
+    contention_begin_flags: 0,
+    contention_end_lock: 0,
+    mrelease_enter_pidfd: 0,
+    mrelease_exit_ret: 0,
+    process_free_pid: 0,
+    oom_pid: 0,
+    _pad: 0,
+};
+
+/// The loader-provided offsets (volatile so the compiler cannot fold the
+/// zero initialiser into the programs).
+#[inline(always)]
+pub fn offsets() -> TracepointOffsets {
+    // SAFETY: a plain read of a global the loader initialised.
+    unsafe { core::ptr::read_volatile(&TRACEPOINT_OFFSETS) }
+}
+
+/// Adds one to a per-CPU counter.
+#[inline(always)]
+pub fn bump(counter: Counter) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot; BPF programs do not preempt each other on one
+        // CPU except NMI-context perf samples, whose rare lost update is
+        // acceptable for a counter.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// The current task's thread id and thread-group id.
+#[inline(always)]
+pub fn current_ids() -> (u32, u32) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    (pid_tgid as u32, (pid_tgid >> 32) as u32)
+}
+
+/// Context of a task, looked up by tid first, then by tgid.
+#[inline(always)]
+pub fn context_of(tid: u32, tgid: u32) -> Option<u32> {
+    // SAFETY: values are plain data copied out immediately.
+    unsafe {
+        if let Some(task) = TRACKED_TIDS.get(&tid) {
+            return Some(task.context);
+        }
+        TRACKED_TGIDS.get(&tgid).map(|task| task.context)
+    }
+}
+
+/// Context of the current task, if reaper tracks it.
+#[inline(always)]
+pub fn current_context() -> Option<u32> {
+    let (tid, tgid) = current_ids();
+    context_of(tid, tgid)
+}

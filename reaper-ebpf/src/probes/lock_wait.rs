@@ -1,0 +1,110 @@
+//! Lock wait time of tracked tasks from `lock:contention_begin/end`, keyed by
+//! the kernel stack at `contention_begin` so userspace can tell PTE-lock waits
+//! from others.
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::bpf_ktime_get_ns,
+    macros::{map, tracepoint},
+    maps::{HashMap, PerCpuHashMap},
+    programs::TracePointContext,
+};
+use reaper_common::{
+    lock_wait::{
+        LOCK_WAITS_DEFAULT_ENTRIES, LockWaitKey, LockWaitStats, PENDING_WAITS_MAX_ENTRIES,
+        PendingWait, PendingWaitKey,
+    },
+    loss::Counter,
+};
+
+use crate::maps::{bump, context_of, current_ids, offsets};
+
+/// Open waits of tracked tasks.
+#[map(name = "PENDING_WAITS")]
+static PENDING_WAITS: HashMap<PendingWaitKey, PendingWait> =
+    HashMap::with_max_entries(PENDING_WAITS_MAX_ENTRIES, 0);
+
+/// Completed waits aggregated per (context, stack, flags).
+#[map(name = "LOCK_WAITS")]
+static LOCK_WAITS: PerCpuHashMap<LockWaitKey, LockWaitStats> =
+    PerCpuHashMap::with_max_entries(LOCK_WAITS_DEFAULT_ENTRIES, 0);
+
+/// `-EEXIST`: a wait on this (task, lock) is already open; keep the first.
+const EEXIST: i32 = 17;
+
+#[tracepoint]
+pub fn lock_contention_begin(ctx: TracePointContext) -> u32 {
+    let (tid, tgid) = current_ids();
+    let Some(context) = context_of(tid, tgid) else {
+        return 0;
+    };
+    bump(Counter::LockBeginTracked);
+    let offsets = offsets();
+    // SAFETY: offsets come from this kernel's tracefs format.
+    let (Ok(lock), Ok(flags)) = (
+        unsafe { ctx.read_at::<u64>(offsets.contention_begin_lock as usize) },
+        unsafe { ctx.read_at::<u32>(offsets.contention_begin_flags as usize) },
+    ) else {
+        return 0;
+    };
+    let stack_id = super::stack_id_of(&ctx, Counter::LockStackLost);
+    let key = PendingWaitKey { tid, _pad: 0, lock };
+    let wait = PendingWait {
+        start_ns: unsafe { bpf_ktime_get_ns() },
+        context,
+        stack_id,
+        flags,
+        _pad: 0,
+    };
+    if let Err(err) = PENDING_WAITS.insert(&key, &wait, BPF_NOEXIST as u64) {
+        if err != -EEXIST {
+            bump(Counter::LockPendingFull);
+        }
+    }
+    0
+}
+
+#[tracepoint]
+pub fn lock_contention_end(ctx: TracePointContext) -> u32 {
+    let (tid, _) = current_ids();
+    // SAFETY: offset from this kernel's tracefs format.
+    let Ok(lock) = (unsafe { ctx.read_at::<u64>(offsets().contention_end_lock as usize) }) else {
+        return 0;
+    };
+    let key = PendingWaitKey { tid, _pad: 0, lock };
+    // SAFETY: copied out before the entry is removed.
+    let Some(wait) = (unsafe { PENDING_WAITS.get(&key) }).copied() else {
+        return 0;
+    };
+    let _ = PENDING_WAITS.remove(&key);
+    let waited = unsafe { bpf_ktime_get_ns() }.saturating_sub(wait.start_ns);
+    let agg_key = LockWaitKey {
+        context: wait.context,
+        stack_id: wait.stack_id,
+        flags: wait.flags,
+        _pad: 0,
+    };
+    match LOCK_WAITS.get_ptr_mut(&agg_key) {
+        Some(stats) => {
+            // SAFETY: per-CPU value, no concurrent writer on this CPU.
+            unsafe {
+                (*stats).count += 1;
+                (*stats).total_ns += waited;
+                if waited > (*stats).max_ns {
+                    (*stats).max_ns = waited;
+                }
+            }
+        }
+        None => {
+            let first = LockWaitStats {
+                count: 1,
+                total_ns: waited,
+                max_ns: waited,
+            };
+            if LOCK_WAITS.insert(&agg_key, &first, 0).is_err() {
+                bump(Counter::LockWaitsFull);
+            }
+        }
+    }
+    0
+}
