@@ -1,0 +1,58 @@
+//! Brendan Gregg's folded stacks: `outer;...;leaf N`, N = samples.
+//!
+//! One set of lines per context (stacks merged over episodes), and a
+//! combined set whose root frame is the context name, so one flame graph
+//! shows every context side by side.
+
+use crate::model::{Run, SampledStack};
+
+use super::analysis::{contexts_in, merged_stacks};
+
+fn line(prefix: Option<&str>, stack: &SampledStack) -> String {
+    let mut frames: Vec<&str> = prefix.into_iter().collect();
+    frames.extend(stack.frames.iter().map(String::as_str));
+    format!("{} {}", frames.join(";"), stack.samples)
+}
+
+/// Folded lines of one context, sorted; stacks without samples are left out.
+pub fn context_lines(run: &Run, context: &str) -> Vec<String> {
+    merged_stacks(run, context)
+        .iter()
+        .filter(|s| s.samples > 0 && !s.frames.is_empty())
+        .map(|s| line(None, s))
+        .collect()
+}
+
+/// Folded lines of every context, each rooted at the context's name.
+pub fn combined_lines(run: &Run) -> Vec<String> {
+    contexts_in(run)
+        .iter()
+        .flat_map(|context| {
+            merged_stacks(run, context)
+                .into_iter()
+                .filter(|s| s.samples > 0)
+                .map(move |s| line(Some(context), &s))
+        })
+        .collect()
+}
+
+/// Lines joined into a file's text.
+pub fn to_text(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_format() {
+        let s = SampledStack {
+            frames: vec!["a".into(), "b".into()],
+            samples: 7,
+            period_ns: 1,
+        };
+        assert_eq!(line(None, &s), "a;b 7");
+        assert_eq!(line(Some("victim_exit"), &s), "victim_exit;a;b 7");
+    }
+}

@@ -1,0 +1,90 @@
+//! What each loss counter means, and which flag enlarges what overflowed.
+//!
+//! The counter names come from `reaper_common::loss::Counter`; a counter this
+//! build does not know is still shown (as a loss, without a hint), so a newer
+//! recorder's losses are never hidden.
+
+use reaper_common::loss::Counter;
+
+use super::model::Loss;
+
+/// Whether a kernel counter's non-zero value is a loss. Unknown names count
+/// as losses: better a spurious warning than a silent drop.
+pub fn is_loss(name: &str) -> bool {
+    Counter::ALL
+        .iter()
+        .find(|c| c.name() == name)
+        .is_none_or(|c| c.is_loss())
+}
+
+/// Describes a non-zero loss counter.
+pub fn describe(name: &str, count: u64) -> Loss {
+    let (what, flag) = match name {
+        "sample_stack_lost" => (
+            "samples had no stack (KERNEL_STACKS full or collision)",
+            Some("--stack-map-size"),
+        ),
+        "sample_counts_full" => (
+            "samples dropped (SAMPLE_COUNTS map full)",
+            Some("--sample-map-size"),
+        ),
+        "lock_pending_full" => (
+            "lock waits lost (PENDING_WAITS map full)",
+            Some("--lock-map-size"),
+        ),
+        "lock_waits_full" => (
+            "lock waits lost (LOCK_WAITS map full)",
+            Some("--lock-map-size"),
+        ),
+        "lock_stack_lost" => (
+            "lock waits had no stack (KERNEL_STACKS full or collision)",
+            Some("--stack-map-size"),
+        ),
+        "timeline_ring_full" => (
+            "timeline events lost (TIMELINE ring buffer full)",
+            Some("--ringbuf-size"),
+        ),
+        _ => ("lost", None),
+    };
+    let what = if flag.is_none() {
+        format!("{what} ({name})")
+    } else {
+        what.to_owned()
+    };
+    Loss {
+        counter: name.to_owned(),
+        count,
+        what,
+        flag: flag.map(str::to_owned),
+    }
+}
+
+/// Describes a non-zero userspace loss (e.g. unparsable ring-buffer records).
+pub fn describe_user(name: &str, count: u64) -> Loss {
+    Loss {
+        counter: name.to_owned(),
+        count,
+        what: format!("lost in userspace ({name})"),
+        flag: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hit_counters_are_not_losses() {
+        assert!(!is_loss("samples_tracked"));
+        assert!(!is_loss("timeline_events"));
+        assert!(is_loss("sample_stack_lost"));
+        assert!(is_loss("some_future_counter"));
+    }
+
+    #[test]
+    fn every_loss_counter_has_a_hint() {
+        for counter in Counter::ALL.iter().filter(|c| c.is_loss()) {
+            assert!(describe(counter.name(), 1).flag.is_some(), "{counter:?}");
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The derived report: what every renderer prints, computed once from a run.
+//!
+//! Nothing here is formatted text. The analysis (`analysis.rs`) fills it from
+//! a [`Run`](crate::model::Run); the text, JSON, folded and SVG renderers only
+//! read it. Times are in the unit their field name says; tables that average
+//! over episodes hold the per-episode mean and [`ContextReport::episodes`]
+//! says over how many.
+
+use serde::Serialize;
+
+use crate::model::{Latencies, NotMeasured, ProbeUse, TimelineEntry, VictimInfo};
+
+/// Everything `reaper report` prints.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// Run-level facts and warnings.
+    pub header: Header,
+    /// The thread's "Summary of measurements (ms)".
+    pub summary: Summary,
+    /// One entry per context that appears in any episode.
+    pub contexts: Vec<ContextReport>,
+    /// Per-episode timeline, latencies and counters.
+    pub episodes: Vec<EpisodeReport>,
+    /// What the run could not measure, and why.
+    pub not_measured: Vec<NotMeasured>,
+}
+
+/// Run-level facts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Header {
+    /// "reaper 0.1.0".
+    pub tool: String,
+    /// `uname -r` of the recorded kernel.
+    pub kernel_release: String,
+    /// `uname -m`.
+    pub arch: String,
+    /// Online CPUs.
+    pub cpus: u32,
+    /// Sampling frequency.
+    pub freq_hz: u64,
+    /// cpu-clock period, ns.
+    pub sample_period_ns: u64,
+    /// Human scenario description.
+    pub scenario: String,
+    /// Seconds since the Unix epoch when recording started.
+    pub started_unix: u64,
+    /// Episodes in the run.
+    pub episodes: usize,
+    /// `Some(reason)` when the run is partial.
+    pub partial: Option<String>,
+    /// How each probe group was attached.
+    pub probes: Vec<ProbeUse>,
+    /// Losses summed over all episodes (empty: nothing was lost).
+    pub losses: Vec<Loss>,
+}
+
+/// A non-zero loss counter, with what it means and what to enlarge.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Loss {
+    /// Counter name (`Counter::name()`, or a userspace loss name).
+    pub counter: String,
+    /// How many were lost.
+    pub count: u64,
+    /// What was lost, e.g. "samples had no stack (KERNEL_STACKS full or collision)".
+    pub what: String,
+    /// The flag that enlarges the structure that overflowed, if any.
+    pub flag: Option<String>,
+}
+
+/// The summary table: one row per measurement, one cell per episode.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    /// Episodes (cells per row).
+    pub episodes: usize,
+    /// Rows, in the thread's order.
+    pub rows: Vec<SummaryRow>,
+}
+
+/// One measurement across episodes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SummaryRow {
+    /// Row label, e.g. "Total running time".
+    pub label: String,
+    /// Label of the split line, e.g. "(exit_mmap + reaper work)"; `None` for
+    /// rows that are one number (latencies).
+    pub split_label: Option<String>,
+    /// One cell per episode, in episode order.
+    pub cells: Vec<Cell>,
+    /// Median and range over the measured cells (`None` if none measured).
+    pub stats: Option<RowStats>,
+}
+
+/// One episode's value of a summary row.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Cell {
+    /// A measured value (possibly 0).
+    Measured(Value),
+    /// The run could not measure it.
+    NotMeasured {
+        /// Why, e.g. "lock_wait probe: tracepoint not found".
+        why: String,
+    },
+}
+
+/// A measured summary value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Value {
+    /// Total, ms.
+    pub total_ms: f64,
+    /// (exit_mmap part, reaper-work part), ms, for split rows.
+    pub split_ms: Option<(f64, f64)>,
+    /// Event count (lock waits), for rows that have one.
+    pub count: Option<u64>,
+}
+
+/// Median, minimum and maximum of a row's measured cells, each component
+/// taken independently.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct RowStats {
+    /// How many cells were measured.
+    pub measured: usize,
+    /// Component-wise median.
+    pub median: Value,
+    /// Component-wise minimum.
+    pub min: Value,
+    /// Component-wise maximum.
+    pub max: Value,
+}
+
+/// One context (victim exit, mrelease caller, oom_reaper) over all episodes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ContextReport {
+    /// Machine name, e.g. "victim_exit".
+    pub context: String,
+    /// Display label, e.g. "victim exit".
+    pub label: String,
+    /// Episodes the per-episode means are taken over (all episodes of the run).
+    pub episodes: usize,
+    /// comm of the context's tasks (first seen), "unknown" if none.
+    pub comm: String,
+    /// Samples over all episodes.
+    pub samples: u64,
+    /// Sampled CPU time over all episodes, ns.
+    pub period_ns: u64,
+    /// The "Period (ms)  Symbol" table: anchor and catalog functions.
+    pub key_functions: Vec<KeyFunction>,
+    /// The "Children  Self  Symbol" table (top N by Children, means).
+    pub symbols: Vec<SymbolCost>,
+    /// The caller-based call graph, pruned by the options.
+    pub call_graph: CallGraph,
+    /// Lock waits by stack.
+    pub lock_waits: LockWaits,
+}
+
+/// A row of the "Period (ms)  Symbol" table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KeyFunction {
+    /// Catalog concept id, or "anchor" for the context's root function.
+    pub concept: String,
+    /// The frame that stands for it on this kernel; `None`: absent on this kernel.
+    pub symbol: Option<String>,
+    /// True when `symbol` is the inline fallback (the PTE lock on 6.1).
+    pub inline_fallback: bool,
+    /// Candidates tried (for absent concepts).
+    pub candidates: Vec<String>,
+    /// Children period, ms, per-episode mean; `None` when absent.
+    pub period_ms: Option<f64>,
+}
+
+/// A row of the "Children  Self  Symbol" table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SymbolCost {
+    /// Function name.
+    pub symbol: String,
+    /// Period of samples whose stack contains it (once per stack), ns, mean.
+    pub children_ns: u64,
+    /// Period of samples where it is the leaf, ns, mean.
+    pub self_ns: u64,
+}
+
+/// A caller-based call graph: a forest of roots.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CallGraph {
+    /// Total period of the context, ns (percent base of the roots).
+    pub total_ns: u64,
+    /// Roots (the context's anchor, and own roots of stacks without it),
+    /// by period descending; those under the cut-off are dropped.
+    pub roots: Vec<CallNode>,
+    /// Roots dropped by the cut-off.
+    pub hidden_roots: usize,
+    /// The percent cut-off applied (relative to the parent node).
+    pub percent_limit: f64,
+    /// The depth limit applied (root = depth 0).
+    pub max_depth: usize,
+}
+
+/// A node of the call graph.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CallNode {
+    /// Function name.
+    pub name: String,
+    /// Period of all samples through this node, ns (sum over episodes).
+    pub total_ns: u64,
+    /// Period of samples that end here, ns.
+    pub self_ns: u64,
+    /// Callees, by period descending, pruned by the options.
+    pub children: Vec<CallNode>,
+}
+
+/// Lock waits of a context.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LockWaits {
+    /// `None` when measured; otherwise why not.
+    pub not_measured: Option<String>,
+    /// Top stacks by total wait (per-episode means).
+    pub rows: Vec<LockWaitRow>,
+    /// Stacks not shown (beyond the top N).
+    pub hidden: usize,
+}
+
+/// Lock waits that began at one stack.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LockWaitRow {
+    /// The innermost frame that is not a lock primitive (the lock's user).
+    pub waiter: String,
+    /// The waiter's caller, if known.
+    pub caller: Option<String>,
+    /// True for a spinning waiter (`LCB_F_SPIN`), false for a sleeping one.
+    pub spin: bool,
+    /// Completed waits, per-episode mean.
+    pub count: f64,
+    /// Total wait, ms, per-episode mean.
+    pub total_ms: f64,
+    /// Longest single wait over all episodes, µs.
+    pub max_us: f64,
+    /// The full stack, outermost caller first.
+    pub frames: Vec<String>,
+}
+
+/// One episode's timeline, latencies and counters.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EpisodeReport {
+    /// 0-based index.
+    pub index: u32,
+    /// The victim.
+    pub victim: VictimInfo,
+    /// True when cut short.
+    pub partial: bool,
+    /// Events, ordered by time.
+    pub timeline: Vec<TimelineEntry>,
+    /// Latencies from the timeline.
+    pub latencies: Latencies,
+    /// Why a latency is missing, when the scenario explains it.
+    pub no_mrelease: bool,
+    /// Every counter (kernel and userspace), in name order.
+    pub counters: Vec<CounterLine>,
+}
+
+/// One counter of an episode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CounterLine {
+    /// Counter name.
+    pub name: String,
+    /// Value.
+    pub value: u64,
+    /// `Some` when the value is a non-zero loss.
+    pub loss: Option<Loss>,
+}

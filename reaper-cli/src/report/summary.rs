@@ -1,0 +1,344 @@
+//! The "Summary of measurements (ms)" rows, one cell per episode.
+//!
+//! Rows follow the thread: total running time, time waiting for the PTE
+//! spinlock, rmap-removal time (each split into the victim's `exit_mmap`
+//! part and the reaper-work part), then the kill→done latencies. A value the
+//! run could not measure is a `NotMeasured` cell with the reason, never 0.
+
+use crate::catalog::frame_for;
+use crate::model::{Episode, Run, SampledStack};
+
+use super::model::{Cell, RowStats, Summary, SummaryRow, Value};
+use super::stacks::{children_of, children_within, frames_within};
+
+/// Context names of the reaper side (their work is "reaper work").
+pub const REAPER_CONTEXTS: [&str; 2] = ["mrelease_caller", "oom_reaper"];
+/// Context name of the dying task.
+pub const VICTIM_CONTEXT: &str = "victim_exit";
+/// Split-line label of the thread's rows.
+const SPLIT_LABEL: &str = "(exit_mmap + reaper work)";
+
+const NS_PER_MS: f64 = 1e6;
+
+/// Builds the summary.
+pub fn summary(run: &Run) -> Summary {
+    let rows = vec![
+        running_time_row(run),
+        pte_wait_row(run),
+        rmap_row(run),
+        latency_row(run, "kill → mrelease done", |e| {
+            e.latencies.kill_to_mrelease_done_ns
+        }),
+        latency_row(run, "kill → exit_mmap done", |e| {
+            e.latencies.kill_to_exit_mmap_done_ns
+        }),
+    ];
+    Summary {
+        episodes: run.episodes.len(),
+        rows,
+    }
+}
+
+/// The sampled stacks of one context in one episode.
+pub fn episode_stacks<'a>(
+    episode: &'a Episode,
+    context: &'a str,
+) -> impl Iterator<Item = &'a SampledStack> + 'a {
+    episode
+        .contexts
+        .iter()
+        .filter(move |c| c.context == context)
+        .flat_map(|c| c.stacks.iter())
+}
+
+/// Why a probe group did not measure, if it did not: its `not_measured`
+/// entry, else its non-"attached" status. `None` when it was attached or
+/// the run does not list it.
+pub fn probe_failure(run: &Run, probe: &str) -> Option<String> {
+    let entry = run
+        .recording
+        .probes
+        .iter()
+        .find(|p| p.probe == probe || p.probe.starts_with(&format!("{probe}:")))?;
+    if entry.status == "attached" {
+        return None;
+    }
+    let noted = run
+        .not_measured
+        .iter()
+        .find(|n| n.what.contains(probe.split('_').next().unwrap_or(probe)));
+    Some(noted.map_or_else(
+        || format!("{} probe ({}): {}", entry.probe, entry.mode, entry.status),
+        |n| n.why.clone(),
+    ))
+}
+
+/// Whether lock waits were measured: `Err(why)` when the lock_wait probe did
+/// not attach, or when the run has neither a probe entry nor any lock data.
+pub fn lock_wait_status(run: &Run) -> Result<(), String> {
+    if let Some(why) = probe_failure(run, "lock_wait") {
+        return Err(why);
+    }
+    let listed = run.recording.probes.iter().any(|p| p.probe == "lock_wait");
+    let has_data = run
+        .episodes
+        .iter()
+        .flat_map(|e| &e.contexts)
+        .any(|c| !c.lock_waits.is_empty());
+    if listed || has_data {
+        return Ok(());
+    }
+    match run.not_measured.iter().find(|n| n.what.contains("lock")) {
+        Some(noted) => Err(noted.why.clone()),
+        None => Err("the run has no lock_wait probe".to_owned()),
+    }
+}
+
+fn split_value(victim_ns: u64, reaper_ns: u64, count: Option<u64>) -> Value {
+    Value {
+        total_ms: (victim_ns + reaper_ns) as f64 / NS_PER_MS,
+        split_ms: Some((victim_ns as f64 / NS_PER_MS, reaper_ns as f64 / NS_PER_MS)),
+        count,
+    }
+}
+
+fn absent(concept: &str) -> String {
+    let candidates = crate::catalog::concept(concept)
+        .map(|c| c.candidates.join(", "))
+        .unwrap_or_default();
+    format!("absent on this kernel: none of {candidates}")
+}
+
+fn uniform_row(run: &Run, label: String, why: String) -> SummaryRow {
+    row(
+        label,
+        Some(SPLIT_LABEL),
+        vec![Cell::NotMeasured { why }; run.episodes.len()],
+    )
+}
+
+fn row(label: String, split_label: Option<&str>, cells: Vec<Cell>) -> SummaryRow {
+    let stats = row_stats(&cells);
+    SummaryRow {
+        label,
+        split_label: split_label.map(str::to_owned),
+        cells,
+        stats,
+    }
+}
+
+fn running_time_row(run: &Run) -> SummaryRow {
+    let label = "Total running time".to_owned();
+    if let Some(why) = probe_failure(run, "sampling") {
+        return uniform_row(run, label, why);
+    }
+    let Some(victim_fn) = frame_for(&run.symbols, "victim_teardown") else {
+        return uniform_row(run, label, absent("victim_teardown"));
+    };
+    let Some(reaper_fn) = frame_for(&run.symbols, "reaper_work") else {
+        return uniform_row(run, label, absent("reaper_work"));
+    };
+    let cells = run
+        .episodes
+        .iter()
+        .map(|e| {
+            let victim: Vec<_> = episode_stacks(e, VICTIM_CONTEXT).cloned().collect();
+            let reaper: Vec<_> = REAPER_CONTEXTS
+                .iter()
+                .flat_map(|c| episode_stacks(e, c).cloned())
+                .collect();
+            Cell::Measured(split_value(
+                children_of(&victim, victim_fn),
+                children_of(&reaper, reaper_fn),
+                None,
+            ))
+        })
+        .collect();
+    row(label, Some(SPLIT_LABEL), cells)
+}
+
+fn pte_wait_row(run: &Run) -> SummaryRow {
+    let label = "Time waiting for pte spinlock".to_owned();
+    if let Err(why) = lock_wait_status(run) {
+        return uniform_row(run, label, why);
+    }
+    let Some(pte_fn) = frame_for(&run.symbols, "pte_lock") else {
+        return uniform_row(run, label, absent("pte_lock"));
+    };
+    let victim_fn = frame_for(&run.symbols, "victim_teardown").unwrap_or("exit_mmap");
+    let cells = run
+        .episodes
+        .iter()
+        .map(|e| {
+            let (mut victim, mut reaper, mut count) = (0, 0, 0);
+            for ctx in &e.contexts {
+                let is_victim = ctx.context == VICTIM_CONTEXT;
+                if !is_victim && !REAPER_CONTEXTS.contains(&ctx.context.as_str()) {
+                    continue;
+                }
+                for wait in &ctx.lock_waits {
+                    let counts = if is_victim {
+                        frames_within(&wait.frames, victim_fn, pte_fn)
+                    } else {
+                        wait.frames.iter().any(|f| f == pte_fn)
+                    };
+                    if !counts {
+                        continue;
+                    }
+                    count += wait.count;
+                    if is_victim {
+                        victim += wait.total_ns;
+                    } else {
+                        reaper += wait.total_ns;
+                    }
+                }
+            }
+            Cell::Measured(split_value(victim, reaper, Some(count)))
+        })
+        .collect();
+    row(label, Some(SPLIT_LABEL), cells)
+}
+
+fn rmap_row(run: &Run) -> SummaryRow {
+    let Some(rmap_fn) = frame_for(&run.symbols, "rmap_removal") else {
+        return uniform_row(run, "rmap removal time".to_owned(), absent("rmap_removal"));
+    };
+    let label = format!("{rmap_fn} time");
+    if let Some(why) = probe_failure(run, "sampling") {
+        return uniform_row(run, label, why);
+    }
+    let victim_fn = frame_for(&run.symbols, "victim_teardown").unwrap_or("exit_mmap");
+    let reaper_fn = frame_for(&run.symbols, "reaper_work").unwrap_or("__oom_reap_task_mm");
+    let cells = run
+        .episodes
+        .iter()
+        .map(|e| {
+            let victim: Vec<_> = episode_stacks(e, VICTIM_CONTEXT).cloned().collect();
+            let reaper: Vec<_> = REAPER_CONTEXTS
+                .iter()
+                .flat_map(|c| episode_stacks(e, c).cloned())
+                .collect();
+            Cell::Measured(split_value(
+                children_within(&victim, victim_fn, rmap_fn),
+                children_within(&reaper, reaper_fn, rmap_fn),
+                None,
+            ))
+        })
+        .collect();
+    row(label, Some(SPLIT_LABEL), cells)
+}
+
+fn latency_row(run: &Run, label: &str, get: impl Fn(&Episode) -> Option<u64>) -> SummaryRow {
+    let mrelease = run.recording.scenario.mrelease;
+    let cells = run
+        .episodes
+        .iter()
+        .map(|e| match get(e) {
+            Some(ns) => Cell::Measured(Value {
+                total_ms: ns as f64 / NS_PER_MS,
+                ..Value::default()
+            }),
+            None if !mrelease && label.contains("mrelease") => Cell::NotMeasured {
+                why: "no process_mrelease in this scenario".to_owned(),
+            },
+            None => Cell::NotMeasured {
+                why: "event not seen".to_owned(),
+            },
+        })
+        .collect();
+    row(label.to_owned(), None, cells)
+}
+
+/// Median of a non-empty list (mean of the middle two for even lengths).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}
+
+/// Component-wise median/min/max of the measured cells.
+pub fn row_stats(cells: &[Cell]) -> Option<RowStats> {
+    let values: Vec<Value> = cells
+        .iter()
+        .filter_map(|c| match c {
+            Cell::Measured(v) => Some(*v),
+            Cell::NotMeasured { .. } => None,
+        })
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    let stat = |f: &dyn Fn(&Value) -> Option<f64>| -> Option<(f64, f64, f64)> {
+        let mut xs: Vec<f64> = values.iter().filter_map(f).collect();
+        if xs.is_empty() {
+            return None;
+        }
+        let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Some((median(&mut xs), min, max))
+    };
+    let total = stat(&|v| Some(v.total_ms)).unwrap_or_default();
+    let victim = stat(&|v| v.split_ms.map(|s| s.0));
+    let reaper = stat(&|v| v.split_ms.map(|s| s.1));
+    let count = stat(&|v| v.count.map(|c| c as f64));
+    let pick = |i: usize| {
+        let get = |t: (f64, f64, f64)| [t.0, t.1, t.2][i];
+        Value {
+            total_ms: get(total),
+            split_ms: victim.zip(reaper).map(|(v, r)| (get(v), get(r))),
+            count: count.map(|c| get(c).round() as u64),
+        }
+    };
+    Some(RowStats {
+        measured: values.len(),
+        median: pick(0),
+        min: pick(1),
+        max: pick(2),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(total: f64, split: (f64, f64), count: u64) -> Cell {
+        Cell::Measured(Value {
+            total_ms: total,
+            split_ms: Some(split),
+            count: Some(count),
+        })
+    }
+
+    #[test]
+    fn median_of_odd_and_even_lists() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn stats_are_component_wise_and_skip_not_measured() {
+        let cells = [
+            measured(10.0, (6.0, 4.0), 3),
+            Cell::NotMeasured { why: "x".into() },
+            measured(30.0, (10.0, 20.0), 9),
+            measured(20.0, (2.0, 18.0), 5),
+        ];
+        let s = row_stats(&cells).unwrap();
+        assert_eq!(s.measured, 3);
+        assert_eq!(s.median.total_ms, 20.0);
+        assert_eq!(s.median.split_ms, Some((6.0, 18.0)));
+        assert_eq!(s.median.count, Some(5));
+        assert_eq!(s.min.split_ms, Some((2.0, 4.0)));
+        assert_eq!(s.max.total_ms, 30.0);
+        assert_eq!(s.max.count, Some(9));
+    }
+
+    #[test]
+    fn no_measured_cell_means_no_stats() {
+        assert_eq!(row_stats(&[Cell::NotMeasured { why: "x".into() }]), None);
+    }
+}

@@ -1,0 +1,175 @@
+//! Plain-text rendering of a [`Report`]: the header, the summary box, the
+//! per-context tables and call graphs, the per-episode timelines and
+//! counters, and the "not measured" list. Columns are aligned on character
+//! counts, so non-ASCII labels (→, –, µ) line up too.
+
+mod context;
+mod episode;
+mod summary;
+
+use std::fmt::Write;
+
+use super::model::{Header, Report};
+
+/// Renders the whole report.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    header(&report.header, &mut out);
+    out.push('\n');
+    out.push_str(&summary::render(&report.summary));
+    for context in &report.contexts {
+        out.push('\n');
+        out.push_str(&context::render(context, &report.header));
+    }
+    for episode in &report.episodes {
+        out.push('\n');
+        out.push_str(&episode::render(episode));
+    }
+    out.push('\n');
+    not_measured(report, &mut out);
+    out
+}
+
+fn header(h: &Header, out: &mut String) {
+    if let Some(reason) = &h.partial {
+        let _ = writeln!(out, "PARTIAL: {reason}");
+    }
+    if !h.losses.is_empty() {
+        let _ = writeln!(out, "LOSSES: this run lost data; its figures undercount:");
+        for loss in &h.losses {
+            let _ = writeln!(out, "  {}", loss_line(loss));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} — Linux {} {}, {} CPUs",
+        h.tool, h.kernel_release, h.arch, h.cpus
+    );
+    let _ = writeln!(out, "Scenario: {}", h.scenario);
+    let _ = writeln!(
+        out,
+        "Recorded: {}, {} episode{}",
+        utc(h.started_unix),
+        h.episodes,
+        if h.episodes == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(
+        out,
+        "Sampling: cpu-clock at {} Hz (period {} ns)",
+        h.freq_hz, h.sample_period_ns
+    );
+    if !h.probes.is_empty() {
+        let probes: Vec<String> = h
+            .probes
+            .iter()
+            .map(|p| format!("{} ({}): {}", p.probe, p.mode, p.status))
+            .collect();
+        let _ = writeln!(out, "Probes: {}", probes.join("; "));
+    }
+}
+
+/// "LOST: 12 samples had no stack (...) — enlarge with --stack-map-size".
+pub(crate) fn loss_line(loss: &super::model::Loss) -> String {
+    match &loss.flag {
+        Some(flag) => format!("LOST: {} {} — enlarge with {flag}", loss.count, loss.what),
+        None => format!("LOST: {} {}", loss.count, loss.what),
+    }
+}
+
+fn not_measured(report: &Report, out: &mut String) {
+    if report.not_measured.is_empty() {
+        let _ = writeln!(out, "Not measured: nothing; every probe group attached.");
+        return;
+    }
+    let _ = writeln!(out, "Not measured:");
+    for n in &report.not_measured {
+        let _ = writeln!(out, "  - {}: {}", n.what, n.why);
+    }
+}
+
+/// A Unix time as "YYYY-MM-DD HH:MM:SS UTC" (civil-from-days, proleptic
+/// Gregorian calendar).
+pub(crate) fn utc(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Column alignment.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Align {
+    Left,
+    Right,
+}
+
+/// Lays rows out in columns separated by two spaces; the last column is
+/// not padded. Widths count characters, not bytes.
+pub(crate) fn columns(rows: &[Vec<String>], align: &[Align]) -> String {
+    let ncols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..ncols)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            let last = i + 1 == row.len();
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            let right = align.get(i).copied().unwrap_or(Align::Left) == Align::Right;
+            if right {
+                line.push_str(&" ".repeat(pad));
+            }
+            line.push_str(cell);
+            if !last {
+                if !right {
+                    line.push_str(&" ".repeat(pad));
+                }
+                line.push_str("  ");
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_764_108_245), "2025-11-25 22:04:05 UTC");
+    }
+
+    #[test]
+    fn columns_align_on_characters() {
+        let rows = vec![
+            vec!["a".to_owned(), "µs".to_owned(), "x".to_owned()],
+            vec!["long".to_owned(), "1".to_owned(), "y".to_owned()],
+        ];
+        let text = columns(&rows, &[Align::Left, Align::Right]);
+        assert_eq!(text, "a     µs  x\nlong   1  y\n");
+    }
+}
