@@ -7,5 +7,11 @@
 //! code.
 
 pub mod catalog;
+pub mod doctor;
 pub mod model;
+pub mod probes;
+pub mod recorder;
 pub mod report;
+pub mod scenario;
+pub mod symbolize;
+pub mod system;

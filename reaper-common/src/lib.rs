@@ -6,6 +6,7 @@
 //! their sizes are checked at compile time.
 #![no_std]
 
+pub mod capability;
 pub mod context;
 pub mod lock_wait;
 pub mod loss;

@@ -1,5 +1,6 @@
 //! One module per probe concept, plus the stack-capture helper they share.
 
+pub mod capability;
 pub mod lock_wait;
 pub mod sampling;
 pub mod timeline;

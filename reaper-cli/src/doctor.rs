@@ -1,0 +1,329 @@
+//! What this kernel lets reaper do, found by really loading and attaching a
+//! trivial program of each attach kind, plus BTF, tracefs, the catalog's
+//! resolved probe targets and `process_mrelease`.
+
+use aya::{
+    Btf, Ebpf,
+    programs::{BtfTracePoint, FEntry, FExit, KProbe},
+};
+use serde::Serialize;
+
+use crate::{
+    catalog::{self, KernelSymbols},
+    model::{HostInfo, ResolvedConcept},
+    probes::{attach, loader},
+    scenario::pidfd,
+    system::{kernel, privileges, tracefs},
+};
+
+/// One attach kind's verdict.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AttachKind {
+    /// "fentry", "fexit", "kprobe", "kretprobe", "tracepoint", "tp_btf", "perf_event".
+    pub kind: String,
+    /// Whether a program of this kind loaded and attached.
+    pub works: bool,
+    /// What was attached, or the kernel's answer.
+    pub detail: String,
+}
+
+/// The doctor's findings.
+#[derive(Clone, Debug, Serialize)]
+pub struct Diagnosis {
+    /// Kernel and machine.
+    pub host: HostInfo,
+    /// Whether /sys/kernel/btf/vmlinux exists.
+    pub btf: bool,
+    /// tracefs root, or why it is unavailable.
+    pub tracefs: Result<String, String>,
+    /// Whether reaper mounted tracefs itself.
+    pub tracefs_mounted_by_reaper: bool,
+    /// Missing privileges, if any.
+    pub privileges: Result<(), String>,
+    /// Attach kinds, in preference order for function timing.
+    pub attach_kinds: Vec<AttachKind>,
+    /// Catalog concepts resolved against /proc/kallsyms.
+    pub probe_targets: Vec<ResolvedConcept>,
+    /// Whether process_mrelease(2) exists.
+    pub process_mrelease: bool,
+    /// The mode `reaper record` will use.
+    pub record_mode: String,
+}
+
+impl Diagnosis {
+    /// Whether reaper can record anything at all (tracepoints or sampling).
+    pub fn can_record(&self) -> bool {
+        self.attach_kinds
+            .iter()
+            .any(|k| (k.kind == "tracepoint" || k.kind == "perf_event") && k.works)
+    }
+
+    /// Whether an attach kind works.
+    pub fn works(&self, kind: &str) -> bool {
+        self.attach_kinds.iter().any(|k| k.kind == kind && k.works)
+    }
+}
+
+/// Runs every check. Never fails: each problem becomes part of the diagnosis.
+pub fn diagnose() -> Diagnosis {
+    let host = kernel::host_info();
+    let privileges = privileges::require_recording_privileges().map_err(|e| e.to_string());
+    let (tracefs, mounted) = match tracefs::ensure_mounted() {
+        Ok((root, mounted)) => (Ok(root.display().to_string()), mounted),
+        Err(err) => (Err(err.to_string()), false),
+    };
+    let symbols = KernelSymbols::running().unwrap_or_default();
+    let probe_targets = catalog::resolve_all(&symbols);
+    let attach_kinds = match &tracefs {
+        Ok(root) => check_attach_kinds(std::path::Path::new(root), &probe_targets),
+        Err(why) => vec![AttachKind {
+            kind: "all".into(),
+            works: false,
+            detail: why.clone(),
+        }],
+    };
+    let mut diagnosis = Diagnosis {
+        host,
+        btf: kernel::has_vmlinux_btf(),
+        tracefs,
+        tracefs_mounted_by_reaper: mounted,
+        privileges,
+        attach_kinds,
+        probe_targets,
+        process_mrelease: pidfd::mrelease_available(),
+        record_mode: String::new(),
+    };
+    diagnosis.record_mode = record_mode(&diagnosis);
+    diagnosis
+}
+
+fn record_mode(d: &Diagnosis) -> String {
+    let sampling = d.works("perf_event");
+    let tracepoints = d.works("tracepoint");
+    match (sampling, tracepoints) {
+        (true, true) => {
+            "tracepoints + cpu-clock sampling (exact function timing not yet used by record)".into()
+        }
+        (true, false) => {
+            "cpu-clock sampling only (no lock-wait or timeline: tracepoints do not attach)".into()
+        }
+        (false, true) => {
+            "tracepoints only (no sampled profiles: perf_event sampling does not attach)".into()
+        }
+        (false, false) => "nothing: neither tracepoints nor perf_event sampling attach".into(),
+    }
+}
+
+/// The function fentry/kprobe checks target: the reaper's work function when
+/// this kernel has it, else a function every kernel has.
+fn check_target(targets: &[ResolvedConcept]) -> String {
+    catalog::frame_for(targets, "reaper_work")
+        .unwrap_or("do_exit")
+        .to_owned()
+}
+
+fn check_attach_kinds(
+    tracefs_root: &std::path::Path,
+    targets: &[ResolvedConcept],
+) -> Vec<AttachKind> {
+    let offsets = tracefs::probe_offsets(tracefs_root);
+    let mut ebpf = match loader::load(&offsets, &loader::MapSizes::default()) {
+        Ok(ebpf) => ebpf,
+        Err(err) => {
+            let why = attach::error_chain(&err);
+            return [
+                "fentry",
+                "fexit",
+                "kprobe",
+                "kretprobe",
+                "tracepoint",
+                "tp_btf",
+                "perf_event",
+            ]
+            .into_iter()
+            .map(|kind| AttachKind {
+                kind: kind.into(),
+                works: false,
+                detail: format!("eBPF object did not load: {why}"),
+            })
+            .collect();
+        }
+    };
+    let function = check_target(targets);
+    let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"));
+    let cpus = kernel::online_cpus().unwrap_or_default();
+    let verdict = |kind: &str, what: String, result: Result<(), String>| AttachKind {
+        kind: kind.into(),
+        works: result.is_ok(),
+        detail: result.map_or_else(|e| e, |()| what),
+    };
+    vec![
+        verdict(
+            "fentry",
+            format!("attached to {function}"),
+            btf.clone()
+                .and_then(|btf| load_fentry(&mut ebpf, &function, &btf)),
+        ),
+        verdict(
+            "fexit",
+            format!("attached to {function}"),
+            btf.clone()
+                .and_then(|btf| load_fexit(&mut ebpf, &function, &btf)),
+        ),
+        verdict(
+            "kprobe",
+            format!("attached to {function}"),
+            load_kprobe(
+                &mut ebpf,
+                reaper_common::capability::PROG_CHECK_KPROBE,
+                &function,
+            ),
+        ),
+        verdict(
+            "kretprobe",
+            format!("attached to {function}"),
+            load_kprobe(
+                &mut ebpf,
+                reaper_common::capability::PROG_CHECK_KRETPROBE,
+                &function,
+            ),
+        ),
+        verdict(
+            "tracepoint",
+            "attached to sched:sched_process_exit".into(),
+            attach::attach_tracepoint(
+                &mut ebpf,
+                reaper_common::timeline::PROG_PROCESS_EXIT,
+                "sched",
+                "sched_process_exit",
+            ),
+        ),
+        verdict(
+            "tp_btf",
+            "attached to sched_process_exit".into(),
+            btf.clone().and_then(|btf| load_tp_btf(&mut ebpf, &btf)),
+        ),
+        verdict(
+            "perf_event",
+            format!("cpu-clock attached on {} CPUs", cpus.len()),
+            attach::attach_sampling(&mut ebpf, &cpus, 1_000_000),
+        ),
+    ]
+    // Dropping `ebpf` detaches everything.
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the object"))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| attach::error_chain(&e))
+}
+
+fn load_fentry(ebpf: &mut Ebpf, function: &str, btf: &Btf) -> Result<(), String> {
+    let p: &mut FEntry = program(ebpf, reaper_common::capability::PROG_CHECK_FENTRY)?;
+    p.load(function, btf)
+        .map_err(|e| format!("load refused: {}", attach::error_chain(&e)))?;
+    p.attach()
+        .map(|_| ())
+        .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
+}
+
+fn load_fexit(ebpf: &mut Ebpf, function: &str, btf: &Btf) -> Result<(), String> {
+    let p: &mut FExit = program(ebpf, reaper_common::capability::PROG_CHECK_FEXIT)?;
+    p.load(function, btf)
+        .map_err(|e| format!("load refused: {}", attach::error_chain(&e)))?;
+    p.attach()
+        .map(|_| ())
+        .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
+}
+
+fn load_kprobe(ebpf: &mut Ebpf, prog: &str, function: &str) -> Result<(), String> {
+    let p: &mut KProbe = program(ebpf, prog)?;
+    p.load()
+        .map_err(|e| format!("load refused: {}", attach::error_chain(&e)))?;
+    p.attach(function, 0)
+        .map(|_| ())
+        .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
+}
+
+fn load_tp_btf(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), String> {
+    let p: &mut BtfTracePoint = program(ebpf, reaper_common::capability::PROG_CHECK_TP_BTF)?;
+    p.load("sched_process_exit", btf)
+        .map_err(|e| format!("load refused: {}", attach::error_chain(&e)))?;
+    p.attach()
+        .map(|_| ())
+        .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
+}
+
+/// Human-readable report.
+pub fn render(d: &Diagnosis) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "reaper doctor");
+    let _ = writeln!(
+        out,
+        "  kernel      {} ({}, {} CPUs)",
+        d.host.kernel_release, d.host.arch, d.host.cpus
+    );
+    let _ = writeln!(
+        out,
+        "  BTF         {}",
+        if d.btf {
+            "yes (/sys/kernel/btf/vmlinux)"
+        } else {
+            "no (fentry/fexit and tp_btf need it)"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  tracefs     {}",
+        match &d.tracefs {
+            Ok(root) if d.tracefs_mounted_by_reaper => format!("{root} (mounted by reaper)"),
+            Ok(root) => root.clone(),
+            Err(why) => format!("unavailable: {why}"),
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  privileges  {}",
+        d.privileges
+            .as_ref()
+            .map_or_else(|e| e.clone(), |()| "ok".into())
+    );
+    let _ = writeln!(
+        out,
+        "  process_mrelease  {}",
+        if d.process_mrelease {
+            "available"
+        } else {
+            "missing (ENOSYS; needs Linux 5.15+)"
+        }
+    );
+    let _ = writeln!(out, "\nattach kinds (loaded and attached for real):");
+    for k in &d.attach_kinds {
+        let _ = writeln!(
+            out,
+            "  {:<11} {:<4} {}",
+            k.kind,
+            if k.works { "yes" } else { "NO" },
+            k.detail
+        );
+    }
+    let _ = writeln!(out, "\nprobe targets (from /proc/kallsyms):");
+    for t in &d.probe_targets {
+        let concept = catalog::concept(&t.concept);
+        let symbol = match (&t.symbol, concept.and_then(|c| c.inline_fallback)) {
+            (Some(s), _) => s.clone(),
+            (None, Some(fallback)) => {
+                format!("absent on this kernel (inline; attributed through {fallback})")
+            }
+            (None, None) => "absent on this kernel".into(),
+        };
+        let _ = writeln!(out, "  {:<17} {}", t.concept, symbol);
+    }
+    let _ = writeln!(out, "\nrecord mode: {}", d.record_mode);
+    out
+}

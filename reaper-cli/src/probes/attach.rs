@@ -1,0 +1,186 @@
+//! Attaches the probe groups reaper records with, and records for each one
+//! what it was attached with or the kernel's answer when it was refused.
+//! A group that fails does not stop the recording; the report then lists
+//! what could not be measured and why.
+
+use aya::{
+    Ebpf,
+    programs::{
+        PerfEvent, TracePoint,
+        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
+    },
+};
+use reaper_common::{lock_wait, sampling, timeline};
+
+use crate::model::{NotMeasured, ProbeUse};
+
+/// The tracepoints of the timeline: (program, category, event).
+pub const TIMELINE_TRACEPOINTS: &[(&str, &str, &str)] = &[
+    (
+        timeline::PROG_MRELEASE_ENTER,
+        "syscalls",
+        "sys_enter_process_mrelease",
+    ),
+    (
+        timeline::PROG_MRELEASE_EXIT,
+        "syscalls",
+        "sys_exit_process_mrelease",
+    ),
+    (timeline::PROG_EXIT_MMAP, "mmap", "exit_mmap"),
+    (timeline::PROG_PROCESS_EXIT, "sched", "sched_process_exit"),
+    (timeline::PROG_PROCESS_FREE, "sched", "sched_process_free"),
+    (timeline::PROG_OOM_MARK_VICTIM, "oom", "mark_victim"),
+    (timeline::PROG_OOM_WAKE_REAPER, "oom", "wake_reaper"),
+    (
+        timeline::PROG_OOM_START_REAPING,
+        "oom",
+        "start_task_reaping",
+    ),
+    (
+        timeline::PROG_OOM_FINISH_REAPING,
+        "oom",
+        "finish_task_reaping",
+    ),
+    (timeline::PROG_OOM_SKIP_REAPING, "oom", "skip_task_reaping"),
+];
+
+/// What got attached.
+#[derive(Debug, Default)]
+pub struct AttachReport {
+    /// One entry per probe group or tracepoint.
+    pub probes: Vec<ProbeUse>,
+    /// Measurements lost because a group did not attach.
+    pub not_measured: Vec<NotMeasured>,
+}
+
+impl AttachReport {
+    /// Whether a probe (by `ProbeUse::probe` name) attached.
+    pub fn attached(&self, probe: &str) -> bool {
+        self.probes
+            .iter()
+            .any(|p| p.probe == probe && p.status == "attached")
+    }
+
+    fn push(&mut self, probe: &str, mode: &str, result: Result<(), String>) {
+        let status = match result {
+            Ok(()) => "attached".to_owned(),
+            Err(err) => err,
+        };
+        self.probes.push(ProbeUse {
+            probe: probe.into(),
+            mode: mode.into(),
+            status,
+        });
+    }
+}
+
+/// Renders an error with its sources, e.g. "perf_event_open failed: Permission denied".
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Attaches cpu-clock sampling on every CPU with a fixed period.
+pub fn attach_sampling(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64) -> Result<(), String> {
+    let program: &mut PerfEvent = ebpf
+        .program_mut(sampling::PROG_SAMPLE_CPU_CLOCK)
+        .ok_or("program missing from the object")?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| error_chain(&e))?;
+    program
+        .load()
+        .map_err(|e| format!("BPF_PROG_LOAD refused: {}", error_chain(&e)))?;
+    for &cpu in cpus {
+        program
+            .attach(
+                PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                PerfEventScope::AllProcessesOneCpu { cpu },
+                SamplePolicy::Period(period_ns),
+                false,
+            )
+            .map_err(|e| format!("cpu {cpu}: {}", error_chain(&e)))?;
+    }
+    Ok(())
+}
+
+/// Loads and attaches one classic tracepoint program.
+pub fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    prog: &str,
+    category: &str,
+    event: &str,
+) -> Result<(), String> {
+    let program: &mut TracePoint = ebpf
+        .program_mut(prog)
+        .ok_or("program missing from the object")?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| error_chain(&e))?;
+    program
+        .load()
+        .map_err(|e| format!("BPF_PROG_LOAD refused: {}", error_chain(&e)))?;
+    program
+        .attach(category, event)
+        .map(|_| ())
+        .map_err(|e| error_chain(&e))
+}
+
+/// Attaches everything `reaper record` uses on this kernel.
+pub fn attach_all(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64) -> AttachReport {
+    let mut report = AttachReport::default();
+
+    let sampling = attach_sampling(ebpf, cpus, period_ns);
+    if let Err(why) = &sampling {
+        report.not_measured.push(NotMeasured {
+            what: "sampled periods, Children/Self, call graphs and flamegraphs".into(),
+            why: format!("cpu-clock perf_event sampling did not attach: {why}"),
+        });
+    }
+    report.push("sampling", "perf_event", sampling);
+
+    let begin = attach_tracepoint(
+        ebpf,
+        lock_wait::PROG_CONTENTION_BEGIN,
+        "lock",
+        "contention_begin",
+    );
+    let end = begin.clone().and_then(|()| {
+        attach_tracepoint(
+            ebpf,
+            lock_wait::PROG_CONTENTION_END,
+            "lock",
+            "contention_end",
+        )
+    });
+    if let Err(why) = &end {
+        report.not_measured.push(NotMeasured {
+            what: "lock wait time (pte spinlock waits)".into(),
+            why: format!("lock:contention_begin/end did not attach: {why}"),
+        });
+    }
+    report.push("lock_wait", "tracepoint", end);
+
+    for &(prog, category, event) in TIMELINE_TRACEPOINTS {
+        let result = attach_tracepoint(ebpf, prog, category, event);
+        if let Err(why) = &result {
+            report.not_measured.push(NotMeasured {
+                what: format!("timeline event {category}:{event}"),
+                why: format!("tracepoint did not attach: {why}"),
+            });
+        }
+        report.push(
+            &format!("timeline:{category}:{event}"),
+            "tracepoint",
+            result,
+        );
+    }
+    report
+}

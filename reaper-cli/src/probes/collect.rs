@@ -1,0 +1,193 @@
+//! Tracking and draining: tells the kernel side which tasks belong to which
+//! context, and after an episode reads (and resets) the in-kernel aggregates,
+//! the stacks they reference and the counters.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aya::{
+    Ebpf,
+    maps::{
+        HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, StackTraceMap,
+    },
+};
+use reaper_common::{
+    lock_wait::{
+        LockWaitKey, LockWaitStats, MAP_LOCK_WAITS, MAP_PENDING_WAITS, PendingWait, PendingWaitKey,
+    },
+    loss::{COUNTER_COUNT, Counter, MAP_COUNTERS},
+    sampling::{MAP_KERNEL_STACKS, MAP_SAMPLE_COUNTS, SampleCount, SampleKey},
+    tracking::{MAP_TRACKED_TGIDS, MAP_TRACKED_TIDS, TrackedTask},
+};
+
+/// Map access failures (a map missing from the object, or a syscall error).
+#[derive(Debug, thiserror::Error)]
+#[error("BPF map {map}: {what}")]
+pub struct MapAccessError {
+    map: &'static str,
+    what: String,
+}
+
+fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> MapAccessError {
+    move |err| MapAccessError {
+        map,
+        what: crate::probes::attach::error_chain(&err),
+    }
+}
+
+fn map_mut<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut aya::maps::Map, MapAccessError> {
+    ebpf.map_mut(name).ok_or(MapAccessError {
+        map: name,
+        what: "missing from the eBPF object".into(),
+    })
+}
+
+/// Attributes every thread of `tgid` to `context`.
+pub fn track_tgid(ebpf: &mut Ebpf, tgid: u32, context: u32) -> Result<(), MapAccessError> {
+    let mut map: BpfHashMap<_, u32, TrackedTask> = map_mut(ebpf, MAP_TRACKED_TGIDS)?
+        .try_into()
+        .map_err(map_err(MAP_TRACKED_TGIDS))?;
+    map.insert(tgid, TrackedTask { context, _pad: 0 }, 0)
+        .map_err(map_err(MAP_TRACKED_TGIDS))
+}
+
+/// Attributes thread `tid` to `context`.
+pub fn track_tid(ebpf: &mut Ebpf, tid: u32, context: u32) -> Result<(), MapAccessError> {
+    let mut map: BpfHashMap<_, u32, TrackedTask> = map_mut(ebpf, MAP_TRACKED_TIDS)?
+        .try_into()
+        .map_err(map_err(MAP_TRACKED_TIDS))?;
+    map.insert(tid, TrackedTask { context, _pad: 0 }, 0)
+        .map_err(map_err(MAP_TRACKED_TIDS))
+}
+
+/// Stops tracking everything.
+pub fn clear_tracking(ebpf: &mut Ebpf) -> Result<(), MapAccessError> {
+    for name in [MAP_TRACKED_TGIDS, MAP_TRACKED_TIDS] {
+        let mut map: BpfHashMap<_, u32, TrackedTask> =
+            map_mut(ebpf, name)?.try_into().map_err(map_err(name))?;
+        let keys: Vec<u32> = map.keys().filter_map(Result::ok).collect();
+        for key in keys {
+            let _ = map.remove(&key);
+        }
+    }
+    Ok(())
+}
+
+/// What the kernel aggregated during one episode, before symbolization.
+#[derive(Clone, Debug, Default)]
+pub struct RawEpisode {
+    /// Samples per (context, stack), summed over CPUs.
+    pub samples: Vec<(SampleKey, SampleCount)>,
+    /// Lock waits per (context, stack, flags), summed over CPUs.
+    pub waits: Vec<(LockWaitKey, LockWaitStats)>,
+    /// Instruction pointers (innermost first) of every stack referenced above.
+    pub stacks: HashMap<i32, Vec<u64>>,
+    /// Counters by name, summed over CPUs.
+    pub counters: BTreeMap<String, u64>,
+    /// Waits still open when the episode was drained (discarded).
+    pub unfinished_waits: u64,
+}
+
+/// Reads and resets the aggregates, counters and pending waits.
+pub fn drain(ebpf: &mut Ebpf) -> Result<RawEpisode, MapAccessError> {
+    let mut raw = RawEpisode {
+        samples: drain_per_cpu_hash(ebpf, MAP_SAMPLE_COUNTS, |a: &mut SampleCount, b| {
+            a.samples += b.samples;
+            a.period_ns += b.period_ns;
+        })?,
+        waits: drain_per_cpu_hash(ebpf, MAP_LOCK_WAITS, |a: &mut LockWaitStats, b| {
+            a.count += b.count;
+            a.total_ns += b.total_ns;
+            a.max_ns = a.max_ns.max(b.max_ns);
+        })?,
+        counters: drain_counters(ebpf)?,
+        ..RawEpisode::default()
+    };
+    raw.unfinished_waits = drain_pending_waits(ebpf)?;
+    let ids: Vec<i32> = raw
+        .samples
+        .iter()
+        .map(|(k, _)| k.stack_id)
+        .chain(raw.waits.iter().map(|(k, _)| k.stack_id))
+        .filter(|&id| id >= 0)
+        .collect();
+    let stacks: StackTraceMap<&MapData> = ebpf
+        .map(MAP_KERNEL_STACKS)
+        .ok_or(MapAccessError {
+            map: MAP_KERNEL_STACKS,
+            what: "missing".into(),
+        })?
+        .try_into()
+        .map_err(map_err(MAP_KERNEL_STACKS))?;
+    for id in ids {
+        if let std::collections::hash_map::Entry::Vacant(slot) = raw.stacks.entry(id) {
+            if let Ok(trace) = stacks.get(&(id as u32), 0) {
+                slot.insert(trace.frames().iter().map(|f| f.ip).collect());
+            }
+        }
+    }
+    Ok(raw)
+}
+
+fn drain_per_cpu_hash<K, V>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    add: impl Fn(&mut V, &V),
+) -> Result<Vec<(K, V)>, MapAccessError>
+where
+    K: aya::Pod + Copy,
+    V: aya::Pod + Copy + Default,
+{
+    let mut map: PerCpuHashMap<_, K, V> = map_mut(ebpf, name)?.try_into().map_err(map_err(name))?;
+    let mut out = Vec::new();
+    for entry in map.iter() {
+        let (key, per_cpu) = entry.map_err(map_err(name))?;
+        let mut total = V::default();
+        for value in per_cpu.iter() {
+            add(&mut total, value);
+        }
+        out.push((key, total));
+    }
+    for (key, _) in &out {
+        let _ = map.remove(key);
+    }
+    Ok(out)
+}
+
+fn drain_counters(ebpf: &mut Ebpf) -> Result<BTreeMap<String, u64>, MapAccessError> {
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| MapAccessError {
+        map: MAP_COUNTERS,
+        what: e.to_string(),
+    })?;
+    let mut map: PerCpuArray<_, u64> = map_mut(ebpf, MAP_COUNTERS)?
+        .try_into()
+        .map_err(map_err(MAP_COUNTERS))?;
+    let mut counters = BTreeMap::new();
+    for counter in Counter::ALL {
+        let values = map
+            .get(&(counter as u32), 0)
+            .map_err(map_err(MAP_COUNTERS))?;
+        counters.insert(counter.name().to_owned(), values.iter().sum());
+        let zeros = PerCpuValues::try_from(vec![0u64; cpus]).map_err(|e| MapAccessError {
+            map: MAP_COUNTERS,
+            what: e.to_string(),
+        })?;
+        map.set(counter as u32, zeros, 0)
+            .map_err(map_err(MAP_COUNTERS))?;
+    }
+    debug_assert_eq!(counters.len(), COUNTER_COUNT as usize);
+    Ok(counters)
+}
+
+fn drain_pending_waits(ebpf: &mut Ebpf) -> Result<u64, MapAccessError> {
+    let mut map: BpfHashMap<_, PendingWaitKey, PendingWait> = map_mut(ebpf, MAP_PENDING_WAITS)?
+        .try_into()
+        .map_err(map_err(MAP_PENDING_WAITS))?;
+    let keys: Vec<PendingWaitKey> = map.keys().filter_map(Result::ok).collect();
+    for key in &keys {
+        let _ = map.remove(key);
+    }
+    Ok(keys.len() as u64)
+}

@@ -1,0 +1,93 @@
+//! Loads the eBPF object embedded at build time, with this kernel's
+//! tracepoint offsets as a loader global and map sizes from the CLI.
+
+use aya::{Ebpf, EbpfLoader};
+use reaper_common::{
+    lock_wait::LOCK_WAITS_DEFAULT_ENTRIES,
+    sampling::{
+        KERNEL_STACKS_DEFAULT_ENTRIES, MAP_KERNEL_STACKS, MAP_SAMPLE_COUNTS,
+        SAMPLE_COUNTS_DEFAULT_ENTRIES,
+    },
+    timeline::{MAP_TIMELINE, TIMELINE_DEFAULT_BYTES},
+    tracepoint_offsets::{GLOBAL_TRACEPOINT_OFFSETS, TracepointOffsets},
+};
+
+/// The eBPF object built by reaper-cli/build.rs (aya-build).
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/reaper-ebpf"));
+
+/// Map sizes, set from CLI flags before loading (libbpf-tools style).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapSizes {
+    /// Entries of the kernel stack map.
+    pub stack_map: u32,
+    /// Entries of the (context, stack) sample-count map.
+    pub sample_map: u32,
+    /// Entries of the lock-wait aggregate map.
+    pub lock_map: u32,
+    /// Bytes of the timeline ring buffer (power of two, page multiple).
+    pub ringbuf_bytes: u32,
+}
+
+impl Default for MapSizes {
+    fn default() -> Self {
+        Self {
+            stack_map: KERNEL_STACKS_DEFAULT_ENTRIES,
+            sample_map: SAMPLE_COUNTS_DEFAULT_ENTRIES,
+            lock_map: LOCK_WAITS_DEFAULT_ENTRIES,
+            ringbuf_bytes: TIMELINE_DEFAULT_BYTES,
+        }
+    }
+}
+
+/// Loading failures.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The binary was built with AYA_BUILD_SKIP and carries no object.
+    #[error(
+        "this reaper binary carries no eBPF object (built with AYA_BUILD_SKIP=1); rebuild it with `cargo build`"
+    )]
+    NoObject,
+    /// The ring buffer size is not a power of two.
+    #[error("--ringbuf-size {0} must be a power of two of at least 4096 bytes")]
+    BadRingSize(u32),
+    /// The kernel refused the object or its maps.
+    #[error(
+        "the kernel refused reaper's eBPF maps or object; is this kernel built with CONFIG_BPF_SYSCALL and do you have CAP_BPF?"
+    )]
+    Kernel(#[source] aya::EbpfError),
+}
+
+/// Loads the object (maps created, programs not yet loaded).
+pub fn load(offsets: &TracepointOffsets, sizes: &MapSizes) -> Result<Ebpf, LoadError> {
+    if EBPF_OBJECT.is_empty() {
+        return Err(LoadError::NoObject);
+    }
+    if !sizes.ringbuf_bytes.is_power_of_two() || sizes.ringbuf_bytes < 4096 {
+        return Err(LoadError::BadRingSize(sizes.ringbuf_bytes));
+    }
+    bump_memlock_rlimit();
+    EbpfLoader::new()
+        .override_global(GLOBAL_TRACEPOINT_OFFSETS, offsets, true)
+        .map_max_entries(MAP_KERNEL_STACKS, sizes.stack_map)
+        .map_max_entries(MAP_SAMPLE_COUNTS, sizes.sample_map)
+        .map_max_entries(reaper_common::lock_wait::MAP_LOCK_WAITS, sizes.lock_map)
+        .map_max_entries(MAP_TIMELINE, sizes.ringbuf_bytes)
+        .load(EBPF_OBJECT)
+        .map_err(LoadError::Kernel)
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; lift it.
+fn bump_memlock_rlimit() {
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads a valid struct; failure only matters on old kernels.
+    let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
+    if ret != 0 {
+        log::debug!(
+            "setrlimit(RLIMIT_MEMLOCK) failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! The userspace side of the eBPF probes: loading the embedded object,
+//! attaching each probe group (recording what worked), and draining the
+//! in-kernel aggregates and the timeline ring buffer.
+
+pub mod attach;
+pub mod collect;
+pub mod loader;
+pub mod timeline_reader;

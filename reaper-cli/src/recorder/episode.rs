@@ -1,0 +1,394 @@
+//! Turns one episode's raw kernel data into the run-file model: symbolized,
+//! merged stacks per context, the timeline relative to the kill, and the
+//! latencies derived from it. Pure functions, tested with fake symbolizers.
+
+use std::collections::{BTreeMap, HashMap};
+
+use reaper_common::{
+    context::{CONTEXT_COUNT, CONTEXT_NAMES, CONTEXT_OOM_REAPER, CONTEXT_UNTRACKED},
+    sampling::{STACK_ID_LOST, STACK_ID_USER_MODE},
+    timeline::{TimelineEvent, TimelineKind},
+};
+
+use crate::{
+    model::{
+        ContextProfile, FRAME_STACK_LOST, FRAME_USER_MODE, Latencies, LockWaitStack, SampledStack,
+        TaskRef, TimelineEntry,
+    },
+    probes::collect::RawEpisode,
+};
+
+/// Name of a context id ("untracked" for anything else).
+pub fn context_name(id: u32) -> &'static str {
+    CONTEXT_NAMES
+        .get(id as usize)
+        .copied()
+        .unwrap_or("untracked")
+}
+
+/// Frames (outermost first) for a stack id.
+fn frames_for(
+    id: i32,
+    stacks: &HashMap<i32, Vec<u64>>,
+    symbolize: &mut dyn FnMut(&[u64]) -> Vec<String>,
+) -> Vec<String> {
+    match id {
+        STACK_ID_USER_MODE => vec![FRAME_USER_MODE.to_owned()],
+        STACK_ID_LOST => vec![FRAME_STACK_LOST.to_owned()],
+        id => stacks
+            .get(&id)
+            .map_or_else(|| vec![FRAME_STACK_LOST.to_owned()], |ips| symbolize(ips)),
+    }
+}
+
+/// Per-context profiles. `tasks` lists the tracked tasks of each context; a
+/// context with tasks is always present (possibly with no samples), the
+/// oom_reaper context only when it has data, since it is tracked in every
+/// episode but only works after an OOM kill.
+pub fn context_profiles(
+    raw: &RawEpisode,
+    tasks: &BTreeMap<u32, Vec<TaskRef>>,
+    symbolize: &mut dyn FnMut(&[u64]) -> Vec<String>,
+) -> Vec<ContextProfile> {
+    let mut cache: HashMap<i32, Vec<String>> = HashMap::new();
+    let mut frames = |id: i32| {
+        cache
+            .entry(id)
+            .or_insert_with(|| frames_for(id, &raw.stacks, symbolize))
+            .clone()
+    };
+
+    let mut profiles = Vec::new();
+    for context in 0..CONTEXT_COUNT {
+        let mut stacks: BTreeMap<Vec<String>, SampledStack> = BTreeMap::new();
+        for (key, count) in raw.samples.iter().filter(|(k, _)| k.context == context) {
+            let f = frames(key.stack_id);
+            let entry = stacks.entry(f.clone()).or_insert(SampledStack {
+                frames: f,
+                samples: 0,
+                period_ns: 0,
+            });
+            entry.samples += count.samples;
+            entry.period_ns += count.period_ns;
+        }
+        let mut waits: BTreeMap<(Vec<String>, u32), LockWaitStack> = BTreeMap::new();
+        for (key, stats) in raw.waits.iter().filter(|(k, _)| k.context == context) {
+            let f = frames(key.stack_id);
+            let entry = waits
+                .entry((f.clone(), key.flags))
+                .or_insert(LockWaitStack {
+                    frames: f,
+                    flags: key.flags,
+                    count: 0,
+                    total_ns: 0,
+                    max_ns: 0,
+                });
+            entry.count += stats.count;
+            entry.total_ns += stats.total_ns;
+            entry.max_ns = entry.max_ns.max(stats.max_ns);
+        }
+        let context_tasks = tasks.get(&context).cloned().unwrap_or_default();
+        let has_data = !stacks.is_empty() || !waits.is_empty();
+        if !has_data && (context_tasks.is_empty() || context == CONTEXT_OOM_REAPER) {
+            continue;
+        }
+        let mut stacks: Vec<SampledStack> = stacks.into_values().collect();
+        stacks.sort_by(|a, b| {
+            b.period_ns
+                .cmp(&a.period_ns)
+                .then_with(|| a.frames.cmp(&b.frames))
+        });
+        let mut lock_waits: Vec<LockWaitStack> = waits.into_values().collect();
+        lock_waits.sort_by(|a, b| {
+            b.total_ns
+                .cmp(&a.total_ns)
+                .then_with(|| a.frames.cmp(&b.frames))
+        });
+        profiles.push(ContextProfile {
+            context: context_name(context).to_owned(),
+            tasks: context_tasks,
+            stacks,
+            lock_waits,
+        });
+    }
+    profiles
+}
+
+/// Whether an event belongs to the episode of `victim_pid`.
+fn relevant(event: &TimelineEvent, victim_pid: u32) -> bool {
+    let Some(kind) = TimelineKind::from_raw(event.kind) else {
+        return false;
+    };
+    match kind {
+        TimelineKind::ProcessFree
+        | TimelineKind::OomMarkVictim
+        | TimelineKind::OomWakeReaper
+        | TimelineKind::OomStartReaping
+        | TimelineKind::OomFinishReaping
+        | TimelineKind::OomSkipReaping => event.arg == i64::from(victim_pid),
+        _ => event.context != CONTEXT_UNTRACKED,
+    }
+}
+
+fn comm_of(raw: &[u8; 16]) -> String {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+/// The episode's timeline relative to the kill (at `kill_ns`), starting with
+/// the kill itself, ordered by time.
+pub fn timeline(
+    events: &[TimelineEvent],
+    kill_ns: u64,
+    killer_tid: u32,
+    killer_tgid: u32,
+    victim_pid: u32,
+) -> Vec<TimelineEntry> {
+    let mut entries = vec![TimelineEntry {
+        t_ns: 0,
+        kind: "kill".into(),
+        context: None,
+        tid: killer_tid,
+        tgid: killer_tgid,
+        comm: "reaper".into(),
+        arg: i64::from(victim_pid),
+    }];
+    entries.extend(events.iter().filter(|e| relevant(e, victim_pid)).map(|e| {
+        TimelineEntry {
+            t_ns: e.ts_ns as i64 - kill_ns as i64,
+            kind: TimelineKind::from_raw(e.kind)
+                .map_or("unknown", TimelineKind::name)
+                .to_owned(),
+            context: (e.context != CONTEXT_UNTRACKED).then(|| context_name(e.context).to_owned()),
+            tid: e.tid,
+            tgid: e.tgid,
+            comm: comm_of(&e.comm),
+            arg: e.arg,
+        }
+    }));
+    entries.sort_by_key(|e| e.t_ns);
+    entries
+}
+
+/// Latencies from a timeline built by [`timeline`].
+pub fn latencies(timeline: &[TimelineEntry]) -> Latencies {
+    let first = |kind: &str, context: &str| {
+        timeline
+            .iter()
+            .find(|e| e.kind == kind && e.context.as_deref() == Some(context))
+    };
+    let after_kill = |e: &TimelineEntry| u64::try_from(e.t_ns).ok();
+    let enter = first(TimelineKind::MreleaseEnter.name(), "mrelease_caller");
+    let exit = first(TimelineKind::MreleaseExit.name(), "mrelease_caller");
+    Latencies {
+        kill_to_mrelease_done_ns: exit.and_then(after_kill),
+        kill_to_exit_mmap_done_ns: first(TimelineKind::ExitMmap.name(), "victim_exit")
+            .and_then(after_kill),
+        mrelease_duration_ns: enter
+            .zip(exit)
+            .and_then(|(a, b)| u64::try_from(b.t_ns - a.t_ns).ok()),
+        mrelease_ret: exit.map(|e| e.arg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reaper_common::{
+        context::{CONTEXT_MRELEASE_CALLER, CONTEXT_VICTIM_EXIT},
+        lock_wait::{LockWaitKey, LockWaitStats},
+        sampling::{SampleCount, SampleKey},
+    };
+
+    use super::*;
+
+    fn fake_symbolize(ips: &[u64]) -> Vec<String> {
+        // Innermost first in, outermost first out; names from the address.
+        ips.iter().rev().map(|ip| format!("fn_{ip:x}")).collect()
+    }
+
+    fn raw() -> RawEpisode {
+        let sample = |context, stack_id, samples| {
+            (
+                SampleKey { context, stack_id },
+                SampleCount {
+                    samples,
+                    period_ns: samples * 250_000,
+                },
+            )
+        };
+        RawEpisode {
+            samples: vec![
+                sample(CONTEXT_VICTIM_EXIT, 1, 10),
+                sample(CONTEXT_VICTIM_EXIT, 2, 5),
+                sample(CONTEXT_MRELEASE_CALLER, 3, 7),
+                sample(CONTEXT_MRELEASE_CALLER, STACK_ID_USER_MODE, 1),
+            ],
+            waits: vec![(
+                LockWaitKey {
+                    context: CONTEXT_MRELEASE_CALLER,
+                    stack_id: 3,
+                    flags: 1,
+                    _pad: 0,
+                },
+                LockWaitStats {
+                    count: 4,
+                    total_ns: 4000,
+                    max_ns: 2000,
+                },
+            )],
+            // Stacks 1 and 2 differ only in offsets: same functions.
+            stacks: HashMap::from([
+                (1, vec![0xb, 0xa]),
+                (2, vec![0xb, 0xa]),
+                (3, vec![0xc, 0xa]),
+            ]),
+            ..RawEpisode::default()
+        }
+    }
+
+    #[test]
+    fn stacks_with_the_same_functions_merge() {
+        let tasks = BTreeMap::from([(
+            CONTEXT_VICTIM_EXIT,
+            vec![TaskRef {
+                tid: 10,
+                comm: "v".into(),
+            }],
+        )]);
+        let profiles = context_profiles(&raw(), &tasks, &mut fake_symbolize);
+        assert_eq!(profiles.len(), 2);
+        let victim = &profiles[0];
+        assert_eq!(victim.context, "victim_exit");
+        assert_eq!(victim.stacks.len(), 1);
+        assert_eq!(victim.stacks[0].frames, ["fn_a", "fn_b"]);
+        assert_eq!(victim.stacks[0].samples, 15);
+        assert_eq!(victim.stacks[0].period_ns, 15 * 250_000);
+    }
+
+    #[test]
+    fn user_mode_and_waits_are_kept() {
+        let profiles = context_profiles(&raw(), &BTreeMap::new(), &mut fake_symbolize);
+        let caller = profiles
+            .iter()
+            .find(|p| p.context == "mrelease_caller")
+            .unwrap();
+        assert!(caller.stacks.iter().any(|s| s.frames == [FRAME_USER_MODE]));
+        assert_eq!(caller.lock_waits.len(), 1);
+        assert_eq!(caller.lock_waits[0].count, 4);
+        assert_eq!(caller.lock_waits[0].frames, ["fn_a", "fn_c"]);
+    }
+
+    #[test]
+    fn evicted_stack_is_marked_lost() {
+        let mut raw = raw();
+        raw.stacks.remove(&3);
+        let profiles = context_profiles(&raw, &BTreeMap::new(), &mut fake_symbolize);
+        let caller = profiles
+            .iter()
+            .find(|p| p.context == "mrelease_caller")
+            .unwrap();
+        assert!(caller.stacks.iter().any(|s| s.frames == [FRAME_STACK_LOST]));
+    }
+
+    #[test]
+    fn idle_oom_reaper_context_is_omitted_but_tracked_victim_is_not() {
+        let tasks = BTreeMap::from([
+            (
+                CONTEXT_OOM_REAPER,
+                vec![TaskRef {
+                    tid: 31,
+                    comm: "oom_reaper".into(),
+                }],
+            ),
+            (
+                CONTEXT_VICTIM_EXIT,
+                vec![TaskRef {
+                    tid: 10,
+                    comm: "v".into(),
+                }],
+            ),
+        ]);
+        let profiles = context_profiles(&RawEpisode::default(), &tasks, &mut fake_symbolize);
+        assert_eq!(
+            profiles
+                .iter()
+                .map(|p| p.context.as_str())
+                .collect::<Vec<_>>(),
+            ["victim_exit"]
+        );
+    }
+
+    fn event(ts_ns: u64, kind: TimelineKind, context: u32, arg: i64) -> TimelineEvent {
+        TimelineEvent {
+            ts_ns,
+            arg,
+            kind: kind as u32,
+            context,
+            tid: 5,
+            tgid: 5,
+            comm: *b"reaper-victim\0\0\0",
+        }
+    }
+
+    #[test]
+    fn timeline_and_latencies() {
+        let kill = 1_000_000;
+        let events = [
+            event(
+                kill + 2_000,
+                TimelineKind::MreleaseEnter,
+                CONTEXT_MRELEASE_CALLER,
+                3,
+            ),
+            event(
+                kill + 70_000_000,
+                TimelineKind::ExitMmap,
+                CONTEXT_VICTIM_EXIT,
+                0,
+            ),
+            event(
+                kill + 60_000_000,
+                TimelineKind::MreleaseExit,
+                CONTEXT_MRELEASE_CALLER,
+                0,
+            ),
+            event(
+                kill + 80_000_000,
+                TimelineKind::ProcessFree,
+                CONTEXT_UNTRACKED,
+                42,
+            ),
+            event(
+                kill + 90_000_000,
+                TimelineKind::ProcessFree,
+                CONTEXT_UNTRACKED,
+                4242,
+            ),
+            event(kill + 5, TimelineKind::MreleaseEnter, CONTEXT_UNTRACKED, 9),
+        ];
+        let entries = timeline(&events, kill, 7, 7, 42);
+        let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "kill",
+                "mrelease_enter",
+                "mrelease_exit",
+                "exit_mmap_done",
+                "process_free"
+            ]
+        );
+        assert_eq!(entries[3].comm, "reaper-victim");
+        let l = latencies(&entries);
+        assert_eq!(l.kill_to_mrelease_done_ns, Some(60_000_000));
+        assert_eq!(l.kill_to_exit_mmap_done_ns, Some(70_000_000));
+        assert_eq!(l.mrelease_duration_ns, Some(60_000_000 - 2_000));
+        assert_eq!(l.mrelease_ret, Some(0));
+    }
+
+    #[test]
+    fn missing_events_give_no_latency() {
+        let entries = timeline(&[], 0, 1, 1, 2);
+        assert_eq!(latencies(&entries), Latencies::default());
+    }
+}

@@ -1,0 +1,386 @@
+//! `reaper record`'s engine: load and attach the probes once, then run each
+//! episode (spawn or pick the victim, track its contexts, kill it, race it
+//! with `process_mrelease`, wait, drain) and build the [`Run`].
+
+pub mod episode;
+pub mod interrupt;
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Barrier, mpsc},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use aya::Ebpf;
+use reaper_common::{
+    context::{CONTEXT_MRELEASE_CALLER, CONTEXT_OOM_REAPER, CONTEXT_VICTIM_EXIT},
+    timeline::{TimelineEvent, TimelineKind},
+};
+
+use crate::{
+    catalog::{self, KernelSymbols},
+    model::{
+        Episode, HostInfo, NotMeasured, Recording, Run, SCHEMA_VERSION, Scenario, TaskRef,
+        ToolInfo, VictimInfo,
+    },
+    probes::{attach, collect, loader, loader::MapSizes, timeline_reader::TimelineReader},
+    scenario::{pidfd, size::VictimSpec, victim},
+    symbolize::KernelSymbolizer,
+    system::{kernel, privileges, procfs, tracefs},
+};
+
+/// What to tear down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A fresh synthetic victim per episode.
+    Victim(VictimSpec),
+    /// An existing process (one episode).
+    Pid(u32),
+}
+
+/// Validated `reaper record` settings.
+#[derive(Clone, Debug)]
+pub struct RecordSettings {
+    /// What to tear down.
+    pub target: Target,
+    /// Race the victim with a process_mrelease caller.
+    pub mrelease: bool,
+    /// Episodes.
+    pub runs: u32,
+    /// Sampling frequency, Hz.
+    pub freq_hz: u64,
+    /// Map sizes.
+    pub sizes: MapSizes,
+}
+
+/// Longest wait for a victim to exit after SIGKILL.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to keep polling for late timeline events (sched_process_free
+/// runs from an RCU callback after the victim is reaped).
+const LATE_EVENT_GRACE: Duration = Duration::from_millis(300);
+
+/// Loaded, attached probes plus what is needed to symbolize their output.
+pub struct Recorder {
+    ebpf: Ebpf,
+    timeline: TimelineReader,
+    symbolizer: KernelSymbolizer,
+    attach: attach::AttachReport,
+    host: HostInfo,
+    symbols: Vec<crate::model::ResolvedConcept>,
+    period_ns: u64,
+}
+
+impl Recorder {
+    /// Checks privileges, mounts tracefs, loads and attaches everything.
+    pub fn start(settings: &RecordSettings) -> anyhow::Result<Self> {
+        privileges::require_recording_privileges()?;
+        let (tracefs_root, _) = tracefs::ensure_mounted()?;
+        let offsets = tracefs::probe_offsets(&tracefs_root);
+        let symbolizer = KernelSymbolizer::new()?;
+        let kernel_symbols = KernelSymbols::running().context("reading /proc/kallsyms")?;
+        let symbols = catalog::resolve_all(&kernel_symbols);
+        let mut ebpf = loader::load(&offsets, &settings.sizes)?;
+        if let Err(err) = aya_log::EbpfLogger::init(&mut ebpf) {
+            log::debug!("eBPF logging unavailable: {err}");
+        }
+        let cpus = kernel::online_cpus().context("reading the online CPUs")?;
+        let period_ns = 1_000_000_000 / settings.freq_hz.max(1);
+        let attach = attach::attach_all(&mut ebpf, &cpus, period_ns);
+        if !attach.attached("sampling") && !attach.attached("lock_wait") {
+            let reasons: Vec<String> = attach
+                .not_measured
+                .iter()
+                .map(|n| format!("  {}: {}", n.what, n.why))
+                .collect();
+            bail!(
+                "neither cpu-clock sampling nor the lock contention tracepoints attached on this kernel, so there is nothing to measure:\n{}",
+                reasons.join("\n")
+            );
+        }
+        let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
+        Ok(Self {
+            ebpf,
+            timeline,
+            symbolizer,
+            attach,
+            host: kernel::host_info(),
+            symbols,
+            period_ns,
+        })
+    }
+
+    /// Runs every episode and returns the run (partial if interrupted or if
+    /// an episode failed after others succeeded).
+    pub fn record(mut self, settings: &RecordSettings) -> anyhow::Result<Run> {
+        let started_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut episodes = Vec::new();
+        let mut partial_reason = None;
+        for index in 0..settings.runs {
+            if interrupt::stop_requested() {
+                partial_reason = Some(format!(
+                    "interrupted (Ctrl-C) after {index} of {} episodes",
+                    settings.runs
+                ));
+                break;
+            }
+            match self.episode(index, settings) {
+                Ok(episode) => {
+                    let cut = episode.partial;
+                    episodes.push(episode);
+                    if cut {
+                        partial_reason =
+                            Some(format!("interrupted (Ctrl-C) during episode {}", index + 1));
+                        break;
+                    }
+                }
+                Err(err) if episodes.is_empty() && !interrupt::stop_requested() => return Err(err),
+                Err(err) => {
+                    partial_reason = Some(if interrupt::stop_requested() {
+                        format!("interrupted (Ctrl-C) during episode {}", index + 1)
+                    } else {
+                        format!("episode {} failed: {err:#}", index + 1)
+                    });
+                    break;
+                }
+            }
+        }
+        let mut not_measured = self.attach.not_measured.clone();
+        not_measured.extend(static_not_measured(&self.host));
+        let scenario = scenario_of(settings);
+        Ok(Run {
+            schema_version: SCHEMA_VERSION,
+            tool: ToolInfo {
+                name: "reaper".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            host: self.host.clone(),
+            recording: Recording {
+                started_unix,
+                freq_hz: settings.freq_hz,
+                sample_period_ns: self.period_ns,
+                probes: self.attach.probes.clone(),
+                scenario,
+            },
+            symbols: self.symbols.clone(),
+            episodes,
+            not_measured,
+            partial: partial_reason.is_some(),
+            partial_reason,
+        })
+        // Dropping `self` detaches every probe and unloads the programs.
+    }
+
+    fn episode(&mut self, index: u32, settings: &RecordSettings) -> anyhow::Result<Episode> {
+        let (victim_pid, mut child) = match settings.target {
+            Target::Victim(spec) => {
+                let spawned = victim::spawn(&spec)?;
+                (spawned.pid, Some(spawned.child))
+            }
+            Target::Pid(pid) => (procfs::validate_target(pid)?.pid, None),
+        };
+        let result = self.race(index, victim_pid, child.as_mut(), settings.mrelease);
+        if let Some(mut child) = child {
+            // Our own child: make sure it is gone and reaped, whatever happened.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        result
+    }
+
+    fn race(
+        &mut self,
+        index: u32,
+        victim_pid: u32,
+        child: Option<&mut std::process::Child>,
+        mrelease: bool,
+    ) -> anyhow::Result<Episode> {
+        let stat = procfs::stat(victim_pid)
+            .with_context(|| format!("pid {victim_pid} disappeared before the kill"))?;
+        let thread_ids = procfs::threads(victim_pid);
+        let victim_info = VictimInfo {
+            pid: victim_pid,
+            comm: stat.comm.clone(),
+            rss_bytes: procfs::rss_bytes(victim_pid),
+            threads: thread_ids.len() as u32,
+            vmas: procfs::vma_count(victim_pid),
+        };
+        let fd = pidfd::open(victim_pid).with_context(|| format!("pidfd_open({victim_pid})"))?;
+
+        let mut tasks: BTreeMap<u32, Vec<TaskRef>> = BTreeMap::new();
+        collect::clear_tracking(&mut self.ebpf)?;
+        collect::track_tgid(&mut self.ebpf, victim_pid, CONTEXT_VICTIM_EXIT)?;
+        tasks.insert(
+            CONTEXT_VICTIM_EXIT,
+            thread_ids
+                .iter()
+                .map(|&tid| TaskRef {
+                    tid,
+                    comm: stat.comm.clone(),
+                })
+                .collect(),
+        );
+        if let Some(oom_reaper) = procfs::find_oom_reaper() {
+            collect::track_tid(&mut self.ebpf, oom_reaper, CONTEXT_OOM_REAPER)?;
+            tasks.insert(
+                CONTEXT_OOM_REAPER,
+                vec![TaskRef {
+                    tid: oom_reaper,
+                    comm: "oom_reaper".into(),
+                }],
+            );
+        }
+
+        // The reaper thread kills and then immediately calls process_mrelease,
+        // as lmkd's reaper thread does. With two or more CPUs the victim and
+        // the reaper run on different ones, so the woken victim cannot
+        // preempt the reaper between the kill and the mrelease call and the
+        // two really run in parallel.
+        let cpus = kernel::online_cpus().unwrap_or_default();
+        let placement = (cpus.len() >= 2).then(|| (cpus[0], cpus[cpus.len() - 1]));
+        if let Some((_, victim_cpu)) = placement {
+            for &tid in &thread_ids {
+                pidfd::pin_to_cpu(tid, victim_cpu);
+            }
+        }
+        let go = Arc::new(Barrier::new(2));
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let thread_go = Arc::clone(&go);
+        let reaper = std::thread::Builder::new()
+            .name("reaper-mrelease".into())
+            .spawn(move || {
+                if let Some((reaper_cpu, _)) = placement {
+                    pidfd::pin_to_cpu(0, reaper_cpu);
+                }
+                let _ = tid_tx.send(pidfd::gettid());
+                thread_go.wait();
+                let kill_ns = pidfd::monotonic_ns();
+                let killed = pidfd::kill(&fd);
+                let ret = if mrelease && killed.is_ok() {
+                    Some(pidfd::process_mrelease(&fd))
+                } else {
+                    None
+                };
+                (kill_ns, killed, ret, fd)
+            })?;
+        let reaper_tid = tid_rx.recv().context("the mrelease thread did not start")?;
+        if mrelease {
+            collect::track_tid(&mut self.ebpf, reaper_tid, CONTEXT_MRELEASE_CALLER)?;
+            tasks.insert(
+                CONTEXT_MRELEASE_CALLER,
+                vec![TaskRef {
+                    tid: reaper_tid,
+                    comm: "reaper-mrelease".into(),
+                }],
+            );
+        }
+        let mut stale = Vec::new();
+        self.timeline.poll(&mut stale);
+
+        go.wait();
+        let (kill_ns, killed, mrelease_ret, fd) = reaper
+            .join()
+            .map_err(|_| anyhow::anyhow!("the mrelease thread panicked"))?;
+        killed.with_context(|| format!("pidfd_send_signal(SIGKILL) to pid {victim_pid}"))?;
+        if let Some(ret) = mrelease_ret.filter(|&r| r < 0) {
+            log::warn!(
+                "process_mrelease({victim_pid}) returned {ret} ({})",
+                std::io::Error::from_raw_os_error(-ret as i32)
+            );
+        }
+
+        let exited = match child {
+            Some(child) => child.wait().is_ok(),
+            None => pidfd::wait_exit(&fd, EXIT_TIMEOUT.as_millis() as i32),
+        };
+        let mut events: Vec<TimelineEvent> = Vec::new();
+        let deadline = Instant::now() + LATE_EVENT_GRACE;
+        while Instant::now() < deadline
+            && !events.iter().any(|e| {
+                e.kind == TimelineKind::ProcessFree as u32 && e.arg == i64::from(victim_pid)
+            })
+        {
+            self.timeline.poll(&mut events);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.timeline.poll(&mut events);
+        collect::clear_tracking(&mut self.ebpf)?;
+        let raw = collect::drain(&mut self.ebpf)?;
+
+        let symbolizer = &self.symbolizer;
+        let mut failures = 0u64;
+        let mut symbolize = |ips: &[u64]| {
+            symbolizer.frames(ips).unwrap_or_else(|_| {
+                failures += 1;
+                vec![crate::model::FRAME_STACK_LOST.to_owned()]
+            })
+        };
+        let contexts = episode::context_profiles(&raw, &tasks, &mut symbolize);
+        let timeline =
+            episode::timeline(&events, kill_ns, reaper_tid, std::process::id(), victim_pid);
+        let latencies = episode::latencies(&timeline);
+        let mut user_losses = BTreeMap::new();
+        for (name, value) in [
+            ("timeline_malformed", self.timeline.malformed),
+            ("stacks_unsymbolized", failures),
+            ("lock_waits_unfinished", raw.unfinished_waits),
+        ] {
+            if value > 0 {
+                user_losses.insert(name.to_owned(), value);
+            }
+        }
+        if !exited {
+            log::warn!(
+                "pid {victim_pid} had not exited {EXIT_TIMEOUT:?} after SIGKILL; its profile is incomplete"
+            );
+        }
+        Ok(Episode {
+            index,
+            victim: victim_info,
+            contexts,
+            timeline,
+            latencies,
+            counters: raw.counters,
+            user_losses,
+            partial: !exited || interrupt::stop_requested(),
+        })
+    }
+}
+
+fn scenario_of(settings: &RecordSettings) -> Scenario {
+    let reaper = if settings.mrelease {
+        " + process_mrelease"
+    } else {
+        " (no process_mrelease)"
+    };
+    match settings.target {
+        Target::Victim(spec) => Scenario {
+            kind: "victim".into(),
+            description: format!("victim {spec}{reaper}"),
+            victim_bytes: Some(spec.bytes),
+            vmas: Some(spec.vmas),
+            threads: Some(spec.threads),
+            mrelease: settings.mrelease,
+            runs: settings.runs,
+        },
+        Target::Pid(pid) => Scenario {
+            kind: "pid".into(),
+            description: format!("pid {pid}{reaper}"),
+            victim_bytes: None,
+            vmas: None,
+            threads: None,
+            mrelease: settings.mrelease,
+            runs: settings.runs,
+        },
+    }
+}
+
+/// Measurements this build of the recorder never takes on any kernel yet.
+fn static_not_measured(_host: &HostInfo) -> Vec<NotMeasured> {
+    vec![NotMeasured {
+        what: "exact per-function timing (calls, inclusive ns, histograms) and reaper VMA order".into(),
+        why: "needs fentry/fexit or kprobes; this recording used tracepoints and cpu-clock sampling only".into(),
+    }]
+}

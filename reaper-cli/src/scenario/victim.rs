@@ -1,0 +1,172 @@
+//! The synthetic victim: a child process (reaper re-executed with the hidden
+//! `__victim` subcommand) that maps anonymous private memory in N separate
+//! VMAs, touches every page, starts T threads and reports "ready".
+//!
+//! Chunks are separated by unmapped one-page holes so the kernel cannot
+//! merge them into one VMA, and are marked MADV_NOHUGEPAGE so teardown walks
+//! 4 KiB PTEs under the PTE lock, as on the Android devices in the seed
+//! thread (no THP).
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    process::{Child, Command, Stdio},
+};
+
+use super::size::{VictimSpec, format_size};
+
+/// Hidden subcommand name the parent re-executes itself with.
+pub const VICTIM_SUBCOMMAND: &str = "__victim";
+/// comm of the victim process.
+pub const VICTIM_COMM: &str = "reaper-victim";
+/// Keep this much of MemAvailable free when sizing a victim.
+const MEMORY_HEADROOM_PERCENT: u64 = 20;
+
+/// Victim set-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum VictimError {
+    /// Would not fit in memory.
+    #[error(
+        "a {wanted} victim does not fit: MemAvailable is {available}, and reaper keeps {MEMORY_HEADROOM_PERCENT}% of it free; choose a smaller --victim size"
+    )]
+    TooBig {
+        /// Requested size.
+        wanted: String,
+        /// MemAvailable.
+        available: String,
+    },
+    /// Could not start the child.
+    #[error("could not start the victim process")]
+    Spawn(#[source] std::io::Error),
+    /// The child failed while populating.
+    #[error("the victim failed before it was ready: {0}")]
+    Failed(String),
+}
+
+/// A running synthetic victim.
+pub struct SpawnedVictim {
+    /// The child process (reaper waits for it, so no zombie stays behind).
+    pub child: Child,
+    /// Its pid.
+    pub pid: u32,
+}
+
+/// MemAvailable in bytes from /proc/meminfo.
+pub fn mem_available() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Starts a victim and waits until every page is populated.
+pub fn spawn(spec: &VictimSpec) -> Result<SpawnedVictim, VictimError> {
+    if let Some(available) = mem_available() {
+        if spec.bytes > available / 100 * (100 - MEMORY_HEADROOM_PERCENT) {
+            return Err(VictimError::TooBig {
+                wanted: format_size(spec.bytes),
+                available: format_size(available / (1 << 20) * (1 << 20)),
+            });
+        }
+    }
+    let exe = std::env::current_exe().map_err(VictimError::Spawn)?;
+    let mut child = Command::new(exe)
+        .args([
+            VICTIM_SUBCOMMAND,
+            &spec.bytes.to_string(),
+            &spec.vmas.to_string(),
+            &spec.threads.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(VictimError::Spawn)?;
+    let pid = child.id();
+    let mut line = String::new();
+    let read = child
+        .stdout
+        .take()
+        .map(|out| BufReader::new(out).read_line(&mut line));
+    if line.trim() == "ready" {
+        return Ok(SpawnedVictim { child, pid });
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let why = match (read, line.trim()) {
+        (Some(Ok(_)), msg) if !msg.is_empty() => msg.to_owned(),
+        _ => "it exited without reporting (killed by a signal, e.g. Ctrl-C or the OOM killer?)"
+            .to_owned(),
+    };
+    Err(VictimError::Failed(why))
+}
+
+/// The child side: populate, report, wait to be killed. Never returns.
+pub fn run_child(bytes: u64, vmas: u32, threads: u32) -> ! {
+    // SAFETY: prctl with constant arguments; the victim dies with reaper.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::prctl(libc::PR_SET_NAME, c"reaper-victim".as_ptr());
+    }
+    match populate(bytes, vmas) {
+        Ok(()) => {}
+        Err(err) => {
+            println!("mapping victim memory failed: {err}");
+            std::process::exit(1);
+        }
+    }
+    for _ in 1..threads {
+        // SAFETY: pause() has no preconditions.
+        std::thread::spawn(|| {
+            loop {
+                unsafe { libc::pause() };
+            }
+        });
+    }
+    // Every thread must exist before the parent kills the victim.
+    while super::super::system::procfs::threads(std::process::id()).len() < threads as usize {
+        std::thread::yield_now();
+    }
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    loop {
+        // SAFETY: pause() has no preconditions.
+        unsafe { libc::pause() };
+    }
+}
+
+fn populate(bytes: u64, vmas: u32) -> std::io::Result<()> {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    let chunk = (bytes as usize / vmas as usize) / page * page;
+    let stride = chunk + page;
+    let total = stride * vmas as usize;
+    let prot_rw = libc::PROT_READ | libc::PROT_WRITE;
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+    // SAFETY: a fresh reservation; every later call stays inside it.
+    unsafe {
+        let base = libc::mmap(std::ptr::null_mut(), total, libc::PROT_NONE, flags, -1, 0);
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let base = base.cast::<u8>();
+        for i in 0..vmas as usize {
+            let start = base.add(i * stride);
+            if libc::mmap(start.cast(), chunk, prot_rw, flags | libc::MAP_FIXED, -1, 0)
+                == libc::MAP_FAILED
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::munmap(start.add(chunk).cast(), page);
+            libc::madvise(start.cast(), chunk, libc::MADV_NOHUGEPAGE);
+            for offset in (0..chunk).step_by(page) {
+                start.add(offset).write_volatile(1);
+            }
+        }
+    }
+    Ok(())
+}
