@@ -7,6 +7,8 @@
 //! code.
 
 pub mod catalog;
+pub mod cli;
+pub mod cmd;
 pub mod doctor;
 pub mod model;
 pub mod probes;

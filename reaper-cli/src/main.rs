@@ -1,4 +1,15 @@
+//! The `reaper` binary: parse the command line, run, map the result to an
+//! exit code.
+
+use clap::Parser as _;
+
 fn main() {
-    let obj = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/reaper-ebpf"));
-    println!("{}", obj.len());
+    let cli = reaper::cli::Cli::parse();
+    match reaper::cli::run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            eprintln!("reaper: {err:#}");
+            std::process::exit(2);
+        }
+    }
 }

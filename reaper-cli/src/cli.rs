@@ -1,0 +1,62 @@
+//! The command line: clap definitions and dispatch. Raw flags are parsed and
+//! validated here, then handed to the commands as validated settings.
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+
+/// reaper: profile Linux memory teardown (exit_mmap racing the OOM reaper and
+/// process_mrelease) with eBPF.
+#[derive(Debug, Parser)]
+#[command(name = "reaper", version, about, long_about = None)]
+pub struct Cli {
+    /// Subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// reaper's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Report what this kernel lets reaper measure (loads and attaches test programs).
+    Doctor(cmd::doctor::DoctorArgs),
+    /// Kill a process, race its teardown with process_mrelease, and profile both sides.
+    Record(cmd::record::RecordArgs),
+    /// Re-render the tables and flamegraphs of a recorded run.json (no root needed).
+    Report(cmd::report::ReportArgs),
+    /// Internal: the synthetic victim process.
+    #[command(name = "__victim", hide = true)]
+    Victim {
+        /// Bytes of anonymous memory.
+        bytes: u64,
+        /// VMAs.
+        vmas: u32,
+        /// Threads.
+        threads: u32,
+    },
+}
+
+/// Runs the parsed command; the exit code comes from the result.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .init();
+    match cli.command {
+        Command::Doctor(args) => cmd::doctor::run(&args),
+        Command::Record(args) => cmd::record::run(&args),
+        Command::Report(args) => cmd::report::run(&args).map(|()| 0),
+        Command::Victim {
+            bytes,
+            vmas,
+            threads,
+        } => crate::scenario::victim::run_child(bytes, vmas, threads),
+    }
+}

@@ -1,0 +1,36 @@
+//! `reaper doctor [--json]`.
+
+use clap::Args;
+
+use crate::doctor;
+
+/// Arguments of `reaper doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the diagnosis as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints the diagnosis; exit code 1 when not even tracepoints or sampling work.
+pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
+    let diagnosis = doctor::diagnose();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&diagnosis)?);
+    } else {
+        print!("{}", doctor::render(&diagnosis));
+    }
+    if diagnosis.can_record() {
+        Ok(0)
+    } else {
+        eprintln!(
+            "reaper: this kernel allows neither tracepoints nor perf_event sampling for reaper, so it cannot record; {}",
+            diagnosis
+                .privileges
+                .as_ref()
+                .err()
+                .map_or("see the attach kinds above", String::as_str)
+        );
+        Ok(1)
+    }
+}

@@ -1,0 +1,152 @@
+//! `reaper record`: validate flags, record, write run.json + folded + SVGs,
+//! print the report.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+
+use crate::{
+    probes::loader::MapSizes,
+    recorder::{self, RecordSettings, Target, interrupt},
+    scenario::size::{VictimSpec, parse_size},
+};
+
+/// Arguments of `reaper record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Synthetic victim: SIZE[,vmas=N][,threads=T] (default 1G,vmas=64,threads=1).
+    #[arg(long, value_name = "SPEC", conflicts_with = "pid")]
+    pub victim: Option<String>,
+    /// An existing process to tear down (needs --kill).
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+    /// Confirms that --pid may be killed with SIGKILL.
+    #[arg(long)]
+    pub kill: bool,
+    /// Kill only; let the victim's exit_mmap do all the work (the comparison point).
+    #[arg(long)]
+    pub no_mrelease: bool,
+    /// Episodes to record (a fresh victim each).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub runs: u32,
+    /// cpu-clock sampling frequency in Hz.
+    #[arg(long, default_value_t = 4000, value_name = "HZ")]
+    pub freq: u64,
+    /// Output directory for run.json, folded stacks and SVGs.
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Kernel stack map entries (enlarge if stacks are lost).
+    #[arg(long, default_value_t = MapSizes::default().stack_map, value_name = "N")]
+    pub stack_map_size: u32,
+    /// Sample-count map entries.
+    #[arg(long, default_value_t = MapSizes::default().sample_map, value_name = "N")]
+    pub sample_map_size: u32,
+    /// Lock-wait map entries.
+    #[arg(long, default_value_t = MapSizes::default().lock_map, value_name = "N")]
+    pub lock_map_size: u32,
+    /// Timeline ring buffer size (power of two), e.g. 256K.
+    #[arg(long, default_value = "256K", value_name = "SIZE")]
+    pub ringbuf_size: String,
+    /// Print the report as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Most episodes per run: each spawns and kills a victim.
+const MAX_RUNS: u32 = 1000;
+
+impl RecordArgs {
+    /// Checks the flags and turns them into settings.
+    pub fn settings(&self) -> anyhow::Result<RecordSettings> {
+        let target = match (self.pid, &self.victim) {
+            (Some(_), _) if !self.kill => {
+                bail!("--pid sends SIGKILL to that process; add --kill to confirm")
+            }
+            (Some(pid), _) => {
+                crate::system::procfs::validate_target(pid)?;
+                Target::Pid(pid)
+            }
+            (None, Some(spec)) => Target::Victim(
+                spec.parse::<VictimSpec>()
+                    .with_context(|| format!("--victim {spec}"))?,
+            ),
+            (None, None) => Target::Victim(VictimSpec::default()),
+        };
+        if self.kill && self.pid.is_none() {
+            bail!("--kill only goes with --pid");
+        }
+        if !(1..=MAX_RUNS).contains(&self.runs) {
+            bail!("--runs must be between 1 and {MAX_RUNS}");
+        }
+        if matches!(target, Target::Pid(_)) && self.runs != 1 {
+            bail!(
+                "--runs > 1 needs a synthetic --victim: an existing --pid can be killed only once"
+            );
+        }
+        if !(1..=100_000).contains(&self.freq) {
+            bail!("--freq must be between 1 and 100000 Hz");
+        }
+        let ringbuf_bytes = u32::try_from(parse_size(&self.ringbuf_size)?)
+            .context("--ringbuf-size is too large")?;
+        let sizes = MapSizes {
+            stack_map: self.stack_map_size,
+            sample_map: self.sample_map_size,
+            lock_map: self.lock_map_size,
+            ringbuf_bytes,
+        };
+        Ok(RecordSettings {
+            target,
+            mrelease: !self.no_mrelease,
+            runs: self.runs,
+            freq_hz: self.freq,
+            sizes,
+        })
+    }
+}
+
+/// Records, writes the outputs and prints the report.
+pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
+    let settings = args.settings()?;
+    if let Some(dir) = &args.output {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating output directory {}", dir.display()))?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let run = runtime.block_on(async {
+        let signals = tokio::spawn(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+            eprintln!("reaper: stopping: detaching probes and saving what was collected");
+            interrupt::request_stop();
+        });
+        let result = tokio::task::spawn_blocking(move || recorder::Recorder::start(&settings)?.record(&settings)).await;
+        signals.abort();
+        result
+    })??;
+    let report_options = crate::report::ReportOptions::default();
+    if let Some(dir) = &args.output {
+        let path = dir.join("run.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&run)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        let files = crate::report::write_files(&run, dir, &report_options)?;
+        eprintln!(
+            "reaper: wrote {} and {} folded/SVG files to {}",
+            path.display(),
+            files.len(),
+            dir.display()
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&run)?);
+    } else {
+        print!("{}", crate::report::render_text(&run, &report_options));
+    }
+    Ok(if run.partial { 130 } else { 0 })
+}

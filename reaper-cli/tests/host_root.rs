@@ -1,0 +1,194 @@
+//! Root integration tests: they load and attach reaper's probes on the host
+//! kernel and kill real (synthetic) victims. Without root they print why and
+//! skip; with root every assertion is real. Run them one at a time
+//! (`--test-threads=1`): they attach system-wide probes.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+const REAPER: &str = env!("CARGO_BIN_EXE_reaper");
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|v| v.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// Returns false (and says why) when the test cannot run here.
+fn require_root(test: &str) -> bool {
+    if !is_root() {
+        eprintln!("SKIP {test}: needs root to load eBPF programs (run `sudo -E cargo xtask test`)");
+        return false;
+    }
+    true
+}
+
+fn reaper(args: &[&str]) -> Output {
+    Command::new(REAPER).args(args).output().expect("running reaper")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("reaper-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn load_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+fn context<'a>(run: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    run["episodes"][0]["contexts"].as_array()?.iter().find(|c| c["context"] == name)
+}
+
+fn samples_under(context: &serde_json::Value, frame: &str) -> u64 {
+    context["stacks"].as_array().unwrap().iter().filter(|s| s["frames"].as_array().unwrap().iter().any(|f| f == frame)).map(|s| s["samples"].as_u64().unwrap()).sum()
+}
+
+fn no_victims_left() -> bool {
+    std::fs::read_dir("/proc").unwrap().filter_map(Result::ok).all(|e| std::fs::read_to_string(e.path().join("comm")).map_or(true, |c| c.trim() != "reaper-victim"))
+}
+
+#[test]
+fn record_512m_victim_profiles_both_sides_and_report_reproduces_it() {
+    if !require_root("record_512m_victim") {
+        return;
+    }
+    let dir = temp_dir("record");
+    let out = reaper(&["record", "--victim", "512M", "-o", dir.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "record failed: {}\n{stdout}", text(&out.stderr));
+
+    let run = load_json(&dir.join("run.json"));
+    assert_eq!(run["schema_version"], 1);
+    assert_eq!(run["partial"], false);
+    let victim = context(&run, "victim_exit").expect("victim_exit context");
+    assert!(samples_under(victim, "exit_mmap") > 0, "no victim samples under exit_mmap");
+    let reaper_ctx = context(&run, "mrelease_caller").expect("mrelease_caller context");
+    let mrelease_ret = &run["episodes"][0]["latencies"]["mrelease_ret"];
+    assert_eq!(mrelease_ret, 0, "process_mrelease failed ({mrelease_ret}): the reaper lost the race, nothing to assert about its work");
+    assert!(samples_under(reaper_ctx, "__oom_reap_task_mm") > 0, "no reaper samples under __oom_reap_task_mm");
+
+    // Lock-wait figures are measured (a number and a wait count), never "not measured".
+    assert!(stdout.contains("Time waiting for pte spinlock"), "{stdout}");
+    let wait_row = stdout.lines().find(|l| l.contains("Time waiting for pte spinlock")).unwrap();
+    assert!(wait_row.contains("waits"), "lock waits not measured: {wait_row}");
+    assert!(!wait_row.contains("not measured"), "{wait_row}");
+
+    for (svg, frame) in [("victim_exit.svg", "exit_mmap"), ("mrelease_caller.svg", "__oom_reap_task_mm"), ("combined.svg", "exit_mmap")] {
+        let path = dir.join(svg);
+        let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut reader = quick_xml::Reader::from_str(&body);
+        loop {
+            match reader.read_event() {
+                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => panic!("{svg} is not well-formed XML: {e}"),
+            }
+        }
+        assert!(body.contains(frame), "{svg} lacks {frame}");
+    }
+    assert!(std::fs::read_to_string(dir.join("victim_exit.folded")).unwrap().contains("exit_mmap"));
+
+    // reaper report re-renders the same tables offline.
+    let report = reaper(&["report", dir.join("run.json").to_str().unwrap(), "-o", temp_dir("rerender").to_str().unwrap()]);
+    assert!(report.status.success(), "{}", text(&report.stderr));
+    assert_eq!(text(&report.stdout), stdout, "reaper report does not reproduce reaper record's output");
+    assert!(no_victims_left(), "a reaper-victim process survived");
+}
+
+#[test]
+fn doctor_attaches_tracepoints_and_sampling_for_real() {
+    if !require_root("doctor") {
+        return;
+    }
+    let out = reaper(&["doctor", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let works = |kind: &str| d["attach_kinds"].as_array().unwrap().iter().find(|k| k["kind"] == kind).map(|k| k["works"].as_bool().unwrap());
+    assert_eq!(works("tracepoint"), Some(true));
+    assert_eq!(works("perf_event"), Some(true));
+    for kind in ["fentry", "fexit", "kprobe", "kretprobe", "tp_btf"] {
+        assert!(works(kind).is_some(), "doctor did not check {kind}");
+    }
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(d["host"]["kernel_release"], release.trim());
+    assert!(d["probe_targets"].as_array().unwrap().iter().any(|t| t["concept"] == "reaper_work" && t["symbol"] == "__oom_reap_task_mm"));
+}
+
+#[test]
+fn protected_and_bad_pids_are_refused() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["record", "--pid", "1", "--kill"], "pid 1"),
+        (&["record", "--pid", "9999999", "--kill"], "does not exist"),
+        (&["record", "--pid", "2", "--kill"], "kernel thread"),
+        (&["record", "--pid", "1"], "--kill"),
+        (&["record", "--victim", "1G,vmas=0"], "vmas"),
+        (&["record", "--victim", "lots"], "not a size"),
+    ];
+    for (args, needle) in cases {
+        let out = reaper(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?} should fail with exit 2");
+        let err = text(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: expected `{needle}` in: {err}");
+    }
+    // The tool's parent (this test process) is refused too.
+    let me = std::process::id().to_string();
+    let out = reaper(&["record", "--pid", &me, "--kill"]);
+    assert!(text(&out.stderr).contains("parent"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn unprivileged_record_names_the_missing_capabilities() {
+    if !require_root("unprivileged_record (needs root to drop to nobody)") {
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", REAPER, "record", "--victim", "64M"])
+        .output()
+        .expect("setpriv (util-linux) is installed by cargo xtask setup");
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("CAP_BPF") && err.contains("CAP_PERFMON"), "{err}");
+}
+
+#[test]
+fn sigint_detaches_and_saves_a_partial_run() {
+    if !require_root("sigint_partial_run") {
+        return;
+    }
+    let dir = temp_dir("sigint");
+    let mut child = Command::new(REAPER).args(["record", "--victim", "256M", "--runs", "1000", "-o", dir.to_str().unwrap()]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    // Wait until at least one episode has been recorded (a victim was killed).
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(60) && !has_seen_victim() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // SAFETY: signalling our own child.
+    unsafe { libc_kill(child.id() as i32, 2) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "an interrupted record exits 130");
+    let run = load_json(&dir.join("run.json"));
+    assert_eq!(run["partial"], true);
+    assert!(run["partial_reason"].as_str().unwrap().contains("interrupted"));
+    assert!(run["episodes"].as_array().unwrap().len() < 1000);
+    assert!(no_victims_left(), "a reaper-victim process survived Ctrl-C");
+}
+
+fn has_seen_victim() -> bool {
+    !no_victims_left()
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}

@@ -1,0 +1,71 @@
+//! `cargo xtask run -- ARGS...`: set up, build reaper in release mode, and run
+//! it as root (through sudo when not already root).
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context as _, Result};
+
+/// Arguments of `cargo xtask run`.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Skip `cargo xtask setup`.
+    #[arg(long)]
+    pub no_setup: bool,
+    /// Arguments for `reaper`, e.g. `record --victim 1G -o out/`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// Builds `reaper` (release) and returns the binary's path.
+pub fn build_reaper() -> Result<std::path::PathBuf> {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "reaper-cli",
+            "--bin",
+            "reaper",
+        ])
+        .status()
+        .context("running cargo build")?;
+    anyhow::ensure!(
+        status.success(),
+        "cargo build --release -p reaper-cli failed"
+    );
+    Ok(crate::vm::cache::workspace_root().join("target/release/reaper"))
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|v| v.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs reaper with `args`, as root.
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    if !args.no_setup {
+        crate::setup::run()?;
+    }
+    let reaper = build_reaper()?;
+    let mut cmd = if is_root() {
+        Command::new(&reaper)
+    } else {
+        let mut sudo = Command::new("sudo");
+        sudo.arg(&reaper);
+        sudo
+    };
+    let status = cmd
+        .args(&args.args)
+        .status()
+        .with_context(|| format!("running {}", reaper.display()))?;
+    Ok(ExitCode::from(
+        status.code().unwrap_or(1).clamp(0, 255) as u8
+    ))
+}
