@@ -1,0 +1,78 @@
+//! Installs qemu (x86_64 and aarch64 system emulators) and a static busybox
+//! on the host when they are missing.
+//!
+//! On Debian 12 the preinstalled `qemu-utils` may come from bookworm-backports,
+//! which conflicts with bookworm's own `qemu-system-*`, so the emulators are
+//! installed from `<codename>-backports` through a private apt root whose
+//! sources are the host's own plus the backports suite on the host's mirror.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::apt::{AptRoot, RootSpec, sources};
+
+/// The emulators the VM harness runs.
+pub const QEMU_BINARIES: [&str; 2] = ["qemu-system-x86_64", "qemu-system-aarch64"];
+/// Debian packages that provide them (plus the host's static busybox).
+const PACKAGES: [&str; 3] = ["qemu-system-x86", "qemu-system-arm", "busybox-static"];
+
+/// Makes sure `qemu-system-x86_64` and `qemu-system-aarch64` are on `PATH`,
+/// installing them from the host's `<codename>-backports` suite when either is
+/// missing. Does nothing (and needs no network) when both are present.
+pub fn ensure_qemu() -> Result<()> {
+    let missing: Vec<&str> = QEMU_BINARIES
+        .iter()
+        .copied()
+        .filter(|b| find_in_path(b).is_none())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: {} missing; installing {}",
+        missing.join(", "),
+        PACKAGES.join(" ")
+    );
+    let codename = sources::host_codename()?;
+    let backports = format!("{codename}-backports");
+    let dir = crate::vm::cache::cache_dir()?
+        .join("apt")
+        .join("host-backports");
+    let root = AptRoot::create(
+        &dir,
+        &RootSpec {
+            suites: &[backports.as_str()],
+            include_host_sources: true,
+        },
+    )?;
+    root.update()?;
+    root.install(&backports, &PACKAGES).with_context(|| {
+        format!(
+            "installing qemu from {backports}; run as root, or install {} yourself",
+            PACKAGES.join(" ")
+        )
+    })?;
+    for binary in QEMU_BINARIES {
+        find_in_path(binary).with_context(|| {
+            format!(
+                "{binary} is still not on PATH after installing {}",
+                PACKAGES.join(" ")
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The full path of `program` if it is an executable on `PATH`.
+pub fn find_in_path(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}

@@ -1,0 +1,310 @@
+//! Per-cell assertions of `cargo xtask vm-test`, run on the files the guest
+//! copied back from `/out`.
+//!
+//! To add one: write a `fn(&CellContext) -> Verdict` and list it in
+//! [`CHECKS`]. A check that does not apply to a cell returns
+//! [`Verdict::Skip`] with the reason (e.g. "fentry is expected on x86_64
+//! only").
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::arch::Arch;
+use super::kernel::DebianKernel;
+
+/// What the guest ran, in `/out` (see `matrix::cell_command`).
+pub const DOCTOR_JSON: &str = "doctor.json";
+pub const RECORD_DIR: &str = "record";
+pub const STEPS_FILE: &str = "steps.txt";
+pub const BTF_FILE: &str = "btf-vmlinux";
+
+/// What a check can look at.
+pub struct CellContext<'a> {
+    pub kernel: DebianKernel,
+    pub arch: Arch,
+    pub out_dir: &'a Path,
+    /// `uname -r` and `uname -m` in the guest.
+    pub guest_release: &'a str,
+    pub guest_machine: &'a str,
+    /// Whether the reaper steps ran (false with `--smoke`).
+    pub reaper_ran: bool,
+}
+
+/// The outcome of one check, with a message either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Pass(String),
+    Fail(String),
+    Skip(String),
+}
+
+/// A named check.
+pub struct Check {
+    pub name: &'static str,
+    pub run: fn(&CellContext) -> Verdict,
+}
+
+/// Every check, in the order they are reported.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "guest-arch",
+        run: guest_arch,
+    },
+    Check {
+        name: "kernel-btf",
+        run: kernel_btf,
+    },
+    Check {
+        name: "doctor-json",
+        run: doctor_json,
+    },
+    Check {
+        name: "record-run-json",
+        run: record_run_json,
+    },
+];
+
+/// Runs every check on one cell.
+pub fn run_all(ctx: &CellContext) -> Vec<(&'static str, Verdict)> {
+    CHECKS.iter().map(|c| (c.name, (c.run)(ctx))).collect()
+}
+
+fn guest_arch(ctx: &CellContext) -> Verdict {
+    if ctx.guest_machine == ctx.arch.uname() {
+        Verdict::Pass(format!(
+            "guest runs {} {}",
+            ctx.guest_release, ctx.guest_machine
+        ))
+    } else {
+        Verdict::Fail(format!(
+            "guest reports machine {:?}, expected {}",
+            ctx.guest_machine,
+            ctx.arch.uname()
+        ))
+    }
+}
+
+fn kernel_btf(ctx: &CellContext) -> Verdict {
+    if ctx.out_dir.join(BTF_FILE).exists() {
+        Verdict::Pass("/sys/kernel/btf/vmlinux present".into())
+    } else {
+        Verdict::Fail(format!(
+            "the {} kernel ({}) has no /sys/kernel/btf/vmlinux",
+            ctx.kernel.name(),
+            ctx.guest_release
+        ))
+    }
+}
+
+fn doctor_json(ctx: &CellContext) -> Verdict {
+    if !ctx.reaper_ran {
+        return Verdict::Skip("reaper not run (--smoke)".into());
+    }
+    if let Some(fail) = step_failed(ctx.out_dir, "doctor") {
+        return fail;
+    }
+    let doc = match read_json(&ctx.out_dir.join(DOCTOR_JSON)) {
+        Ok(doc) => doc,
+        Err(message) => return Verdict::Fail(message),
+    };
+    let strings = all_strings(&doc);
+    let has = |needle: &str| strings.iter().any(|s| s.contains(needle));
+    if !has(ctx.guest_release) {
+        return Verdict::Fail(format!(
+            "doctor.json never names the kernel {}",
+            ctx.guest_release
+        ));
+    }
+    let arch_names = [ctx.arch.uname(), ctx.arch.debian()];
+    if !arch_names.iter().any(|a| strings.iter().any(|s| s == a)) {
+        return Verdict::Fail(format!("doctor.json never names the arch ({arch_names:?})"));
+    }
+    Verdict::Pass(format!(
+        "names {} and {}",
+        ctx.guest_release,
+        ctx.arch.uname()
+    ))
+}
+
+fn record_run_json(ctx: &CellContext) -> Verdict {
+    if !ctx.reaper_ran {
+        return Verdict::Skip("reaper not run (--smoke)".into());
+    }
+    if let Some(fail) = step_failed(ctx.out_dir, "record") {
+        return fail;
+    }
+    let Some(path) = find_run_json(&ctx.out_dir.join(RECORD_DIR)) else {
+        return Verdict::Fail(format!("no run.json under /out/{RECORD_DIR}"));
+    };
+    match read_json(&path) {
+        Ok(doc) if doc.get("schema_version").is_some() => {
+            Verdict::Pass(format!("schema_version {}", doc["schema_version"]))
+        }
+        Ok(_) => Verdict::Fail(format!("{} has no schema_version", path.display())),
+        Err(message) => Verdict::Fail(message),
+    }
+}
+
+/// The exit status the guest recorded for `step` in `steps.txt`.
+pub fn step_status(out_dir: &Path, step: &str) -> Option<i32> {
+    let text = std::fs::read_to_string(out_dir.join(STEPS_FILE)).ok()?;
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(name, _)| *name == step)
+        .find_map(|(_, status)| status.trim().parse().ok())
+}
+
+fn step_failed(out_dir: &Path, step: &str) -> Option<Verdict> {
+    match step_status(out_dir, step) {
+        Some(0) => None,
+        Some(code) => Some(Verdict::Fail(format!(
+            "`reaper {step}` exited with {code} in the guest; its output is in the console above"
+        ))),
+        None => Some(Verdict::Fail(format!(
+            "`reaper {step}` did not run (no status in {STEPS_FILE})"
+        ))),
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))
+}
+
+fn all_strings(value: &Value) -> Vec<&str> {
+    match value {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(items) => items.iter().flat_map(all_strings).collect(),
+        Value::Object(map) => map.values().flat_map(all_strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `record/run.json`, or the first `run.json` below `dir`.
+fn find_run_json(dir: &Path) -> Option<PathBuf> {
+    let direct = dir.join("run.json");
+    if direct.is_file() {
+        return Some(direct);
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    entries
+        .iter()
+        .filter(|p| p.is_dir())
+        .find_map(|p| find_run_json(p))
+}
+
+/// The attach modes doctor.json reports as working, e.g. `fentry,tracepoint`;
+/// `?` when the file or its `attach_kinds` field is missing.
+pub fn attach_summary(out_dir: &Path) -> String {
+    let Ok(doc) = read_json(&out_dir.join(DOCTOR_JSON)) else {
+        return "?".into();
+    };
+    let Some(kinds) = doc.get("attach_kinds").and_then(Value::as_array) else {
+        return "?".into();
+    };
+    let working: Vec<&str> = kinds
+        .iter()
+        .filter(|k| k.get("works").and_then(Value::as_bool) == Some(true))
+        .filter_map(|k| k.get("kind").and_then(Value::as_str))
+        .collect();
+    if working.is_empty() {
+        "none".into()
+    } else {
+        working.join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_out(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-checks-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join(RECORD_DIR)).unwrap();
+        dir
+    }
+
+    fn ctx(out_dir: &Path) -> CellContext<'_> {
+        CellContext {
+            kernel: DebianKernel::Sid,
+            arch: Arch::Arm64,
+            out_dir,
+            guest_release: "7.2.13+deb14-cloud-arm64",
+            guest_machine: "aarch64",
+            reaper_ran: true,
+        }
+    }
+
+    #[test]
+    fn doctor_and_record_pass_on_good_files() {
+        let out = temp_out("good");
+        std::fs::write(out.join(STEPS_FILE), "doctor 0\nrecord 0\n").unwrap();
+        let doctor = r#"{"kernel":{"release":"7.2.13+deb14-cloud-arm64","arch":"aarch64"},
+            "attach_kinds":[{"kind":"fentry","works":false},{"kind":"kprobe","works":true},
+            {"kind":"tracepoint","works":true}]}"#;
+        std::fs::write(out.join(DOCTOR_JSON), doctor).unwrap();
+        std::fs::write(
+            out.join(RECORD_DIR).join("run.json"),
+            r#"{"schema_version":1}"#,
+        )
+        .unwrap();
+        let c = ctx(&out);
+        assert!(
+            matches!(doctor_json(&c), Verdict::Pass(_)),
+            "{:?}",
+            doctor_json(&c)
+        );
+        assert!(matches!(record_run_json(&c), Verdict::Pass(_)));
+        assert!(matches!(guest_arch(&c), Verdict::Pass(_)));
+        assert_eq!(attach_summary(&out), "kprobe,tracepoint");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn failures_name_what_is_wrong() {
+        let out = temp_out("bad");
+        std::fs::write(out.join(STEPS_FILE), "doctor 0\nrecord 2\n").unwrap();
+        std::fs::write(
+            out.join(DOCTOR_JSON),
+            r#"{"kernel":"6.1.0-50-cloud-arm64"}"#,
+        )
+        .unwrap();
+        let c = ctx(&out);
+        let Verdict::Fail(msg) = doctor_json(&c) else {
+            panic!("doctor should fail")
+        };
+        assert!(msg.contains("7.2.13+deb14-cloud-arm64"), "{msg}");
+        let Verdict::Fail(msg) = record_run_json(&c) else {
+            panic!("record should fail")
+        };
+        assert!(msg.contains("exited with 2"), "{msg}");
+        assert_eq!(attach_summary(&out), "?");
+        let smoke = CellContext {
+            reaper_ran: false,
+            ..ctx(&out)
+        };
+        assert!(matches!(doctor_json(&smoke), Verdict::Skip(_)));
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn run_json_is_found_in_a_subdirectory() {
+        let out = temp_out("nested");
+        let nested = out.join(RECORD_DIR).join("2026-11-25");
+        std::fs::create_dir_all(&nested).unwrap();
+        std::fs::write(nested.join("run.json"), "{}").unwrap();
+        assert_eq!(
+            find_run_json(&out.join(RECORD_DIR)),
+            Some(nested.join("run.json"))
+        );
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}

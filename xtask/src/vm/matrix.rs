@@ -1,0 +1,269 @@
+//! `cargo xtask vm-test`: boot each kernel/arch cell of the matrix once, run
+//! `reaper doctor --json` and a `reaper record --victim 256M` scenario in it,
+//! assert [`checks`](super::checks) on what came back, and print a table.
+//!
+//! Cells run one after the other: the CI machine has 2 cores, and each TCG
+//! guest already uses both.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::arch::Arch;
+use super::checks::{self, BTF_FILE, CellContext, DOCTOR_JSON, RECORD_DIR, STEPS_FILE, Verdict};
+use super::kernel::{DebianKernel, KernelChoice};
+use super::qemu::Accel;
+use super::{VmSpec, build, cache};
+
+/// The matrix: each kernel line on each architecture.
+pub const CELLS: [(DebianKernel, Arch); 4] = [
+    (DebianKernel::Bookworm, Arch::X86_64),
+    (DebianKernel::Sid, Arch::X86_64),
+    (DebianKernel::Bookworm, Arch::Arm64),
+    (DebianKernel::Sid, Arch::Arm64),
+];
+/// Per-cell timeout: arm64 under TCG is several times slower than x86_64.
+const CELL_TIMEOUT_S: u64 = 900;
+
+/// `cargo xtask vm-test` arguments.
+#[derive(Debug, clap::Args)]
+pub struct VmTestArgs {
+    /// Run one cell, e.g. `sid/arm64` (any kernel `vm` accepts, by name).
+    #[arg(long, value_name = "KERNEL/ARCH")]
+    only: Option<String>,
+    /// Boot and check the kernels without building or running reaper.
+    #[arg(long)]
+    smoke: bool,
+    #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+    accel: Accel,
+    /// Seconds before a cell's qemu is killed.
+    #[arg(long, value_name = "S", default_value_t = CELL_TIMEOUT_S)]
+    timeout: u64,
+    /// Where each cell's /out goes (DIR/KERNEL-ARCH).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// One row of the result table.
+struct CellReport {
+    kernel: DebianKernel,
+    arch: Arch,
+    release: String,
+    attach: String,
+    checks: Vec<(&'static str, Verdict)>,
+    error: Option<String>,
+    wall: Duration,
+}
+
+impl CellReport {
+    fn failed(&self) -> bool {
+        self.error.is_some()
+            || self
+                .checks
+                .iter()
+                .any(|(_, v)| matches!(v, Verdict::Fail(_)))
+    }
+}
+
+/// Parses `--only KERNEL/ARCH`.
+fn parse_only(text: &str) -> Result<(DebianKernel, Arch)> {
+    let (kernel, arch) = text
+        .split_once('/')
+        .with_context(|| format!("--only {text:?}: expected KERNEL/ARCH, e.g. sid/arm64"))?;
+    let KernelChoice::Debian(kernel) = KernelChoice::parse(kernel)? else {
+        bail!(
+            "--only {text:?}: the matrix runs Debian kernels only; use `cargo xtask vm` for a path"
+        );
+    };
+    let arch = <Arch as clap::ValueEnum>::from_str(arch, true)
+        .map_err(|_| anyhow::anyhow!("--only {text:?}: arch must be x86_64 or arm64"))?;
+    Ok((kernel, arch))
+}
+
+/// The shell script each cell runs. Its steps' statuses go to
+/// `/out/steps.txt`, so a failing step does not hide the next one.
+pub fn cell_command(run_reaper: bool) -> String {
+    let mut script = format!(
+        "uname -a; cat /proc/version; ls /sys/kernel/btf | head -5\n\
+         [ -e /sys/kernel/btf/vmlinux ] && : > /out/{BTF_FILE}\n"
+    );
+    if run_reaper {
+        script.push_str(&format!(
+            "reaper doctor --json > /out/{DOCTOR_JSON}; echo \"doctor $?\" >> /out/{STEPS_FILE}\n\
+             reaper record --victim 256M -o /out/{RECORD_DIR}; echo \"record $?\" >> /out/{STEPS_FILE}\n"
+        ));
+    }
+    script.push_str("true\n");
+    script
+}
+
+/// `cargo xtask vm-test`.
+pub fn run_vm_test(args: VmTestArgs) -> Result<ExitCode> {
+    let cells = match &args.only {
+        Some(only) => vec![parse_only(only)?],
+        None => CELLS.to_vec(),
+    };
+    crate::setup_qemu::ensure_qemu()?;
+    let out_root = args
+        .out
+        .clone()
+        .unwrap_or_else(|| cache::target_dir().join("vm-test"));
+    let mut reapers: HashMap<Arch, std::result::Result<PathBuf, String>> = HashMap::new();
+    let mut reports = Vec::new();
+    for (kernel, arch) in cells {
+        let reaper = if args.smoke {
+            None
+        } else {
+            Some(
+                reapers
+                    .entry(arch)
+                    .or_insert_with(|| build::reaper_binary(arch).map_err(|e| format!("{e:#}")))
+                    .clone(),
+            )
+        };
+        let report = run_cell(&args, kernel, arch, reaper, &out_root);
+        reports.push(report);
+    }
+    print_table(&reports);
+    Ok(if reports.iter().any(CellReport::failed) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_cell(
+    args: &VmTestArgs,
+    kernel: DebianKernel,
+    arch: Arch,
+    reaper: Option<std::result::Result<PathBuf, String>>,
+    out_root: &std::path::Path,
+) -> CellReport {
+    let started = Instant::now();
+    let name = format!("{}/{arch}", kernel.name());
+    eprintln!("xtask: ===== vm-test cell {name} =====");
+    let mut report = CellReport {
+        kernel,
+        arch,
+        release: "?".into(),
+        attach: "?".into(),
+        checks: Vec::new(),
+        error: None,
+        wall: Duration::ZERO,
+    };
+    let reaper = match reaper.transpose() {
+        Ok(reaper) => reaper,
+        Err(message) => {
+            report.error = Some(message);
+            return report;
+        }
+    };
+    let mut spec = VmSpec::new(
+        KernelChoice::Debian(kernel),
+        arch,
+        vec![cell_command(reaper.is_some())],
+    );
+    spec.accel = args.accel;
+    spec.timeout = Duration::from_secs(args.timeout);
+    spec.out_dir = out_root.join(format!("{}-{arch}", kernel.name()));
+    spec.console_prefix = format!("[{name}] ");
+    spec.binaries
+        .extend(reaper.clone().map(|p| ("reaper".to_string(), p)));
+    match super::boot(&spec) {
+        Ok(outcome) => {
+            let release = outcome.guest_release.clone().unwrap_or_default();
+            let machine = outcome.guest_machine.clone().unwrap_or_default();
+            let ctx = CellContext {
+                kernel,
+                arch,
+                out_dir: &spec.out_dir,
+                guest_release: &release,
+                guest_machine: &machine,
+                reaper_ran: reaper.is_some(),
+            };
+            report.checks = checks::run_all(&ctx);
+            report.attach = checks::attach_summary(&spec.out_dir);
+            report.release = release;
+        }
+        Err(err) => report.error = Some(format!("{err:#}")),
+    }
+    report.wall = started.elapsed();
+    report
+}
+
+fn print_table(reports: &[CellReport]) {
+    println!();
+    println!(
+        "{:<40} {:<7} {:<28} {:<14} {:>8}",
+        "kernel", "arch", "attach modes", "checks", "wall"
+    );
+    for r in reports {
+        let passed = r
+            .checks
+            .iter()
+            .filter(|(_, v)| matches!(v, Verdict::Pass(_)))
+            .count();
+        let failed = r
+            .checks
+            .iter()
+            .filter(|(_, v)| matches!(v, Verdict::Fail(_)))
+            .count();
+        let skipped = r.checks.len() - passed - failed;
+        let checks = match (&r.error, skipped) {
+            (Some(_), _) => "ERROR".to_string(),
+            (None, 0) => format!("{passed} ok {failed} fail"),
+            (None, s) => format!("{passed} ok {failed} fail {s} skip"),
+        };
+        println!(
+            "{:<40} {:<7} {:<28} {:<14} {:>7.1}s",
+            format!("{} ({})", r.kernel.name(), r.release),
+            r.arch.to_string(),
+            r.attach,
+            checks,
+            r.wall.as_secs_f64()
+        );
+    }
+    for r in reports {
+        let cell = format!("{}/{}", r.kernel.name(), r.arch);
+        if let Some(error) = &r.error {
+            println!("ERROR {cell}: {error}");
+        }
+        for (name, verdict) in &r.checks {
+            match verdict {
+                Verdict::Fail(message) => println!("FAIL  {cell} {name}: {message}"),
+                Verdict::Skip(message) => println!("skip  {cell} {name}: {message}"),
+                Verdict::Pass(_) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_accepts_kernel_slash_arch() {
+        assert_eq!(
+            parse_only("sid/arm64").unwrap(),
+            (DebianKernel::Sid, Arch::Arm64)
+        );
+        assert_eq!(
+            parse_only("bookworm/aarch64").unwrap(),
+            (DebianKernel::Bookworm, Arch::Arm64)
+        );
+        assert!(parse_only("sid").is_err());
+        assert!(parse_only("sid/riscv64").is_err());
+    }
+
+    #[test]
+    fn cell_command_runs_reaper_only_when_built() {
+        assert!(!cell_command(false).contains("reaper"));
+        let full = cell_command(true);
+        assert!(full.contains("reaper doctor --json > /out/doctor.json"));
+        assert!(full.contains("reaper record --victim 256M -o /out/record"));
+    }
+}
