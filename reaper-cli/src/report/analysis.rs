@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use reaper_common::context::CONTEXT_NAMES;
+use reaper_common::loss::Counter;
 
 use crate::catalog::{self, frame_for};
 use crate::model::{LockWaitStack, Run, SampledStack};
@@ -382,6 +383,12 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
             loss: (value > 0 && losses::is_loss(name)).then(|| losses::describe(name, value)),
         })
         .collect();
+    // Kernel counters in their index order (hits before the losses they
+    // explain), unknown names after them.
+    counters.sort_by_key(|c| {
+        let index = Counter::ALL.iter().position(|k| k.name() == c.name);
+        (index.unwrap_or(Counter::ALL.len()), c.name.clone())
+    });
     counters.extend(
         episode
             .user_losses

@@ -64,7 +64,7 @@ pub fn describe_user(name: &str, count: u64) -> Loss {
     Loss {
         counter: name.to_owned(),
         count,
-        what: format!("lost in userspace ({name})"),
+        what: format!("records lost in userspace ({name})"),
         flag: None,
     }
 }

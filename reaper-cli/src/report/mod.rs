@@ -18,6 +18,9 @@ pub mod svg;
 pub mod text;
 pub mod tree;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::{Path, PathBuf};
 
 pub use load::{LoadError, load_run};

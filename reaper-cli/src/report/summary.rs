@@ -253,7 +253,7 @@ fn latency_row(run: &Run, label: &str, get: impl Fn(&Episode) -> Option<u64>) ->
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    if values.len() % 2 == 0 {
+    if values.len().is_multiple_of(2) {
         (values[mid - 1] + values[mid]) / 2.0
     } else {
         values[mid]

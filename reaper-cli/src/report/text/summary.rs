@@ -12,6 +12,32 @@ use crate::report::model::{Cell, RowStats, Summary, SummaryRow, Value};
 /// The two text lines of a cell: the total, and the split (may be empty).
 type Lines = (String, String);
 
+/// A "not measured (why)" longer than this goes below the box as a numbered
+/// note, so one long kernel answer does not widen every column.
+const MAX_INLINE_REASON: usize = 40;
+
+/// Long not-measured reasons, printed under the box.
+#[derive(Default)]
+struct Notes(Vec<String>);
+
+impl Notes {
+    /// The cell text for a reason: inline when short, else a note reference.
+    fn cell(&mut self, why: &str) -> String {
+        let text = format!("not measured ({why})");
+        if text.chars().count() <= MAX_INLINE_REASON {
+            return text;
+        }
+        let n = match self.0.iter().position(|t| *t == text) {
+            Some(at) => at + 1,
+            None => {
+                self.0.push(text);
+                self.0.len()
+            }
+        };
+        format!("not measured [{n}]")
+    }
+}
+
 /// Renders the box.
 pub fn render(summary: &Summary) -> String {
     let mut out = String::from("Summary of measurements (ms):\n");
@@ -30,10 +56,11 @@ pub fn render(summary: &Summary) -> String {
             "min–max".to_owned(),
         ]
     };
+    let mut notes = Notes::default();
     let rows: Vec<RowText> = summary
         .rows
         .iter()
-        .map(|r| row_text(r, per_episode, summary.episodes))
+        .map(|r| row_text(r, per_episode, summary.episodes, &mut notes))
         .collect();
     let label_width = rows
         .iter()
@@ -70,6 +97,9 @@ pub fn render(summary: &Summary) -> String {
         }
     }
     out.push_str(&full);
+    for (i, note) in notes.0.iter().enumerate() {
+        let _ = writeln!(out, "[{}] {note}", i + 1);
+    }
     out
 }
 
@@ -89,7 +119,7 @@ enum Cells {
     Merged(String),
 }
 
-fn row_text(row: &SummaryRow, per_episode: bool, episodes: usize) -> RowText {
+fn row_text(row: &SummaryRow, per_episode: bool, episodes: usize, notes: &mut Notes) -> RowText {
     let first_why = match row.cells.first() {
         Some(Cell::NotMeasured { why }) => Some(why),
         _ => None,
@@ -101,10 +131,13 @@ fn row_text(row: &SummaryRow, per_episode: bool, episodes: usize) -> RowText {
     });
     let has_split = row.split_label.is_some();
     let cells = match first_why {
-        Some(why) if uniform => RowCells::Merged(format!("not measured ({why})")),
-        _ if per_episode => {
-            RowCells::Each(row.cells.iter().map(|c| cell_lines(c, has_split)).collect())
-        }
+        Some(why) if uniform => RowCells::Merged(notes.cell(why)),
+        _ if per_episode => RowCells::Each(
+            row.cells
+                .iter()
+                .map(|c| cell_lines(c, has_split, notes))
+                .collect(),
+        ),
         _ => RowCells::Each(stats_lines(row.stats.as_ref(), episodes, has_split)),
     };
     RowText {
@@ -122,9 +155,9 @@ fn waits(count: Option<u64>) -> String {
     count.map_or_else(String::new, |c| format!(" ({c} waits)"))
 }
 
-fn cell_lines(cell: &Cell, has_split: bool) -> Lines {
+fn cell_lines(cell: &Cell, has_split: bool, notes: &mut Notes) -> Lines {
     match cell {
-        Cell::NotMeasured { why } => (format!("not measured ({why})"), String::new()),
+        Cell::NotMeasured { why } => (notes.cell(why), String::new()),
         Cell::Measured(v) => value_lines(v, has_split),
     }
 }
@@ -175,10 +208,10 @@ fn column_widths(headers: &[String], rows: &[RowText]) -> Vec<usize> {
         if let RowCells::Merged(text) = &row.cells {
             let span = widths.iter().sum::<usize>() + widths.len() - 1;
             let need = text.chars().count() + 2;
-            if need > span {
-                if let Some(last) = widths.last_mut() {
-                    *last += need - span;
-                }
+            if need > span
+                && let Some(last) = widths.last_mut()
+            {
+                *last += need - span;
             }
         }
     }

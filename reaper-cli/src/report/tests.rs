@@ -1,0 +1,322 @@
+//! Golden tests over the run files in `tests/data/report/`.
+//!
+//! Each `<name>.run.json` has its text report beside it in
+//! `<name>.expected.txt`; `6.18-mrelease` also has its folded files and JSON
+//! report. A missing or different golden fails; `REAPER_BLESS=1` rewrites
+//! them (and is the only way they are created). The fixtures come from
+//! `make_fixtures.py` in the same directory.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::model::Run;
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/report")
+}
+
+fn blessing() -> bool {
+    std::env::var_os("REAPER_BLESS").is_some_and(|v| v == "1")
+}
+
+/// Compares `actual` with the golden file, or rewrites it when blessing.
+fn check_golden(golden: &Path, actual: &str) {
+    if blessing() {
+        std::fs::write(golden, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(golden).unwrap_or_else(|e| {
+        panic!(
+            "{}: golden missing or unreadable ({e}); create it with REAPER_BLESS=1 cargo test -p reaper-cli report::tests and review it",
+            golden.display()
+        )
+    });
+    if expected != actual {
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(e, a)| e != a)
+            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{} differs from the output at line {}:\n expected: {:?}\n   actual: {:?}\n(bless with REAPER_BLESS=1 after reviewing)",
+            golden.display(),
+            line + 1,
+            expected.lines().nth(line),
+            actual.lines().nth(line)
+        );
+    }
+}
+
+fn fixture(name: &str) -> Run {
+    load_run(&data_dir().join(format!("{name}.run.json"))).unwrap()
+}
+
+fn fixture_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().ok()?;
+            name.strip_suffix(".run.json").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn text_reports_match_goldens() {
+    let names = fixture_names();
+    assert!(names.len() >= 6, "fixtures missing: {names:?}");
+    for name in names {
+        let text = render_text(&fixture(&name), &ReportOptions::default());
+        check_golden(&data_dir().join(format!("{name}.expected.txt")), &text);
+    }
+}
+
+#[test]
+fn json_report_matches_golden() {
+    let json = render_json(&fixture("6.18-mrelease"), &ReportOptions::default());
+    check_golden(&data_dir().join("6.18-mrelease.expected.json"), &json);
+}
+
+#[test]
+fn written_files_match_goldens_and_svgs_parse() {
+    let run = fixture("6.18-mrelease");
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_files(&run, dir.path(), &ReportOptions::default()).unwrap();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "victim_exit.folded",
+            "victim_exit.svg",
+            "mrelease_caller.folded",
+            "mrelease_caller.svg",
+            "combined.folded",
+            "combined.svg"
+        ]
+    );
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(file).unwrap();
+        if name.ends_with(".folded") {
+            check_golden(
+                &data_dir().join(format!("6.18-mrelease.expected.{name}")),
+                &text,
+            );
+            continue;
+        }
+        assert_svg(&text, &name);
+    }
+}
+
+fn assert_svg(svg: &str, name: &str) {
+    let mut reader = quick_xml::Reader::from_str(svg);
+    let mut elements = 0;
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(quick_xml::events::Event::Start(_) | quick_xml::events::Event::Empty(_)) => {
+                elements += 1
+            }
+            Ok(_) => {}
+            Err(e) => panic!("{name}: not XML at {}: {e}", reader.buffer_position()),
+        }
+    }
+    assert!(elements > 10, "{name}: only {elements} elements");
+    let expect: &[&str] = match name {
+        "victim_exit.svg" => &[
+            "exit_mmap",
+            "__pte_offset_map_lock",
+            "reaper: victim exit — 6.18",
+        ],
+        "mrelease_caller.svg" => &["__oom_reap_task_mm", "__x64_sys_process_mrelease"],
+        _ => &[
+            "victim_exit",
+            "mrelease_caller",
+            "exit_mmap",
+            "__oom_reap_task_mm",
+        ],
+    };
+    for frame in expect {
+        assert!(svg.contains(frame), "{name} lacks {frame}");
+    }
+    assert!(svg.contains("samples"), "{name}: count name");
+}
+
+#[test]
+fn run_round_trips_through_json() {
+    for name in fixture_names() {
+        let run = fixture(&name);
+        let text = serde_json::to_string_pretty(&run).unwrap();
+        let back = super::load::parse_run(&text, Path::new("mem")).unwrap();
+        assert_eq!(back, run, "{name}");
+    }
+}
+
+#[test]
+fn a_directory_means_its_run_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        data_dir().join("6.18-mrelease.run.json"),
+        dir.path().join("run.json"),
+    )
+    .unwrap();
+    assert_eq!(load_run(dir.path()).unwrap(), fixture("6.18-mrelease"));
+}
+
+fn load_bad(name: &str) -> LoadError {
+    load_run(&data_dir().join(name)).expect_err(name)
+}
+
+#[test]
+fn missing_file_is_missing() {
+    let err = load_bad("does-not-exist.run.json");
+    assert!(matches!(err, LoadError::Missing { .. }), "{err:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let err = load_run(dir.path()).unwrap_err();
+    assert!(matches!(err, LoadError::Missing { ref path } if path.ends_with("run.json")));
+}
+
+#[test]
+fn truncated_file_says_where() {
+    let err = load_bad("bad-truncated.json");
+    let LoadError::Corrupt { line, column, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(*line > 100 && *column > 0, "{line}:{column}");
+    let message = err.to_string();
+    assert!(
+        message.contains("truncated or corrupt JSON at line"),
+        "{message}"
+    );
+}
+
+#[test]
+fn corrupt_file_says_where() {
+    let err = load_bad("bad-corrupt.json");
+    assert!(matches!(err, LoadError::Corrupt { line: 4, .. }), "{err:?}");
+    assert!(err.to_string().contains("at line 4 column"), "{err}");
+}
+
+#[test]
+fn other_json_is_not_a_run() {
+    let err = load_bad("bad-not-a-run.json");
+    assert!(matches!(err, LoadError::NotARun { .. }), "{err:?}");
+    let err = load_bad("bad-no-schema.json");
+    assert!(matches!(err, LoadError::NotARun { .. }), "{err:?}");
+    assert!(err.to_string().contains("not a reaper run file"), "{err}");
+}
+
+#[test]
+fn unknown_schema_names_both_versions() {
+    let err = load_bad("bad-wrong-schema.json");
+    assert!(
+        matches!(
+            err,
+            LoadError::UnknownSchema {
+                found: 7,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("schema version 7") && message.contains("reads version 1"));
+}
+
+#[test]
+fn lock_waits_not_measured_are_never_zero() {
+    let report = analyze(&fixture("6.1-no-lock-probe"), &ReportOptions::default());
+    let row = &report.summary.rows[1];
+    assert_eq!(row.label, "Time waiting for pte spinlock");
+    assert!(
+        matches!(&row.cells[0], model::Cell::NotMeasured { why } if why.contains("contention_begin")),
+        "{:?}",
+        row.cells
+    );
+    assert!(report.contexts[0].lock_waits.not_measured.is_some());
+    let text = render_text(&fixture("6.1-no-lock-probe"), &ReportOptions::default());
+    assert!(text.contains("not measured (tracepoint lock:contention_begin"));
+}
+
+#[test]
+fn summary_figures_of_the_6_18_fixture() {
+    let report = analyze(&fixture("6.18-mrelease"), &ReportOptions::default());
+    let rows = &report.summary.rows;
+    let labels: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "Total running time",
+            "Time waiting for pte spinlock",
+            "folio_remove_rmap_ptes time",
+            "kill → mrelease done",
+            "kill → exit_mmap done"
+        ]
+    );
+    let model::Cell::Measured(total) = rows[0].cells[0] else {
+        panic!()
+    };
+    let (victim, reaper) = total.split_ms.unwrap();
+    assert!((total.total_ms - victim - reaper).abs() < 1e-9);
+    assert!(victim > 0.0 && reaper > 0.0);
+    let model::Cell::Measured(pte) = rows[1].cells[0] else {
+        panic!()
+    };
+    assert!(pte.count.unwrap() > 0);
+}
+
+#[test]
+fn many_episodes_get_median_and_range_columns() {
+    let text = render_text(&fixture("7.2-arm64-6-episodes"), &ReportOptions::default());
+    assert!(text.contains("median of 6"), "{text}");
+    assert!(text.contains("min–max"));
+    assert!(!text.contains("episode 6 "));
+}
+
+#[test]
+fn losses_and_partial_are_announced_first() {
+    let text = render_text(&fixture("6.18-losses"), &ReportOptions::default());
+    assert!(text.starts_with("LOSSES:"), "{text}");
+    assert!(text.contains(
+        "LOST: 12 samples had no stack (KERNEL_STACKS full or collision) — enlarge with --stack-map-size"
+    ));
+    assert!(text.contains("— enlarge with --ringbuf-size"));
+    let text = render_text(&fixture("6.18-partial"), &ReportOptions::default());
+    assert!(text.starts_with("PARTIAL: interrupted by Ctrl-C"), "{text}");
+}
+
+#[test]
+fn absent_concepts_are_listed_not_zero() {
+    let report = analyze(&fixture("6.1-no-lock-probe"), &ReportOptions::default());
+    let victim = &report.contexts[0];
+    let pte = victim
+        .key_functions
+        .iter()
+        .find(|k| k.concept == "pte_lock")
+        .unwrap();
+    assert_eq!(pte.symbol.as_deref(), Some("zap_pte_range"));
+    assert!(pte.inline_fallback);
+    let mut run = fixture("6.18-mrelease");
+    for r in &mut run.symbols {
+        if r.concept == "tlb_flush" {
+            r.symbol = None;
+        }
+    }
+    let report = analyze(&run, &ReportOptions::default());
+    let tlb = report.contexts[0]
+        .key_functions
+        .iter()
+        .find(|k| k.concept == "tlb_flush")
+        .unwrap();
+    assert_eq!((tlb.symbol.as_ref(), tlb.period_ms), (None, None));
+    assert!(
+        render_text(&run, &ReportOptions::default())
+            .contains("absent on this kernel  tlb_flush (none of tlb_flush_mmu)")
+    );
+}
