@@ -60,6 +60,24 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// runs from an RCU callback after the victim is reaped).
 const LATE_EVENT_GRACE: Duration = Duration::from_millis(300);
 
+/// What an episode's scenario hands to [`Recorder::finish_episode`].
+pub struct EpisodeParts {
+    /// 0-based episode index.
+    pub index: u32,
+    /// The victim as it was before the kill.
+    pub victim: VictimInfo,
+    /// Tracked tasks by context id.
+    pub tasks: BTreeMap<u32, Vec<TaskRef>>,
+    /// Timeline events collected during the episode.
+    pub events: Vec<TimelineEvent>,
+    /// CLOCK_MONOTONIC ns of the kill (t = 0 of the timeline).
+    pub kill_ns: u64,
+    /// Thread that killed the victim (the kernel's OOM killer: 0).
+    pub killer_tid: u32,
+    /// False when the victim did not finish exiting in time.
+    pub complete: bool,
+}
+
 /// Loaded, attached probes plus what is needed to symbolize their output.
 pub struct Recorder {
     ebpf: Ebpf,
@@ -296,19 +314,44 @@ impl Recorder {
             None => pidfd::wait_exit(&fd, EXIT_TIMEOUT.as_millis() as i32),
         };
         let mut events: Vec<TimelineEvent> = Vec::new();
-        let deadline = Instant::now() + LATE_EVENT_GRACE;
-        while Instant::now() < deadline
-            && !events.iter().any(|e| {
-                e.kind == TimelineKind::ProcessFree as u32 && e.arg == i64::from(victim_pid)
-            })
-        {
-            self.timeline.poll(&mut events);
+        self.poll_timeline_until(&mut events, Instant::now() + LATE_EVENT_GRACE, |e| {
+            e.kind == TimelineKind::ProcessFree as u32 && e.arg == i64::from(victim_pid)
+        });
+        if !exited {
+            log::warn!(
+                "pid {victim_pid} had not exited {EXIT_TIMEOUT:?} after SIGKILL; its profile is incomplete"
+            );
+        }
+        self.finish_episode(EpisodeParts {
+            index,
+            victim: victim_info,
+            tasks,
+            events,
+            kill_ns,
+            killer_tid: reaper_tid,
+            complete: exited,
+        })
+    }
+
+    /// Polls the timeline into `events` until an event matches `done` or
+    /// `deadline` passes, then once more.
+    fn poll_timeline_until(
+        &mut self,
+        events: &mut Vec<TimelineEvent>,
+        deadline: Instant,
+        done: impl Fn(&TimelineEvent) -> bool,
+    ) {
+        while Instant::now() < deadline && !events.iter().any(&done) {
+            self.timeline.poll(events);
             std::thread::sleep(Duration::from_millis(10));
         }
-        self.timeline.poll(&mut events);
+        self.timeline.poll(events);
+    }
+
+    /// Stops tracking, drains the kernel aggregates and builds the episode.
+    fn finish_episode(&mut self, parts: EpisodeParts) -> anyhow::Result<Episode> {
         collect::clear_tracking(&mut self.ebpf)?;
         let raw = collect::drain(&mut self.ebpf)?;
-
         let symbolizer = &self.symbolizer;
         let mut failures = 0u64;
         let mut symbolize = |ips: &[u64]| {
@@ -317,9 +360,14 @@ impl Recorder {
                 vec![crate::model::FRAME_STACK_LOST.to_owned()]
             })
         };
-        let contexts = episode::context_profiles(&raw, &tasks, &mut symbolize);
-        let timeline =
-            episode::timeline(&events, kill_ns, reaper_tid, std::process::id(), victim_pid);
+        let contexts = episode::context_profiles(&raw, &parts.tasks, &mut symbolize);
+        let timeline = episode::timeline(
+            &parts.events,
+            parts.kill_ns,
+            parts.killer_tid,
+            std::process::id(),
+            parts.victim.pid,
+        );
         let latencies = episode::latencies(&timeline);
         let mut user_losses = BTreeMap::new();
         for (name, value) in [
@@ -331,20 +379,15 @@ impl Recorder {
                 user_losses.insert(name.to_owned(), value);
             }
         }
-        if !exited {
-            log::warn!(
-                "pid {victim_pid} had not exited {EXIT_TIMEOUT:?} after SIGKILL; its profile is incomplete"
-            );
-        }
         Ok(Episode {
-            index,
-            victim: victim_info,
+            index: parts.index,
+            victim: parts.victim,
             contexts,
             timeline,
             latencies,
             counters: raw.counters,
             user_losses,
-            partial: !exited || interrupt::stop_requested(),
+            partial: !parts.complete || interrupt::stop_requested(),
         })
     }
 }
