@@ -186,6 +186,7 @@ fn header(run: &Run, episodes: &[EpisodeReport]) -> Header {
         scenario: run.recording.scenario.description.clone(),
         started_unix: run.recording.started_unix,
         episodes: run.episodes.len(),
+        episodes_requested: run.recording.scenario.runs,
         partial: run.partial.then(|| {
             run.partial_reason
                 .clone()

@@ -48,7 +48,8 @@ pub struct ReportOptions {
     pub top: usize,
     /// Call-graph entries below this percent of their parent are hidden.
     pub percent_limit: f64,
-    /// Call-graph levels shown below each root.
+    /// Call-graph levels shown below each root (a continuation line of a
+    /// merged chain is a level too).
     pub max_depth: usize,
     /// Lock-wait stacks shown per context.
     pub lock_top: usize,

@@ -46,6 +46,8 @@ pub struct Header {
     pub started_unix: u64,
     /// Episodes in the run.
     pub episodes: usize,
+    /// Episodes the scenario asked for (more than `episodes` when cut short).
+    pub episodes_requested: u32,
     /// `Some(reason)` when the run is partial.
     pub partial: Option<String>,
     /// How each probe group was attached.

@@ -320,3 +320,71 @@ fn absent_concepts_are_listed_not_zero() {
             .contains("absent on this kernel  tlb_flush (none of tlb_flush_mmu)")
     );
 }
+
+#[test]
+fn measured_zero_lock_wait_is_zero_with_a_count() {
+    let mut run = fixture("6.18-mrelease");
+    for ctx in run.episodes.iter_mut().flat_map(|e| &mut e.contexts) {
+        ctx.lock_waits.clear();
+    }
+    let report = analyze(&run, &ReportOptions::default());
+    assert_eq!(
+        report.summary.rows[1].cells[0],
+        model::Cell::Measured(model::Value {
+            total_ms: 0.0,
+            split_ms: Some((0.0, 0.0)),
+            count: Some(0)
+        })
+    );
+    let text = render_text(&run, &ReportOptions::default());
+    assert!(
+        text.contains("| 0.0 (0 waits) |") || text.contains(" 0.0 (0 waits) "),
+        "{text}"
+    );
+    assert!(text.contains("Lock waits: none (measured: 0 waits)"));
+}
+
+#[test]
+fn a_run_cut_short_before_any_episode_still_renders() {
+    let mut run = fixture("6.18-partial");
+    run.episodes.clear();
+    let text = render_text(&run, &ReportOptions::default());
+    assert!(text.starts_with("PARTIAL: "), "{text}");
+    assert!(text.contains("(no episodes recorded)"));
+    assert!(text.contains("0 episodes of 5 requested"));
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_files(&run, dir.path(), &ReportOptions::default()).unwrap();
+    assert_eq!(files, [dir.path().join("combined.folded")]);
+}
+
+#[test]
+fn options_change_the_tables() {
+    let run = fixture("6.18-mrelease");
+    let opts = ReportOptions {
+        top: 3,
+        percent_limit: 20.0,
+        max_depth: 1,
+        lock_top: 1,
+    };
+    let report = analyze(&run, &opts);
+    let victim = &report.contexts[0];
+    assert_eq!(victim.symbols.len(), 3);
+    assert_eq!(victim.lock_waits.rows.len(), 1);
+    assert_eq!(victim.lock_waits.hidden, 1);
+    let root = &victim.call_graph.roots[0];
+    assert_eq!(root.name, "do_exit");
+    assert_eq!(root.children.len(), 1, "depth 1 keeps exit_mm only");
+    assert!(root.children[0].children.is_empty());
+}
+
+#[test]
+fn a_missing_golden_fails_and_is_not_created() {
+    if blessing() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let golden = dir.path().join("new.expected.txt");
+    let result = std::panic::catch_unwind(|| check_golden(&golden, "text\n"));
+    assert!(result.is_err());
+    assert!(!golden.exists());
+}

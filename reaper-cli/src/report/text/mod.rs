@@ -46,9 +46,15 @@ fn header(h: &Header, out: &mut String) {
         h.tool, h.kernel_release, h.arch, h.cpus
     );
     let _ = writeln!(out, "Scenario: {}", h.scenario);
+    let requested = h.episodes_requested as usize;
+    let of = if requested > h.episodes {
+        format!(" of {requested} requested")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "Recorded: {}, {} episode{}",
+        "Recorded: {}, {} episode{}{of}",
         utc(h.started_unix),
         h.episodes,
         if h.episodes == 1 { "" } else { "s" }

@@ -322,4 +322,46 @@ Summary of measurements (ms):
 ";
         assert_eq!(render(&s), expected);
     }
+
+    #[test]
+    fn median_and_range_columns_beyond_five_episodes() {
+        let mut cells: Vec<Cell> = (1..=5)
+            .map(|i| split(f64::from(i) * 10.0, f64::from(i) * 6.0, f64::from(i) * 4.0))
+            .collect();
+        cells.push(Cell::NotMeasured {
+            why: "event not seen".into(),
+        });
+        let uniform = vec![
+            Cell::NotMeasured {
+                why: "the run has no lock_wait probe".into()
+            };
+            6
+        ];
+        let s = summary(vec![
+            (
+                "Total running time",
+                Some("(exit_mmap + reaper work)"),
+                cells,
+            ),
+            (
+                "Time waiting for pte spinlock",
+                Some("(exit_mmap + reaper work)"),
+                uniform,
+            ),
+        ]);
+        let expected = "\
+Summary of measurements (ms):
++---------------------------------------------------------------------+
+| Category                      |  median of 6  |       min–max       |
++-------------------------------+---------------+---------------------+
+| Total running time            | 30.0 [5 of 6] |      10.0–50.0      |
+|   (exit_mmap + reaper work)   |  18.0 + 12.0  | 6.0–30.0 + 4.0–20.0 |
++-------------------------------+---------------+---------------------+
+| Time waiting for pte spinlock |          not measured [1]           |
+|   (exit_mmap + reaper work)   |                                     |
++---------------------------------------------------------------------+
+[1] not measured (the run has no lock_wait probe)
+";
+        assert_eq!(render(&s), expected);
+    }
 }

@@ -224,7 +224,7 @@ def episode(k, index, scale, mrelease=True, lock=True, extra_counters=None, user
 
 
 def run(k, episodes, *, cpus=8, mrelease=True, lock_probe="attached", not_measured=(), partial=None,
-        kind="victim", desc=None, size=(1 << 30), threads=1):
+        kind="victim", desc=None, size=(1 << 30), threads=1, runs=None):
     probes = [{"probe": "sampling", "mode": "perf_event", "status": "attached"},
               {"probe": "lock_wait", "mode": "tracepoint" if lock_probe == "attached" else "none",
                "status": lock_probe},
@@ -235,7 +235,7 @@ def run(k, episodes, *, cpus=8, mrelease=True, lock_probe="attached", not_measur
          "recording": {"started_unix": 1_764_108_245, "freq_hz": 4000, "sample_period_ns": PERIOD,
                        "probes": probes,
                        "scenario": {"kind": kind, "description": desc, "victim_bytes": size, "vmas": 64,
-                                    "threads": threads, "mrelease": mrelease, "runs": len(episodes)}},
+                                    "threads": threads, "mrelease": mrelease, "runs": runs or len(episodes)}},
          "symbols": k.symbols, "episodes": episodes,
          "not_measured": [{"what": w, "why": y} for w, y in not_measured],
          "partial": partial is not None}
@@ -261,7 +261,7 @@ def main():
         extra_counters={"sample_stack_lost": 12, "timeline_ring_full": 3, "lock_waits_full": 0},
         user_losses={"timeline_unparsed": 1})], desc=desc))
     write("6.18-partial.run.json", run(k618, [episode(k618, 0, 3.0), episode(k618, 1, 1.2, partial=True)],
-                                        desc=desc + ", runs=5",
+                                        desc=desc + ", runs=5", runs=5,
                                         partial="interrupted by Ctrl-C during episode 2 of 5; probes detached, "
                                                 "data collected up to then kept"))
     write("6.18-oom.run.json", run(k618, [episode(k618, 0, 3.0, mrelease=False, oom=True)], mrelease=False,
