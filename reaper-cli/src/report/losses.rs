@@ -59,12 +59,22 @@ pub fn describe(name: &str, count: u64) -> Loss {
     }
 }
 
-/// Describes a non-zero userspace loss (e.g. unparsable ring-buffer records).
+/// Describes a non-zero userspace loss (names from the recorder).
 pub fn describe_user(name: &str, count: u64) -> Loss {
+    let what = match name {
+        "timeline_malformed" => "timeline records could not be parsed and were dropped".to_owned(),
+        "stacks_unsymbolized" => {
+            "stacks could not be symbolized (kallsyms unreadable or hidden)".to_owned()
+        }
+        "lock_waits_unfinished" => {
+            "lock waits had begun but not ended when the episode closed".to_owned()
+        }
+        _ => format!("records lost in userspace ({name})"),
+    };
     Loss {
         counter: name.to_owned(),
         count,
-        what: format!("records lost in userspace ({name})"),
+        what,
         flag: None,
     }
 }

@@ -63,10 +63,11 @@ pub fn probe_failure(run: &Run, probe: &str) -> Option<String> {
     if entry.status == "attached" {
         return None;
     }
+    let keyword = probe.split('_').next().unwrap_or(probe);
     let noted = run
         .not_measured
         .iter()
-        .find(|n| n.what.contains(probe.split('_').next().unwrap_or(probe)));
+        .find(|n| n.what.contains(keyword) || n.why.contains(keyword));
     Some(noted.map_or_else(
         || format!("{} probe ({}): {}", entry.probe, entry.mode, entry.status),
         |n| n.why.clone(),

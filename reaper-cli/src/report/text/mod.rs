@@ -64,13 +64,34 @@ fn header(h: &Header, out: &mut String) {
         "Sampling: cpu-clock at {} Hz (period {} ns)",
         h.freq_hz, h.sample_period_ns
     );
-    if !h.probes.is_empty() {
-        let probes: Vec<String> = h
-            .probes
-            .iter()
-            .map(|p| format!("{} ({}): {}", p.probe, p.mode, p.status))
-            .collect();
-        let _ = writeln!(out, "Probes: {}", probes.join("; "));
+    probes(h, out);
+}
+
+/// Attached probe groups on one line (timeline tracepoints counted), then
+/// one line per probe that did not attach, with the kernel's answer.
+fn probes(h: &Header, out: &mut String) {
+    let attached: Vec<_> = h.probes.iter().filter(|p| p.status == "attached").collect();
+    let mut names: Vec<String> = attached
+        .iter()
+        .filter(|p| !p.probe.starts_with("timeline:"))
+        .map(|p| format!("{} ({})", p.probe, p.mode))
+        .collect();
+    let timeline = attached
+        .iter()
+        .filter(|p| p.probe.starts_with("timeline:"))
+        .count();
+    if timeline > 0 {
+        names.push(format!("timeline ({timeline} tracepoints)"));
+    }
+    if !names.is_empty() {
+        let _ = writeln!(out, "Probes attached: {}", names.join(", "));
+    }
+    for p in h.probes.iter().filter(|p| p.status != "attached") {
+        let _ = writeln!(
+            out,
+            "Probe NOT attached: {} ({}): {}",
+            p.probe, p.mode, p.status
+        );
     }
 }
 

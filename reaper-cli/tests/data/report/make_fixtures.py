@@ -226,10 +226,12 @@ def episode(k, index, scale, mrelease=True, lock=True, extra_counters=None, user
 def run(k, episodes, *, cpus=8, mrelease=True, lock_probe="attached", not_measured=(), partial=None,
         kind="victim", desc=None, size=(1 << 30), threads=1, runs=None):
     probes = [{"probe": "sampling", "mode": "perf_event", "status": "attached"},
-              {"probe": "lock_wait", "mode": "tracepoint" if lock_probe == "attached" else "none",
-               "status": lock_probe},
-              {"probe": "timeline:exit_mmap", "mode": "tracepoint", "status": "attached"},
-              {"probe": "timeline:process_mrelease", "mode": "tracepoint", "status": "attached"}]
+              {"probe": "lock_wait", "mode": "tracepoint", "status": lock_probe}]
+    probes += [{"probe": f"timeline:{tp}", "mode": "tracepoint", "status": "attached"}
+               for tp in ["syscalls:sys_enter_process_mrelease", "syscalls:sys_exit_process_mrelease",
+                          "mmap:exit_mmap", "sched:sched_process_exit", "sched:sched_process_free",
+                          "oom:mark_victim", "oom:wake_reaper", "oom:start_task_reaping",
+                          "oom:finish_task_reaping", "oom:skip_task_reaping"]]
     r = {"schema_version": 1, "tool": {"name": "reaper", "version": "0.1.0"},
          "host": {"kernel_release": k.release, "arch": k.arch, "cpus": cpus},
          "recording": {"started_unix": 1_764_108_245, "freq_hz": 4000, "sample_period_ns": PERIOD,
@@ -259,7 +261,7 @@ def main():
     write("6.18-losses.run.json", run(k618, [episode(
         k618, 0, 2.0, lost_stacks=12,
         extra_counters={"sample_stack_lost": 12, "timeline_ring_full": 3, "lock_waits_full": 0},
-        user_losses={"timeline_unparsed": 1})], desc=desc))
+        user_losses={"timeline_malformed": 1})], desc=desc))
     write("6.18-partial.run.json", run(k618, [episode(k618, 0, 3.0), episode(k618, 1, 1.2, partial=True)],
                                         desc=desc + ", runs=5", runs=5,
                                         partial="interrupted by Ctrl-C during episode 2 of 5; probes detached, "
@@ -269,9 +271,10 @@ def main():
     k61 = K("6.1.0-27-amd64", "x86_64")
     write("6.1-no-lock-probe.run.json", run(
         k61, [episode(k61, 0, 3.0, mrelease=False, lock=False)], mrelease=False, cpus=4,
-        lock_probe="tracepoint lock:contention_begin not found (CONFIG_LOCKDEP or CONFIG_LOCK_EVENTS off)",
-        not_measured=[("lock wait time", "tracepoint lock:contention_begin not found in tracefs; "
-                                         "this kernel was built without lock contention tracepoints")],
+        lock_probe="tracepoint lock:contention_begin: No such file or directory (os error 2)",
+        not_measured=[("lock wait time (pte spinlock waits)",
+                       "lock:contention_begin/end did not attach: tracepoint lock:contention_begin: "
+                       "No such file or directory (os error 2)")],
         desc="victim 1G,vmas=64,threads=1, kill only (no process_mrelease)"))
     k72 = K("7.2.0-rc3-arm64", "aarch64")
     write("7.2-arm64-6-episodes.run.json", run(
