@@ -32,8 +32,10 @@ pub fn render(graph: &CallGraph) -> String {
     if graph.hidden_roots > 0 {
         let _ = writeln!(
             out,
-            "({} more roots below the {:.2}% cut-off)",
-            graph.hidden_roots, graph.percent_limit
+            "({} more root{} below the {:.2}% cut-off)",
+            graph.hidden_roots,
+            if graph.hidden_roots == 1 { "" } else { "s" },
+            graph.percent_limit
         );
     }
     out
