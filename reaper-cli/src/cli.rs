@@ -27,6 +27,10 @@ pub enum Command {
     Record(cmd::record::RecordArgs),
     /// Re-render the tables and flamegraphs of a recorded run.json (no root needed).
     Report(cmd::report::ReportArgs),
+    /// Compare two runs or run sets: summary table, per-function tables, differential flamegraphs.
+    Diff(cmd::diff::DiffArgs),
+    /// CI regression gate: exit 1 when a candidate run set is significantly slower than a baseline.
+    Gate(cmd::gate::GateArgs),
     /// Internal: the synthetic victim process.
     #[command(name = "__victim", hide = true)]
     Victim {
@@ -36,6 +40,18 @@ pub enum Command {
         vmas: u32,
         /// Threads.
         threads: u32,
+        /// cgroup.procs files to join first.
+        #[arg(long)]
+        join: Vec<std::path::PathBuf>,
+        /// oom_score_adj to set.
+        #[arg(long, allow_hyphen_values = true)]
+        oom_score_adj: Option<i32>,
+        /// Wait for "go" on stdin before populating.
+        #[arg(long)]
+        wait_go: bool,
+        /// comm of the process.
+        #[arg(long)]
+        comm: Option<String>,
     },
 }
 
@@ -53,10 +69,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Doctor(args) => cmd::doctor::run(&args),
         Command::Record(args) => cmd::record::run(&args),
         Command::Report(args) => cmd::report::run(&args).map(|()| 0),
-        Command::Victim {
-            bytes,
-            vmas,
-            threads,
-        } => crate::scenario::victim::run_child(bytes, vmas, threads),
+        Command::Diff(a) => cmd::diff::run(&a),
+        Command::Gate(a) => cmd::gate::run(&a),
+        Command::Victim { bytes, vmas, threads, join, oom_score_adj, wait_go, comm } => {
+            let options = crate::scenario::victim::SpawnOptions { join, oom_score_adj, wait_go, comm };
+            crate::scenario::victim::run_child(bytes, vmas, threads, &options)
+        }
     }
 }

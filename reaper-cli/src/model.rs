@@ -151,6 +151,38 @@ pub struct Episode {
     pub user_losses: BTreeMap<String, u64>,
     /// True when the episode was cut short.
     pub partial: bool,
+    /// The frozen-victim scenario's outcome (`record --oom --frozen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<FrozenOutcome>,
+}
+
+/// What happened to a frozen victim after the OOM kill.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrozenOutcome {
+    /// Threads of the victim when it was frozen.
+    pub threads: u32,
+    /// How long reaper watched after the OOM kill, ms.
+    pub timeout_ms: u64,
+    /// Per thread: when it exited (ms after the OOM kill), if it did.
+    pub thread_exits: Vec<ThreadFate>,
+    /// ms after the OOM kill when the last thread exited, if all did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_exited_ms: Option<u64>,
+    /// Threads still present when the timeout expired (still frozen).
+    pub still_present_at_timeout: Vec<u32>,
+}
+
+/// One frozen-victim thread's fate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadFate {
+    /// Thread id.
+    pub tid: u32,
+    /// ms after the OOM kill when it was gone (or a zombie); None if never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exited_ms: Option<u64>,
+    /// /proc state letter at the timeout if still present (D = frozen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_at_timeout: Option<char>,
 }
 
 /// The victim of an episode.
@@ -248,4 +280,15 @@ pub struct Latencies {
     pub mrelease_duration_ns: Option<u64>,
     /// `process_mrelease` return value (0, or -errno).
     pub mrelease_ret: Option<i64>,
+    /// OOM kill (`oom:mark_victim`) → `oom:wake_reaper`: the kernel's delay
+    /// before the oom_reaper is woken (about 2 s on 5.17+ kernels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_reaper_delay_ns: Option<u64>,
+    /// `oom:start_task_reaping` → `oom:finish_task_reaping`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_reaping_ns: Option<u64>,
+    /// What the oom_reaper did after an OOM kill: "reaped", "skipped
+    /// (oom:skip_task_reaping)", "not woken (...)", or "no event seen".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_reaper_verdict: Option<String>,
 }

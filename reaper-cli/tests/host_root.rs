@@ -13,7 +13,11 @@ const REAPER: &str = env!("CARGO_BIN_EXE_reaper");
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|v| v.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|v| v.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -27,7 +31,10 @@ fn require_root(test: &str) -> bool {
 }
 
 fn reaper(args: &[&str]) -> Output {
-    Command::new(REAPER).args(args).output().expect("running reaper")
+    Command::new(REAPER)
+        .args(args)
+        .output()
+        .expect("running reaper")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -42,19 +49,37 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn load_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
 }
 
 fn context<'a>(run: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
-    run["episodes"][0]["contexts"].as_array()?.iter().find(|c| c["context"] == name)
+    run["episodes"][0]["contexts"]
+        .as_array()?
+        .iter()
+        .find(|c| c["context"] == name)
 }
 
 fn samples_under(context: &serde_json::Value, frame: &str) -> u64 {
-    context["stacks"].as_array().unwrap().iter().filter(|s| s["frames"].as_array().unwrap().iter().any(|f| f == frame)).map(|s| s["samples"].as_u64().unwrap()).sum()
+    context["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["frames"].as_array().unwrap().iter().any(|f| f == frame))
+        .map(|s| s["samples"].as_u64().unwrap())
+        .sum()
 }
 
 fn no_victims_left() -> bool {
-    std::fs::read_dir("/proc").unwrap().filter_map(Result::ok).all(|e| std::fs::read_to_string(e.path().join("comm")).map_or(true, |c| c.trim() != "reaper-victim"))
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .all(|e| {
+            std::fs::read_to_string(e.path().join("comm"))
+                .map_or(true, |c| c.trim() != "reaper-victim")
+        })
 }
 
 #[test]
@@ -65,27 +90,51 @@ fn record_512m_victim_profiles_both_sides_and_report_reproduces_it() {
     let dir = temp_dir("record");
     let out = reaper(&["record", "--victim", "512M", "-o", dir.to_str().unwrap()]);
     let stdout = text(&out.stdout);
-    assert!(out.status.success(), "record failed: {}\n{stdout}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "record failed: {}\n{stdout}",
+        text(&out.stderr)
+    );
 
     let run = load_json(&dir.join("run.json"));
     assert_eq!(run["schema_version"], 1);
     assert_eq!(run["partial"], false);
     let victim = context(&run, "victim_exit").expect("victim_exit context");
-    assert!(samples_under(victim, "exit_mmap") > 0, "no victim samples under exit_mmap");
+    assert!(
+        samples_under(victim, "exit_mmap") > 0,
+        "no victim samples under exit_mmap"
+    );
     let reaper_ctx = context(&run, "mrelease_caller").expect("mrelease_caller context");
     let mrelease_ret = &run["episodes"][0]["latencies"]["mrelease_ret"];
-    assert_eq!(mrelease_ret, 0, "process_mrelease failed ({mrelease_ret}): the reaper lost the race, nothing to assert about its work");
-    assert!(samples_under(reaper_ctx, "__oom_reap_task_mm") > 0, "no reaper samples under __oom_reap_task_mm");
+    assert_eq!(
+        mrelease_ret, 0,
+        "process_mrelease failed ({mrelease_ret}): the reaper lost the race, nothing to assert about its work"
+    );
+    assert!(
+        samples_under(reaper_ctx, "__oom_reap_task_mm") > 0,
+        "no reaper samples under __oom_reap_task_mm"
+    );
 
     // Lock-wait figures are measured (a number and a wait count), never "not measured".
     assert!(stdout.contains("Time waiting for pte spinlock"), "{stdout}");
-    let wait_row = stdout.lines().find(|l| l.contains("Time waiting for pte spinlock")).unwrap();
-    assert!(wait_row.contains("waits"), "lock waits not measured: {wait_row}");
+    let wait_row = stdout
+        .lines()
+        .find(|l| l.contains("Time waiting for pte spinlock"))
+        .unwrap();
+    assert!(
+        wait_row.contains("waits"),
+        "lock waits not measured: {wait_row}"
+    );
     assert!(!wait_row.contains("not measured"), "{wait_row}");
 
-    for (svg, frame) in [("victim_exit.svg", "exit_mmap"), ("mrelease_caller.svg", "__oom_reap_task_mm"), ("combined.svg", "exit_mmap")] {
+    for (svg, frame) in [
+        ("victim_exit.svg", "exit_mmap"),
+        ("mrelease_caller.svg", "__oom_reap_task_mm"),
+        ("combined.svg", "exit_mmap"),
+    ] {
         let path = dir.join(svg);
-        let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let body =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let mut reader = quick_xml::Reader::from_str(&body);
         loop {
             match reader.read_event() {
@@ -96,12 +145,25 @@ fn record_512m_victim_profiles_both_sides_and_report_reproduces_it() {
         }
         assert!(body.contains(frame), "{svg} lacks {frame}");
     }
-    assert!(std::fs::read_to_string(dir.join("victim_exit.folded")).unwrap().contains("exit_mmap"));
+    assert!(
+        std::fs::read_to_string(dir.join("victim_exit.folded"))
+            .unwrap()
+            .contains("exit_mmap")
+    );
 
     // reaper report re-renders the same tables offline.
-    let report = reaper(&["report", dir.join("run.json").to_str().unwrap(), "-o", temp_dir("rerender").to_str().unwrap()]);
+    let report = reaper(&[
+        "report",
+        dir.join("run.json").to_str().unwrap(),
+        "-o",
+        temp_dir("rerender").to_str().unwrap(),
+    ]);
     assert!(report.status.success(), "{}", text(&report.stderr));
-    assert_eq!(text(&report.stdout), stdout, "reaper report does not reproduce reaper record's output");
+    assert_eq!(
+        text(&report.stdout),
+        stdout,
+        "reaper report does not reproduce reaper record's output"
+    );
     assert!(no_victims_left(), "a reaper-victim process survived");
 }
 
@@ -113,7 +175,14 @@ fn doctor_attaches_tracepoints_and_sampling_for_real() {
     let out = reaper(&["doctor", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let works = |kind: &str| d["attach_kinds"].as_array().unwrap().iter().find(|k| k["kind"] == kind).map(|k| k["works"].as_bool().unwrap());
+    let works = |kind: &str| {
+        d["attach_kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kind"] == kind)
+            .map(|k| k["works"].as_bool().unwrap())
+    };
     assert_eq!(works("tracepoint"), Some(true));
     assert_eq!(works("perf_event"), Some(true));
     for kind in ["fentry", "fexit", "kprobe", "kretprobe", "tp_btf"] {
@@ -121,7 +190,13 @@ fn doctor_attaches_tracepoints_and_sampling_for_real() {
     }
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
     assert_eq!(d["host"]["kernel_release"], release.trim());
-    assert!(d["probe_targets"].as_array().unwrap().iter().any(|t| t["concept"] == "reaper_work" && t["symbol"] == "__oom_reap_task_mm"));
+    assert!(
+        d["probe_targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["concept"] == "reaper_work" && t["symbol"] == "__oom_reap_task_mm")
+    );
 }
 
 #[test]
@@ -136,14 +211,25 @@ fn protected_and_bad_pids_are_refused() {
     ];
     for (args, needle) in cases {
         let out = reaper(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?} should fail with exit 2");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?} should fail with exit 2"
+        );
         let err = text(&out.stderr);
-        assert!(err.contains(needle), "{args:?}: expected `{needle}` in: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected `{needle}` in: {err}"
+        );
     }
     // The tool's parent (this test process) is refused too.
     let me = std::process::id().to_string();
     let out = reaper(&["record", "--pid", &me, "--kill"]);
-    assert!(text(&out.stderr).contains("parent"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("parent"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -152,12 +238,24 @@ fn unprivileged_record_names_the_missing_capabilities() {
         return;
     }
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", REAPER, "record", "--victim", "64M"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            REAPER,
+            "record",
+            "--victim",
+            "64M",
+        ])
         .output()
         .expect("setpriv (util-linux) is installed by cargo xtask setup");
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("CAP_BPF") && err.contains("CAP_PERFMON"), "{err}");
+    assert!(
+        err.contains("CAP_BPF") && err.contains("CAP_PERFMON"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -166,7 +264,19 @@ fn sigint_detaches_and_saves_a_partial_run() {
         return;
     }
     let dir = temp_dir("sigint");
-    let mut child = Command::new(REAPER).args(["record", "--victim", "256M", "--runs", "1000", "-o", dir.to_str().unwrap()]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(REAPER)
+        .args([
+            "record",
+            "--victim",
+            "256M",
+            "--runs",
+            "1000",
+            "-o",
+            dir.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     // Wait until at least one episode has been recorded (a victim was killed).
     let start = std::time::Instant::now();
     while start.elapsed() < std::time::Duration::from_secs(60) && !has_seen_victim() {
@@ -179,7 +289,12 @@ fn sigint_detaches_and_saves_a_partial_run() {
     assert_eq!(status.code(), Some(130), "an interrupted record exits 130");
     let run = load_json(&dir.join("run.json"));
     assert_eq!(run["partial"], true);
-    assert!(run["partial_reason"].as_str().unwrap().contains("interrupted"));
+    assert!(
+        run["partial_reason"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted")
+    );
     assert!(run["episodes"].as_array().unwrap().len() < 1000);
     assert!(no_victims_left(), "a reaper-victim process survived Ctrl-C");
 }
@@ -191,4 +306,68 @@ fn has_seen_victim() -> bool {
 unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+fn no_reaper_cgroups_left() -> bool {
+    ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/freezer", "/sys/fs/cgroup"].iter().all(|root| {
+        std::fs::read_dir(root).map_or(true, |dir| dir.filter_map(Result::ok).all(|e| !e.file_name().to_string_lossy().starts_with("reaper-")))
+    })
+}
+
+#[test]
+fn oom_kill_in_own_memcg_is_explained_and_cleaned_up() {
+    if !require_root("oom") {
+        return;
+    }
+    let dir = temp_dir("oom");
+    let out = reaper(&["record", "--oom", "--victim", "256M", "-o", dir.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", text(&out.stderr));
+    let run = load_json(&dir.join("run.json"));
+    assert_eq!(run["recording"]["scenario"]["kind"], "oom");
+    let episode = &run["episodes"][0];
+    let kinds: Vec<&str> = episode["timeline"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"oom_mark_victim"), "the OOM killer did not pick reaper's victim: {kinds:?}");
+    let verdict = episode["latencies"]["oom_reaper_verdict"].as_str().expect("an oom_reaper verdict");
+    // Either the reaper ran (then its context has samples) or the report says why not.
+    if verdict.starts_with("reaped") {
+        assert!(context(&run, "oom_reaper").is_some(), "the reaper ran but has no context");
+    } else {
+        assert!(stdout.contains(verdict), "the report does not explain the reaper: {verdict}");
+    }
+    let victim = context(&run, "victim_exit").expect("victim_exit context");
+    assert!(samples_under(victim, "exit_mmap") > 0);
+    // The victim is armed at oom:mark_victim, so its population (page
+    // faults, ~80% of its samples when counted from the start) is left out;
+    // what remains under do_anonymous_page is the faulting path unwinding
+    // after the kill (the OOM report, reclaim retries).
+    let faults = samples_under(victim, "do_anonymous_page");
+    assert!(faults < samples_under(victim, "exit_mmap"), "pre-kill page faults were attributed to the victim's exit ({faults} samples)");
+    assert!(no_reaper_cgroups_left(), "reaper left a cgroup behind");
+    assert!(no_victims_left(), "a reaper-victim process survived");
+}
+
+#[test]
+fn frozen_oom_victim_reports_every_thread_and_thaws() {
+    if !require_root("frozen") {
+        return;
+    }
+    let dir = temp_dir("frozen");
+    let out = reaper(&["record", "--oom", "--frozen", "--victim", "256M,threads=4", "--frozen-timeout", "5", "-o", dir.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", text(&out.stderr));
+    let run = load_json(&dir.join("run.json"));
+    let frozen = &run["episodes"][0]["frozen"];
+    assert_eq!(frozen["threads"], 4);
+    assert_eq!(frozen["thread_exits"].as_array().unwrap().len(), 4);
+    assert!(stdout.contains("Frozen victim (4 threads"), "{stdout}");
+    assert!(no_reaper_cgroups_left(), "reaper left a cgroup behind");
+    assert!(no_victims_left(), "a reaper-victim process survived");
+}
+
+#[test]
+fn frozen_needs_four_threads() {
+    let out = reaper(&["record", "--oom", "--frozen", "--victim", "256M"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("at least 4 threads"));
 }

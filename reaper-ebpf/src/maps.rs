@@ -71,15 +71,21 @@ pub fn current_ids() -> (u32, u32) {
     (pid_tgid as u32, (pid_tgid >> 32) as u32)
 }
 
-/// Context of a task, looked up by tid first, then by tgid.
+/// Context of a task, looked up by tid first, then by tgid; unarmed entries
+/// do not count yet.
 #[inline(always)]
 pub fn context_of(tid: u32, tgid: u32) -> Option<u32> {
     // SAFETY: values are plain data copied out immediately.
-    unsafe {
-        if let Some(task) = TRACKED_TIDS.get(&tid) {
-            return Some(task.context);
-        }
-        TRACKED_TGIDS.get(&tgid).map(|task| task.context)
+    let task = unsafe { TRACKED_TIDS.get(&tid).or_else(|| TRACKED_TGIDS.get(&tgid)) }?;
+    (task.armed != 0).then_some(task.context)
+}
+
+/// Arms a tracked process (see `TrackedTask::armed`).
+#[inline(always)]
+pub fn arm_tgid(tgid: u32) {
+    if let Some(task) = TRACKED_TGIDS.get_ptr_mut(&tgid) {
+        // SAFETY: a map value pointer; a plain u32 store.
+        unsafe { (*task).armed = 1 };
     }
 }
 

@@ -48,7 +48,19 @@ pub struct RecordArgs {
     /// Timeline ring buffer size (power of two), e.g. 256K.
     #[arg(long, default_value = "256K", value_name = "SIZE")]
     pub ringbuf_size: String,
-    /// Print the report as JSON instead of tables.
+    /// Let the kernel's OOM killer pick the victim inside a memory cgroup
+    /// reaper creates (limit below the victim's size); profiles the victim's
+    /// exit against the oom_reaper kthread.
+    #[arg(long, conflicts_with_all = ["pid", "no_mrelease"])]
+    pub oom: bool,
+    /// With --oom: freeze the victim (threads=T >= 4) in a freezer cgroup
+    /// before the OOM kill, and report which threads exit.
+    #[arg(long, requires = "oom")]
+    pub frozen: bool,
+    /// With --frozen: how long to watch the victim after the kill, seconds.
+    #[arg(long, default_value_t = 10, value_name = "S")]
+    pub frozen_timeout: u64,
+    /// Print the derived report (tables' data) as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
 }
@@ -72,6 +84,15 @@ impl RecordArgs {
                     .with_context(|| format!("--victim {spec}"))?,
             ),
             (None, None) => Target::Victim(VictimSpec::default()),
+        };
+        let target = match target {
+            Target::Victim(spec) if self.oom => {
+                if self.frozen && spec.threads < 4 {
+                    bail!("--frozen needs a victim with at least 4 threads (e.g. --victim 512M,threads=4), so per-thread thawing shows");
+                }
+                Target::Oom(crate::recorder::oom::OomScenario { spec, frozen: self.frozen, frozen_timeout: std::time::Duration::from_secs(self.frozen_timeout.max(1)) })
+            }
+            other => other,
         };
         if self.kill && self.pid.is_none() {
             bail!("--kill only goes with --pid");
@@ -97,7 +118,7 @@ impl RecordArgs {
         };
         Ok(RecordSettings {
             target,
-            mrelease: !self.no_mrelease,
+            mrelease: !self.no_mrelease && !self.oom,
             runs: self.runs,
             freq_hz: self.freq,
             sizes,
@@ -144,7 +165,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
         );
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&run)?);
+        println!("{}", crate::report::render_json(&run, &report_options));
     } else {
         print!("{}", crate::report::render_text(&run, &report_options));
     }

@@ -46,10 +46,16 @@ fn map_mut<'a>(
 
 /// Attributes every thread of `tgid` to `context`.
 pub fn track_tgid(ebpf: &mut Ebpf, tgid: u32, context: u32) -> Result<(), MapAccessError> {
+    track_tgid_armed(ebpf, tgid, context, true)
+}
+
+/// Like [`track_tgid`]; an unarmed process counts only once the kernel arms
+/// it at `oom:mark_victim`.
+pub fn track_tgid_armed(ebpf: &mut Ebpf, tgid: u32, context: u32, armed: bool) -> Result<(), MapAccessError> {
     let mut map: BpfHashMap<_, u32, TrackedTask> = map_mut(ebpf, MAP_TRACKED_TGIDS)?
         .try_into()
         .map_err(map_err(MAP_TRACKED_TGIDS))?;
-    map.insert(tgid, TrackedTask { context, _pad: 0 }, 0)
+    map.insert(tgid, TrackedTask { context, armed: u32::from(armed) }, 0)
         .map_err(map_err(MAP_TRACKED_TGIDS))
 }
 
@@ -58,7 +64,7 @@ pub fn track_tid(ebpf: &mut Ebpf, tid: u32, context: u32) -> Result<(), MapAcces
     let mut map: BpfHashMap<_, u32, TrackedTask> = map_mut(ebpf, MAP_TRACKED_TIDS)?
         .try_into()
         .map_err(map_err(MAP_TRACKED_TIDS))?;
-    map.insert(tid, TrackedTask { context, _pad: 0 }, 0)
+    map.insert(tid, TrackedTask { context, armed: 1 }, 0)
         .map_err(map_err(MAP_TRACKED_TIDS))
 }
 

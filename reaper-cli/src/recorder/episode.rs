@@ -135,36 +135,26 @@ fn comm_of(raw: &[u8; 16]) -> String {
     String::from_utf8_lossy(&raw[..end]).into_owned()
 }
 
+/// Who killed the victim, for the timeline's first entry: reaper's own
+/// reaper thread (`tid`, `tgid`), or `None` when the kernel's OOM killer did
+/// (then `oom:mark_victim` itself is the kill).
+pub type Killer = Option<(u32, u32)>;
+
 /// The episode's timeline relative to the kill (at `kill_ns`), starting with
 /// the kill itself, ordered by time.
-pub fn timeline(
-    events: &[TimelineEvent],
-    kill_ns: u64,
-    killer_tid: u32,
-    killer_tgid: u32,
-    victim_pid: u32,
-) -> Vec<TimelineEntry> {
-    let mut entries = vec![TimelineEntry {
-        t_ns: 0,
-        kind: "kill".into(),
-        context: None,
-        tid: killer_tid,
-        tgid: killer_tgid,
-        comm: "reaper".into(),
-        arg: i64::from(victim_pid),
-    }];
-    entries.extend(events.iter().filter(|e| relevant(e, victim_pid)).map(|e| {
-        TimelineEntry {
-            t_ns: e.ts_ns as i64 - kill_ns as i64,
-            kind: TimelineKind::from_raw(e.kind)
-                .map_or("unknown", TimelineKind::name)
-                .to_owned(),
-            context: (e.context != CONTEXT_UNTRACKED).then(|| context_name(e.context).to_owned()),
-            tid: e.tid,
-            tgid: e.tgid,
-            comm: comm_of(&e.comm),
-            arg: e.arg,
-        }
+pub fn timeline(events: &[TimelineEvent], kill_ns: u64, killer: Killer, victim_pid: u32) -> Vec<TimelineEntry> {
+    let mut entries: Vec<TimelineEntry> = killer
+        .map(|(tid, tgid)| TimelineEntry { t_ns: 0, kind: "kill".into(), context: None, tid, tgid, comm: "reaper".into(), arg: i64::from(victim_pid) })
+        .into_iter()
+        .collect();
+    entries.extend(events.iter().filter(|e| relevant(e, victim_pid)).map(|e| TimelineEntry {
+        t_ns: e.ts_ns as i64 - kill_ns as i64,
+        kind: TimelineKind::from_raw(e.kind).map_or("unknown", TimelineKind::name).to_owned(),
+        context: (e.context != CONTEXT_UNTRACKED).then(|| context_name(e.context).to_owned()),
+        tid: e.tid,
+        tgid: e.tgid,
+        comm: comm_of(&e.comm),
+        arg: e.arg,
     }));
     entries.sort_by_key(|e| e.t_ns);
     entries
@@ -172,22 +162,37 @@ pub fn timeline(
 
 /// Latencies from a timeline built by [`timeline`].
 pub fn latencies(timeline: &[TimelineEntry]) -> Latencies {
-    let first = |kind: &str, context: &str| {
-        timeline
-            .iter()
-            .find(|e| e.kind == kind && e.context.as_deref() == Some(context))
-    };
+    let first = |kind: &str, context: &str| timeline.iter().find(|e| e.kind == kind && e.context.as_deref() == Some(context));
+    let first_any = |kind: TimelineKind| timeline.iter().find(|e| e.kind == kind.name());
     let after_kill = |e: &TimelineEntry| u64::try_from(e.t_ns).ok();
+    let between = |a: Option<&TimelineEntry>, b: Option<&TimelineEntry>| a.zip(b).and_then(|(a, b)| u64::try_from(b.t_ns - a.t_ns).ok());
     let enter = first(TimelineKind::MreleaseEnter.name(), "mrelease_caller");
     let exit = first(TimelineKind::MreleaseExit.name(), "mrelease_caller");
+    let marked = first_any(TimelineKind::OomMarkVictim);
+    let start = first_any(TimelineKind::OomStartReaping);
+    let skipped = first_any(TimelineKind::OomSkipReaping);
     Latencies {
         kill_to_mrelease_done_ns: exit.and_then(after_kill),
-        kill_to_exit_mmap_done_ns: first(TimelineKind::ExitMmap.name(), "victim_exit")
-            .and_then(after_kill),
-        mrelease_duration_ns: enter
-            .zip(exit)
-            .and_then(|(a, b)| u64::try_from(b.t_ns - a.t_ns).ok()),
+        kill_to_exit_mmap_done_ns: first(TimelineKind::ExitMmap.name(), "victim_exit").and_then(after_kill),
+        mrelease_duration_ns: between(enter, exit),
         mrelease_ret: exit.map(|e| e.arg),
+        oom_reaper_delay_ns: between(marked, first_any(TimelineKind::OomWakeReaper)),
+        oom_reaping_ns: between(start, first_any(TimelineKind::OomFinishReaping)),
+        oom_reaper_verdict: marked.map(|_| oom_reaper_verdict(timeline, start.is_some(), skipped.is_some()).to_owned()),
+    }
+}
+
+/// Explains what the oom_reaper did after an OOM kill.
+fn oom_reaper_verdict(timeline: &[TimelineEntry], started: bool, skipped: bool) -> &'static str {
+    let woken = timeline.iter().any(|e| e.kind == TimelineKind::OomWakeReaper.name());
+    let exit_mmap_done = timeline.iter().any(|e| e.kind == TimelineKind::ExitMmap.name());
+    match (started, skipped, woken, exit_mmap_done) {
+        (true, _, _, _) => "reaped (oom:start_task_reaping .. finish_task_reaping)",
+        (false, true, _, _) => "skipped (oom:skip_task_reaping: nothing left to reap, or the mmap lock was busy)",
+        (false, false, false, true) => {
+            "not woken: the victim's own exit_mmap finished (MMF_OOM_SKIP) before the reaper's delay expired, so there was nothing to reap"
+        }
+        _ => "no oom_reaper event seen",
     }
 }
 
@@ -366,7 +371,7 @@ mod tests {
             ),
             event(kill + 5, TimelineKind::MreleaseEnter, CONTEXT_UNTRACKED, 9),
         ];
-        let entries = timeline(&events, kill, 7, 7, 42);
+        let entries = timeline(&events, kill, Some((7, 7)), 42);
         let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(
             kinds,
@@ -387,8 +392,27 @@ mod tests {
     }
 
     #[test]
+    fn oom_timeline_starts_at_mark_victim_and_measures_the_reaper_delay() {
+        let mark = 5_000_000_000;
+        let events = [
+            event(mark, TimelineKind::OomMarkVictim, CONTEXT_UNTRACKED, 42),
+            event(mark + 30_000_000, TimelineKind::ExitMmap, CONTEXT_VICTIM_EXIT, 0),
+            event(mark + 2_000_000_000, TimelineKind::OomWakeReaper, CONTEXT_UNTRACKED, 42),
+            event(mark + 2_000_100_000, TimelineKind::OomSkipReaping, CONTEXT_OOM_REAPER, 42),
+        ];
+        let entries = timeline(&events, mark, None, 42);
+        assert_eq!(entries[0].kind, "oom_mark_victim");
+        assert_eq!(entries[0].t_ns, 0);
+        let l = latencies(&entries);
+        assert_eq!(l.oom_reaper_delay_ns, Some(2_000_000_000));
+        assert!(l.oom_reaper_verdict.unwrap().starts_with("skipped"));
+        assert_eq!(l.oom_reaping_ns, None);
+        assert_eq!(l.kill_to_exit_mmap_done_ns, Some(30_000_000));
+    }
+
+    #[test]
     fn missing_events_give_no_latency() {
-        let entries = timeline(&[], 0, 1, 1, 2);
+        let entries = timeline(&[], 0, Some((1, 1)), 2);
         assert_eq!(latencies(&entries), Latencies::default());
     }
 }

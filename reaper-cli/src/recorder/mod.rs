@@ -4,6 +4,7 @@
 
 pub mod episode;
 pub mod interrupt;
+pub mod oom;
 
 use std::{
     collections::BTreeMap,
@@ -37,6 +38,8 @@ pub enum Target {
     Victim(VictimSpec),
     /// An existing process (one episode).
     Pid(u32),
+    /// A victim the kernel's OOM killer picks inside reaper's own memcg.
+    Oom(oom::OomScenario),
 }
 
 /// Validated `reaper record` settings.
@@ -72,10 +75,12 @@ pub struct EpisodeParts {
     pub events: Vec<TimelineEvent>,
     /// CLOCK_MONOTONIC ns of the kill (t = 0 of the timeline).
     pub kill_ns: u64,
-    /// Thread that killed the victim (the kernel's OOM killer: 0).
-    pub killer_tid: u32,
+    /// reaper's killing thread, or `None` for the kernel's OOM killer.
+    pub killer: episode::Killer,
     /// False when the victim did not finish exiting in time.
     pub complete: bool,
+    /// The frozen scenario's outcome.
+    pub frozen: Option<crate::model::FrozenOutcome>,
 }
 
 /// Loaded, attached probes plus what is needed to symbolize their output.
@@ -198,6 +203,7 @@ impl Recorder {
                 (spawned.pid, Some(spawned.child))
             }
             Target::Pid(pid) => (procfs::validate_target(pid)?.pid, None),
+            Target::Oom(scenario) => return self.oom_episode(index, &scenario),
         };
         let result = self.race(index, victim_pid, child.as_mut(), settings.mrelease);
         if let Some(mut child) = child {
@@ -328,8 +334,9 @@ impl Recorder {
             tasks,
             events,
             kill_ns,
-            killer_tid: reaper_tid,
+            killer: Some((reaper_tid, std::process::id())),
             complete: exited,
+            frozen: None,
         })
     }
 
@@ -361,13 +368,8 @@ impl Recorder {
             })
         };
         let contexts = episode::context_profiles(&raw, &parts.tasks, &mut symbolize);
-        let timeline = episode::timeline(
-            &parts.events,
-            parts.kill_ns,
-            parts.killer_tid,
-            std::process::id(),
-            parts.victim.pid,
-        );
+        let timeline =
+            episode::timeline(&parts.events, parts.kill_ns, parts.killer, parts.victim.pid);
         let latencies = episode::latencies(&timeline);
         let mut user_losses = BTreeMap::new();
         for (name, value) in [
@@ -388,6 +390,7 @@ impl Recorder {
             counters: raw.counters,
             user_losses,
             partial: !parts.complete || interrupt::stop_requested(),
+            frozen: parts.frozen,
         })
     }
 }
@@ -415,6 +418,19 @@ fn scenario_of(settings: &RecordSettings) -> Scenario {
             vmas: None,
             threads: None,
             mrelease: settings.mrelease,
+            runs: settings.runs,
+        },
+        Target::Oom(oom) => Scenario {
+            kind: "oom".into(),
+            description: if oom.frozen {
+                format!("memcg OOM kill of frozen victim {} (watched {} s)", oom.spec, oom.frozen_timeout.as_secs())
+            } else {
+                format!("memcg OOM kill of victim {} (limit 90% of its size)", oom.spec)
+            },
+            victim_bytes: Some(oom.spec.bytes),
+            vmas: Some(oom.spec.vmas),
+            threads: Some(oom.spec.threads),
+            mrelease: false,
             runs: settings.runs,
         },
     }

@@ -410,6 +410,7 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
         latencies: episode.latencies.clone(),
         no_mrelease: !run.recording.scenario.mrelease,
         counters,
+        frozen: episode.frozen.clone(),
     }
 }
 

@@ -257,6 +257,8 @@ pub struct EpisodeReport {
     pub no_mrelease: bool,
     /// Every counter (kernel and userspace), in name order.
     pub counters: Vec<CounterLine>,
+    /// The frozen-victim outcome, in `record --oom --frozen` runs.
+    pub frozen: Option<crate::model::FrozenOutcome>,
 }
 
 /// One counter of an episode.

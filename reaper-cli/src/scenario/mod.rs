@@ -1,6 +1,7 @@
 //! What gets torn down and how: the synthetic victim, existing pids, and the
 //! lmkd-style kill + `process_mrelease` race.
 
+pub mod cgroup;
 pub mod pidfd;
 pub mod size;
 pub mod victim;

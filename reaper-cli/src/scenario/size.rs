@@ -106,7 +106,12 @@ impl FromStr for VictimSpec {
             let (key, value) = part
                 .split_once('=')
                 .ok_or_else(|| SpecError::UnknownKey(part.to_owned()))?;
-            let number = value
+            let slot = match key {
+                "vmas" => &mut spec.vmas,
+                "threads" => &mut spec.threads,
+                _ => return Err(SpecError::UnknownKey(key.to_owned())),
+            };
+            *slot = value
                 .parse::<u32>()
                 .ok()
                 .filter(|&n| n > 0)
@@ -114,11 +119,6 @@ impl FromStr for VictimSpec {
                     key: key.into(),
                     value: value.into(),
                 })?;
-            match key {
-                "vmas" => spec.vmas = number,
-                "threads" => spec.threads = number,
-                _ => return Err(SpecError::UnknownKey(key.to_owned())),
-            }
         }
         if spec.vmas > MAX_VMAS {
             return Err(SpecError::OutOfRange(format!(

@@ -48,6 +48,7 @@ pub struct SpawnedVictim {
     pub child: Child,
     /// Its pid.
     pub pid: u32,
+    stdout: BufReader<std::process::ChildStdout>,
 }
 
 /// MemAvailable in bytes from /proc/meminfo.
@@ -64,53 +65,119 @@ pub fn mem_available() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// How to start a victim beyond its size.
+#[derive(Clone, Debug, Default)]
+pub struct SpawnOptions {
+    /// `cgroup.procs` files the victim joins before it maps anything.
+    pub join: Vec<std::path::PathBuf>,
+    /// Value for /proc/self/oom_score_adj (1000: the OOM killer's first pick).
+    pub oom_score_adj: Option<i32>,
+    /// Wait for [`SpawnedVictim::go`] before populating, so the caller can
+    /// start tracking it first (its population may end in an OOM kill).
+    pub wait_go: bool,
+    /// comm to use instead of `reaper-victim` (e.g. `reaper-trigger`).
+    pub comm: Option<String>,
+}
+
 /// Starts a victim and waits until every page is populated.
 pub fn spawn(spec: &VictimSpec) -> Result<SpawnedVictim, VictimError> {
+    let mut victim = spawn_with(spec, &SpawnOptions::default())?;
+    victim.wait_ready()?;
+    Ok(victim)
+}
+
+/// Starts a victim and waits until it has joined its cgroups; unless
+/// `wait_go`, population has started, and [`SpawnedVictim::wait_ready`]
+/// waits for its end.
+pub fn spawn_with(spec: &VictimSpec, options: &SpawnOptions) -> Result<SpawnedVictim, VictimError> {
     if let Some(available) = mem_available() {
         if spec.bytes > available / 100 * (100 - MEMORY_HEADROOM_PERCENT) {
-            return Err(VictimError::TooBig {
-                wanted: format_size(spec.bytes),
-                available: format_size(available / (1 << 20) * (1 << 20)),
-            });
+            return Err(VictimError::TooBig { wanted: format_size(spec.bytes), available: format_size(available / (1 << 20) * (1 << 20)) });
         }
     }
     let exe = std::env::current_exe().map_err(VictimError::Spawn)?;
-    let mut child = Command::new(exe)
-        .args([
-            VICTIM_SUBCOMMAND,
-            &spec.bytes.to_string(),
-            &spec.vmas.to_string(),
-            &spec.threads.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(VictimError::Spawn)?;
-    let pid = child.id();
-    let mut line = String::new();
-    let read = child
-        .stdout
-        .take()
-        .map(|out| BufReader::new(out).read_line(&mut line));
-    if line.trim() == "ready" {
-        return Ok(SpawnedVictim { child, pid });
+    let mut cmd = Command::new(exe);
+    cmd.args([VICTIM_SUBCOMMAND, &spec.bytes.to_string(), &spec.vmas.to_string(), &spec.threads.to_string()]);
+    for file in &options.join {
+        cmd.arg("--join").arg(file);
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    let why = match (read, line.trim()) {
-        (Some(Ok(_)), msg) if !msg.is_empty() => msg.to_owned(),
-        _ => "it exited without reporting (killed by a signal, e.g. Ctrl-C or the OOM killer?)"
-            .to_owned(),
-    };
-    Err(VictimError::Failed(why))
+    if let Some(adj) = options.oom_score_adj {
+        cmd.arg(format!("--oom-score-adj={adj}"));
+    }
+    if options.wait_go {
+        cmd.arg("--wait-go");
+    }
+    if let Some(comm) = &options.comm {
+        cmd.arg(format!("--comm={comm}"));
+    }
+    let mut child = cmd.stdin(if options.wait_go { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).spawn().map_err(VictimError::Spawn)?;
+    let pid = child.id();
+    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut victim = SpawnedVictim { child, pid, stdout };
+    victim.expect_line("joined")?;
+    Ok(victim)
+}
+
+impl SpawnedVictim {
+    fn expect_line(&mut self, wanted: &str) -> Result<(), VictimError> {
+        let mut line = String::new();
+        let read = self.stdout.read_line(&mut line);
+        if line.trim() == wanted {
+            return Ok(());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let why = match (read, line.trim()) {
+            (Ok(_), msg) if !msg.is_empty() => msg.to_owned(),
+            _ => "it exited without reporting (killed by a signal, e.g. Ctrl-C or the OOM killer?)".to_owned(),
+        };
+        Err(VictimError::Failed(why))
+    }
+
+    /// Lets a `wait_go` victim start populating.
+    pub fn go(&mut self) -> std::io::Result<()> {
+        let stdin = self.child.stdin.as_mut().ok_or_else(|| std::io::Error::other("victim was not started with wait_go"))?;
+        stdin.write_all(b"go\n")?;
+        stdin.flush()
+    }
+
+    /// Waits until every page is populated and every thread exists.
+    pub fn wait_ready(&mut self) -> Result<(), VictimError> {
+        self.expect_line("ready")
+    }
 }
 
 /// The child side: populate, report, wait to be killed. Never returns.
-pub fn run_child(bytes: u64, vmas: u32, threads: u32) -> ! {
+pub fn run_child(bytes: u64, vmas: u32, threads: u32, options: &SpawnOptions) -> ! {
     // SAFETY: prctl with constant arguments; the victim dies with reaper.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         libc::prctl(libc::PR_SET_NAME, c"reaper-victim".as_ptr());
+    }
+    if let Some(comm) = options.comm.as_deref().and_then(|c| std::ffi::CString::new(c).ok()) {
+        // SAFETY: PR_SET_NAME copies at most 16 bytes from a valid C string.
+        unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) };
+    }
+    let me = std::process::id().to_string();
+    for file in &options.join {
+        if let Err(err) = std::fs::write(file, &me) {
+            println!("joining {}: {err}", file.display());
+            std::process::exit(1);
+        }
+    }
+    if let Some(adj) = options.oom_score_adj {
+        if let Err(err) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
+            println!("setting oom_score_adj {adj}: {err}");
+            std::process::exit(1);
+        }
+    }
+    println!("joined");
+    let _ = std::io::stdout().flush();
+    if options.wait_go {
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line).is_err() || line.trim() != "go" {
+            std::process::exit(1);
+        }
     }
     match populate(bytes, vmas) {
         Ok(()) => {}

@@ -13,7 +13,7 @@ use reaper_common::{
     timeline::{TIMELINE_DEFAULT_BYTES, TimelineEvent, TimelineKind},
 };
 
-use crate::maps::{bump, context_of, current_ids, offsets};
+use crate::maps::{arm_tgid, bump, context_of, current_ids, offsets};
 
 /// The event stream (size set by `--ringbuf-size`).
 #[map(name = "TIMELINE")]
@@ -91,12 +91,6 @@ timeline_probe!(
 timeline_probe!(timeline_exit_mmap, ExitMmap, Tracked, |ctx, off| 0);
 timeline_probe!(timeline_process_exit, ProcessExit, Tracked, |ctx, off| 0);
 timeline_probe!(
-    timeline_oom_mark_victim,
-    OomMarkVictim,
-    Everyone,
-    |ctx, off| field::<i32>(&ctx, off.oom_pid)
-);
-timeline_probe!(
     timeline_oom_wake_reaper,
     OomWakeReaper,
     Everyone,
@@ -129,5 +123,15 @@ pub fn timeline_process_free(ctx: TracePointContext) -> u32 {
     if context_of(pid as u32, pid as u32).is_some() {
         emit(TimelineKind::ProcessFree, Scope::Everyone, pid);
     }
+    0
+}
+
+/// `oom:mark_victim` also arms a tracked OOM victim, so its work counts
+/// from the kill on and not while it was still allocating.
+#[tracepoint]
+pub fn timeline_oom_mark_victim(ctx: TracePointContext) -> u32 {
+    let pid = field::<i32>(&ctx, offsets().oom_pid);
+    arm_tgid(pid as u32);
+    emit(TimelineKind::OomMarkVictim, Scope::Everyone, pid);
     0
 }

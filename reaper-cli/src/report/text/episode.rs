@@ -91,8 +91,33 @@ fn latencies(e: &EpisodeReport, out: &mut String) {
                 .map_or_else(|| missing(true), |r| r.to_string()),
         ],
     ];
+    let mut rows = rows;
+    if let Some(verdict) = &l.oom_reaper_verdict {
+        let seen = |v: Option<u64>| v.map_or_else(|| "not measured (event not seen)".to_owned(), ms);
+        rows.push(vec!["  OOM kill → oom_reaper woken".to_owned(), seen(l.oom_reaper_delay_ns)]);
+        rows.push(vec!["  oom_reaper reaping".to_owned(), seen(l.oom_reaping_ns)]);
+        rows.push(vec!["  oom_reaper".to_owned(), verdict.clone()]);
+    }
     let _ = writeln!(out, "Latencies:");
     out.push_str(&columns(&rows, &[]));
+    if let Some(frozen) = &e.frozen {
+        frozen_outcome(frozen, out);
+    }
+}
+
+fn frozen_outcome(f: &crate::model::FrozenOutcome, out: &mut String) {
+    let _ = writeln!(out, "Frozen victim ({} threads, watched {:.1} s after the OOM kill):", f.threads, f.timeout_ms as f64 / 1e3);
+    match f.all_exited_ms {
+        Some(ms) => {
+            let _ = writeln!(out, "  every thread exited, the last {ms} ms after the OOM kill");
+        }
+        None => {
+            let _ = writeln!(out, "  {} of {} threads still present after the timeout: {}", f.still_present_at_timeout.len(), f.threads, f.thread_exits.iter().filter(|t| t.exited_ms.is_none()).map(|t| format!("{} (state {})", t.tid, t.state_at_timeout.unwrap_or('?'))).collect::<Vec<_>>().join(", "));
+        }
+    }
+    for t in &f.thread_exits {
+        let _ = writeln!(out, "  thread {:>7}  {}", t.tid, t.exited_ms.map_or_else(|| "did not exit".to_owned(), |ms| format!("exited at {ms} ms")));
+    }
 }
 
 fn counters(e: &EpisodeReport, out: &mut String) {

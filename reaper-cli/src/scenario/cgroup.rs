@@ -1,0 +1,251 @@
+//! Memory and freezer cgroups that reaper creates, limits, freezes, and
+//! always removes again (on success, on error and on Ctrl-C, through Drop).
+//!
+//! cgroup v1 (separate `memory` and `freezer` hierarchies, as on the
+//! development machine) and cgroup v2 (`memory.max`, `cgroup.freeze`) are both
+//! handled. reaper never touches a cgroup it did not create, so OOM kills it
+//! triggers stay inside its own limit.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+/// cgroup failures.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// No usable memory controller.
+    #[error(
+        "no memory cgroup controller is available (neither cgroup v1 {V1_ROOT}/memory nor a cgroup v2 hierarchy with the memory controller enabled); reaper will not trigger an OOM outside a cgroup it controls"
+    )]
+    NoMemoryController,
+    /// No usable freezer.
+    #[error("no cgroup freezer is available (neither {V1_ROOT}/freezer nor cgroup v2 cgroup.freeze)")]
+    NoFreezer,
+    /// A cgroup file operation failed.
+    #[error("{what} {path}")]
+    Io {
+        /// What was attempted.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Freezing did not complete.
+    #[error("the freezer cgroup {0} did not reach FROZEN within {1:?}")]
+    FreezeTimeout(PathBuf, Duration),
+}
+
+const V1_ROOT: &str = "/sys/fs/cgroup";
+
+/// Which cgroup API a hierarchy speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// Legacy per-controller hierarchies.
+    V1,
+    /// The unified hierarchy.
+    V2,
+}
+
+/// One cgroup directory reaper created.
+#[derive(Debug)]
+struct Dir {
+    path: PathBuf,
+    version: Version,
+}
+
+/// A memory cgroup (and optionally a freezer cgroup) owned by reaper.
+#[derive(Debug)]
+pub struct OwnedCgroup {
+    memory: Dir,
+    freezer: Option<Dir>,
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError {
+    let path = path.to_owned();
+    move |source| CgroupError::Io { what, path, source }
+}
+
+fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+    std::fs::write(path, value).map_err(io("writing", path))
+}
+
+/// The cgroup v2 root with `controller` enabled for children, if any.
+fn v2_root_with(controller: &str) -> Option<PathBuf> {
+    [Path::new(V1_ROOT), Path::new("/sys/fs/cgroup/unified")].into_iter().find_map(|root| {
+        let controllers = std::fs::read_to_string(root.join("cgroup.subtree_control")).ok()?;
+        controllers.split_whitespace().any(|c| c == controller).then(|| root.to_owned())
+    })
+}
+
+fn memory_parent() -> Option<(PathBuf, Version)> {
+    let v1 = Path::new(V1_ROOT).join("memory");
+    if v1.join("memory.limit_in_bytes").exists() {
+        return Some((v1, Version::V1));
+    }
+    v2_root_with("memory").map(|root| (root, Version::V2))
+}
+
+fn freezer_parent() -> Option<(PathBuf, Version)> {
+    let v1 = Path::new(V1_ROOT).join("freezer");
+    if v1.join("cgroup.procs").exists() && !Path::new(V1_ROOT).join("cgroup.freeze").exists() {
+        return Some((v1, Version::V1));
+    }
+    // cgroup.freeze exists in every non-root v2 cgroup; the memory cgroup we
+    // create doubles as the freezer there.
+    v2_root_with("memory").map(|root| (root, Version::V2))
+}
+
+impl OwnedCgroup {
+    /// Creates `name` under the memory hierarchy (and the freezer one when
+    /// `with_freezer`).
+    pub fn create(name: &str, with_freezer: bool) -> Result<Self, CgroupError> {
+        let (parent, version) = memory_parent().ok_or(CgroupError::NoMemoryController)?;
+        let path = parent.join(name);
+        std::fs::create_dir(&path).map_err(io("creating cgroup", &path))?;
+        let mut cgroup = Self { memory: Dir { path, version }, freezer: None };
+        if with_freezer {
+            let (parent, version) = freezer_parent().ok_or(CgroupError::NoFreezer)?;
+            if version == Version::V2 && cgroup.memory.version == Version::V2 {
+                cgroup.freezer = Some(Dir { path: cgroup.memory.path.clone(), version });
+            } else {
+                let path = parent.join(name);
+                std::fs::create_dir(&path).map_err(io("creating cgroup", &path))?;
+                cgroup.freezer = Some(Dir { path, version });
+            }
+        }
+        Ok(cgroup)
+    }
+
+    /// The memory cgroup's directory.
+    pub fn memory_path(&self) -> &Path {
+        &self.memory.path
+    }
+
+    /// `cgroup.procs` files a process must join: memory, then freezer.
+    pub fn procs_files(&self, with_freezer: bool) -> Vec<PathBuf> {
+        let mut files = vec![self.memory.path.join("cgroup.procs")];
+        if let Some(freezer) = self.freezer.as_ref().filter(|f| with_freezer && f.path != self.memory.path) {
+            files.push(freezer.path.join("cgroup.procs"));
+        }
+        files
+    }
+
+    /// Sets the memory limit (None: unlimited).
+    pub fn set_memory_limit(&self, bytes: Option<u64>) -> Result<(), CgroupError> {
+        let (file, value) = match (self.memory.version, bytes) {
+            (Version::V1, Some(b)) => ("memory.limit_in_bytes", b.to_string()),
+            (Version::V1, None) => ("memory.limit_in_bytes", "-1".to_owned()),
+            (Version::V2, Some(b)) => ("memory.max", b.to_string()),
+            (Version::V2, None) => ("memory.max", "max".to_owned()),
+        };
+        write(&self.memory.path.join(file), &value)
+    }
+
+    /// Memory charged to the cgroup, bytes.
+    pub fn memory_usage(&self) -> u64 {
+        let file = match self.memory.version {
+            Version::V1 => "memory.usage_in_bytes",
+            Version::V2 => "memory.current",
+        };
+        std::fs::read_to_string(self.memory.path.join(file)).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    }
+
+    /// Freezes the freezer cgroup and waits until it is frozen.
+    pub fn freeze(&self, timeout: Duration) -> Result<(), CgroupError> {
+        let freezer = self.freezer.as_ref().ok_or(CgroupError::NoFreezer)?;
+        let (file, value, state_file, frozen) = match freezer.version {
+            Version::V1 => ("freezer.state", "FROZEN", "freezer.state", "FROZEN"),
+            Version::V2 => ("cgroup.freeze", "1", "cgroup.events", "frozen 1"),
+        };
+        write(&freezer.path.join(file), value)?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let state = std::fs::read_to_string(freezer.path.join(state_file)).unwrap_or_default();
+            if state.lines().any(|l| l.trim() == frozen) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(CgroupError::FreezeTimeout(freezer.path.clone(), timeout))
+    }
+
+    /// Thaws the freezer cgroup.
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        let Some(freezer) = &self.freezer else { return Ok(()) };
+        match freezer.version {
+            Version::V1 => write(&freezer.path.join("freezer.state"), "THAWED"),
+            Version::V2 => write(&freezer.path.join("cgroup.freeze"), "0"),
+        }
+    }
+
+    /// Pids still in the memory cgroup.
+    pub fn pids(&self) -> Vec<u32> {
+        std::fs::read_to_string(self.memory.path.join("cgroup.procs")).map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect()).unwrap_or_default()
+    }
+
+    /// Lifts the limit, thaws, SIGKILLs what is left inside (only processes
+    /// reaper started can be there), waits for them and removes the
+    /// directories. Errors are collected, not fatal: cleanup goes on.
+    pub fn remove(mut self) -> Vec<String> {
+        self.cleanup()
+    }
+
+    fn cleanup(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let _ = self.set_memory_limit(None);
+        if let Err(e) = self.thaw() {
+            problems.push(e.to_string());
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pids = self.pids();
+            if pids.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                problems.push(format!("processes {pids:?} did not leave {}", self.memory.path.display()));
+                break;
+            }
+            for pid in pids {
+                // SAFETY: kill(2) on a pid inside reaper's own cgroup.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut dirs = vec![self.memory.path.clone()];
+        if let Some(f) = self.freezer.take().filter(|f| f.path != self.memory.path) {
+            dirs.push(f.path);
+        }
+        for dir in dirs {
+            // rmdir can race the last task's exit for a moment.
+            let mut result = std::fs::remove_dir(&dir);
+            for _ in 0..50 {
+                if result.is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                result = std::fs::remove_dir(&dir);
+            }
+            if let Err(e) = result {
+                if dir.exists() {
+                    problems.push(format!("removing {}: {e}", dir.display()));
+                }
+            }
+        }
+        self.memory.path = PathBuf::new();
+        problems
+    }
+}
+
+impl Drop for OwnedCgroup {
+    fn drop(&mut self) {
+        if !self.memory.path.as_os_str().is_empty() {
+            for problem in self.cleanup() {
+                log::warn!("cgroup cleanup: {problem}");
+            }
+        }
+    }
+}
