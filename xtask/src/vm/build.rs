@@ -13,6 +13,7 @@ use super::cache::{target_dir, workspace_root};
 pub fn reaper_binary(arch: Arch) -> Result<PathBuf> {
     let target = arch.rust_target();
     eprintln!("xtask: building reaper for {target}");
+    let started = std::time::Instant::now();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(workspace_root())
@@ -41,5 +42,9 @@ pub fn reaper_binary(arch: Arch) -> Result<PathBuf> {
             binary.display()
         );
     }
+    eprintln!(
+        "xtask: reaper for {target} ready in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(binary)
 }

@@ -195,36 +195,25 @@ fn run_cell(
 }
 
 fn print_table(reports: &[CellReport]) {
+    let header = ["kernel", "arch", "attach modes", "checks", "wall"].map(String::from);
+    let rows: Vec<[String; 5]> = reports.iter().map(table_row).collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     println!();
-    println!(
-        "{:<40} {:<7} {:<28} {:<14} {:>8}",
-        "kernel", "arch", "attach modes", "checks", "wall"
-    );
-    for r in reports {
-        let passed = r
-            .checks
+    for row in [&header].into_iter().chain(&rows) {
+        let cells: Vec<String> = row
             .iter()
-            .filter(|(_, v)| matches!(v, Verdict::Pass(_)))
-            .count();
-        let failed = r
-            .checks
-            .iter()
-            .filter(|(_, v)| matches!(v, Verdict::Fail(_)))
-            .count();
-        let skipped = r.checks.len() - passed - failed;
-        let checks = match (&r.error, skipped) {
-            (Some(_), _) => "ERROR".to_string(),
-            (None, 0) => format!("{passed} ok {failed} fail"),
-            (None, s) => format!("{passed} ok {failed} fail {s} skip"),
-        };
-        println!(
-            "{:<40} {:<7} {:<28} {:<14} {:>7.1}s",
-            format!("{} ({})", r.kernel.name(), r.release),
-            r.arch.to_string(),
-            r.attach,
-            checks,
-            r.wall.as_secs_f64()
-        );
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
     }
     for r in reports {
         let cell = format!("{}/{}", r.kernel.name(), r.arch);
@@ -239,6 +228,32 @@ fn print_table(reports: &[CellReport]) {
             }
         }
     }
+}
+
+fn table_row(r: &CellReport) -> [String; 5] {
+    let passed = r
+        .checks
+        .iter()
+        .filter(|(_, v)| matches!(v, Verdict::Pass(_)))
+        .count();
+    let failed = r
+        .checks
+        .iter()
+        .filter(|(_, v)| matches!(v, Verdict::Fail(_)))
+        .count();
+    let skipped = r.checks.len() - passed - failed;
+    let checks = match (&r.error, skipped) {
+        (Some(_), _) => "ERROR".to_string(),
+        (None, 0) => format!("{passed} ok, {failed} failed"),
+        (None, s) => format!("{passed} ok, {failed} failed, {s} skipped"),
+    };
+    [
+        format!("{} ({})", r.kernel.name(), r.release),
+        r.arch.to_string(),
+        r.attach.clone(),
+        checks,
+        format!("{:.1} s", r.wall.as_secs_f64()),
+    ]
 }
 
 #[cfg(test)]
