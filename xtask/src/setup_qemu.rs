@@ -34,6 +34,28 @@ pub fn ensure_qemu() -> Result<()> {
         missing.join(", "),
         PACKAGES.join(" ")
     );
+    let (root, backports) = backports_root()?;
+    root.install(&backports, &PACKAGES, false)
+        .with_context(|| {
+            format!(
+                "installing qemu from {backports}; run as root, or install {} yourself",
+                PACKAGES.join(" ")
+            )
+        })?;
+    for binary in QEMU_BINARIES {
+        find_in_path(binary).with_context(|| {
+            format!(
+                "{binary} is still not on PATH after installing {}",
+                PACKAGES.join(" ")
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// A private apt root with the host's sources plus `<codename>-backports`,
+/// with fresh lists; returns it and the backports suite's name.
+fn backports_root() -> Result<(AptRoot, String)> {
     let codename = sources::host_codename()?;
     let backports = format!("{codename}-backports");
     let dir = crate::vm::cache::cache_dir()?
@@ -47,21 +69,7 @@ pub fn ensure_qemu() -> Result<()> {
         },
     )?;
     root.update()?;
-    root.install(&backports, &PACKAGES).with_context(|| {
-        format!(
-            "installing qemu from {backports}; run as root, or install {} yourself",
-            PACKAGES.join(" ")
-        )
-    })?;
-    for binary in QEMU_BINARIES {
-        find_in_path(binary).with_context(|| {
-            format!(
-                "{binary} is still not on PATH after installing {}",
-                PACKAGES.join(" ")
-            )
-        })?;
-    }
-    Ok(())
+    Ok((root, backports))
 }
 
 /// The full path of `program` if it is an executable on `PATH`.
@@ -75,4 +83,22 @@ pub fn find_in_path(program: &str) -> Option<std::path::PathBuf> {
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Needs network and a Debian host: `cargo test -p xtask -- --ignored`.
+    #[test]
+    #[ignore = "runs apt-get update against the host's mirror"]
+    fn backports_install_plan_takes_qemu_from_backports() {
+        let (root, backports) = backports_root().unwrap();
+        let plan = root.install(&backports, &PACKAGES, true).unwrap();
+        println!("{plan}");
+        assert!(
+            plan.contains("qemu-system-x86") || plan.contains("already the newest"),
+            "{plan}"
+        );
+    }
 }

@@ -155,8 +155,8 @@ impl AptRoot {
     }
 
     /// `apt-get install -t SUITE PACKAGES` on the host, resolving from this
-    /// root's sources.
-    pub fn install(&self, target_suite: &str, packages: &[&str]) -> Result<()> {
+    /// root's sources. With `simulate`, apt only prints what it would do.
+    pub fn install(&self, target_suite: &str, packages: &[&str], simulate: bool) -> Result<String> {
         let mut cmd = self.command("apt-get");
         cmd.args([
             "-q",
@@ -166,10 +166,12 @@ impl AptRoot {
             "-t",
             target_suite,
         ]);
+        if simulate {
+            cmd.arg("--simulate");
+        }
         cmd.args(packages);
         cmd.env("DEBIAN_FRONTEND", "noninteractive");
-        run_captured(cmd, &format!("apt-get install {}", packages.join(" ")))?;
-        Ok(())
+        run_captured(cmd, &format!("apt-get install {}", packages.join(" ")))
     }
 }
 

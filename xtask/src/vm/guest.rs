@@ -7,7 +7,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-use super::initramfs::{BIN_DIR, COMMAND_PATH};
+use super::initramfs::{BIN_DIR, COMMAND_PATH, KERNEL_CONFIG_PATH};
 
 /// The marker words the init prints after `@@reaper-vm:<nonce>@@`.
 pub const READY: &str = "READY";
@@ -64,6 +64,7 @@ ulimit -l unlimited 2>/dev/null
 ip link set lo up 2>/dev/null
 hostname reaper-vm
 mkdir -p /out
+[ -e /{KERNEL_CONFIG_PATH} ] && ln -s /{KERNEL_CONFIG_PATH} /boot/config-$(uname -r)
 
 echo "{m}{READY} $(uname -r) $(uname -m)"
 cd /root

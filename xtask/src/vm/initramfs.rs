@@ -159,10 +159,12 @@ pub struct Contents {
     pub command_script: String,
     /// Host files copied to `/opt/reaper/bin/<name>`.
     pub binaries: Vec<(String, PathBuf)>,
+    /// The kernel's .config, linked by the init as `/boot/config-$(uname -r)`.
+    pub kernel_config: Option<PathBuf>,
 }
 
 /// Directories the init expects to exist.
-const DIRS: [&str; 16] = [
+const DIRS: [&str; 17] = [
     "bin",
     "sbin",
     "usr",
@@ -179,10 +181,12 @@ const DIRS: [&str; 16] = [
     "etc/reaper-vm",
     "opt",
     "opt/reaper",
+    "boot",
 ];
 /// Where the init finds the command and the binaries.
 pub const COMMAND_PATH: &str = "etc/reaper-vm/command.sh";
 pub const BIN_DIR: &str = "opt/reaper/bin";
+pub const KERNEL_CONFIG_PATH: &str = "etc/reaper-vm/kernel.config";
 
 /// Writes a gzip-compressed newc initramfs with `contents` to `path`.
 pub fn build(contents: &Contents, path: &Path) -> Result<()> {
@@ -209,6 +213,9 @@ fn write_contents<W: Write>(cpio: &mut CpioWriter<W>, c: &Contents) -> Result<()
     cpio.symlink("bin/sh", "busybox")?;
     cpio.file("init", 0o755, c.init_script.as_bytes())?;
     cpio.file(COMMAND_PATH, 0o755, c.command_script.as_bytes())?;
+    if let Some(config) = &c.kernel_config {
+        cpio.file(KERNEL_CONFIG_PATH, 0o644, &read(config)?)?;
+    }
     for (name, host_path) in &c.binaries {
         let data = read(host_path)?;
         cpio.file(&format!("{BIN_DIR}/{name}"), 0o755, &data)?;
@@ -323,6 +330,7 @@ mod tests {
             init_script: "#!/bin/busybox sh\n".into(),
             command_script: "uname -a\n".into(),
             binaries: vec![("reaper".into(), dir.join("busybox"))],
+            kernel_config: Some(dir.join("busybox")),
         };
         let out = dir.join("initramfs.gz");
         build(&contents, &out).unwrap();
@@ -334,7 +342,9 @@ mod tests {
         assert_eq!(find("init").data, b"#!/bin/busybox sh\n");
         assert_eq!(find(COMMAND_PATH).data, b"uname -a\n");
         assert_eq!(find("opt/reaper/bin/reaper").data, b"\x7fELF fake");
+        assert_eq!(find(KERNEL_CONFIG_PATH).data, b"\x7fELF fake");
         assert_eq!(find("dev/console").fields[1], S_IFCHR | 0o600);
+        assert_eq!(find("boot").fields[1], S_IFDIR | 0o755);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

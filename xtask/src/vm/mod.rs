@@ -46,7 +46,7 @@ pub struct VmArgs {
     /// (bzImage for x86_64, Image for arm64).
     #[arg(long, default_value = "bookworm")]
     kernel: String,
-    /// The .config of a --kernel PATH (kept with the results).
+    /// The .config of the kernel; the guest sees it as /boot/config-$(uname -r).
     #[arg(long, value_name = "FILE")]
     kernel_config: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Arch::X86_64)]
@@ -143,7 +143,7 @@ pub fn boot(spec: &VmSpec) -> Result<VmOutcome> {
     let kernel = kernel::resolve(&spec.kernel, spec.arch, spec.kernel_config.as_deref())?;
     let busybox = busybox::busybox(spec.arch)?;
     let nonce = guest::new_nonce();
-    let initrd = write_initramfs(spec, &busybox, &nonce)?;
+    let initrd = write_initramfs(spec, &kernel, &busybox, &nonce)?;
     let machine = Machine {
         arch: spec.arch,
         accel: spec.accel,
@@ -172,7 +172,7 @@ pub fn boot(spec: &VmSpec) -> Result<VmOutcome> {
     })
 }
 
-fn write_initramfs(spec: &VmSpec, busybox: &Path, nonce: &str) -> Result<PathBuf> {
+fn write_initramfs(spec: &VmSpec, kernel: &Kernel, busybox: &Path, nonce: &str) -> Result<PathBuf> {
     let dir = cache::target_dir().join("vm-work");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!(
@@ -185,6 +185,7 @@ fn write_initramfs(spec: &VmSpec, busybox: &Path, nonce: &str) -> Result<PathBuf
         init_script: guest::init_script(nonce),
         command_script: guest::command_script(&spec.command),
         binaries: spec.binaries.clone(),
+        kernel_config: kernel.config.clone(),
     };
     initramfs::build(&contents, &path)?;
     Ok(path)
@@ -278,10 +279,14 @@ pub fn run_vm(args: VmArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let outcome = boot(&spec)?;
     eprintln!(
-        "xtask: {} {} ({}) {}: command exited with {}; {} file(s) from /out in {}; \
+        "xtask: {}{} ({}) {}: command exited with {}; {} file(s) from /out in {}; \
          qemu {:.1} s, total {:.1} s",
         spec.kernel.label(),
-        outcome.kernel.version.as_deref().unwrap_or(""),
+        outcome
+            .kernel
+            .version
+            .as_ref()
+            .map_or(String::new(), |v| format!(" {v}")),
         outcome.guest_release.as_deref().unwrap_or("?"),
         outcome.guest_machine.as_deref().unwrap_or("?"),
         outcome.exit_status,
