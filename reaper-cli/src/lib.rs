@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod cmd;
+pub mod compare;
 pub mod doctor;
 pub mod model;
 pub mod probes;

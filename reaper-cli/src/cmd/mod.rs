@@ -1,6 +1,8 @@
 //! One module per subcommand: argument structs and the glue from validated
 //! settings to the library.
 
+pub mod diff;
 pub mod doctor;
+pub mod gate;
 pub mod record;
 pub mod report;

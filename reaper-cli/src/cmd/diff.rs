@@ -1,0 +1,71 @@
+//! `reaper diff A B`: the thread's summary table with both sides as
+//! columns, per-context function tables, and differential flame graphs.
+//! Exit code 0 on success; errors (unreadable or incomparable runs) are 2.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::compare::{self, diff::DiffOptions, flame, text};
+
+/// Arguments of `reaper diff`.
+#[derive(Clone, Debug, Args)]
+#[command(
+    after_help = "A and B are each a run.json or a directory searched recursively for run \
+files (e.g. the -o directories of several `reaper record --runs N` invocations). Each cell is \
+the median over complete episodes with min–max; with 5 or more episodes on both sides a \
+two-sided Mann-Whitney U test says whether a difference is outside the noise."
+)]
+pub struct DiffArgs {
+    /// Side A: a run.json or a directory of runs.
+    pub a: PathBuf,
+    /// Side B: a run.json or a directory of runs.
+    pub b: PathBuf,
+    /// Column label of A [default: kernel release and scenario].
+    #[arg(long, value_name = "LABEL")]
+    pub label_a: Option<String>,
+    /// Column label of B [default: kernel release and scenario].
+    #[arg(long, value_name = "LABEL")]
+    pub label_b: Option<String>,
+    /// Write differential flame graphs (<context>.a-vs-b.diff.svg and
+    /// <context>.b-vs-a.diff.svg) into DIR.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Print the diff as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Compare even when the victim sizes differ by more than 10%.
+    #[arg(long)]
+    pub force: bool,
+    /// Rows of each per-context table beyond the catalog functions.
+    #[arg(long, value_name = "N", default_value_t = compare::diff::DEFAULT_TOP)]
+    pub top: usize,
+}
+
+/// Loads both sides, prints the diff and writes the flame graphs.
+pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
+    let pair = compare::load_pair(("A", &args.a), ("B", &args.b), args.force)?;
+    let opts = DiffOptions {
+        label_a: args.label_a.clone(),
+        label_b: args.label_b.clone(),
+        top: args.top,
+    };
+    let d = compare::diff::diff(&pair.a, &pair.b, pair.notes, &opts);
+    if let Some(dir) = &args.output {
+        let labels = (d.header.a.label.as_str(), d.header.b.label.as_str());
+        let files = flame::write_all(&pair.a, &pair.b, labels, dir)
+            .with_context(|| format!("writing differential flame graphs to {}", dir.display()))?;
+        eprintln!(
+            "reaper: wrote {} differential flame graphs to {}",
+            files.len(),
+            dir.display()
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else {
+        print!("{}", text::render(&d));
+    }
+    Ok(0)
+}

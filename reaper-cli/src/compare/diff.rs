@@ -1,0 +1,346 @@
+//! The diff model: what `reaper diff` prints, computed once from two run
+//! sets. Renderers (`render_text`, JSON through serde) only read it.
+
+use serde::Serialize;
+
+use crate::model::Run;
+use crate::report::analysis::context_label;
+use crate::report::losses::is_loss;
+
+use super::comparable::{format_bytes, victim_bytes};
+use super::exact::exact;
+use super::functions::{context_series, contexts};
+use super::load::RunSet;
+use super::metrics::{METRICS, Part, Row, samples};
+use super::quantity::Comparison;
+
+/// Rows of each per-context function table beyond the catalog concepts.
+pub const DEFAULT_TOP: usize = 15;
+
+/// How to build a diff.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiffOptions {
+    /// Column label of A (default: kernel release and scenario).
+    pub label_a: Option<String>,
+    /// Column label of B.
+    pub label_b: Option<String>,
+    /// Per-context table rows beyond the catalog concepts.
+    pub top: usize,
+}
+
+impl Default for DiffOptions {
+    fn default() -> Self {
+        Self {
+            label_a: None,
+            label_b: None,
+            top: DEFAULT_TOP,
+        }
+    }
+}
+
+/// Everything `reaper diff` prints.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Diff {
+    /// The two sides, and how they differ.
+    pub header: Header,
+    /// The summary metrics (totals and their exit_mmap / reaper parts).
+    pub metrics: Vec<MetricRow>,
+    /// Exact per-function timing, where both sides have it.
+    pub exact: Exact,
+    /// Per-context sampled period tables.
+    pub contexts: Vec<ContextTable>,
+}
+
+/// What one side is.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SideInfo {
+    /// Column label.
+    pub label: String,
+    /// The path given.
+    pub path: String,
+    /// Run files.
+    pub runs: usize,
+    /// Episodes over all runs.
+    pub episodes: usize,
+    /// Complete episodes (the N of the statistics).
+    pub complete_episodes: usize,
+    /// Kernel releases (distinct).
+    pub kernels: Vec<String>,
+    /// Architectures (distinct).
+    pub archs: Vec<String>,
+    /// CPU counts (distinct).
+    pub cpus: Vec<String>,
+    /// Sampling frequencies (distinct).
+    pub freqs: Vec<String>,
+    /// Scenario descriptions (distinct).
+    pub scenarios: Vec<String>,
+    /// Victim sizes (distinct).
+    pub victim_sizes: Vec<String>,
+    /// reaper versions (distinct).
+    pub tools: Vec<String>,
+    /// Runs marked partial.
+    pub partial_runs: usize,
+    /// Loss counters summed over the runs, by name (non-zero only).
+    pub losses: Vec<(String, u64)>,
+}
+
+/// Run-level facts of both sides.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Header {
+    /// Side A.
+    pub a: SideInfo,
+    /// Side B.
+    pub b: SideInfo,
+    /// "kernel: X → Y" lines for what differs (allowed; shown).
+    pub differences: Vec<String>,
+    /// Comparability notes (e.g. a forced size mismatch).
+    pub notes: Vec<String>,
+}
+
+/// One summary metric on both sides.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MetricRow {
+    /// Metric name (as in `reaper gate --max-regression`).
+    pub metric: &'static str,
+    /// Row label, from the report ("folio_remove_rmap_ptes time").
+    pub label: String,
+    /// Which summary row.
+    pub row: Row,
+    /// Which part of the row.
+    pub part: Part,
+    /// The comparison.
+    pub comparison: Comparison,
+}
+
+/// Exact per-function timing on both sides.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Exact {
+    /// `Some(why)` when there is nothing to compare.
+    pub not_measured: Option<String>,
+    /// (context, function) pairs present on both sides.
+    pub rows: Vec<ExactRow>,
+}
+
+/// A function's exact inclusive time on both sides.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExactRow {
+    /// Context name.
+    pub context: String,
+    /// Function(s), "a → b" when the sides' kernels name the concept
+    /// differently, with the concept in brackets.
+    pub function: String,
+    /// The comparison.
+    pub comparison: Comparison,
+}
+
+/// One context's function table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ContextTable {
+    /// Context name.
+    pub context: String,
+    /// Display label.
+    pub label: String,
+    /// Rows.
+    pub rows: Vec<FunctionRow>,
+}
+
+/// One function's sampled period on both sides.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FunctionRow {
+    /// Catalog concept, when the row is one.
+    pub concept: Option<&'static str>,
+    /// Function name(s).
+    pub name: String,
+    /// The comparison.
+    pub comparison: Comparison,
+}
+
+fn side_info(set: &RunSet, label: Option<&str>) -> SideInfo {
+    let mut losses: std::collections::BTreeMap<String, u64> = Default::default();
+    for episode in set.runs.iter().flat_map(|r| &r.run.episodes) {
+        for (name, &value) in &episode.counters {
+            if value > 0 && is_loss(name) {
+                *losses.entry(name.clone()).or_default() += value;
+            }
+        }
+        for (name, &value) in &episode.user_losses {
+            if value > 0 {
+                *losses.entry(format!("user:{name}")).or_default() += value;
+            }
+        }
+    }
+    SideInfo {
+        label: label.map_or_else(|| set.default_label(), str::to_owned),
+        path: set.path.display().to_string(),
+        runs: set.runs.len(),
+        episodes: set.episodes(),
+        complete_episodes: set.complete_episodes(),
+        kernels: set.distinct(|r| r.host.kernel_release.clone()),
+        archs: set.distinct(|r| r.host.arch.clone()),
+        cpus: set.distinct(|r| r.host.cpus.to_string()),
+        freqs: set.distinct(|r| format!("{} Hz", r.recording.freq_hz)),
+        scenarios: set.distinct(|r| r.recording.scenario.description.clone()),
+        victim_sizes: set
+            .distinct(|r: &Run| victim_bytes(r).map_or("unknown".to_owned(), format_bytes)),
+        tools: set.distinct(|r| format!("{} {}", r.tool.name, r.tool.version)),
+        partial_runs: set.runs.iter().filter(|r| r.run.partial).count(),
+        losses: losses.into_iter().collect(),
+    }
+}
+
+fn differences(a: &SideInfo, b: &SideInfo) -> Vec<String> {
+    let fields: [(&str, &Vec<String>, &Vec<String>); 7] = [
+        ("kernel", &a.kernels, &b.kernels),
+        ("arch", &a.archs, &b.archs),
+        ("CPUs", &a.cpus, &b.cpus),
+        ("sampling", &a.freqs, &b.freqs),
+        ("scenario", &a.scenarios, &b.scenarios),
+        ("victim size", &a.victim_sizes, &b.victim_sizes),
+        ("tool", &a.tools, &b.tools),
+    ];
+    fields
+        .iter()
+        .filter(|(_, x, y)| x != y)
+        .map(|(name, x, y)| format!("{name}: {} → {}", x.join(", "), y.join(", ")))
+        .collect()
+}
+
+/// The row label: the report's, or "a → b time" when the kernels name the
+/// function differently.
+fn row_label(a: &[String], b: &[String], fallback: &str) -> String {
+    let mut labels: Vec<&str> = a.iter().map(String::as_str).collect();
+    labels.extend(
+        b.iter()
+            .map(String::as_str)
+            .filter(|l| !a.iter().any(|x| x == l)),
+    );
+    match labels.as_slice() {
+        [] => fallback.to_owned(),
+        [one] => (*one).to_owned(),
+        many => {
+            let stems: Option<Vec<&str>> = many.iter().map(|l| l.strip_suffix(" time")).collect();
+            match stems {
+                Some(stems) => format!("{} time", stems.join(" → ")),
+                None => many.join(" / "),
+            }
+        }
+    }
+}
+
+fn metric_rows(a: &RunSet, b: &RunSet) -> Vec<MetricRow> {
+    let (sa, sb) = (samples(a), samples(b));
+    METRICS
+        .iter()
+        .zip(sa.iter().zip(&sb))
+        .map(|(metric, (x, y))| MetricRow {
+            metric: metric.name,
+            label: row_label(&x.labels, &y.labels, metric.name),
+            row: metric.row,
+            part: metric.part,
+            comparison: Comparison::new(
+                &x.values,
+                &y.values,
+                || x.why_not().unwrap_or_default(),
+                || y.why_not().unwrap_or_default(),
+            ),
+        })
+        .collect()
+}
+
+fn exact_section(a: &RunSet, b: &RunSet) -> Exact {
+    let (ea, eb) = (exact(a), exact(b));
+    let why = match (ea.episodes, eb.episodes) {
+        (0, 0) => Some("neither side has it; it needs fentry/fexit or kprobes"),
+        (0, _) => Some("only B has it"),
+        (_, 0) => Some("only A has it"),
+        _ => None,
+    };
+    if let Some(why) = why {
+        return Exact {
+            not_measured: Some(why.to_owned()),
+            rows: Vec::new(),
+        };
+    }
+    let rows: Vec<ExactRow> = ea
+        .series
+        .iter()
+        .filter_map(|(key, xa)| {
+            let xb = eb.series.get(key)?;
+            let names = |t: &super::exact::ExactTiming| {
+                t.symbols.get(key).cloned().unwrap_or_default().join(", ")
+            };
+            let (na, nb) = (names(&ea), names(&eb));
+            let symbols = if na == nb {
+                na
+            } else {
+                format!("{na} → {nb}")
+            };
+            let function = if symbols == key.1 {
+                symbols
+            } else {
+                format!("{symbols} [{}]", key.1)
+            };
+            Some(ExactRow {
+                context: key.0.clone(),
+                function,
+                comparison: Comparison::new(xa, xb, String::new, String::new),
+            })
+        })
+        .collect();
+    Exact {
+        not_measured: rows
+            .is_empty()
+            .then(|| "the two sides timed no function in common".to_owned()),
+        rows,
+    }
+}
+
+fn context_tables(a: &RunSet, b: &RunSet, top: usize) -> Vec<ContextTable> {
+    contexts(a, b)
+        .into_iter()
+        .map(|context| {
+            let rows = context_series(a, b, &context, top)
+                .into_iter()
+                .map(|s| FunctionRow {
+                    concept: s.concept,
+                    name: s.name,
+                    comparison: Comparison::new(
+                        &s.a,
+                        &s.b,
+                        || s.why_a.clone().unwrap_or_default(),
+                        || s.why_b.clone().unwrap_or_default(),
+                    ),
+                })
+                .collect();
+            ContextTable {
+                label: context_label(&context),
+                context,
+                rows,
+            }
+        })
+        .collect()
+}
+
+/// The header alone: both sides and how they differ.
+pub fn header(a: &RunSet, b: &RunSet, notes: Vec<String>, opts: &DiffOptions) -> Header {
+    let (info_a, info_b) = (
+        side_info(a, opts.label_a.as_deref()),
+        side_info(b, opts.label_b.as_deref()),
+    );
+    Header {
+        differences: differences(&info_a, &info_b),
+        a: info_a,
+        b: info_b,
+        notes,
+    }
+}
+
+/// Builds the diff of two (comparable) run sets.
+pub fn diff(a: &RunSet, b: &RunSet, notes: Vec<String>, opts: &DiffOptions) -> Diff {
+    Diff {
+        header: header(a, b, notes, opts),
+        metrics: metric_rows(a, b),
+        exact: exact_section(a, b),
+        contexts: context_tables(a, b, opts.top),
+    }
+}

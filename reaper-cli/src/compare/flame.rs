@@ -1,0 +1,139 @@
+//! Differential flame graphs through inferno's differential mode, one per
+//! context and direction.
+//!
+//! Counts are each side's per-episode mean sampled period in µs, not raw
+//! sample counts, so sides with different episode counts or sampling
+//! frequencies compare fairly. In `<context>.a-vs-b.diff.svg` the frame
+//! widths are B's and red means more time in B than in A, blue less (the
+//! regression view when B is the candidate); `<context>.b-vs-a.diff.svg` is
+//! the same with the roles swapped, so functions that vanished in B are
+//! visible at A's widths.
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use inferno::differential;
+use inferno::flamegraph::{self, Options};
+
+use crate::report::analysis::context_label;
+use crate::report::stacks::merge_stacks;
+
+use super::functions::{contexts, stacks_of};
+use super::load::RunSet;
+
+/// Folded lines of one context: per-episode mean period in µs per stack.
+pub fn mean_folded(set: &RunSet, context: &str) -> Vec<String> {
+    let complete: Vec<_> = set
+        .runs
+        .iter()
+        .flat_map(|r| &r.run.episodes)
+        .filter(|e| !e.partial)
+        .collect();
+    let n = complete.len().max(1) as u64;
+    let stacks: Vec<_> = complete
+        .iter()
+        .flat_map(|e| stacks_of(e, context))
+        .collect();
+    merge_stacks(&stacks)
+        .into_iter()
+        .filter(|s| !s.frames.is_empty())
+        .filter_map(|s| {
+            // Rounded to the nearest µs; a stack below 0.5 µs per episode is
+            // invisible in a flame graph anyway.
+            let us = (s.period_ns + n * 500) / (n * 1000);
+            (us > 0).then(|| format!("{} {us}", s.frames.join(";")))
+        })
+        .collect()
+}
+
+/// Renders one differential flame graph: widths from `after`, colours from
+/// after − before.
+pub fn differential_svg(
+    before: &[String],
+    after: &[String],
+    title: &str,
+) -> std::io::Result<Vec<u8>> {
+    let before_text = before.join("\n") + "\n";
+    let after_text = after.join("\n") + "\n";
+    let mut diff = Vec::new();
+    differential::from_readers(
+        differential::Options::default(),
+        BufReader::new(before_text.as_bytes()),
+        BufReader::new(after_text.as_bytes()),
+        &mut diff,
+    )?;
+    let mut options = Options::default();
+    options.title = title.to_owned();
+    options.count_name = "µs per episode".to_owned();
+    options.deterministic = true;
+    let mut svg = Vec::new();
+    flamegraph::from_reader(&mut options, diff.as_slice(), &mut svg)?;
+    Ok(svg)
+}
+
+/// Why the flame graphs could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: cannot write the differential flame graph; check that the directory is writable", path.display())]
+pub struct FlameError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The OS (or inferno) error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Writes both directions for every context with samples on either side.
+/// Returns the files written.
+pub fn write_all(
+    a: &RunSet,
+    b: &RunSet,
+    labels: (&str, &str),
+    dir: &Path,
+) -> Result<Vec<PathBuf>, FlameError> {
+    let err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| FlameError { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(err(dir))?;
+    let mut written = Vec::new();
+    for context in contexts(a, b) {
+        let (fa, fb) = (mean_folded(a, &context), mean_folded(b, &context));
+        if fa.is_empty() && fb.is_empty() {
+            continue;
+        }
+        let label = context_label(&context);
+        let jobs = [
+            ("a-vs-b", &fa, &fb, labels.1, labels.0),
+            ("b-vs-a", &fb, &fa, labels.0, labels.1),
+        ];
+        for (suffix, before, after, shown, other) in jobs {
+            let title = format!(
+                "reaper diff: {label} — widths: {shown}; red: more than {other}, blue: less"
+            );
+            let path = dir.join(format!("{context}.{suffix}.diff.svg"));
+            let svg = differential_svg(before, after, &title).map_err(err(&path))?;
+            std::fs::write(&path, svg).map_err(err(&path))?;
+            written.push(path);
+        }
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differential_svg_colours_the_grown_frame() {
+        let before = vec!["a;b 100".to_owned(), "a;c 100".to_owned()];
+        let after = vec!["a;b 200".to_owned(), "a;c 100".to_owned()];
+        let svg = String::from_utf8(differential_svg(&before, &after, "t").unwrap()).unwrap();
+        assert!(svg.contains("<svg"));
+        // inferno's frame title: "b (200 µs per episode, 66.67%; +33.33%)",
+        // the delta relative to the after total (300).
+        assert!(
+            svg.contains("b (200 µs per episode, 66.67%; +33.33%)"),
+            "{svg}"
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! Per-context, per-function sampled period (Children: samples whose stack
+//! contains the function) per episode, for both sides.
+//!
+//! Catalog concepts come first and are matched by concept, not by name, so a
+//! 6.1 `page_remove_rmap` lines up with a 6.18 `folio_remove_rmap_ptes`.
+//! Then the functions with the largest median period on either side.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use reaper_common::context::CONTEXT_NAMES;
+
+use crate::catalog::{CONCEPTS, frame_for};
+use crate::model::{Episode, Run, SampledStack};
+use crate::report::stacks::children_self;
+use crate::report::summary::episode_stacks;
+
+use super::load::RunSet;
+use super::stats::median;
+
+/// The per-episode Children period of every function of one context, ms.
+type EpisodeCosts = BTreeMap<String, f64>;
+
+/// One row of a per-context table: a function (or concept) on both sides.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FunctionSeries {
+    /// Catalog concept id, for concept rows.
+    pub concept: Option<&'static str>,
+    /// The function name, "a → b" when the sides name it differently.
+    pub name: String,
+    /// Side A's per-episode period, ms (empty when not measurable).
+    pub a: Vec<f64>,
+    /// Side B's per-episode period, ms.
+    pub b: Vec<f64>,
+    /// Why side A has no values (a concept absent or inline on its kernel).
+    pub why_a: Option<String>,
+    /// Why side B has no values.
+    pub why_b: Option<String>,
+}
+
+/// Contexts present in either side, known ones in id order first.
+pub fn contexts(a: &RunSet, b: &RunSet) -> Vec<String> {
+    let present: BTreeSet<String> = a
+        .runs
+        .iter()
+        .chain(&b.runs)
+        .flat_map(|r| &r.run.episodes)
+        .flat_map(|e| &e.contexts)
+        .map(|c| c.context.clone())
+        .collect();
+    let mut out: Vec<String> = CONTEXT_NAMES
+        .iter()
+        .filter(|n| present.contains(**n))
+        .map(|n| (*n).to_owned())
+        .collect();
+    out.extend(
+        present
+            .into_iter()
+            .filter(|c| !CONTEXT_NAMES.contains(&c.as_str())),
+    );
+    out
+}
+
+/// A context's stacks in one episode.
+pub fn stacks_of(episode: &Episode, context: &str) -> Vec<SampledStack> {
+    episode_stacks(episode, context).cloned().collect()
+}
+
+/// (run, per-episode costs) over a set's complete episodes.
+fn costs<'a>(set: &'a RunSet, context: &str) -> Vec<(&'a Run, EpisodeCosts)> {
+    set.runs
+        .iter()
+        .flat_map(|r| r.run.episodes.iter().map(move |e| (&r.run, e)))
+        .filter(|(_, e)| !e.partial)
+        .map(|(run, e)| {
+            let costs = children_self(&stacks_of(e, context))
+                .into_iter()
+                .map(|(symbol, cost)| (symbol, cost.children_ns as f64 / 1e6))
+                .collect();
+            (run, costs)
+        })
+        .collect()
+}
+
+fn series(costs: &[(&Run, EpisodeCosts)], symbol: impl Fn(&Run) -> Option<String>) -> Vec<f64> {
+    costs
+        .iter()
+        .map(|(run, c)| symbol(run).and_then(|s| c.get(&s).copied()).unwrap_or(0.0))
+        .collect()
+}
+
+/// The function a concept is sampled as in a run: the resolved symbol
+/// only. An inline fallback (the PTE lock inside `zap_pte_range` on 6.1)
+/// stands for much more than the concept, so it is not compared.
+fn concept_symbol(run: &Run, id: &str) -> Option<String> {
+    run.symbols
+        .iter()
+        .find(|r| r.concept == id)
+        .and_then(|r| r.symbol.clone())
+}
+
+/// Distinct symbols a concept resolves to over a set's runs.
+fn concept_symbols(set: &RunSet, id: &str) -> Vec<String> {
+    set.distinct(|r| concept_symbol(r, id).unwrap_or_default())
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Why a concept has no function on a side's kernel.
+fn concept_absent(set: &RunSet, id: &str) -> String {
+    let inline = set
+        .runs
+        .first()
+        .and_then(|r| frame_for(&r.run.symbols, id))
+        .filter(|_| crate::catalog::concept(id).is_some_and(|c| c.inline_fallback.is_some()));
+    match inline {
+        Some(caller) => format!("inline in {caller} on this kernel"),
+        None => "absent on this kernel".to_owned(),
+    }
+}
+
+fn nonzero(values: &[f64]) -> bool {
+    median(values).is_some_and(|m| m > 0.0)
+}
+
+/// The table rows of one context: concepts with period on either side, then
+/// up to `top` other functions by the larger median.
+pub fn context_series(a: &RunSet, b: &RunSet, context: &str, top: usize) -> Vec<FunctionSeries> {
+    let (costs_a, costs_b) = (costs(a, context), costs(b, context));
+    let mut rows = Vec::new();
+    let mut shown: BTreeSet<String> = BTreeSet::new();
+    for concept in CONCEPTS {
+        let (names_a, names_b) = (
+            concept_symbols(a, concept.id),
+            concept_symbols(b, concept.id),
+        );
+        let frame = |r: &Run| concept_symbol(r, concept.id);
+        let side = |names: &[String], costs: &[(&Run, EpisodeCosts)], set: &RunSet| {
+            if names.is_empty() {
+                (Vec::new(), Some(concept_absent(set, concept.id)))
+            } else {
+                (series(costs, frame), None)
+            }
+        };
+        let (row_a, why_a) = side(&names_a, &costs_a, a);
+        let (row_b, why_b) = side(&names_b, &costs_b, b);
+        if !nonzero(&row_a) && !nonzero(&row_b) {
+            continue;
+        }
+        let name = if names_a == names_b || names_b.is_empty() {
+            names_a.join(", ")
+        } else if names_a.is_empty() {
+            names_b.join(", ")
+        } else {
+            format!("{} → {}", names_a.join(", "), names_b.join(", "))
+        };
+        shown.extend(names_a.into_iter().chain(names_b));
+        rows.push(FunctionSeries {
+            concept: Some(concept.id),
+            name,
+            a: row_a,
+            b: row_b,
+            why_a,
+            why_b,
+        });
+    }
+    let symbols: BTreeSet<&String> = costs_a
+        .iter()
+        .chain(&costs_b)
+        .flat_map(|(_, c)| c.keys())
+        .filter(|s| !shown.contains(*s))
+        .collect();
+    let mut others: Vec<(f64, FunctionSeries)> = symbols
+        .into_iter()
+        .map(|symbol| {
+            let get = |_: &Run| Some(symbol.clone());
+            let (row_a, row_b) = (series(&costs_a, get), series(&costs_b, get));
+            let key = median(&row_a)
+                .unwrap_or(0.0)
+                .max(median(&row_b).unwrap_or(0.0));
+            let row = FunctionSeries {
+                concept: None,
+                name: symbol.clone(),
+                a: row_a,
+                b: row_b,
+                why_a: None,
+                why_b: None,
+            };
+            (key, row)
+        })
+        .filter(|(key, _)| *key > 0.0)
+        .collect();
+    others.sort_by(|x, y| y.0.total_cmp(&x.0).then_with(|| x.1.name.cmp(&y.1.name)));
+    rows.extend(others.into_iter().take(top).map(|(_, row)| row));
+    rows
+}

@@ -1,0 +1,209 @@
+//! The gate's outputs: a short markdown summary (stdout, CI comments) and
+//! JUnit XML with one testcase per gated metric.
+
+use std::fmt::Write;
+
+use super::gate::{GateReport, Status, Verdict};
+use super::quantity::{Side, format_p};
+use super::text::{delta, ms};
+
+fn side(s: &Side) -> String {
+    match s {
+        Side::Measured {
+            median, min, max, ..
+        } => format!("{} ({}–{})", ms(*median), ms(*min), ms(*max)),
+        Side::NotMeasured { .. } => "not measured".to_owned(),
+    }
+}
+
+fn result(v: &Verdict) -> String {
+    match &v.status {
+        Status::Pass => "pass".to_owned(),
+        Status::Regressed => "REGRESSION".to_owned(),
+        Status::WithinNoise => "pass (over threshold, within noise)".to_owned(),
+        Status::Improved => "pass (improved)".to_owned(),
+        Status::Skipped { why } => format!("skipped: {why}"),
+    }
+}
+
+fn threshold(v: &Verdict) -> String {
+    match v.allowed_ms {
+        Some(allowed) => format!("{} (+{} ms)", v.threshold, ms(allowed)),
+        None => v.threshold.to_string(),
+    }
+}
+
+/// One sentence naming a regression: the metric, both medians, the delta
+/// and the threshold.
+pub fn regression_line(v: &Verdict) -> String {
+    format!(
+        "{} regressed: median {} ms → {} ms, {}, threshold {}, p={} (one-sided Mann-Whitney U)",
+        v.metric,
+        v.comparison.a.median().map_or_else(String::new, ms),
+        v.comparison.b.median().map_or_else(String::new, ms),
+        delta(&v.comparison),
+        threshold(v),
+        v.test
+            .map_or_else(|| "n/a".to_owned(), |t| format_p(t.p_greater))
+    )
+}
+
+fn escape_cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+/// The markdown summary.
+pub fn markdown(r: &GateReport) -> String {
+    let mut out = String::new();
+    let regressions: Vec<&Verdict> = r.regressions().collect();
+    let verdict = if regressions.is_empty() {
+        "PASS".to_owned()
+    } else {
+        format!(
+            "FAIL — {} regression{}",
+            regressions.len(),
+            if regressions.len() == 1 { "" } else { "s" }
+        )
+    };
+    let _ = writeln!(out, "## reaper gate: {verdict}\n");
+    for (name, s) in [("Baseline", &r.baseline), ("Candidate", &r.candidate)] {
+        let _ = writeln!(
+            out,
+            "- {name}: {} — `{}` ({} complete episodes, Linux {} {})",
+            escape_cell(&s.label),
+            s.path,
+            s.complete_episodes,
+            s.kernels.join(", "),
+            s.archs.join(", ")
+        );
+    }
+    for note in &r.notes {
+        let _ = writeln!(out, "- Note: {note}");
+    }
+    for v in &regressions {
+        let _ = writeln!(out, "- **{}**", regression_line(v));
+    }
+    let _ = writeln!(
+        out,
+        "\n| Metric | Baseline ms, median (min–max) | Candidate ms | Delta | Threshold | p (one-sided) | Result |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    for v in &r.verdicts {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            v.metric,
+            side(&v.comparison.a),
+            side(&v.comparison.b),
+            delta(&v.comparison),
+            threshold(v),
+            v.test
+                .map_or_else(|| "–".to_owned(), |t| format_p(t.p_greater)),
+            match v.status {
+                Status::Regressed => format!("**{}**", result(v)),
+                _ => escape_cell(&result(v)),
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nA metric regresses when its median grows by more than its threshold and by at least {} ms, and a one-sided Mann-Whitney U test gives p < {}.",
+        r.options.min_delta_ms, r.options.alpha
+    );
+    out
+}
+
+/// Escapes text for XML attributes and content.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JUnit XML: one testcase per gated metric; a regression is a `failure`,
+/// an unevaluated metric is `skipped`.
+pub fn junit(r: &GateReport) -> String {
+    let failures = r.regressions().count();
+    let skipped = r
+        .verdicts
+        .iter()
+        .filter(|v| matches!(v.status, Status::Skipped { .. }))
+        .count();
+    let tests = r.verdicts.len();
+    let suite = format!("reaper gate: {} vs {}", r.baseline.label, r.candidate.label);
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"reaper gate\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">"
+    );
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">",
+        xml_escape(&suite)
+    );
+    for v in &r.verdicts {
+        let _ = writeln!(
+            out,
+            "    <testcase classname=\"reaper.gate\" name=\"{}\">",
+            xml_escape(v.metric)
+        );
+        let detail = format!(
+            "{}: baseline {} ms, candidate {} ms, delta {}, threshold {}, p={}; {}",
+            v.description,
+            side(&v.comparison.a),
+            side(&v.comparison.b),
+            delta(&v.comparison),
+            threshold(v),
+            v.test
+                .map_or_else(|| "n/a".to_owned(), |t| format_p(t.p_greater)),
+            result(v)
+        );
+        match &v.status {
+            Status::Regressed => {
+                let _ = writeln!(
+                    out,
+                    "      <failure message=\"{}\" type=\"regression\">{}</failure>",
+                    xml_escape(&regression_line(v)),
+                    xml_escape(&detail)
+                );
+            }
+            Status::Skipped { why } => {
+                let _ = writeln!(out, "      <skipped message=\"{}\"/>", xml_escape(why));
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "      <system-out>{}</system-out>",
+                    xml_escape(&detail)
+                );
+            }
+        }
+        let _ = writeln!(out, "    </testcase>");
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_escaping() {
+        assert_eq!(
+            xml_escape("a<b & \"c\" 'd'>"),
+            "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;"
+        );
+        assert_eq!(xml_escape("x\u{1}y\nz"), "xy\nz");
+    }
+}

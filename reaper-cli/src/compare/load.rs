@@ -1,0 +1,195 @@
+//! Loading one side of a comparison: a run file, or every run file found
+//! recursively under a directory (`reaper record -o DIR` output, a directory
+//! of such directories, or loose `*.json` runs).
+//!
+//! Each file is read as JSON once. Its `schema_version` is taken before the
+//! full decode, so two sides of different schema versions are reported as
+//! incomparable rather than as a decode error of one of them. The raw JSON
+//! is kept because fields newer than this build's model (exact function
+//! timing) are read from it.
+
+use std::path::{Path, PathBuf};
+
+use crate::model::Run;
+use crate::report::load::{LoadError, parse_run};
+
+/// A `*.json` file under a run-set directory that is a run file.
+#[derive(Clone, Debug)]
+pub struct LoadedRun {
+    /// Where it came from.
+    pub path: PathBuf,
+    /// The decoded run.
+    pub run: Run,
+    /// The same file as raw JSON.
+    pub raw: serde_json::Value,
+}
+
+/// One side of a comparison.
+#[derive(Clone, Debug)]
+pub struct RunSet {
+    /// The path given on the command line.
+    pub path: PathBuf,
+    /// The runs, sorted by path.
+    pub runs: Vec<LoadedRun>,
+}
+
+/// Why a run set could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SetError {
+    /// The path does not exist.
+    #[error("{}: no such file or directory; pass a run.json or a directory of runs written by `reaper record -o DIR`", path.display())]
+    Missing {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A directory without any run file.
+    #[error("{}: no run files found (looked for *.json files with a schema_version and episodes, recursively); record some with `reaper record --runs N -o DIR`", path.display())]
+    Empty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Walking a directory failed.
+    #[error("{}: cannot list the directory", path.display())]
+    Walk {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A run file failed to load.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+impl RunSet {
+    /// Episodes over all runs.
+    pub fn episodes(&self) -> usize {
+        self.runs.iter().map(|r| r.run.episodes.len()).sum()
+    }
+
+    /// Complete (non-partial) episodes over all runs: the comparison's N.
+    pub fn complete_episodes(&self) -> usize {
+        self.runs
+            .iter()
+            .flat_map(|r| &r.run.episodes)
+            .filter(|e| !e.partial)
+            .count()
+    }
+
+    /// Distinct values of `f` over the runs, in first-seen order.
+    pub fn distinct(&self, f: impl Fn(&Run) -> String) -> Vec<String> {
+        let mut seen: Vec<String> = Vec::new();
+        for r in &self.runs {
+            let v = f(&r.run);
+            if !seen.contains(&v) {
+                seen.push(v);
+            }
+        }
+        seen
+    }
+
+    /// The default column label: kernel release and scenario.
+    pub fn default_label(&self) -> String {
+        let kernels = self.distinct(|r| r.host.kernel_release.clone()).join(", ");
+        let scenarios = self
+            .distinct(|r| r.recording.scenario.description.clone())
+            .join(", ");
+        format!("{kernels} {scenarios}")
+    }
+}
+
+/// The schema version of a file, read without decoding the rest.
+pub fn schema_version(raw: &serde_json::Value) -> Option<u64> {
+    raw.get("schema_version")?.as_u64()
+}
+
+/// Whether a JSON value looks like a run file (as opposed to, say, the JSON
+/// of `reaper report --json` or `reaper diff --json` kept beside it).
+fn looks_like_run(raw: &serde_json::Value) -> bool {
+    raw.get("schema_version").is_some() && raw.get("episodes").is_some()
+}
+
+/// A file's text as JSON, with the report loader's errors.
+fn read_json(path: &Path) -> Result<serde_json::Value, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| LoadError::Corrupt {
+        path: path.to_owned(),
+        line: source.line(),
+        column: source.column(),
+        source,
+    })
+}
+
+/// Every `*.json` file under `dir`, recursively, sorted.
+fn json_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SetError> {
+    let walk = |source| SetError::Walk {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(walk)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(walk)?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            json_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "json") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The raw JSON of every run file of a set, without decoding. A file given
+/// directly must be a run; under a directory, valid JSON that is not a run
+/// is skipped, but a corrupt file is an error (it may be a truncated run).
+pub fn read_raw(path: &Path) -> Result<Vec<(PathBuf, serde_json::Value)>, SetError> {
+    if !path.exists() {
+        return Err(SetError::Missing {
+            path: path.to_owned(),
+        });
+    }
+    if !path.is_dir() {
+        return Ok(vec![(path.to_owned(), read_json(path)?)]);
+    }
+    let mut files = Vec::new();
+    json_files(path, &mut files)?;
+    let mut raws = Vec::new();
+    for file in files {
+        let raw = read_json(&file)?;
+        if looks_like_run(&raw) {
+            raws.push((file, raw));
+        } else {
+            log::info!("{}: not a run file, skipped", file.display());
+        }
+    }
+    if raws.is_empty() {
+        return Err(SetError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    Ok(raws)
+}
+
+/// Decodes the raw files of a set (after the schema check).
+pub fn decode(path: &Path, raws: Vec<(PathBuf, serde_json::Value)>) -> Result<RunSet, SetError> {
+    let mut runs = Vec::new();
+    for (file, raw) in raws {
+        let run = parse_run(&raw.to_string(), &file)?;
+        runs.push(LoadedRun {
+            path: file,
+            run,
+            raw,
+        });
+    }
+    Ok(RunSet {
+        path: path.to_owned(),
+        runs,
+    })
+}

@@ -1,0 +1,274 @@
+//! The compared metrics and their per-episode samples.
+//!
+//! The summary metrics are the rows of `reaper report`'s "Summary of
+//! measurements (ms)" (computed by [`crate::report::summary::summary`], so a
+//! diff shows the same numbers as the reports of its two sides), each as its
+//! total and its exit_mmap / reaper-work parts. One sample per complete
+//! episode; partial episodes are left out.
+
+use serde::Serialize;
+
+use crate::model::Run;
+use crate::report::model::{Cell, SummaryRow};
+use crate::report::summary::summary;
+
+use super::load::RunSet;
+
+/// Which summary row a metric reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Row {
+    /// "Total running time".
+    Total,
+    /// "Time waiting for pte spinlock".
+    PteLockWait,
+    /// "<rmap function> time".
+    Rmap,
+    /// "kill → mrelease done".
+    KillToReap,
+    /// "kill → exit_mmap done".
+    KillToExitMmap,
+}
+
+/// Which part of a row's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// The row's total.
+    Total,
+    /// The victim's exit_mmap part.
+    ExitMmap,
+    /// The reaper-work part (process_mrelease caller and oom_reaper).
+    Reaper,
+}
+
+/// A metric that `reaper diff` shows and `reaper gate` can gate on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Metric {
+    /// Name used in `--max-regression`, e.g. "pte_lock_wait".
+    pub name: &'static str,
+    /// What it measures, for `--help` and reports.
+    pub description: &'static str,
+    /// The summary row.
+    pub row: Row,
+    /// The part of the row.
+    pub part: Part,
+}
+
+const fn metric(name: &'static str, description: &'static str, row: Row, part: Part) -> Metric {
+    Metric {
+        name,
+        description,
+        row,
+        part,
+    }
+}
+
+/// Every metric, in the summary table's order (a total before its parts).
+pub const METRICS: &[Metric] = &[
+    metric(
+        "total",
+        "total running time, exit_mmap + reaper work (sampled CPU time)",
+        Row::Total,
+        Part::Total,
+    ),
+    metric(
+        "total_exit_mmap",
+        "the victim's exit_mmap part of the total",
+        Row::Total,
+        Part::ExitMmap,
+    ),
+    metric(
+        "total_reaper",
+        "the reaper-work part of the total",
+        Row::Total,
+        Part::Reaper,
+    ),
+    metric(
+        "pte_lock_wait",
+        "time waiting for the PTE spinlock, exit_mmap + reaper work (lock contention tracepoints)",
+        Row::PteLockWait,
+        Part::Total,
+    ),
+    metric(
+        "pte_lock_wait_exit_mmap",
+        "the victim's part of the PTE-lock wait",
+        Row::PteLockWait,
+        Part::ExitMmap,
+    ),
+    metric(
+        "pte_lock_wait_reaper",
+        "the reaper's part of the PTE-lock wait",
+        Row::PteLockWait,
+        Part::Reaper,
+    ),
+    metric(
+        "rmap",
+        "rmap-removal time (folio_remove_rmap_ptes or page_remove_rmap), exit_mmap + reaper work",
+        Row::Rmap,
+        Part::Total,
+    ),
+    metric(
+        "rmap_exit_mmap",
+        "the victim's part of the rmap-removal time",
+        Row::Rmap,
+        Part::ExitMmap,
+    ),
+    metric(
+        "rmap_reaper",
+        "the reaper's part of the rmap-removal time",
+        Row::Rmap,
+        Part::Reaper,
+    ),
+    metric(
+        "kill_to_reap",
+        "latency from the kill to process_mrelease returning (wall clock)",
+        Row::KillToReap,
+        Part::Total,
+    ),
+    metric(
+        "kill_to_exit_mmap",
+        "latency from the kill to the victim's exit_mmap finishing (wall clock)",
+        Row::KillToExitMmap,
+        Part::Total,
+    ),
+];
+
+/// Looks a metric up by name.
+pub fn find(name: &str) -> Option<&'static Metric> {
+    METRICS.iter().find(|m| m.name == name)
+}
+
+/// Every metric name, comma-separated (for messages).
+pub fn names() -> String {
+    METRICS
+        .iter()
+        .map(|m| m.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether a summary row is the one a [`Row`] reads. Rows are matched by
+/// label because the rmap row is named after the kernel's function.
+fn is_row(row: &SummaryRow, which: Row) -> bool {
+    let label = row.label.as_str();
+    match which {
+        Row::Total => label.starts_with("Total running time"),
+        Row::PteLockWait => label.starts_with("Time waiting for pte"),
+        Row::Rmap => label.ends_with(" time") && label.contains("rmap"),
+        Row::KillToReap => label.contains("mrelease done"),
+        Row::KillToExitMmap => label.contains("exit_mmap done"),
+    }
+}
+
+/// One side's samples of a metric.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Samples {
+    /// One value per complete episode that measured it, ms.
+    pub values: Vec<f64>,
+    /// Why episodes did not measure it (distinct reasons).
+    pub not_measured: Vec<String>,
+    /// The report's row labels seen (distinct), e.g. "folio_remove_rmap_ptes time".
+    pub labels: Vec<String>,
+}
+
+fn push_distinct(list: &mut Vec<String>, item: &str) {
+    if !list.iter().any(|s| s == item) {
+        list.push(item.to_owned());
+    }
+}
+
+impl Samples {
+    /// Why nothing was measured, when nothing was.
+    pub fn why_not(&self) -> Option<String> {
+        if !self.values.is_empty() {
+            return None;
+        }
+        Some(if self.not_measured.is_empty() {
+            "no complete episodes".to_owned()
+        } else {
+            self.not_measured.join("; ")
+        })
+    }
+}
+
+/// Adds one run's samples of every metric to `out` (indexed like [`METRICS`]).
+fn add_run(run: &Run, out: &mut [Samples]) {
+    let rows = summary(run).rows;
+    for (metric, samples) in METRICS.iter().zip(out.iter_mut()) {
+        let Some(row) = rows.iter().find(|r| is_row(r, metric.row)) else {
+            push_distinct(
+                &mut samples.not_measured,
+                "this reaper's report has no such row",
+            );
+            continue;
+        };
+        push_distinct(&mut samples.labels, &row.label);
+        for (episode, cell) in run.episodes.iter().zip(&row.cells) {
+            if episode.partial {
+                continue;
+            }
+            match cell {
+                Cell::Measured(v) => {
+                    let value = match metric.part {
+                        Part::Total => Some(v.total_ms),
+                        Part::ExitMmap => v.split_ms.map(|s| s.0),
+                        Part::Reaper => v.split_ms.map(|s| s.1),
+                    };
+                    match value {
+                        Some(ms) => samples.values.push(ms),
+                        None => push_distinct(&mut samples.not_measured, "row has no split"),
+                    }
+                }
+                Cell::NotMeasured { why } => push_distinct(&mut samples.not_measured, why),
+            }
+        }
+    }
+}
+
+/// Every metric's samples over a run set, indexed like [`METRICS`].
+pub fn samples(set: &RunSet) -> Vec<Samples> {
+    let mut out = vec![Samples::default(); METRICS.len()];
+    for loaded in &set.runs {
+        add_run(&loaded.run, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_findable() {
+        for m in METRICS {
+            assert_eq!(find(m.name), Some(m));
+        }
+        let mut names: Vec<_> = METRICS.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), METRICS.len());
+        assert_eq!(find("nope"), None);
+    }
+
+    #[test]
+    fn rows_match_the_report_labels() {
+        let row = |label: &str| SummaryRow {
+            label: label.to_owned(),
+            split_label: None,
+            cells: Vec::new(),
+            stats: None,
+        };
+        assert!(is_row(&row("Total running time"), Row::Total));
+        assert!(is_row(
+            &row("Time waiting for pte spinlock"),
+            Row::PteLockWait
+        ));
+        assert!(is_row(&row("folio_remove_rmap_ptes time"), Row::Rmap));
+        assert!(is_row(&row("page_remove_rmap time"), Row::Rmap));
+        assert!(is_row(&row("rmap removal time"), Row::Rmap));
+        assert!(!is_row(&row("Total running time"), Row::Rmap));
+        assert!(is_row(&row("kill → mrelease done"), Row::KillToReap));
+        assert!(is_row(&row("kill → exit_mmap done"), Row::KillToExitMmap));
+    }
+}

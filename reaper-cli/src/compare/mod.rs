@@ -1,0 +1,100 @@
+//! A/B comparison of run sets: `reaper diff` and `reaper gate`.
+//!
+//! Each side is a run file or a directory of runs (`load`). The two sides
+//! are checked for comparability (`comparable`), their per-episode samples
+//! of the summary metrics are extracted (`metrics`, from the report's own
+//! summary rows; `exact` for exact function timing; `functions` for the
+//! per-context tables), and compared with medians and a Mann-Whitney U test
+//! (`stats`, `quantity`). `diff` builds the diff model that `text` renders;
+//! `gate` judges regressions against a SPEC (`spec`) and `gate_render`
+//! writes markdown and JUnit; `flame` writes differential flame graphs.
+
+pub mod comparable;
+pub mod diff;
+pub mod exact;
+pub mod flame;
+pub mod functions;
+pub mod gate;
+pub mod gate_render;
+pub mod load;
+pub mod metrics;
+pub mod quantity;
+pub mod spec;
+pub mod stats;
+pub mod text;
+
+#[cfg(test)]
+mod synth;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use comparable::Incomparable;
+pub use load::{RunSet, SetError};
+
+/// Why two sides could not be compared.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    /// A side could not be loaded.
+    #[error("{side}: {source}")]
+    Load {
+        /// "A", "B", "baseline", "candidate".
+        side: &'static str,
+        /// What went wrong.
+        #[source]
+        source: SetError,
+    },
+    /// The sides are not comparable.
+    #[error(transparent)]
+    Incomparable(#[from] Incomparable),
+    /// Too few complete episodes for a gate.
+    #[error("too few runs: the {side} has {found} complete episode{} but --min-runs is {required}; record more with `reaper record --runs {required}` (a median of fewer episodes cannot separate a regression from noise)", if *found == 1 { "" } else { "s" })]
+    TooFewRuns {
+        /// Which side.
+        side: &'static str,
+        /// Complete episodes found.
+        found: usize,
+        /// `--min-runs`.
+        required: usize,
+    },
+}
+
+/// Two loaded, comparable sides.
+#[derive(Debug)]
+pub struct Pair {
+    /// Side A (the baseline for a gate).
+    pub a: RunSet,
+    /// Side B (the candidate).
+    pub b: RunSet,
+    /// Comparability notes for the header (forced differences).
+    pub notes: Vec<String>,
+}
+
+/// Loads both sides and checks that they are comparable: one schema
+/// version everywhere, victim sizes within 10% unless `force`.
+pub fn load_pair(
+    (a_name, a_path): (&'static str, &Path),
+    (b_name, b_path): (&'static str, &Path),
+    force: bool,
+) -> Result<Pair, CompareError> {
+    let raw_a = load::read_raw(a_path).map_err(|source| CompareError::Load {
+        side: a_name,
+        source,
+    })?;
+    let raw_b = load::read_raw(b_path).map_err(|source| CompareError::Load {
+        side: b_name,
+        source,
+    })?;
+    comparable::check_schema(&raw_a, &raw_b)?;
+    let a = load::decode(a_path, raw_a).map_err(|source| CompareError::Load {
+        side: a_name,
+        source,
+    })?;
+    let b = load::decode(b_path, raw_b).map_err(|source| CompareError::Load {
+        side: b_name,
+        source,
+    })?;
+    let notes = comparable::check_sizes(&a, &b, force)?;
+    Ok(Pair { a, b, notes })
+}

@@ -1,0 +1,212 @@
+//! Synthetic run files for the comparison tests and fixtures.
+//!
+//! A run is built as JSON (not as model structs), so fields added to the
+//! model later with serde defaults do not break it. Each episode scales one
+//! base teardown profile (victim exit_mmap and a process_mrelease caller on
+//! 6.18, or the 6.1 variant without the PTE-lock function and lock probe)
+//! by a factor: the set's shift times deterministic noise.
+
+use serde_json::{Value, json};
+
+/// cpu-clock period at 4 kHz, ns.
+const PERIOD_NS: u64 = 250_000;
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// `uname -r`.
+    pub kernel: &'static str,
+    /// 6.1-style symbols and no lock-wait probe.
+    pub old_kernel: bool,
+    /// Per-episode factors applied to the base profile.
+    pub factors: Vec<f64>,
+    /// Victim size, bytes.
+    pub victim_bytes: u64,
+    /// `schema_version`.
+    pub schema: u32,
+}
+
+impl Spec {
+    /// A 6.18 run of 1G with the given factors.
+    pub fn new(factors: Vec<f64>) -> Self {
+        Self {
+            kernel: "6.18.0-1-amd64",
+            old_kernel: false,
+            factors,
+            victim_bytes: 1 << 30,
+            schema: 1,
+        }
+    }
+}
+
+/// `n` factors of `shift` times noise uniformly within ±`noise`, from a
+/// fixed linear congruential sequence seeded by `seed`.
+pub fn factors(n: usize, shift: f64, noise: f64, seed: u64) -> Vec<f64> {
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let unit = (state >> 11) as f64 / (1u64 << 53) as f64;
+            let f = shift * (1.0 + noise * (2.0 * unit - 1.0));
+            (f * 1000.0).round() / 1000.0
+        })
+        .collect()
+}
+
+fn frames(s: &str) -> Vec<&str> {
+    s.split(';').collect()
+}
+
+fn stack(path: &str, samples: f64) -> Value {
+    let samples = samples.round() as u64;
+    json!({ "frames": frames(path), "samples": samples, "period_ns": samples * PERIOD_NS })
+}
+
+fn wait(path: &str, count: f64, total_ms: f64) -> Value {
+    let total_ns = (total_ms * 1e6).round() as u64;
+    let count = count.round() as u64;
+    json!({
+        "frames": frames(path), "flags": 1, "count": count,
+        "total_ns": total_ns, "max_ns": total_ns / count.max(1) * 4
+    })
+}
+
+fn episode(spec: &Spec, index: usize, f: f64) -> Value {
+    let (rmap, pte) = if spec.old_kernel {
+        ("page_remove_rmap", "zap_pte_range")
+    } else {
+        (
+            "folio_remove_rmap_ptes",
+            "zap_pte_range;__pte_offset_map_lock",
+        )
+    };
+    let victim = "do_exit;mmput;exit_mmap;unmap_vmas;unmap_page_range;zap_pte_range";
+    let reaper = "entry_SYSCALL_64;do_syscall_64;__x64_sys_process_mrelease;__oom_reap_task_mm;unmap_page_range;zap_pte_range";
+    let spin = "_raw_spin_lock;native_queued_spin_lock_slowpath";
+    let pte_v = format!("do_exit;mmput;exit_mmap;unmap_vmas;unmap_page_range;{pte};_raw_spin_lock");
+    let pte_r = format!(
+        "entry_SYSCALL_64;do_syscall_64;__x64_sys_process_mrelease;__oom_reap_task_mm;unmap_page_range;{pte};_raw_spin_lock"
+    );
+    let victim_pte = format!("do_exit;mmput;exit_mmap;unmap_vmas;unmap_page_range;{pte};{spin}");
+    let reaper_pte = format!(
+        "entry_SYSCALL_64;do_syscall_64;__x64_sys_process_mrelease;__oom_reap_task_mm;unmap_page_range;{pte};{spin}"
+    );
+    let lock_waits = |path: &str, count: f64, ms: f64| {
+        if spec.old_kernel {
+            json!([])
+        } else {
+            json!([wait(path, count * f, ms * f)])
+        }
+    };
+    json!({
+        "index": index,
+        "victim": { "pid": 1000 + index, "comm": "reaper-victim", "rss_bytes": spec.victim_bytes,
+                    "threads": 1, "vmas": 64 },
+        "contexts": [
+            {
+                "context": "victim_exit",
+                "tasks": [{ "tid": 1000 + index, "comm": "reaper-victim" }],
+                "stacks": [
+                    stack(&format!("{victim};{rmap}"), 80.0 * f),
+                    stack(&victim_pte, 40.0 * f),
+                    stack(&format!("{victim};tlb_flush_mmu;free_pages_and_swap_cache"), 120.0 * f),
+                    stack("do_exit;mmput;exit_mmap;free_pgtables", 20.0 * f),
+                ],
+                "lock_waits": lock_waits(&pte_v, 400.0, 10.0),
+            },
+            {
+                "context": "mrelease_caller",
+                "tasks": [{ "tid": 900, "comm": "reaper" }],
+                "stacks": [
+                    stack(&format!("{reaper};{rmap}"), 100.0 * f),
+                    stack(&format!("{reaper};tlb_flush_mmu;free_pages_and_swap_cache"), 140.0 * f),
+                    stack(&reaper_pte, 40.0 * f),
+                ],
+                "lock_waits": lock_waits(&pte_r, 800.0, 20.0),
+            }
+        ],
+        "timeline": [
+            { "t_ns": 0, "kind": "kill", "tid": 900, "tgid": 900, "comm": "reaper", "arg": 9 }
+        ],
+        "latencies": {
+            "kill_to_mrelease_done_ns": (80e6 * f).round() as u64,
+            "kill_to_exit_mmap_done_ns": (90e6 * f).round() as u64,
+            "mrelease_duration_ns": (79e6 * f).round() as u64,
+            "mrelease_ret": 0
+        },
+        "counters": {},
+        "partial": false
+    })
+}
+
+fn symbols(old_kernel: bool) -> Value {
+    let pte = if old_kernel {
+        json!({ "concept": "pte_lock", "candidates": ["__pte_offset_map_lock", "pte_offset_map_lock"] })
+    } else {
+        json!({ "concept": "pte_lock", "candidates": ["__pte_offset_map_lock", "pte_offset_map_lock"],
+                "symbol": "__pte_offset_map_lock" })
+    };
+    let rmap = if old_kernel {
+        "page_remove_rmap"
+    } else {
+        "folio_remove_rmap_ptes"
+    };
+    let one = |concept: &str, symbol: &str| json!({ "concept": concept, "candidates": [symbol], "symbol": symbol });
+    json!([
+        one("reaper_work", "__oom_reap_task_mm"),
+        one("victim_teardown", "exit_mmap"),
+        one("victim_unmap", "unmap_vmas"),
+        one("per_vma_unmap", "unmap_page_range"),
+        pte,
+        { "concept": "rmap_removal", "candidates": ["folio_remove_rmap_ptes", "page_remove_rmap"], "symbol": rmap },
+        one("tlb_flush", "tlb_flush_mmu"),
+        one("page_freeing", "free_pages_and_swap_cache"),
+        one("spin_slowpath", "native_queued_spin_lock_slowpath"),
+        one("mrelease_syscall", "__x64_sys_process_mrelease"),
+    ])
+}
+
+/// A whole run file.
+pub fn run(spec: &Spec) -> Value {
+    let mut probes =
+        vec![json!({ "probe": "sampling", "mode": "perf_event", "status": "attached" })];
+    if spec.old_kernel {
+        probes.push(json!({ "probe": "lock_wait", "mode": "none", "status": "tracepoint lock:contention_begin not found" }));
+    } else {
+        probes.push(json!({ "probe": "lock_wait", "mode": "tracepoint", "status": "attached" }));
+    }
+    let size = super::comparable::format_bytes(spec.victim_bytes);
+    json!({
+        "schema_version": spec.schema,
+        "tool": { "name": "reaper", "version": "0.1.0" },
+        "host": { "kernel_release": spec.kernel, "arch": "x86_64", "cpus": 8 },
+        "recording": {
+            "started_unix": 1_764_100_000u64,
+            "freq_hz": 4000,
+            "sample_period_ns": PERIOD_NS,
+            "probes": probes,
+            "scenario": {
+                "kind": "victim",
+                "description": format!("victim {size},vmas=64,threads=1 + process_mrelease"),
+                "victim_bytes": spec.victim_bytes,
+                "vmas": 64, "threads": 1, "mrelease": true,
+                "runs": spec.factors.len()
+            }
+        },
+        "symbols": symbols(spec.old_kernel),
+        "episodes": spec.factors.iter().enumerate().map(|(i, f)| episode(spec, i, *f)).collect::<Vec<_>>(),
+        "not_measured": if spec.old_kernel {
+            json!([{ "what": "lock wait", "why": "lock:contention_begin tracepoint not found" }])
+        } else {
+            json!([])
+        },
+        "partial": false
+    })
+}
+
+/// Pretty JSON text of a run, as fixtures are stored.
+pub fn text(spec: &Spec) -> String {
+    serde_json::to_string_pretty(&run(spec)).expect("JSON") + "\n"
+}

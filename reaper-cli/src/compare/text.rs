@@ -1,0 +1,395 @@
+//! Plain-text rendering of a [`Diff`]: the header, the thread's summary box
+//! with both sides as columns, the exact-timing table and the per-context
+//! function tables. Widths are counted in characters, so →, – and ↑ align.
+
+use std::fmt::Write;
+
+use super::diff::{ContextTable, Diff, Exact, MetricRow, SideInfo};
+use super::metrics::Part;
+use super::quantity::{Comparison, DIFF_ALPHA, Side, format_p};
+
+/// A "not measured (why)" longer than this becomes a numbered note under
+/// the table, so one long reason does not widen a whole column.
+const MAX_INLINE_REASON: usize = 40;
+
+/// Split-line label, as in the thread.
+const SPLIT_LABEL: &str = "  (exit_mmap + reaper work)";
+
+/// Long not-measured reasons, printed under a table.
+#[derive(Default)]
+struct Notes(Vec<String>);
+
+impl Notes {
+    fn cell(&mut self, why: &str) -> String {
+        let text = format!("not measured ({why})");
+        if text.chars().count() <= MAX_INLINE_REASON {
+            return text;
+        }
+        let n = match self.0.iter().position(|t| *t == text) {
+            Some(at) => at + 1,
+            None => {
+                self.0.push(text);
+                self.0.len()
+            }
+        };
+        format!("not measured [{n}]")
+    }
+
+    fn render(&self, out: &mut String) {
+        for (i, note) in self.0.iter().enumerate() {
+            let _ = writeln!(out, "[{}] {note}", i + 1);
+        }
+    }
+}
+
+/// A millisecond value with precision that suits its size.
+pub fn ms(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0.0".to_owned()
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 0.1 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn signed_ms(v: f64) -> String {
+    if v > 0.0 {
+        format!("+{}", ms(v))
+    } else if v == 0.0 {
+        "±0".to_owned()
+    } else {
+        ms(v)
+    }
+}
+
+fn cell(side: &Side, notes: &mut Notes) -> String {
+    match side {
+        Side::Measured {
+            median, min, max, ..
+        } => format!("{} ({}–{})", ms(*median), ms(*min), ms(*max)),
+        Side::NotMeasured { why } => notes.cell(why),
+    }
+}
+
+fn median_only(side: &Side) -> String {
+    side.median().map_or_else(|| "–".to_owned(), ms)
+}
+
+/// "+2.0 ms (+7.4%)", "+0.50 ms (new)", or "" when a side is missing.
+pub fn delta(c: &Comparison) -> String {
+    let Some(d) = c.delta_ms else {
+        return String::new();
+    };
+    match c.delta_pct {
+        Some(p) => format!("{} ms ({:+.1}%)", signed_ms(d), p),
+        None if d == 0.0 => "±0 ms".to_owned(),
+        None => format!("{} ms (from 0)", signed_ms(d)),
+    }
+}
+
+/// "↑ p=0.008" (B significantly larger), "↓ p=0.03", "~ p=0.42", for the
+/// compact split line.
+fn arrow(c: &Comparison) -> String {
+    match &c.test {
+        None => String::new(),
+        Some(t) if t.p_two_sided < DIFF_ALPHA && t.p_greater < t.p_less => {
+            format!("↑ p={}", format_p(t.p_two_sided))
+        }
+        Some(t) if t.p_two_sided < DIFF_ALPHA => format!("↓ p={}", format_p(t.p_two_sided)),
+        Some(t) => format!("~ p={}", format_p(t.p_two_sided)),
+    }
+}
+
+fn pad(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    format!("{s}{}", " ".repeat(width.saturating_sub(n)))
+}
+
+/// Renders rows as a boxed table; a `None` row is a separator.
+fn boxed(header: &[String], rows: &[Option<Vec<String>>], out: &mut String) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows.iter().flatten() {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let rule: String = widths
+        .iter()
+        .map(|w| "-".repeat(w + 2))
+        .collect::<Vec<_>>()
+        .join("+");
+    let rule = format!("+{rule}+\n");
+    let line = |cells: &[String]| {
+        let inner: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!(" {} ", pad(c, *w)))
+            .collect();
+        format!("|{}|\n", inner.join("|"))
+    };
+    out.push_str(&rule);
+    out.push_str(&line(header));
+    out.push_str(&rule);
+    for row in rows {
+        match row {
+            Some(cells) => out.push_str(&line(cells)),
+            None => out.push_str(&rule),
+        }
+    }
+    if !matches!(rows.last(), Some(None)) {
+        out.push_str(&rule);
+    }
+}
+
+fn side_line(name: &str, s: &SideInfo, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "{name}: {} — {} ({} run{}, {} episode{}, {} complete)",
+        s.label,
+        s.path,
+        s.runs,
+        if s.runs == 1 { "" } else { "s" },
+        s.episodes,
+        if s.episodes == 1 { "" } else { "s" },
+        s.complete_episodes
+    );
+    let _ = writeln!(
+        out,
+        "   Linux {} {}, {} CPUs, {}, victim {}, {}",
+        s.kernels.join(", "),
+        s.archs.join(", "),
+        s.cpus.join(", "),
+        s.freqs.join(", "),
+        s.victim_sizes.join(", "),
+        s.tools.join(", ")
+    );
+    if s.partial_runs > 0 {
+        let _ = writeln!(
+            out,
+            "   PARTIAL: {} run(s) were cut short; their partial episodes are left out",
+            s.partial_runs
+        );
+    }
+    if !s.losses.is_empty() {
+        let lost: Vec<String> = s.losses.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let _ = writeln!(
+            out,
+            "   LOSSES: {} (its figures undercount; see `reaper report` for what to enlarge)",
+            lost.join(", ")
+        );
+    }
+}
+
+fn header(d: &Diff, out: &mut String) {
+    side_line("A", &d.header.a, out);
+    side_line("B", &d.header.b, out);
+    if d.header.differences.is_empty() {
+        let _ = writeln!(out, "Same kernel, arch, CPUs, sampling, scenario and tool.");
+    } else {
+        let _ = writeln!(out, "Differences: {}", d.header.differences.join("; "));
+    }
+    for note in &d.header.notes {
+        let _ = writeln!(out, "Note: {note}");
+    }
+}
+
+fn column(name: &str, s: &SideInfo) -> String {
+    format!("{name}: {}", s.label)
+}
+
+fn summary_rows(metrics: &[MetricRow], notes: &mut Notes) -> Vec<Option<Vec<String>>> {
+    let mut rows = Vec::new();
+    for total in metrics.iter().filter(|m| m.part == Part::Total) {
+        let c = &total.comparison;
+        rows.push(Some(vec![
+            total.label.clone(),
+            cell(&c.a, notes),
+            cell(&c.b, notes),
+            delta(c),
+            c.significance(),
+        ]));
+        let part = |p: Part| metrics.iter().find(|m| m.row == total.row && m.part == p);
+        if let (Some(victim), Some(reaper)) = (part(Part::ExitMmap), part(Part::Reaper)) {
+            let (v, r) = (&victim.comparison, &reaper.comparison);
+            let both = |f: &dyn Fn(&Comparison) -> String| format!("{} + {}", f(v), f(r));
+            let split_delta = match (v.delta_ms, r.delta_ms) {
+                (Some(x), Some(y)) => format!("{} + {} ms", signed_ms(x), signed_ms(y)),
+                _ => String::new(),
+            };
+            let sig = if v.test.is_some() {
+                format!("{} / {}", arrow(v), arrow(r))
+            } else {
+                String::new()
+            };
+            let measured = v.a.median().is_some() || v.b.median().is_some();
+            if measured {
+                rows.push(Some(vec![
+                    SPLIT_LABEL.to_owned(),
+                    both(&|c| median_only(&c.a)),
+                    both(&|c| median_only(&c.b)),
+                    split_delta,
+                    sig,
+                ]));
+            }
+        }
+        rows.push(None);
+    }
+    rows
+}
+
+fn summary(d: &Diff, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "Summary of measurements (ms): median over episodes (min–max), delta = B − A"
+    );
+    let mut notes = Notes::default();
+    let rows = summary_rows(&d.metrics, &mut notes);
+    let head = [
+        "Category".to_owned(),
+        column("A", &d.header.a),
+        column("B", &d.header.b),
+        "Delta".to_owned(),
+        "Significance (Mann-Whitney U)".to_owned(),
+    ];
+    boxed(&head, &rows, out);
+    let _ = writeln!(
+        out,
+        "Significance: two-sided Mann-Whitney U at p<{DIFF_ALPHA} when both sides have ≥5 episodes; split line: ↑ B larger, ↓ B smaller, ~ within the noise."
+    );
+    notes.render(out);
+}
+
+fn plain_table(head: &[&str], rows: &[Vec<String>], out: &mut String) {
+    let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| pad(c, *w)).collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    out.push_str(&line(head.iter().map(|h| (*h).to_owned()).collect()));
+    for row in rows {
+        out.push_str(&line(row.clone()));
+    }
+}
+
+fn comparison_cells(c: &Comparison, notes: &mut Notes) -> [String; 4] {
+    [
+        cell(&c.a, notes),
+        cell(&c.b, notes),
+        delta(c),
+        c.significance(),
+    ]
+}
+
+fn exact(e: &Exact, out: &mut String) {
+    if let Some(why) = &e.not_measured {
+        let _ = writeln!(out, "Exact function timing: not measured ({why})");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Exact function timing (ms): inclusive time per episode, median (min–max)"
+    );
+    let mut notes = Notes::default();
+    let rows: Vec<Vec<String>> = e
+        .rows
+        .iter()
+        .map(|r| {
+            let mut row = vec![r.context.clone(), r.function.clone()];
+            row.extend(comparison_cells(&r.comparison, &mut notes));
+            row
+        })
+        .collect();
+    plain_table(
+        &["Context", "Function", "A", "B", "Delta", "Significance"],
+        &rows,
+        out,
+    );
+    notes.render(out);
+}
+
+fn context(t: &ContextTable, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "== {} ({}): sampled period (ms), median per episode (min–max) ==",
+        t.label, t.context
+    );
+    if t.rows.is_empty() {
+        let _ = writeln!(out, "no samples on either side");
+        return;
+    }
+    let mut notes = Notes::default();
+    let rows: Vec<Vec<String>> = t
+        .rows
+        .iter()
+        .map(|r| {
+            let name = match r.concept {
+                Some(c) => format!("{} [{c}]", r.name),
+                None => r.name.clone(),
+            };
+            let mut row = vec![name];
+            row.extend(comparison_cells(&r.comparison, &mut notes));
+            row
+        })
+        .collect();
+    plain_table(&["Symbol", "A", "B", "Delta", "Significance"], &rows, out);
+    notes.render(out);
+}
+
+/// Renders the whole diff.
+pub fn render(d: &Diff) -> String {
+    let mut out = String::new();
+    header(d, &mut out);
+    out.push('\n');
+    summary(d, &mut out);
+    out.push('\n');
+    exact(&d.exact, &mut out);
+    for t in &d.contexts {
+        out.push('\n');
+        context(t, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millisecond_precision_follows_size() {
+        assert_eq!(ms(132.64), "132.6");
+        assert_eq!(ms(1.234), "1.23");
+        assert_eq!(ms(0.0123), "0.012");
+        assert_eq!(ms(0.0), "0.0");
+        assert_eq!(signed_ms(2.0), "+2.00");
+        assert_eq!(signed_ms(-12.0), "-12.0");
+    }
+
+    #[test]
+    fn deltas() {
+        let c = Comparison::new(&[10.0], &[12.0], String::new, String::new);
+        assert_eq!(delta(&c), "+2.00 ms (+20.0%)");
+        let c = Comparison::new(&[0.0], &[0.5], String::new, String::new);
+        assert_eq!(delta(&c), "+0.50 ms (from 0)");
+        let c = Comparison::new(&[0.0], &[0.0], String::new, String::new);
+        assert_eq!(delta(&c), "±0 ms");
+    }
+
+    #[test]
+    fn long_reasons_become_notes() {
+        let mut notes = Notes::default();
+        assert_eq!(notes.cell("short"), "not measured (short)");
+        let long = "the lock_wait probe did not attach: tracepoint missing";
+        assert_eq!(notes.cell(long), "not measured [1]");
+        assert_eq!(notes.cell(long), "not measured [1]");
+        assert_eq!(notes.0.len(), 1);
+    }
+}
