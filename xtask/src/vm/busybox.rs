@@ -33,7 +33,8 @@ pub fn busybox(arch: Arch) -> Result<PathBuf> {
             let suite = sources::host_codename()?;
             let root = debian::suite_root(&cache, &suite)?;
             debian::refresh(&root)?;
-            let dir = debian::fetch_unpacked(&root, &cache, "busybox-static", arch.debian())?;
+            let record = debian::candidate(&root, "busybox-static", arch.debian())?;
+            let dir = debian::fetch_unpacked(&root, &cache, &record, arch.debian())?;
             let path = dir.join(BUSYBOX_PATH);
             if !path.is_file() {
                 bail!("busybox-static:{} has no {BUSYBOX_PATH}", arch.debian());

@@ -67,15 +67,25 @@ pub fn refresh(root: &AptRoot) -> Result<()> {
     root.update()
 }
 
-/// Downloads and unpacks `package:arch` (the candidate version) into the
-/// cache, or reuses an earlier unpack of the same version. Returns the
-/// directory the package was unpacked into.
-pub fn fetch_unpacked(root: &AptRoot, cache: &Path, package: &str, arch: &str) -> Result<PathBuf> {
+/// The candidate record of `package:arch` in this root.
+pub fn candidate(root: &AptRoot, package: &str, arch: &str) -> Result<PackageRecord> {
     let spec = format!("{package}:{arch}");
-    let records = parse_show(&root.show(&spec)?);
-    let record = records
-        .first()
-        .with_context(|| format!("apt-cache show {spec} printed no package record"))?;
+    parse_show(&root.show(&spec)?)
+        .into_iter()
+        .next()
+        .with_context(|| format!("apt-cache show {spec} printed no package record"))
+}
+
+/// Downloads and unpacks the package `record` describes into the cache, or
+/// reuses an earlier unpack of the same version. Returns the directory the
+/// package was unpacked into.
+pub fn fetch_unpacked(
+    root: &AptRoot,
+    cache: &Path,
+    record: &PackageRecord,
+    arch: &str,
+) -> Result<PathBuf> {
+    let spec = format!("{}:{arch}", record.package);
     let dir = cache.join("pkgs").join(format!(
         "{}_{}_{arch}",
         record.package,

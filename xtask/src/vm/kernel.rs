@@ -191,24 +191,24 @@ fn fetch_debian(kernel: DebianKernel, arch: Arch, cache: &Path) -> Result<Kernel
             kernel.suite()
         )
     })?;
-    let source = image_sources(&release)
+    let (source, record) = image_sources(&release)
         .into_iter()
-        .find(|s| root.show(&format!("{}:{deb_arch}", s.package)).is_ok())
+        .find_map(|s| Some((debian::candidate(&root, &s.package, deb_arch).ok()?, s)))
+        .map(|(record, source)| (source, record))
         .with_context(|| {
             format!(
                 "no package in {} carries the image of {release}",
                 kernel.suite()
             )
         })?;
-    let image_dir = debian::fetch_unpacked(&root, cache, &source.package, deb_arch)?;
+    let image_dir = debian::fetch_unpacked(&root, cache, &record, deb_arch)?;
     let config_dir = if source.config_package == source.package {
         image_dir.clone()
     } else {
-        debian::fetch_unpacked(&root, cache, &source.config_package, deb_arch)?
+        let config_record = debian::candidate(&root, &source.config_package, deb_arch)?;
+        debian::fetch_unpacked(&root, cache, &config_record, deb_arch)?
     };
-    let version = debian::parse_show(&root.show(&format!("{}:{deb_arch}", source.package))?)
-        .first()
-        .map(|r| r.version.clone());
+    let version = Some(record.version.clone());
     let image = image_dir.join(&source.image);
     if !image.is_file() {
         bail!("{} does not contain {}", source.package, source.image);
