@@ -39,16 +39,18 @@ impl Spec {
     }
 }
 
-/// `n` factors of `shift` times noise uniformly within ±`noise`, from a
-/// fixed linear congruential sequence seeded by `seed`.
+/// `n` factors of `shift` times noise uniformly within ±`noise`, from
+/// SplitMix64 seeded by `seed` (fixed, so fixtures are reproducible).
 pub fn factors(n: usize, shift: f64, noise: f64, seed: u64) -> Vec<f64> {
-    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    let mut state = seed;
     (0..n)
         .map(|_| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let unit = (state >> 11) as f64 / (1u64 << 53) as f64;
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
             let f = shift * (1.0 + noise * (2.0 * unit - 1.0));
             (f * 1000.0).round() / 1000.0
         })
