@@ -222,13 +222,18 @@ fn judge(spec: &VmSpec, run: &GuestRun) -> Result<i32> {
             .collect::<Vec<_>>();
         bail!(
             "the {guest} stopped before reporting the command's exit status (qemu: {}){}; \
-             see the console above",
+             see the console above{}",
             run.qemu_status
                 .map_or("killed".to_string(), |s| s.to_string()),
             if stderr.is_empty() {
                 String::new()
             } else {
                 format!(", stderr: {}", stderr.join(" | "))
+            },
+            if spec.accel == Accel::Kvm {
+                " (nested KVM often fails like this: try --accel tcg)"
+            } else {
+                ""
             }
         );
     };

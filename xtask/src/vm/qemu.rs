@@ -105,6 +105,7 @@ impl Machine {
     /// Boots the guest and follows its console until it powers off, panics,
     /// oopses or times out.
     pub fn run(&self, parser: &mut ConsoleParser) -> Result<GuestRun> {
+        self.check_accel()?;
         let started = Instant::now();
         let mut child = self.command().spawn().with_context(|| {
             format!(
@@ -167,6 +168,26 @@ impl Machine {
                 }
             }
         }
+    }
+
+    /// KVM only runs guests of the host's own architecture, through /dev/kvm.
+    fn check_accel(&self) -> Result<()> {
+        if self.accel != Accel::Kvm {
+            return Ok(());
+        }
+        if std::env::consts::ARCH != self.arch.uname() {
+            anyhow::bail!(
+                "--accel kvm cannot run an {} guest on this {} host; use --accel tcg",
+                self.arch,
+                std::env::consts::ARCH
+            );
+        }
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .map(drop)
+            .context("--accel kvm needs read-write access to /dev/kvm; use --accel tcg")
     }
 
     /// Records an event; returns when qemu should be stopped, if it should.
