@@ -228,20 +228,33 @@ fn single_deb(dir: &Path) -> Result<PathBuf> {
     }
 }
 
+/// How often, and how long apart, a command is retried while another apt
+/// (e.g. a parallel `cargo xtask vm`) holds the same private root's lock.
+const LOCK_RETRIES: u32 = 24;
+const LOCK_RETRY_WAIT: Duration = Duration::from_secs(5);
+
 /// Runs a command, returning its stdout; on failure the error carries the
-/// tail of stderr and the command's purpose.
+/// tail of stderr and the command's purpose. Waits out apt lock contention.
 pub fn run_captured(mut cmd: Command, what: &str) -> Result<String> {
-    let output = cmd.output().with_context(|| {
-        format!(
-            "{what}: could not start {:?}; is it installed?",
-            cmd.get_program()
-        )
-    })?;
-    if !output.status.success() {
+    for attempt in 0.. {
+        let output = cmd.output().with_context(|| {
+            format!(
+                "{what}: could not start {:?}; is it installed?",
+                cmd.get_program()
+            )
+        })?;
+        if output.status.success() {
+            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
         let stderr = String::from_utf8_lossy(&output.stderr);
+        if stderr.contains("Could not get lock") && attempt < LOCK_RETRIES {
+            eprintln!("xtask: {what}: waiting for another apt to release its lock");
+            std::thread::sleep(LOCK_RETRY_WAIT);
+            continue;
+        }
         let tail: Vec<&str> = stderr.lines().rev().take(12).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         bail!("{what} failed ({}):\n{}", output.status, tail.join("\n"));
     }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    unreachable!("the retry loop returns")
 }
