@@ -156,7 +156,14 @@ pub fn read_raw(path: &Path) -> Result<Vec<(PathBuf, serde_json::Value)>, SetErr
         });
     }
     if !path.is_dir() {
-        return Ok(vec![(path.to_owned(), read_json(path)?)]);
+        let raw = read_json(path)?;
+        if !looks_like_run(&raw) {
+            return Err(SetError::Load(LoadError::NotARun {
+                path: path.to_owned(),
+                what: "no schema_version or episodes field".to_owned(),
+            }));
+        }
+        return Ok(vec![(path.to_owned(), raw)]);
     }
     let mut files = Vec::new();
     json_files(path, &mut files)?;
@@ -192,4 +199,47 @@ pub fn decode(path: &Path, raws: Vec<(PathBuf, serde_json::Value)>) -> Result<Ru
         path: path.to_owned(),
         runs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_given_directly_must_be_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("notes.json");
+        std::fs::write(&file, "{\"x\": 1}").unwrap();
+        let err = read_raw(&file).unwrap_err();
+        assert!(
+            matches!(err, SetError::Load(LoadError::NotARun { .. })),
+            "{err}"
+        );
+        std::fs::write(&file, "{\"x\": ").unwrap();
+        let err = read_raw(&file).unwrap_err();
+        assert!(
+            matches!(err, SetError::Load(LoadError::Corrupt { .. })),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn directories_are_searched_recursively_and_skip_other_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = r#"{"schema_version": 1, "episodes": []}"#;
+        std::fs::create_dir_all(dir.path().join("b/deeper")).unwrap();
+        std::fs::write(dir.path().join("b/deeper/run.json"), run).unwrap();
+        std::fs::write(dir.path().join("a.json"), run).unwrap();
+        std::fs::write(dir.path().join("diff.json"), r#"{"metrics": []}"#).unwrap();
+        std::fs::write(dir.path().join("x.folded"), "a;b 1").unwrap();
+        let found: Vec<PathBuf> = read_raw(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p.strip_prefix(dir.path()).unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            found,
+            [PathBuf::from("a.json"), PathBuf::from("b/deeper/run.json")]
+        );
+    }
 }
