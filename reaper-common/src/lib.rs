@@ -8,6 +8,7 @@
 
 pub mod capability;
 pub mod context;
+pub mod function_timing;
 pub mod lock_wait;
 pub mod loss;
 pub mod sampling;

@@ -6,6 +6,8 @@
 //! [`Verdict::Skip`] with the reason (e.g. "fentry is expected on x86_64
 //! only").
 
+mod timing;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -62,6 +64,22 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "record-run-json",
         run: record_run_json,
+    },
+    Check {
+        name: "function-attach",
+        run: timing::function_attach,
+    },
+    Check {
+        name: "reaper-order",
+        run: timing::reaper_order,
+    },
+    Check {
+        name: "reaper-time-covers-children",
+        run: timing::parent_covers_children,
+    },
+    Check {
+        name: "doctor-function-modes",
+        run: timing::doctor_agrees,
     },
 ];
 

@@ -1,0 +1,397 @@
+//! A small reader of kernel BTF (`/sys/kernel/btf/vmlinux`): the function
+//! names fentry can attach to, their parameter names, and struct member
+//! offsets (e.g. `vm_area_struct.vm_start`, which moved into an anonymous
+//! union in 6.x).
+//!
+//! aya 0.14 keeps its type table crate-private, so reaper parses the format
+//! itself (include/uapi/linux/btf.h); only the parts it needs are decoded.
+
+use std::collections::HashMap;
+
+/// `BTF_MAGIC`.
+const MAGIC: u16 = 0xeb9f;
+
+/// BTF kinds reaper looks at (include/uapi/linux/btf.h `BTF_KIND_*`).
+mod kind {
+    pub const INT: u32 = 1;
+    pub const PTR: u32 = 2;
+    pub const ARRAY: u32 = 3;
+    pub const STRUCT: u32 = 4;
+    pub const UNION: u32 = 5;
+    pub const ENUM: u32 = 6;
+    pub const FWD: u32 = 7;
+    pub const TYPEDEF: u32 = 8;
+    pub const VOLATILE: u32 = 9;
+    pub const CONST: u32 = 10;
+    pub const RESTRICT: u32 = 11;
+    pub const FUNC: u32 = 12;
+    pub const FUNC_PROTO: u32 = 13;
+    pub const VAR: u32 = 14;
+    pub const DATASEC: u32 = 15;
+    pub const FLOAT: u32 = 16;
+    pub const DECL_TAG: u32 = 17;
+    pub const TYPE_TAG: u32 = 18;
+    pub const ENUM64: u32 = 19;
+}
+
+/// BTF parse failures.
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    /// Could not read the file.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not BTF, or cut short.
+    #[error("malformed BTF: {0}")]
+    Malformed(String),
+}
+
+/// One type, decoded as far as reaper needs.
+#[derive(Clone, Debug)]
+struct Type {
+    kind: u32,
+    name: u32,
+    /// `size` or `type`, depending on the kind.
+    size_or_type: u32,
+    kind_flag: bool,
+    /// STRUCT/UNION members (name, type, bit offset) or FUNC_PROTO params
+    /// (name, type, 0).
+    members: Vec<(u32, u32, u32)>,
+}
+
+/// A parsed BTF blob.
+#[derive(Clone, Debug)]
+pub struct KernelBtf {
+    types: Vec<Type>,
+    strings: Vec<u8>,
+    funcs: HashMap<String, u32>,
+}
+
+/// A function parameter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Param {
+    /// Its name ("" when BTF has none).
+    pub name: String,
+    /// Whether its type is a pointer to `struct <this>`.
+    pub points_to_struct: Option<String>,
+}
+
+fn u16_at(data: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(data.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(data: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?))
+}
+
+impl KernelBtf {
+    /// Reads the running kernel's BTF.
+    pub fn from_sys_fs() -> Result<Self, BtfError> {
+        Self::from_file("/sys/kernel/btf/vmlinux")
+    }
+
+    /// Reads a BTF file.
+    pub fn from_file(path: &str) -> Result<Self, BtfError> {
+        let data = std::fs::read(path).map_err(|source| BtfError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&data)
+    }
+
+    /// Parses a little-endian BTF blob (the kernels reaper targets are LE).
+    pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
+        let bad = |what: &str| BtfError::Malformed(what.to_owned());
+        if u16_at(data, 0) != Some(MAGIC) {
+            return Err(bad("bad magic (not little-endian BTF)"));
+        }
+        let field = |at| u32_at(data, at).ok_or_else(|| bad("header cut short"));
+        let hdr_len = field(4)? as usize;
+        let (type_off, type_len) = (field(8)? as usize, field(12)? as usize);
+        let (str_off, str_len) = (field(16)? as usize, field(20)? as usize);
+        let types_data = data
+            .get(hdr_len + type_off..hdr_len + type_off + type_len)
+            .ok_or_else(|| bad("type section out of bounds"))?;
+        let strings = data
+            .get(hdr_len + str_off..hdr_len + str_off + str_len)
+            .ok_or_else(|| bad("string section out of bounds"))?
+            .to_vec();
+        // Type id 0 is `void`.
+        let mut types = vec![Type {
+            kind: 0,
+            name: 0,
+            size_or_type: 0,
+            kind_flag: false,
+            members: Vec::new(),
+        }];
+        let mut at = 0usize;
+        while at < types_data.len() {
+            let word =
+                |k: usize| u32_at(types_data, at + 4 * k).ok_or_else(|| bad("type cut short"));
+            let (name, info, size_or_type) = (word(0)?, word(1)?, word(2)?);
+            let vlen = (info & 0xffff) as usize;
+            let kind = (info >> 24) & 0x1f;
+            let kind_flag = info >> 31 == 1;
+            at += 12;
+            let mut members = Vec::new();
+            let entry =
+                |k: usize| u32_at(types_data, at + 4 * k).ok_or_else(|| bad("type data cut short"));
+            let extra = match kind {
+                kind::INT | kind::VAR | kind::DECL_TAG => 4,
+                kind::ARRAY => 12,
+                kind::STRUCT | kind::UNION => {
+                    for m in 0..vlen {
+                        members.push((entry(3 * m)?, entry(3 * m + 1)?, entry(3 * m + 2)?));
+                    }
+                    12 * vlen
+                }
+                kind::FUNC_PROTO => {
+                    for p in 0..vlen {
+                        members.push((entry(2 * p)?, entry(2 * p + 1)?, 0));
+                    }
+                    8 * vlen
+                }
+                kind::ENUM => 8 * vlen,
+                kind::DATASEC | kind::ENUM64 => 12 * vlen,
+                kind::PTR
+                | kind::FWD
+                | kind::TYPEDEF
+                | kind::VOLATILE
+                | kind::CONST
+                | kind::RESTRICT
+                | kind::FUNC
+                | kind::FLOAT
+                | kind::TYPE_TAG => 0,
+                other => return Err(BtfError::Malformed(format!("unknown kind {other}"))),
+            };
+            at += extra;
+            types.push(Type {
+                kind,
+                name,
+                size_or_type,
+                kind_flag,
+                members,
+            });
+        }
+        let mut btf = Self {
+            types,
+            strings,
+            funcs: HashMap::new(),
+        };
+        let funcs = btf
+            .types
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.kind == kind::FUNC)
+            .map(|(id, t)| (btf.string(t.name).to_owned(), id as u32))
+            .collect();
+        btf.funcs = funcs;
+        Ok(btf)
+    }
+
+    fn string(&self, offset: u32) -> &str {
+        let rest = self.strings.get(offset as usize..).unwrap_or_default();
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        std::str::from_utf8(&rest[..end]).unwrap_or("")
+    }
+
+    fn ty(&self, id: u32) -> Option<&Type> {
+        self.types.get(id as usize)
+    }
+
+    /// Follows typedefs and qualifiers.
+    fn strip(&self, mut id: u32) -> Option<&Type> {
+        for _ in 0..32 {
+            let t = self.ty(id)?;
+            match t.kind {
+                kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT | kind::TYPE_TAG => {
+                    id = t.size_or_type;
+                }
+                _ => return Some(t),
+            }
+        }
+        None
+    }
+
+    /// Whether BTF describes a function of this name (fentry's requirement).
+    pub fn has_function(&self, name: &str) -> bool {
+        self.funcs.contains_key(name)
+    }
+
+    /// Every function name (for fixtures and tests).
+    pub fn function_names(&self) -> impl Iterator<Item = &str> {
+        self.funcs.keys().map(String::as_str)
+    }
+
+    /// The parameters of a function, in order.
+    pub fn params(&self, function: &str) -> Option<Vec<Param>> {
+        let func = self.ty(*self.funcs.get(function)?)?;
+        let proto = self.ty(func.size_or_type)?;
+        if proto.kind != kind::FUNC_PROTO {
+            return None;
+        }
+        Some(
+            proto
+                .members
+                .iter()
+                .map(|&(name, ty, _)| Param {
+                    name: self.string(name).to_owned(),
+                    points_to_struct: self
+                        .strip(ty)
+                        .filter(|t| t.kind == kind::PTR)
+                        .and_then(|t| self.strip(t.size_or_type))
+                        .filter(|t| t.kind == kind::STRUCT)
+                        .map(|t| self.string(t.name).to_owned()),
+                })
+                .collect(),
+        )
+    }
+
+    /// Byte offset of `member` in `struct name`, looking inside anonymous
+    /// structs and unions.
+    pub fn member_offset(&self, name: &str, member: &str) -> Option<u32> {
+        let st = self.types.iter().find(|t| {
+            t.kind == kind::STRUCT && self.string(t.name) == name && !t.members.is_empty()
+        })?;
+        self.find_member(st, member, 0, 0).map(|bits| bits / 8)
+    }
+
+    fn find_member(&self, st: &Type, member: &str, base_bits: u32, depth: u32) -> Option<u32> {
+        if depth > 8 {
+            return None;
+        }
+        for &(name, ty, offset) in &st.members {
+            // With kind_flag set, the low 24 bits are the bit offset.
+            let bits = base_bits
+                + if st.kind_flag {
+                    offset & 0xff_ffff
+                } else {
+                    offset
+                };
+            let member_name = self.string(name);
+            if member_name == member {
+                return Some(bits);
+            }
+            if member_name.is_empty() {
+                if let Some(inner) = self
+                    .strip(ty)
+                    .filter(|t| matches!(t.kind, kind::STRUCT | kind::UNION))
+                {
+                    if let Some(found) = self.find_member(inner, member, bits, depth + 1) {
+                        return Some(found);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a BTF blob: `struct vm_area_struct { union { struct {
+    /// unsigned long vm_start; unsigned long vm_end; }; void *p; }; long x; }`
+    /// and `int zap(struct vm_area_struct *vma)`.
+    fn synthetic() -> Vec<u8> {
+        let mut strings = b"\0vm_area_struct\0vm_start\0vm_end\0x\0zap\0vma\0long\0".to_vec();
+        let s = |name: &str, strings: &[u8]| -> u32 {
+            let needle = format!("\0{name}\0");
+            strings
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())
+                .unwrap() as u32
+                + 1
+        };
+        let (vas, start, end, x, zap, vma, long) = (
+            s("vm_area_struct", &strings),
+            s("vm_start", &strings),
+            s("vm_end", &strings),
+            s("x", &strings),
+            s("zap", &strings),
+            s("vma", &strings),
+            s("long", &strings),
+        );
+        strings.push(0);
+        let mut t = Vec::new();
+        let mut push = |words: &[u32]| {
+            for w in words {
+                t.extend_from_slice(&w.to_le_bytes());
+            }
+        };
+        let info = |kind: u32, vlen: u32| (kind << 24) | vlen;
+        // 1: long (INT, 8 bytes)
+        push(&[long, info(kind::INT, 0), 8, 64]);
+        // 2: anonymous struct { vm_start; vm_end; }
+        push(&[0, info(kind::STRUCT, 2), 16, start, 1, 0, end, 1, 64]);
+        // 3: void * (PTR to void)
+        push(&[0, info(kind::PTR, 0), 0]);
+        // 4: anonymous union { struct 2; void *p; }
+        push(&[0, info(kind::UNION, 2), 16, 0, 2, 0, x, 3, 0]);
+        // 5: struct vm_area_struct { long x; union 4 at 64 bits }
+        push(&[vas, info(kind::STRUCT, 2), 24, x, 1, 0, 0, 4, 64]);
+        // 6: PTR to 5
+        push(&[0, info(kind::PTR, 0), 5]);
+        // 7: FUNC_PROTO int (struct vm_area_struct *vma)
+        push(&[0, info(kind::FUNC_PROTO, 1), 1, vma, 6]);
+        // 8: FUNC zap
+        push(&[zap, info(kind::FUNC, 1), 7]);
+        let mut blob = Vec::new();
+        blob.extend_from_slice(&MAGIC.to_le_bytes());
+        blob.extend_from_slice(&[1, 0]);
+        for w in [
+            24u32,
+            0,
+            t.len() as u32,
+            t.len() as u32,
+            strings.len() as u32,
+        ] {
+            blob.extend_from_slice(&w.to_le_bytes());
+        }
+        blob.extend_from_slice(&t);
+        blob.extend_from_slice(&strings);
+        blob
+    }
+
+    #[test]
+    fn finds_members_inside_anonymous_unions() {
+        let btf = KernelBtf::parse(&synthetic()).unwrap();
+        assert_eq!(btf.member_offset("vm_area_struct", "vm_start"), Some(8));
+        assert_eq!(btf.member_offset("vm_area_struct", "vm_end"), Some(16));
+        assert_eq!(btf.member_offset("vm_area_struct", "nope"), None);
+        assert!(btf.has_function("zap"));
+        assert!(!btf.has_function("vm_start"));
+        assert_eq!(
+            btf.params("zap").unwrap(),
+            vec![Param {
+                name: "vma".into(),
+                points_to_struct: Some("vm_area_struct".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(KernelBtf::parse(b"not btf at all, really").is_err());
+        let mut cut = synthetic();
+        cut.truncate(40);
+        assert!(KernelBtf::parse(&cut).is_err());
+    }
+
+    /// The running kernel's BTF, when there is one (skips with a reason).
+    #[test]
+    fn running_kernel_has_vm_start() {
+        let Ok(btf) = KernelBtf::from_sys_fs() else {
+            eprintln!("skipped: no readable /sys/kernel/btf/vmlinux");
+            return;
+        };
+        assert!(btf.member_offset("vm_area_struct", "vm_start").is_some());
+        assert!(btf.has_function("exit_mmap"));
+    }
+}
