@@ -7,6 +7,15 @@
 //! ([`qemu`]) while parsing the console ([`console`]), then unpack `/out`.
 //! `cargo xtask vm-test` ([`matrix`]) runs [`boot`] for each kernel/arch cell
 //! and asserts [`checks`] on what came back.
+//!
+//! Environment: `REAPER_VM_CACHE` moves the download cache (default
+//! `target/vm-cache`); `REAPER_VM_OFFLINE=1` never touches the network once a
+//! kernel is cached (otherwise apt is asked again after a day).
+//!
+//! Limits: `/out` travels over the emulated serial console, about 60 KB/s of
+//! gzip'd data on x86_64 TCG, so keep it to a few MB (a `reaper record` run
+//! is ~0.5 MB before compression). Debian 6.1 builds virtio and 9p as
+//! modules, which is why no virtio device is used.
 
 pub mod arch;
 pub mod build;
