@@ -147,6 +147,14 @@ pub fn context_series(a: &RunSet, b: &RunSet, context: &str, top: usize) -> Vec<
         if !nonzero(&row_a) && !nonzero(&row_b) {
             continue;
         }
+        // Differently named functions of one concept line up only where
+        // both run in this context: 7.x's zap_vma_for_reaping is the
+        // reaper's, so in the victim's context it does not stand for the
+        // victim's unmap_page_range. Such functions are listed by name.
+        let renamed = !names_a.is_empty() && !names_b.is_empty() && names_a != names_b;
+        if renamed && !(nonzero(&row_a) && nonzero(&row_b)) {
+            continue;
+        }
         let name = if names_a == names_b || names_b.is_empty() {
             names_a.join(", ")
         } else if names_a.is_empty() {

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::gate::{GateReport, Status, Verdict};
-use super::quantity::{Side, format_p};
+use super::quantity::{Side, format_p, p_text};
 use super::text::{delta, ms};
 
 fn side(s: &Side) -> String {
@@ -37,14 +37,14 @@ fn threshold(v: &Verdict) -> String {
 /// and the threshold.
 pub fn regression_line(v: &Verdict) -> String {
     format!(
-        "{} regressed: median {} ms → {} ms, {}, threshold {}, p={} (one-sided Mann-Whitney U)",
+        "{} regressed: median {} ms → {} ms, {}, threshold {}, {} (one-sided Mann-Whitney U)",
         v.metric,
         v.comparison.a.median().map_or_else(String::new, ms),
         v.comparison.b.median().map_or_else(String::new, ms),
         delta(&v.comparison),
         threshold(v),
         v.test
-            .map_or_else(|| "n/a".to_owned(), |t| format_p(t.p_greater))
+            .map_or_else(|| "p n/a".to_owned(), |t| p_text(t.p_greater))
     )
 }
 
@@ -158,14 +158,14 @@ pub fn junit(r: &GateReport) -> String {
             xml_escape(v.metric)
         );
         let detail = format!(
-            "{}: baseline {} ms, candidate {} ms, delta {}, threshold {}, p={}; {}",
+            "{}: baseline {} ms, candidate {} ms, delta {}, threshold {}, {}; {}",
             v.description,
             side(&v.comparison.a),
             side(&v.comparison.b),
             delta(&v.comparison),
             threshold(v),
             v.test
-                .map_or_else(|| "n/a".to_owned(), |t| format_p(t.p_greater)),
+                .map_or_else(|| "p n/a".to_owned(), |t| p_text(t.p_greater)),
             result(v)
         );
         match &v.status {

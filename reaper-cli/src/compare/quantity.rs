@@ -125,12 +125,22 @@ impl Comparison {
                 } else {
                     "faster"
                 };
-                format!("significant: B {way} (p={})", format_p(t.p_two_sided))
+                format!("significant: B {way} ({})", p_text(t.p_two_sided))
             }
             (Some(t), Some(_)) => {
-                format!("no significant change (p={})", format_p(t.p_two_sided))
+                format!("no significant change ({})", p_text(t.p_two_sided))
             }
         }
+    }
+}
+
+/// "p=0.04", or "p<0.001" for tiny values.
+pub fn p_text(p: f64) -> String {
+    let v = format_p(p);
+    if v.starts_with('<') {
+        format!("p{v}")
+    } else {
+        format!("p={v}")
     }
 }
 
@@ -187,5 +197,7 @@ mod tests {
         assert_eq!(format_p(0.0001), "<0.001");
         assert_eq!(format_p(0.0079), "0.008");
         assert_eq!(format_p(0.4234), "0.42");
+        assert_eq!(p_text(0.0001), "p<0.001");
+        assert_eq!(p_text(0.04), "p=0.04");
     }
 }

@@ -260,3 +260,69 @@ fn exact_timing_rows_appear_when_both_sides_have_it() {
         "{text}"
     );
 }
+
+#[test]
+fn renamed_concepts_line_up_only_where_both_sides_run_them() {
+    // B is a 7.x-like kernel: the reaper's per-VMA unmap is
+    // zap_vma_for_reaping, the victim keeps unmap_page_range.
+    let dir = tempfile::tempdir().unwrap();
+    let a = synth::run(&Spec::new(factors(5, 1.0, 0.02, 1)));
+    let mut b = synth::run(&Spec::new(factors(5, 1.0, 0.02, 2)));
+    for episode in b["episodes"].as_array_mut().unwrap() {
+        for context in episode["contexts"].as_array_mut().unwrap() {
+            if context["context"] != "mrelease_caller" {
+                continue;
+            }
+            for stack in context["stacks"].as_array_mut().unwrap() {
+                for frame in stack["frames"].as_array_mut().unwrap() {
+                    if frame == "unmap_page_range" {
+                        *frame = "zap_vma_for_reaping".into();
+                    }
+                }
+            }
+        }
+    }
+    for s in b["symbols"].as_array_mut().unwrap() {
+        if s["concept"] == "per_vma_unmap" {
+            s["symbol"] = "zap_vma_for_reaping".into();
+        }
+    }
+    for (side, run) in [("a", &a), ("b", &b)] {
+        std::fs::create_dir_all(dir.path().join(side)).unwrap();
+        std::fs::write(dir.path().join(side).join("run.json"), run.to_string()).unwrap();
+    }
+    let p = load_pair(
+        ("A", &dir.path().join("a")),
+        ("B", &dir.path().join("b")),
+        false,
+    )
+    .unwrap();
+    let d = diff(&p.a, &p.b, p.notes, &DiffOptions::default());
+    let rows = |context: &str| -> Vec<(Option<&str>, String)> {
+        d.contexts
+            .iter()
+            .find(|c| c.context == context)
+            .unwrap()
+            .rows
+            .iter()
+            .map(|r| (r.concept, r.name.clone()))
+            .collect()
+    };
+    let reaper = rows("mrelease_caller");
+    assert!(
+        reaper.contains(&(
+            Some("per_vma_unmap"),
+            "unmap_page_range → zap_vma_for_reaping".to_owned()
+        )),
+        "{reaper:?}"
+    );
+    let victim = rows("victim_exit");
+    assert!(
+        !victim.iter().any(|(c, _)| *c == Some("per_vma_unmap")),
+        "{victim:?}"
+    );
+    assert!(
+        victim.contains(&(None, "unmap_page_range".to_owned())),
+        "{victim:?}"
+    );
+}

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::diff::{ContextTable, Diff, Exact, MetricRow, SideInfo};
 use super::metrics::Part;
-use super::quantity::{Comparison, DIFF_ALPHA, Side, format_p};
+use super::quantity::{Comparison, DIFF_ALPHA, Side, p_text};
 
 /// A "not measured (why)" longer than this becomes a numbered note under
 /// the table, so one long reason does not widen a whole column.
@@ -97,10 +97,10 @@ fn arrow(c: &Comparison) -> String {
     match &c.test {
         None => String::new(),
         Some(t) if t.p_two_sided < DIFF_ALPHA && t.p_greater < t.p_less => {
-            format!("↑ p={}", format_p(t.p_two_sided))
+            format!("↑ {}", p_text(t.p_two_sided))
         }
-        Some(t) if t.p_two_sided < DIFF_ALPHA => format!("↓ p={}", format_p(t.p_two_sided)),
-        Some(t) => format!("~ p={}", format_p(t.p_two_sided)),
+        Some(t) if t.p_two_sided < DIFF_ALPHA => format!("↓ {}", p_text(t.p_two_sided)),
+        Some(t) => format!("~ {}", p_text(t.p_two_sided)),
     }
 }
 
