@@ -125,7 +125,12 @@ fn gate(baseline: &str, candidate: &str) -> gate::GateReport {
 
 #[test]
 fn diff_goldens() {
-    for (a, b) in [("baseline", "regression-20"), ("baseline", "kernel-6.1")] {
+    let pairs = [
+        ("baseline", "regression-20"),
+        ("baseline", "kernel-6.1"),
+        ("vm-bookworm-x86_64", "vm-sid-x86_64"),
+    ];
+    for (a, b) in pairs {
         let golden = data_dir().join(format!("diff-{a}-vs-{b}.expected.txt"));
         check_golden(&golden, &diff_text(a, b));
     }
@@ -170,6 +175,17 @@ fn gate_verdicts_on_the_fixtures() {
     assert!(r.verdicts.iter().all(|v| v.status == Status::Pass));
     assert_eq!(r.candidate.runs, 2);
     assert_eq!(r.candidate.complete_episodes, 5);
+}
+
+#[test]
+fn real_vm_recordings_6_1_vs_7_2() {
+    // Five TCG episodes per side: the medians move by 20–30%, but the
+    // spread is wider, so the gate does not call it a regression.
+    let r = gate("vm-bookworm-x86_64", "vm-sid-x86_64");
+    assert_eq!(r.exit_code(), 0, "{:#?}", r.verdicts);
+    let text = diff_text("vm-bookworm-x86_64", "vm-sid-x86_64");
+    assert!(text.contains("page_remove_rmap → folio_remove_rmap_ptes time"), "{text}");
+    assert!(text.contains("unmap_page_range → zap_vma_for_reaping [per_vma_unmap]"));
 }
 
 #[test]
