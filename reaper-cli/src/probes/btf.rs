@@ -277,15 +277,13 @@ impl KernelBtf {
             if member_name == member {
                 return Some(bits);
             }
-            if member_name.is_empty() {
-                if let Some(inner) = self
+            if member_name.is_empty()
+                && let Some(inner) = self
                     .strip(ty)
                     .filter(|t| matches!(t.kind, kind::STRUCT | kind::UNION))
-                {
-                    if let Some(found) = self.find_member(inner, member, bits, depth + 1) {
-                        return Some(found);
-                    }
-                }
+                && let Some(found) = self.find_member(inner, member, bits, depth + 1)
+            {
+                return Some(found);
             }
         }
         None

@@ -160,17 +160,17 @@ pub fn function_attach(ctx: &CellContext) -> Verdict {
             _ => {}
         }
     }
-    if let Some(mode) = want.mode {
-        if let Some((name, m, _)) = attached.iter().find(|(_, m, _)| m != mode) {
-            return Verdict::Fail(format!("{name} attached with {m}, expected {mode}"));
-        }
+    if let Some(mode) = want.mode
+        && let Some((name, m, _)) = attached.iter().find(|(_, m, _)| m != mode)
+    {
+        return Verdict::Fail(format!("{name} attached with {m}, expected {mode}"));
     }
-    if let Some(refusal) = want.fentry_refusal {
-        if let Some((name, _, status)) = attached.iter().find(|(_, _, s)| !s.contains(refusal)) {
-            return Verdict::Fail(format!(
-                "{name}: expected the fentry refusal ({refusal}) in its status, got {status:?}"
-            ));
-        }
+    if let Some(refusal) = want.fentry_refusal
+        && let Some((name, _, status)) = attached.iter().find(|(_, _, s)| !s.contains(refusal))
+    {
+        return Verdict::Fail(format!(
+            "{name}: expected the fentry refusal ({refusal}) in its status, got {status:?}"
+        ));
     }
     if attached.is_empty() {
         // sid arm64 may allow nothing; then the run must say why.
