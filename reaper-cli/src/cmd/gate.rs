@@ -119,8 +119,8 @@ pub fn run(args: &GateArgs) -> anyhow::Result<i32> {
         alpha: args.alpha,
         min_delta_ms: args.min_delta_ms,
     };
-    let header = compare::diff::header(&pair.a, &pair.b, Vec::new(), &DiffOptions::default());
-    let report = evaluate(&pair.a, &pair.b, (header.a, header.b), pair.notes, &opts);
+    let header = compare::diff::header(&pair.a, &pair.b, pair.notes, &DiffOptions::default());
+    let report = evaluate(&pair.a, &pair.b, header, &opts);
     let markdown = gate_render::markdown(&report);
     if let Some(path) = &args.markdown {
         std::fs::write(path, &markdown)

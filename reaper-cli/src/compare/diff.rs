@@ -78,6 +78,10 @@ pub struct SideInfo {
     pub victim_sizes: Vec<String>,
     /// reaper versions (distinct).
     pub tools: Vec<String>,
+    /// How functions were timed exactly ("fentry", "kprobe"), or "none":
+    /// function probes add overhead to what they time, so a side with them
+    /// is slower than one without.
+    pub function_probes: Vec<String>,
     /// Runs marked partial.
     pub partial_runs: usize,
     /// Loss counters summed over the runs, by name (non-zero only).
@@ -183,13 +187,21 @@ fn side_info(set: &RunSet, label: Option<&str>) -> SideInfo {
         victim_sizes: set
             .distinct(|r: &Run| victim_bytes(r).map_or("unknown".to_owned(), format_bytes)),
         tools: set.distinct(|r| format!("{} {}", r.tool.name, r.tool.version)),
+        function_probes: {
+            let modes = exact(set).modes;
+            if modes.is_empty() {
+                vec!["none".to_owned()]
+            } else {
+                modes
+            }
+        },
         partial_runs: set.runs.iter().filter(|r| r.run.partial).count(),
         losses: losses.into_iter().collect(),
     }
 }
 
 fn differences(a: &SideInfo, b: &SideInfo) -> Vec<String> {
-    let fields: [(&str, &Vec<String>, &Vec<String>); 7] = [
+    let fields: [(&str, &Vec<String>, &Vec<String>); 8] = [
         ("kernel", &a.kernels, &b.kernels),
         ("arch", &a.archs, &b.archs),
         ("CPUs", &a.cpus, &b.cpus),
@@ -197,6 +209,11 @@ fn differences(a: &SideInfo, b: &SideInfo) -> Vec<String> {
         ("scenario", &a.scenarios, &b.scenarios),
         ("victim size", &a.victim_sizes, &b.victim_sizes),
         ("tool", &a.tools, &b.tools),
+        (
+            "function probes (their overhead inflates times)",
+            &a.function_probes,
+            &b.function_probes,
+        ),
     ];
     fields
         .iter()

@@ -30,6 +30,8 @@ pub struct ExactTiming {
     pub series: BTreeMap<(String, String), Vec<f64>>,
     /// The symbols seen per key (for concept keys: the kernel's functions).
     pub symbols: BTreeMap<(String, String), Vec<String>>,
+    /// Attach modes of the timed functions ("fentry", "kprobe"), distinct.
+    pub modes: Vec<String>,
 }
 
 /// One timed function found in a `function_timing` value.
@@ -43,6 +45,8 @@ pub struct Entry {
     pub symbol: String,
     /// Inclusive time, ns.
     pub ns: f64,
+    /// How it was timed ("fentry", "kprobe"), when the entry says.
+    pub mode: Option<String>,
 }
 
 impl Entry {
@@ -91,6 +95,10 @@ fn walk(
                             .map(str::to_owned),
                         symbol: f.to_owned(),
                         ns,
+                        mode: object
+                            .get("mode")
+                            .and_then(serde_json::Value::as_str)
+                            .map(str::to_owned),
                     });
                 }
                 return;
@@ -124,6 +132,7 @@ pub fn entries(function_timing: &serde_json::Value) -> Vec<Entry> {
 pub fn exact(set: &RunSet) -> ExactTiming {
     let mut per_episode: Vec<BTreeMap<(String, String), f64>> = Vec::new();
     let mut symbols: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let mut modes: Vec<String> = Vec::new();
     for loaded in &set.runs {
         let episodes = loaded
             .raw
@@ -138,6 +147,9 @@ pub fn exact(set: &RunSet) -> ExactTiming {
             };
             let mut map = BTreeMap::new();
             for entry in entries(timing) {
+                if let Some(mode) = entry.mode.as_ref().filter(|m| !modes.contains(m)) {
+                    modes.push(mode.clone());
+                }
                 let seen = symbols.entry(entry.key()).or_default();
                 if !seen.contains(&entry.symbol) {
                     seen.push(entry.symbol.clone());
@@ -151,6 +163,7 @@ pub fn exact(set: &RunSet) -> ExactTiming {
         episodes: per_episode.len(),
         series: BTreeMap::new(),
         symbols,
+        modes,
     };
     let keys: Vec<(String, String)> = per_episode.iter().flat_map(|m| m.keys().cloned()).collect();
     for key in keys {

@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::diff::SideInfo;
+use super::diff::{Header, SideInfo};
 use super::load::RunSet;
 use super::metrics::samples;
 use super::quantity::Comparison;
@@ -84,6 +84,8 @@ pub struct GateReport {
     pub baseline: SideInfo,
     /// The candidate.
     pub candidate: SideInfo,
+    /// What differs between the sides (allowed, shown).
+    pub differences: Vec<String>,
     /// Comparability notes.
     pub notes: Vec<String>,
     /// Settings used.
@@ -153,8 +155,7 @@ fn status(
 pub fn evaluate(
     baseline: &RunSet,
     candidate: &RunSet,
-    (baseline_info, candidate_info): (SideInfo, SideInfo),
-    notes: Vec<String>,
+    header: Header,
     opts: &GateOptions,
 ) -> GateReport {
     let (sb, sc) = (samples(baseline), samples(candidate));
@@ -194,9 +195,10 @@ pub fn evaluate(
         })
         .collect();
     GateReport {
-        baseline: baseline_info,
-        candidate: candidate_info,
-        notes,
+        baseline: header.a,
+        candidate: header.b,
+        differences: header.differences,
+        notes: header.notes,
         options: opts.clone(),
         verdicts,
     }

@@ -77,6 +77,9 @@ pub fn markdown(r: &GateReport) -> String {
             s.archs.join(", ")
         );
     }
+    if !r.differences.is_empty() {
+        let _ = writeln!(out, "- Differences: {}", r.differences.join("; "));
+    }
     for note in &r.notes {
         let _ = writeln!(out, "- Note: {note}");
     }

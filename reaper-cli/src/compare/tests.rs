@@ -119,8 +119,8 @@ fn gate(baseline: &str, candidate: &str) -> gate::GateReport {
         alpha: DEFAULT_ALPHA,
         min_delta_ms: DEFAULT_MIN_DELTA_MS,
     };
-    let h = diff::header(&p.a, &p.b, Vec::new(), &DiffOptions::default());
-    evaluate(&p.a, &p.b, (h.a, h.b), p.notes, &opts)
+    let h = diff::header(&p.a, &p.b, p.notes, &DiffOptions::default());
+    evaluate(&p.a, &p.b, h, &opts)
 }
 
 #[test]
@@ -184,7 +184,10 @@ fn real_vm_recordings_6_1_vs_7_2() {
     let r = gate("vm-bookworm-x86_64", "vm-sid-x86_64");
     assert_eq!(r.exit_code(), 0, "{:#?}", r.verdicts);
     let text = diff_text("vm-bookworm-x86_64", "vm-sid-x86_64");
-    assert!(text.contains("page_remove_rmap → folio_remove_rmap_ptes time"), "{text}");
+    assert!(
+        text.contains("page_remove_rmap → folio_remove_rmap_ptes time"),
+        "{text}"
+    );
     assert!(text.contains("unmap_page_range → zap_vma_for_reaping [per_vma_unmap]"));
 }
 
@@ -270,7 +273,22 @@ fn exact_timing_rows_appear_when_both_sides_have_it() {
     let c = &d.exact.rows[0].comparison;
     assert_eq!(c.delta_ms, Some(2.0));
     assert!((c.delta_pct.unwrap() - 20.0).abs() < 1e-9);
+    // Against a side without function probes, the difference is shown.
+    let plain = load_pair(("A", &rel("baseline")), ("B", &dir.path().join("b")), false).unwrap();
+    let h = diff::header(&plain.a, &plain.b, plain.notes, &DiffOptions::default());
+    assert!(
+        h.differences
+            .contains(&"function probes (their overhead inflates times): none → fentry".to_owned()),
+        "{:?}",
+        h.differences
+    );
+    assert!(
+        d.header.differences.is_empty(),
+        "{:?}",
+        d.header.differences
+    );
     let text = text::render(&d);
+    assert!(text.contains("function probes: fentry"), "{text}");
     assert!(
         text.contains("mrelease_caller  unmap_page_range → zap_vma_for_reaping [per_vma_unmap]  10.0 (10.0–10.0)"),
         "{text}"

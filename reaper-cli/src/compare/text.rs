@@ -159,12 +159,13 @@ fn side_line(name: &str, s: &SideInfo, out: &mut String) {
     );
     let _ = writeln!(
         out,
-        "   Linux {} {}, {} CPUs, {}, victim {}, {}",
+        "   Linux {} {}, {} CPUs, {}, victim {}, function probes: {}, {}",
         s.kernels.join(", "),
         s.archs.join(", "),
         s.cpus.join(", "),
         s.freqs.join(", "),
         s.victim_sizes.join(", "),
+        s.function_probes.join(", "),
         s.tools.join(", ")
     );
     if s.partial_runs > 0 {
@@ -188,7 +189,10 @@ fn header(d: &Diff, out: &mut String) {
     side_line("A", &d.header.a, out);
     side_line("B", &d.header.b, out);
     if d.header.differences.is_empty() {
-        let _ = writeln!(out, "Same kernel, arch, CPUs, sampling, scenario and tool.");
+        let _ = writeln!(
+            out,
+            "Same kernel, arch, CPUs, sampling, scenario, function probes and tool."
+        );
     } else {
         let _ = writeln!(out, "Differences: {}", d.header.differences.join("; "));
     }
