@@ -7,10 +7,69 @@
 //! `pte_offset_map_lock` on 7.x. Each concept lists candidates in order of
 //! preference and is resolved against the running kernel's symbol names; a
 //! concept with no symbol is reported absent, never dropped.
+//!
+//! Names were checked against the kallsyms and BTF of the Debian kernels the
+//! VM harness boots (6.1.176 amd64/arm64, 7.2.13 amd64/arm64; fixtures in
+//! tests/data/kallsyms and tests/data/btf), this machine's 6.18, and the
+//! mm/ history between them: `unmap_page_range` is inlined into
+//! `__zap_vma_range` and `zap_vma_for_reaping` factored out of
+//! `__oom_reap_task_mm` in the 7.x zap cleanups; `__pte_offset_map_lock`
+//! appeared in 6.5 (pte_offset_map rework) and became `pte_offset_map_lock`
+//! in 7.x; `page_remove_rmap` became `folio_remove_rmap_ptes` in 6.9.
+//!
+//! Exact timing (fentry, else kprobe) needs the name in BTF (fentry) or in
+//! kallsyms (kprobe, under its real name, which may carry a clone suffix
+//! such as `.isra.0`); [`resolve_with_btf`] records both.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::model::ResolvedConcept;
+
+/// Whether reaper times a concept's function with fentry/kprobes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// Timed per call (gets a probe slot).
+    Timed,
+    /// Never timed, with the reason.
+    NotTimed(&'static str),
+}
+
+/// How the per-VMA unmap function receives the VMA it unmaps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmaArgument {
+    /// The function.
+    pub symbol: &'static str,
+    /// The parameter's name in the kernel source (checked against BTF).
+    pub param: &'static str,
+    /// Its 0-based index in the source signature.
+    pub index: u32,
+    /// Whether it is the start address or a `struct vm_area_struct *`.
+    pub kind: reaper_common::function_timing::VmaArgKind,
+}
+
+/// Signatures of the per-VMA unmap candidates (mm/memory.c):
+/// `void unmap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
+/// unsigned long addr, unsigned long end, struct zap_details *details)` up to
+/// 6.18; `int zap_vma_for_reaping(struct vm_area_struct *vma)` on 7.x.
+pub const VMA_ARGUMENTS: &[VmaArgument] = &[
+    VmaArgument {
+        symbol: "unmap_page_range",
+        param: "addr",
+        index: 2,
+        kind: reaper_common::function_timing::VmaArgKind::Address,
+    },
+    VmaArgument {
+        symbol: "zap_vma_for_reaping",
+        param: "vma",
+        index: 0,
+        kind: reaper_common::function_timing::VmaArgKind::VmaPointer,
+    },
+];
+
+/// The VMA argument of a per-VMA unmap function, if reaper knows it.
+pub fn vma_argument(symbol: &str) -> Option<&'static VmaArgument> {
+    VMA_ARGUMENTS.iter().find(|a| a.symbol == symbol)
+}
 
 /// A teardown concept and its candidate symbols.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +83,8 @@ pub struct Concept {
     /// A caller whose frame stands in for this concept when the function is
     /// inlined everywhere (the PTE lock on 6.1 is inlined into `zap_pte_range`).
     pub inline_fallback: Option<&'static str>,
+    /// Whether its function is timed per call.
+    pub timing: Timing,
 }
 
 /// Every concept reaper knows about.
@@ -33,60 +94,77 @@ pub const CONCEPTS: &[Concept] = &[
         description: "reaper work (process_mrelease and the oom_reaper kthread)",
         candidates: &["__oom_reap_task_mm"],
         inline_fallback: None,
+        timing: Timing::Timed,
     },
     Concept {
         id: "reaper_kthread",
         description: "oom_reaper kthread loop",
         candidates: &["oom_reaper"],
         inline_fallback: None,
+        timing: Timing::NotTimed("the kthread's loop never returns"),
     },
     Concept {
         id: "victim_teardown",
         description: "victim address-space teardown",
         candidates: &["exit_mmap"],
         inline_fallback: None,
+        timing: Timing::Timed,
     },
     Concept {
         id: "victim_unmap",
         description: "victim's unmap of all VMAs",
         candidates: &["unmap_vmas"],
         inline_fallback: None,
+        timing: Timing::Timed,
     },
     Concept {
         id: "per_vma_unmap",
         description: "per-VMA unmap (reaper)",
         candidates: &["zap_vma_for_reaping", "unmap_page_range"],
         inline_fallback: None,
+        timing: Timing::Timed,
+    },
+    Concept {
+        id: "vma_zap_worker",
+        description: "per-VMA zap worker of both contexts (7.x; unmap_page_range before)",
+        candidates: &["__zap_vma_range"],
+        inline_fallback: None,
+        timing: Timing::Timed,
     },
     Concept {
         id: "pte_lock",
         description: "PTE spinlock acquisition",
         candidates: &["__pte_offset_map_lock", "pte_offset_map_lock"],
         inline_fallback: Some("zap_pte_range"),
+        timing: Timing::Timed,
     },
     Concept {
         id: "rmap_removal",
         description: "rmap removal",
         candidates: &["folio_remove_rmap_ptes", "page_remove_rmap"],
         inline_fallback: None,
+        timing: Timing::Timed,
     },
     Concept {
         id: "tlb_flush",
         description: "TLB flush during unmap",
         candidates: &["tlb_flush_mmu"],
         inline_fallback: None,
+        timing: Timing::Timed,
     },
     Concept {
         id: "tlb_finish",
         description: "TLB gather finish",
         candidates: &["tlb_finish_mmu"],
         inline_fallback: None,
+        timing: Timing::Timed,
     },
     Concept {
         id: "page_freeing",
         description: "page freeing",
         candidates: &["free_pages_and_swap_cache"],
         inline_fallback: None,
+        timing: Timing::Timed,
     },
     Concept {
         id: "spin_slowpath",
@@ -96,6 +174,7 @@ pub const CONCEPTS: &[Concept] = &[
             "queued_spin_lock_slowpath",
         ],
         inline_fallback: None,
+        timing: Timing::Timed,
     },
     Concept {
         id: "mrelease_syscall",
@@ -106,6 +185,7 @@ pub const CONCEPTS: &[Concept] = &[
             "__do_sys_process_mrelease",
         ],
         inline_fallback: None,
+        timing: Timing::Timed,
     },
 ];
 
@@ -120,31 +200,58 @@ pub fn base_name(symbol: &str) -> &str {
     symbol.split_once('.').map_or(symbol, |(base, _)| base)
 }
 
-/// The set of (base) function names a kernel has.
+/// The set of (base) function names a kernel has, with the name each one
+/// carries in kallsyms (kprobes attach by that name).
 #[derive(Clone, Debug, Default)]
 pub struct KernelSymbols {
     names: HashSet<String>,
+    /// base name → kallsyms name, when they differ (`zap_pte_range.isra.0`).
+    attach_names: HashMap<String, String>,
+}
+
+/// Whether a kallsyms name is a function's entry: `.cold` parts (split-off
+/// unlikely blocks) are not.
+fn is_entry(name: &str) -> bool {
+    !name.ends_with(".cold") && !name.contains(".cold.")
 }
 
 impl KernelSymbols {
     /// Parses `/proc/kallsyms` text (`ADDR TYPE NAME [MODULE]`), keeping
     /// text symbols only.
     pub fn from_kallsyms(text: &str) -> Self {
-        let names = text
-            .lines()
-            .filter_map(|line| {
-                let mut fields = line.split_whitespace();
-                let (_addr, kind, name) = (fields.next()?, fields.next()?, fields.next()?);
-                matches!(kind, "t" | "T" | "w" | "W").then(|| base_name(name).to_owned())
-            })
-            .collect();
-        Self { names }
+        let mut symbols = Self::default();
+        let mut plain = HashSet::new();
+        for line in text.lines() {
+            let mut fields = line.split_whitespace();
+            let (Some(_addr), Some(kind), Some(name)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            if !matches!(kind, "t" | "T" | "w" | "W") {
+                continue;
+            }
+            let base = base_name(name);
+            symbols.names.insert(base.to_owned());
+            if base == name {
+                plain.insert(base.to_owned());
+            } else if is_entry(name) {
+                symbols
+                    .attach_names
+                    .entry(base.to_owned())
+                    .or_insert_with(|| name.to_owned());
+            }
+        }
+        // The plain name wins over any clone.
+        symbols.attach_names.retain(|base, _| !plain.contains(base));
+        symbols
     }
 
     /// Builds the set from plain names (one per line), e.g. a BTF function list.
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
         Self {
             names: names.into_iter().map(|n| base_name(n).to_owned()).collect(),
+            attach_names: HashMap::new(),
         }
     }
 
@@ -156,6 +263,15 @@ impl KernelSymbols {
     /// Whether the kernel has a function of this (base) name.
     pub fn contains(&self, name: &str) -> bool {
         self.names.contains(name)
+    }
+
+    /// The name kprobes must use for a (base) name: the plain name, or the
+    /// compiler's clone (`foo.isra.0`) when only that exists.
+    pub fn attach_name<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        if !self.contains(name) {
+            return None;
+        }
+        Some(self.attach_names.get(name).map_or(name, String::as_str))
     }
 
     /// Number of distinct names.
@@ -179,7 +295,48 @@ pub fn resolve(concept: &Concept, symbols: &KernelSymbols) -> ResolvedConcept {
             .find(|c| symbols.contains(c))
             .map(|c| (*c).to_owned()),
         candidates: concept.candidates.iter().map(|c| (*c).to_owned()).collect(),
+        attach_name: None,
+        in_btf: None,
     }
+}
+
+/// Resolves one concept against kallsyms and BTF: the first candidate in
+/// either (kallsyms for kprobes, BTF for fentry). Records the kallsyms name
+/// when it differs and whether BTF has the function.
+pub fn resolve_with_btf(
+    concept: &Concept,
+    symbols: &KernelSymbols,
+    btf: Option<&BtfFacts>,
+) -> ResolvedConcept {
+    let in_btf = |name: &str| btf.is_some_and(|b| b.has_function(name));
+    let symbol = concept
+        .candidates
+        .iter()
+        .find(|c| symbols.contains(c) || in_btf(c))
+        .map(|c| (*c).to_owned());
+    let attach_name = symbol
+        .as_deref()
+        .and_then(|s| symbols.attach_name(s))
+        .filter(|a| Some(*a) != symbol.as_deref())
+        .map(str::to_owned);
+    ResolvedConcept {
+        concept: concept.id.to_owned(),
+        in_btf: btf.and(symbol.as_deref().map(in_btf)),
+        attach_name,
+        symbol,
+        candidates: concept.candidates.iter().map(|c| (*c).to_owned()).collect(),
+    }
+}
+
+/// Resolves every concept against kallsyms and BTF.
+pub fn resolve_all_with_btf(
+    symbols: &KernelSymbols,
+    btf: Option<&BtfFacts>,
+) -> Vec<ResolvedConcept> {
+    CONCEPTS
+        .iter()
+        .map(|c| resolve_with_btf(c, symbols, btf))
+        .collect()
 }
 
 /// Resolves every concept.
@@ -195,6 +352,144 @@ pub fn frame_for<'a>(resolved: &'a [ResolvedConcept], id: &str) -> Option<&'a st
         .symbol
         .as_deref()
         .or_else(|| concept(id).and_then(|c| c.inline_fallback))
+}
+
+/// What reaper needs from kernel BTF: which catalog candidates fentry can
+/// attach to, the per-VMA functions' parameters, and where
+/// `vm_area_struct.vm_start` is. Built from the kernel's BTF, or from a
+/// fixture (tests/data/btf) in tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BtfFacts {
+    functions: HashSet<String>,
+    /// Per-VMA function → (parameter name, struct pointed to) in order.
+    params: HashMap<String, Vec<(String, Option<String>)>>,
+    /// `offsetof(struct vm_area_struct, vm_start)`.
+    pub vm_start_offset: Option<u32>,
+}
+
+impl BtfFacts {
+    /// Extracts the facts about catalog candidates from a parsed BTF.
+    pub fn from_btf(btf: &crate::probes::btf::KernelBtf) -> Self {
+        let mut facts = Self {
+            vm_start_offset: btf.member_offset("vm_area_struct", "vm_start"),
+            ..Self::default()
+        };
+        for name in CONCEPTS.iter().flat_map(|c| c.candidates.iter()) {
+            if btf.has_function(name) {
+                facts.functions.insert((*name).to_owned());
+            }
+        }
+        for arg in VMA_ARGUMENTS {
+            if let Some(params) = btf.params(arg.symbol) {
+                facts.params.insert(
+                    arg.symbol.to_owned(),
+                    params
+                        .into_iter()
+                        .map(|p| (p.name, p.points_to_struct))
+                        .collect(),
+                );
+            }
+        }
+        facts
+    }
+
+    /// Parses the fixture format written by [`BtfFacts::to_fixture`].
+    pub fn from_fixture(text: &str) -> Self {
+        let mut facts = Self::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["func", name] => {
+                    facts.functions.insert((*name).to_owned());
+                }
+                ["vm_start_offset", off] => facts.vm_start_offset = off.parse().ok(),
+                ["param", func, _index, name, pointee] => {
+                    facts.params.entry((*func).to_owned()).or_default().push((
+                        (*name).to_owned(),
+                        (*pointee != "-").then(|| (*pointee).to_owned()),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        facts
+    }
+
+    /// The fixture form: one fact per line, sorted.
+    pub fn to_fixture(&self) -> String {
+        let mut funcs: Vec<&String> = self.functions.iter().collect();
+        funcs.sort();
+        let mut out: Vec<String> = funcs.iter().map(|f| format!("func {f}")).collect();
+        if let Some(off) = self.vm_start_offset {
+            out.push(format!("vm_start_offset {off}"));
+        }
+        let mut params: Vec<_> = self.params.iter().collect();
+        params.sort();
+        for (func, list) in params {
+            for (i, (name, pointee)) in list.iter().enumerate() {
+                out.push(format!(
+                    "param {func} {i} {name} {}",
+                    pointee.as_deref().unwrap_or("-")
+                ));
+            }
+        }
+        out.join("\n") + "\n"
+    }
+
+    /// Whether BTF describes the function.
+    pub fn has_function(&self, name: &str) -> bool {
+        self.functions.contains(name)
+    }
+}
+
+/// Where the per-VMA function's VMA start address comes from on a kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmaSource {
+    /// 0-based argument index.
+    pub index: u32,
+    /// Address or VMA pointer.
+    pub kind: reaper_common::function_timing::VmaArgKind,
+    /// `vm_area_struct.vm_start` offset (used with a VMA pointer).
+    pub vm_start_offset: u32,
+}
+
+/// Finds the VMA argument of `symbol` on this kernel: the catalog's
+/// parameter, located by name in BTF when BTF has the function (so a
+/// reordered signature is followed, a renamed one refused), and the
+/// `vm_start` offset from BTF (never compiled in).
+pub fn vma_source(symbol: &str, btf: Option<&BtfFacts>) -> Result<VmaSource, String> {
+    use reaper_common::function_timing::VmaArgKind;
+    let arg = vma_argument(symbol)
+        .ok_or_else(|| format!("reaper does not know how {symbol} receives its VMA"))?;
+    let index = match btf.and_then(|b| b.params.get(symbol)) {
+        Some(params) => {
+            let found = params.iter().position(|(name, pointee)| {
+                name == arg.param
+                    && (arg.kind != VmaArgKind::VmaPointer
+                        || pointee.as_deref() == Some("vm_area_struct"))
+            });
+            found.ok_or_else(|| {
+                format!(
+                    "{symbol} has no parameter {:?} in this kernel's BTF (its signature changed)",
+                    arg.param
+                )
+            })? as u32
+        }
+        None => arg.index,
+    };
+    let vm_start_offset = match arg.kind {
+        VmaArgKind::Address => 0,
+        VmaArgKind::VmaPointer => btf.and_then(|b| b.vm_start_offset).ok_or_else(|| {
+            format!(
+                "reading {symbol}'s VMA needs vm_area_struct.vm_start from kernel BTF, which is missing"
+            )
+        })?,
+    };
+    Ok(VmaSource {
+        index,
+        kind: arg.kind,
+        vm_start_offset,
+    })
 }
 
 #[cfg(test)]
@@ -281,6 +576,135 @@ mod tests {
             symbol_of(&k, "spin_slowpath").as_deref(),
             Some("queued_spin_lock_slowpath")
         );
+    }
+
+    fn btf_fixture(name: &str) -> BtfFacts {
+        let path = format!("{}/tests/data/btf/{name}", env!("CARGO_MANIFEST_DIR"));
+        BtfFacts::from_fixture(&std::fs::read_to_string(&path).expect(&path))
+    }
+
+    /// Both fixtures of a real kernel resolved together.
+    fn real(name: &str) -> Vec<ResolvedConcept> {
+        resolve_all_with_btf(&fixture(name), Some(&btf_fixture(name)))
+    }
+
+    fn get<'a>(resolved: &'a [ResolvedConcept], id: &str) -> &'a ResolvedConcept {
+        resolved.iter().find(|r| r.concept == id).unwrap()
+    }
+
+    #[test]
+    fn real_6_1_kernels_resolve_with_btf() {
+        for name in ["6.1.176-x86_64", "6.1.176-arm64"] {
+            let r = real(name);
+            let per_vma = get(&r, "per_vma_unmap");
+            assert_eq!(
+                per_vma.symbol.as_deref(),
+                Some("unmap_page_range"),
+                "{name}"
+            );
+            assert_eq!(per_vma.in_btf, Some(true), "{name}");
+            assert_eq!(get(&r, "pte_lock").symbol, None, "{name}: inline on 6.1");
+            assert_eq!(get(&r, "vma_zap_worker").symbol, None, "{name}");
+            assert_eq!(
+                get(&r, "rmap_removal").symbol.as_deref(),
+                Some("page_remove_rmap")
+            );
+            assert_eq!(get(&r, "reaper_work").in_btf, Some(true), "{name}");
+            let source = vma_source("unmap_page_range", Some(&btf_fixture(name))).unwrap();
+            assert_eq!(source.index, 2);
+            assert_eq!(
+                source.kind,
+                reaper_common::function_timing::VmaArgKind::Address
+            );
+        }
+    }
+
+    #[test]
+    fn real_7_2_kernels_resolve_with_btf() {
+        for name in ["7.2.13-x86_64", "7.2.13-arm64"] {
+            let r = real(name);
+            let per_vma = get(&r, "per_vma_unmap");
+            assert_eq!(
+                per_vma.symbol.as_deref(),
+                Some("zap_vma_for_reaping"),
+                "{name}"
+            );
+            assert_eq!(per_vma.in_btf, Some(true), "{name}");
+            assert_eq!(
+                get(&r, "pte_lock").symbol.as_deref(),
+                Some("pte_offset_map_lock"),
+                "{name}"
+            );
+            assert_eq!(
+                get(&r, "vma_zap_worker").symbol.as_deref(),
+                Some("__zap_vma_range"),
+                "{name}"
+            );
+            let btf = btf_fixture(name);
+            let source = vma_source("zap_vma_for_reaping", Some(&btf)).unwrap();
+            assert_eq!(source.index, 0);
+            assert_eq!(
+                source.kind,
+                reaper_common::function_timing::VmaArgKind::VmaPointer
+            );
+            assert_eq!(Some(source.vm_start_offset), btf.vm_start_offset);
+        }
+        let x86 = real("7.2.13-x86_64");
+        assert_eq!(
+            get(&x86, "mrelease_syscall").symbol.as_deref(),
+            Some("__x64_sys_process_mrelease")
+        );
+    }
+
+    #[test]
+    fn vma_pointer_without_btf_is_refused_with_a_reason() {
+        let err = vma_source("zap_vma_for_reaping", None).unwrap_err();
+        assert!(err.contains("vm_area_struct.vm_start"), "{err}");
+        let plain = vma_source("unmap_page_range", None).unwrap();
+        assert_eq!(plain.index, 2);
+        assert!(vma_source("exit_mmap", None).is_err());
+    }
+
+    #[test]
+    fn clone_names_are_kept_for_kprobes() {
+        let k = KernelSymbols::from_kallsyms(
+            "1 t zap_pte_range.isra.0\n2 t unmap_page_range.cold\n3 T unmap_page_range\n4 t foo.cold\n",
+        );
+        assert_eq!(k.attach_name("zap_pte_range"), Some("zap_pte_range.isra.0"));
+        assert_eq!(k.attach_name("unmap_page_range"), Some("unmap_page_range"));
+        assert_eq!(
+            k.attach_name("foo"),
+            Some("foo"),
+            "only a .cold part: plain name"
+        );
+        assert_eq!(k.attach_name("nope"), None);
+    }
+
+    #[test]
+    fn every_timed_concept_has_a_slot() {
+        let timed = CONCEPTS
+            .iter()
+            .filter(|c| c.timing == Timing::Timed)
+            .count();
+        assert!(timed <= reaper_common::function_timing::SLOT_COUNT as usize);
+    }
+
+    /// Regenerates tests/data/btf from full BTF files:
+    /// `REAPER_BLESS_BTF="NAME=PATH ..." cargo test -p reaper-cli bless_btf -- --ignored`.
+    #[test]
+    #[ignore = "regenerates fixtures from BTF files named in REAPER_BLESS_BTF"]
+    fn bless_btf_fixtures() {
+        let spec = std::env::var("REAPER_BLESS_BTF").expect("REAPER_BLESS_BTF");
+        for pair in spec.split_whitespace() {
+            let (name, path) = pair.split_once('=').expect("NAME=PATH");
+            let btf = crate::probes::btf::KernelBtf::from_file(path).expect(path);
+            let out = format!("{}/tests/data/btf/{name}", env!("CARGO_MANIFEST_DIR"));
+            let text = format!(
+                "# catalog facts from the BTF of {name} (bless_btf_fixtures)\n{}",
+                BtfFacts::from_btf(&btf).to_fixture()
+            );
+            std::fs::write(&out, text).expect(&out);
+        }
     }
 
     #[test]

@@ -27,6 +27,19 @@ pub struct AttachKind {
     pub detail: String,
 }
 
+/// What the attach ladder gave one catalog concept.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FunctionMode {
+    /// Catalog concept id.
+    pub concept: String,
+    /// The kernel function, if this kernel has one.
+    pub symbol: Option<String>,
+    /// "fentry", "kprobe" or "none".
+    pub mode: String,
+    /// "attached", or the kernel's answers (or why the concept has no function).
+    pub status: String,
+}
+
 /// The doctor's findings.
 #[derive(Clone, Debug, Serialize)]
 pub struct Diagnosis {
@@ -42,8 +55,11 @@ pub struct Diagnosis {
     pub privileges: Result<(), String>,
     /// Attach kinds, in preference order for function timing.
     pub attach_kinds: Vec<AttachKind>,
-    /// Catalog concepts resolved against /proc/kallsyms.
+    /// Catalog concepts resolved against /proc/kallsyms and BTF.
     pub probe_targets: Vec<ResolvedConcept>,
+    /// The mode `reaper record --attach auto` gives each catalog function,
+    /// found by running the attach ladder for real.
+    pub function_modes: Vec<FunctionMode>,
     /// Whether process_mrelease(2) exists.
     pub process_mrelease: bool,
     /// The mode `reaper record` will use.
@@ -73,7 +89,19 @@ pub fn diagnose() -> Diagnosis {
         Err(err) => (Err(err.to_string()), false),
     };
     let symbols = KernelSymbols::running().unwrap_or_default();
-    let probe_targets = catalog::resolve_all(&symbols);
+    let btf = crate::probes::btf::KernelBtf::from_sys_fs()
+        .map(|btf| catalog::BtfFacts::from_btf(&btf))
+        .ok();
+    let probe_targets = catalog::resolve_all_with_btf(&symbols, btf.as_ref());
+    let function_modes = match &tracefs {
+        Ok(root) => function_modes(std::path::Path::new(root), &probe_targets, btf.as_ref()),
+        Err(why) => vec![FunctionMode {
+            concept: "all".into(),
+            symbol: None,
+            mode: "none".into(),
+            status: why.clone(),
+        }],
+    };
     let attach_kinds = match &tracefs {
         Ok(root) => check_attach_kinds(std::path::Path::new(root), &probe_targets),
         Err(why) => vec![AttachKind {
@@ -90,6 +118,7 @@ pub fn diagnose() -> Diagnosis {
         privileges,
         attach_kinds,
         probe_targets,
+        function_modes,
         process_mrelease: pidfd::mrelease_available(),
         record_mode: String::new(),
     };
@@ -97,13 +126,79 @@ pub fn diagnose() -> Diagnosis {
     diagnosis
 }
 
+/// Runs `record`'s attach ladder (auto) on a fresh object, then detaches.
+fn function_modes(
+    tracefs_root: &std::path::Path,
+    targets: &[ResolvedConcept],
+    btf: Option<&catalog::BtfFacts>,
+) -> Vec<FunctionMode> {
+    use crate::probes::function_timing::{self, AttachMode};
+    let offsets = tracefs::probe_offsets(tracefs_root);
+    let plan = function_timing::plan(targets);
+    let (config, order_off) = function_timing::config_for(&plan, btf);
+    let mut ebpf = match loader::load_with_timing(&offsets, &loader::MapSizes::default(), &config) {
+        Ok(ebpf) => ebpf,
+        Err(err) => {
+            return vec![FunctionMode {
+                concept: "all".into(),
+                symbol: None,
+                mode: "none".into(),
+                status: format!("eBPF object did not load: {}", attach::error_chain(&err)),
+            }];
+        }
+    };
+    let Ok(ladder) = function_timing::attach_ladder(&mut ebpf, &plan, AttachMode::Auto, order_off)
+    else {
+        return Vec::new();
+    };
+    let mut modes: Vec<FunctionMode> = ladder
+        .functions
+        .iter()
+        .map(|f| FunctionMode {
+            concept: f.function.concept.clone(),
+            symbol: Some(f.function.symbol.clone()),
+            mode: f.mode.to_owned(),
+            status: f.status.clone(),
+        })
+        .collect();
+    modes.extend(ladder.skipped.iter().map(|(concept, why)| FunctionMode {
+        concept: concept.clone(),
+        symbol: None,
+        mode: "none".into(),
+        status: why.clone(),
+    }));
+    if let Some(why) = &ladder.order_off {
+        modes.push(FunctionMode {
+            concept: "reaper_order".into(),
+            symbol: None,
+            mode: "none".into(),
+            status: why.clone(),
+        });
+    }
+    modes
+    // Dropping `ebpf` detaches everything.
+}
+
 fn record_mode(d: &Diagnosis) -> String {
     let sampling = d.works("perf_event");
     let tracepoints = d.works("tracepoint");
-    match (sampling, tracepoints) {
-        (true, true) => {
-            "tracepoints + cpu-clock sampling (exact function timing not yet used by record)".into()
-        }
+    let timed = d.function_modes.iter().filter(|f| f.mode != "none").count();
+    let functions = if timed == 0 {
+        "; exact function timing: not measured (no function probe attaches)".to_owned()
+    } else {
+        let modes: std::collections::BTreeSet<&str> = d
+            .function_modes
+            .iter()
+            .filter(|f| f.mode != "none")
+            .map(|f| f.mode.as_str())
+            .collect();
+        format!(
+            "; exact function timing: {timed} functions ({})",
+            modes.into_iter().collect::<Vec<_>>().join(" + ")
+        )
+    };
+    let base: String = match (sampling, tracepoints) {
+        (true, true) => "tracepoints + cpu-clock sampling".into(),
         (true, false) => {
             "cpu-clock sampling only (no lock-wait or timeline: tracepoints do not attach)".into()
         }
@@ -111,7 +206,8 @@ fn record_mode(d: &Diagnosis) -> String {
             "tracepoints only (no sampled profiles: perf_event sampling does not attach)".into()
         }
         (false, false) => "nothing: neither tracepoints nor perf_event sampling attach".into(),
-    }
+    };
+    base + &functions
 }
 
 /// The function fentry/kprobe checks target: the reaper's work function when
@@ -323,6 +419,22 @@ pub fn render(d: &Diagnosis) -> String {
             (None, None) => "absent on this kernel".into(),
         };
         let _ = writeln!(out, "  {:<17} {}", t.concept, symbol);
+    }
+    let _ = writeln!(
+        out,
+        "\nfunction timing (attach ladder: fentry/fexit, then kprobe/kretprobe):"
+    );
+    for f in &d.function_modes {
+        let name = f.symbol.as_deref().unwrap_or("-");
+        if f.mode == "none" || f.status != "attached" {
+            let _ = writeln!(
+                out,
+                "  {:<17} {:<34} {:<6} {}",
+                f.concept, name, f.mode, f.status
+            );
+        } else {
+            let _ = writeln!(out, "  {:<17} {:<34} {}", f.concept, name, f.mode);
+        }
     }
     let _ = writeln!(out, "\nrecord mode: {}", d.record_mode);
     out

@@ -120,6 +120,14 @@ pub struct ResolvedConcept {
     pub symbol: Option<String>,
     /// Candidates tried, in order.
     pub candidates: Vec<String>,
+    /// The kallsyms name kprobes attach to, when it differs from `symbol`
+    /// (a compiler clone such as `zap_pte_range.isra.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach_name: Option<String>,
+    /// Whether kernel BTF describes `symbol` (fentry needs it); `None` when
+    /// BTF was not consulted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_btf: Option<bool>,
 }
 
 /// Something the run could not measure.
@@ -154,6 +162,91 @@ pub struct Episode {
     /// The frozen-victim scenario's outcome (`record --oom --frozen`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frozen: Option<FrozenOutcome>,
+    /// Exact per-function timing and the reaper's VMA order; absent when no
+    /// function probe attached (see `Run::not_measured` for why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_timing: Option<FunctionTiming>,
+}
+
+/// Exact per-function timing of one episode, aggregated in the kernel.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionTiming {
+    /// Per context × function, calls > 0 only (an attached function with no
+    /// row was not called in that context).
+    pub functions: Vec<FunctionTime>,
+    /// Direct probed parent → child calls (no probed function between).
+    #[serde(default)]
+    pub edges: Vec<CallEdge>,
+    /// VMA start addresses of the per-VMA unmap function, per context.
+    #[serde(default)]
+    pub vma_orders: Vec<VmaOrderSeen>,
+    /// Entry-probe hits per function, all tasks (the probes' overhead).
+    #[serde(default)]
+    pub probe_hits: BTreeMap<String, u64>,
+    /// Calls that could not be timed, by reason (`fn_*`).
+    #[serde(default)]
+    pub losses: BTreeMap<String, u64>,
+}
+
+/// One function in one context.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionTime {
+    /// Context name.
+    pub context: String,
+    /// Catalog concept id.
+    pub concept: String,
+    /// Kernel function.
+    pub symbol: String,
+    /// "fentry" or "kprobe".
+    pub mode: String,
+    /// Completed calls.
+    pub calls: u64,
+    /// Inclusive time, ns.
+    pub total_ns: u64,
+    /// Longest call, ns.
+    pub max_ns: u64,
+    /// Calls per log2 bucket: index i counts durations in [2^i, 2^(i+1)) ns
+    /// (index 0 also 0 ns); trailing empty buckets are cut.
+    pub hist_log2_ns: Vec<u64>,
+}
+
+/// Calls of `child` made directly from `parent` in one context.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallEdge {
+    /// Context name.
+    pub context: String,
+    /// Calling probed function.
+    pub parent: String,
+    /// Called probed function.
+    pub child: String,
+    /// Calls.
+    pub calls: u64,
+    /// The child's inclusive time in these calls, ns.
+    pub total_ns: u64,
+}
+
+/// The order in which one context's per-VMA unmap calls visited VMAs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmaOrderSeen {
+    /// Context name.
+    pub context: String,
+    /// The per-VMA unmap function whose argument was read.
+    pub function: String,
+    /// "forward", "reverse", "mixed" or "unknown" (fewer than 2 calls).
+    pub order: String,
+    /// Calls seen (VMAs unmapped).
+    pub vmas: u64,
+    /// First VMA start address.
+    pub first: u64,
+    /// Last VMA start address.
+    pub last: u64,
+    /// Calls at a higher address than the previous call.
+    pub forward_steps: u64,
+    /// Calls at a lower address than the previous call.
+    pub reverse_steps: u64,
+    /// The first addresses, in call order (bounded).
+    #[serde(default)]
+    pub addresses: Vec<u64>,
 }
 
 /// What happened to a frozen victim after the OOM kill.

@@ -63,6 +63,12 @@ pub struct RecordArgs {
     /// Print the derived report (tables' data) as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Exact function timing: auto (fentry/fexit, else kprobe/kretprobe, per
+    /// function), fentry or kprobe (forced: failing is an error), or sampling
+    /// (no function probes).
+    #[arg(long, default_value = "auto", value_name = "MODE",
+          value_parser = ["auto", "fentry", "kprobe", "sampling"])]
+    pub attach: String,
 }
 
 /// Most episodes per run: each spawns and kills a victim.
@@ -122,6 +128,7 @@ impl RecordArgs {
             runs: self.runs,
             freq_hz: self.freq,
             sizes,
+            attach: self.attach.parse().map_err(anyhow::Error::msg)?,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 use aya::{Ebpf, EbpfLoader};
 use reaper_common::{
+    function_timing::{FunctionTimingConfig, GLOBAL_FUNCTION_TIMING},
     lock_wait::LOCK_WAITS_DEFAULT_ENTRIES,
     sampling::{
         KERNEL_STACKS_DEFAULT_ENTRIES, MAP_KERNEL_STACKS, MAP_SAMPLE_COUNTS,
@@ -57,8 +58,19 @@ pub enum LoadError {
     Kernel(#[source] aya::EbpfError),
 }
 
-/// Loads the object (maps created, programs not yet loaded).
+/// Loads the object (maps created, programs not yet loaded), with function
+/// timing's order detection off.
 pub fn load(offsets: &TracepointOffsets, sizes: &MapSizes) -> Result<Ebpf, LoadError> {
+    load_with_timing(offsets, sizes, &FunctionTimingConfig::DISABLED)
+}
+
+/// Loads the object with function timing's loader global (the per-VMA
+/// function's slot and the BTF offset of `vm_area_struct.vm_start`).
+pub fn load_with_timing(
+    offsets: &TracepointOffsets,
+    sizes: &MapSizes,
+    timing: &FunctionTimingConfig,
+) -> Result<Ebpf, LoadError> {
     if EBPF_OBJECT.is_empty() {
         return Err(LoadError::NoObject);
     }
@@ -68,6 +80,7 @@ pub fn load(offsets: &TracepointOffsets, sizes: &MapSizes) -> Result<Ebpf, LoadE
     bump_memlock_rlimit();
     EbpfLoader::new()
         .override_global(GLOBAL_TRACEPOINT_OFFSETS, offsets, true)
+        .override_global(GLOBAL_FUNCTION_TIMING, timing, true)
         .map_max_entries(MAP_KERNEL_STACKS, sizes.stack_map)
         .map_max_entries(MAP_SAMPLE_COUNTS, sizes.sample_map)
         .map_max_entries(reaper_common::lock_wait::MAP_LOCK_WAITS, sizes.lock_map)

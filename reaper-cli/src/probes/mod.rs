@@ -3,6 +3,8 @@
 //! in-kernel aggregates and the timeline ring buffer.
 
 pub mod attach;
+pub mod btf;
 pub mod collect;
+pub mod function_timing;
 pub mod loader;
 pub mod timeline_reader;

@@ -22,10 +22,11 @@ use reaper_common::{
 use crate::{
     catalog::{self, KernelSymbols},
     model::{
-        Episode, HostInfo, NotMeasured, Recording, Run, SCHEMA_VERSION, Scenario, TaskRef,
-        ToolInfo, VictimInfo,
+        Episode, HostInfo, Recording, Run, SCHEMA_VERSION, Scenario, TaskRef, ToolInfo, VictimInfo,
     },
-    probes::{attach, collect, loader, loader::MapSizes, timeline_reader::TimelineReader},
+    probes::{
+        attach, collect, function_timing, loader, loader::MapSizes, timeline_reader::TimelineReader,
+    },
     scenario::{pidfd, size::VictimSpec, victim},
     symbolize::KernelSymbolizer,
     system::{kernel, privileges, procfs, tracefs},
@@ -55,6 +56,8 @@ pub struct RecordSettings {
     pub freq_hz: u64,
     /// Map sizes.
     pub sizes: MapSizes,
+    /// How function probes attach (`--attach`).
+    pub attach: function_timing::AttachMode,
 }
 
 /// Longest wait for a victim to exit after SIGKILL.
@@ -92,6 +95,8 @@ pub struct Recorder {
     host: HostInfo,
     symbols: Vec<crate::model::ResolvedConcept>,
     period_ns: u64,
+    /// The function-timing attach ladder's outcome.
+    functions: function_timing::LadderReport,
 }
 
 impl Recorder {
@@ -102,8 +107,13 @@ impl Recorder {
         let offsets = tracefs::probe_offsets(&tracefs_root);
         let symbolizer = KernelSymbolizer::new()?;
         let kernel_symbols = KernelSymbols::running().context("reading /proc/kallsyms")?;
-        let symbols = catalog::resolve_all(&kernel_symbols);
-        let mut ebpf = loader::load(&offsets, &settings.sizes)?;
+        let btf = crate::probes::btf::KernelBtf::from_sys_fs()
+            .map(|btf| catalog::BtfFacts::from_btf(&btf))
+            .ok();
+        let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.as_ref());
+        let plan = function_timing::plan(&symbols);
+        let (timing, order_off) = function_timing::config_for(&plan, btf.as_ref());
+        let mut ebpf = loader::load_with_timing(&offsets, &settings.sizes, &timing)?;
         if let Err(err) = aya_log::EbpfLogger::init(&mut ebpf) {
             log::debug!("eBPF logging unavailable: {err}");
         }
@@ -121,8 +131,11 @@ impl Recorder {
                 reasons.join("\n")
             );
         }
+        let functions =
+            function_timing::attach_ladder(&mut ebpf, &plan, settings.attach, order_off)?;
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
         Ok(Self {
+            functions,
             ebpf,
             timeline,
             symbolizer,
@@ -171,7 +184,7 @@ impl Recorder {
             }
         }
         let mut not_measured = self.attach.not_measured.clone();
-        not_measured.extend(static_not_measured(&self.host));
+        not_measured.extend(self.functions.not_measured());
         let scenario = scenario_of(settings);
         Ok(Run {
             schema_version: SCHEMA_VERSION,
@@ -184,7 +197,13 @@ impl Recorder {
                 started_unix,
                 freq_hz: settings.freq_hz,
                 sample_period_ns: self.period_ns,
-                probes: self.attach.probes.clone(),
+                probes: self
+                    .attach
+                    .probes
+                    .iter()
+                    .cloned()
+                    .chain(self.functions.probe_uses())
+                    .collect(),
                 scenario,
             },
             symbols: self.symbols.clone(),
@@ -359,6 +378,7 @@ impl Recorder {
     fn finish_episode(&mut self, parts: EpisodeParts) -> anyhow::Result<Episode> {
         collect::clear_tracking(&mut self.ebpf)?;
         let raw = collect::drain(&mut self.ebpf)?;
+        let function_timing = self.drain_function_timing()?;
         let symbolizer = &self.symbolizer;
         let mut failures = 0u64;
         let mut symbolize = |ips: &[u64]| {
@@ -391,7 +411,17 @@ impl Recorder {
             user_losses,
             partial: !parts.complete || interrupt::stop_requested(),
             frozen: parts.frozen,
+            function_timing,
         })
+    }
+
+    /// Drains exact function timing, when any function probe attached.
+    fn drain_function_timing(&mut self) -> anyhow::Result<Option<crate::model::FunctionTiming>> {
+        if self.functions.attached().next().is_none() {
+            return Ok(None);
+        }
+        let raw = function_timing::drain(&mut self.ebpf)?;
+        Ok(Some(function_timing::to_model(&raw, &self.functions)))
     }
 }
 
@@ -434,12 +464,4 @@ fn scenario_of(settings: &RecordSettings) -> Scenario {
             runs: settings.runs,
         },
     }
-}
-
-/// Measurements this build of the recorder never takes on any kernel yet.
-fn static_not_measured(_host: &HostInfo) -> Vec<NotMeasured> {
-    vec![NotMeasured {
-        what: "exact per-function timing (calls, inclusive ns, histograms) and reaper VMA order".into(),
-        why: "needs fentry/fexit or kprobes; this recording used tracepoints and cpu-clock sampling only".into(),
-    }]
 }

@@ -1,0 +1,878 @@
+//! Exact per-function timing, userspace side: which catalog function goes in
+//! which program slot, the attach ladder (fentry/fexit, then
+//! kprobe/kretprobe, per function), and the per-episode drain of the
+//! in-kernel aggregates into the run model.
+//!
+//! The ladder never guesses from kernel configuration: it loads and attaches
+//! for real and keeps the kernel's answer (EPERM, ENOTSUPP 524, ...) for each
+//! rung it could not take.
+
+use std::collections::BTreeMap;
+
+use aya::{
+    Btf, Ebpf,
+    maps::{Array, PerCpuArray, PerCpuValues},
+    programs::{FEntry, FExit, KProbe, ProgramError},
+};
+use reaper_common::{
+    context::{CONTEXT_COUNT, CONTEXT_MRELEASE_CALLER, CONTEXT_NAMES, CONTEXT_OOM_REAPER},
+    function_timing::{
+        EdgeStats, EntryStack, FN_COUNTER_COUNT, FN_EDGES_ENTRIES, FN_STATS_ENTRIES, FnCounter,
+        FunctionStats, FunctionTimingConfig, MAP_FN_COUNTERS, MAP_FN_EDGES, MAP_FN_ENTRY_STACKS,
+        MAP_FN_HITS, MAP_FN_STATS, MAP_FN_VMA_ORDER, PROG_FENTRY, PROG_FEXIT, PROG_KPROBE,
+        PROG_KRETPROBE, SLOT_COUNT, SLOT_NONE, VMA_LOG_LEN, VmaOrder,
+    },
+};
+
+use crate::{
+    catalog::{self, BtfFacts, Timing},
+    model::{
+        CallEdge, FunctionTime, FunctionTiming, NotMeasured, ProbeUse, ResolvedConcept,
+        VmaOrderSeen,
+    },
+    probes::attach::error_chain,
+};
+
+/// How `reaper record --attach` chooses the mode of each function.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AttachMode {
+    /// fentry/fexit, else kprobe/kretprobe, else none (per function).
+    #[default]
+    Auto,
+    /// fentry/fexit only; a function it cannot attach is an error.
+    Fentry,
+    /// kprobe/kretprobe only; a function it cannot attach is an error.
+    Kprobe,
+    /// No function probes: tracepoints and sampling only.
+    Sampling,
+}
+
+impl std::str::FromStr for AttachMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "fentry" => Ok(Self::Fentry),
+            "kprobe" => Ok(Self::Kprobe),
+            "sampling" => Ok(Self::Sampling),
+            other => Err(format!(
+                "unknown attach mode {other:?}: use auto, fentry, kprobe or sampling"
+            )),
+        }
+    }
+}
+
+impl AttachMode {
+    /// The flag value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Fentry => "fentry",
+            Self::Kprobe => "kprobe",
+            Self::Sampling => "sampling",
+        }
+    }
+}
+
+/// A catalog function that will get a program slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotFunction {
+    /// Program slot.
+    pub slot: u32,
+    /// Catalog concept id.
+    pub concept: String,
+    /// Function (base) name: the BTF name fentry loads against.
+    pub symbol: String,
+    /// kallsyms name kprobes attach to.
+    pub attach_name: String,
+    /// Whether BTF has it (`None`: no BTF).
+    pub in_btf: Option<bool>,
+}
+
+/// Which functions get a slot, and what the others are (absent, not timed).
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Functions to attach, in slot order.
+    pub functions: Vec<SlotFunction>,
+    /// Concepts without a function to time, with the reason.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Assigns slots to every timed concept this kernel has.
+pub fn plan(resolved: &[ResolvedConcept]) -> Plan {
+    let mut plan = Plan::default();
+    for r in resolved {
+        let concept = catalog::concept(&r.concept);
+        if let Some(Timing::NotTimed(why)) = concept.map(|c| c.timing) {
+            plan.skipped
+                .push((r.concept.clone(), format!("not timed: {why}")));
+            continue;
+        }
+        let Some(symbol) = &r.symbol else {
+            let why = match concept.and_then(|c| c.inline_fallback) {
+                Some(f) => format!("absent on this kernel (inline into {f})"),
+                None => "absent on this kernel".to_owned(),
+            };
+            plan.skipped.push((r.concept.clone(), why));
+            continue;
+        };
+        if plan.functions.len() >= SLOT_COUNT as usize {
+            plan.skipped
+                .push((r.concept.clone(), "no free probe slot".to_owned()));
+            continue;
+        }
+        plan.functions.push(SlotFunction {
+            slot: plan.functions.len() as u32,
+            concept: r.concept.clone(),
+            symbol: symbol.clone(),
+            attach_name: r.attach_name.clone().unwrap_or_else(|| symbol.clone()),
+            in_btf: r.in_btf,
+        });
+    }
+    plan
+}
+
+/// The loader global for a plan: the per-VMA unmap function's slot and how
+/// to read its VMA start, or why order detection is off.
+pub fn config_for(plan: &Plan, btf: Option<&BtfFacts>) -> (FunctionTimingConfig, Option<String>) {
+    let Some(per_vma) = plan.functions.iter().find(|f| f.concept == "per_vma_unmap") else {
+        return (
+            FunctionTimingConfig::DISABLED,
+            Some("this kernel has none of the per-VMA unmap candidates".into()),
+        );
+    };
+    let reaper_work = plan
+        .functions
+        .iter()
+        .find(|f| f.concept == "reaper_work")
+        .map_or(SLOT_NONE, |f| f.slot);
+    match catalog::vma_source(&per_vma.symbol, btf) {
+        Ok(source) => (
+            FunctionTimingConfig {
+                vma_slot: per_vma.slot,
+                vma_arg: source.index,
+                vma_arg_kind: source.kind as u32,
+                vm_start_offset: source.vm_start_offset,
+                vma_parent_slot: reaper_work,
+                _pad: 0,
+            },
+            None,
+        ),
+        Err(why) => (FunctionTimingConfig::DISABLED, Some(why)),
+    }
+}
+
+/// errno names for the answers the ladder commonly gets.
+fn errno_name(code: i32) -> &'static str {
+    match code {
+        1 => "EPERM",
+        2 => "ENOENT",
+        3 => "ESRCH",
+        7 => "E2BIG",
+        13 => "EACCES",
+        16 => "EBUSY",
+        17 => "EEXIST",
+        22 => "EINVAL",
+        95 => "EOPNOTSUPP",
+        524 => "ENOTSUPP",
+        _ => "errno",
+    }
+}
+
+/// The deepest OS error in an error's chain.
+fn os_error(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut found = None;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            found = io.raw_os_error().or(found);
+        }
+        cur = e.source();
+    }
+    found
+}
+
+/// The kernel's answer to a load or attach, short: what was refused, the
+/// errno by name, and the verifier's last words when it spoke.
+pub fn kernel_answer(err: &ProgramError) -> String {
+    log::debug!("kernel answer in full: {}", error_chain(err));
+    let what = match err {
+        ProgramError::LoadError { verifier_log, .. } => {
+            let log = verifier_log.to_string();
+            // The verifier ends with statistics; the reason is the line
+            // before them.
+            let last = log
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("processed ")
+                        && !l.starts_with("verification time")
+                        && !l.starts_with("stack depth")
+                })
+                .unwrap_or("");
+            if last.is_empty() {
+                "BPF_PROG_LOAD refused".to_owned()
+            } else {
+                format!("BPF_PROG_LOAD refused (verifier: {})", last.trim())
+            }
+        }
+        other => error_chain(other),
+    };
+    // A transparent io::Error is not in the source chain; read it directly.
+    let code = match err {
+        ProgramError::IOError(io) => io.raw_os_error(),
+        _ => None,
+    };
+    match code.or_else(|| os_error(err)) {
+        Some(code) => format!("{what} [{} {code}]", errno_name(code)),
+        None => what,
+    }
+}
+
+/// One function's outcome on the ladder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionAttach {
+    /// The function.
+    pub function: SlotFunction,
+    /// "fentry", "kprobe" or "none".
+    pub mode: &'static str,
+    /// "attached", or why each rung failed.
+    pub status: String,
+}
+
+/// What the ladder did for every catalog concept.
+#[derive(Clone, Debug, Default)]
+pub struct LadderReport {
+    /// Functions with a slot, and their mode.
+    pub functions: Vec<FunctionAttach>,
+    /// Concepts without a function (absent, not timed), with the reason.
+    pub skipped: Vec<(String, String)>,
+    /// Why order detection is off, if it is.
+    pub order_off: Option<String>,
+    /// The attach mode asked for.
+    pub mode: AttachMode,
+}
+
+/// A forced mode that failed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--attach {mode}: {function} ({concept}) did not attach: {answer}; use --attach auto to fall back per function, or --attach sampling"
+)]
+pub struct ForcedModeError {
+    mode: &'static str,
+    function: String,
+    concept: String,
+    answer: String,
+}
+
+impl LadderReport {
+    /// Functions that got a probe pair.
+    pub fn attached(&self) -> impl Iterator<Item = &FunctionAttach> {
+        self.functions.iter().filter(|f| f.mode != "none")
+    }
+
+    /// The run file's `recording.probes` entries, one per concept.
+    pub fn probe_uses(&self) -> Vec<ProbeUse> {
+        let mut uses: Vec<ProbeUse> = self
+            .functions
+            .iter()
+            .map(|f| ProbeUse {
+                probe: format!("function:{}", f.function.symbol),
+                mode: f.mode.to_owned(),
+                status: f.status.clone(),
+            })
+            .collect();
+        uses.extend(self.skipped.iter().map(|(concept, why)| ProbeUse {
+            probe: format!("function:{concept}"),
+            mode: "none".into(),
+            status: why.clone(),
+        }));
+        uses
+    }
+
+    /// What the run could not measure because of the ladder, with the
+    /// kernel's reasons.
+    pub fn not_measured(&self) -> Vec<NotMeasured> {
+        let mut out = Vec::new();
+        let failed: Vec<&FunctionAttach> =
+            self.functions.iter().filter(|f| f.mode == "none").collect();
+        if self.attached().next().is_none() {
+            let why = match (self.mode, failed.first()) {
+                (AttachMode::Sampling, _) => "disabled by --attach sampling".to_owned(),
+                (_, Some(f)) => format!(
+                    "no function probe attached; e.g. {}: {}",
+                    f.function.symbol, f.status
+                ),
+                (_, None) => "no catalog function exists on this kernel".to_owned(),
+            };
+            out.push(NotMeasured {
+                what: "exact per-function timing (calls, inclusive ns, histograms)".into(),
+                why: why.clone(),
+            });
+            out.push(NotMeasured {
+                what: "reaper VMA order".into(),
+                why: format!("order: unknown (needs fentry or kprobe): {why}"),
+            });
+            return out;
+        }
+        for f in failed {
+            out.push(NotMeasured {
+                what: format!(
+                    "exact timing of {} ({})",
+                    f.function.symbol, f.function.concept
+                ),
+                why: f.status.clone(),
+            });
+        }
+        let per_vma_attached = self
+            .attached()
+            .any(|f| f.function.concept == "per_vma_unmap");
+        if let Some(why) = &self.order_off {
+            out.push(NotMeasured {
+                what: "reaper VMA order".into(),
+                why: why.clone(),
+            });
+        } else if !per_vma_attached {
+            out.push(NotMeasured {
+                what: "reaper VMA order".into(),
+                why: "the per-VMA unmap function did not attach".into(),
+            });
+        }
+        out
+    }
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the object"))?
+        .try_into()
+        .map_err(|e: ProgramError| kernel_answer(&e))
+}
+
+fn try_fentry(ebpf: &mut Ebpf, f: &SlotFunction, btf: Option<&Btf>) -> Result<(), String> {
+    let btf = btf.ok_or("no kernel BTF (/sys/kernel/btf/vmlinux)")?;
+    if f.in_btf == Some(false) {
+        return Err(format!("{} is not in kernel BTF", f.symbol));
+    }
+    let slot = f.slot as usize;
+    let entry = (|| {
+        let p: &mut FEntry = program(ebpf, PROG_FENTRY[slot])?;
+        p.load(&f.symbol, btf)
+            .map_err(|e| format!("fentry load: {}", kernel_answer(&e)))?;
+        p.attach()
+            .map(|_| ())
+            .map_err(|e| format!("fentry attach: {}", kernel_answer(&e)))
+    })();
+    let exit = entry.clone().and_then(|()| {
+        let p: &mut FExit = program(ebpf, PROG_FEXIT[slot])?;
+        p.load(&f.symbol, btf)
+            .map_err(|e| format!("fexit load: {}", kernel_answer(&e)))?;
+        p.attach()
+            .map(|_| ())
+            .map_err(|e| format!("fexit attach: {}", kernel_answer(&e)))
+    });
+    if exit.is_err() {
+        // Half a pair is worse than none: entries without exits.
+        if let Ok(p) = program::<FEntry>(ebpf, PROG_FENTRY[slot]) {
+            let _ = p.unload();
+        }
+        if let Ok(p) = program::<FExit>(ebpf, PROG_FEXIT[slot]) {
+            let _ = p.unload();
+        }
+    }
+    exit
+}
+
+/// Whether this kernel has the kprobe PMU or the legacy kprobe_events file.
+fn kprobes_built_in() -> bool {
+    std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists()
+        || std::path::Path::new("/sys/kernel/tracing/kprobe_events").exists()
+        || std::path::Path::new("/sys/kernel/debug/tracing/kprobe_events").exists()
+}
+
+fn try_kprobe(ebpf: &mut Ebpf, f: &SlotFunction) -> Result<(), String> {
+    if !kprobes_built_in() {
+        return Err(
+            "kprobes are not built into this kernel (no kprobe PMU, no kprobe_events)".into(),
+        );
+    }
+    let slot = f.slot as usize;
+    let attach = |ebpf: &mut Ebpf, prog: &str, kind: &str| -> Result<(), String> {
+        let p: &mut KProbe = program(ebpf, prog)?;
+        p.load()
+            .map_err(|e| format!("{kind} load: {}", kernel_answer(&e)))?;
+        p.attach(&f.attach_name, 0)
+            .map(|_| ())
+            .map_err(|e| format!("{kind} attach to {}: {}", f.attach_name, kernel_answer(&e)))
+    };
+    let result = attach(ebpf, PROG_KPROBE[slot], "kprobe")
+        .and_then(|()| attach(ebpf, PROG_KRETPROBE[slot], "kretprobe"));
+    if let Err(why) = result {
+        for prog in [PROG_KPROBE[slot], PROG_KRETPROBE[slot]] {
+            if let Ok(p) = program::<KProbe>(ebpf, prog) {
+                let _ = p.unload();
+            }
+        }
+        return Err(why);
+    }
+    Ok(())
+}
+
+/// Runs the ladder for every planned function. A forced mode that fails
+/// returns the first failure; `auto` records each failure and goes on.
+pub fn attach_ladder(
+    ebpf: &mut Ebpf,
+    plan: &Plan,
+    mode: AttachMode,
+    order_off: Option<String>,
+) -> Result<LadderReport, ForcedModeError> {
+    let btf = match mode {
+        AttachMode::Auto | AttachMode::Fentry => Btf::from_sys_fs().ok(),
+        _ => None,
+    };
+    let mut report = LadderReport {
+        skipped: plan.skipped.clone(),
+        order_off,
+        mode,
+        ..LadderReport::default()
+    };
+    for f in &plan.functions {
+        let (used, status) = match mode {
+            AttachMode::Sampling => ("none", "disabled by --attach sampling".to_owned()),
+            AttachMode::Fentry => match try_fentry(ebpf, f, btf.as_ref()) {
+                Ok(()) => ("fentry", "attached".to_owned()),
+                Err(answer) => {
+                    return Err(ForcedModeError {
+                        mode: "fentry",
+                        function: f.symbol.clone(),
+                        concept: f.concept.clone(),
+                        answer,
+                    });
+                }
+            },
+            AttachMode::Kprobe => match try_kprobe(ebpf, f) {
+                Ok(()) => ("kprobe", "attached".to_owned()),
+                Err(answer) => {
+                    return Err(ForcedModeError {
+                        mode: "kprobe",
+                        function: f.attach_name.clone(),
+                        concept: f.concept.clone(),
+                        answer,
+                    });
+                }
+            },
+            AttachMode::Auto => match try_fentry(ebpf, f, btf.as_ref()) {
+                Ok(()) => ("fentry", "attached".to_owned()),
+                Err(fentry_why) => match try_kprobe(ebpf, f) {
+                    Ok(()) => (
+                        "kprobe",
+                        format!("attached (fentry/fexit refused: {fentry_why})"),
+                    ),
+                    Err(kprobe_why) => (
+                        "none",
+                        format!("fentry/fexit: {fentry_why}; kprobe/kretprobe: {kprobe_why}"),
+                    ),
+                },
+            },
+        };
+        log::debug!("function {} ({}): {used}: {status}", f.symbol, f.concept);
+        report.functions.push(FunctionAttach {
+            function: f.clone(),
+            mode: used,
+            status,
+        });
+    }
+    Ok(report)
+}
+
+/// Map access failures.
+#[derive(Debug, thiserror::Error)]
+#[error("BPF map {map}: {what}")]
+pub struct DrainError {
+    map: &'static str,
+    what: String,
+}
+
+fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> DrainError {
+    move |e| DrainError {
+        map,
+        what: error_chain(&e),
+    }
+}
+
+fn map_mut<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut aya::maps::Map, DrainError> {
+    ebpf.map_mut(name).ok_or(DrainError {
+        map: name,
+        what: "missing from the eBPF object".into(),
+    })
+}
+
+/// What the kernel aggregated for function timing during one episode.
+#[derive(Clone, Debug, Default)]
+pub struct RawFunctionTiming {
+    /// (context, slot) → stats, summed over CPUs.
+    pub stats: Vec<(u32, u32, FunctionStats)>,
+    /// (context, parent slot, child slot) → edge, summed over CPUs.
+    pub edges: Vec<(u32, u32, u32, EdgeStats)>,
+    /// Entry hits per slot.
+    pub hits: Vec<u64>,
+    /// Loss counters by `FnCounter` index.
+    pub counters: Vec<u64>,
+    /// Per-context VMA order.
+    pub orders: Vec<(u32, VmaOrder)>,
+    /// Tasks whose entry stack was still open at the drain.
+    pub open_stacks: u64,
+}
+
+fn drain_per_cpu<V>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    entries: u32,
+    merge: impl Fn(&mut V, &V),
+    is_zero: impl Fn(&V) -> bool,
+) -> Result<Vec<(u32, V)>, DrainError>
+where
+    V: aya::Pod + Copy + Default,
+{
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| DrainError {
+        map: name,
+        what: e.to_string(),
+    })?;
+    let mut map: PerCpuArray<_, V> = map_mut(ebpf, name)?.try_into().map_err(map_err(name))?;
+    let mut out = Vec::new();
+    for index in 0..entries {
+        let values = map.get(&index, 0).map_err(map_err(name))?;
+        let mut total = V::default();
+        for v in values.iter() {
+            merge(&mut total, v);
+        }
+        if !is_zero(&total) {
+            let zeros =
+                PerCpuValues::try_from(vec![V::default(); cpus]).map_err(|e| DrainError {
+                    map: name,
+                    what: e.to_string(),
+                })?;
+            map.set(index, zeros, 0).map_err(map_err(name))?;
+            out.push((index, total));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads and resets every function-timing map.
+pub fn drain(ebpf: &mut Ebpf) -> Result<RawFunctionTiming, DrainError> {
+    let stats = drain_per_cpu(
+        ebpf,
+        MAP_FN_STATS,
+        FN_STATS_ENTRIES,
+        FunctionStats::merge,
+        |s| s.calls == 0,
+    )?;
+    let edges = drain_per_cpu(
+        ebpf,
+        MAP_FN_EDGES,
+        FN_EDGES_ENTRIES,
+        |a: &mut EdgeStats, b| {
+            a.calls += b.calls;
+            a.total_ns += b.total_ns;
+        },
+        |e| e.calls == 0,
+    )?;
+    let hits = drain_per_cpu(
+        ebpf,
+        MAP_FN_HITS,
+        SLOT_COUNT,
+        |a: &mut u64, b| *a += b,
+        |v| *v == 0,
+    )?;
+    let counters = drain_per_cpu(
+        ebpf,
+        MAP_FN_COUNTERS,
+        FN_COUNTER_COUNT,
+        |a: &mut u64, b| *a += b,
+        |v| *v == 0,
+    )?;
+    let mut raw = RawFunctionTiming {
+        stats: stats
+            .into_iter()
+            .map(|(i, s)| (i / SLOT_COUNT, i % SLOT_COUNT, s))
+            .collect(),
+        edges: edges
+            .into_iter()
+            .map(|(i, e)| {
+                let child = i % SLOT_COUNT;
+                let parent = (i / SLOT_COUNT) % SLOT_COUNT;
+                (i / (SLOT_COUNT * SLOT_COUNT), parent, child, e)
+            })
+            .collect(),
+        hits: vec![0; SLOT_COUNT as usize],
+        counters: vec![0; FN_COUNTER_COUNT as usize],
+        ..RawFunctionTiming::default()
+    };
+    for (i, v) in hits {
+        raw.hits[i as usize] = v;
+    }
+    for (i, v) in counters {
+        raw.counters[i as usize] = v;
+    }
+    {
+        let mut orders: Array<_, VmaOrder> = map_mut(ebpf, MAP_FN_VMA_ORDER)?
+            .try_into()
+            .map_err(map_err(MAP_FN_VMA_ORDER))?;
+        for context in 0..CONTEXT_COUNT {
+            let order = orders.get(&context, 0).map_err(map_err(MAP_FN_VMA_ORDER))?;
+            if order.count > 0 {
+                raw.orders.push((context, order));
+                orders
+                    .set(context, VmaOrder::default(), 0)
+                    .map_err(map_err(MAP_FN_VMA_ORDER))?;
+            }
+        }
+    }
+    let mut stacks: aya::maps::HashMap<_, u32, EntryStack> = map_mut(ebpf, MAP_FN_ENTRY_STACKS)?
+        .try_into()
+        .map_err(map_err(MAP_FN_ENTRY_STACKS))?;
+    let tids: Vec<u32> = stacks.keys().filter_map(Result::ok).collect();
+    for tid in &tids {
+        if let Ok(stack) = stacks.get(tid, 0) {
+            raw.open_stacks += u64::from(stack.depth > 0);
+        }
+        let _ = stacks.remove(tid);
+    }
+    Ok(raw)
+}
+
+/// Classifies a VMA order from its step counts.
+pub fn classify(order: &VmaOrder) -> &'static str {
+    match (order.count, order.forward_steps, order.reverse_steps) {
+        (0 | 1, _, _) => "unknown",
+        (_, f, 0) if f > 0 => "forward",
+        (_, 0, r) if r > 0 => "reverse",
+        (_, 0, 0) => "unknown",
+        _ => "mixed",
+    }
+}
+
+fn context_name(id: u32) -> String {
+    CONTEXT_NAMES
+        .get(id as usize)
+        .map_or_else(|| format!("context_{id}"), |n| (*n).to_owned())
+}
+
+/// Turns one episode's raw aggregates into the run model.
+pub fn to_model(raw: &RawFunctionTiming, ladder: &LadderReport) -> FunctionTiming {
+    let by_slot = |slot: u32| ladder.functions.iter().find(|f| f.function.slot == slot);
+    let name_of = |slot: u32| {
+        by_slot(slot).map_or_else(|| format!("slot{slot}"), |f| f.function.symbol.clone())
+    };
+    let mut functions: Vec<FunctionTime> = raw
+        .stats
+        .iter()
+        .map(|(context, slot, s)| {
+            let f = by_slot(*slot);
+            let last = s.hist.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
+            FunctionTime {
+                context: context_name(*context),
+                concept: f.map_or_else(String::new, |f| f.function.concept.clone()),
+                symbol: name_of(*slot),
+                mode: f.map_or("none", |f| f.mode).to_owned(),
+                calls: s.calls,
+                total_ns: s.total_ns,
+                max_ns: s.max_ns,
+                hist_log2_ns: s.hist[..last].to_vec(),
+            }
+        })
+        .collect();
+    functions.sort_by(|a, b| (&a.context, b.total_ns).cmp(&(&b.context, a.total_ns)));
+    let edges = raw
+        .edges
+        .iter()
+        .map(|(context, parent, child, e)| CallEdge {
+            context: context_name(*context),
+            parent: name_of(*parent),
+            child: name_of(*child),
+            calls: e.calls,
+            total_ns: e.total_ns,
+        })
+        .collect();
+    let per_vma = ladder
+        .functions
+        .iter()
+        .find(|f| f.function.concept == "per_vma_unmap")
+        .map_or_else(String::new, |f| f.function.symbol.clone());
+    let vma_orders = raw
+        .orders
+        .iter()
+        .map(|(context, o)| VmaOrderSeen {
+            context: context_name(*context),
+            function: per_vma.clone(),
+            order: classify(o).to_owned(),
+            vmas: o.count,
+            first: o.first,
+            last: o.last,
+            forward_steps: o.forward_steps,
+            reverse_steps: o.reverse_steps,
+            addresses: o.log[..(o.count as usize).min(VMA_LOG_LEN)].to_vec(),
+        })
+        .collect();
+    let probe_hits = raw
+        .hits
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, &hits)| {
+            by_slot(slot as u32)
+                .filter(|f| f.mode != "none")
+                .map(|f| (f.function.symbol.clone(), hits))
+        })
+        .collect();
+    let mut losses: BTreeMap<String, u64> = FnCounter::ALL
+        .iter()
+        .map(|c| {
+            (
+                c.name().to_owned(),
+                raw.counters.get(*c as usize).copied().unwrap_or(0),
+            )
+        })
+        .collect();
+    losses.insert("fn_stacks_open_at_drain".into(), raw.open_stacks);
+    FunctionTiming {
+        functions,
+        edges,
+        vma_orders,
+        probe_hits,
+        losses,
+    }
+}
+
+/// The reaper contexts, whose order is "the reaper order".
+pub const REAPER_CONTEXTS: [u32; 2] = [CONTEXT_MRELEASE_CALLER, CONTEXT_OOM_REAPER];
+
+/// Whether a slot is real (not [`SLOT_NONE`]).
+pub fn is_slot(slot: u32) -> bool {
+    slot != SLOT_NONE && slot < SLOT_COUNT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(concept: &str, symbol: Option<&str>) -> ResolvedConcept {
+        ResolvedConcept {
+            concept: concept.into(),
+            symbol: symbol.map(Into::into),
+            candidates: vec![],
+            attach_name: None,
+            in_btf: Some(true),
+        }
+    }
+
+    #[test]
+    fn plan_skips_absent_and_untimed_concepts_with_reasons() {
+        let p = plan(&[
+            resolved("reaper_work", Some("__oom_reap_task_mm")),
+            resolved("reaper_kthread", Some("oom_reaper")),
+            resolved("pte_lock", None),
+            resolved("per_vma_unmap", Some("unmap_page_range")),
+        ]);
+        assert_eq!(p.functions.len(), 2);
+        assert_eq!(p.functions[0].slot, 0);
+        assert_eq!(p.functions[1].symbol, "unmap_page_range");
+        assert_eq!(p.functions[1].slot, 1);
+        let skipped: BTreeMap<_, _> = p.skipped.iter().cloned().collect();
+        assert!(skipped["reaper_kthread"].starts_with("not timed"));
+        assert_eq!(
+            skipped["pte_lock"],
+            "absent on this kernel (inline into zap_pte_range)"
+        );
+        let (config, off) = config_for(&p, None);
+        assert_eq!(off, None);
+        assert_eq!(config.vma_slot, 1);
+        assert_eq!(config.vma_arg, 2);
+        assert_eq!(config.vma_parent_slot, 0, "only calls from the reaper work");
+    }
+
+    #[test]
+    fn order_is_classified_from_steps() {
+        let mut o = VmaOrder {
+            count: 64,
+            forward_steps: 63,
+            ..VmaOrder::default()
+        };
+        assert_eq!(classify(&o), "forward");
+        o.forward_steps = 0;
+        o.reverse_steps = 63;
+        assert_eq!(classify(&o), "reverse");
+        o.forward_steps = 1;
+        assert_eq!(classify(&o), "mixed");
+        o.count = 1;
+        assert_eq!(classify(&o), "unknown");
+    }
+
+    #[test]
+    fn sampling_mode_reports_not_measured_with_the_reason() {
+        let report = LadderReport {
+            mode: AttachMode::Sampling,
+            ..LadderReport::default()
+        };
+        let nm = report.not_measured();
+        assert!(nm.iter().any(|n| n.what == "reaper VMA order"
+            && n.why.contains("order: unknown (needs fentry or kprobe)")));
+        assert!(nm[0].why.contains("--attach sampling"));
+    }
+
+    #[test]
+    fn errno_names_the_common_answers() {
+        let err = ProgramError::IOError(std::io::Error::from_raw_os_error(524));
+        assert!(
+            kernel_answer(&err).contains("ENOTSUPP 524"),
+            "{}",
+            kernel_answer(&err)
+        );
+        let err = ProgramError::IOError(std::io::Error::from_raw_os_error(1));
+        assert!(kernel_answer(&err).contains("EPERM 1"));
+    }
+
+    /// The verifier of the running kernel accepts every slot's kprobe and
+    /// kretprobe with order detection on (loads only; needs root).
+    #[test]
+    fn kprobe_programs_pass_the_verifier() {
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root to load BPF programs");
+            return;
+        }
+        let config = FunctionTimingConfig {
+            vma_slot: 3,
+            vma_arg: 0,
+            vma_arg_kind: reaper_common::function_timing::VmaArgKind::VmaPointer as u32,
+            vm_start_offset: 0,
+            vma_parent_slot: 0,
+            _pad: 0,
+        };
+        let offsets = reaper_common::tracepoint_offsets::TracepointOffsets::default();
+        let mut ebpf =
+            crate::probes::loader::load_with_timing(&offsets, &Default::default(), &config)
+                .expect("object loads");
+        for slot in 0..SLOT_COUNT as usize {
+            for prog in [PROG_KPROBE[slot], PROG_KRETPROBE[slot]] {
+                let p: &mut KProbe = program(&mut ebpf, prog).unwrap();
+                if let Err(e) = p.load() {
+                    panic!("{prog}: {}", error_chain(&e));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn attach_mode_parses() {
+        assert_eq!("kprobe".parse::<AttachMode>(), Ok(AttachMode::Kprobe));
+        assert!("perf".parse::<AttachMode>().is_err());
+    }
+}
