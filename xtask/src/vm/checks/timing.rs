@@ -443,6 +443,29 @@ mod tests {
         std::fs::remove_dir_all(&out).unwrap();
     }
 
+    /// Prints every timing verdict for the cells of a finished `vm-test`
+    /// (`XTASK_VM_TEST_OUT=target/vm-test cargo test -p xtask verdicts -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "reads the output of a real vm-test run"]
+    fn verdicts_of_a_vm_test_run() {
+        let root = PathBuf::from(std::env::var("XTASK_VM_TEST_OUT").expect("XTASK_VM_TEST_OUT"));
+        for (kernel, arch) in super::super::super::matrix::CELLS {
+            let out = root.join(format!("{}-{arch}", kernel.name()));
+            if !out.exists() {
+                continue;
+            }
+            let c = cell(kernel, arch, &out);
+            for (name, v) in [
+                ("function-attach", function_attach(&c)),
+                ("reaper-order", reaper_order(&c)),
+                ("reaper-time-covers-children", parent_covers_children(&c)),
+                ("doctor-function-modes", doctor_agrees(&c)),
+            ] {
+                println!("{}/{arch} {name}: {v:?}", kernel.name());
+            }
+        }
+    }
+
     #[test]
     fn children_exceeding_the_parent_fail() {
         let bad = SID_RUN.replace("\"total_ns\": 1000", "\"total_ns\": 800");
