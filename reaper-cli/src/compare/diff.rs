@@ -82,6 +82,9 @@ pub struct SideInfo {
     /// function probes add overhead to what they time, so a side with them
     /// is slower than one without.
     pub function_probes: Vec<String>,
+    /// The reaper's VMA order per episode, e.g. "reverse ×5", or
+    /// "unknown (needs fentry or kprobe)".
+    pub reaper_order: String,
     /// Runs marked partial.
     pub partial_runs: usize,
     /// Loss counters summed over the runs, by name (non-zero only).
@@ -160,6 +163,7 @@ pub struct FunctionRow {
 }
 
 fn side_info(set: &RunSet, label: Option<&str>) -> SideInfo {
+    let timing = exact(set);
     let mut losses: std::collections::BTreeMap<String, u64> = Default::default();
     for episode in set.runs.iter().flat_map(|r| &r.run.episodes) {
         for (name, &value) in &episode.counters {
@@ -187,13 +191,20 @@ fn side_info(set: &RunSet, label: Option<&str>) -> SideInfo {
         victim_sizes: set
             .distinct(|r: &Run| victim_bytes(r).map_or("unknown".to_owned(), format_bytes)),
         tools: set.distinct(|r| format!("{} {}", r.tool.name, r.tool.version)),
-        function_probes: {
-            let modes = exact(set).modes;
-            if modes.is_empty() {
-                vec!["none".to_owned()]
-            } else {
-                modes
-            }
+        function_probes: if timing.modes.is_empty() {
+            vec!["none".to_owned()]
+        } else {
+            timing.modes.clone()
+        },
+        reaper_order: if timing.reaper_orders.is_empty() {
+            "unknown (needs fentry or kprobe)".to_owned()
+        } else {
+            timing
+                .reaper_orders
+                .iter()
+                .map(|(order, n)| format!("{order} ×{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         },
         partial_runs: set.runs.iter().filter(|r| r.run.partial).count(),
         losses: losses.into_iter().collect(),
@@ -215,11 +226,18 @@ fn differences(a: &SideInfo, b: &SideInfo) -> Vec<String> {
             &b.function_probes,
         ),
     ];
-    fields
+    let mut out: Vec<String> = fields
         .iter()
         .filter(|(_, x, y)| x != y)
         .map(|(name, x, y)| format!("{name}: {} → {}", x.join(", "), y.join(", ")))
-        .collect()
+        .collect();
+    if a.reaper_order != b.reaper_order {
+        out.push(format!(
+            "reaper VMA order: {} → {}",
+            a.reaper_order, b.reaper_order
+        ));
+    }
+    out
 }
 
 /// The row label: the report's, or "a → b time" when the kernels name the

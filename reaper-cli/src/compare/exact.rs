@@ -32,6 +32,28 @@ pub struct ExactTiming {
     pub symbols: BTreeMap<(String, String), Vec<String>>,
     /// Attach modes of the timed functions ("fentry", "kprobe"), distinct.
     pub modes: Vec<String>,
+    /// The reaper's VMA traversal order ("forward", "reverse", "mixed") and
+    /// in how many episodes it was seen, from `function_timing.vma_orders`
+    /// of the reaper contexts.
+    pub reaper_orders: BTreeMap<String, usize>,
+}
+
+/// Contexts whose VMA order is the reaper's.
+const REAPER_CONTEXTS: [&str; 2] = ["mrelease_caller", "oom_reaper"];
+
+/// The reaper's VMA order in one episode's `function_timing`, if recorded.
+fn reaper_order(function_timing: &serde_json::Value) -> Option<String> {
+    function_timing
+        .get("vma_orders")?
+        .as_array()?
+        .iter()
+        .filter(|o| {
+            o.get("context")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|c| REAPER_CONTEXTS.contains(&c))
+        })
+        .find_map(|o| o.get("order").and_then(serde_json::Value::as_str))
+        .map(str::to_owned)
 }
 
 /// One timed function found in a `function_timing` value.
@@ -133,6 +155,7 @@ pub fn exact(set: &RunSet) -> ExactTiming {
     let mut per_episode: Vec<BTreeMap<(String, String), f64>> = Vec::new();
     let mut symbols: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let mut modes: Vec<String> = Vec::new();
+    let mut reaper_orders: BTreeMap<String, usize> = BTreeMap::new();
     for loaded in &set.runs {
         let episodes = loaded
             .raw
@@ -145,6 +168,9 @@ pub fn exact(set: &RunSet) -> ExactTiming {
             let Some(timing) = episode.get("function_timing") else {
                 continue;
             };
+            if let Some(order) = reaper_order(timing) {
+                *reaper_orders.entry(order).or_default() += 1;
+            }
             let mut map = BTreeMap::new();
             for entry in entries(timing) {
                 if let Some(mode) = entry.mode.as_ref().filter(|m| !modes.contains(m)) {
@@ -164,6 +190,7 @@ pub fn exact(set: &RunSet) -> ExactTiming {
         series: BTreeMap::new(),
         symbols,
         modes,
+        reaper_orders,
     };
     let keys: Vec<(String, String)> = per_episode.iter().flat_map(|m| m.keys().cloned()).collect();
     for key in keys {
@@ -210,6 +237,16 @@ mod tests {
             vec![("mrelease_caller".into(), "per_vma_unmap".into(), 2e6)]
         );
         assert_eq!(entries(&v)[0].symbol, "zap_vma_for_reaping");
+    }
+
+    #[test]
+    fn reaper_order_comes_from_the_reaper_contexts() {
+        let v = json!({ "functions": [], "vma_orders": [
+            {"context": "victim_exit", "order": "forward"},
+            {"context": "mrelease_caller", "order": "reverse"}
+        ]});
+        assert_eq!(reaper_order(&v).as_deref(), Some("reverse"));
+        assert_eq!(reaper_order(&json!({"functions": []})), None);
     }
 
     #[test]

@@ -168,6 +168,7 @@ fn side_line(name: &str, s: &SideInfo, out: &mut String) {
         s.function_probes.join(", "),
         s.tools.join(", ")
     );
+    let _ = writeln!(out, "   reaper VMA order: {}", s.reaper_order);
     if s.partial_runs > 0 {
         let _ = writeln!(
             out,
