@@ -71,8 +71,21 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Report(args) => cmd::report::run(&args).map(|()| 0),
         Command::Diff(a) => cmd::diff::run(&a),
         Command::Gate(a) => cmd::gate::run(&a),
-        Command::Victim { bytes, vmas, threads, join, oom_score_adj, wait_go, comm } => {
-            let options = crate::scenario::victim::SpawnOptions { join, oom_score_adj, wait_go, comm };
+        Command::Victim {
+            bytes,
+            vmas,
+            threads,
+            join,
+            oom_score_adj,
+            wait_go,
+            comm,
+        } => {
+            let options = crate::scenario::victim::SpawnOptions {
+                join,
+                oom_score_adj,
+                wait_go,
+                comm,
+            };
             crate::scenario::victim::run_child(bytes, vmas, threads, &options)
         }
     }

@@ -40,6 +40,24 @@ pub struct Run {
     /// Why the run is partial.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial_reason: Option<String>,
+    /// `record --watch`: episodes evicted to bound memory (oldest first),
+    /// and SIGKILLed processes that were followed by no process_mrelease or
+    /// OOM kill and so formed no episode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<WatchSummary>,
+}
+
+/// What a `record --watch` saw beyond its episodes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchSummary {
+    /// Seconds watched.
+    pub watched_s: u64,
+    /// Episodes recorded in all.
+    pub episodes_seen: u64,
+    /// Oldest episodes dropped to stay within `--max-episodes`.
+    pub episodes_evicted: u64,
+    /// SIGKILLed processes with no process_mrelease or OOM kill (not episodes).
+    pub plain_kills_ignored: u64,
 }
 
 /// The tool that wrote a run.
@@ -159,6 +177,10 @@ pub struct Episode {
     pub user_losses: BTreeMap<String, u64>,
     /// True when the episode was cut short.
     pub partial: bool,
+    /// What started the episode, e.g. "process_mrelease by lmkd[612]" or
+    /// "OOM kill" (`record --watch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
     /// The frozen-victim scenario's outcome (`record --oom --frozen`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frozen: Option<FrozenOutcome>,

@@ -309,8 +309,17 @@ unsafe extern "C" {
 }
 
 fn no_reaper_cgroups_left() -> bool {
-    ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/freezer", "/sys/fs/cgroup"].iter().all(|root| {
-        std::fs::read_dir(root).map_or(true, |dir| dir.filter_map(Result::ok).all(|e| !e.file_name().to_string_lossy().starts_with("reaper-")))
+    [
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/freezer",
+        "/sys/fs/cgroup",
+    ]
+    .iter()
+    .all(|root| {
+        std::fs::read_dir(root).map_or(true, |dir| {
+            dir.filter_map(Result::ok)
+                .all(|e| !e.file_name().to_string_lossy().starts_with("reaper-"))
+        })
     })
 }
 
@@ -320,20 +329,44 @@ fn oom_kill_in_own_memcg_is_explained_and_cleaned_up() {
         return;
     }
     let dir = temp_dir("oom");
-    let out = reaper(&["record", "--oom", "--victim", "256M", "-o", dir.to_str().unwrap()]);
+    let out = reaper(&[
+        "record",
+        "--oom",
+        "--victim",
+        "256M",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}\n{stdout}", text(&out.stderr));
     let run = load_json(&dir.join("run.json"));
     assert_eq!(run["recording"]["scenario"]["kind"], "oom");
     let episode = &run["episodes"][0];
-    let kinds: Vec<&str> = episode["timeline"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds.first(), Some(&"oom_mark_victim"), "the OOM killer did not pick reaper's victim: {kinds:?}");
-    let verdict = episode["latencies"]["oom_reaper_verdict"].as_str().expect("an oom_reaper verdict");
+    let kinds: Vec<&str> = episode["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.first(),
+        Some(&"oom_mark_victim"),
+        "the OOM killer did not pick reaper's victim: {kinds:?}"
+    );
+    let verdict = episode["latencies"]["oom_reaper_verdict"]
+        .as_str()
+        .expect("an oom_reaper verdict");
     // Either the reaper ran (then its context has samples) or the report says why not.
     if verdict.starts_with("reaped") {
-        assert!(context(&run, "oom_reaper").is_some(), "the reaper ran but has no context");
+        assert!(
+            context(&run, "oom_reaper").is_some(),
+            "the reaper ran but has no context"
+        );
     } else {
-        assert!(stdout.contains(verdict), "the report does not explain the reaper: {verdict}");
+        assert!(
+            stdout.contains(verdict),
+            "the report does not explain the reaper: {verdict}"
+        );
     }
     let victim = context(&run, "victim_exit").expect("victim_exit context");
     assert!(samples_under(victim, "exit_mmap") > 0);
@@ -342,7 +375,10 @@ fn oom_kill_in_own_memcg_is_explained_and_cleaned_up() {
     // what remains under do_anonymous_page is the faulting path unwinding
     // after the kill (the OOM report, reclaim retries).
     let faults = samples_under(victim, "do_anonymous_page");
-    assert!(faults < samples_under(victim, "exit_mmap"), "pre-kill page faults were attributed to the victim's exit ({faults} samples)");
+    assert!(
+        faults < samples_under(victim, "exit_mmap"),
+        "pre-kill page faults were attributed to the victim's exit ({faults} samples)"
+    );
     assert!(no_reaper_cgroups_left(), "reaper left a cgroup behind");
     assert!(no_victims_left(), "a reaper-victim process survived");
 }
@@ -353,7 +389,17 @@ fn frozen_oom_victim_reports_every_thread_and_thaws() {
         return;
     }
     let dir = temp_dir("frozen");
-    let out = reaper(&["record", "--oom", "--frozen", "--victim", "256M,threads=4", "--frozen-timeout", "5", "-o", dir.to_str().unwrap()]);
+    let out = reaper(&[
+        "record",
+        "--oom",
+        "--frozen",
+        "--victim",
+        "256M,threads=4",
+        "--frozen-timeout",
+        "5",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}\n{stdout}", text(&out.stderr));
     let run = load_json(&dir.join("run.json"));
@@ -370,4 +416,59 @@ fn frozen_needs_four_threads() {
     let out = reaper(&["record", "--oom", "--frozen", "--victim", "256M"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("at least 4 threads"));
+}
+
+#[test]
+fn watch_sees_another_reapers_mrelease_episode_and_its_caller() {
+    if !require_root("watch") {
+        return;
+    }
+    use std::io::BufRead as _;
+    let dir = temp_dir("watch");
+    let mut watcher = Command::new(REAPER)
+        .args([
+            "record",
+            "--watch",
+            "--duration",
+            "12",
+            "-o",
+            dir.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(watcher.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("watching every teardown") {
+        line.clear();
+    }
+    assert!(line.contains("watching"), "the watcher never started");
+    let recorder = Command::new(REAPER)
+        .args(["record", "--victim", "256M"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let recorder_pid = recorder.id();
+    let out = recorder.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let status = watcher.wait().unwrap();
+    assert!(status.success(), "the watcher failed");
+    let run = load_json(&dir.join("run.json"));
+    assert_eq!(run["recording"]["scenario"]["kind"], "watch");
+    let episodes = run["episodes"].as_array().unwrap();
+    let expected = format!("process_mrelease by reaper-mrelease[{recorder_pid}]");
+    let episode = episodes
+        .iter()
+        .find(|e| e["trigger"] == expected.as_str())
+        .unwrap_or_else(|| panic!("no episode triggered by {expected}: {episodes:#?}"));
+    assert_eq!(episode["victim"]["comm"], "reaper-victim");
+    let contexts: Vec<&str> = episode["contexts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["context"].as_str().unwrap())
+        .collect();
+    assert!(contexts.contains(&"mrelease_caller"), "{contexts:?}");
+    assert!(no_victims_left());
 }

@@ -29,10 +29,12 @@ pub enum Counter {
     TimelineRingFull = 7,
     /// Timeline events written.
     TimelineEvents = 8,
+    /// A tracking map was full; a task reaper should follow was not tracked.
+    TrackedFull = 9,
 }
 
 /// Number of counters.
-pub const COUNTER_COUNT: u32 = 9;
+pub const COUNTER_COUNT: u32 = 10;
 
 impl Counter {
     /// All counters, in index order.
@@ -46,6 +48,7 @@ impl Counter {
         Self::LockStackLost,
         Self::TimelineRingFull,
         Self::TimelineEvents,
+        Self::TrackedFull,
     ];
 
     /// Stable machine name, used in run files.
@@ -60,6 +63,7 @@ impl Counter {
             Self::LockStackLost => "lock_stack_lost",
             Self::TimelineRingFull => "timeline_ring_full",
             Self::TimelineEvents => "timeline_events",
+            Self::TrackedFull => "tracked_full",
         }
     }
 

@@ -30,6 +30,8 @@ pub const PROG_OOM_START_REAPING: &str = "timeline_oom_start_reaping";
 pub const PROG_OOM_FINISH_REAPING: &str = "timeline_oom_finish_reaping";
 /// `oom:skip_task_reaping`.
 pub const PROG_OOM_SKIP_REAPING: &str = "timeline_oom_skip_reaping";
+/// `signal:signal_generate` (SIGKILLs, in `record --watch`).
+pub const PROG_SIGNAL_GENERATE: &str = "timeline_signal_generate";
 
 /// Which tracepoint produced a [`TimelineEvent`].
 #[repr(u32)]
@@ -55,6 +57,9 @@ pub enum TimelineKind {
     OomFinishReaping = 9,
     /// `oom:skip_task_reaping`; `arg` is the victim pid.
     OomSkipReaping = 10,
+    /// `signal:signal_generate` of SIGKILL (`record --watch` only); `arg` is
+    /// the target pid, the sender is the current task.
+    SigKill = 11,
 }
 
 impl TimelineKind {
@@ -71,6 +76,7 @@ impl TimelineKind {
             8 => Self::OomStartReaping,
             9 => Self::OomFinishReaping,
             10 => Self::OomSkipReaping,
+            11 => Self::SigKill,
             _ => return None,
         })
     }
@@ -88,6 +94,7 @@ impl TimelineKind {
             Self::OomStartReaping => "oom_start_reaping",
             Self::OomFinishReaping => "oom_finish_reaping",
             Self::OomSkipReaping => "oom_skip_reaping",
+            Self::SigKill => "sigkill",
         }
     }
 }
@@ -102,7 +109,8 @@ pub struct TimelineEvent {
     pub arg: i64,
     /// A raw [`TimelineKind`].
     pub kind: u32,
-    /// Context of the current task, or `CONTEXT_UNTRACKED`.
+    /// Tag (context and owner, see `tracking::tag`) of the current task, or
+    /// `CONTEXT_UNTRACKED`.
     pub context: u32,
     /// Current thread id.
     pub tid: u32,

@@ -27,8 +27,12 @@ pub struct TracepointOffsets {
     pub process_free_pid: u32,
     /// `pid` of the `oom:*` events (the same in all five).
     pub oom_pid: u32,
+    /// `signal:signal_generate` `sig`.
+    pub signal_generate_sig: u32,
+    /// `signal:signal_generate` `pid` (the target).
+    pub signal_generate_pid: u32,
     /// Reserved; keeps the size a multiple of 8.
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<TracepointOffsets>() == 32);
+const _: () = assert!(core::mem::size_of::<TracepointOffsets>() == 40);
 crate::user_pod!(TracepointOffsets);

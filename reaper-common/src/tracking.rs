@@ -25,6 +25,40 @@ pub struct TrackedTask {
     /// probe arms it, so its page-fault path before the kill is not counted.
     /// 1 once samples, waits and events count.
     pub armed: u32,
+    /// Which episode the task's work belongs to, folded into the tag of
+    /// every key it produces (see [`tag`]): 0 in `record`, the victim's or
+    /// the caller's tgid in `record --watch`.
+    pub owner: u32,
+    /// Reserved; keeps the layout explicit.
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<TrackedTask>() == 8);
+const _: () = assert!(core::mem::size_of::<TrackedTask>() == 16);
+
+/// Map: `u32` settings indexed by the `SETTING_*` constants, written by
+/// userspace after loading.
+pub const MAP_SETTINGS: &str = "SETTINGS";
+/// Number of settings slots.
+pub const SETTINGS_COUNT: u32 = 4;
+/// Setting: 1 when `record --watch` runs, so the kernel side tracks every
+/// SIGKILL target, OOM victim and process_mrelease caller by itself.
+pub const SETTING_WATCH: u32 = 0;
+
+/// Bits of a tag that hold the context id; the rest hold the owner.
+const CONTEXT_BITS: u32 = 8;
+
+/// The tag stored in map keys and events: context id in the low 8 bits, the
+/// owner (a tgid, below 2^22 = PID_MAX_LIMIT) above them.
+pub const fn tag(context: u32, owner: u32) -> u32 {
+    context | (owner << CONTEXT_BITS)
+}
+
+/// The context id of a tag.
+pub const fn tag_context(tag: u32) -> u32 {
+    tag & ((1 << CONTEXT_BITS) - 1)
+}
+
+/// The owner of a tag.
+pub const fn tag_owner(tag: u32) -> u32 {
+    tag >> CONTEXT_BITS
+}
 crate::user_pod!(TrackedTask);

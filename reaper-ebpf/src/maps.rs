@@ -4,13 +4,13 @@
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid,
     macros::map,
-    maps::{HashMap, PerCpuArray, StackTrace},
+    maps::{Array, HashMap, PerCpuArray, StackTrace},
 };
 use reaper_common::{
     loss::{COUNTER_COUNT, Counter},
     sampling::KERNEL_STACKS_DEFAULT_ENTRIES,
     tracepoint_offsets::TracepointOffsets,
-    tracking::{TRACKED_MAX_ENTRIES, TrackedTask},
+    tracking::{SETTING_WATCH, SETTINGS_COUNT, TRACKED_MAX_ENTRIES, TrackedTask, tag},
 };
 
 /// tgid → context; see `reaper_common::tracking`.
@@ -42,6 +42,8 @@ pub static TRACEPOINT_OFFSETS: TracepointOffsets = TracepointOffsets {
     mrelease_exit_ret: 0,
     process_free_pid: 0,
     oom_pid: 0,
+    signal_generate_sig: 0,
+    signal_generate_pid: 0,
     _pad: 0,
 };
 
@@ -71,13 +73,23 @@ pub fn current_ids() -> (u32, u32) {
     (pid_tgid as u32, (pid_tgid >> 32) as u32)
 }
 
-/// Context of a task, looked up by tid first, then by tgid; unarmed entries
-/// do not count yet.
+/// Settings written by userspace after loading (`SETTING_*`).
+#[map(name = "SETTINGS")]
+pub static SETTINGS: Array<u32> = Array::with_max_entries(SETTINGS_COUNT, 0);
+
+/// Whether `record --watch` runs (the kernel side then tracks by itself).
+#[inline(always)]
+pub fn watching() -> bool {
+    SETTINGS.get(SETTING_WATCH).is_some_and(|&v| v != 0)
+}
+
+/// The tag (context and owner) of a task, looked up by tid first, then by
+/// tgid; unarmed entries do not count yet.
 #[inline(always)]
 pub fn context_of(tid: u32, tgid: u32) -> Option<u32> {
     // SAFETY: values are plain data copied out immediately.
     let task = unsafe { TRACKED_TIDS.get(&tid).or_else(|| TRACKED_TGIDS.get(&tgid)) }?;
-    (task.armed != 0).then_some(task.context)
+    (task.armed != 0).then_some(tag(task.context, task.owner))
 }
 
 /// Arms a tracked process (see `TrackedTask::armed`).
@@ -87,6 +99,40 @@ pub fn arm_tgid(tgid: u32) {
         // SAFETY: a map value pointer; a plain u32 store.
         unsafe { (*task).armed = 1 };
     }
+}
+
+/// Tracks a process from the kernel side (watch mode), owned by itself.
+#[inline(always)]
+pub fn track_tgid(tgid: u32, context: u32) {
+    let task = TrackedTask {
+        context,
+        armed: 1,
+        owner: tgid,
+        _pad: 0,
+    };
+    if TRACKED_TGIDS.insert(&tgid, &task, 0).is_err() {
+        bump(reaper_common::loss::Counter::TrackedFull);
+    }
+}
+
+/// Tracks a thread from the kernel side (watch mode), owned by `owner`.
+#[inline(always)]
+pub fn track_tid(tid: u32, context: u32, owner: u32) {
+    let task = TrackedTask {
+        context,
+        armed: 1,
+        owner,
+        _pad: 0,
+    };
+    if TRACKED_TIDS.insert(&tid, &task, 0).is_err() {
+        bump(reaper_common::loss::Counter::TrackedFull);
+    }
+}
+
+/// Stops tracking a thread (watch mode).
+#[inline(always)]
+pub fn untrack_tid(tid: u32) {
+    let _ = TRACKED_TIDS.remove(&tid);
 }
 
 /// Context of the current task, if reaper tracks it.

@@ -42,7 +42,7 @@ pub struct RecordArgs {
     /// Sample-count map entries.
     #[arg(long, default_value_t = MapSizes::default().sample_map, value_name = "N")]
     pub sample_map_size: u32,
-    /// Lock-wait map entries.
+    /// Lock-wait map entries (the aggregate and the pending-wait maps).
     #[arg(long, default_value_t = MapSizes::default().lock_map, value_name = "N")]
     pub lock_map_size: u32,
     /// Timeline ring buffer size (power of two), e.g. 256K.
@@ -60,6 +60,16 @@ pub struct RecordArgs {
     /// With --frozen: how long to watch the victim after the kill, seconds.
     #[arg(long, default_value_t = 10, value_name = "S")]
     pub frozen_timeout: u64,
+    /// Record every teardown on the system (OOM kills, any process_mrelease
+    /// call) without triggering anything, until Ctrl-C or --duration.
+    #[arg(long, conflicts_with_all = ["pid", "victim", "oom", "no_mrelease", "kill"])]
+    pub watch: bool,
+    /// With --watch: stop after this many seconds.
+    #[arg(long, value_name = "S", requires = "watch")]
+    pub duration: Option<u64>,
+    /// With --watch: episodes kept; older ones are evicted and counted.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_episodes: usize,
     /// Print the derived report (tables' data) as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -92,11 +102,21 @@ impl RecordArgs {
             (None, None) => Target::Victim(VictimSpec::default()),
         };
         let target = match target {
+            _ if self.watch => Target::Watch(crate::recorder::watch::WatchSettings {
+                duration: self.duration.map(std::time::Duration::from_secs),
+                max_episodes: self.max_episodes.max(1),
+            }),
             Target::Victim(spec) if self.oom => {
                 if self.frozen && spec.threads < 4 {
-                    bail!("--frozen needs a victim with at least 4 threads (e.g. --victim 512M,threads=4), so per-thread thawing shows");
+                    bail!(
+                        "--frozen needs a victim with at least 4 threads (e.g. --victim 512M,threads=4), so per-thread thawing shows"
+                    );
                 }
-                Target::Oom(crate::recorder::oom::OomScenario { spec, frozen: self.frozen, frozen_timeout: std::time::Duration::from_secs(self.frozen_timeout.max(1)) })
+                Target::Oom(crate::recorder::oom::OomScenario {
+                    spec,
+                    frozen: self.frozen,
+                    frozen_timeout: std::time::Duration::from_secs(self.frozen_timeout.max(1)),
+                })
             }
             other => other,
         };

@@ -86,7 +86,7 @@ pub const METRICS: &[Metric] = &[
     ),
     metric(
         "pte_lock_wait",
-        "time waiting for the PTE spinlock, exit_mmap + reaper work (lock contention tracepoints)",
+        "time waiting for the PTE spinlock, exit_mmap + reaper work (sampled spin time under the PTE-lock function)",
         Row::PteLockWait,
         Part::Total,
     ),

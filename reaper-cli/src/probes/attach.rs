@@ -184,3 +184,22 @@ pub fn attach_all(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64) -> AttachReport
     }
     report
 }
+
+/// Attaches what `record --watch` needs on top of [`attach_all`]: SIGKILL
+/// generation, so the kernel side can track every killed process.
+pub fn attach_watch(ebpf: &mut Ebpf, report: &mut AttachReport) {
+    let result = attach_tracepoint(
+        ebpf,
+        timeline::PROG_SIGNAL_GENERATE,
+        "signal",
+        "signal_generate",
+    );
+    if let Err(why) = &result {
+        report.not_measured.push(NotMeasured {
+            what: "victims of SIGKILL + process_mrelease in --watch (their exit is not profiled)"
+                .into(),
+            why: format!("signal:signal_generate did not attach: {why}"),
+        });
+    }
+    report.push("timeline:signal:signal_generate", "tracepoint", result);
+}

@@ -16,7 +16,7 @@ use reaper_common::{
     },
     loss::{COUNTER_COUNT, Counter, MAP_COUNTERS},
     sampling::{MAP_KERNEL_STACKS, MAP_SAMPLE_COUNTS, SampleCount, SampleKey},
-    tracking::{MAP_TRACKED_TGIDS, MAP_TRACKED_TIDS, TrackedTask},
+    tracking::{MAP_SETTINGS, MAP_TRACKED_TGIDS, MAP_TRACKED_TIDS, SETTING_WATCH, TrackedTask},
 };
 
 /// Map access failures (a map missing from the object, or a syscall error).
@@ -51,12 +51,26 @@ pub fn track_tgid(ebpf: &mut Ebpf, tgid: u32, context: u32) -> Result<(), MapAcc
 
 /// Like [`track_tgid`]; an unarmed process counts only once the kernel arms
 /// it at `oom:mark_victim`.
-pub fn track_tgid_armed(ebpf: &mut Ebpf, tgid: u32, context: u32, armed: bool) -> Result<(), MapAccessError> {
+pub fn track_tgid_armed(
+    ebpf: &mut Ebpf,
+    tgid: u32,
+    context: u32,
+    armed: bool,
+) -> Result<(), MapAccessError> {
     let mut map: BpfHashMap<_, u32, TrackedTask> = map_mut(ebpf, MAP_TRACKED_TGIDS)?
         .try_into()
         .map_err(map_err(MAP_TRACKED_TGIDS))?;
-    map.insert(tgid, TrackedTask { context, armed: u32::from(armed) }, 0)
-        .map_err(map_err(MAP_TRACKED_TGIDS))
+    map.insert(
+        tgid,
+        TrackedTask {
+            context,
+            armed: u32::from(armed),
+            owner: 0,
+            _pad: 0,
+        },
+        0,
+    )
+    .map_err(map_err(MAP_TRACKED_TGIDS))
 }
 
 /// Attributes thread `tid` to `context`.
@@ -64,8 +78,36 @@ pub fn track_tid(ebpf: &mut Ebpf, tid: u32, context: u32) -> Result<(), MapAcces
     let mut map: BpfHashMap<_, u32, TrackedTask> = map_mut(ebpf, MAP_TRACKED_TIDS)?
         .try_into()
         .map_err(map_err(MAP_TRACKED_TIDS))?;
-    map.insert(tid, TrackedTask { context, armed: 1 }, 0)
-        .map_err(map_err(MAP_TRACKED_TIDS))
+    map.insert(
+        tid,
+        TrackedTask {
+            context,
+            armed: 1,
+            owner: 0,
+            _pad: 0,
+        },
+        0,
+    )
+    .map_err(map_err(MAP_TRACKED_TIDS))
+}
+
+/// Turns the kernel side's own tracking (`record --watch`) on or off.
+pub fn set_watch(ebpf: &mut Ebpf, on: bool) -> Result<(), MapAccessError> {
+    let mut map: aya::maps::Array<_, u32> = map_mut(ebpf, MAP_SETTINGS)?
+        .try_into()
+        .map_err(map_err(MAP_SETTINGS))?;
+    map.set(SETTING_WATCH, u32::from(on), 0)
+        .map_err(map_err(MAP_SETTINGS))
+}
+
+/// Stops tracking one process or thread (watch mode episode finished).
+pub fn untrack(ebpf: &mut Ebpf, tgid: u32) -> Result<(), MapAccessError> {
+    for name in [MAP_TRACKED_TGIDS, MAP_TRACKED_TIDS] {
+        let mut map: BpfHashMap<_, u32, TrackedTask> =
+            map_mut(ebpf, name)?.try_into().map_err(map_err(name))?;
+        let _ = map.remove(&tgid);
+    }
+    Ok(())
 }
 
 /// Stops tracking everything.

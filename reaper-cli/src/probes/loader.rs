@@ -84,6 +84,7 @@ pub fn load_with_timing(
         .map_max_entries(MAP_KERNEL_STACKS, sizes.stack_map)
         .map_max_entries(MAP_SAMPLE_COUNTS, sizes.sample_map)
         .map_max_entries(reaper_common::lock_wait::MAP_LOCK_WAITS, sizes.lock_map)
+        .map_max_entries(reaper_common::lock_wait::MAP_PENDING_WAITS, sizes.lock_map)
         .map_max_entries(MAP_TIMELINE, sizes.ringbuf_bytes)
         .load(EBPF_OBJECT)
         .map_err(LoadError::Kernel)

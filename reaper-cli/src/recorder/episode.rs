@@ -8,6 +8,7 @@ use reaper_common::{
     context::{CONTEXT_COUNT, CONTEXT_NAMES, CONTEXT_OOM_REAPER, CONTEXT_UNTRACKED},
     sampling::{STACK_ID_LOST, STACK_ID_USER_MODE},
     timeline::{TimelineEvent, TimelineKind},
+    tracking::tag_context,
 };
 
 use crate::{
@@ -61,7 +62,11 @@ pub fn context_profiles(
     let mut profiles = Vec::new();
     for context in 0..CONTEXT_COUNT {
         let mut stacks: BTreeMap<Vec<String>, SampledStack> = BTreeMap::new();
-        for (key, count) in raw.samples.iter().filter(|(k, _)| k.context == context) {
+        for (key, count) in raw
+            .samples
+            .iter()
+            .filter(|(k, _)| tag_context(k.context) == context)
+        {
             let f = frames(key.stack_id);
             let entry = stacks.entry(f.clone()).or_insert(SampledStack {
                 frames: f,
@@ -72,7 +77,11 @@ pub fn context_profiles(
             entry.period_ns += count.period_ns;
         }
         let mut waits: BTreeMap<(Vec<String>, u32), LockWaitStack> = BTreeMap::new();
-        for (key, stats) in raw.waits.iter().filter(|(k, _)| k.context == context) {
+        for (key, stats) in raw
+            .waits
+            .iter()
+            .filter(|(k, _)| tag_context(k.context) == context)
+        {
             let f = frames(key.stack_id);
             let entry = waits
                 .entry((f.clone(), key.flags))
@@ -142,19 +151,37 @@ pub type Killer = Option<(u32, u32)>;
 
 /// The episode's timeline relative to the kill (at `kill_ns`), starting with
 /// the kill itself, ordered by time.
-pub fn timeline(events: &[TimelineEvent], kill_ns: u64, killer: Killer, victim_pid: u32) -> Vec<TimelineEntry> {
+pub fn timeline(
+    events: &[TimelineEvent],
+    kill_ns: u64,
+    killer: Killer,
+    victim_pid: u32,
+) -> Vec<TimelineEntry> {
     let mut entries: Vec<TimelineEntry> = killer
-        .map(|(tid, tgid)| TimelineEntry { t_ns: 0, kind: "kill".into(), context: None, tid, tgid, comm: "reaper".into(), arg: i64::from(victim_pid) })
+        .map(|(tid, tgid)| TimelineEntry {
+            t_ns: 0,
+            kind: "kill".into(),
+            context: None,
+            tid,
+            tgid,
+            comm: "reaper".into(),
+            arg: i64::from(victim_pid),
+        })
         .into_iter()
         .collect();
-    entries.extend(events.iter().filter(|e| relevant(e, victim_pid)).map(|e| TimelineEntry {
-        t_ns: e.ts_ns as i64 - kill_ns as i64,
-        kind: TimelineKind::from_raw(e.kind).map_or("unknown", TimelineKind::name).to_owned(),
-        context: (e.context != CONTEXT_UNTRACKED).then(|| context_name(e.context).to_owned()),
-        tid: e.tid,
-        tgid: e.tgid,
-        comm: comm_of(&e.comm),
-        arg: e.arg,
+    entries.extend(events.iter().filter(|e| relevant(e, victim_pid)).map(|e| {
+        TimelineEntry {
+            t_ns: e.ts_ns as i64 - kill_ns as i64,
+            kind: TimelineKind::from_raw(e.kind)
+                .map_or("unknown", TimelineKind::name)
+                .to_owned(),
+            context: (e.context != CONTEXT_UNTRACKED)
+                .then(|| context_name(tag_context(e.context)).to_owned()),
+            tid: e.tid,
+            tgid: e.tgid,
+            comm: comm_of(&e.comm),
+            arg: e.arg,
+        }
     }));
     entries.sort_by_key(|e| e.t_ns);
     entries
@@ -162,10 +189,17 @@ pub fn timeline(events: &[TimelineEvent], kill_ns: u64, killer: Killer, victim_p
 
 /// Latencies from a timeline built by [`timeline`].
 pub fn latencies(timeline: &[TimelineEntry]) -> Latencies {
-    let first = |kind: &str, context: &str| timeline.iter().find(|e| e.kind == kind && e.context.as_deref() == Some(context));
+    let first = |kind: &str, context: &str| {
+        timeline
+            .iter()
+            .find(|e| e.kind == kind && e.context.as_deref() == Some(context))
+    };
     let first_any = |kind: TimelineKind| timeline.iter().find(|e| e.kind == kind.name());
     let after_kill = |e: &TimelineEntry| u64::try_from(e.t_ns).ok();
-    let between = |a: Option<&TimelineEntry>, b: Option<&TimelineEntry>| a.zip(b).and_then(|(a, b)| u64::try_from(b.t_ns - a.t_ns).ok());
+    let between = |a: Option<&TimelineEntry>, b: Option<&TimelineEntry>| {
+        a.zip(b)
+            .and_then(|(a, b)| u64::try_from(b.t_ns - a.t_ns).ok())
+    };
     let enter = first(TimelineKind::MreleaseEnter.name(), "mrelease_caller");
     let exit = first(TimelineKind::MreleaseExit.name(), "mrelease_caller");
     let marked = first_any(TimelineKind::OomMarkVictim);
@@ -173,22 +207,30 @@ pub fn latencies(timeline: &[TimelineEntry]) -> Latencies {
     let skipped = first_any(TimelineKind::OomSkipReaping);
     Latencies {
         kill_to_mrelease_done_ns: exit.and_then(after_kill),
-        kill_to_exit_mmap_done_ns: first(TimelineKind::ExitMmap.name(), "victim_exit").and_then(after_kill),
+        kill_to_exit_mmap_done_ns: first(TimelineKind::ExitMmap.name(), "victim_exit")
+            .and_then(after_kill),
         mrelease_duration_ns: between(enter, exit),
         mrelease_ret: exit.map(|e| e.arg),
         oom_reaper_delay_ns: between(marked, first_any(TimelineKind::OomWakeReaper)),
         oom_reaping_ns: between(start, first_any(TimelineKind::OomFinishReaping)),
-        oom_reaper_verdict: marked.map(|_| oom_reaper_verdict(timeline, start.is_some(), skipped.is_some()).to_owned()),
+        oom_reaper_verdict: marked
+            .map(|_| oom_reaper_verdict(timeline, start.is_some(), skipped.is_some()).to_owned()),
     }
 }
 
 /// Explains what the oom_reaper did after an OOM kill.
 fn oom_reaper_verdict(timeline: &[TimelineEntry], started: bool, skipped: bool) -> &'static str {
-    let woken = timeline.iter().any(|e| e.kind == TimelineKind::OomWakeReaper.name());
-    let exit_mmap_done = timeline.iter().any(|e| e.kind == TimelineKind::ExitMmap.name());
+    let woken = timeline
+        .iter()
+        .any(|e| e.kind == TimelineKind::OomWakeReaper.name());
+    let exit_mmap_done = timeline
+        .iter()
+        .any(|e| e.kind == TimelineKind::ExitMmap.name());
     match (started, skipped, woken, exit_mmap_done) {
         (true, _, _, _) => "reaped (oom:start_task_reaping .. finish_task_reaping)",
-        (false, true, _, _) => "skipped (oom:skip_task_reaping: nothing left to reap, or the mmap lock was busy)",
+        (false, true, _, _) => {
+            "skipped (oom:skip_task_reaping: nothing left to reap, or the mmap lock was busy)"
+        }
         (false, false, false, true) => {
             "not woken: the victim's own exit_mmap finished (MMF_OOM_SKIP) before the reaper's delay expired, so there was nothing to reap"
         }
@@ -396,9 +438,24 @@ mod tests {
         let mark = 5_000_000_000;
         let events = [
             event(mark, TimelineKind::OomMarkVictim, CONTEXT_UNTRACKED, 42),
-            event(mark + 30_000_000, TimelineKind::ExitMmap, CONTEXT_VICTIM_EXIT, 0),
-            event(mark + 2_000_000_000, TimelineKind::OomWakeReaper, CONTEXT_UNTRACKED, 42),
-            event(mark + 2_000_100_000, TimelineKind::OomSkipReaping, CONTEXT_OOM_REAPER, 42),
+            event(
+                mark + 30_000_000,
+                TimelineKind::ExitMmap,
+                CONTEXT_VICTIM_EXIT,
+                0,
+            ),
+            event(
+                mark + 2_000_000_000,
+                TimelineKind::OomWakeReaper,
+                CONTEXT_UNTRACKED,
+                42,
+            ),
+            event(
+                mark + 2_000_100_000,
+                TimelineKind::OomSkipReaping,
+                CONTEXT_OOM_REAPER,
+                42,
+            ),
         ];
         let entries = timeline(&events, mark, None, 42);
         assert_eq!(entries[0].kind, "oom_mark_victim");

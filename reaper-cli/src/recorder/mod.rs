@@ -5,6 +5,7 @@
 pub mod episode;
 pub mod interrupt;
 pub mod oom;
+pub mod watch;
 
 use std::{
     collections::BTreeMap,
@@ -41,6 +42,8 @@ pub enum Target {
     Pid(u32),
     /// A victim the kernel's OOM killer picks inside reaper's own memcg.
     Oom(oom::OomScenario),
+    /// Every teardown on the system, triggering nothing.
+    Watch(watch::WatchSettings),
 }
 
 /// Validated `reaper record` settings.
@@ -154,32 +157,42 @@ impl Recorder {
             .map_or(0, |d| d.as_secs());
         let mut episodes = Vec::new();
         let mut partial_reason = None;
-        for index in 0..settings.runs {
-            if interrupt::stop_requested() {
-                partial_reason = Some(format!(
-                    "interrupted (Ctrl-C) after {index} of {} episodes",
-                    settings.runs
-                ));
-                break;
-            }
-            match self.episode(index, settings) {
-                Ok(episode) => {
-                    let cut = episode.partial;
-                    episodes.push(episode);
-                    if cut {
-                        partial_reason =
-                            Some(format!("interrupted (Ctrl-C) during episode {}", index + 1));
+        let mut watch_summary = None;
+        if let Target::Watch(watch) = settings.target {
+            // Ctrl-C is how a watch without --duration ends: not partial.
+            let (watched, summary, _interrupted) = self.watch_loop(&watch)?;
+            episodes = watched;
+            watch_summary = Some(summary);
+        } else {
+            for index in 0..settings.runs {
+                if interrupt::stop_requested() {
+                    partial_reason = Some(format!(
+                        "interrupted (Ctrl-C) after {index} of {} episodes",
+                        settings.runs
+                    ));
+                    break;
+                }
+                match self.episode(index, settings) {
+                    Ok(episode) => {
+                        let cut = episode.partial;
+                        episodes.push(episode);
+                        if cut {
+                            partial_reason =
+                                Some(format!("interrupted (Ctrl-C) during episode {}", index + 1));
+                            break;
+                        }
+                    }
+                    Err(err) if episodes.is_empty() && !interrupt::stop_requested() => {
+                        return Err(err);
+                    }
+                    Err(err) => {
+                        partial_reason = Some(if interrupt::stop_requested() {
+                            format!("interrupted (Ctrl-C) during episode {}", index + 1)
+                        } else {
+                            format!("episode {} failed: {err:#}", index + 1)
+                        });
                         break;
                     }
-                }
-                Err(err) if episodes.is_empty() && !interrupt::stop_requested() => return Err(err),
-                Err(err) => {
-                    partial_reason = Some(if interrupt::stop_requested() {
-                        format!("interrupted (Ctrl-C) during episode {}", index + 1)
-                    } else {
-                        format!("episode {} failed: {err:#}", index + 1)
-                    });
-                    break;
                 }
             }
         }
@@ -211,6 +224,7 @@ impl Recorder {
             not_measured,
             partial: partial_reason.is_some(),
             partial_reason,
+            watch: watch_summary,
         })
         // Dropping `self` detaches every probe and unloads the programs.
     }
@@ -223,6 +237,7 @@ impl Recorder {
             }
             Target::Pid(pid) => (procfs::validate_target(pid)?.pid, None),
             Target::Oom(scenario) => return self.oom_episode(index, &scenario),
+            Target::Watch(_) => anyhow::bail!("watch mode has no numbered episodes"),
         };
         let result = self.race(index, victim_pid, child.as_mut(), settings.mrelease);
         if let Some(mut child) = child {
@@ -379,6 +394,22 @@ impl Recorder {
         collect::clear_tracking(&mut self.ebpf)?;
         let raw = collect::drain(&mut self.ebpf)?;
         let function_timing = self.drain_function_timing()?;
+        let mut episode = self.build_episode(raw, parts);
+        episode.function_timing = function_timing;
+        Ok(episode)
+    }
+
+    /// Drains exact function timing, when any function probe attached.
+    fn drain_function_timing(&mut self) -> anyhow::Result<Option<crate::model::FunctionTiming>> {
+        if self.functions.attached().next().is_none() {
+            return Ok(None);
+        }
+        let raw = function_timing::drain(&mut self.ebpf)?;
+        Ok(Some(function_timing::to_model(&raw, &self.functions)))
+    }
+
+    /// Symbolizes drained data and assembles the episode.
+    fn build_episode(&self, raw: collect::RawEpisode, parts: EpisodeParts) -> Episode {
         let symbolizer = &self.symbolizer;
         let mut failures = 0u64;
         let mut symbolize = |ips: &[u64]| {
@@ -401,7 +432,7 @@ impl Recorder {
                 user_losses.insert(name.to_owned(), value);
             }
         }
-        Ok(Episode {
+        Episode {
             index: parts.index,
             victim: parts.victim,
             contexts,
@@ -410,18 +441,10 @@ impl Recorder {
             counters: raw.counters,
             user_losses,
             partial: !parts.complete || interrupt::stop_requested(),
+            trigger: None,
             frozen: parts.frozen,
-            function_timing,
-        })
-    }
-
-    /// Drains exact function timing, when any function probe attached.
-    fn drain_function_timing(&mut self) -> anyhow::Result<Option<crate::model::FunctionTiming>> {
-        if self.functions.attached().next().is_none() {
-            return Ok(None);
+            function_timing: None,
         }
-        let raw = function_timing::drain(&mut self.ebpf)?;
-        Ok(Some(function_timing::to_model(&raw, &self.functions)))
     }
 }
 
@@ -450,12 +473,34 @@ fn scenario_of(settings: &RecordSettings) -> Scenario {
             mrelease: settings.mrelease,
             runs: settings.runs,
         },
+        Target::Watch(watch) => Scenario {
+            kind: "watch".into(),
+            description: match watch.duration {
+                Some(d) => format!(
+                    "watch every teardown for {} s (triggering nothing)",
+                    d.as_secs()
+                ),
+                None => "watch every teardown until Ctrl-C (triggering nothing)".into(),
+            },
+            victim_bytes: None,
+            vmas: None,
+            threads: None,
+            mrelease: true,
+            runs: 0,
+        },
         Target::Oom(oom) => Scenario {
             kind: "oom".into(),
             description: if oom.frozen {
-                format!("memcg OOM kill of frozen victim {} (watched {} s)", oom.spec, oom.frozen_timeout.as_secs())
+                format!(
+                    "memcg OOM kill of frozen victim {} (watched {} s)",
+                    oom.spec,
+                    oom.frozen_timeout.as_secs()
+                )
             } else {
-                format!("memcg OOM kill of victim {} (limit 90% of its size)", oom.spec)
+                format!(
+                    "memcg OOM kill of victim {} (limit 90% of its size)",
+                    oom.spec
+                )
             },
             victim_bytes: Some(oom.spec.bytes),
             vmas: Some(oom.spec.vmas),

@@ -46,7 +46,6 @@ const TRIGGER_BYTES: u64 = 256 << 20;
 /// The OOM killer's first pick (OOM_SCORE_ADJ_MAX in include/uapi/linux/oom.h).
 const OOM_SCORE_ADJ_MAX: i32 = 1000;
 
-
 /// The OOM scenario's parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OomScenario {
@@ -60,10 +59,19 @@ pub struct OomScenario {
 
 impl Recorder {
     /// One OOM episode; the cgroup is removed on every path (Drop).
-    pub(super) fn oom_episode(&mut self, index: u32, scenario: &OomScenario) -> anyhow::Result<Episode> {
+    pub(super) fn oom_episode(
+        &mut self,
+        index: u32,
+        scenario: &OomScenario,
+    ) -> anyhow::Result<Episode> {
         let name = format!("reaper-{}-{index}", std::process::id());
-        let cgroup = OwnedCgroup::create(&name, scenario.frozen).context("refusing to trigger an OOM without a memory cgroup of reaper's own")?;
-        let result = if scenario.frozen { self.frozen_oom(index, scenario, &cgroup) } else { self.plain_oom(index, scenario, &cgroup) };
+        let cgroup = OwnedCgroup::create(&name, scenario.frozen)
+            .context("refusing to trigger an OOM without a memory cgroup of reaper's own")?;
+        let result = if scenario.frozen {
+            self.frozen_oom(index, scenario, &cgroup)
+        } else {
+            self.plain_oom(index, scenario, &cgroup)
+        };
         let problems = cgroup.remove();
         if !problems.is_empty() {
             anyhow::bail!("cleaning up cgroup {name}: {}", problems.join("; "));
@@ -75,7 +83,13 @@ impl Recorder {
         match procfs::find_oom_reaper() {
             Some(tid) => {
                 collect::track_tid(&mut self.ebpf, tid, CONTEXT_OOM_REAPER)?;
-                tasks.insert(CONTEXT_OOM_REAPER, vec![TaskRef { tid, comm: "oom_reaper".into() }]);
+                tasks.insert(
+                    CONTEXT_OOM_REAPER,
+                    vec![TaskRef {
+                        tid,
+                        comm: "oom_reaper".into(),
+                    }],
+                );
             }
             None => log::warn!("no oom_reaper kernel thread found; its work cannot be attributed"),
         }
@@ -85,26 +99,45 @@ impl Recorder {
     /// Waits for the reaper's verdict on `victim_pid` (start/finish or skip).
     fn wait_for_reaper(&mut self, events: &mut Vec<TimelineEvent>, victim_pid: u32) {
         let done = |e: &TimelineEvent| {
-            e.arg == i64::from(victim_pid) && (e.kind == TimelineKind::OomFinishReaping as u32 || e.kind == TimelineKind::OomSkipReaping as u32)
+            e.arg == i64::from(victim_pid)
+                && (e.kind == TimelineKind::OomFinishReaping as u32
+                    || e.kind == TimelineKind::OomSkipReaping as u32)
         };
         let deadline = Instant::now() + REAPER_WAIT;
-        while Instant::now() < deadline && !events.iter().any(done) && !interrupt::stop_requested() {
+        while Instant::now() < deadline && !events.iter().any(done) && !interrupt::stop_requested()
+        {
             self.timeline.poll(events);
             std::thread::sleep(Duration::from_millis(20));
         }
         self.timeline.poll(events);
     }
 
-    fn plain_oom(&mut self, index: u32, scenario: &OomScenario, cgroup: &OwnedCgroup) -> anyhow::Result<Episode> {
+    fn plain_oom(
+        &mut self,
+        index: u32,
+        scenario: &OomScenario,
+        cgroup: &OwnedCgroup,
+    ) -> anyhow::Result<Episode> {
         let limit = scenario.spec.bytes / 10 * 9 / 4096 * 4096;
         cgroup.set_memory_limit(Some(limit))?;
         let mut tasks = BTreeMap::new();
         collect::clear_tracking(&mut self.ebpf)?;
         self.track_oom_reaper(&mut tasks)?;
-        let options = SpawnOptions { join: cgroup.procs_files(false), oom_score_adj: Some(OOM_SCORE_ADJ_MAX), wait_go: true, comm: None };
+        let options = SpawnOptions {
+            join: cgroup.procs_files(false),
+            oom_score_adj: Some(OOM_SCORE_ADJ_MAX),
+            wait_go: true,
+            comm: None,
+        };
         let mut victim = victim::spawn_with(&scenario.spec, &options)?;
         collect::track_tgid_armed(&mut self.ebpf, victim.pid, CONTEXT_VICTIM_EXIT, false)?;
-        tasks.insert(CONTEXT_VICTIM_EXIT, vec![TaskRef { tid: victim.pid, comm: victim::VICTIM_COMM.into() }]);
+        tasks.insert(
+            CONTEXT_VICTIM_EXIT,
+            vec![TaskRef {
+                tid: victim.pid,
+                comm: victim::VICTIM_COMM.into(),
+            }],
+        );
         let mut events = Vec::new();
         self.timeline.poll(&mut Vec::new());
         let start_ns = pidfd::monotonic_ns();
@@ -126,31 +159,82 @@ impl Recorder {
         let pid = victim.pid;
         self.wait_for_reaper(&mut events, pid);
         let kill_ns = mark_victim_ns(&events, pid).unwrap_or(start_ns);
-        let info = VictimInfo { pid, comm: victim::VICTIM_COMM.into(), rss_bytes: peak_usage, threads: scenario.spec.threads, vmas: scenario.spec.vmas };
+        let info = VictimInfo {
+            pid,
+            comm: victim::VICTIM_COMM.into(),
+            rss_bytes: peak_usage,
+            threads: scenario.spec.threads,
+            vmas: scenario.spec.vmas,
+        };
         if mark_victim_ns(&events, pid).is_none() {
-            log::warn!("no oom:mark_victim event for pid {pid}: the OOM killer did not pick it (or the tracepoint is missing)");
+            log::warn!(
+                "no oom:mark_victim event for pid {pid}: the OOM killer did not pick it (or the tracepoint is missing)"
+            );
         }
-        self.finish_episode(EpisodeParts { index, victim: info, tasks, events, kill_ns, killer: None, complete: exited, frozen: None })
+        self.finish_episode(EpisodeParts {
+            index,
+            victim: info,
+            tasks,
+            events,
+            kill_ns,
+            killer: None,
+            complete: exited,
+            frozen: None,
+        })
     }
 
-    fn frozen_oom(&mut self, index: u32, scenario: &OomScenario, cgroup: &OwnedCgroup) -> anyhow::Result<Episode> {
+    fn frozen_oom(
+        &mut self,
+        index: u32,
+        scenario: &OomScenario,
+        cgroup: &OwnedCgroup,
+    ) -> anyhow::Result<Episode> {
         cgroup.set_memory_limit(Some(scenario.spec.bytes + FROZEN_HEADROOM))?;
-        let options = SpawnOptions { join: cgroup.procs_files(true), oom_score_adj: Some(OOM_SCORE_ADJ_MAX), wait_go: false, comm: None };
+        let options = SpawnOptions {
+            join: cgroup.procs_files(true),
+            oom_score_adj: Some(OOM_SCORE_ADJ_MAX),
+            wait_go: false,
+            comm: None,
+        };
         let mut victim = victim::spawn_with(&scenario.spec, &options)?;
         victim.wait_ready()?;
         let pid = victim.pid;
         let threads = procfs::threads(pid);
-        let info = VictimInfo { pid, comm: victim::VICTIM_COMM.into(), rss_bytes: procfs::rss_bytes(pid), threads: threads.len() as u32, vmas: procfs::vma_count(pid) };
+        let info = VictimInfo {
+            pid,
+            comm: victim::VICTIM_COMM.into(),
+            rss_bytes: procfs::rss_bytes(pid),
+            threads: threads.len() as u32,
+            vmas: procfs::vma_count(pid),
+        };
         let mut tasks = BTreeMap::new();
         collect::clear_tracking(&mut self.ebpf)?;
         self.track_oom_reaper(&mut tasks)?;
         collect::track_tgid(&mut self.ebpf, pid, CONTEXT_VICTIM_EXIT)?;
-        tasks.insert(CONTEXT_VICTIM_EXIT, threads.iter().map(|&tid| TaskRef { tid, comm: victim::VICTIM_COMM.into() }).collect());
+        tasks.insert(
+            CONTEXT_VICTIM_EXIT,
+            threads
+                .iter()
+                .map(|&tid| TaskRef {
+                    tid,
+                    comm: victim::VICTIM_COMM.into(),
+                })
+                .collect(),
+        );
         cgroup.freeze(Duration::from_secs(5))?;
         self.timeline.poll(&mut Vec::new());
 
-        let trigger_spec = VictimSpec { bytes: TRIGGER_BYTES, vmas: 1, threads: 1 };
-        let trigger_options = SpawnOptions { join: cgroup.procs_files(false), oom_score_adj: None, wait_go: false, comm: Some("reaper-trigger".into()) };
+        let trigger_spec = VictimSpec {
+            bytes: TRIGGER_BYTES,
+            vmas: 1,
+            threads: 1,
+        };
+        let trigger_options = SpawnOptions {
+            join: cgroup.procs_files(false),
+            oom_score_adj: None,
+            wait_go: false,
+            comm: Some("reaper-trigger".into()),
+        };
         let start_ns = pidfd::monotonic_ns();
         let mut trigger = victim::spawn_with(&trigger_spec, &trigger_options)?;
         let mut events = Vec::new();
@@ -165,7 +249,8 @@ impl Recorder {
                     watch_deadline = Instant::now() + scenario.frozen_timeout;
                 }
             }
-            let now_ms = kill_seen.map_or(0, |k| pidfd::monotonic_ns().saturating_sub(k) / 1_000_000);
+            let now_ms =
+                kill_seen.map_or(0, |k| pidfd::monotonic_ns().saturating_sub(k) / 1_000_000);
             for (tid, fate) in fates.iter_mut().filter(|(_, f)| f.is_none()) {
                 let gone = procfs::stat(*tid).is_none_or(|s| matches!(s.state, 'Z' | 'X'));
                 if gone && kill_seen.is_some() {
@@ -178,7 +263,11 @@ impl Recorder {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let still: Vec<(u32, char)> = fates.iter().filter(|(_, f)| f.is_none()).filter_map(|(&tid, _)| procfs::stat(tid).map(|s| (tid, s.state))).collect();
+        let still: Vec<(u32, char)> = fates
+            .iter()
+            .filter(|(_, f)| f.is_none())
+            .filter_map(|(&tid, _)| procfs::stat(tid).map(|s| (tid, s.state)))
+            .collect();
         if kill_seen.is_some() {
             self.wait_for_reaper(&mut events, pid);
         }
@@ -192,19 +281,43 @@ impl Recorder {
         let outcome = FrozenOutcome {
             threads: threads.len() as u32,
             timeout_ms: scenario.frozen_timeout.as_millis() as u64,
-            all_exited_ms: fates.values().all(Option::is_some).then(|| fates.values().flatten().copied().max().unwrap_or(0)),
-            thread_exits: fates.iter().map(|(&tid, &exited_ms)| ThreadFate { tid, exited_ms, state_at_timeout: still.iter().find(|(t, _)| *t == tid).map(|&(_, s)| s) }).collect(),
+            all_exited_ms: fates
+                .values()
+                .all(Option::is_some)
+                .then(|| fates.values().flatten().copied().max().unwrap_or(0)),
+            thread_exits: fates
+                .iter()
+                .map(|(&tid, &exited_ms)| ThreadFate {
+                    tid,
+                    exited_ms,
+                    state_at_timeout: still.iter().find(|(t, _)| *t == tid).map(|&(_, s)| s),
+                })
+                .collect(),
             still_present_at_timeout: still.iter().map(|&(t, _)| t).collect(),
         };
         if kill_seen.is_none() {
-            log::warn!("the memcg OOM did not kill the frozen victim {pid} within {OOM_KILL_TIMEOUT:?}");
+            log::warn!(
+                "the memcg OOM did not kill the frozen victim {pid} within {OOM_KILL_TIMEOUT:?}"
+            );
         }
         let complete = kill_seen.is_some();
-        self.finish_episode(EpisodeParts { index, victim: info, tasks, events, kill_ns: kill_seen.unwrap_or(start_ns), killer: None, complete, frozen: Some(outcome) })
+        self.finish_episode(EpisodeParts {
+            index,
+            victim: info,
+            tasks,
+            events,
+            kill_ns: kill_seen.unwrap_or(start_ns),
+            killer: None,
+            complete,
+            frozen: Some(outcome),
+        })
     }
 }
 
 /// Timestamp of `oom:mark_victim` for `pid`.
 fn mark_victim_ns(events: &[TimelineEvent], pid: u32) -> Option<u64> {
-    events.iter().find(|e| e.kind == TimelineKind::OomMarkVictim as u32 && e.arg == i64::from(pid)).map(|e| e.ts_ns)
+    events
+        .iter()
+        .find(|e| e.kind == TimelineKind::OomMarkVictim as u32 && e.arg == i64::from(pid))
+        .map(|e| e.ts_ns)
 }

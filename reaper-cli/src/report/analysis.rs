@@ -177,6 +177,7 @@ fn header(run: &Run, episodes: &[EpisodeReport]) -> Header {
             .or_insert_with(|| loss.clone());
     }
     Header {
+        watch: run.watch.clone(),
         tool: format!("{} {}", run.tool.name, run.tool.version),
         kernel_release: run.host.kernel_release.clone(),
         arch: run.host.arch.clone(),
@@ -411,6 +412,7 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
         no_mrelease: !run.recording.scenario.mrelease,
         counters,
         frozen: episode.frozen.clone(),
+        trigger: episode.trigger.clone(),
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Report {
 /// Run-level facts.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Header {
+    /// `record --watch` totals.
+    pub watch: Option<crate::model::WatchSummary>,
     /// "reaper 0.1.0".
     pub tool: String,
     /// `uname -r` of the recorded kernel.
@@ -259,6 +261,8 @@ pub struct EpisodeReport {
     pub counters: Vec<CounterLine>,
     /// The frozen-victim outcome, in `record --oom --frozen` runs.
     pub frozen: Option<crate::model::FrozenOutcome>,
+    /// What started the episode (`record --watch`).
+    pub trigger: Option<String>,
 }
 
 /// One counter of an episode.

@@ -232,8 +232,8 @@ fn unknown_schema_names_both_versions() {
 #[test]
 fn lock_waits_not_measured_are_never_zero() {
     let report = analyze(&fixture("6.1-no-lock-probe"), &ReportOptions::default());
-    let row = &report.summary.rows[1];
-    assert_eq!(row.label, "Time waiting for pte spinlock");
+    let row = &report.summary.rows[2];
+    assert_eq!(row.label, "PTE-lock waits traced (queued only)");
     assert!(
         matches!(&row.cells[0], model::Cell::NotMeasured { why } if why.contains("lock:contention_begin/end did not attach")),
         "{:?}",
@@ -254,6 +254,7 @@ fn summary_figures_of_the_6_18_fixture() {
         [
             "Total running time",
             "Time waiting for pte spinlock",
+            "PTE-lock waits traced (queued only)",
             "folio_remove_rmap_ptes time",
             "kill → mrelease done",
             "kill → exit_mmap done"
@@ -265,10 +266,43 @@ fn summary_figures_of_the_6_18_fixture() {
     let (victim, reaper) = total.split_ms.unwrap();
     assert!((total.total_ms - victim - reaper).abs() < 1e-9);
     assert!(victim > 0.0 && reaper > 0.0);
+    // Sampled spin time under __pte_offset_map_lock, split by side.
     let model::Cell::Measured(pte) = rows[1].cells[0] else {
         panic!()
     };
-    assert!(pte.count.unwrap() > 0);
+    let (victim, reaper) = pte.split_ms.unwrap();
+    assert!(victim > 0.0 && reaper > 0.0 && pte.count.is_none());
+    let model::Cell::Measured(traced) = rows[2].cells[0] else {
+        panic!()
+    };
+    assert!(traced.count.unwrap() > 0);
+}
+
+#[test]
+fn pte_spin_time_counts_only_spinlocks_called_by_the_pte_lock_function() {
+    let frames = |s: &str| s.split(';').map(str::to_owned).collect::<Vec<_>>();
+    let spin = ["_raw_spin_lock", "native_queued_spin_lock_slowpath"];
+    let pte = ["__pte_offset_map_lock"];
+    assert!(super::summary::spins_for_pte_lock(
+        &frames(
+            "exit_mmap;unmap_vmas;__pte_offset_map_lock;_raw_spin_lock;native_queued_spin_lock_slowpath"
+        ),
+        &pte,
+        &spin
+    ));
+    // A spinlock taken elsewhere under the same caller does not count.
+    assert!(!super::summary::spins_for_pte_lock(
+        &frames("exit_mmap;__pte_offset_map_lock;folio_lruvec_lock;_raw_spin_lock"),
+        &pte,
+        &spin
+    ));
+    // 6.1 x86_64 inlines the PTE lock into unmap_page_range; fentry trampolines are skipped.
+    let inlined = ["zap_pte_range", "zap_pmd_range", "unmap_page_range"];
+    assert!(super::summary::spins_for_pte_lock(
+        &frames("__oom_reap_task_mm;bpf_trampoline_64;unmap_page_range;_raw_spin_lock"),
+        &inlined,
+        &spin
+    ));
 }
 
 #[test]
@@ -329,7 +363,7 @@ fn measured_zero_lock_wait_is_zero_with_a_count() {
     }
     let report = analyze(&run, &ReportOptions::default());
     assert_eq!(
-        report.summary.rows[1].cells[0],
+        report.summary.rows[2].cells[0],
         model::Cell::Measured(model::Value {
             total_ms: 0.0,
             split_ms: Some((0.0, 0.0)),

@@ -20,7 +20,9 @@ pub enum CgroupError {
     )]
     NoMemoryController,
     /// No usable freezer.
-    #[error("no cgroup freezer is available (neither {V1_ROOT}/freezer nor cgroup v2 cgroup.freeze)")]
+    #[error(
+        "no cgroup freezer is available (neither {V1_ROOT}/freezer nor cgroup v2 cgroup.freeze)"
+    )]
     NoFreezer,
     /// A cgroup file operation failed.
     #[error("{what} {path}")]
@@ -74,10 +76,15 @@ fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
 
 /// The cgroup v2 root with `controller` enabled for children, if any.
 fn v2_root_with(controller: &str) -> Option<PathBuf> {
-    [Path::new(V1_ROOT), Path::new("/sys/fs/cgroup/unified")].into_iter().find_map(|root| {
-        let controllers = std::fs::read_to_string(root.join("cgroup.subtree_control")).ok()?;
-        controllers.split_whitespace().any(|c| c == controller).then(|| root.to_owned())
-    })
+    [Path::new(V1_ROOT), Path::new("/sys/fs/cgroup/unified")]
+        .into_iter()
+        .find_map(|root| {
+            let controllers = std::fs::read_to_string(root.join("cgroup.subtree_control")).ok()?;
+            controllers
+                .split_whitespace()
+                .any(|c| c == controller)
+                .then(|| root.to_owned())
+        })
 }
 
 fn memory_parent() -> Option<(PathBuf, Version)> {
@@ -105,11 +112,17 @@ impl OwnedCgroup {
         let (parent, version) = memory_parent().ok_or(CgroupError::NoMemoryController)?;
         let path = parent.join(name);
         std::fs::create_dir(&path).map_err(io("creating cgroup", &path))?;
-        let mut cgroup = Self { memory: Dir { path, version }, freezer: None };
+        let mut cgroup = Self {
+            memory: Dir { path, version },
+            freezer: None,
+        };
         if with_freezer {
             let (parent, version) = freezer_parent().ok_or(CgroupError::NoFreezer)?;
             if version == Version::V2 && cgroup.memory.version == Version::V2 {
-                cgroup.freezer = Some(Dir { path: cgroup.memory.path.clone(), version });
+                cgroup.freezer = Some(Dir {
+                    path: cgroup.memory.path.clone(),
+                    version,
+                });
             } else {
                 let path = parent.join(name);
                 std::fs::create_dir(&path).map_err(io("creating cgroup", &path))?;
@@ -127,7 +140,11 @@ impl OwnedCgroup {
     /// `cgroup.procs` files a process must join: memory, then freezer.
     pub fn procs_files(&self, with_freezer: bool) -> Vec<PathBuf> {
         let mut files = vec![self.memory.path.join("cgroup.procs")];
-        if let Some(freezer) = self.freezer.as_ref().filter(|f| with_freezer && f.path != self.memory.path) {
+        if let Some(freezer) = self
+            .freezer
+            .as_ref()
+            .filter(|f| with_freezer && f.path != self.memory.path)
+        {
             files.push(freezer.path.join("cgroup.procs"));
         }
         files
@@ -150,7 +167,10 @@ impl OwnedCgroup {
             Version::V1 => "memory.usage_in_bytes",
             Version::V2 => "memory.current",
         };
-        std::fs::read_to_string(self.memory.path.join(file)).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+        std::fs::read_to_string(self.memory.path.join(file))
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// Freezes the freezer cgroup and waits until it is frozen.
@@ -174,7 +194,9 @@ impl OwnedCgroup {
 
     /// Thaws the freezer cgroup.
     pub fn thaw(&self) -> Result<(), CgroupError> {
-        let Some(freezer) = &self.freezer else { return Ok(()) };
+        let Some(freezer) = &self.freezer else {
+            return Ok(());
+        };
         match freezer.version {
             Version::V1 => write(&freezer.path.join("freezer.state"), "THAWED"),
             Version::V2 => write(&freezer.path.join("cgroup.freeze"), "0"),
@@ -183,7 +205,9 @@ impl OwnedCgroup {
 
     /// Pids still in the memory cgroup.
     pub fn pids(&self) -> Vec<u32> {
-        std::fs::read_to_string(self.memory.path.join("cgroup.procs")).map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect()).unwrap_or_default()
+        std::fs::read_to_string(self.memory.path.join("cgroup.procs"))
+            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
     }
 
     /// Lifts the limit, thaws, SIGKILLs what is left inside (only processes
@@ -206,7 +230,10 @@ impl OwnedCgroup {
                 break;
             }
             if Instant::now() > deadline {
-                problems.push(format!("processes {pids:?} did not leave {}", self.memory.path.display()));
+                problems.push(format!(
+                    "processes {pids:?} did not leave {}",
+                    self.memory.path.display()
+                ));
                 break;
             }
             for pid in pids {

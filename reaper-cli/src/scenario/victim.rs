@@ -92,12 +92,20 @@ pub fn spawn(spec: &VictimSpec) -> Result<SpawnedVictim, VictimError> {
 pub fn spawn_with(spec: &VictimSpec, options: &SpawnOptions) -> Result<SpawnedVictim, VictimError> {
     if let Some(available) = mem_available() {
         if spec.bytes > available / 100 * (100 - MEMORY_HEADROOM_PERCENT) {
-            return Err(VictimError::TooBig { wanted: format_size(spec.bytes), available: format_size(available / (1 << 20) * (1 << 20)) });
+            return Err(VictimError::TooBig {
+                wanted: format_size(spec.bytes),
+                available: format_size(available / (1 << 20) * (1 << 20)),
+            });
         }
     }
     let exe = std::env::current_exe().map_err(VictimError::Spawn)?;
     let mut cmd = Command::new(exe);
-    cmd.args([VICTIM_SUBCOMMAND, &spec.bytes.to_string(), &spec.vmas.to_string(), &spec.threads.to_string()]);
+    cmd.args([
+        VICTIM_SUBCOMMAND,
+        &spec.bytes.to_string(),
+        &spec.vmas.to_string(),
+        &spec.threads.to_string(),
+    ]);
     for file in &options.join {
         cmd.arg("--join").arg(file);
     }
@@ -110,7 +118,15 @@ pub fn spawn_with(spec: &VictimSpec, options: &SpawnOptions) -> Result<SpawnedVi
     if let Some(comm) = &options.comm {
         cmd.arg(format!("--comm={comm}"));
     }
-    let mut child = cmd.stdin(if options.wait_go { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).spawn().map_err(VictimError::Spawn)?;
+    let mut child = cmd
+        .stdin(if options.wait_go {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(VictimError::Spawn)?;
     let pid = child.id();
     let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
     let mut victim = SpawnedVictim { child, pid, stdout };
@@ -129,14 +145,19 @@ impl SpawnedVictim {
         let _ = self.child.wait();
         let why = match (read, line.trim()) {
             (Ok(_), msg) if !msg.is_empty() => msg.to_owned(),
-            _ => "it exited without reporting (killed by a signal, e.g. Ctrl-C or the OOM killer?)".to_owned(),
+            _ => "it exited without reporting (killed by a signal, e.g. Ctrl-C or the OOM killer?)"
+                .to_owned(),
         };
         Err(VictimError::Failed(why))
     }
 
     /// Lets a `wait_go` victim start populating.
     pub fn go(&mut self) -> std::io::Result<()> {
-        let stdin = self.child.stdin.as_mut().ok_or_else(|| std::io::Error::other("victim was not started with wait_go"))?;
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("victim was not started with wait_go"))?;
         stdin.write_all(b"go\n")?;
         stdin.flush()
     }
@@ -154,7 +175,11 @@ pub fn run_child(bytes: u64, vmas: u32, threads: u32, options: &SpawnOptions) ->
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         libc::prctl(libc::PR_SET_NAME, c"reaper-victim".as_ptr());
     }
-    if let Some(comm) = options.comm.as_deref().and_then(|c| std::ffi::CString::new(c).ok()) {
+    if let Some(comm) = options
+        .comm
+        .as_deref()
+        .and_then(|c| std::ffi::CString::new(c).ok())
+    {
         // SAFETY: PR_SET_NAME copies at most 16 bytes from a valid C string.
         unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) };
     }

@@ -116,6 +116,8 @@ pub fn probe_offsets(root: &Path) -> TracepointOffsets {
         mrelease_exit_ret: get("syscalls", "sys_exit_process_mrelease", "ret"),
         process_free_pid: get("sched", "sched_process_free", "pid"),
         oom_pid: get("oom", "wake_reaper", "pid"),
+        signal_generate_sig: get("signal", "signal_generate", "sig"),
+        signal_generate_pid: get("signal", "signal_generate", "pid"),
         _pad: 0,
     }
 }

@@ -8,12 +8,14 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use reaper_common::{
-    context::CONTEXT_UNTRACKED,
+    context::{CONTEXT_MRELEASE_CALLER, CONTEXT_UNTRACKED, CONTEXT_VICTIM_EXIT},
     loss::Counter,
     timeline::{TIMELINE_DEFAULT_BYTES, TimelineEvent, TimelineKind},
 };
 
-use crate::maps::{arm_tgid, bump, context_of, current_ids, offsets};
+use crate::maps::{
+    arm_tgid, bump, context_of, current_ids, offsets, track_tgid, track_tid, untrack_tid, watching,
+};
 
 /// The event stream (size set by `--ringbuf-size`).
 #[map(name = "TIMELINE")]
@@ -76,18 +78,6 @@ macro_rules! timeline_probe {
     };
 }
 
-timeline_probe!(
-    timeline_mrelease_enter,
-    MreleaseEnter,
-    Everyone,
-    |ctx, off| field::<i32>(&ctx, off.mrelease_enter_pidfd)
-);
-timeline_probe!(
-    timeline_mrelease_exit,
-    MreleaseExit,
-    Everyone,
-    |ctx, off| field::<i64>(&ctx, off.mrelease_exit_ret)
-);
 timeline_probe!(timeline_exit_mmap, ExitMmap, Tracked, |ctx, off| 0);
 timeline_probe!(timeline_process_exit, ProcessExit, Tracked, |ctx, off| 0);
 timeline_probe!(
@@ -127,11 +117,70 @@ pub fn timeline_process_free(ctx: TracePointContext) -> u32 {
 }
 
 /// `oom:mark_victim` also arms a tracked OOM victim, so its work counts
-/// from the kill on and not while it was still allocating.
+/// from the kill on and not while it was still allocating; in watch mode it
+/// starts tracking the victim.
 #[tracepoint]
 pub fn timeline_oom_mark_victim(ctx: TracePointContext) -> u32 {
     let pid = field::<i32>(&ctx, offsets().oom_pid);
-    arm_tgid(pid as u32);
+    if watching() {
+        track_tgid(pid as u32, CONTEXT_VICTIM_EXIT);
+    } else {
+        arm_tgid(pid as u32);
+    }
     emit(TimelineKind::OomMarkVictim, Scope::Everyone, pid);
     0
 }
+
+/// `process_mrelease` entry; in watch mode the caller is tracked for the
+/// duration of the call, owned by its own process.
+#[tracepoint]
+pub fn timeline_mrelease_enter(ctx: TracePointContext) -> u32 {
+    if watching() {
+        let (tid, tgid) = current_ids();
+        track_tid(tid, CONTEXT_MRELEASE_CALLER, tgid);
+    }
+    emit(
+        TimelineKind::MreleaseEnter,
+        Scope::Everyone,
+        field::<i32>(&ctx, offsets().mrelease_enter_pidfd),
+    );
+    0
+}
+
+/// `process_mrelease` return; in watch mode the caller stops being tracked.
+#[tracepoint]
+pub fn timeline_mrelease_exit(ctx: TracePointContext) -> u32 {
+    emit(
+        TimelineKind::MreleaseExit,
+        Scope::Everyone,
+        field::<i64>(&ctx, offsets().mrelease_exit_ret),
+    );
+    if watching() {
+        untrack_tid(current_ids().0);
+    }
+    0
+}
+
+/// SIGKILL generation (watch mode only): the target may be torn down next, so
+/// it is tracked from here, and the sender is recorded for pairing with a
+/// later process_mrelease call.
+#[tracepoint]
+pub fn timeline_signal_generate(ctx: TracePointContext) -> u32 {
+    if !watching() {
+        return 0;
+    }
+    let offsets = offsets();
+    if field::<i32>(&ctx, offsets.signal_generate_sig) != SIGKILL {
+        return 0;
+    }
+    let pid = field::<i32>(&ctx, offsets.signal_generate_pid);
+    if pid <= 1 {
+        return 0;
+    }
+    track_tgid(pid as u32, CONTEXT_VICTIM_EXIT);
+    emit(TimelineKind::SigKill, Scope::Everyone, pid);
+    0
+}
+
+/// SIGKILL's number on every Linux architecture.
+const SIGKILL: i64 = 9;

@@ -16,15 +16,25 @@ fn ms(ns: u64) -> String {
 pub fn render(e: &EpisodeReport) -> String {
     let mut out = String::new();
     let v = &e.victim;
+    let size = if v.rss_bytes == 0 && v.vmas == 0 {
+        "RSS not measured (gone before /proc could be read)".to_owned()
+    } else {
+        format!(
+            "RSS {:.1} MiB, {} VMAs, {} threads",
+            v.rss_bytes as f64 / MIB,
+            v.vmas,
+            v.threads
+        )
+    };
     let _ = writeln!(
         out,
-        "== Episode {}: victim {} \"{}\", RSS {:.1} MiB, {} VMAs, {} threads{} ==",
+        "== Episode {}: victim {} \"{}\", {size}{}{} ==",
         e.index + 1,
         v.pid,
         v.comm,
-        v.rss_bytes as f64 / MIB,
-        v.vmas,
-        v.threads,
+        e.trigger
+            .as_deref()
+            .map_or_else(String::new, |t| format!(", {t}")),
         if e.partial {
             " (PARTIAL: cut short)"
         } else {
@@ -93,9 +103,16 @@ fn latencies(e: &EpisodeReport, out: &mut String) {
     ];
     let mut rows = rows;
     if let Some(verdict) = &l.oom_reaper_verdict {
-        let seen = |v: Option<u64>| v.map_or_else(|| "not measured (event not seen)".to_owned(), ms);
-        rows.push(vec!["  OOM kill → oom_reaper woken".to_owned(), seen(l.oom_reaper_delay_ns)]);
-        rows.push(vec!["  oom_reaper reaping".to_owned(), seen(l.oom_reaping_ns)]);
+        let seen =
+            |v: Option<u64>| v.map_or_else(|| "not measured (event not seen)".to_owned(), ms);
+        rows.push(vec![
+            "  OOM kill → oom_reaper woken".to_owned(),
+            seen(l.oom_reaper_delay_ns),
+        ]);
+        rows.push(vec![
+            "  oom_reaper reaping".to_owned(),
+            seen(l.oom_reaping_ns),
+        ]);
         rows.push(vec!["  oom_reaper".to_owned(), verdict.clone()]);
     }
     let _ = writeln!(out, "Latencies:");
@@ -106,17 +123,44 @@ fn latencies(e: &EpisodeReport, out: &mut String) {
 }
 
 fn frozen_outcome(f: &crate::model::FrozenOutcome, out: &mut String) {
-    let _ = writeln!(out, "Frozen victim ({} threads, watched {:.1} s after the OOM kill):", f.threads, f.timeout_ms as f64 / 1e3);
+    let _ = writeln!(
+        out,
+        "Frozen victim ({} threads, watched {:.1} s after the OOM kill):",
+        f.threads,
+        f.timeout_ms as f64 / 1e3
+    );
     match f.all_exited_ms {
         Some(ms) => {
-            let _ = writeln!(out, "  every thread exited, the last {ms} ms after the OOM kill");
+            let _ = writeln!(
+                out,
+                "  every thread exited, the last {ms} ms after the OOM kill"
+            );
         }
         None => {
-            let _ = writeln!(out, "  {} of {} threads still present after the timeout: {}", f.still_present_at_timeout.len(), f.threads, f.thread_exits.iter().filter(|t| t.exited_ms.is_none()).map(|t| format!("{} (state {})", t.tid, t.state_at_timeout.unwrap_or('?'))).collect::<Vec<_>>().join(", "));
+            let _ = writeln!(
+                out,
+                "  {} of {} threads still present after the timeout: {}",
+                f.still_present_at_timeout.len(),
+                f.threads,
+                f.thread_exits
+                    .iter()
+                    .filter(|t| t.exited_ms.is_none())
+                    .map(|t| format!("{} (state {})", t.tid, t.state_at_timeout.unwrap_or('?')))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
     }
     for t in &f.thread_exits {
-        let _ = writeln!(out, "  thread {:>7}  {}", t.tid, t.exited_ms.map_or_else(|| "did not exit".to_owned(), |ms| format!("exited at {ms} ms")));
+        let _ = writeln!(
+            out,
+            "  thread {:>7}  {}",
+            t.tid,
+            t.exited_ms.map_or_else(
+                || "did not exit".to_owned(),
+                |ms| format!("exited at {ms} ms")
+            )
+        );
     }
 }
 
@@ -138,4 +182,34 @@ fn counters(e: &EpisodeReport, out: &mut String) {
         })
         .collect();
     out.push_str(&columns(&rows, &[Align::Left, Align::Right]));
+}
+
+/// The list of episodes a `record --watch` saw, before the details.
+pub fn watch_list(w: &crate::model::WatchSummary, episodes: &[EpisodeReport], out: &mut String) {
+    let _ = writeln!(
+        out,
+        "Watched {} s: {} episodes ({} evicted to bound memory, {} plain SIGKILLs without a reaper ignored)",
+        w.watched_s, w.episodes_seen, w.episodes_evicted, w.plain_kills_ignored
+    );
+    if episodes.is_empty() {
+        return;
+    }
+    let mut table = vec![vec![
+        "  #".to_owned(),
+        "Victim".to_owned(),
+        "Trigger".to_owned(),
+        "kill → exit_mmap done".to_owned(),
+        "kill → mrelease done".to_owned(),
+    ]];
+    let opt_ms = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), ms);
+    for e in episodes {
+        table.push(vec![
+            format!("{}", e.index + 1),
+            format!("{} {}", e.victim.pid, e.victim.comm),
+            e.trigger.clone().unwrap_or_default(),
+            opt_ms(e.latencies.kill_to_exit_mmap_done_ns),
+            opt_ms(e.latencies.kill_to_mrelease_done_ns),
+        ]);
+    }
+    out.push_str(&columns(&table, &[Align::Right]));
 }

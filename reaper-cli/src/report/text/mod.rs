@@ -15,6 +15,10 @@ use super::model::{Header, Report};
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     header(&report.header, &mut out);
+    if let Some(watch) = &report.header.watch {
+        out.push('\n');
+        episode::watch_list(watch, &report.episodes, &mut out);
+    }
     out.push('\n');
     out.push_str(&summary::render(&report.summary));
     for context in &report.contexts {
@@ -86,12 +90,35 @@ fn probes(h: &Header, out: &mut String) {
     if !names.is_empty() {
         let _ = writeln!(out, "Probes attached: {}", names.join(", "));
     }
+    // Probes refused for the same reason share one line (on a kernel without
+    // fentry and kprobes every function probe fails the same way).
+    let mut refused: Vec<(&str, Vec<String>)> = Vec::new();
     for p in h.probes.iter().filter(|p| p.status != "attached") {
+        match refused.iter_mut().find(|(status, _)| *status == p.status) {
+            Some((_, probes)) => probes.push(probe_label(p)),
+            None => refused.push((&p.status, vec![probe_label(p)])),
+        }
+    }
+    for (status, probes) in refused {
+        let (label, count) = if probes.len() == 1 {
+            ("Probe", String::new())
+        } else {
+            ("Probes", format!(" ({})", probes.len()))
+        };
         let _ = writeln!(
             out,
-            "Probe NOT attached: {} ({}): {}",
-            p.probe, p.mode, p.status
+            "{label} NOT attached{count}: {}: {status}",
+            probes.join(", ")
         );
+    }
+}
+
+/// "lock_wait (tracepoint)", or just the name when no mode was chosen.
+fn probe_label(p: &crate::model::ProbeUse) -> String {
+    if p.mode == "none" {
+        p.probe.clone()
+    } else {
+        format!("{} ({})", p.probe, p.mode)
     }
 }
 
