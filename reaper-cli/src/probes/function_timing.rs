@@ -253,6 +253,8 @@ pub struct LadderReport {
     pub order_off: Option<String>,
     /// The attach mode asked for.
     pub mode: AttachMode,
+    /// Why no function probe was even tried (e.g. watch mode).
+    pub disabled: Option<String>,
 }
 
 /// A forced mode that failed.
@@ -268,6 +270,25 @@ pub struct ForcedModeError {
 }
 
 impl LadderReport {
+    /// A report for a recording that attaches no function probe, and why.
+    pub fn disabled(plan: &Plan, why: &str) -> Self {
+        Self {
+            functions: plan
+                .functions
+                .iter()
+                .map(|f| FunctionAttach {
+                    function: f.clone(),
+                    mode: "none",
+                    status: why.to_owned(),
+                })
+                .collect(),
+            skipped: plan.skipped.clone(),
+            order_off: None,
+            mode: AttachMode::Sampling,
+            disabled: Some(why.to_owned()),
+        }
+    }
+
     /// Functions that got a probe pair.
     pub fn attached(&self) -> impl Iterator<Item = &FunctionAttach> {
         self.functions.iter().filter(|f| f.mode != "none")
@@ -300,6 +321,7 @@ impl LadderReport {
             self.functions.iter().filter(|f| f.mode == "none").collect();
         if self.attached().next().is_none() {
             let why = match (self.mode, failed.first()) {
+                _ if self.disabled.is_some() => self.disabled.clone().unwrap_or_default(),
                 (AttachMode::Sampling, _) => "disabled by --attach sampling".to_owned(),
                 (_, Some(f)) => format!(
                     "no function probe attached; e.g. {}: {}",
@@ -826,6 +848,18 @@ mod tests {
         assert!(nm.iter().any(|n| n.what == "reaper VMA order"
             && n.why.contains("order: unknown (needs fentry or kprobe)")));
         assert!(nm[0].why.contains("--attach sampling"));
+    }
+
+    #[test]
+    fn a_disabled_ladder_says_why() {
+        let p = plan(&[resolved("reaper_work", Some("__oom_reap_task_mm"))]);
+        let report = LadderReport::disabled(&p, "not recorded in --watch mode");
+        assert_eq!(report.attached().count(), 0);
+        assert_eq!(
+            report.probe_uses()[0].status,
+            "not recorded in --watch mode"
+        );
+        assert_eq!(report.not_measured()[0].why, "not recorded in --watch mode");
     }
 
     #[test]

@@ -134,8 +134,16 @@ impl Recorder {
                 reasons.join("\n")
             );
         }
-        let functions =
-            function_timing::attach_ladder(&mut ebpf, &plan, settings.attach, order_off)?;
+        let functions = if matches!(settings.target, Target::Watch(_)) {
+            // Function aggregates are per context, not per episode; watch
+            // episodes overlap, so they would mix.
+            function_timing::LadderReport::disabled(
+                &plan,
+                "not recorded in --watch mode (in-kernel aggregates are per context, and watched episodes overlap)",
+            )
+        } else {
+            function_timing::attach_ladder(&mut ebpf, &plan, settings.attach, order_off)?
+        };
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
         Ok(Self {
             functions,

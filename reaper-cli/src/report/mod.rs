@@ -8,6 +8,7 @@
 
 pub mod analysis;
 pub mod folded;
+pub mod function_timing;
 pub mod json;
 pub mod load;
 pub mod losses;
@@ -87,7 +88,7 @@ pub fn analyze(run: &Run, opts: &ReportOptions) -> Report {
 
 /// Every table and the call graphs, as plain text.
 pub fn render_text(run: &Run, opts: &ReportOptions) -> String {
-    text::render(&analyze(run, opts))
+    function_timing::splice(run, &text::render(&analyze(run, opts)))
 }
 
 /// The derived report as pretty JSON.
