@@ -4,6 +4,7 @@
 //! in its own module and owns its clap arguments.
 
 mod apt;
+mod bench;
 mod run;
 mod setup;
 mod setup_qemu;
@@ -28,6 +29,8 @@ enum Command {
     Setup,
     /// Set up, build reaper (release) and run it as root: `cargo xtask run -- record --victim 1G -o out/`.
     Run(run::RunArgs),
+    /// Benchmark reaper against perf: overhead, time to answer, start-up, capacity, accuracy.
+    Bench(bench::BenchArgs),
     /// Set up and run every test: unit, root integration on the host, and the VM kernel matrix.
     Test(test::TestArgs),
     /// Boot a Debian (or your own) kernel in qemu and run COMMAND in it.
@@ -51,6 +54,7 @@ fn run() -> Result<ExitCode> {
         Command::Setup => setup::run().map(|()| ExitCode::SUCCESS),
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Vm(args) => vm::run_vm(args),
         Command::VmTest(args) => vm::matrix::run_vm_test(args),
     }

@@ -1,0 +1,410 @@
+//! The rounds: each condition's episode, what it measures, and the rows of
+//! the result table built from every round.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, ensure};
+use serde::Serialize;
+
+use super::{
+    driver::{self, Race},
+    perf_script::{self, Task},
+    profilers, run_json,
+};
+
+/// After the victim is reaped, let the profilers see the exit and the final
+/// free before they are stopped (the timeline ends at process_free).
+const SETTLE_AFTER: Duration = Duration::from_millis(300);
+/// Victims of the capacity scenario (8 × 256M at the default 2G).
+const CAPACITY_VICTIMS: u64 = 8;
+/// Smallest capacity victim, so a small --size still makes real teardowns.
+const CAPACITY_MIN_BYTES: u64 = 16 << 20;
+
+/// What every round needs.
+pub struct Config {
+    pub reaper: PathBuf,
+    pub work: PathBuf,
+    pub size: u64,
+    pub freq: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cond {
+    None,
+    Reaper,
+    Perf,
+    ReaperAll,
+    Accuracy,
+    Capacity,
+}
+
+const ORDER: [Cond; 6] = [
+    Cond::None,
+    Cond::Reaper,
+    Cond::Perf,
+    Cond::ReaperAll,
+    Cond::Accuracy,
+    Cond::Capacity,
+];
+
+impl Cond {
+    fn label(self) -> &'static str {
+        match self {
+            Cond::None => "A: no profiler",
+            Cond::Reaper => "B: reaper record --watch (default probes)",
+            Cond::Perf => "C: perf record -a -g -e cpu-clock",
+            Cond::ReaperAll => "D: reaper --watch --attach auto (every probe kind)",
+            Cond::Accuracy => "E: reaper --watch + perf record together",
+            Cond::Capacity => "F: capacity stress under reaper --watch",
+        }
+    }
+
+    fn slug(self) -> &'static str {
+        match self {
+            Cond::None => "a-none",
+            Cond::Reaper => "b-reaper",
+            Cond::Perf => "c-perf",
+            Cond::ReaperAll => "d-reaper-all",
+            Cond::Accuracy => "e-accuracy",
+            Cond::Capacity => "f-capacity",
+        }
+    }
+}
+
+/// Every figure of every round, in ms unless named otherwise.
+#[derive(Default, Serialize)]
+pub struct Results {
+    kill_to_mrelease: BTreeMap<String, Vec<f64>>,
+    kill_to_reaped: BTreeMap<String, Vec<f64>>,
+    mrelease_failures: BTreeMap<String, Vec<i64>>,
+    reaper_stop_to_exit: Vec<f64>,
+    reaper_report: Vec<f64>,
+    perf_stop_to_exit: Vec<f64>,
+    perf_script_fold_svg: Vec<f64>,
+    perf_report_tables: Vec<f64>,
+    reaper_startup: Vec<f64>,
+    reaper_rss_mib: Vec<f64>,
+    perf_rss_mib: Vec<f64>,
+    /// Episodes reaper's watch run.json lacked (victim pid not found).
+    reaper_missed_episodes: u32,
+    function_probes_attached: Vec<usize>,
+    capacity_victims: u64,
+    capacity_victim_bytes: u64,
+    capacity_episodes: Vec<f64>,
+    capacity_duration: Vec<f64>,
+    capacity_kill_to_mrelease: Vec<f64>,
+    capacity_lock_per_s: Vec<f64>,
+    capacity_samples_per_s: Vec<f64>,
+    capacity_counters: Vec<BTreeMap<String, u64>>,
+    acc_exit_mmap_reaper: Vec<f64>,
+    acc_exit_mmap_perf: Vec<f64>,
+    acc_reap_reaper: Vec<f64>,
+    acc_reap_perf: Vec<f64>,
+    acc_exit_mmap_rel_pct: Vec<f64>,
+    acc_reap_rel_pct: Vec<f64>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn ns_ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+/// Runs every round; each round runs every condition once, rotated.
+pub fn run_rounds(cfg: &Config, rounds: u32) -> Result<Results> {
+    let mut res = Results {
+        capacity_victims: CAPACITY_VICTIMS,
+        capacity_victim_bytes: (cfg.size / CAPACITY_VICTIMS).max(CAPACITY_MIN_BYTES),
+        ..Results::default()
+    };
+    for round in 0..rounds as usize {
+        for i in 0..ORDER.len() {
+            let cond = ORDER[(i + round) % ORDER.len()];
+            eprintln!(
+                "xtask bench: round {}/{rounds}: {}",
+                round + 1,
+                cond.label()
+            );
+            let dir = cfg
+                .work
+                .join(format!("round-{:02}", round + 1))
+                .join(cond.slug());
+            std::fs::create_dir_all(&dir)?;
+            episode(cfg, cond, &dir, &mut res)
+                .with_context(|| format!("round {}, {}", round + 1, cond.label()))?;
+        }
+    }
+    Ok(res)
+}
+
+fn episode(cfg: &Config, cond: Cond, dir: &Path, res: &mut Results) -> Result<()> {
+    match cond {
+        Cond::None => {
+            let victim = driver::spawn_victim(&cfg.reaper, cfg.size, driver::victim_cpu(0))?;
+            let race = driver::race(victim)?;
+            res.push_race(cond, &race);
+        }
+        Cond::Reaper | Cond::ReaperAll => reaper_episode(cfg, cond, dir, res)?,
+        Cond::Perf => perf_episode(cfg, dir, res)?,
+        Cond::Accuracy => accuracy_episode(cfg, dir, res)?,
+        Cond::Capacity => capacity_episode(cfg, dir, res)?,
+    }
+    Ok(())
+}
+
+fn reaper_args(cfg: &Config, cond: Cond) -> Vec<String> {
+    let mut args = vec!["--freq".to_owned(), cfg.freq.to_string()];
+    if cond == Cond::ReaperAll {
+        args.extend(["--attach".to_owned(), "auto".to_owned()]);
+    }
+    args
+}
+
+fn start_reaper(
+    cfg: &Config,
+    cond: Cond,
+    dir: &Path,
+    res: &mut Results,
+) -> Result<profilers::Reaper> {
+    let args = reaper_args(cfg, cond);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let reaper = profilers::start_reaper(&cfg.reaper, &dir.join("reaper"), &args)?;
+    res.reaper_startup.push(ms(reaper.startup));
+    Ok(reaper)
+}
+
+fn stop_reaper(reaper: profilers::Reaper, res: &mut Results) -> Result<(PathBuf, Duration)> {
+    let out_dir = reaper.out_dir.clone();
+    let stopped = reaper.stop()?;
+    res.reaper_rss_mib.push(stopped.max_rss_kib as f64 / 1024.0);
+    Ok((out_dir, stopped.stop_to_exit))
+}
+
+fn reaper_episode(cfg: &Config, cond: Cond, dir: &Path, res: &mut Results) -> Result<()> {
+    let victim = driver::spawn_victim(&cfg.reaper, cfg.size, driver::victim_cpu(0))?;
+    let reaper = start_reaper(cfg, cond, dir, res)?;
+    let race = driver::race(victim)?;
+    std::thread::sleep(SETTLE_AFTER);
+    let (out_dir, stop_to_exit) = stop_reaper(reaper, res)?;
+    res.push_race(cond, &race);
+    let run = run_json::load(&out_dir)?;
+    if run_json::episode(&run, race.victim_pid).is_none() {
+        res.reaper_missed_episodes += 1;
+    }
+    if cond == Cond::ReaperAll {
+        res.function_probes_attached
+            .push(run_json::function_probes_attached(&run));
+        return Ok(());
+    }
+    res.reaper_stop_to_exit.push(ms(stop_to_exit));
+    let t = Instant::now();
+    let status = Command::new(&cfg.reaper)
+        .arg("report")
+        .arg(out_dir.join("run.json"))
+        .arg("-o")
+        .arg(dir.join("report"))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join("report.txt"))?)
+        .stderr(std::fs::File::create(dir.join("report.stderr"))?)
+        .status()
+        .context("running reaper report")?;
+    res.reaper_report.push(ms(t.elapsed()));
+    ensure!(status.success(), "reaper report failed ({status})");
+    Ok(())
+}
+
+fn perf_episode(cfg: &Config, dir: &Path, res: &mut Results) -> Result<()> {
+    let victim = driver::spawn_victim(&cfg.reaper, cfg.size, driver::victim_cpu(0))?;
+    let perf = profilers::start_perf(&dir.join("perf.data"), cfg.freq)?;
+    let race = driver::race(victim)?;
+    std::thread::sleep(SETTLE_AFTER);
+    let data = perf.data.clone();
+    let stopped = perf.stop()?;
+    res.push_race(Cond::Perf, &race);
+    res.perf_rss_mib.push(stopped.max_rss_kib as f64 / 1024.0);
+    res.perf_stop_to_exit.push(ms(stopped.stop_to_exit));
+    let times = perf_script::pipeline(&data, dir)?;
+    res.perf_script_fold_svg.push(ms(times.script_fold_svg));
+    res.perf_report_tables.push(ms(times.report_tables));
+    Ok(())
+}
+
+fn rel_pct(reaper: f64, perf: f64) -> f64 {
+    if perf == 0.0 {
+        f64::NAN
+    } else {
+        (reaper - perf) / perf * 100.0
+    }
+}
+
+fn accuracy_episode(cfg: &Config, dir: &Path, res: &mut Results) -> Result<()> {
+    let victim = driver::spawn_victim(&cfg.reaper, cfg.size, driver::victim_cpu(0))?;
+    let reaper = start_reaper(cfg, Cond::Accuracy, dir, res)?;
+    let perf = profilers::start_perf(&dir.join("perf.data"), cfg.freq)?;
+    let race = driver::race(victim)?;
+    std::thread::sleep(SETTLE_AFTER);
+    let data = perf.data.clone();
+    perf.stop()?;
+    let (out_dir, _) = stop_reaper(reaper, res)?;
+    res.push_race(Cond::Accuracy, &race);
+    let run = run_json::load(&out_dir)?;
+    let Some(ep) = run_json::episode(&run, race.victim_pid) else {
+        res.reaper_missed_episodes += 1;
+        return Ok(());
+    };
+    let pids = format!("{},{}", race.victim_pid, std::process::id());
+    let script = perf_script::perf_script(
+        &data,
+        &[
+            "-F",
+            "comm,pid,tid,cpu,time,period,event,ip,sym",
+            "--pid",
+            &pids,
+        ],
+    )?;
+    let samples = perf_script::parse(&script);
+    let default_period = 1_000_000_000 / u64::from(cfg.freq.max(1));
+    let perf_exit = perf_script::period_with_symbol(
+        &samples,
+        Task::Process(race.victim_pid),
+        "exit_mmap",
+        default_period,
+    );
+    let perf_reap = perf_script::period_with_symbol(
+        &samples,
+        Task::Thread(race.mrelease_tid),
+        "__oom_reap_task_mm",
+        default_period,
+    );
+    let reaper_exit = run_json::period_with_symbol(ep, "victim_exit", "exit_mmap").unwrap_or(0);
+    let reaper_reap =
+        run_json::period_with_symbol(ep, "mrelease_caller", "__oom_reap_task_mm").unwrap_or(0);
+    res.acc_exit_mmap_reaper.push(ns_ms(reaper_exit));
+    res.acc_exit_mmap_perf.push(ns_ms(perf_exit));
+    res.acc_reap_reaper.push(ns_ms(reaper_reap));
+    res.acc_reap_perf.push(ns_ms(perf_reap));
+    res.acc_exit_mmap_rel_pct
+        .push(rel_pct(reaper_exit as f64, perf_exit as f64));
+    res.acc_reap_rel_pct
+        .push(rel_pct(reaper_reap as f64, perf_reap as f64));
+    Ok(())
+}
+
+fn capacity_episode(cfg: &Config, dir: &Path, res: &mut Results) -> Result<()> {
+    let victims = (0..CAPACITY_VICTIMS as usize)
+        .map(|i| {
+            driver::spawn_victim(
+                &cfg.reaper,
+                res.capacity_victim_bytes,
+                driver::victim_cpu(i),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let reaper = start_reaper(cfg, Cond::Capacity, dir, res)?;
+    let races = driver::race_all(victims)?;
+    std::thread::sleep(SETTLE_AFTER);
+    let (out_dir, _) = stop_reaper(reaper, res)?;
+    let start = races.iter().map(|r| r.kill_ns).min().unwrap_or(0);
+    let end = races
+        .iter()
+        .map(|r| r.kill_ns + r.kill_to_reaped_ns)
+        .max()
+        .unwrap_or(0);
+    let duration_s = (end - start) as f64 / 1e9;
+    for race in &races {
+        res.capacity_kill_to_mrelease
+            .push(ns_ms(race.kill_to_mrelease_ns));
+        if race.mrelease_ret != 0 {
+            res.mrelease_failures
+                .entry(Cond::Capacity.label().to_owned())
+                .or_default()
+                .push(race.mrelease_ret);
+        }
+    }
+    let run = run_json::load(&out_dir)?;
+    let found = races
+        .iter()
+        .filter(|r| run_json::episode(&run, r.victim_pid).is_some())
+        .count();
+    let counters = run_json::counters(&run);
+    let get = |k: &str| counters.get(k).copied().unwrap_or(0) as f64;
+    res.capacity_episodes.push(found as f64);
+    res.capacity_duration.push(duration_s * 1e3);
+    res.capacity_lock_per_s
+        .push(get("lock_begin_tracked") / duration_s);
+    res.capacity_samples_per_s
+        .push(get("samples_tracked") / duration_s);
+    res.capacity_counters.push(counters);
+    Ok(())
+}
+
+impl Results {
+    fn push_race(&mut self, cond: Cond, race: &Race) {
+        let key = cond.label().to_owned();
+        self.kill_to_mrelease
+            .entry(key.clone())
+            .or_default()
+            .push(ns_ms(race.kill_to_mrelease_ns));
+        self.kill_to_reaped
+            .entry(key.clone())
+            .or_default()
+            .push(ns_ms(race.kill_to_reaped_ns));
+        if race.mrelease_ret != 0 {
+            self.mrelease_failures
+                .entry(key)
+                .or_default()
+                .push(race.mrelease_ret);
+        }
+    }
+
+    /// Everything, for raw.json.
+    pub fn raw_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+mod rows;
+
+/// The machine line: kernel, CPUs, memory, date.
+pub fn machine_description() -> String {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let perf = Command::new("perf")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!(
+        "Machine: Linux {kernel} {}, {cpus} CPUs ({model}), {mem_gib:.0} GiB; {perf}; date {date}",
+        std::env::consts::ARCH
+    )
+}

@@ -1,0 +1,291 @@
+//! The result table's rows and closing notes, built from every round.
+
+use super::{Cond, Config, Results};
+use crate::bench::{human_size, stats::Row};
+
+const OVERHEAD: [Cond; 4] = [Cond::None, Cond::Reaper, Cond::Perf, Cond::ReaperAll];
+
+impl Results {
+    fn latency(&self, which: &str, cond: Cond) -> Row {
+        let map = if which == "mrelease" {
+            &self.kill_to_mrelease
+        } else {
+            &self.kill_to_reaped
+        };
+        let values = map.get(cond.label()).map_or(&[][..], Vec::as_slice);
+        let measure = if which == "mrelease" {
+            "1. kill → process_mrelease returned"
+        } else {
+            "1. kill → victim reaped (wait returned)"
+        };
+        let mut row = Row::new(measure, cond.label(), "ms", values);
+        if let Some(fails) = self.mrelease_failures.get(cond.label()) {
+            row = row.note(format!("{} mrelease calls failed: {fails:?}", fails.len()));
+        }
+        row
+    }
+
+    fn overhead_rows(&self, rows: &mut Vec<Row>) {
+        for which in ["mrelease", "reaped"] {
+            let base = self.latency(which, Cond::None);
+            let perf = self.latency(which, Cond::Perf);
+            for cond in OVERHEAD {
+                let mut row = self.latency(which, cond).ratio_to(&base);
+                if matches!(cond, Cond::Reaper | Cond::ReaperAll)
+                    && let (Some(r), Some(p)) = (row.summary, perf.summary)
+                    && r.median > p.median
+                {
+                    let note = format!("{} reaper slower than perf here", row.note);
+                    row = row.note(note.trim().to_owned());
+                }
+                if cond == Cond::ReaperAll && !self.function_probes_attached.is_empty() {
+                    let attached = self
+                        .function_probes_attached
+                        .iter()
+                        .max()
+                        .copied()
+                        .unwrap_or(0);
+                    if attached == 0 {
+                        let note = format!(
+                            "{} = default set on this host: 0 function probes attached (fentry refused, no kprobes)",
+                            row.note
+                        );
+                        row = row.note(note.trim().to_owned());
+                    }
+                }
+                rows.push(row);
+            }
+        }
+    }
+
+    fn answer_rows(&self, rows: &mut Vec<Row>) {
+        let total =
+            |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| x + y).collect() };
+        let perf_total = Row::new(
+            "2. time to answer: total",
+            "perf: stop → perf.data + script → fold → SVG",
+            "ms",
+            &total(&self.perf_stop_to_exit, &self.perf_script_fold_svg),
+        );
+        let reaper_total_values = total(&self.reaper_stop_to_exit, &self.reaper_report);
+        let reaper_total = Row::new(
+            "2. time to answer: total",
+            "reaper: stop → exit + reaper report",
+            "ms",
+            &reaper_total_values,
+        )
+        .ratio_to(&perf_total);
+        let loses = match (reaper_total.summary, perf_total.summary) {
+            (Some(r), Some(p)) if r.median > p.median => "reaper slower than perf",
+            _ => "ratio = reaper / perf",
+        };
+        rows.push(reaper_total.note(loses));
+        rows.push(perf_total.note("baseline of the ratio"));
+        rows.push(
+            Row::new(
+                "2. stop → profiler exited",
+                "reaper record --watch",
+                "ms",
+                &self.reaper_stop_to_exit,
+            )
+            .note("writes run.json, prints the tables, writes folded + SVGs"),
+        );
+        rows.push(
+            Row::new(
+                "2. offline re-render",
+                "reaper report run.json -o DIR",
+                "ms",
+                &self.reaper_report,
+            )
+            .note("tables + folded + SVGs again, no root"),
+        );
+        rows.push(
+            Row::new(
+                "2. stop → profiler exited",
+                "perf record",
+                "ms",
+                &self.perf_stop_to_exit,
+            )
+            .note("perf.data written (incl. build-id pass)"),
+        );
+        rows.push(Row::new(
+            "2. perf script → fold → SVG",
+            "perf + inferno (in-process)",
+            "ms",
+            &self.perf_script_fold_svg,
+        ));
+        rows.push(
+            Row::new(
+                "2. perf report --stdio",
+                "perf (tables, extra)",
+                "ms",
+                &self.perf_report_tables,
+            )
+            .note("not in the total: perf's own tables"),
+        );
+    }
+
+    fn startup_rows(&self, rows: &mut Vec<Row>) {
+        rows.push(
+            Row::new(
+                "3. start-up: spawn → \"watching\"",
+                "reaper record --watch",
+                "ms",
+                &self.reaper_startup,
+            )
+            .note("all probes attached; every reaper start of B, D, E, F"),
+        );
+        let perf_rss = Row::new(
+            "3. peak RSS (wait4 ru_maxrss)",
+            "perf record -a -g",
+            "MiB",
+            &self.perf_rss_mib,
+        );
+        let reaper_rss = Row::new(
+            "3. peak RSS (wait4 ru_maxrss)",
+            "reaper record --watch",
+            "MiB",
+            &self.reaper_rss_mib,
+        )
+        .ratio_to(&perf_rss);
+        let note = match (reaper_rss.summary, perf_rss.summary) {
+            (Some(r), Some(p)) if r.median > p.median => {
+                "reaper uses more than perf; ratio = reaper / perf"
+            }
+            _ => "ratio = reaper / perf",
+        };
+        rows.push(reaper_rss.note(note));
+        rows.push(perf_rss);
+    }
+
+    fn capacity_rows(&self, rows: &mut Vec<Row>) {
+        let label = format!(
+            "F: {} victims × {} at once, under reaper --watch",
+            self.capacity_victims,
+            human_size(self.capacity_victim_bytes)
+        );
+        rows.push(
+            Row::new("4. episodes recorded", &label, "", &self.capacity_episodes)
+                .note(format!("of {} per round", self.capacity_victims)),
+        );
+        rows.push(Row::new(
+            "4. stress duration (first kill → last reaped)",
+            &label,
+            "ms",
+            &self.capacity_duration,
+        ));
+        rows.push(Row::new(
+            "4. kill → process_mrelease returned (each victim)",
+            &label,
+            "ms",
+            &self.capacity_kill_to_mrelease,
+        ));
+        rows.push(
+            Row::new(
+                "4. lock:contention_begin handled",
+                &label,
+                "/s",
+                &self.capacity_lock_per_s,
+            )
+            .note("run.json lock_begin_tracked / duration"),
+        );
+        rows.push(
+            Row::new(
+                "4. samples handled",
+                &label,
+                "/s",
+                &self.capacity_samples_per_s,
+            )
+            .note("run.json samples_tracked / duration"),
+        );
+        let names: std::collections::BTreeSet<&String> = self
+            .capacity_counters
+            .iter()
+            .flat_map(|c| c.keys())
+            .collect();
+        for name in names.into_iter().filter(|n| super::run_json::is_loss(n)) {
+            let values: Vec<f64> = self
+                .capacity_counters
+                .iter()
+                .map(|c| c.get(name).copied().unwrap_or(0) as f64)
+                .collect();
+            let lost: f64 = values.iter().sum();
+            let row = Row::new(&format!("4. loss: {name}"), &label, "", &values);
+            rows.push(if lost > 0.0 {
+                row.note("LOSS: data was dropped")
+            } else {
+                row
+            });
+        }
+    }
+
+    fn accuracy_rows(&self, rows: &mut Vec<Row>) {
+        let pairs = [
+            (
+                "exit_mmap (victim pid)",
+                &self.acc_exit_mmap_reaper,
+                &self.acc_exit_mmap_perf,
+                &self.acc_exit_mmap_rel_pct,
+            ),
+            (
+                "__oom_reap_task_mm (driver's mrelease tid)",
+                &self.acc_reap_reaper,
+                &self.acc_reap_perf,
+                &self.acc_reap_rel_pct,
+            ),
+        ];
+        for (what, reaper, perf, rel) in pairs {
+            let perf_row = Row::new(&format!("5. period of {what}"), "perf script", "ms", perf);
+            rows.push(
+                Row::new(
+                    &format!("5. period of {what}"),
+                    "reaper run.json",
+                    "ms",
+                    reaper,
+                )
+                .ratio_to(&perf_row),
+            );
+            rows.push(perf_row);
+            rows.push(Row::new(
+                &format!("5. relative difference, {what}"),
+                "(reaper − perf) / perf",
+                "%",
+                rel,
+            ));
+        }
+    }
+
+    /// Every row of the result table.
+    pub fn rows(&self, _cfg: &Config) -> Vec<Row> {
+        let mut rows = Vec::new();
+        self.overhead_rows(&mut rows);
+        self.answer_rows(&mut rows);
+        self.startup_rows(&mut rows);
+        self.capacity_rows(&mut rows);
+        self.accuracy_rows(&mut rows);
+        rows
+    }
+
+    /// What each figure measures, below the table.
+    pub fn notes(&self, cfg: &Config) -> String {
+        let mut notes = format!(
+            "Notes:\n\
+- 1: the benchmark's own driver (not reaper's numbers): a `reaper __victim` of {} (64 VMAs, 1 extra thread, every page touched) pinned away from the driver thread; CLOCK_MONOTONIC before pidfd_send_signal(SIGKILL), immediately process_mrelease(pidfd), time at return, then waitpid. Background profilers are started after the victim is ready and stopped (SIGINT) {} ms after it is reaped; only the episode is timed. Ratio = median / median of A.\n\
+- D: reaper's `--attach auto` tries fentry/fexit then kprobe/kretprobe per function; on a host where neither loads it attaches exactly the default set (sampling + lock + timeline tracepoints), so D is a second sample of B, not a different configuration.\n\
+- 2: from SIGINT (after the teardown) to the answer on disk. reaper: `record --watch` exits after writing run.json, printing its tables and writing folded stacks + flame graph SVGs; `reaper report run.json -o DIR` re-renders all of that offline and is added to the total (conservative). perf: `perf record` exits after writing perf.data, then `perf script` → inferno collapse-perf (in-process) → inferno flame graph SVG. perf.data holds every task on every CPU; reaper keeps only the teardown episodes.\n\
+- 3: reaper's userspace only (BPF maps live in the kernel and are not in ru_maxrss).\n\
+- 4: counters are reaper's kernel-side per-episode counters summed over the run; every counter whose name says full/lost/evicted is listed, zero or not.\n\
+- 5: same episodes seen by both profilers at {} Hz each; reaper: sum of period_ns of the context's stacks containing the frame; perf: `perf script -F ...,period,...` samples of the same pid/tid whose callchain contains the symbol × the printed period. Two independent samplers, so a few samples of difference are expected at this episode length.\n",
+            human_size(cfg.size),
+            super::SETTLE_AFTER.as_millis(),
+            cfg.freq
+        );
+        if self.reaper_missed_episodes > 0 {
+            notes.push_str(&format!(
+                "- WARNING: reaper's run.json lacked {} episode(s) the driver ran.\n",
+                self.reaper_missed_episodes
+            ));
+        }
+        notes
+    }
+}

@@ -1,0 +1,165 @@
+//! `cargo xtask bench`: reaper's overhead, time to answer, start-up, capacity
+//! and accuracy, side by side with `perf`, in one invocation.
+//!
+//! Every round runs each condition once, in an order rotated by the round
+//! number, so machine drift hits all conditions alike. Only ratios between
+//! conditions of the same invocation mean much on a noisy machine.
+
+mod conditions;
+mod driver;
+mod perf_script;
+mod profilers;
+mod run_json;
+mod stats;
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, ensure};
+
+/// Arguments of `cargo xtask bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Victim size for the overhead, time-to-answer and accuracy episodes
+    /// (the capacity scenario splits it over 8 victims).
+    #[arg(long, default_value = "2G", value_parser = parse_size)]
+    pub size: u64,
+    /// Rounds; each runs every condition once, interleaved.
+    #[arg(long, default_value_t = 10)]
+    pub rounds: u32,
+    /// cpu-clock sampling frequency of both profilers, Hz.
+    #[arg(long, default_value_t = 4000)]
+    pub freq: u32,
+    /// Where the table, the machine description and the raw figures go.
+    #[arg(long, default_value = "target/bench")]
+    pub out: PathBuf,
+    /// Skip `cargo xtask setup` (perf must already be installed).
+    #[arg(long)]
+    pub no_setup: bool,
+}
+
+/// Parses `2G`, `256M`, `512K` or a byte count (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.eq_ignore_ascii_case(&'g') => (&t[..i], 30),
+        Some((i, c)) if c.eq_ignore_ascii_case(&'m') => (&t[..i], 20),
+        Some((i, c)) if c.eq_ignore_ascii_case(&'k') => (&t[..i], 10),
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 2G, 256M or 4096"))?;
+    n.checked_shl(shift)
+        .filter(|b| *b >> shift == n && *b > 0)
+        .ok_or_else(|| format!("{text:?} is zero or too large"))
+}
+
+/// Set in the release re-execution, so it does not re-execute again.
+const RELEASE_ENV: &str = "XTASK_BENCH_RELEASE";
+
+/// `cargo xtask` is a debug build; the perf pipeline's fold + SVG run inside
+/// this process (inferno), so time it with optimized code: re-run this same
+/// command from a release build of xtask. Returns the child's exit code.
+fn reexec_release() -> Result<std::process::ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    eprintln!(
+        "xtask bench: re-running from a release build of xtask (inferno's fold is timed in-process)"
+    );
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["run", "--release", "--quiet", "--package", "xtask", "--"])
+        .args(&args)
+        .current_dir(crate::vm::cache::workspace_root())
+        .env(RELEASE_ENV, "1")
+        .status()
+        .context("running cargo run --release -p xtask")?;
+    Ok(std::process::ExitCode::from(
+        status.code().unwrap_or(1).clamp(0, 255) as u8,
+    ))
+}
+
+/// Runs the benchmark.
+pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
+    if cfg!(debug_assertions) && std::env::var_os(RELEASE_ENV).is_none() {
+        return reexec_release();
+    }
+    run_bench(args).map(|()| std::process::ExitCode::SUCCESS)
+}
+
+fn run_bench(args: BenchArgs) -> Result<()> {
+    ensure!(
+        crate::run::is_root(),
+        "cargo xtask bench needs root (BPF, perf -a, process_mrelease); run it with sudo"
+    );
+    ensure!(args.rounds > 0, "--rounds must be at least 1");
+    if !args.no_setup {
+        crate::setup::run()?;
+    }
+    let reaper = crate::run::build_reaper()?;
+    let out = if args.out.is_absolute() {
+        args.out.clone()
+    } else {
+        crate::vm::cache::workspace_root().join(&args.out)
+    };
+    let work = out.join("work");
+    if work.exists() {
+        std::fs::remove_dir_all(&work).with_context(|| format!("clearing {}", work.display()))?;
+    }
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let machine = conditions::machine_description();
+    eprintln!("xtask bench: {machine}");
+    let config = conditions::Config {
+        reaper,
+        work,
+        size: args.size,
+        freq: args.freq,
+    };
+    let results = conditions::run_rounds(&config, args.rounds)?;
+    let rows = results.rows(&config);
+    let table = stats::markdown(&rows);
+    let doc = format!(
+        "# cargo xtask bench\n\n{machine}\n\nCommand: `cargo xtask bench --size {} --rounds {} --freq {}`\n\n{table}\n{}\n",
+        human_size(args.size),
+        args.rounds,
+        args.freq,
+        results.notes(&config)
+    );
+    println!("{doc}");
+    std::fs::write(out.join("results.md"), &doc)?;
+    std::fs::write(
+        out.join("raw.json"),
+        serde_json::to_string_pretty(&results.raw_json())?,
+    )?;
+    eprintln!(
+        "xtask bench: wrote {} and raw.json",
+        out.join("results.md").display()
+    );
+    Ok(())
+}
+
+/// `2147483648` → `2G`.
+pub fn human_size(bytes: u64) -> String {
+    for (shift, unit) in [(30, "G"), (20, "M"), (10, "K")] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("256m"), Ok(256 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("99999999999G").is_err());
+        assert_eq!(human_size(256 << 20), "256M");
+        assert_eq!(human_size(2 << 30), "2G");
+        assert_eq!(human_size(1000), "1000");
+    }
+}

@@ -1,0 +1,160 @@
+//! Medians, ranges and the markdown result table.
+
+use std::fmt::Write as _;
+
+/// Median and range of one figure over the rounds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    pub n: usize,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// Summarizes `values`; None when empty. NaNs are dropped.
+pub fn summarize(values: &[f64]) -> Option<Summary> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some(Summary {
+        n,
+        median,
+        min: v[0],
+        max: v[n - 1],
+    })
+}
+
+/// One row of the result table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub measure: String,
+    pub condition: String,
+    pub unit: &'static str,
+    pub summary: Option<Summary>,
+    /// Ratio of this row's median to its baseline's, when it has one.
+    pub ratio: Option<f64>,
+    pub note: String,
+}
+
+impl Row {
+    pub fn new(measure: &str, condition: &str, unit: &'static str, values: &[f64]) -> Self {
+        Self {
+            measure: measure.to_owned(),
+            condition: condition.to_owned(),
+            unit,
+            summary: summarize(values),
+            ratio: None,
+            note: String::new(),
+        }
+    }
+
+    /// Sets the ratio to `baseline`'s median.
+    pub fn ratio_to(mut self, baseline: &Row) -> Self {
+        self.ratio = match (self.summary, baseline.summary) {
+            (Some(s), Some(b)) if b.median != 0.0 => Some(s.median / b.median),
+            _ => None,
+        };
+        self
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = note.into();
+        self
+    }
+}
+
+fn number(x: f64) -> String {
+    let a = x.abs();
+    if x.fract() == 0.0 || a >= 1000.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else if a >= 0.1 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// Renders the rows as a markdown table.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| measure | condition | n | median | min–max | ratio | note |\n|---|---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        let (n, median, range) = match row.summary {
+            Some(s) => (
+                s.n.to_string(),
+                format!("{} {}", number(s.median), row.unit)
+                    .trim_end()
+                    .to_owned(),
+                format!("{}–{}", number(s.min), number(s.max)),
+            ),
+            None => ("0".into(), "not measured".into(), "-".into()),
+        };
+        let ratio = row
+            .ratio
+            .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}×"));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {n} | {median} | {range} | {ratio} | {} |",
+            row.measure, row.condition, row.note
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_odd_even_and_nan() {
+        assert_eq!(summarize(&[]), None);
+        let s = summarize(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.n, s.median, s.min, s.max), (3, 2.0, 1.0, 3.0));
+        let s = summarize(&[4.0, 1.0, 2.0, 3.0, f64::NAN]).unwrap();
+        assert_eq!((s.n, s.median, s.min, s.max), (4, 2.5, 1.0, 4.0));
+    }
+
+    #[test]
+    fn ratio_to_baseline_median() {
+        let base = Row::new("latency", "none", "ms", &[10.0, 20.0, 30.0]);
+        let row = Row::new("latency", "perf", "ms", &[22.0, 40.0, 30.0]).ratio_to(&base);
+        assert_eq!(row.ratio, Some(1.5));
+        let empty = Row::new("latency", "x", "ms", &[]).ratio_to(&base);
+        assert_eq!(empty.ratio, None);
+    }
+
+    #[test]
+    fn renders_markdown() {
+        let base = Row::new("kill→mrelease", "no profiler", "ms", &[100.0, 120.0]);
+        let row = Row::new("kill→mrelease", "perf", "ms", &[0.05])
+            .ratio_to(&base)
+            .note("loses");
+        let md = markdown(&[base, row, Row::new("x", "y", "ms", &[])]);
+        let expected = "\
+| measure | condition | n | median | min–max | ratio | note |
+|---|---|---|---|---|---|---|
+| kill→mrelease | no profiler | 2 | 110 ms | 100–120 | - |  |
+| kill→mrelease | perf | 1 | 0.050 ms | 0.050–0.050 | 0.00× | loses |
+| x | y | 0 | not measured | - | - |  |
+";
+        assert_eq!(md, expected);
+        let counts = markdown(&[Row::new("loss", "F", "", &[0.0, 3.0, 0.0])]);
+        assert!(
+            counts.ends_with("| loss | F | 3 | 0 | 0–3 | - |  |\n"),
+            "{counts}"
+        );
+        let md = expected.to_owned();
+        assert_eq!(md, expected);
+    }
+}
