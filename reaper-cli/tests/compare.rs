@@ -4,9 +4,11 @@
 //! parse as XML. Without root that part prints why and is skipped.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-const REAPER: &str = env!("CARGO_BIN_EXE_reaper");
+mod common;
+
+use common::{is_root, reaper, temp_dir, text};
 
 fn data(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -14,17 +16,6 @@ fn data(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-fn reaper(args: &[&str]) -> Output {
-    Command::new(REAPER)
-        .args(args)
-        .output()
-        .expect("running reaper")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn gate(baseline: &str, candidate: &str, extra: &[&str]) -> Output {
@@ -36,13 +27,6 @@ fn gate(baseline: &str, candidate: &str, extra: &[&str]) -> Output {
 
 fn code(out: &Output) -> i32 {
     out.status.code().expect("exit code")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("reaper-compare-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Parses a whole XML document; returns the names of its elements.
@@ -236,17 +220,6 @@ fn diff_refuses_incomparable_runs_unless_forced() {
     let out = reaper(&["diff", &data("baseline"), &data("size-2g"), "--force"]);
     assert_eq!(code(&out), 0);
     assert!(text(&out.stdout).contains("Note: --force: victim sizes differ (1G vs 2G)"));
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|v| v.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 #[test]

@@ -1,0 +1,53 @@
+//! Helpers shared by the integration tests: running the `reaper` binary,
+//! scratch directories, and the root check that privileged tests skip on.
+#![allow(dead_code, reason = "each test crate uses a different subset")]
+
+use std::{
+    path::PathBuf,
+    process::{Command, Output},
+};
+
+/// The binary under test.
+pub const REAPER: &str = env!("CARGO_BIN_EXE_reaper");
+
+/// Whether the tests run as root (real uid 0).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|v| v.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Returns false, and says why, when a privileged test cannot run here.
+pub fn require_root(test: &str) -> bool {
+    if !is_root() {
+        eprintln!("SKIP {test}: needs root to load eBPF programs (run `sudo -E cargo xtask test`)");
+        return false;
+    }
+    true
+}
+
+/// Runs `reaper` with `args` and captures its output.
+pub fn reaper(args: &[&str]) -> Output {
+    Command::new(REAPER)
+        .args(args)
+        .output()
+        .expect("running reaper")
+}
+
+/// Lossy UTF-8 of a captured stream.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh, empty scratch directory unique to this process.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("reaper-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
