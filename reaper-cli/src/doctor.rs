@@ -158,7 +158,10 @@ fn function_modes(
             concept: f.function.concept.clone(),
             symbol: Some(f.function.symbol.clone()),
             mode: f.mode.to_owned(),
-            status: f.status.clone(),
+            status: match &f.fallback_from {
+                Some(why) => format!("{} ({why})", f.status),
+                None => f.status.clone(),
+            },
         })
         .collect();
     modes.extend(ladder.skipped.iter().map(|(concept, why)| FunctionMode {

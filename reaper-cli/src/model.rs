@@ -40,6 +40,10 @@ pub struct Run {
     /// Why the run is partial.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial_reason: Option<String>,
+    /// Per catalog concept, how its function was probed for exact timing
+    /// (`recording.probes` has the same as `function:*` entries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub function_probes: Vec<FunctionProbe>,
     /// `record --watch`: episodes evicted to bound memory (oldest first),
     /// and SIGKILLed processes that were followed by no process_mrelease or
     /// OOM kill and so formed no episode.
@@ -58,6 +62,25 @@ pub struct WatchSummary {
     pub episodes_evicted: u64,
     /// SIGKILLed processes with no process_mrelease or OOM kill (not episodes).
     pub plain_kills_ignored: u64,
+}
+
+/// How one catalog function was probed for exact timing (`record`'s attach
+/// ladder: fentry/fexit, then kprobe/kretprobe).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionProbe {
+    /// Catalog concept id.
+    pub concept: String,
+    /// The kernel function, when this kernel has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    /// "fentry", "kprobe" or "none".
+    pub mode: String,
+    /// "attached", or why not (the kernel's answers, or "absent on this kernel").
+    pub status: String,
+    /// Why a higher rung was refused when a lower one was used, e.g.
+    /// "fentry attach: ... [ENOTSUPP 524]".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_from: Option<String>,
 }
 
 /// The tool that wrote a run.

@@ -240,6 +240,8 @@ pub struct FunctionAttach {
     pub mode: &'static str,
     /// "attached", or why each rung failed.
     pub status: String,
+    /// Why fentry/fexit was refused when kprobes were used.
+    pub fallback_from: Option<String>,
 }
 
 /// What the ladder did for every catalog concept.
@@ -280,6 +282,7 @@ impl LadderReport {
                     function: f.clone(),
                     mode: "none",
                     status: why.to_owned(),
+                    fallback_from: None,
                 })
                 .collect(),
             skipped: plan.skipped.clone(),
@@ -292,6 +295,33 @@ impl LadderReport {
     /// Functions that got a probe pair.
     pub fn attached(&self) -> impl Iterator<Item = &FunctionAttach> {
         self.functions.iter().filter(|f| f.mode != "none")
+    }
+
+    /// The run file's `function_probes`, one per concept.
+    pub fn function_probes(&self) -> Vec<crate::model::FunctionProbe> {
+        let mut out: Vec<crate::model::FunctionProbe> = self
+            .functions
+            .iter()
+            .map(|f| crate::model::FunctionProbe {
+                concept: f.function.concept.clone(),
+                symbol: Some(f.function.symbol.clone()),
+                mode: f.mode.to_owned(),
+                status: f.status.clone(),
+                fallback_from: f.fallback_from.clone(),
+            })
+            .collect();
+        out.extend(
+            self.skipped
+                .iter()
+                .map(|(concept, why)| crate::model::FunctionProbe {
+                    concept: concept.clone(),
+                    symbol: None,
+                    mode: "none".into(),
+                    status: why.clone(),
+                    fallback_from: None,
+                }),
+        );
+        out
     }
 
     /// The run file's `recording.probes` entries, one per concept.
@@ -464,6 +494,7 @@ pub fn attach_ladder(
         ..LadderReport::default()
     };
     for f in &plan.functions {
+        let mut fallback_from = None;
         let (used, status) = match mode {
             AttachMode::Sampling => ("none", "disabled by --attach sampling".to_owned()),
             AttachMode::Fentry => match try_fentry(ebpf, f, btf.as_ref()) {
@@ -491,10 +522,10 @@ pub fn attach_ladder(
             AttachMode::Auto => match try_fentry(ebpf, f, btf.as_ref()) {
                 Ok(()) => ("fentry", "attached".to_owned()),
                 Err(fentry_why) => match try_kprobe(ebpf, f) {
-                    Ok(()) => (
-                        "kprobe",
-                        format!("attached (fentry/fexit refused: {fentry_why})"),
-                    ),
+                    Ok(()) => {
+                        fallback_from = Some(format!("fentry/fexit refused: {fentry_why}"));
+                        ("kprobe", "attached".to_owned())
+                    }
                     Err(kprobe_why) => (
                         "none",
                         format!("fentry/fexit: {fentry_why}; kprobe/kretprobe: {kprobe_why}"),
@@ -507,6 +538,7 @@ pub fn attach_ladder(
             function: f.clone(),
             mode: used,
             status,
+            fallback_from,
         });
     }
     Ok(report)

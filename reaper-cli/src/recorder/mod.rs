@@ -232,6 +232,7 @@ impl Recorder {
             not_measured,
             partial: partial_reason.is_some(),
             partial_reason,
+            function_probes: self.functions.function_probes(),
             watch: watch_summary,
         })
         // Dropping `self` detaches every probe and unloads the programs.

@@ -165,12 +165,32 @@ pub fn function_attach(ctx: &CellContext) -> Verdict {
     {
         return Verdict::Fail(format!("{name} attached with {m}, expected {mode}"));
     }
-    if let Some(refusal) = want.fentry_refusal
-        && let Some((name, _, status)) = attached.iter().find(|(_, _, s)| !s.contains(refusal))
-    {
-        return Verdict::Fail(format!(
-            "{name}: expected the fentry refusal ({refusal}) in its status, got {status:?}"
-        ));
+    if let Some(refusal) = want.fentry_refusal {
+        // run.json's function_probes keep why fentry was refused.
+        let fallbacks: Vec<(String, String)> = run["function_probes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["mode"] == "kprobe")
+            .map(|p| {
+                (
+                    p["symbol"].as_str().unwrap_or("?").to_owned(),
+                    p["fallback_from"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        if fallbacks.len() != attached.len() {
+            return Verdict::Fail(format!(
+                "function_probes lists {} kprobe functions, recording.probes {} attached",
+                fallbacks.len(),
+                attached.len()
+            ));
+        }
+        if let Some((name, why)) = fallbacks.iter().find(|(_, why)| !why.contains(refusal)) {
+            return Verdict::Fail(format!(
+                "{name}: expected the fentry refusal ({refusal}) as its fallback reason, got {why:?}"
+            ));
+        }
     }
     if attached.is_empty() {
         // sid arm64 may allow nothing; then the run must say why.
@@ -483,7 +503,15 @@ mod tests {
 
     #[test]
     fn bookworm_arm64_needs_the_524_refusal() {
-        let run = SID_RUN.replace("\"mode\": \"fentry\", \"status\": \"attached\"", "\"mode\": \"kprobe\", \"status\": \"attached (fentry/fexit refused: fentry attach: x [ENOTSUPP 524])\"");
+        let run = SID_RUN
+            .replace("\"mode\": \"fentry\"", "\"mode\": \"kprobe\"")
+            .replace(
+                "\"not_measured\": [],",
+                r#""not_measured": [], "function_probes": [
+                  {"concept": "reaper_work", "symbol": "__oom_reap_task_mm", "mode": "kprobe", "status": "attached", "fallback_from": "fentry attach: x [ENOTSUPP 524]"},
+                  {"concept": "per_vma_unmap", "symbol": "zap_vma_for_reaping", "mode": "kprobe", "status": "attached", "fallback_from": "fentry attach: x [ENOTSUPP 524]"},
+                  {"concept": "pte_lock", "symbol": "pte_offset_map_lock", "mode": "kprobe", "status": "attached", "fallback_from": "fentry attach: x [ENOTSUPP 524]"}],"#,
+            );
         let out = out_with(
             "arm",
             &run.replace("zap_vma_for_reaping", "unmap_page_range"),
