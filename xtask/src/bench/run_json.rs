@@ -47,23 +47,27 @@ pub fn period_with_symbol(episode: &Value, context: &str, symbol: &str) -> Optio
     )
 }
 
-/// Every counter summed over the run's episodes, plus the run-level losses
-/// (evicted episodes, user-side losses).
+/// The run's counters, plus the run-level losses (evicted episodes).
+///
+/// In a `--watch` run every episode carries the watch's running totals at the
+/// time it was finished (reaper-cli's recorder/watch.rs), not its own share,
+/// so the run's total is the largest value of each counter, not the sum.
 pub fn counters(run: &Value) -> BTreeMap<String, u64> {
-    let mut sums = BTreeMap::new();
+    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
     for e in episodes(run) {
         for key in ["counters", "user_losses"] {
             if let Some(map) = e[key].as_object() {
                 for (k, v) in map {
-                    *sums.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
+                    let total = totals.entry(k.clone()).or_default();
+                    *total = (*total).max(v.as_u64().unwrap_or(0));
                 }
             }
         }
     }
     if let Some(evicted) = run["watch"]["episodes_evicted"].as_u64() {
-        sums.insert("episodes_evicted".into(), evicted);
+        totals.insert("episodes_evicted".into(), evicted);
     }
-    sums
+    totals
 }
 
 /// Whether a counter name denotes a loss.
@@ -112,7 +116,7 @@ mod tests {
                 "user_losses": {}
             }, {
                 "victim": {"pid": 43}, "contexts": [],
-                "counters": {"samples_tracked": 5, "sample_stack_lost": 0}
+                "counters": {"samples_tracked": 15, "sample_stack_lost": 1}
             }]
         })
     }
@@ -128,6 +132,7 @@ mod tests {
         assert_eq!(period_with_symbol(ep, "mrelease_caller", "exit_mmap"), None);
         assert!(episode(&run, 7).is_none());
         let c = counters(&run);
+        // Running totals: the later episode's values, not 10 + 15.
         assert_eq!(c["samples_tracked"], 15);
         assert_eq!(c["sample_stack_lost"], 1);
         assert_eq!(c["episodes_evicted"], 0);

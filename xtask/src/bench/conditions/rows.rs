@@ -274,7 +274,7 @@ impl Results {
 - D: reaper's `--attach auto` tries fentry/fexit then kprobe/kretprobe per function; on a host where neither loads it attaches exactly the default set (sampling + lock + timeline tracepoints), so D is a second sample of B, not a different configuration.\n\
 - 2: from SIGINT (after the teardown) to the answer on disk. reaper: `record --watch` exits after writing run.json, printing its tables and writing folded stacks + flame graph SVGs; `reaper report run.json -o DIR` re-renders all of that offline and is added to the total (conservative). perf: `perf record` exits after writing perf.data, then `perf script` → inferno collapse-perf (in-process) → inferno flame graph SVG. perf.data holds every task on every CPU; reaper keeps only the teardown episodes.\n\
 - 3: reaper's userspace only (BPF maps live in the kernel and are not in ru_maxrss).\n\
-- 4: counters are reaper's kernel-side per-episode counters summed over the run; every counter whose name says full/lost/evicted is listed, zero or not.\n\
+- 4: counters are reaper's kernel-side counters for the whole watch (each episode in run.json carries the running totals, so the largest is taken); every counter whose name says full/lost/evicted is listed, zero or not.\n\
 - 5: same episodes seen by both profilers at {} Hz each; reaper: sum of period_ns of the context's stacks containing the frame; perf: `perf script -F ...,period,...` samples of the same pid/tid whose callchain contains the symbol × the printed period. Two independent samplers, so a few samples of difference are expected at this episode length.\n",
             human_size(cfg.size),
             super::SETTLE_AFTER.as_millis(),
