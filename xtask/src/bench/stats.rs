@@ -65,8 +65,14 @@ impl Row {
         self
     }
 
+    /// Appends a note ("; " between notes).
     pub fn note(mut self, note: impl Into<String>) -> Self {
-        self.note = note.into();
+        let note = note.into();
+        if self.note.is_empty() {
+            self.note = note;
+        } else if !note.is_empty() {
+            self.note = format!("{}; {note}", self.note);
+        }
         self
     }
 }
@@ -140,6 +146,7 @@ mod tests {
         let row = Row::new("kill→mrelease", "perf", "ms", &[0.05])
             .ratio_to(&base)
             .note("loses");
+        assert_eq!(row.clone().note("more").note("").note, "loses; more");
         let md = markdown(&[base, row, Row::new("x", "y", "ms", &[])]);
         let expected = "\
 | measure | condition | n | median | min–max | ratio | note |

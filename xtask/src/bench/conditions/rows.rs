@@ -20,7 +20,10 @@ impl Results {
         };
         let mut row = Row::new(measure, cond.label(), "ms", values);
         if let Some(fails) = self.mrelease_failures.get(cond.label()) {
-            row = row.note(format!("{} mrelease calls failed: {fails:?}", fails.len()));
+            row = row.note(format!(
+                "{} mrelease call(s) failed {fails:?} (-3 ESRCH: the victim's exit finished first)",
+                fails.len()
+            ));
         }
         row
     }
@@ -35,8 +38,7 @@ impl Results {
                     && let (Some(r), Some(p)) = (row.summary, perf.summary)
                     && r.median > p.median
                 {
-                    let note = format!("{} reaper slower than perf here", row.note);
-                    row = row.note(note.trim().to_owned());
+                    row = row.note("reaper slower than perf here");
                 }
                 if cond == Cond::ReaperAll && !self.function_probes_attached.is_empty() {
                     let attached = self
@@ -46,11 +48,9 @@ impl Results {
                         .copied()
                         .unwrap_or(0);
                     if attached == 0 {
-                        let note = format!(
-                            "{} = default set on this host: 0 function probes attached (fentry refused, no kprobes)",
-                            row.note
+                        row = row.note(
+                            "= default set on this host: 0 function probes attached (fentry refused, no kprobes)",
                         );
-                        row = row.note(note.trim().to_owned());
                     }
                 }
                 rows.push(row);
