@@ -88,6 +88,7 @@ pub struct Results {
     perf_script_fold_svg: Vec<f64>,
     perf_report_tables: Vec<f64>,
     reaper_startup: Vec<f64>,
+    perf_startup: Vec<f64>,
     reaper_rss_mib: Vec<f64>,
     perf_rss_mib: Vec<f64>,
     /// Episodes reaper's watch run.json lacked (victim pid not found).
@@ -223,6 +224,7 @@ fn reaper_episode(cfg: &Config, cond: Cond, dir: &Path, res: &mut Results) -> Re
 fn perf_episode(cfg: &Config, dir: &Path, res: &mut Results) -> Result<()> {
     let victim = driver::spawn_victim(&cfg.reaper, cfg.size, driver::victim_cpu(0))?;
     let perf = profilers::start_perf(&dir.join("perf.data"), cfg.freq)?;
+    res.perf_startup.push(ms(perf.startup));
     let race = driver::race(victim)?;
     std::thread::sleep(SETTLE_AFTER);
     let data = perf.data.clone();
@@ -248,6 +250,7 @@ fn accuracy_episode(cfg: &Config, dir: &Path, res: &mut Results) -> Result<()> {
     let victim = driver::spawn_victim(&cfg.reaper, cfg.size, driver::victim_cpu(0))?;
     let reaper = start_reaper(cfg, Cond::Accuracy, dir, res)?;
     let perf = profilers::start_perf(&dir.join("perf.data"), cfg.freq)?;
+    res.perf_startup.push(ms(perf.startup));
     let race = driver::race(victim)?;
     std::thread::sleep(SETTLE_AFTER);
     let data = perf.data.clone();

@@ -14,9 +14,9 @@ use anyhow::{Context as _, Result, bail, ensure};
 
 /// How long reaper may take to attach before the round is called broken.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
-/// perf record prints nothing when it is ready; give it this long to open
-/// its per-CPU events and mmap its buffers before the episode.
-const PERF_SETTLE: Duration = Duration::from_millis(1000);
+/// How long perf may take to enable its events (on a loaded 2-CPU machine a
+/// fixed 1 s sleep was not enough: perf once missed a whole episode).
+const PERF_ENABLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The line reaper prints on stderr once every probe is attached.
 const WATCHING: &str = "reaper: watching every teardown";
 
@@ -41,6 +41,8 @@ pub struct Reaper {
 pub struct Perf {
     pid: libc::pid_t,
     pub data: PathBuf,
+    /// Spawn → perf acknowledged "enable" (its events are counting).
+    pub startup: Duration,
 }
 
 /// Starts `reaper record --watch -o OUT_DIR EXTRA...` and waits until it is
@@ -99,12 +101,33 @@ impl Reaper {
     }
 }
 
-/// Starts `perf record -a -g -e cpu-clock -F FREQ -o DATA`.
+/// Starts `perf record -a -g -e cpu-clock -F FREQ -o DATA` with its events
+/// disabled (`-D -1`) and a control FIFO, enables them, and returns once perf
+/// has acknowledged: from then on every CPU is being sampled.
 pub fn start_perf(data: &Path, freq: u32) -> Result<Perf> {
     let log = File::create(data.with_extension("log"))?;
+    let ctl = data.with_extension("ctl");
+    let ack = data.with_extension("ack");
+    for fifo in [&ctl, &ack] {
+        let _ = std::fs::remove_file(fifo);
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes())?;
+        // SAFETY: a valid NUL-terminated path.
+        ensure!(
+            unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0,
+            "mkfifo {}: {}",
+            fifo.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    let started = Instant::now();
     let child = Command::new("perf")
-        .args(["record", "-a", "-g", "-e", "cpu-clock", "-F"])
+        .args(["record", "-a", "-g", "-e", "cpu-clock", "-D", "-1", "-F"])
         .arg(freq.to_string())
+        .arg(format!(
+            "--control=fifo:{},{}",
+            ctl.display(),
+            ack.display()
+        ))
         .arg("-o")
         .arg(data)
         .stdin(Stdio::null())
@@ -114,11 +137,55 @@ pub fn start_perf(data: &Path, freq: u32) -> Result<Perf> {
         .context("spawning perf record (is linux-perf installed? `cargo xtask setup`)")?;
     let pid = child.id() as libc::pid_t;
     drop(child);
-    std::thread::sleep(PERF_SETTLE);
+    if let Err(err) = enable_perf(&ctl, &ack, started) {
+        let _ = stop(pid);
+        return Err(err.context(format!("see {}", data.with_extension("log").display())));
+    }
     Ok(Perf {
         pid,
         data: data.to_owned(),
+        startup: started.elapsed(),
     })
+}
+
+/// Writes "enable" to perf's control FIFO and waits for its "ack".
+fn enable_perf(ctl: &Path, ack: &Path, started: Instant) -> Result<()> {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // perf opens both FIFOs read-write while parsing its options; until then
+    // a non-blocking open for writing fails with ENXIO.
+    let mut ctl_file = loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(ctl)
+        {
+            Ok(f) => break f,
+            Err(_) if started.elapsed() < PERF_ENABLE_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(err) => bail!("perf never opened its control FIFO: {err}"),
+        }
+    };
+    ctl_file.write_all(b"enable\n")?;
+    let mut ack_file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(ack)?;
+    let mut buf = [0u8; 16];
+    loop {
+        match ack_file.read(&mut buf) {
+            Ok(n) if n > 0 && buf[..n].starts_with(b"ack") => return Ok(()),
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(err) => return Err(err.into()),
+        }
+        ensure!(
+            started.elapsed() < PERF_ENABLE_TIMEOUT,
+            "perf did not acknowledge \"enable\" within {PERF_ENABLE_TIMEOUT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 impl Perf {

@@ -126,6 +126,12 @@ impl Results {
     }
 
     fn startup_rows(&self, rows: &mut Vec<Row>) {
+        let perf_start = Row::new(
+            "3. start-up: spawn → events enabled",
+            "perf record -a -g (-D -1, control FIFO ack)",
+            "ms",
+            &self.perf_startup,
+        );
         rows.push(
             Row::new(
                 "3. start-up: spawn → \"watching\"",
@@ -133,8 +139,10 @@ impl Results {
                 "ms",
                 &self.reaper_startup,
             )
-            .note("all probes attached; every reaper start of B, D, E, F"),
+            .ratio_to(&perf_start)
+            .note("all probes attached; every reaper start of B, D, E, F; ratio = reaper / perf"),
         );
+        rows.push(perf_start.note("every perf start of C, E"));
         let perf_rss = Row::new(
             "3. peak RSS (wait4 ru_maxrss)",
             "perf record -a -g",
