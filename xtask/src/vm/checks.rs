@@ -6,7 +6,10 @@
 //! [`Verdict::Skip`] with the reason (e.g. "fentry is expected on x86_64
 //! only").
 
+mod oom;
 mod timing;
+
+pub use oom::{CGROUPS_LEFT, FROZEN_DIR, OOM_DIR};
 
 use std::path::{Path, PathBuf};
 
@@ -80,6 +83,14 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "doctor-function-modes",
         run: timing::doctor_agrees,
+    },
+    Check {
+        name: "memcg-oom",
+        run: oom::memcg_oom,
+    },
+    Check {
+        name: "frozen-victim",
+        run: oom::frozen_victim,
     },
 ];
 

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::arch::Arch;
-use super::checks::{self, BTF_FILE, CellContext, DOCTOR_JSON, RECORD_DIR, STEPS_FILE, Verdict};
+use super::checks::{
+    self, BTF_FILE, CGROUPS_LEFT, CellContext, DOCTOR_JSON, FROZEN_DIR, OOM_DIR, RECORD_DIR,
+    STEPS_FILE, Verdict,
+};
 use super::kernel::{DebianKernel, KernelChoice};
 use super::qemu::Accel;
 use super::{VmSpec, build, cache};
@@ -104,7 +107,19 @@ pub fn cell_command(run_reaper: bool) -> String {
     if run_reaper {
         script.push_str(&format!(
             "reaper doctor --json > /out/{DOCTOR_JSON}; echo \"doctor $?\" >> /out/{STEPS_FILE}\n\
-             reaper record --victim {RECORD_VICTIM} --runs {RECORD_RUNS} -o /out/{RECORD_DIR}; echo \"record $?\" >> /out/{STEPS_FILE}\n"
+             reaper record --victim {RECORD_VICTIM} --runs {RECORD_RUNS} -o /out/{RECORD_DIR}; echo \"record $?\" >> /out/{STEPS_FILE}\n\
+             reaper record --oom --victim 256M --attach sampling -o /out/{OOM_DIR}; echo \"oom $?\" >> /out/{STEPS_FILE}\n"
+        ));
+        // The frozen scenario needs the legacy (v1) freezer: per-thread
+        // thawing is a property of __thaw_task(), which the v2 freezer does
+        // not use. Memory stays on cgroup v2 (7.x kernels may lack memcg v1).
+        script.push_str(&format!(
+            "umount /sys/fs/cgroup 2>/dev/null; mount -t tmpfs none /sys/fs/cgroup\n\
+             mkdir -p /sys/fs/cgroup/unified /sys/fs/cgroup/freezer\n\
+             mount -t cgroup2 none /sys/fs/cgroup/unified && echo +memory > /sys/fs/cgroup/unified/cgroup.subtree_control\n\
+             mount -t cgroup -o freezer none /sys/fs/cgroup/freezer\n\
+             reaper record --oom --frozen --victim 256M,threads=4 --frozen-timeout 10 --attach sampling -o /out/{FROZEN_DIR}; echo \"frozen $?\" >> /out/{STEPS_FILE}\n\
+             ls -d /sys/fs/cgroup/*/reaper-* > /out/{CGROUPS_LEFT} 2>/dev/null; true\n"
         ));
     }
     script.push_str("true\n");
