@@ -80,6 +80,37 @@ struct Candidate {
     events: Vec<TimelineEvent>,
 }
 
+/// The kernel's counters are system-wide in watch mode: each episode gets
+/// what accrued since the previous episode was finished.
+#[derive(Default)]
+struct CounterLedger {
+    total: BTreeMap<String, u64>,
+    reported: BTreeMap<String, u64>,
+}
+
+impl CounterLedger {
+    fn add(&mut self, drained: &BTreeMap<String, u64>) {
+        for (name, value) in drained {
+            *self.total.entry(name.clone()).or_default() += value;
+        }
+    }
+
+    fn since_last_episode(&mut self) -> BTreeMap<String, u64> {
+        let delta = self
+            .total
+            .iter()
+            .map(|(name, &v)| {
+                (
+                    name.clone(),
+                    v - self.reported.get(name).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+        self.reported.clone_from(&self.total);
+        delta
+    }
+}
+
 /// Per-owner kernel aggregates drained so far.
 #[derive(Default)]
 struct Accumulator {
@@ -185,7 +216,7 @@ impl Recorder {
         let mut acc = Accumulator::default();
         let mut episodes: VecDeque<Episode> = VecDeque::new();
         let mut summary = WatchSummary::default();
-        let mut counters: BTreeMap<String, u64> = BTreeMap::new();
+        let mut counters = CounterLedger::default();
         let mut interrupted = false;
         loop {
             if interrupt::stop_requested() {
@@ -210,9 +241,7 @@ impl Recorder {
                 }
             }
             let raw = collect::drain(&mut self.ebpf)?;
-            for (name, value) in &raw.counters {
-                *counters.entry(name.clone()).or_default() += value;
-            }
+            counters.add(&raw.counters);
             acc.add(raw);
             self.finish_ready(
                 &mut candidates,
@@ -220,12 +249,13 @@ impl Recorder {
                 &mut episodes,
                 &mut summary,
                 settings,
-                &counters,
+                &mut counters,
                 false,
             )?;
         }
         collect::set_watch(&mut self.ebpf, false)?;
         let raw = collect::drain(&mut self.ebpf)?;
+        counters.add(&raw.counters);
         acc.add(raw);
         self.finish_ready(
             &mut candidates,
@@ -233,7 +263,7 @@ impl Recorder {
             &mut episodes,
             &mut summary,
             settings,
-            &counters,
+            &mut counters,
             true,
         )?;
         summary.plain_kills_ignored += candidates.len() as u64;
@@ -351,7 +381,7 @@ impl Recorder {
         episodes: &mut VecDeque<Episode>,
         summary: &mut WatchSummary,
         settings: &WatchSettings,
-        counters: &BTreeMap<String, u64>,
+        counters: &mut CounterLedger,
         closing: bool,
     ) -> anyhow::Result<()> {
         let ready: Vec<u32> = candidates
@@ -389,7 +419,9 @@ impl Recorder {
             if c.oom {
                 merge(&mut raw, acc.take(0, CONTEXT_OOM_REAPER));
             }
-            raw.counters = counters.clone();
+            // Counters are system-wide in watch mode: each episode gets what
+            // accrued since the previous episode was finished.
+            raw.counters = counters.since_last_episode();
             let killer = c
                 .killed_by
                 .as_ref()
