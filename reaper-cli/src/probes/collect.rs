@@ -170,10 +170,10 @@ pub fn drain(ebpf: &mut Ebpf) -> Result<RawEpisode, MapAccessError> {
         .try_into()
         .map_err(map_err(MAP_KERNEL_STACKS))?;
     for id in ids {
-        if let std::collections::hash_map::Entry::Vacant(slot) = raw.stacks.entry(id) {
-            if let Ok(trace) = stacks.get(&(id as u32), 0) {
-                slot.insert(trace.frames().iter().map(|f| f.ip).collect());
-            }
+        if let std::collections::hash_map::Entry::Vacant(slot) = raw.stacks.entry(id)
+            && let Ok(trace) = stacks.get(&(id as u32), 0)
+        {
+            slot.insert(trace.frames().iter().map(|f| f.ip).collect());
         }
     }
     Ok(raw)

@@ -243,11 +243,11 @@ impl Recorder {
         let mut kill_seen: Option<u64> = None;
         loop {
             self.timeline.poll(&mut events);
-            if kill_seen.is_none() {
-                if let Some(ns) = mark_victim_ns(&events, pid) {
-                    kill_seen = Some(ns);
-                    watch_deadline = Instant::now() + scenario.frozen_timeout;
-                }
+            if kill_seen.is_none()
+                && let Some(ns) = mark_victim_ns(&events, pid)
+            {
+                kill_seen = Some(ns);
+                watch_deadline = Instant::now() + scenario.frozen_timeout;
             }
             let now_ms =
                 kill_seen.map_or(0, |k| pidfd::monotonic_ns().saturating_sub(k) / 1_000_000);

@@ -111,6 +111,18 @@ impl CounterLedger {
     }
 }
 
+/// Everything the watch loop carries between polls.
+#[derive(Default)]
+struct WatchState {
+    candidates: HashMap<u32, Candidate>,
+    /// Candidates in arrival order, for eviction.
+    order: VecDeque<u32>,
+    acc: Accumulator,
+    episodes: VecDeque<Episode>,
+    summary: WatchSummary,
+    counters: CounterLedger,
+}
+
 /// Per-owner kernel aggregates drained so far.
 #[derive(Default)]
 struct Accumulator {
@@ -211,12 +223,7 @@ impl Recorder {
             "reaper: watching every teardown (OOM kills, process_mrelease calls); Ctrl-C to stop"
         );
         let started = Instant::now();
-        let mut candidates: HashMap<u32, Candidate> = HashMap::new();
-        let mut order: VecDeque<u32> = VecDeque::new();
-        let mut acc = Accumulator::default();
-        let mut episodes: VecDeque<Episode> = VecDeque::new();
-        let mut summary = WatchSummary::default();
-        let mut counters = CounterLedger::default();
+        let mut state = WatchState::default();
         let mut interrupted = false;
         loop {
             if interrupt::stop_requested() {
@@ -230,42 +237,26 @@ impl Recorder {
             let mut events = Vec::new();
             self.timeline.poll(&mut events);
             for event in events {
-                self.route_event(event, &mut candidates, &mut order);
+                self.route_event(event, &mut state.candidates, &mut state.order);
             }
-            while candidates.len() > MAX_CANDIDATES {
-                if let Some(old) = order.pop_front() {
-                    if candidates.remove(&old).is_some() {
-                        summary.plain_kills_ignored += 1;
-                        collect::untrack(&mut self.ebpf, old)?;
-                    }
+            while state.candidates.len() > MAX_CANDIDATES {
+                if let Some(old) = state.order.pop_front()
+                    && state.candidates.remove(&old).is_some()
+                {
+                    state.summary.plain_kills_ignored += 1;
+                    collect::untrack(&mut self.ebpf, old)?;
                 }
             }
-            let raw = collect::drain(&mut self.ebpf)?;
-            counters.add(&raw.counters);
-            acc.add(raw);
-            self.finish_ready(
-                &mut candidates,
-                &mut acc,
-                &mut episodes,
-                &mut summary,
-                settings,
-                &mut counters,
-                false,
-            )?;
+            self.drain_and_finish(&mut state, settings, false)?;
         }
         collect::set_watch(&mut self.ebpf, false)?;
-        let raw = collect::drain(&mut self.ebpf)?;
-        counters.add(&raw.counters);
-        acc.add(raw);
-        self.finish_ready(
-            &mut candidates,
-            &mut acc,
-            &mut episodes,
-            &mut summary,
-            settings,
-            &mut counters,
-            true,
-        )?;
+        self.drain_and_finish(&mut state, settings, true)?;
+        let WatchState {
+            candidates,
+            episodes,
+            mut summary,
+            ..
+        } = state;
         summary.plain_kills_ignored += candidates.len() as u64;
         collect::clear_tracking(&mut self.ebpf)?;
         summary.watched_s = started.elapsed().as_secs();
@@ -370,20 +361,25 @@ impl Recorder {
         }
     }
 
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the watch loop's state, passed explicitly"
-    )]
-    fn finish_ready(
+    /// Drains the kernel aggregates into the state and finishes every
+    /// episode whose victim is gone (all of them when `closing`).
+    fn drain_and_finish(
         &mut self,
-        candidates: &mut HashMap<u32, Candidate>,
-        acc: &mut Accumulator,
-        episodes: &mut VecDeque<Episode>,
-        summary: &mut WatchSummary,
+        state: &mut WatchState,
         settings: &WatchSettings,
-        counters: &mut CounterLedger,
         closing: bool,
     ) -> anyhow::Result<()> {
+        let raw = collect::drain(&mut self.ebpf)?;
+        state.counters.add(&raw.counters);
+        state.acc.add(raw);
+        let WatchState {
+            candidates,
+            acc,
+            episodes,
+            summary,
+            counters,
+            ..
+        } = state;
         let ready: Vec<u32> = candidates
             .iter()
             .filter(|(_, c)| closing || c.freed_at.is_some_and(|t| t.elapsed() >= POLL * 2))

@@ -256,10 +256,10 @@ impl OwnedCgroup {
                 std::thread::sleep(Duration::from_millis(20));
                 result = std::fs::remove_dir(&dir);
             }
-            if let Err(e) = result {
-                if dir.exists() {
-                    problems.push(format!("removing {}: {e}", dir.display()));
-                }
+            if let Err(e) = result
+                && dir.exists()
+            {
+                problems.push(format!("removing {}: {e}", dir.display()));
             }
         }
         self.memory.path = PathBuf::new();

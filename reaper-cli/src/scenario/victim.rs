@@ -90,13 +90,13 @@ pub fn spawn(spec: &VictimSpec) -> Result<SpawnedVictim, VictimError> {
 /// `wait_go`, population has started, and [`SpawnedVictim::wait_ready`]
 /// waits for its end.
 pub fn spawn_with(spec: &VictimSpec, options: &SpawnOptions) -> Result<SpawnedVictim, VictimError> {
-    if let Some(available) = mem_available() {
-        if spec.bytes > available / 100 * (100 - MEMORY_HEADROOM_PERCENT) {
-            return Err(VictimError::TooBig {
-                wanted: format_size(spec.bytes),
-                available: format_size(available / (1 << 20) * (1 << 20)),
-            });
-        }
+    if let Some(available) = mem_available()
+        && spec.bytes > available / 100 * (100 - MEMORY_HEADROOM_PERCENT)
+    {
+        return Err(VictimError::TooBig {
+            wanted: format_size(spec.bytes),
+            available: format_size(available / (1 << 20) * (1 << 20)),
+        });
     }
     let exe = std::env::current_exe().map_err(VictimError::Spawn)?;
     let mut cmd = Command::new(exe);
@@ -190,11 +190,11 @@ pub fn run_child(bytes: u64, vmas: u32, threads: u32, options: &SpawnOptions) ->
             std::process::exit(1);
         }
     }
-    if let Some(adj) = options.oom_score_adj {
-        if let Err(err) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
-            println!("setting oom_score_adj {adj}: {err}");
-            std::process::exit(1);
-        }
+    if let Some(adj) = options.oom_score_adj
+        && let Err(err) = std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+    {
+        println!("setting oom_score_adj {adj}: {err}");
+        std::process::exit(1);
     }
     println!("joined");
     let _ = std::io::stdout().flush();
