@@ -11,6 +11,8 @@ pub mod cli;
 pub mod cmd;
 pub mod compare;
 pub mod doctor;
+#[cfg(test)]
+mod golden;
 pub mod model;
 pub mod probes;
 pub mod recorder;

@@ -12,6 +12,7 @@ use super::diff::{DiffOptions, diff};
 use super::gate::{DEFAULT_ALPHA, DEFAULT_MIN_DELTA_MS, GateOptions, Status, evaluate};
 use super::synth::{self, Spec, factors};
 use super::*;
+use crate::golden::check_golden;
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/compare")
@@ -21,38 +22,6 @@ fn data_dir() -> PathBuf {
 /// not depend on where the repository is checked out.
 fn rel(name: &str) -> PathBuf {
     PathBuf::from("tests/data/compare").join(name)
-}
-
-fn blessing() -> bool {
-    std::env::var_os("REAPER_BLESS").is_some_and(|v| v == "1")
-}
-
-fn check_golden(path: &Path, actual: &str) {
-    if blessing() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!(
-            "{}: golden missing or unreadable ({e}); create it with REAPER_BLESS=1 cargo test -p reaper-cli compare:: and review it",
-            path.display()
-        )
-    });
-    if expected != actual {
-        let line = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(e, a)| e != a)
-            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
-        panic!(
-            "{} differs at line {}:\n expected: {:?}\n   actual: {:?}\n(bless with REAPER_BLESS=1 after reviewing)",
-            path.display(),
-            line + 1,
-            expected.lines().nth(line),
-            actual.lines().nth(line)
-        );
-    }
 }
 
 /// Every fixture file and the spec it is generated from.

@@ -7,40 +7,10 @@ use std::fmt::Write;
 use super::diff::{ContextTable, Diff, Exact, MetricRow, SideInfo};
 use super::metrics::Part;
 use super::quantity::{Comparison, DIFF_ALPHA, Side, p_text};
-
-/// A "not measured (why)" longer than this becomes a numbered note under
-/// the table, so one long reason does not widen a whole column.
-const MAX_INLINE_REASON: usize = 40;
+use crate::report::text::Notes;
 
 /// Split-line label, as in the thread.
 const SPLIT_LABEL: &str = "  (exit_mmap + reaper work)";
-
-/// Long not-measured reasons, printed under a table.
-#[derive(Default)]
-struct Notes(Vec<String>);
-
-impl Notes {
-    fn cell(&mut self, why: &str) -> String {
-        let text = format!("not measured ({why})");
-        if text.chars().count() <= MAX_INLINE_REASON {
-            return text;
-        }
-        let n = match self.0.iter().position(|t| *t == text) {
-            Some(at) => at + 1,
-            None => {
-                self.0.push(text);
-                self.0.len()
-            }
-        };
-        format!("not measured [{n}]")
-    }
-
-    fn render(&self, out: &mut String) {
-        for (i, note) in self.0.iter().enumerate() {
-            let _ = writeln!(out, "[{}] {note}", i + 1);
-        }
-    }
-}
 
 /// A millisecond value with precision that suits its size.
 pub fn ms(v: f64) -> String {

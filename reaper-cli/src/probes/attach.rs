@@ -61,6 +61,25 @@ impl AttachReport {
             .any(|p| p.probe == probe && p.status == "attached")
     }
 
+    /// Records a probe's outcome; a failure also lists `what` it costs as
+    /// not measured, with `failed` (what did not attach) and the kernel's answer.
+    fn record(
+        &mut self,
+        probe: &str,
+        mode: &str,
+        result: Result<(), String>,
+        what: &str,
+        failed: &str,
+    ) {
+        if let Err(why) = &result {
+            self.not_measured.push(NotMeasured {
+                what: what.into(),
+                why: format!("{failed} did not attach: {why}"),
+            });
+        }
+        self.push(probe, mode, result);
+    }
+
     fn push(&mut self, probe: &str, mode: &str, result: Result<(), String>) {
         let status = match result {
             Ok(()) => "attached".to_owned(),
@@ -138,13 +157,13 @@ pub fn attach_all(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64) -> AttachReport
     let mut report = AttachReport::default();
 
     let sampling = attach_sampling(ebpf, cpus, period_ns);
-    if let Err(why) = &sampling {
-        report.not_measured.push(NotMeasured {
-            what: "sampled periods, Children/Self, call graphs and flamegraphs".into(),
-            why: format!("cpu-clock perf_event sampling did not attach: {why}"),
-        });
-    }
-    report.push("sampling", "perf_event", sampling);
+    report.record(
+        "sampling",
+        "perf_event",
+        sampling,
+        "sampled periods, PTE-lock spin time, Children/Self, call graphs and flamegraphs",
+        "cpu-clock perf_event sampling",
+    );
 
     let begin = attach_tracepoint(
         ebpf,
@@ -152,7 +171,7 @@ pub fn attach_all(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64) -> AttachReport
         "lock",
         "contention_begin",
     );
-    let end = begin.clone().and_then(|()| {
+    let end = begin.and_then(|()| {
         attach_tracepoint(
             ebpf,
             lock_wait::PROG_CONTENTION_END,
@@ -160,26 +179,23 @@ pub fn attach_all(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64) -> AttachReport
             "contention_end",
         )
     });
-    if let Err(why) = &end {
-        report.not_measured.push(NotMeasured {
-            what: "lock wait time (pte spinlock waits)".into(),
-            why: format!("lock:contention_begin/end did not attach: {why}"),
-        });
-    }
-    report.push("lock_wait", "tracepoint", end);
+    report.record(
+        "lock_wait",
+        "tracepoint",
+        end,
+        "traced lock wait time (queued waiters)",
+        "lock:contention_begin/end",
+    );
 
     for &(prog, category, event) in TIMELINE_TRACEPOINTS {
         let result = attach_tracepoint(ebpf, prog, category, event);
-        if let Err(why) = &result {
-            report.not_measured.push(NotMeasured {
-                what: format!("timeline event {category}:{event}"),
-                why: format!("tracepoint did not attach: {why}"),
-            });
-        }
-        report.push(
+        let what = format!("timeline event {category}:{event}");
+        report.record(
             &format!("timeline:{category}:{event}"),
             "tracepoint",
             result,
+            &what,
+            "tracepoint",
         );
     }
     report
@@ -194,12 +210,11 @@ pub fn attach_watch(ebpf: &mut Ebpf, report: &mut AttachReport) {
         "signal",
         "signal_generate",
     );
-    if let Err(why) = &result {
-        report.not_measured.push(NotMeasured {
-            what: "victims of SIGKILL + process_mrelease in --watch (their exit is not profiled)"
-                .into(),
-            why: format!("signal:signal_generate did not attach: {why}"),
-        });
-    }
-    report.push("timeline:signal:signal_generate", "tracepoint", result);
+    report.record(
+        "timeline:signal:signal_generate",
+        "tracepoint",
+        result,
+        "victims of SIGKILL + process_mrelease in --watch (their exit is not profiled)",
+        "signal:signal_generate",
+    );
 }

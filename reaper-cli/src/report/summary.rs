@@ -96,6 +96,16 @@ pub fn lock_wait_status(run: &Run) -> Result<(), String> {
     }
 }
 
+/// An episode's sampled stacks of the victim and of the reaper contexts.
+fn side_stacks(e: &Episode) -> (Vec<SampledStack>, Vec<SampledStack>) {
+    let victim = episode_stacks(e, VICTIM_CONTEXT).cloned().collect();
+    let reaper = REAPER_CONTEXTS
+        .iter()
+        .flat_map(|c| episode_stacks(e, c).cloned())
+        .collect();
+    (victim, reaper)
+}
+
 fn split_value(victim_ns: u64, reaper_ns: u64, count: Option<u64>) -> Value {
     Value {
         total_ms: (victim_ns + reaper_ns) as f64 / NS_PER_MS,
@@ -144,11 +154,7 @@ fn running_time_row(run: &Run) -> SummaryRow {
         .episodes
         .iter()
         .map(|e| {
-            let victim: Vec<_> = episode_stacks(e, VICTIM_CONTEXT).cloned().collect();
-            let reaper: Vec<_> = REAPER_CONTEXTS
-                .iter()
-                .flat_map(|c| episode_stacks(e, c).cloned())
-                .collect();
+            let (victim, reaper) = side_stacks(e);
             Cell::Measured(split_value(
                 children_of(&victim, victim_fn),
                 children_of(&reaper, reaper_fn),
@@ -288,11 +294,7 @@ fn rmap_row(run: &Run) -> SummaryRow {
         .episodes
         .iter()
         .map(|e| {
-            let victim: Vec<_> = episode_stacks(e, VICTIM_CONTEXT).cloned().collect();
-            let reaper: Vec<_> = REAPER_CONTEXTS
-                .iter()
-                .flat_map(|c| episode_stacks(e, c).cloned())
-                .collect();
+            let (victim, reaper) = side_stacks(e);
             Cell::Measured(split_value(
                 children_within(&victim, victim_fn, rmap_fn),
                 children_within(&reaper, reaper_fn, rmap_fn),

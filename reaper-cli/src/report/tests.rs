@@ -9,42 +9,11 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::golden::{blessing, check_golden};
 use crate::model::Run;
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/report")
-}
-
-fn blessing() -> bool {
-    std::env::var_os("REAPER_BLESS").is_some_and(|v| v == "1")
-}
-
-/// Compares `actual` with the golden file, or rewrites it when blessing.
-fn check_golden(golden: &Path, actual: &str) {
-    if blessing() {
-        std::fs::write(golden, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(golden).unwrap_or_else(|e| {
-        panic!(
-            "{}: golden missing or unreadable ({e}); create it with REAPER_BLESS=1 cargo test -p reaper-cli report::tests and review it",
-            golden.display()
-        )
-    });
-    if expected != actual {
-        let line = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(e, a)| e != a)
-            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
-        panic!(
-            "{} differs from the output at line {}:\n expected: {:?}\n   actual: {:?}\n(bless with REAPER_BLESS=1 after reviewing)",
-            golden.display(),
-            line + 1,
-            expected.lines().nth(line),
-            actual.lines().nth(line)
-        );
-    }
 }
 
 fn fixture(name: &str) -> Run {

@@ -5,7 +5,10 @@
 
 mod context;
 mod episode;
+mod notes;
 mod summary;
+
+pub(crate) use notes::Notes;
 
 use std::fmt::Write;
 

@@ -6,37 +6,12 @@
 
 use std::fmt::Write;
 
+use super::notes::Notes;
 use crate::report::MAX_EPISODE_COLUMNS;
 use crate::report::model::{Cell, RowStats, Summary, SummaryRow, Value};
 
 /// The two text lines of a cell: the total, and the split (may be empty).
 type Lines = (String, String);
-
-/// A "not measured (why)" longer than this goes below the box as a numbered
-/// note, so one long kernel answer does not widen every column.
-const MAX_INLINE_REASON: usize = 40;
-
-/// Long not-measured reasons, printed under the box.
-#[derive(Default)]
-struct Notes(Vec<String>);
-
-impl Notes {
-    /// The cell text for a reason: inline when short, else a note reference.
-    fn cell(&mut self, why: &str) -> String {
-        let text = format!("not measured ({why})");
-        if text.chars().count() <= MAX_INLINE_REASON {
-            return text;
-        }
-        let n = match self.0.iter().position(|t| *t == text) {
-            Some(at) => at + 1,
-            None => {
-                self.0.push(text);
-                self.0.len()
-            }
-        };
-        format!("not measured [{n}]")
-    }
-}
 
 /// Renders the box.
 pub fn render(summary: &Summary) -> String {
@@ -97,9 +72,7 @@ pub fn render(summary: &Summary) -> String {
         }
     }
     out.push_str(&full);
-    for (i, note) in notes.0.iter().enumerate() {
-        let _ = writeln!(out, "[{}] {note}", i + 1);
-    }
+    notes.render(&mut out);
     out
 }
 
