@@ -198,6 +198,12 @@ pub struct Episode {
     /// Userspace-side losses (e.g. ring buffer records that failed to parse).
     #[serde(default)]
     pub user_losses: BTreeMap<String, u64>,
+    /// The mrelease caller lost the race: `process_mrelease` returned ESRCH
+    /// because every thread of the victim had already left its mm, so this
+    /// episode has no reaper-side work. Such episodes are left out of medians
+    /// and comparisons.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lost_race: bool,
     /// True when the episode was cut short.
     pub partial: bool,
     /// What started the episode, e.g. "process_mrelease by lmkd[612]" or

@@ -87,6 +87,8 @@ pub struct EpisodeParts {
     pub complete: bool,
     /// The frozen scenario's outcome.
     pub frozen: Option<crate::model::FrozenOutcome>,
+    /// What `process_mrelease` returned (negative errno), when it was called.
+    pub mrelease_ret: Option<i64>,
 }
 
 /// Loaded, attached probes plus what is needed to symbolize their output.
@@ -380,6 +382,7 @@ impl Recorder {
             killer: Some((reaper_tid, std::process::id())),
             complete: exited,
             frozen: None,
+            mrelease_ret,
         })
     }
 
@@ -453,6 +456,7 @@ impl Recorder {
             trigger: None,
             frozen: parts.frozen,
             function_timing: None,
+            lost_race: parts.mrelease_ret == Some(-i64::from(libc::ESRCH)),
         }
     }
 }

@@ -180,6 +180,7 @@ impl Recorder {
             killer: None,
             complete: exited,
             frozen: None,
+            mrelease_ret: None,
         })
     }
 
@@ -310,6 +311,7 @@ impl Recorder {
             killer: None,
             complete,
             frozen: Some(outcome),
+            mrelease_ret: None,
         })
     }
 }

@@ -451,6 +451,7 @@ impl Recorder {
                     killer,
                     complete: !closing || c.freed_at.is_some(),
                     frozen: None,
+                    mrelease_ret: None,
                 },
             );
             episode.trigger = Some(trigger);
