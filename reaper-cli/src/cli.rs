@@ -31,6 +31,9 @@ pub enum Command {
     Diff(cmd::diff::DiffArgs),
     /// CI regression gate: exit 1 when a candidate run set is significantly slower than a baseline.
     Gate(cmd::gate::GateArgs),
+    /// Internal: man pages and shell completions for `cargo xtask dist`.
+    #[command(hide = true)]
+    Generate(cmd::generate::GenerateArgs),
     /// Internal: the synthetic victim process.
     #[command(name = "__victim", hide = true)]
     Victim {
@@ -71,6 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Report(args) => cmd::report::run(&args).map(|()| 0),
         Command::Diff(a) => cmd::diff::run(&a),
         Command::Gate(a) => cmd::gate::run(&a),
+        Command::Generate(a) => cmd::generate::run(&a),
         Command::Victim {
             bytes,
             vmas,

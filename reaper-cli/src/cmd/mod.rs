@@ -4,5 +4,6 @@
 pub mod diff;
 pub mod doctor;
 pub mod gate;
+pub mod generate;
 pub mod record;
 pub mod report;
