@@ -1,4 +1,5 @@
-//! `cargo xtask run -- ARGS...`: set up, build reaper in release mode, and run
+//! `cargo xtask run -- ARGS...`: install what building reaper needs (nightly
+//! rust-src, bpf-linker; nothing else), build reaper in release mode, and run
 //! it as root (through sudo when not already root).
 
 use std::process::{Command, ExitCode};
@@ -8,7 +9,7 @@ use anyhow::{Context as _, Result};
 /// Arguments of `cargo xtask run`.
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// Skip `cargo xtask setup`.
+    /// Skip installing rust-src and bpf-linker.
     #[arg(long)]
     pub no_setup: bool,
     /// Arguments for `reaper`, e.g. `record --victim 1G -o out/`.
@@ -18,7 +19,8 @@ pub struct RunArgs {
 
 /// Builds `reaper` (release) and returns the binary's path.
 pub fn build_reaper() -> Result<std::path::PathBuf> {
-    let status = Command::new(env!("CARGO"))
+    let status = crate::setup::cargo()
+        .current_dir(crate::vm::cache::workspace_root())
         .args([
             "build",
             "--release",
@@ -51,7 +53,7 @@ pub fn is_root() -> bool {
 /// Runs reaper with `args`, as root.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     if !args.no_setup {
-        crate::setup::run()?;
+        crate::setup::ensure(crate::setup::Task::Run)?;
     }
     let reaper = build_reaper()?;
     let mut cmd = if is_root() {

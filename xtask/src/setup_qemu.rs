@@ -15,12 +15,18 @@ use crate::apt::{AptRoot, RootSpec, sources};
 /// The emulators the VM harness runs.
 pub const QEMU_BINARIES: [&str; 2] = ["qemu-system-x86_64", "qemu-system-aarch64"];
 /// Debian packages that provide them (plus the host's static busybox).
-const PACKAGES: [&str; 3] = ["qemu-system-x86", "qemu-system-arm", "busybox-static"];
+pub const PACKAGES: [&str; 3] = ["qemu-system-x86", "qemu-system-arm", "busybox-static"];
 
 /// Makes sure `qemu-system-x86_64` and `qemu-system-aarch64` are on `PATH`,
 /// installing them from the host's `<codename>-backports` suite when either is
 /// missing. Does nothing (and needs no network) when both are present.
 pub fn ensure_qemu() -> Result<()> {
+    ensure_qemu_or_explain(false)
+}
+
+/// [`ensure_qemu`]; on a host without apt, names the packages to install and
+/// fails, or with `keep_going` (`cargo xtask setup`) only warns.
+pub fn ensure_qemu_or_explain(keep_going: bool) -> Result<()> {
     let missing: Vec<&str> = QEMU_BINARIES
         .iter()
         .copied()
@@ -29,10 +35,24 @@ pub fn ensure_qemu() -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
+    if !crate::setup::packages::has_apt() {
+        let message = format!(
+            "{} missing and this host has no apt-get: install qemu's x86_64 and aarch64 \
+             system emulators yourself (Debian: {}), then rerun",
+            missing.join(", "),
+            PACKAGES.join(" ")
+        );
+        if keep_going {
+            eprintln!("xtask setup: {message}; going on without the VM harness");
+            return Ok(());
+        }
+        anyhow::bail!(message);
+    }
     eprintln!(
-        "xtask: {} missing; installing {}",
+        "xtask: {} missing; installing Debian packages {} with apt-get from the backports suite, {}",
         missing.join(", "),
-        PACKAGES.join(" ")
+        PACKAGES.join(" "),
+        crate::setup::packages::how()
     );
     let (root, backports) = backports_root()?;
     root.install(&backports, &PACKAGES, false)

@@ -1,7 +1,7 @@
 //! `cargo xtask test`: everything CI checks, in order: set up, unit tests,
 //! root integration tests on the host kernel, then the VM kernel matrix.
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser as _;
@@ -9,7 +9,7 @@ use clap::Parser as _;
 /// Arguments of `cargo xtask test`.
 #[derive(clap::Args)]
 pub struct TestArgs {
-    /// Skip `cargo xtask setup`.
+    /// Skip installing what the tests need (`cargo xtask setup` did).
     #[arg(long)]
     pub no_setup: bool,
     /// Skip the VM kernel matrix (unit and host tests only).
@@ -19,7 +19,7 @@ pub struct TestArgs {
 
 fn cargo(args: &[&str]) -> Result<()> {
     eprintln!("xtask test: cargo {}", args.join(" "));
-    let status = Command::new(env!("CARGO"))
+    let status = crate::setup::cargo()
         .args(args)
         .status()
         .context("running cargo")?;
@@ -32,7 +32,7 @@ fn cargo(args: &[&str]) -> Result<()> {
 /// Runs the whole suite.
 pub fn run(args: TestArgs) -> Result<ExitCode> {
     if !args.no_setup {
-        crate::setup::run()?;
+        crate::setup::ensure(crate::setup::Task::Test { vm: !args.no_vm })?;
     }
     // Unit tests and the host integration tests (they run for real as root
     // and print why they skip otherwise). One test thread: the host tests

@@ -66,6 +66,11 @@ impl AptRoot {
     }
 
     fn options(&self) -> Vec<String> {
+        self.options_as(running_as_root())
+    }
+
+    /// apt's options; `root` says whether apt itself runs as root.
+    fn options_as(&self, root: bool) -> Vec<String> {
         let d = self.dir.display();
         let mut opts = vec![
             format!("Dir::Etc::sourceparts={d}/parts"),
@@ -82,7 +87,7 @@ impl AptRoot {
                 .iter()
                 .map(|a| format!("APT::Architectures::={a}")),
         );
-        if running_as_root() {
+        if root {
             // apt's `_apt` sandbox user cannot write into our private dirs.
             opts.push("APT::Sandbox::User=root".to_string());
         }
@@ -94,6 +99,14 @@ impl AptRoot {
     fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
         cmd.args(self.options());
+        cmd
+    }
+
+    /// `program` with this root's options, run as root (through sudo when
+    /// xtask is not root), for commands that change the host.
+    fn privileged_command(&self, program: &str) -> Command {
+        let mut cmd = crate::setup::packages::privileged(program);
+        cmd.args(self.options_as(true));
         cmd
     }
 
@@ -157,7 +170,11 @@ impl AptRoot {
     /// `apt-get install -t SUITE PACKAGES` on the host, resolving from this
     /// root's sources. With `simulate`, apt only prints what it would do.
     pub fn install(&self, target_suite: &str, packages: &[&str], simulate: bool) -> Result<String> {
-        let mut cmd = self.command("apt-get");
+        let mut cmd = if simulate {
+            self.command("apt-get")
+        } else {
+            self.privileged_command("apt-get")
+        };
         cmd.args([
             "-q",
             "-y",

@@ -92,7 +92,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
     );
     ensure!(args.rounds > 0, "--rounds must be at least 1");
     if !args.no_setup {
-        crate::setup::run()?;
+        crate::setup::ensure(crate::setup::Task::Bench)?;
     }
     let reaper = crate::run::build_reaper()?;
     let out = if args.out.is_absolute() {
