@@ -5,6 +5,7 @@
 
 mod apt;
 mod bench;
+mod dist;
 mod run;
 mod setup;
 mod setup_qemu;
@@ -15,6 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use setup::Task;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "reaper's developer tasks")]
@@ -25,7 +27,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install everything reaper needs (rust-src, musl targets, bpf-linker, qemu, perf).
+    /// Install what every command needs (rust-src, bpf-linker, musl targets, qemu, busybox, perf); each command also installs its own needs.
     Setup,
     /// Set up, build reaper (release) and run it as root: `cargo xtask run -- record --victim 1G -o out/`.
     Run(run::RunArgs),
@@ -37,6 +39,8 @@ enum Command {
     Vm(vm::VmArgs),
     /// Run reaper's checks in every kernel/arch cell of the VM matrix.
     VmTest(vm::matrix::VmTestArgs),
+    /// Release tarballs: static musl reaper for x86_64 and aarch64, man pages, completions, licences.
+    Dist(dist::DistArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,11 +55,18 @@ fn main() -> ExitCode {
 
 fn run() -> Result<ExitCode> {
     match Cli::parse().command {
-        Command::Setup => setup::run().map(|()| ExitCode::SUCCESS),
+        Command::Setup => setup::ensure(Task::Setup).map(|()| ExitCode::SUCCESS),
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::Vm(args) => vm::run_vm(args),
-        Command::VmTest(args) => vm::matrix::run_vm_test(args),
+        Command::Vm(args) => {
+            setup::ensure(Task::Vm)?;
+            vm::run_vm(args)
+        }
+        Command::VmTest(args) => {
+            setup::ensure(Task::Vm)?;
+            vm::matrix::run_vm_test(args)
+        }
+        Command::Dist(args) => dist::run(args),
     }
 }

@@ -57,7 +57,10 @@ fn completions(dir: &Path) -> Result<()> {
     let mut command = crate::cli::Cli::command();
     for shell in Shell::value_variants() {
         clap_complete::generate_to(*shell, &mut command, "reaper", dir).with_context(|| {
-            format!("writing the {shell} completion script into {}", dir.display())
+            format!(
+                "writing the {shell} completion script into {}",
+                dir.display()
+            )
         })?;
     }
     Ok(())
@@ -80,7 +83,12 @@ mod tests {
         names.sort();
         assert!(names.contains(&"reaper.1".to_string()), "{names:?}");
         assert!(names.contains(&"reaper-record.1".to_string()), "{names:?}");
-        assert!(!names.iter().any(|n| n.contains("victim") || n.contains("generate")), "{names:?}");
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("victim") || n.contains("generate")),
+            "{names:?}"
+        );
         let record = std::fs::read_to_string(dir.path().join("reaper-record.1")).unwrap();
         assert!(record.contains("victim"), "the record page lists its flags");
     }

@@ -1,21 +1,53 @@
 //! Building the binaries that go into the guest: reaper as a static musl
-//! binary for the guest's architecture.
+//! binary for the guest's architecture. The arm64 guest runs the binary
+//! unpacked from the `cargo xtask dist` tarball, so what is shipped is what
+//! is tested; `REAPER_VM_REAPER=tree|dist` overrides that for any arch.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
 use super::arch::Arch;
 use super::cache::{target_dir, workspace_root};
 
-/// Builds `reaper` (package reaper-cli) for `arch` and returns its path.
+/// Chooses the guest binary's source (`tree` or `dist`).
+const SOURCE_ENV: &str = "REAPER_VM_REAPER";
+
+/// Where the guest's reaper comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The in-tree musl build.
+    Tree,
+    /// Unpacked from the release tarball.
+    Dist,
+}
+
+impl Source {
+    fn for_arch(arch: Arch) -> Result<Source> {
+        match std::env::var(SOURCE_ENV).ok().as_deref() {
+            Some("tree") => Ok(Source::Tree),
+            Some("dist") => Ok(Source::Dist),
+            Some(other) => bail!("{SOURCE_ENV}={other:?}: expected tree or dist"),
+            None if arch == Arch::Arm64 => Ok(Source::Dist),
+            None => Ok(Source::Tree),
+        }
+    }
+}
+
+/// The `reaper` the guest runs for `arch` (see the module doc).
 pub fn reaper_binary(arch: Arch) -> Result<PathBuf> {
+    match Source::for_arch(arch)? {
+        Source::Tree => musl_binary(arch),
+        Source::Dist => crate::dist::unpacked_binary(arch),
+    }
+}
+
+/// Builds `reaper` (package reaper-cli) for `arch` and returns its path.
+pub fn musl_binary(arch: Arch) -> Result<PathBuf> {
     let target = arch.rust_target();
     eprintln!("xtask: building reaper for {target}");
     let started = std::time::Instant::now();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let status = crate::setup::cargo()
         .current_dir(workspace_root())
         .args([
             "build",
