@@ -3,8 +3,10 @@
 //! `main` only turns [`run`]'s result into an exit code; each subcommand lives
 //! in its own module and owns its clap arguments.
 
+mod ab;
 mod apt;
 mod bench;
+mod kernel;
 mod run;
 mod setup;
 mod setup_qemu;
@@ -37,6 +39,10 @@ enum Command {
     Vm(vm::VmArgs),
     /// Run reaper's checks in every kernel/arch cell of the VM matrix.
     VmTest(vm::matrix::VmTestArgs),
+    /// Build a kernel from source (Debian linux-source or --src) with reaper's config and patches.
+    Kernel(kernel::KernelArgs),
+    /// A/B one kernel source without and with --patch: build, boot, record, diff, gate.
+    Ab(ab::AbArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,5 +63,7 @@ fn run() -> Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::Vm(args) => vm::run_vm(args),
         Command::VmTest(args) => vm::matrix::run_vm_test(args),
+        Command::Kernel(args) => kernel::run(args),
+        Command::Ab(args) => ab::run(args),
     }
 }
