@@ -3,9 +3,11 @@
 //! `main` only turns [`run`]'s result into an exit code; each subcommand lives
 //! in its own module and owns its clap arguments.
 
+mod ab;
 mod apt;
 mod bench;
 mod dist;
+mod kernel;
 mod run;
 mod setup;
 mod setup_qemu;
@@ -41,6 +43,10 @@ enum Command {
     VmTest(vm::matrix::VmTestArgs),
     /// Release tarballs: static musl reaper for x86_64 and aarch64, man pages, completions, licences.
     Dist(dist::DistArgs),
+    /// Build a kernel from source (Debian linux-source or --src) with reaper's config and patches.
+    Kernel(kernel::KernelArgs),
+    /// A/B one kernel source without and with --patch: build, boot, record, diff, gate.
+    Ab(ab::AbArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,5 +74,10 @@ fn run() -> Result<ExitCode> {
             vm::matrix::run_vm_test(args)
         }
         Command::Dist(args) => dist::run(args),
+        Command::Kernel(args) => kernel::run(args),
+        Command::Ab(args) => {
+            setup::ensure(Task::Vm)?;
+            ab::run(args)
+        }
     }
 }

@@ -50,6 +50,12 @@ pub struct GateArgs {
     /// Compare even when the victim sizes differ by more than 10%.
     #[arg(long)]
     pub force: bool,
+    /// Label of the baseline in the report [default: kernel release and scenario].
+    #[arg(long, value_name = "LABEL")]
+    pub label_baseline: Option<String>,
+    /// Label of the candidate in the report [default: kernel release and scenario].
+    #[arg(long, value_name = "LABEL")]
+    pub label_candidate: Option<String>,
 }
 
 fn gate_help() -> String {
@@ -119,7 +125,12 @@ pub fn run(args: &GateArgs) -> anyhow::Result<i32> {
         alpha: args.alpha,
         min_delta_ms: args.min_delta_ms,
     };
-    let header = compare::diff::header(&pair.a, &pair.b, pair.notes, &DiffOptions::default());
+    let labels = DiffOptions {
+        label_a: args.label_baseline.clone(),
+        label_b: args.label_candidate.clone(),
+        ..DiffOptions::default()
+    };
+    let header = compare::diff::header(&pair.a, &pair.b, pair.notes, &labels);
     let report = evaluate(&pair.a, &pair.b, header, &opts);
     let markdown = gate_render::markdown(&report);
     if let Some(path) = &args.markdown {

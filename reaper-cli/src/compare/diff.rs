@@ -356,12 +356,38 @@ fn context_tables(a: &RunSet, b: &RunSet, top: usize) -> Vec<ContextTable> {
         .collect()
 }
 
+/// Short default labels for two sides whose kernel release and scenario
+/// read the same (e.g. one source without and with a patch): "A: <last
+/// path component>" and "B: …", or plain "A" and "B" when those match too.
+pub fn distinct_labels(a: &std::path::Path, b: &std::path::Path) -> (String, String) {
+    let tail = |p: &std::path::Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let (ta, tb) = (tail(a), tail(b));
+    if ta.is_empty() || ta == tb {
+        ("A".to_owned(), "B".to_owned())
+    } else {
+        (format!("A: {ta}"), format!("B: {tb}"))
+    }
+}
+
 /// The header alone: both sides and how they differ.
 pub fn header(a: &RunSet, b: &RunSet, notes: Vec<String>, opts: &DiffOptions) -> Header {
-    let (info_a, info_b) = (
+    let (mut info_a, mut info_b) = (
         side_info(a, opts.label_a.as_deref()),
         side_info(b, opts.label_b.as_deref()),
     );
+    if info_a.label == info_b.label {
+        let (la, lb) = distinct_labels(&a.path, &b.path);
+        if opts.label_a.is_none() {
+            info_a.label = la;
+        }
+        if opts.label_b.is_none() {
+            info_b.label = lb;
+        }
+    }
     Header {
         differences: differences(&info_a, &info_b),
         a: info_a,
@@ -377,5 +403,26 @@ pub fn diff(a: &RunSet, b: &RunSet, notes: Vec<String>, opts: &DiffOptions) -> D
         metrics: metric_rows(a, b),
         exact: exact_section(a, b),
         contexts: context_tables(a, b, opts.top),
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use std::path::Path;
+
+    use super::distinct_labels;
+
+    /// Regression: one kernel source without and with a patch gave both
+    /// sides the same default label ("6.1.172 victim 256M,… + process_mrelease").
+    #[test]
+    fn identical_sides_get_short_distinct_labels() {
+        assert_eq!(
+            distinct_labels(Path::new("out/without-patch"), Path::new("out/with-patch")),
+            ("A: without-patch".to_owned(), "B: with-patch".to_owned())
+        );
+        assert_eq!(
+            distinct_labels(Path::new("x/run.json"), Path::new("y/run.json")),
+            ("A".to_owned(), "B".to_owned())
+        );
     }
 }

@@ -52,6 +52,7 @@ pub fn differential_svg(
     before: &[String],
     after: &[String],
     title: &str,
+    subtitle: Option<&str>,
 ) -> std::io::Result<Vec<u8>> {
     let before_text = before.join("\n") + "\n";
     let after_text = after.join("\n") + "\n";
@@ -64,11 +65,46 @@ pub fn differential_svg(
     )?;
     let mut options = Options::default();
     options.title = title.to_owned();
+    options.subtitle = subtitle.map(str::to_owned);
     options.count_name = "µs per episode".to_owned();
     options.deterministic = true;
     let mut svg = Vec::new();
     flamegraph::from_reader(&mut options, diff.as_slice(), &mut svg)?;
     Ok(svg)
+}
+
+/// Characters that fit the width of inferno's default 1200 px image: the
+/// title is drawn at 17 px (about 10 px per character), the subtitle at 12 px.
+const TITLE_CHARS: usize = 110;
+const SUBTITLE_CHARS: usize = 160;
+/// A label longer than this is shortened in the title (the subtitle keeps it).
+const LABEL_CHARS: usize = 28;
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+fn fit(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The title (short labels, always within the image) and, when a label had
+/// to be shortened, a subtitle with the full labels.
+fn titles(context: &str, shown: &str, other: &str) -> (String, Option<String>) {
+    let (s, o) = (fit(shown, LABEL_CHARS), fit(other, LABEL_CHARS));
+    let title = fit(
+        &format!("{context}: widths = {s}; red = more than {o}, blue = less"),
+        TITLE_CHARS,
+    );
+    let subtitle = (s != shown || o != other).then(|| {
+        fit(
+            &format!("widths: {shown} | compared with: {other}"),
+            SUBTITLE_CHARS,
+        )
+    });
+    (title, subtitle)
 }
 
 /// Why the flame graphs could not be written.
@@ -107,11 +143,10 @@ pub fn write_all(
             ("b-vs-a", &fb, &fa, labels.0, labels.1),
         ];
         for (suffix, before, after, shown, other) in jobs {
-            let title = format!(
-                "reaper diff: {label} — widths: {shown}; red: more than {other}, blue: less"
-            );
+            let (title, subtitle) = titles(&label, shown, other);
             let path = dir.join(format!("{context}.{suffix}.diff.svg"));
-            let svg = differential_svg(before, after, &title).map_err(err(&path))?;
+            let svg =
+                differential_svg(before, after, &title, subtitle.as_deref()).map_err(err(&path))?;
             std::fs::write(&path, svg).map_err(err(&path))?;
             written.push(path);
         }
@@ -124,10 +159,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn titles_differ_per_direction_and_fit_the_image() {
+        let long = "6.1.172 victim 256M,vmas=64,threads=4 + process_mrelease";
+        let (ab, sub) = titles("reaper (process_mrelease caller)", "B: with-patch", long);
+        let (ba, _) = titles("reaper (process_mrelease caller)", long, "B: with-patch");
+        assert_ne!(ab, ba);
+        assert!(ab.chars().count() <= TITLE_CHARS, "{ab}");
+        assert!(ab.contains('…'));
+        assert!(sub.unwrap().contains(long));
+        let (short, none) = titles("victim", "A", "B");
+        assert_eq!(short, "victim: widths = A; red = more than B, blue = less");
+        assert_eq!(none, None);
+    }
+
+    #[test]
     fn differential_svg_colours_the_grown_frame() {
         let before = vec!["a;b 100".to_owned(), "a;c 100".to_owned()];
         let after = vec!["a;b 200".to_owned(), "a;c 100".to_owned()];
-        let svg = String::from_utf8(differential_svg(&before, &after, "t").unwrap()).unwrap();
+        let svg = String::from_utf8(differential_svg(&before, &after, "t", None).unwrap()).unwrap();
         assert!(svg.contains("<svg"));
         // inferno's frame title: "b (200 µs per episode, 66.67%; +33.33%)",
         // the delta relative to the after total (300).

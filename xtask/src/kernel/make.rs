@@ -1,0 +1,169 @@
+//! Running the kernel's `make` for one tree and arch: quiet configuration
+//! steps, and the long image build with a progress line on stderr and the
+//! full log in the tree (`xtask-build.log`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::vm::arch::Arch;
+
+/// Parallel jobs: the CI machine has 2 CPUs; one extra job hides I/O waits.
+pub const JOBS: &str = "-j3";
+/// How often the progress line is printed while building.
+const PROGRESS_EVERY: Duration = Duration::from_secs(20);
+
+/// `make` in one kernel tree for one arch.
+pub struct Make {
+    pub tree: PathBuf,
+    pub arch: Arch,
+}
+
+impl Make {
+    /// ARCH and CROSS_COMPILE for the kernel's build system.
+    pub fn env(&self) -> Vec<(&'static str, &'static str)> {
+        match self.arch {
+            Arch::X86_64 => vec![("ARCH", "x86_64")],
+            Arch::Arm64 => vec![("ARCH", "arm64"), ("CROSS_COMPILE", "aarch64-linux-gnu-")],
+        }
+    }
+
+    /// The make target and the image it leaves, relative to the tree.
+    pub fn image_target(&self) -> (&'static str, &'static str) {
+        match self.arch {
+            Arch::X86_64 => ("bzImage", "arch/x86/boot/bzImage"),
+            Arch::Arm64 => ("Image", "arch/arm64/boot/Image"),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("make");
+        cmd.args(args).current_dir(&self.tree).envs(self.env());
+        cmd
+    }
+
+    /// A short make step (configuration); output is shown only on failure.
+    pub fn quiet(&self, args: &[&str]) -> Result<()> {
+        crate::apt::run_captured(self.command(args), &format!("make {}", args.join(" "))).map(drop)
+    }
+
+    /// Builds the image, printing progress; returns the image path.
+    pub fn build_image(&self, what: &str) -> Result<PathBuf> {
+        let (target, image) = self.image_target();
+        let log_path = self.tree.join("xtask-build.log");
+        let mut log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let mut child = self
+            .command(&[JOBS, target])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting make; install build-essential")?;
+        let stderr = child.stderr.take().context("make stderr")?;
+        let err_thread = std::thread::spawn(move || {
+            BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+        });
+        let started = Instant::now();
+        let mut last = started;
+        let (mut compiled, mut last_step) = (0usize, String::new());
+        for line in BufReader::new(child.stdout.take().context("make stdout")?)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = writeln!(log, "{line}");
+            let step = line.trim_start();
+            if step.starts_with("CC ") || step.starts_with("AS ") {
+                compiled += 1;
+            }
+            if !step.is_empty() {
+                last_step = step.to_string();
+            }
+            if last.elapsed() >= PROGRESS_EVERY {
+                last = Instant::now();
+                eprintln!(
+                    "xtask: kernel: building {what}: {:>4.0} s, {compiled} objects, now: {last_step}",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        let status = child.wait().context("waiting for make")?;
+        let errors = err_thread.join().unwrap_or_default();
+        for line in &errors {
+            let _ = writeln!(log, "{line}");
+        }
+        if !status.success() {
+            let tail: Vec<&String> = errors.iter().rev().take(25).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().map(String::as_str).collect();
+            bail!(
+                "building {what} failed ({status}); last errors:\n{}\nfull log: {}",
+                tail.join("\n"),
+                log_path.display()
+            );
+        }
+        eprintln!(
+            "xtask: kernel: built {what} in {:.0} s ({compiled} objects compiled)",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(self.tree.join(image))
+    }
+}
+
+/// (command, Debian package) pairs the kernel build needs.
+pub fn build_deps(arch: Arch) -> Vec<(&'static str, &'static str)> {
+    let mut deps = vec![
+        ("gcc", "build-essential"),
+        ("make", "build-essential"),
+        ("flex", "flex"),
+        ("bison", "bison"),
+        ("bc", "bc"),
+        ("pahole", "dwarves"),
+        ("patch", "patch"),
+        ("xz", "xz-utils"),
+    ];
+    if arch == Arch::Arm64 {
+        deps.push(("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"));
+    }
+    deps
+}
+
+/// Headers (not commands) the build needs: libelf for objtool/resolve_btfids,
+/// libssl for the module signing tools.
+const HEADER_DEPS: &[(&str, &str)] = &[
+    ("/usr/include/libelf.h", "libelf-dev"),
+    ("/usr/include/openssl/ssl.h", "libssl-dev"),
+];
+
+/// Installs missing build dependencies with apt, printing the list first.
+pub fn ensure_build_deps(arch: Arch) -> Result<()> {
+    let mut missing: Vec<&str> = build_deps(arch)
+        .into_iter()
+        .filter(|(cmd, _)| crate::setup_qemu::find_in_path(cmd).is_none())
+        .map(|(_, pkg)| pkg)
+        .collect();
+    missing.extend(
+        HEADER_DEPS
+            .iter()
+            .filter(|(h, _)| !std::path::Path::new(h).exists())
+            .map(|(_, p)| *p),
+    );
+    missing.sort_unstable();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: kernel: installing the kernel build dependencies: {}",
+        missing.join(" ")
+    );
+    let mut cmd = Command::new("apt-get");
+    cmd.args(["-q", "-y", "--no-install-recommends", "install"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    crate::apt::run_captured(cmd, &format!("apt-get install {}", missing.join(" "))).map(drop)
+}

@@ -1,0 +1,267 @@
+//! `cargo xtask kernel build`: a kernel from source for the VM harness.
+//!
+//! Source ([`source`]: Debian's `linux-source-X.Y` or `--src DIR`) → base
+//! tree; patches ([`patches`]) → a copy of the base tree per patch set, so a
+//! patched build reuses the base build's objects and only recompiles what
+//! the patches touch; config ([`config`]): tinyconfig + the repository's
+//! fragments; image ([`make`]). Results are cached by (source version, arch,
+//! fragment hash, patch-set hash) under `$REAPER_VM_CACHE/kernel-build/`.
+
+pub mod config;
+pub mod make;
+pub mod patches;
+pub mod source;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::vm::arch::Arch;
+use make::Make;
+use patches::Patch;
+use source::SourceChoice;
+
+/// `cargo xtask kernel` arguments.
+#[derive(Debug, clap::Args)]
+pub struct KernelArgs {
+    #[command(subcommand)]
+    command: KernelCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum KernelCommand {
+    /// Build a kernel image + .config that `cargo xtask vm --kernel PATH` boots.
+    Build(BuildArgs),
+}
+
+/// `cargo xtask kernel build` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BuildArgs {
+    /// Debian kernel source series (the `linux-source-X.Y` package).
+    #[arg(long, default_value = "6.1", conflicts_with = "src")]
+    pub source: String,
+    /// Build this kernel tree instead (copied; the tree itself is not touched).
+    #[arg(long, value_name = "DIR")]
+    pub src: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+    pub arch: Arch,
+    /// Patch applied with `patch -p1`, in order (repeatable).
+    #[arg(long = "patch", value_name = "FILE")]
+    pub patches: Vec<PathBuf>,
+}
+
+impl BuildArgs {
+    pub fn source_choice(&self) -> SourceChoice {
+        match &self.src {
+            Some(dir) => SourceChoice::Dir(dir.clone()),
+            None => SourceChoice::Debian {
+                series: self.source.clone(),
+            },
+        }
+    }
+}
+
+/// What one build request is.
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    pub source: SourceChoice,
+    pub arch: Arch,
+    pub patches: Vec<Patch>,
+}
+
+/// A finished (or cached) build, as recorded in `build.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Built {
+    pub source: String,
+    pub arch: String,
+    /// sha256 (12 hex) of the repository's config fragments.
+    pub fragments_hash: String,
+    /// sha256 (12 hex) of the resulting .config.
+    pub config_hash: String,
+    /// (file name, subject, sha256) per patch, in order.
+    pub patches: Vec<(String, String, String)>,
+    pub image: PathBuf,
+    pub config: PathBuf,
+    /// Wall time of the make run that produced the image, and whether it
+    /// started from a tree already built (incremental).
+    pub build_seconds: f64,
+    pub incremental: bool,
+    /// `make kernelrelease`.
+    pub release: String,
+}
+
+/// `cargo xtask kernel …`.
+pub fn run(args: KernelArgs) -> Result<ExitCode> {
+    match args.command {
+        KernelCommand::Build(b) => {
+            let spec = BuildSpec {
+                source: b.source_choice(),
+                arch: b.arch,
+                patches: b
+                    .patches
+                    .iter()
+                    .map(|p| Patch::read(p))
+                    .collect::<Result<_>>()?,
+            };
+            let built = build(&spec)?;
+            eprintln!(
+                "xtask: kernel: {} {} ({}): image {}\n  boot it: cargo xtask vm --arch {} --kernel {} --kernel-config {} -- uname -a",
+                built.source,
+                built.arch,
+                if built.patches.is_empty() {
+                    "no patches".to_string()
+                } else {
+                    format!("{} patch(es)", built.patches.len())
+                },
+                built.image.display(),
+                built.arch,
+                built.image.display(),
+                built.config.display()
+            );
+            println!("{}", built.image.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Builds (or finds in the cache) the kernel of `spec`.
+pub fn build(spec: &BuildSpec) -> Result<Built> {
+    make::ensure_build_deps(spec.arch)?;
+    let cache = crate::vm::cache::cache_dir()?;
+    let src = source::resolve(&spec.source, &cache)?;
+    let frag_hash = config::fragments_hash(spec.arch)?;
+    let set_hash = patches::set_hash(&spec.patches);
+    let root = cache
+        .join("kernel-build")
+        .join(format!("{}-{}", src.key, spec.arch));
+    let out = root
+        .join("out")
+        .join(format!("cfg-{frag_hash}-patches-{set_hash}"));
+    let record = out.join("build.json");
+    if let Some(built) = cached(&record) {
+        eprintln!(
+            "xtask: kernel: {} {} with patches {set_hash}: cached ({})",
+            built.source,
+            built.arch,
+            out.display()
+        );
+        return Ok(built);
+    }
+    let tree = prepare_tree(&root, &src, &spec.patches, &set_hash)?;
+    let incremental = tree.join("vmlinux").exists();
+    let make = Make {
+        tree: tree.clone(),
+        arch: spec.arch,
+    };
+    config::configure(&make, spec.arch)?;
+    let what = format!(
+        "{} {} ({})",
+        src.description,
+        spec.arch,
+        if spec.patches.is_empty() {
+            "no patches".to_string()
+        } else {
+            spec.patches
+                .iter()
+                .map(|p| p.subject.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+    );
+    let started = Instant::now();
+    let image = make.build_image(&what)?;
+    let build_seconds = started.elapsed().as_secs_f64();
+    let release = release(&make)?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let image_out = out.join(image.file_name().context("image has no file name")?);
+    let config_out = out.join("config");
+    std::fs::copy(&image, &image_out).with_context(|| format!("copying {}", image.display()))?;
+    std::fs::copy(tree.join(".config"), &config_out).context("copying .config")?;
+    let built = Built {
+        source: src.description.clone(),
+        arch: spec.arch.to_string(),
+        fragments_hash: frag_hash,
+        config_hash: config::file_hash(&config_out)?,
+        patches: spec
+            .patches
+            .iter()
+            .map(|p| {
+                let name = p
+                    .path
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                (name, p.subject.clone(), p.sha256.clone())
+            })
+            .collect(),
+        image: image_out,
+        config: config_out,
+        build_seconds,
+        incremental,
+        release,
+    };
+    std::fs::write(&record, serde_json::to_string_pretty(&built)?)
+        .with_context(|| format!("writing {}", record.display()))?;
+    Ok(built)
+}
+
+fn cached(record: &Path) -> Option<Built> {
+    let built: Built = serde_json::from_slice(&std::fs::read(record).ok()?).ok()?;
+    (built.image.is_file() && built.config.is_file()).then_some(built)
+}
+
+/// The tree to build in: the pristine base for no patches, else a copy of
+/// the base (built or not) with the patches applied. A tree remembers its
+/// patch set in `.xtask-patches`.
+fn prepare_tree(
+    root: &Path,
+    src: &source::Source,
+    patches: &[Patch],
+    set_hash: &str,
+) -> Result<PathBuf> {
+    let base = root.join("base");
+    if !base.exists() {
+        src.unpack_into(&base)?;
+    }
+    if patches.is_empty() {
+        return Ok(base);
+    }
+    let tree = root.join(format!("patches-{set_hash}"));
+    let stamp = tree.join(".xtask-patches");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == set_hash) {
+        return Ok(tree);
+    }
+    let _ = std::fs::remove_dir_all(&tree);
+    let partial = tree.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    let started = Instant::now();
+    eprintln!(
+        "xtask: kernel: copying the base tree{} for the patched build",
+        if base.join("vmlinux").exists() {
+            " (built: the patched build is incremental)"
+        } else {
+            ""
+        }
+    );
+    source::copy_tree(&base, &partial)?;
+    eprintln!(
+        "xtask: kernel: copied in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    patches::apply_all(&partial, patches)?;
+    std::fs::write(partial.join(".xtask-patches"), set_hash)?;
+    std::fs::rename(&partial, &tree).with_context(|| format!("moving to {}", tree.display()))?;
+    Ok(tree)
+}
+
+fn release(make: &Make) -> Result<String> {
+    let mut cmd = std::process::Command::new("make");
+    cmd.args(["-s", "kernelrelease"])
+        .current_dir(&make.tree)
+        .envs(make.env());
+    Ok(crate::apt::run_captured(cmd, "make kernelrelease")?
+        .trim()
+        .to_string())
+}
