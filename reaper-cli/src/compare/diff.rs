@@ -357,8 +357,9 @@ fn context_tables(a: &RunSet, b: &RunSet, top: usize) -> Vec<ContextTable> {
 }
 
 /// Short default labels for two sides whose kernel release and scenario
-/// read the same (e.g. one source without and with a patch): "A: <last
-/// path component>" and "B: …", or plain "A" and "B" when those match too.
+/// read the same (e.g. one source without and with a patch): each side's
+/// last path component, or "first" and "second" when those match too (the
+/// renderers already prefix "A:" and "B:").
 pub fn distinct_labels(a: &std::path::Path, b: &std::path::Path) -> (String, String) {
     let tail = |p: &std::path::Path| {
         p.file_name()
@@ -367,9 +368,9 @@ pub fn distinct_labels(a: &std::path::Path, b: &std::path::Path) -> (String, Str
     };
     let (ta, tb) = (tail(a), tail(b));
     if ta.is_empty() || ta == tb {
-        ("A".to_owned(), "B".to_owned())
+        ("first".to_owned(), "second".to_owned())
     } else {
-        (format!("A: {ta}"), format!("B: {tb}"))
+        (ta, tb)
     }
 }
 
@@ -418,11 +419,11 @@ mod label_tests {
     fn identical_sides_get_short_distinct_labels() {
         assert_eq!(
             distinct_labels(Path::new("out/without-patch"), Path::new("out/with-patch")),
-            ("A: without-patch".to_owned(), "B: with-patch".to_owned())
+            ("without-patch".to_owned(), "with-patch".to_owned())
         );
         assert_eq!(
             distinct_labels(Path::new("x/run.json"), Path::new("y/run.json")),
-            ("A".to_owned(), "B".to_owned())
+            ("first".to_owned(), "second".to_owned())
         );
     }
 }
