@@ -15,7 +15,7 @@ use crate::{
 /// Arguments of `reaper record`.
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// Synthetic victim: SIZE[,vmas=N][,threads=T] (default 1G,vmas=64,threads=1).
+    /// Synthetic victim: SIZE[,vmas=N][,threads=T] (default 1G,vmas=64,threads=4).
     #[arg(long, value_name = "SPEC", conflicts_with = "pid")]
     pub victim: Option<String>,
     /// An existing process to tear down (needs --kill).
@@ -30,6 +30,14 @@ pub struct RecordArgs {
     /// Episodes to record (a fresh victim each).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub runs: u32,
+    /// Replace up to N episodes whose process_mrelease lost the race
+    /// (ESRCH: the victim had already left its mm) with fresh ones; the lost
+    /// ones stay in run.json, marked lost_race, and out of medians.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub retries: u32,
+    /// No progress lines on stderr (warnings and errors still print).
+    #[arg(short, long)]
+    pub quiet: bool,
     /// cpu-clock sampling frequency in Hz.
     #[arg(long, default_value_t = 4000, value_name = "HZ")]
     pub freq: u64,
@@ -149,6 +157,8 @@ impl RecordArgs {
             freq_hz: self.freq,
             sizes,
             attach: self.attach.parse().map_err(anyhow::Error::msg)?,
+            retries: self.retries.min(MAX_RUNS),
+            progress: crate::recorder::progress::Progress::new(self.quiet),
         })
     }
 }

@@ -34,10 +34,34 @@ pub fn summary(run: &Run) -> Summary {
             e.latencies.kill_to_exit_mmap_done_ns
         }),
     ];
-    Summary {
-        episodes: run.episodes.len(),
-        rows,
+    with_lost_races_left_out(
+        Summary {
+            episodes: run.episodes.len(),
+            rows,
+            lost: Vec::new(),
+        },
+        run.episodes.iter().map(|e| e.lost_race).collect(),
+    )
+}
+
+/// Recomputes each row's statistics without the episodes that lost the
+/// mrelease race: their reaper side did no work, so they would drag the
+/// median of every split toward "exit_mmap did everything".
+pub fn with_lost_races_left_out(mut summary: Summary, lost: Vec<bool>) -> Summary {
+    if lost.contains(&true) {
+        for row in &mut summary.rows {
+            let counted: Vec<Cell> = row
+                .cells
+                .iter()
+                .zip(&lost)
+                .filter(|(_, lost)| !**lost)
+                .map(|(cell, _)| cell.clone())
+                .collect();
+            row.stats = row_stats(&counted);
+        }
     }
+    summary.lost = lost;
+    summary
 }
 
 /// The sampled stacks of one context in one episode.
@@ -412,6 +436,29 @@ mod tests {
         assert_eq!(s.min.split_ms, Some((2.0, 4.0)));
         assert_eq!(s.max.total_ms, 30.0);
         assert_eq!(s.max.count, Some(9));
+    }
+
+    #[test]
+    fn lost_races_are_left_out_of_the_statistics() {
+        let summary = Summary {
+            episodes: 3,
+            rows: vec![row(
+                "Total".into(),
+                None,
+                vec![
+                    measured(10.0, (10.0, 0.0), 1),
+                    measured(30.0, (10.0, 20.0), 9),
+                    measured(20.0, (2.0, 18.0), 5),
+                ],
+            )],
+            lost: Vec::new(),
+        };
+        let summary = with_lost_races_left_out(summary, vec![true, false, false]);
+        let stats = summary.rows[0].stats.unwrap();
+        assert_eq!(stats.measured, 2);
+        assert_eq!(stats.median.total_ms, 25.0);
+        assert_eq!(stats.min.split_ms, Some((2.0, 18.0)));
+        assert_eq!(summary.counted(), 2);
     }
 
     #[test]
