@@ -111,6 +111,7 @@ impl Recorder {
     /// Checks privileges, mounts tracefs, loads and attaches everything.
     pub fn start(settings: &RecordSettings) -> anyhow::Result<Self> {
         privileges::require_recording_privileges()?;
+        remove_stale_cgroups();
         settings
             .progress
             .say(format_args!("loading and attaching the probes"));
@@ -386,6 +387,32 @@ impl Recorder {
             frozen: parts.frozen,
             function_timing: None,
             lost_race: parts.mrelease_ret == Some(-i64::from(libc::ESRCH)),
+        }
+    }
+}
+
+/// Removes the cgroups of reaper processes that died without cleaning up
+/// (`kill -9` during `record --oom`), and says so: not quiet-able, since it
+/// changes the system.
+fn remove_stale_cgroups() {
+    for stale in crate::scenario::cgroup::remove_stale() {
+        let dirs: Vec<String> = stale
+            .removed
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        if stale.problems.is_empty() {
+            eprintln!(
+                "reaper: removed stale cgroup {} left by a reaper process that is gone ({})",
+                stale.name,
+                dirs.join(", ")
+            );
+        } else {
+            eprintln!(
+                "reaper: could not fully remove stale cgroup {} left by a reaper process that is gone: {}",
+                stale.name,
+                stale.problems.join("; ")
+            );
         }
     }
 }

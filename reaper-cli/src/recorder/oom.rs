@@ -60,7 +60,7 @@ impl Recorder {
         index: u32,
         scenario: &OomScenario,
     ) -> anyhow::Result<Episode> {
-        let name = format!("reaper-{}-{index}", std::process::id());
+        let name = crate::scenario::cgroup::owned_name(std::process::id(), index);
         let cgroup = OwnedCgroup::create(&name, scenario.frozen)
             .context("refusing to trigger an OOM without a memory cgroup of reaper's own")?;
         let result = if scenario.frozen {
