@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::{
     probes::loader::MapSizes,
-    recorder::{self, RecordSettings, Target, interrupt},
+    recorder::{self, RecordSettings, Target},
     scenario::size::{VictimSpec, parse_size},
 };
 
@@ -170,24 +170,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating output directory {}", dir.display()))?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let run = runtime.block_on(async {
-        let signals = tokio::spawn(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-            eprintln!("reaper: stopping: detaching probes and saving what was collected");
-            interrupt::request_stop();
-        });
-        let result = tokio::task::spawn_blocking(move || recorder::Recorder::start(&settings)?.record(&settings)).await;
-        signals.abort();
-        result
-    })??;
+    let run = recorder::Recorder::run(settings)?;
     let report_options = crate::report::ReportOptions::default();
     if let Some(dir) = &args.output {
         let path = dir.join("run.json");

@@ -25,7 +25,9 @@ use crate::{
         Episode, HostInfo, Recording, Run, SCHEMA_VERSION, Scenario, TaskRef, ToolInfo, VictimInfo,
     },
     probes::{
-        attach, collect, function_timing, loader, loader::MapSizes, timeline_reader::TimelineReader,
+        attach, collect, function_timing, loader,
+        loader::MapSizes,
+        timeline_reader::{TimelineReader, Wake},
     },
     scenario::{size::VictimSpec, victim},
     symbolize::KernelSymbolizer,
@@ -96,6 +98,9 @@ pub struct EpisodeParts {
 
 /// Loaded, attached probes plus what is needed to symbolize their output.
 pub struct Recorder {
+    /// The tokio runtime the event waits run on (the recorder itself runs
+    /// on one of its blocking threads).
+    runtime: tokio::runtime::Handle,
     ebpf: Ebpf,
     timeline: TimelineReader,
     symbolizer: KernelSymbolizer,
@@ -155,6 +160,7 @@ impl Recorder {
         };
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
         Ok(Self {
+            runtime: tokio::runtime::Handle::current(),
             functions,
             ebpf,
             timeline,
@@ -163,6 +169,23 @@ impl Recorder {
             host: kernel::host_info(),
             symbols,
             period_ns,
+        })
+    }
+
+    /// Records on a tokio runtime: the recorder runs on a blocking thread,
+    /// its event waits and the Ctrl-C/SIGTERM watcher on the runtime.
+    pub fn run(settings: RecordSettings) -> anyhow::Result<Run> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let signals = tokio::spawn(interrupt::watch_signals());
+            let recorded =
+                tokio::task::spawn_blocking(move || Self::start(&settings)?.record(&settings))
+                    .await;
+            signals.abort();
+            recorded?
         })
     }
 
@@ -316,19 +339,18 @@ impl Recorder {
         }
     }
 
-    /// Polls the timeline into `events` until an event matches `done` or
-    /// `deadline` passes, then once more.
-    fn poll_timeline_until(
+    /// Collects timeline events into `events` until one matches `done`,
+    /// `deadline` passes or the user stops (one tokio `select!`, see
+    /// [`TimelineReader::wait`]), blocking this recorder thread meanwhile.
+    fn wait_events(
         &mut self,
         events: &mut Vec<TimelineEvent>,
         deadline: Instant,
         done: impl Fn(&TimelineEvent) -> bool,
-    ) {
-        while Instant::now() < deadline && !events.iter().any(&done) {
-            self.timeline.poll(events);
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.timeline.poll(events);
+    ) -> Wake {
+        let deadline = tokio::time::Instant::from_std(deadline);
+        self.runtime
+            .block_on(self.timeline.wait(events, deadline, done))
     }
 
     /// Stops tracking, drains the kernel aggregates and builds the episode.

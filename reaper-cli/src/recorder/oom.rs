@@ -39,6 +39,8 @@ const REAPER_WAIT: Duration = Duration::from_secs(5);
 const FROZEN_HEADROOM: u64 = 64 << 20;
 /// Size of the allocation that triggers the memcg OOM in the frozen scenario.
 const TRIGGER_BYTES: u64 = 256 << 20;
+/// How often the frozen scenario looks at the victim's threads in /proc.
+const THREAD_CHECK: Duration = Duration::from_millis(20);
 /// The OOM killer's first pick (OOM_SCORE_ADJ_MAX in include/uapi/linux/oom.h).
 const OOM_SCORE_ADJ_MAX: i32 = 1000;
 
@@ -82,13 +84,7 @@ impl Recorder {
                 && (e.kind == TimelineKind::OomFinishReaping as u32
                     || e.kind == TimelineKind::OomSkipReaping as u32)
         };
-        let deadline = Instant::now() + REAPER_WAIT;
-        while Instant::now() < deadline && !events.iter().any(done) && !interrupt::stop_requested()
-        {
-            self.timeline.poll(events);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.timeline.poll(events);
+        self.wait_events(events, Instant::now() + REAPER_WAIT, done);
     }
 
     fn plain_oom(
@@ -214,7 +210,9 @@ impl Recorder {
             if all_gone || Instant::now() > watch_deadline || interrupt::stop_requested() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            // Thread exits show in /proc, not in the timeline: look again
+            // after a short wait that still wakes on events and Ctrl-C.
+            self.wait_events(&mut events, Instant::now() + THREAD_CHECK, |_| false);
         }
         let still: Vec<(u32, char)> = fates
             .iter()

@@ -101,7 +101,7 @@ impl Recorder {
             None => pidfd::wait_exit(&fd, EXIT_TIMEOUT.as_millis() as i32),
         };
         let mut events: Vec<TimelineEvent> = Vec::new();
-        self.poll_timeline_until(&mut events, Instant::now() + LATE_EVENT_GRACE, |e| {
+        self.wait_events(&mut events, Instant::now() + LATE_EVENT_GRACE, |e| {
             e.kind == TimelineKind::ProcessFree as u32 && e.arg == i64::from(victim_pid)
         });
         if !exited {
