@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 
 use crate::{
-    probes::loader::MapSizes,
+    probes::loader::{EbpfLog, MapSizes},
     recorder::{self, RecordSettings, Target},
     scenario::size::{VictimSpec, parse_size},
 };
@@ -93,8 +93,9 @@ pub struct RecordArgs {
 const MAX_RUNS: u32 = 1000;
 
 impl RecordArgs {
-    /// Checks the flags and turns them into settings.
-    pub fn settings(&self) -> anyhow::Result<RecordSettings> {
+    /// Checks the flags and turns them into settings; `verbose` is the
+    /// global -v count (-vv turns on the eBPF side's drop log).
+    pub fn settings(&self, verbose: u8) -> anyhow::Result<RecordSettings> {
         let target = match (self.pid, &self.victim) {
             (Some(_), _) if !self.kill => {
                 bail!("--pid sends SIGKILL to that process; add --kill to confirm")
@@ -159,13 +160,18 @@ impl RecordArgs {
             attach: self.attach.parse().map_err(anyhow::Error::msg)?,
             retries: self.retries.min(MAX_RUNS),
             progress: crate::recorder::progress::Progress::new(self.quiet),
+            ebpf_log: if verbose >= 2 {
+                EbpfLog::Drops
+            } else {
+                EbpfLog::Off
+            },
         })
     }
 }
 
 /// Records, writes the outputs and prints the report.
-pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
-    let settings = args.settings()?;
+pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
+    let settings = args.settings(verbose)?;
     if let Some(dir) = &args.output {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating output directory {}", dir.display()))?;

@@ -66,6 +66,8 @@ pub struct RecordSettings {
     pub retries: u32,
     /// Progress lines on stderr.
     pub progress: progress::Progress,
+    /// The eBPF side logs its drops and skips (`-vv`).
+    pub ebpf_log: loader::EbpfLog,
 }
 
 /// Longest wait for a victim to exit after SIGKILL.
@@ -130,9 +132,9 @@ impl Recorder {
         let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.as_ref());
         let plan = function_timing::plan(&symbols);
         let (timing, order_off) = function_timing::config_for(&plan, btf.as_ref());
-        let mut ebpf = loader::load_with_timing(&offsets, &settings.sizes, &timing)?;
-        if let Err(err) = aya_log::EbpfLogger::init(&mut ebpf) {
-            log::debug!("eBPF logging unavailable: {err}");
+        let mut ebpf = loader::load_with(&offsets, &settings.sizes, &timing, settings.ebpf_log)?;
+        if settings.ebpf_log == loader::EbpfLog::Drops {
+            start_ebpf_logger(&mut ebpf);
         }
         let cpus = kernel::online_cpus().context("reading the online CPUs")?;
         let period_ns = 1_000_000_000 / settings.freq_hz.max(1);
@@ -411,6 +413,36 @@ impl Recorder {
             lost_race: parts.mrelease_ret == Some(-i64::from(libc::ESRCH)),
         }
     }
+}
+
+/// Forwards the eBPF side's aya-log records to the `log` crate from a tokio
+/// task woken by their ring buffer (AsyncFd), for the whole recording.
+fn start_ebpf_logger(ebpf: &mut Ebpf) {
+    let logger = match aya_log::EbpfLogger::init(ebpf) {
+        Ok(logger) => logger,
+        Err(err) => {
+            log::warn!("eBPF logging unavailable: {err}");
+            return;
+        }
+    };
+    // SAFETY: the logger owns its ring buffer's fd, open and unchanged for
+    // as long as the AsyncFd owns the logger.
+    let logger = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
+    };
+    let mut logger = match logger {
+        Ok(logger) => logger,
+        Err(err) => {
+            log::warn!("eBPF logging unavailable: {err}");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while let Ok(mut guard) = logger.readable_mut().await {
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
+        }
+    });
 }
 
 /// Removes the cgroups of reaper processes that died without cleaning up
