@@ -391,3 +391,32 @@ fn a_missing_golden_fails_and_is_not_created() {
     assert!(result.is_err());
     assert!(!golden.exists());
 }
+
+#[test]
+fn lost_races_are_named_and_left_out_of_the_median() {
+    let mut run = fixture("7.2-arm64-6-episodes");
+    let all = render_text(&run, &ReportOptions::default());
+    assert!(!all.contains("lost race"), "{all}");
+    run.episodes[0].lost_race = true;
+    run.episodes[3].lost_race = true;
+    let text = render_text(&run, &ReportOptions::default());
+    assert!(text.contains("Lost races: 2 of 6 episodes"), "{text}");
+    assert!(text.contains("median of 4"), "{text}");
+    assert!(text.contains("lost race: 2 of 6 episodes"), "{text}");
+    assert!(text.contains("== Episode 1: "));
+    assert!(text.contains("Lost race: process_mrelease returned ESRCH"));
+    let report = analyze(&run, &ReportOptions::default());
+    assert_eq!(report.header.lost_races, 2);
+    assert!(
+        report
+            .summary
+            .rows
+            .iter()
+            .all(|r| r.stats.as_ref().is_none_or(|s| s.measured <= 4))
+    );
+
+    run.episodes.truncate(3);
+    let text = render_text(&run, &ReportOptions::default());
+    assert!(text.contains("episode 1 (lost race)"), "{text}");
+    assert!(!text.contains("episode 2 (lost race)"), "{text}");
+}
