@@ -514,8 +514,11 @@ fn watch_sees_another_reapers_mrelease_episode_and_its_caller() {
         .args([
             "record",
             "--watch",
+            // A bound only: the test stops it with SIGINT once the other
+            // recorder is done (on a loaded machine that recorder's start
+            // alone can take longer than any fixed duration).
             "--duration",
-            "12",
+            "600",
             "-o",
             dir.to_str().unwrap(),
         ])
@@ -537,6 +540,10 @@ fn watch_sees_another_reapers_mrelease_episode_and_its_caller() {
     let recorder_pid = recorder.id();
     let out = recorder.wait_with_output().unwrap();
     assert!(out.status.success());
+    // Let the victim's process_free (an RCU callback) reach the watcher.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // SAFETY: SIGINT to the watcher this test started.
+    unsafe { libc_kill(watcher.id() as i32, 2) };
     let status = watcher.wait().unwrap();
     assert!(status.success(), "the watcher failed");
     let run = load_json(&dir.join("run.json"));
