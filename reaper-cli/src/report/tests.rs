@@ -252,7 +252,7 @@ fn pte_spin_time_counts_only_spinlocks_called_by_the_pte_lock_function() {
     let frames = |s: &str| s.split(';').map(str::to_owned).collect::<Vec<_>>();
     let spin = ["_raw_spin_lock", "native_queued_spin_lock_slowpath"];
     let pte = ["__pte_offset_map_lock"];
-    assert!(super::summary::spins_for_pte_lock(
+    assert!(super::pte_lock::spins_for_pte_lock(
         &frames(
             "exit_mmap;unmap_vmas;__pte_offset_map_lock;_raw_spin_lock;native_queued_spin_lock_slowpath"
         ),
@@ -260,14 +260,14 @@ fn pte_spin_time_counts_only_spinlocks_called_by_the_pte_lock_function() {
         &spin
     ));
     // A spinlock taken elsewhere under the same caller does not count.
-    assert!(!super::summary::spins_for_pte_lock(
+    assert!(!super::pte_lock::spins_for_pte_lock(
         &frames("exit_mmap;__pte_offset_map_lock;folio_lruvec_lock;_raw_spin_lock"),
         &pte,
         &spin
     ));
     // 6.1 x86_64 inlines the PTE lock into unmap_page_range; fentry trampolines are skipped.
     let inlined = ["zap_pte_range", "zap_pmd_range", "unmap_page_range"];
-    assert!(super::summary::spins_for_pte_lock(
+    assert!(super::pte_lock::spins_for_pte_lock(
         &frames("__oom_reap_task_mm;bpf_trampoline_64;unmap_page_range;_raw_spin_lock"),
         &inlined,
         &spin
