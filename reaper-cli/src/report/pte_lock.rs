@@ -8,8 +8,8 @@
 //! `spin_lock()` is a sleeping `rt_spin_lock()`: a contended waiter enters
 //! `rtlock_slowlock_locked()`, spins only while the owner runs and otherwise
 //! sleeps. Those waits are attributed the same way (an `rt_spin_lock` frame
-//! called by the PTE-lock function or the inlined zap path, with the rtlock
-//! slow path below it), and the rows' labels say they are sleeping waits.
+//! called by the PTE-lock function or the inlined zap path), and the rows'
+//! labels say they are sleeping waits.
 
 use crate::catalog::frame_for;
 use crate::model::{Run, SampledStack};
@@ -27,10 +27,6 @@ const INLINED_PTE_LOCK_CALLERS: [&str; 3] = ["zap_pte_range", "zap_pmd_range", "
 
 /// PREEMPT_RT's `spin_lock()`: the frame the PTE-lock function calls.
 const RT_SPIN_LOCK: &str = "rt_spin_lock";
-/// PREEMPT_RT's contended path below `rt_spin_lock` (where
-/// `lock:contention_begin` fires with `LCB_F_RT`).
-const RT_SLOW_PATH: [&str; 2] = ["rtlock_slowlock_locked", "rtlock_slowlock"];
-
 /// Which kind of lock the PTE lock is on the recorded kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PteLockKind {
@@ -107,13 +103,15 @@ pub(crate) fn spins_for_pte_lock(frames: &[String], pte_callers: &[&str], spin: 
 }
 
 /// Whether a stack waits for the PTE lock on PREEMPT_RT: `rt_spin_lock`
-/// called directly by a PTE-lock caller, with the rtlock slow path below it
-/// (an uncontended `rt_spin_lock` is a cmpxchg, not a wait).
+/// called directly by a PTE-lock caller (fentry trampolines skipped). Its
+/// contended path (`rtlock_slowlock`, the wait_lock, `wake_up_q`) is inlined
+/// into `rt_spin_lock` or below it, so, as with `_raw_spin_lock` on other
+/// kernels, everything under that call counts; `lock:contention_begin`
+/// fires only in `rtlock_slowlock_locked`, so traced waits are all contended.
 pub(crate) fn sleeps_for_pte_lock(frames: &[String], pte_callers: &[&str]) -> bool {
-    let real = real_frames(frames);
-    real.windows(2)
-        .position(|w| pte_callers.contains(&w[0]) && w[1] == RT_SPIN_LOCK)
-        .is_some_and(|at| real[at + 2..].iter().any(|f| RT_SLOW_PATH.contains(f)))
+    real_frames(frames)
+        .windows(2)
+        .any(|w| pte_callers.contains(&w[0]) && w[1] == RT_SPIN_LOCK)
 }
 
 /// The thread's "Time waiting for pte spinlock": sampled CPU time spinning
@@ -128,7 +126,9 @@ pub fn pte_wait_row(run: &Run) -> SummaryRow {
     let kind = PteLockKind::of(run);
     let label = match kind {
         PteLockKind::Spinning => "Time waiting for pte spinlock",
-        PteLockKind::Sleeping => "Time in sleeping pte-lock waits (rt_spin_lock, sampled on-CPU)",
+        PteLockKind::Sleeping => {
+            "Time waiting for pte lock (sleeping rt_spin_lock, on-CPU samples)"
+        }
     }
     .to_owned();
     if let Some(why) = probe_failure(run, "sampling") {
