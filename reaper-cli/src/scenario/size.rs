@@ -85,6 +85,9 @@ pub struct VictimSpec {
 /// thread of the group must pass `exit_mm` first, and they are pinned to one
 /// CPU, so four threads give the caller that many exits' head start; an app
 /// killed by lmkd has dozens of threads, so the victim stays ordinary.
+/// Measured 2026-12-01: 0 lost in 20 fresh 1G runs on the loaded host; 4 of
+/// 14 episodes in 10 fresh 256M runs in the TCG-emulated sid VM, which is why
+/// a lost episode is also replaced (`record --retries`).
 pub const DEFAULT_THREADS: u32 = 4;
 
 impl Default for VictimSpec {
