@@ -70,7 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         .init();
     match cli.command {
         Command::Doctor(args) => cmd::doctor::run(&args),
-        Command::Record(args) => cmd::record::run(&args),
+        Command::Record(args) => cmd::record::run(&args, cli.verbose),
         Command::Report(args) => cmd::report::run(&args).map(|()| 0),
         Command::Diff(a) => cmd::diff::run(&a),
         Command::Gate(a) => cmd::gate::run(&a),

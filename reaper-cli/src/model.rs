@@ -101,6 +101,34 @@ pub struct HostInfo {
     pub arch: String,
     /// Online CPUs.
     pub cpus: u32,
+    /// How the kernel said it is PREEMPT_RT (spinlocks are sleeping
+    /// `rt_spin_lock`s); `None` on other kernels and in runs recorded before
+    /// reaper looked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preempt_rt: Option<RtEvidence>,
+}
+
+/// Where reaper saw that a kernel is PREEMPT_RT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RtEvidence {
+    /// `/sys/kernel/realtime` reads 1.
+    SysKernelRealtime,
+    /// `uname -v` names PREEMPT_RT (e.g. "#1 SMP PREEMPT_RT Debian 7.3.4-1").
+    UnameVersion,
+    /// `/boot/config-$(uname -r)` has CONFIG_PREEMPT_RT=y.
+    BootConfig,
+}
+
+impl RtEvidence {
+    /// Where it was seen, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::SysKernelRealtime => "/sys/kernel/realtime is 1",
+            Self::UnameVersion => "uname -v says PREEMPT_RT",
+            Self::BootConfig => "CONFIG_PREEMPT_RT=y in /boot/config",
+        }
+    }
 }
 
 /// Recording parameters.

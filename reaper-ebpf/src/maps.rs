@@ -55,6 +55,18 @@ pub fn offsets() -> TracepointOffsets {
     unsafe { core::ptr::read_volatile(&TRACEPOINT_OFFSETS) }
 }
 
+/// Counts a dropped or skipped event ([`bump`]) and, when the loader turned
+/// eBPF logging on (`reaper -vv record`), says why through aya-log. Off, the
+/// loader sets `AYA_LOG_LEVEL` to 0 in the frozen .rodata, so the verifier
+/// proves the log branch dead and neither loads nor runs it.
+#[macro_export]
+macro_rules! dropped {
+    ($ctx:expr, $counter:expr, $($message:tt)+) => {{
+        $crate::maps::bump($counter);
+        aya_log_ebpf::debug!($ctx, $($message)+);
+    }};
+}
+
 /// Adds one to a per-CPU counter.
 #[inline(always)]
 pub fn bump(counter: Counter) {

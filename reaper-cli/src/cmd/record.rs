@@ -7,15 +7,15 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 
 use crate::{
-    probes::loader::MapSizes,
-    recorder::{self, RecordSettings, Target, interrupt},
+    probes::loader::{EbpfLog, MapSizes},
+    recorder::{self, RecordSettings, Target},
     scenario::size::{VictimSpec, parse_size},
 };
 
 /// Arguments of `reaper record`.
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// Synthetic victim: SIZE[,vmas=N][,threads=T] (default 1G,vmas=64,threads=1).
+    /// Synthetic victim: SIZE[,vmas=N][,threads=T] (default 1G,vmas=64,threads=4).
     #[arg(long, value_name = "SPEC", conflicts_with = "pid")]
     pub victim: Option<String>,
     /// An existing process to tear down (needs --kill).
@@ -30,6 +30,14 @@ pub struct RecordArgs {
     /// Episodes to record (a fresh victim each).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub runs: u32,
+    /// Replace up to N episodes whose process_mrelease lost the race
+    /// (ESRCH: the victim had already left its mm) with fresh ones; the lost
+    /// ones stay in run.json, marked lost_race, and out of medians.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub retries: u32,
+    /// No progress lines on stderr (warnings and errors still print).
+    #[arg(short, long)]
+    pub quiet: bool,
     /// cpu-clock sampling frequency in Hz.
     #[arg(long, default_value_t = 4000, value_name = "HZ")]
     pub freq: u64,
@@ -85,8 +93,9 @@ pub struct RecordArgs {
 const MAX_RUNS: u32 = 1000;
 
 impl RecordArgs {
-    /// Checks the flags and turns them into settings.
-    pub fn settings(&self) -> anyhow::Result<RecordSettings> {
+    /// Checks the flags and turns them into settings; `verbose` is the
+    /// global -v count (-vv turns on the eBPF side's drop log).
+    pub fn settings(&self, verbose: u8) -> anyhow::Result<RecordSettings> {
         let target = match (self.pid, &self.victim) {
             (Some(_), _) if !self.kill => {
                 bail!("--pid sends SIGKILL to that process; add --kill to confirm")
@@ -149,35 +158,25 @@ impl RecordArgs {
             freq_hz: self.freq,
             sizes,
             attach: self.attach.parse().map_err(anyhow::Error::msg)?,
+            retries: self.retries.min(MAX_RUNS),
+            progress: crate::recorder::progress::Progress::new(self.quiet),
+            ebpf_log: if verbose >= 2 {
+                EbpfLog::Drops
+            } else {
+                EbpfLog::Off
+            },
         })
     }
 }
 
 /// Records, writes the outputs and prints the report.
-pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
-    let settings = args.settings()?;
+pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
+    let settings = args.settings(verbose)?;
     if let Some(dir) = &args.output {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating output directory {}", dir.display()))?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let run = runtime.block_on(async {
-        let signals = tokio::spawn(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-            eprintln!("reaper: stopping: detaching probes and saving what was collected");
-            interrupt::request_stop();
-        });
-        let result = tokio::task::spawn_blocking(move || recorder::Recorder::start(&settings)?.record(&settings)).await;
-        signals.abort();
-        result
-    })??;
+    let run = recorder::Recorder::run(settings)?;
     let report_options = crate::report::ReportOptions::default();
     if let Some(dir) = &args.output {
         let path = dir.join("run.json");

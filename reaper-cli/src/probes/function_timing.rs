@@ -30,7 +30,10 @@ use crate::{
         CallEdge, FunctionTime, FunctionTiming, NotMeasured, ProbeUse, ResolvedConcept,
         VmaOrderSeen,
     },
-    probes::attach::error_chain,
+    probes::{
+        attach::error_chain,
+        refusal::{Refusal, Step},
+    },
 };
 
 /// How `reaper record --attach` chooses the mode of each function.
@@ -162,73 +165,10 @@ pub fn config_for(plan: &Plan, btf: Option<&BtfFacts>) -> (FunctionTimingConfig,
     }
 }
 
-/// errno names for the answers the ladder commonly gets.
-fn errno_name(code: i32) -> &'static str {
-    match code {
-        1 => "EPERM",
-        2 => "ENOENT",
-        3 => "ESRCH",
-        7 => "E2BIG",
-        13 => "EACCES",
-        16 => "EBUSY",
-        17 => "EEXIST",
-        22 => "EINVAL",
-        95 => "EOPNOTSUPP",
-        524 => "ENOTSUPP",
-        _ => "errno",
-    }
-}
-
-/// The deepest OS error in an error's chain.
-fn os_error(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
-    let mut found = None;
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            found = io.raw_os_error().or(found);
-        }
-        cur = e.source();
-    }
-    found
-}
-
 /// The kernel's answer to a load or attach, short: what was refused, the
 /// errno by name, and the verifier's last words when it spoke.
 pub fn kernel_answer(err: &ProgramError) -> String {
-    log::debug!("kernel answer in full: {}", error_chain(err));
-    let what = match err {
-        ProgramError::LoadError { verifier_log, .. } => {
-            let log = verifier_log.to_string();
-            // The verifier ends with statistics; the reason is the line
-            // before them.
-            let last = log
-                .lines()
-                .rev()
-                .map(str::trim)
-                .find(|l| {
-                    !l.is_empty()
-                        && !l.starts_with("processed ")
-                        && !l.starts_with("verification time")
-                        && !l.starts_with("stack depth")
-                })
-                .unwrap_or("");
-            if last.is_empty() {
-                "BPF_PROG_LOAD refused".to_owned()
-            } else {
-                format!("BPF_PROG_LOAD refused (verifier: {})", last.trim())
-            }
-        }
-        other => error_chain(other),
-    };
-    // A transparent io::Error is not in the source chain; read it directly.
-    let code = match err {
-        ProgramError::IOError(io) => io.raw_os_error(),
-        _ => None,
-    };
-    match code.or_else(|| os_error(err)) {
-        Some(code) => format!("{what} [{} {code}]", errno_name(code)),
-        None => what,
-    }
+    Refusal::from_error(Step::Load, err).to_string()
 }
 
 /// One function's outcome on the ladder.
@@ -441,7 +381,7 @@ fn try_fentry(ebpf: &mut Ebpf, f: &SlotFunction, btf: Option<&Btf>) -> Result<()
 }
 
 /// Whether this kernel has the kprobe PMU or the legacy kprobe_events file.
-fn kprobes_built_in() -> bool {
+pub fn kprobes_built_in() -> bool {
     std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists()
         || std::path::Path::new("/sys/kernel/tracing/kprobe_events").exists()
         || std::path::Path::new("/sys/kernel/debug/tracing/kprobe_events").exists()

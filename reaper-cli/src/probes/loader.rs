@@ -64,12 +64,45 @@ pub fn load(offsets: &TracepointOffsets, sizes: &MapSizes) -> Result<Ebpf, LoadE
     load_with_timing(offsets, sizes, &FunctionTimingConfig::DISABLED)
 }
 
+/// Whether the eBPF side logs why it drops or skips events (aya-log).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EbpfLog {
+    /// No log: `AYA_LOG_LEVEL` 0 in the frozen .rodata, so the verifier
+    /// proves every log call dead (no load or run-time cost).
+    #[default]
+    Off,
+    /// Drops and skips logged at debug level (`reaper -vv record`).
+    Drops,
+}
+
+impl EbpfLog {
+    /// The `AYA_LOG_LEVEL` global's value (aya-log-common's `Level`).
+    fn level(self) -> u8 {
+        match self {
+            Self::Off => 0,
+            // Level::Debug; the kernel side logs nothing above it.
+            Self::Drops => 4,
+        }
+    }
+}
+
 /// Loads the object with function timing's loader global (the per-VMA
-/// function's slot and the BTF offset of `vm_area_struct.vm_start`).
+/// function's slot and the BTF offset of `vm_area_struct.vm_start`), eBPF
+/// logging off.
 pub fn load_with_timing(
     offsets: &TracepointOffsets,
     sizes: &MapSizes,
     timing: &FunctionTimingConfig,
+) -> Result<Ebpf, LoadError> {
+    load_with(offsets, sizes, timing, EbpfLog::Off)
+}
+
+/// [`load_with_timing`], with eBPF logging as asked.
+pub fn load_with(
+    offsets: &TracepointOffsets,
+    sizes: &MapSizes,
+    timing: &FunctionTimingConfig,
+    log: EbpfLog,
 ) -> Result<Ebpf, LoadError> {
     if EBPF_OBJECT.is_empty() {
         return Err(LoadError::NoObject);
@@ -81,6 +114,7 @@ pub fn load_with_timing(
     EbpfLoader::new()
         .override_global(GLOBAL_TRACEPOINT_OFFSETS, offsets, true)
         .override_global(GLOBAL_FUNCTION_TIMING, timing, true)
+        .override_global(aya_log::LEVEL, &log.level(), false)
         .map_max_entries(MAP_KERNEL_STACKS, sizes.stack_map)
         .map_max_entries(MAP_SAMPLE_COUNTS, sizes.sample_map)
         .map_max_entries(reaper_common::lock_wait::MAP_LOCK_WAITS, sizes.lock_map)

@@ -7,4 +7,5 @@ pub mod btf;
 pub mod collect;
 pub mod function_timing;
 pub mod loader;
+pub mod refusal;
 pub mod timeline_reader;

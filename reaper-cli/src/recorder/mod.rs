@@ -5,20 +5,19 @@
 pub mod episode;
 pub mod interrupt;
 pub mod oom;
+pub mod progress;
+mod race;
+mod setup;
 pub mod watch;
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Barrier, mpsc},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
 use aya::Ebpf;
-use reaper_common::{
-    context::{CONTEXT_MRELEASE_CALLER, CONTEXT_OOM_REAPER, CONTEXT_VICTIM_EXIT},
-    timeline::{TimelineEvent, TimelineKind},
-};
+use reaper_common::timeline::TimelineEvent;
 
 use crate::{
     catalog::{self, KernelSymbols},
@@ -26,9 +25,11 @@ use crate::{
         Episode, HostInfo, Recording, Run, SCHEMA_VERSION, Scenario, TaskRef, ToolInfo, VictimInfo,
     },
     probes::{
-        attach, collect, function_timing, loader, loader::MapSizes, timeline_reader::TimelineReader,
+        attach, collect, function_timing, loader,
+        loader::MapSizes,
+        timeline_reader::{TimelineReader, Wake},
     },
-    scenario::{pidfd, size::VictimSpec, victim},
+    scenario::{size::VictimSpec, victim},
     symbolize::KernelSymbolizer,
     system::{kernel, privileges, procfs, tracefs},
 };
@@ -61,6 +62,12 @@ pub struct RecordSettings {
     pub sizes: MapSizes,
     /// How function probes attach (`--attach`).
     pub attach: function_timing::AttachMode,
+    /// Lost-race episodes replaced by fresh ones, at most, per run.
+    pub retries: u32,
+    /// Progress lines on stderr.
+    pub progress: progress::Progress,
+    /// The eBPF side logs its drops and skips (`-vv`).
+    pub ebpf_log: loader::EbpfLog,
 }
 
 /// Longest wait for a victim to exit after SIGKILL.
@@ -93,6 +100,9 @@ pub struct EpisodeParts {
 
 /// Loaded, attached probes plus what is needed to symbolize their output.
 pub struct Recorder {
+    /// The tokio runtime the event waits run on (the recorder itself runs
+    /// on one of its blocking threads).
+    runtime: tokio::runtime::Handle,
     ebpf: Ebpf,
     timeline: TimelineReader,
     symbolizer: KernelSymbolizer,
@@ -108,6 +118,10 @@ impl Recorder {
     /// Checks privileges, mounts tracefs, loads and attaches everything.
     pub fn start(settings: &RecordSettings) -> anyhow::Result<Self> {
         privileges::require_recording_privileges()?;
+        remove_stale_cgroups();
+        settings
+            .progress
+            .say(format_args!("loading and attaching the probes"));
         let (tracefs_root, _) = tracefs::ensure_mounted()?;
         let offsets = tracefs::probe_offsets(&tracefs_root);
         let symbolizer = KernelSymbolizer::new()?;
@@ -118,9 +132,9 @@ impl Recorder {
         let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.as_ref());
         let plan = function_timing::plan(&symbols);
         let (timing, order_off) = function_timing::config_for(&plan, btf.as_ref());
-        let mut ebpf = loader::load_with_timing(&offsets, &settings.sizes, &timing)?;
-        if let Err(err) = aya_log::EbpfLogger::init(&mut ebpf) {
-            log::debug!("eBPF logging unavailable: {err}");
+        let mut ebpf = loader::load_with(&offsets, &settings.sizes, &timing, settings.ebpf_log)?;
+        if settings.ebpf_log == loader::EbpfLog::Drops {
+            start_ebpf_logger(&mut ebpf);
         }
         let cpus = kernel::online_cpus().context("reading the online CPUs")?;
         let period_ns = 1_000_000_000 / settings.freq_hz.max(1);
@@ -148,6 +162,7 @@ impl Recorder {
         };
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
         Ok(Self {
+            runtime: tokio::runtime::Handle::current(),
             functions,
             ebpf,
             timeline,
@@ -156,6 +171,23 @@ impl Recorder {
             host: kernel::host_info(),
             symbols,
             period_ns,
+        })
+    }
+
+    /// Records on a tokio runtime: the recorder runs on a blocking thread,
+    /// its event waits and the Ctrl-C/SIGTERM watcher on the runtime.
+    pub fn run(settings: RecordSettings) -> anyhow::Result<Run> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let signals = tokio::spawn(interrupt::watch_signals());
+            let recorded =
+                tokio::task::spawn_blocking(move || Self::start(&settings)?.record(&settings))
+                    .await;
+            signals.abort();
+            recorded?
         })
     }
 
@@ -174,37 +206,7 @@ impl Recorder {
             episodes = watched;
             watch_summary = Some(summary);
         } else {
-            for index in 0..settings.runs {
-                if interrupt::stop_requested() {
-                    partial_reason = Some(format!(
-                        "interrupted (Ctrl-C) after {index} of {} episodes",
-                        settings.runs
-                    ));
-                    break;
-                }
-                match self.episode(index, settings) {
-                    Ok(episode) => {
-                        let cut = episode.partial;
-                        episodes.push(episode);
-                        if cut {
-                            partial_reason =
-                                Some(format!("interrupted (Ctrl-C) during episode {}", index + 1));
-                            break;
-                        }
-                    }
-                    Err(err) if episodes.is_empty() && !interrupt::stop_requested() => {
-                        return Err(err);
-                    }
-                    Err(err) => {
-                        partial_reason = Some(if interrupt::stop_requested() {
-                            format!("interrupted (Ctrl-C) during episode {}", index + 1)
-                        } else {
-                            format!("episode {} failed: {err:#}", index + 1)
-                        });
-                        break;
-                    }
-                }
-            }
+            partial_reason = self.episodes(settings, &mut episodes)?;
         }
         let mut not_measured = self.attach.not_measured.clone();
         not_measured.extend(self.functions.not_measured());
@@ -240,165 +242,117 @@ impl Recorder {
         // Dropping `self` detaches every probe and unloads the programs.
     }
 
-    fn episode(&mut self, index: u32, settings: &RecordSettings) -> anyhow::Result<Episode> {
-        let (victim_pid, mut child) = match settings.target {
-            Target::Victim(spec) => {
-                let spawned = victim::spawn(&spec)?;
-                (spawned.pid, Some(spawned.child))
+    /// Records `settings.runs` episodes into `episodes`, replacing each one
+    /// that lost the mrelease race by a fresh one (at most `retries` in the
+    /// run). Returns why the run is partial, if it is.
+    fn episodes(
+        &mut self,
+        settings: &RecordSettings,
+        episodes: &mut Vec<Episode>,
+    ) -> anyhow::Result<Option<String>> {
+        let progress = settings.progress;
+        let mut counted = 0u32;
+        let mut replaced = 0u32;
+        while counted < settings.runs {
+            let index = episodes.len() as u32;
+            if interrupt::stop_requested() {
+                return Ok(Some(format!(
+                    "interrupted (Ctrl-C) after {counted} of {} episodes",
+                    settings.runs
+                )));
             }
-            Target::Pid(pid) => (procfs::validate_target(pid)?.pid, None),
-            Target::Oom(scenario) => return self.oom_episode(index, &scenario),
-            Target::Watch(_) => anyhow::bail!("watch mode has no numbered episodes"),
-        };
-        let result = self.race(index, victim_pid, child.as_mut(), settings.mrelease);
-        if let Some(mut child) = child {
-            // Our own child: make sure it is gone and reaped, whatever happened.
-            let _ = child.kill();
-            let _ = child.wait();
+            let label = progress::episode_label(
+                counted,
+                settings.runs,
+                (replaced > 0 && index > counted).then_some((replaced, settings.retries)),
+            );
+            match self.episode(index, settings, &label) {
+                Ok(episode) => {
+                    let cut = episode.partial;
+                    let lost = episode.lost_race;
+                    say_done(progress, &label, &episode);
+                    episodes.push(episode);
+                    if cut {
+                        return Ok(Some(format!(
+                            "interrupted (Ctrl-C) during episode {}",
+                            index + 1
+                        )));
+                    }
+                    if lost && replaced < settings.retries {
+                        replaced += 1;
+                        progress.say(format_args!(
+                            "{label}: lost the race (process_mrelease: ESRCH, the victim had left its mm); replacing it with a fresh episode ({replaced} of --retries {})",
+                            settings.retries
+                        ));
+                        continue;
+                    }
+                    if lost {
+                        progress.say(format_args!(
+                            "{label}: lost the race, and all {} retries are used; it stays in the run, marked lost",
+                            settings.retries
+                        ));
+                    }
+                    counted += 1;
+                }
+                Err(err) if episodes.is_empty() && !interrupt::stop_requested() => {
+                    return Err(err);
+                }
+                Err(err) => {
+                    return Ok(Some(if interrupt::stop_requested() {
+                        format!("interrupted (Ctrl-C) during episode {}", index + 1)
+                    } else {
+                        format!("episode {} failed: {err:#}", index + 1)
+                    }));
+                }
+            }
         }
-        result
+        Ok(None)
     }
 
-    fn race(
+    fn episode(
         &mut self,
         index: u32,
-        victim_pid: u32,
-        child: Option<&mut std::process::Child>,
-        mrelease: bool,
+        settings: &RecordSettings,
+        label: &str,
     ) -> anyhow::Result<Episode> {
-        let stat = procfs::stat(victim_pid)
-            .with_context(|| format!("pid {victim_pid} disappeared before the kill"))?;
-        let thread_ids = procfs::threads(victim_pid);
-        let victim_info = VictimInfo {
-            pid: victim_pid,
-            comm: stat.comm.clone(),
-            rss_bytes: procfs::rss_bytes(victim_pid),
-            threads: thread_ids.len() as u32,
-            vmas: procfs::vma_count(victim_pid),
-        };
-        let fd = pidfd::open(victim_pid).with_context(|| format!("pidfd_open({victim_pid})"))?;
-
-        let mut tasks: BTreeMap<u32, Vec<TaskRef>> = BTreeMap::new();
-        collect::clear_tracking(&mut self.ebpf)?;
-        collect::track_tgid(&mut self.ebpf, victim_pid, CONTEXT_VICTIM_EXIT)?;
-        tasks.insert(
-            CONTEXT_VICTIM_EXIT,
-            thread_ids
-                .iter()
-                .map(|&tid| TaskRef {
-                    tid,
-                    comm: stat.comm.clone(),
-                })
-                .collect(),
-        );
-        if let Some(oom_reaper) = procfs::find_oom_reaper() {
-            collect::track_tid(&mut self.ebpf, oom_reaper, CONTEXT_OOM_REAPER)?;
-            tasks.insert(
-                CONTEXT_OOM_REAPER,
-                vec![TaskRef {
-                    tid: oom_reaper,
-                    comm: "oom_reaper".into(),
-                }],
-            );
-        }
-
-        // The reaper thread kills and then immediately calls process_mrelease,
-        // as lmkd's reaper thread does. With two or more CPUs the victim and
-        // the reaper run on different ones, so the woken victim cannot
-        // preempt the reaper between the kill and the mrelease call and the
-        // two really run in parallel.
-        let cpus = kernel::online_cpus().unwrap_or_default();
-        let placement = (cpus.len() >= 2).then(|| (cpus[0], cpus[cpus.len() - 1]));
-        if let Some((_, victim_cpu)) = placement {
-            for &tid in &thread_ids {
-                pidfd::pin_to_cpu(tid, victim_cpu);
+        match settings.target {
+            Target::Victim(spec) => {
+                // Dropped on every path: the child is killed and reaped.
+                let mut spawned = victim::spawn(&spec)?;
+                settings.progress.say(format_args!(
+                    "{label}: victim {spec} ready (pid {}, RSS {} MiB)",
+                    spawned.pid,
+                    procfs::rss_bytes(spawned.pid) >> 20
+                ));
+                self.race(index, spawned.pid, Some(&mut spawned), settings.mrelease)
             }
+            Target::Pid(pid) => {
+                let pid = procfs::validate_target(pid)?.pid;
+                self.race(index, pid, None, settings.mrelease)
+            }
+            Target::Oom(scenario) => {
+                settings.progress.say(format_args!(
+                    "{label}: letting the OOM killer pick a {} victim in reaper's own memory cgroup",
+                    scenario.spec
+                ));
+                self.oom_episode(index, &scenario)
+            }
+            Target::Watch(_) => anyhow::bail!("watch mode has no numbered episodes"),
         }
-        let go = Arc::new(Barrier::new(2));
-        let (tid_tx, tid_rx) = mpsc::channel();
-        let thread_go = Arc::clone(&go);
-        let reaper = std::thread::Builder::new()
-            .name("reaper-mrelease".into())
-            .spawn(move || {
-                if let Some((reaper_cpu, _)) = placement {
-                    pidfd::pin_to_cpu(0, reaper_cpu);
-                }
-                let _ = tid_tx.send(pidfd::gettid());
-                thread_go.wait();
-                let kill_ns = pidfd::monotonic_ns();
-                let killed = pidfd::kill(&fd);
-                let ret = if mrelease && killed.is_ok() {
-                    Some(pidfd::process_mrelease(&fd))
-                } else {
-                    None
-                };
-                (kill_ns, killed, ret, fd)
-            })?;
-        let reaper_tid = tid_rx.recv().context("the mrelease thread did not start")?;
-        if mrelease {
-            collect::track_tid(&mut self.ebpf, reaper_tid, CONTEXT_MRELEASE_CALLER)?;
-            tasks.insert(
-                CONTEXT_MRELEASE_CALLER,
-                vec![TaskRef {
-                    tid: reaper_tid,
-                    comm: "reaper-mrelease".into(),
-                }],
-            );
-        }
-        let mut stale = Vec::new();
-        self.timeline.poll(&mut stale);
-
-        go.wait();
-        let (kill_ns, killed, mrelease_ret, fd) = reaper
-            .join()
-            .map_err(|_| anyhow::anyhow!("the mrelease thread panicked"))?;
-        killed.with_context(|| format!("pidfd_send_signal(SIGKILL) to pid {victim_pid}"))?;
-        if let Some(ret) = mrelease_ret.filter(|&r| r < 0) {
-            log::warn!(
-                "process_mrelease({victim_pid}) returned {ret} ({})",
-                std::io::Error::from_raw_os_error(-ret as i32)
-            );
-        }
-
-        let exited = match child {
-            Some(child) => child.wait().is_ok(),
-            None => pidfd::wait_exit(&fd, EXIT_TIMEOUT.as_millis() as i32),
-        };
-        let mut events: Vec<TimelineEvent> = Vec::new();
-        self.poll_timeline_until(&mut events, Instant::now() + LATE_EVENT_GRACE, |e| {
-            e.kind == TimelineKind::ProcessFree as u32 && e.arg == i64::from(victim_pid)
-        });
-        if !exited {
-            log::warn!(
-                "pid {victim_pid} had not exited {EXIT_TIMEOUT:?} after SIGKILL; its profile is incomplete"
-            );
-        }
-        self.finish_episode(EpisodeParts {
-            index,
-            victim: victim_info,
-            tasks,
-            events,
-            kill_ns,
-            killer: Some((reaper_tid, std::process::id())),
-            complete: exited,
-            frozen: None,
-            mrelease_ret,
-        })
     }
 
-    /// Polls the timeline into `events` until an event matches `done` or
-    /// `deadline` passes, then once more.
-    fn poll_timeline_until(
+    /// Collects timeline events into `events` until one matches `done`,
+    /// `deadline` passes or the user stops (one tokio `select!`, see
+    /// [`TimelineReader::wait`]), blocking this recorder thread meanwhile.
+    fn wait_events(
         &mut self,
         events: &mut Vec<TimelineEvent>,
         deadline: Instant,
         done: impl Fn(&TimelineEvent) -> bool,
-    ) {
-        while Instant::now() < deadline && !events.iter().any(&done) {
-            self.timeline.poll(events);
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.timeline.poll(events);
+    ) -> Wake {
+        let deadline = tokio::time::Instant::from_std(deadline);
+        self.runtime
+            .block_on(self.timeline.wait(events, deadline, done))
     }
 
     /// Stops tracking, drains the kernel aggregates and builds the episode.
@@ -459,6 +413,87 @@ impl Recorder {
             lost_race: parts.mrelease_ret == Some(-i64::from(libc::ESRCH)),
         }
     }
+}
+
+/// Forwards the eBPF side's aya-log records to the `log` crate from a tokio
+/// task woken by their ring buffer (AsyncFd), for the whole recording.
+fn start_ebpf_logger(ebpf: &mut Ebpf) {
+    let logger = match aya_log::EbpfLogger::init(ebpf) {
+        Ok(logger) => logger,
+        Err(err) => {
+            log::warn!("eBPF logging unavailable: {err}");
+            return;
+        }
+    };
+    // SAFETY: the logger owns its ring buffer's fd, open and unchanged for
+    // as long as the AsyncFd owns the logger.
+    let logger = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
+    };
+    let mut logger = match logger {
+        Ok(logger) => logger,
+        Err(err) => {
+            log::warn!("eBPF logging unavailable: {err}");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while let Ok(mut guard) = logger.readable_mut().await {
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
+        }
+    });
+}
+
+/// Removes the cgroups of reaper processes that died without cleaning up
+/// (`kill -9` during `record --oom`), and says so: not quiet-able, since it
+/// changes the system.
+fn remove_stale_cgroups() {
+    for stale in crate::scenario::cgroup::remove_stale() {
+        let dirs: Vec<String> = stale
+            .removed
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        if stale.problems.is_empty() {
+            eprintln!(
+                "reaper: removed stale cgroup {} left by a reaper process that is gone ({})",
+                stale.name,
+                dirs.join(", ")
+            );
+        } else {
+            eprintln!(
+                "reaper: could not fully remove stale cgroup {} left by a reaper process that is gone: {}",
+                stale.name,
+                stale.problems.join("; ")
+            );
+        }
+    }
+}
+
+/// "episode 1/3: killed pid 812; process_mrelease done 21.4 ms after the
+/// kill, exit_mmap 38.0 ms".
+fn say_done(progress: progress::Progress, label: &str, episode: &Episode) {
+    let l = &episode.latencies;
+    let mrelease = match l.mrelease_ret {
+        Some(_) if episode.lost_race => "process_mrelease lost the race (ESRCH), ".to_owned(),
+        Some(ret) if ret < 0 => format!("process_mrelease returned {ret}, "),
+        Some(_) => format!(
+            "process_mrelease done {} after the kill, ",
+            progress::ms(l.kill_to_mrelease_done_ns)
+        ),
+        None => String::new(),
+    };
+    let (killed, reaper) = match &l.oom_reaper_verdict {
+        Some(verdict) => ("OOM-killed", format!("; oom_reaper: {verdict}")),
+        None => ("killed", String::new()),
+    };
+    progress.say(format_args!(
+        "{label}: {killed} pid {}; {mrelease}exit_mmap done {} after the kill{reaper}{}",
+        episode.victim.pid,
+        progress::ms(l.kill_to_exit_mmap_done_ns),
+        if episode.partial { " (cut short)" } else { "" }
+    ));
 }
 
 fn scenario_of(settings: &RecordSettings) -> Scenario {

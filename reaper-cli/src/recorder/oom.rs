@@ -16,15 +16,11 @@ use std::{
 };
 
 use anyhow::Context as _;
-use reaper_common::{
-    context::{CONTEXT_OOM_REAPER, CONTEXT_VICTIM_EXIT},
-    timeline::{TimelineEvent, TimelineKind},
-};
+use reaper_common::timeline::{TimelineEvent, TimelineKind};
 
 use super::{EpisodeParts, Recorder, interrupt};
 use crate::{
-    model::{Episode, FrozenOutcome, TaskRef, ThreadFate, VictimInfo},
-    probes::collect,
+    model::{Episode, FrozenOutcome, ThreadFate, VictimInfo},
     scenario::{
         cgroup::OwnedCgroup,
         pidfd,
@@ -43,6 +39,8 @@ const REAPER_WAIT: Duration = Duration::from_secs(5);
 const FROZEN_HEADROOM: u64 = 64 << 20;
 /// Size of the allocation that triggers the memcg OOM in the frozen scenario.
 const TRIGGER_BYTES: u64 = 256 << 20;
+/// How often the frozen scenario looks at the victim's threads in /proc.
+const THREAD_CHECK: Duration = Duration::from_millis(20);
 /// The OOM killer's first pick (OOM_SCORE_ADJ_MAX in include/uapi/linux/oom.h).
 const OOM_SCORE_ADJ_MAX: i32 = 1000;
 
@@ -64,7 +62,7 @@ impl Recorder {
         index: u32,
         scenario: &OomScenario,
     ) -> anyhow::Result<Episode> {
-        let name = format!("reaper-{}-{index}", std::process::id());
+        let name = crate::scenario::cgroup::owned_name(std::process::id(), index);
         let cgroup = OwnedCgroup::create(&name, scenario.frozen)
             .context("refusing to trigger an OOM without a memory cgroup of reaper's own")?;
         let result = if scenario.frozen {
@@ -79,23 +77,6 @@ impl Recorder {
         result
     }
 
-    fn track_oom_reaper(&mut self, tasks: &mut BTreeMap<u32, Vec<TaskRef>>) -> anyhow::Result<()> {
-        match procfs::find_oom_reaper() {
-            Some(tid) => {
-                collect::track_tid(&mut self.ebpf, tid, CONTEXT_OOM_REAPER)?;
-                tasks.insert(
-                    CONTEXT_OOM_REAPER,
-                    vec![TaskRef {
-                        tid,
-                        comm: "oom_reaper".into(),
-                    }],
-                );
-            }
-            None => log::warn!("no oom_reaper kernel thread found; its work cannot be attributed"),
-        }
-        Ok(())
-    }
-
     /// Waits for the reaper's verdict on `victim_pid` (start/finish or skip).
     fn wait_for_reaper(&mut self, events: &mut Vec<TimelineEvent>, victim_pid: u32) {
         let done = |e: &TimelineEvent| {
@@ -103,13 +84,7 @@ impl Recorder {
                 && (e.kind == TimelineKind::OomFinishReaping as u32
                     || e.kind == TimelineKind::OomSkipReaping as u32)
         };
-        let deadline = Instant::now() + REAPER_WAIT;
-        while Instant::now() < deadline && !events.iter().any(done) && !interrupt::stop_requested()
-        {
-            self.timeline.poll(events);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.timeline.poll(events);
+        self.wait_events(events, Instant::now() + REAPER_WAIT, done);
     }
 
     fn plain_oom(
@@ -120,9 +95,6 @@ impl Recorder {
     ) -> anyhow::Result<Episode> {
         let limit = scenario.spec.bytes / 10 * 9 / 4096 * 4096;
         cgroup.set_memory_limit(Some(limit))?;
-        let mut tasks = BTreeMap::new();
-        collect::clear_tracking(&mut self.ebpf)?;
-        self.track_oom_reaper(&mut tasks)?;
         let options = SpawnOptions {
             join: cgroup.procs_files(false),
             oom_score_adj: Some(OOM_SCORE_ADJ_MAX),
@@ -130,14 +102,10 @@ impl Recorder {
             comm: None,
         };
         let mut victim = victim::spawn_with(&scenario.spec, &options)?;
-        collect::track_tgid_armed(&mut self.ebpf, victim.pid, CONTEXT_VICTIM_EXIT, false)?;
-        tasks.insert(
-            CONTEXT_VICTIM_EXIT,
-            vec![TaskRef {
-                tid: victim.pid,
-                comm: victim::VICTIM_COMM.into(),
-            }],
-        );
+        // Unarmed: the victim counts from its oom:mark_victim on, not while
+        // it populates.
+        let setup = self.begin_episode(victim.pid, victim::VICTIM_COMM, false)?;
+        warn_without_oom_reaper(&setup);
         let mut events = Vec::new();
         self.timeline.poll(&mut Vec::new());
         let start_ns = pidfd::monotonic_ns();
@@ -154,8 +122,7 @@ impl Recorder {
             }
             self.timeline.poll(&mut events);
         }
-        let _ = victim.child.kill();
-        let _ = victim.child.wait();
+        victim.kill_and_reap();
         let pid = victim.pid;
         self.wait_for_reaper(&mut events, pid);
         let kill_ns = mark_victim_ns(&events, pid).unwrap_or(start_ns);
@@ -174,7 +141,7 @@ impl Recorder {
         self.finish_episode(EpisodeParts {
             index,
             victim: info,
-            tasks,
+            tasks: setup.tasks,
             events,
             kill_ns,
             killer: None,
@@ -200,28 +167,9 @@ impl Recorder {
         let mut victim = victim::spawn_with(&scenario.spec, &options)?;
         victim.wait_ready()?;
         let pid = victim.pid;
-        let threads = procfs::threads(pid);
-        let info = VictimInfo {
-            pid,
-            comm: victim::VICTIM_COMM.into(),
-            rss_bytes: procfs::rss_bytes(pid),
-            threads: threads.len() as u32,
-            vmas: procfs::vma_count(pid),
-        };
-        let mut tasks = BTreeMap::new();
-        collect::clear_tracking(&mut self.ebpf)?;
-        self.track_oom_reaper(&mut tasks)?;
-        collect::track_tgid(&mut self.ebpf, pid, CONTEXT_VICTIM_EXIT)?;
-        tasks.insert(
-            CONTEXT_VICTIM_EXIT,
-            threads
-                .iter()
-                .map(|&tid| TaskRef {
-                    tid,
-                    comm: victim::VICTIM_COMM.into(),
-                })
-                .collect(),
-        );
+        let setup = self.begin_episode(pid, victim::VICTIM_COMM, true)?;
+        warn_without_oom_reaper(&setup);
+        let threads = setup.threads.clone();
         cgroup.freeze(Duration::from_secs(5))?;
         self.timeline.poll(&mut Vec::new());
 
@@ -262,7 +210,9 @@ impl Recorder {
             if all_gone || Instant::now() > watch_deadline || interrupt::stop_requested() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            // Thread exits show in /proc, not in the timeline: look again
+            // after a short wait that still wakes on events and Ctrl-C.
+            self.wait_events(&mut events, Instant::now() + THREAD_CHECK, |_| false);
         }
         let still: Vec<(u32, char)> = fates
             .iter()
@@ -275,10 +225,8 @@ impl Recorder {
         // Thaw and clean up: the victim may be stuck frozen on old kernels.
         cgroup.set_memory_limit(None)?;
         cgroup.thaw()?;
-        let _ = victim.child.kill();
-        let _ = victim.child.wait();
-        let _ = trigger.child.kill();
-        let _ = trigger.child.wait();
+        victim.kill_and_reap();
+        trigger.kill_and_reap();
         let outcome = FrozenOutcome {
             threads: threads.len() as u32,
             timeout_ms: scenario.frozen_timeout.as_millis() as u64,
@@ -304,8 +252,8 @@ impl Recorder {
         let complete = kill_seen.is_some();
         self.finish_episode(EpisodeParts {
             index,
-            victim: info,
-            tasks,
+            victim: setup.victim,
+            tasks: setup.tasks,
             events,
             kill_ns: kill_seen.unwrap_or(start_ns),
             killer: None,
@@ -313,6 +261,13 @@ impl Recorder {
             frozen: Some(outcome),
             mrelease_ret: None,
         })
+    }
+}
+
+/// The oom_reaper's work cannot be attributed without its kthread.
+fn warn_without_oom_reaper(setup: &super::setup::EpisodeSetup) {
+    if !setup.tracks_oom_reaper() {
+        log::warn!("no oom_reaper kernel thread found; its work cannot be attributed");
     }
 }
 

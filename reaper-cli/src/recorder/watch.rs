@@ -233,9 +233,9 @@ impl Recorder {
             if settings.duration.is_some_and(|d| started.elapsed() >= d) {
                 break;
             }
-            std::thread::sleep(POLL);
+            // Events as they come, the aggregates every POLL, Ctrl-C at once.
             let mut events = Vec::new();
-            self.timeline.poll(&mut events);
+            self.wait_events(&mut events, Instant::now() + POLL, |_| false);
             for event in events {
                 self.route_event(event, &mut state.candidates, &mut state.order);
             }

@@ -13,6 +13,7 @@ pub mod json;
 pub mod load;
 pub mod losses;
 pub mod model;
+pub mod pte_lock;
 pub mod stacks;
 pub mod summary;
 pub mod svg;

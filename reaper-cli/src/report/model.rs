@@ -56,6 +56,18 @@ pub struct Header {
     pub probes: Vec<ProbeUse>,
     /// Losses summed over all episodes (empty: nothing was lost).
     pub losses: Vec<Loss>,
+    /// Episodes whose mrelease caller lost the race (`process_mrelease`
+    /// returned ESRCH); they are shown but left out of medians.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lost_races: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+fn none_set(flags: &[bool]) -> bool {
+    !flags.contains(&true)
 }
 
 /// A non-zero loss counter, with what it means and what to enlarge.
@@ -78,6 +90,17 @@ pub struct Summary {
     pub episodes: usize,
     /// Rows, in the thread's order.
     pub rows: Vec<SummaryRow>,
+    /// Per episode: the mrelease caller lost the race (its cells are shown,
+    /// but the row statistics leave it out).
+    #[serde(skip_serializing_if = "none_set")]
+    pub lost: Vec<bool>,
+}
+
+impl Summary {
+    /// Episodes that count toward the statistics (did not lose the race).
+    pub fn counted(&self) -> usize {
+        self.episodes - self.lost.iter().filter(|&&l| l).count()
+    }
 }
 
 /// One measurement across episodes.
@@ -90,7 +113,8 @@ pub struct SummaryRow {
     pub split_label: Option<String>,
     /// One cell per episode, in episode order.
     pub cells: Vec<Cell>,
-    /// Median and range over the measured cells (`None` if none measured).
+    /// Median and range over the measured cells of episodes that did not
+    /// lose the race (`None` if none measured).
     pub stats: Option<RowStats>,
 }
 
@@ -251,6 +275,9 @@ pub struct EpisodeReport {
     pub victim: VictimInfo,
     /// True when cut short.
     pub partial: bool,
+    /// The mrelease caller lost the race (`process_mrelease`: ESRCH).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lost_race: bool,
     /// Events, ordered by time.
     pub timeline: Vec<TimelineEntry>,
     /// Latencies from the timeline.

@@ -9,14 +9,15 @@ use crate::catalog::frame_for;
 use crate::model::{Episode, Run, SampledStack};
 
 use super::model::{Cell, RowStats, Summary, SummaryRow, Value};
-use super::stacks::{children_of, children_within, frames_within};
+use super::pte_lock;
+use super::stacks::{children_of, children_within};
 
 /// Context names of the reaper side (their work is "reaper work").
 pub const REAPER_CONTEXTS: [&str; 2] = ["mrelease_caller", "oom_reaper"];
 /// Context name of the dying task.
 pub const VICTIM_CONTEXT: &str = "victim_exit";
 /// Split-line label of the thread's rows.
-const SPLIT_LABEL: &str = "(exit_mmap + reaper work)";
+pub(crate) const SPLIT_LABEL: &str = "(exit_mmap + reaper work)";
 
 const NS_PER_MS: f64 = 1e6;
 
@@ -24,8 +25,8 @@ const NS_PER_MS: f64 = 1e6;
 pub fn summary(run: &Run) -> Summary {
     let rows = vec![
         running_time_row(run),
-        pte_wait_row(run),
-        pte_traced_wait_row(run),
+        pte_lock::pte_wait_row(run),
+        pte_lock::pte_traced_wait_row(run),
         rmap_row(run),
         latency_row(run, "kill → mrelease done", |e| {
             e.latencies.kill_to_mrelease_done_ns
@@ -34,10 +35,34 @@ pub fn summary(run: &Run) -> Summary {
             e.latencies.kill_to_exit_mmap_done_ns
         }),
     ];
-    Summary {
-        episodes: run.episodes.len(),
-        rows,
+    with_lost_races_left_out(
+        Summary {
+            episodes: run.episodes.len(),
+            rows,
+            lost: Vec::new(),
+        },
+        run.episodes.iter().map(|e| e.lost_race).collect(),
+    )
+}
+
+/// Recomputes each row's statistics without the episodes that lost the
+/// mrelease race: their reaper side did no work, so they would drag the
+/// median of every split toward "exit_mmap did everything".
+pub fn with_lost_races_left_out(mut summary: Summary, lost: Vec<bool>) -> Summary {
+    if lost.contains(&true) {
+        for row in &mut summary.rows {
+            let counted: Vec<Cell> = row
+                .cells
+                .iter()
+                .zip(&lost)
+                .filter(|(_, lost)| !**lost)
+                .map(|(cell, _)| cell.clone())
+                .collect();
+            row.stats = row_stats(&counted);
+        }
     }
+    summary.lost = lost;
+    summary
 }
 
 /// The sampled stacks of one context in one episode.
@@ -106,7 +131,7 @@ fn side_stacks(e: &Episode) -> (Vec<SampledStack>, Vec<SampledStack>) {
     (victim, reaper)
 }
 
-fn split_value(victim_ns: u64, reaper_ns: u64, count: Option<u64>) -> Value {
+pub(crate) fn split_value(victim_ns: u64, reaper_ns: u64, count: Option<u64>) -> Value {
     Value {
         total_ms: (victim_ns + reaper_ns) as f64 / NS_PER_MS,
         split_ms: Some((victim_ns as f64 / NS_PER_MS, reaper_ns as f64 / NS_PER_MS)),
@@ -114,14 +139,14 @@ fn split_value(victim_ns: u64, reaper_ns: u64, count: Option<u64>) -> Value {
     }
 }
 
-fn absent(concept: &str) -> String {
+pub(crate) fn absent(concept: &str) -> String {
     let candidates = crate::catalog::concept(concept)
         .map(|c| c.candidates.join(", "))
         .unwrap_or_default();
     format!("absent on this kernel: none of {candidates}")
 }
 
-fn uniform_row(run: &Run, label: String, why: String) -> SummaryRow {
+pub(crate) fn uniform_row(run: &Run, label: String, why: String) -> SummaryRow {
     row(
         label,
         Some(SPLIT_LABEL),
@@ -129,7 +154,7 @@ fn uniform_row(run: &Run, label: String, why: String) -> SummaryRow {
     )
 }
 
-fn row(label: String, split_label: Option<&str>, cells: Vec<Cell>) -> SummaryRow {
+pub(crate) fn row(label: String, split_label: Option<&str>, cells: Vec<Cell>) -> SummaryRow {
     let stats = row_stats(&cells);
     SummaryRow {
         label,
@@ -160,121 +185,6 @@ fn running_time_row(run: &Run) -> SummaryRow {
                 children_of(&reaper, reaper_fn),
                 None,
             ))
-        })
-        .collect();
-    row(label, Some(SPLIT_LABEL), cells)
-}
-
-/// Frames that mean "spinning for a lock" below the PTE-lock function.
-fn spin_frames(run: &Run) -> Vec<&str> {
-    let mut frames = vec![
-        "_raw_spin_lock",
-        "queued_spin_lock_slowpath",
-        "native_queued_spin_lock_slowpath",
-    ];
-    if let Some(slowpath) = frame_for(&run.symbols, "spin_slowpath") {
-        frames.push(slowpath);
-    }
-    frames
-}
-
-/// Where the PTE lock is taken on kernels that inline it: `zap_pte_range`,
-/// itself often inlined up to `unmap_page_range` (Debian 6.1 x86_64).
-const INLINED_PTE_LOCK_CALLERS: [&str; 3] = ["zap_pte_range", "zap_pmd_range", "unmap_page_range"];
-
-/// Whether a stack spins for the PTE lock: a spinlock frame whose direct
-/// caller (fentry trampolines skipped) takes the PTE lock.
-pub(crate) fn spins_for_pte_lock(frames: &[String], pte_callers: &[&str], spin: &[&str]) -> bool {
-    let real: Vec<&str> = frames
-        .iter()
-        .map(String::as_str)
-        .filter(|f| !f.starts_with("bpf_trampoline_"))
-        .collect();
-    real.windows(2)
-        .any(|w| pte_callers.contains(&w[0]) && spin.contains(&w[1]))
-}
-
-/// The thread's "Time waiting for pte spinlock": sampled CPU time spinning
-/// for the PTE lock. Sampling is used rather than lock:contention because
-/// the qspinlock tracepoint fires only for waiters that reach the MCS queue:
-/// a lone waiter spinning on the pending bit (the usual exit_mmap vs reaper
-/// case) and x86 guests' virt_spin_lock() path never trace it.
-fn pte_wait_row(run: &Run) -> SummaryRow {
-    let label = "Time waiting for pte spinlock".to_owned();
-    if let Some(why) = probe_failure(run, "sampling") {
-        return uniform_row(run, label, why);
-    }
-    let resolved = run
-        .symbols
-        .iter()
-        .find(|r| r.concept == "pte_lock")
-        .and_then(|r| r.symbol.as_deref());
-    let pte_callers: Vec<&str> = match resolved {
-        Some(symbol) => vec![symbol],
-        None => INLINED_PTE_LOCK_CALLERS.to_vec(),
-    };
-    let spin = spin_frames(run);
-    let victim_fn = frame_for(&run.symbols, "victim_teardown").unwrap_or("exit_mmap");
-    let cells = run
-        .episodes
-        .iter()
-        .map(|e| {
-            let spinning = |s: &&SampledStack| spins_for_pte_lock(&s.frames, &pte_callers, &spin);
-            let victim: u64 = episode_stacks(e, VICTIM_CONTEXT)
-                .filter(|s| s.frames.iter().any(|f| f == victim_fn))
-                .filter(spinning)
-                .map(|s| s.period_ns)
-                .sum();
-            let reaper: u64 = REAPER_CONTEXTS
-                .iter()
-                .flat_map(|c| episode_stacks(e, c))
-                .filter(spinning)
-                .map(|s| s.period_ns)
-                .sum();
-            Cell::Measured(split_value(victim, reaper, None))
-        })
-        .collect();
-    row(label, Some(SPLIT_LABEL), cells)
-}
-
-/// PTE-lock waits the lock:contention tracepoints saw (queued waiters only).
-fn pte_traced_wait_row(run: &Run) -> SummaryRow {
-    let label = "PTE-lock waits traced (queued only)".to_owned();
-    if let Err(why) = lock_wait_status(run) {
-        return uniform_row(run, label, why);
-    }
-    let Some(pte_fn) = frame_for(&run.symbols, "pte_lock") else {
-        return uniform_row(run, label, absent("pte_lock"));
-    };
-    let victim_fn = frame_for(&run.symbols, "victim_teardown").unwrap_or("exit_mmap");
-    let cells = run
-        .episodes
-        .iter()
-        .map(|e| {
-            let (mut victim, mut reaper, mut count) = (0, 0, 0);
-            for ctx in &e.contexts {
-                let is_victim = ctx.context == VICTIM_CONTEXT;
-                if !is_victim && !REAPER_CONTEXTS.contains(&ctx.context.as_str()) {
-                    continue;
-                }
-                for wait in &ctx.lock_waits {
-                    let counts = if is_victim {
-                        frames_within(&wait.frames, victim_fn, pte_fn)
-                    } else {
-                        wait.frames.iter().any(|f| f == pte_fn)
-                    };
-                    if !counts {
-                        continue;
-                    }
-                    count += wait.count;
-                    if is_victim {
-                        victim += wait.total_ns;
-                    } else {
-                        reaper += wait.total_ns;
-                    }
-                }
-            }
-            Cell::Measured(split_value(victim, reaper, Some(count)))
         })
         .collect();
     row(label, Some(SPLIT_LABEL), cells)
@@ -412,6 +322,29 @@ mod tests {
         assert_eq!(s.min.split_ms, Some((2.0, 4.0)));
         assert_eq!(s.max.total_ms, 30.0);
         assert_eq!(s.max.count, Some(9));
+    }
+
+    #[test]
+    fn lost_races_are_left_out_of_the_statistics() {
+        let summary = Summary {
+            episodes: 3,
+            rows: vec![row(
+                "Total".into(),
+                None,
+                vec![
+                    measured(10.0, (10.0, 0.0), 1),
+                    measured(30.0, (10.0, 20.0), 9),
+                    measured(20.0, (2.0, 18.0), 5),
+                ],
+            )],
+            lost: Vec::new(),
+        };
+        let summary = with_lost_races_left_out(summary, vec![true, false, false]);
+        let stats = summary.rows[0].stats.unwrap();
+        assert_eq!(stats.measured, 2);
+        assert_eq!(stats.median.total_ms, 25.0);
+        assert_eq!(stats.min.split_ms, Some((2.0, 18.0)));
+        assert_eq!(summary.counted(), 2);
     }
 
     #[test]

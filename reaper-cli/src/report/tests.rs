@@ -252,7 +252,7 @@ fn pte_spin_time_counts_only_spinlocks_called_by_the_pte_lock_function() {
     let frames = |s: &str| s.split(';').map(str::to_owned).collect::<Vec<_>>();
     let spin = ["_raw_spin_lock", "native_queued_spin_lock_slowpath"];
     let pte = ["__pte_offset_map_lock"];
-    assert!(super::summary::spins_for_pte_lock(
+    assert!(super::pte_lock::spins_for_pte_lock(
         &frames(
             "exit_mmap;unmap_vmas;__pte_offset_map_lock;_raw_spin_lock;native_queued_spin_lock_slowpath"
         ),
@@ -260,14 +260,14 @@ fn pte_spin_time_counts_only_spinlocks_called_by_the_pte_lock_function() {
         &spin
     ));
     // A spinlock taken elsewhere under the same caller does not count.
-    assert!(!super::summary::spins_for_pte_lock(
+    assert!(!super::pte_lock::spins_for_pte_lock(
         &frames("exit_mmap;__pte_offset_map_lock;folio_lruvec_lock;_raw_spin_lock"),
         &pte,
         &spin
     ));
     // 6.1 x86_64 inlines the PTE lock into unmap_page_range; fentry trampolines are skipped.
     let inlined = ["zap_pte_range", "zap_pmd_range", "unmap_page_range"];
-    assert!(super::summary::spins_for_pte_lock(
+    assert!(super::pte_lock::spins_for_pte_lock(
         &frames("__oom_reap_task_mm;bpf_trampoline_64;unmap_page_range;_raw_spin_lock"),
         &inlined,
         &spin
@@ -390,4 +390,97 @@ fn a_missing_golden_fails_and_is_not_created() {
     let result = std::panic::catch_unwind(|| check_golden(&golden, "text\n"));
     assert!(result.is_err());
     assert!(!golden.exists());
+}
+
+#[test]
+fn lost_races_are_named_and_left_out_of_the_median() {
+    let mut run = fixture("7.2-arm64-6-episodes");
+    let all = render_text(&run, &ReportOptions::default());
+    assert!(!all.contains("lost race"), "{all}");
+    run.episodes[0].lost_race = true;
+    run.episodes[3].lost_race = true;
+    let text = render_text(&run, &ReportOptions::default());
+    assert!(text.contains("Lost races: 2 of 6 episodes"), "{text}");
+    assert!(text.contains("median of 4"), "{text}");
+    assert!(text.contains("lost race: 2 of 6 episodes"), "{text}");
+    assert!(text.contains("== Episode 1: "));
+    assert!(text.contains("Lost race: process_mrelease returned ESRCH"));
+    let report = analyze(&run, &ReportOptions::default());
+    assert_eq!(report.header.lost_races, 2);
+    assert!(
+        report
+            .summary
+            .rows
+            .iter()
+            .all(|r| r.stats.as_ref().is_none_or(|s| s.measured <= 4))
+    );
+
+    run.episodes.truncate(3);
+    let text = render_text(&run, &ReportOptions::default());
+    assert!(text.contains("episode 1 (lost race)"), "{text}");
+    assert!(!text.contains("episode 2 (lost race)"), "{text}");
+}
+
+/// A real run (not hand-made) on Debian's 7.3.4 PREEMPT_RT kernel in the VM
+/// harness: the PTE lock is a sleeping `rt_spin_lock`, and both episodes'
+/// stacks show waits on it under `pte_offset_map_lock`. The summary must
+/// count them (never 0) and say they are sleeping waits, sampled and traced
+/// apart; `rt_spin_lock` waits on other locks (lruvec, zone) stay out.
+#[test]
+fn rt_kernel_pte_lock_waits_are_sleeping_waits_and_never_zero() {
+    let run = fixture("7.3-rt-amd64");
+    assert_eq!(
+        run.host.preempt_rt,
+        Some(crate::model::RtEvidence::UnameVersion)
+    );
+    let report = analyze(&run, &ReportOptions::default());
+    let rows = &report.summary.rows;
+    assert_eq!(
+        rows[1].label,
+        "Time waiting for pte lock (sleeping rt_spin_lock, on-CPU samples)"
+    );
+    assert_eq!(
+        rows[2].label,
+        "PTE-lock sleeping waits traced (rt_spin_lock)"
+    );
+    let measured = |cell: &model::Cell| match cell {
+        model::Cell::Measured(v) => *v,
+        other => panic!("not measured: {other:?}"),
+    };
+    for cell in &rows[1].cells {
+        assert!(measured(cell).total_ms > 0.0, "{:?}", rows[1].cells);
+    }
+    // Episode 1: the victim's unmap waited 3 times in rtlock_slowlock_locked
+    // under pte_offset_map_lock; episode 2: the reaper's zap_vma_for_reaping once.
+    let (first, second) = (measured(&rows[2].cells[0]), measured(&rows[2].cells[1]));
+    assert_eq!((first.count, second.count), (Some(3), Some(1)));
+    assert!(first.split_ms.unwrap().0 > 0.0 && second.split_ms.unwrap().1 > 0.0);
+    // Every traced rt_spin_lock wait of the episode is more than the PTE-lock ones.
+    let all_rt: u64 = run.episodes[0]
+        .contexts
+        .iter()
+        .flat_map(|c| &c.lock_waits)
+        .filter(|w| w.frames.iter().any(|f| f == "rt_spin_lock"))
+        .map(|w| w.count)
+        .sum();
+    assert!(all_rt > 3, "{all_rt}");
+}
+
+#[test]
+fn rt_waits_count_only_rt_spin_lock_called_by_the_pte_lock_function() {
+    let frames = |s: &str| s.split(';').map(str::to_owned).collect::<Vec<_>>();
+    let pte = ["pte_offset_map_lock"];
+    // Stacks from the 7.3.4 rt fixture.
+    assert!(super::pte_lock::sleeps_for_pte_lock(
+        &frames(
+            "unmap_vmas;bpf_trampoline_6442514376;__zap_vma_range;bpf_trampoline_6442557722;pte_offset_map_lock;rt_spin_lock;rtlock_slowlock_locked"
+        ),
+        &pte
+    ));
+    assert!(!super::pte_lock::sleeps_for_pte_lock(
+        &frames(
+            "free_pages_and_swap_cache;folios_put_refs;__page_cache_release;folio_lruvec_lock_irqsave;rt_spin_lock;rtlock_slowlock_locked"
+        ),
+        &pte
+    ));
 }

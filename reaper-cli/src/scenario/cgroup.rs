@@ -267,6 +267,111 @@ impl OwnedCgroup {
     }
 }
 
+/// The name of the cgroup that reaper process `owner` creates for its
+/// episode `episode` (`reaper-<owner>-<episode>`).
+pub fn owned_name(owner: u32, episode: u32) -> String {
+    format!("{NAME_PREFIX}{owner}-{episode}")
+}
+
+const NAME_PREFIX: &str = "reaper-";
+
+/// The owner pid in a name made by [`owned_name`]; `None` for any other name.
+pub fn owner_of(name: &str) -> Option<u32> {
+    let (owner, episode) = name.strip_prefix(NAME_PREFIX)?.split_once('-')?;
+    episode.parse::<u32>().ok()?;
+    owner.parse().ok()
+}
+
+/// A cgroup left behind by a reaper process that no longer exists.
+#[derive(Debug)]
+pub struct StaleCgroup {
+    /// Its name, `reaper-<pid>-<n>`.
+    pub name: String,
+    /// The directories removed (memory, freezer).
+    pub removed: Vec<PathBuf>,
+    /// What could not be cleaned up.
+    pub problems: Vec<String>,
+}
+
+/// Removes every `reaper-<pid>-<n>` cgroup whose owner `pid` is gone (a
+/// `kill -9`ed `record --oom` cannot run its Drop). A cgroup whose owner
+/// still runs is never touched: other reaper processes may be recording.
+/// Frozen leftovers are thawed and their processes (reaper's own victims,
+/// stuck frozen) killed first.
+pub fn remove_stale() -> Vec<StaleCgroup> {
+    let parents: Vec<PathBuf> = [memory_parent(), freezer_parent()]
+        .into_iter()
+        .flatten()
+        .map(|(p, _)| p)
+        .collect();
+    let mut names: Vec<String> = parents
+        .iter()
+        .filter_map(|p| std::fs::read_dir(p).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| owner_of(name).is_some_and(|pid| !pid_alive(pid)))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let cgroup = OwnedCgroup::adopt(&name)?;
+            let removed = cgroup.dirs();
+            let problems = cgroup.remove();
+            Some(StaleCgroup {
+                name,
+                removed,
+                problems,
+            })
+        })
+        .collect()
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+impl OwnedCgroup {
+    /// Takes over existing cgroups named `name` (memory and/or freezer), to
+    /// remove them.
+    fn adopt(name: &str) -> Option<Self> {
+        let existing = |parent: Option<(PathBuf, Version)>| {
+            parent
+                .map(|(p, version)| Dir {
+                    path: p.join(name),
+                    version,
+                })
+                .filter(|d| d.path.is_dir())
+        };
+        let memory = existing(memory_parent());
+        let freezer = existing(freezer_parent());
+        // A freezer-only leftover stands in for the memory directory too:
+        // cleanup's memory-limit write fails harmlessly there.
+        let memory = memory.or_else(|| {
+            freezer.as_ref().map(|f| Dir {
+                path: f.path.clone(),
+                version: f.version,
+            })
+        })?;
+        Some(Self { memory, freezer })
+    }
+
+    /// The directories this cgroup consists of.
+    fn dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.memory.path.clone()];
+        dirs.extend(
+            self.freezer
+                .as_ref()
+                .filter(|f| f.path != self.memory.path)
+                .map(|f| f.path.clone()),
+        );
+        dirs
+    }
+}
+
 impl Drop for OwnedCgroup {
     fn drop(&mut self) {
         if !self.memory.path.as_os_str().is_empty() {
@@ -274,5 +379,20 @@ impl Drop for OwnedCgroup {
                 log::warn!("cgroup cleanup: {problem}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_reaper_names_have_an_owner() {
+        assert_eq!(owner_of(&owned_name(4242, 3)), Some(4242));
+        assert_eq!(owner_of("reaper-17-0"), Some(17));
+        assert_eq!(owner_of("reaper-17"), None);
+        assert_eq!(owner_of("reaper-x-0"), None);
+        assert_eq!(owner_of("reaper-17-0x"), None);
+        assert_eq!(owner_of("system.slice"), None);
     }
 }

@@ -42,13 +42,16 @@ pub enum VictimError {
     Failed(String),
 }
 
-/// A running synthetic victim.
+/// A running synthetic victim. Dropping it kills and reaps the child, so
+/// no exit path (error, Ctrl-C, panic unwinding) leaves a victim or a
+/// zombie behind.
 pub struct SpawnedVictim {
-    /// The child process (reaper waits for it, so no zombie stays behind).
-    pub child: Child,
+    child: Child,
     /// Its pid.
     pub pid: u32,
     stdout: BufReader<std::process::ChildStdout>,
+    /// Set once the child has been waited for (its pid may be reused after).
+    reaped: bool,
 }
 
 /// MemAvailable in bytes from /proc/meminfo.
@@ -129,7 +132,12 @@ pub fn spawn_with(spec: &VictimSpec, options: &SpawnOptions) -> Result<SpawnedVi
         .map_err(VictimError::Spawn)?;
     let pid = child.id();
     let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-    let mut victim = SpawnedVictim { child, pid, stdout };
+    let mut victim = SpawnedVictim {
+        child,
+        pid,
+        stdout,
+        reaped: false,
+    };
     victim.expect_line("joined")?;
     Ok(victim)
 }
@@ -141,8 +149,7 @@ impl SpawnedVictim {
         if line.trim() == wanted {
             return Ok(());
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill_and_reap();
         let why = match (read, line.trim()) {
             (Ok(_), msg) if !msg.is_empty() => msg.to_owned(),
             _ => "it exited without reporting (killed by a signal, e.g. Ctrl-C or the OOM killer?)"
@@ -165,6 +172,31 @@ impl SpawnedVictim {
     /// Waits until every page is populated and every thread exists.
     pub fn wait_ready(&mut self) -> Result<(), VictimError> {
         self.expect_line("ready")
+    }
+
+    /// Waits for the child to exit (someone else killed it) and reaps it;
+    /// false if waiting failed.
+    pub fn wait_exit(&mut self) -> bool {
+        if self.reaped {
+            return true;
+        }
+        let ok = self.child.wait().is_ok();
+        self.reaped = ok;
+        ok
+    }
+
+    /// SIGKILLs the child if it still runs, and reaps it.
+    pub fn kill_and_reap(&mut self) {
+        if !self.reaped {
+            let _ = self.child.kill();
+            self.reaped = self.child.wait().is_ok();
+        }
+    }
+}
+
+impl Drop for SpawnedVictim {
+    fn drop(&mut self) {
+        self.kill_and_reap();
     }
 }
 

@@ -45,6 +45,12 @@ pub fn lock_contention_begin(ctx: TracePointContext) -> u32 {
         unsafe { ctx.read_at::<u64>(offsets.contention_begin_lock as usize) },
         unsafe { ctx.read_at::<u32>(offsets.contention_begin_flags as usize) },
     ) else {
+        aya_log_ebpf::debug!(
+            &ctx,
+            "lock wait skipped: contention_begin fields unreadable at offsets {} and {}",
+            offsets.contention_begin_lock,
+            offsets.contention_begin_flags
+        );
         return 0;
     };
     let stack_id = super::stack_id_of(&ctx, Counter::LockStackLost);
@@ -58,7 +64,12 @@ pub fn lock_contention_begin(ctx: TracePointContext) -> u32 {
     };
     if let Err(err) = PENDING_WAITS.insert(&key, &wait, BPF_NOEXIST as u64) {
         if err != -EEXIST {
-            bump(Counter::LockPendingFull);
+            crate::dropped!(
+                &ctx,
+                Counter::LockPendingFull,
+                "lock wait dropped: PENDING_WAITS insert returned {} (full? --lock-map-size)",
+                err
+            );
         }
     }
     0
@@ -101,8 +112,13 @@ pub fn lock_contention_end(ctx: TracePointContext) -> u32 {
                 total_ns: waited,
                 max_ns: waited,
             };
-            if LOCK_WAITS.insert(&agg_key, &first, 0).is_err() {
-                bump(Counter::LockWaitsFull);
+            if let Err(err) = LOCK_WAITS.insert(&agg_key, &first, 0) {
+                crate::dropped!(
+                    &ctx,
+                    Counter::LockWaitsFull,
+                    "lock wait dropped: LOCK_WAITS insert returned {} (full? --lock-map-size)",
+                    err
+                );
             }
         }
     }

@@ -12,7 +12,7 @@ use reaper_common::{
     sampling::{STACK_ID_LOST, STACK_ID_USER_MODE},
 };
 
-use crate::maps::{KERNEL_STACKS, bump};
+use crate::maps::KERNEL_STACKS;
 
 /// `-EFAULT` from `bpf_get_stackid`: the kernel part of the stack is empty,
 /// i.e. the task was running in user mode.
@@ -25,8 +25,13 @@ pub fn stack_id_of<C: StackIdContext>(ctx: &C, lost: Counter) -> i32 {
     match ctx.get_stackid(&KERNEL_STACKS, 0) {
         Ok(id) => id as i32,
         Err(err) if err == -EFAULT => STACK_ID_USER_MODE,
-        Err(_) => {
-            bump(lost);
+        Err(err) => {
+            crate::dropped!(
+                ctx,
+                lost,
+                "kernel stack lost: bpf_get_stackid returned {}",
+                err
+            );
             STACK_ID_LOST
         }
     }

@@ -41,8 +41,13 @@ pub fn sample_cpu_clock(ctx: PerfEventContext) -> u32 {
                 samples: 1,
                 period_ns,
             };
-            if SAMPLE_COUNTS.insert(&key, &first, 0).is_err() {
-                bump(Counter::SampleCountsFull);
+            if let Err(err) = SAMPLE_COUNTS.insert(&key, &first, 0) {
+                crate::dropped!(
+                    &ctx,
+                    Counter::SampleCountsFull,
+                    "sample dropped: SAMPLE_COUNTS insert returned {} (full? --sample-map-size)",
+                    err
+                );
             }
         }
     }

@@ -33,14 +33,19 @@ enum Scope {
 /// Writes one event for the current task; `None` from `arg` drops nothing but
 /// records 0, since a missing argument must not hide the event itself.
 #[inline(always)]
-fn emit(kind: TimelineKind, scope: Scope, arg: i64) {
+fn emit(ctx: &TracePointContext, kind: TimelineKind, scope: Scope, arg: i64) {
     let (tid, tgid) = current_ids();
     let context = context_of(tid, tgid);
     if matches!(scope, Scope::Tracked) && context.is_none() {
         return;
     }
     let Some(mut entry) = TIMELINE.reserve::<TimelineEvent>(0) else {
-        bump(Counter::TimelineRingFull);
+        crate::dropped!(
+            ctx,
+            Counter::TimelineRingFull,
+            "timeline event {} dropped: TIMELINE ring buffer full (--ringbuf-size)",
+            kind as u32
+        );
         return;
     };
     let event = TimelineEvent {
@@ -72,7 +77,7 @@ macro_rules! timeline_probe {
         #[allow(unused_variables, reason = "not every probe reads its record")]
         pub fn $name($ctx: TracePointContext) -> u32 {
             let $off = offsets();
-            emit(TimelineKind::$kind, Scope::$scope, $arg);
+            emit(&$ctx, TimelineKind::$kind, Scope::$scope, $arg);
             0
         }
     };
@@ -111,7 +116,7 @@ timeline_probe!(
 pub fn timeline_process_free(ctx: TracePointContext) -> u32 {
     let pid = field::<i32>(&ctx, offsets().process_free_pid);
     if context_of(pid as u32, pid as u32).is_some() {
-        emit(TimelineKind::ProcessFree, Scope::Everyone, pid);
+        emit(&ctx, TimelineKind::ProcessFree, Scope::Everyone, pid);
     }
     0
 }
@@ -127,7 +132,7 @@ pub fn timeline_oom_mark_victim(ctx: TracePointContext) -> u32 {
     } else {
         arm_tgid(pid as u32);
     }
-    emit(TimelineKind::OomMarkVictim, Scope::Everyone, pid);
+    emit(&ctx, TimelineKind::OomMarkVictim, Scope::Everyone, pid);
     0
 }
 
@@ -140,6 +145,7 @@ pub fn timeline_mrelease_enter(ctx: TracePointContext) -> u32 {
         track_tid(tid, CONTEXT_MRELEASE_CALLER, tgid);
     }
     emit(
+        &ctx,
         TimelineKind::MreleaseEnter,
         Scope::Everyone,
         field::<i32>(&ctx, offsets().mrelease_enter_pidfd),
@@ -151,6 +157,7 @@ pub fn timeline_mrelease_enter(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn timeline_mrelease_exit(ctx: TracePointContext) -> u32 {
     emit(
+        &ctx,
         TimelineKind::MreleaseExit,
         Scope::Everyone,
         field::<i64>(&ctx, offsets().mrelease_exit_ret),
@@ -178,7 +185,7 @@ pub fn timeline_signal_generate(ctx: TracePointContext) -> u32 {
         return 0;
     }
     track_tgid(pid as u32, CONTEXT_VICTIM_EXIT);
-    emit(TimelineKind::SigKill, Scope::Everyone, pid);
+    emit(&ctx, TimelineKind::SigKill, Scope::Everyone, pid);
     0
 }
 

@@ -95,9 +95,16 @@ impl Machine {
 
     /// `panic=-1` reboots at once on a panic, which `-no-reboot` turns into
     /// qemu exiting; `printk.time=1` lets the parser tell kernel lines apart.
+    /// `no_timer_check` (x86_64): Debian's generic and rt kernels check the
+    /// IO-APIC timer at boot and panic ("IO-APIC + timer doesn't work!")
+    /// when a loaded host runs the TCG guest too slowly for it.
     fn kernel_cmdline(&self) -> String {
+        let timer = match self.arch {
+            Arch::X86_64 => " no_timer_check",
+            _ => "",
+        };
         format!(
-            "console={} panic=-1 printk.time=1 rdinit=/init",
+            "console={} panic=-1 printk.time=1 rdinit=/init{timer}",
             self.arch.console()
         )
     }

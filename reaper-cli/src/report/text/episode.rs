@@ -41,6 +41,12 @@ pub fn render(e: &EpisodeReport) -> String {
             ""
         }
     );
+    if e.lost_race {
+        let _ = writeln!(
+            out,
+            "Lost race: process_mrelease returned ESRCH (every victim thread had left its mm before the call), so this episode has no reaper-side work and is left out of medians"
+        );
+    }
     timeline(e, &mut out);
     latencies(e, &mut out);
     counters(e, &mut out);
@@ -206,7 +212,11 @@ pub fn watch_list(w: &crate::model::WatchSummary, episodes: &[EpisodeReport], ou
         table.push(vec![
             format!("{}", e.index + 1),
             format!("{} {}", e.victim.pid, e.victim.comm),
-            e.trigger.clone().unwrap_or_default(),
+            match (&e.trigger, e.lost_race) {
+                (Some(t), true) => format!("{t} (lost race)"),
+                (None, true) => "(lost race)".to_owned(),
+                (t, false) => t.clone().unwrap_or_default(),
+            },
             opt_ms(e.latencies.kill_to_exit_mmap_done_ns),
             opt_ms(e.latencies.kill_to_mrelease_done_ns),
         ]);

@@ -66,6 +66,19 @@ fn header(h: &Header, out: &mut String) {
         h.episodes,
         if h.episodes == 1 { "" } else { "s" }
     );
+    if h.lost_races > 0 {
+        let _ = writeln!(
+            out,
+            "Lost races: {} of {} episodes (process_mrelease returned ESRCH); left out of medians{}",
+            h.lost_races,
+            h.episodes,
+            if h.episodes > h.episodes_requested as usize {
+                ", and replaced by fresh episodes"
+            } else {
+                ""
+            }
+        );
+    }
     let _ = writeln!(
         out,
         "Sampling: cpu-clock at {} Hz (period {} ns)",

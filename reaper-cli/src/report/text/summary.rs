@@ -21,21 +21,22 @@ pub fn render(summary: &Summary) -> String {
         return out;
     }
     let per_episode = summary.episodes <= MAX_EPISODE_COLUMNS;
+    let counted = summary.counted();
     let headers: Vec<String> = if per_episode {
         (1..=summary.episodes)
-            .map(|i| format!("episode {i}"))
+            .map(|i| match summary.lost.get(i - 1) {
+                Some(true) => format!("episode {i} (lost race)"),
+                _ => format!("episode {i}"),
+            })
             .collect()
     } else {
-        vec![
-            format!("median of {}", summary.episodes),
-            "min–max".to_owned(),
-        ]
+        vec![format!("median of {counted}"), "min–max".to_owned()]
     };
     let mut notes = Notes::default();
     let rows: Vec<RowText> = summary
         .rows
         .iter()
-        .map(|r| row_text(r, per_episode, summary.episodes, &mut notes))
+        .map(|r| row_text(r, per_episode, counted, &mut notes))
         .collect();
     let label_width = rows
         .iter()
@@ -72,6 +73,19 @@ pub fn render(summary: &Summary) -> String {
         }
     }
     out.push_str(&full);
+    let lost = summary.episodes - counted;
+    if lost > 0 {
+        let _ = writeln!(
+            out,
+            "  lost race: {lost} of {} episodes (process_mrelease returned ESRCH: every victim thread had left its mm, so the reaper side did no work); {}",
+            summary.episodes,
+            if per_episode {
+                "its column is shown but is not the reaper's work"
+            } else {
+                "left out of the median and min–max"
+            }
+        );
+    }
     notes.render(&mut out);
     out
 }
@@ -257,6 +271,7 @@ mod tests {
                     cells,
                 })
                 .collect(),
+            lost: Vec::new(),
         }
     }
 

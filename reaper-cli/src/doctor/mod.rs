@@ -1,6 +1,9 @@
 //! What this kernel lets reaper do, found by really loading and attaching a
-//! trivial program of each attach kind, plus BTF, tracefs, the catalog's
-//! resolved probe targets and `process_mrelease`.
+//! trivial program of each attach kind and then every program `record` may
+//! use (see [`programs`]), plus BTF, tracefs, the catalog's resolved probe
+//! targets, PREEMPT_RT and `process_mrelease`.
+
+pub mod programs;
 
 use aya::{
     Btf, Ebpf,
@@ -55,6 +58,9 @@ pub struct Diagnosis {
     pub privileges: Result<(), String>,
     /// Attach kinds, in preference order for function timing.
     pub attach_kinds: Vec<AttachKind>,
+    /// Every program `record` may use, loaded and attached for real (or why
+    /// the object did not load).
+    pub programs: Result<Vec<programs::ProgramCheck>, String>,
     /// Catalog concepts resolved against /proc/kallsyms and BTF.
     pub probe_targets: Vec<ResolvedConcept>,
     /// The mode `reaper record --attach auto` gives each catalog function,
@@ -93,15 +99,6 @@ pub fn diagnose() -> Diagnosis {
         .map(|btf| catalog::BtfFacts::from_btf(&btf))
         .ok();
     let probe_targets = catalog::resolve_all_with_btf(&symbols, btf.as_ref());
-    let function_modes = match &tracefs {
-        Ok(root) => function_modes(std::path::Path::new(root), &probe_targets, btf.as_ref()),
-        Err(why) => vec![FunctionMode {
-            concept: "all".into(),
-            symbol: None,
-            mode: "none".into(),
-            status: why.clone(),
-        }],
-    };
     let attach_kinds = match &tracefs {
         Ok(root) => check_attach_kinds(std::path::Path::new(root), &probe_targets),
         Err(why) => vec![AttachKind {
@@ -110,6 +107,17 @@ pub fn diagnose() -> Diagnosis {
             detail: why.clone(),
         }],
     };
+    let plan = crate::probes::function_timing::plan(&probe_targets);
+    let programs = match &tracefs {
+        Ok(root) => programs::check_all(
+            &tracefs::probe_offsets(std::path::Path::new(root)),
+            &plan,
+            btf.as_ref(),
+            &kernel::online_cpus().unwrap_or_default(),
+        ),
+        Err(why) => Err(why.clone()),
+    };
+    let function_modes = function_modes(&plan, btf.as_ref(), &programs);
     let mut diagnosis = Diagnosis {
         host,
         btf: kernel::has_vmlinux_btf(),
@@ -117,6 +125,7 @@ pub fn diagnose() -> Diagnosis {
         tracefs_mounted_by_reaper: mounted,
         privileges,
         attach_kinds,
+        programs,
         probe_targets,
         function_modes,
         process_mrelease: pidfd::mrelease_available(),
@@ -126,60 +135,94 @@ pub fn diagnose() -> Diagnosis {
     diagnosis
 }
 
-/// Runs `record`'s attach ladder (auto) on a fresh object, then detaches.
+/// The mode `record --attach auto` gives each planned function, read from
+/// the programs doctor loaded and attached (the ladder's rule: fentry/fexit
+/// when both attach, else kprobe/kretprobe when both attach, else none), so
+/// every trampoline is attached once, not once per section.
 fn function_modes(
-    tracefs_root: &std::path::Path,
-    targets: &[ResolvedConcept],
+    plan: &crate::probes::function_timing::Plan,
     btf: Option<&catalog::BtfFacts>,
+    checked: &Result<Vec<programs::ProgramCheck>, String>,
 ) -> Vec<FunctionMode> {
-    use crate::probes::function_timing::{self, AttachMode};
-    let offsets = tracefs::probe_offsets(tracefs_root);
-    let plan = function_timing::plan(targets);
-    let (config, order_off) = function_timing::config_for(&plan, btf);
-    let mut ebpf = match loader::load_with_timing(&offsets, &loader::MapSizes::default(), &config) {
-        Ok(ebpf) => ebpf,
-        Err(err) => {
+    use programs::{Outcome, ProgramKind};
+    let rows = match checked {
+        Ok(rows) => rows,
+        Err(why) => {
             return vec![FunctionMode {
                 concept: "all".into(),
                 symbol: None,
                 mode: "none".into(),
-                status: format!("eBPF object did not load: {}", attach::error_chain(&err)),
+                status: why.clone(),
             }];
         }
     };
-    let Ok(ladder) = function_timing::attach_ladder(&mut ebpf, &plan, AttachMode::Auto, order_off)
-    else {
-        return Vec::new();
+    let outcome = |kind: ProgramKind, slot: usize| -> Option<&Outcome> {
+        let name = match kind {
+            ProgramKind::Fentry => reaper_common::function_timing::PROG_FENTRY[slot],
+            ProgramKind::Fexit => reaper_common::function_timing::PROG_FEXIT[slot],
+            ProgramKind::Kprobe => reaper_common::function_timing::PROG_KPROBE[slot],
+            ProgramKind::Kretprobe => reaper_common::function_timing::PROG_KRETPROBE[slot],
+            ProgramKind::PerfEvent | ProgramKind::Tracepoint => return None,
+        };
+        rows.iter()
+            .find(|r| r.kind == kind && r.program == name)
+            .map(|r| &r.outcome)
     };
-    let mut modes: Vec<FunctionMode> = ladder
+    // The first refusal of a pair, as the ladder words it.
+    let pair = |first: ProgramKind, second: ProgramKind, slot: usize| -> Result<(), String> {
+        for kind in [first, second] {
+            match outcome(kind, slot) {
+                Some(Outcome::Attached) => {}
+                Some(Outcome::Refused(refusal)) => {
+                    return Err(format!("{} {}", kind.name(), refusal));
+                }
+                Some(Outcome::NotTried { why }) => return Err(why.clone()),
+                None => return Err(format!("{} not checked", kind.name())),
+            }
+        }
+        Ok(())
+    };
+    let mut modes: Vec<FunctionMode> = plan
         .functions
         .iter()
-        .map(|f| FunctionMode {
-            concept: f.function.concept.clone(),
-            symbol: Some(f.function.symbol.clone()),
-            mode: f.mode.to_owned(),
-            status: match &f.fallback_from {
-                Some(why) => format!("{} ({why})", f.status),
-                None => f.status.clone(),
-            },
+        .map(|f| {
+            let slot = f.slot as usize;
+            let (mode, status) = match pair(ProgramKind::Fentry, ProgramKind::Fexit, slot) {
+                Ok(()) => ("fentry", "attached".to_owned()),
+                Err(fentry_why) => match pair(ProgramKind::Kprobe, ProgramKind::Kretprobe, slot) {
+                    Ok(()) => (
+                        "kprobe",
+                        format!("attached (fentry/fexit refused: {fentry_why})"),
+                    ),
+                    Err(kprobe_why) => (
+                        "none",
+                        format!("fentry/fexit: {fentry_why}; kprobe/kretprobe: {kprobe_why}"),
+                    ),
+                },
+            };
+            FunctionMode {
+                concept: f.concept.clone(),
+                symbol: Some(f.symbol.clone()),
+                mode: mode.to_owned(),
+                status,
+            }
         })
         .collect();
-    modes.extend(ladder.skipped.iter().map(|(concept, why)| FunctionMode {
+    modes.extend(plan.skipped.iter().map(|(concept, why)| FunctionMode {
         concept: concept.clone(),
         symbol: None,
         mode: "none".into(),
         status: why.clone(),
     }));
-    if let Some(why) = &ladder.order_off {
+    if let (_, Some(why)) = crate::probes::function_timing::config_for(plan, btf) {
         modes.push(FunctionMode {
             concept: "reaper_order".into(),
             symbol: None,
             mode: "none".into(),
-            status: why.clone(),
+            status: why,
         });
     }
     modes
-    // Dropping `ebpf` detaches everything.
 }
 
 fn record_mode(d: &Diagnosis) -> String {
@@ -369,6 +412,17 @@ pub fn render(d: &Diagnosis) -> String {
     );
     let _ = writeln!(
         out,
+        "  PREEMPT_RT  {}",
+        match d.host.preempt_rt {
+            Some(evidence) => format!(
+                "yes ({}): spinlocks are sleeping rt_spin_locks; the PTE-lock rows count sleeping waits",
+                evidence.describe()
+            ),
+            None => "no".to_owned(),
+        }
+    );
+    let _ = writeln!(
+        out,
         "  BTF         {}",
         if d.btf {
             "yes (/sys/kernel/btf/vmlinux)"
@@ -410,6 +464,16 @@ pub fn render(d: &Diagnosis) -> String {
             if k.works { "yes" } else { "NO" },
             k.detail
         );
+    }
+    let _ = writeln!(
+        out,
+        "\nprograms record uses (each loaded and attached for real):"
+    );
+    match &d.programs {
+        Ok(rows) => programs::render(rows, &mut out),
+        Err(why) => {
+            let _ = writeln!(out, "  none checked: {why}");
+        }
     }
     let _ = writeln!(out, "\nprobe targets (from /proc/kallsyms):");
     for t in &d.probe_targets {

@@ -1,0 +1,345 @@
+//! Every program `reaper record` may use, loaded and attached for real on a
+//! fresh object with record's own loader globals: the cpu-clock sampler, the
+//! lock-wait and timeline tracepoints, and each planned function's
+//! fentry/fexit and kprobe/kretprobe programs. A program the kernel refuses
+//! gets a typed [`Outcome::Refused`] carrying the verifier's reason, so a
+//! verifier refusal shows up in doctor, not in a user's recording.
+
+use aya::{
+    Btf, Ebpf,
+    programs::{FEntry, FExit, KProbe, PerfEvent, ProgramError, TracePoint},
+};
+use reaper_common::{
+    function_timing::{PROG_FENTRY, PROG_FEXIT, PROG_KPROBE, PROG_KRETPROBE},
+    lock_wait, sampling, timeline,
+};
+use serde::Serialize;
+
+use crate::probes::{
+    attach::{self, TIMELINE_TRACEPOINTS},
+    function_timing::{self, Plan, SlotFunction},
+    loader,
+    refusal::{Refusal, Step},
+};
+
+/// The attach kind of a program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgramKind {
+    /// cpu-clock sampling on every CPU.
+    PerfEvent,
+    /// A classic tracepoint.
+    Tracepoint,
+    /// fentry (BTF trampoline, entry).
+    Fentry,
+    /// fexit (BTF trampoline, exit).
+    Fexit,
+    /// kprobe.
+    Kprobe,
+    /// kretprobe.
+    Kretprobe,
+}
+
+impl ProgramKind {
+    /// The kind's name, as in `bpftool prog` and doctor's output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PerfEvent => "perf_event",
+            Self::Tracepoint => "tracepoint",
+            Self::Fentry => "fentry",
+            Self::Fexit => "fexit",
+            Self::Kprobe => "kprobe",
+            Self::Kretprobe => "kretprobe",
+        }
+    }
+}
+
+/// What happened to one program.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Loaded (verified) and attached.
+    Attached,
+    /// The kernel refused its load or its attach.
+    Refused(Refusal),
+    /// Not tried on this kernel, and why (no BTF, no kprobes, ...).
+    NotTried {
+        /// Why.
+        why: String,
+    },
+}
+
+/// One program's row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProgramCheck {
+    /// Attach kind.
+    pub kind: ProgramKind,
+    /// Program name in the object.
+    pub program: String,
+    /// What it attaches to (function, tracepoint, or CPUs).
+    pub target: String,
+    /// The kernel's verdict (flattened: `outcome`, and for a refusal
+    /// `step`, `errno`, `verifier`, `detail`).
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+impl ProgramCheck {
+    /// Whether it loaded and attached.
+    pub fn attached(&self) -> bool {
+        self.outcome == Outcome::Attached
+    }
+}
+
+/// Loads and attaches every program; dropping the object detaches them.
+pub fn check_all(
+    offsets: &reaper_common::tracepoint_offsets::TracepointOffsets,
+    plan: &Plan,
+    btf: Option<&crate::catalog::BtfFacts>,
+    cpus: &[u32],
+) -> Result<Vec<ProgramCheck>, String> {
+    let (config, _) = function_timing::config_for(plan, btf);
+    let mut ebpf = loader::load_with_timing(offsets, &loader::MapSizes::default(), &config)
+        .map_err(|e| format!("eBPF object did not load: {}", attach::error_chain(&e)))?;
+    let mut rows = vec![ProgramCheck {
+        kind: ProgramKind::PerfEvent,
+        program: sampling::PROG_SAMPLE_CPU_CLOCK.into(),
+        target: format!("cpu-clock on {} CPUs", cpus.len()),
+        outcome: sampler(&mut ebpf, cpus),
+    }];
+    let tracepoints = [
+        (lock_wait::PROG_CONTENTION_BEGIN, "lock", "contention_begin"),
+        (lock_wait::PROG_CONTENTION_END, "lock", "contention_end"),
+    ]
+    .into_iter()
+    .chain(TIMELINE_TRACEPOINTS.iter().copied())
+    .chain([(timeline::PROG_SIGNAL_GENERATE, "signal", "signal_generate")]);
+    for (prog, category, event) in tracepoints {
+        rows.push(ProgramCheck {
+            kind: ProgramKind::Tracepoint,
+            program: prog.into(),
+            target: format!("{category}:{event}"),
+            outcome: tracepoint(&mut ebpf, prog, category, event),
+        });
+    }
+    let kernel_btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"));
+    let kprobes = function_timing::kprobes_built_in();
+    for f in &plan.functions {
+        rows.extend(function_rows(&mut ebpf, f, kernel_btf.as_ref(), kprobes));
+    }
+    Ok(rows)
+}
+
+/// The four programs of one function's slot.
+fn function_rows(
+    ebpf: &mut Ebpf,
+    f: &SlotFunction,
+    btf: Result<&Btf, &String>,
+    kprobes: bool,
+) -> Vec<ProgramCheck> {
+    let slot = f.slot as usize;
+    let trampoline = |ebpf: &mut Ebpf, kind: ProgramKind| -> Outcome {
+        let btf = match btf {
+            Ok(btf) => btf,
+            Err(why) => return Outcome::NotTried { why: why.clone() },
+        };
+        if f.in_btf == Some(false) {
+            return Outcome::NotTried {
+                why: format!("{} is not in kernel BTF", f.symbol),
+            };
+        }
+        if kind == ProgramKind::Fentry {
+            run::<FEntry>(
+                ebpf,
+                PROG_FENTRY[slot],
+                |p| p.load(&f.symbol, btf),
+                |p| p.attach().map(drop),
+            )
+        } else {
+            run::<FExit>(
+                ebpf,
+                PROG_FEXIT[slot],
+                |p| p.load(&f.symbol, btf),
+                |p| p.attach().map(drop),
+            )
+        }
+    };
+    let probe = |ebpf: &mut Ebpf, prog: &str| -> Outcome {
+        if !kprobes {
+            return Outcome::NotTried {
+                why: "kprobes are not built into this kernel".into(),
+            };
+        }
+        run::<KProbe>(ebpf, prog, KProbe::load, |p| {
+            p.attach(&f.attach_name, 0).map(drop)
+        })
+    };
+    vec![
+        ProgramCheck {
+            kind: ProgramKind::Fentry,
+            program: PROG_FENTRY[slot].into(),
+            target: f.symbol.clone(),
+            outcome: trampoline(ebpf, ProgramKind::Fentry),
+        },
+        ProgramCheck {
+            kind: ProgramKind::Fexit,
+            program: PROG_FEXIT[slot].into(),
+            target: f.symbol.clone(),
+            outcome: trampoline(ebpf, ProgramKind::Fexit),
+        },
+        ProgramCheck {
+            kind: ProgramKind::Kprobe,
+            program: PROG_KPROBE[slot].into(),
+            target: f.attach_name.clone(),
+            outcome: probe(ebpf, PROG_KPROBE[slot]),
+        },
+        ProgramCheck {
+            kind: ProgramKind::Kretprobe,
+            program: PROG_KRETPROBE[slot].into(),
+            target: f.attach_name.clone(),
+            outcome: probe(ebpf, PROG_KRETPROBE[slot]),
+        },
+    ]
+}
+
+fn sampler(ebpf: &mut Ebpf, cpus: &[u32]) -> Outcome {
+    use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
+    run::<PerfEvent>(
+        ebpf,
+        sampling::PROG_SAMPLE_CPU_CLOCK,
+        PerfEvent::load,
+        |p| {
+            for &cpu in cpus {
+                p.attach(
+                    PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Period(1_000_000),
+                    false,
+                )?;
+            }
+            Ok(())
+        },
+    )
+}
+
+fn tracepoint(ebpf: &mut Ebpf, prog: &str, category: &str, event: &str) -> Outcome {
+    run::<TracePoint>(ebpf, prog, TracePoint::load, |p| {
+        p.attach(category, event).map(drop)
+    })
+}
+
+/// Loads then attaches one program, typing the kernel's answer.
+fn run<T>(
+    ebpf: &mut Ebpf,
+    name: &str,
+    load: impl FnOnce(&mut T) -> Result<(), ProgramError>,
+    attach: impl FnOnce(&mut T) -> Result<(), ProgramError>,
+) -> Outcome
+where
+    for<'a> &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let Some(program) = ebpf.program_mut(name) else {
+        return Outcome::NotTried {
+            why: format!("program {name} missing from the object"),
+        };
+    };
+    let program: &mut T = match program.try_into() {
+        Ok(p) => p,
+        Err(e) => return Outcome::Refused(Refusal::from_error(Step::Load, &e)),
+    };
+    if let Err(e) = load(program) {
+        return Outcome::Refused(Refusal::from_error(Step::Load, &e));
+    }
+    match attach(program) {
+        Ok(()) => Outcome::Attached,
+        Err(e) => Outcome::Refused(Refusal::from_error(Step::Attach, &e)),
+    }
+}
+
+/// Rows for the text report, grouped by kind.
+pub fn render(rows: &[ProgramCheck], out: &mut String) {
+    use std::fmt::Write as _;
+    let kinds: std::collections::BTreeSet<ProgramKind> = rows.iter().map(|r| r.kind).collect();
+    for kind in kinds {
+        let of_kind: Vec<&ProgramCheck> = rows.iter().filter(|r| r.kind == kind).collect();
+        let ok = of_kind.iter().filter(|r| r.attached()).count();
+        let _ = writeln!(
+            out,
+            "  {} ({ok} of {} attached)",
+            kind.name(),
+            of_kind.len()
+        );
+        for r in of_kind {
+            let verdict = match &r.outcome {
+                Outcome::Attached => "attached".to_owned(),
+                Outcome::Refused(Refusal {
+                    verifier: Some(reason),
+                    errno,
+                    ..
+                }) => match errno {
+                    Some(code) => format!(
+                        "REFUSED by the verifier: {reason} [{} {code}]",
+                        crate::probes::refusal::errno_name(*code)
+                    ),
+                    None => format!("REFUSED by the verifier: {reason}"),
+                },
+                Outcome::Refused(refusal) => format!("REFUSED: {refusal}"),
+                Outcome::NotTried { why } => format!("not tried: {why}"),
+            };
+            let _ = writeln!(out, "    {:<26} {:<34} {verdict}", r.program, r.target);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(kind: ProgramKind, outcome: Outcome) -> ProgramCheck {
+        ProgramCheck {
+            kind,
+            program: "fn_fexit_0".into(),
+            target: "__oom_reap_task_mm".into(),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn a_verifier_refusal_says_so_with_the_reason() {
+        let refused = row(
+            ProgramKind::Fexit,
+            Outcome::Refused(Refusal {
+                step: Step::Load,
+                errno: Some(22),
+                verifier: Some("math between map_value pointer and register with unbounded min value is not allowed".into()),
+                detail: "BPF_PROG_LOAD refused".into(),
+            }),
+        );
+        let mut text = String::new();
+        render(
+            &[
+                row(ProgramKind::Fentry, Outcome::Attached),
+                refused.clone(),
+                row(ProgramKind::Fentry, Outcome::Attached),
+            ],
+            &mut text,
+        );
+        assert!(text.contains("fentry (2 of 2 attached)"), "{text}");
+        assert!(text.contains("fexit (0 of 1 attached)"), "{text}");
+        assert_eq!(
+            text.matches("fentry (").count(),
+            1,
+            "one group per kind: {text}"
+        );
+        assert!(text.contains("[EINVAL 22]"), "{text}");
+        assert!(
+            text.contains("REFUSED by the verifier: math between map_value pointer"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&refused).unwrap();
+        assert_eq!(json["outcome"], "refused");
+        assert_eq!(json["step"], "load");
+        assert_eq!(json["errno"], 22);
+        assert_eq!(json["kind"], "fexit");
+    }
+}

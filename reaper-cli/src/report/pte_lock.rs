@@ -1,0 +1,228 @@
+//! The summary's two PTE-lock rows: sampled time waiting for the PTE lock,
+//! and the waits the `lock:contention_begin/end` tracepoints saw. The two
+//! stay apart: one is sampled CPU time, the other traced wall time.
+//!
+//! On most kernels the PTE lock is a spinning `spinlock_t`: a wait is a
+//! spinlock slow-path frame called directly by the PTE-lock function (or,
+//! where that is inlined, by the zap path). On PREEMPT_RT kernels the same
+//! `spin_lock()` is a sleeping `rt_spin_lock()`: a contended waiter enters
+//! `rtlock_slowlock_locked()`, spins only while the owner runs and otherwise
+//! sleeps. Those waits are attributed the same way (an `rt_spin_lock` frame
+//! called by the PTE-lock function or the inlined zap path), and the rows'
+//! labels say they are sleeping waits.
+
+use crate::catalog::frame_for;
+use crate::model::{Run, SampledStack};
+
+use super::model::{Cell, SummaryRow};
+use super::stacks::frames_within;
+use super::summary::{
+    REAPER_CONTEXTS, SPLIT_LABEL, VICTIM_CONTEXT, absent, episode_stacks, lock_wait_status,
+    probe_failure, row, split_value, uniform_row,
+};
+
+/// Where the PTE lock is taken on kernels that inline it: `zap_pte_range`,
+/// itself often inlined up to `unmap_page_range` (Debian 6.1 x86_64).
+const INLINED_PTE_LOCK_CALLERS: [&str; 3] = ["zap_pte_range", "zap_pmd_range", "unmap_page_range"];
+
+/// PREEMPT_RT's `spin_lock()`: the frame the PTE-lock function calls.
+const RT_SPIN_LOCK: &str = "rt_spin_lock";
+/// Which kind of lock the PTE lock is on the recorded kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PteLockKind {
+    /// A spinning `spinlock_t` (qspinlock).
+    Spinning,
+    /// PREEMPT_RT: a sleeping `rt_spin_lock`.
+    Sleeping,
+}
+
+impl PteLockKind {
+    /// PREEMPT_RT when the run's host said so, or when any of its stacks
+    /// (runs recorded before reaper looked) went through `rt_spin_lock`.
+    pub fn of(run: &Run) -> Self {
+        let rt_frames = || {
+            run.episodes.iter().flat_map(|e| &e.contexts).any(|c| {
+                c.stacks
+                    .iter()
+                    .map(|s| &s.frames)
+                    .chain(c.lock_waits.iter().map(|w| &w.frames))
+                    .any(|frames| frames.iter().any(|f| f == RT_SPIN_LOCK))
+            })
+        };
+        if run.host.preempt_rt.is_some() || rt_frames() {
+            Self::Sleeping
+        } else {
+            Self::Spinning
+        }
+    }
+}
+
+/// Frames that mean "spinning for a lock" below the PTE-lock function.
+fn spin_frames(run: &Run) -> Vec<&str> {
+    let mut frames = vec![
+        "_raw_spin_lock",
+        "queued_spin_lock_slowpath",
+        "native_queued_spin_lock_slowpath",
+    ];
+    if let Some(slowpath) = frame_for(&run.symbols, "spin_slowpath") {
+        frames.push(slowpath);
+    }
+    frames
+}
+
+/// The functions whose direct spinlock calls are PTE-lock acquisitions: the
+/// resolved PTE-lock function, or the zap path where it is inlined.
+fn pte_callers(run: &Run) -> Vec<&str> {
+    let resolved = run
+        .symbols
+        .iter()
+        .find(|r| r.concept == "pte_lock")
+        .and_then(|r| r.symbol.as_deref());
+    match resolved {
+        Some(symbol) => vec![symbol],
+        None => INLINED_PTE_LOCK_CALLERS.to_vec(),
+    }
+}
+
+/// Frames without fentry trampolines (they sit between a probed function
+/// and its caller).
+fn real_frames(frames: &[String]) -> Vec<&str> {
+    frames
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !f.starts_with("bpf_trampoline_"))
+        .collect()
+}
+
+/// Whether a stack spins for the PTE lock: a spinlock frame whose direct
+/// caller (fentry trampolines skipped) takes the PTE lock.
+pub(crate) fn spins_for_pte_lock(frames: &[String], pte_callers: &[&str], spin: &[&str]) -> bool {
+    real_frames(frames)
+        .windows(2)
+        .any(|w| pte_callers.contains(&w[0]) && spin.contains(&w[1]))
+}
+
+/// Whether a stack waits for the PTE lock on PREEMPT_RT: `rt_spin_lock`
+/// called directly by a PTE-lock caller (fentry trampolines skipped). Its
+/// contended path (`rtlock_slowlock`, the wait_lock, `wake_up_q`) is inlined
+/// into `rt_spin_lock` or below it, so, as with `_raw_spin_lock` on other
+/// kernels, everything under that call counts; `lock:contention_begin`
+/// fires only in `rtlock_slowlock_locked`, so traced waits are all contended.
+pub(crate) fn sleeps_for_pte_lock(frames: &[String], pte_callers: &[&str]) -> bool {
+    real_frames(frames)
+        .windows(2)
+        .any(|w| pte_callers.contains(&w[0]) && w[1] == RT_SPIN_LOCK)
+}
+
+/// The thread's "Time waiting for pte spinlock": sampled CPU time spinning
+/// for the PTE lock. Sampling is used rather than lock:contention because
+/// the qspinlock tracepoint fires only for waiters that reach the MCS queue:
+/// a lone waiter spinning on the pending bit (the usual exit_mmap vs reaper
+/// case) and x86 guests' virt_spin_lock() path never trace it. On
+/// PREEMPT_RT it is the on-CPU part of sleeping waits (the rtlock slow path
+/// spinning on a running owner); the sleep itself is off-CPU, unsampled, and
+/// in the traced row.
+pub fn pte_wait_row(run: &Run) -> SummaryRow {
+    let kind = PteLockKind::of(run);
+    let label = match kind {
+        PteLockKind::Spinning => "Time waiting for pte spinlock",
+        PteLockKind::Sleeping => {
+            "Time waiting for pte lock (sleeping rt_spin_lock, on-CPU samples)"
+        }
+    }
+    .to_owned();
+    if let Some(why) = probe_failure(run, "sampling") {
+        return uniform_row(run, label, why);
+    }
+    let callers = pte_callers(run);
+    let spin = spin_frames(run);
+    let waiting = |s: &&SampledStack| match kind {
+        PteLockKind::Spinning => spins_for_pte_lock(&s.frames, &callers, &spin),
+        PteLockKind::Sleeping => {
+            sleeps_for_pte_lock(&s.frames, &callers)
+                || spins_for_pte_lock(&s.frames, &callers, &spin)
+        }
+    };
+    let victim_fn = frame_for(&run.symbols, "victim_teardown").unwrap_or("exit_mmap");
+    let cells = run
+        .episodes
+        .iter()
+        .map(|e| {
+            let victim: u64 = episode_stacks(e, VICTIM_CONTEXT)
+                .filter(|s| s.frames.iter().any(|f| f == victim_fn))
+                .filter(waiting)
+                .map(|s| s.period_ns)
+                .sum();
+            let reaper: u64 = REAPER_CONTEXTS
+                .iter()
+                .flat_map(|c| episode_stacks(e, c))
+                .filter(waiting)
+                .map(|s| s.period_ns)
+                .sum();
+            Cell::Measured(split_value(victim, reaper, None))
+        })
+        .collect();
+    row(label, Some(SPLIT_LABEL), cells)
+}
+
+/// PTE-lock waits the lock:contention tracepoints saw: queued waiters only
+/// on spinning kernels; on PREEMPT_RT every contended `rt_spin_lock` (the
+/// tracepoint fires in `rtlock_slowlock_locked`), attributed like the
+/// sampled row.
+pub fn pte_traced_wait_row(run: &Run) -> SummaryRow {
+    let kind = PteLockKind::of(run);
+    let label = match kind {
+        PteLockKind::Spinning => "PTE-lock waits traced (queued only)",
+        PteLockKind::Sleeping => "PTE-lock sleeping waits traced (rt_spin_lock)",
+    }
+    .to_owned();
+    if let Err(why) = lock_wait_status(run) {
+        return uniform_row(run, label, why);
+    }
+    let pte_fn = frame_for(&run.symbols, "pte_lock");
+    if kind == PteLockKind::Spinning && pte_fn.is_none() {
+        return uniform_row(run, label, absent("pte_lock"));
+    }
+    let callers = pte_callers(run);
+    let victim_fn = frame_for(&run.symbols, "victim_teardown").unwrap_or("exit_mmap");
+    let counts = |frames: &[String], is_victim: bool| -> bool {
+        if is_victim && !frames.iter().any(|f| f == victim_fn) {
+            return false;
+        }
+        match (kind, pte_fn) {
+            (PteLockKind::Sleeping, _) => sleeps_for_pte_lock(frames, &callers),
+            (PteLockKind::Spinning, Some(pte_fn)) if is_victim => {
+                frames_within(frames, victim_fn, pte_fn)
+            }
+            (PteLockKind::Spinning, Some(pte_fn)) => frames.iter().any(|f| f == pte_fn),
+            (PteLockKind::Spinning, None) => false,
+        }
+    };
+    let cells = run
+        .episodes
+        .iter()
+        .map(|e| {
+            let (mut victim, mut reaper, mut count) = (0, 0, 0);
+            for ctx in &e.contexts {
+                let is_victim = ctx.context == VICTIM_CONTEXT;
+                if !is_victim && !REAPER_CONTEXTS.contains(&ctx.context.as_str()) {
+                    continue;
+                }
+                for wait in ctx
+                    .lock_waits
+                    .iter()
+                    .filter(|w| counts(&w.frames, is_victim))
+                {
+                    count += wait.count;
+                    if is_victim {
+                        victim += wait.total_ns;
+                    } else {
+                        reaper += wait.total_ns;
+                    }
+                }
+            }
+            Cell::Measured(split_value(victim, reaper, Some(count)))
+        })
+        .collect();
+    row(label, Some(SPLIT_LABEL), cells)
+}
