@@ -116,13 +116,14 @@ impl AptRoot {
             .with_context(|| format!("writing the update stamp in {}", self.dir.display()))
     }
 
-    /// `apt-cache depends PKG` output.
-    pub fn depends(&self, package: &str) -> Result<String> {
+    /// `apt-cache pkgnames PREFIX` output: every package name in the root's
+    /// lists that starts with `prefix`, one a line.
+    pub fn pkgnames(&self, prefix: &str) -> Result<String> {
         let mut cmd = self.command("apt-cache");
-        cmd.args(["depends", package]);
+        cmd.args(["pkgnames", prefix]);
         run_captured(
             cmd,
-            &format!("apt-cache depends {package} ({})", self.label),
+            &format!("apt-cache pkgnames {prefix} ({})", self.label),
         )
     }
 

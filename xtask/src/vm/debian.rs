@@ -24,6 +24,8 @@ pub struct PackageRecord {
     pub version: String,
     pub architecture: String,
     pub size: Option<u64>,
+    /// The package names of its `Depends:` field.
+    pub depends: Vec<String>,
 }
 
 /// Parses the records of `apt-cache show` output, in output order.
@@ -43,6 +45,9 @@ pub fn parse_show(output: &str) -> Vec<PackageRecord> {
                 version: field("Version")?,
                 architecture: field("Architecture").unwrap_or_default(),
                 size: field("Size").and_then(|s| s.parse().ok()),
+                depends: field("Depends")
+                    .map(|d| super::packages::parse_depends_field(&d))
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -204,6 +209,7 @@ Architecture: arm64
         assert_eq!(records[0].version, "7.2.13-1");
         assert_eq!(records[0].architecture, "arm64");
         assert_eq!(records[0].size, Some(10_181_552));
+        assert_eq!(records[0].depends, ["linux-base-7.2.13+deb14-cloud-arm64"]);
         assert_eq!(records[1].size, None);
     }
 
