@@ -299,10 +299,26 @@ fn fetch_debian(kernel: &DebianKernel, arch: Arch, cache: &Path) -> Result<Kerne
             break;
         }
         for dep in packages::release_dependencies(&record.depends, &release) {
-            if !seen.contains(&dep) && !queue.iter().any(|r| r.package == dep) {
-                queue.push_back(debian::candidate(&root, &dep, deb_arch)?);
+            if seen.contains(&dep) || queue.iter().any(|r| r.package == dep) {
+                continue;
+            }
+            // The index may lack a dependency (trixie-backports lists no
+            // linux-base for some superseded releases); the image may still
+            // be in another one.
+            match debian::candidate(&root, &dep, deb_arch) {
+                Ok(dep) => queue.push_back(dep),
+                Err(err) => {
+                    eprintln!("xtask: {release}: {dep} is not in {suite}'s index ({err:#})");
+                    seen.push(dep);
+                }
             }
         }
+    }
+    if config.is_none() {
+        eprintln!(
+            "xtask: warning: none of {seen:?} holds {release}'s config; the guest gets no \
+             /boot/config-{release}"
+        );
     }
     let image = image.with_context(|| {
         format!("none of {seen:?} in {suite} contains a kernel image for {release}")
