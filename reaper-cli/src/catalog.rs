@@ -716,3 +716,6 @@ mod tests {
         assert!(k.contains("oom_reaper"));
     }
 }
+
+#[cfg(test)]
+mod drift_tests;
