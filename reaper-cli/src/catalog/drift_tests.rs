@@ -31,11 +31,19 @@ const V6_1: Expected = &[
     ("pte_lock", None),
     ("rmap_removal", Some("page_remove_rmap")),
 ];
-/// 6.12 to 7.0: `__pte_offset_map_lock` (6.5) and the folio rmap (6.9).
+/// 6.12 to 6.19: `__pte_offset_map_lock` (6.5) and the folio rmap (6.9).
 const V6_12: Expected = &[
     ("per_vma_unmap", Some("unmap_page_range")),
     ("vma_zap_worker", None),
     ("pte_lock", Some("__pte_offset_map_lock")),
+    ("rmap_removal", Some("folio_remove_rmap_ptes")),
+];
+/// 7.0: the PTE-lock function loses its underscores; the per-VMA unmap is
+/// still `unmap_page_range`.
+const V7_0: Expected = &[
+    ("per_vma_unmap", Some("unmap_page_range")),
+    ("vma_zap_worker", None),
+    ("pte_lock", Some("pte_offset_map_lock")),
     ("rmap_removal", Some("folio_remove_rmap_ptes")),
 ];
 /// 7.1 on: the zap cleanups.
@@ -82,6 +90,7 @@ const REAL_KERNELS: &[RealKernel] = &[
     real("6.12.95-arm64", true, V6_12, ARM64),
     real("6.18-x86_64", true, V6_12, X86_64),
     real("6.19.14-x86_64", true, V6_12, X86_64),
+    real("7.0.13-x86_64", true, V7_0, X86_64),
     real("7.2.13-x86_64", true, V7_1, X86_64),
     real("7.2.13-arm64", true, V7_1, ARM64),
     real("7.3.4-x86_64", true, V7_1, X86_64),

@@ -129,9 +129,16 @@ const SYMBOLS_6_12: &[(&str, Option<&str>)] = &[
     ("rmap_removal", Some("folio_remove_rmap_ptes")),
     ("vma_zap_worker", None),
 ];
-/// 6.19 to 7.0: still unmap_page_range and __pte_offset_map_lock
-/// (fixtures 6.19.14, 7.0.13).
+/// 6.19: still unmap_page_range and __pte_offset_map_lock (fixture 6.19.14).
 const SYMBOLS_6_19: &[(&str, Option<&str>)] = SYMBOLS_6_12;
+/// 7.0: `pte_offset_map_lock`, still `unmap_page_range` (fixture 7.0.13).
+const SYMBOLS_7_0: &[(&str, Option<&str>)] = &[
+    ("reaper_work", Some("__oom_reap_task_mm")),
+    ("per_vma_unmap", Some("unmap_page_range")),
+    ("pte_lock", Some("pte_offset_map_lock")),
+    ("rmap_removal", Some("folio_remove_rmap_ptes")),
+    ("vma_zap_worker", None),
+];
 /// 7.1 on: the zap cleanups (`zap_vma_for_reaping`, `__zap_vma_range`,
 /// `pte_offset_map_lock`; fixtures 7.1, 7.2.13, 7.3.4).
 const SYMBOLS_7_1: &[(&str, Option<&str>)] = &[
@@ -178,7 +185,7 @@ pub const EXPECTATIONS: &[Expectation] = &[
     },
     Expectation {
         since: (6, 19),
-        until: (7, 1),
+        until: (7, 0),
         arch: Some(Arch::X86_64),
         attach: Attach::All("fentry"),
         order: Order::Reverse,
@@ -186,11 +193,27 @@ pub const EXPECTATIONS: &[Expectation] = &[
     },
     Expectation {
         since: (6, 19),
-        until: (7, 1),
+        until: (7, 0),
         arch: Some(Arch::Arm64),
         attach: Attach::Any,
         order: Order::Reverse,
         symbols: SYMBOLS_6_19,
+    },
+    Expectation {
+        since: (7, 0),
+        until: (7, 1),
+        arch: Some(Arch::X86_64),
+        attach: Attach::All("fentry"),
+        order: Order::Reverse,
+        symbols: SYMBOLS_7_0,
+    },
+    Expectation {
+        since: (7, 0),
+        until: (7, 1),
+        arch: Some(Arch::Arm64),
+        attach: Attach::Any,
+        order: Order::Reverse,
+        symbols: SYMBOLS_7_0,
     },
     Expectation {
         since: (7, 1),
