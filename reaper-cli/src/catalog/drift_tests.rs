@@ -91,6 +91,7 @@ const REAL_KERNELS: &[RealKernel] = &[
     real("6.18-x86_64", true, V6_12, X86_64),
     real("6.19.14-x86_64", true, V6_12, X86_64),
     real("7.0.13-x86_64", true, V7_0, X86_64),
+    real("7.1.13-x86_64", true, V7_1, X86_64),
     real("7.2.13-x86_64", true, V7_1, X86_64),
     real("7.2.13-arm64", true, V7_1, ARM64),
     real("7.3.4-x86_64", true, V7_1, X86_64),

@@ -1,4 +1,4 @@
-//! `cargo xtask vm`: boot a Debian cloud kernel (or your own) in qemu with a
+//! `cargo xtask vm`: boot a Debian kernel of any line and flavour (or your own) in qemu with a
 //! busybox initramfs holding reaper, run a command, and copy the guest's
 //! `/out` back to the host.
 //!
