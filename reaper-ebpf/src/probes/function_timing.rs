@@ -20,7 +20,7 @@ use reaper_common::{
     function_timing::{
         ENTRY_STACKS_MAX_ENTRIES, EdgeStats, EntryStack, FN_COUNTER_COUNT, FN_EDGES_ENTRIES,
         FN_STATS_ENTRIES, FnCounter, FunctionStats, FunctionTimingConfig, HIST_BUCKETS,
-        MAX_NESTING, SLOT_COUNT, SLOT_NONE, VmaArgKind, VmaOrder, log2_bucket,
+        MAX_NESTING, SLOT_COUNT, SLOT_NONE, VMA_LOG_LEN, VmaArgKind, VmaOrder, log2_bucket,
     },
 };
 
@@ -68,7 +68,30 @@ const CONTEXT_MASK: u32 = 0xff;
 /// Index mask for the fixed-size arrays (sizes are powers of two).
 const NEST_MASK: usize = MAX_NESTING - 1;
 const HIST_MASK: usize = HIST_BUCKETS - 1;
-const _: () = assert!(MAX_NESTING.is_power_of_two() && HIST_BUCKETS.is_power_of_two());
+const VMA_LOG_MASK: usize = VMA_LOG_LEN - 1;
+const _: () = assert!(
+    MAX_NESTING.is_power_of_two()
+        && HIST_BUCKETS.is_power_of_two()
+        && VMA_LOG_LEN.is_power_of_two()
+);
+
+/// `index & mask`, with the mask kept in the program right where the index
+/// is used: `black_box` hides the index's range from LLVM, which would
+/// otherwise drop a mask it proves redundant (or share one mask between a
+/// comparison and an access) and leave the verifier to rebuild the bound
+/// from earlier branches. Linux 6.12's verifier cannot always do that: it
+/// links `r1 = i + 1` to `i` (6.12's linked registers with a delta), and
+/// after `if depth > r1` its refinement of the link leaves `i` with
+/// smin/smax but no umax and no var_off; `i << 3` is then unbounded and
+/// `start_ns[i]` (the map value pointer plus it) was refused with "math
+/// between map_value pointer and register with unbounded min value is not
+/// allowed". An AND after the last comparison gives the verifier the bound
+/// on every kernel; for in-range indices it changes nothing. Call it at each
+/// access: one masked value reused after a comparison has the same problem.
+#[inline(always)]
+fn masked(index: usize, mask: usize) -> usize {
+    core::hint::black_box(index) & mask
+}
 
 #[inline(always)]
 fn config() -> FunctionTimingConfig {
@@ -191,14 +214,14 @@ fn on_entry<A: Args>(args: &A, slot: u32) {
         // slots[depth] - 4 and drop the bound the verifier needs.
         let top = core::hint::black_box(depth.wrapping_sub(1));
         let parent = if top < MAX_NESTING {
-            (*stack).slots[top & NEST_MASK]
+            (*stack).slots[masked(top, NEST_MASK)]
         } else {
             SLOT_NONE
         };
         if depth >= MAX_NESTING {
             bump(FnCounter::StackOverflow, 1);
         } else {
-            let i = depth & NEST_MASK;
+            let i = masked(depth, NEST_MASK);
             (*stack).slots[i] = slot;
             (*stack).start_ns[i] = now;
         }
@@ -247,7 +270,7 @@ fn record_vma<A: Args>(args: &A, config: &FunctionTimingConfig, context: u32) {
             (*order).reverse_steps += 1;
         }
         if (count as usize) < (*order).log.len() {
-            let i = count as usize & ((*order).log.len() - 1);
+            let i = masked(count as usize, VMA_LOG_MASK);
             (*order).log[i] = addr;
         }
         (*order).last = addr;
@@ -294,13 +317,15 @@ fn on_exit(slot: u32) {
             bump(FnCounter::ExitUnmatched, 1);
             return;
         }
-        let i = found & NEST_MASK;
+        let i = found;
         if i + 1 < depth {
             bump(FnCounter::EntryUnmatched, (depth - 1 - i) as u64);
         }
-        let elapsed = now.saturating_sub((*stack).start_ns[i]);
+        // Masked here, after the comparisons above: 6.12 loses the bound of
+        // an index that a comparison of `i + 1` refined (see `masked`).
+        let elapsed = now.saturating_sub((*stack).start_ns[masked(i, NEST_MASK)]);
         let parent = if i > 0 {
-            (*stack).slots[(i - 1) & NEST_MASK]
+            (*stack).slots[masked(i - 1, NEST_MASK)]
         } else {
             SLOT_NONE
         };
@@ -323,7 +348,7 @@ fn account(context: u32, slot: u32, parent: u32, elapsed: u64) {
             if elapsed > (*stats).max_ns {
                 (*stats).max_ns = elapsed;
             }
-            (*stats).hist[log2_bucket(elapsed) & HIST_MASK] += 1;
+            (*stats).hist[masked(log2_bucket(elapsed), HIST_MASK)] += 1;
         }
     }
     if parent < SLOT_COUNT {
