@@ -136,7 +136,9 @@ impl AptRoot {
 
     /// `apt-get download SPEC` into `into`; returns the `.deb`'s path.
     pub fn download(&self, spec: &str, into: &Path) -> Result<PathBuf> {
-        let tmp = self.dir.join("download.tmp");
+        let tmp = self
+            .dir
+            .join(format!("download-{}.tmp", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)
             .with_context(|| format!("creating download directory {}", tmp.display()))?;
@@ -152,6 +154,7 @@ impl AptRoot {
         );
         std::fs::rename(&deb, &dest)
             .with_context(|| format!("moving {} to {}", deb.display(), dest.display()))?;
+        let _ = std::fs::remove_dir(&tmp);
         Ok(dest)
     }
 
