@@ -207,6 +207,9 @@ pub fn run_vm_test(args: VmTestArgs) -> Result<ExitCode> {
             )
         };
         let report = run_cell(&args, kernel, arch, reaper, &out_root);
+        // The row as soon as the cell ends, so a run cut short still says
+        // what it measured.
+        eprintln!("[{}/{total}] {}", n + 1, table_row(&report).join(" | "));
         reports.push(report);
     }
     print_table(&reports);
