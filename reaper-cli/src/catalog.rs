@@ -9,8 +9,11 @@
 //! concept with no symbol is reported absent, never dropped.
 //!
 //! Names were checked against the kallsyms and BTF of the Debian kernels the
-//! VM harness boots (6.1.176 amd64/arm64, 7.2.13 amd64/arm64; fixtures in
-//! tests/data/kallsyms and tests/data/btf), this machine's 6.18, and the
+//! VM harness boots (6.1.176 amd64/arm64, 6.12.95 amd64/arm64, 6.19.14,
+//! 7.0.13, 7.1.13, 7.3.4 cloud and rt, 7.2.13 amd64/arm64; fixtures in
+//! tests/data/kallsyms and tests/data/btf, resolved concept by concept in
+//! `drift_tests`: `pte_offset_map_lock` from 7.0, `zap_vma_for_reaping`
+//! from 7.1), this machine's 6.18, and the
 //! mm/ history between them: `unmap_page_range` is inlined into
 //! `__zap_vma_range` and `zap_vma_for_reaping` factored out of
 //! `__oom_reap_task_mm` in the 7.x zap cleanups; `__pte_offset_map_lock`
@@ -716,3 +719,6 @@ mod tests {
         assert!(k.contains("oom_reaper"));
     }
 }
+
+#[cfg(test)]
+mod drift_tests;

@@ -129,13 +129,14 @@ impl AptRoot {
             .with_context(|| format!("writing the update stamp in {}", self.dir.display()))
     }
 
-    /// `apt-cache depends PKG` output.
-    pub fn depends(&self, package: &str) -> Result<String> {
+    /// `apt-cache pkgnames PREFIX` output: every package name in the root's
+    /// lists that starts with `prefix`, one a line.
+    pub fn pkgnames(&self, prefix: &str) -> Result<String> {
         let mut cmd = self.command("apt-cache");
-        cmd.args(["depends", package]);
+        cmd.args(["pkgnames", prefix]);
         run_captured(
             cmd,
-            &format!("apt-cache depends {package} ({})", self.label),
+            &format!("apt-cache pkgnames {prefix} ({})", self.label),
         )
     }
 
@@ -148,7 +149,9 @@ impl AptRoot {
 
     /// `apt-get download SPEC` into `into`; returns the `.deb`'s path.
     pub fn download(&self, spec: &str, into: &Path) -> Result<PathBuf> {
-        let tmp = self.dir.join("download.tmp");
+        let tmp = self
+            .dir
+            .join(format!("download-{}.tmp", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)
             .with_context(|| format!("creating download directory {}", tmp.display()))?;
@@ -164,6 +167,7 @@ impl AptRoot {
         );
         std::fs::rename(&deb, &dest)
             .with_context(|| format!("moving {} to {}", deb.display(), dest.display()))?;
+        let _ = std::fs::remove_dir(&tmp);
         Ok(dest)
     }
 

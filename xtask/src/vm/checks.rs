@@ -17,16 +17,22 @@ use serde_json::Value;
 
 use super::arch::Arch;
 use super::kernel::DebianKernel;
+#[cfg(test)]
+use super::kernel::{Flavour, Line};
 
 /// What the guest ran, in `/out` (see `matrix::cell_command`).
 pub const DOCTOR_JSON: &str = "doctor.json";
 pub const RECORD_DIR: &str = "record";
 pub const STEPS_FILE: &str = "steps.txt";
 pub const BTF_FILE: &str = "btf-vmlinux";
+/// `uname -v` of the guest (names PREEMPT_RT on RT kernels).
+pub const UNAME_V_FILE: &str = "uname-v.txt";
+/// `uname -r` of the guest (to re-run the checks on a finished run).
+pub const UNAME_R_FILE: &str = "uname-r.txt";
 
 /// What a check can look at.
 pub struct CellContext<'a> {
-    pub kernel: DebianKernel,
+    pub kernel: &'a DebianKernel,
     pub arch: Arch,
     pub out_dir: &'a Path,
     /// `uname -r` and `uname -m` in the guest.
@@ -61,6 +67,10 @@ pub const CHECKS: &[Check] = &[
         run: kernel_btf,
     },
     Check {
+        name: "kernel-preempt-rt",
+        run: kernel_rt,
+    },
+    Check {
         name: "doctor-json",
         run: doctor_json,
     },
@@ -71,6 +81,10 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "function-attach",
         run: timing::function_attach,
+    },
+    Check {
+        name: "concept-symbols",
+        run: timing::concept_symbols,
     },
     Check {
         name: "reaper-order",
@@ -119,10 +133,29 @@ fn kernel_btf(ctx: &CellContext) -> Verdict {
         Verdict::Pass("/sys/kernel/btf/vmlinux present".into())
     } else {
         Verdict::Fail(format!(
-            "the {} kernel ({}) has no /sys/kernel/btf/vmlinux",
+            "the {} {} kernel ({}) has no /sys/kernel/btf/vmlinux",
             ctx.kernel.name(),
+            ctx.kernel.flavour,
             ctx.guest_release
         ))
+    }
+}
+
+/// The guest kernel is PREEMPT_RT exactly when the matrix says so.
+fn kernel_rt(ctx: &CellContext) -> Verdict {
+    let want = super::matrix::table::expects_rt(ctx.kernel);
+    let Ok(version) = std::fs::read_to_string(ctx.out_dir.join(UNAME_V_FILE)) else {
+        return Verdict::Fail(format!("the guest wrote no /out/{UNAME_V_FILE}"));
+    };
+    let version = version.trim();
+    let is_rt = version.split_whitespace().any(|w| w == "PREEMPT_RT");
+    match (want, is_rt) {
+        (true, true) => Verdict::Pass(format!("PREEMPT_RT as expected ({version})")),
+        (false, false) => Verdict::Pass("not PREEMPT_RT, as expected".into()),
+        (want, _) => Verdict::Fail(format!(
+            "expected {}PREEMPT_RT, uname -v says {version:?}",
+            if want { "" } else { "no " }
+        )),
     }
 }
 
@@ -261,9 +294,15 @@ mod tests {
         dir
     }
 
+    const SID: &DebianKernel = &DebianKernel {
+        line: Line::Sid,
+        version: None,
+        flavour: Flavour::Cloud,
+    };
+
     fn ctx(out_dir: &Path) -> CellContext<'_> {
         CellContext {
-            kernel: DebianKernel::Sid,
+            kernel: SID,
             arch: Arch::Arm64,
             out_dir,
             guest_release: "7.2.13+deb14-cloud-arm64",
@@ -321,6 +360,34 @@ mod tests {
             ..ctx(&out)
         };
         assert!(matches!(doctor_json(&smoke), Verdict::Skip(_)));
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn preempt_rt_is_read_from_uname() {
+        let out = temp_out("rt");
+        let rt = DebianKernel {
+            flavour: Flavour::Rt,
+            ..SID.clone()
+        };
+        let rt_ctx = CellContext {
+            kernel: &rt,
+            ..ctx(&out)
+        };
+        std::fs::write(
+            out.join(UNAME_V_FILE),
+            "#1 SMP PREEMPT_RT Debian 7.3.4-1~bpo13+1 (2026-11-20)\n",
+        )
+        .unwrap();
+        assert!(matches!(kernel_rt(&rt_ctx), Verdict::Pass(_)));
+        assert!(matches!(kernel_rt(&ctx(&out)), Verdict::Fail(_)));
+        std::fs::write(
+            out.join(UNAME_V_FILE),
+            "#1 SMP PREEMPT_DYNAMIC Debian 7.2.13-1\n",
+        )
+        .unwrap();
+        assert!(matches!(kernel_rt(&rt_ctx), Verdict::Fail(_)));
+        assert!(matches!(kernel_rt(&ctx(&out)), Verdict::Pass(_)));
         std::fs::remove_dir_all(&out).unwrap();
     }
 

@@ -24,6 +24,8 @@ pub struct PackageRecord {
     pub version: String,
     pub architecture: String,
     pub size: Option<u64>,
+    /// The package names of its `Depends:` field.
+    pub depends: Vec<String>,
 }
 
 /// Parses the records of `apt-cache show` output, in output order.
@@ -43,6 +45,9 @@ pub fn parse_show(output: &str) -> Vec<PackageRecord> {
                 version: field("Version")?,
                 architecture: field("Architecture").unwrap_or_default(),
                 size: field("Size").and_then(|s| s.parse().ok()),
+                depends: field("Depends")
+                    .map(|d| super::packages::parse_depends_field(&d))
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -96,10 +101,12 @@ pub fn fetch_unpacked(
         return Ok(dir);
     }
     let started = Instant::now();
-    let deb = root.download(&format!("{spec}={}", record.version), &cache.join("debs"))?;
+    let debs = cache.join("debs").join(std::process::id().to_string());
+    let deb = root.download(&format!("{spec}={}", record.version), &debs)?;
     let bytes = std::fs::metadata(&deb).map(|m| m.len()).unwrap_or(0);
     unpack(&deb, &dir)?;
     std::fs::remove_file(&deb).ok();
+    std::fs::remove_dir(&debs).ok();
     std::fs::write(&stamp, b"").with_context(|| format!("writing {}", stamp.display()))?;
     eprintln!(
         "xtask: fetched {spec} {} ({:.1} MiB) in {:.1} s",
@@ -111,12 +118,19 @@ pub fn fetch_unpacked(
 }
 
 fn unpack(deb: &Path, dir: &Path) -> Result<()> {
-    let tmp = dir.with_extension("partial");
+    // Per process: helpers and CI jobs share one cache and may fetch the
+    // same package at the same time.
+    let tmp = dir.with_extension(format!("partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut cmd = Command::new("dpkg-deb");
     cmd.arg("-x").arg(deb).arg(&tmp);
     run_captured(cmd, &format!("dpkg-deb -x {}", deb.display()))?;
+    if dir.join(".unpacked").exists() {
+        // Another process unpacked the same version meanwhile.
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(());
+    }
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&tmp, dir)
         .with_context(|| format!("moving {} to {}", tmp.display(), dir.display()))
@@ -204,6 +218,7 @@ Architecture: arm64
         assert_eq!(records[0].version, "7.2.13-1");
         assert_eq!(records[0].architecture, "arm64");
         assert_eq!(records[0].size, Some(10_181_552));
+        assert_eq!(records[0].depends, ["linux-base-7.2.13+deb14-cloud-arm64"]);
         assert_eq!(records[1].size, None);
     }
 

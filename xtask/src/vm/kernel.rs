@@ -1,7 +1,13 @@
-//! Which kernel to boot: a Debian cloud kernel resolved at run time through
-//! its metapackage (`linux-image-cloud-<arch>`) in a given suite, or a kernel
-//! image the user built.
+//! Which kernel to boot: a Debian kernel named by its line (a suite,
+//! optionally with a version) and flavour, resolved at run time from that
+//! suite's package index, or a kernel image the user built.
+//!
+//! Package names and file layouts are not hard-coded here: the release is
+//! read from the suite's package names ([`packages`](super::packages)), and
+//! the image and config are looked for in whatever the release's packages
+//! unpack to.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -9,35 +15,143 @@ use serde::{Deserialize, Serialize};
 
 use super::arch::Arch;
 use super::debian;
+use super::packages;
 
-/// A Debian kernel line the harness knows how to fetch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DebianKernel {
-    /// Debian 12's own 6.1 kernel.
+/// A Debian kernel line: the suite its packages come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Line {
+    /// Debian 12's own kernel (6.1).
     Bookworm,
     /// The 6.12 kernel Debian 12 carries in bookworm-backports.
     Bookworm612,
+    /// Debian 13's own kernel (6.12).
+    Trixie,
+    /// Debian 13's backported kernels (6.19 to the newest).
+    TrixieBackports,
     /// The newest unstable kernel.
     Sid,
 }
 
-impl DebianKernel {
-    pub const ALL: [DebianKernel; 3] = [Self::Bookworm, Self::Bookworm612, Self::Sid];
+impl Line {
+    pub const ALL: [Line; 5] = [
+        Self::Bookworm,
+        Self::Bookworm612,
+        Self::Trixie,
+        Self::TrixieBackports,
+        Self::Sid,
+    ];
 
+    /// The name `--kernel` accepts.
     pub fn name(self) -> &'static str {
         match self {
             Self::Bookworm => "bookworm",
             Self::Bookworm612 => "bookworm-6.12",
+            Self::Trixie => "trixie",
+            Self::TrixieBackports => "trixie-backports",
             Self::Sid => "sid",
         }
     }
 
-    /// The suite whose metapackage points at this kernel.
+    /// The Debian suite whose package index holds this line.
     pub fn suite(self) -> &'static str {
         match self {
             Self::Bookworm => "bookworm",
             Self::Bookworm612 => "bookworm-backports",
+            Self::Trixie => "trixie",
+            Self::TrixieBackports => "trixie-backports",
             Self::Sid => "sid",
+        }
+    }
+
+    /// The line named `text`; the suite name `bookworm-backports` is an
+    /// alias of `bookworm-6.12`.
+    pub fn parse(text: &str) -> Option<Line> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.name() == text || l.suite() == text)
+    }
+}
+
+/// A Debian kernel flavour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
+pub enum Flavour {
+    /// The cloud flavour: few drivers, fast to fetch and boot.
+    #[default]
+    Cloud,
+    /// The generic flavour (`linux-image-<arch>`).
+    Generic,
+    /// PREEMPT_RT.
+    Rt,
+}
+
+impl Flavour {
+    /// The flavour's part of a Debian kernel release (`-cloud`), empty for
+    /// the generic one.
+    pub fn release_part(self) -> Option<&'static str> {
+        match self {
+            Self::Cloud => Some("cloud"),
+            Self::Generic => None,
+            Self::Rt => Some("rt"),
+        }
+    }
+}
+
+impl fmt::Display for Flavour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Cloud => "cloud",
+            Self::Generic => "generic",
+            Self::Rt => "rt",
+        })
+    }
+}
+
+/// A Debian kernel: a line, optionally a version prefix (`6.19`), a flavour.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DebianKernel {
+    pub line: Line,
+    /// Upstream version prefix, e.g. `6.19` or `7.0.13`; `None`: the newest.
+    pub version: Option<String>,
+    pub flavour: Flavour,
+}
+
+impl DebianKernel {
+    pub fn new(line: Line, version: Option<&str>, flavour: Flavour) -> Self {
+        DebianKernel {
+            line,
+            version: version.map(str::to_string),
+            flavour,
+        }
+    }
+
+    /// Parses `LINE` or `LINE:VERSION`, e.g. `trixie-backports:6.19`.
+    pub fn parse(text: &str, flavour: Flavour) -> Option<Self> {
+        let (line, version) = match text.split_once(':') {
+            Some((line, version)) => (line, Some(version)),
+            None => (text, None),
+        };
+        let version = version.filter(|v| packages::is_version_prefix(v));
+        if text.contains(':') && version.is_none() {
+            return None;
+        }
+        Some(Self::new(Line::parse(line)?, version, flavour))
+    }
+
+    /// `trixie-backports:6.19`: what `--kernel` takes (with `--flavour`).
+    pub fn name(&self) -> String {
+        match &self.version {
+            Some(version) => format!("{}:{version}", self.line.name()),
+            None => self.line.name().to_string(),
+        }
+    }
+
+    /// A file or directory name: `trixie-backports_6.19`, with `-rt` or
+    /// `-generic` for flavours other than cloud.
+    pub fn file_name(&self) -> String {
+        let name = self.name().replace(':', "_");
+        match self.flavour {
+            Flavour::Cloud => name,
+            other => format!("{name}-{other}"),
         }
     }
 }
@@ -50,25 +164,29 @@ pub enum KernelChoice {
 }
 
 impl KernelChoice {
-    /// Parses `bookworm`, `bookworm-6.12`, `sid`, or a path to an image.
-    pub fn parse(text: &str) -> Result<Self> {
-        if let Some(kernel) = DebianKernel::ALL.into_iter().find(|k| k.name() == text) {
+    /// Parses a line (`bookworm`, `bookworm-6.12`, `trixie`,
+    /// `trixie-backports[:VERSION]`, `sid`, ...) or a path to an image.
+    pub fn parse(text: &str, flavour: Flavour) -> Result<Self> {
+        if let Some(kernel) = DebianKernel::parse(text, flavour) {
             return Ok(Self::Debian(kernel));
         }
         let path = PathBuf::from(text);
         if path.is_file() {
             return Ok(Self::Path(path));
         }
+        let lines: Vec<&str> = Line::ALL.iter().map(|l| l.name()).collect();
         bail!(
-            "--kernel {text:?} is neither a known Debian kernel (bookworm, bookworm-6.12, sid) \
-             nor an existing kernel image file (bzImage for x86_64, Image for arm64)"
+            "--kernel {text:?} is neither a Debian kernel line ({}, optionally :VERSION such as \
+             trixie-backports:6.19) nor an existing kernel image file (bzImage for x86_64, \
+             Image for arm64)",
+            lines.join(", ")
         )
     }
 
     /// A short name for tables and directories.
     pub fn label(&self) -> String {
         match self {
-            Self::Debian(k) => k.name().to_string(),
+            Self::Debian(k) => k.file_name(),
             Self::Path(p) => p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -88,61 +206,6 @@ pub struct Kernel {
     pub config: Option<PathBuf>,
 }
 
-/// Where a Debian package carries the image and config of `release`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageSource {
-    pub package: String,
-    pub image: String,
-    pub config_package: String,
-    pub config: String,
-}
-
-/// The packages that may hold `release`'s image, newest layout first:
-/// sid splits the image (`linux-binary-*`) from its config (`linux-base-*`);
-/// bookworm ships both in `linux-image-*-unsigned`.
-pub fn image_sources(release: &str) -> [ImageSource; 2] {
-    [
-        ImageSource {
-            package: format!("linux-binary-{release}"),
-            image: format!("usr/lib/modules/{release}/vmlinuz"),
-            config_package: format!("linux-base-{release}"),
-            config: format!("usr/lib/modules/{release}/config"),
-        },
-        ImageSource {
-            package: format!("linux-image-{release}-unsigned"),
-            image: format!("boot/vmlinuz-{release}"),
-            config_package: format!("linux-image-{release}-unsigned"),
-            config: format!("boot/config-{release}"),
-        },
-    ]
-}
-
-/// The package names listed as `Depends:` in `apt-cache depends` output,
-/// without `<virtual>` brackets or `:arch` suffixes.
-pub fn parse_depends(output: &str) -> Vec<String> {
-    output
-        .lines()
-        .filter_map(|line| {
-            let line = line.trim_start().trim_start_matches('|');
-            let name = line.strip_prefix("Depends:")?.trim();
-            let name = name.trim_start_matches('<').trim_end_matches('>');
-            Some(name.split(':').next().unwrap_or(name).to_string())
-        })
-        .collect()
-}
-
-/// The kernel release a cloud metapackage depends on, e.g.
-/// `6.1.0-50-cloud-amd64` from `linux-image-6.1.0-50-cloud-amd64`.
-pub fn release_from_meta(depends: &[String], debian_arch: &str) -> Option<String> {
-    let suffix = format!("-cloud-{debian_arch}");
-    depends.iter().find_map(|dep| {
-        let release = dep.strip_prefix("linux-image-")?;
-        let flavourless = release.strip_suffix(&suffix)?;
-        let versioned = flavourless.starts_with(|c: char| c.is_ascii_digit());
-        versioned.then(|| release.to_string())
-    })
-}
-
 /// Resolves the `--kernel` choice to a bootable image.
 pub fn resolve(choice: &KernelChoice, arch: Arch, config: Option<&Path>) -> Result<Kernel> {
     match choice {
@@ -153,7 +216,7 @@ pub fn resolve(choice: &KernelChoice, arch: Arch, config: Option<&Path>) -> Resu
             config: config.map(Path::to_path_buf),
         }),
         KernelChoice::Debian(kernel) => {
-            let mut resolved = resolve_debian(*kernel, arch)?;
+            let mut resolved = resolve_debian(kernel, arch)?;
             if let Some(config) = config {
                 resolved.config = Some(config.to_path_buf());
             }
@@ -162,12 +225,13 @@ pub fn resolve(choice: &KernelChoice, arch: Arch, config: Option<&Path>) -> Resu
     }
 }
 
-fn resolve_debian(kernel: DebianKernel, arch: Arch) -> Result<Kernel> {
+fn resolve_debian(kernel: &DebianKernel, arch: Arch) -> Result<Kernel> {
     let cache = super::cache::cache_dir()?;
-    let memo =
-        cache
-            .join("resolved")
-            .join(format!("kernel-{}-{}.json", kernel.name(), arch.debian()));
+    let memo = cache.join("resolved").join(format!(
+        "kernel-{}-{}.json",
+        kernel.file_name(),
+        arch.debian()
+    ));
     let what = format!("the {} {} kernel", kernel.name(), arch.debian());
     debian::memoized(
         &memo,
@@ -178,45 +242,90 @@ fn resolve_debian(kernel: DebianKernel, arch: Arch) -> Result<Kernel> {
     .with_context(|| format!("getting {what}"))
 }
 
-fn fetch_debian(kernel: DebianKernel, arch: Arch, cache: &Path) -> Result<Kernel> {
-    let root = debian::suite_root(cache, kernel.suite())?;
+/// Whether the suite of `line` offers `flavour` on `arch` (for `--all`).
+pub fn offered(kernel: &DebianKernel, arch: Arch) -> Result<Option<String>> {
+    let cache = super::cache::cache_dir()?;
+    let root = debian::suite_root(&cache, kernel.line.suite())?;
+    debian::refresh(&root)?;
+    let names = root.pkgnames("linux-")?;
+    Ok(packages::newest_release(
+        names.lines(),
+        kernel.flavour,
+        arch.debian(),
+        kernel.version.as_deref(),
+    ))
+}
+
+fn fetch_debian(kernel: &DebianKernel, arch: Arch, cache: &Path) -> Result<Kernel> {
+    let suite = kernel.line.suite();
+    let root = debian::suite_root(cache, suite)?;
     debian::refresh(&root)?;
     let deb_arch = arch.debian();
-    let meta = format!("linux-image-cloud-{deb_arch}");
-    let depends = parse_depends(&root.depends(&format!("{meta}:{deb_arch}"))?);
-    let release = release_from_meta(&depends, deb_arch).with_context(|| {
+    let names = root.pkgnames("linux-")?;
+    let release = packages::newest_release(
+        names.lines(),
+        kernel.flavour,
+        deb_arch,
+        kernel.version.as_deref(),
+    )
+    .with_context(|| {
         format!(
-            "{meta} in {} depends on no versioned linux-image-*-cloud-{deb_arch} \
-             (depends: {depends:?}); Debian may have renamed its kernel packages",
-            kernel.suite()
+            "{suite} offers no {} {deb_arch} kernel{} (no linux-image-*/linux-binary-* package \
+             named after such a release)",
+            kernel.flavour,
+            kernel
+                .version
+                .as_deref()
+                .map_or(String::new(), |v| format!(" of version {v}")),
         )
     })?;
-    let (source, record) = image_sources(&release)
+    // Start from the release's image package, then follow its dependencies
+    // named after the release until an image and a config have been seen.
+    let start = packages::image_packages(&release)
         .into_iter()
-        .find_map(|s| Some((debian::candidate(&root, &s.package, deb_arch).ok()?, s)))
-        .map(|(record, source)| (source, record))
-        .with_context(|| {
-            format!(
-                "no package in {} carries the image of {release}",
-                kernel.suite()
-            )
-        })?;
-    let image_dir = debian::fetch_unpacked(&root, cache, &record, deb_arch)?;
-    let config_dir = if source.config_package == source.package {
-        image_dir.clone()
-    } else {
-        let config_record = debian::candidate(&root, &source.config_package, deb_arch)?;
-        debian::fetch_unpacked(&root, cache, &config_record, deb_arch)?
-    };
-    let version = Some(record.version.clone());
-    let image = image_dir.join(&source.image);
-    if !image.is_file() {
-        bail!("{} does not contain {}", source.package, source.image);
+        .find_map(|p| debian::candidate(&root, &p, deb_arch).ok())
+        .with_context(|| format!("no linux-image package in {suite} for {release}"))?;
+    let version = start.version.clone();
+    let mut queue = std::collections::VecDeque::from([start]);
+    let mut seen: Vec<String> = Vec::new();
+    let (mut image, mut config) = (None, None);
+    while let Some(record) = queue.pop_front() {
+        seen.push(record.package.clone());
+        let dir = debian::fetch_unpacked(&root, cache, &record, deb_arch)?;
+        let files = packages::KernelFiles::find(&dir, &release);
+        image = image.or(files.image);
+        config = config.or(files.config);
+        if image.is_some() && config.is_some() {
+            break;
+        }
+        for dep in packages::release_dependencies(&record.depends, &release) {
+            if seen.contains(&dep) || queue.iter().any(|r| r.package == dep) {
+                continue;
+            }
+            // The index may lack a dependency (trixie-backports lists no
+            // linux-base for some superseded releases); the image may still
+            // be in another one.
+            match debian::candidate(&root, &dep, deb_arch) {
+                Ok(dep) => queue.push_back(dep),
+                Err(err) => {
+                    eprintln!("xtask: {release}: {dep} is not in {suite}'s index ({err:#})");
+                    seen.push(dep);
+                }
+            }
+        }
     }
-    let config = Some(config_dir.join(&source.config)).filter(|p| p.is_file());
+    if config.is_none() {
+        eprintln!(
+            "xtask: warning: none of {seen:?} holds {release}'s config; the guest gets no \
+             /boot/config-{release}"
+        );
+    }
+    let image = image.with_context(|| {
+        format!("none of {seen:?} in {suite} contains a kernel image for {release}")
+    })?;
     Ok(Kernel {
         release: Some(release),
-        version,
+        version: Some(version),
         image,
         config,
     })
@@ -226,87 +335,32 @@ fn fetch_debian(kernel: DebianKernel, arch: Arch, cache: &Path) -> Result<Kernel
 mod tests {
     use super::*;
 
-    const SID_AMD64_META: &str = "\
-linux-image-cloud-amd64
-  Depends: linux-base-cloud-amd64
-  Depends: linux-image-7.2.13+deb14-cloud-amd64
-";
-    const BOOKWORM_ARM64_META: &str = "\
-linux-image-cloud-arm64:arm64
-  Depends: linux-image-6.1.0-50-cloud-arm64:arm64
-";
-    const IMAGE_DEPENDS: &str = "\
-linux-image-7.2.13+deb14-cloud-amd64
-  PreDepends: linux-base
- |Depends: dracut
-  Depends: <linux-initramfs-tool>
-    dracut
-  Depends: linux-binary-7.2.13+deb14-cloud-amd64
-  Breaks: fwupdate
-";
-
     #[test]
-    fn depends_are_parsed_without_arch_or_brackets() {
+    fn kernel_lines_by_name_with_versions_and_flavours() {
+        let parse = |t: &str| KernelChoice::parse(t, Flavour::Cloud).unwrap();
         assert_eq!(
-            parse_depends(BOOKWORM_ARM64_META),
-            ["linux-image-6.1.0-50-cloud-arm64"]
+            parse("bookworm-6.12"),
+            KernelChoice::Debian(DebianKernel::new(Line::Bookworm612, None, Flavour::Cloud))
         );
+        assert_eq!(Line::Bookworm612.suite(), "bookworm-backports");
+        assert_eq!(Line::parse("bookworm-backports"), Some(Line::Bookworm612));
+        let tb = parse("trixie-backports:6.19");
         assert_eq!(
-            parse_depends(IMAGE_DEPENDS),
-            [
-                "dracut",
-                "linux-initramfs-tool",
-                "linux-binary-7.2.13+deb14-cloud-amd64"
-            ]
+            tb,
+            KernelChoice::Debian(DebianKernel::new(
+                Line::TrixieBackports,
+                Some("6.19"),
+                Flavour::Cloud
+            ))
         );
-    }
-
-    #[test]
-    fn release_comes_from_the_versioned_image_dependency() {
-        let sid = parse_depends(SID_AMD64_META);
-        assert_eq!(
-            release_from_meta(&sid, "amd64").as_deref(),
-            Some("7.2.13+deb14-cloud-amd64")
-        );
-        let bookworm = parse_depends(BOOKWORM_ARM64_META);
-        assert_eq!(
-            release_from_meta(&bookworm, "arm64").as_deref(),
-            Some("6.1.0-50-cloud-arm64")
-        );
-        assert_eq!(release_from_meta(&sid, "arm64"), None);
-    }
-
-    #[test]
-    fn release_ignores_flavour_metapackages() {
-        let deps = vec!["linux-image-cloud-amd64".to_string()];
-        assert_eq!(release_from_meta(&deps, "amd64"), None);
-    }
-
-    #[test]
-    fn image_sources_cover_both_debian_layouts() {
-        let [sid, bookworm] = image_sources("6.12.95+deb12-cloud-amd64");
-        assert_eq!(sid.package, "linux-binary-6.12.95+deb12-cloud-amd64");
-        assert_eq!(
-            sid.image,
-            "usr/lib/modules/6.12.95+deb12-cloud-amd64/vmlinuz"
-        );
-        assert_eq!(sid.config_package, "linux-base-6.12.95+deb12-cloud-amd64");
-        assert_eq!(
-            bookworm.package,
-            "linux-image-6.12.95+deb12-cloud-amd64-unsigned"
-        );
-        assert_eq!(bookworm.image, "boot/vmlinuz-6.12.95+deb12-cloud-amd64");
-        assert_eq!(bookworm.config, "boot/config-6.12.95+deb12-cloud-amd64");
-    }
-
-    #[test]
-    fn kernel_choice_names_and_paths() {
-        assert_eq!(
-            KernelChoice::parse("bookworm-6.12").unwrap(),
-            KernelChoice::Debian(DebianKernel::Bookworm612)
-        );
-        assert_eq!(DebianKernel::Bookworm612.suite(), "bookworm-backports");
-        let err = KernelChoice::parse("trixie").unwrap_err().to_string();
-        assert!(err.contains("bookworm-6.12"), "{err}");
+        assert_eq!(tb.label(), "trixie-backports_6.19");
+        let rt = DebianKernel::parse("trixie-backports", Flavour::Rt).unwrap();
+        assert_eq!(rt.name(), "trixie-backports");
+        assert_eq!(rt.file_name(), "trixie-backports-rt");
+        assert!(KernelChoice::parse("trixie-backports:latest", Flavour::Cloud).is_err());
+        let err = KernelChoice::parse("buster", Flavour::Cloud)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trixie-backports"), "{err}");
     }
 }

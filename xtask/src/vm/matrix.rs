@@ -3,40 +3,45 @@
 //! assert [`checks`](super::checks) on what came back, and print a table.
 //!
 //! Cells run one after the other: the CI machine has 2 cores, and each TCG
-//! guest already uses both.
+//! guest already uses both. Which cells, and what each kernel must show,
+//! is data: [`table`].
+
+pub mod table;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use super::arch::Arch;
 use super::checks::{
     self, BTF_FILE, CGROUPS_LEFT, CellContext, DOCTOR_JSON, FROZEN_DIR, OOM_DIR, RECORD_DIR,
-    STEPS_FILE, Verdict,
+    STEPS_FILE, UNAME_R_FILE, UNAME_V_FILE, Verdict,
 };
-use super::kernel::{DebianKernel, KernelChoice};
+use super::kernel::{DebianKernel, Flavour, KernelChoice, Line};
 use super::qemu::Accel;
 use super::{VmSpec, build, cache};
-
-/// The matrix: each kernel line on each architecture.
-pub const CELLS: [(DebianKernel, Arch); 4] = [
-    (DebianKernel::Bookworm, Arch::X86_64),
-    (DebianKernel::Sid, Arch::X86_64),
-    (DebianKernel::Bookworm, Arch::Arm64),
-    (DebianKernel::Sid, Arch::Arm64),
-];
 /// Per-cell timeout: arm64 under TCG is several times slower than x86_64.
 const CELL_TIMEOUT_S: u64 = 900;
 
 /// `cargo xtask vm-test` arguments.
 #[derive(Debug, clap::Args)]
 pub struct VmTestArgs {
-    /// Run one cell, e.g. `sid/arm64` (any kernel `vm` accepts, by name).
-    #[arg(long, value_name = "KERNEL/ARCH")]
+    /// Run one cell, e.g. `sid/arm64` or `trixie-backports:6.19/x86_64/rt`
+    /// (any Debian kernel `vm` accepts, by name; flavour cloud by default).
+    #[arg(long, value_name = "KERNEL/ARCH[/FLAVOUR]", conflicts_with = "all")]
     only: Option<String>,
+    /// Every kernel line x arch x flavour the mirrors offer, not only the CI set.
+    #[arg(long)]
+    all: bool,
+    /// With --all: only these flavours (repeatable).
+    #[arg(long = "flavour", value_enum, requires = "all")]
+    flavours: Vec<Flavour>,
+    /// With --all: only these architectures (repeatable).
+    #[arg(long = "arch", value_enum, requires = "all")]
+    arches: Vec<Arch>,
     /// Boot and check the kernels without building or running reaper.
     #[arg(long)]
     smoke: bool,
@@ -54,6 +59,8 @@ pub struct VmTestArgs {
 struct CellReport {
     kernel: DebianKernel,
     arch: Arch,
+    /// Why the cell did not run (the mirrors do not offer it).
+    skipped: Option<String>,
     release: String,
     attach: String,
     checks: Vec<(&'static str, Verdict)>,
@@ -71,12 +78,19 @@ impl CellReport {
     }
 }
 
-/// Parses `--only KERNEL/ARCH`.
+/// Parses `--only KERNEL/ARCH[/FLAVOUR]`.
 fn parse_only(text: &str) -> Result<(DebianKernel, Arch)> {
-    let (kernel, arch) = text
-        .split_once('/')
-        .with_context(|| format!("--only {text:?}: expected KERNEL/ARCH, e.g. sid/arm64"))?;
-    let KernelChoice::Debian(kernel) = KernelChoice::parse(kernel)? else {
+    let mut parts = text.split('/');
+    let (Some(kernel), Some(arch)) = (parts.next(), parts.next()) else {
+        bail!("--only {text:?}: expected KERNEL/ARCH[/FLAVOUR], e.g. sid/arm64");
+    };
+    let flavour = match parts.next() {
+        Some(f) => <Flavour as clap::ValueEnum>::from_str(f, true).map_err(|_| {
+            anyhow::anyhow!("--only {text:?}: flavour must be cloud, generic or rt")
+        })?,
+        None => Flavour::Cloud,
+    };
+    let KernelChoice::Debian(kernel) = KernelChoice::parse(kernel, flavour)? else {
         bail!(
             "--only {text:?}: the matrix runs Debian kernels only; use `cargo xtask vm` for a path"
         );
@@ -84,6 +98,29 @@ fn parse_only(text: &str) -> Result<(DebianKernel, Arch)> {
     let arch = <Arch as clap::ValueEnum>::from_str(arch, true)
         .map_err(|_| anyhow::anyhow!("--only {text:?}: arch must be x86_64 or arm64"))?;
     Ok((kernel, arch))
+}
+
+/// The cells `--all` runs: every line x arch x flavour, in line order.
+fn all_cells(flavours: &[Flavour], arches: &[Arch]) -> Vec<(DebianKernel, Arch)> {
+    let flavours = if flavours.is_empty() {
+        &table::ALL_FLAVOURS[..]
+    } else {
+        flavours
+    };
+    let arches = if arches.is_empty() {
+        &[Arch::X86_64, Arch::Arm64][..]
+    } else {
+        arches
+    };
+    let mut cells = Vec::new();
+    for &flavour in flavours {
+        for line in Line::ALL {
+            for &arch in arches {
+                cells.push((DebianKernel::new(line, None, flavour), arch));
+            }
+        }
+    }
+    cells
 }
 
 /// The cell's victim. Under TCG a one-thread victim often drops its mm
@@ -102,6 +139,7 @@ const RECORD_RUNS: u32 = 3;
 pub fn cell_command(run_reaper: bool) -> String {
     let mut script = format!(
         "uname -a; cat /proc/version; ls /sys/kernel/btf | head -5\n\
+         uname -v > /out/{UNAME_V_FILE}; uname -r > /out/{UNAME_R_FILE}\n\
          [ -e /sys/kernel/btf/vmlinux ] && : > /out/{BTF_FILE}\n"
     );
     if run_reaper {
@@ -130,7 +168,11 @@ pub fn cell_command(run_reaper: bool) -> String {
 pub fn run_vm_test(args: VmTestArgs) -> Result<ExitCode> {
     let cells = match &args.only {
         Some(only) => vec![parse_only(only)?],
-        None => CELLS.to_vec(),
+        None if args.all => all_cells(&args.flavours, &args.arches),
+        None => table::CI_CELLS
+            .iter()
+            .map(|c| (c.kernel(), c.arch))
+            .collect(),
     };
     crate::setup_qemu::ensure_qemu()?;
     let out_root = args
@@ -139,7 +181,21 @@ pub fn run_vm_test(args: VmTestArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| cache::target_dir().join("vm-test"));
     let mut reapers: HashMap<Arch, std::result::Result<PathBuf, String>> = HashMap::new();
     let mut reports = Vec::new();
-    for (kernel, arch) in cells {
+    let total = cells.len();
+    for (n, (kernel, arch)) in cells.into_iter().enumerate() {
+        eprintln!(
+            "[{}/{total}] {} {arch}{}",
+            n + 1,
+            kernel.name(),
+            flavour_note(kernel.flavour)
+        );
+        if args.all
+            && let Some(why) = not_offered(&kernel, arch)
+        {
+            eprintln!("xtask: skipping {} {arch}: {why}", kernel.name());
+            reports.push(CellReport::skipped(kernel, arch, why));
+            continue;
+        }
         let reaper = if args.smoke {
             None
         } else {
@@ -151,6 +207,9 @@ pub fn run_vm_test(args: VmTestArgs) -> Result<ExitCode> {
             )
         };
         let report = run_cell(&args, kernel, arch, reaper, &out_root);
+        // The row as soon as the cell ends, so a run cut short still says
+        // what it measured.
+        eprintln!("[{}/{total}] {}", n + 1, table_row(&report).join(" | "));
         reports.push(report);
     }
     print_table(&reports);
@@ -161,6 +220,44 @@ pub fn run_vm_test(args: VmTestArgs) -> Result<ExitCode> {
     })
 }
 
+/// ` (rt)` for flavours other than cloud, for progress lines and tables.
+fn flavour_note(flavour: Flavour) -> String {
+    match flavour {
+        Flavour::Cloud => String::new(),
+        other => format!(" ({other})"),
+    }
+}
+
+/// Why `--all` skips a cell: its suite builds no such kernel, or apt could
+/// not say.
+fn not_offered(kernel: &DebianKernel, arch: Arch) -> Option<String> {
+    match super::kernel::offered(kernel, arch) {
+        Ok(Some(_)) => None,
+        Ok(None) => Some(format!(
+            "{} builds no {} {} kernel",
+            kernel.line.suite(),
+            kernel.flavour,
+            arch.debian()
+        )),
+        Err(err) => Some(format!("could not ask apt: {err:#}")),
+    }
+}
+
+impl CellReport {
+    fn skipped(kernel: DebianKernel, arch: Arch, why: String) -> Self {
+        CellReport {
+            kernel,
+            arch,
+            skipped: Some(why),
+            release: "-".into(),
+            attach: "-".into(),
+            checks: Vec::new(),
+            error: None,
+            wall: Duration::ZERO,
+        }
+    }
+}
+
 fn run_cell(
     args: &VmTestArgs,
     kernel: DebianKernel,
@@ -169,11 +266,12 @@ fn run_cell(
     out_root: &std::path::Path,
 ) -> CellReport {
     let started = Instant::now();
-    let name = format!("{}/{arch}", kernel.name());
+    let name = format!("{}/{arch}{}", kernel.name(), flavour_note(kernel.flavour));
     eprintln!("xtask: ===== vm-test cell {name} =====");
     let mut report = CellReport {
-        kernel,
+        kernel: kernel.clone(),
         arch,
+        skipped: None,
         release: "?".into(),
         attach: "?".into(),
         checks: Vec::new(),
@@ -188,13 +286,13 @@ fn run_cell(
         }
     };
     let mut spec = VmSpec::new(
-        KernelChoice::Debian(kernel),
+        KernelChoice::Debian(kernel.clone()),
         arch,
         vec![cell_command(reaper.is_some())],
     );
     spec.accel = args.accel;
     spec.timeout = Duration::from_secs(args.timeout);
-    spec.out_dir = out_root.join(format!("{}-{arch}", kernel.name()));
+    spec.out_dir = out_root.join(format!("{}-{arch}", kernel.file_name()));
     spec.console_prefix = format!("[{name}] ");
     spec.binaries
         .extend(reaper.clone().map(|p| ("reaper".to_string(), p)));
@@ -203,7 +301,7 @@ fn run_cell(
             let release = outcome.guest_release.clone().unwrap_or_default();
             let machine = outcome.guest_machine.clone().unwrap_or_default();
             let ctx = CellContext {
-                kernel,
+                kernel: &kernel,
                 arch,
                 out_dir: &spec.out_dir,
                 guest_release: &release,
@@ -221,8 +319,17 @@ fn run_cell(
 }
 
 fn print_table(reports: &[CellReport]) {
-    let header = ["kernel", "arch", "attach modes", "checks", "wall"].map(String::from);
-    let rows: Vec<[String; 5]> = reports.iter().map(table_row).collect();
+    let header = [
+        "kernel",
+        "flavour",
+        "release",
+        "arch",
+        "attach modes",
+        "checks",
+        "wall",
+    ]
+    .map(String::from);
+    let rows: Vec<[String; 7]> = reports.iter().map(table_row).collect();
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()
@@ -242,7 +349,10 @@ fn print_table(reports: &[CellReport]) {
         println!("{}", cells.join("  ").trim_end());
     }
     for r in reports {
-        let cell = format!("{}/{}", r.kernel.name(), r.arch);
+        let cell = format!("{}/{}/{}", r.kernel.name(), r.arch, r.kernel.flavour);
+        if let Some(why) = &r.skipped {
+            println!("skip  {cell}: {why}");
+        }
         if let Some(error) = &r.error {
             println!("ERROR {cell}: {error}");
         }
@@ -256,7 +366,7 @@ fn print_table(reports: &[CellReport]) {
     }
 }
 
-fn table_row(r: &CellReport) -> [String; 5] {
+fn table_row(r: &CellReport) -> [String; 7] {
     let passed = r
         .checks
         .iter()
@@ -269,16 +379,23 @@ fn table_row(r: &CellReport) -> [String; 5] {
         .count();
     let skipped = r.checks.len() - passed - failed;
     let checks = match (&r.error, skipped) {
+        _ if r.skipped.is_some() => "not offered".to_string(),
         (Some(_), _) => "ERROR".to_string(),
         (None, 0) => format!("{passed} ok, {failed} failed"),
         (None, s) => format!("{passed} ok, {failed} failed, {s} skipped"),
     };
     [
-        format!("{} ({})", r.kernel.name(), r.release),
+        r.kernel.name(),
+        r.kernel.flavour.to_string(),
+        r.release.clone(),
         r.arch.to_string(),
         r.attach.clone(),
         checks,
-        format!("{:.1} s", r.wall.as_secs_f64()),
+        if r.skipped.is_some() {
+            "-".to_string()
+        } else {
+            format!("{:.1} s", r.wall.as_secs_f64())
+        },
     ]
 }
 
@@ -290,14 +407,37 @@ mod tests {
     fn only_accepts_kernel_slash_arch() {
         assert_eq!(
             parse_only("sid/arm64").unwrap(),
-            (DebianKernel::Sid, Arch::Arm64)
+            (
+                DebianKernel::new(Line::Sid, None, Flavour::Cloud),
+                Arch::Arm64
+            )
         );
         assert_eq!(
             parse_only("bookworm/aarch64").unwrap(),
-            (DebianKernel::Bookworm, Arch::Arm64)
+            (
+                DebianKernel::new(Line::Bookworm, None, Flavour::Cloud),
+                Arch::Arm64
+            )
         );
+        assert_eq!(
+            parse_only("trixie-backports:6.19/x86_64/rt").unwrap(),
+            (
+                DebianKernel::new(Line::TrixieBackports, Some("6.19"), Flavour::Rt),
+                Arch::X86_64
+            )
+        );
+        assert!(parse_only("sid/arm64/fast").is_err());
         assert!(parse_only("sid").is_err());
         assert!(parse_only("sid/riscv64").is_err());
+    }
+
+    #[test]
+    fn all_is_every_line_arch_and_flavour() {
+        let all = all_cells(&[], &[]);
+        assert_eq!(all.len(), Line::ALL.len() * 2 * table::ALL_FLAVOURS.len());
+        assert!(all.iter().any(|(k, _)| k.flavour == Flavour::Rt));
+        let rt_x86 = all_cells(&[Flavour::Rt], &[Arch::X86_64]);
+        assert_eq!(rt_x86.len(), Line::ALL.len());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `cargo xtask vm`: boot a Debian cloud kernel (or your own) in qemu with a
+//! `cargo xtask vm`: boot a Debian kernel of any line and flavour (or your own) in qemu with a
 //! busybox initramfs holding reaper, run a command, and copy the guest's
 //! `/out` back to the host.
 //!
@@ -28,6 +28,7 @@ pub mod guest;
 pub mod initramfs;
 pub mod kernel;
 pub mod matrix;
+pub mod packages;
 pub mod qemu;
 
 use std::path::{Path, PathBuf};
@@ -51,10 +52,15 @@ pub const DEFAULT_TIMEOUT_S: u64 = 600;
 /// `cargo xtask vm` arguments.
 #[derive(Debug, clap::Args)]
 pub struct VmArgs {
-    /// bookworm (6.1), bookworm-6.12, sid, or a path to a kernel image
-    /// (bzImage for x86_64, Image for arm64).
+    /// A Debian kernel line: bookworm (6.1), bookworm-6.12 (bookworm-backports),
+    /// trixie (6.12), trixie-backports (the newest; trixie-backports:6.19 for
+    /// an older one), sid; or a path to a kernel image (bzImage for x86_64,
+    /// Image for arm64).
     #[arg(long, default_value = "bookworm")]
     kernel: String,
+    /// The Debian kernel flavour.
+    #[arg(long, value_enum, default_value_t = kernel::Flavour::Cloud)]
+    flavour: kernel::Flavour,
     /// The .config of the kernel; the guest sees it as /boot/config-$(uname -r).
     #[arg(long, value_name = "FILE")]
     kernel_config: Option<PathBuf>,
@@ -316,7 +322,7 @@ pub fn run_vm(args: VmArgs) -> Result<ExitCode> {
 }
 
 fn spec_from_args(args: VmArgs) -> Result<VmSpec> {
-    let kernel = KernelChoice::parse(&args.kernel)?;
+    let kernel = KernelChoice::parse(&args.kernel, args.flavour)?;
     let mut spec = VmSpec::new(kernel, args.arch, args.command);
     spec.kernel_config = args.kernel_config;
     spec.accel = args.accel;
