@@ -54,7 +54,8 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
     let d = compare::diff::diff(&pair.a, &pair.b, pair.notes, &opts);
     if let Some(dir) = &args.output {
         let labels = (d.header.a.label.as_str(), d.header.b.label.as_str());
-        let files = flame::write_all(&pair.a, &pair.b, labels, dir)
+        let out = crate::output::OutputDir::create(dir)?;
+        let files = flame::write_all(&pair.a, &pair.b, labels, &out)
             .with_context(|| format!("writing differential flame graphs to {}", dir.display()))?;
         eprintln!(
             "reaper: wrote {} differential flame graphs to {}",

@@ -7,8 +7,10 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 
 use crate::{
+    output::OutputDir,
     probes::loader::MapSizes,
     recorder::{self, RecordSettings, Target, interrupt},
+    report::load::{PREVIOUS_RUN_FILE_NAME, RUN_FILE_NAME},
     scenario::size::{VictimSpec, parse_size},
 };
 
@@ -33,7 +35,8 @@ pub struct RecordArgs {
     /// cpu-clock sampling frequency in Hz.
     #[arg(long, default_value_t = 4000, value_name = "HZ")]
     pub freq: u64,
-    /// Output directory for run.json, folded stacks and SVGs.
+    /// Output directory for run.json, folded stacks and SVGs; a run.json
+    /// already there is kept as run.json.old.
     #[arg(short = 'o', long, value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Kernel stack map entries (enlarge if stacks are lost).
@@ -156,10 +159,9 @@ impl RecordArgs {
 /// Records, writes the outputs and prints the report.
 pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
     let settings = args.settings()?;
-    if let Some(dir) = &args.output {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating output directory {}", dir.display()))?;
-    }
+    // Opened and checked before recording, so an unusable directory costs
+    // no recording.
+    let out = args.output.as_deref().map(OutputDir::create).transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -179,16 +181,21 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
         result
     })??;
     let report_options = crate::report::ReportOptions::default();
-    if let Some(dir) = &args.output {
-        let path = dir.join("run.json");
-        std::fs::write(&path, serde_json::to_vec_pretty(&run)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        let files = crate::report::write_files(&run, dir, &report_options)?;
+    if let Some(out) = &out {
+        if let Some(old) = out.keep_previous(RUN_FILE_NAME, PREVIOUS_RUN_FILE_NAME)? {
+            eprintln!(
+                "reaper: kept the previous run as {} (re-render it with `reaper report {} -o DIR`)",
+                old.display(),
+                old.display()
+            );
+        }
+        let path = out.write(RUN_FILE_NAME, &serde_json::to_vec_pretty(&run)?)?;
+        let files = crate::report::write_files(&run, out, &report_options)?;
         eprintln!(
             "reaper: wrote {} and {} folded/SVG files to {}",
             path.display(),
             files.len(),
-            dir.display()
+            out.path().display()
         );
     }
     if args.json {

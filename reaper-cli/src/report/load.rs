@@ -10,6 +10,9 @@ use crate::model::{Run, SCHEMA_VERSION};
 
 /// The name `reaper record -o DIR` gives the run file.
 pub const RUN_FILE_NAME: &str = "run.json";
+/// What `reaper record -o DIR` renames an earlier run.json in DIR to (as
+/// perf keeps `perf.data.old`); not `*.json`, so `diff DIR` skips it.
+pub const PREVIOUS_RUN_FILE_NAME: &str = "run.json.old";
 
 /// Why a run file could not be loaded.
 #[derive(Debug, thiserror::Error)]
