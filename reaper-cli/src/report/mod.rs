@@ -18,6 +18,7 @@ pub mod summary;
 pub mod svg;
 pub mod text;
 pub mod tree;
+pub mod validate;
 
 #[cfg(test)]
 mod tests;
