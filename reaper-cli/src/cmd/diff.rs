@@ -1,6 +1,7 @@
 //! `reaper diff A B`: the thread's summary table with both sides as
 //! columns, per-context function tables, and differential flame graphs.
-//! Exit code 0 on success; errors (unreadable or incomparable runs) are 2.
+//! Exit code 0 on success; 2 for inputs that are not comparable reaper run
+//! files; 1 when writing the flame graphs fails (see [`crate::cli::exit`]).
 
 use std::path::PathBuf;
 

@@ -158,7 +158,7 @@ impl RecordArgs {
 
 /// Records, writes the outputs and prints the report.
 pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
-    let settings = args.settings()?;
+    let settings = args.settings().map_err(crate::cli::UsageError)?;
     // Opened and checked before recording, so an unusable directory costs
     // no recording.
     let out = args.output.as_deref().map(OutputDir::create).transpose()?;
@@ -203,5 +203,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
     } else {
         print!("{}", crate::report::render_text(&run, &report_options));
     }
-    Ok(if run.partial { 130 } else { 0 })
+    Ok(if run.partial {
+        crate::cli::exit::INTERRUPTED
+    } else {
+        crate::cli::exit::SUCCESS
+    })
 }
