@@ -52,6 +52,9 @@ pub enum Command {
         /// comm of the process.
         #[arg(long)]
         comm: Option<String>,
+        /// UID:GID to run as after joining the cgroups (needs root).
+        #[arg(long, value_parser = crate::scenario::identity::parse)]
+        run_as: Option<crate::output::owner::Owner>,
     },
 }
 
@@ -132,6 +135,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             oom_score_adj,
             wait_go,
             comm,
+            run_as,
         } => {
             let options = crate::scenario::victim::SpawnOptions {
                 join,
@@ -139,7 +143,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 wait_go,
                 comm,
             };
-            crate::scenario::victim::run_child(bytes, vmas, threads, &options)
+            crate::scenario::victim::run_child(bytes, vmas, threads, &options, run_as)
         }
     }
 }
