@@ -12,6 +12,7 @@ use crate::{
     recorder::{self, RecordSettings, Target, interrupt},
     report::load::{PREVIOUS_RUN_FILE_NAME, RUN_FILE_NAME},
     scenario::size::{VictimSpec, parse_size},
+    system::privileges::{self, RecordKind},
 };
 
 /// Arguments of `reaper record`.
@@ -159,6 +160,12 @@ impl RecordArgs {
 /// Records, writes the outputs and prints the report.
 pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
     let settings = args.settings().map_err(crate::cli::UsageError)?;
+    privileges::require(&privileges::needed(match settings.target {
+        Target::Victim(_) => RecordKind::Victim,
+        Target::Oom(_) => RecordKind::Oom,
+        Target::Pid(_) => RecordKind::Pid,
+        Target::Watch(_) => RecordKind::Watch,
+    }))?;
     // Opened and checked before recording, so an unusable directory costs
     // no recording.
     let out = args.output.as_deref().map(OutputDir::create).transpose()?;
