@@ -65,6 +65,50 @@ fn record_replaces_planted_symlinks_and_keeps_the_previous_run() {
 }
 
 #[test]
+fn root_refuses_an_output_directory_another_user_planted() {
+    if !require_root("root_refuses_planted_directory") {
+        return;
+    }
+    // The attack as it happens: a user creates the directory root
+    // will write to and plants a symlink in it.
+    let root = temp_dir("planted-dir");
+    let target = root.join("victimfile");
+    std::fs::write(&target, "precious").unwrap();
+    let evil = root.join("evil");
+    std::fs::create_dir(&evil).unwrap();
+    symlink(&target, evil.join("combined.svg")).unwrap();
+    std::os::unix::fs::lchown(evil.join("combined.svg"), Some(NOBODY), Some(NOBODY)).unwrap();
+    std::os::unix::fs::chown(&evil, Some(NOBODY), Some(NOBODY)).unwrap();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/report/6.18-mrelease.run.json");
+    let result = reaper(&[
+        "report",
+        fixture.to_str().unwrap(),
+        "-o",
+        evil.to_str().unwrap(),
+    ]);
+    assert_eq!(result.status.code(), Some(2));
+    let err = text(&result.stderr);
+    assert!(
+        err.contains("refusing to write") && err.contains(&format!("uid {NOBODY}")),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+    // A symlink to a directory, planted by that user, is refused the same way.
+    let link = root.join("link");
+    symlink(&root, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(NOBODY), Some(NOBODY)).unwrap();
+    let result = reaper(&[
+        "report",
+        fixture.to_str().unwrap(),
+        "-o",
+        link.to_str().unwrap(),
+    ]);
+    assert_eq!(result.status.code(), Some(2));
+    assert!(text(&result.stderr).contains("symlink owned by uid"));
+}
+
+#[test]
 fn files_written_under_sudo_belong_to_the_invoking_user() {
     if !require_root("files_under_sudo") {
         return;

@@ -151,6 +151,15 @@ impl OutputDir {
             chown(&file, owner).map_err(io("hand the file to the sudo user", &target))?;
         }
         drop(file);
+        if let Ok(st) = rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)
+            && FileType::from_raw_mode(st.st_mode) == FileType::Symlink
+        {
+            log::warn!(
+                "{}: was a symlink (uid {}); replaced, not followed",
+                target.display(),
+                st.st_uid
+            );
+        }
         rustix::fs::renameat(&self.fd, temp.as_str(), &self.fd, name)
             .map_err(|e| io("rename the finished file into place", &target)(e.into()))?;
         std::mem::forget(guard);
