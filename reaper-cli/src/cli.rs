@@ -55,7 +55,63 @@ pub enum Command {
         /// comm of the process.
         #[arg(long)]
         comm: Option<String>,
+        /// UID:GID to run as after joining the cgroups (needs root).
+        #[arg(long, value_parser = crate::scenario::identity::parse)]
+        run_as: Option<crate::output::owner::Owner>,
     },
+}
+
+/// reaper's exit statuses. `gate` keeps its own documented meaning: 0 pass,
+/// 1 regression, 2 any error.
+pub mod exit {
+    /// Done.
+    pub const SUCCESS: i32 = 0;
+    /// Something failed while running (a kernel refusal, a write error).
+    pub const FAILURE: i32 = 1;
+    /// The command line cannot be carried out as given: bad flags or
+    /// arguments, inputs that are not (comparable) reaper run files, an
+    /// unsafe output directory, missing privileges.
+    pub const USAGE: i32 = 2;
+    /// Interrupted (Ctrl-C, SIGTERM); what was collected is saved.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// Marks an error as a usage error (exit 2), e.g. a flag that fails validation.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct UsageError(#[from] pub anyhow::Error);
+
+/// Runs the command and turns the outcome into an exit status, printing
+/// the error, if any, to stderr.
+pub fn main(cli: Cli) -> i32 {
+    let is_gate = matches!(cli.command, Command::Gate(_));
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("reaper: {err:#}");
+            if is_gate {
+                exit::USAGE
+            } else {
+                exit_code(&err)
+            }
+        }
+    }
+}
+
+/// The exit status of an error, from its types (never its text).
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    let usage = err.chain().any(|e| {
+        e.is::<UsageError>()
+            || e.is::<crate::report::LoadError>()
+            || e.is::<crate::compare::load::SetError>()
+            || e.is::<crate::compare::CompareError>()
+            || e.is::<crate::system::privileges::MissingPrivileges>()
+            || matches!(
+                e.downcast_ref::<crate::output::OutputError>(),
+                Some(crate::output::OutputError::UnsafeDir { .. })
+            )
+    });
+    if usage { exit::USAGE } else { exit::FAILURE }
 }
 
 /// Runs the parsed command; the exit code comes from the result.
@@ -83,6 +139,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             oom_score_adj,
             wait_go,
             comm,
+            run_as,
         } => {
             let options = crate::scenario::victim::SpawnOptions {
                 join,
@@ -90,7 +147,25 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 wait_go,
                 comm,
             };
-            crate::scenario::victim::run_child(bytes, vmas, threads, &options)
+            crate::scenario::victim::run_child(bytes, vmas, threads, &options, run_as)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    #[test]
+    fn exit_codes_come_from_error_types() {
+        let usage = anyhow::Error::from(UsageError(anyhow::anyhow!("--runs must be ...")));
+        assert_eq!(exit_code(&usage), exit::USAGE);
+        let not_a_run = Err::<(), _>(crate::report::LoadError::Missing { path: "x".into() })
+            .context("loading")
+            .unwrap_err();
+        assert_eq!(exit_code(&not_a_run), exit::USAGE);
+        let io = anyhow::Error::from(std::io::Error::other("disk full")).context("writing");
+        assert_eq!(exit_code(&io), exit::FAILURE);
     }
 }

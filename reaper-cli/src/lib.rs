@@ -14,6 +14,7 @@ pub mod doctor;
 #[cfg(test)]
 mod golden;
 pub mod model;
+pub mod output;
 pub mod probes;
 pub mod recorder;
 pub mod report;

@@ -4,12 +4,5 @@
 use clap::Parser as _;
 
 fn main() {
-    let cli = reaper::cli::Cli::parse();
-    match reaper::cli::run(cli) {
-        Ok(code) => std::process::exit(code),
-        Err(err) => {
-            eprintln!("reaper: {err:#}");
-            std::process::exit(2);
-        }
-    }
+    std::process::exit(reaper::cli::main(reaper::cli::Cli::parse()));
 }

@@ -22,7 +22,7 @@ use crate::catalog::base_name;
 pub enum SymbolizeError {
     /// kallsyms hides addresses (kptr_restrict) or is unreadable.
     #[error(
-        "/proc/kallsyms shows no kernel addresses to this process; stacks cannot be symbolized (run as root, or set kernel.kptr_restrict=0)"
+        "/proc/kallsyms shows no kernel addresses to this process; stacks cannot be symbolized: reaper needs CAP_SYSLOG (run as root, grant CAP_SYSLOG, or set kernel.kptr_restrict=0)"
     )]
     AddressesHidden,
     /// blazesym failed.

@@ -1,6 +1,7 @@
 //! `reaper diff A B`: the thread's summary table with both sides as
 //! columns, per-context function tables, and differential flame graphs.
-//! Exit code 0 on success; errors (unreadable or incomparable runs) are 2.
+//! Exit code 0 on success; 2 for inputs that are not comparable reaper run
+//! files; 1 when writing the flame graphs fails (see [`crate::cli::exit`]).
 
 use std::path::PathBuf;
 
@@ -54,7 +55,8 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
     let d = compare::diff::diff(&pair.a, &pair.b, pair.notes, &opts);
     if let Some(dir) = &args.output {
         let labels = (d.header.a.label.as_str(), d.header.b.label.as_str());
-        let files = flame::write_all(&pair.a, &pair.b, labels, dir)
+        let out = crate::output::OutputDir::create(dir)?;
+        let files = flame::write_all(&pair.a, &pair.b, labels, &out)
             .with_context(|| format!("writing differential flame graphs to {}", dir.display()))?;
         eprintln!(
             "reaper: wrote {} differential flame graphs to {}",

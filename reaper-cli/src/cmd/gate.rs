@@ -134,12 +134,12 @@ pub fn run(args: &GateArgs) -> anyhow::Result<i32> {
     let report = evaluate(&pair.a, &pair.b, header, &opts);
     let markdown = gate_render::markdown(&report);
     if let Some(path) = &args.markdown {
-        std::fs::write(path, &markdown)
-            .with_context(|| format!("{}: cannot write the markdown summary", path.display()))?;
+        crate::output::write_file(path, markdown.as_bytes())
+            .context("cannot write the markdown summary")?;
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, gate_render::junit(&report))
-            .with_context(|| format!("{}: cannot write the JUnit XML", path.display()))?;
+        crate::output::write_file(path, gate_render::junit(&report).as_bytes())
+            .context("cannot write the JUnit XML")?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -7,9 +7,12 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 
 use crate::{
+    output::OutputDir,
     probes::loader::{EbpfLog, MapSizes},
     recorder::{self, RecordSettings, Target},
+    report::load::{PREVIOUS_RUN_FILE_NAME, RUN_FILE_NAME},
     scenario::size::{VictimSpec, parse_size},
+    system::privileges::{self, RecordKind},
 };
 
 /// Arguments of `reaper record`.
@@ -41,7 +44,8 @@ pub struct RecordArgs {
     /// cpu-clock sampling frequency in Hz.
     #[arg(long, default_value_t = 4000, value_name = "HZ")]
     pub freq: u64,
-    /// Output directory for run.json, folded stacks and SVGs.
+    /// Output directory for run.json, folded stacks and SVGs; a run.json
+    /// already there is kept as run.json.old.
     #[arg(short = 'o', long, value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Kernel stack map entries (enlarge if stacks are lost).
@@ -171,23 +175,33 @@ impl RecordArgs {
 
 /// Records, writes the outputs and prints the report.
 pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
-    let settings = args.settings(verbose)?;
-    if let Some(dir) = &args.output {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating output directory {}", dir.display()))?;
-    }
+    let settings = args.settings(verbose).map_err(crate::cli::UsageError)?;
+    privileges::require(&privileges::needed(match settings.target {
+        Target::Victim(_) => RecordKind::Victim,
+        Target::Oom(_) => RecordKind::Oom,
+        Target::Pid(_) => RecordKind::Pid,
+        Target::Watch(_) => RecordKind::Watch,
+    }))?;
+    // Opened and checked before recording, so an unusable directory costs
+    // no recording.
+    let out = args.output.as_deref().map(OutputDir::create).transpose()?;
     let run = recorder::Recorder::run(settings)?;
     let report_options = crate::report::ReportOptions::default();
-    if let Some(dir) = &args.output {
-        let path = dir.join("run.json");
-        std::fs::write(&path, serde_json::to_vec_pretty(&run)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        let files = crate::report::write_files(&run, dir, &report_options)?;
+    if let Some(out) = &out {
+        if let Some(old) = out.keep_previous(RUN_FILE_NAME, PREVIOUS_RUN_FILE_NAME)? {
+            eprintln!(
+                "reaper: kept the previous run as {} (re-render it with `reaper report {} -o DIR`)",
+                old.display(),
+                old.display()
+            );
+        }
+        let path = out.write(RUN_FILE_NAME, &serde_json::to_vec_pretty(&run)?)?;
+        let files = crate::report::write_files(&run, out, &report_options)?;
         eprintln!(
             "reaper: wrote {} and {} folded/SVG files to {}",
             path.display(),
             files.len(),
-            dir.display()
+            out.path().display()
         );
     }
     if args.json {
@@ -195,5 +209,9 @@ pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
     } else {
         print!("{}", crate::report::render_text(&run, &report_options));
     }
-    Ok(if run.partial { 130 } else { 0 })
+    Ok(if run.partial {
+        crate::cli::exit::INTERRUPTED
+    } else {
+        crate::cli::exit::SUCCESS
+    })
 }

@@ -1,6 +1,7 @@
-//! `reaper report RUN`: re-renders every table (stdout) and the folded
-//! stacks and flame graphs (files) of a recorded run, offline and without
-//! root. The flags are checked here and turned into
+//! `reaper report RUN`: re-renders every table (stdout) of a recorded run,
+//! offline and without root, and, with `-o DIR`, its folded stacks and
+//! flame graphs. The tables come first, so a run directory the user cannot
+//! write to (root's `out/`) never stops the report from printing. The flags are checked here and turned into
 //! [`ReportOptions`](crate::report::ReportOptions); everything else is the
 //! library's.
 
@@ -9,6 +10,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
+use std::io::Write as _;
+
+use crate::output::OutputDir;
 use crate::report::{self, ReportOptions};
 
 /// Arguments of `reaper report`.
@@ -16,8 +20,8 @@ use crate::report::{self, ReportOptions};
 pub struct ReportArgs {
     /// The run file (run.json), or the directory `reaper record -o` wrote it to.
     pub run: PathBuf,
-    /// Where to write <context>.folded/.svg and combined.folded/.svg
-    /// [default: the run file's directory].
+    /// Also write <context>.folded/.svg and combined.folded/.svg into DIR
+    /// (created if needed; without -o nothing is written).
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Print the derived report as JSON instead of tables.
@@ -36,8 +40,8 @@ pub struct ReportArgs {
     /// Lock-wait stacks shown per context.
     #[arg(long, value_name = "N", default_value_t = report::DEFAULT_LOCK_TOP)]
     pub lock_top: usize,
-    /// Print only; write no folded or SVG files.
-    #[arg(long)]
+    /// Print only (the default since files need -o; kept for old scripts).
+    #[arg(long, hide = true, conflicts_with = "output")]
     pub no_files: bool,
 }
 
@@ -64,20 +68,19 @@ impl ReportArgs {
     }
 }
 
-/// Loads the run, writes the folded/SVG files and prints the report.
+/// Loads the run, prints the report, then writes the files asked for.
 pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     let run = report::load_run(&args.run)?;
     let opts = args.options();
-    if !args.no_files {
-        let dir = match &args.output {
-            Some(dir) => dir.clone(),
-            None => report::load::run_file_path(&args.run)
-                .parent()
-                .map(|p| p.to_path_buf())
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or_else(|| PathBuf::from(".")),
-        };
-        let files = report::write_files(&run, &dir, &opts).with_context(|| {
+    if args.json {
+        print!("{}", report::render_json(&run, &opts));
+    } else {
+        print!("{}", report::render_text(&run, &opts));
+    }
+    std::io::stdout().flush()?;
+    if let Some(dir) = &args.output {
+        let out = OutputDir::create(dir)?;
+        let files = report::write_files(&run, &out, &opts).with_context(|| {
             format!(
                 "writing the folded stacks and flame graphs to {}",
                 dir.display()
@@ -88,11 +91,6 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
             files.len(),
             dir.display()
         );
-    }
-    if args.json {
-        print!("{}", report::render_json(&run, &opts));
-    } else {
-        print!("{}", report::render_text(&run, &opts));
     }
     Ok(())
 }

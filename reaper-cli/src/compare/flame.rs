@@ -10,11 +10,12 @@
 //! visible at A's widths.
 
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use inferno::differential;
 use inferno::flamegraph::{self, Options};
 
+use crate::output::{OutputDir, OutputError};
 use crate::report::analysis::context_label;
 use crate::report::stacks::merge_stacks;
 
@@ -109,28 +110,29 @@ fn titles(context: &str, shown: &str, other: &str) -> (String, Option<String>) {
 
 /// Why the flame graphs could not be written.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: cannot write the differential flame graph; check that the directory is writable", path.display())]
-pub struct FlameError {
-    /// The file or directory.
-    pub path: PathBuf,
-    /// The OS (or inferno) error.
-    #[source]
-    pub source: std::io::Error,
+pub enum FlameError {
+    /// The directory or a file could not be written.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// inferno could not render one.
+    #[error("{name}: cannot render the differential flame graph")]
+    Render {
+        /// The file being rendered.
+        name: String,
+        /// inferno's error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-/// Writes both directions for every context with samples on either side.
-/// Returns the files written.
+/// Writes both directions for every context with samples on either side,
+/// each file atomically through `out`. Returns the files written.
 pub fn write_all(
     a: &RunSet,
     b: &RunSet,
     labels: (&str, &str),
-    dir: &Path,
+    out: &OutputDir,
 ) -> Result<Vec<PathBuf>, FlameError> {
-    let err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| FlameError { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(err(dir))?;
     let mut written = Vec::new();
     for context in contexts(a, b) {
         let (fa, fb) = (mean_folded(a, &context), mean_folded(b, &context));
@@ -144,11 +146,14 @@ pub fn write_all(
         ];
         for (suffix, before, after, shown, other) in jobs {
             let (title, subtitle) = titles(&label, shown, other);
-            let path = dir.join(format!("{context}.{suffix}.diff.svg"));
-            let svg =
-                differential_svg(before, after, &title, subtitle.as_deref()).map_err(err(&path))?;
-            std::fs::write(&path, svg).map_err(err(&path))?;
-            written.push(path);
+            let name = format!("{context}.{suffix}.diff.svg");
+            let svg = differential_svg(before, after, &title, subtitle.as_deref()).map_err(
+                |source| FlameError::Render {
+                    name: name.clone(),
+                    source,
+                },
+            )?;
+            written.push(out.write(&name, &svg)?);
         }
     }
     Ok(written)

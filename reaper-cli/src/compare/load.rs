@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::model::Run;
-use crate::report::load::{LoadError, parse_run};
+use crate::report::load::{LoadError, parse_run, read_run_text};
 
 /// A `*.json` file under a run-set directory that is a run file.
 #[derive(Clone, Debug)]
@@ -110,12 +110,10 @@ fn looks_like_run(raw: &serde_json::Value) -> bool {
     raw.get("schema_version").is_some() && raw.get("episodes").is_some()
 }
 
-/// A file's text as JSON, with the report loader's errors.
+/// A file's text as JSON, with the report loader's errors (and its size
+/// bound).
 fn read_json(path: &Path) -> Result<serde_json::Value, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = read_run_text(path)?;
     serde_json::from_str(&text).map_err(|source| LoadError::Corrupt {
         path: path.to_owned(),
         line: source.line(),
@@ -130,17 +128,21 @@ fn json_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SetError> {
         path: dir.to_owned(),
         source,
     };
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+    // Symlinks are not followed (a run set is untrusted: a link could loop
+    // or lead anywhere), and only regular files are read.
+    let mut entries: Vec<(PathBuf, std::fs::FileType)> = std::fs::read_dir(dir)
         .map_err(walk)?
-        .map(|e| e.map(|e| e.path()))
+        .map(|e| e.and_then(|e| Ok((e.path(), e.file_type()?))))
         .collect::<Result<_, _>>()
         .map_err(walk)?;
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, kind) in entries {
+        if kind.is_dir() {
             json_files(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "json") {
+        } else if kind.is_file() && path.extension().is_some_and(|e| e == "json") {
             out.push(path);
+        } else if kind.is_symlink() {
+            log::info!("{}: a symlink, not followed", path.display());
         }
     }
     Ok(())

@@ -8,8 +8,13 @@ use std::path::{Path, PathBuf};
 
 use crate::model::{Run, SCHEMA_VERSION};
 
+use super::validate::{MAX_RUN_FILE_BYTES, check_amounts, check_names};
+
 /// The name `reaper record -o DIR` gives the run file.
 pub const RUN_FILE_NAME: &str = "run.json";
+/// What `reaper record -o DIR` renames an earlier run.json in DIR to (as
+/// perf keeps `perf.data.old`); not `*.json`, so `diff DIR` skips it.
+pub const PREVIOUS_RUN_FILE_NAME: &str = "run.json.old";
 
 /// Why a run file could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +55,16 @@ pub enum LoadError {
         /// What is missing or wrong.
         what: String,
     },
+    /// Larger than any run reaper writes.
+    #[error("{}: {size} bytes, larger than any reaper run file (limit {limit} bytes); not a reaper run file", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// [`MAX_RUN_FILE_BYTES`].
+        limit: u64,
+    },
     /// A run file of a schema this build does not read.
     #[error("{}: run file schema version {found}, but this build of reaper reads version {supported}; use the reaper version that recorded it", path.display())]
     UnknownSchema {
@@ -74,17 +89,56 @@ pub fn run_file_path(path: &Path) -> PathBuf {
 /// Loads a run file (or the `run.json` in a directory).
 pub fn load_run(path: &Path) -> Result<Run, LoadError> {
     let path = run_file_path(path);
-    let text = std::fs::read_to_string(&path).map_err(|source| {
+    let text = read_run_text(&path)?;
+    parse_run(&text, &path)
+}
+
+/// Reads a run file's text: a regular file of at most
+/// [`MAX_RUN_FILE_BYTES`], checked before it is read (a FIFO or a device is
+/// refused, not waited on).
+pub fn read_run_text(path: &Path) -> Result<String, LoadError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let read_error = |source: std::io::Error| {
         if source.kind() == std::io::ErrorKind::NotFound {
-            LoadError::Missing { path: path.clone() }
+            LoadError::Missing {
+                path: path.to_owned(),
+            }
         } else {
             LoadError::Read {
-                path: path.clone(),
+                path: path.to_owned(),
                 source,
             }
         }
-    })?;
-    parse_run(&text, &path)
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(read_error)?;
+    let meta = file.metadata().map_err(read_error)?;
+    if !meta.is_file() {
+        return Err(LoadError::NotARun {
+            path: path.to_owned(),
+            what: "not a regular file".to_owned(),
+        });
+    }
+    let too_large = |size| LoadError::TooLarge {
+        path: path.to_owned(),
+        size,
+        limit: MAX_RUN_FILE_BYTES,
+    };
+    if meta.len() > MAX_RUN_FILE_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    let mut text = String::new();
+    file.take(MAX_RUN_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    if text.len() as u64 > MAX_RUN_FILE_BYTES {
+        return Err(too_large(text.len() as u64));
+    }
+    Ok(text)
 }
 
 /// Parses run-file text; `path` is only used in errors.
@@ -115,5 +169,8 @@ pub fn parse_run(text: &str, path: &Path) -> Result<Run, LoadError> {
             supported: SCHEMA_VERSION,
         });
     }
-    serde_json::from_value(value).map_err(|e| not_a_run(&e.to_string()))
+    check_amounts(&value).map_err(|what| not_a_run(&what))?;
+    let run: Run = serde_json::from_value(value).map_err(|e| not_a_run(&e.to_string()))?;
+    check_names(&run).map_err(|what| not_a_run(&what))?;
+    Ok(run)
 }

@@ -19,16 +19,18 @@ pub mod summary;
 pub mod svg;
 pub mod text;
 pub mod tree;
+pub mod validate;
 
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub use load::{LoadError, load_run};
 pub use model::Report;
 
 use crate::model::Run;
+use crate::output::{OutputDir, OutputError};
 
 /// Rows of the Children/Self table by default; the thread shows ~20.
 pub const DEFAULT_TOP: usize = 25;
@@ -71,12 +73,15 @@ impl Default for ReportOptions {
 /// Why report files could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    /// Creating the output directory or a file failed.
-    #[error("{}: cannot write report file; check that the directory is writable", path.display())]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
+    /// The output directory or a file could not be written.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// inferno could not render a flame graph.
+    #[error("{name}: cannot render the flame graph")]
+    Render {
+        /// The file that was being rendered.
+        name: String,
+        /// inferno's error.
         #[source]
         source: std::io::Error,
     },
@@ -98,28 +103,17 @@ pub fn render_json(run: &Run, opts: &ReportOptions) -> String {
 }
 
 /// Writes `<context>.folded` and `<context>.svg` per context, plus
-/// `combined.folded` and `combined.svg`, into `dir` (created if needed).
-/// A context without samples gets a folded file but no SVG (an empty flame
-/// graph says nothing). Returns the files written.
+/// `combined.folded` and `combined.svg`, into `out` (each atomically, see
+/// [`crate::output`]). A context without samples gets a folded file but no
+/// SVG (an empty flame graph says nothing). Returns the files written.
 /// The options do not change these files today (folded stacks and flame
 /// graphs are never cut); the parameter keeps the signature stable.
 pub fn write_files(
     run: &Run,
-    dir: &Path,
+    out: &OutputDir,
     _opts: &ReportOptions,
 ) -> Result<Vec<PathBuf>, WriteError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| WriteError::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut written = Vec::new();
-    let mut write = |name: String, bytes: &[u8]| -> Result<(), WriteError> {
-        let path = dir.join(name);
-        std::fs::write(&path, bytes).map_err(io(&path))?;
-        written.push(path);
-        Ok(())
-    };
     let mut files: Vec<(String, Vec<String>)> = analysis::contexts_in(run)
         .into_iter()
         .map(|context| {
@@ -129,7 +123,7 @@ pub fn write_files(
         .collect();
     files.push(("combined".to_owned(), folded::combined_lines(run)));
     for (name, lines) in &files {
-        write(format!("{name}.folded"), folded::to_text(lines).as_bytes())?;
+        written.push(out.write(&format!("{name}.folded"), folded::to_text(lines).as_bytes())?);
         if lines.is_empty() {
             continue;
         }
@@ -138,9 +132,12 @@ pub fn write_files(
         } else {
             analysis::context_label(name)
         };
-        let svg =
-            svg::flamegraph(run, &label, lines).map_err(io(&dir.join(format!("{name}.svg"))))?;
-        write(format!("{name}.svg"), &svg)?;
+        let svg_name = format!("{name}.svg");
+        let svg = svg::flamegraph(run, &label, lines).map_err(|source| WriteError::Render {
+            name: svg_name.clone(),
+            source,
+        })?;
+        written.push(out.write(&svg_name, &svg)?);
     }
     Ok(written)
 }

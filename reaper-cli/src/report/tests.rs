@@ -52,7 +52,12 @@ fn json_report_matches_golden() {
 fn written_files_match_goldens_and_svgs_parse() {
     let run = fixture("6.18-mrelease");
     let dir = tempfile::tempdir().unwrap();
-    let files = write_files(&run, dir.path(), &ReportOptions::default()).unwrap();
+    let files = write_files(
+        &run,
+        &crate::output::OutputDir::create(dir.path()).unwrap(),
+        &ReportOptions::default(),
+    )
+    .unwrap();
     let names: Vec<String> = files
         .iter()
         .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
@@ -356,7 +361,12 @@ fn a_run_cut_short_before_any_episode_still_renders() {
     assert!(text.contains("(no episodes recorded)"));
     assert!(text.contains("0 episodes of 5 requested"));
     let dir = tempfile::tempdir().unwrap();
-    let files = write_files(&run, dir.path(), &ReportOptions::default()).unwrap();
+    let files = write_files(
+        &run,
+        &crate::output::OutputDir::create(dir.path()).unwrap(),
+        &ReportOptions::default(),
+    )
+    .unwrap();
     assert_eq!(files, [dir.path().join("combined.folded")]);
 }
 

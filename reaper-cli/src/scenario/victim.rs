@@ -121,6 +121,9 @@ pub fn spawn_with(spec: &VictimSpec, options: &SpawnOptions) -> Result<SpawnedVi
     if let Some(comm) = &options.comm {
         cmd.arg(format!("--comm={comm}"));
     }
+    if let Some(owner) = super::identity::victim_identity() {
+        cmd.arg(format!("--run-as={}", super::identity::format(owner)));
+    }
     let mut child = cmd
         .stdin(if options.wait_go {
             Stdio::piped()
@@ -200,8 +203,15 @@ impl Drop for SpawnedVictim {
     }
 }
 
-/// The child side: populate, report, wait to be killed. Never returns.
-pub fn run_child(bytes: u64, vmas: u32, threads: u32, options: &SpawnOptions) -> ! {
+/// The child side: join, drop privileges (to `run_as` if given), populate,
+/// report, wait to be killed. Never returns.
+pub fn run_child(
+    bytes: u64,
+    vmas: u32,
+    threads: u32,
+    options: &SpawnOptions,
+    run_as: Option<crate::output::owner::Owner>,
+) -> ! {
     // SAFETY: prctl with constant arguments; the victim dies with reaper.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -226,6 +236,10 @@ pub fn run_child(bytes: u64, vmas: u32, threads: u32, options: &SpawnOptions) ->
         && let Err(err) = std::fs::write("/proc/self/oom_score_adj", adj.to_string())
     {
         println!("setting oom_score_adj {adj}: {err}");
+        std::process::exit(1);
+    }
+    if let Err(err) = super::identity::drop_privileges(run_as) {
+        println!("dropping privileges: {err}");
         std::process::exit(1);
     }
     println!("joined");

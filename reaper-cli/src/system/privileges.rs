@@ -1,22 +1,125 @@
-//! Whether this process may load BPF programs, open perf events system-wide
-//! and read kernel addresses, with an error that names what is missing.
+//! Which capabilities reaper needs, per kind of recording, and an error
+//! that names each missing one. Root has them all; the exact sets let reaper
+//! run as an unprivileged user holding only these (ambient capabilities via
+//! `setpriv`, or `setcap` on the binary): see the README's "Least
+//! privilege" section.
 
-/// Capability bit numbers from linux/capability.h.
-const CAP_KILL: u32 = 5;
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
+/// A capability reaper may need; the discriminant is its bit number
+/// (linux/capability.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Cap {
+    /// Create reaper's memory and freezer cgroups (`--oom`, `--frozen`).
+    DacOverride = 1,
+    /// Read tracefs (`/sys/kernel/tracing` is root-only) for tracepoint ids.
+    DacReadSearch = 2,
+    /// SIGKILL a process of another user (`--pid`).
+    Kill = 5,
+    /// Read `/proc/PID/maps` and pidfd `fdinfo` of other users' processes
+    /// (`--pid`, `--watch`).
+    SysPtrace = 19,
+    /// Implies CAP_BPF and CAP_PERFMON on every kernel; reaper needs it only
+    /// where those two do not exist (before 5.8) or to mount tracefs.
+    SysAdmin = 21,
+    /// Read kernel addresses in `/proc/kallsyms` (kptr_restrict=1) to
+    /// symbolize stacks.
+    Syslog = 34,
+    /// Open cpu-clock perf events on every CPU, attach tracepoints.
+    Perfmon = 38,
+    /// Load BPF programs and create maps.
+    Bpf = 39,
+}
+
+impl Cap {
+    /// The name `setcap`/`capsh` and the man pages use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::DacOverride => "CAP_DAC_OVERRIDE",
+            Self::DacReadSearch => "CAP_DAC_READ_SEARCH",
+            Self::Kill => "CAP_KILL",
+            Self::SysPtrace => "CAP_SYS_PTRACE",
+            Self::SysAdmin => "CAP_SYS_ADMIN",
+            Self::Syslog => "CAP_SYSLOG",
+            Self::Perfmon => "CAP_PERFMON",
+            Self::Bpf => "CAP_BPF",
+        }
+    }
+
+    /// What reaper does with it.
+    pub const fn why(self) -> &'static str {
+        match self {
+            Self::DacOverride => "create its memory/freezer cgroups",
+            Self::DacReadSearch => "read tracefs",
+            Self::Kill => "kill another user's process",
+            Self::SysPtrace => "read other users' /proc/PID/maps and fdinfo",
+            Self::SysAdmin => "mount tracefs",
+            Self::Syslog => "read kernel addresses from /proc/kallsyms",
+            Self::Perfmon => "open perf events and attach tracepoints",
+            Self::Bpf => "load BPF programs",
+        }
+    }
+
+    const fn bit(self) -> u64 {
+        1 << self as u32
+    }
+}
+
+/// What a recording does, as far as privileges go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// `--victim`: a synthetic victim of reaper's own uid.
+    Victim,
+    /// `--oom` (with or without `--frozen`): reaper's own cgroups.
+    Oom,
+    /// `--pid`: an existing process, possibly another user's.
+    Pid,
+    /// `--watch`: other processes' teardowns and pidfds.
+    Watch,
+}
+
+/// Every recording: load, attach, read tracefs, symbolize.
+pub const BASE: &[Cap] = &[Cap::Bpf, Cap::Perfmon, Cap::DacReadSearch, Cap::Syslog];
+
+/// The exact capability set of a recording kind.
+pub fn needed(kind: RecordKind) -> Vec<Cap> {
+    let extra: &[Cap] = match kind {
+        RecordKind::Victim => &[],
+        RecordKind::Oom => &[Cap::DacOverride],
+        RecordKind::Pid => &[Cap::Kill, Cap::SysPtrace],
+        RecordKind::Watch => &[Cap::SysPtrace],
+    };
+    BASE.iter().chain(extra).copied().collect()
+}
 
 /// Missing privileges, named for the user.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "reaper needs {missing} to load and attach its eBPF probes (it loads BPF programs, opens cpu-clock \
-     perf events on every CPU and reads kernel addresses from /proc/kallsyms); run it as root, e.g. \
-     `sudo reaper ...`, or grant the capabilities with `setcap cap_bpf,cap_perfmon,cap_sys_admin,cap_kill+ep`"
+    "reaper is missing {}: it needs them to {}; run it as root (`sudo reaper ...`), or grant exactly \
+     these to an unprivileged user, e.g. `setpriv --inh-caps={caps} --ambient-caps={caps} reaper ...` \
+     (see the README's \"Least privilege\" section)",
+    names(missing), whys(missing), caps = setpriv_list(needed)
 )]
 pub struct MissingPrivileges {
-    /// Comma-separated capability names.
-    pub missing: String,
+    /// The capabilities missing.
+    pub missing: Vec<Cap>,
+    /// The whole set the command needs.
+    pub needed: Vec<Cap>,
+}
+
+fn names(caps: &[Cap]) -> String {
+    caps.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+}
+
+fn whys(caps: &[Cap]) -> String {
+    caps.iter().map(|c| c.why()).collect::<Vec<_>>().join(", ")
+}
+
+/// `+bpf,+perfmon,...` for setpriv.
+pub fn setpriv_list(caps: &[Cap]) -> String {
+    caps.iter()
+        .map(|c| format!("+{}", c.name().trim_start_matches("CAP_").to_lowercase()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Parses the `CapEff:` hex mask of `/proc/self/status`.
@@ -25,37 +128,43 @@ pub fn effective_caps(status: &str) -> Option<u64> {
     u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
 }
 
-/// Names of the required capabilities missing from `caps`.
-pub fn missing_caps(caps: u64) -> Vec<&'static str> {
-    let has = |bit: u32| caps & (1u64 << bit) != 0;
-    let mut missing = Vec::new();
-    if !has(CAP_BPF) && !has(CAP_SYS_ADMIN) {
-        missing.push("CAP_BPF");
-    }
-    if !has(CAP_PERFMON) && !has(CAP_SYS_ADMIN) {
-        missing.push("CAP_PERFMON");
-    }
-    if !has(CAP_SYS_ADMIN) {
-        missing.push("CAP_SYS_ADMIN");
-    }
-    if !has(CAP_KILL) {
-        missing.push("CAP_KILL");
-    }
-    missing
+/// The capabilities of `needed` missing from `caps`. CAP_SYS_ADMIN stands
+/// in for CAP_BPF and CAP_PERFMON (the kernel's `bpf_capable()` and
+/// `perfmon_capable()`); CAP_SYSLOG is not needed when kallsyms already
+/// shows addresses (kptr_restrict=0).
+pub fn missing_caps(caps: u64, needed: &[Cap], kallsyms_visible: bool) -> Vec<Cap> {
+    let has = |cap: Cap| caps & cap.bit() != 0;
+    needed
+        .iter()
+        .copied()
+        .filter(|&cap| match cap {
+            Cap::Bpf | Cap::Perfmon => !has(cap) && !has(Cap::SysAdmin),
+            Cap::Syslog => !has(cap) && !kallsyms_visible,
+            _ => !has(cap),
+        })
+        .collect()
 }
 
-/// Fails with [`MissingPrivileges`] unless this process has what recording needs.
-pub fn require_recording_privileges() -> Result<(), MissingPrivileges> {
+/// Fails with [`MissingPrivileges`] unless this process holds `needed`.
+pub fn require(needed: &[Cap]) -> Result<(), MissingPrivileges> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let caps = effective_caps(&status).unwrap_or(0);
-    let missing = missing_caps(caps);
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+    let visible = crate::symbolize::kallsyms_shows_addresses(&kallsyms);
+    let missing = missing_caps(caps, needed, visible);
     if missing.is_empty() {
         Ok(())
     } else {
         Err(MissingPrivileges {
-            missing: missing.join(", "),
+            missing,
+            needed: needed.to_vec(),
         })
     }
+}
+
+/// [`require`] for what every recording needs.
+pub fn require_recording_privileges() -> Result<(), MissingPrivileges> {
+    require(BASE)
 }
 
 #[cfg(test)]
@@ -65,24 +174,44 @@ mod tests {
     #[test]
     fn root_has_everything() {
         let status = "Name:\treaper\nCapEff:\t000001ffffffffff\n";
+        let caps = effective_caps(status).unwrap();
+        for kind in [
+            RecordKind::Victim,
+            RecordKind::Oom,
+            RecordKind::Pid,
+            RecordKind::Watch,
+        ] {
+            assert_eq!(missing_caps(caps, &needed(kind), false), []);
+        }
+    }
+
+    #[test]
+    fn unprivileged_user_misses_the_whole_set_by_name() {
+        let caps = effective_caps("CapEff:\t0000000000000000\n").unwrap();
         assert_eq!(
-            missing_caps(effective_caps(status).unwrap()),
-            Vec::<&str>::new()
+            missing_caps(caps, &needed(RecordKind::Victim), false),
+            [Cap::Bpf, Cap::Perfmon, Cap::DacReadSearch, Cap::Syslog]
+        );
+        let err = MissingPrivileges {
+            missing: vec![Cap::Syslog],
+            needed: needed(RecordKind::Victim),
+        };
+        let text = err.to_string();
+        assert!(text.contains("missing CAP_SYSLOG"), "{text}");
+        assert!(
+            text.contains("--ambient-caps=+bpf,+perfmon,+dac_read_search,+syslog"),
+            "{text}"
         );
     }
 
     #[test]
-    fn unprivileged_user_misses_all() {
-        let status = "CapEff:\t0000000000000000\n";
+    fn sys_admin_stands_in_for_bpf_and_perfmon_and_visible_kallsyms_for_syslog() {
+        let caps = Cap::SysAdmin.bit() | Cap::DacReadSearch.bit();
+        assert_eq!(missing_caps(caps, BASE, true), []);
+        assert_eq!(missing_caps(caps, BASE, false), [Cap::Syslog]);
         assert_eq!(
-            missing_caps(effective_caps(status).unwrap()),
-            ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN", "CAP_KILL"]
+            missing_caps(caps, &needed(RecordKind::Oom), true),
+            [Cap::DacOverride]
         );
-    }
-
-    #[test]
-    fn bpf_and_perfmon_without_sys_admin() {
-        let caps = (1 << CAP_BPF) | (1 << CAP_PERFMON) | (1 << CAP_KILL);
-        assert_eq!(missing_caps(caps), ["CAP_SYS_ADMIN"]);
     }
 }

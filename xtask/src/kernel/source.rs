@@ -95,6 +95,7 @@ fn newest_unpacked(cache: &Path, package: &str) -> Result<PackageRecord> {
         version,
         architecture: "all".to_string(),
         size: None,
+        depends: Vec::new(),
     })
 }
 
