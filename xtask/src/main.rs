@@ -5,6 +5,7 @@
 
 mod apt;
 mod bench;
+mod gate_check;
 mod run;
 mod setup;
 mod setup_qemu;
@@ -31,6 +32,8 @@ enum Command {
     Run(run::RunArgs),
     /// Benchmark reaper against perf: overhead, time to answer, start-up, capacity, accuracy.
     Bench(bench::BenchArgs),
+    /// Measure reaper gate's false-alarm and detection rates on this machine (A/A and regression run sets).
+    GateCheck(gate_check::GateCheckArgs),
     /// Set up and run every test: unit, root integration on the host, and the VM kernel matrix.
     Test(test::TestArgs),
     /// Boot a Debian (or your own) kernel in qemu and run COMMAND in it.
@@ -55,6 +58,7 @@ fn run() -> Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::GateCheck(args) => gate_check::run(args),
         Command::Vm(args) => vm::run_vm(args),
         Command::VmTest(args) => vm::matrix::run_vm_test(args),
     }
