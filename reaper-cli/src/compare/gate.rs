@@ -264,6 +264,8 @@ struct Evidence {
     p_less: Option<f64>,
     /// Allowed increase, ms.
     allowed: Option<f64>,
+    /// The calibration measured this metric's noise.
+    calibrated: bool,
 }
 
 fn status(c: &Comparison, e: &Evidence, opts: &GateOptions) -> Status {
@@ -277,10 +279,14 @@ fn status(c: &Comparison, e: &Evidence, opts: &GateOptions) -> Status {
         }
         _ => {}
     }
-    let calibrated = opts.calibration.is_some();
-    if !e.enough_runs && !calibrated {
+    if !e.enough_runs && !e.calibrated {
+        let calibration = if opts.calibration.is_some() {
+            " (the calibration has no noise figure for this metric)"
+        } else {
+            ""
+        };
         return skipped(format!(
-            "measured in only {} baseline and {} candidate runs; {} per side are needed",
+            "measured in only {} baseline and {} candidate runs; {} per side are needed{calibration}",
             c.a.runs(),
             c.b.runs(),
             opts.runs_needed()
@@ -371,6 +377,7 @@ pub fn evaluate(
                 p_greater: p_greater[i],
                 p_less: p_less[i],
                 allowed,
+                calibrated: noise.is_some(),
             };
             Verdict {
                 metric: g.metric.name,
@@ -457,6 +464,7 @@ mod tests {
                 .a
                 .median()
                 .map(|m| threshold.allowed_ms(m).max(noise.unwrap_or(0.0))),
+            calibrated: noise.is_some(),
         };
         status(&comparison, &evidence, o)
     }
