@@ -24,13 +24,14 @@ pub fn loadavg() -> String {
         .join(" ")
 }
 
-/// Records run `round` of every set, for every round; returns the time.
+/// Records run `round` of every set, for every round, with `extra` record
+/// flags; returns the time.
 pub fn record_all(
     reaper: &Path,
     dir: &Path,
     sets: &[SetPlan],
-    runs: usize,
-    episodes: usize,
+    (runs, episodes): (usize, usize),
+    extra: &[String],
 ) -> Result<Duration> {
     let start = Instant::now();
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -51,6 +52,7 @@ pub fn record_all(
                     "-o",
                 ])
                 .arg(&out)
+                .args(extra)
                 .stdout(Stdio::from(log.try_clone()?))
                 .stderr(Stdio::from(log))
                 .status()
