@@ -55,8 +55,8 @@ fn gate_fails_a_clear_20_percent_regression_and_names_it() {
     let dir = temp_dir("gate-regression");
     let (md, junit) = (dir.join("gate.md"), dir.join("gate.xml"));
     let out = gate(
-        "baseline",
-        "regression-20",
+        "set-baseline",
+        "set-regression-20",
         &[
             "--markdown",
             md.to_str().unwrap(),
@@ -70,20 +70,32 @@ fn gate_fails_a_clear_20_percent_regression_and_names_it() {
         stdout.starts_with("## reaper gate: FAIL — 5 regressions"),
         "{stdout}"
     );
+    assert!(stderr.contains("total regressed: median "), "{stderr}");
     assert!(
-        stderr.contains("total regressed: median 135.2 ms → 163.0 ms, +27.8 ms (+20.5%), threshold 5% (+6.76 ms)"),
+        stderr.contains("(one-sided Mann-Whitney U of 5 vs 5 run medians, Holm-adjusted)"),
         "{stderr}"
+    );
+    assert!(
+        stdout.contains("- Statistical unit: the run (one run file"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "- Noise floor: built-in (no calibration file): increases under 0.5 ms never fail"
+        ),
+        "{stdout}"
     );
     assert_eq!(std::fs::read_to_string(&md).unwrap(), stdout);
     let elements = xml_elements(&junit);
     assert_eq!(elements.iter().filter(|e| *e == "testcase").count(), 5);
     assert_eq!(elements.iter().filter(|e| *e == "failure").count(), 5);
+    assert_eq!(elements.iter().filter(|e| *e == "property").count(), 4);
 }
 
 #[test]
-fn gate_passes_identical_and_noisy_equal_runs() {
-    for candidate in ["identical", "noisy-equal", "baseline"] {
-        let out = gate("baseline", candidate, &[]);
+fn gate_passes_a_a_run_sets_that_drift() {
+    for candidate in ["set-drift", "set-baseline"] {
+        let out = gate("set-baseline", candidate, &[]);
         assert_eq!(code(&out), 0, "{candidate}: {}", text(&out.stdout));
         assert!(text(&out.stdout).starts_with("## reaper gate: PASS"));
     }
@@ -93,13 +105,17 @@ fn gate_passes_identical_and_noisy_equal_runs() {
 fn gate_thresholds_come_from_the_spec() {
     // 25% allowed everywhere: the 20% regression passes.
     let spec = "total=25%,pte_lock_wait=25%,rmap=25%,kill_to_reap=25%,kill_to_exit_mmap=25%";
-    let out = gate("baseline", "regression-20", &["--max-regression", spec]);
+    let out = gate(
+        "set-baseline",
+        "set-regression-20",
+        &["--max-regression", spec],
+    );
     assert_eq!(code(&out), 0, "{}", text(&out.stdout));
     // Only the total gated, and in ms: still a regression.
     let spec = "total=10ms,pte_lock_wait=off,rmap=off,kill_to_reap=off,kill_to_exit_mmap=off";
     let out = gate(
-        "baseline",
-        "regression-20",
+        "set-baseline",
+        "set-regression-20",
         &["--max-regression", spec, "--json"],
     );
     assert_eq!(code(&out), 1);
@@ -131,6 +147,14 @@ fn gate_usage_errors_exit_2() {
     assert_eq!(code(&out), 2);
     let out = gate("baseline", "regression-20", &["--min-runs", "2"]);
     assert_eq!(code(&out), 2);
+    // 3 against 3 runs can never reach p < 0.05 over five metrics.
+    let out = gate("set-baseline", "set-regression-20", &["--min-runs", "3"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        text(&out.stderr).contains("--min-runs 3 is too few"),
+        "{}",
+        text(&out.stderr)
+    );
     let help = reaper(&["gate", "--help"]);
     assert!(text(&help.stdout).contains("kill_to_reap"));
     assert!(text(&help.stdout).contains("Default: total=5%"));
@@ -138,11 +162,12 @@ fn gate_usage_errors_exit_2() {
 
 #[test]
 fn gate_refuses_too_few_runs_and_incomparable_runs_with_exit_2() {
-    let out = gate("baseline", "too-few", &[]);
+    let out = gate("set-baseline", "too-few", &[]);
     assert_eq!(code(&out), 2);
     assert!(
-        text(&out.stderr)
-            .contains("too few runs: the candidate has 3 complete episodes but --min-runs is 5"),
+        text(&out.stderr).contains(
+            "too few runs: the candidate has 1 run with clean episodes, but separating a change from run-to-run drift needs 5 runs per side"
+        ),
         "{}",
         text(&out.stderr)
     );
@@ -170,6 +195,39 @@ fn gate_refuses_too_few_runs_and_incomparable_runs_with_exit_2() {
 }
 
 #[test]
+fn gate_calibrates_from_a_a_sets_and_then_gates_one_run_per_side() {
+    let dir = temp_dir("gate-calibration");
+    let noise = dir.join("noise.json");
+    let (a, b) = (data("set-baseline"), data("set-drift"));
+    let out = reaper(&["gate", "--calibrate", &a, &b, "-o", noise.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("calibration from 2 A/A run sets (10 runs"),
+        "{}",
+        text(&out.stderr)
+    );
+    let cal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&noise).unwrap()).unwrap();
+    assert_eq!(cal["metrics"][0]["metric"], "total");
+    let n = noise.to_str().unwrap();
+    let out = gate("baseline", "regression-20", &["--calibration", n]);
+    assert_eq!(code(&out), 1, "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("- Noise floor: calibration file "),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = gate("baseline", "noisy-equal", &["--calibration", n]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+    let out = gate(
+        "baseline",
+        "regression-20",
+        &["--calibration", "no-such.json"],
+    );
+    assert_eq!(code(&out), 2);
+}
+
+#[test]
 fn diff_prints_both_sides_and_writes_differential_flame_graphs() {
     let dir = temp_dir("diff-fixtures");
     let out = reaper(&[
@@ -189,7 +247,8 @@ fn diff_prints_both_sides_and_writes_differential_flame_graphs() {
     assert!(stdout.contains("| A: 6.18"), "{stdout}");
     assert!(stdout.contains("Differences: kernel: 6.18.0-1-amd64 → 6.1.0-40-amd64"));
     assert!(stdout.contains("not measured [1]"));
-    assert!(stdout.contains("significant: B slower (p=0.008)"));
+    // One run per side: no significance is claimed between episodes.
+    assert!(stdout.contains("n/a (runs<4)"), "{stdout}");
     for context in ["victim_exit", "mrelease_caller"] {
         for way in ["a-vs-b", "b-vs-a"] {
             let svg = dir.join(format!("{context}.{way}.diff.svg"));
@@ -204,6 +263,14 @@ fn diff_prints_both_sides_and_writes_differential_flame_graphs() {
     assert_eq!(code(&out), 0);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["metrics"][0]["metric"], "total");
+    // Five runs per side, completely separated: significant at the run level.
+    let out = reaper(&["diff", &data("set-baseline"), &data("set-regression-20")]);
+    assert_eq!(code(&out), 0);
+    assert!(
+        text(&out.stdout).contains("significant: B slower (p=0.008)"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
@@ -261,8 +328,8 @@ fn diff_of_two_real_host_recordings_renders_parseable_svgs() {
     assert_eq!(code(&out), 0, "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains("Total running time"), "{stdout}");
     assert!(
-        stdout.contains("n/a (N<5)"),
-        "2 episodes per side: no significance claimed\n{stdout}"
+        stdout.contains("n/a (runs<4)"),
+        "one run per side: no significance claimed\n{stdout}"
     );
     let svgs: Vec<PathBuf> = std::fs::read_dir(&flames)
         .unwrap()

@@ -7,6 +7,7 @@ mod ab;
 mod apt;
 mod bench;
 mod dist;
+mod gate_check;
 mod kernel;
 mod run;
 mod setup;
@@ -35,6 +36,8 @@ enum Command {
     Run(run::RunArgs),
     /// Benchmark reaper against perf: overhead, time to answer, start-up, capacity, accuracy.
     Bench(bench::BenchArgs),
+    /// Measure reaper gate's false-alarm and detection rates on this machine (A/A and regression run sets).
+    GateCheck(gate_check::GateCheckArgs),
     /// Set up and run every test: unit, root integration on the host, and the VM kernel matrix.
     Test(test::TestArgs),
     /// Boot a Debian (or your own) kernel in qemu and run COMMAND in it.
@@ -78,6 +81,10 @@ fn run() -> Result<ExitCode> {
         Command::Ab(args) => {
             setup::ensure(Task::Vm)?;
             ab::run(args)
+        }
+        Command::GateCheck(args) => {
+            setup::ensure(Task::Run)?;
+            gate_check::run(args)
         }
     }
 }

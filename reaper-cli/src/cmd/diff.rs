@@ -15,8 +15,10 @@ use crate::compare::{self, diff::DiffOptions, flame, text};
 #[command(
     after_help = "A and B are each a run.json or a directory searched recursively for run \
 files (e.g. the -o directories of several `reaper record --runs N` invocations). Each cell is \
-the median over complete episodes with min–max; with 5 or more episodes on both sides a \
-two-sided Mann-Whitney U test says whether a difference is outside the noise."
+the median over clean episodes with min–max (lost mrelease races, partial episodes and episodes \
+with data loss are left out). The run (run file) is the statistical unit: with 4 or more runs on \
+both sides a two-sided Mann-Whitney U test of the run medians says whether a difference is \
+outside the run-to-run noise."
 )]
 pub struct DiffArgs {
     /// Side A: a run.json or a directory of runs.

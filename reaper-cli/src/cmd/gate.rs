@@ -1,15 +1,19 @@
 //! `reaper gate --baseline B --candidate C`: fail CI when teardown got
 //! slower. Exit 0: no gated metric regressed; 1: a regression; 2: usage
 //! error, unreadable or incomparable runs, or too few runs.
+//! `reaper gate --calibrate DIR... -o FILE` measures run-to-run noise from
+//! A/A run sets instead.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
 
+use crate::compare::calibration::{self, Calibration};
 use crate::compare::gate::{
-    DEFAULT_ALPHA, DEFAULT_MIN_DELTA_MS, DEFAULT_MIN_RUNS, GateOptions, evaluate,
+    CalibrationUse, DEFAULT_ALPHA, DEFAULT_MIN_DELTA_MS, GateOptions, check_runs, evaluate,
 };
+use crate::compare::runlevel::min_runs;
 use crate::compare::spec::{self, Gated};
 use crate::compare::{self, CompareError, diff::DiffOptions, gate_render};
 
@@ -18,26 +22,40 @@ use crate::compare::{self, CompareError, diff::DiffOptions, gate_render};
 #[command(after_help = gate_help())]
 pub struct GateArgs {
     /// The baseline: a run.json or a directory of runs.
-    #[arg(long, value_name = "PATH")]
-    pub baseline: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "calibrate")]
+    pub baseline: Option<PathBuf>,
     /// The candidate: a run.json or a directory of runs.
-    #[arg(long, value_name = "PATH")]
-    pub candidate: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "calibrate")]
+    pub candidate: Option<PathBuf>,
     /// Largest allowed regression per metric, e.g.
     /// total=5%,pte_lock_wait=10%,kill_to_reap=2ms; overrides the defaults
     /// entry by entry, METRIC=off drops one (metrics listed below).
     #[arg(long, value_name = "SPEC", value_parser = parse_spec)]
     pub max_regression: Option<MaxRegression>,
-    /// Complete episodes required on each side (fewer: exit 2).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_RUNS,
-          value_parser = parse_min_runs)]
-    pub min_runs: usize,
-    /// One-sided significance level of the Mann-Whitney U test.
+    /// Runs (run files) required on each side for the significance test
+    /// [default: the fewest whose complete separation reaches --alpha over
+    /// the gated metrics, 5 with the defaults].
+    #[arg(long, value_name = "N", value_parser = parse_min_runs)]
+    pub min_runs: Option<usize>,
+    /// False-alarm rate of the whole gate: the one-sided Mann-Whitney U
+    /// p-values of the run medians are Holm-adjusted over the gated metrics.
     #[arg(long, value_name = "P", default_value_t = DEFAULT_ALPHA, value_parser = parse_alpha)]
     pub alpha: f64,
     /// Increases smaller than this are never regressions, ms.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_MIN_DELTA_MS)]
     pub min_delta_ms: f64,
+    /// Run-to-run noise measured by --calibrate: each threshold becomes at
+    /// least what that noise reaches, and fewer runs per side are accepted.
+    #[arg(long, value_name = "FILE", conflicts_with = "calibrate")]
+    pub calibration: Option<PathBuf>,
+    /// Measure run-to-run noise from A/A run sets (each DIR: runs recorded
+    /// without any change) and write a calibration file (-o) instead of
+    /// gating.
+    #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["baseline", "candidate"])]
+    pub calibrate: Vec<PathBuf>,
+    /// Where --calibrate writes the calibration file [default: stdout].
+    #[arg(short = 'o', long, value_name = "FILE", requires = "calibrate")]
+    pub output: Option<PathBuf>,
     /// Also write the markdown summary to FILE (for CI comments).
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
@@ -60,10 +78,14 @@ pub struct GateArgs {
 
 fn gate_help() -> String {
     format!(
-        "{}\n\nA metric regresses when its candidate median exceeds the baseline median by more \
-than its threshold and by at least --min-delta-ms, and a one-sided Mann-Whitney U test gives \
-p < --alpha. Exit status: 0 pass, 1 regression, 2 usage error, unreadable or incomparable \
-runs, or too few runs.",
+        "{}\n\nThe statistical unit is the run (one run file: one `reaper record` invocation or VM \
+boot), summarised by the median of its clean episodes (lost mrelease races, partial episodes \
+and episodes with data loss are left out). A metric regresses when its candidate median exceeds \
+the baseline median by more than its threshold (with --calibration: by more than the larger of \
+the threshold and the measured noise) and by at least --min-delta-ms, and a one-sided \
+Mann-Whitney U test of the run medians, Holm-adjusted over the gated metrics, gives p < --alpha. \
+Exit status: 0 pass, 1 regression, 2 usage error, unreadable or incomparable runs, or too few \
+runs.",
         spec::help()
     )
 }
@@ -79,12 +101,13 @@ fn parse_spec(raw: &str) -> Result<MaxRegression, String> {
         .map_err(|e| e.to_string())
 }
 
-/// At least 4: with 3 vs 3 episodes the smallest one-sided p is 1/20, so
-/// no regression could ever reach significance at the default level.
+/// At least 3: with 2 vs 2 runs the smallest one-sided p is 1/6, so no
+/// regression could ever reach significance at a useful level (the level
+/// actually used is checked in [`run`]).
 fn parse_min_runs(raw: &str) -> Result<usize, String> {
     match raw.parse::<usize>() {
-        Ok(n) if n >= 4 => Ok(n),
-        _ => Err(format!("{raw:?} is not a whole number of at least 4")),
+        Ok(n) if n >= 3 => Ok(n),
+        _ => Err(format!("{raw:?} is not a whole number of at least 3")),
     }
 }
 
@@ -97,34 +120,82 @@ fn parse_alpha(raw: &str) -> Result<f64, String> {
     }
 }
 
-/// Runs the gate; returns 0 or 1 (errors are exit 2 at the binary's edge).
-pub fn run(args: &GateArgs) -> anyhow::Result<i32> {
-    let pair = compare::load_pair(
-        ("baseline", &args.baseline),
-        ("candidate", &args.candidate),
-        args.force,
-    )?;
-    for (side, set) in [("baseline", &pair.a), ("candidate", &pair.b)] {
-        let found = set.complete_episodes();
-        if found < args.min_runs {
-            return Err(CompareError::TooFewRuns {
-                side,
-                found,
-                required: args.min_runs,
-            }
-            .into());
+/// `--calibrate DIR...`: measures the noise and writes the file.
+fn calibrate(args: &GateArgs) -> anyhow::Result<i32> {
+    let mut raws: Vec<Vec<(PathBuf, serde_json::Value)>> = Vec::new();
+    for dir in &args.calibrate {
+        let raw = compare::load::read_raw(dir).map_err(|source| CompareError::Load {
+            side: "A/A set",
+            source,
+        })?;
+        if let Some(first) = raws.first() {
+            compare::comparable::check_schema(first.as_slice(), &raw)?;
         }
+        raws.push(raw);
     }
+    let mut sets = Vec::new();
+    for (dir, raw) in args.calibrate.iter().zip(raws) {
+        sets.push(
+            compare::load::decode(dir, raw).map_err(|source| CompareError::Load {
+                side: "A/A set",
+                source,
+            })?,
+        );
+    }
+    let cal = calibration::estimate(&sets)?;
+    let text = serde_json::to_string_pretty(&cal)? + "\n";
+    match &args.output {
+        Some(path) => std::fs::write(path, &text)
+            .with_context(|| format!("{}: cannot write the calibration file", path.display()))?,
+        None => print!("{text}"),
+    }
+    eprint!("reaper gate: {}", cal.summary());
+    Ok(0)
+}
+
+/// The gate's settings from the flags.
+fn options(args: &GateArgs) -> anyhow::Result<GateOptions> {
     let gated = match &args.max_regression {
         Some(spec) => spec.0.clone(),
         None => spec::parse("").expect("the default SPEC parses"),
+    };
+    let calibration = match &args.calibration {
+        Some(path) => Some(CalibrationUse {
+            path: path.display().to_string(),
+            calibration: Calibration::read(path)?,
+        }),
+        None => None,
     };
     let opts = GateOptions {
         gated,
         min_runs: args.min_runs,
         alpha: args.alpha,
         min_delta_ms: args.min_delta_ms,
+        calibration,
     };
+    let least = min_runs(opts.level());
+    if let Some(n) = args.min_runs.filter(|n| *n < least) {
+        anyhow::bail!(
+            "--min-runs {n} is too few: with {n} against {n} runs no regression can reach one-sided p < {} over {} gated metrics; use {least} or more",
+            opts.alpha,
+            opts.gated.len()
+        );
+    }
+    Ok(opts)
+}
+
+/// Runs the gate (or the calibration); returns 0 or 1 (errors are exit 2
+/// at the binary's edge).
+pub fn run(args: &GateArgs) -> anyhow::Result<i32> {
+    if !args.calibrate.is_empty() {
+        return calibrate(args);
+    }
+    let (Some(baseline), Some(candidate)) = (&args.baseline, &args.candidate) else {
+        anyhow::bail!("--baseline and --candidate are required (or --calibrate DIR...)");
+    };
+    let opts = options(args)?;
+    let pair = compare::load_pair(("baseline", baseline), ("candidate", candidate), args.force)?;
+    check_runs(&pair.a, &pair.b, &opts)?;
     let labels = DiffOptions {
         label_a: args.label_baseline.clone(),
         label_b: args.label_candidate.clone(),

@@ -7,12 +7,14 @@ use crate::model::Run;
 use crate::report::analysis::context_label;
 use crate::report::losses::is_loss;
 
+use super::clean::Excluded;
 use super::comparable::{format_bytes, victim_bytes};
 use super::exact::exact;
 use super::functions::{context_series, contexts};
 use super::load::RunSet;
 use super::metrics::{METRICS, Part, Row, samples};
 use super::quantity::Comparison;
+use super::runlevel::group;
 
 /// Rows of each per-context function table beyond the catalog concepts.
 pub const DEFAULT_TOP: usize = 15;
@@ -62,8 +64,12 @@ pub struct SideInfo {
     pub runs: usize,
     /// Episodes over all runs.
     pub episodes: usize,
-    /// Complete episodes (the N of the statistics).
+    /// Complete episodes.
     pub complete_episodes: usize,
+    /// Clean episodes: the ones every metric uses ([`super::clean`]).
+    pub clean_episodes: usize,
+    /// Episodes left out of every metric, by reason.
+    pub excluded: Excluded,
     /// Kernel releases (distinct).
     pub kernels: Vec<String>,
     /// Architectures (distinct).
@@ -164,6 +170,7 @@ pub struct FunctionRow {
 
 fn side_info(set: &RunSet, label: Option<&str>) -> SideInfo {
     let timing = exact(set);
+    let excluded = Excluded::of(set.runs.iter().flat_map(|r| &r.run.episodes));
     let mut losses: std::collections::BTreeMap<String, u64> = Default::default();
     for episode in set.runs.iter().flat_map(|r| &r.run.episodes) {
         for (name, &value) in &episode.counters {
@@ -183,6 +190,8 @@ fn side_info(set: &RunSet, label: Option<&str>) -> SideInfo {
         runs: set.runs.len(),
         episodes: set.episodes(),
         complete_episodes: set.complete_episodes(),
+        clean_episodes: set.episodes() - excluded.total(),
+        excluded,
         kernels: set.distinct(|r| r.host.kernel_release.clone()),
         archs: set.distinct(|r| r.host.arch.clone()),
         cpus: set.distinct(|r| r.host.cpus.to_string()),
@@ -273,8 +282,8 @@ fn metric_rows(a: &RunSet, b: &RunSet) -> Vec<MetricRow> {
             row: metric.row,
             part: metric.part,
             comparison: Comparison::new(
-                &x.values,
-                &y.values,
+                &x.runs,
+                &y.runs,
                 || x.why_not().unwrap_or_default(),
                 || y.why_not().unwrap_or_default(),
             ),
@@ -318,7 +327,12 @@ fn exact_section(a: &RunSet, b: &RunSet) -> Exact {
             Some(ExactRow {
                 context: key.0.clone(),
                 function,
-                comparison: Comparison::new(xa, xb, String::new, String::new),
+                comparison: Comparison::new(
+                    &group(xa, &ea.run_of),
+                    &group(xb, &eb.run_of),
+                    String::new,
+                    String::new,
+                ),
             })
         })
         .collect();
@@ -340,8 +354,8 @@ fn context_tables(a: &RunSet, b: &RunSet, top: usize) -> Vec<ContextTable> {
                     concept: s.concept,
                     name: s.name,
                     comparison: Comparison::new(
-                        &s.a,
-                        &s.b,
+                        &group(&s.a, &s.runs_a),
+                        &group(&s.b, &s.runs_b),
                         || s.why_a.clone().unwrap_or_default(),
                         || s.why_b.clone().unwrap_or_default(),
                     ),

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use super::clean::exclusion;
 use super::load::RunSet;
 
 /// Field names that hold a function's inclusive time, ns.
@@ -30,6 +31,8 @@ pub struct ExactTiming {
     pub series: BTreeMap<(String, String), Vec<f64>>,
     /// The symbols seen per key (for concept keys: the kernel's functions).
     pub symbols: BTreeMap<(String, String), Vec<String>>,
+    /// The run (index into the set's runs) of each value of every series.
+    pub run_of: Vec<usize>,
     /// Attach modes of the timed functions ("fentry", "kprobe"), distinct.
     pub modes: Vec<String>,
     /// The reaper's VMA traversal order ("forward", "reverse", "mixed") and
@@ -150,19 +153,22 @@ pub fn entries(function_timing: &serde_json::Value) -> Vec<Entry> {
     out
 }
 
-/// Exact timing over a run set's complete episodes.
+/// Exact timing over a run set's clean episodes ([`super::clean`]).
 pub fn exact(set: &RunSet) -> ExactTiming {
     let mut per_episode: Vec<BTreeMap<(String, String), f64>> = Vec::new();
+    let mut run_of: Vec<usize> = Vec::new();
     let mut symbols: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let mut modes: Vec<String> = Vec::new();
     let mut reaper_orders: BTreeMap<String, usize> = BTreeMap::new();
-    for loaded in &set.runs {
+    for (run_index, loaded) in set.runs.iter().enumerate() {
         let episodes = loaded
             .raw
             .get("episodes")
             .and_then(serde_json::Value::as_array);
-        for episode in episodes.into_iter().flatten() {
-            if episode.get("partial").and_then(serde_json::Value::as_bool) == Some(true) {
+        for (i, episode) in episodes.into_iter().flatten().enumerate() {
+            if episode.get("partial").and_then(serde_json::Value::as_bool) == Some(true)
+                || loaded.run.episodes.get(i).and_then(exclusion).is_some()
+            {
                 continue;
             }
             let Some(timing) = episode.get("function_timing") else {
@@ -183,11 +189,13 @@ pub fn exact(set: &RunSet) -> ExactTiming {
                 *map.entry(entry.key()).or_insert(0.0) += entry.ns;
             }
             per_episode.push(map);
+            run_of.push(run_index);
         }
     }
     let mut timing = ExactTiming {
         episodes: per_episode.len(),
         series: BTreeMap::new(),
+        run_of,
         symbols,
         modes,
         reaper_orders,

@@ -14,6 +14,7 @@ use crate::model::{Episode, Run, SampledStack};
 use crate::report::stacks::children_self;
 use crate::report::summary::episode_stacks;
 
+use super::clean::exclusion;
 use super::load::RunSet;
 use super::stats::median;
 
@@ -35,6 +36,10 @@ pub struct FunctionSeries {
     pub why_a: Option<String>,
     /// Why side B has no values.
     pub why_b: Option<String>,
+    /// The run (index into side A's runs) of each of A's values.
+    pub runs_a: Vec<usize>,
+    /// The run of each of B's values.
+    pub runs_b: Vec<usize>,
 }
 
 /// Contexts present in either side, known ones in id order first.
@@ -65,18 +70,32 @@ pub fn stacks_of(episode: &Episode, context: &str) -> Vec<SampledStack> {
     episode_stacks(episode, context).cloned().collect()
 }
 
-/// (run, per-episode costs) over a set's complete episodes.
+/// (run, per-episode costs) over a set's clean episodes
+/// ([`super::clean`]).
 fn costs<'a>(set: &'a RunSet, context: &str) -> Vec<(&'a Run, EpisodeCosts)> {
     set.runs
         .iter()
         .flat_map(|r| r.run.episodes.iter().map(move |e| (&r.run, e)))
-        .filter(|(_, e)| !e.partial)
+        .filter(|(_, e)| exclusion(e).is_none())
         .map(|(run, e)| {
             let costs = children_self(&stacks_of(e, context))
                 .into_iter()
                 .map(|(symbol, cost)| (symbol, cost.children_ns as f64 / 1e6))
                 .collect();
             (run, costs)
+        })
+        .collect()
+}
+
+/// The run index of each entry of `costs` (runs told apart by identity).
+fn run_ids(set: &RunSet, costs: &[(&Run, EpisodeCosts)]) -> Vec<usize> {
+    costs
+        .iter()
+        .map(|(run, _)| {
+            set.runs
+                .iter()
+                .position(|r| std::ptr::eq(&r.run, *run))
+                .unwrap_or(0)
         })
         .collect()
 }
@@ -127,6 +146,7 @@ fn nonzero(values: &[f64]) -> bool {
 /// up to `top` other functions by the larger median.
 pub fn context_series(a: &RunSet, b: &RunSet, context: &str, top: usize) -> Vec<FunctionSeries> {
     let (costs_a, costs_b) = (costs(a, context), costs(b, context));
+    let (runs_a, runs_b) = (run_ids(a, &costs_a), run_ids(b, &costs_b));
     let mut rows = Vec::new();
     let mut shown: BTreeSet<String> = BTreeSet::new();
     for concept in CONCEPTS {
@@ -170,6 +190,8 @@ pub fn context_series(a: &RunSet, b: &RunSet, context: &str, top: usize) -> Vec<
             b: row_b,
             why_a,
             why_b,
+            runs_a: runs_a.clone(),
+            runs_b: runs_b.clone(),
         });
     }
     let symbols: BTreeSet<&String> = costs_a
@@ -193,6 +215,8 @@ pub fn context_series(a: &RunSet, b: &RunSet, context: &str, top: usize) -> Vec<
                 b: row_b,
                 why_a: None,
                 why_b: None,
+                runs_a: runs_a.clone(),
+                runs_b: runs_b.clone(),
             };
             (key, row)
         })

@@ -1,42 +1,180 @@
 //! The gate verdict: which gated metrics regressed.
 //!
-//! A metric regresses when all three hold:
+//! The statistical unit is the run ([`super::runlevel`]). A metric regresses
+//! when all of these hold:
 //! 1. its candidate median exceeds the baseline median by more than the
-//!    threshold ([`Threshold::allowed_ms`]);
+//!    allowed increase: the larger of its threshold
+//!    ([`Threshold::allowed_ms`]) and, with a calibration file, what
+//!    measured run-to-run noise reaches at the per-metric level
+//!    ([`super::calibration`]);
 //! 2. the increase is at least [`GateOptions::min_delta_ms`] (a floor, so a
 //!    percentage of a near-zero baseline cannot fail on one sample);
-//! 3. a one-sided Mann-Whitney U test says the candidate is larger with
-//!    p < [`GateOptions::alpha`] (so a median moved by noise does not fail).
+//! 3. when both sides have enough runs ([`GateOptions::runs_needed`]), a
+//!    one-sided Mann-Whitney U test of the run medians, Holm-adjusted over
+//!    the gated metrics, gives p < [`GateOptions::alpha`]. Without enough
+//!    runs only a calibration can judge the noise; without one the gate
+//!    refuses ([`check_runs`]).
+//!
+//! `alpha` is the gate's false-alarm rate over all its metrics, not each
+//! metric's: per metric the level is `alpha / metrics` (Holm's first step).
 
 use serde::Serialize;
 
+use super::CompareError;
+use super::calibration::Calibration;
 use super::diff::{Header, SideInfo};
 use super::load::RunSet;
 use super::metrics::samples;
 use super::quantity::Comparison;
+use super::runlevel::{self, holm, min_runs};
 use super::spec::{Gated, Threshold};
-use super::stats::{MannWhitney, mann_whitney};
+use super::stats::MannWhitney;
 
-/// Default episodes required per side; 5 vs 5 is the smallest design where
-/// complete separation reaches p = 0.004 one-sided.
-pub const DEFAULT_MIN_RUNS: usize = 5;
-/// Default one-sided significance level.
+/// Default false-alarm rate of the whole gate (all gated metrics).
 pub const DEFAULT_ALPHA: f64 = 0.05;
 /// Default absolute floor, ms: two cpu-clock samples at the default 4 kHz,
 /// below which a sampled difference is one sample landing either way.
 pub const DEFAULT_MIN_DELTA_MS: f64 = 0.5;
+
+/// A calibration and where it came from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CalibrationUse {
+    /// The file given.
+    pub path: String,
+    /// Its contents.
+    #[serde(skip)]
+    pub calibration: Calibration,
+}
 
 /// Gate settings.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GateOptions {
     /// Gated metrics and thresholds.
     pub gated: Vec<Gated>,
-    /// Complete episodes required on each side.
-    pub min_runs: usize,
-    /// One-sided significance level.
+    /// Runs required on each side for the significance test; `None`: the
+    /// fewest that can reach significance ([`Self::runs_needed`]).
+    pub min_runs: Option<usize>,
+    /// False-alarm rate of the whole gate.
     pub alpha: f64,
     /// Increases below this are never regressions, ms.
     pub min_delta_ms: f64,
+    /// Measured run-to-run noise, when given.
+    pub calibration: Option<CalibrationUse>,
+}
+
+impl GateOptions {
+    /// The per-metric level: `alpha` over the gated metrics.
+    pub fn level(&self) -> f64 {
+        self.alpha / self.gated.len().max(1) as f64
+    }
+
+    /// Runs per side from which complete separation of the run medians is
+    /// significant at [`Self::level`] (or `--min-runs`).
+    pub fn runs_needed(&self) -> usize {
+        self.min_runs.unwrap_or_else(|| min_runs(self.level()))
+    }
+
+    /// What judges the noise.
+    pub fn noise_floor(&self) -> NoiseFloor {
+        match &self.calibration {
+            Some(c) => NoiseFloor::Calibrated {
+                file: c.path.clone(),
+                sets: c.calibration.sets,
+                runs: c.calibration.runs,
+                min_delta_ms: self.min_delta_ms,
+            },
+            None => NoiseFloor::BuiltIn {
+                min_delta_ms: self.min_delta_ms,
+                runs_needed: self.runs_needed(),
+            },
+        }
+    }
+}
+
+/// What judges run-to-run noise.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NoiseFloor {
+    /// No calibration: the built-in floor, and the sides' own runs.
+    BuiltIn {
+        /// Increases below this never fail, ms.
+        min_delta_ms: f64,
+        /// Runs per side the test needs.
+        runs_needed: usize,
+    },
+    /// A calibration file.
+    Calibrated {
+        /// The file.
+        file: String,
+        /// A/A run sets it was measured from.
+        sets: usize,
+        /// Runs over those sets.
+        runs: usize,
+        /// Increases below this never fail, ms.
+        min_delta_ms: f64,
+    },
+}
+
+impl std::fmt::Display for NoiseFloor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoiseFloor::BuiltIn {
+                min_delta_ms,
+                runs_needed,
+            } => write!(
+                f,
+                "built-in (no calibration file): increases under {min_delta_ms} ms never fail, and run-to-run noise is judged from each side's own runs ({runs_needed} or more per side)"
+            ),
+            NoiseFloor::Calibrated {
+                file,
+                sets,
+                runs,
+                min_delta_ms,
+            } => write!(
+                f,
+                "calibration file {file} ({sets} A/A run sets, {runs} runs): each threshold is at least what that noise reaches at the per-metric level; increases under {min_delta_ms} ms never fail"
+            ),
+        }
+    }
+}
+
+/// The statistical unit, for reports.
+pub const UNIT: &str = "run (one run file: one reaper record invocation or VM boot); each run summarised by the median of its clean episodes";
+
+/// Refuses a gate whose sides have too few runs to separate a change from
+/// run-to-run drift, unless a calibration measured that drift.
+pub fn check_runs(
+    baseline: &RunSet,
+    candidate: &RunSet,
+    opts: &GateOptions,
+) -> Result<(), CompareError> {
+    let needed = if opts.calibration.is_some() {
+        1
+    } else {
+        opts.runs_needed()
+    };
+    for (side, set) in [("baseline", baseline), ("candidate", candidate)] {
+        let runs = set
+            .runs
+            .iter()
+            .filter(|r| {
+                r.run
+                    .episodes
+                    .iter()
+                    .any(|e| super::clean::exclusion(e).is_none())
+            })
+            .count();
+        if runs < needed {
+            return Err(CompareError::TooFewRuns {
+                side,
+                found: runs,
+                required: needed,
+                alpha: opts.alpha,
+                metrics: opts.gated.len(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A gated metric's outcome.
@@ -67,12 +205,17 @@ pub struct Verdict {
     pub description: &'static str,
     /// Its threshold.
     pub threshold: Threshold,
-    /// The largest allowed increase, ms (when the baseline was measured).
+    /// The largest allowed increase, ms: the larger of the threshold's and
+    /// the calibrated noise's (when the baseline was measured).
     pub allowed_ms: Option<f64>,
+    /// What calibrated noise alone reaches, ms (with a calibration).
+    pub noise_ms: Option<f64>,
     /// Baseline (a) and candidate (b).
     pub comparison: Comparison,
-    /// The one-sided test, when both sides were measured.
+    /// The one-sided test of the run medians, when both sides were measured.
     pub test: Option<MannWhitney>,
+    /// `test.p_greater`, Holm-adjusted over the gated metrics.
+    pub p_adjusted: Option<f64>,
     /// The outcome.
     pub status: Status,
 }
@@ -90,6 +233,10 @@ pub struct GateReport {
     pub notes: Vec<String>,
     /// Settings used.
     pub options: GateOptions,
+    /// The statistical unit ([`UNIT`]).
+    pub unit: &'static str,
+    /// What judged the noise.
+    pub noise_floor: NoiseFloor,
     /// One per gated metric.
     pub verdicts: Vec<Verdict>,
 }
@@ -108,14 +255,20 @@ impl GateReport {
     }
 }
 
-fn status(
-    values: (&[f64], &[f64]),
-    c: &Comparison,
-    test: Option<&MannWhitney>,
+/// What a status decision reads.
+struct Evidence {
+    /// Both sides have the runs the test needs.
+    enough_runs: bool,
+    /// Holm-adjusted one-sided p that the candidate is larger / smaller.
+    p_greater: Option<f64>,
+    p_less: Option<f64>,
+    /// Allowed increase, ms.
     allowed: Option<f64>,
-    opts: &GateOptions,
-) -> Status {
-    let (base, cand) = values;
+    /// The calibration measured this metric's noise.
+    calibrated: bool,
+}
+
+fn status(c: &Comparison, e: &Evidence, opts: &GateOptions) -> Status {
     let skipped = |why: String| Status::Skipped { why };
     match (&c.a, &c.b) {
         (super::quantity::Side::NotMeasured { why }, _) => {
@@ -126,29 +279,50 @@ fn status(
         }
         _ => {}
     }
-    let fewest = base.len().min(cand.len());
-    if fewest < opts.min_runs {
+    if !e.enough_runs && !e.calibrated {
+        let calibration = if opts.calibration.is_some() {
+            " (the calibration has no noise figure for this metric)"
+        } else {
+            ""
+        };
         return skipped(format!(
-            "measured in only {} baseline and {} candidate episodes; --min-runs is {}",
-            base.len(),
-            cand.len(),
-            opts.min_runs
+            "measured in only {} baseline and {} candidate runs; {} per side are needed{calibration}",
+            c.a.runs(),
+            c.b.runs(),
+            opts.runs_needed()
         ));
     }
-    let (Some(test), Some(delta), Some(allowed)) = (test, c.delta_ms, allowed) else {
+    let (Some(delta), Some(allowed)) = (c.delta_ms, e.allowed) else {
         return skipped("no data".to_owned());
     };
-    if test.p_less < opts.alpha && delta < 0.0 {
+    let significant = |p: Option<f64>| p.is_some_and(|p| p < opts.alpha);
+    if delta < 0.0
+        && (if e.enough_runs {
+            significant(e.p_less)
+        } else {
+            -delta > allowed
+        })
+    {
         return Status::Improved;
     }
     if delta <= allowed || delta < opts.min_delta_ms {
         return Status::Pass;
     }
-    if test.p_greater < opts.alpha {
+    if !e.enough_runs || significant(e.p_greater) {
+        // Too few runs for the test: the calibrated noise was the evidence.
         Status::Regressed
     } else {
         Status::WithinNoise
     }
+}
+
+/// The calibrated noise allowance of one metric, ms.
+fn noise_ms(g: &Gated, c: &Comparison, opts: &GateOptions) -> Option<f64> {
+    let cal = &opts.calibration.as_ref()?.calibration;
+    let fraction = cal
+        .get(g.metric)?
+        .allowed_fraction(c.a.runs(), c.b.runs(), opts.level())?;
+    Some(fraction * c.a.median()?)
 }
 
 /// Evaluates every gated metric.
@@ -159,7 +333,7 @@ pub fn evaluate(
     opts: &GateOptions,
 ) -> GateReport {
     let (sb, sc) = (samples(baseline), samples(candidate));
-    let verdicts = opts
+    let rows: Vec<(&Gated, Comparison, Option<MannWhitney>)> = opts
         .gated
         .iter()
         .map(|g| {
@@ -169,28 +343,52 @@ pub fn evaluate(
                 .expect("gated metrics come from METRICS");
             let (b, c) = (&sb[index], &sc[index]);
             let comparison = Comparison::new(
-                &b.values,
-                &c.values,
+                &b.runs,
+                &c.runs,
                 || b.why_not().unwrap_or_default(),
                 || c.why_not().unwrap_or_default(),
             );
-            let test = mann_whitney(&b.values, &c.values);
-            let allowed = comparison.a.median().map(|m| g.threshold.allowed_ms(m));
-            let status = status(
-                (&b.values, &c.values),
-                &comparison,
-                test.as_ref(),
+            (g, comparison, runlevel::test(&b.runs, &c.runs))
+        })
+        .collect();
+    let adjusted = |p: fn(&MannWhitney) -> f64| -> Vec<Option<f64>> {
+        let raw: Vec<f64> = rows
+            .iter()
+            .filter_map(|(_, _, t)| t.as_ref().map(p))
+            .collect();
+        let mut adj = holm(&raw).into_iter();
+        rows.iter()
+            .map(|(_, _, t)| t.as_ref().and_then(|_| adj.next()))
+            .collect()
+    };
+    let (p_greater, p_less) = (adjusted(|t| t.p_greater), adjusted(|t| t.p_less));
+    let needed = opts.runs_needed();
+    let verdicts = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, (g, comparison, test))| {
+            let noise = noise_ms(g, &comparison, opts);
+            let allowed = comparison
+                .a
+                .median()
+                .map(|m| g.threshold.allowed_ms(m).max(noise.unwrap_or(0.0)));
+            let evidence = Evidence {
+                enough_runs: comparison.a.runs() >= needed && comparison.b.runs() >= needed,
+                p_greater: p_greater[i],
+                p_less: p_less[i],
                 allowed,
-                opts,
-            );
+                calibrated: noise.is_some(),
+            };
             Verdict {
                 metric: g.metric.name,
                 description: g.metric.description,
                 threshold: g.threshold,
                 allowed_ms: allowed,
+                noise_ms: noise,
+                status: status(&comparison, &evidence, opts),
                 comparison,
                 test,
-                status,
+                p_adjusted: p_greater[i],
             }
         })
         .collect();
@@ -199,6 +397,8 @@ pub fn evaluate(
         candidate: header.b,
         differences: header.differences,
         notes: header.notes,
+        unit: UNIT,
+        noise_floor: opts.noise_floor(),
         options: opts.clone(),
         verdicts,
     }
@@ -207,24 +407,82 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::calibration::{MetricNoise, VERSION};
+    use crate::compare::metrics::METRICS;
 
-    fn opts() -> GateOptions {
+    fn opts(calibrated: bool) -> GateOptions {
+        let calibration = calibrated.then(|| CalibrationUse {
+            path: "noise.json".into(),
+            calibration: Calibration {
+                version: VERSION,
+                sources: vec![],
+                sets: 8,
+                runs: 40,
+                kernels: vec![],
+                scenarios: vec![],
+                metrics: vec![MetricNoise {
+                    metric: "total".into(),
+                    median_ms: 100.0,
+                    run_sd: 0.05,
+                    set_sd: 0.03,
+                    runs: 40,
+                    sets: 8,
+                    not_measured: None,
+                }],
+            },
+        });
         GateOptions {
-            gated: Vec::new(),
-            min_runs: 5,
+            gated: crate::compare::spec::parse("").unwrap(),
+            min_runs: None,
             alpha: DEFAULT_ALPHA,
             min_delta_ms: DEFAULT_MIN_DELTA_MS,
+            calibration,
         }
     }
 
+    /// Each value is one run of three identical episodes.
+    fn runs(values: &[f64]) -> Vec<Vec<f64>> {
+        values.iter().map(|v| vec![*v; 3]).collect()
+    }
+
+    fn judge_with(base: &[f64], cand: &[f64], threshold: Threshold, o: &GateOptions) -> Status {
+        let (b, c) = (runs(base), runs(cand));
+        let comparison = Comparison::new(&b, &c, || "why".into(), || "why".into());
+        let test = runlevel::test(&b, &c);
+        let gated = Gated {
+            metric: &METRICS[0],
+            threshold,
+        };
+        let noise = noise_ms(&gated, &comparison, o);
+        let needed = o.runs_needed();
+        // One metric's p, adjusted as the first of the default five.
+        let evidence = Evidence {
+            enough_runs: comparison.a.runs() >= needed && comparison.b.runs() >= needed,
+            p_greater: test.map(|t| (t.p_greater * 5.0).min(1.0)),
+            p_less: test.map(|t| (t.p_less * 5.0).min(1.0)),
+            allowed: comparison
+                .a
+                .median()
+                .map(|m| threshold.allowed_ms(m).max(noise.unwrap_or(0.0))),
+            calibrated: noise.is_some(),
+        };
+        status(&comparison, &evidence, o)
+    }
+
     fn judge(base: &[f64], cand: &[f64], threshold: Threshold) -> Status {
-        let c = Comparison::new(base, cand, || "why".into(), || "why".into());
-        let t = mann_whitney(base, cand);
-        let allowed = c.a.median().map(|m| threshold.allowed_ms(m));
-        status((base, cand), &c, t.as_ref(), allowed, &opts())
+        judge_with(base, cand, threshold, &opts(false))
     }
 
     const BASE: [f64; 5] = [100.0, 98.0, 103.0, 101.0, 99.0];
+
+    #[test]
+    fn five_metrics_at_5_percent_need_5_runs_per_side() {
+        let o = opts(false);
+        assert_eq!(o.gated.len(), 5);
+        assert!((o.level() - 0.01).abs() < 1e-12);
+        assert_eq!(o.runs_needed(), 5);
+        assert!(o.noise_floor().to_string().contains("5 or more per side"));
+    }
 
     #[test]
     fn a_clear_20_percent_regression_fails() {
@@ -244,10 +502,10 @@ mod tests {
     }
 
     #[test]
-    fn a_shifted_median_within_the_noise_is_not_a_regression() {
+    fn a_shifted_median_within_the_run_noise_is_not_a_regression() {
         let base = [80.0, 120.0, 95.0, 130.0, 70.0];
         let cand = [90.0, 140.0, 110.0, 125.0, 75.0];
-        // Median +15% but the samples overlap: not significant.
+        // Median +15% but the runs overlap: not significant.
         assert_eq!(
             judge(&base, &cand, Threshold::Percent(5.0)),
             Status::WithinNoise
@@ -262,8 +520,8 @@ mod tests {
             Status::Improved
         );
         // +100% of a 0.1 ms baseline is under the 0.5 ms floor.
-        let base = [0.1, 0.1, 0.1, 0.1, 0.1];
-        let cand = [0.2, 0.2, 0.2, 0.2, 0.2];
+        let base = [0.1; 5];
+        let cand = [0.2; 5];
         assert_eq!(judge(&base, &cand, Threshold::Percent(10.0)), Status::Pass);
     }
 
@@ -275,7 +533,42 @@ mod tests {
         ));
         assert!(matches!(
             judge(&BASE, &BASE[..3], Threshold::Percent(5.0)),
-            Status::Skipped { why } if why.contains("--min-runs is 5")
+            Status::Skipped { why } if why.contains("5 per side are needed")
         ));
+    }
+
+    #[test]
+    fn a_calibration_raises_the_threshold_to_the_noise_and_judges_few_runs() {
+        let o = opts(true);
+        // One run per side: noise sd = sqrt(0.05² · 2 + 2 · 0.03²) = 0.0825,
+        // z(0.01) = 2.326: noise allows +19.2%.
+        let n = noise_ms(
+            &Gated {
+                metric: &METRICS[0],
+                threshold: Threshold::Percent(5.0),
+            },
+            &Comparison::new(&runs(&[100.0]), &runs(&[110.0]), String::new, String::new),
+            &o,
+        )
+        .unwrap();
+        assert!((n - 19.18).abs() < 0.01, "{n}");
+        assert_eq!(
+            judge_with(&[100.0], &[115.0], Threshold::Percent(5.0), &o),
+            Status::Pass
+        );
+        assert_eq!(
+            judge_with(&[100.0], &[125.0], Threshold::Percent(5.0), &o),
+            Status::Regressed
+        );
+        // A user threshold above the noise still wins.
+        assert_eq!(
+            judge_with(&[100.0], &[125.0], Threshold::Percent(30.0), &o),
+            Status::Pass
+        );
+        assert!(
+            o.noise_floor()
+                .to_string()
+                .contains("noise.json (8 A/A run sets, 40 runs)")
+        );
     }
 }

@@ -27,24 +27,32 @@ fn result(v: &Verdict) -> String {
 }
 
 fn threshold(v: &Verdict) -> String {
+    let noise = v
+        .noise_ms
+        .map_or_else(String::new, |n| format!(", noise +{} ms", ms(n)));
     match v.allowed_ms {
-        Some(allowed) => format!("{} (+{} ms)", v.threshold, ms(allowed)),
+        Some(allowed) => format!("{} (+{} ms{noise})", v.threshold, ms(allowed)),
         None => v.threshold.to_string(),
     }
+}
+
+fn p_cell(v: &Verdict) -> String {
+    v.p_adjusted.map_or_else(|| "–".to_owned(), format_p)
 }
 
 /// One sentence naming a regression: the metric, both medians, the delta
 /// and the threshold.
 pub fn regression_line(v: &Verdict) -> String {
     format!(
-        "{} regressed: median {} ms → {} ms, {}, threshold {}, {} (one-sided Mann-Whitney U)",
+        "{} regressed: median {} ms → {} ms, {}, threshold {}, {} (one-sided Mann-Whitney U of {} vs {} run medians, Holm-adjusted)",
         v.metric,
         v.comparison.a.median().map_or_else(String::new, ms),
         v.comparison.b.median().map_or_else(String::new, ms),
         delta(&v.comparison),
         threshold(v),
-        v.test
-            .map_or_else(|| "p n/a".to_owned(), |t| p_text(t.p_greater))
+        v.p_adjusted.map_or_else(|| "p n/a".to_owned(), p_text),
+        v.comparison.a.runs(),
+        v.comparison.b.runs()
     )
 }
 
@@ -69,14 +77,19 @@ pub fn markdown(r: &GateReport) -> String {
     for (name, s) in [("Baseline", &r.baseline), ("Candidate", &r.candidate)] {
         let _ = writeln!(
             out,
-            "- {name}: {} — `{}` ({} complete episodes, Linux {} {})",
+            "- {name}: {} — `{}` ({} run{}, {} clean episodes; {}; Linux {} {})",
             escape_cell(&s.label),
             s.path,
-            s.complete_episodes,
+            s.runs,
+            if s.runs == 1 { "" } else { "s" },
+            s.clean_episodes,
+            s.excluded,
             s.kernels.join(", "),
             s.archs.join(", ")
         );
     }
+    let _ = writeln!(out, "- Statistical unit: the {}", r.unit);
+    let _ = writeln!(out, "- Noise floor: {}", r.noise_floor);
     if !r.differences.is_empty() {
         let _ = writeln!(out, "- Differences: {}", r.differences.join("; "));
     }
@@ -88,7 +101,7 @@ pub fn markdown(r: &GateReport) -> String {
     }
     let _ = writeln!(
         out,
-        "\n| Metric | Baseline ms, median (min–max) | Candidate ms | Delta | Threshold | p (one-sided) | Result |"
+        "\n| Metric | Baseline ms, median (min–max) | Candidate ms | Delta | Threshold | p (runs, one-sided, Holm) | Result |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     for v in &r.verdicts {
@@ -100,8 +113,7 @@ pub fn markdown(r: &GateReport) -> String {
             side(&v.comparison.b),
             delta(&v.comparison),
             threshold(v),
-            v.test
-                .map_or_else(|| "–".to_owned(), |t| format_p(t.p_greater)),
+            p_cell(v),
             match v.status {
                 Status::Regressed => format!("**{}**", result(v)),
                 _ => escape_cell(&result(v)),
@@ -110,8 +122,16 @@ pub fn markdown(r: &GateReport) -> String {
     }
     let _ = writeln!(
         out,
-        "\nA metric regresses when its median grows by more than its threshold and by at least {} ms, and a one-sided Mann-Whitney U test gives p < {}.",
-        r.options.min_delta_ms, r.options.alpha
+        "\nA metric regresses when its median grows by more than its threshold{} and by at least {} ms, and, with {} or more runs per side, a one-sided Mann-Whitney U test of the run medians, Holm-adjusted over the {} gated metrics, gives p < {}.",
+        if r.options.calibration.is_some() {
+            " (at least what the calibrated noise reaches)"
+        } else {
+            ""
+        },
+        r.options.min_delta_ms,
+        r.options.runs_needed(),
+        r.verdicts.len(),
+        r.options.alpha
     );
     out
 }
@@ -154,6 +174,20 @@ pub fn junit(r: &GateReport) -> String {
         "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">",
         xml_escape(&suite)
     );
+    let _ = writeln!(out, "    <properties>");
+    for (name, value) in [
+        ("statistical_unit", format!("the {}", r.unit)),
+        ("noise_floor", r.noise_floor.to_string()),
+        ("baseline_left_out", r.baseline.excluded.to_string()),
+        ("candidate_left_out", r.candidate.excluded.to_string()),
+    ] {
+        let _ = writeln!(
+            out,
+            "      <property name=\"{name}\" value=\"{}\"/>",
+            xml_escape(&value)
+        );
+    }
+    let _ = writeln!(out, "    </properties>");
     for v in &r.verdicts {
         let _ = writeln!(
             out,
@@ -167,8 +201,10 @@ pub fn junit(r: &GateReport) -> String {
             side(&v.comparison.b),
             delta(&v.comparison),
             threshold(v),
-            v.test
-                .map_or_else(|| "p n/a".to_owned(), |t| p_text(t.p_greater)),
+            v.p_adjusted.map_or_else(
+                || "p n/a".to_owned(),
+                |p| format!("{} (run medians, Holm-adjusted)", p_text(p))
+            ),
             result(v)
         );
         match &v.status {

@@ -3,8 +3,9 @@
 //! The summary metrics are the rows of `reaper report`'s "Summary of
 //! measurements (ms)" (computed by [`crate::report::summary::summary`], so a
 //! diff shows the same numbers as the reports of its two sides), each as its
-//! total and its exit_mmap / reaper-work parts. One sample per complete
-//! episode; partial episodes are left out.
+//! total and its exit_mmap / reaper-work parts. One sample per clean episode
+//! ([`super::clean`]: lost races, partial episodes and episodes with data
+//! loss are left out), grouped by run: the run is the statistical unit.
 
 use serde::Serialize;
 
@@ -12,6 +13,7 @@ use crate::model::Run;
 use crate::report::model::{Cell, SummaryRow};
 use crate::report::summary::summary;
 
+use super::clean::exclusion;
 use super::load::RunSet;
 
 /// Which summary row a metric reads.
@@ -164,8 +166,9 @@ fn is_row(row: &SummaryRow, which: Row) -> bool {
 /// One side's samples of a metric.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Samples {
-    /// One value per complete episode that measured it, ms.
-    pub values: Vec<f64>,
+    /// One value per clean episode that measured it, ms, grouped by run
+    /// (one inner vector per run file, empty when it measured nothing).
+    pub runs: Vec<Vec<f64>>,
     /// Why episodes did not measure it (distinct reasons).
     pub not_measured: Vec<String>,
     /// The report's row labels seen (distinct), e.g. "folio_remove_rmap_ptes time".
@@ -181,11 +184,11 @@ fn push_distinct(list: &mut Vec<String>, item: &str) {
 impl Samples {
     /// Why nothing was measured, when nothing was.
     pub fn why_not(&self) -> Option<String> {
-        if !self.values.is_empty() {
+        if self.runs.iter().any(|r| !r.is_empty()) {
             return None;
         }
         Some(if self.not_measured.is_empty() {
-            "no complete episodes".to_owned()
+            "no clean episodes".to_owned()
         } else {
             self.not_measured.join("; ")
         })
@@ -204,8 +207,9 @@ fn add_run(run: &Run, out: &mut [Samples]) {
             continue;
         };
         push_distinct(&mut samples.labels, &row.label);
+        let mut values = Vec::new();
         for (episode, cell) in run.episodes.iter().zip(&row.cells) {
-            if episode.partial {
+            if exclusion(episode).is_some() {
                 continue;
             }
             match cell {
@@ -216,13 +220,14 @@ fn add_run(run: &Run, out: &mut [Samples]) {
                         Part::Reaper => v.split_ms.map(|s| s.1),
                     };
                     match value {
-                        Some(ms) => samples.values.push(ms),
+                        Some(ms) => values.push(ms),
                         None => push_distinct(&mut samples.not_measured, "row has no split"),
                     }
                 }
                 Cell::NotMeasured { why } => push_distinct(&mut samples.not_measured, why),
             }
         }
+        samples.runs.push(values);
     }
 }
 

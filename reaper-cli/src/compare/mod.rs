@@ -2,13 +2,18 @@
 //!
 //! Each side is a run file or a directory of runs (`load`). The two sides
 //! are checked for comparability (`comparable`), their per-episode samples
-//! of the summary metrics are extracted (`metrics`, from the report's own
-//! summary rows; `exact` for exact function timing; `functions` for the
-//! per-context tables), and compared with medians and a Mann-Whitney U test
-//! (`stats`, `quantity`). `diff` builds the diff model that `text` renders;
-//! `gate` judges regressions against a SPEC (`spec`) and `gate_render`
-//! writes markdown and JUnit; `flame` writes differential flame graphs.
+//! of the summary metrics are extracted from clean episodes only (`clean`;
+//! `metrics`, from the report's own summary rows; `exact` for exact
+//! function timing; `functions` for the per-context tables), grouped by run,
+//! and compared with medians and a Mann-Whitney U test of the run medians
+//! (`runlevel`, `stats`, `quantity`): the run is the statistical unit.
+//! `diff` builds the diff model that `text` renders; `gate` judges
+//! regressions against a SPEC (`spec`), optionally with measured noise
+//! (`calibration`), and `gate_render` writes markdown and JUnit; `flame`
+//! writes differential flame graphs.
 
+pub mod calibration;
+pub mod clean;
 pub mod comparable;
 pub mod diff;
 pub mod exact;
@@ -19,6 +24,7 @@ pub mod gate_render;
 pub mod load;
 pub mod metrics;
 pub mod quantity;
+pub mod runlevel;
 pub mod spec;
 pub mod stats;
 pub mod text;
@@ -48,15 +54,19 @@ pub enum CompareError {
     /// The sides are not comparable.
     #[error(transparent)]
     Incomparable(#[from] Incomparable),
-    /// Too few complete episodes for a gate.
-    #[error("too few runs: the {side} has {found} complete episode{} but --min-runs is {required}; record more with `reaper record --runs {required}` (a median of fewer episodes cannot separate a regression from noise)", if *found == 1 { "" } else { "s" })]
+    /// Too few runs for a gate to separate a change from run-to-run drift.
+    #[error("too few runs: the {side} has {found} run{} with clean episodes, but separating a change from run-to-run drift needs {required} runs per side (the run is the statistical unit: with {required} against {required} runs, complete separation of the run medians is the least that reaches one-sided p < {alpha} over {metrics} gated metric{}); record each side with {required} `reaper record` invocations, alternating baseline and candidate, or pass --calibration FILE written by `reaper gate --calibrate A/A-DIR...`", if *found == 1 { "" } else { "s" }, if *metrics == 1 { "" } else { "s" })]
     TooFewRuns {
         /// Which side.
         side: &'static str,
-        /// Complete episodes found.
+        /// Runs with clean episodes found.
         found: usize,
-        /// `--min-runs`.
+        /// Runs needed per side.
         required: usize,
+        /// The gate's false-alarm rate.
+        alpha: f64,
+        /// Gated metrics.
+        metrics: usize,
     },
 }
 

@@ -1,13 +1,16 @@
-//! One compared quantity: both sides' medians and ranges, the delta, and the
-//! significance test when both sides have enough episodes.
+//! One compared quantity: both sides' medians and ranges over episodes, the
+//! delta, and the significance test with the run as the unit
+//! ([`super::runlevel`]) when both sides have enough runs.
 
 use serde::Serialize;
 
+use super::runlevel::{self, Grouped};
 use super::stats::{self, MannWhitney};
 
-/// Episodes per side below which no significance is claimed: with fewer
-/// than 5 vs 5, even complete separation cannot reach p < 0.01 two-sided.
-pub const MIN_EPISODES_FOR_TEST: usize = 5;
+/// Runs per side below which no significance is claimed: with 3 runs
+/// against 3, even complete separation of the run medians is p = 0.1
+/// two-sided; 4 against 4 reaches 0.029.
+pub const MIN_RUNS_FOR_TEST: usize = 4;
 
 /// Two-sided significance level of `reaper diff`'s significance column.
 pub const DIFF_ALPHA: f64 = 0.05;
@@ -16,10 +19,12 @@ pub const DIFF_ALPHA: f64 = 0.05;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Side {
-    /// Measured in `n` episodes.
+    /// Measured in `n` episodes of `runs` runs.
     Measured {
         /// Episodes.
         n: usize,
+        /// Runs (the statistical unit).
+        runs: usize,
         /// Median, ms.
         median: f64,
         /// Minimum, ms.
@@ -35,8 +40,10 @@ pub enum Side {
 }
 
 impl Side {
-    /// Summarises a sample; `why` is used when it is empty.
-    pub fn of(values: &[f64], why: impl FnOnce() -> String) -> Self {
+    /// Summarises a side's runs; `why` is used when it has no value.
+    pub fn of(runs: &Grouped, why: impl FnOnce() -> String) -> Self {
+        let values = runlevel::flatten(runs);
+        let values = values.as_slice();
         match (
             stats::median(values),
             stats::min(values),
@@ -44,6 +51,7 @@ impl Side {
         ) {
             (Some(median), Some(min), Some(max)) => Side::Measured {
                 n: values.len(),
+                runs: runlevel::count(runs),
                 median,
                 min,
                 max,
@@ -67,6 +75,14 @@ impl Side {
             Side::NotMeasured { .. } => 0,
         }
     }
+
+    /// Runs measured (0 when not measured).
+    pub fn runs(&self) -> usize {
+        match self {
+            Side::Measured { runs, .. } => *runs,
+            Side::NotMeasured { .. } => 0,
+        }
+    }
 }
 
 /// Both sides of one quantity.
@@ -80,16 +96,16 @@ pub struct Comparison {
     pub delta_ms: Option<f64>,
     /// The delta relative to median(A), percent; `None` when median(A) is 0.
     pub delta_pct: Option<f64>,
-    /// Mann-Whitney U of B against A, when both sides have
-    /// [`MIN_EPISODES_FOR_TEST`] episodes or more.
+    /// Mann-Whitney U of B's run medians against A's, when both sides
+    /// have [`MIN_RUNS_FOR_TEST`] runs or more.
     pub test: Option<MannWhitney>,
 }
 
 impl Comparison {
-    /// Compares two samples (ms).
+    /// Compares two sides' values (ms), grouped by run.
     pub fn new(
-        a: &[f64],
-        b: &[f64],
+        a: &Grouped,
+        b: &Grouped,
         why_a: impl FnOnce() -> String,
         why_b: impl FnOnce() -> String,
     ) -> Self {
@@ -100,17 +116,14 @@ impl Comparison {
             .zip(delta_ms)
             .filter(|(a, _)| *a != 0.0)
             .map(|(a, d)| d / a * 100.0);
-        let enough = a.len() >= MIN_EPISODES_FOR_TEST && b.len() >= MIN_EPISODES_FOR_TEST;
+        let enough =
+            runlevel::count(a) >= MIN_RUNS_FOR_TEST && runlevel::count(b) >= MIN_RUNS_FOR_TEST;
         Comparison {
             a: side_a,
             b: side_b,
             delta_ms,
             delta_pct,
-            test: if enough {
-                stats::mann_whitney(a, b)
-            } else {
-                None
-            },
+            test: if enough { runlevel::test(a, b) } else { None },
         }
     }
 
@@ -118,7 +131,7 @@ impl Comparison {
     pub fn significance(&self) -> String {
         match (&self.test, self.delta_ms) {
             (_, None) => String::new(),
-            (None, Some(_)) => format!("n/a (N<{MIN_EPISODES_FOR_TEST})"),
+            (None, Some(_)) => format!("n/a (runs<{MIN_RUNS_FOR_TEST})"),
             (Some(t), Some(_)) if t.p_two_sided < DIFF_ALPHA => {
                 let way = if t.p_greater < t.p_less {
                     "slower"
@@ -159,14 +172,20 @@ pub fn format_p(p: f64) -> String {
 mod tests {
     use super::*;
 
+    /// One value per run.
+    fn runs(values: &[f64]) -> Vec<Vec<f64>> {
+        values.iter().map(|v| vec![*v]).collect()
+    }
+
     #[test]
     fn deltas_and_missing_sides() {
-        let c = Comparison::new(&[10.0, 12.0], &[15.0], String::new, String::new);
+        let c = Comparison::new(&[vec![10.0, 12.0]], &[vec![15.0]], String::new, String::new);
         assert_eq!(c.delta_ms, Some(4.0));
         assert_eq!(c.delta_pct, Some(4.0 / 11.0 * 100.0));
         assert_eq!(c.test, None);
-        assert_eq!(c.significance(), "n/a (N<5)");
-        let c = Comparison::new(&[], &[1.0], || "no lock probe".into(), String::new);
+        assert_eq!(c.significance(), "n/a (runs<4)");
+        assert_eq!((c.a.n(), c.a.runs()), (2, 1));
+        let c = Comparison::new(&[], &[vec![1.0]], || "no lock probe".into(), String::new);
         assert_eq!(
             c.a,
             Side::NotMeasured {
@@ -175,21 +194,31 @@ mod tests {
         );
         assert_eq!(c.delta_ms, None);
         assert_eq!(c.significance(), "");
-        let c = Comparison::new(&[0.0], &[1.0], String::new, String::new);
+        let c = Comparison::new(&[vec![0.0]], &[vec![1.0]], String::new, String::new);
         assert_eq!((c.delta_ms, c.delta_pct), (Some(1.0), None));
     }
 
     #[test]
     fn significance_text() {
-        let a = [10.0, 11.0, 12.0, 13.0, 14.0];
-        let b = [20.0, 21.0, 22.0, 23.0, 24.0];
+        let a = runs(&[10.0, 11.0, 12.0, 13.0, 14.0]);
+        let b = runs(&[20.0, 21.0, 22.0, 23.0, 24.0]);
         let c = Comparison::new(&a, &b, String::new, String::new);
         assert_eq!(c.significance(), "significant: B slower (p=0.008)");
         let c = Comparison::new(&b, &a, String::new, String::new);
         assert_eq!(c.significance(), "significant: B faster (p=0.008)");
-        let noisy = [13.0, 10.0, 14.0, 11.0, 12.0];
+        let noisy = runs(&[13.0, 10.0, 14.0, 11.0, 12.0]);
         let c = Comparison::new(&a, &noisy, String::new, String::new);
         assert_eq!(c.significance(), "no significant change (p=1.00)");
+    }
+
+    #[test]
+    fn significance_is_judged_between_runs_not_episodes() {
+        // Five tight episodes in each of one run per side: no test at all.
+        let a = vec![vec![10.0, 10.1, 10.2, 10.3, 10.4]];
+        let b = vec![vec![20.0, 20.1, 20.2, 20.3, 20.4]];
+        let c = Comparison::new(&a, &b, String::new, String::new);
+        assert_eq!(c.test, None);
+        assert_eq!(c.significance(), "n/a (runs<4)");
     }
 
     #[test]

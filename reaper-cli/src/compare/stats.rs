@@ -1,5 +1,6 @@
 //! Statistics for A/B comparison: order statistics and the Mann-Whitney U
-//! test.
+//! test. The comparison applies it to run medians ([`super::runlevel`]);
+//! what follows holds for any small samples.
 //!
 //! Why Mann-Whitney rather than a t-test or a bootstrap: teardown timings are
 //! skewed and have outliers (an interrupt, a contended lock, a page-cache

@@ -8,8 +8,11 @@
 
 use std::path::{Path, PathBuf};
 
+use super::calibration;
 use super::diff::{DiffOptions, diff};
-use super::gate::{DEFAULT_ALPHA, DEFAULT_MIN_DELTA_MS, GateOptions, Status, evaluate};
+use super::gate::{
+    CalibrationUse, DEFAULT_ALPHA, DEFAULT_MIN_DELTA_MS, GateOptions, check_runs, evaluate,
+};
 use super::synth::{self, Spec, factors};
 use super::*;
 use crate::golden::check_golden;
@@ -24,8 +27,41 @@ fn rel(name: &str) -> PathBuf {
     PathBuf::from("tests/data/compare").join(name)
 }
 
+/// Levels of the runs of a run-set fixture: whole runs drift by a few
+/// percent, as invocations do on a busy machine.
+const RUN_LEVELS: [f64; 5] = [1.0, 1.04, 0.97, 1.02, 0.99];
+/// Another A/A set's levels: the same centre, drifting the other way.
+const DRIFT_LEVELS: [f64; 5] = [1.06, 0.96, 1.08, 1.01, 1.03];
+
+/// A run set of five runs of three episodes: `shift` × the run's level ×
+/// ±2% episode noise.
+fn run_set(dir: &'static str, levels: &[f64], shift: f64, seed: u64) -> Vec<(String, Spec)> {
+    levels
+        .iter()
+        .enumerate()
+        .map(|(i, level)| {
+            (
+                format!("{dir}/run-{}/run.json", i + 1),
+                Spec::new(factors(3, shift * level, 0.02, seed + i as u64)),
+            )
+        })
+        .collect()
+}
+
 /// Every fixture file and the spec it is generated from.
-fn fixtures() -> Vec<(&'static str, Spec)> {
+fn fixtures() -> Vec<(String, Spec)> {
+    let mut all: Vec<(String, Spec)> = single_run_fixtures()
+        .into_iter()
+        .map(|(name, spec)| (name.to_owned(), spec))
+        .collect();
+    all.extend(run_set("set-baseline", &RUN_LEVELS, 1.0, 10));
+    all.extend(run_set("set-regression-20", &RUN_LEVELS, 1.2, 20));
+    all.extend(run_set("set-drift", &DRIFT_LEVELS, 1.0, 30));
+    all
+}
+
+/// The fixtures of one run each.
+fn single_run_fixtures() -> Vec<(&'static str, Spec)> {
     let base = factors(5, 1.0, 0.03, 1);
     let old = Spec {
         kernel: "6.1.0-40-amd64",
@@ -67,7 +103,7 @@ fn fixtures() -> Vec<(&'static str, Spec)> {
 #[test]
 fn committed_fixtures_are_what_synth_generates() {
     for (name, spec) in fixtures() {
-        check_golden(&data_dir().join(name), &synth::text(&spec));
+        check_golden(&data_dir().join(&name), &synth::text(&spec));
     }
 }
 
@@ -80,16 +116,41 @@ fn diff_text(a: &str, b: &str) -> String {
     text::render(&diff(&p.a, &p.b, p.notes, &DiffOptions::default()))
 }
 
-fn gate(baseline: &str, candidate: &str) -> gate::GateReport {
-    let p = pair(baseline, candidate).unwrap();
-    let opts = GateOptions {
+fn options(calibration: Option<CalibrationUse>) -> GateOptions {
+    GateOptions {
         gated: spec::parse("").unwrap(),
-        min_runs: 5,
+        min_runs: None,
         alpha: DEFAULT_ALPHA,
         min_delta_ms: DEFAULT_MIN_DELTA_MS,
-    };
+        calibration,
+    }
+}
+
+fn gate_with(
+    baseline: &str,
+    candidate: &str,
+    opts: &GateOptions,
+) -> Result<gate::GateReport, CompareError> {
+    let p = pair(baseline, candidate)?;
+    check_runs(&p.a, &p.b, opts)?;
     let h = diff::header(&p.a, &p.b, p.notes, &DiffOptions::default());
-    evaluate(&p.a, &p.b, h, &opts)
+    Ok(evaluate(&p.a, &p.b, h, opts))
+}
+
+fn gate(baseline: &str, candidate: &str) -> gate::GateReport {
+    gate_with(baseline, candidate, &options(None)).unwrap()
+}
+
+/// A calibration measured from the two A/A run-set fixtures.
+fn fixture_calibration() -> CalibrationUse {
+    let sets: Vec<RunSet> = ["set-baseline", "set-drift"]
+        .iter()
+        .map(|name| load::decode(&rel(name), load::read_raw(&rel(name)).unwrap()).unwrap())
+        .collect();
+    CalibrationUse {
+        path: "noise.json".into(),
+        calibration: calibration::estimate(&sets).unwrap(),
+    }
 }
 
 #[test]
@@ -107,9 +168,9 @@ fn diff_goldens() {
 
 #[test]
 fn gate_goldens() {
-    for candidate in ["regression-20", "noisy-equal"] {
-        let report = gate("baseline", candidate);
-        let stem = format!("gate-baseline-vs-{candidate}");
+    for candidate in ["set-regression-20", "set-drift"] {
+        let report = gate("set-baseline", candidate);
+        let stem = format!("gate-set-baseline-vs-{candidate}");
         check_golden(
             &data_dir().join(format!("{stem}.expected.md")),
             &gate_render::markdown(&report),
@@ -123,7 +184,7 @@ fn gate_goldens() {
 
 #[test]
 fn gate_verdicts_on_the_fixtures() {
-    let r = gate("baseline", "regression-20");
+    let r = gate("set-baseline", "set-regression-20");
     assert_eq!(r.exit_code(), 1);
     let regressed: Vec<&str> = r.regressions().map(|v| v.metric).collect();
     assert_eq!(
@@ -136,28 +197,78 @@ fn gate_verdicts_on_the_fixtures() {
             "kill_to_exit_mmap"
         ]
     );
-    for candidate in ["identical", "noisy-equal", "baseline"] {
-        let r = gate("baseline", candidate);
+    // A/A: runs drifting by up to 8% are not a change.
+    for candidate in ["set-drift", "set-baseline"] {
+        let r = gate("set-baseline", candidate);
         assert_eq!(r.exit_code(), 0, "{candidate}: {:#?}", r.verdicts);
     }
-    let r = gate("baseline", "identical");
-    assert!(r.verdicts.iter().all(|v| v.status == Status::Pass));
-    assert_eq!(r.candidate.runs, 2);
-    assert_eq!(r.candidate.complete_episodes, 5);
+    let r = gate("set-baseline", "set-drift");
+    assert_eq!((r.candidate.runs, r.candidate.clean_episodes), (5, 15));
+    assert_eq!(r.candidate.excluded.total(), 0);
+}
+
+#[test]
+fn one_run_per_side_is_refused_with_the_runs_needed() {
+    // Five tight episodes per side were enough for the episode-level test;
+    // with the run as the unit, one run per side cannot separate drift
+    // from change.
+    let err = gate_with("baseline", "regression-20", &options(None)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CompareError::TooFewRuns {
+                side: "baseline",
+                found: 1,
+                required: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("needs 5 runs per side"), "{err}");
+    let err = gate_with("vm-bookworm-x86_64", "vm-sid-x86_64", &options(None)).unwrap_err();
+    assert!(matches!(err, CompareError::TooFewRuns { .. }), "{err}");
+}
+
+#[test]
+fn a_calibration_lets_one_run_per_side_be_gated() {
+    let cal = fixture_calibration();
+    let total = cal.calibration.get(&super::metrics::METRICS[0]).unwrap();
+    assert_eq!((total.sets, total.runs), (2, 10));
+    assert!(total.run_sd > 0.01 && total.run_sd < 0.06, "{total:?}");
+    let opts = options(Some(cal));
+    let r = gate_with("baseline", "regression-20", &opts).unwrap();
+    assert_eq!(r.exit_code(), 1, "{:#?}", r.verdicts);
+    let v = &r.verdicts[0];
+    assert!(
+        v.noise_ms
+            .is_some_and(|n| n > v.comparison.a.median().unwrap() * 0.05),
+        "{v:?}"
+    );
+    let r = gate_with("baseline", "noisy-equal", &opts).unwrap();
+    assert_eq!(r.exit_code(), 0, "{:#?}", r.verdicts);
+    let md = gate_render::markdown(&r);
+    assert!(
+        md.contains("- Noise floor: calibration file noise.json (2 A/A run sets, 10 runs)"),
+        "{md}"
+    );
 }
 
 #[test]
 fn real_vm_recordings_6_1_vs_7_2() {
-    // Five TCG episodes per side: the medians move by 20–30%, but the
-    // spread is wider, so the gate does not call it a regression.
-    let r = gate("vm-bookworm-x86_64", "vm-sid-x86_64");
-    assert_eq!(r.exit_code(), 0, "{:#?}", r.verdicts);
     let text = diff_text("vm-bookworm-x86_64", "vm-sid-x86_64");
     assert!(
         text.contains("page_remove_rmap → folio_remove_rmap_ptes time"),
         "{text}"
     );
-    assert!(text.contains("unmap_page_range → zap_vma_for_reaping [per_vma_unmap]"));
+    // Every episode of these TCG boots lost a few sample stacks
+    // (sample_stack_lost > 0), and two per side lost the mrelease race:
+    // none is clean, so nothing is compared, and the header says why.
+    assert!(
+        text.contains("5 episodes, 0 clean; 5 left out (2 lost race, 0 partial, 3 with data loss)"),
+        "{text}"
+    );
+    assert!(text.contains("no clean episodes"), "{text}");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::diff::{ContextTable, Diff, Exact, MetricRow, SideInfo};
 use super::metrics::Part;
-use super::quantity::{Comparison, DIFF_ALPHA, Side, p_text};
+use super::quantity::{Comparison, DIFF_ALPHA, MIN_RUNS_FOR_TEST, Side, p_text};
 use crate::report::text::Notes;
 
 /// Split-line label, as in the thread.
@@ -118,14 +118,15 @@ fn boxed(header: &[String], rows: &[Option<Vec<String>>], out: &mut String) {
 fn side_line(name: &str, s: &SideInfo, out: &mut String) {
     let _ = writeln!(
         out,
-        "{name}: {} — {} ({} run{}, {} episode{}, {} complete)",
+        "{name}: {} — {} ({} run{}, {} episode{}, {} clean; {})",
         s.label,
         s.path,
         s.runs,
         if s.runs == 1 { "" } else { "s" },
         s.episodes,
         if s.episodes == 1 { "" } else { "s" },
-        s.complete_episodes
+        s.clean_episodes,
+        s.excluded
     );
     let _ = writeln!(
         out,
@@ -233,7 +234,7 @@ fn summary(d: &Diff, out: &mut String) {
     boxed(&head, &rows, out);
     let _ = writeln!(
         out,
-        "Significance: two-sided Mann-Whitney U at p<{DIFF_ALPHA} when both sides have ≥5 episodes; split line: ↑ B larger, ↓ B smaller, ~ within the noise."
+        "Significance: the run is the unit: two-sided Mann-Whitney U of the run medians at p<{DIFF_ALPHA} when both sides have ≥{MIN_RUNS_FOR_TEST} runs; split line: ↑ B larger, ↓ B smaller, ~ within the noise."
     );
     notes.render(out);
 }
@@ -350,11 +351,11 @@ mod tests {
 
     #[test]
     fn deltas() {
-        let c = Comparison::new(&[10.0], &[12.0], String::new, String::new);
+        let c = Comparison::new(&[vec![10.0]], &[vec![12.0]], String::new, String::new);
         assert_eq!(delta(&c), "+2.00 ms (+20.0%)");
-        let c = Comparison::new(&[0.0], &[0.5], String::new, String::new);
+        let c = Comparison::new(&[vec![0.0]], &[vec![0.5]], String::new, String::new);
         assert_eq!(delta(&c), "+0.50 ms (from 0)");
-        let c = Comparison::new(&[0.0], &[0.0], String::new, String::new);
+        let c = Comparison::new(&[vec![0.0]], &[vec![0.0]], String::new, String::new);
         assert_eq!(delta(&c), "±0 ms");
     }
 

@@ -14,6 +14,8 @@ mod stats;
 
 use std::path::PathBuf;
 
+pub use conditions::machine_description;
+
 use anyhow::{Context as _, Result, ensure};
 
 /// Arguments of `cargo xtask bench`.

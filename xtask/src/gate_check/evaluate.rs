@@ -1,0 +1,283 @@
+//! Gating every pair of recorded run sets with `reaper gate`'s defaults,
+//! and the figures: false-alarm rate, detection rate, and each set's
+//! medians (to show the drift the gate had to live with).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+
+use super::SetPlan;
+
+/// One gate invocation's outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Pass,
+    /// Exit 1, with the metrics that regressed.
+    Fail(Vec<String>),
+    /// Exit 2 (too few runs, unreadable), with the first line of stderr.
+    Refused(String),
+}
+
+/// A side's facts, read from the gate's JSON.
+#[derive(Clone, Debug, Default)]
+struct SetFacts {
+    runs: u64,
+    clean: u64,
+    left_out: String,
+    medians: BTreeMap<String, f64>,
+}
+
+/// Counts of outcomes over a family of pairs.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    /// Pairs gated.
+    pub pairs: usize,
+    /// Exit 1.
+    pub failed: usize,
+    /// Exit 0.
+    pub passed: usize,
+    /// Exit 2, with the distinct reasons.
+    pub refused: usize,
+    /// Metrics that regressed, and how often.
+    pub metrics: BTreeMap<String, usize>,
+    /// Distinct refusal reasons.
+    pub reasons: Vec<String>,
+}
+
+impl Tally {
+    fn add(&mut self, o: &Outcome) {
+        self.pairs += 1;
+        match o {
+            Outcome::Pass => self.passed += 1,
+            Outcome::Fail(metrics) => {
+                self.failed += 1;
+                for m in metrics {
+                    *self.metrics.entry(m.clone()).or_default() += 1;
+                }
+            }
+            Outcome::Refused(why) => {
+                self.refused += 1;
+                if !self.reasons.contains(why) {
+                    self.reasons.push(why.clone());
+                }
+            }
+        }
+    }
+
+    /// Failed over all pairs, percent (a refused pair is neither a false
+    /// alarm nor a detection); `None` when every pair was refused.
+    pub fn rate(&self) -> Option<f64> {
+        (self.refused < self.pairs).then(|| self.failed as f64 / self.pairs as f64 * 100.0)
+    }
+
+    fn rate_text(&self) -> String {
+        match self.rate() {
+            Some(r) => format!("{}/{} = {r:.1}%", self.failed, self.pairs),
+            None => "not measured (every pair was refused)".to_owned(),
+        }
+    }
+
+    fn metrics_text(&self) -> String {
+        if self.metrics.is_empty() {
+            return "–".to_owned();
+        }
+        self.metrics
+            .iter()
+            .map(|(m, n)| format!("{m} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Everything gate-check found.
+pub struct Evaluation {
+    aa: Tally,
+    detection: Tally,
+    sets: Vec<(SetPlan, SetFacts, Option<f64>)>,
+}
+
+fn gate(reaper: &Path, baseline: &Path, candidate: &Path) -> Result<(Outcome, Value)> {
+    let out = Command::new(reaper)
+        .args(["gate", "--json", "--baseline"])
+        .arg(baseline)
+        .arg("--candidate")
+        .arg(candidate)
+        .output()
+        .with_context(|| format!("running {} gate", reaper.display()))?;
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let outcome = match out.status.code() {
+        Some(0) => Outcome::Pass,
+        Some(1) => Outcome::Fail(
+            json["verdicts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|v| v["status"]["status"] == "regressed")
+                .filter_map(|v| v["metric"].as_str().map(str::to_owned))
+                .collect(),
+        ),
+        Some(2) => Outcome::Refused(
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+        ),
+        other => bail!("reaper gate exited with {other:?}"),
+    };
+    Ok((outcome, json))
+}
+
+fn facts(side: &Value, verdicts: &Value, key: &str) -> SetFacts {
+    let excluded = &side["excluded"];
+    SetFacts {
+        runs: side["runs"].as_u64().unwrap_or(0),
+        clean: side["clean_episodes"].as_u64().unwrap_or(0),
+        left_out: format!(
+            "{} lost race, {} partial, {} data loss",
+            excluded["lost_race"], excluded["partial"], excluded["data_loss"]
+        ),
+        medians: verdicts
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| {
+                Some((
+                    v["metric"].as_str()?.to_owned(),
+                    v["comparison"][key]["median"].as_f64()?,
+                ))
+            })
+            .collect(),
+    }
+}
+
+/// The median VMA count of a set's victims (from the run files), to show
+/// that the regression's layout really differs.
+fn victim_vmas(dir: &Path) -> Option<f64> {
+    let mut vmas = Vec::new();
+    for run in std::fs::read_dir(dir).ok()?.flatten() {
+        let Ok(text) = std::fs::read_to_string(run.path().join("run.json")) else {
+            continue;
+        };
+        let Ok(json) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        for e in json["episodes"].as_array().into_iter().flatten() {
+            if let Some(v) = e["victim"]["vmas"].as_f64() {
+                vmas.push(v);
+            }
+        }
+    }
+    vmas.sort_by(f64::total_cmp);
+    vmas.get(vmas.len() / 2).copied()
+}
+
+/// Gates every A/A ordered pair and every (A/A, regression) pair.
+pub fn evaluate(reaper: &Path, dir: &Path, sets: &[SetPlan]) -> Result<Evaluation> {
+    let (aa, reg): (Vec<&SetPlan>, Vec<&SetPlan>) = sets.iter().partition(|s| s.aa);
+    let mut result = Evaluation {
+        aa: Tally::default(),
+        detection: Tally::default(),
+        sets: Vec::new(),
+    };
+    let mut seen: BTreeMap<String, SetFacts> = BTreeMap::new();
+    for b in &aa {
+        for c in aa.iter().chain(&reg) {
+            if b.name == c.name {
+                continue;
+            }
+            let (outcome, json) = gate(reaper, &dir.join(&b.name), &dir.join(&c.name))?;
+            if json.is_object() {
+                seen.entry(b.name.clone())
+                    .or_insert_with(|| facts(&json["baseline"], &json["verdicts"], "a"));
+                seen.entry(c.name.clone())
+                    .or_insert_with(|| facts(&json["candidate"], &json["verdicts"], "b"));
+            }
+            if c.aa {
+                result.aa.add(&outcome);
+            } else {
+                result.detection.add(&outcome);
+            }
+        }
+    }
+    for s in sets {
+        let f = seen.get(&s.name).cloned().unwrap_or_default();
+        result
+            .sets
+            .push((s.clone(), f, victim_vmas(&dir.join(&s.name))));
+    }
+    Ok(result)
+}
+
+impl Evaluation {
+    /// The result table, the per-set table and notes, as markdown.
+    pub fn markdown(&self) -> String {
+        let mut out = String::from(
+            "| reaper gate, defaults | ordered pairs | failed (exit 1) | passed (exit 0) | refused (exit 2) | rate | metrics that failed |\n|---|---|---|---|---|---|---|\n",
+        );
+        for (name, t) in [
+            ("A/A: false alarms", &self.aa),
+            ("regression: detected", &self.detection),
+        ] {
+            out.push_str(&format!(
+                "| {name} | {} | {} | {} | {} | {} | {} |\n",
+                t.pairs,
+                t.failed,
+                t.passed,
+                t.refused,
+                t.rate_text(),
+                t.metrics_text()
+            ));
+        }
+        for reason in self.aa.reasons.iter().chain(&self.detection.reasons) {
+            out.push_str(&format!("\nRefused: {reason}\n"));
+        }
+        out.push_str(
+            "\nPer run set (medians over the set's clean episodes, ms):\n\n| set | victim | victim VMAs (median) | runs | clean episodes | left out | total | kill_to_reap | kill_to_exit_mmap |\n|---|---|---|---|---|---|---|---|---|\n",
+        );
+        for (plan, f, vmas) in &self.sets {
+            let m = |k: &str| {
+                f.medians
+                    .get(k)
+                    .map_or_else(|| "–".to_owned(), |v| format!("{v:.2}"))
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                plan.name,
+                plan.victim,
+                vmas.map_or_else(|| "–".to_owned(), |v| format!("{v:.0}")),
+                f.runs,
+                f.clean,
+                f.left_out,
+                m("total"),
+                m("kill_to_reap"),
+                m("kill_to_exit_mmap")
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_count_only_judged_pairs() {
+        let mut t = Tally::default();
+        t.add(&Outcome::Pass);
+        t.add(&Outcome::Fail(vec!["total".into(), "kill_to_reap".into()]));
+        t.add(&Outcome::Fail(vec!["total".into()]));
+        t.add(&Outcome::Refused("too few runs".into()));
+        assert_eq!((t.pairs, t.failed, t.passed, t.refused), (4, 2, 1, 1));
+        assert_eq!(t.rate_text(), "2/4 = 50.0%");
+        assert_eq!(t.metrics_text(), "kill_to_reap ×1, total ×2");
+        let mut none = Tally::default();
+        none.add(&Outcome::Refused("x".into()));
+        assert_eq!(none.rate(), None);
+    }
+}
