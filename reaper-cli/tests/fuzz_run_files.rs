@@ -169,9 +169,10 @@ fn exercise(text_of_run: &str) {
         let header = compare::diff::header(&pair.a, &pair.b, pair.notes, &DiffOptions::default());
         let gate_opts = gate::GateOptions {
             gated: spec::parse("").unwrap(),
-            min_runs: 1,
+            min_runs: Some(1),
             alpha: gate::DEFAULT_ALPHA,
             min_delta_ms: gate::DEFAULT_MIN_DELTA_MS,
+            calibration: None,
         };
         let report = gate::evaluate(&pair.a, &pair.b, header, &gate_opts);
         let _ = gate_render::markdown(&report);
