@@ -18,5 +18,6 @@ pub mod probes;
 pub mod recorder;
 pub mod report;
 pub mod scenario;
+pub mod schema;
 pub mod symbolize;
 pub mod system;

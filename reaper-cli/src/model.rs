@@ -18,7 +18,7 @@ pub const FRAME_USER_MODE: &str = "[user]";
 pub const FRAME_STACK_LOST: &str = "[stack lost]";
 
 /// A whole recording.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Run {
     /// Always [`SCHEMA_VERSION`] when written by this build.
     pub schema_version: u32,
@@ -52,7 +52,7 @@ pub struct Run {
 }
 
 /// What a `record --watch` saw beyond its episodes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WatchSummary {
     /// Seconds watched.
     pub watched_s: u64,
@@ -66,7 +66,7 @@ pub struct WatchSummary {
 
 /// How one catalog function was probed for exact timing (`record`'s attach
 /// ladder: fentry/fexit, then kprobe/kretprobe).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FunctionProbe {
     /// Catalog concept id.
     pub concept: String,
@@ -84,7 +84,7 @@ pub struct FunctionProbe {
 }
 
 /// The tool that wrote a run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ToolInfo {
     /// "reaper".
     pub name: String,
@@ -93,7 +93,7 @@ pub struct ToolInfo {
 }
 
 /// The recorded machine.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HostInfo {
     /// `uname -r`.
     pub kernel_release: String,
@@ -104,7 +104,7 @@ pub struct HostInfo {
 }
 
 /// Recording parameters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Recording {
     /// Seconds since the Unix epoch when recording started.
     pub started_unix: u64,
@@ -119,7 +119,7 @@ pub struct Recording {
 }
 
 /// How one probe group was attached.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProbeUse {
     /// Probe group, e.g. "sampling", "lock_wait", "timeline:exit_mmap".
     pub probe: String,
@@ -130,7 +130,7 @@ pub struct ProbeUse {
 }
 
 /// What was torn down and how.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Scenario {
     /// "victim" (synthetic), "pid" (an existing process), "oom", "watch".
     pub kind: String,
@@ -152,7 +152,7 @@ pub struct Scenario {
 }
 
 /// One catalog concept resolved against this kernel.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResolvedConcept {
     /// Catalog concept id, e.g. "pte_lock".
     pub concept: String,
@@ -172,7 +172,7 @@ pub struct ResolvedConcept {
 }
 
 /// Something the run could not measure.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NotMeasured {
     /// What is missing, e.g. "exact function timing".
     pub what: String,
@@ -181,7 +181,7 @@ pub struct NotMeasured {
 }
 
 /// One teardown: a victim, its reapers, and what they did.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Episode {
     /// 0-based.
     pub index: u32,
@@ -220,7 +220,7 @@ pub struct Episode {
 }
 
 /// Exact per-function timing of one episode, aggregated in the kernel.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FunctionTiming {
     /// Per context × function, calls > 0 only (an attached function with no
     /// row was not called in that context).
@@ -240,7 +240,7 @@ pub struct FunctionTiming {
 }
 
 /// One function in one context.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FunctionTime {
     /// Context name.
     pub context: String,
@@ -262,7 +262,7 @@ pub struct FunctionTime {
 }
 
 /// Calls of `child` made directly from `parent` in one context.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CallEdge {
     /// Context name.
     pub context: String,
@@ -277,7 +277,7 @@ pub struct CallEdge {
 }
 
 /// The order in which one context's per-VMA unmap calls visited VMAs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VmaOrderSeen {
     /// Context name.
     pub context: String,
@@ -301,7 +301,7 @@ pub struct VmaOrderSeen {
 }
 
 /// What happened to a frozen victim after the OOM kill.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FrozenOutcome {
     /// Threads of the victim when it was frozen.
     pub threads: u32,
@@ -317,7 +317,7 @@ pub struct FrozenOutcome {
 }
 
 /// One frozen-victim thread's fate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ThreadFate {
     /// Thread id.
     pub tid: u32,
@@ -330,7 +330,7 @@ pub struct ThreadFate {
 }
 
 /// The victim of an episode.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VictimInfo {
     /// Thread-group id.
     pub pid: u32,
@@ -345,7 +345,7 @@ pub struct VictimInfo {
 }
 
 /// A context's profile within one episode.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ContextProfile {
     /// A context name from `reaper_common::context::CONTEXT_NAMES`.
     pub context: String,
@@ -358,7 +358,7 @@ pub struct ContextProfile {
 }
 
 /// A tracked task.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskRef {
     /// Thread id.
     pub tid: u32,
@@ -367,7 +367,7 @@ pub struct TaskRef {
 }
 
 /// One distinct sampled kernel stack.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SampledStack {
     /// Function names, outermost caller first.
     pub frames: Vec<String>,
@@ -378,7 +378,7 @@ pub struct SampledStack {
 }
 
 /// Lock waits that began at one kernel stack.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LockWaitStack {
     /// Function names at `contention_begin`, outermost caller first.
     pub frames: Vec<String>,
@@ -393,7 +393,7 @@ pub struct LockWaitStack {
 }
 
 /// A timeline event, timestamped relative to the kill.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TimelineEntry {
     /// ns since the kill (negative: before it).
     pub t_ns: i64,
@@ -414,7 +414,7 @@ pub struct TimelineEntry {
 
 /// Latencies of an episode, ns since the kill; `None` when the event was not
 /// seen (the report says why).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Latencies {
     /// kill → `process_mrelease` returned.
     pub kill_to_mrelease_done_ns: Option<u64>,

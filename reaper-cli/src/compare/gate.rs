@@ -27,7 +27,7 @@ pub const DEFAULT_ALPHA: f64 = 0.05;
 pub const DEFAULT_MIN_DELTA_MS: f64 = 0.5;
 
 /// Gate settings.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct GateOptions {
     /// Gated metrics and thresholds.
     pub gated: Vec<Gated>,
@@ -40,7 +40,7 @@ pub struct GateOptions {
 }
 
 /// A gated metric's outcome.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Status {
     /// Within its threshold (or below the floor).
@@ -59,7 +59,7 @@ pub enum Status {
 }
 
 /// One gated metric.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Verdict {
     /// Metric name.
     pub metric: &'static str,
@@ -78,7 +78,7 @@ pub struct Verdict {
 }
 
 /// The gate's result.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct GateReport {
     /// The baseline.
     pub baseline: SideInfo,
