@@ -1,5 +1,5 @@
-//! `reaper record`: validate flags, record, write run.json + folded + SVGs,
-//! print the report.
+//! `reaper record`: validate flags, record, write run.json + folded + SVGs
+//! + pprof, print the report.
 
 use std::path::PathBuf;
 
@@ -184,10 +184,13 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<i32> {
         std::fs::write(&path, serde_json::to_vec_pretty(&run)?)
             .with_context(|| format!("writing {}", path.display()))?;
         let files = crate::report::write_files(&run, dir, &report_options)?;
+        let pprof = crate::report::formats::write(crate::report::formats::Format::Pprof, &run, dir)
+            .with_context(|| format!("writing the pprof profile to {}", dir.display()))?;
         eprintln!(
-            "reaper: wrote {} and {} folded/SVG files to {}",
+            "reaper: wrote {}, {} folded/SVG files and {} to {}",
             path.display(),
             files.len(),
+            pprof.display(),
             dir.display()
         );
     }
