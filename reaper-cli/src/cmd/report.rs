@@ -23,6 +23,11 @@ pub struct ReportArgs {
     /// Print the derived report as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Write an open format into the output directory instead of printing
+    /// the report: pprof (profile.pb.gz), trace (trace.json, Chrome
+    /// trace-event JSON for ui.perfetto.dev) or speedscope (speedscope.json).
+    #[arg(long, value_name = "FORMAT", conflicts_with_all = ["json", "no_files"])]
+    pub format: Option<report::formats::Format>,
     /// Rows of each Children/Self table.
     #[arg(long, value_name = "N", default_value_t = report::DEFAULT_TOP)]
     pub top: usize,
@@ -68,15 +73,21 @@ impl ReportArgs {
 pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     let run = report::load_run(&args.run)?;
     let opts = args.options();
+    let dir = match &args.output {
+        Some(dir) => dir.clone(),
+        None => report::load::run_file_path(&args.run)
+            .parent()
+            .map(|p| p.to_path_buf())
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    if let Some(format) = args.format {
+        let path = report::formats::write(format, &run, &dir)
+            .with_context(|| format!("writing the {format} file to {}", dir.display()))?;
+        eprintln!("reaper: wrote {}", path.display());
+        return Ok(());
+    }
     if !args.no_files {
-        let dir = match &args.output {
-            Some(dir) => dir.clone(),
-            None => report::load::run_file_path(&args.run)
-                .parent()
-                .map(|p| p.to_path_buf())
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or_else(|| PathBuf::from(".")),
-        };
         let files = report::write_files(&run, &dir, &opts).with_context(|| {
             format!(
                 "writing the folded stacks and flame graphs to {}",

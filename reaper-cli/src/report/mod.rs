@@ -8,15 +8,20 @@
 
 pub mod analysis;
 pub mod folded;
+pub mod formats;
 pub mod function_timing;
 pub mod json;
 pub mod load;
 pub mod losses;
 pub mod model;
+pub mod output;
+pub mod pprof;
+pub mod speedscope;
 pub mod stacks;
 pub mod summary;
 pub mod svg;
 pub mod text;
+pub mod trace;
 pub mod tree;
 
 #[cfg(test)]

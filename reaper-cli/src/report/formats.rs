@@ -1,0 +1,52 @@
+//! The open formats `reaper report --format` writes, one file each, into
+//! the output directory: pprof, Chrome trace-event JSON, speedscope.
+
+use std::path::{Path, PathBuf};
+
+use crate::model::Run;
+
+/// An open output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Gzipped pprof profile.proto (`go tool pprof`, Pyroscope, Parca).
+    Pprof,
+    /// Chrome trace-event JSON (ui.perfetto.dev, chrome://tracing).
+    Trace,
+    /// speedscope's JSON file format (speedscope.app).
+    Speedscope,
+}
+
+impl Format {
+    /// The file written into the output directory.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Pprof => super::pprof::FILE_NAME,
+            Format::Trace => super::trace::FILE_NAME,
+            Format::Speedscope => super::speedscope::FILE_NAME,
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Pprof => "pprof",
+            Format::Trace => "trace",
+            Format::Speedscope => "speedscope",
+        })
+    }
+}
+
+/// Writes `run` in `format` into `dir` (created if needed); returns the file.
+pub fn write(format: Format, run: &Run, dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format.file_name());
+    match format {
+        Format::Pprof => super::pprof::write(&[run], &path)?,
+        Format::Trace => super::output::write_output(&path, super::trace::render(run).as_bytes())?,
+        Format::Speedscope => {
+            super::output::write_output(&path, super::speedscope::render(run).as_bytes())?
+        }
+    }
+    Ok(path)
+}
