@@ -5,7 +5,7 @@
 //! Each distinct in-kernel aggregated stack of each episode's context is one
 //! sample with two values: its sample count and its sampled CPU time
 //! (`cpu`/`nanoseconds`, the default); the period is the cpu-clock sampling
-//! period. Samples carry the labels `context`, `episode` (numeric) and
+//! period. Samples carry the labels `context`, `episode` and
 //! `victim_comm` (and `run` when several run files are merged). Kernel frames
 //! are functions with names only: run files hold symbolized stacks, not
 //! addresses, and an invented address would only mislead.
@@ -27,7 +27,8 @@ pub const FILE_NAME: &str = "profile.pb.gz";
 
 /// Label keys on every sample.
 pub const LABEL_CONTEXT: &str = "context";
-/// Episode index within its run file (numeric label).
+/// Episode index within its run file (a string label: continuous-profiling
+/// backends such as Pyroscope keep string labels only).
 pub const LABEL_EPISODE: &str = "episode";
 /// The victim's comm.
 pub const LABEL_VICTIM_COMM: &str = "victim_comm";
@@ -112,6 +113,7 @@ pub fn profile(runs: &[&Run]) -> Profile {
     for (run_index, run) in runs.iter().enumerate() {
         for episode in &run.episodes {
             let comm = strings.get(&episode.victim.comm);
+            let episode_name = strings.get(&episode.index.to_string());
             for context in &episode.contexts {
                 let context_name = strings.get(&context.context);
                 for stack in &context.stacks {
@@ -123,8 +125,8 @@ pub fn profile(runs: &[&Run]) -> Profile {
                         },
                         Label {
                             key: keys[1],
-                            str: 0,
-                            num: i64::from(episode.index),
+                            str: episode_name,
+                            num: 0,
                         },
                         Label {
                             key: keys[2],

@@ -185,10 +185,8 @@ fn decoded_totals(d: &Decoded) -> BTreeMap<(i64, String), i64> {
     let cpu = d.sample_types.iter().position(|t| t.0 == "cpu").unwrap();
     let mut totals = BTreeMap::new();
     for s in &d.samples {
-        let key = (
-            s.num_labels[LABEL_EPISODE],
-            s.str_labels[LABEL_CONTEXT].clone(),
-        );
+        let episode = s.str_labels[LABEL_EPISODE].parse().unwrap();
+        let key = (episode, s.str_labels[LABEL_CONTEXT].clone());
         *totals.entry(key).or_default() += s.values[cpu];
     }
     totals
@@ -255,7 +253,7 @@ fn stacks_are_named_kernel_frames_leaf_first_without_addresses() {
         .expect("the first stack is a sample");
     assert_eq!(found.values, [stack.samples as i64, stack.period_ns as i64]);
     assert_eq!(found.str_labels[LABEL_VICTIM_COMM], episode.victim.comm);
-    assert_eq!(found.num_labels[LABEL_EPISODE], i64::from(episode.index));
+    assert_eq!(found.str_labels[LABEL_EPISODE], episode.index.to_string());
     assert!(!found.num_labels.contains_key(LABEL_RUN));
 }
 
