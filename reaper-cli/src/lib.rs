@@ -7,6 +7,7 @@
 //! code.
 
 pub mod catalog;
+pub mod ci;
 pub mod cli;
 pub mod cmd;
 pub mod compare;
