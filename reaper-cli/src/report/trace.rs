@@ -34,6 +34,10 @@ pub const FILE_NAME: &str = "trace.json";
 /// bounding a larger one.
 pub const MAX_FUNCTIONS: usize = 12;
 
+/// The span argument holding a context's heaviest functions, heaviest first.
+pub const FUNCTIONS_ARG: &str =
+    "functions (kernel aggregates, heaviest first; calls are not placed in time)";
+
 /// Span name of the `process_mrelease` call.
 pub const SPAN_MRELEASE: &str = "process_mrelease";
 /// Span name of the victim's `exit_mmap()` call.
@@ -319,20 +323,22 @@ impl Episodes<'_> {
             .collect();
         rows.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.symbol.cmp(&b.symbol)));
         let left_out = rows.len().saturating_sub(MAX_FUNCTIONS);
-        let shown: serde_json::Map<String, Value> = rows
+        let shown: Vec<Value> = rows
             .iter()
             .take(MAX_FUNCTIONS)
             .map(|f| {
-                (
-                    f.symbol.clone(),
-                    json!({ "calls": f.calls, "total_ms": f.total_ns as f64 / 1e6, "max_ms": f.max_ns as f64 / 1e6 }),
-                )
+                json!({
+                    "function": f.symbol,
+                    "calls": f.calls,
+                    "total_ms": f.total_ns as f64 / 1e6,
+                    "max_ms": f.max_ns as f64 / 1e6,
+                })
             })
             .collect();
-        json!({
-            "functions (kernel aggregates; calls are not placed in time)": shown,
-            "functions_left_out": left_out,
-        })
+        let mut args = serde_json::Map::new();
+        args.insert(FUNCTIONS_ARG.to_owned(), Value::from(shown));
+        args.insert("functions_left_out".to_owned(), Value::from(left_out));
+        Value::Object(args)
     }
 }
 
