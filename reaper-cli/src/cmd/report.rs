@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::report::{self, ReportOptions};
+use crate::report::{self, ReportOptions, formats::Format};
 
 /// Arguments of `reaper report`.
 #[derive(Clone, Debug, Args)]
@@ -27,7 +27,7 @@ pub struct ReportArgs {
     /// the report: pprof (profile.pb.gz), trace (trace.json, Chrome
     /// trace-event JSON for ui.perfetto.dev) or speedscope (speedscope.json).
     #[arg(long, value_name = "FORMAT", conflicts_with_all = ["json", "no_files"])]
-    pub format: Option<report::formats::Format>,
+    pub format: Option<FormatArg>,
     /// Rows of each Children/Self table.
     #[arg(long, value_name = "N", default_value_t = report::DEFAULT_TOP)]
     pub top: usize,
@@ -44,6 +44,27 @@ pub struct ReportArgs {
     /// Print only; write no folded or SVG files.
     #[arg(long)]
     pub no_files: bool,
+}
+
+/// `--format`'s values (clap stays in the command layer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// Gzipped pprof profile.proto (`go tool pprof`, Pyroscope, Parca).
+    Pprof,
+    /// Chrome trace-event JSON (ui.perfetto.dev, chrome://tracing).
+    Trace,
+    /// speedscope's JSON file format (speedscope.app).
+    Speedscope,
+}
+
+impl From<FormatArg> for Format {
+    fn from(arg: FormatArg) -> Self {
+        match arg {
+            FormatArg::Pprof => Format::Pprof,
+            FormatArg::Trace => Format::Trace,
+            FormatArg::Speedscope => Format::Speedscope,
+        }
+    }
 }
 
 fn parse_percent(raw: &str) -> Result<f64, String> {
@@ -81,7 +102,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from(".")),
     };
-    if let Some(format) = args.format {
+    if let Some(format) = args.format.map(Format::from) {
         let path = report::formats::write(format, &run, &dir)
             .with_context(|| format!("writing the {format} file to {}", dir.display()))?;
         eprintln!("reaper: wrote {}", path.display());

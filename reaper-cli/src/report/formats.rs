@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::model::Run;
 
 /// An open output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// Gzipped pprof profile.proto (`go tool pprof`, Pyroscope, Parca).
     Pprof,
