@@ -7,6 +7,7 @@
 //! code.
 
 pub mod catalog;
+pub mod ci;
 pub mod cli;
 pub mod cmd;
 pub mod compare;
@@ -19,5 +20,6 @@ pub mod probes;
 pub mod recorder;
 pub mod report;
 pub mod scenario;
+pub mod schema;
 pub mod symbolize;
 pub mod system;

@@ -18,7 +18,7 @@ pub const FRAME_USER_MODE: &str = "[user]";
 pub const FRAME_STACK_LOST: &str = "[stack lost]";
 
 /// A whole recording.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Run {
     /// Always [`SCHEMA_VERSION`] when written by this build.
     pub schema_version: u32,
@@ -52,7 +52,7 @@ pub struct Run {
 }
 
 /// What a `record --watch` saw beyond its episodes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WatchSummary {
     /// Seconds watched.
     pub watched_s: u64,
@@ -66,7 +66,7 @@ pub struct WatchSummary {
 
 /// How one catalog function was probed for exact timing (`record`'s attach
 /// ladder: fentry/fexit, then kprobe/kretprobe).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FunctionProbe {
     /// Catalog concept id.
     pub concept: String,
@@ -84,7 +84,7 @@ pub struct FunctionProbe {
 }
 
 /// The tool that wrote a run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ToolInfo {
     /// "reaper".
     pub name: String,
@@ -93,7 +93,7 @@ pub struct ToolInfo {
 }
 
 /// The recorded machine.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HostInfo {
     /// `uname -r`.
     pub kernel_release: String,
@@ -109,7 +109,7 @@ pub struct HostInfo {
 }
 
 /// Where reaper saw that a kernel is PREEMPT_RT.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RtEvidence {
     /// `/sys/kernel/realtime` reads 1.
@@ -132,7 +132,7 @@ impl RtEvidence {
 }
 
 /// Recording parameters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Recording {
     /// Seconds since the Unix epoch when recording started.
     pub started_unix: u64,
@@ -147,7 +147,7 @@ pub struct Recording {
 }
 
 /// How one probe group was attached.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProbeUse {
     /// Probe group, e.g. "sampling", "lock_wait", "timeline:exit_mmap".
     pub probe: String,
@@ -158,7 +158,7 @@ pub struct ProbeUse {
 }
 
 /// What was torn down and how.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Scenario {
     /// "victim" (synthetic), "pid" (an existing process), "oom", "watch".
     pub kind: String,
@@ -180,7 +180,7 @@ pub struct Scenario {
 }
 
 /// One catalog concept resolved against this kernel.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResolvedConcept {
     /// Catalog concept id, e.g. "pte_lock".
     pub concept: String,
@@ -200,7 +200,7 @@ pub struct ResolvedConcept {
 }
 
 /// Something the run could not measure.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NotMeasured {
     /// What is missing, e.g. "exact function timing".
     pub what: String,
@@ -209,7 +209,7 @@ pub struct NotMeasured {
 }
 
 /// One teardown: a victim, its reapers, and what they did.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Episode {
     /// 0-based.
     pub index: u32,
@@ -248,7 +248,7 @@ pub struct Episode {
 }
 
 /// Exact per-function timing of one episode, aggregated in the kernel.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FunctionTiming {
     /// Per context × function, calls > 0 only (an attached function with no
     /// row was not called in that context).
@@ -268,7 +268,7 @@ pub struct FunctionTiming {
 }
 
 /// One function in one context.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FunctionTime {
     /// Context name.
     pub context: String,
@@ -290,7 +290,7 @@ pub struct FunctionTime {
 }
 
 /// Calls of `child` made directly from `parent` in one context.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CallEdge {
     /// Context name.
     pub context: String,
@@ -305,7 +305,7 @@ pub struct CallEdge {
 }
 
 /// The order in which one context's per-VMA unmap calls visited VMAs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VmaOrderSeen {
     /// Context name.
     pub context: String,
@@ -329,7 +329,7 @@ pub struct VmaOrderSeen {
 }
 
 /// What happened to a frozen victim after the OOM kill.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FrozenOutcome {
     /// Threads of the victim when it was frozen.
     pub threads: u32,
@@ -345,7 +345,7 @@ pub struct FrozenOutcome {
 }
 
 /// One frozen-victim thread's fate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ThreadFate {
     /// Thread id.
     pub tid: u32,
@@ -358,7 +358,7 @@ pub struct ThreadFate {
 }
 
 /// The victim of an episode.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VictimInfo {
     /// Thread-group id.
     pub pid: u32,
@@ -373,7 +373,7 @@ pub struct VictimInfo {
 }
 
 /// A context's profile within one episode.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ContextProfile {
     /// A context name from `reaper_common::context::CONTEXT_NAMES`.
     pub context: String,
@@ -386,7 +386,7 @@ pub struct ContextProfile {
 }
 
 /// A tracked task.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskRef {
     /// Thread id.
     pub tid: u32,
@@ -395,7 +395,7 @@ pub struct TaskRef {
 }
 
 /// One distinct sampled kernel stack.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SampledStack {
     /// Function names, outermost caller first.
     pub frames: Vec<String>,
@@ -406,7 +406,7 @@ pub struct SampledStack {
 }
 
 /// Lock waits that began at one kernel stack.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LockWaitStack {
     /// Function names at `contention_begin`, outermost caller first.
     pub frames: Vec<String>,
@@ -421,7 +421,7 @@ pub struct LockWaitStack {
 }
 
 /// A timeline event, timestamped relative to the kill.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TimelineEntry {
     /// ns since the kill (negative: before it).
     pub t_ns: i64,
@@ -442,7 +442,7 @@ pub struct TimelineEntry {
 
 /// Latencies of an episode, ns since the kill; `None` when the event was not
 /// seen (the report says why).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Latencies {
     /// kill → `process_mrelease` returned.
     pub kill_to_mrelease_done_ns: Option<u64>,

@@ -32,7 +32,8 @@ pub struct DiffArgs {
     #[arg(long, value_name = "LABEL")]
     pub label_b: Option<String>,
     /// Write differential flame graphs (<context>.a-vs-b.diff.svg and
-    /// <context>.b-vs-a.diff.svg) into DIR.
+    /// <context>.b-vs-a.diff.svg) and each side's pprof profile (a.pb.gz,
+    /// b.pb.gz, for `go tool pprof -diff_base a.pb.gz b.pb.gz`) into DIR.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Print the diff as JSON instead of tables.
@@ -64,6 +65,13 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
             "reaper: wrote {} differential flame graphs to {}",
             files.len(),
             dir.display()
+        );
+        let (a, b) = crate::report::pprof::write_pair(&pair.a, &pair.b, &out)
+            .with_context(|| format!("writing the pprof pair to {}", dir.display()))?;
+        eprintln!(
+            "reaper: compare in pprof with: go tool pprof -diff_base {} {}",
+            a.display(),
+            b.display()
         );
     }
     if args.json {

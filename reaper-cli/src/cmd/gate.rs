@@ -1,5 +1,5 @@
 //! `reaper gate --baseline B --candidate C`: fail CI when teardown got
-//! slower. Exit 0: no gated metric regressed; 1: a regression; 2: usage
+//! slower (under GitHub Actions also a job summary and `::error` lines). Exit 0: no gated metric regressed; 1: a regression; 2: usage
 //! error, unreadable or incomparable runs, or too few runs.
 //! `reaper gate --calibrate DIR... -o FILE` measures run-to-run noise from
 //! A/A run sets instead.
@@ -219,6 +219,13 @@ pub fn run(args: &GateArgs) -> anyhow::Result<i32> {
     }
     for v in report.regressions() {
         eprintln!("reaper gate: {}", gate_render::regression_line(v));
+    }
+    let actions = crate::ci::github::Actions::from_env();
+    actions.append_summary(&markdown).with_context(
+        || "GITHUB_STEP_SUMMARY: cannot append the markdown summary to the job summary file",
+    )?;
+    for command in actions.error_commands(&report) {
+        eprintln!("{command}");
     }
     Ok(report.exit_code())
 }

@@ -1,5 +1,5 @@
-//! `reaper record`: validate flags, record, write run.json + folded + SVGs,
-//! print the report.
+//! `reaper record`: validate flags, record, write run.json + folded + SVGs
+//! + pprof, print the report.
 
 use std::path::PathBuf;
 
@@ -197,10 +197,13 @@ pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
         }
         let path = out.write(RUN_FILE_NAME, &serde_json::to_vec_pretty(&run)?)?;
         let files = crate::report::write_files(&run, out, &report_options)?;
+        let pprof = crate::report::formats::write(crate::report::formats::Format::Pprof, &run, out)
+            .with_context(|| format!("writing the pprof profile to {}", out.path().display()))?;
         eprintln!(
-            "reaper: wrote {} and {} folded/SVG files to {}",
+            "reaper: wrote {}, {} folded/SVG files and {} to {}",
             path.display(),
             files.len(),
+            pprof.display(),
             out.path().display()
         );
     }

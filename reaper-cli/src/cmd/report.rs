@@ -13,7 +13,7 @@ use clap::Args;
 use std::io::Write as _;
 
 use crate::output::OutputDir;
-use crate::report::{self, ReportOptions};
+use crate::report::{self, ReportOptions, formats::Format};
 
 /// Arguments of `reaper report`.
 #[derive(Clone, Debug, Args)]
@@ -27,6 +27,11 @@ pub struct ReportArgs {
     /// Print the derived report as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Write an open format into the output directory instead of printing
+    /// the report: pprof (profile.pb.gz), trace (trace.json, Chrome
+    /// trace-event JSON for ui.perfetto.dev) or speedscope (speedscope.json).
+    #[arg(long, value_name = "FORMAT", requires = "output", conflicts_with_all = ["json", "no_files"])]
+    pub format: Option<FormatArg>,
     /// Rows of each Children/Self table.
     #[arg(long, value_name = "N", default_value_t = report::DEFAULT_TOP)]
     pub top: usize,
@@ -43,6 +48,27 @@ pub struct ReportArgs {
     /// Print only (the default since files need -o; kept for old scripts).
     #[arg(long, hide = true, conflicts_with = "output")]
     pub no_files: bool,
+}
+
+/// `--format`'s values (clap stays in the command layer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// Gzipped pprof profile.proto (`go tool pprof`, Pyroscope, Parca).
+    Pprof,
+    /// Chrome trace-event JSON (ui.perfetto.dev, chrome://tracing).
+    Trace,
+    /// speedscope's JSON file format (speedscope.app).
+    Speedscope,
+}
+
+impl From<FormatArg> for Format {
+    fn from(arg: FormatArg) -> Self {
+        match arg {
+            FormatArg::Pprof => Format::Pprof,
+            FormatArg::Trace => Format::Trace,
+            FormatArg::Speedscope => Format::Speedscope,
+        }
+    }
 }
 
 fn parse_percent(raw: &str) -> Result<f64, String> {
@@ -72,6 +98,17 @@ impl ReportArgs {
 pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     let run = report::load_run(&args.run)?;
     let opts = args.options();
+    if let Some(format) = args.format.map(Format::from) {
+        let dir = args
+            .output
+            .as_deref()
+            .expect("clap requires -o with --format");
+        let out = OutputDir::create(dir)?;
+        let path = report::formats::write(format, &run, &out)
+            .with_context(|| format!("writing the {format} file to {}", dir.display()))?;
+        eprintln!("reaper: wrote {}", path.display());
+        return Ok(());
+    }
     if args.json {
         print!("{}", report::render_json(&run, &opts));
     } else {

@@ -65,7 +65,7 @@ pub fn exclusion(e: &Episode) -> Option<Exclusion> {
 }
 
 /// Episodes left out of one side, by reason.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Excluded {
     /// Lost `process_mrelease` races.
     pub lost_race: usize,

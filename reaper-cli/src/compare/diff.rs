@@ -41,7 +41,7 @@ impl Default for DiffOptions {
 }
 
 /// Everything `reaper diff` prints.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Diff {
     /// The two sides, and how they differ.
     pub header: Header,
@@ -54,7 +54,7 @@ pub struct Diff {
 }
 
 /// What one side is.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct SideInfo {
     /// Column label.
     pub label: String,
@@ -98,7 +98,7 @@ pub struct SideInfo {
 }
 
 /// Run-level facts of both sides.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Header {
     /// Side A.
     pub a: SideInfo,
@@ -111,7 +111,7 @@ pub struct Header {
 }
 
 /// One summary metric on both sides.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct MetricRow {
     /// Metric name (as in `reaper gate --max-regression`).
     pub metric: &'static str,
@@ -126,7 +126,7 @@ pub struct MetricRow {
 }
 
 /// Exact per-function timing on both sides.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Exact {
     /// `Some(why)` when there is nothing to compare.
     pub not_measured: Option<String>,
@@ -135,7 +135,7 @@ pub struct Exact {
 }
 
 /// A function's exact inclusive time on both sides.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ExactRow {
     /// Context name.
     pub context: String,
@@ -147,7 +147,7 @@ pub struct ExactRow {
 }
 
 /// One context's function table.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ContextTable {
     /// Context name.
     pub context: String,
@@ -158,7 +158,7 @@ pub struct ContextTable {
 }
 
 /// One function's sampled period on both sides.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct FunctionRow {
     /// Catalog concept, when the row is one.
     pub concept: Option<&'static str>,

@@ -147,12 +147,13 @@ pub fn write_all(
         for (suffix, before, after, shown, other) in jobs {
             let (title, subtitle) = titles(&label, shown, other);
             let name = format!("{context}.{suffix}.diff.svg");
-            let svg = differential_svg(before, after, &title, subtitle.as_deref()).map_err(
-                |source| FlameError::Render {
-                    name: name.clone(),
-                    source,
-                },
-            )?;
+            let svg =
+                differential_svg(before, after, &title, subtitle.as_deref()).map_err(|source| {
+                    FlameError::Render {
+                        name: name.clone(),
+                        source,
+                    }
+                })?;
             written.push(out.write(&name, &svg)?);
         }
     }

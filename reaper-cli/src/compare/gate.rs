@@ -37,7 +37,7 @@ pub const DEFAULT_ALPHA: f64 = 0.05;
 pub const DEFAULT_MIN_DELTA_MS: f64 = 0.5;
 
 /// A calibration and where it came from.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct CalibrationUse {
     /// The file given.
     pub path: String,
@@ -47,7 +47,7 @@ pub struct CalibrationUse {
 }
 
 /// Gate settings.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct GateOptions {
     /// Gated metrics and thresholds.
     pub gated: Vec<Gated>,
@@ -92,7 +92,7 @@ impl GateOptions {
 }
 
 /// What judges run-to-run noise.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum NoiseFloor {
     /// No calibration: the built-in floor, and the sides' own runs.
@@ -178,7 +178,7 @@ pub fn check_runs(
 }
 
 /// A gated metric's outcome.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Status {
     /// Within its threshold (or below the floor).
@@ -197,7 +197,7 @@ pub enum Status {
 }
 
 /// One gated metric.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Verdict {
     /// Metric name.
     pub metric: &'static str,
@@ -221,7 +221,7 @@ pub struct Verdict {
 }
 
 /// The gate's result.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct GateReport {
     /// The baseline.
     pub baseline: SideInfo,

@@ -2,16 +2,17 @@
 //! recursively under a directory (`reaper record -o DIR` output, a directory
 //! of such directories, or loose `*.json` runs).
 //!
-//! Each file is read as JSON once. Its `schema_version` is taken before the
-//! full decode, so two sides of different schema versions are reported as
-//! incomparable rather than as a decode error of one of them. The raw JSON
+//! Each file is read as JSON once. A file of an earlier schema version is
+//! upgraded to the current one as it is read; `schema_version` is then taken
+//! before the full decode, so a side of a newer schema version is reported as
+//! incomparable rather than as a decode error. The raw JSON
 //! is kept because fields newer than this build's model (exact function
 //! timing) are read from it.
 
 use std::path::{Path, PathBuf};
 
 use crate::model::Run;
-use crate::report::load::{LoadError, parse_run, read_run_text};
+use crate::report::load::{LoadError, parse_run, read_run_text, upgrade_older};
 
 /// A `*.json` file under a run-set directory that is a run file.
 #[derive(Clone, Debug)]
@@ -114,12 +115,16 @@ fn looks_like_run(raw: &serde_json::Value) -> bool {
 /// bound).
 fn read_json(path: &Path) -> Result<serde_json::Value, LoadError> {
     let text = read_run_text(path)?;
-    serde_json::from_str(&text).map_err(|source| LoadError::Corrupt {
+    let mut raw = serde_json::from_str(&text).map_err(|source| LoadError::Corrupt {
         path: path.to_owned(),
         line: source.line(),
         column: source.column(),
         source,
-    })
+    })?;
+    if looks_like_run(&raw) {
+        upgrade_older(&mut raw, path)?;
+    }
+    Ok(raw)
 }
 
 /// Every `*.json` file under `dir`, recursively, sorted.

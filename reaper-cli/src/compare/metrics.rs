@@ -17,7 +17,7 @@ use super::clean::exclusion;
 use super::load::RunSet;
 
 /// Which summary row a metric reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Row {
     /// "Total running time".
@@ -33,7 +33,7 @@ pub enum Row {
 }
 
 /// Which part of a row's value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Part {
     /// The row's total.
@@ -45,7 +45,7 @@ pub enum Part {
 }
 
 /// A metric that `reaper diff` shows and `reaper gate` can gate on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Metric {
     /// Name used in `--max-regression`, e.g. "pte_lock_wait".
     pub name: &'static str,
@@ -164,7 +164,7 @@ fn is_row(row: &SummaryRow, which: Row) -> bool {
 }
 
 /// One side's samples of a metric.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Samples {
     /// One value per clean episode that measured it, ms, grouped by run
     /// (one inner vector per run file, empty when it measured nothing).

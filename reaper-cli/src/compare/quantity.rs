@@ -16,7 +16,7 @@ pub const MIN_RUNS_FOR_TEST: usize = 4;
 pub const DIFF_ALPHA: f64 = 0.05;
 
 /// One side of a comparison.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Side {
     /// Measured in `n` episodes of `runs` runs.
@@ -86,7 +86,7 @@ impl Side {
 }
 
 /// Both sides of one quantity.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Comparison {
     /// Side A (diff) or the baseline (gate).
     pub a: Side,

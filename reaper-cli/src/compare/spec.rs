@@ -19,7 +19,7 @@ pub const DEFAULT_SPEC: &str =
     "total=5%,pte_lock_wait=10%,rmap=10%,kill_to_reap=5%,kill_to_exit_mmap=5%";
 
 /// How much a metric may grow.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum Threshold {
     /// Percent of the baseline median.
@@ -48,7 +48,7 @@ impl Threshold {
 }
 
 /// A gated metric.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Gated {
     /// The metric.
     pub metric: &'static Metric,

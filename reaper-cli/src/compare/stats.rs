@@ -49,7 +49,7 @@ pub fn max(values: &[f64]) -> Option<f64> {
 }
 
 /// How the p-values were computed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// Exact permutation distribution of the rank sum (ties included).
@@ -59,7 +59,7 @@ pub enum Method {
 }
 
 /// A Mann-Whitney U test of sample A against sample B.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct MannWhitney {
     /// U of sample B: the number of (a, b) pairs with b > a, ties counting ½.
     /// `n_a · n_b / 2` when nothing changed; `n_a · n_b` when every B value

@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// One attach kind's verdict.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct AttachKind {
     /// "fentry", "fexit", "kprobe", "kretprobe", "tracepoint", "tp_btf", "perf_event".
     pub kind: String,
@@ -31,7 +31,7 @@ pub struct AttachKind {
 }
 
 /// What the attach ladder gave one catalog concept.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct FunctionMode {
     /// Catalog concept id.
     pub concept: String,
@@ -44,7 +44,7 @@ pub struct FunctionMode {
 }
 
 /// The doctor's findings.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Diagnosis {
     /// Kernel and machine.
     pub host: HostInfo,

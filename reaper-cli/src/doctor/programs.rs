@@ -23,7 +23,7 @@ use crate::probes::{
 };
 
 /// The attach kind of a program.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProgramKind {
     /// cpu-clock sampling on every CPU.
@@ -55,7 +55,7 @@ impl ProgramKind {
 }
 
 /// What happened to one program.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     /// Loaded (verified) and attached.
@@ -70,7 +70,7 @@ pub enum Outcome {
 }
 
 /// One program's row.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ProgramCheck {
     /// Attach kind.
     pub kind: ProgramKind,

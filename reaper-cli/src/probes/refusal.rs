@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::attach::error_chain;
 
 /// The step the kernel refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     /// `BPF_PROG_LOAD` (the verifier, BTF lookup, or a policy).
@@ -19,7 +19,7 @@ pub enum Step {
 }
 
 /// A refused load or attach.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Refusal {
     /// Which step failed.
     pub step: Step,

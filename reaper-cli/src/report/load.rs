@@ -2,7 +2,9 @@
 //!
 //! The file is parsed in two steps: first as any JSON value (so a truncated
 //! or corrupt file is told apart from a valid file of the wrong kind), then
-//! its `schema_version` is checked before the full [`Run`] is decoded.
+//! its `schema_version` is checked before the full [`Run`] is decoded: an
+//! earlier version is upgraded first (`crate::schema::migrate`), a newer one
+//! is refused with the version it needs.
 
 use std::path::{Path, PathBuf};
 
@@ -65,8 +67,8 @@ pub enum LoadError {
         /// [`MAX_RUN_FILE_BYTES`].
         limit: u64,
     },
-    /// A run file of a schema this build does not read.
-    #[error("{}: run file schema version {found}, but this build of reaper reads version {supported}; use the reaper version that recorded it", path.display())]
+    /// A run file of a newer schema than this build reads.
+    #[error("{}: run file schema version {found} is newer than this build of reaper, which reads version {supported} and older; read it with a reaper that reads schema version {found} (the version that recorded it, or later)", path.display())]
     UnknownSchema {
         /// The file.
         path: PathBuf,
@@ -74,6 +76,15 @@ pub enum LoadError {
         found: u64,
         /// [`SCHEMA_VERSION`].
         supported: u32,
+    },
+    /// An earlier schema version that could not be upgraded.
+    #[error("{}: cannot read this run file", path.display())]
+    Migrate {
+        /// The file.
+        path: PathBuf,
+        /// What the upgrade found.
+        #[source]
+        source: crate::schema::migrate::MigrateError,
     },
 }
 
@@ -143,34 +154,59 @@ pub fn read_run_text(path: &Path) -> Result<String, LoadError> {
 
 /// Parses run-file text; `path` is only used in errors.
 pub fn parse_run(text: &str, path: &Path) -> Result<Run, LoadError> {
-    let value: serde_json::Value =
+    let mut value: serde_json::Value =
         serde_json::from_str(text).map_err(|source| LoadError::Corrupt {
             path: path.to_owned(),
             line: source.line(),
             column: source.column(),
             source,
         })?;
-    let not_a_run = |what: &str| LoadError::NotARun {
-        path: path.to_owned(),
-        what: what.to_owned(),
-    };
-    let object = value
-        .as_object()
-        .ok_or_else(|| not_a_run("not a JSON object"))?;
-    let version = object
-        .get("schema_version")
-        .ok_or_else(|| not_a_run("no schema_version field"))?
-        .as_u64()
-        .ok_or_else(|| not_a_run("schema_version is not a number"))?;
-    if version != u64::from(SCHEMA_VERSION) {
+    let version = schema_version_of(&value, path)?;
+    if version > u64::from(SCHEMA_VERSION) {
         return Err(LoadError::UnknownSchema {
             path: path.to_owned(),
             found: version,
             supported: SCHEMA_VERSION,
         });
     }
+    upgrade_older(&mut value, path)?;
+    let not_a_run = |what: &str| LoadError::NotARun {
+        path: path.to_owned(),
+        what: what.to_owned(),
+    };
     check_amounts(&value).map_err(|what| not_a_run(&what))?;
     let run: Run = serde_json::from_value(value).map_err(|e| not_a_run(&e.to_string()))?;
     check_names(&run).map_err(|what| not_a_run(&what))?;
     Ok(run)
+}
+
+/// A raw run file's `schema_version`.
+fn schema_version_of(value: &serde_json::Value, path: &Path) -> Result<u64, LoadError> {
+    let not_a_run = |what: &str| LoadError::NotARun {
+        path: path.to_owned(),
+        what: what.to_owned(),
+    };
+    value
+        .as_object()
+        .ok_or_else(|| not_a_run("not a JSON object"))?
+        .get("schema_version")
+        .ok_or_else(|| not_a_run("no schema_version field"))?
+        .as_u64()
+        .ok_or_else(|| not_a_run("schema_version is not a number"))
+}
+
+/// Upgrades a raw run file of an earlier schema version to the current one
+/// in place. The current and newer versions are left as they are (a newer
+/// one is refused when decoded, or reported as incomparable by `diff`).
+pub fn upgrade_older(value: &mut serde_json::Value, path: &Path) -> Result<(), LoadError> {
+    let version = schema_version_of(value, path)?;
+    if version >= u64::from(SCHEMA_VERSION) {
+        return Ok(());
+    }
+    let object = value.as_object_mut().expect("checked by schema_version_of");
+    crate::schema::migrate::upgrade(object, version).map_err(|source| LoadError::Migrate {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(())
 }

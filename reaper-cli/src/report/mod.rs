@@ -8,16 +8,20 @@
 
 pub mod analysis;
 pub mod folded;
+pub mod formats;
 pub mod function_timing;
 pub mod json;
 pub mod load;
 pub mod losses;
 pub mod model;
+pub mod pprof;
 pub mod pte_lock;
+pub mod speedscope;
 pub mod stacks;
 pub mod summary;
 pub mod svg;
 pub mod text;
+pub mod trace;
 pub mod tree;
 pub mod validate;
 

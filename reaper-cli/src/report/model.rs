@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::model::{Latencies, NotMeasured, ProbeUse, TimelineEntry, VictimInfo};
 
 /// Everything `reaper report` prints.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Report {
     /// Run-level facts and warnings.
     pub header: Header,
@@ -26,7 +26,7 @@ pub struct Report {
 }
 
 /// Run-level facts.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Header {
     /// `record --watch` totals.
     pub watch: Option<crate::model::WatchSummary>,
@@ -71,7 +71,7 @@ fn none_set(flags: &[bool]) -> bool {
 }
 
 /// A non-zero loss counter, with what it means and what to enlarge.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Loss {
     /// Counter name (`Counter::name()`, or a userspace loss name).
     pub counter: String,
@@ -84,7 +84,7 @@ pub struct Loss {
 }
 
 /// The summary table: one row per measurement, one cell per episode.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Episodes (cells per row).
     pub episodes: usize,
@@ -104,7 +104,7 @@ impl Summary {
 }
 
 /// One measurement across episodes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct SummaryRow {
     /// Row label, e.g. "Total running time".
     pub label: String,
@@ -119,7 +119,7 @@ pub struct SummaryRow {
 }
 
 /// One episode's value of a summary row.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Cell {
     /// A measured value (possibly 0).
@@ -132,7 +132,7 @@ pub enum Cell {
 }
 
 /// A measured summary value.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Value {
     /// Total, ms.
     pub total_ms: f64,
@@ -144,7 +144,7 @@ pub struct Value {
 
 /// Median, minimum and maximum of a row's measured cells, each component
 /// taken independently.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RowStats {
     /// How many cells were measured.
     pub measured: usize,
@@ -157,7 +157,7 @@ pub struct RowStats {
 }
 
 /// One context (victim exit, mrelease caller, oom_reaper) over all episodes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ContextReport {
     /// Machine name, e.g. "victim_exit".
     pub context: String,
@@ -182,7 +182,7 @@ pub struct ContextReport {
 }
 
 /// A row of the "Period (ms)  Symbol" table.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct KeyFunction {
     /// Catalog concept id, or "anchor" for the context's root function.
     pub concept: String,
@@ -197,7 +197,7 @@ pub struct KeyFunction {
 }
 
 /// A row of the "Children  Self  Symbol" table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SymbolCost {
     /// Function name.
     pub symbol: String,
@@ -208,7 +208,7 @@ pub struct SymbolCost {
 }
 
 /// A caller-based call graph: a forest of roots.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct CallGraph {
     /// Total period of the context, ns (percent base of the roots).
     pub total_ns: u64,
@@ -224,7 +224,7 @@ pub struct CallGraph {
 }
 
 /// A node of the call graph.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CallNode {
     /// Function name.
     pub name: String,
@@ -237,7 +237,7 @@ pub struct CallNode {
 }
 
 /// Lock waits of a context.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct LockWaits {
     /// `None` when measured; otherwise why not.
     pub not_measured: Option<String>,
@@ -248,7 +248,7 @@ pub struct LockWaits {
 }
 
 /// Lock waits that began at one stack.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct LockWaitRow {
     /// The innermost frame that is not a lock primitive (the lock's user).
     pub waiter: String,
@@ -267,7 +267,7 @@ pub struct LockWaitRow {
 }
 
 /// One episode's timeline, latencies and counters.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct EpisodeReport {
     /// 0-based index.
     pub index: u32,
@@ -293,7 +293,7 @@ pub struct EpisodeReport {
 }
 
 /// One counter of an episode.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CounterLine {
     /// Counter name.
     pub name: String,

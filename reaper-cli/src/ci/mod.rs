@@ -1,0 +1,3 @@
+//! CI integration: what reaper does differently under a CI runner.
+
+pub mod github;

@@ -1,0 +1,175 @@
+//! The trace-event file's structure, checked against the trace-event
+//! format's required fields (Trace Event Format document: every event has
+//! `name`, `ph`, `pid`, `tid`, and, except metadata, `ts`; `X` events have
+//! `dur`; instant scopes are `g`, `p` or `t`), and its spans against the
+//! run files.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::*;
+use crate::report::load_run;
+
+fn fixture(path: &str) -> Run {
+    load_run(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(path),
+    )
+    .unwrap()
+}
+
+/// The parsed file, after checking every event's required fields.
+fn checked(run: &Run) -> Vec<Value> {
+    let file: Value = serde_json::from_str(&render(run)).unwrap();
+    let events = file["traceEvents"]
+        .as_array()
+        .expect("traceEvents is an array")
+        .clone();
+    assert!(!events.is_empty());
+    for event in &events {
+        let ph = event["ph"].as_str().expect("ph is a string");
+        assert!(event["name"].is_string(), "{event}");
+        assert!(event["pid"].is_u64() && event["tid"].is_u64(), "{event}");
+        match ph {
+            "M" => {
+                let name = event["name"].as_str().unwrap();
+                assert!(
+                    [
+                        "process_name",
+                        "thread_name",
+                        "process_sort_index",
+                        "thread_sort_index"
+                    ]
+                    .contains(&name),
+                    "{event}"
+                );
+                assert!(event["args"].is_object(), "{event}");
+            }
+            "X" => {
+                assert!(event["ts"].as_f64().unwrap() >= 0.0, "{event}");
+                assert!(event["dur"].as_f64().unwrap() >= 0.0, "{event}");
+            }
+            "i" => {
+                assert!(event["ts"].as_f64().unwrap() >= 0.0, "{event}");
+                assert!(["g", "p", "t"].contains(&event["s"].as_str().unwrap_or("t")));
+            }
+            other => panic!("unexpected phase {other}: {event}"),
+        }
+    }
+    events
+}
+
+fn spans<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["name"] == name)
+        .collect()
+}
+
+#[test]
+fn function_timing_run_has_one_process_per_episode_and_its_spans() {
+    let run = fixture("function_timing/sid-x86_64.run.json");
+    let events = checked(&run);
+    let processes = events
+        .iter()
+        .filter(|e| e["name"] == "process_name")
+        .count();
+    assert_eq!(processes, run.episodes.len());
+    let mrelease = spans(&events, SPAN_MRELEASE);
+    let exit_mmap = spans(&events, SPAN_EXIT_MMAP);
+    assert_eq!(mrelease.len(), run.episodes.len());
+    assert_eq!(exit_mmap.len(), run.episodes.len());
+    for (episode, (m, x)) in run.episodes.iter().zip(mrelease.iter().zip(&exit_mmap)) {
+        assert_eq!(m["pid"], episode.index + 1);
+        let duration = episode.latencies.mrelease_duration_ns.unwrap() as f64 / 1000.0;
+        assert!((m["dur"].as_f64().unwrap() - duration).abs() < 1e-6, "{m}");
+        let call = episode
+            .function_timing
+            .as_ref()
+            .unwrap()
+            .functions
+            .iter()
+            .find(|f| f.symbol == "exit_mmap")
+            .unwrap();
+        assert!((x["dur"].as_f64().unwrap() - call.total_ns as f64 / 1000.0).abs() < 1e-6);
+        let functions: Vec<&str> = x["args"][FUNCTIONS_ARG]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["function"].as_str().unwrap())
+            .collect();
+        // Heaviest first: exit_mmap includes everything else of the victim.
+        assert_eq!(functions[0], "exit_mmap");
+        assert!(functions.contains(&"unmap_vmas"));
+        assert_eq!(x["args"]["functions_left_out"], 0);
+        // The victim's track is named by its context.
+        let track = events
+            .iter()
+            .find(|e| e["name"] == "thread_name" && e["pid"] == m["pid"] && e["tid"] == x["tid"])
+            .unwrap();
+        assert!(
+            track["args"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("victim_exit: ")
+        );
+    }
+    for kind in ["kill", "process_exit", "process_free", "exit_mmap_done"] {
+        assert!(
+            events.iter().any(|e| e["ph"] == "i" && e["name"] == kind),
+            "no {kind} instant"
+        );
+    }
+}
+
+#[test]
+fn oom_run_has_the_reaping_span_and_mark_victim() {
+    let run = fixture("report/6.18-oom.run.json");
+    let events = checked(&run);
+    let reaping = spans(&events, SPAN_OOM_REAPING);
+    assert_eq!(reaping.len(), 1);
+    let at = |kind: &str| {
+        let t = run.episodes[0]
+            .timeline
+            .iter()
+            .find(|t| t.kind == kind)
+            .unwrap();
+        t.t_ns as f64 / 1000.0
+    };
+    let expected = at("oom_finish_reaping") - at("oom_start_reaping");
+    assert!((reaping[0]["dur"].as_f64().unwrap() - expected).abs() < 1e-6);
+    assert!(events.iter().any(|e| e["name"] == "oom_mark_victim"));
+    // Without function timing exit_mmap's start is unknown: no span.
+    assert!(spans(&events, SPAN_EXIT_MMAP).is_empty());
+    assert_eq!(
+        reaping[0]["args"]["function_timing"],
+        "not measured in this run"
+    );
+}
+
+#[test]
+fn many_functions_are_cut_with_the_count_left_out() {
+    let mut run = fixture("function_timing/sid-x86_64.run.json");
+    let timing = run.episodes[0].function_timing.as_mut().unwrap();
+    let template = timing
+        .functions
+        .iter()
+        .find(|f| f.context == "victim_exit")
+        .unwrap()
+        .clone();
+    for i in 0..MAX_FUNCTIONS {
+        let mut extra = template.clone();
+        extra.symbol = format!("extra_{i}");
+        timing.functions.push(extra);
+    }
+    let victim_rows = timing
+        .functions
+        .iter()
+        .filter(|f| f.context == "victim_exit")
+        .count();
+    let events = checked(&run);
+    let x = spans(&events, SPAN_EXIT_MMAP)[0];
+    assert_eq!(x["args"]["functions_left_out"], victim_rows - MAX_FUNCTIONS);
+}

@@ -1,0 +1,74 @@
+//! Migration on load: a run file of any earlier schema version is upgraded,
+//! one version at a time, to the current [`SCHEMA_VERSION`] before it is
+//! decoded; a newer version is refused by the loader, naming what it needs.
+//!
+//! Each step is a function on the raw JSON from version N to N+1, so a step
+//! is written once, when the format changes, and never touched again. The
+//! frozen run files under `tests/data/schema/vN/` prove each old version
+//! still loads.
+
+use serde_json::Value;
+
+use crate::model::SCHEMA_VERSION;
+
+/// The oldest run-file schema version reaper ever wrote.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
+
+/// One upgrade step: the raw run file of version `from` to `from + 1`.
+pub struct Step {
+    /// The version this step reads.
+    pub from: u32,
+    /// What changed, for the record (and the schema README).
+    pub change: &'static str,
+    /// The upgrade itself.
+    pub apply: fn(&mut serde_json::Map<String, Value>) -> Result<(), String>,
+}
+
+/// Every step, oldest first: `STEPS[i].from == OLDEST_SCHEMA_VERSION + i`.
+/// Version 1 is the current one, so there is no step yet.
+pub const STEPS: &[Step] = &[];
+
+// A schema bump without its migration step fails to compile.
+const _: () = assert!(OLDEST_SCHEMA_VERSION as usize + STEPS.len() == SCHEMA_VERSION as usize);
+
+/// Why a run file could not be upgraded.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// Older than any version reaper wrote (0, say).
+    #[error(
+        "schema version {found} is older than any reaper wrote (the first was {OLDEST_SCHEMA_VERSION})"
+    )]
+    TooOld {
+        /// The file's version.
+        found: u64,
+    },
+    /// A step found the file malformed for its version.
+    #[error("upgrading from schema version {from} to {}: {why}", from + 1)]
+    Step {
+        /// The version the step reads.
+        from: u32,
+        /// What the step found.
+        why: String,
+    },
+}
+
+/// Upgrades `run` (a JSON object whose `schema_version` is `version`, at most
+/// the current one) to [`SCHEMA_VERSION`] in place, and sets its
+/// `schema_version`. Returns the version it was read as.
+pub fn upgrade(
+    run: &mut serde_json::Map<String, Value>,
+    version: u64,
+) -> Result<u32, MigrateError> {
+    let found = u32::try_from(version)
+        .ok()
+        .filter(|v| *v >= OLDEST_SCHEMA_VERSION)
+        .ok_or(MigrateError::TooOld { found: version })?;
+    for step in STEPS.iter().filter(|s| s.from >= found) {
+        (step.apply)(run).map_err(|why| MigrateError::Step {
+            from: step.from,
+            why,
+        })?;
+    }
+    run.insert("schema_version".to_owned(), Value::from(SCHEMA_VERSION));
+    Ok(found)
+}

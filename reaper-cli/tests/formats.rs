@@ -1,0 +1,124 @@
+//! The open formats and CI integration end to end, on committed fixtures:
+//! `report --format`, `diff -o`'s pprof pair, a frozen schema-version-1 run
+//! file compared with a current one, and `gate` under GitHub Actions.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+mod common;
+
+use common::{REAPER, reaper, temp_dir, text};
+
+fn data(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(path)
+}
+
+fn arg(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn report_writes_each_open_format_and_prints_no_tables() {
+    let run = data("function_timing/sid-x86_64.run.json");
+    let dir = temp_dir("formats");
+    for (format, file) in [
+        ("pprof", "profile.pb.gz"),
+        ("trace", "trace.json"),
+        ("speedscope", "speedscope.json"),
+    ] {
+        let out = reaper(&["report", arg(&run), "--format", format, "-o", arg(&dir)]);
+        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        assert!(
+            out.stdout.is_empty(),
+            "{format}: printed {}",
+            text(&out.stdout)
+        );
+        let written = std::fs::read(dir.join(file)).unwrap();
+        assert!(!written.is_empty());
+        if format == "pprof" {
+            assert_eq!(written[..2], [0x1f, 0x8b], "pprof files are gzipped");
+        } else {
+            serde_json::from_slice::<serde_json::Value>(&written).unwrap();
+        }
+    }
+    let out = reaper(&["report", arg(&run), "--format", "flamegraph"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "unknown formats are usage errors"
+    );
+}
+
+#[test]
+fn a_frozen_version_1_run_diffs_against_a_current_one_and_writes_the_pprof_pair() {
+    let old = data("schema/v1/vm-sid-x86_64-function-timing.run.json");
+    let new = data("compare/vm-bookworm-x86_64/run.json");
+    let dir = temp_dir("diff-pprof");
+    let out = reaper(&["diff", arg(&old), arg(&new), "-o", arg(&dir)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("kill → exit_mmap done"),
+        "{}",
+        text(&out.stdout)
+    );
+    for side in ["a.pb.gz", "b.pb.gz"] {
+        assert!(
+            std::fs::metadata(dir.join(side)).unwrap().len() > 0,
+            "{side}"
+        );
+    }
+    assert!(text(&out.stderr).contains("go tool pprof -diff_base"));
+}
+
+#[test]
+fn gate_under_github_actions_appends_the_summary_and_prints_error_commands() {
+    let dir = temp_dir("gate-github");
+    let summary = dir.join("summary.md");
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    let out = Command::new(REAPER)
+        .args([
+            "gate",
+            "--baseline",
+            arg(&data("compare/baseline")),
+            "--candidate",
+            arg(&data("compare/regression-20")),
+        ])
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&summary).unwrap(),
+        format!("earlier step\n{stdout}")
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("::error "))
+        .collect();
+    assert_eq!(errors.len(), 5, "{stderr}");
+    assert!(
+        errors[0].starts_with(
+            "::error title=reaper gate%3A total regressed::total regressed: median 135.2 ms"
+        ),
+        "{}",
+        errors[0]
+    );
+    // Outside Actions: no workflow commands.
+    let out = Command::new(REAPER)
+        .args([
+            "gate",
+            "--baseline",
+            arg(&data("compare/baseline")),
+            "--candidate",
+            arg(&data("compare/regression-20")),
+        ])
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    assert!(!text(&out.stderr).contains("::error"));
+}
