@@ -81,9 +81,9 @@ fn gate_under_github_actions_appends_the_summary_and_prints_error_commands() {
         .args([
             "gate",
             "--baseline",
-            arg(&data("compare/baseline")),
+            arg(&data("compare/set-baseline")),
             "--candidate",
-            arg(&data("compare/regression-20")),
+            arg(&data("compare/set-regression-20")),
         ])
         .env("GITHUB_STEP_SUMMARY", &summary)
         .env_remove("GITHUB_ACTIONS")
@@ -102,7 +102,7 @@ fn gate_under_github_actions_appends_the_summary_and_prints_error_commands() {
     assert_eq!(errors.len(), 5, "{stderr}");
     assert!(
         errors[0].starts_with(
-            "::error title=reaper gate%3A total regressed::total regressed: median 135.2 ms"
+            "::error title=reaper gate%3A total regressed::total regressed: median 133.0 ms"
         ),
         "{}",
         errors[0]
@@ -112,13 +112,14 @@ fn gate_under_github_actions_appends_the_summary_and_prints_error_commands() {
         .args([
             "gate",
             "--baseline",
-            arg(&data("compare/baseline")),
+            arg(&data("compare/set-baseline")),
             "--candidate",
-            arg(&data("compare/regression-20")),
+            arg(&data("compare/set-regression-20")),
         ])
         .env_remove("GITHUB_STEP_SUMMARY")
         .env_remove("GITHUB_ACTIONS")
         .output()
         .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(!text(&out.stderr).contains("::error"));
 }
