@@ -203,6 +203,28 @@ fn doctor_attaches_tracepoints_and_sampling_for_real() {
             .iter()
             .any(|t| t["concept"] == "reaper_work" && t["symbol"] == "__oom_reap_task_mm")
     );
+    // Every program record uses was loaded and attached for real; none was
+    // refused by the verifier (policy refusals such as EPERM fentry are fine).
+    let programs = d["programs"]["Ok"]
+        .as_array()
+        .expect("doctor loaded its programs");
+    let attached = |program: &str| {
+        programs
+            .iter()
+            .any(|p| p["program"] == program && p["outcome"] == "attached")
+    };
+    for program in [
+        "sample_cpu_clock",
+        "lock_contention_begin",
+        "lock_contention_end",
+    ] {
+        assert!(attached(program), "{program} did not attach: {programs:?}");
+    }
+    let verifier: Vec<_> = programs
+        .iter()
+        .filter(|p| !p["verifier"].is_null())
+        .collect();
+    assert!(verifier.is_empty(), "verifier refusals: {verifier:?}");
 }
 
 #[test]

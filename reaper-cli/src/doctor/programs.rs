@@ -283,7 +283,13 @@ pub fn render(rows: &[ProgramCheck], out: &mut String) {
                     ),
                     None => format!("REFUSED by the verifier: {reason}"),
                 },
-                Outcome::Refused(refusal) => format!("REFUSED: {refusal}"),
+                Outcome::Refused(refusal) => format!(
+                    "REFUSED at {}: {refusal}",
+                    match refusal.step {
+                        Step::Load => "load",
+                        Step::Attach => "attach",
+                    }
+                ),
                 Outcome::NotTried { why } => format!("not tried: {why}"),
             };
             let _ = writeln!(out, "    {:<26} {:<34} {verdict}", r.program, r.target);

@@ -7,6 +7,7 @@
 //! only").
 
 mod oom;
+mod programs;
 mod timing;
 
 pub use oom::{CGROUPS_LEFT, FROZEN_DIR, OOM_DIR};
@@ -73,6 +74,10 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "doctor-json",
         run: doctor_json,
+    },
+    Check {
+        name: "doctor-verifier",
+        run: programs::none_refused_by_the_verifier,
     },
     Check {
         name: "record-run-json",
