@@ -17,7 +17,6 @@ mod tests;
 
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::path::Path;
 
 use crate::model::Run;
 use proto::{Function, Label, Line, Location, Profile, Sample, ValueType};
