@@ -139,7 +139,8 @@ const HEADER_DEPS: &[(&str, &str)] = &[
     ("/usr/include/openssl/ssl.h", "libssl-dev"),
 ];
 
-/// Installs missing build dependencies with apt, printing the list first.
+/// Installs missing build dependencies through setup's apt step (named
+/// first, sudo when not root, skipped with a message without apt).
 pub fn ensure_build_deps(arch: Arch) -> Result<()> {
     let mut missing: Vec<&str> = build_deps(arch)
         .into_iter()
@@ -157,13 +158,9 @@ pub fn ensure_build_deps(arch: Arch) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    eprintln!(
-        "xtask: kernel: installing the kernel build dependencies: {}",
-        missing.join(" ")
-    );
-    let mut cmd = Command::new("apt-get");
-    cmd.args(["-q", "-y", "--no-install-recommends", "install"])
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    crate::apt::run_captured(cmd, &format!("apt-get install {}", missing.join(" "))).map(drop)
+    let listed: Vec<String> = missing
+        .iter()
+        .map(|p| format!("{p} (to build the kernel)"))
+        .collect();
+    crate::setup::packages::install(&listed, &missing)
 }

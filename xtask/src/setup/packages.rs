@@ -76,6 +76,18 @@ pub fn ensure(tools: &[HostTool]) -> Result<()> {
         .iter()
         .map(|t| format!("{} (for {})", t.package(), t.command()))
         .collect();
+    let packages: Vec<&str> = missing.iter().map(|t| t.package()).collect();
+    install(&listed, &packages)
+}
+
+/// Installs Debian `packages` with apt (through sudo when not root), after
+/// naming them (`listed`: how to describe each, e.g. "linux-perf (for perf)").
+/// On a host without apt it names them and returns Ok: only the steps that
+/// need them will fail.
+pub fn install(listed: &[String], packages: &[&str]) -> Result<()> {
+    if packages.is_empty() {
+        return Ok(());
+    }
     if !has_apt() {
         eprintln!(
             "xtask setup: no apt-get on this host; install {} yourself (Debian names). \
@@ -94,6 +106,6 @@ pub fn ensure(tools: &[HostTool]) -> Result<()> {
     super::status(update)?;
     let mut install = privileged("apt-get");
     install.args(["-q", "-y", "--no-install-recommends", "install"]);
-    install.args(missing.iter().map(|t| t.package()));
+    install.args(packages);
     super::status(install)
 }

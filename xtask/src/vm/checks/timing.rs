@@ -64,12 +64,9 @@ pub fn concept_symbols(ctx: &CellContext) -> Verdict {
     let Some(row) = table::expectation(ctx.guest_release, ctx.arch) else {
         return no_row(ctx);
     };
-    let path = ctx.out_dir.join(DOCTOR_JSON);
-    let Ok(doctor) = std::fs::read_to_string(&path)
-        .map_err(|e| e.to_string())
-        .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
-    else {
-        return Verdict::Fail(format!("cannot read {}", path.display()));
+    let doctor = match doctor_json(ctx) {
+        Ok(doctor) => doctor,
+        Err(v) => return v,
     };
     let modes = doctor["function_modes"]
         .as_array()
@@ -101,6 +98,15 @@ fn run_json(ctx: &CellContext) -> Result<Value, Verdict> {
         .map_err(|e| Verdict::Fail(format!("cannot read {}: {e}", path.display())))?;
     serde_json::from_str(&text)
         .map_err(|e| Verdict::Fail(format!("{} is not JSON: {e}", path.display())))
+}
+
+/// The guest's `reaper doctor --json`, or the failing verdict.
+fn doctor_json(ctx: &CellContext) -> Result<Value, Verdict> {
+    let path = ctx.out_dir.join(DOCTOR_JSON);
+    std::fs::read_to_string(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
+        .map_err(|e| Verdict::Fail(format!("cannot read {}: {e}", path.display())))
 }
 
 /// `(probe, mode, status)` of the `function:*` probe entries.
@@ -396,12 +402,9 @@ pub fn doctor_agrees(ctx: &CellContext) -> Verdict {
         Ok(run) => run,
         Err(v) => return v,
     };
-    let path = ctx.out_dir.join(DOCTOR_JSON);
-    let Ok(doctor) = std::fs::read_to_string(&path)
-        .map_err(|e| e.to_string())
-        .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
-    else {
-        return Verdict::Fail(format!("cannot read {}", path.display()));
+    let doctor = match doctor_json(ctx) {
+        Ok(doctor) => doctor,
+        Err(v) => return v,
     };
     let Some(modes) = doctor["function_modes"].as_array() else {
         return Verdict::Fail("doctor.json has no function_modes".into());
