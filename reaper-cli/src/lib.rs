@@ -14,7 +14,7 @@ pub mod compare;
 pub mod doctor;
 #[cfg(test)]
 mod golden;
-pub mod model;
+pub use reaper_model as model;
 pub mod output;
 pub mod probes;
 pub mod recorder;

@@ -1,4 +1,4 @@
-//! The run file (`run.json`): what one `reaper record` measured.
+//! reaper's run file (`run.json`): what one `reaper record` measured.
 //!
 //! This is the report model's raw input, serialised as is. Everything the
 //! renderers print is derived from it, so `reaper report RUN.json` reproduces
