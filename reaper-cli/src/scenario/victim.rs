@@ -9,10 +9,14 @@
 
 use std::{
     io::{BufRead, BufReader, Write},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
+    time::Duration,
 };
 
-use super::size::{VictimSpec, format_size};
+use super::{
+    child::OwnedChild,
+    size::{VictimSpec, format_size},
+};
 
 /// Hidden subcommand name the parent re-executes itself with.
 pub const VICTIM_SUBCOMMAND: &str = "__victim";
@@ -42,16 +46,14 @@ pub enum VictimError {
     Failed(String),
 }
 
-/// A running synthetic victim. Dropping it kills and reaps the child, so
-/// no exit path (error, Ctrl-C, panic unwinding) leaves a victim or a
-/// zombie behind.
+/// A running synthetic victim. Its [`OwnedChild`] guard kills and reaps the
+/// child when it is dropped, so no exit path (error, Ctrl-C, panic
+/// unwinding) leaves a victim or a zombie behind.
 pub struct SpawnedVictim {
-    child: Child,
+    child: OwnedChild,
     /// Its pid.
     pub pid: u32,
     stdout: BufReader<std::process::ChildStdout>,
-    /// Set once the child has been waited for (its pid may be reused after).
-    reaped: bool,
 }
 
 /// MemAvailable in bytes from /proc/meminfo.
@@ -124,23 +126,16 @@ pub fn spawn_with(spec: &VictimSpec, options: &SpawnOptions) -> Result<SpawnedVi
     if let Some(owner) = super::identity::victim_identity() {
         cmd.arg(format!("--run-as={}", super::identity::format(owner)));
     }
-    let mut child = cmd
-        .stdin(if options.wait_go {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(VictimError::Spawn)?;
-    let pid = child.id();
-    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-    let mut victim = SpawnedVictim {
-        child,
-        pid,
-        stdout,
-        reaped: false,
-    };
+    cmd.stdin(if options.wait_go {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped());
+    let mut child = OwnedChild::spawn(&mut cmd).map_err(VictimError::Spawn)?;
+    let pid = child.pid();
+    let stdout = BufReader::new(child.take_stdout().expect("stdout is piped"));
+    let mut victim = SpawnedVictim { child, pid, stdout };
     victim.expect_line("joined")?;
     Ok(victim)
 }
@@ -152,7 +147,7 @@ impl SpawnedVictim {
         if line.trim() == wanted {
             return Ok(());
         }
-        self.kill_and_reap();
+        // The caller drops the victim with this error: its guard kills it.
         let why = match (read, line.trim()) {
             (Ok(_), msg) if !msg.is_empty() => msg.to_owned(),
             _ => "it exited without reporting (killed by a signal, e.g. Ctrl-C or the OOM killer?)"
@@ -165,8 +160,7 @@ impl SpawnedVictim {
     pub fn go(&mut self) -> std::io::Result<()> {
         let stdin = self
             .child
-            .stdin
-            .as_mut()
+            .stdin()
             .ok_or_else(|| std::io::Error::other("victim was not started with wait_go"))?;
         stdin.write_all(b"go\n")?;
         stdin.flush()
@@ -177,29 +171,15 @@ impl SpawnedVictim {
         self.expect_line("ready")
     }
 
-    /// Waits for the child to exit (someone else killed it) and reaps it;
-    /// false if waiting failed.
-    pub fn wait_exit(&mut self) -> bool {
-        if self.reaped {
-            return true;
-        }
-        let ok = self.child.wait().is_ok();
-        self.reaped = ok;
-        ok
+    /// Waits up to `timeout` for the child to exit (someone else killed
+    /// it) and reaps it; false if it did not exit in time.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        self.child.wait_exit(timeout)
     }
 
-    /// SIGKILLs the child if it still runs, and reaps it.
+    /// SIGKILLs the child if it still runs, and reaps it (as dropping it does).
     pub fn kill_and_reap(&mut self) {
-        if !self.reaped {
-            let _ = self.child.kill();
-            self.reaped = self.child.wait().is_ok();
-        }
-    }
-}
-
-impl Drop for SpawnedVictim {
-    fn drop(&mut self) {
-        self.kill_and_reap();
+        self.child.kill_and_reap();
     }
 }
 
