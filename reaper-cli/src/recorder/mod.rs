@@ -255,19 +255,8 @@ impl Recorder {
                             index + 1
                         )));
                     }
-                    if lost && replaced < settings.retries {
-                        replaced += 1;
-                        progress.say(format_args!(
-                            "{label}: lost the race (process_mrelease: ESRCH, the victim had left its mm); replacing it with a fresh episode ({replaced} of --retries {})",
-                            settings.retries
-                        ));
+                    if lost && replace_lost(progress, &label, &mut replaced, settings.retries) {
                         continue;
-                    }
-                    if lost {
-                        progress.say(format_args!(
-                            "{label}: lost the race, and all {} retries are used; it stays in the run, marked lost",
-                            settings.retries
-                        ));
                     }
                     counted += 1;
                 }
@@ -450,6 +439,27 @@ fn remove_stale_cgroups() {
             );
         }
     }
+}
+
+/// Whether an episode that lost the mrelease race is replaced by a fresh
+/// one (while `retries` last; `replaced` counts them), saying so either way.
+fn replace_lost(
+    progress: progress::Progress,
+    label: &str,
+    replaced: &mut u32,
+    retries: u32,
+) -> bool {
+    if *replaced < retries {
+        *replaced += 1;
+        progress.say(format_args!(
+            "{label}: lost the race (process_mrelease: ESRCH, the victim had left its mm); replacing it with a fresh episode ({replaced} of --retries {retries})"
+        ));
+        return true;
+    }
+    progress.say(format_args!(
+        "{label}: lost the race, and all {retries} retries are used; it stays in the run, marked lost"
+    ));
+    false
 }
 
 /// "episode 1/3: killed pid 812; process_mrelease done 21.4 ms after the

@@ -205,21 +205,8 @@ pub fn run_child(
         // SAFETY: PR_SET_NAME copies at most 16 bytes from a valid C string.
         unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) };
     }
-    let me = std::process::id().to_string();
-    for file in &options.join {
-        if let Err(err) = std::fs::write(file, &me) {
-            println!("joining {}: {err}", file.display());
-            std::process::exit(1);
-        }
-    }
-    if let Some(adj) = options.oom_score_adj
-        && let Err(err) = std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-    {
-        println!("setting oom_score_adj {adj}: {err}");
-        std::process::exit(1);
-    }
-    if let Err(err) = super::identity::drop_privileges(run_as) {
-        println!("dropping privileges: {err}");
+    if let Err(why) = join_and_drop_privileges(options, run_as) {
+        println!("{why}");
         std::process::exit(1);
     }
     println!("joined");
@@ -255,6 +242,23 @@ pub fn run_child(
         // SAFETY: pause() has no preconditions.
         unsafe { libc::pause() };
     }
+}
+
+/// The child joins its cgroups, sets its oom_score_adj and drops its
+/// privileges; on failure, the line to report to the parent.
+fn join_and_drop_privileges(
+    options: &SpawnOptions,
+    run_as: Option<crate::output::owner::Owner>,
+) -> Result<(), String> {
+    let me = std::process::id().to_string();
+    for file in &options.join {
+        std::fs::write(file, &me).map_err(|err| format!("joining {}: {err}", file.display()))?;
+    }
+    if let Some(adj) = options.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|err| format!("setting oom_score_adj {adj}: {err}"))?;
+    }
+    super::identity::drop_privileges(run_as).map_err(|err| format!("dropping privileges: {err}"))
 }
 
 fn populate(bytes: u64, vmas: u32) -> std::io::Result<()> {
