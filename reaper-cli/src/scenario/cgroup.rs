@@ -415,6 +415,51 @@ impl Drop for OwnedCgroup {
 mod tests {
     use super::*;
 
+    /// A SIGKILLed task in a cgroup v1 freezer stays frozen (6.18 measured:
+    /// state D) until thawed, so a victim's guard that reaps it must run
+    /// after the freezer's guard: declared earlier, dropped later.
+    #[test]
+    fn a_frozen_child_is_thawed_before_its_guard_reaps_it() {
+        use std::process::{Command, Stdio};
+
+        use crate::scenario::child::OwnedChild;
+
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: creating a freezer cgroup needs root");
+            return;
+        }
+        let name = owned_name(std::process::id(), u32::MAX);
+        let cgroup = match OwnedCgroup::create(&name, true) {
+            Ok(cgroup) => cgroup,
+            Err(err) => {
+                eprintln!("skipped: {err}");
+                return;
+            }
+        };
+        let pid;
+        {
+            let child = OwnedChild::spawn(
+                Command::new("sleep")
+                    .arg("1000")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null()),
+            )
+            .expect("spawning sleep");
+            pid = child.pid();
+            for file in cgroup.procs_files(true) {
+                write(&file, &pid.to_string()).expect("joining the test cgroup");
+            }
+            let _frozen = cgroup.freeze(Duration::from_secs(5)).expect("freezing");
+            // Dropped here: `_frozen` thaws, then `child` kills and reaps.
+        }
+        assert!(
+            !Path::new("/proc").join(pid.to_string()).exists(),
+            "the child was reaped"
+        );
+        assert!(cgroup.remove().is_empty());
+    }
+
     #[test]
     fn only_reaper_names_have_an_owner() {
         assert_eq!(owner_of(&owned_name(4242, 3)), Some(4242));
