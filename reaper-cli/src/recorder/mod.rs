@@ -19,11 +19,10 @@ use anyhow::{Context as _, bail};
 use aya::Ebpf;
 use reaper_common::timeline::TimelineEvent;
 
+use self::setup::{EpisodeEnd, EpisodeSetup};
 use crate::{
     catalog::{self, KernelSymbols},
-    model::{
-        Episode, HostInfo, Recording, Run, SCHEMA_VERSION, Scenario, TaskRef, ToolInfo, VictimInfo,
-    },
+    model::{Episode, HostInfo, Recording, Run, SCHEMA_VERSION, Scenario, ToolInfo},
     probes::{
         attach, collect, function_timing, loader,
         loader::MapSizes,
@@ -75,28 +74,6 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to keep polling for late timeline events (sched_process_free
 /// runs from an RCU callback after the victim is reaped).
 const LATE_EVENT_GRACE: Duration = Duration::from_millis(300);
-
-/// What an episode's scenario hands to [`Recorder::finish_episode`].
-pub struct EpisodeParts {
-    /// 0-based episode index.
-    pub index: u32,
-    /// The victim as it was before the kill.
-    pub victim: VictimInfo,
-    /// Tracked tasks by context id.
-    pub tasks: BTreeMap<u32, Vec<TaskRef>>,
-    /// Timeline events collected during the episode.
-    pub events: Vec<TimelineEvent>,
-    /// CLOCK_MONOTONIC ns of the kill (t = 0 of the timeline).
-    pub kill_ns: u64,
-    /// reaper's killing thread, or `None` for the kernel's OOM killer.
-    pub killer: episode::Killer,
-    /// False when the victim did not finish exiting in time.
-    pub complete: bool,
-    /// The frozen scenario's outcome.
-    pub frozen: Option<crate::model::FrozenOutcome>,
-    /// What `process_mrelease` returned (negative errno), when it was called.
-    pub mrelease_ret: Option<i64>,
-}
 
 /// Loaded, attached probes plus what is needed to symbolize their output.
 pub struct Recorder {
@@ -278,19 +255,8 @@ impl Recorder {
                             index + 1
                         )));
                     }
-                    if lost && replaced < settings.retries {
-                        replaced += 1;
-                        progress.say(format_args!(
-                            "{label}: lost the race (process_mrelease: ESRCH, the victim had left its mm); replacing it with a fresh episode ({replaced} of --retries {})",
-                            settings.retries
-                        ));
+                    if lost && replace_lost(progress, &label, &mut replaced, settings.retries) {
                         continue;
-                    }
-                    if lost {
-                        progress.say(format_args!(
-                            "{label}: lost the race, and all {} retries are used; it stays in the run, marked lost",
-                            settings.retries
-                        ));
                     }
                     counted += 1;
                 }
@@ -356,11 +322,11 @@ impl Recorder {
     }
 
     /// Stops tracking, drains the kernel aggregates and builds the episode.
-    fn finish_episode(&mut self, parts: EpisodeParts) -> anyhow::Result<Episode> {
+    fn finish_episode(&mut self, setup: EpisodeSetup, end: EpisodeEnd) -> anyhow::Result<Episode> {
         collect::clear_tracking(&mut self.ebpf)?;
         let raw = collect::drain(&mut self.ebpf)?;
         let function_timing = self.drain_function_timing()?;
-        let mut episode = self.build_episode(raw, parts);
+        let mut episode = self.build_episode(raw, setup, end);
         episode.function_timing = function_timing;
         Ok(episode)
     }
@@ -375,7 +341,12 @@ impl Recorder {
     }
 
     /// Symbolizes drained data and assembles the episode.
-    fn build_episode(&self, raw: collect::RawEpisode, parts: EpisodeParts) -> Episode {
+    fn build_episode(
+        &self,
+        raw: collect::RawEpisode,
+        setup: EpisodeSetup,
+        end: EpisodeEnd,
+    ) -> Episode {
         let symbolizer = &self.symbolizer;
         let mut failures = 0u64;
         let mut symbolize = |ips: &[u64]| {
@@ -384,9 +355,8 @@ impl Recorder {
                 vec![crate::model::FRAME_STACK_LOST.to_owned()]
             })
         };
-        let contexts = episode::context_profiles(&raw, &parts.tasks, &mut symbolize);
-        let timeline =
-            episode::timeline(&parts.events, parts.kill_ns, parts.killer, parts.victim.pid);
+        let contexts = episode::context_profiles(&raw, &setup.tasks, &mut symbolize);
+        let timeline = episode::timeline(&setup.events, end.kill_ns, end.killer, setup.victim.pid);
         let latencies = episode::latencies(&timeline);
         let mut user_losses = BTreeMap::new();
         for (name, value) in [
@@ -399,18 +369,18 @@ impl Recorder {
             }
         }
         Episode {
-            index: parts.index,
-            victim: parts.victim,
+            index: setup.index,
+            victim: setup.victim,
             contexts,
             timeline,
             latencies,
             counters: raw.counters,
             user_losses,
-            partial: !parts.complete || interrupt::stop_requested(),
+            partial: !end.complete || interrupt::stop_requested(),
             trigger: None,
-            frozen: parts.frozen,
+            frozen: end.frozen,
             function_timing: None,
-            lost_race: parts.mrelease_ret == Some(-i64::from(libc::ESRCH)),
+            lost_race: end.mrelease_ret == Some(-i64::from(libc::ESRCH)),
         }
     }
 }
@@ -469,6 +439,27 @@ fn remove_stale_cgroups() {
             );
         }
     }
+}
+
+/// Whether an episode that lost the mrelease race is replaced by a fresh
+/// one (while `retries` last; `replaced` counts them), saying so either way.
+fn replace_lost(
+    progress: progress::Progress,
+    label: &str,
+    replaced: &mut u32,
+    retries: u32,
+) -> bool {
+    if *replaced < retries {
+        *replaced += 1;
+        progress.say(format_args!(
+            "{label}: lost the race (process_mrelease: ESRCH, the victim had left its mm); replacing it with a fresh episode ({replaced} of --retries {retries})"
+        ));
+        return true;
+    }
+    progress.say(format_args!(
+        "{label}: lost the race, and all {retries} retries are used; it stays in the run, marked lost"
+    ));
+    false
 }
 
 /// "episode 1/3: killed pid 812; process_mrelease done 21.4 ms after the

@@ -1,30 +1,116 @@
-//! The set-up every episode shares, whatever triggers the kill: clear the
-//! previous episode's tracking, snapshot the victim (threads, RSS, VMAs),
-//! track it and the `oom_reaper` kthread, and list the tracked tasks per
-//! context for the report.
+//! The set-up every episode shares, whatever triggers the kill (reaper's
+//! own race, the OOM killer, a teardown seen by `--watch`): the victim's
+//! snapshot (threads, RSS, VMAs), the tracked tasks listed per context for
+//! the report, and the events collected until the end; plus, for triggered
+//! episodes, the tracking itself (the previous episode's cleared, the victim
+//! and the `oom_reaper` kthread tracked).
 
 use std::collections::BTreeMap;
 
-use reaper_common::context::{CONTEXT_OOM_REAPER, CONTEXT_VICTIM_EXIT};
+use reaper_common::{
+    context::{CONTEXT_OOM_REAPER, CONTEXT_VICTIM_EXIT},
+    timeline::TimelineEvent,
+};
 
-use super::Recorder;
+use super::{Recorder, episode::Killer};
 use crate::{
-    model::{TaskRef, VictimInfo},
+    model::{FrozenOutcome, TaskRef, VictimInfo},
     probes::collect,
     system::procfs,
 };
 
-/// What an episode knows before its kill.
+/// What an episode knows before its kill, and the events collected since.
 pub struct EpisodeSetup {
+    /// 0-based episode index.
+    pub index: u32,
     /// The victim as it was at set-up.
     pub victim: VictimInfo,
     /// The victim's thread ids at set-up.
     pub threads: Vec<u32>,
     /// Tracked tasks by context id.
     pub tasks: BTreeMap<u32, Vec<TaskRef>>,
+    /// Timeline events collected during the episode.
+    pub events: Vec<TimelineEvent>,
+}
+
+/// How an episode ended: with its [`EpisodeSetup`], all that
+/// [`Recorder::finish_episode`] needs.
+pub struct EpisodeEnd {
+    /// CLOCK_MONOTONIC ns of the kill (t = 0 of the timeline).
+    pub kill_ns: u64,
+    /// reaper's killing thread, or `None` for the kernel's OOM killer.
+    pub killer: Killer,
+    /// False when the victim did not finish exiting in time.
+    pub complete: bool,
+    /// The frozen scenario's outcome.
+    pub frozen: Option<FrozenOutcome>,
+    /// What `process_mrelease` returned (negative errno), when it was called.
+    pub mrelease_ret: Option<i64>,
+}
+
+impl EpisodeEnd {
+    /// The end of an episode that reaper did not race with
+    /// `process_mrelease` and that has no frozen outcome.
+    pub fn killed(kill_ns: u64, killer: Killer, complete: bool) -> Self {
+        Self {
+            kill_ns,
+            killer,
+            complete,
+            frozen: None,
+            mrelease_ret: None,
+        }
+    }
+}
+
+/// `pid` as /proc shows it now, and its thread ids; `comm` names it when
+/// /proc cannot (it may already be gone).
+pub fn snapshot(pid: u32, comm: &str) -> (VictimInfo, Vec<u32>) {
+    let comm = procfs::stat(pid).map_or_else(|| comm.to_owned(), |s| s.comm);
+    let threads = procfs::threads(pid);
+    let victim = VictimInfo {
+        pid,
+        comm,
+        rss_bytes: procfs::rss_bytes(pid),
+        threads: threads.len() as u32,
+        vmas: procfs::vma_count(pid),
+    };
+    (victim, threads)
+}
+
+/// A context's task list: `tids`, all named `comm`.
+fn task_list(tids: &[u32], comm: &str) -> Vec<TaskRef> {
+    tids.iter()
+        .map(|&tid| TaskRef {
+            tid,
+            comm: comm.to_owned(),
+        })
+        .collect()
 }
 
 impl EpisodeSetup {
+    /// The set-up of episode `index` of `victim`, listing `threads` (its
+    /// pid when none are known) as the victim's tasks.
+    pub fn new(index: u32, victim: VictimInfo, threads: Vec<u32>) -> Self {
+        let listed = if threads.is_empty() {
+            vec![victim.pid]
+        } else {
+            threads.clone()
+        };
+        let tasks = BTreeMap::from([(CONTEXT_VICTIM_EXIT, task_list(&listed, &victim.comm))]);
+        Self {
+            index,
+            victim,
+            threads,
+            tasks,
+            events: Vec::new(),
+        }
+    }
+
+    /// Lists `tid` as the one task of `context` (tracked by the caller).
+    pub fn list_task(&mut self, context: u32, tid: u32, comm: &str) {
+        self.tasks.insert(context, task_list(&[tid], comm));
+    }
+
     /// Whether the `oom_reaper` kthread was found and tracked.
     pub fn tracks_oom_reaper(&self) -> bool {
         self.tasks.contains_key(&CONTEXT_OOM_REAPER)
@@ -32,57 +118,34 @@ impl EpisodeSetup {
 }
 
 impl Recorder {
-    /// Clears tracking and tracks `pid` as the victim (`armed`: counted from
-    /// now; unarmed: from the kernel's first OOM event for it) and the
-    /// `oom_reaper` kthread. `comm` names the victim when /proc cannot.
+    /// Episode `index`'s set-up: clears tracking, snapshots `pid` and tracks
+    /// it as the victim (`armed`: counted from now; unarmed: from the
+    /// kernel's first OOM event for it) and the `oom_reaper` kthread. `comm`
+    /// names the victim when /proc cannot.
     pub(super) fn begin_episode(
         &mut self,
+        index: u32,
         pid: u32,
         comm: &str,
         armed: bool,
     ) -> anyhow::Result<EpisodeSetup> {
         collect::clear_tracking(&mut self.ebpf)?;
-        let comm = procfs::stat(pid).map_or_else(|| comm.to_owned(), |s| s.comm);
-        let threads = procfs::threads(pid);
-        let victim = VictimInfo {
-            pid,
-            comm: comm.clone(),
-            rss_bytes: procfs::rss_bytes(pid),
-            threads: threads.len() as u32,
-            vmas: procfs::vma_count(pid),
-        };
+        let (victim, threads) = snapshot(pid, comm);
         collect::track_tgid_armed(&mut self.ebpf, pid, CONTEXT_VICTIM_EXIT, armed)?;
-        let mut tasks = BTreeMap::new();
-        let listed = if threads.is_empty() {
-            vec![pid]
-        } else {
-            threads.clone()
-        };
-        tasks.insert(
-            CONTEXT_VICTIM_EXIT,
-            listed
-                .iter()
-                .map(|&tid| TaskRef {
-                    tid,
-                    comm: comm.clone(),
-                })
-                .collect(),
-        );
-        if let Some(tid) = procfs::find_oom_reaper() {
-            collect::track_tid(&mut self.ebpf, tid, CONTEXT_OOM_REAPER)?;
-            tasks.insert(
-                CONTEXT_OOM_REAPER,
-                vec![TaskRef {
-                    tid,
-                    comm: "oom_reaper".into(),
-                }],
-            );
+        let mut setup = EpisodeSetup::new(index, victim, threads);
+        if let Some(tid) = self.track_oom_reaper()? {
+            setup.list_task(CONTEXT_OOM_REAPER, tid, "oom_reaper");
         }
-        Ok(EpisodeSetup {
-            victim,
-            threads,
-            tasks,
-        })
+        Ok(setup)
+    }
+
+    /// Tracks the `oom_reaper` kthread, when there is one; returns its tid.
+    pub(super) fn track_oom_reaper(&mut self) -> anyhow::Result<Option<u32>> {
+        let tid = procfs::find_oom_reaper();
+        if let Some(tid) = tid {
+            collect::track_tid(&mut self.ebpf, tid, CONTEXT_OOM_REAPER)?;
+        }
+        Ok(tid)
     }
 
     /// Tracks one more task of reaper's own (the mrelease caller thread).
@@ -94,13 +157,53 @@ impl Recorder {
         comm: &str,
     ) -> anyhow::Result<()> {
         collect::track_tid(&mut self.ebpf, tid, context)?;
-        setup.tasks.insert(
-            context,
-            vec![TaskRef {
-                tid,
-                comm: comm.into(),
-            }],
-        );
+        setup.list_task(context, tid, comm);
         Ok(())
+    }
+
+    /// Drops the timeline events queued so far (the set-up's own, or a
+    /// previous episode's late ones): the episode's start from here.
+    pub(super) fn drop_stale_events(&mut self) {
+        self.timeline.poll(&mut Vec::new());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn victim(pid: u32) -> VictimInfo {
+        VictimInfo {
+            pid,
+            comm: "victim".into(),
+            rss_bytes: 0,
+            threads: 0,
+            vmas: 0,
+        }
+    }
+
+    #[test]
+    fn the_victim_lists_its_threads_or_else_its_pid() {
+        let setup = EpisodeSetup::new(0, victim(7), vec![7, 8, 9]);
+        let tids: Vec<u32> = setup.tasks[&CONTEXT_VICTIM_EXIT]
+            .iter()
+            .map(|t| t.tid)
+            .collect();
+        assert_eq!(tids, [7, 8, 9]);
+        let setup = EpisodeSetup::new(0, victim(7), Vec::new());
+        assert_eq!(setup.tasks[&CONTEXT_VICTIM_EXIT].len(), 1);
+        assert_eq!(setup.tasks[&CONTEXT_VICTIM_EXIT][0].tid, 7);
+        assert_eq!(setup.tasks[&CONTEXT_VICTIM_EXIT][0].comm, "victim");
+    }
+
+    #[test]
+    fn a_listed_task_replaces_its_context_list() {
+        let mut setup = EpisodeSetup::new(0, victim(7), Vec::new());
+        assert!(!setup.tracks_oom_reaper());
+        setup.list_task(CONTEXT_OOM_REAPER, 32, "oom_reaper");
+        setup.list_task(CONTEXT_OOM_REAPER, 33, "oom_reaper");
+        assert!(setup.tracks_oom_reaper());
+        assert_eq!(setup.tasks[&CONTEXT_OOM_REAPER].len(), 1);
+        assert_eq!(setup.tasks[&CONTEXT_OOM_REAPER][0].tid, 33);
     }
 }

@@ -32,11 +32,13 @@ use reaper_common::{
     tracking::{tag_context, tag_owner},
 };
 
-use super::{EpisodeParts, Recorder, interrupt};
+use super::{
+    Recorder, interrupt,
+    setup::{self, EpisodeEnd, EpisodeSetup},
+};
 use crate::{
-    model::{Episode, TaskRef, VictimInfo, WatchSummary},
+    model::{Episode, VictimInfo, WatchSummary},
     probes::{attach, collect, collect::RawEpisode},
-    system::procfs,
 };
 
 /// How often the watcher polls and drains.
@@ -59,11 +61,8 @@ pub struct WatchSettings {
 /// A process the kernel side is following.
 #[derive(Debug)]
 struct Candidate {
-    /// comm at first sight (from the event or /proc).
-    comm: String,
-    rss_bytes: u64,
-    threads: u32,
-    vmas: u32,
+    /// The process at first sight (from /proc; its comm may be empty).
+    victim: VictimInfo,
     /// Tgid and comm of the SIGKILL's sender.
     killed_by: Option<(u32, String)>,
     /// t0 of its episode: the SIGKILL or the OOM kill, ns.
@@ -214,10 +213,7 @@ impl Recorder {
     ) -> anyhow::Result<(Vec<Episode>, WatchSummary, bool)> {
         attach::attach_watch(&mut self.ebpf, &mut self.attach);
         collect::clear_tracking(&mut self.ebpf)?;
-        let oom_reaper = procfs::find_oom_reaper();
-        if let Some(tid) = oom_reaper {
-            collect::track_tid(&mut self.ebpf, tid, CONTEXT_OOM_REAPER)?;
-        }
+        self.track_oom_reaper()?;
         collect::set_watch(&mut self.ebpf, true)?;
         eprintln!(
             "reaper: watching every teardown (OOM kills, process_mrelease calls); Ctrl-C to stop"
@@ -263,6 +259,8 @@ impl Recorder {
         Ok((episodes.into(), summary, interrupted))
     }
 
+    /// Files one timeline event under the candidate it concerns, following
+    /// the processes SIGKILLed or OOM-killed from now on.
     fn route_event(
         &mut self,
         event: TimelineEvent,
@@ -272,74 +270,22 @@ impl Recorder {
         let Some(kind) = TimelineKind::from_raw(event.kind) else {
             return;
         };
-        let mut follow = |pid: u32,
-                          killed_by: Option<(u32, String)>,
-                          candidates: &mut HashMap<u32, Candidate>| {
-            candidates.entry(pid).or_insert_with(|| {
-                order.push_back(pid);
-                let stat = procfs::stat(pid);
-                Candidate {
-                    comm: stat.map_or_else(String::new, |s| s.comm),
-                    rss_bytes: procfs::rss_bytes(pid),
-                    threads: procfs::threads(pid).len() as u32,
-                    vmas: procfs::vma_count(pid),
-                    killed_by,
-                    kill_ns: event.ts_ns,
-                    trigger: None,
-                    caller: None,
-                    oom: false,
-                    freed_at: None,
-                    events: Vec::new(),
-                }
-            });
-        };
         match kind {
             TimelineKind::SigKill => {
-                let pid = event.arg as u32;
-                follow(pid, Some((event.tgid, comm_of(&event.comm))), candidates);
-                if let Some(c) = candidates.get_mut(&pid) {
-                    c.events.push(event);
-                }
+                let killed_by = Some((event.tgid, comm_of(&event.comm)));
+                follow(candidates, order, &event, killed_by)
+                    .events
+                    .push(event);
             }
             TimelineKind::OomMarkVictim => {
-                let pid = event.arg as u32;
-                follow(pid, None, candidates);
-                if let Some(c) = candidates.get_mut(&pid) {
-                    c.oom = true;
-                    c.kill_ns = event.ts_ns;
-                    c.trigger.get_or_insert_with(|| "OOM kill".into());
-                    c.events.push(event);
-                }
+                let c = follow(candidates, order, &event, None);
+                c.oom = true;
+                c.kill_ns = event.ts_ns;
+                c.trigger.get_or_insert_with(|| "OOM kill".into());
+                c.events.push(event);
             }
             TimelineKind::MreleaseEnter | TimelineKind::MreleaseExit => {
-                let target = if kind == TimelineKind::MreleaseEnter {
-                    pidfd_target(event.tgid, event.arg)
-                } else {
-                    None
-                };
-                let victim = target.filter(|p| candidates.contains_key(p)).or_else(|| {
-                    // The caller's own latest kill, or the victim its earlier enter named.
-                    candidates
-                        .iter()
-                        .filter(|(_, c)| {
-                            c.caller
-                                .as_ref()
-                                .is_some_and(|(tid, _, _)| *tid == event.tid)
-                                || c.killed_by
-                                    .as_ref()
-                                    .is_some_and(|(tgid, _)| *tgid == event.tgid)
-                        })
-                        .max_by_key(|(_, c)| c.kill_ns)
-                        .map(|(&pid, _)| pid)
-                });
-                if let Some(c) = victim.and_then(|v| candidates.get_mut(&v)) {
-                    let comm = comm_of(&event.comm);
-                    c.trigger.get_or_insert_with(|| {
-                        format!("process_mrelease by {comm}[{}]", event.tgid)
-                    });
-                    c.caller.get_or_insert((event.tid, event.tgid, comm));
-                    c.events.push(event);
-                }
+                route_mrelease(event, kind, candidates);
             }
             TimelineKind::ProcessFree => {
                 if let Some(c) = candidates.get_mut(&(event.arg as u32)) {
@@ -372,96 +318,139 @@ impl Recorder {
         let raw = collect::drain(&mut self.ebpf)?;
         state.counters.add(&raw.counters);
         state.acc.add(raw);
-        let WatchState {
-            candidates,
-            acc,
-            episodes,
-            summary,
-            counters,
-            ..
-        } = state;
-        let ready: Vec<u32> = candidates
+        let ready: Vec<u32> = state
+            .candidates
             .iter()
             .filter(|(_, c)| closing || c.freed_at.is_some_and(|t| t.elapsed() >= POLL * 2))
             .map(|(&pid, _)| pid)
             .collect();
         for pid in ready {
-            let Some(c) = candidates.remove(&pid) else {
+            let Some(c) = state.candidates.remove(&pid) else {
                 continue;
             };
             collect::untrack(&mut self.ebpf, pid)?;
-            let Some(trigger) = c.trigger.clone() else {
+            if c.trigger.is_none() {
                 // A plain kill: drop it (once its grace has passed).
-                let _ = acc.take(pid, CONTEXT_VICTIM_EXIT);
+                let _ = state.acc.take(pid, CONTEXT_VICTIM_EXIT);
                 if closing || c.freed_at.is_some_and(|t| t.elapsed() >= PAIRING_GRACE) {
-                    summary.plain_kills_ignored += 1;
+                    state.summary.plain_kills_ignored += 1;
                 } else {
-                    candidates.insert(pid, c);
+                    state.candidates.insert(pid, c);
                 }
                 continue;
-            };
-            let mut raw = acc.take(pid, CONTEXT_VICTIM_EXIT);
-            let mut tasks = BTreeMap::new();
-            if let Some((tid, tgid, comm)) = &c.caller {
-                merge(&mut raw, acc.take(*tgid, CONTEXT_MRELEASE_CALLER));
-                tasks.insert(
-                    CONTEXT_MRELEASE_CALLER,
-                    vec![TaskRef {
-                        tid: *tid,
-                        comm: comm.clone(),
-                    }],
-                );
             }
-            if c.oom {
-                merge(&mut raw, acc.take(0, CONTEXT_OOM_REAPER));
-            }
-            // Counters are system-wide in watch mode: each episode gets what
-            // accrued since the previous episode was finished.
-            raw.counters = counters.since_last_episode();
-            let killer = c
-                .killed_by
-                .as_ref()
-                .filter(|_| !c.oom)
-                .map(|(tgid, _)| (*tgid, *tgid));
-            let comm = if c.comm.is_empty() {
-                c.events
-                    .iter()
-                    .find(|e| e.tgid == pid)
-                    .map_or_else(String::new, |e| comm_of(&e.comm))
-            } else {
-                c.comm.clone()
-            };
-            let victim = VictimInfo {
-                pid,
-                comm: comm.clone(),
-                rss_bytes: c.rss_bytes,
-                threads: c.threads,
-                vmas: c.vmas,
-            };
-            tasks.insert(CONTEXT_VICTIM_EXIT, vec![TaskRef { tid: pid, comm }]);
-            let index = summary.episodes_seen as u32;
-            let mut episode = self.build_episode(
-                raw,
-                EpisodeParts {
-                    index,
-                    victim,
-                    tasks,
-                    events: c.events,
-                    kill_ns: c.kill_ns,
-                    killer,
-                    complete: !closing || c.freed_at.is_some(),
-                    frozen: None,
-                    mrelease_ret: None,
-                },
-            );
-            episode.trigger = Some(trigger);
-            summary.episodes_seen += 1;
-            episodes.push_back(episode);
-            while episodes.len() > settings.max_episodes {
-                episodes.pop_front();
-                summary.episodes_evicted += 1;
+            let episode = self.watched_episode(pid, c, state, closing);
+            state.summary.episodes_seen += 1;
+            state.episodes.push_back(episode);
+            while state.episodes.len() > settings.max_episodes {
+                state.episodes.pop_front();
+                state.summary.episodes_evicted += 1;
             }
         }
         Ok(())
+    }
+
+    /// The episode of candidate `pid`, whose trigger is known, built from
+    /// the aggregates of its own contexts (and the counters accrued since
+    /// the previous episode: they are system-wide in watch mode).
+    fn watched_episode(
+        &self,
+        pid: u32,
+        c: Candidate,
+        state: &mut WatchState,
+        closing: bool,
+    ) -> Episode {
+        let mut raw = state.acc.take(pid, CONTEXT_VICTIM_EXIT);
+        if let Some((_, tgid, _)) = &c.caller {
+            merge(&mut raw, state.acc.take(*tgid, CONTEXT_MRELEASE_CALLER));
+        }
+        if c.oom {
+            merge(&mut raw, state.acc.take(0, CONTEXT_OOM_REAPER));
+        }
+        raw.counters = state.counters.since_last_episode();
+        let killer = c
+            .killed_by
+            .as_ref()
+            .filter(|_| !c.oom)
+            .map(|(tgid, _)| (*tgid, *tgid));
+        let mut victim = c.victim;
+        if victim.comm.is_empty() {
+            victim.comm = c
+                .events
+                .iter()
+                .find(|e| e.tgid == pid)
+                .map_or_else(String::new, |e| comm_of(&e.comm));
+        }
+        // Threads are not listed: they are gone by the time /proc is read.
+        let mut setup = EpisodeSetup::new(state.summary.episodes_seen as u32, victim, Vec::new());
+        if let Some((tid, _, comm)) = &c.caller {
+            setup.list_task(CONTEXT_MRELEASE_CALLER, *tid, comm);
+        }
+        setup.events = c.events;
+        let complete = !closing || c.freed_at.is_some();
+        let mut episode =
+            self.build_episode(raw, setup, EpisodeEnd::killed(c.kill_ns, killer, complete));
+        episode.trigger = c.trigger;
+        episode
+    }
+}
+
+/// The candidate `event.arg` names, followed from now on if it was not:
+/// snapshotted from /proc while it still shows there.
+fn follow<'a>(
+    candidates: &'a mut HashMap<u32, Candidate>,
+    order: &mut VecDeque<u32>,
+    event: &TimelineEvent,
+    killed_by: Option<(u32, String)>,
+) -> &'a mut Candidate {
+    let pid = event.arg as u32;
+    candidates.entry(pid).or_insert_with(|| {
+        order.push_back(pid);
+        Candidate {
+            victim: setup::snapshot(pid, "").0,
+            killed_by,
+            kill_ns: event.ts_ns,
+            trigger: None,
+            caller: None,
+            oom: false,
+            freed_at: None,
+            events: Vec::new(),
+        }
+    })
+}
+
+/// Files a process_mrelease enter/exit under the candidate its pidfd names
+/// (from the caller's /proc fdinfo), else under the caller's own latest
+/// kill or the victim its earlier enter named.
+fn route_mrelease(
+    event: TimelineEvent,
+    kind: TimelineKind,
+    candidates: &mut HashMap<u32, Candidate>,
+) {
+    let target = if kind == TimelineKind::MreleaseEnter {
+        pidfd_target(event.tgid, event.arg)
+    } else {
+        None
+    };
+    let victim = target.filter(|p| candidates.contains_key(p)).or_else(|| {
+        candidates
+            .iter()
+            .filter(|(_, c)| {
+                c.caller
+                    .as_ref()
+                    .is_some_and(|(tid, _, _)| *tid == event.tid)
+                    || c.killed_by
+                        .as_ref()
+                        .is_some_and(|(tgid, _)| *tgid == event.tgid)
+            })
+            .max_by_key(|(_, c)| c.kill_ns)
+            .map(|(&pid, _)| pid)
+    });
+    if let Some(c) = victim.and_then(|v| candidates.get_mut(&v)) {
+        let comm = comm_of(&event.comm);
+        c.trigger
+            .get_or_insert_with(|| format!("process_mrelease by {comm}[{}]", event.tgid));
+        c.caller.get_or_insert((event.tid, event.tgid, comm));
+        c.events.push(event);
     }
 }

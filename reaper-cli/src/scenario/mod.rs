@@ -2,6 +2,7 @@
 //! lmkd-style kill + `process_mrelease` race.
 
 pub mod cgroup;
+pub mod child;
 pub mod identity;
 pub mod pidfd;
 pub mod size;

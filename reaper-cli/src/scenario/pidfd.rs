@@ -4,6 +4,7 @@
 use std::{
     io,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    time::{Duration, Instant},
 };
 
 /// Opens a pidfd for `pid`.
@@ -47,15 +48,23 @@ pub fn process_mrelease(pidfd: &OwnedFd) -> i64 {
     }
 }
 
-/// Waits up to `timeout_ms` for the process to exit; true if it did.
+/// Waits up to `timeout_ms` for the process to exit; true if it did. A
+/// signal handled meanwhile (Ctrl-C) does not cut the wait short.
 pub fn wait_exit(pidfd: &OwnedFd, timeout_ms: i32) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut pfd, 1, timeout_ms) > 0 }
+    let deadline = Instant::now() + Duration::from_millis(timeout_ms.max(0) as u64);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+        if ready >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return ready > 0;
+        }
+    }
 }
 
 /// The calling thread's id.

@@ -9,10 +9,14 @@
 
 use std::{
     io::{BufRead, BufReader, Write},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
+    time::Duration,
 };
 
-use super::size::{VictimSpec, format_size};
+use super::{
+    child::OwnedChild,
+    size::{VictimSpec, format_size},
+};
 
 /// Hidden subcommand name the parent re-executes itself with.
 pub const VICTIM_SUBCOMMAND: &str = "__victim";
@@ -42,16 +46,14 @@ pub enum VictimError {
     Failed(String),
 }
 
-/// A running synthetic victim. Dropping it kills and reaps the child, so
-/// no exit path (error, Ctrl-C, panic unwinding) leaves a victim or a
-/// zombie behind.
+/// A running synthetic victim. Its [`OwnedChild`] guard kills and reaps the
+/// child when it is dropped, so no exit path (error, Ctrl-C, panic
+/// unwinding) leaves a victim or a zombie behind.
 pub struct SpawnedVictim {
-    child: Child,
+    child: OwnedChild,
     /// Its pid.
     pub pid: u32,
     stdout: BufReader<std::process::ChildStdout>,
-    /// Set once the child has been waited for (its pid may be reused after).
-    reaped: bool,
 }
 
 /// MemAvailable in bytes from /proc/meminfo.
@@ -124,23 +126,16 @@ pub fn spawn_with(spec: &VictimSpec, options: &SpawnOptions) -> Result<SpawnedVi
     if let Some(owner) = super::identity::victim_identity() {
         cmd.arg(format!("--run-as={}", super::identity::format(owner)));
     }
-    let mut child = cmd
-        .stdin(if options.wait_go {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(VictimError::Spawn)?;
-    let pid = child.id();
-    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-    let mut victim = SpawnedVictim {
-        child,
-        pid,
-        stdout,
-        reaped: false,
-    };
+    cmd.stdin(if options.wait_go {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped());
+    let mut child = OwnedChild::spawn(&mut cmd).map_err(VictimError::Spawn)?;
+    let pid = child.pid();
+    let stdout = BufReader::new(child.take_stdout().expect("stdout is piped"));
+    let mut victim = SpawnedVictim { child, pid, stdout };
     victim.expect_line("joined")?;
     Ok(victim)
 }
@@ -152,7 +147,7 @@ impl SpawnedVictim {
         if line.trim() == wanted {
             return Ok(());
         }
-        self.kill_and_reap();
+        // The caller drops the victim with this error: its guard kills it.
         let why = match (read, line.trim()) {
             (Ok(_), msg) if !msg.is_empty() => msg.to_owned(),
             _ => "it exited without reporting (killed by a signal, e.g. Ctrl-C or the OOM killer?)"
@@ -165,8 +160,7 @@ impl SpawnedVictim {
     pub fn go(&mut self) -> std::io::Result<()> {
         let stdin = self
             .child
-            .stdin
-            .as_mut()
+            .stdin()
             .ok_or_else(|| std::io::Error::other("victim was not started with wait_go"))?;
         stdin.write_all(b"go\n")?;
         stdin.flush()
@@ -177,29 +171,15 @@ impl SpawnedVictim {
         self.expect_line("ready")
     }
 
-    /// Waits for the child to exit (someone else killed it) and reaps it;
-    /// false if waiting failed.
-    pub fn wait_exit(&mut self) -> bool {
-        if self.reaped {
-            return true;
-        }
-        let ok = self.child.wait().is_ok();
-        self.reaped = ok;
-        ok
+    /// Waits up to `timeout` for the child to exit (someone else killed
+    /// it) and reaps it; false if it did not exit in time.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        self.child.wait_exit(timeout)
     }
 
-    /// SIGKILLs the child if it still runs, and reaps it.
+    /// SIGKILLs the child if it still runs, and reaps it (as dropping it does).
     pub fn kill_and_reap(&mut self) {
-        if !self.reaped {
-            let _ = self.child.kill();
-            self.reaped = self.child.wait().is_ok();
-        }
-    }
-}
-
-impl Drop for SpawnedVictim {
-    fn drop(&mut self) {
-        self.kill_and_reap();
+        self.child.kill_and_reap();
     }
 }
 
@@ -225,21 +205,8 @@ pub fn run_child(
         // SAFETY: PR_SET_NAME copies at most 16 bytes from a valid C string.
         unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) };
     }
-    let me = std::process::id().to_string();
-    for file in &options.join {
-        if let Err(err) = std::fs::write(file, &me) {
-            println!("joining {}: {err}", file.display());
-            std::process::exit(1);
-        }
-    }
-    if let Some(adj) = options.oom_score_adj
-        && let Err(err) = std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-    {
-        println!("setting oom_score_adj {adj}: {err}");
-        std::process::exit(1);
-    }
-    if let Err(err) = super::identity::drop_privileges(run_as) {
-        println!("dropping privileges: {err}");
+    if let Err(why) = join_and_drop_privileges(options, run_as) {
+        println!("{why}");
         std::process::exit(1);
     }
     println!("joined");
@@ -275,6 +242,23 @@ pub fn run_child(
         // SAFETY: pause() has no preconditions.
         unsafe { libc::pause() };
     }
+}
+
+/// The child joins its cgroups, sets its oom_score_adj and drops its
+/// privileges; on failure, the line to report to the parent.
+fn join_and_drop_privileges(
+    options: &SpawnOptions,
+    run_as: Option<crate::output::owner::Owner>,
+) -> Result<(), String> {
+    let me = std::process::id().to_string();
+    for file in &options.join {
+        std::fs::write(file, &me).map_err(|err| format!("joining {}: {err}", file.display()))?;
+    }
+    if let Some(adj) = options.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|err| format!("setting oom_score_adj {adj}: {err}"))?;
+    }
+    super::identity::drop_privileges(run_as).map_err(|err| format!("dropping privileges: {err}"))
 }
 
 fn populate(bytes: u64, vmas: u32) -> std::io::Result<()> {
