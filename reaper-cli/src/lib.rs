@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cmd;
 pub mod compare;
 pub mod doctor;
+pub mod duration;
 #[cfg(test)]
 mod golden;
 pub use reaper_model as model;
