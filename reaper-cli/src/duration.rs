@@ -17,16 +17,22 @@ pub const NS_PER_US: f64 = 1e3;
 pub struct Precision(usize);
 
 impl Precision {
-    /// The summary box and the recorder's progress lines: 0.1 ms, the
-    /// seed thread's precision.
+    /// The summary box: 0.1 ms, the seed thread's precision.
     pub const SUMMARY: Self = Self(1);
+    /// The recorder's progress lines: 0.1 ms, as the summary box.
+    pub const PROGRESS: Self = Self(1);
     /// Exact and sampled periods in the function-timing tables: 0.01 ms
     /// (short functions take tens of µs in total).
     pub const EXACT_PERIOD: Self = Self(2);
     /// Timeline times and latencies: 1 µs, written in ms.
     pub const TIMELINE: Self = Self(3);
-    /// Per-call mean and maximum in µs: 0.1 µs (a call takes from about
-    /// 1 µs up).
+    /// Total lock wait per stack: 1 µs, written in ms.
+    pub const LOCK_WAIT_TOTAL: Self = Self(3);
+    /// The sampled "Period (ms)" of key functions: 1 ns, written in ms
+    /// (the exact figure the period sums to, as simpleperf prints it).
+    pub const KEY_FUNCTION_PERIOD: Self = Self(6);
+    /// Per-call mean and maximum in µs (exact timing, longest lock wait):
+    /// 0.1 µs (a call takes from about 1 µs up).
     pub const PER_CALL_US: Self = Self(1);
 
     /// The precision that suits a millisecond value's size in comparisons:
@@ -50,6 +56,12 @@ pub fn ms(ns: u64, precision: Precision) -> String {
     ms_value(ns as f64 / NS_PER_MS, precision)
 }
 
+/// Signed nanoseconds (a time relative to an event, e.g. the kill) as
+/// milliseconds, e.g. "-0.013".
+pub fn ms_signed(ns: i64, precision: Precision) -> String {
+    ms_value(ns as f64 / NS_PER_MS, precision)
+}
+
 /// A millisecond value, e.g. "279.2".
 pub fn ms_value(ms: f64, precision: Precision) -> String {
     format!("{ms:.*}", precision.0)
@@ -58,6 +70,11 @@ pub fn ms_value(ms: f64, precision: Precision) -> String {
 /// Nanoseconds as microseconds, e.g. "1341.4".
 pub fn us(ns: u64, precision: Precision) -> String {
     format!("{:.*}", precision.0, ns as f64 / NS_PER_US)
+}
+
+/// A microsecond value, e.g. "227.9".
+pub fn us_value(us: f64, precision: Precision) -> String {
+    format!("{us:.*}", precision.0)
 }
 
 /// A millisecond value with [`Precision::for_size`]; zero (of either sign)
@@ -80,6 +97,7 @@ mod tests {
         assert_eq!(ms(12_345_678, Precision::TIMELINE), "12.346");
         assert_eq!(us(1_341_449, Precision::PER_CALL_US), "1341.4");
         assert_eq!(ms_value(5.26, Precision::SUMMARY), "5.3");
+        assert_eq!(ms_signed(-12_600, Precision::TIMELINE), "-0.013");
     }
 
     #[test]

@@ -22,5 +22,6 @@ pub mod recorder;
 pub mod report;
 pub mod scenario;
 pub mod schema;
+pub mod stats;
 pub mod symbolize;
 pub mod system;
