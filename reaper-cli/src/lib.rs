@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cmd;
 pub mod compare;
 pub mod doctor;
+pub mod duration;
 #[cfg(test)]
 mod golden;
 pub use reaper_model as model;
@@ -21,5 +22,6 @@ pub mod recorder;
 pub mod report;
 pub mod scenario;
 pub mod schema;
+pub mod stats;
 pub mod symbolize;
 pub mod system;

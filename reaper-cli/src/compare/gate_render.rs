@@ -5,13 +5,19 @@ use std::fmt::Write;
 
 use super::gate::{GateReport, Status, Verdict};
 use super::quantity::{Side, format_p, p_text};
-use super::text::{delta, ms};
+use super::text::delta;
+use crate::duration::ms_for_size;
 
 fn side(s: &Side) -> String {
     match s {
         Side::Measured {
             median, min, max, ..
-        } => format!("{} ({}–{})", ms(*median), ms(*min), ms(*max)),
+        } => format!(
+            "{} ({}–{})",
+            ms_for_size(*median),
+            ms_for_size(*min),
+            ms_for_size(*max)
+        ),
         Side::NotMeasured { .. } => "not measured".to_owned(),
     }
 }
@@ -29,9 +35,9 @@ fn result(v: &Verdict) -> String {
 fn threshold(v: &Verdict) -> String {
     let noise = v
         .noise_ms
-        .map_or_else(String::new, |n| format!(", noise +{} ms", ms(n)));
+        .map_or_else(String::new, |n| format!(", noise +{} ms", ms_for_size(n)));
     match v.allowed_ms {
-        Some(allowed) => format!("{} (+{} ms{noise})", v.threshold, ms(allowed)),
+        Some(allowed) => format!("{} (+{} ms{noise})", v.threshold, ms_for_size(allowed)),
         None => v.threshold.to_string(),
     }
 }
@@ -46,8 +52,14 @@ pub fn regression_line(v: &Verdict) -> String {
     format!(
         "{} regressed: median {} ms → {} ms, {}, threshold {}, {} (one-sided Mann-Whitney U of {} vs {} run medians, Holm-adjusted)",
         v.metric,
-        v.comparison.a.median().map_or_else(String::new, ms),
-        v.comparison.b.median().map_or_else(String::new, ms),
+        v.comparison
+            .a
+            .median()
+            .map_or_else(String::new, ms_for_size),
+        v.comparison
+            .b
+            .median()
+            .map_or_else(String::new, ms_for_size),
         delta(&v.comparison),
         threshold(v),
         v.p_adjusted.map_or_else(|| "p n/a".to_owned(), p_text),

@@ -18,35 +18,11 @@
 
 use serde::Serialize;
 
+pub use crate::stats::{max, median, min};
+
 /// Largest pooled sample for the exact distribution; the dynamic program
 /// costs O(n · n₁ · n²), about 10⁷ steps at 60, a few milliseconds.
 pub const EXACT_MAX_N: usize = 60;
-
-/// Median of a sample (mean of the middle two for even lengths); `None`
-/// when empty.
-pub fn median(values: &[f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    Some(if sorted.len().is_multiple_of(2) {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
-    } else {
-        sorted[mid]
-    })
-}
-
-/// Smallest value; `None` when empty.
-pub fn min(values: &[f64]) -> Option<f64> {
-    values.iter().copied().reduce(f64::min)
-}
-
-/// Largest value; `None` when empty.
-pub fn max(values: &[f64]) -> Option<f64> {
-    values.iter().copied().reduce(f64::max)
-}
 
 /// How the p-values were computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -192,15 +168,6 @@ mod tests {
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol
-    }
-
-    #[test]
-    fn order_statistics() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
-        assert_eq!(median(&[]), None);
-        assert_eq!(min(&[2.0, -1.0]), Some(-1.0));
-        assert_eq!(max(&[2.0, -1.0]), Some(2.0));
     }
 
     #[test]

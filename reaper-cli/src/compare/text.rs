@@ -7,32 +7,19 @@ use std::fmt::Write;
 use super::diff::{ContextTable, Diff, Exact, MetricRow, SideInfo};
 use super::metrics::Part;
 use super::quantity::{Comparison, DIFF_ALPHA, MIN_RUNS_FOR_TEST, Side, p_text};
+use crate::duration::ms_for_size;
 use crate::report::text::Notes;
 
 /// Split-line label, as in the thread.
 const SPLIT_LABEL: &str = "  (exit_mmap + reaper work)";
 
-/// A millisecond value with precision that suits its size.
-pub fn ms(v: f64) -> String {
-    let a = v.abs();
-    if a == 0.0 {
-        "0.0".to_owned()
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else if a >= 0.1 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    }
-}
-
 fn signed_ms(v: f64) -> String {
     if v > 0.0 {
-        format!("+{}", ms(v))
+        format!("+{}", ms_for_size(v))
     } else if v == 0.0 {
         "±0".to_owned()
     } else {
-        ms(v)
+        ms_for_size(v)
     }
 }
 
@@ -40,13 +27,18 @@ fn cell(side: &Side, notes: &mut Notes) -> String {
     match side {
         Side::Measured {
             median, min, max, ..
-        } => format!("{} ({}–{})", ms(*median), ms(*min), ms(*max)),
+        } => format!(
+            "{} ({}–{})",
+            ms_for_size(*median),
+            ms_for_size(*min),
+            ms_for_size(*max)
+        ),
         Side::NotMeasured { why } => notes.cell(why),
     }
 }
 
 fn median_only(side: &Side) -> String {
-    side.median().map_or_else(|| "–".to_owned(), ms)
+    side.median().map_or_else(|| "–".to_owned(), ms_for_size)
 }
 
 /// "+2.0 ms (+7.4%)", "+0.50 ms (new)", or "" when a side is missing.
@@ -340,11 +332,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn millisecond_precision_follows_size() {
-        assert_eq!(ms(132.64), "132.6");
-        assert_eq!(ms(1.234), "1.23");
-        assert_eq!(ms(0.0123), "0.012");
-        assert_eq!(ms(0.0), "0.0");
+    fn signed_milliseconds_keep_the_precision_of_their_size() {
         assert_eq!(signed_ms(2.0), "+2.00");
         assert_eq!(signed_ms(-12.0), "-12.0");
     }

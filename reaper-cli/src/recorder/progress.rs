@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::duration::{self, Precision};
+
 /// Where progress goes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Progress {
@@ -28,7 +30,7 @@ impl Progress {
 pub fn ms(ns: Option<u64>) -> String {
     ns.map_or_else(
         || "not seen".to_owned(),
-        |ns| format!("{:.1} ms", ns as f64 / 1e6),
+        |ns| format!("{} ms", duration::ms(ns, Precision::PROGRESS)),
     )
 }
 

@@ -161,6 +161,7 @@ pub fn analyze(run: &Run, opts: &ReportOptions) -> Report {
             .collect(),
         episodes,
         not_measured: run.not_measured.clone(),
+        function_timing: super::function_timing::build(run),
     }
 }
 

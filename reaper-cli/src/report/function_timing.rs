@@ -1,25 +1,46 @@
-//! Text for exact function timing (fentry/fexit or kprobes): the "reaper
-//! order" header line, the "Exact period (ms)" table beside the sampled
-//! "Period (ms)" per context, latency histograms of the PTE-lock and per-VMA
-//! unmap functions, and the probes' hit counts. Without function probes every
-//! part says "not measured" with the recorder's reason, never 0.
+//! Builds the exact-function-timing part of the report
+//! ([`FunctionTimingReport`]) from a run: the reaper's VMA order, the "Exact
+//! period (ms)" tables beside the sampled period per context, latency
+//! histograms of the PTE-lock and per-VMA unmap functions, and the probes'
+//! hit counts. Without function probes the report says "not measured" with
+//! the recorder's reason, never 0. Rendering is in `text/function_timing.rs`
+//! and `json.rs`.
 
-use std::fmt::Write;
+use reaper_common::context::Context;
 
-use crate::model::{Episode, FunctionTime, Run, VmaOrderSeen};
+use super::model::{
+    Bucket, CallsNotTimed, EpisodeExact, EpisodeTiming, ExactRow, ExactTable, FunctionTimingReport,
+    Histogram, OrderCount, OrderEvidence, OrderUnknown, ProbeHits, ReaperOrder,
+};
+use crate::model::{Episode, FunctionTime, FunctionTiming, Run, VmaOrderSeen};
 
 /// Concepts whose latency histograms are printed.
 const HISTOGRAM_CONCEPTS: [&str; 2] = ["pte_lock", "per_vma_unmap"];
-/// Contexts whose VMA order is "the reaper order".
-const REAPER_CONTEXTS: [&str; 2] = ["mrelease_caller", "oom_reaper"];
-/// Width of a histogram bar.
-const BAR_WIDTH: u64 = 30;
+/// The reaper side's contexts, in the order their VMA order is preferred
+/// (the mrelease caller first).
+const REAPER_SIDE: [Context; 2] = [Context::MreleaseCaller, Context::OomReaper];
+/// `what` of the run's not-measured entry for function timing.
+const NOT_MEASURED_WHAT: &str = "exact per-function timing";
+
+/// The function-timing part of the report.
+pub fn build(run: &Run) -> FunctionTimingReport {
+    let measured = run.episodes.iter().any(|e| e.function_timing.is_some());
+    FunctionTimingReport {
+        order: reaper_order(run),
+        not_measured: (!measured).then(|| why_not_measured(run)),
+        episodes: if measured {
+            run.episodes.iter().map(episode_timing).collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
 
 /// Why function timing is missing, from the run's `not_measured`.
-fn why_not_measured(run: &Run, what: &str) -> String {
+fn why_not_measured(run: &Run) -> String {
     run.not_measured
         .iter()
-        .find(|n| n.what.starts_with(what))
+        .find(|n| n.what.starts_with(NOT_MEASURED_WHAT))
         .map_or_else(
             || "no function probe attached".to_owned(),
             |n| n.why.clone(),
@@ -27,71 +48,105 @@ fn why_not_measured(run: &Run, what: &str) -> String {
 }
 
 /// The reaper's VMA order in one episode (mrelease caller first).
-fn reaper_order(episode: &Episode) -> Option<&VmaOrderSeen> {
+fn episode_order(episode: &Episode) -> Option<(&VmaOrderSeen, Context)> {
     let timing = episode.function_timing.as_ref()?;
-    REAPER_CONTEXTS
-        .iter()
-        .find_map(|c| timing.vma_orders.iter().find(|o| o.context == *c))
+    REAPER_SIDE.iter().find_map(|&c| {
+        timing
+            .vma_orders
+            .iter()
+            .find(|o| Context::from_name(&o.context) == Some(c))
+            .map(|o| (o, c))
+    })
 }
 
-/// Short hex form of an address, e.g. `0x7f3a1c000000`.
-fn hex(addr: u64) -> String {
-    format!("{addr:#x}")
-}
-
-/// The header line: "reaper order: reverse (64 VMAs, 0x7f..→0x55..)",
-/// "reaper order: forward in 2 of 3 episodes, mixed in 1 (...)", or
-/// "reaper order: unknown (needs fentry or kprobe)".
-pub fn order_line(run: &Run) -> String {
-    let orders: Vec<&VmaOrderSeen> = run.episodes.iter().filter_map(reaper_order).collect();
-    let Some(first) = orders.first() else {
-        let measured = run.episodes.iter().any(|e| e.function_timing.is_some());
-        return if measured {
-            "reaper order: unknown (the reaper's per-VMA unmap was not seen: it did no work, or the function did not attach)".to_owned()
-        } else {
-            "reaper order: unknown (needs fentry or kprobe)".to_owned()
-        };
-    };
-    let evidence = |o: &VmaOrderSeen| {
-        format!(
-            "{} VMAs, {}→{}, via {} in {}",
-            o.vmas,
-            hex(o.first),
-            hex(o.last),
-            o.function,
-            o.context
-        )
-    };
-    if orders.iter().all(|o| o.order == first.order) {
-        let episodes = if run.episodes.len() > 1 {
-            format!(" in {} of {} episodes", orders.len(), run.episodes.len())
-        } else {
-            String::new()
-        };
-        return format!(
-            "reaper order: {}{episodes} ({})",
-            first.order,
-            evidence(first)
-        );
+fn evidence((o, context): (&VmaOrderSeen, Context)) -> OrderEvidence {
+    OrderEvidence {
+        vmas: o.vmas,
+        first: o.first,
+        last: o.last,
+        function: o.function.clone(),
+        context,
     }
-    let mut kinds: Vec<(&str, usize)> = Vec::new();
-    for o in &orders {
-        match kinds.iter_mut().find(|(k, _)| *k == o.order) {
-            Some((_, n)) => *n += 1,
-            None => kinds.push((&o.order, 1)),
+}
+
+/// The reaper's VMA order over the run's episodes.
+fn reaper_order(run: &Run) -> ReaperOrder {
+    let orders: Vec<(&VmaOrderSeen, Context)> =
+        run.episodes.iter().filter_map(episode_order).collect();
+    let Some(&first) = orders.first() else {
+        let measured = run.episodes.iter().any(|e| e.function_timing.is_some());
+        return ReaperOrder::Unknown {
+            why: if measured {
+                OrderUnknown::ReaperUnmapNotSeen
+            } else {
+                OrderUnknown::NoFunctionProbes
+            },
+        };
+    };
+    if orders.iter().all(|(o, _)| o.order == first.0.order) {
+        return ReaperOrder::Same {
+            order: first.0.order.clone(),
+            seen_in: orders.len(),
+            episodes: run.episodes.len(),
+            evidence: evidence(first),
+        };
+    }
+    let mut counts: Vec<OrderCount> = Vec::new();
+    for (o, _) in &orders {
+        match counts.iter_mut().find(|c| c.order == o.order) {
+            Some(c) => c.episodes += 1,
+            None => counts.push(OrderCount {
+                order: o.order.clone(),
+                episodes: 1,
+            }),
         }
     }
-    let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} in {n}")).collect();
-    format!(
-        "reaper order: differs between episodes: {} (episode 1: {})",
-        parts.join(", "),
-        evidence(first)
-    )
+    ReaperOrder::Differs {
+        counts,
+        evidence: evidence(first),
+    }
 }
 
-/// Sampled inclusive period of `symbol` in a context, ns.
-fn sampled_ns(episode: &Episode, context: &str, symbol: &str) -> Option<u64> {
-    let profile = episode.contexts.iter().find(|c| c.context == context)?;
+/// One episode's function timing.
+fn episode_timing(episode: &Episode) -> EpisodeTiming {
+    EpisodeTiming {
+        index: episode.index,
+        exact: episode.function_timing.as_ref().map(|timing| EpisodeExact {
+            tables: exact_tables(episode, timing),
+            histograms: timing
+                .functions
+                .iter()
+                .filter(|f| HISTOGRAM_CONCEPTS.contains(&f.concept.as_str()))
+                .filter_map(histogram)
+                .collect(),
+            probe_hits: timing
+                .probe_hits
+                .iter()
+                .map(|(symbol, &hits)| ProbeHits {
+                    symbol: symbol.clone(),
+                    hits,
+                })
+                .collect(),
+            calls_not_timed: timing
+                .losses
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(reason, &calls)| CallsNotTimed {
+                    reason: reason.clone(),
+                    calls,
+                })
+                .collect(),
+        }),
+    }
+}
+
+/// Sampled inclusive period of `symbol` in a context, ns; `None` when the
+/// episode has no profile of the context.
+fn sampled_ns(episode: &Episode, context: Context, symbol: &str) -> Option<u64> {
+    let profile = episode
+        .contexts
+        .iter()
+        .find(|c| c.context == context.name())?;
     Some(
         profile
             .stacks
@@ -102,172 +157,81 @@ fn sampled_ns(episode: &Episode, context: &str, symbol: &str) -> Option<u64> {
     )
 }
 
-fn ms(ns: u64) -> String {
-    format!("{:.2}", ns as f64 / 1e6)
-}
-
-fn us(ns: u64) -> String {
-    format!("{:.1}", ns as f64 / 1e3)
-}
-
-/// One episode's exact table per context.
-fn exact_tables(run: &Run, episode: &Episode, out: &mut String) {
-    let Some(timing) = &episode.function_timing else {
-        return;
-    };
+/// One table per run of consecutive functions of the same context, in
+/// recorded order (the recorder groups them by context). Functions of a
+/// context name reaper does not know are left out (loading rejects them).
+fn exact_tables(episode: &Episode, timing: &FunctionTiming) -> Vec<ExactTable> {
     let mut contexts: Vec<&str> = timing
         .functions
         .iter()
         .map(|f| f.context.as_str())
         .collect();
     contexts.dedup();
-    for context in contexts {
-        let _ = writeln!(out, "  [{context}]");
-        let _ = writeln!(
-            out,
-            "  {:>12}  {:>17}  {:>9}  {:>10}  {:>9}  Symbol (mode)",
-            "Period (ms)", "Exact period (ms)", "Calls", "Mean (us)", "Max (us)"
-        );
-        for f in timing.functions.iter().filter(|f| f.context == context) {
-            let sampled =
-                sampled_ns(episode, context, &f.symbol).map_or_else(|| "-".to_owned(), ms);
-            let mean = f.total_ns.checked_div(f.calls).unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "  {:>12}  {:>17}  {:>9}  {:>10}  {:>9}  {} ({})",
-                sampled,
-                ms(f.total_ns),
-                f.calls,
-                us(mean),
-                us(f.max_ns),
-                f.symbol,
-                f.mode
-            );
-        }
-    }
-    let _ = run;
+    contexts
+        .into_iter()
+        .filter_map(|name| {
+            let context = Context::from_name(name)?;
+            let rows = timing
+                .functions
+                .iter()
+                .filter(|f| f.context == name)
+                .map(|f| exact_row(episode, context, f))
+                .collect();
+            Some(ExactTable { context, rows })
+        })
+        .collect()
 }
 
-/// A bcc-style log2 histogram.
-fn histogram(f: &FunctionTime, out: &mut String) {
-    let max = f.hist_log2_ns.iter().copied().max().unwrap_or(0).max(1);
+fn exact_row(episode: &Episode, context: Context, f: &FunctionTime) -> ExactRow {
+    ExactRow {
+        symbol: f.symbol.clone(),
+        concept: f.concept.clone(),
+        mode: f.mode.clone(),
+        sampled_period_ns: sampled_ns(episode, context, &f.symbol),
+        exact_period_ns: f.total_ns,
+        calls: f.calls,
+        mean_ns: f.total_ns.checked_div(f.calls).unwrap_or(0),
+        max_ns: f.max_ns,
+    }
+}
+
+/// A function's log2 histogram from its first non-empty bucket; `None` for
+/// a context reaper does not know.
+fn histogram(f: &FunctionTime) -> Option<Histogram> {
     let first = f.hist_log2_ns.iter().position(|&c| c > 0).unwrap_or(0);
-    let _ = writeln!(
-        out,
-        "  {} in {} ({} calls, {}):",
-        f.symbol, f.context, f.calls, f.mode
-    );
-    let _ = writeln!(out, "  {:>25} : {:<9} distribution", "ns", "count");
-    for (i, &count) in f.hist_log2_ns.iter().enumerate().skip(first) {
-        let low: u64 = if i == 0 { 0 } else { 1 << i };
-        let high: u64 = (1u64 << (i + 1)) - 1;
-        let bar = "*".repeat((count * BAR_WIDTH / max) as usize);
-        let _ = writeln!(
-            out,
-            "  {:>11} -> {:<11} : {:<9} |{:<width$}|",
-            low,
-            high,
-            count,
-            bar,
-            width = BAR_WIDTH as usize
-        );
-    }
-}
-
-/// The whole function-timing section of a run's text report.
-pub fn render(run: &Run) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "Exact function timing (in-kernel, per call):");
-    if run.episodes.iter().all(|e| e.function_timing.is_none()) {
-        let _ = writeln!(
-            out,
-            "  not measured ({})",
-            why_not_measured(run, "exact per-function timing")
-        );
-        return out;
-    }
-    for episode in &run.episodes {
-        let Some(timing) = &episode.function_timing else {
-            let _ = writeln!(out, "Episode {}: not measured", episode.index + 1);
-            continue;
-        };
-        let _ = writeln!(out, "Episode {}:", episode.index + 1);
-        exact_tables(run, episode, &mut out);
-        let hist: Vec<&FunctionTime> = timing
-            .functions
+    Some(Histogram {
+        context: Context::from_name(&f.context)?,
+        symbol: f.symbol.clone(),
+        concept: f.concept.clone(),
+        mode: f.mode.clone(),
+        calls: f.calls,
+        buckets: f
+            .hist_log2_ns
             .iter()
-            .filter(|f| HISTOGRAM_CONCEPTS.contains(&f.concept.as_str()))
-            .collect();
-        if !hist.is_empty() {
-            let _ = writeln!(out, "\n  Latency histograms (PTE lock, per-VMA unmap):");
-            for f in hist {
-                histogram(f, &mut out);
-            }
-        }
-        let hits: Vec<String> = timing
-            .probe_hits
-            .iter()
-            .map(|(symbol, hits)| format!("{symbol} {hits}"))
-            .collect();
-        let _ = writeln!(
-            out,
-            "\n  Probe hits (entries, all tasks): {}",
-            if hits.is_empty() {
-                "none".to_owned()
-            } else {
-                hits.join(", ")
-            }
-        );
-        let lost: Vec<String> = timing
-            .losses
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(name, n)| format!("{name} {n}"))
-            .collect();
-        if !lost.is_empty() {
-            let _ = writeln!(out, "  Calls not timed: {}", lost.join(", "));
-        }
-    }
-    out
-}
-
-/// Adds the function-timing parts to a rendered text report: the order line
-/// after the "Scenario:" header line, and the section before the closing
-/// "Not measured" list (appended when the report has none).
-pub fn splice(run: &Run, report: &str) -> String {
-    let mut lines: Vec<String> = report.lines().map(str::to_owned).collect();
-    if let Some(i) = lines.iter().position(|l| l.starts_with("Scenario:")) {
-        lines.insert(i + 1, order_line(run));
-    } else {
-        lines.insert(0, order_line(run));
-    }
-    let section: Vec<String> = render(run).lines().map(str::to_owned).collect();
-    match lines.iter().rposition(|l| l.starts_with("Not measured")) {
-        Some(i) => {
-            let mut block = section;
-            block.push(String::new());
-            lines.splice(i..i, block);
-        }
-        None => {
-            lines.push(String::new());
-            lines.extend(section);
-        }
-    }
-    let mut out = lines.join("\n");
-    if report.ends_with('\n') {
-        out.push('\n');
-    }
-    out
+            .enumerate()
+            .skip(first)
+            .map(|(i, &count)| Bucket {
+                low_ns: match i {
+                    0 => 0,
+                    _ => 1u64.checked_shl(i as u32).unwrap_or(u64::MAX),
+                },
+                high_ns: 1u64.checked_shl(i as u32 + 1).map_or(u64::MAX, |b| b - 1),
+                count,
+            })
+            .collect(),
+    })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::model::{FunctionTiming, NotMeasured};
+    use crate::model::NotMeasured;
 
-    fn run_with(timing: Option<FunctionTiming>) -> Run {
+    /// A one-episode run from the report fixtures, with `timing` and the
+    /// recorder's reason for missing function probes.
+    pub(crate) fn run_with(timing: Option<FunctionTiming>) -> Run {
         let text = std::fs::read_to_string(format!(
             "{}/tests/data/report/6.18-mrelease.run.json",
             env!("CARGO_MANIFEST_DIR")
@@ -283,7 +247,8 @@ mod tests {
         run
     }
 
-    fn timing() -> FunctionTiming {
+    /// One timed per-VMA unmap function in the mrelease caller.
+    pub(crate) fn timing() -> FunctionTiming {
         FunctionTiming {
             functions: vec![FunctionTime {
                 context: "mrelease_caller".into(),
@@ -307,29 +272,13 @@ mod tests {
                 addresses: vec![],
             }],
             probe_hits: BTreeMap::from([("zap_vma_for_reaping".to_owned(), 70)]),
+            losses: BTreeMap::from([("fn_stack_full".to_owned(), 0)]),
             ..FunctionTiming::default()
         }
     }
 
-    #[test]
-    fn splice_puts_the_order_under_the_scenario_and_the_section_before_not_measured() {
-        let run = run_with(None);
-        let text = splice(&run, "tool\nScenario: x\nbody\n\nNot measured:\n  a\n");
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[2], "reaper order: unknown (needs fentry or kprobe)");
-        let section = lines
-            .iter()
-            .position(|l| l.starts_with("Exact function timing"))
-            .unwrap();
-        let not = lines
-            .iter()
-            .position(|l| l.starts_with("Not measured"))
-            .unwrap();
-        assert!(section < not);
-        assert!(text.ends_with('\n'));
-    }
-
-    fn real(name: &str) -> Run {
+    /// A recorded run under `tests/data/function_timing/`.
+    pub(crate) fn real(name: &str) -> Run {
         let path = format!(
             "{}/tests/data/function_timing/{name}.run.json",
             env!("CARGO_MANIFEST_DIR")
@@ -338,68 +287,149 @@ mod tests {
     }
 
     #[test]
-    fn real_sid_x86_64_run_is_reverse_with_fentry() {
-        let run = real("sid-x86_64");
+    fn without_probes_the_whole_part_is_not_measured_with_the_recorders_reason() {
+        let t = build(&run_with(None));
         assert_eq!(
-            order_line(&run),
-            "reaper order: reverse in 2 of 3 episodes (78 VMAs, 0x7ffd26ec6000→0x555560740000, via zap_vma_for_reaping in mrelease_caller)"
+            t.order,
+            ReaperOrder::Unknown {
+                why: OrderUnknown::NoFunctionProbes
+            }
         );
-        let text = render(&run);
-        assert!(
-            text.contains("zap_vma_for_reaping in mrelease_caller (78 calls, fentry)"),
-            "{text}"
+        assert_eq!(
+            t.not_measured.as_deref(),
+            Some("fentry load: BPF_PROG_LOAD refused [EPERM 1]")
         );
+        assert!(t.episodes.is_empty());
+    }
+
+    #[test]
+    fn with_probes_it_holds_order_exact_rows_histogram_and_hits() {
+        let t = build(&run_with(Some(timing())));
+        assert_eq!(t.not_measured, None);
+        let ReaperOrder::Same {
+            order,
+            seen_in,
+            episodes,
+            evidence,
+        } = &t.order
+        else {
+            panic!("{:?}", t.order);
+        };
+        assert_eq!((order.as_str(), *seen_in, *episodes), ("reverse", 1, 1));
+        assert_eq!(evidence.context, Context::MreleaseCaller);
+        assert_eq!(evidence.vmas, 64);
+        let exact = t.episodes[0].exact.as_ref().unwrap();
+        assert_eq!(exact.tables.len(), 1);
+        assert_eq!(exact.tables[0].context, Context::MreleaseCaller);
+        let row = &exact.tables[0].rows[0];
+        assert_eq!(row.exact_period_ns, 3_000_000);
+        assert_eq!(row.mean_ns, 1_000_000);
+        assert_eq!(row.max_ns, 1_500_000);
+        // The fixture has samples of the mrelease caller, none of them in
+        // zap_vma_for_reaping: measured, and 0.
+        assert_eq!(row.sampled_period_ns, Some(0));
+        let h = &exact.histograms[0];
+        assert_eq!(
+            h.buckets,
+            [
+                Bucket {
+                    low_ns: 4,
+                    high_ns: 7,
+                    count: 1
+                },
+                Bucket {
+                    low_ns: 8,
+                    high_ns: 15,
+                    count: 2
+                }
+            ]
+        );
+        assert_eq!(
+            exact.probe_hits,
+            [ProbeHits {
+                symbol: "zap_vma_for_reaping".into(),
+                hits: 70
+            }]
+        );
+        assert!(exact.calls_not_timed.is_empty(), "zero losses are left out");
+    }
+
+    #[test]
+    fn an_episode_without_timing_is_not_measured_beside_one_with_it() {
+        let mut run = run_with(Some(timing()));
+        let mut second = run.episodes[0].clone();
+        second.index = 1;
+        second.function_timing = None;
+        run.episodes.push(second);
+        let t = build(&run);
+        assert!(t.episodes[0].exact.is_some());
+        assert_eq!(t.episodes[1].index, 1);
+        assert!(t.episodes[1].exact.is_none());
+    }
+
+    #[test]
+    fn differing_orders_are_counted_by_first_appearance() {
+        let mut run = run_with(Some(timing()));
+        for (index, order) in [(1, "forward"), (2, "reverse")] {
+            let mut e = run.episodes[0].clone();
+            e.index = index;
+            e.function_timing.as_mut().unwrap().vma_orders[0].order = order.into();
+            run.episodes.push(e);
+        }
+        let ReaperOrder::Differs { counts, evidence } = build(&run).order else {
+            panic!("orders differ");
+        };
+        let counts: Vec<(&str, usize)> = counts
+            .iter()
+            .map(|c| (c.order.as_str(), c.episodes))
+            .collect();
+        assert_eq!(counts, [("reverse", 2), ("forward", 1)]);
+        assert_eq!(evidence.first, 0x7f00_0000_0000);
+    }
+
+    #[test]
+    fn the_mrelease_caller_order_is_preferred_over_the_oom_reapers() {
+        let mut t = timing();
+        let mut reaper = t.vma_orders[0].clone();
+        reaper.context = "oom_reaper".into();
+        reaper.order = "forward".into();
+        t.vma_orders.insert(0, reaper);
+        let ReaperOrder::Same {
+            order, evidence, ..
+        } = build(&run_with(Some(t))).order
+        else {
+            panic!("one episode");
+        };
+        assert_eq!(order, "reverse");
+        assert_eq!(evidence.context, Context::MreleaseCaller);
+    }
+
+    #[test]
+    fn real_sid_x86_64_run_has_tables_for_both_sides_and_pte_lock_histograms() {
+        let t = build(&real("sid-x86_64"));
+        assert_eq!(t.episodes.len(), 3);
+        let exact = t.episodes[0].exact.as_ref().unwrap();
+        let contexts: Vec<Context> = exact.tables.iter().map(|t| t.context).collect();
+        assert_eq!(contexts, [Context::MreleaseCaller, Context::VictimExit]);
         assert!(
-            text.contains("pte_offset_map_lock in mrelease_caller"),
-            "{text}"
+            exact
+                .histograms
+                .iter()
+                .any(|h| h.symbol == "pte_offset_map_lock" && h.context == Context::MreleaseCaller)
         );
     }
 
     #[test]
-    fn real_bookworm_arm64_run_is_forward_with_kprobes() {
-        let run = real("bookworm-arm64");
-        assert_eq!(
-            order_line(&run),
-            "reaper order: forward in 1 of 3 episodes (76 VMAs, 0x200000→0xfffff139e000, via unmap_page_range in mrelease_caller)"
-        );
-        let text = render(&run);
-        assert!(text.contains("__oom_reap_task_mm (kprobe)"), "{text}");
-        assert!(
-            !text.contains("pte_offset_map_lock"),
-            "6.1 has no PTE-lock function"
-        );
-    }
-
-    #[test]
-    fn without_probes_it_says_not_measured_and_why() {
-        let run = run_with(None);
-        assert_eq!(
-            order_line(&run),
-            "reaper order: unknown (needs fentry or kprobe)"
-        );
-        let text = render(&run);
-        assert!(
-            text.contains("not measured (fentry load: BPF_PROG_LOAD refused [EPERM 1])"),
-            "{text}"
-        );
-        assert!(!text.contains(" 0.00 "), "{text}");
-    }
-
-    #[test]
-    fn with_probes_it_prints_order_exact_period_histogram_and_hits() {
-        let run = run_with(Some(timing()));
-        assert_eq!(
-            order_line(&run),
-            "reaper order: reverse (64 VMAs, 0x7f0000000000→0x550000000000, via zap_vma_for_reaping in mrelease_caller)"
-        );
-        let text = render(&run);
-        assert!(text.contains("Exact period (ms)"), "{text}");
-        assert!(text.contains("3.00"), "{text}");
-        assert!(text.contains("zap_vma_for_reaping (fentry)"), "{text}");
-        assert!(text.contains("4 -> 7"), "{text}");
-        assert!(
-            text.contains("Probe hits (entries, all tasks): zap_vma_for_reaping 70"),
-            "{text}"
-        );
+    fn a_histogram_beyond_64_buckets_does_not_overflow() {
+        let mut t = timing();
+        t.functions[0].hist_log2_ns = vec![1; 66];
+        let h = &build(&run_with(Some(t))).episodes[0]
+            .exact
+            .clone()
+            .unwrap()
+            .histograms[0];
+        assert_eq!(h.buckets[62].high_ns, u64::MAX >> 1);
+        assert_eq!(h.buckets[63].high_ns, u64::MAX);
+        assert_eq!(h.buckets[65].low_ns, u64::MAX);
     }
 }

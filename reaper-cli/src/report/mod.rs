@@ -1,10 +1,10 @@
 //! `reaper report`: everything printed or written from a run.
 //!
 //! A run ([`crate::model::Run`]) is turned once into a derived [`Report`]
-//! (`analysis`, `summary`, `stacks`), which the renderers only read: plain
-//! text tables and the call-graph tree (`text`, `tree`), JSON (`json`),
-//! Brendan Gregg folded stacks (`folded`) and flame-graph SVGs (`svg`, the
-//! only user of inferno).
+//! (`analysis`, `summary`, `stacks`, `function_timing`), which the renderers
+//! only read: plain text tables and the call-graph tree (`text`, `tree`),
+//! JSON (`json`), Brendan Gregg folded stacks (`folded`) and flame-graph
+//! SVGs (`svg`, the only user of inferno).
 
 pub mod analysis;
 pub mod folded;
@@ -98,7 +98,7 @@ pub fn analyze(run: &Run, opts: &ReportOptions) -> Report {
 
 /// Every table and the call graphs, as plain text.
 pub fn render_text(run: &Run, opts: &ReportOptions) -> String {
-    function_timing::splice(run, &text::render(&analyze(run, opts)))
+    text::render(&analyze(run, opts))
 }
 
 /// The derived report as pretty JSON.

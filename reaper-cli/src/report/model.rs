@@ -10,6 +10,13 @@ use serde::Serialize;
 
 use crate::model::{Latencies, NotMeasured, ProbeUse, TimelineEntry, VictimInfo};
 
+mod function_timing;
+
+pub use function_timing::{
+    Bucket, CallsNotTimed, EpisodeExact, EpisodeTiming, ExactRow, ExactTable, FunctionTimingReport,
+    Histogram, OrderCount, OrderEvidence, OrderUnknown, ProbeHits, ReaperOrder,
+};
+
 /// Everything `reaper report` prints.
 #[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Report {
@@ -23,6 +30,9 @@ pub struct Report {
     pub episodes: Vec<EpisodeReport>,
     /// What the run could not measure, and why.
     pub not_measured: Vec<NotMeasured>,
+    /// Exact function timing: the reaper order, exact tables, histograms
+    /// and probe hits.
+    pub function_timing: FunctionTimingReport,
 }
 
 /// Run-level facts.

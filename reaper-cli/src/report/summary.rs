@@ -6,7 +6,9 @@
 //! run could not measure is a `NotMeasured` cell with the reason, never 0.
 
 use crate::catalog::frame_for;
+use crate::duration::NS_PER_MS;
 use crate::model::{Episode, Run, SampledStack};
+use crate::stats;
 
 use super::model::{Cell, RowStats, Summary, SummaryRow, Value};
 use super::pte_lock;
@@ -18,8 +20,6 @@ pub const REAPER_CONTEXTS: [&str; 2] = ["mrelease_caller", "oom_reaper"];
 pub const VICTIM_CONTEXT: &str = "victim_exit";
 /// Split-line label of the thread's rows.
 pub(crate) const SPLIT_LABEL: &str = "(exit_mmap + reaper work)";
-
-const NS_PER_MS: f64 = 1e6;
 
 /// Builds the summary.
 pub fn summary(run: &Run) -> Summary {
@@ -236,17 +236,6 @@ fn latency_row(run: &Run, label: &str, get: impl Fn(&Episode) -> Option<u64>) ->
     row(label.to_owned(), None, cells)
 }
 
-/// Median of a non-empty list (mean of the middle two for even lengths).
-pub fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len().is_multiple_of(2) {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    }
-}
-
 /// Component-wise median/min/max of the measured cells.
 pub fn row_stats(cells: &[Cell]) -> Option<RowStats> {
     let values: Vec<Value> = cells
@@ -260,13 +249,8 @@ pub fn row_stats(cells: &[Cell]) -> Option<RowStats> {
         return None;
     }
     let stat = |f: &dyn Fn(&Value) -> Option<f64>| -> Option<(f64, f64, f64)> {
-        let mut xs: Vec<f64> = values.iter().filter_map(f).collect();
-        if xs.is_empty() {
-            return None;
-        }
-        let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        Some((median(&mut xs), min, max))
+        let xs: Vec<f64> = values.iter().filter_map(f).collect();
+        Some((stats::median(&xs)?, stats::min(&xs)?, stats::max(&xs)?))
     };
     let total = stat(&|v| Some(v.total_ms)).unwrap_or_default();
     let victim = stat(&|v| v.split_ms.map(|s| s.0));
@@ -298,12 +282,6 @@ mod tests {
             split_ms: Some(split),
             count: Some(count),
         })
-    }
-
-    #[test]
-    fn median_of_odd_and_even_lists() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use super::{Align, columns};
+use crate::duration::{self, Precision};
 use crate::report::model::{ContextReport, Header, KeyFunction, LockWaits};
 use crate::report::tree;
 
@@ -70,17 +71,21 @@ fn key_function_name(k: &KeyFunction) -> String {
     }
 }
 
+fn period(ms: f64) -> String {
+    duration::ms_value(ms, Precision::KEY_FUNCTION_PERIOD)
+}
+
 fn key_functions(rows: &[KeyFunction], out: &mut String) {
     let mut table = vec![vec!["Period (ms)".to_owned(), "Symbol".to_owned()]];
     let width = rows
         .iter()
         .filter_map(|k| k.period_ms)
-        .map(|p| format!("{p:.6}").len())
+        .map(|p| period(p).len())
         .max()
         .unwrap_or(0);
     for k in rows {
         let period = match k.period_ms {
-            Some(p) => format!("{p:>width$.6}"),
+            Some(p) => format!("{:>width$}", period(p)),
             None => "absent on this kernel".to_owned(),
         };
         table.push(vec![period, key_function_name(k)]);
@@ -143,8 +148,8 @@ fn lock_waits(l: &LockWaits, episodes: usize, out: &mut String) {
     for r in &l.rows {
         table.push(vec![
             count(r.count),
-            format!("{:.3}", r.total_ms),
-            format!("{:.1}", r.max_us),
+            duration::ms_value(r.total_ms, Precision::LOCK_WAIT_TOTAL),
+            duration::us_value(r.max_us, Precision::PER_CALL_US),
             if r.spin { "spin" } else { "sleep" }.to_owned(),
             r.waiter.clone(),
             r.caller.clone().unwrap_or_else(|| "-".to_owned()),

@@ -4,12 +4,14 @@
 use std::fmt::Write;
 
 use super::{Align, columns, loss_line};
+use crate::duration::{self, Precision};
 use crate::report::model::EpisodeReport;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// A latency, e.g. "12.345 ms".
 fn ms(ns: u64) -> String {
-    format!("{:.3} ms", ns as f64 / 1e6)
+    format!("{} ms", duration::ms(ns, Precision::TIMELINE))
 }
 
 /// Renders an episode's section.
@@ -68,7 +70,7 @@ fn timeline(e: &EpisodeReport, out: &mut String) {
     ]];
     for t in &e.timeline {
         table.push(vec![
-            format!("{:.3}", t.t_ns as f64 / 1e6),
+            duration::ms_signed(t.t_ns, Precision::TIMELINE),
             t.kind.clone(),
             t.context.clone().unwrap_or_else(|| "-".to_owned()),
             format!("{}/{}", t.comm, t.tid),

@@ -1,10 +1,11 @@
 //! Plain-text rendering of a [`Report`]: the header, the summary box, the
 //! per-context tables and call graphs, the per-episode timelines and
-//! counters, and the "not measured" list. Columns are aligned on character
+//! counters, the exact function timing, and the "not measured" list. Columns are aligned on character
 //! counts, so non-ASCII labels (→, –, µ) line up too.
 
 mod context;
 mod episode;
+mod function_timing;
 mod notes;
 mod summary;
 
@@ -12,12 +13,12 @@ pub(crate) use notes::Notes;
 
 use std::fmt::Write;
 
-use super::model::{Header, Report};
+use super::model::{Header, ReaperOrder, Report};
 
 /// Renders the whole report.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
-    header(&report.header, &mut out);
+    header(&report.header, &report.function_timing.order, &mut out);
     if let Some(watch) = &report.header.watch {
         out.push('\n');
         episode::watch_list(watch, &report.episodes, &mut out);
@@ -33,11 +34,14 @@ pub fn render(report: &Report) -> String {
         out.push_str(&episode::render(episode));
     }
     out.push('\n');
+    out.push_str(&function_timing::render(&report.function_timing));
+    out.push('\n');
     not_measured(report, &mut out);
     out
 }
 
-fn header(h: &Header, out: &mut String) {
+/// Run-level lines; the reaper order goes right under the scenario.
+fn header(h: &Header, order: &ReaperOrder, out: &mut String) {
     if let Some(reason) = &h.partial {
         let _ = writeln!(out, "PARTIAL: {reason}");
     }
@@ -53,6 +57,7 @@ fn header(h: &Header, out: &mut String) {
         h.tool, h.kernel_release, h.arch, h.cpus
     );
     let _ = writeln!(out, "Scenario: {}", h.scenario);
+    let _ = writeln!(out, "{}", function_timing::order_line(order));
     let requested = h.episodes_requested as usize;
     let of = if requested > h.episodes {
         format!(" of {requested} requested")

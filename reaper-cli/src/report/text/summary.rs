@@ -7,6 +7,7 @@
 use std::fmt::Write;
 
 use super::notes::Notes;
+use crate::duration::{self, Precision};
 use crate::report::MAX_EPISODE_COLUMNS;
 use crate::report::model::{Cell, RowStats, Summary, SummaryRow, Value};
 
@@ -135,7 +136,7 @@ fn row_text(row: &SummaryRow, per_episode: bool, episodes: usize, notes: &mut No
 }
 
 fn ms(v: f64) -> String {
-    format!("{v:.1}")
+    duration::ms_value(v, Precision::SUMMARY)
 }
 
 fn waits(count: Option<u64>) -> String {
