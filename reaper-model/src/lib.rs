@@ -6,6 +6,9 @@
 //! first), so a run file needs no kallsyms to re-render.
 
 pub mod doctor;
+pub mod query;
+
+pub use query::Context;
 
 use std::collections::BTreeMap;
 

@@ -8,11 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use reaper_common::context::Context;
-
 use super::clean::exclusion;
 use super::load::RunSet;
-use crate::model::{FunctionTime, FunctionTiming};
+use crate::model::FunctionTime;
 
 /// One side's exact timing.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32,24 +30,6 @@ pub struct ExactTiming {
     /// in how many episodes it was seen, from `function_timing.vma_orders`
     /// of the reaper contexts.
     pub reaper_orders: BTreeMap<String, usize>,
-}
-
-/// Whether a run file's context is a reaper side (a `process_mrelease`
-/// caller or the oom_reaper), whose VMA order is the reaper's.
-fn is_reaper(context: &str) -> bool {
-    matches!(
-        Context::from_name(context),
-        Some(Context::MreleaseCaller | Context::OomReaper)
-    )
-}
-
-/// The reaper's VMA order in one episode's function timing, if recorded.
-fn reaper_order(timing: &FunctionTiming) -> Option<String> {
-    timing
-        .vma_orders
-        .iter()
-        .find(|o| is_reaper(&o.context))
-        .map(|o| o.order.clone())
 }
 
 /// A timed function's series key: its context and catalog concept.
@@ -72,8 +52,8 @@ pub fn exact(set: &RunSet) -> ExactTiming {
             let Some(timing) = &episode.function_timing else {
                 continue;
             };
-            if let Some(order) = reaper_order(timing) {
-                *reaper_orders.entry(order).or_default() += 1;
+            if let Some(seen) = timing.reaper_vma_order() {
+                *reaper_orders.entry(seen.order.clone()).or_default() += 1;
             }
             let mut map = BTreeMap::new();
             for f in &timing.functions {
@@ -117,7 +97,7 @@ mod tests {
     use super::*;
     use crate::compare::load::LoadedRun;
     use crate::compare::synth::{self, Spec, factors};
-    use crate::model::{Run, VmaOrderSeen};
+    use crate::model::{FunctionTiming, Run, VmaOrderSeen};
 
     fn timed(context: &str, concept: &str, symbol: &str, total_ns: u64) -> FunctionTime {
         FunctionTime {
@@ -160,19 +140,6 @@ mod tests {
                 run,
             }],
         }
-    }
-
-    #[test]
-    fn reaper_order_comes_from_the_reaper_contexts() {
-        let timing = FunctionTiming {
-            vma_orders: vec![
-                order("victim_exit", "forward"),
-                order("mrelease_caller", "reverse"),
-            ],
-            ..FunctionTiming::default()
-        };
-        assert_eq!(reaper_order(&timing).as_deref(), Some("reverse"));
-        assert_eq!(reaper_order(&FunctionTiming::default()), None);
     }
 
     #[test]
