@@ -512,6 +512,51 @@ mod tests {
         }
     }
 
+    /// sid arm64 may allow no function probe: then each probe entry must
+    /// carry the kernel's answer and the run must list what it lacks.
+    #[test]
+    fn arm64_without_function_probes_passes_only_with_reasons() {
+        let refused = "fentry attach: x [ENOTSUPP 524]; kprobe: y [EPERM 1]";
+        let probe = |name: &str, status: &str| json!({"probe": format!("function:{name}"), "mode": "none", "status": status});
+        let run = |status: &str, not_measured: serde_json::Value| {
+            fixtures::run(json!({
+                "recording": {"probes": [
+                    probe("__oom_reap_task_mm", status),
+                    probe("zap_vma_for_reaping", status),
+                    probe("pte_offset_map_lock", status)]},
+                "not_measured": not_measured,
+                "episodes": [fixtures::episode(7, json!({"latencies": {"mrelease_ret": 0}}))]
+            }))
+            .to_string()
+        };
+        let said = json!([{"what": "exact per-function timing", "why": refused}]);
+        let out = out_with("arm-none", &run(refused, said.clone()), &sid_doctor());
+        let c = cell("7.2.13+deb14-cloud-arm64", Arch::Arm64, &out);
+        assert!(
+            matches!(function_attach(&c), Verdict::Pass(ref m) if m.contains("ENOTSUPP")),
+            "{:?}",
+            function_attach(&c)
+        );
+        assert!(
+            matches!(reaper_order(&c), Verdict::Pass(_)),
+            "{:?}",
+            reaper_order(&c)
+        );
+        assert!(matches!(parent_covers_children(&c), Verdict::Skip(_)));
+
+        let silent = out_with("arm-silent", &run(refused, json!([])), &sid_doctor());
+        let c = cell("7.2.13+deb14-cloud-arm64", Arch::Arm64, &silent);
+        assert!(matches!(function_attach(&c), Verdict::Fail(_)));
+
+        let no_reason = out_with("arm-no-reason", &run("", said), &sid_doctor());
+        let c = cell("7.2.13+deb14-cloud-arm64", Arch::Arm64, &no_reason);
+        assert!(matches!(function_attach(&c), Verdict::Fail(_)));
+        assert!(matches!(reaper_order(&c), Verdict::Fail(_)));
+        for dir in [out, silent, no_reason] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
     #[test]
     fn children_exceeding_the_parent_fail() {
         let bad = sid_run().replace("\"total_ns\":1000", "\"total_ns\":800");
