@@ -3,38 +3,24 @@
 //! skip; with root every assertion is real. Run them one at a time
 //! (`--test-threads=1`): they attach system-wide probes.
 
-use std::{path::Path, process::Command};
+use std::process::Command;
+
+use reaper_model::{
+    ContextProfile, Episode, Run,
+    doctor::{Diagnosis, Outcome},
+    query::{Context, InContext as _},
+};
 
 mod common;
 
-use common::{REAPER, reaper, require_root, temp_dir, text};
+use common::{REAPER, load_run, reaper, require_root, temp_dir, text};
 
-fn load_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(
-        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap()
+fn context(run: &Run, context: Context) -> Option<&ContextProfile> {
+    run.episodes.first()?.context(context)
 }
 
-fn context<'a>(run: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
-    context_in(&run["episodes"][0], name)
-}
-
-fn context_in<'a>(episode: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
-    episode["contexts"]
-        .as_array()?
-        .iter()
-        .find(|c| c["context"] == name)
-}
-
-fn samples_under(context: &serde_json::Value, frame: &str) -> u64 {
-    context["stacks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["frames"].as_array().unwrap().iter().any(|f| f == frame))
-        .map(|s| s["samples"].as_u64().unwrap())
-        .sum()
+fn samples_under(context: &ContextProfile, frame: &str) -> u64 {
+    context.under(frame).0
 }
 
 fn no_victims_left() -> bool {
@@ -72,17 +58,18 @@ fn record_512m_victim_profiles_both_sides_and_report_reproduces_it() {
         text(&out.stderr)
     );
 
-    let run = load_json(&dir.join("run.json"));
-    assert_eq!(run["schema_version"], 1);
-    assert_eq!(run["partial"], false);
-    let episodes = run["episodes"].as_array().unwrap();
+    let run = load_run(&dir.join("run.json"));
+    assert_eq!(run.schema_version, reaper_model::SCHEMA_VERSION);
+    assert!(!run.partial);
+    let episodes = &run.episodes;
     // A lost race (ESRCH) is kept, marked, and replaced (up to --retries 3).
-    let lost = episodes.iter().filter(|e| e["lost_race"] == true).count();
+    let lost = episodes.iter().filter(|e| e.lost_race).count();
     assert!(lost <= 3, "more lost races than retries: {lost}");
     assert_eq!(episodes.len(), 3 + lost);
-    for episode in episodes.iter().filter(|e| e["lost_race"] == true) {
+    for episode in episodes.iter().filter(|e| e.lost_race) {
         assert_eq!(
-            episode["latencies"]["mrelease_ret"], -3,
+            episode.latencies.mrelease_ret,
+            Some(-3),
             "lost_race without ESRCH"
         );
     }
@@ -90,23 +77,24 @@ fn record_512m_victim_profiles_both_sides_and_report_reproduces_it() {
         assert!(stdout.contains("Lost races: "), "{stdout}");
     }
     for (i, episode) in episodes.iter().enumerate() {
-        let victim = context_in(episode, "victim_exit").expect("victim_exit context");
+        let victim = episode
+            .context(Context::VictimExit)
+            .expect("victim_exit context");
         assert!(
             samples_under(victim, "exit_mmap") > 0,
             "episode {i}: no victim samples under exit_mmap"
         );
     }
-    let reaped: Vec<&serde_json::Value> = episodes
-        .iter()
-        .filter(|e| e["latencies"]["mrelease_ret"] == 0)
-        .collect();
+    let reaped: Vec<&Episode> = episodes.iter().filter(|e| e.mrelease_succeeded()).collect();
     assert!(
         !reaped.is_empty(),
         "process_mrelease lost the race in all 3 episodes: {:?}",
-        episodes.iter().map(|e| &e["latencies"]).collect::<Vec<_>>()
+        episodes.iter().map(|e| &e.latencies).collect::<Vec<_>>()
     );
     for episode in reaped {
-        let reaper_ctx = context_in(episode, "mrelease_caller").expect("mrelease_caller context");
+        let reaper_ctx = episode
+            .context(Context::MreleaseCaller)
+            .expect("mrelease_caller context");
         assert!(
             samples_under(reaper_ctx, "__oom_reap_task_mm") > 0,
             "no reaper samples under __oom_reap_task_mm"
@@ -180,14 +168,12 @@ fn doctor_attaches_tracepoints_and_sampling_for_real() {
     }
     let out = reaper(&["doctor", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d: Diagnosis = serde_json::from_slice(&out.stdout).unwrap();
     let works = |kind: &str| {
-        d["attach_kinds"]
-            .as_array()
-            .unwrap()
+        d.attach_kinds
             .iter()
-            .find(|k| k["kind"] == kind)
-            .map(|k| k["works"].as_bool().unwrap())
+            .find(|k| k.kind == kind)
+            .map(|k| k.works)
     };
     assert_eq!(works("tracepoint"), Some(true));
     assert_eq!(works("perf_event"), Some(true));
@@ -195,23 +181,19 @@ fn doctor_attaches_tracepoints_and_sampling_for_real() {
         assert!(works(kind).is_some(), "doctor did not check {kind}");
     }
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    assert_eq!(d["host"]["kernel_release"], release.trim());
+    assert_eq!(d.host.kernel_release, release.trim());
     assert!(
-        d["probe_targets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["concept"] == "reaper_work" && t["symbol"] == "__oom_reap_task_mm")
+        d.probe_targets.iter().any(
+            |t| t.concept == "reaper_work" && t.symbol.as_deref() == Some("__oom_reap_task_mm")
+        )
     );
     // Every program record uses was loaded and attached for real; none was
     // refused by the verifier (policy refusals such as EPERM fentry are fine).
-    let programs = d["programs"]["Ok"]
-        .as_array()
-        .expect("doctor loaded its programs");
+    let programs = d.programs.as_ref().expect("doctor loaded its programs");
     let attached = |program: &str| {
         programs
             .iter()
-            .any(|p| p["program"] == program && p["outcome"] == "attached")
+            .any(|p| p.program == program && p.attached())
     };
     for program in [
         "sample_cpu_clock",
@@ -222,7 +204,7 @@ fn doctor_attaches_tracepoints_and_sampling_for_real() {
     }
     let verifier: Vec<_> = programs
         .iter()
-        .filter(|p| !p["verifier"].is_null())
+        .filter(|p| matches!(&p.outcome, Outcome::Refused(r) if r.by_verifier()))
         .collect();
     assert!(verifier.is_empty(), "verifier refusals: {verifier:?}");
 }
@@ -315,15 +297,16 @@ fn sigint_detaches_and_saves_a_partial_run() {
     unsafe { libc_kill(child.id() as i32, 2) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "an interrupted record exits 130");
-    let run = load_json(&dir.join("run.json"));
-    assert_eq!(run["partial"], true);
+    let run = load_run(&dir.join("run.json"));
+    assert!(run.partial);
     assert!(
-        run["partial_reason"]
-            .as_str()
-            .unwrap()
-            .contains("interrupted")
+        run.partial_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("interrupted")),
+        "{:?}",
+        run.partial_reason
     );
-    assert!(run["episodes"].as_array().unwrap().len() < 1000);
+    assert!(run.episodes.len() < 1000);
     assert!(no_victims_left(), "a reaper-victim process survived Ctrl-C");
 }
 
@@ -367,27 +350,24 @@ fn oom_kill_in_own_memcg_is_explained_and_cleaned_up() {
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}\n{stdout}", text(&out.stderr));
-    let run = load_json(&dir.join("run.json"));
-    assert_eq!(run["recording"]["scenario"]["kind"], "oom");
-    let episode = &run["episodes"][0];
-    let kinds: Vec<&str> = episode["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["kind"].as_str().unwrap())
-        .collect();
+    let run = load_run(&dir.join("run.json"));
+    assert_eq!(run.recording.scenario.kind, "oom");
+    let episode = &run.episodes[0];
+    let kinds: Vec<&str> = episode.timeline.iter().map(|t| t.kind.as_str()).collect();
     assert_eq!(
-        kinds.first(),
-        Some(&"oom_mark_victim"),
+        kinds.first().copied(),
+        Some(reaper_common::timeline::TimelineKind::OomMarkVictim.name()),
         "the OOM killer did not pick reaper's victim: {kinds:?}"
     );
-    let verdict = episode["latencies"]["oom_reaper_verdict"]
-        .as_str()
+    let verdict = episode
+        .latencies
+        .oom_reaper_verdict
+        .as_deref()
         .expect("an oom_reaper verdict");
     // Either the reaper ran (then its context has samples) or the report says why not.
     if verdict.starts_with("reaped") {
         assert!(
-            context(&run, "oom_reaper").is_some(),
+            context(&run, Context::OomReaper).is_some(),
             "the reaper ran but has no context"
         );
     } else {
@@ -396,7 +376,7 @@ fn oom_kill_in_own_memcg_is_explained_and_cleaned_up() {
             "the report does not explain the reaper: {verdict}"
         );
     }
-    let victim = context(&run, "victim_exit").expect("victim_exit context");
+    let victim = context(&run, Context::VictimExit).expect("victim_exit context");
     assert!(samples_under(victim, "exit_mmap") > 0);
     // The victim is armed at oom:mark_victim, so its population (page
     // faults, ~80% of its samples when counted from the start) is left out;
@@ -430,10 +410,10 @@ fn frozen_oom_victim_reports_every_thread_and_thaws() {
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}\n{stdout}", text(&out.stderr));
-    let run = load_json(&dir.join("run.json"));
-    let frozen = &run["episodes"][0]["frozen"];
-    assert_eq!(frozen["threads"], 4);
-    assert_eq!(frozen["thread_exits"].as_array().unwrap().len(), 4);
+    let run = load_run(&dir.join("run.json"));
+    let frozen = run.episodes[0].frozen.as_ref().expect("a frozen outcome");
+    assert_eq!(frozen.threads, 4);
+    assert_eq!(frozen.thread_exits.len(), 4);
     assert!(stdout.contains("Frozen victim (4 threads"), "{stdout}");
     assert!(no_reaper_cgroups_left(), "reaper left a cgroup behind");
     assert!(no_victims_left(), "a reaper-victim process survived");
@@ -568,21 +548,23 @@ fn watch_sees_another_reapers_mrelease_episode_and_its_caller() {
     unsafe { libc_kill(watcher.id() as i32, 2) };
     let status = watcher.wait().unwrap();
     assert!(status.success(), "the watcher failed");
-    let run = load_json(&dir.join("run.json"));
-    assert_eq!(run["recording"]["scenario"]["kind"], "watch");
-    let episodes = run["episodes"].as_array().unwrap();
+    let run = load_run(&dir.join("run.json"));
+    assert_eq!(run.recording.scenario.kind, "watch");
+    let episodes = &run.episodes;
     let expected = format!("process_mrelease by reaper-mrelease[{recorder_pid}]");
     let episode = episodes
         .iter()
-        .find(|e| e["trigger"] == expected.as_str())
+        .find(|e| e.trigger.as_deref() == Some(expected.as_str()))
         .unwrap_or_else(|| panic!("no episode triggered by {expected}: {episodes:#?}"));
-    assert_eq!(episode["victim"]["comm"], "reaper-victim");
-    let contexts: Vec<&str> = episode["contexts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["context"].as_str().unwrap())
-        .collect();
-    assert!(contexts.contains(&"mrelease_caller"), "{contexts:?}");
+    assert_eq!(episode.victim.comm, "reaper-victim");
+    assert!(
+        episode.context(Context::MreleaseCaller).is_some(),
+        "{:?}",
+        episode
+            .contexts
+            .iter()
+            .map(|c| c.context_name())
+            .collect::<Vec<_>>()
+    );
     assert!(no_victims_left());
 }

@@ -207,20 +207,12 @@ fn capabilities_only_record_as_nobody() {
         return;
     }
     assert_eq!(result.status.code(), Some(0), "{err}");
-    let run: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
-    let episode = &run["episodes"][0];
-    let samples = |context: &str| {
-        episode["contexts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["context"] == context)
-            .flat_map(|c| c["stacks"].as_array().unwrap())
-            .map(|s| s["samples"].as_u64().unwrap())
-            .sum::<u64>()
-    };
-    assert!(samples("victim_exit") > 0, "no victim samples: {episode:#}");
+    let run = common::load_run(&out.join("run.json"));
+    let episode = &run.episodes[0];
+    let victim_samples: u64 = episode
+        .context(reaper_model::Context::VictimExit)
+        .map_or(0, |c| c.stacks.iter().map(|s| s.samples).sum());
+    assert!(victim_samples > 0, "no victim samples: {episode:#?}");
     assert_eq!(
         std::fs::metadata(out.join("run.json")).unwrap().uid(),
         NOBODY

@@ -5,6 +5,11 @@
 //! `reaper record`'s output offline. Stacks are stored symbolized (root
 //! first), so a run file needs no kallsyms to re-render.
 
+pub mod doctor;
+pub mod query;
+
+pub use query::Context;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

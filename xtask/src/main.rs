@@ -9,6 +9,7 @@ mod bench;
 mod dist;
 mod gate_check;
 mod kernel;
+mod reaper_json;
 mod run;
 mod setup;
 mod setup_qemu;

@@ -5,14 +5,13 @@
 //! Each file is read as JSON once. A file of an earlier schema version is
 //! upgraded to the current one as it is read; `schema_version` is then taken
 //! before the full decode, so a side of a newer schema version is reported as
-//! incomparable rather than as a decode error. The raw JSON
-//! is kept because fields newer than this build's model (exact function
-//! timing) are read from it.
+//! incomparable rather than as a decode error. Decoding consumes the raw
+//! JSON: a loaded run is kept once, typed.
 
 use std::path::{Path, PathBuf};
 
 use crate::model::Run;
-use crate::report::load::{LoadError, parse_run, read_run_text, upgrade_older};
+use crate::report::load::{LoadError, read_run_text, run_from_json, upgrade_older};
 
 /// A `*.json` file under a run-set directory that is a run file.
 #[derive(Clone, Debug)]
@@ -21,8 +20,6 @@ pub struct LoadedRun {
     pub path: PathBuf,
     /// The decoded run.
     pub run: Run,
-    /// The same file as raw JSON.
-    pub raw: serde_json::Value,
 }
 
 /// One side of a comparison.
@@ -191,16 +188,13 @@ pub fn read_raw(path: &Path) -> Result<Vec<(PathBuf, serde_json::Value)>, SetErr
     Ok(raws)
 }
 
-/// Decodes the raw files of a set (after the schema check).
+/// Decodes the raw files of a set (after the schema check); the raw JSON
+/// is dropped as each file is decoded.
 pub fn decode(path: &Path, raws: Vec<(PathBuf, serde_json::Value)>) -> Result<RunSet, SetError> {
     let mut runs = Vec::new();
     for (file, raw) in raws {
-        let run = parse_run(&raw.to_string(), &file)?;
-        runs.push(LoadedRun {
-            path: file,
-            run,
-            raw,
-        });
+        let run = run_from_json(raw, &file)?;
+        runs.push(LoadedRun { path: file, run });
     }
     Ok(RunSet {
         path: path.to_owned(),

@@ -9,82 +9,16 @@ use aya::{
     Btf, Ebpf,
     programs::{BtfTracePoint, FEntry, FExit, KProbe},
 };
-use serde::Serialize;
 
 use crate::{
     catalog::{self, KernelSymbols},
-    model::{HostInfo, ResolvedConcept},
+    model::ResolvedConcept,
     probes::{attach, loader},
     scenario::pidfd,
     system::{kernel, privileges, tracefs},
 };
 
-/// One attach kind's verdict.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, schemars::JsonSchema)]
-pub struct AttachKind {
-    /// "fentry", "fexit", "kprobe", "kretprobe", "tracepoint", "tp_btf", "perf_event".
-    pub kind: String,
-    /// Whether a program of this kind loaded and attached.
-    pub works: bool,
-    /// What was attached, or the kernel's answer.
-    pub detail: String,
-}
-
-/// What the attach ladder gave one catalog concept.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, schemars::JsonSchema)]
-pub struct FunctionMode {
-    /// Catalog concept id.
-    pub concept: String,
-    /// The kernel function, if this kernel has one.
-    pub symbol: Option<String>,
-    /// "fentry", "kprobe" or "none".
-    pub mode: String,
-    /// "attached", or the kernel's answers (or why the concept has no function).
-    pub status: String,
-}
-
-/// The doctor's findings.
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
-pub struct Diagnosis {
-    /// Kernel and machine.
-    pub host: HostInfo,
-    /// Whether /sys/kernel/btf/vmlinux exists.
-    pub btf: bool,
-    /// tracefs root, or why it is unavailable.
-    pub tracefs: Result<String, String>,
-    /// Whether reaper mounted tracefs itself.
-    pub tracefs_mounted_by_reaper: bool,
-    /// Missing privileges, if any.
-    pub privileges: Result<(), String>,
-    /// Attach kinds, in preference order for function timing.
-    pub attach_kinds: Vec<AttachKind>,
-    /// Every program `record` may use, loaded and attached for real (or why
-    /// the object did not load).
-    pub programs: Result<Vec<programs::ProgramCheck>, String>,
-    /// Catalog concepts resolved against /proc/kallsyms and BTF.
-    pub probe_targets: Vec<ResolvedConcept>,
-    /// The mode `reaper record --attach auto` gives each catalog function,
-    /// found by running the attach ladder for real.
-    pub function_modes: Vec<FunctionMode>,
-    /// Whether process_mrelease(2) exists.
-    pub process_mrelease: bool,
-    /// The mode `reaper record` will use.
-    pub record_mode: String,
-}
-
-impl Diagnosis {
-    /// Whether reaper can record anything at all (tracepoints or sampling).
-    pub fn can_record(&self) -> bool {
-        self.attach_kinds
-            .iter()
-            .any(|k| (k.kind == "tracepoint" || k.kind == "perf_event") && k.works)
-    }
-
-    /// Whether an attach kind works.
-    pub fn works(&self, kind: &str) -> bool {
-        self.attach_kinds.iter().any(|k| k.kind == kind && k.works)
-    }
-}
+pub use reaper_model::doctor::{AttachKind, Diagnosis, FunctionMode};
 
 /// Runs every check. Never fails: each problem becomes part of the diagnosis.
 pub fn diagnose() -> Diagnosis {

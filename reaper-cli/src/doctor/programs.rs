@@ -13,83 +13,15 @@ use reaper_common::{
     function_timing::{PROG_FENTRY, PROG_FEXIT, PROG_KPROBE, PROG_KRETPROBE},
     lock_wait, sampling, timeline,
 };
-use serde::Serialize;
 
 use crate::probes::{
     attach::{self, TIMELINE_TRACEPOINTS},
     function_timing::{self, Plan, SlotFunction},
     loader,
-    refusal::{Refusal, Step},
+    refusal::{FromProgramError as _, Refusal, Step},
 };
 
-/// The attach kind of a program.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProgramKind {
-    /// cpu-clock sampling on every CPU.
-    PerfEvent,
-    /// A classic tracepoint.
-    Tracepoint,
-    /// fentry (BTF trampoline, entry).
-    Fentry,
-    /// fexit (BTF trampoline, exit).
-    Fexit,
-    /// kprobe.
-    Kprobe,
-    /// kretprobe.
-    Kretprobe,
-}
-
-impl ProgramKind {
-    /// The kind's name, as in `bpftool prog` and doctor's output.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::PerfEvent => "perf_event",
-            Self::Tracepoint => "tracepoint",
-            Self::Fentry => "fentry",
-            Self::Fexit => "fexit",
-            Self::Kprobe => "kprobe",
-            Self::Kretprobe => "kretprobe",
-        }
-    }
-}
-
-/// What happened to one program.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
-    /// Loaded (verified) and attached.
-    Attached,
-    /// The kernel refused its load or its attach.
-    Refused(Refusal),
-    /// Not tried on this kernel, and why (no BTF, no kprobes, ...).
-    NotTried {
-        /// Why.
-        why: String,
-    },
-}
-
-/// One program's row.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub struct ProgramCheck {
-    /// Attach kind.
-    pub kind: ProgramKind,
-    /// Program name in the object.
-    pub program: String,
-    /// What it attaches to (function, tracepoint, or CPUs).
-    pub target: String,
-    /// The kernel's verdict (flattened: `outcome`, and for a refusal
-    /// `step`, `errno`, `verifier`, `detail`).
-    #[serde(flatten)]
-    pub outcome: Outcome,
-}
-
-impl ProgramCheck {
-    /// Whether it loaded and attached.
-    pub fn attached(&self) -> bool {
-        self.outcome == Outcome::Attached
-    }
-}
+pub use reaper_model::doctor::{Outcome, ProgramCheck, ProgramKind};
 
 /// Loads and attaches every program; dropping the object detaches them.
 pub fn check_all(

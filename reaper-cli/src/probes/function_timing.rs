@@ -32,7 +32,7 @@ use crate::{
     },
     probes::{
         attach::error_chain,
-        refusal::{Refusal, Step},
+        refusal::{FromProgramError as _, Refusal, Step},
     },
 };
 

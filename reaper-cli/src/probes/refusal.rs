@@ -1,40 +1,24 @@
 //! The kernel's answer to a program load or attach, as a typed value: which
 //! step refused, the errno, and the verifier's reason when the verifier
 //! spoke. Decisions (doctor's rows, the attach ladder) read the fields; the
-//! one-line text is only for people.
+//! one-line text is only for people. The type itself is reaper-model's
+//! (doctor.json carries it); reading it out of aya's error is here.
 
 use aya::programs::ProgramError;
-use serde::Serialize;
 
 use super::attach::error_chain;
 
-/// The step the kernel refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    /// `BPF_PROG_LOAD` (the verifier, BTF lookup, or a policy).
-    Load,
-    /// Attaching the loaded program (perf_event_open, BPF_LINK_CREATE, ...).
-    Attach,
-}
+pub use reaper_model::doctor::{Refusal, Step, errno_name};
 
-/// A refused load or attach.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub struct Refusal {
-    /// Which step failed.
-    pub step: Step,
-    /// The OS error number, when the kernel gave one.
-    pub errno: Option<i32>,
-    /// The verifier's reason (the last line of its log before the
-    /// statistics), when the verifier refused the program.
-    pub verifier: Option<String>,
-    /// The error as text, for what neither field explains.
-    pub detail: String,
-}
-
-impl Refusal {
+/// Builds a [`Refusal`] from aya's error (the type lives in reaper-model,
+/// which knows nothing of aya).
+pub trait FromProgramError {
     /// Reads a refusal out of aya's error.
-    pub fn from_error(step: Step, err: &ProgramError) -> Self {
+    fn from_error(step: Step, err: &ProgramError) -> Self;
+}
+
+impl FromProgramError for Refusal {
+    fn from_error(step: Step, err: &ProgramError) -> Self {
         log::debug!("kernel answer in full: {}", error_chain(err));
         let verifier = match err {
             ProgramError::LoadError { verifier_log, .. } => {
@@ -58,25 +42,6 @@ impl Refusal {
             verifier,
             detail,
         }
-    }
-
-    /// Whether the verifier refused the program.
-    pub fn by_verifier(&self) -> bool {
-        self.verifier.is_some()
-    }
-}
-
-impl std::fmt::Display for Refusal {
-    /// E.g. "BPF_PROG_LOAD refused (verifier: R1 invalid mem access) [EINVAL 22]".
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.detail)?;
-        if let Some(reason) = &self.verifier {
-            write!(f, " (verifier: {reason})")?;
-        }
-        if let Some(code) = self.errno {
-            write!(f, " [{} {code}]", errno_name(code))?;
-        }
-        Ok(())
     }
 }
 
@@ -106,23 +71,6 @@ fn os_error(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
         cur = e.source();
     }
     found
-}
-
-/// errno names for the answers loads and attaches commonly get.
-pub fn errno_name(code: i32) -> &'static str {
-    match code {
-        1 => "EPERM",
-        2 => "ENOENT",
-        3 => "ESRCH",
-        7 => "E2BIG",
-        13 => "EACCES",
-        16 => "EBUSY",
-        17 => "EEXIST",
-        22 => "EINVAL",
-        95 => "EOPNOTSUPP",
-        524 => "ENOTSUPP",
-        _ => "errno",
-    }
 }
 
 #[cfg(test)]

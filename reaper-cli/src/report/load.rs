@@ -154,13 +154,19 @@ pub fn read_run_text(path: &Path) -> Result<String, LoadError> {
 
 /// Parses run-file text; `path` is only used in errors.
 pub fn parse_run(text: &str, path: &Path) -> Result<Run, LoadError> {
-    let mut value: serde_json::Value =
+    let value: serde_json::Value =
         serde_json::from_str(text).map_err(|source| LoadError::Corrupt {
             path: path.to_owned(),
             line: source.line(),
             column: source.column(),
             source,
         })?;
+    run_from_json(value, path)
+}
+
+/// Decodes a run file already parsed as JSON (consuming it); `path` is only
+/// used in errors.
+pub fn run_from_json(mut value: serde_json::Value, path: &Path) -> Result<Run, LoadError> {
     let version = schema_version_of(&value, path)?;
     if version > u64::from(SCHEMA_VERSION) {
         return Err(LoadError::UnknownSchema {

@@ -5,8 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use serde_json::Value;
+use anyhow::Result;
+use reaper_model::Episode;
+
+use crate::reaper_json::{self, Context, Run};
 
 /// One episode as the A/B summary shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,10 +45,7 @@ pub fn run_files(dir: &Path) -> Vec<PathBuf> {
 pub fn read_all(dir: &Path) -> Result<Vec<EpisodeLine>> {
     let mut lines = Vec::new();
     for file in run_files(dir) {
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("reading {}", file.display()))?;
-        let run: Value =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+        let run: Run = reaper_json::read(&file)?;
         let origin = file
             .strip_prefix(dir)
             .unwrap_or(&file)
@@ -59,37 +58,28 @@ pub fn read_all(dir: &Path) -> Result<Vec<EpisodeLine>> {
 }
 
 /// The episode lines of one run file.
-pub fn episode_lines(run: &Value, origin: &str) -> Vec<EpisodeLine> {
-    run["episodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
+pub fn episode_lines(run: &Run, origin: &str) -> Vec<EpisodeLine> {
+    run.episodes
+        .iter()
         .enumerate()
         .map(|(i, e)| EpisodeLine {
             origin: format!("{origin} #{}", i + 1),
             reaper_order: reaper_order(e),
-            lost_race: e["lost_race"].as_bool().unwrap_or(false),
-            frozen: e["frozen"]["threads"].as_u64().map(|threads| {
+            lost_race: e.lost_race,
+            frozen: e.frozen.as_ref().map(|f| {
                 (
-                    threads,
-                    e["frozen"]["still_present_at_timeout"]
-                        .as_u64()
-                        .unwrap_or(0),
+                    u64::from(f.threads),
+                    f.still_present_at_timeout.len() as u64,
                 )
             }),
         })
         .collect()
 }
 
-fn reaper_order(episode: &Value) -> String {
-    let orders = episode["function_timing"]["vma_orders"].as_array();
-    match orders.and_then(|o| o.iter().find(|o| o["context"] == "mrelease_caller")) {
-        Some(o) => format!(
-            "{} ({} VMAs via {})",
-            o["order"].as_str().unwrap_or("?"),
-            o["vmas"].as_u64().unwrap_or(0),
-            o["function"].as_str().unwrap_or("?")
-        ),
+fn reaper_order(episode: &Episode) -> String {
+    let order = episode.function_timing.as_ref();
+    match order.and_then(|t| t.vma_order(Context::MreleaseCaller)) {
+        Some(o) => format!("{} ({} VMAs via {})", o.order, o.vmas, o.function),
         None => "not measured (no per-VMA function timing of the reaper in this episode)".into(),
     }
 }
@@ -102,16 +92,22 @@ pub fn order_word(line: &EpisodeLine) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::reaper_json::fixtures;
 
     #[test]
     fn lines_carry_order_race_and_frozen_fates() {
-        let run: Value = serde_json::json!({"episodes": [
-            {"lost_race": false, "function_timing": {"vma_orders": [
-                {"context": "exit_mmap", "order": "forward"},
-                {"context": "mrelease_caller", "order": "reverse", "vmas": 70, "function": "unmap_page_range"}]}},
-            {"lost_race": true, "frozen": {"threads": 4, "still_present_at_timeout": 3}}
-        ]});
+        let frozen = json!({"threads": 4, "timeout_ms": 1000, "thread_exits": [],
+                            "still_present_at_timeout": [101, 102, 103]});
+        let run = fixtures::run(json!({"episodes": [
+            fixtures::episode(1, json!({"function_timing": {"functions": [], "vma_orders": [
+                fixtures::vma_order("victim_exit", "unmap_page_range", "forward", 70),
+                fixtures::vma_order("mrelease_caller", "unmap_page_range", "reverse", 70)]}})),
+            fixtures::episode(2, json!({"lost_race": true, "frozen": frozen}))
+        ]}));
+        let run: Run = serde_json::from_value(run).unwrap();
         let lines = episode_lines(&run, "batch-1");
         assert_eq!(
             lines[0].reaper_order,

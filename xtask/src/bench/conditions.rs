@@ -11,6 +11,8 @@ use std::{
 use anyhow::{Context as _, Result, ensure};
 use serde::Serialize;
 
+use crate::reaper_json::Context;
+
 use super::{
     driver::{self, Race},
     perf_script::{self, Task},
@@ -286,9 +288,11 @@ fn accuracy_episode(cfg: &Config, dir: &Path, res: &mut Results) -> Result<()> {
         "__oom_reap_task_mm",
         default_period,
     );
-    let reaper_exit = run_json::period_with_symbol(ep, "victim_exit", "exit_mmap").unwrap_or(0);
+    let reaper_exit =
+        run_json::period_with_symbol(ep, Context::VictimExit, "exit_mmap").unwrap_or(0);
     let reaper_reap =
-        run_json::period_with_symbol(ep, "mrelease_caller", "__oom_reap_task_mm").unwrap_or(0);
+        run_json::period_with_symbol(ep, Context::MreleaseCaller, "__oom_reap_task_mm")
+            .unwrap_or(0);
     res.acc_exit_mmap_reaper.push(ns_ms(reaper_exit));
     res.acc_exit_mmap_perf.push(ns_ms(perf_exit));
     res.acc_reap_reaper.push(ns_ms(reaper_reap));

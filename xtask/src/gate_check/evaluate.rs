@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
 use super::SetPlan;
+use crate::reaper_json::Run;
 
 /// One gate invocation's outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,17 +161,18 @@ fn facts(side: &Value, verdicts: &Value, key: &str) -> SetFacts {
 fn victim_vmas(dir: &Path) -> Option<f64> {
     let mut vmas = Vec::new();
     for run in std::fs::read_dir(dir).ok()?.flatten() {
-        let Ok(text) = std::fs::read_to_string(run.path().join("run.json")) else {
+        let path = run.path().join("run.json");
+        if !path.is_file() {
             continue;
-        };
-        let Ok(json) = serde_json::from_str::<Value>(&text) else {
-            continue;
-        };
-        for e in json["episodes"].as_array().into_iter().flatten() {
-            if let Some(v) = e["victim"]["vmas"].as_f64() {
-                vmas.push(v);
-            }
         }
+        let run: Run = match crate::reaper_json::read(&path) {
+            Ok(run) => run,
+            Err(e) => {
+                eprintln!("gate-check: {e:#}; its victims are not counted");
+                continue;
+            }
+        };
+        vmas.extend(run.episodes.iter().map(|e| f64::from(e.victim.vmas)));
     }
     vmas.sort_by(f64::total_cmp);
     vmas.get(vmas.len() / 2).copied()

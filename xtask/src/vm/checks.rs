@@ -14,12 +14,11 @@ pub use oom::{CGROUPS_LEFT, FROZEN_DIR, OOM_DIR};
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use super::arch::Arch;
 use super::kernel::DebianKernel;
 #[cfg(test)]
 use super::kernel::{Flavour, Line};
+use crate::reaper_json::{Diagnosis, Run, read_or_message};
 
 /// What the guest ran, in `/out` (see `matrix::cell_command`).
 pub const DOCTOR_JSON: &str = "doctor.json";
@@ -171,26 +170,26 @@ fn doctor_json(ctx: &CellContext) -> Verdict {
     if let Some(fail) = step_failed(ctx.out_dir, "doctor") {
         return fail;
     }
-    let doc = match read_json(&ctx.out_dir.join(DOCTOR_JSON)) {
+    let doc: Diagnosis = match read_or_message(&ctx.out_dir.join(DOCTOR_JSON)) {
         Ok(doc) => doc,
         Err(message) => return Verdict::Fail(message),
     };
-    let strings = all_strings(&doc);
-    let has = |needle: &str| strings.iter().any(|s| s.contains(needle));
-    if !has(ctx.guest_release) {
+    if doc.host.kernel_release != ctx.guest_release {
         return Verdict::Fail(format!(
-            "doctor.json never names the kernel {}",
-            ctx.guest_release
+            "doctor.json names the kernel {:?}, the guest runs {}",
+            doc.host.kernel_release, ctx.guest_release
         ));
     }
     let arch_names = [ctx.arch.uname(), ctx.arch.debian()];
-    if !arch_names.iter().any(|a| strings.iter().any(|s| s == a)) {
-        return Verdict::Fail(format!("doctor.json never names the arch ({arch_names:?})"));
+    if !arch_names.contains(&doc.host.arch.as_str()) {
+        return Verdict::Fail(format!(
+            "doctor.json names the arch {:?}, expected one of {arch_names:?}",
+            doc.host.arch
+        ));
     }
     Verdict::Pass(format!(
         "names {} and {}",
-        ctx.guest_release,
-        ctx.arch.uname()
+        doc.host.kernel_release, doc.host.arch
     ))
 }
 
@@ -204,11 +203,12 @@ fn record_run_json(ctx: &CellContext) -> Verdict {
     let Some(path) = find_run_json(&ctx.out_dir.join(RECORD_DIR)) else {
         return Verdict::Fail(format!("no run.json under /out/{RECORD_DIR}"));
     };
-    match read_json(&path) {
-        Ok(doc) if doc.get("schema_version").is_some() => {
-            Verdict::Pass(format!("schema_version {}", doc["schema_version"]))
-        }
-        Ok(_) => Verdict::Fail(format!("{} has no schema_version", path.display())),
+    match read_or_message::<Run>(&path) {
+        Ok(run) => Verdict::Pass(format!(
+            "schema_version {}, {} episode(s)",
+            run.schema_version,
+            run.episodes.len()
+        )),
         Err(message) => Verdict::Fail(message),
     }
 }
@@ -234,21 +234,6 @@ fn step_failed(out_dir: &Path, step: &str) -> Option<Verdict> {
     }
 }
 
-fn read_json(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))
-}
-
-fn all_strings(value: &Value) -> Vec<&str> {
-    match value {
-        Value::String(s) => vec![s.as_str()],
-        Value::Array(items) => items.iter().flat_map(all_strings).collect(),
-        Value::Object(map) => map.values().flat_map(all_strings).collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// `record/run.json`, or the first `run.json` below `dir`.
 fn find_run_json(dir: &Path) -> Option<PathBuf> {
     let direct = dir.join("run.json");
@@ -270,16 +255,14 @@ fn find_run_json(dir: &Path) -> Option<PathBuf> {
 /// The attach modes doctor.json reports as working, e.g. `fentry,tracepoint`;
 /// `?` when the file or its `attach_kinds` field is missing.
 pub fn attach_summary(out_dir: &Path) -> String {
-    let Ok(doc) = read_json(&out_dir.join(DOCTOR_JSON)) else {
+    let Ok(doc) = read_or_message::<Diagnosis>(&out_dir.join(DOCTOR_JSON)) else {
         return "?".into();
     };
-    let Some(kinds) = doc.get("attach_kinds").and_then(Value::as_array) else {
-        return "?".into();
-    };
-    let working: Vec<&str> = kinds
+    let working: Vec<&str> = doc
+        .attach_kinds
         .iter()
-        .filter(|k| k.get("works").and_then(Value::as_bool) == Some(true))
-        .filter_map(|k| k.get("kind").and_then(Value::as_str))
+        .filter(|k| k.works)
+        .map(|k| k.kind.as_str())
         .collect();
     if working.is_empty() {
         "none".into()
@@ -290,7 +273,10 @@ pub fn attach_summary(out_dir: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::reaper_json::fixtures;
 
     fn temp_out(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("xtask-checks-{name}-{}", std::process::id()));
@@ -320,13 +306,15 @@ mod tests {
     fn doctor_and_record_pass_on_good_files() {
         let out = temp_out("good");
         std::fs::write(out.join(STEPS_FILE), "doctor 0\nrecord 0\n").unwrap();
-        let doctor = r#"{"kernel":{"release":"7.2.13+deb14-cloud-arm64","arch":"aarch64"},
-            "attach_kinds":[{"kind":"fentry","works":false},{"kind":"kprobe","works":true},
-            {"kind":"tracepoint","works":true}]}"#;
-        std::fs::write(out.join(DOCTOR_JSON), doctor).unwrap();
+        let kind = |kind: &str, works: bool| json!({"kind": kind, "works": works, "detail": ""});
+        let doctor = fixtures::doctor(json!({
+            "host": {"kernel_release": "7.2.13+deb14-cloud-arm64", "arch": "aarch64"},
+            "attach_kinds": [kind("fentry", false), kind("kprobe", true), kind("tracepoint", true)]
+        }));
+        std::fs::write(out.join(DOCTOR_JSON), doctor.to_string()).unwrap();
         std::fs::write(
             out.join(RECORD_DIR).join("run.json"),
-            r#"{"schema_version":1}"#,
+            fixtures::run(json!({})).to_string(),
         )
         .unwrap();
         let c = ctx(&out);
@@ -345,16 +333,26 @@ mod tests {
     fn failures_name_what_is_wrong() {
         let out = temp_out("bad");
         std::fs::write(out.join(STEPS_FILE), "doctor 0\nrecord 2\n").unwrap();
-        std::fs::write(
-            out.join(DOCTOR_JSON),
-            r#"{"kernel":"6.1.0-50-cloud-arm64"}"#,
-        )
-        .unwrap();
+        let other_kernel = fixtures::doctor(json!({
+            "host": {"kernel_release": "6.1.0-50-cloud-arm64", "arch": "aarch64"}
+        }));
+        std::fs::write(out.join(DOCTOR_JSON), other_kernel.to_string()).unwrap();
         let c = ctx(&out);
         let Verdict::Fail(msg) = doctor_json(&c) else {
             panic!("doctor should fail")
         };
         assert!(msg.contains("7.2.13+deb14-cloud-arm64"), "{msg}");
+        assert_eq!(attach_summary(&out), "none");
+        // A doctor.json of another layout is not read.
+        std::fs::write(
+            out.join(DOCTOR_JSON),
+            r#"{"kernel":"7.2.13+deb14-cloud-arm64"}"#,
+        )
+        .unwrap();
+        let Verdict::Fail(msg) = doctor_json(&c) else {
+            panic!("doctor should fail")
+        };
+        assert!(msg.contains("is not a Diagnosis"), "{msg}");
         let Verdict::Fail(msg) = record_run_json(&c) else {
             panic!("record should fail")
         };

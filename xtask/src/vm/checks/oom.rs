@@ -7,9 +7,11 @@
 //! frozen by the legacy (v1) freezer, so its other threads stay frozen and
 //! exit_mmap never runs; from 6.18 the whole process is thawed and dies.
 
-use serde_json::Value;
+use reaper_common::timeline::TimelineKind;
+use reaper_model::Episode;
 
-use super::{CellContext, Verdict, find_run_json, read_json, step_failed};
+use super::{CellContext, Verdict, find_run_json, step_failed};
+use crate::reaper_json::{Run, read_or_message};
 
 /// `/out` directories of the two steps (see `matrix::cell_command`).
 pub const OOM_DIR: &str = "oom";
@@ -17,7 +19,7 @@ pub const FROZEN_DIR: &str = "frozen";
 /// Reaper cgroups still present after the steps, one per line.
 pub const CGROUPS_LEFT: &str = "cgroups-left.txt";
 
-fn episode(ctx: &CellContext, step: &str, dir: &str) -> Result<Value, Verdict> {
+fn episode(ctx: &CellContext, step: &str, dir: &str) -> Result<Episode, Verdict> {
     if !ctx.reaper_ran {
         return Err(Verdict::Skip("reaper not run (--smoke)".into()));
     }
@@ -26,10 +28,10 @@ fn episode(ctx: &CellContext, step: &str, dir: &str) -> Result<Value, Verdict> {
     }
     let path = find_run_json(&ctx.out_dir.join(dir))
         .ok_or_else(|| Verdict::Fail(format!("no run.json under /out/{dir}")))?;
-    let run = read_json(&path).map_err(Verdict::Fail)?;
-    run["episodes"]
-        .get(0)
-        .cloned()
+    let run: Run = read_or_message(&path).map_err(Verdict::Fail)?;
+    run.episodes
+        .into_iter()
+        .next()
         .ok_or_else(|| Verdict::Fail(format!("{} has no episode", path.display())))
 }
 
@@ -49,16 +51,13 @@ pub fn memcg_oom(ctx: &CellContext) -> Verdict {
     if let Some(fail) = cgroups_left(ctx) {
         return fail;
     }
-    let first = episode["timeline"]
-        .get(0)
-        .and_then(|t| t["kind"].as_str())
-        .unwrap_or("");
-    if first != "oom_mark_victim" {
+    let first = episode.timeline.first().map_or("", |t| t.kind.as_str());
+    if first != TimelineKind::OomMarkVictim.name() {
         return Verdict::Fail(format!(
             "the timeline starts with {first:?}, not the OOM kill of reaper's victim"
         ));
     }
-    match episode["latencies"]["oom_reaper_verdict"].as_str() {
+    match &episode.latencies.oom_reaper_verdict {
         Some(verdict) => Verdict::Pass(format!("OOM kill seen; oom_reaper {verdict}")),
         None => Verdict::Fail("no oom_reaper verdict in the run".into()),
     }
@@ -84,18 +83,18 @@ pub fn frozen_victim(ctx: &CellContext) -> Verdict {
     if let Some(fail) = cgroups_left(ctx) {
         return fail;
     }
-    let frozen = &episode["frozen"];
-    let fates = frozen["thread_exits"].as_array().map_or(0, Vec::len);
-    if frozen["threads"] != 4 || fates != 4 {
+    let Some(frozen) = &episode.frozen else {
+        return Verdict::Fail("the episode has no frozen-victim outcome".into());
+    };
+    let fates = frozen.thread_exits.len();
+    if frozen.threads != 4 || fates != 4 {
         return Verdict::Fail(format!(
             "expected the fates of 4 threads, got threads={} fates={fates}",
-            frozen["threads"]
+            frozen.threads
         ));
     }
-    let still = frozen["still_present_at_timeout"]
-        .as_array()
-        .map_or(0, Vec::len);
-    let all_exited = frozen["all_exited_ms"].as_u64();
+    let still = frozen.still_present_at_timeout.len();
+    let all_exited = frozen.all_exited_ms;
     match (thaws_one_thread(ctx.guest_release), all_exited) {
         (Some(true), None) if still > 0 => Verdict::Pass(format!(
             "{}: {still} of 4 threads still frozen after the timeout (per-thread thaw)",

@@ -5,44 +5,36 @@
 //! kernel's policy, not the verifier's (ENOTSUPP fentry on arm64 6.1,
 //! EPERM), are reported, not failed: the attach ladder handles them.
 
-use serde_json::Value;
+use reaper_model::doctor::{Outcome, ProgramCheck};
 
 use super::{CellContext, DOCTOR_JSON, Verdict};
+use crate::reaper_json::{Diagnosis, read_or_message};
 
 /// Fails when doctor.json lists a program the verifier refused.
 pub fn none_refused_by_the_verifier(ctx: &CellContext) -> Verdict {
     if !ctx.reaper_ran {
         return Verdict::Skip("reaper not run (--smoke)".into());
     }
-    let path = ctx.out_dir.join(DOCTOR_JSON);
-    let Some(doc) = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-    else {
-        return Verdict::Fail(format!("{} missing or not JSON", path.display()));
-    };
-    verdict(&doc)
+    match read_or_message::<Diagnosis>(&ctx.out_dir.join(DOCTOR_JSON)) {
+        Ok(doc) => verdict(&doc),
+        Err(message) => Verdict::Fail(message),
+    }
 }
 
-fn verdict(doc: &Value) -> Verdict {
-    let Some(rows) = doc["programs"]["Ok"].as_array() else {
-        return match doc["programs"]["Err"].as_str() {
-            Some(why) => Verdict::Fail(format!("doctor checked no program: {why}")),
-            None => Verdict::Fail("doctor.json has no programs section".into()),
-        };
+fn verdict(doc: &Diagnosis) -> Verdict {
+    let rows = match &doc.programs {
+        Ok(rows) => rows,
+        Err(why) => return Verdict::Fail(format!("doctor checked no program: {why}")),
     };
-    let name = |r: &Value| {
-        format!(
-            "{} {} ({})",
-            r["kind"].as_str().unwrap_or("?"),
-            r["program"].as_str().unwrap_or("?"),
-            r["target"].as_str().unwrap_or("?")
-        )
+    let name = |r: &ProgramCheck| format!("{} {} ({})", r.kind.name(), r.program, r.target);
+    let refusals = || {
+        rows.iter().filter_map(|r| match &r.outcome {
+            Outcome::Refused(refusal) => Some((r, refusal)),
+            _ => None,
+        })
     };
-    let verifier: Vec<String> = rows
-        .iter()
-        .filter(|r| r["outcome"] == "refused")
-        .filter_map(|r| Some(format!("{}: {}", name(r), r["verifier"].as_str()?)))
+    let verifier: Vec<String> = refusals()
+        .filter_map(|(r, refusal)| Some(format!("{}: {}", name(r), refusal.verifier.as_ref()?)))
         .collect();
     if !verifier.is_empty() {
         return Verdict::Fail(format!(
@@ -51,12 +43,8 @@ fn verdict(doc: &Value) -> Verdict {
             verifier.join("; ")
         ));
     }
-    let attached = rows.iter().filter(|r| r["outcome"] == "attached").count();
-    let other: Vec<String> = rows
-        .iter()
-        .filter(|r| r["outcome"] == "refused")
-        .map(name)
-        .collect();
+    let attached = rows.iter().filter(|r| r.attached()).count();
+    let other: Vec<String> = refusals().map(|(r, _)| name(r)).collect();
     let mut message = format!("{attached} of {} programs attached", rows.len());
     if !other.is_empty() {
         message.push_str(&format!(
@@ -69,16 +57,25 @@ fn verdict(doc: &Value) -> Verdict {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
+    use crate::reaper_json::fixtures;
+
+    fn doctor(programs: Value) -> Diagnosis {
+        let mut doctor = fixtures::doctor(json!({}));
+        doctor["programs"] = programs;
+        serde_json::from_value(doctor).unwrap()
+    }
 
     #[test]
     fn a_verifier_refusal_fails_the_cell_and_a_policy_refusal_does_not() {
-        let refused = serde_json::json!({"programs": {"Ok": [
+        let refused = doctor(json!({"Ok": [
             {"kind": "fentry", "program": "fn_fentry_0", "target": "exit_mmap", "outcome": "attached"},
             {"kind": "fexit", "program": "fn_fexit_0", "target": "exit_mmap", "outcome": "refused",
              "step": "load", "errno": 22, "detail": "BPF_PROG_LOAD refused",
              "verifier": "math between map_value pointer and register with unbounded min value is not allowed"}
-        ]}});
+        ]}));
         let Verdict::Fail(msg) = verdict(&refused) else {
             panic!("a verifier refusal must fail")
         };
@@ -87,15 +84,15 @@ mod tests {
             "{msg}"
         );
 
-        let policy = serde_json::json!({"programs": {"Ok": [
+        let policy = doctor(json!({"Ok": [
             {"kind": "fentry", "program": "fn_fentry_0", "target": "exit_mmap", "outcome": "refused",
              "step": "load", "errno": 524, "detail": "BPF_PROG_LOAD refused", "verifier": null},
             {"kind": "kprobe", "program": "fn_kprobe_0", "target": "exit_mmap", "outcome": "attached"}
-        ]}});
+        ]}));
         assert!(matches!(verdict(&policy), Verdict::Pass(m) if m.contains("1 of 2")));
         assert!(matches!(
-            verdict(&serde_json::json!({"attach_kinds": []})),
-            Verdict::Fail(_)
+            verdict(&doctor(json!({"Err": "the object did not load"}))),
+            Verdict::Fail(m) if m.contains("the object did not load")
         ));
     }
 }

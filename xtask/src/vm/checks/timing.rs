@@ -5,10 +5,12 @@
 //! work's exact inclusive time is at least the sum of its probed direct
 //! children's in the same context.
 
-use serde_json::Value;
+use reaper_model::query::InContext as _;
+use reaper_model::{Episode, FunctionTiming, ProbeUse};
 
 use super::super::matrix::table::{self, Attach};
 use super::{CellContext, DOCTOR_JSON, RECORD_DIR, Verdict};
+use crate::reaper_json::{Context, Diagnosis, Run, read_or_message};
 
 /// The reaper work function on every kernel of the matrix.
 const REAPER_WORK: &str = "__oom_reap_task_mm";
@@ -68,16 +70,12 @@ pub fn concept_symbols(ctx: &CellContext) -> Verdict {
         Ok(doctor) => doctor,
         Err(v) => return v,
     };
-    let modes = doctor["function_modes"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
     let mut seen = Vec::new();
     for (concept, want) in row.symbols {
-        let Some(entry) = modes.iter().find(|m| m["concept"] == *concept) else {
+        let Some(entry) = doctor.function_modes.iter().find(|m| m.concept == *concept) else {
             return Verdict::Fail(format!("doctor.json's function_modes lack {concept}"));
         };
-        let got = entry["symbol"].as_str();
+        let got = entry.symbol.as_deref();
         if got != *want {
             return Verdict::Fail(format!(
                 "{concept} resolved to {got:?}, the table expects {want:?}"
@@ -88,54 +86,29 @@ pub fn concept_symbols(ctx: &CellContext) -> Verdict {
     Verdict::Pass(seen.join(", "))
 }
 
-/// `record/run.json`, parsed, or the verdict explaining why not.
-fn run_json(ctx: &CellContext) -> Result<Value, Verdict> {
+/// `record/run.json`, decoded, or the verdict explaining why not.
+fn run_json(ctx: &CellContext) -> Result<Run, Verdict> {
     if !ctx.reaper_ran {
         return Err(Verdict::Skip("reaper not run (--smoke)".into()));
     }
-    let path = ctx.out_dir.join(RECORD_DIR).join("run.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Verdict::Fail(format!("cannot read {}: {e}", path.display())))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Verdict::Fail(format!("{} is not JSON: {e}", path.display())))
+    read_or_message(&ctx.out_dir.join(RECORD_DIR).join("run.json")).map_err(Verdict::Fail)
 }
 
 /// The guest's `reaper doctor --json`, or the failing verdict.
-fn doctor_json(ctx: &CellContext) -> Result<Value, Verdict> {
-    let path = ctx.out_dir.join(DOCTOR_JSON);
-    std::fs::read_to_string(&path)
-        .map_err(|e| e.to_string())
-        .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
-        .map_err(|e| Verdict::Fail(format!("cannot read {}: {e}", path.display())))
+fn doctor_json(ctx: &CellContext) -> Result<Diagnosis, Verdict> {
+    read_or_message(&ctx.out_dir.join(DOCTOR_JSON)).map_err(Verdict::Fail)
 }
 
-/// `(probe, mode, status)` of the `function:*` probe entries.
-fn function_probes(run: &Value) -> Vec<(String, String, String)> {
-    let s = |p: &Value, k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    run["recording"]["probes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| s(p, "probe").starts_with("function:"))
-        .map(|p| {
-            (
-                s(p, "probe").trim_start_matches("function:").to_owned(),
-                s(p, "mode"),
-                s(p, "status"),
-            )
-        })
+/// The `function:*` probe entries, with their function names.
+fn function_probes(run: &Run) -> Vec<(&str, &ProbeUse)> {
+    run.function_probe_uses()
+        .filter_map(|p| Some((p.function()?, p)))
         .collect()
 }
 
 /// Every episode, with its 1-based number.
-fn episodes(run: &Value) -> Vec<(usize, &Value)> {
-    run["episodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, e)| (i + 1, e))
-        .collect()
+fn episodes(run: &Run) -> impl Iterator<Item = (usize, &Episode)> {
+    run.episodes.iter().enumerate().map(|(i, e)| (i + 1, e))
 }
 
 /// Episodes in which `process_mrelease` returned 0, i.e. the reaper worked.
@@ -143,15 +116,17 @@ fn episodes(run: &Value) -> Vec<(usize, &Value)> {
 /// paths are translated for the first time): the victim drops its mm before
 /// the call arrives and the call fails with ESRCH. Those episodes are named
 /// in the verdicts, never counted.
-fn reaped(run: &Value) -> (Vec<(usize, &Value)>, Vec<String>) {
-    let mut lost = Vec::new();
-    let mut ok = Vec::new();
-    for (n, e) in episodes(run) {
-        match e["latencies"]["mrelease_ret"].as_i64() {
-            Some(0) => ok.push((n, e)),
-            other => lost.push(format!("episode {n}: process_mrelease returned {other:?}")),
-        }
-    }
+fn reaped(run: &Run) -> (Vec<(usize, &Episode)>, Vec<String>) {
+    let (ok, lost): (Vec<_>, Vec<_>) = episodes(run).partition(|(_, e)| e.mrelease_succeeded());
+    let lost = lost
+        .into_iter()
+        .map(|(n, e)| {
+            format!(
+                "episode {n}: process_mrelease returned {:?}",
+                e.latencies.mrelease_ret
+            )
+        })
+        .collect();
     (ok, lost)
 }
 
@@ -168,51 +143,52 @@ pub fn function_attach(ctx: &CellContext) -> Verdict {
     if probes.is_empty() {
         return Verdict::Fail("run.json lists no function:* probes".into());
     }
-    let attached: Vec<&(String, String, String)> =
-        probes.iter().filter(|(_, m, _)| m != "none").collect();
-    for (name, mode, status) in &probes {
-        if mode == "none" && (status.is_empty() || status == "attached") {
+    let attached: Vec<&(&str, &ProbeUse)> =
+        probes.iter().filter(|(_, p)| !p.not_attached()).collect();
+    for (name, p) in &probes {
+        if p.not_attached() && (p.status.is_empty() || p.attached()) {
             return Verdict::Fail(format!(
-                "{name} is not attached but says {status:?} instead of a reason"
+                "{name} is not attached but says {:?} instead of a reason",
+                p.status
             ));
         }
     }
-    let mode_of = |symbol: &str| probes.iter().find(|(n, _, _)| n == symbol);
+    let probe_of = |symbol: &str| probes.iter().find(|(n, _)| *n == symbol);
     for symbol in [Some(REAPER_WORK), Some(want.per_vma), want.pte_lock]
         .into_iter()
         .flatten()
     {
-        match mode_of(symbol) {
+        match probe_of(symbol) {
             None => return Verdict::Fail(format!("{symbol} is not in run.json's probes")),
-            Some((_, mode, status)) if mode == "none" && want.must_attach => {
-                return Verdict::Fail(format!("{symbol} did not attach: {status}"));
+            Some((_, p)) if p.not_attached() && want.must_attach => {
+                return Verdict::Fail(format!("{symbol} did not attach: {}", p.status));
             }
             _ => {}
         }
     }
     if let Some(mode) = want.mode
-        && let Some((name, m, _)) = attached.iter().find(|(_, m, _)| m != mode)
+        && let Some((name, p)) = attached.iter().find(|(_, p)| p.mode != mode)
     {
-        return Verdict::Fail(format!("{name} attached with {m}, expected {mode}"));
+        return Verdict::Fail(format!("{name} attached with {}, expected {mode}", p.mode));
     }
     if let Some(refusal) = want.fentry_refusal {
         // run.json's function_probes keep why fentry was refused.
-        let fallbacks: Vec<(String, String)> = run["function_probes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["mode"] == "kprobe")
+        let fallbacks: Vec<(&str, &str)> = run
+            .function_probes
+            .iter()
+            .filter(|p| want.mode == Some(p.mode.as_str()))
             .map(|p| {
                 (
-                    p["symbol"].as_str().unwrap_or("?").to_owned(),
-                    p["fallback_from"].as_str().unwrap_or("").to_owned(),
+                    p.symbol.as_deref().unwrap_or("?"),
+                    p.fallback_from.as_deref().unwrap_or(""),
                 )
             })
             .collect();
         if fallbacks.len() != attached.len() {
             return Verdict::Fail(format!(
-                "function_probes lists {} kprobe functions, recording.probes {} attached",
+                "function_probes lists {} {} functions, recording.probes {} attached",
                 fallbacks.len(),
+                want.mode.unwrap_or("?"),
                 attached.len()
             ));
         }
@@ -223,24 +199,28 @@ pub fn function_attach(ctx: &CellContext) -> Verdict {
         }
     }
     if attached.is_empty() {
-        // sid arm64 may allow nothing; then the run must say why.
-        let said = run["not_measured"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|n| {
-                n["what"]
-                    .as_str()
-                    .is_some_and(|w| w.contains("exact per-function timing"))
-            });
-        return if said {
-            Verdict::Pass("no function probe attaches; run.json says why".into())
+        // sid arm64 may allow nothing; then each function probe carries the
+        // kernel's answer (checked above) and the run lists what it lacks.
+        let timed = run.episodes.iter().any(|e| e.function_timing.is_some());
+        return if run.not_measured.is_empty() || timed {
+            Verdict::Fail(format!(
+                "no function probe attached, yet the run {}",
+                if timed {
+                    "has function timing"
+                } else {
+                    "lists nothing as not measured"
+                }
+            ))
         } else {
-            Verdict::Fail("no function probe attached and not_measured does not say why".into())
+            let (name, p) = probes[0];
+            Verdict::Pass(format!(
+                "no function probe attaches; each says why (e.g. {name}: {})",
+                p.status
+            ))
         };
     }
     let modes: std::collections::BTreeSet<&str> =
-        attached.iter().map(|(_, m, _)| m.as_str()).collect();
+        attached.iter().map(|(_, p)| p.mode.as_str()).collect();
     Verdict::Pass(format!(
         "{} of {} functions attached ({}); {} and {} present",
         attached.len(),
@@ -260,19 +240,19 @@ pub fn reaper_order(ctx: &CellContext) -> Verdict {
     let Some(want) = expect(ctx) else {
         return no_row(ctx);
     };
-    let per_vma_attached = function_probes(&run)
-        .iter()
-        .any(|(n, m, _)| n == want.per_vma && m != "none");
+    let probes = function_probes(&run);
+    let per_vma = probes.iter().find(|(n, _)| *n == want.per_vma);
+    let per_vma_attached = per_vma.is_some_and(|(_, p)| !p.not_attached());
     if !per_vma_attached && !want.must_attach {
-        let said = run["not_measured"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|n| n["what"] == "reaper VMA order");
-        return if said {
-            Verdict::Pass("order not measurable here; run.json says why".into())
-        } else {
-            Verdict::Fail("per-VMA function not attached and no reason for the order".into())
+        // The per-VMA function's probe entry carries the kernel's answer.
+        return match per_vma {
+            Some((name, p)) if !p.status.is_empty() && !p.attached() => {
+                Verdict::Pass(format!("order not measurable here ({name}: {})", p.status))
+            }
+            _ => Verdict::Fail(format!(
+                "{} not attached and run.json's probes give no reason",
+                want.per_vma
+            )),
         };
     }
     let (ok, lost) = reaped(&run);
@@ -281,33 +261,29 @@ pub fn reaper_order(ctx: &CellContext) -> Verdict {
     }
     let mut lines = Vec::new();
     for (n, episode) in ok {
-        let Some(order) = episode["function_timing"]["vma_orders"]
-            .as_array()
-            .and_then(|orders| orders.iter().find(|o| o["context"] == "mrelease_caller"))
+        let Some(order) = episode
+            .function_timing
+            .as_ref()
+            .and_then(|t| t.vma_order(Context::MreleaseCaller))
         else {
             return Verdict::Fail(format!(
-                "episode {n}: the reaper ran but no mrelease_caller VMA order was recorded"
+                "episode {n}: the reaper ran but no {} VMA order was recorded",
+                Context::MreleaseCaller.name()
             ));
         };
-        let seen = order["order"].as_str().unwrap_or("?");
-        let vmas = order["vmas"].as_u64().unwrap_or(0);
-        let (first, last) = (
-            order["first"].as_u64().unwrap_or(0),
-            order["last"].as_u64().unwrap_or(0),
-        );
         let evidence = format!(
-            "episode {n}: {seen} ({vmas} VMAs, {first:#x}→{last:#x}) via {}",
-            order["function"].as_str().unwrap_or("?")
+            "episode {n}: {} ({} VMAs, {:#x}→{:#x}) via {}",
+            order.order, order.vmas, order.first, order.last, order.function
         );
-        if order["function"] != want.per_vma {
+        if order.function != want.per_vma {
             return Verdict::Fail(format!("order read from the wrong function: {evidence}"));
         }
-        if vmas < VICTIM_VMAS {
+        if order.vmas < VICTIM_VMAS {
             return Verdict::Fail(format!(
                 "fewer VMAs than the victim's {VICTIM_VMAS}: {evidence}"
             ));
         }
-        if seen != want.order {
+        if order.order != want.order {
             return Verdict::Fail(format!("expected {}, got {evidence}", want.order));
         }
         lines.push(evidence);
@@ -323,7 +299,7 @@ pub fn parent_covers_children(ctx: &CellContext) -> Verdict {
         Ok(run) => run,
         Err(v) => return v,
     };
-    if function_probes(&run).iter().all(|(_, m, _)| m == "none") {
+    if function_probes(&run).iter().all(|(_, p)| p.not_attached()) {
         return Verdict::Skip("no function probe attached on this kernel".into());
     }
     let (ok, lost) = reaped(&run);
@@ -332,7 +308,7 @@ pub fn parent_covers_children(ctx: &CellContext) -> Verdict {
     }
     let mut lines = Vec::new();
     for (n, episode) in episodes(&run) {
-        let Some(timing) = episode.get("function_timing") else {
+        let Some(timing) = &episode.function_timing else {
             return Verdict::Fail(format!("episode {n} has no function_timing"));
         };
         match covers(timing) {
@@ -340,7 +316,8 @@ pub fn parent_covers_children(ctx: &CellContext) -> Verdict {
             Ok(Some(line)) => lines.push(format!("episode {n}: {line}")),
             Ok(None) if ok.iter().any(|(m, _)| *m == n) => {
                 return Verdict::Fail(format!(
-                    "episode {n}: the reaper ran but {REAPER_WORK} has no probed children in mrelease_caller"
+                    "episode {n}: the reaper ran but {REAPER_WORK} has no probed children in {}",
+                    Context::MreleaseCaller.name()
                 ));
             }
             Ok(None) => {}
@@ -350,45 +327,39 @@ pub fn parent_covers_children(ctx: &CellContext) -> Verdict {
 }
 
 /// Checks one episode's arithmetic; the reaper work's line when it ran.
-fn covers(timing: &Value) -> Result<Option<String>, String> {
-    let functions = timing["functions"].as_array().cloned().unwrap_or_default();
-    let edges = timing["edges"].as_array().cloned().unwrap_or_default();
-    let total = |context: &Value, symbol: &Value| -> u64 {
-        functions
-            .iter()
-            .find(|f| &f["context"] == context && &f["symbol"] == symbol)
-            .and_then(|f| f["total_ns"].as_u64())
-            .unwrap_or(0)
-    };
+fn covers(timing: &FunctionTiming) -> Result<Option<String>, String> {
     let mut reaper_line = None;
-    for parent in &functions {
-        let (context, symbol) = (&parent["context"], &parent["symbol"]);
-        let parent_ns = parent["total_ns"].as_u64().unwrap_or(0);
-        let children: Vec<&Value> = edges
+    for parent in &timing.functions {
+        let (context, symbol) = (&parent.context, &parent.symbol);
+        let children: Vec<_> = timing
+            .edges
             .iter()
-            .filter(|e| &e["context"] == context && &e["parent"] == symbol)
+            .filter(|e| e.context == *context && e.parent == *symbol)
             .collect();
-        let sum: u64 = children.iter().filter_map(|e| e["total_ns"].as_u64()).sum();
-        if sum > parent_ns {
+        let sum: u64 = children.iter().map(|e| e.total_ns).sum();
+        if sum > parent.total_ns {
             return Err(format!(
-                "{context}: {symbol} {parent_ns} ns < its probed children's sum {sum} ns"
+                "{context}: {symbol} {} ns < its probed children's sum {sum} ns",
+                parent.total_ns
             ));
         }
         for e in &children {
-            if e["total_ns"].as_u64().unwrap_or(0) > total(context, &e["child"]) {
+            let child_total = timing.function(context, &e.child).map_or(0, |f| f.total_ns);
+            if e.total_ns > child_total {
                 return Err(format!(
                     "{context}: edge {symbol}→{} has more time than {} in total",
-                    e["child"], e["child"]
+                    e.child, e.child
                 ));
             }
         }
-        if symbol == REAPER_WORK && context == "mrelease_caller" && sum > 0 {
+        if symbol == REAPER_WORK && parent.is_in(Context::MreleaseCaller) && sum > 0 {
             let names: Vec<String> = children
                 .iter()
-                .map(|e| format!("{} {}", e["child"].as_str().unwrap_or("?"), e["total_ns"]))
+                .map(|e| format!("{} {}", e.child, e.total_ns))
                 .collect();
             reaper_line = Some(format!(
-                "{REAPER_WORK} {parent_ns} ns ≥ Σ probed children {sum} ns ({})",
+                "{REAPER_WORK} {} ns ≥ Σ probed children {sum} ns ({})",
+                parent.total_ns,
                 names.join(" + ")
             ));
         }
@@ -406,17 +377,16 @@ pub fn doctor_agrees(ctx: &CellContext) -> Verdict {
         Ok(doctor) => doctor,
         Err(v) => return v,
     };
-    let Some(modes) = doctor["function_modes"].as_array() else {
-        return Verdict::Fail("doctor.json has no function_modes".into());
-    };
-    for (name, mode, _) in function_probes(&run) {
+    let modes = &doctor.function_modes;
+    for (name, p) in function_probes(&run) {
         let doctor_mode = modes
             .iter()
-            .find(|m| m["symbol"] == name.as_str() || m["concept"] == name.as_str())
-            .and_then(|m| m["mode"].as_str());
-        if doctor_mode != Some(mode.as_str()) {
+            .find(|m| m.symbol.as_deref() == Some(name) || m.concept == name)
+            .map(|m| m.mode.as_str());
+        if doctor_mode != Some(p.mode.as_str()) {
             return Verdict::Fail(format!(
-                "{name}: record used {mode}, doctor says {doctor_mode:?}"
+                "{name}: record used {}, doctor says {doctor_mode:?}",
+                p.mode
             ));
         }
     }
@@ -427,7 +397,10 @@ pub fn doctor_agrees(ctx: &CellContext) -> Verdict {
 mod tests {
     use std::path::{Path, PathBuf};
 
+    use serde_json::json;
+
     use super::*;
+    use crate::reaper_json::fixtures;
     use crate::vm::arch::Arch;
     use crate::vm::kernel::{DebianKernel, Flavour, Line};
 
@@ -458,32 +431,43 @@ mod tests {
         dir
     }
 
-    const SID_RUN: &str = r#"{
-      "recording": {"probes": [
-        {"probe": "function:__oom_reap_task_mm", "mode": "fentry", "status": "attached"},
-        {"probe": "function:zap_vma_for_reaping", "mode": "fentry", "status": "attached"},
-        {"probe": "function:pte_offset_map_lock", "mode": "fentry", "status": "attached"},
-        {"probe": "function:reaper_kthread", "mode": "none", "status": "not timed: loop"}]},
-      "not_measured": [],
-      "episodes": [{"latencies": {"mrelease_ret": 0}, "function_timing": {
-        "functions": [
-          {"context": "mrelease_caller", "symbol": "__oom_reap_task_mm", "total_ns": 1000},
-          {"context": "mrelease_caller", "symbol": "zap_vma_for_reaping", "total_ns": 900}],
-        "edges": [{"context": "mrelease_caller", "parent": "__oom_reap_task_mm",
-                   "child": "zap_vma_for_reaping", "calls": 64, "total_ns": 900}],
-        "vma_orders": [{"context": "mrelease_caller", "function": "zap_vma_for_reaping",
-          "order": "reverse", "vmas": 70, "first": 140000000000000, "last": 94000000000000}]}}]
-    }"#;
+    /// A sid x86_64 run as record writes it (compact JSON, so tests can
+    /// edit it as text).
+    fn sid_run() -> String {
+        let probe = |name: &str, mode: &str, status: &str| json!({"probe": format!("function:{name}"), "mode": mode, "status": status});
+        let timing = json!({
+            "functions": [
+                fixtures::function("mrelease_caller", "__oom_reap_task_mm", 1000),
+                fixtures::function("mrelease_caller", "zap_vma_for_reaping", 900)],
+            "edges": [{"context": "mrelease_caller", "parent": "__oom_reap_task_mm",
+                       "child": "zap_vma_for_reaping", "calls": 64, "total_ns": 900}],
+            "vma_orders": [fixtures::vma_order("mrelease_caller", "zap_vma_for_reaping", "reverse", 70)]
+        });
+        fixtures::run(json!({
+            "recording": {"probes": [
+                probe("__oom_reap_task_mm", "fentry", "attached"),
+                probe("zap_vma_for_reaping", "fentry", "attached"),
+                probe("pte_offset_map_lock", "fentry", "attached"),
+                probe("reaper_kthread", "none", "not timed: loop")]},
+            "episodes": [fixtures::episode(7, json!({
+                "latencies": {"mrelease_ret": 0}, "function_timing": timing}))]
+        }))
+        .to_string()
+    }
 
-    const SID_DOCTOR: &str = r#"{"function_modes": [
-        {"concept": "reaper_work", "symbol": "__oom_reap_task_mm", "mode": "fentry"},
-        {"concept": "per_vma_unmap", "symbol": "zap_vma_for_reaping", "mode": "fentry"},
-        {"concept": "pte_lock", "symbol": "pte_offset_map_lock", "mode": "fentry"},
-        {"concept": "reaper_kthread", "symbol": null, "mode": "none"}]}"#;
+    fn sid_doctor() -> String {
+        let mode = |concept: &str, symbol: Option<&str>, mode: &str| json!({"concept": concept, "symbol": symbol, "mode": mode, "status": "attached"});
+        fixtures::doctor(json!({"function_modes": [
+            mode("reaper_work", Some("__oom_reap_task_mm"), "fentry"),
+            mode("per_vma_unmap", Some("zap_vma_for_reaping"), "fentry"),
+            mode("pte_lock", Some("pte_offset_map_lock"), "fentry"),
+            mode("reaper_kthread", None, "none")]}))
+        .to_string()
+    }
 
     #[test]
     fn sid_x86_64_passes_with_reverse_fentry() {
-        let out = out_with("sid", SID_RUN, SID_DOCTOR);
+        let out = out_with("sid", &sid_run(), &sid_doctor());
         let c = cell("7.2.13+deb14-cloud-amd64", Arch::X86_64, &out);
         for (name, v) in [
             ("attach", function_attach(&c)),
@@ -528,10 +512,55 @@ mod tests {
         }
     }
 
+    /// sid arm64 may allow no function probe: then each probe entry must
+    /// carry the kernel's answer and the run must list what it lacks.
+    #[test]
+    fn arm64_without_function_probes_passes_only_with_reasons() {
+        let refused = "fentry attach: x [ENOTSUPP 524]; kprobe: y [EPERM 1]";
+        let probe = |name: &str, status: &str| json!({"probe": format!("function:{name}"), "mode": "none", "status": status});
+        let run = |status: &str, not_measured: serde_json::Value| {
+            fixtures::run(json!({
+                "recording": {"probes": [
+                    probe("__oom_reap_task_mm", status),
+                    probe("zap_vma_for_reaping", status),
+                    probe("pte_offset_map_lock", status)]},
+                "not_measured": not_measured,
+                "episodes": [fixtures::episode(7, json!({"latencies": {"mrelease_ret": 0}}))]
+            }))
+            .to_string()
+        };
+        let said = json!([{"what": "exact per-function timing", "why": refused}]);
+        let out = out_with("arm-none", &run(refused, said.clone()), &sid_doctor());
+        let c = cell("7.2.13+deb14-cloud-arm64", Arch::Arm64, &out);
+        assert!(
+            matches!(function_attach(&c), Verdict::Pass(ref m) if m.contains("ENOTSUPP")),
+            "{:?}",
+            function_attach(&c)
+        );
+        assert!(
+            matches!(reaper_order(&c), Verdict::Pass(_)),
+            "{:?}",
+            reaper_order(&c)
+        );
+        assert!(matches!(parent_covers_children(&c), Verdict::Skip(_)));
+
+        let silent = out_with("arm-silent", &run(refused, json!([])), &sid_doctor());
+        let c = cell("7.2.13+deb14-cloud-arm64", Arch::Arm64, &silent);
+        assert!(matches!(function_attach(&c), Verdict::Fail(_)));
+
+        let no_reason = out_with("arm-no-reason", &run("", said), &sid_doctor());
+        let c = cell("7.2.13+deb14-cloud-arm64", Arch::Arm64, &no_reason);
+        assert!(matches!(function_attach(&c), Verdict::Fail(_)));
+        assert!(matches!(reaper_order(&c), Verdict::Fail(_)));
+        for dir in [out, silent, no_reason] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
     #[test]
     fn children_exceeding_the_parent_fail() {
-        let bad = SID_RUN.replace("\"total_ns\": 1000", "\"total_ns\": 800");
-        let out = out_with("bad", &bad, SID_DOCTOR);
+        let bad = sid_run().replace("\"total_ns\":1000", "\"total_ns\":800");
+        let out = out_with("bad", &bad, &sid_doctor());
         let c = cell("7.2.13+deb14-cloud-amd64", Arch::X86_64, &out);
         let Verdict::Fail(msg) = parent_covers_children(&c) else {
             panic!("must fail")
@@ -545,10 +574,10 @@ mod tests {
 
     #[test]
     fn bookworm_arm64_needs_the_524_refusal() {
-        let run = SID_RUN
-            .replace("\"mode\": \"fentry\"", "\"mode\": \"kprobe\"")
+        let run = sid_run()
+            .replace("\"mode\":\"fentry\"", "\"mode\":\"kprobe\"")
             .replace(
-                "\"not_measured\": [],",
+                "\"not_measured\":[],",
                 r#""not_measured": [], "function_probes": [
                   {"concept": "reaper_work", "symbol": "__oom_reap_task_mm", "mode": "kprobe", "status": "attached", "fallback_from": "fentry attach: x [ENOTSUPP 524]"},
                   {"concept": "per_vma_unmap", "symbol": "zap_vma_for_reaping", "mode": "kprobe", "status": "attached", "fallback_from": "fentry attach: x [ENOTSUPP 524]"},
@@ -557,7 +586,7 @@ mod tests {
         let out = out_with(
             "arm",
             &run.replace("zap_vma_for_reaping", "unmap_page_range"),
-            SID_DOCTOR,
+            &sid_doctor(),
         );
         let c = cell("6.1.0-50-cloud-arm64", Arch::Arm64, &out);
         assert!(
@@ -569,7 +598,7 @@ mod tests {
         let out2 = out_with(
             "arm2",
             &no_refusal.replace("zap_vma_for_reaping", "unmap_page_range"),
-            SID_DOCTOR,
+            &sid_doctor(),
         );
         let c2 = cell("6.1.0-50-cloud-arm64", Arch::Arm64, &out2);
         assert!(matches!(function_attach(&c2), Verdict::Fail(_)));

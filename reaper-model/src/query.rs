@@ -1,0 +1,183 @@
+//! Questions readers ask of a run file (xtask's VM checks and benchmark,
+//! `reaper diff`, the integration tests), answered here once so that no
+//! reader compares the model's context names or probe strings itself: when
+//! those fields become typed, these bodies change and the readers do not.
+
+use crate::{
+    CallEdge, ContextProfile, Episode, FunctionProbe, FunctionTime, FunctionTiming, ProbeUse, Run,
+    VmaOrderSeen,
+};
+
+pub use reaper_common::context::Context;
+
+/// `status` of a probe that attached.
+pub const ATTACHED: &str = "attached";
+/// `mode` of a probe that did not attach.
+pub const NOT_ATTACHED: &str = "none";
+/// Prefix of the `recording.probes` entries of function probes
+/// (`function:SYMBOL`, or `function:CONCEPT` when the kernel has none).
+pub const FUNCTION_PROBE_PREFIX: &str = "function:";
+
+/// A model value that belongs to one context.
+pub trait InContext {
+    /// The context name as stored.
+    fn context_name(&self) -> &str;
+
+    /// Whether it belongs to `context`.
+    fn is_in(&self, context: Context) -> bool {
+        self.context_name() == context.name()
+    }
+
+    /// Whether it belongs to a reaper side (a `process_mrelease` caller or
+    /// the oom_reaper), as opposed to the dying victim.
+    fn is_reaper_side(&self) -> bool {
+        matches!(
+            Context::from_name(self.context_name()),
+            Some(Context::MreleaseCaller | Context::OomReaper)
+        )
+    }
+}
+
+macro_rules! in_context {
+    ($($t:ty),*) => {$(
+        impl InContext for $t {
+            fn context_name(&self) -> &str {
+                &self.context
+            }
+        }
+    )*};
+}
+in_context!(ContextProfile, FunctionTime, CallEdge, VmaOrderSeen);
+
+impl ProbeUse {
+    /// Whether the probe group attached.
+    pub fn attached(&self) -> bool {
+        self.status == ATTACHED
+    }
+
+    /// Whether it says it did not attach (attach mode "none").
+    pub fn not_attached(&self) -> bool {
+        self.mode == NOT_ATTACHED
+    }
+
+    /// For a function probe, its function (or concept, when the kernel has
+    /// no function for it); `None` for the other probe groups.
+    pub fn function(&self) -> Option<&str> {
+        self.probe.strip_prefix(FUNCTION_PROBE_PREFIX)
+    }
+}
+
+impl FunctionProbe {
+    /// Whether the function got a probe (any rung of the ladder).
+    pub fn attached(&self) -> bool {
+        self.mode != NOT_ATTACHED
+    }
+}
+
+impl Run {
+    /// The `recording.probes` entries of function probes.
+    pub fn function_probe_uses(&self) -> impl Iterator<Item = &ProbeUse> {
+        self.recording
+            .probes
+            .iter()
+            .filter(|p| p.function().is_some())
+    }
+
+    /// The episode whose victim is `pid`.
+    pub fn episode_of(&self, pid: u32) -> Option<&Episode> {
+        self.episodes.iter().find(|e| e.victim.pid == pid)
+    }
+}
+
+impl Episode {
+    /// The profile of `context`, when it was tracked in this episode.
+    pub fn context(&self, context: Context) -> Option<&ContextProfile> {
+        self.contexts.iter().find(|c| c.is_in(context))
+    }
+
+    /// Whether `process_mrelease` returned 0, i.e. the reaper side worked.
+    pub fn mrelease_succeeded(&self) -> bool {
+        self.latencies.mrelease_ret == Some(0)
+    }
+}
+
+impl ContextProfile {
+    /// Samples (and their summed period, ns) of the stacks holding `frame`.
+    pub fn under(&self, frame: &str) -> (u64, u64) {
+        self.stacks
+            .iter()
+            .filter(|s| s.frames.iter().any(|f| f == frame))
+            .fold((0, 0), |(n, ns), s| (n + s.samples, ns + s.period_ns))
+    }
+}
+
+impl FunctionTiming {
+    /// The VMA order seen in `context`, when recorded.
+    pub fn vma_order(&self, context: Context) -> Option<&VmaOrderSeen> {
+        self.vma_orders.iter().find(|o| o.is_in(context))
+    }
+
+    /// The reaper's VMA order (the first reaper-side context's).
+    pub fn reaper_vma_order(&self) -> Option<&VmaOrderSeen> {
+        self.vma_orders.iter().find(|o| o.is_reaper_side())
+    }
+
+    /// `symbol`'s row in `context`.
+    pub fn function(&self, context: &str, symbol: &str) -> Option<&FunctionTime> {
+        self.functions
+            .iter()
+            .find(|f| f.context == context && f.symbol == symbol)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(context: &str, order: &str) -> VmaOrderSeen {
+        VmaOrderSeen {
+            context: context.into(),
+            function: "zap_vma_for_reaping".into(),
+            order: order.into(),
+            vmas: 64,
+            first: 2,
+            last: 1,
+            forward_steps: 0,
+            reverse_steps: 63,
+            addresses: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn contexts_are_matched_by_their_names_in_one_place() {
+        let timing = FunctionTiming {
+            vma_orders: vec![
+                order("victim_exit", "forward"),
+                order("oom_reaper", "reverse"),
+            ],
+            ..FunctionTiming::default()
+        };
+        assert_eq!(timing.reaper_vma_order().unwrap().order, "reverse");
+        assert_eq!(
+            timing.vma_order(Context::VictimExit).unwrap().order,
+            "forward"
+        );
+        assert!(timing.vma_order(Context::MreleaseCaller).is_none());
+    }
+
+    #[test]
+    fn function_probes_are_told_apart_from_other_groups() {
+        let p = |probe: &str, mode: &str, status: &str| ProbeUse {
+            probe: probe.into(),
+            mode: mode.into(),
+            status: status.into(),
+        };
+        let sampling = p("sampling", "perf_event", ATTACHED);
+        let reap = p("function:__oom_reap_task_mm", "fentry", ATTACHED);
+        let loop_ = p("function:reaper_kthread", NOT_ATTACHED, "not timed: loop");
+        assert_eq!(sampling.function(), None);
+        assert_eq!(reap.function(), Some("__oom_reap_task_mm"));
+        assert!(reap.attached() && !reap.not_attached());
+        assert!(!loop_.attached() && loop_.not_attached());
+    }
+}
