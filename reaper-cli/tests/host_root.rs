@@ -23,14 +23,66 @@ fn samples_under(context: &ContextProfile, frame: &str) -> u64 {
     context.under(frame).0
 }
 
+/// Whether no `reaper-victim` this test process started (through reaper)
+/// is left. Only this process's descendants count: the test process is made
+/// a child subreaper, so a victim reaper orphaned is reparented here and
+/// still counted, while victims of other reapers on the same host (other
+/// users, other test runs) are not mistaken for a leak.
 fn no_victims_left() -> bool {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(Result::ok)
-        .all(|e| {
-            std::fs::read_to_string(e.path().join("comm"))
-                .map_or(true, |c| c.trim() != "reaper-victim")
-        })
+    own_victims().is_empty()
+}
+
+/// Live `reaper-victim` processes descended from this test process; zombies
+/// reparented here are reaped first (by pid, never by waiting on any child,
+/// which would steal the exit status of a reaper a test is waiting for).
+fn own_victims() -> Vec<i32> {
+    static SUBREAPER: std::sync::Once = std::sync::Once::new();
+    // SAFETY: prctl with integer arguments only.
+    SUBREAPER.call_once(|| unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    });
+    let me = std::process::id() as i32;
+    let stat = |pid: i32| -> Option<(String, char, i32)> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (open, close) = (text.find('(')?, text.rfind(')')?);
+        let comm = text[open + 1..close].to_string();
+        let mut rest = text[close + 2..].split_whitespace();
+        let state = rest.next()?.chars().next()?;
+        Some((comm, state, rest.next()?.parse().ok()?))
+    };
+    let descends_from_me = |mut pid: i32| {
+        for _ in 0..64 {
+            match stat(pid) {
+                Some((_, _, ppid)) if ppid == me => return true,
+                Some((_, _, ppid)) if ppid > 1 => pid = ppid,
+                _ => return false,
+            }
+        }
+        false
+    };
+    let mut victims = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Some((comm, state, ppid)) = stat(pid) else {
+            continue;
+        };
+        if comm != "reaper-victim" || !descends_from_me(pid) {
+            continue;
+        }
+        if state == 'Z' && ppid == me {
+            // SAFETY: waits for this one exited child only.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+            continue;
+        }
+        victims.push(pid);
+    }
+    victims
 }
 
 #[test]
