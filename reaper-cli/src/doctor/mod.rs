@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::{
     catalog::{self, KernelSymbols},
-    model::{HostInfo, ResolvedConcept},
+    model::{AttachMode, HostInfo, ProbeOutcome, ResolvedConcept},
     probes::{attach, loader},
     scenario::pidfd,
     system::{kernel, privileges, tracefs},
@@ -37,10 +37,13 @@ pub struct FunctionMode {
     pub concept: String,
     /// The kernel function, if this kernel has one.
     pub symbol: Option<String>,
-    /// "fentry", "kprobe" or "none".
-    pub mode: String,
-    /// "attached", or the kernel's answers (or why the concept has no function).
-    pub status: String,
+    /// fentry, kprobe or none.
+    pub mode: AttachMode,
+    /// Attached, or the kernel's answers (or why the concept has no function).
+    pub status: ProbeOutcome,
+    /// Why fentry/fexit was refused when kprobes were used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_from: Option<String>,
 }
 
 /// The doctor's findings.
@@ -151,8 +154,9 @@ fn function_modes(
             return vec![FunctionMode {
                 concept: "all".into(),
                 symbol: None,
-                mode: "none".into(),
-                status: why.clone(),
+                mode: AttachMode::None,
+                status: ProbeOutcome::not_attached(why.clone()),
+                fallback_from: None,
             }];
         }
     };
@@ -187,39 +191,45 @@ fn function_modes(
         .iter()
         .map(|f| {
             let slot = f.slot as usize;
+            let mut fallback_from = None;
             let (mode, status) = match pair(ProgramKind::Fentry, ProgramKind::Fexit, slot) {
-                Ok(()) => ("fentry", "attached".to_owned()),
+                Ok(()) => (AttachMode::Fentry, ProbeOutcome::Attached),
                 Err(fentry_why) => match pair(ProgramKind::Kprobe, ProgramKind::Kretprobe, slot) {
-                    Ok(()) => (
-                        "kprobe",
-                        format!("attached (fentry/fexit refused: {fentry_why})"),
-                    ),
+                    Ok(()) => {
+                        fallback_from = Some(format!("fentry/fexit refused: {fentry_why}"));
+                        (AttachMode::Kprobe, ProbeOutcome::Attached)
+                    }
                     Err(kprobe_why) => (
-                        "none",
-                        format!("fentry/fexit: {fentry_why}; kprobe/kretprobe: {kprobe_why}"),
+                        AttachMode::None,
+                        ProbeOutcome::not_attached(format!(
+                            "fentry/fexit: {fentry_why}; kprobe/kretprobe: {kprobe_why}"
+                        )),
                     ),
                 },
             };
             FunctionMode {
                 concept: f.concept.clone(),
                 symbol: Some(f.symbol.clone()),
-                mode: mode.to_owned(),
+                mode,
                 status,
+                fallback_from,
             }
         })
         .collect();
     modes.extend(plan.skipped.iter().map(|(concept, why)| FunctionMode {
         concept: concept.clone(),
         symbol: None,
-        mode: "none".into(),
+        mode: AttachMode::None,
         status: why.clone(),
+        fallback_from: None,
     }));
     if let (_, Some(why)) = crate::probes::function_timing::config_for(plan, btf) {
         modes.push(FunctionMode {
             concept: "reaper_order".into(),
             symbol: None,
-            mode: "none".into(),
-            status: why,
+            mode: AttachMode::None,
+            status: ProbeOutcome::not_attached(why),
+            fallback_from: None,
         });
     }
     modes
@@ -228,15 +238,19 @@ fn function_modes(
 fn record_mode(d: &Diagnosis) -> String {
     let sampling = d.works("perf_event");
     let tracepoints = d.works("tracepoint");
-    let timed = d.function_modes.iter().filter(|f| f.mode != "none").count();
+    let timed = d
+        .function_modes
+        .iter()
+        .filter(|f| f.mode != AttachMode::None)
+        .count();
     let functions = if timed == 0 {
         "; exact function timing: not measured (no function probe attaches)".to_owned()
     } else {
         let modes: std::collections::BTreeSet<&str> = d
             .function_modes
             .iter()
-            .filter(|f| f.mode != "none")
-            .map(|f| f.mode.as_str())
+            .filter(|f| f.mode != AttachMode::None)
+            .map(|f| f.mode.name())
             .collect();
         format!(
             "; exact function timing: {timed} functions ({})",
@@ -259,7 +273,7 @@ fn record_mode(d: &Diagnosis) -> String {
 /// The function fentry/kprobe checks target: the reaper's work function when
 /// this kernel has it, else a function every kernel has.
 fn check_target(targets: &[ResolvedConcept]) -> String {
-    catalog::frame_for(targets, "reaper_work")
+    catalog::frame_for(targets, catalog::ConceptId::REAPER_WORK)
         .unwrap_or("do_exit")
         .to_owned()
 }
@@ -493,11 +507,18 @@ pub fn render(d: &Diagnosis) -> String {
     );
     for f in &d.function_modes {
         let name = f.symbol.as_deref().unwrap_or("-");
-        if f.mode == "none" || f.status != "attached" {
+        let status = match (&f.status, &f.fallback_from) {
+            (ProbeOutcome::Attached, Some(fallback)) => Some(format!("attached ({fallback})")),
+            (ProbeOutcome::Attached, None) if f.mode != AttachMode::None => None,
+            (status, _) => Some(status.to_string()),
+        };
+        if let Some(status) = status {
             let _ = writeln!(
                 out,
-                "  {:<17} {:<34} {:<6} {}",
-                f.concept, name, f.mode, f.status
+                "  {:<17} {:<34} {:<6} {status}",
+                f.concept,
+                name,
+                f.mode.name()
             );
         } else {
             let _ = writeln!(out, "  {:<17} {:<34} {}", f.concept, name, f.mode);

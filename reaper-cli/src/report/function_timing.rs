@@ -6,12 +6,11 @@
 
 use std::fmt::Write;
 
-use crate::model::{Episode, FunctionTime, Run, VmaOrderSeen};
+use crate::catalog::ConceptId;
+use crate::model::{Context, Episode, FunctionTime, Run, VmaOrderKind, VmaOrderSeen};
 
 /// Concepts whose latency histograms are printed.
-const HISTOGRAM_CONCEPTS: [&str; 2] = ["pte_lock", "per_vma_unmap"];
-/// Contexts whose VMA order is "the reaper order".
-const REAPER_CONTEXTS: [&str; 2] = ["mrelease_caller", "oom_reaper"];
+const HISTOGRAM_CONCEPTS: [ConceptId; 2] = [ConceptId::PTE_LOCK, ConceptId::PER_VMA_UNMAP];
 /// Width of a histogram bar.
 const BAR_WIDTH: u64 = 30;
 
@@ -19,7 +18,7 @@ const BAR_WIDTH: u64 = 30;
 fn why_not_measured(run: &Run, what: &str) -> String {
     run.not_measured
         .iter()
-        .find(|n| n.what.starts_with(what))
+        .find(|n| n.subject.starts_with(what))
         .map_or_else(
             || "no function probe attached".to_owned(),
             |n| n.why.clone(),
@@ -29,9 +28,9 @@ fn why_not_measured(run: &Run, what: &str) -> String {
 /// The reaper's VMA order in one episode (mrelease caller first).
 fn reaper_order(episode: &Episode) -> Option<&VmaOrderSeen> {
     let timing = episode.function_timing.as_ref()?;
-    REAPER_CONTEXTS
-        .iter()
-        .find_map(|c| timing.vma_orders.iter().find(|o| o.context == *c))
+    Context::REAPERS
+        .into_iter()
+        .find_map(|c| timing.vma_orders.iter().find(|o| o.context == c))
 }
 
 /// Short hex form of an address, e.g. `0x7f3a1c000000`.
@@ -74,11 +73,11 @@ pub fn order_line(run: &Run) -> String {
             evidence(first)
         );
     }
-    let mut kinds: Vec<(&str, usize)> = Vec::new();
+    let mut kinds: Vec<(VmaOrderKind, usize)> = Vec::new();
     for o in &orders {
         match kinds.iter_mut().find(|(k, _)| *k == o.order) {
             Some((_, n)) => *n += 1,
-            None => kinds.push((&o.order, 1)),
+            None => kinds.push((o.order, 1)),
         }
     }
     let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} in {n}")).collect();
@@ -90,7 +89,7 @@ pub fn order_line(run: &Run) -> String {
 }
 
 /// Sampled inclusive period of `symbol` in a context, ns.
-fn sampled_ns(episode: &Episode, context: &str, symbol: &str) -> Option<u64> {
+fn sampled_ns(episode: &Episode, context: Context, symbol: &str) -> Option<u64> {
     let profile = episode.contexts.iter().find(|c| c.context == context)?;
     Some(
         profile
@@ -115,11 +114,7 @@ fn exact_tables(run: &Run, episode: &Episode, out: &mut String) {
     let Some(timing) = &episode.function_timing else {
         return;
     };
-    let mut contexts: Vec<&str> = timing
-        .functions
-        .iter()
-        .map(|f| f.context.as_str())
-        .collect();
+    let mut contexts: Vec<Context> = timing.functions.iter().map(|f| f.context).collect();
     contexts.dedup();
     for context in contexts {
         let _ = writeln!(out, "  [{context}]");
@@ -196,7 +191,7 @@ pub fn render(run: &Run) -> String {
         let hist: Vec<&FunctionTime> = timing
             .functions
             .iter()
-            .filter(|f| HISTOGRAM_CONCEPTS.contains(&f.concept.as_str()))
+            .filter(|f| HISTOGRAM_CONCEPTS.iter().any(|c| f.concept == *c))
             .collect();
         if !hist.is_empty() {
             let _ = writeln!(out, "\n  Latency histograms (PTE lock, per-VMA unmap):");
@@ -277,7 +272,7 @@ mod tests {
         run.episodes.truncate(1);
         run.episodes[0].function_timing = timing;
         run.not_measured.push(NotMeasured {
-            what: "exact per-function timing (calls, inclusive ns, histograms)".into(),
+            subject: "exact per-function timing (calls, inclusive ns, histograms)".into(),
             why: "fentry load: BPF_PROG_LOAD refused [EPERM 1]".into(),
         });
         run
@@ -286,19 +281,19 @@ mod tests {
     fn timing() -> FunctionTiming {
         FunctionTiming {
             functions: vec![FunctionTime {
-                context: "mrelease_caller".into(),
+                context: Context::MreleaseCaller,
                 concept: "per_vma_unmap".into(),
                 symbol: "zap_vma_for_reaping".into(),
-                mode: "fentry".into(),
+                mode: crate::model::AttachMode::Fentry,
                 calls: 3,
                 total_ns: 3_000_000,
                 max_ns: 1_500_000,
                 hist_log2_ns: vec![0, 0, 1, 2],
             }],
             vma_orders: vec![VmaOrderSeen {
-                context: "mrelease_caller".into(),
+                context: Context::MreleaseCaller,
                 function: "zap_vma_for_reaping".into(),
-                order: "reverse".into(),
+                order: VmaOrderKind::Reverse,
                 vmas: 64,
                 first: 0x7f00_0000_0000,
                 last: 0x5500_0000_0000,

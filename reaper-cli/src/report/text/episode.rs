@@ -70,7 +70,7 @@ fn timeline(e: &EpisodeReport, out: &mut String) {
         table.push(vec![
             format!("{:.3}", t.t_ns as f64 / 1e6),
             t.kind.clone(),
-            t.context.clone().unwrap_or_else(|| "-".to_owned()),
+            t.context.map_or("-", |c| c.name()).to_owned(),
             format!("{}/{}", t.comm, t.tid),
             t.arg.to_string(),
         ]);
