@@ -187,7 +187,7 @@ pub const CONCEPTS: &[Concept] = &[
     Concept {
         id: ConceptId::REAPER_KTHREAD,
         description: "oom_reaper kthread loop",
-        candidates: &["oom_reaper"],
+        candidates: &[reaper_common::context::OOM_REAPER_KTHREAD],
         inline_fallback: None,
         timing: Timing::NotTimed("the kthread's loop never returns"),
     },
@@ -651,6 +651,48 @@ mod tests {
 
     fn symbol_of(symbols: &KernelSymbols, id: &str) -> Option<String> {
         resolve(concept(id).unwrap(), symbols).symbol
+    }
+
+    #[test]
+    fn every_concept_id_names_one_catalog_entry() {
+        let ids = [
+            ConceptId::REAPER_WORK,
+            ConceptId::REAPER_KTHREAD,
+            ConceptId::VICTIM_TEARDOWN,
+            ConceptId::VICTIM_UNMAP,
+            ConceptId::PER_VMA_UNMAP,
+            ConceptId::VMA_ZAP_WORKER,
+            ConceptId::PTE_LOCK,
+            ConceptId::RMAP_REMOVAL,
+            ConceptId::TLB_FLUSH,
+            ConceptId::TLB_FINISH,
+            ConceptId::PAGE_FREEING,
+            ConceptId::SPIN_SLOWPATH,
+            ConceptId::MRELEASE_SYSCALL,
+        ];
+        assert_eq!(ids.len(), CONCEPTS.len());
+        for id in ids {
+            assert_eq!(id.concept().id, id);
+            assert_eq!(concept(id.name()).map(|c| c.id), Some(id));
+        }
+    }
+
+    #[test]
+    fn concept_frames_resolve_like_frame_for() {
+        let resolved = resolve_all(&fixture("6.1.176-x86_64"));
+        let frames = ConceptFrames::of(&resolved);
+        for c in CONCEPTS {
+            assert_eq!(frames.frame(c.id), frame_for(&resolved, c.id), "{}", c.id);
+            let r = resolved.iter().find(|r| r.concept == c.id).unwrap();
+            assert_eq!(frames.symbol(c.id), r.symbol.as_deref());
+            assert_eq!(frames.candidates(c.id), r.candidates.as_slice());
+        }
+        // 6.1 inlines the PTE lock: the frame is the inline fallback.
+        assert_eq!(frames.symbol(ConceptId::PTE_LOCK), None);
+        assert_eq!(frames.frame(ConceptId::PTE_LOCK), Some("zap_pte_range"));
+        let none = ConceptFrames::of(&[]);
+        assert!(!none.listed(ConceptId::PTE_LOCK));
+        assert_eq!(none.frame(ConceptId::PTE_LOCK), None);
     }
 
     #[test]

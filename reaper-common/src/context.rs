@@ -89,10 +89,15 @@ impl Context {
         match self {
             Self::VictimExit => &["do_exit"],
             Self::MreleaseCaller => &MRELEASE_SYSCALL_FRAMES,
-            Self::OomReaper => &["oom_reaper", "kthread"],
+            Self::OomReaper => &[OOM_REAPER_KTHREAD, "kthread"],
         }
     }
 }
+
+/// The kernel's `oom_reaper` kthread: the name of its thread function (the
+/// context's anchor frame, the catalog's `reaper_kthread`) and of its comm.
+/// The same word as [`Context::OomReaper`]'s name, but the kernel's.
+pub const OOM_REAPER_KTHREAD: &str = "oom_reaper";
 
 /// The `process_mrelease(2)` entry points, most preferred first: the
 /// mrelease caller's anchor, and the catalog's candidates for the syscall.

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::catalog::ConceptId;
-use crate::model::{Context, Run};
+use crate::model::{AttachMode, Context, Run};
 use crate::report::losses::is_loss;
 
 use super::clean::Excluded;
@@ -201,7 +201,7 @@ fn side_info(set: &RunSet, label: Option<&str>) -> SideInfo {
             .distinct(|r: &Run| victim_bytes(r).map_or("unknown".to_owned(), format_bytes)),
         tools: set.distinct(|r| format!("{} {}", r.tool.name, r.tool.version)),
         function_probes: if timing.modes.is_empty() {
-            vec!["none".to_owned()]
+            vec![AttachMode::None.name().to_owned()]
         } else {
             timing.modes.clone()
         },

@@ -41,9 +41,6 @@ pub struct ExactTiming {
     pub reaper_orders: BTreeMap<String, usize>,
 }
 
-/// Contexts whose VMA order is the reaper's.
-const REAPER_CONTEXTS: [&str; 2] = ["mrelease_caller", "oom_reaper"];
-
 /// The reaper's VMA order in one episode's `function_timing`, if recorded.
 fn reaper_order(function_timing: &serde_json::Value) -> Option<String> {
     function_timing
@@ -53,7 +50,8 @@ fn reaper_order(function_timing: &serde_json::Value) -> Option<String> {
         .filter(|o| {
             o.get("context")
                 .and_then(serde_json::Value::as_str)
-                .is_some_and(|c| REAPER_CONTEXTS.contains(&c))
+                .and_then(crate::model::Context::from_name)
+                .is_some_and(crate::model::Context::is_reaper)
         })
         .find_map(|o| o.get("order").and_then(serde_json::Value::as_str))
         .map(str::to_owned)

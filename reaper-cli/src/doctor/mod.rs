@@ -5,6 +5,8 @@
 
 pub mod programs;
 
+pub use programs::ProgramKind;
+
 use aya::{
     Btf, Ebpf,
     programs::{BtfTracePoint, FEntry, FExit, KProbe},
@@ -22,8 +24,8 @@ use crate::{
 /// One attach kind's verdict.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct AttachKind {
-    /// "fentry", "fexit", "kprobe", "kretprobe", "tracepoint", "tp_btf", "perf_event".
-    pub kind: String,
+    /// The attach kind checked.
+    pub kind: ProgramKind,
     /// Whether a program of this kind loaded and attached.
     pub works: bool,
     /// What was attached, or the kernel's answer.
@@ -80,11 +82,11 @@ impl Diagnosis {
     pub fn can_record(&self) -> bool {
         self.attach_kinds
             .iter()
-            .any(|k| (k.kind == "tracepoint" || k.kind == "perf_event") && k.works)
+            .any(|k| matches!(k.kind, ProgramKind::Tracepoint | ProgramKind::PerfEvent) && k.works)
     }
 
     /// Whether an attach kind works.
-    pub fn works(&self, kind: &str) -> bool {
+    pub fn works(&self, kind: ProgramKind) -> bool {
         self.attach_kinds.iter().any(|k| k.kind == kind && k.works)
     }
 }
@@ -104,11 +106,7 @@ pub fn diagnose() -> Diagnosis {
     let probe_targets = catalog::resolve_all_with_btf(&symbols, btf.as_ref());
     let attach_kinds = match &tracefs {
         Ok(root) => check_attach_kinds(std::path::Path::new(root), &probe_targets),
-        Err(why) => vec![AttachKind {
-            kind: "all".into(),
-            works: false,
-            detail: why.clone(),
-        }],
+        Err(why) => not_checked(why),
     };
     let plan = crate::probes::function_timing::plan(&probe_targets);
     let programs = match &tracefs {
@@ -147,7 +145,7 @@ fn function_modes(
     btf: Option<&catalog::BtfFacts>,
     checked: &Result<Vec<programs::ProgramCheck>, String>,
 ) -> Vec<FunctionMode> {
-    use programs::{Outcome, ProgramKind};
+    use programs::Outcome;
     let rows = match checked {
         Ok(rows) => rows,
         Err(why) => {
@@ -166,7 +164,7 @@ fn function_modes(
             ProgramKind::Fexit => reaper_common::function_timing::PROG_FEXIT[slot],
             ProgramKind::Kprobe => reaper_common::function_timing::PROG_KPROBE[slot],
             ProgramKind::Kretprobe => reaper_common::function_timing::PROG_KRETPROBE[slot],
-            ProgramKind::PerfEvent | ProgramKind::Tracepoint => return None,
+            ProgramKind::PerfEvent | ProgramKind::Tracepoint | ProgramKind::TpBtf => return None,
         };
         rows.iter()
             .find(|r| r.kind == kind && r.program == name)
@@ -236,8 +234,8 @@ fn function_modes(
 }
 
 fn record_mode(d: &Diagnosis) -> String {
-    let sampling = d.works("perf_event");
-    let tracepoints = d.works("tracepoint");
+    let sampling = d.works(ProgramKind::PerfEvent);
+    let tracepoints = d.works(ProgramKind::Tracepoint);
     let timed = d
         .function_modes
         .iter()
@@ -278,6 +276,29 @@ fn check_target(targets: &[ResolvedConcept]) -> String {
         .to_owned()
 }
 
+/// The attach kinds doctor checks, in preference order for function timing.
+const CHECKED_KINDS: [ProgramKind; 7] = [
+    ProgramKind::Fentry,
+    ProgramKind::Fexit,
+    ProgramKind::Kprobe,
+    ProgramKind::Kretprobe,
+    ProgramKind::Tracepoint,
+    ProgramKind::TpBtf,
+    ProgramKind::PerfEvent,
+];
+
+/// Every attach kind, unchecked for one reason.
+fn not_checked(why: &str) -> Vec<AttachKind> {
+    CHECKED_KINDS
+        .into_iter()
+        .map(|kind| AttachKind {
+            kind,
+            works: false,
+            detail: why.to_owned(),
+        })
+        .collect()
+}
+
 fn check_attach_kinds(
     tracefs_root: &std::path::Path,
     targets: &[ResolvedConcept],
@@ -287,47 +308,32 @@ fn check_attach_kinds(
         Ok(ebpf) => ebpf,
         Err(err) => {
             let why = attach::error_chain(&err);
-            return [
-                "fentry",
-                "fexit",
-                "kprobe",
-                "kretprobe",
-                "tracepoint",
-                "tp_btf",
-                "perf_event",
-            ]
-            .into_iter()
-            .map(|kind| AttachKind {
-                kind: kind.into(),
-                works: false,
-                detail: format!("eBPF object did not load: {why}"),
-            })
-            .collect();
+            return not_checked(&format!("eBPF object did not load: {why}"));
         }
     };
     let function = check_target(targets);
     let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"));
     let cpus = kernel::online_cpus().unwrap_or_default();
-    let verdict = |kind: &str, what: String, result: Result<(), String>| AttachKind {
-        kind: kind.into(),
+    let verdict = |kind: ProgramKind, what: String, result: Result<(), String>| AttachKind {
+        kind,
         works: result.is_ok(),
         detail: result.map_or_else(|e| e, |()| what),
     };
     vec![
         verdict(
-            "fentry",
+            ProgramKind::Fentry,
             format!("attached to {function}"),
             btf.clone()
                 .and_then(|btf| load_fentry(&mut ebpf, &function, &btf)),
         ),
         verdict(
-            "fexit",
+            ProgramKind::Fexit,
             format!("attached to {function}"),
             btf.clone()
                 .and_then(|btf| load_fexit(&mut ebpf, &function, &btf)),
         ),
         verdict(
-            "kprobe",
+            ProgramKind::Kprobe,
             format!("attached to {function}"),
             load_kprobe(
                 &mut ebpf,
@@ -336,7 +342,7 @@ fn check_attach_kinds(
             ),
         ),
         verdict(
-            "kretprobe",
+            ProgramKind::Kretprobe,
             format!("attached to {function}"),
             load_kprobe(
                 &mut ebpf,
@@ -345,7 +351,7 @@ fn check_attach_kinds(
             ),
         ),
         verdict(
-            "tracepoint",
+            ProgramKind::Tracepoint,
             "attached to sched:sched_process_exit".into(),
             attach::attach_tracepoint(
                 &mut ebpf,
@@ -355,12 +361,12 @@ fn check_attach_kinds(
             ),
         ),
         verdict(
-            "tp_btf",
+            ProgramKind::TpBtf,
             "attached to sched_process_exit".into(),
             btf.clone().and_then(|btf| load_tp_btf(&mut ebpf, &btf)),
         ),
         verdict(
-            "perf_event",
+            ProgramKind::PerfEvent,
             format!("cpu-clock attached on {} CPUs", cpus.len()),
             attach::attach_sampling(&mut ebpf, &cpus, 1_000_000),
         ),
@@ -474,7 +480,7 @@ pub fn render(d: &Diagnosis) -> String {
         let _ = writeln!(
             out,
             "  {:<11} {:<4} {}",
-            k.kind,
+            k.kind.name(),
             if k.works { "yes" } else { "NO" },
             k.detail
         );

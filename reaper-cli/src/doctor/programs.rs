@@ -38,6 +38,8 @@ pub enum ProgramKind {
     Kprobe,
     /// kretprobe.
     Kretprobe,
+    /// BTF-enabled raw tracepoint (doctor's capability check only).
+    TpBtf,
 }
 
 impl ProgramKind {
@@ -50,6 +52,7 @@ impl ProgramKind {
             Self::Fexit => "fexit",
             Self::Kprobe => "kprobe",
             Self::Kretprobe => "kretprobe",
+            Self::TpBtf => "tp_btf",
         }
     }
 }

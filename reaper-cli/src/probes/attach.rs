@@ -191,7 +191,7 @@ pub fn attach_all(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64) -> AttachReport
             AttachMode::Tracepoint,
             ProbeOutcome::from_result(result),
             &what,
-            "tracepoint",
+            AttachMode::Tracepoint.name(),
         );
     }
     report

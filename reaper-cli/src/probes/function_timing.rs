@@ -53,27 +53,24 @@ pub enum AttachPolicy {
 impl std::str::FromStr for AttachPolicy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "fentry" => Ok(Self::Fentry),
-            "kprobe" => Ok(Self::Kprobe),
-            "sampling" => Ok(Self::Sampling),
-            other => Err(format!(
-                "unknown attach mode {other:?}: use auto, fentry, kprobe or sampling"
-            )),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                format!("unknown attach mode {s:?}: use auto, fentry, kprobe or sampling")
+            })
     }
 }
 
 impl AttachPolicy {
+    /// Every policy, in `--attach`'s order.
+    pub const ALL: [Self; 4] = [Self::Auto, Self::Fentry, Self::Kprobe, Self::Sampling];
+    /// The flag values, in [`Self::ALL`]'s order.
+    pub const NAMES: [&'static str; 4] = ["auto", "fentry", "kprobe", "sampling"];
+
     /// The flag value.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Fentry => "fentry",
-            Self::Kprobe => "kprobe",
-            Self::Sampling => "sampling",
-        }
+        Self::NAMES[self as usize]
     }
 }
 

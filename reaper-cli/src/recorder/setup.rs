@@ -74,7 +74,7 @@ impl Recorder {
                 CONTEXT_OOM_REAPER,
                 vec![TaskRef {
                     tid,
-                    comm: "oom_reaper".into(),
+                    comm: reaper_common::context::OOM_REAPER_KTHREAD.into(),
                 }],
             );
         }

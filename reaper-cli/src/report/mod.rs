@@ -133,7 +133,7 @@ pub fn write_files(
             continue;
         }
         let svg_name = format!("{name}.svg");
-        let svg = svg::flamegraph(run, &label, lines).map_err(|source| WriteError::Render {
+        let svg = svg::flamegraph(run, label, lines).map_err(|source| WriteError::Render {
             name: svg_name.clone(),
             source,
         })?;

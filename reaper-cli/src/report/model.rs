@@ -182,7 +182,7 @@ pub struct RowStats {
 /// One context (victim exit, mrelease caller, oom_reaper) over all episodes.
 #[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ContextReport {
-    /// The context (its machine name in `--json`, e.g. "victim_exit").
+    /// The context (its machine name in `--json`).
     pub context: crate::model::Context,
     /// Display label, e.g. "victim exit".
     pub label: String,
