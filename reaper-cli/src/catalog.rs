@@ -28,6 +28,91 @@ use std::collections::{HashMap, HashSet};
 
 use crate::model::ResolvedConcept;
 
+/// A catalog concept's id. The constants below are its only spellings in
+/// code; run files and reports hold [`ConceptId::name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConceptId(&'static str);
+
+impl ConceptId {
+    /// The reaper's work function (process_mrelease and the oom_reaper).
+    pub const REAPER_WORK: Self = Self("reaper_work");
+    /// The oom_reaper kthread's loop.
+    pub const REAPER_KTHREAD: Self = Self("reaper_kthread");
+    /// The victim's address-space teardown.
+    pub const VICTIM_TEARDOWN: Self = Self("victim_teardown");
+    /// The victim's unmap of all VMAs.
+    pub const VICTIM_UNMAP: Self = Self("victim_unmap");
+    /// The reaper's per-VMA unmap.
+    pub const PER_VMA_UNMAP: Self = Self("per_vma_unmap");
+    /// The per-VMA zap worker of both contexts.
+    pub const VMA_ZAP_WORKER: Self = Self("vma_zap_worker");
+    /// PTE spinlock acquisition.
+    pub const PTE_LOCK: Self = Self("pte_lock");
+    /// rmap removal.
+    pub const RMAP_REMOVAL: Self = Self("rmap_removal");
+    /// TLB flush during unmap.
+    pub const TLB_FLUSH: Self = Self("tlb_flush");
+    /// TLB gather finish.
+    pub const TLB_FINISH: Self = Self("tlb_finish");
+    /// Page freeing.
+    pub const PAGE_FREEING: Self = Self("page_freeing");
+    /// The spinlock slow path.
+    pub const SPIN_SLOWPATH: Self = Self("spin_slowpath");
+    /// The process_mrelease syscall.
+    pub const MRELEASE_SYSCALL: Self = Self("mrelease_syscall");
+
+    /// The stable name run files hold.
+    pub const fn name(self) -> &'static str {
+        self.0
+    }
+
+    /// The concept's catalog entry.
+    pub fn concept(self) -> &'static Concept {
+        CONCEPTS
+            .iter()
+            .find(|c| c.id == self)
+            .unwrap_or_else(|| unreachable!("every ConceptId constant is in CONCEPTS"))
+    }
+}
+
+impl std::fmt::Display for ConceptId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.0)
+    }
+}
+
+impl PartialEq<ConceptId> for str {
+    fn eq(&self, id: &ConceptId) -> bool {
+        self == id.0
+    }
+}
+
+impl PartialEq<ConceptId> for String {
+    fn eq(&self, id: &ConceptId) -> bool {
+        self == id.0
+    }
+}
+
+impl serde::Serialize for ConceptId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl schemars::JsonSchema for ConceptId {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ConceptId".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(generator)
+    }
+}
+
 /// Whether reaper times a concept's function with fentry/kprobes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timing {
@@ -78,7 +163,7 @@ pub fn vma_argument(symbol: &str) -> Option<&'static VmaArgument> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Concept {
     /// Stable id used in run files and reports.
-    pub id: &'static str,
+    pub id: ConceptId,
     /// Human description.
     pub description: &'static str,
     /// Candidate kernel symbols, most preferred first.
@@ -93,84 +178,84 @@ pub struct Concept {
 /// Every concept reaper knows about.
 pub const CONCEPTS: &[Concept] = &[
     Concept {
-        id: "reaper_work",
+        id: ConceptId::REAPER_WORK,
         description: "reaper work (process_mrelease and the oom_reaper kthread)",
         candidates: &["__oom_reap_task_mm"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: "reaper_kthread",
+        id: ConceptId::REAPER_KTHREAD,
         description: "oom_reaper kthread loop",
-        candidates: &["oom_reaper"],
+        candidates: &[reaper_common::context::OOM_REAPER_KTHREAD],
         inline_fallback: None,
         timing: Timing::NotTimed("the kthread's loop never returns"),
     },
     Concept {
-        id: "victim_teardown",
+        id: ConceptId::VICTIM_TEARDOWN,
         description: "victim address-space teardown",
         candidates: &["exit_mmap"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: "victim_unmap",
+        id: ConceptId::VICTIM_UNMAP,
         description: "victim's unmap of all VMAs",
         candidates: &["unmap_vmas"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: "per_vma_unmap",
+        id: ConceptId::PER_VMA_UNMAP,
         description: "per-VMA unmap (reaper)",
         candidates: &["zap_vma_for_reaping", "unmap_page_range"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: "vma_zap_worker",
+        id: ConceptId::VMA_ZAP_WORKER,
         description: "per-VMA zap worker of both contexts (7.x; unmap_page_range before)",
         candidates: &["__zap_vma_range"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: "pte_lock",
+        id: ConceptId::PTE_LOCK,
         description: "PTE spinlock acquisition",
         candidates: &["__pte_offset_map_lock", "pte_offset_map_lock"],
         inline_fallback: Some("zap_pte_range"),
         timing: Timing::Timed,
     },
     Concept {
-        id: "rmap_removal",
+        id: ConceptId::RMAP_REMOVAL,
         description: "rmap removal",
         candidates: &["folio_remove_rmap_ptes", "page_remove_rmap"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: "tlb_flush",
+        id: ConceptId::TLB_FLUSH,
         description: "TLB flush during unmap",
         candidates: &["tlb_flush_mmu"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: "tlb_finish",
+        id: ConceptId::TLB_FINISH,
         description: "TLB gather finish",
         candidates: &["tlb_finish_mmu"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: "page_freeing",
+        id: ConceptId::PAGE_FREEING,
         description: "page freeing",
         candidates: &["free_pages_and_swap_cache"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: "spin_slowpath",
+        id: ConceptId::SPIN_SLOWPATH,
         description: "spinlock slow path",
         candidates: &[
             "native_queued_spin_lock_slowpath",
@@ -180,13 +265,9 @@ pub const CONCEPTS: &[Concept] = &[
         timing: Timing::Timed,
     },
     Concept {
-        id: "mrelease_syscall",
+        id: ConceptId::MRELEASE_SYSCALL,
         description: "process_mrelease syscall",
-        candidates: &[
-            "__x64_sys_process_mrelease",
-            "__arm64_sys_process_mrelease",
-            "__do_sys_process_mrelease",
-        ],
+        candidates: &reaper_common::context::MRELEASE_SYSCALL_FRAMES,
         inline_fallback: None,
         timing: Timing::Timed,
     },
@@ -194,7 +275,7 @@ pub const CONCEPTS: &[Concept] = &[
 
 /// Looks a concept up by id.
 pub fn concept(id: &str) -> Option<&'static Concept> {
-    CONCEPTS.iter().find(|c| c.id == id)
+    CONCEPTS.iter().find(|c| c.id.name() == id)
 }
 
 /// Strips the compiler's clone suffixes (`.isra.0`, `.constprop.0`,
@@ -291,7 +372,7 @@ impl KernelSymbols {
 /// Resolves one concept: the first candidate the kernel has.
 pub fn resolve(concept: &Concept, symbols: &KernelSymbols) -> ResolvedConcept {
     ResolvedConcept {
-        concept: concept.id.to_owned(),
+        concept: concept.id.name().to_owned(),
         symbol: concept
             .candidates
             .iter()
@@ -323,7 +404,7 @@ pub fn resolve_with_btf(
         .filter(|a| Some(*a) != symbol.as_deref())
         .map(str::to_owned);
     ResolvedConcept {
-        concept: concept.id.to_owned(),
+        concept: concept.id.name().to_owned(),
         in_btf: btf.and(symbol.as_deref().map(in_btf)),
         attach_name,
         symbol,
@@ -349,12 +430,76 @@ pub fn resolve_all(symbols: &KernelSymbols) -> Vec<ResolvedConcept> {
 
 /// The frame that identifies a concept in stacks of a run: the resolved
 /// symbol, else the inline fallback, else `None` (absent on that kernel).
-pub fn frame_for<'a>(resolved: &'a [ResolvedConcept], id: &str) -> Option<&'a str> {
+pub fn frame_for(resolved: &[ResolvedConcept], id: ConceptId) -> Option<&str> {
     let entry = resolved.iter().find(|r| r.concept == id)?;
-    entry
-        .symbol
-        .as_deref()
-        .or_else(|| concept(id).and_then(|c| c.inline_fallback))
+    entry.symbol.as_deref().or(id.concept().inline_fallback)
+}
+
+/// Every catalog concept of one run resolved to its frame once: reports and
+/// diffs look concepts up here instead of searching the run's symbols per
+/// row.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConceptFrames {
+    /// Per concept, in catalog order: the resolved symbol and the frame
+    /// (symbol, else inline fallback); `None` when the run did not resolve it.
+    entries: Vec<(ConceptId, Option<ResolvedFrame>)>,
+}
+
+/// One concept resolved in a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ResolvedFrame {
+    symbol: Option<String>,
+    frame: Option<String>,
+    candidates: Vec<String>,
+}
+
+impl ConceptFrames {
+    /// Resolves every catalog concept against a run's `symbols`.
+    pub fn of(resolved: &[ResolvedConcept]) -> Self {
+        let entries = CONCEPTS
+            .iter()
+            .map(|c| {
+                let entry = resolved
+                    .iter()
+                    .find(|r| r.concept == c.id)
+                    .map(|r| ResolvedFrame {
+                        symbol: r.symbol.clone(),
+                        frame: frame_for(resolved, c.id).map(str::to_owned),
+                        candidates: r.candidates.clone(),
+                    });
+                (c.id, entry)
+            })
+            .collect();
+        Self { entries }
+    }
+
+    fn entry(&self, id: ConceptId) -> Option<&ResolvedFrame> {
+        self.entries
+            .iter()
+            .find(|(c, _)| *c == id)
+            .and_then(|(_, e)| e.as_ref())
+    }
+
+    /// The frame that identifies the concept in the run's stacks (symbol,
+    /// else inline fallback); `None`: absent on that kernel.
+    pub fn frame(&self, id: ConceptId) -> Option<&str> {
+        self.entry(id).and_then(|e| e.frame.as_deref())
+    }
+
+    /// The kernel function the concept resolved to (no inline fallback).
+    pub fn symbol(&self, id: ConceptId) -> Option<&str> {
+        self.entry(id).and_then(|e| e.symbol.as_deref())
+    }
+
+    /// Whether the run resolved the concept at all (an old run may not list it).
+    pub fn listed(&self, id: ConceptId) -> bool {
+        self.entry(id).is_some()
+    }
+
+    /// The candidates the run tried for the concept (empty when not listed).
+    pub fn candidates(&self, id: ConceptId) -> &[String] {
+        self.entry(id).map_or(&[], |e| &e.candidates)
+    }
 }
 
 /// What reaper needs from kernel BTF: which catalog candidates fentry can
@@ -509,6 +654,48 @@ mod tests {
     }
 
     #[test]
+    fn every_concept_id_names_one_catalog_entry() {
+        let ids = [
+            ConceptId::REAPER_WORK,
+            ConceptId::REAPER_KTHREAD,
+            ConceptId::VICTIM_TEARDOWN,
+            ConceptId::VICTIM_UNMAP,
+            ConceptId::PER_VMA_UNMAP,
+            ConceptId::VMA_ZAP_WORKER,
+            ConceptId::PTE_LOCK,
+            ConceptId::RMAP_REMOVAL,
+            ConceptId::TLB_FLUSH,
+            ConceptId::TLB_FINISH,
+            ConceptId::PAGE_FREEING,
+            ConceptId::SPIN_SLOWPATH,
+            ConceptId::MRELEASE_SYSCALL,
+        ];
+        assert_eq!(ids.len(), CONCEPTS.len());
+        for id in ids {
+            assert_eq!(id.concept().id, id);
+            assert_eq!(concept(id.name()).map(|c| c.id), Some(id));
+        }
+    }
+
+    #[test]
+    fn concept_frames_resolve_like_frame_for() {
+        let resolved = resolve_all(&fixture("6.1.176-x86_64"));
+        let frames = ConceptFrames::of(&resolved);
+        for c in CONCEPTS {
+            assert_eq!(frames.frame(c.id), frame_for(&resolved, c.id), "{}", c.id);
+            let r = resolved.iter().find(|r| r.concept == c.id).unwrap();
+            assert_eq!(frames.symbol(c.id), r.symbol.as_deref());
+            assert_eq!(frames.candidates(c.id), r.candidates.as_slice());
+        }
+        // 6.1 inlines the PTE lock: the frame is the inline fallback.
+        assert_eq!(frames.symbol(ConceptId::PTE_LOCK), None);
+        assert_eq!(frames.frame(ConceptId::PTE_LOCK), Some("zap_pte_range"));
+        let none = ConceptFrames::of(&[]);
+        assert!(!none.listed(ConceptId::PTE_LOCK));
+        assert_eq!(none.frame(ConceptId::PTE_LOCK), None);
+    }
+
+    #[test]
     fn base_name_strips_clone_suffixes() {
         assert_eq!(base_name("unmap_page_range.cold"), "unmap_page_range");
         assert_eq!(base_name("zap_pte_range.isra.0"), "zap_pte_range");
@@ -532,7 +719,10 @@ mod tests {
             Some("page_remove_rmap")
         );
         let resolved = resolve_all(&k);
-        assert_eq!(frame_for(&resolved, "pte_lock"), Some("zap_pte_range"));
+        assert_eq!(
+            frame_for(&resolved, ConceptId::PTE_LOCK),
+            Some("zap_pte_range")
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::process::Command;
 use reaper_model::{
     ContextProfile, Episode, Run,
     doctor::{Diagnosis, Outcome},
-    query::{Context, InContext as _},
+    query::Context,
 };
 
 mod common;
@@ -224,7 +224,7 @@ fn doctor_attaches_tracepoints_and_sampling_for_real() {
     let works = |kind: &str| {
         d.attach_kinds
             .iter()
-            .find(|k| k.kind == kind)
+            .find(|k| k.kind.name() == kind)
             .map(|k| k.works)
     };
     assert_eq!(works("tracepoint"), Some(true));
@@ -615,7 +615,7 @@ fn watch_sees_another_reapers_mrelease_episode_and_its_caller() {
         episode
             .contexts
             .iter()
-            .map(|c| c.context_name())
+            .map(|c| c.context)
             .collect::<Vec<_>>()
     );
     assert!(no_victims_left());

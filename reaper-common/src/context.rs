@@ -64,6 +64,125 @@ impl Context {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.name() == name)
     }
+
+    /// The display label ("victim exit"), used by the renderers only.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::VictimExit => "victim exit",
+            Self::MreleaseCaller => "mrelease caller",
+            Self::OomReaper => "oom_reaper",
+        }
+    }
+
+    /// Whether the context is a reaper side (its work is "reaper work", as
+    /// opposed to the victim tearing its own address space down).
+    pub const fn is_reaper(self) -> bool {
+        matches!(self, Self::MreleaseCaller | Self::OomReaper)
+    }
+
+    /// The reaper-side contexts, in id order.
+    pub const REAPERS: [Self; 2] = [Self::MreleaseCaller, Self::OomReaper];
+
+    /// The kernel functions this context's stacks are rooted at, most
+    /// preferred first (call trees are trimmed to the first one present).
+    pub const fn anchor_frames(self) -> &'static [&'static str] {
+        match self {
+            Self::VictimExit => &["do_exit"],
+            Self::MreleaseCaller => &MRELEASE_SYSCALL_FRAMES,
+            Self::OomReaper => &[OOM_REAPER_KTHREAD, "kthread"],
+        }
+    }
+}
+
+/// The kernel's `oom_reaper` kthread: the name of its thread function (the
+/// context's anchor frame, the catalog's `reaper_kthread`) and of its comm.
+/// The same word as [`Context::OomReaper`]'s name, but the kernel's.
+pub const OOM_REAPER_KTHREAD: &str = "oom_reaper";
+
+/// The `process_mrelease(2)` entry points, most preferred first: the
+/// mrelease caller's anchor, and the catalog's candidates for the syscall.
+pub const MRELEASE_SYSCALL_FRAMES: [&str; 3] = [
+    "__x64_sys_process_mrelease",
+    "__arm64_sys_process_mrelease",
+    "__do_sys_process_mrelease",
+];
+
+impl core::fmt::Display for Context {
+    /// The machine name (what run files hold).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// A context name outside [`CONTEXT_NAMES`], read from a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownContext<'a>(pub &'a str);
+
+impl core::fmt::Display for UnknownContext<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "unknown context {:?}; reaper writes only ", self.0)?;
+        for (i, name) in CONTEXT_NAMES.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(name)?;
+        }
+        Ok(())
+    }
+}
+
+impl core::str::FromStr for Context {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::from_name(s).ok_or(())
+    }
+}
+
+/// Run files hold a context as its machine name; a name outside the set is
+/// refused with [`UnknownContext`]'s message (the field and the value).
+#[cfg(feature = "serde")]
+mod serde_impls {
+    extern crate alloc;
+
+    use alloc::borrow::Cow;
+
+    use super::{CONTEXT_NAMES, Context, UnknownContext};
+
+    impl serde::Serialize for Context {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(self.name())
+        }
+    }
+
+    impl<'de> serde::Deserialize<'de> for Context {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl serde::de::Visitor<'_> for Visitor {
+                type Value = Context;
+                fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                    f.write_str("a context name")
+                }
+                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Context, E> {
+                    Context::from_name(v).ok_or_else(|| E::custom(UnknownContext(v)))
+                }
+            }
+            d.deserialize_str(Visitor)
+        }
+    }
+
+    impl schemars::JsonSchema for Context {
+        fn schema_name() -> Cow<'static, str> {
+            "Context".into()
+        }
+
+        fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+            schemars::json_schema!({
+                "description": "A tracked context: the dying victim, a process_mrelease caller, or the oom_reaper kthread.",
+                "type": "string",
+                "enum": CONTEXT_NAMES,
+            })
+        }
+    }
 }
 
 #[cfg(test)]
@@ -79,5 +198,14 @@ mod tests {
         assert_eq!(Context::from_id(CONTEXT_UNTRACKED), None);
         assert_eq!(Context::from_name("../../trav-pwned"), None);
         assert_eq!(Context::from_name("Victim_exit"), None);
+    }
+
+    #[test]
+    fn reaper_sides_are_the_non_victim_contexts() {
+        for c in Context::ALL {
+            assert_eq!(c.is_reaper(), Context::REAPERS.contains(&c));
+            assert_eq!(c.is_reaper(), c != Context::VictimExit);
+            assert!(!c.anchor_frames().is_empty());
+        }
     }
 }

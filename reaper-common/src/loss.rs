@@ -67,6 +67,12 @@ impl Counter {
         }
     }
 
+    /// The counter of a stable name (as run files key them); `None` for a
+    /// name this build does not know (a newer recorder's).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
     /// Whether a non-zero value means data was lost (as opposed to a hit count).
     pub const fn is_loss(self) -> bool {
         !matches!(

@@ -6,13 +6,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{HostInfo, ResolvedConcept};
+use crate::{AttachMode, HostInfo, ProbeOutcome, ResolvedConcept};
 
 /// One attach kind's verdict.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct AttachKind {
-    /// "fentry", "fexit", "kprobe", "kretprobe", "tracepoint", "tp_btf", "perf_event".
-    pub kind: String,
+    /// The attach kind checked.
+    pub kind: ProgramKind,
     /// Whether a program of this kind loaded and attached.
     pub works: bool,
     /// What was attached, or the kernel's answer.
@@ -26,10 +26,13 @@ pub struct FunctionMode {
     pub concept: String,
     /// The kernel function, if this kernel has one.
     pub symbol: Option<String>,
-    /// "fentry", "kprobe" or "none".
-    pub mode: String,
-    /// "attached", or the kernel's answers (or why the concept has no function).
-    pub status: String,
+    /// fentry, kprobe or none.
+    pub mode: AttachMode,
+    /// Attached, or the kernel's answers (or why the concept has no function).
+    pub status: ProbeOutcome,
+    /// Why fentry/fexit was refused when kprobes were used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_from: Option<String>,
 }
 
 /// The doctor's findings.
@@ -66,11 +69,11 @@ impl Diagnosis {
     pub fn can_record(&self) -> bool {
         self.attach_kinds
             .iter()
-            .any(|k| (k.kind == "tracepoint" || k.kind == "perf_event") && k.works)
+            .any(|k| matches!(k.kind, ProgramKind::Tracepoint | ProgramKind::PerfEvent) && k.works)
     }
 
     /// Whether an attach kind works.
-    pub fn works(&self, kind: &str) -> bool {
+    pub fn works(&self, kind: ProgramKind) -> bool {
         self.attach_kinds.iter().any(|k| k.kind == kind && k.works)
     }
 }
@@ -93,6 +96,8 @@ pub enum ProgramKind {
     Kprobe,
     /// kretprobe.
     Kretprobe,
+    /// BTF-enabled raw tracepoint (doctor's capability check only).
+    TpBtf,
 }
 
 impl ProgramKind {
@@ -105,6 +110,7 @@ impl ProgramKind {
             Self::Fexit => "fexit",
             Self::Kprobe => "kprobe",
             Self::Kretprobe => "kretprobe",
+            Self::TpBtf => "tp_btf",
         }
     }
 }
@@ -235,7 +241,7 @@ mod tests {
             tracefs_mounted_by_reaper: false,
             privileges: Ok(()),
             attach_kinds: vec![AttachKind {
-                kind: "kprobe".into(),
+                kind: ProgramKind::Kprobe,
                 works: true,
                 detail: "attached".into(),
             }],
@@ -257,8 +263,9 @@ mod tests {
             function_modes: vec![FunctionMode {
                 concept: "reaper_work".into(),
                 symbol: None,
-                mode: "none".into(),
-                status: "absent on this kernel".into(),
+                mode: AttachMode::None,
+                status: ProbeOutcome::parse("absent on this kernel"),
+                fallback_from: None,
             }],
             process_mrelease: true,
             record_mode: "kprobe".into(),
@@ -271,6 +278,6 @@ mod tests {
         let back: Diagnosis = serde_json::from_str(&text).unwrap();
         assert_eq!(back, diagnosis);
         assert_eq!(refused.to_string(), "BPF_PROG_LOAD refused [ENOTSUPP 524]");
-        assert!(back.works("kprobe") && !back.can_record());
+        assert!(back.works(ProgramKind::Kprobe) && !back.can_record());
     }
 }

@@ -8,11 +8,14 @@
 pub mod doctor;
 pub mod query;
 
-pub use query::Context;
-
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub use reaper_common::context::Context;
+
+mod vocabulary;
+pub use vocabulary::{AttachMode, ProbeGroup, ProbeOutcome, VmaOrderKind};
 
 /// Bumped on any incompatible change to the layout below.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -78,10 +81,10 @@ pub struct FunctionProbe {
     /// The kernel function, when this kernel has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
-    /// "fentry", "kprobe" or "none".
-    pub mode: String,
-    /// "attached", or why not (the kernel's answers, or "absent on this kernel").
-    pub status: String,
+    /// fentry, kprobe, or none.
+    pub mode: AttachMode,
+    /// Attached, or why not (the kernel's answers, or absent on this kernel).
+    pub status: ProbeOutcome,
     /// Why a higher rung was refused when a lower one was used, e.g.
     /// "fentry attach: ... [ENOTSUPP 524]".
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,10 +159,10 @@ pub struct Recording {
 pub struct ProbeUse {
     /// Probe group, e.g. "sampling", "lock_wait", "timeline:exit_mmap".
     pub probe: String,
-    /// Attach kind used, e.g. "perf_event", "tracepoint"; "none" if it failed.
-    pub mode: String,
-    /// "attached", or the kernel's answer when it did not attach.
-    pub status: String,
+    /// Attach kind used, e.g. perf_event, tracepoint; none if it failed.
+    pub mode: AttachMode,
+    /// Attached, or the kernel's answer when it did not attach.
+    pub status: ProbeOutcome,
 }
 
 /// What was torn down and how.
@@ -207,8 +210,9 @@ pub struct ResolvedConcept {
 /// Something the run could not measure.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NotMeasured {
-    /// What is missing, e.g. "exact function timing".
-    pub what: String,
+    /// What is missing, e.g. "exact function timing" (key `what` in files).
+    #[serde(rename = "what")]
+    pub subject: String,
     /// Why, e.g. "fentry refused (EPERM) and kprobes not built in".
     pub why: String,
 }
@@ -275,14 +279,14 @@ pub struct FunctionTiming {
 /// One function in one context.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FunctionTime {
-    /// Context name.
-    pub context: String,
+    /// The context.
+    pub context: Context,
     /// Catalog concept id.
     pub concept: String,
     /// Kernel function.
     pub symbol: String,
-    /// "fentry" or "kprobe".
-    pub mode: String,
+    /// fentry or kprobe.
+    pub mode: AttachMode,
     /// Completed calls.
     pub calls: u64,
     /// Inclusive time, ns.
@@ -297,8 +301,8 @@ pub struct FunctionTime {
 /// Calls of `child` made directly from `parent` in one context.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CallEdge {
-    /// Context name.
-    pub context: String,
+    /// The context.
+    pub context: Context,
     /// Calling probed function.
     pub parent: String,
     /// Called probed function.
@@ -312,12 +316,12 @@ pub struct CallEdge {
 /// The order in which one context's per-VMA unmap calls visited VMAs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VmaOrderSeen {
-    /// Context name.
-    pub context: String,
+    /// The context.
+    pub context: Context,
     /// The per-VMA unmap function whose argument was read.
     pub function: String,
-    /// "forward", "reverse", "mixed" or "unknown" (fewer than 2 calls).
-    pub order: String,
+    /// Forward, reverse, mixed or unknown (fewer than 2 calls).
+    pub order: VmaOrderKind,
     /// Calls seen (VMAs unmapped).
     pub vmas: u64,
     /// First VMA start address.
@@ -380,8 +384,8 @@ pub struct VictimInfo {
 /// A context's profile within one episode.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ContextProfile {
-    /// A context name from `reaper_common::context::CONTEXT_NAMES`.
-    pub context: String,
+    /// The context (its name from `reaper_common::context::CONTEXT_NAMES`).
+    pub context: Context,
     /// Tasks attributed to it.
     pub tasks: Vec<TaskRef>,
     /// Sampled stacks.
@@ -432,9 +436,9 @@ pub struct TimelineEntry {
     pub t_ns: i64,
     /// `TimelineKind::name()`, or "kill" for the userspace kill.
     pub kind: String,
-    /// Context name, if the task was tracked.
+    /// The context, if the task was tracked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<String>,
+    pub context: Option<Context>,
     /// Thread id of the task the event fired in.
     pub tid: u32,
     /// Its thread-group id.

@@ -1,48 +1,39 @@
 //! Questions readers ask of a run file (xtask's VM checks and benchmark,
 //! `reaper diff`, the integration tests), answered here once so that no
-//! reader compares the model's context names or probe strings itself: when
-//! those fields become typed, these bodies change and the readers do not.
+//! reader compares the model's contexts or probe outcomes itself.
 
 use crate::{
-    CallEdge, ContextProfile, Episode, FunctionProbe, FunctionTime, FunctionTiming, ProbeUse, Run,
-    VmaOrderSeen,
+    AttachMode, CallEdge, ContextProfile, Episode, FunctionProbe, FunctionTime, FunctionTiming,
+    ProbeUse, Run, VmaOrderSeen,
 };
 
-pub use reaper_common::context::Context;
-
-/// `status` of a probe that attached.
-pub const ATTACHED: &str = "attached";
-/// `mode` of a probe that did not attach.
-pub const NOT_ATTACHED: &str = "none";
+pub use crate::Context;
 /// Prefix of the `recording.probes` entries of function probes
 /// (`function:SYMBOL`, or `function:CONCEPT` when the kernel has none).
 pub const FUNCTION_PROBE_PREFIX: &str = "function:";
 
 /// A model value that belongs to one context.
 pub trait InContext {
-    /// The context name as stored.
-    fn context_name(&self) -> &str;
+    /// The context it belongs to.
+    fn context(&self) -> Context;
 
     /// Whether it belongs to `context`.
     fn is_in(&self, context: Context) -> bool {
-        self.context_name() == context.name()
+        self.context() == context
     }
 
     /// Whether it belongs to a reaper side (a `process_mrelease` caller or
     /// the oom_reaper), as opposed to the dying victim.
     fn is_reaper_side(&self) -> bool {
-        matches!(
-            Context::from_name(self.context_name()),
-            Some(Context::MreleaseCaller | Context::OomReaper)
-        )
+        self.context().is_reaper()
     }
 }
 
 macro_rules! in_context {
     ($($t:ty),*) => {$(
         impl InContext for $t {
-            fn context_name(&self) -> &str {
-                &self.context
+            fn context(&self) -> Context {
+                self.context
             }
         }
     )*};
@@ -52,12 +43,12 @@ in_context!(ContextProfile, FunctionTime, CallEdge, VmaOrderSeen);
 impl ProbeUse {
     /// Whether the probe group attached.
     pub fn attached(&self) -> bool {
-        self.status == ATTACHED
+        self.status.is_attached()
     }
 
     /// Whether it says it did not attach (attach mode "none").
     pub fn not_attached(&self) -> bool {
-        self.mode == NOT_ATTACHED
+        self.mode == AttachMode::None
     }
 
     /// For a function probe, its function (or concept, when the kernel has
@@ -70,7 +61,7 @@ impl ProbeUse {
 impl FunctionProbe {
     /// Whether the function got a probe (any rung of the ladder).
     pub fn attached(&self) -> bool {
-        self.mode != NOT_ATTACHED
+        self.mode != AttachMode::None
     }
 }
 
@@ -123,7 +114,7 @@ impl FunctionTiming {
     }
 
     /// `symbol`'s row in `context`.
-    pub fn function(&self, context: &str, symbol: &str) -> Option<&FunctionTime> {
+    pub fn function(&self, context: Context, symbol: &str) -> Option<&FunctionTime> {
         self.functions
             .iter()
             .find(|f| f.context == context && f.symbol == symbol)
@@ -133,12 +124,13 @@ impl FunctionTiming {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ProbeOutcome, VmaOrderKind};
 
-    fn order(context: &str, order: &str) -> VmaOrderSeen {
+    fn order(context: Context, order: VmaOrderKind) -> VmaOrderSeen {
         VmaOrderSeen {
-            context: context.into(),
+            context,
             function: "zap_vma_for_reaping".into(),
-            order: order.into(),
+            order,
             vmas: 64,
             first: 2,
             last: 1,
@@ -149,32 +141,43 @@ mod tests {
     }
 
     #[test]
-    fn contexts_are_matched_by_their_names_in_one_place() {
+    fn reaper_side_orders_are_found_by_context() {
         let timing = FunctionTiming {
             vma_orders: vec![
-                order("victim_exit", "forward"),
-                order("oom_reaper", "reverse"),
+                order(Context::VictimExit, VmaOrderKind::Forward),
+                order(Context::OomReaper, VmaOrderKind::Reverse),
             ],
             ..FunctionTiming::default()
         };
-        assert_eq!(timing.reaper_vma_order().unwrap().order, "reverse");
+        assert_eq!(
+            timing.reaper_vma_order().unwrap().order,
+            VmaOrderKind::Reverse
+        );
         assert_eq!(
             timing.vma_order(Context::VictimExit).unwrap().order,
-            "forward"
+            VmaOrderKind::Forward
         );
         assert!(timing.vma_order(Context::MreleaseCaller).is_none());
     }
 
     #[test]
     fn function_probes_are_told_apart_from_other_groups() {
-        let p = |probe: &str, mode: &str, status: &str| ProbeUse {
+        let p = |probe: &str, mode: AttachMode, status: ProbeOutcome| ProbeUse {
             probe: probe.into(),
-            mode: mode.into(),
-            status: status.into(),
+            mode,
+            status,
         };
-        let sampling = p("sampling", "perf_event", ATTACHED);
-        let reap = p("function:__oom_reap_task_mm", "fentry", ATTACHED);
-        let loop_ = p("function:reaper_kthread", NOT_ATTACHED, "not timed: loop");
+        let sampling = p("sampling", AttachMode::PerfEvent, ProbeOutcome::Attached);
+        let reap = p(
+            "function:__oom_reap_task_mm",
+            AttachMode::Fentry,
+            ProbeOutcome::Attached,
+        );
+        let loop_ = p(
+            "function:reaper_kthread",
+            AttachMode::None,
+            ProbeOutcome::not_attached("not timed: loop"),
+        );
         assert_eq!(sampling.function(), None);
         assert_eq!(reap.function(), Some("__oom_reap_task_mm"));
         assert!(reap.attached() && !reap.not_attached());

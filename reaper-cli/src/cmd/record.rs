@@ -8,7 +8,10 @@ use clap::Args;
 
 use crate::{
     output::OutputDir,
-    probes::loader::{EbpfLog, MapSizes},
+    probes::{
+        function_timing::AttachPolicy,
+        loader::{EbpfLog, MapSizes},
+    },
     recorder::{self, RecordSettings, Target},
     report::load::{PREVIOUS_RUN_FILE_NAME, RUN_FILE_NAME},
     scenario::size::{VictimSpec, parse_size},
@@ -89,7 +92,7 @@ pub struct RecordArgs {
     /// function), fentry or kprobe (forced: failing is an error), or sampling
     /// (no function probes).
     #[arg(long, default_value = "auto", value_name = "MODE",
-          value_parser = ["auto", "fentry", "kprobe", "sampling"])]
+          value_parser = clap::builder::PossibleValuesParser::new(AttachPolicy::NAMES))]
     pub attach: String,
 }
 

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use reaper_common::timeline::TimelineKind;
 
-use crate::model::Episode;
+use crate::model::{Context, Episode};
 use crate::report::losses::is_loss;
 
 /// `process_mrelease`'s return value when the caller lost the race.
@@ -40,7 +40,7 @@ pub fn lost_race(e: &Episode) -> bool {
         || e.latencies.mrelease_ret == Some(ESRCH_RET)
         || e.timeline.iter().any(|t| {
             t.kind == TimelineKind::MreleaseExit.name()
-                && t.context.as_deref() == Some("mrelease_caller")
+                && t.context == Some(Context::MreleaseCaller)
                 && t.arg == ESRCH_RET
         })
 }
@@ -140,7 +140,7 @@ mod tests {
         e.timeline.push(TimelineEntry {
             t_ns: 70_000,
             kind: "mrelease_exit".into(),
-            context: Some("mrelease_caller".into()),
+            context: Some(Context::MreleaseCaller),
             tid: 9,
             tgid: 9,
             comm: "reaper".into(),

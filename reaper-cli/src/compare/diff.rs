@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use crate::model::Run;
-use crate::report::analysis::context_label;
+use crate::catalog::ConceptId;
+use crate::model::{AttachMode, Context, Run};
 use crate::report::losses::is_loss;
 
 use super::clean::Excluded;
@@ -149,8 +149,8 @@ pub struct ExactRow {
 /// One context's function table.
 #[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ContextTable {
-    /// Context name.
-    pub context: String,
+    /// The context.
+    pub context: Context,
     /// Display label.
     pub label: String,
     /// Rows.
@@ -161,7 +161,7 @@ pub struct ContextTable {
 #[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct FunctionRow {
     /// Catalog concept, when the row is one.
-    pub concept: Option<&'static str>,
+    pub concept: Option<ConceptId>,
     /// Function name(s).
     pub name: String,
     /// The comparison.
@@ -201,7 +201,7 @@ fn side_info(set: &RunSet, label: Option<&str>) -> SideInfo {
             .distinct(|r: &Run| victim_bytes(r).map_or("unknown".to_owned(), format_bytes)),
         tools: set.distinct(|r| format!("{} {}", r.tool.name, r.tool.version)),
         function_probes: if timing.modes.is_empty() {
-            vec!["none".to_owned()]
+            vec![AttachMode::None.name().to_owned()]
         } else {
             timing.modes.clone()
         },
@@ -348,7 +348,7 @@ fn context_tables(a: &RunSet, b: &RunSet, top: usize) -> Vec<ContextTable> {
     contexts(a, b)
         .into_iter()
         .map(|context| {
-            let rows = context_series(a, b, &context, top)
+            let rows = context_series(a, b, context, top)
                 .into_iter()
                 .map(|s| FunctionRow {
                     concept: s.concept,
@@ -362,7 +362,7 @@ fn context_tables(a: &RunSet, b: &RunSet, top: usize) -> Vec<ContextTable> {
                 })
                 .collect();
             ContextTable {
-                label: context_label(&context),
+                label: context.label().to_owned(),
                 context,
                 rows,
             }

@@ -34,7 +34,7 @@ pub struct ExactTiming {
 
 /// A timed function's series key: its context and catalog concept.
 fn key(f: &FunctionTime) -> (String, String) {
-    (f.context.clone(), f.concept.clone())
+    (f.context.name().to_owned(), f.concept.clone())
 }
 
 /// Exact timing over a run set's clean episodes ([`super::clean`]).
@@ -53,12 +53,14 @@ pub fn exact(set: &RunSet) -> ExactTiming {
                 continue;
             };
             if let Some(seen) = timing.reaper_vma_order() {
-                *reaper_orders.entry(seen.order.clone()).or_default() += 1;
+                *reaper_orders
+                    .entry(seen.order.name().to_owned())
+                    .or_default() += 1;
             }
             let mut map = BTreeMap::new();
             for f in &timing.functions {
-                if !modes.contains(&f.mode) {
-                    modes.push(f.mode.clone());
+                if !modes.iter().any(|m| m == f.mode.name()) {
+                    modes.push(f.mode.name().to_owned());
                 }
                 let seen = symbols.entry(key(f)).or_default();
                 if !seen.contains(&f.symbol) {
@@ -97,14 +99,14 @@ mod tests {
     use super::*;
     use crate::compare::load::LoadedRun;
     use crate::compare::synth::{self, Spec, factors};
-    use crate::model::{FunctionTiming, Run, VmaOrderSeen};
+    use crate::model::{AttachMode, Context, FunctionTiming, Run, VmaOrderKind, VmaOrderSeen};
 
-    fn timed(context: &str, concept: &str, symbol: &str, total_ns: u64) -> FunctionTime {
+    fn timed(context: Context, concept: &str, symbol: &str, total_ns: u64) -> FunctionTime {
         FunctionTime {
-            context: context.into(),
+            context,
             concept: concept.into(),
             symbol: symbol.into(),
-            mode: "fentry".into(),
+            mode: AttachMode::Fentry,
             calls: 1,
             total_ns,
             max_ns: total_ns,
@@ -112,11 +114,11 @@ mod tests {
         }
     }
 
-    fn order(context: &str, order: &str) -> VmaOrderSeen {
+    fn order(context: Context, order: VmaOrderKind) -> VmaOrderSeen {
         VmaOrderSeen {
-            context: context.into(),
+            context,
             function: "zap_vma_for_reaping".into(),
-            order: order.into(),
+            order,
             vmas: 64,
             first: 1,
             last: 2,
@@ -147,24 +149,24 @@ mod tests {
         let first = FunctionTiming {
             functions: vec![
                 timed(
-                    "mrelease_caller",
+                    Context::MreleaseCaller,
                     "per_vma_unmap",
                     "zap_vma_for_reaping",
                     2_000_000,
                 ),
                 timed(
-                    "victim_exit",
+                    Context::VictimExit,
                     "per_vma_unmap",
                     "unmap_page_range",
                     5_000_000,
                 ),
             ],
-            vma_orders: vec![order("mrelease_caller", "reverse")],
+            vma_orders: vec![order(Context::MreleaseCaller, VmaOrderKind::Reverse)],
             ..FunctionTiming::default()
         };
         let second = FunctionTiming {
             functions: vec![timed(
-                "mrelease_caller",
+                Context::MreleaseCaller,
                 "per_vma_unmap",
                 "unmap_page_range",
                 3_000_000,

@@ -15,15 +15,15 @@ use std::path::PathBuf;
 use inferno::differential;
 use inferno::flamegraph::{self, Options};
 
+use crate::model::Context;
 use crate::output::{OutputDir, OutputError};
-use crate::report::analysis::context_label;
 use crate::report::stacks::merge_stacks;
 
 use super::functions::{contexts, stacks_of};
 use super::load::RunSet;
 
 /// Folded lines of one context: per-episode mean period in µs per stack.
-pub fn mean_folded(set: &RunSet, context: &str) -> Vec<String> {
+pub fn mean_folded(set: &RunSet, context: Context) -> Vec<String> {
     let complete: Vec<_> = set
         .runs
         .iter()
@@ -135,17 +135,17 @@ pub fn write_all(
 ) -> Result<Vec<PathBuf>, FlameError> {
     let mut written = Vec::new();
     for context in contexts(a, b) {
-        let (fa, fb) = (mean_folded(a, &context), mean_folded(b, &context));
+        let (fa, fb) = (mean_folded(a, context), mean_folded(b, context));
         if fa.is_empty() && fb.is_empty() {
             continue;
         }
-        let label = context_label(&context);
+        let label = context.label();
         let jobs = [
             ("a-vs-b", &fa, &fb, labels.1, labels.0),
             ("b-vs-a", &fb, &fa, labels.0, labels.1),
         ];
         for (suffix, before, after, shown, other) in jobs {
-            let (title, subtitle) = titles(&label, shown, other);
+            let (title, subtitle) = titles(label, shown, other);
             let name = format!("{context}.{suffix}.diff.svg");
             let svg =
                 differential_svg(before, after, &title, subtitle.as_deref()).map_err(|source| {

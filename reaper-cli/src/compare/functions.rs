@@ -7,10 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use reaper_common::context::CONTEXT_NAMES;
-
-use crate::catalog::{CONCEPTS, frame_for};
-use crate::model::{Episode, Run, SampledStack};
+use crate::catalog::{CONCEPTS, ConceptId, frame_for};
+use crate::model::{Context, Episode, Run, SampledStack};
 use crate::report::stacks::children_self;
 use crate::report::summary::episode_stacks;
 
@@ -25,7 +23,7 @@ type EpisodeCosts = BTreeMap<String, f64>;
 #[derive(Clone, Debug, PartialEq)]
 pub struct FunctionSeries {
     /// Catalog concept id, for concept rows.
-    pub concept: Option<&'static str>,
+    pub concept: Option<ConceptId>,
     /// The function name, "a → b" when the sides name it differently.
     pub name: String,
     /// Side A's per-episode period, ms (empty when not measurable).
@@ -42,37 +40,27 @@ pub struct FunctionSeries {
     pub runs_b: Vec<usize>,
 }
 
-/// Contexts present in either side, known ones in id order first.
-pub fn contexts(a: &RunSet, b: &RunSet) -> Vec<String> {
-    let present: BTreeSet<String> = a
+/// Contexts present in either side, in id order.
+pub fn contexts(a: &RunSet, b: &RunSet) -> Vec<Context> {
+    let present: BTreeSet<Context> = a
         .runs
         .iter()
         .chain(&b.runs)
         .flat_map(|r| &r.run.episodes)
         .flat_map(|e| &e.contexts)
-        .map(|c| c.context.clone())
+        .map(|c| c.context)
         .collect();
-    let mut out: Vec<String> = CONTEXT_NAMES
-        .iter()
-        .filter(|n| present.contains(**n))
-        .map(|n| (*n).to_owned())
-        .collect();
-    out.extend(
-        present
-            .into_iter()
-            .filter(|c| !CONTEXT_NAMES.contains(&c.as_str())),
-    );
-    out
+    present.into_iter().collect()
 }
 
 /// A context's stacks in one episode.
-pub fn stacks_of(episode: &Episode, context: &str) -> Vec<SampledStack> {
+pub fn stacks_of(episode: &Episode, context: Context) -> Vec<SampledStack> {
     episode_stacks(episode, context).cloned().collect()
 }
 
 /// (run, per-episode costs) over a set's clean episodes
 /// ([`super::clean`]).
-fn costs<'a>(set: &'a RunSet, context: &str) -> Vec<(&'a Run, EpisodeCosts)> {
+fn costs(set: &RunSet, context: Context) -> Vec<(&Run, EpisodeCosts)> {
     set.runs
         .iter()
         .flat_map(|r| r.run.episodes.iter().map(move |e| (&r.run, e)))
@@ -110,7 +98,7 @@ fn series(costs: &[(&Run, EpisodeCosts)], symbol: impl Fn(&Run) -> Option<String
 /// The function a concept is sampled as in a run: the resolved symbol
 /// only. An inline fallback (the PTE lock inside `zap_pte_range` on 6.1)
 /// stands for much more than the concept, so it is not compared.
-fn concept_symbol(run: &Run, id: &str) -> Option<String> {
+fn concept_symbol(run: &Run, id: ConceptId) -> Option<String> {
     run.symbols
         .iter()
         .find(|r| r.concept == id)
@@ -118,7 +106,7 @@ fn concept_symbol(run: &Run, id: &str) -> Option<String> {
 }
 
 /// Distinct symbols a concept resolves to over a set's runs.
-fn concept_symbols(set: &RunSet, id: &str) -> Vec<String> {
+fn concept_symbols(set: &RunSet, id: ConceptId) -> Vec<String> {
     set.distinct(|r| concept_symbol(r, id).unwrap_or_default())
         .into_iter()
         .filter(|s| !s.is_empty())
@@ -126,12 +114,12 @@ fn concept_symbols(set: &RunSet, id: &str) -> Vec<String> {
 }
 
 /// Why a concept has no function on a side's kernel.
-fn concept_absent(set: &RunSet, id: &str) -> String {
+fn concept_absent(set: &RunSet, id: ConceptId) -> String {
     let inline = set
         .runs
         .first()
         .and_then(|r| frame_for(&r.run.symbols, id))
-        .filter(|_| crate::catalog::concept(id).is_some_and(|c| c.inline_fallback.is_some()));
+        .filter(|_| id.concept().inline_fallback.is_some());
     match inline {
         Some(caller) => format!("inline in {caller} on this kernel"),
         None => "absent on this kernel".to_owned(),
@@ -144,7 +132,7 @@ fn nonzero(values: &[f64]) -> bool {
 
 /// The table rows of one context: concepts with period on either side, then
 /// up to `top` other functions by the larger median.
-pub fn context_series(a: &RunSet, b: &RunSet, context: &str, top: usize) -> Vec<FunctionSeries> {
+pub fn context_series(a: &RunSet, b: &RunSet, context: Context, top: usize) -> Vec<FunctionSeries> {
     let (costs_a, costs_b) = (costs(a, context), costs(b, context));
     let (runs_a, runs_b) = (run_ids(a, &costs_a), run_ids(b, &costs_b));
     let mut rows = Vec::new();

@@ -9,28 +9,14 @@
 
 use serde::Serialize;
 
+use crate::catalog::ConceptFrames;
 use crate::model::Run;
-use crate::report::model::{Cell, SummaryRow};
+use crate::report::model::Cell;
+pub use crate::report::model::RowId as Row;
 use crate::report::summary::summary;
 
 use super::clean::exclusion;
 use super::load::RunSet;
-
-/// Which summary row a metric reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Row {
-    /// "Total running time".
-    Total,
-    /// "Time waiting for pte spinlock".
-    PteLockWait,
-    /// "<rmap function> time".
-    Rmap,
-    /// "kill → mrelease done".
-    KillToReap,
-    /// "kill → exit_mmap done".
-    KillToExitMmap,
-}
 
 /// Which part of a row's value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -150,19 +136,6 @@ pub fn names() -> String {
         .join(", ")
 }
 
-/// Whether a summary row is the one a [`Row`] reads. Rows are matched by
-/// label because the rmap row is named after the kernel's function.
-fn is_row(row: &SummaryRow, which: Row) -> bool {
-    let label = row.label.as_str();
-    match which {
-        Row::Total => label.starts_with("Total running time"),
-        Row::PteLockWait => label.starts_with("Time waiting for pte"),
-        Row::Rmap => label.ends_with(" time") && label.contains("rmap"),
-        Row::KillToReap => label.contains("mrelease done"),
-        Row::KillToExitMmap => label.contains("exit_mmap done"),
-    }
-}
-
 /// One side's samples of a metric.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Samples {
@@ -197,9 +170,9 @@ impl Samples {
 
 /// Adds one run's samples of every metric to `out` (indexed like [`METRICS`]).
 fn add_run(run: &Run, out: &mut [Samples]) {
-    let rows = summary(run).rows;
+    let rows = summary(run, &ConceptFrames::of(&run.symbols)).rows;
     for (metric, samples) in METRICS.iter().zip(out.iter_mut()) {
-        let Some(row) = rows.iter().find(|r| is_row(r, metric.row)) else {
+        let Some(row) = rows.iter().find(|r| r.id == metric.row) else {
             push_distinct(
                 &mut samples.not_measured,
                 "this reaper's report has no such row",
@@ -257,23 +230,20 @@ mod tests {
     }
 
     #[test]
-    fn rows_match_the_report_labels() {
-        let row = |label: &str| SummaryRow {
-            label: label.to_owned(),
-            split_label: None,
-            cells: Vec::new(),
-            stats: None,
-        };
-        assert!(is_row(&row("Total running time"), Row::Total));
-        assert!(is_row(
-            &row("Time waiting for pte spinlock"),
-            Row::PteLockWait
-        ));
-        assert!(is_row(&row("folio_remove_rmap_ptes time"), Row::Rmap));
-        assert!(is_row(&row("page_remove_rmap time"), Row::Rmap));
-        assert!(is_row(&row("rmap removal time"), Row::Rmap));
-        assert!(!is_row(&row("Total running time"), Row::Rmap));
-        assert!(is_row(&row("kill → mrelease done"), Row::KillToReap));
-        assert!(is_row(&row("kill → exit_mmap done"), Row::KillToExitMmap));
+    fn every_metric_reads_a_row_of_the_summary() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/report/6.18-mrelease.run.json"
+        );
+        let run = crate::report::load_run(std::path::Path::new(path)).unwrap();
+        let rows = summary(&run, &ConceptFrames::of(&run.symbols)).rows;
+        for m in METRICS {
+            assert_eq!(
+                rows.iter().filter(|r| r.id == m.row).count(),
+                1,
+                "{}",
+                m.name
+            );
+        }
     }
 }

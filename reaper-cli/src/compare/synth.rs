@@ -8,6 +8,8 @@
 
 use serde_json::{Value, json};
 
+use crate::model::{AttachMode, Context, ProbeGroup, ProbeOutcome};
+
 /// cpu-clock period at 4 kHz, ns.
 const PERIOD_NS: u64 = 250_000;
 
@@ -108,7 +110,7 @@ fn episode(spec: &Spec, index: usize, f: f64) -> Value {
                     "threads": 1, "vmas": 64 },
         "contexts": [
             {
-                "context": "victim_exit",
+                "context": Context::VictimExit,
                 "tasks": [{ "tid": 1000 + index, "comm": "reaper-victim" }],
                 "stacks": [
                     stack(&format!("{victim};{rmap}"), 80.0 * f),
@@ -119,7 +121,7 @@ fn episode(spec: &Spec, index: usize, f: f64) -> Value {
                 "lock_waits": lock_waits(&pte_v, 400.0, 10.0),
             },
             {
-                "context": "mrelease_caller",
+                "context": Context::MreleaseCaller,
                 "tasks": [{ "tid": 900, "comm": "reaper" }],
                 "stacks": [
                     stack(&format!("{reaper};{rmap}"), 100.0 * f),
@@ -172,12 +174,13 @@ fn symbols(old_kernel: bool) -> Value {
 
 /// A whole run file.
 pub fn run(spec: &Spec) -> Value {
-    let mut probes =
-        vec![json!({ "probe": "sampling", "mode": "perf_event", "status": "attached" })];
+    let mut probes = vec![
+        json!({ "probe": ProbeGroup::Sampling.name(), "mode": AttachMode::PerfEvent, "status": ProbeOutcome::Attached }),
+    ];
     if spec.old_kernel {
-        probes.push(json!({ "probe": "lock_wait", "mode": "none", "status": "tracepoint lock:contention_begin not found" }));
+        probes.push(json!({ "probe": ProbeGroup::LockWait.name(), "mode": AttachMode::None, "status": "tracepoint lock:contention_begin not found" }));
     } else {
-        probes.push(json!({ "probe": "lock_wait", "mode": "tracepoint", "status": "attached" }));
+        probes.push(json!({ "probe": ProbeGroup::LockWait.name(), "mode": AttachMode::Tracepoint, "status": ProbeOutcome::Attached }));
     }
     let size = super::comparable::format_bytes(spec.victim_bytes);
     json!({

@@ -15,7 +15,9 @@ use super::gate::{
 };
 use super::synth::{self, Spec, factors};
 use super::*;
+use crate::catalog::ConceptId;
 use crate::golden::check_golden;
+use crate::model::Context;
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/compare")
@@ -415,7 +417,7 @@ fn renamed_concepts_line_up_only_where_both_sides_run_them() {
     )
     .unwrap();
     let d = diff(&p.a, &p.b, p.notes, &DiffOptions::default());
-    let rows = |context: &str| -> Vec<(Option<&str>, String)> {
+    let rows = |context: Context| -> Vec<(Option<ConceptId>, String)> {
         d.contexts
             .iter()
             .find(|c| c.context == context)
@@ -425,17 +427,19 @@ fn renamed_concepts_line_up_only_where_both_sides_run_them() {
             .map(|r| (r.concept, r.name.clone()))
             .collect()
     };
-    let reaper = rows("mrelease_caller");
+    let reaper = rows(Context::MreleaseCaller);
     assert!(
         reaper.contains(&(
-            Some("per_vma_unmap"),
+            Some(ConceptId::PER_VMA_UNMAP),
             "unmap_page_range → zap_vma_for_reaping".to_owned()
         )),
         "{reaper:?}"
     );
-    let victim = rows("victim_exit");
+    let victim = rows(Context::VictimExit);
     assert!(
-        !victim.iter().any(|(c, _)| *c == Some("per_vma_unmap")),
+        !victim
+            .iter()
+            .any(|(c, _)| *c == Some(ConceptId::PER_VMA_UNMAP)),
         "{victim:?}"
     );
     assert!(

@@ -5,6 +5,8 @@
 
 pub mod programs;
 
+pub use programs::ProgramKind;
+
 use aya::{
     Btf, Ebpf,
     programs::{BtfTracePoint, FEntry, FExit, KProbe},
@@ -12,7 +14,7 @@ use aya::{
 
 use crate::{
     catalog::{self, KernelSymbols},
-    model::ResolvedConcept,
+    model::{AttachMode, ProbeOutcome, ResolvedConcept},
     probes::{attach, loader},
     scenario::pidfd,
     system::{kernel, privileges, tracefs},
@@ -35,11 +37,7 @@ pub fn diagnose() -> Diagnosis {
     let probe_targets = catalog::resolve_all_with_btf(&symbols, btf.as_ref());
     let attach_kinds = match &tracefs {
         Ok(root) => check_attach_kinds(std::path::Path::new(root), &probe_targets),
-        Err(why) => vec![AttachKind {
-            kind: "all".into(),
-            works: false,
-            detail: why.clone(),
-        }],
+        Err(why) => not_checked(why),
     };
     let plan = crate::probes::function_timing::plan(&probe_targets);
     let programs = match &tracefs {
@@ -78,15 +76,16 @@ fn function_modes(
     btf: Option<&catalog::BtfFacts>,
     checked: &Result<Vec<programs::ProgramCheck>, String>,
 ) -> Vec<FunctionMode> {
-    use programs::{Outcome, ProgramKind};
+    use programs::Outcome;
     let rows = match checked {
         Ok(rows) => rows,
         Err(why) => {
             return vec![FunctionMode {
                 concept: "all".into(),
                 symbol: None,
-                mode: "none".into(),
-                status: why.clone(),
+                mode: AttachMode::None,
+                status: ProbeOutcome::not_attached(why.clone()),
+                fallback_from: None,
             }];
         }
     };
@@ -96,7 +95,7 @@ fn function_modes(
             ProgramKind::Fexit => reaper_common::function_timing::PROG_FEXIT[slot],
             ProgramKind::Kprobe => reaper_common::function_timing::PROG_KPROBE[slot],
             ProgramKind::Kretprobe => reaper_common::function_timing::PROG_KRETPROBE[slot],
-            ProgramKind::PerfEvent | ProgramKind::Tracepoint => return None,
+            ProgramKind::PerfEvent | ProgramKind::Tracepoint | ProgramKind::TpBtf => return None,
         };
         rows.iter()
             .find(|r| r.kind == kind && r.program == name)
@@ -121,56 +120,66 @@ fn function_modes(
         .iter()
         .map(|f| {
             let slot = f.slot as usize;
+            let mut fallback_from = None;
             let (mode, status) = match pair(ProgramKind::Fentry, ProgramKind::Fexit, slot) {
-                Ok(()) => ("fentry", "attached".to_owned()),
+                Ok(()) => (AttachMode::Fentry, ProbeOutcome::Attached),
                 Err(fentry_why) => match pair(ProgramKind::Kprobe, ProgramKind::Kretprobe, slot) {
-                    Ok(()) => (
-                        "kprobe",
-                        format!("attached (fentry/fexit refused: {fentry_why})"),
-                    ),
+                    Ok(()) => {
+                        fallback_from = Some(format!("fentry/fexit refused: {fentry_why}"));
+                        (AttachMode::Kprobe, ProbeOutcome::Attached)
+                    }
                     Err(kprobe_why) => (
-                        "none",
-                        format!("fentry/fexit: {fentry_why}; kprobe/kretprobe: {kprobe_why}"),
+                        AttachMode::None,
+                        ProbeOutcome::not_attached(format!(
+                            "fentry/fexit: {fentry_why}; kprobe/kretprobe: {kprobe_why}"
+                        )),
                     ),
                 },
             };
             FunctionMode {
                 concept: f.concept.clone(),
                 symbol: Some(f.symbol.clone()),
-                mode: mode.to_owned(),
+                mode,
                 status,
+                fallback_from,
             }
         })
         .collect();
     modes.extend(plan.skipped.iter().map(|(concept, why)| FunctionMode {
         concept: concept.clone(),
         symbol: None,
-        mode: "none".into(),
+        mode: AttachMode::None,
         status: why.clone(),
+        fallback_from: None,
     }));
     if let (_, Some(why)) = crate::probes::function_timing::config_for(plan, btf) {
         modes.push(FunctionMode {
             concept: "reaper_order".into(),
             symbol: None,
-            mode: "none".into(),
-            status: why,
+            mode: AttachMode::None,
+            status: ProbeOutcome::not_attached(why),
+            fallback_from: None,
         });
     }
     modes
 }
 
 fn record_mode(d: &Diagnosis) -> String {
-    let sampling = d.works("perf_event");
-    let tracepoints = d.works("tracepoint");
-    let timed = d.function_modes.iter().filter(|f| f.mode != "none").count();
+    let sampling = d.works(ProgramKind::PerfEvent);
+    let tracepoints = d.works(ProgramKind::Tracepoint);
+    let timed = d
+        .function_modes
+        .iter()
+        .filter(|f| f.mode != AttachMode::None)
+        .count();
     let functions = if timed == 0 {
         "; exact function timing: not measured (no function probe attaches)".to_owned()
     } else {
         let modes: std::collections::BTreeSet<&str> = d
             .function_modes
             .iter()
-            .filter(|f| f.mode != "none")
-            .map(|f| f.mode.as_str())
+            .filter(|f| f.mode != AttachMode::None)
+            .map(|f| f.mode.name())
             .collect();
         format!(
             "; exact function timing: {timed} functions ({})",
@@ -193,9 +202,32 @@ fn record_mode(d: &Diagnosis) -> String {
 /// The function fentry/kprobe checks target: the reaper's work function when
 /// this kernel has it, else a function every kernel has.
 fn check_target(targets: &[ResolvedConcept]) -> String {
-    catalog::frame_for(targets, "reaper_work")
+    catalog::frame_for(targets, catalog::ConceptId::REAPER_WORK)
         .unwrap_or("do_exit")
         .to_owned()
+}
+
+/// The attach kinds doctor checks, in preference order for function timing.
+const CHECKED_KINDS: [ProgramKind; 7] = [
+    ProgramKind::Fentry,
+    ProgramKind::Fexit,
+    ProgramKind::Kprobe,
+    ProgramKind::Kretprobe,
+    ProgramKind::Tracepoint,
+    ProgramKind::TpBtf,
+    ProgramKind::PerfEvent,
+];
+
+/// Every attach kind, unchecked for one reason.
+fn not_checked(why: &str) -> Vec<AttachKind> {
+    CHECKED_KINDS
+        .into_iter()
+        .map(|kind| AttachKind {
+            kind,
+            works: false,
+            detail: why.to_owned(),
+        })
+        .collect()
 }
 
 fn check_attach_kinds(
@@ -207,47 +239,32 @@ fn check_attach_kinds(
         Ok(ebpf) => ebpf,
         Err(err) => {
             let why = attach::error_chain(&err);
-            return [
-                "fentry",
-                "fexit",
-                "kprobe",
-                "kretprobe",
-                "tracepoint",
-                "tp_btf",
-                "perf_event",
-            ]
-            .into_iter()
-            .map(|kind| AttachKind {
-                kind: kind.into(),
-                works: false,
-                detail: format!("eBPF object did not load: {why}"),
-            })
-            .collect();
+            return not_checked(&format!("eBPF object did not load: {why}"));
         }
     };
     let function = check_target(targets);
     let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"));
     let cpus = kernel::online_cpus().unwrap_or_default();
-    let verdict = |kind: &str, what: String, result: Result<(), String>| AttachKind {
-        kind: kind.into(),
+    let verdict = |kind: ProgramKind, what: String, result: Result<(), String>| AttachKind {
+        kind,
         works: result.is_ok(),
         detail: result.map_or_else(|e| e, |()| what),
     };
     vec![
         verdict(
-            "fentry",
+            ProgramKind::Fentry,
             format!("attached to {function}"),
             btf.clone()
                 .and_then(|btf| load_fentry(&mut ebpf, &function, &btf)),
         ),
         verdict(
-            "fexit",
+            ProgramKind::Fexit,
             format!("attached to {function}"),
             btf.clone()
                 .and_then(|btf| load_fexit(&mut ebpf, &function, &btf)),
         ),
         verdict(
-            "kprobe",
+            ProgramKind::Kprobe,
             format!("attached to {function}"),
             load_kprobe(
                 &mut ebpf,
@@ -256,7 +273,7 @@ fn check_attach_kinds(
             ),
         ),
         verdict(
-            "kretprobe",
+            ProgramKind::Kretprobe,
             format!("attached to {function}"),
             load_kprobe(
                 &mut ebpf,
@@ -265,7 +282,7 @@ fn check_attach_kinds(
             ),
         ),
         verdict(
-            "tracepoint",
+            ProgramKind::Tracepoint,
             "attached to sched:sched_process_exit".into(),
             attach::attach_tracepoint(
                 &mut ebpf,
@@ -275,12 +292,12 @@ fn check_attach_kinds(
             ),
         ),
         verdict(
-            "tp_btf",
+            ProgramKind::TpBtf,
             "attached to sched_process_exit".into(),
             btf.clone().and_then(|btf| load_tp_btf(&mut ebpf, &btf)),
         ),
         verdict(
-            "perf_event",
+            ProgramKind::PerfEvent,
             format!("cpu-clock attached on {} CPUs", cpus.len()),
             attach::attach_sampling(&mut ebpf, &cpus, 1_000_000),
         ),
@@ -394,7 +411,7 @@ pub fn render(d: &Diagnosis) -> String {
         let _ = writeln!(
             out,
             "  {:<11} {:<4} {}",
-            k.kind,
+            k.kind.name(),
             if k.works { "yes" } else { "NO" },
             k.detail
         );
@@ -427,11 +444,18 @@ pub fn render(d: &Diagnosis) -> String {
     );
     for f in &d.function_modes {
         let name = f.symbol.as_deref().unwrap_or("-");
-        if f.mode == "none" || f.status != "attached" {
+        let status = match (&f.status, &f.fallback_from) {
+            (ProbeOutcome::Attached, Some(fallback)) => Some(format!("attached ({fallback})")),
+            (ProbeOutcome::Attached, None) if f.mode != AttachMode::None => None,
+            (status, _) => Some(status.to_string()),
+        };
+        if let Some(status) = status {
             let _ = writeln!(
                 out,
-                "  {:<17} {:<34} {:<6} {}",
-                f.concept, name, f.mode, f.status
+                "  {:<17} {:<34} {:<6} {status}",
+                f.concept,
+                name,
+                f.mode.name()
             );
         } else {
             let _ = writeln!(out, "  {:<17} {:<34} {}", f.concept, name, f.mode);

@@ -12,7 +12,7 @@ use aya::{
 };
 use reaper_common::{lock_wait, sampling, timeline};
 
-use crate::model::{NotMeasured, ProbeUse};
+use crate::model::{AttachMode, NotMeasured, ProbeGroup, ProbeOutcome, ProbeUse};
 
 /// The tracepoints of the timeline: (program, category, event).
 pub const TIMELINE_TRACEPOINTS: &[(&str, &str, &str)] = &[
@@ -58,36 +58,44 @@ impl AttachReport {
     pub fn attached(&self, probe: &str) -> bool {
         self.probes
             .iter()
-            .any(|p| p.probe == probe && p.status == "attached")
+            .any(|p| p.probe == probe && p.status.is_attached())
     }
 
-    /// Records a probe's outcome; a failure also lists `what` it costs as
+    /// Records a probe group's outcome; a failure also lists what the group
+    /// measures as not measured, with the kernel's answer.
+    fn record_group(&mut self, group: ProbeGroup, outcome: ProbeOutcome) {
+        if let ProbeOutcome::NotAttached(answer) = &outcome {
+            self.not_measured.push(NotMeasured {
+                subject: group.measures().into(),
+                why: group.did_not_attach(answer),
+            });
+        }
+        self.push(group.name(), group.mode(), outcome);
+    }
+
+    /// Records a probe's outcome; a failure also lists `subject` it costs as
     /// not measured, with `failed` (what did not attach) and the kernel's answer.
     fn record(
         &mut self,
         probe: &str,
-        mode: &str,
-        result: Result<(), String>,
-        what: &str,
+        mode: AttachMode,
+        outcome: ProbeOutcome,
+        subject: &str,
         failed: &str,
     ) {
-        if let Err(why) = &result {
+        if let ProbeOutcome::NotAttached(answer) = &outcome {
             self.not_measured.push(NotMeasured {
-                what: what.into(),
-                why: format!("{failed} did not attach: {why}"),
+                subject: subject.into(),
+                why: format!("{failed} did not attach: {answer}"),
             });
         }
-        self.push(probe, mode, result);
+        self.push(probe, mode, outcome);
     }
 
-    fn push(&mut self, probe: &str, mode: &str, result: Result<(), String>) {
-        let status = match result {
-            Ok(()) => "attached".to_owned(),
-            Err(err) => err,
-        };
+    fn push(&mut self, probe: &str, mode: AttachMode, status: ProbeOutcome) {
         self.probes.push(ProbeUse {
             probe: probe.into(),
-            mode: mode.into(),
+            mode,
             status,
         });
     }
@@ -157,13 +165,7 @@ pub fn attach_all(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64) -> AttachReport
     let mut report = AttachReport::default();
 
     let sampling = attach_sampling(ebpf, cpus, period_ns);
-    report.record(
-        "sampling",
-        "perf_event",
-        sampling,
-        "sampled periods, PTE-lock spin time, Children/Self, call graphs and flamegraphs",
-        "cpu-clock perf_event sampling",
-    );
+    report.record_group(ProbeGroup::Sampling, ProbeOutcome::from_result(sampling));
 
     let begin = attach_tracepoint(
         ebpf,
@@ -179,23 +181,17 @@ pub fn attach_all(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64) -> AttachReport
             "contention_end",
         )
     });
-    report.record(
-        "lock_wait",
-        "tracepoint",
-        end,
-        "traced lock wait time (queued waiters)",
-        "lock:contention_begin/end",
-    );
+    report.record_group(ProbeGroup::LockWait, ProbeOutcome::from_result(end));
 
     for &(prog, category, event) in TIMELINE_TRACEPOINTS {
         let result = attach_tracepoint(ebpf, prog, category, event);
         let what = format!("timeline event {category}:{event}");
         report.record(
             &format!("timeline:{category}:{event}"),
-            "tracepoint",
-            result,
+            AttachMode::Tracepoint,
+            ProbeOutcome::from_result(result),
             &what,
-            "tracepoint",
+            AttachMode::Tracepoint.name(),
         );
     }
     report
@@ -212,8 +208,8 @@ pub fn attach_watch(ebpf: &mut Ebpf, report: &mut AttachReport) {
     );
     report.record(
         "timeline:signal:signal_generate",
-        "tracepoint",
-        result,
+        AttachMode::Tracepoint,
+        ProbeOutcome::from_result(result),
         "victims of SIGKILL + process_mrelease in --watch (their exit is not profiled)",
         "signal:signal_generate",
     );

@@ -15,7 +15,7 @@ use aya::{
     programs::{FEntry, FExit, KProbe, ProgramError},
 };
 use reaper_common::{
-    context::{CONTEXT_COUNT, CONTEXT_MRELEASE_CALLER, CONTEXT_NAMES, CONTEXT_OOM_REAPER},
+    context::{CONTEXT_COUNT, Context},
     function_timing::{
         EdgeStats, EntryStack, FN_COUNTER_COUNT, FN_EDGES_ENTRIES, FN_STATS_ENTRIES, FnCounter,
         FunctionStats, FunctionTimingConfig, MAP_FN_COUNTERS, MAP_FN_EDGES, MAP_FN_ENTRY_STACKS,
@@ -27,8 +27,8 @@ use reaper_common::{
 use crate::{
     catalog::{self, BtfFacts, Timing},
     model::{
-        CallEdge, FunctionTime, FunctionTiming, NotMeasured, ProbeUse, ResolvedConcept,
-        VmaOrderSeen,
+        AttachMode, CallEdge, FunctionTime, FunctionTiming, NotMeasured, ProbeOutcome, ProbeUse,
+        ResolvedConcept, VmaOrderKind, VmaOrderSeen,
     },
     probes::{
         attach::error_chain,
@@ -38,7 +38,7 @@ use crate::{
 
 /// How `reaper record --attach` chooses the mode of each function.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum AttachMode {
+pub enum AttachPolicy {
     /// fentry/fexit, else kprobe/kretprobe, else none (per function).
     #[default]
     Auto,
@@ -50,30 +50,27 @@ pub enum AttachMode {
     Sampling,
 }
 
-impl std::str::FromStr for AttachMode {
+impl std::str::FromStr for AttachPolicy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "fentry" => Ok(Self::Fentry),
-            "kprobe" => Ok(Self::Kprobe),
-            "sampling" => Ok(Self::Sampling),
-            other => Err(format!(
-                "unknown attach mode {other:?}: use auto, fentry, kprobe or sampling"
-            )),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                format!("unknown attach mode {s:?}: use auto, fentry, kprobe or sampling")
+            })
     }
 }
 
-impl AttachMode {
+impl AttachPolicy {
+    /// Every policy, in `--attach`'s order.
+    pub const ALL: [Self; 4] = [Self::Auto, Self::Fentry, Self::Kprobe, Self::Sampling];
+    /// The flag values, in [`Self::ALL`]'s order.
+    pub const NAMES: [&'static str; 4] = ["auto", "fentry", "kprobe", "sampling"];
+
     /// The flag value.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Fentry => "fentry",
-            Self::Kprobe => "kprobe",
-            Self::Sampling => "sampling",
-        }
+        Self::NAMES[self as usize]
     }
 }
 
@@ -98,7 +95,7 @@ pub struct Plan {
     /// Functions to attach, in slot order.
     pub functions: Vec<SlotFunction>,
     /// Concepts without a function to time, with the reason.
-    pub skipped: Vec<(String, String)>,
+    pub skipped: Vec<(String, ProbeOutcome)>,
 }
 
 /// Assigns slots to every timed concept this kernel has.
@@ -107,21 +104,24 @@ pub fn plan(resolved: &[ResolvedConcept]) -> Plan {
     for r in resolved {
         let concept = catalog::concept(&r.concept);
         if let Some(Timing::NotTimed(why)) = concept.map(|c| c.timing) {
-            plan.skipped
-                .push((r.concept.clone(), format!("not timed: {why}")));
+            plan.skipped.push((
+                r.concept.clone(),
+                ProbeOutcome::not_attached(format!("not timed: {why}")),
+            ));
             continue;
         }
         let Some(symbol) = &r.symbol else {
-            let why = match concept.and_then(|c| c.inline_fallback) {
-                Some(f) => format!("absent on this kernel (inline into {f})"),
-                None => "absent on this kernel".to_owned(),
+            let absent = ProbeOutcome::Absent {
+                inline_into: concept.and_then(|c| c.inline_fallback).map(str::to_owned),
             };
-            plan.skipped.push((r.concept.clone(), why));
+            plan.skipped.push((r.concept.clone(), absent));
             continue;
         };
         if plan.functions.len() >= SLOT_COUNT as usize {
-            plan.skipped
-                .push((r.concept.clone(), "no free probe slot".to_owned()));
+            plan.skipped.push((
+                r.concept.clone(),
+                ProbeOutcome::not_attached("no free probe slot"),
+            ));
             continue;
         }
         plan.functions.push(SlotFunction {
@@ -176,10 +176,10 @@ pub fn kernel_answer(err: &ProgramError) -> String {
 pub struct FunctionAttach {
     /// The function.
     pub function: SlotFunction,
-    /// "fentry", "kprobe" or "none".
-    pub mode: &'static str,
-    /// "attached", or why each rung failed.
-    pub status: String,
+    /// fentry, kprobe or none.
+    pub mode: AttachMode,
+    /// Attached, or why each rung failed.
+    pub status: ProbeOutcome,
     /// Why fentry/fexit was refused when kprobes were used.
     pub fallback_from: Option<String>,
 }
@@ -190,11 +190,11 @@ pub struct LadderReport {
     /// Functions with a slot, and their mode.
     pub functions: Vec<FunctionAttach>,
     /// Concepts without a function (absent, not timed), with the reason.
-    pub skipped: Vec<(String, String)>,
+    pub skipped: Vec<(String, ProbeOutcome)>,
     /// Why order detection is off, if it is.
     pub order_off: Option<String>,
     /// The attach mode asked for.
-    pub mode: AttachMode,
+    pub mode: AttachPolicy,
     /// Why no function probe was even tried (e.g. watch mode).
     pub disabled: Option<String>,
 }
@@ -205,7 +205,7 @@ pub struct LadderReport {
     "--attach {mode}: {function} ({concept}) did not attach: {answer}; use --attach auto to fall back per function, or --attach sampling"
 )]
 pub struct ForcedModeError {
-    mode: &'static str,
+    mode: AttachMode,
     function: String,
     concept: String,
     answer: String,
@@ -220,21 +220,21 @@ impl LadderReport {
                 .iter()
                 .map(|f| FunctionAttach {
                     function: f.clone(),
-                    mode: "none",
-                    status: why.to_owned(),
+                    mode: AttachMode::None,
+                    status: ProbeOutcome::not_attached(why),
                     fallback_from: None,
                 })
                 .collect(),
             skipped: plan.skipped.clone(),
             order_off: None,
-            mode: AttachMode::Sampling,
+            mode: AttachPolicy::Sampling,
             disabled: Some(why.to_owned()),
         }
     }
 
     /// Functions that got a probe pair.
     pub fn attached(&self) -> impl Iterator<Item = &FunctionAttach> {
-        self.functions.iter().filter(|f| f.mode != "none")
+        self.functions.iter().filter(|f| f.mode != AttachMode::None)
     }
 
     /// The run file's `function_probes`, one per concept.
@@ -245,7 +245,7 @@ impl LadderReport {
             .map(|f| crate::model::FunctionProbe {
                 concept: f.function.concept.clone(),
                 symbol: Some(f.function.symbol.clone()),
-                mode: f.mode.to_owned(),
+                mode: f.mode,
                 status: f.status.clone(),
                 fallback_from: f.fallback_from.clone(),
             })
@@ -256,7 +256,7 @@ impl LadderReport {
                 .map(|(concept, why)| crate::model::FunctionProbe {
                     concept: concept.clone(),
                     symbol: None,
-                    mode: "none".into(),
+                    mode: AttachMode::None,
                     status: why.clone(),
                     fallback_from: None,
                 }),
@@ -271,13 +271,13 @@ impl LadderReport {
             .iter()
             .map(|f| ProbeUse {
                 probe: format!("function:{}", f.function.symbol),
-                mode: f.mode.to_owned(),
+                mode: f.mode,
                 status: f.status.clone(),
             })
             .collect();
         uses.extend(self.skipped.iter().map(|(concept, why)| ProbeUse {
             probe: format!("function:{concept}"),
-            mode: "none".into(),
+            mode: AttachMode::None,
             status: why.clone(),
         }));
         uses
@@ -287,12 +287,15 @@ impl LadderReport {
     /// kernel's reasons.
     pub fn not_measured(&self) -> Vec<NotMeasured> {
         let mut out = Vec::new();
-        let failed: Vec<&FunctionAttach> =
-            self.functions.iter().filter(|f| f.mode == "none").collect();
+        let failed: Vec<&FunctionAttach> = self
+            .functions
+            .iter()
+            .filter(|f| f.mode == AttachMode::None)
+            .collect();
         if self.attached().next().is_none() {
             let why = match (self.mode, failed.first()) {
                 _ if self.disabled.is_some() => self.disabled.clone().unwrap_or_default(),
-                (AttachMode::Sampling, _) => "disabled by --attach sampling".to_owned(),
+                (AttachPolicy::Sampling, _) => "disabled by --attach sampling".to_owned(),
                 (_, Some(f)) => format!(
                     "no function probe attached; e.g. {}: {}",
                     f.function.symbol, f.status
@@ -300,22 +303,22 @@ impl LadderReport {
                 (_, None) => "no catalog function exists on this kernel".to_owned(),
             };
             out.push(NotMeasured {
-                what: "exact per-function timing (calls, inclusive ns, histograms)".into(),
+                subject: "exact per-function timing (calls, inclusive ns, histograms)".into(),
                 why: why.clone(),
             });
             out.push(NotMeasured {
-                what: "reaper VMA order".into(),
+                subject: "reaper VMA order".into(),
                 why: format!("order: unknown (needs fentry or kprobe): {why}"),
             });
             return out;
         }
         for f in failed {
             out.push(NotMeasured {
-                what: format!(
+                subject: format!(
                     "exact timing of {} ({})",
                     f.function.symbol, f.function.concept
                 ),
-                why: f.status.clone(),
+                why: f.status.to_string(),
             });
         }
         let per_vma_attached = self
@@ -323,12 +326,12 @@ impl LadderReport {
             .any(|f| f.function.concept == "per_vma_unmap");
         if let Some(why) = &self.order_off {
             out.push(NotMeasured {
-                what: "reaper VMA order".into(),
+                subject: "reaper VMA order".into(),
                 why: why.clone(),
             });
         } else if !per_vma_attached {
             out.push(NotMeasured {
-                what: "reaper VMA order".into(),
+                subject: "reaper VMA order".into(),
                 why: "the per-VMA unmap function did not attach".into(),
             });
         }
@@ -420,11 +423,11 @@ fn try_kprobe(ebpf: &mut Ebpf, f: &SlotFunction) -> Result<(), String> {
 pub fn attach_ladder(
     ebpf: &mut Ebpf,
     plan: &Plan,
-    mode: AttachMode,
+    mode: AttachPolicy,
     order_off: Option<String>,
 ) -> Result<LadderReport, ForcedModeError> {
     let btf = match mode {
-        AttachMode::Auto | AttachMode::Fentry => Btf::from_sys_fs().ok(),
+        AttachPolicy::Auto | AttachPolicy::Fentry => Btf::from_sys_fs().ok(),
         _ => None,
     };
     let mut report = LadderReport {
@@ -436,39 +439,44 @@ pub fn attach_ladder(
     for f in &plan.functions {
         let mut fallback_from = None;
         let (used, status) = match mode {
-            AttachMode::Sampling => ("none", "disabled by --attach sampling".to_owned()),
-            AttachMode::Fentry => match try_fentry(ebpf, f, btf.as_ref()) {
-                Ok(()) => ("fentry", "attached".to_owned()),
+            AttachPolicy::Sampling => (
+                AttachMode::None,
+                ProbeOutcome::not_attached("disabled by --attach sampling"),
+            ),
+            AttachPolicy::Fentry => match try_fentry(ebpf, f, btf.as_ref()) {
+                Ok(()) => (AttachMode::Fentry, ProbeOutcome::Attached),
                 Err(answer) => {
                     return Err(ForcedModeError {
-                        mode: "fentry",
+                        mode: AttachMode::Fentry,
                         function: f.symbol.clone(),
                         concept: f.concept.clone(),
                         answer,
                     });
                 }
             },
-            AttachMode::Kprobe => match try_kprobe(ebpf, f) {
-                Ok(()) => ("kprobe", "attached".to_owned()),
+            AttachPolicy::Kprobe => match try_kprobe(ebpf, f) {
+                Ok(()) => (AttachMode::Kprobe, ProbeOutcome::Attached),
                 Err(answer) => {
                     return Err(ForcedModeError {
-                        mode: "kprobe",
+                        mode: AttachMode::Kprobe,
                         function: f.attach_name.clone(),
                         concept: f.concept.clone(),
                         answer,
                     });
                 }
             },
-            AttachMode::Auto => match try_fentry(ebpf, f, btf.as_ref()) {
-                Ok(()) => ("fentry", "attached".to_owned()),
+            AttachPolicy::Auto => match try_fentry(ebpf, f, btf.as_ref()) {
+                Ok(()) => (AttachMode::Fentry, ProbeOutcome::Attached),
                 Err(fentry_why) => match try_kprobe(ebpf, f) {
                     Ok(()) => {
                         fallback_from = Some(format!("fentry/fexit refused: {fentry_why}"));
-                        ("kprobe", "attached".to_owned())
+                        (AttachMode::Kprobe, ProbeOutcome::Attached)
                     }
                     Err(kprobe_why) => (
-                        "none",
-                        format!("fentry/fexit: {fentry_why}; kprobe/kretprobe: {kprobe_why}"),
+                        AttachMode::None,
+                        ProbeOutcome::not_attached(format!(
+                            "fentry/fexit: {fentry_why}; kprobe/kretprobe: {kprobe_why}"
+                        )),
                     ),
                 },
             },
@@ -645,20 +653,14 @@ pub fn drain(ebpf: &mut Ebpf) -> Result<RawFunctionTiming, DrainError> {
 }
 
 /// Classifies a VMA order from its step counts.
-pub fn classify(order: &VmaOrder) -> &'static str {
+pub fn classify(order: &VmaOrder) -> VmaOrderKind {
     match (order.count, order.forward_steps, order.reverse_steps) {
-        (0 | 1, _, _) => "unknown",
-        (_, f, 0) if f > 0 => "forward",
-        (_, 0, r) if r > 0 => "reverse",
-        (_, 0, 0) => "unknown",
-        _ => "mixed",
+        (0 | 1, _, _) => VmaOrderKind::Unknown,
+        (_, f, 0) if f > 0 => VmaOrderKind::Forward,
+        (_, 0, r) if r > 0 => VmaOrderKind::Reverse,
+        (_, 0, 0) => VmaOrderKind::Unknown,
+        _ => VmaOrderKind::Mixed,
     }
-}
-
-fn context_name(id: u32) -> String {
-    CONTEXT_NAMES
-        .get(id as usize)
-        .map_or_else(|| format!("context_{id}"), |n| (*n).to_owned())
 }
 
 /// Turns one episode's raw aggregates into the run model.
@@ -667,34 +669,39 @@ pub fn to_model(raw: &RawFunctionTiming, ladder: &LadderReport) -> FunctionTimin
     let name_of = |slot: u32| {
         by_slot(slot).map_or_else(|| format!("slot{slot}"), |f| f.function.symbol.clone())
     };
+    // The kernel side keys by context id; ids outside the set are never
+    // written (the tracking maps hold only known ids), so none is dropped.
     let mut functions: Vec<FunctionTime> = raw
         .stats
         .iter()
-        .map(|(context, slot, s)| {
+        .filter_map(|(context, slot, s)| {
             let f = by_slot(*slot);
             let last = s.hist.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
-            FunctionTime {
-                context: context_name(*context),
+            Some(FunctionTime {
+                context: Context::from_id(*context)?,
                 concept: f.map_or_else(String::new, |f| f.function.concept.clone()),
                 symbol: name_of(*slot),
-                mode: f.map_or("none", |f| f.mode).to_owned(),
+                mode: f.map_or(AttachMode::None, |f| f.mode),
                 calls: s.calls,
                 total_ns: s.total_ns,
                 max_ns: s.max_ns,
                 hist_log2_ns: s.hist[..last].to_vec(),
-            }
+            })
         })
         .collect();
-    functions.sort_by(|a, b| (&a.context, b.total_ns).cmp(&(&b.context, a.total_ns)));
+    // By context name, as run files have always been ordered.
+    functions.sort_by(|a, b| (a.context.name(), b.total_ns).cmp(&(b.context.name(), a.total_ns)));
     let edges = raw
         .edges
         .iter()
-        .map(|(context, parent, child, e)| CallEdge {
-            context: context_name(*context),
-            parent: name_of(*parent),
-            child: name_of(*child),
-            calls: e.calls,
-            total_ns: e.total_ns,
+        .filter_map(|(context, parent, child, e)| {
+            Some(CallEdge {
+                context: Context::from_id(*context)?,
+                parent: name_of(*parent),
+                child: name_of(*child),
+                calls: e.calls,
+                total_ns: e.total_ns,
+            })
         })
         .collect();
     let per_vma = ladder
@@ -705,16 +712,18 @@ pub fn to_model(raw: &RawFunctionTiming, ladder: &LadderReport) -> FunctionTimin
     let vma_orders = raw
         .orders
         .iter()
-        .map(|(context, o)| VmaOrderSeen {
-            context: context_name(*context),
-            function: per_vma.clone(),
-            order: classify(o).to_owned(),
-            vmas: o.count,
-            first: o.first,
-            last: o.last,
-            forward_steps: o.forward_steps,
-            reverse_steps: o.reverse_steps,
-            addresses: o.log[..(o.count as usize).min(VMA_LOG_LEN)].to_vec(),
+        .filter_map(|(context, o)| {
+            Some(VmaOrderSeen {
+                context: Context::from_id(*context)?,
+                function: per_vma.clone(),
+                order: classify(o),
+                vmas: o.count,
+                first: o.first,
+                last: o.last,
+                forward_steps: o.forward_steps,
+                reverse_steps: o.reverse_steps,
+                addresses: o.log[..(o.count as usize).min(VMA_LOG_LEN)].to_vec(),
+            })
         })
         .collect();
     let probe_hits = raw
@@ -723,7 +732,7 @@ pub fn to_model(raw: &RawFunctionTiming, ladder: &LadderReport) -> FunctionTimin
         .enumerate()
         .filter_map(|(slot, &hits)| {
             by_slot(slot as u32)
-                .filter(|f| f.mode != "none")
+                .filter(|f| f.mode != AttachMode::None)
                 .map(|f| (f.function.symbol.clone(), hits))
         })
         .collect();
@@ -745,9 +754,6 @@ pub fn to_model(raw: &RawFunctionTiming, ladder: &LadderReport) -> FunctionTimin
         losses,
     }
 }
-
-/// The reaper contexts, whose order is "the reaper order".
-pub const REAPER_CONTEXTS: [u32; 2] = [CONTEXT_MRELEASE_CALLER, CONTEXT_OOM_REAPER];
 
 /// Whether a slot is real (not [`SLOT_NONE`]).
 pub fn is_slot(slot: u32) -> bool {
@@ -781,10 +787,16 @@ mod tests {
         assert_eq!(p.functions[1].symbol, "unmap_page_range");
         assert_eq!(p.functions[1].slot, 1);
         let skipped: BTreeMap<_, _> = p.skipped.iter().cloned().collect();
-        assert!(skipped["reaper_kthread"].starts_with("not timed"));
+        assert!(
+            skipped["reaper_kthread"]
+                .to_string()
+                .starts_with("not timed")
+        );
         assert_eq!(
             skipped["pte_lock"],
-            "absent on this kernel (inline into zap_pte_range)"
+            ProbeOutcome::Absent {
+                inline_into: Some("zap_pte_range".into())
+            }
         );
         let (config, off) = config_for(&p, None);
         assert_eq!(off, None);
@@ -800,24 +812,24 @@ mod tests {
             forward_steps: 63,
             ..VmaOrder::default()
         };
-        assert_eq!(classify(&o), "forward");
+        assert_eq!(classify(&o), VmaOrderKind::Forward);
         o.forward_steps = 0;
         o.reverse_steps = 63;
-        assert_eq!(classify(&o), "reverse");
+        assert_eq!(classify(&o), VmaOrderKind::Reverse);
         o.forward_steps = 1;
-        assert_eq!(classify(&o), "mixed");
+        assert_eq!(classify(&o), VmaOrderKind::Mixed);
         o.count = 1;
-        assert_eq!(classify(&o), "unknown");
+        assert_eq!(classify(&o), VmaOrderKind::Unknown);
     }
 
     #[test]
     fn sampling_mode_reports_not_measured_with_the_reason() {
         let report = LadderReport {
-            mode: AttachMode::Sampling,
+            mode: AttachPolicy::Sampling,
             ..LadderReport::default()
         };
         let nm = report.not_measured();
-        assert!(nm.iter().any(|n| n.what == "reaper VMA order"
+        assert!(nm.iter().any(|n| n.subject == "reaper VMA order"
             && n.why.contains("order: unknown (needs fentry or kprobe)")));
         assert!(nm[0].why.contains("--attach sampling"));
     }
@@ -829,7 +841,7 @@ mod tests {
         assert_eq!(report.attached().count(), 0);
         assert_eq!(
             report.probe_uses()[0].status,
-            "not recorded in --watch mode"
+            ProbeOutcome::not_attached("not recorded in --watch mode")
         );
         assert_eq!(report.not_measured()[0].why, "not recorded in --watch mode");
     }
@@ -878,7 +890,7 @@ mod tests {
 
     #[test]
     fn attach_mode_parses() {
-        assert_eq!("kprobe".parse::<AttachMode>(), Ok(AttachMode::Kprobe));
-        assert!("perf".parse::<AttachMode>().is_err());
+        assert_eq!("kprobe".parse::<AttachPolicy>(), Ok(AttachPolicy::Kprobe));
+        assert!("perf".parse::<AttachPolicy>().is_err());
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use reaper_common::{
-    context::{CONTEXT_COUNT, CONTEXT_NAMES, CONTEXT_OOM_REAPER, CONTEXT_UNTRACKED},
+    context::{CONTEXT_UNTRACKED, Context},
     sampling::{STACK_ID_LOST, STACK_ID_USER_MODE},
     timeline::{TimelineEvent, TimelineKind},
     tracking::tag_context,
@@ -20,13 +20,6 @@ use crate::{
 };
 
 /// Name of a context id ("untracked" for anything else).
-pub fn context_name(id: u32) -> &'static str {
-    CONTEXT_NAMES
-        .get(id as usize)
-        .copied()
-        .unwrap_or("untracked")
-}
-
 /// Frames (outermost first) for a stack id.
 fn frames_for(
     id: i32,
@@ -60,7 +53,8 @@ pub fn context_profiles(
     };
 
     let mut profiles = Vec::new();
-    for context in 0..CONTEXT_COUNT {
+    for ctx in Context::ALL {
+        let context = ctx.id();
         let mut stacks: BTreeMap<Vec<String>, SampledStack> = BTreeMap::new();
         for (key, count) in raw
             .samples
@@ -98,7 +92,7 @@ pub fn context_profiles(
         }
         let context_tasks = tasks.get(&context).cloned().unwrap_or_default();
         let has_data = !stacks.is_empty() || !waits.is_empty();
-        if !has_data && (context_tasks.is_empty() || context == CONTEXT_OOM_REAPER) {
+        if !has_data && (context_tasks.is_empty() || ctx == Context::OomReaper) {
             continue;
         }
         let mut stacks: Vec<SampledStack> = stacks.into_values().collect();
@@ -114,7 +108,7 @@ pub fn context_profiles(
                 .then_with(|| a.frames.cmp(&b.frames))
         });
         profiles.push(ContextProfile {
-            context: context_name(context).to_owned(),
+            context: ctx,
             tasks: context_tasks,
             stacks,
             lock_waits,
@@ -176,7 +170,8 @@ pub fn timeline(
                 .map_or("unknown", TimelineKind::name)
                 .to_owned(),
             context: (e.context != CONTEXT_UNTRACKED)
-                .then(|| context_name(tag_context(e.context)).to_owned()),
+                .then(|| Context::from_id(tag_context(e.context)))
+                .flatten(),
             tid: e.tid,
             tgid: e.tgid,
             comm: comm_of(&e.comm),
@@ -189,10 +184,10 @@ pub fn timeline(
 
 /// Latencies from a timeline built by [`timeline`].
 pub fn latencies(timeline: &[TimelineEntry]) -> Latencies {
-    let first = |kind: &str, context: &str| {
+    let first = |kind: &str, context: Context| {
         timeline
             .iter()
-            .find(|e| e.kind == kind && e.context.as_deref() == Some(context))
+            .find(|e| e.kind == kind && e.context == Some(context))
     };
     let first_any = |kind: TimelineKind| timeline.iter().find(|e| e.kind == kind.name());
     let after_kill = |e: &TimelineEntry| u64::try_from(e.t_ns).ok();
@@ -200,14 +195,14 @@ pub fn latencies(timeline: &[TimelineEntry]) -> Latencies {
         a.zip(b)
             .and_then(|(a, b)| u64::try_from(b.t_ns - a.t_ns).ok())
     };
-    let enter = first(TimelineKind::MreleaseEnter.name(), "mrelease_caller");
-    let exit = first(TimelineKind::MreleaseExit.name(), "mrelease_caller");
+    let enter = first(TimelineKind::MreleaseEnter.name(), Context::MreleaseCaller);
+    let exit = first(TimelineKind::MreleaseExit.name(), Context::MreleaseCaller);
     let marked = first_any(TimelineKind::OomMarkVictim);
     let start = first_any(TimelineKind::OomStartReaping);
     let skipped = first_any(TimelineKind::OomSkipReaping);
     Latencies {
         kill_to_mrelease_done_ns: exit.and_then(after_kill),
-        kill_to_exit_mmap_done_ns: first(TimelineKind::ExitMmap.name(), "victim_exit")
+        kill_to_exit_mmap_done_ns: first(TimelineKind::ExitMmap.name(), Context::VictimExit)
             .and_then(after_kill),
         mrelease_duration_ns: between(enter, exit),
         mrelease_ret: exit.map(|e| e.arg),
@@ -241,7 +236,7 @@ fn oom_reaper_verdict(timeline: &[TimelineEntry], started: bool, skipped: bool) 
 #[cfg(test)]
 mod tests {
     use reaper_common::{
-        context::{CONTEXT_MRELEASE_CALLER, CONTEXT_VICTIM_EXIT},
+        context::{CONTEXT_MRELEASE_CALLER, CONTEXT_OOM_REAPER, CONTEXT_VICTIM_EXIT},
         lock_wait::{LockWaitKey, LockWaitStats},
         sampling::{SampleCount, SampleKey},
     };
@@ -305,7 +300,7 @@ mod tests {
         let profiles = context_profiles(&raw(), &tasks, &mut fake_symbolize);
         assert_eq!(profiles.len(), 2);
         let victim = &profiles[0];
-        assert_eq!(victim.context, "victim_exit");
+        assert_eq!(victim.context, Context::VictimExit);
         assert_eq!(victim.stacks.len(), 1);
         assert_eq!(victim.stacks[0].frames, ["fn_a", "fn_b"]);
         assert_eq!(victim.stacks[0].samples, 15);
@@ -317,7 +312,7 @@ mod tests {
         let profiles = context_profiles(&raw(), &BTreeMap::new(), &mut fake_symbolize);
         let caller = profiles
             .iter()
-            .find(|p| p.context == "mrelease_caller")
+            .find(|p| p.context == Context::MreleaseCaller)
             .unwrap();
         assert!(caller.stacks.iter().any(|s| s.frames == [FRAME_USER_MODE]));
         assert_eq!(caller.lock_waits.len(), 1);
@@ -332,7 +327,7 @@ mod tests {
         let profiles = context_profiles(&raw, &BTreeMap::new(), &mut fake_symbolize);
         let caller = profiles
             .iter()
-            .find(|p| p.context == "mrelease_caller")
+            .find(|p| p.context == Context::MreleaseCaller)
             .unwrap();
         assert!(caller.stacks.iter().any(|s| s.frames == [FRAME_STACK_LOST]));
     }
@@ -357,11 +352,8 @@ mod tests {
         ]);
         let profiles = context_profiles(&RawEpisode::default(), &tasks, &mut fake_symbolize);
         assert_eq!(
-            profiles
-                .iter()
-                .map(|p| p.context.as_str())
-                .collect::<Vec<_>>(),
-            ["victim_exit"]
+            profiles.iter().map(|p| p.context).collect::<Vec<_>>(),
+            [Context::VictimExit]
         );
     }
 

@@ -22,7 +22,7 @@ use reaper_common::timeline::TimelineEvent;
 use self::setup::{EpisodeEnd, EpisodeSetup};
 use crate::{
     catalog::{self, KernelSymbols},
-    model::{Episode, HostInfo, Recording, Run, SCHEMA_VERSION, Scenario, ToolInfo},
+    model::{Episode, HostInfo, ProbeGroup, Recording, Run, SCHEMA_VERSION, Scenario, ToolInfo},
     probes::{
         attach, collect, function_timing, loader,
         loader::MapSizes,
@@ -60,7 +60,7 @@ pub struct RecordSettings {
     /// Map sizes.
     pub sizes: MapSizes,
     /// How function probes attach (`--attach`).
-    pub attach: function_timing::AttachMode,
+    pub attach: function_timing::AttachPolicy,
     /// Lost-race episodes replaced by fresh ones, at most, per run.
     pub retries: u32,
     /// Progress lines on stderr.
@@ -116,11 +116,12 @@ impl Recorder {
         let cpus = kernel::online_cpus().context("reading the online CPUs")?;
         let period_ns = 1_000_000_000 / settings.freq_hz.max(1);
         let attach = attach::attach_all(&mut ebpf, &cpus, period_ns);
-        if !attach.attached("sampling") && !attach.attached("lock_wait") {
+        let attached = |group: ProbeGroup| attach.attached(group.name());
+        if !attached(ProbeGroup::Sampling) && !attached(ProbeGroup::LockWait) {
             let reasons: Vec<String> = attach
                 .not_measured
                 .iter()
-                .map(|n| format!("  {}: {}", n.what, n.why))
+                .map(|n| format!("  {}: {}", n.subject, n.why))
                 .collect();
             bail!(
                 "neither cpu-clock sampling nor the lock contention tracepoints attached on this kernel, so there is nothing to measure:\n{}",

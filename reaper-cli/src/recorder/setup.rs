@@ -134,7 +134,11 @@ impl Recorder {
         collect::track_tgid_armed(&mut self.ebpf, pid, CONTEXT_VICTIM_EXIT, armed)?;
         let mut setup = EpisodeSetup::new(index, victim, threads);
         if let Some(tid) = self.track_oom_reaper()? {
-            setup.list_task(CONTEXT_OOM_REAPER, tid, "oom_reaper");
+            setup.list_task(
+                CONTEXT_OOM_REAPER,
+                tid,
+                reaper_common::context::OOM_REAPER_KTHREAD,
+            );
         }
         Ok(setup)
     }

@@ -6,11 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use reaper_common::context::CONTEXT_NAMES;
 use reaper_common::loss::Counter;
 
-use crate::catalog::{self, frame_for};
-use crate::model::{LockWaitStack, Run, SampledStack};
+use crate::catalog::{ConceptFrames, ConceptId};
+use crate::model::{Context, LockWaitStack, Run, SampledStack};
 
 use super::ReportOptions;
 use super::losses;
@@ -21,30 +20,22 @@ use super::model::{
 use super::stacks::{call_tree, children_of, children_self, merge_lock_waits, merge_stacks, prune};
 use super::summary::{lock_wait_status, summary};
 
-/// Display labels of the known contexts.
-const CONTEXT_LABELS: [(&str, &str); 3] = [
-    ("victim_exit", "victim exit"),
-    ("mrelease_caller", "mrelease caller"),
-    ("oom_reaper", "oom_reaper"),
-];
-
 /// Concepts of the "Period (ms)  Symbol" table, in the thread's order, with
 /// the contexts where they can appear (an absent one is listed there).
-const KEY_CONCEPTS: &[(&str, &[&str])] = &[
-    ("reaper_kthread", &["oom_reaper"]),
-    ("mrelease_syscall", &["mrelease_caller"]),
-    ("reaper_work", &["mrelease_caller", "oom_reaper"]),
-    ("victim_teardown", &["victim_exit"]),
-    ("victim_unmap", &["victim_exit"]),
-    ("per_vma_unmap", ALL_CONTEXTS),
-    ("pte_lock", ALL_CONTEXTS),
-    ("page_freeing", ALL_CONTEXTS),
-    ("tlb_finish", ALL_CONTEXTS),
-    ("tlb_flush", ALL_CONTEXTS),
-    ("rmap_removal", ALL_CONTEXTS),
-    ("spin_slowpath", ALL_CONTEXTS),
+const KEY_CONCEPTS: &[(ConceptId, &[Context])] = &[
+    (ConceptId::REAPER_KTHREAD, &[Context::OomReaper]),
+    (ConceptId::MRELEASE_SYSCALL, &[Context::MreleaseCaller]),
+    (ConceptId::REAPER_WORK, &Context::REAPERS),
+    (ConceptId::VICTIM_TEARDOWN, &[Context::VictimExit]),
+    (ConceptId::VICTIM_UNMAP, &[Context::VictimExit]),
+    (ConceptId::PER_VMA_UNMAP, &Context::ALL),
+    (ConceptId::PTE_LOCK, &Context::ALL),
+    (ConceptId::PAGE_FREEING, &Context::ALL),
+    (ConceptId::TLB_FINISH, &Context::ALL),
+    (ConceptId::TLB_FLUSH, &Context::ALL),
+    (ConceptId::RMAP_REMOVAL, &Context::ALL),
+    (ConceptId::SPIN_SLOWPATH, &Context::ALL),
 ];
-const ALL_CONTEXTS: &[&str] = &["victim_exit", "mrelease_caller", "oom_reaper"];
 
 /// Frames that are lock primitives rather than lock users: the lock-wait
 /// table names the innermost frame that matches none of these.
@@ -69,63 +60,38 @@ const LOCK_PRIMITIVE_PREFIXES: &[&str] = &[
     "rt_mutex",
 ];
 
-/// The display label of a context ("victim exit"); unknown names as is.
-pub fn context_label(context: &str) -> String {
-    CONTEXT_LABELS
-        .iter()
-        .find(|(name, _)| *name == context)
-        .map_or(context, |(_, label)| label)
-        .to_owned()
-}
-
-/// The functions a context's stacks are rooted at, most preferred first.
-pub fn anchors(run: &Run, context: &str) -> Vec<String> {
+/// The functions a context's stacks are rooted at, most preferred first:
+/// the context's anchor frames, the mrelease caller's led by the syscall
+/// entry this run resolved.
+pub fn anchors(frames: &ConceptFrames, context: Context) -> Vec<String> {
     let mut anchors: Vec<String> = match context {
-        "victim_exit" => vec!["do_exit".to_owned()],
-        "mrelease_caller" => {
-            let mut a: Vec<String> = frame_for(&run.symbols, "mrelease_syscall")
-                .map(str::to_owned)
-                .into_iter()
-                .collect();
-            if let Some(c) = catalog::concept("mrelease_syscall") {
-                a.extend(c.candidates.iter().map(|s| (*s).to_owned()));
-            }
-            a
-        }
-        "oom_reaper" => vec!["oom_reaper".to_owned(), "kthread".to_owned()],
-        _ => Vec::new(),
+        Context::MreleaseCaller => frames
+            .frame(ConceptId::MRELEASE_SYSCALL)
+            .map(str::to_owned)
+            .into_iter()
+            .collect(),
+        Context::VictimExit | Context::OomReaper => Vec::new(),
     };
+    anchors.extend(context.anchor_frames().iter().map(|s| (*s).to_owned()));
     anchors.dedup();
     anchors
 }
 
-/// Context names present in any episode: known ones in id order, then others.
-pub fn contexts_in(run: &Run) -> Vec<String> {
-    let mut names: Vec<String> = CONTEXT_NAMES
-        .iter()
+/// Contexts present in any episode, in id order.
+pub fn contexts_in(run: &Run) -> Vec<Context> {
+    Context::ALL
+        .into_iter()
         .filter(|n| {
             run.episodes
                 .iter()
                 .flat_map(|e| &e.contexts)
-                .any(|c| c.context == **n)
+                .any(|c| c.context == *n)
         })
-        .map(|n| (*n).to_owned())
-        .collect();
-    let mut others: Vec<String> = run
-        .episodes
-        .iter()
-        .flat_map(|e| &e.contexts)
-        .map(|c| c.context.clone())
-        .filter(|c| !CONTEXT_NAMES.contains(&c.as_str()))
-        .collect();
-    others.sort();
-    others.dedup();
-    names.extend(others);
-    names
+        .collect()
 }
 
 /// A context's stacks merged over all episodes.
-pub fn merged_stacks(run: &Run, context: &str) -> Vec<SampledStack> {
+pub fn merged_stacks(run: &Run, context: Context) -> Vec<SampledStack> {
     merge_stacks(
         run.episodes
             .iter()
@@ -135,7 +101,7 @@ pub fn merged_stacks(run: &Run, context: &str) -> Vec<SampledStack> {
     )
 }
 
-fn merged_lock_waits(run: &Run, context: &str) -> Vec<LockWaitStack> {
+fn merged_lock_waits(run: &Run, context: Context) -> Vec<LockWaitStack> {
     merge_lock_waits(
         run.episodes
             .iter()
@@ -147,6 +113,7 @@ fn merged_lock_waits(run: &Run, context: &str) -> Vec<LockWaitStack> {
 
 /// Builds the whole report.
 pub fn analyze(run: &Run, opts: &ReportOptions) -> Report {
+    let frames = ConceptFrames::of(&run.symbols);
     let episodes: Vec<EpisodeReport> = run
         .episodes
         .iter()
@@ -154,10 +121,10 @@ pub fn analyze(run: &Run, opts: &ReportOptions) -> Report {
         .collect();
     Report {
         header: header(run, &episodes),
-        summary: summary(run),
+        summary: summary(run, &frames),
         contexts: contexts_in(run)
-            .iter()
-            .map(|c| context_report(run, c, opts))
+            .into_iter()
+            .map(|c| context_report(run, &frames, c, opts))
             .collect(),
         episodes,
         not_measured: run.not_measured.clone(),
@@ -206,7 +173,12 @@ fn mean(total: u64, episodes: usize) -> u64 {
     (total + n / 2) / n
 }
 
-fn context_report(run: &Run, context: &str, opts: &ReportOptions) -> ContextReport {
+fn context_report(
+    run: &Run,
+    frames: &ConceptFrames,
+    context: Context,
+    opts: &ReportOptions,
+) -> ContextReport {
     let stacks = merged_stacks(run, context);
     let n = run.episodes.len().max(1);
     let comm = run
@@ -219,50 +191,58 @@ fn context_report(run: &Run, context: &str, opts: &ReportOptions) -> ContextRepo
         .next()
         .unwrap_or_else(|| "unknown".to_owned());
     ContextReport {
-        context: context.to_owned(),
-        label: context_label(context),
+        context,
+        label: context.label().to_owned(),
         episodes: n,
         comm,
         samples: stacks.iter().map(|s| s.samples).sum(),
         period_ns: stacks.iter().map(|s| s.period_ns).sum(),
-        key_functions: key_functions(run, context, &stacks, n),
+        key_functions: key_functions(frames, context, &stacks, n),
         symbols: symbol_costs(&stacks, n, opts.top),
-        call_graph: call_graph(run, context, &stacks, opts),
+        call_graph: call_graph(frames, context, &stacks, opts),
         lock_waits: lock_waits(run, context, n, opts.lock_top),
     }
 }
 
-fn key_functions(run: &Run, context: &str, stacks: &[SampledStack], n: usize) -> Vec<KeyFunction> {
+fn key_functions(
+    frames: &ConceptFrames,
+    context: Context,
+    stacks: &[SampledStack],
+    n: usize,
+) -> Vec<KeyFunction> {
     let period_ms = |symbol: &str| mean(children_of(stacks, symbol), n) as f64 / 1e6;
     let mut rows = Vec::new();
-    if context == "victim_exit" && children_of(stacks, "do_exit") > 0 {
-        rows.push(KeyFunction {
-            concept: "anchor".to_owned(),
-            symbol: Some("do_exit".to_owned()),
-            inline_fallback: false,
-            candidates: Vec::new(),
-            period_ms: Some(period_ms("do_exit")),
-        });
+    // The victim's own root (do_exit) leads its table.
+    if context == Context::VictimExit {
+        let anchor = context.anchor_frames()[0];
+        if children_of(stacks, anchor) > 0 {
+            rows.push(KeyFunction {
+                concept: "anchor".to_owned(),
+                symbol: Some(anchor.to_owned()),
+                inline_fallback: false,
+                candidates: Vec::new(),
+                period_ms: Some(period_ms(anchor)),
+            });
+        }
     }
     let mut absent = Vec::new();
     for (id, contexts) in KEY_CONCEPTS {
-        let resolved = run.symbols.iter().find(|r| r.concept == *id);
-        let candidates = resolved.map(|r| r.candidates.clone()).unwrap_or_default();
-        match frame_for(&run.symbols, id) {
+        let candidates = frames.candidates(*id).to_vec();
+        match frames.frame(*id) {
             Some(frame) => {
                 let listed = rows.iter().any(|r| r.symbol.as_deref() == Some(frame));
                 if !listed && children_of(stacks, frame) > 0 {
                     rows.push(KeyFunction {
-                        concept: (*id).to_owned(),
+                        concept: id.name().to_owned(),
                         symbol: Some(frame.to_owned()),
-                        inline_fallback: resolved.is_some_and(|r| r.symbol.is_none()),
+                        inline_fallback: frames.listed(*id) && frames.symbol(*id).is_none(),
                         candidates,
                         period_ms: Some(period_ms(frame)),
                     });
                 }
             }
             None if contexts.contains(&context) => absent.push(KeyFunction {
-                concept: (*id).to_owned(),
+                concept: id.name().to_owned(),
                 symbol: None,
                 inline_fallback: false,
                 candidates,
@@ -300,14 +280,14 @@ fn symbol_costs(stacks: &[SampledStack], n: usize, top: usize) -> Vec<SymbolCost
 }
 
 fn call_graph(
-    run: &Run,
-    context: &str,
+    frames: &ConceptFrames,
+    context: Context,
     stacks: &[SampledStack],
     opts: &ReportOptions,
 ) -> CallGraph {
-    let anchors = anchors(run, context);
+    let anchors = anchors(frames, context);
     let anchors: Vec<&str> = anchors.iter().map(String::as_str).collect();
-    let mut forest = call_tree(context, stacks, &anchors);
+    let mut forest = call_tree(context.name(), stacks, &anchors);
     let total_roots = forest.children.len();
     // The roots are depth 0, so the pseudo-root above them gets one more level.
     prune(
@@ -343,7 +323,7 @@ pub fn lock_waiter(frames: &[String]) -> (String, Option<String>) {
     }
 }
 
-fn lock_waits(run: &Run, context: &str, n: usize, top: usize) -> LockWaits {
+fn lock_waits(run: &Run, context: Context, n: usize, top: usize) -> LockWaits {
     if let Err(why) = lock_wait_status(run) {
         return LockWaits {
             not_measured: Some(why),

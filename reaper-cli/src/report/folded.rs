@@ -4,7 +4,7 @@
 //! combined set whose root frame is the context name, so one flame graph
 //! shows every context side by side.
 
-use crate::model::{Run, SampledStack};
+use crate::model::{Context, Run, SampledStack};
 
 use super::analysis::{contexts_in, merged_stacks};
 
@@ -15,7 +15,7 @@ fn line(prefix: Option<&str>, stack: &SampledStack) -> String {
 }
 
 /// Folded lines of one context, sorted; stacks without samples are left out.
-pub fn context_lines(run: &Run, context: &str) -> Vec<String> {
+pub fn context_lines(run: &Run, context: Context) -> Vec<String> {
     merged_stacks(run, context)
         .iter()
         .filter(|s| s.samples > 0 && !s.frames.is_empty())
@@ -26,12 +26,12 @@ pub fn context_lines(run: &Run, context: &str) -> Vec<String> {
 /// Folded lines of every context, each rooted at the context's name.
 pub fn combined_lines(run: &Run) -> Vec<String> {
     contexts_in(run)
-        .iter()
+        .into_iter()
         .flat_map(|context| {
             merged_stacks(run, context)
                 .into_iter()
                 .filter(|s| s.samples > 0)
-                .map(move |s| line(Some(context), &s))
+                .map(move |s| line(Some(context.name()), &s))
         })
         .collect()
 }

@@ -18,7 +18,6 @@ use crate::model::{Episode, FunctionTime, FunctionTiming, Run, VmaOrderSeen};
 const HISTOGRAM_CONCEPTS: [&str; 2] = ["pte_lock", "per_vma_unmap"];
 /// The reaper side's contexts, in the order their VMA order is preferred
 /// (the mrelease caller first).
-const REAPER_SIDE: [Context; 2] = [Context::MreleaseCaller, Context::OomReaper];
 /// `what` of the run's not-measured entry for function timing.
 const NOT_MEASURED_WHAT: &str = "exact per-function timing";
 
@@ -40,7 +39,7 @@ pub fn build(run: &Run) -> FunctionTimingReport {
 fn why_not_measured(run: &Run) -> String {
     run.not_measured
         .iter()
-        .find(|n| n.what.starts_with(NOT_MEASURED_WHAT))
+        .find(|n| n.subject.starts_with(NOT_MEASURED_WHAT))
         .map_or_else(
             || "no function probe attached".to_owned(),
             |n| n.why.clone(),
@@ -50,11 +49,11 @@ fn why_not_measured(run: &Run) -> String {
 /// The reaper's VMA order in one episode (mrelease caller first).
 fn episode_order(episode: &Episode) -> Option<(&VmaOrderSeen, Context)> {
     let timing = episode.function_timing.as_ref()?;
-    REAPER_SIDE.iter().find_map(|&c| {
+    Context::REAPERS.iter().find_map(|&c| {
         timing
             .vma_orders
             .iter()
-            .find(|o| Context::from_name(&o.context) == Some(c))
+            .find(|o| o.context == c)
             .map(|o| (o, c))
     })
 }
@@ -85,7 +84,7 @@ fn reaper_order(run: &Run) -> ReaperOrder {
     };
     if orders.iter().all(|(o, _)| o.order == first.0.order) {
         return ReaperOrder::Same {
-            order: first.0.order.clone(),
+            order: first.0.order,
             seen_in: orders.len(),
             episodes: run.episodes.len(),
             evidence: evidence(first),
@@ -96,7 +95,7 @@ fn reaper_order(run: &Run) -> ReaperOrder {
         match counts.iter_mut().find(|c| c.order == o.order) {
             Some(c) => c.episodes += 1,
             None => counts.push(OrderCount {
-                order: o.order.clone(),
+                order: o.order,
                 episodes: 1,
             }),
         }
@@ -143,10 +142,7 @@ fn episode_timing(episode: &Episode) -> EpisodeTiming {
 /// Sampled inclusive period of `symbol` in a context, ns; `None` when the
 /// episode has no profile of the context.
 fn sampled_ns(episode: &Episode, context: Context, symbol: &str) -> Option<u64> {
-    let profile = episode
-        .contexts
-        .iter()
-        .find(|c| c.context == context.name())?;
+    let profile = episode.contexts.iter().find(|c| c.context == context)?;
     Some(
         profile
             .stacks
@@ -158,26 +154,20 @@ fn sampled_ns(episode: &Episode, context: Context, symbol: &str) -> Option<u64> 
 }
 
 /// One table per run of consecutive functions of the same context, in
-/// recorded order (the recorder groups them by context). Functions of a
-/// context name reaper does not know are left out (loading rejects them).
+/// recorded order (the recorder groups them by context).
 fn exact_tables(episode: &Episode, timing: &FunctionTiming) -> Vec<ExactTable> {
-    let mut contexts: Vec<&str> = timing
-        .functions
-        .iter()
-        .map(|f| f.context.as_str())
-        .collect();
+    let mut contexts: Vec<Context> = timing.functions.iter().map(|f| f.context).collect();
     contexts.dedup();
     contexts
         .into_iter()
-        .filter_map(|name| {
-            let context = Context::from_name(name)?;
+        .map(|context| {
             let rows = timing
                 .functions
                 .iter()
-                .filter(|f| f.context == name)
+                .filter(|f| f.context == context)
                 .map(|f| exact_row(episode, context, f))
                 .collect();
-            Some(ExactTable { context, rows })
+            ExactTable { context, rows }
         })
         .collect()
 }
@@ -186,7 +176,7 @@ fn exact_row(episode: &Episode, context: Context, f: &FunctionTime) -> ExactRow 
     ExactRow {
         symbol: f.symbol.clone(),
         concept: f.concept.clone(),
-        mode: f.mode.clone(),
+        mode: f.mode,
         sampled_period_ns: sampled_ns(episode, context, &f.symbol),
         exact_period_ns: f.total_ns,
         calls: f.calls,
@@ -200,10 +190,10 @@ fn exact_row(episode: &Episode, context: Context, f: &FunctionTime) -> ExactRow 
 fn histogram(f: &FunctionTime) -> Option<Histogram> {
     let first = f.hist_log2_ns.iter().position(|&c| c > 0).unwrap_or(0);
     Some(Histogram {
-        context: Context::from_name(&f.context)?,
+        context: f.context,
         symbol: f.symbol.clone(),
         concept: f.concept.clone(),
-        mode: f.mode.clone(),
+        mode: f.mode,
         calls: f.calls,
         buckets: f
             .hist_log2_ns
@@ -227,7 +217,7 @@ pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::model::NotMeasured;
+    use crate::model::{NotMeasured, VmaOrderKind};
 
     /// A one-episode run from the report fixtures, with `timing` and the
     /// recorder's reason for missing function probes.
@@ -241,7 +231,7 @@ pub(crate) mod tests {
         run.episodes.truncate(1);
         run.episodes[0].function_timing = timing;
         run.not_measured.push(NotMeasured {
-            what: "exact per-function timing (calls, inclusive ns, histograms)".into(),
+            subject: "exact per-function timing (calls, inclusive ns, histograms)".into(),
             why: "fentry load: BPF_PROG_LOAD refused [EPERM 1]".into(),
         });
         run
@@ -251,19 +241,19 @@ pub(crate) mod tests {
     pub(crate) fn timing() -> FunctionTiming {
         FunctionTiming {
             functions: vec![FunctionTime {
-                context: "mrelease_caller".into(),
+                context: Context::MreleaseCaller,
                 concept: "per_vma_unmap".into(),
                 symbol: "zap_vma_for_reaping".into(),
-                mode: "fentry".into(),
+                mode: crate::model::AttachMode::Fentry,
                 calls: 3,
                 total_ns: 3_000_000,
                 max_ns: 1_500_000,
                 hist_log2_ns: vec![0, 0, 1, 2],
             }],
             vma_orders: vec![VmaOrderSeen {
-                context: "mrelease_caller".into(),
+                context: Context::MreleaseCaller,
                 function: "zap_vma_for_reaping".into(),
-                order: "reverse".into(),
+                order: VmaOrderKind::Reverse,
                 vmas: 64,
                 first: 0x7f00_0000_0000,
                 last: 0x5500_0000_0000,
@@ -315,7 +305,7 @@ pub(crate) mod tests {
         else {
             panic!("{:?}", t.order);
         };
-        assert_eq!((order.as_str(), *seen_in, *episodes), ("reverse", 1, 1));
+        assert_eq!((*order, *seen_in, *episodes), (VmaOrderKind::Reverse, 1, 1));
         assert_eq!(evidence.context, Context::MreleaseCaller);
         assert_eq!(evidence.vmas, 64);
         let exact = t.episodes[0].exact.as_ref().unwrap();
@@ -370,20 +360,21 @@ pub(crate) mod tests {
     #[test]
     fn differing_orders_are_counted_by_first_appearance() {
         let mut run = run_with(Some(timing()));
-        for (index, order) in [(1, "forward"), (2, "reverse")] {
+        for (index, order) in [(1, VmaOrderKind::Forward), (2, VmaOrderKind::Reverse)] {
             let mut e = run.episodes[0].clone();
             e.index = index;
-            e.function_timing.as_mut().unwrap().vma_orders[0].order = order.into();
+            e.function_timing.as_mut().unwrap().vma_orders[0].order = order;
             run.episodes.push(e);
         }
         let ReaperOrder::Differs { counts, evidence } = build(&run).order else {
             panic!("orders differ");
         };
-        let counts: Vec<(&str, usize)> = counts
-            .iter()
-            .map(|c| (c.order.as_str(), c.episodes))
-            .collect();
-        assert_eq!(counts, [("reverse", 2), ("forward", 1)]);
+        let counts: Vec<(VmaOrderKind, usize)> =
+            counts.iter().map(|c| (c.order, c.episodes)).collect();
+        assert_eq!(
+            counts,
+            [(VmaOrderKind::Reverse, 2), (VmaOrderKind::Forward, 1)]
+        );
         assert_eq!(evidence.first, 0x7f00_0000_0000);
     }
 
@@ -391,8 +382,8 @@ pub(crate) mod tests {
     fn the_mrelease_caller_order_is_preferred_over_the_oom_reapers() {
         let mut t = timing();
         let mut reaper = t.vma_orders[0].clone();
-        reaper.context = "oom_reaper".into();
-        reaper.order = "forward".into();
+        reaper.context = Context::OomReaper;
+        reaper.order = VmaOrderKind::Forward;
         t.vma_orders.insert(0, reaper);
         let ReaperOrder::Same {
             order, evidence, ..
@@ -400,7 +391,7 @@ pub(crate) mod tests {
         else {
             panic!("one episode");
         };
-        assert_eq!(order, "reverse");
+        assert_eq!(order, VmaOrderKind::Reverse);
         assert_eq!(evidence.context, Context::MreleaseCaller);
     }
 

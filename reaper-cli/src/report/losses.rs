@@ -11,45 +11,52 @@ use super::model::Loss;
 /// Whether a kernel counter's non-zero value is a loss. Unknown names count
 /// as losses: better a spurious warning than a silent drop.
 pub fn is_loss(name: &str) -> bool {
-    Counter::ALL
-        .iter()
-        .find(|c| c.name() == name)
-        .is_none_or(|c| c.is_loss())
+    Counter::from_name(name).is_none_or(Counter::is_loss)
 }
 
-/// Describes a non-zero loss counter.
-pub fn describe(name: &str, count: u64) -> Loss {
-    let (what, flag) = match name {
-        "sample_stack_lost" => (
+/// What a kernel counter's loss means and the flag that enlarges what
+/// overflowed; `None` for hit counters (not losses).
+fn meaning(counter: Counter) -> Option<(&'static str, Option<&'static str>)> {
+    Some(match counter {
+        Counter::SampleStackLost => (
             "samples had no stack (KERNEL_STACKS full or collision)",
             Some("--stack-map-size"),
         ),
-        "sample_counts_full" => (
+        Counter::SampleCountsFull => (
             "samples dropped (SAMPLE_COUNTS map full)",
             Some("--sample-map-size"),
         ),
-        "lock_pending_full" => (
+        Counter::LockPendingFull => (
             "lock waits lost (PENDING_WAITS map full)",
             Some("--lock-map-size"),
         ),
-        "tracked_full" => (
+        Counter::TrackedFull => (
             "tasks could not be tracked (TRACKED_TGIDS/TIDS full: more than 1024 live victims or callers)",
             None,
         ),
-        "lock_waits_full" => (
+        Counter::LockWaitsFull => (
             "lock waits lost (LOCK_WAITS map full)",
             Some("--lock-map-size"),
         ),
-        "lock_stack_lost" => (
+        Counter::LockStackLost => (
             "lock waits had no stack (KERNEL_STACKS full or collision)",
             Some("--stack-map-size"),
         ),
-        "timeline_ring_full" => (
+        Counter::TimelineRingFull => (
             "timeline events lost (TIMELINE ring buffer full)",
             Some("--ringbuf-size"),
         ),
-        _ => ("lost", None),
-    };
+        Counter::SamplesTracked | Counter::LockBeginTracked | Counter::TimelineEvents => {
+            return None;
+        }
+    })
+}
+
+/// Describes a non-zero loss counter, by its name in the run file.
+pub fn describe(name: &str, count: u64) -> Loss {
+    let (what, flag) = Counter::from_name(name)
+        .and_then(meaning)
+        .unwrap_or(("lost", None));
     let what = if flag.is_none() {
         format!("{what} ({name})")
     } else {

@@ -118,26 +118,22 @@ pub fn write_files(
     _opts: &ReportOptions,
 ) -> Result<Vec<PathBuf>, WriteError> {
     let mut written = Vec::new();
-    let mut files: Vec<(String, Vec<String>)> = analysis::contexts_in(run)
+    // (file name, flame graph title, lines)
+    let mut files: Vec<(&str, &str, Vec<String>)> = analysis::contexts_in(run)
         .into_iter()
         .map(|context| {
-            let lines = folded::context_lines(run, &context);
-            (context, lines)
+            let lines = folded::context_lines(run, context);
+            (context.name(), context.label(), lines)
         })
         .collect();
-    files.push(("combined".to_owned(), folded::combined_lines(run)));
-    for (name, lines) in &files {
+    files.push(("combined", "combined", folded::combined_lines(run)));
+    for (name, label, lines) in &files {
         written.push(out.write(&format!("{name}.folded"), folded::to_text(lines).as_bytes())?);
         if lines.is_empty() {
             continue;
         }
-        let label = if name == "combined" {
-            name.clone()
-        } else {
-            analysis::context_label(name)
-        };
         let svg_name = format!("{name}.svg");
-        let svg = svg::flamegraph(run, &label, lines).map_err(|source| WriteError::Render {
+        let svg = svg::flamegraph(run, label, lines).map_err(|source| WriteError::Render {
             name: svg_name.clone(),
             source,
         })?;

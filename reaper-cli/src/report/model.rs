@@ -113,9 +113,32 @@ impl Summary {
     }
 }
 
+/// Which measurement a summary row holds. Rows are found by this; their
+/// labels are for display only (the rmap row is named after the kernel's
+/// function, the PTE rows after the kind of lock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RowId {
+    /// "Total running time".
+    Total,
+    /// "Time waiting for pte spinlock" (sampled).
+    PteLockWait,
+    /// "PTE-lock waits traced".
+    PteTracedWait,
+    /// "<rmap function> time".
+    Rmap,
+    /// "kill → mrelease done".
+    KillToReap,
+    /// "kill → exit_mmap done".
+    KillToExitMmap,
+}
+
 /// One measurement across episodes.
 #[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct SummaryRow {
+    /// Which measurement (not in `--json`, whose rows keep their layout).
+    #[serde(skip)]
+    pub id: RowId,
     /// Row label, e.g. "Total running time".
     pub label: String,
     /// Label of the split line, e.g. "(exit_mmap + reaper work)"; `None` for
@@ -169,8 +192,8 @@ pub struct RowStats {
 /// One context (victim exit, mrelease caller, oom_reaper) over all episodes.
 #[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ContextReport {
-    /// Machine name, e.g. "victim_exit".
-    pub context: String,
+    /// The context (its machine name in `--json`).
+    pub context: crate::model::Context,
     /// Display label, e.g. "victim exit".
     pub label: String,
     /// Episodes the per-episode means are taken over (all episodes of the run).

@@ -11,14 +11,14 @@
 //! called by the PTE-lock function or the inlined zap path), and the rows'
 //! labels say they are sleeping waits.
 
-use crate::catalog::frame_for;
-use crate::model::{Run, SampledStack};
+use crate::catalog::{ConceptFrames, ConceptId};
+use crate::model::{Context, ProbeGroup, Run, SampledStack};
 
-use super::model::{Cell, SummaryRow};
+use super::model::{Cell, RowId, SummaryRow};
 use super::stacks::frames_within;
 use super::summary::{
-    REAPER_CONTEXTS, SPLIT_LABEL, VICTIM_CONTEXT, absent, episode_stacks, lock_wait_status,
-    probe_failure, row, split_value, uniform_row,
+    SPLIT_LABEL, absent, episode_stacks, lock_wait_status, probe_failure, row, split_value,
+    uniform_row,
 };
 
 /// Where the PTE lock is taken on kernels that inline it: `zap_pte_range`,
@@ -58,27 +58,22 @@ impl PteLockKind {
 }
 
 /// Frames that mean "spinning for a lock" below the PTE-lock function.
-fn spin_frames(run: &Run) -> Vec<&str> {
-    let mut frames = vec![
+fn spin_frames(frames: &ConceptFrames) -> Vec<&str> {
+    let mut spin = vec![
         "_raw_spin_lock",
         "queued_spin_lock_slowpath",
         "native_queued_spin_lock_slowpath",
     ];
-    if let Some(slowpath) = frame_for(&run.symbols, "spin_slowpath") {
-        frames.push(slowpath);
+    if let Some(slowpath) = frames.frame(ConceptId::SPIN_SLOWPATH) {
+        spin.push(slowpath);
     }
-    frames
+    spin
 }
 
 /// The functions whose direct spinlock calls are PTE-lock acquisitions: the
 /// resolved PTE-lock function, or the zap path where it is inlined.
-fn pte_callers(run: &Run) -> Vec<&str> {
-    let resolved = run
-        .symbols
-        .iter()
-        .find(|r| r.concept == "pte_lock")
-        .and_then(|r| r.symbol.as_deref());
-    match resolved {
+fn pte_callers(frames: &ConceptFrames) -> Vec<&str> {
+    match frames.symbol(ConceptId::PTE_LOCK) {
         Some(symbol) => vec![symbol],
         None => INLINED_PTE_LOCK_CALLERS.to_vec(),
     }
@@ -122,7 +117,8 @@ pub(crate) fn sleeps_for_pte_lock(frames: &[String], pte_callers: &[&str]) -> bo
 /// PREEMPT_RT it is the on-CPU part of sleeping waits (the rtlock slow path
 /// spinning on a running owner); the sleep itself is off-CPU, unsampled, and
 /// in the traced row.
-pub fn pte_wait_row(run: &Run) -> SummaryRow {
+pub fn pte_wait_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
+    let id = RowId::PteLockWait;
     let kind = PteLockKind::of(run);
     let label = match kind {
         PteLockKind::Spinning => "Time waiting for pte spinlock",
@@ -131,11 +127,11 @@ pub fn pte_wait_row(run: &Run) -> SummaryRow {
         }
     }
     .to_owned();
-    if let Some(why) = probe_failure(run, "sampling") {
-        return uniform_row(run, label, why);
+    if let Some(why) = probe_failure(run, ProbeGroup::Sampling) {
+        return uniform_row(run, id, label, why);
     }
-    let callers = pte_callers(run);
-    let spin = spin_frames(run);
+    let callers = pte_callers(frames);
+    let spin = spin_frames(frames);
     let waiting = |s: &&SampledStack| match kind {
         PteLockKind::Spinning => spins_for_pte_lock(&s.frames, &callers, &spin),
         PteLockKind::Sleeping => {
@@ -143,18 +139,20 @@ pub fn pte_wait_row(run: &Run) -> SummaryRow {
                 || spins_for_pte_lock(&s.frames, &callers, &spin)
         }
     };
-    let victim_fn = frame_for(&run.symbols, "victim_teardown").unwrap_or("exit_mmap");
+    let victim_fn = frames
+        .frame(ConceptId::VICTIM_TEARDOWN)
+        .unwrap_or("exit_mmap");
     let cells = run
         .episodes
         .iter()
         .map(|e| {
-            let victim: u64 = episode_stacks(e, VICTIM_CONTEXT)
+            let victim: u64 = episode_stacks(e, Context::VictimExit)
                 .filter(|s| s.frames.iter().any(|f| f == victim_fn))
                 .filter(waiting)
                 .map(|s| s.period_ns)
                 .sum();
-            let reaper: u64 = REAPER_CONTEXTS
-                .iter()
+            let reaper: u64 = Context::REAPERS
+                .into_iter()
                 .flat_map(|c| episode_stacks(e, c))
                 .filter(waiting)
                 .map(|s| s.period_ns)
@@ -162,14 +160,15 @@ pub fn pte_wait_row(run: &Run) -> SummaryRow {
             Cell::Measured(split_value(victim, reaper, None))
         })
         .collect();
-    row(label, Some(SPLIT_LABEL), cells)
+    row(id, label, Some(SPLIT_LABEL), cells)
 }
 
 /// PTE-lock waits the lock:contention tracepoints saw: queued waiters only
 /// on spinning kernels; on PREEMPT_RT every contended `rt_spin_lock` (the
 /// tracepoint fires in `rtlock_slowlock_locked`), attributed like the
 /// sampled row.
-pub fn pte_traced_wait_row(run: &Run) -> SummaryRow {
+pub fn pte_traced_wait_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
+    let id = RowId::PteTracedWait;
     let kind = PteLockKind::of(run);
     let label = match kind {
         PteLockKind::Spinning => "PTE-lock waits traced (queued only)",
@@ -177,14 +176,16 @@ pub fn pte_traced_wait_row(run: &Run) -> SummaryRow {
     }
     .to_owned();
     if let Err(why) = lock_wait_status(run) {
-        return uniform_row(run, label, why);
+        return uniform_row(run, id, label, why);
     }
-    let pte_fn = frame_for(&run.symbols, "pte_lock");
+    let pte_fn = frames.frame(ConceptId::PTE_LOCK);
     if kind == PteLockKind::Spinning && pte_fn.is_none() {
-        return uniform_row(run, label, absent("pte_lock"));
+        return uniform_row(run, id, label, absent(ConceptId::PTE_LOCK));
     }
-    let callers = pte_callers(run);
-    let victim_fn = frame_for(&run.symbols, "victim_teardown").unwrap_or("exit_mmap");
+    let callers = pte_callers(frames);
+    let victim_fn = frames
+        .frame(ConceptId::VICTIM_TEARDOWN)
+        .unwrap_or("exit_mmap");
     let counts = |frames: &[String], is_victim: bool| -> bool {
         if is_victim && !frames.iter().any(|f| f == victim_fn) {
             return false;
@@ -204,10 +205,7 @@ pub fn pte_traced_wait_row(run: &Run) -> SummaryRow {
         .map(|e| {
             let (mut victim, mut reaper, mut count) = (0, 0, 0);
             for ctx in &e.contexts {
-                let is_victim = ctx.context == VICTIM_CONTEXT;
-                if !is_victim && !REAPER_CONTEXTS.contains(&ctx.context.as_str()) {
-                    continue;
-                }
+                let is_victim = !ctx.context.is_reaper();
                 for wait in ctx
                     .lock_waits
                     .iter()
@@ -224,5 +222,5 @@ pub fn pte_traced_wait_row(run: &Run) -> SummaryRow {
             Cell::Measured(split_value(victim, reaper, Some(count)))
         })
         .collect();
-    row(label, Some(SPLIT_LABEL), cells)
+    row(id, label, Some(SPLIT_LABEL), cells)
 }

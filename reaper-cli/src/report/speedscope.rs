@@ -149,7 +149,7 @@ mod tests {
         for (p, c) in profiles.iter().zip(contexts) {
             assert_eq!(p["type"], "sampled");
             assert_eq!(p["unit"], "nanoseconds");
-            assert!(p["name"].as_str().unwrap().ends_with(&c.context));
+            assert!(p["name"].as_str().unwrap().ends_with(c.context.name()));
             let samples = p["samples"].as_array().unwrap();
             let weights = p["weights"].as_array().unwrap();
             assert_eq!(samples.len(), weights.len());

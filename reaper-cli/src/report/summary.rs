@@ -5,33 +5,30 @@
 //! part and the reaper-work part), then the kill→done latencies. A value the
 //! run could not measure is a `NotMeasured` cell with the reason, never 0.
 
-use crate::catalog::frame_for;
+use crate::catalog::{ConceptFrames, ConceptId};
 use crate::duration::NS_PER_MS;
-use crate::model::{Episode, Run, SampledStack};
+use crate::model::{Context, Episode, ProbeGroup, Run, SampledStack};
 use crate::stats;
 
-use super::model::{Cell, RowStats, Summary, SummaryRow, Value};
+use super::model::{Cell, RowId, RowStats, Summary, SummaryRow, Value};
 use super::pte_lock;
 use super::stacks::{children_of, children_within};
 
-/// Context names of the reaper side (their work is "reaper work").
-pub const REAPER_CONTEXTS: [&str; 2] = ["mrelease_caller", "oom_reaper"];
-/// Context name of the dying task.
-pub const VICTIM_CONTEXT: &str = "victim_exit";
 /// Split-line label of the thread's rows.
 pub(crate) const SPLIT_LABEL: &str = "(exit_mmap + reaper work)";
 
-/// Builds the summary.
-pub fn summary(run: &Run) -> Summary {
+/// Builds the summary of a run whose concepts are resolved in `frames`
+/// (`ConceptFrames::of(&run.symbols)`, resolved once per run).
+pub fn summary(run: &Run, frames: &ConceptFrames) -> Summary {
     let rows = vec![
-        running_time_row(run),
-        pte_lock::pte_wait_row(run),
-        pte_lock::pte_traced_wait_row(run),
-        rmap_row(run),
-        latency_row(run, "kill → mrelease done", |e| {
+        running_time_row(run, frames),
+        pte_lock::pte_wait_row(run, frames),
+        pte_lock::pte_traced_wait_row(run, frames),
+        rmap_row(run, frames),
+        latency_row(run, RowId::KillToReap, "kill → mrelease done", |e| {
             e.latencies.kill_to_mrelease_done_ns
         }),
-        latency_row(run, "kill → exit_mmap done", |e| {
+        latency_row(run, RowId::KillToExitMmap, "kill → exit_mmap done", |e| {
             e.latencies.kill_to_exit_mmap_done_ns
         }),
     ];
@@ -66,10 +63,10 @@ pub fn with_lost_races_left_out(mut summary: Summary, lost: Vec<bool>) -> Summar
 }
 
 /// The sampled stacks of one context in one episode.
-pub fn episode_stacks<'a>(
-    episode: &'a Episode,
-    context: &'a str,
-) -> impl Iterator<Item = &'a SampledStack> + 'a {
+pub fn episode_stacks(
+    episode: &Episode,
+    context: Context,
+) -> impl Iterator<Item = &SampledStack> + '_ {
     episode
         .contexts
         .iter()
@@ -77,36 +74,29 @@ pub fn episode_stacks<'a>(
         .flat_map(|c| c.stacks.iter())
 }
 
-/// Why a probe group did not measure, if it did not: its `not_measured`
-/// entry, else its non-"attached" status. `None` when it was attached or
-/// the run does not list it.
-pub fn probe_failure(run: &Run, probe: &str) -> Option<String> {
+/// Why a probe group did not measure, if it did not: the group's programs
+/// did not attach, with the kernel's answer from its `recording.probes`
+/// entry. `None` when it was attached or the run does not list it.
+pub fn probe_failure(run: &Run, group: ProbeGroup) -> Option<String> {
     let entry = run
         .recording
         .probes
         .iter()
-        .find(|p| p.probe == probe || p.probe.starts_with(&format!("{probe}:")))?;
-    if entry.status == "attached" {
-        return None;
-    }
-    let keyword = probe.split('_').next().unwrap_or(probe);
-    let noted = run
-        .not_measured
-        .iter()
-        .find(|n| n.what.contains(keyword) || n.why.contains(keyword));
-    Some(noted.map_or_else(
-        || format!("{} probe ({}): {}", entry.probe, entry.mode, entry.status),
-        |n| n.why.clone(),
-    ))
+        .find(|p| p.probe == group.name())?;
+    (!entry.status.is_attached()).then(|| group.did_not_attach(&entry.status.to_string()))
 }
 
 /// Whether lock waits were measured: `Err(why)` when the lock_wait probe did
 /// not attach, or when the run has neither a probe entry nor any lock data.
 pub fn lock_wait_status(run: &Run) -> Result<(), String> {
-    if let Some(why) = probe_failure(run, "lock_wait") {
+    if let Some(why) = probe_failure(run, ProbeGroup::LockWait) {
         return Err(why);
     }
-    let listed = run.recording.probes.iter().any(|p| p.probe == "lock_wait");
+    let listed = run
+        .recording
+        .probes
+        .iter()
+        .any(|p| p.probe == ProbeGroup::LockWait.name());
     let has_data = run
         .episodes
         .iter()
@@ -115,17 +105,17 @@ pub fn lock_wait_status(run: &Run) -> Result<(), String> {
     if listed || has_data {
         return Ok(());
     }
-    match run.not_measured.iter().find(|n| n.what.contains("lock")) {
-        Some(noted) => Err(noted.why.clone()),
-        None => Err("the run has no lock_wait probe".to_owned()),
-    }
+    Err(format!(
+        "the run has no {} probe",
+        ProbeGroup::LockWait.name()
+    ))
 }
 
 /// An episode's sampled stacks of the victim and of the reaper contexts.
 fn side_stacks(e: &Episode) -> (Vec<SampledStack>, Vec<SampledStack>) {
-    let victim = episode_stacks(e, VICTIM_CONTEXT).cloned().collect();
-    let reaper = REAPER_CONTEXTS
-        .iter()
+    let victim = episode_stacks(e, Context::VictimExit).cloned().collect();
+    let reaper = Context::REAPERS
+        .into_iter()
         .flat_map(|c| episode_stacks(e, c).cloned())
         .collect();
     (victim, reaper)
@@ -139,24 +129,31 @@ pub(crate) fn split_value(victim_ns: u64, reaper_ns: u64, count: Option<u64>) ->
     }
 }
 
-pub(crate) fn absent(concept: &str) -> String {
-    let candidates = crate::catalog::concept(concept)
-        .map(|c| c.candidates.join(", "))
-        .unwrap_or_default();
-    format!("absent on this kernel: none of {candidates}")
+pub(crate) fn absent(concept: ConceptId) -> String {
+    format!(
+        "absent on this kernel: none of {}",
+        concept.concept().candidates.join(", ")
+    )
 }
 
-pub(crate) fn uniform_row(run: &Run, label: String, why: String) -> SummaryRow {
+pub(crate) fn uniform_row(run: &Run, id: RowId, label: String, why: String) -> SummaryRow {
     row(
+        id,
         label,
         Some(SPLIT_LABEL),
         vec![Cell::NotMeasured { why }; run.episodes.len()],
     )
 }
 
-pub(crate) fn row(label: String, split_label: Option<&str>, cells: Vec<Cell>) -> SummaryRow {
+pub(crate) fn row(
+    id: RowId,
+    label: String,
+    split_label: Option<&str>,
+    cells: Vec<Cell>,
+) -> SummaryRow {
     let stats = row_stats(&cells);
     SummaryRow {
+        id,
         label,
         split_label: split_label.map(str::to_owned),
         cells,
@@ -164,16 +161,16 @@ pub(crate) fn row(label: String, split_label: Option<&str>, cells: Vec<Cell>) ->
     }
 }
 
-fn running_time_row(run: &Run) -> SummaryRow {
-    let label = "Total running time".to_owned();
-    if let Some(why) = probe_failure(run, "sampling") {
-        return uniform_row(run, label, why);
+fn running_time_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
+    let (id, label) = (RowId::Total, "Total running time".to_owned());
+    if let Some(why) = probe_failure(run, ProbeGroup::Sampling) {
+        return uniform_row(run, id, label, why);
     }
-    let Some(victim_fn) = frame_for(&run.symbols, "victim_teardown") else {
-        return uniform_row(run, label, absent("victim_teardown"));
+    let Some(victim_fn) = frames.frame(ConceptId::VICTIM_TEARDOWN) else {
+        return uniform_row(run, id, label, absent(ConceptId::VICTIM_TEARDOWN));
     };
-    let Some(reaper_fn) = frame_for(&run.symbols, "reaper_work") else {
-        return uniform_row(run, label, absent("reaper_work"));
+    let Some(reaper_fn) = frames.frame(ConceptId::REAPER_WORK) else {
+        return uniform_row(run, id, label, absent(ConceptId::REAPER_WORK));
     };
     let cells = run
         .episodes
@@ -187,19 +184,25 @@ fn running_time_row(run: &Run) -> SummaryRow {
             ))
         })
         .collect();
-    row(label, Some(SPLIT_LABEL), cells)
+    row(id, label, Some(SPLIT_LABEL), cells)
 }
 
-fn rmap_row(run: &Run) -> SummaryRow {
-    let Some(rmap_fn) = frame_for(&run.symbols, "rmap_removal") else {
-        return uniform_row(run, "rmap removal time".to_owned(), absent("rmap_removal"));
+fn rmap_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
+    let id = RowId::Rmap;
+    let Some(rmap_fn) = frames.frame(ConceptId::RMAP_REMOVAL) else {
+        let label = "rmap removal time".to_owned();
+        return uniform_row(run, id, label, absent(ConceptId::RMAP_REMOVAL));
     };
     let label = format!("{rmap_fn} time");
-    if let Some(why) = probe_failure(run, "sampling") {
-        return uniform_row(run, label, why);
+    if let Some(why) = probe_failure(run, ProbeGroup::Sampling) {
+        return uniform_row(run, id, label, why);
     }
-    let victim_fn = frame_for(&run.symbols, "victim_teardown").unwrap_or("exit_mmap");
-    let reaper_fn = frame_for(&run.symbols, "reaper_work").unwrap_or("__oom_reap_task_mm");
+    let victim_fn = frames
+        .frame(ConceptId::VICTIM_TEARDOWN)
+        .unwrap_or("exit_mmap");
+    let reaper_fn = frames
+        .frame(ConceptId::REAPER_WORK)
+        .unwrap_or("__oom_reap_task_mm");
     let cells = run
         .episodes
         .iter()
@@ -212,10 +215,15 @@ fn rmap_row(run: &Run) -> SummaryRow {
             ))
         })
         .collect();
-    row(label, Some(SPLIT_LABEL), cells)
+    row(id, label, Some(SPLIT_LABEL), cells)
 }
 
-fn latency_row(run: &Run, label: &str, get: impl Fn(&Episode) -> Option<u64>) -> SummaryRow {
+fn latency_row(
+    run: &Run,
+    id: RowId,
+    label: &str,
+    get: impl Fn(&Episode) -> Option<u64>,
+) -> SummaryRow {
     let mrelease = run.recording.scenario.mrelease;
     let cells = run
         .episodes
@@ -225,7 +233,7 @@ fn latency_row(run: &Run, label: &str, get: impl Fn(&Episode) -> Option<u64>) ->
                 total_ms: ns as f64 / NS_PER_MS,
                 ..Value::default()
             }),
-            None if !mrelease && label.contains("mrelease") => Cell::NotMeasured {
+            None if !mrelease && id == RowId::KillToReap => Cell::NotMeasured {
                 why: "no process_mrelease in this scenario".to_owned(),
             },
             None => Cell::NotMeasured {
@@ -233,7 +241,7 @@ fn latency_row(run: &Run, label: &str, get: impl Fn(&Episode) -> Option<u64>) ->
             },
         })
         .collect();
-    row(label.to_owned(), None, cells)
+    row(id, label.to_owned(), None, cells)
 }
 
 /// Component-wise median/min/max of the measured cells.
@@ -307,6 +315,7 @@ mod tests {
         let summary = Summary {
             episodes: 3,
             rows: vec![row(
+                RowId::Total,
                 "Total".into(),
                 None,
                 vec![

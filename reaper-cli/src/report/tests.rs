@@ -185,6 +185,93 @@ fn other_json_is_not_a_run() {
     assert!(err.to_string().contains("not a reaper run file"), "{err}");
 }
 
+/// A run file with one value outside reaper's vocabulary, set by `edit`.
+fn run_with(edit: impl FnOnce(&mut serde_json::Value)) -> Result<Run, LoadError> {
+    let text = std::fs::read_to_string(data_dir().join("6.18-mrelease.run.json")).unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    edit(&mut value);
+    super::load::parse_run(&value.to_string(), Path::new("edited.json"))
+}
+
+/// Changes one value of a run file's JSON.
+type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+
+#[test]
+fn values_outside_the_vocabulary_are_refused_naming_the_field() {
+    let cases: [(&str, Edit); 4] = [
+        (
+            "unknown context \"../../x\"; reaper writes only victim_exit, mrelease_caller, oom_reaper",
+            Box::new(|v| v["episodes"][0]["contexts"][0]["context"] = "../../x".into()),
+        ),
+        (
+            "unknown context \"Victim_exit\"",
+            Box::new(|v| {
+                let t = v["episodes"][0]["timeline"].as_array_mut().unwrap();
+                let tracked = t.iter_mut().find(|e| e.get("context").is_some()).unwrap();
+                tracked["context"] = "Victim_exit".into();
+            }),
+        ),
+        (
+            "unknown attach mode \"uprobe\"; reaper writes only perf_event, tracepoint, fentry, kprobe, none",
+            Box::new(|v| v["recording"]["probes"][0]["mode"] = "uprobe".into()),
+        ),
+        (
+            "unknown VMA order \"sideways\"",
+            Box::new(|v| {
+                v["episodes"][0]["function_timing"] = serde_json::json!({
+                    "functions": [],
+                    "vma_orders": [{"context": "mrelease_caller", "function": "f",
+                        "order": "sideways", "vmas": 2, "first": 1, "last": 2,
+                        "forward_steps": 1, "reverse_steps": 0}]
+                });
+            }),
+        ),
+    ];
+    for (expected, edit) in cases {
+        let err = run_with(edit).unwrap_err();
+        assert!(matches!(err, LoadError::NotARun { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("not a reaper run file") && message.contains(expected),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn probe_outcomes_round_trip_byte_for_byte() {
+    for name in fixture_names() {
+        let path = data_dir().join(format!("{name}.run.json"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let raw: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let run = load_run(&path).unwrap();
+        let typed = serde_json::to_value(&run).unwrap();
+        assert_eq!(
+            raw["recording"]["probes"], typed["recording"]["probes"],
+            "{name}"
+        );
+        for (a, b) in raw["episodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(typed["episodes"].as_array().unwrap())
+        {
+            assert_eq!(
+                a["contexts"].as_array().map(Vec::len),
+                b["contexts"].as_array().map(Vec::len)
+            );
+            for (ca, cb) in a["contexts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(b["contexts"].as_array().unwrap())
+            {
+                assert_eq!(ca["context"], cb["context"], "{name}");
+            }
+        }
+    }
+}
+
 #[test]
 fn unknown_schema_names_both_versions() {
     let err = load_bad("bad-wrong-schema.json");

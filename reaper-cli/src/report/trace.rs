@@ -24,7 +24,8 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::model::{Episode, FunctionTime, Run, TimelineEntry};
+use crate::catalog::ConceptId;
+use crate::model::{Context, Episode, FunctionTime, Run, TimelineEntry};
 
 /// The file name `report --format trace` writes.
 pub const FILE_NAME: &str = "trace.json";
@@ -45,7 +46,7 @@ pub const SPAN_EXIT_MMAP: &str = "exit_mmap";
 /// Span name of the oom_reaper's reaping.
 pub const SPAN_OOM_REAPING: &str = "oom_reaper reaping";
 /// The catalog concept of the victim's `exit_mmap()`.
-const CONCEPT_EXIT_MMAP: &str = "victim_teardown";
+const CONCEPT_EXIT_MMAP: ConceptId = ConceptId::VICTIM_TEARDOWN;
 
 /// A trace-event phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -226,10 +227,7 @@ impl Episodes<'_> {
             let (name, order) = match &entry.context {
                 Some(context) => (
                     format!("{context}: {}[{}]", entry.comm, entry.tid),
-                    reaper_common::context::CONTEXT_NAMES
-                        .iter()
-                        .position(|c| c == context)
-                        .unwrap_or(usize::MAX - 1),
+                    context.id() as usize,
                 ),
                 None => (format!("{}[{}]", entry.comm, entry.tid), usize::MAX),
             };
@@ -269,7 +267,7 @@ impl Episodes<'_> {
         if let (Some(enter), Some(exit)) = (self.find("mrelease_enter"), self.find("mrelease_exit"))
         {
             let (start, end, tid, ret) = (enter.t_ns, exit.t_ns, enter.tid, exit.arg);
-            let mut args = self.functions("mrelease_caller");
+            let mut args = self.functions(Context::MreleaseCaller);
             args["ret"] = json!(ret);
             self.span(SPAN_MRELEASE, start, end, tid, args);
         }
@@ -278,22 +276,24 @@ impl Episodes<'_> {
             self.find("oom_finish_reaping"),
         ) {
             let (start, end, tid) = (start.t_ns, finish.t_ns, start.tid);
-            let args = self.functions("oom_reaper");
+            let args = self.functions(Context::OomReaper);
             self.span(SPAN_OOM_REAPING, start, end, tid, args);
         }
         let exit_mmap = e
             .function_timing
             .iter()
             .flat_map(|f| &f.functions)
-            .find(|f| f.context == "victim_exit" && f.concept == CONCEPT_EXIT_MMAP && f.calls == 1);
+            .find(|f| {
+                f.context == Context::VictimExit && f.concept == CONCEPT_EXIT_MMAP && f.calls == 1
+            });
         let done = e
             .timeline
             .iter()
-            .find(|t| t.kind == "exit_mmap_done" && t.context.as_deref() == Some("victim_exit"));
+            .find(|t| t.kind == "exit_mmap_done" && t.context == Some(Context::VictimExit));
         if let (Some(call), Some(done)) = (exit_mmap, done) {
             let (end, tid) = (done.t_ns, done.tid);
             let start = end.saturating_sub(i64::try_from(call.total_ns).unwrap_or(i64::MAX));
-            let mut args = self.functions("victim_exit");
+            let mut args = self.functions(Context::VictimExit);
             args["source"] = json!("duration from function timing, end at mmap:exit_mmap");
             self.span(SPAN_EXIT_MMAP, start, end, tid, args);
         }
@@ -312,7 +312,7 @@ impl Episodes<'_> {
     }
 
     /// The heaviest functions timed in `context`, as span arguments.
-    fn functions(&self, context: &str) -> Value {
+    fn functions(&self, context: Context) -> Value {
         let Some(timing) = &self.episode.function_timing else {
             return json!({ "function_timing": "not measured in this run" });
         };

@@ -153,7 +153,10 @@ pub fn vma_count(pid: u32) -> u32 {
 
 /// The `oom_reaper` kernel thread's pid, found by comm and the kthread flag.
 pub fn find_oom_reaper() -> Option<u32> {
-    find_kthread_in(Path::new("/proc"), "oom_reaper")
+    find_kthread_in(
+        Path::new("/proc"),
+        reaper_common::context::OOM_REAPER_KTHREAD,
+    )
 }
 
 fn find_kthread_in(proc_root: &Path, comm: &str) -> Option<u32> {

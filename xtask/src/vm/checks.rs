@@ -262,7 +262,7 @@ pub fn attach_summary(out_dir: &Path) -> String {
         .attach_kinds
         .iter()
         .filter(|k| k.works)
-        .map(|k| k.kind.as_str())
+        .map(|k| k.kind.name())
         .collect();
     if working.is_empty() {
         "none".into()

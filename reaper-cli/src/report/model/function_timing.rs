@@ -12,6 +12,7 @@
 //! `reaper-model` together with the other `--json` types.
 
 use reaper_common::context::{CONTEXT_NAMES, Context};
+use reaper_model::{AttachMode, VmaOrderKind};
 use serde::{Serialize, Serializer};
 
 /// Serializes a context by its stable machine name ("mrelease_caller").
@@ -51,8 +52,8 @@ pub enum ReaperOrder {
     },
     /// Every episode that showed the order agrees.
     Same {
-        /// "forward", "reverse", "mixed" or "unknown" (fewer than 2 calls).
-        order: String,
+        /// Forward, reverse, mixed or unknown (fewer than 2 calls).
+        order: VmaOrderKind,
         /// Episodes that showed the order.
         seen_in: usize,
         /// Episodes in the run.
@@ -101,7 +102,7 @@ pub struct OrderEvidence {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct OrderCount {
     /// "forward", "reverse", "mixed" or "unknown".
-    pub order: String,
+    pub order: VmaOrderKind,
     /// Episodes.
     pub episodes: usize,
 }
@@ -148,7 +149,7 @@ pub struct ExactRow {
     /// Catalog concept id.
     pub concept: String,
     /// How it was probed: "fentry" or "kprobe".
-    pub mode: String,
+    pub mode: AttachMode,
     /// Sampled inclusive period of the function in this context, ns;
     /// `None` when the episode has no samples of the context.
     pub sampled_period_ns: Option<u64>,
@@ -174,7 +175,7 @@ pub struct Histogram {
     /// Catalog concept id.
     pub concept: String,
     /// "fentry" or "kprobe".
-    pub mode: String,
+    pub mode: AttachMode,
     /// Completed calls.
     pub calls: u64,
     /// Buckets from the first non-empty one to the last recorded one.

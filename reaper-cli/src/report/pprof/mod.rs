@@ -114,7 +114,7 @@ pub fn profile(runs: &[&Run]) -> Profile {
             let comm = strings.get(&episode.victim.comm);
             let episode_name = strings.get(&episode.index.to_string());
             for context in &episode.contexts {
-                let context_name = strings.get(&context.context);
+                let context_name = strings.get(context.context.name());
                 for stack in &context.stacks {
                     let mut label = vec![
                         Label {

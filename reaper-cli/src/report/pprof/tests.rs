@@ -173,7 +173,7 @@ fn run_totals(run: &Run) -> BTreeMap<(i64, String), i64> {
         for c in &e.contexts {
             let ns: u64 = c.stacks.iter().map(|s| s.period_ns).sum();
             *totals
-                .entry((i64::from(e.index), c.context.clone()))
+                .entry((i64::from(e.index), c.context.name().to_owned()))
                 .or_default() += ns as i64;
         }
     }
@@ -249,7 +249,7 @@ fn stacks_are_named_kernel_frames_leaf_first_without_addresses() {
     let found = d
         .samples
         .iter()
-        .find(|s| s.frames == leaf_first && s.str_labels[LABEL_CONTEXT] == context.context)
+        .find(|s| s.frames == leaf_first && s.str_labels[LABEL_CONTEXT] == context.context.name())
         .expect("the first stack is a sample");
     assert_eq!(found.values, [stack.samples as i64, stack.period_ns as i64]);
     assert_eq!(found.str_labels[LABEL_VICTIM_COMM], episode.victim.comm);

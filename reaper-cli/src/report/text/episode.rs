@@ -72,7 +72,7 @@ fn timeline(e: &EpisodeReport, out: &mut String) {
         table.push(vec![
             duration::ms_signed(t.t_ns, Precision::TIMELINE),
             t.kind.clone(),
-            t.context.clone().unwrap_or_else(|| "-".to_owned()),
+            t.context.map_or("-", |c| c.name()).to_owned(),
             format!("{}/{}", t.comm, t.tid),
             t.arg.to_string(),
         ]);

@@ -15,6 +15,8 @@ use std::fmt::Write;
 
 use super::model::{Header, ReaperOrder, Report};
 
+use crate::model::{AttachMode, ProbeOutcome};
+
 /// Renders the whole report.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -95,7 +97,7 @@ fn header(h: &Header, order: &ReaperOrder, out: &mut String) {
 /// Attached probe groups on one line (timeline tracepoints counted), then
 /// one line per probe that did not attach, with the kernel's answer.
 fn probes(h: &Header, out: &mut String) {
-    let attached: Vec<_> = h.probes.iter().filter(|p| p.status == "attached").collect();
+    let attached: Vec<_> = h.probes.iter().filter(|p| p.status.is_attached()).collect();
     let mut names: Vec<String> = attached
         .iter()
         .filter(|p| !p.probe.starts_with("timeline:"))
@@ -113,9 +115,9 @@ fn probes(h: &Header, out: &mut String) {
     }
     // Probes refused for the same reason share one line (on a kernel without
     // fentry and kprobes every function probe fails the same way).
-    let mut refused: Vec<(&str, Vec<String>)> = Vec::new();
-    for p in h.probes.iter().filter(|p| p.status != "attached") {
-        match refused.iter_mut().find(|(status, _)| *status == p.status) {
+    let mut refused: Vec<(&ProbeOutcome, Vec<String>)> = Vec::new();
+    for p in h.probes.iter().filter(|p| !p.status.is_attached()) {
+        match refused.iter_mut().find(|(status, _)| **status == p.status) {
             Some((_, probes)) => probes.push(probe_label(p)),
             None => refused.push((&p.status, vec![probe_label(p)])),
         }
@@ -136,7 +138,7 @@ fn probes(h: &Header, out: &mut String) {
 
 /// "lock_wait (tracepoint)", or just the name when no mode was chosen.
 fn probe_label(p: &crate::model::ProbeUse) -> String {
-    if p.mode == "none" {
+    if p.mode == AttachMode::None {
         p.probe.clone()
     } else {
         format!("{} ({})", p.probe, p.mode)
@@ -158,7 +160,7 @@ fn not_measured(report: &Report, out: &mut String) {
     }
     let _ = writeln!(out, "Not measured:");
     for n in &report.not_measured {
-        let _ = writeln!(out, "  - {}: {}", n.what, n.why);
+        let _ = writeln!(out, "  - {}: {}", n.subject, n.why);
     }
 }
 

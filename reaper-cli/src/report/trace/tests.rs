@@ -156,7 +156,7 @@ fn many_functions_are_cut_with_the_count_left_out() {
     let template = timing
         .functions
         .iter()
-        .find(|f| f.context == "victim_exit")
+        .find(|f| f.context == Context::VictimExit)
         .unwrap()
         .clone();
     for i in 0..MAX_FUNCTIONS {
@@ -167,7 +167,7 @@ fn many_functions_are_cut_with_the_count_left_out() {
     let victim_rows = timing
         .functions
         .iter()
-        .filter(|f| f.context == "victim_exit")
+        .filter(|f| f.context == Context::VictimExit)
         .count();
     let events = checked(&run);
     let x = spans(&events, SPAN_EXIT_MMAP)[0];

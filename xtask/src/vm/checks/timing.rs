@@ -146,7 +146,7 @@ pub fn function_attach(ctx: &CellContext) -> Verdict {
     let attached: Vec<&(&str, &ProbeUse)> =
         probes.iter().filter(|(_, p)| !p.not_attached()).collect();
     for (name, p) in &probes {
-        if p.not_attached() && (p.status.is_empty() || p.attached()) {
+        if p.not_attached() && (p.status.to_string().is_empty() || p.attached()) {
             return Verdict::Fail(format!(
                 "{name} is not attached but says {:?} instead of a reason",
                 p.status
@@ -167,7 +167,7 @@ pub fn function_attach(ctx: &CellContext) -> Verdict {
         }
     }
     if let Some(mode) = want.mode
-        && let Some((name, p)) = attached.iter().find(|(_, p)| p.mode != mode)
+        && let Some((name, p)) = attached.iter().find(|(_, p)| p.mode.name() != mode)
     {
         return Verdict::Fail(format!("{name} attached with {}, expected {mode}", p.mode));
     }
@@ -176,7 +176,7 @@ pub fn function_attach(ctx: &CellContext) -> Verdict {
         let fallbacks: Vec<(&str, &str)> = run
             .function_probes
             .iter()
-            .filter(|p| want.mode == Some(p.mode.as_str()))
+            .filter(|p| want.mode == Some(p.mode.name()))
             .map(|p| {
                 (
                     p.symbol.as_deref().unwrap_or("?"),
@@ -220,7 +220,7 @@ pub fn function_attach(ctx: &CellContext) -> Verdict {
         };
     }
     let modes: std::collections::BTreeSet<&str> =
-        attached.iter().map(|(_, p)| p.mode.as_str()).collect();
+        attached.iter().map(|(_, p)| p.mode.name()).collect();
     Verdict::Pass(format!(
         "{} of {} functions attached ({}); {} and {} present",
         attached.len(),
@@ -246,7 +246,7 @@ pub fn reaper_order(ctx: &CellContext) -> Verdict {
     if !per_vma_attached && !want.must_attach {
         // The per-VMA function's probe entry carries the kernel's answer.
         return match per_vma {
-            Some((name, p)) if !p.status.is_empty() && !p.attached() => {
+            Some((name, p)) if !p.status.to_string().is_empty() && !p.attached() => {
                 Verdict::Pass(format!("order not measurable here ({name}: {})", p.status))
             }
             _ => Verdict::Fail(format!(
@@ -283,7 +283,7 @@ pub fn reaper_order(ctx: &CellContext) -> Verdict {
                 "fewer VMAs than the victim's {VICTIM_VMAS}: {evidence}"
             ));
         }
-        if order.order != want.order {
+        if order.order.name() != want.order {
             return Verdict::Fail(format!("expected {}, got {evidence}", want.order));
         }
         lines.push(evidence);
@@ -344,7 +344,9 @@ fn covers(timing: &FunctionTiming) -> Result<Option<String>, String> {
             ));
         }
         for e in &children {
-            let child_total = timing.function(context, &e.child).map_or(0, |f| f.total_ns);
+            let child_total = timing
+                .function(*context, &e.child)
+                .map_or(0, |f| f.total_ns);
             if e.total_ns > child_total {
                 return Err(format!(
                     "{context}: edge {symbol}→{} has more time than {} in total",
@@ -382,8 +384,8 @@ pub fn doctor_agrees(ctx: &CellContext) -> Verdict {
         let doctor_mode = modes
             .iter()
             .find(|m| m.symbol.as_deref() == Some(name) || m.concept == name)
-            .map(|m| m.mode.as_str());
-        if doctor_mode != Some(p.mode.as_str()) {
+            .map(|m| m.mode.name());
+        if doctor_mode != Some(p.mode.name()) {
             return Verdict::Fail(format!(
                 "{name}: record used {}, doctor says {doctor_mode:?}",
                 p.mode

@@ -1,0 +1,344 @@
+//! The run file's closed vocabularies as types: how a probe was attached,
+//! what came of it, the probe groups `record` attaches, and the order in
+//! which a reaper visited VMAs.
+//!
+//! Each serialises exactly as the string reaper has always written, so run
+//! files keep their bytes; a value outside the vocabulary is refused when a
+//! file is read, with a message naming the field and the values it may hold.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// How a probe was attached (`mode` in `recording.probes`,
+/// `function_probes` and exact timing rows).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachMode {
+    /// A perf_event (cpu-clock sampling).
+    PerfEvent,
+    /// A classic tracepoint.
+    Tracepoint,
+    /// An fentry/fexit pair (BPF trampoline).
+    Fentry,
+    /// A kprobe/kretprobe pair.
+    Kprobe,
+    /// Nothing attached (see the status for why).
+    None,
+}
+
+impl AttachMode {
+    /// Every mode.
+    pub const ALL: [Self; 5] = [
+        Self::PerfEvent,
+        Self::Tracepoint,
+        Self::Fentry,
+        Self::Kprobe,
+        Self::None,
+    ];
+
+    /// The name run files hold ("fentry").
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::PerfEvent => "perf_event",
+            Self::Tracepoint => "tracepoint",
+            Self::Fentry => "fentry",
+            Self::Kprobe => "kprobe",
+            Self::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// What came of attaching a probe (`status` in `recording.probes` and
+/// `function_probes`). The file holds "attached", "absent on this kernel"
+/// (optionally "(inline into F)"), or the reason it was not attached.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ProbeOutcome {
+    /// The probe is attached (its mode is beside it).
+    Attached,
+    /// The kernel has none of the function's candidates.
+    Absent {
+        /// The caller its code is inlined into, when reaper knows one.
+        inline_into: Option<String>,
+    },
+    /// Refused or not tried: the kernel's answers (EPERM, ENOTSUPP 524,
+    /// the verifier's last words), or why reaper did not try.
+    NotAttached(String),
+}
+
+const ATTACHED: &str = "attached";
+const ABSENT: &str = "absent on this kernel";
+
+impl ProbeOutcome {
+    /// A refusal or a reason not to try.
+    pub fn not_attached(why: impl Into<String>) -> Self {
+        Self::NotAttached(why.into())
+    }
+
+    /// Whether the probe is attached.
+    pub fn is_attached(&self) -> bool {
+        matches!(self, Self::Attached)
+    }
+
+    /// The outcome of an attach attempt that returned the kernel's answer.
+    pub fn from_result(result: Result<(), String>) -> Self {
+        match result {
+            Ok(()) => Self::Attached,
+            Err(why) => Self::NotAttached(why),
+        }
+    }
+
+    /// Reads the file form back (the inverse of `Display`).
+    pub fn parse(text: &str) -> Self {
+        if text == ATTACHED {
+            return Self::Attached;
+        }
+        match text.strip_prefix(ABSENT) {
+            Some("") => Self::Absent { inline_into: None },
+            Some(rest) => match rest
+                .strip_prefix(" (inline into ")
+                .and_then(|r| r.strip_suffix(')'))
+            {
+                Some(f) => Self::Absent {
+                    inline_into: Some(f.to_owned()),
+                },
+                None => Self::NotAttached(text.to_owned()),
+            },
+            None => Self::NotAttached(text.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for ProbeOutcome {
+    /// The file form: what reaper has always written.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Attached => f.pad(ATTACHED),
+            Self::Absent { inline_into: None } => f.pad(ABSENT),
+            Self::Absent {
+                inline_into: Some(caller),
+            } => f.pad(&format!("{ABSENT} (inline into {caller})")),
+            Self::NotAttached(why) => f.pad(why),
+        }
+    }
+}
+
+impl Serialize for ProbeOutcome {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProbeOutcome {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = Cow::<'de, str>::deserialize(d)?;
+        Ok(Self::parse(&text))
+    }
+}
+
+impl schemars::JsonSchema for ProbeOutcome {
+    fn schema_name() -> Cow<'static, str> {
+        "ProbeOutcome".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "\"attached\", \"absent on this kernel\" (optionally \"(inline into F)\"), or why the probe was not attached (the kernel's answers).",
+            "type": "string",
+        })
+    }
+}
+
+/// The probe groups `record` attaches besides the timeline tracepoints and
+/// the function probes; `probe` in `recording.probes` holds their name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProbeGroup {
+    /// cpu-clock perf_event sampling on every CPU.
+    Sampling,
+    /// `lock:contention_begin` / `lock:contention_end`.
+    LockWait,
+}
+
+impl ProbeGroup {
+    /// The name in `recording.probes`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Sampling => "sampling",
+            Self::LockWait => "lock_wait",
+        }
+    }
+
+    /// How the group is attached.
+    pub const fn mode(self) -> AttachMode {
+        match self {
+            Self::Sampling => AttachMode::PerfEvent,
+            Self::LockWait => AttachMode::Tracepoint,
+        }
+    }
+
+    /// What the group's programs are, for "... did not attach".
+    pub const fn attaches(self) -> &'static str {
+        match self {
+            Self::Sampling => "cpu-clock perf_event sampling",
+            Self::LockWait => "lock:contention_begin/end",
+        }
+    }
+
+    /// What a run without the group cannot measure.
+    pub const fn measures(self) -> &'static str {
+        match self {
+            Self::Sampling => {
+                "sampled periods, PTE-lock spin time, Children/Self, call graphs and flamegraphs"
+            }
+            Self::LockWait => "traced lock wait time (queued waiters)",
+        }
+    }
+
+    /// Why nothing the group measures is in the run, given the kernel's answer.
+    pub fn did_not_attach(self, answer: &str) -> String {
+        format!("{} did not attach: {answer}", self.attaches())
+    }
+}
+
+/// The order in which one context's per-VMA unmap calls visited VMAs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VmaOrderKind {
+    /// Ascending start addresses (the victim's `exit_mmap` order).
+    Forward,
+    /// Descending start addresses.
+    Reverse,
+    /// Steps both ways.
+    Mixed,
+    /// Fewer than two calls: no order to see.
+    Unknown,
+}
+
+impl VmaOrderKind {
+    /// Every order.
+    pub const ALL: [Self; 4] = [Self::Forward, Self::Reverse, Self::Mixed, Self::Unknown];
+
+    /// The name run files hold ("reverse").
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Forward => "forward",
+            Self::Reverse => "reverse",
+            Self::Mixed => "mixed",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for VmaOrderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// Reads one of a closed set of names; anything else is refused with the
+/// field's name and the values reaper writes.
+fn one_of<'de, D: Deserializer<'de>, T: Copy>(
+    d: D,
+    field: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, D::Error> {
+    let text = Cow::<'de, str>::deserialize(d)?;
+    all.iter()
+        .copied()
+        .find(|v| name(*v) == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+            serde::de::Error::custom(format!(
+                "unknown {field} {text:?}; reaper writes only {}",
+                names.join(", ")
+            ))
+        })
+}
+
+impl<'de> Deserialize<'de> for AttachMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        one_of(d, "attach mode", &Self::ALL, Self::name)
+    }
+}
+
+impl<'de> Deserialize<'de> for VmaOrderKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        one_of(d, "VMA order", &Self::ALL, Self::name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_keep_their_file_form() {
+        for text in [
+            "attached",
+            "absent on this kernel",
+            "absent on this kernel (inline into zap_pte_range)",
+            "fentry load: BPF_PROG_LOAD refused [EPERM 1]",
+            "not timed: the kthread's loop never returns",
+            "absent on this kernel: none of a, b",
+        ] {
+            let outcome = ProbeOutcome::parse(text);
+            assert_eq!(outcome.to_string(), text);
+        }
+        assert_eq!(
+            ProbeOutcome::parse("absent on this kernel (inline into f)"),
+            ProbeOutcome::Absent {
+                inline_into: Some("f".into())
+            }
+        );
+        assert!(ProbeOutcome::parse("attached").is_attached());
+        assert!(!ProbeOutcome::parse("attached (fentry refused)").is_attached());
+    }
+
+    #[test]
+    fn modes_and_orders_serialise_as_their_names() {
+        for m in AttachMode::ALL {
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(json, format!("\"{m}\""));
+            assert_eq!(serde_json::from_str::<AttachMode>(&json).unwrap(), m);
+        }
+        for o in VmaOrderKind::ALL {
+            let json = serde_json::to_string(&o).unwrap();
+            assert_eq!(json, format!("\"{o}\""));
+            assert_eq!(serde_json::from_str::<VmaOrderKind>(&json).unwrap(), o);
+        }
+    }
+
+    #[test]
+    fn unknown_names_are_refused_naming_the_field() {
+        let err = serde_json::from_str::<AttachMode>("\"uprobe\"").unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "unknown attach mode \"uprobe\"; reaper writes only perf_event, tracepoint, fentry, kprobe, none"
+            ),
+            "{err}"
+        );
+        let err = serde_json::from_str::<VmaOrderKind>("\"sideways\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("unknown VMA order \"sideways\""),
+            "{err}"
+        );
+        let err = serde_json::from_str::<crate::Context>("\"../x\"").unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "unknown context \"../x\"; reaper writes only victim_exit, mrelease_caller, oom_reaper"
+            ),
+            "{err}"
+        );
+    }
+}
