@@ -222,6 +222,32 @@ impl KernelSymbols {
     /// Parses `/proc/kallsyms` text (`ADDR TYPE NAME [MODULE]`), keeping
     /// text symbols only.
     pub fn from_kallsyms(text: &str) -> Self {
+        Self::from_kallsyms_keeping(text, |_| true)
+    }
+
+    /// [`Self::from_kallsyms`], keeping only the catalog's candidate names:
+    /// all that resolving the catalog asks, without a set of every kernel
+    /// function (about 150k names, most of `record`'s start-up and RSS).
+    pub fn catalog_only_from_kallsyms(text: &str) -> Self {
+        let mut wanted: Vec<&str> = CONCEPTS
+            .iter()
+            .flat_map(|c| c.candidates.iter().copied())
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        Self::from_kallsyms_keeping(text, |base| wanted.binary_search(&base).is_ok())
+    }
+
+    /// Reads the running kernel's `/proc/kallsyms` for
+    /// [`Self::catalog_only_from_kallsyms`].
+    pub fn running_catalog_only() -> std::io::Result<Self> {
+        std::fs::read_to_string("/proc/kallsyms")
+            .map(|text| Self::catalog_only_from_kallsyms(&text))
+    }
+
+    /// Parses kallsyms text, keeping the text symbols whose base name
+    /// `keep` accepts.
+    fn from_kallsyms_keeping(text: &str, keep: impl Fn(&str) -> bool) -> Self {
         let mut symbols = Self::default();
         let mut plain = HashSet::new();
         for line in text.lines() {
@@ -235,6 +261,9 @@ impl KernelSymbols {
                 continue;
             }
             let base = base_name(name);
+            if !keep(base) {
+                continue;
+            }
             symbols.names.insert(base.to_owned());
             if base == name {
                 plain.insert(base.to_owned());
@@ -506,6 +535,29 @@ mod tests {
 
     fn symbol_of(symbols: &KernelSymbols, id: &str) -> Option<String> {
         resolve(concept(id).unwrap(), symbols).symbol
+    }
+
+    /// The catalog-only table `record` builds resolves every concept (symbol
+    /// and kprobe name) exactly as the table of every kernel function does.
+    #[test]
+    fn catalog_only_symbols_resolve_like_the_full_table() {
+        let dir = format!("{}/tests/data/kallsyms", env!("CARGO_MANIFEST_DIR"));
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect(&dir) {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let full = KernelSymbols::from_kallsyms(&text);
+            let only = KernelSymbols::catalog_only_from_kallsyms(&text);
+            assert!(only.len() < full.len(), "{}", path.display());
+            assert_eq!(
+                resolve_all_with_btf(&only, None),
+                resolve_all_with_btf(&full, None),
+                "{}",
+                path.display()
+            );
+            checked += 1;
+        }
+        assert!(checked >= 5, "only {checked} kallsyms fixtures");
     }
 
     #[test]

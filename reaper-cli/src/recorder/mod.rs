@@ -114,6 +114,14 @@ pub struct Recorder {
     functions: function_timing::LadderReport,
 }
 
+impl Drop for Recorder {
+    /// Detaches every probe at once rather than one by one as `Ebpf` drops
+    /// them (each tracepoint detach waits for an RCU grace period).
+    fn drop(&mut self) {
+        attach::detach_all(&mut self.ebpf);
+    }
+}
+
 impl Recorder {
     /// Checks privileges, mounts tracefs, loads and attaches everything.
     pub fn start(settings: &RecordSettings) -> anyhow::Result<Self> {
@@ -125,7 +133,8 @@ impl Recorder {
         let (tracefs_root, _) = tracefs::ensure_mounted()?;
         let offsets = tracefs::probe_offsets(&tracefs_root);
         let symbolizer = KernelSymbolizer::new()?;
-        let kernel_symbols = KernelSymbols::running().context("reading /proc/kallsyms")?;
+        let kernel_symbols =
+            KernelSymbols::running_catalog_only().context("reading /proc/kallsyms")?;
         let btf = crate::probes::btf::KernelBtf::from_sys_fs()
             .map(|btf| catalog::BtfFacts::from_btf(&btf))
             .ok();
