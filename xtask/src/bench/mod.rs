@@ -11,6 +11,7 @@ mod perf_script;
 mod profilers;
 mod run_json;
 mod stats;
+mod verdict;
 
 use std::path::PathBuf;
 
