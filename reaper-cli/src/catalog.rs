@@ -585,10 +585,16 @@ mod tests {
         let mut checked = 0;
         for entry in std::fs::read_dir(&dir).expect(&dir) {
             let path = entry.unwrap().path();
-            let text = std::fs::read_to_string(&path).unwrap();
+            if path.extension().is_some_and(|e| e == "md") {
+                continue;
+            }
+            // The fixtures hold catalog names; a real kernel has ~150k more.
+            let text = std::fs::read_to_string(&path).unwrap()
+                + "ffffffff81300000 T not_in_the_catalog\nffffffff81300100 t other.isra.0\n";
             let full = KernelSymbols::from_kallsyms(&text);
             let only = KernelSymbols::catalog_only_from_kallsyms(&text);
-            assert!(only.len() < full.len(), "{}", path.display());
+            assert!(!only.contains("not_in_the_catalog") && !only.contains("other"));
+            assert!(only.len() + 2 <= full.len(), "{}", path.display());
             assert_eq!(
                 resolve_all_with_btf(&only, None),
                 resolve_all_with_btf(&full, None),
