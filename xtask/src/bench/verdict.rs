@@ -13,7 +13,7 @@ use std::fmt;
 /// Resamples per interval: enough for a stable 2.5/97.5 percentile.
 const RESAMPLES: usize = 10_000;
 /// Fixed seed: the table is a function of the figures alone.
-const SEED: u64 = 0x5eed_0f_b16;
+const SEED: u64 = 0x05ee_db16;
 /// Fewest values per side for an interval; below it the verdict says so.
 pub const MIN_N: usize = 3;
 /// Confidence of the interval.
@@ -176,7 +176,7 @@ mod tests {
         let a = ratio_interval_seeded(&reaper, &perf, 7).unwrap();
         let b = ratio_interval_seeded(&reaper, &perf, 7).unwrap();
         assert_eq!(a, b, "same seed, same interval");
-        assert!((a.ratio - 10.25 / 20.25).abs() < 1e-12, "{a:?}");
+        assert!((a.ratio - 10.75 / 20.25).abs() < 1e-12, "{a:?}");
         assert!(a.lo <= a.ratio && a.ratio <= a.hi, "{a:?}");
         // Every resampled median lies within each sample's range.
         assert!(a.lo >= 9.0 / 22.0 && a.hi <= 30.0 / 18.0, "{a:?}");
