@@ -179,7 +179,7 @@ impl KernelBtf {
         };
         // By name, and the last id of a repeated name first: the one kept,
         // as with the name → id map this table replaced.
-        funcs.sort_by(|&a, &b| btf.type_name(a).cmp(btf.type_name(b)).then(b.cmp(&a)));
+        funcs.sort_by_cached_key(|&id| (btf.type_name(id), std::cmp::Reverse(id)));
         funcs.dedup_by(|a, b| btf.type_name(*a) == btf.type_name(*b));
         btf.funcs = funcs;
         Ok(btf)
