@@ -303,32 +303,45 @@ impl KernelSymbols {
     /// Parses `/proc/kallsyms` text (`ADDR TYPE NAME [MODULE]`), keeping
     /// text symbols only.
     pub fn from_kallsyms(text: &str) -> Self {
-        let mut symbols = Self::default();
-        let mut plain = HashSet::new();
-        for line in text.lines() {
-            let mut fields = line.split_whitespace();
-            let (Some(_addr), Some(kind), Some(name)) =
-                (fields.next(), fields.next(), fields.next())
-            else {
-                continue;
-            };
-            if !matches!(kind, "t" | "T" | "w" | "W") {
-                continue;
-            }
-            let base = base_name(name);
-            symbols.names.insert(base.to_owned());
-            if base == name {
-                plain.insert(base.to_owned());
-            } else if is_entry(name) {
-                symbols
-                    .attach_names
-                    .entry(base.to_owned())
-                    .or_insert_with(|| name.to_owned());
-            }
+        Self::from_kallsyms_keeping(text, |_| true)
+    }
+
+    /// [`Self::from_kallsyms`], keeping only the catalog's candidate names:
+    /// all that resolving the catalog asks, without a set of every kernel
+    /// function (about 150k names, most of `record`'s start-up and RSS).
+    pub fn catalog_only_from_kallsyms(text: &str) -> Self {
+        let wanted = catalog_candidates();
+        Self::from_kallsyms_keeping(text, |base| wanted.binary_search(&base).is_ok())
+    }
+
+    /// Reads the running kernel's `/proc/kallsyms` for
+    /// [`Self::catalog_only_from_kallsyms`], line by line: its ~8 MiB are
+    /// never held at once.
+    pub fn running_catalog_only() -> std::io::Result<Self> {
+        use std::io::BufRead as _;
+        let wanted = catalog_candidates();
+        let keep = |base: &str| wanted.binary_search(&base).is_ok();
+        let mut reader =
+            std::io::BufReader::with_capacity(64 << 10, std::fs::File::open("/proc/kallsyms")?);
+        let mut builder = SymbolsBuilder::default();
+        let mut line = String::new();
+        while {
+            line.clear();
+            reader.read_line(&mut line)? > 0
+        } {
+            builder.add(&line, &keep);
         }
-        // The plain name wins over any clone.
-        symbols.attach_names.retain(|base, _| !plain.contains(base));
-        symbols
+        Ok(builder.finish())
+    }
+
+    /// Parses kallsyms text, keeping the text symbols whose base name
+    /// `keep` accepts.
+    fn from_kallsyms_keeping(text: &str, keep: impl Fn(&str) -> bool) -> Self {
+        let mut builder = SymbolsBuilder::default();
+        for line in text.lines() {
+            builder.add(line, &keep);
+        }
+        builder.finish()
     }
 
     /// Builds the set from plain names (one per line), e.g. a BTF function list.
@@ -366,6 +379,62 @@ impl KernelSymbols {
     /// Whether no names were read (e.g. kallsyms hidden).
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
+    }
+}
+
+/// The catalog's candidate names, sorted and unique (binary-searched).
+fn catalog_candidates() -> Vec<&'static str> {
+    let mut wanted: Vec<&str> = CONCEPTS
+        .iter()
+        .flat_map(|c| c.candidates.iter().copied())
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    wanted
+}
+
+/// [`KernelSymbols`] being built from kallsyms lines.
+#[derive(Default)]
+struct SymbolsBuilder {
+    symbols: KernelSymbols,
+    /// Base names seen under their plain name.
+    plain: HashSet<String>,
+}
+
+impl SymbolsBuilder {
+    /// Adds one `ADDR TYPE NAME [MODULE]` line, if it is a text symbol
+    /// whose base name `keep` accepts.
+    fn add(&mut self, line: &str, keep: &impl Fn(&str) -> bool) {
+        let mut fields = line.split_whitespace();
+        let (Some(_addr), Some(kind), Some(name)) = (fields.next(), fields.next(), fields.next())
+        else {
+            return;
+        };
+        if !matches!(kind, "t" | "T" | "w" | "W") {
+            return;
+        }
+        let base = base_name(name);
+        if !keep(base) {
+            return;
+        }
+        self.symbols.names.insert(base.to_owned());
+        if base == name {
+            self.plain.insert(base.to_owned());
+        } else if is_entry(name) {
+            self.symbols
+                .attach_names
+                .entry(base.to_owned())
+                .or_insert_with(|| name.to_owned());
+        }
+    }
+
+    fn finish(mut self) -> KernelSymbols {
+        // The plain name wins over any clone.
+        let plain = self.plain;
+        self.symbols
+            .attach_names
+            .retain(|base, _| !plain.contains(base));
+        self.symbols
     }
 }
 
@@ -651,6 +720,35 @@ mod tests {
 
     fn symbol_of(symbols: &KernelSymbols, id: &str) -> Option<String> {
         resolve(concept(id).unwrap(), symbols).symbol
+    }
+
+    /// The catalog-only table `record` builds resolves every concept (symbol
+    /// and kprobe name) exactly as the table of every kernel function does.
+    #[test]
+    fn catalog_only_symbols_resolve_like_the_full_table() {
+        let dir = format!("{}/tests/data/kallsyms", env!("CARGO_MANIFEST_DIR"));
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect(&dir) {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "md") {
+                continue;
+            }
+            // The fixtures hold catalog names; a real kernel has ~150k more.
+            let text = std::fs::read_to_string(&path).unwrap()
+                + "ffffffff81300000 T not_in_the_catalog\nffffffff81300100 t other.isra.0\n";
+            let full = KernelSymbols::from_kallsyms(&text);
+            let only = KernelSymbols::catalog_only_from_kallsyms(&text);
+            assert!(!only.contains("not_in_the_catalog") && !only.contains("other"));
+            assert!(only.len() + 2 <= full.len(), "{}", path.display());
+            assert_eq!(
+                resolve_all_with_btf(&only, None),
+                resolve_all_with_btf(&full, None),
+                "{}",
+                path.display()
+            );
+            checked += 1;
+        }
+        assert!(checked >= 5, "only {checked} kallsyms fixtures");
     }
 
     #[test]

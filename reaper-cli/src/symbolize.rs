@@ -39,8 +39,7 @@ pub struct KernelSymbolizer {
 impl KernelSymbolizer {
     /// Uses the running kernel's /proc/kallsyms.
     pub fn new() -> Result<Self, SymbolizeError> {
-        if !kallsyms_shows_addresses(&std::fs::read_to_string("/proc/kallsyms").unwrap_or_default())
-        {
+        if !kallsyms_visible() {
             return Err(SymbolizeError::AddressesHidden);
         }
         let kernel = Kernel {
@@ -81,6 +80,29 @@ impl KernelSymbolizer {
         names.reverse();
         Ok(names)
     }
+}
+
+/// Bytes of /proc/kallsyms read to decide whether it shows addresses: the
+/// first 64 lines fit in a few KiB. The kernel formats kallsyms on every
+/// read (about 0.1 s for the whole file), so only its head is read.
+const KALLSYMS_HEAD_BYTES: usize = 16 << 10;
+
+/// Whether the running kernel's /proc/kallsyms shows real addresses to this
+/// process, from its first lines only; false when it cannot be read.
+pub fn kallsyms_visible() -> bool {
+    use std::io::Read as _;
+    let Ok(file) = std::fs::File::open("/proc/kallsyms") else {
+        return false;
+    };
+    let mut head = Vec::with_capacity(KALLSYMS_HEAD_BYTES);
+    if file
+        .take(KALLSYMS_HEAD_BYTES as u64)
+        .read_to_end(&mut head)
+        .is_err()
+    {
+        return false;
+    }
+    kallsyms_shows_addresses(&String::from_utf8_lossy(&head))
 }
 
 /// Whether kallsyms text carries real (non-zero) addresses.

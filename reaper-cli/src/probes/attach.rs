@@ -6,7 +6,7 @@
 use aya::{
     Ebpf,
     programs::{
-        PerfEvent, TracePoint,
+        PerfEvent, Program, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
@@ -213,4 +213,38 @@ pub fn attach_watch(ebpf: &mut Ebpf, report: &mut AttachReport) {
         "victims of SIGKILL + process_mrelease in --watch (their exit is not profiled)",
         "signal:signal_generate",
     );
+}
+
+/// Detaches and unloads every loaded program, all at once: one thread per
+/// program. Detaching a classic tracepoint waits for the kernel's RCU grace
+/// periods (`perf_trace_event_unreg` → `tracepoint_synchronize_unregister`,
+/// about 65 ms each on the 2-CPU development VM); one after the other, the
+/// 13 tracepoints of `record --watch` took about 0.9 s, while concurrent
+/// detaches share their grace periods.
+pub fn detach_all(ebpf: &mut Ebpf) {
+    std::thread::scope(|scope| {
+        for (_, program) in ebpf.programs_mut() {
+            if program.fd().is_ok() {
+                scope.spawn(move || unload(program));
+            }
+        }
+    });
+}
+
+/// Unloads one program (its links first), whatever its kind.
+fn unload(program: &mut Program) {
+    let result = match program {
+        Program::TracePoint(p) => p.unload(),
+        Program::PerfEvent(p) => p.unload(),
+        Program::KProbe(p) => p.unload(),
+        Program::FEntry(p) => p.unload(),
+        Program::FExit(p) => p.unload(),
+        Program::BtfTracePoint(p) => p.unload(),
+        Program::RawTracePoint(p) => p.unload(),
+        // reaper loads no other kind; dropping the object unloads it anyway.
+        _ => Ok(()),
+    };
+    if let Err(err) = result {
+        log::debug!("unloading a program: {}", error_chain(&err));
+    }
 }

@@ -6,8 +6,6 @@
 //! aya 0.14 keeps its type table crate-private, so reaper parses the format
 //! itself (include/uapi/linux/btf.h); only the parts it needs are decoded.
 
-use std::collections::HashMap;
-
 /// `BTF_MAGIC`.
 const MAGIC: u16 = 0xeb9f;
 
@@ -51,25 +49,33 @@ pub enum BtfError {
     Malformed(String),
 }
 
-/// One type, decoded as far as reaper needs.
-#[derive(Clone, Debug)]
+/// One type's header, decoded when asked.
+#[derive(Clone, Copy, Debug)]
 struct Type {
     kind: u32,
     name: u32,
     /// `size` or `type`, depending on the kind.
     size_or_type: u32,
     kind_flag: bool,
-    /// STRUCT/UNION members (name, type, bit offset) or FUNC_PROTO params
-    /// (name, type, 0).
-    members: Vec<(u32, u32, u32)>,
+    /// STRUCT/UNION members or FUNC_PROTO params.
+    vlen: u32,
+    /// Where the bytes after the header start, in [`KernelBtf::data`].
+    tail: u32,
 }
 
-/// A parsed BTF blob.
+/// A BTF blob, indexed but not decoded: one offset per type and the FUNC
+/// ids by name. Types and members are decoded from the blob only when a
+/// question needs them, so reading a kernel's BTF (~150k types) costs one
+/// copy of the file plus 4 bytes per type, not a decoded table.
 #[derive(Clone, Debug)]
 pub struct KernelBtf {
-    types: Vec<Type>,
-    strings: Vec<u8>,
-    funcs: HashMap<String, u32>,
+    data: Vec<u8>,
+    /// Where each type id's header starts in `data` (id 0, `void`, has none).
+    offsets: Vec<u32>,
+    /// The string section, in `data`.
+    strings: std::ops::Range<usize>,
+    /// FUNC type ids, sorted by name (binary-searched).
+    funcs: Vec<u32>,
 }
 
 /// A function parameter.
@@ -101,63 +107,50 @@ impl KernelBtf {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&data)
+        Self::from_vec(data)
     }
 
     /// Parses a little-endian BTF blob (the kernels reaper targets are LE).
     pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
+        Self::from_vec(data.to_vec())
+    }
+
+    /// Indexes a little-endian BTF blob it takes ownership of.
+    fn from_vec(data: Vec<u8>) -> Result<Self, BtfError> {
         let bad = |what: &str| BtfError::Malformed(what.to_owned());
-        if u16_at(data, 0) != Some(MAGIC) {
+        if u16_at(&data, 0) != Some(MAGIC) {
             return Err(bad("bad magic (not little-endian BTF)"));
         }
-        let field = |at| u32_at(data, at).ok_or_else(|| bad("header cut short"));
+        let field = |at| u32_at(&data, at).ok_or_else(|| bad("header cut short"));
         let hdr_len = field(4)? as usize;
         let (type_off, type_len) = (field(8)? as usize, field(12)? as usize);
         let (str_off, str_len) = (field(16)? as usize, field(20)? as usize);
-        let types_data = data
-            .get(hdr_len + type_off..hdr_len + type_off + type_len)
-            .ok_or_else(|| bad("type section out of bounds"))?;
-        let strings = data
-            .get(hdr_len + str_off..hdr_len + str_off + str_len)
-            .ok_or_else(|| bad("string section out of bounds"))?
-            .to_vec();
-        // Type id 0 is `void`.
-        let mut types = vec![Type {
-            kind: 0,
-            name: 0,
-            size_or_type: 0,
-            kind_flag: false,
-            members: Vec::new(),
-        }];
-        let mut at = 0usize;
-        while at < types_data.len() {
-            let word =
-                |k: usize| u32_at(types_data, at + 4 * k).ok_or_else(|| bad("type cut short"));
-            let (name, info, size_or_type) = (word(0)?, word(1)?, word(2)?);
+        let types = hdr_len + type_off..hdr_len + type_off + type_len;
+        let strings = hdr_len + str_off..hdr_len + str_off + str_len;
+        if data.get(types.clone()).is_none() {
+            return Err(bad("type section out of bounds"));
+        }
+        if data.get(strings.clone()).is_none() {
+            return Err(bad("string section out of bounds"));
+        }
+        // Type id 0 is `void`; its offset is never read.
+        let mut offsets = vec![0u32];
+        let mut funcs = Vec::new();
+        let mut at = types.start;
+        while at < types.end {
+            let word = |k: usize| {
+                u32_at(&data, at + 4 * k)
+                    .filter(|_| at + 4 * k + 4 <= types.end)
+                    .ok_or_else(|| bad("type cut short"))
+            };
+            let info = word(1)?;
             let vlen = (info & 0xffff) as usize;
             let kind = (info >> 24) & 0x1f;
-            let kind_flag = info >> 31 == 1;
-            at += 12;
-            let mut members = Vec::new();
-            let entry =
-                |k: usize| u32_at(types_data, at + 4 * k).ok_or_else(|| bad("type data cut short"));
             let extra = match kind {
                 kind::INT | kind::VAR | kind::DECL_TAG => 4,
                 kind::ARRAY => 12,
-                kind::STRUCT | kind::UNION => {
-                    for m in 0..vlen {
-                        members.push((entry(3 * m)?, entry(3 * m + 1)?, entry(3 * m + 2)?));
-                    }
-                    12 * vlen
-                }
-                kind::FUNC_PROTO => {
-                    for p in 0..vlen {
-                        members.push((entry(2 * p)?, entry(2 * p + 1)?, 0));
-                    }
-                    8 * vlen
-                }
-                kind::ENUM => 8 * vlen,
-                kind::DATASEC | kind::ENUM64 => 12 * vlen,
+                kind::STRUCT | kind::UNION | kind::DATASEC | kind::ENUM64 => 12 * vlen,
+                kind::FUNC_PROTO | kind::ENUM => 8 * vlen,
                 kind::PTR
                 | kind::FWD
                 | kind::TYPEDEF
@@ -169,43 +162,92 @@ impl KernelBtf {
                 | kind::TYPE_TAG => 0,
                 other => return Err(BtfError::Malformed(format!("unknown kind {other}"))),
             };
-            at += extra;
-            types.push(Type {
-                kind,
-                name,
-                size_or_type,
-                kind_flag,
-                members,
-            });
+            if at + 12 + extra > types.end {
+                return Err(bad("type data cut short"));
+            }
+            if kind == kind::FUNC {
+                funcs.push(offsets.len() as u32);
+            }
+            offsets.push(u32::try_from(at).map_err(|_| bad("BTF larger than 4 GiB"))?);
+            at += 12 + extra;
         }
         let mut btf = Self {
-            types,
+            data,
+            offsets,
             strings,
-            funcs: HashMap::new(),
+            funcs: Vec::new(),
         };
-        let funcs = btf
-            .types
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.kind == kind::FUNC)
-            .map(|(id, t)| (btf.string(t.name).to_owned(), id as u32))
-            .collect();
+        // By name, and the last id of a repeated name first: the one kept,
+        // as with the name → id map this table replaced.
+        funcs.sort_by_cached_key(|&id| (btf.type_name(id), std::cmp::Reverse(id)));
+        funcs.dedup_by(|a, b| btf.type_name(*a) == btf.type_name(*b));
         btf.funcs = funcs;
         Ok(btf)
     }
 
+    fn type_name(&self, id: u32) -> &str {
+        self.ty(id).map_or("", |t| self.string(t.name))
+    }
+
+    /// A STRUCT/UNION's members (name, type, bit offset) or a
+    /// FUNC_PROTO's params (name, type, 0), decoded from the blob.
+    fn members_of(&self, t: &Type) -> impl Iterator<Item = (u32, u32, u32)> + '_ {
+        let (stride, is_proto) = match t.kind {
+            kind::STRUCT | kind::UNION => (12, false),
+            kind::FUNC_PROTO => (8, true),
+            _ => (0, false),
+        };
+        let count = if stride == 0 { 0 } else { t.vlen as usize };
+        let tail = t.tail as usize;
+        (0..count).map(move |i| {
+            let at = tail + stride * i;
+            let word = |k: usize| u32_at(&self.data, at + 4 * k).unwrap_or(0);
+            (word(0), word(1), if is_proto { 0 } else { word(2) })
+        })
+    }
+
+    /// The FUNC type id of a function name.
+    fn func_id(&self, name: &str) -> Option<u32> {
+        self.funcs
+            .binary_search_by(|&id| self.type_name(id).cmp(name))
+            .ok()
+            .map(|i| self.funcs[i])
+    }
+
     fn string(&self, offset: u32) -> &str {
-        let rest = self.strings.get(offset as usize..).unwrap_or_default();
+        let rest = self
+            .data
+            .get(self.strings.start + offset as usize..self.strings.end)
+            .unwrap_or_default();
         let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
         std::str::from_utf8(&rest[..end]).unwrap_or("")
     }
 
-    fn ty(&self, id: u32) -> Option<&Type> {
-        self.types.get(id as usize)
+    fn ty(&self, id: u32) -> Option<Type> {
+        if id == 0 {
+            return Some(Type {
+                kind: 0,
+                name: 0,
+                size_or_type: 0,
+                kind_flag: false,
+                vlen: 0,
+                tail: 0,
+            });
+        }
+        let at = *self.offsets.get(id as usize)? as usize;
+        let info = u32_at(&self.data, at + 4)?;
+        Some(Type {
+            kind: (info >> 24) & 0x1f,
+            name: u32_at(&self.data, at)?,
+            size_or_type: u32_at(&self.data, at + 8)?,
+            kind_flag: info >> 31 == 1,
+            vlen: info & 0xffff,
+            tail: (at + 12) as u32,
+        })
     }
 
     /// Follows typedefs and qualifiers.
-    fn strip(&self, mut id: u32) -> Option<&Type> {
+    fn strip(&self, mut id: u32) -> Option<Type> {
         for _ in 0..32 {
             let t = self.ty(id)?;
             match t.kind {
@@ -220,26 +262,24 @@ impl KernelBtf {
 
     /// Whether BTF describes a function of this name (fentry's requirement).
     pub fn has_function(&self, name: &str) -> bool {
-        self.funcs.contains_key(name)
+        self.func_id(name).is_some()
     }
 
     /// Every function name (for fixtures and tests).
     pub fn function_names(&self) -> impl Iterator<Item = &str> {
-        self.funcs.keys().map(String::as_str)
+        self.funcs.iter().map(|&id| self.type_name(id))
     }
 
     /// The parameters of a function, in order.
     pub fn params(&self, function: &str) -> Option<Vec<Param>> {
-        let func = self.ty(*self.funcs.get(function)?)?;
+        let func = self.ty(self.func_id(function)?)?;
         let proto = self.ty(func.size_or_type)?;
         if proto.kind != kind::FUNC_PROTO {
             return None;
         }
         Some(
-            proto
-                .members
-                .iter()
-                .map(|&(name, ty, _)| Param {
+            self.members_of(&proto)
+                .map(|(name, ty, _)| Param {
                     name: self.string(name).to_owned(),
                     points_to_struct: self
                         .strip(ty)
@@ -255,17 +295,17 @@ impl KernelBtf {
     /// Byte offset of `member` in `struct name`, looking inside anonymous
     /// structs and unions.
     pub fn member_offset(&self, name: &str, member: &str) -> Option<u32> {
-        let st = self.types.iter().find(|t| {
-            t.kind == kind::STRUCT && self.string(t.name) == name && !t.members.is_empty()
-        })?;
-        self.find_member(st, member, 0, 0).map(|bits| bits / 8)
+        let st = (1..self.offsets.len() as u32)
+            .filter_map(|id| self.ty(id))
+            .find(|t| t.kind == kind::STRUCT && t.vlen > 0 && self.string(t.name) == name)?;
+        self.find_member(&st, member, 0, 0).map(|bits| bits / 8)
     }
 
     fn find_member(&self, st: &Type, member: &str, base_bits: u32, depth: u32) -> Option<u32> {
         if depth > 8 {
             return None;
         }
-        for &(name, ty, offset) in &st.members {
+        for (name, ty, offset) in self.members_of(st) {
             // With kind_flag set, the low 24 bits are the bit offset.
             let bits = base_bits
                 + if st.kind_flag {
@@ -281,7 +321,7 @@ impl KernelBtf {
                 && let Some(inner) = self
                     .strip(ty)
                     .filter(|t| matches!(t.kind, kind::STRUCT | kind::UNION))
-                && let Some(found) = self.find_member(inner, member, bits, depth + 1)
+                && let Some(found) = self.find_member(&inner, member, bits, depth + 1)
             {
                 return Some(found);
             }

@@ -349,16 +349,45 @@ where
         .map_err(|e: ProgramError| kernel_answer(&e))
 }
 
-fn try_fentry(ebpf: &mut Ebpf, f: &SlotFunction, btf: Option<&Btf>) -> Result<(), String> {
+/// Whether a refused load is the kernel's answer to every fentry program,
+/// whatever the function: a policy (EPERM) or no trampoline support
+/// (ENOTSUPP 524, EOPNOTSUPP), with no verifier complaint about the program.
+fn refuses_every_function(err: &ProgramError) -> bool {
+    let refusal = Refusal::from_error(Step::Load, err);
+    !refusal.by_verifier() && matches!(refusal.errno, Some(1 | 95 | 524))
+}
+
+/// What the kernel answered to fentry, decided once per ladder: after a
+/// refusal that holds for every function, the other functions get the same
+/// answer without one more program load each.
+#[derive(Default)]
+struct FentryVerdict {
+    refused_for_all: Option<String>,
+}
+
+fn try_fentry(
+    ebpf: &mut Ebpf,
+    f: &SlotFunction,
+    btf: Option<&Btf>,
+    verdict: &mut FentryVerdict,
+) -> Result<(), String> {
     let btf = btf.ok_or("no kernel BTF (/sys/kernel/btf/vmlinux)")?;
     if f.in_btf == Some(false) {
         return Err(format!("{} is not in kernel BTF", f.symbol));
     }
+    if let Some(why) = &verdict.refused_for_all {
+        return Err(why.clone());
+    }
     let slot = f.slot as usize;
     let entry = (|| {
         let p: &mut FEntry = program(ebpf, PROG_FENTRY[slot])?;
-        p.load(&f.symbol, btf)
-            .map_err(|e| format!("fentry load: {}", kernel_answer(&e)))?;
+        p.load(&f.symbol, btf).map_err(|e| {
+            let why = format!("fentry load: {}", kernel_answer(&e));
+            if refuses_every_function(&e) {
+                verdict.refused_for_all = Some(why.clone());
+            }
+            why
+        })?;
         p.attach()
             .map(|_| ())
             .map_err(|e| format!("fentry attach: {}", kernel_answer(&e)))
@@ -390,8 +419,8 @@ pub fn kprobes_built_in() -> bool {
         || std::path::Path::new("/sys/kernel/debug/tracing/kprobe_events").exists()
 }
 
-fn try_kprobe(ebpf: &mut Ebpf, f: &SlotFunction) -> Result<(), String> {
-    if !kprobes_built_in() {
+fn try_kprobe(ebpf: &mut Ebpf, f: &SlotFunction, built_in: bool) -> Result<(), String> {
+    if !built_in {
         return Err(
             "kprobes are not built into this kernel (no kprobe PMU, no kprobe_events)".into(),
         );
@@ -430,6 +459,9 @@ pub fn attach_ladder(
         AttachPolicy::Auto | AttachPolicy::Fentry => Btf::from_sys_fs().ok(),
         _ => None,
     };
+    // The kernel's capabilities, decided once rather than per function.
+    let kprobes = kprobes_built_in();
+    let mut fentry = FentryVerdict::default();
     let mut report = LadderReport {
         skipped: plan.skipped.clone(),
         order_off,
@@ -443,7 +475,7 @@ pub fn attach_ladder(
                 AttachMode::None,
                 ProbeOutcome::not_attached("disabled by --attach sampling"),
             ),
-            AttachPolicy::Fentry => match try_fentry(ebpf, f, btf.as_ref()) {
+            AttachPolicy::Fentry => match try_fentry(ebpf, f, btf.as_ref(), &mut fentry) {
                 Ok(()) => (AttachMode::Fentry, ProbeOutcome::Attached),
                 Err(answer) => {
                     return Err(ForcedModeError {
@@ -454,7 +486,7 @@ pub fn attach_ladder(
                     });
                 }
             },
-            AttachPolicy::Kprobe => match try_kprobe(ebpf, f) {
+            AttachPolicy::Kprobe => match try_kprobe(ebpf, f, kprobes) {
                 Ok(()) => (AttachMode::Kprobe, ProbeOutcome::Attached),
                 Err(answer) => {
                     return Err(ForcedModeError {
@@ -465,9 +497,9 @@ pub fn attach_ladder(
                     });
                 }
             },
-            AttachPolicy::Auto => match try_fentry(ebpf, f, btf.as_ref()) {
+            AttachPolicy::Auto => match try_fentry(ebpf, f, btf.as_ref(), &mut fentry) {
                 Ok(()) => (AttachMode::Fentry, ProbeOutcome::Attached),
-                Err(fentry_why) => match try_kprobe(ebpf, f) {
+                Err(fentry_why) => match try_kprobe(ebpf, f, kprobes) {
                     Ok(()) => {
                         fallback_from = Some(format!("fentry/fexit refused: {fentry_why}"));
                         (AttachMode::Kprobe, ProbeOutcome::Attached)
@@ -886,6 +918,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn only_kernel_wide_refusals_are_decided_once() {
+        let io = |code| ProgramError::IOError(std::io::Error::from_raw_os_error(code));
+        assert!(refuses_every_function(&io(1)), "EPERM: a policy");
+        assert!(refuses_every_function(&io(524)), "ENOTSUPP: no trampolines");
+        assert!(!refuses_every_function(&io(2)), "ENOENT: this function");
+        assert!(!refuses_every_function(&io(22)), "EINVAL: this program");
     }
 
     #[test]

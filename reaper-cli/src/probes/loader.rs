@@ -77,11 +77,11 @@ pub enum EbpfLog {
 
 impl EbpfLog {
     /// The `AYA_LOG_LEVEL` global's value (aya-log-common's `Level`).
-    fn level(self) -> u8 {
+    fn level(self) -> &'static u8 {
         match self {
-            Self::Off => 0,
+            Self::Off => &0,
             // Level::Debug; the kernel side logs nothing above it.
-            Self::Drops => 4,
+            Self::Drops => &4,
         }
     }
 }
@@ -104,6 +104,24 @@ pub fn load_with(
     timing: &FunctionTimingConfig,
     log: EbpfLog,
 ) -> Result<Ebpf, LoadError> {
+    load_with_loader(EbpfLoader::new(), offsets, sizes, timing, log)
+}
+
+/// A loader, made ahead of [`load_with_loader`]: aya's `EbpfLoader::new`
+/// parses the whole kernel BTF (~0.1 s), which can overlap other start-up
+/// work (reading /proc/kallsyms on another thread).
+pub fn new_loader<'a>() -> EbpfLoader<'a> {
+    EbpfLoader::new()
+}
+
+/// [`load_with`] through a loader made by [`new_loader`].
+pub fn load_with_loader<'a>(
+    mut loader: EbpfLoader<'a>,
+    offsets: &'a TracepointOffsets,
+    sizes: &MapSizes,
+    timing: &'a FunctionTimingConfig,
+    log: EbpfLog,
+) -> Result<Ebpf, LoadError> {
     if EBPF_OBJECT.is_empty() {
         return Err(LoadError::NoObject);
     }
@@ -111,10 +129,10 @@ pub fn load_with(
         return Err(LoadError::BadRingSize(sizes.ringbuf_bytes));
     }
     bump_memlock_rlimit();
-    EbpfLoader::new()
+    loader
         .override_global(GLOBAL_TRACEPOINT_OFFSETS, offsets, true)
         .override_global(GLOBAL_FUNCTION_TIMING, timing, true)
-        .override_global(aya_log::LEVEL, &log.level(), false)
+        .override_global(aya_log::LEVEL, log.level(), false)
         .map_max_entries(MAP_KERNEL_STACKS, sizes.stack_map)
         .map_max_entries(MAP_SAMPLE_COUNTS, sizes.sample_map)
         .map_max_entries(reaper_common::lock_wait::MAP_LOCK_WAITS, sizes.lock_map)

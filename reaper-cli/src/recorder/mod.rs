@@ -91,6 +91,14 @@ pub struct Recorder {
     functions: function_timing::LadderReport,
 }
 
+impl Drop for Recorder {
+    /// Detaches every probe at once rather than one by one as `Ebpf` drops
+    /// them (each tracepoint detach waits for an RCU grace period).
+    fn drop(&mut self) {
+        attach::detach_all(&mut self.ebpf);
+    }
+}
+
 impl Recorder {
     /// Checks privileges, mounts tracefs, loads and attaches everything.
     pub fn start(settings: &RecordSettings) -> anyhow::Result<Self> {
@@ -99,17 +107,30 @@ impl Recorder {
         settings
             .progress
             .say(format_args!("loading and attaching the probes"));
+        // The kernel formats /proc/kallsyms as it is read (~0.1 s of kernel
+        // time): read it on its own thread while this one parses BTF.
+        let kallsyms = std::thread::spawn(KernelSymbols::running_catalog_only);
         let (tracefs_root, _) = tracefs::ensure_mounted()?;
         let offsets = tracefs::probe_offsets(&tracefs_root);
         let symbolizer = KernelSymbolizer::new()?;
-        let kernel_symbols = KernelSymbols::running().context("reading /proc/kallsyms")?;
         let btf = crate::probes::btf::KernelBtf::from_sys_fs()
             .map(|btf| catalog::BtfFacts::from_btf(&btf))
             .ok();
+        let ebpf_loader = loader::new_loader();
+        let kernel_symbols = kallsyms
+            .join()
+            .map_err(|_| anyhow::anyhow!("the /proc/kallsyms reader panicked"))?
+            .context("reading /proc/kallsyms")?;
         let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.as_ref());
         let plan = function_timing::plan(&symbols);
         let (timing, order_off) = function_timing::config_for(&plan, btf.as_ref());
-        let mut ebpf = loader::load_with(&offsets, &settings.sizes, &timing, settings.ebpf_log)?;
+        let mut ebpf = loader::load_with_loader(
+            ebpf_loader,
+            &offsets,
+            &settings.sizes,
+            &timing,
+            settings.ebpf_log,
+        )?;
         if settings.ebpf_log == loader::EbpfLog::Drops {
             start_ebpf_logger(&mut ebpf);
         }

@@ -149,8 +149,7 @@ pub fn missing_caps(caps: u64, needed: &[Cap], kallsyms_visible: bool) -> Vec<Ca
 pub fn require(needed: &[Cap]) -> Result<(), MissingPrivileges> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let caps = effective_caps(&status).unwrap_or(0);
-    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-    let visible = crate::symbolize::kallsyms_shows_addresses(&kallsyms);
+    let visible = crate::symbolize::kallsyms_visible();
     let missing = missing_caps(caps, needed, visible);
     if missing.is_empty() {
         Ok(())

@@ -11,6 +11,7 @@ mod perf_script;
 mod profilers;
 mod run_json;
 mod stats;
+mod verdict;
 
 use std::path::PathBuf;
 
@@ -118,11 +119,14 @@ fn run_bench(args: BenchArgs) -> Result<()> {
     let results = conditions::run_rounds(&config, args.rounds)?;
     let rows = results.rows(&config);
     let table = stats::markdown(&rows);
+    let verdicts: Vec<&verdict::Verdict> = rows.iter().filter_map(|r| r.verdict.as_ref()).collect();
+    let wins = verdicts.iter().filter(|v| v.reaper_wins()).count();
     let doc = format!(
-        "# cargo xtask bench\n\n{machine}\n\nCommand: `cargo xtask bench --size {} --rounds {} --freq {}`\n\n{table}\n{}\n",
+        "# cargo xtask bench\n\n{machine}\n\nCommand: `cargo xtask bench --size {} --rounds {} --freq {}`\n\n{table}\nreaper wins {wins} of the {} rows with a \"reaper vs perf\" verdict (faster or smaller with the whole interval below 1.0; for accuracy, agreement).\n\n{}\n",
         human_size(args.size),
         args.rounds,
         args.freq,
+        verdicts.len(),
         results.notes(&config)
     );
     println!("{doc}");

@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use super::verdict::{self, Goal, Verdict};
+
 /// Median and range of one figure over the rounds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
@@ -41,7 +43,11 @@ pub struct Row {
     pub summary: Option<Summary>,
     /// Ratio of this row's median to its baseline's, when it has one.
     pub ratio: Option<f64>,
+    /// "reaper vs perf", for a reaper row with a perf counterpart.
+    pub verdict: Option<Verdict>,
     pub note: String,
+    /// The values, for the verdict's bootstrap.
+    values: Vec<f64>,
 }
 
 impl Row {
@@ -52,8 +58,17 @@ impl Row {
             unit,
             summary: summarize(values),
             ratio: None,
+            verdict: None,
             note: String::new(),
+            values: values.to_vec(),
         }
+    }
+
+    /// Sets the "reaper vs perf" verdict of this (reaper) row against
+    /// `perf`'s values.
+    pub fn versus(mut self, perf: &Row, goal: Goal) -> Self {
+        self.verdict = Some(verdict::verdict(goal, &self.values, &perf.values));
+        self
     }
 
     /// Sets the ratio to `baseline`'s median.
@@ -93,7 +108,7 @@ fn number(x: f64) -> String {
 /// Renders the rows as a markdown table.
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| measure | condition | n | median | min–max | ratio | note |\n|---|---|---|---|---|---|---|\n",
+        "| measure | condition | n | median | min–max | ratio | reaper vs perf | note |\n|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         let (n, median, range) = match row.summary {
@@ -109,9 +124,13 @@ pub fn markdown(rows: &[Row]) -> String {
         let ratio = row
             .ratio
             .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}×"));
+        let verdict = row
+            .verdict
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string);
         let _ = writeln!(
             out,
-            "| {} | {} | {n} | {median} | {range} | {ratio} | {} |",
+            "| {} | {} | {n} | {median} | {range} | {ratio} | {verdict} | {} |",
             row.measure, row.condition, row.note
         );
     }
@@ -149,19 +168,35 @@ mod tests {
         assert_eq!(row.clone().note("more").note("").note, "loses; more");
         let md = markdown(&[base, row, Row::new("x", "y", "ms", &[])]);
         let expected = "\
-| measure | condition | n | median | min–max | ratio | note |
-|---|---|---|---|---|---|---|
-| kill→mrelease | no profiler | 2 | 110 ms | 100–120 | - |  |
-| kill→mrelease | perf | 1 | 0.050 ms | 0.050–0.050 | 0.00× | loses |
-| x | y | 0 | not measured | - | - |  |
+| measure | condition | n | median | min–max | ratio | reaper vs perf | note |
+|---|---|---|---|---|---|---|---|
+| kill→mrelease | no profiler | 2 | 110 ms | 100–120 | - | - |  |
+| kill→mrelease | perf | 1 | 0.050 ms | 0.050–0.050 | 0.00× | - | loses |
+| x | y | 0 | not measured | - | - | - |  |
 ";
         assert_eq!(md, expected);
         let counts = markdown(&[Row::new("loss", "F", "", &[0.0, 3.0, 0.0])]);
         assert!(
-            counts.ends_with("| loss | F | 3 | 0 | 0–3 | - |  |\n"),
+            counts.ends_with("| loss | F | 3 | 0 | 0–3 | - | - |  |\n"),
             "{counts}"
         );
         let md = expected.to_owned();
         assert_eq!(md, expected);
+    }
+
+    #[test]
+    fn verdict_column_is_rendered_for_reaper_rows() {
+        let perf = Row::new("start-up", "perf", "ms", &[300.0, 310.0, 290.0, 305.0]);
+        let reaper = Row::new("start-up", "reaper", "ms", &[100.0, 110.0, 90.0, 105.0])
+            .ratio_to(&perf)
+            .versus(&perf, Goal::Time);
+        let md = markdown(&[reaper, perf]);
+        let lines: Vec<&str> = md.lines().collect();
+        assert!(
+            lines[2].contains("| 0.34× | reaper faster 0.34× ["),
+            "{}",
+            lines[2]
+        );
+        assert!(lines[3].ends_with("| - | - |  |"), "{}", lines[3]);
     }
 }

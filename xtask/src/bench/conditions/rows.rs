@@ -1,7 +1,7 @@
 //! The result table's rows and closing notes, built from every round.
 
 use super::{Cond, Config, Results};
-use crate::bench::{human_size, stats::Row};
+use crate::bench::{human_size, stats::Row, verdict::Goal};
 
 const OVERHEAD: [Cond; 4] = [Cond::None, Cond::Reaper, Cond::Perf, Cond::ReaperAll];
 
@@ -34,11 +34,8 @@ impl Results {
             let perf = self.latency(which, Cond::Perf);
             for cond in OVERHEAD {
                 let mut row = self.latency(which, cond).ratio_to(&base);
-                if matches!(cond, Cond::Reaper | Cond::ReaperAll)
-                    && let (Some(r), Some(p)) = (row.summary, perf.summary)
-                    && r.median > p.median
-                {
-                    row = row.note("reaper slower than perf here");
+                if matches!(cond, Cond::Reaper | Cond::ReaperAll) {
+                    row = row.versus(&perf, Goal::Time);
                 }
                 if cond == Cond::ReaperAll && !self.function_probes_attached.is_empty() {
                     let attached = self
@@ -74,13 +71,16 @@ impl Results {
             "ms",
             &reaper_total_values,
         )
-        .ratio_to(&perf_total);
-        let loses = match (reaper_total.summary, perf_total.summary) {
-            (Some(r), Some(p)) if r.median > p.median => "reaper slower than perf",
-            _ => "ratio = reaper / perf",
-        };
-        rows.push(reaper_total.note(loses));
+        .ratio_to(&perf_total)
+        .versus(&perf_total, Goal::Time);
+        rows.push(reaper_total.note("ratio = reaper / perf"));
         rows.push(perf_total.note("baseline of the ratio"));
+        let perf_exit = Row::new(
+            "2. stop → profiler exited",
+            "perf record",
+            "ms",
+            &self.perf_stop_to_exit,
+        );
         rows.push(
             Row::new(
                 "2. stop → profiler exited",
@@ -88,6 +88,7 @@ impl Results {
                 "ms",
                 &self.reaper_stop_to_exit,
             )
+            .versus(&perf_exit, Goal::Time)
             .note("writes run.json, prints the tables, writes folded + SVGs"),
         );
         rows.push(
@@ -99,15 +100,7 @@ impl Results {
             )
             .note("tables + folded + SVGs again, no root"),
         );
-        rows.push(
-            Row::new(
-                "2. stop → profiler exited",
-                "perf record",
-                "ms",
-                &self.perf_stop_to_exit,
-            )
-            .note("perf.data written (incl. build-id pass)"),
-        );
+        rows.push(perf_exit.note("perf.data written (incl. build-id pass)"));
         rows.push(Row::new(
             "2. perf script → fold → SVG",
             "perf + inferno (in-process)",
@@ -140,6 +133,7 @@ impl Results {
                 &self.reaper_startup,
             )
             .ratio_to(&perf_start)
+            .versus(&perf_start, Goal::Time)
             .note("all probes attached; every reaper start of B, D, E, F; ratio = reaper / perf"),
         );
         rows.push(perf_start.note("every perf start of C, E"));
@@ -155,14 +149,9 @@ impl Results {
             "MiB",
             &self.reaper_rss_mib,
         )
-        .ratio_to(&perf_rss);
-        let note = match (reaper_rss.summary, perf_rss.summary) {
-            (Some(r), Some(p)) if r.median > p.median => {
-                "reaper uses more than perf; ratio = reaper / perf"
-            }
-            _ => "ratio = reaper / perf",
-        };
-        rows.push(reaper_rss.note(note));
+        .ratio_to(&perf_rss)
+        .versus(&perf_rss, Goal::Memory);
+        rows.push(reaper_rss.note("ratio = reaper / perf"));
         rows.push(perf_rss);
     }
 
@@ -251,7 +240,8 @@ impl Results {
                     "ms",
                     reaper,
                 )
-                .ratio_to(&perf_row),
+                .ratio_to(&perf_row)
+                .versus(&perf_row, Goal::Agree),
             );
             rows.push(perf_row);
             rows.push(Row::new(
@@ -281,6 +271,7 @@ impl Results {
 - 1: the benchmark's own driver (not reaper's numbers): a `reaper __victim` of {} (64 VMAs, 1 extra thread, every page touched) pinned away from the driver thread; CLOCK_MONOTONIC before pidfd_send_signal(SIGKILL), immediately process_mrelease(pidfd), time at return, then waitpid. Background profilers are started after the victim is ready and stopped (SIGINT) {} ms after it is reaped; only the episode is timed. Ratio = median / median of A.\n\
 - D: reaper's `--attach auto` tries fentry/fexit then kprobe/kretprobe per function; on a host where neither loads it attaches exactly the default set (sampling + lock + timeline tracepoints), so D is a second sample of B, not a different configuration.\n\
 - 2: from SIGINT (after the teardown) to the answer on disk. reaper: `record --watch` exits after writing run.json, printing its tables and writing folded stacks + flame graph SVGs; `reaper report run.json -o DIR` re-renders all of that offline and is added to the total (conservative). perf: `perf record` exits after writing perf.data, then `perf script` → inferno collapse-perf (in-process) → inferno flame graph SVG. perf.data holds every task on every CPU; reaper keeps only the teardown episodes.\n\
+- reaper vs perf: the ratio of medians (reaper / perf) and its 95% bootstrap interval (10,000 independent resamples of each side's values with replacement, fixed seed); a side wins only when the whole interval is on its side of 1.0, else \"inside the noise\" (for accuracy: \"agree\"). Rows without a perf counterpart (A, perf's own rows, capacity) show -.\n\
 - 3: reaper's userspace only (BPF maps live in the kernel and are not in ru_maxrss).\n\
 - 4: counters are reaper's kernel-side counters for the whole watch (each episode in run.json carries the running totals, so the largest is taken); every counter whose name says full/lost/evicted is listed, zero or not.\n\
 - 5: same episodes seen by both profilers at {} Hz each; reaper: sum of period_ns of the context's stacks containing the frame; perf: `perf script -F ...,period,...` samples of the same pid/tid whose callchain contains the symbol × the printed period. Two independent samplers, so a few samples of difference are expected at this episode length.\n",
