@@ -4,6 +4,7 @@
 
 pub mod episode;
 pub mod interrupt;
+pub mod mrelease_source;
 pub mod oom;
 pub mod progress;
 mod race;
@@ -359,19 +360,31 @@ impl Recorder {
     fn finish_episode(&mut self, parts: EpisodeParts) -> anyhow::Result<Episode> {
         collect::clear_tracking(&mut self.ebpf)?;
         let raw = collect::drain(&mut self.ebpf)?;
-        let function_timing = self.drain_function_timing()?;
+        let function_timing = self.drain_function_timing(parts.kill_ns)?;
         let mut episode = self.build_episode(raw, parts);
+        mrelease_source::fall_back(
+            &mut episode.latencies,
+            function_timing.as_ref(),
+            &self.attach.probes,
+            &self.functions.function_probes(),
+        );
         episode.function_timing = function_timing;
         Ok(episode)
     }
 
-    /// Drains exact function timing, when any function probe attached.
-    fn drain_function_timing(&mut self) -> anyhow::Result<Option<crate::model::FunctionTiming>> {
+    /// Drains exact function timing, when any function probe attached; the
+    /// longest calls are placed relative to the kill at `kill_ns`.
+    fn drain_function_timing(
+        &mut self,
+        kill_ns: u64,
+    ) -> anyhow::Result<Option<crate::model::FunctionTiming>> {
         if self.functions.attached().next().is_none() {
             return Ok(None);
         }
         let raw = function_timing::drain(&mut self.ebpf)?;
-        Ok(Some(function_timing::to_model(&raw, &self.functions)))
+        let mut timing = function_timing::to_model(&raw, &self.functions);
+        timing.longest_calls = function_timing::place_calls(&raw, &self.functions, kill_ns);
+        Ok(Some(timing))
     }
 
     /// Symbolizes drained data and assembles the episode.

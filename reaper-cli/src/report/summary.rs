@@ -28,7 +28,7 @@ pub fn summary(run: &Run) -> Summary {
         pte_lock::pte_wait_row(run),
         pte_lock::pte_traced_wait_row(run),
         rmap_row(run),
-        latency_row(run, "kill → mrelease done", |e| {
+        latency_row(run, &mrelease_done_label(run), |e| {
             e.latencies.kill_to_mrelease_done_ns
         }),
         latency_row(run, "kill → exit_mmap done", |e| {
@@ -43,6 +43,19 @@ pub fn summary(run: &Run) -> Summary {
         },
         run.episodes.iter().map(|e| e.lost_race).collect(),
     )
+}
+
+/// "kill → mrelease done", naming its source when it is not the syscall
+/// tracepoints (see `recorder::mrelease_source`).
+fn mrelease_done_label(run: &Run) -> String {
+    let source = run
+        .episodes
+        .iter()
+        .find_map(|e| e.latencies.mrelease_source.as_ref());
+    match source {
+        Some(source) => format!("kill → mrelease done ({})", source.label()),
+        None => "kill → mrelease done".to_owned(),
+    }
 }
 
 /// Recomputes each row's statistics without the episodes that lost the
