@@ -16,6 +16,7 @@ pub mod doctor;
 mod golden;
 pub use reaper_model as model;
 pub mod output;
+pub mod probe_frames;
 pub mod probes;
 pub mod recorder;
 pub mod report;

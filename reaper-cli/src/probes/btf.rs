@@ -223,6 +223,12 @@ impl KernelBtf {
         self.funcs.contains_key(name)
     }
 
+    /// The BTF type id of a function (the low bits of its fentry
+    /// trampoline's key).
+    pub fn function_id(&self, name: &str) -> Option<u32> {
+        self.funcs.get(name).copied()
+    }
+
     /// Every function name (for fixtures and tests).
     pub fn function_names(&self) -> impl Iterator<Item = &str> {
         self.funcs.keys().map(String::as_str)

@@ -28,8 +28,8 @@ use reaper_common::{
 use crate::{
     catalog::{self, BtfFacts, Timing},
     model::{
-        CallEdge, FunctionCall, FunctionCalls, FunctionTime, FunctionTiming, NotMeasured,
-        ProbeUse, ResolvedConcept, VmaOrderSeen,
+        CallEdge, FunctionCall, FunctionCalls, FunctionTime, FunctionTiming, NotMeasured, ProbeUse,
+        ResolvedConcept, VmaOrderSeen,
     },
     probes::{
         attach::error_chain,
@@ -666,12 +666,11 @@ fn drain_top_calls(ebpf: &mut Ebpf) -> Result<Vec<(u32, u32, Vec<CallRecord>)>, 
         if calls.is_empty() {
             continue;
         }
-        let zeros = PerCpuValues::try_from(vec![TopCalls::default(); cpus]).map_err(|e| {
-            DrainError {
+        let zeros =
+            PerCpuValues::try_from(vec![TopCalls::default(); cpus]).map_err(|e| DrainError {
                 map: name,
                 what: e.to_string(),
-            }
-        })?;
+            })?;
         map.set(index, zeros, 0).map_err(map_err(name))?;
         out.push((index / SLOT_COUNT, index % SLOT_COUNT, calls));
     }
@@ -1025,7 +1024,11 @@ mod tests {
                     ..FunctionStats::default()
                 },
             )],
-            top_calls: vec![(CONTEXT_MRELEASE_CALLER, 2, vec![call(1_500, 300), call(900, 50)])],
+            top_calls: vec![(
+                CONTEXT_MRELEASE_CALLER,
+                2,
+                vec![call(1_500, 300), call(900, 50)],
+            )],
             ..RawFunctionTiming::default()
         };
         let placed = place_calls(&raw, &ladder, 1_000);
@@ -1033,7 +1036,11 @@ mod tests {
         let p = &placed[0];
         assert_eq!(
             (p.context.as_str(), p.symbol.as_str(), p.concept.as_str()),
-            ("mrelease_caller", "__x64_sys_process_mrelease", "mrelease_syscall")
+            (
+                "mrelease_caller",
+                "__x64_sys_process_mrelease",
+                "mrelease_syscall"
+            )
         );
         assert_eq!(p.calls[0].start_ns, 500);
         assert_eq!(p.calls[0].end_ns(), 800);

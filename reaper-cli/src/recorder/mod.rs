@@ -25,6 +25,7 @@ use crate::{
     model::{
         Episode, HostInfo, Recording, Run, SCHEMA_VERSION, Scenario, TaskRef, ToolInfo, VictimInfo,
     },
+    probe_frames::ProbeFrames,
     probes::{
         attach, collect, function_timing, loader,
         loader::MapSizes,
@@ -113,6 +114,8 @@ pub struct Recorder {
     period_ns: u64,
     /// The function-timing attach ladder's outcome.
     functions: function_timing::LadderReport,
+    /// Folds reaper's own probes in symbolized stacks.
+    probe_frames: ProbeFrames,
 }
 
 impl Recorder {
@@ -127,9 +130,8 @@ impl Recorder {
         let offsets = tracefs::probe_offsets(&tracefs_root);
         let symbolizer = KernelSymbolizer::new()?;
         let kernel_symbols = KernelSymbols::running().context("reading /proc/kallsyms")?;
-        let btf = crate::probes::btf::KernelBtf::from_sys_fs()
-            .map(|btf| catalog::BtfFacts::from_btf(&btf))
-            .ok();
+        let kernel_btf = crate::probes::btf::KernelBtf::from_sys_fs().ok();
+        let btf = kernel_btf.as_ref().map(catalog::BtfFacts::from_btf);
         let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.as_ref());
         let plan = function_timing::plan(&symbols);
         let (timing, order_off) = function_timing::config_for(&plan, btf.as_ref());
@@ -162,7 +164,13 @@ impl Recorder {
             function_timing::attach_ladder(&mut ebpf, &plan, settings.attach, order_off)?
         };
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
+        let probe_frames =
+            ProbeFrames::for_recording(ebpf.programs().map(|(name, _)| name), &functions, |f| {
+                kernel_btf.as_ref()?.function_id(f)
+            });
+        drop(kernel_btf);
         Ok(Self {
+            probe_frames,
             runtime: tokio::runtime::Handle::current(),
             functions,
             ebpf,
@@ -391,11 +399,12 @@ impl Recorder {
     fn build_episode(&self, raw: collect::RawEpisode, parts: EpisodeParts) -> Episode {
         let symbolizer = &self.symbolizer;
         let mut failures = 0u64;
-        let mut symbolize = |ips: &[u64]| {
-            symbolizer.frames(ips).unwrap_or_else(|_| {
+        let mut symbolize = |ips: &[u64]| match symbolizer.frames(ips) {
+            Ok(frames) => self.probe_frames.fold(frames),
+            Err(_) => {
                 failures += 1;
                 vec![crate::model::FRAME_STACK_LOST.to_owned()]
-            })
+            }
         };
         let contexts = episode::context_profiles(&raw, &parts.tasks, &mut symbolize);
         let timeline =

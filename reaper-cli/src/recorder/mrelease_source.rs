@@ -128,7 +128,11 @@ mod tests {
     fn attached_tracepoints_keep_their_figures_and_no_source() {
         let mut l = Latencies::default();
         fall_back(&mut l, Some(&timing()), &probe("attached"), &[]);
-        assert_eq!(l, Latencies::default(), "an unseen event stays not measured");
+        assert_eq!(
+            l,
+            Latencies::default(),
+            "an unseen event stays not measured"
+        );
         let mut seen = Latencies {
             kill_to_mrelease_done_ns: Some(5),
             ..Latencies::default()

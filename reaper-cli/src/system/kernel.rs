@@ -33,16 +33,13 @@ pub fn host_info() -> HostInfo {
         kernel_release,
         arch: field(&uts.machine),
         cpus: online_cpus().map_or(0, |cpus| cpus.len() as u32),
-        clocksource: clocksource(
-            std::fs::read_to_string(CLOCKSOURCE_FILE)
-                .ok()
-                .as_deref(),
-        ),
+        clocksource: clocksource(std::fs::read_to_string(CLOCKSOURCE_FILE).ok().as_deref()),
     }
 }
 
 /// Where the kernel names the clocksource in use.
-pub const CLOCKSOURCE_FILE: &str = "/sys/devices/system/clocksource/clocksource0/current_clocksource";
+pub const CLOCKSOURCE_FILE: &str =
+    "/sys/devices/system/clocksource/clocksource0/current_clocksource";
 
 /// The clocksource from [`CLOCKSOURCE_FILE`]'s contents.
 pub fn clocksource(contents: Option<&str>) -> Option<String> {

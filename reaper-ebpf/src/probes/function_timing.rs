@@ -52,8 +52,7 @@ static FN_ENTRY_STACKS: HashMap<u32, EntryStack> =
 
 /// (context, slot) longest calls with their start times, per CPU.
 #[map(name = "FN_TOP_CALLS")]
-static FN_TOP_CALLS: PerCpuArray<TopCalls> =
-    PerCpuArray::with_max_entries(FN_TOP_CALLS_ENTRIES, 0);
+static FN_TOP_CALLS: PerCpuArray<TopCalls> = PerCpuArray::with_max_entries(FN_TOP_CALLS_ENTRIES, 0);
 
 /// Per-context VMA order of the per-VMA unmap function.
 #[map(name = "FN_VMA_ORDER")]

@@ -173,3 +173,79 @@ fn many_functions_are_cut_with_the_count_left_out() {
     let x = spans(&events, SPAN_EXIT_MMAP)[0];
     assert_eq!(x["args"]["functions_left_out"], victim_rows - MAX_FUNCTIONS);
 }
+
+#[test]
+fn kept_calls_are_spans_on_their_threads_with_the_count_left_out() {
+    use crate::model::{FunctionCall, FunctionCalls};
+    let mut run = fixture("function_timing/sid-x86_64.run.json");
+    let victim = run.episodes[0].contexts[0].tasks[0].clone();
+    let timing = run.episodes[0].function_timing.as_mut().unwrap();
+    timing.longest_calls = vec![
+        FunctionCalls {
+            context: "victim_exit".into(),
+            concept: "victim_teardown".into(),
+            symbol: "exit_mmap".into(),
+            calls: vec![FunctionCall {
+                tid: victim.tid,
+                start_ns: -5_000,
+                duration_ns: 9_000_000,
+            }],
+            left_out: 0,
+        },
+        FunctionCalls {
+            context: "victim_exit".into(),
+            concept: "per_vma_unmap".into(),
+            symbol: "unmap_page_range".into(),
+            calls: vec![
+                FunctionCall {
+                    tid: victim.tid,
+                    start_ns: 1_000_000,
+                    duration_ns: 2_000_000,
+                },
+                FunctionCall {
+                    tid: 4_000_001,
+                    start_ns: 4_000_000,
+                    duration_ns: 1_000_000,
+                },
+            ],
+            left_out: 62,
+        },
+    ];
+    let events = checked(&run);
+    let calls: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["cat"] == CAT_FUNCTION && e["pid"] == 1)
+        .collect();
+    assert_eq!(calls.len(), 3);
+    assert!(calls.iter().all(|c| c["ph"] == "X"));
+    let exit_mmap = calls.iter().find(|c| c["name"] == "exit_mmap").unwrap();
+    assert_eq!(exit_mmap["dur"].as_f64().unwrap(), 9_000.0);
+    assert_eq!(exit_mmap["tid"], victim.tid);
+    let unmap: Vec<&&Value> = calls
+        .iter()
+        .filter(|c| c["name"] == "unmap_page_range")
+        .collect();
+    assert_eq!(unmap.len(), 2);
+    assert!(unmap.iter().all(|c| c["args"][LEFT_OUT_ARG] == 62));
+    // The kill is the origin shift: a call before the kill still has ts >= 0
+    // (checked() asserts it) and lies 5 µs before the kill instant.
+    let kill = events
+        .iter()
+        .find(|e| e["name"] == "kill" && e["pid"] == 1)
+        .unwrap();
+    let before = kill["ts"].as_f64().unwrap() - exit_mmap["ts"].as_f64().unwrap();
+    assert!((before - 5.0).abs() < 1e-6, "{before}");
+    // With kept calls the aggregate-derived exit_mmap span is not drawn
+    // (the real call is).
+    assert!(
+        spans(&events, SPAN_EXIT_MMAP)
+            .iter()
+            .all(|s| s["pid"] != 1 || s["cat"] == CAT_FUNCTION)
+    );
+    // A thread seen only through its calls gets a named track.
+    let track = events
+        .iter()
+        .find(|e| e["name"] == "thread_name" && e["pid"] == 1 && e["tid"] == 4_000_001)
+        .unwrap();
+    assert_eq!(track["args"]["name"], "victim_exit: ?[4000001]");
+}
