@@ -249,3 +249,54 @@ fn kept_calls_are_spans_on_their_threads_with_the_count_left_out() {
         .unwrap();
     assert_eq!(track["args"]["name"], "victim_exit: ?[4000001]");
 }
+
+/// A real VM episode with kept calls: every kept call is drawn on its
+/// thread, the spans of one track nest (Perfetto needs slices of a track to
+/// nest or be disjoint), and the syscall function's span lies inside the
+/// `process_mrelease` tracepoint span.
+#[test]
+fn recorded_calls_nest_on_their_tracks() {
+    let run = fixture("function_timing/sid-x86_64-calls.run.json");
+    let timing = run.episodes[0].function_timing.as_ref().unwrap();
+    let kept: usize = timing.longest_calls.iter().map(|f| f.calls.len()).sum();
+    assert!(kept > 100, "{kept}");
+    let events = checked(&run);
+    let calls: Vec<&Value> = events.iter().filter(|e| e["cat"] == CAT_FUNCTION).collect();
+    assert_eq!(calls.len(), kept);
+    let mut tracks: std::collections::BTreeMap<(u64, u64), Vec<(f64, f64)>> = Default::default();
+    for e in events.iter().filter(|e| e["ph"] == "X") {
+        let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
+        tracks
+            .entry((e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap()))
+            .or_default()
+            .push((ts, ts + dur));
+    }
+    for spans in tracks.values_mut() {
+        spans.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
+        let mut open: Vec<f64> = Vec::new();
+        for &(start, end) in spans.iter() {
+            while open.last().is_some_and(|&e| e <= start) {
+                open.pop();
+            }
+            if let Some(&outer) = open.last() {
+                assert!(end <= outer + 1e-3, "a span overlaps its parent's end");
+            }
+            open.push(end);
+        }
+    }
+    let mrelease = spans(&events, SPAN_MRELEASE)[0];
+    let syscall = calls
+        .iter()
+        .find(|c| c["args"]["concept"] == "mrelease_syscall")
+        .unwrap();
+    let (m0, m1) = (
+        mrelease["ts"].as_f64().unwrap(),
+        mrelease["ts"].as_f64().unwrap() + mrelease["dur"].as_f64().unwrap(),
+    );
+    let (s0, s1) = (
+        syscall["ts"].as_f64().unwrap(),
+        syscall["ts"].as_f64().unwrap() + syscall["dur"].as_f64().unwrap(),
+    );
+    assert!(m0 <= s0 && s1 <= m1, "[{m0}, {m1}] ⊇ [{s0}, {s1}]");
+    assert_eq!(syscall["tid"], mrelease["tid"]);
+}
