@@ -157,3 +157,54 @@ fn kprobe_and_tracepoint_machinery_folds_into_the_program() {
     let foreign = frames(&["f", "bpf_prog_0123456789abcdef_other"]);
     assert_eq!(slots().fold(foreign.clone()), foreign);
 }
+
+#[test]
+fn recording_names_slot_programs_by_the_function_their_ladder_attached() {
+    use crate::probes::function_timing::{FunctionAttach, LadderReport, SlotFunction};
+    let attach = |slot: u32, symbol: &str, mode: &'static str| FunctionAttach {
+        function: SlotFunction {
+            slot,
+            concept: String::new(),
+            symbol: symbol.into(),
+            attach_name: symbol.into(),
+            in_btf: Some(true),
+        },
+        mode,
+        status: "attached".into(),
+        fallback_from: None,
+    };
+    let ladder = LadderReport {
+        functions: vec![
+            attach(4, "page_remove_rmap", "fentry"),
+            attach(5, "unmap_page_range", "kprobe"),
+        ],
+        ..LadderReport::default()
+    };
+    let programs = [
+        "fn_fexit_4",
+        "fn_kretprobe_5",
+        "fn_fentry_7",
+        "sample_cpu_clock",
+    ];
+    let btf_ids = |f: &str| (f == "page_remove_rmap").then_some(79_594);
+    let fold = ProbeFrames::for_recording(programs, &ladder, btf_ids);
+    let tag = "bpf_prog_0123456789abcdef_";
+    let one = |frame: String| fold.fold(vec!["caller".to_owned(), frame]);
+    assert_eq!(
+        one(format!("{tag}fn_fexit_4"))[1],
+        "[reaper probe: fexit page_remove_rmap]"
+    );
+    assert_eq!(
+        one(format!("{tag}fn_kretprobe_5"))[1],
+        "[reaper probe: kretprobe unmap_page_range]"
+    );
+    // A slot with no function attached keeps its program name.
+    assert_eq!(
+        one(format!("{tag}fn_fentry_7"))[1],
+        "[reaper probe: fn_fentry_7]"
+    );
+    assert_eq!(
+        one("bpf_trampoline_6442530538".to_owned())[1],
+        "[reaper probe: trampoline of page_remove_rmap]"
+    );
+}
