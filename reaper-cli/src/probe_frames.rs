@@ -63,6 +63,14 @@ const MACHINERY_PREFIXES: &[&str] = &[
     "ftrace_ops_list_func",
     "exc_int3",
     "asm_exc_int3",
+    // arm64's breakpoint exception path into kprobe_breakpoint_handler.
+    "el1h_64_sync",
+    "el1_dbg",
+    "el1_brk64",
+    "do_debug_exception",
+    "do_el1_brk64",
+    "brk_handler",
+    "call_break_hook",
 ];
 
 /// The label of one reaper probe frame.
@@ -78,6 +86,10 @@ pub struct ProbeFrames {
     programs: HashMap<String, String>,
     /// BTF id → traced function, for trampoline keys.
     traced: HashMap<u32, String>,
+    /// Whether reaper attached kprobes: then kprobe dispatch with no
+    /// program frame under it (arm64 does not unwind into JITed programs)
+    /// is reaper's probe too.
+    kprobes: bool,
 }
 
 impl ProbeFrames {
@@ -89,7 +101,14 @@ impl ProbeFrames {
         Self {
             programs: programs.into_iter().collect(),
             traced: traced.into_iter().collect(),
+            kprobes: false,
         }
+    }
+
+    /// Marks that reaper attached kprobes (see the field).
+    pub fn with_kprobes(mut self, kprobes: bool) -> Self {
+        self.kprobes = kprobes;
+        self
     }
 
     /// reaper's loaded programs: function-timing slots named by mode and
@@ -127,7 +146,8 @@ impl ProbeFrames {
             .attached()
             .filter(|f| f.mode == "fentry")
             .filter_map(|f| Some((btf_id(&f.function.symbol)?, f.function.symbol.clone())));
-        Self::new(programs, traced)
+        let kprobes = ladder.attached().any(|f| f.mode == "kprobe");
+        Self::new(programs, traced).with_kprobes(kprobes)
     }
 
     /// What a frame's program probes, when the frame is one of reaper's
@@ -194,9 +214,39 @@ impl ProbeFrames {
                 }
                 return out;
             }
+            if let Some(kind) = kprobe_entry(frame).filter(|_| self.kprobes) {
+                while out.last().is_some_and(|f| is_machinery(f)) {
+                    out.pop();
+                }
+                let what = frames[i + 1..].iter().find_map(|f| self.program(f));
+                out.push(label(what.as_deref().unwrap_or(kind)));
+                return out;
+            }
             out.push(frame.clone());
         }
         out
+    }
+}
+
+/// Where kprobe dispatch starts, and which kind it is: the kretprobe
+/// return trampoline, or the kprobe breakpoint/ftrace handler.
+fn kprobe_entry(frame: &str) -> Option<&'static str> {
+    const RETURN: &[&str] = &[
+        "__kretprobe_trampoline",
+        "kretprobe_trampoline",
+        "arch_rethook_trampoline",
+    ];
+    const ENTRY: &[&str] = &[
+        "kprobe_breakpoint_handler",
+        "kprobe_ftrace_handler",
+        "kprobe_int3_handler",
+    ];
+    if RETURN.contains(&frame) {
+        Some("kretprobe")
+    } else if ENTRY.contains(&frame) {
+        Some("kprobe")
+    } else {
+        None
     }
 }
 

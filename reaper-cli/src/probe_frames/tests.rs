@@ -208,3 +208,31 @@ fn recording_names_slot_programs_by_the_function_their_ladder_attached() {
         "[reaper probe: trampoline of page_remove_rmap]"
     );
 }
+
+/// bookworm 6.1 arm64 (kprobes; 2026-12-01 vm-test): the unwinder stops at
+/// `trace_call_bpf`, with no program frame.
+#[test]
+fn arm64_kretprobe_dispatch_without_a_program_frame_is_a_probe_when_reaper_used_kprobes() {
+    let stack = frames(&[
+        "exit_mmap",
+        "unmap_vmas",
+        "unmap_page_range",
+        "__kretprobe_trampoline",
+        "trampoline_probe_handler",
+        "__kretprobe_trampoline_handler",
+        "kretprobe_dispatcher",
+        "kretprobe_perf_func",
+        "trace_call_bpf",
+    ]);
+    assert_eq!(
+        slots().with_kprobes(true).fold(stack.clone()),
+        frames(&[
+            "exit_mmap",
+            "unmap_vmas",
+            "unmap_page_range",
+            "[reaper probe: kretprobe]"
+        ])
+    );
+    // Without reaper's kprobes, someone else's: left alone.
+    assert_eq!(slots().fold(stack.clone()), stack);
+}
