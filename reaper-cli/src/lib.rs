@@ -17,6 +17,7 @@ pub mod duration;
 mod golden;
 pub use reaper_model as model;
 pub mod output;
+pub mod probe_frames;
 pub mod probes;
 pub mod recorder;
 pub mod report;

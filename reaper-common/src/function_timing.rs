@@ -45,11 +45,22 @@ pub const MAP_FN_COUNTERS: &str = "FN_COUNTERS";
 pub const MAP_FN_ENTRY_STACKS: &str = "FN_ENTRY_STACKS";
 /// Map: [`VmaOrder`] per context (not per CPU: order is per task).
 pub const MAP_FN_VMA_ORDER: &str = "FN_VMA_ORDER";
+/// Map: [`TopCalls`] per CPU, index `context * SLOT_COUNT + slot` (as
+/// [`MAP_FN_STATS`]).
+pub const MAP_FN_TOP_CALLS: &str = "FN_TOP_CALLS";
 /// Name of the loader global holding a [`FunctionTimingConfig`].
 pub const GLOBAL_FUNCTION_TIMING: &str = "FUNCTION_TIMING_CONFIG";
 
 /// Entries of [`MAP_FN_STATS`].
 pub const FN_STATS_ENTRIES: u32 = CONTEXT_COUNT * SLOT_COUNT;
+/// Entries of [`MAP_FN_TOP_CALLS`].
+pub const FN_TOP_CALLS_ENTRIES: u32 = FN_STATS_ENTRIES;
+/// Longest calls kept per (context, function) and CPU, and per (context,
+/// function) in a run file after the CPUs are merged: enough to show every
+/// call of the once-per-episode functions and the worst of the per-VMA and
+/// per-page ones on a timeline, at 24 bytes each (about 14 KiB per CPU for
+/// the whole map).
+pub const TOP_CALLS: usize = 16;
 /// Entries of [`MAP_FN_EDGES`].
 pub const FN_EDGES_ENTRIES: u32 = CONTEXT_COUNT * SLOT_COUNT * SLOT_COUNT;
 
@@ -242,6 +253,43 @@ impl EntryStack {
     }
 }
 
+/// One completed call of a probed function.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallRecord {
+    /// `bpf_ktime_get_ns()` at entry (CLOCK_MONOTONIC).
+    pub start_ns: u64,
+    /// Inclusive duration, ns.
+    pub duration_ns: u64,
+    /// Thread that made the call.
+    pub tid: u32,
+    /// Reserved; keeps the size a multiple of 8.
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<CallRecord>() == 24);
+
+/// Value of [`MAP_FN_TOP_CALLS`]: the longest calls of one function in one
+/// context on one CPU. Calls that do not make it are counted by the
+/// function's [`FunctionStats::calls`] (left out = calls - kept).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TopCalls {
+    /// Valid entries of `calls` (filled in order until [`TOP_CALLS`]).
+    pub kept: u32,
+    /// Index of the shortest kept call: the one a longer call replaces.
+    pub shortest: u32,
+    /// The kept calls, in no order.
+    pub calls: [CallRecord; TOP_CALLS],
+}
+const _: () = assert!(core::mem::size_of::<TopCalls>() == 8 + 24 * TOP_CALLS);
+
+impl TopCalls {
+    /// The valid entries.
+    pub fn kept(&self) -> &[CallRecord] {
+        &self.calls[..(self.kept as usize).min(TOP_CALLS)]
+    }
+}
+
 /// Value of [`MAP_FN_VMA_ORDER`]: the per-VMA function's VMA start addresses
 /// in one context, in call order.
 #[repr(C)]
@@ -360,7 +408,9 @@ crate::user_pod!(
     FunctionStats,
     EdgeStats,
     EntryStack,
-    VmaOrder
+    VmaOrder,
+    CallRecord,
+    TopCalls
 );
 
 #[cfg(test)]

@@ -235,6 +235,7 @@ mod tests {
                 arch: "aarch64".into(),
                 cpus: 2,
                 preempt_rt: None,
+                clocksource: None,
             },
             btf: true,
             tracefs: Err("not mounted".into()),

@@ -114,6 +114,13 @@ pub struct HostInfo {
     /// reaper looked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preempt_rt: Option<RtEvidence>,
+    /// The kernel's current clocksource (`tsc`, `hpet`, `arch_sys_counter`,
+    /// ...): every probe hit reads it through `bpf_ktime_get_ns()`, and a slow
+    /// one (HPET is an emulated MMIO read in a VM) inflates exact timing.
+    /// `None` when it could not be read, and in runs recorded before reaper
+    /// looked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clocksource: Option<String>,
 }
 
 /// Where reaper saw that a kernel is PREEMPT_RT.
@@ -274,6 +281,47 @@ pub struct FunctionTiming {
     /// Calls that could not be timed, by reason (`fn_*`).
     #[serde(default)]
     pub losses: BTreeMap<String, u64>,
+    /// Per context × function, its longest calls placed in time (bounded:
+    /// see [`FunctionCalls::left_out`]); empty in runs recorded before reaper
+    /// kept individual calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub longest_calls: Vec<FunctionCalls>,
+}
+
+/// The longest calls of one function in one context.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FunctionCalls {
+    /// The context that made the calls.
+    pub context: Context,
+    /// Catalog concept id.
+    pub concept: String,
+    /// Kernel function.
+    pub symbol: String,
+    /// The kept calls, longest first.
+    pub calls: Vec<FunctionCall>,
+    /// Completed calls of this function in this context that are not in
+    /// `calls` (shorter ones; the kernel keeps a bounded number per CPU).
+    pub left_out: u64,
+}
+
+/// One call of a probed function, on the timeline's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FunctionCall {
+    /// Thread that made the call.
+    pub tid: u32,
+    /// Entry, ns since the kill (negative: before it), like
+    /// [`TimelineEntry::t_ns`].
+    pub start_ns: i64,
+    /// Inclusive duration, ns.
+    pub duration_ns: u64,
+}
+
+impl FunctionCall {
+    /// Return, ns since the kill.
+    pub fn end_ns(&self) -> i64 {
+        self.start_ns
+            .saturating_add(i64::try_from(self.duration_ns).unwrap_or(i64::MAX))
+    }
 }
 
 /// One function in one context.
@@ -472,4 +520,39 @@ pub struct Latencies {
     /// (oom:skip_task_reaping)", "not woken (...)", or "no event seen".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_reaper_verdict: Option<String>,
+    /// Where `kill_to_mrelease_done_ns` and `mrelease_duration_ns` came
+    /// from when not from the `syscalls:*_process_mrelease` tracepoints
+    /// (absent: from them, or not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mrelease_source: Option<MreleaseSource>,
+}
+
+/// A source of the `process_mrelease` latencies other than the syscall
+/// tracepoints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MreleaseSource {
+    /// The syscall tracepoints are missing on this kernel (no
+    /// `FTRACE_SYSCALLS`); the figures come from the exact-timing probe of
+    /// the `process_mrelease` syscall function (its longest call): done at
+    /// its exit, duration from entry to exit. The return value is unknown.
+    FunctionProbe {
+        /// The kernel function, e.g. `__x64_sys_process_mrelease`.
+        symbol: String,
+        /// The exit probe, "fexit" or "kretprobe".
+        exit_probe: String,
+        /// Why the tracepoints gave nothing (the kernel's answer).
+        tracepoints: String,
+    },
+}
+
+impl MreleaseSource {
+    /// A short label for people, e.g. "from fexit __x64_sys_process_mrelease".
+    pub fn label(&self) -> String {
+        match self {
+            Self::FunctionProbe {
+                symbol, exit_probe, ..
+            } => format!("from {exit_probe} {symbol}"),
+        }
+    }
 }

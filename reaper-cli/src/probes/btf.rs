@@ -265,6 +265,12 @@ impl KernelBtf {
         self.func_id(name).is_some()
     }
 
+    /// The BTF type id of a function (the low bits of its fentry
+    /// trampoline's key).
+    pub fn function_id(&self, name: &str) -> Option<u32> {
+        self.func_id(name)
+    }
+
     /// Every function name (for fixtures and tests).
     pub fn function_names(&self) -> impl Iterator<Item = &str> {
         self.funcs.iter().map(|&id| self.type_name(id))

@@ -17,18 +17,19 @@ use aya::{
 use reaper_common::{
     context::{CONTEXT_COUNT, Context},
     function_timing::{
-        EdgeStats, EntryStack, FN_COUNTER_COUNT, FN_EDGES_ENTRIES, FN_STATS_ENTRIES, FnCounter,
-        FunctionStats, FunctionTimingConfig, MAP_FN_COUNTERS, MAP_FN_EDGES, MAP_FN_ENTRY_STACKS,
-        MAP_FN_HITS, MAP_FN_STATS, MAP_FN_VMA_ORDER, PROG_FENTRY, PROG_FEXIT, PROG_KPROBE,
-        PROG_KRETPROBE, SLOT_COUNT, SLOT_NONE, VMA_LOG_LEN, VmaOrder,
+        CallRecord, EdgeStats, EntryStack, FN_COUNTER_COUNT, FN_EDGES_ENTRIES, FN_STATS_ENTRIES,
+        FN_TOP_CALLS_ENTRIES, FnCounter, FunctionStats, FunctionTimingConfig, MAP_FN_COUNTERS,
+        MAP_FN_EDGES, MAP_FN_ENTRY_STACKS, MAP_FN_HITS, MAP_FN_STATS, MAP_FN_TOP_CALLS,
+        MAP_FN_VMA_ORDER, PROG_FENTRY, PROG_FEXIT, PROG_KPROBE, PROG_KRETPROBE, SLOT_COUNT,
+        SLOT_NONE, TOP_CALLS, TopCalls, VMA_LOG_LEN, VmaOrder,
     },
 };
 
 use crate::{
     catalog::{self, BtfFacts, Timing},
     model::{
-        AttachMode, CallEdge, FunctionTime, FunctionTiming, NotMeasured, ProbeOutcome, ProbeUse,
-        ResolvedConcept, VmaOrderKind, VmaOrderSeen,
+        AttachMode, CallEdge, FunctionCall, FunctionCalls, FunctionTime, FunctionTiming,
+        NotMeasured, ProbeOutcome, ProbeUse, ResolvedConcept, VmaOrderKind, VmaOrderSeen,
     },
     probes::{
         attach::error_chain,
@@ -564,6 +565,9 @@ pub struct RawFunctionTiming {
     pub orders: Vec<(u32, VmaOrder)>,
     /// Tasks whose entry stack was still open at the drain.
     pub open_stacks: u64,
+    /// (context, slot) → its longest calls over all CPUs, longest first
+    /// (at most [`TOP_CALLS`]).
+    pub top_calls: Vec<(u32, u32, Vec<CallRecord>)>,
 }
 
 fn drain_per_cpu<V>(
@@ -671,6 +675,7 @@ pub fn drain(ebpf: &mut Ebpf) -> Result<RawFunctionTiming, DrainError> {
             }
         }
     }
+    raw.top_calls = drain_top_calls(ebpf)?;
     let mut stacks: aya::maps::HashMap<_, u32, EntryStack> = map_mut(ebpf, MAP_FN_ENTRY_STACKS)?
         .try_into()
         .map_err(map_err(MAP_FN_ENTRY_STACKS))?;
@@ -682,6 +687,90 @@ pub fn drain(ebpf: &mut Ebpf) -> Result<RawFunctionTiming, DrainError> {
         let _ = stacks.remove(tid);
     }
     Ok(raw)
+}
+
+/// Reads and resets the per-CPU longest calls, merged per (context, slot).
+fn drain_top_calls(ebpf: &mut Ebpf) -> Result<Vec<(u32, u32, Vec<CallRecord>)>, DrainError> {
+    let name = MAP_FN_TOP_CALLS;
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| DrainError {
+        map: name,
+        what: e.to_string(),
+    })?;
+    let mut map: PerCpuArray<_, TopCalls> =
+        map_mut(ebpf, name)?.try_into().map_err(map_err(name))?;
+    let mut out = Vec::new();
+    for index in 0..FN_TOP_CALLS_ENTRIES {
+        let values = map.get(&index, 0).map_err(map_err(name))?;
+        let per_cpu: Vec<TopCalls> = values.iter().copied().collect();
+        let calls = merge_top_calls(&per_cpu);
+        if calls.is_empty() {
+            continue;
+        }
+        let zeros =
+            PerCpuValues::try_from(vec![TopCalls::default(); cpus]).map_err(|e| DrainError {
+                map: name,
+                what: e.to_string(),
+            })?;
+        map.set(index, zeros, 0).map_err(map_err(name))?;
+        out.push((index / SLOT_COUNT, index % SLOT_COUNT, calls));
+    }
+    Ok(out)
+}
+
+/// The [`TOP_CALLS`] longest of every CPU's kept calls, longest first (ties:
+/// earlier start first).
+pub fn merge_top_calls(per_cpu: &[TopCalls]) -> Vec<CallRecord> {
+    let mut calls: Vec<CallRecord> = per_cpu.iter().flat_map(|t| t.kept()).copied().collect();
+    calls.sort_by(|a, b| {
+        b.duration_ns
+            .cmp(&a.duration_ns)
+            .then(a.start_ns.cmp(&b.start_ns))
+    });
+    calls.truncate(TOP_CALLS);
+    calls
+}
+
+/// The longest calls of each (context, function), on the timeline's clock
+/// (ns since the kill at `kill_ns`), with the count of calls left out.
+pub fn place_calls(
+    raw: &RawFunctionTiming,
+    ladder: &LadderReport,
+    kill_ns: u64,
+) -> Vec<FunctionCalls> {
+    let mut out: Vec<FunctionCalls> = raw
+        .top_calls
+        .iter()
+        .filter_map(|(context, slot, calls)| {
+            let context = Context::from_id(*context)?;
+            let f = ladder.functions.iter().find(|f| f.function.slot == *slot);
+            let total = raw
+                .stats
+                .iter()
+                .find(|(c, s, _)| *c == context.id() && s == slot)
+                .map_or(0, |(_, _, s)| s.calls);
+            Some(FunctionCalls {
+                context,
+                concept: f.map_or_else(String::new, |f| f.function.concept.clone()),
+                symbol: f.map_or_else(|| format!("slot{slot}"), |f| f.function.symbol.clone()),
+                calls: calls
+                    .iter()
+                    .map(|c| FunctionCall {
+                        tid: c.tid,
+                        start_ns: since(c.start_ns, kill_ns),
+                        duration_ns: c.duration_ns,
+                    })
+                    .collect(),
+                left_out: total.saturating_sub(calls.len() as u64),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (a.context.name(), &a.symbol).cmp(&(b.context.name(), &b.symbol)));
+    out
+}
+
+/// `t - origin` as signed ns.
+fn since(t: u64, origin: u64) -> i64 {
+    i64::try_from(i128::from(t) - i128::from(origin)).unwrap_or(i64::MIN)
 }
 
 /// Classifies a VMA order from its step counts.
@@ -784,6 +873,7 @@ pub fn to_model(raw: &RawFunctionTiming, ladder: &LadderReport) -> FunctionTimin
         vma_orders,
         probe_hits,
         losses,
+        longest_calls: Vec::new(),
     }
 }
 
@@ -918,6 +1008,89 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn call(start_ns: u64, duration_ns: u64) -> CallRecord {
+        CallRecord {
+            start_ns,
+            duration_ns,
+            tid: 7,
+            _pad: 0,
+        }
+    }
+
+    fn top(calls: &[CallRecord]) -> TopCalls {
+        let mut t = TopCalls {
+            kept: calls.len() as u32,
+            ..TopCalls::default()
+        };
+        t.calls[..calls.len()].copy_from_slice(calls);
+        t
+    }
+
+    #[test]
+    fn top_calls_merge_keeps_the_longest_over_all_cpus() {
+        let many: Vec<CallRecord> = (0..TOP_CALLS as u64).map(|i| call(100 + i, i)).collect();
+        let merged = merge_top_calls(&[top(&many), top(&[call(5, 1000), call(6, 2)])]);
+        assert_eq!(merged.len(), TOP_CALLS);
+        assert_eq!(merged[0], call(5, 1000));
+        let durations: Vec<u64> = merged.iter().map(|c| c.duration_ns).collect();
+        let mut sorted = durations.clone();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(durations, sorted, "longest first");
+        assert_eq!(*durations.last().unwrap(), 2, "the shortest ones are cut");
+        // A CPU's unused entries (past `kept`) are not calls.
+        assert!(merge_top_calls(&[TopCalls::default()]).is_empty());
+    }
+
+    #[test]
+    fn placed_calls_are_relative_to_the_kill_and_count_the_rest() {
+        let ladder = LadderReport {
+            functions: vec![FunctionAttach {
+                function: SlotFunction {
+                    slot: 2,
+                    concept: "mrelease_syscall".into(),
+                    symbol: "__x64_sys_process_mrelease".into(),
+                    attach_name: "__x64_sys_process_mrelease".into(),
+                    in_btf: Some(true),
+                },
+                mode: AttachMode::Fentry,
+                status: ProbeOutcome::Attached,
+                fallback_from: None,
+            }],
+            ..LadderReport::default()
+        };
+        let raw = RawFunctionTiming {
+            stats: vec![(
+                Context::MreleaseCaller.id(),
+                2,
+                FunctionStats {
+                    calls: 3,
+                    ..FunctionStats::default()
+                },
+            )],
+            top_calls: vec![(
+                Context::MreleaseCaller.id(),
+                2,
+                vec![call(1_500, 300), call(900, 50)],
+            )],
+            ..RawFunctionTiming::default()
+        };
+        let placed = place_calls(&raw, &ladder, 1_000);
+        assert_eq!(placed.len(), 1);
+        let p = &placed[0];
+        assert_eq!(
+            (p.context, p.symbol.as_str(), p.concept.as_str()),
+            (
+                Context::MreleaseCaller,
+                "__x64_sys_process_mrelease",
+                "mrelease_syscall"
+            )
+        );
+        assert_eq!(p.calls[0].start_ns, 500);
+        assert_eq!(p.calls[0].end_ns(), 800);
+        assert_eq!(p.calls[1].start_ns, -100, "before the kill");
+        assert_eq!(p.left_out, 1);
     }
 
     #[test]

@@ -210,6 +210,7 @@ pub fn latencies(timeline: &[TimelineEntry]) -> Latencies {
         oom_reaping_ns: between(start, first_any(TimelineKind::OomFinishReaping)),
         oom_reaper_verdict: marked
             .map(|_| oom_reaper_verdict(timeline, start.is_some(), skipped.is_some()).to_owned()),
+        mrelease_source: None,
     }
 }
 

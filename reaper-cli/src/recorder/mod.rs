@@ -4,6 +4,7 @@
 
 pub mod episode;
 pub mod interrupt;
+pub mod mrelease_source;
 pub mod oom;
 pub mod progress;
 mod race;
@@ -23,6 +24,7 @@ use self::setup::{EpisodeEnd, EpisodeSetup};
 use crate::{
     catalog::{self, KernelSymbols},
     model::{Episode, HostInfo, ProbeGroup, Recording, Run, SCHEMA_VERSION, Scenario, ToolInfo},
+    probe_frames::ProbeFrames,
     probes::{
         attach, collect, function_timing, loader,
         loader::MapSizes,
@@ -89,6 +91,8 @@ pub struct Recorder {
     period_ns: u64,
     /// The function-timing attach ladder's outcome.
     functions: function_timing::LadderReport,
+    /// Folds reaper's own probes in symbolized stacks.
+    probe_frames: ProbeFrames,
 }
 
 impl Drop for Recorder {
@@ -113,9 +117,8 @@ impl Recorder {
         let (tracefs_root, _) = tracefs::ensure_mounted()?;
         let offsets = tracefs::probe_offsets(&tracefs_root);
         let symbolizer = KernelSymbolizer::new()?;
-        let btf = crate::probes::btf::KernelBtf::from_sys_fs()
-            .map(|btf| catalog::BtfFacts::from_btf(&btf))
-            .ok();
+        let kernel_btf = crate::probes::btf::KernelBtf::from_sys_fs().ok();
+        let btf = kernel_btf.as_ref().map(catalog::BtfFacts::from_btf);
         let ebpf_loader = loader::new_loader();
         let kernel_symbols = kallsyms
             .join()
@@ -160,7 +163,13 @@ impl Recorder {
             function_timing::attach_ladder(&mut ebpf, &plan, settings.attach, order_off)?
         };
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
+        let probe_frames =
+            ProbeFrames::for_recording(ebpf.programs().map(|(name, _)| name), &functions, |f| {
+                kernel_btf.as_ref()?.function_id(f)
+            });
+        drop(kernel_btf);
         Ok(Self {
+            probe_frames,
             runtime: tokio::runtime::Handle::current(),
             functions,
             ebpf,
@@ -347,19 +356,31 @@ impl Recorder {
     fn finish_episode(&mut self, setup: EpisodeSetup, end: EpisodeEnd) -> anyhow::Result<Episode> {
         collect::clear_tracking(&mut self.ebpf)?;
         let raw = collect::drain(&mut self.ebpf)?;
-        let function_timing = self.drain_function_timing()?;
+        let function_timing = self.drain_function_timing(end.kill_ns)?;
         let mut episode = self.build_episode(raw, setup, end);
+        mrelease_source::fall_back(
+            &mut episode.latencies,
+            function_timing.as_ref(),
+            &self.attach.probes,
+            &self.functions.function_probes(),
+        );
         episode.function_timing = function_timing;
         Ok(episode)
     }
 
-    /// Drains exact function timing, when any function probe attached.
-    fn drain_function_timing(&mut self) -> anyhow::Result<Option<crate::model::FunctionTiming>> {
+    /// Drains exact function timing, when any function probe attached; the
+    /// longest calls are placed relative to the kill at `kill_ns`.
+    fn drain_function_timing(
+        &mut self,
+        kill_ns: u64,
+    ) -> anyhow::Result<Option<crate::model::FunctionTiming>> {
         if self.functions.attached().next().is_none() {
             return Ok(None);
         }
         let raw = function_timing::drain(&mut self.ebpf)?;
-        Ok(Some(function_timing::to_model(&raw, &self.functions)))
+        let mut timing = function_timing::to_model(&raw, &self.functions);
+        timing.longest_calls = function_timing::place_calls(&raw, &self.functions, kill_ns);
+        Ok(Some(timing))
     }
 
     /// Symbolizes drained data and assembles the episode.
@@ -371,11 +392,12 @@ impl Recorder {
     ) -> Episode {
         let symbolizer = &self.symbolizer;
         let mut failures = 0u64;
-        let mut symbolize = |ips: &[u64]| {
-            symbolizer.frames(ips).unwrap_or_else(|_| {
+        let mut symbolize = |ips: &[u64]| match symbolizer.frames(ips) {
+            Ok(frames) => self.probe_frames.fold(frames),
+            Err(_) => {
                 failures += 1;
                 vec![crate::model::FRAME_STACK_LOST.to_owned()]
-            })
+            }
         };
         let contexts = episode::context_profiles(&raw, &setup.tasks, &mut symbolize);
         let timeline = episode::timeline(&setup.events, end.kill_ns, end.killer, setup.victim.pid);

@@ -150,6 +150,7 @@ fn header(run: &Run, episodes: &[EpisodeReport]) -> Header {
         kernel_release: run.host.kernel_release.clone(),
         arch: run.host.arch.clone(),
         cpus: run.host.cpus,
+        clocksource: run.host.clocksource.clone(),
         freq_hz: run.recording.freq_hz,
         sample_period_ns: run.recording.sample_period_ns,
         scenario: run.recording.scenario.description.clone(),

@@ -48,6 +48,9 @@ pub struct Header {
     pub arch: String,
     /// Online CPUs.
     pub cpus: u32,
+    /// The kernel's clocksource, when the run recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clocksource: Option<String>,
     /// Sampling frequency.
     pub freq_hz: u64,
     /// cpu-clock period, ns.

@@ -25,7 +25,7 @@ pub fn summary(run: &Run, frames: &ConceptFrames) -> Summary {
         pte_lock::pte_wait_row(run, frames),
         pte_lock::pte_traced_wait_row(run, frames),
         rmap_row(run, frames),
-        latency_row(run, RowId::KillToReap, "kill → mrelease done", |e| {
+        latency_row(run, RowId::KillToReap, &mrelease_done_label(run), |e| {
             e.latencies.kill_to_mrelease_done_ns
         }),
         latency_row(run, RowId::KillToExitMmap, "kill → exit_mmap done", |e| {
@@ -40,6 +40,19 @@ pub fn summary(run: &Run, frames: &ConceptFrames) -> Summary {
         },
         run.episodes.iter().map(|e| e.lost_race).collect(),
     )
+}
+
+/// "kill → mrelease done", naming its source when it is not the syscall
+/// tracepoints (see `recorder::mrelease_source`).
+fn mrelease_done_label(run: &Run) -> String {
+    let source = run
+        .episodes
+        .iter()
+        .find_map(|e| e.latencies.mrelease_source.as_ref());
+    match source {
+        Some(source) => format!("kill → mrelease done ({})", source.label()),
+        None => "kill → mrelease done".to_owned(),
+    }
 }
 
 /// Recomputes each row's statistics without the episodes that lost the

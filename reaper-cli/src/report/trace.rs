@@ -11,21 +11,24 @@
 //!   process exit and free, `exit_mmap` done, ...);
 //! - a span for the `process_mrelease` call (its enter/exit tracepoints),
 //!   for the oom_reaper's reaping (`oom:start_task_reaping` →
-//!   `oom:finish_task_reaping`), and for the victim's `exit_mmap` when
-//!   function timing measured its single call (it ends at `mmap:exit_mmap`,
-//!   which fires at the end of `exit_mmap()`; without function timing its
-//!   start is not recorded and only the instant is drawn).
-//! - Function timing is aggregated in the kernel (calls, total, longest,
-//!   histogram): run files hold no individual calls, so none are drawn as
-//!   spans. The heaviest functions of each context (by total time, at most
-//!   [`MAX_FUNCTIONS`], with the count of those left out) are attached as
-//!   arguments to that context's span, where Perfetto shows them on click.
+//!   `oom:finish_task_reaping`);
+//! - where function timing ran, a span for each kept call of each probed
+//!   function on the thread that made it (the kernel keeps each function's
+//!   longest calls per context, `FunctionTiming::longest_calls`; each span
+//!   says how many calls of its function are not drawn). Perfetto nests them
+//!   by time: `exit_mmap` → `unmap_vmas` → ... on the victim's track.
+//!   Run files recorded before reaper kept calls have none; for those the
+//!   victim's `exit_mmap` is drawn from its aggregate when it ran once (it
+//!   ends at `mmap:exit_mmap`, which fires at the end of `exit_mmap()`).
+//! - The heaviest functions of each context (by total time, at most
+//!   [`MAX_FUNCTIONS`], with the count of those left out) are also attached
+//!   as arguments to that context's span, where Perfetto shows them on click.
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::catalog::ConceptId;
-use crate::model::{Context, Episode, FunctionTime, Run, TimelineEntry};
+use crate::model::{Context, Episode, FunctionCalls, FunctionTime, Run, TimelineEntry};
 
 /// The file name `report --format trace` writes.
 pub const FILE_NAME: &str = "trace.json";
@@ -45,6 +48,10 @@ pub const SPAN_MRELEASE: &str = "process_mrelease";
 pub const SPAN_EXIT_MMAP: &str = "exit_mmap";
 /// Span name of the oom_reaper's reaping.
 pub const SPAN_OOM_REAPING: &str = "oom_reaper reaping";
+/// Category of the per-call function spans.
+pub const CAT_FUNCTION: &str = "function";
+/// The span argument counting a function's calls that are not drawn.
+pub const LEFT_OUT_ARG: &str = "calls of this function in this context not drawn";
 /// The catalog concept of the victim's `exit_mmap()`.
 const CONCEPT_EXIT_MMAP: ConceptId = ConceptId::VICTIM_TEARDOWN;
 
@@ -102,11 +109,19 @@ pub struct Trace {
 
 /// The trace of a run.
 pub fn trace(run: &Run) -> Trace {
+    let calls = run
+        .episodes
+        .iter()
+        .flat_map(|e| &e.function_timing)
+        .flat_map(|f| &f.longest_calls)
+        .flat_map(|f| &f.calls)
+        .map(|c| c.start_ns);
     let earliest = run
         .episodes
         .iter()
         .flat_map(|e| &e.timeline)
         .map(|t| t.t_ns)
+        .chain(calls)
         .min()
         .unwrap_or(0)
         .min(0);
@@ -163,9 +178,23 @@ impl Episodes<'_> {
         tid: u32,
         args: Value,
     ) {
+        self.push_in("reaper", name, ph, t_ns, dur_ns, tid, args);
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one trace event's fields")]
+    fn push_in(
+        &mut self,
+        cat: &'static str,
+        name: String,
+        ph: Phase,
+        t_ns: i64,
+        dur_ns: Option<u64>,
+        tid: u32,
+        args: Value,
+    ) {
         let event = TraceEvent {
             name,
-            cat: "reaper",
+            cat,
             ph,
             ts: if ph == Phase::Metadata {
                 0.0
@@ -217,6 +246,60 @@ impl Episodes<'_> {
             );
         }
         self.spans();
+        self.function_calls();
+    }
+
+    /// The kept calls of every probed function, as spans on their threads.
+    fn function_calls(&mut self) {
+        let Some(timing) = &self.episode.function_timing else {
+            return;
+        };
+        for function in &timing.longest_calls {
+            let kept = function.calls.len();
+            for (rank, call) in function.calls.iter().enumerate() {
+                let args = json!({
+                    "context": function.context,
+                    "concept": function.concept,
+                    "rank by duration": format!("{} of {kept} drawn", rank + 1),
+                    LEFT_OUT_ARG: function.left_out,
+                });
+                self.push_in(
+                    CAT_FUNCTION,
+                    function.symbol.clone(),
+                    Phase::Complete,
+                    call.start_ns,
+                    Some(call.duration_ns),
+                    call.tid,
+                    args,
+                );
+            }
+        }
+    }
+
+    /// The tasks that made a kept function call, with their context, for
+    /// tracks the timeline does not name.
+    fn callers(&self) -> Vec<(u32, &str)> {
+        let mut out: Vec<(u32, &str)> = Vec::new();
+        let timing = self.episode.function_timing.iter();
+        for f in timing.flat_map(|t| &t.longest_calls) {
+            let f: &FunctionCalls = f;
+            for call in &f.calls {
+                if !out.iter().any(|(tid, _)| *tid == call.tid) {
+                    out.push((call.tid, f.context.name()));
+                }
+            }
+        }
+        out
+    }
+
+    /// A task's comm from the episode's tracked tasks.
+    fn comm_of(&self, tid: u32) -> Option<&str> {
+        self.episode
+            .contexts
+            .iter()
+            .flat_map(|c| &c.tasks)
+            .find(|t| t.tid == tid)
+            .map(|t| t.comm.as_str())
     }
 
     /// A thread-name record per task, its context first; tracked contexts
@@ -236,6 +319,17 @@ impl Episodes<'_> {
                 Some(_) => {}
                 None => named.push((entry.tid, name, order)),
             }
+        }
+        for (tid, context) in self.callers() {
+            if named.iter().any(|(t, ..)| *t == tid) {
+                continue;
+            }
+            let comm = self.comm_of(tid).unwrap_or("?");
+            let order = reaper_common::context::CONTEXT_NAMES
+                .iter()
+                .position(|c| *c == context)
+                .unwrap_or(usize::MAX - 1);
+            named.push((tid, format!("{context}: {comm}[{tid}]"), order));
         }
         for (tid, name, order) in named {
             self.push(
@@ -290,7 +384,11 @@ impl Episodes<'_> {
             .timeline
             .iter()
             .find(|t| t.kind == "exit_mmap_done" && t.context == Some(Context::VictimExit));
-        if let (Some(call), Some(done)) = (exit_mmap, done) {
+        let calls_drawn = e
+            .function_timing
+            .as_ref()
+            .is_some_and(|f| !f.longest_calls.is_empty());
+        if let (Some(call), Some(done), false) = (exit_mmap, done, calls_drawn) {
             let (end, tid) = (done.t_ns, done.tid);
             let start = end.saturating_sub(i64::try_from(call.total_ns).unwrap_or(i64::MAX));
             let mut args = self.functions(Context::VictimExit);

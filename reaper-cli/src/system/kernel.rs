@@ -1,5 +1,5 @@
-//! The running kernel's release, architecture, CPU count and whether it is
-//! PREEMPT_RT.
+//! The running kernel's release, architecture, CPU count, clocksource and
+//! whether it is PREEMPT_RT.
 
 use crate::model::{HostInfo, RtEvidence};
 
@@ -33,7 +33,20 @@ pub fn host_info() -> HostInfo {
         kernel_release,
         arch: field(&uts.machine),
         cpus: online_cpus().map_or(0, |cpus| cpus.len() as u32),
+        clocksource: clocksource(std::fs::read_to_string(CLOCKSOURCE_FILE).ok().as_deref()),
     }
+}
+
+/// Where the kernel names the clocksource in use.
+pub const CLOCKSOURCE_FILE: &str =
+    "/sys/devices/system/clocksource/clocksource0/current_clocksource";
+
+/// The clocksource from [`CLOCKSOURCE_FILE`]'s contents.
+pub fn clocksource(contents: Option<&str>) -> Option<String> {
+    contents
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
 }
 
 /// Whether the kernel is PREEMPT_RT, from `/sys/kernel/realtime` (RT kernels

@@ -6,6 +6,8 @@
 //! innermost open entry of their slot, add the inclusive time to the
 //! (context, slot) aggregate and to the edge from the direct probed parent.
 //! The per-VMA unmap slot also logs the VMA start address in call order.
+//! Each (context, slot) also keeps its longest calls with their start times
+//! per CPU (`TopCalls`), for the per-call spans of `report --format trace`.
 
 use aya_ebpf::{
     EbpfContext,
@@ -18,9 +20,10 @@ use aya_ebpf::{
 use reaper_common::{
     context::CONTEXT_COUNT,
     function_timing::{
-        ENTRY_STACKS_MAX_ENTRIES, EdgeStats, EntryStack, FN_COUNTER_COUNT, FN_EDGES_ENTRIES,
-        FN_STATS_ENTRIES, FnCounter, FunctionStats, FunctionTimingConfig, HIST_BUCKETS,
-        MAX_NESTING, SLOT_COUNT, SLOT_NONE, VMA_LOG_LEN, VmaArgKind, VmaOrder, log2_bucket,
+        CallRecord, ENTRY_STACKS_MAX_ENTRIES, EdgeStats, EntryStack, FN_COUNTER_COUNT,
+        FN_EDGES_ENTRIES, FN_STATS_ENTRIES, FN_TOP_CALLS_ENTRIES, FnCounter, FunctionStats,
+        FunctionTimingConfig, HIST_BUCKETS, MAX_NESTING, SLOT_COUNT, SLOT_NONE, TOP_CALLS,
+        TopCalls, VMA_LOG_LEN, VmaArgKind, VmaOrder, log2_bucket,
     },
 };
 
@@ -47,6 +50,10 @@ static FN_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(FN_COUNTER_
 static FN_ENTRY_STACKS: HashMap<u32, EntryStack> =
     HashMap::with_max_entries(ENTRY_STACKS_MAX_ENTRIES, 0);
 
+/// (context, slot) longest calls with their start times, per CPU.
+#[map(name = "FN_TOP_CALLS")]
+static FN_TOP_CALLS: PerCpuArray<TopCalls> = PerCpuArray::with_max_entries(FN_TOP_CALLS_ENTRIES, 0);
+
 /// Per-context VMA order of the per-VMA unmap function.
 #[map(name = "FN_VMA_ORDER")]
 static FN_VMA_ORDER: Array<VmaOrder> = Array::with_max_entries(CONTEXT_COUNT, 0);
@@ -69,10 +76,12 @@ const CONTEXT_MASK: u32 = 0xff;
 const NEST_MASK: usize = MAX_NESTING - 1;
 const HIST_MASK: usize = HIST_BUCKETS - 1;
 const VMA_LOG_MASK: usize = VMA_LOG_LEN - 1;
+const TOP_MASK: usize = TOP_CALLS - 1;
 const _: () = assert!(
     MAX_NESTING.is_power_of_two()
         && HIST_BUCKETS.is_power_of_two()
         && VMA_LOG_LEN.is_power_of_two()
+        && TOP_CALLS.is_power_of_two()
 );
 
 /// `index & mask`, with the mask kept in the program right where the index
@@ -323,14 +332,70 @@ fn on_exit(slot: u32) {
         }
         // Masked here, after the comparisons above: 6.12 loses the bound of
         // an index that a comparison of `i + 1` refined (see `masked`).
-        let elapsed = now.saturating_sub((*stack).start_ns[masked(i, NEST_MASK)]);
+        let start = (*stack).start_ns[masked(i, NEST_MASK)];
+        let elapsed = now.saturating_sub(start);
         let parent = if i > 0 {
             (*stack).slots[masked(i - 1, NEST_MASK)]
         } else {
             SLOT_NONE
         };
         (*stack).depth = i as u32;
-        account((*stack).context, slot, parent, elapsed);
+        let context = (*stack).context;
+        account(context, slot, parent, elapsed);
+        keep_if_long(
+            context,
+            slot,
+            CallRecord {
+                start_ns: start,
+                duration_ns: elapsed,
+                tid,
+                _pad: 0,
+            },
+        );
+    }
+}
+
+/// Keeps a call among its (context, slot)'s [`TOP_CALLS`] longest on this
+/// CPU. A call no longer than the shortest kept one costs one comparison;
+/// one that replaces it pays a scan for the new shortest.
+#[inline(always)]
+fn keep_if_long(context: u32, slot: u32, call: CallRecord) {
+    if context >= CONTEXT_COUNT || slot >= SLOT_COUNT {
+        return;
+    }
+    let Some(top) = FN_TOP_CALLS.get_ptr_mut(context * SLOT_COUNT + slot) else {
+        return;
+    };
+    // SAFETY: per-CPU value; programs on one CPU do not nest here (the
+    // trampolines' and kprobes' recursion guards).
+    unsafe {
+        let kept = (*top).kept as usize;
+        if kept < TOP_CALLS {
+            let shortest = (*top).calls[masked((*top).shortest as usize, TOP_MASK)].duration_ns;
+            (*top).calls[masked(kept, TOP_MASK)] = call;
+            if kept == 0 || call.duration_ns < shortest {
+                (*top).shortest = kept as u32;
+            }
+            (*top).kept = kept as u32 + 1;
+            return;
+        }
+        let at = masked((*top).shortest as usize, TOP_MASK);
+        if call.duration_ns <= (*top).calls[at].duration_ns {
+            return;
+        }
+        (*top).calls[masked(at, TOP_MASK)] = call;
+        let mut shortest = 0usize;
+        let mut min = u64::MAX;
+        let mut k = 0usize;
+        while k < TOP_CALLS {
+            let d = (*top).calls[masked(k, TOP_MASK)].duration_ns;
+            if d < min {
+                min = d;
+                shortest = k;
+            }
+            k += 1;
+        }
+        (*top).shortest = shortest as u32;
     }
 }
 

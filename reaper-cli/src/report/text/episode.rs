@@ -80,6 +80,20 @@ fn timeline(e: &EpisodeReport, out: &mut String) {
     out.push_str(&columns(&table, &[Align::Right]));
 }
 
+/// A process_mrelease figure with its source when it is not the syscall
+/// tracepoints.
+fn with_source(figure: String, l: &crate::model::Latencies) -> String {
+    match &l.mrelease_source {
+        Some(source @ crate::model::MreleaseSource::FunctionProbe { tracepoints, .. }) => {
+            format!(
+                "{figure} ({}; syscalls:*_process_mrelease tracepoints: {tracepoints})",
+                source.label()
+            )
+        }
+        None => figure,
+    }
+}
+
 fn latencies(e: &EpisodeReport, out: &mut String) {
     let l = &e.latencies;
     let missing = |mrelease: bool| {
@@ -92,7 +106,8 @@ fn latencies(e: &EpisodeReport, out: &mut String) {
     let rows = vec![
         vec![
             "  kill → mrelease done".to_owned(),
-            l.kill_to_mrelease_done_ns.map_or_else(|| missing(true), ms),
+            l.kill_to_mrelease_done_ns
+                .map_or_else(|| missing(true), |ns| with_source(ms(ns), l)),
         ],
         vec![
             "  kill → exit_mmap done".to_owned(),
@@ -101,7 +116,8 @@ fn latencies(e: &EpisodeReport, out: &mut String) {
         ],
         vec![
             "  process_mrelease duration".to_owned(),
-            l.mrelease_duration_ns.map_or_else(|| missing(true), ms),
+            l.mrelease_duration_ns
+                .map_or_else(|| missing(true), |ns| with_source(ms(ns), l)),
         ],
         vec![
             "  process_mrelease returned".to_owned(),

@@ -53,9 +53,13 @@ fn header(h: &Header, order: &ReaperOrder, out: &mut String) {
             let _ = writeln!(out, "  {}", loss_line(loss));
         }
     }
+    let clock = h
+        .clocksource
+        .as_ref()
+        .map_or_else(String::new, |c| format!(", clocksource {c}"));
     let _ = writeln!(
         out,
-        "{} — Linux {} {}, {} CPUs",
+        "{} — Linux {} {}, {} CPUs{clock}",
         h.tool, h.kernel_release, h.arch, h.cpus
     );
     let _ = writeln!(out, "Scenario: {}", h.scenario);

@@ -173,3 +173,130 @@ fn many_functions_are_cut_with_the_count_left_out() {
     let x = spans(&events, SPAN_EXIT_MMAP)[0];
     assert_eq!(x["args"]["functions_left_out"], victim_rows - MAX_FUNCTIONS);
 }
+
+#[test]
+fn kept_calls_are_spans_on_their_threads_with_the_count_left_out() {
+    use crate::model::{FunctionCall, FunctionCalls};
+    let mut run = fixture("function_timing/sid-x86_64.run.json");
+    let victim = run.episodes[0].contexts[0].tasks[0].clone();
+    let timing = run.episodes[0].function_timing.as_mut().unwrap();
+    timing.longest_calls = vec![
+        FunctionCalls {
+            context: crate::model::Context::VictimExit,
+            concept: "victim_teardown".into(),
+            symbol: "exit_mmap".into(),
+            calls: vec![FunctionCall {
+                tid: victim.tid,
+                start_ns: -5_000,
+                duration_ns: 9_000_000,
+            }],
+            left_out: 0,
+        },
+        FunctionCalls {
+            context: crate::model::Context::VictimExit,
+            concept: "per_vma_unmap".into(),
+            symbol: "unmap_page_range".into(),
+            calls: vec![
+                FunctionCall {
+                    tid: victim.tid,
+                    start_ns: 1_000_000,
+                    duration_ns: 2_000_000,
+                },
+                FunctionCall {
+                    tid: 4_000_001,
+                    start_ns: 4_000_000,
+                    duration_ns: 1_000_000,
+                },
+            ],
+            left_out: 62,
+        },
+    ];
+    let events = checked(&run);
+    let calls: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["cat"] == CAT_FUNCTION && e["pid"] == 1)
+        .collect();
+    assert_eq!(calls.len(), 3);
+    assert!(calls.iter().all(|c| c["ph"] == "X"));
+    let exit_mmap = calls.iter().find(|c| c["name"] == "exit_mmap").unwrap();
+    assert_eq!(exit_mmap["dur"].as_f64().unwrap(), 9_000.0);
+    assert_eq!(exit_mmap["tid"], victim.tid);
+    let unmap: Vec<&&Value> = calls
+        .iter()
+        .filter(|c| c["name"] == "unmap_page_range")
+        .collect();
+    assert_eq!(unmap.len(), 2);
+    assert!(unmap.iter().all(|c| c["args"][LEFT_OUT_ARG] == 62));
+    // The kill is the origin shift: a call before the kill still has ts >= 0
+    // (checked() asserts it) and lies 5 µs before the kill instant.
+    let kill = events
+        .iter()
+        .find(|e| e["name"] == "kill" && e["pid"] == 1)
+        .unwrap();
+    let before = kill["ts"].as_f64().unwrap() - exit_mmap["ts"].as_f64().unwrap();
+    assert!((before - 5.0).abs() < 1e-6, "{before}");
+    // With kept calls the aggregate-derived exit_mmap span is not drawn
+    // (the real call is).
+    assert!(
+        spans(&events, SPAN_EXIT_MMAP)
+            .iter()
+            .all(|s| s["pid"] != 1 || s["cat"] == CAT_FUNCTION)
+    );
+    // A thread seen only through its calls gets a named track.
+    let track = events
+        .iter()
+        .find(|e| e["name"] == "thread_name" && e["pid"] == 1 && e["tid"] == 4_000_001)
+        .unwrap();
+    assert_eq!(track["args"]["name"], "victim_exit: ?[4000001]");
+}
+
+/// A real VM episode with kept calls: every kept call is drawn on its
+/// thread, the spans of one track nest (Perfetto needs slices of a track to
+/// nest or be disjoint), and the syscall function's span lies inside the
+/// `process_mrelease` tracepoint span.
+#[test]
+fn recorded_calls_nest_on_their_tracks() {
+    let run = fixture("function_timing/sid-x86_64-calls.run.json");
+    let timing = run.episodes[0].function_timing.as_ref().unwrap();
+    let kept: usize = timing.longest_calls.iter().map(|f| f.calls.len()).sum();
+    assert!(kept > 100, "{kept}");
+    let events = checked(&run);
+    let calls: Vec<&Value> = events.iter().filter(|e| e["cat"] == CAT_FUNCTION).collect();
+    assert_eq!(calls.len(), kept);
+    let mut tracks: std::collections::BTreeMap<(u64, u64), Vec<(f64, f64)>> = Default::default();
+    for e in events.iter().filter(|e| e["ph"] == "X") {
+        let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
+        tracks
+            .entry((e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap()))
+            .or_default()
+            .push((ts, ts + dur));
+    }
+    for spans in tracks.values_mut() {
+        spans.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
+        let mut open: Vec<f64> = Vec::new();
+        for &(start, end) in spans.iter() {
+            while open.last().is_some_and(|&e| e <= start) {
+                open.pop();
+            }
+            if let Some(&outer) = open.last() {
+                assert!(end <= outer + 1e-3, "a span overlaps its parent's end");
+            }
+            open.push(end);
+        }
+    }
+    let mrelease = spans(&events, SPAN_MRELEASE)[0];
+    let syscall = calls
+        .iter()
+        .find(|c| c["args"]["concept"] == "mrelease_syscall")
+        .unwrap();
+    let (m0, m1) = (
+        mrelease["ts"].as_f64().unwrap(),
+        mrelease["ts"].as_f64().unwrap() + mrelease["dur"].as_f64().unwrap(),
+    );
+    let (s0, s1) = (
+        syscall["ts"].as_f64().unwrap(),
+        syscall["ts"].as_f64().unwrap() + syscall["dur"].as_f64().unwrap(),
+    );
+    assert!(m0 <= s0 && s1 <= m1, "[{m0}, {m1}] ⊇ [{s0}, {s1}]");
+    assert_eq!(syscall["tid"], mrelease["tid"]);
+}

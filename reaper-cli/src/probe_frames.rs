@@ -1,0 +1,260 @@
+//! reaper's own probes in sampled kernel stacks, made visible and kept apart
+//! from kernel work.
+//!
+//! With fentry/fexit every probed function runs through a BPF trampoline:
+//! a stack reads `__mmput → bpf_trampoline_6442528412 → exit_mmap → ...`
+//! where the trampoline only called the traced function, and
+//! `__zap_vma_range → bpf_trampoline_6442530538 → bpf_prog_…_fn_fentry_6 →
+//! ktime_get_mono_fast_ns → read_hpet` where it ran reaper's program. kprobes
+//! show `kprobe_ftrace_handler → ... → bpf_prog_…_fn_kprobe_4`, tracepoint
+//! programs `trace_call_bpf → bpf_prog_…_timeline_mrelease_exit`.
+//!
+//! [`ProbeFrames::fold`] removes a trampoline frame that only passes through
+//! to the traced function, and replaces a reaper program, the probe
+//! machinery that called it and everything it called by one frame,
+//! `[reaper probe: fexit page_remove_rmap]`, so flame graphs and tables show
+//! the probes' cost as such, attributed to the function they probe.
+
+use std::collections::HashMap;
+
+use reaper_common::function_timing::{PROG_FENTRY, PROG_FEXIT, PROG_KPROBE, PROG_KRETPROBE};
+
+use crate::model::AttachMode;
+use crate::probes::function_timing::{FunctionAttach, LadderReport};
+
+/// Prefix of a BPF program's kallsyms name: `bpf_prog_<tag>_<name>`.
+const PROG_PREFIX: &str = "bpf_prog_";
+/// Hex digits of a program tag.
+const TAG_LEN: usize = 16;
+/// Prefix of a trampoline's kallsyms name: `bpf_trampoline_<key>`.
+const TRAMPOLINE_PREFIX: &str = "bpf_trampoline_";
+/// Program names the kernel keeps without BTF (BPF_OBJ_NAME_LEN - 1).
+const KERNEL_NAME_LEN: usize = 15;
+/// The BTF id bits of a trampoline key (kernel/bpf/trampoline.c
+/// `bpf_trampoline_compute_key`: object id << 32, bit 31 set for kernel BTF,
+/// the function's BTF id below).
+const KEY_BTF_ID_MASK: u64 = 0x7fff_ffff;
+
+/// Kernel functions that run a probe's program: ftrace/kprobe/rethook
+/// dispatch, the trampolines' enter/exit helpers, tracepoint-to-BPF glue.
+const MACHINERY_PREFIXES: &[&str] = &[
+    TRAMPOLINE_PREFIX,
+    "__bpf_prog_enter",
+    "__bpf_prog_exit",
+    "__bpf_tramp_",
+    "kprobe_ftrace_handler",
+    "kprobe_perf_func",
+    "kprobe_dispatcher",
+    "kprobe_int3_handler",
+    "kretprobe_dispatcher",
+    "kretprobe_perf_func",
+    "kretprobe_trampoline",
+    "__kretprobe_trampoline",
+    "pre_handler_kretprobe",
+    "aggr_pre_handler",
+    "rethook_",
+    "arch_rethook_",
+    "trace_call_bpf",
+    "bpf_trace_run",
+    "__bpf_trace_",
+    "perf_trace_run_bpf_submit",
+    "ftrace_regs_call",
+    "ftrace_call",
+    "arch_ftrace_ops_list_func",
+    "ftrace_ops_list_func",
+    "exc_int3",
+    "asm_exc_int3",
+    // arm64's breakpoint exception path into kprobe_breakpoint_handler.
+    "el1h_64_sync",
+    "el1_dbg",
+    "el1_brk64",
+    "do_debug_exception",
+    "do_el1_brk64",
+    "brk_handler",
+    "call_break_hook",
+];
+
+/// The label of one reaper probe frame.
+pub fn label(what: &str) -> String {
+    format!("[reaper probe: {what}]")
+}
+
+/// What each of reaper's programs probes, and the functions its trampolines
+/// trace.
+#[derive(Clone, Debug, Default)]
+pub struct ProbeFrames {
+    /// Program name → what it is, e.g. "fexit page_remove_rmap".
+    programs: HashMap<String, String>,
+    /// BTF id → traced function, for trampoline keys.
+    traced: HashMap<u32, String>,
+    /// Whether reaper attached kprobes: then kprobe dispatch with no
+    /// program frame under it (arm64 does not unwind into JITed programs)
+    /// is reaper's probe too.
+    kprobes: bool,
+}
+
+impl ProbeFrames {
+    /// From (program name, what it probes) and (BTF id, function) pairs.
+    pub fn new(
+        programs: impl IntoIterator<Item = (String, String)>,
+        traced: impl IntoIterator<Item = (u32, String)>,
+    ) -> Self {
+        Self {
+            programs: programs.into_iter().collect(),
+            traced: traced.into_iter().collect(),
+            kprobes: false,
+        }
+    }
+
+    /// Marks that reaper attached kprobes (see the field).
+    pub fn with_kprobes(mut self, kprobes: bool) -> Self {
+        self.kprobes = kprobes;
+        self
+    }
+
+    /// reaper's loaded programs: function-timing slots named by mode and
+    /// the function their ladder attached (`fexit page_remove_rmap`),
+    /// others by their own name; trampolines by the BTF id of each function
+    /// attached with fentry.
+    pub fn for_recording<'a>(
+        programs: impl IntoIterator<Item = &'a str>,
+        ladder: &LadderReport,
+        btf_id: impl Fn(&str) -> Option<u32>,
+    ) -> Self {
+        let slot_of = |name: &str| -> Option<(&'static str, &FunctionAttach)> {
+            let (mode, slot) = [
+                ("fentry", &PROG_FENTRY),
+                ("fexit", &PROG_FEXIT),
+                ("kprobe", &PROG_KPROBE),
+                ("kretprobe", &PROG_KRETPROBE),
+            ]
+            .into_iter()
+            .find_map(|(mode, names)| Some((mode, names.iter().position(|n| *n == name)?)))?;
+            let f = ladder
+                .functions
+                .iter()
+                .find(|f| f.function.slot as usize == slot)?;
+            Some((mode, f))
+        };
+        let programs = programs.into_iter().map(|name| {
+            let what = match slot_of(name) {
+                Some((mode, f)) => format!("{mode} {}", f.function.symbol),
+                None => name.to_owned(),
+            };
+            (name.to_owned(), what)
+        });
+        let traced = ladder
+            .attached()
+            .filter(|f| f.mode == AttachMode::Fentry)
+            .filter_map(|f| Some((btf_id(&f.function.symbol)?, f.function.symbol.clone())));
+        let kprobes = ladder.attached().any(|f| f.mode == AttachMode::Kprobe);
+        Self::new(programs, traced).with_kprobes(kprobes)
+    }
+
+    /// What a frame's program probes, when the frame is one of reaper's
+    /// programs.
+    fn program(&self, frame: &str) -> Option<String> {
+        let rest = frame.strip_prefix(PROG_PREFIX)?;
+        let (tag, name) = (rest.get(..TAG_LEN)?, rest.get(TAG_LEN + 1..)?);
+        if !tag.bytes().all(|b| b.is_ascii_hexdigit()) || rest.as_bytes()[TAG_LEN] != b'_' {
+            return None;
+        }
+        if let Some(what) = self.programs.get(name) {
+            return Some(what.clone());
+        }
+        if name.len() != KERNEL_NAME_LEN {
+            return None;
+        }
+        // Without BTF the kernel keeps the first 15 bytes of the name; when
+        // several of reaper's programs share them, the prefix is the label.
+        let mut matches = self
+            .programs
+            .iter()
+            .filter(|(full, _)| full.starts_with(name));
+        match (matches.next(), matches.next()) {
+            (Some((_, what)), None) => Some(what.clone()),
+            (Some(_), Some(_)) => Some(format!("{name}…")),
+            _ => None,
+        }
+    }
+
+    /// The function a trampoline frame traces, if it is one of reaper's.
+    fn trampoline(&self, frame: &str) -> Option<Option<&str>> {
+        let key: u64 = frame.strip_prefix(TRAMPOLINE_PREFIX)?.parse().ok()?;
+        let id = u32::try_from(key & KEY_BTF_ID_MASK).ok()?;
+        Some(self.traced.get(&id).map(String::as_str))
+    }
+
+    /// The stack (outermost first) with reaper's probes folded; see the
+    /// module doc.
+    pub fn fold(&self, frames: Vec<String>) -> Vec<String> {
+        let mut out: Vec<String> = Vec::with_capacity(frames.len());
+        for (i, frame) in frames.iter().enumerate() {
+            if let Some(what) = self.program(frame) {
+                while out.last().is_some_and(|f| is_machinery(f)) {
+                    out.pop();
+                }
+                out.push(label(&what));
+                return out;
+            }
+            if let Some(traced) = self.trampoline(frame) {
+                let rest = &frames[i + 1..];
+                let passes_through = rest
+                    .first()
+                    .is_some_and(|next| !is_machinery(next) && !next.starts_with(PROG_PREFIX));
+                if passes_through {
+                    continue;
+                }
+                if let Some(what) = rest.iter().find_map(|f| self.program(f)) {
+                    out.push(label(&what));
+                } else {
+                    out.push(match traced {
+                        Some(function) => label(&format!("trampoline of {function}")),
+                        None => "[bpf trampoline]".to_owned(),
+                    });
+                }
+                return out;
+            }
+            if let Some(kind) = kprobe_entry(frame).filter(|_| self.kprobes) {
+                while out.last().is_some_and(|f| is_machinery(f)) {
+                    out.pop();
+                }
+                let what = frames[i + 1..].iter().find_map(|f| self.program(f));
+                out.push(label(what.as_deref().unwrap_or(kind)));
+                return out;
+            }
+            out.push(frame.clone());
+        }
+        out
+    }
+}
+
+/// Where kprobe dispatch starts, and which kind it is: the kretprobe
+/// return trampoline, or the kprobe breakpoint/ftrace handler.
+fn kprobe_entry(frame: &str) -> Option<&'static str> {
+    const RETURN: &[&str] = &[
+        "__kretprobe_trampoline",
+        "kretprobe_trampoline",
+        "arch_rethook_trampoline",
+    ];
+    const ENTRY: &[&str] = &[
+        "kprobe_breakpoint_handler",
+        "kprobe_ftrace_handler",
+        "kprobe_int3_handler",
+    ];
+    if RETURN.contains(&frame) {
+        Some("kretprobe")
+    } else if ENTRY.contains(&frame) {
+        Some("kprobe")
+    } else {
+        None
+    }
+}
+
+/// Whether a frame is probe dispatch rather than the probed kernel's work.
+fn is_machinery(frame: &str) -> bool {
+    MACHINERY_PREFIXES.iter().any(|p| frame.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,239 @@
+//! Folding reaper's probes in real recorded stacks (the sid x86_64 VM
+//! fixture, recorded with fentry/fexit on every catalog function) and in
+//! the kprobe and tracepoint shapes.
+
+use std::path::Path;
+
+use super::*;
+use crate::model::Run;
+
+fn fixture(path: &str) -> Run {
+    crate::report::load_run(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(path),
+    )
+    .unwrap()
+}
+
+fn frames(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Every function-timing program of the fixture's slots, named by slot.
+fn slots() -> ProbeFrames {
+    let programs = (0..12).flat_map(|slot| {
+        ["fentry", "fexit", "kprobe", "kretprobe"]
+            .into_iter()
+            .map(move |mode| (format!("fn_{mode}_{slot}"), format!("{mode} f{slot}")))
+    });
+    let timeline = [
+        "timeline_mrelease_enter",
+        "timeline_mrelease_exit",
+        "sample_cpu_clock",
+    ]
+    .map(|p| (p.to_owned(), p.to_owned()));
+    ProbeFrames::new(programs.chain(timeline), [(0x136ea, "f6".to_owned())])
+}
+
+#[test]
+fn trampolines_are_folded_away_and_programs_labelled_in_a_fixture_stack() {
+    let run = fixture("function_timing/sid-x86_64.run.json");
+    let fold = slots();
+    let stacks: Vec<_> = run
+        .episodes
+        .iter()
+        .flat_map(|e| &e.contexts)
+        .flat_map(|c| &c.stacks)
+        .collect();
+    assert!(
+        stacks
+            .iter()
+            .any(|s| s.frames.iter().any(|f| f.starts_with("bpf_trampoline_"))),
+        "the fixture has trampoline frames"
+    );
+    let mut labelled = 0;
+    for stack in &stacks {
+        let folded = fold.fold(stack.frames.clone());
+        assert!(
+            !folded.iter().any(|f| f.starts_with("bpf_trampoline_")),
+            "{folded:?}"
+        );
+        assert!(
+            !folded
+                .iter()
+                .any(|f| f.starts_with("bpf_prog_") || f.starts_with("__bpf_prog_enter")),
+            "{folded:?}"
+        );
+        labelled += usize::from(
+            folded
+                .last()
+                .is_some_and(|f| f.starts_with("[reaper probe: ")),
+        );
+        // Only frames are removed or replaced: what is left is the same
+        // kernel path, in order.
+        let kept: Vec<&String> = folded.iter().filter(|f| !f.starts_with('[')).collect();
+        let mut original = stack.frames.iter();
+        assert!(kept.iter().all(|k| original.any(|o| o == *k)), "{folded:?}");
+    }
+    assert!(labelled > 0);
+}
+
+#[test]
+fn a_fixture_fentry_stack_becomes_one_probe_frame() {
+    let stack = frames(&[
+        "__mmput",
+        "bpf_trampoline_6442528412",
+        "exit_mmap",
+        "bpf_trampoline_6442565559",
+        "unmap_vmas",
+        "bpf_trampoline_6442510458",
+        "__zap_vma_range",
+        "bpf_trampoline_6442530538",
+        "bpf_prog_8599cc0c0431e014_fn_fentry_6",
+        "ktime_get_mono_fast_ns",
+        "read_hpet",
+    ]);
+    assert_eq!(
+        slots().fold(stack),
+        frames(&[
+            "__mmput",
+            "exit_mmap",
+            "unmap_vmas",
+            "__zap_vma_range",
+            "[reaper probe: fentry f6]"
+        ])
+    );
+    // Sampled inside the trampoline before the program: named by the
+    // traced function the key's BTF id resolves to.
+    let entering = frames(&[
+        "__zap_vma_range",
+        "bpf_trampoline_6442530538",
+        "__bpf_prog_enter_recur",
+    ]);
+    assert_eq!(
+        slots().fold(entering),
+        frames(&["__zap_vma_range", "[reaper probe: trampoline of f6]"])
+    );
+    let unknown = frames(&["x", "bpf_trampoline_6442450945"]);
+    assert_eq!(slots().fold(unknown), frames(&["x", "[bpf trampoline]"]));
+}
+
+#[test]
+fn kprobe_and_tracepoint_machinery_folds_into_the_program() {
+    let kprobe = frames(&[
+        "zap_pte_range",
+        "page_remove_rmap",
+        "kprobe_ftrace_handler",
+        "kprobe_perf_func",
+        "trace_call_bpf",
+        "bpf_prog_0123456789abcdef_fn_kprobe_4",
+        "read_hpet",
+    ]);
+    assert_eq!(
+        slots().fold(kprobe),
+        frames(&[
+            "zap_pte_range",
+            "page_remove_rmap",
+            "[reaper probe: kprobe f4]"
+        ])
+    );
+    // Without BTF the kernel truncates names to 15 bytes.
+    let tracepoint = frames(&[
+        "syscall_exit_work",
+        "trace_call_bpf",
+        "bpf_prog_0123456789abcdef_sample_cpu_cloc",
+    ]);
+    assert_eq!(
+        slots().fold(tracepoint),
+        frames(&["syscall_exit_work", "[reaper probe: sample_cpu_clock]"])
+    );
+    let shared = frames(&["bpf_prog_0123456789abcdef_timeline_mrelea"]);
+    assert_eq!(
+        slots().fold(shared),
+        frames(&["[reaper probe: timeline_mrelea…]"])
+    );
+    // Another tool's program is kernel code to reaper: left alone.
+    let foreign = frames(&["f", "bpf_prog_0123456789abcdef_other"]);
+    assert_eq!(slots().fold(foreign.clone()), foreign);
+}
+
+#[test]
+fn recording_names_slot_programs_by_the_function_their_ladder_attached() {
+    use crate::model::{AttachMode, ProbeOutcome};
+    use crate::probes::function_timing::{FunctionAttach, LadderReport, SlotFunction};
+    let attach = |slot: u32, symbol: &str, mode: AttachMode| FunctionAttach {
+        function: SlotFunction {
+            slot,
+            concept: String::new(),
+            symbol: symbol.into(),
+            attach_name: symbol.into(),
+            in_btf: Some(true),
+        },
+        mode,
+        status: ProbeOutcome::Attached,
+        fallback_from: None,
+    };
+    let ladder = LadderReport {
+        functions: vec![
+            attach(4, "page_remove_rmap", AttachMode::Fentry),
+            attach(5, "unmap_page_range", AttachMode::Kprobe),
+        ],
+        ..LadderReport::default()
+    };
+    let programs = [
+        "fn_fexit_4",
+        "fn_kretprobe_5",
+        "fn_fentry_7",
+        "sample_cpu_clock",
+    ];
+    let btf_ids = |f: &str| (f == "page_remove_rmap").then_some(79_594);
+    let fold = ProbeFrames::for_recording(programs, &ladder, btf_ids);
+    let tag = "bpf_prog_0123456789abcdef_";
+    let one = |frame: String| fold.fold(vec!["caller".to_owned(), frame]);
+    assert_eq!(
+        one(format!("{tag}fn_fexit_4"))[1],
+        "[reaper probe: fexit page_remove_rmap]"
+    );
+    assert_eq!(
+        one(format!("{tag}fn_kretprobe_5"))[1],
+        "[reaper probe: kretprobe unmap_page_range]"
+    );
+    // A slot with no function attached keeps its program name.
+    assert_eq!(
+        one(format!("{tag}fn_fentry_7"))[1],
+        "[reaper probe: fn_fentry_7]"
+    );
+    assert_eq!(
+        one("bpf_trampoline_6442530538".to_owned())[1],
+        "[reaper probe: trampoline of page_remove_rmap]"
+    );
+}
+
+/// bookworm 6.1 arm64 (kprobes; 2026-12-01 vm-test): the unwinder stops at
+/// `trace_call_bpf`, with no program frame.
+#[test]
+fn arm64_kretprobe_dispatch_without_a_program_frame_is_a_probe_when_reaper_used_kprobes() {
+    let stack = frames(&[
+        "exit_mmap",
+        "unmap_vmas",
+        "unmap_page_range",
+        "__kretprobe_trampoline",
+        "trampoline_probe_handler",
+        "__kretprobe_trampoline_handler",
+        "kretprobe_dispatcher",
+        "kretprobe_perf_func",
+        "trace_call_bpf",
+    ]);
+    assert_eq!(
+        slots().with_kprobes(true).fold(stack.clone()),
+        frames(&[
+            "exit_mmap",
+            "unmap_vmas",
+            "unmap_page_range",
+            "[reaper probe: kretprobe]"
+        ])
+    );
+    // Without reaper's kprobes, someone else's: left alone.
+    assert_eq!(slots().fold(stack.clone()), stack);
+}
