@@ -112,6 +112,9 @@ pub struct Recorder {
     period_ns: u64,
     /// The function-timing attach ladder's outcome.
     functions: function_timing::LadderReport,
+    /// The calibrated cost of a timed call per attach mode used, and the
+    /// modes that could not be calibrated.
+    probe_costs: (Vec<crate::model::ProbeCost>, Vec<crate::model::NotMeasured>),
 }
 
 impl Recorder {
@@ -160,10 +163,12 @@ impl Recorder {
         } else {
             function_timing::attach_ladder(&mut ebpf, &plan, settings.attach, order_off)?
         };
+        let probe_costs = crate::probes::calibrate::for_record(&mut ebpf, &functions);
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
         Ok(Self {
             runtime: tokio::runtime::Handle::current(),
             functions,
+            probe_costs,
             ebpf,
             timeline,
             symbolizer,
@@ -210,6 +215,7 @@ impl Recorder {
         }
         let mut not_measured = self.attach.not_measured.clone();
         not_measured.extend(self.functions.not_measured());
+        not_measured.extend(self.probe_costs.1.iter().cloned());
         let scenario = scenario_of(settings);
         Ok(Run {
             schema_version: SCHEMA_VERSION,
@@ -238,6 +244,7 @@ impl Recorder {
             partial_reason,
             function_probes: self.functions.function_probes(),
             watch: watch_summary,
+            probe_costs: self.probe_costs.0.clone(),
         })
         // Dropping `self` detaches every probe and unloads the programs.
     }

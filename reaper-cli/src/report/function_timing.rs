@@ -90,7 +90,7 @@ pub fn order_line(run: &Run) -> String {
 }
 
 /// Sampled inclusive period of `symbol` in a context, ns.
-fn sampled_ns(episode: &Episode, context: &str, symbol: &str) -> Option<u64> {
+pub(crate) fn sampled_ns(episode: &Episode, context: &str, symbol: &str) -> Option<u64> {
     let profile = episode.contexts.iter().find(|c| c.context == context)?;
     Some(
         profile
@@ -193,6 +193,7 @@ pub fn render(run: &Run) -> String {
         };
         let _ = writeln!(out, "Episode {}:", episode.index + 1);
         exact_tables(run, episode, &mut out);
+        super::probe_cost::render(run, episode, &mut out);
         let hist: Vec<&FunctionTime> = timing
             .functions
             .iter()
