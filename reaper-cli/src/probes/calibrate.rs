@@ -75,14 +75,15 @@ impl Mode {
     }
 }
 
-/// The syscall entry functions that may hold `getppid`, most specific
-/// first: the arch wrapper (x86_64, arm64) and the plain name of kernels
-/// without syscall wrappers.
+/// The functions that may run `getppid`, tried in order: the arch's
+/// syscall wrapper (a kprobe takes it; for fentry it is often an alias with
+/// no BTF entry of its own, e.g. Debian 6.1), the body the wrapper aliases
+/// (`__do_sys_*`, in BTF), and the plain name of kernels without wrappers.
 pub fn syscall_candidates() -> &'static [&'static str] {
     if cfg!(target_arch = "aarch64") {
-        &["__arm64_sys_getppid", "sys_getppid"]
+        &["__arm64_sys_getppid", "__do_sys_getppid", "sys_getppid"]
     } else {
-        &["__x64_sys_getppid", "sys_getppid"]
+        &["__x64_sys_getppid", "__do_sys_getppid", "sys_getppid"]
     }
 }
 
@@ -122,7 +123,7 @@ fn answer(e: &ProgramError) -> String {
 /// Loads and attaches `mode`'s pair of `slot` to the first candidate that
 /// takes it; returns the function used.
 fn attach(ebpf: &mut Ebpf, mode: Mode, slot: usize, btf: Option<&Btf>) -> Result<String, String> {
-    let mut last = String::from("no candidate function");
+    let mut refused = Vec::new();
     for &function in syscall_candidates() {
         let result = match mode {
             Mode::Fentry => {
@@ -135,11 +136,11 @@ fn attach(ebpf: &mut Ebpf, mode: Mode, slot: usize, btf: Option<&Btf>) -> Result
             Ok(()) => return Ok(function.to_owned()),
             Err(why) => {
                 unload(ebpf, slot);
-                last = format!("{function}: {why}");
+                refused.push(format!("{function}: {why}"));
             }
         }
     }
-    Err(last)
+    Err(refused.join("; "))
 }
 
 fn attach_fentry(ebpf: &mut Ebpf, slot: usize, function: &str, btf: &Btf) -> Result<(), String> {
@@ -380,6 +381,10 @@ mod tests {
         assert_eq!(Mode::from_name("none"), None);
         assert_eq!(spare_slot(3), Some(SLOT_COUNT as usize - 1));
         assert_eq!(spare_slot(SLOT_COUNT as usize), None);
-        assert!(syscall_candidates().iter().all(|f| f.ends_with("getppid")));
+        assert!(
+            syscall_candidates()
+                .iter()
+                .all(|f| f.ends_with("sys_getppid"))
+        );
     }
 }
