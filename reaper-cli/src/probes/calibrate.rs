@@ -33,7 +33,7 @@ use reaper_common::{
 
 use crate::{
     model::{NotMeasured, ProbeCost},
-    probes::function_timing::LadderReport,
+    probes::function_timing::{AttachMode, LadderReport},
 };
 
 /// The context the calibrating thread is tracked as (any tracked context
@@ -355,18 +355,70 @@ pub fn calibrate(
     (costs, missing)
 }
 
-/// `record`'s calibration: only the modes its function probes use.
-pub fn for_record(ebpf: &mut Ebpf, ladder: &LadderReport) -> (Vec<ProbeCost>, Vec<NotMeasured>) {
-    let mut modes: Vec<Mode> = ladder
+/// `record`'s calibration before the attach ladder, on the last slot while
+/// every slot is still free (the ladder then loads that slot's programs
+/// again for its own function): fentry for `--attach auto` (kprobe only if
+/// fentry is refused), or the forced mode.
+pub fn before_ladder(ebpf: &mut Ebpf, attach: AttachMode) -> (Vec<ProbeCost>, Vec<NotMeasured>) {
+    match attach {
+        AttachMode::Sampling => (Vec::new(), Vec::new()),
+        AttachMode::Fentry => calibrate(ebpf, &[Mode::Fentry], 0),
+        AttachMode::Kprobe => calibrate_kprobe(ebpf),
+        AttachMode::Auto => {
+            let (costs, mut missing) = calibrate(ebpf, &[Mode::Fentry], 0);
+            if !costs.is_empty() {
+                return (costs, missing);
+            }
+            let (costs, more) = calibrate_kprobe(ebpf);
+            missing.extend(more);
+            (costs, missing)
+        }
+    }
+}
+
+fn calibrate_kprobe(ebpf: &mut Ebpf) -> (Vec<ProbeCost>, Vec<NotMeasured>) {
+    if crate::probes::function_timing::kprobes_built_in() {
+        calibrate(ebpf, &[Mode::Kprobe], 0)
+    } else {
+        let why = "kprobes are not built into this kernel".to_owned();
+        (Vec::new(), vec![not_measured(Mode::Kprobe, why)])
+    }
+}
+
+/// `record`'s calibration after the ladder: keeps the costs of the modes
+/// its function probes use, measures a used mode not measured yet (when a
+/// slot is spare), and reports as not measured only modes in use.
+pub fn for_record(
+    ebpf: &mut Ebpf,
+    ladder: &LadderReport,
+    before: (Vec<ProbeCost>, Vec<NotMeasured>),
+) -> (Vec<ProbeCost>, Vec<NotMeasured>) {
+    let mut used: Vec<Mode> = ladder
         .attached()
         .filter_map(|f| Mode::from_name(f.mode))
         .collect();
-    modes.sort_by_key(|m| m.name());
-    modes.dedup();
-    if modes.is_empty() {
-        return (Vec::new(), Vec::new());
+    used.sort_by_key(|m| m.name());
+    used.dedup();
+    let (mut costs, earlier) = before;
+    costs.retain(|c| used.iter().any(|m| m.name() == c.mode));
+    let todo: Vec<Mode> = used
+        .iter()
+        .copied()
+        .filter(|m| !costs.iter().any(|c| c.mode == m.name()))
+        .collect();
+    if todo.is_empty() {
+        return (costs, Vec::new());
     }
-    calibrate(ebpf, &modes, ladder.functions.len())
+    let (more, mut missing) = calibrate(ebpf, &todo, ladder.functions.len());
+    costs.extend(more);
+    // Earlier refusals of a mode still missing say more than "no slot".
+    for m in &todo {
+        if !costs.iter().any(|c| c.mode == m.name()) {
+            let what = not_measured(*m, String::new()).what;
+            missing.extend(earlier.iter().filter(|n| n.what == what).cloned());
+        }
+    }
+    (costs, missing)
 }
 
 #[cfg(test)]

@@ -153,7 +153,13 @@ impl Recorder {
                 reasons.join("\n")
             );
         }
-        let functions = if matches!(settings.target, Target::Watch(_)) {
+        let watching = matches!(settings.target, Target::Watch(_));
+        let calibrated = if watching {
+            (Vec::new(), Vec::new())
+        } else {
+            crate::probes::calibrate::before_ladder(&mut ebpf, settings.attach)
+        };
+        let functions = if watching {
             // Function aggregates are per context, not per episode; watch
             // episodes overlap, so they would mix.
             function_timing::LadderReport::disabled(
@@ -163,7 +169,7 @@ impl Recorder {
         } else {
             function_timing::attach_ladder(&mut ebpf, &plan, settings.attach, order_off)?
         };
-        let probe_costs = crate::probes::calibrate::for_record(&mut ebpf, &functions);
+        let probe_costs = crate::probes::calibrate::for_record(&mut ebpf, &functions, calibrated);
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
         Ok(Self {
             runtime: tokio::runtime::Handle::current(),
