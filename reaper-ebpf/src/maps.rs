@@ -4,11 +4,11 @@
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid,
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, StackTrace},
+    maps::{Array, HashMap, PerCpuArray},
 };
 use reaper_common::{
     loss::{COUNTER_COUNT, Counter},
-    sampling::KERNEL_STACKS_DEFAULT_ENTRIES,
+    sampling::{KERNEL_STACKS_DEFAULT_ENTRIES, KernelStack},
     tracepoint_offsets::TracepointOffsets,
     tracking::{SETTING_WATCH, SETTINGS_COUNT, TRACKED_MAX_ENTRIES, TrackedTask, tag},
 };
@@ -23,10 +23,18 @@ pub static TRACKED_TGIDS: HashMap<u32, TrackedTask> =
 pub static TRACKED_TIDS: HashMap<u32, TrackedTask> =
     HashMap::with_max_entries(TRACKED_MAX_ENTRIES, 0);
 
-/// Kernel stacks of samples and lock waits (size set by `--stack-map-size`).
+/// Kernel stacks of samples and lock waits by id (size set by
+/// `--stack-map-size`); see `reaper_common::sampling` for why a hash.
 #[map(name = "KERNEL_STACKS")]
-pub static KERNEL_STACKS: StackTrace =
-    StackTrace::with_max_entries(KERNEL_STACKS_DEFAULT_ENTRIES, 0);
+pub static KERNEL_STACKS: HashMap<u32, KernelStack> =
+    HashMap::with_max_entries(KERNEL_STACKS_DEFAULT_ENTRIES, 0);
+
+/// Where a program captures a stack before looking it up (too big for the
+/// 512-byte BPF stack). Per CPU: the kernel runs no second tracepoint or
+/// perf_event program on a CPU while one runs there (`bpf_prog_active`), so
+/// captures do not interleave.
+#[map(name = "STACK_SCRATCH")]
+pub static STACK_SCRATCH: PerCpuArray<KernelStack> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per-CPU hit and loss counters indexed by [`Counter`].
 #[map(name = "COUNTERS")]

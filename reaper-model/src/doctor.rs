@@ -62,6 +62,13 @@ pub struct Diagnosis {
     pub process_mrelease: bool,
     /// The mode `reaper record` will use.
     pub record_mode: String,
+    /// What one timed call costs per attach mode on this kernel (the
+    /// calibration loop `record` also runs at start-up).
+    #[serde(default)]
+    pub probe_costs: Vec<crate::ProbeCost>,
+    /// Attach modes whose cost could not be measured, and why.
+    #[serde(default)]
+    pub probe_costs_not_measured: Vec<crate::NotMeasured>,
 }
 
 impl Diagnosis {
@@ -270,6 +277,8 @@ mod tests {
             }],
             process_mrelease: true,
             record_mode: "kprobe".into(),
+            probe_costs: Vec::new(),
+            probe_costs_not_measured: Vec::new(),
         };
         let text = serde_json::to_string(&diagnosis).unwrap();
         assert!(

@@ -57,6 +57,32 @@ pub struct Run {
     /// OOM kill and so formed no episode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch: Option<WatchSummary>,
+    /// What one timed call costs per attach mode on this kernel, measured at
+    /// start-up when function probes attached; empty in older runs and when
+    /// nothing was measured (`not_measured` says why).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probe_costs: Vec<ProbeCost>,
+}
+
+/// The measured cost of one timed call (an entry and an exit hit of
+/// reaper's function-timing programs) in one attach mode: a calibration
+/// loop of a cheap syscall, unprobed then probed, from a tracked thread.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ProbeCost {
+    /// Fentry (fentry + fexit) or kprobe (kprobe + kretprobe).
+    pub mode: AttachMode,
+    /// The kernel function the loop called and probed, e.g. `__x64_sys_getppid`.
+    pub function: String,
+    /// Calls per batch.
+    pub calls_per_batch: u64,
+    /// Batches per side; the fastest counts.
+    pub batches: u32,
+    /// Fastest batch without the probes, ns per call.
+    pub unprobed_ns: f64,
+    /// Fastest batch with the probes, ns per call.
+    pub probed_ns: f64,
+    /// `probed_ns - unprobed_ns` (at least 0): ns one timed call adds.
+    pub per_call_ns: f64,
 }
 
 /// What a `record --watch` saw beyond its episodes.

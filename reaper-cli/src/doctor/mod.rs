@@ -50,6 +50,16 @@ pub fn diagnose() -> Diagnosis {
         Err(why) => Err(why.clone()),
     };
     let function_modes = function_modes(&plan, btf.as_ref(), &programs);
+    let (probe_costs, probe_costs_not_measured) = match &tracefs {
+        Ok(root) => calibrate_all(std::path::Path::new(root)),
+        Err(why) => (
+            Vec::new(),
+            vec![crate::model::NotMeasured {
+                subject: "probe cost".into(),
+                why: why.clone(),
+            }],
+        ),
+    };
     let mut diagnosis = Diagnosis {
         host,
         btf: kernel::has_vmlinux_btf(),
@@ -62,9 +72,31 @@ pub fn diagnose() -> Diagnosis {
         function_modes,
         process_mrelease: pidfd::mrelease_available(),
         record_mode: String::new(),
+        probe_costs,
+        probe_costs_not_measured,
     };
     diagnosis.record_mode = record_mode(&diagnosis);
     diagnosis
+}
+
+/// Calibrates both function-timing attach modes on a fresh object.
+fn calibrate_all(
+    tracefs_root: &std::path::Path,
+) -> (Vec<crate::model::ProbeCost>, Vec<crate::model::NotMeasured>) {
+    use crate::probes::calibrate::{self, Mode};
+    match loader::load(
+        &tracefs::probe_offsets(tracefs_root),
+        &loader::MapSizes::default(),
+    ) {
+        Ok(mut ebpf) => calibrate::calibrate(&mut ebpf, &[Mode::Fentry, Mode::Kprobe], 0),
+        Err(err) => (
+            Vec::new(),
+            vec![crate::model::NotMeasured {
+                subject: "probe cost".into(),
+                why: crate::probes::attach::error_chain(&err),
+            }],
+        ),
+    }
 }
 
 /// The mode `record --attach auto` gives each planned function, read from
@@ -406,6 +438,26 @@ pub fn render(d: &Diagnosis) -> String {
             "missing (ENOSYS; needs Linux 5.15+)"
         }
     );
+    let _ = writeln!(
+        out,
+        "\nprobe cost per timed call (entry + exit hit, getppid calibration loop):"
+    );
+    for c in &d.probe_costs {
+        let _ = writeln!(
+            out,
+            "  {:<11} {:.0} ns ({} x {} calls of {}: {:.0} ns probed vs {:.0} ns unprobed)",
+            c.mode,
+            c.per_call_ns,
+            c.batches,
+            c.calls_per_batch,
+            c.function,
+            c.probed_ns,
+            c.unprobed_ns
+        );
+    }
+    for n in &d.probe_costs_not_measured {
+        let _ = writeln!(out, "  {}: not measured ({})", n.subject, n.why);
+    }
     let _ = writeln!(out, "\nattach kinds (loaded and attached for real):");
     for k in &d.attach_kinds {
         let _ = writeln!(

@@ -6,16 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use aya::{
     Ebpf,
-    maps::{
-        HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, StackTraceMap,
-    },
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
 };
 use reaper_common::{
     lock_wait::{
         LockWaitKey, LockWaitStats, MAP_LOCK_WAITS, MAP_PENDING_WAITS, PendingWait, PendingWaitKey,
     },
     loss::{COUNTER_COUNT, Counter, MAP_COUNTERS},
-    sampling::{MAP_KERNEL_STACKS, MAP_SAMPLE_COUNTS, SampleCount, SampleKey},
+    sampling::{KernelStack, MAP_KERNEL_STACKS, MAP_SAMPLE_COUNTS, SampleCount, SampleKey},
     tracking::{MAP_SETTINGS, MAP_TRACKED_TGIDS, MAP_TRACKED_TIDS, SETTING_WATCH, TrackedTask},
 };
 
@@ -161,7 +159,7 @@ pub fn drain(ebpf: &mut Ebpf) -> Result<RawEpisode, MapAccessError> {
         .chain(raw.waits.iter().map(|(k, _)| k.stack_id))
         .filter(|&id| id >= 0)
         .collect();
-    let stacks: StackTraceMap<&MapData> = ebpf
+    let stacks: BpfHashMap<&MapData, u32, KernelStack> = ebpf
         .map(MAP_KERNEL_STACKS)
         .ok_or(MapAccessError {
             map: MAP_KERNEL_STACKS,
@@ -171,9 +169,9 @@ pub fn drain(ebpf: &mut Ebpf) -> Result<RawEpisode, MapAccessError> {
         .map_err(map_err(MAP_KERNEL_STACKS))?;
     for id in ids {
         if let std::collections::hash_map::Entry::Vacant(slot) = raw.stacks.entry(id)
-            && let Ok(trace) = stacks.get(&(id as u32), 0)
+            && let Ok(stack) = stacks.get(&(id as u32), 0)
         {
-            slot.insert(trace.frames().iter().map(|f| f.ip).collect());
+            slot.insert(stack.frames().to_vec());
         }
     }
     Ok(raw)

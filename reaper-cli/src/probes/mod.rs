@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod btf;
+pub mod calibrate;
 pub mod collect;
 pub mod function_timing;
 pub mod loader;

@@ -93,6 +93,9 @@ pub struct Recorder {
     functions: function_timing::LadderReport,
     /// Folds reaper's own probes in symbolized stacks.
     probe_frames: ProbeFrames,
+    /// The calibrated cost of a timed call per attach mode used, and the
+    /// modes that could not be calibrated.
+    probe_costs: (Vec<crate::model::ProbeCost>, Vec<crate::model::NotMeasured>),
 }
 
 impl Drop for Recorder {
@@ -152,7 +155,13 @@ impl Recorder {
                 reasons.join("\n")
             );
         }
-        let functions = if matches!(settings.target, Target::Watch(_)) {
+        let watching = matches!(settings.target, Target::Watch(_));
+        let calibrated = if watching {
+            (Vec::new(), Vec::new())
+        } else {
+            crate::probes::calibrate::before_ladder(&mut ebpf, settings.attach)
+        };
+        let functions = if watching {
             // Function aggregates are per context, not per episode; watch
             // episodes overlap, so they would mix.
             function_timing::LadderReport::disabled(
@@ -162,6 +171,7 @@ impl Recorder {
         } else {
             function_timing::attach_ladder(&mut ebpf, &plan, settings.attach, order_off)?
         };
+        let probe_costs = crate::probes::calibrate::for_record(&mut ebpf, &functions, calibrated);
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
         let probe_frames =
             ProbeFrames::for_recording(ebpf.programs().map(|(name, _)| name), &functions, |f| {
@@ -172,6 +182,7 @@ impl Recorder {
             probe_frames,
             runtime: tokio::runtime::Handle::current(),
             functions,
+            probe_costs,
             ebpf,
             timeline,
             symbolizer,
@@ -218,6 +229,7 @@ impl Recorder {
         }
         let mut not_measured = self.attach.not_measured.clone();
         not_measured.extend(self.functions.not_measured());
+        not_measured.extend(self.probe_costs.1.iter().cloned());
         let scenario = scenario_of(settings);
         Ok(Run {
             schema_version: SCHEMA_VERSION,
@@ -246,6 +258,7 @@ impl Recorder {
             partial_reason,
             function_probes: self.functions.function_probes(),
             watch: watch_summary,
+            probe_costs: self.probe_costs.0.clone(),
         })
         // Dropping `self` detaches every probe and unloads the programs.
     }

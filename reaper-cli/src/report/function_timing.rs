@@ -28,7 +28,10 @@ pub fn build(run: &Run) -> FunctionTimingReport {
         order: reaper_order(run),
         not_measured: (!measured).then(|| why_not_measured(run)),
         episodes: if measured {
-            run.episodes.iter().map(episode_timing).collect()
+            run.episodes
+                .iter()
+                .map(|e| episode_timing(run, e))
+                .collect()
         } else {
             Vec::new()
         },
@@ -107,7 +110,7 @@ fn reaper_order(run: &Run) -> ReaperOrder {
 }
 
 /// One episode's function timing.
-fn episode_timing(episode: &Episode) -> EpisodeTiming {
+fn episode_timing(run: &Run, episode: &Episode) -> EpisodeTiming {
     EpisodeTiming {
         index: episode.index,
         exact: episode.function_timing.as_ref().map(|timing| EpisodeExact {
@@ -135,13 +138,14 @@ fn episode_timing(episode: &Episode) -> EpisodeTiming {
                     calls,
                 })
                 .collect(),
+            probe_overhead: super::probe_cost::overhead(run, episode),
         }),
     }
 }
 
 /// Sampled inclusive period of `symbol` in a context, ns; `None` when the
 /// episode has no profile of the context.
-fn sampled_ns(episode: &Episode, context: Context, symbol: &str) -> Option<u64> {
+pub(crate) fn sampled_ns(episode: &Episode, context: Context, symbol: &str) -> Option<u64> {
     let profile = episode.contexts.iter().find(|c| c.context == context)?;
     Some(
         profile

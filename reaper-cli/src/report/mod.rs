@@ -15,6 +15,7 @@ pub mod load;
 pub mod losses;
 pub mod model;
 pub mod pprof;
+pub mod probe_cost;
 pub mod pte_lock;
 pub mod speedscope;
 pub mod stacks;

@@ -13,8 +13,9 @@ use crate::model::{Latencies, NotMeasured, ProbeUse, TimelineEntry, VictimInfo};
 mod function_timing;
 
 pub use function_timing::{
-    Bucket, CallsNotTimed, EpisodeExact, EpisodeTiming, ExactRow, ExactTable, FunctionTimingReport,
-    Histogram, OrderCount, OrderEvidence, OrderUnknown, ProbeHits, ReaperOrder,
+    Bucket, CallsNotTimed, CorrectedPeriod, EpisodeExact, EpisodeTiming, ExactRow, ExactTable,
+    FunctionTimingReport, Histogram, OrderCount, OrderEvidence, OrderUnknown, ProbeHits,
+    ProbeOverhead, ReaperOrder,
 };
 
 /// Everything `reaper report` prints.

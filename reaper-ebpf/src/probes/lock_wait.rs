@@ -1,6 +1,12 @@
 //! Lock wait time of tracked tasks from `lock:contention_begin/end`, keyed by
 //! the kernel stack at `contention_begin` so userspace can tell PTE-lock waits
 //! from others.
+//!
+//! Cost: `contention_end` of a spinlock fires after the lock is taken
+//! (kernel/locking/qspinlock.c, label `release`), so everything it does
+//! lengthens the critical section the other side then waits on; it does one
+//! lookup, one delete and one per-CPU add. The stack is taken once per wait,
+//! at the first `contention_begin`, while the task would spin anyway.
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -53,8 +59,16 @@ pub fn lock_contention_begin(ctx: TracePointContext) -> u32 {
         );
         return 0;
     };
-    let stack_id = super::stack_id_of(&ctx, Counter::LockStackLost);
     let key = PendingWaitKey { tid, _pad: 0, lock };
+    // A mutex waiter fires contention_begin again when it stops spinning and
+    // sleeps, and again each time it spins as the first waiter: the wait
+    // opened by the first one is still running, so keep it and take no
+    // second stack or timestamp.
+    // SAFETY: only presence is checked.
+    if unsafe { PENDING_WAITS.get(&key) }.is_some() {
+        return 0;
+    }
+    let stack_id = super::stack_id_of(&ctx, Counter::LockStackLost);
     let wait = PendingWait {
         start_ns: unsafe { bpf_ktime_get_ns() },
         context,

@@ -24,8 +24,8 @@ use super::{
 const SETTLE_AFTER: Duration = Duration::from_millis(300);
 /// Victims of the capacity scenario (8 × 256M at the default 2G).
 const CAPACITY_VICTIMS: u64 = 8;
-/// Smallest capacity victim, so a small --size still makes real teardowns.
-const CAPACITY_MIN_BYTES: u64 = 16 << 20;
+/// Victims of the wide capacity scenario (32 × 64M at the default 2G).
+const CAPACITY_WIDE_VICTIMS: u64 = 32;
 
 /// What every round needs.
 pub struct Config {
@@ -43,15 +43,17 @@ enum Cond {
     ReaperAll,
     Accuracy,
     Capacity,
+    CapacityWide,
 }
 
-const ORDER: [Cond; 6] = [
+const ORDER: [Cond; 7] = [
     Cond::None,
     Cond::Reaper,
     Cond::Perf,
     Cond::ReaperAll,
     Cond::Accuracy,
     Cond::Capacity,
+    Cond::CapacityWide,
 ];
 
 impl Cond {
@@ -63,6 +65,7 @@ impl Cond {
             Cond::ReaperAll => "D: reaper --watch --attach auto (every probe kind)",
             Cond::Accuracy => "E: reaper --watch + perf record together",
             Cond::Capacity => "F: capacity stress under reaper --watch",
+            Cond::CapacityWide => "G: wide capacity stress under reaper --watch",
         }
     }
 
@@ -74,6 +77,7 @@ impl Cond {
             Cond::ReaperAll => "d-reaper-all",
             Cond::Accuracy => "e-accuracy",
             Cond::Capacity => "f-capacity",
+            Cond::CapacityWide => "g-capacity-wide",
         }
     }
 }
@@ -96,14 +100,8 @@ pub struct Results {
     /// Episodes reaper's watch run.json lacked (victim pid not found).
     reaper_missed_episodes: u32,
     function_probes_attached: Vec<usize>,
-    capacity_victims: u64,
-    capacity_victim_bytes: u64,
-    capacity_episodes: Vec<f64>,
-    capacity_duration: Vec<f64>,
-    capacity_kill_to_mrelease: Vec<f64>,
-    capacity_lock_per_s: Vec<f64>,
-    capacity_samples_per_s: Vec<f64>,
-    capacity_counters: Vec<BTreeMap<String, u64>>,
+    /// F (8 victims) and G (32 victims).
+    capacity: [capacity::Capacity; 2],
     acc_exit_mmap_reaper: Vec<f64>,
     acc_exit_mmap_perf: Vec<f64>,
     acc_reap_reaper: Vec<f64>,
@@ -123,8 +121,10 @@ fn ns_ms(ns: u64) -> f64 {
 /// Runs every round; each round runs every condition once, rotated.
 pub fn run_rounds(cfg: &Config, rounds: u32) -> Result<Results> {
     let mut res = Results {
-        capacity_victims: CAPACITY_VICTIMS,
-        capacity_victim_bytes: (cfg.size / CAPACITY_VICTIMS).max(CAPACITY_MIN_BYTES),
+        capacity: [
+            capacity::Capacity::new(CAPACITY_VICTIMS, cfg.size),
+            capacity::Capacity::new(CAPACITY_WIDE_VICTIMS, cfg.size),
+        ],
         ..Results::default()
     };
     for round in 0..rounds as usize {
@@ -157,7 +157,7 @@ fn episode(cfg: &Config, cond: Cond, dir: &Path, res: &mut Results) -> Result<()
         Cond::Reaper | Cond::ReaperAll => reaper_episode(cfg, cond, dir, res)?,
         Cond::Perf => perf_episode(cfg, dir, res)?,
         Cond::Accuracy => accuracy_episode(cfg, dir, res)?,
-        Cond::Capacity => capacity_episode(cfg, dir, res)?,
+        Cond::Capacity | Cond::CapacityWide => capacity::episode(cfg, cond, dir, res)?,
     }
     Ok(())
 }
@@ -304,55 +304,16 @@ fn accuracy_episode(cfg: &Config, dir: &Path, res: &mut Results) -> Result<()> {
     Ok(())
 }
 
-fn capacity_episode(cfg: &Config, dir: &Path, res: &mut Results) -> Result<()> {
-    let victims = (0..CAPACITY_VICTIMS as usize)
-        .map(|i| {
-            driver::spawn_victim(
-                &cfg.reaper,
-                res.capacity_victim_bytes,
-                driver::victim_cpu(i),
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let reaper = start_reaper(cfg, Cond::Capacity, dir, res)?;
-    let races = driver::race_all(victims)?;
-    std::thread::sleep(SETTLE_AFTER);
-    let (out_dir, _) = stop_reaper(reaper, res)?;
-    let start = races.iter().map(|r| r.kill_ns).min().unwrap_or(0);
-    let end = races
-        .iter()
-        .map(|r| r.kill_ns + r.kill_to_reaped_ns)
-        .max()
-        .unwrap_or(0);
-    let duration_s = (end - start) as f64 / 1e9;
-    for race in &races {
-        res.capacity_kill_to_mrelease
-            .push(ns_ms(race.kill_to_mrelease_ns));
-        if race.mrelease_ret != 0 {
-            res.mrelease_failures
-                .entry(Cond::Capacity.label().to_owned())
-                .or_default()
-                .push(race.mrelease_ret);
-        }
-    }
-    let run = run_json::load(&out_dir)?;
-    let found = races
-        .iter()
-        .filter(|r| run_json::episode(&run, r.victim_pid).is_some())
-        .count();
-    let counters = run_json::counters(&run);
-    let get = |k: &str| counters.get(k).copied().unwrap_or(0) as f64;
-    res.capacity_episodes.push(found as f64);
-    res.capacity_duration.push(duration_s * 1e3);
-    res.capacity_lock_per_s
-        .push(get("lock_begin_tracked") / duration_s);
-    res.capacity_samples_per_s
-        .push(get("samples_tracked") / duration_s);
-    res.capacity_counters.push(counters);
-    Ok(())
-}
-
 impl Results {
+    /// The figures of a capacity condition (F or G).
+    fn capacity(&self, cond: Cond) -> &capacity::Capacity {
+        &self.capacity[usize::from(cond == Cond::CapacityWide)]
+    }
+
+    fn capacity_mut(&mut self, cond: Cond) -> &mut capacity::Capacity {
+        &mut self.capacity[usize::from(cond == Cond::CapacityWide)]
+    }
+
     fn push_race(&mut self, cond: Cond, race: &Race) {
         let key = cond.label().to_owned();
         self.kill_to_mrelease
@@ -377,6 +338,7 @@ impl Results {
     }
 }
 
+mod capacity;
 mod rows;
 
 /// The machine line: kernel, CPUs, memory, date.

@@ -23,7 +23,7 @@ use anyhow::{Context as _, Result, ensure};
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Victim size for the overhead, time-to-answer and accuracy episodes
-    /// (the capacity scenario splits it over 8 victims).
+    /// (the capacity scenarios split it over 8 and over 32 victims).
     #[arg(long, default_value = "2G", value_parser = parse_size)]
     pub size: u64,
     /// Rounds; each runs every condition once, interleaved.
@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// Skip `cargo xtask setup` (perf must already be installed).
     #[arg(long)]
     pub no_setup: bool,
+    /// Benchmark this reaper binary instead of a release build of the
+    /// workspace (e.g. an earlier build, for a before/after comparison).
+    #[arg(long)]
+    pub reaper: Option<PathBuf>,
 }
 
 /// Parses `2G`, `256M`, `512K` or a byte count (powers of 1024).
@@ -97,7 +101,12 @@ fn run_bench(args: BenchArgs) -> Result<()> {
     if !args.no_setup {
         crate::setup::ensure(crate::setup::Task::Bench)?;
     }
-    let reaper = crate::run::build_reaper()?;
+    let reaper = match &args.reaper {
+        Some(path) => {
+            std::fs::canonicalize(path).with_context(|| format!("--reaper {}", path.display()))?
+        }
+        None => crate::run::build_reaper()?,
+    };
     let out = if args.out.is_absolute() {
         args.out.clone()
     } else {

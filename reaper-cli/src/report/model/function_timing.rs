@@ -127,6 +127,44 @@ pub struct EpisodeExact {
     pub probe_hits: Vec<ProbeHits>,
     /// Calls that could not be timed, by reason; only non-zero reasons.
     pub calls_not_timed: Vec<CallsNotTimed>,
+    /// The probes' estimated share of the exact periods.
+    pub probe_overhead: Option<ProbeOverhead>,
+}
+
+/// What the function probes add to one episode's exact periods: an
+/// estimate from the calibrated cost of one timed call per attach mode.
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct ProbeOverhead {
+    /// The calibration this estimate uses, per attach mode.
+    pub costs: Vec<reaper_model::ProbeCost>,
+    /// Why there is no calibration, when `costs` is empty.
+    pub not_calibrated: Option<String>,
+    /// One row per exact period whose mode has a calibrated cost.
+    pub rows: Vec<CorrectedPeriod>,
+}
+
+/// One exact period with its estimated probe overhead.
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct CorrectedPeriod {
+    /// The context of the calls.
+    #[serde(serialize_with = "context_name")]
+    #[schemars(schema_with = "context_schema")]
+    pub context: Context,
+    /// Kernel function.
+    pub symbol: String,
+    /// Attach mode of the function's own probes.
+    pub mode: AttachMode,
+    /// Sampled inclusive period, ns (`None`: the context was not profiled).
+    pub sampled_period_ns: Option<u64>,
+    /// The exact (inclusive) period, ns.
+    pub exact_ns: u64,
+    /// Timed calls made inside the function's calls (all depths), plus half
+    /// of its own calls for its own probes' share.
+    pub probe_hits: f64,
+    /// Estimated probe time inside the period, ns.
+    pub overhead_ns: f64,
+    /// `exact_ns - overhead_ns`, at least 0.
+    pub corrected_ns: f64,
 }
 
 /// The exact table of one context.

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use crate::duration::{self, Precision};
 use crate::report::model::{
     EpisodeExact, ExactRow, ExactTable, FunctionTimingReport, Histogram, OrderEvidence,
-    OrderUnknown, ReaperOrder,
+    OrderUnknown, ProbeOverhead, ReaperOrder,
 };
 
 /// Width of a histogram bar.
@@ -135,6 +135,9 @@ fn episode_exact(e: &EpisodeExact, out: &mut String) {
     for table in &e.tables {
         exact_table(table, out);
     }
+    if let Some(overhead) = &e.probe_overhead {
+        probe_overhead(overhead, out);
+    }
     if !e.histograms.is_empty() {
         let _ = writeln!(out, "\n  Latency histograms (PTE lock, per-VMA unmap):");
         for h in &e.histograms {
@@ -203,6 +206,57 @@ fn histogram(h: &Histogram, out: &mut String) {
             b.count,
             bar,
             width = BAR_WIDTH as usize
+        );
+    }
+}
+
+/// The calibration line: each mode's cost per timed call.
+fn calibration(o: &ProbeOverhead) -> String {
+    if let Some(why) = &o.not_calibrated {
+        return format!("not measured ({why})");
+    }
+    o.costs
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {:.0} ns per timed call ({} calls of {}: {:.0} vs {:.0} ns unprobed)",
+                c.mode, c.per_call_ns, c.calls_per_batch, c.function, c.probed_ns, c.unprobed_ns
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// One episode's estimate table, after its exact tables.
+fn probe_overhead(o: &ProbeOverhead, out: &mut String) {
+    let ms = |ns: f64| duration::ms_value(ns / duration::NS_PER_MS, Precision::EXACT_PERIOD);
+    let _ = writeln!(
+        out,
+        "\n  Probe overhead (estimate; calibrated cost: {}):",
+        calibration(o)
+    );
+    if o.rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {:>12}  {:>17}  {:>11}  {:>15}  {:>19}  Symbol (context)",
+        "Period (ms)", "Exact period (ms)", "Probe hits", "Probe cost (ms)", "Exact - probes (ms)"
+    );
+    for r in &o.rows {
+        let sampled = r
+            .sampled_period_ns
+            .map_or_else(|| "-".to_owned(), |ns| ms(ns as f64));
+        let _ = writeln!(
+            out,
+            "  {:>12}  {:>17}  {:>11.0}  {:>15}  {:>19}  {} ({})",
+            sampled,
+            ms(r.exact_ns as f64),
+            r.probe_hits,
+            ms(r.overhead_ns),
+            ms(r.corrected_ns),
+            r.symbol,
+            r.context.name()
         );
     }
 }

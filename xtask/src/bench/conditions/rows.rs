@@ -156,63 +156,8 @@ impl Results {
     }
 
     fn capacity_rows(&self, rows: &mut Vec<Row>) {
-        let label = format!(
-            "F: {} victims × {} at once, under reaper --watch",
-            self.capacity_victims,
-            human_size(self.capacity_victim_bytes)
-        );
-        rows.push(
-            Row::new("4. episodes recorded", &label, "", &self.capacity_episodes)
-                .note(format!("of {} per round", self.capacity_victims)),
-        );
-        rows.push(Row::new(
-            "4. stress duration (first kill → last reaped)",
-            &label,
-            "ms",
-            &self.capacity_duration,
-        ));
-        rows.push(Row::new(
-            "4. kill → process_mrelease returned (each victim)",
-            &label,
-            "ms",
-            &self.capacity_kill_to_mrelease,
-        ));
-        rows.push(
-            Row::new(
-                "4. lock:contention_begin handled",
-                &label,
-                "/s",
-                &self.capacity_lock_per_s,
-            )
-            .note("run.json lock_begin_tracked / duration"),
-        );
-        rows.push(
-            Row::new(
-                "4. samples handled",
-                &label,
-                "/s",
-                &self.capacity_samples_per_s,
-            )
-            .note("run.json samples_tracked / duration"),
-        );
-        let names: std::collections::BTreeSet<&String> = self
-            .capacity_counters
-            .iter()
-            .flat_map(|c| c.keys())
-            .collect();
-        for name in names.into_iter().filter(|n| super::run_json::is_loss(n)) {
-            let values: Vec<f64> = self
-                .capacity_counters
-                .iter()
-                .map(|c| c.get(name).copied().unwrap_or(0) as f64)
-                .collect();
-            let lost: f64 = values.iter().sum();
-            let row = Row::new(&format!("4. loss: {name}"), &label, "", &values);
-            rows.push(if lost > 0.0 {
-                row.note("LOSS: data was dropped")
-            } else {
-                row
-            });
+        for cond in [Cond::Capacity, Cond::CapacityWide] {
+            self.capacity(cond).rows(cond, rows);
         }
     }
 

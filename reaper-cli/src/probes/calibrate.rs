@@ -1,0 +1,451 @@
+//! Per-hit cost of the function-timing probes on the kernel at hand.
+//!
+//! A calibration loop calls a cheap syscall (`getppid`) in batches, first
+//! unprobed, then with one spare slot's entry + exit programs attached to
+//! the syscall's entry function, from a thread tracked like a teardown task
+//! (so the programs take the same path as inside a teardown). The fastest
+//! batch of each side, divided by its calls, gives ns per call; the
+//! difference is what one timed call (one entry and one exit hit) costs.
+//! The whole calibration takes a few milliseconds on hardware (tens under
+//! software emulation). Afterwards the slot's aggregates are zeroed, the
+//! thread untracked and the sample and lock-wait aggregates drained, so no
+//! episode sees the loop.
+//!
+//! Entry and exit are measured as a pair: an entry probe alone leaves its
+//! call open, and the programs then take their overflow path, not the one a
+//! teardown takes.
+
+use std::time::Instant;
+
+use aya::{
+    Btf, Ebpf,
+    maps::{HashMap as BpfHashMap, PerCpuArray, PerCpuValues},
+    programs::{FEntry, FExit, KProbe, ProgramError},
+};
+use reaper_common::{
+    context::CONTEXT_MRELEASE_CALLER,
+    function_timing::{
+        EntryStack, FunctionStats, MAP_FN_ENTRY_STACKS, MAP_FN_HITS, MAP_FN_STATS, PROG_FENTRY,
+        PROG_FEXIT, PROG_KPROBE, PROG_KRETPROBE, SLOT_COUNT,
+    },
+    tracking::{MAP_TRACKED_TIDS, TrackedTask},
+};
+
+use crate::{
+    model::{AttachMode, NotMeasured, ProbeCost},
+    probes::function_timing::{AttachPolicy, LadderReport},
+};
+
+/// The context the calibrating thread is tracked as (any tracked context
+/// takes the same path; this one has a thread of reaper's own).
+const CALIBRATION_CONTEXT: u32 = CONTEXT_MRELEASE_CALLER;
+/// Batches per side; the fastest counts.
+const BATCHES: u32 = 5;
+/// Aim of one batch's length, so the whole loop stays a few milliseconds.
+const BATCH_TARGET_NS: u64 = 1_000_000;
+/// Bounds of a batch's call count.
+const MIN_CALLS: u64 = 200;
+const MAX_CALLS: u64 = 20_000;
+
+/// The attach modes a timed call can use: entry + exit program names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// fentry + fexit (BPF trampoline).
+    Fentry,
+    /// kprobe + kretprobe.
+    Kprobe,
+}
+
+impl Mode {
+    /// The name used in run.json (`FunctionTime::mode`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fentry => "fentry",
+            Self::Kprobe => "kprobe",
+        }
+    }
+
+    /// The run model's attach mode.
+    pub fn attach_mode(self) -> AttachMode {
+        match self {
+            Self::Fentry => AttachMode::Fentry,
+            Self::Kprobe => AttachMode::Kprobe,
+        }
+    }
+
+    /// From the attach mode the ladder used; `None` for modes without
+    /// function probes.
+    pub fn from_attach_mode(mode: AttachMode) -> Option<Self> {
+        match mode {
+            AttachMode::Fentry => Some(Self::Fentry),
+            AttachMode::Kprobe => Some(Self::Kprobe),
+            _ => None,
+        }
+    }
+}
+
+/// The functions that may run `getppid`, tried in order: the arch's
+/// syscall wrapper (a kprobe takes it; for fentry it is often an alias with
+/// no BTF entry of its own, e.g. Debian 6.1), the body the wrapper aliases
+/// (`__do_sys_*`, in BTF), and the plain name of kernels without wrappers.
+pub fn syscall_candidates() -> &'static [&'static str] {
+    if cfg!(target_arch = "aarch64") {
+        &["__arm64_sys_getppid", "__do_sys_getppid", "sys_getppid"]
+    } else {
+        &["__x64_sys_getppid", "__do_sys_getppid", "sys_getppid"]
+    }
+}
+
+/// The slot calibration uses: the last one, when the plan left it free.
+pub fn spare_slot(used_slots: usize) -> Option<usize> {
+    (used_slots < SLOT_COUNT as usize).then_some(SLOT_COUNT as usize - 1)
+}
+
+fn getppid() {
+    // SAFETY: getppid has no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_getppid) };
+}
+
+/// ns per call of the fastest of `BATCHES` batches of `calls` calls.
+fn fastest(calls: u64) -> f64 {
+    (0..BATCHES)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..calls {
+                getppid();
+            }
+            start.elapsed().as_nanos() as f64 / calls as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Calls per batch so a batch takes about [`BATCH_TARGET_NS`].
+fn batch_size() -> u64 {
+    let probe = fastest(MIN_CALLS).max(1.0);
+    ((BATCH_TARGET_NS as f64 / probe) as u64).clamp(MIN_CALLS, MAX_CALLS)
+}
+
+fn answer(e: &ProgramError) -> String {
+    crate::probes::function_timing::kernel_answer(e)
+}
+
+/// Loads and attaches `mode`'s pair of `slot` to the first candidate that
+/// takes it; returns the function used.
+fn attach(ebpf: &mut Ebpf, mode: Mode, slot: usize, btf: Option<&Btf>) -> Result<String, String> {
+    let mut refused = Vec::new();
+    for &function in syscall_candidates() {
+        let result = match mode {
+            Mode::Fentry => {
+                let btf = btf.ok_or("no kernel BTF (/sys/kernel/btf/vmlinux)")?;
+                attach_fentry(ebpf, slot, function, btf)
+            }
+            Mode::Kprobe => attach_kprobe(ebpf, slot, function),
+        };
+        match result {
+            Ok(()) => return Ok(function.to_owned()),
+            Err(why) => {
+                unload(ebpf, slot);
+                refused.push(format!("{function}: {why}"));
+            }
+        }
+    }
+    Err(refused.join("; "))
+}
+
+fn attach_fentry(ebpf: &mut Ebpf, slot: usize, function: &str, btf: &Btf) -> Result<(), String> {
+    let entry: &mut FEntry = program(ebpf, PROG_FENTRY[slot])?;
+    entry
+        .load(function, btf)
+        .map_err(|e| format!("fentry load: {}", answer(&e)))?;
+    entry
+        .attach()
+        .map_err(|e| format!("fentry attach: {}", answer(&e)))?;
+    let exit: &mut FExit = program(ebpf, PROG_FEXIT[slot])?;
+    exit.load(function, btf)
+        .map_err(|e| format!("fexit load: {}", answer(&e)))?;
+    exit.attach()
+        .map_err(|e| format!("fexit attach: {}", answer(&e)))?;
+    Ok(())
+}
+
+fn attach_kprobe(ebpf: &mut Ebpf, slot: usize, function: &str) -> Result<(), String> {
+    for (name, kind) in [
+        (PROG_KPROBE[slot], "kprobe"),
+        (PROG_KRETPROBE[slot], "kretprobe"),
+    ] {
+        let p: &mut KProbe = program(ebpf, name)?;
+        p.load()
+            .map_err(|e| format!("{kind} load: {}", answer(&e)))?;
+        p.attach(function, 0)
+            .map_err(|e| format!("{kind} attach: {}", answer(&e)))?;
+    }
+    Ok(())
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the object"))?
+        .try_into()
+        .map_err(|e: ProgramError| answer(&e))
+}
+
+/// Detaches and unloads every program of `slot` (unloading detaches).
+fn unload(ebpf: &mut Ebpf, slot: usize) {
+    if let Ok(p) = program::<FEntry>(ebpf, PROG_FENTRY[slot]) {
+        let _ = p.unload();
+    }
+    if let Ok(p) = program::<FExit>(ebpf, PROG_FEXIT[slot]) {
+        let _ = p.unload();
+    }
+    for name in [PROG_KPROBE[slot], PROG_KRETPROBE[slot]] {
+        if let Ok(p) = program::<KProbe>(ebpf, name) {
+            let _ = p.unload();
+        }
+    }
+}
+
+fn map_error(map: &str, e: &aya::maps::MapError) -> String {
+    format!("map {map}: {}", crate::probes::attach::error_chain(e))
+}
+
+/// Tracks (or untracks) the calling thread as [`CALIBRATION_CONTEXT`].
+fn track_self(ebpf: &mut Ebpf, tid: u32, on: bool) -> Result<(), String> {
+    let map = ebpf
+        .map_mut(MAP_TRACKED_TIDS)
+        .ok_or_else(|| format!("map {MAP_TRACKED_TIDS} missing"))?;
+    let mut map: BpfHashMap<_, u32, TrackedTask> = map
+        .try_into()
+        .map_err(|e| map_error(MAP_TRACKED_TIDS, &e))?;
+    if on {
+        if map.get(&tid, 0).is_ok() {
+            return Err(format!("thread {tid} is already tracked"));
+        }
+        let task = TrackedTask {
+            context: CALIBRATION_CONTEXT,
+            armed: 1,
+            owner: 0,
+            _pad: 0,
+        };
+        map.insert(tid, task, 0)
+            .map_err(|e| map_error(MAP_TRACKED_TIDS, &e))
+    } else {
+        map.remove(&tid)
+            .map_err(|e| map_error(MAP_TRACKED_TIDS, &e))
+    }
+}
+
+/// Zeroes what the loop left in `slot`'s aggregates and the thread's entry
+/// stack, so the first episode starts clean.
+fn scrub(ebpf: &mut Ebpf, slot: usize, tid: u32) -> Result<(), String> {
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e.to_string())?;
+    let stats_index = CALIBRATION_CONTEXT * SLOT_COUNT + slot as u32;
+    {
+        let map = ebpf
+            .map_mut(MAP_FN_STATS)
+            .ok_or_else(|| format!("map {MAP_FN_STATS} missing"))?;
+        let mut stats: PerCpuArray<_, FunctionStats> =
+            map.try_into().map_err(|e| map_error(MAP_FN_STATS, &e))?;
+        let zeros = PerCpuValues::try_from(vec![FunctionStats::default(); cpus])
+            .map_err(|e| e.to_string())?;
+        stats
+            .set(stats_index, zeros, 0)
+            .map_err(|e| map_error(MAP_FN_STATS, &e))?;
+    }
+    {
+        let map = ebpf
+            .map_mut(MAP_FN_HITS)
+            .ok_or_else(|| format!("map {MAP_FN_HITS} missing"))?;
+        let mut hits: PerCpuArray<_, u64> =
+            map.try_into().map_err(|e| map_error(MAP_FN_HITS, &e))?;
+        let zeros = PerCpuValues::try_from(vec![0u64; cpus]).map_err(|e| e.to_string())?;
+        hits.set(slot as u32, zeros, 0)
+            .map_err(|e| map_error(MAP_FN_HITS, &e))?;
+    }
+    let map = ebpf
+        .map_mut(MAP_FN_ENTRY_STACKS)
+        .ok_or_else(|| format!("map {MAP_FN_ENTRY_STACKS} missing"))?;
+    let mut stacks: BpfHashMap<_, u32, EntryStack> = map
+        .try_into()
+        .map_err(|e| map_error(MAP_FN_ENTRY_STACKS, &e))?;
+    let _ = stacks.remove(&tid);
+    Ok(())
+}
+
+/// Measures one mode on `slot` of a loaded object. The slot's programs are
+/// unloaded afterwards whatever happened.
+pub fn measure(
+    ebpf: &mut Ebpf,
+    mode: Mode,
+    slot: usize,
+    btf: Option<&Btf>,
+) -> Result<ProbeCost, String> {
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+    track_self(ebpf, tid, true)?;
+    let result = (|| -> Result<ProbeCost, String> {
+        let calls = batch_size();
+        let unprobed_ns = fastest(calls);
+        let function = attach(ebpf, mode, slot, btf)?;
+        let probed_ns = fastest(calls);
+        Ok(ProbeCost {
+            mode: mode.attach_mode(),
+            function,
+            calls_per_batch: calls,
+            batches: BATCHES,
+            unprobed_ns,
+            probed_ns,
+            per_call_ns: (probed_ns - unprobed_ns).max(0.0),
+        })
+    })();
+    unload(ebpf, slot);
+    let untracked = track_self(ebpf, tid, false);
+    let scrubbed = scrub(ebpf, slot, tid);
+    let cost = result?;
+    untracked?;
+    scrubbed?;
+    Ok(cost)
+}
+
+/// What could not be calibrated, as a run's `not_measured` entry.
+fn not_measured(mode: Mode, why: String) -> NotMeasured {
+    NotMeasured {
+        subject: format!("probe cost ({} per-call calibration)", mode.name()),
+        why,
+    }
+}
+
+/// Calibrates `modes` on the spare slot of a loaded object; what fails is
+/// returned as `not_measured`, never as a cost of 0.
+pub fn calibrate(
+    ebpf: &mut Ebpf,
+    modes: &[Mode],
+    used_slots: usize,
+) -> (Vec<ProbeCost>, Vec<NotMeasured>) {
+    let mut costs = Vec::new();
+    let mut missing = Vec::new();
+    let Some(slot) = spare_slot(used_slots) else {
+        missing.extend(
+            modes
+                .iter()
+                .map(|&m| not_measured(m, "every function-timing slot is in use".to_owned())),
+        );
+        return (costs, missing);
+    };
+    let btf = modes
+        .contains(&Mode::Fentry)
+        .then(Btf::from_sys_fs)
+        .and_then(Result::ok);
+    for &mode in modes {
+        match measure(ebpf, mode, slot, btf.as_ref()) {
+            Ok(cost) => {
+                log::debug!(
+                    "probe cost {}: {:.0} ns per timed call ({} x {} calls of {}: {:.0} vs {:.0} ns)",
+                    cost.mode,
+                    cost.per_call_ns,
+                    cost.batches,
+                    cost.calls_per_batch,
+                    cost.function,
+                    cost.probed_ns,
+                    cost.unprobed_ns
+                );
+                costs.push(cost);
+            }
+            Err(why) => missing.push(not_measured(mode, why)),
+        }
+    }
+    // The tracked loop was also sampled (and may have waited on a lock):
+    // drop those aggregates so the first episode does not count them.
+    if let Err(err) = crate::probes::collect::drain(ebpf) {
+        log::warn!("clearing the calibration loop's samples: {err}");
+    }
+    (costs, missing)
+}
+
+/// `record`'s calibration before the attach ladder, on the last slot while
+/// every slot is still free (the ladder then loads that slot's programs
+/// again for its own function): fentry for `--attach auto` (kprobe only if
+/// fentry is refused), or the forced mode.
+pub fn before_ladder(ebpf: &mut Ebpf, attach: AttachPolicy) -> (Vec<ProbeCost>, Vec<NotMeasured>) {
+    match attach {
+        AttachPolicy::Sampling => (Vec::new(), Vec::new()),
+        AttachPolicy::Fentry => calibrate(ebpf, &[Mode::Fentry], 0),
+        AttachPolicy::Kprobe => calibrate_kprobe(ebpf),
+        AttachPolicy::Auto => {
+            let (costs, mut missing) = calibrate(ebpf, &[Mode::Fentry], 0);
+            if !costs.is_empty() {
+                return (costs, missing);
+            }
+            let (costs, more) = calibrate_kprobe(ebpf);
+            missing.extend(more);
+            (costs, missing)
+        }
+    }
+}
+
+fn calibrate_kprobe(ebpf: &mut Ebpf) -> (Vec<ProbeCost>, Vec<NotMeasured>) {
+    if crate::probes::function_timing::kprobes_built_in() {
+        calibrate(ebpf, &[Mode::Kprobe], 0)
+    } else {
+        let why = "kprobes are not built into this kernel".to_owned();
+        (Vec::new(), vec![not_measured(Mode::Kprobe, why)])
+    }
+}
+
+/// `record`'s calibration after the ladder: keeps the costs of the modes
+/// its function probes use, measures a used mode not measured yet (when a
+/// slot is spare), and reports as not measured only modes in use.
+pub fn for_record(
+    ebpf: &mut Ebpf,
+    ladder: &LadderReport,
+    before: (Vec<ProbeCost>, Vec<NotMeasured>),
+) -> (Vec<ProbeCost>, Vec<NotMeasured>) {
+    let mut used: Vec<Mode> = ladder
+        .attached()
+        .filter_map(|f| Mode::from_attach_mode(f.mode))
+        .collect();
+    used.sort_by_key(|m| m.name());
+    used.dedup();
+    let (mut costs, earlier) = before;
+    costs.retain(|c| used.iter().any(|m| m.attach_mode() == c.mode));
+    let todo: Vec<Mode> = used
+        .iter()
+        .copied()
+        .filter(|m| !costs.iter().any(|c| c.mode == m.attach_mode()))
+        .collect();
+    if todo.is_empty() {
+        return (costs, Vec::new());
+    }
+    let (more, mut missing) = calibrate(ebpf, &todo, ladder.functions.len());
+    costs.extend(more);
+    // Earlier refusals of a mode still missing say more than "no slot".
+    for m in &todo {
+        if !costs.iter().any(|c| c.mode == m.attach_mode()) {
+            let what = not_measured(*m, String::new()).subject;
+            missing.extend(earlier.iter().filter(|n| n.subject == what).cloned());
+        }
+    }
+    (costs, missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_round_trip_and_the_spare_slot_is_the_last_free_one() {
+        for m in [Mode::Fentry, Mode::Kprobe] {
+            assert_eq!(Mode::from_attach_mode(m.attach_mode()), Some(m));
+        }
+        assert_eq!(Mode::from_attach_mode(AttachMode::None), None);
+        assert_eq!(spare_slot(3), Some(SLOT_COUNT as usize - 1));
+        assert_eq!(spare_slot(SLOT_COUNT as usize), None);
+        assert!(
+            syscall_candidates()
+                .iter()
+                .all(|f| f.ends_with("sys_getppid"))
+        );
+    }
+}
