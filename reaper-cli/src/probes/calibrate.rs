@@ -25,8 +25,9 @@ use aya::{
 use reaper_common::{
     context::CONTEXT_MRELEASE_CALLER,
     function_timing::{
-        EntryStack, FunctionStats, MAP_FN_ENTRY_STACKS, MAP_FN_HITS, MAP_FN_STATS, PROG_FENTRY,
-        PROG_FEXIT, PROG_KPROBE, PROG_KRETPROBE, SLOT_COUNT,
+        EntryStack, FunctionStats, MAP_FN_ENTRY_STACKS, MAP_FN_HITS, MAP_FN_STATS,
+        MAP_FN_TOP_CALLS, PROG_FENTRY, PROG_FEXIT, PROG_KPROBE, PROG_KRETPROBE, SLOT_COUNT,
+        TopCalls,
     },
     tracking::{MAP_TRACKED_TIDS, TrackedTask},
 };
@@ -263,6 +264,21 @@ fn scrub(ebpf: &mut Ebpf, slot: usize, tid: u32) -> Result<(), String> {
         let zeros = PerCpuValues::try_from(vec![0u64; cpus]).map_err(|e| e.to_string())?;
         hits.set(slot as u32, zeros, 0)
             .map_err(|e| map_error(MAP_FN_HITS, &e))?;
+    }
+    {
+        // The loop's calls are the longest the slot has seen; left in
+        // place they would show up as the first episode's calls of the
+        // function attached to this slot afterwards.
+        let map = ebpf
+            .map_mut(MAP_FN_TOP_CALLS)
+            .ok_or_else(|| format!("map {MAP_FN_TOP_CALLS} missing"))?;
+        let mut top: PerCpuArray<_, TopCalls> = map
+            .try_into()
+            .map_err(|e| map_error(MAP_FN_TOP_CALLS, &e))?;
+        let zeros =
+            PerCpuValues::try_from(vec![TopCalls::default(); cpus]).map_err(|e| e.to_string())?;
+        top.set(stats_index, zeros, 0)
+            .map_err(|e| map_error(MAP_FN_TOP_CALLS, &e))?;
     }
     let map = ebpf
         .map_mut(MAP_FN_ENTRY_STACKS)
