@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::kernel::{self, BuildSpec, Built, patches::Patch};
 use crate::vm::{self, VmSpec, arch::Arch, kernel::KernelChoice};
-use episodes::{EpisodeLine, order_word};
+use episodes::EpisodeLine;
 use schedule::{Batch, Side};
 
 /// Episodes per boot: two batches per side for 10 runs (A B B A), so drift
@@ -93,7 +93,8 @@ pub fn run(args: AbArgs) -> Result<ExitCode> {
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
-    // A first: B's tree is copied from A's built tree and rebuilt incrementally.
+    // A first: B is built in A's tree with the patches applied, so make
+    // recompiles only what they touch.
     let source = args.build.source_choice();
     let a = kernel::build(&BuildSpec {
         source: source.clone(),
@@ -352,33 +353,12 @@ fn reaper_gate(reaper: &Path, a: &Path, b: &Path, out: &Path) -> Result<(String,
 }
 
 fn print_episodes(a: &[EpisodeLine], b: &[EpisodeLine]) {
-    for (name, lines) in [("A", a), ("B", b)] {
-        println!("{name} ({}):", if name == "A" { LABEL_A } else { LABEL_B });
+    for (name, label, lines) in [("A", LABEL_A, a), ("B", LABEL_B, b)] {
+        println!("{name} ({label}):");
         for l in lines {
-            let mut extra = String::new();
-            if l.lost_race {
-                extra.push_str("; lost the mrelease race (ESRCH)");
-            }
-            if let Some((threads, still)) = l.frozen {
-                extra.push_str(&format!(
-                    "; frozen victim: {still} of {threads} threads still there at the timeout"
-                ));
-            }
-            println!("  {}: reaper order {}{extra}", l.origin, l.reaper_order);
+            println!("  {l}");
         }
-        let mut words: Vec<&str> = lines.iter().filter_map(order_word).collect();
-        let measured = words.len();
-        words.sort_unstable();
-        words.dedup();
-        println!(
-            "  reaper order: {} in {measured} of {} episodes",
-            if words.is_empty() {
-                "not measured".to_string()
-            } else {
-                words.join(" / ")
-            },
-            lines.len()
-        );
+        println!("  => {}", episodes::summary(lines));
     }
 }
 
