@@ -191,6 +191,26 @@ pub fn summary(lines: &[EpisodeLine]) -> String {
     out
 }
 
+/// `--expect-order`: every episode whose reaper order was measured shows
+/// `want`, and at least one was measured. Returns why not.
+pub fn check_order(lines: &[EpisodeLine], want: &str) -> Result<(), String> {
+    let measured: Vec<&Order> = lines.iter().filter_map(|l| l.order.as_ref()).collect();
+    if measured.is_empty() {
+        return Err(format!(
+            "expected reaper order {want}, but it was measured in none of {} episodes",
+            lines.len()
+        ));
+    }
+    let other = measured.iter().filter(|o| o.word != want).count();
+    if other > 0 {
+        return Err(format!(
+            "expected reaper order {want}, but {other} of {} measured episodes differ",
+            measured.len()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +269,8 @@ mod tests {
             "reaper order reverse in 1 of 2 episodes; 1 lost the mrelease race; frozen victim: \
              every thread exited in 0 of 1 episodes"
         );
+        assert_eq!(check_order(&lines, "reverse"), Ok(()));
+        assert!(check_order(&lines, "forward").is_err());
+        assert!(check_order(&lines[1..], "reverse").is_err());
     }
 }

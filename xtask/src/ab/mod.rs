@@ -54,6 +54,11 @@ pub struct AbArgs {
     /// Output directory (default target/ab/<source>-<arch>-<patch set>), emptied first.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Fail unless every episode whose reaper order was measured shows A's
+    /// order in A and B's in B, e.g. `forward,reverse` for the reverse-order
+    /// patch (what CI checks).
+    #[arg(long, value_name = "A,B", value_parser = parse_expect_order)]
+    expect_order: Option<(String, String)>,
     /// `reaper record` arguments (without --runs and -o, which ab sets).
     #[arg(last = true, value_name = "RECORD_ARGS")]
     record: Vec<String>,
@@ -96,15 +101,18 @@ pub fn run(args: AbArgs) -> Result<ExitCode> {
     // A first: B is built in A's tree with the patches applied, so make
     // recompiles only what they touch.
     let source = args.build.source_choice();
+    let jobs = args.build.jobs.unwrap_or_else(kernel::make::default_jobs);
     let a = kernel::build(&BuildSpec {
         source: source.clone(),
         arch,
         patches: Vec::new(),
+        jobs,
     })?;
     let b = kernel::build(&BuildSpec {
         source,
         arch,
         patches,
+        jobs,
     })?;
     let guest_reaper = vm::build::reaper_binary(arch)?;
     let host_reaper = if arch.uname() == std::env::consts::ARCH {
@@ -202,7 +210,29 @@ pub fn run(args: AbArgs) -> Result<ExitCode> {
         total.as_secs_f64(),
         out.display()
     );
+    if let Some((want_a, want_b)) = &args.expect_order {
+        let problems: Vec<String> = [("A", &lines_a, want_a), ("B", &lines_b, want_b)]
+            .into_iter()
+            .filter_map(|(side, lines, want)| {
+                episodes::check_order(lines, want)
+                    .err()
+                    .map(|e| format!("{side}: {e}"))
+            })
+            .collect();
+        if !problems.is_empty() {
+            eprintln!("xtask: ab: --expect-order failed: {}", problems.join("; "));
+            return Ok(ExitCode::FAILURE);
+        }
+        println!("--expect-order: A {want_a}, B {want_b} in every measured episode");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_expect_order(s: &str) -> Result<(String, String), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("`{s}`: expected A,B, e.g. forward,reverse"))?;
+    Ok((a.trim().to_string(), b.trim().to_string()))
 }
 
 fn check_record_args(record: &[String]) -> Result<()> {

@@ -55,6 +55,9 @@ pub struct BuildArgs {
     /// Patch applied with `patch -p1`, in order (repeatable).
     #[arg(long = "patch", value_name = "FILE")]
     pub patches: Vec<PathBuf>,
+    /// Parallel make jobs (default: CPUs + 1).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
 }
 
 impl BuildArgs {
@@ -74,6 +77,8 @@ pub struct BuildSpec {
     pub source: SourceChoice,
     pub arch: Arch,
     pub patches: Vec<Patch>,
+    /// `make -jN`.
+    pub jobs: usize,
 }
 
 /// A finished (or cached) build, as recorded in `build.json`.
@@ -109,6 +114,7 @@ pub fn run(args: KernelArgs) -> Result<ExitCode> {
                     .iter()
                     .map(|p| Patch::read(p))
                     .collect::<Result<_>>()?,
+                jobs: b.jobs.unwrap_or_else(make::default_jobs),
             };
             let built = build(&spec)?;
             eprintln!(
@@ -158,6 +164,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     let make = Make {
         tree: tree.path.clone(),
         arch: spec.arch,
+        jobs: spec.jobs,
     };
     config::configure(&make, spec.arch)?;
     let what = format!(
