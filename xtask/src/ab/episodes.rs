@@ -18,7 +18,7 @@ const REAPER_CONTEXT: &str = "mrelease_caller";
 /// One episode as the A/B summary shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EpisodeLine {
-    /// `batch-N` and the episode's number in its run.
+    /// `batch-N/run-M` and the episode's number in its run.
     pub origin: String,
     /// The reaper's per-VMA unmap order, when it was timed.
     pub order: Option<Order>,
@@ -74,12 +74,13 @@ pub fn read_all(dir: &Path) -> Result<Vec<EpisodeLine>> {
             .with_context(|| format!("reading {}", file.display()))?;
         let run: Run =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
-        let origin = file
+        // e.g. "batch-1/run-3": the boot and the run directory in it.
+        let parent = file.parent().unwrap_or(dir);
+        let origin = parent
             .strip_prefix(dir)
-            .unwrap_or(&file)
-            .iter()
-            .next()
-            .map_or_else(String::new, |c| c.to_string_lossy().into_owned());
+            .unwrap_or(parent)
+            .display()
+            .to_string();
         lines.extend(episode_lines(&run, &origin));
     }
     Ok(lines)

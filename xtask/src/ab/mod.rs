@@ -254,8 +254,11 @@ fn host_arch() -> Result<Arch> {
     }
 }
 
-/// The guest script of one batch. A frozen scenario needs the legacy (v1)
-/// freezer next to cgroup v2 memory, as `cargo xtask vm-test` sets it up.
+/// The guest script of one batch: one `reaper record --runs 1` per episode,
+/// each into its own run directory, because `reaper gate` and the p-values
+/// of `reaper diff` compare run medians: N episodes are N runs per side. A
+/// frozen scenario needs the legacy (v1) freezer next to cgroup v2 memory,
+/// as `cargo xtask vm-test` sets it up.
 fn guest_command(record: &[String], episodes: u32) -> String {
     let mut script = String::new();
     if record.iter().any(|a| a == "--frozen") {
@@ -267,8 +270,10 @@ fn guest_command(record: &[String], episodes: u32) -> String {
         );
     }
     let quoted: Vec<String> = record.iter().map(|a| shell_quote(a)).collect();
+    let runs: Vec<String> = (1..=episodes).map(|i| i.to_string()).collect();
     script.push_str(&format!(
-        "reaper record {} --runs {episodes} -o /out/run\n",
+        "rc=0\nfor i in {}; do\n    reaper record {} --runs 1 -o /out/run-$i || rc=$?\ndone\nexit $rc\n",
+        runs.join(" "),
         quoted.join(" ")
     ));
     script
@@ -409,7 +414,8 @@ mod tests {
         let plain = guest_command(&["--victim".into(), "256M,threads=4".into()], 5);
         assert_eq!(
             plain,
-            "reaper record --victim 256M,threads=4 --runs 5 -o /out/run\n"
+            "rc=0\nfor i in 1 2 3 4 5; do\n    reaper record --victim 256M,threads=4 --runs 1 \
+             -o /out/run-$i || rc=$?\ndone\nexit $rc\n"
         );
         let frozen = guest_command(&["--oom".into(), "--frozen".into()], 1);
         assert!(frozen.contains("mount -t cgroup -o freezer"));
