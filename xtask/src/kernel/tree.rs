@@ -56,6 +56,12 @@ impl Tree {
     /// Applies `patches` for one build; they are reversed when the returned
     /// guard is dropped (also on error).
     pub fn apply<'t>(&'t self, list: &[Patch]) -> Result<Applied<'t>> {
+        if list.is_empty() {
+            return Ok(Applied {
+                tree: self,
+                patches: Vec::new(),
+            });
+        }
         let dir = self.path.join(APPLIED_DIR);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut copies = Vec::with_capacity(list.len());
@@ -85,6 +91,10 @@ impl Tree {
         };
         let mut files: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
         files.sort();
+        if files.is_empty() {
+            return std::fs::remove_dir(&dir)
+                .with_context(|| format!("removing {}", dir.display()));
+        }
         let left: Vec<Patch> = files
             .iter()
             .map(|f| Patch::read(f))
@@ -162,6 +172,9 @@ mod tests {
         let file = root.join("base/mm/oom_kill.c");
         {
             let tree = Tree::open(&root, &source).unwrap();
+            // No patches: nothing to undo, no record left in the tree.
+            tree.apply(&[]).unwrap().reverse().unwrap();
+            assert!(!root.join("base").join(APPLIED_DIR).exists());
             let applied = tree.apply(std::slice::from_ref(&patch)).unwrap();
             assert_eq!(std::fs::read_to_string(&file).unwrap(), "a\nreverse\nc\n");
             applied.reverse().unwrap();
