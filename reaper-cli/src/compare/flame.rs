@@ -78,8 +78,8 @@ pub fn differential_svg(
 /// title is drawn at 17 px (about 10 px per character), the subtitle at 12 px.
 const TITLE_CHARS: usize = 110;
 const SUBTITLE_CHARS: usize = 160;
-/// A label longer than this is shortened in the title (the subtitle keeps it).
-const LABEL_CHARS: usize = 28;
+/// The fewest characters a shortened label keeps in the title.
+const MIN_LABEL_CHARS: usize = 12;
 
 /// `text` cut to `max` characters, with an ellipsis when cut.
 fn fit(text: &str, max: usize) -> String {
@@ -91,14 +91,49 @@ fn fit(text: &str, max: usize) -> String {
     cut
 }
 
+/// Where the words `a` and `b` start to differ: the byte offset (in both)
+/// of the first word that is not the same, 0 if the first word differs.
+fn common_word_prefix(a: &str, b: &str) -> usize {
+    let differ = a
+        .char_indices()
+        .zip(b.chars())
+        .find(|((_, ca), cb)| ca != cb)
+        .map_or(a.len().min(b.len()), |((i, _), _)| i);
+    a[..differ].rfind(' ').map_or(0, |space| space + 1)
+}
+
+/// Both labels within `max` characters each, still telling the sides apart:
+/// a long label drops the words it shares with the other one, and when the
+/// other label is its beginning (only a suffix differs) it keeps its end.
+fn short_labels(shown: &str, other: &str, max: usize) -> (String, String) {
+    let common = common_word_prefix(shown, other);
+    let cut = |label: &str, vs: &str| {
+        if label.chars().count() <= max {
+            return label.to_owned();
+        }
+        let (rest, rest_vs) = (&label[common..], &vs[common..]);
+        if common == 0 || rest.is_empty() {
+            fit(label, max)
+        } else if rest.starts_with(rest_vs) {
+            let tail: Vec<char> = rest.chars().collect();
+            let keep = max.saturating_sub(1).min(tail.len());
+            format!("…{}", tail[tail.len() - keep..].iter().collect::<String>())
+        } else {
+            fit(&format!("…{rest}"), max)
+        }
+    };
+    (cut(shown, other), cut(other, shown))
+}
+
 /// The title (short labels, always within the image) and, when a label had
 /// to be shortened, a subtitle with the full labels.
 fn titles(context: &str, shown: &str, other: &str) -> (String, Option<String>) {
-    let (s, o) = (fit(shown, LABEL_CHARS), fit(other, LABEL_CHARS));
-    let title = fit(
-        &format!("{context}: widths = {s}; red = more than {o}, blue = less"),
-        TITLE_CHARS,
-    );
+    let frame =
+        |s: &str, o: &str| format!("{context}: widths = {s}; red = more than {o}, blue = less");
+    let budget =
+        (TITLE_CHARS.saturating_sub(frame("", "").chars().count()) / 2).max(MIN_LABEL_CHARS);
+    let (s, o) = short_labels(shown, other, budget);
+    let title = fit(&frame(&s, &o), TITLE_CHARS);
     let subtitle = (s != shown || o != other).then(|| {
         fit(
             &format!("widths: {shown} | compared with: {other}"),
@@ -172,10 +207,35 @@ mod tests {
         assert_ne!(ab, ba);
         assert!(ab.chars().count() <= TITLE_CHARS, "{ab}");
         assert!(ab.contains('…'));
+        assert!(ab.ends_with("blue = less"), "{ab}");
         assert!(sub.unwrap().contains(long));
         let (short, none) = titles("victim", "A", "B");
         assert_eq!(short, "victim: widths = A; red = more than B, blue = less");
         assert_eq!(none, None);
+    }
+
+    #[test]
+    fn long_labels_that_share_words_keep_the_words_that_differ() {
+        // The issue's case: the same kernel and scenario on both sides.
+        let a = "6.1.172 victim 256M,vmas=64,threads=4 + process_mrelease";
+        let b = "6.1.172 victim 256M,vmas=64,threads=4 + process_mrelease reverse";
+        let (ab, _) = titles("reaper (process_mrelease caller)", b, a);
+        let (ba, _) = titles("reaper (process_mrelease caller)", a, b);
+        assert_eq!(
+            ab,
+            "reaper (process_mrelease caller): widths = …_mrelease reverse; \
+             red = more than …process_mrelease, blue = less"
+        );
+        assert_ne!(ab, ba);
+        assert!(ab.chars().count() <= TITLE_CHARS);
+        let (s, o) = short_labels(
+            "kernel 6.1 with the thaw patch",
+            "kernel 6.1 without it",
+            12,
+        );
+        assert_eq!((s.as_str(), o.as_str()), ("…with the t…", "…without it"));
+        assert_eq!(common_word_prefix("same", "same"), 0);
+        assert_eq!(common_word_prefix("x a", "x b"), 2);
     }
 
     #[test]

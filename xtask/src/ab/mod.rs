@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::kernel::{self, BuildSpec, Built, patches::Patch};
 use crate::vm::{self, VmSpec, arch::Arch, kernel::KernelChoice};
-use episodes::{EpisodeLine, order_word};
+use episodes::EpisodeLine;
 use schedule::{Batch, Side};
 
 /// Episodes per boot: two batches per side for 10 runs (A B B A), so drift
@@ -54,6 +54,11 @@ pub struct AbArgs {
     /// Output directory (default target/ab/<source>-<arch>-<patch set>), emptied first.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Fail unless every episode whose reaper order was measured shows A's
+    /// order in A and B's in B, e.g. `forward,reverse` for the reverse-order
+    /// patch (what CI checks).
+    #[arg(long, value_name = "A,B", value_parser = parse_expect_order)]
+    expect_order: Option<(String, String)>,
     /// `reaper record` arguments (without --runs and -o, which ab sets).
     #[arg(last = true, value_name = "RECORD_ARGS")]
     record: Vec<String>,
@@ -93,17 +98,21 @@ pub fn run(args: AbArgs) -> Result<ExitCode> {
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
-    // A first: B's tree is copied from A's built tree and rebuilt incrementally.
+    // A first: B is built in A's tree with the patches applied, so make
+    // recompiles only what they touch.
     let source = args.build.source_choice();
+    let jobs = args.build.jobs.unwrap_or_else(kernel::make::default_jobs);
     let a = kernel::build(&BuildSpec {
         source: source.clone(),
         arch,
         patches: Vec::new(),
+        jobs,
     })?;
     let b = kernel::build(&BuildSpec {
         source,
         arch,
         patches,
+        jobs,
     })?;
     let guest_reaper = vm::build::reaper_binary(arch)?;
     let host_reaper = if arch.uname() == std::env::consts::ARCH {
@@ -201,7 +210,29 @@ pub fn run(args: AbArgs) -> Result<ExitCode> {
         total.as_secs_f64(),
         out.display()
     );
+    if let Some((want_a, want_b)) = &args.expect_order {
+        let problems: Vec<String> = [("A", &lines_a, want_a), ("B", &lines_b, want_b)]
+            .into_iter()
+            .filter_map(|(side, lines, want)| {
+                episodes::check_order(lines, want)
+                    .err()
+                    .map(|e| format!("{side}: {e}"))
+            })
+            .collect();
+        if !problems.is_empty() {
+            eprintln!("xtask: ab: --expect-order failed: {}", problems.join("; "));
+            return Ok(ExitCode::FAILURE);
+        }
+        println!("--expect-order: A {want_a}, B {want_b} in every measured episode");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_expect_order(s: &str) -> Result<(String, String), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("`{s}`: expected A,B, e.g. forward,reverse"))?;
+    Ok((a.trim().to_string(), b.trim().to_string()))
 }
 
 fn check_record_args(record: &[String]) -> Result<()> {
@@ -223,8 +254,11 @@ fn host_arch() -> Result<Arch> {
     }
 }
 
-/// The guest script of one batch. A frozen scenario needs the legacy (v1)
-/// freezer next to cgroup v2 memory, as `cargo xtask vm-test` sets it up.
+/// The guest script of one batch: one `reaper record --runs 1` per episode,
+/// each into its own run directory, because `reaper gate` and the p-values
+/// of `reaper diff` compare run medians: N episodes are N runs per side. A
+/// frozen scenario needs the legacy (v1) freezer next to cgroup v2 memory,
+/// as `cargo xtask vm-test` sets it up.
 fn guest_command(record: &[String], episodes: u32) -> String {
     let mut script = String::new();
     if record.iter().any(|a| a == "--frozen") {
@@ -236,8 +270,10 @@ fn guest_command(record: &[String], episodes: u32) -> String {
         );
     }
     let quoted: Vec<String> = record.iter().map(|a| shell_quote(a)).collect();
+    let runs: Vec<String> = (1..=episodes).map(|i| i.to_string()).collect();
     script.push_str(&format!(
-        "reaper record {} --runs {episodes} -o /out/run\n",
+        "rc=0\nfor i in {}; do\n    reaper record {} --runs 1 -o /out/run-$i || rc=$?\ndone\nexit $rc\n",
+        runs.join(" "),
         quoted.join(" ")
     ));
     script
@@ -352,33 +388,12 @@ fn reaper_gate(reaper: &Path, a: &Path, b: &Path, out: &Path) -> Result<(String,
 }
 
 fn print_episodes(a: &[EpisodeLine], b: &[EpisodeLine]) {
-    for (name, lines) in [("A", a), ("B", b)] {
-        println!("{name} ({}):", if name == "A" { LABEL_A } else { LABEL_B });
+    for (name, label, lines) in [("A", LABEL_A, a), ("B", LABEL_B, b)] {
+        println!("{name} ({label}):");
         for l in lines {
-            let mut extra = String::new();
-            if l.lost_race {
-                extra.push_str("; lost the mrelease race (ESRCH)");
-            }
-            if let Some((threads, still)) = l.frozen {
-                extra.push_str(&format!(
-                    "; frozen victim: {still} of {threads} threads still there at the timeout"
-                ));
-            }
-            println!("  {}: reaper order {}{extra}", l.origin, l.reaper_order);
+            println!("  {l}");
         }
-        let mut words: Vec<&str> = lines.iter().filter_map(order_word).collect();
-        let measured = words.len();
-        words.sort_unstable();
-        words.dedup();
-        println!(
-            "  reaper order: {} in {measured} of {} episodes",
-            if words.is_empty() {
-                "not measured".to_string()
-            } else {
-                words.join(" / ")
-            },
-            lines.len()
-        );
+        println!("  => {}", episodes::summary(lines));
     }
 }
 
@@ -399,7 +414,8 @@ mod tests {
         let plain = guest_command(&["--victim".into(), "256M,threads=4".into()], 5);
         assert_eq!(
             plain,
-            "reaper record --victim 256M,threads=4 --runs 5 -o /out/run\n"
+            "rc=0\nfor i in 1 2 3 4 5; do\n    reaper record --victim 256M,threads=4 --runs 1 \
+             -o /out/run-$i || rc=$?\ndone\nexit $rc\n"
         );
         let frozen = guest_command(&["--oom".into(), "--frozen".into()], 1);
         assert!(frozen.contains("mount -t cgroup -o freezer"));

@@ -82,22 +82,9 @@ fn build_line(name: &str, b: &Built) -> String {
 
 fn episode_list(name: &str, lines: &[EpisodeLine], out: &mut String) {
     for l in lines {
-        let _ = write!(
-            out,
-            "- {name} {}: reaper order {}",
-            l.origin, l.reaper_order
-        );
-        if l.lost_race {
-            out.push_str("; lost the mrelease race (ESRCH)");
-        }
-        if let Some((threads, still)) = l.frozen {
-            let _ = write!(
-                out,
-                "; frozen victim: {still} of {threads} threads still there at the timeout"
-            );
-        }
-        out.push('\n');
+        let _ = writeln!(out, "- {name} {l}");
     }
+    let _ = writeln!(out, "- {name}: **{}**", super::episodes::summary(lines));
 }
 
 /// The markdown.

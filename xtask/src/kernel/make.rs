@@ -11,8 +11,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::vm::arch::Arch;
 
-/// Parallel jobs: the CI machine has 2 CPUs; one extra job hides I/O waits.
-pub const JOBS: &str = "-j3";
+/// Default parallel jobs: one per CPU, and one more to hide I/O waits.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) + 1
+}
 /// How often the progress line is printed while building.
 const PROGRESS_EVERY: Duration = Duration::from_secs(20);
 
@@ -20,6 +22,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(20);
 pub struct Make {
     pub tree: PathBuf,
     pub arch: Arch,
+    /// `make -jN`.
+    pub jobs: usize,
 }
 
 impl Make {
@@ -57,7 +61,7 @@ impl Make {
         let mut log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
         let mut child = self
-            .command(&[JOBS, target])
+            .command(&[&format!("-j{}", self.jobs), target])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

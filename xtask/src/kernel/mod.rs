@@ -1,16 +1,19 @@
 //! `cargo xtask kernel build`: a kernel from source for the VM harness.
 //!
-//! Source ([`source`]: Debian's `linux-source-X.Y` or `--src DIR`) → base
-//! tree; patches ([`patches`]) → a copy of the base tree per patch set, so a
-//! patched build reuses the base build's objects and only recompiles what
-//! the patches touch; config ([`config`]): tinyconfig + the repository's
-//! fragments; image ([`make`]). Results are cached by (source version, arch,
-//! fragment hash, patch-set hash) under `$REAPER_VM_CACHE/kernel-build/`.
+//! Source ([`source`]: Debian's `linux-source-X.Y` or `--src DIR`) → one
+//! build tree per source and arch ([`tree`]); patches ([`patches`]) are
+//! applied to that tree for a patched build and reversed after it, so the
+//! patched build reuses the unpatched build's objects and only recompiles
+//! what the patches touch; config ([`config`]): tinyconfig + the
+//! repository's fragments; image ([`make`]). Images and `.config`s are
+//! cached by (source version, arch, fragment hash, patch-set hash) under
+//! `$REAPER_VM_CACHE/kernel-build/<source>-<arch>/out/`.
 
 pub mod config;
 pub mod make;
 pub mod patches;
 pub mod source;
+pub mod tree;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,7 +46,8 @@ pub struct BuildArgs {
     /// Debian kernel source series (the `linux-source-X.Y` package).
     #[arg(long, default_value = "6.1", conflicts_with = "src")]
     pub source: String,
-    /// Build this kernel tree instead (copied; the tree itself is not touched).
+    /// Build this kernel tree instead (copied once into the build cache; the
+    /// tree itself is not touched).
     #[arg(long, value_name = "DIR")]
     pub src: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Arch::X86_64)]
@@ -51,6 +55,9 @@ pub struct BuildArgs {
     /// Patch applied with `patch -p1`, in order (repeatable).
     #[arg(long = "patch", value_name = "FILE")]
     pub patches: Vec<PathBuf>,
+    /// Parallel make jobs (default: CPUs + 1).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
 }
 
 impl BuildArgs {
@@ -70,6 +77,8 @@ pub struct BuildSpec {
     pub source: SourceChoice,
     pub arch: Arch,
     pub patches: Vec<Patch>,
+    /// `make -jN`.
+    pub jobs: usize,
 }
 
 /// A finished (or cached) build, as recorded in `build.json`.
@@ -105,6 +114,7 @@ pub fn run(args: KernelArgs) -> Result<ExitCode> {
                     .iter()
                     .map(|p| Patch::read(p))
                     .collect::<Result<_>>()?,
+                jobs: b.jobs.unwrap_or_else(make::default_jobs),
             };
             let built = build(&spec)?;
             eprintln!(
@@ -142,19 +152,19 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
         .join(format!("cfg-{frag_hash}-patches-{set_hash}"));
     let record = out.join("build.json");
     if let Some(built) = cached(&record) {
-        eprintln!(
-            "xtask: kernel: {} {} with patches {set_hash}: cached ({})",
-            built.source,
-            built.arch,
-            out.display()
-        );
-        return Ok(built);
+        return Ok(report_cached(built, &set_hash, &out));
     }
-    let tree = prepare_tree(&root, &src, &spec.patches, &set_hash)?;
-    let incremental = tree.join("vmlinux").exists();
+    let tree = tree::Tree::open(&root, &src)?;
+    // Another build may have produced it while this one waited for the lock.
+    if let Some(built) = cached(&record) {
+        return Ok(report_cached(built, &set_hash, &out));
+    }
+    let incremental = tree.path.join("vmlinux").exists();
+    let applied = tree.apply(&spec.patches)?;
     let make = Make {
-        tree: tree.clone(),
+        tree: tree.path.clone(),
         arch: spec.arch,
+        jobs: spec.jobs,
     };
     config::configure(&make, spec.arch)?;
     let what = format!(
@@ -179,7 +189,8 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     let image_out = out.join(image.file_name().context("image has no file name")?);
     let config_out = out.join("config");
     std::fs::copy(&image, &image_out).with_context(|| format!("copying {}", image.display()))?;
-    std::fs::copy(tree.join(".config"), &config_out).context("copying .config")?;
+    std::fs::copy(tree.path.join(".config"), &config_out).context("copying .config")?;
+    applied.reverse()?;
     let built = Built {
         source: src.description.clone(),
         arch: spec.arch.to_string(),
@@ -207,53 +218,19 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     Ok(built)
 }
 
+fn report_cached(built: Built, set_hash: &str, out: &Path) -> Built {
+    eprintln!(
+        "xtask: kernel: {} {} with patches {set_hash}: cached ({})",
+        built.source,
+        built.arch,
+        out.display()
+    );
+    built
+}
+
 fn cached(record: &Path) -> Option<Built> {
     let built: Built = serde_json::from_slice(&std::fs::read(record).ok()?).ok()?;
     (built.image.is_file() && built.config.is_file()).then_some(built)
-}
-
-/// The tree to build in: the pristine base for no patches, else a copy of
-/// the base (built or not) with the patches applied. A tree remembers its
-/// patch set in `.xtask-patches`.
-fn prepare_tree(
-    root: &Path,
-    src: &source::Source,
-    patches: &[Patch],
-    set_hash: &str,
-) -> Result<PathBuf> {
-    let base = root.join("base");
-    if !base.exists() {
-        src.unpack_into(&base)?;
-    }
-    if patches.is_empty() {
-        return Ok(base);
-    }
-    let tree = root.join(format!("patches-{set_hash}"));
-    let stamp = tree.join(".xtask-patches");
-    if std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == set_hash) {
-        return Ok(tree);
-    }
-    let _ = std::fs::remove_dir_all(&tree);
-    let partial = tree.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&partial);
-    let started = Instant::now();
-    eprintln!(
-        "xtask: kernel: copying the base tree{} for the patched build",
-        if base.join("vmlinux").exists() {
-            " (built: the patched build is incremental)"
-        } else {
-            ""
-        }
-    );
-    source::copy_tree(&base, &partial)?;
-    eprintln!(
-        "xtask: kernel: copied in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    patches::apply_all(&partial, patches)?;
-    std::fs::write(partial.join(".xtask-patches"), set_hash)?;
-    std::fs::rename(&partial, &tree).with_context(|| format!("moving to {}", tree.display()))?;
-    Ok(tree)
 }
 
 fn release(make: &Make) -> Result<String> {

@@ -1,6 +1,7 @@
 //! Kernel patches for `cargo xtask kernel build --patch FILE`: their subject
-//! and hash (for labels and the build cache), and applying them in order
-//! with `patch -p1`, failing with the file and hunk that did not apply.
+//! and hash (for labels and the build cache), applying them in order with
+//! `patch -p1` (failing with the file and hunk that did not apply), and
+//! reversing them again once the patched image is built.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -72,20 +73,32 @@ pub fn subject(text: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
+/// Which way patch(1) runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Forward,
+    Reverse,
+}
+
 /// Applies `patches` to the tree in order. Each is first tried with
-/// `--dry-run`, so a failing patch leaves the tree as it was.
+/// `--dry-run`, so a failing patch leaves the tree as it was; the ones
+/// already applied are reversed before the error is returned.
 pub fn apply_all(tree: &Path, patches: &[Patch]) -> Result<()> {
-    for p in patches {
-        let dry = run_patch(tree, &p.path, true)?;
+    for (n, p) in patches.iter().enumerate() {
+        let dry = run_patch(tree, &p.path, Direction::Forward, true)?;
         if !dry.0 {
+            let undo = reverse_all(tree, &patches[..n]);
             bail!(
-                "patch {} does not apply to {}:\n{}",
+                "patch {} does not apply to {}:\n{}{}",
                 p.path.display(),
                 tree.display(),
-                failure_summary(&dry.1)
+                failure_summary(&dry.1),
+                undo.err().map_or_else(String::new, |e| format!(
+                    "\n(and undoing the earlier patches failed: {e:#})"
+                ))
             );
         }
-        let real = run_patch(tree, &p.path, false)?;
+        let real = run_patch(tree, &p.path, Direction::Forward, false)?;
         if !real.0 {
             bail!(
                 "patch {} failed after a clean dry run:\n{}",
@@ -102,19 +115,38 @@ pub fn apply_all(tree: &Path, patches: &[Patch]) -> Result<()> {
     Ok(())
 }
 
-fn run_patch(tree: &Path, patch: &Path, dry_run: bool) -> Result<(bool, String)> {
+/// Reverses `patches` (applied in this order) last first, leaving the tree
+/// as it was before [`apply_all`].
+pub fn reverse_all(tree: &Path, patches: &[Patch]) -> Result<()> {
+    for p in patches.iter().rev() {
+        let (ok, text) = run_patch(tree, &p.path, Direction::Reverse, false)?;
+        if !ok {
+            bail!(
+                "reversing patch {} in {} failed:\n{}",
+                p.path.display(),
+                tree.display(),
+                failure_summary(&text)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn run_patch(
+    tree: &Path,
+    patch: &Path,
+    direction: Direction,
+    dry_run: bool,
+) -> Result<(bool, String)> {
     let patch =
         std::path::absolute(patch).with_context(|| format!("resolving {}", patch.display()))?;
     let mut cmd = Command::new("patch");
-    cmd.args([
-        "-p1",
-        "--forward",
-        "--batch",
-        "--no-backup-if-mismatch",
-        "-i",
-    ])
-    .arg(&patch)
-    .current_dir(tree);
+    cmd.args(["-p1", "--batch", "--no-backup-if-mismatch"]);
+    cmd.arg(match direction {
+        Direction::Forward => "--forward",
+        Direction::Reverse => "--reverse",
+    });
+    cmd.arg("-i").arg(&patch).current_dir(tree);
     if dry_run {
         cmd.arg("--dry-run");
     }

@@ -1,0 +1,191 @@
+//! The one build tree per (source, arch): unpacked once, locked while a
+//! build uses it, and patched only for the length of a patched build.
+//!
+//! A and B of an A/B share this tree so B is a true incremental build: the
+//! patches are applied, the image is built (make recompiles only what they
+//! touch), the image is copied out, and the patches are reversed. A copy of
+//! a built tree is not incremental: the copy rebuilds `tools/objtool`
+//! (its build records absolute paths) and every object depends on objtool.
+//!
+//! The patches applied at a time are copied into `.xtask-applied/` in the
+//! tree, so a build that was killed while patched is undone by the next one.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::patches::{self, Patch};
+use super::source::Source;
+
+/// Where the copies of the currently applied patches live, in the tree.
+const APPLIED_DIR: &str = ".xtask-applied";
+
+/// An exclusive hold on one build tree (released on drop).
+pub struct Tree {
+    pub path: PathBuf,
+    _lock: File,
+}
+
+impl Tree {
+    /// Locks `root` (waiting for another build of the same source and arch),
+    /// unpacks the source into `root/base` if needed, and undoes patches a
+    /// killed build left applied.
+    pub fn open(root: &Path, src: &Source) -> Result<Tree> {
+        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        let lock_path = root.join(".lock");
+        let lock = File::create(&lock_path)
+            .with_context(|| format!("creating {}", lock_path.display()))?;
+        if lock.try_lock().is_err() {
+            eprintln!(
+                "xtask: kernel: waiting for another build in {}",
+                root.display()
+            );
+            lock.lock()
+                .with_context(|| format!("locking {}", lock_path.display()))?;
+        }
+        let path = root.join("base");
+        if !path.exists() {
+            src.unpack_into(&path)?;
+        }
+        let tree = Tree { path, _lock: lock };
+        tree.undo_leftover()?;
+        Ok(tree)
+    }
+
+    /// Applies `patches` for one build; they are reversed when the returned
+    /// guard is dropped (also on error).
+    pub fn apply<'t>(&'t self, list: &[Patch]) -> Result<Applied<'t>> {
+        if list.is_empty() {
+            return Ok(Applied {
+                tree: self,
+                patches: Vec::new(),
+            });
+        }
+        let dir = self.path.join(APPLIED_DIR);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut copies = Vec::with_capacity(list.len());
+        for (n, p) in list.iter().enumerate() {
+            let copy = dir.join(format!("{n:04}.patch"));
+            std::fs::copy(&p.path, &copy)
+                .with_context(|| format!("copying {} into the tree", p.path.display()))?;
+            copies.push(Patch {
+                path: copy,
+                ..p.clone()
+            });
+        }
+        if let Err(err) = patches::apply_all(&self.path, &copies) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(err);
+        }
+        Ok(Applied {
+            tree: self,
+            patches: copies,
+        })
+    }
+
+    fn undo_leftover(&self) -> Result<()> {
+        let dir = self.path.join(APPLIED_DIR);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+        files.sort();
+        if files.is_empty() {
+            return std::fs::remove_dir(&dir)
+                .with_context(|| format!("removing {}", dir.display()));
+        }
+        let left: Vec<Patch> = files
+            .iter()
+            .map(|f| Patch::read(f))
+            .collect::<Result<_>>()?;
+        eprintln!(
+            "xtask: kernel: reversing {} patch(es) an interrupted build left applied in {}",
+            left.len(),
+            self.path.display()
+        );
+        patches::reverse_all(&self.path, &left)?;
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
+    }
+}
+
+/// Patches applied to a [`Tree`] for one build.
+pub struct Applied<'t> {
+    tree: &'t Tree,
+    patches: Vec<Patch>,
+}
+
+impl Applied<'_> {
+    /// Reverses the patches; the tree is pristine again.
+    pub fn reverse(mut self) -> Result<()> {
+        self.reverse_now()
+    }
+
+    fn reverse_now(&mut self) -> Result<()> {
+        if self.patches.is_empty() {
+            return Ok(());
+        }
+        let list = std::mem::take(&mut self.patches);
+        patches::reverse_all(&self.tree.path, &list)?;
+        let dir = self.tree.path.join(APPLIED_DIR);
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
+    }
+}
+
+impl Drop for Applied<'_> {
+    fn drop(&mut self) {
+        if let Err(err) = self.reverse_now() {
+            eprintln!("xtask: kernel: warning: {err:#}; the next build of this tree retries it");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree with one file, a patch changing it, and the unpacked "source".
+    fn fixture(dir: &Path) -> (Source, Patch) {
+        let src = dir.join("src");
+        std::fs::create_dir_all(src.join("mm")).unwrap();
+        std::fs::write(src.join("Makefile"), "VERSION = 6\nPATCHLEVEL = 1\n").unwrap();
+        std::fs::write(src.join("mm/oom_kill.c"), "a\nforward\nc\n").unwrap();
+        let patch = dir.join("0001-reverse.patch");
+        std::fs::write(
+            &patch,
+            "Subject: [PATCH] mm: reverse\n---\n--- a/mm/oom_kill.c\n+++ b/mm/oom_kill.c\n\
+             @@ -1,3 +1,3 @@\n a\n-forward\n+reverse\n c\n",
+        )
+        .unwrap();
+        let source =
+            super::super::source::resolve(&super::super::source::SourceChoice::Dir(src), dir)
+                .unwrap();
+        (source, Patch::read(&patch).unwrap())
+    }
+
+    #[test]
+    fn patches_are_reversed_after_the_build_and_after_an_interrupted_one() {
+        let dir = std::env::temp_dir().join(format!("xtask-tree-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (source, patch) = fixture(&dir);
+        let root = dir.join("build");
+        let file = root.join("base/mm/oom_kill.c");
+        {
+            let tree = Tree::open(&root, &source).unwrap();
+            // No patches: nothing to undo, no record left in the tree.
+            tree.apply(&[]).unwrap().reverse().unwrap();
+            assert!(!root.join("base").join(APPLIED_DIR).exists());
+            let applied = tree.apply(std::slice::from_ref(&patch)).unwrap();
+            assert_eq!(std::fs::read_to_string(&file).unwrap(), "a\nreverse\nc\n");
+            applied.reverse().unwrap();
+            assert_eq!(std::fs::read_to_string(&file).unwrap(), "a\nforward\nc\n");
+            // A build killed while patched: the guard never runs.
+            std::mem::forget(tree.apply(std::slice::from_ref(&patch)).unwrap());
+            assert_eq!(std::fs::read_to_string(&file).unwrap(), "a\nreverse\nc\n");
+        }
+        let _tree = Tree::open(&root, &source).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "a\nforward\nc\n");
+        assert!(!root.join("base").join(APPLIED_DIR).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
