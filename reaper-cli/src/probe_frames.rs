@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use reaper_common::function_timing::{PROG_FENTRY, PROG_FEXIT, PROG_KPROBE, PROG_KRETPROBE};
 
-use crate::model::AttachMode;
+use crate::model::{AttachMode, doctor::ProgramKind};
 use crate::probes::function_timing::{FunctionAttach, LadderReport};
 
 /// Prefix of a BPF program's kallsyms name: `bpf_prog_<tag>_<name>`.
@@ -123,10 +123,10 @@ impl ProbeFrames {
     ) -> Self {
         let slot_of = |name: &str| -> Option<(&'static str, &FunctionAttach)> {
             let (mode, slot) = [
-                ("fentry", &PROG_FENTRY),
-                ("fexit", &PROG_FEXIT),
-                ("kprobe", &PROG_KPROBE),
-                ("kretprobe", &PROG_KRETPROBE),
+                (ProgramKind::Fentry.name(), &PROG_FENTRY),
+                (ProgramKind::Fexit.name(), &PROG_FEXIT),
+                (ProgramKind::Kprobe.name(), &PROG_KPROBE),
+                (ProgramKind::Kretprobe.name(), &PROG_KRETPROBE),
             ]
             .into_iter()
             .find_map(|(mode, names)| Some((mode, names.iter().position(|n| *n == name)?)))?;
@@ -243,9 +243,9 @@ fn kprobe_entry(frame: &str) -> Option<&'static str> {
         "kprobe_int3_handler",
     ];
     if RETURN.contains(&frame) {
-        Some("kretprobe")
+        Some(ProgramKind::Kretprobe.name())
     } else if ENTRY.contains(&frame) {
-        Some("kprobe")
+        Some(ProgramKind::Kprobe.name())
     } else {
         None
     }

@@ -33,7 +33,7 @@ use reaper_common::{
 };
 
 use crate::{
-    model::{AttachMode, NotMeasured, ProbeCost},
+    model::{AttachMode, NotMeasured, ProbeCost, doctor::ProgramKind},
     probes::function_timing::{AttachPolicy, LadderReport},
 };
 
@@ -60,10 +60,7 @@ pub enum Mode {
 impl Mode {
     /// The name used in run.json (`FunctionTime::mode`).
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Fentry => "fentry",
-            Self::Kprobe => "kprobe",
-        }
+        self.attach_mode().name()
     }
 
     /// The run model's attach mode.
@@ -171,8 +168,8 @@ fn attach_fentry(ebpf: &mut Ebpf, slot: usize, function: &str, btf: &Btf) -> Res
 
 fn attach_kprobe(ebpf: &mut Ebpf, slot: usize, function: &str) -> Result<(), String> {
     for (name, kind) in [
-        (PROG_KPROBE[slot], "kprobe"),
-        (PROG_KRETPROBE[slot], "kretprobe"),
+        (PROG_KPROBE[slot], ProgramKind::Kprobe.name()),
+        (PROG_KRETPROBE[slot], ProgramKind::Kretprobe.name()),
     ] {
         let p: &mut KProbe = program(ebpf, name)?;
         p.load()

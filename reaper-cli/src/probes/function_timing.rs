@@ -30,6 +30,7 @@ use crate::{
     model::{
         AttachMode, CallEdge, FunctionCall, FunctionCalls, FunctionTime, FunctionTiming,
         NotMeasured, ProbeOutcome, ProbeUse, ResolvedConcept, VmaOrderKind, VmaOrderSeen,
+        doctor::ProgramKind,
     },
     probes::{
         attach::error_chain,
@@ -435,8 +436,8 @@ fn try_kprobe(ebpf: &mut Ebpf, f: &SlotFunction, built_in: bool) -> Result<(), S
             .map(|_| ())
             .map_err(|e| format!("{kind} attach to {}: {}", f.attach_name, kernel_answer(&e)))
     };
-    let result = attach(ebpf, PROG_KPROBE[slot], "kprobe")
-        .and_then(|()| attach(ebpf, PROG_KRETPROBE[slot], "kretprobe"));
+    let result = attach(ebpf, PROG_KPROBE[slot], ProgramKind::Kprobe.name())
+        .and_then(|()| attach(ebpf, PROG_KRETPROBE[slot], ProgramKind::Kretprobe.name()));
     if let Err(why) = result {
         for prog in [PROG_KPROBE[slot], PROG_KRETPROBE[slot]] {
             if let Ok(p) = program::<KProbe>(ebpf, prog) {

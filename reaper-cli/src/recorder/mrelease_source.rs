@@ -6,7 +6,10 @@
 //! [`Latencies::mrelease_source`] says so; with the tracepoints attached
 //! nothing changes.
 
-use crate::model::{Context, FunctionProbe, FunctionTiming, Latencies, MreleaseSource, ProbeUse};
+use crate::model::{
+    AttachMode, Context, FunctionProbe, FunctionTiming, Latencies, MreleaseSource, ProbeUse,
+    doctor::ProgramKind,
+};
 
 /// The catalog concept of the `process_mrelease` syscall function.
 pub const CONCEPT: &str = "mrelease_syscall";
@@ -56,10 +59,10 @@ pub fn fall_back(
     let exit_probe = match function_probes
         .iter()
         .find(|p| p.concept == CONCEPT)
-        .map(|p| p.mode.name())
+        .map(|p| p.mode)
     {
-        Some("kprobe") => "kretprobe",
-        _ => "fexit",
+        Some(AttachMode::Kprobe) => ProgramKind::Kretprobe.name(),
+        _ => ProgramKind::Fexit.name(),
     };
     latencies.kill_to_mrelease_done_ns = Some(done);
     latencies.mrelease_duration_ns = Some(call.duration_ns);
