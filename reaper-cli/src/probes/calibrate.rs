@@ -34,7 +34,7 @@ use reaper_common::{
 
 use crate::{
     model::{AttachMode, NotMeasured, ProbeCost, doctor::ProgramKind},
-    probes::function_timing::{AttachPolicy, LadderReport},
+    probes::function_timing::{AttachPolicy, LadderReport, program},
 };
 
 /// The context the calibrating thread is tracked as (any tracked context
@@ -178,16 +178,6 @@ fn attach_kprobe(ebpf: &mut Ebpf, slot: usize, function: &str) -> Result<(), Str
             .map_err(|e| format!("{kind} attach: {}", answer(&e)))?;
     }
     Ok(())
-}
-
-fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
-where
-    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
-{
-    ebpf.program_mut(name)
-        .ok_or_else(|| format!("program {name} missing from the object"))?
-        .try_into()
-        .map_err(|e: ProgramError| answer(&e))
 }
 
 /// Detaches and unloads every program of `slot` (unloading detaches).
