@@ -152,22 +152,11 @@ fn function_modes(
         .iter()
         .map(|f| {
             let slot = f.slot as usize;
-            let mut fallback_from = None;
-            let (mode, status) = match pair(ProgramKind::Fentry, ProgramKind::Fexit, slot) {
-                Ok(()) => (AttachMode::Fentry, ProbeOutcome::Attached),
-                Err(fentry_why) => match pair(ProgramKind::Kprobe, ProgramKind::Kretprobe, slot) {
-                    Ok(()) => {
-                        fallback_from = Some(format!("fentry/fexit refused: {fentry_why}"));
-                        (AttachMode::Kprobe, ProbeOutcome::Attached)
-                    }
-                    Err(kprobe_why) => (
-                        AttachMode::None,
-                        ProbeOutcome::not_attached(format!(
-                            "fentry/fexit: {fentry_why}; kprobe/kretprobe: {kprobe_why}"
-                        )),
-                    ),
-                },
-            };
+            let rung = crate::probes::function_timing::auto_rung(
+                pair(ProgramKind::Fentry, ProgramKind::Fexit, slot),
+                || pair(ProgramKind::Kprobe, ProgramKind::Kretprobe, slot),
+            );
+            let (mode, status, fallback_from) = (rung.mode, rung.status, rung.fallback_from);
             FunctionMode {
                 concept: f.concept.clone(),
                 symbol: Some(f.symbol.clone()),

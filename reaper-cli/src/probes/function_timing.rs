@@ -353,6 +353,47 @@ where
         .map_err(|e: ProgramError| kernel_answer(&e))
 }
 
+/// What `--attach auto` gave one function: fentry/fexit, else
+/// kprobe/kretprobe (saying why fentry was refused), else nothing with both
+/// kernel answers. Shared by `record`'s ladder and `doctor`.
+pub(crate) struct AutoRung {
+    /// The mode used.
+    pub mode: AttachMode,
+    /// Attached, or both refusals.
+    pub status: ProbeOutcome,
+    /// Why fentry/fexit was refused when kprobes were used.
+    pub fallback_from: Option<String>,
+}
+
+/// Climbs the auto ladder: `kprobe` is tried only when `fentry` failed.
+pub(crate) fn auto_rung(
+    fentry: Result<(), String>,
+    kprobe: impl FnOnce() -> Result<(), String>,
+) -> AutoRung {
+    let (mode, status, fallback_from) = match fentry {
+        Ok(()) => (AttachMode::Fentry, ProbeOutcome::Attached, None),
+        Err(fentry_why) => match kprobe() {
+            Ok(()) => (
+                AttachMode::Kprobe,
+                ProbeOutcome::Attached,
+                Some(format!("fentry/fexit refused: {fentry_why}")),
+            ),
+            Err(kprobe_why) => (
+                AttachMode::None,
+                ProbeOutcome::not_attached(format!(
+                    "fentry/fexit: {fentry_why}; kprobe/kretprobe: {kprobe_why}"
+                )),
+                None,
+            ),
+        },
+    };
+    AutoRung {
+        mode,
+        status,
+        fallback_from,
+    }
+}
+
 /// Whether a refused load is the kernel's answer to every fentry program,
 /// whatever the function: a policy (EPERM) or no trampoline support
 /// (ENOTSUPP 524, EOPNOTSUPP), with no verifier complaint about the program.
@@ -501,21 +542,13 @@ pub fn attach_ladder(
                     });
                 }
             },
-            AttachPolicy::Auto => match try_fentry(ebpf, f, btf.as_ref(), &mut fentry) {
-                Ok(()) => (AttachMode::Fentry, ProbeOutcome::Attached),
-                Err(fentry_why) => match try_kprobe(ebpf, f, kprobes) {
-                    Ok(()) => {
-                        fallback_from = Some(format!("fentry/fexit refused: {fentry_why}"));
-                        (AttachMode::Kprobe, ProbeOutcome::Attached)
-                    }
-                    Err(kprobe_why) => (
-                        AttachMode::None,
-                        ProbeOutcome::not_attached(format!(
-                            "fentry/fexit: {fentry_why}; kprobe/kretprobe: {kprobe_why}"
-                        )),
-                    ),
-                },
-            },
+            AttachPolicy::Auto => {
+                let rung = auto_rung(try_fentry(ebpf, f, btf.as_ref(), &mut fentry), || {
+                    try_kprobe(ebpf, f, kprobes)
+                });
+                fallback_from = rung.fallback_from;
+                (rung.mode, rung.status)
+            }
         };
         log::debug!("function {} ({}): {used}: {status}", f.symbol, f.concept);
         report.functions.push(FunctionAttach {
@@ -1094,6 +1127,28 @@ mod tests {
         assert_eq!(p.calls[0].end_ns(), 800);
         assert_eq!(p.calls[1].start_ns, -100, "before the kill");
         assert_eq!(p.left_out, 1);
+    }
+
+    #[test]
+    fn the_auto_ladder_tries_kprobes_only_after_fentry_fails_and_keeps_both_answers() {
+        let fentry = auto_rung(Ok(()), || panic!("kprobe tried after fentry attached"));
+        assert_eq!(
+            (fentry.mode, fentry.fallback_from),
+            (AttachMode::Fentry, None)
+        );
+        let kprobe = auto_rung(Err("EPERM".into()), || Ok(()));
+        assert_eq!(kprobe.mode, AttachMode::Kprobe);
+        assert!(kprobe.status.is_attached());
+        assert_eq!(
+            kprobe.fallback_from.as_deref(),
+            Some("fentry/fexit refused: EPERM")
+        );
+        let none = auto_rung(Err("EPERM".into()), || Err("no kprobes".into()));
+        assert_eq!(none.mode, AttachMode::None);
+        assert_eq!(
+            none.status.to_string(),
+            "fentry/fexit: EPERM; kprobe/kretprobe: no kprobes"
+        );
     }
 
     #[test]
