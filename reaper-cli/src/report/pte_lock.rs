@@ -57,10 +57,21 @@ impl PteLockKind {
     }
 }
 
+/// `spin_lock()`'s inline body (include/linux/spinlock_api_smp.h) emitted
+/// out of line. arm64 selects `ARCH_INLINE_SPIN_LOCK`, so `spin_lock()` is
+/// `__raw_spin_lock()` there, and a size-optimised build (the 6.1 kernels
+/// `cargo xtask kernel build` makes) keeps it as a local function: the PTE-lock
+/// caller's frame is followed by `__raw_spin_lock`, not `_raw_spin_lock`, and
+/// the spinning below it (`queued_spin_lock_slowpath`, or the leaf
+/// `__cmpwait_case_32` whose caller the frame-pointer unwinder skips) counts
+/// only through it.
+const OUT_OF_LINE_SPIN_LOCK: &str = "__raw_spin_lock";
+
 /// Frames that mean "spinning for a lock" below the PTE-lock function.
-fn spin_frames(frames: &ConceptFrames) -> Vec<&str> {
+pub(crate) fn spin_frames(frames: &ConceptFrames) -> Vec<&str> {
     let mut spin = vec![
         "_raw_spin_lock",
+        OUT_OF_LINE_SPIN_LOCK,
         "queued_spin_lock_slowpath",
         "native_queued_spin_lock_slowpath",
     ];
@@ -72,7 +83,7 @@ fn spin_frames(frames: &ConceptFrames) -> Vec<&str> {
 
 /// The functions whose direct spinlock calls are PTE-lock acquisitions: the
 /// resolved PTE-lock function, or the zap path where it is inlined.
-fn pte_callers(frames: &ConceptFrames) -> Vec<&str> {
+pub(crate) fn pte_callers(frames: &ConceptFrames) -> Vec<&str> {
     match frames.symbol(ConceptId::PTE_LOCK) {
         Some(symbol) => vec![symbol],
         None => INLINED_PTE_LOCK_CALLERS.to_vec(),
