@@ -446,6 +446,33 @@ fn arm64_6_1_pte_lock_rows_from_a_real_run() {
     assert_eq!((victim.round(), reaper.round()), (2391.0, 7780.0));
 }
 
+/// The exact row never reads 0 when the slow path was not timed: it says
+/// which function had no probe.
+#[test]
+fn exact_pte_lock_wait_without_a_timed_slow_path_is_not_measured() {
+    let mut run = fixture("6.1-arm64-built");
+    for p in &mut run.recording.probes {
+        if p.function() == Some("queued_spin_lock_slowpath") {
+            p.status = crate::model::ProbeOutcome::not_attached("kprobe: ENOENT");
+        }
+    }
+    let report = analyze(&run, &ReportOptions::default());
+    let row = report
+        .summary
+        .rows
+        .iter()
+        .find(|r| r.id == model::RowId::PteLockWaitExact)
+        .unwrap();
+    assert!(
+        row.cells.iter().all(|c| matches!(
+            c,
+            model::Cell::NotMeasured { why } if why.contains("queued_spin_lock_slowpath was not timed")
+        )),
+        "{:?}",
+        row.cells
+    );
+}
+
 #[test]
 fn many_episodes_get_median_and_range_columns() {
     let text = render_text(&fixture("7.2-arm64-6-episodes"), &ReportOptions::default());
