@@ -309,11 +309,14 @@ fn call_graph(
 /// Frames a stack taken at `lock:contention_begin` has above the lock
 /// primitives: the tracepoint's own call (`__traceiter_contention_begin`,
 /// twice on arm64 6.1), its perf handler, and on x86 the fentry trampoline
-/// of a timed slow path. They are never the waiter.
+/// of a timed slow path; a raw-tracepoint program adds `__bpf_trace_*` and
+/// `bpf_trace_run*`. They are never the waiter.
 const TRACING_FRAME_PREFIXES: &[&str] = &[
     "__traceiter_",
     "trace_contention_",
     "perf_trace_",
+    "__bpf_trace_",
+    "bpf_trace_run",
     "bpf_trampoline_",
 ];
 
