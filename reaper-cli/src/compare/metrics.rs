@@ -91,6 +91,24 @@ pub const METRICS: &[Metric] = &[
         Part::Reaper,
     ),
     metric(
+        "pte_lock_wait_exact",
+        "PTE-lock wait from function timing: inclusive time of the spin slow path's calls from the PTE-lock call site, exit_mmap + reaper work (sees the pending-bit spins lock:contention_begin misses)",
+        Row::PteLockWaitExact,
+        Part::Total,
+    ),
+    metric(
+        "pte_lock_wait_exact_exit_mmap",
+        "the victim's part of the exact PTE-lock wait",
+        Row::PteLockWaitExact,
+        Part::ExitMmap,
+    ),
+    metric(
+        "pte_lock_wait_exact_reaper",
+        "the reaper's part of the exact PTE-lock wait",
+        Row::PteLockWaitExact,
+        Part::Reaper,
+    ),
+    metric(
         "rmap",
         "rmap-removal time (folio_remove_rmap_ptes or page_remove_rmap), exit_mmap + reaper work",
         Row::Rmap,

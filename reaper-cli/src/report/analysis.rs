@@ -306,9 +306,29 @@ fn call_graph(
     }
 }
 
-/// The innermost frame that is not a lock primitive, and its caller.
+/// Frames a stack taken at `lock:contention_begin` has above the lock
+/// primitives: the tracepoint's own call (`__traceiter_contention_begin`,
+/// twice on arm64 6.1), its perf handler, and on x86 the fentry trampoline
+/// of a timed slow path; a raw-tracepoint program adds `__bpf_trace_*` and
+/// `bpf_trace_run*`. They are never the waiter.
+const TRACING_FRAME_PREFIXES: &[&str] = &[
+    "__traceiter_",
+    "trace_contention_",
+    "perf_trace_",
+    "__bpf_trace_",
+    "bpf_trace_run",
+    "bpf_trampoline_",
+];
+
+/// The innermost frame that is not a lock primitive (nor the tracing that
+/// took the stack), and its caller.
 pub fn lock_waiter(frames: &[String]) -> (String, Option<String>) {
-    let is_primitive = |f: &str| LOCK_PRIMITIVE_PREFIXES.iter().any(|p| f.starts_with(p));
+    let is_primitive = |f: &str| {
+        LOCK_PRIMITIVE_PREFIXES
+            .iter()
+            .chain(TRACING_FRAME_PREFIXES)
+            .any(|p| f.starts_with(p))
+    };
     match frames.iter().rposition(|f| !is_primitive(f)) {
         Some(at) => (
             frames[at].clone(),
@@ -415,6 +435,17 @@ mod tests {
         ));
         assert_eq!(waiter, "__pte_offset_map_lock");
         assert_eq!(caller.as_deref(), Some("zap_pte_range"));
+        // Regression: arm64 6.1 stacks end in the tracepoint's frames, x86
+        // ones in the slow path's fentry trampoline; both were the waiter.
+        let (waiter, caller) = lock_waiter(&frames(
+            "__oom_reap_task_mm;unmap_page_range;__raw_spin_lock;queued_spin_lock_slowpath;__traceiter_contention_begin;__traceiter_contention_begin",
+        ));
+        assert_eq!(waiter, "unmap_page_range");
+        assert_eq!(caller.as_deref(), Some("__oom_reap_task_mm"));
+        let (waiter, _) = lock_waiter(&frames(
+            "unmap_page_range;_raw_spin_lock;bpf_trampoline_6442460208;queued_spin_lock_slowpath",
+        ));
+        assert_eq!(waiter, "unmap_page_range");
         let (waiter, caller) = lock_waiter(&frames("_raw_spin_lock"));
         assert_eq!((waiter.as_str(), caller), ("_raw_spin_lock", None));
     }

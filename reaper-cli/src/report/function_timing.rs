@@ -39,7 +39,7 @@ pub fn build(run: &Run) -> FunctionTimingReport {
 }
 
 /// Why function timing is missing, from the run's `not_measured`.
-fn why_not_measured(run: &Run) -> String {
+pub(crate) fn why_not_measured(run: &Run) -> String {
     run.not_measured
         .iter()
         .find(|n| n.subject.starts_with(NOT_MEASURED_WHAT))

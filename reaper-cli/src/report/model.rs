@@ -129,6 +129,9 @@ pub enum RowId {
     PteLockWait,
     /// "PTE-lock waits traced".
     PteTracedWait,
+    /// "PTE-lock wait, exact": the spin slow path's calls from the PTE-lock
+    /// call site, timed by function timing.
+    PteLockWaitExact,
     /// "<rmap function> time".
     Rmap,
     /// "kill → mrelease done".

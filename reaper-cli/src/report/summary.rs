@@ -11,8 +11,8 @@ use crate::model::{Context, Episode, ProbeGroup, Run, SampledStack};
 use crate::stats;
 
 use super::model::{Cell, RowId, RowStats, Summary, SummaryRow, Value};
-use super::pte_lock;
 use super::stacks::{children_of, children_within};
+use super::{pte_lock, pte_lock_exact};
 
 /// Split-line label of the thread's rows.
 pub(crate) const SPLIT_LABEL: &str = "(exit_mmap + reaper work)";
@@ -24,6 +24,7 @@ pub fn summary(run: &Run, frames: &ConceptFrames) -> Summary {
         running_time_row(run, frames),
         pte_lock::pte_wait_row(run, frames),
         pte_lock::pte_traced_wait_row(run, frames),
+        pte_lock_exact::pte_exact_wait_row(run, frames),
         rmap_row(run, frames),
         latency_row(run, RowId::KillToReap, &mrelease_done_label(run), |e| {
             e.latencies.kill_to_mrelease_done_ns
