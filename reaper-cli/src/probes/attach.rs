@@ -257,18 +257,25 @@ pub fn attach_watch(ebpf: &mut Ebpf, report: &mut AttachReport, raw: &RawPlan) {
     );
 }
 
-/// Detaches and unloads every loaded program, all at once: one thread per
-/// program. Detaching a classic tracepoint waits for the kernel's RCU grace
-/// periods (`perf_trace_event_unreg` → `tracepoint_synchronize_unregister`,
-/// about 65 ms each on the 2-CPU development VM); one after the other, the
-/// 13 tracepoints of `record --watch` took about 0.9 s, while concurrent
-/// detaches share their grace periods. Raw tracepoints (the default where
-/// the kernel takes them) release without waiting (see `raw_tp`).
+/// Detaches and unloads every loaded program. Detaching a classic
+/// tracepoint waits for the kernel's RCU grace periods
+/// (`perf_trace_event_unreg` → `tracepoint_synchronize_unregister`, about
+/// 65 ms each on the 2-CPU development VM, serialised under `event_mutex`),
+/// so those get one thread each and share their grace periods. Everything
+/// else (raw tracepoints, the default where the kernel takes them, and
+/// perf events) releases without waiting (see `raw_tp`) and is unloaded on
+/// this thread: on a loaded machine a spawned thread can wait longer for a
+/// CPU than the close it would run.
 pub fn detach_all(ebpf: &mut Ebpf) {
     std::thread::scope(|scope| {
         for (_, program) in ebpf.programs_mut() {
-            if program.fd().is_ok() {
+            if program.fd().is_err() {
+                continue;
+            }
+            if matches!(program, Program::TracePoint(_)) {
                 scope.spawn(move || unload(program));
+            } else {
+                unload(program);
             }
         }
     });
