@@ -271,10 +271,13 @@ pub fn resolve(btf: Option<&KernelBtf>, offsets: &mut TracepointOffsets) -> RawP
     plan
 }
 
+/// A raw event's `TP_PROTO` arguments, `None` when BTF lacks them.
+type Proto = (&'static str, Option<Vec<Param>>);
+
 /// What this kernel says about the raw tracepoints' arguments.
 struct Facts {
     /// `TP_PROTO` per raw event, `None` without BTF.
-    protos: Option<Vec<(&'static str, Option<Vec<Param>>)>>,
+    protos: Option<Vec<Proto>>,
     task_pid: Option<u32>,
     syscall_arg0: Option<u32>,
 }
@@ -386,7 +389,7 @@ mod tests {
         }
     }
 
-    fn facts(protos: Vec<(&'static str, Option<Vec<Param>>)>) -> Facts {
+    fn facts(protos: Vec<Proto>) -> Facts {
         Facts {
             protos: Some(protos),
             task_pid: Some(2456),
