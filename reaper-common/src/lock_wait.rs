@@ -11,6 +11,11 @@ pub const PROG_CONTENTION_BEGIN: &str = "lock_contention_begin";
 /// Program on `lock:contention_end`.
 pub const PROG_CONTENTION_END: &str = "lock_contention_end";
 /// Map: [`PendingWaitKey`] → [`PendingWait`].
+/// `lock:contention_begin` as a raw tracepoint (`args`: lock, flags).
+pub const PROG_RAW_CONTENTION_BEGIN: &str = "raw_contention_begin";
+/// `lock:contention_end` as a raw tracepoint (`args`: lock, ret).
+pub const PROG_RAW_CONTENTION_END: &str = "raw_contention_end";
+/// Map: open waits (tid, lock) → start.
 pub const MAP_PENDING_WAITS: &str = "PENDING_WAITS";
 /// Map: [`LockWaitKey`] → [`LockWaitStats`], per CPU.
 pub const MAP_LOCK_WAITS: &str = "LOCK_WAITS";

@@ -21,6 +21,15 @@ pub const PROG_SAMPLE_CPU_CLOCK: &str = "sample_cpu_clock";
 pub const MAP_KERNEL_STACKS: &str = "KERNEL_STACKS";
 /// Map: one per-CPU [`KernelStack`] the programs capture into before storing.
 pub const MAP_STACK_SCRATCH: &str = "STACK_SCRATCH";
+/// [`MAP_STACK_SCRATCH`]'s slot for the cpu-clock sampler.
+pub const SCRATCH_SAMPLE: u32 = 0;
+/// [`MAP_STACK_SCRATCH`]'s slot for `lock:contention_begin`: a raw
+/// tracepoint program does not raise the kernel's `bpf_prog_active`, so the
+/// sampler's NMI can run in the middle of it on the same CPU and must not
+/// share its scratch.
+pub const SCRATCH_LOCK_WAIT: u32 = 1;
+/// Slots of [`MAP_STACK_SCRATCH`] per CPU.
+pub const STACK_SCRATCH_SLOTS: u32 = 2;
 /// Map: [`SampleKey`] → [`SampleCount`], per CPU.
 pub const MAP_SAMPLE_COUNTS: &str = "SAMPLE_COUNTS";
 /// Default stack map size; distinct teardown stacks per watch number in the

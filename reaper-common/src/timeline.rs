@@ -33,6 +33,38 @@ pub const PROG_OOM_SKIP_REAPING: &str = "timeline_oom_skip_reaping";
 /// `signal:signal_generate` (SIGKILLs, in `record --watch`).
 pub const PROG_SIGNAL_GENERATE: &str = "timeline_signal_generate";
 
+/// Raw tracepoint programs (BPF_PROG_TYPE_RAW_TRACEPOINT): the same events
+/// from the tracepoints' `TP_PROTO` arguments, with no record built and no
+/// RCU grace period waited for at detach. `process_mrelease` is seen through
+/// `raw_syscalls:sys_enter`/`sys_exit`, filtered on its number.
+pub const PROG_RAW_SYS_ENTER: &str = "raw_sys_enter";
+/// `raw_syscalls:sys_exit`, for `process_mrelease` calls seen entering.
+pub const PROG_RAW_SYS_EXIT: &str = "raw_sys_exit";
+/// `mmap:exit_mmap` as a raw tracepoint.
+pub const PROG_RAW_EXIT_MMAP: &str = "raw_exit_mmap";
+/// `sched:sched_process_exit` as a raw tracepoint.
+pub const PROG_RAW_PROCESS_EXIT: &str = "raw_process_exit";
+/// `sched:sched_process_free` as a raw tracepoint.
+pub const PROG_RAW_PROCESS_FREE: &str = "raw_process_free";
+/// `oom:mark_victim` as a raw tracepoint.
+pub const PROG_RAW_OOM_MARK_VICTIM: &str = "raw_oom_mark_victim";
+/// `oom:wake_reaper` as a raw tracepoint.
+pub const PROG_RAW_OOM_WAKE_REAPER: &str = "raw_oom_wake_reaper";
+/// `oom:start_task_reaping` as a raw tracepoint.
+pub const PROG_RAW_OOM_START_REAPING: &str = "raw_oom_start_reaping";
+/// `oom:finish_task_reaping` as a raw tracepoint.
+pub const PROG_RAW_OOM_FINISH_REAPING: &str = "raw_oom_finish_reaping";
+/// `oom:skip_task_reaping` as a raw tracepoint.
+pub const PROG_RAW_OOM_SKIP_REAPING: &str = "raw_oom_skip_reaping";
+/// `signal:signal_generate` as a raw tracepoint.
+pub const PROG_RAW_SIGNAL_GENERATE: &str = "raw_signal_generate";
+/// Map: threads inside `process_mrelease` (tid → pidfd), seen by the raw
+/// `sys_enter` program, so `sys_exit` knows which exit is the call's.
+pub const MAP_MRELEASE_CALLS: &str = "MRELEASE_CALLS";
+/// Entries of [`MAP_MRELEASE_CALLS`]: concurrent `process_mrelease` calls
+/// (one per caller thread; a handful in practice).
+pub const MRELEASE_CALLS_MAX_ENTRIES: u32 = 1024;
+
 /// Which tracepoint produced a [`TimelineEvent`].
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,6 +5,14 @@
 //! 12). Userspace parses each tracepoint's tracefs `format` and hands the
 //! offsets to the programs through the [`GLOBAL_TRACEPOINT_OFFSETS`] loader
 //! global, so no offset is compiled in.
+//!
+//! The same global carries what the raw tracepoint programs need
+//! (BPF_PROG_TYPE_RAW_TRACEPOINT, whose arguments are the tracepoint's
+//! `TP_PROTO` arguments rather than a record): the offset of
+//! `task_struct.pid` from kernel BTF, which of `oom:mark_victim`'s two
+//! prototypes this kernel has, and where the first syscall argument sits in
+//! `struct pt_regs`. A raw program whose fact is unknown is not attached;
+//! its classic tracepoint is used instead.
 
 /// Name of the loader global holding a [`TracepointOffsets`].
 pub const GLOBAL_TRACEPOINT_OFFSETS: &str = "TRACEPOINT_OFFSETS";
@@ -31,8 +39,29 @@ pub struct TracepointOffsets {
     pub signal_generate_sig: u32,
     /// `signal:signal_generate` `pid` (the target).
     pub signal_generate_pid: u32,
-    /// Reserved; keeps the size a multiple of 8.
-    pub _pad: u32,
+    /// Raw tracepoints: byte offset of `task_struct.pid` (from BTF), for
+    /// `sched_process_free`, `signal_generate` and the task form of
+    /// `mark_victim`; 0 when unknown (those programs are then not used).
+    pub raw_task_pid: u32,
+    /// Raw tracepoints: byte offset of the first syscall argument in
+    /// `struct pt_regs` (`di` on x86_64, `regs[0]` on arm64), read by
+    /// `raw_syscalls:sys_enter` for `process_mrelease`'s pidfd.
+    pub raw_syscall_arg0: u32,
+    /// Raw tracepoints: [`MARK_VICTIM_PID`] or [`MARK_VICTIM_TASK`], the
+    /// prototype of `oom:mark_victim` on this kernel.
+    pub raw_mark_victim: u32,
 }
-const _: () = assert!(core::mem::size_of::<TracepointOffsets>() == 40);
+const _: () = assert!(core::mem::size_of::<TracepointOffsets>() == 48);
+
+/// `oom:mark_victim` is `TP_PROTO(int pid)` (6.1 before the stable
+/// backport, and every kernel up to 6.7).
+pub const MARK_VICTIM_PID: u32 = 0;
+/// `oom:mark_victim` is `TP_PROTO(struct task_struct *task, uid_t uid)`
+/// (6.8 onwards, and Debian's 6.1.192).
+pub const MARK_VICTIM_TASK: u32 = 1;
+
+/// `process_mrelease`'s syscall number: 448 in x86_64's `syscall_64.tbl`,
+/// in i386's `syscall_32.tbl` (ia32 compat calls report their own table's
+/// number) and in asm-generic/unistd.h (arm64, and arm64's compat table).
+pub const NR_PROCESS_MRELEASE: i64 = 448;
 crate::user_pod!(TracepointOffsets);

@@ -2,6 +2,11 @@
 //! `maps`, and every type that crosses a map is defined in `reaper-common`.
 #![no_std]
 #![no_main]
+// `core::intrinsics::atomic_xadd`: the BPF target has no compare-and-swap,
+// so `AtomicU64::fetch_add` does not exist there, while the kernel's BPF
+// ISA has an atomic add (`lock *(u64 *)(r + off) += r`).
+#![feature(core_intrinsics)]
+#![allow(internal_features, reason = "see above: the only atomic add on BPF")]
 
 mod maps;
 mod probes;

@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use reaper_common::{
     loss::{COUNTER_COUNT, Counter},
-    sampling::{KERNEL_STACKS_DEFAULT_ENTRIES, KernelStack},
+    sampling::{KERNEL_STACKS_DEFAULT_ENTRIES, KernelStack, STACK_SCRATCH_SLOTS},
     tracepoint_offsets::TracepointOffsets,
     tracking::{SETTING_WATCH, SETTINGS_COUNT, TRACKED_MAX_ENTRIES, TrackedTask, tag},
 };
@@ -30,11 +30,14 @@ pub static KERNEL_STACKS: HashMap<u32, KernelStack> =
     HashMap::with_max_entries(KERNEL_STACKS_DEFAULT_ENTRIES, 0);
 
 /// Where a program captures a stack before looking it up (too big for the
-/// 512-byte BPF stack). Per CPU: the kernel runs no second tracepoint or
-/// perf_event program on a CPU while one runs there (`bpf_prog_active`), so
-/// captures do not interleave.
+/// 512-byte BPF stack). Per CPU and per capturing program (`SCRATCH_*`): a
+/// program does not run nested in itself on one CPU (the kernel's
+/// per-program recursion check for raw tracepoints, `bpf_prog_active` for
+/// perf_event), but the sampler's NMI can interrupt the raw
+/// `contention_begin`, so each has its own slot.
 #[map(name = "STACK_SCRATCH")]
-pub static STACK_SCRATCH: PerCpuArray<KernelStack> = PerCpuArray::with_max_entries(1, 0);
+pub static STACK_SCRATCH: PerCpuArray<KernelStack> =
+    PerCpuArray::with_max_entries(STACK_SCRATCH_SLOTS, 0);
 
 /// Per-CPU hit and loss counters indexed by [`Counter`].
 #[map(name = "COUNTERS")]
@@ -52,7 +55,9 @@ pub static TRACEPOINT_OFFSETS: TracepointOffsets = TracepointOffsets {
     oom_pid: 0,
     signal_generate_sig: 0,
     signal_generate_pid: 0,
-    _pad: 0,
+    raw_task_pid: 0,
+    raw_syscall_arg0: 0,
+    raw_mark_victim: 0,
 };
 
 /// The loader-provided offsets (volatile so the compiler cannot fold the
@@ -160,4 +165,16 @@ pub fn untrack_tid(tid: u32) {
 pub fn current_context() -> Option<u32> {
     let (tid, tgid) = current_ids();
     context_of(tid, tgid)
+}
+
+/// Adds `value` (wrapping: `u64::MAX` subtracts one) to a map value shared
+/// by every CPU, atomically (BPF's atomic add; the old value is not read).
+#[inline(always)]
+pub fn atomic_add(target: *mut u64, value: u64) {
+    // SAFETY: `target` is a map value pointer the caller got from a lookup.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            target, value,
+        );
+    }
 }

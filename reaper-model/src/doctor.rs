@@ -74,9 +74,12 @@ pub struct Diagnosis {
 impl Diagnosis {
     /// Whether reaper can record anything at all (tracepoints or sampling).
     pub fn can_record(&self) -> bool {
-        self.attach_kinds
-            .iter()
-            .any(|k| matches!(k.kind, ProgramKind::Tracepoint | ProgramKind::PerfEvent) && k.works)
+        self.attach_kinds.iter().any(|k| {
+            matches!(
+                k.kind,
+                ProgramKind::Tracepoint | ProgramKind::RawTracepoint | ProgramKind::PerfEvent
+            ) && k.works
+        })
     }
 
     /// Whether an attach kind works.
@@ -95,6 +98,8 @@ pub enum ProgramKind {
     PerfEvent,
     /// A classic tracepoint.
     Tracepoint,
+    /// A raw tracepoint (BPF_PROG_TYPE_RAW_TRACEPOINT).
+    RawTracepoint,
     /// fentry (BTF trampoline, entry).
     Fentry,
     /// fexit (BTF trampoline, exit).
@@ -113,6 +118,7 @@ impl ProgramKind {
         match self {
             Self::PerfEvent => "perf_event",
             Self::Tracepoint => "tracepoint",
+            Self::RawTracepoint => "raw_tracepoint",
             Self::Fentry => "fentry",
             Self::Fexit => "fexit",
             Self::Kprobe => "kprobe",

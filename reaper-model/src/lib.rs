@@ -196,6 +196,11 @@ pub struct ProbeUse {
     pub mode: AttachMode,
     /// Attached, or the kernel's answer when it did not attach.
     pub status: ProbeOutcome,
+    /// Why a raw tracepoint was not used when the classic tracepoint was
+    /// (a prototype or offset this kernel's BTF did not confirm, or the
+    /// kernel's answer), e.g. "raw tracepoint mark_victim: no kernel BTF ...".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_from: Option<String>,
 }
 
 /// What was torn down and how.

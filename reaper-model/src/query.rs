@@ -166,6 +166,7 @@ mod tests {
             probe: probe.into(),
             mode,
             status,
+            fallback_from: None,
         };
         let sampling = p("sampling", AttachMode::PerfEvent, ProbeOutcome::Attached);
         let reap = p(

@@ -22,6 +22,9 @@ pub enum AttachMode {
     PerfEvent,
     /// A classic tracepoint.
     Tracepoint,
+    /// A raw tracepoint (BPF_PROG_TYPE_RAW_TRACEPOINT: the tracepoint's
+    /// arguments, no perf record, no grace period at detach).
+    RawTracepoint,
     /// An fentry/fexit pair (BPF trampoline).
     Fentry,
     /// A kprobe/kretprobe pair.
@@ -32,9 +35,10 @@ pub enum AttachMode {
 
 impl AttachMode {
     /// Every mode.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::PerfEvent,
         Self::Tracepoint,
+        Self::RawTracepoint,
         Self::Fentry,
         Self::Kprobe,
         Self::None,
@@ -45,6 +49,7 @@ impl AttachMode {
         match self {
             Self::PerfEvent => "perf_event",
             Self::Tracepoint => "tracepoint",
+            Self::RawTracepoint => "raw_tracepoint",
             Self::Fentry => "fentry",
             Self::Kprobe => "kprobe",
             Self::None => "none",
@@ -177,7 +182,9 @@ impl ProbeGroup {
         }
     }
 
-    /// How the group is attached.
+    /// How the group is attached when nothing better is available (the
+    /// lock-wait group prefers raw tracepoints; `recording.probes` holds the
+    /// mode that attached).
     pub const fn mode(self) -> AttachMode {
         match self {
             Self::Sampling => AttachMode::PerfEvent,
@@ -323,7 +330,7 @@ mod tests {
         let err = serde_json::from_str::<AttachMode>("\"uprobe\"").unwrap_err();
         assert!(
             err.to_string().starts_with(
-                "unknown attach mode \"uprobe\"; reaper writes only perf_event, tracepoint, fentry, kprobe, none"
+                "unknown attach mode \"uprobe\"; reaper writes only perf_event, tracepoint, raw_tracepoint, fentry, kprobe, none"
             ),
             "{err}"
         );

@@ -31,9 +31,8 @@ pub fn diagnose() -> Diagnosis {
         Err(err) => (Err(err.to_string()), false),
     };
     let symbols = KernelSymbols::running().unwrap_or_default();
-    let btf = crate::probes::btf::KernelBtf::from_sys_fs()
-        .map(|btf| catalog::BtfFacts::from_btf(&btf))
-        .ok();
+    let kernel_btf = crate::probes::btf::KernelBtf::from_sys_fs().ok();
+    let btf = kernel_btf.as_ref().map(catalog::BtfFacts::from_btf);
     let probe_targets = catalog::resolve_all_with_btf(&symbols, btf.as_ref());
     let attach_kinds = match &tracefs {
         Ok(root) => check_attach_kinds(std::path::Path::new(root), &probe_targets),
@@ -41,14 +40,20 @@ pub fn diagnose() -> Diagnosis {
     };
     let plan = crate::probes::function_timing::plan(&probe_targets);
     let programs = match &tracefs {
-        Ok(root) => programs::check_all(
-            &tracefs::probe_offsets(std::path::Path::new(root)),
-            &plan,
-            btf.as_ref(),
-            &kernel::online_cpus().unwrap_or_default(),
-        ),
+        Ok(root) => {
+            let mut offsets = tracefs::probe_offsets(std::path::Path::new(root));
+            let raw = crate::probes::raw_tp::resolve(kernel_btf.as_ref(), &mut offsets);
+            programs::check_all(
+                &offsets,
+                &raw,
+                &plan,
+                btf.as_ref(),
+                &kernel::online_cpus().unwrap_or_default(),
+            )
+        }
         Err(why) => Err(why.clone()),
     };
+    drop(kernel_btf);
     let function_modes = function_modes(&plan, btf.as_ref(), &programs);
     let (probe_costs, probe_costs_not_measured) = match &tracefs {
         Ok(root) => calibrate_all(std::path::Path::new(root)),
@@ -127,7 +132,10 @@ fn function_modes(
             ProgramKind::Fexit => reaper_common::function_timing::PROG_FEXIT[slot],
             ProgramKind::Kprobe => reaper_common::function_timing::PROG_KPROBE[slot],
             ProgramKind::Kretprobe => reaper_common::function_timing::PROG_KRETPROBE[slot],
-            ProgramKind::PerfEvent | ProgramKind::Tracepoint | ProgramKind::TpBtf => return None,
+            ProgramKind::PerfEvent
+            | ProgramKind::Tracepoint
+            | ProgramKind::RawTracepoint
+            | ProgramKind::TpBtf => return None,
         };
         rows.iter()
             .find(|r| r.kind == kind && r.program == name)
@@ -187,7 +195,7 @@ fn function_modes(
 
 fn record_mode(d: &Diagnosis) -> String {
     let sampling = d.works(ProgramKind::PerfEvent);
-    let tracepoints = d.works(ProgramKind::Tracepoint);
+    let tracepoints = d.works(ProgramKind::Tracepoint) || d.works(ProgramKind::RawTracepoint);
     let timed = d
         .function_modes
         .iter()
@@ -229,12 +237,13 @@ fn check_target(targets: &[ResolvedConcept]) -> String {
 }
 
 /// The attach kinds doctor checks, in preference order for function timing.
-const CHECKED_KINDS: [ProgramKind; 7] = [
+const CHECKED_KINDS: [ProgramKind; 8] = [
     ProgramKind::Fentry,
     ProgramKind::Fexit,
     ProgramKind::Kprobe,
     ProgramKind::Kretprobe,
     ProgramKind::Tracepoint,
+    ProgramKind::RawTracepoint,
     ProgramKind::TpBtf,
     ProgramKind::PerfEvent,
 ];
@@ -309,6 +318,15 @@ fn check_attach_kinds(
                 &mut ebpf,
                 reaper_common::timeline::PROG_PROCESS_EXIT,
                 "sched",
+                "sched_process_exit",
+            ),
+        ),
+        verdict(
+            ProgramKind::RawTracepoint,
+            "attached to sched_process_exit".into(),
+            attach::attach_raw_tracepoint(
+                &mut ebpf,
+                reaper_common::timeline::PROG_RAW_PROCESS_EXIT,
                 "sched_process_exit",
             ),
         ),

@@ -7,25 +7,29 @@
 
 use aya::{
     Btf, Ebpf,
-    programs::{FEntry, FExit, KProbe, PerfEvent, ProgramError, TracePoint},
+    programs::{FEntry, FExit, KProbe, PerfEvent, ProgramError, RawTracePoint, TracePoint},
 };
 use reaper_common::{
     function_timing::{PROG_FENTRY, PROG_FEXIT, PROG_KPROBE, PROG_KRETPROBE},
-    lock_wait, sampling, timeline,
+    sampling,
 };
 
 use crate::probes::{
-    attach::{self, TIMELINE_TRACEPOINTS},
+    attach,
     function_timing::{self, Plan, SlotFunction},
-    loader,
+    loader, raw_tp,
     refusal::{FromProgramError as _, Refusal, Step},
 };
 
 pub use reaper_model::doctor::{Outcome, ProgramCheck, ProgramKind};
 
 /// Loads and attaches every program; dropping the object detaches them.
+/// Each tracepoint is checked in both forms: the classic program, and the
+/// raw one unless `raw` says this kernel cannot run it (then "not tried"
+/// with the reason).
 pub fn check_all(
     offsets: &reaper_common::tracepoint_offsets::TracepointOffsets,
+    raw: &raw_tp::RawPlan,
     plan: &Plan,
     btf: Option<&crate::catalog::BtfFacts>,
     cpus: &[u32],
@@ -39,19 +43,26 @@ pub fn check_all(
         target: format!("cpu-clock on {} CPUs", cpus.len()),
         outcome: sampler(&mut ebpf, cpus),
     }];
-    let tracepoints = [
-        (lock_wait::PROG_CONTENTION_BEGIN, "lock", "contention_begin"),
-        (lock_wait::PROG_CONTENTION_END, "lock", "contention_end"),
-    ]
-    .into_iter()
-    .chain(TIMELINE_TRACEPOINTS.iter().copied())
-    .chain([(timeline::PROG_SIGNAL_GENERATE, "signal", "signal_generate")]);
-    for (prog, category, event) in tracepoints {
+    for t in raw_tp::all() {
         rows.push(ProgramCheck {
             kind: ProgramKind::Tracepoint,
-            program: prog.into(),
-            target: format!("{category}:{event}"),
-            outcome: tracepoint(&mut ebpf, prog, category, event),
+            program: t.prog.into(),
+            target: format!("{}:{}", t.category, t.event),
+            outcome: tracepoint(&mut ebpf, t.prog, t.category, t.event),
+        });
+    }
+    let mut raw_seen = std::collections::HashSet::new();
+    for t in raw_tp::all().filter(|t| raw_seen.insert(t.raw_prog)) {
+        rows.push(ProgramCheck {
+            kind: ProgramKind::RawTracepoint,
+            program: t.raw_prog.into(),
+            target: t.raw_event.into(),
+            outcome: match raw.allows(t.raw_prog) {
+                Ok(()) => run::<RawTracePoint>(&mut ebpf, t.raw_prog, RawTracePoint::load, |p| {
+                    p.attach(t.raw_event).map(drop)
+                }),
+                Err(why) => Outcome::NotTried { why: why.into() },
+            },
         });
     }
     let kernel_btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"));

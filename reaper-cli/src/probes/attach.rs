@@ -6,43 +6,27 @@
 use aya::{
     Ebpf,
     programs::{
-        PerfEvent, Program, TracePoint,
+        PerfEvent, Program, RawTracePoint, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
-use reaper_common::{lock_wait, sampling, timeline};
+use reaper_common::sampling;
 
+use super::raw_tp::{self, RawPlan, Tracepoint};
 use crate::model::{AttachMode, NotMeasured, ProbeGroup, ProbeOutcome, ProbeUse};
 
-/// The tracepoints of the timeline: (program, category, event).
-pub const TIMELINE_TRACEPOINTS: &[(&str, &str, &str)] = &[
-    (
-        timeline::PROG_MRELEASE_ENTER,
-        "syscalls",
-        "sys_enter_process_mrelease",
-    ),
-    (
-        timeline::PROG_MRELEASE_EXIT,
-        "syscalls",
-        "sys_exit_process_mrelease",
-    ),
-    (timeline::PROG_EXIT_MMAP, "mmap", "exit_mmap"),
-    (timeline::PROG_PROCESS_EXIT, "sched", "sched_process_exit"),
-    (timeline::PROG_PROCESS_FREE, "sched", "sched_process_free"),
-    (timeline::PROG_OOM_MARK_VICTIM, "oom", "mark_victim"),
-    (timeline::PROG_OOM_WAKE_REAPER, "oom", "wake_reaper"),
-    (
-        timeline::PROG_OOM_START_REAPING,
-        "oom",
-        "start_task_reaping",
-    ),
-    (
-        timeline::PROG_OOM_FINISH_REAPING,
-        "oom",
-        "finish_task_reaping",
-    ),
-    (timeline::PROG_OOM_SKIP_REAPING, "oom", "skip_task_reaping"),
-];
+/// The tracepoints of the timeline: (program, category, event) of each
+/// classic program (the raw twins are in [`raw_tp::TIMELINE`]).
+pub const TIMELINE_TRACEPOINTS: &[(&str, &str, &str)] = &{
+    let mut all = [("", "", ""); raw_tp::TIMELINE.len()];
+    let mut i = 0;
+    while i < all.len() {
+        let t = raw_tp::TIMELINE[i];
+        all[i] = (t.prog, t.category, t.event);
+        i += 1;
+    }
+    all
+};
 
 /// What got attached.
 #[derive(Debug, Default)]
@@ -63,41 +47,54 @@ impl AttachReport {
 
     /// Records a probe group's outcome; a failure also lists what the group
     /// measures as not measured, with the kernel's answer.
-    fn record_group(&mut self, group: ProbeGroup, outcome: ProbeOutcome) {
-        if let ProbeOutcome::NotAttached(answer) = &outcome {
+    fn record_group(&mut self, group: ProbeGroup, attached: Attached) {
+        if let ProbeOutcome::NotAttached(answer) = &attached.outcome {
             self.not_measured.push(NotMeasured {
                 subject: group.measures().into(),
                 why: group.did_not_attach(answer),
             });
         }
-        self.push(group.name(), group.mode(), outcome);
+        self.push(group.name(), attached);
     }
 
     /// Records a probe's outcome; a failure also lists `subject` it costs as
     /// not measured, with `failed` (what did not attach) and the kernel's answer.
-    fn record(
-        &mut self,
-        probe: &str,
-        mode: AttachMode,
-        outcome: ProbeOutcome,
-        subject: &str,
-        failed: &str,
-    ) {
-        if let ProbeOutcome::NotAttached(answer) = &outcome {
+    fn record(&mut self, probe: &str, attached: Attached, subject: &str, failed: &str) {
+        if let ProbeOutcome::NotAttached(answer) = &attached.outcome {
             self.not_measured.push(NotMeasured {
                 subject: subject.into(),
                 why: format!("{failed} did not attach: {answer}"),
             });
         }
-        self.push(probe, mode, outcome);
+        self.push(probe, attached);
     }
 
-    fn push(&mut self, probe: &str, mode: AttachMode, status: ProbeOutcome) {
+    fn push(&mut self, probe: &str, attached: Attached) {
         self.probes.push(ProbeUse {
             probe: probe.into(),
-            mode,
-            status,
+            mode: attached.mode,
+            status: attached.outcome,
+            fallback_from: attached.fallback_from,
         });
+    }
+}
+
+/// How one probe ended up attached.
+#[derive(Debug)]
+struct Attached {
+    mode: AttachMode,
+    outcome: ProbeOutcome,
+    /// Why the raw tracepoint was not used when the classic one was.
+    fallback_from: Option<String>,
+}
+
+impl Attached {
+    fn plain(mode: AttachMode, result: Result<(), String>) -> Self {
+        Self {
+            mode,
+            outcome: ProbeOutcome::from_result(result),
+            fallback_from: None,
+        }
     }
 }
 
@@ -160,38 +157,89 @@ pub fn attach_tracepoint(
         .map_err(|e| error_chain(&e))
 }
 
-/// Attaches everything `reaper record` uses on this kernel.
-pub fn attach_all(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64) -> AttachReport {
+/// Loads and attaches one raw tracepoint program.
+pub fn attach_raw_tracepoint(ebpf: &mut Ebpf, prog: &str, event: &str) -> Result<(), String> {
+    let program: &mut RawTracePoint = ebpf
+        .program_mut(prog)
+        .ok_or("program missing from the object")?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| error_chain(&e))?;
+    if program.fd().is_err() {
+        program
+            .load()
+            .map_err(|e| format!("BPF_PROG_LOAD refused: {}", error_chain(&e)))?;
+    }
+    program
+        .attach(event)
+        .map(|_| ())
+        .map_err(|e| error_chain(&e))
+}
+
+/// Attaches a tracepoint's raw program when the plan allows it and the
+/// kernel takes it, else its classic program.
+fn attach_preferring_raw(ebpf: &mut Ebpf, t: &Tracepoint, raw: &RawPlan) -> Attached {
+    let refused = match raw.allows(t.raw_prog) {
+        Ok(()) => match attach_raw_tracepoint(ebpf, t.raw_prog, t.raw_event) {
+            Ok(()) => return Attached::plain(AttachMode::RawTracepoint, Ok(())),
+            Err(why) => format!("raw tracepoint {}: {why}", t.raw_event),
+        },
+        Err(why) => format!("raw tracepoint {}: {why}", t.raw_event),
+    };
+    match attach_tracepoint(ebpf, t.prog, t.category, t.event) {
+        Ok(()) => Attached {
+            mode: AttachMode::Tracepoint,
+            outcome: ProbeOutcome::Attached,
+            fallback_from: Some(refused),
+        },
+        Err(why) => Attached {
+            mode: AttachMode::Tracepoint,
+            outcome: ProbeOutcome::NotAttached(format!("{why}; {refused}")),
+            fallback_from: None,
+        },
+    }
+}
+
+/// Attaches everything `reaper record` uses on this kernel: each
+/// tracepoint as a raw tracepoint where `raw` allows it and the kernel
+/// takes it, else as a classic one.
+pub fn attach_all(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64, raw: &RawPlan) -> AttachReport {
     let mut report = AttachReport::default();
 
     let sampling = attach_sampling(ebpf, cpus, period_ns);
-    report.record_group(ProbeGroup::Sampling, ProbeOutcome::from_result(sampling));
-
-    let begin = attach_tracepoint(
-        ebpf,
-        lock_wait::PROG_CONTENTION_BEGIN,
-        "lock",
-        "contention_begin",
+    report.record_group(
+        ProbeGroup::Sampling,
+        Attached::plain(ProbeGroup::Sampling.mode(), sampling),
     );
-    let end = begin.and_then(|()| {
-        attach_tracepoint(
-            ebpf,
-            lock_wait::PROG_CONTENTION_END,
-            "lock",
-            "contention_end",
-        )
-    });
-    report.record_group(ProbeGroup::LockWait, ProbeOutcome::from_result(end));
 
-    for &(prog, category, event) in TIMELINE_TRACEPOINTS {
-        let result = attach_tracepoint(ebpf, prog, category, event);
-        let what = format!("timeline event {category}:{event}");
+    let begin = attach_preferring_raw(ebpf, &raw_tp::CONTENTION_BEGIN, raw);
+    let lock = if begin.outcome.is_attached() {
+        // Each end takes its own best mode (they share their maps, so a mix
+        // sees the same waits); the group is raw only when both are.
+        let end = attach_preferring_raw(ebpf, &raw_tp::CONTENTION_END, raw);
+        let both_raw = begin.mode == AttachMode::RawTracepoint && end.mode == begin.mode;
+        Attached {
+            mode: if both_raw {
+                AttachMode::RawTracepoint
+            } else {
+                AttachMode::Tracepoint
+            },
+            fallback_from: begin.fallback_from.or(end.fallback_from),
+            outcome: end.outcome,
+        }
+    } else {
+        begin
+    };
+    report.record_group(ProbeGroup::LockWait, lock);
+
+    for t in raw_tp::TIMELINE {
+        let attached = attach_preferring_raw(ebpf, t, raw);
+        let what = format!("timeline event {}:{}", t.category, t.event);
+        let failed = format!("{}:{}", t.category, t.event);
         report.record(
-            &format!("timeline:{category}:{event}"),
-            AttachMode::Tracepoint,
-            ProbeOutcome::from_result(result),
+            &format!("timeline:{}:{}", t.category, t.event),
+            attached,
             &what,
-            AttachMode::Tracepoint.name(),
+            &failed,
         );
     }
     report
@@ -199,33 +247,35 @@ pub fn attach_all(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64) -> AttachReport
 
 /// Attaches what `record --watch` needs on top of [`attach_all`]: SIGKILL
 /// generation, so the kernel side can track every killed process.
-pub fn attach_watch(ebpf: &mut Ebpf, report: &mut AttachReport) {
-    let result = attach_tracepoint(
-        ebpf,
-        timeline::PROG_SIGNAL_GENERATE,
-        "signal",
-        "signal_generate",
-    );
+pub fn attach_watch(ebpf: &mut Ebpf, report: &mut AttachReport, raw: &RawPlan) {
+    let attached = attach_preferring_raw(ebpf, &raw_tp::SIGNAL_GENERATE, raw);
     report.record(
         "timeline:signal:signal_generate",
-        AttachMode::Tracepoint,
-        ProbeOutcome::from_result(result),
+        attached,
         "victims of SIGKILL + process_mrelease in --watch (their exit is not profiled)",
         "signal:signal_generate",
     );
 }
 
-/// Detaches and unloads every loaded program, all at once: one thread per
-/// program. Detaching a classic tracepoint waits for the kernel's RCU grace
-/// periods (`perf_trace_event_unreg` → `tracepoint_synchronize_unregister`,
-/// about 65 ms each on the 2-CPU development VM); one after the other, the
-/// 13 tracepoints of `record --watch` took about 0.9 s, while concurrent
-/// detaches share their grace periods.
+/// Detaches and unloads every loaded program. Detaching a classic
+/// tracepoint waits for the kernel's RCU grace periods
+/// (`perf_trace_event_unreg` → `tracepoint_synchronize_unregister`, about
+/// 65 ms each on the 2-CPU development VM, serialised under `event_mutex`),
+/// so those get one thread each and share their grace periods. Everything
+/// else (raw tracepoints, the default where the kernel takes them, and
+/// perf events) releases without waiting (see `raw_tp`) and is unloaded on
+/// this thread: on a loaded machine a spawned thread can wait longer for a
+/// CPU than the close it would run.
 pub fn detach_all(ebpf: &mut Ebpf) {
     std::thread::scope(|scope| {
         for (_, program) in ebpf.programs_mut() {
-            if program.fd().is_ok() {
+            if program.fd().is_err() {
+                continue;
+            }
+            if matches!(program, Program::TracePoint(_)) {
                 scope.spawn(move || unload(program));
+            } else {
+                unload(program);
             }
         }
     });

@@ -6,6 +6,8 @@
 //! aya 0.14 keeps its type table crate-private, so reaper parses the format
 //! itself (include/uapi/linux/btf.h); only the parts it needs are decoded.
 
+mod tracepoints;
+
 /// `BTF_MAGIC`.
 const MAGIC: u16 = 0xeb9f;
 

@@ -275,12 +275,14 @@ impl LadderReport {
                 probe: format!("function:{}", f.function.symbol),
                 mode: f.mode,
                 status: f.status.clone(),
+                fallback_from: None,
             })
             .collect();
         uses.extend(self.skipped.iter().map(|(concept, why)| ProbeUse {
             probe: format!("function:{concept}"),
             mode: AttachMode::None,
             status: why.clone(),
+            fallback_from: None,
         }));
         uses
     }

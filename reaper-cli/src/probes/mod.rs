@@ -8,5 +8,6 @@ pub mod calibrate;
 pub mod collect;
 pub mod function_timing;
 pub mod loader;
+pub mod raw_tp;
 pub mod refusal;
 pub mod timeline_reader;

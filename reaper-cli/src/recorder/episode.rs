@@ -76,7 +76,7 @@ pub fn context_profiles(
             .iter()
             .filter(|(k, _)| tag_context(k.context) == context)
         {
-            let f = frames(key.stack_id);
+            let f = without_capture_frames(frames(key.stack_id));
             let entry = waits
                 .entry((f.clone(), key.flags))
                 .or_insert(LockWaitStack {
@@ -115,6 +115,24 @@ pub fn context_profiles(
         });
     }
     profiles
+}
+
+/// A lock wait's stack without the frames of its own capture: the
+/// `contention_begin` program took it from inside itself, so with a raw
+/// tracepoint its leaf is reaper's program (folded to one probe label) and,
+/// on kernels that call tracepoints through an iterator, `__traceiter_*`.
+/// A classic tracepoint's stack starts below them, so both read alike.
+fn without_capture_frames(mut frames: Vec<String>) -> Vec<String> {
+    let probe = crate::probe_frames::label("");
+    let probe_prefix = probe.trim_end_matches(']');
+    while frames.len() > 1
+        && frames
+            .last()
+            .is_some_and(|f| f.starts_with(probe_prefix) || f.starts_with("__traceiter_"))
+    {
+        frames.pop();
+    }
+    frames
 }
 
 /// Whether an event belongs to the episode of `victim_pid`.
@@ -319,6 +337,22 @@ mod tests {
         assert_eq!(caller.lock_waits.len(), 1);
         assert_eq!(caller.lock_waits[0].count, 4);
         assert_eq!(caller.lock_waits[0].frames, ["fn_a", "fn_c"]);
+    }
+
+    #[test]
+    fn a_raw_tracepoint_lock_stack_reads_like_a_classic_one() {
+        let raw = vec![
+            "exit_mmap".to_owned(),
+            "rwsem_down_write_slowpath".to_owned(),
+            "__traceiter_contention_begin".to_owned(),
+            crate::probe_frames::label("raw_contention_begin"),
+        ];
+        assert_eq!(
+            without_capture_frames(raw),
+            ["exit_mmap", "rwsem_down_write_slowpath"]
+        );
+        let classic = vec!["zap_pte_range".to_owned(), "_raw_spin_lock".to_owned()];
+        assert_eq!(without_capture_frames(classic.clone()), classic);
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::{
     probes::{
         attach, collect, function_timing, loader,
         loader::MapSizes,
+        raw_tp::{self, RawPlan},
         timeline_reader::{TimelineReader, Wake},
     },
     scenario::{size::VictimSpec, victim},
@@ -86,6 +87,9 @@ pub struct Recorder {
     timeline: TimelineReader,
     symbolizer: KernelSymbolizer,
     attach: attach::AttachReport,
+    /// Which tracepoints may run as raw tracepoints (for `--watch`'s
+    /// signal_generate, attached later).
+    raw: RawPlan,
     host: HostInfo,
     symbols: Vec<crate::model::ResolvedConcept>,
     period_ns: u64,
@@ -118,9 +122,10 @@ impl Recorder {
         // time): read it on its own thread while this one parses BTF.
         let kallsyms = std::thread::spawn(KernelSymbols::running_catalog_only);
         let (tracefs_root, _) = tracefs::ensure_mounted()?;
-        let offsets = tracefs::probe_offsets(&tracefs_root);
+        let mut offsets = tracefs::probe_offsets(&tracefs_root);
         let symbolizer = KernelSymbolizer::new()?;
         let kernel_btf = crate::probes::btf::KernelBtf::from_sys_fs().ok();
+        let raw = raw_tp::resolve(kernel_btf.as_ref(), &mut offsets);
         let btf = kernel_btf.as_ref().map(catalog::BtfFacts::from_btf);
         let ebpf_loader = loader::new_loader();
         let kernel_symbols = kallsyms
@@ -142,7 +147,7 @@ impl Recorder {
         }
         let cpus = kernel::online_cpus().context("reading the online CPUs")?;
         let period_ns = 1_000_000_000 / settings.freq_hz.max(1);
-        let attach = attach::attach_all(&mut ebpf, &cpus, period_ns);
+        let attach = attach::attach_all(&mut ebpf, &cpus, period_ns, &raw);
         let attached = |group: ProbeGroup| attach.attached(group.name());
         if !attached(ProbeGroup::Sampling) && !attached(ProbeGroup::LockWait) {
             let reasons: Vec<String> = attach
@@ -187,6 +192,7 @@ impl Recorder {
             timeline,
             symbolizer,
             attach,
+            raw,
             host: kernel::host_info(),
             symbols,
             period_ns,

@@ -83,6 +83,7 @@ mod tests {
             probe: EXIT_TRACEPOINT.into(),
             mode: AttachMode::Tracepoint,
             status: ProbeOutcome::parse(status),
+            fallback_from: None,
         }]
     }
 

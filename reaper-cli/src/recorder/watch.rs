@@ -211,7 +211,7 @@ impl Recorder {
         &mut self,
         settings: &WatchSettings,
     ) -> anyhow::Result<(Vec<Episode>, WatchSummary, bool)> {
-        attach::attach_watch(&mut self.ebpf, &mut self.attach);
+        attach::attach_watch(&mut self.ebpf, &mut self.attach, &self.raw);
         collect::clear_tracking(&mut self.ebpf)?;
         self.track_oom_reaper()?;
         collect::set_watch(&mut self.ebpf, true)?;

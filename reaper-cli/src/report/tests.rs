@@ -212,7 +212,7 @@ fn values_outside_the_vocabulary_are_refused_naming_the_field() {
             }),
         ),
         (
-            "unknown attach mode \"uprobe\"; reaper writes only perf_event, tracepoint, fentry, kprobe, none",
+            "unknown attach mode \"uprobe\"; reaper writes only perf_event, tracepoint, raw_tracepoint, fentry, kprobe, none",
             Box::new(|v| v["recording"]["probes"][0]["mode"] = "uprobe".into()),
         ),
         (

@@ -118,7 +118,7 @@ pub fn probe_offsets(root: &Path) -> TracepointOffsets {
         oom_pid: get("oom", "wake_reaper", "pid"),
         signal_generate_sig: get("signal", "signal_generate", "sig"),
         signal_generate_pid: get("signal", "signal_generate", "pid"),
-        _pad: 0,
+        ..TracepointOffsets::default()
     }
 }
 

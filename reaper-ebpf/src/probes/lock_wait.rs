@@ -7,13 +7,21 @@
 //! lengthens the critical section the other side then waits on; it does one
 //! lookup, one delete and one per-CPU add. The stack is taken once per wait,
 //! at the first `contention_begin`, while the task would spin anyway.
+//!
+//! Each event has a classic tracepoint program (record fields at tracefs
+//! offsets) and a raw tracepoint program (`TP_PROTO(void *lock, unsigned int
+//! flags)` / `(void *lock, int ret)`, the same on 6.1 through 7.x), sharing
+//! one body. The raw one is cheaper per event (no perf record is built
+//! before it runs) and detaches without an RCU grace period; userspace
+//! attaches it and falls back to the classic one.
 
 use aya_ebpf::{
+    EbpfContext,
     bindings::BPF_NOEXIST,
     helpers::bpf_ktime_get_ns,
-    macros::{map, tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
     maps::{HashMap, PerCpuHashMap},
-    programs::TracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
 };
 use reaper_common::{
     lock_wait::{
@@ -21,6 +29,7 @@ use reaper_common::{
         PendingWait, PendingWaitKey,
     },
     loss::Counter,
+    sampling::SCRATCH_LOCK_WAIT,
 };
 
 use crate::maps::{bump, context_of, current_ids, offsets};
@@ -44,13 +53,13 @@ pub fn lock_contention_begin(ctx: TracePointContext) -> u32 {
     let Some(context) = context_of(tid, tgid) else {
         return 0;
     };
-    bump(Counter::LockBeginTracked);
     let offsets = offsets();
     // SAFETY: offsets come from this kernel's tracefs format.
     let (Ok(lock), Ok(flags)) = (
         unsafe { ctx.read_at::<u64>(offsets.contention_begin_lock as usize) },
         unsafe { ctx.read_at::<u32>(offsets.contention_begin_flags as usize) },
     ) else {
+        bump(Counter::LockBeginTracked);
         aya_log_ebpf::debug!(
             &ctx,
             "lock wait skipped: contention_begin fields unreadable at offsets {} and {}",
@@ -59,6 +68,25 @@ pub fn lock_contention_begin(ctx: TracePointContext) -> u32 {
         );
         return 0;
     };
+    begin(&ctx, tid, context, lock, flags);
+    0
+}
+
+/// `lock:contention_begin(void *lock, unsigned int flags)`.
+#[raw_tracepoint]
+pub fn raw_contention_begin(ctx: RawTracePointContext) -> i32 {
+    let (tid, tgid) = current_ids();
+    let Some(context) = context_of(tid, tgid) else {
+        return 0;
+    };
+    begin(&ctx, tid, context, ctx.arg::<u64>(0), ctx.arg::<u32>(1));
+    0
+}
+
+/// Opens a wait of a tracked task on `lock`, with its stack.
+#[inline(always)]
+fn begin<C: EbpfContext>(ctx: &C, tid: u32, context: u32, lock: u64, flags: u32) {
+    bump(Counter::LockBeginTracked);
     let key = PendingWaitKey { tid, _pad: 0, lock };
     // A mutex waiter fires contention_begin again when it stops spinning and
     // sleeps, and again each time it spins as the first waiter: the wait
@@ -66,9 +94,9 @@ pub fn lock_contention_begin(ctx: TracePointContext) -> u32 {
     // second stack or timestamp.
     // SAFETY: only presence is checked.
     if unsafe { PENDING_WAITS.get(&key) }.is_some() {
-        return 0;
+        return;
     }
-    let stack_id = super::stack_id_of(&ctx, Counter::LockStackLost);
+    let stack_id = super::stack_id_of(ctx, SCRATCH_LOCK_WAIT, Counter::LockStackLost);
     let wait = PendingWait {
         start_ns: unsafe { bpf_ktime_get_ns() },
         context,
@@ -79,27 +107,40 @@ pub fn lock_contention_begin(ctx: TracePointContext) -> u32 {
     if let Err(err) = PENDING_WAITS.insert(&key, &wait, BPF_NOEXIST as u64) {
         if err != -EEXIST {
             crate::dropped!(
-                &ctx,
+                ctx,
                 Counter::LockPendingFull,
                 "lock wait dropped: PENDING_WAITS insert returned {} (full? --lock-map-size)",
                 err
             );
         }
     }
-    0
 }
 
 #[tracepoint]
 pub fn lock_contention_end(ctx: TracePointContext) -> u32 {
-    let (tid, _) = current_ids();
     // SAFETY: offset from this kernel's tracefs format.
     let Ok(lock) = (unsafe { ctx.read_at::<u64>(offsets().contention_end_lock as usize) }) else {
         return 0;
     };
+    end(&ctx, lock);
+    0
+}
+
+/// `lock:contention_end(void *lock, int ret)`.
+#[raw_tracepoint]
+pub fn raw_contention_end(ctx: RawTracePointContext) -> i32 {
+    end(&ctx, ctx.arg::<u64>(0));
+    0
+}
+
+/// Closes the current thread's open wait on `lock`, if it has one.
+#[inline(always)]
+fn end<C: EbpfContext>(ctx: &C, lock: u64) {
+    let (tid, _) = current_ids();
     let key = PendingWaitKey { tid, _pad: 0, lock };
     // SAFETY: copied out before the entry is removed.
     let Some(wait) = (unsafe { PENDING_WAITS.get(&key) }).copied() else {
-        return 0;
+        return;
     };
     let _ = PENDING_WAITS.remove(&key);
     let waited = unsafe { bpf_ktime_get_ns() }.saturating_sub(wait.start_ns);
@@ -128,7 +169,7 @@ pub fn lock_contention_end(ctx: TracePointContext) -> u32 {
             };
             if let Err(err) = LOCK_WAITS.insert(&agg_key, &first, 0) {
                 crate::dropped!(
-                    &ctx,
+                    ctx,
                     Counter::LockWaitsFull,
                     "lock wait dropped: LOCK_WAITS insert returned {} (full? --lock-map-size)",
                     err
@@ -136,5 +177,4 @@ pub fn lock_contention_end(ctx: TracePointContext) -> u32 {
             }
         }
     }
-    0
 }

@@ -21,19 +21,19 @@ use crate::maps::{KERNEL_STACKS, STACK_SCRATCH};
 const EEXIST: i32 = 17;
 
 /// The current kernel stack's id, or a `STACK_ID_*` marker; a stack that
-/// could not be stored bumps `lost`.
+/// could not be stored bumps `lost`. `slot` is the caller's `SCRATCH_*`.
 ///
 /// The frames are captured into a per-CPU scratch value, hashed here, and
 /// stored under the first of the hash's two ids that is free or already
 /// holds the same stack (see `reaper_common::sampling`).
 #[inline(always)]
-pub fn stack_id_of<C: EbpfContext>(ctx: &C, lost: Counter) -> i32 {
-    let Some(scratch) = STACK_SCRATCH.get_ptr_mut(0) else {
+pub fn stack_id_of<C: EbpfContext>(ctx: &C, slot: u32, lost: Counter) -> i32 {
+    let Some(scratch) = STACK_SCRATCH.get_ptr_mut(slot) else {
         crate::dropped!(ctx, lost, "kernel stack lost: no STACK_SCRATCH slot");
         return STACK_ID_LOST;
     };
-    // SAFETY: a per-CPU map value; no other program runs on this CPU until
-    // this one returns (the kernel's bpf_prog_active guard).
+    // SAFETY: a per-CPU map value of this caller's own slot; the caller
+    // does not run nested in itself on one CPU (see `STACK_SCRATCH`).
     let stack: &mut KernelStack = unsafe { &mut *scratch };
     // SAFETY: the buffer is the value's `ips` array and `size` its length.
     let bytes = unsafe {

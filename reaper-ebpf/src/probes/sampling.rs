@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use reaper_common::{
     loss::Counter,
-    sampling::{SAMPLE_COUNTS_DEFAULT_ENTRIES, SampleCount, SampleKey},
+    sampling::{SAMPLE_COUNTS_DEFAULT_ENTRIES, SCRATCH_SAMPLE, SampleCount, SampleKey},
 };
 
 use crate::maps::{bump, current_context};
@@ -24,7 +24,7 @@ pub fn sample_cpu_clock(ctx: PerfEventContext) -> u32 {
         return 0;
     };
     bump(Counter::SamplesTracked);
-    let stack_id = super::stack_id_of(&ctx, Counter::SampleStackLost);
+    let stack_id = super::stack_id_of(&ctx, SCRATCH_SAMPLE, Counter::SampleStackLost);
     // SAFETY: `ctx.ctx` points at the kernel's bpf_perf_event_data.
     let period_ns = unsafe { (*ctx.ctx).sample_period };
     let key = SampleKey { context, stack_id };

@@ -1,25 +1,46 @@
 //! Rare teardown events (mrelease enter/exit, exit_mmap done, process
 //! exit/free, the oom:* events) written with timestamps to a ring buffer.
+//!
+//! Each event has two programs with one body: a classic tracepoint, which
+//! reads the perf record at tracefs offsets, and a raw tracepoint, which
+//! reads the `TP_PROTO` arguments (no record is built, and detaching it
+//! waits for no RCU grace period). Userspace attaches the raw one and falls
+//! back to the classic one. `process_mrelease` has no raw tracepoint of its
+//! own: the raw programs sit on `raw_syscalls:sys_enter/sys_exit`, which
+//! fire for every syscall, and return at once unless the call is 448.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_ktime_get_ns},
-    macros::{map, tracepoint},
-    maps::RingBuf,
-    programs::TracePointContext,
+    EbpfContext,
+    helpers::{bpf_get_current_comm, bpf_ktime_get_ns, bpf_probe_read_kernel},
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::{Array, HashMap, RingBuf},
+    programs::{RawTracePointContext, TracePointContext},
 };
 use reaper_common::{
     context::{CONTEXT_MRELEASE_CALLER, CONTEXT_UNTRACKED, CONTEXT_VICTIM_EXIT},
     loss::Counter,
-    timeline::{TIMELINE_DEFAULT_BYTES, TimelineEvent, TimelineKind},
+    timeline::{MRELEASE_CALLS_MAX_ENTRIES, TIMELINE_DEFAULT_BYTES, TimelineEvent, TimelineKind},
+    tracepoint_offsets::{MARK_VICTIM_TASK, NR_PROCESS_MRELEASE},
 };
 
 use crate::maps::{
-    arm_tgid, bump, context_of, current_ids, offsets, track_tgid, track_tid, untrack_tid, watching,
+    arm_tgid, atomic_add, bump, context_of, current_ids, offsets, track_tgid, track_tid,
+    untrack_tid, watching,
 };
 
 /// The event stream (size set by `--ringbuf-size`).
 #[map(name = "TIMELINE")]
 static TIMELINE: RingBuf = RingBuf::with_byte_size(TIMELINE_DEFAULT_BYTES, 0);
+
+/// Threads inside `process_mrelease` (tid → pidfd), for the raw `sys_exit`.
+#[map(name = "MRELEASE_CALLS")]
+static MRELEASE_CALLS: HashMap<u32, i64> = HashMap::with_max_entries(MRELEASE_CALLS_MAX_ENTRIES, 0);
+
+/// How many `process_mrelease` calls the raw `sys_enter` saw open: the raw
+/// `sys_exit` runs for every syscall on the system, and returns after this
+/// one array load while it is 0, before any hash lookup.
+#[map(name = "MRELEASE_OPEN")]
+static MRELEASE_OPEN: Array<u64> = Array::with_max_entries(1, 0);
 
 /// Which tasks an event is recorded for.
 #[derive(Clone, Copy)]
@@ -33,7 +54,7 @@ enum Scope {
 /// Writes one event for the current task; `None` from `arg` drops nothing but
 /// records 0, since a missing argument must not hide the event itself.
 #[inline(always)]
-fn emit(ctx: &TracePointContext, kind: TimelineKind, scope: Scope, arg: i64) {
+fn emit<C: EbpfContext>(ctx: &C, kind: TimelineKind, scope: Scope, arg: i64) {
     let (tid, tgid) = current_ids();
     let context = context_of(tid, tgid);
     if matches!(scope, Scope::Tracked) && context.is_none() {
@@ -69,10 +90,29 @@ fn field<T: Into<i64>>(ctx: &TracePointContext, offset: u32) -> i64 {
     unsafe { ctx.read_at::<T>(offset as usize) }.map_or(0, Into::into)
 }
 
-/// Declares a tracepoint program that emits one timeline event.
-/// `$arg` maps the context and the loader's offsets to the event argument.
+/// Reads a `TP_PROTO` argument's struct field at `offset` (0 when unreadable).
+#[inline(always)]
+fn kernel_field<T: Into<i64>>(base: u64, offset: u32) -> i64 {
+    // SAFETY: bpf_probe_read_kernel checks the address; the offset comes
+    // from this kernel's BTF.
+    unsafe { bpf_probe_read_kernel((base + u64::from(offset)) as *const T) }.map_or(0, Into::into)
+}
+
+/// The pid of a `struct task_struct *` argument of a raw tracepoint.
+#[inline(always)]
+fn task_pid(ctx: &RawTracePointContext, arg: usize) -> i64 {
+    kernel_field::<i32>(ctx.arg::<u64>(arg), offsets().raw_task_pid)
+}
+
+/// Declares a classic and a raw tracepoint program that emit one timeline
+/// event. `$arg` maps the classic context and the loader's offsets to the
+/// event argument, `$raw` the raw context.
 macro_rules! timeline_probe {
-    ($name:ident, $kind:ident, $scope:ident, |$ctx:ident, $off:ident| $arg:expr) => {
+    (
+        $name:ident, $raw_name:ident, $kind:ident, $scope:ident,
+        |$ctx:ident, $off:ident| $arg:expr,
+        |$rctx:ident| $raw:expr
+    ) => {
         #[tracepoint]
         #[allow(unused_variables, reason = "not every probe reads its record")]
         pub fn $name($ctx: TracePointContext) -> u32 {
@@ -80,97 +120,212 @@ macro_rules! timeline_probe {
             emit(&$ctx, TimelineKind::$kind, Scope::$scope, $arg);
             0
         }
+
+        #[raw_tracepoint]
+        #[allow(unused_variables, reason = "not every probe reads its arguments")]
+        pub fn $raw_name($rctx: RawTracePointContext) -> i32 {
+            emit(&$rctx, TimelineKind::$kind, Scope::$scope, $raw);
+            0
+        }
     };
 }
 
-timeline_probe!(timeline_exit_mmap, ExitMmap, Tracked, |ctx, off| 0);
-timeline_probe!(timeline_process_exit, ProcessExit, Tracked, |ctx, off| 0);
+// mmap:exit_mmap(struct mm_struct *mm) and
+// sched:sched_process_exit(struct task_struct *p[, bool group_dead]) both
+// run in the exiting task, which is what they are recorded for.
+timeline_probe!(
+    timeline_exit_mmap,
+    raw_exit_mmap,
+    ExitMmap,
+    Tracked,
+    |ctx, off| 0,
+    |ctx| 0
+);
+timeline_probe!(
+    timeline_process_exit,
+    raw_process_exit,
+    ProcessExit,
+    Tracked,
+    |ctx, off| 0,
+    |ctx| 0
+);
+// oom:wake_reaper/start_task_reaping/finish_task_reaping/skip_task_reaping
+// are TP_PROTO(int pid) on every kernel reaper supports.
 timeline_probe!(
     timeline_oom_wake_reaper,
+    raw_oom_wake_reaper,
     OomWakeReaper,
     Everyone,
-    |ctx, off| field::<i32>(&ctx, off.oom_pid)
+    |ctx, off| field::<i32>(&ctx, off.oom_pid),
+    |ctx| i64::from(ctx.arg::<i32>(0))
 );
 timeline_probe!(
     timeline_oom_start_reaping,
+    raw_oom_start_reaping,
     OomStartReaping,
     Everyone,
-    |ctx, off| field::<i32>(&ctx, off.oom_pid)
+    |ctx, off| field::<i32>(&ctx, off.oom_pid),
+    |ctx| i64::from(ctx.arg::<i32>(0))
 );
 timeline_probe!(
     timeline_oom_finish_reaping,
+    raw_oom_finish_reaping,
     OomFinishReaping,
     Everyone,
-    |ctx, off| field::<i32>(&ctx, off.oom_pid)
+    |ctx, off| field::<i32>(&ctx, off.oom_pid),
+    |ctx| i64::from(ctx.arg::<i32>(0))
 );
 timeline_probe!(
     timeline_oom_skip_reaping,
+    raw_oom_skip_reaping,
     OomSkipReaping,
     Everyone,
-    |ctx, off| field::<i32>(&ctx, off.oom_pid)
+    |ctx, off| field::<i32>(&ctx, off.oom_pid),
+    |ctx| i64::from(ctx.arg::<i32>(0))
 );
 
 /// `sched_process_free` runs in an RCU callback, not in the freed task, so
-/// tracking is checked against the record's `pid` field instead of `current`.
+/// tracking is checked against the freed task's pid instead of `current`.
+#[inline(always)]
+fn process_free<C: EbpfContext>(ctx: &C, pid: i64) {
+    if context_of(pid as u32, pid as u32).is_some() {
+        emit(ctx, TimelineKind::ProcessFree, Scope::Everyone, pid);
+    }
+}
+
 #[tracepoint]
 pub fn timeline_process_free(ctx: TracePointContext) -> u32 {
-    let pid = field::<i32>(&ctx, offsets().process_free_pid);
-    if context_of(pid as u32, pid as u32).is_some() {
-        emit(&ctx, TimelineKind::ProcessFree, Scope::Everyone, pid);
-    }
+    process_free(&ctx, field::<i32>(&ctx, offsets().process_free_pid));
+    0
+}
+
+/// `sched:sched_process_free(struct task_struct *p)`.
+#[raw_tracepoint]
+pub fn raw_process_free(ctx: RawTracePointContext) -> i32 {
+    process_free(&ctx, task_pid(&ctx, 0));
     0
 }
 
 /// `oom:mark_victim` also arms a tracked OOM victim, so its work counts
 /// from the kill on and not while it was still allocating; in watch mode it
 /// starts tracking the victim.
-#[tracepoint]
-pub fn timeline_oom_mark_victim(ctx: TracePointContext) -> u32 {
-    let pid = field::<i32>(&ctx, offsets().oom_pid);
+#[inline(always)]
+fn mark_victim<C: EbpfContext>(ctx: &C, pid: i64) {
     if watching() {
         track_tgid(pid as u32, CONTEXT_VICTIM_EXIT);
     } else {
         arm_tgid(pid as u32);
     }
-    emit(&ctx, TimelineKind::OomMarkVictim, Scope::Everyone, pid);
+    emit(ctx, TimelineKind::OomMarkVictim, Scope::Everyone, pid);
+}
+
+#[tracepoint]
+pub fn timeline_oom_mark_victim(ctx: TracePointContext) -> u32 {
+    mark_victim(&ctx, field::<i32>(&ctx, offsets().oom_pid));
+    0
+}
+
+/// `oom:mark_victim`: `(int pid)` or `(struct task_struct *task, uid_t uid)`,
+/// as userspace read from this kernel's BTF.
+#[raw_tracepoint]
+pub fn raw_oom_mark_victim(ctx: RawTracePointContext) -> i32 {
+    let pid = if offsets().raw_mark_victim == MARK_VICTIM_TASK {
+        task_pid(&ctx, 0)
+    } else {
+        i64::from(ctx.arg::<i32>(0))
+    };
+    mark_victim(&ctx, pid);
     0
 }
 
 /// `process_mrelease` entry; in watch mode the caller is tracked for the
 /// duration of the call, owned by its own process.
-#[tracepoint]
-pub fn timeline_mrelease_enter(ctx: TracePointContext) -> u32 {
+#[inline(always)]
+fn mrelease_enter<C: EbpfContext>(ctx: &C, pidfd: i64) {
     if watching() {
         let (tid, tgid) = current_ids();
         track_tid(tid, CONTEXT_MRELEASE_CALLER, tgid);
     }
-    emit(
-        &ctx,
-        TimelineKind::MreleaseEnter,
-        Scope::Everyone,
-        field::<i32>(&ctx, offsets().mrelease_enter_pidfd),
-    );
-    0
+    emit(ctx, TimelineKind::MreleaseEnter, Scope::Everyone, pidfd);
 }
 
 /// `process_mrelease` return; in watch mode the caller stops being tracked.
-#[tracepoint]
-pub fn timeline_mrelease_exit(ctx: TracePointContext) -> u32 {
-    emit(
-        &ctx,
-        TimelineKind::MreleaseExit,
-        Scope::Everyone,
-        field::<i64>(&ctx, offsets().mrelease_exit_ret),
-    );
+#[inline(always)]
+fn mrelease_exit<C: EbpfContext>(ctx: &C, ret: i64) {
+    emit(ctx, TimelineKind::MreleaseExit, Scope::Everyone, ret);
     if watching() {
         untrack_tid(current_ids().0);
     }
+}
+
+#[tracepoint]
+pub fn timeline_mrelease_enter(ctx: TracePointContext) -> u32 {
+    mrelease_enter(&ctx, field::<i32>(&ctx, offsets().mrelease_enter_pidfd));
+    0
+}
+
+#[tracepoint]
+pub fn timeline_mrelease_exit(ctx: TracePointContext) -> u32 {
+    mrelease_exit(&ctx, field::<i64>(&ctx, offsets().mrelease_exit_ret));
+    0
+}
+
+/// `raw_syscalls:sys_enter(struct pt_regs *regs, long id)`: runs for every
+/// syscall on the system, so the number is compared first; a
+/// `process_mrelease` call is remembered per thread for `sys_exit`.
+#[raw_tracepoint]
+pub fn raw_sys_enter(ctx: RawTracePointContext) -> i32 {
+    if ctx.arg::<i64>(1) != NR_PROCESS_MRELEASE {
+        return 0;
+    }
+    let pidfd = kernel_field::<i32>(ctx.arg::<u64>(0), offsets().raw_syscall_arg0);
+    let (tid, _) = current_ids();
+    if MRELEASE_CALLS.insert(&tid, &pidfd, 0).is_ok() {
+        if let Some(open) = MRELEASE_OPEN.get_ptr_mut(0) {
+            atomic_add(open, 1);
+        }
+    } else {
+        bump(Counter::TrackedFull);
+    }
+    mrelease_enter(&ctx, pidfd);
+    0
+}
+
+/// `raw_syscalls:sys_exit(struct pt_regs *regs, long ret)`: runs for every
+/// syscall; returns after one array load unless a `process_mrelease` call
+/// is open somewhere, and then only acts on the thread that made it.
+#[raw_tracepoint]
+pub fn raw_sys_exit(ctx: RawTracePointContext) -> i32 {
+    // SAFETY: plain data.
+    if MRELEASE_OPEN.get(0).is_none_or(|&open| open == 0) {
+        return 0;
+    }
+    let (tid, _) = current_ids();
+    // SAFETY: only presence is checked.
+    if unsafe { MRELEASE_CALLS.get(&tid) }.is_none() {
+        return 0;
+    }
+    if MRELEASE_CALLS.remove(&tid).is_ok() {
+        if let Some(open) = MRELEASE_OPEN.get_ptr_mut(0) {
+            atomic_add(open, u64::MAX);
+        }
+    }
+    mrelease_exit(&ctx, ctx.arg::<i64>(1));
     0
 }
 
 /// SIGKILL generation (watch mode only): the target may be torn down next, so
 /// it is tracked from here, and the sender is recorded for pairing with a
 /// later process_mrelease call.
+#[inline(always)]
+fn signal_generate<C: EbpfContext>(ctx: &C, pid: i64) {
+    if pid <= 1 {
+        return;
+    }
+    track_tgid(pid as u32, CONTEXT_VICTIM_EXIT);
+    emit(ctx, TimelineKind::SigKill, Scope::Everyone, pid);
+}
+
 #[tracepoint]
 pub fn timeline_signal_generate(ctx: TracePointContext) -> u32 {
     if !watching() {
@@ -180,12 +335,18 @@ pub fn timeline_signal_generate(ctx: TracePointContext) -> u32 {
     if field::<i32>(&ctx, offsets.signal_generate_sig) != SIGKILL {
         return 0;
     }
-    let pid = field::<i32>(&ctx, offsets.signal_generate_pid);
-    if pid <= 1 {
+    signal_generate(&ctx, field::<i32>(&ctx, offsets.signal_generate_pid));
+    0
+}
+
+/// `signal:signal_generate(int sig, struct kernel_siginfo *info,
+/// struct task_struct *task, int group, int result)`.
+#[raw_tracepoint]
+pub fn raw_signal_generate(ctx: RawTracePointContext) -> i32 {
+    if i64::from(ctx.arg::<i32>(0)) != SIGKILL || !watching() {
         return 0;
     }
-    track_tgid(pid as u32, CONTEXT_VICTIM_EXIT);
-    emit(&ctx, TimelineKind::SigKill, Scope::Everyone, pid);
+    signal_generate(&ctx, task_pid(&ctx, 2));
     0
 }
 
