@@ -26,7 +26,9 @@ use crate::{
     model::{Episode, HostInfo, ProbeGroup, Recording, Run, SCHEMA_VERSION, Scenario, ToolInfo},
     probe_frames::ProbeFrames,
     probes::{
-        attach, collect, function_timing, loader,
+        attach, collect, function_timing,
+        kernel_btf::FentryBtf,
+        loader,
         loader::MapSizes,
         timeline_reader::{TimelineReader, Wake},
     },
@@ -156,10 +158,11 @@ impl Recorder {
             );
         }
         let watching = matches!(settings.target, Target::Watch(_));
+        let fentry_btf = fentry_btf(settings, &plan, kernel_btf.as_ref());
         let calibrated = if watching {
             (Vec::new(), Vec::new())
         } else {
-            crate::probes::calibrate::before_ladder(&mut ebpf, settings.attach)
+            crate::probes::calibrate::before_ladder(&mut ebpf, settings.attach, &fentry_btf)
         };
         let functions = if watching {
             // Function aggregates are per context, not per episode; watch
@@ -169,9 +172,17 @@ impl Recorder {
                 "not recorded in --watch mode (in-kernel aggregates are per context, and watched episodes overlap)",
             )
         } else {
-            function_timing::attach_ladder(&mut ebpf, &plan, settings.attach, order_off)?
+            function_timing::attach_ladder(
+                &mut ebpf,
+                &plan,
+                settings.attach,
+                order_off,
+                &fentry_btf,
+            )?
         };
-        let probe_costs = crate::probes::calibrate::for_record(&mut ebpf, &functions, calibrated);
+        let probe_costs =
+            crate::probes::calibrate::for_record(&mut ebpf, &functions, calibrated, &fentry_btf);
+        drop(fentry_btf);
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
         let probe_frames =
             ProbeFrames::for_recording(ebpf.programs().map(|(name, _)| name), &functions, |f| {
@@ -440,6 +451,31 @@ impl Recorder {
             lost_race: end.mrelease_ret == Some(-i64::from(libc::ESRCH)),
         }
     }
+}
+
+/// aya's kernel BTF for the fentry loads `record` may try: none in watch
+/// mode or without fentry in `--attach`; otherwise parsed on first use,
+/// after asking the kernel whether it refuses fentry for every function
+/// (against the first function the ladder will try).
+fn fentry_btf(
+    settings: &RecordSettings,
+    plan: &function_timing::Plan,
+    index: Option<&crate::probes::btf::KernelBtf>,
+) -> FentryBtf {
+    let tries_fentry = matches!(
+        settings.attach,
+        function_timing::AttachPolicy::Auto | function_timing::AttachPolicy::Fentry
+    );
+    if matches!(settings.target, Target::Watch(_)) || !tries_fentry {
+        return FentryBtf::default();
+    }
+    let target = index.and_then(|btf| {
+        plan.functions
+            .iter()
+            .find(|f| f.in_btf != Some(false))
+            .and_then(|f| btf.function_id(&f.symbol))
+    });
+    FentryBtf::probe(index.is_some(), target)
 }
 
 /// Forwards the eBPF side's aya-log records to the `log` crate from a tokio
