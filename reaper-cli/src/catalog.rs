@@ -318,6 +318,12 @@ impl KernelSymbols {
     /// [`Self::catalog_only_from_kallsyms`], line by line: its ~8 MiB are
     /// never held at once.
     pub fn running_catalog_only() -> std::io::Result<Self> {
+        Self::running_catalog_only_with(|_| {})
+    }
+
+    /// [`Self::running_catalog_only`], handing every line to `also` too
+    /// (`record` fills its symbol table from the same read).
+    pub fn running_catalog_only_with(mut also: impl FnMut(&str)) -> std::io::Result<Self> {
         use std::io::BufRead as _;
         let wanted = catalog_candidates();
         let keep = |base: &str| wanted.binary_search(&base).is_ok();
@@ -330,6 +336,7 @@ impl KernelSymbols {
             reader.read_line(&mut line)? > 0
         } {
             builder.add(&line, &keep);
+            also(&line);
         }
         Ok(builder.finish())
     }

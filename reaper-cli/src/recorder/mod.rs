@@ -33,7 +33,7 @@ use crate::{
         timeline_reader::{TimelineReader, Wake},
     },
     scenario::{size::VictimSpec, victim},
-    symbolize::KernelSymbolizer,
+    symbolize::{KernelSymbolizer, SymbolTableBuilder},
     system::{kernel, privileges, procfs, tracefs},
 };
 
@@ -117,18 +117,23 @@ impl Recorder {
             .progress
             .say(format_args!("loading and attaching the probes"));
         // The kernel formats /proc/kallsyms as it is read (~0.1 s of kernel
-        // time): read it on its own thread while this one parses BTF.
-        let kallsyms = std::thread::spawn(KernelSymbols::running_catalog_only);
+        // time): read it once, on its own thread while this one parses BTF,
+        // for the catalog and for the symbol table stacks are named from.
+        let kallsyms = std::thread::spawn(|| {
+            let mut table = SymbolTableBuilder::default();
+            let symbols = KernelSymbols::running_catalog_only_with(|line| table.add(line))?;
+            Ok::<_, std::io::Error>((symbols, table.finish()))
+        });
         let (tracefs_root, _) = tracefs::ensure_mounted()?;
         let offsets = tracefs::probe_offsets(&tracefs_root);
-        let symbolizer = KernelSymbolizer::new()?;
         let kernel_btf = crate::probes::btf::KernelBtf::from_sys_fs().ok();
         let btf = kernel_btf.as_ref().map(catalog::BtfFacts::from_btf);
         let ebpf_loader = loader::new_loader();
-        let kernel_symbols = kallsyms
+        let (kernel_symbols, symbol_table) = kallsyms
             .join()
             .map_err(|_| anyhow::anyhow!("the /proc/kallsyms reader panicked"))?
             .context("reading /proc/kallsyms")?;
+        let symbolizer = KernelSymbolizer::new(symbol_table)?;
         let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.as_ref());
         let plan = function_timing::plan(&symbols);
         let (timing, order_off) = function_timing::config_for(&plan, btf.as_ref());
