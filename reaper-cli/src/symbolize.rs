@@ -42,12 +42,13 @@ pub struct KernelSymbolTable {
     names: String,
 }
 
-/// Fills a [`KernelSymbolTable`] one kallsyms line at a time.
+/// Fills a [`KernelSymbolTable`] one kallsyms line at a time, straight
+/// into the table's arrays (kallsyms is sorted by address in practice, so
+/// finishing it usually moves nothing).
 #[derive(Debug, Default)]
 pub struct SymbolTableBuilder {
-    /// (address, name start), in file order.
-    entries: Vec<(u64, u32)>,
-    names: String,
+    /// The table, in file order until [`Self::finish`].
+    table: KernelSymbolTable,
 }
 
 impl SymbolTableBuilder {
@@ -62,29 +63,49 @@ impl SymbolTableBuilder {
         let Ok(addr) = u64::from_str_radix(addr, 16) else {
             return;
         };
-        let Ok(start) = u32::try_from(self.names.len()) else {
+        let table = &mut self.table;
+        let Ok(start) = u32::try_from(table.names.len()) else {
             // Past 4 GiB of names: not a kallsyms this kernel can produce.
             return;
         };
         if addr == 0 {
             return;
         }
-        self.entries.push((addr, start));
-        self.names.push_str(name);
-        self.names.push('\n');
+        table.addrs.push(addr);
+        table.starts.push(start);
+        table.names.push_str(name);
+        table.names.push('\n');
     }
 
     /// Sorts by address (stably: equal addresses keep file order) and
     /// keeps the first symbol of each address.
-    pub fn finish(mut self) -> KernelSymbolTable {
-        self.entries.sort_by_key(|&(addr, _)| addr);
-        self.entries.dedup_by_key(|&mut (addr, _)| addr);
-        let (addrs, starts) = self.entries.into_iter().unzip();
-        self.names.shrink_to_fit();
+    pub fn finish(self) -> KernelSymbolTable {
+        let KernelSymbolTable {
+            mut addrs,
+            mut starts,
+            names,
+        } = self.table;
+        if !addrs.is_sorted() {
+            let mut order: Vec<u32> = (0..addrs.len() as u32).collect();
+            order.sort_by_key(|&i| addrs[i as usize]);
+            addrs = order.iter().map(|&i| addrs[i as usize]).collect();
+            starts = order.iter().map(|&i| starts[i as usize]).collect();
+        }
+        // Keep the first symbol of each address (both arrays in step).
+        let mut kept = 0;
+        for i in 0..addrs.len() {
+            if kept == 0 || addrs[i] != addrs[kept - 1] {
+                addrs[kept] = addrs[i];
+                starts[kept] = starts[i];
+                kept += 1;
+            }
+        }
+        addrs.truncate(kept);
+        starts.truncate(kept);
         KernelSymbolTable {
             addrs,
             starts,
-            names: self.names,
+            names,
         }
     }
 }
@@ -230,7 +251,7 @@ short line
     #[test]
     fn lookups_take_the_first_symbol_at_or_below() {
         let table = KernelSymbolTable::from_kallsyms(KALLSYMS);
-        assert_eq!(table.len(), 7);
+        assert_eq!(table.len(), 6);
         assert_eq!(table.lookup(0xffffffff81001000), Some("first_fn"));
         assert_eq!(table.lookup(0xffffffff81001fff), Some("first_fn"));
         assert_eq!(table.lookup(0xffffffff81003010), Some("later_fn.cold"));
@@ -251,8 +272,8 @@ short line
     }
 
     /// The table resolves every address as blazesym's kallsyms resolver
-    /// (what reaper used before it) does, on the synthetic text and on
-    /// every kallsyms fixture.
+    /// (what reaper used before it) does, on the synthetic text, on every
+    /// kallsyms fixture and on the running kernel's kallsyms.
     #[test]
     fn the_table_agrees_with_blazesym() {
         use blazesym::symbolize::{
@@ -267,6 +288,13 @@ short line
                 texts.push(std::fs::read_to_string(path).unwrap());
             }
         }
+        // The running kernel's too, when it shows this process addresses
+        // (root): every one of its ~100k+ symbols, and the bytes around them.
+        if kallsyms_visible() {
+            texts.push(std::fs::read_to_string("/proc/kallsyms").unwrap());
+        } else {
+            eprintln!("the running kernel's kallsyms hides addresses: checked on fixtures only");
+        }
         for text in texts {
             let file = tempfile::NamedTempFile::new().unwrap();
             std::fs::write(file.path(), &text).unwrap();
@@ -277,11 +305,27 @@ short line
                 ..Default::default()
             });
             let addrs = probes(&text);
-            let theirs = Symbolizer::new()
+            let symbolizer = Symbolizer::new();
+            let theirs = symbolizer
                 .symbolize(&source, Input::AbsAddr(&addrs))
                 .unwrap();
             let table = KernelSymbolTable::from_kallsyms(&text);
+            // blazesym 0.2.7's lower-bound scan returns the *last* of the
+            // symbols sharing the lowest address for an address inside
+            // (not at) that first symbol, and the first one anywhere else
+            // (util.rs find_match_or_lower_bound_by_key: its backward scan
+            // never finds a different key before index 0). On x86_64 that is
+            // `_text` .. `__entry_text_start`, 16 bytes no stack returns
+            // into; the table takes the first there too.
+            let first_gap = table.addrs.first().map_or(0..0, |&a| {
+                a + 1..table.addrs.get(1).copied().unwrap_or(u64::MAX)
+            });
+            let mut compared = 0;
             for (addr, sym) in addrs.iter().zip(&theirs) {
+                if first_gap.contains(addr) {
+                    continue;
+                }
+                compared += 1;
                 let expected = match sym {
                     Symbolized::Sym(sym) => Some(sym.name.to_string()),
                     Symbolized::Unknown(_) => None,
@@ -289,9 +333,11 @@ short line
                 assert_eq!(
                     table.lookup(*addr).map(str::to_owned),
                     expected,
-                    "{addr:#x} in\n{text}"
+                    "{addr:#x} in a kallsyms of {} lines",
+                    text.lines().count()
                 );
             }
+            assert!(compared > addrs.len() / 2);
         }
     }
 
