@@ -137,6 +137,18 @@ impl Recorder {
         let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.as_ref());
         let plan = function_timing::plan(&symbols);
         let (timing, order_off) = function_timing::config_for(&plan, btf.as_ref());
+        let fentry_btf = fentry_btf(settings, &plan, kernel_btf.as_ref());
+        // reaper's BTF index (a few MiB) is done once the planned functions'
+        // type ids are kept: free it before the object's maps and programs.
+        let function_ids: Vec<(String, u32)> = plan
+            .functions
+            .iter()
+            .filter_map(|f| {
+                let id = kernel_btf.as_ref()?.function_id(&f.symbol)?;
+                Some((f.symbol.clone(), id))
+            })
+            .collect();
+        drop(kernel_btf);
         let mut ebpf = loader::load_with_loader(
             ebpf_loader,
             &offsets,
@@ -163,7 +175,6 @@ impl Recorder {
             );
         }
         let watching = matches!(settings.target, Target::Watch(_));
-        let fentry_btf = fentry_btf(settings, &plan, kernel_btf.as_ref());
         let calibrated = if watching {
             (Vec::new(), Vec::new())
         } else {
@@ -191,9 +202,11 @@ impl Recorder {
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
         let probe_frames =
             ProbeFrames::for_recording(ebpf.programs().map(|(name, _)| name), &functions, |f| {
-                kernel_btf.as_ref()?.function_id(f)
+                function_ids
+                    .iter()
+                    .find(|(name, _)| name == f)
+                    .map(|&(_, id)| id)
             });
-        drop(kernel_btf);
         Ok(Self {
             probe_frames,
             runtime: tokio::runtime::Handle::current(),
