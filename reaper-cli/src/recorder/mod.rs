@@ -18,7 +18,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use aya::Ebpf;
-use reaper_common::timeline::TimelineEvent;
+use reaper_common::{
+    function_timing::FunctionTimingConfig, timeline::TimelineEvent,
+    tracepoint_offsets::TracepointOffsets,
+};
 
 use self::setup::{EpisodeEnd, EpisodeSetup};
 use crate::{
@@ -126,9 +129,19 @@ impl Recorder {
         });
         let (tracefs_root, _) = tracefs::ensure_mounted()?;
         let offsets = tracefs::probe_offsets(&tracefs_root);
+        let watching = matches!(settings.target, Target::Watch(_));
+        // In watch mode nothing that loads or attaches depends on kallsyms
+        // or BTF (function-timing programs never load there, so the object
+        // takes their global switched off): the object loads and the probes
+        // attach while the other thread still reads kallsyms.
+        let early = if watching {
+            let off = FunctionTimingConfig::DISABLED;
+            Some(load_and_attach(settings, &offsets, &off)?)
+        } else {
+            None
+        };
         let kernel_btf = crate::probes::btf::KernelBtf::from_sys_fs().ok();
         let btf = kernel_btf.as_ref().map(catalog::BtfFacts::from_btf);
-        let ebpf_loader = loader::new_loader();
         let (kernel_symbols, symbol_table) = kallsyms
             .join()
             .map_err(|_| anyhow::anyhow!("the /proc/kallsyms reader panicked"))?
@@ -149,32 +162,11 @@ impl Recorder {
             })
             .collect();
         drop(kernel_btf);
-        let mut ebpf = loader::load_with_loader(
-            ebpf_loader,
-            &offsets,
-            &settings.sizes,
-            &timing,
-            settings.ebpf_log,
-        )?;
-        if settings.ebpf_log == loader::EbpfLog::Drops {
-            start_ebpf_logger(&mut ebpf);
-        }
-        let cpus = kernel::online_cpus().context("reading the online CPUs")?;
-        let period_ns = 1_000_000_000 / settings.freq_hz.max(1);
-        let attach = attach::attach_all(&mut ebpf, &cpus, period_ns);
-        let attached = |group: ProbeGroup| attach.attached(group.name());
-        if !attached(ProbeGroup::Sampling) && !attached(ProbeGroup::LockWait) {
-            let reasons: Vec<String> = attach
-                .not_measured
-                .iter()
-                .map(|n| format!("  {}: {}", n.subject, n.why))
-                .collect();
-            bail!(
-                "neither cpu-clock sampling nor the lock contention tracepoints attached on this kernel, so there is nothing to measure:\n{}",
-                reasons.join("\n")
-            );
-        }
-        let watching = matches!(settings.target, Target::Watch(_));
+        let (mut ebpf, attach) = match early {
+            Some(loaded) => loaded,
+            None => load_and_attach(settings, &offsets, &timing)?,
+        };
+        let period_ns = period_ns(settings);
         let calibrated = if watching {
             (Vec::new(), Vec::new())
         } else {
@@ -469,6 +461,46 @@ impl Recorder {
             lost_race: end.mrelease_ret == Some(-i64::from(libc::ESRCH)),
         }
     }
+}
+
+/// The sampling period for `--freq`.
+fn period_ns(settings: &RecordSettings) -> u64 {
+    1_000_000_000 / settings.freq_hz.max(1)
+}
+
+/// Loads the object with `timing` as function timing's global and attaches
+/// every probe group but function timing; fails when neither sampling nor
+/// the lock-wait tracepoints attached (nothing to measure).
+fn load_and_attach(
+    settings: &RecordSettings,
+    offsets: &TracepointOffsets,
+    timing: &FunctionTimingConfig,
+) -> anyhow::Result<(Ebpf, attach::AttachReport)> {
+    let mut ebpf = loader::load_with_loader(
+        loader::new_loader(),
+        offsets,
+        &settings.sizes,
+        timing,
+        settings.ebpf_log,
+    )?;
+    if settings.ebpf_log == loader::EbpfLog::Drops {
+        start_ebpf_logger(&mut ebpf);
+    }
+    let cpus = kernel::online_cpus().context("reading the online CPUs")?;
+    let attach = attach::attach_all(&mut ebpf, &cpus, period_ns(settings));
+    let attached = |group: ProbeGroup| attach.attached(group.name());
+    if !attached(ProbeGroup::Sampling) && !attached(ProbeGroup::LockWait) {
+        let reasons: Vec<String> = attach
+            .not_measured
+            .iter()
+            .map(|n| format!("  {}: {}", n.subject, n.why))
+            .collect();
+        bail!(
+            "neither cpu-clock sampling nor the lock contention tracepoints attached on this kernel, so there is nothing to measure:\n{}",
+            reasons.join("\n")
+        );
+    }
+    Ok((ebpf, attach))
 }
 
 /// aya's kernel BTF for the fentry loads `record` may try: none in watch
