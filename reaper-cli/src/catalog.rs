@@ -390,7 +390,7 @@ impl KernelSymbols {
 }
 
 /// The catalog's candidate names, sorted and unique (binary-searched).
-fn catalog_candidates() -> Vec<&'static str> {
+pub(crate) fn catalog_candidates() -> Vec<&'static str> {
     let mut wanted: Vec<&str> = CONCEPTS
         .iter()
         .flat_map(|c| c.candidates.iter().copied())

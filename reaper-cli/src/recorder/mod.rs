@@ -130,18 +130,35 @@ impl Recorder {
         let (tracefs_root, _) = tracefs::ensure_mounted()?;
         let offsets = tracefs::probe_offsets(&tracefs_root);
         let watching = matches!(settings.target, Target::Watch(_));
+        // reaper's BTF index (a few MiB): the catalog's facts and every
+        // candidate function's type id are kept, and it is freed before the
+        // object's maps and programs are created.
+        let kernel_btf = crate::probes::btf::KernelBtf::from_sys_fs().ok();
+        let btf = kernel_btf.as_ref().map(catalog::BtfFacts::from_btf);
+        let has_btf = kernel_btf.is_some();
+        let function_ids: Vec<(&str, u32)> = kernel_btf.as_ref().map_or_else(Vec::new, |index| {
+            catalog::catalog_candidates()
+                .into_iter()
+                .filter_map(|name| Some((name, index.function_id(name)?)))
+                .collect()
+        });
+        drop(kernel_btf);
+        let function_id = |f: &str| {
+            function_ids
+                .iter()
+                .find(|(name, _)| *name == f)
+                .map(|&(_, id)| id)
+        };
         // In watch mode nothing that loads or attaches depends on kallsyms
-        // or BTF (function-timing programs never load there, so the object
-        // takes their global switched off): the object loads and the probes
-        // attach while the other thread still reads kallsyms.
+        // (function-timing programs never load there, so the object takes
+        // their global switched off): the object loads and the probes attach
+        // while the other thread still reads kallsyms.
         let early = if watching {
             let off = FunctionTimingConfig::DISABLED;
             Some(load_and_attach(settings, &offsets, &off)?)
         } else {
             None
         };
-        let kernel_btf = crate::probes::btf::KernelBtf::from_sys_fs().ok();
-        let btf = kernel_btf.as_ref().map(catalog::BtfFacts::from_btf);
         let (kernel_symbols, symbol_table) = kallsyms
             .join()
             .map_err(|_| anyhow::anyhow!("the /proc/kallsyms reader panicked"))?
@@ -150,18 +167,7 @@ impl Recorder {
         let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.as_ref());
         let plan = function_timing::plan(&symbols);
         let (timing, order_off) = function_timing::config_for(&plan, btf.as_ref());
-        let fentry_btf = fentry_btf(settings, &plan, kernel_btf.as_ref());
-        // reaper's BTF index (a few MiB) is done once the planned functions'
-        // type ids are kept: free it before the object's maps and programs.
-        let function_ids: Vec<(String, u32)> = plan
-            .functions
-            .iter()
-            .filter_map(|f| {
-                let id = kernel_btf.as_ref()?.function_id(&f.symbol)?;
-                Some((f.symbol.clone(), id))
-            })
-            .collect();
-        drop(kernel_btf);
+        let fentry_btf = fentry_btf(settings, &plan, has_btf, function_id);
         let (mut ebpf, attach) = match early {
             Some(loaded) => loaded,
             None => load_and_attach(settings, &offsets, &timing)?,
@@ -192,13 +198,11 @@ impl Recorder {
             crate::probes::calibrate::for_record(&mut ebpf, &functions, calibrated, &fentry_btf);
         drop(fentry_btf);
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
-        let probe_frames =
-            ProbeFrames::for_recording(ebpf.programs().map(|(name, _)| name), &functions, |f| {
-                function_ids
-                    .iter()
-                    .find(|(name, _)| name == f)
-                    .map(|&(_, id)| id)
-            });
+        let probe_frames = ProbeFrames::for_recording(
+            ebpf.programs().map(|(name, _)| name),
+            &functions,
+            function_id,
+        );
         Ok(Self {
             probe_frames,
             runtime: tokio::runtime::Handle::current(),
@@ -510,7 +514,8 @@ fn load_and_attach(
 fn fentry_btf(
     settings: &RecordSettings,
     plan: &function_timing::Plan,
-    index: Option<&crate::probes::btf::KernelBtf>,
+    has_btf: bool,
+    function_id: impl Fn(&str) -> Option<u32>,
 ) -> FentryBtf {
     let tries_fentry = matches!(
         settings.attach,
@@ -519,13 +524,12 @@ fn fentry_btf(
     if matches!(settings.target, Target::Watch(_)) || !tries_fentry {
         return FentryBtf::default();
     }
-    let target = index.and_then(|btf| {
-        plan.functions
-            .iter()
-            .find(|f| f.in_btf != Some(false))
-            .and_then(|f| btf.function_id(&f.symbol))
-    });
-    FentryBtf::probe(index.is_some(), target)
+    let target = plan
+        .functions
+        .iter()
+        .find(|f| f.in_btf != Some(false))
+        .and_then(|f| function_id(&f.symbol));
+    FentryBtf::probe(has_btf, target)
 }
 
 /// Forwards the eBPF side's aya-log records to the `log` crate from a tokio
