@@ -318,6 +318,12 @@ impl KernelSymbols {
     /// [`Self::catalog_only_from_kallsyms`], line by line: its ~8 MiB are
     /// never held at once.
     pub fn running_catalog_only() -> std::io::Result<Self> {
+        Self::running_catalog_only_with(|_| {})
+    }
+
+    /// [`Self::running_catalog_only`], handing every line to `also` too
+    /// (`record` fills its symbol table from the same read).
+    pub fn running_catalog_only_with(mut also: impl FnMut(&str)) -> std::io::Result<Self> {
         use std::io::BufRead as _;
         let wanted = catalog_candidates();
         let keep = |base: &str| wanted.binary_search(&base).is_ok();
@@ -330,6 +336,7 @@ impl KernelSymbols {
             reader.read_line(&mut line)? > 0
         } {
             builder.add(&line, &keep);
+            also(&line);
         }
         Ok(builder.finish())
     }
@@ -383,7 +390,7 @@ impl KernelSymbols {
 }
 
 /// The catalog's candidate names, sorted and unique (binary-searched).
-fn catalog_candidates() -> Vec<&'static str> {
+pub(crate) fn catalog_candidates() -> Vec<&'static str> {
     let mut wanted: Vec<&str> = CONCEPTS
         .iter()
         .flat_map(|c| c.candidates.iter().copied())
@@ -403,9 +410,10 @@ struct SymbolsBuilder {
 
 impl SymbolsBuilder {
     /// Adds one `ADDR TYPE NAME [MODULE]` line, if it is a text symbol
-    /// whose base name `keep` accepts.
+    /// whose base name `keep` accepts (split as ASCII, as kallsyms is: the
+    /// Unicode split was a tenth of the start-up read's user time).
     fn add(&mut self, line: &str, keep: &impl Fn(&str) -> bool) {
-        let mut fields = line.split_whitespace();
+        let mut fields = line.split_ascii_whitespace();
         let (Some(_addr), Some(kind), Some(name)) = (fields.next(), fields.next(), fields.next())
         else {
             return;

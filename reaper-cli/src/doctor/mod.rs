@@ -93,7 +93,14 @@ fn calibrate_all(
         &tracefs::probe_offsets(tracefs_root),
         &loader::MapSizes::default(),
     ) {
-        Ok(mut ebpf) => calibrate::calibrate(&mut ebpf, &[Mode::Fentry, Mode::Kprobe], 0),
+        Ok(mut ebpf) => calibrate::calibrate(
+            &mut ebpf,
+            &[Mode::Fentry, Mode::Kprobe],
+            0,
+            &crate::probes::kernel_btf::FentryBtf::lazy(
+                std::path::Path::new("/sys/kernel/btf/vmlinux").exists(),
+            ),
+        ),
         Err(err) => (
             Vec::new(),
             vec![crate::model::NotMeasured {

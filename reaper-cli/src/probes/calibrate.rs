@@ -34,7 +34,10 @@ use reaper_common::{
 
 use crate::{
     model::{AttachMode, NotMeasured, ProbeCost, doctor::ProgramKind},
-    probes::function_timing::{AttachPolicy, LadderReport, program},
+    probes::{
+        function_timing::{AttachPolicy, LadderReport, program},
+        kernel_btf::FentryBtf,
+    },
 };
 
 /// The context the calibrating thread is tracked as (any tracked context
@@ -326,6 +329,7 @@ pub fn calibrate(
     ebpf: &mut Ebpf,
     modes: &[Mode],
     used_slots: usize,
+    btf: &FentryBtf,
 ) -> (Vec<ProbeCost>, Vec<NotMeasured>) {
     let mut costs = Vec::new();
     let mut missing = Vec::new();
@@ -337,12 +341,18 @@ pub fn calibrate(
         );
         return (costs, missing);
     };
-    let btf = modes
-        .contains(&Mode::Fentry)
-        .then(Btf::from_sys_fs)
-        .and_then(Result::ok);
     for &mode in modes {
-        match measure(ebpf, mode, slot, btf.as_ref()) {
+        // A kernel that refuses every fentry load: no loop, no BTF parse.
+        if let Some(why) = btf.refused_for_all().filter(|_| mode == Mode::Fentry) {
+            missing.push(not_measured(mode, why));
+            continue;
+        }
+        let btf = if mode == Mode::Fentry {
+            btf.get()
+        } else {
+            None
+        };
+        match measure(ebpf, mode, slot, btf) {
             Ok(cost) => {
                 log::debug!(
                     "probe cost {}: {:.0} ns per timed call ({} x {} calls of {}: {:.0} vs {:.0} ns)",
@@ -371,13 +381,17 @@ pub fn calibrate(
 /// every slot is still free (the ladder then loads that slot's programs
 /// again for its own function): fentry for `--attach auto` (kprobe only if
 /// fentry is refused), or the forced mode.
-pub fn before_ladder(ebpf: &mut Ebpf, attach: AttachPolicy) -> (Vec<ProbeCost>, Vec<NotMeasured>) {
+pub fn before_ladder(
+    ebpf: &mut Ebpf,
+    attach: AttachPolicy,
+    btf: &FentryBtf,
+) -> (Vec<ProbeCost>, Vec<NotMeasured>) {
     match attach {
         AttachPolicy::Sampling => (Vec::new(), Vec::new()),
-        AttachPolicy::Fentry => calibrate(ebpf, &[Mode::Fentry], 0),
+        AttachPolicy::Fentry => calibrate(ebpf, &[Mode::Fentry], 0, btf),
         AttachPolicy::Kprobe => calibrate_kprobe(ebpf),
         AttachPolicy::Auto => {
-            let (costs, mut missing) = calibrate(ebpf, &[Mode::Fentry], 0);
+            let (costs, mut missing) = calibrate(ebpf, &[Mode::Fentry], 0, btf);
             if !costs.is_empty() {
                 return (costs, missing);
             }
@@ -390,7 +404,7 @@ pub fn before_ladder(ebpf: &mut Ebpf, attach: AttachPolicy) -> (Vec<ProbeCost>, 
 
 fn calibrate_kprobe(ebpf: &mut Ebpf) -> (Vec<ProbeCost>, Vec<NotMeasured>) {
     if crate::probes::function_timing::kprobes_built_in() {
-        calibrate(ebpf, &[Mode::Kprobe], 0)
+        calibrate(ebpf, &[Mode::Kprobe], 0, &FentryBtf::default())
     } else {
         let why = "kprobes are not built into this kernel".to_owned();
         (Vec::new(), vec![not_measured(Mode::Kprobe, why)])
@@ -404,6 +418,7 @@ pub fn for_record(
     ebpf: &mut Ebpf,
     ladder: &LadderReport,
     before: (Vec<ProbeCost>, Vec<NotMeasured>),
+    btf: &FentryBtf,
 ) -> (Vec<ProbeCost>, Vec<NotMeasured>) {
     let mut used: Vec<Mode> = ladder
         .attached()
@@ -421,7 +436,7 @@ pub fn for_record(
     if todo.is_empty() {
         return (costs, Vec::new());
     }
-    let (more, mut missing) = calibrate(ebpf, &todo, ladder.functions.len());
+    let (more, mut missing) = calibrate(ebpf, &todo, ladder.functions.len(), btf);
     costs.extend(more);
     // Earlier refusals of a mode still missing say more than "no slot".
     for m in &todo {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use aya::{
-    Btf, Ebpf,
+    Ebpf,
     maps::{Array, PerCpuArray, PerCpuValues},
     programs::{FEntry, FExit, KProbe, ProgramError},
 };
@@ -34,6 +34,7 @@ use crate::{
     },
     probes::{
         attach::error_chain,
+        kernel_btf::{self, FentryBtf},
         refusal::{FromProgramError as _, Refusal, Step},
     },
 };
@@ -397,11 +398,9 @@ pub(crate) fn auto_rung(
 }
 
 /// Whether a refused load is the kernel's answer to every fentry program,
-/// whatever the function: a policy (EPERM) or no trampoline support
-/// (ENOTSUPP 524, EOPNOTSUPP), with no verifier complaint about the program.
+/// whatever the function (see [`kernel_btf::refuses_every_function`]).
 fn refuses_every_function(err: &ProgramError) -> bool {
-    let refusal = Refusal::from_error(Step::Load, err);
-    !refusal.by_verifier() && matches!(refusal.errno, Some(1 | 95 | 524))
+    kernel_btf::refuses_every_function(&Refusal::from_error(Step::Load, err))
 }
 
 /// What the kernel answered to fentry, decided once per ladder: after a
@@ -415,16 +414,21 @@ struct FentryVerdict {
 fn try_fentry(
     ebpf: &mut Ebpf,
     f: &SlotFunction,
-    btf: Option<&Btf>,
+    btf: &FentryBtf,
     verdict: &mut FentryVerdict,
 ) -> Result<(), String> {
-    let btf = btf.ok_or("no kernel BTF (/sys/kernel/btf/vmlinux)")?;
+    const NO_BTF: &str = "no kernel BTF (/sys/kernel/btf/vmlinux)";
+    if !btf.available() {
+        return Err(NO_BTF.into());
+    }
     if f.in_btf == Some(false) {
         return Err(format!("{} is not in kernel BTF", f.symbol));
     }
     if let Some(why) = &verdict.refused_for_all {
         return Err(why.clone());
     }
+    // Parsed here, on the first load that needs it, and shared.
+    let btf = btf.get().ok_or(NO_BTF)?;
     let slot = f.slot as usize;
     let entry = (|| {
         let p: &mut FEntry = program(ebpf, PROG_FENTRY[slot])?;
@@ -496,19 +500,19 @@ fn try_kprobe(ebpf: &mut Ebpf, f: &SlotFunction, built_in: bool) -> Result<(), S
 
 /// Runs the ladder for every planned function. A forced mode that fails
 /// returns the first failure; `auto` records each failure and goes on.
+/// `btf` is parsed only if an fentry load is tried.
 pub fn attach_ladder(
     ebpf: &mut Ebpf,
     plan: &Plan,
     mode: AttachPolicy,
     order_off: Option<String>,
+    btf: &FentryBtf,
 ) -> Result<LadderReport, ForcedModeError> {
-    let btf = match mode {
-        AttachPolicy::Auto | AttachPolicy::Fentry => Btf::from_sys_fs().ok(),
-        _ => None,
-    };
     // The kernel's capabilities, decided once rather than per function.
     let kprobes = kprobes_built_in();
-    let mut fentry = FentryVerdict::default();
+    let mut fentry = FentryVerdict {
+        refused_for_all: btf.refused_for_all(),
+    };
     let mut report = LadderReport {
         skipped: plan.skipped.clone(),
         order_off,
@@ -522,7 +526,7 @@ pub fn attach_ladder(
                 AttachMode::None,
                 ProbeOutcome::not_attached("disabled by --attach sampling"),
             ),
-            AttachPolicy::Fentry => match try_fentry(ebpf, f, btf.as_ref(), &mut fentry) {
+            AttachPolicy::Fentry => match try_fentry(ebpf, f, btf, &mut fentry) {
                 Ok(()) => (AttachMode::Fentry, ProbeOutcome::Attached),
                 Err(answer) => {
                     return Err(ForcedModeError {
@@ -545,7 +549,7 @@ pub fn attach_ladder(
                 }
             },
             AttachPolicy::Auto => {
-                let rung = auto_rung(try_fentry(ebpf, f, btf.as_ref(), &mut fentry), || {
+                let rung = auto_rung(try_fentry(ebpf, f, btf, &mut fentry), || {
                     try_kprobe(ebpf, f, kprobes)
                 });
                 fallback_from = rung.fallback_from;

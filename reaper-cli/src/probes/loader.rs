@@ -107,9 +107,10 @@ pub fn load_with(
     load_with_loader(EbpfLoader::new(), offsets, sizes, timing, log)
 }
 
-/// A loader, made ahead of [`load_with_loader`]: aya's `EbpfLoader::new`
-/// parses the whole kernel BTF (~0.1 s), which can overlap other start-up
-/// work (reading /proc/kallsyms on another thread).
+/// A loader, made ahead of [`load_with_loader`]. With the vendored aya
+/// (third_party/README.md) it no longer parses the kernel BTF: reaper's
+/// object has no CO-RE relocation, so aya never needs it here; fentry/fexit
+/// loads get theirs from [`super::kernel_btf::FentryBtf`].
 pub fn new_loader<'a>() -> EbpfLoader<'a> {
     EbpfLoader::new()
 }

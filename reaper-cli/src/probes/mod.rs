@@ -7,6 +7,7 @@ pub mod btf;
 pub mod calibrate;
 pub mod collect;
 pub mod function_timing;
+pub mod kernel_btf;
 pub mod loader;
 pub mod raw_tp;
 pub mod refusal;

@@ -18,7 +18,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use aya::Ebpf;
-use reaper_common::timeline::TimelineEvent;
+use reaper_common::{
+    function_timing::FunctionTimingConfig, timeline::TimelineEvent,
+    tracepoint_offsets::TracepointOffsets,
+};
 
 use self::setup::{EpisodeEnd, EpisodeSetup};
 use crate::{
@@ -26,13 +29,15 @@ use crate::{
     model::{Episode, HostInfo, ProbeGroup, Recording, Run, SCHEMA_VERSION, Scenario, ToolInfo},
     probe_frames::ProbeFrames,
     probes::{
-        attach, collect, function_timing, loader,
+        attach, collect, function_timing,
+        kernel_btf::FentryBtf,
+        loader,
         loader::MapSizes,
         raw_tp::{self, RawPlan},
         timeline_reader::{TimelineReader, Wake},
     },
     scenario::{size::VictimSpec, victim},
-    symbolize::KernelSymbolizer,
+    symbolize::{KernelSymbolizer, SymbolTableBuilder},
     system::{kernel, privileges, procfs, tracefs},
 };
 
@@ -119,52 +124,64 @@ impl Recorder {
             .progress
             .say(format_args!("loading and attaching the probes"));
         // The kernel formats /proc/kallsyms as it is read (~0.1 s of kernel
-        // time): read it on its own thread while this one parses BTF.
-        let kallsyms = std::thread::spawn(KernelSymbols::running_catalog_only);
+        // time): read it once, on its own thread while this one parses BTF,
+        // for the catalog and for the symbol table stacks are named from.
+        let kallsyms = std::thread::spawn(|| {
+            let mut table = SymbolTableBuilder::default();
+            let symbols = KernelSymbols::running_catalog_only_with(|line| table.add(line))?;
+            Ok::<_, std::io::Error>((symbols, table.finish()))
+        });
         let (tracefs_root, _) = tracefs::ensure_mounted()?;
         let mut offsets = tracefs::probe_offsets(&tracefs_root);
-        let symbolizer = KernelSymbolizer::new()?;
+        let watching = matches!(settings.target, Target::Watch(_));
+        // reaper's BTF index (a few MiB): the catalog's facts and every
+        // candidate function's type id are kept, and it is freed before the
+        // object's maps and programs are created.
         let kernel_btf = crate::probes::btf::KernelBtf::from_sys_fs().ok();
         let raw = raw_tp::resolve(kernel_btf.as_ref(), &mut offsets);
         let btf = kernel_btf.as_ref().map(catalog::BtfFacts::from_btf);
-        let ebpf_loader = loader::new_loader();
-        let kernel_symbols = kallsyms
+        let has_btf = kernel_btf.is_some();
+        let function_ids: Vec<(&str, u32)> = kernel_btf.as_ref().map_or_else(Vec::new, |index| {
+            catalog::catalog_candidates()
+                .into_iter()
+                .filter_map(|name| Some((name, index.function_id(name)?)))
+                .collect()
+        });
+        drop(kernel_btf);
+        let function_id = |f: &str| {
+            function_ids
+                .iter()
+                .find(|(name, _)| *name == f)
+                .map(|&(_, id)| id)
+        };
+        // In watch mode nothing that loads or attaches depends on kallsyms
+        // (function-timing programs never load there, so the object takes
+        // their global switched off): the object loads and the probes attach
+        // while the other thread still reads kallsyms.
+        let early = if watching {
+            let off = FunctionTimingConfig::DISABLED;
+            Some(load_and_attach(settings, &offsets, &off, &raw)?)
+        } else {
+            None
+        };
+        let (kernel_symbols, symbol_table) = kallsyms
             .join()
             .map_err(|_| anyhow::anyhow!("the /proc/kallsyms reader panicked"))?
             .context("reading /proc/kallsyms")?;
+        let symbolizer = KernelSymbolizer::new(symbol_table)?;
         let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.as_ref());
         let plan = function_timing::plan(&symbols);
         let (timing, order_off) = function_timing::config_for(&plan, btf.as_ref());
-        let mut ebpf = loader::load_with_loader(
-            ebpf_loader,
-            &offsets,
-            &settings.sizes,
-            &timing,
-            settings.ebpf_log,
-        )?;
-        if settings.ebpf_log == loader::EbpfLog::Drops {
-            start_ebpf_logger(&mut ebpf);
-        }
-        let cpus = kernel::online_cpus().context("reading the online CPUs")?;
-        let period_ns = 1_000_000_000 / settings.freq_hz.max(1);
-        let attach = attach::attach_all(&mut ebpf, &cpus, period_ns, &raw);
-        let attached = |group: ProbeGroup| attach.attached(group.name());
-        if !attached(ProbeGroup::Sampling) && !attached(ProbeGroup::LockWait) {
-            let reasons: Vec<String> = attach
-                .not_measured
-                .iter()
-                .map(|n| format!("  {}: {}", n.subject, n.why))
-                .collect();
-            bail!(
-                "neither cpu-clock sampling nor the lock contention tracepoints attached on this kernel, so there is nothing to measure:\n{}",
-                reasons.join("\n")
-            );
-        }
-        let watching = matches!(settings.target, Target::Watch(_));
+        let fentry_btf = fentry_btf(settings, &plan, has_btf, function_id);
+        let (mut ebpf, attach) = match early {
+            Some(loaded) => loaded,
+            None => load_and_attach(settings, &offsets, &timing, &raw)?,
+        };
+        let period_ns = period_ns(settings);
         let calibrated = if watching {
             (Vec::new(), Vec::new())
         } else {
-            crate::probes::calibrate::before_ladder(&mut ebpf, settings.attach)
+            crate::probes::calibrate::before_ladder(&mut ebpf, settings.attach, &fentry_btf)
         };
         let functions = if watching {
             // Function aggregates are per context, not per episode; watch
@@ -174,15 +191,23 @@ impl Recorder {
                 "not recorded in --watch mode (in-kernel aggregates are per context, and watched episodes overlap)",
             )
         } else {
-            function_timing::attach_ladder(&mut ebpf, &plan, settings.attach, order_off)?
+            function_timing::attach_ladder(
+                &mut ebpf,
+                &plan,
+                settings.attach,
+                order_off,
+                &fentry_btf,
+            )?
         };
-        let probe_costs = crate::probes::calibrate::for_record(&mut ebpf, &functions, calibrated);
+        let probe_costs =
+            crate::probes::calibrate::for_record(&mut ebpf, &functions, calibrated, &fentry_btf);
+        drop(fentry_btf);
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
-        let probe_frames =
-            ProbeFrames::for_recording(ebpf.programs().map(|(name, _)| name), &functions, |f| {
-                kernel_btf.as_ref()?.function_id(f)
-            });
-        drop(kernel_btf);
+        let probe_frames = ProbeFrames::for_recording(
+            ebpf.programs().map(|(name, _)| name),
+            &functions,
+            function_id,
+        );
         Ok(Self {
             probe_frames,
             runtime: tokio::runtime::Handle::current(),
@@ -446,6 +471,72 @@ impl Recorder {
             lost_race: end.mrelease_ret == Some(-i64::from(libc::ESRCH)),
         }
     }
+}
+
+/// The sampling period for `--freq`.
+fn period_ns(settings: &RecordSettings) -> u64 {
+    1_000_000_000 / settings.freq_hz.max(1)
+}
+
+/// Loads the object with `timing` as function timing's global and attaches
+/// every probe group but function timing; fails when neither sampling nor
+/// the lock-wait tracepoints attached (nothing to measure).
+fn load_and_attach(
+    settings: &RecordSettings,
+    offsets: &TracepointOffsets,
+    timing: &FunctionTimingConfig,
+    raw: &RawPlan,
+) -> anyhow::Result<(Ebpf, attach::AttachReport)> {
+    let mut ebpf = loader::load_with_loader(
+        loader::new_loader(),
+        offsets,
+        &settings.sizes,
+        timing,
+        settings.ebpf_log,
+    )?;
+    if settings.ebpf_log == loader::EbpfLog::Drops {
+        start_ebpf_logger(&mut ebpf);
+    }
+    let cpus = kernel::online_cpus().context("reading the online CPUs")?;
+    let attach = attach::attach_all(&mut ebpf, &cpus, period_ns(settings), raw);
+    let attached = |group: ProbeGroup| attach.attached(group.name());
+    if !attached(ProbeGroup::Sampling) && !attached(ProbeGroup::LockWait) {
+        let reasons: Vec<String> = attach
+            .not_measured
+            .iter()
+            .map(|n| format!("  {}: {}", n.subject, n.why))
+            .collect();
+        bail!(
+            "neither cpu-clock sampling nor the lock contention tracepoints attached on this kernel, so there is nothing to measure:\n{}",
+            reasons.join("\n")
+        );
+    }
+    Ok((ebpf, attach))
+}
+
+/// aya's kernel BTF for the fentry loads `record` may try: none in watch
+/// mode or without fentry in `--attach`; otherwise parsed on first use,
+/// after asking the kernel whether it refuses fentry for every function
+/// (against the first function the ladder will try).
+fn fentry_btf(
+    settings: &RecordSettings,
+    plan: &function_timing::Plan,
+    has_btf: bool,
+    function_id: impl Fn(&str) -> Option<u32>,
+) -> FentryBtf {
+    let tries_fentry = matches!(
+        settings.attach,
+        function_timing::AttachPolicy::Auto | function_timing::AttachPolicy::Fentry
+    );
+    if matches!(settings.target, Target::Watch(_)) || !tries_fentry {
+        return FentryBtf::default();
+    }
+    let target = plan
+        .functions
+        .iter()
+        .find(|f| f.in_btf != Some(false))
+        .and_then(|f| function_id(&f.symbol));
+    FentryBtf::probe(has_btf, target)
 }
 
 /// Forwards the eBPF side's aya-log records to the `log` crate from a tokio
