@@ -165,6 +165,29 @@ pub struct CorrectedPeriod {
     pub overhead_ns: f64,
     /// `exact_ns - overhead_ns`, at least 0.
     pub corrected_ns: f64,
+    /// Sampled period of reaper's probe frames (`[reaper probe: …]`) under
+    /// the function, ns: the probes' on-CPU cost there, measured in situ
+    /// (`None`: the context was not profiled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_probe_ns: Option<u64>,
+    /// `sampled_period_ns - sampled_probe_ns`: the sampled period without
+    /// the probes, what `corrected_ns` compares with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_without_probes_ns: Option<u64>,
+}
+
+impl CorrectedPeriod {
+    /// `corrected_ns / sampled_without_probes_ns`: how far exact minus the
+    /// probes is from the sampled period without them (1.0 = agreement).
+    pub fn ratio(&self) -> Option<f64> {
+        let sampled = self.sampled_without_probes_ns.filter(|&ns| ns > 0)?;
+        Some(self.corrected_ns / sampled as f64)
+    }
+
+    /// The probes' sampled cost per probe hit, ns (in situ, on-CPU).
+    pub fn sampled_per_hit_ns(&self) -> Option<f64> {
+        (self.probe_hits >= 1.0).then_some(self.sampled_probe_ns? as f64 / self.probe_hits)
+    }
 }
 
 /// The exact table of one context.
