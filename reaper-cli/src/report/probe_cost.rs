@@ -150,10 +150,18 @@ pub fn overhead(run: &Run, episode: &Episode) -> Option<ProbeOverhead> {
             r
         })
         .collect();
+    let stacks = || episode.contexts.iter().flat_map(|c| &c.stacks);
+    let samples = stacks().map(|s| s.samples).sum::<u64>();
     Some(ProbeOverhead {
         costs: run.probe_costs.clone(),
         not_calibrated: run.probe_costs.is_empty().then(|| why_not_calibrated(run)),
         rows,
+        samples,
+        samples_counted_ns: run
+            .recording
+            .periods_counted
+            .then(|| stacks().map(|s| s.period_ns).sum()),
+        samples_nominal_ns: samples * run.recording.sample_period_ns,
     })
 }
 

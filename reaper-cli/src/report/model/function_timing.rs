@@ -141,6 +141,14 @@ pub struct ProbeOverhead {
     pub not_calibrated: Option<String>,
     /// One row per exact period whose mode has a calibrated cost.
     pub rows: Vec<CorrectedPeriod>,
+    /// The episode's tracked samples.
+    pub samples: u64,
+    /// Their summed periods, ns: the cpu-clock count between samples, or
+    /// `None` for a run recorded before periods were counted.
+    pub samples_counted_ns: Option<u64>,
+    /// Samples × the nominal period, ns: what the periods sum to when no
+    /// timer expiry comes late (larger gaps mean skipped periods).
+    pub samples_nominal_ns: u64,
 }
 
 /// One exact period with its estimated probe overhead.

@@ -277,6 +277,17 @@ fn probe_overhead(o: &ProbeOverhead, out: &mut String) {
             r.context.name()
         );
     }
+    let counted = o.samples_counted_ns.map_or_else(
+        || "not measured (recorded before periods were counted)".to_owned(),
+        |ns| format!("{} ms", ms(ns as f64)),
+    );
+    let _ = writeln!(
+        out,
+        "  Samples: {}; by the cpu-clock count between samples {}; as samples x period {} ms",
+        o.samples,
+        counted,
+        ms(o.samples_nominal_ns as f64)
+    );
     let _ = writeln!(
         out,
         "  (Probe frames: sampled [reaper probe: ...] frames under the function, the probes' \
