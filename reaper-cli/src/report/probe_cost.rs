@@ -336,5 +336,7 @@ mod like_with_like {
             Some((10_000_000.0 - 2_001_000.0) / 6_000_000.0)
         );
         assert_eq!(row.sampled_per_hit_ns(), Some(2_000_000.0 / 1000.5));
+        assert_eq!(row.corrected_in_situ_ns(), Some(8_000_000.0));
+        assert_eq!(row.ratio_in_situ(), Some(8_000_000.0 / 6_000_000.0));
     }
 }

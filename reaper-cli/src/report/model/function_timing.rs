@@ -192,6 +192,19 @@ impl CorrectedPeriod {
         Some(self.corrected_ns / sampled as f64)
     }
 
+    /// The exact period minus the probes' sampled frames under it: the
+    /// correction with the probes' cost measured in situ rather than
+    /// calibrated in a loop.
+    pub fn corrected_in_situ_ns(&self) -> Option<f64> {
+        Some((self.exact_ns as f64 - self.sampled_probe_ns? as f64).max(0.0))
+    }
+
+    /// `corrected_in_situ_ns / sampled_without_probes_ns`.
+    pub fn ratio_in_situ(&self) -> Option<f64> {
+        let sampled = self.sampled_without_probes_ns.filter(|&ns| ns > 0)?;
+        Some(self.corrected_in_situ_ns()? / sampled as f64)
+    }
+
     /// The probes' sampled cost per probe hit, ns (in situ, on-CPU).
     pub fn sampled_per_hit_ns(&self) -> Option<f64> {
         (self.probe_hits >= 1.0).then_some(self.sampled_probe_ns? as f64 / self.probe_hits)

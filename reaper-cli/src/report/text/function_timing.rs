@@ -243,7 +243,7 @@ fn probe_overhead(o: &ProbeOverhead, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "  {:>17}  {:>11}  {:>15}  {:>19}  {:>12}  {:>17}  {:>15}  {:>21}  {:>6}  Symbol (context)",
+        "  {:>17}  {:>11}  {:>15}  {:>19}  {:>12}  {:>17}  {:>15}  {:>21}  {:>6}  {:>19}  {:>6}  Symbol (context)",
         "Exact period (ms)",
         "Probe hits",
         "Probe cost (ms)",
@@ -252,18 +252,18 @@ fn probe_overhead(o: &ProbeOverhead, out: &mut String) {
         "Probe frames (ms)",
         "Frames/hit (ns)",
         "Period - frames (ms)",
+        "Ratio",
+        "Exact - frames (ms)",
         "Ratio"
     );
     for r in &o.rows {
         let per_hit = r
             .sampled_per_hit_ns()
             .map_or_else(|| "-".to_owned(), |ns| format!("{ns:.0}"));
-        let ratio = r
-            .ratio()
-            .map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
+        let ratio = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
         let _ = writeln!(
             out,
-            "  {:>17}  {:>11.0}  {:>15}  {:>19}  {:>12}  {:>17}  {:>15}  {:>21}  {:>6}  {} ({})",
+            "  {:>17}  {:>11.0}  {:>15}  {:>19}  {:>12}  {:>17}  {:>15}  {:>21}  {:>6}  {:>19}  {:>6}  {} ({})",
             ms(r.exact_ns as f64),
             r.probe_hits,
             ms(r.overhead_ns),
@@ -272,7 +272,9 @@ fn probe_overhead(o: &ProbeOverhead, out: &mut String) {
             opt_ms(r.sampled_probe_ns),
             per_hit,
             opt_ms(r.sampled_without_probes_ns),
-            ratio,
+            ratio(r.ratio()),
+            r.corrected_in_situ_ns().map_or_else(|| "-".to_owned(), ms),
+            ratio(r.ratio_in_situ()),
             r.symbol,
             r.context.name()
         );
@@ -291,8 +293,9 @@ fn probe_overhead(o: &ProbeOverhead, out: &mut String) {
     let _ = writeln!(
         out,
         "  (Probe frames: sampled [reaper probe: ...] frames under the function, the probes' \
-         on-CPU cost in situ. Ratio: (exact - probes) / (period - frames). Exact periods are \
-         wall time, sampled ones on-CPU time.)"
+         on-CPU cost in situ. Ratios: (exact - probes) / (period - frames), then \
+         (exact - frames) / (period - frames). Exact periods are wall time, sampled ones \
+         on-CPU time.)"
     );
 }
 
