@@ -83,8 +83,18 @@ const MACHINERY_PREFIXES: &[&str] = &[
 ];
 
 /// The trampoline's own helpers (kernel/bpf/trampoline.c), called by a
-/// trampoline around each program and around the traced function.
-const TRAMPOLINE_HELPERS: &[&str] = &["__bpf_prog_enter", "__bpf_prog_exit", "__bpf_tramp_"];
+/// trampoline around each program and around the traced function; and any
+/// `bpf_trampoline_*` name right under a traced function, which on arm64 is
+/// an address in the trampoline's image symbolized as the kernel function
+/// before it (seen: `folio_remove_rmap_ptes;bpf_trampoline_put;el1h_64_irq`;
+/// the kernel's `bpf_trampoline_*` functions attach and detach, they are
+/// not called from the teardown functions reaper traces).
+const TRAMPOLINE_HELPERS: &[&str] = &[
+    "__bpf_prog_enter",
+    "__bpf_prog_exit",
+    "__bpf_tramp_",
+    TRAMPOLINE_PREFIX,
+];
 
 /// Start and end of a reaper probe frame's label.
 const LABEL_OPEN: &str = "[reaper probe: ";

@@ -282,6 +282,7 @@ fn arm64_fentry_repeats_collapse_and_trampoline_helpers_become_probe_frames() {
         "__bpf_prog_exit_recur",
         "__bpf_tramp_enter",
         "__bpf_tramp_exit",
+        "bpf_trampoline_put",
     ] {
         assert_eq!(
             fold.fold(stack(&["folio_remove_rmap_ptes", helper])),
