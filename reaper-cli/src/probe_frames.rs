@@ -14,6 +14,14 @@
 //! machinery that called it and everything it called by one frame,
 //! `[reaper probe: fexit page_remove_rmap]`, so flame graphs and tables show
 //! the probes' cost as such, attributed to the function they probe.
+//!
+//! arm64's unwinder (seen on sid 7.2 with fentry) names no trampoline: the
+//! trampoline's frame record carries the traced function's own return
+//! address, so a traced function appears twice in a row
+//! (`exit_mmap;exit_mmap;unmap_vmas;unmap_vmas`), and a sample in the
+//! trampoline's helpers is `folio_remove_rmap_ptes;__bpf_prog_enter_recur`.
+//! The repeat is collapsed and such a helper becomes
+//! `[reaper probe: trampoline of folio_remove_rmap_ptes]`, as on x86_64.
 
 use std::collections::HashMap;
 
@@ -74,9 +82,34 @@ const MACHINERY_PREFIXES: &[&str] = &[
     "call_break_hook",
 ];
 
+/// The trampoline's own helpers (kernel/bpf/trampoline.c), called by a
+/// trampoline around each program and around the traced function; and any
+/// `bpf_trampoline_*` name right under a traced function, which on arm64 is
+/// an address in the trampoline's image symbolized as the kernel function
+/// before it (seen: `folio_remove_rmap_ptes;bpf_trampoline_put;el1h_64_irq`;
+/// the kernel's `bpf_trampoline_*` functions attach and detach, they are
+/// not called from the teardown functions reaper traces).
+const TRAMPOLINE_HELPERS: &[&str] = &[
+    "__bpf_prog_enter",
+    "__bpf_prog_exit",
+    "__bpf_tramp_",
+    TRAMPOLINE_PREFIX,
+];
+
+/// Start and end of a reaper probe frame's label.
+const LABEL_OPEN: &str = "[reaper probe: ";
+const LABEL_CLOSE: &str = "]";
+
 /// The label of one reaper probe frame.
 pub fn label(what: &str) -> String {
-    format!("[reaper probe: {what}]")
+    format!("{LABEL_OPEN}{what}{LABEL_CLOSE}")
+}
+
+/// What a frame made by [`label`] names (`fexit page_remove_rmap`), or
+/// `None` for a kernel frame: how readers of recorded stacks tell reaper's
+/// probes from kernel work.
+pub fn probe_label(frame: &str) -> Option<&str> {
+    frame.strip_prefix(LABEL_OPEN)?.strip_suffix(LABEL_CLOSE)
 }
 
 /// What each of reaper's programs probes, and the functions its trampolines
@@ -178,6 +211,11 @@ impl ProbeFrames {
         }
     }
 
+    /// Whether reaper traces `function` through a trampoline (fentry).
+    fn is_traced(&self, function: &str) -> bool {
+        self.traced.values().any(|f| f == function)
+    }
+
     /// The function a trampoline frame traces, if it is one of reaper's.
     fn trampoline(&self, frame: &str) -> Option<Option<&str>> {
         let key: u64 = frame.strip_prefix(TRAMPOLINE_PREFIX)?.parse().ok()?;
@@ -215,6 +253,19 @@ impl ProbeFrames {
                 }
                 return out;
             }
+            // arm64: no trampoline frame (see the module doc).
+            let after_traced = out.last().filter(|f| self.is_traced(f)).cloned();
+            if after_traced.as_ref().is_some_and(|f| f == frame) {
+                continue;
+            }
+            if let Some(function) = after_traced.filter(|_| is_trampoline_helper(frame)) {
+                let what = frames[i + 1..]
+                    .iter()
+                    .find_map(|f| self.program(f))
+                    .unwrap_or_else(|| format!("trampoline of {function}"));
+                out.push(label(&what));
+                return out;
+            }
             if let Some(kind) = kprobe_entry(frame).filter(|_| self.kprobes) {
                 while out.last().is_some_and(|f| is_machinery(f)) {
                     out.pop();
@@ -249,6 +300,11 @@ fn kprobe_entry(frame: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Whether a frame is one of the trampolines' helpers.
+fn is_trampoline_helper(frame: &str) -> bool {
+    TRAMPOLINE_HELPERS.iter().any(|p| frame.starts_with(p))
 }
 
 /// Whether a frame is probe dispatch rather than the probed kernel's work.

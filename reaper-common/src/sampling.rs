@@ -65,7 +65,9 @@ pub struct SampleCount {
     /// Number of samples.
     pub samples: u64,
     /// Sum of the samples' periods in ns of CPU time (simpleperf's "event
-    /// count" for cpu-clock).
+    /// count" for cpu-clock): each sample weighs the cpu-clock count since
+    /// the previous sample on its CPU, which is the nominal period unless
+    /// the timer fired late and the kernel skipped periods.
     pub period_ns: u64,
 }
 const _: () = assert!(core::mem::size_of::<SampleCount>() == 16);

@@ -181,6 +181,11 @@ pub struct Recording {
     pub freq_hz: u64,
     /// The fixed cpu-clock period used (1e9 / freq_hz), in ns.
     pub sample_period_ns: u64,
+    /// Whether each sample's period is the cpu-clock count since the
+    /// previous sample on its CPU (true since the recorder weighs samples
+    /// so); older runs summed the nominal period per sample.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub periods_counted: bool,
     /// What each probe group was attached with.
     pub probes: Vec<ProbeUse>,
     /// The scenario that produced the episodes.

@@ -237,3 +237,101 @@ fn arm64_kretprobe_dispatch_without_a_program_frame_is_a_probe_when_reaper_used_
     // Without reaper's kprobes, someone else's: left alone.
     assert_eq!(slots().fold(stack.clone()), stack);
 }
+
+/// sid 7.2 arm64 with fentry (recorded 2026-12-01): no trampoline frame, a
+/// traced function twice in a row, the trampoline's helpers as leaves.
+#[test]
+fn arm64_fentry_repeats_collapse_and_trampoline_helpers_become_probe_frames() {
+    let traced = [
+        "exit_mmap",
+        "unmap_vmas",
+        "__zap_vma_range",
+        "folio_remove_rmap_ptes",
+        "tlb_flush_mmu",
+        "free_pages_and_swap_cache",
+    ];
+    let fold = ProbeFrames::new(
+        [(
+            "fn_fexit_3".to_owned(),
+            "fexit folio_remove_rmap_ptes".to_owned(),
+        )],
+        traced.iter().zip(1..).map(|(f, id)| (id, (*f).to_owned())),
+    );
+    let head = ["do_exit", "mmput", "__mmput", "exit_mmap", "exit_mmap"];
+    let body = [
+        "unmap_vmas",
+        "unmap_vmas",
+        "__zap_vma_range",
+        "__zap_vma_range",
+    ];
+    let stack = |tail: &[&str]| frames(&[&head[..], &body[..], tail].concat());
+    let want = |tail: &str| {
+        frames(&[
+            "do_exit",
+            "mmput",
+            "__mmput",
+            "exit_mmap",
+            "unmap_vmas",
+            "__zap_vma_range",
+            "folio_remove_rmap_ptes",
+            tail,
+        ])
+    };
+    for helper in [
+        "__bpf_prog_enter_recur",
+        "__bpf_prog_exit_recur",
+        "__bpf_tramp_enter",
+        "__bpf_tramp_exit",
+        "bpf_trampoline_put",
+    ] {
+        assert_eq!(
+            fold.fold(stack(&["folio_remove_rmap_ptes", helper])),
+            want("[reaper probe: trampoline of folio_remove_rmap_ptes]")
+        );
+    }
+    // A program frame under the helper names the program; an interrupt
+    // taken in the helper is part of the probe's cost.
+    assert_eq!(
+        fold.fold(stack(&[
+            "folio_remove_rmap_ptes",
+            "__bpf_prog_exit",
+            "el1h_64_irq",
+            "tcp_orphan_update"
+        ])),
+        want("[reaper probe: trampoline of folio_remove_rmap_ptes]")
+    );
+    assert_eq!(
+        fold.fold(stack(&[
+            "folio_remove_rmap_ptes",
+            "bpf_prog_0123456789abcdef_fn_fexit_3",
+            "ktime_get_mono_fast_ns"
+        ])),
+        want("[reaper probe: fexit folio_remove_rmap_ptes]")
+    );
+    // The traced function's own work keeps one frame per call.
+    let work = fold.fold(stack(&[
+        "folio_remove_rmap_ptes",
+        "folio_remove_rmap_ptes",
+        "__lruvec_stat_mod_folio",
+    ]));
+    assert_eq!(
+        work[work.len() - 2..],
+        frames(&["folio_remove_rmap_ptes", "__lruvec_stat_mod_folio"])
+    );
+    assert_eq!(work.iter().filter(|f| *f == "exit_mmap").count(), 1);
+    // An untraced function's repeat and a helper under it are left alone.
+    assert_eq!(
+        fold.fold(frames(&["do_exit", "mmput", "mmput", "__bpf_prog_exit"])),
+        frames(&["do_exit", "mmput", "mmput", "__bpf_prog_exit"])
+    );
+}
+
+#[test]
+fn probe_labels_round_trip() {
+    assert_eq!(
+        probe_label(&label("fexit exit_mmap")),
+        Some("fexit exit_mmap")
+    );
+    assert_eq!(probe_label("exit_mmap"), None);
+    assert_eq!(probe_label("[bpf trampoline]"), None);
+}

@@ -273,6 +273,8 @@ impl Recorder {
                 started_unix,
                 freq_hz: settings.freq_hz,
                 sample_period_ns: self.period_ns,
+                // The sampler weighs each sample by the cpu-clock count.
+                periods_counted: true,
                 probes: self
                     .attach
                     .probes

@@ -4,6 +4,12 @@
 //! and the exact period with that subtracted. An estimate, and labelled so:
 //! the calibration loop runs a cheap syscall, not the teardown's code.
 //!
+//! Compared like with like: a function's sampled period counts every stack
+//! through it, including the `[reaper probe: …]` frames of the probes that
+//! fired inside it, so the exact period minus the probes is set beside the
+//! sampled period minus those frames. The frames' sampled time is also the
+//! probes' cost measured in situ, a check on the calibrated estimate.
+//!
 //! This module builds the report model's [`ProbeOverhead`]; the text
 //! renderer prints it after each episode's exact tables.
 
@@ -11,6 +17,7 @@ use std::collections::BTreeMap;
 
 use super::model::{CorrectedPeriod, ProbeOverhead};
 use crate::model::{AttachMode, Context, Episode, FunctionTime, FunctionTiming, ProbeCost, Run};
+use crate::probe_frames::probe_label;
 
 /// Guards the recursion over call edges against a cycle (a probed function
 /// that recurses through another one).
@@ -79,6 +86,8 @@ pub fn corrected(
         probe_hits: hits,
         overhead_ns,
         corrected_ns: (f.total_ns as f64 - overhead_ns).max(0.0),
+        sampled_probe_ns: None,
+        sampled_without_probes_ns: None,
     })
 }
 
@@ -107,6 +116,25 @@ fn why_not_calibrated(run: &Run) -> String {
     }
 }
 
+/// Sampled period of the stacks through `symbol` that end in one of
+/// reaper's probe frames below it (`None`: the context was not profiled).
+fn sampled_probe_ns(episode: &Episode, context: Context, symbol: &str) -> Option<u64> {
+    let profile = episode.contexts.iter().find(|c| c.context == context)?;
+    Some(
+        profile
+            .stacks
+            .iter()
+            .filter(|s| {
+                s.frames
+                    .iter()
+                    .position(|f| f == symbol)
+                    .is_some_and(|at| s.frames[at + 1..].iter().any(|f| probe_label(f).is_some()))
+            })
+            .map(|s| s.period_ns)
+            .sum(),
+    )
+}
+
 /// One episode's probe-overhead estimate, when it has function timing.
 pub fn overhead(run: &Run, episode: &Episode) -> Option<ProbeOverhead> {
     let timing = episode.function_timing.as_ref()?;
@@ -114,13 +142,26 @@ pub fn overhead(run: &Run, episode: &Episode) -> Option<ProbeOverhead> {
         .into_iter()
         .map(|mut r| {
             r.sampled_period_ns = super::function_timing::sampled_ns(episode, r.context, &r.symbol);
+            r.sampled_probe_ns = sampled_probe_ns(episode, r.context, &r.symbol);
+            r.sampled_without_probes_ns = r
+                .sampled_period_ns
+                .zip(r.sampled_probe_ns)
+                .map(|(all, probes)| all.saturating_sub(probes));
             r
         })
         .collect();
+    let stacks = || episode.contexts.iter().flat_map(|c| &c.stacks);
+    let samples = stacks().map(|s| s.samples).sum::<u64>();
     Some(ProbeOverhead {
         costs: run.probe_costs.clone(),
         not_calibrated: run.probe_costs.is_empty().then(|| why_not_calibrated(run)),
         rows,
+        samples,
+        samples_counted_ns: run
+            .recording
+            .periods_counted
+            .then(|| stacks().map(|s| s.period_ns).sum()),
+        samples_nominal_ns: samples * run.recording.sample_period_ns,
     })
 }
 
@@ -212,5 +253,90 @@ mod tests {
         };
         let rows = corrected_all(&timing, &[cost(AttachMode::Fentry, 1.0)]);
         assert!(rows.iter().all(|r| r.probe_hits.is_finite()));
+    }
+}
+
+#[cfg(test)]
+mod like_with_like {
+    use super::*;
+    use crate::model::{CallEdge, SampledStack};
+    use crate::probe_frames::label;
+
+    fn stack(frames: &[&str], samples: u64) -> SampledStack {
+        SampledStack {
+            frames: frames.iter().map(|f| (*f).to_owned()).collect(),
+            samples,
+            period_ns: samples * 250_000,
+        }
+    }
+
+    /// The sampled period of a function counts the probe frames under it;
+    /// the comparison takes them out, and the ratio sets exact minus the
+    /// calibrated probes against sampled minus the probe frames.
+    #[test]
+    fn probe_frames_under_the_function_are_taken_out_of_its_sampled_period() {
+        let c = Context::VictimExit;
+        let time = |symbol: &str, calls, total_ns| FunctionTime {
+            context: c,
+            concept: symbol.into(),
+            symbol: symbol.into(),
+            mode: AttachMode::Fentry,
+            calls,
+            total_ns,
+            max_ns: 0,
+            hist_log2_ns: vec![],
+        };
+        let timing = FunctionTiming {
+            functions: vec![
+                time("exit_mmap", 1, 10_000_000),
+                time("leaf", 1000, 2_000_000),
+            ],
+            edges: vec![CallEdge {
+                context: c,
+                parent: "exit_mmap".into(),
+                child: "leaf".into(),
+                calls: 1000,
+                total_ns: 2_000_000,
+            }],
+            ..FunctionTiming::default()
+        };
+        let mut run = crate::report::function_timing::tests::run_with(Some(timing));
+        run.probe_costs = vec![ProbeCost {
+            mode: AttachMode::Fentry,
+            function: "__do_sys_getppid".into(),
+            calls_per_batch: 1000,
+            batches: 5,
+            unprobed_ns: 100.0,
+            probed_ns: 2100.0,
+            per_call_ns: 2000.0,
+        }];
+        let probe = label("fexit leaf");
+        let episode = &mut run.episodes[0];
+        let profile = episode
+            .contexts
+            .iter_mut()
+            .find(|p| p.context == c)
+            .unwrap();
+        profile.stacks = vec![
+            stack(&["do_exit", "exit_mmap", "leaf"], 16),
+            stack(&["do_exit", "exit_mmap", "leaf", &probe], 8),
+            stack(&["do_exit", "exit_mmap"], 8),
+            // A probe frame outside the function is not its probes' cost.
+            stack(&["do_exit", &probe], 4),
+        ];
+        let o = overhead(&run, &run.episodes[0]).unwrap();
+        let row = o.rows.iter().find(|r| r.symbol == "exit_mmap").unwrap();
+        assert_eq!(row.sampled_period_ns, Some(32 * 250_000));
+        assert_eq!(row.sampled_probe_ns, Some(8 * 250_000));
+        assert_eq!(row.sampled_without_probes_ns, Some(24 * 250_000));
+        // 1000 nested hits + half of its own call, 2 µs each.
+        assert_eq!(row.overhead_ns, 1000.5 * 2000.0);
+        assert_eq!(
+            row.ratio(),
+            Some((10_000_000.0 - 2_001_000.0) / 6_000_000.0)
+        );
+        assert_eq!(row.sampled_per_hit_ns(), Some(2_000_000.0 / 1000.5));
+        assert_eq!(row.corrected_in_situ_ns(), Some(8_000_000.0));
+        assert_eq!(row.ratio_in_situ(), Some(8_000_000.0 / 6_000_000.0));
     }
 }

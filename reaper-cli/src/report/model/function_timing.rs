@@ -141,6 +141,14 @@ pub struct ProbeOverhead {
     pub not_calibrated: Option<String>,
     /// One row per exact period whose mode has a calibrated cost.
     pub rows: Vec<CorrectedPeriod>,
+    /// The episode's tracked samples.
+    pub samples: u64,
+    /// Their summed periods, ns: the cpu-clock count between samples, or
+    /// `None` for a run recorded before periods were counted.
+    pub samples_counted_ns: Option<u64>,
+    /// Samples × the nominal period, ns: what the periods sum to when no
+    /// timer expiry comes late (larger gaps mean skipped periods).
+    pub samples_nominal_ns: u64,
 }
 
 /// One exact period with its estimated probe overhead.
@@ -165,6 +173,42 @@ pub struct CorrectedPeriod {
     pub overhead_ns: f64,
     /// `exact_ns - overhead_ns`, at least 0.
     pub corrected_ns: f64,
+    /// Sampled period of reaper's probe frames (`[reaper probe: …]`) under
+    /// the function, ns: the probes' on-CPU cost there, measured in situ
+    /// (`None`: the context was not profiled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_probe_ns: Option<u64>,
+    /// `sampled_period_ns - sampled_probe_ns`: the sampled period without
+    /// the probes, what `corrected_ns` compares with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_without_probes_ns: Option<u64>,
+}
+
+impl CorrectedPeriod {
+    /// `corrected_ns / sampled_without_probes_ns`: how far exact minus the
+    /// probes is from the sampled period without them (1.0 = agreement).
+    pub fn ratio(&self) -> Option<f64> {
+        let sampled = self.sampled_without_probes_ns.filter(|&ns| ns > 0)?;
+        Some(self.corrected_ns / sampled as f64)
+    }
+
+    /// The exact period minus the probes' sampled frames under it: the
+    /// correction with the probes' cost measured in situ rather than
+    /// calibrated in a loop.
+    pub fn corrected_in_situ_ns(&self) -> Option<f64> {
+        Some((self.exact_ns as f64 - self.sampled_probe_ns? as f64).max(0.0))
+    }
+
+    /// `corrected_in_situ_ns / sampled_without_probes_ns`.
+    pub fn ratio_in_situ(&self) -> Option<f64> {
+        let sampled = self.sampled_without_probes_ns.filter(|&ns| ns > 0)?;
+        Some(self.corrected_in_situ_ns()? / sampled as f64)
+    }
+
+    /// The probes' sampled cost per probe hit, ns (in situ, on-CPU).
+    pub fn sampled_per_hit_ns(&self) -> Option<f64> {
+        (self.probe_hits >= 1.0).then_some(self.sampled_probe_ns? as f64 / self.probe_hits)
+    }
 }
 
 /// The exact table of one context.

@@ -227,9 +227,12 @@ fn calibration(o: &ProbeOverhead) -> String {
         .join("; ")
 }
 
-/// One episode's estimate table, after its exact tables.
+/// One episode's estimate table, after its exact tables: exact minus the
+/// calibrated probe cost beside the sampled period minus the probes'
+/// sampled frames (like with like), and their ratio.
 fn probe_overhead(o: &ProbeOverhead, out: &mut String) {
     let ms = |ns: f64| duration::ms_value(ns / duration::NS_PER_MS, Precision::EXACT_PERIOD);
+    let opt_ms = |ns: Option<u64>| ns.map_or_else(|| "-".to_owned(), |ns| ms(ns as f64));
     let _ = writeln!(
         out,
         "\n  Probe overhead (estimate; calibrated cost: {}):",
@@ -240,25 +243,60 @@ fn probe_overhead(o: &ProbeOverhead, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "  {:>12}  {:>17}  {:>11}  {:>15}  {:>19}  Symbol (context)",
-        "Period (ms)", "Exact period (ms)", "Probe hits", "Probe cost (ms)", "Exact - probes (ms)"
+        "  {:>17}  {:>11}  {:>15}  {:>19}  {:>12}  {:>17}  {:>15}  {:>21}  {:>6}  {:>19}  {:>6}  Symbol (context)",
+        "Exact period (ms)",
+        "Probe hits",
+        "Probe cost (ms)",
+        "Exact - probes (ms)",
+        "Period (ms)",
+        "Probe frames (ms)",
+        "Frames/hit (ns)",
+        "Period - frames (ms)",
+        "Ratio",
+        "Exact - frames (ms)",
+        "Ratio"
     );
     for r in &o.rows {
-        let sampled = r
-            .sampled_period_ns
-            .map_or_else(|| "-".to_owned(), |ns| ms(ns as f64));
+        let per_hit = r
+            .sampled_per_hit_ns()
+            .map_or_else(|| "-".to_owned(), |ns| format!("{ns:.0}"));
+        let ratio = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
         let _ = writeln!(
             out,
-            "  {:>12}  {:>17}  {:>11.0}  {:>15}  {:>19}  {} ({})",
-            sampled,
+            "  {:>17}  {:>11.0}  {:>15}  {:>19}  {:>12}  {:>17}  {:>15}  {:>21}  {:>6}  {:>19}  {:>6}  {} ({})",
             ms(r.exact_ns as f64),
             r.probe_hits,
             ms(r.overhead_ns),
             ms(r.corrected_ns),
+            opt_ms(r.sampled_period_ns),
+            opt_ms(r.sampled_probe_ns),
+            per_hit,
+            opt_ms(r.sampled_without_probes_ns),
+            ratio(r.ratio()),
+            r.corrected_in_situ_ns().map_or_else(|| "-".to_owned(), ms),
+            ratio(r.ratio_in_situ()),
             r.symbol,
             r.context.name()
         );
     }
+    let counted = o.samples_counted_ns.map_or_else(
+        || "not measured (recorded before periods were counted)".to_owned(),
+        |ns| format!("{} ms", ms(ns as f64)),
+    );
+    let _ = writeln!(
+        out,
+        "  Samples: {}; by the cpu-clock count between samples {}; as samples x period {} ms",
+        o.samples,
+        counted,
+        ms(o.samples_nominal_ns as f64)
+    );
+    let _ = writeln!(
+        out,
+        "  (Probe frames: sampled [reaper probe: ...] frames under the function, the probes' \
+         on-CPU cost in situ. Ratios: (exact - probes) / (period - frames), then \
+         (exact - frames) / (period - frames). Exact periods are wall time, sampled ones \
+         on-CPU time.)"
+    );
 }
 
 #[cfg(test)]
