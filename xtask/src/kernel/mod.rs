@@ -55,6 +55,12 @@ pub struct BuildArgs {
     /// Patch applied with `patch -p1`, in order (repeatable).
     #[arg(long = "patch", value_name = "FILE")]
     pub patches: Vec<PathBuf>,
+    /// Extra config fragment merged after the repository's ones, in order
+    /// (repeatable), e.g. `kernel/variants/no-ftrace-syscalls.config`. A
+    /// variant builds in its own tree (named by the fragments' file names),
+    /// so the default tree stays built and incremental.
+    #[arg(long = "config", value_name = "FRAGMENT")]
+    pub configs: Vec<PathBuf>,
     /// Parallel make jobs (default: CPUs + 1).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -77,6 +83,8 @@ pub struct BuildSpec {
     pub source: SourceChoice,
     pub arch: Arch,
     pub patches: Vec<Patch>,
+    /// Config fragments merged after the repository's (a config variant).
+    pub extra_fragments: Vec<PathBuf>,
     /// `make -jN`.
     pub jobs: usize,
 }
@@ -86,8 +94,12 @@ pub struct BuildSpec {
 pub struct Built {
     pub source: String,
     pub arch: String,
-    /// sha256 (12 hex) of the repository's config fragments.
+    /// sha256 (12 hex) of the config fragments (the repository's and the
+    /// variant's).
     pub fragments_hash: String,
+    /// The variant's extra fragments (file names), empty for the default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_fragments: Vec<String>,
     /// sha256 (12 hex) of the resulting .config.
     pub config_hash: String,
     /// (file name, subject, sha256) per patch, in order.
@@ -114,11 +126,12 @@ pub fn run(args: KernelArgs) -> Result<ExitCode> {
                     .iter()
                     .map(|p| Patch::read(p))
                     .collect::<Result<_>>()?,
+                extra_fragments: b.configs.clone(),
                 jobs: b.jobs.unwrap_or_else(make::default_jobs),
             };
             let built = build(&spec)?;
             eprintln!(
-                "xtask: kernel: {} {} ({}): image {}\n  boot it: cargo xtask vm --arch {} --kernel {} --kernel-config {} -- uname -a",
+                "xtask: kernel: {} {} ({}{}): image {}\n  boot it: cargo xtask vm --arch {} --kernel {} --kernel-config {} -- uname -a",
                 built.source,
                 built.arch,
                 if built.patches.is_empty() {
@@ -126,6 +139,7 @@ pub fn run(args: KernelArgs) -> Result<ExitCode> {
                 } else {
                     format!("{} patch(es)", built.patches.len())
                 },
+                variant_note(&built.extra_fragments),
                 built.image.display(),
                 built.arch,
                 built.image.display(),
@@ -142,7 +156,17 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     make::ensure_build_deps(spec.arch)?;
     let cache = crate::vm::cache::cache_dir()?;
     let src = source::resolve(&spec.source, &cache)?;
-    let frag_hash = config::fragments_hash(spec.arch)?;
+    // Absolute: merge_config.sh runs in the build tree.
+    let extra = spec
+        .extra_fragments
+        .iter()
+        .map(|f| {
+            f.canonicalize()
+                .with_context(|| format!("the config fragment {}", f.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let fragments = config::fragments(spec.arch, &extra);
+    let frag_hash = config::fragments_hash(&fragments)?;
     let set_hash = patches::set_hash(&spec.patches);
     let root = cache
         .join("kernel-build")
@@ -154,7 +178,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     if let Some(built) = cached(&record) {
         return Ok(report_cached(built, &set_hash, &out));
     }
-    let tree = tree::Tree::open(&root, &src)?;
+    let tree = tree::Tree::open(&root, &tree::tree_name(&spec.extra_fragments), &src)?;
     // Another build may have produced it while this one waited for the lock.
     if let Some(built) = cached(&record) {
         return Ok(report_cached(built, &set_hash, &out));
@@ -166,9 +190,10 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
         arch: spec.arch,
         jobs: spec.jobs,
     };
-    config::configure(&make, spec.arch)?;
+    config::configure(&make, &fragments)?;
+    let extra_names = file_names(&spec.extra_fragments);
     let what = format!(
-        "{} {} ({})",
+        "{} {} ({}{})",
         src.description,
         spec.arch,
         if spec.patches.is_empty() {
@@ -179,7 +204,8 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
                 .map(|p| p.subject.as_str())
                 .collect::<Vec<_>>()
                 .join("; ")
-        }
+        },
+        variant_note(&extra_names)
     );
     let started = Instant::now();
     let image = make.build_image(&what)?;
@@ -195,6 +221,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
         source: src.description.clone(),
         arch: spec.arch.to_string(),
         fragments_hash: frag_hash,
+        extra_fragments: extra_names,
         config_hash: config::file_hash(&config_out)?,
         patches: spec
             .patches
@@ -216,6 +243,28 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     std::fs::write(&record, serde_json::to_string_pretty(&built)?)
         .with_context(|| format!("writing {}", record.display()))?;
     Ok(built)
+}
+
+/// The file names of `paths`, for records and messages.
+fn file_names(paths: &[PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| {
+            p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// ", config + a.config + b.config" for a variant, "" for the default.
+fn variant_note(extra: &[String]) -> String {
+    if extra.is_empty() {
+        String::new()
+    } else {
+        format!(", config + {}", extra.join(" + "))
+    }
 }
 
 fn report_cached(built: Built, set_hash: &str, out: &Path) -> Built {
