@@ -110,6 +110,14 @@ pub struct Built {
     /// started from a tree already built (incremental).
     pub build_seconds: f64,
     pub incremental: bool,
+    /// Objects make compiled for the image (`CC`/`AS` steps; absent in
+    /// records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<usize>,
+    /// Wall time of the whole build request: source download and unpacking,
+    /// waiting for the tree, configuration, make, copying out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_seconds: Option<f64>,
     /// `make kernelrelease`.
     pub release: String,
 }
@@ -153,6 +161,7 @@ pub fn run(args: KernelArgs) -> Result<ExitCode> {
 
 /// Builds (or finds in the cache) the kernel of `spec`.
 pub fn build(spec: &BuildSpec) -> Result<Built> {
+    let requested = Instant::now();
     make::ensure_build_deps(spec.arch)?;
     let cache = crate::vm::cache::cache_dir()?;
     let src = source::resolve(&spec.source, &cache)?;
@@ -179,6 +188,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
         return Ok(report_cached(built, &set_hash, &out));
     }
     let tree = tree::Tree::open(&root, &tree::tree_name(&spec.extra_fragments), &src)?;
+    let tree_ready_seconds = requested.elapsed().as_secs_f64();
     // Another build may have produced it while this one waited for the lock.
     if let Some(built) = cached(&record) {
         return Ok(report_cached(built, &set_hash, &out));
@@ -207,8 +217,9 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
         },
         variant_note(&extra_names)
     );
+    let configured_seconds = requested.elapsed().as_secs_f64() - tree_ready_seconds;
     let started = Instant::now();
-    let image = make.build_image(&what)?;
+    let (image, objects) = make.build_image(&what)?;
     let build_seconds = started.elapsed().as_secs_f64();
     let release = release(&make)?;
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -238,8 +249,21 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
         config: config_out,
         build_seconds,
         incremental,
+        objects: Some(objects),
+        total_seconds: Some(requested.elapsed().as_secs_f64()),
         release,
     };
+    // One line a CI log can be read for: the first-build time on a fresh
+    // machine is this line's, not the progress lines'.
+    eprintln!(
+        "xtask: kernel: {} build of {what}: {:.0} s wall in total (source and tree {:.0} s, \
+         config {:.0} s, make {:.0} s, {objects} objects compiled)",
+        if incremental { "incremental" } else { "first" },
+        built.total_seconds.unwrap_or_default(),
+        tree_ready_seconds,
+        configured_seconds,
+        build_seconds,
+    );
     std::fs::write(&record, serde_json::to_string_pretty(&built)?)
         .with_context(|| format!("writing {}", record.display()))?;
     Ok(built)
