@@ -32,7 +32,7 @@ pub fn fragments(arch: Arch, extra: &[PathBuf]) -> Vec<PathBuf> {
 pub fn fragments_hash(fragments: &[PathBuf]) -> Result<String> {
     let mut h = Sha256::new();
     for f in fragments {
-        let bytes = std::fs::read(&f)
+        let bytes = std::fs::read(f)
             .with_context(|| format!("reading the config fragment {}", f.display()))?;
         h.update(&bytes);
     }
