@@ -170,4 +170,21 @@ mod tests {
             Verdict::Skip(_)
         ));
     }
+
+    /// The verdict on a real run, e.g. one recorded in a VM booted on the
+    /// kernel without `FTRACE_SYSCALLS` (`cargo xtask kernel build --config
+    /// kernel/variants/no-ftrace-syscalls.config`, then `cargo xtask vm
+    /// --kernel … -- reaper record … -o /out/record`):
+    /// `XTASK_RUN_JSON=target/vm-out/…/record/run.json cargo test -p xtask
+    /// verdict_of_a_real_run -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "reads a run.json recorded in a VM"]
+    fn verdict_of_a_real_run() {
+        let path =
+            std::path::PathBuf::from(std::env::var("XTASK_RUN_JSON").expect("XTASK_RUN_JSON"));
+        let r: Run = read_or_message(&path).unwrap();
+        let v = verdict(&r);
+        println!("{}: mrelease-done-source: {v:?}", path.display());
+        assert!(matches!(v, Verdict::Pass(_)), "{v:?}");
+    }
 }
