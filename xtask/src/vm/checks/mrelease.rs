@@ -171,6 +171,26 @@ mod tests {
         ));
     }
 
+    /// A real run on the kernel without `FTRACE_SYSCALLS` (see the report
+    /// fixtures' README): the row is measured, from the function probe.
+    #[test]
+    fn a_real_run_without_syscall_tracepoints_passes() {
+        let path = crate::vm::cache::workspace_root()
+            .join("reaper-cli/tests/data/report/6.1-no-ftrace-syscalls.run.json");
+        let r: Run = read_or_message(&path).unwrap();
+        assert!(
+            classic_status(&r).is_some(),
+            "the classic tracepoint attached"
+        );
+        let Verdict::Pass(msg) = verdict(&r) else {
+            panic!("{:?}", verdict(&r))
+        };
+        assert!(
+            msg.contains("from fexit __x64_sys_process_mrelease"),
+            "{msg}"
+        );
+    }
+
     /// The verdict on a real run, e.g. one recorded in a VM booted on the
     /// kernel without `FTRACE_SYSCALLS` (`cargo xtask kernel build --config
     /// kernel/variants/no-ftrace-syscalls.config`, then `cargo xtask vm
