@@ -199,6 +199,27 @@ where
     }
 }
 
+/// A tracepoint whose attach failed with ENOENT: the kernel has no such
+/// event in tracefs (not a refusal of reaper's program).
+fn absent_tracepoint(r: &ProgramCheck) -> bool {
+    matches!(
+        &r.outcome,
+        Outcome::Refused(Refusal {
+            step: Step::Attach,
+            errno: Some(libc::ENOENT),
+            ..
+        })
+    ) && r.kind == ProgramKind::Tracepoint
+}
+
+/// Why a tracepoint category can be missing, where it is known.
+fn absent_why(target: &str) -> &'static str {
+    match target.split_once(':').map(|(category, _)| category) {
+        Some("syscalls") => " (syscalls:* tracepoints need CONFIG_FTRACE_SYSCALLS)",
+        _ => "",
+    }
+}
+
 /// Rows for the text report, grouped by kind.
 pub fn render(rows: &[ProgramCheck], out: &mut String) {
     use std::fmt::Write as _;
@@ -226,6 +247,9 @@ pub fn render(rows: &[ProgramCheck], out: &mut String) {
                     ),
                     None => format!("REFUSED by the verifier: {reason}"),
                 },
+                Outcome::Refused(refusal) if absent_tracepoint(r) => {
+                    format!("absent on this kernel{}: {refusal}", absent_why(&r.target))
+                }
                 Outcome::Refused(refusal) => format!(
                     "REFUSED at {}: {refusal}",
                     match refusal.step {
@@ -251,6 +275,30 @@ mod tests {
             target: "__oom_reap_task_mm".into(),
             outcome,
         }
+    }
+
+    #[test]
+    fn a_missing_syscalls_tracepoint_reads_absent() {
+        let missing = ProgramCheck {
+            kind: ProgramKind::Tracepoint,
+            program: "timeline_mrelease_exit".into(),
+            target: "syscalls:sys_exit_process_mrelease".into(),
+            outcome: Outcome::Refused(Refusal {
+                step: Step::Attach,
+                errno: Some(libc::ENOENT),
+                verifier: None,
+                detail: "no such event".into(),
+            }),
+        };
+        let mut text = String::new();
+        render(&[missing], &mut text);
+        assert!(
+            text.contains(
+                "absent on this kernel (syscalls:* tracepoints need CONFIG_FTRACE_SYSCALLS)"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("REFUSED"), "{text}");
     }
 
     #[test]

@@ -106,12 +106,14 @@ pub fn run(args: AbArgs) -> Result<ExitCode> {
         source: source.clone(),
         arch,
         patches: Vec::new(),
+        extra_fragments: args.build.configs.clone(),
         jobs,
     })?;
     let b = kernel::build(&BuildSpec {
         source,
         arch,
         patches,
+        extra_fragments: args.build.configs.clone(),
         jobs,
     })?;
     let guest_reaper = vm::build::reaper_binary(arch)?;

@@ -54,8 +54,9 @@ impl Make {
         crate::apt::run_captured(self.command(args), &format!("make {}", args.join(" "))).map(drop)
     }
 
-    /// Builds the image, printing progress; returns the image path.
-    pub fn build_image(&self, what: &str) -> Result<PathBuf> {
+    /// Builds the image, printing progress; returns the image path and the
+    /// number of objects make compiled (`CC`/`AS` steps).
+    pub fn build_image(&self, what: &str) -> Result<(PathBuf, usize)> {
         let (target, image) = self.image_target();
         let log_path = self.tree.join("xtask-build.log");
         let mut log = std::fs::File::create(&log_path)
@@ -114,7 +115,7 @@ impl Make {
             "xtask: kernel: built {what} in {:.0} s ({compiled} objects compiled)",
             started.elapsed().as_secs_f64()
         );
-        Ok(self.tree.join(image))
+        Ok((self.tree.join(image), compiled))
     }
 }
 

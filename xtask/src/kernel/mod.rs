@@ -55,6 +55,12 @@ pub struct BuildArgs {
     /// Patch applied with `patch -p1`, in order (repeatable).
     #[arg(long = "patch", value_name = "FILE")]
     pub patches: Vec<PathBuf>,
+    /// Extra config fragment merged after the repository's ones, in order
+    /// (repeatable), e.g. `kernel/variants/no-ftrace-syscalls.config`. A
+    /// variant builds in its own tree (named by the fragments' file names),
+    /// so the default tree stays built and incremental.
+    #[arg(long = "config", value_name = "FRAGMENT")]
+    pub configs: Vec<PathBuf>,
     /// Parallel make jobs (default: CPUs + 1).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -77,6 +83,8 @@ pub struct BuildSpec {
     pub source: SourceChoice,
     pub arch: Arch,
     pub patches: Vec<Patch>,
+    /// Config fragments merged after the repository's (a config variant).
+    pub extra_fragments: Vec<PathBuf>,
     /// `make -jN`.
     pub jobs: usize,
 }
@@ -86,8 +94,12 @@ pub struct BuildSpec {
 pub struct Built {
     pub source: String,
     pub arch: String,
-    /// sha256 (12 hex) of the repository's config fragments.
+    /// sha256 (12 hex) of the config fragments (the repository's and the
+    /// variant's).
     pub fragments_hash: String,
+    /// The variant's extra fragments (file names), empty for the default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_fragments: Vec<String>,
     /// sha256 (12 hex) of the resulting .config.
     pub config_hash: String,
     /// (file name, subject, sha256) per patch, in order.
@@ -98,6 +110,14 @@ pub struct Built {
     /// started from a tree already built (incremental).
     pub build_seconds: f64,
     pub incremental: bool,
+    /// Objects make compiled for the image (`CC`/`AS` steps; absent in
+    /// records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<usize>,
+    /// Wall time of the whole build request: source download and unpacking,
+    /// waiting for the tree, configuration, make, copying out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_seconds: Option<f64>,
     /// `make kernelrelease`.
     pub release: String,
 }
@@ -114,11 +134,12 @@ pub fn run(args: KernelArgs) -> Result<ExitCode> {
                     .iter()
                     .map(|p| Patch::read(p))
                     .collect::<Result<_>>()?,
+                extra_fragments: b.configs.clone(),
                 jobs: b.jobs.unwrap_or_else(make::default_jobs),
             };
             let built = build(&spec)?;
             eprintln!(
-                "xtask: kernel: {} {} ({}): image {}\n  boot it: cargo xtask vm --arch {} --kernel {} --kernel-config {} -- uname -a",
+                "xtask: kernel: {} {} ({}{}): image {}\n  boot it: cargo xtask vm --arch {} --kernel {} --kernel-config {} -- uname -a",
                 built.source,
                 built.arch,
                 if built.patches.is_empty() {
@@ -126,6 +147,7 @@ pub fn run(args: KernelArgs) -> Result<ExitCode> {
                 } else {
                     format!("{} patch(es)", built.patches.len())
                 },
+                variant_note(&built.extra_fragments),
                 built.image.display(),
                 built.arch,
                 built.image.display(),
@@ -139,10 +161,21 @@ pub fn run(args: KernelArgs) -> Result<ExitCode> {
 
 /// Builds (or finds in the cache) the kernel of `spec`.
 pub fn build(spec: &BuildSpec) -> Result<Built> {
+    let requested = Instant::now();
     make::ensure_build_deps(spec.arch)?;
     let cache = crate::vm::cache::cache_dir()?;
     let src = source::resolve(&spec.source, &cache)?;
-    let frag_hash = config::fragments_hash(spec.arch)?;
+    // Absolute: merge_config.sh runs in the build tree.
+    let extra = spec
+        .extra_fragments
+        .iter()
+        .map(|f| {
+            f.canonicalize()
+                .with_context(|| format!("the config fragment {}", f.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let fragments = config::fragments(spec.arch, &extra);
+    let frag_hash = config::fragments_hash(&fragments)?;
     let set_hash = patches::set_hash(&spec.patches);
     let root = cache
         .join("kernel-build")
@@ -154,7 +187,8 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     if let Some(built) = cached(&record) {
         return Ok(report_cached(built, &set_hash, &out));
     }
-    let tree = tree::Tree::open(&root, &src)?;
+    let tree = tree::Tree::open(&root, &tree::tree_name(&spec.extra_fragments), &src)?;
+    let tree_ready_seconds = requested.elapsed().as_secs_f64();
     // Another build may have produced it while this one waited for the lock.
     if let Some(built) = cached(&record) {
         return Ok(report_cached(built, &set_hash, &out));
@@ -166,9 +200,10 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
         arch: spec.arch,
         jobs: spec.jobs,
     };
-    config::configure(&make, spec.arch)?;
+    config::configure(&make, &fragments)?;
+    let extra_names = file_names(&spec.extra_fragments);
     let what = format!(
-        "{} {} ({})",
+        "{} {} ({}{})",
         src.description,
         spec.arch,
         if spec.patches.is_empty() {
@@ -179,10 +214,12 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
                 .map(|p| p.subject.as_str())
                 .collect::<Vec<_>>()
                 .join("; ")
-        }
+        },
+        variant_note(&extra_names)
     );
+    let configured_seconds = requested.elapsed().as_secs_f64() - tree_ready_seconds;
     let started = Instant::now();
-    let image = make.build_image(&what)?;
+    let (image, objects) = make.build_image(&what)?;
     let build_seconds = started.elapsed().as_secs_f64();
     let release = release(&make)?;
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -195,6 +232,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
         source: src.description.clone(),
         arch: spec.arch.to_string(),
         fragments_hash: frag_hash,
+        extra_fragments: extra_names,
         config_hash: config::file_hash(&config_out)?,
         patches: spec
             .patches
@@ -211,11 +249,46 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
         config: config_out,
         build_seconds,
         incremental,
+        objects: Some(objects),
+        total_seconds: Some(requested.elapsed().as_secs_f64()),
         release,
     };
+    // One line a CI log can be read for: the first-build time on a fresh
+    // machine is this line's, not the progress lines'.
+    eprintln!(
+        "xtask: kernel: {} build of {what}: {:.0} s wall in total (source and tree {:.0} s, \
+         config {:.0} s, make {:.0} s, {objects} objects compiled)",
+        if incremental { "incremental" } else { "first" },
+        built.total_seconds.unwrap_or_default(),
+        tree_ready_seconds,
+        configured_seconds,
+        build_seconds,
+    );
     std::fs::write(&record, serde_json::to_string_pretty(&built)?)
         .with_context(|| format!("writing {}", record.display()))?;
     Ok(built)
+}
+
+/// The file names of `paths`, for records and messages.
+fn file_names(paths: &[PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| {
+            p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// ", config + a.config + b.config" for a variant, "" for the default.
+fn variant_note(extra: &[String]) -> String {
+    if extra.is_empty() {
+        String::new()
+    } else {
+        format!(", config + {}", extra.join(" + "))
+    }
 }
 
 fn report_cached(built: Built, set_hash: &str, out: &Path) -> Built {

@@ -9,6 +9,11 @@
 //!
 //! The patches applied at a time are copied into `.xtask-applied/` in the
 //! tree, so a build that was killed while patched is undone by the next one.
+//!
+//! A config variant (`--config FRAGMENT`) has its own tree beside `base`,
+//! named by its fragments' file names ([`tree_name`]): reconfiguring the
+//! default tree would recompile most of it twice (for the variant and back),
+//! and the variant's tree stays incremental for its own A and B.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -21,6 +26,34 @@ use super::source::Source;
 /// Where the copies of the currently applied patches live, in the tree.
 const APPLIED_DIR: &str = ".xtask-applied";
 
+/// The tree of the default configuration.
+pub const DEFAULT_TREE: &str = "base";
+
+/// The tree a build with these extra fragments uses: `base` without any,
+/// else `base+<stem>+<stem>…` (file stems, reduced to `[A-Za-z0-9_.-]`),
+/// so editing a variant's fragment rebuilds that tree incrementally.
+pub fn tree_name(extra_fragments: &[PathBuf]) -> String {
+    let mut name = DEFAULT_TREE.to_string();
+    for f in extra_fragments {
+        let stem = f
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let stem: String = stem
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        name.push('+');
+        name.push_str(&stem);
+    }
+    name
+}
+
 /// An exclusive hold on one build tree (released on drop).
 pub struct Tree {
     pub path: PathBuf,
@@ -28,12 +61,17 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// Locks `root` (waiting for another build of the same source and arch),
-    /// unpacks the source into `root/base` if needed, and undoes patches a
+    /// Locks the tree `root/name` (waiting for another build of the same
+    /// tree), unpacks the source into it if needed, and undoes patches a
     /// killed build left applied.
-    pub fn open(root: &Path, src: &Source) -> Result<Tree> {
+    pub fn open(root: &Path, name: &str, src: &Source) -> Result<Tree> {
         std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
-        let lock_path = root.join(".lock");
+        // The default tree keeps the lock file name it always had.
+        let lock_path = if name == DEFAULT_TREE {
+            root.join(".lock")
+        } else {
+            root.join(format!(".lock-{name}"))
+        };
         let lock = File::create(&lock_path)
             .with_context(|| format!("creating {}", lock_path.display()))?;
         if lock.try_lock().is_err() {
@@ -44,7 +82,7 @@ impl Tree {
             lock.lock()
                 .with_context(|| format!("locking {}", lock_path.display()))?;
         }
-        let path = root.join("base");
+        let path = root.join(name);
         if !path.exists() {
             src.unpack_into(&path)?;
         }
@@ -164,6 +202,19 @@ mod tests {
     }
 
     #[test]
+    fn a_variant_has_its_own_tree() {
+        assert_eq!(tree_name(&[]), "base");
+        assert_eq!(
+            tree_name(&[PathBuf::from("kernel/variants/no-ftrace-syscalls.config")]),
+            "base+no-ftrace-syscalls"
+        );
+        assert_eq!(
+            tree_name(&[PathBuf::from("a b.config"), PathBuf::from("c.config")]),
+            "base+a_b+c"
+        );
+    }
+
+    #[test]
     fn patches_are_reversed_after_the_build_and_after_an_interrupted_one() {
         let dir = std::env::temp_dir().join(format!("xtask-tree-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -171,7 +222,7 @@ mod tests {
         let root = dir.join("build");
         let file = root.join("base/mm/oom_kill.c");
         {
-            let tree = Tree::open(&root, &source).unwrap();
+            let tree = Tree::open(&root, DEFAULT_TREE, &source).unwrap();
             // No patches: nothing to undo, no record left in the tree.
             tree.apply(&[]).unwrap().reverse().unwrap();
             assert!(!root.join("base").join(APPLIED_DIR).exists());
@@ -183,7 +234,7 @@ mod tests {
             std::mem::forget(tree.apply(std::slice::from_ref(&patch)).unwrap());
             assert_eq!(std::fs::read_to_string(&file).unwrap(), "a\nreverse\nc\n");
         }
-        let _tree = Tree::open(&root, &source).unwrap();
+        let _tree = Tree::open(&root, DEFAULT_TREE, &source).unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "a\nforward\nc\n");
         assert!(!root.join("base").join(APPLIED_DIR).exists());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -6,6 +6,7 @@
 //! [`Verdict::Skip`] with the reason (e.g. "fentry is expected on x86_64
 //! only").
 
+mod mrelease;
 mod oom;
 mod programs;
 mod timing;
@@ -101,6 +102,10 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "doctor-function-modes",
         run: timing::doctor_agrees,
+    },
+    Check {
+        name: "mrelease-done-source",
+        run: mrelease::mrelease_done_source,
     },
     Check {
         name: "memcg-oom",
