@@ -287,15 +287,7 @@ impl KernelBtf {
         }
         Some(
             self.members_of(&proto)
-                .map(|(name, ty, _)| Param {
-                    name: self.string(name).to_owned(),
-                    points_to_struct: self
-                        .strip(ty)
-                        .filter(|t| t.kind == kind::PTR)
-                        .and_then(|t| self.strip(t.size_or_type))
-                        .filter(|t| t.kind == kind::STRUCT)
-                        .map(|t| self.string(t.name).to_owned()),
-                })
+                .map(|(name, ty, _)| self.param(self.string(name).to_owned(), ty))
                 .collect(),
         )
     }

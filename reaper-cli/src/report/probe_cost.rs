@@ -172,7 +172,7 @@ mod tests {
 
     const C: Context = Context::OomReaper;
 
-    fn f(context: Context, symbol: &str, calls: u64, total_ns: u64) -> FunctionTime {
+    pub(super) fn f(context: Context, symbol: &str, calls: u64, total_ns: u64) -> FunctionTime {
         FunctionTime {
             context,
             concept: symbol.into(),
@@ -276,16 +276,7 @@ mod like_with_like {
     #[test]
     fn probe_frames_under_the_function_are_taken_out_of_its_sampled_period() {
         let c = Context::VictimExit;
-        let time = |symbol: &str, calls, total_ns| FunctionTime {
-            context: c,
-            concept: symbol.into(),
-            symbol: symbol.into(),
-            mode: AttachMode::Fentry,
-            calls,
-            total_ns,
-            max_ns: 0,
-            hist_log2_ns: vec![],
-        };
+        let time = |symbol: &str, calls, total_ns| super::tests::f(c, symbol, calls, total_ns);
         let timing = FunctionTiming {
             functions: vec![
                 time("exit_mmap", 1, 10_000_000),

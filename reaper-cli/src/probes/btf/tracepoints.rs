@@ -35,7 +35,7 @@ impl KernelBtf {
                 self.members_of(&proto)
                     // The first parameter is the probe's `void *__data`.
                     .skip(1)
-                    .map(|(_, ty, _)| self.param(ty))
+                    .map(|(_, ty, _)| self.param(String::new(), ty))
                     .collect()
             });
         }
@@ -71,10 +71,10 @@ impl KernelBtf {
             .collect()
     }
 
-    /// One parameter of type `ty`, unnamed.
-    fn param(&self, ty: u32) -> Param {
+    /// One parameter called `name`, of type `ty`.
+    pub(super) fn param(&self, name: String, ty: u32) -> Param {
         Param {
-            name: String::new(),
+            name,
             points_to_struct: self
                 .strip(ty)
                 .filter(|t| t.kind == kind::PTR)
