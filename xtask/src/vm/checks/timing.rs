@@ -307,10 +307,28 @@ pub fn parent_covers_children(ctx: &CellContext) -> Verdict {
         return Verdict::Fail(format!("the reaper never ran: {}", lost.join("; ")));
     }
     let mut lines = Vec::new();
+    let mut checked = 0;
     for (n, episode) in episodes(&run) {
         let Some(timing) = &episode.function_timing else {
             return Verdict::Fail(format!("episode {n} has no function_timing"));
         };
+        // A call whose entry or exit the kernel did not run the probe for
+        // (counted, e.g. a recursion guard) leaves a call open, so the
+        // call edges after it name a wrong parent: the run reports that
+        // loss, and that episode's arithmetic cannot be checked.
+        let unmatched: u64 = timing
+            .losses
+            .iter()
+            .filter(|(reason, _)| UNMATCHED_CALLS.contains(&reason.as_str()))
+            .map(|(_, n)| n)
+            .sum();
+        if unmatched > 0 {
+            lines.push(format!(
+                "episode {n}: not checked ({unmatched} unmatched or open calls counted)"
+            ));
+            continue;
+        }
+        checked += 1;
         match covers(timing) {
             Err(why) => return Verdict::Fail(format!("episode {n}: {why}")),
             Ok(Some(line)) => lines.push(format!("episode {n}: {line}")),
@@ -323,8 +341,18 @@ pub fn parent_covers_children(ctx: &CellContext) -> Verdict {
             Ok(None) => {}
         }
     }
+    if checked == 0 {
+        return Verdict::Fail(format!("no episode could be checked: {}", lines.join("; ")));
+    }
     Verdict::Pass(lines.join("; "))
 }
+
+/// Function-timing losses that leave a call open or close the wrong one.
+const UNMATCHED_CALLS: &[&str] = &[
+    "fn_exit_unmatched",
+    "fn_entry_unmatched",
+    "fn_stacks_open_at_drain",
+];
 
 /// Checks one episode's arithmetic; the reaper work's line when it ran.
 fn covers(timing: &FunctionTiming) -> Result<Option<String>, String> {
@@ -571,6 +599,27 @@ mod tests {
             msg.contains("800 ns < its probed children's sum 900 ns"),
             "{msg}"
         );
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn an_episode_with_counted_unmatched_calls_is_not_checked_but_one_must_be() {
+        // The same broken arithmetic, but the run counted an unmatched exit:
+        // that episode is skipped with the reason, and with no other episode
+        // the check fails rather than passing on nothing.
+        let bad = sid_run()
+            .replace("\"total_ns\":1000", "\"total_ns\":800")
+            .replace(
+                "\"vma_orders\"",
+                "\"losses\":{\"fn_exit_unmatched\":1},\"vma_orders\"",
+            );
+        let out = out_with("unmatched", &bad, &sid_doctor());
+        let c = cell("7.2.13+deb14-cloud-amd64", Arch::X86_64, &out);
+        let Verdict::Fail(msg) = parent_covers_children(&c) else {
+            panic!("must fail: {:?}", parent_covers_children(&c))
+        };
+        assert!(msg.contains("no episode could be checked"), "{msg}");
+        assert!(msg.contains("1 unmatched or open calls counted"), "{msg}");
         std::fs::remove_dir_all(&out).unwrap();
     }
 
