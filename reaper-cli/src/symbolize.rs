@@ -13,6 +13,14 @@
 //! file order; below the first symbol it is unknown. A test checks the two
 //! agree. Names are reduced to their base (`unmap_page_range.cold` →
 //! `unmap_page_range`) so compiler clones match the catalog.
+//!
+//! The start-up read predates what attaching creates: BPF programs
+//! (`bpf_prog_…`), BPF and ftrace trampolines, and any module loaded since.
+//! Those live outside the kernel image's text (`_stext` … `_einittext`), so
+//! an address there is looked up in a second table, read from kallsyms the
+//! first time a stack needs it (one read, ~50 ms, only when such an address
+//! is seen); without it a trampoline frame would take the name of the last
+//! symbol below it, `_einittext`.
 
 use crate::catalog::base_name;
 
@@ -40,6 +48,9 @@ pub struct KernelSymbolTable {
     starts: Vec<u32>,
     /// Names, each followed by `\n`, in file order.
     names: String,
+    /// The kernel image's text, `_stext` (or `_text`) to `_einittext` (or
+    /// `_etext`), inclusive, when kallsyms names them.
+    image_text: Option<(u64, u64)>,
 }
 
 /// Fills a [`KernelSymbolTable`] one kallsyms line at a time, straight
@@ -49,6 +60,11 @@ pub struct KernelSymbolTable {
 pub struct SymbolTableBuilder {
     /// The table, in file order until [`Self::finish`].
     table: KernelSymbolTable,
+    /// Lowest `_text`/`_stext` and highest `_etext`/`_einittext` seen.
+    image_start: Option<u64>,
+    image_end: Option<u64>,
+    /// Keep only symbols outside this range (the late table).
+    outside_of: Option<(u64, u64)>,
 }
 
 impl SymbolTableBuilder {
@@ -71,6 +87,20 @@ impl SymbolTableBuilder {
         if addr == 0 {
             return;
         }
+        if let Some((start, end)) = self.outside_of
+            && (start..=end).contains(&addr)
+        {
+            return;
+        }
+        match name {
+            "_text" | "_stext" => {
+                self.image_start = Some(self.image_start.map_or(addr, |a| a.min(addr)));
+            }
+            "_etext" | "_einittext" => {
+                self.image_end = Some(self.image_end.map_or(addr, |a| a.max(addr)));
+            }
+            _ => {}
+        }
         table.addrs.push(addr);
         table.starts.push(start);
         table.names.push_str(name);
@@ -80,10 +110,15 @@ impl SymbolTableBuilder {
     /// Sorts by address (stably: equal addresses keep file order) and
     /// keeps the first symbol of each address.
     pub fn finish(self) -> KernelSymbolTable {
+        let image_text = match (self.image_start, self.image_end) {
+            (Some(start), Some(end)) if start < end => Some((start, end)),
+            _ => None,
+        };
         let KernelSymbolTable {
             mut addrs,
             mut starts,
             names,
+            image_text: _,
         } = self.table;
         if !addrs.is_sorted() {
             let mut order: Vec<u32> = (0..addrs.len() as u32).collect();
@@ -106,6 +141,7 @@ impl SymbolTableBuilder {
             addrs,
             starts,
             names,
+            image_text,
         }
     }
 }
@@ -118,6 +154,27 @@ impl KernelSymbolTable {
             builder.add(line);
         }
         builder.finish()
+    }
+
+    /// The symbols of kallsyms text that lie outside `image_text`
+    /// (modules, BPF programs, trampolines): the late table.
+    fn outside_of(text: &str, image_text: (u64, u64)) -> Self {
+        let mut builder = SymbolTableBuilder {
+            outside_of: Some(image_text),
+            ..SymbolTableBuilder::default()
+        };
+        for line in text.lines() {
+            builder.add(line);
+        }
+        builder.finish()
+    }
+
+    /// Whether an address lies outside the kernel image's text, where
+    /// symbols may have appeared after this table was read. False when the
+    /// table does not know the image's bounds.
+    fn outside_image_text(&self, addr: u64) -> bool {
+        self.image_text
+            .is_some_and(|(start, end)| !(start..=end).contains(&addr))
     }
 
     /// Symbols held.
@@ -139,9 +196,22 @@ impl KernelSymbolTable {
     }
 }
 
+/// Where the late table's kallsyms text comes from.
+type KallsymsSource = fn() -> Option<String>;
+
 /// Symbolizes kernel stack addresses.
 pub struct KernelSymbolizer {
+    /// Read at start-up, before anything was attached.
     table: KernelSymbolTable,
+    /// Symbols outside the image's text, read when first needed (`None`
+    /// inside when that read failed: the start-up table answers then).
+    late: std::sync::OnceLock<Option<KernelSymbolTable>>,
+    late_source: KallsymsSource,
+}
+
+/// The running kernel's /proc/kallsyms, read again.
+fn read_kallsyms_again() -> Option<String> {
+    std::fs::read_to_string("/proc/kallsyms").ok()
 }
 
 impl KernelSymbolizer {
@@ -151,12 +221,37 @@ impl KernelSymbolizer {
         if !kallsyms_visible() {
             return Err(SymbolizeError::AddressesHidden);
         }
-        Ok(Self { table })
+        Ok(Self::with_late_source(table, read_kallsyms_again))
     }
 
-    /// Over any table (fixtures, tests).
+    /// Over any table (fixtures, tests); addresses outside the image are
+    /// looked up in `table` itself.
     pub fn from_table(table: KernelSymbolTable) -> Self {
-        Self { table }
+        Self::with_late_source(table, || None)
+    }
+
+    fn with_late_source(table: KernelSymbolTable, late_source: KallsymsSource) -> Self {
+        Self {
+            table,
+            late: std::sync::OnceLock::new(),
+            late_source,
+        }
+    }
+
+    /// The name an address falls in: from the late table when it lies
+    /// outside the image's text (reading it on first need), else from the
+    /// start-up table.
+    fn lookup(&self, addr: u64) -> Option<&str> {
+        if self.table.outside_image_text(addr) {
+            let late = self.late.get_or_init(|| {
+                let image = self.table.image_text?;
+                Some(KernelSymbolTable::outside_of(&(self.late_source)()?, image))
+            });
+            if let Some(late) = late {
+                return late.lookup(addr);
+            }
+        }
+        self.table.lookup(addr)
     }
 
     /// Names for a kernel stack given innermost first, as the stack map
@@ -172,7 +267,7 @@ impl KernelSymbolizer {
             .iter()
             .enumerate()
             .map(|(i, &ip)| if i == 0 { ip } else { ip.saturating_sub(1) })
-            .map(|addr| match self.table.lookup(addr) {
+            .map(|addr| match self.lookup(addr) {
                 Some(name) => base_name(name).to_owned(),
                 None => format!("0x{addr:x}"),
             })
@@ -339,6 +434,59 @@ short line
             }
             assert!(compared > addrs.len() / 2);
         }
+    }
+
+    /// A BPF trampoline and a BPF program attached after the start-up
+    /// read: their frames take their own names from the late read, not
+    /// `_einittext`'s; image addresses never trigger that read.
+    #[test]
+    fn frames_outside_the_image_come_from_a_later_read() {
+        const AT_START: &str = "\
+ffffffff81000000 T _stext
+ffffffff81001000 T exit_mmap
+ffffffff82000000 T _etext
+ffffffff83000000 T _sinittext
+ffffffff83100000 T _einittext
+";
+        fn after_attach() -> Option<String> {
+            Some(format!(
+                "{AT_START}ffffffffa0001000 t bpf_trampoline_6442\t[bpf]\n\
+                 ffffffffa0002000 t bpf_prog_0123456789abcdef_fn_fentry_4\t[bpf]\n"
+            ))
+        }
+        fn unreadable() -> Option<String> {
+            panic!("an image address must not read kallsyms again")
+        }
+        let table = KernelSymbolTable::from_kallsyms(AT_START);
+        assert_eq!(
+            table.image_text,
+            Some((0xffffffff81000000, 0xffffffff83100000))
+        );
+        // Inside the image: no second read.
+        let inside = KernelSymbolizer::with_late_source(
+            KernelSymbolTable::from_kallsyms(AT_START),
+            unreadable,
+        );
+        assert_eq!(inside.frames(&[0xffffffff81001010]).unwrap(), ["exit_mmap"]);
+        let symbolizer = KernelSymbolizer::with_late_source(table, after_attach);
+        assert_eq!(
+            symbolizer
+                .frames(&[0xffffffffa0002010, 0xffffffffa0001040, 0xffffffff81001020])
+                .unwrap(),
+            [
+                "exit_mmap",
+                "bpf_trampoline_6442",
+                "bpf_prog_0123456789abcdef_fn_fentry_4"
+            ]
+        );
+        // Below every late symbol: unknown, not the image's last symbol.
+        assert_eq!(
+            symbolizer.frames(&[0xffffffff9f000000]).unwrap(),
+            ["0xffffffff9f000000"]
+        );
+        // Without the bounds or the second read, the start-up table answers.
+        let stale = KernelSymbolizer::from_table(KernelSymbolTable::from_kallsyms(AT_START));
+        assert_eq!(stale.frames(&[0xffffffffa0001040]).unwrap(), ["_einittext"]);
     }
 
     #[test]

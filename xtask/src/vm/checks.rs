@@ -100,6 +100,10 @@ pub const CHECKS: &[Check] = &[
         run: timing::parent_covers_children,
     },
     Check {
+        name: "probe-frames-named",
+        run: timing::probe_frames_named,
+    },
+    Check {
         name: "doctor-function-modes",
         run: timing::doctor_agrees,
     },

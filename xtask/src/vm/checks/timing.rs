@@ -306,6 +306,69 @@ pub fn reaper_order(ctx: &CellContext) -> Verdict {
     Verdict::Pass(lines.join("; "))
 }
 
+/// Symbols that end the kernel image's sections (text, init, bss): no stack returns
+/// into them, so seeing one means an address past the image (a BPF
+/// program or trampoline attached after kallsyms was read) took the last
+/// image symbol's name.
+const IMAGE_END_MARKERS: [&str; 5] = [
+    "_etext",
+    "_einittext",
+    "__init_scratch_end",
+    "__bss_stop",
+    "_end",
+];
+
+/// reaper's own probes in the sampled stacks are folded and labelled: no
+/// `bpf_trampoline_*` or `bpf_prog_*` frame, no address misnamed after the
+/// image's end, and, when function probes ran (under TCG they take a visible
+/// share of the reaper's time), at least one `[reaper probe: …]` frame.
+pub fn probe_frames_named(ctx: &CellContext) -> Verdict {
+    let run = match run_json(ctx) {
+        Ok(run) => run,
+        Err(v) => return v,
+    };
+    let frames = || {
+        run.episodes
+            .iter()
+            .flat_map(|e| &e.contexts)
+            .flat_map(|c| &c.stacks)
+            .flat_map(|s| &s.frames)
+    };
+    let total = frames().count();
+    if total == 0 {
+        return Verdict::Fail("run.json holds no sampled stack frame".into());
+    }
+    let bad: std::collections::BTreeSet<&str> = frames()
+        .map(String::as_str)
+        .filter(|f| {
+            IMAGE_END_MARKERS.contains(f)
+                || f.starts_with("bpf_trampoline_")
+                || f.starts_with("bpf_prog_")
+        })
+        .collect();
+    if !bad.is_empty() {
+        return Verdict::Fail(format!(
+            "unfolded or misnamed probe frames: {}",
+            bad.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let labelled: std::collections::BTreeSet<&str> = frames()
+        .map(String::as_str)
+        .filter(|f| f.starts_with("[reaper probe: "))
+        .collect();
+    let timed = function_probes(&run).iter().any(|(_, p)| p.attached());
+    match (timed, labelled.len()) {
+        (true, 0) => Verdict::Fail(format!(
+            "function probes were attached but none of {total} frames is a [reaper probe: …] frame"
+        )),
+        (_, n) => Verdict::Pass(format!(
+            "{n} distinct reaper probe frame(s) of {total} frames, e.g. {}; no trampoline, \
+             bpf_prog or image-end frame",
+            labelled.iter().next().copied().unwrap_or("none")
+        )),
+    }
+}
+
 /// Every probed parent's inclusive time covers its probed direct children's,
 /// per context; the reaper work's children must have been seen.
 pub fn parent_covers_children(ctx: &CellContext) -> Verdict {
@@ -527,6 +590,42 @@ mod tests {
         std::fs::remove_dir_all(&out).unwrap();
     }
 
+    #[test]
+    fn probe_frames_must_be_folded_and_named() {
+        let with_frames = |frames: serde_json::Value| {
+            let mut run: serde_json::Value = serde_json::from_str(&sid_run()).unwrap();
+            run["episodes"][0]["contexts"] = json!([{
+                "context": "mrelease_caller", "tasks": [{"tid": 7, "comm": "reaper"}],
+                "stacks": [{"frames": frames, "samples": 3, "period_ns": 750000}],
+                "lock_waits": []}]);
+            run.to_string()
+        };
+        let verdict = |name: &str, frames: serde_json::Value| {
+            let out = out_with(name, &with_frames(frames), &sid_doctor());
+            let c = cell("7.2.13+deb14-cloud-amd64", Arch::X86_64, &out);
+            let v = probe_frames_named(&c);
+            std::fs::remove_dir_all(&out).unwrap();
+            v
+        };
+        let good = verdict(
+            "frames-good",
+            json!([
+                "__oom_reap_task_mm",
+                "[reaper probe: fentry unmap_page_range]"
+            ]),
+        );
+        assert!(matches!(good, Verdict::Pass(_)), "{good:?}");
+        for bad in [
+            json!(["__oom_reap_task_mm", "_einittext"]),
+            json!(["__oom_reap_task_mm", "bpf_trampoline_6442528412"]),
+            // Function probes attached, yet no probe frame.
+            json!(["__oom_reap_task_mm", "unmap_page_range"]),
+        ] {
+            let v = verdict("frames-bad", bad.clone());
+            assert!(matches!(v, Verdict::Fail(_)), "{bad}: {v:?}");
+        }
+    }
+
     /// process_mrelease returned 0 but the exit had already set
     /// MMF_OOM_SKIP: the reaper walked one VMA or none. Such an episode is
     /// left out, not failed; with no other episode the check fails.
@@ -591,6 +690,7 @@ mod tests {
                 ("function-attach", function_attach(&c)),
                 ("reaper-order", reaper_order(&c)),
                 ("reaper-time-covers-children", parent_covers_children(&c)),
+                ("probe-frames-named", probe_frames_named(&c)),
                 ("doctor-function-modes", doctor_agrees(&c)),
             ] {
                 println!("{} {name}: {v:?}", out.display());
