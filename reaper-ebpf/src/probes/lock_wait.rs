@@ -2,7 +2,9 @@
 //! the kernel stack at `contention_begin` so userspace can tell PTE-lock waits
 //! from others.
 //!
-//! Cost: `contention_end` of a spinlock fires after the lock is taken
+//! Cost: a wait's stack is unwound at a thread's first wait on a lock and
+//! then at every `LOCK_STACK_REFRESH`th; the others reuse it
+//! (`reaper_common::lock_wait`). `contention_end` of a spinlock fires after the lock is taken
 //! (kernel/locking/qspinlock.c, label `release`), so everything it does
 //! lengthens the critical section the other side then waits on; it does one
 //! lookup, one delete and one per-CPU add. The stack is taken once per wait,
@@ -20,13 +22,14 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::bpf_ktime_get_ns,
     macros::{map, raw_tracepoint, tracepoint},
-    maps::{HashMap, PerCpuHashMap},
+    maps::{HashMap, LruHashMap, PerCpuHashMap},
     programs::{RawTracePointContext, TracePointContext},
 };
 use reaper_common::{
     lock_wait::{
-        LOCK_WAITS_DEFAULT_ENTRIES, LockWaitKey, LockWaitStats, PENDING_WAITS_MAX_ENTRIES,
-        PendingWait, PendingWaitKey,
+        CachedLockStack, LOCK_STACK_CACHE_ENTRIES, LOCK_STACK_REFRESH, LOCK_WAITS_DEFAULT_ENTRIES,
+        LockStackCacheKey, LockWaitKey, LockWaitStats, PENDING_WAITS_MAX_ENTRIES, PendingWait,
+        PendingWaitKey,
     },
     loss::Counter,
     sampling::SCRATCH_LOCK_WAIT,
@@ -43,6 +46,12 @@ static PENDING_WAITS: HashMap<PendingWaitKey, PendingWait> =
 #[map(name = "LOCK_WAITS")]
 static LOCK_WAITS: PerCpuHashMap<LockWaitKey, LockWaitStats> =
     PerCpuHashMap::with_max_entries(LOCK_WAITS_DEFAULT_ENTRIES, 0);
+
+/// The stack last unwound per (thread, context, lock); see
+/// `reaper_common::lock_wait`.
+#[map(name = "LOCK_STACK_CACHE")]
+static LOCK_STACK_CACHE: LruHashMap<LockStackCacheKey, CachedLockStack> =
+    LruHashMap::with_max_entries(LOCK_STACK_CACHE_ENTRIES, 0);
 
 /// `-EEXIST`: a wait on this (task, lock) is already open; keep the first.
 const EEXIST: i32 = 17;
@@ -96,7 +105,7 @@ fn begin<C: EbpfContext>(ctx: &C, tid: u32, context: u32, lock: u64, flags: u32)
     if unsafe { PENDING_WAITS.get(&key) }.is_some() {
         return;
     }
-    let stack_id = super::stack_id_of(ctx, SCRATCH_LOCK_WAIT, Counter::LockStackLost);
+    let stack_id = wait_stack_id(ctx, tid, context, lock);
     let wait = PendingWait {
         start_ns: unsafe { bpf_ktime_get_ns() },
         context,
@@ -114,6 +123,31 @@ fn begin<C: EbpfContext>(ctx: &C, tid: u32, context: u32, lock: u64, flags: u32)
             );
         }
     }
+}
+
+/// The wait's stack id: the one last unwound for this thread and lock,
+/// unless that was [`LOCK_STACK_REFRESH`] waits ago or never; then the
+/// stack is unwound, stored and cached.
+#[inline(always)]
+fn wait_stack_id<C: EbpfContext>(ctx: &C, tid: u32, context: u32, lock: u64) -> i32 {
+    let key = LockStackCacheKey { tid, context, lock };
+    if let Some(cached) = LOCK_STACK_CACHE.get_ptr_mut(&key) {
+        // SAFETY: a map value pointer; only this thread uses its key, and it
+        // waits on one lock at a time.
+        unsafe {
+            if (*cached).uses < LOCK_STACK_REFRESH {
+                (*cached).uses += 1;
+                return (*cached).stack_id;
+            }
+        }
+    }
+    let stack_id = super::stack_id_of(ctx, SCRATCH_LOCK_WAIT, Counter::LockStackLost);
+    if stack_id >= 0 {
+        // A full LRU map evicts its oldest entry; an error only costs the
+        // next wait an unwind.
+        let _ = LOCK_STACK_CACHE.insert(&key, &CachedLockStack { stack_id, uses: 1 }, 0);
+    }
+    stack_id
 }
 
 #[tracepoint]
