@@ -68,6 +68,7 @@ const MACHINERY_PREFIXES: &[&str] = &[
     "perf_trace_run_bpf_submit",
     "ftrace_regs_call",
     "ftrace_call",
+    "ftrace_trampoline",
     "arch_ftrace_ops_list_func",
     "ftrace_ops_list_func",
     "exc_int3",
@@ -106,6 +107,14 @@ const OBJECT_SUBPROGRAMS: &[&str] = &["memset", "memcpy", "memmove", "memcmp", "
 /// Rust's symbol-mangling prefixes (v0, legacy): a subprogram so named comes
 /// from a Rust BPF object, i.e. reaper's (its closures are subprograms).
 const RUST_MANGLED: &[&str] = &["_R", "_ZN"];
+
+/// ftrace's entry code, through which a traced function reaches a BPF
+/// trampoline when ftrace also manages that function (direct calls): a
+/// self-built 6.1 showed `__mmput;ftrace_trampoline;exit_mmap` in every
+/// victim stack, arm64 `tlb_finish_mmu;ftrace_caller_direct`. Where it only
+/// passes through to the traced function it is dropped like a trampoline.
+const FTRACE_ENTRY_PREFIXES: &[&str] =
+    &["ftrace_trampoline", "ftrace_caller", "ftrace_regs_caller"];
 
 /// Start and end of a reaper probe frame's label.
 const LABEL_OPEN: &str = "[reaper probe: ";
@@ -244,7 +253,23 @@ impl ProbeFrames {
     /// module doc.
     pub fn fold(&self, frames: Vec<String>) -> Vec<String> {
         let mut out: Vec<String> = Vec::with_capacity(frames.len());
+        // A frame that is neither probe machinery nor a program: kernel work.
+        let kernel_work = |f: &String| !is_machinery(f) && !f.starts_with(PROG_PREFIX);
         for (i, frame) in frames.iter().enumerate() {
+            if FTRACE_ENTRY_PREFIXES.iter().any(|p| frame.starts_with(p)) {
+                // Passing through: the traced function next, or a trampoline
+                // that itself passes through to it.
+                let passes_through = match frames.get(i + 1) {
+                    Some(next) if self.trampoline(next).is_some() => {
+                        frames.get(i + 2).is_some_and(kernel_work)
+                    }
+                    Some(next) => kernel_work(next),
+                    None => false,
+                };
+                if passes_through {
+                    continue;
+                }
+            }
             if let Some(what) = self.program(frame) {
                 while out.last().is_some_and(|f| is_machinery(f)) {
                     out.pop();
@@ -259,6 +284,9 @@ impl ProbeFrames {
                     .is_some_and(|next| !is_machinery(next) && !next.starts_with(PROG_PREFIX));
                 if passes_through {
                     continue;
+                }
+                while out.last().is_some_and(|f| is_machinery(f)) {
+                    out.pop();
                 }
                 if let Some(what) = rest.iter().find_map(|f| self.program(f)) {
                     out.push(label(&what));
@@ -275,7 +303,10 @@ impl ProbeFrames {
             if after_traced.as_ref().is_some_and(|f| f == frame) {
                 continue;
             }
-            if let Some(function) = after_traced.filter(|_| is_trampoline_helper(frame)) {
+            if let Some(function) = after_traced.filter(|_| {
+                is_trampoline_helper(frame)
+                    || FTRACE_ENTRY_PREFIXES.iter().any(|p| frame.starts_with(p))
+            }) {
                 let what = frames[i + 1..]
                     .iter()
                     .find_map(|f| self.program(f))

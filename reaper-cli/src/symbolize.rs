@@ -16,13 +16,16 @@
 //!
 //! The start-up read predates what attaching creates: BPF programs
 //! (`bpf_prog_…`), BPF and ftrace trampolines, and any module loaded since.
-//! Those live outside the kernel image's text (`_stext` … `_einittext`), so
-//! an address there is looked up in a second table, read from kallsyms the
-//! first time a stack needs it (one read, ~50 ms, only when such an address
-//! is seen); without it a trampoline frame would take the name of the last
-//! symbol below it, `_einittext`.
+//! Those live outside the kernel image's text (`_stext` … `_einittext`).
+//! An address there is named from reaper's own programs' exact ranges
+//! (`probes::program_symbols`) when it falls in one, else from a second
+//! table read from kallsyms the first time a stack needs it (one read,
+//! ~70 ms, only for trampolines or code loaded by others); without them a
+//! trampoline frame would take the name of the last symbol below it,
+//! `_einittext` or `__init_scratch_end`.
 
 use crate::catalog::base_name;
+use crate::probes::program_symbols::ProgramSymbol;
 
 /// Symbolization failures.
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +210,8 @@ pub struct KernelSymbolizer {
     /// inside when that read failed: the start-up table answers then).
     late: std::sync::OnceLock<Option<KernelSymbolTable>>,
     late_source: KallsymsSource,
+    /// reaper's own programs, sorted by start.
+    programs: Vec<ProgramSymbol>,
 }
 
 /// The running kernel's /proc/kallsyms, read again.
@@ -235,7 +240,25 @@ impl KernelSymbolizer {
             table,
             late: std::sync::OnceLock::new(),
             late_source,
+            programs: Vec::new(),
         }
+    }
+
+    /// reaper's loaded programs (see `probes::program_symbols`), replacing
+    /// any given before.
+    pub fn set_programs(&mut self, mut programs: Vec<ProgramSymbol>) {
+        programs.sort_by_key(|p| p.start);
+        self.programs = programs;
+    }
+
+    /// The program of reaper's that `addr` falls in.
+    fn program(&self, addr: u64) -> Option<&str> {
+        let index = self
+            .programs
+            .partition_point(|p| p.start <= addr)
+            .checked_sub(1)?;
+        let p = &self.programs[index];
+        (addr - p.start < p.len).then_some(p.name.as_str())
     }
 
     /// The name an address falls in: from the late table when it lies
@@ -243,6 +266,9 @@ impl KernelSymbolizer {
     /// start-up table.
     fn lookup(&self, addr: u64) -> Option<&str> {
         if self.table.outside_image_text(addr) {
+            if let Some(name) = self.program(addr) {
+                return Some(name);
+            }
             let late = self.late.get_or_init(|| {
                 let image = self.table.image_text?;
                 Some(KernelSymbolTable::outside_of(&(self.late_source)()?, image))
@@ -477,6 +503,24 @@ ffffffff83100000 T _einittext
                 "exit_mmap",
                 "bpf_trampoline_6442",
                 "bpf_prog_0123456789abcdef_fn_fentry_4"
+            ]
+        );
+        // reaper's own programs answer without reading kallsyms again.
+        let mut own = KernelSymbolizer::with_late_source(
+            KernelSymbolTable::from_kallsyms(AT_START),
+            unreadable,
+        );
+        own.set_programs(vec![ProgramSymbol {
+            start: 0xffffffffa0002000,
+            len: 0x100,
+            name: "bpf_prog_0123456789abcdef_raw_contention_begin".into(),
+        }]);
+        assert_eq!(
+            own.frames(&[0xffffffffa00020ff, 0xffffffff81001020])
+                .unwrap(),
+            [
+                "exit_mmap",
+                "bpf_prog_0123456789abcdef_raw_contention_begin"
             ]
         );
         // Below every late symbol: unknown, not the image's last symbol.

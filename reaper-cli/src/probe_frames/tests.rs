@@ -169,6 +169,40 @@ fn kprobe_and_tracepoint_machinery_folds_into_the_program() {
         slots().fold(closure),
         frames(&["f", "[reaper probe: subprogram]"])
     );
+    // ftrace's entry code on the way to a trampoline, passing through.
+    let direct = frames(&[
+        "__mmput",
+        "ftrace_trampoline",
+        "bpf_trampoline_6442450950",
+        "exit_mmap",
+        "unmap_vmas",
+    ]);
+    assert_eq!(
+        slots().fold(direct),
+        frames(&["__mmput", "exit_mmap", "unmap_vmas"])
+    );
+    let arm64 = frames(&[
+        "unmap_vmas",
+        "tlb_finish_mmu",
+        "ftrace_caller_direct",
+        "tlb_flush_mmu",
+    ]);
+    assert_eq!(
+        slots().fold(arm64),
+        frames(&["unmap_vmas", "tlb_finish_mmu", "tlb_flush_mmu"])
+    );
+    // ...or running reaper's program: part of the probe's frame.
+    let running = frames(&[
+        "__mmput",
+        "ftrace_trampoline",
+        "bpf_trampoline_6442450950",
+        "bpf_prog_0123456789abcdef_fn_fentry_4",
+        "ktime_get_mono_fast_ns",
+    ]);
+    assert_eq!(
+        slots().fold(running),
+        frames(&["__mmput", "[reaper probe: fentry f4]"])
+    );
     // Another tool's program is kernel code to reaper: left alone.
     let foreign = frames(&["f", "bpf_prog_0123456789abcdef_other"]);
     assert_eq!(slots().fold(foreign.clone()), foreign);

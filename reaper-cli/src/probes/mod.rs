@@ -9,6 +9,7 @@ pub mod collect;
 pub mod function_timing;
 pub mod kernel_btf;
 pub mod loader;
+pub mod program_symbols;
 pub mod raw_tp;
 pub mod refusal;
 pub mod timeline_reader;

@@ -203,6 +203,8 @@ impl Recorder {
             crate::probes::calibrate::for_record(&mut ebpf, &functions, calibrated, &fentry_btf);
         drop(fentry_btf);
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
+        let mut symbolizer = symbolizer;
+        symbolizer.set_programs(crate::probes::program_symbols::of_loaded(&ebpf));
         let probe_frames = ProbeFrames::for_recording(
             ebpf.programs().map(|(name, _)| name),
             &functions,

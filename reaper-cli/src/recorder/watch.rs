@@ -212,6 +212,8 @@ impl Recorder {
         settings: &WatchSettings,
     ) -> anyhow::Result<(Vec<Episode>, WatchSummary, bool)> {
         attach::attach_watch(&mut self.ebpf, &mut self.attach, &self.raw);
+        self.symbolizer
+            .set_programs(crate::probes::program_symbols::of_loaded(&self.ebpf));
         collect::clear_tracking(&mut self.ebpf)?;
         self.track_oom_reaper()?;
         collect::set_watch(&mut self.ebpf, true)?;
