@@ -11,6 +11,7 @@
 
 use aya_ebpf::{
     EbpfContext,
+    bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_current_comm, bpf_ktime_get_ns, bpf_probe_read_kernel},
     macros::{map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, RingBuf},
@@ -79,7 +80,14 @@ fn emit<C: EbpfContext>(ctx: &C, kind: TimelineKind, scope: Scope, arg: i64) {
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
     };
     entry.write(event);
-    entry.submit(0);
+    // A record submitted without a wake-up would also keep the kernel's
+    // adaptive wake-up of the next record from firing (the reader is no
+    // longer caught up), so the waking kinds force it.
+    entry.submit(if kind.wakes_reader() {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    });
     bump(Counter::TimelineEvents);
 }
 
