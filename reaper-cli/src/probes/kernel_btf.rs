@@ -119,16 +119,9 @@ fn tiny_fentry_refusal(btf_id: u32) -> Result<(), Refusal> {
     load.log_level = 1;
     load.log_size = log.len() as u32;
     load.log_buf = log.as_mut_ptr() as u64;
-    // SAFETY: attr, the instructions, the licence and the log buffer outlive
-    // the call; the kernel reads at most size_of::<bpf_attr>() bytes.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            bpf_cmd::BPF_PROG_LOAD as libc::c_long,
-            &raw mut attr,
-            std::mem::size_of::<bpf_attr>(),
-        )
-    };
+    // SAFETY: the instructions, the licence and the log buffer (log_size
+    // bytes) outlive the call.
+    let ret = unsafe { super::sys_bpf(bpf_cmd::BPF_PROG_LOAD, &mut attr) };
     if ret >= 0 {
         // SAFETY: a successful BPF_PROG_LOAD returns a new fd we own.
         drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(ret as i32) });

@@ -13,3 +13,26 @@ pub mod program_symbols;
 pub mod raw_tp;
 pub mod refusal;
 pub mod timeline_reader;
+
+/// The `bpf(2)` syscall with a whole `bpf_attr`, for the few commands aya
+/// does not expose (a raw fentry load probe, program info).
+///
+/// # Safety
+/// Every address in `attr` (instructions, buffers, out-parameters) must be
+/// valid for what `cmd` reads or writes there, for the whole call.
+pub(crate) unsafe fn sys_bpf(
+    cmd: aya_obj::generated::bpf_cmd,
+    attr: &mut aya_obj::generated::bpf_attr,
+) -> libc::c_long {
+    // SAFETY: attr is a live, exclusively borrowed bpf_attr of which the
+    // kernel touches at most size_of::<bpf_attr>() bytes; the addresses in
+    // it are the caller's contract.
+    unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            std::ptr::from_mut(attr),
+            std::mem::size_of::<aya_obj::generated::bpf_attr>(),
+        )
+    }
+}

@@ -47,17 +47,9 @@ fn get_info(fd: i32, info: &mut bpf_prog_info) -> Option<()> {
     attr.info.bpf_fd = u32::try_from(fd).ok()?;
     attr.info.info_len = std::mem::size_of::<bpf_prog_info>() as u32;
     attr.info.info = std::ptr::from_mut(info) as u64;
-    // SAFETY: attr and the buffers info points to outlive the call; the
-    // kernel writes at most info_len bytes and the counts it was given.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            bpf_cmd::BPF_OBJ_GET_INFO_BY_FD as libc::c_long,
-            &raw mut attr,
-            std::mem::size_of::<bpf_attr>(),
-        )
-    };
-    (ret == 0).then_some(())
+    // SAFETY: info (info_len bytes) and the arrays it points to (as many
+    // entries as the counts it carries) outlive the call.
+    (unsafe { super::sys_bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr) } == 0).then_some(())
 }
 
 /// The JITed functions of the program behind `fd`.
