@@ -97,17 +97,6 @@ const TRAMPOLINE_HELPERS: &[&str] = &[
     TRAMPOLINE_PREFIX,
 ];
 
-/// BPF-to-BPF functions in reaper's object that are not programs of their
-/// own: the compiler's memory builtins (bpf-linker keeps them as
-/// subprograms; `readelf -s` on the object lists them). The kernel names a
-/// subprogram `bpf_prog_<tag>_<function>`, and a sample inside one may not
-/// unwind through the program that called it (seen on 6.12 x86_64:
-/// `exit_mmap;bpf_trace_run1;bpf_prog_…_memset`).
-const OBJECT_SUBPROGRAMS: &[&str] = &["memset", "memcpy", "memmove", "memcmp", "bcmp"];
-/// Rust's symbol-mangling prefixes (v0, legacy): a subprogram so named comes
-/// from a Rust BPF object, i.e. reaper's (its closures are subprograms).
-const RUST_MANGLED: &[&str] = &["_R", "_ZN"];
-
 /// ftrace's entry code, through which a traced function reaches a BPF
 /// trampoline when ftrace also manages that function (direct calls): a
 /// self-built 6.1 showed `__mmput;ftrace_trampoline;exit_mmap` in every
@@ -214,12 +203,6 @@ impl ProbeFrames {
         }
         if let Some(what) = self.programs.get(name) {
             return Some(what.clone());
-        }
-        if OBJECT_SUBPROGRAMS.contains(&name) {
-            return Some(format!("subprogram {name}"));
-        }
-        if RUST_MANGLED.iter().any(|p| name.starts_with(p)) {
-            return Some("subprogram".to_owned());
         }
         if name.len() != KERNEL_NAME_LEN {
             return None;

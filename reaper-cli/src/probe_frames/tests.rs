@@ -153,22 +153,6 @@ fn kprobe_and_tracepoint_machinery_folds_into_the_program() {
         slots().fold(shared),
         frames(&["[reaper probe: timeline_mrelea…]"])
     );
-    // A subprogram of reaper's object, its calling program not unwound
-    // (as recorded on 6.12 x86_64).
-    let subprogram = frames(&[
-        "exit_mmap",
-        "bpf_trace_run1",
-        "bpf_prog_9af5d65f957a4f79_memset",
-    ]);
-    assert_eq!(
-        slots().fold(subprogram),
-        frames(&["exit_mmap", "[reaper probe: subprogram memset]"])
-    );
-    let closure = frames(&["f", "bpf_prog_0123456789abcdef__RNCINvNtNtCs34DjCo55"]);
-    assert_eq!(
-        slots().fold(closure),
-        frames(&["f", "[reaper probe: subprogram]"])
-    );
     // ftrace's entry code on the way to a trampoline, passing through.
     let direct = frames(&[
         "__mmput",

@@ -3,12 +3,13 @@
 //! from others.
 //!
 //! Cost: a wait's stack is unwound at a thread's first wait on a lock and
-//! then at every `LOCK_STACK_REFRESH`th; the others reuse it
-//! (`reaper_common::lock_wait`). `contention_end` of a spinlock fires after the lock is taken
-//! (kernel/locking/qspinlock.c, label `release`), so everything it does
-//! lengthens the critical section the other side then waits on; it does one
-//! lookup, one delete and one per-CPU add. The stack is taken once per wait,
-//! at the first `contention_begin`, while the task would spin anyway.
+//! then at every `LOCK_STACK_REFRESH`th; the waits between reuse it
+//! (`reaper_common::lock_wait`), and a mutex waiter's repeated
+//! `contention_begin` of one wait takes none. `contention_end` of a spinlock
+//! fires after the lock is taken (kernel/locking/qspinlock.c, label
+//! `release`), so everything it does lengthens the critical section the
+//! other side then waits on; it does one lookup, one delete and one per-CPU
+//! add.
 //!
 //! Each event has a classic tracepoint program (record fields at tracefs
 //! offsets) and a raw tracepoint program (`TP_PROTO(void *lock, unsigned int
