@@ -261,6 +261,41 @@ impl KernelSymbolizer {
         (addr - p.start < p.len).then_some(p.name.as_str())
     }
 
+    /// Whether `ip`, outside the image's text, is exactly where one of
+    /// reaper's programs or another late symbol (a trampoline) starts. Such
+    /// an address in a stack is an interrupted instruction, not a return
+    /// address: under qemu TCG interrupts are taken at translation-block
+    /// boundaries, i.e. often at a called function's first instruction, and
+    /// `ip - 1` would name whatever precedes it (seen on 6.12:
+    /// `folio_remove_rmap_ptes;bpf_prog_…_memset;asm_sysvec_apic_timer_interrupt`).
+    /// JITed code never ends in a call, so the case `ip - 1` exists for
+    /// does not arise there.
+    fn starts_outside_image(&self, ip: u64) -> bool {
+        if !self.table.outside_image_text(ip) {
+            return false;
+        }
+        if self.programs.binary_search_by_key(&ip, |p| p.start).is_ok() {
+            return true;
+        }
+        if self.program(ip).is_some() {
+            // Inside one of reaper's programs: a return address, and no
+            // reason to read kallsyms again.
+            return false;
+        }
+        self.late_table()
+            .is_some_and(|late| late.addrs.binary_search(&ip).is_ok())
+    }
+
+    /// The late table, read on first need.
+    fn late_table(&self) -> Option<&KernelSymbolTable> {
+        self.late
+            .get_or_init(|| {
+                let image = self.table.image_text?;
+                Some(KernelSymbolTable::outside_of(&(self.late_source)()?, image))
+            })
+            .as_ref()
+    }
+
     /// The name an address falls in: from the late table when it lies
     /// outside the image's text (reading it on first need), else from the
     /// start-up table.
@@ -269,11 +304,7 @@ impl KernelSymbolizer {
             if let Some(name) = self.program(addr) {
                 return Some(name);
             }
-            let late = self.late.get_or_init(|| {
-                let image = self.table.image_text?;
-                Some(KernelSymbolTable::outside_of(&(self.late_source)()?, image))
-            });
-            if let Some(late) = late {
+            if let Some(late) = self.late_table() {
                 return late.lookup(addr);
             }
         }
@@ -292,7 +323,13 @@ impl KernelSymbolizer {
         let mut names: Vec<String> = ips_innermost_first
             .iter()
             .enumerate()
-            .map(|(i, &ip)| if i == 0 { ip } else { ip.saturating_sub(1) })
+            .map(|(i, &ip)| {
+                if i == 0 || self.starts_outside_image(ip) {
+                    ip
+                } else {
+                    ip.saturating_sub(1)
+                }
+            })
             .map(|addr| match self.lookup(addr) {
                 Some(name) => base_name(name).to_owned(),
                 None => format!("0x{addr:x}"),
@@ -521,6 +558,29 @@ ffffffff83100000 T _einittext
             [
                 "exit_mmap",
                 "bpf_prog_0123456789abcdef_raw_contention_begin"
+            ]
+        );
+        // An interrupted instruction at a program's first byte (not a return
+        // address): named by that program, not by what precedes it.
+        own.set_programs(vec![
+            ProgramSymbol {
+                start: 0xffffffffa0002000,
+                len: 0x100,
+                name: "bpf_prog_0123456789abcdef_memset_owner".into(),
+            },
+            ProgramSymbol {
+                start: 0xffffffffa0002200,
+                len: 0x100,
+                name: "bpf_prog_0123456789abcdef_raw_exit_mmap".into(),
+            },
+        ]);
+        assert_eq!(
+            own.frames(&[0xffffffff81000010, 0xffffffffa0002200, 0xffffffff81001020])
+                .unwrap(),
+            [
+                "exit_mmap",
+                "bpf_prog_0123456789abcdef_raw_exit_mmap",
+                "_stext"
             ]
         );
         // Below every late symbol: unknown, not the image's last symbol.
