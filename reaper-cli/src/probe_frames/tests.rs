@@ -369,3 +369,47 @@ fn probe_labels_round_trip() {
     assert_eq!(probe_label("exit_mmap"), None);
     assert_eq!(probe_label("[bpf trampoline]"), None);
 }
+
+#[test]
+fn a_nested_run_the_kernel_skipped_is_probe_machinery_not_a_program() {
+    // The recursion guard's counter shares the programs' prefix but has no
+    // tag: under a trampoline of reaper's it is that trampoline's cost...
+    let trampoline = frames(&[
+        "queued_spin_lock_slowpath",
+        "bpf_trampoline_6442530538",
+        "__bpf_prog_enter_recur",
+        "bpf_prog_inc_misses_counter",
+    ]);
+    assert_eq!(
+        slots().fold(trampoline),
+        frames(&[
+            "queued_spin_lock_slowpath",
+            "[reaper probe: trampoline of f6]"
+        ])
+    );
+    // ...also when the unwinder skipped the trampoline (sampled on the
+    // counter's first instruction, before it set up its frame)...
+    let skipped = frames(&["unmap_vmas", "f6", "bpf_prog_inc_misses_counter"]);
+    assert_eq!(
+        slots().fold(skipped),
+        frames(&["unmap_vmas", "f6", "[reaper probe: trampoline of f6]"])
+    );
+    // ...and under a raw tracepoint's dispatch, whose program the stack
+    // does not name, a skipped run of some BPF probe.
+    let raw = frames(&[
+        "_raw_spin_lock",
+        "queued_spin_lock_slowpath",
+        "__traceiter_contention_begin",
+        "bpf_trace_run2",
+        "bpf_prog_inc_misses_counter",
+    ]);
+    assert_eq!(
+        slots().fold(raw),
+        frames(&[
+            "_raw_spin_lock",
+            "queued_spin_lock_slowpath",
+            "__traceiter_contention_begin",
+            "[bpf probe: run skipped, nested]"
+        ])
+    );
+}
