@@ -210,6 +210,15 @@ impl ProbeFrames {
         Self::new(programs, traced).with_kprobes(kprobes)
     }
 
+    /// What reaper's program `name` probes (`fexit page_remove_rmap`), or
+    /// its name when it is not one of the recording's programs.
+    pub fn describe(&self, name: &str) -> String {
+        self.programs
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_owned())
+    }
+
     /// What a frame's program probes, when the frame is one of reaper's
     /// programs.
     fn program(&self, frame: &str) -> Option<String> {

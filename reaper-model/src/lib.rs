@@ -278,6 +278,15 @@ pub struct Episode {
     /// Userspace-side losses (e.g. ring buffer records that failed to parse).
     #[serde(default)]
     pub user_losses: BTreeMap<String, u64>,
+    /// Runs of reaper's programs the kernel skipped during the episode
+    /// because the same program was already running on that CPU
+    /// (`bpf_prog_info.recursion_misses`, Linux 5.12+), by what the program
+    /// probes: a probe that fired inside a BPF program (a map lock the probe
+    /// took was contended, an interrupt during it), so that event was not
+    /// seen. Empty when none were skipped or the episode was not delimited
+    /// (`--watch`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped_probe_runs: BTreeMap<String, u64>,
     /// The mrelease caller lost the race: `process_mrelease` returned ESRCH
     /// because every thread of the victim had already left its mm, so this
     /// episode has no reaper-side work. Such episodes are left out of medians

@@ -9,6 +9,13 @@
 //! - it lost data: a non-zero kernel loss counter (`Counter::is_loss`, an
 //!   unknown counter name counts as a loss) or a userspace loss.
 //!
+//! Probe runs the kernel skipped (`Episode::skipped_probe_runs`: a probe
+//! that fired while its program was already running on that CPU) are
+//! reported as losses by `report` and `diff` but do not exclude an episode:
+//! they are nested in a BPF program, mostly the probes' own map locks, and
+//! the calls whose entry or exit they hid are already counted in function
+//! timing's unmatched-call losses.
+//!
 //! The first matching reason is the one counted, in that order.
 
 use serde::Serialize;

@@ -183,6 +183,11 @@ fn side_info(set: &RunSet, label: Option<&str>) -> SideInfo {
                 *losses.entry(format!("user:{name}")).or_default() += value;
             }
         }
+        for (what, &value) in &episode.skipped_probe_runs {
+            *losses
+                .entry(format!("{}{what}", crate::report::losses::SKIPPED_PREFIX))
+                .or_default() += value;
+        }
     }
     SideInfo {
         label: label.map_or_else(|| set.default_label(), str::to_owned),

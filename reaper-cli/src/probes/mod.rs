@@ -9,6 +9,7 @@ pub mod collect;
 pub mod function_timing;
 pub mod kernel_btf;
 pub mod loader;
+pub mod program_stats;
 pub mod program_symbols;
 pub mod raw_tp;
 pub mod refusal;
@@ -35,4 +36,18 @@ pub(crate) unsafe fn sys_bpf(
             std::mem::size_of::<aya_obj::generated::bpf_attr>(),
         )
     }
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` of the program behind `fd` into `info`; `None`
+/// when the kernel refuses. Fields a kernel does not know stay zero.
+pub(crate) fn prog_info(fd: i32, info: &mut aya_obj::generated::bpf_prog_info) -> Option<()> {
+    use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_prog_info};
+    // SAFETY: bpf_attr is plain data; all-zero is its documented default.
+    let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
+    attr.info.bpf_fd = u32::try_from(fd).ok()?;
+    attr.info.info_len = std::mem::size_of::<bpf_prog_info>() as u32;
+    attr.info.info = std::ptr::from_mut(info) as u64;
+    // SAFETY: info (info_len bytes) and the arrays it points to (as many
+    // entries as the counts it carries) outlive the call.
+    (unsafe { sys_bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr) } == 0).then_some(())
 }

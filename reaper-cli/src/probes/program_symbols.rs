@@ -12,7 +12,9 @@
 use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use aya::Ebpf;
-use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_prog_info};
+use aya_obj::generated::bpf_prog_info;
+
+use super::prog_info as get_info;
 
 /// One JITed function of one of reaper's programs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,18 +40,6 @@ pub fn of_loaded(ebpf: &Ebpf) -> Vec<ProgramSymbol> {
         .collect();
     out.sort_by_key(|s| s.start);
     out
-}
-
-/// `BPF_OBJ_GET_INFO_BY_FD` into `info`.
-fn get_info(fd: i32, info: &mut bpf_prog_info) -> Option<()> {
-    // SAFETY: bpf_attr is plain data; all-zero is its documented default.
-    let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
-    attr.info.bpf_fd = u32::try_from(fd).ok()?;
-    attr.info.info_len = std::mem::size_of::<bpf_prog_info>() as u32;
-    attr.info.info = std::ptr::from_mut(info) as u64;
-    // SAFETY: info (info_len bytes) and the arrays it points to (as many
-    // entries as the counts it carries) outlive the call.
-    (unsafe { super::sys_bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr) } == 0).then_some(())
 }
 
 /// The JITed functions of the program behind `fd`.

@@ -33,6 +33,7 @@ use crate::{
         kernel_btf::FentryBtf,
         loader,
         loader::MapSizes,
+        program_stats,
         raw_tp::{self, RawPlan},
         timeline_reader::{TimelineReader, Wake},
     },
@@ -450,6 +451,17 @@ impl Recorder {
         let contexts = episode::context_profiles(&raw, &setup.tasks, &mut symbolize);
         let timeline = episode::timeline(&setup.events, end.kill_ns, end.killer, setup.victim.pid);
         let latencies = episode::latencies(&timeline);
+        let skipped_probe_runs = setup
+            .skipped_runs_before
+            .as_ref()
+            .map(|before| {
+                let after = program_stats::recursion_misses(&self.ebpf);
+                program_stats::skipped_since(before, &after)
+                    .into_iter()
+                    .map(|(program, runs)| (self.probe_frames.describe(&program), runs))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut user_losses = BTreeMap::new();
         for (name, value) in [
             ("timeline_malformed", self.timeline.malformed),
@@ -468,6 +480,7 @@ impl Recorder {
             latencies,
             counters: raw.counters,
             user_losses,
+            skipped_probe_runs,
             partial: !end.complete || interrupt::stop_requested(),
             trigger: None,
             frozen: end.frozen,

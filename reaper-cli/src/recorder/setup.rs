@@ -15,7 +15,7 @@ use reaper_common::{
 use super::{Recorder, episode::Killer};
 use crate::{
     model::{FrozenOutcome, TaskRef, VictimInfo},
-    probes::collect,
+    probes::{collect, program_stats},
     system::procfs,
 };
 
@@ -31,6 +31,10 @@ pub struct EpisodeSetup {
     pub tasks: BTreeMap<u32, Vec<TaskRef>>,
     /// Timeline events collected during the episode.
     pub events: Vec<TimelineEvent>,
+    /// The programs' skipped-run counters at set-up
+    /// ([`crate::probes::program_stats`]); `None` where the episode has no
+    /// set-up moment to count from (`--watch` builds it afterwards).
+    pub skipped_runs_before: Option<BTreeMap<String, u64>>,
 }
 
 /// How an episode ended: with its [`EpisodeSetup`], all that
@@ -103,6 +107,7 @@ impl EpisodeSetup {
             threads,
             tasks,
             events: Vec::new(),
+            skipped_runs_before: None,
         }
     }
 
@@ -133,6 +138,7 @@ impl Recorder {
         let (victim, threads) = snapshot(pid, comm);
         collect::track_tgid_armed(&mut self.ebpf, pid, CONTEXT_VICTIM_EXIT, armed)?;
         let mut setup = EpisodeSetup::new(index, victim, threads);
+        setup.skipped_runs_before = Some(program_stats::recursion_misses(&self.ebpf));
         if let Some(tid) = self.track_oom_reaper()? {
             setup.list_task(
                 CONTEXT_OOM_REAPER,

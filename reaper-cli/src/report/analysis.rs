@@ -404,6 +404,16 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
                 loss: (value > 0).then(|| losses::describe_user(name, value)),
             }),
     );
+    counters.extend(
+        episode
+            .skipped_probe_runs
+            .iter()
+            .map(|(what, &value)| CounterLine {
+                name: format!("{}{what}", losses::SKIPPED_PREFIX),
+                value,
+                loss: (value > 0).then(|| losses::describe_skipped(what, value)),
+            }),
+    );
     let mut timeline = episode.timeline.clone();
     timeline.sort_by_key(|t| t.t_ns);
     EpisodeReport {

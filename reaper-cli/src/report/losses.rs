@@ -90,6 +90,24 @@ pub fn describe_user(name: &str, count: u64) -> Loss {
     }
 }
 
+/// Describes runs of the probe `what` (`fexit page_remove_rmap`) that the
+/// kernel skipped (`Episode::skipped_probe_runs`).
+pub fn describe_skipped(what: &str, count: u64) -> Loss {
+    Loss {
+        counter: format!("{SKIPPED_PREFIX}{what}"),
+        count,
+        what: format!(
+            "runs of {what} skipped by the kernel: it fired while the same program was \
+             running on that CPU (inside a BPF program, e.g. a contended map lock), so \
+             those events were not seen"
+        ),
+        flag: None,
+    }
+}
+
+/// Prefix of a skipped-run line's counter name.
+pub const SKIPPED_PREFIX: &str = "skipped:";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -494,6 +494,26 @@ fn losses_and_partial_are_announced_first() {
 }
 
 #[test]
+fn probe_runs_the_kernel_skipped_are_announced_as_losses() {
+    let mut run = fixture("6.18-mrelease");
+    let quiet = render_text(&run, &ReportOptions::default());
+    assert!(!quiet.contains("LOSSES:"), "{quiet}");
+    run.episodes[0]
+        .skipped_probe_runs
+        .insert("raw_contention_begin".into(), 3);
+    let text = render_text(&run, &ReportOptions::default());
+    assert!(text.starts_with("LOSSES:"), "{text}");
+    assert!(
+        text.contains("LOST: 3 runs of raw_contention_begin skipped by the kernel"),
+        "{text}"
+    );
+    assert!(
+        text.contains("skipped:raw_contention_begin"),
+        "the episode's counters name it: {text}"
+    );
+}
+
+#[test]
 fn absent_concepts_are_listed_not_zero() {
     let report = analyze(&fixture("6.1-no-lock-probe"), &ReportOptions::default());
     let victim = &report.contexts[0];
