@@ -1,10 +1,12 @@
 //! How often the kernel skipped one of reaper's programs: its per-program
 //! `recursion_misses` (`bpf_prog_info`, Linux 5.12+), counted when a probe
-//! fires while the same program is already running on that CPU (the
+//! fires while the same program is still running on that CPU (the
 //! trampolines' `__bpf_prog_enter_recur`, raw tracepoints'
-//! `__bpf_trace_run`, `trace_call_bpf` for kprobes). Such an event is not
-//! seen, so the recorder reports the runs skipped per episode as a loss
-//! instead of dropping them silently.
+//! `__bpf_trace_run`, `trace_call_bpf` for kprobes): nested in it (an
+//! interrupt, a contended map lock), or, where the kernel runs programs
+//! with migration but not preemption disabled, in a task that preempted
+//! it. Such an event is not seen, so the recorder reports the runs skipped
+//! per episode as a loss instead of dropping them silently.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd as _, AsRawFd as _};

@@ -98,8 +98,8 @@ pub fn describe_skipped(what: &str, count: u64) -> Loss {
         count,
         what: format!(
             "runs of {what} skipped by the kernel: it fired while the same program was \
-             running on that CPU (inside a BPF program, e.g. a contended map lock), so \
-             those events were not seen"
+             still running on that CPU (nested in it, or in a task that preempted it), so \
+             those events, of any task, were not seen"
         ),
         flag: None,
     }
