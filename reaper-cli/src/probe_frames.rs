@@ -103,16 +103,15 @@ const TRAMPOLINE_HELPERS: &[&str] = &[
 /// already running on this CPU (`bpf_prog_inc_misses_counter`, and
 /// `bpf_prog_inc_misses_counters` for a kprobe's program array): called by
 /// the trampolines' `__bpf_prog_enter_recur`, raw tracepoints'
-/// `__bpf_trace_run` and `trace_call_bpf`, e.g. when a lock a probe takes
-/// for its maps is contended and the lock probe fires inside the probe.
-/// Probe machinery, not kernel work; its name shares the programs' prefix
+/// `__bpf_trace_run` and `trace_call_bpf` (see `probes::program_stats`,
+/// which reports the counts). Probe machinery, not kernel work; its name shares the programs' prefix
 /// but carries no tag. Seen under a traced function in a sid x86_64 run.
 const MISSES_COUNTER: &str = "bpf_prog_inc_misses_counter";
 
-/// The frame that ends a stack sampled in a skipped nested probe run whose
+/// The frame that ends a stack sampled in a skipped probe run whose
 /// owner the stack does not show (no trampoline or program frame of
 /// reaper's above it).
-const SKIPPED_NESTED_RUN: &str = "[bpf probe: run skipped, nested]";
+const SKIPPED_RUN: &str = "[bpf probe: run skipped]";
 
 /// ftrace's entry code, through which a traced function reaches a BPF
 /// trampoline when ftrace also manages that function (direct calls): a
@@ -327,7 +326,7 @@ impl ProbeFrames {
                 while out.last().is_some_and(|f| is_machinery(f)) {
                     out.pop();
                 }
-                out.push(SKIPPED_NESTED_RUN.to_owned());
+                out.push(SKIPPED_RUN.to_owned());
                 return out;
             }
             if let Some(kind) = kprobe_entry(frame).filter(|_| self.kprobes) {

@@ -409,7 +409,7 @@ fn a_nested_run_the_kernel_skipped_is_probe_machinery_not_a_program() {
             "_raw_spin_lock",
             "queued_spin_lock_slowpath",
             "__traceiter_contention_begin",
-            "[bpf probe: run skipped, nested]"
+            "[bpf probe: run skipped]"
         ])
     );
 }
