@@ -38,7 +38,7 @@ use super::{
 };
 use crate::{
     model::{Episode, VictimInfo, WatchSummary},
-    probes::{attach, collect, collect::RawEpisode},
+    probes::{attach, collect, collect::RawEpisode, program_stats},
 };
 
 /// How often the watcher polls and drains.
@@ -221,6 +221,7 @@ impl Recorder {
             "reaper: watching every teardown (OOM kills, process_mrelease calls); Ctrl-C to stop"
         );
         let started = Instant::now();
+        let skipped_before = program_stats::recursion_misses(&self.ebpf);
         let mut state = WatchState::default();
         let mut interrupted = false;
         loop {
@@ -258,6 +259,13 @@ impl Recorder {
         summary.plain_kills_ignored += candidates.len() as u64;
         collect::clear_tracking(&mut self.ebpf)?;
         summary.watched_s = started.elapsed().as_secs();
+        summary.skipped_probe_runs = program_stats::skipped_since(
+            &skipped_before,
+            &program_stats::recursion_misses(&self.ebpf),
+        )
+        .into_iter()
+        .map(|(program, runs)| (self.probe_frames.describe(&program), runs))
+        .collect();
         Ok((episodes.into(), summary, interrupted))
     }
 

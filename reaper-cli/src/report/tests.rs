@@ -514,6 +514,23 @@ fn probe_runs_the_kernel_skipped_are_announced_as_losses() {
 }
 
 #[test]
+fn a_watch_names_the_probe_runs_the_kernel_skipped_while_watching() {
+    let mut run = fixture("6.18-mrelease");
+    run.watch = Some(crate::model::WatchSummary {
+        watched_s: 30,
+        episodes_seen: 1,
+        episodes_evicted: 0,
+        plain_kills_ignored: 0,
+        skipped_probe_runs: [("raw_process_exit".to_owned(), 2)].into(),
+    });
+    let text = render_text(&run, &ReportOptions::default());
+    assert!(
+        text.contains("LOST: 2 runs of raw_process_exit skipped by the kernel"),
+        "{text}"
+    );
+}
+
+#[test]
 fn absent_concepts_are_listed_not_zero() {
     let report = analyze(&fixture("6.1-no-lock-probe"), &ReportOptions::default());
     let victim = &report.contexts[0];

@@ -215,6 +215,10 @@ pub fn watch_list(w: &crate::model::WatchSummary, episodes: &[EpisodeReport], ou
         "Watched {} s: {} episodes ({} evicted to bound memory, {} plain SIGKILLs without a reaper ignored)",
         w.watched_s, w.episodes_seen, w.episodes_evicted, w.plain_kills_ignored
     );
+    for (what, &runs) in &w.skipped_probe_runs {
+        let loss = crate::report::losses::describe_skipped(what, runs);
+        let _ = writeln!(out, "  {}", super::loss_line(&loss));
+    }
     if episodes.is_empty() {
         return;
     }
