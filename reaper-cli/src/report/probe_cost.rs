@@ -85,7 +85,7 @@ pub fn corrected(
         exact_ns: f.total_ns,
         probe_hits: hits,
         overhead_ns,
-        corrected_ns: (f.total_ns as f64 - overhead_ns).max(0.0),
+        corrected_ns: (overhead_ns < f.total_ns as f64).then(|| f.total_ns as f64 - overhead_ns),
         sampled_probe_ns: None,
         sampled_without_probes_ns: None,
     })
@@ -228,20 +228,25 @@ mod tests {
         // 10 + 100 + 5 nested, plus half of its own call.
         assert_eq!(top.probe_hits, 115.5);
         assert_eq!(top.overhead_ns, 115_500.0);
-        assert_eq!(top.corrected_ns, 884_500.0);
+        assert_eq!(top.corrected_ns, Some(884_500.0));
         let leaf = rows.iter().find(|r| r.symbol == "leaf").unwrap();
         assert_eq!(leaf.probe_hits, 52.5);
     }
 
     #[test]
-    fn a_mode_without_a_cost_gives_no_estimate_and_overhead_never_goes_negative() {
+    fn a_mode_without_a_cost_or_a_cost_above_the_period_gives_no_estimate() {
         let timing = FunctionTiming {
-            functions: vec![f(C, "top", 1000, 10)],
+            functions: vec![f(C, "top", 10, 1000)],
             ..FunctionTiming::default()
         };
         assert!(corrected_all(&timing, &[cost(AttachMode::Kprobe, 50.0)]).is_empty());
+        // 1000 ns, 10 calls: probes estimated at 5 × 50 = 250 ns leave 750 ns...
         let rows = corrected_all(&timing, &[cost(AttachMode::Fentry, 50.0)]);
-        assert_eq!(rows[0].corrected_ns, 0.0);
+        assert_eq!(rows[0].corrected_ns, Some(750.0));
+        // ...at 5 × 300 ns they reach the whole period: no figure, not 0.
+        let rows = corrected_all(&timing, &[cost(AttachMode::Fentry, 300.0)]);
+        assert_eq!(rows[0].corrected_ns, None);
+        assert_eq!(rows[0].ratio(), None);
     }
 
     #[test]

@@ -171,8 +171,10 @@ pub struct CorrectedPeriod {
     pub probe_hits: f64,
     /// Estimated probe time inside the period, ns.
     pub overhead_ns: f64,
-    /// `exact_ns - overhead_ns`, at least 0.
-    pub corrected_ns: f64,
+    /// `exact_ns - overhead_ns`; `None` when the estimated probe time
+    /// reaches the whole period (a function shorter than its probes: no
+    /// estimate, rather than a made-up 0).
+    pub corrected_ns: Option<f64>,
     /// Sampled period of reaper's probe frames (`[reaper probe: …]`) under
     /// the function, ns: the probes' on-CPU cost there, measured in situ
     /// (`None`: the context was not profiled).
@@ -189,14 +191,19 @@ impl CorrectedPeriod {
     /// probes is from the sampled period without them (1.0 = agreement).
     pub fn ratio(&self) -> Option<f64> {
         let sampled = self.sampled_without_probes_ns.filter(|&ns| ns > 0)?;
-        Some(self.corrected_ns / sampled as f64)
+        Some(self.corrected_ns? / sampled as f64)
     }
 
     /// The exact period minus the probes' sampled frames under it: the
     /// correction with the probes' cost measured in situ rather than
-    /// calibrated in a loop.
+    /// calibrated in a loop. `None` when the frames reach the whole exact
+    /// period: part of a probe's work lies outside the timestamps it takes,
+    /// so for a function shorter than its probes (a per-page leaf) the
+    /// subtraction has no meaning.
     pub fn corrected_in_situ_ns(&self) -> Option<f64> {
-        Some((self.exact_ns as f64 - self.sampled_probe_ns? as f64).max(0.0))
+        let frames = self.sampled_probe_ns? as f64;
+        let exact = self.exact_ns as f64;
+        (frames < exact).then_some(exact - frames)
     }
 
     /// `corrected_in_situ_ns / sampled_without_probes_ns`.

@@ -267,7 +267,7 @@ fn probe_overhead(o: &ProbeOverhead, out: &mut String) {
             ms(r.exact_ns as f64),
             r.probe_hits,
             ms(r.overhead_ns),
-            ms(r.corrected_ns),
+            r.corrected_ns.map_or_else(|| "-".to_owned(), ms),
             opt_ms(r.sampled_period_ns),
             opt_ms(r.sampled_probe_ns),
             per_hit,
@@ -295,7 +295,8 @@ fn probe_overhead(o: &ProbeOverhead, out: &mut String) {
         "  (Probe frames: sampled [reaper probe: ...] frames under the function, the probes' \
          on-CPU cost in situ. Ratios: (exact - probes) / (period - frames), then \
          (exact - frames) / (period - frames). Exact periods are wall time, sampled ones \
-         on-CPU time.)"
+         on-CPU time. -: no estimate, the probes' cost reaches the whole exact period, as \
+         for a function shorter than its probes.)"
     );
 }
 
