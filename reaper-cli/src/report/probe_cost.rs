@@ -85,7 +85,7 @@ pub fn corrected(
         exact_ns: f.total_ns,
         probe_hits: hits,
         overhead_ns,
-        corrected_ns: (overhead_ns < f.total_ns as f64).then(|| f.total_ns as f64 - overhead_ns),
+        corrected_ns: (overhead_ns < f.total_ns as f64).then_some(f.total_ns as f64 - overhead_ns),
         sampled_probe_ns: None,
         sampled_without_probes_ns: None,
     })
