@@ -33,7 +33,6 @@ use crate::{
         kernel_btf::FentryBtf,
         loader,
         loader::MapSizes,
-        program_stats,
         raw_tp::{self, RawPlan},
         timeline_reader::{TimelineReader, Wake},
     },
@@ -454,13 +453,7 @@ impl Recorder {
         let skipped_probe_runs = setup
             .skipped_runs_before
             .as_ref()
-            .map(|before| {
-                let after = program_stats::recursion_misses(&self.ebpf);
-                program_stats::skipped_since(before, &after)
-                    .into_iter()
-                    .map(|(program, runs)| (self.probe_frames.describe(&program), runs))
-                    .collect()
-            })
+            .map(|before| self.probe_runs_skipped_since(before))
             .unwrap_or_default();
         let mut user_losses = BTreeMap::new();
         for (name, value) in [

@@ -149,6 +149,20 @@ impl Recorder {
         Ok(setup)
     }
 
+    /// The runs of reaper's programs the kernel skipped since `before` (a
+    /// [`program_stats::recursion_misses`] reading), by what each program
+    /// probes (`fexit page_remove_rmap`).
+    pub(super) fn probe_runs_skipped_since(
+        &self,
+        before: &BTreeMap<String, u64>,
+    ) -> BTreeMap<String, u64> {
+        let now = program_stats::recursion_misses(&self.ebpf);
+        program_stats::skipped_since(before, &now)
+            .into_iter()
+            .map(|(program, runs)| (self.probe_frames.describe(&program), runs))
+            .collect()
+    }
+
     /// Tracks the `oom_reaper` kthread, when there is one; returns its tid.
     pub(super) fn track_oom_reaper(&mut self) -> anyhow::Result<Option<u32>> {
         let tid = procfs::find_oom_reaper();

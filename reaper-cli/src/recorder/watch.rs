@@ -259,13 +259,7 @@ impl Recorder {
         summary.plain_kills_ignored += candidates.len() as u64;
         collect::clear_tracking(&mut self.ebpf)?;
         summary.watched_s = started.elapsed().as_secs();
-        summary.skipped_probe_runs = program_stats::skipped_since(
-            &skipped_before,
-            &program_stats::recursion_misses(&self.ebpf),
-        )
-        .into_iter()
-        .map(|(program, runs)| (self.probe_frames.describe(&program), runs))
-        .collect();
+        summary.skipped_probe_runs = self.probe_runs_skipped_since(&skipped_before);
         Ok((episodes.into(), summary, interrupted))
     }
 
