@@ -26,14 +26,14 @@
 use std::collections::HashMap;
 
 use reaper_common::function_timing::{PROG_FENTRY, PROG_FEXIT, PROG_KPROBE, PROG_KRETPROBE};
+use reaper_common::program_name;
 
 use crate::model::{AttachMode, doctor::ProgramKind};
 use crate::probes::function_timing::{FunctionAttach, LadderReport};
 
-/// Prefix of a BPF program's kallsyms name: `bpf_prog_<tag>_<name>`.
-const PROG_PREFIX: &str = "bpf_prog_";
-/// Hex digits of a program tag.
-const TAG_LEN: usize = 16;
+/// Prefix of a BPF program's kallsyms name (`bpf_prog_<tag>_<name>`), which
+/// some kernel functions of the probe machinery share.
+const PROG_PREFIX: &str = program_name::PREFIX;
 /// Prefix of a trampoline's kallsyms name: `bpf_trampoline_<key>`.
 const TRAMPOLINE_PREFIX: &str = "bpf_trampoline_";
 /// Program names the kernel keeps without BTF (BPF_OBJ_NAME_LEN - 1).
@@ -221,11 +221,7 @@ impl ProbeFrames {
     /// What a frame's program probes, when the frame is one of reaper's
     /// programs.
     fn program(&self, frame: &str) -> Option<String> {
-        let rest = frame.strip_prefix(PROG_PREFIX)?;
-        let (tag, name) = (rest.get(..TAG_LEN)?, rest.get(TAG_LEN + 1..)?);
-        if !tag.bytes().all(|b| b.is_ascii_hexdigit()) || rest.as_bytes()[TAG_LEN] != b'_' {
-            return None;
-        }
+        let name = program_name::program_of(frame)?;
         if let Some(what) = self.programs.get(name) {
             return Some(what.clone());
         }

@@ -11,6 +11,7 @@ pub mod context;
 pub mod function_timing;
 pub mod lock_wait;
 pub mod loss;
+pub mod program_name;
 pub mod sampling;
 pub mod timeline;
 pub mod tracepoint_offsets;

@@ -61,7 +61,7 @@ fn jited(fd: i32, name: &str) -> Option<Vec<ProgramSymbol>> {
     info.jited_func_lens = lens.as_mut_ptr() as u64;
     get_info(fd, &mut info)?;
     let tag: String = info.tag.iter().map(|b| format!("{b:02x}")).collect();
-    let name = format!("bpf_prog_{tag}_{name}");
+    let name = format!("{}{tag}_{name}", reaper_common::program_name::PREFIX);
     Some(
         starts
             .iter()

@@ -318,19 +318,6 @@ const IMAGE_END_MARKERS: [&str; 5] = [
     "_end",
 ];
 
-/// Whether a frame is a BPF program as kallsyms names one,
-/// `bpf_prog_<16 hex digit tag>_<name>`; kernel functions such as
-/// `bpf_prog_inc_misses_counter` (the recursion guard's counter, probe
-/// machinery reaper folds) share the prefix but not the tag.
-fn is_program_frame(frame: &str) -> bool {
-    const TAG_LEN: usize = 16;
-    frame.strip_prefix("bpf_prog_").is_some_and(|rest| {
-        rest.len() > TAG_LEN
-            && rest.as_bytes()[..TAG_LEN].iter().all(u8::is_ascii_hexdigit)
-            && rest.as_bytes()[TAG_LEN] == b'_'
-    })
-}
-
 /// reaper's own probes in the sampled stacks are folded and labelled: no
 /// `bpf_trampoline_*` or `bpf_prog_<tag>_*` frame, no address misnamed after the
 /// image's end, and, when function probes ran (under TCG they take a visible
@@ -354,7 +341,9 @@ pub fn probe_frames_named(ctx: &CellContext) -> Verdict {
     let bad: std::collections::BTreeSet<&str> = frames()
         .map(String::as_str)
         .filter(|f| {
-            IMAGE_END_MARKERS.contains(f) || f.starts_with("bpf_trampoline_") || is_program_frame(f)
+            IMAGE_END_MARKERS.contains(f)
+                || f.starts_with("bpf_trampoline_")
+                || reaper_common::program_name::program_of(f).is_some()
         })
         .collect();
     if !bad.is_empty() {
