@@ -286,10 +286,10 @@ pub struct Episode {
     /// Runs of reaper's programs the kernel skipped during the episode
     /// because the same program was already running on that CPU
     /// (`bpf_prog_info.recursion_misses`, Linux 5.12+), by what the program
-    /// probes: a probe that fired inside a BPF program (a map lock the probe
-    /// took was contended, an interrupt during it), so that event was not
-    /// seen. Empty when none were skipped or the episode was not delimited
-    /// (`--watch`).
+    /// probes: the probe fired while that program was still running there
+    /// (nested in it, or in a task that preempted it), so the event, of any
+    /// task, was not seen. Empty when none were skipped or the episode was
+    /// not delimited (`--watch`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub skipped_probe_runs: BTreeMap<String, u64>,
     /// The mrelease caller lost the race: `process_mrelease` returned ESRCH

@@ -12,10 +12,10 @@
 //! Probe runs the kernel skipped (`Episode::skipped_probe_runs`: a probe
 //! that fired while its program was already running on that CPU) are
 //! reported as losses by `report` and `diff` but do not exclude an episode:
-//! the kernel counts them for every task, not only the episode's (sid 7.2
-//! VMs skip 0–3 `sched_process_exit` runs per episode, most of other
-//! tasks), and where one hid a tracked call's entry or exit, function
-//! timing's unmatched-call counters (`fn_*_unmatched`) show it too.
+//! the kernel counts them for every task, not only the episode's, and does
+//! not say whose run it skipped (sid 7.2 VMs skip 0–3 `sched_process_exit`
+//! runs in some episodes); where one hid a tracked call's entry or exit,
+//! function timing's unmatched-call counters (`fn_*_unmatched`) show it too.
 //!
 //! The first matching reason is the one counted, in that order.
 

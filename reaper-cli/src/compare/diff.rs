@@ -185,7 +185,7 @@ fn side_info(set: &RunSet, label: Option<&str>) -> SideInfo {
         }
         for (what, &value) in &episode.skipped_probe_runs {
             *losses
-                .entry(format!("{}{what}", crate::report::losses::SKIPPED_PREFIX))
+                .entry(crate::report::losses::skipped_counter(what))
                 .or_default() += value;
         }
     }

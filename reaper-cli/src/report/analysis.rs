@@ -409,7 +409,7 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
             .skipped_probe_runs
             .iter()
             .map(|(what, &value)| CounterLine {
-                name: format!("{}{what}", losses::SKIPPED_PREFIX),
+                name: losses::skipped_counter(what),
                 value,
                 loss: (value > 0).then(|| losses::describe_skipped(what, value)),
             }),

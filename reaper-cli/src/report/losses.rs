@@ -90,11 +90,17 @@ pub fn describe_user(name: &str, count: u64) -> Loss {
     }
 }
 
+/// The counter name of skipped runs of the probe `what` in episode
+/// counters and diff losses: `skipped:fexit page_remove_rmap`.
+pub fn skipped_counter(what: &str) -> String {
+    format!("skipped:{what}")
+}
+
 /// Describes runs of the probe `what` (`fexit page_remove_rmap`) that the
 /// kernel skipped (`Episode::skipped_probe_runs`).
 pub fn describe_skipped(what: &str, count: u64) -> Loss {
     Loss {
-        counter: format!("{SKIPPED_PREFIX}{what}"),
+        counter: skipped_counter(what),
         count,
         what: format!(
             "runs of {what} skipped by the kernel: it fired while the same program was \
@@ -104,9 +110,6 @@ pub fn describe_skipped(what: &str, count: u64) -> Loss {
         flag: None,
     }
 }
-
-/// Prefix of a skipped-run line's counter name.
-pub const SKIPPED_PREFIX: &str = "skipped:";
 
 #[cfg(test)]
 mod tests {
