@@ -21,13 +21,9 @@
 
 use serde::Serialize;
 
-use reaper_common::timeline::TimelineKind;
 
-use crate::model::{Context, Episode};
+use crate::model::Episode;
 use crate::report::losses::is_loss;
-
-/// `process_mrelease`'s return value when the caller lost the race.
-const ESRCH_RET: i64 = -(libc::ESRCH as i64);
 
 /// Why an episode is left out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -41,18 +37,6 @@ pub enum Exclusion {
     DataLoss,
 }
 
-/// Whether the mrelease caller lost the race, from the typed field or, for
-/// run files older than it, from the recorded return value.
-pub fn lost_race(e: &Episode) -> bool {
-    e.lost_race
-        || e.latencies.mrelease_ret == Some(ESRCH_RET)
-        || e.timeline.iter().any(|t| {
-            t.kind == TimelineKind::MreleaseExit.name()
-                && t.context == Some(Context::MreleaseCaller)
-                && t.arg == ESRCH_RET
-        })
-}
-
 /// Whether an episode lost data.
 pub fn lost_data(e: &Episode) -> bool {
     e.counters.iter().any(|(name, &v)| v > 0 && is_loss(name))
@@ -61,7 +45,7 @@ pub fn lost_data(e: &Episode) -> bool {
 
 /// Why `e` is left out, or `None` when it is used.
 pub fn exclusion(e: &Episode) -> Option<Exclusion> {
-    if lost_race(e) {
+    if e.lost_race() {
         Some(Exclusion::LostRace)
     } else if e.partial {
         Some(Exclusion::Partial)
@@ -120,7 +104,7 @@ impl std::fmt::Display for Excluded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::TimelineEntry;
+    use crate::model::{Context, TimelineEntry};
 
     fn episode() -> Episode {
         serde_json::from_value(serde_json::json!({
@@ -139,7 +123,7 @@ mod tests {
     #[test]
     fn lost_race_from_the_field_the_return_value_or_the_timeline() {
         let mut e = episode();
-        e.lost_race = true;
+        e.marked_lost_race = true;
         assert_eq!(exclusion(&e), Some(Exclusion::LostRace));
         let mut e = episode();
         e.latencies.mrelease_ret = Some(-3);

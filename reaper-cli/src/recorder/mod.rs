@@ -325,7 +325,7 @@ impl Recorder {
             match self.episode(index, settings, &label) {
                 Ok(episode) => {
                     let cut = episode.partial;
-                    let lost = episode.lost_race;
+                    let lost = episode.lost_race();
                     say_done(progress, &label, &episode);
                     episodes.push(episode);
                     if cut {
@@ -478,7 +478,7 @@ impl Recorder {
             trigger: None,
             frozen: end.frozen,
             function_timing: None,
-            lost_race: end.mrelease_ret == Some(-i64::from(libc::ESRCH)),
+            marked_lost_race: end.mrelease_ret == Some(-i64::from(libc::ESRCH)),
         }
     }
 }
@@ -631,7 +631,7 @@ fn replace_lost(
 fn say_done(progress: progress::Progress, label: &str, episode: &Episode) {
     let l = &episode.latencies;
     let mrelease = match l.mrelease_ret {
-        Some(_) if episode.lost_race => "process_mrelease lost the race (ESRCH), ".to_owned(),
+        Some(_) if episode.lost_race() => "process_mrelease lost the race (ESRCH), ".to_owned(),
         Some(ret) if ret < 0 => format!("process_mrelease returned {ret}, "),
         Some(_) => format!(
             "process_mrelease done {} after the kill, ",
