@@ -166,7 +166,7 @@ fn gate_refuses_too_few_runs_and_incomparable_runs_with_exit_2() {
     assert_eq!(code(&out), 2);
     assert!(
         text(&out.stderr).contains(
-            "too few runs: the candidate has 1 run with clean episodes, but separating a change from run-to-run drift needs 5 runs per side"
+            "too few runs: the candidate has 1 run with episodes the gated metrics may use, but separating a change from run-to-run drift needs 5 runs per side"
         ),
         "{}",
         text(&out.stderr)

@@ -74,13 +74,19 @@ pub struct GateArgs {
     /// Label of the candidate in the report [default: kernel release and scenario].
     #[arg(long, value_name = "LABEL")]
     pub label_candidate: Option<String>,
+    /// Largest share of an episode's samples without a kernel stack, in
+    /// percent, for which its sampled metrics are still used (its latencies
+    /// are used whatever its stack loss).
+    #[arg(long, value_name = "PCT", default_value_t = crate::compare::clean::DEFAULT_MAX_STACK_LOSS_PCT, value_parser = super::diff::parse_pct)]
+    pub max_stack_loss: f64,
 }
 
 fn gate_help() -> String {
     format!(
         "{}\n\nThe statistical unit is the run (one run file: one `reaper record` invocation or VM \
-boot), summarised by the median of its clean episodes (lost mrelease races, partial episodes \
-and episodes with data loss are left out). A metric regresses when its candidate median exceeds \
+boot), summarised by the median of the episodes a metric may use (lost mrelease races and \
+partial episodes are left out of every metric, a loss only out of the metrics it can bias: a lost \
+stack out of the sampled ones past --max-stack-loss, a full timeline ring out of the latencies). A metric regresses when its candidate median exceeds \
 the baseline median by more than its threshold (with --calibration: by more than the larger of \
 the threshold and the measured noise) and by at least --min-delta-ms, and a one-sided \
 Mann-Whitney U test of the run medians, Holm-adjusted over the gated metrics, gives p < --alpha. \
@@ -142,7 +148,7 @@ fn calibrate(args: &GateArgs) -> anyhow::Result<i32> {
             })?,
         );
     }
-    let cal = calibration::estimate(&sets)?;
+    let cal = calibration::estimate(&sets, &policy(args))?;
     let text = serde_json::to_string_pretty(&cal)? + "\n";
     match &args.output {
         Some(path) => std::fs::write(path, &text)
@@ -153,11 +159,18 @@ fn calibrate(args: &GateArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Which losses leave an episode out of which metrics.
+fn policy(args: &GateArgs) -> crate::compare::clean::LossPolicy {
+    crate::compare::clean::LossPolicy {
+        max_stack_loss_pct: args.max_stack_loss,
+    }
+}
+
 /// The gate's settings from the flags.
 fn options(args: &GateArgs) -> anyhow::Result<GateOptions> {
     let gated = match &args.max_regression {
         Some(spec) => spec.0.clone(),
-        None => spec::parse("").expect("the default SPEC parses"),
+        None => spec::defaults(),
     };
     let calibration = match &args.calibration {
         Some(path) => Some(CalibrationUse {
@@ -172,6 +185,7 @@ fn options(args: &GateArgs) -> anyhow::Result<GateOptions> {
         alpha: args.alpha,
         min_delta_ms: args.min_delta_ms,
         calibration,
+        policy: policy(args),
     };
     let least = min_runs(opts.level());
     if let Some(n) = args.min_runs.filter(|n| *n < least) {
@@ -199,6 +213,7 @@ pub fn run(args: &GateArgs) -> anyhow::Result<i32> {
     let labels = DiffOptions {
         label_a: args.label_baseline.clone(),
         label_b: args.label_candidate.clone(),
+        policy: opts.policy,
         ..DiffOptions::default()
     };
     let header = compare::diff::header(&pair.a, &pair.b, pair.notes, &labels);

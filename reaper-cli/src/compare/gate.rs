@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use super::CompareError;
 use super::calibration::Calibration;
+use super::clean::{LossPolicy, Scope, exclusion};
 use super::diff::{Header, SideInfo};
 use super::load::RunSet;
 use super::metrics::samples;
@@ -60,6 +61,23 @@ pub struct GateOptions {
     pub min_delta_ms: f64,
     /// Measured run-to-run noise, when given.
     pub calibration: Option<CalibrationUse>,
+    /// Which losses leave an episode out of which metrics.
+    pub policy: LossPolicy,
+}
+
+impl Default for GateOptions {
+    /// The gate's defaults: the default SPEC, alpha, floor and loss policy,
+    /// no calibration.
+    fn default() -> Self {
+        Self {
+            gated: super::spec::defaults(),
+            min_runs: None,
+            alpha: DEFAULT_ALPHA,
+            min_delta_ms: DEFAULT_MIN_DELTA_MS,
+            calibration: None,
+            policy: LossPolicy::default(),
+        }
+    }
 }
 
 impl GateOptions {
@@ -139,7 +157,7 @@ impl std::fmt::Display for NoiseFloor {
 }
 
 /// The statistical unit, for reports.
-pub const UNIT: &str = "run (one run file: one reaper record invocation or VM boot); each run summarised by the median of its clean episodes";
+pub const UNIT: &str = "run (one run file: one reaper record invocation or VM boot); each run summarised by the median of the episodes a metric may use (lost races and partial episodes are left out of every metric, a loss only out of the metrics it can bias)";
 
 /// Refuses a gate whose sides have too few runs to separate a change from
 /// run-to-run drift, unless a calibration measured that drift.
@@ -153,15 +171,21 @@ pub fn check_runs(
     } else {
         opts.runs_needed()
     };
+    let scopes: Vec<Scope> = opts
+        .gated
+        .iter()
+        .map(|g| Scope::of_row(g.metric.row))
+        .collect();
     for (side, set) in [("baseline", baseline), ("candidate", candidate)] {
         let runs = set
             .runs
             .iter()
             .filter(|r| {
-                r.run
-                    .episodes
-                    .iter()
-                    .any(|e| super::clean::exclusion(e).is_none())
+                r.run.episodes.iter().any(|e| {
+                    scopes
+                        .iter()
+                        .any(|&s| exclusion(e, s, &opts.policy).is_none())
+                })
             })
             .count();
         if runs < needed {
@@ -332,7 +356,10 @@ pub fn evaluate(
     header: Header,
     opts: &GateOptions,
 ) -> GateReport {
-    let (sb, sc) = (samples(baseline), samples(candidate));
+    let (sb, sc) = (
+        samples(baseline, &opts.policy),
+        samples(candidate, &opts.policy),
+    );
     let rows: Vec<(&Gated, Comparison, Option<MannWhitney>)> = opts
         .gated
         .iter()
@@ -347,7 +374,8 @@ pub fn evaluate(
                 &c.runs,
                 || b.why_not().unwrap_or_default(),
                 || c.why_not().unwrap_or_default(),
-            );
+            )
+            .covering(b.coverage.clone(), c.coverage.clone());
             (g, comparison, runlevel::test(&b.runs, &c.runs))
         })
         .collect();
@@ -437,6 +465,7 @@ mod tests {
             alpha: DEFAULT_ALPHA,
             min_delta_ms: DEFAULT_MIN_DELTA_MS,
             calibration,
+            policy: LossPolicy::default(),
         }
     }
 

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::gate::{GateReport, Status, Verdict};
 use super::quantity::{Side, format_p, p_text};
-use super::text::delta;
+use super::text::{delta, stack_loss_text, usage_text};
 use crate::duration::ms_for_size;
 
 fn side(s: &Side) -> String {
@@ -40,6 +40,15 @@ fn threshold(v: &Verdict) -> String {
         Some(allowed) => format!("{} (+{} ms{noise})", v.threshold, ms_for_size(allowed)),
         None => v.threshold.to_string(),
     }
+}
+
+/// "5 of 5 · 3 of 5 (2 lost race)".
+fn used(v: &Verdict, policy: &super::clean::LossPolicy) -> String {
+    format!(
+        "{} · {}",
+        v.comparison.coverage.a.text(policy),
+        v.comparison.coverage.b.text(policy)
+    )
 }
 
 fn p_cell(v: &Verdict) -> String {
@@ -86,16 +95,22 @@ pub fn markdown(r: &GateReport) -> String {
         )
     };
     let _ = writeln!(out, "## reaper gate: {verdict}\n");
+    let policy = &r.options.policy;
     for (name, s) in [("Baseline", &r.baseline), ("Candidate", &r.candidate)] {
         let _ = writeln!(
             out,
-            "- {name}: {} — `{}` ({} run{}, {} clean episodes; {}; Linux {} {})",
+            "- {name}: {} — `{}` ({} run{}, {} episodes; used: {}{}; Linux {} {})",
             escape_cell(&s.label),
             s.path,
             s.runs,
             if s.runs == 1 { "" } else { "s" },
-            s.clean_episodes,
-            s.excluded,
+            s.episodes,
+            usage_text(s, policy),
+            if s.stack_loss.samples > 0 || s.stack_loss.lost > 0 {
+                format!("; samples without a stack: {}", stack_loss_text(s, policy))
+            } else {
+                String::new()
+            },
             s.kernels.join(", "),
             s.archs.join(", ")
         );
@@ -113,13 +128,13 @@ pub fn markdown(r: &GateReport) -> String {
     }
     let _ = writeln!(
         out,
-        "\n| Metric | Baseline ms, median (min–max) | Candidate ms | Delta | Threshold | p (runs, one-sided, Holm) | Result |"
+        "\n| Metric | Baseline ms, median (min–max) | Candidate ms | Delta | Threshold | p (runs, one-sided, Holm) | Result | Episodes used (baseline · candidate) |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
     for v in &r.verdicts {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             v.metric,
             side(&v.comparison.a),
             side(&v.comparison.b),
@@ -129,7 +144,8 @@ pub fn markdown(r: &GateReport) -> String {
             match v.status {
                 Status::Regressed => format!("**{}**", result(v)),
                 _ => escape_cell(&result(v)),
-            }
+            },
+            escape_cell(&used(v, policy))
         );
     }
     let _ = writeln!(
@@ -190,8 +206,14 @@ pub fn junit(r: &GateReport) -> String {
     for (name, value) in [
         ("statistical_unit", format!("the {}", r.unit)),
         ("noise_floor", r.noise_floor.to_string()),
-        ("baseline_left_out", r.baseline.excluded.to_string()),
-        ("candidate_left_out", r.candidate.excluded.to_string()),
+        (
+            "baseline_episodes_used",
+            usage_text(&r.baseline, &r.options.policy),
+        ),
+        (
+            "candidate_episodes_used",
+            usage_text(&r.candidate, &r.options.policy),
+        ),
     ] {
         let _ = writeln!(
             out,
@@ -207,7 +229,7 @@ pub fn junit(r: &GateReport) -> String {
             xml_escape(v.metric)
         );
         let detail = format!(
-            "{}: baseline {} ms, candidate {} ms, delta {}, threshold {}, {}; {}",
+            "{}: baseline {} ms, candidate {} ms, delta {}, threshold {}, {}; {}; episodes used {}",
             v.description,
             side(&v.comparison.a),
             side(&v.comparison.b),
@@ -217,7 +239,8 @@ pub fn junit(r: &GateReport) -> String {
                 || "p n/a".to_owned(),
                 |p| format!("{} (run medians, Holm-adjusted)", p_text(p))
             ),
-            result(v)
+            result(v),
+            used(v, &r.options.policy)
         );
         match &v.status {
             Status::Regressed => {

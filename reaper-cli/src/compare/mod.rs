@@ -55,11 +55,11 @@ pub enum CompareError {
     #[error(transparent)]
     Incomparable(#[from] Incomparable),
     /// Too few runs for a gate to separate a change from run-to-run drift.
-    #[error("too few runs: the {side} has {found} run{} with clean episodes, but separating a change from run-to-run drift needs {required} runs per side (the run is the statistical unit: with {required} against {required} runs, complete separation of the run medians is the least that reaches one-sided p < {alpha} over {metrics} gated metric{}); record each side with {required} `reaper record` invocations, alternating baseline and candidate, or pass --calibration FILE written by `reaper gate --calibrate A/A-DIR...`", if *found == 1 { "" } else { "s" }, if *metrics == 1 { "" } else { "s" })]
+    #[error("too few runs: the {side} has {found} run{} with episodes the gated metrics may use, but separating a change from run-to-run drift needs {required} runs per side (the run is the statistical unit: with {required} against {required} runs, complete separation of the run medians is the least that reaches one-sided p < {alpha} over {metrics} gated metric{}); record each side with {required} `reaper record` invocations, alternating baseline and candidate, or pass --calibration FILE written by `reaper gate --calibrate A/A-DIR...`", if *found == 1 { "" } else { "s" }, if *metrics == 1 { "" } else { "s" })]
     TooFewRuns {
         /// Which side.
         side: &'static str,
-        /// Runs with clean episodes found.
+        /// Runs with episodes the gated metrics may use.
         found: usize,
         /// Runs needed per side.
         required: usize,

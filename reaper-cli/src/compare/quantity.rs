@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::clean::Coverage;
 use super::runlevel::{self, Grouped};
 use super::stats::{self, MannWhitney};
 
@@ -99,6 +100,17 @@ pub struct Comparison {
     /// Mann-Whitney U of B's run medians against A's, when both sides
     /// have [`MIN_RUNS_FOR_TEST`] runs or more.
     pub test: Option<MannWhitney>,
+    /// How many episodes each side used, and why not the others.
+    pub coverage: Coverages,
+}
+
+/// Both sides' [`Coverage`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Coverages {
+    /// Side A (the baseline).
+    pub a: Coverage,
+    /// Side B (the candidate).
+    pub b: Coverage,
 }
 
 impl Comparison {
@@ -118,13 +130,25 @@ impl Comparison {
             .map(|(a, d)| d / a * 100.0);
         let enough =
             runlevel::count(a) >= MIN_RUNS_FOR_TEST && runlevel::count(b) >= MIN_RUNS_FOR_TEST;
+        let coverage = Coverages {
+            a: Coverage::all(side_a.n()),
+            b: Coverage::all(side_b.n()),
+        };
         Comparison {
             a: side_a,
             b: side_b,
             delta_ms,
             delta_pct,
             test: if enough { runlevel::test(a, b) } else { None },
+            coverage,
         }
+    }
+
+    /// The same comparison, saying how many episodes each side had and why
+    /// some were not used (the values alone only know the used ones).
+    pub fn covering(mut self, a: Coverage, b: Coverage) -> Self {
+        self.coverage = Coverages { a, b };
+        self
     }
 
     /// The significance column's text.

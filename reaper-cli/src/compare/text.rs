@@ -4,9 +4,10 @@
 
 use std::fmt::Write;
 
+use super::clean::LossPolicy;
 use super::diff::{ContextTable, Diff, Exact, MetricRow, SideInfo};
 use super::metrics::Part;
-use super::quantity::{Comparison, DIFF_ALPHA, MIN_RUNS_FOR_TEST, Side, p_text};
+use super::quantity::{Comparison, Coverages, DIFF_ALPHA, MIN_RUNS_FOR_TEST, Side, p_text};
 use crate::duration::ms_for_size;
 use crate::report::text::Notes;
 
@@ -107,18 +108,47 @@ fn boxed(header: &[String], rows: &[Option<Vec<String>>], out: &mut String) {
     }
 }
 
-fn side_line(name: &str, s: &SideInfo, out: &mut String) {
+/// "sampled 5 of 5, latency 3 of 5 (2 lost race)".
+pub fn usage_text(s: &SideInfo, policy: &LossPolicy) -> String {
+    s.usage
+        .iter()
+        .map(|u| format!("{} {}", u.scope.label(), u.coverage.text(policy)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// "45 of 4122 (1.1%; at most 2.4% in one episode; 0 over the 3% tolerance)".
+pub fn stack_loss_text(s: &SideInfo, policy: &LossPolicy) -> String {
+    let l = &s.stack_loss;
+    if l.lost == 0 {
+        return format!("0 of {}", l.samples);
+    }
+    let share = if l.samples == 0 {
+        100.0
+    } else {
+        l.lost as f64 / l.samples as f64 * 100.0
+    };
+    format!(
+        "{} of {} ({share:.1}%; at most {:.1}% in one episode; {} episode{} over the {}% tolerance)",
+        l.lost,
+        l.samples,
+        l.worst_episode_pct,
+        l.over_tolerance,
+        if l.over_tolerance == 1 { "" } else { "s" },
+        policy.max_stack_loss_pct
+    )
+}
+
+fn side_line(name: &str, s: &SideInfo, policy: &LossPolicy, out: &mut String) {
     let _ = writeln!(
         out,
-        "{name}: {} — {} ({} run{}, {} episode{}, {} clean; {})",
+        "{name}: {} — {} ({} run{}, {} episode{})",
         s.label,
         s.path,
         s.runs,
         if s.runs == 1 { "" } else { "s" },
         s.episodes,
         if s.episodes == 1 { "" } else { "s" },
-        s.clean_episodes,
-        s.excluded
     );
     let _ = writeln!(
         out,
@@ -132,6 +162,14 @@ fn side_line(name: &str, s: &SideInfo, out: &mut String) {
         s.tools.join(", ")
     );
     let _ = writeln!(out, "   reaper VMA order: {}", s.reaper_order);
+    let _ = writeln!(out, "   episodes used: {}", usage_text(s, policy));
+    if s.stack_loss.samples > 0 || s.stack_loss.lost > 0 {
+        let _ = writeln!(
+            out,
+            "   samples without a stack: {}",
+            stack_loss_text(s, policy)
+        );
+    }
     if s.partial_runs > 0 {
         let _ = writeln!(
             out,
@@ -143,15 +181,48 @@ fn side_line(name: &str, s: &SideInfo, out: &mut String) {
         let lost: Vec<String> = s.losses.iter().map(|(n, v)| format!("{n}={v}")).collect();
         let _ = writeln!(
             out,
-            "   LOSSES: {} (its figures undercount; see `reaper report` for what to enlarge)",
+            "   LOSSES: {} (each leaves an episode out only of the figures it can bias; see `reaper report` for what to enlarge)",
             lost.join(", ")
         );
     }
 }
 
+/// "5/5 · 3/5", with a note reference when episodes were left out.
+fn used_cell(c: &Coverages, policy: &LossPolicy, notes: &mut Notes) -> String {
+    let cell = format!(
+        "{}/{} · {}/{}",
+        c.a.used, c.a.episodes, c.b.used, c.b.episodes
+    );
+    let why: Vec<String> = [("A", &c.a), ("B", &c.b)]
+        .iter()
+        .filter_map(|(name, cov)| {
+            let r = cov.reasons(policy);
+            (!r.is_empty()).then(|| format!("{name}: {r}"))
+        })
+        .collect();
+    if why.is_empty() {
+        cell
+    } else {
+        format!(
+            "{cell} {}",
+            notes.mark(&format!("not used: {}", why.join("; ")))
+        )
+    }
+}
+
+/// The line under a table whose rows all use the same episodes.
+fn used_line(c: &Coverages, policy: &LossPolicy, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "Episodes used by every row: A {}, B {}",
+        c.a.text(policy),
+        c.b.text(policy)
+    );
+}
+
 fn header(d: &Diff, out: &mut String) {
-    side_line("A", &d.header.a, out);
-    side_line("B", &d.header.b, out);
+    side_line("A", &d.header.a, &d.header.policy, out);
+    side_line("B", &d.header.b, &d.header.policy, out);
     if d.header.differences.is_empty() {
         let _ = writeln!(
             out,
@@ -169,7 +240,11 @@ fn column(name: &str, s: &SideInfo) -> String {
     format!("{name}: {}", s.label)
 }
 
-fn summary_rows(metrics: &[MetricRow], notes: &mut Notes) -> Vec<Option<Vec<String>>> {
+fn summary_rows(
+    metrics: &[MetricRow],
+    policy: &LossPolicy,
+    notes: &mut Notes,
+) -> Vec<Option<Vec<String>>> {
     let mut rows = Vec::new();
     for total in metrics.iter().filter(|m| m.part == Part::Total) {
         let c = &total.comparison;
@@ -179,6 +254,7 @@ fn summary_rows(metrics: &[MetricRow], notes: &mut Notes) -> Vec<Option<Vec<Stri
             cell(&c.b, notes),
             delta(c),
             c.significance(),
+            used_cell(&c.coverage, policy, notes),
         ]));
         let part = |p: Part| metrics.iter().find(|m| m.row == total.row && m.part == p);
         if let (Some(victim), Some(reaper)) = (part(Part::ExitMmap), part(Part::Reaper)) {
@@ -201,6 +277,7 @@ fn summary_rows(metrics: &[MetricRow], notes: &mut Notes) -> Vec<Option<Vec<Stri
                     both(&|c| median_only(&c.b)),
                     split_delta,
                     sig,
+                    String::new(),
                 ]));
             }
         }
@@ -215,13 +292,14 @@ fn summary(d: &Diff, out: &mut String) {
         "Summary of measurements (ms): median over episodes (min–max), delta = B − A"
     );
     let mut notes = Notes::default();
-    let rows = summary_rows(&d.metrics, &mut notes);
+    let rows = summary_rows(&d.metrics, &d.header.policy, &mut notes);
     let head = [
         "Category".to_owned(),
         column("A", &d.header.a),
         column("B", &d.header.b),
         "Delta".to_owned(),
         "Significance (Mann-Whitney U)".to_owned(),
+        "Episodes used (A · B)".to_owned(),
     ];
     boxed(&head, &rows, out);
     let _ = writeln!(
@@ -257,7 +335,7 @@ fn comparison_cells(c: &Comparison, notes: &mut Notes) -> [String; 4] {
     ]
 }
 
-fn exact(e: &Exact, out: &mut String) {
+fn exact(e: &Exact, policy: &LossPolicy, out: &mut String) {
     if let Some(why) = &e.not_measured {
         let _ = writeln!(out, "Exact function timing: not measured ({why})");
         return;
@@ -266,6 +344,7 @@ fn exact(e: &Exact, out: &mut String) {
         out,
         "Exact function timing (ms): inclusive time per episode, median (min–max)"
     );
+    used_line(&e.coverage, policy, out);
     let mut notes = Notes::default();
     let rows: Vec<Vec<String>> = e
         .rows
@@ -284,12 +363,13 @@ fn exact(e: &Exact, out: &mut String) {
     notes.render(out);
 }
 
-fn context(t: &ContextTable, out: &mut String) {
+fn context(t: &ContextTable, policy: &LossPolicy, out: &mut String) {
     let _ = writeln!(
         out,
         "== {} ({}): sampled period (ms), median per episode (min–max) ==",
         t.label, t.context
     );
+    used_line(&t.coverage, policy, out);
     if t.rows.is_empty() {
         let _ = writeln!(out, "no samples on either side");
         return;
@@ -319,10 +399,10 @@ pub fn render(d: &Diff) -> String {
     out.push('\n');
     summary(d, &mut out);
     out.push('\n');
-    exact(&d.exact, &mut out);
+    exact(&d.exact, &d.header.policy, &mut out);
     for t in &d.contexts {
         out.push('\n');
-        context(t, &mut out);
+        context(t, &d.header.policy, &mut out);
     }
     out
 }

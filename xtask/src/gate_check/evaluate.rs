@@ -27,7 +27,7 @@ pub enum Outcome {
 #[derive(Clone, Debug, Default)]
 struct SetFacts {
     runs: u64,
-    clean: u64,
+    used: String,
     left_out: String,
     medians: BTreeMap<String, f64>,
 }
@@ -133,15 +133,45 @@ fn gate(reaper: &Path, baseline: &Path, candidate: &Path) -> Result<(Outcome, Va
     Ok((outcome, json))
 }
 
+/// "sampled 15/18, latency 15/18" and "sampled: 3 lost race" from a side's
+/// `usage` (reaper gate --json).
+fn usage(side: &Value) -> (String, String) {
+    let mut used = Vec::new();
+    let mut left = Vec::new();
+    for u in side["usage"].as_array().into_iter().flatten() {
+        let scope = u["scope"].as_str().unwrap_or("?");
+        let c = &u["coverage"];
+        used.push(format!("{scope} {}/{}", c["used"], c["episodes"]));
+        let reasons: Vec<String> = c["left_out"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| {
+                format!(
+                    "{} {}",
+                    l["episodes"],
+                    l["reason"].as_str().unwrap_or("?").replace('_', " ")
+                )
+            })
+            .collect();
+        if !reasons.is_empty() {
+            left.push(format!("{scope}: {}", reasons.join(", ")));
+        }
+    }
+    let left = if left.is_empty() {
+        "–".to_owned()
+    } else {
+        left.join("; ")
+    };
+    (used.join(", "), left)
+}
+
 fn facts(side: &Value, verdicts: &Value, key: &str) -> SetFacts {
-    let excluded = &side["excluded"];
+    let (used, left_out) = usage(side);
     SetFacts {
         runs: side["runs"].as_u64().unwrap_or(0),
-        clean: side["clean_episodes"].as_u64().unwrap_or(0),
-        left_out: format!(
-            "{} lost race, {} partial, {} data loss",
-            excluded["lost_race"], excluded["partial"], excluded["data_loss"]
-        ),
+        used,
+        left_out,
         medians: verdicts
             .as_array()
             .into_iter()
@@ -239,7 +269,7 @@ impl Evaluation {
             out.push_str(&format!("\nRefused: {reason}\n"));
         }
         out.push_str(
-            "\nPer run set (medians over the set's clean episodes, ms):\n\n| set | victim | victim VMAs (median) | runs | clean episodes | left out | total | kill_to_reap | kill_to_exit_mmap |\n|---|---|---|---|---|---|---|---|---|\n",
+            "\nPer run set (medians over the episodes each metric may use, ms):\n\n| set | victim | victim VMAs (median) | runs | episodes used | left out | total | kill_to_reap | kill_to_exit_mmap |\n|---|---|---|---|---|---|---|---|---|\n",
         );
         for (plan, f, vmas) in &self.sets {
             let m = |k: &str| {
@@ -253,7 +283,7 @@ impl Evaluation {
                 plan.victim,
                 vmas.map_or_else(|| "–".to_owned(), |v| format!("{v:.0}")),
                 f.runs,
-                f.clean,
+                f.used,
                 f.left_out,
                 m("total"),
                 m("kill_to_reap"),

@@ -290,5 +290,9 @@ fn lost_races_are_labelled() {
             "episode {episode}"
         );
     }
-    assert!(d.samples.iter().any(|s| s.str_labels.contains_key(LABEL_LOST_RACE)));
+    assert!(
+        d.samples
+            .iter()
+            .any(|s| s.str_labels.contains_key(LABEL_LOST_RACE))
+    );
 }
