@@ -194,6 +194,117 @@ fn gate_refuses_too_few_runs_and_incomparable_runs_with_exit_2() {
     );
 }
 
+/// `reaper gate` with `GITHUB_STEP_SUMMARY` set (as under Actions).
+fn gate_in_actions(summary: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_reaper"))
+        .arg("gate")
+        .args(args)
+        .env("GITHUB_STEP_SUMMARY", summary)
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .expect("running reaper")
+}
+
+/// Issue 22: a refused gate (exit 2) wrote no job summary, no `::error`
+/// line and no JUnit file, so the CI job went red with an empty summary
+/// page. Every exit now speaks.
+#[test]
+fn every_gate_exit_writes_the_summary_and_2_and_1_an_error_line() {
+    let dir = temp_dir("gate-actions");
+    let summary = dir.join("summary.md");
+    let junit = dir.join("gate.xml");
+    let (b, c) = (data("set-baseline"), data("too-few"));
+    let j = junit.to_str().unwrap();
+    let out = gate_in_actions(
+        &summary,
+        &["--baseline", &b, "--candidate", &c, "--junit", j],
+    );
+    assert_eq!(code(&out), 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "::error title=reaper gate%3A refused (exit 2)::too few runs: the candidate has 1 run"
+        ),
+        "{stderr}"
+    );
+    let written = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        written.starts_with("## reaper gate: REFUSED (exit 2)"),
+        "{written}"
+    );
+    assert!(xml_elements(&junit).iter().any(|e| e == "error"));
+    // An unreadable side and a bad flag are refusals too.
+    let out = gate_in_actions(
+        &summary,
+        &["--baseline", &b, "--candidate", "no-such-dir", "--junit", j],
+    );
+    assert_eq!(code(&out), 2);
+    assert!(text(&out.stderr).contains("::error title=reaper gate%3A refused"));
+    let out = gate_in_actions(
+        &summary,
+        &["--baseline", &b, "--junit", j, "--no-such-flag"],
+    );
+    assert_eq!(code(&out), 2);
+    assert!(
+        text(&out.stderr).contains(
+            "::error title=reaper gate%3A refused (exit 2)::unexpected argument '--no-such-flag'"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&junit)
+            .unwrap()
+            .contains("--no-such-flag")
+    );
+    // Exit 1: the summary and one ::error per regressed metric.
+    let c = data("set-regression-20");
+    let before = std::fs::read_to_string(&summary).unwrap().len();
+    let out = gate_in_actions(
+        &summary,
+        &["--baseline", &b, "--candidate", &c, "--junit", j],
+    );
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        text(&out.stderr)
+            .matches("::error title=reaper gate%3A ")
+            .count(),
+        5
+    );
+    let after = std::fs::read_to_string(&summary).unwrap();
+    assert!(after[before..].starts_with("## reaper gate: FAIL — 5 regressions"));
+    // Exit 0: the summary, no ::error.
+    let out = gate_in_actions(
+        &summary,
+        &["--baseline", &b, "--candidate", &data("set-drift")],
+    );
+    assert_eq!(code(&out), 0);
+    assert!(!text(&out.stderr).contains("::error"));
+    assert!(
+        std::fs::read_to_string(&summary)
+            .unwrap()
+            .contains("## reaper gate: PASS")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn gate_plans_the_runs_a_change_needs() {
+    let out = reaper(&["gate", "--plan", "20", "--baseline", &data("set-baseline")]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with(
+            "## reaper gate --plan: runs per side to flag a +20% change with 90% power"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("| total | 133.0 | "), "{stdout}");
+    let out = reaper(&["gate", "--plan", "20"]);
+    assert_eq!(code(&out), 2);
+    assert!(text(&out.stderr).contains("--plan needs the noise"));
+}
+
 #[test]
 fn gate_calibrates_from_a_a_sets_and_then_gates_one_run_per_side() {
     let dir = temp_dir("gate-calibration");

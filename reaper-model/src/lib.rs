@@ -182,6 +182,12 @@ impl RtEvidence {
 pub struct Recording {
     /// Seconds since the Unix epoch when recording started.
     pub started_unix: u64,
+    /// The same in milliseconds: runs recorded back to back start within
+    /// the same second, and comparisons order runs by recording time to
+    /// find drift and a blocked design. Absent in runs recorded before
+    /// reaper wrote it (`started_unix` stands in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix_ms: Option<u64>,
     /// Requested sampling frequency.
     pub freq_hz: u64,
     /// The fixed cpu-clock period used (1e9 / freq_hz), in ns.

@@ -9,10 +9,11 @@ use crate::report::losses::is_loss;
 
 use super::clean::{Coverage, LossPolicy, Scope, StackLoss, coverage};
 use super::comparable::{format_bytes, victim_bytes};
+use super::design::DesignCheck;
 use super::exact::exact;
 use super::functions::{context_series, contexts};
 use super::load::RunSet;
-use super::metrics::{METRICS, Part, Row, samples};
+use super::metrics::{METRICS, Part, Row, Samples, samples};
 use super::quantity::Comparison;
 use super::runlevel::group;
 
@@ -50,6 +51,9 @@ pub struct Diff {
     pub header: Header,
     /// The summary metrics (totals and their exit_mmap / reaper parts).
     pub metrics: Vec<MetricRow>,
+    /// Were the sides recorded so that drift cancels (interleaved, no trend
+    /// inside a side)?
+    pub design: DesignCheck,
     /// Exact per-function timing, where both sides have it.
     pub exact: Exact,
     /// Per-context sampled period tables.
@@ -352,11 +356,10 @@ fn row_label(a: &[String], b: &[String], fallback: &str) -> String {
     }
 }
 
-fn metric_rows(a: &RunSet, b: &RunSet, policy: &LossPolicy) -> Vec<MetricRow> {
-    let (sa, sb) = (samples(a, policy), samples(b, policy));
+fn metric_rows(sa: &[Samples], sb: &[Samples]) -> Vec<MetricRow> {
     METRICS
         .iter()
-        .zip(sa.iter().zip(&sb))
+        .zip(sa.iter().zip(sb))
         .map(|(metric, (x, y))| MetricRow {
             metric: metric.name,
             label: row_label(&x.labels, &y.labels, metric.name),
@@ -529,11 +532,39 @@ pub fn header(a: &RunSet, b: &RunSet, notes: Vec<String>, opts: &DiffOptions) ->
     }
 }
 
+/// The design check over the metrics `pick`ed (by index into [`METRICS`]),
+/// trends judged at `alpha`.
+pub fn design_check(
+    (a, sa): (&RunSet, &[Samples]),
+    (b, sb): (&RunSet, &[Samples]),
+    pick: impl Fn(usize) -> bool,
+    alpha: f64,
+) -> DesignCheck {
+    fn view<'s>(
+        s: &'s [Samples],
+        pick: &dyn Fn(usize) -> bool,
+    ) -> Vec<(&'static str, &'s [Vec<f64>])> {
+        s.iter()
+            .enumerate()
+            .filter(|(i, _)| pick(*i))
+            .map(|(i, x)| (METRICS[i].name, x.runs.as_slice()))
+            .collect()
+    }
+    DesignCheck::of(a, b, &view(sa, &pick), &view(sb, &pick), alpha)
+}
+
 /// Builds the diff of two (comparable) run sets.
 pub fn diff(a: &RunSet, b: &RunSet, notes: Vec<String>, opts: &DiffOptions) -> Diff {
+    let (sa, sb) = (samples(a, &opts.policy), samples(b, &opts.policy));
     Diff {
         header: header(a, b, notes, opts),
-        metrics: metric_rows(a, b, &opts.policy),
+        metrics: metric_rows(&sa, &sb),
+        design: design_check(
+            (a, &sa),
+            (b, &sb),
+            |i| METRICS[i].part == Part::Total,
+            super::quantity::DIFF_ALPHA,
+        ),
         exact: exact_section(a, b, &opts.policy),
         contexts: context_tables(a, b, opts.top, &opts.policy),
     }

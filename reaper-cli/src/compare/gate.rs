@@ -23,6 +23,7 @@ use serde::Serialize;
 use super::CompareError;
 use super::calibration::Calibration;
 use super::clean::{LossPolicy, Scope, exclusion};
+use super::design::DesignCheck;
 use super::diff::{Header, SideInfo};
 use super::load::RunSet;
 use super::metrics::samples;
@@ -36,6 +37,11 @@ pub const DEFAULT_ALPHA: f64 = 0.05;
 /// Default absolute floor, ms: two cpu-clock samples at the default 4 kHz,
 /// below which a sampled difference is one sample landing either way.
 pub const DEFAULT_MIN_DELTA_MS: f64 = 0.5;
+/// Default equivalence margin, percent of the baseline: a metric whose
+/// shift's 95% interval lies inside ±this is reported as "no change beyond
+/// ±5%". The smallest default gate threshold; see the README for the A/A
+/// interval widths it was checked against.
+pub const DEFAULT_EQUIVALENCE_PCT: f64 = 5.0;
 
 /// A calibration and where it came from.
 #[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
@@ -63,6 +69,8 @@ pub struct GateOptions {
     pub calibration: Option<CalibrationUse>,
     /// Which losses leave an episode out of which metrics.
     pub policy: LossPolicy,
+    /// Equivalence margin, percent of the baseline.
+    pub equivalence_pct: f64,
 }
 
 impl Default for GateOptions {
@@ -76,6 +84,7 @@ impl Default for GateOptions {
             min_delta_ms: DEFAULT_MIN_DELTA_MS,
             calibration: None,
             policy: LossPolicy::default(),
+            equivalence_pct: DEFAULT_EQUIVALENCE_PCT,
         }
     }
 }
@@ -242,6 +251,10 @@ pub struct Verdict {
     pub p_adjusted: Option<f64>,
     /// The outcome.
     pub status: Status,
+    /// The equivalence margin (percent) when the shift's 95% interval lies
+    /// inside it: no change beyond ±margin. `None` when it does not, or no
+    /// interval exists.
+    pub no_change_beyond_pct: Option<f64>,
 }
 
 /// The gate's result.
@@ -263,6 +276,9 @@ pub struct GateReport {
     pub noise_floor: NoiseFloor,
     /// One per gated metric.
     pub verdicts: Vec<Verdict>,
+    /// Were the sides recorded so that drift cancels (alternated, no trend
+    /// inside a side)?
+    pub design: DesignCheck,
 }
 
 impl GateReport {
@@ -276,6 +292,12 @@ impl GateReport {
     /// 0 when nothing regressed, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         i32::from(self.regressions().next().is_some())
+    }
+
+    /// The drift and design warnings, naming the sides "baseline" and
+    /// "candidate".
+    pub fn warnings(&self) -> Vec<String> {
+        self.design.warnings(("baseline", "candidate"))
     }
 }
 
@@ -390,6 +412,21 @@ pub fn evaluate(
             .collect()
     };
     let (p_greater, p_less) = (adjusted(|t| t.p_greater), adjusted(|t| t.p_less));
+    let gated_index: Vec<usize> = opts
+        .gated
+        .iter()
+        .filter_map(|g| {
+            super::metrics::METRICS
+                .iter()
+                .position(|m| m.name == g.metric.name)
+        })
+        .collect();
+    let design = super::diff::design_check(
+        (baseline, &sb),
+        (candidate, &sc),
+        |i| gated_index.contains(&i),
+        opts.alpha,
+    );
     let needed = opts.runs_needed();
     let verdicts = rows
         .into_iter()
@@ -407,12 +444,17 @@ pub fn evaluate(
                 allowed,
                 calibrated: noise.is_some(),
             };
+            let no_change_beyond_pct = comparison
+                .shift
+                .filter(|s| s.ms.within(s.base_ms, opts.equivalence_pct))
+                .map(|_| opts.equivalence_pct);
             Verdict {
                 metric: g.metric.name,
                 description: g.metric.description,
                 threshold: g.threshold,
                 allowed_ms: allowed,
                 noise_ms: noise,
+                no_change_beyond_pct,
                 status: status(&comparison, &evidence, opts),
                 comparison,
                 test,
@@ -429,6 +471,7 @@ pub fn evaluate(
         noise_floor: opts.noise_floor(),
         options: opts.clone(),
         verdicts,
+        design,
     }
 }
 
@@ -466,6 +509,7 @@ mod tests {
             min_delta_ms: DEFAULT_MIN_DELTA_MS,
             calibration,
             policy: LossPolicy::default(),
+            equivalence_pct: DEFAULT_EQUIVALENCE_PCT,
         }
     }
 

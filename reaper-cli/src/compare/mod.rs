@@ -15,6 +15,7 @@
 pub mod calibration;
 pub mod clean;
 pub mod comparable;
+pub mod design;
 pub mod diff;
 pub mod exact;
 pub mod flame;
@@ -23,8 +24,10 @@ pub mod gate;
 pub mod gate_render;
 pub mod load;
 pub mod metrics;
+pub mod plan;
 pub mod quantity;
 pub mod runlevel;
+pub mod shift;
 pub mod spec;
 pub mod stats;
 pub mod text;

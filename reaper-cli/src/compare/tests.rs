@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 use super::calibration;
 use super::clean::LossPolicy;
 use super::diff::{DiffOptions, diff};
-use super::gate::{
-    CalibrationUse, DEFAULT_ALPHA, DEFAULT_MIN_DELTA_MS, GateOptions, check_runs, evaluate,
-};
+use super::gate::{CalibrationUse, GateOptions, check_runs, evaluate};
 use super::synth::{self, Spec, factors};
 use super::*;
 use crate::catalog::ConceptId;
@@ -121,12 +119,8 @@ fn diff_text(a: &str, b: &str) -> String {
 
 fn options(calibration: Option<CalibrationUse>) -> GateOptions {
     GateOptions {
-        gated: spec::parse("").unwrap(),
-        min_runs: None,
-        alpha: DEFAULT_ALPHA,
-        min_delta_ms: DEFAULT_MIN_DELTA_MS,
         calibration,
-        policy: LossPolicy::default(),
+        ..GateOptions::default()
     }
 }
 
@@ -206,7 +200,38 @@ fn gate_verdicts_on_the_fixtures() {
         let r = gate("set-baseline", candidate);
         assert_eq!(r.exit_code(), 0, "{candidate}: {:#?}", r.verdicts);
     }
+    // Equivalence: the same runs on both sides (levels 0.97–1.04) have
+    // every shift interval inside ±5.5%: equivalent at ±10%, not at the
+    // default ±5%. The drifting A/A set's reach +10%: nothing is claimed.
+    let same = gate("set-baseline", "set-baseline");
+    assert!(
+        same.verdicts
+            .iter()
+            .all(|v| v.no_change_beyond_pct.is_none())
+    );
+    let wide = GateOptions {
+        equivalence_pct: 10.0,
+        ..options(None)
+    };
+    let same = gate_with("set-baseline", "set-baseline", &wide).unwrap();
+    assert!(
+        same.verdicts
+            .iter()
+            .all(|v| v.no_change_beyond_pct == Some(10.0)),
+        "{:#?}",
+        same.verdicts
+    );
+    assert!(gate_render::markdown(&same).contains("- No change beyond ±10% in total, "));
     let r = gate("set-baseline", "set-drift");
+    assert!(r.verdicts.iter().all(|v| v.no_change_beyond_pct.is_none()));
+    let regressed = gate("set-baseline", "set-regression-20");
+    assert!(
+        regressed
+            .verdicts
+            .iter()
+            .all(|v| v.comparison.shift.unwrap().ci_pct.unwrap().0 > 10.0),
+        "a 20% regression's intervals exclude +10%"
+    );
     assert_eq!((r.candidate.runs, r.candidate.episodes), (5, 15));
     for u in &r.candidate.usage {
         assert_eq!((u.coverage.used, u.coverage.excluded()), (15, 0), "{u:?}");
@@ -470,5 +495,116 @@ fn renamed_concepts_line_up_only_where_both_sides_run_them() {
     assert!(
         victim.contains(&(None, "unmap_page_range".to_owned())),
         "{victim:?}"
+    );
+}
+
+/// A run set of one run per entry: (start ms, level) → three episodes at
+/// that level.
+fn timed_set(name: &str, runs: &[(u64, f64)]) -> RunSet {
+    let runs = runs
+        .iter()
+        .enumerate()
+        .map(|(i, &(ms, level))| {
+            let mut raw = synth::run(&Spec::new(factors(3, level, 0.01, 40 + i as u64)));
+            raw["recording"]["started_unix"] = (ms / 1000).into();
+            raw["recording"]["started_unix_ms"] = ms.into();
+            load::LoadedRun {
+                path: format!("{name}/run-{i}/run.json").into(),
+                run: serde_json::from_value(raw).unwrap(),
+            }
+        })
+        .collect();
+    RunSet {
+        path: name.into(),
+        runs,
+    }
+}
+
+fn gate_sets(b: &RunSet, c: &RunSet) -> gate::GateReport {
+    let h = diff::header(b, c, Vec::new(), &DiffOptions::default());
+    evaluate(b, c, h, &options(None))
+}
+
+/// Issue 22: eight A/A sets recorded one after another failed 20 of 56
+/// gate pairs, and nothing in the verdict said the sides were recorded in
+/// blocks. Now a blocked design is named; alternated sides are not.
+#[test]
+fn a_blocked_design_is_named_in_the_verdict() {
+    const T0: u64 = 1_796_000_000_000;
+    let levels = [1.0, 1.01, 0.99, 1.02, 0.98];
+    let at = |start: u64, step: u64| -> Vec<(u64, f64)> {
+        levels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (T0 + start + i as u64 * step, *l))
+            .collect()
+    };
+    let blocked = gate_sets(
+        &timed_set("b", &at(0, 500)),
+        &timed_set("c", &at(10_000, 500)),
+    );
+    let w = blocked.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("blocked design: all 5 baseline runs were recorded before all 5 candidate runs (8.0 s between the blocks)"),
+        "{w:?}"
+    );
+    let md = gate_render::markdown(&blocked);
+    assert!(md.contains("- **Warning**: blocked design"), "{md}");
+    assert!(gate_render::junit(&blocked).contains("name=\"recording_warnings\""));
+    let alternated = gate_sets(
+        &timed_set("b", &at(0, 1000)),
+        &timed_set("c", &at(500, 1000)),
+    );
+    assert!(
+        alternated.warnings().is_empty(),
+        "{:?}",
+        alternated.warnings()
+    );
+    assert_eq!(alternated.design.design, design::Design::Interleaved);
+    // Copies of one recording: the times cannot say, and nothing is claimed.
+    let copies = gate("set-baseline", "set-drift");
+    assert!(matches!(
+        copies.design.design,
+        design::Design::Unknown { .. }
+    ));
+    assert!(copies.warnings().is_empty());
+}
+
+/// A side whose runs grow with recording time is named (all its metrics
+/// move together: the composite is in perfect order, p = 2/120 per side,
+/// 0.033 after Holm over the two sides).
+#[test]
+fn a_trend_inside_a_side_is_named() {
+    const T0: u64 = 1_796_000_000_000;
+    let rising: Vec<(u64, f64)> = (0..5)
+        .map(|i| (T0 + i * 1000, 1.0 + 0.08 * i as f64))
+        .collect();
+    let flat: Vec<(u64, f64)> = [1.0, 1.02, 0.99, 1.01, 0.98]
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (T0 + 500 + i as u64 * 1000, *l))
+        .collect();
+    let r = gate_sets(&timed_set("b", &rising), &timed_set("c", &flat));
+    let w = r.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("drift: the baseline's 5 runs grow with recording time (Kendall τ = 1.00"),
+        "{w:?}"
+    );
+    assert!(w[0].contains("p = 0.03"), "{w:?}");
+    let t = r.design.trend_a.as_ref().unwrap();
+    assert!((t.test.p - 2.0 / 120.0).abs() < 1e-12);
+    // The same in diff, naming A and B.
+    let d = diff(
+        &timed_set("a", &rising),
+        &timed_set("b", &flat),
+        Vec::new(),
+        &DiffOptions::default(),
+    );
+    let text = text::render(&d);
+    assert!(
+        text.contains("WARNING: drift: the A's 5 runs grow"),
+        "{text}"
     );
 }

@@ -54,6 +54,41 @@ pub fn delta(c: &Comparison) -> String {
     }
 }
 
+/// "+28.5 [+20.1, +35.0]": the shift of the run medians and its 95%
+/// interval in ms, "[n/a]" when the runs allow no interval, "" when a side
+/// has no run.
+pub fn shift(c: &Comparison) -> String {
+    let Some(s) = &c.shift else {
+        return String::new();
+    };
+    match s.ms.ci {
+        Some((lo, hi)) => format!(
+            "{} [{}, {}]",
+            signed_ms(s.ms.estimate),
+            signed_ms(lo),
+            signed_ms(hi)
+        ),
+        None => format!("{} [n/a]", signed_ms(s.ms.estimate)),
+    }
+}
+
+/// The same in percent of A's run medians: "+21.4% [+15.0, +26.0]".
+pub fn shift_pct(c: &Comparison) -> String {
+    let Some(s) = &c.shift else {
+        return String::new();
+    };
+    let Some(pct) = s.pct else {
+        return format!("{} ms (from 0)", signed_ms(s.ms.estimate));
+    };
+    match s.ci_pct {
+        Some((lo, hi)) => format!("{pct:+.1}% [{lo:+.1}, {hi:+.1}]"),
+        None => format!("{pct:+.1}% [n/a]"),
+    }
+}
+
+/// What the shift column means, under each table that has one.
+pub const SHIFT_LEGEND: &str = "Shift: Hodges-Lehmann shift of B's run medians against A's (median of all pairwise differences), ms, with its distribution-free 95% interval (Moses); [n/a]: too few runs for a 95% interval (4 against 4, or 3 against 5, at least).";
+
 /// "↑ p=0.008" (B significantly larger), "↓ p=0.03", "~ p=0.42", for the
 /// compact split line.
 fn arrow(c: &Comparison) -> String {
@@ -234,6 +269,9 @@ fn header(d: &Diff, out: &mut String) {
     for note in &d.header.notes {
         let _ = writeln!(out, "Note: {note}");
     }
+    for warning in d.design.warnings(("A", "B")) {
+        let _ = writeln!(out, "WARNING: {warning}");
+    }
 }
 
 fn column(name: &str, s: &SideInfo) -> String {
@@ -253,6 +291,7 @@ fn summary_rows(
             cell(&c.a, notes),
             cell(&c.b, notes),
             delta(c),
+            shift(c),
             c.significance(),
             used_cell(&c.coverage, policy, notes),
         ]));
@@ -276,6 +315,7 @@ fn summary_rows(
                     both(&|c| median_only(&c.a)),
                     both(&|c| median_only(&c.b)),
                     split_delta,
+                    String::new(),
                     sig,
                     String::new(),
                 ]));
@@ -298,6 +338,7 @@ fn summary(d: &Diff, out: &mut String) {
         column("A", &d.header.a),
         column("B", &d.header.b),
         "Delta".to_owned(),
+        "Shift [95% CI]".to_owned(),
         "Significance (Mann-Whitney U)".to_owned(),
         "Episodes used (A · B)".to_owned(),
     ];
@@ -306,6 +347,7 @@ fn summary(d: &Diff, out: &mut String) {
         out,
         "Significance: the run is the unit: two-sided Mann-Whitney U of the run medians at p<{DIFF_ALPHA} when both sides have ≥{MIN_RUNS_FOR_TEST} runs; split line: ↑ B larger, ↓ B smaller, ~ within the noise."
     );
+    let _ = writeln!(out, "{SHIFT_LEGEND}");
     notes.render(out);
 }
 
@@ -326,11 +368,12 @@ fn plain_table(head: &[&str], rows: &[Vec<String>], out: &mut String) {
     }
 }
 
-fn comparison_cells(c: &Comparison, notes: &mut Notes) -> [String; 4] {
+fn comparison_cells(c: &Comparison, notes: &mut Notes) -> [String; 5] {
     [
         cell(&c.a, notes),
         cell(&c.b, notes),
         delta(c),
+        shift(c),
         c.significance(),
     ]
 }
@@ -356,7 +399,15 @@ fn exact(e: &Exact, policy: &LossPolicy, out: &mut String) {
         })
         .collect();
     plain_table(
-        &["Context", "Function", "A", "B", "Delta", "Significance"],
+        &[
+            "Context",
+            "Function",
+            "A",
+            "B",
+            "Delta",
+            "Shift [95% CI]",
+            "Significance",
+        ],
         &rows,
         out,
     );
@@ -388,7 +439,18 @@ fn context(t: &ContextTable, policy: &LossPolicy, out: &mut String) {
             row
         })
         .collect();
-    plain_table(&["Symbol", "A", "B", "Delta", "Significance"], &rows, out);
+    plain_table(
+        &[
+            "Symbol",
+            "A",
+            "B",
+            "Delta",
+            "Shift [95% CI]",
+            "Significance",
+        ],
+        &rows,
+        out,
+    );
     notes.render(out);
 }
 

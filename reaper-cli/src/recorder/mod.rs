@@ -246,9 +246,11 @@ impl Recorder {
     /// Runs every episode and returns the run (partial if interrupted or if
     /// an episode failed after others succeeded).
     pub fn record(mut self, settings: &RecordSettings) -> anyhow::Result<Run> {
-        let started_unix = std::time::SystemTime::now()
+        let since_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+            .unwrap_or_default();
+        let started_unix = since_epoch.as_secs();
+        let started_unix_ms = u64::try_from(since_epoch.as_millis()).ok();
         let mut episodes = Vec::new();
         let mut partial_reason = None;
         let mut watch_summary = None;
@@ -273,6 +275,7 @@ impl Recorder {
             host: self.host.clone(),
             recording: Recording {
                 started_unix,
+                started_unix_ms,
                 freq_hz: settings.freq_hz,
                 sample_period_ns: self.period_ns,
                 // The sampler weighs each sample by the cpu-clock count.
