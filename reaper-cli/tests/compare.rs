@@ -288,6 +288,71 @@ fn every_gate_exit_writes_the_summary_and_2_and_1_an_error_line() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `n` copies of a fixture's run file under `dir/name/copy-N/`.
+fn copies(dir: &Path, name: &str, n: usize) -> PathBuf {
+    let side = dir.join(name);
+    for i in 0..n {
+        let to = side.join(format!("copy-{i}"));
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::copy(Path::new(&data(name)).join("run.json"), to.join("run.json")).unwrap();
+    }
+    side
+}
+
+/// Issue 22's "Done when" on the real 6.1 pair: five copies a side flag
+/// forward (the candidate) against reverse (the baseline) with exit 1, a
+/// step summary and `::error` lines; one run a side exits 2 with a step
+/// summary, an `::error` line and a JUnit file.
+#[test]
+fn gate_on_the_real_6_1_pair_speaks_in_ci() {
+    let dir = temp_dir("gate-6.1-pair");
+    let summary = dir.join("summary.md");
+    let junit = dir.join("gate.xml");
+    let (base5, cand5) = (
+        copies(&dir, "vm-6.1-reverse", 5),
+        copies(&dir.join("5"), "vm-6.1-forward", 5),
+    );
+    let (b, c, j) = (
+        base5.to_str().unwrap(),
+        cand5.to_str().unwrap(),
+        junit.to_str().unwrap(),
+    );
+    let out = gate_in_actions(&summary, &["--baseline", b, "--candidate", c, "--junit", j]);
+    let stderr = text(&out.stderr);
+    assert_eq!(code(&out), 1, "{stderr}");
+    assert!(
+        stderr.contains("::error title=reaper gate%3A pte_lock_wait regressed::"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("::warning title=reaper gate%3A recording::blocked design"),
+        "{stderr}"
+    );
+    let written = std::fs::read_to_string(&summary).unwrap();
+    assert!(written.starts_with("## reaper gate: FAIL"), "{written}");
+    assert!(xml_elements(&junit).iter().any(|e| e == "failure"));
+    std::fs::remove_file(&summary).unwrap();
+    std::fs::remove_file(&junit).unwrap();
+    let (base1, cand1) = (data("vm-6.1-reverse"), data("vm-6.1-forward"));
+    let out = gate_in_actions(
+        &summary,
+        &["--baseline", &base1, "--candidate", &cand1, "--junit", j],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(code(&out), 2, "{stderr}");
+    assert!(
+        stderr.contains("::error title=reaper gate%3A refused (exit 2)::too few runs"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_to_string(&summary)
+            .unwrap()
+            .starts_with("## reaper gate: REFUSED")
+    );
+    assert!(xml_elements(&junit).iter().any(|e| e == "error"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn gate_plans_the_runs_a_change_needs() {
     let out = reaper(&["gate", "--plan", "20", "--baseline", &data("set-baseline")]);
