@@ -199,6 +199,11 @@ pub struct Recording {
     pub periods_counted: bool,
     /// What each probe group was attached with.
     pub probes: Vec<ProbeUse>,
+    /// Entries of the kernel stack map (`--stack-map-size`, or the size
+    /// chosen for the scenario's expected samples); a stack is lost only
+    /// when it is full. Absent in runs recorded before reaper wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_map_entries: Option<u32>,
     /// The scenario that produced the episodes.
     pub scenario: Scenario,
 }

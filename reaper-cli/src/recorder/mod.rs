@@ -9,6 +9,7 @@ pub mod oom;
 pub mod progress;
 mod race;
 mod setup;
+pub mod sizing;
 pub mod watch;
 
 use std::{
@@ -276,6 +277,7 @@ impl Recorder {
             recording: Recording {
                 started_unix,
                 started_unix_ms,
+                stack_map_entries: Some(settings.sizes.stack_map),
                 freq_hz: settings.freq_hz,
                 sample_period_ns: self.period_ns,
                 // The sampler weighs each sample by the cpu-clock count.
