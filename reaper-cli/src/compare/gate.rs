@@ -279,6 +279,9 @@ pub struct GateReport {
     /// Were the sides recorded so that drift cancels (alternated, no trend
     /// inside a side)?
     pub design: DesignCheck,
+    /// The design check's warnings, naming the sides "baseline" and
+    /// "candidate" (empty when the recording looks sound).
+    pub warnings: Vec<String>,
 }
 
 impl GateReport {
@@ -297,7 +300,7 @@ impl GateReport {
     /// The drift and design warnings, naming the sides "baseline" and
     /// "candidate".
     pub fn warnings(&self) -> Vec<String> {
-        self.design.warnings(("baseline", "candidate"))
+        self.warnings.clone()
     }
 }
 
@@ -471,6 +474,7 @@ pub fn evaluate(
         noise_floor: opts.noise_floor(),
         options: opts.clone(),
         verdicts,
+        warnings: design.warnings(("baseline", "candidate")),
         design,
     }
 }

@@ -47,9 +47,47 @@ pub struct Tally {
     pub metrics: BTreeMap<String, usize>,
     /// Distinct refusal reasons.
     pub reasons: Vec<String>,
+    /// Pairs whose verdict warned of a blocked design or drift.
+    pub warned: usize,
+    /// Pairs where `total`'s 95% interval lay inside the equivalence margin.
+    pub equivalent: usize,
+    /// `total`'s interval half-widths, percent of the baseline.
+    pub half_widths: Vec<f64>,
 }
 
 impl Tally {
+    /// What the verdict's JSON says beyond the exit status.
+    fn read(&mut self, json: &Value) {
+        if json["warnings"].as_array().is_some_and(|w| !w.is_empty()) {
+            self.warned += 1;
+        }
+        let total = json["verdicts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["metric"] == "total");
+        if let Some(v) = total {
+            if !v["no_change_beyond_pct"].is_null() {
+                self.equivalent += 1;
+            }
+            if let (Some(lo), Some(hi)) = (
+                v["comparison"]["shift"]["ci_pct"][0].as_f64(),
+                v["comparison"]["shift"]["ci_pct"][1].as_f64(),
+            ) {
+                self.half_widths.push((hi - lo) / 2.0);
+            }
+        }
+    }
+
+    fn half_width_text(&self) -> String {
+        let mut w = self.half_widths.clone();
+        w.sort_by(f64::total_cmp);
+        match (w.first(), w.get(w.len() / 2), w.last()) {
+            (Some(lo), Some(mid), Some(hi)) => format!("±{mid:.1}% (±{lo:.1}–{hi:.1}%)"),
+            _ => "–".to_owned(),
+        }
+    }
+
     fn add(&mut self, o: &Outcome) {
         self.pairs += 1;
         match o {
@@ -229,11 +267,13 @@ pub fn evaluate(reaper: &Path, dir: &Path, sets: &[SetPlan]) -> Result<Evaluatio
                 seen.entry(c.name.clone())
                     .or_insert_with(|| facts(&json["candidate"], &json["verdicts"], "b"));
             }
-            if c.aa {
-                result.aa.add(&outcome);
+            let tally = if c.aa {
+                &mut result.aa
             } else {
-                result.detection.add(&outcome);
-            }
+                &mut result.detection
+            };
+            tally.add(&outcome);
+            tally.read(&json);
         }
     }
     for s in sets {
@@ -249,20 +289,23 @@ impl Evaluation {
     /// The result table, the per-set table and notes, as markdown.
     pub fn markdown(&self) -> String {
         let mut out = String::from(
-            "| reaper gate, defaults | ordered pairs | failed (exit 1) | passed (exit 0) | refused (exit 2) | rate | metrics that failed |\n|---|---|---|---|---|---|---|\n",
+            "| reaper gate, defaults | ordered pairs | failed (exit 1) | passed (exit 0) | refused (exit 2) | rate | metrics that failed | warned (design, drift) | total: no change beyond ±5% | total: 95% interval, half-width (median, range) |\n|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for (name, t) in [
             ("A/A: false alarms", &self.aa),
             ("regression: detected", &self.detection),
         ] {
             out.push_str(&format!(
-                "| {name} | {} | {} | {} | {} | {} | {} |\n",
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 t.pairs,
                 t.failed,
                 t.passed,
                 t.refused,
                 t.rate_text(),
-                t.metrics_text()
+                t.metrics_text(),
+                t.warned,
+                t.equivalent,
+                t.half_width_text()
             ));
         }
         for reason in self.aa.reasons.iter().chain(&self.detection.reasons) {
