@@ -143,13 +143,12 @@ impl Workflow {
             r.contains("reaper record") && r.contains("baseline") && r.contains("candidate")
         })?;
         let script = self.steps[record].run.as_deref().unwrap_or_default();
-        let (b, c) = (
-            script.find("/baseline/").unwrap_or(usize::MAX),
-            script.find("/candidate/").unwrap_or(usize::MAX),
-        );
+        let (looped, record_in_loop) = (script.find("for "), script.rfind("reaper record"));
         ensure!(
-            script.contains("for ") && b < c && c != usize::MAX,
-            "the record step must record a baseline run then a candidate run inside one loop (alternating)"
+            looped.zip(record_in_loop).is_some_and(|(f, r)| f < r)
+                && script.contains("BASELINE_SETUP")
+                && script.contains("CANDIDATE_SETUP"),
+            "the record step must switch between baseline and candidate inside one loop (alternating)"
         );
         self.position("gates with --junit", |r| {
             r.contains("reaper gate") && r.contains("--junit")
@@ -358,7 +357,7 @@ mod tests {
             if let Some(r) = &mut s.run
                 && r.contains("reaper record")
             {
-                *r = "sudo reaper record -o \"$OUT/candidate/run-1\"\nsudo reaper record -o \"$OUT/baseline/run-1\"\n".into();
+                *r = "eval \"$CANDIDATE_SETUP\"\nsudo reaper record -o \"$OUT/candidate/run-1\"\neval \"$BASELINE_SETUP\"\nsudo reaper record -o \"$OUT/baseline/run-1\"\n".into();
             }
         }
         assert!(
