@@ -408,8 +408,13 @@ impl DesignCheck {
                     )
                 })
                 .unwrap_or_default();
+            let consequence = if self.design == Design::Interleaved {
+                "the sides were recorded alternately, so the drift hits both, but it widens the run-to-run noise the test judges by"
+            } else {
+                "the run-to-run test assumes no such trend"
+            };
             out.push(format!(
-                "drift: the {name}'s {} runs {} with recording time (Kendall τ = {:.2} of the run medians against start time, p = {}, Holm-adjusted over both sides){moved}; the run-to-run test assumes no such trend",
+                "drift: the {name}'s {} runs {} with recording time (Kendall τ = {:.2} of the run medians against start time, p = {}, Holm-adjusted over both sides){moved}; {consequence}",
                 t.runs,
                 if t.test.tau > 0.0 { "grow" } else { "shrink" },
                 t.test.tau,
