@@ -2,7 +2,8 @@
 //!
 //! Each side is a run file or a directory of runs (`load`). The two sides
 //! are checked for comparability (`comparable`), their per-episode samples
-//! of the summary metrics are extracted from clean episodes only (`clean`;
+//! of the summary metrics are extracted from the episodes each figure may
+//! use (`clean`: a loss leaves an episode out only of what it can bias;
 //! `metrics`, from the report's own summary rows; `exact` for exact
 //! function timing; `functions` for the per-context tables), grouped by run,
 //! and compared with medians and a Mann-Whitney U test of the run medians
@@ -10,7 +11,9 @@
 //! `diff` builds the diff model that `text` renders; `gate` judges
 //! regressions against a SPEC (`spec`), optionally with measured noise
 //! (`calibration`), and `gate_render` writes markdown and JUnit; `flame`
-//! writes differential flame graphs.
+//! writes differential flame graphs. `shift` gives each row's effect size
+//! and 95% interval, `design` the drift and blocked-design warnings, and
+//! `plan` the runs a change needs.
 
 pub mod calibration;
 pub mod clean;
