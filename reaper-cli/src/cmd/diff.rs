@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use crate::compare::{self, diff::DiffOptions, flame, text};
+use crate::console::{note, say, sayln};
 
 /// Arguments of `reaper diff`.
 #[derive(Clone, Debug, Args)]
@@ -45,11 +46,15 @@ pub struct DiffArgs {
     /// Rows of each per-context table beyond the catalog functions.
     #[arg(long, value_name = "N", default_value_t = compare::diff::DEFAULT_TOP)]
     pub top: usize,
+    /// What may be read.
+    #[command(flatten)]
+    pub input: super::InputArgs,
 }
 
 /// Loads both sides, prints the diff and writes the flame graphs.
 pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
-    let pair = compare::load_pair(("A", &args.a), ("B", &args.b), args.force)?;
+    let budget = args.input.budget();
+    let pair = compare::load_pair_within(("A", &args.a), ("B", &args.b), args.force, &budget)?;
     let opts = DiffOptions {
         label_a: args.label_a.clone(),
         label_b: args.label_b.clone(),
@@ -57,27 +62,36 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
     };
     let d = compare::diff::diff(&pair.a, &pair.b, pair.notes, &opts);
     if let Some(dir) = &args.output {
-        let labels = (d.header.a.label.as_str(), d.header.b.label.as_str());
+        // Checked, then everything rendered, before the first file is
+        // written: a failure leaves no half-written set.
         let out = crate::output::OutputDir::create(dir)?;
-        let files = flame::write_all(&pair.a, &pair.b, labels, &out)
-            .with_context(|| format!("writing differential flame graphs to {}", dir.display()))?;
-        eprintln!(
-            "reaper: wrote {} differential flame graphs to {}",
-            files.len(),
+        let labels = (d.header.a.label.as_str(), d.header.b.label.as_str());
+        let flames = flame::render_all(&pair.a, &pair.b, labels).with_context(|| {
+            format!("rendering differential flame graphs for {}", dir.display())
+        })?;
+        let [(name_a, pprof_a), (name_b, pprof_b)] =
+            crate::report::pprof::encode_pair(&pair.a, &pair.b);
+        let mut written = 0;
+        for (name, svg) in &flames {
+            out.write(name, svg)?;
+            written += 1;
+        }
+        note!(
+            "reaper: wrote {written} differential flame graphs to {}",
             dir.display()
         );
-        let (a, b) = crate::report::pprof::write_pair(&pair.a, &pair.b, &out)
-            .with_context(|| format!("writing the pprof pair to {}", dir.display()))?;
-        eprintln!(
+        let a = out.write(name_a, &pprof_a)?;
+        let b = out.write(name_b, &pprof_b)?;
+        note!(
             "reaper: compare in pprof with: go tool pprof -diff_base {} {}",
             a.display(),
             b.display()
         );
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&d)?);
+        sayln!("{}", serde_json::to_string_pretty(&d)?);
     } else {
-        print!("{}", text::render(&d));
+        say!("{}", text::render(&d));
     }
     Ok(0)
 }

@@ -4,7 +4,7 @@
 //! `reaper gate --calibrate DIR... -o FILE` measures run-to-run noise from
 //! A/A run sets instead.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -15,7 +15,8 @@ use crate::compare::gate::{
 };
 use crate::compare::runlevel::min_runs;
 use crate::compare::spec::{self, Gated};
-use crate::compare::{self, CompareError, diff::DiffOptions, gate_render};
+use crate::compare::{self, diff::DiffOptions, gate_render};
+use crate::console::{note, note_raw, say, sayln};
 
 /// Arguments of `reaper gate`.
 #[derive(Clone, Debug, Args)]
@@ -74,6 +75,9 @@ pub struct GateArgs {
     /// Label of the candidate in the report [default: kernel release and scenario].
     #[arg(long, value_name = "LABEL")]
     pub label_candidate: Option<String>,
+    /// What may be read.
+    #[command(flatten)]
+    pub input: super::InputArgs,
 }
 
 fn gate_help() -> String {
@@ -122,34 +126,22 @@ fn parse_alpha(raw: &str) -> Result<f64, String> {
 
 /// `--calibrate DIR...`: measures the noise and writes the file.
 fn calibrate(args: &GateArgs) -> anyhow::Result<i32> {
-    let mut raws: Vec<Vec<(PathBuf, serde_json::Value)>> = Vec::new();
-    for dir in &args.calibrate {
-        let raw = compare::load::read_raw(dir).map_err(|source| CompareError::Load {
-            side: "A/A set",
-            source,
-        })?;
-        if let Some(first) = raws.first() {
-            compare::comparable::check_schema(first.as_slice(), &raw)?;
-        }
-        raws.push(raw);
-    }
-    let mut sets = Vec::new();
-    for (dir, raw) in args.calibrate.iter().zip(raws) {
-        sets.push(
-            compare::load::decode(dir, raw).map_err(|source| CompareError::Load {
-                side: "A/A set",
-                source,
-            })?,
-        );
-    }
+    let sides: Vec<(&'static str, &Path)> = args
+        .calibrate
+        .iter()
+        .map(|dir| ("A/A set", dir.as_path()))
+        .collect();
+    let sets = compare::load_sets(&sides, &args.input.budget())?;
     let cal = calibration::estimate(&sets)?;
     let text = serde_json::to_string_pretty(&cal)? + "\n";
     match &args.output {
-        Some(path) => std::fs::write(path, &text)
-            .with_context(|| format!("{}: cannot write the calibration file", path.display()))?,
-        None => print!("{text}"),
+        Some(path) => {
+            crate::output::write_file(path, text.as_bytes())
+                .context("cannot write the calibration file")?;
+        }
+        None => say!("{text}"),
     }
-    eprint!("reaper gate: {}", cal.summary());
+    note_raw!("reaper gate: {}", cal.summary());
     Ok(0)
 }
 
@@ -194,7 +186,12 @@ pub fn run(args: &GateArgs) -> anyhow::Result<i32> {
         anyhow::bail!("--baseline and --candidate are required (or --calibrate DIR...)");
     };
     let opts = options(args)?;
-    let pair = compare::load_pair(("baseline", baseline), ("candidate", candidate), args.force)?;
+    let pair = compare::load_pair_within(
+        ("baseline", baseline),
+        ("candidate", candidate),
+        args.force,
+        &args.input.budget(),
+    )?;
     check_runs(&pair.a, &pair.b, &opts)?;
     let labels = DiffOptions {
         label_a: args.label_baseline.clone(),
@@ -213,19 +210,17 @@ pub fn run(args: &GateArgs) -> anyhow::Result<i32> {
             .context("cannot write the JUnit XML")?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        sayln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{markdown}");
+        say!("{markdown}");
     }
     for v in report.regressions() {
-        eprintln!("reaper gate: {}", gate_render::regression_line(v));
+        note!("reaper gate: {}", gate_render::regression_line(v));
     }
     let actions = crate::ci::github::Actions::from_env();
     actions.append_summary(&markdown).with_context(
         || "GITHUB_STEP_SUMMARY: cannot append the markdown summary to the job summary file",
     )?;
-    for command in actions.error_commands(&report) {
-        eprintln!("{command}");
-    }
+    actions.write_commands(&actions.error_commands(&report));
     Ok(report.exit_code())
 }

@@ -7,6 +7,7 @@ use super::gate::{GateReport, Status, Verdict};
 use super::quantity::{Side, format_p, p_text};
 use super::text::delta;
 use crate::duration::ms_for_size;
+use crate::sanitize;
 
 fn side(s: &Side) -> String {
     match s {
@@ -68,8 +69,10 @@ pub fn regression_line(v: &Verdict) -> String {
     )
 }
 
+/// Text that may come from a run file or the command line, made inert in
+/// a markdown line or table cell.
 fn escape_cell(s: &str) -> String {
-    s.replace('|', "\\|")
+    sanitize::markdown(s)
 }
 
 /// The markdown summary.
@@ -89,24 +92,28 @@ pub fn markdown(r: &GateReport) -> String {
     for (name, s) in [("Baseline", &r.baseline), ("Candidate", &r.candidate)] {
         let _ = writeln!(
             out,
-            "- {name}: {} — `{}` ({} run{}, {} clean episodes; {}; Linux {} {})",
+            "- {name}: {} — {} ({} run{}, {} clean episodes; {}; Linux {} {})",
             escape_cell(&s.label),
-            s.path,
+            sanitize::markdown_code(&s.path),
             s.runs,
             if s.runs == 1 { "" } else { "s" },
             s.clean_episodes,
             s.excluded,
-            s.kernels.join(", "),
-            s.archs.join(", ")
+            escape_cell(&s.kernels.join(", ")),
+            escape_cell(&s.archs.join(", "))
         );
     }
     let _ = writeln!(out, "- Statistical unit: the {}", r.unit);
     let _ = writeln!(out, "- Noise floor: {}", r.noise_floor);
     if !r.differences.is_empty() {
-        let _ = writeln!(out, "- Differences: {}", r.differences.join("; "));
+        let _ = writeln!(
+            out,
+            "- Differences: {}",
+            escape_cell(&r.differences.join("; "))
+        );
     }
     for note in &r.notes {
-        let _ = writeln!(out, "- Note: {note}");
+        let _ = writeln!(out, "- Note: {}", escape_cell(note));
     }
     for v in &regressions {
         let _ = writeln!(out, "- **{}**", regression_line(v));

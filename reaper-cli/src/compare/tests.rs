@@ -145,10 +145,12 @@ fn gate(baseline: &str, candidate: &str) -> gate::GateReport {
 
 /// A calibration measured from the two A/A run-set fixtures.
 fn fixture_calibration() -> CalibrationUse {
-    let sets: Vec<RunSet> = ["set-baseline", "set-drift"]
-        .iter()
-        .map(|name| load::decode(&rel(name), load::read_raw(&rel(name)).unwrap()).unwrap())
-        .collect();
+    let (a, b) = (rel("set-baseline"), rel("set-drift"));
+    let sets: Vec<RunSet> = super::load_sets(
+        &[("A/A set", a.as_path()), ("A/A set", b.as_path())],
+        &crate::input::Budget::default(),
+    )
+    .unwrap();
     CalibrationUse {
         path: "noise.json".into(),
         calibration: calibration::estimate(&sets).unwrap(),

@@ -214,16 +214,25 @@ pub fn encode(profile: &Profile) -> Vec<u8> {
     gz.finish().expect("writing to memory")
 }
 
-/// Writes each side of a comparison as `a.pb.gz` and `b.pb.gz` into `out`
-/// (every run file of a side merged), for `go tool pprof -diff_base`.
+/// Each side of a comparison encoded (every run file of a side merged), for
+/// `go tool pprof -diff_base a.pb.gz b.pb.gz`: `[(name, bytes); 2]`.
+pub fn encode_pair(
+    a: &crate::compare::load::RunSet,
+    b: &crate::compare::load::RunSet,
+) -> [(&'static str, Vec<u8>); 2] {
+    let side = |set: &crate::compare::load::RunSet| {
+        let runs: Vec<&Run> = set.runs.iter().map(|r| &r.run).collect();
+        encode(&profile(&runs))
+    };
+    [("a.pb.gz", side(a)), ("b.pb.gz", side(b))]
+}
+
+/// Writes [`encode_pair`]'s files into `out`.
 pub fn write_pair(
     a: &crate::compare::load::RunSet,
     b: &crate::compare::load::RunSet,
     out: &crate::output::OutputDir,
 ) -> Result<(std::path::PathBuf, std::path::PathBuf), crate::output::OutputError> {
-    let side = |set: &crate::compare::load::RunSet, name: &str| {
-        let runs: Vec<&Run> = set.runs.iter().map(|r| &r.run).collect();
-        out.write(name, &encode(&profile(&runs)))
-    };
-    Ok((side(a, "a.pb.gz")?, side(b, "b.pb.gz")?))
+    let [(name_a, bytes_a), (name_b, bytes_b)] = encode_pair(a, b);
+    Ok((out.write(name_a, &bytes_a)?, out.write(name_b, &bytes_b)?))
 }
