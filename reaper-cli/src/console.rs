@@ -3,7 +3,7 @@
 //! a task's comm holds can drive a terminal or run as a GitHub Actions
 //! workflow command (the runner parses both streams). reaper's own workflow
 //! commands are written by `crate::ci::github`, the one module allowed past
-//! this guard; `tests/print_paths.rs` fails on a print anywhere else.
+//! this guard; `tests/source_rules.rs` fails on a print anywhere else.
 
 use std::io::Write as _;
 

@@ -188,6 +188,16 @@ impl Budget {
     pub fn charge_memory(&self, bytes: u64) -> Result<(), Exceeded> {
         let total = self.memory.get().saturating_add(bytes);
         self.memory.set(total);
+        self.check_memory(total)
+    }
+
+    /// Checks that `bytes` more, held only for a moment (the old buffer of
+    /// a growing Vec), would still fit; nothing is charged.
+    pub fn check_transient(&self, bytes: u64) -> Result<(), Exceeded> {
+        self.check_memory(self.memory.get().saturating_add(bytes))
+    }
+
+    fn check_memory(&self, total: u64) -> Result<(), Exceeded> {
         let allowed = self
             .bytes
             .get()

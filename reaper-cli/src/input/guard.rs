@@ -11,8 +11,10 @@
 //!   (`1e308` would print as 309 digits); numbers under the keys in
 //!   [`ADDRESS_KEYS`] are addresses, not amounts;
 //! - every element, map entry and string charges its in-memory size to the
-//!   command's [`Budget`], and decoding stops when the decoded form outgrows
-//!   the bytes read (padding, amplification).
+//!   command's [`Budget`] (an element twice its size: a Vec's capacity is
+//!   under twice its length; and when a Vec doubles, its old buffer is
+//!   checked as held for that moment), and decoding stops when the decoded
+//!   form outgrows the bytes read (padding, amplification).
 //!
 //! No `serde_json::Value` of the whole file is built; memory is the decoded
 //! model plus the reader's buffer.
@@ -40,6 +42,10 @@ pub const ADDRESS_KEYS: &[&str] = &["addresses", "first", "last"];
 /// A `BTreeMap` entry's share of its node beyond the key and value
 /// (parent pointer, index and length, amortised over a node's 11 slots).
 const MAP_ENTRY_OVERHEAD: u64 = 16;
+/// Slots a Vec holds per element once grown by doubling (its capacity is
+/// under twice its length); a `BTreeMap` node is at least half full, so
+/// the same factor covers a map entry.
+const SLOTS_PER_ELEMENT: u64 = 2;
 
 /// Why the guard stopped a decode (beyond the parser's own errors).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +89,12 @@ impl Tally<'_> {
     fn memory<E: de::Error>(&self, bytes: u64) -> Result<(), E> {
         self.budget
             .charge_memory(bytes)
+            .map_err(|e| self.fail(Stop::Budget(e)))
+    }
+
+    fn transient<E: de::Error>(&self, bytes: u64) -> Result<(), E> {
+        self.budget
+            .check_transient(bytes)
             .map_err(|e| self.fail(Stop::Budget(e)))
     }
 
@@ -342,6 +354,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Visit<'_, '_, V> {
         self.inner.visit_seq(Seq {
             seq,
             tally: self.tally,
+            len: 0,
         })
     }
 
@@ -382,6 +395,8 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<'_, '_, S> {
 struct Seq<'a, 'b, A> {
     seq: A,
     tally: &'a Tally<'b>,
+    /// Elements so far.
+    len: u64,
 }
 
 impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, '_, A> {
@@ -396,9 +411,14 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, '_, A> {
             tally: self.tally,
         })?;
         if element.is_some() {
-            // Its slot in the Vec; a Vec's spare capacity is covered by
-            // the allowance per byte.
-            self.tally.memory(size_of::<T::Value>() as u64)?;
+            let slot = size_of::<T::Value>() as u64;
+            self.len += 1;
+            self.tally.memory(SLOTS_PER_ELEMENT * slot)?;
+            // A Vec doubles when its length reaches a power of two: for a
+            // moment its old buffer is held beside the new one.
+            if self.len.is_power_of_two() {
+                self.tally.transient(self.len * slot)?;
+            }
         }
         Ok(element)
     }
@@ -436,7 +456,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, '_, A> {
         let key = key?;
         if key.is_some() && self.shape != Shape::Struct {
             self.tally
-                .memory(size_of::<K::Value>() as u64 + MAP_ENTRY_OVERHEAD)?;
+                .memory(SLOTS_PER_ELEMENT * size_of::<K::Value>() as u64 + MAP_ENTRY_OVERHEAD)?;
         }
         Ok(key)
     }
@@ -456,7 +476,8 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, '_, A> {
         self.tally.under_address.set(under);
         let value = value?;
         if self.shape != Shape::Struct {
-            self.tally.memory(size_of::<V::Value>() as u64)?;
+            self.tally
+                .memory(SLOTS_PER_ELEMENT * size_of::<V::Value>() as u64)?;
         }
         Ok(value)
     }

@@ -2,7 +2,7 @@
 //! SVGs, pprof and other formats, the gate's calibration file, markdown and
 //! JUnit, the GitHub job summary, man pages and completions. Nothing else in
 //! the crate creates, renames or opens a file for writing
-//! (`tests/write_paths.rs` fails on any other write).
+//! (`tests/source_rules.rs` fails on any other write).
 //!
 //! reaper often runs as root and writes into directories that other users
 //! can predict (`/tmp/...`, a shared CI workspace), so:
