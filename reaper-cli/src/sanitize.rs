@@ -52,7 +52,12 @@ fn push_escaped(out: &mut String, c: char) {
 /// invisible-format character becomes a visible escape. Unchanged (and not
 /// copied) when there is none, as in every file reaper writes itself.
 pub fn escape(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(is_hazard) {
+    let clean = if s.is_ascii() {
+        !s.bytes().any(|b| b < 0x20 || b == 0x7f)
+    } else {
+        !s.chars().any(is_hazard)
+    };
+    if clean {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use crate::input::Budget;
 use crate::input::open::{self, Identity, Opened};
 use crate::model::Run;
-use crate::report::load::{LoadError, decode_run, read_checked_header};
+use crate::report::load::{LoadError, Source, decode_run, read_checked_header};
 
 /// A `*.json` file under a run-set directory that is a run file.
 #[derive(Clone, Debug)]
@@ -236,12 +236,13 @@ fn walk(
 pub fn scan(listed: Listed, budget: &Budget) -> Result<Scanned, SetError> {
     let mut runs = Vec::new();
     for (i, found) in listed.files.iter().enumerate() {
-        let mut file = open::open_found(&listed.root, &listed.path, &found.names, found.id)
-            .map_err(|source| LoadError::Read {
+        let file = open::open_found(&listed.root, &listed.path, &found.names, found.id).map_err(
+            |source| LoadError::Read {
                 path: found.path.clone(),
                 source,
-            })?;
-        let header = read_checked_header(&mut file, found.id, &found.path, budget)?;
+            },
+        )?;
+        let (_, header) = read_checked_header(file, found.id, &found.path, budget)?;
         if !header.looks_like_run() {
             if listed.given_file {
                 return Err(SetError::Load(LoadError::NotARun {
@@ -277,8 +278,8 @@ pub fn decode(scanned: Scanned, budget: &Budget) -> Result<RunSet, SetError> {
                 source,
             },
         )?;
-        use std::io::Read as _;
-        let run = decode_run(file.take(found.id.size), version, &found.path, budget)?;
+        let mut source = Source::of(file, found.id.size, &found.path)?;
+        let run = decode_run(&mut source, version, &found.path, budget)?;
         loaded.push(LoadedRun {
             path: found.path.clone(),
             run,

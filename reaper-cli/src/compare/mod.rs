@@ -45,7 +45,7 @@ pub use load::{RunSet, SetError};
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
     /// A side could not be loaded.
-    #[error("{side}: {source}")]
+    #[error("{side}")]
     Load {
         /// "A", "B", "baseline", "candidate".
         side: &'static str,
@@ -54,7 +54,7 @@ pub enum CompareError {
         source: SetError,
     },
     /// The sides together are more than `--max-input` allows.
-    #[error("{sides}: {source}")]
+    #[error("{sides}")]
     OverBudget {
         /// The sides, named with their paths.
         sides: String,

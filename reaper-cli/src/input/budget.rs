@@ -80,24 +80,33 @@ impl std::str::FromStr for MaxInput {
     }
 }
 
+/// Bytes for people: `2.0 GiB`, `534.2 KiB`, `12 bytes`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (unit, name) in UNITS {
+        if bytes >= unit {
+            return format!("{:.1} {name}", bytes as f64 / unit as f64);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
 /// A limit reached.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Exceeded {
     /// More input than `--max-input` allows.
     #[error(
-        "{needed} {what} to read, more than --max-input allows ({limit}); pass a larger --max-input SIZE[,episodes=N] to read them (memory use stays under {MEMORY_PER_BYTE}× the bytes read; README, \"Files reaper writes, and files it reads\")"
+        "{needed} to read, more than --max-input allows ({limit}); pass a larger --max-input SIZE[,episodes=N] to read them (memory use stays under {MEMORY_PER_BYTE}× the bytes read; README, \"Files reaper writes, and files it reads\")"
     )]
     Input {
-        /// Bytes or episodes.
-        what: &'static str,
-        /// What reading would take.
+        /// What reading would take, e.g. "2.0 GiB of run files (2159460000 bytes)".
         needed: String,
         /// The limit, as given.
         limit: MaxInput,
     },
     /// The decoded form outgrows the bytes read: a file shaped to amplify.
     #[error(
-        "its decoded form would take more than {MEMORY_PER_BYTE}× the bytes read (over {} of memory for {} of run files): padding or amplification, not a reaper run file", format_size(*memory), format_size(*bytes)
+        "its decoded form would take more than {MEMORY_PER_BYTE}× the bytes read (over {} of memory for {} of run files): padding or amplification, not a reaper run file", human_size(*memory), human_size(*bytes)
     )]
     Memory {
         /// Model bytes when it stopped.
@@ -154,8 +163,7 @@ impl Budget {
         let total = self.bytes.get().saturating_add(bytes);
         if total > self.max.bytes {
             return Err(Exceeded::Input {
-                what: "bytes of run files",
-                needed: format!("{} ({total} bytes)", format_size(total)),
+                needed: format!("{} of run files ({total} bytes)", human_size(total)),
                 limit: self.max,
             });
         }
@@ -174,8 +182,7 @@ impl Budget {
         let total = self.episodes.get().saturating_add(episodes);
         if total > self.max.episodes {
             return Err(Exceeded::Input {
-                what: "episodes",
-                needed: total.to_string(),
+                needed: format!("{total} episodes"),
                 limit: self.max,
             });
         }
@@ -240,7 +247,11 @@ mod tests {
         let budget = Budget::new("1K,episodes=3".parse().unwrap());
         budget.charge_bytes(1000).unwrap();
         let err = budget.charge_bytes(100).unwrap_err();
-        assert!(err.to_string().contains("--max-input"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("1.1 KiB of run files (1100 bytes) to read, more than --max-input allows (1K,episodes=3)"),
+            "{err}"
+        );
         assert_eq!(budget.bytes(), 1000, "a refused charge is not counted");
         budget.charge_episodes(3).unwrap();
         assert!(budget.charge_episodes(1).is_err());

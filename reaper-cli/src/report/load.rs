@@ -10,6 +10,7 @@
 //! through the guard. A file of an earlier schema version (none exists yet)
 //! is decoded as JSON, upgraded (`crate::schema::migrate`), then decoded.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{Read, Seek as _};
 use std::path::{Path, PathBuf};
@@ -78,7 +79,7 @@ pub enum LoadError {
         limit: u64,
     },
     /// More than `--max-input` allows.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     OverBudget {
         /// The file (or set) that did not fit.
         path: PathBuf,
@@ -228,32 +229,45 @@ impl<'de> de::Deserialize<'de> for Version {
     }
 }
 
-impl<'de> de::Deserialize<'de> for Header {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct H;
-        impl<'de> Visitor<'de> for H {
-            type Value = Header;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
+/// Reads a [`Header`] into its cell, stopping as soon as both keys are
+/// seen (reaper writes them first, before the episodes): the rest of the
+/// file is checked by the decode that follows. Stopping is an error for
+/// serde, told apart by the cell being filled.
+struct HeaderSeed<'a>(&'a Cell<Option<Header>>);
+
+impl<'de> de::DeserializeSeed<'de> for HeaderSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for HeaderSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut header = Header::default();
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::SchemaVersion => header.version = Some(map.next_value()?),
+                Key::Episodes => header.has_episodes = true,
+                Key::Other => {}
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header, A::Error> {
-                let mut header = Header::default();
-                while let Some(key) = map.next_key::<Key>()? {
-                    match key {
-                        Key::SchemaVersion => header.version = Some(map.next_value()?),
-                        Key::Episodes => {
-                            header.has_episodes = true;
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                        Key::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(header)
+            if header.looks_like_run() {
+                self.0.set(Some(header));
+                return Err(de::Error::custom("header read"));
+            }
+            if !matches!(key, Key::SchemaVersion) {
+                map.next_value::<IgnoredAny>()?;
             }
         }
-        d.deserialize_map(H)
+        self.0.set(Some(header));
+        Ok(())
     }
 }
 
@@ -284,12 +298,54 @@ impl<'de> de::Deserialize<'de> for Key {
     }
 }
 
-/// Reads a run file's [`Header`] (the first pass) from `reader`.
-pub fn read_header(reader: impl Read, path: &Path) -> Result<Header, LoadError> {
-    crate::input::peek::<Header>(reader).map_err(|e| match e {
-        DecodeError::Invalid(_) => LoadError::not_a_run(path, "not a JSON object"),
-        e => LoadError::decode(path, e),
-    })
+/// Reads a run file's [`Header`] (the first pass).
+pub fn read_header(source: &mut Source, path: &Path) -> Result<Header, LoadError> {
+    let cell = Cell::new(None);
+    let peeked = match source {
+        Source::Bytes(bytes) => crate::input::peek_slice(bytes, HeaderSeed(&cell)),
+        Source::File(file, size) => {
+            let peeked = crate::input::peek((&mut *file).take(*size), HeaderSeed(&cell));
+            file.rewind().map_err(|e| LoadError::read(path, e))?;
+            peeked
+        }
+    };
+    match (peeked, cell.take()) {
+        (_, Some(header)) => Ok(header),
+        (Err(DecodeError::Invalid(_)), None) => {
+            Err(LoadError::not_a_run(path, "not a JSON object"))
+        }
+        (Err(e), None) => Err(LoadError::decode(path, e)),
+        (Ok(()), None) => Err(LoadError::not_a_run(path, "not a JSON object")),
+    }
+}
+
+/// Files up to this size are read whole and parsed from memory (several
+/// times faster); larger ones are streamed, so the copy never costs more
+/// than this.
+const READ_WHOLE: u64 = 16 << 20;
+
+/// A run file's bytes: read whole, or an open file to stream.
+#[derive(Debug)]
+pub enum Source {
+    /// Read whole.
+    Bytes(Vec<u8>),
+    /// Streamed; at most this many bytes are read.
+    File(File, u64),
+}
+
+impl Source {
+    /// Reads `file` (of `size` bytes, as checked) whole when it is small.
+    pub fn of(mut file: File, size: u64, path: &Path) -> Result<Self, LoadError> {
+        if size > READ_WHOLE {
+            return Ok(Self::File(file, size));
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        (&mut file)
+            .take(size)
+            .read_to_end(&mut bytes)
+            .map_err(|e| LoadError::read(path, e))?;
+        Ok(Self::Bytes(bytes))
+    }
 }
 
 /// Resolves a run path: a file as is, a directory to its `run.json` (never
@@ -325,24 +381,23 @@ pub fn load_run(path: &Path) -> Result<Run, LoadError> {
 
 /// Loads a run file (or the `run.json` in a directory), charging `budget`.
 pub fn load_run_within(path: &Path, budget: &Budget) -> Result<Run, LoadError> {
-    let (mut file, id, path) = open_run(path)?;
-    let header = read_checked_header(&mut file, id, &path, budget)?;
+    let (file, id, path) = open_run(path)?;
+    let (mut source, header) = read_checked_header(file, id, &path, budget)?;
     let version = header.schema_version(&path)?;
     if !header.has_episodes {
         return Err(LoadError::not_a_run(&path, "no episodes field"));
     }
-    file.rewind().map_err(|e| LoadError::read(&path, e))?;
-    decode_run((&mut file).take(id.size), version, &path, budget)
+    decode_run(&mut source, version, &path, budget)
 }
 
 /// Checks a file's size against the run-file limit and the budget (charging
-/// it), then reads its [`Header`].
+/// it), reads it (whole if small), and reads its [`Header`].
 pub fn read_checked_header(
-    file: &mut File,
+    file: File,
     id: Identity,
     path: &Path,
     budget: &Budget,
-) -> Result<Header, LoadError> {
+) -> Result<(Source, Header), LoadError> {
     if id.size > MAX_RUN_FILE_BYTES {
         return Err(LoadError::TooLarge {
             path: path.to_owned(),
@@ -356,13 +411,28 @@ pub fn read_checked_header(
             path: path.to_owned(),
             source,
         })?;
-    read_header(file.take(id.size), path)
+    let mut source = Source::of(file, id.size, path)?;
+    let header = read_header(&mut source, path)?;
+    Ok((source, header))
 }
 
-/// Decodes a run file of schema `version` from `reader` (the second pass),
-/// through the guard; refuses a newer schema, upgrades an older one.
+/// Decodes `T` from a source through the guard.
+fn decode_source<T: serde::de::DeserializeOwned>(
+    source: &mut Source,
+    path: &Path,
+    budget: &Budget,
+) -> Result<T, LoadError> {
+    match source {
+        Source::Bytes(bytes) => crate::input::decode_slice(bytes, budget),
+        Source::File(file, size) => crate::input::decode((&mut *file).take(*size), budget),
+    }
+    .map_err(|e| LoadError::decode(path, e))
+}
+
+/// Decodes a run file of schema `version` (the second pass), through the
+/// guard; refuses a newer schema, upgrades an older one.
 pub fn decode_run(
-    reader: impl Read,
+    source: &mut Source,
     version: u64,
     path: &Path,
     budget: &Budget,
@@ -375,7 +445,7 @@ pub fn decode_run(
         });
     }
     let run: Run = if version == u64::from(SCHEMA_VERSION) {
-        crate::input::decode(reader, budget).map_err(|e| LoadError::decode(path, e))?
+        decode_source(source, path, budget)?
     } else {
         let migrate = |source| LoadError::Migrate {
             path: path.to_owned(),
@@ -383,7 +453,7 @@ pub fn decode_run(
         };
         crate::schema::migrate::check(version).map_err(migrate)?;
         let mut raw: serde_json::Map<String, serde_json::Value> =
-            crate::input::decode(reader, budget).map_err(|e| LoadError::decode(path, e))?;
+            decode_source(source, path, budget)?;
         crate::schema::migrate::upgrade(&mut raw, version).map_err(migrate)?;
         let value = serde_json::Value::Object(raw);
         crate::input::guard::decode(value, budget).map_err(|(e, stop)| match stop {
@@ -405,7 +475,8 @@ pub fn decode_run(
 /// reaper's own data, whatever its shape.
 pub fn reread(json: &[u8], path: &Path) -> Result<Run, LoadError> {
     let budget = Budget::unlimited();
-    decode_run(json, u64::from(SCHEMA_VERSION), path, &budget)
+    let mut source = Source::Bytes(json.to_vec());
+    decode_run(&mut source, u64::from(SCHEMA_VERSION), path, &budget)
 }
 
 /// Parses run-file text held in memory (tests, fuzzing); `path` is only
@@ -419,33 +490,39 @@ pub fn parse_run(text: &str, path: &Path) -> Result<Run, LoadError> {
             path: path.to_owned(),
             source,
         })?;
-    let header = read_header(text.as_bytes(), path)?;
+    let mut source = Source::Bytes(text.as_bytes().to_vec());
+    let header = read_header(&mut source, path)?;
     let version = header.schema_version(path)?;
     if !header.has_episodes {
         return Err(LoadError::not_a_run(path, "no episodes field"));
     }
-    decode_run(text.as_bytes(), version, path, &budget)
+    decode_run(&mut source, version, path, &budget)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn header(text: &[u8]) -> Result<Header, LoadError> {
+        read_header(&mut Source::Bytes(text.to_vec()), Path::new("f"))
+    }
+
     #[test]
     fn header_looks_only_at_two_top_level_keys() {
-        let h = read_header(
-            &br#"{"x": {"schema_version": "no"}, "episodes": [1, 2], "schema_version": 3}"#[..],
-            Path::new("f"),
-        )
-        .unwrap();
+        let h =
+            header(br#"{"x": {"schema_version": "no"}, "episodes": [1, 2], "schema_version": 3}"#)
+                .unwrap();
         assert_eq!(h.version, Some(Version::Number(3)));
         assert!(h.looks_like_run());
-        let h = read_header(&br#"{"schema_version": [1]}"#[..], Path::new("f")).unwrap();
+        let h = header(br#"{"schema_version": [1]}"#).unwrap();
         assert_eq!(h.version, Some(Version::NotANumber));
         assert!(!h.looks_like_run());
-        // A struct may not be given as an array, and junk may not follow.
-        for bad in [&b"[1, []]"[..], b"{} x", b"{\"a\": "] {
-            assert!(read_header(bad, Path::new("f")).is_err());
+        // It stops once both keys are seen: the rest is the decode's.
+        let h = header(br#"{"schema_version": 1, "episodes": [ x x"#).unwrap();
+        assert!(h.looks_like_run());
+        // A struct may not be given as an array.
+        for bad in [&b"[1, []]"[..], b"{\"a\": ", b"x"] {
+            assert!(header(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
 }
