@@ -69,24 +69,24 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
         let flames = flame::render_all(&pair.a, &pair.b, labels).with_context(|| {
             format!("rendering differential flame graphs for {}", dir.display())
         })?;
-        let [(name_a, pprof_a), (name_b, pprof_b)] =
-            crate::report::pprof::encode_pair(&pair.a, &pair.b);
-        let mut written = 0;
-        for (name, svg) in &flames {
-            out.write(name, svg)?;
-            written += 1;
-        }
+        let graphs = flames.len();
+        let mut files = flames;
+        files.extend(
+            crate::report::pprof::encode_pair(&pair.a, &pair.b)
+                .map(|(name, bytes)| (name.to_owned(), bytes)),
+        );
+        let written = out.write_all(&files)?;
         note!(
-            "reaper: wrote {written} differential flame graphs to {}",
+            "reaper: wrote {graphs} differential flame graphs to {}",
             dir.display()
         );
-        let a = out.write(name_a, &pprof_a)?;
-        let b = out.write(name_b, &pprof_b)?;
-        note!(
-            "reaper: compare in pprof with: go tool pprof -diff_base {} {}",
-            a.display(),
-            b.display()
-        );
+        if let [.., a, b] = written.as_slice() {
+            note!(
+                "reaper: compare in pprof with: go tool pprof -diff_base {} {}",
+                a.display(),
+                b.display()
+            );
+        }
     }
     if args.json {
         sayln!("{}", serde_json::to_string_pretty(&d)?);

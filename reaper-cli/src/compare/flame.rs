@@ -211,11 +211,7 @@ pub fn write_all(
     out: &OutputDir,
 ) -> Result<Vec<PathBuf>, FlameError> {
     let rendered = render_all(a, b, labels)?;
-    let mut written = Vec::new();
-    for (name, svg) in rendered {
-        written.push(out.write(&name, &svg)?);
-    }
-    Ok(written)
+    Ok(out.write_all(&rendered)?)
 }
 
 #[cfg(test)]

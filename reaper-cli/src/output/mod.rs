@@ -182,9 +182,21 @@ impl OutputDir {
     }
 
     /// Checks, before anything is recorded, that every name in `names` can
-    /// be written (absent, or something a rename replaces: not a
-    /// directory), and that a file can be created here.
+    /// be written ([`check_names`](Self::check_names)), and that a file can
+    /// be created here.
     pub fn check_writable(&self, names: &[String]) -> Result<(), OutputError> {
+        self.check_names(names)?;
+        let (temp, fd) = self.create_temp("probe", &self.path)?;
+        drop(fd);
+        let _ = rustix::fs::unlinkat(&self.fd, temp.as_str(), AtFlags::empty());
+        Ok(())
+    }
+
+    /// Checks that every name in `names` can be written: absent, or
+    /// something a rename replaces (not a directory). A set of files is
+    /// checked before its first file is written, so a planted directory
+    /// cannot leave it half-written.
+    pub fn check_names(&self, names: &[String]) -> Result<(), OutputError> {
         for name in names {
             check_name(name)?;
             match rustix::fs::statat(&self.fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
@@ -198,10 +210,18 @@ impl OutputDir {
                 Err(e) => return Err(io("inspect", &self.path.join(name))(e.into())),
             }
         }
-        let (temp, fd) = self.create_temp("probe", &self.path)?;
-        drop(fd);
-        let _ = rustix::fs::unlinkat(&self.fd, temp.as_str(), AtFlags::empty());
         Ok(())
+    }
+
+    /// Writes a set of files: every name checked ([`check_names`](Self::check_names))
+    /// before the first is written. Returns the paths written.
+    pub fn write_all(&self, files: &[(String, Vec<u8>)]) -> Result<Vec<PathBuf>, OutputError> {
+        let names: Vec<String> = files.iter().map(|(name, _)| name.clone()).collect();
+        self.check_names(&names)?;
+        files
+            .iter()
+            .map(|(name, bytes)| self.write(name, bytes))
+            .collect()
     }
 
     /// Writes `bytes` to `name` atomically (see the module doc). Returns the

@@ -214,3 +214,17 @@ fn a_second_recording_into_the_same_directory_is_refused() {
     drop(first);
     second.lock().unwrap();
 }
+
+#[test]
+fn a_set_of_files_is_checked_before_its_first_file_is_written() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = OutputDir::create(scratch.path()).unwrap();
+    std::fs::create_dir(scratch.path().join("b.svg")).unwrap();
+    let files = [
+        ("a.svg".to_owned(), b"a".to_vec()),
+        ("b.svg".to_owned(), b"b".to_vec()),
+    ];
+    let err = dir.write_all(&files).unwrap_err();
+    assert!(matches!(err, OutputError::Blocked { .. }), "{err}");
+    assert_eq!(entries(scratch.path()), ["b.svg"], "nothing was written");
+}

@@ -158,8 +158,6 @@ pub fn write_files(
         })?;
         rendered.push((svg_name, svg));
     }
-    for (name, bytes) in rendered {
-        written.push(out.write(&name, &bytes)?);
-    }
+    written.extend(out.write_all(&rendered)?);
     Ok(written)
 }

@@ -226,13 +226,3 @@ pub fn encode_pair(
     };
     [("a.pb.gz", side(a)), ("b.pb.gz", side(b))]
 }
-
-/// Writes [`encode_pair`]'s files into `out`.
-pub fn write_pair(
-    a: &crate::compare::load::RunSet,
-    b: &crate::compare::load::RunSet,
-    out: &crate::output::OutputDir,
-) -> Result<(std::path::PathBuf, std::path::PathBuf), crate::output::OutputError> {
-    let [(name_a, bytes_a), (name_b, bytes_b)] = encode_pair(a, b);
-    Ok((out.write(name_a, &bytes_a)?, out.write(name_b, &bytes_b)?))
-}
