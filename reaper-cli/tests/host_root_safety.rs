@@ -446,13 +446,15 @@ fn a_second_recording_into_the_same_directory_exits_2_naming_the_first() {
     }
     let root = temp_dir("two-records");
     let out = root.join("out");
-    let first = Command::new(REAPER)
+    // Long enough (20 episodes) that the second starts and is refused while
+    // the first still records.
+    let mut first = Command::new(REAPER)
         .args([
             "record",
             "--victim",
             "256M",
             "--runs",
-            "2",
+            "20",
             "--quiet",
             "-o",
             out.to_str().unwrap(),
@@ -474,6 +476,10 @@ fn a_second_recording_into_the_same_directory_exits_2_naming_the_first() {
         "-o",
         out.to_str().unwrap(),
     ]);
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first record ended before the second was refused: nothing was tested"
+    );
     let first = first.wait_with_output().unwrap();
     assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
     assert_eq!(second.status.code(), Some(2), "{}", text(&second.stderr));
@@ -482,7 +488,7 @@ fn a_second_recording_into_the_same_directory_exits_2_naming_the_first() {
     let run = common::load_run(&out.join("run.json"));
     assert_eq!(
         run.episodes.len(),
-        2,
+        20,
         "the run.json is the first recording's"
     );
     assert!(!out.join("run.json.old").exists());
