@@ -104,7 +104,12 @@ pub fn markdown(r: &GateReport) -> String {
         );
     }
     let _ = writeln!(out, "- Statistical unit: the {}", r.unit);
-    let _ = writeln!(out, "- Noise floor: {}", r.noise_floor);
+    // Names the --calibration file: a path, escaped like the labels.
+    let _ = writeln!(
+        out,
+        "- Noise floor: {}",
+        escape_cell(&r.noise_floor.to_string())
+    );
     if !r.differences.is_empty() {
         let _ = writeln!(
             out,
