@@ -352,6 +352,17 @@ impl OutputDir {
                     break;
                 }
                 Err(Errno::EXIST) => continue,
+                // A filesystem without hard links (vfat, some FUSE): keep
+                // it by renaming, as before links (a moment without `name`).
+                Err(Errno::PERM | Errno::OPNOTSUPP | Errno::MLINK | Errno::NOSYS) => {
+                    log::warn!(
+                        "{}: this filesystem cannot hard-link it; kept by renaming instead",
+                        from.display()
+                    );
+                    rustix::fs::renameat(&self.fd, name, &self.fd, old_name)
+                        .map_err(|e| io("keep the previous run", &from)(e.into()))?;
+                    return Ok(Some(self.path.join(old_name)));
+                }
                 Err(e) => return Err(io("keep the previous run", &from)(e.into())),
             }
         }
