@@ -109,7 +109,7 @@ pub fn main(cli: Cli) -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("reaper: {err:#}");
+            crate::console::note!("reaper: {err:#}");
             if is_gate {
                 exit::USAGE
             } else {
@@ -127,10 +127,8 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || e.is::<crate::compare::load::SetError>()
             || e.is::<crate::compare::CompareError>()
             || e.is::<crate::system::privileges::MissingPrivileges>()
-            || matches!(
-                e.downcast_ref::<crate::output::OutputError>(),
-                Some(crate::output::OutputError::UnsafeDir { .. })
-            )
+            || e.downcast_ref::<crate::output::OutputError>()
+                .is_some_and(crate::output::OutputError::is_usage)
     });
     if usage { exit::USAGE } else { exit::FAILURE }
 }
@@ -143,7 +141,18 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         _ => "debug",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_timestamp(None)
+        .format(|buf, record| {
+            // Log lines name files and tasks too: through the same guard
+            // as every other line reaper prints.
+            use std::io::Write as _;
+            let line = format!(
+                "[{:<5} {}] {}\n",
+                record.level(),
+                record.target(),
+                record.args()
+            );
+            buf.write_all(crate::sanitize::guard_lines(&line).as_bytes())
+        })
         .init();
     match cli.command {
         Command::Doctor(args) => cmd::doctor::run(&args),

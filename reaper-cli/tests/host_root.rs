@@ -371,19 +371,23 @@ unsafe extern "C" {
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
-fn no_reaper_cgroups_left() -> bool {
-    [
-        "/sys/fs/cgroup/memory",
-        "/sys/fs/cgroup/freezer",
-        "/sys/fs/cgroup",
-    ]
-    .iter()
-    .all(|root| {
-        std::fs::read_dir(root).map_or(true, |dir| {
-            dir.filter_map(Result::ok)
-                .all(|e| !e.file_name().to_string_lossy().starts_with("reaper-"))
-        })
-    })
+/// Runs `reaper` with `args`, capturing its output, and returns its pid
+/// too (to look for what that very process left behind).
+fn reaper_with_pid(args: &[&str]) -> (u32, std::process::Output) {
+    let child = Command::new(REAPER)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running reaper");
+    let pid = child.id();
+    (pid, child.wait_with_output().expect("waiting for reaper"))
+}
+
+/// Whether reaper process `pid` left no cgroup behind. Only its own: a test
+/// running in parallel may legitimately hold a `reaper-*` cgroup of its own.
+fn no_cgroups_left_by(pid: u32) -> bool {
+    cgroups_of(pid).is_empty()
 }
 
 #[test]
@@ -392,7 +396,7 @@ fn oom_kill_in_own_memcg_is_explained_and_cleaned_up() {
         return;
     }
     let dir = temp_dir("oom");
-    let out = reaper(&[
+    let (pid, out) = reaper_with_pid(&[
         "record",
         "--oom",
         "--victim",
@@ -439,7 +443,7 @@ fn oom_kill_in_own_memcg_is_explained_and_cleaned_up() {
         faults < samples_under(victim, "exit_mmap"),
         "pre-kill page faults were attributed to the victim's exit ({faults} samples)"
     );
-    assert!(no_reaper_cgroups_left(), "reaper left a cgroup behind");
+    assert!(no_cgroups_left_by(pid), "reaper {pid} left a cgroup behind");
     assert!(no_victims_left(), "a reaper-victim process survived");
 }
 
@@ -449,7 +453,7 @@ fn frozen_oom_victim_reports_every_thread_and_thaws() {
         return;
     }
     let dir = temp_dir("frozen");
-    let out = reaper(&[
+    let (pid, out) = reaper_with_pid(&[
         "record",
         "--oom",
         "--frozen",
@@ -467,7 +471,7 @@ fn frozen_oom_victim_reports_every_thread_and_thaws() {
     assert_eq!(frozen.threads, 4);
     assert_eq!(frozen.thread_exits.len(), 4);
     assert!(stdout.contains("Frozen victim (4 threads"), "{stdout}");
-    assert!(no_reaper_cgroups_left(), "reaper left a cgroup behind");
+    assert!(no_cgroups_left_by(pid), "reaper {pid} left a cgroup behind");
     assert!(no_victims_left(), "a reaper-victim process survived");
 }
 

@@ -242,3 +242,276 @@ fn capabilities_only_record_as_nobody() {
         assert!(err.contains("missing CAP_SYSLOG"), "{err}");
     }
 }
+
+// Issue 23: the second round of attacks, as `nobody` against root.
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// A scratch tree: `shared` (mode 1777, like /tmp) for the attacker, and
+/// `rootdir`, root's, the attack's target.
+fn shared_tree(name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root = temp_dir(name);
+    let shared = root.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let rootdir = root.join("rootdir");
+    std::fs::create_dir(&rootdir).unwrap();
+    (root, shared, rootdir)
+}
+
+fn nobody_symlink(target: &Path, link: &Path) {
+    symlink(target, link).unwrap();
+    std::os::unix::fs::lchown(link, Some(NOBODY), Some(NOBODY)).unwrap();
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn calibration_output_over_another_users_symlink_leaves_its_target_alone() {
+    if !require_root("calibration_output_symlink") {
+        return;
+    }
+    let (root, shared, _) = shared_tree("cal-link");
+    let precious = root.join("root-owned");
+    std::fs::write(&precious, "14 bytes here\n").unwrap();
+    let cal = shared.join("cal.json");
+    nobody_symlink(&precious, &cal);
+    let result = reaper(&[
+        "gate",
+        "--calibrate",
+        fixture("compare/set-baseline").to_str().unwrap(),
+        "-o",
+        cal.to_str().unwrap(),
+    ]);
+    assert_eq!(result.status.code(), Some(0), "{}", text(&result.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&precious).unwrap(),
+        "14 bytes here\n"
+    );
+    assert!(
+        std::fs::symlink_metadata(&cal)
+            .unwrap()
+            .file_type()
+            .is_file()
+    );
+}
+
+#[test]
+fn a_link_another_user_planted_above_the_output_is_not_followed() {
+    if !require_root("link_above_output") {
+        return;
+    }
+    let (_root, shared, rootdir) = shared_tree("link-above");
+    std::fs::create_dir(rootdir.join("existing")).unwrap();
+    let runs = shared.join("runs");
+    nobody_symlink(&rootdir, &runs);
+    let run = fixture("report/6.18-mrelease.run.json");
+    let other = fixture("compare/baseline/run.json");
+    for args in [
+        vec!["report", run.to_str().unwrap(), "-o", "RUNS/existing"],
+        vec!["report", run.to_str().unwrap(), "-o", "RUNS/newdir"],
+        vec![
+            "diff",
+            other.to_str().unwrap(),
+            other.to_str().unwrap(),
+            "-o",
+            "RUNS/existing",
+        ],
+    ] {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("RUNS", runs.to_str().unwrap()))
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let result = reaper(&args);
+        assert_eq!(
+            result.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&result.stderr)
+        );
+        let err = text(&result.stderr);
+        assert!(
+            err.contains(&format!("symlink owned by uid {NOBODY}")),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        entries(&rootdir),
+        ["existing"],
+        "root's directory was written"
+    );
+    assert!(entries(&rootdir.join("existing")).is_empty());
+}
+
+/// The issue's open-then-check race: `out` swapped between a directory and
+/// another user's symlink to root's directory with
+/// renameat2(RENAME_EXCHANGE), as fast as the kernel allows, while
+/// `report -o out` runs 1000 times. The directory is root's, so a run that
+/// finds it in place rightly writes into it; accepted is a run that wrote
+/// through the link into root's other directory (the issue: 10 of 300 on
+/// b94d11e). What is checked is the descriptor that is written through.
+#[test]
+fn a_directory_swapped_for_a_symlink_is_never_written_through() {
+    if !require_root("swap_race") {
+        return;
+    }
+    let (_root, shared, rootdir) = shared_tree("swap-race");
+    let out = shared.join("out");
+    let link = shared.join("link");
+    std::fs::create_dir(&out).unwrap();
+    nobody_symlink(&rootdir, &link);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let run = fixture("compare/too-few/run.json");
+    let iterations = 1000;
+    let (accepted, swaps) = std::thread::scope(|s| {
+        let swapper = s.spawn(|| {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &out,
+                    rustix::fs::CWD,
+                    &link,
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
+                swaps += 1;
+            }
+            swaps
+        });
+        let (mut accepted, mut wrote, mut refused) = (0, 0, 0);
+        for _ in 0..iterations {
+            let result = reaper(&["report", run.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+            match result.status.code() {
+                Some(0) => wrote += 1,
+                Some(2) => refused += 1,
+                other => panic!("{other:?}: {}", text(&result.stderr)),
+            }
+            if !entries(&rootdir).is_empty() {
+                accepted += 1;
+                for name in entries(&rootdir) {
+                    std::fs::remove_file(rootdir.join(name)).unwrap();
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        eprintln!("swap race: {wrote} runs wrote into the directory, {refused} refused the link");
+        (accepted, swapper.join().unwrap())
+    });
+    eprintln!("swap race: {accepted} of {iterations} runs wrote through the link, {swaps} swaps");
+    assert!(
+        swaps > iterations as u64,
+        "the swapper barely ran ({swaps} swaps)"
+    );
+    assert_eq!(
+        accepted, 0,
+        "{accepted} of {iterations} runs wrote through the link"
+    );
+    assert!(entries(&rootdir).is_empty());
+}
+
+/// Waits until `pid` holds a `flock` (it has locked its output directory).
+fn wait_for_lock(pid: u32) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+        if locks
+            .lines()
+            .any(|l| l.contains(" FLOCK ") && l.split_whitespace().nth(4) == Some(&pid.to_string()))
+        {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn a_second_recording_into_the_same_directory_exits_2_naming_the_first() {
+    if !require_root("one_recording_per_directory") {
+        return;
+    }
+    let root = temp_dir("two-records");
+    let out = root.join("out");
+    // Long enough (20 episodes) that the second starts and is refused while
+    // the first still records.
+    let mut first = Command::new(REAPER)
+        .args([
+            "record",
+            "--victim",
+            "256M",
+            "--runs",
+            "20",
+            "--quiet",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = first.id();
+    assert!(
+        wait_for_lock(pid),
+        "the first record never locked its directory"
+    );
+    let second = reaper(&[
+        "record",
+        "--victim",
+        "128M",
+        "--quiet",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first record ended before the second was refused: nothing was tested"
+    );
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert_eq!(second.status.code(), Some(2), "{}", text(&second.stderr));
+    let err = text(&second.stderr);
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    let run = common::load_run(&out.join("run.json"));
+    assert_eq!(
+        run.episodes.len(),
+        20,
+        "the run.json is the first recording's"
+    );
+    assert!(!out.join("run.json.old").exists());
+}
+
+#[test]
+fn a_planted_old_directory_is_refused_before_the_first_episode() {
+    if !require_root("planted_old_directory") {
+        return;
+    }
+    let (_root, shared, _) = shared_tree("planted-old");
+    // An accepted sticky directory, with another user's directory under
+    // the name the previous run is kept as.
+    let old = shared.join("run.json.old");
+    std::fs::create_dir(&old).unwrap();
+    std::os::unix::fs::chown(&old, Some(NOBODY), Some(NOBODY)).unwrap();
+    let result = reaper(&["record", "--victim", "128M", "-o", shared.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(2), "{}", text(&result.stderr));
+    let err = text(&result.stderr);
+    assert!(
+        err.contains("run.json.old") && err.contains("nothing was recorded"),
+        "{err}"
+    );
+    assert!(!err.contains("episode 1"), "it recorded first: {err}");
+    assert_eq!(entries(&shared), ["run.json.old"]);
+}

@@ -3,6 +3,11 @@
 //! metric becomes an `::error title=…::…` workflow command, which the runner
 //! turns into an annotation on the run (it reads commands from stdout and
 //! stderr alike; reaper prints them to stderr so `--json` stays clean).
+//!
+//! This module is the only writer of workflow commands: every other line
+//! reaper prints goes through `crate::console`, which defuses any line the
+//! runner would take for a command (run-file text included), and the
+//! summary is appended through `crate::output`, never through a symlink.
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -45,14 +50,11 @@ impl Actions {
         let Some(path) = &self.step_summary else {
             return Ok(None);
         };
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)?;
-        file.write_all(markdown.as_bytes())?;
-        if !markdown.ends_with('\n') {
-            file.write_all(b"\n")?;
+        let mut text = markdown.to_owned();
+        if !text.ends_with('\n') {
+            text.push('\n');
         }
+        crate::output::append_file(path, text.as_bytes()).map_err(std::io::Error::other)?;
         Ok(Some(path))
     }
 
@@ -79,6 +81,15 @@ impl Actions {
                 )
             })
             .collect()
+    }
+
+    /// Writes workflow commands made by this module to stderr, as they are
+    /// (the one place reaper's output is not guarded).
+    pub fn write_commands(&self, commands: &[String]) {
+        let mut stderr = std::io::stderr().lock();
+        for command in commands {
+            let _ = writeln!(stderr, "{command}");
+        }
     }
 
     /// One `::error` command per regressed metric (none outside Actions).

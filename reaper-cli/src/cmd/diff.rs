@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use crate::compare::{self, diff::DiffOptions, flame, text};
+use crate::console::{note, say, sayln};
 
 /// Arguments of `reaper diff`.
 #[derive(Clone, Debug, Args)]
@@ -53,6 +54,9 @@ pub struct DiffArgs {
     /// are used whatever its stack loss.
     #[arg(long, value_name = "PCT", default_value_t = compare::clean::DEFAULT_MAX_STACK_LOSS_PCT, value_parser = parse_pct)]
     pub max_stack_loss: f64,
+    /// What may be read.
+    #[command(flatten)]
+    pub input: super::InputArgs,
 }
 
 /// A percentage between 0 and 100.
@@ -66,7 +70,8 @@ pub fn parse_pct(raw: &str) -> Result<f64, String> {
 
 /// Loads both sides, prints the diff and writes the flame graphs.
 pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
-    let pair = compare::load_pair(("A", &args.a), ("B", &args.b), args.force)?;
+    let budget = args.input.budget();
+    let pair = compare::load_pair_within(("A", &args.a), ("B", &args.b), args.force, &budget)?;
     let opts = DiffOptions {
         label_a: args.label_a.clone(),
         label_b: args.label_b.clone(),
@@ -77,27 +82,37 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
     };
     let d = compare::diff::diff(&pair.a, &pair.b, pair.notes, &opts);
     if let Some(dir) = &args.output {
-        let labels = (d.header.a.label.as_str(), d.header.b.label.as_str());
+        // Checked, then everything rendered, before the first file is
+        // written: a failure leaves no half-written set.
         let out = crate::output::OutputDir::create(dir)?;
-        let files = flame::write_all(&pair.a, &pair.b, labels, &opts.policy, &out)
-            .with_context(|| format!("writing differential flame graphs to {}", dir.display()))?;
-        eprintln!(
-            "reaper: wrote {} differential flame graphs to {}",
-            files.len(),
+        let labels = (d.header.a.label.as_str(), d.header.b.label.as_str());
+        let flames =
+            flame::render_all(&pair.a, &pair.b, labels, &opts.policy).with_context(|| {
+                format!("rendering differential flame graphs for {}", dir.display())
+            })?;
+        let graphs = flames.len();
+        let mut files = flames;
+        files.extend(
+            crate::report::pprof::encode_pair(&pair.a, &pair.b)
+                .map(|(name, bytes)| (name.to_owned(), bytes)),
+        );
+        let written = out.write_all(&files)?;
+        note!(
+            "reaper: wrote {graphs} differential flame graphs to {}",
             dir.display()
         );
-        let (a, b) = crate::report::pprof::write_pair(&pair.a, &pair.b, &out)
-            .with_context(|| format!("writing the pprof pair to {}", dir.display()))?;
-        eprintln!(
-            "reaper: compare in pprof with: go tool pprof -diff_base {} {}",
-            a.display(),
-            b.display()
-        );
+        if let [.., a, b] = written.as_slice() {
+            note!(
+                "reaper: compare in pprof with: go tool pprof -diff_base {} {}",
+                a.display(),
+                b.display()
+            );
+        }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&d)?);
+        sayln!("{}", serde_json::to_string_pretty(&d)?);
     } else {
-        print!("{}", text::render(&d));
+        say!("{}", text::render(&d));
     }
     Ok(0)
 }

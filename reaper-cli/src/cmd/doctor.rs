@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use crate::console::{note, say, sayln};
 use crate::doctor;
 
 /// Arguments of `reaper doctor`.
@@ -16,14 +17,14 @@ pub struct DoctorArgs {
 pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
     let diagnosis = doctor::diagnose();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&diagnosis)?);
+        sayln!("{}", serde_json::to_string_pretty(&diagnosis)?);
     } else {
-        print!("{}", doctor::render(&diagnosis));
+        say!("{}", doctor::render(&diagnosis));
     }
     if diagnosis.can_record() {
         Ok(0)
     } else {
-        eprintln!(
+        note!(
             "reaper: this kernel allows neither tracepoints nor perf_event sampling for reaper, so it cannot record; {}",
             diagnosis
                 .privileges

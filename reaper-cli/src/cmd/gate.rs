@@ -8,7 +8,7 @@
 //! A/A run sets instead; `reaper gate --plan PCT` says how many runs a side
 //! would flag a PCT change.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -19,7 +19,8 @@ use crate::compare::gate::{
 };
 use crate::compare::runlevel::min_runs;
 use crate::compare::spec::{self, Gated};
-use crate::compare::{self, CompareError, diff::DiffOptions, gate_render};
+use crate::compare::{self, diff::DiffOptions, gate_render};
+use crate::console::{note, note_raw, say, sayln};
 
 /// Arguments of `reaper gate`.
 #[derive(Clone, Debug, Args)]
@@ -93,6 +94,9 @@ pub struct GateArgs {
     /// reported as "no change beyond ±PCT%".
     #[arg(long, value_name = "PCT", default_value_t = crate::compare::gate::DEFAULT_EQUIVALENCE_PCT, value_parser = super::diff::parse_pct)]
     pub equivalence: f64,
+    /// What may be read.
+    #[command(flatten)]
+    pub input: super::InputArgs,
 }
 
 fn gate_help() -> String {
@@ -142,34 +146,22 @@ fn parse_alpha(raw: &str) -> Result<f64, String> {
 
 /// `--calibrate DIR...`: measures the noise and writes the file.
 fn calibrate(args: &GateArgs) -> anyhow::Result<i32> {
-    let mut raws: Vec<Vec<(PathBuf, serde_json::Value)>> = Vec::new();
-    for dir in &args.calibrate {
-        let raw = compare::load::read_raw(dir).map_err(|source| CompareError::Load {
-            side: "A/A set",
-            source,
-        })?;
-        if let Some(first) = raws.first() {
-            compare::comparable::check_schema(first.as_slice(), &raw)?;
-        }
-        raws.push(raw);
-    }
-    let mut sets = Vec::new();
-    for (dir, raw) in args.calibrate.iter().zip(raws) {
-        sets.push(
-            compare::load::decode(dir, raw).map_err(|source| CompareError::Load {
-                side: "A/A set",
-                source,
-            })?,
-        );
-    }
+    let sides: Vec<(&'static str, &Path)> = args
+        .calibrate
+        .iter()
+        .map(|dir| ("A/A set", dir.as_path()))
+        .collect();
+    let sets = compare::load_sets(&sides, &args.input.budget())?;
     let cal = calibration::estimate(&sets, &policy(args))?;
     let text = serde_json::to_string_pretty(&cal)? + "\n";
     match &args.output {
-        Some(path) => std::fs::write(path, &text)
-            .with_context(|| format!("{}: cannot write the calibration file", path.display()))?,
-        None => print!("{text}"),
+        Some(path) => {
+            crate::output::write_file(path, text.as_bytes())
+                .context("cannot write the calibration file")?;
+        }
+        None => say!("{text}"),
     }
-    eprint!("reaper gate: {}", cal.summary());
+    note_raw!("reaper gate: {}", cal.summary());
     Ok(0)
 }
 
@@ -217,14 +209,7 @@ fn options(args: &GateArgs) -> anyhow::Result<GateOptions> {
 fn plan(args: &GateArgs, change_pct: f64) -> anyhow::Result<i32> {
     let opts = options(args)?;
     let baseline = match (&args.baseline, &opts.calibration) {
-        (Some(path), _) => Some(
-            compare::load::read_raw(path)
-                .and_then(|raw| compare::load::decode(path, raw))
-                .map_err(|source| CompareError::Load {
-                    side: "baseline",
-                    source,
-                })?,
-        ),
+        (Some(path), _) => Some(compare::load_set("baseline", path, &args.input.budget())?),
         (None, Some(_)) => None,
         (None, None) => anyhow::bail!(
             "--plan needs the noise: a --baseline of 3 or more runs, or --calibration FILE"
@@ -232,9 +217,9 @@ fn plan(args: &GateArgs, change_pct: f64) -> anyhow::Result<i32> {
     };
     let plan = compare::plan::plan(baseline.as_ref(), &opts, change_pct);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        sayln!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
-        print!("{}", compare::plan::markdown(&plan));
+        say!("{}", compare::plan::markdown(&plan));
     }
     Ok(0)
 }
@@ -285,10 +270,10 @@ fn refuse(args: &GateArgs, actions: &crate::ci::github::Actions, err: &anyhow::E
         ));
     }
     if let Some(command) = actions.refusal_command(&refusal.reason) {
-        eprintln!("{command}");
+        actions.write_commands(&[command]);
     }
     for problem in problems {
-        eprintln!("reaper gate: {problem}");
+        note!("reaper gate: {problem}");
     }
 }
 
@@ -331,6 +316,9 @@ pub fn refuse_unparsed(args: &[std::ffi::OsString], err: &anyhow::Error) {
         label_candidate: None,
         max_stack_loss: crate::compare::clean::DEFAULT_MAX_STACK_LOSS_PCT,
         equivalence: crate::compare::gate::DEFAULT_EQUIVALENCE_PCT,
+        input: super::InputArgs {
+            max_input: crate::input::MaxInput::default(),
+        },
     };
     refuse(&parsed, &crate::ci::github::Actions::from_env(), err);
 }
@@ -341,7 +329,12 @@ fn gate(args: &GateArgs, actions: &crate::ci::github::Actions) -> anyhow::Result
         anyhow::bail!("--baseline and --candidate are required (or --calibrate DIR...)");
     };
     let opts = options(args)?;
-    let pair = compare::load_pair(("baseline", baseline), ("candidate", candidate), args.force)?;
+    let pair = compare::load_pair_within(
+        ("baseline", baseline),
+        ("candidate", candidate),
+        args.force,
+        &args.input.budget(),
+    )?;
     check_runs(&pair.a, &pair.b, &opts)?;
     let labels = DiffOptions {
         label_a: args.label_baseline.clone(),
@@ -361,16 +354,16 @@ fn gate(args: &GateArgs, actions: &crate::ci::github::Actions) -> anyhow::Result
             .context("cannot write the JUnit XML")?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        sayln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{markdown}");
+        say!("{markdown}");
     }
     for v in report.regressions() {
-        eprintln!("reaper gate: {}", gate_render::regression_line(v));
+        note!("reaper gate: {}", gate_render::regression_line(v));
     }
     let warnings = report.warnings();
     for w in &warnings {
-        eprintln!("reaper gate: warning: {w}");
+        note!("reaper gate: warning: {w}");
     }
     actions.append_summary(&markdown).with_context(
         || "GITHUB_STEP_SUMMARY: cannot append the markdown summary to the job summary file",
@@ -380,7 +373,7 @@ fn gate(args: &GateArgs, actions: &crate::ci::github::Actions) -> anyhow::Result
         .into_iter()
         .chain(actions.warning_commands(&warnings))
     {
-        eprintln!("{command}");
+        actions.write_commands(&[command]);
     }
     Ok(report.exit_code())
 }

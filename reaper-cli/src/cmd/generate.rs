@@ -9,6 +9,8 @@ use anyhow::{Context as _, Result};
 use clap::{CommandFactory as _, ValueEnum as _};
 use clap_complete::Shell;
 
+use crate::output::OutputDir;
+
 /// `reaper generate` arguments.
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
@@ -40,23 +42,38 @@ pub fn run(args: &GenerateArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn create(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
-}
-
-/// Writes every visible command's page; hidden ones (`__victim`, this one)
-/// are left out by clap_mangen.
+/// Writes every visible command's page (clap_mangen's own recursion, as
+/// in its `generate_to`, but through [`OutputDir`]); hidden ones
+/// (`__victim`, this one) are left out.
 fn man_pages(dir: &Path) -> Result<()> {
-    create(dir)?;
-    clap_mangen::generate_to(crate::cli::Cli::command(), dir)
-        .with_context(|| format!("writing man pages into {}", dir.display()))
+    fn pages(cmd: clap::Command, out: &OutputDir) -> Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+            pages(sub, out)?;
+        }
+        let man = clap_mangen::Man::new(cmd);
+        let mut page = Vec::new();
+        man.render(&mut page)
+            .with_context(|| format!("rendering {}", man.get_filename()))?;
+        out.write(&man.get_filename(), &page)?;
+        Ok(())
+    }
+    let out = OutputDir::create(dir)?;
+    let mut command = crate::cli::Cli::command().disable_help_subcommand(true);
+    command.build();
+    pages(command, &out).with_context(|| format!("writing man pages into {}", dir.display()))
 }
 
 fn completions(dir: &Path) -> Result<()> {
-    create(dir)?;
+    let out = OutputDir::create(dir)?;
     let mut command = crate::cli::Cli::command();
     for shell in Shell::value_variants() {
-        clap_complete::generate_to(*shell, &mut command, "reaper", dir).with_context(|| {
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut command, "reaper", &mut script);
+        out.write(
+            &clap_complete::Generator::file_name(shell, "reaper"),
+            &script,
+        )
+        .with_context(|| {
             format!(
                 "writing the {shell} completion script into {}",
                 dir.display()

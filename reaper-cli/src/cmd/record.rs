@@ -1,12 +1,13 @@
 //! `reaper record`: validate flags, record, write run.json + folded + SVGs
 //! + pprof, print the report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
 
 use crate::{
+    console::{note, say, sayln},
     output::OutputDir,
     probes::{
         function_timing::AttachPolicy,
@@ -190,6 +191,14 @@ impl RecordArgs {
     }
 }
 
+/// Every name a recording may write into its output directory.
+fn output_names() -> Vec<String> {
+    let mut names = vec![RUN_FILE_NAME.to_owned(), PREVIOUS_RUN_FILE_NAME.to_owned()];
+    names.extend(crate::report::file_names());
+    names.push(crate::report::formats::Format::Pprof.file_name().to_owned());
+    names
+}
+
 /// Records, writes the outputs and prints the report.
 pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
     let settings = args.settings(verbose).map_err(crate::cli::UsageError)?;
@@ -199,24 +208,39 @@ pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
         Target::Pid(_) => RecordKind::Pid,
         Target::Watch(_) => RecordKind::Watch,
     }))?;
-    // Opened and checked before recording, so an unusable directory costs
-    // no recording.
+    // Every check of the output directory happens before recording, so an
+    // unusable one costs no recording: the path resolved and checked, the
+    // directory locked against a second recorder (held until this
+    // returns), and every name it will write free of directories.
     let out = args.output.as_deref().map(OutputDir::create).transpose()?;
+    if let Some(out) = &out {
+        out.lock()?;
+        out.check_writable(&output_names())?;
+    }
     let run = recorder::Recorder::run(settings)?;
+    let json = serde_json::to_vec_pretty(&run)?;
     let report_options = crate::report::ReportOptions::default();
     if let Some(out) = &out {
+        // The previous run is linked to run.json.old first, so a complete
+        // run.json exists at every moment, then replaced by the rename.
         if let Some(old) = out.keep_previous(RUN_FILE_NAME, PREVIOUS_RUN_FILE_NAME)? {
-            eprintln!(
+            note!(
                 "reaper: kept the previous run as {} (re-render it with `reaper report {} -o DIR`)",
                 old.display(),
                 old.display()
             );
         }
-        let path = out.write(RUN_FILE_NAME, &serde_json::to_vec_pretty(&run)?)?;
+        out.write(RUN_FILE_NAME, &json)?;
+    }
+    // Printed and drawn is what `reaper report` would read back: the run
+    // through the loader's guard (other tasks' comms are data too).
+    let run = crate::report::load::reread(&json, Path::new(RUN_FILE_NAME))?;
+    if let Some(out) = &out {
+        let path = out.path().join(RUN_FILE_NAME);
         let files = crate::report::write_files(&run, out, &report_options)?;
         let pprof = crate::report::formats::write(crate::report::formats::Format::Pprof, &run, out)
             .with_context(|| format!("writing the pprof profile to {}", out.path().display()))?;
-        eprintln!(
+        note!(
             "reaper: wrote {}, {} folded/SVG files and {} to {}",
             path.display(),
             files.len(),
@@ -225,9 +249,9 @@ pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
         );
     }
     if args.json {
-        println!("{}", crate::report::render_json(&run, &report_options));
+        sayln!("{}", crate::report::render_json(&run, &report_options));
     } else {
-        print!("{}", crate::report::render_text(&run, &report_options));
+        say!("{}", crate::report::render_text(&run, &report_options));
     }
     Ok(if run.partial {
         crate::cli::exit::INTERRUPTED

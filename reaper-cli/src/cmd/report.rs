@@ -10,8 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use std::io::Write as _;
-
+use crate::console::{note, say};
 use crate::output::OutputDir;
 use crate::report::{self, ReportOptions, formats::Format};
 
@@ -48,6 +47,9 @@ pub struct ReportArgs {
     /// Print only (the default since files need -o; kept for old scripts).
     #[arg(long, hide = true, conflicts_with = "output")]
     pub no_files: bool,
+    /// What may be read.
+    #[command(flatten)]
+    pub input: super::InputArgs,
 }
 
 /// `--format`'s values (clap stays in the command layer).
@@ -96,7 +98,7 @@ impl ReportArgs {
 
 /// Loads the run, prints the report, then writes the files asked for.
 pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
-    let run = report::load_run(&args.run)?;
+    let run = report::load::load_run_within(&args.run, &args.input.budget())?;
     let opts = args.options();
     if let Some(format) = args.format.map(Format::from) {
         let dir = args
@@ -106,15 +108,14 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
         let out = OutputDir::create(dir)?;
         let path = report::formats::write(format, &run, &out)
             .with_context(|| format!("writing the {format} file to {}", dir.display()))?;
-        eprintln!("reaper: wrote {}", path.display());
+        note!("reaper: wrote {}", path.display());
         return Ok(());
     }
     if args.json {
-        print!("{}", report::render_json(&run, &opts));
+        say!("{}", report::render_json(&run, &opts));
     } else {
-        print!("{}", report::render_text(&run, &opts));
+        say!("{}", report::render_text(&run, &opts));
     }
-    std::io::stdout().flush()?;
     if let Some(dir) = &args.output {
         let out = OutputDir::create(dir)?;
         let files = report::write_files(&run, &out, &opts).with_context(|| {
@@ -123,7 +124,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
                 dir.display()
             )
         })?;
-        eprintln!(
+        note!(
             "reaper: wrote {} folded/SVG files to {}",
             files.len(),
             dir.display()

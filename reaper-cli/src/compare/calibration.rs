@@ -28,6 +28,9 @@ use super::stats::median;
 
 /// The calibration file's format version.
 pub const VERSION: u32 = 1;
+/// Largest calibration file read: one is a few KB (a line per metric and
+/// per A/A set), so 1 MiB is generous.
+pub const MAX_CALIBRATION_BYTES: u64 = 1 << 20;
 
 /// A calibration file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,7 +104,15 @@ pub enum CalibrationError {
         path: PathBuf,
         /// The decode error.
         #[source]
-        source: serde_json::Error,
+        source: crate::input::DecodeError,
+    },
+    /// Not a regular file, or larger than any calibration.
+    #[error("{}: {what}; not a reaper gate calibration file", path.display())]
+    NotAFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        what: String,
     },
     /// Another format version.
     #[error("{}: calibration format version {found}, this reaper reads {VERSION}; calibrate again with this reaper", path.display())]
@@ -221,16 +232,48 @@ pub fn estimate(sets: &[RunSet], policy: &LossPolicy) -> Result<Calibration, Cal
 }
 
 impl Calibration {
-    /// Reads a calibration file.
+    /// Reads a calibration file: untrusted input like a run file (CI keeps
+    /// it beside the baseline), so only a regular file of at most
+    /// [`MAX_CALIBRATION_BYTES`] is opened, and it is decoded through the
+    /// guard (strings escaped, numbers bounded, memory charged).
     pub fn read(path: &Path) -> Result<Self, CalibrationError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Read {
+        use crate::input::open::{Opened, describe, open_path};
+        use std::io::Read as _;
+        let read_error = |source| CalibrationError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let not_a_file = |what: String| CalibrationError::NotAFile {
+            path: path.to_owned(),
+            what,
+        };
+        let (file, id) = match open_path(path, true).map_err(read_error)? {
+            Opened::File(file, id) => (file, id),
+            Opened::Dir(_) => return Err(not_a_file("a directory".to_owned())),
+            Opened::Other(kind) => {
+                return Err(not_a_file(format!(
+                    "{}, not a regular file",
+                    describe(kind)
+                )));
+            }
+        };
+        if id.size > MAX_CALIBRATION_BYTES {
+            return Err(not_a_file(format!(
+                "{} bytes, larger than any calibration (limit {MAX_CALIBRATION_BYTES})",
+                id.size
+            )));
+        }
+        let budget = crate::input::Budget::default();
+        budget
+            .charge_bytes(id.size)
+            .map_err(|e| not_a_file(e.to_string()))?;
         let cal: Calibration =
-            serde_json::from_str(&text).map_err(|source| CalibrationError::Corrupt {
-                path: path.to_owned(),
-                source,
+            crate::input::decode(file.take(id.size), &budget).map_err(|source| match source {
+                crate::input::DecodeError::Read(source) => read_error(source),
+                source => CalibrationError::Corrupt {
+                    path: path.to_owned(),
+                    source,
+                },
             })?;
         if cal.version != VERSION {
             return Err(CalibrationError::Version {

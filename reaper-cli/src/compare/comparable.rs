@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::model::Run;
 
-use super::load::{RunSet, schema_version};
+use super::load::RunSet;
 use super::stats::median;
 
 /// Largest relative victim-size difference compared without `--force`;
@@ -63,23 +63,22 @@ impl std::fmt::Display for SchemaVersion {
     }
 }
 
-/// Checks that every raw run file of both sides has the same schema version.
-pub fn check_schema(
-    a: &[(PathBuf, serde_json::Value)],
-    b: &[(PathBuf, serde_json::Value)],
+/// Checks that every run file of every side (path and schema version, as
+/// scanned) has the same schema version.
+pub fn check_schema<'a>(
+    versions: impl IntoIterator<Item = (&'a Path, Option<u64>)>,
 ) -> Result<(), Incomparable> {
-    let mut all = a.iter().chain(b);
+    let mut all = versions.into_iter();
     let Some((first_path, first)) = all.next() else {
         return Ok(());
     };
-    let first_version = schema_version(first);
-    match all.find(|(_, raw)| schema_version(raw) != first_version) {
+    match all.find(|(_, v)| *v != first) {
         None => Ok(()),
-        Some((path, raw)) => Err(Incomparable::Schema {
-            a_path: first_path.clone(),
-            a: SchemaVersion(first_version),
-            b_path: path.clone(),
-            b: SchemaVersion(schema_version(raw)),
+        Some((path, v)) => Err(Incomparable::Schema {
+            a_path: first_path.to_owned(),
+            a: SchemaVersion(first),
+            b_path: path.to_owned(),
+            b: SchemaVersion(v),
         }),
     }
 }
@@ -163,23 +162,16 @@ pub fn format_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn raw(path: &str, version: serde_json::Value) -> (PathBuf, serde_json::Value) {
-        (PathBuf::from(path), json!({ "schema_version": version }))
+    fn raw(path: &str, version: Option<u64>) -> (&Path, Option<u64>) {
+        (Path::new(path), version)
     }
 
     #[test]
     fn same_schema_passes_and_different_schema_is_named() {
-        assert_eq!(
-            check_schema(&[raw("a", json!(1))], &[raw("b", json!(1))]),
-            Ok(())
-        );
-        let err = check_schema(
-            &[raw("a", json!(1))],
-            &[raw("b", json!(1)), raw("c", json!(2))],
-        )
-        .unwrap_err();
+        assert_eq!(check_schema([raw("a", Some(1)), raw("b", Some(1))]), Ok(()));
+        let err =
+            check_schema([raw("a", Some(1)), raw("b", Some(1)), raw("c", Some(2))]).unwrap_err();
         assert!(matches!(
             &err,
             Incomparable::Schema { b_path, b: SchemaVersion(Some(2)), .. } if b_path == Path::new("c")
@@ -189,7 +181,7 @@ mod tests {
             text.contains("a has run-file schema version 1 but c has 2"),
             "{text}"
         );
-        let err = check_schema(&[raw("a", json!(1))], &[raw("b", json!("x"))]).unwrap_err();
+        let err = check_schema([raw("a", Some(1)), raw("b", None)]).unwrap_err();
         assert!(err.to_string().contains("but b has none"));
     }
 

@@ -44,7 +44,12 @@ pub fn mean_folded(set: &RunSet, context: Context, policy: &LossPolicy) -> Vec<S
             // Rounded to the nearest µs; a stack below 0.5 µs per episode is
             // invisible in a flame graph anyway.
             let us = (s.period_ns + n * 500) / (n * 1000);
-            (us > 0).then(|| format!("{} {us}", s.frames.join(";")))
+            (us > 0).then(|| {
+                format!(
+                    "{} {us}",
+                    crate::report::folded::join_frames(None, &s.frames)
+                )
+            })
         })
         .collect()
 }
@@ -162,30 +167,32 @@ pub enum FlameError {
     },
 }
 
-/// Writes both directions for every context with samples on either side,
-/// each file atomically through `out`. Returns the files written.
-pub fn write_all(
+/// Renders both directions for every context with samples on either
+/// side, in memory: `(file name, SVG)`. A direction whose width side has no
+/// samples is left out (inferno draws nothing from nothing; the other
+/// direction shows that side's stacks). Rendering everything before writing
+/// anything means a failure leaves no half-written set.
+pub fn render_all(
     a: &RunSet,
     b: &RunSet,
     labels: (&str, &str),
     policy: &LossPolicy,
-    out: &OutputDir,
-) -> Result<Vec<PathBuf>, FlameError> {
-    let mut written = Vec::new();
+) -> Result<Vec<(String, Vec<u8>)>, FlameError> {
+    let mut rendered = Vec::new();
     for context in contexts(a, b) {
         let (fa, fb) = (
             mean_folded(a, context, policy),
             mean_folded(b, context, policy),
         );
-        if fa.is_empty() && fb.is_empty() {
-            continue;
-        }
         let label = context.label();
         let jobs = [
             ("a-vs-b", &fa, &fb, labels.1, labels.0),
             ("b-vs-a", &fb, &fa, labels.0, labels.1),
         ];
         for (suffix, before, after, shown, other) in jobs {
+            if after.is_empty() {
+                continue;
+            }
             let (title, subtitle) = titles(label, shown, other);
             let name = format!("{context}.{suffix}.diff.svg");
             let svg =
@@ -195,10 +202,23 @@ pub fn write_all(
                         source,
                     }
                 })?;
-            written.push(out.write(&name, &svg)?);
+            rendered.push((name, svg));
         }
     }
-    Ok(written)
+    Ok(rendered)
+}
+
+/// Renders every flame graph ([`render_all`]), then writes each atomically
+/// through `out`. Returns the files written.
+pub fn write_all(
+    a: &RunSet,
+    b: &RunSet,
+    labels: (&str, &str),
+    policy: &LossPolicy,
+    out: &OutputDir,
+) -> Result<Vec<PathBuf>, FlameError> {
+    let rendered = render_all(a, b, labels, policy)?;
+    Ok(out.write_all(&rendered)?)
 }
 
 #[cfg(test)]

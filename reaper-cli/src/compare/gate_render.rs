@@ -9,6 +9,7 @@ use super::gate::{GateReport, Status, Verdict};
 use super::quantity::{Side, format_p, p_text};
 use super::text::{delta, shift_pct, stack_loss_text, usage_text};
 use crate::duration::ms_for_size;
+use crate::sanitize;
 
 fn side(s: &Side) -> String {
     match s {
@@ -83,8 +84,10 @@ pub fn regression_line(v: &Verdict) -> String {
     )
 }
 
+/// Text that may come from a run file or the command line, made inert in
+/// a markdown line or table cell.
 fn escape_cell(s: &str) -> String {
-    s.replace('|', "\\|")
+    sanitize::markdown(s)
 }
 
 /// The markdown summary.
@@ -105,9 +108,9 @@ pub fn markdown(r: &GateReport) -> String {
     for (name, s) in [("Baseline", &r.baseline), ("Candidate", &r.candidate)] {
         let _ = writeln!(
             out,
-            "- {name}: {} — `{}` ({} run{}, {} episodes; used: {}{}; Linux {} {})",
+            "- {name}: {} — {} ({} run{}, {} episodes; used: {}{}; Linux {} {})",
             escape_cell(&s.label),
-            s.path,
+            sanitize::markdown_code(&s.path),
             s.runs,
             if s.runs == 1 { "" } else { "s" },
             s.episodes,
@@ -117,20 +120,29 @@ pub fn markdown(r: &GateReport) -> String {
             } else {
                 String::new()
             },
-            s.kernels.join(", "),
-            s.archs.join(", ")
+            escape_cell(&s.kernels.join(", ")),
+            escape_cell(&s.archs.join(", "))
         );
     }
     let _ = writeln!(out, "- Statistical unit: the {}", r.unit);
-    let _ = writeln!(out, "- Noise floor: {}", r.noise_floor);
+    // Names the --calibration file: a path, escaped like the labels.
+    let _ = writeln!(
+        out,
+        "- Noise floor: {}",
+        escape_cell(&r.noise_floor.to_string())
+    );
     if !r.differences.is_empty() {
-        let _ = writeln!(out, "- Differences: {}", r.differences.join("; "));
+        let _ = writeln!(
+            out,
+            "- Differences: {}",
+            escape_cell(&r.differences.join("; "))
+        );
     }
     for note in &r.notes {
-        let _ = writeln!(out, "- Note: {note}");
+        let _ = writeln!(out, "- Note: {}", escape_cell(note));
     }
     for warning in r.warnings() {
-        let _ = writeln!(out, "- **Warning**: {warning}");
+        let _ = writeln!(out, "- **Warning**: {}", escape_cell(&warning));
     }
     for v in &regressions {
         let _ = writeln!(out, "- **{}**", regression_line(v));
@@ -207,10 +219,12 @@ pub fn refusal_markdown(r: &Refusal) -> String {
 
 ",
     );
-    let _ = writeln!(out, "- Reason: {}", r.reason);
+    // The reason can quote run files (a kernel release, a scenario) and
+    // the paths are the user's: both are data, escaped.
+    let _ = writeln!(out, "- Reason: {}", escape_cell(&r.reason));
     for (name, path) in [("Baseline", &r.baseline), ("Candidate", &r.candidate)] {
         if let Some(path) = path {
-            let _ = writeln!(out, "- {name}: `{path}`");
+            let _ = writeln!(out, "- {name}: {}", sanitize::markdown_code(path));
         }
     }
     let _ = writeln!(

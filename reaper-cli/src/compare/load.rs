@@ -2,16 +2,28 @@
 //! recursively under a directory (`reaper record -o DIR` output, a directory
 //! of such directories, or loose `*.json` runs).
 //!
-//! Each file is read as JSON once. A file of an earlier schema version is
-//! upgraded to the current one as it is read; `schema_version` is then taken
-//! before the full decode, so a side of a newer schema version is reported as
-//! incomparable rather than as a decode error. Decoding consumes the raw
-//! JSON: a loaded run is kept once, typed.
+//! A side is untrusted input, loaded in three steps so nothing is decoded
+//! before everything is known to fit:
+//! 1. [`list`]: the directory is walked through descriptors, never through
+//!    a symlink, and only regular `*.json` files are kept, with their size
+//!    and inode; the sizes of every side are checked against `--max-input`
+//!    before any file is read;
+//! 2. [`scan`]: each file's top-level `schema_version` and `episodes` are
+//!    read (`report::load::Header`, no memory kept), so files that are not
+//!    runs are skipped and the sides' schema versions compared before the
+//!    full decode (a side of a newer schema is incomparable, not a decode
+//!    error);
+//! 3. [`decode`]: each run is decoded through the guard into the typed
+//!    model, opened again by the same names and refused if it is no longer
+//!    the inode listed.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use crate::input::Budget;
+use crate::input::open::{self, Identity, Opened};
 use crate::model::Run;
-use crate::report::load::{LoadError, read_run_text, run_from_json, upgrade_older};
+use crate::report::load::{LoadError, Source, decode_run, read_checked_header};
 
 /// A `*.json` file under a run-set directory that is a run file.
 #[derive(Clone, Debug)]
@@ -30,6 +42,16 @@ pub struct RunSet {
     /// The runs, sorted by path.
     pub runs: Vec<LoadedRun>,
 }
+
+/// Directories below a side's path walked at most: `record -o` writes one
+/// level, sets of sets two; deeper is not a run set reaper wrote.
+const MAX_DEPTH: usize = 16;
+/// Directory entries looked at per side: far more than any run set, few
+/// enough that listing them stays instant.
+const MAX_ENTRIES: usize = 100_000;
+/// Every file listed counts at least this much against `--max-input`, so a
+/// million tiny files cannot cost a million opens.
+const MIN_FILE_CHARGE: u64 = 4 << 10;
 
 /// Why a run set could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -55,9 +77,218 @@ pub enum SetError {
         #[source]
         source: std::io::Error,
     },
+    /// Not a file or directory reaper reads.
+    #[error("{}: {what}; not a run file or a directory of runs", path.display())]
+    NotReadable {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        what: String,
+    },
     /// A run file failed to load.
     #[error(transparent)]
     Load(#[from] LoadError),
+}
+
+/// A `*.json` file found by [`list`].
+#[derive(Debug)]
+struct Found {
+    /// For people: the side's path joined with `names`.
+    path: PathBuf,
+    /// From the side's directory (empty: the side's path is this file).
+    names: Vec<PathBuf>,
+    /// Its inode and size when listed.
+    id: Identity,
+}
+
+/// A side's files, listed but not read.
+#[derive(Debug)]
+pub struct Listed {
+    path: PathBuf,
+    /// `O_PATH` descriptor of the side's path (a directory or the file).
+    root: OwnedFd,
+    /// The path is a file (which must be a run), not a directory.
+    given_file: bool,
+    files: Vec<Found>,
+}
+
+impl Listed {
+    /// Bytes this side will read, each file counted at least
+    /// [`MIN_FILE_CHARGE`].
+    pub fn bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|f| f.id.size.max(MIN_FILE_CHARGE))
+            .fold(0, u64::saturating_add)
+    }
+}
+
+/// A side whose headers were read: its run files and their versions.
+#[derive(Debug)]
+pub struct Scanned {
+    listed: Listed,
+    /// Indices into `listed.files` of the runs, with their versions.
+    runs: Vec<(usize, Option<u64>)>,
+}
+
+impl Scanned {
+    /// Each run file's path and schema version (`None`: not a number).
+    pub fn versions(&self) -> impl Iterator<Item = (&Path, Option<u64>)> {
+        self.runs
+            .iter()
+            .map(|&(i, v)| (self.listed.files[i].path.as_path(), v))
+    }
+}
+
+/// Lists a side (step 1).
+pub fn list(path: &Path) -> Result<Listed, SetError> {
+    let (root, kind, id) = open::handle(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            SetError::Missing {
+                path: path.to_owned(),
+            }
+        } else {
+            SetError::Walk {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })?;
+    let mut files = Vec::new();
+    match kind {
+        rustix::fs::FileType::RegularFile => files.push(Found {
+            path: path.to_owned(),
+            names: Vec::new(),
+            id,
+        }),
+        rustix::fs::FileType::Directory => {
+            walk(&root, path, &mut Vec::new(), &mut files, &mut 0)?;
+        }
+        other => {
+            return Err(SetError::NotReadable {
+                path: path.to_owned(),
+                what: format!("{}, not a regular file", open::describe(other)),
+            });
+        }
+    }
+    Ok(Listed {
+        path: path.to_owned(),
+        given_file: kind == rustix::fs::FileType::RegularFile,
+        root,
+        files,
+    })
+}
+
+/// Collects the regular `*.json` files under `dir` (at `names` below the
+/// side's path), sorted by path.
+fn walk(
+    dir: &OwnedFd,
+    side: &Path,
+    names: &mut Vec<PathBuf>,
+    out: &mut Vec<Found>,
+    entries: &mut usize,
+) -> Result<(), SetError> {
+    let here: PathBuf = std::iter::once(side.to_owned())
+        .chain(names.iter().cloned())
+        .collect();
+    let walk_error = |source| SetError::Walk {
+        path: here.clone(),
+        source,
+    };
+    if names.len() > MAX_DEPTH {
+        return Err(walk_error(std::io::Error::other(format!(
+            "directories nested more than {MAX_DEPTH} deep; no run set reaper writes is"
+        ))));
+    }
+    for name in open::list_dir(dir).map_err(walk_error)? {
+        *entries += 1;
+        if *entries > MAX_ENTRIES {
+            return Err(walk_error(std::io::Error::other(format!(
+                "more than {MAX_ENTRIES} entries; no run set reaper writes has that many"
+            ))));
+        }
+        let path = here.join(&name);
+        match open::open_in(dir, &name).map_err(walk_error)? {
+            Opened::Dir(sub) => {
+                names.push(name);
+                let walked = walk(&sub, side, names, out, entries);
+                names.pop();
+                walked?;
+            }
+            Opened::File(_, id) if name.extension().is_some_and(|e| e == "json") => {
+                let mut names = names.clone();
+                names.push(name);
+                out.push(Found { path, names, id });
+            }
+            Opened::Other(rustix::fs::FileType::Symlink) => {
+                log::info!("{}: a symlink, not followed", path.display());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Reads the headers of a listed side (step 2), charging its bytes. A file
+/// given directly must be a run; under a directory, valid JSON that is not
+/// a run is skipped, but a corrupt file is an error (it may be a truncated
+/// run).
+pub fn scan(listed: Listed, budget: &Budget) -> Result<Scanned, SetError> {
+    let mut runs = Vec::new();
+    for (i, found) in listed.files.iter().enumerate() {
+        let file = open::open_found(&listed.root, &listed.path, &found.names, found.id).map_err(
+            |source| LoadError::Read {
+                path: found.path.clone(),
+                source,
+            },
+        )?;
+        let (_, header) = read_checked_header(file, found.id, &found.path, budget)?;
+        if !header.looks_like_run() {
+            if listed.given_file {
+                return Err(SetError::Load(LoadError::NotARun {
+                    path: found.path.clone(),
+                    what: "no schema_version or episodes field".to_owned(),
+                }));
+            }
+            log::info!("{}: not a run file, skipped", found.path.display());
+            continue;
+        }
+        let version = header.schema_version(&found.path).ok();
+        runs.push((i, version));
+    }
+    if runs.is_empty() {
+        return Err(SetError::Empty { path: listed.path });
+    }
+    Ok(Scanned { listed, runs })
+}
+
+/// Decodes every run of a scanned side (step 3).
+pub fn decode(scanned: Scanned, budget: &Budget) -> Result<RunSet, SetError> {
+    let Scanned { listed, runs } = scanned;
+    let mut loaded = Vec::with_capacity(runs.len());
+    for (i, version) in runs {
+        let found = &listed.files[i];
+        let version = version.ok_or_else(|| LoadError::NotARun {
+            path: found.path.clone(),
+            what: "schema_version is not a number".to_owned(),
+        })?;
+        let file = open::open_found(&listed.root, &listed.path, &found.names, found.id).map_err(
+            |source| LoadError::Read {
+                path: found.path.clone(),
+                source,
+            },
+        )?;
+        let mut source = Source::of(file, found.id.size, &found.path)?;
+        let run = decode_run(&mut source, version, &found.path, budget)?;
+        loaded.push(LoadedRun {
+            path: found.path.clone(),
+            run,
+        });
+    }
+    Ok(RunSet {
+        path: listed.path,
+        runs: loaded,
+    })
 }
 
 impl RunSet {
@@ -97,127 +328,34 @@ impl RunSet {
     }
 }
 
-/// The schema version of a file, read without decoding the rest.
-pub fn schema_version(raw: &serde_json::Value) -> Option<u64> {
-    raw.get("schema_version")?.as_u64()
-}
-
-/// Whether a JSON value looks like a run file (as opposed to, say, the JSON
-/// of `reaper report --json` or `reaper diff --json` kept beside it).
-fn looks_like_run(raw: &serde_json::Value) -> bool {
-    raw.get("schema_version").is_some() && raw.get("episodes").is_some()
-}
-
-/// A file's text as JSON, with the report loader's errors (and its size
-/// bound).
-fn read_json(path: &Path) -> Result<serde_json::Value, LoadError> {
-    let text = read_run_text(path)?;
-    let mut raw = serde_json::from_str(&text).map_err(|source| LoadError::Corrupt {
-        path: path.to_owned(),
-        line: source.line(),
-        column: source.column(),
-        source,
-    })?;
-    if looks_like_run(&raw) {
-        upgrade_older(&mut raw, path)?;
-    }
-    Ok(raw)
-}
-
-/// Every `*.json` file under `dir`, recursively, sorted.
-fn json_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SetError> {
-    let walk = |source| SetError::Walk {
-        path: dir.to_owned(),
-        source,
-    };
-    // Symlinks are not followed (a run set is untrusted: a link could loop
-    // or lead anywhere), and only regular files are read.
-    let mut entries: Vec<(PathBuf, std::fs::FileType)> = std::fs::read_dir(dir)
-        .map_err(walk)?
-        .map(|e| e.and_then(|e| Ok((e.path(), e.file_type()?))))
-        .collect::<Result<_, _>>()
-        .map_err(walk)?;
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    for (path, kind) in entries {
-        if kind.is_dir() {
-            json_files(&path, out)?;
-        } else if kind.is_file() && path.extension().is_some_and(|e| e == "json") {
-            out.push(path);
-        } else if kind.is_symlink() {
-            log::info!("{}: a symlink, not followed", path.display());
-        }
-    }
-    Ok(())
-}
-
-/// The raw JSON of every run file of a set, without decoding. A file given
-/// directly must be a run; under a directory, valid JSON that is not a run
-/// is skipped, but a corrupt file is an error (it may be a truncated run).
-pub fn read_raw(path: &Path) -> Result<Vec<(PathBuf, serde_json::Value)>, SetError> {
-    if !path.exists() {
-        return Err(SetError::Missing {
-            path: path.to_owned(),
-        });
-    }
-    if !path.is_dir() {
-        let raw = read_json(path)?;
-        if !looks_like_run(&raw) {
-            return Err(SetError::Load(LoadError::NotARun {
-                path: path.to_owned(),
-                what: "no schema_version or episodes field".to_owned(),
-            }));
-        }
-        return Ok(vec![(path.to_owned(), raw)]);
-    }
-    let mut files = Vec::new();
-    json_files(path, &mut files)?;
-    let mut raws = Vec::new();
-    for file in files {
-        let raw = read_json(&file)?;
-        if looks_like_run(&raw) {
-            raws.push((file, raw));
-        } else {
-            log::info!("{}: not a run file, skipped", file.display());
-        }
-    }
-    if raws.is_empty() {
-        return Err(SetError::Empty {
-            path: path.to_owned(),
-        });
-    }
-    Ok(raws)
-}
-
-/// Decodes the raw files of a set (after the schema check); the raw JSON
-/// is dropped as each file is decoded.
-pub fn decode(path: &Path, raws: Vec<(PathBuf, serde_json::Value)>) -> Result<RunSet, SetError> {
-    let mut runs = Vec::new();
-    for (file, raw) in raws {
-        let run = run_from_json(raw, &file)?;
-        runs.push(LoadedRun { path: file, run });
-    }
-    Ok(RunSet {
-        path: path.to_owned(),
-        runs,
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::symlink;
+
     use super::*;
+
+    fn listed_names(path: &Path) -> Vec<PathBuf> {
+        list(path)
+            .unwrap()
+            .files
+            .iter()
+            .map(|f| f.path.strip_prefix(path).unwrap().to_owned())
+            .collect()
+    }
 
     #[test]
     fn a_file_given_directly_must_be_a_run() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("notes.json");
         std::fs::write(&file, "{\"x\": 1}").unwrap();
-        let err = read_raw(&file).unwrap_err();
+        let budget = Budget::default();
+        let err = scan(list(&file).unwrap(), &budget).unwrap_err();
         assert!(
             matches!(err, SetError::Load(LoadError::NotARun { .. })),
             "{err}"
         );
         std::fs::write(&file, "{\"x\": ").unwrap();
-        let err = read_raw(&file).unwrap_err();
+        let err = scan(list(&file).unwrap(), &budget).unwrap_err();
         assert!(
             matches!(err, SetError::Load(LoadError::Corrupt { .. })),
             "{err}"
@@ -233,14 +371,36 @@ mod tests {
         std::fs::write(dir.path().join("a.json"), run).unwrap();
         std::fs::write(dir.path().join("diff.json"), r#"{"metrics": []}"#).unwrap();
         std::fs::write(dir.path().join("x.folded"), "a;b 1").unwrap();
-        let found: Vec<PathBuf> = read_raw(dir.path())
-            .unwrap()
-            .into_iter()
-            .map(|(p, _)| p.strip_prefix(dir.path()).unwrap().to_owned())
-            .collect();
+        symlink("/dev/zero", dir.path().join("z.json")).unwrap();
+        symlink(dir.path().join("b"), dir.path().join("loop")).unwrap();
+        assert_eq!(
+            listed_names(dir.path()),
+            [
+                PathBuf::from("a.json"),
+                "b/deeper/run.json".into(),
+                "diff.json".into()
+            ]
+        );
+        let scanned = scan(list(dir.path()).unwrap(), &Budget::default()).unwrap();
+        let found: Vec<&Path> = scanned.versions().map(|(p, _)| p).collect();
         assert_eq!(
             found,
-            [PathBuf::from("a.json"), PathBuf::from("b/deeper/run.json")]
+            [
+                dir.path().join("a.json"),
+                dir.path().join("b/deeper/run.json")
+            ]
         );
+    }
+
+    #[test]
+    fn a_file_replaced_after_listing_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = r#"{"schema_version": 1, "episodes": []}"#;
+        std::fs::write(dir.path().join("a.json"), run).unwrap();
+        let listed = list(dir.path()).unwrap();
+        std::fs::remove_file(dir.path().join("a.json")).unwrap();
+        symlink("/etc/passwd", dir.path().join("a.json")).unwrap();
+        let err = scan(listed, &Budget::default()).unwrap_err();
+        assert!(err.to_string().contains("a.json"), "{err}");
     }
 }

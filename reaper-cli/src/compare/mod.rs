@@ -42,6 +42,8 @@ mod tests;
 
 use std::path::Path;
 
+use crate::input::{Budget, Exceeded};
+
 pub use comparable::Incomparable;
 pub use load::{RunSet, SetError};
 
@@ -49,13 +51,22 @@ pub use load::{RunSet, SetError};
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
     /// A side could not be loaded.
-    #[error("{side}: {source}")]
+    #[error("{side}")]
     Load {
         /// "A", "B", "baseline", "candidate".
         side: &'static str,
         /// What went wrong.
         #[source]
         source: SetError,
+    },
+    /// The sides together are more than `--max-input` allows.
+    #[error("{sides}")]
+    OverBudget {
+        /// The sides, named with their paths.
+        sides: String,
+        /// Which limit.
+        #[source]
+        source: Exceeded,
     },
     /// The sides are not comparable.
     #[error(transparent)]
@@ -88,29 +99,72 @@ pub struct Pair {
 }
 
 /// Loads both sides and checks that they are comparable: one schema
-/// version everywhere, victim sizes within 10% unless `force`.
+/// version everywhere, victim sizes within 10% unless `force`; within the
+/// default `--max-input`.
 pub fn load_pair(
-    (a_name, a_path): (&'static str, &Path),
-    (b_name, b_path): (&'static str, &Path),
+    a: (&'static str, &Path),
+    b: (&'static str, &Path),
     force: bool,
 ) -> Result<Pair, CompareError> {
-    let raw_a = load::read_raw(a_path).map_err(|source| CompareError::Load {
-        side: a_name,
-        source,
-    })?;
-    let raw_b = load::read_raw(b_path).map_err(|source| CompareError::Load {
-        side: b_name,
-        source,
-    })?;
-    comparable::check_schema(&raw_a, &raw_b)?;
-    let a = load::decode(a_path, raw_a).map_err(|source| CompareError::Load {
-        side: a_name,
-        source,
-    })?;
-    let b = load::decode(b_path, raw_b).map_err(|source| CompareError::Load {
-        side: b_name,
-        source,
-    })?;
+    load_pair_within(a, b, force, &Budget::default())
+}
+
+/// [`load_pair`] charging `budget`.
+pub fn load_pair_within(
+    a: (&'static str, &Path),
+    b: (&'static str, &Path),
+    force: bool,
+    budget: &Budget,
+) -> Result<Pair, CompareError> {
+    let mut sets = load_sets(&[a, b], budget)?.into_iter();
+    let (Some(a), Some(b)) = (sets.next(), sets.next()) else {
+        unreachable!("load_sets returns one set per side")
+    };
     let notes = comparable::check_sizes(&a, &b, force)?;
     Ok(Pair { a, b, notes })
+}
+
+/// Loads one side within `budget` (a `--plan` baseline, a test fixture).
+pub fn load_set(side: &'static str, path: &Path, budget: &Budget) -> Result<RunSet, CompareError> {
+    let mut sets = load_sets(&[(side, path)], budget)?;
+    Ok(sets.remove(0))
+}
+
+/// Loads several sides (`load`'s three steps, each over every side before
+/// the next): nothing is read before the sides' sizes fit `budget`, and
+/// nothing decoded before their schema versions agree.
+pub fn load_sets(
+    sides: &[(&'static str, &Path)],
+    budget: &Budget,
+) -> Result<Vec<RunSet>, CompareError> {
+    let on = |side| move |source| CompareError::Load { side, source };
+    let listed = sides
+        .iter()
+        .map(|&(side, path)| load::list(path).map_err(on(side)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let total = listed
+        .iter()
+        .map(load::Listed::bytes)
+        .fold(0, u64::saturating_add);
+    budget
+        .check_bytes(total)
+        .map_err(|source| CompareError::OverBudget {
+            sides: sides
+                .iter()
+                .map(|(side, path)| format!("{side} ({})", path.display()))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            source,
+        })?;
+    let scanned = sides
+        .iter()
+        .zip(listed)
+        .map(|(&(side, _), listed)| load::scan(listed, budget).map_err(on(side)))
+        .collect::<Result<Vec<_>, _>>()?;
+    comparable::check_schema(scanned.iter().flat_map(load::Scanned::versions))?;
+    sides
+        .iter()
+        .zip(scanned)
+        .map(|(&(side, _), scanned)| load::decode(scanned, budget).map_err(on(side)))
+        .collect()
 }

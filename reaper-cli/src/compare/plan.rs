@@ -378,8 +378,7 @@ mod tests {
     fn a_plan_from_the_baseline_runs() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/data/compare/set-baseline");
-        let set = super::super::load::decode(&path, super::super::load::read_raw(&path).unwrap())
-            .unwrap();
+        let set = super::super::load_set("baseline", &path, &Default::default()).unwrap();
         let p = plan(Some(&set), &GateOptions::default(), 20.0);
         assert_eq!(p.rows.len(), 5);
         let total = &p.rows[0];

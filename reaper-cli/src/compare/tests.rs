@@ -141,10 +141,12 @@ fn gate(baseline: &str, candidate: &str) -> gate::GateReport {
 
 /// A calibration measured from the two A/A run-set fixtures.
 fn fixture_calibration() -> CalibrationUse {
-    let sets: Vec<RunSet> = ["set-baseline", "set-drift"]
-        .iter()
-        .map(|name| load::decode(&rel(name), load::read_raw(&rel(name)).unwrap()).unwrap())
-        .collect();
+    let (a, b) = (rel("set-baseline"), rel("set-drift"));
+    let sets: Vec<RunSet> = super::load_sets(
+        &[("A/A set", a.as_path()), ("A/A set", b.as_path())],
+        &crate::input::Budget::default(),
+    )
+    .unwrap();
     CalibrationUse {
         path: "noise.json".into(),
         calibration: calibration::estimate(&sets, &LossPolicy::default()).unwrap(),
@@ -184,7 +186,7 @@ fn gate_goldens() {
 /// `copies` copies of one fixture's run file as a run set (the issue's
 /// "five copies of each file as five runs a side").
 fn copies(name: &str, copies: usize) -> RunSet {
-    let set = load::decode(&rel(name), load::read_raw(&rel(name)).unwrap()).unwrap();
+    let set = load_set("fixture", &rel(name), &Default::default()).unwrap();
     let runs = (0..copies)
         .map(|i| load::LoadedRun {
             path: rel(name).join(format!("copy-{i}/run.json")),

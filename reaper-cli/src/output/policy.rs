@@ -1,6 +1,7 @@
-//! Whether a directory is safe for reaper (often root) to write into: the
-//! checks as a pure function of the directory's `lstat`/`fstat`, so every
-//! refusal is unit-tested without creating users.
+//! Whether a directory on an output path, or a symlink in one, is safe for
+//! reaper (often root) to go through and write into: the checks as pure
+//! functions of `fstat`, so every refusal is unit-tested without creating
+//! users. `resolve` applies them to every component of the path.
 
 use super::owner::Owner;
 
@@ -11,12 +12,10 @@ const STICKY: u32 = 0o1000;
 const GROUP_WRITE: u32 = 0o020;
 const OTHER_WRITE: u32 = 0o002;
 
-/// What `lstat` and `fstat` said about an output directory.
+/// What `fstat` said about a directory on an output path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DirFacts {
-    /// The path itself is a symlink; its owner.
-    pub symlink_owner: Option<u32>,
-    /// The directory's owner, group and mode (after following a symlink).
+    /// The directory's owner.
     pub uid: u32,
     /// Group.
     pub gid: u32,
@@ -46,15 +45,22 @@ pub enum Unsafe {
     },
 }
 
+fn trusted_uid(uid: u32, me: Owner) -> bool {
+    uid == 0 || uid == me.uid
+}
+
+/// Accepts a symlink only root or the invoking user (`me`) made.
+pub fn check_symlink(uid: u32, me: Owner) -> Result<(), Unsafe> {
+    if trusted_uid(uid, me) {
+        Ok(())
+    } else {
+        Err(Unsafe::SymlinkOfOther(uid))
+    }
+}
+
 /// Accepts a directory only the invoking user (`me`) or root can change.
 pub fn check(facts: &DirFacts, me: Owner) -> Result<(), Unsafe> {
-    let trusted_uid = |uid: u32| uid == 0 || uid == me.uid;
-    if let Some(uid) = facts.symlink_owner
-        && !trusted_uid(uid)
-    {
-        return Err(Unsafe::SymlinkOfOther(uid));
-    }
-    if !trusted_uid(facts.uid) {
+    if !trusted_uid(facts.uid, me) {
         return Err(Unsafe::OwnedByOther(facts.uid));
     }
     let mode = facts.mode & 0o7777;
@@ -84,7 +90,6 @@ mod tests {
 
     fn dir(uid: u32, gid: u32, mode: u32) -> DirFacts {
         DirFacts {
-            symlink_owner: None,
             uid,
             gid,
             mode: 0o040000 | mode,
@@ -121,10 +126,11 @@ mod tests {
             check(&dir(1001, 1001, 0o755), ALICE),
             Err(Unsafe::OwnedByOther(1001))
         );
-        let mut link = dir(0, 0, 0o755);
-        link.symlink_owner = Some(1001);
-        assert_eq!(check(&link, ALICE), Err(Unsafe::SymlinkOfOther(1001)));
-        link.symlink_owner = Some(1000);
-        assert_eq!(check(&link, ALICE), Ok(()));
+        assert_eq!(
+            check_symlink(1001, ALICE),
+            Err(Unsafe::SymlinkOfOther(1001))
+        );
+        assert_eq!(check_symlink(1000, ALICE), Ok(()));
+        assert_eq!(check_symlink(0, ALICE), Ok(()));
     }
 }

@@ -70,7 +70,19 @@ fn previous_run_is_kept_as_old_and_symlinks_are_not_kept() {
     dir.write("run.json", b"first").unwrap();
     let kept = dir.keep_previous("run.json", "run.json.old").unwrap();
     assert_eq!(kept, Some(scratch.path().join("run.json.old")));
-    assert_eq!(entries(scratch.path()), ["run.json.old"]);
+    // Kept by a link: the run is still complete under its own name until
+    // the next one is renamed over it.
+    assert_eq!(entries(scratch.path()), ["run.json", "run.json.old"]);
+    assert_eq!(
+        std::fs::read_to_string(scratch.path().join("run.json")).unwrap(),
+        "first"
+    );
+    dir.write("run.json", b"second").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(scratch.path().join("run.json.old")).unwrap(),
+        "first"
+    );
+    std::fs::remove_file(scratch.path().join("run.json")).unwrap();
     symlink("/etc/passwd", scratch.path().join("run.json")).unwrap();
     assert_eq!(dir.keep_previous("run.json", "run.json.old").unwrap(), None);
     assert_eq!(
@@ -109,4 +121,110 @@ fn write_file_writes_beside_a_relative_or_absolute_path() {
     let path = scratch.path().join("gate.md");
     write_file(&path, b"# gate").unwrap();
     assert_eq!(std::fs::read_to_string(path).unwrap(), "# gate");
+}
+
+#[test]
+fn a_directory_planted_under_a_name_to_write_is_found_before_recording() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = OutputDir::create(scratch.path()).unwrap();
+    let names = ["run.json".to_owned(), "run.json.old".to_owned()];
+    dir.check_writable(&names).unwrap();
+    std::fs::create_dir(scratch.path().join("run.json.old")).unwrap();
+    let err = dir.check_writable(&names).unwrap_err();
+    assert!(
+        matches!(err, OutputError::Blocked { .. }) && err.is_usage(),
+        "{err}"
+    );
+    assert_eq!(
+        entries(scratch.path()),
+        ["run.json.old"],
+        "the probe left nothing"
+    );
+}
+
+#[test]
+fn an_unreplaceable_old_name_keeps_the_previous_run_under_a_unique_name() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = OutputDir::create(scratch.path()).unwrap();
+    dir.write("run.json", b"first").unwrap();
+    std::fs::create_dir(scratch.path().join("run.json.old")).unwrap();
+    std::fs::write(scratch.path().join("run.json.old/x"), "").unwrap();
+    let kept = dir
+        .keep_previous("run.json", "run.json.old")
+        .unwrap()
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "first");
+    assert!(
+        kept.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("run.json.old.")
+    );
+}
+
+#[test]
+fn a_regular_file_is_not_an_output_directory_and_a_directory_not_a_file() {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let err = OutputDir::create(&file).unwrap_err();
+    assert!(
+        matches!(err, OutputError::NotADirectory { .. }) && err.is_usage(),
+        "{err}"
+    );
+    let err = write_file(scratch.path(), b"x").unwrap_err();
+    assert!(err.is_usage(), "{err}");
+    std::fs::create_dir(scratch.path().join("d")).unwrap();
+    let err = write_file(&scratch.path().join("d"), b"x").unwrap_err();
+    assert!(matches!(err, OutputError::IsADirectory { .. }), "{err}");
+}
+
+#[test]
+fn appends_go_to_regular_files_only_and_never_through_symlinks() {
+    let scratch = tempfile::tempdir().unwrap();
+    let summary = scratch.path().join("summary.md");
+    append_file(&summary, b"one\n").unwrap();
+    append_file(&summary, b"two\n").unwrap();
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), "one\ntwo\n");
+    let victim = scratch.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let link = scratch.path().join("link.md");
+    symlink(&victim, &link).unwrap();
+    assert!(append_file(&link, b"x").is_err());
+    assert!(append_file(Path::new("/dev/null"), b"x").is_err());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
+#[test]
+fn a_second_recording_into_the_same_directory_is_refused() {
+    let scratch = tempfile::tempdir().unwrap();
+    let first = OutputDir::create(scratch.path()).unwrap();
+    first.lock().unwrap();
+    let second = OutputDir::create(scratch.path()).unwrap();
+    let err = second.lock().unwrap_err();
+    assert!(
+        matches!(err, OutputError::Locked { holder: Some(pid), .. } if pid == std::process::id()),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("pid {}", std::process::id()))
+    );
+    drop(first);
+    second.lock().unwrap();
+}
+
+#[test]
+fn a_set_of_files_is_checked_before_its_first_file_is_written() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = OutputDir::create(scratch.path()).unwrap();
+    std::fs::create_dir(scratch.path().join("b.svg")).unwrap();
+    let files = [
+        ("a.svg".to_owned(), b"a".to_vec()),
+        ("b.svg".to_owned(), b"b".to_vec()),
+    ];
+    let err = dir.write_all(&files).unwrap_err();
+    assert!(matches!(err, OutputError::Blocked { .. }), "{err}");
+    assert_eq!(entries(scratch.path()), ["b.svg"], "nothing was written");
 }

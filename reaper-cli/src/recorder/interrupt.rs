@@ -54,6 +54,6 @@ pub async fn watch_signals() {
         _ = tokio::signal::ctrl_c() => {}
         () = terminated => {}
     }
-    eprintln!("reaper: stopping: detaching probes and saving what was collected");
+    crate::console::note!("reaper: stopping: detaching probes and saving what was collected");
     request_stop();
 }

@@ -595,13 +595,13 @@ fn remove_stale_cgroups() {
             .map(|d| d.display().to_string())
             .collect();
         if stale.problems.is_empty() {
-            eprintln!(
+            crate::console::note!(
                 "reaper: removed stale cgroup {} left by a reaper process that is gone ({})",
                 stale.name,
                 dirs.join(", ")
             );
         } else {
-            eprintln!(
+            crate::console::note!(
                 "reaper: could not fully remove stale cgroup {} left by a reaper process that is gone: {}",
                 stale.name,
                 stale.problems.join("; ")

@@ -21,7 +21,7 @@ impl Progress {
     /// Prints one line, prefixed like every reaper message.
     pub fn say(&self, line: fmt::Arguments<'_>) {
         if !self.quiet {
-            eprintln!("reaper: {line}");
+            crate::console::note!("reaper: {line}");
         }
     }
 }

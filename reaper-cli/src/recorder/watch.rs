@@ -217,7 +217,7 @@ impl Recorder {
         collect::clear_tracking(&mut self.ebpf)?;
         self.track_oom_reaper()?;
         collect::set_watch(&mut self.ebpf, true)?;
-        eprintln!(
+        crate::console::note!(
             "reaper: watching every teardown (OOM kills, process_mrelease calls); Ctrl-C to stop"
         );
         let started = Instant::now();

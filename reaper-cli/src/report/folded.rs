@@ -2,16 +2,32 @@
 //!
 //! One set of lines per context (stacks merged over episodes), and a
 //! combined set whose root frame is the context name, so one flame graph
-//! shows every context side by side.
+//! shows every context side by side. A frame name is data: it is written
+//! through `sanitize::folded_frame`, so no name can add a frame (`;`) or a
+//! line.
 
 use crate::model::{Context, Run, SampledStack};
 
 use super::analysis::{contexts_in, merged_stacks};
 
 fn line(prefix: Option<&str>, stack: &SampledStack) -> String {
-    let mut frames: Vec<&str> = prefix.into_iter().collect();
-    frames.extend(stack.frames.iter().map(String::as_str));
-    format!("{} {}", frames.join(";"), stack.samples)
+    format!("{} {}", join_frames(prefix, &stack.frames), stack.samples)
+}
+
+/// The frames of a folded line, `;`-separated, each escaped.
+pub fn join_frames(prefix: Option<&str>, frames: &[String]) -> String {
+    let mut out = String::new();
+    for (i, frame) in prefix
+        .into_iter()
+        .chain(frames.iter().map(String::as_str))
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(&crate::sanitize::folded_frame(frame));
+    }
+    out
 }
 
 /// Folded lines of one context, sorted; stacks without samples are left out.
@@ -54,5 +70,11 @@ mod tests {
         };
         assert_eq!(line(None, &s), "a;b 7");
         assert_eq!(line(Some("victim_exit"), &s), "victim_exit;a;b 7");
+        let evil = SampledStack {
+            frames: vec!["a;fake".into(), "b\nfake;stack 99".into()],
+            samples: 7,
+            period_ns: 1,
+        };
+        assert_eq!(line(None, &evil), "a\\x3bfake;b\\nfake\\x3bstack 99 7");
     }
 }

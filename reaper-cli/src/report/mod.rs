@@ -108,6 +108,17 @@ pub fn render_json(run: &Run, opts: &ReportOptions) -> String {
     json::render(&analyze(run, opts))
 }
 
+/// Every name [`write_files`] may write, whatever the run holds (a
+/// recording checks them all before it starts).
+pub fn file_names() -> Vec<String> {
+    crate::model::Context::ALL
+        .iter()
+        .map(|c| c.name())
+        .chain(["combined"])
+        .flat_map(|name| [format!("{name}.folded"), format!("{name}.svg")])
+        .collect()
+}
+
 /// Writes `<context>.folded` and `<context>.svg` per context, plus
 /// `combined.folded` and `combined.svg`, into `out` (each atomically, see
 /// [`crate::output`]). A context without samples gets a folded file but no
@@ -129,8 +140,14 @@ pub fn write_files(
         })
         .collect();
     files.push(("combined", "combined", folded::combined_lines(run)));
+    // Everything rendered before the first file is written: a failure
+    // leaves no half-written set.
+    let mut rendered = Vec::new();
     for (name, label, lines) in &files {
-        written.push(out.write(&format!("{name}.folded"), folded::to_text(lines).as_bytes())?);
+        rendered.push((
+            format!("{name}.folded"),
+            folded::to_text(lines).into_bytes(),
+        ));
         if lines.is_empty() {
             continue;
         }
@@ -139,7 +156,8 @@ pub fn write_files(
             name: svg_name.clone(),
             source,
         })?;
-        written.push(out.write(&svg_name, &svg)?);
+        rendered.push((svg_name, svg));
     }
+    written.extend(out.write_all(&rendered)?);
     Ok(written)
 }

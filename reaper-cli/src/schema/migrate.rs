@@ -52,6 +52,15 @@ pub enum MigrateError {
     },
 }
 
+/// Checks that a file of schema `version` (at most the current one) can be
+/// upgraded, before it is decoded.
+pub fn check(version: u64) -> Result<u32, MigrateError> {
+    u32::try_from(version)
+        .ok()
+        .filter(|v| *v >= OLDEST_SCHEMA_VERSION)
+        .ok_or(MigrateError::TooOld { found: version })
+}
+
 /// Upgrades `run` (a JSON object whose `schema_version` is `version`, at most
 /// the current one) to [`SCHEMA_VERSION`] in place, and sets its
 /// `schema_version`. Returns the version it was read as.
@@ -59,10 +68,7 @@ pub fn upgrade(
     run: &mut serde_json::Map<String, Value>,
     version: u64,
 ) -> Result<u32, MigrateError> {
-    let found = u32::try_from(version)
-        .ok()
-        .filter(|v| *v >= OLDEST_SCHEMA_VERSION)
-        .ok_or(MigrateError::TooOld { found: version })?;
+    let found = check(version)?;
     for step in STEPS.iter().filter(|s| s.from >= found) {
         (step.apply)(run).map_err(|why| MigrateError::Step {
             from: step.from,

@@ -228,16 +228,15 @@ pub fn encode(profile: &Profile) -> Vec<u8> {
     gz.finish().expect("writing to memory")
 }
 
-/// Writes each side of a comparison as `a.pb.gz` and `b.pb.gz` into `out`
-/// (every run file of a side merged), for `go tool pprof -diff_base`.
-pub fn write_pair(
+/// Each side of a comparison encoded (every run file of a side merged), for
+/// `go tool pprof -diff_base a.pb.gz b.pb.gz`: `[(name, bytes); 2]`.
+pub fn encode_pair(
     a: &crate::compare::load::RunSet,
     b: &crate::compare::load::RunSet,
-    out: &crate::output::OutputDir,
-) -> Result<(std::path::PathBuf, std::path::PathBuf), crate::output::OutputError> {
-    let side = |set: &crate::compare::load::RunSet, name: &str| {
+) -> [(&'static str, Vec<u8>); 2] {
+    let side = |set: &crate::compare::load::RunSet| {
         let runs: Vec<&Run> = set.runs.iter().map(|r| &r.run).collect();
-        out.write(name, &encode(&profile(&runs)))
+        encode(&profile(&runs))
     };
-    Ok((side(a, "a.pb.gz")?, side(b, "b.pb.gz")?))
+    [("a.pb.gz", side(a)), ("b.pb.gz", side(b))]
 }

@@ -1,0 +1,47 @@
+//! The only way reaper prints: stdout and stderr text goes through
+//! [`crate::sanitize::guard_lines`], so nothing a run file, a file name or
+//! a task's comm holds can drive a terminal or run as a GitHub Actions
+//! workflow command (the runner parses both streams). reaper's own workflow
+//! commands are written by `crate::ci::github`, the one module allowed past
+//! this guard; `tests/source_rules.rs` fails on a print anywhere else.
+
+use std::io::Write as _;
+
+use crate::sanitize::guard_lines;
+
+/// Writes `text` to stdout as is, after the guard; a closed pipe (`| head`)
+/// is not an error worth a panic.
+pub fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(guard_lines(text).as_bytes());
+    let _ = stdout.flush();
+}
+
+/// Writes `text` to stderr, after the guard.
+pub fn err(text: &str) {
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(guard_lines(text).as_bytes());
+}
+
+/// `print!` through the guard.
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::console::out(&format!($($arg)*)) };
+}
+
+/// `println!` through the guard.
+macro_rules! sayln {
+    ($($arg:tt)*) => { $crate::console::out(&(format!($($arg)*) + "\n")) };
+}
+
+/// `eprintln!` through the guard.
+macro_rules! note {
+    ($($arg:tt)*) => { $crate::console::err(&(format!($($arg)*) + "\n")) };
+}
+
+/// `eprint!` through the guard.
+macro_rules! note_raw {
+    ($($arg:tt)*) => { $crate::console::err(&format!($($arg)*)) };
+}
+
+pub(crate) use {note, note_raw, say, sayln};
