@@ -58,6 +58,11 @@ pub static TRACEPOINT_OFFSETS: TracepointOffsets = TracepointOffsets {
     raw_task_pid: 0,
     raw_syscall_arg0: 0,
     raw_mark_victim: 0,
+    rss_stat_mm_id: 0,
+    rss_stat_curr: 0,
+    rss_stat_member: 0,
+    rss_stat_size: 0,
+    nr_exit_group: 0,
 };
 
 /// The loader-provided offsets (volatile so the compiler cannot fold the

@@ -311,6 +311,39 @@ pub struct Episode {
     /// function probe attached (see `Run::not_measured` for why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_timing: Option<FunctionTiming>,
+    /// Resident memory the teardown freed per context, and the victim's RSS
+    /// over time (`kmem:rss_stat`); absent when that tracepoint did not
+    /// attach (see `Run::not_measured`) and in older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaim: Option<Reclaim>,
+}
+
+/// Resident memory an episode's teardown freed, from `kmem:rss_stat`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Reclaim {
+    /// The victim's resident bytes (file + anon + shmem) at t = 0: /proc's
+    /// counters read just before the kill, or, for a counter /proc showed
+    /// lower than the teardown's first value (a victim still growing when
+    /// it was read), that first value.
+    pub rss_at_start_bytes: u64,
+    /// Bytes each context freed: the drops of the victim's resident
+    /// counters while that context's task changed them (negative: grew).
+    /// Each counter's first drop, which the kernel side sees no value
+    /// before, is given to the context that made it, from /proc's value.
+    pub freed_bytes: BTreeMap<Context, i64>,
+    /// The victim's resident bytes over time, one point per move of a
+    /// counter by 1/32 of its value (at least 1 MiB), from t = 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rss_track: Vec<RssPoint>,
+}
+
+/// One point of an RSS counter track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RssPoint {
+    /// ns since t = 0 (the kill, or the exit's start).
+    pub t_ns: i64,
+    /// Resident bytes (file + anon + shmem).
+    pub bytes: u64,
 }
 
 /// Exact per-function timing of one episode, aggregated in the kernel.

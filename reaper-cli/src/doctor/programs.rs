@@ -51,6 +51,17 @@ pub fn check_all(
             outcome: tracepoint(&mut ebpf, t.prog, t.category, t.event),
         });
     }
+    rows.push(ProgramCheck {
+        kind: ProgramKind::Tracepoint,
+        program: reaper_common::rss::PROG_RSS_STAT.into(),
+        target: "kmem:rss_stat".into(),
+        outcome: tracepoint(
+            &mut ebpf,
+            reaper_common::rss::PROG_RSS_STAT,
+            "kmem",
+            "rss_stat",
+        ),
+    });
     let mut raw_seen = std::collections::HashSet::new();
     for t in raw_tp::all().filter(|t| raw_seen.insert(t.raw_prog)) {
         rows.push(ProgramCheck {

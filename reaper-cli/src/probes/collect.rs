@@ -13,6 +13,7 @@ use reaper_common::{
         LockWaitKey, LockWaitStats, MAP_LOCK_WAITS, MAP_PENDING_WAITS, PendingWait, PendingWaitKey,
     },
     loss::{COUNTER_COUNT, Counter, MAP_COUNTERS},
+    rss::{MAP_RSS_FREED, MAP_RSS_LAST, RssKey, RssLast},
     sampling::{KernelStack, MAP_KERNEL_STACKS, MAP_SAMPLE_COUNTS, SampleCount, SampleKey},
     tracking::{MAP_SETTINGS, MAP_TRACKED_TGIDS, MAP_TRACKED_TIDS, SETTING_WATCH, TrackedTask},
 };
@@ -108,7 +109,8 @@ pub fn untrack(ebpf: &mut Ebpf, tgid: u32) -> Result<(), MapAccessError> {
     Ok(())
 }
 
-/// Stops tracking everything.
+/// Stops tracking everything, and forgets the resident counters' last
+/// values (the next victim's mm may reuse a finished one's hashed id).
 pub fn clear_tracking(ebpf: &mut Ebpf) -> Result<(), MapAccessError> {
     for name in [MAP_TRACKED_TGIDS, MAP_TRACKED_TIDS] {
         let mut map: BpfHashMap<_, u32, TrackedTask> =
@@ -117,6 +119,13 @@ pub fn clear_tracking(ebpf: &mut Ebpf) -> Result<(), MapAccessError> {
         for key in keys {
             let _ = map.remove(&key);
         }
+    }
+    let mut last: BpfHashMap<_, RssKey, RssLast> = map_mut(ebpf, MAP_RSS_LAST)?
+        .try_into()
+        .map_err(map_err(MAP_RSS_LAST))?;
+    let keys: Vec<RssKey> = last.keys().filter_map(Result::ok).collect();
+    for key in keys {
+        let _ = last.remove(&key);
     }
     Ok(())
 }
@@ -134,6 +143,18 @@ pub struct RawEpisode {
     pub counters: BTreeMap<String, u64>,
     /// Waits still open when the episode was drained (discarded).
     pub unfinished_waits: u64,
+    /// Resident bytes freed per tag (`kmem:rss_stat`; negative: grew).
+    pub freed: Vec<(u32, i64)>,
+}
+
+impl RawEpisode {
+    /// Keeps only the data tagged with one of `owners`.
+    pub fn keep_owners(&mut self, owners: &std::collections::BTreeSet<u32>) {
+        let keep = |tag: u32| owners.contains(&reaper_common::tracking::tag_owner(tag));
+        self.samples.retain(|(k, _)| keep(k.context));
+        self.waits.retain(|(k, _)| keep(k.context));
+        self.freed.retain(|(tag, _)| keep(*tag));
+    }
 }
 
 /// Reads and resets the aggregates, counters and pending waits.
@@ -152,6 +173,7 @@ pub fn drain(ebpf: &mut Ebpf) -> Result<RawEpisode, MapAccessError> {
         ..RawEpisode::default()
     };
     raw.unfinished_waits = drain_pending_waits(ebpf)?;
+    raw.freed = drain_freed(ebpf)?;
     let ids: Vec<i32> = raw
         .samples
         .iter()
@@ -225,6 +247,21 @@ fn drain_counters(ebpf: &mut Ebpf) -> Result<BTreeMap<String, u64>, MapAccessErr
     }
     debug_assert_eq!(counters.len(), COUNTER_COUNT as usize);
     Ok(counters)
+}
+
+/// Reads and removes the freed-bytes totals (two's complement in a u64).
+fn drain_freed(ebpf: &mut Ebpf) -> Result<Vec<(u32, i64)>, MapAccessError> {
+    let mut map: BpfHashMap<_, u32, u64> = map_mut(ebpf, MAP_RSS_FREED)?
+        .try_into()
+        .map_err(map_err(MAP_RSS_FREED))?;
+    let entries: Vec<(u32, u64)> = map.iter().filter_map(Result::ok).collect();
+    for (tag, _) in &entries {
+        let _ = map.remove(tag);
+    }
+    Ok(entries
+        .into_iter()
+        .map(|(tag, bytes)| (tag, bytes as i64))
+        .collect())
 }
 
 fn drain_pending_waits(ebpf: &mut Ebpf) -> Result<u64, MapAccessError> {

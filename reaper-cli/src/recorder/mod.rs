@@ -8,6 +8,7 @@ pub mod mrelease_source;
 pub mod oom;
 pub mod progress;
 mod race;
+pub mod reclaim;
 mod setup;
 pub mod watch;
 
@@ -403,7 +404,10 @@ impl Recorder {
     /// Stops tracking, drains the kernel aggregates and builds the episode.
     fn finish_episode(&mut self, setup: EpisodeSetup, end: EpisodeEnd) -> anyhow::Result<Episode> {
         collect::clear_tracking(&mut self.ebpf)?;
-        let raw = collect::drain(&mut self.ebpf)?;
+        let mut raw = collect::drain(&mut self.ebpf)?;
+        if let Some(owners) = &setup.owners {
+            raw.keep_owners(owners);
+        }
         let function_timing = self.drain_function_timing(end.kill_ns)?;
         let mut episode = self.build_episode(raw, setup, end);
         mrelease_source::fall_back(
@@ -449,6 +453,15 @@ impl Recorder {
         };
         let contexts = episode::context_profiles(&raw, &setup.tasks, &mut symbolize);
         let timeline = episode::timeline(&setup.events, end.kill_ns, end.killer, setup.victim.pid);
+        let reclaim = self.attach.attached(ProbeGroup::Reclaim.name()).then(|| {
+            reclaim::build(
+                end.kill_ns,
+                &raw.freed,
+                &setup.events,
+                setup.rss_start,
+                |_| true,
+            )
+        });
         let latencies = episode::latencies(&timeline);
         let skipped_probe_runs = setup
             .skipped_runs_before
@@ -479,6 +492,7 @@ impl Recorder {
             frozen: end.frozen,
             function_timing: None,
             lost_race: end.mrelease_ret == Some(-i64::from(libc::ESRCH)),
+            reclaim,
         }
     }
 }

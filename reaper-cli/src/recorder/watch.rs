@@ -151,6 +151,13 @@ impl Accumulator {
                 None => slot.waits.push((key, stats)),
             }
         }
+        for (tag, bytes) in raw.freed {
+            let slot = self.by_owner.entry(tag_owner(tag)).or_default();
+            match slot.freed.iter_mut().find(|(t, _)| *t == tag) {
+                Some((_, b)) => *b += bytes,
+                None => slot.freed.push((tag, bytes)),
+            }
+        }
         for slot in self.by_owner.values_mut() {
             for (id, ips) in &raw.stacks {
                 slot.stacks.entry(*id).or_insert_with(|| ips.clone());
@@ -173,14 +180,20 @@ impl Accumulator {
             .drain(..)
             .partition(|(k, _)| tag_context(k.context) == context);
         slot.waits = rest;
+        let (freed, rest): (Vec<_>, Vec<_>) = slot
+            .freed
+            .drain(..)
+            .partition(|(tag, _)| tag_context(*tag) == context);
+        slot.freed = rest;
         let stacks = slot.stacks.clone();
-        if slot.samples.is_empty() && slot.waits.is_empty() {
+        if slot.samples.is_empty() && slot.waits.is_empty() && slot.freed.is_empty() {
             self.by_owner.remove(&owner);
         }
         RawEpisode {
             samples,
             waits,
             stacks,
+            freed,
             ..RawEpisode::default()
         }
     }
@@ -189,6 +202,7 @@ impl Accumulator {
 fn merge(into: &mut RawEpisode, from: RawEpisode) {
     into.samples.extend(from.samples);
     into.waits.extend(from.waits);
+    into.freed.extend(from.freed);
     into.stacks.extend(from.stacks);
 }
 

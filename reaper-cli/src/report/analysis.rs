@@ -427,6 +427,7 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
         counters,
         frozen: episode.frozen.clone(),
         trigger: episode.trigger.clone(),
+        reclaim: super::reclaim::report(run, episode),
     }
 }
 

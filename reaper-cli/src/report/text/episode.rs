@@ -51,8 +51,59 @@ pub fn render(e: &EpisodeReport) -> String {
     }
     timeline(e, &mut out);
     latencies(e, &mut out);
+    reclaim(e, &mut out);
     counters(e, &mut out);
     out
+}
+
+/// Memory freed and reclaim throughput per context.
+fn reclaim(e: &EpisodeReport, out: &mut String) {
+    let r = match &e.reclaim {
+        Ok(r) => r,
+        Err(why) => {
+            let _ = writeln!(out, "Reclaim: not measured ({why})");
+            return;
+        }
+    };
+    let _ = writeln!(
+        out,
+        "Reclaim (resident memory freed, kmem:rss_stat; MB = 10^6 bytes; RSS at t = 0: {:.1} MB):",
+        r.rss_at_start_mb
+    );
+    let mut table = vec![vec![
+        "  Context".to_owned(),
+        "Freed (MB)".to_owned(),
+        "Share".to_owned(),
+        "Time (ms)".to_owned(),
+        "MB/s".to_owned(),
+        "Window".to_owned(),
+    ]];
+    for row in &r.rows {
+        table.push(vec![
+            format!("  {}", row.context.map_or("whole teardown", |c| c.name())),
+            format!("{:.1}", row.freed_mb),
+            row.share_percent
+                .map_or_else(|| "-".to_owned(), |p| format!("{p:.1}%")),
+            row.duration_ms
+                .as_ref()
+                .map_or_else(|_| "-".to_owned(), |ms| format!("{ms:.3}")),
+            match &row.mb_per_s {
+                Ok(rate) => format!("{rate:.0}"),
+                Err(why) => format!("not measured ({why})"),
+            },
+            row.window.clone(),
+        ]);
+    }
+    out.push_str(&columns(
+        &table,
+        &[
+            Align::Left,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+        ],
+    ));
 }
 
 fn timeline(e: &EpisodeReport, out: &mut String) {
