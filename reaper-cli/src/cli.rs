@@ -58,6 +58,10 @@ pub enum Command {
         /// UID:GID to run as after joining the cgroups (needs root).
         #[arg(long, value_parser = crate::scenario::identity::parse)]
         run_as: Option<crate::output::owner::Owner>,
+        /// Once populated, exit by itself at the first line on stdin (the
+        /// line is the exit code).
+        #[arg(long)]
+        exit_on_stdin: bool,
     },
 }
 
@@ -140,12 +144,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             wait_go,
             comm,
             run_as,
+            exit_on_stdin,
         } => {
             let options = crate::scenario::victim::SpawnOptions {
                 join,
                 oom_score_adj,
                 wait_go,
                 comm,
+                exit_on_stdin,
             };
             crate::scenario::victim::run_child(bytes, vmas, threads, &options, run_as)
         }

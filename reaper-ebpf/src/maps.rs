@@ -113,6 +113,16 @@ pub fn watching() -> bool {
     SETTINGS.get(SETTING_WATCH).is_some_and(|&v| v != 0)
 }
 
+/// Whether every `process_mrelease` caller is tracked for its call
+/// (`record --watch`, or `record --pid P` waiting for P's own exit).
+#[inline(always)]
+pub fn following_mrelease() -> bool {
+    watching()
+        || SETTINGS
+            .get(reaper_common::tracking::SETTING_FOLLOW_MRELEASE)
+            .is_some_and(|&v| v != 0)
+}
+
 /// The tag (context and owner) of a task, looked up by tid first, then by
 /// tgid; unarmed entries do not count yet.
 #[inline(always)]

@@ -96,11 +96,19 @@ pub struct WatchSummary {
     pub episodes_evicted: u64,
     /// SIGKILLed processes with no process_mrelease or OOM kill (not episodes).
     pub plain_kills_ignored: u64,
+    /// Episodes left out by `--comm` / `--min-rss` (another comm, or less
+    /// resident at t = 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub filtered_out: u64,
     /// Runs of reaper's programs the kernel skipped while watching, by what
     /// the program probes (see `Episode::skipped_probe_runs`, which a
     /// watched episode leaves empty: its start is known only afterwards).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub skipped_probe_runs: BTreeMap<String, u64>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// How one catalog function was probed for exact timing (`record`'s attach

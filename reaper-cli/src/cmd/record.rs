@@ -24,11 +24,14 @@ pub struct RecordArgs {
     /// Synthetic victim: SIZE[,vmas=N][,threads=T] (default 1G,vmas=64,threads=4).
     #[arg(long, value_name = "SPEC", conflicts_with = "pid")]
     pub victim: Option<String>,
-    /// An existing process to tear down (needs --kill).
+    /// An existing process: without --kill, wait for its own exit (or a
+    /// kill by someone else) and profile that teardown, killing nothing;
+    /// with --kill, kill it now and race it with process_mrelease.
     #[arg(long, value_name = "PID")]
     pub pid: Option<u32>,
-    /// Confirms that --pid may be killed with SIGKILL.
-    #[arg(long)]
+    /// With --pid: kill it with SIGKILL (and race it with process_mrelease)
+    /// instead of waiting for its own exit.
+    #[arg(long, requires = "pid")]
     pub kill: bool,
     /// Kill only; let the victim's exit_mmap do all the work (the comparison point).
     #[arg(long)]
@@ -82,6 +85,14 @@ pub struct RecordArgs {
     /// With --watch: stop after this many seconds.
     #[arg(long, value_name = "S", requires = "watch")]
     pub duration: Option<u64>,
+    /// With --watch: only victims of this process name (comm, at most 15
+    /// bytes); also records their ordinary exits, not only kills.
+    #[arg(long, value_name = "NAME", requires = "watch")]
+    pub comm: Option<String>,
+    /// With --watch: only victims resident at least SIZE (e.g. 512M) when
+    /// their teardown began; also records ordinary exits of such processes.
+    #[arg(long, value_name = "SIZE", requires = "watch")]
+    pub min_rss: Option<String>,
     /// With --watch: episodes kept; older ones are evicted and counted.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub max_episodes: usize,
@@ -104,8 +115,14 @@ impl RecordArgs {
     /// global -v count (-vv turns on the eBPF side's drop log).
     pub fn settings(&self, verbose: u8) -> anyhow::Result<RecordSettings> {
         let target = match (self.pid, &self.victim) {
-            (Some(_), _) if !self.kill => {
-                bail!("--pid sends SIGKILL to that process; add --kill to confirm")
+            (Some(pid), _) if !self.kill => {
+                crate::system::procfs::validate_target(pid)?;
+                if self.no_mrelease {
+                    bail!(
+                        "--no-mrelease needs --kill: without it reaper waits for pid {pid}'s own exit and calls nothing"
+                    );
+                }
+                Target::Exit(pid)
             }
             (Some(pid), _) => {
                 crate::system::procfs::validate_target(pid)?;
@@ -121,6 +138,19 @@ impl RecordArgs {
             _ if self.watch => Target::Watch(crate::recorder::watch::WatchSettings {
                 duration: self.duration.map(std::time::Duration::from_secs),
                 max_episodes: self.max_episodes.max(1),
+                filter: crate::recorder::watch::ExitFilter {
+                    comm: self
+                        .comm
+                        .as_deref()
+                        .map(str::parse)
+                        .transpose()
+                        .map_err(anyhow::Error::msg)?,
+                    min_rss: self
+                        .min_rss
+                        .as_deref()
+                        .map(|s| parse_size(s).with_context(|| format!("--min-rss {s}")))
+                        .transpose()?,
+                },
             }),
             Target::Victim(spec) if self.oom => {
                 if self.frozen && spec.threads < 4 {
@@ -142,10 +172,8 @@ impl RecordArgs {
         if !(1..=MAX_RUNS).contains(&self.runs) {
             bail!("--runs must be between 1 and {MAX_RUNS}");
         }
-        if matches!(target, Target::Pid(_)) && self.runs != 1 {
-            bail!(
-                "--runs > 1 needs a synthetic --victim: an existing --pid can be killed only once"
-            );
+        if matches!(target, Target::Pid(_) | Target::Exit(_)) && self.runs != 1 {
+            bail!("--runs > 1 needs a synthetic --victim: an existing --pid exits only once");
         }
         if !(1..=100_000).contains(&self.freq) {
             bail!("--freq must be between 1 and 100000 Hz");
@@ -160,7 +188,7 @@ impl RecordArgs {
         };
         Ok(RecordSettings {
             target,
-            mrelease: !self.no_mrelease && !self.oom,
+            mrelease: !self.no_mrelease && !self.oom && !matches!(target, Target::Exit(_)),
             runs: self.runs,
             freq_hz: self.freq,
             sizes,
@@ -183,6 +211,7 @@ pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
         Target::Victim(_) => RecordKind::Victim,
         Target::Oom(_) => RecordKind::Oom,
         Target::Pid(_) => RecordKind::Pid,
+        Target::Exit(_) => RecordKind::Exit,
         Target::Watch(_) => RecordKind::Watch,
     }))?;
     // Opened and checked before recording, so an unusable directory costs

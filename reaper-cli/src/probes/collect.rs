@@ -15,7 +15,10 @@ use reaper_common::{
     loss::{COUNTER_COUNT, Counter, MAP_COUNTERS},
     rss::{MAP_RSS_FREED, MAP_RSS_LAST, RssKey, RssLast},
     sampling::{KernelStack, MAP_KERNEL_STACKS, MAP_SAMPLE_COUNTS, SampleCount, SampleKey},
-    tracking::{MAP_SETTINGS, MAP_TRACKED_TGIDS, MAP_TRACKED_TIDS, SETTING_WATCH, TrackedTask},
+    tracking::{
+        MAP_SETTINGS, MAP_TRACKED_TGIDS, MAP_TRACKED_TIDS, SETTING_FOLLOW_MRELEASE, SETTING_WATCH,
+        TrackedTask,
+    },
 };
 
 /// Map access failures (a map missing from the object, or a syscall error).
@@ -49,12 +52,25 @@ pub fn track_tgid(ebpf: &mut Ebpf, tgid: u32, context: u32) -> Result<(), MapAcc
 }
 
 /// Like [`track_tgid`]; an unarmed process counts only once the kernel arms
-/// it at `oom:mark_victim`.
+/// it (at `oom:mark_victim`, or when its own exit begins: `exit_group`,
+/// `sched_process_exit`).
 pub fn track_tgid_armed(
     ebpf: &mut Ebpf,
     tgid: u32,
     context: u32,
     armed: bool,
+) -> Result<(), MapAccessError> {
+    track_tgid_owned(ebpf, tgid, context, armed, 0)
+}
+
+/// Like [`track_tgid_armed`], with the owner folded into its data's tags
+/// (`record --watch` follows processes owned by themselves).
+pub fn track_tgid_owned(
+    ebpf: &mut Ebpf,
+    tgid: u32,
+    context: u32,
+    armed: bool,
+    owner: u32,
 ) -> Result<(), MapAccessError> {
     let mut map: BpfHashMap<_, u32, TrackedTask> = map_mut(ebpf, MAP_TRACKED_TGIDS)?
         .try_into()
@@ -64,7 +80,7 @@ pub fn track_tgid_armed(
         TrackedTask {
             context,
             armed: u32::from(armed),
-            owner: 0,
+            owner,
             _pad: 0,
         },
         0,
@@ -92,10 +108,20 @@ pub fn track_tid(ebpf: &mut Ebpf, tid: u32, context: u32) -> Result<(), MapAcces
 
 /// Turns the kernel side's own tracking (`record --watch`) on or off.
 pub fn set_watch(ebpf: &mut Ebpf, on: bool) -> Result<(), MapAccessError> {
+    set_setting(ebpf, SETTING_WATCH, on)
+}
+
+/// Turns the kernel side's tracking of every `process_mrelease` caller
+/// (for the duration of its call, owned by its tgid) on or off.
+pub fn set_follow_mrelease(ebpf: &mut Ebpf, on: bool) -> Result<(), MapAccessError> {
+    set_setting(ebpf, SETTING_FOLLOW_MRELEASE, on)
+}
+
+fn set_setting(ebpf: &mut Ebpf, setting: u32, on: bool) -> Result<(), MapAccessError> {
     let mut map: aya::maps::Array<_, u32> = map_mut(ebpf, MAP_SETTINGS)?
         .try_into()
         .map_err(map_err(MAP_SETTINGS))?;
-    map.set(SETTING_WATCH, u32::from(on), 0)
+    map.set(setting, u32::from(on), 0)
         .map_err(map_err(MAP_SETTINGS))
 }
 

@@ -332,6 +332,9 @@ pub struct EpisodeReport {
     pub trigger: Option<String>,
     /// Memory freed and reclaim throughput per context, or why not measured.
     pub reclaim: Result<ReclaimReport, String>,
+    /// What t = 0 is: "the kill" (reaper's, another process's or the OOM
+    /// killer's), or "its exit began" (a process that exited by itself).
+    pub t0: String,
 }
 
 /// Resident memory an episode's teardown freed, per context, and the rates.

@@ -521,6 +521,7 @@ fn a_watch_names_the_probe_runs_the_kernel_skipped_while_watching() {
         episodes_seen: 1,
         episodes_evicted: 0,
         plain_kills_ignored: 0,
+        filtered_out: 4,
         skipped_probe_runs: [("raw_process_exit".to_owned(), 2)].into(),
     });
     let text = render_text(&run, &ReportOptions::default());
@@ -528,6 +529,7 @@ fn a_watch_names_the_probe_runs_the_kernel_skipped_while_watching() {
         text.contains("LOST: 2 runs of raw_process_exit skipped by the kernel"),
         "{text}"
     );
+    assert!(text.contains("4 left out by --comm/--min-rss"), "{text}");
 }
 
 #[test]

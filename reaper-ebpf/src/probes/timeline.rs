@@ -25,8 +25,8 @@ use reaper_common::{
 };
 
 use crate::maps::{
-    arm_tgid, atomic_add, bump, context_of, current_ids, offsets, track_tgid, track_tid,
-    untrack_tid, watching,
+    arm_tgid, atomic_add, bump, context_of, current_ids, following_mrelease, offsets, track_tgid,
+    track_tid, untrack_tid, watching,
 };
 
 /// The event stream (size set by `--ringbuf-size`).
@@ -153,8 +153,9 @@ timeline_probe!(
 /// A thread passing `sched_process_exit`: its process's exit has begun, so
 /// a tracked process that was not armed yet (one reaper follows until it
 /// exits on its own, `record --pid P` without `--kill`) is armed here. On
-/// kernels that fire this before `exit_mm()` (6.16+, and every thread of a
-/// multi-threaded process but the last) that is before the teardown.
+/// kernels whose `do_exit()` fires this before `exit_mm()` (6.18, whose
+/// tracepoint carries `group_dead`; not 6.1), and for every thread of a
+/// multi-threaded process but the last, that is before the teardown.
 #[inline(always)]
 fn process_exit<C: EbpfContext>(ctx: &C) {
     arm_tgid(current_ids().1);
@@ -262,11 +263,12 @@ pub fn raw_oom_mark_victim(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// `process_mrelease` entry; in watch mode the caller is tracked for the
-/// duration of the call, owned by its own process.
+/// `process_mrelease` entry; in watch mode (and while `record --pid P`
+/// waits for P's exit) the caller is tracked for the duration of the call,
+/// owned by its own process.
 #[inline(always)]
 fn mrelease_enter<C: EbpfContext>(ctx: &C, pidfd: i64) {
-    if watching() {
+    if following_mrelease() {
         let (tid, tgid) = current_ids();
         track_tid(tid, CONTEXT_MRELEASE_CALLER, tgid);
     }
@@ -277,7 +279,7 @@ fn mrelease_enter<C: EbpfContext>(ctx: &C, pidfd: i64) {
 #[inline(always)]
 fn mrelease_exit<C: EbpfContext>(ctx: &C, ret: i64) {
     emit(ctx, TimelineKind::MreleaseExit, Scope::Everyone, ret);
-    if watching() {
+    if following_mrelease() {
         untrack_tid(current_ids().0);
     }
 }

@@ -111,7 +111,7 @@ fn timeline(e: &EpisodeReport, out: &mut String) {
         let _ = writeln!(out, "Timeline: no events recorded");
         return;
     }
-    let _ = writeln!(out, "Timeline (ms since the kill):");
+    let _ = writeln!(out, "Timeline (ms since {}):", e.t0);
     let mut table = vec![vec![
         "  t (ms)".to_owned(),
         "Event".to_owned(),
@@ -261,9 +261,14 @@ fn counters(e: &EpisodeReport, out: &mut String) {
 
 /// The list of episodes a `record --watch` saw, before the details.
 pub fn watch_list(w: &crate::model::WatchSummary, episodes: &[EpisodeReport], out: &mut String) {
+    let filtered = if w.filtered_out > 0 {
+        format!(", {} left out by --comm/--min-rss", w.filtered_out)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "Watched {} s: {} episodes ({} evicted to bound memory, {} plain SIGKILLs without a reaper ignored)",
+        "Watched {} s: {} episodes ({} evicted to bound memory, {} plain SIGKILLs without a reaper ignored{filtered})",
         w.watched_s, w.episodes_seen, w.episodes_evicted, w.plain_kills_ignored
     );
     for (what, &runs) in &w.skipped_probe_runs {
