@@ -795,3 +795,59 @@ fn watch_with_comm_and_min_rss_records_an_ordinary_exit() {
     let victim_exit = episode.context(Context::VictimExit).expect("victim_exit");
     assert!(samples_under(victim_exit, "exit_mmap") > 0);
 }
+
+/// Without -o, record still keeps its run (run.json alone) under the runs
+/// directory and says where; with --no-save it says it kept nothing.
+#[test]
+fn record_without_output_saves_the_run_and_says_where() {
+    if !require_root("record_without_output") {
+        return;
+    }
+    let runs = temp_dir("runs-dir");
+    let out = Command::new(REAPER)
+        .args(["record", "--victim", "64M", "--attach", "sampling"])
+        .env("REAPER_RUNS_DIR", &runs)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let saved = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("reaper: saved the run as "))
+        .and_then(|l| l.split(" (").next())
+        .unwrap_or_else(|| panic!("no saved path in: {stderr}"));
+    let saved = std::path::Path::new(saved);
+    assert!(saved.starts_with(&runs), "{}", saved.display());
+    assert!(
+        saved
+            .parent()
+            .and_then(|d| d.file_name())
+            .is_some_and(|n| n.to_string_lossy().ends_with("Z-victim")),
+        "{}",
+        saved.display()
+    );
+    let run = load_run(saved);
+    assert_eq!(run.episodes.len(), 1);
+    let again = reaper(&["report", saved.to_str().unwrap()]);
+    assert!(again.status.success());
+    let out = Command::new(REAPER)
+        .args([
+            "record",
+            "--victim",
+            "64M",
+            "--attach",
+            "sampling",
+            "--no-save",
+        ])
+        .env("REAPER_RUNS_DIR", &runs)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("the run was not saved (--no-save"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 1);
+    assert!(no_victims_left());
+}

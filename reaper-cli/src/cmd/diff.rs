@@ -49,6 +49,11 @@ pub struct DiffArgs {
 
 /// Loads both sides, prints the diff and writes the flame graphs.
 pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
+    super::stdout::refuse_dash(
+        args.output.as_deref(),
+        "diff",
+        "differential flame graphs and a pprof pair",
+    )?;
     let pair = compare::load_pair(("A", &args.a), ("B", &args.b), args.force)?;
     let opts = DiffOptions {
         label_a: args.label_a.clone(),

@@ -53,7 +53,8 @@ pub struct GateArgs {
     /// gating.
     #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["baseline", "candidate"])]
     pub calibrate: Vec<PathBuf>,
-    /// Where --calibrate writes the calibration file [default: stdout].
+    /// Where --calibrate writes the calibration file (`-`: stdout)
+    /// [default: stdout].
     #[arg(short = 'o', long, value_name = "FILE", requires = "calibrate")]
     pub output: Option<PathBuf>,
     /// Also write the markdown summary to FILE (for CI comments).
@@ -145,9 +146,9 @@ fn calibrate(args: &GateArgs) -> anyhow::Result<i32> {
     let cal = calibration::estimate(&sets)?;
     let text = serde_json::to_string_pretty(&cal)? + "\n";
     match &args.output {
-        Some(path) => std::fs::write(path, &text)
+        Some(path) if !super::stdout::is_dash(path) => std::fs::write(path, &text)
             .with_context(|| format!("{}: cannot write the calibration file", path.display()))?,
-        None => print!("{text}"),
+        _ => print!("{text}"),
     }
     eprint!("reaper gate: {}", cal.summary());
     Ok(0)

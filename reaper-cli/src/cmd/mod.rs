@@ -7,3 +7,4 @@ pub mod gate;
 pub mod generate;
 pub mod record;
 pub mod report;
+pub mod stdout;

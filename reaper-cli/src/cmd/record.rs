@@ -50,10 +50,16 @@ pub struct RecordArgs {
     /// cpu-clock sampling frequency in Hz.
     #[arg(long, default_value_t = 4000, value_name = "HZ")]
     pub freq: u64,
-    /// Output directory for run.json, folded stacks and SVGs; a run.json
-    /// already there is kept as run.json.old.
+    /// Output directory for run.json, folded stacks, SVGs and
+    /// profile.pb.gz; a run.json already there is kept as run.json.old.
+    /// Without -o, run.json alone is saved under $REAPER_RUNS_DIR (default
+    /// ~/.local/state/reaper/runs/<start>-<scenario>/), and the path said.
     #[arg(short = 'o', long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// Without -o: keep nothing (say so) instead of saving run.json under
+    /// the runs directory.
+    #[arg(long, conflicts_with = "output")]
+    pub no_save: bool,
     /// Kernel stack map entries (enlarge if stacks are lost).
     #[arg(long, default_value_t = MapSizes::default().stack_map, value_name = "N")]
     pub stack_map_size: u32,
@@ -105,6 +111,33 @@ pub struct RecordArgs {
     #[arg(long, default_value = "auto", value_name = "MODE",
           value_parser = clap::builder::PossibleValuesParser::new(AttachPolicy::NAMES))]
     pub attach: String,
+}
+
+/// Without -o: saves run.json under the runs directory and says where, or
+/// says that nothing was kept. A failure to save is a warning: the tables
+/// are still printed, and the recording itself succeeded.
+fn save_unasked(run: &crate::model::Run, no_save: bool) {
+    if no_save {
+        eprintln!("reaper: the run was not saved (--no-save; -o DIR keeps it)");
+        return;
+    }
+    let saved = crate::output::runs::runs_dir().and_then(|dir| {
+        let name =
+            crate::output::runs::run_name(run.recording.started_unix, &run.recording.scenario.kind);
+        let path = crate::output::runs::fresh(&dir, &name);
+        let out = OutputDir::create(&path).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec_pretty(run).map_err(|e| e.to_string())?;
+        out.write(RUN_FILE_NAME, &json)
+            .map_err(|e| format!("{e:#}"))
+    });
+    match saved {
+        Ok(path) => eprintln!(
+            "reaper: saved the run as {} (`reaper report {}` re-renders it, `reaper diff` compares it; -o DIR writes it there with flame graphs and pprof instead)",
+            path.display(),
+            path.display()
+        ),
+        Err(why) => eprintln!("reaper: warning: the run was not saved ({why}); -o DIR keeps it"),
+    }
 }
 
 /// Most episodes per run: each spawns and kills a victim.
@@ -206,6 +239,11 @@ impl RecordArgs {
 
 /// Records, writes the outputs and prints the report.
 pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
+    super::stdout::refuse_dash(
+        args.output.as_deref(),
+        "record",
+        "run.json, folded stacks, flame graphs and profile.pb.gz",
+    )?;
     let settings = args.settings(verbose).map_err(crate::cli::UsageError)?;
     privileges::require(&privileges::needed(match settings.target {
         Target::Victim(_) => RecordKind::Victim,
@@ -219,6 +257,14 @@ pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
     let out = args.output.as_deref().map(OutputDir::create).transpose()?;
     let run = recorder::Recorder::run(settings)?;
     let report_options = crate::report::ReportOptions::default();
+    if let Some(why) = crate::report::formats::folded_empty_because(&run) {
+        eprintln!(
+            "reaper: warning: this run holds no samples (its folded stacks, flame graphs and pprof profile are empty): {why}"
+        );
+    }
+    if out.is_none() {
+        save_unasked(&run, args.no_save);
+    }
     if let Some(out) = &out {
         if let Some(old) = out.keep_previous(RUN_FILE_NAME, PREVIOUS_RUN_FILE_NAME)? {
             eprintln!(

@@ -21,7 +21,8 @@ pub struct ReportArgs {
     /// The run file (run.json), or the directory `reaper record -o` wrote it to.
     pub run: PathBuf,
     /// Also write <context>.folded/.svg and combined.folded/.svg into DIR
-    /// (created if needed; without -o nothing is written).
+    /// (created if needed; without -o nothing is written); with --format,
+    /// the format's one file, and `-o -` writes it to stdout.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Print the derived report as JSON instead of tables.
@@ -99,16 +100,34 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     let run = report::load_run(&args.run)?;
     let opts = args.options();
     if let Some(format) = args.format.map(Format::from) {
-        let dir = args
-            .output
-            .as_deref()
-            .expect("clap requires -o with --format");
+        let Some(dir) = args.output.as_deref() else {
+            return Err(crate::cli::UsageError(anyhow::anyhow!(
+                "--format needs -o DIR (or -o - for stdout)"
+            ))
+            .into());
+        };
+        if let Some(why) = report::formats::empty_because(format, &run) {
+            eprintln!("reaper: warning: the {format} file holds no samples: {why}");
+        }
+        if super::stdout::is_dash(dir) {
+            let bytes = report::formats::render(format, &run);
+            return super::stdout::write(
+                &bytes,
+                report::formats::is_binary(format),
+                &format!("the {format} file"),
+            );
+        }
         let out = OutputDir::create(dir)?;
         let path = report::formats::write(format, &run, &out)
             .with_context(|| format!("writing the {format} file to {}", dir.display()))?;
         eprintln!("reaper: wrote {}", path.display());
         return Ok(());
     }
+    super::stdout::refuse_dash(
+        args.output.as_deref(),
+        "report",
+        "folded stacks and flame graphs",
+    )?;
     if args.json {
         print!("{}", report::render_json(&run, &opts));
     } else {
@@ -116,6 +135,11 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     }
     std::io::stdout().flush()?;
     if let Some(dir) = &args.output {
+        if let Some(why) = report::formats::folded_empty_because(&run) {
+            eprintln!(
+                "reaper: warning: the folded stacks hold no samples and no flame graph is drawn: {why}"
+            );
+        }
         let out = OutputDir::create(dir)?;
         let files = report::write_files(&run, &out, &opts).with_context(|| {
             format!(

@@ -14,6 +14,7 @@
 
 pub mod owner;
 pub mod policy;
+pub mod runs;
 
 use std::fs::File;
 use std::io::Write as _;

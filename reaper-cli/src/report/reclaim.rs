@@ -34,15 +34,7 @@ pub fn report(run: &Run, episode: &Episode) -> Result<ReclaimReport, String> {
         })
         .collect();
     let total: i64 = reclaim.freed_bytes.values().sum();
-    let end = [
-        l.kill_to_exit_mmap_done_ns,
-        l.kill_to_mrelease_done_ns,
-        oom_reaping_done_ns(episode),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-    .ok_or_else(|| {
+    let end = super::analysis::teardown_end_ns(episode).ok_or_else(|| {
         "no end of the teardown was seen (no exit_mmap, process_mrelease or oom_reaper event)"
             .to_owned()
     });
@@ -100,15 +92,6 @@ fn window(context: Context, l: &Latencies) -> (String, Result<u64, String>) {
                 .ok_or_else(|| "no oom_reaper start and finish were seen".to_owned()),
         ),
     }
-}
-
-/// When the oom_reaper finished, ns after t = 0.
-fn oom_reaping_done_ns(episode: &Episode) -> Option<u64> {
-    episode
-        .timeline
-        .iter()
-        .find(|e| e.kind == reaper_common::timeline::TimelineKind::OomFinishReaping.name())
-        .and_then(|e| u64::try_from(e.t_ns).ok())
 }
 
 /// Why a run has no reclaim figures: its `kmem:rss_stat` refusal, or an
