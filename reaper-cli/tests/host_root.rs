@@ -259,6 +259,28 @@ fn doctor_attaches_tracepoints_and_sampling_for_real() {
         .filter(|p| matches!(&p.outcome, Outcome::Refused(r) if r.by_verifier()))
         .collect();
     assert!(verifier.is_empty(), "verifier refusals: {verifier:?}");
+    // A host whose kernel log says it is locked down gets the lockdown
+    // named with its level, once, in the text output.
+    if d
+        .policy
+        .lockdown_log
+        .iter()
+        .any(|l| l.contains("Kernel is locked down"))
+    {
+        let lockdown = d.policy.lockdown.as_ref().expect("lockdown named");
+        let mode = lockdown.mode.expect("its level found").name();
+        let text_out = text(&reaper(&["doctor"]).stdout);
+        assert_eq!(
+            text_out
+                .matches(&format!("* kernel lockdown: {mode}"))
+                .count(),
+            1,
+            "{text_out}"
+        );
+        assert!(text_out.contains("still works: "), "{text_out}");
+    } else {
+        eprintln!("this host's kernel log shows no lockdown; the lockdown finding is not checked");
+    }
 }
 
 #[test]
@@ -267,7 +289,9 @@ fn protected_and_bad_pids_are_refused() {
         (&["record", "--pid", "1", "--kill"], "pid 1"),
         (&["record", "--pid", "9999999", "--kill"], "does not exist"),
         (&["record", "--pid", "2", "--kill"], "kernel thread"),
-        (&["record", "--pid", "1"], "--kill"),
+        // Without --kill reaper only waits, but pid 1 is still refused.
+        (&["record", "--pid", "1"], "pid 1"),
+        (&["record", "--pid", "2"], "kernel thread"),
         (&["record", "--victim", "1G,vmas=0"], "vmas"),
         (&["record", "--victim", "lots"], "not a size"),
     ];

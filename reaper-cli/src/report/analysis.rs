@@ -171,6 +171,7 @@ fn header(run: &Run, episodes: &[EpisodeReport]) -> Header {
         arch: run.host.arch.clone(),
         cpus: run.host.cpus,
         clocksource: run.host.clocksource.clone(),
+        lockdown: run.host.lockdown.clone(),
         freq_hz: run.recording.freq_hz,
         sample_period_ns: run.recording.sample_period_ns,
         scenario: run.recording.scenario.description.clone(),

@@ -49,6 +49,8 @@ pub struct Header {
     pub arch: String,
     /// Online CPUs.
     pub cpus: u32,
+    /// The kernel's lockdown, when the run saw one.
+    pub lockdown: Option<crate::model::Lockdown>,
     /// The kernel's clocksource, when the run recorded it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clocksource: Option<String>,

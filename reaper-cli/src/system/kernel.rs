@@ -30,10 +30,11 @@ pub fn host_info() -> HostInfo {
             &field(&uts.version),
             &boot_config,
         ),
-        kernel_release,
         arch: field(&uts.machine),
         cpus: online_cpus().map_or(0, |cpus| cpus.len() as u32),
         clocksource: clocksource(std::fs::read_to_string(CLOCKSOURCE_FILE).ok().as_deref()),
+        lockdown: super::policy::lockdown_for_run(&kernel_release),
+        kernel_release,
     }
 }
 

@@ -13,17 +13,19 @@ pub enum TargetError {
     #[error("pid {0} does not exist (no /proc/{0}); check the pid with `ps -p {0}`")]
     NoSuchProcess(u32),
     /// pid 1.
-    #[error("refusing to kill pid 1 (init): killing it would bring the machine down")]
+    #[error(
+        "refusing pid 1 (init): killing it would bring the machine down, and it never exits by itself"
+    )]
     Init,
     /// reaper itself.
-    #[error("refusing to kill pid {0}: it is reaper itself")]
+    #[error("refusing pid {0}: it is reaper itself")]
     Myself(u32),
     /// reaper's parent (the shell or sudo that started it).
-    #[error("refusing to kill pid {0}: it is reaper's parent process")]
+    #[error("refusing pid {0}: it is reaper's parent process")]
     MyParent(u32),
     /// A kernel thread.
     #[error(
-        "refusing to kill pid {pid} ({comm}): it is a kernel thread, which has no user address space to tear down"
+        "refusing pid {pid} ({comm}): it is a kernel thread, which has no user address space to tear down"
     )]
     KernelThread {
         /// The pid.

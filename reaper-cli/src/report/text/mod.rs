@@ -95,6 +95,15 @@ fn header(h: &Header, order: &ReaperOrder, out: &mut String) {
         "Sampling: cpu-clock at {} Hz (period {} ns)",
         h.freq_hz, h.sample_period_ns
     );
+    if let Some(lockdown) = &h.lockdown {
+        let _ = writeln!(
+            out,
+            "Kernel policy: locked down, {} (from {}); the probes the kernel refused are listed once below, with its answers (README: \"{}\"; `reaper doctor` says more)",
+            lockdown.mode.map_or("level unknown", |m| m.name()),
+            lockdown.source,
+            crate::doctor::findings::readme::LOCKDOWN
+        );
+    }
     probes(h, out);
 }
 
