@@ -26,3 +26,4 @@ pub mod schema;
 pub mod stats;
 pub mod symbolize;
 pub mod system;
+pub mod text_width;

@@ -261,8 +261,7 @@ fn doctor_attaches_tracepoints_and_sampling_for_real() {
     assert!(verifier.is_empty(), "verifier refusals: {verifier:?}");
     // A host whose kernel log says it is locked down gets the lockdown
     // named with its level, once, in the text output.
-    if d
-        .policy
+    if d.policy
         .lockdown_log
         .iter()
         .any(|l| l.contains("Kernel is locked down"))

@@ -10,16 +10,17 @@ use clap::Args;
 
 use crate::compare::{self, diff::DiffOptions, flame, text};
 
-/// Arguments of `reaper diff`.
-#[derive(Clone, Debug, Args)]
-#[command(
-    after_help = "A and B are each a run.json or a directory searched recursively for run \
+/// What `diff --help` says beyond the flags.
+const DIFF_NOTES: &str = "A and B are each a run.json or a directory searched recursively for run \
 files (e.g. the -o directories of several `reaper record --runs N` invocations). Each cell is \
 the median over clean episodes with min–max (lost mrelease races, partial episodes and episodes \
 with data loss are left out). The run (run file) is the statistical unit: with 4 or more runs on \
 both sides a two-sided Mann-Whitney U test of the run medians says whether a difference is \
-outside the run-to-run noise."
-)]
+outside the run-to-run noise.";
+
+/// Arguments of `reaper diff`.
+#[derive(Clone, Debug, Args)]
+#[command(after_help = super::help::after_help("diff", DIFF_NOTES))]
 pub struct DiffArgs {
     /// Side A: a run.json or a directory of runs.
     pub a: PathBuf,
@@ -66,18 +67,18 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
         let out = crate::output::OutputDir::create(dir)?;
         let files = flame::write_all(&pair.a, &pair.b, labels, &out)
             .with_context(|| format!("writing differential flame graphs to {}", dir.display()))?;
-        eprintln!(
-            "reaper: wrote {} differential flame graphs to {}",
+        crate::cli::note(format_args!(
+            "wrote {} differential flame graphs to {}",
             files.len(),
             dir.display()
-        );
+        ));
         let (a, b) = crate::report::pprof::write_pair(&pair.a, &pair.b, &out)
             .with_context(|| format!("writing the pprof pair to {}", dir.display()))?;
-        eprintln!(
-            "reaper: compare in pprof with: go tool pprof -diff_base {} {}",
+        crate::cli::note(format_args!(
+            "compare in pprof with: go tool pprof -diff_base {} {}",
             a.display(),
             b.display()
-        );
+        ));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&d)?);

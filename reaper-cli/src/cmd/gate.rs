@@ -19,7 +19,10 @@ use crate::compare::{self, CompareError, diff::DiffOptions, gate_render};
 
 /// Arguments of `reaper gate`.
 #[derive(Clone, Debug, Args)]
-#[command(after_help = gate_help())]
+#[command(
+    after_help = gate_help(),
+    override_usage = "reaper gate --baseline <PATH> --candidate <PATH> [OPTIONS]\n       reaper gate --calibrate <DIR>... [-o <FILE>]"
+)]
 pub struct GateArgs {
     /// The baseline: a run.json or a directory of runs.
     #[arg(long, value_name = "PATH", required_unless_present = "calibrate")]

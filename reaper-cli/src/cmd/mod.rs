@@ -5,6 +5,7 @@ pub mod diff;
 pub mod doctor;
 pub mod gate;
 pub mod generate;
+pub mod help;
 pub mod record;
 pub mod report;
 pub mod stdout;

@@ -20,6 +20,7 @@ use crate::{
 
 /// Arguments of `reaper record`.
 #[derive(Debug, Args)]
+#[command(after_help = super::help::after_help("record", ""))]
 pub struct RecordArgs {
     /// Synthetic victim: SIZE[,vmas=N][,threads=T] (default 1G,vmas=64,threads=4).
     #[arg(long, value_name = "SPEC", conflicts_with = "pid")]
@@ -44,9 +45,6 @@ pub struct RecordArgs {
     /// ones stay in run.json, marked lost_race, and out of medians.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub retries: u32,
-    /// No progress lines on stderr (warnings and errors still print).
-    #[arg(short, long)]
-    pub quiet: bool,
     /// cpu-clock sampling frequency in Hz.
     #[arg(long, default_value_t = 4000, value_name = "HZ")]
     pub freq: u64,
@@ -118,7 +116,9 @@ pub struct RecordArgs {
 /// are still printed, and the recording itself succeeded.
 fn save_unasked(run: &crate::model::Run, no_save: bool) {
     if no_save {
-        eprintln!("reaper: the run was not saved (--no-save; -o DIR keeps it)");
+        crate::cli::note(format_args!(
+            "the run was not saved (--no-save; -o DIR keeps it)"
+        ));
         return;
     }
     let saved = crate::output::runs::runs_dir().and_then(|dir| {
@@ -131,11 +131,11 @@ fn save_unasked(run: &crate::model::Run, no_save: bool) {
             .map_err(|e| format!("{e:#}"))
     });
     match saved {
-        Ok(path) => eprintln!(
-            "reaper: saved the run as {} (`reaper report {}` re-renders it, `reaper diff` compares it; -o DIR writes it there with flame graphs and pprof instead)",
+        Ok(path) => crate::cli::note(format_args!(
+            "saved the run as {} (`reaper report {}` re-renders it, `reaper diff` compares it; -o DIR writes it there with flame graphs and pprof instead)",
             path.display(),
             path.display()
-        ),
+        )),
         Err(why) => eprintln!("reaper: warning: the run was not saved ({why}); -o DIR keeps it"),
     }
 }
@@ -146,7 +146,7 @@ const MAX_RUNS: u32 = 1000;
 impl RecordArgs {
     /// Checks the flags and turns them into settings; `verbose` is the
     /// global -v count (-vv turns on the eBPF side's drop log).
-    pub fn settings(&self, verbose: u8) -> anyhow::Result<RecordSettings> {
+    pub fn settings(&self, verbose: u8, quiet: bool) -> anyhow::Result<RecordSettings> {
         let target = match (self.pid, &self.victim) {
             (Some(pid), _) if !self.kill => {
                 crate::system::procfs::validate_target(pid)?;
@@ -227,7 +227,7 @@ impl RecordArgs {
             sizes,
             attach: self.attach.parse().map_err(anyhow::Error::msg)?,
             retries: self.retries.min(MAX_RUNS),
-            progress: crate::recorder::progress::Progress::new(self.quiet),
+            progress: crate::recorder::progress::Progress::new(quiet),
             ebpf_log: if verbose >= 2 {
                 EbpfLog::Drops
             } else {
@@ -238,13 +238,15 @@ impl RecordArgs {
 }
 
 /// Records, writes the outputs and prints the report.
-pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
+pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
     super::stdout::refuse_dash(
         args.output.as_deref(),
         "record",
         "run.json, folded stacks, flame graphs and profile.pb.gz",
     )?;
-    let settings = args.settings(verbose).map_err(crate::cli::UsageError)?;
+    let settings = args
+        .settings(verbose, quiet)
+        .map_err(crate::cli::UsageError)?;
     privileges::require(&privileges::needed(match settings.target {
         Target::Victim(_) => RecordKind::Victim,
         Target::Oom(_) => RecordKind::Oom,
@@ -267,23 +269,23 @@ pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
     }
     if let Some(out) = &out {
         if let Some(old) = out.keep_previous(RUN_FILE_NAME, PREVIOUS_RUN_FILE_NAME)? {
-            eprintln!(
-                "reaper: kept the previous run as {} (re-render it with `reaper report {} -o DIR`)",
+            crate::cli::note(format_args!(
+                "kept the previous run as {} (re-render it with `reaper report {} -o DIR`)",
                 old.display(),
                 old.display()
-            );
+            ));
         }
         let path = out.write(RUN_FILE_NAME, &serde_json::to_vec_pretty(&run)?)?;
         let files = crate::report::write_files(&run, out, &report_options)?;
         let pprof = crate::report::formats::write(crate::report::formats::Format::Pprof, &run, out)
             .with_context(|| format!("writing the pprof profile to {}", out.path().display()))?;
-        eprintln!(
-            "reaper: wrote {}, {} folded/SVG files and {} to {}",
+        crate::cli::note(format_args!(
+            "wrote {}, {} folded/SVG files and {} to {}",
             path.display(),
             files.len(),
             pprof.display(),
             out.path().display()
-        );
+        ));
     }
     if args.json {
         println!("{}", crate::report::render_json(&run, &report_options));

@@ -17,6 +17,7 @@ use crate::report::{self, ReportOptions, formats::Format};
 
 /// Arguments of `reaper report`.
 #[derive(Clone, Debug, Args)]
+#[command(after_help = super::help::after_help("report", ""))]
 pub struct ReportArgs {
     /// The run file (run.json), or the directory `reaper record -o` wrote it to.
     pub run: PathBuf,
@@ -120,7 +121,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
         let out = OutputDir::create(dir)?;
         let path = report::formats::write(format, &run, &out)
             .with_context(|| format!("writing the {format} file to {}", dir.display()))?;
-        eprintln!("reaper: wrote {}", path.display());
+        crate::cli::note(format_args!("wrote {}", path.display()));
         return Ok(());
     }
     super::stdout::refuse_dash(
@@ -147,11 +148,11 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
                 dir.display()
             )
         })?;
-        eprintln!(
-            "reaper: wrote {} folded/SVG files to {}",
+        crate::cli::note(format_args!(
+            "wrote {} folded/SVG files to {}",
             files.len(),
             dir.display()
-        );
+        ));
     }
     Ok(())
 }

@@ -316,9 +316,9 @@ impl Recorder {
                 rss.map_or_else(String::new, |r| format!(" resident above {} MiB", r >> 20))
             ),
         };
-        eprintln!(
-            "reaper: watching every teardown (OOM kills, process_mrelease calls{what}); Ctrl-C to stop"
-        );
+        crate::cli::note(format_args!(
+            "watching every teardown (OOM kills, process_mrelease calls{what}); Ctrl-C to stop"
+        ));
         let started = Instant::now();
         let skipped_before = program_stats::recursion_misses(&self.ebpf);
         let mut state = WatchState::default();
