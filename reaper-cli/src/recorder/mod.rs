@@ -657,7 +657,7 @@ fn say_done(progress: progress::Progress, label: &str, episode: &Episode) {
         && episode.latencies.oom_reaper_verdict.is_none()
     {
         progress.say(format_args!(
-            "{label}: pid {} exited ({}); exit_mmap done {} after its exit began{}",
+            "{label}: pid {} exited: {}; exit_mmap done {} after its exit began{}",
             episode.victim.pid,
             episode.trigger.as_deref().unwrap_or("its own exit"),
             progress::ms(l.kill_to_exit_mmap_done_ns),
