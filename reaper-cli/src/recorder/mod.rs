@@ -526,7 +526,11 @@ fn load_and_attach(
         &settings.sizes,
         timing,
         settings.ebpf_log,
-    )?;
+    )
+    .map_err(|err| match crate::system::policy::refusal_hint() {
+        Some(hint) => anyhow::Error::from(err).context(hint),
+        None => err.into(),
+    })?;
     if settings.ebpf_log == loader::EbpfLog::Drops {
         start_ebpf_logger(&mut ebpf);
     }
@@ -540,8 +544,10 @@ fn load_and_attach(
             .map(|n| format!("  {}: {}", n.subject, n.why))
             .collect();
         bail!(
-            "neither cpu-clock sampling nor the lock contention tracepoints attached on this kernel, so there is nothing to measure:\n{}",
-            reasons.join("\n")
+            "neither cpu-clock sampling nor the lock contention tracepoints attached on this kernel, so there is nothing to measure:\n{}{}",
+            reasons.join("\n"),
+            crate::system::policy::refusal_hint()
+                .map_or_else(String::new, |hint| format!("\n{hint}"))
         );
     }
     Ok((ebpf, attach))

@@ -38,6 +38,13 @@ pub fn host_info() -> HostInfo {
     }
 }
 
+/// `uname -r` alone.
+pub fn host_info_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|r| r.trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// Where the kernel names the clocksource in use.
 pub const CLOCKSOURCE_FILE: &str =
     "/sys/devices/system/clocksource/clocksource0/current_clocksource";
