@@ -15,6 +15,7 @@ mod setup;
 mod setup_qemu;
 mod test;
 mod vm;
+mod workflow_check;
 
 use std::process::ExitCode;
 
@@ -51,6 +52,8 @@ enum Command {
     Kernel(kernel::KernelArgs),
     /// A/B one kernel source without and with --patch: build, boot, record, diff, gate.
     Ab(ab::AbArgs),
+    /// Run the example GitHub Actions workflow's steps on this host (root) and check what they leave.
+    WorkflowCheck,
 }
 
 fn main() -> ExitCode {
@@ -86,6 +89,10 @@ fn run() -> Result<ExitCode> {
         Command::GateCheck(args) => {
             setup::ensure(Task::Run)?;
             gate_check::run(args)
+        }
+        Command::WorkflowCheck => {
+            setup::ensure(Task::Run)?;
+            workflow_check::run()
         }
     }
 }
