@@ -3,11 +3,10 @@
 //! file compared with a current one, and `gate` under GitHub Actions.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 mod common;
 
-use common::{REAPER, reaper, temp_dir, text};
+use common::{reaper, temp_dir, text};
 
 fn data(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -77,7 +76,7 @@ fn gate_under_github_actions_appends_the_summary_and_prints_error_commands() {
     let dir = temp_dir("gate-github");
     let summary = dir.join("summary.md");
     std::fs::write(&summary, "earlier step\n").unwrap();
-    let out = Command::new(REAPER)
+    let out = common::command()
         .args([
             "gate",
             "--baseline",
@@ -108,7 +107,7 @@ fn gate_under_github_actions_appends_the_summary_and_prints_error_commands() {
         errors[0]
     );
     // Outside Actions: no workflow commands.
-    let out = Command::new(REAPER)
+    let out = common::command()
         .args([
             "gate",
             "--baseline",
@@ -131,7 +130,7 @@ fn dash_is_stdout_for_one_file_and_refused_for_a_directory() {
     let run = data("report/6.18-mrelease.run.json");
     let cwd = temp_dir("dash");
     let in_cwd = |args: &[&str]| {
-        Command::new(REAPER)
+        common::command()
             .args(args)
             .current_dir(&cwd)
             .output()

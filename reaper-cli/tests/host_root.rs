@@ -349,7 +349,7 @@ fn sigint_detaches_and_saves_a_partial_run() {
         return;
     }
     let dir = temp_dir("sigint");
-    let mut child = Command::new(REAPER)
+    let mut child = common::command()
         .args([
             "record",
             "--victim",
@@ -517,7 +517,7 @@ fn kill_9_during_frozen_oom_leaves_no_cgroup_after_the_next_record() {
     if !require_root("stale_cgroups") {
         return;
     }
-    let mut hard_killed = Command::new(REAPER)
+    let mut hard_killed = common::command()
         .args([
             "record",
             "--oom",
@@ -587,7 +587,7 @@ fn watch_sees_another_reapers_mrelease_episode_and_its_caller() {
     }
     use std::io::BufRead as _;
     let dir = temp_dir("watch");
-    let mut watcher = Command::new(REAPER)
+    let mut watcher = common::command()
         .args([
             "record",
             "--watch",
@@ -609,7 +609,7 @@ fn watch_sees_another_reapers_mrelease_episode_and_its_caller() {
         line.clear();
     }
     assert!(line.contains("watching"), "the watcher never started");
-    let recorder = Command::new(REAPER)
+    let recorder = common::command()
         .args(["record", "--victim", "256M"])
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -654,7 +654,7 @@ struct SelfExiting {
 impl SelfExiting {
     fn start(comm: &str) -> Self {
         use std::io::BufRead as _;
-        let mut child = Command::new(REAPER)
+        let mut child = common::command()
             .args([
                 "__victim",
                 &(1u64 << 30).to_string(),
@@ -714,7 +714,7 @@ fn record_pid_without_kill_profiles_a_1g_process_that_exits_by_itself() {
     let dir = temp_dir("natural");
     let victim = SelfExiting::start("reaper-natural");
     let pid = victim.pid().to_string();
-    let mut recorder = Command::new(REAPER)
+    let mut recorder = common::command()
         .args(["record", "--pid", &pid, "-o", dir.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -773,7 +773,7 @@ fn watch_with_comm_and_min_rss_records_an_ordinary_exit() {
         return;
     }
     let dir = temp_dir("watch-exit");
-    let mut watcher = Command::new(REAPER)
+    let mut watcher = common::command()
         .args([
             "record",
             "--watch",
@@ -827,7 +827,7 @@ fn record_without_output_saves_the_run_and_says_where() {
         return;
     }
     let runs = temp_dir("runs-dir");
-    let out = Command::new(REAPER)
+    let out = common::command()
         .args(["record", "--victim", "64M", "--attach", "sampling"])
         .env("REAPER_RUNS_DIR", &runs)
         .output()
@@ -853,7 +853,7 @@ fn record_without_output_saves_the_run_and_says_where() {
     assert_eq!(run.episodes.len(), 1);
     let again = reaper(&["report", saved.to_str().unwrap()]);
     assert!(again.status.success());
-    let out = Command::new(REAPER)
+    let out = common::command()
         .args([
             "record",
             "--victim",

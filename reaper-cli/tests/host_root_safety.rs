@@ -117,7 +117,7 @@ fn files_written_under_sudo_belong_to_the_invoking_user() {
     let out = root.join("new/out");
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/report/6.18-mrelease.run.json");
-    let result = Command::new(REAPER)
+    let result = common::command()
         .args([
             "report",
             fixture.to_str().unwrap(),
@@ -147,7 +147,7 @@ fn the_synthetic_victim_runs_unprivileged() {
     if !require_root("victim_unprivileged") {
         return;
     }
-    let mut child = Command::new(REAPER)
+    let mut child = common::command()
         .args(["record", "--victim", "256M", "--runs", "3"])
         .stdout(std::process::Stdio::null())
         .spawn()
