@@ -5,10 +5,15 @@ use clap::{Parser, Subcommand};
 
 use crate::cmd;
 
-/// reaper: profile Linux memory teardown (exit_mmap racing the OOM reaper and
+/// Profile Linux memory teardown (exit_mmap racing the OOM reaper and
 /// process_mrelease) with eBPF.
 #[derive(Debug, Parser)]
-#[command(name = "reaper", version, about, long_about = None)]
+#[command(
+    name = "reaper",
+    version,
+    long_about = None,
+    after_help = crate::cmd::help::exit_block("")
+)]
 pub struct Cli {
     /// Subcommand.
     #[command(subcommand)]
@@ -16,6 +21,25 @@ pub struct Cli {
     /// More log output (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// No progress or informational lines on stderr (warnings and errors
+    /// still print).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// `-q`, set once by [`run`] before any command runs.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `-q` was given.
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Prints an informational `reaper: ...` line on stderr, unless `-q`.
+pub fn note(line: std::fmt::Arguments<'_>) {
+    if !quiet() {
+        crate::console::err(&format!("reaper: {line}\n"));
+    }
 }
 
 /// reaper's subcommands.
@@ -23,7 +47,7 @@ pub struct Cli {
 pub enum Command {
     /// Report what this kernel lets reaper measure (loads and attaches test programs).
     Doctor(cmd::doctor::DoctorArgs),
-    /// Kill a process, race its teardown with process_mrelease, and profile both sides.
+    /// Profile a teardown: kill a victim and race it with process_mrelease, wait for a process's own exit, or watch every teardown.
     Record(cmd::record::RecordArgs),
     /// Re-render the tables and flamegraphs of a recorded run.json (no root needed).
     Report(cmd::report::ReportArgs),
@@ -58,6 +82,10 @@ pub enum Command {
         /// UID:GID to run as after joining the cgroups (needs root).
         #[arg(long, value_parser = crate::scenario::identity::parse)]
         run_as: Option<crate::output::owner::Owner>,
+        /// Once populated, exit by itself at the first line on stdin (the
+        /// line is the exit code).
+        #[arg(long)]
+        exit_on_stdin: bool,
     },
 }
 
@@ -135,6 +163,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
 
 /// Runs the parsed command; the exit code comes from the result.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -156,7 +185,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         .init();
     match cli.command {
         Command::Doctor(args) => cmd::doctor::run(&args),
-        Command::Record(args) => cmd::record::run(&args, cli.verbose),
+        Command::Record(args) => cmd::record::run(&args, cli.verbose, cli.quiet),
         Command::Report(args) => cmd::report::run(&args).map(|()| 0),
         Command::Diff(a) => cmd::diff::run(&a),
         Command::Gate(a) => cmd::gate::run(&a),
@@ -170,12 +199,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             wait_go,
             comm,
             run_as,
+            exit_on_stdin,
         } => {
             let options = crate::scenario::victim::SpawnOptions {
                 join,
                 oom_score_adj,
                 wait_go,
                 comm,
+                exit_on_stdin,
             };
             crate::scenario::victim::run_child(bytes, vmas, threads, &options, run_as)
         }

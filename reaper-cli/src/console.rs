@@ -24,6 +24,21 @@ pub fn err(text: &str) {
         .write_all(guard_lines(text).as_bytes());
 }
 
+/// Writes one file's bytes to stdout (`-o -`), unguarded: the file is what
+/// reaper would write with `-o DIR`, a format whose own encoding carries
+/// run-file text as data (JSON strings, protobuf), not lines of text.
+pub fn out_file(bytes: &[u8]) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(bytes)?;
+    stdout.flush()
+}
+
+/// Whether stdout is a terminal (binary output is refused there).
+pub fn stdout_is_terminal() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stdout().is_terminal()
+}
+
 /// `print!` through the guard.
 macro_rules! say {
     ($($arg:tt)*) => { $crate::console::out(&format!($($arg)*)) };

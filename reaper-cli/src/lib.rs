@@ -29,3 +29,4 @@ pub mod schema;
 pub mod stats;
 pub mod symbolize;
 pub mod system;
+pub mod text_width;

@@ -3,11 +3,10 @@
 //! file compared with a current one, and `gate` under GitHub Actions.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 mod common;
 
-use common::{REAPER, reaper, temp_dir, text};
+use common::{reaper, temp_dir, text};
 
 fn data(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -77,7 +76,7 @@ fn gate_under_github_actions_appends_the_summary_and_prints_error_commands() {
     let dir = temp_dir("gate-github");
     let summary = dir.join("summary.md");
     std::fs::write(&summary, "earlier step\n").unwrap();
-    let out = Command::new(REAPER)
+    let out = common::command()
         .args([
             "gate",
             "--baseline",
@@ -108,7 +107,7 @@ fn gate_under_github_actions_appends_the_summary_and_prints_error_commands() {
         errors[0]
     );
     // Outside Actions: no workflow commands.
-    let out = Command::new(REAPER)
+    let out = common::command()
         .args([
             "gate",
             "--baseline",
@@ -122,4 +121,87 @@ fn gate_under_github_actions_appends_the_summary_and_prints_error_commands() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(!text(&out.stderr).contains("::error"));
+}
+
+/// `-o -` writes a single-file format to stdout and creates nothing; the
+/// commands that write a directory of files refuse it with exit 2.
+#[test]
+fn dash_is_stdout_for_one_file_and_refused_for_a_directory() {
+    let run = data("report/6.18-mrelease.run.json");
+    let cwd = temp_dir("dash");
+    let in_cwd = |args: &[&str]| {
+        common::command()
+            .args(args)
+            .current_dir(&cwd)
+            .output()
+            .unwrap()
+    };
+    let out = in_cwd(&["report", arg(&run), "--format", "trace", "-o", "-"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let trace: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(trace["traceEvents"].is_array());
+    let out = in_cwd(&["report", arg(&run), "--format", "speedscope", "-o", "-"]);
+    let speedscope: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        speedscope["exporter"],
+        format!("reaper@{}", env!("CARGO_PKG_VERSION")),
+        "speedscope's exporter is name@version"
+    );
+    let out = in_cwd(&["report", arg(&run), "--format", "pprof", "-o", "-"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout[..2], [0x1f, 0x8b], "gzipped pprof on stdout");
+    for args in [
+        vec!["report", arg(&run), "-o", "-"],
+        vec!["diff", arg(&run), arg(&run), "-o", "-"],
+        vec!["record", "--victim", "64M", "-o", "-"],
+    ] {
+        let out = in_cwd(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("-o -"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert!(
+        !cwd.join("-").exists(),
+        "no file or directory named '-' is created"
+    );
+}
+
+/// A run without a sample (a watch that saw no teardown) still writes the
+/// files asked for, and says they are empty and why.
+#[test]
+fn empty_exports_are_warned() {
+    let mut run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data("report/6.18-mrelease.run.json")).unwrap())
+            .unwrap();
+    run["episodes"] = serde_json::json!([]);
+    run["watch"] = serde_json::json!({
+        "watched_s": 30, "episodes_seen": 0, "episodes_evicted": 0, "plain_kills_ignored": 0
+    });
+    let dir = temp_dir("empty-exports");
+    let path = dir.join("run.json");
+    std::fs::write(&path, serde_json::to_vec(&run).unwrap()).unwrap();
+    for format in ["pprof", "speedscope", "trace"] {
+        let out = reaper(&["report", arg(&path), "--format", format, "-o", arg(&dir)]);
+        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("warning") && stderr.contains("saw no teardown"),
+            "{format}: {stderr}"
+        );
+    }
+    let out = reaper(&["report", arg(&path), "-o", arg(&dir.join("flames"))]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("no flame graph is drawn"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -259,6 +259,27 @@ fn doctor_attaches_tracepoints_and_sampling_for_real() {
         .filter(|p| matches!(&p.outcome, Outcome::Refused(r) if r.by_verifier()))
         .collect();
     assert!(verifier.is_empty(), "verifier refusals: {verifier:?}");
+    // A host whose kernel log says it is locked down gets the lockdown
+    // named with its level, once, in the text output.
+    if d.policy
+        .lockdown_log
+        .iter()
+        .any(|l| l.contains("Kernel is locked down"))
+    {
+        let lockdown = d.policy.lockdown.as_ref().expect("lockdown named");
+        let mode = lockdown.mode.expect("its level found").name();
+        let text_out = text(&reaper(&["doctor"]).stdout);
+        assert_eq!(
+            text_out
+                .matches(&format!("* kernel lockdown: {mode}"))
+                .count(),
+            1,
+            "{text_out}"
+        );
+        assert!(text_out.contains("still works: "), "{text_out}");
+    } else {
+        eprintln!("this host's kernel log shows no lockdown; the lockdown finding is not checked");
+    }
 }
 
 #[test]
@@ -267,7 +288,9 @@ fn protected_and_bad_pids_are_refused() {
         (&["record", "--pid", "1", "--kill"], "pid 1"),
         (&["record", "--pid", "9999999", "--kill"], "does not exist"),
         (&["record", "--pid", "2", "--kill"], "kernel thread"),
-        (&["record", "--pid", "1"], "--kill"),
+        // Without --kill reaper only waits, but pid 1 is still refused.
+        (&["record", "--pid", "1"], "pid 1"),
+        (&["record", "--pid", "2"], "kernel thread"),
         (&["record", "--victim", "1G,vmas=0"], "vmas"),
         (&["record", "--victim", "lots"], "not a size"),
     ];
@@ -326,7 +349,7 @@ fn sigint_detaches_and_saves_a_partial_run() {
         return;
     }
     let dir = temp_dir("sigint");
-    let mut child = Command::new(REAPER)
+    let mut child = common::command()
         .args([
             "record",
             "--victim",
@@ -498,7 +521,7 @@ fn kill_9_during_frozen_oom_leaves_no_cgroup_after_the_next_record() {
     if !require_root("stale_cgroups") {
         return;
     }
-    let mut hard_killed = Command::new(REAPER)
+    let mut hard_killed = common::command()
         .args([
             "record",
             "--oom",
@@ -568,7 +591,7 @@ fn watch_sees_another_reapers_mrelease_episode_and_its_caller() {
     }
     use std::io::BufRead as _;
     let dir = temp_dir("watch");
-    let mut watcher = Command::new(REAPER)
+    let mut watcher = common::command()
         .args([
             "record",
             "--watch",
@@ -590,7 +613,7 @@ fn watch_sees_another_reapers_mrelease_episode_and_its_caller() {
         line.clear();
     }
     assert!(line.contains("watching"), "the watcher never started");
-    let recorder = Command::new(REAPER)
+    let recorder = common::command()
         .args(["record", "--victim", "256M"])
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -622,5 +645,236 @@ fn watch_sees_another_reapers_mrelease_episode_and_its_caller() {
             .map(|c| c.context)
             .collect::<Vec<_>>()
     );
+    assert!(no_victims_left());
+}
+
+/// A 1 GiB process the test starts, which exits by itself (code 3) once the
+/// test writes a line to its stdin: reaper's synthetic victim with
+/// `--exit-on-stdin`, under `comm`.
+struct SelfExiting {
+    child: std::process::Child,
+}
+
+impl SelfExiting {
+    fn start(comm: &str) -> Self {
+        use std::io::BufRead as _;
+        let mut child = common::command()
+            .args([
+                "__victim",
+                &(1u64 << 30).to_string(),
+                "64",
+                "1",
+                "--comm",
+                comm,
+                "--exit-on-stdin",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while stdout.read_line(&mut line).unwrap() > 0 && !line.contains("ready") {
+            line.clear();
+        }
+        assert!(line.contains("ready"), "the 1 GiB process never populated");
+        Self { child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lets it exit by itself and reaps it.
+    fn exit(mut self) {
+        use std::io::Write as _;
+        let mut stdin = self.child.stdin.take().unwrap();
+        stdin.write_all(b"3\n").unwrap();
+        drop(stdin);
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.code(), Some(3), "it did not exit by itself");
+    }
+}
+
+/// Reads `stderr` until a line contains `needle`.
+fn wait_for_line(stderr: &mut impl std::io::BufRead, needle: &str) {
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if line.contains(needle) {
+            return;
+        }
+        line.clear();
+    }
+    panic!("reaper never said {needle:?}");
+}
+
+/// The teardown tables of a process that exits by itself: `record --pid P`
+/// without `--kill` kills nothing, waits, and profiles P's own exit_mmap.
+#[test]
+fn record_pid_without_kill_profiles_a_1g_process_that_exits_by_itself() {
+    if !require_root("record_pid_without_kill") {
+        return;
+    }
+    let dir = temp_dir("natural");
+    let victim = SelfExiting::start("reaper-natural");
+    let pid = victim.pid().to_string();
+    let mut recorder = common::command()
+        .args(["record", "--pid", &pid, "-o", dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(recorder.stderr.take().unwrap());
+    wait_for_line(&mut stderr, "to exit by itself");
+    victim.exit();
+    let out = recorder.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "record failed:\n{stdout}");
+    assert!(
+        stdout.contains("its own exit (exit_group(3))"),
+        "the episode names the exit: {stdout}"
+    );
+    assert!(
+        stdout.contains("Timeline (ms since its exit began):"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("== victim exit (victim_exit)"),
+        "the victim's tables: {stdout}"
+    );
+    let run = load_run(&dir.join("run.json"));
+    assert_eq!(run.recording.scenario.kind, "exit");
+    let episode = &run.episodes[0];
+    assert!(!episode.partial);
+    assert!(
+        episode.timeline.iter().all(|e| e.kind != "kill"),
+        "reaper killed nothing"
+    );
+    let victim_exit = episode.context(Context::VictimExit).expect("victim_exit");
+    assert!(
+        samples_under(victim_exit, "exit_mmap") > 0,
+        "the exit's teardown was sampled"
+    );
+    assert!(episode.latencies.kill_to_exit_mmap_done_ns.is_some());
+    if let Some(reclaim) = &episode.reclaim {
+        assert!(
+            reclaim.rss_at_start_bytes >= 1 << 30,
+            "RSS at the exit: {}",
+            reclaim.rss_at_start_bytes
+        );
+        let freed = reclaim.freed_bytes[&reaper_model::Context::VictimExit];
+        assert!(freed >= 900 << 20, "freed by its exit: {freed}");
+    } else {
+        eprintln!("kmem:rss_stat did not attach here; reclaim not checked");
+    }
+}
+
+/// `--watch --comm NAME --min-rss 512M` follows a matching process before
+/// it exits, and records its ordinary exit as an episode.
+#[test]
+fn watch_with_comm_and_min_rss_records_an_ordinary_exit() {
+    if !require_root("watch_comm_min_rss") {
+        return;
+    }
+    let dir = temp_dir("watch-exit");
+    let mut watcher = common::command()
+        .args([
+            "record",
+            "--watch",
+            "--duration",
+            "600",
+            "--comm",
+            "reaper-bigexit",
+            "--min-rss",
+            "512M",
+            "-o",
+            dir.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(watcher.stderr.take().unwrap());
+    wait_for_line(&mut stderr, "watching every teardown");
+    let victim = SelfExiting::start("reaper-bigexit");
+    let pid = victim.pid();
+    // The watcher lists /proc every 100 ms; give it a few polls.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    victim.exit();
+    // Let the free (an RCU callback) and two polls reach the watcher.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // SAFETY: SIGINT to the watcher this test started.
+    unsafe { libc_kill(watcher.id() as i32, 2) };
+    assert!(watcher.wait().unwrap().success(), "the watcher failed");
+    let run = load_run(&dir.join("run.json"));
+    let episode = run
+        .episodes
+        .iter()
+        .find(|e| e.victim.pid == pid)
+        .unwrap_or_else(|| panic!("no episode of pid {pid}: {:#?}", run.episodes));
+    assert_eq!(episode.victim.comm, "reaper-bigexit");
+    assert_eq!(
+        episode.trigger.as_deref(),
+        Some("its own exit (exit_group(3))")
+    );
+    assert!(episode.victim.rss_bytes >= 512 << 20);
+    assert!(episode.latencies.kill_to_exit_mmap_done_ns.is_some());
+    let victim_exit = episode.context(Context::VictimExit).expect("victim_exit");
+    assert!(samples_under(victim_exit, "exit_mmap") > 0);
+}
+
+/// Without -o, record still keeps its run (run.json alone) under the runs
+/// directory and says where; with --no-save it says it kept nothing.
+#[test]
+fn record_without_output_saves_the_run_and_says_where() {
+    if !require_root("record_without_output") {
+        return;
+    }
+    let runs = temp_dir("runs-dir");
+    let out = common::command()
+        .args(["record", "--victim", "64M", "--attach", "sampling"])
+        .env("REAPER_RUNS_DIR", &runs)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let saved = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("reaper: saved the run as "))
+        .and_then(|l| l.split(" (").next())
+        .unwrap_or_else(|| panic!("no saved path in: {stderr}"));
+    let saved = std::path::Path::new(saved);
+    assert!(saved.starts_with(&runs), "{}", saved.display());
+    assert!(
+        saved
+            .parent()
+            .and_then(|d| d.file_name())
+            .is_some_and(|n| n.to_string_lossy().ends_with("Z-victim")),
+        "{}",
+        saved.display()
+    );
+    let run = load_run(saved);
+    assert_eq!(run.episodes.len(), 1);
+    let again = reaper(&["report", saved.to_str().unwrap()]);
+    assert!(again.status.success());
+    let out = common::command()
+        .args([
+            "record",
+            "--victim",
+            "64M",
+            "--attach",
+            "sampling",
+            "--no-save",
+        ])
+        .env("REAPER_RUNS_DIR", &runs)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("the run was not saved (--no-save"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 1);
     assert!(no_victims_left());
 }

@@ -58,6 +58,10 @@ const WRITES: Rule = Rule {
             "scenario/victim.rs",
             "the victim child joins its cgroups and sets its oom_score_adj (procfs/cgroupfs)",
         ),
+        (
+            "system/policy.rs",
+            "opens /dev/kmsg read-only with O_NONBLOCK (OpenOptions is how std sets the flag)",
+        ),
     ],
 };
 

@@ -12,6 +12,7 @@ pub mod function_timing;
 pub mod lock_wait;
 pub mod loss;
 pub mod program_name;
+pub mod rss;
 pub mod sampling;
 pub mod timeline;
 pub mod tracepoint_offsets;

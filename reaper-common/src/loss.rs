@@ -31,10 +31,13 @@ pub enum Counter {
     TimelineEvents = 8,
     /// A tracking map was full; a task reaper should follow was not tracked.
     TrackedFull = 9,
+    /// The freed-bytes map was full; a tracked task's freed memory was not
+    /// attributed to its context.
+    RssFreedFull = 10,
 }
 
 /// Number of counters.
-pub const COUNTER_COUNT: u32 = 10;
+pub const COUNTER_COUNT: u32 = 11;
 
 impl Counter {
     /// All counters, in index order.
@@ -49,6 +52,7 @@ impl Counter {
         Self::TimelineRingFull,
         Self::TimelineEvents,
         Self::TrackedFull,
+        Self::RssFreedFull,
     ];
 
     /// Stable machine name, used in run files.
@@ -64,6 +68,7 @@ impl Counter {
             Self::TimelineRingFull => "timeline_ring_full",
             Self::TimelineEvents => "timeline_events",
             Self::TrackedFull => "tracked_full",
+            Self::RssFreedFull => "rss_freed_full",
         }
     }
 

@@ -92,6 +92,13 @@ pub enum TimelineKind {
     /// `signal:signal_generate` of SIGKILL (`record --watch` only); `arg` is
     /// the target pid, the sender is the current task.
     SigKill = 11,
+    /// `kmem:rss_stat` of a tracked task changing another mm's resident
+    /// counter (a teardown's); `arg` is [`crate::rss::pack`]ed (member, new
+    /// value in bytes). Emitted per [`crate::rss::emit_step`], not per change.
+    RssStat = 12,
+    /// A tracked process called `exit_group(2)`: its own exit began (and its
+    /// tracking was armed); `arg` is the exit code.
+    ExitGroup = 13,
 }
 
 impl TimelineKind {
@@ -109,6 +116,8 @@ impl TimelineKind {
             9 => Self::OomFinishReaping,
             10 => Self::OomSkipReaping,
             11 => Self::SigKill,
+            12 => Self::RssStat,
+            13 => Self::ExitGroup,
             _ => return None,
         })
     }
@@ -143,6 +152,8 @@ impl TimelineKind {
             Self::OomFinishReaping => "oom_finish_reaping",
             Self::OomSkipReaping => "oom_skip_reaping",
             Self::SigKill => "sigkill",
+            Self::RssStat => "rss_stat",
+            Self::ExitGroup => "exit_group",
         }
     }
 }
@@ -182,8 +193,8 @@ mod tests {
     /// process_mrelease's start wakes the reader.
     #[test]
     fn only_closing_events_wake_the_reader() {
-        let all: Vec<TimelineKind> = (0..=12).filter_map(TimelineKind::from_raw).collect();
-        assert_eq!(all.len(), 11);
+        let all: Vec<TimelineKind> = (0..=14).filter_map(TimelineKind::from_raw).collect();
+        assert_eq!(all.len(), 13);
         let waking: Vec<&str> = all
             .iter()
             .filter(|k| k.wakes_reader())
@@ -203,6 +214,8 @@ mod tests {
             TimelineKind::MreleaseEnter,
             TimelineKind::OomMarkVictim,
             TimelineKind::OomWakeReaper,
+            TimelineKind::RssStat,
+            TimelineKind::ExitGroup,
         ] {
             assert!(!quiet.wakes_reader(), "{}", quiet.name());
         }

@@ -50,8 +50,26 @@ pub struct TracepointOffsets {
     /// Raw tracepoints: [`MARK_VICTIM_PID`] or [`MARK_VICTIM_TASK`], the
     /// prototype of `oom:mark_victim` on this kernel.
     pub raw_mark_victim: u32,
+    /// `kmem:rss_stat` `mm_id`.
+    pub rss_stat_mm_id: u32,
+    /// `kmem:rss_stat` `curr` (the mm is the current task's own).
+    pub rss_stat_curr: u32,
+    /// `kmem:rss_stat` `member`.
+    pub rss_stat_member: u32,
+    /// `kmem:rss_stat` `size` (bytes).
+    pub rss_stat_size: u32,
+    /// Raw tracepoints: `exit_group`'s syscall number on this architecture
+    /// ([`NR_EXIT_GROUP_X86_64`], [`NR_EXIT_GROUP_GENERIC`]), which
+    /// `raw_syscalls:sys_enter` watches to arm a tracked process whose own
+    /// exit begins; 0: not watched.
+    pub nr_exit_group: u32,
 }
-const _: () = assert!(core::mem::size_of::<TracepointOffsets>() == 48);
+const _: () = assert!(core::mem::size_of::<TracepointOffsets>() == 68);
+
+/// `exit_group`'s number in x86_64's `syscall_64.tbl`.
+pub const NR_EXIT_GROUP_X86_64: u32 = 231;
+/// `exit_group`'s number in asm-generic/unistd.h (arm64).
+pub const NR_EXIT_GROUP_GENERIC: u32 = 94;
 
 /// `oom:mark_victim` is `TP_PROTO(int pid)` (6.1 before the stable
 /// backport, and every kernel up to 6.7).

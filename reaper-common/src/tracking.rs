@@ -42,6 +42,10 @@ pub const SETTINGS_COUNT: u32 = 4;
 /// Setting: 1 when `record --watch` runs, so the kernel side tracks every
 /// SIGKILL target, OOM victim and process_mrelease caller by itself.
 pub const SETTING_WATCH: u32 = 0;
+/// Setting: 1 while `record --pid P` (without `--kill`) waits for P's own
+/// exit, so the kernel side tracks every `process_mrelease` caller for the
+/// duration of its call (owned by the caller's tgid), as in watch mode.
+pub const SETTING_FOLLOW_MRELEASE: u32 = 1;
 
 /// Bits of a tag that hold the context id; the rest hold the owner.
 const CONTEXT_BITS: u32 = 8;

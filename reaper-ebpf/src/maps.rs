@@ -58,6 +58,11 @@ pub static TRACEPOINT_OFFSETS: TracepointOffsets = TracepointOffsets {
     raw_task_pid: 0,
     raw_syscall_arg0: 0,
     raw_mark_victim: 0,
+    rss_stat_mm_id: 0,
+    rss_stat_curr: 0,
+    rss_stat_member: 0,
+    rss_stat_size: 0,
+    nr_exit_group: 0,
 };
 
 /// The loader-provided offsets (volatile so the compiler cannot fold the
@@ -106,6 +111,16 @@ pub static SETTINGS: Array<u32> = Array::with_max_entries(SETTINGS_COUNT, 0);
 #[inline(always)]
 pub fn watching() -> bool {
     SETTINGS.get(SETTING_WATCH).is_some_and(|&v| v != 0)
+}
+
+/// Whether every `process_mrelease` caller is tracked for its call
+/// (`record --watch`, or `record --pid P` waiting for P's own exit).
+#[inline(always)]
+pub fn following_mrelease() -> bool {
+    watching()
+        || SETTINGS
+            .get(reaper_common::tracking::SETTING_FOLLOW_MRELEASE)
+            .is_some_and(|&v| v != 0)
 }
 
 /// The tag (context and owner) of a task, looked up by tid first, then by

@@ -69,6 +69,39 @@ pub struct Diagnosis {
     /// Attach modes whose cost could not be measured, and why.
     #[serde(default)]
     pub probe_costs_not_measured: Vec<crate::NotMeasured>,
+    /// The kernel's policies that may refuse probes (lockdown, LSMs,
+    /// seccomp, sysctls).
+    #[serde(default)]
+    pub policy: KernelPolicy,
+}
+
+/// The kernel's policies that may refuse what reaper loads or attaches,
+/// as far as reaper could read them (`None`: could not be read).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct KernelPolicy {
+    /// Lockdown, with where its level came from; `None`: no sign of it.
+    pub lockdown: Option<crate::Lockdown>,
+    /// The kernel log's lines about lockdown ("Kernel is locked down from
+    /// ...", "Lockdown: ...: ... is restricted"), as evidence.
+    #[serde(default)]
+    pub lockdown_log: Vec<String>,
+    /// Active LSMs, in order, and where the list came from.
+    pub lsms: Option<(Vec<String>, String)>,
+    /// SELinux: enforcing (`Some(true)`), permissive, or not present.
+    pub selinux_enforcing: Option<bool>,
+    /// Loaded BPF programs of type LSM (a BPF policy may refuse bpf(2)).
+    #[serde(default)]
+    pub bpf_lsm_programs: Vec<String>,
+    /// Seccomp filters on reaper itself (`/proc/self/status`), 0 for none.
+    pub seccomp_filters: Option<u32>,
+    /// `kernel.unprivileged_bpf_disabled` (0, 1 or 2).
+    pub unprivileged_bpf_disabled: Option<u32>,
+    /// `kernel.perf_event_paranoid`.
+    pub perf_event_paranoid: Option<i32>,
+    /// Whether tracefs's `available_filter_functions` (ftrace's function
+    /// list, which fentry/fexit trampolines and kprobes rely on) is
+    /// readable; `Some(false)`: refused, with the kernel's answer.
+    pub ftrace_functions: Option<Result<(), String>>,
 }
 
 impl Diagnosis {
@@ -249,6 +282,7 @@ mod tests {
                 cpus: 2,
                 preempt_rt: None,
                 clocksource: None,
+                lockdown: None,
             },
             btf: true,
             tracefs: Err("not mounted".into()),
@@ -285,6 +319,7 @@ mod tests {
             record_mode: "kprobe".into(),
             probe_costs: Vec::new(),
             probe_costs_not_measured: Vec::new(),
+            policy: KernelPolicy::default(),
         };
         let text = serde_json::to_string(&diagnosis).unwrap();
         assert!(

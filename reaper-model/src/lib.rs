@@ -96,11 +96,19 @@ pub struct WatchSummary {
     pub episodes_evicted: u64,
     /// SIGKILLed processes with no process_mrelease or OOM kill (not episodes).
     pub plain_kills_ignored: u64,
+    /// Episodes left out by `--comm` / `--min-rss` (another comm, or less
+    /// resident at t = 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub filtered_out: u64,
     /// Runs of reaper's programs the kernel skipped while watching, by what
     /// the program probes (see `Episode::skipped_probe_runs`, which a
     /// watched episode leaves empty: its start is known only afterwards).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub skipped_probe_runs: BTreeMap<String, u64>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// How one catalog function was probed for exact timing (`record`'s attach
@@ -152,6 +160,59 @@ pub struct HostInfo {
     /// looked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clocksource: Option<String>,
+    /// The kernel's lockdown, when reaper saw one (not `none`): a policy
+    /// that refuses what some probes need. `None` when the kernel is not
+    /// locked down, reaper could not tell, or in older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockdown: Option<Lockdown>,
+}
+
+/// Kernel lockdown (security/lockdown, `man kernel_lockdown.7`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Lockdown {
+    /// The level, when reaper could tell it.
+    pub mode: Option<LockdownMode>,
+    /// Where the level (or only the fact) came from, e.g. "the kernel
+    /// configuration (CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY=y)".
+    pub source: String,
+}
+
+/// A lockdown level. Integrity refuses changing the running kernel
+/// (unsigned modules, kexec, /dev/mem, `bpf_probe_write_user`, ...);
+/// confidentiality also refuses reading kernel memory (BPF's
+/// `bpf_probe_read_kernel`, kprobes, perf's kernel data, tracefs, ...).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum LockdownMode {
+    /// Not locked down.
+    None,
+    /// Integrity.
+    Integrity,
+    /// Confidentiality.
+    Confidentiality,
+}
+
+impl LockdownMode {
+    /// The name the kernel uses (`/sys/kernel/security/lockdown`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Integrity => "integrity",
+            Self::Confidentiality => "confidentiality",
+        }
+    }
+
+    /// Parses the kernel's name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim() {
+            "none" => Some(Self::None),
+            "integrity" => Some(Self::Integrity),
+            "confidentiality" => Some(Self::Confidentiality),
+            _ => None,
+        }
+    }
 }
 
 /// Where reaper saw that a kernel is PREEMPT_RT.
@@ -327,6 +388,39 @@ pub struct Episode {
     /// function probe attached (see `Run::not_measured` for why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_timing: Option<FunctionTiming>,
+    /// Resident memory the teardown freed per context, and the victim's RSS
+    /// over time (`kmem:rss_stat`); absent when that tracepoint did not
+    /// attach (see `Run::not_measured`) and in older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaim: Option<Reclaim>,
+}
+
+/// Resident memory an episode's teardown freed, from `kmem:rss_stat`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Reclaim {
+    /// The victim's resident bytes (file + anon + shmem) at t = 0: /proc's
+    /// counters read just before the kill, or, for a counter /proc showed
+    /// lower than the teardown's first value (a victim still growing when
+    /// it was read), that first value.
+    pub rss_at_start_bytes: u64,
+    /// Bytes each context freed: the drops of the victim's resident
+    /// counters while that context's task changed them (negative: grew).
+    /// Each counter's first drop, which the kernel side sees no value
+    /// before, is given to the context that made it, from /proc's value.
+    pub freed_bytes: BTreeMap<Context, i64>,
+    /// The victim's resident bytes over time, one point per move of a
+    /// counter by 1/32 of its value (at least 1 MiB), from t = 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rss_track: Vec<RssPoint>,
+}
+
+/// One point of an RSS counter track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RssPoint {
+    /// ns since t = 0 (the kill, or the exit's start).
+    pub t_ns: i64,
+    /// Resident bytes (file + anon + shmem).
+    pub bytes: u64,
 }
 
 /// `process_mrelease`'s return value when its caller lost the race:

@@ -171,6 +171,8 @@ pub enum ProbeGroup {
     Sampling,
     /// `lock:contention_begin` / `lock:contention_end`.
     LockWait,
+    /// `kmem:rss_stat`: resident memory each context freed.
+    Reclaim,
 }
 
 impl ProbeGroup {
@@ -179,6 +181,7 @@ impl ProbeGroup {
         match self {
             Self::Sampling => "sampling",
             Self::LockWait => "lock_wait",
+            Self::Reclaim => "rss",
         }
     }
 
@@ -188,7 +191,7 @@ impl ProbeGroup {
     pub const fn mode(self) -> AttachMode {
         match self {
             Self::Sampling => AttachMode::PerfEvent,
-            Self::LockWait => AttachMode::Tracepoint,
+            Self::LockWait | Self::Reclaim => AttachMode::Tracepoint,
         }
     }
 
@@ -197,6 +200,7 @@ impl ProbeGroup {
         match self {
             Self::Sampling => "cpu-clock perf_event sampling",
             Self::LockWait => "lock:contention_begin/end",
+            Self::Reclaim => "kmem:rss_stat",
         }
     }
 
@@ -207,6 +211,9 @@ impl ProbeGroup {
                 "sampled periods, PTE-lock spin time, Children/Self, call graphs and flamegraphs"
             }
             Self::LockWait => "traced lock wait time (queued waiters)",
+            Self::Reclaim => {
+                "memory freed per context, reclaim throughput per context and the RSS counter track"
+            }
         }
     }
 

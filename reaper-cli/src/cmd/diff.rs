@@ -9,20 +9,21 @@ use anyhow::Context as _;
 use clap::Args;
 
 use crate::compare::{self, diff::DiffOptions, flame, text};
-use crate::console::{note, say, sayln};
+use crate::console::{say, sayln};
 
-/// Arguments of `reaper diff`.
-#[derive(Clone, Debug, Args)]
-#[command(
-    after_help = "A and B are each a run.json or a directory searched recursively for run \
+/// What `diff --help` says beyond the flags.
+const DIFF_NOTES: &str = "A and B are each a run.json or a directory searched recursively for run \
 files (e.g. the -o directories of several `reaper record --runs N` invocations). Each cell is \
 the median over the episodes the row may use, with min–max: lost mrelease races and partial \
 episodes are left out of every row, a loss only out of the rows it can bias (a lost stack out of \
 the sampled rows past --max-stack-loss, a full timeline ring out of the latencies, untimed calls \
 out of exact timing); each row says how many episodes it used. The run (run file) is the statistical unit: with 4 or more runs on \
 both sides a two-sided Mann-Whitney U test of the run medians says whether a difference is \
-outside the run-to-run noise."
-)]
+outside the run-to-run noise.";
+
+/// Arguments of `reaper diff`.
+#[derive(Clone, Debug, Args)]
+#[command(after_help = super::help::after_help("diff", DIFF_NOTES))]
 pub struct DiffArgs {
     /// Side A: a run.json or a directory of runs.
     pub a: PathBuf,
@@ -70,6 +71,11 @@ pub fn parse_pct(raw: &str) -> Result<f64, String> {
 
 /// Loads both sides, prints the diff and writes the flame graphs.
 pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
+    super::stdout::refuse_dash(
+        args.output.as_deref(),
+        "diff",
+        "differential flame graphs and a pprof pair",
+    )?;
     let budget = args.input.budget();
     let pair = compare::load_pair_within(("A", &args.a), ("B", &args.b), args.force, &budget)?;
     let opts = DiffOptions {
@@ -97,16 +103,16 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
                 .map(|(name, bytes)| (name.to_owned(), bytes)),
         );
         let written = out.write_all(&files)?;
-        note!(
-            "reaper: wrote {graphs} differential flame graphs to {}",
+        crate::cli::note(format_args!(
+            "wrote {graphs} differential flame graphs to {}",
             dir.display()
-        );
+        ));
         if let [.., a, b] = written.as_slice() {
-            note!(
-                "reaper: compare in pprof with: go tool pprof -diff_base {} {}",
+            crate::cli::note(format_args!(
+                "compare in pprof with: go tool pprof -diff_base {} {}",
                 a.display(),
                 b.display()
-            );
+            ));
         }
     }
     if args.json {

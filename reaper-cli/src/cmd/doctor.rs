@@ -7,6 +7,11 @@ use crate::doctor;
 
 /// Arguments of `reaper doctor`.
 #[derive(Debug, Args)]
+#[command(after_help = super::help::after_help(
+    "doctor",
+    "Every program record may use is loaded and attached for real; the kernel policy block names \
+lockdown, LSMs, seccomp and the BPF sysctls, and what each refused here (README: \"When the kernel refuses\")."
+))]
 pub struct DoctorArgs {
     /// Print the diagnosis as JSON.
     #[arg(long)]

@@ -24,7 +24,10 @@ use crate::console::{note, note_raw, say, sayln};
 
 /// Arguments of `reaper gate`.
 #[derive(Clone, Debug, Args)]
-#[command(after_help = gate_help())]
+#[command(
+    after_help = gate_help(),
+    override_usage = "reaper gate --baseline <PATH> --candidate <PATH> [OPTIONS]\n       reaper gate --calibrate <DIR>... [-o <FILE>]"
+)]
 pub struct GateArgs {
     /// The baseline: a run.json or a directory of runs.
     #[arg(long, value_name = "PATH", required_unless_present_any = ["calibrate", "plan"])]
@@ -58,7 +61,8 @@ pub struct GateArgs {
     /// gating.
     #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["baseline", "candidate"])]
     pub calibrate: Vec<PathBuf>,
-    /// Where --calibrate writes the calibration file [default: stdout].
+    /// Where --calibrate writes the calibration file (`-`: stdout)
+    /// [default: stdout].
     #[arg(short = 'o', long, value_name = "FILE", requires = "calibrate")]
     pub output: Option<PathBuf>,
     /// Instead of gating: how many runs per side flag a change of PCT
@@ -155,11 +159,11 @@ fn calibrate(args: &GateArgs) -> anyhow::Result<i32> {
     let cal = calibration::estimate(&sets, &policy(args))?;
     let text = serde_json::to_string_pretty(&cal)? + "\n";
     match &args.output {
-        Some(path) => {
+        Some(path) if !super::stdout::is_dash(path) => {
             crate::output::write_file(path, text.as_bytes())
                 .context("cannot write the calibration file")?;
         }
-        None => say!("{text}"),
+        _ => say!("{text}"),
     }
     note_raw!("reaper gate: {}", cal.summary());
     Ok(0)

@@ -5,8 +5,10 @@ pub mod diff;
 pub mod doctor;
 pub mod gate;
 pub mod generate;
+pub mod help;
 pub mod record;
 pub mod report;
+pub mod stdout;
 
 /// `--max-input`, shared by the commands that read run files.
 #[derive(Clone, Debug, clap::Args)]

@@ -21,15 +21,19 @@ use crate::{
 
 /// Arguments of `reaper record`.
 #[derive(Debug, Args)]
+#[command(after_help = super::help::after_help("record", ""))]
 pub struct RecordArgs {
     /// Synthetic victim: SIZE[,vmas=N][,threads=T] (default 1G,vmas=64,threads=4).
     #[arg(long, value_name = "SPEC", conflicts_with = "pid")]
     pub victim: Option<String>,
-    /// An existing process to tear down (needs --kill).
+    /// An existing process: without --kill, wait for its own exit (or a
+    /// kill by someone else) and profile that teardown, killing nothing;
+    /// with --kill, kill it now and race it with process_mrelease.
     #[arg(long, value_name = "PID")]
     pub pid: Option<u32>,
-    /// Confirms that --pid may be killed with SIGKILL.
-    #[arg(long)]
+    /// With --pid: kill it with SIGKILL (and race it with process_mrelease)
+    /// instead of waiting for its own exit.
+    #[arg(long, requires = "pid")]
     pub kill: bool,
     /// Kill only; let the victim's exit_mmap do all the work (the comparison point).
     #[arg(long)]
@@ -42,16 +46,19 @@ pub struct RecordArgs {
     /// ones stay in run.json, marked lost_race, and out of medians.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub retries: u32,
-    /// No progress lines on stderr (warnings and errors still print).
-    #[arg(short, long)]
-    pub quiet: bool,
     /// cpu-clock sampling frequency in Hz.
     #[arg(long, default_value_t = 4000, value_name = "HZ")]
     pub freq: u64,
-    /// Output directory for run.json, folded stacks and SVGs; a run.json
-    /// already there is kept as run.json.old.
+    /// Output directory for run.json, folded stacks, SVGs and
+    /// profile.pb.gz; a run.json already there is kept as run.json.old.
+    /// Without -o, run.json alone is saved under $REAPER_RUNS_DIR (default
+    /// ~/.local/state/reaper/runs/<start>-<scenario>/), and the path said.
     #[arg(short = 'o', long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// Without -o: keep nothing (say so) instead of saving run.json under
+    /// the runs directory.
+    #[arg(long, conflicts_with = "output")]
+    pub no_save: bool,
     /// Kernel stack map entries (enlarge if stacks are lost) [default:
     /// 16384, or the run's expected samples when a --victim's size, VMAs
     /// and --runs can take more, up to 131072].
@@ -85,6 +92,14 @@ pub struct RecordArgs {
     /// With --watch: stop after this many seconds.
     #[arg(long, value_name = "S", requires = "watch")]
     pub duration: Option<u64>,
+    /// With --watch: only victims of this process name (comm, at most 15
+    /// bytes); also records their ordinary exits, not only kills.
+    #[arg(long, value_name = "NAME", requires = "watch")]
+    pub comm: Option<String>,
+    /// With --watch: only victims resident at least SIZE (e.g. 512M) when
+    /// their teardown began; also records ordinary exits of such processes.
+    #[arg(long, value_name = "SIZE", requires = "watch")]
+    pub min_rss: Option<String>,
     /// With --watch: episodes kept; older ones are evicted and counted.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub max_episodes: usize,
@@ -99,16 +114,51 @@ pub struct RecordArgs {
     pub attach: String,
 }
 
+/// Without -o: saves run.json under the runs directory and says where, or
+/// says that nothing was kept. A failure to save is a warning: the tables
+/// are still printed, and the recording itself succeeded.
+fn save_unasked(run: &crate::model::Run, no_save: bool) {
+    if no_save {
+        crate::cli::note(format_args!(
+            "the run was not saved (--no-save; -o DIR keeps it)"
+        ));
+        return;
+    }
+    let saved = crate::output::runs::runs_dir().and_then(|dir| {
+        let name =
+            crate::output::runs::run_name(run.recording.started_unix, &run.recording.scenario.kind);
+        let path = crate::output::runs::fresh(&dir, &name);
+        let out = OutputDir::create(&path).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec_pretty(run).map_err(|e| e.to_string())?;
+        out.write(RUN_FILE_NAME, &json)
+            .map_err(|e| format!("{e:#}"))
+    });
+    match saved {
+        Ok(path) => crate::cli::note(format_args!(
+            "saved the run as {} (`reaper report {}` re-renders it, `reaper diff` compares it; -o DIR writes it there with flame graphs and pprof instead)",
+            path.display(),
+            path.display()
+        )),
+        Err(why) => note!("reaper: warning: the run was not saved ({why}); -o DIR keeps it"),
+    }
+}
+
 /// Most episodes per run: each spawns and kills a victim.
 const MAX_RUNS: u32 = 1000;
 
 impl RecordArgs {
     /// Checks the flags and turns them into settings; `verbose` is the
     /// global -v count (-vv turns on the eBPF side's drop log).
-    pub fn settings(&self, verbose: u8) -> anyhow::Result<RecordSettings> {
+    pub fn settings(&self, verbose: u8, quiet: bool) -> anyhow::Result<RecordSettings> {
         let target = match (self.pid, &self.victim) {
-            (Some(_), _) if !self.kill => {
-                bail!("--pid sends SIGKILL to that process; add --kill to confirm")
+            (Some(pid), _) if !self.kill => {
+                crate::system::procfs::validate_target(pid)?;
+                if self.no_mrelease {
+                    bail!(
+                        "--no-mrelease needs --kill: without it reaper waits for pid {pid}'s own exit and calls nothing"
+                    );
+                }
+                Target::Exit(pid)
             }
             (Some(pid), _) => {
                 crate::system::procfs::validate_target(pid)?;
@@ -124,6 +174,19 @@ impl RecordArgs {
             _ if self.watch => Target::Watch(crate::recorder::watch::WatchSettings {
                 duration: self.duration.map(std::time::Duration::from_secs),
                 max_episodes: self.max_episodes.max(1),
+                filter: crate::recorder::watch::ExitFilter {
+                    comm: self
+                        .comm
+                        .as_deref()
+                        .map(str::parse)
+                        .transpose()
+                        .map_err(anyhow::Error::msg)?,
+                    min_rss: self
+                        .min_rss
+                        .as_deref()
+                        .map(|s| parse_size(s).with_context(|| format!("--min-rss {s}")))
+                        .transpose()?,
+                },
             }),
             Target::Victim(spec) if self.oom => {
                 if self.frozen && spec.threads < 4 {
@@ -145,10 +208,8 @@ impl RecordArgs {
         if !(1..=MAX_RUNS).contains(&self.runs) {
             bail!("--runs must be between 1 and {MAX_RUNS}");
         }
-        if matches!(target, Target::Pid(_)) && self.runs != 1 {
-            bail!(
-                "--runs > 1 needs a synthetic --victim: an existing --pid can be killed only once"
-            );
+        if matches!(target, Target::Pid(_) | Target::Exit(_)) && self.runs != 1 {
+            bail!("--runs > 1 needs a synthetic --victim: an existing --pid exits only once");
         }
         if !(1..=100_000).contains(&self.freq) {
             bail!("--freq must be between 1 and 100000 Hz");
@@ -158,7 +219,7 @@ impl RecordArgs {
         let victim = match &target {
             Target::Victim(spec) => Some(spec),
             Target::Oom(oom) => Some(&oom.spec),
-            Target::Pid(_) | Target::Watch(_) => None,
+            Target::Pid(_) | Target::Exit(_) | Target::Watch(_) => None,
         };
         let stack_map = self.stack_map_size.unwrap_or_else(|| {
             crate::recorder::sizing::stack_map_entries(
@@ -175,13 +236,13 @@ impl RecordArgs {
         };
         Ok(RecordSettings {
             target,
-            mrelease: !self.no_mrelease && !self.oom,
+            mrelease: !self.no_mrelease && !self.oom && !matches!(target, Target::Exit(_)),
             runs: self.runs,
             freq_hz: self.freq,
             sizes,
             attach: self.attach.parse().map_err(anyhow::Error::msg)?,
             retries: self.retries.min(MAX_RUNS),
-            progress: crate::recorder::progress::Progress::new(self.quiet),
+            progress: crate::recorder::progress::Progress::new(quiet),
             ebpf_log: if verbose >= 2 {
                 EbpfLog::Drops
             } else {
@@ -200,12 +261,20 @@ fn output_names() -> Vec<String> {
 }
 
 /// Records, writes the outputs and prints the report.
-pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
-    let settings = args.settings(verbose).map_err(crate::cli::UsageError)?;
+pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
+    super::stdout::refuse_dash(
+        args.output.as_deref(),
+        "record",
+        "run.json, folded stacks, flame graphs and profile.pb.gz",
+    )?;
+    let settings = args
+        .settings(verbose, quiet)
+        .map_err(crate::cli::UsageError)?;
     privileges::require(&privileges::needed(match settings.target {
         Target::Victim(_) => RecordKind::Victim,
         Target::Oom(_) => RecordKind::Oom,
         Target::Pid(_) => RecordKind::Pid,
+        Target::Exit(_) => RecordKind::Exit,
         Target::Watch(_) => RecordKind::Watch,
     }))?;
     // Every check of the output directory happens before recording, so an
@@ -220,15 +289,23 @@ pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
     let run = recorder::Recorder::run(settings)?;
     let json = serde_json::to_vec_pretty(&run)?;
     let report_options = crate::report::ReportOptions::default();
+    if let Some(why) = crate::report::formats::folded_empty_because(&run) {
+        note!(
+            "reaper: warning: this run holds no samples (its folded stacks, flame graphs and pprof profile are empty): {why}"
+        );
+    }
+    if out.is_none() {
+        save_unasked(&run, args.no_save);
+    }
     if let Some(out) = &out {
         // The previous run is linked to run.json.old first, so a complete
         // run.json exists at every moment, then replaced by the rename.
         if let Some(old) = out.keep_previous(RUN_FILE_NAME, PREVIOUS_RUN_FILE_NAME)? {
-            note!(
-                "reaper: kept the previous run as {} (re-render it with `reaper report {} -o DIR`)",
+            crate::cli::note(format_args!(
+                "kept the previous run as {} (re-render it with `reaper report {} -o DIR`)",
                 old.display(),
                 old.display()
-            );
+            ));
         }
         out.write(RUN_FILE_NAME, &json)?;
     }
@@ -240,13 +317,13 @@ pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
         let files = crate::report::write_files(&run, out, &report_options)?;
         let pprof = crate::report::formats::write(crate::report::formats::Format::Pprof, &run, out)
             .with_context(|| format!("writing the pprof profile to {}", out.path().display()))?;
-        note!(
-            "reaper: wrote {}, {} folded/SVG files and {} to {}",
+        crate::cli::note(format_args!(
+            "wrote {}, {} folded/SVG files and {} to {}",
             path.display(),
             files.len(),
             pprof.display(),
             out.path().display()
-        );
+        ));
     }
     if args.json {
         sayln!("{}", crate::report::render_json(&run, &report_options));

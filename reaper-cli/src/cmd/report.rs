@@ -16,11 +16,13 @@ use crate::report::{self, ReportOptions, formats::Format};
 
 /// Arguments of `reaper report`.
 #[derive(Clone, Debug, Args)]
+#[command(after_help = super::help::after_help("report", ""))]
 pub struct ReportArgs {
     /// The run file (run.json), or the directory `reaper record -o` wrote it to.
     pub run: PathBuf,
     /// Also write <context>.folded/.svg and combined.folded/.svg into DIR
-    /// (created if needed; without -o nothing is written).
+    /// (created if needed; without -o nothing is written); with --format,
+    /// the format's one file, and `-o -` writes it to stdout.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Print the derived report as JSON instead of tables.
@@ -101,22 +103,45 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     let run = report::load::load_run_within(&args.run, &args.input.budget())?;
     let opts = args.options();
     if let Some(format) = args.format.map(Format::from) {
-        let dir = args
-            .output
-            .as_deref()
-            .expect("clap requires -o with --format");
+        let Some(dir) = args.output.as_deref() else {
+            return Err(crate::cli::UsageError(anyhow::anyhow!(
+                "--format needs -o DIR (or -o - for stdout)"
+            ))
+            .into());
+        };
+        if let Some(why) = report::formats::empty_because(format, &run) {
+            note!("reaper: warning: the {format} file holds no samples: {why}");
+        }
+        if super::stdout::is_dash(dir) {
+            let bytes = report::formats::render(format, &run);
+            return super::stdout::write(
+                &bytes,
+                report::formats::is_binary(format),
+                &format!("the {format} file"),
+            );
+        }
         let out = OutputDir::create(dir)?;
         let path = report::formats::write(format, &run, &out)
             .with_context(|| format!("writing the {format} file to {}", dir.display()))?;
-        note!("reaper: wrote {}", path.display());
+        crate::cli::note(format_args!("wrote {}", path.display()));
         return Ok(());
     }
+    super::stdout::refuse_dash(
+        args.output.as_deref(),
+        "report",
+        "folded stacks and flame graphs",
+    )?;
     if args.json {
         say!("{}", report::render_json(&run, &opts));
     } else {
         say!("{}", report::render_text(&run, &opts));
     }
     if let Some(dir) = &args.output {
+        if let Some(why) = report::formats::folded_empty_because(&run) {
+            note!(
+                "reaper: warning: the folded stacks hold no samples and no flame graph is drawn: {why}"
+            );
+        }
         let out = OutputDir::create(dir)?;
         let files = report::write_files(&run, &out, &opts).with_context(|| {
             format!(
@@ -124,11 +149,11 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
                 dir.display()
             )
         })?;
-        note!(
-            "reaper: wrote {} folded/SVG files to {}",
+        crate::cli::note(format_args!(
+            "wrote {} folded/SVG files to {}",
             files.len(),
             dir.display()
-        );
+        ));
     }
     Ok(())
 }

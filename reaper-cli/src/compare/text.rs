@@ -103,16 +103,15 @@ fn arrow(c: &Comparison) -> String {
 }
 
 fn pad(s: &str, width: usize) -> String {
-    let n = s.chars().count();
-    format!("{s}{}", " ".repeat(width.saturating_sub(n)))
+    crate::text_width::pad_right(s, width)
 }
 
 /// Renders rows as a boxed table; a `None` row is a separator.
 fn boxed(header: &[String], rows: &[Option<Vec<String>>], out: &mut String) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| crate::text_width::width(h)).collect();
     for row in rows.iter().flatten() {
         for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
+            *w = (*w).max(crate::text_width::width(c));
         }
     }
     let rule: String = widths
@@ -352,10 +351,10 @@ fn summary(d: &Diff, out: &mut String) {
 }
 
 fn plain_table(head: &[&str], rows: &[Vec<String>], out: &mut String) {
-    let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = head.iter().map(|h| crate::text_width::width(h)).collect();
     for row in rows {
         for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
+            *w = (*w).max(crate::text_width::width(c));
         }
     }
     let line = |cells: Vec<String>| {

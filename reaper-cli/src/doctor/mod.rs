@@ -3,6 +3,7 @@
 //! use (see [`programs`]), plus BTF, tracefs, the catalog's resolved probe
 //! targets, PREEMPT_RT and `process_mrelease`.
 
+pub mod findings;
 pub mod programs;
 
 pub use programs::ProgramKind;
@@ -25,6 +26,7 @@ pub use reaper_model::doctor::{AttachKind, Diagnosis, FunctionMode};
 /// Runs every check. Never fails: each problem becomes part of the diagnosis.
 pub fn diagnose() -> Diagnosis {
     let host = kernel::host_info();
+    let policy = crate::system::policy::read(&host.kernel_release);
     let privileges = privileges::require_recording_privileges().map_err(|e| e.to_string());
     let (tracefs, mounted) = match tracefs::ensure_mounted() {
         Ok((root, mounted)) => (Ok(root.display().to_string()), mounted),
@@ -79,6 +81,7 @@ pub fn diagnose() -> Diagnosis {
         record_mode: String::new(),
         probe_costs,
         probe_costs_not_measured,
+        policy,
     };
     diagnosis.record_mode = record_mode(&diagnosis);
     diagnosis
@@ -361,10 +364,26 @@ where
         .map_err(|e: aya::programs::ProgramError| attach::error_chain(&e))
 }
 
+/// A refused load, as doctor says it: the typed refusal (errno, the
+/// verifier's reason), and, when the verifier never spoke, that a policy
+/// refused it.
+fn load_refused(err: &aya::programs::ProgramError) -> String {
+    use crate::probes::refusal::{FromProgramError as _, Refusal, Step};
+    let refusal = Refusal::from_error(Step::Load, err);
+    let policy = !refusal.by_verifier() && matches!(refusal.errno, Some(1 | 13));
+    format!(
+        "load refused: {refusal}{}",
+        if policy {
+            ", before the verifier ran (no verifier output): a policy, not the program (see \"kernel policy\")"
+        } else {
+            ""
+        }
+    )
+}
+
 fn load_fentry(ebpf: &mut Ebpf, function: &str, btf: &Btf) -> Result<(), String> {
     let p: &mut FEntry = program(ebpf, reaper_common::capability::PROG_CHECK_FENTRY)?;
-    p.load(function, btf)
-        .map_err(|e| format!("load refused: {}", attach::error_chain(&e)))?;
+    p.load(function, btf).map_err(|e| load_refused(&e))?;
     p.attach()
         .map(|_| ())
         .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
@@ -372,8 +391,7 @@ fn load_fentry(ebpf: &mut Ebpf, function: &str, btf: &Btf) -> Result<(), String>
 
 fn load_fexit(ebpf: &mut Ebpf, function: &str, btf: &Btf) -> Result<(), String> {
     let p: &mut FExit = program(ebpf, reaper_common::capability::PROG_CHECK_FEXIT)?;
-    p.load(function, btf)
-        .map_err(|e| format!("load refused: {}", attach::error_chain(&e)))?;
+    p.load(function, btf).map_err(|e| load_refused(&e))?;
     p.attach()
         .map(|_| ())
         .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
@@ -381,8 +399,7 @@ fn load_fexit(ebpf: &mut Ebpf, function: &str, btf: &Btf) -> Result<(), String> 
 
 fn load_kprobe(ebpf: &mut Ebpf, prog: &str, function: &str) -> Result<(), String> {
     let p: &mut KProbe = program(ebpf, prog)?;
-    p.load()
-        .map_err(|e| format!("load refused: {}", attach::error_chain(&e)))?;
+    p.load().map_err(|e| load_refused(&e))?;
     p.attach(function, 0)
         .map(|_| ())
         .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
@@ -391,10 +408,138 @@ fn load_kprobe(ebpf: &mut Ebpf, prog: &str, function: &str) -> Result<(), String
 fn load_tp_btf(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), String> {
     let p: &mut BtfTracePoint = program(ebpf, reaper_common::capability::PROG_CHECK_TP_BTF)?;
     p.load("sched_process_exit", btf)
-        .map_err(|e| format!("load refused: {}", attach::error_chain(&e)))?;
+        .map_err(|e| load_refused(&e))?;
     p.attach()
         .map(|_| ())
         .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
+}
+
+/// Each catalog function's mode; functions refused for the same reason
+/// share one line, so a kernel that refuses every function probe says it
+/// once.
+fn render_function_modes(modes: &[reaper_model::doctor::FunctionMode], out: &mut String) {
+    use std::fmt::Write as _;
+    let status_of = |f: &reaper_model::doctor::FunctionMode| match (&f.status, &f.fallback_from) {
+        (ProbeOutcome::Attached, Some(fallback)) => Some(format!("attached ({fallback})")),
+        (ProbeOutcome::Attached, None) if f.mode != AttachMode::None => None,
+        (status, _) => Some(status.to_string()),
+    };
+    let mut shared: Vec<(String, Vec<&reaper_model::doctor::FunctionMode>)> = Vec::new();
+    for f in modes {
+        match status_of(f) {
+            Some(status) if f.symbol.is_some() && f.mode == AttachMode::None => {
+                match shared.iter_mut().find(|(s, _)| *s == status) {
+                    Some((_, fs)) => fs.push(f),
+                    None => shared.push((status, vec![f])),
+                }
+            }
+            Some(status) => {
+                let name = f.symbol.as_deref().unwrap_or("-");
+                let _ = writeln!(
+                    out,
+                    "  {:<17} {:<34} {:<6} {status}",
+                    f.concept,
+                    name,
+                    f.mode.name()
+                );
+            }
+            None => {
+                let name = f.symbol.as_deref().unwrap_or("-");
+                let _ = writeln!(out, "  {:<17} {:<34} {}", f.concept, name, f.mode);
+            }
+        }
+    }
+    for (status, fs) in shared {
+        let names: Vec<&str> = fs.iter().filter_map(|f| f.symbol.as_deref()).collect();
+        let _ = writeln!(
+            out,
+            "  {} function{} ({}): none: {status}",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        );
+    }
+}
+
+/// The kernel's policies, then what they mean here (one block per case,
+/// with its README section).
+fn policy(d: &Diagnosis, out: &mut String) {
+    use std::fmt::Write as _;
+    let p = &d.policy;
+    let _ = writeln!(out, "\nkernel policy:");
+    let _ = writeln!(
+        out,
+        "  lockdown    {}",
+        match &p.lockdown {
+            Some(l) => format!(
+                "{} (from {})",
+                l.mode.map_or("locked, level unknown", |m| m.name()),
+                l.source
+            ),
+            None => "none seen (no lockdown LSM, or nothing shows it)".to_owned(),
+        }
+    );
+    for line in &p.lockdown_log {
+        let _ = writeln!(out, "              kernel log: {line}");
+    }
+    let _ = writeln!(
+        out,
+        "  LSMs        {}{}",
+        p.lsms.as_ref().map_or_else(
+            || "not readable".to_owned(),
+            |(l, from)| format!("{} ({from})", l.join(","))
+        ),
+        match (p.selinux_enforcing, p.bpf_lsm_programs.is_empty()) {
+            (Some(true), _) => "; SELinux enforcing".to_owned(),
+            (Some(false), _) => "; SELinux permissive".to_owned(),
+            (None, false) => format!("; BPF LSM programs: {}", p.bpf_lsm_programs.join(", ")),
+            (None, true) => "; no BPF LSM program loaded".to_owned(),
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  seccomp     {}",
+        match p.seccomp_filters {
+            Some(0) => "no filter on reaper".to_owned(),
+            Some(n) => format!("{n} filter(s) on reaper"),
+            None => "not readable".to_owned(),
+        }
+    );
+    let sysctl = |v: Option<String>| v.unwrap_or_else(|| "?".to_owned());
+    let _ = writeln!(
+        out,
+        "  sysctls     kernel.unprivileged_bpf_disabled {}, kernel.perf_event_paranoid {}{}",
+        sysctl(p.unprivileged_bpf_disabled.map(|v| v.to_string())),
+        sysctl(p.perf_event_paranoid.map(|v| v.to_string())),
+        if d.privileges.is_ok() {
+            " (reaper holds CAP_BPF/CAP_PERFMON: they do not apply)"
+        } else {
+            ""
+        }
+    );
+    if let Some(ftrace) = &p.ftrace_functions {
+        let _ = writeln!(
+            out,
+            "  ftrace      {}",
+            match ftrace {
+                Ok(()) => "function list readable".to_owned(),
+                Err(why) => format!("function list refused: {why}"),
+            }
+        );
+    }
+    let found = findings::findings(d);
+    if found.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nwhat this means here:");
+    for f in found {
+        let _ = writeln!(out, "  * {} [README: \"{}\"]", f.title, f.readme);
+        for r in &f.refused {
+            let _ = writeln!(out, "    - {r}");
+        }
+        let _ = writeln!(out, "    still works: {}", f.still_works);
+        let _ = writeln!(out, "    what you can do: {}", f.next);
+    }
 }
 
 /// Human-readable report.
@@ -452,6 +597,7 @@ pub fn render(d: &Diagnosis) -> String {
             "missing (ENOSYS; needs Linux 5.15+)"
         }
     );
+    policy(d, &mut out);
     let _ = writeln!(
         out,
         "\nprobe cost per timed call (entry + exit hit, getppid calibration loop):"
@@ -508,25 +654,7 @@ pub fn render(d: &Diagnosis) -> String {
         out,
         "\nfunction timing (attach ladder: fentry/fexit, then kprobe/kretprobe):"
     );
-    for f in &d.function_modes {
-        let name = f.symbol.as_deref().unwrap_or("-");
-        let status = match (&f.status, &f.fallback_from) {
-            (ProbeOutcome::Attached, Some(fallback)) => Some(format!("attached ({fallback})")),
-            (ProbeOutcome::Attached, None) if f.mode != AttachMode::None => None,
-            (status, _) => Some(status.to_string()),
-        };
-        if let Some(status) = status {
-            let _ = writeln!(
-                out,
-                "  {:<17} {:<34} {:<6} {status}",
-                f.concept,
-                name,
-                f.mode.name()
-            );
-        } else {
-            let _ = writeln!(out, "  {:<17} {:<34} {}", f.concept, name, f.mode);
-        }
-    }
+    render_function_modes(&d.function_modes, &mut out);
     let _ = writeln!(out, "\nrecord mode: {}", d.record_mode);
     out
 }

@@ -51,6 +51,17 @@ pub fn check_all(
             outcome: tracepoint(&mut ebpf, t.prog, t.category, t.event),
         });
     }
+    rows.push(ProgramCheck {
+        kind: ProgramKind::Tracepoint,
+        program: reaper_common::rss::PROG_RSS_STAT.into(),
+        target: "kmem:rss_stat".into(),
+        outcome: tracepoint(
+            &mut ebpf,
+            reaper_common::rss::PROG_RSS_STAT,
+            "kmem",
+            "rss_stat",
+        ),
+    });
     let mut raw_seen = std::collections::HashSet::new();
     for t in raw_tp::all().filter(|t| raw_seen.insert(t.raw_prog)) {
         rows.push(ProgramCheck {
@@ -233,34 +244,64 @@ pub fn render(rows: &[ProgramCheck], out: &mut String) {
             kind.name(),
             of_kind.len()
         );
+        // Programs refused the same way share one line: a kernel that
+        // refuses every fentry program says so once, naming them all.
+        let mut shared: Vec<(String, Vec<&ProgramCheck>)> = Vec::new();
         for r in of_kind {
-            let verdict = match &r.outcome {
-                Outcome::Attached => "attached".to_owned(),
-                Outcome::Refused(Refusal {
-                    verifier: Some(reason),
-                    errno,
-                    ..
-                }) => match errno {
-                    Some(code) => format!(
-                        "REFUSED by the verifier: {reason} [{} {code}]",
-                        crate::probes::refusal::errno_name(*code)
-                    ),
-                    None => format!("REFUSED by the verifier: {reason}"),
-                },
-                Outcome::Refused(refusal) if absent_tracepoint(r) => {
-                    format!("absent on this kernel{}: {refusal}", absent_why(&r.target))
-                }
-                Outcome::Refused(refusal) => format!(
-                    "REFUSED at {}: {refusal}",
-                    match refusal.step {
-                        Step::Load => "load",
-                        Step::Attach => "attach",
-                    }
-                ),
-                Outcome::NotTried { why } => format!("not tried: {why}"),
-            };
-            let _ = writeln!(out, "    {:<26} {:<34} {verdict}", r.program, r.target);
+            let verdict = verdict(r);
+            if r.attached() {
+                let _ = writeln!(out, "    {:<26} {:<34} {verdict}", r.program, r.target);
+                continue;
+            }
+            match shared.iter_mut().find(|(v, _)| *v == verdict) {
+                Some((_, rs)) => rs.push(r),
+                None => shared.push((verdict, vec![r])),
+            }
         }
+        for (verdict, rs) in shared {
+            if let [r] = rs[..] {
+                let _ = writeln!(out, "    {:<26} {:<34} {verdict}", r.program, r.target);
+                continue;
+            }
+            let targets: Vec<&str> = rs.iter().map(|r| r.target.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "    {} programs ({} … {}), on {}: {verdict}",
+                rs.len(),
+                rs[0].program,
+                rs[rs.len() - 1].program,
+                targets.join(", ")
+            );
+        }
+    }
+}
+
+/// One program's verdict, as doctor prints it.
+fn verdict(r: &ProgramCheck) -> String {
+    match &r.outcome {
+        Outcome::Attached => "attached".to_owned(),
+        Outcome::Refused(Refusal {
+            verifier: Some(reason),
+            errno,
+            ..
+        }) => match errno {
+            Some(code) => format!(
+                "REFUSED by the verifier: {reason} [{} {code}]",
+                crate::probes::refusal::errno_name(*code)
+            ),
+            None => format!("REFUSED by the verifier: {reason}"),
+        },
+        Outcome::Refused(refusal) if absent_tracepoint(r) => {
+            format!("absent on this kernel{}: {refusal}", absent_why(&r.target))
+        }
+        Outcome::Refused(refusal) => format!(
+            "REFUSED at {}: {refusal}",
+            match refusal.step {
+                Step::Load => "load",
+                Step::Attach => "attach",
+            }
+        ),
+        Outcome::NotTried { why } => format!("not tried: {why}"),
     }
 }
 

@@ -25,6 +25,7 @@ pub mod lock;
 pub mod owner;
 pub mod policy;
 pub mod resolve;
+pub mod runs;
 
 use std::fs::File;
 use std::io::Write as _;

@@ -10,7 +10,7 @@ use aya::{
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
-use reaper_common::sampling;
+use reaper_common::{rss, sampling};
 
 use super::raw_tp::{self, RawPlan, Tracepoint};
 use crate::model::{AttachMode, NotMeasured, ProbeGroup, ProbeOutcome, ProbeUse};
@@ -230,6 +230,15 @@ pub fn attach_all(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64, raw: &RawPlan) 
         begin
     };
     report.record_group(ProbeGroup::LockWait, lock);
+
+    // Classic only: the raw arguments changed in 6.2 and the counters'
+    // layout keeps changing, while the record holds the kernel's own sum
+    // (reaper_common::rss).
+    let rss = attach_tracepoint(ebpf, rss::PROG_RSS_STAT, "kmem", "rss_stat");
+    report.record_group(
+        ProbeGroup::Reclaim,
+        Attached::plain(ProbeGroup::Reclaim.mode(), rss),
+    );
 
     for t in raw_tp::TIMELINE {
         let attached = attach_preferring_raw(ebpf, t, raw);

@@ -13,8 +13,12 @@ use reaper_common::{
         LockWaitKey, LockWaitStats, MAP_LOCK_WAITS, MAP_PENDING_WAITS, PendingWait, PendingWaitKey,
     },
     loss::{COUNTER_COUNT, Counter, MAP_COUNTERS},
+    rss::{MAP_RSS_FREED, MAP_RSS_LAST, RssKey, RssLast},
     sampling::{KernelStack, MAP_KERNEL_STACKS, MAP_SAMPLE_COUNTS, SampleCount, SampleKey},
-    tracking::{MAP_SETTINGS, MAP_TRACKED_TGIDS, MAP_TRACKED_TIDS, SETTING_WATCH, TrackedTask},
+    tracking::{
+        MAP_SETTINGS, MAP_TRACKED_TGIDS, MAP_TRACKED_TIDS, SETTING_FOLLOW_MRELEASE, SETTING_WATCH,
+        TrackedTask,
+    },
 };
 
 /// Map access failures (a map missing from the object, or a syscall error).
@@ -48,12 +52,25 @@ pub fn track_tgid(ebpf: &mut Ebpf, tgid: u32, context: u32) -> Result<(), MapAcc
 }
 
 /// Like [`track_tgid`]; an unarmed process counts only once the kernel arms
-/// it at `oom:mark_victim`.
+/// it (at `oom:mark_victim`, or when its own exit begins: `exit_group`,
+/// `sched_process_exit`).
 pub fn track_tgid_armed(
     ebpf: &mut Ebpf,
     tgid: u32,
     context: u32,
     armed: bool,
+) -> Result<(), MapAccessError> {
+    track_tgid_owned(ebpf, tgid, context, armed, 0)
+}
+
+/// Like [`track_tgid_armed`], with the owner folded into its data's tags
+/// (`record --watch` follows processes owned by themselves).
+pub fn track_tgid_owned(
+    ebpf: &mut Ebpf,
+    tgid: u32,
+    context: u32,
+    armed: bool,
+    owner: u32,
 ) -> Result<(), MapAccessError> {
     let mut map: BpfHashMap<_, u32, TrackedTask> = map_mut(ebpf, MAP_TRACKED_TGIDS)?
         .try_into()
@@ -63,7 +80,7 @@ pub fn track_tgid_armed(
         TrackedTask {
             context,
             armed: u32::from(armed),
-            owner: 0,
+            owner,
             _pad: 0,
         },
         0,
@@ -91,10 +108,20 @@ pub fn track_tid(ebpf: &mut Ebpf, tid: u32, context: u32) -> Result<(), MapAcces
 
 /// Turns the kernel side's own tracking (`record --watch`) on or off.
 pub fn set_watch(ebpf: &mut Ebpf, on: bool) -> Result<(), MapAccessError> {
+    set_setting(ebpf, SETTING_WATCH, on)
+}
+
+/// Turns the kernel side's tracking of every `process_mrelease` caller
+/// (for the duration of its call, owned by its tgid) on or off.
+pub fn set_follow_mrelease(ebpf: &mut Ebpf, on: bool) -> Result<(), MapAccessError> {
+    set_setting(ebpf, SETTING_FOLLOW_MRELEASE, on)
+}
+
+fn set_setting(ebpf: &mut Ebpf, setting: u32, on: bool) -> Result<(), MapAccessError> {
     let mut map: aya::maps::Array<_, u32> = map_mut(ebpf, MAP_SETTINGS)?
         .try_into()
         .map_err(map_err(MAP_SETTINGS))?;
-    map.set(SETTING_WATCH, u32::from(on), 0)
+    map.set(setting, u32::from(on), 0)
         .map_err(map_err(MAP_SETTINGS))
 }
 
@@ -108,7 +135,8 @@ pub fn untrack(ebpf: &mut Ebpf, tgid: u32) -> Result<(), MapAccessError> {
     Ok(())
 }
 
-/// Stops tracking everything.
+/// Stops tracking everything, and forgets the resident counters' last
+/// values (the next victim's mm may reuse a finished one's hashed id).
 pub fn clear_tracking(ebpf: &mut Ebpf) -> Result<(), MapAccessError> {
     for name in [MAP_TRACKED_TGIDS, MAP_TRACKED_TIDS] {
         let mut map: BpfHashMap<_, u32, TrackedTask> =
@@ -117,6 +145,13 @@ pub fn clear_tracking(ebpf: &mut Ebpf) -> Result<(), MapAccessError> {
         for key in keys {
             let _ = map.remove(&key);
         }
+    }
+    let mut last: BpfHashMap<_, RssKey, RssLast> = map_mut(ebpf, MAP_RSS_LAST)?
+        .try_into()
+        .map_err(map_err(MAP_RSS_LAST))?;
+    let keys: Vec<RssKey> = last.keys().filter_map(Result::ok).collect();
+    for key in keys {
+        let _ = last.remove(&key);
     }
     Ok(())
 }
@@ -134,6 +169,18 @@ pub struct RawEpisode {
     pub counters: BTreeMap<String, u64>,
     /// Waits still open when the episode was drained (discarded).
     pub unfinished_waits: u64,
+    /// Resident bytes freed per tag (`kmem:rss_stat`; negative: grew).
+    pub freed: Vec<(u32, i64)>,
+}
+
+impl RawEpisode {
+    /// Keeps only the data tagged with one of `owners`.
+    pub fn keep_owners(&mut self, owners: &std::collections::BTreeSet<u32>) {
+        let keep = |tag: u32| owners.contains(&reaper_common::tracking::tag_owner(tag));
+        self.samples.retain(|(k, _)| keep(k.context));
+        self.waits.retain(|(k, _)| keep(k.context));
+        self.freed.retain(|(tag, _)| keep(*tag));
+    }
 }
 
 /// Reads and resets the aggregates, counters and pending waits.
@@ -152,6 +199,7 @@ pub fn drain(ebpf: &mut Ebpf) -> Result<RawEpisode, MapAccessError> {
         ..RawEpisode::default()
     };
     raw.unfinished_waits = drain_pending_waits(ebpf)?;
+    raw.freed = drain_freed(ebpf)?;
     let ids: Vec<i32> = raw
         .samples
         .iter()
@@ -225,6 +273,21 @@ fn drain_counters(ebpf: &mut Ebpf) -> Result<BTreeMap<String, u64>, MapAccessErr
     }
     debug_assert_eq!(counters.len(), COUNTER_COUNT as usize);
     Ok(counters)
+}
+
+/// Reads and removes the freed-bytes totals (two's complement in a u64).
+fn drain_freed(ebpf: &mut Ebpf) -> Result<Vec<(u32, i64)>, MapAccessError> {
+    let mut map: BpfHashMap<_, u32, u64> = map_mut(ebpf, MAP_RSS_FREED)?
+        .try_into()
+        .map_err(map_err(MAP_RSS_FREED))?;
+    let entries: Vec<(u32, u64)> = map.iter().filter_map(Result::ok).collect();
+    for (tag, _) in &entries {
+        let _ = map.remove(tag);
+    }
+    Ok(entries
+        .into_iter()
+        .map(|(tag, bytes)| (tag, bytes as i64))
+        .collect())
 }
 
 fn drain_pending_waits(ebpf: &mut Ebpf) -> Result<u64, MapAccessError> {

@@ -301,10 +301,12 @@ impl LadderReport {
             let why = match (self.mode, failed.first()) {
                 _ if self.disabled.is_some() => self.disabled.clone().unwrap_or_default(),
                 (AttachPolicy::Sampling, _) => "disabled by --attach sampling".to_owned(),
-                (_, Some(f)) => format!(
-                    "no function probe attached; e.g. {}: {}",
-                    f.function.symbol, f.status
-                ),
+                // The kernel's answers are in `recording.probes`, which
+                // the header prints once ("Probes NOT attached").
+                (_, Some(_)) => {
+                    "no function probe attached (the kernel's answers: \"Probes NOT attached\" above)"
+                        .to_owned()
+                }
                 (_, None) => "no catalog function exists on this kernel".to_owned(),
             };
             out.push(NotMeasured {

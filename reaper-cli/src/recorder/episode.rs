@@ -147,6 +147,8 @@ fn relevant(event: &TimelineEvent, victim_pid: u32) -> bool {
         | TimelineKind::OomStartReaping
         | TimelineKind::OomFinishReaping
         | TimelineKind::OomSkipReaping => event.arg == i64::from(victim_pid),
+        // The RSS track's points: in `Episode::reclaim`, not the table.
+        TimelineKind::RssStat => false,
         _ => event.context != CONTEXT_UNTRACKED,
     }
 }

@@ -5,9 +5,11 @@
 pub mod episode;
 pub mod interrupt;
 pub mod mrelease_source;
+pub mod natural;
 pub mod oom;
 pub mod progress;
 mod race;
+pub mod reclaim;
 mod setup;
 pub mod sizing;
 pub mod watch;
@@ -47,8 +49,10 @@ use crate::{
 pub enum Target {
     /// A fresh synthetic victim per episode.
     Victim(VictimSpec),
-    /// An existing process (one episode).
+    /// An existing process (one episode), killed by reaper.
     Pid(u32),
+    /// An existing process's own exit, waited for (one episode).
+    Exit(u32),
     /// A victim the kernel's OOM killer picks inside reaper's own memcg.
     Oom(oom::OomScenario),
     /// Every teardown on the system, triggering nothing.
@@ -380,6 +384,7 @@ impl Recorder {
                 let pid = procfs::validate_target(pid)?.pid;
                 self.race(index, pid, None, settings.mrelease)
             }
+            Target::Exit(pid) => self.natural_exit(index, pid, settings.progress),
             Target::Oom(scenario) => {
                 settings.progress.say(format_args!(
                     "{label}: letting the OOM killer pick a {} victim in reaper's own memory cgroup",
@@ -408,7 +413,15 @@ impl Recorder {
     /// Stops tracking, drains the kernel aggregates and builds the episode.
     fn finish_episode(&mut self, setup: EpisodeSetup, end: EpisodeEnd) -> anyhow::Result<Episode> {
         collect::clear_tracking(&mut self.ebpf)?;
-        let raw = collect::drain(&mut self.ebpf)?;
+        let mut raw = collect::drain(&mut self.ebpf)?;
+        let mut setup = setup;
+        if let Some(owners) = &setup.owners {
+            raw.keep_owners(owners);
+            setup.events.retain(|e| {
+                e.context == reaper_common::context::CONTEXT_UNTRACKED
+                    || owners.contains(&reaper_common::tracking::tag_owner(e.context))
+            });
+        }
         let function_timing = self.drain_function_timing(end.kill_ns)?;
         let mut episode = self.build_episode(raw, setup, end);
         mrelease_source::fall_back(
@@ -454,6 +467,15 @@ impl Recorder {
         };
         let contexts = episode::context_profiles(&raw, &setup.tasks, &mut symbolize);
         let timeline = episode::timeline(&setup.events, end.kill_ns, end.killer, setup.victim.pid);
+        let reclaim = self.attach.attached(ProbeGroup::Reclaim.name()).then(|| {
+            reclaim::build(
+                end.kill_ns,
+                &raw.freed,
+                &setup.events,
+                setup.rss_start,
+                |_| true,
+            )
+        });
         let latencies = episode::latencies(&timeline);
         let skipped_probe_runs = setup
             .skipped_runs_before
@@ -484,6 +506,7 @@ impl Recorder {
             frozen: end.frozen,
             function_timing: None,
             marked_lost_race: end.mrelease_ret == Some(-i64::from(libc::ESRCH)),
+            reclaim,
         }
     }
 }
@@ -508,7 +531,11 @@ fn load_and_attach(
         &settings.sizes,
         timing,
         settings.ebpf_log,
-    )?;
+    )
+    .map_err(|err| match crate::system::policy::refusal_hint() {
+        Some(hint) => anyhow::Error::from(err).context(hint),
+        None => err.into(),
+    })?;
     if settings.ebpf_log == loader::EbpfLog::Drops {
         start_ebpf_logger(&mut ebpf);
     }
@@ -522,8 +549,10 @@ fn load_and_attach(
             .map(|n| format!("  {}: {}", n.subject, n.why))
             .collect();
         bail!(
-            "neither cpu-clock sampling nor the lock contention tracepoints attached on this kernel, so there is nothing to measure:\n{}",
-            reasons.join("\n")
+            "neither cpu-clock sampling nor the lock contention tracepoints attached on this kernel, so there is nothing to measure:\n{}{}",
+            reasons.join("\n"),
+            crate::system::policy::refusal_hint()
+                .map_or_else(String::new, |hint| format!("\n{hint}"))
         );
     }
     Ok((ebpf, attach))
@@ -635,6 +664,18 @@ fn replace_lost(
 /// kill, exit_mmap 38.0 ms".
 fn say_done(progress: progress::Progress, label: &str, episode: &Episode) {
     let l = &episode.latencies;
+    if !episode.timeline.iter().any(|e| e.kind == "kill")
+        && episode.latencies.oom_reaper_verdict.is_none()
+    {
+        progress.say(format_args!(
+            "{label}: pid {} exited: {}; exit_mmap done {} after its exit began{}",
+            episode.victim.pid,
+            episode.trigger.as_deref().unwrap_or("its own exit"),
+            progress::ms(l.kill_to_exit_mmap_done_ns),
+            if episode.partial { " (cut short)" } else { "" }
+        ));
+        return;
+    }
     let mrelease = match l.mrelease_ret {
         Some(_) if episode.lost_race() => "process_mrelease lost the race (ESRCH), ".to_owned(),
         Some(ret) if ret < 0 => format!("process_mrelease returned {ret}, "),
@@ -679,6 +720,17 @@ fn scenario_of(settings: &RecordSettings) -> Scenario {
             vmas: None,
             threads: None,
             mrelease: settings.mrelease,
+            runs: settings.runs,
+        },
+        Target::Exit(pid) => Scenario {
+            kind: "exit".into(),
+            description: format!(
+                "pid {pid}'s own exit, waited for (reaper kills nothing; t = 0: its exit began)"
+            ),
+            victim_bytes: None,
+            vmas: None,
+            threads: None,
+            mrelease: false,
             runs: settings.runs,
         },
         Target::Watch(watch) => Scenario {

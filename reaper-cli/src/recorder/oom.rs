@@ -104,6 +104,7 @@ impl Recorder {
             oom_score_adj: Some(OOM_SCORE_ADJ_MAX),
             wait_go: true,
             comm: None,
+            exit_on_stdin: false,
         };
         let mut victim = victim::spawn_with(&scenario.spec, &options)?;
         let pid = victim.pid;
@@ -169,6 +170,7 @@ impl Recorder {
             oom_score_adj: Some(OOM_SCORE_ADJ_MAX),
             wait_go: false,
             comm: None,
+            exit_on_stdin: false,
         };
         let mut victim = victim::spawn_with(&scenario.spec, &options)?;
         victim.wait_ready()?;
@@ -261,6 +263,7 @@ fn spawn_trigger(cgroup: &OwnedCgroup) -> anyhow::Result<victim::SpawnedVictim> 
         oom_score_adj: None,
         wait_go: false,
         comm: Some("reaper-trigger".into()),
+        exit_on_stdin: false,
     };
     Ok(victim::spawn_with(&spec, &options)?)
 }

@@ -35,6 +35,13 @@ pub struct EpisodeSetup {
     /// ([`crate::probes::program_stats`]); `None` where the episode has no
     /// set-up moment to count from (`--watch` builds it afterwards).
     pub skipped_runs_before: Option<BTreeMap<String, u64>>,
+    /// The victim's resident counters from /proc before t = 0, for the
+    /// reclaim's first drops (`None`: unreadable).
+    pub rss_start: Option<super::reclaim::Members>,
+    /// The owners whose tagged data belongs to this episode; `None`: all.
+    /// Set when the kernel side tracked tasks by itself (owner = their
+    /// tgid) beside reaper's own (owner 0).
+    pub owners: Option<std::collections::BTreeSet<u32>>,
 }
 
 /// How an episode ended: with its [`EpisodeSetup`], all that
@@ -108,6 +115,8 @@ impl EpisodeSetup {
             tasks,
             events: Vec::new(),
             skipped_runs_before: None,
+            rss_start: None,
+            owners: None,
         }
     }
 
@@ -138,6 +147,7 @@ impl Recorder {
         let (victim, threads) = snapshot(pid, comm);
         collect::track_tgid_armed(&mut self.ebpf, pid, CONTEXT_VICTIM_EXIT, armed)?;
         let mut setup = EpisodeSetup::new(index, victim, threads);
+        setup.rss_start = procfs::rss_members(pid);
         setup.skipped_runs_before = Some(program_stats::recursion_misses(&self.ebpf));
         if let Some(tid) = self.track_oom_reaper()? {
             setup.list_task(

@@ -15,11 +15,19 @@
 //! At most `max_episodes` are kept; older ones are evicted and counted, so
 //! memory stays bounded however long it runs.
 //!
-//! Not followed: processes that exit on their own, and SIGKILLs that no
-//! reaper follows (counted only): their size cannot be read in time from
-//! /proc (a killed process is gone within milliseconds), so an RSS threshold
-//! such as the optional `--min-size` would need the kernel side to
-//! read `mm->rss_stat` through BTF at `sched_process_exit`.
+//! Ordinary exits (`--comm NAME`, `--min-rss SIZE`): every [`POLL`] the
+//! watcher lists /proc and follows each process that matches the filters
+//! (comm, and resident size from /proc/PID/statm) before it exits: tracked
+//! unarmed, owned by itself, so nothing it does while it lives counts, and
+//! armed by the kernel side when its own exit begins (`exit_group`, a
+//! thread's `sched_process_exit`). Its exit is then an episode like a kill
+//! (t = 0: the exit's first sign), with its last /proc reading as the RSS at
+//! t = 0. A process that grows past `--min-rss` and exits within one poll is
+//! not seen. The filters also apply to OOM and `process_mrelease` episodes
+//! (a victim whose comm differs, or whose RSS at t = 0 is below the size, is
+//! counted as filtered out). SIGKILLs that no reaper follows, of processes
+//! the filters did not select, are counted only: their size cannot be read
+//! in time from /proc (a killed process is gone within milliseconds).
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
@@ -49,6 +57,10 @@ const PAIRING_GRACE: Duration = Duration::from_secs(2);
 /// Most processes followed at once (kills in flight).
 const MAX_CANDIDATES: usize = 4096;
 
+/// Most processes followed at once for their ordinary exit (each takes a
+/// tracking-map entry; the map holds 1024).
+const MAX_FOLLOWED_EXITS: usize = 256;
+
 /// `--watch` parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WatchSettings {
@@ -56,6 +68,62 @@ pub struct WatchSettings {
     pub duration: Option<Duration>,
     /// Episodes kept in the run; older ones are evicted (counted).
     pub max_episodes: usize,
+    /// `--comm` / `--min-rss`: which victims count, and the ordinary exits
+    /// to follow.
+    pub filter: ExitFilter,
+}
+
+/// A process name as the kernel keeps it: at most 15 bytes
+/// (`TASK_COMM_LEN` - 1), NUL-padded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Comm([u8; 16]);
+
+impl Comm {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        let end = self.0.iter().position(|&b| b == 0).unwrap_or(15);
+        std::str::from_utf8(&self.0[..end]).unwrap_or("")
+    }
+}
+
+impl std::str::FromStr for Comm {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        if name.is_empty() {
+            return Err("--comm needs a process name".into());
+        }
+        if name.len() > 15 {
+            return Err(format!(
+                "--comm {name:?}: the kernel keeps at most 15 bytes of a process name (TASK_COMM_LEN); give {:?}",
+                String::from_utf8_lossy(&name.as_bytes()[..15])
+            ));
+        }
+        let mut raw = [0; 16];
+        raw[..name.len()].copy_from_slice(name.as_bytes());
+        Ok(Self(raw))
+    }
+}
+
+/// Which watched victims count, and which ordinary exits are followed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitFilter {
+    /// Only victims of this comm.
+    pub comm: Option<Comm>,
+    /// Only victims at least this resident at t = 0, bytes.
+    pub min_rss: Option<u64>,
+}
+
+impl ExitFilter {
+    /// Whether ordinary exits are followed (any filter given).
+    pub fn follows_exits(&self) -> bool {
+        self.comm.is_some() || self.min_rss.is_some()
+    }
+
+    /// Whether a victim of this comm and RSS (bytes) counts.
+    pub fn admits(&self, comm: &str, rss: u64) -> bool {
+        self.comm.is_none_or(|c| c.as_str() == comm) && self.min_rss.is_none_or(|m| rss >= m)
+    }
 }
 
 /// A process the kernel side is following.
@@ -73,6 +141,13 @@ struct Candidate {
     caller: Option<(u32, u32, String)>,
     /// Whether the OOM killer picked it.
     oom: bool,
+    /// Followed for its ordinary exit (`--comm`, `--min-rss`) before any
+    /// kill: tracked unarmed, armed when its exit begins.
+    natural: bool,
+    /// When its own exit began (ns), for a followed process.
+    exit_began_ns: Option<u64>,
+    /// Its resident counters from /proc, last read while it had an mm.
+    rss_start: Option<super::reclaim::Members>,
     /// When its task_struct was freed.
     freed_at: Option<Instant>,
     /// Its events so far.
@@ -151,6 +226,13 @@ impl Accumulator {
                 None => slot.waits.push((key, stats)),
             }
         }
+        for (tag, bytes) in raw.freed {
+            let slot = self.by_owner.entry(tag_owner(tag)).or_default();
+            match slot.freed.iter_mut().find(|(t, _)| *t == tag) {
+                Some((_, b)) => *b += bytes,
+                None => slot.freed.push((tag, bytes)),
+            }
+        }
         for slot in self.by_owner.values_mut() {
             for (id, ips) in &raw.stacks {
                 slot.stacks.entry(*id).or_insert_with(|| ips.clone());
@@ -173,14 +255,20 @@ impl Accumulator {
             .drain(..)
             .partition(|(k, _)| tag_context(k.context) == context);
         slot.waits = rest;
+        let (freed, rest): (Vec<_>, Vec<_>) = slot
+            .freed
+            .drain(..)
+            .partition(|(tag, _)| tag_context(*tag) == context);
+        slot.freed = rest;
         let stacks = slot.stacks.clone();
-        if slot.samples.is_empty() && slot.waits.is_empty() {
+        if slot.samples.is_empty() && slot.waits.is_empty() && slot.freed.is_empty() {
             self.by_owner.remove(&owner);
         }
         RawEpisode {
             samples,
             waits,
             stacks,
+            freed,
             ..RawEpisode::default()
         }
     }
@@ -189,18 +277,20 @@ impl Accumulator {
 fn merge(into: &mut RawEpisode, from: RawEpisode) {
     into.samples.extend(from.samples);
     into.waits.extend(from.waits);
+    into.freed.extend(from.freed);
     into.stacks.extend(from.stacks);
 }
 
 /// The pid a pidfd of process `tgid` refers to, from /proc fdinfo.
-fn pidfd_target(tgid: u32, fd: i64) -> Option<u32> {
+pub(crate) fn pidfd_target(tgid: u32, fd: i64) -> Option<u32> {
     let info = std::fs::read_to_string(format!("/proc/{tgid}/fdinfo/{fd}")).ok()?;
     info.lines()
         .find_map(|l| l.strip_prefix("Pid:"))
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn comm_of(raw: &[u8; 16]) -> String {
+/// A NUL-padded comm as text.
+pub(crate) fn comm_of(raw: &[u8; 16]) -> String {
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
     String::from_utf8_lossy(&raw[..end]).into_owned()
 }
@@ -217,9 +307,18 @@ impl Recorder {
         collect::clear_tracking(&mut self.ebpf)?;
         self.track_oom_reaper()?;
         collect::set_watch(&mut self.ebpf, true)?;
-        crate::console::note!(
-            "reaper: watching every teardown (OOM kills, process_mrelease calls); Ctrl-C to stop"
-        );
+        let filter = &settings.filter;
+        let what = match (filter.comm, filter.min_rss) {
+            (None, None) => String::new(),
+            (comm, rss) => format!(
+                ", and the ordinary exits of {}{}",
+                comm.map_or_else(|| "processes".to_owned(), |c| format!("{:?}", c.as_str())),
+                rss.map_or_else(String::new, |r| format!(" resident above {} MiB", r >> 20))
+            ),
+        };
+        crate::cli::note(format_args!(
+            "watching every teardown (OOM kills, process_mrelease calls{what}); Ctrl-C to stop"
+        ));
         let started = Instant::now();
         let skipped_before = program_stats::recursion_misses(&self.ebpf);
         let mut state = WatchState::default();
@@ -240,11 +339,16 @@ impl Recorder {
             }
             while state.candidates.len() > MAX_CANDIDATES {
                 if let Some(old) = state.order.pop_front()
-                    && state.candidates.remove(&old).is_some()
+                    && let Some(c) = state.candidates.remove(&old)
                 {
-                    state.summary.plain_kills_ignored += 1;
+                    if !c.natural {
+                        state.summary.plain_kills_ignored += 1;
+                    }
                     collect::untrack(&mut self.ebpf, old)?;
                 }
+            }
+            if settings.filter.follows_exits() {
+                self.follow_exits(&mut state, &settings.filter)?;
             }
             self.drain_and_finish(&mut state, settings, false)?;
         }
@@ -256,11 +360,67 @@ impl Recorder {
             mut summary,
             ..
         } = state;
-        summary.plain_kills_ignored += candidates.len() as u64;
+        summary.plain_kills_ignored += candidates.values().filter(|c| !c.natural).count() as u64;
         collect::clear_tracking(&mut self.ebpf)?;
         summary.watched_s = started.elapsed().as_secs();
         summary.skipped_probe_runs = self.probe_runs_skipped_since(&skipped_before);
         Ok((episodes.into(), summary, interrupted))
+    }
+
+    /// Lists /proc for processes the filters select that are not followed
+    /// yet, and follows them (tracked unarmed, owned by themselves); re-reads
+    /// the resident counters of those followed, while they have an mm.
+    fn follow_exits(&mut self, state: &mut WatchState, filter: &ExitFilter) -> anyhow::Result<()> {
+        let me = std::process::id();
+        for (pid, candidate) in state.candidates.iter_mut().filter(|(_, c)| c.natural) {
+            if candidate.exit_began_ns.is_none()
+                && let Some(members) = crate::system::procfs::rss_members(*pid)
+            {
+                candidate.rss_start = Some(members);
+                candidate.victim.rss_bytes = crate::system::procfs::rss_bytes(*pid);
+            }
+        }
+        let followed = state.candidates.values().filter(|c| c.natural).count();
+        let mut room = MAX_FOLLOWED_EXITS.saturating_sub(followed);
+        for pid in crate::system::procfs::pids() {
+            if room == 0 {
+                break;
+            }
+            if pid == 1 || pid == me || state.candidates.contains_key(&pid) {
+                continue;
+            }
+            let Some(stat) = crate::system::procfs::stat(pid) else {
+                continue;
+            };
+            if stat.is_kernel_thread() || filter.comm.is_some_and(|c| c.as_str() != stat.comm) {
+                continue;
+            }
+            let rss = crate::system::procfs::statm_rss_bytes(pid).unwrap_or(0);
+            if filter.min_rss.is_some_and(|m| rss < m) {
+                continue;
+            }
+            collect::track_tgid_owned(&mut self.ebpf, pid, CONTEXT_VICTIM_EXIT, false, pid)?;
+            let (victim, _) = setup::snapshot(pid, &stat.comm);
+            state.order.push_back(pid);
+            state.candidates.insert(
+                pid,
+                Candidate {
+                    victim,
+                    killed_by: None,
+                    kill_ns: 0,
+                    trigger: None,
+                    caller: None,
+                    oom: false,
+                    natural: true,
+                    exit_began_ns: None,
+                    rss_start: crate::system::procfs::rss_members(pid),
+                    freed_at: None,
+                    events: Vec::new(),
+                },
+            );
+            room -= 1;
+        }
+        Ok(())
     }
 
     /// Files one timeline event under the candidate it concerns, following
@@ -277,9 +437,20 @@ impl Recorder {
         match kind {
             TimelineKind::SigKill => {
                 let killed_by = Some((event.tgid, comm_of(&event.comm)));
-                follow(candidates, order, &event, killed_by)
-                    .events
-                    .push(event);
+                let c = follow(candidates, order, &event, killed_by.clone());
+                if c.natural && c.killed_by.is_none() {
+                    c.killed_by = killed_by;
+                    c.kill_ns = event.ts_ns;
+                }
+                c.events.push(event);
+            }
+            TimelineKind::ExitGroup | TimelineKind::ProcessExit => {
+                if let Some(c) = candidates.get_mut(&tag_owner(event.context)) {
+                    if c.natural {
+                        c.exit_began_ns.get_or_insert(event.ts_ns);
+                    }
+                    c.events.push(event);
+                }
             }
             TimelineKind::OomMarkVictim => {
                 let c = follow(candidates, order, &event, None);
@@ -333,9 +504,23 @@ impl Recorder {
                 continue;
             };
             collect::untrack(&mut self.ebpf, pid)?;
+            let mut c = c;
+            if c.trigger.is_none() && c.natural && c.freed_at.is_some() {
+                c.trigger = Some(natural_trigger(&c));
+                if c.killed_by.is_none() {
+                    c.kill_ns = c
+                        .exit_began_ns
+                        .or_else(|| c.events.iter().map(|e| e.ts_ns).min())
+                        .unwrap_or(c.kill_ns);
+                }
+            }
             if c.trigger.is_none() {
-                // A plain kill: drop it (once its grace has passed).
+                // A plain kill: drop it (once its grace has passed). A
+                // followed process still alive when the watch ends is none.
                 let _ = state.acc.take(pid, CONTEXT_VICTIM_EXIT);
+                if c.natural && c.freed_at.is_none() {
+                    continue;
+                }
                 if closing || c.freed_at.is_some_and(|t| t.elapsed() >= PAIRING_GRACE) {
                     state.summary.plain_kills_ignored += 1;
                 } else {
@@ -344,6 +529,14 @@ impl Recorder {
                 continue;
             }
             let episode = self.watched_episode(pid, c, state, closing);
+            let rss = episode
+                .reclaim
+                .as_ref()
+                .map_or(episode.victim.rss_bytes, |r| r.rss_at_start_bytes);
+            if !settings.filter.admits(&episode.victim.comm, rss) {
+                state.summary.filtered_out += 1;
+                continue;
+            }
             state.summary.episodes_seen += 1;
             state.episodes.push_back(episode);
             while state.episodes.len() > settings.max_episodes {
@@ -387,6 +580,7 @@ impl Recorder {
         }
         // Threads are not listed: they are gone by the time /proc is read.
         let mut setup = EpisodeSetup::new(state.summary.episodes_seen as u32, victim, Vec::new());
+        setup.rss_start = c.rss_start;
         if let Some((tid, _, comm)) = &c.caller {
             setup.list_task(CONTEXT_MRELEASE_CALLER, *tid, comm);
         }
@@ -417,10 +611,29 @@ fn follow<'a>(
             trigger: None,
             caller: None,
             oom: false,
+            natural: false,
+            exit_began_ns: None,
+            rss_start: crate::system::procfs::rss_members(pid),
             freed_at: None,
             events: Vec::new(),
         }
     })
+}
+
+/// What ended a followed process: its own exit, or a kill no reaper
+/// followed.
+fn natural_trigger(c: &Candidate) -> String {
+    match &c.killed_by {
+        Some((tgid, comm)) => format!("SIGKILL by {comm}[{tgid}] (no reaper)"),
+        None => match c
+            .events
+            .iter()
+            .find(|e| e.kind == TimelineKind::ExitGroup as u32)
+        {
+            Some(e) => format!("its own exit (exit_group({}))", e.arg),
+            None => "its own exit (or a signal)".to_owned(),
+        },
+    }
 }
 
 /// Files a process_mrelease enter/exit under the candidate its pidfd names

@@ -90,6 +90,26 @@ pub fn contexts_in(run: &Run) -> Vec<Context> {
         .collect()
 }
 
+/// When an episode's teardown ended, ns after t = 0: the last of `exit_mmap`
+/// done, `process_mrelease` done and the oom_reaper's finish; `None` when
+/// none was seen.
+pub fn teardown_end_ns(episode: &crate::model::Episode) -> Option<u64> {
+    let l = &episode.latencies;
+    let oom_done = episode
+        .timeline
+        .iter()
+        .find(|e| e.kind == reaper_common::timeline::TimelineKind::OomFinishReaping.name())
+        .and_then(|e| u64::try_from(e.t_ns).ok());
+    [
+        l.kill_to_exit_mmap_done_ns,
+        l.kill_to_mrelease_done_ns,
+        oom_done,
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+}
+
 /// A context's stacks merged over all episodes.
 pub fn merged_stacks(run: &Run, context: Context) -> Vec<SampledStack> {
     merge_stacks(
@@ -151,6 +171,7 @@ fn header(run: &Run, episodes: &[EpisodeReport]) -> Header {
         arch: run.host.arch.clone(),
         cpus: run.host.cpus,
         clocksource: run.host.clocksource.clone(),
+        lockdown: run.host.lockdown.clone(),
         freq_hz: run.recording.freq_hz,
         sample_period_ns: run.recording.sample_period_ns,
         scenario: run.recording.scenario.description.clone(),
@@ -427,6 +448,21 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
         counters,
         frozen: episode.frozen.clone(),
         trigger: episode.trigger.clone(),
+        reclaim: super::reclaim::report(run, episode),
+        t0: t0_of(&episode.timeline).to_owned(),
+    }
+}
+
+/// What t = 0 of a timeline is: a kill (reaper's entry, or the OOM
+/// killer's `oom:mark_victim`), else the start of the process's own exit.
+fn t0_of(timeline: &[crate::model::TimelineEntry]) -> &'static str {
+    let killed = timeline.iter().any(|e| {
+        e.kind == "kill" || e.kind == reaper_common::timeline::TimelineKind::OomMarkVictim.name()
+    });
+    if killed || timeline.is_empty() {
+        "the kill"
+    } else {
+        "its exit began"
     }
 }
 

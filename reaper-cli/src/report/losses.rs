@@ -34,6 +34,10 @@ fn meaning(counter: Counter) -> Option<(&'static str, Option<&'static str>)> {
             "tasks could not be tracked (TRACKED_TGIDS/TIDS full: more than 1024 live victims or callers)",
             None,
         ),
+        Counter::RssFreedFull => (
+            "freed bytes not attributed to a context (RSS_FREED map full: more than 1024 tracked tasks freeing memory)",
+            None,
+        ),
         Counter::LockWaitsFull => (
             "lock waits lost (LOCK_WAITS map full)",
             Some("--lock-map-size"),
@@ -125,10 +129,11 @@ mod tests {
 
     #[test]
     fn every_loss_counter_has_a_hint() {
-        // TRACKED_* have a fixed size (1024 live tasks), said in the text.
+        // TRACKED_* and RSS_FREED have a fixed size (1024 live tasks), said
+        // in the text.
         for counter in Counter::ALL
             .iter()
-            .filter(|c| c.is_loss() && **c != Counter::TrackedFull)
+            .filter(|c| c.is_loss() && !matches!(**c, Counter::TrackedFull | Counter::RssFreedFull))
         {
             assert!(describe(counter.name(), 1).flag.is_some(), "{counter:?}");
         }

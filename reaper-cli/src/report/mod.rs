@@ -18,6 +18,7 @@ pub mod pprof;
 pub mod probe_cost;
 pub mod pte_lock;
 pub mod pte_lock_exact;
+pub mod reclaim;
 pub mod speedscope;
 pub mod stacks;
 pub mod summary;

@@ -49,6 +49,8 @@ pub struct Header {
     pub arch: String,
     /// Online CPUs.
     pub cpus: u32,
+    /// The kernel's lockdown, when the run saw one.
+    pub lockdown: Option<crate::model::Lockdown>,
     /// The kernel's clocksource, when the run recorded it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clocksource: Option<String>,
@@ -330,6 +332,37 @@ pub struct EpisodeReport {
     pub frozen: Option<crate::model::FrozenOutcome>,
     /// What started the episode (`record --watch`).
     pub trigger: Option<String>,
+    /// Memory freed and reclaim throughput per context, or why not measured.
+    pub reclaim: Result<ReclaimReport, String>,
+    /// What t = 0 is: "the kill" (reaper's, another process's or the OOM
+    /// killer's), or "its exit began" (a process that exited by itself).
+    pub t0: String,
+}
+
+/// Resident memory an episode's teardown freed, per context, and the rates.
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct ReclaimReport {
+    /// The victim's resident MB (10^6 bytes) at t = 0.
+    pub rss_at_start_mb: f64,
+    /// One row per context that freed memory, then the whole teardown.
+    pub rows: Vec<ReclaimRow>,
+}
+
+/// One context's (or the whole teardown's) reclaim.
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct ReclaimRow {
+    /// The context; `None` for the whole teardown.
+    pub context: Option<crate::model::Context>,
+    /// MB (10^6 bytes) freed.
+    pub freed_mb: f64,
+    /// Share of the RSS at t = 0, percent.
+    pub share_percent: Option<f64>,
+    /// The window the duration spans, e.g. "t = 0 → exit_mmap done".
+    pub window: String,
+    /// The window's length, ms; `Err` says why it is unknown.
+    pub duration_ms: Result<f64, String>,
+    /// freed / duration, MB/s; `Err` says why it is not measured.
+    pub mb_per_s: Result<f64, String>,
 }
 
 /// One counter of an episode.

@@ -121,7 +121,7 @@ pub fn file(run: &Run) -> File {
             "reaper: {} on {} {}",
             run.recording.scenario.description, run.host.kernel_release, run.host.arch
         ),
-        exporter: format!("reaper {}", env!("CARGO_PKG_VERSION")),
+        exporter: format!("reaper@{}", env!("CARGO_PKG_VERSION")),
         active_profile_index: 0,
     }
 }

@@ -118,7 +118,57 @@ fn assert_svg(svg: &str, name: &str) {
     for frame in expect {
         assert!(svg.contains(frame), "{name} lacks {frame}");
     }
-    assert!(svg.contains("samples"), "{name}: count name");
+    assert!(svg.contains(super::svg::COUNT_NAME), "{name}: count name");
+}
+
+/// `1234567` as inferno prints counts: `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The flame graphs weigh stacks like the tables: a context's folded lines
+/// add up to its "Event count" (summed over the episodes), and its SVG's
+/// root frame shows the per-episode mean in µs, in every fixture.
+#[test]
+fn flame_graph_totals_equal_the_tables() {
+    for name in fixture_names() {
+        let run = fixture(&name);
+        let report = analyze(&run, &ReportOptions::default());
+        let n = run.episodes.len().max(1) as u64;
+        for context in &report.contexts {
+            let lines = super::folded::context_lines(&run, context.context);
+            assert_eq!(
+                super::folded::total(&lines),
+                context.period_ns,
+                "{name} {}",
+                context.context
+            );
+            if lines.is_empty() {
+                continue;
+            }
+            let svg = super::svg::flamegraph(&run, context.label.as_str(), &lines).unwrap();
+            let svg = String::from_utf8(svg).unwrap();
+            let mean_us = (context.period_ns as f64 / n as f64 / 1000.0).round() as u64;
+            let root = format!(
+                "all ({} {}, 100%)",
+                thousands(mean_us),
+                super::svg::COUNT_NAME
+            );
+            assert!(
+                svg.contains(&root),
+                "{name} {}: no {root:?}",
+                context.context
+            );
+        }
+    }
 }
 
 #[test]
@@ -521,6 +571,7 @@ fn a_watch_names_the_probe_runs_the_kernel_skipped_while_watching() {
         episodes_seen: 1,
         episodes_evicted: 0,
         plain_kills_ignored: 0,
+        filtered_out: 4,
         skipped_probe_runs: [("raw_process_exit".to_owned(), 2)].into(),
     });
     let text = render_text(&run, &ReportOptions::default());
@@ -528,6 +579,7 @@ fn a_watch_names_the_probe_runs_the_kernel_skipped_while_watching() {
         text.contains("LOST: 2 runs of raw_process_exit skipped by the kernel"),
         "{text}"
     );
+    assert!(text.contains("4 left out by --comm/--min-rss"), "{text}");
 }
 
 #[test]

@@ -20,6 +20,8 @@
 //!   Run files recorded before reaper kept calls have none; for those the
 //!   victim's `exit_mmap` is drawn from its aggregate when it ran once (it
 //!   ends at `mmap:exit_mmap`, which fires at the end of `exit_mmap()`).
+//! - a counter track of the victim's resident memory (`RSS victim[pid]`,
+//!   bytes) from `kmem:rss_stat` (`Episode::reclaim`), where it attached;
 //! - The heaviest functions of each context (by total time, at most
 //!   [`MAX_FUNCTIONS`], with the count of those left out) are also attached
 //!   as arguments to that context's span, where Perfetto shows them on click.
@@ -48,6 +50,10 @@ pub const SPAN_MRELEASE: &str = "process_mrelease";
 pub const SPAN_EXIT_MMAP: &str = "exit_mmap";
 /// Span name of the oom_reaper's reaping.
 pub const SPAN_OOM_REAPING: &str = "oom_reaper reaping";
+/// Name prefix of a victim's RSS counter track.
+pub const RSS_COUNTER: &str = "RSS";
+/// The counter's argument (Perfetto names the track after it too).
+pub const RSS_COUNTER_ARG: &str = "resident bytes";
 /// Category of the per-call function spans.
 pub const CAT_FUNCTION: &str = "function";
 /// The span argument counting a function's calls that are not drawn.
@@ -67,6 +73,9 @@ pub enum Phase {
     /// Metadata (process and thread names, sort order).
     #[serde(rename = "M")]
     Metadata,
+    /// A counter sample (a process-scoped counter track).
+    #[serde(rename = "C")]
+    Counter,
 }
 
 /// One trace event.
@@ -247,6 +256,27 @@ impl Episodes<'_> {
         }
         self.spans();
         self.function_calls();
+        self.rss_track();
+    }
+
+    /// The victim's resident memory over time, as a counter track of its
+    /// episode's process (`Episode::reclaim`, from `kmem:rss_stat`).
+    fn rss_track(&mut self) {
+        let Some(reclaim) = &self.episode.reclaim else {
+            return;
+        };
+        let victim = &self.episode.victim;
+        let name = format!("{RSS_COUNTER} {}[{}]", victim.comm, victim.pid);
+        for point in &reclaim.rss_track {
+            self.push(
+                name.clone(),
+                Phase::Counter,
+                point.t_ns,
+                None,
+                0,
+                json!({ RSS_COUNTER_ARG: point.bytes }),
+            );
+        }
     }
 
     /// The kept calls of every probed function, as spans on their threads.

@@ -82,6 +82,9 @@ pub struct SpawnOptions {
     pub wait_go: bool,
     /// comm to use instead of `reaper-victim` (e.g. `reaper-trigger`).
     pub comm: Option<String>,
+    /// Once populated, exit by itself (with the code read, default 0) at
+    /// the first line on stdin: a process whose own exit tests record.
+    pub exit_on_stdin: bool,
 }
 
 /// Starts a victim and waits until every page is populated.
@@ -238,6 +241,11 @@ pub fn run_child(
     }
     println!("ready");
     let _ = std::io::stdout().flush();
+    if options.exit_on_stdin {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        std::process::exit(line.trim().parse().unwrap_or(0));
+    }
     loop {
         // SAFETY: pause() has no preconditions.
         unsafe { libc::pause() };

@@ -30,11 +30,19 @@ pub fn host_info() -> HostInfo {
             &field(&uts.version),
             &boot_config,
         ),
-        kernel_release,
         arch: field(&uts.machine),
         cpus: online_cpus().map_or(0, |cpus| cpus.len() as u32),
         clocksource: clocksource(std::fs::read_to_string(CLOCKSOURCE_FILE).ok().as_deref()),
+        lockdown: super::policy::lockdown_for_run(&kernel_release),
+        kernel_release,
     }
+}
+
+/// `uname -r` alone.
+pub fn host_info_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|r| r.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// Where the kernel names the clocksource in use.

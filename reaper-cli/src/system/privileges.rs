@@ -71,8 +71,10 @@ pub enum RecordKind {
     Victim,
     /// `--oom` (with or without `--frozen`): reaper's own cgroups.
     Oom,
-    /// `--pid`: an existing process, possibly another user's.
+    /// `--pid --kill`: an existing process, possibly another user's.
     Pid,
+    /// `--pid` without `--kill`: another process's /proc files and pidfd.
+    Exit,
     /// `--watch`: other processes' teardowns and pidfds.
     Watch,
 }
@@ -86,7 +88,7 @@ pub fn needed(kind: RecordKind) -> Vec<Cap> {
         RecordKind::Victim => &[],
         RecordKind::Oom => &[Cap::DacOverride],
         RecordKind::Pid => &[Cap::Kill, Cap::SysPtrace],
-        RecordKind::Watch => &[Cap::SysPtrace],
+        RecordKind::Watch | RecordKind::Exit => &[Cap::SysPtrace],
     };
     BASE.iter().chain(extra).copied().collect()
 }
@@ -178,6 +180,7 @@ mod tests {
             RecordKind::Victim,
             RecordKind::Oom,
             RecordKind::Pid,
+            RecordKind::Exit,
             RecordKind::Watch,
         ] {
             assert_eq!(missing_caps(caps, &needed(kind), false), []);

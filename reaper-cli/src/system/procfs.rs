@@ -13,17 +13,19 @@ pub enum TargetError {
     #[error("pid {0} does not exist (no /proc/{0}); check the pid with `ps -p {0}`")]
     NoSuchProcess(u32),
     /// pid 1.
-    #[error("refusing to kill pid 1 (init): killing it would bring the machine down")]
+    #[error(
+        "refusing pid 1 (init): killing it would bring the machine down, and it never exits by itself"
+    )]
     Init,
     /// reaper itself.
-    #[error("refusing to kill pid {0}: it is reaper itself")]
+    #[error("refusing pid {0}: it is reaper itself")]
     Myself(u32),
     /// reaper's parent (the shell or sudo that started it).
-    #[error("refusing to kill pid {0}: it is reaper's parent process")]
+    #[error("refusing pid {0}: it is reaper's parent process")]
     MyParent(u32),
     /// A kernel thread.
     #[error(
-        "refusing to kill pid {pid} ({comm}): it is a kernel thread, which has no user address space to tear down"
+        "refusing pid {pid} ({comm}): it is a kernel thread, which has no user address space to tear down"
     )]
     KernelThread {
         /// The pid.
@@ -136,6 +138,56 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// The resident counters of `/proc/PID/status` (`RssFile`, `RssAnon`,
+/// `RssShmem`, Linux 4.5+), in bytes, indexed like the kernel's
+/// `MM_*PAGES` (`reaper_common::rss::MEMBER_*`; swap left at 0); `None`
+/// when the process is gone or the kernel does not split them.
+pub fn rss_members(pid: u32) -> Option<[u64; reaper_common::rss::MEMBERS as usize]> {
+    parse_rss_members(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+/// [`rss_members`] of a status file's text.
+pub fn parse_rss_members(status: &str) -> Option<[u64; reaper_common::rss::MEMBERS as usize]> {
+    use reaper_common::rss::{MEMBER_ANON, MEMBER_FILE, MEMBER_SHMEM};
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    let mut members = [0; reaper_common::rss::MEMBERS as usize];
+    members[MEMBER_FILE as usize] = kb("RssFile:")?;
+    members[MEMBER_ANON as usize] = kb("RssAnon:")?;
+    members[MEMBER_SHMEM as usize] = kb("RssShmem:")?;
+    Some(members)
+}
+
+/// Resident bytes from `/proc/PID/statm` (its second field, in pages): one
+/// short line, cheaper than `status` when every process is scanned.
+pub fn statm_rss_bytes(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size())
+}
+
+/// The page size (`sysconf(_SC_PAGESIZE)`).
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).unwrap_or(4096)
+}
+
+/// Every process id /proc lists now.
+pub fn pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Thread ids of a process.
 pub fn threads(pid: u32) -> Vec<u32> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -183,6 +235,16 @@ mod tests {
         assert_eq!(s.ppid, 1);
         assert_eq!(s.flags, 4194560);
         assert!(!s.is_kernel_thread());
+    }
+
+    #[test]
+    fn resident_counters_come_from_status() {
+        let status = "VmRSS:\t  274520 kB\nRssAnon:\t  264424 kB\nRssFile:\t   10096 kB\nRssShmem:\t       0 kB\n";
+        assert_eq!(
+            parse_rss_members(status),
+            Some([10096 * 1024, 264424 * 1024, 0, 0])
+        );
+        assert_eq!(parse_rss_members("VmRSS: 1 kB\n"), None);
     }
 
     #[test]

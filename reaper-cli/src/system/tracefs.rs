@@ -118,6 +118,17 @@ pub fn probe_offsets(root: &Path) -> TracepointOffsets {
         oom_pid: get("oom", "wake_reaper", "pid"),
         signal_generate_sig: get("signal", "signal_generate", "sig"),
         signal_generate_pid: get("signal", "signal_generate", "pid"),
+        rss_stat_mm_id: get("kmem", "rss_stat", "mm_id"),
+        rss_stat_curr: get("kmem", "rss_stat", "curr"),
+        rss_stat_member: get("kmem", "rss_stat", "member"),
+        rss_stat_size: get("kmem", "rss_stat", "size"),
+        nr_exit_group: if cfg!(target_arch = "x86_64") {
+            reaper_common::tracepoint_offsets::NR_EXIT_GROUP_X86_64
+        } else if cfg!(target_arch = "aarch64") {
+            reaper_common::tracepoint_offsets::NR_EXIT_GROUP_GENERIC
+        } else {
+            0
+        },
         ..TracepointOffsets::default()
     }
 }
@@ -149,6 +160,20 @@ mod tests {
         assert_eq!(fields["lock_addr"], 8);
         assert_eq!(fields["flags"], 16);
         assert_eq!(fields["common_pid"], 4);
+    }
+
+    #[test]
+    fn rss_stat_fields() {
+        let fields = parse_format(&fixture("6.18-rss_stat.format"));
+        assert_eq!(
+            (
+                fields["mm_id"],
+                fields["curr"],
+                fields["member"],
+                fields["size"]
+            ),
+            (8, 12, 16, 24)
+        );
     }
 
     #[test]

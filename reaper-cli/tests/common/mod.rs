@@ -31,12 +31,21 @@ pub fn require_root(test: &str) -> bool {
     true
 }
 
+/// `reaper` as a command whose unasked run saves (`record` without -o) go
+/// to this test process's scratch runs directory, never the user's
+/// `~/.local/state`.
+pub fn command() -> Command {
+    let mut cmd = Command::new(REAPER);
+    cmd.env(
+        "REAPER_RUNS_DIR",
+        std::env::temp_dir().join(format!("reaper-test-runs-{}", std::process::id())),
+    );
+    cmd
+}
+
 /// Runs `reaper` with `args` and captures its output.
 pub fn reaper(args: &[&str]) -> Output {
-    Command::new(REAPER)
-        .args(args)
-        .output()
-        .expect("running reaper")
+    command().args(args).output().expect("running reaper")
 }
 
 /// Lossy UTF-8 of a captured stream.

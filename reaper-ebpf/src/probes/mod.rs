@@ -3,6 +3,7 @@
 pub mod capability;
 pub mod function_timing;
 pub mod lock_wait;
+pub mod rss;
 pub mod sampling;
 pub mod timeline;
 

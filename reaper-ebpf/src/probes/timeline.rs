@@ -25,8 +25,8 @@ use reaper_common::{
 };
 
 use crate::maps::{
-    arm_tgid, atomic_add, bump, context_of, current_ids, offsets, track_tgid, track_tid,
-    untrack_tid, watching,
+    arm_tgid, atomic_add, bump, context_of, current_ids, following_mrelease, offsets, track_tgid,
+    track_tid, untrack_tid, watching,
 };
 
 /// The event stream (size set by `--ringbuf-size`).
@@ -45,7 +45,7 @@ static MRELEASE_OPEN: Array<u64> = Array::with_max_entries(1, 0);
 
 /// Which tasks an event is recorded for.
 #[derive(Clone, Copy)]
-enum Scope {
+pub(crate) enum Scope {
     /// Every task (rare system-wide events: mrelease calls, oom:*).
     Everyone,
     /// Only tracked tasks (per-task events such as exit).
@@ -55,7 +55,7 @@ enum Scope {
 /// Writes one event for the current task; `None` from `arg` drops nothing but
 /// records 0, since a missing argument must not hide the event itself.
 #[inline(always)]
-fn emit<C: EbpfContext>(ctx: &C, kind: TimelineKind, scope: Scope, arg: i64) {
+pub(crate) fn emit<C: EbpfContext>(ctx: &C, kind: TimelineKind, scope: Scope, arg: i64) {
     let (tid, tgid) = current_ids();
     let context = context_of(tid, tgid);
     if matches!(scope, Scope::Tracked) && context.is_none() {
@@ -149,14 +149,31 @@ timeline_probe!(
     |ctx, off| 0,
     |ctx| 0
 );
-timeline_probe!(
-    timeline_process_exit,
-    raw_process_exit,
-    ProcessExit,
-    Tracked,
-    |ctx, off| 0,
-    |ctx| 0
-);
+
+/// A thread passing `sched_process_exit`: its process's exit has begun, so
+/// a tracked process that was not armed yet (one reaper follows until it
+/// exits on its own, `record --pid P` without `--kill`) is armed here. On
+/// kernels whose `do_exit()` fires this before `exit_mm()` (6.18, whose
+/// tracepoint carries `group_dead`; not 6.1), and for every thread of a
+/// multi-threaded process but the last, that is before the teardown.
+#[inline(always)]
+fn process_exit<C: EbpfContext>(ctx: &C) {
+    arm_tgid(current_ids().1);
+    emit(ctx, TimelineKind::ProcessExit, Scope::Tracked, 0);
+}
+
+#[tracepoint]
+pub fn timeline_process_exit(ctx: TracePointContext) -> u32 {
+    process_exit(&ctx);
+    0
+}
+
+/// `sched:sched_process_exit(struct task_struct *p[, bool group_dead])`.
+#[raw_tracepoint]
+pub fn raw_process_exit(ctx: RawTracePointContext) -> i32 {
+    process_exit(&ctx);
+    0
+}
 // oom:wake_reaper/start_task_reaping/finish_task_reaping/skip_task_reaping
 // are TP_PROTO(int pid) on every kernel reaper supports.
 timeline_probe!(
@@ -246,11 +263,12 @@ pub fn raw_oom_mark_victim(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// `process_mrelease` entry; in watch mode the caller is tracked for the
-/// duration of the call, owned by its own process.
+/// `process_mrelease` entry; in watch mode (and while `record --pid P`
+/// waits for P's exit) the caller is tracked for the duration of the call,
+/// owned by its own process.
 #[inline(always)]
 fn mrelease_enter<C: EbpfContext>(ctx: &C, pidfd: i64) {
-    if watching() {
+    if following_mrelease() {
         let (tid, tgid) = current_ids();
         track_tid(tid, CONTEXT_MRELEASE_CALLER, tgid);
     }
@@ -261,7 +279,7 @@ fn mrelease_enter<C: EbpfContext>(ctx: &C, pidfd: i64) {
 #[inline(always)]
 fn mrelease_exit<C: EbpfContext>(ctx: &C, ret: i64) {
     emit(ctx, TimelineKind::MreleaseExit, Scope::Everyone, ret);
-    if watching() {
+    if following_mrelease() {
         untrack_tid(current_ids().0);
     }
 }
@@ -283,7 +301,12 @@ pub fn timeline_mrelease_exit(ctx: TracePointContext) -> u32 {
 /// `process_mrelease` call is remembered per thread for `sys_exit`.
 #[raw_tracepoint]
 pub fn raw_sys_enter(ctx: RawTracePointContext) -> i32 {
-    if ctx.arg::<i64>(1) != NR_PROCESS_MRELEASE {
+    let nr = ctx.arg::<i64>(1);
+    if nr != NR_PROCESS_MRELEASE {
+        let exit_group = offsets().nr_exit_group;
+        if exit_group != 0 && nr == i64::from(exit_group) {
+            exit_group_enter(&ctx);
+        }
         return 0;
     }
     let pidfd = kernel_field::<i32>(ctx.arg::<u64>(0), offsets().raw_syscall_arg0);
@@ -297,6 +320,18 @@ pub fn raw_sys_enter(ctx: RawTracePointContext) -> i32 {
     }
     mrelease_enter(&ctx, pidfd);
     0
+}
+
+/// `exit_group(code)`: the process's own exit begins here, before any of its
+/// threads leaves its mm, so a tracked process not armed yet is armed now
+/// (single-threaded exits on kernels that fire `sched_process_exit` after
+/// `exit_mm()` have no other hook before the teardown).
+#[inline(always)]
+fn exit_group_enter(ctx: &RawTracePointContext) {
+    let (_, tgid) = current_ids();
+    arm_tgid(tgid);
+    let code = kernel_field::<i32>(ctx.arg::<u64>(0), offsets().raw_syscall_arg0);
+    emit(ctx, TimelineKind::ExitGroup, Scope::Tracked, code);
 }
 
 /// `raw_syscalls:sys_exit(struct pt_regs *regs, long ret)`: runs for every

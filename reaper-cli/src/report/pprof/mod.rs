@@ -8,9 +8,12 @@
 //! period. Samples carry the labels `context`, `episode` and
 //! `victim_comm` (and `run` when several run files are merged, and
 //! `lost_race` on the episodes whose mrelease caller lost the race,
-//! [`crate::model::Episode::lost_race`]). Kernel frames
-//! are functions with names only: run files hold symbolized stacks, not
-//! addresses, and an invented address would only mislead.
+//! [`crate::model::Episode::lost_race`]). Kernel frames are functions with
+//! names only, in one mapping named [`KERNEL_MAPPING`] (as perf names the
+//! kernel) with `has_functions` set: run files hold symbolized stacks, not
+//! addresses, and an invented address would only mislead. `duration_nanos`
+//! is the sum of the episodes' teardown windows (t = 0 → the last context
+//! done), the time the samples were taken in.
 
 pub mod proto;
 
@@ -21,10 +24,15 @@ use std::collections::HashMap;
 use std::io::Write as _;
 
 use crate::model::Run;
-use proto::{Function, Label, Line, Location, Profile, Sample, ValueType};
+use proto::{Function, Label, Line, Location, Mapping, Profile, Sample, ValueType};
 
 /// The file name `record` and `report --format pprof` write.
 pub const FILE_NAME: &str = "profile.pb.gz";
+
+/// The kernel's mapping name, as `perf` writes it.
+pub const KERNEL_MAPPING: &str = "[kernel.kallsyms]";
+/// The kernel mapping's id.
+const KERNEL_MAPPING_ID: u64 = 1;
 
 /// Label keys on every sample.
 pub const LABEL_CONTEXT: &str = "context";
@@ -87,6 +95,7 @@ impl Frames {
         });
         self.locations.push(Location {
             id,
+            mapping_id: KERNEL_MAPPING_ID,
             line: vec![Line { function_id: id }],
         });
         self.ids.insert(name.to_owned(), id);
@@ -173,7 +182,23 @@ pub fn profile(runs: &[&Run]) -> Profile {
     }
     let comment = comments(runs).iter().map(|c| strings.get(c)).collect();
     let first = runs.first();
+    let mapping = vec![Mapping {
+        id: KERNEL_MAPPING_ID,
+        memory_start: 0,
+        memory_limit: 0,
+        file_offset: 0,
+        filename: strings.get(KERNEL_MAPPING),
+        build_id: 0,
+        has_functions: true,
+    }];
+    let duration_nanos: u64 = runs
+        .iter()
+        .flat_map(|r| &r.episodes)
+        .filter_map(super::analysis::teardown_end_ns)
+        .sum();
     Profile {
+        mapping,
+        duration_nanos: saturating_i64(duration_nanos),
         period_type: Some(sample_type[1].clone()),
         default_sample_type: sample_type[1].r#type,
         sample_type,
@@ -216,6 +241,10 @@ fn comments(runs: &[&Run]) -> Vec<String> {
             run.recording.freq_hz, run.recording.sample_period_ns
         ));
     }
+    push(
+        "duration: the episodes' teardown windows (t = 0 → the last context done), summed"
+            .to_owned(),
+    );
     push(format!("written by reaper {}", env!("CARGO_PKG_VERSION")));
     lines
 }

@@ -1,8 +1,8 @@
 //! The messages of pprof's `profile.proto` (package `perftools.profiles`,
 //! github.com/google/pprof, `proto/profile.proto`) that reaper writes,
 //! derived by hand for prost: the field numbers and types are the proto's.
-//! Fields reaper never sets (drop/keep frames, doc URL, mappings, line
-//! numbers) are left out; a decoder skips nothing it needs.
+//! Fields reaper never sets (drop/keep frames, doc URL, line numbers,
+//! addresses) are left out; a decoder skips nothing it needs.
 
 /// `perftools.profiles.Profile`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -13,6 +13,9 @@ pub struct Profile {
     /// The samples.
     #[prost(message, repeated, tag = "2")]
     pub sample: Vec<Sample>,
+    /// Where the code lives: one mapping, the kernel.
+    #[prost(message, repeated, tag = "3")]
+    pub mapping: Vec<Mapping>,
     /// Code locations (one per function here: kernel frames have no address).
     #[prost(message, repeated, tag = "4")]
     pub location: Vec<Location>,
@@ -25,6 +28,9 @@ pub struct Profile {
     /// When the recording started, ns since the Unix epoch.
     #[prost(int64, tag = "9")]
     pub time_nanos: i64,
+    /// How long the profile covers, ns.
+    #[prost(int64, tag = "10")]
+    pub duration_nanos: i64,
     /// What `period` counts.
     #[prost(message, optional, tag = "11")]
     pub period_type: Option<ValueType>,
@@ -78,12 +84,41 @@ pub struct Label {
     pub num: i64,
 }
 
+/// `perftools.profiles.Mapping`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Mapping {
+    /// Non-zero id.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// Start address (0: run files keep no addresses).
+    #[prost(uint64, tag = "2")]
+    pub memory_start: u64,
+    /// End address (0, as above).
+    #[prost(uint64, tag = "3")]
+    pub memory_limit: u64,
+    /// Offset in the file.
+    #[prost(uint64, tag = "4")]
+    pub file_offset: u64,
+    /// String-table index of the object's name.
+    #[prost(int64, tag = "5")]
+    pub filename: i64,
+    /// String-table index of its build id ("" when unknown).
+    #[prost(int64, tag = "6")]
+    pub build_id: i64,
+    /// The locations in it are symbolized to functions.
+    #[prost(bool, tag = "7")]
+    pub has_functions: bool,
+}
+
 /// `perftools.profiles.Location`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Location {
     /// Non-zero id.
     #[prost(uint64, tag = "1")]
     pub id: u64,
+    /// The mapping the location is in.
+    #[prost(uint64, tag = "2")]
+    pub mapping_id: u64,
     /// The function(s) at this location.
     #[prost(message, repeated, tag = "4")]
     pub line: Vec<Line>,

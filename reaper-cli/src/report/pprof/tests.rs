@@ -37,9 +37,11 @@ struct Decoded {
     period: i64,
     comments: Vec<String>,
     samples: Vec<DecodedSample>,
-    /// Mappings, and locations with an address: both must be absent.
-    mappings: usize,
+    /// Mapping names, locations with an address, locations in no mapping.
+    mappings: Vec<(String, bool)>,
     addressed_locations: usize,
+    unmapped_locations: usize,
+    duration_nanos: i64,
 }
 
 fn profile_descriptor() -> MessageDescriptor {
@@ -97,12 +99,20 @@ fn decode(gzipped: &[u8]) -> Decoded {
         })
         .collect();
     let mut addressed_locations = 0;
+    let mut unmapped_locations = 0;
+    let mapping_ids: Vec<i64> = repeated(p, "mapping")
+        .into_iter()
+        .map(|m| field_i64(&*m.to_message().unwrap(), "id"))
+        .collect();
     let locations: HashMap<i64, Vec<String>> = repeated(p, "location")
         .into_iter()
         .map(|l| {
             let l = l.to_message().unwrap();
-            if field_i64(&*l, "address") != 0 || field_i64(&*l, "mapping_id") != 0 {
+            if field_i64(&*l, "address") != 0 {
                 addressed_locations += 1;
+            }
+            if !mapping_ids.contains(&field_i64(&*l, "mapping_id")) {
+                unmapped_locations += 1;
             }
             let names = repeated(&*l, "line")
                 .into_iter()
@@ -161,8 +171,23 @@ fn decode(gzipped: &[u8]) -> Decoded {
             .map(|v| s(v.to_i64().unwrap()))
             .collect(),
         samples,
-        mappings: repeated(p, "mapping").len(),
+        mappings: repeated(p, "mapping")
+            .into_iter()
+            .map(|m| {
+                let m = m.to_message().unwrap();
+                let has_functions = m
+                    .descriptor_dyn()
+                    .field_by_name("has_functions")
+                    .unwrap()
+                    .get_singular_field_or_default(&*m)
+                    .to_bool()
+                    .unwrap();
+                (s(field_i64(&*m, "filename")), has_functions)
+            })
+            .collect(),
         addressed_locations,
+        unmapped_locations,
+        duration_nanos: field_i64(p, "duration_nanos"),
     }
 }
 
@@ -241,7 +266,8 @@ fn header_says_what_the_values_are_and_where_they_come_from() {
 fn stacks_are_named_kernel_frames_leaf_first_without_addresses() {
     let run = load_run(&data(FIXTURES[1])).unwrap();
     let d = decode(&encode(&profile(&[&run])));
-    assert_eq!((d.mappings, d.addressed_locations), (0, 0));
+    assert_eq!(d.mappings, [(KERNEL_MAPPING.to_owned(), true)]);
+    assert_eq!((d.addressed_locations, d.unmapped_locations), (0, 0));
     let episode = &run.episodes[0];
     let context = &episode.contexts[0];
     let stack = &context.stacks[0];
@@ -273,6 +299,22 @@ fn a_merged_run_set_labels_each_run() {
             .sum::<usize>()
     };
     assert_eq!(d.samples.len(), samples(&a) + samples(&b));
+}
+
+/// `duration_nanos` is the episodes' teardown windows summed, and the
+/// comments say so.
+#[test]
+fn the_duration_is_the_teardown_windows() {
+    let run = load_run(&data(FIXTURES[1])).unwrap();
+    let d = decode(&encode(&profile(&[&run])));
+    let expected: u64 = run
+        .episodes
+        .iter()
+        .filter_map(crate::report::analysis::teardown_end_ns)
+        .sum();
+    assert!(expected > 0);
+    assert_eq!(d.duration_nanos, expected as i64);
+    assert!(d.comments.iter().any(|c| c.starts_with("duration: ")));
 }
 
 /// Issue 22: the samples of a lost race (here an old file's, known only by

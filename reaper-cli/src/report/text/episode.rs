@@ -51,8 +51,59 @@ pub fn render(e: &EpisodeReport) -> String {
     }
     timeline(e, &mut out);
     latencies(e, &mut out);
+    reclaim(e, &mut out);
     counters(e, &mut out);
     out
+}
+
+/// Memory freed and reclaim throughput per context.
+fn reclaim(e: &EpisodeReport, out: &mut String) {
+    let r = match &e.reclaim {
+        Ok(r) => r,
+        Err(why) => {
+            let _ = writeln!(out, "Reclaim: not measured ({why})");
+            return;
+        }
+    };
+    let _ = writeln!(
+        out,
+        "Reclaim (resident memory freed, kmem:rss_stat; MB = 10^6 bytes; RSS at t = 0: {:.1} MB):",
+        r.rss_at_start_mb
+    );
+    let mut table = vec![vec![
+        "  Context".to_owned(),
+        "Freed (MB)".to_owned(),
+        "Share".to_owned(),
+        "Time (ms)".to_owned(),
+        "MB/s".to_owned(),
+        "Window".to_owned(),
+    ]];
+    for row in &r.rows {
+        table.push(vec![
+            format!("  {}", row.context.map_or("whole teardown", |c| c.name())),
+            format!("{:.1}", row.freed_mb),
+            row.share_percent
+                .map_or_else(|| "-".to_owned(), |p| format!("{p:.1}%")),
+            row.duration_ms
+                .as_ref()
+                .map_or_else(|_| "-".to_owned(), |ms| format!("{ms:.3}")),
+            match &row.mb_per_s {
+                Ok(rate) => format!("{rate:.0}"),
+                Err(why) => format!("not measured ({why})"),
+            },
+            row.window.clone(),
+        ]);
+    }
+    out.push_str(&columns(
+        &table,
+        &[
+            Align::Left,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+        ],
+    ));
 }
 
 fn timeline(e: &EpisodeReport, out: &mut String) {
@@ -60,7 +111,7 @@ fn timeline(e: &EpisodeReport, out: &mut String) {
         let _ = writeln!(out, "Timeline: no events recorded");
         return;
     }
-    let _ = writeln!(out, "Timeline (ms since the kill):");
+    let _ = writeln!(out, "Timeline (ms since {}):", e.t0);
     let mut table = vec![vec![
         "  t (ms)".to_owned(),
         "Event".to_owned(),
@@ -210,9 +261,14 @@ fn counters(e: &EpisodeReport, out: &mut String) {
 
 /// The list of episodes a `record --watch` saw, before the details.
 pub fn watch_list(w: &crate::model::WatchSummary, episodes: &[EpisodeReport], out: &mut String) {
+    let filtered = if w.filtered_out > 0 {
+        format!(", {} left out by --comm/--min-rss", w.filtered_out)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "Watched {} s: {} episodes ({} evicted to bound memory, {} plain SIGKILLs without a reaper ignored)",
+        "Watched {} s: {} episodes ({} evicted to bound memory, {} plain SIGKILLs without a reaper ignored{filtered})",
         w.watched_s, w.episodes_seen, w.episodes_evicted, w.plain_kills_ignored
     );
     for (what, &runs) in &w.skipped_probe_runs {

@@ -1,7 +1,8 @@
 //! Plain-text rendering of a [`Report`]: the header, the summary box, the
 //! per-context tables and call graphs, the per-episode timelines and
-//! counters, the exact function timing, and the "not measured" list. Columns are aligned on character
-//! counts, so non-ASCII labels (→, –, µ) line up too.
+//! counters, the exact function timing, and the "not measured" list. Columns
+//! are aligned on display width ([`crate::text_width`]), so non-ASCII labels
+//! (→, –, µ, and wide CJK characters) line up too.
 
 mod context;
 mod episode;
@@ -95,6 +96,15 @@ fn header(h: &Header, order: &ReaperOrder, out: &mut String) {
         "Sampling: cpu-clock at {} Hz (period {} ns)",
         h.freq_hz, h.sample_period_ns
     );
+    if let Some(lockdown) = &h.lockdown {
+        let _ = writeln!(
+            out,
+            "Kernel policy: locked down, {} (from {}); the probes the kernel refused are listed once below, with its answers (README: \"{}\"; `reaper doctor` says more)",
+            lockdown.mode.map_or("level unknown", |m| m.name()),
+            lockdown.source,
+            crate::doctor::findings::readme::LOCKDOWN
+        );
+    }
     probes(h, out);
 }
 
@@ -198,14 +208,14 @@ pub(crate) enum Align {
 }
 
 /// Lays rows out in columns separated by two spaces; the last column is
-/// not padded. Widths count characters, not bytes.
+/// not padded. Widths are terminal columns, not bytes or characters.
 pub(crate) fn columns(rows: &[Vec<String>], align: &[Align]) -> String {
     let ncols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..ncols)
         .map(|i| {
             rows.iter()
                 .filter_map(|r| r.get(i))
-                .map(|c| c.chars().count())
+                .map(|c| crate::text_width::width(c))
                 .max()
                 .unwrap_or(0)
         })
@@ -215,7 +225,7 @@ pub(crate) fn columns(rows: &[Vec<String>], align: &[Align]) -> String {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
             let last = i + 1 == row.len();
-            let pad = widths[i].saturating_sub(cell.chars().count());
+            let pad = widths[i].saturating_sub(crate::text_width::width(cell));
             let right = align.get(i).copied().unwrap_or(Align::Left) == Align::Right;
             if right {
                 line.push_str(&" ".repeat(pad));
@@ -242,6 +252,16 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc(1_764_108_245), "2025-11-25 22:04:05 UTC");
+    }
+
+    #[test]
+    fn columns_align_on_display_width() {
+        let rows = vec![
+            vec!["内核 6.1".to_owned(), "1".to_owned(), "x".to_owned()],
+            vec!["7.2".to_owned(), "22".to_owned(), "y".to_owned()],
+        ];
+        let text = columns(&rows, &[Align::Left, Align::Right]);
+        assert_eq!(text, "内核 6.1   1  x\n7.2       22  y\n");
     }
 
     #[test]

@@ -15,7 +15,7 @@ impl Notes {
     /// The cell text for a reason: inline when short, else a note reference.
     pub(crate) fn cell(&mut self, why: &str) -> String {
         let text = format!("not measured ({why})");
-        if text.chars().count() <= MAX_INLINE_REASON {
+        if crate::text_width::width(&text) <= MAX_INLINE_REASON {
             return text;
         }
         let n = match self.0.iter().position(|t| *t == text) {

@@ -10,6 +10,7 @@ use super::notes::Notes;
 use crate::duration::{self, Precision};
 use crate::report::MAX_EPISODE_COLUMNS;
 use crate::report::model::{Cell, RowStats, Summary, SummaryRow, Value};
+use crate::text_width::width;
 
 /// The two text lines of a cell: the total, and the split (may be empty).
 type Lines = (String, String);
@@ -41,7 +42,7 @@ pub fn render(summary: &Summary) -> String {
         .collect();
     let label_width = rows
         .iter()
-        .flat_map(|r| [r.label.chars().count(), r.split_label.chars().count() + 2])
+        .flat_map(|r| [width(&r.label), width(&r.split_label) + 2])
         .chain([8])
         .max()
         .unwrap_or(0);
@@ -183,11 +184,11 @@ fn stats_lines(stats: Option<&RowStats>, episodes: usize, has_split: bool) -> Ve
 }
 
 fn column_widths(headers: &[String], rows: &[RowText]) -> Vec<usize> {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count() + 2).collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| width(h) + 2).collect();
     for row in rows {
         if let RowCells::Each(cells) = &row.cells {
             for (w, (a, b)) in widths.iter_mut().zip(cells) {
-                *w = (*w).max(a.chars().count() + 2).max(b.chars().count() + 2);
+                *w = (*w).max(width(a) + 2).max(width(b) + 2);
             }
         }
     }
@@ -195,7 +196,7 @@ fn column_widths(headers: &[String], rows: &[RowText]) -> Vec<usize> {
     for row in rows {
         if let RowCells::Merged(text) = &row.cells {
             let span = widths.iter().sum::<usize>() + widths.len() - 1;
-            let need = text.chars().count() + 2;
+            let need = width(text) + 2;
             if need > span
                 && let Some(last) = widths.last_mut()
             {
@@ -217,7 +218,7 @@ fn separator(label_width: usize, widths: &[usize]) -> String {
 }
 
 fn centre(text: &str, width: usize) -> String {
-    let len = text.chars().count();
+    let len = crate::text_width::width(text);
     if len >= width {
         return text.to_owned();
     }
@@ -230,7 +231,7 @@ fn centre(text: &str, width: usize) -> String {
 }
 
 fn line(out: &mut String, label: &str, label_width: usize, cells: &Cells, widths: &[usize]) {
-    let pad = label_width.saturating_sub(label.chars().count());
+    let pad = label_width.saturating_sub(width(label));
     let _ = write!(out, "| {label}{} |", " ".repeat(pad));
     match cells {
         Cells::Each(cells) => {

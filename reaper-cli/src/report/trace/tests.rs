@@ -55,6 +55,11 @@ fn checked(run: &Run) -> Vec<Value> {
                 assert!(event["ts"].as_f64().unwrap() >= 0.0, "{event}");
                 assert!(["g", "p", "t"].contains(&event["s"].as_str().unwrap_or("t")));
             }
+            "C" => {
+                assert!(event["ts"].as_f64().unwrap() >= 0.0, "{event}");
+                let args = event["args"].as_object().expect("counter args");
+                assert!(args.values().all(Value::is_number), "{event}");
+            }
             other => panic!("unexpected phase {other}: {event}"),
         }
     }
@@ -299,4 +304,46 @@ fn recorded_calls_nest_on_their_tracks() {
     );
     assert!(m0 <= s0 && s1 <= m1, "[{m0}, {m1}] ⊇ [{s0}, {s1}]");
     assert_eq!(syscall["tid"], mrelease["tid"]);
+}
+
+/// Each victim gets its own RSS counter track, one sample per point, on its
+/// episode's process; a run without reclaim data draws none.
+#[test]
+fn each_victim_has_an_rss_counter_track() {
+    let mut run = fixture("report/6.18-3-episodes.run.json");
+    assert!(
+        checked(&run).iter().all(|e| e["ph"] != "C"),
+        "no reclaim, no counter"
+    );
+    for (i, episode) in run.episodes.iter_mut().enumerate() {
+        episode.reclaim = Some(crate::model::Reclaim {
+            rss_at_start_bytes: 1 << 30,
+            freed_bytes: Default::default(),
+            rss_track: vec![
+                crate::model::RssPoint {
+                    t_ns: 0,
+                    bytes: 1 << 30,
+                },
+                crate::model::RssPoint {
+                    t_ns: 1_000_000 * (i as i64 + 1),
+                    bytes: 0,
+                },
+            ],
+        });
+    }
+    let events = checked(&run);
+    for episode in &run.episodes {
+        let name = format!(
+            "{RSS_COUNTER} {}[{}]",
+            episode.victim.comm, episode.victim.pid
+        );
+        let samples: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["ph"] == "C" && e["name"] == name.as_str())
+            .collect();
+        assert_eq!(samples.len(), 2, "{name}");
+        assert!(samples.iter().all(|e| e["pid"] == episode.index + 1));
+        assert_eq!(samples[0]["args"][RSS_COUNTER_ARG], 1u64 << 30);
+        assert_eq!(samples[1]["args"][RSS_COUNTER_ARG], 0);
+    }
 }
