@@ -3,23 +3,21 @@
 //! `main` only turns [`run`]'s result into an exit code; each subcommand lives
 //! in its own module and owns its clap arguments.
 
-mod ab;
-mod apt;
 mod bench;
 mod dist;
 mod gate_check;
-mod kernel;
 mod reaper_json;
 mod run;
 mod setup;
-mod setup_qemu;
 mod test;
 mod vm;
 
 use std::process::ExitCode;
 
 use anyhow::Result;
+// The harness's qemu install, at the path the VM matrix calls it by.
 use clap::{Parser, Subcommand};
+use reaper_lab::setup_qemu;
 use setup::Task;
 
 #[derive(Parser)]
@@ -42,15 +40,15 @@ enum Command {
     /// Set up and run every test: unit, root integration on the host, and the VM kernel matrix.
     Test(test::TestArgs),
     /// Boot a Debian (or your own) kernel in qemu and run COMMAND in it.
-    Vm(vm::VmArgs),
+    Vm(reaper_lab::vm::VmArgs),
     /// Run reaper's checks in every kernel/arch cell of the VM matrix.
     VmTest(vm::matrix::VmTestArgs),
     /// Release tarballs: static musl reaper for x86_64 and aarch64, man pages, completions, licences.
     Dist(dist::DistArgs),
     /// Build a kernel from source (Debian linux-source or --src) with reaper's config and patches.
-    Kernel(kernel::KernelArgs),
+    Kernel(reaper_lab::kernel::KernelArgs),
     /// A/B one kernel source without and with --patch: build, boot, record, diff, gate.
-    Ab(ab::AbArgs),
+    Ab(reaper_lab::ab::AbArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,17 +69,17 @@ fn run() -> Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::Vm(args) => {
             setup::ensure(Task::Vm)?;
-            vm::run_vm(args)
+            reaper_lab::vm::run_vm(args, &vm::build::reaper_binary)
         }
         Command::VmTest(args) => {
             setup::ensure(Task::Vm)?;
             vm::matrix::run_vm_test(args)
         }
         Command::Dist(args) => dist::run(args),
-        Command::Kernel(args) => kernel::run(args),
+        Command::Kernel(args) => reaper_lab::kernel::run(args),
         Command::Ab(args) => {
             setup::ensure(Task::Vm)?;
-            ab::run(args)
+            reaper_lab::ab::run(args, &vm::build::reaper_binary)
         }
         Command::GateCheck(args) => {
             setup::ensure(Task::Run)?;

@@ -65,7 +65,7 @@ pub struct AbArgs {
 }
 
 /// `cargo xtask ab`.
-pub fn run(args: AbArgs) -> Result<ExitCode> {
+pub fn run(args: AbArgs, reaper_for: vm::ReaperFor) -> Result<ExitCode> {
     let started = Instant::now();
     if args.build.patches.is_empty() {
         bail!("cargo xtask ab needs at least one --patch: B is the kernel with the patches");
@@ -116,11 +116,11 @@ pub fn run(args: AbArgs) -> Result<ExitCode> {
         extra_fragments: args.build.configs.clone(),
         jobs,
     })?;
-    let guest_reaper = vm::build::reaper_binary(arch)?;
+    let guest_reaper = reaper_for(arch)?;
     let host_reaper = if arch.uname() == std::env::consts::ARCH {
         guest_reaper.clone()
     } else {
-        vm::build::reaper_binary(host_arch()?)?
+        reaper_for(host_arch()?)?
     };
 
     let mut boots = Vec::new();

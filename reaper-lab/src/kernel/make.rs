@@ -149,7 +149,7 @@ const HEADER_DEPS: &[(&str, &str)] = &[
 pub fn ensure_build_deps(arch: Arch) -> Result<()> {
     let mut missing: Vec<&str> = build_deps(arch)
         .into_iter()
-        .filter(|(cmd, _)| crate::setup_qemu::find_in_path(cmd).is_none())
+        .filter(|(cmd, _)| crate::host::find_in_path(cmd).is_none())
         .map(|(_, pkg)| pkg)
         .collect();
     missing.extend(
@@ -167,5 +167,5 @@ pub fn ensure_build_deps(arch: Arch) -> Result<()> {
         .iter()
         .map(|p| format!("{p} (to build the kernel)"))
         .collect();
-    crate::setup::packages::install(&listed, &missing)
+    crate::host::install(&listed, &missing)
 }

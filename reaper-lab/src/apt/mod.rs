@@ -105,7 +105,7 @@ impl AptRoot {
     /// `program` with this root's options, run as root (through sudo when
     /// xtask is not root), for commands that change the host.
     fn privileged_command(&self, program: &str) -> Command {
-        let mut cmd = crate::setup::packages::privileged(program);
+        let mut cmd = crate::host::privileged(program);
         cmd.args(self.options_as(true));
         cmd
     }

@@ -6,11 +6,10 @@
 //! installed from `<codename>-backports` through a private apt root whose
 //! sources are the host's own plus the backports suite on the host's mirror.
 
-use std::path::Path;
-
 use anyhow::{Context, Result};
 
 use crate::apt::{AptRoot, RootSpec, sources};
+use crate::host::find_in_path;
 
 /// The emulators the VM harness runs.
 pub const QEMU_BINARIES: [&str; 2] = ["qemu-system-x86_64", "qemu-system-aarch64"];
@@ -35,7 +34,7 @@ pub fn ensure_qemu_or_explain(keep_going: bool) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    if !crate::setup::packages::has_apt() {
+    if !crate::host::has_apt() {
         let message = format!(
             "{} missing and this host has no apt-get: install qemu's x86_64 and aarch64 \
              system emulators yourself (Debian: {}), then rerun",
@@ -52,7 +51,7 @@ pub fn ensure_qemu_or_explain(keep_going: bool) -> Result<()> {
         "xtask: {} missing; installing Debian packages {} with apt-get from the backports suite, {}",
         missing.join(", "),
         PACKAGES.join(" "),
-        crate::setup::packages::how()
+        crate::host::how()
     );
     let (root, backports) = backports_root()?;
     root.install(&backports, &PACKAGES, false)
@@ -90,19 +89,6 @@ fn backports_root() -> Result<(AptRoot, String)> {
     )?;
     root.update()?;
     Ok((root, backports))
-}
-
-/// The full path of `program` if it is an executable on `PATH`.
-pub fn find_in_path(program: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| is_executable(candidate))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]
