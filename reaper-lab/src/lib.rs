@@ -6,6 +6,7 @@ pub mod ab;
 pub mod apt;
 pub mod host;
 pub mod kernel;
+pub mod paths;
 pub mod reaper_json;
 pub mod setup_qemu;
 pub mod vm;

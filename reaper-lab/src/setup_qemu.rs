@@ -77,7 +77,7 @@ pub fn ensure_qemu_or_explain(keep_going: bool) -> Result<()> {
 fn backports_root() -> Result<(AptRoot, String)> {
     let codename = sources::host_codename()?;
     let backports = format!("{codename}-backports");
-    let dir = crate::vm::cache::cache_dir()?
+    let dir = crate::paths::cache_dir()?
         .join("apt")
         .join("host-backports");
     let root = AptRoot::create(

@@ -4,6 +4,7 @@
 //! in its own module and owns its clap arguments.
 
 mod bench;
+mod build;
 mod dist;
 mod gate_check;
 mod reaper_json;
@@ -11,6 +12,7 @@ mod run;
 mod setup;
 mod test;
 mod vm;
+mod workspace;
 
 use std::process::ExitCode;
 
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode> {
+    reaper_lab::paths::set_layout(workspace::lab_layout());
     match Cli::parse().command {
         Command::Setup => setup::ensure(Task::Setup).map(|()| ExitCode::SUCCESS),
         Command::Run(args) => run::run(args),

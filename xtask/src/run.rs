@@ -20,7 +20,7 @@ pub struct RunArgs {
 /// Builds `reaper` (release) and returns the binary's path.
 pub fn build_reaper() -> Result<std::path::PathBuf> {
     let status = crate::setup::cargo()
-        .current_dir(crate::vm::cache::workspace_root())
+        .current_dir(crate::workspace::workspace_root())
         .args([
             "build",
             "--release",
@@ -35,7 +35,7 @@ pub fn build_reaper() -> Result<std::path::PathBuf> {
         status.success(),
         "cargo build --release -p reaper-cli failed"
     );
-    Ok(crate::vm::cache::workspace_root().join("target/release/reaper"))
+    Ok(crate::workspace::workspace_root().join("target/release/reaper"))
 }
 
 pub use reaper_lab::host::is_root;

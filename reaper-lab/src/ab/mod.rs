@@ -84,7 +84,7 @@ pub fn run(args: AbArgs, reaper_for: vm::ReaperFor) -> Result<ExitCode> {
         .join("; ");
     let arch = args.build.arch;
     let out = args.out.clone().unwrap_or_else(|| {
-        vm::cache::target_dir().join("ab").join(format!(
+        crate::paths::out_root().join("ab").join(format!(
             "{}-{arch}-{}",
             args.build
                 .src
@@ -102,18 +102,26 @@ pub fn run(args: AbArgs, reaper_for: vm::ReaperFor) -> Result<ExitCode> {
     // recompiles only what they touch.
     let source = args.build.source_choice();
     let jobs = args.build.jobs.unwrap_or_else(kernel::make::default_jobs);
+    let base_config = args
+        .build
+        .config
+        .as_deref()
+        .map(kernel::config::BaseConfig::read)
+        .transpose()?;
     let a = kernel::build(&BuildSpec {
         source: source.clone(),
         arch,
         patches: Vec::new(),
-        extra_fragments: args.build.configs.clone(),
+        base_config: base_config.clone(),
+        extra_fragments: args.build.fragments.clone(),
         jobs,
     })?;
     let b = kernel::build(&BuildSpec {
         source,
         arch,
         patches,
-        extra_fragments: args.build.configs.clone(),
+        base_config,
+        extra_fragments: args.build.fragments.clone(),
         jobs,
     })?;
     let guest_reaper = reaper_for(arch)?;

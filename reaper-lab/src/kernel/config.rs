@@ -1,10 +1,12 @@
-//! The kernel configuration reaper builds: `make tinyconfig`, then the
-//! fragments kept in the repository's `kernel/` directory (`reaper.config`
-//! and `reaper-<arch>.config`) and any variant fragments given with
-//! `--config` (later ones override earlier ones, as in merge_config.sh),
-//! then `make olddefconfig`; and the check that every option of the
-//! fragments kept its value (Kconfig silently drops an option whose
-//! dependencies are missing, or keeps one that something selects).
+//! The kernel configuration reaper builds: a base (`make tinyconfig`, or
+//! the user's own `.config` given with `--config FILE`), then reaper's
+//! fragments (`kernel/reaper.config` and `kernel/reaper-<arch>.config` of
+//! the repository, compiled into reaper-lab so it needs no checkout) and
+//! any variant fragments given with `--fragment` (later ones override
+//! earlier ones, as in merge_config.sh), then `make olddefconfig`; and the
+//! check that every option of the fragments kept its value (Kconfig
+//! silently drops an option whose dependencies are missing, or keeps one
+//! that something selects).
 
 use std::path::{Path, PathBuf};
 
@@ -15,28 +17,116 @@ use super::make::Make;
 use super::patches::hex;
 use crate::vm::arch::Arch;
 
-/// The fragments for `arch`, common one first, then the variant's `extra`
-/// in the order given.
-pub fn fragments(arch: Arch, extra: &[PathBuf]) -> Vec<PathBuf> {
-    let dir = crate::vm::cache::workspace_root().join("kernel");
-    let mut list = vec![
-        dir.join("reaper.config"),
-        dir.join(format!("reaper-{arch}.config")),
-    ];
-    list.extend(extra.iter().cloned());
-    list
+/// reaper's fragment for every architecture.
+const REAPER: &str = include_str!("../../../kernel/reaper.config");
+/// reaper's x86_64 fragment.
+const REAPER_X86_64: &str = include_str!("../../../kernel/reaper-x86_64.config");
+/// reaper's arm64 fragment.
+const REAPER_ARM64: &str = include_str!("../../../kernel/reaper-arm64.config");
+/// Where the fragments are written for merge_config.sh, in the build's
+/// output directory.
+const FRAGMENT_DIR: &str = ".reaper-lab-fragments";
+/// The first line Kconfig writes into every `.config` it generates.
+const KCONFIG_HEADER: &str = "# Automatically generated file; DO NOT EDIT.";
+
+/// One config fragment: its name (for messages) and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fragment {
+    pub name: String,
+    pub text: String,
 }
 
-/// The hash of the fragments' contents (12 hex digits): the "config" part
-/// of a build's cache key.
-pub fn fragments_hash(fragments: &[PathBuf]) -> Result<String> {
+impl Fragment {
+    /// Reads a fragment file the user gave.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the config fragment {}", path.display()))?;
+        Ok(Fragment {
+            name: path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            text,
+        })
+    }
+}
+
+/// reaper's fragments for `arch`, common one first.
+pub fn reaper_fragments(arch: Arch) -> [Fragment; 2] {
+    let arch_text = match arch {
+        Arch::X86_64 => REAPER_X86_64,
+        Arch::Arm64 => REAPER_ARM64,
+    };
+    [
+        Fragment {
+            name: "reaper.config".into(),
+            text: REAPER.into(),
+        },
+        Fragment {
+            name: format!("reaper-{arch}.config"),
+            text: arch_text.into(),
+        },
+    ]
+}
+
+/// The fragments for `arch`: reaper's, then the variant's `extra` files in
+/// the order given.
+pub fn fragments(arch: Arch, extra: &[PathBuf]) -> Result<Vec<Fragment>> {
+    let mut list = reaper_fragments(arch).to_vec();
+    for path in extra {
+        list.push(Fragment::read(path)?);
+    }
+    Ok(list)
+}
+
+/// The hash of the fragments' contents (12 hex digits), and of the user's
+/// base `.config` when there is one: the "config" part of a build's cache
+/// key. Without a base it is the hash of the fragments alone, as it always
+/// was, so earlier builds stay cached.
+pub fn fragments_hash(fragments: &[Fragment], base: Option<&BaseConfig>) -> String {
     let mut h = Sha256::new();
     for f in fragments {
-        let bytes = std::fs::read(f)
-            .with_context(|| format!("reading the config fragment {}", f.display()))?;
-        h.update(&bytes);
+        h.update(f.text.as_bytes());
     }
-    Ok(hex(&h.finalize())[..12].to_string())
+    if let Some(base) = base {
+        h.update(b"\0base .config\0");
+        h.update(base.text.as_bytes());
+    }
+    hex(&h.finalize())[..12].to_string()
+}
+
+/// The user's own `.config` (`--config FILE`), the base reaper's fragments
+/// are merged onto instead of tinyconfig.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseConfig {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl BaseConfig {
+    /// Reads it, and says so when it does not look like a whole `.config`.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--config {}: cannot read it", path.display()))?;
+        if wanted_options(&text).is_empty() {
+            bail!(
+                "--config {}: no CONFIG_ option in it; pass a kernel .config",
+                path.display()
+            );
+        }
+        if !text.lines().take(5).any(|l| l.trim() == KCONFIG_HEADER) {
+            eprintln!(
+                "reaper-lab: note: --config {} has no Kconfig header, so it is taken as a whole \
+                 .config (options it leaves out get their defaults); to add a few options on top \
+                 of reaper's config, pass it with --fragment instead",
+                path.display()
+            );
+        }
+        Ok(BaseConfig {
+            path: path.to_path_buf(),
+            text,
+        })
+    }
 }
 
 /// The sha256 of a finished `.config` (12 hex digits), for results.md.
@@ -94,31 +184,48 @@ pub fn missing_options(fragment_texts: &[String], config: &str) -> Vec<String> {
         .collect()
 }
 
-/// Writes `.config` in `tree`: tinyconfig + `frags` (from [`fragments`]) +
+/// Writes `.config` in the build's output directory: the base (the user's
+/// `.config`, or tinyconfig) + `frags` (from [`fragments`]) +
 /// olddefconfig, then checks every fragment option survived.
-pub fn configure(make: &Make, frags: &[PathBuf]) -> Result<()> {
-    make.quiet(&["tinyconfig"])?;
+pub fn configure(make: &Make, frags: &[Fragment], base: Option<&BaseConfig>) -> Result<()> {
+    let out = make.out_dir();
+    match base {
+        Some(base) => std::fs::write(out.join(".config"), &base.text)
+            .with_context(|| format!("copying {} into {}", base.path.display(), out.display()))?,
+        None => make.quiet(&["tinyconfig"])?,
+    }
+    let dir = out.join(FRAGMENT_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut paths = Vec::with_capacity(frags.len());
+    for (n, f) in frags.iter().enumerate() {
+        let path = dir.join(format!("{n:02}-{}", f.name));
+        std::fs::write(&path, &f.text).with_context(|| format!("writing {}", path.display()))?;
+        paths.push(path);
+    }
+    // merge_config.sh -m writes ./.config: run it in the output directory.
     let mut merge = std::process::Command::new("sh");
     merge
-        .arg("scripts/kconfig/merge_config.sh")
+        .arg(make.tree.join("scripts/kconfig/merge_config.sh"))
         .args(["-m", ".config"])
-        .args(frags)
-        .current_dir(&make.tree)
+        .args(&paths)
+        .current_dir(out)
         .envs(make.env());
     crate::apt::run_captured(merge, "merging reaper's config fragments")?;
     make.quiet(&["olddefconfig"])?;
-    let texts = frags
-        .iter()
-        .map(|f| std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display())))
-        .collect::<Result<Vec<_>>>()?;
-    let config = std::fs::read_to_string(make.tree.join(".config"))
-        .context("reading the generated .config")?;
+    let texts: Vec<String> = frags.iter().map(|f| f.text.clone()).collect();
+    let config =
+        std::fs::read_to_string(out.join(".config")).context("reading the generated .config")?;
     let missing = missing_options(&texts, &config);
     if !missing.is_empty() {
         bail!(
-            "Kconfig did not keep options of reaper's fragments as asked (a dependency is off, \
+            "Kconfig did not keep options of reaper's fragments as asked (a dependency is off{}, \
              a tool is missing, e.g. pahole for DEBUG_INFO_BTF, or another option selects one \
              a variant turns off): {}",
+            if base.is_some() {
+                " in your --config"
+            } else {
+                ""
+            },
             missing.join(", ")
         );
     }
@@ -150,27 +257,55 @@ mod tests {
         );
     }
 
+    fn variant() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel/variants/no-ftrace-syscalls.config")
+    }
+
     #[test]
     fn the_default_fragments_hash_is_the_variant_free_one() {
         // The cache key of the default build must not move when variants exist.
         let arch = Arch::X86_64;
+        let default = fragments(arch, &[]).unwrap();
         assert_eq!(
-            fragments_hash(&fragments(arch, &[])).unwrap(),
-            fragments_hash(&fragments(arch, &[])[..2]).unwrap()
+            fragments_hash(&default, None),
+            fragments_hash(&default[..2], None)
         );
-        let variant =
-            crate::vm::cache::workspace_root().join("kernel/variants/no-ftrace-syscalls.config");
+        let with_variant = fragments(arch, &[variant()]).unwrap();
         assert_ne!(
-            fragments_hash(&fragments(arch, &[])).unwrap(),
-            fragments_hash(&fragments(arch, &[variant])).unwrap()
+            fragments_hash(&default, None),
+            fragments_hash(&with_variant, None)
         );
+        // A user's base .config is part of the key.
+        let base = BaseConfig {
+            path: "x".into(),
+            text: "CONFIG_A=y\n".into(),
+        };
+        assert_ne!(
+            fragments_hash(&default, None),
+            fragments_hash(&default, Some(&base))
+        );
+    }
+
+    /// The embedded fragments are the repository's files, byte for byte,
+    /// and hash as those files always did (the build cache key).
+    #[test]
+    fn embedded_fragments_are_the_repository_files() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel");
+        for arch in [Arch::X86_64, Arch::Arm64] {
+            let mut h = Sha256::new();
+            for f in reaper_fragments(arch) {
+                let file = std::fs::read_to_string(dir.join(&f.name)).unwrap();
+                assert_eq!(f.text, file, "{}", f.name);
+                h.update(file.as_bytes());
+            }
+            let embedded = reaper_fragments(arch).to_vec();
+            assert_eq!(fragments_hash(&embedded, None), hex(&h.finalize())[..12]);
+        }
     }
 
     #[test]
     fn the_no_ftrace_syscalls_variant_turns_it_off() {
-        let variant =
-            crate::vm::cache::workspace_root().join("kernel/variants/no-ftrace-syscalls.config");
-        let text = std::fs::read_to_string(variant).unwrap();
+        let text = std::fs::read_to_string(variant()).unwrap();
         assert_eq!(
             wanted_options(&text),
             [("CONFIG_FTRACE_SYSCALLS".to_string(), None)]
@@ -180,9 +315,8 @@ mod tests {
     #[test]
     fn the_repository_fragments_exist_for_both_arches() {
         for arch in [Arch::X86_64, Arch::Arm64] {
-            for f in fragments(arch, &[]) {
-                let text = std::fs::read_to_string(&f).unwrap();
-                assert!(!wanted_options(&text).is_empty(), "{}", f.display());
+            for f in reaper_fragments(arch) {
+                assert!(!wanted_options(&f.text).is_empty(), "{}", f.name);
             }
         }
     }

@@ -1,9 +1,10 @@
-//! Running the kernel's `make` for one tree and arch: quiet configuration
-//! steps, and the long image build with a progress line on stderr and the
-//! full log in the tree (`xtask-build.log`).
+//! Running the kernel's `make` for one tree and arch, in the tree or with
+//! the objects in a separate directory (`O=`): quiet configuration steps,
+//! and the long image build with a progress line on stderr and the full log
+//! in the output directory (`reaper-lab-build.log`).
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(20);
 /// `make` in one kernel tree for one arch.
 pub struct Make {
     pub tree: PathBuf,
+    /// The build directory (`make O=DIR`), or `None` to build in the tree.
+    pub objdir: Option<PathBuf>,
     pub arch: Arch,
     /// `make -jN`.
     pub jobs: usize,
@@ -43,8 +46,18 @@ impl Make {
         }
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    /// Where `.config`, the objects and the image are: the build directory,
+    /// else the tree.
+    pub fn out_dir(&self) -> &Path {
+        self.objdir.as_deref().unwrap_or(&self.tree)
+    }
+
+    /// `make ARGS` (with `O=` when building out of the tree).
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("make");
+        if let Some(objdir) = &self.objdir {
+            cmd.arg(format!("O={}", objdir.display()));
+        }
         cmd.args(args).current_dir(&self.tree).envs(self.env());
         cmd
     }
@@ -58,7 +71,7 @@ impl Make {
     /// number of objects make compiled (`CC`/`AS` steps).
     pub fn build_image(&self, what: &str) -> Result<(PathBuf, usize)> {
         let (target, image) = self.image_target();
-        let log_path = self.tree.join("xtask-build.log");
+        let log_path = self.out_dir().join("reaper-lab-build.log");
         let mut log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
         let mut child = self
@@ -92,7 +105,7 @@ impl Make {
             if last.elapsed() >= PROGRESS_EVERY {
                 last = Instant::now();
                 eprintln!(
-                    "xtask: kernel: building {what}: {:>4.0} s, {compiled} objects, now: {last_step}",
+                    "reaper-lab: kernel: building {what}: {:>4.0} s, {compiled} objects, now: {last_step}",
                     started.elapsed().as_secs_f64()
                 );
             }
@@ -112,10 +125,10 @@ impl Make {
             );
         }
         eprintln!(
-            "xtask: kernel: built {what} in {:.0} s ({compiled} objects compiled)",
+            "reaper-lab: kernel: built {what} in {:.0} s ({compiled} objects compiled)",
             started.elapsed().as_secs_f64()
         );
-        Ok((self.tree.join(image), compiled))
+        Ok((self.out_dir().join(image), compiled))
     }
 }
 

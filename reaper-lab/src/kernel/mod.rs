@@ -23,6 +23,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::vm::arch::Arch;
+use config::BaseConfig;
 use make::Make;
 use patches::Patch;
 use source::SourceChoice;
@@ -55,12 +56,17 @@ pub struct BuildArgs {
     /// Patch applied with `patch -p1`, in order (repeatable).
     #[arg(long = "patch", value_name = "FILE")]
     pub patches: Vec<PathBuf>,
-    /// Extra config fragment merged after the repository's ones, in order
-    /// (repeatable), e.g. `kernel/variants/no-ftrace-syscalls.config`. A
-    /// variant builds in its own tree (named by the fragments' file names),
-    /// so the default tree stays built and incremental.
-    #[arg(long = "config", value_name = "FRAGMENT")]
-    pub configs: Vec<PathBuf>,
+    /// Your kernel's .config, used instead of tinyconfig as the base that
+    /// reaper's fragments are merged onto; every option reaper needs is then
+    /// checked. Builds in its own tree.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Extra config fragment merged after reaper's, in order (repeatable),
+    /// e.g. `kernel/variants/no-ftrace-syscalls.config`. A variant builds in
+    /// its own tree (named by the fragments' file names), so the default
+    /// tree stays built and incremental.
+    #[arg(long = "fragment", value_name = "FRAGMENT")]
+    pub fragments: Vec<PathBuf>,
     /// Parallel make jobs (default: CPUs + 1).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -83,7 +89,9 @@ pub struct BuildSpec {
     pub source: SourceChoice,
     pub arch: Arch,
     pub patches: Vec<Patch>,
-    /// Config fragments merged after the repository's (a config variant).
+    /// The user's `.config`, instead of tinyconfig.
+    pub base_config: Option<BaseConfig>,
+    /// Config fragments merged after reaper's (a config variant).
     pub extra_fragments: Vec<PathBuf>,
     /// `make -jN`.
     pub jobs: usize,
@@ -100,6 +108,9 @@ pub struct Built {
     /// The variant's extra fragments (file names), empty for the default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_fragments: Vec<String>,
+    /// The user's base `.config` (`--config`), when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_config: Option<PathBuf>,
     /// sha256 (12 hex) of the resulting .config.
     pub config_hash: String,
     /// (file name, subject, sha256) per patch, in order.
@@ -134,12 +145,13 @@ pub fn run(args: KernelArgs) -> Result<ExitCode> {
                     .iter()
                     .map(|p| Patch::read(p))
                     .collect::<Result<_>>()?,
-                extra_fragments: b.configs.clone(),
+                base_config: b.config.as_deref().map(BaseConfig::read).transpose()?,
+                extra_fragments: b.fragments.clone(),
                 jobs: b.jobs.unwrap_or_else(make::default_jobs),
             };
             let built = build(&spec)?;
             eprintln!(
-                "xtask: kernel: {} {} ({}{}): image {}\n  boot it: cargo xtask vm --arch {} --kernel {} --kernel-config {} -- uname -a",
+                "reaper-lab: kernel: {} {} ({}{}): image {}\n  boot it: cargo xtask vm --arch {} --kernel {} --kernel-config {} -- uname -a",
                 built.source,
                 built.arch,
                 if built.patches.is_empty() {
@@ -163,7 +175,7 @@ pub fn run(args: KernelArgs) -> Result<ExitCode> {
 pub fn build(spec: &BuildSpec) -> Result<Built> {
     let requested = Instant::now();
     make::ensure_build_deps(spec.arch)?;
-    let cache = crate::vm::cache::cache_dir()?;
+    let cache = crate::paths::cache_dir()?;
     let src = source::resolve(&spec.source, &cache)?;
     // Absolute: merge_config.sh runs in the build tree.
     let extra = spec
@@ -174,8 +186,8 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
                 .with_context(|| format!("the config fragment {}", f.display()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let fragments = config::fragments(spec.arch, &extra);
-    let frag_hash = config::fragments_hash(&fragments)?;
+    let fragments = config::fragments(spec.arch, &extra)?;
+    let frag_hash = config::fragments_hash(&fragments, spec.base_config.as_ref());
     let set_hash = patches::set_hash(&spec.patches);
     let root = cache
         .join("kernel-build")
@@ -187,20 +199,25 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     if let Some(built) = cached(&record) {
         return Ok(report_cached(built, &set_hash, &out));
     }
-    let tree = tree::Tree::open(&root, &tree::tree_name(&spec.extra_fragments), &src)?;
+    let tree = tree::Tree::open(
+        &root,
+        &tree::tree_name(&spec.extra_fragments, spec.base_config.is_some()),
+        &src,
+    )?;
     let tree_ready_seconds = requested.elapsed().as_secs_f64();
     // Another build may have produced it while this one waited for the lock.
     if let Some(built) = cached(&record) {
         return Ok(report_cached(built, &set_hash, &out));
     }
-    let incremental = tree.path.join("vmlinux").exists();
-    let applied = tree.apply(&spec.patches)?;
     let make = Make {
         tree: tree.path.clone(),
+        objdir: tree.objdir.clone(),
         arch: spec.arch,
         jobs: spec.jobs,
     };
-    config::configure(&make, &fragments)?;
+    let incremental = make.out_dir().join("vmlinux").exists();
+    let applied = tree.apply(&spec.patches)?;
+    config::configure(&make, &fragments, spec.base_config.as_ref())?;
     let extra_names = file_names(&spec.extra_fragments);
     let what = format!(
         "{} {} ({}{})",
@@ -226,13 +243,14 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     let image_out = out.join(image.file_name().context("image has no file name")?);
     let config_out = out.join("config");
     std::fs::copy(&image, &image_out).with_context(|| format!("copying {}", image.display()))?;
-    std::fs::copy(tree.path.join(".config"), &config_out).context("copying .config")?;
+    std::fs::copy(make.out_dir().join(".config"), &config_out).context("copying .config")?;
     applied.reverse()?;
     let built = Built {
         source: src.description.clone(),
         arch: spec.arch.to_string(),
         fragments_hash: frag_hash,
         extra_fragments: extra_names,
+        base_config: spec.base_config.as_ref().map(|b| b.path.clone()),
         config_hash: config::file_hash(&config_out)?,
         patches: spec
             .patches
@@ -256,7 +274,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     // One line a CI log can be read for: the first-build time on a fresh
     // machine is this line's, not the progress lines'.
     eprintln!(
-        "xtask: kernel: {} build of {what}: {:.0} s wall in total (source and tree {:.0} s, \
+        "reaper-lab: kernel: {} build of {what}: {:.0} s wall in total (source and tree {:.0} s, \
          config {:.0} s, make {:.0} s, {objects} objects compiled)",
         if incremental { "incremental" } else { "first" },
         built.total_seconds.unwrap_or_default(),
@@ -293,7 +311,7 @@ fn variant_note(extra: &[String]) -> String {
 
 fn report_cached(built: Built, set_hash: &str, out: &Path) -> Built {
     eprintln!(
-        "xtask: kernel: {} {} with patches {set_hash}: cached ({})",
+        "reaper-lab: kernel: {} {} with patches {set_hash}: cached ({})",
         built.source,
         built.arch,
         out.display()
@@ -307,10 +325,7 @@ fn cached(record: &Path) -> Option<Built> {
 }
 
 fn release(make: &Make) -> Result<String> {
-    let mut cmd = std::process::Command::new("make");
-    cmd.args(["-s", "kernelrelease"])
-        .current_dir(&make.tree)
-        .envs(make.env());
+    let cmd = make.command(&["-s", "kernelrelease"]);
     Ok(crate::apt::run_captured(cmd, "make kernelrelease")?
         .trim()
         .to_string())

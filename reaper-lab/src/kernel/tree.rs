@@ -28,12 +28,21 @@ const APPLIED_DIR: &str = ".xtask-applied";
 
 /// The tree of the default configuration.
 pub const DEFAULT_TREE: &str = "base";
+/// The tree of builds from the user's `.config`.
+const USER_CONFIG_TREE: &str = "config";
 
 /// The tree a build with these extra fragments uses: `base` without any,
 /// else `base+<stem>+<stem>…` (file stems, reduced to `[A-Za-z0-9_.-]`),
-/// so editing a variant's fragment rebuilds that tree incrementally.
-pub fn tree_name(extra_fragments: &[PathBuf]) -> String {
-    let mut name = DEFAULT_TREE.to_string();
+/// so editing a variant's fragment rebuilds that tree incrementally; with
+/// the user's own `.config` (`user_config`), `config` instead of `base`
+/// (one tree for whatever `.config` the user passes: a new one rebuilds it
+/// as incrementally as Kbuild can).
+pub fn tree_name(extra_fragments: &[PathBuf], user_config: bool) -> String {
+    let mut name = if user_config {
+        USER_CONFIG_TREE.to_string()
+    } else {
+        DEFAULT_TREE.to_string()
+    };
     for f in extra_fragments {
         let stem = f
             .file_stem()
@@ -56,7 +65,10 @@ pub fn tree_name(extra_fragments: &[PathBuf]) -> String {
 
 /// An exclusive hold on one build tree (released on drop).
 pub struct Tree {
+    /// The source tree.
     pub path: PathBuf,
+    /// The build directory (`make O=`), or `None` when building in the tree.
+    pub objdir: Option<PathBuf>,
     _lock: File,
 }
 
@@ -76,7 +88,7 @@ impl Tree {
             .with_context(|| format!("creating {}", lock_path.display()))?;
         if lock.try_lock().is_err() {
             eprintln!(
-                "xtask: kernel: waiting for another build in {}",
+                "reaper-lab: kernel: waiting for another build in {}",
                 root.display()
             );
             lock.lock()
@@ -86,7 +98,11 @@ impl Tree {
         if !path.exists() {
             src.unpack_into(&path)?;
         }
-        let tree = Tree { path, _lock: lock };
+        let tree = Tree {
+            path,
+            objdir: None,
+            _lock: lock,
+        };
         tree.undo_leftover()?;
         Ok(tree)
     }
@@ -138,7 +154,7 @@ impl Tree {
             .map(|f| Patch::read(f))
             .collect::<Result<_>>()?;
         eprintln!(
-            "xtask: kernel: reversing {} patch(es) an interrupted build left applied in {}",
+            "reaper-lab: kernel: reversing {} patch(es) an interrupted build left applied in {}",
             left.len(),
             self.path.display()
         );
@@ -173,7 +189,9 @@ impl Applied<'_> {
 impl Drop for Applied<'_> {
     fn drop(&mut self) {
         if let Err(err) = self.reverse_now() {
-            eprintln!("xtask: kernel: warning: {err:#}; the next build of this tree retries it");
+            eprintln!(
+                "reaper-lab: kernel: warning: {err:#}; the next build of this tree retries it"
+            );
         }
     }
 }
@@ -203,15 +221,22 @@ mod tests {
 
     #[test]
     fn a_variant_has_its_own_tree() {
-        assert_eq!(tree_name(&[]), "base");
+        assert_eq!(tree_name(&[], false), "base");
         assert_eq!(
-            tree_name(&[PathBuf::from("kernel/variants/no-ftrace-syscalls.config")]),
+            tree_name(
+                &[PathBuf::from("kernel/variants/no-ftrace-syscalls.config")],
+                false
+            ),
             "base+no-ftrace-syscalls"
         );
         assert_eq!(
-            tree_name(&[PathBuf::from("a b.config"), PathBuf::from("c.config")]),
+            tree_name(
+                &[PathBuf::from("a b.config"), PathBuf::from("c.config")],
+                false
+            ),
             "base+a_b+c"
         );
+        assert_eq!(tree_name(&[], true), "config");
     }
 
     #[test]

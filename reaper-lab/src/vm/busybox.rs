@@ -20,7 +20,7 @@ struct Memo {
 
 /// The path of a static busybox for `arch`, downloading it on first use.
 pub fn busybox(arch: Arch) -> Result<PathBuf> {
-    let cache = super::cache::cache_dir()?;
+    let cache = crate::paths::cache_dir()?;
     let memo = cache
         .join("resolved")
         .join(format!("busybox-{}.json", arch.debian()));

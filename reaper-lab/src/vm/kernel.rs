@@ -7,7 +7,6 @@
 //! the image and config are looked for in whatever the release's packages
 //! unpack to.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -16,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::arch::Arch;
 use super::debian;
 use super::packages;
+pub use super::packages::Flavour;
 
 /// A Debian kernel line: the suite its packages come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,40 +69,6 @@ impl Line {
         Self::ALL
             .into_iter()
             .find(|l| l.name() == text || l.suite() == text)
-    }
-}
-
-/// A Debian kernel flavour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
-pub enum Flavour {
-    /// The cloud flavour: few drivers, fast to fetch and boot.
-    #[default]
-    Cloud,
-    /// The generic flavour (`linux-image-<arch>`).
-    Generic,
-    /// PREEMPT_RT.
-    Rt,
-}
-
-impl Flavour {
-    /// The flavour's part of a Debian kernel release (`-cloud`), empty for
-    /// the generic one.
-    pub fn release_part(self) -> Option<&'static str> {
-        match self {
-            Self::Cloud => Some("cloud"),
-            Self::Generic => None,
-            Self::Rt => Some("rt"),
-        }
-    }
-}
-
-impl fmt::Display for Flavour {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Cloud => "cloud",
-            Self::Generic => "generic",
-            Self::Rt => "rt",
-        })
     }
 }
 
@@ -226,7 +192,7 @@ pub fn resolve(choice: &KernelChoice, arch: Arch, config: Option<&Path>) -> Resu
 }
 
 fn resolve_debian(kernel: &DebianKernel, arch: Arch) -> Result<Kernel> {
-    let cache = super::cache::cache_dir()?;
+    let cache = crate::paths::cache_dir()?;
     let memo = cache.join("resolved").join(format!(
         "kernel-{}-{}.json",
         kernel.file_name(),
@@ -244,7 +210,7 @@ fn resolve_debian(kernel: &DebianKernel, arch: Arch) -> Result<Kernel> {
 
 /// Whether the suite of `line` offers `flavour` on `arch` (for `--all`).
 pub fn offered(kernel: &DebianKernel, arch: Arch) -> Result<Option<String>> {
-    let cache = super::cache::cache_dir()?;
+    let cache = crate::paths::cache_dir()?;
     let root = debian::suite_root(&cache, kernel.line.suite())?;
     debian::refresh(&root)?;
     let names = root.pkgnames("linux-")?;

@@ -8,8 +8,8 @@
 //! `cargo xtask vm-test` ([`matrix`]) runs [`boot`] for each kernel/arch cell
 //! and asserts [`checks`] on what came back.
 //!
-//! Environment: `REAPER_VM_CACHE` moves the download cache (default
-//! `target/vm-cache`); `REAPER_VM_OFFLINE=1` never touches the network once a
+//! Environment: `REAPER_VM_CACHE` moves the download cache
+//! ([`crate::paths`]); `REAPER_VM_OFFLINE=1` never touches the network once a
 //! kernel is cached (otherwise apt is asked again after a day).
 //!
 //! Limits: `/out` travels over the emulated serial console, about 60 KB/s of
@@ -19,7 +19,6 @@
 
 pub mod arch;
 pub mod busybox;
-pub mod cache;
 pub mod console;
 pub mod debian;
 pub mod guest;
@@ -185,8 +184,7 @@ pub fn boot(spec: &VmSpec) -> Result<VmOutcome> {
 }
 
 fn write_initramfs(spec: &VmSpec, kernel: &Kernel, busybox: &Path, nonce: &str) -> Result<PathBuf> {
-    let dir = cache::target_dir().join("vm-work");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = crate::paths::work_dir()?;
     let path = dir.join(format!(
         "initramfs-{}-{}-{nonce}.cpio.gz",
         spec.kernel.label(),
@@ -271,7 +269,7 @@ fn copy_back(spec: &VmSpec, run: &GuestRun, parser: &ConsoleParser) -> Result<us
 }
 
 fn default_out_dir(kernel: &KernelChoice, arch: Arch) -> PathBuf {
-    cache::target_dir()
+    crate::paths::out_root()
         .join("vm-out")
         .join(format!("{}-{arch}", kernel.label()))
 }

@@ -8,9 +8,42 @@
 //! names a suite's index lists, and the image and config from whatever the
 //! release's packages unpack to.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::kernel::Flavour;
+/// A Debian kernel flavour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
+pub enum Flavour {
+    /// The cloud flavour: few drivers, fast to fetch and boot.
+    #[default]
+    Cloud,
+    /// The generic flavour (`linux-image-<arch>`).
+    Generic,
+    /// PREEMPT_RT.
+    Rt,
+}
+
+impl Flavour {
+    /// The flavour's part of a Debian kernel release (`-cloud`), empty for
+    /// the generic one.
+    pub fn release_part(self) -> Option<&'static str> {
+        match self {
+            Self::Cloud => Some("cloud"),
+            Self::Generic => None,
+            Self::Rt => Some("rt"),
+        }
+    }
+}
+
+impl fmt::Display for Flavour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Cloud => "cloud",
+            Self::Generic => "generic",
+            Self::Rt => "rt",
+        })
+    }
+}
 
 /// Prefixes of package names that are named after a kernel release.
 const RELEASE_PACKAGE_PREFIXES: [&str; 2] = ["linux-image-", "linux-binary-"];

@@ -4,7 +4,7 @@
 //! LICENSE-MIT, LICENSE-APACHE and THIRD-PARTY-NOTICES.md ([`notices`]).
 //!
 //! The binaries are the VM harness's static musl builds
-//! ([`crate::vm::build::musl_binary`]); the harness in turn boots the arm64
+//! ([`crate::build::musl_binary`]); the harness in turn boots the arm64
 //! guest with the binary unpacked from the tarball ([`unpacked_binary`]), so
 //! what is shipped is what the arm64 cells test.
 
@@ -18,9 +18,10 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::vm::arch::Arch;
-use crate::vm::build::musl_binary;
-use crate::vm::cache::{target_dir, workspace_root};
+use reaper_lab::vm::arch::Arch;
+
+use crate::build::{Shipped, musl_binary};
+use crate::workspace::{target_dir, workspace_root};
 
 /// Repository files copied into every tarball as they are.
 const COPIED: [&str; 3] = ["README.md", "LICENSE-MIT", "LICENSE-APACHE"];
@@ -93,12 +94,12 @@ fn source_date() -> u64 {
 /// Builds the tarball for `arch` into `out` and returns its path.
 pub fn tarball(arch: Arch, out: &Path) -> Result<PathBuf> {
     let started = Instant::now();
-    let binary = musl_binary(arch)?;
+    let binary = musl_binary(Shipped::Reaper, arch)?;
     let host = host_arch()?;
     let host_binary = if host == arch {
         binary.clone()
     } else {
-        musl_binary(host)?
+        musl_binary(Shipped::Reaper, host)?
     };
     let (version, crates) = notices::shipped_crates(arch.rust_target())?;
     let name = dist_name(&version, arch);

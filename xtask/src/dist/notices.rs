@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result};
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Package, PackageId};
 use spdx::{Expression, LicenseItem, ParseMode};
 
-use crate::vm::cache::workspace_root;
+use crate::workspace::workspace_root;
 
 /// The target the eBPF object is built for.
 const EBPF_TARGET: &str = "bpfel-unknown-none";

@@ -7,4 +7,11 @@ pub mod build;
 pub mod checks;
 pub mod matrix;
 
-pub use reaper_lab::vm::{VmSpec, arch, boot, cache, kernel, qemu};
+pub use reaper_lab::vm::{VmSpec, arch, boot, kernel, qemu};
+
+/// The directories the matrix and its checks use.
+pub mod cache {
+    pub use crate::workspace::target_dir;
+    #[cfg(test)]
+    pub use crate::workspace::workspace_root;
+}
