@@ -1,6 +1,6 @@
 //! The kernel matrix as data: which cells `vm-test` boots (the CI set, and
 //! what `--all` adds), and what each kernel series must show there. The
-//! checks ([`checks`](super::super::checks)) read [`expectation`] and nothing
+//! checks ([`checks`](super::checks)) read [`expectation`] and nothing
 //! else to decide what a kernel should do.
 //!
 //! A row's facts come from the kernels themselves: the symbols from the
@@ -9,8 +9,8 @@
 //! `vm-test` runs, the VMA order from the seed thread (the reverse-order
 //! reaper was merged in 6.18).
 
-use super::super::arch::Arch;
-use super::super::kernel::{DebianKernel, Flavour, Line};
+use super::arch::Arch;
+use super::kernel::{DebianKernel, Flavour, Line};
 
 /// One cell of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
