@@ -7,6 +7,8 @@ mod bench;
 mod build;
 mod dist;
 mod gate_check;
+#[cfg(test)]
+mod module_cycles;
 mod reaper_json;
 mod run;
 mod setup;
