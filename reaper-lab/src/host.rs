@@ -63,14 +63,14 @@ pub fn install(listed: &[String], packages: &[&str]) -> Result<()> {
     }
     if !has_apt() {
         eprintln!(
-            "xtask setup: no apt-get on this host; install {} yourself (Debian names). \
+            "reaper-lab: no apt-get on this host; install {} yourself (Debian names). \
              Going on: only the steps that run them will fail",
             listed.join(", ")
         );
         return Ok(());
     }
     eprintln!(
-        "xtask setup: installing Debian packages {} with apt-get, {}",
+        "reaper-lab: installing Debian packages {} with apt-get, {}",
         listed.join(", "),
         how()
     );
@@ -93,7 +93,7 @@ pub fn status(mut cmd: Command) -> Result<()> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    eprintln!("xtask setup: {shown}");
+    eprintln!("reaper-lab: {shown}");
     let status = cmd.status().with_context(|| format!("running {shown}"))?;
     if !status.success() {
         bail!("`{shown}` failed with {status}");

@@ -4,9 +4,16 @@
 
 pub mod ab;
 pub mod apt;
+pub mod arch;
+pub mod cli;
+pub mod docs;
+pub mod error;
+#[cfg(test)]
+mod golden;
 pub mod host;
 pub mod kernel;
 pub mod paths;
 pub mod reaper_json;
+pub mod reapers;
 pub mod setup_qemu;
 pub mod vm;

@@ -42,13 +42,13 @@ pub fn ensure_qemu_or_explain(keep_going: bool) -> Result<()> {
             PACKAGES.join(" ")
         );
         if keep_going {
-            eprintln!("xtask setup: {message}; going on without the VM harness");
+            eprintln!("reaper-lab: {message}; going on without the VM harness");
             return Ok(());
         }
         anyhow::bail!(message);
     }
     eprintln!(
-        "xtask: {} missing; installing Debian packages {} with apt-get from the backports suite, {}",
+        "reaper-lab: {} missing; installing Debian packages {} with apt-get from the backports suite, {}",
         missing.join(", "),
         PACKAGES.join(" "),
         crate::host::how()
@@ -95,7 +95,7 @@ fn backports_root() -> Result<(AptRoot, String)> {
 mod tests {
     use super::*;
 
-    /// Needs network and a Debian host: `cargo test -p xtask -- --ignored`.
+    /// Needs network and a Debian host: `cargo test -p reaper-lab -- --ignored`.
     #[test]
     #[ignore = "runs apt-get update against the host's mirror"]
     fn backports_install_plan_takes_qemu_from_backports() {

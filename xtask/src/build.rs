@@ -19,8 +19,6 @@ pub enum Shipped {
 }
 
 impl Shipped {
-    pub const ALL: [Shipped; 2] = [Shipped::Reaper, Shipped::ReaperLab];
-
     /// The cargo package it is built from.
     pub fn package(self) -> &'static str {
         match self {

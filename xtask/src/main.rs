@@ -43,16 +43,16 @@ enum Command {
     GateCheck(gate_check::GateCheckArgs),
     /// Set up and run every test: unit, root integration on the host, and the VM kernel matrix.
     Test(test::TestArgs),
-    /// Boot a Debian (or your own) kernel in qemu and run COMMAND in it.
+    /// `reaper-lab vm` with reaper built from this tree: boot a Debian (or your own) kernel in qemu and run COMMAND in it.
     Vm(reaper_lab::vm::VmArgs),
     /// Run reaper's checks in every kernel/arch cell of the VM matrix.
     VmTest(vm::matrix::VmTestArgs),
     /// Release tarballs: static musl reaper for x86_64 and aarch64, man pages, completions, licences.
     Dist(dist::DistArgs),
-    /// Build a kernel from source (Debian linux-source or --src) with reaper's config and patches.
+    /// `reaper-lab kernel`: build a kernel from source (Debian linux-source or --src) with reaper's config and patches.
     Kernel(reaper_lab::kernel::KernelArgs),
-    /// A/B one kernel source without and with --patch: build, boot, record, diff, gate.
-    Ab(reaper_lab::ab::AbArgs),
+    /// `reaper-lab ab` with reaper built from this tree: A/B two kernels, build, boot, record, diff, gate.
+    Ab(Box<reaper_lab::ab::AbArgs>),
 }
 
 fn main() -> ExitCode {
@@ -74,21 +74,26 @@ fn run() -> Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::Vm(args) => {
             setup::ensure(Task::Vm)?;
-            reaper_lab::vm::run_vm(args, &vm::build::reaper_binary)
+            lab(reaper_lab::cli::Command::Vm(args))
         }
         Command::VmTest(args) => {
             setup::ensure(Task::Vm)?;
             vm::matrix::run_vm_test(args)
         }
         Command::Dist(args) => dist::run(args),
-        Command::Kernel(args) => reaper_lab::kernel::run(args),
+        Command::Kernel(args) => lab(reaper_lab::cli::Command::Kernel(args)),
         Command::Ab(args) => {
             setup::ensure(Task::Vm)?;
-            reaper_lab::ab::run(args, &vm::build::reaper_binary)
+            lab(reaper_lab::cli::Command::Ab(args))
         }
         Command::GateCheck(args) => {
             setup::ensure(Task::Run)?;
             gate_check::run(args)
         }
     }
+}
+
+/// A reaper-lab command, its guests running reaper built from this tree.
+fn lab(command: reaper_lab::cli::Command) -> Result<ExitCode> {
+    reaper_lab::cli::run(command, &vm::build::TreeBuild)
 }

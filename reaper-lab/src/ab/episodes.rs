@@ -1,4 +1,4 @@
-//! What `cargo xtask ab` reads back from each side's run.json files (typed,
+//! What `reaper-lab ab` reads back from each side's run.json files (typed,
 //! through `reaper-model`) for its per-episode lines: the reaper's VMA
 //! order (the reverse-order patch), the lost mrelease races, and a frozen
 //! victim's thread fates (the thaw patch). Everything else is left to

@@ -1,12 +1,22 @@
-//! `results.md` of an A/B run: what was compared (machine, kernel source,
-//! config and patch hashes, the exact command), build and boot times, the
-//! per-episode lines, and the outputs of `reaper diff` and `reaper gate`.
+//! `results.md` of an A/B run: what was compared (machine, each side's
+//! kernel with its revision, config and patch hashes, the exact command),
+//! how many runs and why, build and boot times, the per-episode lines, the
+//! paste block, and the outputs of `reaper diff` and `reaper gate`.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::episodes::EpisodeLine;
-use crate::kernel::Built;
+use super::sides::SideKernel;
+
+/// One side, as results.md shows it.
+pub struct SideResult<'a> {
+    pub label: &'a str,
+    pub kernel: &'a SideKernel,
+    /// `uname -r` the guests reported.
+    pub guest_release: Option<&'a str>,
+    pub lines: &'a [EpisodeLine],
+}
 
 /// Everything results.md says.
 pub struct Results<'a> {
@@ -14,12 +24,13 @@ pub struct Results<'a> {
     pub machine: String,
     pub command: String,
     pub subject: &'a str,
-    pub a: &'a Built,
-    pub b: &'a Built,
+    pub a: SideResult<'a>,
+    pub b: SideResult<'a>,
+    /// How the number of runs a side was set (`--runs N`, or the plan).
+    pub runs: &'a str,
     pub boots: &'a [(String, Duration, i32)],
     pub total: Duration,
-    pub lines_a: &'a [EpisodeLine],
-    pub lines_b: &'a [EpisodeLine],
+    pub block: &'a str,
     pub diff: &'a str,
     pub gate: &'a str,
     pub gate_verdict: &'a str,
@@ -53,31 +64,42 @@ pub fn machine_line() -> String {
     format!("{uname}, {model}, {cpus} CPUs, {mem_gib:.0} GiB; guests: qemu TCG")
 }
 
-fn build_line(name: &str, b: &Built) -> String {
-    let patches = if b.patches.is_empty() {
-        "no patches".to_string()
-    } else {
-        b.patches
-            .iter()
-            .map(|(file, _, sha)| format!("{file} (sha256 {})", &sha[..16]))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    format!(
-        "- {name}: {} {}, release {}, .config sha256 {} (fragments {}), {patches}; \
-         build {:.0} s ({})",
-        b.source,
-        b.arch,
-        b.release,
-        b.config_hash,
-        b.fragments_hash,
-        b.build_seconds,
-        if b.incremental {
-            "incremental"
-        } else {
-            "first build"
+fn side_line(name: &str, s: &SideResult) -> String {
+    let k = s.kernel;
+    let mut line = format!(
+        "- {name} ({}): {}, release {}, .config sha256 {}",
+        s.label,
+        k.description,
+        k.release
+            .as_deref()
+            .or(s.guest_release)
+            .unwrap_or("not reported"),
+        k.config_hash.as_deref().unwrap_or("n/m (no .config)")
+    );
+    if let Some(b) = &k.build {
+        if let Some(commit) = &b.commit {
+            let _ = write!(line, ", commit {commit}");
         }
-    )
+        let _ = write!(line, " (fragments {}", b.fragments_hash);
+        if let Some(base) = &b.base_config {
+            let _ = write!(line, " on {}", base.display());
+        }
+        line.push(')');
+        for (file, _, sha) in &b.patches {
+            let _ = write!(line, ", {file} (sha256 {})", &sha[..16]);
+        }
+        let _ = write!(
+            line,
+            "; build {:.0} s ({})",
+            b.build_seconds,
+            if b.incremental {
+                "incremental"
+            } else {
+                "first build"
+            }
+        );
+    }
+    line
 }
 
 fn episode_list(name: &str, lines: &[EpisodeLine], out: &mut String) {
@@ -94,8 +116,9 @@ pub fn render(r: &Results) -> String {
     let _ = writeln!(out, "- date: {}", r.date);
     let _ = writeln!(out, "- machine: {}", r.machine);
     let _ = writeln!(out, "- command: `{}`", r.command);
-    let _ = writeln!(out, "{}", build_line("A (without patch)", r.a));
-    let _ = writeln!(out, "{}", build_line("B (with patch)", r.b));
+    let _ = writeln!(out, "{}", side_line("A", &r.a));
+    let _ = writeln!(out, "{}", side_line("B", &r.b));
+    let _ = writeln!(out, "- runs: {}", r.runs);
     let boots: Vec<String> = r
         .boots
         .iter()
@@ -108,12 +131,13 @@ pub fn render(r: &Results) -> String {
         r.total.as_secs_f64()
     );
     let _ = writeln!(out, "## Episodes\n");
-    episode_list("A", r.lines_a, &mut out);
-    episode_list("B", r.lines_b, &mut out);
+    episode_list("A", r.a.lines, &mut out);
+    episode_list("B", r.b.lines, &mut out);
+    let _ = writeln!(out, "\n## For a cover letter\n\n```\n{}```\n", r.block);
     let _ = writeln!(
         out,
-        "\n## reaper diff (A = without patch, B = with patch)\n\n```\n{}```\n",
-        r.diff
+        "## reaper diff (A = {}, B = {})\n\n```\n{}```\n",
+        r.a.label, r.b.label, r.diff
     );
     let _ = writeln!(
         out,

@@ -18,14 +18,6 @@ impl Side {
             Side::B => "B",
         }
     }
-
-    /// The directory of this side's runs under the output directory.
-    pub fn dir(self) -> &'static str {
-        match self {
-            Side::A => "without-patch",
-            Side::B => "with-patch",
-        }
-    }
 }
 
 /// One boot: a side and how many episodes it records.
@@ -60,6 +52,16 @@ pub fn schedule(runs: u32, batch: u32) -> Vec<Batch> {
     out
 }
 
+/// The batches of [`schedule`]`(runs, batch)` after its first round (one
+/// batch of each side): what `--runs auto` boots once it has chosen
+/// `runs`, having recorded the first round of `batch` episodes a side.
+/// `runs` is at least `batch` (recorded episodes are kept), so the first
+/// round of the full schedule is the one already done.
+pub fn after_first_round(runs: u32, batch: u32) -> Vec<Batch> {
+    let runs = runs.max(batch.max(1));
+    schedule(runs, batch).into_iter().skip(2).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +87,20 @@ mod tests {
         let s = schedule(3, 5);
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].episodes, 3);
+    }
+
+    #[test]
+    fn auto_continues_the_schedule_it_started() {
+        let first = schedule(5, 5);
+        let rest = after_first_round(12, 5);
+        let all: Vec<Batch> = first.iter().chain(&rest).copied().collect();
+        assert_eq!(all, schedule(12, 5));
+        let order: String = all.iter().map(|b| b.side.name()).collect();
+        assert_eq!(order, "ABBAAB");
+        assert!(after_first_round(5, 5).is_empty());
+        assert!(
+            after_first_round(3, 5).is_empty(),
+            "never fewer than recorded"
+        );
     }
 }

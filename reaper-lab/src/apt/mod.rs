@@ -1,5 +1,5 @@
 //! A private apt state ("root") for one set of suites: its own sources, its own
-//! package lists and cache, so xtask can resolve and download packages from
+//! package lists and cache, so reaper-lab can resolve and download packages from
 //! suites the machine is not configured for (sid, bookworm-backports, arm64)
 //! without touching the machine's apt configuration.
 
@@ -103,7 +103,7 @@ impl AptRoot {
     }
 
     /// `program` with this root's options, run as root (through sudo when
-    /// xtask is not root), for commands that change the host.
+    /// reaper-lab is not root), for commands that change the host.
     fn privileged_command(&self, program: &str) -> Command {
         let mut cmd = crate::host::privileged(program);
         cmd.args(self.options_as(true));
@@ -121,7 +121,7 @@ impl AptRoot {
 
     /// `apt-get update` into the private lists.
     pub fn update(&self) -> Result<()> {
-        eprintln!("xtask: apt: updating package lists for {}", self.label);
+        eprintln!("reaper-lab: apt: updating package lists for {}", self.label);
         let mut cmd = self.command("apt-get");
         cmd.args(["-q", "update"]);
         run_captured(cmd, &format!("apt-get update for {}", self.label))?;
@@ -250,7 +250,7 @@ fn single_deb(dir: &Path) -> Result<PathBuf> {
 }
 
 /// How often, and how long apart, a command is retried while another apt
-/// (e.g. a parallel `cargo xtask vm`) holds the same private root's lock.
+/// (e.g. a parallel `reaper-lab vm`) holds the same private root's lock.
 const LOCK_RETRIES: u32 = 24;
 const LOCK_RETRY_WAIT: Duration = Duration::from_secs(5);
 
@@ -269,7 +269,7 @@ pub fn run_captured(mut cmd: Command, what: &str) -> Result<String> {
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
         if stderr.contains("Could not get lock") && attempt < LOCK_RETRIES {
-            eprintln!("xtask: {what}: waiting for another apt to release its lock");
+            eprintln!("reaper-lab: {what}: waiting for another apt to release its lock");
             std::thread::sleep(LOCK_RETRY_WAIT);
             continue;
         }

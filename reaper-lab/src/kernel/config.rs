@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::make::Make;
 use super::patches::hex;
-use crate::vm::arch::Arch;
+use crate::arch::Arch;
 
 /// reaper's fragment for every architecture.
 const REAPER: &str = include_str!("../../../kernel/reaper.config");

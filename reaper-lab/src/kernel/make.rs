@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::vm::arch::Arch;
+use crate::arch::Arch;
 
 /// Default parallel jobs: one per CPU, and one more to hide I/O waits.
 pub fn default_jobs() -> usize {

@@ -1,4 +1,4 @@
-//! `cargo xtask kernel build`: a kernel from source for the VM harness.
+//! `reaper-lab kernel build`: a kernel from source for the VM harness.
 //!
 //! Source ([`source`]: Debian's `linux-source-X.Y` or `--src DIR`) → one
 //! build tree per source and arch ([`tree`]); patches ([`patches`]) are
@@ -10,6 +10,7 @@
 //! `$REAPER_VM_CACHE/kernel-build/<source>-<arch>/out/`.
 
 pub mod config;
+pub mod git;
 pub mod make;
 pub mod patches;
 pub mod source;
@@ -22,13 +23,13 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::vm::arch::Arch;
+use crate::arch::Arch;
 use config::BaseConfig;
 use make::Make;
 use patches::Patch;
 use source::SourceChoice;
 
-/// `cargo xtask kernel` arguments.
+/// `reaper-lab kernel` arguments.
 #[derive(Debug, clap::Args)]
 pub struct KernelArgs {
     #[command(subcommand)]
@@ -37,18 +38,32 @@ pub struct KernelArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum KernelCommand {
-    /// Build a kernel image + .config that `cargo xtask vm --kernel PATH` boots.
-    Build(BuildArgs),
+    /// Build a kernel image + .config that `reaper-lab vm --kernel PATH` boots.
+    Build(KernelBuildArgs),
 }
 
-/// `cargo xtask kernel build` arguments.
+/// `reaper-lab kernel build` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KernelBuildArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// With --src DIR, a git tree: build this revision of it (checked out
+    /// into the build cache; DIR, its index and its checkout are not
+    /// touched).
+    #[arg(long, value_name = "REV", requires = "src")]
+    pub rev: Option<String>,
+}
+
+/// `reaper-lab kernel build` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BuildArgs {
     /// Debian kernel source series (the `linux-source-X.Y` package).
     #[arg(long, default_value = "6.1", conflicts_with = "src")]
     pub source: String,
-    /// Build this kernel tree instead (copied once into the build cache; the
-    /// tree itself is not touched).
+    /// Build this kernel tree instead: a plain tree is copied once into the
+    /// build cache; a git tree is built at a revision (--rev, or ab's --base
+    /// and --candidate) with its objects in a build directory of the cache
+    /// (O=). DIR itself is never written.
     #[arg(long, value_name = "DIR")]
     pub src: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Arch::X86_64)]
@@ -73,10 +88,16 @@ pub struct BuildArgs {
 }
 
 impl BuildArgs {
-    pub fn source_choice(&self) -> SourceChoice {
-        match &self.src {
-            Some(dir) => SourceChoice::Dir(dir.clone()),
-            None => SourceChoice::Debian {
+    /// The source: `--src DIR` at `rev` (a git revision) or as it is, else
+    /// Debian's `linux-source-<--source>`.
+    pub fn source_choice(&self, rev: Option<&str>) -> SourceChoice {
+        match (&self.src, rev) {
+            (Some(dir), Some(rev)) => SourceChoice::Git {
+                dir: dir.clone(),
+                rev: rev.to_string(),
+            },
+            (Some(dir), None) => SourceChoice::Dir(dir.clone()),
+            (None, _) => SourceChoice::Debian {
                 series: self.source.clone(),
             },
         }
@@ -111,6 +132,9 @@ pub struct Built {
     /// The user's base `.config` (`--config`), when one was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_config: Option<PathBuf>,
+    /// The commit built, for a revision of a git tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     /// sha256 (12 hex) of the resulting .config.
     pub config_hash: String,
     /// (file name, subject, sha256) per patch, in order.
@@ -133,25 +157,21 @@ pub struct Built {
     pub release: String,
 }
 
-/// `cargo xtask kernel …`.
+/// `reaper-lab kernel …`.
 pub fn run(args: KernelArgs) -> Result<ExitCode> {
     match args.command {
-        KernelCommand::Build(b) => {
+        KernelCommand::Build(KernelBuildArgs { build: b, rev }) => {
             let spec = BuildSpec {
-                source: b.source_choice(),
+                source: b.source_choice(rev.as_deref()),
                 arch: b.arch,
-                patches: b
-                    .patches
-                    .iter()
-                    .map(|p| Patch::read(p))
-                    .collect::<Result<_>>()?,
+                patches: patches::read_all(&b.patches)?,
                 base_config: b.config.as_deref().map(BaseConfig::read).transpose()?,
                 extra_fragments: b.fragments.clone(),
                 jobs: b.jobs.unwrap_or_else(make::default_jobs),
             };
             let built = build(&spec)?;
             eprintln!(
-                "reaper-lab: kernel: {} {} ({}{}): image {}\n  boot it: cargo xtask vm --arch {} --kernel {} --kernel-config {} -- uname -a",
+                "reaper-lab: kernel: {} {} ({}{}): image {}\n  boot it: reaper-lab vm --arch {} --kernel {} --kernel-config {} -- uname -a",
                 built.source,
                 built.arch,
                 if built.patches.is_empty() {
@@ -192,9 +212,13 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     let root = cache
         .join("kernel-build")
         .join(format!("{}-{}", src.key, spec.arch));
+    let revision = src
+        .commit
+        .as_ref()
+        .map_or(String::new(), |c| format!("rev-{}-", &c.sha[..12]));
     let out = root
         .join("out")
-        .join(format!("cfg-{frag_hash}-patches-{set_hash}"));
+        .join(format!("{revision}cfg-{frag_hash}-patches-{set_hash}"));
     let record = out.join("build.json");
     if let Some(built) = cached(&record) {
         return Ok(report_cached(built, &set_hash, &out));
@@ -251,17 +275,12 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
         fragments_hash: frag_hash,
         extra_fragments: extra_names,
         base_config: spec.base_config.as_ref().map(|b| b.path.clone()),
+        commit: src.commit.as_ref().map(|c| c.sha.clone()),
         config_hash: config::file_hash(&config_out)?,
         patches: spec
             .patches
             .iter()
-            .map(|p| {
-                let name = p
-                    .path
-                    .file_name()
-                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-                (name, p.subject.clone(), p.sha256.clone())
-            })
+            .map(|p| (p.label(), p.subject.clone(), p.sha256.clone()))
             .collect(),
         image: image_out,
         config: config_out,

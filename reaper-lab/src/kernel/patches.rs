@@ -1,4 +1,7 @@
-//! Kernel patches for `cargo xtask kernel build --patch FILE`: their subject
+//! Kernel patches for `reaper-lab kernel build --patch FILE`: a plain diff,
+//! one mail (`git format-patch`), or a series of mails in one mbox file
+//! (what `git format-patch --stdout` writes and `git am` takes; a cover
+//! letter without a diff is skipped), each mail one patch; their subject
 //! and hash (for labels and the build cache), applying them in order with
 //! `patch -p1` (failing with the file and hunk that did not apply), and
 //! reversing them again once the patched image is built.
@@ -9,21 +12,30 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-/// One patch file.
+/// One patch: a file, or one mail of an mbox series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Patch {
+    /// The file it was read from (a copy in the tree while applied).
     pub path: PathBuf,
+    /// Its place in a series of several mails in `path`: (n, of).
+    pub part: Option<(usize, usize)>,
     /// The `Subject:` line without its `[PATCH …]` tag, or the file name.
     pub subject: String,
-    /// sha256 of the file's bytes, hex.
+    /// sha256 of its bytes, hex.
     pub sha256: String,
+    /// Its bytes (what patch(1) is given).
+    pub bytes: Vec<u8>,
 }
 
 impl Patch {
-    /// Reads a patch file.
+    /// Reads a patch file holding one patch (or taken as one).
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("--patch {}: cannot read it", path.display()))?;
+        Ok(Self::from_bytes(path, None, bytes))
+    }
+
+    fn from_bytes(path: &Path, part: Option<(usize, usize)>, bytes: Vec<u8>) -> Self {
         let text = String::from_utf8_lossy(&bytes);
         let subject = subject(&text).unwrap_or_else(|| {
             path.file_name().map_or_else(
@@ -31,12 +43,116 @@ impl Patch {
                 |n| n.to_string_lossy().into_owned(),
             )
         });
-        Ok(Patch {
+        Patch {
             path: path.to_path_buf(),
+            part,
             subject,
             sha256: hex(&Sha256::digest(&bytes)),
-        })
+            bytes,
+        }
     }
+
+    /// Reads `--patch FILE`: a plain diff or one mail is one patch (hashed
+    /// as the whole file, as always); an mbox of several mails is one patch
+    /// per mail that carries a diff, in order.
+    pub fn read_series(path: &Path) -> Result<Vec<Self>> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("--patch {}: cannot read it", path.display()))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mails = split_mbox(&text);
+        if mails.len() <= 1 {
+            return Ok(vec![Self::from_bytes(path, None, bytes)]);
+        }
+        let with_diff: Vec<&str> = mails.iter().copied().filter(|m| has_diff(m)).collect();
+        for skipped in mails.iter().filter(|m| !has_diff(m)) {
+            eprintln!(
+                "reaper-lab: --patch {}: skipping a mail without a diff ({})",
+                path.display(),
+                subject(skipped).unwrap_or_else(|| "no subject".into())
+            );
+        }
+        if with_diff.is_empty() {
+            bail!(
+                "--patch {}: none of its {} mails holds a diff",
+                path.display(),
+                mails.len()
+            );
+        }
+        let of = with_diff.len();
+        Ok(with_diff
+            .into_iter()
+            .enumerate()
+            .map(|(n, mail)| Self::from_bytes(path, Some((n + 1, of)), mail.as_bytes().to_vec()))
+            .collect())
+    }
+
+    /// The file name, with `[n/of]` for a mail of a series.
+    pub fn label(&self) -> String {
+        let name = self.path.file_name().map_or_else(
+            || self.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        match self.part {
+            Some((n, of)) => format!("{name} [{n}/{of}]"),
+            None => name,
+        }
+    }
+}
+
+/// The mails of an mbox (each from its `From ` separator line on), or the
+/// whole text as one when it is not an mbox. A separator is a line that
+/// starts with `From ` followed by a header line (`From:`, `Date:`, ...);
+/// inside a mail such lines are escaped (`>From `), and no diff line
+/// starts with `From `.
+pub fn split_mbox(text: &str) -> Vec<&str> {
+    let lines: Vec<(usize, &str)> = text
+        .split_inclusive('\n')
+        .scan(0usize, |at, line| {
+            let start = *at;
+            *at += line.len();
+            Some((start, line))
+        })
+        .collect();
+    let is_header = |l: &str| {
+        l.split_once(':')
+            .is_some_and(|(k, _)| !k.is_empty() && !k.contains(char::is_whitespace))
+    };
+    let starts: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, (_, l))| {
+            l.starts_with("From ") && lines.get(i + 1).is_some_and(|(_, next)| is_header(next))
+        })
+        .map(|(_, (at, _))| *at)
+        .collect();
+    if starts.first() != Some(&0) {
+        return vec![text];
+    }
+    starts
+        .iter()
+        .zip(starts.iter().skip(1).chain(std::iter::once(&text.len())))
+        .map(|(&a, &b)| &text[a..b])
+        .collect()
+}
+
+/// Whether a mail carries a diff (a `--- ` line followed by a `+++ ` one).
+fn has_diff(mail: &str) -> bool {
+    let mut lines = mail.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.starts_with("--- ") && lines.peek().is_some_and(|n| n.starts_with("+++ ")) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The patches of every `--patch FILE`, in order ([`Patch::read_series`]).
+pub fn read_all(files: &[PathBuf]) -> Result<Vec<Patch>> {
+    let mut all = Vec::new();
+    for file in files {
+        all.extend(Patch::read_series(file)?);
+    }
+    Ok(all)
 }
 
 /// Lowercase hex of a digest.
@@ -57,13 +173,19 @@ pub fn set_hash(patches: &[Patch]) -> String {
     hex(&h.finalize())[..12].to_string()
 }
 
-/// The `Subject:` of a mail-formatted patch, without `[PATCH …]` prefixes.
+/// The `Subject:` of a mail-formatted patch (with its folded continuation
+/// lines), without `[PATCH …]` prefixes.
 pub fn subject(text: &str) -> Option<String> {
-    let line = text
+    let mut lines = text
         .lines()
         .take_while(|l| !l.starts_with("diff ") && !l.starts_with("--- "))
-        .find_map(|l| l.strip_prefix("Subject:"))?;
-    let mut s = line.trim();
+        .skip_while(|l| !l.starts_with("Subject:"));
+    let mut line = lines.next()?.strip_prefix("Subject:")?.trim().to_string();
+    for folded in lines.take_while(|l| l.starts_with([' ', '\t'])) {
+        line.push(' ');
+        line.push_str(folded.trim());
+    }
+    let mut s = line.as_str();
     while let Some(rest) = s.strip_prefix('[') {
         s = rest
             .split_once(']')
@@ -107,7 +229,7 @@ pub fn apply_all(tree: &Path, patches: &[Patch]) -> Result<()> {
             );
         }
         eprintln!(
-            "xtask: kernel: applied {} ({})",
+            "reaper-lab: kernel: applied {} ({})",
             p.path.display(),
             p.subject
         );
@@ -218,10 +340,91 @@ mod tests {
     fn set_hash_depends_on_order() {
         let p = |h: &str| Patch {
             path: PathBuf::from(h),
+            part: None,
             subject: h.to_string(),
             sha256: h.repeat(64),
+            bytes: Vec::new(),
         };
         assert_eq!(set_hash(&[]), "none");
         assert_ne!(set_hash(&[p("a"), p("b")]), set_hash(&[p("b"), p("a")]));
+    }
+
+    /// What `git format-patch --cover-letter --stdout` writes for two
+    /// commits: a cover letter and two mails.
+    const SERIES: &str = "\
+From 1111111111111111111111111111111111111111 Mon Sep 17 00:00:00 2001
+From: A U Thor <a@example.org>
+Subject: [PATCH 0/2] mm: two changes
+
+*** BLURB HERE ***
+
+From 2222222222222222222222222222222222222222 Mon Sep 17 00:00:00 2001
+From: A U Thor <a@example.org>
+Subject: [PATCH 1/2] mm/oom_kill: first change that has a long
+ subject folded over two lines
+
+>From the commit message, escaped.
+---
+diff --git a/mm/oom_kill.c b/mm/oom_kill.c
+--- a/mm/oom_kill.c
++++ b/mm/oom_kill.c
+@@ -1 +1 @@
+-a
++b
+--
+2.39.5
+
+From 3333333333333333333333333333333333333333 Mon Sep 17 00:00:00 2001
+From: A U Thor <a@example.org>
+Subject: [PATCH 2/2] mm: second
+
+---
+--- a/mm/mmap.c
++++ b/mm/mmap.c
+@@ -1 +1 @@
+-c
++d
+";
+
+    #[test]
+    fn an_mbox_series_is_one_patch_per_mail_with_a_diff() {
+        let mails = split_mbox(SERIES);
+        assert_eq!(mails.len(), 3);
+        assert!(mails[1].contains("first change") && !mails[1].contains("second"));
+        let dir = std::env::temp_dir().join(format!("reaper-lab-mbox-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("series.mbox");
+        std::fs::write(&file, SERIES).unwrap();
+        let series = Patch::read_series(&file).unwrap();
+        let subjects: Vec<&str> = series.iter().map(|p| p.subject.as_str()).collect();
+        assert_eq!(
+            subjects,
+            [
+                "mm/oom_kill: first change that has a long subject folded over two lines",
+                "mm: second"
+            ]
+        );
+        assert_eq!(series[1].label(), "series.mbox [2/2]");
+        assert!(String::from_utf8_lossy(&series[1].bytes).starts_with("From 3333"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A plain diff, or one mail, is one patch hashed as the whole file, so
+    /// builds cached before series were read keep their keys.
+    #[test]
+    fn a_single_patch_is_the_whole_file() {
+        let one = &SERIES[SERIES.find("From 3333").unwrap()..];
+        assert_eq!(split_mbox(one), [one]);
+        let diff = "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n";
+        assert_eq!(split_mbox(diff), [diff]);
+        let dir = std::env::temp_dir().join(format!("reaper-lab-diff-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("x.diff");
+        std::fs::write(&file, diff).unwrap();
+        let series = Patch::read_series(&file).unwrap();
+        assert_eq!(series, [Patch::read(&file).unwrap()]);
+        assert_eq!(series[0].sha256, hex(&Sha256::digest(diff.as_bytes())));
+        assert_eq!(series[0].label(), "x.diff");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

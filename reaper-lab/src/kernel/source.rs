@@ -1,14 +1,17 @@
 //! Where a kernel build's source comes from: Debian's `linux-source-X.Y`
 //! package, resolved and downloaded through the machine's own apt sources
-//! and unpacked into the VM cache, or a tree the user points at (`--src`).
-//! Either way the result is a pristine "base" tree under the build cache
-//! that patched trees are copied from.
+//! and unpacked into the cache; a tree the user points at (`--src`), copied
+//! once into the cache; or a revision of a git tree (`--src` with a
+//! revision), checked out into a mirror in the cache ([`super::git`]).
+//! Either way the build runs on a pristine tree in the cache, never in the
+//! user's.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+use super::git::{Commit, Repo};
 use crate::apt::run_captured;
 use crate::vm::debian::{PackageRecord, parse_show};
 
@@ -19,6 +22,8 @@ pub enum SourceChoice {
     Debian { series: String },
     /// An unpacked kernel tree.
     Dir(PathBuf),
+    /// A revision of the git tree `dir`.
+    Git { dir: PathBuf, rev: String },
 }
 
 /// A resolved source: what it is called and how to make a base tree of it.
@@ -26,8 +31,12 @@ pub enum SourceChoice {
 pub struct Source {
     /// For humans and results.md, e.g. "linux-source-6.1 6.1.192-3".
     pub description: String,
-    /// For directory names, e.g. "linux-source-6.1_6.1.192-3".
+    /// For directory names, e.g. "linux-source-6.1_6.1.192-3"; a git
+    /// tree's is the same for all its revisions (one mirror, one build
+    /// directory: the candidate builds incrementally from the base).
     pub key: String,
+    /// The commit, for a git revision (part of the build's cache key).
+    pub commit: Option<Commit>,
     origin: Origin,
 }
 
@@ -35,6 +44,7 @@ pub struct Source {
 enum Origin {
     Tarball(PathBuf),
     Dir(PathBuf),
+    Git(Repo),
 }
 
 /// Resolves the choice (may download the Debian package).
@@ -42,7 +52,34 @@ pub fn resolve(choice: &SourceChoice, cache: &Path) -> Result<Source> {
     match choice {
         SourceChoice::Debian { series } => debian_source(series, cache),
         SourceChoice::Dir(dir) => dir_source(dir),
+        SourceChoice::Git { dir, rev } => git_source(dir, rev),
     }
+}
+
+fn git_source(dir: &Path, rev: &str) -> Result<Source> {
+    let repo = Repo::open(dir)?;
+    let commit = repo.resolve(rev)?;
+    let version = repo
+        .show(&commit, "Makefile")
+        .ok()
+        .and_then(|m| makefile_version(&m))
+        .with_context(|| {
+            format!(
+                "--src {}: {} has no kernel Makefile with a VERSION",
+                dir.display(),
+                commit.describe()
+            )
+        })?;
+    Ok(Source {
+        description: format!(
+            "{version} from {} at {}",
+            repo.dir.display(),
+            commit.describe()
+        ),
+        key: format!("git-{}", repo.key),
+        commit: Some(commit),
+        origin: Origin::Git(repo),
+    })
 }
 
 fn debian_source(series: &str, cache: &Path) -> Result<Source> {
@@ -66,6 +103,7 @@ fn debian_source(series: &str, cache: &Path) -> Result<Source> {
     Ok(Source {
         description: format!("{package} {}", record.version),
         key,
+        commit: None,
         origin: Origin::Tarball(tarball),
     })
 }
@@ -104,7 +142,7 @@ fn download_unpack(record: &PackageRecord, dir: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let spec = format!("{}={}", record.package, record.version);
-    eprintln!("xtask: kernel: downloading {spec} through apt (about 140 MB)");
+    eprintln!("reaper-lab: kernel: downloading {spec} through apt (about 140 MB)");
     let mut cmd = Command::new("apt-get");
     cmd.args(["-q", "download", &spec]).current_dir(&tmp);
     run_captured(cmd, &format!("apt-get download {spec}"))?;
@@ -135,6 +173,7 @@ fn dir_source(dir: &Path) -> Result<Source> {
     Ok(Source {
         description: format!("{version} from {}", dir.display()),
         key: format!("src-{version}-{path_hash}"),
+        commit: None,
         origin: Origin::Dir(dir),
     })
 }
@@ -156,8 +195,25 @@ pub fn makefile_version(makefile: &str) -> Option<String> {
 }
 
 impl Source {
+    /// Whether it is a revision of a git tree (built with `O=` in a build
+    /// directory beside its mirror).
+    pub fn is_git(&self) -> bool {
+        matches!(self.origin, Origin::Git(_))
+    }
+
+    /// Makes `tree` hold the pristine source: unpacks it when `tree` does
+    /// not exist yet; a git revision is checked out (or switched to) with
+    /// the private index `index`.
+    pub fn prepare(&self, tree: &Path, index: &Path) -> Result<()> {
+        match (&self.origin, &self.commit) {
+            (Origin::Git(repo), Some(commit)) => repo.checkout(tree, index, commit),
+            _ if tree.exists() => Ok(()),
+            _ => self.unpack_into(tree),
+        }
+    }
+
     /// Fills `tree` (which must not exist) with the pristine source.
-    pub fn unpack_into(&self, tree: &Path) -> Result<()> {
+    fn unpack_into(&self, tree: &Path) -> Result<()> {
         let partial = tree.with_extension("partial");
         let _ = std::fs::remove_dir_all(&partial);
         std::fs::create_dir_all(&partial)
@@ -165,7 +221,7 @@ impl Source {
         match &self.origin {
             Origin::Tarball(tarball) => {
                 eprintln!(
-                    "xtask: kernel: unpacking {} (about a minute)",
+                    "reaper-lab: kernel: unpacking {} (about a minute)",
                     self.description
                 );
                 let mut cmd = Command::new("tar");
@@ -177,9 +233,10 @@ impl Source {
                 run_captured(cmd, &format!("unpacking {}", tarball.display()))?;
             }
             Origin::Dir(dir) => {
-                eprintln!("xtask: kernel: copying {}", dir.display());
+                eprintln!("reaper-lab: kernel: copying {}", dir.display());
                 copy_tree(dir, &partial)?;
             }
+            Origin::Git(_) => bail!("a git revision is checked out, not unpacked"),
         }
         std::fs::rename(&partial, tree).with_context(|| format!("moving to {}", tree.display()))
     }

@@ -7,10 +7,11 @@
 //! a built tree is not incremental: the copy rebuilds `tools/objtool`
 //! (its build records absolute paths) and every object depends on objtool.
 //!
-//! The patches applied at a time are copied into `.xtask-applied/` in the
+//! The patches applied at a time are copied into `.xtask-applied/` (the
+//! name earlier versions used, so their leftovers are still undone) in the
 //! tree, so a build that was killed while patched is undone by the next one.
 //!
-//! A config variant (`--config FRAGMENT`) has its own tree beside `base`,
+//! A config variant (`--fragment FRAGMENT`) has its own tree beside `base`,
 //! named by its fragments' file names ([`tree_name`]): reconfiguring the
 //! default tree would recompile most of it twice (for the variant and back),
 //! and the variant's tree stays incremental for its own A and B.
@@ -30,6 +31,9 @@ const APPLIED_DIR: &str = ".xtask-applied";
 pub const DEFAULT_TREE: &str = "base";
 /// The tree of builds from the user's `.config`.
 const USER_CONFIG_TREE: &str = "config";
+/// A git tree's mirror (its checked-out revision) and private index.
+const GIT_MIRROR: &str = "src";
+const GIT_INDEX: &str = "index";
 
 /// The tree a build with these extra fragments uses: `base` without any,
 /// else `base+<stem>+<stem>…` (file stems, reduced to `[A-Za-z0-9_.-]`),
@@ -75,11 +79,14 @@ pub struct Tree {
 impl Tree {
     /// Locks the tree `root/name` (waiting for another build of the same
     /// tree), unpacks the source into it if needed, and undoes patches a
-    /// killed build left applied.
+    /// killed build left applied. A git revision's tree is the mirror
+    /// `root/src`, shared by every revision and variant (so one lock for
+    /// all of them), checked out at the revision; its objects go to the
+    /// build directory `root/obj-<name>`.
     pub fn open(root: &Path, name: &str, src: &Source) -> Result<Tree> {
         std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
         // The default tree keeps the lock file name it always had.
-        let lock_path = if name == DEFAULT_TREE {
+        let lock_path = if name == DEFAULT_TREE || src.is_git() {
             root.join(".lock")
         } else {
             root.join(format!(".lock-{name}"))
@@ -94,16 +101,27 @@ impl Tree {
             lock.lock()
                 .with_context(|| format!("locking {}", lock_path.display()))?;
         }
-        let path = root.join(name);
-        if !path.exists() {
-            src.unpack_into(&path)?;
-        }
+        let (path, objdir) = if src.is_git() {
+            (
+                root.join(GIT_MIRROR),
+                Some(root.join(format!("obj-{name}"))),
+            )
+        } else {
+            (root.join(name), None)
+        };
         let tree = Tree {
             path,
-            objdir: None,
+            objdir,
             _lock: lock,
         };
-        tree.undo_leftover()?;
+        if tree.path.exists() {
+            tree.undo_leftover()?;
+        }
+        src.prepare(&tree.path, &root.join(GIT_INDEX))?;
+        if let Some(objdir) = &tree.objdir {
+            std::fs::create_dir_all(objdir)
+                .with_context(|| format!("creating {}", objdir.display()))?;
+        }
         Ok(tree)
     }
 
@@ -121,8 +139,8 @@ impl Tree {
         let mut copies = Vec::with_capacity(list.len());
         for (n, p) in list.iter().enumerate() {
             let copy = dir.join(format!("{n:04}.patch"));
-            std::fs::copy(&p.path, &copy)
-                .with_context(|| format!("copying {} into the tree", p.path.display()))?;
+            std::fs::write(&copy, &p.bytes)
+                .with_context(|| format!("copying {} into the tree", p.label()))?;
             copies.push(Patch {
                 path: copy,
                 ..p.clone()
@@ -241,7 +259,7 @@ mod tests {
 
     #[test]
     fn patches_are_reversed_after_the_build_and_after_an_interrupted_one() {
-        let dir = std::env::temp_dir().join(format!("xtask-tree-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("reaper-lab-tree-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (source, patch) = fixture(&dir);
         let root = dir.join("build");

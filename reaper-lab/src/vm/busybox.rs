@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::arch::Arch;
 use super::debian;
 use crate::apt::sources;
+use crate::arch::Arch;
 
 /// The busybox binary inside the `busybox-static` package.
 const BUSYBOX_PATH: &str = "bin/busybox";

@@ -312,7 +312,7 @@ mod tests {
         assert_eq!(p.feed(&marker("OUT-END")), Event::PayloadEnd);
         assert_eq!(p.feed("ordinary"), Event::Output);
         let tar = p.payload_tar().unwrap();
-        let dir = std::env::temp_dir().join(format!("xtask-console-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("reaper-lab-console-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(unpack_tar(&tar, &dir).unwrap(), 2);
         assert_eq!(

@@ -109,7 +109,7 @@ pub fn fetch_unpacked(
     std::fs::remove_dir(&debs).ok();
     std::fs::write(&stamp, b"").with_context(|| format!("writing {}", stamp.display()))?;
     eprintln!(
-        "xtask: fetched {spec} {} ({:.1} MiB) in {:.1} s",
+        "reaper-lab: fetched {spec} {} ({:.1} MiB) in {:.1} s",
         record.version,
         bytes as f64 / (1024.0 * 1024.0),
         started.elapsed().as_secs_f64()
@@ -159,7 +159,7 @@ pub fn memoized<T: Serialize + DeserializeOwned>(
             Ok(value) => save(memo, &value).map(|()| value),
             Err(err) => {
                 eprintln!(
-                    "xtask: warning: could not refresh {what} ({err:#}); using the cached copy"
+                    "reaper-lab: warning: could not refresh {what} ({err:#}); using the cached copy"
                 );
                 Ok(value)
             }

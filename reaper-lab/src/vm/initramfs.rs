@@ -321,7 +321,7 @@ mod tests {
 
     #[test]
     fn initramfs_is_gzip_of_a_cpio_with_init_and_console() {
-        let dir = std::env::temp_dir().join(format!("xtask-initramfs-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("reaper-lab-initramfs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let busybox = dir.join("busybox");
         std::fs::write(&busybox, b"\x7fELF fake").unwrap();

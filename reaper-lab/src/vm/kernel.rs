@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::arch::Arch;
 use super::debian;
 use super::packages;
 pub use super::packages::Flavour;
+use crate::arch::Arch;
 
 /// A Debian kernel line: the suite its packages come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -274,7 +274,7 @@ fn fetch_debian(kernel: &DebianKernel, arch: Arch, cache: &Path) -> Result<Kerne
             match debian::candidate(&root, &dep, deb_arch) {
                 Ok(dep) => queue.push_back(dep),
                 Err(err) => {
-                    eprintln!("xtask: {release}: {dep} is not in {suite}'s index ({err:#})");
+                    eprintln!("reaper-lab: {release}: {dep} is not in {suite}'s index ({err:#})");
                     seen.push(dep);
                 }
             }
@@ -282,7 +282,7 @@ fn fetch_debian(kernel: &DebianKernel, arch: Arch, cache: &Path) -> Result<Kerne
     }
     if config.is_none() {
         eprintln!(
-            "xtask: warning: none of {seen:?} holds {release}'s config; the guest gets no \
+            "reaper-lab: warning: none of {seen:?} holds {release}'s config; the guest gets no \
              /boot/config-{release}"
         );
     }

@@ -1,4 +1,4 @@
-//! `cargo xtask vm`: boot a Debian kernel of any line and flavour (or your own) in qemu with a
+//! `reaper-lab vm`: boot a Debian kernel of any line and flavour (or your own) in qemu with a
 //! busybox initramfs holding reaper, run a command, and copy the guest's
 //! `/out` back to the host.
 //!
@@ -17,7 +17,6 @@
 //! is ~0.5 MB before compression). Debian 6.1 builds virtio and 9p as
 //! modules, which is why no virtio device is used.
 
-pub mod arch;
 pub mod busybox;
 pub mod console;
 pub mod debian;
@@ -33,7 +32,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use arch::Arch;
+pub use crate::arch;
+use crate::arch::Arch;
+use crate::reapers::{ReaperArgs, ReaperSource, Reapers};
 use console::{ConsoleParser, Fatal};
 use kernel::{Kernel, KernelChoice};
 use qemu::{Accel, GuestRun, Machine};
@@ -45,7 +46,7 @@ pub const DEFAULT_CPUS: u32 = 2;
 /// Default timeout: TCG is 10-50x slower than native, arm64 more so.
 pub const DEFAULT_TIMEOUT_S: u64 = 600;
 
-/// `cargo xtask vm` arguments.
+/// `reaper-lab vm` arguments.
 #[derive(Debug, clap::Args)]
 pub struct VmArgs {
     /// A Debian kernel line: bookworm (6.1), bookworm-6.12 (bookworm-backports),
@@ -78,9 +79,11 @@ pub struct VmArgs {
     /// Extra host file to put in the guest's PATH (repeatable).
     #[arg(long = "bin", value_name = "PATH")]
     bins: Vec<PathBuf>,
-    /// Do not build reaper into the initramfs.
-    #[arg(long)]
+    /// Boot without reaper in the guest.
+    #[arg(long, conflicts_with_all = ["reaper", "guest_reaper"])]
     no_reaper: bool,
+    #[command(flatten)]
+    reapers: ReaperArgs,
     /// The command, run by the guest's sh (words are joined by spaces).
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -109,7 +112,7 @@ pub struct VmSpec {
 }
 
 impl VmSpec {
-    /// A spec with the defaults of `cargo xtask vm`, writing to
+    /// A spec with the defaults of `reaper-lab vm`, writing to
     /// `target/vm-out/KERNEL-ARCH`.
     pub fn new(kernel: KernelChoice, arch: Arch, command: Vec<String>) -> Self {
         let out_dir = default_out_dir(&kernel, arch);
@@ -288,16 +291,13 @@ pub fn parse_mem(text: &str) -> Result<u32> {
     Ok(value * factor)
 }
 
-/// Where the `reaper` a guest of an architecture runs comes from.
-pub type ReaperFor<'a> = &'a dyn Fn(Arch) -> Result<PathBuf>;
-
-/// `cargo xtask vm`.
-pub fn run_vm(args: VmArgs, reaper_for: ReaperFor) -> Result<ExitCode> {
-    let spec = spec_from_args(args, reaper_for)?;
+/// `reaper-lab vm`; the guest's reaper comes from the flags, else `source`.
+pub fn run_vm(args: VmArgs, source: &dyn ReaperSource) -> Result<ExitCode> {
+    let spec = spec_from_args(args, source)?;
     let started = Instant::now();
     let outcome = boot(&spec)?;
     eprintln!(
-        "xtask: {}{} ({}) {}: command exited with {}; {} file(s) from /out in {}; \
+        "reaper-lab: {}{} ({}) {}: command exited with {}; {} file(s) from /out in {}; \
          qemu {:.1} s, total {:.1} s",
         spec.kernel.label(),
         outcome
@@ -314,12 +314,12 @@ pub fn run_vm(args: VmArgs, reaper_for: ReaperFor) -> Result<ExitCode> {
         started.elapsed().as_secs_f64(),
     );
     for warning in &outcome.warnings {
-        eprintln!("xtask: warning: the guest kernel warned: {warning}");
+        eprintln!("reaper-lab: warning: the guest kernel warned: {warning}");
     }
     Ok(ExitCode::from(outcome.exit_status.clamp(0, 255) as u8))
 }
 
-fn spec_from_args(args: VmArgs, reaper_for: ReaperFor) -> Result<VmSpec> {
+fn spec_from_args(args: VmArgs, source: &dyn ReaperSource) -> Result<VmSpec> {
     let kernel = KernelChoice::parse(&args.kernel, args.flavour)?;
     let mut spec = VmSpec::new(kernel, args.arch, args.command);
     spec.kernel_config = args.kernel_config;
@@ -332,8 +332,8 @@ fn spec_from_args(args: VmArgs, reaper_for: ReaperFor) -> Result<VmSpec> {
         spec.clean_out = false;
     }
     if !args.no_reaper {
-        spec.binaries
-            .push(("reaper".to_string(), reaper_for(args.arch)?));
+        let reapers = Reapers::resolve(&args.reapers, source, args.arch, false)?;
+        spec.binaries.push(("reaper".to_string(), reapers.guest));
     }
     for bin in args.bins {
         let name = bin

@@ -307,7 +307,7 @@ linux-image-7.0.13+deb13-cloud-amd64
 
     #[test]
     fn files_are_found_in_either_layout() {
-        let dir = std::env::temp_dir().join(format!("xtask-pkgs-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("reaper-lab-pkgs-{}", std::process::id()));
         let release = "7.3.4+deb13-cloud-amd64";
         let modules = dir.join("usr/lib/modules").join(release);
         std::fs::create_dir_all(&modules).unwrap();

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 
-use super::arch::Arch;
 use super::console::{ConsoleParser, Event, Fatal};
+use crate::arch::Arch;
 
 /// How long after a panic/oops the console keeps being read (for the trace).
 const FATAL_GRACE: Duration = Duration::from_secs(5);
@@ -122,7 +122,7 @@ impl Machine {
         let started = Instant::now();
         let mut child = self.command().spawn().with_context(|| {
             format!(
-                "starting {}; install qemu (`cargo xtask setup` or apt install qemu-system-x86 qemu-system-arm)",
+                "starting {}; install qemu (apt install qemu-system-x86 qemu-system-arm)",
                 self.arch.qemu_binary()
             )
         })?;

@@ -1,7 +1,7 @@
 //! The third-party notice of a release tarball, generated from
-//! `cargo metadata`: every crate whose code is in the binary (reaper-cli's
-//! normal dependencies for the target, plus reaper-ebpf's, whose object is
-//! embedded), its licence expression and source, the source offer that
+//! `cargo metadata`: every crate whose code is in the binaries (the normal
+//! dependencies of reaper-cli and reaper-lab for the target, plus
+//! reaper-ebpf's, whose object reaper embeds), its licence expression and source, the source offer that
 //! copyleft licences (inferno's CDDL-1.0) ask for, and the licence files the
 //! crates ship, each distinct text once.
 
@@ -129,7 +129,7 @@ fn closure<'m>(metadata: &'m Metadata, root: &str) -> Result<Vec<&'m Package>> {
 }
 
 /// The version of workspace package `name` and the third-party crates in a
-/// reaper binary for `target`, sorted by name and version.
+/// reaper and reaper-lab binaries for `target`, sorted by name and version.
 pub fn shipped_crates(target: &str) -> Result<(String, Vec<Crate>)> {
     let user = metadata(target)?;
     let ebpf = metadata(EBPF_TARGET)?;
@@ -142,6 +142,7 @@ pub fn shipped_crates(target: &str) -> Result<(String, Vec<Crate>)> {
     let mut crates: BTreeMap<(String, String), Crate> = BTreeMap::new();
     for package in closure(&user, "reaper-cli")?
         .into_iter()
+        .chain(closure(&user, "reaper-lab")?)
         .chain(closure(&ebpf, "reaper-ebpf")?)
     {
         let dir = package
@@ -195,8 +196,9 @@ pub fn render(version: &str, target: &str, crates: &[Crate]) -> String {
         out,
         "# Third-party software in reaper {version} ({target})\n\n\
          reaper itself is licensed under MIT OR Apache-2.0 (LICENSE-MIT, LICENSE-APACHE). \
-         The `reaper` binary is statically linked and contains the {} crates listed below \
-         (its own dependencies, and those of the eBPF object it embeds), generated from \
+         The `reaper` and `reaper-lab` binaries are statically linked and contain the {} \
+         crates listed below (their own dependencies, and those of the eBPF object reaper \
+         embeds), generated from \
          `cargo metadata` by `cargo xtask dist`.\n\n{MUSL_NOTICE}\n",
         crates.len()
     );

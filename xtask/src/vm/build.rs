@@ -41,3 +41,14 @@ pub fn reaper_binary(arch: Arch) -> Result<PathBuf> {
         Source::Dist => crate::dist::unpacked_binary(arch),
     }
 }
+
+/// The guests' reaper for `cargo xtask vm|ab` (the aliases of reaper-lab's
+/// commands): built from this tree, or unpacked from the tarball, as
+/// [`reaper_binary`] decides.
+pub struct TreeBuild;
+
+impl reaper_lab::reapers::ReaperSource for TreeBuild {
+    fn reaper_for(&self, arch: Arch) -> Result<PathBuf> {
+        reaper_binary(arch)
+    }
+}
