@@ -165,7 +165,7 @@ fn check(path: &Path, arch: Arch, must_be_static: bool) -> Result<()> {
     Ok(())
 }
 
-/// [`check`] on a binary's first bytes.
+/// The check of a binary (`check`) on its first bytes.
 pub fn check_elf(head: &[u8], arch: Arch, must_be_static: bool) -> Result<(), ElfError> {
     const PT_INTERP: u32 = 3;
     let u16_at = |at: usize| {

@@ -1,7 +1,9 @@
 //! `cargo xtask`: reaper's developer tasks.
 //!
 //! `main` only turns [`run`]'s result into an exit code; each subcommand lives
-//! in its own module and owns its clap arguments.
+//! in its own module and owns its clap arguments. `vm`, `kernel` and `ab`
+//! are reaper-lab's commands (its library), with the guest's reaper built
+//! from this tree and the cache and outputs kept in `target/`.
 
 mod bench;
 mod build;

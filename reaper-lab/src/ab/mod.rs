@@ -116,7 +116,7 @@ pub struct AbArgs {
     /// Guest memory, e.g. 2G.
     #[arg(long, default_value = "2G")]
     mem: String,
-    /// Output directory (default reaper-lab-out/ab/<source>-<arch>-<patch set>), emptied first.
+    /// Output directory (default reaper-lab-out/ab/NAME, after the sides), emptied first.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Fail unless every episode whose reaper order was measured shows A's

@@ -63,10 +63,13 @@ impl Repo {
     /// Opens the repository whose work tree is `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
         if crate::host::find_in_path("git").is_none() {
-            bail!(
-                "--src {} with revisions needs git; install it (Debian: git)",
-                dir.display()
-            );
+            crate::host::install(&["git (to read --src revisions)".into()], &["git"])?;
+            if crate::host::find_in_path("git").is_none() {
+                bail!(
+                    "--src {} with revisions needs git; install it (Debian: git)",
+                    dir.display()
+                );
+            }
         }
         let dir = std::fs::canonicalize(dir)
             .with_context(|| format!("--src {}: no such directory", dir.display()))?;

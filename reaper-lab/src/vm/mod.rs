@@ -5,8 +5,8 @@
 //! The flow is [`boot`]: resolve the kernel ([`kernel`]), fetch busybox
 //! ([`busybox`]), write the initramfs ([`initramfs`], [`guest`]), run qemu
 //! ([`qemu`]) while parsing the console ([`console`]), then unpack `/out`.
-//! `cargo xtask vm-test` ([`matrix`]) runs [`boot`] for each kernel/arch cell
-//! and asserts [`checks`] on what came back.
+//! `cargo xtask vm-test` (in xtask) runs [`boot`] for each kernel/arch cell
+//! and asserts its checks on what came back.
 //!
 //! Environment: `REAPER_VM_CACHE` moves the download cache
 //! ([`crate::paths`]); `REAPER_VM_OFFLINE=1` never touches the network once a
@@ -73,7 +73,7 @@ pub struct VmArgs {
     /// Seconds before qemu is killed.
     #[arg(long, value_name = "S", default_value_t = DEFAULT_TIMEOUT_S)]
     timeout: u64,
-    /// Where the guest's /out goes (default target/vm-out/KERNEL-ARCH, emptied first).
+    /// Where the guest's /out goes (default reaper-lab-out/vm-out/KERNEL-ARCH, emptied first).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Extra host file to put in the guest's PATH (repeatable).
@@ -113,7 +113,7 @@ pub struct VmSpec {
 
 impl VmSpec {
     /// A spec with the defaults of `reaper-lab vm`, writing to
-    /// `target/vm-out/KERNEL-ARCH`.
+    /// `vm-out/KERNEL-ARCH` under the output root ([`crate::paths::out_root`]).
     pub fn new(kernel: KernelChoice, arch: Arch, command: Vec<String>) -> Self {
         let out_dir = default_out_dir(&kernel, arch);
         VmSpec {
