@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 
 use crate::arch::Arch;
+use crate::error::Refused;
 
 /// The flags that name the binaries.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -94,14 +95,15 @@ impl Reapers {
             (None, Some(file)) if arch == host_arch => file.clone(),
             _ => source.reaper_for(arch)?,
         };
-        check(&guest, arch, true).with_context(|| format!("the guest's reaper ({arch})"))?;
+        check(&guest, arch, true)
+            .map_err(|e| refused(e, &format!("the guest's reaper ({arch})")))?;
         let host = if need_host {
             let host = match &args.reaper {
                 Some(file) => file.clone(),
                 None if arch == host_arch => guest.clone(),
                 None => source.reaper_for(host_arch)?,
             };
-            check(&host, host_arch, false).context("this host's reaper")?;
+            check(&host, host_arch, false).map_err(|e| refused(e, "this host's reaper"))?;
             Some(host)
         } else {
             None
@@ -115,6 +117,11 @@ impl Reapers {
             .as_deref()
             .context("no reaper for this host was resolved")
     }
+}
+
+/// A binary that cannot serve is a refused request (exit status 2).
+fn refused(err: anyhow::Error, what: &str) -> anyhow::Error {
+    Refused(format!("{what}: {err:#}")).into()
 }
 
 /// The architecture this host runs.
