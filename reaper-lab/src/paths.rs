@@ -54,7 +54,8 @@ pub fn cache_dir() -> Result<PathBuf> {
             dir.display()
         )
     })?;
-    Ok(dir)
+    // Absolute: kernel builds run make and scripts in other directories.
+    std::path::absolute(&dir).with_context(|| format!("resolving {}", dir.display()))
 }
 
 /// `$XDG_CACHE_HOME/reaper-lab`, else `$HOME/.cache/reaper-lab`.
