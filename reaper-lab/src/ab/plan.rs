@@ -17,6 +17,8 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 
+use crate::error::Refused;
+
 /// `--runs`: a number, or `auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runs {
@@ -169,11 +171,12 @@ pub fn check_supported(reaper: &Path) -> Result<()> {
         .with_context(|| format!("running {} gate --help", reaper.display()))?;
     let help = String::from_utf8_lossy(&out.stdout);
     if !help.contains("--plan") {
-        bail!(
+        return Err(Refused(format!(
             "--runs auto needs `reaper gate --plan`, which {} does not have: use a newer \
              reaper (--reaper FILE), or give --runs N",
             reaper.display()
-        );
+        ))
+        .into());
     }
     Ok(())
 }
