@@ -68,7 +68,8 @@ pub struct BuildArgs {
     pub src: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Arch::X86_64)]
     pub arch: Arch,
-    /// Patch applied with `patch -p1`, in order (repeatable).
+    /// A patch to apply (ab: to B): a plain diff, one mail, or an mbox series (one patch
+    /// per mail with a diff), applied with `patch -p1`, in order (repeatable).
     #[arg(long = "patch", value_name = "FILE")]
     pub patches: Vec<PathBuf>,
     /// Your kernel's .config, used instead of tinyconfig as the base that
