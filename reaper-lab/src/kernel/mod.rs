@@ -10,8 +10,10 @@
 //! `$REAPER_VM_CACHE/kernel-build/<source>-<arch>/out/`.
 
 pub mod config;
+pub mod fragments;
 pub mod git;
 pub mod make;
+pub mod mbox;
 pub mod patches;
 pub mod source;
 pub mod tree;
@@ -207,8 +209,11 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
                 .with_context(|| format!("the config fragment {}", f.display()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let fragments = config::fragments(spec.arch, &extra)?;
-    let frag_hash = config::fragments_hash(&fragments, spec.base_config.as_ref());
+    let fragments = fragments::fragments(spec.arch, &extra)?;
+    let frag_hash = fragments::fragments_hash(
+        &fragments,
+        spec.base_config.as_ref().map(|b| b.text.as_str()),
+    );
     let set_hash = patches::set_hash(&spec.patches);
     let root = cache
         .join("kernel-build")

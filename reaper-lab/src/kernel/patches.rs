@@ -12,6 +12,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+use super::mbox;
+
 /// One patch: a file, or one mail of an mbox series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Patch {
@@ -59,12 +61,16 @@ impl Patch {
         let bytes = std::fs::read(path)
             .with_context(|| format!("--patch {}: cannot read it", path.display()))?;
         let text = String::from_utf8_lossy(&bytes);
-        let mails = split_mbox(&text);
+        let mails = mbox::split(&text);
         if mails.len() <= 1 {
             return Ok(vec![Self::from_bytes(path, None, bytes)]);
         }
-        let with_diff: Vec<&str> = mails.iter().copied().filter(|m| has_diff(m)).collect();
-        for skipped in mails.iter().filter(|m| !has_diff(m)) {
+        let with_diff: Vec<&str> = mails
+            .iter()
+            .copied()
+            .filter(|m| mbox::has_diff(m))
+            .collect();
+        for skipped in mails.iter().filter(|m| !mbox::has_diff(m)) {
             eprintln!(
                 "reaper-lab: --patch {}: skipping a mail without a diff ({})",
                 path.display(),
@@ -97,53 +103,6 @@ impl Patch {
             None => name,
         }
     }
-}
-
-/// The mails of an mbox (each from its `From ` separator line on), or the
-/// whole text as one when it is not an mbox. A separator is a line that
-/// starts with `From ` followed by a header line (`From:`, `Date:`, ...);
-/// inside a mail such lines are escaped (`>From `), and no diff line
-/// starts with `From `.
-pub fn split_mbox(text: &str) -> Vec<&str> {
-    let lines: Vec<(usize, &str)> = text
-        .split_inclusive('\n')
-        .scan(0usize, |at, line| {
-            let start = *at;
-            *at += line.len();
-            Some((start, line))
-        })
-        .collect();
-    let is_header = |l: &str| {
-        l.split_once(':')
-            .is_some_and(|(k, _)| !k.is_empty() && !k.contains(char::is_whitespace))
-    };
-    let starts: Vec<usize> = lines
-        .iter()
-        .enumerate()
-        .filter(|(i, (_, l))| {
-            l.starts_with("From ") && lines.get(i + 1).is_some_and(|(_, next)| is_header(next))
-        })
-        .map(|(_, (at, _))| *at)
-        .collect();
-    if starts.first() != Some(&0) {
-        return vec![text];
-    }
-    starts
-        .iter()
-        .zip(starts.iter().skip(1).chain(std::iter::once(&text.len())))
-        .map(|(&a, &b)| &text[a..b])
-        .collect()
-}
-
-/// Whether a mail carries a diff (a `--- ` line followed by a `+++ ` one).
-fn has_diff(mail: &str) -> bool {
-    let mut lines = mail.lines().peekable();
-    while let Some(line) = lines.next() {
-        if line.starts_with("--- ") && lines.peek().is_some_and(|n| n.starts_with("+++ ")) {
-            return true;
-        }
-    }
-    false
 }
 
 /// The patches of every `--patch FILE`, in order ([`Patch::read_series`]).
@@ -349,48 +308,10 @@ mod tests {
         assert_ne!(set_hash(&[p("a"), p("b")]), set_hash(&[p("b"), p("a")]));
     }
 
-    /// What `git format-patch --cover-letter --stdout` writes for two
-    /// commits: a cover letter and two mails.
-    const SERIES: &str = "\
-From 1111111111111111111111111111111111111111 Mon Sep 17 00:00:00 2001
-From: A U Thor <a@example.org>
-Subject: [PATCH 0/2] mm: two changes
-
-*** BLURB HERE ***
-
-From 2222222222222222222222222222222222222222 Mon Sep 17 00:00:00 2001
-From: A U Thor <a@example.org>
-Subject: [PATCH 1/2] mm/oom_kill: first change that has a long
- subject folded over two lines
-
->From the commit message, escaped.
----
-diff --git a/mm/oom_kill.c b/mm/oom_kill.c
---- a/mm/oom_kill.c
-+++ b/mm/oom_kill.c
-@@ -1 +1 @@
--a
-+b
---
-2.39.5
-
-From 3333333333333333333333333333333333333333 Mon Sep 17 00:00:00 2001
-From: A U Thor <a@example.org>
-Subject: [PATCH 2/2] mm: second
-
----
---- a/mm/mmap.c
-+++ b/mm/mmap.c
-@@ -1 +1 @@
--c
-+d
-";
+    use super::super::mbox::tests::SERIES;
 
     #[test]
     fn an_mbox_series_is_one_patch_per_mail_with_a_diff() {
-        let mails = split_mbox(SERIES);
-        assert_eq!(mails.len(), 3);
-        assert!(mails[1].contains("first change") && !mails[1].contains("second"));
         let dir = std::env::temp_dir().join(format!("reaper-lab-mbox-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("series.mbox");
@@ -413,10 +334,7 @@ Subject: [PATCH 2/2] mm: second
     /// builds cached before series were read keep their keys.
     #[test]
     fn a_single_patch_is_the_whole_file() {
-        let one = &SERIES[SERIES.find("From 3333").unwrap()..];
-        assert_eq!(split_mbox(one), [one]);
         let diff = "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n";
-        assert_eq!(split_mbox(diff), [diff]);
         let dir = std::env::temp_dir().join(format!("reaper-lab-diff-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("x.diff");
