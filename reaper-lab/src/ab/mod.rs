@@ -423,12 +423,11 @@ fn subject(exp: &Experiment, a: &SideKernel, b: &SideKernel) -> String {
 fn build_times(a: &SideKernel, b: &SideKernel) -> String {
     match (&a.build, &b.build) {
         (Some(a), Some(b)) => {
-            let how = |b: &kernel::Built| {
-                if b.incremental {
-                    "incremental"
-                } else {
-                    "first build"
-                }
+            let how = |b: &kernel::Built| match (b.cached, b.incremental) {
+                (true, true) => "incremental, found in the cache",
+                (true, false) => "first build, found in the cache",
+                (false, true) => "incremental",
+                (false, false) => "first build",
             };
             format!(
                 "Builds: A {:.0} s ({}), B {:.0} s ({}); ",

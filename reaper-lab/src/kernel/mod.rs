@@ -158,6 +158,9 @@ pub struct Built {
     pub total_seconds: Option<f64>,
     /// `make kernelrelease`.
     pub release: String,
+    /// This request found the build in the cache (not recorded).
+    #[serde(skip)]
+    pub cached: bool,
 }
 
 /// `reaper-lab kernel …`.
@@ -295,6 +298,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
         objects: Some(objects),
         total_seconds: Some(requested.elapsed().as_secs_f64()),
         release,
+        cached: false,
     };
     // One line a CI log can be read for: the first-build time on a fresh
     // machine is this line's, not the progress lines'.
@@ -334,7 +338,8 @@ fn variant_note(extra: &[String]) -> String {
     }
 }
 
-fn report_cached(built: Built, set_hash: &str, out: &Path) -> Built {
+fn report_cached(mut built: Built, set_hash: &str, out: &Path) -> Built {
+    built.cached = true;
     eprintln!(
         "reaper-lab: kernel: {} {} with patches {set_hash}: cached ({})",
         built.source,
