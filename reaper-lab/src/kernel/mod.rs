@@ -230,7 +230,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
         .join(format!("{revision}cfg-{frag_hash}-patches-{set_hash}"));
     let record = out.join("build.json");
     if let Some(built) = cached(&record) {
-        return Ok(report_cached(built, &set_hash, &out));
+        return Ok(report_cached(built, spec, &set_hash, &out));
     }
     let tree = tree::Tree::open(
         &root,
@@ -240,7 +240,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     let tree_ready_seconds = requested.elapsed().as_secs_f64();
     // Another build may have produced it while this one waited for the lock.
     if let Some(built) = cached(&record) {
-        return Ok(report_cached(built, &set_hash, &out));
+        return Ok(report_cached(built, spec, &set_hash, &out));
     }
     let make = Make {
         tree: tree.path.clone(),
@@ -286,11 +286,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
         base_config: spec.base_config.as_ref().map(|b| b.path.clone()),
         commit: src.commit.as_ref().map(|c| c.sha.clone()),
         config_hash: config::file_hash(&config_out)?,
-        patches: spec
-            .patches
-            .iter()
-            .map(|p| (p.label(), p.subject.clone(), p.sha256.clone()))
-            .collect(),
+        patches: patch_records(&spec.patches),
         image: image_out,
         config: config_out,
         build_seconds,
@@ -338,8 +334,20 @@ fn variant_note(extra: &[String]) -> String {
     }
 }
 
-fn report_cached(mut built: Built, set_hash: &str, out: &Path) -> Built {
+/// (label, subject, sha256) of each patch, as `build.json` keeps them.
+fn patch_records(patches: &[Patch]) -> Vec<(String, String, String)> {
+    patches
+        .iter()
+        .map(|p| (p.label(), p.subject.clone(), p.sha256.clone()))
+        .collect()
+}
+
+/// A build found in the cache, named after this request's patch files (the
+/// cache key is their contents, so an earlier request may have named them
+/// otherwise).
+fn report_cached(mut built: Built, spec: &BuildSpec, set_hash: &str, out: &Path) -> Built {
     built.cached = true;
+    built.patches = patch_records(&spec.patches);
     eprintln!(
         "reaper-lab: kernel: {} {} with patches {set_hash}: cached ({})",
         built.source,
