@@ -81,6 +81,27 @@ pub mod exit {
 #[error(transparent)]
 pub struct UsageError(#[from] pub anyhow::Error);
 
+/// Parses the command line, exiting as clap does on an error (2) or on
+/// `--help`/`--version` (0). A refused `reaper gate` command line still
+/// writes the gate's outputs first (`cmd::gate::refuse_unparsed`), so a CI
+/// job's summary says why.
+pub fn parse() -> Cli {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let is_error = err.exit_code() != 0;
+            if is_error && args.get(1).is_some_and(|a| a == "gate") {
+                let rendered = err.render().to_string();
+                let first = rendered.lines().next().unwrap_or_default();
+                let reason = first.strip_prefix("error: ").unwrap_or(first);
+                cmd::gate::refuse_unparsed(&args, &anyhow::anyhow!("{reason}"));
+            }
+            err.exit()
+        }
+    }
+}
+
 /// Runs the command and turns the outcome into an exit status, printing
 /// the error, if any, to stderr.
 pub fn main(cli: Cli) -> i32 {

@@ -1,8 +1,6 @@
 //! The `reaper` binary: parse the command line, run, map the result to an
 //! exit code.
 
-use clap::Parser as _;
-
 fn main() {
-    std::process::exit(reaper::cli::main(reaper::cli::Cli::parse()));
+    std::process::exit(reaper::cli::main(reaper::cli::parse()));
 }

@@ -166,7 +166,7 @@ fn gate_refuses_too_few_runs_and_incomparable_runs_with_exit_2() {
     assert_eq!(code(&out), 2);
     assert!(
         text(&out.stderr).contains(
-            "too few runs: the candidate has 1 run with clean episodes, but separating a change from run-to-run drift needs 5 runs per side"
+            "too few runs: the candidate has 1 run with episodes the gated metrics may use, but separating a change from run-to-run drift needs 5 runs per side"
         ),
         "{}",
         text(&out.stderr)
@@ -192,6 +192,182 @@ fn gate_refuses_too_few_runs_and_incomparable_runs_with_exit_2() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// `reaper gate` with `GITHUB_STEP_SUMMARY` set (as under Actions).
+fn gate_in_actions(summary: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_reaper"))
+        .arg("gate")
+        .args(args)
+        .env("GITHUB_STEP_SUMMARY", summary)
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .expect("running reaper")
+}
+
+/// Issue 22: a refused gate (exit 2) wrote no job summary, no `::error`
+/// line and no JUnit file, so the CI job went red with an empty summary
+/// page. Every exit now speaks.
+#[test]
+fn every_gate_exit_writes_the_summary_and_2_and_1_an_error_line() {
+    let dir = temp_dir("gate-actions");
+    let summary = dir.join("summary.md");
+    let junit = dir.join("gate.xml");
+    let (b, c) = (data("set-baseline"), data("too-few"));
+    let j = junit.to_str().unwrap();
+    let out = gate_in_actions(
+        &summary,
+        &["--baseline", &b, "--candidate", &c, "--junit", j],
+    );
+    assert_eq!(code(&out), 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "::error title=reaper gate%3A refused (exit 2)::too few runs: the candidate has 1 run"
+        ),
+        "{stderr}"
+    );
+    let written = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        written.starts_with("## reaper gate: REFUSED (exit 2)"),
+        "{written}"
+    );
+    assert!(xml_elements(&junit).iter().any(|e| e == "error"));
+    // An unreadable side and a bad flag are refusals too.
+    let out = gate_in_actions(
+        &summary,
+        &["--baseline", &b, "--candidate", "no-such-dir", "--junit", j],
+    );
+    assert_eq!(code(&out), 2);
+    assert!(text(&out.stderr).contains("::error title=reaper gate%3A refused"));
+    let out = gate_in_actions(
+        &summary,
+        &["--baseline", &b, "--junit", j, "--no-such-flag"],
+    );
+    assert_eq!(code(&out), 2);
+    assert!(
+        text(&out.stderr).contains(
+            "::error title=reaper gate%3A refused (exit 2)::unexpected argument '--no-such-flag'"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&junit)
+            .unwrap()
+            .contains("--no-such-flag")
+    );
+    // Exit 1: the summary and one ::error per regressed metric.
+    let c = data("set-regression-20");
+    let before = std::fs::read_to_string(&summary).unwrap().len();
+    let out = gate_in_actions(
+        &summary,
+        &["--baseline", &b, "--candidate", &c, "--junit", j],
+    );
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        text(&out.stderr)
+            .matches("::error title=reaper gate%3A ")
+            .count(),
+        5
+    );
+    let after = std::fs::read_to_string(&summary).unwrap();
+    assert!(after[before..].starts_with("## reaper gate: FAIL — 5 regressions"));
+    // Exit 0: the summary, no ::error.
+    let out = gate_in_actions(
+        &summary,
+        &["--baseline", &b, "--candidate", &data("set-drift")],
+    );
+    assert_eq!(code(&out), 0);
+    assert!(!text(&out.stderr).contains("::error"));
+    assert!(
+        std::fs::read_to_string(&summary)
+            .unwrap()
+            .contains("## reaper gate: PASS")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `n` copies of a fixture's run file under `dir/name/copy-N/`.
+fn copies(dir: &Path, name: &str, n: usize) -> PathBuf {
+    let side = dir.join(name);
+    for i in 0..n {
+        let to = side.join(format!("copy-{i}"));
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::copy(Path::new(&data(name)).join("run.json"), to.join("run.json")).unwrap();
+    }
+    side
+}
+
+/// Issue 22's "Done when" on the real 6.1 pair: five copies a side flag
+/// forward (the candidate) against reverse (the baseline) with exit 1, a
+/// step summary and `::error` lines; one run a side exits 2 with a step
+/// summary, an `::error` line and a JUnit file.
+#[test]
+fn gate_on_the_real_6_1_pair_speaks_in_ci() {
+    let dir = temp_dir("gate-6.1-pair");
+    let summary = dir.join("summary.md");
+    let junit = dir.join("gate.xml");
+    let (base5, cand5) = (
+        copies(&dir, "vm-6.1-reverse", 5),
+        copies(&dir.join("5"), "vm-6.1-forward", 5),
+    );
+    let (b, c, j) = (
+        base5.to_str().unwrap(),
+        cand5.to_str().unwrap(),
+        junit.to_str().unwrap(),
+    );
+    let out = gate_in_actions(&summary, &["--baseline", b, "--candidate", c, "--junit", j]);
+    let stderr = text(&out.stderr);
+    assert_eq!(code(&out), 1, "{stderr}");
+    assert!(
+        stderr.contains("::error title=reaper gate%3A pte_lock_wait regressed::"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("::warning title=reaper gate%3A recording::blocked design"),
+        "{stderr}"
+    );
+    let written = std::fs::read_to_string(&summary).unwrap();
+    assert!(written.starts_with("## reaper gate: FAIL"), "{written}");
+    assert!(xml_elements(&junit).iter().any(|e| e == "failure"));
+    std::fs::remove_file(&summary).unwrap();
+    std::fs::remove_file(&junit).unwrap();
+    let (base1, cand1) = (data("vm-6.1-reverse"), data("vm-6.1-forward"));
+    let out = gate_in_actions(
+        &summary,
+        &["--baseline", &base1, "--candidate", &cand1, "--junit", j],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(code(&out), 2, "{stderr}");
+    assert!(
+        stderr.contains("::error title=reaper gate%3A refused (exit 2)::too few runs"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_to_string(&summary)
+            .unwrap()
+            .starts_with("## reaper gate: REFUSED")
+    );
+    assert!(xml_elements(&junit).iter().any(|e| e == "error"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn gate_plans_the_runs_a_change_needs() {
+    let out = reaper(&["gate", "--plan", "20", "--baseline", &data("set-baseline")]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with(
+            "## reaper gate --plan: runs per side to flag a +20% change with 90% power"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("| total | 133.0 | "), "{stdout}");
+    let out = reaper(&["gate", "--plan", "20"]);
+    assert_eq!(code(&out), 2);
+    assert!(text(&out.stderr).contains("--plan needs the noise"));
 }
 
 #[test]

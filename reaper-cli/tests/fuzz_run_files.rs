@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::Value;
 
-use reaper::compare::{self, diff::DiffOptions, flame, gate, gate_render, spec, text};
+use reaper::compare::{self, diff::DiffOptions, flame, gate, gate_render, text};
 use reaper::output::OutputDir;
 use reaper::report::{self, ReportOptions};
 
@@ -168,18 +168,16 @@ fn exercise(text_of_run: &str) {
         let _ = serde_json::to_string(&d).unwrap();
         let header = compare::diff::header(&pair.a, &pair.b, pair.notes, &DiffOptions::default());
         let gate_opts = gate::GateOptions {
-            gated: spec::parse("").unwrap(),
             min_runs: Some(1),
-            alpha: gate::DEFAULT_ALPHA,
-            min_delta_ms: gate::DEFAULT_MIN_DELTA_MS,
-            calibration: None,
+            ..gate::GateOptions::default()
         };
         let report = gate::evaluate(&pair.a, &pair.b, header, &gate_opts);
         let _ = gate_render::markdown(&report);
         let _ = gate_render::junit(&report);
         let flames = scratch.path().join("flames");
         let out = OutputDir::create(&flames).unwrap();
-        if let Ok(files) = flame::write_all(&pair.a, &pair.b, ("a", "b"), &out) {
+        if let Ok(files) = flame::write_all(&pair.a, &pair.b, ("a", "b"), &Default::default(), &out)
+        {
             for f in files {
                 assert_eq!(f.parent(), Some(flames.as_path()), "{}", f.display());
             }

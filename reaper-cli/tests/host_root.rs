@@ -115,10 +115,10 @@ fn record_512m_victim_profiles_both_sides_and_report_reproduces_it() {
     assert!(!run.partial);
     let episodes = &run.episodes;
     // A lost race (ESRCH) is kept, marked, and replaced (up to --retries 3).
-    let lost = episodes.iter().filter(|e| e.lost_race).count();
+    let lost = episodes.iter().filter(|e| e.lost_race()).count();
     assert!(lost <= 3, "more lost races than retries: {lost}");
     assert_eq!(episodes.len(), 3 + lost);
-    for episode in episodes.iter().filter(|e| e.lost_race) {
+    for episode in episodes.iter().filter(|e| e.lost_race()) {
         assert_eq!(
             episode.latencies.mrelease_ret,
             Some(-3),

@@ -182,6 +182,12 @@ impl RtEvidence {
 pub struct Recording {
     /// Seconds since the Unix epoch when recording started.
     pub started_unix: u64,
+    /// The same in milliseconds: runs recorded back to back start within
+    /// the same second, and comparisons order runs by recording time to
+    /// find drift and a blocked design. Absent in runs recorded before
+    /// reaper wrote it (`started_unix` stands in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix_ms: Option<u64>,
     /// Requested sampling frequency.
     pub freq_hz: u64,
     /// The fixed cpu-clock period used (1e9 / freq_hz), in ns.
@@ -193,6 +199,11 @@ pub struct Recording {
     pub periods_counted: bool,
     /// What each probe group was attached with.
     pub probes: Vec<ProbeUse>,
+    /// Entries of the kernel stack map (`--stack-map-size`, or the size
+    /// chosen for the scenario's expected samples); a stack is lost only
+    /// when it is full. Absent in runs recorded before reaper wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_map_entries: Option<u32>,
     /// The scenario that produced the episodes.
     pub scenario: Scenario,
 }
@@ -292,12 +303,17 @@ pub struct Episode {
     /// not delimited (`--watch`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub skipped_probe_runs: BTreeMap<String, u64>,
-    /// The mrelease caller lost the race: `process_mrelease` returned ESRCH
-    /// because every thread of the victim had already left its mm, so this
-    /// episode has no reaper-side work. Such episodes are left out of medians
-    /// and comparisons.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub lost_race: bool,
+    /// The recorder marked a lost race (`lost_race` in the file): the
+    /// mrelease caller's `process_mrelease` returned ESRCH because every
+    /// thread of the victim had already left its mm, so this episode has no
+    /// reaper-side work. Files recorded before the mark have only the return
+    /// value: read [`Episode::lost_race`], the one definition, never this.
+    #[serde(
+        rename = "lost_race",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub marked_lost_race: bool,
     /// True when the episode was cut short.
     pub partial: bool,
     /// What started the episode, e.g. "process_mrelease by lmkd[612]" or
@@ -311,6 +327,28 @@ pub struct Episode {
     /// function probe attached (see `Run::not_measured` for why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_timing: Option<FunctionTiming>,
+}
+
+/// `process_mrelease`'s return value when its caller lost the race:
+/// -ESRCH (3 on every Linux architecture, asm-generic/errno-base.h).
+pub const MRELEASE_LOST_RACE_RET: i64 = -3;
+
+impl Episode {
+    /// Whether the mrelease caller lost the race (`process_mrelease`
+    /// returned ESRCH: no reaper-side work), the one definition every reader
+    /// uses (report, diff, gate, the open formats): the recorder's mark, or,
+    /// in files recorded before it, the return value in the latencies or on
+    /// the mrelease caller's `mrelease_exit` timeline event. Such episodes
+    /// are shown but left out of medians and comparisons.
+    pub fn lost_race(&self) -> bool {
+        self.marked_lost_race
+            || self.latencies.mrelease_ret == Some(MRELEASE_LOST_RACE_RET)
+            || self.timeline.iter().any(|t| {
+                t.kind == reaper_common::timeline::TimelineKind::MreleaseExit.name()
+                    && t.context == Some(Context::MreleaseCaller)
+                    && t.arg == MRELEASE_LOST_RACE_RET
+            })
+    }
 }
 
 /// Exact per-function timing of one episode, aggregated in the kernel.

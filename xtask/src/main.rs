@@ -16,13 +16,14 @@ mod run;
 mod setup;
 mod test;
 mod vm;
+mod workflow_check;
 mod workspace;
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-// The harness's qemu install, at the path the VM matrix calls it by.
 use clap::{Parser, Subcommand};
+// The harness's qemu install, at the path the VM matrix calls it by.
 use reaper_lab::setup_qemu;
 use setup::Task;
 
@@ -55,6 +56,8 @@ enum Command {
     Kernel(reaper_lab::kernel::KernelArgs),
     /// `reaper-lab ab` with reaper built from this tree: A/B two kernels, build, boot, record, diff, gate.
     Ab(Box<reaper_lab::ab::AbArgs>),
+    /// Run the example GitHub Actions workflow's steps on this host (root) and check what they leave.
+    WorkflowCheck,
 }
 
 fn main() -> ExitCode {
@@ -91,6 +94,10 @@ fn run() -> Result<ExitCode> {
         Command::GateCheck(args) => {
             setup::ensure(Task::Run)?;
             gate_check::run(args)
+        }
+        Command::WorkflowCheck => {
+            setup::ensure(Task::Run)?;
+            workflow_check::run()
         }
     }
 }

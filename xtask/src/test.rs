@@ -50,6 +50,9 @@ pub fn run(args: TestArgs) -> Result<ExitCode> {
             "xtask test: not root: the host integration tests above were skipped; run as root (sudo -E cargo xtask test) to run them"
         );
     }
+    // The example workflow's steps (build, alternating recordings, gate):
+    // it must keep working as written (says why and skips without root).
+    crate::workflow_check::run()?;
     if args.no_vm {
         eprintln!("xtask test: --no-vm: skipping the VM kernel matrix");
         return Ok(ExitCode::SUCCESS);

@@ -56,6 +56,31 @@ impl Actions {
         Ok(Some(path))
     }
 
+    /// The `::error` command of a gate that could not judge (exit 2), naming
+    /// why (none outside Actions).
+    pub fn refusal_command(&self, reason: &str) -> Option<String> {
+        self.active
+            .then(|| error_command("reaper gate: refused (exit 2)", reason))
+    }
+
+    /// One `::warning` command per recording problem (drift, a blocked
+    /// design); none outside Actions.
+    pub fn warning_commands(&self, warnings: &[String]) -> Vec<String> {
+        if !self.active {
+            return Vec::new();
+        }
+        warnings
+            .iter()
+            .map(|w| {
+                format!(
+                    "::warning title={}::{}",
+                    escape_property("reaper gate: recording"),
+                    escape_data(w)
+                )
+            })
+            .collect()
+    }
+
     /// One `::error` command per regressed metric (none outside Actions).
     pub fn error_commands(&self, report: &GateReport) -> Vec<String> {
         if !self.active {
@@ -124,6 +149,22 @@ mod tests {
             "earlier step\n# gate\n"
         );
         assert_eq!(Actions::default().append_summary("x").unwrap(), None);
+    }
+
+    #[test]
+    fn refusals_and_warnings_only_under_actions() {
+        let on = Actions::from_vars(None, Some("true".into()));
+        assert_eq!(
+            on.refusal_command("too few runs").as_deref(),
+            Some("::error title=reaper gate%3A refused (exit 2)::too few runs")
+        );
+        assert_eq!(
+            on.warning_commands(&["blocked design: 5%".into()]),
+            ["::warning title=reaper gate%3A recording::blocked design: 5%25"]
+        );
+        let off = Actions::default();
+        assert_eq!(off.refusal_command("x"), None);
+        assert!(off.warning_commands(&["x".into()]).is_empty());
     }
 
     #[test]

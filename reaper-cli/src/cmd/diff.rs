@@ -15,8 +15,10 @@ use crate::compare::{self, diff::DiffOptions, flame, text};
 #[command(
     after_help = "A and B are each a run.json or a directory searched recursively for run \
 files (e.g. the -o directories of several `reaper record --runs N` invocations). Each cell is \
-the median over clean episodes with min–max (lost mrelease races, partial episodes and episodes \
-with data loss are left out). The run (run file) is the statistical unit: with 4 or more runs on \
+the median over the episodes the row may use, with min–max: lost mrelease races and partial \
+episodes are left out of every row, a loss only out of the rows it can bias (a lost stack out of \
+the sampled rows past --max-stack-loss, a full timeline ring out of the latencies, untimed calls \
+out of exact timing); each row says how many episodes it used. The run (run file) is the statistical unit: with 4 or more runs on \
 both sides a two-sided Mann-Whitney U test of the run medians says whether a difference is \
 outside the run-to-run noise."
 )]
@@ -45,6 +47,21 @@ pub struct DiffArgs {
     /// Rows of each per-context table beyond the catalog functions.
     #[arg(long, value_name = "N", default_value_t = compare::diff::DEFAULT_TOP)]
     pub top: usize,
+    /// Largest share of an episode's samples without a kernel stack, in
+    /// percent, for which its sampled figures (totals, sampled rows, function
+    /// tables, flame graphs) are still used; its latencies and exact timing
+    /// are used whatever its stack loss.
+    #[arg(long, value_name = "PCT", default_value_t = compare::clean::DEFAULT_MAX_STACK_LOSS_PCT, value_parser = parse_pct)]
+    pub max_stack_loss: f64,
+}
+
+/// A percentage between 0 and 100.
+pub fn parse_pct(raw: &str) -> Result<f64, String> {
+    let trimmed = raw.strip_suffix('%').unwrap_or(raw);
+    match trimmed.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{raw:?} is not a percentage between 0 and 100")),
+    }
 }
 
 /// Loads both sides, prints the diff and writes the flame graphs.
@@ -54,12 +71,15 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
         label_a: args.label_a.clone(),
         label_b: args.label_b.clone(),
         top: args.top,
+        policy: compare::clean::LossPolicy {
+            max_stack_loss_pct: args.max_stack_loss,
+        },
     };
     let d = compare::diff::diff(&pair.a, &pair.b, pair.notes, &opts);
     if let Some(dir) = &args.output {
         let labels = (d.header.a.label.as_str(), d.header.b.label.as_str());
         let out = crate::output::OutputDir::create(dir)?;
-        let files = flame::write_all(&pair.a, &pair.b, labels, &out)
+        let files = flame::write_all(&pair.a, &pair.b, labels, &opts.policy, &out)
             .with_context(|| format!("writing differential flame graphs to {}", dir.display()))?;
         eprintln!(
             "reaper: wrote {} differential flame graphs to {}",

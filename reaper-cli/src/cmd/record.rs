@@ -51,9 +51,11 @@ pub struct RecordArgs {
     /// already there is kept as run.json.old.
     #[arg(short = 'o', long, value_name = "DIR")]
     pub output: Option<PathBuf>,
-    /// Kernel stack map entries (enlarge if stacks are lost).
-    #[arg(long, default_value_t = MapSizes::default().stack_map, value_name = "N")]
-    pub stack_map_size: u32,
+    /// Kernel stack map entries (enlarge if stacks are lost) [default:
+    /// 16384, or the run's expected samples when a --victim's size, VMAs
+    /// and --runs can take more, up to 131072].
+    #[arg(long, value_name = "N")]
+    pub stack_map_size: Option<u32>,
     /// Sample-count map entries.
     #[arg(long, default_value_t = MapSizes::default().sample_map, value_name = "N")]
     pub sample_map_size: u32,
@@ -152,8 +154,20 @@ impl RecordArgs {
         }
         let ringbuf_bytes = u32::try_from(parse_size(&self.ringbuf_size)?)
             .context("--ringbuf-size is too large")?;
+        let victim = match &target {
+            Target::Victim(spec) => Some(spec),
+            Target::Oom(oom) => Some(&oom.spec),
+            Target::Pid(_) | Target::Watch(_) => None,
+        };
+        let stack_map = self.stack_map_size.unwrap_or_else(|| {
+            crate::recorder::sizing::stack_map_entries(
+                victim,
+                self.runs.saturating_add(self.retries.min(MAX_RUNS)),
+                self.freq,
+            )
+        });
         let sizes = MapSizes {
-            stack_map: self.stack_map_size,
+            stack_map,
             sample_map: self.sample_map_size,
             lock_map: self.lock_map_size,
             ringbuf_bytes,

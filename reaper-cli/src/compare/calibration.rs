@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::clean::LossPolicy;
 use super::load::RunSet;
 use super::metrics::{METRICS, Metric, samples};
 use super::runlevel::{normal_upper_quantile, run_medians};
@@ -180,13 +181,15 @@ fn noise(metric: &Metric, per_set: &[Vec<f64>]) -> MetricNoise {
     out
 }
 
-/// Measures the noise of every metric from A/A run sets.
-pub fn estimate(sets: &[RunSet]) -> Result<Calibration, CalibrationError> {
+/// Measures the noise of every metric from A/A run sets, each run's median
+/// over the episodes `policy` lets the metric use.
+pub fn estimate(sets: &[RunSet], policy: &LossPolicy) -> Result<Calibration, CalibrationError> {
     let runs: usize = sets.iter().map(|s| s.runs.len()).sum();
     if runs < 2 {
         return Err(CalibrationError::TooFewRuns { runs });
     }
-    let per_set: Vec<Vec<super::metrics::Samples>> = sets.iter().map(samples).collect();
+    let per_set: Vec<Vec<super::metrics::Samples>> =
+        sets.iter().map(|s| samples(s, policy)).collect();
     let metrics = METRICS
         .iter()
         .enumerate()

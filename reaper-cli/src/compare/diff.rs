@@ -7,12 +7,13 @@ use crate::catalog::ConceptId;
 use crate::model::{AttachMode, Context, Run};
 use crate::report::losses::is_loss;
 
-use super::clean::Excluded;
+use super::clean::{Coverage, LossPolicy, Scope, StackLoss, coverage};
 use super::comparable::{format_bytes, victim_bytes};
+use super::design::DesignCheck;
 use super::exact::exact;
 use super::functions::{context_series, contexts};
 use super::load::RunSet;
-use super::metrics::{METRICS, Part, Row, samples};
+use super::metrics::{METRICS, Part, Row, Samples, samples};
 use super::quantity::Comparison;
 use super::runlevel::group;
 
@@ -20,7 +21,7 @@ use super::runlevel::group;
 pub const DEFAULT_TOP: usize = 15;
 
 /// How to build a diff.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DiffOptions {
     /// Column label of A (default: kernel release and scenario).
     pub label_a: Option<String>,
@@ -28,6 +29,8 @@ pub struct DiffOptions {
     pub label_b: Option<String>,
     /// Per-context table rows beyond the catalog concepts.
     pub top: usize,
+    /// Which losses leave an episode out of which figures.
+    pub policy: LossPolicy,
 }
 
 impl Default for DiffOptions {
@@ -36,6 +39,7 @@ impl Default for DiffOptions {
             label_a: None,
             label_b: None,
             top: DEFAULT_TOP,
+            policy: LossPolicy::default(),
         }
     }
 }
@@ -47,6 +51,9 @@ pub struct Diff {
     pub header: Header,
     /// The summary metrics (totals and their exit_mmap / reaper parts).
     pub metrics: Vec<MetricRow>,
+    /// Were the sides recorded so that drift cancels (interleaved, no trend
+    /// inside a side)?
+    pub design: DesignCheck,
     /// Exact per-function timing, where both sides have it.
     pub exact: Exact,
     /// Per-context sampled period tables.
@@ -66,10 +73,12 @@ pub struct SideInfo {
     pub episodes: usize,
     /// Complete episodes.
     pub complete_episodes: usize,
-    /// Clean episodes: the ones every metric uses ([`super::clean`]).
-    pub clean_episodes: usize,
-    /// Episodes left out of every metric, by reason.
-    pub excluded: Excluded,
+    /// Per kind of figure, the episodes it may use and why not the others
+    /// ([`super::clean`]): sampled and latency figures always, exact timing
+    /// when an episode has it.
+    pub usage: Vec<ScopeUsage>,
+    /// Samples without a kernel stack.
+    pub stack_loss: StackLossSummary,
     /// Kernel releases (distinct).
     pub kernels: Vec<String>,
     /// Architectures (distinct).
@@ -86,15 +95,38 @@ pub struct SideInfo {
     pub tools: Vec<String>,
     /// How functions were timed exactly ("fentry", "kprobe"), or "none":
     /// function probes add overhead to what they time, so a side with them
-    /// is slower than one without.
+    /// is slower than one without. A fact of the runs (every episode).
     pub function_probes: Vec<String>,
     /// The reaper's VMA order per episode, e.g. "reverse ×5", or
-    /// "unknown (needs fentry or kprobe)".
+    /// "unknown (needs fentry or kprobe)"; from every episode.
     pub reaper_order: String,
     /// Runs marked partial.
     pub partial_runs: usize,
     /// Loss counters summed over the runs, by name (non-zero only).
     pub losses: Vec<(String, u64)>,
+}
+
+/// The episodes one kind of figure may use on a side.
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct ScopeUsage {
+    /// The kind of figure.
+    pub scope: Scope,
+    /// Episodes used and left out.
+    pub coverage: Coverage,
+}
+
+/// A side's samples without a kernel stack (they count in no function).
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct StackLossSummary {
+    /// Samples on tracked tasks, all episodes.
+    pub samples: u64,
+    /// Of those, samples without a stack.
+    pub lost: u64,
+    /// The largest share in one episode, percent.
+    pub worst_episode_pct: f64,
+    /// Episodes over the tolerance (left out of the sampled figures unless
+    /// something else left them out first).
+    pub over_tolerance: usize,
 }
 
 /// Run-level facts of both sides.
@@ -108,6 +140,8 @@ pub struct Header {
     pub differences: Vec<String>,
     /// Comparability notes (e.g. a forced size mismatch).
     pub notes: Vec<String>,
+    /// Which losses left episodes out of which figures.
+    pub policy: LossPolicy,
 }
 
 /// One summary metric on both sides.
@@ -130,6 +164,8 @@ pub struct MetricRow {
 pub struct Exact {
     /// `Some(why)` when there is nothing to compare.
     pub not_measured: Option<String>,
+    /// Episodes each side's rows used (every row the same).
+    pub coverage: super::quantity::Coverages,
     /// (context, function) pairs present on both sides.
     pub rows: Vec<ExactRow>,
 }
@@ -153,6 +189,9 @@ pub struct ContextTable {
     pub context: Context,
     /// Display label.
     pub label: String,
+    /// Episodes each side's rows used (every row the same: the sampled
+    /// scope's).
+    pub coverage: super::quantity::Coverages,
     /// Rows.
     pub rows: Vec<FunctionRow>,
 }
@@ -168,9 +207,43 @@ pub struct FunctionRow {
     pub comparison: Comparison,
 }
 
-fn side_info(set: &RunSet, label: Option<&str>) -> SideInfo {
-    let timing = exact(set);
-    let excluded = Excluded::of(set.runs.iter().flat_map(|r| &r.run.episodes));
+fn stack_loss(set: &RunSet, policy: &LossPolicy) -> StackLossSummary {
+    let mut out = StackLossSummary {
+        samples: 0,
+        lost: 0,
+        worst_episode_pct: 0.0,
+        over_tolerance: 0,
+    };
+    for e in set.runs.iter().flat_map(|r| &r.run.episodes) {
+        let s = StackLoss::of(e);
+        out.samples += s.samples;
+        out.lost += s.lost;
+        out.worst_episode_pct = out.worst_episode_pct.max(s.pct());
+        out.over_tolerance += usize::from(s.pct() > policy.max_stack_loss_pct);
+    }
+    out
+}
+
+fn usage(set: &RunSet, policy: &LossPolicy, timing: &super::exact::ExactTiming) -> Vec<ScopeUsage> {
+    let episodes = || set.runs.iter().flat_map(|r| &r.run.episodes);
+    let mut out: Vec<ScopeUsage> = [Scope::Sampled, Scope::Latency]
+        .into_iter()
+        .map(|scope| ScopeUsage {
+            scope,
+            coverage: coverage(episodes(), scope, policy, |_| true),
+        })
+        .collect();
+    if timing.with_timing > 0 {
+        out.push(ScopeUsage {
+            scope: Scope::Exact,
+            coverage: timing.coverage.clone(),
+        });
+    }
+    out
+}
+
+fn side_info(set: &RunSet, label: Option<&str>, policy: &LossPolicy) -> SideInfo {
+    let timing = exact(set, policy);
     let mut losses: std::collections::BTreeMap<String, u64> = Default::default();
     for episode in set.runs.iter().flat_map(|r| &r.run.episodes) {
         for (name, &value) in &episode.counters {
@@ -188,6 +261,13 @@ fn side_info(set: &RunSet, label: Option<&str>) -> SideInfo {
                 .entry(crate::report::losses::skipped_counter(what))
                 .or_default() += value;
         }
+        if let Some(timing) = &episode.function_timing {
+            for (name, &value) in &timing.losses {
+                if value > 0 {
+                    *losses.entry(name.clone()).or_default() += value;
+                }
+            }
+        }
     }
     SideInfo {
         label: label.map_or_else(|| set.default_label(), str::to_owned),
@@ -195,8 +275,8 @@ fn side_info(set: &RunSet, label: Option<&str>) -> SideInfo {
         runs: set.runs.len(),
         episodes: set.episodes(),
         complete_episodes: set.complete_episodes(),
-        clean_episodes: set.episodes() - excluded.total(),
-        excluded,
+        usage: usage(set, policy, &timing),
+        stack_loss: stack_loss(set, policy),
         kernels: set.distinct(|r| r.host.kernel_release.clone()),
         archs: set.distinct(|r| r.host.arch.clone()),
         cpus: set.distinct(|r| r.host.cpus.to_string()),
@@ -276,11 +356,10 @@ fn row_label(a: &[String], b: &[String], fallback: &str) -> String {
     }
 }
 
-fn metric_rows(a: &RunSet, b: &RunSet) -> Vec<MetricRow> {
-    let (sa, sb) = (samples(a), samples(b));
+fn metric_rows(sa: &[Samples], sb: &[Samples]) -> Vec<MetricRow> {
     METRICS
         .iter()
-        .zip(sa.iter().zip(&sb))
+        .zip(sa.iter().zip(sb))
         .map(|(metric, (x, y))| MetricRow {
             metric: metric.name,
             label: row_label(&x.labels, &y.labels, metric.name),
@@ -291,22 +370,39 @@ fn metric_rows(a: &RunSet, b: &RunSet) -> Vec<MetricRow> {
                 &y.runs,
                 || x.why_not().unwrap_or_default(),
                 || y.why_not().unwrap_or_default(),
-            ),
+            )
+            .covering(x.coverage.clone(), y.coverage.clone()),
         })
         .collect()
 }
 
-fn exact_section(a: &RunSet, b: &RunSet) -> Exact {
-    let (ea, eb) = (exact(a), exact(b));
-    let why = match (ea.episodes, eb.episodes) {
-        (0, 0) => Some("neither side has it; it needs fentry/fexit or kprobes"),
-        (0, _) => Some("only B has it"),
-        (_, 0) => Some("only A has it"),
+fn exact_section(a: &RunSet, b: &RunSet, policy: &LossPolicy) -> Exact {
+    let (ea, eb) = (exact(a, policy), exact(b, policy));
+    let has = |t: &super::exact::ExactTiming| t.with_timing > 0;
+    let why = match (has(&ea), has(&eb)) {
+        (false, false) => Some("neither side has it; it needs fentry/fexit or kprobes".to_owned()),
+        (false, true) => Some("only B has it".to_owned()),
+        (true, false) => Some("only A has it".to_owned()),
         _ => None,
     };
+    let why = why.or_else(|| match (ea.episodes, eb.episodes) {
+        (0, _) => Some(format!(
+            "A's episodes with it were all left out: {}",
+            ea.coverage.reasons(policy)
+        )),
+        (_, 0) => Some(format!(
+            "B's episodes with it were all left out: {}",
+            eb.coverage.reasons(policy)
+        )),
+        _ => None,
+    });
     if let Some(why) = why {
         return Exact {
-            not_measured: Some(why.to_owned()),
+            not_measured: Some(why),
+            coverage: super::quantity::Coverages {
+                a: ea.coverage,
+                b: eb.coverage,
+            },
             rows: Vec::new(),
         };
     }
@@ -337,7 +433,8 @@ fn exact_section(a: &RunSet, b: &RunSet) -> Exact {
                     &group(xb, &eb.run_of),
                     String::new,
                     String::new,
-                ),
+                )
+                .covering(ea.coverage.clone(), eb.coverage.clone()),
             })
         })
         .collect();
@@ -345,15 +442,31 @@ fn exact_section(a: &RunSet, b: &RunSet) -> Exact {
         not_measured: rows
             .is_empty()
             .then(|| "the two sides timed no function in common".to_owned()),
+        coverage: super::quantity::Coverages {
+            a: ea.coverage,
+            b: eb.coverage,
+        },
         rows,
     }
 }
 
-fn context_tables(a: &RunSet, b: &RunSet, top: usize) -> Vec<ContextTable> {
+fn context_tables(a: &RunSet, b: &RunSet, top: usize, policy: &LossPolicy) -> Vec<ContextTable> {
+    let used = |set: &RunSet| {
+        coverage(
+            set.runs.iter().flat_map(|r| &r.run.episodes),
+            Scope::Sampled,
+            policy,
+            |_| true,
+        )
+    };
+    let coverage = super::quantity::Coverages {
+        a: used(a),
+        b: used(b),
+    };
     contexts(a, b)
         .into_iter()
         .map(|context| {
-            let rows = context_series(a, b, context, top)
+            let rows = context_series(a, b, context, top, policy)
                 .into_iter()
                 .map(|s| FunctionRow {
                     concept: s.concept,
@@ -363,12 +476,14 @@ fn context_tables(a: &RunSet, b: &RunSet, top: usize) -> Vec<ContextTable> {
                         &group(&s.b, &s.runs_b),
                         || s.why_a.clone().unwrap_or_default(),
                         || s.why_b.clone().unwrap_or_default(),
-                    ),
+                    )
+                    .covering(s.coverage_a, s.coverage_b),
                 })
                 .collect();
             ContextTable {
                 label: context.label().to_owned(),
                 context,
+                coverage: coverage.clone(),
                 rows,
             }
         })
@@ -396,8 +511,8 @@ pub fn distinct_labels(a: &std::path::Path, b: &std::path::Path) -> (String, Str
 /// The header alone: both sides and how they differ.
 pub fn header(a: &RunSet, b: &RunSet, notes: Vec<String>, opts: &DiffOptions) -> Header {
     let (mut info_a, mut info_b) = (
-        side_info(a, opts.label_a.as_deref()),
-        side_info(b, opts.label_b.as_deref()),
+        side_info(a, opts.label_a.as_deref(), &opts.policy),
+        side_info(b, opts.label_b.as_deref(), &opts.policy),
     );
     if info_a.label == info_b.label {
         let (la, lb) = distinct_labels(&a.path, &b.path);
@@ -413,16 +528,45 @@ pub fn header(a: &RunSet, b: &RunSet, notes: Vec<String>, opts: &DiffOptions) ->
         a: info_a,
         b: info_b,
         notes,
+        policy: opts.policy,
     }
+}
+
+/// The design check over the metrics `pick`ed (by index into [`METRICS`]),
+/// trends judged at `alpha`.
+pub fn design_check(
+    (a, sa): (&RunSet, &[Samples]),
+    (b, sb): (&RunSet, &[Samples]),
+    pick: impl Fn(usize) -> bool,
+    alpha: f64,
+) -> DesignCheck {
+    fn view<'s>(
+        s: &'s [Samples],
+        pick: &dyn Fn(usize) -> bool,
+    ) -> Vec<(&'static str, &'s [Vec<f64>])> {
+        s.iter()
+            .enumerate()
+            .filter(|(i, _)| pick(*i))
+            .map(|(i, x)| (METRICS[i].name, x.runs.as_slice()))
+            .collect()
+    }
+    DesignCheck::of(a, b, &view(sa, &pick), &view(sb, &pick), alpha)
 }
 
 /// Builds the diff of two (comparable) run sets.
 pub fn diff(a: &RunSet, b: &RunSet, notes: Vec<String>, opts: &DiffOptions) -> Diff {
+    let (sa, sb) = (samples(a, &opts.policy), samples(b, &opts.policy));
     Diff {
         header: header(a, b, notes, opts),
-        metrics: metric_rows(a, b),
-        exact: exact_section(a, b),
-        contexts: context_tables(a, b, opts.top),
+        metrics: metric_rows(&sa, &sb),
+        design: design_check(
+            (a, &sa),
+            (b, &sb),
+            |i| METRICS[i].part == Part::Total,
+            super::quantity::DIFF_ALPHA,
+        ),
+        exact: exact_section(a, b, &opts.policy),
+        contexts: context_tables(a, b, opts.top, &opts.policy),
     }
 }
 

@@ -5,18 +5,26 @@
 //! contributes nothing, and a (context, function) pair missing from an
 //! episode that has it was not called (0 ns). Rows are matched by catalog
 //! concept, so differently named functions of two kernels line up.
+//!
+//! The attach modes and the reaper's VMA order are facts of the run, read
+//! from every episode (and the run's probe list); the timings come only
+//! from the episodes the exact scope may use ([`super::clean`]).
 
 use std::collections::BTreeMap;
 
-use super::clean::exclusion;
+use super::clean::{Coverage, LossPolicy, Scope, exclusion};
 use super::load::RunSet;
-use crate::model::FunctionTime;
+use crate::model::{AttachMode, FunctionTime, ProbeOutcome};
 
 /// One side's exact timing.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ExactTiming {
-    /// Episodes that carried `function_timing`.
+    /// Episodes whose timing the series hold.
     pub episodes: usize,
+    /// Episodes used, left out, and without function timing.
+    pub coverage: Coverage,
+    /// Episodes that carry function timing, used or not.
+    pub with_timing: usize,
     /// Inclusive time per (context, concept), ms, one value per such
     /// episode.
     pub series: BTreeMap<(String, String), Vec<f64>>,
@@ -24,11 +32,12 @@ pub struct ExactTiming {
     pub symbols: BTreeMap<(String, String), Vec<String>>,
     /// The run (index into the set's runs) of each value of every series.
     pub run_of: Vec<usize>,
-    /// Attach modes of the timed functions ("fentry", "kprobe"), distinct.
+    /// Attach modes of the function probes ("fentry", "kprobe"), distinct:
+    /// the run's attached probes and every episode's timed functions.
     pub modes: Vec<String>,
     /// The reaper's VMA traversal order ("forward", "reverse", "mixed") and
     /// in how many episodes it was seen, from `function_timing.vma_orders`
-    /// of the reaper contexts.
+    /// of the reaper contexts of every episode.
     pub reaper_orders: BTreeMap<String, usize>,
 }
 
@@ -37,31 +46,48 @@ fn key(f: &FunctionTime) -> (String, String) {
     (f.context.name().to_owned(), f.concept.clone())
 }
 
-/// Exact timing over a run set's clean episodes ([`super::clean`]).
-pub fn exact(set: &RunSet) -> ExactTiming {
+fn add_mode(modes: &mut Vec<String>, mode: AttachMode) {
+    if mode != AttachMode::None && !modes.iter().any(|m| m == mode.name()) {
+        modes.push(mode.name().to_owned());
+    }
+}
+
+/// Exact timing over a run set: facts from every episode, timings from the
+/// episodes the exact scope may use under `policy`.
+pub fn exact(set: &RunSet, policy: &LossPolicy) -> ExactTiming {
     let mut per_episode: Vec<BTreeMap<(String, String), f64>> = Vec::new();
     let mut run_of: Vec<usize> = Vec::new();
     let mut symbols: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let mut modes: Vec<String> = Vec::new();
     let mut reaper_orders: BTreeMap<String, usize> = BTreeMap::new();
+    let mut coverage = Coverage::default();
+    let mut with_timing = 0;
     for (run_index, loaded) in set.runs.iter().enumerate() {
-        for episode in &loaded.run.episodes {
-            if episode.partial || exclusion(episode).is_some() {
-                continue;
+        for probe in &loaded.run.function_probes {
+            if probe.status == ProbeOutcome::Attached {
+                add_mode(&mut modes, probe.mode);
             }
-            let Some(timing) = &episode.function_timing else {
+        }
+        for episode in &loaded.run.episodes {
+            let timing = episode.function_timing.as_ref();
+            if let Some(timing) = timing {
+                with_timing += 1;
+                if let Some(seen) = timing.reaper_vma_order() {
+                    *reaper_orders
+                        .entry(seen.order.name().to_owned())
+                        .or_default() += 1;
+                }
+                for f in &timing.functions {
+                    add_mode(&mut modes, f.mode);
+                }
+            }
+            let outcome = exclusion(episode, Scope::Exact, policy);
+            coverage.add(outcome, timing.is_some());
+            let (None, Some(timing)) = (outcome, timing) else {
                 continue;
             };
-            if let Some(seen) = timing.reaper_vma_order() {
-                *reaper_orders
-                    .entry(seen.order.name().to_owned())
-                    .or_default() += 1;
-            }
             let mut map = BTreeMap::new();
             for f in &timing.functions {
-                if !modes.iter().any(|m| m == f.mode.name()) {
-                    modes.push(f.mode.name().to_owned());
-                }
                 let seen = symbols.entry(key(f)).or_default();
                 if !seen.contains(&f.symbol) {
                     seen.push(f.symbol.clone());
@@ -74,6 +100,8 @@ pub fn exact(set: &RunSet) -> ExactTiming {
     }
     let mut timing = ExactTiming {
         episodes: per_episode.len(),
+        coverage,
+        with_timing,
         series: BTreeMap::new(),
         run_of,
         symbols,
@@ -173,7 +201,7 @@ mod tests {
             )],
             ..FunctionTiming::default()
         };
-        let t = exact(&set([Some(first), Some(second)]));
+        let t = exact(&set([Some(first), Some(second)]), &LossPolicy::default());
         assert_eq!(t.episodes, 2);
         assert_eq!(t.run_of, [0, 0]);
         assert_eq!(t.modes, ["fentry"]);
@@ -190,7 +218,9 @@ mod tests {
 
     #[test]
     fn episodes_without_timing_contribute_nothing() {
-        let t = exact(&set([None, None]));
-        assert_eq!(t, ExactTiming::default());
+        let t = exact(&set([None, None]), &LossPolicy::default());
+        assert_eq!(t.episodes, 0);
+        assert!(t.series.is_empty() && t.modes.is_empty());
+        assert_eq!((t.coverage.episodes, t.coverage.not_measured), (2, 2));
     }
 }

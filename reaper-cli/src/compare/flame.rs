@@ -19,16 +19,18 @@ use crate::model::Context;
 use crate::output::{OutputDir, OutputError};
 use crate::report::stacks::merge_stacks;
 
+use super::clean::{LossPolicy, Scope, exclusion};
 use super::functions::{contexts, stacks_of};
 use super::load::RunSet;
 
-/// Folded lines of one context: per-episode mean period in µs per stack.
-pub fn mean_folded(set: &RunSet, context: Context) -> Vec<String> {
+/// Folded lines of one context: per-episode mean period in µs per stack,
+/// over the episodes the sampled scope may use ([`super::clean`]).
+pub fn mean_folded(set: &RunSet, context: Context, policy: &LossPolicy) -> Vec<String> {
     let complete: Vec<_> = set
         .runs
         .iter()
         .flat_map(|r| &r.run.episodes)
-        .filter(|e| !e.partial)
+        .filter(|e| exclusion(e, Scope::Sampled, policy).is_none())
         .collect();
     let n = complete.len().max(1) as u64;
     let stacks: Vec<_> = complete
@@ -166,11 +168,15 @@ pub fn write_all(
     a: &RunSet,
     b: &RunSet,
     labels: (&str, &str),
+    policy: &LossPolicy,
     out: &OutputDir,
 ) -> Result<Vec<PathBuf>, FlameError> {
     let mut written = Vec::new();
     for context in contexts(a, b) {
-        let (fa, fb) = (mean_folded(a, context), mean_folded(b, context));
+        let (fa, fb) = (
+            mean_folded(a, context, policy),
+            mean_folded(b, context, policy),
+        );
         if fa.is_empty() && fb.is_empty() {
             continue;
         }

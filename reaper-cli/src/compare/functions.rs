@@ -12,7 +12,7 @@ use crate::model::{Context, Episode, Run, SampledStack};
 use crate::report::stacks::children_self;
 use crate::report::summary::episode_stacks;
 
-use super::clean::exclusion;
+use super::clean::{Coverage, LossPolicy, Scope, coverage, exclusion};
 use super::load::RunSet;
 use super::stats::median;
 
@@ -38,6 +38,11 @@ pub struct FunctionSeries {
     pub runs_a: Vec<usize>,
     /// The run of each of B's values.
     pub runs_b: Vec<usize>,
+    /// Side A's episodes used and left out (the same for every row of a
+    /// context: the sampled scope's).
+    pub coverage_a: Coverage,
+    /// Side B's.
+    pub coverage_b: Coverage,
 }
 
 /// Contexts present in either side, in id order.
@@ -58,13 +63,17 @@ pub fn stacks_of(episode: &Episode, context: Context) -> Vec<SampledStack> {
     episode_stacks(episode, context).cloned().collect()
 }
 
-/// (run, per-episode costs) over a set's clean episodes
-/// ([`super::clean`]).
-fn costs(set: &RunSet, context: Context) -> Vec<(&Run, EpisodeCosts)> {
+/// (run, per-episode costs) over the episodes of a set that the sampled
+/// scope may use ([`super::clean`]).
+fn costs<'a>(
+    set: &'a RunSet,
+    context: Context,
+    policy: &LossPolicy,
+) -> Vec<(&'a Run, EpisodeCosts)> {
     set.runs
         .iter()
         .flat_map(|r| r.run.episodes.iter().map(move |e| (&r.run, e)))
-        .filter(|(_, e)| exclusion(e).is_none())
+        .filter(|(_, e)| exclusion(e, Scope::Sampled, policy).is_none())
         .map(|(run, e)| {
             let costs = children_self(&stacks_of(e, context))
                 .into_iter()
@@ -132,9 +141,24 @@ fn nonzero(values: &[f64]) -> bool {
 
 /// The table rows of one context: concepts with period on either side, then
 /// up to `top` other functions by the larger median.
-pub fn context_series(a: &RunSet, b: &RunSet, context: Context, top: usize) -> Vec<FunctionSeries> {
-    let (costs_a, costs_b) = (costs(a, context), costs(b, context));
+pub fn context_series(
+    a: &RunSet,
+    b: &RunSet,
+    context: Context,
+    top: usize,
+    policy: &LossPolicy,
+) -> Vec<FunctionSeries> {
+    let (costs_a, costs_b) = (costs(a, context, policy), costs(b, context, policy));
     let (runs_a, runs_b) = (run_ids(a, &costs_a), run_ids(b, &costs_b));
+    let used = |set: &RunSet| {
+        coverage(
+            set.runs.iter().flat_map(|r| &r.run.episodes),
+            Scope::Sampled,
+            policy,
+            |_| true,
+        )
+    };
+    let (coverage_a, coverage_b) = (used(a), used(b));
     let mut rows = Vec::new();
     let mut shown: BTreeSet<String> = BTreeSet::new();
     for concept in CONCEPTS {
@@ -180,6 +204,8 @@ pub fn context_series(a: &RunSet, b: &RunSet, context: Context, top: usize) -> V
             why_b,
             runs_a: runs_a.clone(),
             runs_b: runs_b.clone(),
+            coverage_a: coverage_a.clone(),
+            coverage_b: coverage_b.clone(),
         });
     }
     let symbols: BTreeSet<&String> = costs_a
@@ -205,6 +231,8 @@ pub fn context_series(a: &RunSet, b: &RunSet, context: Context, top: usize) -> V
                 why_b: None,
                 runs_a: runs_a.clone(),
                 runs_b: runs_b.clone(),
+                coverage_a: coverage_a.clone(),
+                coverage_b: coverage_b.clone(),
             };
             (key, row)
         })

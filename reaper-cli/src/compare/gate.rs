@@ -22,6 +22,8 @@ use serde::Serialize;
 
 use super::CompareError;
 use super::calibration::Calibration;
+use super::clean::{LossPolicy, Scope, exclusion};
+use super::design::DesignCheck;
 use super::diff::{Header, SideInfo};
 use super::load::RunSet;
 use super::metrics::samples;
@@ -35,6 +37,11 @@ pub const DEFAULT_ALPHA: f64 = 0.05;
 /// Default absolute floor, ms: two cpu-clock samples at the default 4 kHz,
 /// below which a sampled difference is one sample landing either way.
 pub const DEFAULT_MIN_DELTA_MS: f64 = 0.5;
+/// Default equivalence margin, percent of the baseline: a metric whose
+/// shift's 95% interval lies inside ±this is reported as "no change beyond
+/// ±5%". The smallest default gate threshold; see the README for the A/A
+/// interval widths it was checked against.
+pub const DEFAULT_EQUIVALENCE_PCT: f64 = 5.0;
 
 /// A calibration and where it came from.
 #[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
@@ -60,6 +67,26 @@ pub struct GateOptions {
     pub min_delta_ms: f64,
     /// Measured run-to-run noise, when given.
     pub calibration: Option<CalibrationUse>,
+    /// Which losses leave an episode out of which metrics.
+    pub policy: LossPolicy,
+    /// Equivalence margin, percent of the baseline.
+    pub equivalence_pct: f64,
+}
+
+impl Default for GateOptions {
+    /// The gate's defaults: the default SPEC, alpha, floor and loss policy,
+    /// no calibration.
+    fn default() -> Self {
+        Self {
+            gated: super::spec::defaults(),
+            min_runs: None,
+            alpha: DEFAULT_ALPHA,
+            min_delta_ms: DEFAULT_MIN_DELTA_MS,
+            calibration: None,
+            policy: LossPolicy::default(),
+            equivalence_pct: DEFAULT_EQUIVALENCE_PCT,
+        }
+    }
 }
 
 impl GateOptions {
@@ -139,7 +166,7 @@ impl std::fmt::Display for NoiseFloor {
 }
 
 /// The statistical unit, for reports.
-pub const UNIT: &str = "run (one run file: one reaper record invocation or VM boot); each run summarised by the median of its clean episodes";
+pub const UNIT: &str = "run (one run file: one reaper record invocation or VM boot); each run summarised by the median of the episodes a metric may use (lost races and partial episodes are left out of every metric, a loss only out of the metrics it can bias)";
 
 /// Refuses a gate whose sides have too few runs to separate a change from
 /// run-to-run drift, unless a calibration measured that drift.
@@ -153,15 +180,21 @@ pub fn check_runs(
     } else {
         opts.runs_needed()
     };
+    let scopes: Vec<Scope> = opts
+        .gated
+        .iter()
+        .map(|g| Scope::of_row(g.metric.row))
+        .collect();
     for (side, set) in [("baseline", baseline), ("candidate", candidate)] {
         let runs = set
             .runs
             .iter()
             .filter(|r| {
-                r.run
-                    .episodes
-                    .iter()
-                    .any(|e| super::clean::exclusion(e).is_none())
+                r.run.episodes.iter().any(|e| {
+                    scopes
+                        .iter()
+                        .any(|&s| exclusion(e, s, &opts.policy).is_none())
+                })
             })
             .count();
         if runs < needed {
@@ -218,6 +251,10 @@ pub struct Verdict {
     pub p_adjusted: Option<f64>,
     /// The outcome.
     pub status: Status,
+    /// The equivalence margin (percent) when the shift's 95% interval lies
+    /// inside it: no change beyond ±margin. `None` when it does not, or no
+    /// interval exists.
+    pub no_change_beyond_pct: Option<f64>,
 }
 
 /// The gate's result.
@@ -239,6 +276,12 @@ pub struct GateReport {
     pub noise_floor: NoiseFloor,
     /// One per gated metric.
     pub verdicts: Vec<Verdict>,
+    /// Were the sides recorded so that drift cancels (alternated, no trend
+    /// inside a side)?
+    pub design: DesignCheck,
+    /// The design check's warnings, naming the sides "baseline" and
+    /// "candidate" (empty when the recording looks sound).
+    pub warnings: Vec<String>,
 }
 
 impl GateReport {
@@ -252,6 +295,12 @@ impl GateReport {
     /// 0 when nothing regressed, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         i32::from(self.regressions().next().is_some())
+    }
+
+    /// The drift and design warnings, naming the sides "baseline" and
+    /// "candidate".
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
 }
 
@@ -332,7 +381,10 @@ pub fn evaluate(
     header: Header,
     opts: &GateOptions,
 ) -> GateReport {
-    let (sb, sc) = (samples(baseline), samples(candidate));
+    let (sb, sc) = (
+        samples(baseline, &opts.policy),
+        samples(candidate, &opts.policy),
+    );
     let rows: Vec<(&Gated, Comparison, Option<MannWhitney>)> = opts
         .gated
         .iter()
@@ -347,7 +399,8 @@ pub fn evaluate(
                 &c.runs,
                 || b.why_not().unwrap_or_default(),
                 || c.why_not().unwrap_or_default(),
-            );
+            )
+            .covering(b.coverage.clone(), c.coverage.clone());
             (g, comparison, runlevel::test(&b.runs, &c.runs))
         })
         .collect();
@@ -362,6 +415,21 @@ pub fn evaluate(
             .collect()
     };
     let (p_greater, p_less) = (adjusted(|t| t.p_greater), adjusted(|t| t.p_less));
+    let gated_index: Vec<usize> = opts
+        .gated
+        .iter()
+        .filter_map(|g| {
+            super::metrics::METRICS
+                .iter()
+                .position(|m| m.name == g.metric.name)
+        })
+        .collect();
+    let design = super::diff::design_check(
+        (baseline, &sb),
+        (candidate, &sc),
+        |i| gated_index.contains(&i),
+        opts.alpha,
+    );
     let needed = opts.runs_needed();
     let verdicts = rows
         .into_iter()
@@ -379,12 +447,17 @@ pub fn evaluate(
                 allowed,
                 calibrated: noise.is_some(),
             };
+            let no_change_beyond_pct = comparison
+                .shift
+                .filter(|s| s.ms.within(s.base_ms, opts.equivalence_pct))
+                .map(|_| opts.equivalence_pct);
             Verdict {
                 metric: g.metric.name,
                 description: g.metric.description,
                 threshold: g.threshold,
                 allowed_ms: allowed,
                 noise_ms: noise,
+                no_change_beyond_pct,
                 status: status(&comparison, &evidence, opts),
                 comparison,
                 test,
@@ -401,6 +474,8 @@ pub fn evaluate(
         noise_floor: opts.noise_floor(),
         options: opts.clone(),
         verdicts,
+        warnings: design.warnings(("baseline", "candidate")),
+        design,
     }
 }
 
@@ -437,6 +512,8 @@ mod tests {
             alpha: DEFAULT_ALPHA,
             min_delta_ms: DEFAULT_MIN_DELTA_MS,
             calibration,
+            policy: LossPolicy::default(),
+            equivalence_pct: DEFAULT_EQUIVALENCE_PCT,
         }
     }
 

@@ -1,11 +1,13 @@
 //! The gate's outputs: a short markdown summary (stdout, CI comments) and
-//! JUnit XML with one testcase per gated metric.
+//! JUnit XML with one testcase per gated metric; and, when the gate cannot
+//! judge (exit 2), the same two outputs saying why ([`Refusal`]), so a CI
+//! job's summary page and test report are never empty.
 
 use std::fmt::Write;
 
 use super::gate::{GateReport, Status, Verdict};
 use super::quantity::{Side, format_p, p_text};
-use super::text::delta;
+use super::text::{delta, shift_pct, stack_loss_text, usage_text};
 use crate::duration::ms_for_size;
 
 fn side(s: &Side) -> String {
@@ -23,12 +25,16 @@ fn side(s: &Side) -> String {
 }
 
 fn result(v: &Verdict) -> String {
-    match &v.status {
+    let text = match &v.status {
         Status::Pass => "pass".to_owned(),
         Status::Regressed => "REGRESSION".to_owned(),
         Status::WithinNoise => "pass (over threshold, within noise)".to_owned(),
         Status::Improved => "pass (improved)".to_owned(),
         Status::Skipped { why } => format!("skipped: {why}"),
+    };
+    match v.no_change_beyond_pct {
+        Some(m) if v.status != Status::Regressed => format!("{text}; no change beyond ±{m}%"),
+        _ => text,
     }
 }
 
@@ -40,6 +46,15 @@ fn threshold(v: &Verdict) -> String {
         Some(allowed) => format!("{} (+{} ms{noise})", v.threshold, ms_for_size(allowed)),
         None => v.threshold.to_string(),
     }
+}
+
+/// "5 of 5 · 3 of 5 (2 lost race)".
+fn used(v: &Verdict, policy: &super::clean::LossPolicy) -> String {
+    format!(
+        "{} · {}",
+        v.comparison.coverage.a.text(policy),
+        v.comparison.coverage.b.text(policy)
+    )
 }
 
 fn p_cell(v: &Verdict) -> String {
@@ -86,16 +101,22 @@ pub fn markdown(r: &GateReport) -> String {
         )
     };
     let _ = writeln!(out, "## reaper gate: {verdict}\n");
+    let policy = &r.options.policy;
     for (name, s) in [("Baseline", &r.baseline), ("Candidate", &r.candidate)] {
         let _ = writeln!(
             out,
-            "- {name}: {} — `{}` ({} run{}, {} clean episodes; {}; Linux {} {})",
+            "- {name}: {} — `{}` ({} run{}, {} episodes; used: {}{}; Linux {} {})",
             escape_cell(&s.label),
             s.path,
             s.runs,
             if s.runs == 1 { "" } else { "s" },
-            s.clean_episodes,
-            s.excluded,
+            s.episodes,
+            usage_text(s, policy),
+            if s.stack_loss.samples > 0 || s.stack_loss.lost > 0 {
+                format!("; samples without a stack: {}", stack_loss_text(s, policy))
+            } else {
+                String::new()
+            },
             s.kernels.join(", "),
             s.archs.join(", ")
         );
@@ -108,28 +129,48 @@ pub fn markdown(r: &GateReport) -> String {
     for note in &r.notes {
         let _ = writeln!(out, "- Note: {note}");
     }
+    for warning in r.warnings() {
+        let _ = writeln!(out, "- **Warning**: {warning}");
+    }
     for v in &regressions {
         let _ = writeln!(out, "- **{}**", regression_line(v));
     }
+    let equivalent: Vec<&str> = r
+        .verdicts
+        .iter()
+        .filter(|v| v.no_change_beyond_pct.is_some() && v.status != Status::Regressed)
+        .map(|v| v.metric)
+        .collect();
+    if !equivalent.is_empty() {
+        let _ = writeln!(
+            out,
+            "- No change beyond ±{}% in {}: the 95% interval of the shift of the run medians lies inside ±{}% of the baseline",
+            r.options.equivalence_pct,
+            equivalent.join(", "),
+            r.options.equivalence_pct
+        );
+    }
     let _ = writeln!(
         out,
-        "\n| Metric | Baseline ms, median (min–max) | Candidate ms | Delta | Threshold | p (runs, one-sided, Holm) | Result |"
+        "\n| Metric | Baseline ms, median (min–max) | Candidate ms | Delta | Shift [95% CI] | Threshold | p (runs, one-sided, Holm) | Result | Episodes used (baseline · candidate) |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for v in &r.verdicts {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             v.metric,
             side(&v.comparison.a),
             side(&v.comparison.b),
             delta(&v.comparison),
+            shift_pct(&v.comparison),
             threshold(v),
             p_cell(v),
             match v.status {
                 Status::Regressed => format!("**{}**", result(v)),
                 _ => escape_cell(&result(v)),
-            }
+            },
+            escape_cell(&used(v, policy))
         );
     }
     let _ = writeln!(
@@ -145,6 +186,68 @@ pub fn markdown(r: &GateReport) -> String {
         r.verdicts.len(),
         r.options.alpha
     );
+    out
+}
+
+/// Why a gate could not judge (exit 2), for its outputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The error, with its causes (`{err:#}`).
+    pub reason: String,
+    /// `--baseline`, when given.
+    pub baseline: Option<String>,
+    /// `--candidate`, when given.
+    pub candidate: Option<String>,
+}
+
+/// The markdown of a refused gate.
+pub fn refusal_markdown(r: &Refusal) -> String {
+    let mut out = String::from(
+        "## reaper gate: REFUSED (exit 2): nothing was judged
+
+",
+    );
+    let _ = writeln!(out, "- Reason: {}", r.reason);
+    for (name, path) in [("Baseline", &r.baseline), ("Candidate", &r.candidate)] {
+        if let Some(path) = path {
+            let _ = writeln!(out, "- {name}: `{path}`");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nThe gate exits 2 when it cannot judge: unreadable or incomparable run files, too few runs per side, or a bad option. It is not a pass."
+    );
+    out
+}
+
+/// JUnit XML of a refused gate: one testcase with an `error` element.
+pub fn refusal_junit(r: &Refusal) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(
+        "<testsuites name=\"reaper gate\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\">\n",
+    );
+    out.push_str(
+        "  <testsuite name=\"reaper gate: refused\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\">\n",
+    );
+    let _ = writeln!(out, "    <properties>");
+    for (name, path) in [("baseline", &r.baseline), ("candidate", &r.candidate)] {
+        if let Some(path) = path {
+            let _ = writeln!(
+                out,
+                "      <property name=\"{name}\" value=\"{}\"/>",
+                xml_escape(path)
+            );
+        }
+    }
+    let _ = writeln!(out, "    </properties>");
+    out.push_str("    <testcase classname=\"reaper.gate\" name=\"gate\">\n");
+    let _ = writeln!(
+        out,
+        "      <error message=\"{}\" type=\"refused\">{}</error>",
+        xml_escape(&r.reason),
+        xml_escape(&refusal_markdown(r))
+    );
+    out.push_str("    </testcase>\n  </testsuite>\n</testsuites>\n");
     out
 }
 
@@ -190,13 +293,27 @@ pub fn junit(r: &GateReport) -> String {
     for (name, value) in [
         ("statistical_unit", format!("the {}", r.unit)),
         ("noise_floor", r.noise_floor.to_string()),
-        ("baseline_left_out", r.baseline.excluded.to_string()),
-        ("candidate_left_out", r.candidate.excluded.to_string()),
+        (
+            "baseline_episodes_used",
+            usage_text(&r.baseline, &r.options.policy),
+        ),
+        (
+            "candidate_episodes_used",
+            usage_text(&r.candidate, &r.options.policy),
+        ),
     ] {
         let _ = writeln!(
             out,
             "      <property name=\"{name}\" value=\"{}\"/>",
             xml_escape(&value)
+        );
+    }
+    let warnings = r.warnings();
+    if !warnings.is_empty() {
+        let _ = writeln!(
+            out,
+            "      <property name=\"recording_warnings\" value=\"{}\"/>",
+            xml_escape(&warnings.join(" | "))
         );
     }
     let _ = writeln!(out, "    </properties>");
@@ -207,7 +324,7 @@ pub fn junit(r: &GateReport) -> String {
             xml_escape(v.metric)
         );
         let detail = format!(
-            "{}: baseline {} ms, candidate {} ms, delta {}, threshold {}, {}; {}",
+            "{}: baseline {} ms, candidate {} ms, delta {}, threshold {}, {}; {}; episodes used {}",
             v.description,
             side(&v.comparison.a),
             side(&v.comparison.b),
@@ -217,7 +334,8 @@ pub fn junit(r: &GateReport) -> String {
                 || "p n/a".to_owned(),
                 |p| format!("{} (run medians, Holm-adjusted)", p_text(p))
             ),
-            result(v)
+            result(v),
+            used(v, &r.options.policy)
         );
         match &v.status {
             Status::Regressed => {
@@ -248,6 +366,22 @@ pub fn junit(r: &GateReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_is_an_error_element_and_a_summary() {
+        let r = Refusal {
+            reason: "too few runs: the baseline has 1 run <x>".into(),
+            baseline: Some("a/b".into()),
+            candidate: None,
+        };
+        let md = refusal_markdown(&r);
+        assert!(md.starts_with("## reaper gate: REFUSED (exit 2)"), "{md}");
+        assert!(md.contains("- Reason: too few runs"));
+        assert!(md.contains("- Baseline: `a/b`") && !md.contains("Candidate"));
+        let xml = refusal_junit(&r);
+        assert!(xml.contains("errors=\"1\""), "{xml}");
+        assert!(xml.contains("<error message=\"too few runs: the baseline has 1 run &lt;x&gt;\""));
+    }
 
     #[test]
     fn xml_escaping() {

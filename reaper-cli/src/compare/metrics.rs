@@ -3,9 +3,11 @@
 //! The summary metrics are the rows of `reaper report`'s "Summary of
 //! measurements (ms)" (computed by [`crate::report::summary::summary`], so a
 //! diff shows the same numbers as the reports of its two sides), each as its
-//! total and its exit_mmap / reaper-work parts. One sample per clean episode
-//! ([`super::clean`]: lost races, partial episodes and episodes with data
-//! loss are left out), grouped by run: the run is the statistical unit.
+//! total and its exit_mmap / reaper-work parts. One sample per episode the
+//! row's [`Scope`] may use ([`super::clean`]: lost races and partial
+//! episodes are left out of every row, a loss only out of the rows it can
+//! bias), grouped by run: the run is the statistical unit. Each metric says
+//! how many episodes it used and why not the others ([`Coverage`]).
 
 use serde::Serialize;
 
@@ -15,7 +17,7 @@ use crate::report::model::Cell;
 pub use crate::report::model::RowId as Row;
 use crate::report::summary::summary;
 
-use super::clean::exclusion;
+use super::clean::{Coverage, LossPolicy, Scope, exclusion};
 use super::load::RunSet;
 
 /// Which part of a row's value.
@@ -164,6 +166,8 @@ pub struct Samples {
     pub not_measured: Vec<String>,
     /// The report's row labels seen (distinct), e.g. "folio_remove_rmap_ptes time".
     pub labels: Vec<String>,
+    /// Episodes used, left out and not measured.
+    pub coverage: Coverage,
 }
 
 fn push_distinct(list: &mut Vec<String>, item: &str) {
@@ -179,7 +183,7 @@ impl Samples {
             return None;
         }
         Some(if self.not_measured.is_empty() {
-            "no clean episodes".to_owned()
+            "every episode was left out".to_owned()
         } else {
             self.not_measured.join("; ")
         })
@@ -187,7 +191,7 @@ impl Samples {
 }
 
 /// Adds one run's samples of every metric to `out` (indexed like [`METRICS`]).
-fn add_run(run: &Run, out: &mut [Samples]) {
+fn add_run(run: &Run, policy: &LossPolicy, out: &mut [Samples]) {
     let rows = summary(run, &ConceptFrames::of(&run.symbols)).rows;
     for (metric, samples) in METRICS.iter().zip(out.iter_mut()) {
         let Some(row) = rows.iter().find(|r| r.id == metric.row) else {
@@ -195,38 +199,49 @@ fn add_run(run: &Run, out: &mut [Samples]) {
                 &mut samples.not_measured,
                 "this reaper's report has no such row",
             );
+            for _ in &run.episodes {
+                samples.coverage.add(None, false);
+            }
+            samples.runs.push(Vec::new());
             continue;
         };
         push_distinct(&mut samples.labels, &row.label);
+        let scope = Scope::of_row(metric.row);
         let mut values = Vec::new();
         for (episode, cell) in run.episodes.iter().zip(&row.cells) {
-            if exclusion(episode).is_some() {
+            if let Some(reason) = exclusion(episode, scope, policy) {
+                samples.coverage.add(Some(reason), false);
                 continue;
             }
-            match cell {
-                Cell::Measured(v) => {
-                    let value = match metric.part {
-                        Part::Total => Some(v.total_ms),
-                        Part::ExitMmap => v.split_ms.map(|s| s.0),
-                        Part::Reaper => v.split_ms.map(|s| s.1),
-                    };
-                    match value {
-                        Some(ms) => values.push(ms),
-                        None => push_distinct(&mut samples.not_measured, "row has no split"),
-                    }
+            let value = match cell {
+                Cell::Measured(v) => match metric.part {
+                    Part::Total => Some(v.total_ms),
+                    Part::ExitMmap => v.split_ms.map(|s| s.0),
+                    Part::Reaper => v.split_ms.map(|s| s.1),
+                },
+                Cell::NotMeasured { why } => {
+                    push_distinct(&mut samples.not_measured, why);
+                    None
                 }
-                Cell::NotMeasured { why } => push_distinct(&mut samples.not_measured, why),
+            };
+            match value {
+                Some(ms) => values.push(ms),
+                None if matches!(cell, Cell::Measured(_)) => {
+                    push_distinct(&mut samples.not_measured, "row has no split");
+                }
+                None => {}
             }
+            samples.coverage.add(None, value.is_some());
         }
         samples.runs.push(values);
     }
 }
 
 /// Every metric's samples over a run set, indexed like [`METRICS`].
-pub fn samples(set: &RunSet) -> Vec<Samples> {
+pub fn samples(set: &RunSet, policy: &LossPolicy) -> Vec<Samples> {
     let mut out = vec![Samples::default(); METRICS.len()];
     for loaded in &set.runs {
-        add_run(&loaded.run, &mut out);
+        add_run(&loaded.run, policy, &mut out);
     }
     out
 }

@@ -2,7 +2,8 @@
 //!
 //! Each side is a run file or a directory of runs (`load`). The two sides
 //! are checked for comparability (`comparable`), their per-episode samples
-//! of the summary metrics are extracted from clean episodes only (`clean`;
+//! of the summary metrics are extracted from the episodes each figure may
+//! use (`clean`: a loss leaves an episode out only of what it can bias;
 //! `metrics`, from the report's own summary rows; `exact` for exact
 //! function timing; `functions` for the per-context tables), grouped by run,
 //! and compared with medians and a Mann-Whitney U test of the run medians
@@ -10,11 +11,14 @@
 //! `diff` builds the diff model that `text` renders; `gate` judges
 //! regressions against a SPEC (`spec`), optionally with measured noise
 //! (`calibration`), and `gate_render` writes markdown and JUnit; `flame`
-//! writes differential flame graphs.
+//! writes differential flame graphs. `shift` gives each row's effect size
+//! and 95% interval, `design` the drift and blocked-design warnings, and
+//! `plan` the runs a change needs.
 
 pub mod calibration;
 pub mod clean;
 pub mod comparable;
+pub mod design;
 pub mod diff;
 pub mod exact;
 pub mod flame;
@@ -23,8 +27,10 @@ pub mod gate;
 pub mod gate_render;
 pub mod load;
 pub mod metrics;
+pub mod plan;
 pub mod quantity;
 pub mod runlevel;
+pub mod shift;
 pub mod spec;
 pub mod stats;
 pub mod text;
@@ -55,11 +61,11 @@ pub enum CompareError {
     #[error(transparent)]
     Incomparable(#[from] Incomparable),
     /// Too few runs for a gate to separate a change from run-to-run drift.
-    #[error("too few runs: the {side} has {found} run{} with clean episodes, but separating a change from run-to-run drift needs {required} runs per side (the run is the statistical unit: with {required} against {required} runs, complete separation of the run medians is the least that reaches one-sided p < {alpha} over {metrics} gated metric{}); record each side with {required} `reaper record` invocations, alternating baseline and candidate, or pass --calibration FILE written by `reaper gate --calibrate A/A-DIR...`", if *found == 1 { "" } else { "s" }, if *metrics == 1 { "" } else { "s" })]
+    #[error("too few runs: the {side} has {found} run{} with episodes the gated metrics may use, but separating a change from run-to-run drift needs {required} runs per side (the run is the statistical unit: with {required} against {required} runs, complete separation of the run medians is the least that reaches one-sided p < {alpha} over {metrics} gated metric{}); record each side with {required} `reaper record` invocations, alternating baseline and candidate, or pass --calibration FILE written by `reaper gate --calibrate A/A-DIR...`", if *found == 1 { "" } else { "s" }, if *metrics == 1 { "" } else { "s" })]
     TooFewRuns {
         /// Which side.
         side: &'static str,
-        /// Runs with clean episodes found.
+        /// Runs with episodes the gated metrics may use.
         found: usize,
         /// Runs needed per side.
         required: usize,

@@ -1,10 +1,13 @@
 //! One compared quantity: both sides' medians and ranges over episodes, the
-//! delta, and the significance test with the run as the unit
+//! delta, the shift of the run medians with its 95% confidence interval
+//! ([`super::shift`]), and the significance test with the run as the unit
 //! ([`super::runlevel`]) when both sides have enough runs.
 
 use serde::Serialize;
 
+use super::clean::Coverage;
 use super::runlevel::{self, Grouped};
+use super::shift::Shift;
 use super::stats::{self, MannWhitney};
 
 /// Runs per side below which no significance is claimed: with 3 runs
@@ -99,6 +102,33 @@ pub struct Comparison {
     /// Mann-Whitney U of B's run medians against A's, when both sides
     /// have [`MIN_RUNS_FOR_TEST`] runs or more.
     pub test: Option<MannWhitney>,
+    /// How many episodes each side used, and why not the others.
+    pub coverage: Coverages,
+    /// The Hodges-Lehmann shift of B's run medians against A's, with its
+    /// 95% interval when the runs allow one; `None` when a side has no run.
+    pub shift: Option<RunShift>,
+}
+
+/// The shift of the run medians, in ms and relative to A.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct RunShift {
+    /// Shift and interval, ms.
+    pub ms: Shift,
+    /// The median of A's run medians, ms: what the percentages are of.
+    pub base_ms: f64,
+    /// The estimate, percent of `base_ms` (`None` when that is 0).
+    pub pct: Option<f64>,
+    /// The interval, percent of `base_ms`.
+    pub ci_pct: Option<(f64, f64)>,
+}
+
+/// Both sides' [`Coverage`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Coverages {
+    /// Side A (the baseline).
+    pub a: Coverage,
+    /// Side B (the candidate).
+    pub b: Coverage,
 }
 
 impl Comparison {
@@ -118,13 +148,35 @@ impl Comparison {
             .map(|(a, d)| d / a * 100.0);
         let enough =
             runlevel::count(a) >= MIN_RUNS_FOR_TEST && runlevel::count(b) >= MIN_RUNS_FOR_TEST;
+        let coverage = Coverages {
+            a: Coverage::all(side_a.n()),
+            b: Coverage::all(side_b.n()),
+        };
+        let (ma, mb) = (runlevel::run_medians(a), runlevel::run_medians(b));
+        let shift = Shift::of(&ma, &mb)
+            .zip(stats::median(&ma))
+            .map(|(ms, base_ms)| RunShift {
+                ms,
+                base_ms,
+                pct: (base_ms != 0.0).then(|| ms.estimate / base_ms * 100.0),
+                ci_pct: ms.ci_pct(base_ms),
+            });
         Comparison {
             a: side_a,
             b: side_b,
             delta_ms,
             delta_pct,
             test: if enough { runlevel::test(a, b) } else { None },
+            coverage,
+            shift,
         }
+    }
+
+    /// The same comparison, saying how many episodes each side had and why
+    /// some were not used (the values alone only know the used ones).
+    pub fn covering(mut self, a: Coverage, b: Coverage) -> Self {
+        self.coverage = Coverages { a, b };
+        self
     }
 
     /// The significance column's text.

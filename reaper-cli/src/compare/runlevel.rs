@@ -17,7 +17,7 @@
 
 use super::stats::{MannWhitney, mann_whitney, median, normal_sf};
 
-/// Values grouped by run: one inner vector per run (its clean episodes).
+/// Values grouped by run: one inner vector per run (the episodes used).
 pub type Grouped = [Vec<f64>];
 
 /// The medians of the runs that have values.

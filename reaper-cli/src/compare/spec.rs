@@ -154,6 +154,21 @@ pub fn parse(spec: &str) -> Result<Vec<Gated>, SpecError> {
         .collect())
 }
 
+/// The default gated metrics (`parse("")`).
+pub fn defaults() -> Vec<Gated> {
+    let defaults = entries(DEFAULT_SPEC).unwrap_or_default();
+    METRICS
+        .iter()
+        .filter_map(|metric| {
+            let (_, threshold) = defaults.iter().find(|(m, _)| m.name == metric.name)?;
+            Some(Gated {
+                metric,
+                threshold: (*threshold)?,
+            })
+        })
+        .collect()
+}
+
 /// Text for `reaper gate --help`: every metric and the defaults.
 pub fn help() -> String {
     let mut out = String::from("Metrics:\n");
@@ -177,7 +192,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults() {
+    fn default_spec() {
         assert_eq!(
             pairs(""),
             vec![
@@ -188,6 +203,7 @@ mod tests {
                 ("kill_to_exit_mmap", Threshold::Percent(5.0)),
             ]
         );
+        assert_eq!(parse("").unwrap(), defaults());
     }
 
     #[test]

@@ -4,9 +4,10 @@
 
 use std::fmt::Write;
 
+use super::clean::LossPolicy;
 use super::diff::{ContextTable, Diff, Exact, MetricRow, SideInfo};
 use super::metrics::Part;
-use super::quantity::{Comparison, DIFF_ALPHA, MIN_RUNS_FOR_TEST, Side, p_text};
+use super::quantity::{Comparison, Coverages, DIFF_ALPHA, MIN_RUNS_FOR_TEST, Side, p_text};
 use crate::duration::ms_for_size;
 use crate::report::text::Notes;
 
@@ -52,6 +53,41 @@ pub fn delta(c: &Comparison) -> String {
         None => format!("{} ms (from 0)", signed_ms(d)),
     }
 }
+
+/// "+28.5 [+20.1, +35.0]": the shift of the run medians and its 95%
+/// interval in ms, "[n/a]" when the runs allow no interval, "" when a side
+/// has no run.
+pub fn shift(c: &Comparison) -> String {
+    let Some(s) = &c.shift else {
+        return String::new();
+    };
+    match s.ms.ci {
+        Some((lo, hi)) => format!(
+            "{} [{}, {}]",
+            signed_ms(s.ms.estimate),
+            signed_ms(lo),
+            signed_ms(hi)
+        ),
+        None => format!("{} [n/a]", signed_ms(s.ms.estimate)),
+    }
+}
+
+/// The same in percent of A's run medians: "+21.4% [+15.0, +26.0]".
+pub fn shift_pct(c: &Comparison) -> String {
+    let Some(s) = &c.shift else {
+        return String::new();
+    };
+    let Some(pct) = s.pct else {
+        return format!("{} ms (from 0)", signed_ms(s.ms.estimate));
+    };
+    match s.ci_pct {
+        Some((lo, hi)) => format!("{pct:+.1}% [{lo:+.1}, {hi:+.1}]"),
+        None => format!("{pct:+.1}% [n/a]"),
+    }
+}
+
+/// What the shift column means, under each table that has one.
+pub const SHIFT_LEGEND: &str = "Shift: Hodges-Lehmann shift of B's run medians against A's (median of all pairwise differences), ms, with its distribution-free 95% interval (Moses); [n/a]: too few runs for a 95% interval (4 against 4, or 3 against 5, at least).";
 
 /// "↑ p=0.008" (B significantly larger), "↓ p=0.03", "~ p=0.42", for the
 /// compact split line.
@@ -107,18 +143,47 @@ fn boxed(header: &[String], rows: &[Option<Vec<String>>], out: &mut String) {
     }
 }
 
-fn side_line(name: &str, s: &SideInfo, out: &mut String) {
+/// "sampled 5 of 5, latency 3 of 5 (2 lost race)".
+pub fn usage_text(s: &SideInfo, policy: &LossPolicy) -> String {
+    s.usage
+        .iter()
+        .map(|u| format!("{} {}", u.scope.label(), u.coverage.text(policy)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// "45 of 4122 (1.1%; at most 2.4% in one episode; 0 over the 3% tolerance)".
+pub fn stack_loss_text(s: &SideInfo, policy: &LossPolicy) -> String {
+    let l = &s.stack_loss;
+    if l.lost == 0 {
+        return format!("0 of {}", l.samples);
+    }
+    let share = if l.samples == 0 {
+        100.0
+    } else {
+        l.lost as f64 / l.samples as f64 * 100.0
+    };
+    format!(
+        "{} of {} ({share:.1}%; at most {:.1}% in one episode; {} episode{} over the {}% tolerance)",
+        l.lost,
+        l.samples,
+        l.worst_episode_pct,
+        l.over_tolerance,
+        if l.over_tolerance == 1 { "" } else { "s" },
+        policy.max_stack_loss_pct
+    )
+}
+
+fn side_line(name: &str, s: &SideInfo, policy: &LossPolicy, out: &mut String) {
     let _ = writeln!(
         out,
-        "{name}: {} — {} ({} run{}, {} episode{}, {} clean; {})",
+        "{name}: {} — {} ({} run{}, {} episode{})",
         s.label,
         s.path,
         s.runs,
         if s.runs == 1 { "" } else { "s" },
         s.episodes,
         if s.episodes == 1 { "" } else { "s" },
-        s.clean_episodes,
-        s.excluded
     );
     let _ = writeln!(
         out,
@@ -132,6 +197,14 @@ fn side_line(name: &str, s: &SideInfo, out: &mut String) {
         s.tools.join(", ")
     );
     let _ = writeln!(out, "   reaper VMA order: {}", s.reaper_order);
+    let _ = writeln!(out, "   episodes used: {}", usage_text(s, policy));
+    if s.stack_loss.samples > 0 || s.stack_loss.lost > 0 {
+        let _ = writeln!(
+            out,
+            "   samples without a stack: {}",
+            stack_loss_text(s, policy)
+        );
+    }
     if s.partial_runs > 0 {
         let _ = writeln!(
             out,
@@ -143,15 +216,48 @@ fn side_line(name: &str, s: &SideInfo, out: &mut String) {
         let lost: Vec<String> = s.losses.iter().map(|(n, v)| format!("{n}={v}")).collect();
         let _ = writeln!(
             out,
-            "   LOSSES: {} (its figures undercount; see `reaper report` for what to enlarge)",
+            "   LOSSES: {} (each leaves an episode out only of the figures it can bias; see `reaper report` for what to enlarge)",
             lost.join(", ")
         );
     }
 }
 
+/// "5/5 · 3/5", with a note reference when episodes were left out.
+fn used_cell(c: &Coverages, policy: &LossPolicy, notes: &mut Notes) -> String {
+    let cell = format!(
+        "{}/{} · {}/{}",
+        c.a.used, c.a.episodes, c.b.used, c.b.episodes
+    );
+    let why: Vec<String> = [("A", &c.a), ("B", &c.b)]
+        .iter()
+        .filter_map(|(name, cov)| {
+            let r = cov.reasons(policy);
+            (!r.is_empty()).then(|| format!("{name}: {r}"))
+        })
+        .collect();
+    if why.is_empty() {
+        cell
+    } else {
+        format!(
+            "{cell} {}",
+            notes.mark(&format!("not used: {}", why.join("; ")))
+        )
+    }
+}
+
+/// The line under a table whose rows all use the same episodes.
+fn used_line(c: &Coverages, policy: &LossPolicy, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "Episodes used by every row: A {}, B {}",
+        c.a.text(policy),
+        c.b.text(policy)
+    );
+}
+
 fn header(d: &Diff, out: &mut String) {
-    side_line("A", &d.header.a, out);
-    side_line("B", &d.header.b, out);
+    side_line("A", &d.header.a, &d.header.policy, out);
+    side_line("B", &d.header.b, &d.header.policy, out);
     if d.header.differences.is_empty() {
         let _ = writeln!(
             out,
@@ -163,13 +269,20 @@ fn header(d: &Diff, out: &mut String) {
     for note in &d.header.notes {
         let _ = writeln!(out, "Note: {note}");
     }
+    for warning in d.design.warnings(("A", "B")) {
+        let _ = writeln!(out, "WARNING: {warning}");
+    }
 }
 
 fn column(name: &str, s: &SideInfo) -> String {
     format!("{name}: {}", s.label)
 }
 
-fn summary_rows(metrics: &[MetricRow], notes: &mut Notes) -> Vec<Option<Vec<String>>> {
+fn summary_rows(
+    metrics: &[MetricRow],
+    policy: &LossPolicy,
+    notes: &mut Notes,
+) -> Vec<Option<Vec<String>>> {
     let mut rows = Vec::new();
     for total in metrics.iter().filter(|m| m.part == Part::Total) {
         let c = &total.comparison;
@@ -178,7 +291,9 @@ fn summary_rows(metrics: &[MetricRow], notes: &mut Notes) -> Vec<Option<Vec<Stri
             cell(&c.a, notes),
             cell(&c.b, notes),
             delta(c),
+            shift(c),
             c.significance(),
+            used_cell(&c.coverage, policy, notes),
         ]));
         let part = |p: Part| metrics.iter().find(|m| m.row == total.row && m.part == p);
         if let (Some(victim), Some(reaper)) = (part(Part::ExitMmap), part(Part::Reaper)) {
@@ -200,7 +315,9 @@ fn summary_rows(metrics: &[MetricRow], notes: &mut Notes) -> Vec<Option<Vec<Stri
                     both(&|c| median_only(&c.a)),
                     both(&|c| median_only(&c.b)),
                     split_delta,
+                    String::new(),
                     sig,
+                    String::new(),
                 ]));
             }
         }
@@ -215,19 +332,22 @@ fn summary(d: &Diff, out: &mut String) {
         "Summary of measurements (ms): median over episodes (min–max), delta = B − A"
     );
     let mut notes = Notes::default();
-    let rows = summary_rows(&d.metrics, &mut notes);
+    let rows = summary_rows(&d.metrics, &d.header.policy, &mut notes);
     let head = [
         "Category".to_owned(),
         column("A", &d.header.a),
         column("B", &d.header.b),
         "Delta".to_owned(),
+        "Shift [95% CI]".to_owned(),
         "Significance (Mann-Whitney U)".to_owned(),
+        "Episodes used (A · B)".to_owned(),
     ];
     boxed(&head, &rows, out);
     let _ = writeln!(
         out,
         "Significance: the run is the unit: two-sided Mann-Whitney U of the run medians at p<{DIFF_ALPHA} when both sides have ≥{MIN_RUNS_FOR_TEST} runs; split line: ↑ B larger, ↓ B smaller, ~ within the noise."
     );
+    let _ = writeln!(out, "{SHIFT_LEGEND}");
     notes.render(out);
 }
 
@@ -248,16 +368,17 @@ fn plain_table(head: &[&str], rows: &[Vec<String>], out: &mut String) {
     }
 }
 
-fn comparison_cells(c: &Comparison, notes: &mut Notes) -> [String; 4] {
+fn comparison_cells(c: &Comparison, notes: &mut Notes) -> [String; 5] {
     [
         cell(&c.a, notes),
         cell(&c.b, notes),
         delta(c),
+        shift(c),
         c.significance(),
     ]
 }
 
-fn exact(e: &Exact, out: &mut String) {
+fn exact(e: &Exact, policy: &LossPolicy, out: &mut String) {
     if let Some(why) = &e.not_measured {
         let _ = writeln!(out, "Exact function timing: not measured ({why})");
         return;
@@ -266,6 +387,7 @@ fn exact(e: &Exact, out: &mut String) {
         out,
         "Exact function timing (ms): inclusive time per episode, median (min–max)"
     );
+    used_line(&e.coverage, policy, out);
     let mut notes = Notes::default();
     let rows: Vec<Vec<String>> = e
         .rows
@@ -277,19 +399,28 @@ fn exact(e: &Exact, out: &mut String) {
         })
         .collect();
     plain_table(
-        &["Context", "Function", "A", "B", "Delta", "Significance"],
+        &[
+            "Context",
+            "Function",
+            "A",
+            "B",
+            "Delta",
+            "Shift [95% CI]",
+            "Significance",
+        ],
         &rows,
         out,
     );
     notes.render(out);
 }
 
-fn context(t: &ContextTable, out: &mut String) {
+fn context(t: &ContextTable, policy: &LossPolicy, out: &mut String) {
     let _ = writeln!(
         out,
         "== {} ({}): sampled period (ms), median per episode (min–max) ==",
         t.label, t.context
     );
+    used_line(&t.coverage, policy, out);
     if t.rows.is_empty() {
         let _ = writeln!(out, "no samples on either side");
         return;
@@ -308,7 +439,18 @@ fn context(t: &ContextTable, out: &mut String) {
             row
         })
         .collect();
-    plain_table(&["Symbol", "A", "B", "Delta", "Significance"], &rows, out);
+    plain_table(
+        &[
+            "Symbol",
+            "A",
+            "B",
+            "Delta",
+            "Shift [95% CI]",
+            "Significance",
+        ],
+        &rows,
+        out,
+    );
     notes.render(out);
 }
 
@@ -319,10 +461,10 @@ pub fn render(d: &Diff) -> String {
     out.push('\n');
     summary(d, &mut out);
     out.push('\n');
-    exact(&d.exact, &mut out);
+    exact(&d.exact, &d.header.policy, &mut out);
     for t in &d.contexts {
         out.push('\n');
-        context(t, &mut out);
+        context(t, &d.header.policy, &mut out);
     }
     out
 }

@@ -9,6 +9,7 @@ pub mod oom;
 pub mod progress;
 mod race;
 mod setup;
+pub mod sizing;
 pub mod watch;
 
 use std::{
@@ -246,9 +247,11 @@ impl Recorder {
     /// Runs every episode and returns the run (partial if interrupted or if
     /// an episode failed after others succeeded).
     pub fn record(mut self, settings: &RecordSettings) -> anyhow::Result<Run> {
-        let started_unix = std::time::SystemTime::now()
+        let since_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+            .unwrap_or_default();
+        let started_unix = since_epoch.as_secs();
+        let started_unix_ms = u64::try_from(since_epoch.as_millis()).ok();
         let mut episodes = Vec::new();
         let mut partial_reason = None;
         let mut watch_summary = None;
@@ -273,6 +276,8 @@ impl Recorder {
             host: self.host.clone(),
             recording: Recording {
                 started_unix,
+                started_unix_ms,
+                stack_map_entries: Some(settings.sizes.stack_map),
                 freq_hz: settings.freq_hz,
                 sample_period_ns: self.period_ns,
                 // The sampler weighs each sample by the cpu-clock count.
@@ -325,7 +330,7 @@ impl Recorder {
             match self.episode(index, settings, &label) {
                 Ok(episode) => {
                     let cut = episode.partial;
-                    let lost = episode.lost_race;
+                    let lost = episode.lost_race();
                     say_done(progress, &label, &episode);
                     episodes.push(episode);
                     if cut {
@@ -478,7 +483,7 @@ impl Recorder {
             trigger: None,
             frozen: end.frozen,
             function_timing: None,
-            lost_race: end.mrelease_ret == Some(-i64::from(libc::ESRCH)),
+            marked_lost_race: end.mrelease_ret == Some(-i64::from(libc::ESRCH)),
         }
     }
 }
@@ -631,7 +636,7 @@ fn replace_lost(
 fn say_done(progress: progress::Progress, label: &str, episode: &Episode) {
     let l = &episode.latencies;
     let mrelease = match l.mrelease_ret {
-        Some(_) if episode.lost_race => "process_mrelease lost the race (ESRCH), ".to_owned(),
+        Some(_) if episode.lost_race() => "process_mrelease lost the race (ESRCH), ".to_owned(),
         Some(ret) if ret < 0 => format!("process_mrelease returned {ret}, "),
         Some(_) => format!(
             "process_mrelease done {} after the kill, ",

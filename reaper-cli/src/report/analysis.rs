@@ -164,7 +164,7 @@ fn header(run: &Run, episodes: &[EpisodeReport]) -> Header {
         }),
         probes: run.recording.probes.clone(),
         losses: losses.into_values().collect(),
-        lost_races: run.episodes.iter().filter(|e| e.lost_race).count(),
+        lost_races: run.episodes.iter().filter(|e| e.lost_race()).count(),
     }
 }
 
@@ -420,7 +420,7 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
         index: episode.index,
         victim: episode.victim.clone(),
         partial: episode.partial,
-        lost_race: episode.lost_race,
+        lost_race: episode.lost_race(),
         timeline,
         latencies: episode.latencies.clone(),
         no_mrelease: !run.recording.scenario.mrelease,

@@ -95,7 +95,16 @@ pub fn file(run: &Run) -> File {
             }
             profiles.push(Profile {
                 r#type: "sampled",
-                name: format!("episode {} {}", episode.index, context.context),
+                name: format!(
+                    "episode {} {}{}",
+                    episode.index,
+                    context.context,
+                    if episode.lost_race() {
+                        " (mrelease lost the race)"
+                    } else {
+                        ""
+                    }
+                ),
                 unit: "nanoseconds",
                 start_value: 0,
                 end_value: weights.iter().sum(),
@@ -149,7 +158,7 @@ mod tests {
         for (p, c) in profiles.iter().zip(contexts) {
             assert_eq!(p["type"], "sampled");
             assert_eq!(p["unit"], "nanoseconds");
-            assert!(p["name"].as_str().unwrap().ends_with(c.context.name()));
+            assert!(p["name"].as_str().unwrap().contains(c.context.name()));
             let samples = p["samples"].as_array().unwrap();
             let weights = p["weights"].as_array().unwrap();
             assert_eq!(samples.len(), weights.len());

@@ -39,7 +39,7 @@ pub fn summary(run: &Run, frames: &ConceptFrames) -> Summary {
             rows,
             lost: Vec::new(),
         },
-        run.episodes.iter().map(|e| e.lost_race).collect(),
+        run.episodes.iter().map(Episode::lost_race).collect(),
     )
 }
 

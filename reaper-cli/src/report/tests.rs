@@ -638,8 +638,8 @@ fn lost_races_are_named_and_left_out_of_the_median() {
     let mut run = fixture("7.2-arm64-6-episodes");
     let all = render_text(&run, &ReportOptions::default());
     assert!(!all.contains("lost race"), "{all}");
-    run.episodes[0].lost_race = true;
-    run.episodes[3].lost_race = true;
+    run.episodes[0].marked_lost_race = true;
+    run.episodes[3].marked_lost_race = true;
     let text = render_text(&run, &ReportOptions::default());
     assert!(text.contains("Lost races: 2 of 6 episodes"), "{text}");
     assert!(text.contains("median of 4"), "{text}");
@@ -660,6 +660,33 @@ fn lost_races_are_named_and_left_out_of_the_median() {
     let text = render_text(&run, &ReportOptions::default());
     assert!(text.contains("episode 1 (lost race)"), "{text}");
     assert!(!text.contains("episode 2 (lost race)"), "{text}");
+}
+
+/// Regression (issue 22): a run file recorded before `lost_race` existed
+/// (bookworm 6.1 VM, 2026-11-25) whose first two episodes' process_mrelease
+/// returned ESRCH: `diff` left them out as lost races while `report` showed
+/// them as ordinary episodes ("Total 242.5 = 242.5 + 0.0"). Both now read
+/// `Episode::lost_race`, and the open formats mark them too.
+#[test]
+fn an_old_file_with_esrch_is_a_lost_race_in_the_report_too() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/compare/vm-bookworm-x86_64/run.json");
+    let run = load_run(&path).unwrap();
+    assert!(run.episodes.iter().all(|e| !e.marked_lost_race));
+    let text = render_text(&run, &ReportOptions::default());
+    assert!(text.contains("Lost races: 2 of 5 episodes"), "{text}");
+    assert!(text.contains("Lost race: process_mrelease returned ESRCH"));
+    let report = analyze(&run, &ReportOptions::default());
+    assert_eq!(report.header.lost_races, 2);
+    let lost: Vec<bool> = report.episodes.iter().map(|e| e.lost_race).collect();
+    assert_eq!(lost, [true, true, false, false, false]);
+    let speedscope = speedscope::file(&run);
+    assert!(
+        speedscope.profiles[0]
+            .name
+            .ends_with("(mrelease lost the race)")
+    );
+    assert!(!speedscope.profiles.last().unwrap().name.contains("lost"));
 }
 
 /// A real run (not hand-made) on Debian's 7.3.4 PREEMPT_RT kernel in the VM

@@ -214,7 +214,7 @@ impl Episodes<'_> {
         let e = self.episode;
         let victim = &e.victim;
         let mut title = format!("episode {}: {}[{}]", e.index, victim.comm, victim.pid);
-        if e.lost_race {
+        if e.lost_race() {
             title.push_str(" (mrelease lost the race)");
         }
         self.push(

@@ -93,7 +93,7 @@ pub fn episode_lines(run: &Run, origin: &str) -> Vec<EpisodeLine> {
         .map(|(i, e)| EpisodeLine {
             origin: format!("{origin} #{}", i + 1),
             order: reaper_order(e),
-            lost_race: e.lost_race,
+            lost_race: e.lost_race(),
             frozen: e.frozen.as_ref().map(frozen),
         })
         .collect()
@@ -251,7 +251,7 @@ mod tests {
     fn lines_carry_order_race_and_frozen_fates() {
         let mut r = run();
         let e0 = &mut r.episodes[0];
-        e0.lost_race = false;
+        e0.marked_lost_race = false;
         let timing = e0.function_timing.get_or_insert_with(Default::default);
         timing.vma_orders = vec![reaper_model::VmaOrderSeen {
             context: REAPER_CONTEXT,
@@ -266,7 +266,7 @@ mod tests {
         }];
         e0.frozen = None;
         let e1 = &mut r.episodes[1];
-        e1.lost_race = true;
+        e1.marked_lost_race = true;
         e1.function_timing = None;
         e1.frozen = Some(FrozenOutcome {
             threads: 4,

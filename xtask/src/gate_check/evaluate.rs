@@ -27,7 +27,7 @@ pub enum Outcome {
 #[derive(Clone, Debug, Default)]
 struct SetFacts {
     runs: u64,
-    clean: u64,
+    used: String,
     left_out: String,
     medians: BTreeMap<String, f64>,
 }
@@ -47,9 +47,47 @@ pub struct Tally {
     pub metrics: BTreeMap<String, usize>,
     /// Distinct refusal reasons.
     pub reasons: Vec<String>,
+    /// Pairs whose verdict warned of a blocked design or drift.
+    pub warned: usize,
+    /// Pairs where `total`'s 95% interval lay inside the equivalence margin.
+    pub equivalent: usize,
+    /// `total`'s interval half-widths, percent of the baseline.
+    pub half_widths: Vec<f64>,
 }
 
 impl Tally {
+    /// What the verdict's JSON says beyond the exit status.
+    fn read(&mut self, json: &Value) {
+        if json["warnings"].as_array().is_some_and(|w| !w.is_empty()) {
+            self.warned += 1;
+        }
+        let total = json["verdicts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["metric"] == "total");
+        if let Some(v) = total {
+            if !v["no_change_beyond_pct"].is_null() {
+                self.equivalent += 1;
+            }
+            if let (Some(lo), Some(hi)) = (
+                v["comparison"]["shift"]["ci_pct"][0].as_f64(),
+                v["comparison"]["shift"]["ci_pct"][1].as_f64(),
+            ) {
+                self.half_widths.push((hi - lo) / 2.0);
+            }
+        }
+    }
+
+    fn half_width_text(&self) -> String {
+        let mut w = self.half_widths.clone();
+        w.sort_by(f64::total_cmp);
+        match (w.first(), w.get(w.len() / 2), w.last()) {
+            (Some(lo), Some(mid), Some(hi)) => format!("±{mid:.1}% (±{lo:.1}–{hi:.1}%)"),
+            _ => "–".to_owned(),
+        }
+    }
+
     fn add(&mut self, o: &Outcome) {
         self.pairs += 1;
         match o {
@@ -133,15 +171,45 @@ fn gate(reaper: &Path, baseline: &Path, candidate: &Path) -> Result<(Outcome, Va
     Ok((outcome, json))
 }
 
+/// "sampled 15/18, latency 15/18" and "sampled: 3 lost race" from a side's
+/// `usage` (reaper gate --json).
+fn usage(side: &Value) -> (String, String) {
+    let mut used = Vec::new();
+    let mut left = Vec::new();
+    for u in side["usage"].as_array().into_iter().flatten() {
+        let scope = u["scope"].as_str().unwrap_or("?");
+        let c = &u["coverage"];
+        used.push(format!("{scope} {}/{}", c["used"], c["episodes"]));
+        let reasons: Vec<String> = c["left_out"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| {
+                format!(
+                    "{} {}",
+                    l["episodes"],
+                    l["reason"].as_str().unwrap_or("?").replace('_', " ")
+                )
+            })
+            .collect();
+        if !reasons.is_empty() {
+            left.push(format!("{scope}: {}", reasons.join(", ")));
+        }
+    }
+    let left = if left.is_empty() {
+        "–".to_owned()
+    } else {
+        left.join("; ")
+    };
+    (used.join(", "), left)
+}
+
 fn facts(side: &Value, verdicts: &Value, key: &str) -> SetFacts {
-    let excluded = &side["excluded"];
+    let (used, left_out) = usage(side);
     SetFacts {
         runs: side["runs"].as_u64().unwrap_or(0),
-        clean: side["clean_episodes"].as_u64().unwrap_or(0),
-        left_out: format!(
-            "{} lost race, {} partial, {} data loss",
-            excluded["lost_race"], excluded["partial"], excluded["data_loss"]
-        ),
+        used,
+        left_out,
         medians: verdicts
             .as_array()
             .into_iter()
@@ -199,11 +267,13 @@ pub fn evaluate(reaper: &Path, dir: &Path, sets: &[SetPlan]) -> Result<Evaluatio
                 seen.entry(c.name.clone())
                     .or_insert_with(|| facts(&json["candidate"], &json["verdicts"], "b"));
             }
-            if c.aa {
-                result.aa.add(&outcome);
+            let tally = if c.aa {
+                &mut result.aa
             } else {
-                result.detection.add(&outcome);
-            }
+                &mut result.detection
+            };
+            tally.add(&outcome);
+            tally.read(&json);
         }
     }
     for s in sets {
@@ -219,27 +289,30 @@ impl Evaluation {
     /// The result table, the per-set table and notes, as markdown.
     pub fn markdown(&self) -> String {
         let mut out = String::from(
-            "| reaper gate, defaults | ordered pairs | failed (exit 1) | passed (exit 0) | refused (exit 2) | rate | metrics that failed |\n|---|---|---|---|---|---|---|\n",
+            "| reaper gate, defaults | ordered pairs | failed (exit 1) | passed (exit 0) | refused (exit 2) | rate | metrics that failed | warned (design, drift) | total: no change beyond ±5% | total: 95% interval, half-width (median, range) |\n|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for (name, t) in [
             ("A/A: false alarms", &self.aa),
             ("regression: detected", &self.detection),
         ] {
             out.push_str(&format!(
-                "| {name} | {} | {} | {} | {} | {} | {} |\n",
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 t.pairs,
                 t.failed,
                 t.passed,
                 t.refused,
                 t.rate_text(),
-                t.metrics_text()
+                t.metrics_text(),
+                t.warned,
+                t.equivalent,
+                t.half_width_text()
             ));
         }
         for reason in self.aa.reasons.iter().chain(&self.detection.reasons) {
             out.push_str(&format!("\nRefused: {reason}\n"));
         }
         out.push_str(
-            "\nPer run set (medians over the set's clean episodes, ms):\n\n| set | victim | victim VMAs (median) | runs | clean episodes | left out | total | kill_to_reap | kill_to_exit_mmap |\n|---|---|---|---|---|---|---|---|---|\n",
+            "\nPer run set (medians over the episodes each metric may use, ms):\n\n| set | victim | victim VMAs (median) | runs | episodes used | left out | total | kill_to_reap | kill_to_exit_mmap |\n|---|---|---|---|---|---|---|---|---|\n",
         );
         for (plan, f, vmas) in &self.sets {
             let m = |k: &str| {
@@ -253,7 +326,7 @@ impl Evaluation {
                 plan.victim,
                 vmas.map_or_else(|| "–".to_owned(), |v| format!("{v:.0}")),
                 f.runs,
-                f.clean,
+                f.used,
                 f.left_out,
                 m("total"),
                 m("kill_to_reap"),

@@ -24,51 +24,69 @@ pub fn loadavg() -> String {
         .join(" ")
 }
 
-/// Records run `round` of every set, for every round, with `extra` record
-/// flags; returns the time.
+/// (set, run) in recording order: interleaved, round r recording run r of
+/// every set in [`round_order`]; or blocked, every run of a set before the
+/// next set.
+pub fn recording_order(sets: usize, runs: usize, blocked: bool) -> Vec<(usize, usize)> {
+    if blocked {
+        (0..sets)
+            .flat_map(|s| (0..runs).map(move |r| (s, r)))
+            .collect()
+    } else {
+        (0..runs)
+            .flat_map(|r| round_order(sets, r).into_iter().map(move |s| (s, r)))
+            .collect()
+    }
+}
+
+/// Records every run of every set in [`recording_order`], with `extra`
+/// record flags; returns the time.
 pub fn record_all(
     reaper: &Path,
     dir: &Path,
     sets: &[SetPlan],
     (runs, episodes): (usize, usize),
+    blocked: bool,
     extra: &[String],
 ) -> Result<Duration> {
     let start = Instant::now();
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for round in 0..runs {
-        for i in round_order(sets.len(), round) {
-            let set = &sets[i];
-            let out = dir.join(&set.name).join(format!("run-{}", round + 1));
-            let log_path = dir.join(format!("{}-run-{}.log", set.name, round + 1));
-            let log = std::fs::File::create(&log_path)
-                .with_context(|| format!("creating {}", log_path.display()))?;
-            let status = Command::new(reaper)
-                .args([
-                    "record",
-                    "--victim",
-                    &set.victim,
-                    "--runs",
-                    &episodes.to_string(),
-                    "-o",
-                ])
-                .arg(&out)
-                .args(extra)
-                .stdout(Stdio::from(log.try_clone()?))
-                .stderr(Stdio::from(log))
-                .status()
-                .with_context(|| format!("running {} record", reaper.display()))?;
-            ensure!(
-                status.success(),
-                "reaper record --victim {} failed ({status}); see {}",
-                set.victim,
-                log_path.display()
+    let order = recording_order(sets.len(), runs, blocked);
+    for (n, &(i, round)) in order.iter().enumerate() {
+        let set = &sets[i];
+        let out = dir.join(&set.name).join(format!("run-{}", round + 1));
+        let log_path = dir.join(format!("{}-run-{}.log", set.name, round + 1));
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let status = Command::new(reaper)
+            .args([
+                "record",
+                "--victim",
+                &set.victim,
+                "--runs",
+                &episodes.to_string(),
+                "-o",
+            ])
+            .arg(&out)
+            .args(extra)
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .status()
+            .with_context(|| format!("running {} record", reaper.display()))?;
+        ensure!(
+            status.success(),
+            "reaper record --victim {} failed ({status}); see {}",
+            set.victim,
+            log_path.display()
+        );
+        if (n + 1) % sets.len() == 0 {
+            eprintln!(
+                "xtask gate-check: {}/{} runs recorded ({:.0} s)",
+                n + 1,
+                order.len(),
+                start.elapsed().as_secs_f64()
             );
         }
-        eprintln!(
-            "xtask gate-check: round {}/{runs} recorded ({:.0} s)",
-            round + 1,
-            start.elapsed().as_secs_f64()
-        );
     }
     Ok(start.elapsed())
 }
@@ -76,6 +94,18 @@ pub fn record_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocked_and_interleaved_orders() {
+        assert_eq!(
+            recording_order(2, 2, true),
+            [(0, 0), (0, 1), (1, 0), (1, 1)]
+        );
+        assert_eq!(
+            recording_order(2, 2, false),
+            [(0, 0), (1, 0), (1, 1), (0, 1)]
+        );
+    }
 
     #[test]
     fn rounds_rotate_the_order() {

@@ -9,6 +9,7 @@
 mod mrelease;
 mod oom;
 mod programs;
+mod stacks;
 mod timing;
 
 pub use oom::{CGROUPS_LEFT, FROZEN_DIR, OOM_DIR};
@@ -24,6 +25,8 @@ use crate::reaper_json::{Diagnosis, Run, read_or_message};
 /// What the guest ran, in `/out` (see `matrix::cell_command`).
 pub const DOCTOR_JSON: &str = "doctor.json";
 pub const RECORD_DIR: &str = "record";
+/// The many-VMA recording at reaper's defaults (`--victim 256M,vmas=16384`).
+pub const RECORD_VMAS_DIR: &str = "record-vmas";
 pub const STEPS_FILE: &str = "steps.txt";
 pub const BTF_FILE: &str = "btf-vmlinux";
 /// `uname -v` of the guest (names PREEMPT_RT on RT kernels).
@@ -106,6 +109,10 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "doctor-function-modes",
         run: timing::doctor_agrees,
+    },
+    Check {
+        name: "no-lost-stacks",
+        run: stacks::none_lost_at_the_defaults,
     },
     Check {
         name: "mrelease-done-source",

@@ -16,7 +16,7 @@ use anyhow::{Result, bail};
 use super::arch::Arch;
 use super::checks::{
     self, BTF_FILE, CGROUPS_LEFT, CellContext, DOCTOR_JSON, FROZEN_DIR, OOM_DIR, RECORD_DIR,
-    STEPS_FILE, UNAME_R_FILE, UNAME_V_FILE, Verdict,
+    RECORD_VMAS_DIR, STEPS_FILE, UNAME_R_FILE, UNAME_V_FILE, Verdict,
 };
 use super::kernel::{DebianKernel, Flavour, KernelChoice, Line};
 use super::qemu::Accel;
@@ -132,6 +132,11 @@ fn all_cells(flavours: &[Flavour], arches: &[Arch]) -> Vec<(DebianKernel, Arch)>
 const RECORD_VICTIM: &str = "256M,threads=4";
 /// Episodes per cell, so one lost race does not leave a cell without data.
 const RECORD_RUNS: u32 = 3;
+/// The many-VMA victim, recorded at every other default: the largest
+/// scenario whose stacks the default stack map must keep (the
+/// `no-lost-stacks` check); 16384 VMAs make the teardown walk and unmap
+/// each VMA's page tables on its own.
+const RECORD_VMAS_VICTIM: &str = "256M,vmas=16384";
 
 /// The shell script each cell runs. Its steps' statuses go to
 /// `/out/steps.txt`, so a failing step does not hide the next one.
@@ -145,6 +150,7 @@ pub fn cell_command(run_reaper: bool) -> String {
         script.push_str(&format!(
             "reaper doctor --json > /out/{DOCTOR_JSON}; echo \"doctor $?\" >> /out/{STEPS_FILE}\n\
              reaper record --victim {RECORD_VICTIM} --runs {RECORD_RUNS} -o /out/{RECORD_DIR}; echo \"record $?\" >> /out/{STEPS_FILE}\n\
+             reaper record --victim {RECORD_VMAS_VICTIM} --runs {RECORD_RUNS} -o /out/{RECORD_VMAS_DIR}; echo \"record-vmas $?\" >> /out/{STEPS_FILE}\n\
              reaper record --oom --victim 256M --attach sampling -o /out/{OOM_DIR}; echo \"oom $?\" >> /out/{STEPS_FILE}\n"
         ));
         // The frozen scenario needs the legacy (v1) freezer: per-thread

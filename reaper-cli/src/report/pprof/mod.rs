@@ -6,7 +6,9 @@
 //! sample with two values: its sample count and its sampled CPU time
 //! (`cpu`/`nanoseconds`, the default); the period is the cpu-clock sampling
 //! period. Samples carry the labels `context`, `episode` and
-//! `victim_comm` (and `run` when several run files are merged). Kernel frames
+//! `victim_comm` (and `run` when several run files are merged, and
+//! `lost_race` on the episodes whose mrelease caller lost the race,
+//! [`crate::model::Episode::lost_race`]). Kernel frames
 //! are functions with names only: run files hold symbolized stacks, not
 //! addresses, and an invented address would only mislead.
 
@@ -33,6 +35,9 @@ pub const LABEL_EPISODE: &str = "episode";
 pub const LABEL_VICTIM_COMM: &str = "victim_comm";
 /// Index of the run file within a merged run set (numeric label).
 pub const LABEL_RUN: &str = "run";
+/// "true" on the samples of an episode whose mrelease caller lost the race
+/// (no reaper-side work), absent on the others.
+pub const LABEL_LOST_RACE: &str = "lost_race";
 
 /// The string table under construction: index 0 is "" as pprof requires.
 struct Strings {
@@ -138,6 +143,15 @@ pub fn profile(runs: &[&Run]) -> Profile {
                             key: keys[3],
                             str: 0,
                             num: run_index as i64,
+                        });
+                    }
+                    if episode.lost_race() {
+                        // Interned only when used: profiles without a lost
+                        // race keep the string table they always had.
+                        label.push(Label {
+                            key: strings.get(LABEL_LOST_RACE),
+                            str: strings.get("true"),
+                            num: 0,
                         });
                     }
                     samples.push(Sample {

@@ -274,3 +274,25 @@ fn a_merged_run_set_labels_each_run() {
     };
     assert_eq!(d.samples.len(), samples(&a) + samples(&b));
 }
+
+/// Issue 22: the samples of a lost race (here an old file's, known only by
+/// its ESRCH return value) carry `lost_race=true`; the others no such label.
+#[test]
+fn lost_races_are_labelled() {
+    let run = load_run(&data("compare/vm-bookworm-x86_64/run.json")).unwrap();
+    let d = decode(&encode(&profile(&[&run])));
+    for s in &d.samples {
+        let episode: u32 = s.str_labels[LABEL_EPISODE].parse().unwrap();
+        let lost = run.episodes[episode as usize].lost_race();
+        assert_eq!(
+            s.str_labels.get(LABEL_LOST_RACE).map(String::as_str),
+            lost.then_some("true"),
+            "episode {episode}"
+        );
+    }
+    assert!(
+        d.samples
+            .iter()
+            .any(|s| s.str_labels.contains_key(LABEL_LOST_RACE))
+    );
+}

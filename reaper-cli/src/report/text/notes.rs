@@ -28,6 +28,19 @@ impl Notes {
         format!("not measured [{n}]")
     }
 
+    /// A reference "[n]" to `text`, printed as is under the table (one
+    /// note per distinct text).
+    pub(crate) fn mark(&mut self, text: &str) -> String {
+        let n = match self.0.iter().position(|t| t == text) {
+            Some(at) => at + 1,
+            None => {
+                self.0.push(text.to_owned());
+                self.0.len()
+            }
+        };
+        format!("[{n}]")
+    }
+
     /// Appends "[n] reason" lines.
     pub(crate) fn render(&self, out: &mut String) {
         for (i, note) in self.0.iter().enumerate() {

@@ -38,7 +38,7 @@ pub fn verdict(run: &Run) -> Verdict {
         return Verdict::Skip("the scenario calls no process_mrelease".into());
     }
     let classic = classic_status(run);
-    let won: Vec<&Episode> = run.episodes.iter().filter(|e| !e.lost_race).collect();
+    let won: Vec<&Episode> = run.episodes.iter().filter(|e| !e.lost_race()).collect();
     if won.is_empty() {
         return Verdict::Skip(format!(
             "every one of {} episode(s) lost the mrelease race",
