@@ -97,11 +97,15 @@ pub struct AbArgs {
     #[arg(long, value_enum, default_value_t = Flavour::Cloud)]
     flavour: Flavour,
     /// Runs (episodes) per side, or `auto`: record one batch a side, then
-    /// as many as detect --detect with 90% power at the noise measured
-    /// (reaper gate --plan), at most --max-runs.
+    /// as many as `reaper gate --plan` says flag a --detect change with 90%
+    /// power at the noise of each side's first runs, at most --max-runs.
     #[arg(long, value_name = "N|auto", default_value = "10", value_parser = plan::parse_runs)]
     runs: Runs,
-    /// With --runs auto: the change to detect [default: 5%].
+    /// With --runs auto: the change to detect [default: 5%]. The gate
+    /// flags a change no larger than a metric's threshold (5% for total and
+    /// the latencies, 10% for the lock wait and rmap by default) at most
+    /// half the time, so such metrics take --max-runs; say 10% or more to
+    /// plan for all of them.
     #[arg(long, value_name = "PCT", value_parser = plan::parse_percent)]
     detect: Option<f64>,
     /// With --runs auto: the most runs a side [default: 30].
@@ -267,8 +271,11 @@ pub fn run(args: AbArgs, reaper_source: &dyn ReaperSource) -> Result<ExitCode> {
             let batch = args.batch.max(1).min(max);
             let first = schedule::schedule(batch, batch);
             session.run(&first, 0, first.len())?;
-            let planned = plan::request(&host_reaper, &dir_a, &dir_b, detect)?;
-            let choice = plan::choose(&planned, batch, detect, max);
+            let plans = [
+                plan::request(&host_reaper, &dir_a, detect)?,
+                plan::request(&host_reaper, &dir_b, detect)?,
+            ];
+            let choice = plan::choose(&plans, batch, detect, max);
             println!("{choice}");
             eprintln!("reaper-lab: ab: {choice}");
             let rest = schedule::after_first_round(choice.runs, batch);

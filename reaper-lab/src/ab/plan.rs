@@ -1,15 +1,14 @@
 //! `--runs auto`: how many runs a side. The first batch of each side is
-//! recorded, then `reaper gate --plan` (reaper's own power computation:
-//! reaper-lab does not keep a second one) says, per gated metric, how many
-//! runs a side detect a change of `--detect` with 90% power at the noise
-//! those runs show; reaper-lab takes the largest, never fewer than the
-//! runs it has, and at most `--max-runs`, and says why.
-//!
-//! The contract with reaper (`reaper gate --plan --baseline DIR --candidate
-//! DIR --detect PCT --json`): `{"runs_per_side": N, "metrics": [{"metric":
-//! "...", "noise_pct": F, "runs_per_side": N}]}`, a metric's figures absent
-//! or null when its noise could not be measured.
+//! recorded, then reaper's own power computation says how many runs a side
+//! flag a change of `--detect` with 90% power at the run-to-run noise those
+//! runs show: `reaper gate --plan PCT --baseline DIR --json`, once with
+//! each side's runs as the baseline (its noise is the baseline's). reaper-
+//! lab computes no power of its own: it takes, per gated metric, the larger
+//! of the two sides' run counts, then the largest over the metrics, never
+//! fewer than the runs it has or than the gate accepts, at most
+//! `--max-runs`; and it says why ("chose N runs a side: …").
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::process::Command;
@@ -48,26 +47,40 @@ pub fn parse_percent(text: &str) -> Result<f64, String> {
     }
 }
 
-/// What `reaper gate --plan --json` prints.
+/// What `reaper gate --plan PCT --json` prints (the fields reaper-lab reads).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Plan {
-    /// Runs a side for every gated metric, when any could be planned.
-    #[serde(default)]
-    pub runs_per_side: Option<u32>,
-    #[serde(default)]
-    pub metrics: Vec<MetricPlan>,
+    /// The fewest runs a side the gate accepts.
+    pub min_runs: u32,
+    /// One per gated metric.
+    pub rows: Vec<PlanRow>,
 }
 
 /// One gated metric's plan.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct MetricPlan {
+pub struct PlanRow {
     pub metric: String,
-    /// Its run-to-run noise, percent of its median.
+    /// Run-to-run spread of the run medians, fraction of their median.
     #[serde(default)]
-    pub noise_pct: Option<f64>,
-    /// Runs a side that detect the change with 90% power.
+    pub run_sd: Option<f64>,
+    /// Runs a side for 90% power; `None` when no count up to reaper's
+    /// largest tried reaches it, or when the noise is not measured.
     #[serde(default)]
-    pub runs_per_side: Option<u32>,
+    pub runs_needed: Option<u32>,
+    /// Why there is no plan, when the noise is not measured.
+    #[serde(default)]
+    pub not_measured: Option<String>,
+}
+
+/// One metric's need over both sides.
+#[derive(Debug, Clone, PartialEq)]
+enum Need {
+    /// Runs a side, and the sides' noise in percent.
+    Runs(u32, Vec<f64>),
+    /// No run count reaper tries reaches 90% power on some side.
+    Unreachable,
+    /// Neither side measured its noise.
+    NotMeasured(String),
 }
 
 /// The number of runs chosen, and why.
@@ -83,87 +96,125 @@ impl fmt::Display for Choice {
     }
 }
 
-/// Chooses the runs a side from `plan`, given `have` runs a side already
-/// recorded, a `detect` percent and the `max` allowed.
-pub fn choose(plan: &Plan, have: u32, detect: f64, max: u32) -> Choice {
-    let planned: Vec<(&MetricPlan, u32)> = plan
-        .metrics
-        .iter()
-        .filter_map(|m| m.runs_per_side.map(|n| (m, n)))
-        .collect();
-    let needed = plan
-        .runs_per_side
-        .or_else(|| planned.iter().map(|(_, n)| *n).max());
-    let Some(needed) = needed else {
-        return Choice {
-            runs: max.max(have),
-            why: format!(
-                "reaper gate --plan could not estimate the noise of any gated metric from the \
-                 first {have} runs a side, so the most allowed (--max-runs {max})"
-            ),
-        };
-    };
-    let noise: Vec<String> = planned
-        .iter()
-        .map(|(m, n)| match m.noise_pct {
-            Some(noise) => format!("{} noise {noise:.1}% needs {n}", m.metric),
-            None => format!("{} needs {n}", m.metric),
-        })
-        .collect();
-    let unplanned: Vec<&str> = plan
-        .metrics
-        .iter()
-        .filter(|m| m.runs_per_side.is_none())
-        .map(|m| m.metric.as_str())
-        .collect();
-    let mut why = format!(
-        "to detect a {detect}% change with 90% power at the run-to-run noise of the first \
-         {have} runs a side (reaper gate --plan): {}",
-        if noise.is_empty() {
-            format!("{needed} runs a side")
-        } else {
-            noise.join(", ")
+/// Each metric's need over the sides' plans, in the first plan's order.
+fn needs(plans: &[Plan]) -> Vec<(String, Need)> {
+    let mut order: Vec<String> = Vec::new();
+    let mut rows: BTreeMap<String, Vec<&PlanRow>> = BTreeMap::new();
+    for row in plans.iter().flat_map(|p| &p.rows) {
+        if !rows.contains_key(&row.metric) {
+            order.push(row.metric.clone());
         }
+        rows.entry(row.metric.clone()).or_default().push(row);
+    }
+    order
+        .into_iter()
+        .map(|metric| {
+            let sides = &rows[&metric];
+            let measured: Vec<&&PlanRow> =
+                sides.iter().filter(|r| r.not_measured.is_none()).collect();
+            let need = if measured.is_empty() {
+                let why = sides
+                    .iter()
+                    .find_map(|r| r.not_measured.clone())
+                    .unwrap_or_default();
+                Need::NotMeasured(why)
+            } else if measured.iter().any(|r| r.runs_needed.is_none()) {
+                Need::Unreachable
+            } else {
+                Need::Runs(
+                    measured
+                        .iter()
+                        .filter_map(|r| r.runs_needed)
+                        .max()
+                        .unwrap_or(0),
+                    measured
+                        .iter()
+                        .filter_map(|r| r.run_sd.map(|sd| sd * 100.0))
+                        .collect(),
+                )
+            };
+            (metric, need)
+        })
+        .collect()
+}
+
+/// Chooses the runs a side from the sides' `plans`, given `have` runs a
+/// side already recorded, the `detect` percent and the `max` allowed.
+pub fn choose(plans: &[Plan], have: u32, detect: f64, max: u32) -> Choice {
+    let needs = needs(plans);
+    let floor = plans
+        .iter()
+        .map(|p| p.min_runs)
+        .max()
+        .unwrap_or(0)
+        .max(have);
+    let mut parts: Vec<String> = Vec::new();
+    let mut unreachable: Vec<&str> = Vec::new();
+    let mut unplanned: Vec<String> = Vec::new();
+    let mut needed = 0u32;
+    for (metric, need) in &needs {
+        match need {
+            Need::Runs(n, noise) => {
+                needed = needed.max(*n);
+                let noise: Vec<String> = noise.iter().map(|p| format!("{p:.1}%")).collect();
+                parts.push(format!("{metric} (noise {}) needs {n}", noise.join("/")));
+            }
+            Need::Unreachable => unreachable.push(metric),
+            Need::NotMeasured(why) => unplanned.push(format!("{metric} ({why})")),
+        }
+    }
+    let mut why = format!(
+        "to flag a {detect}% change with 90% power at the run-to-run noise of the first \
+         {have} runs a side (reaper gate --plan on each side, noise A/B)"
     );
-    if !unplanned.is_empty() {
+    if !parts.is_empty() {
+        why.push_str(&format!(": {}", parts.join(", ")));
+    }
+    if !unreachable.is_empty() {
         why.push_str(&format!(
-            "; not planned (noise not measured): {}",
-            unplanned.join(", ")
+            "; {} reach 90% power at no run count reaper tries (a change this small is within \
+             their noise or their gate threshold)",
+            unreachable.join(", ")
         ));
     }
-    let runs = if needed > max {
+    if !unplanned.is_empty() {
+        why.push_str(&format!("; not planned: {}", unplanned.join(", ")));
+    }
+    let runs = if !unreachable.is_empty() || (parts.is_empty() && !needs.is_empty()) {
+        why.push_str(&format!(", so the most allowed (--max-runs {max})"));
+        max.max(have)
+    } else if needed > max {
         why.push_str(&format!(
             "; {needed} are needed, capped by --max-runs {max}: a {detect}% change may go \
-             undetected"
+             unflagged"
         ));
         max.max(have)
-    } else if needed < have {
-        why.push_str(&format!("; the first batch already has {have}"));
-        have
+    } else if needed < floor {
+        why.push_str(&format!(
+            "; {floor} a side are kept (recorded already, and the fewest the gate accepts)"
+        ));
+        floor
     } else {
         needed
     };
     Choice { runs, why }
 }
 
-/// The arguments of the plan request (one place, so the contract's
-/// spelling is pinned by a test).
-pub fn plan_args(baseline: &Path, candidate: &Path, detect: f64) -> Vec<String> {
+/// The arguments of one side's plan request (one place, so the spelling
+/// reaper takes is pinned by a test).
+pub fn plan_args(side: &Path, detect: f64) -> Vec<String> {
     vec![
         "gate".into(),
         "--plan".into(),
-        "--baseline".into(),
-        baseline.display().to_string(),
-        "--candidate".into(),
-        candidate.display().to_string(),
-        "--detect".into(),
         format!("{detect}"),
+        "--baseline".into(),
+        side.display().to_string(),
         "--json".into(),
     ]
 }
 
-/// Fails unless `reaper` has `gate --plan` (checked before anything is
-/// built or booted).
+/// Refuses `--runs auto` unless `reaper` has `gate --plan` (checked before
+/// anything is built or booted).
 pub fn check_supported(reaper: &Path) -> Result<()> {
     let out = Command::new(reaper)
         .args(["gate", "--help"])
@@ -181,15 +232,16 @@ pub fn check_supported(reaper: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs the plan on the runs recorded so far.
-pub fn request(reaper: &Path, baseline: &Path, candidate: &Path, detect: f64) -> Result<Plan> {
+/// The plan with one side's runs as the baseline.
+pub fn request(reaper: &Path, side: &Path, detect: f64) -> Result<Plan> {
     let out = Command::new(reaper)
-        .args(plan_args(baseline, candidate, detect))
+        .args(plan_args(side, detect))
         .output()
         .with_context(|| format!("running {} gate --plan", reaper.display()))?;
     if !out.status.success() {
         bail!(
-            "reaper gate --plan failed ({}): {}",
+            "reaper gate --plan on {} failed ({}): {}",
+            side.display(),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );
@@ -201,60 +253,88 @@ pub fn request(reaper: &Path, baseline: &Path, candidate: &Path, detect: f64) ->
 mod tests {
     use super::*;
 
-    /// The contract's JSON, as the lead gave it.
-    const PLAN: &str = r#"{"runs_per_side": 12, "metrics": [
-        {"metric": "total", "noise_pct": 3.1, "runs_per_side": 7},
-        {"metric": "kill_to_reap", "noise_pct": 5.4, "runs_per_side": 12},
-        {"metric": "pte_lock_wait", "noise_pct": null, "runs_per_side": null}]}"#;
-
-    #[test]
-    fn the_plan_json_is_read() {
-        let plan: Plan = serde_json::from_str(PLAN).unwrap();
-        assert_eq!(plan.runs_per_side, Some(12));
-        assert_eq!(plan.metrics.len(), 3);
-        assert_eq!(plan.metrics[1].noise_pct, Some(5.4));
-        assert_eq!(plan.metrics[2].runs_per_side, None);
-        // Fields reaper may add later are ignored.
-        let more: Plan =
-            serde_json::from_str(r#"{"runs_per_side": 3, "metrics": [], "power": 0.9}"#).unwrap();
-        assert_eq!(more.runs_per_side, Some(3));
+    /// reaper's own output (tests/data/README.md says how it was made).
+    fn plan(name: &str) -> Plan {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name);
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     }
 
     #[test]
-    fn the_choice_says_what_and_why() {
-        let plan: Plan = serde_json::from_str(PLAN).unwrap();
-        let c = choose(&plan, 5, 5.0, 30);
-        assert_eq!(c.runs, 12);
+    fn reapers_plan_json_is_read() {
+        let p = plan("plan-set-baseline-7pct.json");
+        assert_eq!(p.min_runs, 5);
+        let total = p.rows.iter().find(|r| r.metric == "total").unwrap();
+        assert_eq!(total.runs_needed, Some(12));
+        let rmap = p.rows.iter().find(|r| r.metric == "rmap").unwrap();
+        assert_eq!(
+            (rmap.runs_needed, rmap.not_measured.as_deref()),
+            (None, None)
+        );
+        let one = plan("plan-one-run-7pct.json");
+        assert!(one.rows.iter().all(|r| r.not_measured.is_some()));
+    }
+
+    #[test]
+    fn the_largest_need_of_both_sides_is_chosen_and_said() {
+        let p = plan("plan-set-baseline-12pct.json");
+        let c = choose(&[p.clone(), p], 5, 12.0, 30);
+        assert_eq!(c.runs, 11, "{c}");
         let text = c.to_string();
         assert!(
-            text.starts_with("chose 12 runs a side: to detect a 5% change"),
+            text.starts_with("chose 11 runs a side: to flag a 12% change"),
             "{text}"
         );
-        assert!(text.contains("kill_to_reap noise 5.4% needs 12"), "{text}");
+        assert!(text.contains("rmap (noise 2.9%/2.9%) needs 11"), "{text}");
+        let capped = choose(&[plan("plan-set-baseline-12pct.json")], 5, 12.0, 8);
+        assert_eq!(capped.runs, 8);
         assert!(
-            text.contains("not planned (noise not measured): pte_lock_wait"),
-            "{text}"
-        );
-        let capped = choose(&plan, 5, 5.0, 10);
-        assert_eq!(capped.runs, 10);
-        assert!(
-            capped.why.contains("capped by --max-runs 10"),
+            capped.why.contains("capped by --max-runs 8"),
             "{}",
             capped.why
         );
-        let few = choose(&plan, 15, 5.0, 30);
-        assert_eq!(few.runs, 15, "runs already recorded are kept");
-        let none = choose(
-            &Plan {
-                runs_per_side: None,
-                metrics: Vec::new(),
-            },
-            5,
-            5.0,
-            20,
+    }
+
+    #[test]
+    fn a_metric_no_run_count_can_flag_takes_the_most_allowed() {
+        let c = choose(&[plan("plan-set-baseline-7pct.json")], 5, 7.0, 30);
+        assert_eq!(c.runs, 30);
+        assert!(
+            c.why
+                .contains("pte_lock_wait, rmap reach 90% power at no run count"),
+            "{}",
+            c.why
         );
-        assert_eq!(none.runs, 20);
-        assert!(none.why.contains("could not estimate"), "{}", none.why);
+        assert!(c.why.contains("total (noise 3.0%) needs 12"), "{}", c.why);
+    }
+
+    #[test]
+    fn unmeasured_noise_is_said_and_takes_the_most_allowed() {
+        let c = choose(&[plan("plan-one-run-7pct.json")], 1, 7.0, 20);
+        assert_eq!(c.runs, 20);
+        assert!(
+            c.why
+                .contains("not planned: total (the baseline measured it in 1 run"),
+            "{}",
+            c.why
+        );
+    }
+
+    #[test]
+    fn recorded_runs_and_the_gates_minimum_are_kept() {
+        let p = plan("plan-set-baseline-12pct.json");
+        let few = Plan {
+            min_runs: 5,
+            rows: p
+                .rows
+                .iter()
+                .filter(|r| r.metric == "total")
+                .cloned()
+                .collect(),
+        };
+        assert_eq!(few.rows[0].runs_needed, Some(5));
+        assert_eq!(choose(std::slice::from_ref(&few), 7, 12.0, 30).runs, 7);
     }
 
     #[test]
@@ -268,10 +348,10 @@ mod tests {
     }
 
     #[test]
-    fn the_request_follows_the_contract() {
+    fn the_request_is_spelled_as_reaper_takes_it() {
         assert_eq!(
-            plan_args(Path::new("a"), Path::new("b"), 5.0).join(" "),
-            "gate --plan --baseline a --candidate b --detect 5 --json"
+            plan_args(Path::new("a"), 5.0).join(" "),
+            "gate --plan 5 --baseline a --json"
         );
     }
 }
