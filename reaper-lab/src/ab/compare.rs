@@ -111,6 +111,8 @@ pub struct Noise {
 #[derive(Debug, Clone, Deserialize)]
 pub struct MetricNoise {
     pub metric: String,
+    /// Median of the run medians, ms.
+    pub median_ms: f64,
     /// Spread of run medians, fraction of the median.
     pub run_sd: f64,
     #[serde(default)]
@@ -118,12 +120,13 @@ pub struct MetricNoise {
 }
 
 impl Noise {
-    /// `metric`'s run-to-run noise in percent, when measured.
-    pub fn percent(&self, metric: &str) -> Option<f64> {
+    /// `metric`'s run-to-run noise in ms (the sd of its run medians), when
+    /// measured.
+    pub fn sd_ms(&self, metric: &str) -> Option<f64> {
         self.metrics
             .iter()
             .find(|m| m.metric == metric && m.not_measured.is_none())
-            .map(|m| m.run_sd * 100.0)
+            .map(|m| m.run_sd * m.median_ms)
     }
 }
 

@@ -33,8 +33,8 @@ pub struct Block<'a> {
 /// What the columns mean, under the table.
 const LEGEND: [&str; 5] = [
     "A, B: median over episodes, ms; %change: (B-A)/A",
-    "±noise: run-to-run spread, the sd of the run medians as % of their median, the larger",
-    "  side's (reaper gate --calibrate on each side alone); -: not measured",
+    "±noise: run-to-run spread, the sd of the run medians of the noisier side (reaper gate",
+    "  --calibrate on each side alone) as % of A's median, as %change is; -: not measured",
     "sig: two-sided Mann-Whitney U of the run medians (reaper diff): *** p<0.001, ** p<0.01,",
     "  * p<0.05, n/s not significant, -: no test (too few runs, or a side not measured)",
 ];
@@ -78,14 +78,20 @@ fn row(label: String, c: &Comparison, noise: Option<f64>) -> Row {
     [label, value(&c.a), value(&c.b), change, noise, sig.into()]
 }
 
-/// The larger of the two sides' noise of `metric`, when either has it.
-fn noise_of(noise: (Option<&Noise>, Option<&Noise>), metric: &str) -> Option<f64> {
-    let a = noise.0.and_then(|n| n.percent(metric));
-    let b = noise.1.and_then(|n| n.percent(metric));
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
+/// The noisier side's run-to-run sd of `metric` as a percentage of A's
+/// median, so it reads on %change's scale (a side's noise relative to its
+/// own median would blow up where a patch takes a metric near zero).
+fn noise_of(noise: (Option<&Noise>, Option<&Noise>), metric: &str, a: &SideValue) -> Option<f64> {
+    let SideValue::Measured { median, .. } = a else {
+        return None;
+    };
+    let sd_a = noise.0.and_then(|n| n.sd_ms(metric));
+    let sd_b = noise.1.and_then(|n| n.sd_ms(metric));
+    let sd = match (sd_a, sd_b) {
+        (Some(a), Some(b)) => a.max(b),
+        (a, b) => a.or(b)?,
+    };
+    (*median > 0.0).then(|| sd / median * 100.0)
 }
 
 fn header_line(name: &str, s: &SideHeader) -> String {
@@ -114,7 +120,7 @@ pub fn render(block: &Block) -> String {
         rows.push(row(
             m.display(),
             &m.comparison,
-            noise_of(block.noise, &m.metric),
+            noise_of(block.noise, &m.metric, &m.comparison.a),
         ));
         for (side, v) in [("A", &m.comparison.a), ("B", &m.comparison.b)] {
             if let SideValue::NotMeasured { why } = v {
@@ -178,11 +184,12 @@ mod tests {
         assert_eq!(marker(None), "-");
     }
 
-    fn noise(total: f64) -> Noise {
+    fn noise(median_ms: f64, run_sd: f64) -> Noise {
         Noise {
             metrics: vec![MetricNoise {
                 metric: "total".into(),
-                run_sd: total,
+                median_ms,
+                run_sd,
                 not_measured: None,
             }],
         }
@@ -191,7 +198,8 @@ mod tests {
     #[test]
     fn the_block_of_a_real_diff() {
         let diff: DiffJson = serde_json::from_str(DIFF).unwrap();
-        let (na, nb) = (noise(0.021), noise(0.034));
+        // A: 2.1% of 133 ms = 2.8 ms; B: 3.4% of 161.5 ms = 5.5 ms, 4.1% of A's median.
+        let (na, nb) = (noise(133.0, 0.021), noise(161.5, 0.034));
         let side = |label| SideHeader {
             label,
             description: "linux-source-6.1 6.1.158-1",
@@ -210,8 +218,8 @@ mod tests {
         };
         let text = render(&block);
         crate::golden::check("mmtests-set-baseline-vs-set-regression-20.txt", &text);
-        // The total's noise is the larger side's.
+        // The total's noise is the noisier side's, on A's scale.
         let total = text.lines().find(|l| l.starts_with("Total")).unwrap();
-        assert!(total.contains("±3.4%"), "{total}");
+        assert!(total.contains("±4.1%"), "{total}");
     }
 }
