@@ -1,26 +1,30 @@
 //! `cargo xtask`: reaper's developer tasks.
 //!
 //! `main` only turns [`run`]'s result into an exit code; each subcommand lives
-//! in its own module and owns its clap arguments.
+//! in its own module and owns its clap arguments. `vm`, `kernel` and `ab`
+//! are reaper-lab's commands (its library), with the guest's reaper built
+//! from this tree and the cache and outputs kept in `target/`.
 
-mod ab;
-mod apt;
 mod bench;
+mod build;
 mod dist;
 mod gate_check;
-mod kernel;
+#[cfg(test)]
+mod module_cycles;
 mod reaper_json;
 mod run;
 mod setup;
-mod setup_qemu;
 mod test;
 mod vm;
 mod workflow_check;
+mod workspace;
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+// The harness's qemu install, at the path the VM matrix calls it by.
+use reaper_lab::setup_qemu;
 use setup::Task;
 
 #[derive(Parser)]
@@ -42,16 +46,16 @@ enum Command {
     GateCheck(gate_check::GateCheckArgs),
     /// Set up and run every test: unit, root integration on the host, and the VM kernel matrix.
     Test(test::TestArgs),
-    /// Boot a Debian (or your own) kernel in qemu and run COMMAND in it.
-    Vm(vm::VmArgs),
+    /// `reaper-lab vm` with reaper built from this tree: boot a Debian (or your own) kernel in qemu and run COMMAND in it.
+    Vm(reaper_lab::vm::VmArgs),
     /// Run reaper's checks in every kernel/arch cell of the VM matrix.
     VmTest(vm::matrix::VmTestArgs),
     /// Release tarballs: static musl reaper for x86_64 and aarch64, man pages, completions, licences.
     Dist(dist::DistArgs),
-    /// Build a kernel from source (Debian linux-source or --src) with reaper's config and patches.
-    Kernel(kernel::KernelArgs),
-    /// A/B one kernel source without and with --patch: build, boot, record, diff, gate.
-    Ab(ab::AbArgs),
+    /// `reaper-lab kernel`: build a kernel from source (Debian linux-source or --src) with reaper's config and patches.
+    Kernel(reaper_lab::kernel::KernelArgs),
+    /// `reaper-lab ab` with reaper built from this tree: A/B two kernels, build, boot, record, diff, gate.
+    Ab(Box<reaper_lab::ab::AbArgs>),
     /// Run the example GitHub Actions workflow's steps on this host (root) and check what they leave.
     WorkflowCheck,
 }
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode> {
+    reaper_lab::paths::set_layout(workspace::lab_layout());
     match Cli::parse().command {
         Command::Setup => setup::ensure(Task::Setup).map(|()| ExitCode::SUCCESS),
         Command::Run(args) => run::run(args),
@@ -74,17 +79,17 @@ fn run() -> Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::Vm(args) => {
             setup::ensure(Task::Vm)?;
-            vm::run_vm(args)
+            lab(reaper_lab::cli::Command::Vm(args))
         }
         Command::VmTest(args) => {
             setup::ensure(Task::Vm)?;
             vm::matrix::run_vm_test(args)
         }
         Command::Dist(args) => dist::run(args),
-        Command::Kernel(args) => kernel::run(args),
+        Command::Kernel(args) => lab(reaper_lab::cli::Command::Kernel(args)),
         Command::Ab(args) => {
             setup::ensure(Task::Vm)?;
-            ab::run(args)
+            lab(reaper_lab::cli::Command::Ab(args))
         }
         Command::GateCheck(args) => {
             setup::ensure(Task::Run)?;
@@ -95,4 +100,9 @@ fn run() -> Result<ExitCode> {
             workflow_check::run()
         }
     }
+}
+
+/// A reaper-lab command, its guests running reaper built from this tree.
+fn lab(command: reaper_lab::cli::Command) -> Result<ExitCode> {
+    reaper_lab::cli::run(command, &vm::build::TreeBuild)
 }

@@ -1,35 +1,7 @@
-//! Reading what reaper wrote (`run.json`, `reaper doctor --json`) with the
-//! types reaper writes it with (reaper-model), so a renamed field breaks
-//! xtask's build instead of silently emptying a check or a benchmark row.
+//! Reading what reaper wrote, with reaper-lab's typed reader (see
+//! [`reaper_lab::reaper_json`]), plus the test fixtures of xtask's checks.
 
 #[cfg(test)]
 pub mod fixtures;
 
-use std::path::Path;
-
-use anyhow::{Context as _, Result};
-use serde::de::DeserializeOwned;
-
-pub use reaper_model::doctor::Diagnosis;
-pub use reaper_model::{Context, Run};
-
-/// Reads and decodes one of reaper's JSON files.
-pub fn read<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a {} as this build of reaper writes it",
-            path.display(),
-            std::any::type_name::<T>()
-                .rsplit("::")
-                .next()
-                .unwrap_or("file")
-        )
-    })
-}
-
-/// [`read`] for the VM checks, whose failures are messages.
-pub fn read_or_message<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
-    read(path).map_err(|e| format!("{e:#}"))
-}
+pub use reaper_lab::reaper_json::{Context, Diagnosis, Run, read, read_or_message};

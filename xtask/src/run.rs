@@ -20,7 +20,7 @@ pub struct RunArgs {
 /// Builds `reaper` (release) and returns the binary's path.
 pub fn build_reaper() -> Result<std::path::PathBuf> {
     let status = crate::setup::cargo()
-        .current_dir(crate::vm::cache::workspace_root())
+        .current_dir(crate::workspace::workspace_root())
         .args([
             "build",
             "--release",
@@ -35,20 +35,10 @@ pub fn build_reaper() -> Result<std::path::PathBuf> {
         status.success(),
         "cargo build --release -p reaper-cli failed"
     );
-    Ok(crate::vm::cache::workspace_root().join("target/release/reaper"))
+    Ok(crate::workspace::workspace_root().join("target/release/reaper"))
 }
 
-/// Whether this process runs as root.
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|v| v.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+pub use reaper_lab::host::is_root;
 
 /// Runs reaper with `args`, as root.
 pub fn run(args: RunArgs) -> Result<ExitCode> {

@@ -187,7 +187,7 @@ fn on_path(program: &str) -> bool {
 
 /// `cargo xtask workflow-check`.
 pub fn run() -> Result<ExitCode> {
-    let root = crate::vm::cache::workspace_root();
+    let root = crate::workspace::workspace_root();
     let path = root.join(WORKFLOW);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -312,7 +312,7 @@ mod tests {
     use super::*;
 
     fn example() -> Workflow {
-        let path = crate::vm::cache::workspace_root().join(WORKFLOW);
+        let path = crate::workspace::workspace_root().join(WORKFLOW);
         parse(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 

@@ -75,7 +75,7 @@ fn reexec_release() -> Result<std::process::ExitCode> {
     let status = std::process::Command::new(env!("CARGO"))
         .args(["run", "--release", "--quiet", "--package", "xtask", "--"])
         .args(&args)
-        .current_dir(crate::vm::cache::workspace_root())
+        .current_dir(crate::workspace::workspace_root())
         .env(RELEASE_ENV, "1")
         .status()
         .context("running cargo run --release -p xtask")?;
@@ -110,7 +110,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
     let out = if args.out.is_absolute() {
         args.out.clone()
     } else {
-        crate::vm::cache::workspace_root().join(&args.out)
+        crate::workspace::workspace_root().join(&args.out)
     };
     let work = out.join("work");
     if work.exists() {

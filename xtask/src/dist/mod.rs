@@ -1,10 +1,11 @@
 //! `cargo xtask dist`: release tarballs, one per architecture:
 //! `target/dist/reaper-VERSION-TARGET.tar.gz` holding the static musl
-//! `reaper`, its man pages and shell completions ([`docs`]), README.md,
-//! LICENSE-MIT, LICENSE-APACHE and THIRD-PARTY-NOTICES.md ([`notices`]).
+//! `reaper` and `reaper-lab`, their man pages and shell completions
+//! ([`docs`]), README.md, LICENSE-MIT, LICENSE-APACHE and
+//! THIRD-PARTY-NOTICES.md ([`notices`]).
 //!
-//! The binaries are the VM harness's static musl builds
-//! ([`crate::vm::build::musl_binary`]); the harness in turn boots the arm64
+//! The binaries are static musl builds ([`crate::build::musl_binary`]),
+//! reaper's the same the VM harness boots; the harness in turn boots the arm64
 //! guest with the binary unpacked from the tarball ([`unpacked_binary`]), so
 //! what is shipped is what the arm64 cells test.
 
@@ -18,9 +19,10 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::vm::arch::Arch;
-use crate::vm::build::musl_binary;
-use crate::vm::cache::{target_dir, workspace_root};
+use reaper_lab::vm::arch::Arch;
+
+use crate::build::{Shipped, musl_binary};
+use crate::workspace::{target_dir, workspace_root};
 
 /// Repository files copied into every tarball as they are.
 const COPIED: [&str; 3] = ["README.md", "LICENSE-MIT", "LICENSE-APACHE"];
@@ -93,12 +95,13 @@ fn source_date() -> u64 {
 /// Builds the tarball for `arch` into `out` and returns its path.
 pub fn tarball(arch: Arch, out: &Path) -> Result<PathBuf> {
     let started = Instant::now();
-    let binary = musl_binary(arch)?;
+    let binary = musl_binary(Shipped::Reaper, arch)?;
+    let lab = musl_binary(Shipped::ReaperLab, arch)?;
     let host = host_arch()?;
     let host_binary = if host == arch {
         binary.clone()
     } else {
-        musl_binary(host)?
+        musl_binary(Shipped::Reaper, host)?
     };
     let (version, crates) = notices::shipped_crates(arch.rust_target())?;
     let name = dist_name(&version, arch);
@@ -108,8 +111,13 @@ pub fn tarball(arch: Arch, out: &Path) -> Result<PathBuf> {
             .with_context(|| format!("emptying {}", staging.display()))?;
     }
     std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
-    std::fs::copy(&binary, staging.join("reaper"))
-        .with_context(|| format!("copying {}", binary.display()))?;
+    for (from, name) in [
+        (&binary, Shipped::Reaper.bin()),
+        (&lab, Shipped::ReaperLab.bin()),
+    ] {
+        std::fs::copy(from, staging.join(name))
+            .with_context(|| format!("copying {}", from.display()))?;
+    }
     docs::generate(&host_binary, &staging)?;
     for file in COPIED {
         std::fs::copy(workspace_root().join(file), staging.join(file))
@@ -136,11 +144,15 @@ pub fn tarball(arch: Arch, out: &Path) -> Result<PathBuf> {
 }
 
 /// The members every tarball must have, below its top directory.
-const REQUIRED: [&str; 8] = [
+const REQUIRED: [&str; 12] = [
     "reaper",
+    "reaper-lab",
     "man/man1/reaper.1",
     "man/man1/reaper-record.1",
+    "man/man1/reaper-lab.1",
+    "man/man1/reaper-lab-ab.1",
     "completions/reaper.bash",
+    "completions/reaper-lab.bash",
     "README.md",
     "LICENSE-MIT",
     "LICENSE-APACHE",

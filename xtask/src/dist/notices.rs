@@ -1,7 +1,7 @@
 //! The third-party notice of a release tarball, generated from
-//! `cargo metadata`: every crate whose code is in the binary (reaper-cli's
-//! normal dependencies for the target, plus reaper-ebpf's, whose object is
-//! embedded), its licence expression and source, the source offer that
+//! `cargo metadata`: every crate whose code is in the binaries (the normal
+//! dependencies of reaper-cli and reaper-lab for the target, plus
+//! reaper-ebpf's, whose object reaper embeds), its licence expression and source, the source offer that
 //! copyleft licences (inferno's CDDL-1.0) ask for, and the licence files the
 //! crates ship, each distinct text once.
 //!
@@ -21,7 +21,7 @@ use anyhow::{Context as _, Result};
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Package, PackageId};
 use spdx::{Expression, LicenseItem, ParseMode};
 
-use crate::vm::cache::workspace_root;
+use crate::workspace::workspace_root;
 
 /// The target the eBPF object is built for.
 const EBPF_TARGET: &str = "bpfel-unknown-none";
@@ -137,7 +137,7 @@ fn closure<'m>(metadata: &'m Metadata, root: &str) -> Result<Vec<&'m Package>> {
 }
 
 /// The version of workspace package `name` and the third-party crates in a
-/// reaper binary for `target`, sorted by name and version.
+/// reaper and reaper-lab binaries for `target`, sorted by name and version.
 pub fn shipped_crates(target: &str) -> Result<(String, Vec<Crate>)> {
     let user = metadata(target)?;
     let ebpf = metadata(EBPF_TARGET)?;
@@ -150,6 +150,7 @@ pub fn shipped_crates(target: &str) -> Result<(String, Vec<Crate>)> {
     let mut crates: BTreeMap<(String, String), Crate> = BTreeMap::new();
     for package in closure(&user, "reaper-cli")?
         .into_iter()
+        .chain(closure(&user, "reaper-lab")?)
         .chain(closure(&ebpf, "reaper-ebpf")?)
     {
         let dir = package
@@ -203,8 +204,9 @@ pub fn render(version: &str, target: &str, crates: &[Crate]) -> String {
         out,
         "# Third-party software in reaper {version} ({target})\n\n\
          reaper itself is licensed under MIT OR Apache-2.0 (LICENSE-MIT, LICENSE-APACHE). \
-         The `reaper` binary is statically linked and contains the {} crates listed below \
-         (its own dependencies, and those of the eBPF object it embeds), generated from \
+         The `reaper` and `reaper-lab` binaries are statically linked and contain the {} \
+         crates listed below (their own dependencies, and those of the eBPF object reaper \
+         embeds), generated from \
          `cargo metadata` by `cargo xtask dist`.\n\n{MUSL_NOTICE}\n",
         crates.len()
     );

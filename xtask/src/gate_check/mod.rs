@@ -106,7 +106,7 @@ pub fn run(mut args: GateCheckArgs) -> Result<std::process::ExitCode> {
     let out = if args.out.is_absolute() {
         args.out.clone()
     } else {
-        crate::vm::cache::workspace_root().join(&args.out)
+        crate::workspace::workspace_root().join(&args.out)
     };
     let reaper = crate::run::build_reaper()?;
     let sets = plan(&args);

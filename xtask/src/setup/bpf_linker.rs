@@ -15,8 +15,8 @@ use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::setup_qemu::find_in_path;
-use crate::vm::cache::workspace_root;
+use crate::workspace::workspace_root;
+use reaper_lab::host::find_in_path;
 
 /// bpf-linker release that links with rustc's own LLVM 22 (0.11+ wants a
 /// system LLVM 23 that is not packaged).

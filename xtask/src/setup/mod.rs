@@ -90,7 +90,7 @@ pub fn ensure(task: Task) -> Result<()> {
             Need::NightlyRustSrc => rust::ensure_nightly_rust_src()?,
             Need::BpfLinker => bpf_linker::ensure()?,
             Need::MuslTargets => rust::ensure_musl_targets()?,
-            Need::Qemu => crate::setup_qemu::ensure_qemu_or_explain(task == Task::Setup)?,
+            Need::Qemu => reaper_lab::setup_qemu::ensure_qemu_or_explain(task == Task::Setup)?,
             Need::Host(tool) => host_tools.push(*tool),
         }
     }
@@ -144,7 +144,7 @@ mod tests {
         needs(task)
             .into_iter()
             .flat_map(|need| match need {
-                Need::Qemu => crate::setup_qemu::PACKAGES.to_vec(),
+                Need::Qemu => reaper_lab::setup_qemu::PACKAGES.to_vec(),
                 Need::Host(tool) => vec![tool.package()],
                 _ => vec![],
             })

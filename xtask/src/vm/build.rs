@@ -5,10 +5,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use super::arch::Arch;
-use super::cache::{target_dir, workspace_root};
+use crate::build::{Shipped, musl_binary};
 
 /// Chooses the guest binary's source (`tree` or `dist`).
 const SOURCE_ENV: &str = "REAPER_VM_REAPER";
@@ -37,46 +37,18 @@ impl Source {
 /// The `reaper` the guest runs for `arch` (see the module doc).
 pub fn reaper_binary(arch: Arch) -> Result<PathBuf> {
     match Source::for_arch(arch)? {
-        Source::Tree => musl_binary(arch),
+        Source::Tree => musl_binary(Shipped::Reaper, arch),
         Source::Dist => crate::dist::unpacked_binary(arch),
     }
 }
 
-/// Builds `reaper` (package reaper-cli) for `arch` and returns its path.
-pub fn musl_binary(arch: Arch) -> Result<PathBuf> {
-    let target = arch.rust_target();
-    eprintln!("xtask: building reaper for {target}");
-    let started = std::time::Instant::now();
-    let status = crate::setup::cargo()
-        .current_dir(workspace_root())
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "reaper-cli",
-            "--bin",
-            "reaper",
-            "--target",
-            target,
-        ])
-        .status()
-        .context("starting cargo to build reaper")?;
-    if !status.success() {
-        bail!(
-            "building reaper for {target} failed ({status}); fix the build above, check \
-             `rustup target add {target}`, or pass --no-reaper to boot without it"
-        );
+/// The guests' reaper for `cargo xtask vm|ab` (the aliases of reaper-lab's
+/// commands): built from this tree, or unpacked from the tarball, as
+/// [`reaper_binary`] decides.
+pub struct TreeBuild;
+
+impl reaper_lab::reapers::ReaperSource for TreeBuild {
+    fn reaper_for(&self, arch: Arch) -> Result<PathBuf> {
+        reaper_binary(arch)
     }
-    let binary = target_dir().join(target).join("release").join("reaper");
-    if !binary.is_file() {
-        bail!(
-            "cargo built reaper for {target} but {} is missing",
-            binary.display()
-        );
-    }
-    eprintln!(
-        "xtask: reaper for {target} ready in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(binary)
 }

@@ -163,7 +163,7 @@ fn kernel_btf(ctx: &CellContext) -> Verdict {
 
 /// The guest kernel is PREEMPT_RT exactly when the matrix says so.
 fn kernel_rt(ctx: &CellContext) -> Verdict {
-    let want = super::matrix::table::expects_rt(ctx.kernel);
+    let want = super::table::expects_rt(ctx.kernel);
     let Ok(version) = std::fs::read_to_string(ctx.out_dir.join(UNAME_V_FILE)) else {
         return Verdict::Fail(format!("the guest wrote no /out/{UNAME_V_FILE}"));
     };

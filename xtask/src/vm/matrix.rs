@@ -4,9 +4,7 @@
 //!
 //! Cells run one after the other: the CI machine has 2 cores, and each TCG
 //! guest already uses both. Which cells, and what each kernel must show,
-//! is data: [`table`].
-
-pub mod table;
+//! is data: [`table`](super::table).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,6 +20,7 @@ use super::checks::{
 };
 use super::kernel::{DebianKernel, Flavour, KernelChoice, Line};
 use super::qemu::Accel;
+use super::table;
 use super::{VmSpec, build, cache};
 /// Per-cell timeout: arm64 under TCG is several times slower than x86_64.
 const CELL_TIMEOUT_S: u64 = 900;

@@ -192,7 +192,7 @@ mod tests {
     }
 
     /// The verdict on a real run, e.g. one recorded in a VM booted on the
-    /// kernel without `FTRACE_SYSCALLS` (`cargo xtask kernel build --config
+    /// kernel without `FTRACE_SYSCALLS` (`cargo xtask kernel build --fragment
     /// kernel/variants/no-ftrace-syscalls.config`, then `cargo xtask vm
     /// --kernel … -- reaper record … -o /out/record`):
     /// `XTASK_RUN_JSON=target/vm-out/…/record/run.json cargo test -p xtask

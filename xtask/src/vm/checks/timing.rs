@@ -8,7 +8,7 @@
 use reaper_model::query::InContext as _;
 use reaper_model::{Episode, FunctionTiming, ProbeUse, VmaOrderKind};
 
-use super::super::matrix::table::{self, Attach};
+use super::super::table::{self, Attach};
 use super::{CellContext, DOCTOR_JSON, RECORD_DIR, Verdict};
 use crate::reaper_json::{Context, Diagnosis, Run, read_or_message};
 
