@@ -33,6 +33,11 @@ pub struct RecordArgs {
     /// Kill only; let the victim's exit_mmap do all the work (the comparison point).
     #[arg(long)]
     pub no_mrelease: bool,
+    /// When this kernel lacks a mechanism the mode needs (process_mrelease
+    /// before Linux 5.15), record without it instead of refusing; the rows
+    /// that needed it say "not measured" and why.
+    #[arg(long)]
+    pub degrade: bool,
     /// Episodes to record (a fresh victim each).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub runs: u32,
@@ -161,6 +166,7 @@ impl RecordArgs {
         Ok(RecordSettings {
             target,
             mrelease: !self.no_mrelease && !self.oom,
+            mrelease_unavailable: None,
             runs: self.runs,
             freq_hz: self.freq,
             sizes,
@@ -178,7 +184,20 @@ impl RecordArgs {
 
 /// Records, writes the outputs and prints the report.
 pub fn run(args: &RecordArgs, verbose: u8) -> anyhow::Result<i32> {
-    let settings = args.settings(verbose).map_err(crate::cli::UsageError)?;
+    let mut settings = args.settings(verbose).map_err(crate::cli::UsageError)?;
+    // Before anything is spawned or killed.
+    recorder::preflight::check(
+        &mut settings,
+        crate::scenario::pidfd::mrelease_available(),
+        args.degrade,
+        &crate::system::kernel::host_info().kernel_release,
+    )
+    .map_err(|e| crate::cli::UsageError(e.into()))?;
+    if let Some(why) = &settings.mrelease_unavailable {
+        eprintln!(
+            "reaper: {why}: --degrade records the kill without the process_mrelease race; its rows say not measured"
+        );
+    }
     privileges::require(&privileges::needed(match settings.target {
         Target::Victim(_) => RecordKind::Victim,
         Target::Oom(_) => RecordKind::Oom,
