@@ -7,6 +7,7 @@
 //! only").
 
 mod mrelease;
+mod old_kernels;
 mod oom;
 mod programs;
 mod timing;
@@ -24,6 +25,10 @@ use crate::reaper_json::{Diagnosis, Run, read_or_message};
 /// What the guest ran, in `/out` (see `matrix::cell_command`).
 pub const DOCTOR_JSON: &str = "doctor.json";
 pub const RECORD_DIR: &str = "record";
+/// The default `record` on a kernel without process_mrelease, which must
+/// refuse: where it would have written, and what it said.
+pub const REFUSED_DIR: &str = "refused";
+pub const REFUSED_TEXT: &str = "refused.txt";
 pub const STEPS_FILE: &str = "steps.txt";
 pub const BTF_FILE: &str = "btf-vmlinux";
 /// `uname -v` of the guest (names PREEMPT_RT on RT kernels).
@@ -114,6 +119,14 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "memcg-oom",
         run: oom::memcg_oom,
+    },
+    Check {
+        name: "mrelease-refusal",
+        run: old_kernels::mrelease_refusal,
+    },
+    Check {
+        name: "fallback-sources",
+        run: old_kernels::fallback_sources,
     },
     Check {
         name: "frozen-victim",
