@@ -341,8 +341,12 @@ impl ProbeFrames {
                 out.push(SKIPPED_RUN.to_owned());
                 return out;
             }
-            if kprobe_entry(frame) == Some(ProgramKind::Kretprobe.name())
-                && frames.get(i + 1).is_some_and(kernel_work)
+            let is_return = |f: &String| kprobe_entry(f) == Some(ProgramKind::Kretprobe.name());
+            if is_return(frame)
+                && frames[i + 1..]
+                    .iter()
+                    .find(|f| !is_return(f))
+                    .is_some_and(kernel_work)
             {
                 // Not the kretprobe's handler running (machinery would
                 // follow) but a return address it replaced, which this

@@ -468,3 +468,45 @@ fn trampolines_named_with_their_image_index_pass_through_on_5_10() {
     assert_eq!(fold.trampoline("bpf_trampoline_27446_x"), None);
     assert_eq!(fold.trampoline("bpf_trampoline_6442528412"), Some(None));
 }
+
+/// Regression: on Debian bullseye's arm64 5.10 (kprobes on every timed
+/// function) the unwinder leaves a kretprobe's replacement return address
+/// in place of each kretprobed function's caller, several in a row; the
+/// first was taken for the kretprobe's handler and the whole teardown below
+/// it became "[reaper probe: kretprobe]". They are lost callers; the
+/// handler itself still folds.
+#[test]
+fn kretprobe_return_addresses_in_a_stack_are_lost_callers_not_the_handler() {
+    let fold = slots().with_kprobes(true);
+    let raw = frames(&[
+        "do_exit",
+        "kretprobe_trampoline",
+        "kretprobe_trampoline",
+        "unmap_vmas",
+        "kretprobe_trampoline",
+        "page_remove_rmap",
+    ]);
+    let lost = crate::model::FRAME_CALLER_LOST;
+    assert_eq!(
+        fold.fold(raw),
+        [
+            "do_exit",
+            lost,
+            lost,
+            "unmap_vmas",
+            lost,
+            "page_remove_rmap"
+        ]
+    );
+    let handler = frames(&[
+        "unmap_vmas",
+        "kretprobe_trampoline",
+        "trampoline_probe_handler",
+        "kretprobe_dispatcher",
+        "bpf_prog_0123456789abcdef_fn_kretprobe_3",
+    ]);
+    assert_eq!(
+        fold.fold(handler),
+        ["unmap_vmas", "[reaper probe: kretprobe f3]"]
+    );
+}
