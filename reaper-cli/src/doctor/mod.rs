@@ -234,7 +234,13 @@ fn record_mode(d: &Diagnosis) -> String {
         }
         (false, false) => "nothing: neither tracepoints nor perf_event sampling attach".into(),
     };
-    base + &functions
+    // `record` checks the same before acting (recorder::preflight).
+    let modes = if d.process_mrelease {
+        ""
+    } else {
+        "; no process_mrelease: `record` refuses its default --victim mode, use --no-mrelease, --oom or --watch (or --degrade)"
+    };
+    base + &functions + modes
 }
 
 /// The function fentry/kprobe checks target: the reaper's work function when
