@@ -3,10 +3,11 @@
 //! as JSON beside it), rewritten after every cell so a run cut short still
 //! says what it measured.
 //!
-//! A later run on the same day with the same `DIR` (say `--only` of a cell
-//! that failed for a reason outside reaper) replaces that cell's row and
-//! marks it re-run, so one file holds every cell of the matrix with its
-//! latest outcome. A cell is `pass` (every check passed or was skipped with
+//! A later run with the same `DIR` within a day of the newest file's last
+//! row (say `--only` of a cell that failed for a reason outside reaper)
+//! adds to that file, replacing the cell's row and marking it re-run, so one
+//! file holds every cell of the matrix with its latest outcome, even when
+//! the matrix ran past midnight. A cell is `pass` (every check passed or was skipped with
 //! a reason), `FAIL` (a check ran and failed), `error` (the cell never
 //! reached its checks: the kernel could not be fetched, the guest did not
 //! boot, or qemu timed out; the message says which) or `not offered` (the
@@ -124,13 +125,13 @@ impl Results {
         for r in &self.rows {
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {}{} |\n",
-                r.kernel,
-                r.flavour,
-                r.arch,
-                r.release,
+                escape(&r.kernel),
+                escape(&r.flavour),
+                escape(&r.arch),
+                escape(&r.release),
                 r.outcome.text(),
-                r.checks,
-                r.attach,
+                escape(&r.checks),
+                escape(&r.attach),
                 if r.outcome == Outcome::NotOffered {
                     "-".to_owned()
                 } else {
@@ -151,16 +152,31 @@ impl Results {
                 for p in &r.problems {
                     out.push_str(&format!(
                         "- {}/{}/{}: {}\n",
-                        r.kernel,
-                        r.arch,
-                        r.flavour,
-                        one_line(p)
+                        escape(&r.kernel),
+                        escape(&r.arch),
+                        escape(&r.flavour),
+                        escape(&one_line(p))
                     ));
                 }
             }
         }
         out
     }
+}
+
+/// Text from a guest (its release, doctor's answers, check messages quoting
+/// run files) as Markdown text, never markup: every character Markdown
+/// could read as syntax where this text goes (inside a line, never at its
+/// start) is backslash-escaped; `_` inside words (x86_64) is no emphasis.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\`*{}[]()<>|~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A message on one line, for a Markdown list (console excerpts included).
@@ -189,20 +205,50 @@ pub struct ResultsFile {
     results: Results,
 }
 
+/// How long after a results file's last row a run still adds to it.
+const CONTINUE_WITHIN: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The newest `vm-test-*.json` in `dir` written less than
+/// [`CONTINUE_WITHIN`] ago.
+fn recent_results(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vm-test-") && n.ends_with(".json"))
+        })
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .filter(|(modified, _)| modified.elapsed().is_ok_and(|age| age < CONTINUE_WITHIN))
+        .max_by_key(|(modified, _)| *modified)
+        .map(|(_, p)| p)
+}
+
 impl ResultsFile {
-    /// Opens (or starts) today's file in `dir` and adds `command` to it.
+    /// Opens the recent results file in `dir` (see the module doc) or
+    /// starts today's, and adds `command` to it.
     pub fn open(dir: &Path, command: String) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let date = date_utc("+%Y-%m-%d")?;
-        let (md, json) = paths(dir, &date);
-        let mut results = match std::fs::read(&json) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is not a vm-test results file", json.display()))?,
-            Err(_) => Results {
-                date,
-                host: host_line(),
-                ..Results::default()
-            },
+        let (md, json, mut results) = match recent_results(dir) {
+            Some(json) => {
+                let bytes =
+                    std::fs::read(&json).with_context(|| format!("reading {}", json.display()))?;
+                let results: Results = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{} is not a vm-test results file", json.display()))?;
+                (json.with_extension("md"), json, results)
+            }
+            None => {
+                let date = date_utc("+%Y-%m-%d")?;
+                let (md, json) = paths(dir, &date);
+                let results = Results {
+                    date,
+                    host: host_line(),
+                    ..Results::default()
+                };
+                (md, json, results)
+            }
         };
         results.commands.push(command);
         Ok(Self { md, json, results })
@@ -291,6 +337,48 @@ mod tests {
             !md.contains("could not fetch"),
             "the replaced row's problem is gone"
         );
+    }
+
+    #[test]
+    fn a_run_within_a_day_of_the_last_row_continues_its_file() {
+        let dir = std::env::temp_dir().join(format!("xtask-results-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(recent_results(&dir), None);
+        let old = dir.join("vm-test-2026-12-03.json");
+        let new = dir.join("vm-test-2026-12-04.json");
+        for p in [&old, &new] {
+            std::fs::write(p, "{}").unwrap();
+        }
+        std::fs::write(dir.join("notes.json"), "{}").unwrap();
+        let two_days = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86400);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(two_days)
+            .unwrap();
+        assert_eq!(recent_results(&dir), Some(new.clone()));
+        std::fs::File::options()
+            .write(true)
+            .open(&new)
+            .unwrap()
+            .set_modified(two_days)
+            .unwrap();
+        assert_eq!(recent_results(&dir), None, "a day later a new file starts");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn guest_text_is_never_markup() {
+        let mut r = Results::default();
+        let mut odd = row("sid", Outcome::Fail);
+        odd.release = "7.2|<b>x</b>".into();
+        odd.problems = vec!["FAIL x: `rm` [link](y) *bold*".into()];
+        r.put(odd);
+        let md = r.markdown();
+        assert!(md.contains("7.2\\|\\<b\\>x\\</b\\>"), "{md}");
+        assert!(md.contains("\\`rm\\` \\[link\\]\\(y\\) \\*bold\\*"), "{md}");
     }
 
     #[test]
