@@ -762,3 +762,56 @@ fn a_5_10_run_measures_from_named_stand_ins_or_says_why() {
         }
     }
 }
+
+/// The arm64 side of 5.10 (kprobes only, and an unwinder that leaves a
+/// kretprobe's return address in place of the probed function's caller): a
+/// real `record --oom --victim 256M,threads=4` in the bullseye arm64 TCG
+/// guest (2026-12-04), where the victim's exit_mmap outlasted the
+/// oom_reaper's 2 s timer and the two tore the mm down side by side. The
+/// rows that classify by stack say why they cannot; the exact PTE-lock row
+/// (slow-path calls by their probed caller) and the stand-ins measure.
+#[test]
+fn a_5_10_arm64_run_with_lost_callers_says_why_and_keeps_the_exact_rows() {
+    let run = fixture("5.10-arm64-oom");
+    let report = analyze(&run, &ReportOptions::default());
+    let row = |id: model::RowId| {
+        report
+            .summary
+            .rows
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap()
+            .clone()
+    };
+    for id in [
+        model::RowId::Total,
+        model::RowId::PteLockWait,
+        model::RowId::Rmap,
+        model::RowId::PteTracedWait,
+    ] {
+        let row = row(id);
+        let model::Cell::NotMeasured { why } = &row.cells[0] else {
+            panic!(
+                "{} is measured from stacks that lost their callers",
+                row.label
+            )
+        };
+        assert!(why.contains("kretprobe"), "{}: {why}", row.label);
+    }
+    let model::Cell::Measured(exact) = row(model::RowId::PteLockWaitExact).cells[0] else {
+        panic!("the exact PTE-lock row needs no stack")
+    };
+    let (victim, reaper) = exact.split_ms.unwrap();
+    assert!(victim > 0.0 && reaper > 0.0, "{exact:?}");
+    assert_eq!(
+        row(model::RowId::KillToExitMmap).label,
+        "kill → exit_mmap done (from kretprobe exit_mmap)"
+    );
+    assert!(
+        run.episodes[0]
+            .latencies
+            .oom_reaper_verdict
+            .as_deref()
+            .is_some_and(|v| v.starts_with("reaped"))
+    );
+}
