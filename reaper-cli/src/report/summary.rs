@@ -144,7 +144,7 @@ pub fn sampled_rows_failure(run: &Run) -> Option<String> {
     (lost > 0).then(|| {
         format!(
             "{lost} of {total} samples have a caller the kernel's unwinder lost to a kretprobe's \
-             return trampoline (this kernel predates the unwinder's kretprobe recovery: arm64 \
+             return trampoline (this kernel's unwinder does not recover it; arm64's does from \
              5.16); `record --attach sampling` gives these rows, the exact rows are unaffected"
         )
     })
