@@ -815,3 +815,41 @@ fn a_5_10_arm64_run_with_lost_callers_says_why_and_keeps_the_exact_rows() {
             .is_some_and(|v| v.starts_with("reaped"))
     );
 }
+
+/// The PTE-lock race on 5.10 x86_64 without `lock:contention_*`: a real
+/// `record --oom --victim 5G,threads=4` in the bullseye guest (8 GiB,
+/// 2026-12-05) whose exit_mmap (which on 5.10 reaps the OOM victim's mm
+/// itself) outlasted the oom_reaper's 2 s timer, so both walked the page
+/// tables at once. The spin slow path's probe gives the PTE-lock waits with
+/// their stacks, on both sides, named as such.
+#[test]
+fn a_5_10_oom_race_measures_pte_lock_waits_from_the_slow_path() {
+    let run = fixture("5.10-oom-race");
+    let report = analyze(&run, &ReportOptions::default());
+    let row = report
+        .summary
+        .rows
+        .iter()
+        .find(|r| r.id == model::RowId::PteTracedWait)
+        .unwrap();
+    assert_eq!(
+        row.label,
+        "PTE-lock waits (from fexit native_queued_spin_lock_slowpath)"
+    );
+    let model::Cell::Measured(waits) = row.cells[0] else {
+        panic!("{:?}", row.cells[0])
+    };
+    let (victim, reaper) = waits.split_ms.unwrap();
+    assert!(
+        waits.count.unwrap() > 0 && victim > 0.0 && reaper > 0.0,
+        "{waits:?}"
+    );
+    assert!(
+        report
+            .contexts
+            .iter()
+            .all(|c| c.lock_waits.source.as_deref()
+                == Some("from fexit native_queued_spin_lock_slowpath")),
+        "every context's lock waits name their source"
+    );
+}
