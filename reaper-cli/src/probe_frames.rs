@@ -34,7 +34,9 @@ use crate::probes::function_timing::{FunctionAttach, LadderReport};
 /// Prefix of a BPF program's kallsyms name (`bpf_prog_<tag>_<name>`), which
 /// some kernel functions of the probe machinery share.
 const PROG_PREFIX: &str = program_name::PREFIX;
-/// Prefix of a trampoline's kallsyms name: `bpf_trampoline_<key>`.
+/// Prefix of a trampoline's kallsyms name: `bpf_trampoline_<key>`, and on
+/// 5.10 (kernel/bpf/trampoline.c, one name per image of the two a
+/// trampoline flips between) `bpf_trampoline_<key>_<image index>`.
 const TRAMPOLINE_PREFIX: &str = "bpf_trampoline_";
 /// Program names the kernel keeps without BTF (BPF_OBJ_NAME_LEN - 1).
 const KERNEL_NAME_LEN: usize = 15;
@@ -56,6 +58,10 @@ const MACHINERY_PREFIXES: &[&str] = &[
     "kprobe_int3_handler",
     "kretprobe_dispatcher",
     "kretprobe_perf_func",
+    "kretprobe_rethook_handler",
+    "trampoline_handler",
+    "trampoline_probe_handler",
+    "__kretprobe_trampoline_handler",
     "kretprobe_trampoline",
     "__kretprobe_trampoline",
     "pre_handler_kretprobe",
@@ -248,7 +254,17 @@ impl ProbeFrames {
 
     /// The function a trampoline frame traces, if it is one of reaper's.
     fn trampoline(&self, frame: &str) -> Option<Option<&str>> {
-        let key: u64 = frame.strip_prefix(TRAMPOLINE_PREFIX)?.parse().ok()?;
+        let name = frame.strip_prefix(TRAMPOLINE_PREFIX)?;
+        let key = match name.split_once('_') {
+            Some((key, image))
+                if !image.is_empty() && image.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                key
+            }
+            Some(_) => return None,
+            None => name,
+        };
+        let key: u64 = key.parse().ok()?;
         let id = u32::try_from(key & KEY_BTF_ID_MASK).ok()?;
         Some(self.traced.get(&id).map(String::as_str))
     }
@@ -324,6 +340,19 @@ impl ProbeFrames {
                 }
                 out.push(SKIPPED_RUN.to_owned());
                 return out;
+            }
+            let is_return = |f: &String| kprobe_entry(f) == Some(ProgramKind::Kretprobe.name());
+            if is_return(frame)
+                && frames[i + 1..]
+                    .iter()
+                    .find(|f| !is_return(f))
+                    .is_some_and(kernel_work)
+            {
+                // Not the kretprobe's handler running (machinery would
+                // follow) but a return address it replaced, which this
+                // kernel's unwinder did not recover: the caller is lost.
+                out.push(crate::model::FRAME_CALLER_LOST.to_owned());
+                continue;
             }
             if let Some(kind) = kprobe_entry(frame).filter(|_| self.kprobes) {
                 while out.last().is_some_and(|f| is_machinery(f)) {

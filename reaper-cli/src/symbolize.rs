@@ -54,7 +54,24 @@ pub struct KernelSymbolTable {
     /// The kernel image's text, `_stext` (or `_text`) to `_einittext` (or
     /// `_etext`), inclusive, when kallsyms names them.
     image_text: Option<(u64, u64)>,
+    /// Where the kretprobe return trampoline starts (see
+    /// [`KRETPROBE_RETURN`]).
+    return_trampolines: Vec<u64>,
 }
+
+/// The name a stack frame gets when it is exactly the kretprobe return
+/// trampoline: a return address a kretprobe replaced, which kernels before
+/// the unwinders learnt to recover it (arm64 before 5.16; seen on Debian's
+/// 5.10) leave in stacks in place of the probed function's caller. Looked
+/// up at `ip - 1` like other return addresses, it took the name of the
+/// function before the trampoline (`alloc_insn_page` on 5.10 arm64).
+pub const KRETPROBE_RETURN: &str = "kretprobe_trampoline";
+/// The kallsyms names of that trampoline across versions.
+const RETURN_TRAMPOLINE_NAMES: [&str; 3] = [
+    "kretprobe_trampoline",
+    "__kretprobe_trampoline",
+    "arch_rethook_trampoline",
+];
 
 /// Fills a [`KernelSymbolTable`] one kallsyms line at a time, straight
 /// into the table's arrays (kallsyms is sorted by address in practice, so
@@ -95,6 +112,9 @@ impl SymbolTableBuilder {
         {
             return;
         }
+        if RETURN_TRAMPOLINE_NAMES.contains(&name) {
+            table.return_trampolines.push(addr);
+        }
         match name {
             "_text" | "_stext" => {
                 self.image_start = Some(self.image_start.map_or(addr, |a| a.min(addr)));
@@ -122,6 +142,7 @@ impl SymbolTableBuilder {
             mut starts,
             names,
             image_text: _,
+            return_trampolines,
         } = self.table;
         if !addrs.is_sorted() {
             let mut order: Vec<u32> = (0..addrs.len() as u32).collect();
@@ -145,6 +166,7 @@ impl SymbolTableBuilder {
             starts,
             names,
             image_text,
+            return_trampolines,
         }
     }
 }
@@ -324,15 +346,20 @@ impl KernelSymbolizer {
             .iter()
             .enumerate()
             .map(|(i, &ip)| {
-                if i == 0 || self.starts_outside_image(ip) {
+                // A kretprobe's replacement return address: exactly the
+                // trampoline's start, named as such.
+                if self.table.return_trampolines.contains(&ip) {
+                    return KRETPROBE_RETURN.to_owned();
+                }
+                let addr = if i == 0 || self.starts_outside_image(ip) {
                     ip
                 } else {
                     ip.saturating_sub(1)
+                };
+                match self.lookup(addr) {
+                    Some(name) => base_name(name).to_owned(),
+                    None => format!("0x{addr:x}"),
                 }
-            })
-            .map(|addr| match self.lookup(addr) {
-                Some(name) => base_name(name).to_owned(),
-                None => format!("0x{addr:x}"),
             })
             .collect();
         names.reverse();
@@ -497,6 +524,28 @@ short line
             }
             assert!(compared > addrs.len() / 2);
         }
+    }
+
+    /// Regression: on 5.10 arm64 a kretprobe's replacement return address
+    /// (the trampoline's first byte) was looked up at ip - 1 and named after
+    /// the function before it, `alloc_insn_page`, in place of every
+    /// kretprobed function's caller.
+    #[test]
+    fn a_kretprobe_return_address_is_named_as_the_trampoline() {
+        const KALLSYMS_5_10: &str = "\
+ffff800010010000 T _stext
+ffff800010d61000 t alloc_insn_page
+ffff800010d61050 T kretprobe_trampoline
+ffff800010200000 T do_exit
+ffff800010300000 T unmap_vmas
+ffff800011000000 T _etext
+";
+        let symbolizer =
+            KernelSymbolizer::new(KernelSymbolTable::from_kallsyms(KALLSYMS_5_10)).unwrap();
+        let frames = symbolizer
+            .frames(&[0xffff800010300010, 0xffff800010d61050, 0xffff800010200040])
+            .unwrap();
+        assert_eq!(frames, ["do_exit", KRETPROBE_RETURN, "unmap_vmas"]);
     }
 
     /// A BPF trampoline and a BPF program attached after the start-up

@@ -152,8 +152,11 @@ pub struct FunctionTimingConfig {
     /// so unrelated unmaps of the same task (a thread's stack munmap) stay
     /// out of the order; [`SLOT_NONE`] logs every call.
     pub vma_parent_slot: u32,
-    /// Reserved; keeps the size a multiple of 8.
-    pub _pad: u32,
+    /// Slot of the spin slow path whose calls are also recorded as lock
+    /// waits, with the lock (its first argument) and the caller's stack,
+    /// on kernels without the `lock:contention_*` tracepoints (before
+    /// 5.19); [`SLOT_NONE`]: off (see `crate::lock_wait`).
+    pub lock_slot: u32,
 }
 const _: () = assert!(core::mem::size_of::<FunctionTimingConfig>() == 24);
 
@@ -165,7 +168,7 @@ impl FunctionTimingConfig {
         vma_arg_kind: VmaArgKind::Address as u32,
         vm_start_offset: 0,
         vma_parent_slot: SLOT_NONE,
-        _pad: 0,
+        lock_slot: SLOT_NONE,
     };
 }
 

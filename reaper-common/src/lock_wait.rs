@@ -46,6 +46,34 @@ pub const LOCK_STACK_CACHE_ENTRIES: u32 = 8192;
 /// cost dominates), so only fewer unwinds help.
 pub const LOCK_STACK_REFRESH: u32 = 16;
 
+/// Map: [`SlowpathWaitKey`] → [`SlowpathWait`]: spin slow-path calls of
+/// tracked threads, open.
+pub const MAP_SLOWPATH_WAITS: &str = "SLOWPATH_WAITS";
+
+/// Key of [`MAP_SLOWPATH_WAITS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlowpathWaitKey {
+    /// The waiting thread.
+    pub tid: u32,
+    /// The call's index on the thread's function-timing entry stack.
+    pub depth: u32,
+}
+const _: () = assert!(core::mem::size_of::<SlowpathWaitKey>() == 8);
+
+/// Value of [`MAP_SLOWPATH_WAITS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlowpathWait {
+    /// The lock's address (the slow path's first argument).
+    pub lock: u64,
+    /// The waiter's context.
+    pub context: u32,
+    /// Kernel stack at the slow path's entry, or a `STACK_ID_*` marker.
+    pub stack_id: i32,
+}
+const _: () = assert!(core::mem::size_of::<SlowpathWait>() == 16);
+
 /// Key of [`MAP_LOCK_STACK_CACHE`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -130,4 +158,11 @@ pub struct LockWaitStats {
     pub max_ns: u64,
 }
 const _: () = assert!(core::mem::size_of::<LockWaitStats>() == 24);
-crate::user_pod!(PendingWaitKey, PendingWait, LockWaitKey, LockWaitStats);
+crate::user_pod!(
+    PendingWaitKey,
+    PendingWait,
+    LockWaitKey,
+    LockWaitStats,
+    SlowpathWaitKey,
+    SlowpathWait
+);

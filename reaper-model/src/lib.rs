@@ -24,6 +24,12 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const FRAME_USER_MODE: &str = "[user]";
 /// Frame used for samples whose kernel stack was lost (see counters).
 pub const FRAME_STACK_LOST: &str = "[stack lost]";
+/// Frame standing for a caller the kernel's unwinder did not recover: a
+/// return address a kretprobe replaced with its trampoline (arm64 before
+/// 5.16 and x86 before the 5.x unwinder fixes; seen on Debian's 5.10).
+/// The functions outside it in such a stack are not the sample's callers'
+/// full chain, so the report's sampled rows do not use such runs.
+pub const FRAME_CALLER_LOST: &str = "[caller lost: kretprobe return]";
 
 /// A whole recording.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -267,6 +273,12 @@ pub struct Recording {
     pub stack_map_entries: Option<u32>,
     /// The scenario that produced the episodes.
     pub scenario: Scenario,
+    /// Where the episodes' lock waits came from when the
+    /// `lock:contention_*` tracepoints are missing (before 5.19): the spin
+    /// slow path's function probe (absent: from the tracepoints, or not
+    /// measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_wait_source: Option<FigureSource>,
 }
 
 /// How one probe group was attached.
@@ -303,6 +315,12 @@ pub struct Scenario {
     pub threads: Option<u32>,
     /// Whether a process_mrelease caller raced the victim.
     pub mrelease: bool,
+    /// Why no process_mrelease caller raced the victim although the
+    /// scenario asks for one (`record --degrade` on a kernel without the
+    /// syscall, e.g. "process_mrelease is missing on this kernel (ENOSYS;
+    /// Linux 5.15+)").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mrelease_unavailable: Option<String>,
     /// Episodes requested.
     pub runs: u32,
 }
@@ -707,19 +725,33 @@ pub struct Latencies {
     /// (absent: from them, or not measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mrelease_source: Option<MreleaseSource>,
+    /// Where `kill_to_exit_mmap_done_ns` came from when not from the
+    /// `mmap:exit_mmap` tracepoint (6.1+) (absent: from it, or not
+    /// measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_mmap_source: Option<FigureSource>,
 }
 
-/// A source of the `process_mrelease` latencies other than the syscall
-/// tracepoints.
+/// The `process_mrelease` latencies' source: see [`FigureSource`] (the
+/// name run files were first written with).
+pub type MreleaseSource = FigureSource;
+
+/// A source of a figure other than the tracepoint(s) that normally give it,
+/// used where the kernel lacks them; reports name it beside the figure.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum MreleaseSource {
-    /// The syscall tracepoints are missing on this kernel (no
-    /// `FTRACE_SYSCALLS`); the figures come from the exact-timing probe of
-    /// the `process_mrelease` syscall function (its longest call): done at
-    /// its exit, duration from entry to exit. The return value is unknown.
+pub enum FigureSource {
+    /// The tracepoints are missing on this kernel (no `FTRACE_SYSCALLS`
+    /// for `syscalls:*_process_mrelease`; before 6.1 for `mmap:exit_mmap`,
+    /// before 5.19 for `lock:contention_*`); the figures come from the
+    /// exact-timing probe of a kernel function. For a latency, its longest
+    /// call in the context: done at its exit, duration from entry to exit
+    /// (a syscall's return value is then unknown); for lock waits, each
+    /// call of the spin slow path, with its lock and caller's stack taken
+    /// at entry and closed at exit.
     FunctionProbe {
-        /// The kernel function, e.g. `__x64_sys_process_mrelease`.
+        /// The kernel function, e.g. `__x64_sys_process_mrelease`,
+        /// `exit_mmap`, `native_queued_spin_lock_slowpath`.
         symbol: String,
         /// The exit probe, "fexit" or "kretprobe".
         exit_probe: String,
@@ -728,7 +760,7 @@ pub enum MreleaseSource {
     },
 }
 
-impl MreleaseSource {
+impl FigureSource {
     /// A short label for people, e.g. "from fexit __x64_sys_process_mrelease".
     pub fn label(&self) -> String {
         match self {

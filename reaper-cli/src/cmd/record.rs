@@ -38,6 +38,11 @@ pub struct RecordArgs {
     /// Kill only; let the victim's exit_mmap do all the work (the comparison point).
     #[arg(long)]
     pub no_mrelease: bool,
+    /// When this kernel lacks a mechanism the mode needs (process_mrelease
+    /// before Linux 5.15), record without it instead of refusing; the rows
+    /// that needed it say "not measured" and why.
+    #[arg(long)]
+    pub degrade: bool,
     /// Episodes to record (a fresh victim each).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub runs: u32,
@@ -237,6 +242,7 @@ impl RecordArgs {
         Ok(RecordSettings {
             target,
             mrelease: !self.no_mrelease && !self.oom && !matches!(target, Target::Exit(_)),
+            mrelease_unavailable: None,
             runs: self.runs,
             freq_hz: self.freq,
             sizes,
@@ -267,9 +273,22 @@ pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
         "record",
         "run.json, folded stacks, flame graphs and profile.pb.gz",
     )?;
-    let settings = args
+    let mut settings = args
         .settings(verbose, quiet)
         .map_err(crate::cli::UsageError)?;
+    // Before anything is spawned or killed.
+    recorder::preflight::check(
+        &mut settings,
+        crate::scenario::pidfd::mrelease_available(),
+        args.degrade,
+        &crate::system::kernel::host_info().kernel_release,
+    )
+    .map_err(|e| crate::cli::UsageError(e.into()))?;
+    if let Some(why) = &settings.mrelease_unavailable {
+        note!(
+            "reaper: {why}: --degrade records the kill without the process_mrelease race; its rows say not measured"
+        );
+    }
     privileges::require(&privileges::needed(match settings.target {
         Target::Victim(_) => RecordKind::Victim,
         Target::Oom(_) => RecordKind::Oom,

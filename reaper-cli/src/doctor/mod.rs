@@ -45,12 +45,14 @@ pub fn diagnose() -> Diagnosis {
         Ok(root) => {
             let mut offsets = tracefs::probe_offsets(std::path::Path::new(root));
             let raw = crate::probes::raw_tp::resolve(kernel_btf.as_ref(), &mut offsets);
+            let root = std::path::Path::new(root);
             programs::check_all(
                 &offsets,
                 &raw,
                 &plan,
                 btf.as_ref(),
                 &kernel::online_cpus().unwrap_or_default(),
+                !tracefs::has_event(root, "lock", "contention_begin"),
             )
         }
         Err(why) => Err(why.clone()),
@@ -191,7 +193,7 @@ fn function_modes(
         status: why.clone(),
         fallback_from: None,
     }));
-    if let (_, Some(why)) = crate::probes::function_timing::config_for(plan, btf) {
+    if let (_, Some(why)) = crate::probes::function_timing::config_for(plan, btf, false) {
         modes.push(FunctionMode {
             concept: "reaper_order".into(),
             symbol: None,
@@ -235,7 +237,13 @@ fn record_mode(d: &Diagnosis) -> String {
         }
         (false, false) => "nothing: neither tracepoints nor perf_event sampling attach".into(),
     };
-    base + &functions
+    // `record` checks the same before acting (recorder::preflight).
+    let modes = if d.process_mrelease {
+        ""
+    } else {
+        "; no process_mrelease: `record` refuses its default --victim mode, use --no-mrelease, --oom or --watch (or --degrade)"
+    };
+    base + &functions + modes
 }
 
 /// The function fentry/kprobe checks target: the reaper's work function when

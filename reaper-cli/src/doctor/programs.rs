@@ -26,15 +26,18 @@ pub use reaper_model::doctor::{Outcome, ProgramCheck, ProgramKind};
 /// Loads and attaches every program; dropping the object detaches them.
 /// Each tracepoint is checked in both forms: the classic program, and the
 /// raw one unless `raw` says this kernel cannot run it (then "not tried"
-/// with the reason).
+/// with the reason). `slowpath_lock_waits`: the kernel has no
+/// `lock:contention_*` tracepoints, so the spin slow path's programs carry
+/// the lock-wait code `record` loads them with.
 pub fn check_all(
     offsets: &reaper_common::tracepoint_offsets::TracepointOffsets,
     raw: &raw_tp::RawPlan,
     plan: &Plan,
     btf: Option<&crate::catalog::BtfFacts>,
     cpus: &[u32],
+    slowpath_lock_waits: bool,
 ) -> Result<Vec<ProgramCheck>, String> {
-    let (config, _) = function_timing::config_for(plan, btf);
+    let (config, _) = function_timing::config_for(plan, btf, slowpath_lock_waits);
     let mut ebpf = loader::load_with_timing(offsets, &loader::MapSizes::default(), &config)
         .map_err(|e| format!("eBPF object did not load: {}", attach::error_chain(&e)))?;
     let mut rows = vec![ProgramCheck {

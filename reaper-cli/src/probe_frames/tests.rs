@@ -413,3 +413,100 @@ fn a_nested_run_the_kernel_skipped_is_probe_machinery_not_a_program() {
         ])
     );
 }
+
+/// Regression: on Debian bullseye's 5.10 a trampoline is named
+/// `bpf_trampoline_<key>_<image>`; taken for a trampoline helper, it cut
+/// every stack below the outermost traced function (`exit_mmap;[reaper
+/// probe: trampoline of exit_mmap]` for 48 ms of 62 in a victim), and the
+/// summary's sampled rows lost their children. A real 5.10 stack (x86_64,
+/// fentry/fexit on every catalog function; BTF ids from its kallsyms run).
+#[test]
+fn trampolines_named_with_their_image_index_pass_through_on_5_10() {
+    let programs = [
+        ("fn_fentry_4", "fentry page_remove_rmap"),
+        ("fn_fexit_4", "fexit page_remove_rmap"),
+    ]
+    .map(|(p, w)| (p.to_owned(), w.to_owned()));
+    let traced = [
+        (27446, "exit_mmap"),
+        (27325, "unmap_vmas"),
+        (27329, "unmap_page_range"),
+        (27620, "page_remove_rmap"),
+    ]
+    .map(|(id, f)| (id, f.to_owned()));
+    let fold = ProbeFrames::new(programs, traced);
+    let raw = frames(&[
+        "do_exit",
+        "mmput",
+        "exit_mmap",
+        "bpf_trampoline_27446_1",
+        "exit_mmap",
+        "unmap_vmas",
+        "bpf_trampoline_27325_1",
+        "unmap_vmas",
+        "unmap_page_range",
+        "bpf_trampoline_27329_1",
+        "unmap_page_range",
+        "page_remove_rmap",
+        "bpf_trampoline_27620_1",
+        "bpf_prog_f4e8618523d82897_fn_fentry_4",
+    ]);
+    assert_eq!(
+        fold.fold(raw),
+        [
+            "do_exit",
+            "mmput",
+            "exit_mmap",
+            "unmap_vmas",
+            "unmap_page_range",
+            "page_remove_rmap",
+            "[reaper probe: fentry page_remove_rmap]",
+        ]
+    );
+    // The kernel's own bpf_trampoline_* functions are no trampolines.
+    assert_eq!(fold.trampoline("bpf_trampoline_link_prog"), None);
+    assert_eq!(fold.trampoline("bpf_trampoline_27446_x"), None);
+    assert_eq!(fold.trampoline("bpf_trampoline_6442528412"), Some(None));
+}
+
+/// Regression: on Debian bullseye's arm64 5.10 (kprobes on every timed
+/// function) the unwinder leaves a kretprobe's replacement return address
+/// in place of each kretprobed function's caller, several in a row; the
+/// first was taken for the kretprobe's handler and the whole teardown below
+/// it became "[reaper probe: kretprobe]". They are lost callers; the
+/// handler itself still folds.
+#[test]
+fn kretprobe_return_addresses_in_a_stack_are_lost_callers_not_the_handler() {
+    let fold = slots().with_kprobes(true);
+    let raw = frames(&[
+        "do_exit",
+        "kretprobe_trampoline",
+        "kretprobe_trampoline",
+        "unmap_vmas",
+        "kretprobe_trampoline",
+        "page_remove_rmap",
+    ]);
+    let lost = crate::model::FRAME_CALLER_LOST;
+    assert_eq!(
+        fold.fold(raw),
+        [
+            "do_exit",
+            lost,
+            lost,
+            "unmap_vmas",
+            lost,
+            "page_remove_rmap"
+        ]
+    );
+    let handler = frames(&[
+        "unmap_vmas",
+        "kretprobe_trampoline",
+        "trampoline_probe_handler",
+        "kretprobe_dispatcher",
+        "bpf_prog_0123456789abcdef_fn_kretprobe_3",
+    ]);
+    assert_eq!(
+        fold.fold(handler),
+        ["unmap_vmas", "[reaper probe: kretprobe f3]"]
+    );
+}

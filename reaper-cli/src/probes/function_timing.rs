@@ -139,8 +139,36 @@ pub fn plan(resolved: &[ResolvedConcept]) -> Plan {
 }
 
 /// The loader global for a plan: the per-VMA unmap function's slot and how
-/// to read its VMA start, or why order detection is off.
-pub fn config_for(plan: &Plan, btf: Option<&BtfFacts>) -> (FunctionTimingConfig, Option<String>) {
+/// to read its VMA start, or why order detection is off; and, when
+/// `slowpath_lock_waits` (the kernel has no `lock:contention_*`
+/// tracepoints), the spin slow path's slot, whose calls then also record
+/// lock waits.
+pub fn config_for(
+    plan: &Plan,
+    btf: Option<&BtfFacts>,
+    slowpath_lock_waits: bool,
+) -> (FunctionTimingConfig, Option<String>) {
+    let lock_slot = plan
+        .functions
+        .iter()
+        .find(|f| f.concept == SLOWPATH_CONCEPT)
+        .filter(|_| slowpath_lock_waits)
+        .map_or(SLOT_NONE, |f| f.slot);
+    let (config, why) = order_config(plan, btf);
+    (
+        FunctionTimingConfig {
+            lock_slot,
+            ..config
+        },
+        why,
+    )
+}
+
+/// The catalog concept whose calls are lock waits without the tracepoints.
+const SLOWPATH_CONCEPT: &str = "spin_slowpath";
+
+/// The order-detection part of [`config_for`].
+fn order_config(plan: &Plan, btf: Option<&BtfFacts>) -> (FunctionTimingConfig, Option<String>) {
     let Some(per_vma) = plan.functions.iter().find(|f| f.concept == "per_vma_unmap") else {
         return (
             FunctionTimingConfig::DISABLED,
@@ -160,7 +188,7 @@ pub fn config_for(plan: &Plan, btf: Option<&BtfFacts>) -> (FunctionTimingConfig,
                 vma_arg_kind: source.kind as u32,
                 vm_start_offset: source.vm_start_offset,
                 vma_parent_slot: reaper_work,
-                _pad: 0,
+                lock_slot: SLOT_NONE,
             },
             None,
         ),
@@ -964,8 +992,12 @@ mod tests {
                 inline_into: Some("zap_pte_range".into())
             }
         );
-        let (config, off) = config_for(&p, None);
+        let (config, off) = config_for(&p, None, false);
         assert_eq!(off, None);
+        assert_eq!(
+            config.lock_slot, SLOT_NONE,
+            "the contention tracepoints exist"
+        );
         assert_eq!(config.vma_slot, 1);
         assert_eq!(config.vma_arg, 2);
         assert_eq!(config.vma_parent_slot, 0, "only calls from the reaper work");
@@ -1038,7 +1070,7 @@ mod tests {
             vma_arg_kind: reaper_common::function_timing::VmaArgKind::VmaPointer as u32,
             vm_start_offset: 0,
             vma_parent_slot: 0,
-            _pad: 0,
+            lock_slot: 8,
         };
         let offsets = reaper_common::tracepoint_offsets::TracepointOffsets::default();
         let mut ebpf =

@@ -219,36 +219,64 @@ pub fn latencies(timeline: &[TimelineEntry]) -> Latencies {
     let exit = first(TimelineKind::MreleaseExit.name(), Context::MreleaseCaller);
     let marked = first_any(TimelineKind::OomMarkVictim);
     let start = first_any(TimelineKind::OomStartReaping);
-    let skipped = first_any(TimelineKind::OomSkipReaping);
+    // A call that failed otherwise than by losing the race (ESRCH, kept and
+    // marked) reaped nothing: its return is no "mrelease done" (ENOSYS on a
+    // kernel without the syscall once gave a made-up figure).
+    let reaped = exit.filter(|e| e.arg >= 0 || e.arg == -i64::from(libc::ESRCH));
     Latencies {
-        kill_to_mrelease_done_ns: exit.and_then(after_kill),
+        kill_to_mrelease_done_ns: reaped.and_then(after_kill),
         kill_to_exit_mmap_done_ns: first(TimelineKind::ExitMmap.name(), Context::VictimExit)
             .and_then(after_kill),
-        mrelease_duration_ns: between(enter, exit),
+        mrelease_duration_ns: between(enter, reaped),
         mrelease_ret: exit.map(|e| e.arg),
         oom_reaper_delay_ns: between(marked, first_any(TimelineKind::OomWakeReaper)),
         oom_reaping_ns: between(start, first_any(TimelineKind::OomFinishReaping)),
-        oom_reaper_verdict: marked
-            .map(|_| oom_reaper_verdict(timeline, start.is_some(), skipped.is_some()).to_owned()),
+        oom_reaper_verdict: marked.map(|_| oom_reaper_verdict(timeline, false).to_owned()),
         mrelease_source: None,
+        exit_mmap_source: None,
     }
 }
 
-/// Explains what the oom_reaper did after an OOM kill.
-fn oom_reaper_verdict(timeline: &[TimelineEntry], started: bool, skipped: bool) -> &'static str {
-    let woken = timeline
-        .iter()
-        .any(|e| e.kind == TimelineKind::OomWakeReaper.name());
-    let exit_mmap_done = timeline
-        .iter()
-        .any(|e| e.kind == TimelineKind::ExitMmap.name());
-    match (started, skipped, woken, exit_mmap_done) {
-        (true, _, _, _) => "reaped (oom:start_task_reaping .. finish_task_reaping)",
-        (false, true, _, _) => {
+/// Judges the oom_reaper again once "kill → exit_mmap done" may have come
+/// from a source other than the timeline's `mmap:exit_mmap` event
+/// (`figure_source`, kernels before 6.1); only after an OOM kill.
+pub fn judge_oom_reaper(latencies: &mut Latencies, timeline: &[TimelineEntry]) {
+    if latencies.oom_reaper_verdict.is_some() {
+        let exit_mmap_done = latencies.kill_to_exit_mmap_done_ns.is_some();
+        latencies.oom_reaper_verdict =
+            Some(oom_reaper_verdict(timeline, exit_mmap_done).to_owned());
+    }
+}
+
+/// Explains what the oom_reaper did after an OOM kill; `exit_mmap_done`:
+/// the victim's exit_mmap is known to have finished (from a source other
+/// than the timeline's event).
+///
+/// The OOM killer queues the victim for the reaper with a timer (2 s on
+/// 5.17+, and on 5.10/5.15 stable kernels that took the backport);
+/// `wake_oom_reaper()` returns without `oom:wake_reaper` when the
+/// victim's mm already has MMF_OOM_SKIP, which its own `exit_mmap` sets
+/// (mm/oom_kill.c). So no wake-up after a finished teardown means the
+/// victim was faster; a freed victim task (`sched_process_free`) means its
+/// teardown finished too, which is all a kernel without `mmap:exit_mmap`
+/// and without exit_mmap's function probe can show.
+fn oom_reaper_verdict(timeline: &[TimelineEntry], exit_mmap_done: bool) -> &'static str {
+    let seen = |kind: TimelineKind| timeline.iter().any(|e| e.kind == kind.name());
+    let started = seen(TimelineKind::OomStartReaping);
+    let skipped = seen(TimelineKind::OomSkipReaping);
+    let woken = seen(TimelineKind::OomWakeReaper);
+    let exit_mmap_done = exit_mmap_done || seen(TimelineKind::ExitMmap);
+    let freed = seen(TimelineKind::ProcessFree);
+    match (started, skipped, woken) {
+        (true, _, _) => "reaped (oom:start_task_reaping .. finish_task_reaping)",
+        (false, true, _) => {
             "skipped (oom:skip_task_reaping: nothing left to reap, or the mmap lock was busy)"
         }
-        (false, false, false, true) => {
+        (false, false, false) if exit_mmap_done => {
             "not woken: the victim's own exit_mmap finished (MMF_OOM_SKIP) before the reaper's delay expired, so there was nothing to reap"
+        }
+        (false, false, false) if freed => {
+            "not woken: the victim's task was freed (its exit_mmap had set MMF_OOM_SKIP) before the reaper's delay expired, so there was nothing to reap (no oom:wake_reaper)"
         }
         _ => "no oom_reaper event seen",
     }
@@ -488,12 +516,100 @@ mod tests {
         ];
         let entries = timeline(&events, mark, None, 42);
         assert_eq!(entries[0].kind, "oom_mark_victim");
+        assert!(
+            latencies(&entries[..2])
+                .oom_reaper_verdict
+                .unwrap()
+                .starts_with("not woken: the victim's own exit_mmap")
+        );
         assert_eq!(entries[0].t_ns, 0);
         let l = latencies(&entries);
         assert_eq!(l.oom_reaper_delay_ns, Some(2_000_000_000));
         assert!(l.oom_reaper_verdict.unwrap().starts_with("skipped"));
         assert_eq!(l.oom_reaping_ns, None);
         assert_eq!(l.kill_to_exit_mmap_done_ns, Some(30_000_000));
+    }
+
+    /// 5.10: no mmap:exit_mmap tracepoint and a delayed reaper that
+    /// traces nothing when the victim was faster (mm/oom_kill.c,
+    /// wake_oom_reaper); the victim's free, or exit_mmap's probe, says so.
+    #[test]
+    fn a_delayed_reaper_that_found_the_victim_gone_is_named_without_exit_mmap_events() {
+        let mark = 1_000;
+        let events = [
+            event(mark, TimelineKind::OomMarkVictim, CONTEXT_UNTRACKED, 42),
+            event(mark + 9, TimelineKind::ProcessExit, CONTEXT_VICTIM_EXIT, 0),
+        ];
+        let entries = timeline(&events, mark, None, 42);
+        let mut l = latencies(&entries);
+        assert_eq!(
+            l.oom_reaper_verdict.as_deref(),
+            Some("no oom_reaper event seen")
+        );
+        l.kill_to_exit_mmap_done_ns = Some(9);
+        judge_oom_reaper(&mut l, &entries);
+        assert!(
+            l.oom_reaper_verdict
+                .as_deref()
+                .unwrap()
+                .starts_with("not woken: the victim's own exit_mmap finished")
+        );
+        let freed = [
+            events[0],
+            event(mark + 20, TimelineKind::ProcessFree, CONTEXT_UNTRACKED, 42),
+        ];
+        let entries = timeline(&freed, mark, None, 42);
+        assert!(
+            latencies(&entries)
+                .oom_reaper_verdict
+                .unwrap()
+                .starts_with("not woken: the victim's task was freed")
+        );
+        // Not after a kill of reaper's own: no verdict at all.
+        let mut none = Latencies::default();
+        judge_oom_reaper(&mut none, &entries);
+        assert_eq!(none.oom_reaper_verdict, None);
+    }
+
+    /// Regression: on 5.10 the raw syscall tracepoint saw the ENOSYS
+    /// return of a process_mrelease that does not exist, and the table read
+    /// "kill → mrelease done 1.8 ms".
+    #[test]
+    fn a_failed_process_mrelease_is_no_mrelease_done() {
+        let kill = 1_000;
+        let events = [
+            event(
+                kill + 5,
+                TimelineKind::MreleaseEnter,
+                CONTEXT_MRELEASE_CALLER,
+                3,
+            ),
+            event(
+                kill + 1_800_000,
+                TimelineKind::MreleaseExit,
+                CONTEXT_MRELEASE_CALLER,
+                -38,
+            ),
+        ];
+        let l = latencies(&timeline(&events, kill, Some((7, 7)), 42));
+        assert_eq!(l.kill_to_mrelease_done_ns, None);
+        assert_eq!(l.mrelease_duration_ns, None);
+        assert_eq!(l.mrelease_ret, Some(-38));
+        let lost = [
+            events[0],
+            event(
+                kill + 90,
+                TimelineKind::MreleaseExit,
+                CONTEXT_MRELEASE_CALLER,
+                -3,
+            ),
+        ];
+        let l = latencies(&timeline(&lost, kill, Some((7, 7)), 42));
+        assert_eq!(
+            l.kill_to_mrelease_done_ns,
+            Some(90),
+            "a lost race is kept, marked"
+        );
     }
 
     #[test]

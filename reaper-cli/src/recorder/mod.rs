@@ -3,10 +3,11 @@
 //! with `process_mrelease`, wait, drain) and build the [`Run`].
 
 pub mod episode;
+pub mod figure_source;
 pub mod interrupt;
-pub mod mrelease_source;
 pub mod natural;
 pub mod oom;
+pub mod preflight;
 pub mod progress;
 mod race;
 pub mod reclaim;
@@ -66,6 +67,9 @@ pub struct RecordSettings {
     pub target: Target,
     /// Race the victim with a process_mrelease caller.
     pub mrelease: bool,
+    /// Why the mode's process_mrelease race is off although asked for
+    /// (`--degrade` on a kernel without it; see [`preflight`]).
+    pub mrelease_unavailable: Option<String>,
     /// Episodes.
     pub runs: u32,
     /// Sampling frequency, Hz.
@@ -110,6 +114,8 @@ pub struct Recorder {
     /// The calibrated cost of a timed call per attach mode used, and the
     /// modes that could not be calibrated.
     probe_costs: (Vec<crate::model::ProbeCost>, Vec<crate::model::NotMeasured>),
+    /// Where lock waits come from when not from the contention tracepoints.
+    lock_wait_source: Option<crate::model::FigureSource>,
 }
 
 impl Drop for Recorder {
@@ -176,7 +182,11 @@ impl Recorder {
         let symbolizer = KernelSymbolizer::new(symbol_table)?;
         let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.as_ref());
         let plan = function_timing::plan(&symbols);
-        let (timing, order_off) = function_timing::config_for(&plan, btf.as_ref());
+        // Before 5.19 there are no lock:contention_* tracepoints: the spin
+        // slow path's probe records the lock waits instead.
+        let slowpath_lock_waits = !tracefs::has_event(&tracefs_root, "lock", "contention_begin");
+        let (timing, order_off) =
+            function_timing::config_for(&plan, btf.as_ref(), slowpath_lock_waits);
         let fentry_btf = fentry_btf(settings, &plan, has_btf, function_id);
         let (mut ebpf, attach) = match early {
             Some(loaded) => loaded,
@@ -215,8 +225,14 @@ impl Recorder {
             &functions,
             function_id,
         );
+        let lock_wait_source = figure_source::lock_waits(
+            timing.lock_slot != reaper_common::function_timing::SLOT_NONE,
+            &attach.probes,
+            &functions.function_probes(),
+        );
         Ok(Self {
             probe_frames,
+            lock_wait_source,
             runtime: tokio::runtime::Handle::current(),
             functions,
             probe_costs,
@@ -294,6 +310,7 @@ impl Recorder {
                     .chain(self.functions.probe_uses())
                     .collect(),
                 scenario,
+                lock_wait_source: self.lock_wait_source.clone(),
             },
             symbols: self.symbols.clone(),
             episodes,
@@ -424,12 +441,20 @@ impl Recorder {
         }
         let function_timing = self.drain_function_timing(end.kill_ns)?;
         let mut episode = self.build_episode(raw, setup, end);
-        mrelease_source::fall_back(
+        let function_probes = self.functions.function_probes();
+        figure_source::fall_back(
             &mut episode.latencies,
             function_timing.as_ref(),
             &self.attach.probes,
-            &self.functions.function_probes(),
+            &function_probes,
         );
+        figure_source::exit_mmap_fall_back(
+            &mut episode.latencies,
+            function_timing.as_ref(),
+            &self.attach.probes,
+            &function_probes,
+        );
+        episode::judge_oom_reaper(&mut episode.latencies, &episode.timeline);
         episode.function_timing = function_timing;
         Ok(episode)
     }
@@ -698,10 +723,10 @@ fn say_done(progress: progress::Progress, label: &str, episode: &Episode) {
 }
 
 fn scenario_of(settings: &RecordSettings) -> Scenario {
-    let reaper = if settings.mrelease {
-        " + process_mrelease"
-    } else {
-        " (no process_mrelease)"
+    let reaper = match (settings.mrelease, &settings.mrelease_unavailable) {
+        (true, _) => " + process_mrelease",
+        (false, Some(_)) => " (no process_mrelease: missing on this kernel)",
+        (false, None) => " (no process_mrelease)",
     };
     match settings.target {
         Target::Victim(spec) => Scenario {
@@ -711,6 +736,7 @@ fn scenario_of(settings: &RecordSettings) -> Scenario {
             vmas: Some(spec.vmas),
             threads: Some(spec.threads),
             mrelease: settings.mrelease,
+            mrelease_unavailable: settings.mrelease_unavailable.clone(),
             runs: settings.runs,
         },
         Target::Pid(pid) => Scenario {
@@ -720,6 +746,7 @@ fn scenario_of(settings: &RecordSettings) -> Scenario {
             vmas: None,
             threads: None,
             mrelease: settings.mrelease,
+            mrelease_unavailable: settings.mrelease_unavailable.clone(),
             runs: settings.runs,
         },
         Target::Exit(pid) => Scenario {
@@ -731,6 +758,7 @@ fn scenario_of(settings: &RecordSettings) -> Scenario {
             vmas: None,
             threads: None,
             mrelease: false,
+            mrelease_unavailable: None,
             runs: settings.runs,
         },
         Target::Watch(watch) => Scenario {
@@ -746,6 +774,7 @@ fn scenario_of(settings: &RecordSettings) -> Scenario {
             vmas: None,
             threads: None,
             mrelease: true,
+            mrelease_unavailable: None,
             runs: 0,
         },
         Target::Oom(oom) => Scenario {
@@ -766,6 +795,7 @@ fn scenario_of(settings: &RecordSettings) -> Scenario {
             vmas: Some(oom.spec.vmas),
             threads: Some(oom.spec.threads),
             mrelease: false,
+            mrelease_unavailable: None,
             runs: settings.runs,
         },
     }

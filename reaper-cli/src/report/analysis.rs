@@ -369,6 +369,7 @@ fn lock_waits(run: &Run, context: Context, n: usize, top: usize) -> LockWaits {
     if let Err(why) = lock_wait_status(run) {
         return LockWaits {
             not_measured: Some(why),
+            source: None,
             rows: Vec::new(),
             hidden: 0,
         };
@@ -394,6 +395,11 @@ fn lock_waits(run: &Run, context: Context, n: usize, top: usize) -> LockWaits {
         .collect();
     LockWaits {
         not_measured: None,
+        source: run
+            .recording
+            .lock_wait_source
+            .as_ref()
+            .map(crate::model::FigureSource::label),
         rows,
         hidden,
     }
@@ -445,6 +451,16 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
         timeline,
         latencies: episode.latencies.clone(),
         no_mrelease: !run.recording.scenario.mrelease,
+        mrelease_not_measured: episode
+            .latencies
+            .kill_to_mrelease_done_ns
+            .is_none()
+            .then(|| super::latency_why::mrelease_done(run, episode)),
+        exit_mmap_not_measured: episode
+            .latencies
+            .kill_to_exit_mmap_done_ns
+            .is_none()
+            .then(|| super::latency_why::exit_mmap_done(run)),
         counters,
         frozen: episode.frozen.clone(),
         trigger: episode.trigger.clone(),

@@ -11,6 +11,7 @@ pub mod folded;
 pub mod formats;
 pub mod function_timing;
 pub mod json;
+pub mod latency_why;
 pub mod load;
 pub mod losses;
 pub mod model;

@@ -283,6 +283,10 @@ pub struct CallNode {
 pub struct LockWaits {
     /// `None` when measured; otherwise why not.
     pub not_measured: Option<String>,
+    /// Where the waits came from when not from the `lock:contention_*`
+    /// tracepoints, e.g. "from fexit native_queued_spin_lock_slowpath".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Top stacks by total wait (per-episode means).
     pub rows: Vec<LockWaitRow>,
     /// Stacks not shown (beyond the top N).
@@ -326,6 +330,13 @@ pub struct EpisodeReport {
     pub latencies: Latencies,
     /// Why a latency is missing, when the scenario explains it.
     pub no_mrelease: bool,
+    /// Why "kill → mrelease done" (and the call's duration) is not
+    /// measured, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mrelease_not_measured: Option<String>,
+    /// Why "kill → exit_mmap done" is not measured, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_mmap_not_measured: Option<String>,
     /// Every counter (kernel and userspace), in name order.
     pub counters: Vec<CounterLine>,
     /// The frozen-victim outcome, in `record --oom --frozen` runs.

@@ -12,12 +12,12 @@
 //! labels say they are sleeping waits.
 
 use crate::catalog::{ConceptFrames, ConceptId};
-use crate::model::{Context, ProbeGroup, Run, SampledStack};
+use crate::model::{Context, Run, SampledStack};
 
 use super::model::{Cell, RowId, SummaryRow};
 use super::stacks::frames_within;
 use super::summary::{
-    SPLIT_LABEL, absent, episode_stacks, lock_wait_status, probe_failure, row, split_value,
+    SPLIT_LABEL, absent, episode_stacks, lock_wait_status, row, sampled_rows_failure, split_value,
     uniform_row,
 };
 
@@ -138,7 +138,7 @@ pub fn pte_wait_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
         }
     }
     .to_owned();
-    if let Some(why) = probe_failure(run, ProbeGroup::Sampling) {
+    if let Some(why) = sampled_rows_failure(run) {
         return uniform_row(run, id, label, why);
     }
     let callers = pte_callers(frames);
@@ -174,6 +174,36 @@ pub fn pte_wait_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
     row(id, label, Some(SPLIT_LABEL), cells)
 }
 
+/// Why lock waits cannot be classified by their stacks: some have a
+/// caller the kernel's unwinder lost to a kretprobe's return trampoline
+/// (the spin slow path's kprobe on arm64 5.10), so a PTE-lock wait could
+/// not be told from another.
+fn lost_callers(run: &Run) -> Option<String> {
+    let (mut lost, mut total) = (0u64, 0u64);
+    for wait in run
+        .episodes
+        .iter()
+        .flat_map(|e| &e.contexts)
+        .flat_map(|c| &c.lock_waits)
+    {
+        total += wait.count;
+        if wait
+            .frames
+            .iter()
+            .any(|f| f == crate::model::FRAME_CALLER_LOST)
+        {
+            lost += wait.count;
+        }
+    }
+    (lost > 0).then(|| {
+        format!(
+            "{lost} of {total} waits have a caller the kernel's unwinder lost to a kretprobe's \
+             return trampoline, so PTE-lock waits cannot be told from others by stack; the exact \
+             row counts the slow path's calls by their probed caller"
+        )
+    })
+}
+
 /// PTE-lock waits the lock:contention tracepoints saw: queued waiters only
 /// on spinning kernels (qspinlock traces `contention_begin` after its
 /// `queue:` label, so a lone waiter spinning on the pending bit is never
@@ -183,12 +213,19 @@ pub fn pte_wait_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
 pub fn pte_traced_wait_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
     let id = RowId::PteTracedWait;
     let kind = PteLockKind::of(run);
-    let label = match kind {
-        PteLockKind::Spinning => "PTE-lock waits traced (queued only, not pending-bit spins)",
-        PteLockKind::Sleeping => "PTE-lock sleeping waits traced (rt_spin_lock)",
-    }
-    .to_owned();
+    let label = match (kind, &run.recording.lock_wait_source) {
+        // Every contended acquisition enters the slow path, pending-bit
+        // spins included (see reaper_common::lock_wait).
+        (PteLockKind::Spinning, Some(source)) => format!("PTE-lock waits ({})", source.label()),
+        (PteLockKind::Spinning, None) => {
+            "PTE-lock waits traced (queued only, not pending-bit spins)".to_owned()
+        }
+        (PteLockKind::Sleeping, _) => "PTE-lock sleeping waits traced (rt_spin_lock)".to_owned(),
+    };
     if let Err(why) = lock_wait_status(run) {
+        return uniform_row(run, id, label, why);
+    }
+    if let Some(why) = lost_callers(run) {
         return uniform_row(run, id, label, why);
     }
     let pte_fn = frames.frame(ConceptId::PTE_LOCK);

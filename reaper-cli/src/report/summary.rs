@@ -29,9 +29,12 @@ pub fn summary(run: &Run, frames: &ConceptFrames) -> Summary {
         latency_row(run, RowId::KillToReap, &mrelease_done_label(run), |e| {
             e.latencies.kill_to_mrelease_done_ns
         }),
-        latency_row(run, RowId::KillToExitMmap, "kill → exit_mmap done", |e| {
-            e.latencies.kill_to_exit_mmap_done_ns
-        }),
+        latency_row(
+            run,
+            RowId::KillToExitMmap,
+            &exit_mmap_done_label(run),
+            |e| e.latencies.kill_to_exit_mmap_done_ns,
+        ),
     ];
     with_lost_races_left_out(
         Summary {
@@ -53,6 +56,19 @@ fn mrelease_done_label(run: &Run) -> String {
     match source {
         Some(source) => format!("kill → mrelease done ({})", source.label()),
         None => "kill → mrelease done".to_owned(),
+    }
+}
+
+/// "kill → exit_mmap done", naming its source when it is not the
+/// `mmap:exit_mmap` tracepoint (see `recorder::figure_source`).
+fn exit_mmap_done_label(run: &Run) -> String {
+    let source = run
+        .episodes
+        .iter()
+        .find_map(|e| e.latencies.exit_mmap_source.as_ref());
+    match source {
+        Some(source) => format!("kill → exit_mmap done ({})", source.label()),
+        None => "kill → exit_mmap done".to_owned(),
     }
 }
 
@@ -100,9 +116,47 @@ pub fn probe_failure(run: &Run, group: ProbeGroup) -> Option<String> {
     (!entry.status.is_attached()).then(|| group.did_not_attach(&entry.status.to_string()))
 }
 
+/// Why the sampled rows cannot be built: sampling did not attach, or the
+/// kernel's unwinder lost callers in the sampled stacks (a kretprobe's
+/// return trampoline left in place of the probed function's caller; see
+/// [`crate::model::FRAME_CALLER_LOST`]), so "time under exit_mmap" would
+/// miss every sample below a kretprobed function.
+pub fn sampled_rows_failure(run: &Run) -> Option<String> {
+    if let Some(why) = probe_failure(run, ProbeGroup::Sampling) {
+        return Some(why);
+    }
+    let (mut lost, mut total) = (0u64, 0u64);
+    for stack in run
+        .episodes
+        .iter()
+        .flat_map(|e| &e.contexts)
+        .flat_map(|c| &c.stacks)
+    {
+        total += stack.samples;
+        if stack
+            .frames
+            .iter()
+            .any(|f| f == crate::model::FRAME_CALLER_LOST)
+        {
+            lost += stack.samples;
+        }
+    }
+    (lost > 0).then(|| {
+        format!(
+            "{lost} of {total} samples have a caller the kernel's unwinder lost to a kretprobe's \
+             return trampoline (this kernel's unwinder does not recover it; arm64's does from \
+             5.16); `record --attach sampling` gives these rows, the exact rows are unaffected"
+        )
+    })
+}
+
 /// Whether lock waits were measured: `Err(why)` when the lock_wait probe did
-/// not attach, or when the run has neither a probe entry nor any lock data.
+/// not attach and no other source stood in for it, or when the run has
+/// neither a probe entry nor any lock data.
 pub fn lock_wait_status(run: &Run) -> Result<(), String> {
+    if run.recording.lock_wait_source.is_some() {
+        return Ok(());
+    }
     if let Some(why) = probe_failure(run, ProbeGroup::LockWait) {
         return Err(why);
     }
@@ -177,7 +231,7 @@ pub(crate) fn row(
 
 fn running_time_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
     let (id, label) = (RowId::Total, "Total running time".to_owned());
-    if let Some(why) = probe_failure(run, ProbeGroup::Sampling) {
+    if let Some(why) = sampled_rows_failure(run) {
         return uniform_row(run, id, label, why);
     }
     let Some(victim_fn) = frames.frame(ConceptId::VICTIM_TEARDOWN) else {
@@ -208,7 +262,7 @@ fn rmap_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
         return uniform_row(run, id, label, absent(ConceptId::RMAP_REMOVAL));
     };
     let label = format!("{rmap_fn} time");
-    if let Some(why) = probe_failure(run, ProbeGroup::Sampling) {
+    if let Some(why) = sampled_rows_failure(run) {
         return uniform_row(run, id, label, why);
     }
     let victim_fn = frames
@@ -238,7 +292,6 @@ fn latency_row(
     label: &str,
     get: impl Fn(&Episode) -> Option<u64>,
 ) -> SummaryRow {
-    let mrelease = run.recording.scenario.mrelease;
     let cells = run
         .episodes
         .iter()
@@ -247,11 +300,11 @@ fn latency_row(
                 total_ms: ns as f64 / NS_PER_MS,
                 ..Value::default()
             }),
-            None if !mrelease && id == RowId::KillToReap => Cell::NotMeasured {
-                why: "no process_mrelease in this scenario".to_owned(),
+            None if id == RowId::KillToReap => Cell::NotMeasured {
+                why: super::latency_why::mrelease_done(run, e),
             },
             None => Cell::NotMeasured {
-                why: "event not seen".to_owned(),
+                why: super::latency_why::exit_mmap_done(run),
             },
         })
         .collect();

@@ -8,11 +8,14 @@
 //! The per-VMA unmap slot also logs the VMA start address in call order.
 //! Each (context, slot) also keeps its longest calls with their start times
 //! per CPU (`TopCalls`), for the per-call spans of `report --format trace`.
+//! The spin slow path's slot (`FunctionTimingConfig::lock_slot`, set on
+//! kernels without `lock:contention_*`) also records each call as a lock
+//! wait (see [`super::lock_wait::slowpath_begin`]).
 
 use aya_ebpf::{
     EbpfContext,
     bindings::pt_regs,
-    helpers::{bpf_get_func_arg, bpf_ktime_get_ns, bpf_probe_read_kernel},
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
     macros::{fentry, fexit, kprobe, kretprobe, map},
     maps::{Array, HashMap, PerCpuArray},
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext},
@@ -66,7 +69,7 @@ pub static FUNCTION_TIMING_CONFIG: FunctionTimingConfig = FunctionTimingConfig {
     vma_arg_kind: 0,
     vm_start_offset: 0,
     vma_parent_slot: SLOT_NONE,
-    _pad: 0,
+    lock_slot: SLOT_NONE,
 };
 
 /// Context bits of a tracking tag (`reaper_common::tracking`).
@@ -121,13 +124,28 @@ trait Args {
     fn arg_u64(&self, n: u32) -> Option<u64>;
 }
 
+/// Arguments a BPF trampoline passes to its programs on Linux 5.10-5.x
+/// x86_64 (6 registers); later kernels pass more, reaper reads no further.
+const FENTRY_MAX_ARGS: u32 = 6;
+
 impl Args for FEntryContext {
     #[inline(always)]
     fn arg_u64(&self, n: u32) -> Option<u64> {
-        let mut value = 0u64;
-        // SAFETY: the helper checks `n` against the function's BTF arity.
-        let ret = unsafe { bpf_get_func_arg(self.as_ptr(), n, &mut value) };
-        (ret == 0).then_some(value)
+        // The trampoline hands its programs the arguments as an array of
+        // u64 on its stack, and the context points at it. Read element `n`
+        // with bpf_probe_read_kernel: `bpf_get_func_arg` (which would check
+        // `n` against the function's arity) exists only from 5.17, so on
+        // 5.10 the program calling it was refused ("invalid func
+        // unknown#183") and the function fell back to kprobes, whose
+        // kretprobe corrupts sampled stacks there; and a direct context
+        // load needs an offset the compiler keeps constant, which a runtime
+        // index is not. `n` comes from kernel BTF (the loader's config).
+        if n >= FENTRY_MAX_ARGS {
+            return None;
+        }
+        let field = (self.as_ptr() as *const u64).wrapping_add(n as usize);
+        // SAFETY: a checked kernel read of the trampoline's argument array.
+        unsafe { bpf_probe_read_kernel(field) }.ok()
     }
 }
 
@@ -183,7 +201,7 @@ unsafe fn arg_register(_regs: *const pt_regs, _n: u32) -> Option<*const u64> {
 
 /// Entry of a probed function in slot `slot`.
 #[inline(always)]
-fn on_entry<A: Args>(args: &A, slot: u32) {
+fn on_entry<A: Args + EbpfContext>(args: &A, slot: u32) {
     if let Some(hits) = FN_HITS.get_ptr_mut(slot) {
         // SAFETY: per-CPU slot.
         unsafe { *hits += 1 };
@@ -198,7 +216,7 @@ fn on_entry<A: Args>(args: &A, slot: u32) {
     if context >= CONTEXT_COUNT {
         return;
     }
-    let now = unsafe { bpf_ktime_get_ns() };
+    let config = config();
     let stack = match FN_ENTRY_STACKS.get_ptr_mut(&tid) {
         Some(stack) => stack,
         None => {
@@ -215,6 +233,17 @@ fn on_entry<A: Args>(args: &A, slot: u32) {
             }
         }
     };
+    if config.lock_slot == slot {
+        // SAFETY: this task's own value (see below); only read here.
+        let depth = unsafe { (*stack).depth };
+        if (depth as usize) < MAX_NESTING
+            && let Some(lock) = args.arg_u64(0)
+        {
+            // Before the entry time: the unwind is not part of the wait.
+            super::lock_wait::slowpath_begin(args, tid, context, depth, lock);
+        }
+    }
+    let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: the value belongs to this task; only it (on one CPU at a time)
     // pushes and pops.
     let parent = unsafe {
@@ -237,7 +266,6 @@ fn on_entry<A: Args>(args: &A, slot: u32) {
         (*stack).depth += 1;
         parent
     };
-    let config = config();
     if config.vma_slot == slot
         && (config.vma_parent_slot == SLOT_NONE || config.vma_parent_slot == parent)
     {
@@ -289,7 +317,7 @@ fn record_vma<A: Args>(args: &A, config: &FunctionTimingConfig, context: u32) {
 
 /// Exit of a probed function in slot `slot`.
 #[inline(always)]
-fn on_exit(slot: u32) {
+fn on_exit<C: EbpfContext>(ctx: &C, slot: u32) {
     let (tid, _) = current_ids();
     // Untracked tasks have no stack: nothing was pushed for them.
     let Some(stack) = FN_ENTRY_STACKS.get_ptr_mut(&tid) else {
@@ -341,6 +369,9 @@ fn on_exit(slot: u32) {
         };
         (*stack).depth = i as u32;
         let context = (*stack).context;
+        if config().lock_slot == slot {
+            super::lock_wait::slowpath_end(ctx, tid, i as u32, elapsed);
+        }
         account(context, slot, parent, elapsed);
         keep_if_long(
             context,
@@ -438,8 +469,8 @@ macro_rules! function_slot {
         }
 
         #[fexit]
-        pub fn $fexit(_ctx: FExitContext) -> u32 {
-            on_exit($slot);
+        pub fn $fexit(ctx: FExitContext) -> u32 {
+            on_exit(&ctx, $slot);
             0
         }
 
@@ -450,8 +481,8 @@ macro_rules! function_slot {
         }
 
         #[kretprobe]
-        pub fn $kretprobe(_ctx: RetProbeContext) -> u32 {
-            on_exit($slot);
+        pub fn $kretprobe(ctx: RetProbeContext) -> u32 {
+            on_exit(&ctx, $slot);
             0
         }
     };

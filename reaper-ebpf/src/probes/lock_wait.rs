@@ -17,6 +17,10 @@
 //! one body. The raw one is cheaper per event (no perf record is built
 //! before it runs) and detaches without an RCU grace period; userspace
 //! attaches it and falls back to the classic one.
+//!
+//! Without those tracepoints (before 5.19), function timing's spin
+//! slow-path probe opens and closes the same waits ([`slowpath_begin`],
+//! [`slowpath_end`]); see `reaper_common::lock_wait`.
 
 use aya_ebpf::{
     EbpfContext,
@@ -28,9 +32,9 @@ use aya_ebpf::{
 };
 use reaper_common::{
     lock_wait::{
-        CachedLockStack, LOCK_STACK_CACHE_ENTRIES, LOCK_STACK_REFRESH, LOCK_WAITS_DEFAULT_ENTRIES,
-        LockStackCacheKey, LockWaitKey, LockWaitStats, PENDING_WAITS_MAX_ENTRIES, PendingWait,
-        PendingWaitKey,
+        CachedLockStack, LCB_F_SPIN, LOCK_STACK_CACHE_ENTRIES, LOCK_STACK_REFRESH,
+        LOCK_WAITS_DEFAULT_ENTRIES, LockStackCacheKey, LockWaitKey, LockWaitStats,
+        PENDING_WAITS_MAX_ENTRIES, PendingWait, PendingWaitKey, SlowpathWait, SlowpathWaitKey,
     },
     loss::Counter,
     sampling::SCRATCH_LOCK_WAIT,
@@ -53,6 +57,12 @@ static LOCK_WAITS: PerCpuHashMap<LockWaitKey, LockWaitStats> =
 #[map(name = "LOCK_STACK_CACHE")]
 static LOCK_STACK_CACHE: LruHashMap<LockStackCacheKey, CachedLockStack> =
     LruHashMap::with_max_entries(LOCK_STACK_CACHE_ENTRIES, 0);
+
+/// Open spin slow-path calls of tracked tasks (kernels without the
+/// contention tracepoints).
+#[map(name = "SLOWPATH_WAITS")]
+static SLOWPATH_WAITS: HashMap<SlowpathWaitKey, SlowpathWait> =
+    HashMap::with_max_entries(PENDING_WAITS_MAX_ENTRIES, 0);
 
 /// `-EEXIST`: a wait on this (task, lock) is already open; keep the first.
 const EEXIST: i32 = 17;
@@ -185,7 +195,13 @@ fn end<C: EbpfContext>(ctx: &C, lock: u64) {
         flags: wait.flags,
         _pad: 0,
     };
-    match LOCK_WAITS.get_ptr_mut(&agg_key) {
+    add_wait(ctx, &agg_key, waited);
+}
+
+/// Adds one completed wait of `waited` ns to its aggregate.
+#[inline(always)]
+fn add_wait<C: EbpfContext>(ctx: &C, agg_key: &LockWaitKey, waited: u64) {
+    match LOCK_WAITS.get_ptr_mut(agg_key) {
         Some(stats) => {
             // SAFETY: per-CPU value, no concurrent writer on this CPU.
             unsafe {
@@ -202,7 +218,7 @@ fn end<C: EbpfContext>(ctx: &C, lock: u64) {
                 total_ns: waited,
                 max_ns: waited,
             };
-            if let Err(err) = LOCK_WAITS.insert(&agg_key, &first, 0) {
+            if let Err(err) = LOCK_WAITS.insert(agg_key, &first, 0) {
                 crate::dropped!(
                     ctx,
                     Counter::LockWaitsFull,
@@ -212,4 +228,49 @@ fn end<C: EbpfContext>(ctx: &C, lock: u64) {
             }
         }
     }
+}
+
+/// Opens a spin slow-path wait of a tracked thread on `lock`, the call at
+/// `depth` on its function-timing entry stack: unwinds (or reuses) the
+/// caller's stack. Called before the call's entry time is taken, so the
+/// unwind is not part of the wait.
+#[inline(always)]
+pub fn slowpath_begin<C: EbpfContext>(ctx: &C, tid: u32, context: u32, depth: u32, lock: u64) {
+    bump(Counter::LockBeginTracked);
+    let stack_id = wait_stack_id(ctx, tid, context, lock);
+    let key = SlowpathWaitKey { tid, depth };
+    let wait = SlowpathWait {
+        lock,
+        context,
+        stack_id,
+    };
+    // A stale entry at this depth (a call whose exit was missed) is
+    // replaced.
+    if let Err(err) = SLOWPATH_WAITS.insert(key, wait, 0) {
+        crate::dropped!(
+            ctx,
+            Counter::LockPendingFull,
+            "lock wait dropped: SLOWPATH_WAITS insert returned {} (full? --lock-map-size)",
+            err
+        );
+    }
+}
+
+/// Closes the spin slow-path wait at `depth` of thread `tid`, which the
+/// call's timing measured at `waited` ns.
+#[inline(always)]
+pub fn slowpath_end<C: EbpfContext>(ctx: &C, tid: u32, depth: u32, waited: u64) {
+    let key = SlowpathWaitKey { tid, depth };
+    // SAFETY: copied out before the entry is removed.
+    let Some(wait) = (unsafe { SLOWPATH_WAITS.get(key) }).copied() else {
+        return;
+    };
+    let _ = SLOWPATH_WAITS.remove(key);
+    let agg_key = LockWaitKey {
+        context: wait.context,
+        stack_id: wait.stack_id,
+        flags: LCB_F_SPIN,
+        _pad: 0,
+    };
+    add_wait(ctx, &agg_key, waited);
 }

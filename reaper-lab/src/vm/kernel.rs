@@ -20,6 +20,9 @@ use crate::arch::Arch;
 /// A Debian kernel line: the suite its packages come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Line {
+    /// Debian 11's own kernel (5.10: no process_mrelease, no mmap:exit_mmap
+    /// or lock:contention_* tracepoints).
+    Bullseye,
     /// Debian 12's own kernel (6.1).
     Bookworm,
     /// The 6.12 kernel Debian 12 carries in bookworm-backports.
@@ -33,7 +36,8 @@ pub enum Line {
 }
 
 impl Line {
-    pub const ALL: [Line; 5] = [
+    pub const ALL: [Line; 6] = [
+        Self::Bullseye,
         Self::Bookworm,
         Self::Bookworm612,
         Self::Trixie,
@@ -44,6 +48,7 @@ impl Line {
     /// The name `--kernel` accepts.
     pub fn name(self) -> &'static str {
         match self {
+            Self::Bullseye => "bullseye",
             Self::Bookworm => "bookworm",
             Self::Bookworm612 => "bookworm-6.12",
             Self::Trixie => "trixie",
@@ -55,6 +60,7 @@ impl Line {
     /// The Debian suite whose package index holds this line.
     pub fn suite(self) -> &'static str {
         match self {
+            Self::Bullseye => "bullseye",
             Self::Bookworm => "bookworm",
             Self::Bookworm612 => "bookworm-backports",
             Self::Trixie => "trixie",

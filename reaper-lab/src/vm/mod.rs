@@ -49,7 +49,7 @@ pub const DEFAULT_TIMEOUT_S: u64 = 600;
 /// `reaper-lab vm` arguments.
 #[derive(Debug, clap::Args)]
 pub struct VmArgs {
-    /// A Debian kernel line: bookworm (6.1), bookworm-6.12 (bookworm-backports),
+    /// A Debian kernel line: bullseye (5.10), bookworm (6.1), bookworm-6.12 (bookworm-backports),
     /// trixie (6.12), trixie-backports (the newest; trixie-backports:6.19 for
     /// an older one), sid; or a path to a kernel image (bzImage for x86_64,
     /// Image for arm64).

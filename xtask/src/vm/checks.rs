@@ -7,6 +7,7 @@
 //! only").
 
 mod mrelease;
+mod old_kernels;
 mod oom;
 mod programs;
 mod stacks;
@@ -27,6 +28,10 @@ pub const DOCTOR_JSON: &str = "doctor.json";
 pub const RECORD_DIR: &str = "record";
 /// The many-VMA recording at reaper's defaults (`--victim 256M,vmas=16384`).
 pub const RECORD_VMAS_DIR: &str = "record-vmas";
+/// The default `record` on a kernel without process_mrelease, which must
+/// refuse: where it would have written, and what it said.
+pub const REFUSED_DIR: &str = "refused";
+pub const REFUSED_TEXT: &str = "refused.txt";
 pub const STEPS_FILE: &str = "steps.txt";
 pub const BTF_FILE: &str = "btf-vmlinux";
 /// `uname -v` of the guest (names PREEMPT_RT on RT kernels).
@@ -121,6 +126,14 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "memcg-oom",
         run: oom::memcg_oom,
+    },
+    Check {
+        name: "mrelease-refusal",
+        run: old_kernels::mrelease_refusal,
+    },
+    Check {
+        name: "fallback-sources",
+        run: old_kernels::fallback_sources,
     },
     Check {
         name: "frozen-victim",

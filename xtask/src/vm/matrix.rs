@@ -16,12 +16,12 @@ use anyhow::{Result, bail};
 use super::arch::Arch;
 use super::checks::{
     self, BTF_FILE, CGROUPS_LEFT, CellContext, DOCTOR_JSON, FROZEN_DIR, OOM_DIR, RECORD_DIR,
-    RECORD_VMAS_DIR, STEPS_FILE, UNAME_R_FILE, UNAME_V_FILE, Verdict,
+    RECORD_VMAS_DIR, REFUSED_DIR, REFUSED_TEXT, STEPS_FILE, UNAME_R_FILE, UNAME_V_FILE, Verdict,
 };
 use super::kernel::{DebianKernel, Flavour, KernelChoice, Line};
 use super::qemu::Accel;
-use super::table;
 use super::{VmSpec, build, cache};
+use super::{results, table};
 /// Per-cell timeout: arm64 under TCG is several times slower than x86_64.
 const CELL_TIMEOUT_S: u64 = 900;
 
@@ -52,6 +52,11 @@ pub struct VmTestArgs {
     /// Where each cell's /out goes (DIR/KERNEL-ARCH).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Also write the results as a dated table, DIR/vm-test-YYYY-MM-DD.md
+    /// (and .json), rewritten after each cell; a later run the same day
+    /// replaces the rows of the cells it re-runs (e.g. docs/matrix).
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
 }
 
 /// One row of the result table.
@@ -147,10 +152,18 @@ pub fn cell_command(run_reaper: bool) -> String {
          [ -e /sys/kernel/btf/vmlinux ] && : > /out/{BTF_FILE}\n"
     );
     if run_reaper {
+        // A kernel without process_mrelease (before 5.15) must refuse the
+        // default mode before killing anything (the `mrelease-refusal`
+        // check reads what it said); the cell then records kill-only.
         script.push_str(&format!(
             "reaper doctor --json > /out/{DOCTOR_JSON}; echo \"doctor $?\" >> /out/{STEPS_FILE}\n\
-             reaper record --victim {RECORD_VICTIM} --runs {RECORD_RUNS} -o /out/{RECORD_DIR}; echo \"record $?\" >> /out/{STEPS_FILE}\n\
-             reaper record --victim {RECORD_VMAS_VICTIM} --runs {RECORD_RUNS} -o /out/{RECORD_VMAS_DIR}; echo \"record-vmas $?\" >> /out/{STEPS_FILE}\n\
+             mode=\n\
+             if grep -q '\"process_mrelease\": *false' /out/{DOCTOR_JSON}; then\n\
+             reaper record --victim {RECORD_VICTIM} --runs {RECORD_RUNS} -o /out/{REFUSED_DIR} > /out/{REFUSED_TEXT} 2>&1; echo \"refused $?\" >> /out/{STEPS_FILE}\n\
+             mode=--no-mrelease\n\
+             fi\n\
+             reaper record $mode --victim {RECORD_VICTIM} --runs {RECORD_RUNS} -o /out/{RECORD_DIR}; echo \"record $?\" >> /out/{STEPS_FILE}\n\
+             reaper record $mode --victim {RECORD_VMAS_VICTIM} --runs {RECORD_RUNS} -o /out/{RECORD_VMAS_DIR}; echo \"record-vmas $?\" >> /out/{STEPS_FILE}\n\
              reaper record --oom --victim 256M --attach sampling -o /out/{OOM_DIR}; echo \"oom $?\" >> /out/{STEPS_FILE}\n"
         ));
         // The frozen scenario needs the legacy (v1) freezer: per-thread
@@ -184,6 +197,10 @@ pub fn run_vm_test(args: VmTestArgs) -> Result<ExitCode> {
         .out
         .clone()
         .unwrap_or_else(|| cache::target_dir().join("vm-test"));
+    let mut results = match &args.report {
+        Some(dir) => Some(results::ResultsFile::open(dir, command_line())?),
+        None => None,
+    };
     let mut reapers: HashMap<Arch, std::result::Result<PathBuf, String>> = HashMap::new();
     let mut reports = Vec::new();
     let total = cells.len();
@@ -198,7 +215,9 @@ pub fn run_vm_test(args: VmTestArgs) -> Result<ExitCode> {
             && let Some(why) = not_offered(&kernel, arch)
         {
             eprintln!("xtask: skipping {} {arch}: {why}", kernel.name());
-            reports.push(CellReport::skipped(kernel, arch, why));
+            let report = CellReport::skipped(kernel, arch, why);
+            put_result(&mut results, &report)?;
+            reports.push(report);
             continue;
         }
         let reaper = if args.smoke {
@@ -215,13 +234,63 @@ pub fn run_vm_test(args: VmTestArgs) -> Result<ExitCode> {
         // The row as soon as the cell ends, so a run cut short still says
         // what it measured.
         eprintln!("[{}/{total}] {}", n + 1, table_row(&report).join(" | "));
+        put_result(&mut results, &report)?;
         reports.push(report);
     }
     print_table(&reports);
+    if let Some(results) = &results {
+        eprintln!("xtask: results table: {}", results.path().display());
+    }
     Ok(if reports.iter().any(CellReport::failed) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// `cargo xtask vm-test ARGS`, as this run was asked for.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("cargo xtask {}", args.join(" "))
+}
+
+/// Adds a finished cell to the results file, if one is being written.
+fn put_result(results: &mut Option<results::ResultsFile>, r: &CellReport) -> Result<()> {
+    let Some(file) = results else {
+        return Ok(());
+    };
+    let row = table_row(r);
+    let outcome = if r.skipped.is_some() {
+        results::Outcome::NotOffered
+    } else if r.error.is_some() {
+        results::Outcome::Error
+    } else if r.failed() {
+        results::Outcome::Fail
+    } else {
+        results::Outcome::Pass
+    };
+    let mut problems: Vec<String> = r
+        .skipped
+        .iter()
+        .map(|why| format!("not offered: {why}"))
+        .collect();
+    problems.extend(r.error.iter().map(|e| format!("error: {e}")));
+    problems.extend(r.checks.iter().filter_map(|(name, v)| match v {
+        Verdict::Fail(m) => Some(format!("FAIL {name}: {m}")),
+        _ => None,
+    }));
+    file.put(results::CellRow {
+        kernel: r.kernel.name(),
+        flavour: r.kernel.flavour.to_string(),
+        arch: r.arch.to_string(),
+        release: row[2].clone(),
+        outcome,
+        checks: row[5].clone(),
+        attach: row[4].clone(),
+        problems,
+        wall_s: r.wall.as_secs_f64(),
+        ran_at: results::now_utc(),
+        rerun: false,
     })
 }
 
@@ -450,6 +519,9 @@ mod tests {
         assert!(!cell_command(false).contains("reaper"));
         let full = cell_command(true);
         assert!(full.contains("reaper doctor --json > /out/doctor.json"));
-        assert!(full.contains("reaper record --victim 256M,threads=4 --runs 3 -o /out/record"));
+        assert!(
+            full.contains("reaper record $mode --victim 256M,threads=4 --runs 3 -o /out/record")
+        );
+        assert!(full.contains("-o /out/refused > /out/refused.txt 2>&1; echo \"refused $?\""));
     }
 }

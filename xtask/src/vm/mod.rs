@@ -6,6 +6,7 @@
 pub mod build;
 pub mod checks;
 pub mod matrix;
+pub mod results;
 pub mod table;
 
 pub use reaper_lab::vm::{VmSpec, arch, boot, kernel, qemu};

@@ -120,13 +120,17 @@ fn lock_waits(l: &LockWaits, episodes: usize, out: &mut String) {
         let _ = writeln!(out, "Lock waits: not measured ({why})");
         return;
     }
+    let source = l
+        .source
+        .as_ref()
+        .map_or(String::new(), |s| format!(" (spinlocks, {s})"));
     if l.rows.is_empty() {
-        let _ = writeln!(out, "Lock waits: none (measured: 0 waits)");
+        let _ = writeln!(out, "Lock waits{source}: none (measured: 0 waits)");
         return;
     }
     let _ = writeln!(
         out,
-        "Lock waits by stack, top {} by total wait {}:",
+        "Lock waits{source} by stack, top {} by total wait {}:",
         l.rows.len(),
         over(episodes)
     );

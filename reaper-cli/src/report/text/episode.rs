@@ -131,13 +131,17 @@ fn timeline(e: &EpisodeReport, out: &mut String) {
     out.push_str(&columns(&table, &[Align::Right]));
 }
 
-/// A process_mrelease figure with its source when it is not the syscall
-/// tracepoints.
-fn with_source(figure: String, l: &crate::model::Latencies) -> String {
-    match &l.mrelease_source {
-        Some(source @ crate::model::MreleaseSource::FunctionProbe { tracepoints, .. }) => {
+/// A figure with its source when it is not the usual tracepoint(s),
+/// which are named with why they gave nothing.
+fn with_source(
+    figure: String,
+    source: Option<&crate::model::FigureSource>,
+    tracepoints_name: &str,
+) -> String {
+    match source {
+        Some(source @ crate::model::FigureSource::FunctionProbe { tracepoints, .. }) => {
             format!(
-                "{figure} ({}; syscalls:*_process_mrelease tracepoints: {tracepoints})",
+                "{figure} ({}; {tracepoints_name}: {tracepoints})",
                 source.label()
             )
         }
@@ -147,33 +151,49 @@ fn with_source(figure: String, l: &crate::model::Latencies) -> String {
 
 fn latencies(e: &EpisodeReport, out: &mut String) {
     let l = &e.latencies;
-    let missing = |mrelease: bool| {
-        if mrelease && e.no_mrelease {
-            "not measured (no process_mrelease in this scenario)".to_owned()
-        } else {
-            "not measured (event not seen)".to_owned()
-        }
+    let missing = |why: &Option<String>| {
+        format!(
+            "not measured ({})",
+            why.as_deref().unwrap_or("event not seen")
+        )
+    };
+    let mrelease = |ns: u64| {
+        with_source(
+            ms(ns),
+            l.mrelease_source.as_ref(),
+            "syscalls:*_process_mrelease tracepoints",
+        )
     };
     let rows = vec![
         vec![
             "  kill → mrelease done".to_owned(),
             l.kill_to_mrelease_done_ns
-                .map_or_else(|| missing(true), |ns| with_source(ms(ns), l)),
+                .map_or_else(|| missing(&e.mrelease_not_measured), mrelease),
         ],
         vec![
             "  kill → exit_mmap done".to_owned(),
-            l.kill_to_exit_mmap_done_ns
-                .map_or_else(|| missing(false), ms),
+            l.kill_to_exit_mmap_done_ns.map_or_else(
+                || missing(&e.exit_mmap_not_measured),
+                |ns| {
+                    with_source(
+                        ms(ns),
+                        l.exit_mmap_source.as_ref(),
+                        "mmap:exit_mmap tracepoint",
+                    )
+                },
+            ),
         ],
         vec![
             "  process_mrelease duration".to_owned(),
             l.mrelease_duration_ns
-                .map_or_else(|| missing(true), |ns| with_source(ms(ns), l)),
+                .map_or_else(|| missing(&e.mrelease_not_measured), mrelease),
         ],
         vec![
             "  process_mrelease returned".to_owned(),
-            l.mrelease_ret
-                .map_or_else(|| missing(true), |r| r.to_string()),
+            match (l.mrelease_ret, &e.mrelease_not_measured) {
+                (Some(r), _) => r.to_string(),
+                (None, why) => missing(why),
+            },
         ],
     ];
     let mut rows = rows;
