@@ -14,6 +14,7 @@ pub fn try_lock(dir: BorrowedFd<'_>) -> Result<(), LockError> {
     match rustix::fs::flock(dir, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(()),
         Err(Errno::WOULDBLOCK) => Err(LockError::Held(holder(dir))),
+        Err(e) if no_locking(e) => Err(LockError::Unsupported(e.into())),
         Err(e) => Err(LockError::Io(e.into())),
     }
 }
@@ -23,8 +24,19 @@ pub fn try_lock(dir: BorrowedFd<'_>) -> Result<(), LockError> {
 pub enum LockError {
     /// Another open of the directory holds it (its process, if known).
     Held(Option<u32>),
+    /// This kernel or filesystem has no `flock` (a kernel built without
+    /// `CONFIG_FILE_LOCKING`, as tinyconfig kernels are: ENOSYS; some
+    /// network filesystems: EOPNOTSUPP or ENOLCK). Nothing to exclude
+    /// writers with; the caller goes on and says so.
+    Unsupported(std::io::Error),
     /// `flock` failed otherwise.
     Io(std::io::Error),
+}
+
+/// Whether `flock` failed because locking does not exist here, rather than
+/// because of this directory.
+pub fn no_locking(e: Errno) -> bool {
+    matches!(e, Errno::NOSYS | Errno::OPNOTSUPP | Errno::NOLCK)
 }
 
 /// The pid `/proc/locks` gives for the `FLOCK` on this directory.
@@ -65,6 +77,15 @@ mod tests {
                     2: -> FLOCK  ADVISORY  WRITE 4343 fd:01:1234 0 EOF\n";
         assert_eq!(holder_in(text, 0xfd, 1, 1234), Some(4242));
         assert_eq!(holder_in(text, 8, 1, 1234), None);
+    }
+
+    #[test]
+    fn a_kernel_without_file_locking_is_told_apart_from_a_failure() {
+        assert!(no_locking(Errno::NOSYS));
+        assert!(no_locking(Errno::OPNOTSUPP));
+        assert!(no_locking(Errno::NOLCK));
+        assert!(!no_locking(Errno::BADF));
+        assert!(!no_locking(Errno::INTR));
     }
 
     #[test]

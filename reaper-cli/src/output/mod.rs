@@ -171,15 +171,26 @@ impl OutputDir {
     }
 
     /// Locks the directory for one recording, until this `OutputDir` is
-    /// dropped; refused at once if another reaper holds it.
+    /// dropped; refused at once if another reaper holds it. Where the
+    /// kernel or filesystem has no `flock` at all, the recording goes on
+    /// unlocked and a note says so.
     pub fn lock(&self) -> Result<(), OutputError> {
-        lock::try_lock(self.fd.as_fd()).map_err(|e| match e {
-            lock::LockError::Held(holder) => OutputError::Locked {
+        match lock::try_lock(self.fd.as_fd()) {
+            Ok(()) => Ok(()),
+            Err(lock::LockError::Held(holder)) => Err(OutputError::Locked {
                 path: self.path.clone(),
                 holder,
-            },
-            lock::LockError::Io(source) => io("lock the directory", &self.path)(source),
-        })
+            }),
+            Err(lock::LockError::Unsupported(why)) => {
+                crate::console::note!(
+                    "reaper: note: {}: not locked against a second recording ({why}: \
+                     this kernel or filesystem has no flock, e.g. CONFIG_FILE_LOCKING=n)",
+                    self.path.display()
+                );
+                Ok(())
+            }
+            Err(lock::LockError::Io(source)) => Err(io("lock the directory", &self.path)(source)),
+        }
     }
 
     /// Checks, before anything is recorded, that every name in `names` can
