@@ -8,15 +8,18 @@ pub mod programs;
 
 pub use programs::ProgramKind;
 
-use aya::{
-    Btf, Ebpf,
-    programs::{BtfTracePoint, FEntry, FExit, KProbe},
+use aya::{Btf, Ebpf};
+use reaper_common::capability::{
+    PROG_CHECK_FENTRY, PROG_CHECK_FEXIT, PROG_CHECK_KPROBE, PROG_CHECK_KRETPROBE, PROG_CHECK_TP_BTF,
 };
 
 use crate::{
     catalog::{self, KernelSymbols},
     model::{AttachMode, ProbeOutcome, ResolvedConcept},
-    probes::{attach, loader},
+    probes::{
+        attach, function_probe, loader,
+        refusal::{Refusal, Step},
+    },
     scenario::pidfd,
     system::{kernel, privileges, tracefs},
 };
@@ -298,86 +301,66 @@ fn check_attach_kinds(
         works: result.is_ok(),
         detail: result.map_or_else(|e| e, |()| what),
     };
-    vec![
-        verdict(
-            ProgramKind::Fentry,
-            format!("attached to {function}"),
-            btf.clone()
-                .and_then(|btf| load_fentry(&mut ebpf, &function, &btf)),
-        ),
-        verdict(
-            ProgramKind::Fexit,
-            format!("attached to {function}"),
-            btf.clone()
-                .and_then(|btf| load_fexit(&mut ebpf, &function, &btf)),
-        ),
-        verdict(
-            ProgramKind::Kprobe,
-            format!("attached to {function}"),
-            load_kprobe(
-                &mut ebpf,
-                reaper_common::capability::PROG_CHECK_KPROBE,
-                &function,
-            ),
-        ),
-        verdict(
-            ProgramKind::Kretprobe,
-            format!("attached to {function}"),
-            load_kprobe(
-                &mut ebpf,
-                reaper_common::capability::PROG_CHECK_KRETPROBE,
-                &function,
-            ),
-        ),
+    // fentry, fexit, kprobe, kretprobe on one function; tp_btf on
+    // sched_process_exit: each through the attach layer.
+    let mut kinds: Vec<AttachKind> = [
+        (ProgramKind::Fentry, PROG_CHECK_FENTRY),
+        (ProgramKind::Fexit, PROG_CHECK_FEXIT),
+        (ProgramKind::Kprobe, PROG_CHECK_KPROBE),
+        (ProgramKind::Kretprobe, PROG_CHECK_KRETPROBE),
+    ]
+    .into_iter()
+    .map(|(kind, program)| {
+        let result = check_function_kind(&mut ebpf, kind, program, &function, &btf);
+        verdict(kind, format!("attached to {function}"), result)
+    })
+    .collect();
+    let exit_tp = "sched_process_exit";
+    kinds.extend([
         verdict(
             ProgramKind::Tracepoint,
-            "attached to sched:sched_process_exit".into(),
+            format!("attached to sched:{exit_tp}"),
             attach::attach_tracepoint(
                 &mut ebpf,
                 reaper_common::timeline::PROG_PROCESS_EXIT,
                 "sched",
-                "sched_process_exit",
+                exit_tp,
             ),
         ),
         verdict(
             ProgramKind::RawTracepoint,
-            "attached to sched_process_exit".into(),
+            format!("attached to {exit_tp}"),
             attach::attach_raw_tracepoint(
                 &mut ebpf,
                 reaper_common::timeline::PROG_RAW_PROCESS_EXIT,
-                "sched_process_exit",
+                exit_tp,
             ),
         ),
         verdict(
             ProgramKind::TpBtf,
-            "attached to sched_process_exit".into(),
-            btf.clone().and_then(|btf| load_tp_btf(&mut ebpf, &btf)),
+            format!("attached to {exit_tp}"),
+            check_function_kind(
+                &mut ebpf,
+                ProgramKind::TpBtf,
+                PROG_CHECK_TP_BTF,
+                exit_tp,
+                &btf,
+            ),
         ),
         verdict(
             ProgramKind::PerfEvent,
             format!("cpu-clock attached on {} CPUs", cpus.len()),
             attach::attach_sampling(&mut ebpf, &cpus, 1_000_000),
         ),
-    ]
+    ]);
+    kinds
     // Dropping `ebpf` detaches everything.
-}
-
-fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
-where
-    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
-{
-    ebpf.program_mut(name)
-        .ok_or_else(|| format!("program {name} missing from the object"))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| attach::error_chain(&e))
 }
 
 /// A refused load, as doctor says it: the typed refusal (errno, the
 /// verifier's reason), and, when the verifier never spoke, that a policy
 /// refused it.
-fn load_refused(err: &aya::programs::ProgramError) -> String {
-    use crate::probes::refusal::{FromProgramError as _, Refusal, Step};
-    let refusal = Refusal::from_error(Step::Load, err);
+fn load_refused(refusal: &Refusal) -> String {
     let policy = !refusal.by_verifier() && matches!(refusal.errno, Some(1 | 13));
     format!(
         "load refused: {refusal}{}",
@@ -389,37 +372,27 @@ fn load_refused(err: &aya::programs::ProgramError) -> String {
     )
 }
 
-fn load_fentry(ebpf: &mut Ebpf, function: &str, btf: &Btf) -> Result<(), String> {
-    let p: &mut FEntry = program(ebpf, reaper_common::capability::PROG_CHECK_FENTRY)?;
-    p.load(function, btf).map_err(|e| load_refused(&e))?;
-    p.attach()
-        .map(|_| ())
-        .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
-}
-
-fn load_fexit(ebpf: &mut Ebpf, function: &str, btf: &Btf) -> Result<(), String> {
-    let p: &mut FExit = program(ebpf, reaper_common::capability::PROG_CHECK_FEXIT)?;
-    p.load(function, btf).map_err(|e| load_refused(&e))?;
-    p.attach()
-        .map(|_| ())
-        .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
-}
-
-fn load_kprobe(ebpf: &mut Ebpf, prog: &str, function: &str) -> Result<(), String> {
-    let p: &mut KProbe = program(ebpf, prog)?;
-    p.load().map_err(|e| load_refused(&e))?;
-    p.attach(function, 0)
-        .map(|_| ())
-        .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
-}
-
-fn load_tp_btf(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), String> {
-    let p: &mut BtfTracePoint = program(ebpf, reaper_common::capability::PROG_CHECK_TP_BTF)?;
-    p.load("sched_process_exit", btf)
-        .map_err(|e| load_refused(&e))?;
-    p.attach()
-        .map(|_| ())
-        .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
+/// One trivial program of `kind` loaded and attached through the attach
+/// layer, the answer in doctor's words.
+fn check_function_kind(
+    ebpf: &mut Ebpf,
+    kind: ProgramKind,
+    program: &str,
+    target: &str,
+    btf: &Result<Btf, String>,
+) -> Result<(), String> {
+    let btf = match btf {
+        Ok(btf) => Some(btf),
+        Err(why) if !matches!(kind, ProgramKind::Kprobe | ProgramKind::Kretprobe) => {
+            return Err(why.clone());
+        }
+        Err(_) => None,
+    };
+    function_probe::attach(ebpf, kind, program, target, btf).map_err(|e| match e.refusal() {
+        Some(refusal) if refusal.step == Step::Load => load_refused(refusal),
+        Some(refusal) => format!("attach refused: {refusal}"),
+        None => e.to_string(),
+    })
 }
 
 /// Each catalog function's mode; functions refused for the same reason

@@ -20,23 +20,23 @@ use std::time::Instant;
 use aya::{
     Btf, Ebpf,
     maps::{HashMap as BpfHashMap, PerCpuArray, PerCpuValues},
-    programs::{FEntry, FExit, KProbe, ProgramError},
 };
 use reaper_common::{
     context::CONTEXT_MRELEASE_CALLER,
     function_timing::{
         EntryStack, FunctionStats, MAP_FN_ENTRY_STACKS, MAP_FN_HITS, MAP_FN_STATS,
-        MAP_FN_TOP_CALLS, PROG_FENTRY, PROG_FEXIT, PROG_KPROBE, PROG_KRETPROBE, SLOT_COUNT,
-        TopCalls,
+        MAP_FN_TOP_CALLS, SLOT_COUNT, TopCalls,
     },
     tracking::{MAP_TRACKED_TIDS, TrackedTask},
 };
 
 use crate::{
-    model::{AttachMode, NotMeasured, ProbeCost, doctor::ProgramKind},
+    model::{NotMeasured, ProbeCost},
     probes::{
-        function_timing::{AttachPolicy, LadderReport, program},
+        function_probe,
+        function_timing::{AttachPolicy, LadderReport},
         kernel_btf::FentryBtf,
+        refusal::Step,
     },
 };
 
@@ -51,39 +51,8 @@ const BATCH_TARGET_NS: u64 = 1_000_000;
 const MIN_CALLS: u64 = 200;
 const MAX_CALLS: u64 = 20_000;
 
-/// The attach modes a timed call can use: entry + exit program names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// fentry + fexit (BPF trampoline).
-    Fentry,
-    /// kprobe + kretprobe.
-    Kprobe,
-}
-
-impl Mode {
-    /// The name used in run.json (`FunctionTime::mode`).
-    pub fn name(self) -> &'static str {
-        self.attach_mode().name()
-    }
-
-    /// The run model's attach mode.
-    pub fn attach_mode(self) -> AttachMode {
-        match self {
-            Self::Fentry => AttachMode::Fentry,
-            Self::Kprobe => AttachMode::Kprobe,
-        }
-    }
-
-    /// From the attach mode the ladder used; `None` for modes without
-    /// function probes.
-    pub fn from_attach_mode(mode: AttachMode) -> Option<Self> {
-        match mode {
-            AttachMode::Fentry => Some(Self::Fentry),
-            AttachMode::Kprobe => Some(Self::Kprobe),
-            _ => None,
-        }
-    }
-}
+/// The attach modes a timed call can use (entry + exit programs).
+pub use super::function_probe::Pair as Mode;
 
 /// The functions that may run `getppid`, tried in order: the arch's
 /// syscall wrapper (a kprobe takes it; for fentry it is often an alias with
@@ -126,76 +95,22 @@ fn batch_size() -> u64 {
     ((BATCH_TARGET_NS as f64 / probe) as u64).clamp(MIN_CALLS, MAX_CALLS)
 }
 
-fn answer(e: &ProgramError) -> String {
-    crate::probes::function_timing::kernel_answer(e)
-}
-
-/// Loads and attaches `mode`'s pair of `slot` to the first candidate that
-/// takes it; returns the function used.
+/// Attaches `mode`'s pair of `slot` to the first candidate that takes it;
+/// returns the function used, or every candidate's refusal.
 fn attach(ebpf: &mut Ebpf, mode: Mode, slot: usize, btf: Option<&Btf>) -> Result<String, String> {
     let mut refused = Vec::new();
     for &function in syscall_candidates() {
-        let result = match mode {
-            Mode::Fentry => {
-                let btf = btf.ok_or("no kernel BTF (/sys/kernel/btf/vmlinux)")?;
-                attach_fentry(ebpf, slot, function, btf)
-            }
-            Mode::Kprobe => attach_kprobe(ebpf, slot, function),
-        };
-        match result {
+        match function_probe::attach_pair(ebpf, mode, slot, function, btf) {
             Ok(()) => return Ok(function.to_owned()),
-            Err(why) => {
-                unload(ebpf, slot);
-                refused.push(format!("{function}: {why}"));
+            Err(e @ function_probe::AttachError::NoBtf) => return Err(e.to_string()),
+            // An attach refusal names the function already.
+            Err(why) if why.refusal().is_some_and(|r| r.step == Step::Attach) => {
+                refused.push(why.to_string());
             }
+            Err(why) => refused.push(format!("{function}: {why}")),
         }
     }
     Err(refused.join("; "))
-}
-
-fn attach_fentry(ebpf: &mut Ebpf, slot: usize, function: &str, btf: &Btf) -> Result<(), String> {
-    let entry: &mut FEntry = program(ebpf, PROG_FENTRY[slot])?;
-    entry
-        .load(function, btf)
-        .map_err(|e| format!("fentry load: {}", answer(&e)))?;
-    entry
-        .attach()
-        .map_err(|e| format!("fentry attach: {}", answer(&e)))?;
-    let exit: &mut FExit = program(ebpf, PROG_FEXIT[slot])?;
-    exit.load(function, btf)
-        .map_err(|e| format!("fexit load: {}", answer(&e)))?;
-    exit.attach()
-        .map_err(|e| format!("fexit attach: {}", answer(&e)))?;
-    Ok(())
-}
-
-fn attach_kprobe(ebpf: &mut Ebpf, slot: usize, function: &str) -> Result<(), String> {
-    for (name, kind) in [
-        (PROG_KPROBE[slot], ProgramKind::Kprobe.name()),
-        (PROG_KRETPROBE[slot], ProgramKind::Kretprobe.name()),
-    ] {
-        let p: &mut KProbe = program(ebpf, name)?;
-        p.load()
-            .map_err(|e| format!("{kind} load: {}", answer(&e)))?;
-        p.attach(function, 0)
-            .map_err(|e| format!("{kind} attach: {}", answer(&e)))?;
-    }
-    Ok(())
-}
-
-/// Detaches and unloads every program of `slot` (unloading detaches).
-fn unload(ebpf: &mut Ebpf, slot: usize) {
-    if let Ok(p) = program::<FEntry>(ebpf, PROG_FENTRY[slot]) {
-        let _ = p.unload();
-    }
-    if let Ok(p) = program::<FExit>(ebpf, PROG_FEXIT[slot]) {
-        let _ = p.unload();
-    }
-    for name in [PROG_KPROBE[slot], PROG_KRETPROBE[slot]] {
-        if let Ok(p) = program::<KProbe>(ebpf, name) {
-            let _ = p.unload();
-        }
-    }
 }
 
 fn map_error(map: &str, e: &aya::maps::MapError) -> String {
@@ -306,7 +221,7 @@ pub fn measure(
             per_call_ns: (probed_ns - unprobed_ns).max(0.0),
         })
     })();
-    unload(ebpf, slot);
+    function_probe::unload_pair(ebpf, mode, slot);
     let untracked = track_self(ebpf, tid, false);
     let scrubbed = scrub(ebpf, slot, tid);
     let cost = result?;
@@ -451,6 +366,7 @@ pub fn for_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::AttachMode;
 
     #[test]
     fn modes_round_trip_and_the_spare_slot_is_the_last_free_one() {
