@@ -592,27 +592,33 @@ pub struct BtfFacts {
     pub vm_start_offset: Option<u32>,
 }
 
+/// What [`BtfFacts::from_btf`] reads from a parsed kernel BTF; the
+/// loader's BTF parser (`probes::btf`) implements it, so the catalog does
+/// not depend on the loader.
+pub trait BtfSource {
+    /// Whether BTF has a function of that name.
+    fn function_exists(&self, name: &str) -> bool;
+    /// A function's parameters in order: (name, struct pointed to).
+    fn function_params(&self, function: &str) -> Option<Vec<(String, Option<String>)>>;
+    /// `offsetof(struct name, member)`.
+    fn struct_member_offset(&self, name: &str, member: &str) -> Option<u32>;
+}
+
 impl BtfFacts {
     /// Extracts the facts about catalog candidates from a parsed BTF.
-    pub fn from_btf(btf: &crate::probes::btf::KernelBtf) -> Self {
+    pub fn from_btf<B: BtfSource>(btf: &B) -> Self {
         let mut facts = Self {
-            vm_start_offset: btf.member_offset("vm_area_struct", "vm_start"),
+            vm_start_offset: btf.struct_member_offset("vm_area_struct", "vm_start"),
             ..Self::default()
         };
         for name in CONCEPTS.iter().flat_map(|c| c.candidates.iter()) {
-            if btf.has_function(name) {
+            if btf.function_exists(name) {
                 facts.functions.insert((*name).to_owned());
             }
         }
         for arg in VMA_ARGUMENTS {
-            if let Some(params) = btf.params(arg.symbol) {
-                facts.params.insert(
-                    arg.symbol.to_owned(),
-                    params
-                        .into_iter()
-                        .map(|p| (p.name, p.points_to_struct))
-                        .collect(),
-                );
+            if let Some(params) = btf.function_params(arg.symbol) {
+                facts.params.insert(arg.symbol.to_owned(), params);
             }
         }
         facts

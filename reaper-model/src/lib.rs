@@ -6,6 +6,7 @@
 //! first), so a run file needs no kallsyms to re-render.
 
 pub mod doctor;
+pub mod migrate;
 pub mod query;
 
 use std::collections::BTreeMap;

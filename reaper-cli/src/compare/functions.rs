@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::catalog::{CONCEPTS, ConceptId, frame_for};
 use crate::model::{Context, Episode, Run, SampledStack};
+use crate::report::rows::episode_stacks;
 use crate::report::stacks::children_self;
-use crate::report::summary::episode_stacks;
 
 use super::clean::{Coverage, LossPolicy, Scope, coverage, exclusion};
 use super::load::RunSet;

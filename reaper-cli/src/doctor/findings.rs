@@ -5,6 +5,7 @@
 //! what still works, what the user can do, and the README section that
 //! explains the case. Built from the diagnosis alone (pure, tested).
 
+use crate::readme;
 use reaper_model::{
     LockdownMode,
     doctor::{Diagnosis, Outcome, ProgramKind},
@@ -23,18 +24,6 @@ pub struct Finding {
     pub next: String,
     /// The README section that explains the case.
     pub readme: &'static str,
-}
-
-/// README section titles (kept in step with README.md).
-pub mod readme {
-    /// Lockdown.
-    pub const LOCKDOWN: &str = "Kernel lockdown";
-    /// LSMs and seccomp.
-    pub const LSM_SECCOMP: &str = "LSMs and seccomp";
-    /// The BPF and perf sysctls.
-    pub const SYSCTLS: &str = "unprivileged_bpf_disabled and perf_event_paranoid";
-    /// No BTF.
-    pub const NO_BTF: &str = "Kernels without BTF";
 }
 
 /// Every case that applies, most important first.

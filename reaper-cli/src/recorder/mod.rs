@@ -4,7 +4,6 @@
 
 pub mod episode;
 pub mod figure_source;
-pub mod interrupt;
 pub mod natural;
 pub mod oom;
 pub mod preflight;
@@ -28,6 +27,7 @@ use reaper_common::{
 };
 
 use self::setup::{EpisodeEnd, EpisodeSetup};
+use crate::interrupt;
 use crate::{
     catalog::{self, KernelSymbols},
     model::{Episode, HostInfo, ProbeGroup, Recording, Run, SCHEMA_VERSION, Scenario, ToolInfo},
@@ -40,7 +40,8 @@ use crate::{
         raw_tp::{self, RawPlan},
         timeline_reader::{TimelineReader, Wake},
     },
-    scenario::{size::VictimSpec, victim},
+    scenario::victim,
+    size::VictimSpec,
     symbolize::{KernelSymbolizer, SymbolTableBuilder},
     system::{kernel, privileges, procfs, tracefs},
 };
@@ -557,9 +558,11 @@ fn load_and_attach(
         timing,
         settings.ebpf_log,
     )
-    .map_err(|err| match crate::system::policy::refusal_hint() {
-        Some(hint) => anyhow::Error::from(err).context(hint),
-        None => err.into(),
+    .map_err(|err| {
+        match crate::system::policy::refusal_hint(&crate::system::kernel::host_info_release()) {
+            Some(hint) => anyhow::Error::from(err).context(hint),
+            None => err.into(),
+        }
     })?;
     if settings.ebpf_log == loader::EbpfLog::Drops {
         start_ebpf_logger(&mut ebpf);
@@ -576,7 +579,7 @@ fn load_and_attach(
         bail!(
             "neither cpu-clock sampling nor the lock contention tracepoints attached on this kernel, so there is nothing to measure:\n{}{}",
             reasons.join("\n"),
-            crate::system::policy::refusal_hint()
+            crate::system::policy::refusal_hint(&crate::system::kernel::host_info_release())
                 .map_or_else(String::new, |hint| format!("\n{hint}"))
         );
     }
