@@ -17,7 +17,9 @@ use crate::{
     catalog::{self, KernelSymbols},
     model::{AttachMode, ProbeOutcome, ResolvedConcept},
     probes::{
-        attach, function_probe, loader,
+        attach,
+        function_probe::{self, AttachError, Pair},
+        loader,
         refusal::{Refusal, Step},
     },
     scenario::pidfd,
@@ -119,6 +121,21 @@ fn calibrate_all(
     }
 }
 
+/// Why doctor's program rows say a pair would not attach, as the ladder
+/// words it.
+#[derive(Debug, thiserror::Error)]
+enum PairRefused<'a> {
+    /// The kernel refused one of its programs.
+    #[error("{} {}", .0.name(), .1)]
+    Refused(ProgramKind, &'a Refusal),
+    /// One of its programs was not tried, and why.
+    #[error("{0}")]
+    NotTried(&'a str),
+    /// doctor has no row for one of its programs.
+    #[error("{} not checked", .0.name())]
+    NotChecked(ProgramKind),
+}
+
 /// The mode `record --attach auto` gives each planned function, read from
 /// the programs doctor loaded and attached (the ladder's rule: fentry/fexit
 /// when both attach, else kprobe/kretprobe when both attach, else none), so
@@ -141,31 +158,18 @@ fn function_modes(
             }];
         }
     };
-    let outcome = |kind: ProgramKind, slot: usize| -> Option<&Outcome> {
-        let name = match kind {
-            ProgramKind::Fentry => reaper_common::function_timing::PROG_FENTRY[slot],
-            ProgramKind::Fexit => reaper_common::function_timing::PROG_FEXIT[slot],
-            ProgramKind::Kprobe => reaper_common::function_timing::PROG_KPROBE[slot],
-            ProgramKind::Kretprobe => reaper_common::function_timing::PROG_KRETPROBE[slot],
-            ProgramKind::PerfEvent
-            | ProgramKind::Tracepoint
-            | ProgramKind::RawTracepoint
-            | ProgramKind::TpBtf => return None,
-        };
-        rows.iter()
-            .find(|r| r.kind == kind && r.program == name)
-            .map(|r| &r.outcome)
-    };
     // The first refusal of a pair, as the ladder words it.
-    let pair = |first: ProgramKind, second: ProgramKind, slot: usize| -> Result<(), String> {
-        for kind in [first, second] {
-            match outcome(kind, slot) {
+    let pair = |pair: Pair, slot: usize| -> Result<(), PairRefused<'_>> {
+        for (kind, name) in pair.programs(slot) {
+            let outcome = rows
+                .iter()
+                .find(|r| r.kind == kind && r.program == name)
+                .map(|r| &r.outcome);
+            match outcome {
                 Some(Outcome::Attached) => {}
-                Some(Outcome::Refused(refusal)) => {
-                    return Err(format!("{} {}", kind.name(), refusal));
-                }
-                Some(Outcome::NotTried { why }) => return Err(why.clone()),
-                None => return Err(format!("{} not checked", kind.name())),
+                Some(Outcome::Refused(refusal)) => return Err(PairRefused::Refused(kind, refusal)),
+                Some(Outcome::NotTried { why }) => return Err(PairRefused::NotTried(why)),
+                None => return Err(PairRefused::NotChecked(kind)),
             }
         }
         Ok(())
@@ -175,10 +179,9 @@ fn function_modes(
         .iter()
         .map(|f| {
             let slot = f.slot as usize;
-            let rung = crate::probes::function_timing::auto_rung(
-                pair(ProgramKind::Fentry, ProgramKind::Fexit, slot),
-                || pair(ProgramKind::Kprobe, ProgramKind::Kretprobe, slot),
-            );
+            let rung = crate::probes::function_timing::auto_rung(pair(Pair::Fentry, slot), || {
+                pair(Pair::Kprobe, slot)
+            });
             let (mode, status, fallback_from) = (rung.mode, rung.status, rung.fallback_from);
             FunctionMode {
                 concept: f.concept.clone(),
@@ -294,13 +297,8 @@ fn check_attach_kinds(
         }
     };
     let function = check_target(targets);
-    let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"));
+    let btf = Btf::from_sys_fs();
     let cpus = kernel::online_cpus().unwrap_or_default();
-    let verdict = |kind: ProgramKind, what: String, result: Result<(), String>| AttachKind {
-        kind,
-        works: result.is_ok(),
-        detail: result.map_or_else(|e| e, |()| what),
-    };
     // fentry, fexit, kprobe, kretprobe on one function; tp_btf on
     // sched_process_exit: each through the attach layer.
     let mut kinds: Vec<AttachKind> = [
@@ -372,27 +370,59 @@ fn load_refused(refusal: &Refusal) -> String {
     )
 }
 
+/// Why one attach kind's trivial program is not attached, in doctor's words.
+#[derive(Debug, thiserror::Error)]
+enum KindRefused {
+    /// fentry, fexit and tp_btf need the kernel's BTF.
+    #[error("no kernel BTF: {0}")]
+    NoBtf(String),
+    /// The kernel refused the load.
+    #[error("{}", load_refused(.0))]
+    Load(Refusal),
+    /// The kernel refused the attach.
+    #[error("attach refused: {0}")]
+    Attach(Refusal),
+    /// The object's program is missing or of another kind.
+    #[error(transparent)]
+    Object(AttachError),
+}
+
 /// One trivial program of `kind` loaded and attached through the attach
-/// layer, the answer in doctor's words.
+/// layer.
 fn check_function_kind(
     ebpf: &mut Ebpf,
     kind: ProgramKind,
     program: &str,
     target: &str,
-    btf: &Result<Btf, String>,
-) -> Result<(), String> {
+    btf: &Result<Btf, aya::BtfError>,
+) -> Result<(), KindRefused> {
     let btf = match btf {
         Ok(btf) => Some(btf),
-        Err(why) if !matches!(kind, ProgramKind::Kprobe | ProgramKind::Kretprobe) => {
-            return Err(why.clone());
+        Err(e) if !matches!(kind, ProgramKind::Kprobe | ProgramKind::Kretprobe) => {
+            return Err(KindRefused::NoBtf(e.to_string()));
         }
         Err(_) => None,
     };
-    function_probe::attach(ebpf, kind, program, target, btf).map_err(|e| match e.refusal() {
-        Some(refusal) if refusal.step == Step::Load => load_refused(refusal),
-        Some(refusal) => format!("attach refused: {refusal}"),
-        None => e.to_string(),
+    function_probe::attach(ebpf, kind, program, target, btf).map_err(|e| match e {
+        AttachError::Refused { refusal, .. } if refusal.step == Step::Load => {
+            KindRefused::Load(refusal)
+        }
+        AttachError::Refused { refusal, .. } => KindRefused::Attach(refusal),
+        other => KindRefused::Object(other),
     })
+}
+
+/// One attach kind's verdict: what was attached, or the refusal.
+fn verdict<E: std::fmt::Display>(
+    kind: ProgramKind,
+    what: String,
+    result: Result<(), E>,
+) -> AttachKind {
+    AttachKind {
+        kind,
+        works: result.is_ok(),
+        detail: result.map_or_else(|e| e.to_string(), |()| what),
+    }
 }
 
 /// Each catalog function's mode; functions refused for the same reason

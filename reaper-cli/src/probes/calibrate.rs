@@ -33,7 +33,7 @@ use reaper_common::{
 use crate::{
     model::{NotMeasured, ProbeCost},
     probes::{
-        function_probe,
+        function_probe::{self, AttachError},
         function_timing::{AttachPolicy, LadderReport},
         kernel_btf::FentryBtf,
         refusal::Step,
@@ -95,39 +95,83 @@ fn batch_size() -> u64 {
     ((BATCH_TARGET_NS as f64 / probe) as u64).clamp(MIN_CALLS, MAX_CALLS)
 }
 
+/// Why one mode could not be calibrated.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrationError {
+    /// No candidate function took the pair: each one's answer.
+    #[error("{}", refusals(.0))]
+    Refused(Vec<(&'static str, AttachError)>),
+    /// fentry needs the kernel's BTF.
+    #[error(transparent)]
+    NoBtf(AttachError),
+    /// A map of the object is missing.
+    #[error("map {0} missing")]
+    MissingMap(&'static str),
+    /// A map refused a read or write.
+    #[error("map {map}: {why}")]
+    Map {
+        /// The map.
+        map: &'static str,
+        /// aya's error with its causes.
+        why: String,
+    },
+    /// The calibrating thread was tracked already.
+    #[error("thread {0} is already tracked")]
+    AlreadyTracked(u32),
+    /// The CPU count or a per-CPU value could not be had.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// "F: fentry load: ...; kprobe attach to G: ..." (an attach refusal names
+/// its function already).
+fn refusals(refused: &[(&'static str, AttachError)]) -> String {
+    refused
+        .iter()
+        .map(|(function, why)| match why.refusal() {
+            Some(r) if r.step == Step::Attach => why.to_string(),
+            _ => format!("{function}: {why}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Attaches `mode`'s pair of `slot` to the first candidate that takes it;
 /// returns the function used, or every candidate's refusal.
-fn attach(ebpf: &mut Ebpf, mode: Mode, slot: usize, btf: Option<&Btf>) -> Result<String, String> {
+fn attach(
+    ebpf: &mut Ebpf,
+    mode: Mode,
+    slot: usize,
+    btf: Option<&Btf>,
+) -> Result<String, CalibrationError> {
     let mut refused = Vec::new();
     for &function in syscall_candidates() {
         match function_probe::attach_pair(ebpf, mode, slot, function, btf) {
             Ok(()) => return Ok(function.to_owned()),
-            Err(e @ function_probe::AttachError::NoBtf) => return Err(e.to_string()),
-            // An attach refusal names the function already.
-            Err(why) if why.refusal().is_some_and(|r| r.step == Step::Attach) => {
-                refused.push(why.to_string());
-            }
-            Err(why) => refused.push(format!("{function}: {why}")),
+            Err(e @ AttachError::NoBtf) => return Err(CalibrationError::NoBtf(e)),
+            Err(why) => refused.push((function, why)),
         }
     }
-    Err(refused.join("; "))
+    Err(CalibrationError::Refused(refused))
 }
 
-fn map_error(map: &str, e: &aya::maps::MapError) -> String {
-    format!("map {map}: {}", crate::probes::attach::error_chain(e))
+fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> CalibrationError {
+    move |e| CalibrationError::Map {
+        map,
+        why: crate::probes::attach::error_chain(&e),
+    }
 }
 
 /// Tracks (or untracks) the calling thread as [`CALIBRATION_CONTEXT`].
-fn track_self(ebpf: &mut Ebpf, tid: u32, on: bool) -> Result<(), String> {
+fn track_self(ebpf: &mut Ebpf, tid: u32, on: bool) -> Result<(), CalibrationError> {
     let map = ebpf
         .map_mut(MAP_TRACKED_TIDS)
-        .ok_or_else(|| format!("map {MAP_TRACKED_TIDS} missing"))?;
-    let mut map: BpfHashMap<_, u32, TrackedTask> = map
-        .try_into()
-        .map_err(|e| map_error(MAP_TRACKED_TIDS, &e))?;
+        .ok_or(CalibrationError::MissingMap(MAP_TRACKED_TIDS))?;
+    let mut map: BpfHashMap<_, u32, TrackedTask> =
+        map.try_into().map_err(map_error(MAP_TRACKED_TIDS))?;
     if on {
         if map.get(&tid, 0).is_ok() {
-            return Err(format!("thread {tid} is already tracked"));
+            return Err(CalibrationError::AlreadyTracked(tid));
         }
         let task = TrackedTask {
             context: CALIBRATION_CONTEXT,
@@ -136,39 +180,37 @@ fn track_self(ebpf: &mut Ebpf, tid: u32, on: bool) -> Result<(), String> {
             _pad: 0,
         };
         map.insert(tid, task, 0)
-            .map_err(|e| map_error(MAP_TRACKED_TIDS, &e))
+            .map_err(map_error(MAP_TRACKED_TIDS))
     } else {
-        map.remove(&tid)
-            .map_err(|e| map_error(MAP_TRACKED_TIDS, &e))
+        map.remove(&tid).map_err(map_error(MAP_TRACKED_TIDS))
     }
 }
 
 /// Zeroes what the loop left in `slot`'s aggregates and the thread's entry
 /// stack, so the first episode starts clean.
-fn scrub(ebpf: &mut Ebpf, slot: usize, tid: u32) -> Result<(), String> {
-    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e.to_string())?;
+fn scrub(ebpf: &mut Ebpf, slot: usize, tid: u32) -> Result<(), CalibrationError> {
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
     let stats_index = CALIBRATION_CONTEXT * SLOT_COUNT + slot as u32;
     {
         let map = ebpf
             .map_mut(MAP_FN_STATS)
-            .ok_or_else(|| format!("map {MAP_FN_STATS} missing"))?;
+            .ok_or(CalibrationError::MissingMap(MAP_FN_STATS))?;
         let mut stats: PerCpuArray<_, FunctionStats> =
-            map.try_into().map_err(|e| map_error(MAP_FN_STATS, &e))?;
+            map.try_into().map_err(map_error(MAP_FN_STATS))?;
         let zeros = PerCpuValues::try_from(vec![FunctionStats::default(); cpus])
-            .map_err(|e| e.to_string())?;
+            .map_err(CalibrationError::Io)?;
         stats
             .set(stats_index, zeros, 0)
-            .map_err(|e| map_error(MAP_FN_STATS, &e))?;
+            .map_err(map_error(MAP_FN_STATS))?;
     }
     {
         let map = ebpf
             .map_mut(MAP_FN_HITS)
-            .ok_or_else(|| format!("map {MAP_FN_HITS} missing"))?;
-        let mut hits: PerCpuArray<_, u64> =
-            map.try_into().map_err(|e| map_error(MAP_FN_HITS, &e))?;
-        let zeros = PerCpuValues::try_from(vec![0u64; cpus]).map_err(|e| e.to_string())?;
+            .ok_or(CalibrationError::MissingMap(MAP_FN_HITS))?;
+        let mut hits: PerCpuArray<_, u64> = map.try_into().map_err(map_error(MAP_FN_HITS))?;
+        let zeros = PerCpuValues::try_from(vec![0u64; cpus]).map_err(CalibrationError::Io)?;
         hits.set(slot as u32, zeros, 0)
-            .map_err(|e| map_error(MAP_FN_HITS, &e))?;
+            .map_err(map_error(MAP_FN_HITS))?;
     }
     {
         // The loop's calls are the longest the slot has seen; left in
@@ -176,21 +218,19 @@ fn scrub(ebpf: &mut Ebpf, slot: usize, tid: u32) -> Result<(), String> {
         // function attached to this slot afterwards.
         let map = ebpf
             .map_mut(MAP_FN_TOP_CALLS)
-            .ok_or_else(|| format!("map {MAP_FN_TOP_CALLS} missing"))?;
-        let mut top: PerCpuArray<_, TopCalls> = map
-            .try_into()
-            .map_err(|e| map_error(MAP_FN_TOP_CALLS, &e))?;
-        let zeros =
-            PerCpuValues::try_from(vec![TopCalls::default(); cpus]).map_err(|e| e.to_string())?;
+            .ok_or(CalibrationError::MissingMap(MAP_FN_TOP_CALLS))?;
+        let mut top: PerCpuArray<_, TopCalls> =
+            map.try_into().map_err(map_error(MAP_FN_TOP_CALLS))?;
+        let zeros = PerCpuValues::try_from(vec![TopCalls::default(); cpus])
+            .map_err(CalibrationError::Io)?;
         top.set(stats_index, zeros, 0)
-            .map_err(|e| map_error(MAP_FN_TOP_CALLS, &e))?;
+            .map_err(map_error(MAP_FN_TOP_CALLS))?;
     }
     let map = ebpf
         .map_mut(MAP_FN_ENTRY_STACKS)
-        .ok_or_else(|| format!("map {MAP_FN_ENTRY_STACKS} missing"))?;
-    let mut stacks: BpfHashMap<_, u32, EntryStack> = map
-        .try_into()
-        .map_err(|e| map_error(MAP_FN_ENTRY_STACKS, &e))?;
+        .ok_or(CalibrationError::MissingMap(MAP_FN_ENTRY_STACKS))?;
+    let mut stacks: BpfHashMap<_, u32, EntryStack> =
+        map.try_into().map_err(map_error(MAP_FN_ENTRY_STACKS))?;
     let _ = stacks.remove(&tid);
     Ok(())
 }
@@ -202,11 +242,11 @@ pub fn measure(
     mode: Mode,
     slot: usize,
     btf: Option<&Btf>,
-) -> Result<ProbeCost, String> {
+) -> Result<ProbeCost, CalibrationError> {
     // SAFETY: gettid has no arguments and cannot fail.
     let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
     track_self(ebpf, tid, true)?;
-    let result = (|| -> Result<ProbeCost, String> {
+    let result = (|| -> Result<ProbeCost, CalibrationError> {
         let calls = batch_size();
         let unprobed_ns = fastest(calls);
         let function = attach(ebpf, mode, slot, btf)?;
@@ -259,7 +299,7 @@ pub fn calibrate(
     for &mode in modes {
         // A kernel that refuses every fentry load: no loop, no BTF parse.
         if let Some(why) = btf.refused_for_all().filter(|_| mode == Mode::Fentry) {
-            missing.push(not_measured(mode, why));
+            missing.push(not_measured(mode, why.to_string()));
             continue;
         }
         let btf = if mode == Mode::Fentry {
@@ -281,7 +321,7 @@ pub fn calibrate(
                 );
                 costs.push(cost);
             }
-            Err(why) => missing.push(not_measured(mode, why)),
+            Err(why) => missing.push(not_measured(mode, why.to_string())),
         }
     }
     // The tracked loop was also sampled (and may have waited on a lock):

@@ -29,15 +29,18 @@ pub enum AttachPolicy {
     Sampling,
 }
 
+/// An `--attach` value that is none of the policies.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown attach mode {0:?}: use auto, fentry, kprobe or sampling")]
+pub struct UnknownPolicy(pub String);
+
 impl std::str::FromStr for AttachPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownPolicy;
+    fn from_str(s: &str) -> Result<Self, UnknownPolicy> {
         Self::ALL
             .into_iter()
             .find(|p| p.name() == s)
-            .ok_or_else(|| {
-                format!("unknown attach mode {s:?}: use auto, fentry, kprobe or sampling")
-            })
+            .ok_or_else(|| UnknownPolicy(s.to_owned()))
     }
 }
 
@@ -90,7 +93,7 @@ pub struct ForcedModeError {
     mode: AttachMode,
     function: String,
     concept: String,
-    answer: String,
+    answer: Box<RungError>,
 }
 
 impl LadderReport {
@@ -238,9 +241,9 @@ pub(crate) struct AutoRung {
 }
 
 /// Climbs the auto ladder: `kprobe` is tried only when `fentry` failed.
-pub(crate) fn auto_rung(
-    fentry: Result<(), String>,
-    kprobe: impl FnOnce() -> Result<(), String>,
+pub(crate) fn auto_rung<E: std::fmt::Display, F: std::fmt::Display>(
+    fentry: Result<(), E>,
+    kprobe: impl FnOnce() -> Result<(), F>,
 ) -> AutoRung {
     let (mode, status, fallback_from) = match fentry {
         Ok(()) => (AttachMode::Fentry, ProbeOutcome::Attached, None),
@@ -266,12 +269,30 @@ pub(crate) fn auto_rung(
     }
 }
 
+/// Why a rung of the ladder was not taken for one function.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RungError {
+    /// The attach layer's answer (the kernel's refusal, no BTF, ...).
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+    /// BTF has no such function, so fentry cannot load against it.
+    #[error("{0} is not in kernel BTF")]
+    NotInBtf(String),
+    /// No kprobe PMU and no kprobe_events file.
+    #[error("kprobes are not built into this kernel (no kprobe PMU, no kprobe_events)")]
+    NoKprobes,
+    /// The kernel refused an earlier function's fentry for a reason that
+    /// holds for every function (see [`FentryVerdict`]).
+    #[error("{0}")]
+    RefusedForAll(AttachError),
+}
+
 /// What the kernel answered to fentry, decided once per ladder: after a
 /// refusal that holds for every function, the other functions get the same
 /// answer without one more program load each.
 #[derive(Default)]
 struct FentryVerdict {
-    refused_for_all: Option<String>,
+    refused_for_all: Option<RungError>,
 }
 
 fn try_fentry(
@@ -279,18 +300,18 @@ fn try_fentry(
     f: &SlotFunction,
     btf: &FentryBtf,
     verdict: &mut FentryVerdict,
-) -> Result<(), String> {
+) -> Result<(), RungError> {
     if !btf.available() {
-        return Err(AttachError::NoBtf.to_string());
+        return Err(AttachError::NoBtf.into());
     }
     if f.in_btf == Some(false) {
-        return Err(format!("{} is not in kernel BTF", f.symbol));
+        return Err(RungError::NotInBtf(f.symbol.clone()));
     }
     if let Some(why) = &verdict.refused_for_all {
         return Err(why.clone());
     }
     // Parsed here, on the first load that needs it, and shared.
-    let btf = btf.get().ok_or_else(|| AttachError::NoBtf.to_string())?;
+    let btf = btf.get().ok_or(AttachError::NoBtf)?;
     let result =
         function_probe::attach_pair(ebpf, Pair::Fentry, f.slot as usize, &f.symbol, Some(btf));
     if let Err(
@@ -303,9 +324,9 @@ fn try_fentry(
         && refusal.step == Step::Load
         && kernel_btf::refuses_every_function(refusal)
     {
-        verdict.refused_for_all = Some(e.to_string());
+        verdict.refused_for_all = Some(RungError::RefusedForAll(e.clone()));
     }
-    result.map_err(|e| e.to_string())
+    Ok(result?)
 }
 
 /// Whether this kernel has the kprobe PMU or the legacy kprobe_events file.
@@ -315,14 +336,17 @@ pub fn kprobes_built_in() -> bool {
         || std::path::Path::new("/sys/kernel/debug/tracing/kprobe_events").exists()
 }
 
-fn try_kprobe(ebpf: &mut Ebpf, f: &SlotFunction, built_in: bool) -> Result<(), String> {
+fn try_kprobe(ebpf: &mut Ebpf, f: &SlotFunction, built_in: bool) -> Result<(), RungError> {
     if !built_in {
-        return Err(
-            "kprobes are not built into this kernel (no kprobe PMU, no kprobe_events)".into(),
-        );
+        return Err(RungError::NoKprobes);
     }
-    function_probe::attach_pair(ebpf, Pair::Kprobe, f.slot as usize, &f.attach_name, None)
-        .map_err(|e| e.to_string())
+    Ok(function_probe::attach_pair(
+        ebpf,
+        Pair::Kprobe,
+        f.slot as usize,
+        &f.attach_name,
+        None,
+    )?)
 }
 
 /// Runs the ladder for every planned function. A forced mode that fails
@@ -338,7 +362,7 @@ pub fn attach_ladder(
     // The kernel's capabilities, decided once rather than per function.
     let kprobes = kprobes_built_in();
     let mut fentry = FentryVerdict {
-        refused_for_all: btf.refused_for_all(),
+        refused_for_all: btf.refused_for_all().map(RungError::RefusedForAll),
     };
     let mut report = LadderReport {
         skipped: plan.skipped.clone(),
@@ -360,7 +384,7 @@ pub fn attach_ladder(
                         mode: AttachMode::Fentry,
                         function: f.symbol.clone(),
                         concept: f.concept.clone(),
-                        answer,
+                        answer: Box::new(answer),
                     });
                 }
             },
@@ -371,7 +395,7 @@ pub fn attach_ladder(
                         mode: AttachMode::Kprobe,
                         function: f.attach_name.clone(),
                         concept: f.concept.clone(),
-                        answer,
+                        answer: Box::new(answer),
                     });
                 }
             },

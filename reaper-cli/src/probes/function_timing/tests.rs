@@ -221,19 +221,21 @@ fn placed_calls_are_relative_to_the_kill_and_count_the_rest() {
 
 #[test]
 fn the_auto_ladder_tries_kprobes_only_after_fentry_fails_and_keeps_both_answers() {
-    let fentry = auto_rung(Ok(()), || panic!("kprobe tried after fentry attached"));
+    let fentry = auto_rung(Ok::<(), &str>(()), || -> Result<(), &str> {
+        panic!("kprobe tried after fentry attached")
+    });
     assert_eq!(
         (fentry.mode, fentry.fallback_from),
         (AttachMode::Fentry, None)
     );
-    let kprobe = auto_rung(Err("EPERM".into()), || Ok(()));
+    let kprobe = auto_rung(Err("EPERM"), || Ok::<(), &str>(()));
     assert_eq!(kprobe.mode, AttachMode::Kprobe);
     assert!(kprobe.status.is_attached());
     assert_eq!(
         kprobe.fallback_from.as_deref(),
         Some("fentry/fexit refused: EPERM")
     );
-    let none = auto_rung(Err("EPERM".into()), || Err("no kprobes".into()));
+    let none = auto_rung(Err("EPERM"), || Err("no kprobes"));
     assert_eq!(none.mode, AttachMode::None);
     assert_eq!(
         none.status.to_string(),
