@@ -125,6 +125,6 @@ fn order_config(plan: &Plan, btf: Option<&BtfFacts>) -> (FunctionTimingConfig, O
             },
             None,
         ),
-        Err(why) => (FunctionTimingConfig::DISABLED, Some(why)),
+        Err(why) => (FunctionTimingConfig::DISABLED, Some(why.to_string())),
     }
 }
