@@ -152,6 +152,27 @@ fn save_unasked(run: &crate::model::Run, no_save: bool) {
 const MAX_RUNS: u32 = 1000;
 
 impl RecordArgs {
+    /// `--watch`'s settings from its flags.
+    fn watch_settings(&self) -> anyhow::Result<crate::recorder::watch::WatchSettings> {
+        Ok(crate::recorder::watch::WatchSettings {
+            duration: self.duration.map(std::time::Duration::from_secs),
+            max_episodes: self.max_episodes.max(1),
+            filter: crate::recorder::watch::ExitFilter {
+                comm: self
+                    .comm
+                    .as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+                min_rss: self
+                    .min_rss
+                    .as_deref()
+                    .map(|s| parse_size(s).with_context(|| format!("--min-rss {s}")))
+                    .transpose()?,
+            },
+        })
+    }
+
     /// Checks the flags and turns them into settings; `verbose` is the
     /// global -v count (-vv turns on the eBPF side's drop log).
     pub fn settings(&self, verbose: u8, quiet: bool) -> anyhow::Result<RecordSettings> {
@@ -176,23 +197,7 @@ impl RecordArgs {
             (None, None) => Target::Victim(VictimSpec::default()),
         };
         let target = match target {
-            _ if self.watch => Target::Watch(crate::recorder::watch::WatchSettings {
-                duration: self.duration.map(std::time::Duration::from_secs),
-                max_episodes: self.max_episodes.max(1),
-                filter: crate::recorder::watch::ExitFilter {
-                    comm: self
-                        .comm
-                        .as_deref()
-                        .map(str::parse)
-                        .transpose()
-                        .map_err(anyhow::Error::msg)?,
-                    min_rss: self
-                        .min_rss
-                        .as_deref()
-                        .map(|s| parse_size(s).with_context(|| format!("--min-rss {s}")))
-                        .transpose()?,
-                },
-            }),
+            _ if self.watch => Target::Watch(self.watch_settings()?),
             Target::Victim(spec) if self.oom => {
                 if self.frozen && spec.threads < 4 {
                     bail!(

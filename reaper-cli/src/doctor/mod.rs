@@ -553,11 +553,9 @@ fn policy(d: &Diagnosis, out: &mut String) {
     }
 }
 
-/// Human-readable report.
-pub fn render(d: &Diagnosis) -> String {
+/// Kernel, PREEMPT_RT, BTF, tracefs, privileges and process_mrelease.
+fn render_host(d: &Diagnosis, out: &mut String) {
     use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(out, "reaper doctor");
     let _ = writeln!(
         out,
         "  kernel      {} ({}, {} CPUs)",
@@ -608,7 +606,11 @@ pub fn render(d: &Diagnosis) -> String {
             "missing (ENOSYS; needs Linux 5.15+)"
         }
     );
-    policy(d, &mut out);
+}
+
+/// What one timed call costs per mode, or why it was not measured.
+fn render_probe_costs(d: &Diagnosis, out: &mut String) {
+    use std::fmt::Write as _;
     let _ = writeln!(
         out,
         "\nprobe cost per timed call (entry + exit hit, getppid calibration loop):"
@@ -629,6 +631,16 @@ pub fn render(d: &Diagnosis) -> String {
     for n in &d.probe_costs_not_measured {
         let _ = writeln!(out, "  {}: not measured ({})", n.subject, n.why);
     }
+}
+
+/// Human-readable report.
+pub fn render(d: &Diagnosis) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "reaper doctor");
+    render_host(d, &mut out);
+    policy(d, &mut out);
+    render_probe_costs(d, &mut out);
     let _ = writeln!(out, "\nattach kinds (loaded and attached for real):");
     for k in &d.attach_kinds {
         let _ = writeln!(

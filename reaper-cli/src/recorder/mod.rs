@@ -193,29 +193,8 @@ impl Recorder {
             None => load_and_attach(settings, &offsets, &timing, &raw)?,
         };
         let period_ns = period_ns(settings);
-        let calibrated = if watching {
-            (Vec::new(), Vec::new())
-        } else {
-            crate::probes::calibrate::before_ladder(&mut ebpf, settings.attach, &fentry_btf)
-        };
-        let functions = if watching {
-            // Function aggregates are per context, not per episode; watch
-            // episodes overlap, so they would mix.
-            function_timing::LadderReport::disabled(
-                &plan,
-                "not recorded in --watch mode (in-kernel aggregates are per context, and watched episodes overlap)",
-            )
-        } else {
-            function_timing::attach_ladder(
-                &mut ebpf,
-                &plan,
-                settings.attach,
-                order_off,
-                &fentry_btf,
-            )?
-        };
-        let probe_costs =
-            crate::probes::calibrate::for_record(&mut ebpf, &functions, calibrated, &fentry_btf);
+        let (functions, probe_costs) =
+            time_functions(&mut ebpf, settings, &plan, order_off, &fentry_btf)?;
         drop(fentry_btf);
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
         let mut symbolizer = symbolizer;
@@ -534,6 +513,41 @@ impl Recorder {
             reclaim,
         }
     }
+}
+
+/// What calibration measured, and what it could not.
+type ProbeCosts = (Vec<crate::model::ProbeCost>, Vec<crate::model::NotMeasured>);
+
+/// The function probes of a recording: the probe cost measured before
+/// the attach ladder (while every slot is free), the ladder itself, then
+/// the costs of the modes it used. None in watch mode: function aggregates
+/// are per context, not per episode, and watched episodes overlap.
+fn time_functions(
+    ebpf: &mut Ebpf,
+    settings: &RecordSettings,
+    plan: &function_timing::Plan,
+    order_off: Option<String>,
+    fentry_btf: &crate::probes::kernel_btf::FentryBtf,
+) -> anyhow::Result<(function_timing::LadderReport, ProbeCosts)> {
+    if matches!(settings.target, Target::Watch(_)) {
+        let functions = function_timing::LadderReport::disabled(
+            plan,
+            "not recorded in --watch mode (in-kernel aggregates are per context, and watched episodes overlap)",
+        );
+        let probe_costs = crate::probes::calibrate::for_record(
+            ebpf,
+            &functions,
+            (Vec::new(), Vec::new()),
+            fentry_btf,
+        );
+        return Ok((functions, probe_costs));
+    }
+    let calibrated = crate::probes::calibrate::before_ladder(ebpf, settings.attach, fentry_btf);
+    let functions =
+        function_timing::attach_ladder(ebpf, plan, settings.attach, order_off, fentry_btf)?;
+    let probe_costs =
+        crate::probes::calibrate::for_record(ebpf, &functions, calibrated, fentry_btf);
+    Ok((functions, probe_costs))
 }
 
 /// The sampling period for `--freq`.
