@@ -60,15 +60,23 @@ fn mrelease_done_label(run: &Run) -> String {
 }
 
 /// "kill → exit_mmap done", naming its source when it is not the
-/// `mmap:exit_mmap` tracepoint (see `recorder::figure_source`).
+/// `mmap:exit_mmap` tracepoint (see `recorder::figure_source`). A process
+/// that exited by itself (`record --pid P` without `--kill`: scenario
+/// "exit") was not killed: its t = 0 is the start of its exit, and the row
+/// says "exit → exit_mmap done".
 fn exit_mmap_done_label(run: &Run) -> String {
     let source = run
         .episodes
         .iter()
         .find_map(|e| e.latencies.exit_mmap_source.as_ref());
+    let start = if run.recording.scenario.kind == "exit" {
+        "exit"
+    } else {
+        "kill"
+    };
     match source {
-        Some(source) => format!("kill → exit_mmap done ({})", source.label()),
-        None => "kill → exit_mmap done".to_owned(),
+        Some(source) => format!("{start} → exit_mmap done ({})", source.label()),
+        None => format!("{start} → exit_mmap done"),
     }
 }
 

@@ -171,7 +171,12 @@ fn latencies(e: &EpisodeReport, out: &mut String) {
                 .map_or_else(|| missing(&e.mrelease_not_measured), mrelease),
         ],
         vec![
-            "  kill → exit_mmap done".to_owned(),
+            // A process that exited by itself was not killed.
+            if e.t0 == "its exit began" {
+                "  exit → exit_mmap done".to_owned()
+            } else {
+                "  kill → exit_mmap done".to_owned()
+            },
             l.kill_to_exit_mmap_done_ns.map_or_else(
                 || missing(&e.exit_mmap_not_measured),
                 |ns| {
