@@ -253,7 +253,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 
 /// A scratch tree: `shared` (mode 1777, like /tmp) for the attacker, and
 /// `rootdir`, root's, the attack's target.
-fn shared_tree(name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+fn shared_tree(name: &str) -> (common::Scratch, std::path::PathBuf, std::path::PathBuf) {
     use std::os::unix::fs::PermissionsExt as _;
     let root = temp_dir(name);
     let shared = root.join("shared");

@@ -96,8 +96,8 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
             flame::render_all(&pair.a, &pair.b, labels, &opts.policy).with_context(|| {
                 format!("rendering differential flame graphs for {}", dir.display())
             })?;
-        let graphs = flames.len();
-        let mut files = flames;
+        let graphs = flames.files.len();
+        let mut files = flames.files;
         files.extend(
             crate::report::pprof::encode_pair(&pair.a, &pair.b)
                 .map(|(name, bytes)| (name.to_owned(), bytes)),
@@ -107,6 +107,11 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
             "wrote {graphs} differential flame graphs to {}",
             dir.display()
         ));
+        for (name, side) in &flames.left_out {
+            crate::cli::note(format_args!(
+                "not drawn: {name} ({side} has no samples in this context)"
+            ));
+        }
         if let [.., a, b] = written.as_slice() {
             crate::console::info(format_args!(
                 "compare in pprof with: go tool pprof -diff_base {} {}",

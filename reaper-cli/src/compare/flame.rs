@@ -62,8 +62,16 @@ pub fn differential_svg(
     title: &str,
     subtitle: Option<&str>,
 ) -> std::io::Result<Vec<u8>> {
-    let before_text = before.join("\n") + "\n";
-    let after_text = after.join("\n") + "\n";
+    // An empty side is no lines at all (a lone "\n" would be a line inferno
+    // cannot parse, and warns about).
+    let text = |lines: &[String]| {
+        if lines.is_empty() {
+            String::new()
+        } else {
+            lines.join("\n") + "\n"
+        }
+    };
+    let (before_text, after_text) = (text(before), text(after));
     let mut diff = Vec::new();
     differential::from_readers(
         differential::Options::default(),
@@ -167,18 +175,28 @@ pub enum FlameError {
     },
 }
 
+/// What [`render_all`] drew, and what it could not.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    /// `(file name, SVG)`, in context order.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The graphs not drawn because their width side has no samples
+    /// (`(file name, "A (label)" or "B (label)" of the empty side)`).
+    pub left_out: Vec<(String, String)>,
+}
+
 /// Renders both directions for every context with samples on either
-/// side, in memory: `(file name, SVG)`. A direction whose width side has no
-/// samples is left out (inferno draws nothing from nothing; the other
-/// direction shows that side's stacks). Rendering everything before writing
-/// anything means a failure leaves no half-written set.
+/// side, in memory. A direction whose width side has no samples is left
+/// out and listed (inferno draws nothing from nothing; the other direction
+/// shows that side's stacks). Rendering everything before writing anything
+/// means a failure leaves no half-written set.
 pub fn render_all(
     a: &RunSet,
     b: &RunSet,
     labels: (&str, &str),
     policy: &LossPolicy,
-) -> Result<Vec<(String, Vec<u8>)>, FlameError> {
-    let mut rendered = Vec::new();
+) -> Result<Rendered, FlameError> {
+    let mut rendered = Rendered::default();
     for context in contexts(a, b) {
         let (fa, fb) = (
             mean_folded(a, context, policy),
@@ -186,15 +204,16 @@ pub fn render_all(
         );
         let label = context.label();
         let jobs = [
-            ("a-vs-b", &fa, &fb, labels.1, labels.0),
-            ("b-vs-a", &fb, &fa, labels.0, labels.1),
+            ("a-vs-b", &fa, &fb, "B", labels.1, labels.0),
+            ("b-vs-a", &fb, &fa, "A", labels.0, labels.1),
         ];
-        for (suffix, before, after, shown, other) in jobs {
+        for (suffix, before, after, side, shown, other) in jobs {
+            let name = format!("{context}.{suffix}.diff.svg");
             if after.is_empty() {
+                rendered.left_out.push((name, format!("{side} ({shown})")));
                 continue;
             }
             let (title, subtitle) = titles(label, shown, other);
-            let name = format!("{context}.{suffix}.diff.svg");
             let svg =
                 differential_svg(before, after, &title, subtitle.as_deref()).map_err(|source| {
                     FlameError::Render {
@@ -202,7 +221,7 @@ pub fn render_all(
                         source,
                     }
                 })?;
-            rendered.push((name, svg));
+            rendered.files.push((name, svg));
         }
     }
     Ok(rendered)
@@ -218,7 +237,7 @@ pub fn write_all(
     out: &OutputDir,
 ) -> Result<Vec<PathBuf>, FlameError> {
     let rendered = render_all(a, b, labels, policy)?;
-    Ok(out.write_all(&rendered)?)
+    Ok(out.write_all(&rendered.files)?)
 }
 
 #[cfg(test)]
@@ -275,6 +294,36 @@ mod tests {
         assert!(
             svg.contains("b (200 µs per episode, 66.67%; +33.33%)"),
             "{svg}"
+        );
+    }
+
+    #[test]
+    fn a_side_without_samples_in_a_context_is_listed_not_drawn() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/compare/vm-6.1-forward");
+        let b = super::super::load_set("B", &path, &Default::default()).unwrap();
+        let mut a = b.clone();
+        for run in &mut a.runs {
+            for episode in &mut run.run.episodes {
+                for c in &mut episode.contexts {
+                    if c.context == reaper_model::Context::MreleaseCaller {
+                        c.stacks.clear();
+                    }
+                }
+            }
+        }
+        let rendered = render_all(&a, &b, ("empty", "full"), &LossPolicy::default()).unwrap();
+        assert_eq!(
+            rendered.left_out,
+            vec![(
+                "mrelease_caller.b-vs-a.diff.svg".to_owned(),
+                "A (empty)".to_owned()
+            )]
+        );
+        let names: Vec<&str> = rendered.files.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(
+            names.contains(&"mrelease_caller.a-vs-b.diff.svg"),
+            "{names:?}"
         );
     }
 }

@@ -451,7 +451,7 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
 
 /// What t = 0 of a timeline is: a kill (reaper's entry, or the OOM
 /// killer's `oom:mark_victim`), else the start of the process's own exit.
-fn t0_of(timeline: &[crate::model::TimelineEntry]) -> &'static str {
+pub(crate) fn t0_of(timeline: &[crate::model::TimelineEntry]) -> &'static str {
     let killed = timeline.iter().any(|e| {
         e.kind == "kill" || e.kind == reaper_common::timeline::TimelineKind::OomMarkVictim.name()
     });

@@ -68,6 +68,15 @@ pub enum LoadError {
         /// What is missing or wrong.
         what: String,
     },
+    /// Not a regular file (a FIFO, a device, a socket, a directory where
+    /// the file should be): refused before anything is read from it.
+    #[error("{}: {kind}, not a regular file; not a reaper run file", path.display())]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead ("a FIFO", "a character device", ...).
+        kind: &'static str,
+    },
     /// Larger than any run reaper writes.
     #[error("{}: {size} bytes, larger than any reaper run file (limit {limit} bytes); not a reaper run file", path.display())]
     TooLarge {
@@ -351,11 +360,9 @@ impl Source {
 /// Resolves a run path: a file as is, a directory to its `run.json` (never
 /// through a symlink), checked before anything is read.
 fn open_run(path: &Path) -> Result<(File, Identity, PathBuf), LoadError> {
-    let not_regular = |path: &Path, kind| {
-        LoadError::not_a_run(
-            path,
-            format!("{}, not a regular file", open::describe(kind)),
-        )
+    let not_regular = |path: &Path, kind| LoadError::NotRegular {
+        path: path.to_owned(),
+        kind: open::describe(kind),
     };
     match open::open_path(path, true).map_err(|e| LoadError::read(path, e))? {
         Opened::File(file, id) => Ok((file, id, path.to_owned())),

@@ -60,15 +60,29 @@ fn mrelease_done_label(run: &Run) -> String {
 }
 
 /// "kill → exit_mmap done", naming its source when it is not the
-/// `mmap:exit_mmap` tracepoint (see `recorder::figure_source`).
+/// `mmap:exit_mmap` tracepoint (see `recorder::figure_source`). A process
+/// that exited by itself (`record --pid P` without `--kill`, or an exit
+/// `--watch` saw) was not killed: its t = 0 is the start of its exit, so the
+/// row says "exit → exit_mmap done", or "t = 0 → …" when the episodes mix
+/// kills and exits.
 fn exit_mmap_done_label(run: &Run) -> String {
     let source = run
         .episodes
         .iter()
         .find_map(|e| e.latencies.exit_mmap_source.as_ref());
+    let exits = run
+        .episodes
+        .iter()
+        .filter(|e| super::analysis::t0_of(&e.timeline) == "its exit began")
+        .count();
+    let start = match exits {
+        0 => "kill",
+        n if n == run.episodes.len() => "exit",
+        _ => "t = 0",
+    };
     match source {
-        Some(source) => format!("kill → exit_mmap done ({})", source.label()),
-        None => "kill → exit_mmap done".to_owned(),
+        Some(source) => format!("{start} → exit_mmap done ({})", source.label()),
+        None => format!("{start} → exit_mmap done"),
     }
 }
 

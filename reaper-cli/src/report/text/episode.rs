@@ -171,7 +171,12 @@ fn latencies(e: &EpisodeReport, out: &mut String) {
                 .map_or_else(|| missing(&e.mrelease_not_measured), mrelease),
         ],
         vec![
-            "  kill → exit_mmap done".to_owned(),
+            // A process that exited by itself was not killed.
+            if e.t0 == "its exit began" {
+                "  exit → exit_mmap done".to_owned()
+            } else {
+                "  kill → exit_mmap done".to_owned()
+            },
             l.kill_to_exit_mmap_done_ns.map_or_else(
                 || missing(&e.exit_mmap_not_measured),
                 |ns| {
@@ -301,9 +306,9 @@ pub fn watch_list(w: &crate::model::WatchSummary, episodes: &[EpisodeReport], ou
     let mut table = vec![vec![
         "  #".to_owned(),
         "Victim".to_owned(),
-        "Trigger".to_owned(),
-        "kill → exit_mmap done".to_owned(),
-        "kill → mrelease done".to_owned(),
+        "Trigger (t = 0)".to_owned(),
+        "t = 0 → exit_mmap done".to_owned(),
+        "t = 0 → mrelease done".to_owned(),
     ]];
     let opt_ms = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), ms);
     for e in episodes {
