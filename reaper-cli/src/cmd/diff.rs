@@ -108,7 +108,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
             dir.display()
         ));
         for (name, side) in &flames.left_out {
-            crate::cli::note(format_args!(
+            crate::console::info(format_args!(
                 "not drawn: {name} ({side} has no samples in this context)"
             ));
         }

@@ -445,20 +445,7 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
         frozen: episode.frozen.clone(),
         trigger: episode.trigger.clone(),
         reclaim: super::reclaim::report(run, episode),
-        t0: t0_of(&episode.timeline).to_owned(),
-    }
-}
-
-/// What t = 0 of a timeline is: a kill (reaper's entry, or the OOM
-/// killer's `oom:mark_victim`), else the start of the process's own exit.
-pub(crate) fn t0_of(timeline: &[crate::model::TimelineEntry]) -> &'static str {
-    let killed = timeline.iter().any(|e| {
-        e.kind == "kill" || e.kind == reaper_common::timeline::TimelineKind::OomMarkVictim.name()
-    });
-    if killed || timeline.is_empty() {
-        "the kill"
-    } else {
-        "its exit began"
+        t0: super::rows::t0_of(&episode.timeline).to_owned(),
     }
 }
 

@@ -186,3 +186,16 @@ pub fn row_stats(cells: &[Cell]) -> Option<RowStats> {
         max: pick(2),
     })
 }
+
+/// What t = 0 of a timeline is: a kill (reaper's entry, or the OOM
+/// killer's `oom:mark_victim`), else the start of the process's own exit.
+pub(crate) fn t0_of(timeline: &[crate::model::TimelineEntry]) -> &'static str {
+    let killed = timeline.iter().any(|e| {
+        e.kind == "kill" || e.kind == reaper_common::timeline::TimelineKind::OomMarkVictim.name()
+    });
+    if killed || timeline.is_empty() {
+        "the kill"
+    } else {
+        "its exit began"
+    }
+}
