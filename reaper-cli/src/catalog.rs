@@ -28,6 +28,9 @@ use std::collections::{HashMap, HashSet};
 
 use crate::model::ResolvedConcept;
 
+mod btf;
+pub use btf::{BtfFacts, BtfSource, VmaSource, VmaSourceError, vma_source};
+
 /// A catalog concept's id. The constants below are its only spellings in
 /// code; run files and reports hold [`ConceptId::name`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -579,144 +582,6 @@ impl ConceptFrames {
     }
 }
 
-/// What reaper needs from kernel BTF: which catalog candidates fentry can
-/// attach to, the per-VMA functions' parameters, and where
-/// `vm_area_struct.vm_start` is. Built from the kernel's BTF, or from a
-/// fixture (tests/data/btf) in tests.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BtfFacts {
-    functions: HashSet<String>,
-    /// Per-VMA function → (parameter name, struct pointed to) in order.
-    params: HashMap<String, Vec<(String, Option<String>)>>,
-    /// `offsetof(struct vm_area_struct, vm_start)`.
-    pub vm_start_offset: Option<u32>,
-}
-
-impl BtfFacts {
-    /// Extracts the facts about catalog candidates from a parsed BTF.
-    pub fn from_btf(btf: &crate::probes::btf::KernelBtf) -> Self {
-        let mut facts = Self {
-            vm_start_offset: btf.member_offset("vm_area_struct", "vm_start"),
-            ..Self::default()
-        };
-        for name in CONCEPTS.iter().flat_map(|c| c.candidates.iter()) {
-            if btf.has_function(name) {
-                facts.functions.insert((*name).to_owned());
-            }
-        }
-        for arg in VMA_ARGUMENTS {
-            if let Some(params) = btf.params(arg.symbol) {
-                facts.params.insert(
-                    arg.symbol.to_owned(),
-                    params
-                        .into_iter()
-                        .map(|p| (p.name, p.points_to_struct))
-                        .collect(),
-                );
-            }
-        }
-        facts
-    }
-
-    /// Parses the fixture format written by [`BtfFacts::to_fixture`].
-    pub fn from_fixture(text: &str) -> Self {
-        let mut facts = Self::default();
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            match words.as_slice() {
-                ["func", name] => {
-                    facts.functions.insert((*name).to_owned());
-                }
-                ["vm_start_offset", off] => facts.vm_start_offset = off.parse().ok(),
-                ["param", func, _index, name, pointee] => {
-                    facts.params.entry((*func).to_owned()).or_default().push((
-                        (*name).to_owned(),
-                        (*pointee != "-").then(|| (*pointee).to_owned()),
-                    ));
-                }
-                _ => {}
-            }
-        }
-        facts
-    }
-
-    /// The fixture form: one fact per line, sorted.
-    pub fn to_fixture(&self) -> String {
-        let mut funcs: Vec<&String> = self.functions.iter().collect();
-        funcs.sort();
-        let mut out: Vec<String> = funcs.iter().map(|f| format!("func {f}")).collect();
-        if let Some(off) = self.vm_start_offset {
-            out.push(format!("vm_start_offset {off}"));
-        }
-        let mut params: Vec<_> = self.params.iter().collect();
-        params.sort();
-        for (func, list) in params {
-            for (i, (name, pointee)) in list.iter().enumerate() {
-                out.push(format!(
-                    "param {func} {i} {name} {}",
-                    pointee.as_deref().unwrap_or("-")
-                ));
-            }
-        }
-        out.join("\n") + "\n"
-    }
-
-    /// Whether BTF describes the function.
-    pub fn has_function(&self, name: &str) -> bool {
-        self.functions.contains(name)
-    }
-}
-
-/// Where the per-VMA function's VMA start address comes from on a kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VmaSource {
-    /// 0-based argument index.
-    pub index: u32,
-    /// Address or VMA pointer.
-    pub kind: reaper_common::function_timing::VmaArgKind,
-    /// `vm_area_struct.vm_start` offset (used with a VMA pointer).
-    pub vm_start_offset: u32,
-}
-
-/// Finds the VMA argument of `symbol` on this kernel: the catalog's
-/// parameter, located by name in BTF when BTF has the function (so a
-/// reordered signature is followed, a renamed one refused), and the
-/// `vm_start` offset from BTF (never compiled in).
-pub fn vma_source(symbol: &str, btf: Option<&BtfFacts>) -> Result<VmaSource, String> {
-    use reaper_common::function_timing::VmaArgKind;
-    let arg = vma_argument(symbol)
-        .ok_or_else(|| format!("reaper does not know how {symbol} receives its VMA"))?;
-    let index = match btf.and_then(|b| b.params.get(symbol)) {
-        Some(params) => {
-            let found = params.iter().position(|(name, pointee)| {
-                name == arg.param
-                    && (arg.kind != VmaArgKind::VmaPointer
-                        || pointee.as_deref() == Some("vm_area_struct"))
-            });
-            found.ok_or_else(|| {
-                format!(
-                    "{symbol} has no parameter {:?} in this kernel's BTF (its signature changed)",
-                    arg.param
-                )
-            })? as u32
-        }
-        None => arg.index,
-    };
-    let vm_start_offset = match arg.kind {
-        VmaArgKind::Address => 0,
-        VmaArgKind::VmaPointer => btf.and_then(|b| b.vm_start_offset).ok_or_else(|| {
-            format!(
-                "reading {symbol}'s VMA needs vm_area_struct.vm_start from kernel BTF, which is missing"
-            )
-        })?,
-    };
-    Ok(VmaSource {
-        index,
-        kind: arg.kind,
-        vm_start_offset,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -958,7 +823,7 @@ mod tests {
     #[test]
     fn vma_pointer_without_btf_is_refused_with_a_reason() {
         let err = vma_source("zap_vma_for_reaping", None).unwrap_err();
-        assert!(err.contains("vm_area_struct.vm_start"), "{err}");
+        assert!(err.to_string().contains("vm_area_struct.vm_start"), "{err}");
         let plain = vma_source("unmap_page_range", None).unwrap();
         assert_eq!(plain.index, 2);
         assert!(vma_source("exit_mmap", None).is_err());

@@ -3,7 +3,10 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::cmd;
+use crate::{
+    cmd,
+    exit::{self, UsageError},
+};
 
 /// Profile Linux memory teardown (exit_mmap racing the OOM reaper and
 /// process_mrelease) with eBPF.
@@ -25,21 +28,6 @@ pub struct Cli {
     /// still print).
     #[arg(short, long, global = true)]
     pub quiet: bool,
-}
-
-/// `-q`, set once by [`run`] before any command runs.
-static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether `-q` was given.
-pub fn quiet() -> bool {
-    QUIET.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Prints an informational `reaper: ...` line on stderr, unless `-q`.
-pub fn note(line: std::fmt::Arguments<'_>) {
-    if !quiet() {
-        crate::console::err(&format!("reaper: {line}\n"));
-    }
 }
 
 /// reaper's subcommands.
@@ -88,26 +76,6 @@ pub enum Command {
         exit_on_stdin: bool,
     },
 }
-
-/// reaper's exit statuses. `gate` keeps its own documented meaning: 0 pass,
-/// 1 regression, 2 any error.
-pub mod exit {
-    /// Done.
-    pub const SUCCESS: i32 = 0;
-    /// Something failed while running (a kernel refusal, a write error).
-    pub const FAILURE: i32 = 1;
-    /// The command line cannot be carried out as given: bad flags or
-    /// arguments, inputs that are not (comparable) reaper run files, an
-    /// unsafe output directory, missing privileges.
-    pub const USAGE: i32 = 2;
-    /// Interrupted (Ctrl-C, SIGTERM); what was collected is saved.
-    pub const INTERRUPTED: i32 = 130;
-}
-
-/// Marks an error as a usage error (exit 2), e.g. a flag that fails validation.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct UsageError(#[from] pub anyhow::Error);
 
 /// Parses the command line, exiting as clap does on an error (2) or on
 /// `--help`/`--version` (0). A refused `reaper gate` command line still
@@ -163,7 +131,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
 
 /// Runs the parsed command; the exit code comes from the result.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
-    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
+    crate::console::set_quiet(cli.quiet);
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -189,7 +157,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Report(args) => cmd::report::run(&args).map(|()| 0),
         Command::Diff(a) => cmd::diff::run(&a),
         Command::Gate(a) => cmd::gate::run(&a),
-        Command::Generate(a) => cmd::generate::run(&a),
+        Command::Generate(a) => cmd::generate::run(&a, <Cli as clap::CommandFactory>::command()),
         Command::Victim {
             bytes,
             vmas,

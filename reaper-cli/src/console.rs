@@ -10,6 +10,26 @@ use std::io::Write as _;
 use crate::sanitize::guard_lines;
 
 /// Writes `text` to stdout as is, after the guard; a closed pipe (`| head`)
+/// `-q`, set once by the dispatcher before any command runs.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets `-q` (the dispatcher, once).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `-q` was given.
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Prints an informational `reaper: ...` line on stderr, unless `-q`.
+pub fn info(line: std::fmt::Arguments<'_>) {
+    if !quiet() {
+        err(&format!("reaper: {line}\n"));
+    }
+}
+
 /// is not an error worth a panic.
 pub fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();

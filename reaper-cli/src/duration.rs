@@ -1,5 +1,6 @@
 //! Durations as text: the one place that turns nanoseconds (or
-//! milliseconds) into the numbers reaper prints.
+//! milliseconds) into the numbers reaper prints, and a run's start time
+//! into the date it prints ([`utc`]).
 //!
 //! Each output keeps the precision it always had, under a name that says
 //! where it is used, so the goldens do not move and a new table picks a
@@ -86,9 +87,38 @@ pub fn ms_for_size(ms: f64) -> String {
     ms_value(ms, Precision::for_size(ms))
 }
 
+/// A Unix time as "YYYY-MM-DD HH:MM:SS UTC" (civil-from-days, proleptic
+/// Gregorian calendar).
+pub fn utc(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_764_108_245), "2025-11-25 22:04:05 UTC");
+    }
 
     #[test]
     fn named_precisions_keep_each_outputs_digits() {

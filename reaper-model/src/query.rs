@@ -90,6 +90,26 @@ impl Episode {
     pub fn mrelease_succeeded(&self) -> bool {
         self.latencies.mrelease_ret == Some(0)
     }
+
+    /// When the teardown ended, ns after t = 0: the last of `exit_mmap`
+    /// done, `process_mrelease` done and the oom_reaper's finish; `None`
+    /// when none was seen.
+    pub fn teardown_end_ns(&self) -> Option<u64> {
+        let l = &self.latencies;
+        let oom_done = self
+            .timeline
+            .iter()
+            .find(|e| e.kind == reaper_common::timeline::TimelineKind::OomFinishReaping.name())
+            .and_then(|e| u64::try_from(e.t_ns).ok());
+        [
+            l.kill_to_exit_mmap_done_ns,
+            l.kill_to_mrelease_done_ns,
+            oom_done,
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
 }
 
 impl ContextProfile {

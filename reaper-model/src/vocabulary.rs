@@ -95,10 +95,10 @@ impl ProbeOutcome {
     }
 
     /// The outcome of an attach attempt that returned the kernel's answer.
-    pub fn from_result(result: Result<(), String>) -> Self {
+    pub fn from_result<E: std::fmt::Display>(result: Result<(), E>) -> Self {
         match result {
             Ok(()) => Self::Attached,
-            Err(why) => Self::NotAttached(why),
+            Err(why) => Self::NotAttached(why.to_string()),
         }
     }
 

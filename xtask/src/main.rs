@@ -9,8 +9,7 @@ mod bench;
 mod build;
 mod dist;
 mod gate_check;
-#[cfg(test)]
-mod module_cycles;
+mod house;
 mod reaper_json;
 mod run;
 mod setup;
@@ -58,6 +57,12 @@ enum Command {
     Ab(Box<reaper_lab::ab::AbArgs>),
     /// Run the example GitHub Actions workflow's steps on this host (root) and check what they leave.
     WorkflowCheck,
+    /// Measure what the house keeps small: long files and functions, Result<_, String>, vocabulary literals, import cycles.
+    House {
+        /// Another checkout to measure (e.g. main, for a before/after).
+        #[arg(long)]
+        root: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -95,6 +100,7 @@ fn run() -> Result<ExitCode> {
             setup::ensure(Task::Run)?;
             gate_check::run(args)
         }
+        Command::House { root } => house::run(root),
         Command::WorkflowCheck => {
             setup::ensure(Task::Run)?;
             workflow_check::run()

@@ -1,7 +1,7 @@
 //! `reaper diff A B`: the thread's summary table with both sides as
 //! columns, per-context function tables, and differential flame graphs.
 //! Exit code 0 on success; 2 for inputs that are not comparable reaper run
-//! files; 1 when writing the flame graphs fails (see [`crate::cli::exit`]).
+//! files; 1 when writing the flame graphs fails (see [`crate::exit`]).
 
 use std::path::PathBuf;
 
@@ -103,17 +103,17 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
                 .map(|(name, bytes)| (name.to_owned(), bytes)),
         );
         let written = out.write_all(&files)?;
-        crate::cli::note(format_args!(
+        crate::console::info(format_args!(
             "wrote {graphs} differential flame graphs to {}",
             dir.display()
         ));
         for (name, side) in &flames.left_out {
-            crate::cli::note(format_args!(
+            crate::console::info(format_args!(
                 "not drawn: {name} ({side} has no samples in this context)"
             ));
         }
         if let [.., a, b] = written.as_slice() {
-            crate::cli::note(format_args!(
+            crate::console::info(format_args!(
                 "compare in pprof with: go tool pprof -diff_base {} {}",
                 a.display(),
                 b.display()

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use clap::{CommandFactory as _, ValueEnum as _};
+use clap::ValueEnum as _;
 use clap_complete::Shell;
 use clap_mangen::{
     Man,
@@ -47,19 +47,20 @@ enum What {
     },
 }
 
-/// Runs `reaper generate`.
-pub fn run(args: &GenerateArgs) -> Result<i32> {
+/// Runs `reaper generate`; `full` is reaper's whole command line (the
+/// dispatcher hands it in, so this module does not depend on it).
+pub fn run(args: &GenerateArgs, full: clap::Command) -> Result<i32> {
     match &args.what {
-        What::Man { dir } => man_pages(dir)?,
-        What::Completions { dir } => completions(dir)?,
+        What::Man { dir } => man_pages(dir, full)?,
+        What::Completions { dir } => completions(dir, full)?,
     }
     Ok(0)
 }
 
 /// The command line users see: built (global flags propagated), without
 /// the hidden subcommands.
-fn visible_command() -> clap::Command {
-    let mut full = crate::cli::Cli::command().disable_help_subcommand(true);
+fn visible_command(full: clap::Command) -> clap::Command {
+    let mut full = full.disable_help_subcommand(true);
     full.build();
     let mut visible = clap::Command::new("reaper")
         .bin_name("reaper")
@@ -83,9 +84,9 @@ fn visible_command() -> clap::Command {
 }
 
 /// Writes reaper.1 and one reaper-SUBCOMMAND.1 per visible subcommand.
-fn man_pages(dir: &Path) -> Result<()> {
+fn man_pages(dir: &Path, full: clap::Command) -> Result<()> {
     let out = OutputDir::create(dir)?;
-    let root = visible_command();
+    let root = visible_command(full);
     let mut pages = vec![(String::new(), root.clone())];
     pages.extend(
         root.get_subcommands()
@@ -263,9 +264,9 @@ fn see_also(roff: &mut Roff, name: &str) {
     roff.text(line);
 }
 
-fn completions(dir: &Path) -> Result<()> {
+fn completions(dir: &Path, full: clap::Command) -> Result<()> {
     let out = OutputDir::create(dir)?;
-    let mut command = visible_command();
+    let mut command = visible_command(full);
     for shell in Shell::value_variants() {
         let mut script = Vec::new();
         clap_complete::generate(*shell, &mut command, "reaper", &mut script);
@@ -289,7 +290,11 @@ mod tests {
 
     fn pages() -> (tempfile::TempDir, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();
-        man_pages(dir.path()).unwrap();
+        man_pages(
+            dir.path(),
+            <crate::cli::Cli as clap::CommandFactory>::command(),
+        )
+        .unwrap();
         let mut names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -368,7 +373,11 @@ mod tests {
     #[test]
     fn completions_for_every_shell_without_hidden_subcommands() {
         let dir = tempfile::tempdir().unwrap();
-        completions(dir.path()).unwrap();
+        completions(
+            dir.path(),
+            <crate::cli::Cli as clap::CommandFactory>::command(),
+        )
+        .unwrap();
         let bash = std::fs::read_to_string(dir.path().join("reaper.bash")).unwrap();
         assert!(bash.contains("record"), "bash completes subcommands");
         assert_eq!(

@@ -3,7 +3,7 @@
 //! next. One table per fact, so `reaper record --help` and
 //! `reaper-record(1)` cannot disagree.
 
-use crate::cli::exit;
+use crate::exit;
 
 /// The heading that starts the exit-status block of an `after_help`.
 pub const EXIT_HEADING: &str = "Exit status:";

@@ -15,7 +15,7 @@ use crate::{
     },
     recorder::{self, RecordSettings, Target},
     report::load::{PREVIOUS_RUN_FILE_NAME, RUN_FILE_NAME},
-    scenario::size::{VictimSpec, parse_size},
+    size::{VictimSpec, parse_size},
     system::privileges::{self, RecordKind},
 };
 
@@ -124,7 +124,7 @@ pub struct RecordArgs {
 /// are still printed, and the recording itself succeeded.
 fn save_unasked(run: &crate::model::Run, no_save: bool) {
     if no_save {
-        crate::cli::note(format_args!(
+        crate::console::info(format_args!(
             "the run was not saved (--no-save; -o DIR keeps it)"
         ));
         return;
@@ -139,7 +139,7 @@ fn save_unasked(run: &crate::model::Run, no_save: bool) {
             .map_err(|e| format!("{e:#}"))
     });
     match saved {
-        Ok(path) => crate::cli::note(format_args!(
+        Ok(path) => crate::console::info(format_args!(
             "saved the run as {} (`reaper report {}` re-renders it, `reaper diff` compares it; -o DIR writes it there with flame graphs and pprof instead)",
             path.display(),
             path.display()
@@ -152,6 +152,27 @@ fn save_unasked(run: &crate::model::Run, no_save: bool) {
 const MAX_RUNS: u32 = 1000;
 
 impl RecordArgs {
+    /// `--watch`'s settings from its flags.
+    fn watch_settings(&self) -> anyhow::Result<crate::recorder::watch::WatchSettings> {
+        Ok(crate::recorder::watch::WatchSettings {
+            duration: self.duration.map(std::time::Duration::from_secs),
+            max_episodes: self.max_episodes.max(1),
+            filter: crate::recorder::watch::ExitFilter {
+                comm: self
+                    .comm
+                    .as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+                min_rss: self
+                    .min_rss
+                    .as_deref()
+                    .map(|s| parse_size(s).with_context(|| format!("--min-rss {s}")))
+                    .transpose()?,
+            },
+        })
+    }
+
     /// Checks the flags and turns them into settings; `verbose` is the
     /// global -v count (-vv turns on the eBPF side's drop log).
     pub fn settings(&self, verbose: u8, quiet: bool) -> anyhow::Result<RecordSettings> {
@@ -176,23 +197,7 @@ impl RecordArgs {
             (None, None) => Target::Victim(VictimSpec::default()),
         };
         let target = match target {
-            _ if self.watch => Target::Watch(crate::recorder::watch::WatchSettings {
-                duration: self.duration.map(std::time::Duration::from_secs),
-                max_episodes: self.max_episodes.max(1),
-                filter: crate::recorder::watch::ExitFilter {
-                    comm: self
-                        .comm
-                        .as_deref()
-                        .map(str::parse)
-                        .transpose()
-                        .map_err(anyhow::Error::msg)?,
-                    min_rss: self
-                        .min_rss
-                        .as_deref()
-                        .map(|s| parse_size(s).with_context(|| format!("--min-rss {s}")))
-                        .transpose()?,
-                },
-            }),
+            _ if self.watch => Target::Watch(self.watch_settings()?),
             Target::Victim(spec) if self.oom => {
                 if self.frozen && spec.threads < 4 {
                     bail!(
@@ -275,7 +280,7 @@ pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
     )?;
     let mut settings = args
         .settings(verbose, quiet)
-        .map_err(crate::cli::UsageError)?;
+        .map_err(crate::exit::UsageError)?;
     // Before anything is spawned or killed.
     recorder::preflight::check(
         &mut settings,
@@ -283,7 +288,7 @@ pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
         args.degrade,
         &crate::system::kernel::host_info().kernel_release,
     )
-    .map_err(|e| crate::cli::UsageError(e.into()))?;
+    .map_err(|e| crate::exit::UsageError(e.into()))?;
     if let Some(why) = &settings.mrelease_unavailable {
         note!(
             "reaper: {why}: --degrade records the kill without the process_mrelease race; its rows say not measured"
@@ -320,7 +325,7 @@ pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
         // The previous run is linked to run.json.old first, so a complete
         // run.json exists at every moment, then replaced by the rename.
         if let Some(old) = out.keep_previous(RUN_FILE_NAME, PREVIOUS_RUN_FILE_NAME)? {
-            crate::cli::note(format_args!(
+            crate::console::info(format_args!(
                 "kept the previous run as {} (re-render it with `reaper report {} -o DIR`)",
                 old.display(),
                 old.display()
@@ -336,7 +341,7 @@ pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
         let files = crate::report::write_files(&run, out, &report_options)?;
         let pprof = crate::report::formats::write(crate::report::formats::Format::Pprof, &run, out)
             .with_context(|| format!("writing the pprof profile to {}", out.path().display()))?;
-        crate::cli::note(format_args!(
+        crate::console::info(format_args!(
             "wrote {}, {} folded/SVG files and {} to {}",
             path.display(),
             files.len(),
@@ -350,8 +355,8 @@ pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
         say!("{}", crate::report::render_text(&run, &report_options));
     }
     Ok(if run.partial {
-        crate::cli::exit::INTERRUPTED
+        crate::exit::INTERRUPTED
     } else {
-        crate::cli::exit::SUCCESS
+        crate::exit::SUCCESS
     })
 }

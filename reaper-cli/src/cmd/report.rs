@@ -104,7 +104,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     let opts = args.options();
     if let Some(format) = args.format.map(Format::from) {
         let Some(dir) = args.output.as_deref() else {
-            return Err(crate::cli::UsageError(anyhow::anyhow!(
+            return Err(crate::exit::UsageError(anyhow::anyhow!(
                 "--format needs -o DIR (or -o - for stdout)"
             ))
             .into());
@@ -123,7 +123,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
         let out = OutputDir::create(dir)?;
         let path = report::formats::write(format, &run, &out)
             .with_context(|| format!("writing the {format} file to {}", dir.display()))?;
-        crate::cli::note(format_args!("wrote {}", path.display()));
+        crate::console::info(format_args!("wrote {}", path.display()));
         return Ok(());
     }
     super::stdout::refuse_dash(
@@ -149,7 +149,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
                 dir.display()
             )
         })?;
-        crate::cli::note(format_args!(
+        crate::console::info(format_args!(
             "wrote {} folded/SVG files to {}",
             files.len(),
             dir.display()

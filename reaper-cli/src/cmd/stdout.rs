@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::cli::UsageError;
+use crate::exit::UsageError;
 
 /// Whether an output argument is `-` (stdout).
 pub fn is_dash(path: &Path) -> bool {

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::catalog::{CONCEPTS, ConceptId, frame_for};
 use crate::model::{Context, Episode, Run, SampledStack};
+use crate::report::rows::episode_stacks;
 use crate::report::stacks::children_self;
-use crate::report::summary::episode_stacks;
 
 use super::clean::{Coverage, LossPolicy, Scope, coverage, exclusion};
 use super::load::RunSet;
@@ -139,6 +139,18 @@ fn nonzero(values: &[f64]) -> bool {
     median(values).is_some_and(|m| m > 0.0)
 }
 
+/// A concept row's name: its function, or "a → b" when the sides name it
+/// differently.
+fn series_name(names_a: &[String], names_b: &[String]) -> String {
+    if names_a == names_b || names_b.is_empty() {
+        names_a.join(", ")
+    } else if names_a.is_empty() {
+        names_b.join(", ")
+    } else {
+        format!("{} → {}", names_a.join(", "), names_b.join(", "))
+    }
+}
+
 /// The table rows of one context: concepts with period on either side, then
 /// up to `top` other functions by the larger median.
 pub fn context_series(
@@ -187,13 +199,7 @@ pub fn context_series(
         if renamed && !(nonzero(&row_a) && nonzero(&row_b)) {
             continue;
         }
-        let name = if names_a == names_b || names_b.is_empty() {
-            names_a.join(", ")
-        } else if names_a.is_empty() {
-            names_b.join(", ")
-        } else {
-            format!("{} → {}", names_a.join(", "), names_b.join(", "))
-        };
+        let name = series_name(&names_a, &names_b);
         shown.extend(names_a.into_iter().chain(names_b));
         rows.push(FunctionSeries {
             concept: Some(concept.id),

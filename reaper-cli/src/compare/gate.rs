@@ -374,6 +374,14 @@ fn noise_ms(g: &Gated, c: &Comparison, opts: &GateOptions) -> Option<f64> {
     Some(fraction * c.a.median()?)
 }
 
+/// One p-value of each test, Holm-adjusted over the tests that ran (`None`
+/// where a metric had no test).
+fn holm_adjusted(tests: &[Option<&MannWhitney>], p: fn(&MannWhitney) -> f64) -> Vec<Option<f64>> {
+    let raw: Vec<f64> = tests.iter().filter_map(|t| t.map(p)).collect();
+    let mut adj = holm(&raw).into_iter();
+    tests.iter().map(|t| t.and_then(|_| adj.next())).collect()
+}
+
 /// Evaluates every gated metric.
 pub fn evaluate(
     baseline: &RunSet,
@@ -404,17 +412,11 @@ pub fn evaluate(
             (g, comparison, runlevel::test(&b.runs, &c.runs))
         })
         .collect();
-    let adjusted = |p: fn(&MannWhitney) -> f64| -> Vec<Option<f64>> {
-        let raw: Vec<f64> = rows
-            .iter()
-            .filter_map(|(_, _, t)| t.as_ref().map(p))
-            .collect();
-        let mut adj = holm(&raw).into_iter();
-        rows.iter()
-            .map(|(_, _, t)| t.as_ref().and_then(|_| adj.next()))
-            .collect()
-    };
-    let (p_greater, p_less) = (adjusted(|t| t.p_greater), adjusted(|t| t.p_less));
+    let tests: Vec<Option<&MannWhitney>> = rows.iter().map(|(_, _, t)| t.as_ref()).collect();
+    let (p_greater, p_less) = (
+        holm_adjusted(&tests, |t| t.p_greater),
+        holm_adjusted(&tests, |t| t.p_less),
+    );
     let gated_index: Vec<usize> = opts
         .gated
         .iter()

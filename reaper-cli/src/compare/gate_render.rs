@@ -90,6 +90,33 @@ fn escape_cell(s: &str) -> String {
     sanitize::markdown(s)
 }
 
+/// The markdown table of the verdicts, one row per gated metric.
+fn verdict_table(out: &mut String, r: &GateReport) {
+    let _ = writeln!(
+        out,
+        "\n| Metric | Baseline ms, median (min–max) | Candidate ms | Delta | Shift [95% CI] | Threshold | p (runs, one-sided, Holm) | Result | Episodes used (baseline · candidate) |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    for v in &r.verdicts {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            v.metric,
+            side(&v.comparison.a),
+            side(&v.comparison.b),
+            delta(&v.comparison),
+            shift_pct(&v.comparison),
+            threshold(v),
+            p_cell(v),
+            match v.status {
+                Status::Regressed => format!("**{}**", result(v)),
+                _ => escape_cell(&result(v)),
+            },
+            escape_cell(&used(v, &r.options.policy))
+        );
+    }
+}
+
 /// The markdown summary.
 pub fn markdown(r: &GateReport) -> String {
     let mut out = String::new();
@@ -162,29 +189,7 @@ pub fn markdown(r: &GateReport) -> String {
             r.options.equivalence_pct
         );
     }
-    let _ = writeln!(
-        out,
-        "\n| Metric | Baseline ms, median (min–max) | Candidate ms | Delta | Shift [95% CI] | Threshold | p (runs, one-sided, Holm) | Result | Episodes used (baseline · candidate) |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
-    for v in &r.verdicts {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            v.metric,
-            side(&v.comparison.a),
-            side(&v.comparison.b),
-            delta(&v.comparison),
-            shift_pct(&v.comparison),
-            threshold(v),
-            p_cell(v),
-            match v.status {
-                Status::Regressed => format!("**{}**", result(v)),
-                _ => escape_cell(&result(v)),
-            },
-            escape_cell(&used(v, policy))
-        );
-    }
+    verdict_table(&mut out, r);
     let _ = writeln!(
         out,
         "\nA metric regresses when its median grows by more than its threshold{} and by at least {} ms, and, with {} or more runs per side, a one-sided Mann-Whitney U test of the run medians, Holm-adjusted over the {} gated metrics, gives p < {}.",

@@ -5,6 +5,7 @@
 //! what still works, what the user can do, and the README section that
 //! explains the case. Built from the diagnosis alone (pure, tested).
 
+use crate::readme;
 use reaper_model::{
     LockdownMode,
     doctor::{Diagnosis, Outcome, ProgramKind},
@@ -25,16 +26,32 @@ pub struct Finding {
     pub readme: &'static str,
 }
 
-/// README section titles (kept in step with README.md).
-pub mod readme {
-    /// Lockdown.
-    pub const LOCKDOWN: &str = "Kernel lockdown";
-    /// LSMs and seccomp.
-    pub const LSM_SECCOMP: &str = "LSMs and seccomp";
-    /// The BPF and perf sysctls.
-    pub const SYSCTLS: &str = "unprivileged_bpf_disabled and perf_event_paranoid";
-    /// No BTF.
-    pub const NO_BTF: &str = "Kernels without BTF";
+/// What lockdown refuses at its level, with the probes a policy refused.
+fn lockdown_finding(
+    lockdown: &reaper_model::Lockdown,
+    d: &Diagnosis,
+    policy_refused: &[String],
+    still: &str,
+) -> Finding {
+    let mode = lockdown.mode.map_or("level unknown", LockdownMode::name);
+    let mut refused = vec![match lockdown.mode {
+        Some(LockdownMode::Confidentiality) => "confidentiality refuses reading kernel memory: BPF programs that call bpf_probe_read_kernel (reaper's raw tracepoints read task_struct.pid that way), kprobes, tracefs and perf's kernel data, besides everything integrity refuses".to_owned(),
+        Some(LockdownMode::Integrity) => "integrity refuses changing the running kernel (unsigned modules, kexec, /dev/mem, bpf_probe_write_user); it does not by itself refuse reading it".to_owned(),
+        _ => "the level decides what is refused: integrity refuses changing the kernel, confidentiality also refuses reading its memory (BPF's bpf_probe_read_kernel, kprobes, tracefs)".to_owned(),
+    }];
+    refused.extend(policy_refused.iter().cloned());
+    if let Some(Err(why)) = &d.policy.ftrace_functions {
+        refused.push(format!(
+            "ftrace's function list is refused too ({why}): this kernel restricts ftrace, through which fentry/fexit trampolines attach; the kernel does not say which policy refused"
+        ));
+    }
+    Finding {
+        title: format!("kernel lockdown: {mode}"),
+        refused,
+        still_works: still.to_owned(),
+        next: "lockdown cannot be lowered on a running kernel: for exact function timing boot a kernel without it (Secure Boot off, or built without CONFIG_LOCK_DOWN_KERNEL_FORCE_*), or record in a VM (`cargo xtask vm --kernel sid -- reaper record --victim 256M`)".to_owned(),
+        readme: readme::LOCKDOWN,
+    }
 }
 
 /// Every case that applies, most important first.
@@ -48,25 +65,7 @@ pub fn findings(d: &Diagnosis) -> Vec<Finding> {
         .as_ref()
         .filter(|l| l.mode != Some(LockdownMode::None));
     if let Some(lockdown) = locked {
-        let mode = lockdown.mode.map_or("level unknown", LockdownMode::name);
-        let mut refused = vec![match lockdown.mode {
-            Some(LockdownMode::Confidentiality) => "confidentiality refuses reading kernel memory: BPF programs that call bpf_probe_read_kernel (reaper's raw tracepoints read task_struct.pid that way), kprobes, tracefs and perf's kernel data, besides everything integrity refuses".to_owned(),
-            Some(LockdownMode::Integrity) => "integrity refuses changing the running kernel (unsigned modules, kexec, /dev/mem, bpf_probe_write_user); it does not by itself refuse reading it".to_owned(),
-            _ => "the level decides what is refused: integrity refuses changing the kernel, confidentiality also refuses reading its memory (BPF's bpf_probe_read_kernel, kprobes, tracefs)".to_owned(),
-        }];
-        refused.extend(policy_refused.iter().cloned());
-        if let Some(Err(why)) = &p.ftrace_functions {
-            refused.push(format!(
-                "ftrace's function list is refused too ({why}): this kernel restricts ftrace, through which fentry/fexit trampolines attach; the kernel does not say which policy refused"
-            ));
-        }
-        out.push(Finding {
-            title: format!("kernel lockdown: {mode}"),
-            refused,
-            still_works: still.clone(),
-            next: "lockdown cannot be lowered on a running kernel: for exact function timing boot a kernel without it (Secure Boot off, or built without CONFIG_LOCK_DOWN_KERNEL_FORCE_*), or record in a VM (`cargo xtask vm --kernel sid -- reaper record --victim 256M`)".to_owned(),
-            readme: readme::LOCKDOWN,
-        });
+        out.push(lockdown_finding(lockdown, d, &policy_refused, &still));
     } else if !policy_refused.is_empty() {
         out.push(Finding {
             title: "probes refused before the verifier ran, and no lockdown seen".to_owned(),

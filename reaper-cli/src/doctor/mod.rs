@@ -8,15 +8,20 @@ pub mod programs;
 
 pub use programs::ProgramKind;
 
-use aya::{
-    Btf, Ebpf,
-    programs::{BtfTracePoint, FEntry, FExit, KProbe},
+use aya::{Btf, Ebpf};
+use reaper_common::capability::{
+    PROG_CHECK_FENTRY, PROG_CHECK_FEXIT, PROG_CHECK_KPROBE, PROG_CHECK_KRETPROBE, PROG_CHECK_TP_BTF,
 };
 
 use crate::{
     catalog::{self, KernelSymbols},
     model::{AttachMode, ProbeOutcome, ResolvedConcept},
-    probes::{attach, loader},
+    probes::{
+        attach,
+        function_probe::{self, AttachError, Pair},
+        loader,
+        refusal::{Refusal, Step},
+    },
     scenario::pidfd,
     system::{kernel, privileges, tracefs},
 };
@@ -116,6 +121,21 @@ fn calibrate_all(
     }
 }
 
+/// Why doctor's program rows say a pair would not attach, as the ladder
+/// words it.
+#[derive(Debug, thiserror::Error)]
+enum PairRefused<'a> {
+    /// The kernel refused one of its programs.
+    #[error("{} {}", .0.name(), .1)]
+    Refused(ProgramKind, &'a Refusal),
+    /// One of its programs was not tried, and why.
+    #[error("{0}")]
+    NotTried(&'a str),
+    /// doctor has no row for one of its programs.
+    #[error("{} not checked", .0.name())]
+    NotChecked(ProgramKind),
+}
+
 /// The mode `record --attach auto` gives each planned function, read from
 /// the programs doctor loaded and attached (the ladder's rule: fentry/fexit
 /// when both attach, else kprobe/kretprobe when both attach, else none), so
@@ -138,31 +158,18 @@ fn function_modes(
             }];
         }
     };
-    let outcome = |kind: ProgramKind, slot: usize| -> Option<&Outcome> {
-        let name = match kind {
-            ProgramKind::Fentry => reaper_common::function_timing::PROG_FENTRY[slot],
-            ProgramKind::Fexit => reaper_common::function_timing::PROG_FEXIT[slot],
-            ProgramKind::Kprobe => reaper_common::function_timing::PROG_KPROBE[slot],
-            ProgramKind::Kretprobe => reaper_common::function_timing::PROG_KRETPROBE[slot],
-            ProgramKind::PerfEvent
-            | ProgramKind::Tracepoint
-            | ProgramKind::RawTracepoint
-            | ProgramKind::TpBtf => return None,
-        };
-        rows.iter()
-            .find(|r| r.kind == kind && r.program == name)
-            .map(|r| &r.outcome)
-    };
     // The first refusal of a pair, as the ladder words it.
-    let pair = |first: ProgramKind, second: ProgramKind, slot: usize| -> Result<(), String> {
-        for kind in [first, second] {
-            match outcome(kind, slot) {
+    let pair = |pair: Pair, slot: usize| -> Result<(), PairRefused<'_>> {
+        for (kind, name) in pair.programs(slot) {
+            let outcome = rows
+                .iter()
+                .find(|r| r.kind == kind && r.program == name)
+                .map(|r| &r.outcome);
+            match outcome {
                 Some(Outcome::Attached) => {}
-                Some(Outcome::Refused(refusal)) => {
-                    return Err(format!("{} {}", kind.name(), refusal));
-                }
-                Some(Outcome::NotTried { why }) => return Err(why.clone()),
-                None => return Err(format!("{} not checked", kind.name())),
+                Some(Outcome::Refused(refusal)) => return Err(PairRefused::Refused(kind, refusal)),
+                Some(Outcome::NotTried { why }) => return Err(PairRefused::NotTried(why)),
+                None => return Err(PairRefused::NotChecked(kind)),
             }
         }
         Ok(())
@@ -172,10 +179,9 @@ fn function_modes(
         .iter()
         .map(|f| {
             let slot = f.slot as usize;
-            let rung = crate::probes::function_timing::auto_rung(
-                pair(ProgramKind::Fentry, ProgramKind::Fexit, slot),
-                || pair(ProgramKind::Kprobe, ProgramKind::Kretprobe, slot),
-            );
+            let rung = crate::probes::function_timing::auto_rung(pair(Pair::Fentry, slot), || {
+                pair(Pair::Kprobe, slot)
+            });
             let (mode, status, fallback_from) = (rung.mode, rung.status, rung.fallback_from);
             FunctionMode {
                 concept: f.concept.clone(),
@@ -291,93 +297,68 @@ fn check_attach_kinds(
         }
     };
     let function = check_target(targets);
-    let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"));
+    let btf = Btf::from_sys_fs();
     let cpus = kernel::online_cpus().unwrap_or_default();
-    let verdict = |kind: ProgramKind, what: String, result: Result<(), String>| AttachKind {
-        kind,
-        works: result.is_ok(),
-        detail: result.map_or_else(|e| e, |()| what),
-    };
-    vec![
-        verdict(
-            ProgramKind::Fentry,
-            format!("attached to {function}"),
-            btf.clone()
-                .and_then(|btf| load_fentry(&mut ebpf, &function, &btf)),
-        ),
-        verdict(
-            ProgramKind::Fexit,
-            format!("attached to {function}"),
-            btf.clone()
-                .and_then(|btf| load_fexit(&mut ebpf, &function, &btf)),
-        ),
-        verdict(
-            ProgramKind::Kprobe,
-            format!("attached to {function}"),
-            load_kprobe(
-                &mut ebpf,
-                reaper_common::capability::PROG_CHECK_KPROBE,
-                &function,
-            ),
-        ),
-        verdict(
-            ProgramKind::Kretprobe,
-            format!("attached to {function}"),
-            load_kprobe(
-                &mut ebpf,
-                reaper_common::capability::PROG_CHECK_KRETPROBE,
-                &function,
-            ),
-        ),
+    // fentry, fexit, kprobe, kretprobe on one function; tp_btf on
+    // sched_process_exit: each through the attach layer.
+    let mut kinds: Vec<AttachKind> = [
+        (ProgramKind::Fentry, PROG_CHECK_FENTRY),
+        (ProgramKind::Fexit, PROG_CHECK_FEXIT),
+        (ProgramKind::Kprobe, PROG_CHECK_KPROBE),
+        (ProgramKind::Kretprobe, PROG_CHECK_KRETPROBE),
+    ]
+    .into_iter()
+    .map(|(kind, program)| {
+        let result = check_function_kind(&mut ebpf, kind, program, &function, &btf);
+        verdict(kind, format!("attached to {function}"), result)
+    })
+    .collect();
+    let exit_tp = "sched_process_exit";
+    kinds.extend([
         verdict(
             ProgramKind::Tracepoint,
-            "attached to sched:sched_process_exit".into(),
+            format!("attached to sched:{exit_tp}"),
             attach::attach_tracepoint(
                 &mut ebpf,
                 reaper_common::timeline::PROG_PROCESS_EXIT,
                 "sched",
-                "sched_process_exit",
+                exit_tp,
             ),
         ),
         verdict(
             ProgramKind::RawTracepoint,
-            "attached to sched_process_exit".into(),
+            format!("attached to {exit_tp}"),
             attach::attach_raw_tracepoint(
                 &mut ebpf,
                 reaper_common::timeline::PROG_RAW_PROCESS_EXIT,
-                "sched_process_exit",
+                exit_tp,
             ),
         ),
         verdict(
             ProgramKind::TpBtf,
-            "attached to sched_process_exit".into(),
-            btf.clone().and_then(|btf| load_tp_btf(&mut ebpf, &btf)),
+            format!("attached to {exit_tp}"),
+            check_function_kind(
+                &mut ebpf,
+                ProgramKind::TpBtf,
+                PROG_CHECK_TP_BTF,
+                exit_tp,
+                &btf,
+            ),
         ),
         verdict(
             ProgramKind::PerfEvent,
             format!("cpu-clock attached on {} CPUs", cpus.len()),
             attach::attach_sampling(&mut ebpf, &cpus, 1_000_000),
         ),
-    ]
+    ]);
+    kinds
     // Dropping `ebpf` detaches everything.
-}
-
-fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
-where
-    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
-{
-    ebpf.program_mut(name)
-        .ok_or_else(|| format!("program {name} missing from the object"))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| attach::error_chain(&e))
 }
 
 /// A refused load, as doctor says it: the typed refusal (errno, the
 /// verifier's reason), and, when the verifier never spoke, that a policy
 /// refused it.
-fn load_refused(err: &aya::programs::ProgramError) -> String {
-    use crate::probes::refusal::{FromProgramError as _, Refusal, Step};
-    let refusal = Refusal::from_error(Step::Load, err);
+fn load_refused(refusal: &Refusal) -> String {
     let policy = !refusal.by_verifier() && matches!(refusal.errno, Some(1 | 13));
     format!(
         "load refused: {refusal}{}",
@@ -389,37 +370,59 @@ fn load_refused(err: &aya::programs::ProgramError) -> String {
     )
 }
 
-fn load_fentry(ebpf: &mut Ebpf, function: &str, btf: &Btf) -> Result<(), String> {
-    let p: &mut FEntry = program(ebpf, reaper_common::capability::PROG_CHECK_FENTRY)?;
-    p.load(function, btf).map_err(|e| load_refused(&e))?;
-    p.attach()
-        .map(|_| ())
-        .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
+/// Why one attach kind's trivial program is not attached, in doctor's words.
+#[derive(Debug, thiserror::Error)]
+enum KindRefused {
+    /// fentry, fexit and tp_btf need the kernel's BTF.
+    #[error("no kernel BTF: {0}")]
+    NoBtf(String),
+    /// The kernel refused the load.
+    #[error("{}", load_refused(.0))]
+    Load(Refusal),
+    /// The kernel refused the attach.
+    #[error("attach refused: {0}")]
+    Attach(Refusal),
+    /// The object's program is missing or of another kind.
+    #[error(transparent)]
+    Object(AttachError),
 }
 
-fn load_fexit(ebpf: &mut Ebpf, function: &str, btf: &Btf) -> Result<(), String> {
-    let p: &mut FExit = program(ebpf, reaper_common::capability::PROG_CHECK_FEXIT)?;
-    p.load(function, btf).map_err(|e| load_refused(&e))?;
-    p.attach()
-        .map(|_| ())
-        .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
+/// One trivial program of `kind` loaded and attached through the attach
+/// layer.
+fn check_function_kind(
+    ebpf: &mut Ebpf,
+    kind: ProgramKind,
+    program: &str,
+    target: &str,
+    btf: &Result<Btf, aya::BtfError>,
+) -> Result<(), KindRefused> {
+    let btf = match btf {
+        Ok(btf) => Some(btf),
+        Err(e) if !matches!(kind, ProgramKind::Kprobe | ProgramKind::Kretprobe) => {
+            return Err(KindRefused::NoBtf(e.to_string()));
+        }
+        Err(_) => None,
+    };
+    function_probe::attach(ebpf, kind, program, target, btf).map_err(|e| match e {
+        AttachError::Refused { refusal, .. } if refusal.step == Step::Load => {
+            KindRefused::Load(refusal)
+        }
+        AttachError::Refused { refusal, .. } => KindRefused::Attach(refusal),
+        other => KindRefused::Object(other),
+    })
 }
 
-fn load_kprobe(ebpf: &mut Ebpf, prog: &str, function: &str) -> Result<(), String> {
-    let p: &mut KProbe = program(ebpf, prog)?;
-    p.load().map_err(|e| load_refused(&e))?;
-    p.attach(function, 0)
-        .map(|_| ())
-        .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
-}
-
-fn load_tp_btf(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), String> {
-    let p: &mut BtfTracePoint = program(ebpf, reaper_common::capability::PROG_CHECK_TP_BTF)?;
-    p.load("sched_process_exit", btf)
-        .map_err(|e| load_refused(&e))?;
-    p.attach()
-        .map(|_| ())
-        .map_err(|e| format!("attach refused: {}", attach::error_chain(&e)))
+/// One attach kind's verdict: what was attached, or the refusal.
+fn verdict<E: std::fmt::Display>(
+    kind: ProgramKind,
+    what: String,
+    result: Result<(), E>,
+) -> AttachKind {
+    AttachKind {
+        kind,
+        works: result.is_ok(),
+        detail: result.map_or_else(|e| e.to_string(), |()| what),
+    }
 }
 
 /// Each catalog function's mode; functions refused for the same reason
@@ -550,11 +553,9 @@ fn policy(d: &Diagnosis, out: &mut String) {
     }
 }
 
-/// Human-readable report.
-pub fn render(d: &Diagnosis) -> String {
+/// Kernel, PREEMPT_RT, BTF, tracefs, privileges and process_mrelease.
+fn render_host(d: &Diagnosis, out: &mut String) {
     use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(out, "reaper doctor");
     let _ = writeln!(
         out,
         "  kernel      {} ({}, {} CPUs)",
@@ -605,7 +606,11 @@ pub fn render(d: &Diagnosis) -> String {
             "missing (ENOSYS; needs Linux 5.15+)"
         }
     );
-    policy(d, &mut out);
+}
+
+/// What one timed call costs per mode, or why it was not measured.
+fn render_probe_costs(d: &Diagnosis, out: &mut String) {
+    use std::fmt::Write as _;
     let _ = writeln!(
         out,
         "\nprobe cost per timed call (entry + exit hit, getppid calibration loop):"
@@ -626,6 +631,16 @@ pub fn render(d: &Diagnosis) -> String {
     for n in &d.probe_costs_not_measured {
         let _ = writeln!(out, "  {}: not measured ({})", n.subject, n.why);
     }
+}
+
+/// Human-readable report.
+pub fn render(d: &Diagnosis) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "reaper doctor");
+    render_host(d, &mut out);
+    policy(d, &mut out);
+    render_probe_costs(d, &mut out);
     let _ = writeln!(out, "\nattach kinds (loaded and attached for real):");
     for k in &d.attach_kinds {
         let _ = writeln!(

@@ -7,15 +7,13 @@
 
 use aya::{
     Btf, Ebpf,
-    programs::{FEntry, FExit, KProbe, PerfEvent, ProgramError, RawTracePoint, TracePoint},
+    programs::{PerfEvent, ProgramError, RawTracePoint, TracePoint},
 };
-use reaper_common::{
-    function_timing::{PROG_FENTRY, PROG_FEXIT, PROG_KPROBE, PROG_KRETPROBE},
-    sampling,
-};
+use reaper_common::sampling;
 
 use crate::probes::{
     attach,
+    function_probe::{self, AttachError, Pair},
     function_timing::{self, Plan, SlotFunction},
     loader, raw_tp,
     refusal::{FromProgramError as _, Refusal, Step},
@@ -95,68 +93,53 @@ fn function_rows(
     kprobes: bool,
 ) -> Vec<ProgramCheck> {
     let slot = f.slot as usize;
-    let trampoline = |ebpf: &mut Ebpf, kind: ProgramKind| -> Outcome {
-        let btf = match btf {
-            Ok(btf) => btf,
-            Err(why) => return Outcome::NotTried { why: why.clone() },
-        };
-        if f.in_btf == Some(false) {
-            return Outcome::NotTried {
-                why: format!("{} is not in kernel BTF", f.symbol),
+    let mut rows = Vec::new();
+    for pair in [Pair::Fentry, Pair::Kprobe] {
+        for (kind, program) in pair.programs(slot) {
+            let target = match pair {
+                Pair::Fentry => &f.symbol,
+                Pair::Kprobe => &f.attach_name,
             };
-        }
-        if kind == ProgramKind::Fentry {
-            run::<FEntry>(
-                ebpf,
-                PROG_FENTRY[slot],
-                |p| p.load(&f.symbol, btf),
-                |p| p.attach().map(drop),
-            )
-        } else {
-            run::<FExit>(
-                ebpf,
-                PROG_FEXIT[slot],
-                |p| p.load(&f.symbol, btf),
-                |p| p.attach().map(drop),
-            )
-        }
-    };
-    let probe = |ebpf: &mut Ebpf, prog: &str| -> Outcome {
-        if !kprobes {
-            return Outcome::NotTried {
-                why: "kprobes are not built into this kernel".into(),
+            let not_tried = match (pair, btf) {
+                (Pair::Fentry, Err(why)) => Some(why.clone()),
+                (Pair::Fentry, Ok(_)) if f.in_btf == Some(false) => {
+                    Some(format!("{} is not in kernel BTF", f.symbol))
+                }
+                (Pair::Kprobe, _) if !kprobes => {
+                    Some("kprobes are not built into this kernel".to_owned())
+                }
+                _ => None,
             };
+            let outcome = match not_tried {
+                Some(why) => Outcome::NotTried { why },
+                None => outcome(function_probe::attach(
+                    ebpf,
+                    kind,
+                    program,
+                    target,
+                    btf.ok(),
+                )),
+            };
+            rows.push(ProgramCheck {
+                kind,
+                program: program.into(),
+                target: target.clone(),
+                outcome,
+            });
         }
-        run::<KProbe>(ebpf, prog, KProbe::load, |p| {
-            p.attach(&f.attach_name, 0).map(drop)
-        })
-    };
-    vec![
-        ProgramCheck {
-            kind: ProgramKind::Fentry,
-            program: PROG_FENTRY[slot].into(),
-            target: f.symbol.clone(),
-            outcome: trampoline(ebpf, ProgramKind::Fentry),
+    }
+    rows
+}
+
+/// A function program's check, from the attach layer's answer.
+fn outcome(result: Result<(), AttachError>) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Attached,
+        Err(AttachError::Refused { refusal, .. }) => Outcome::Refused(refusal),
+        Err(other) => Outcome::NotTried {
+            why: other.to_string(),
         },
-        ProgramCheck {
-            kind: ProgramKind::Fexit,
-            program: PROG_FEXIT[slot].into(),
-            target: f.symbol.clone(),
-            outcome: trampoline(ebpf, ProgramKind::Fexit),
-        },
-        ProgramCheck {
-            kind: ProgramKind::Kprobe,
-            program: PROG_KPROBE[slot].into(),
-            target: f.attach_name.clone(),
-            outcome: probe(ebpf, PROG_KPROBE[slot]),
-        },
-        ProgramCheck {
-            kind: ProgramKind::Kretprobe,
-            program: PROG_KRETPROBE[slot].into(),
-            target: f.attach_name.clone(),
-            outcome: probe(ebpf, PROG_KRETPROBE[slot]),
-        },
-    ]
+    }
 }
 
 fn sampler(ebpf: &mut Ebpf, cpus: &[u32]) -> Outcome {

@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 
-use crate::scenario::size::{format_size, parse_size};
+use crate::size::{format_size, parse_size};
 
 /// Default bytes read per command: about 240 run files of 534 KB (a
 /// 10-episode host run), far more than a gate needs, and at the decoder's

@@ -33,7 +33,7 @@ pub fn runs_dir() -> Result<PathBuf, String> {
 
 /// A run's directory name: `2026-12-04T22-40-05Z-victim`.
 pub fn run_name(started_unix: u64, kind: &str) -> String {
-    let utc = crate::report::text::utc(started_unix);
+    let utc = crate::duration::utc(started_unix);
     let stamp: String = utc
         .trim_end_matches(" UTC")
         .chars()

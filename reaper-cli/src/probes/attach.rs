@@ -89,7 +89,7 @@ struct Attached {
 }
 
 impl Attached {
-    fn plain(mode: AttachMode, result: Result<(), String>) -> Self {
+    fn plain(mode: AttachMode, result: Result<(), ProgramAttachError>) -> Self {
         Self {
             mode,
             outcome: ProbeOutcome::from_result(result),
@@ -113,16 +113,59 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Attaches cpu-clock sampling on every CPU with a fixed period.
-pub fn attach_sampling(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64) -> Result<(), String> {
-    let program: &mut PerfEvent = ebpf
-        .program_mut(sampling::PROG_SAMPLE_CPU_CLOCK)
-        .ok_or("program missing from the object")?
+/// Why a tracepoint or the cpu-clock sampler did not attach: the step,
+/// with the kernel's answer and its causes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProgramAttachError {
+    /// The object has no program of that name.
+    #[error("program missing from the object")]
+    Missing,
+    /// The program is of another kind than asked for.
+    #[error("{0}")]
+    WrongKind(String),
+    /// BPF_PROG_LOAD refused it.
+    #[error("BPF_PROG_LOAD refused: {0}")]
+    Load(String),
+    /// The attach was refused.
+    #[error("{0}")]
+    Attach(String),
+    /// The sampler's attach on one CPU was refused.
+    #[error("cpu {cpu}: {why}")]
+    Cpu {
+        /// The CPU.
+        cpu: u32,
+        /// The kernel's answer.
+        why: String,
+    },
+}
+
+/// The program `prog` of the object as a `T`.
+fn program_of<'a, T>(ebpf: &'a mut Ebpf, prog: &str) -> Result<&'a mut T, ProgramAttachError>
+where
+    &'a mut T: TryFrom<&'a mut Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(prog)
+        .ok_or(ProgramAttachError::Missing)?
         .try_into()
-        .map_err(|e: aya::programs::ProgramError| error_chain(&e))?;
-    program
-        .load()
-        .map_err(|e| format!("BPF_PROG_LOAD refused: {}", error_chain(&e)))?;
+        .map_err(|e: aya::programs::ProgramError| ProgramAttachError::WrongKind(error_chain(&e)))
+}
+
+fn load_error(e: aya::programs::ProgramError) -> ProgramAttachError {
+    ProgramAttachError::Load(error_chain(&e))
+}
+
+fn attach_error(e: aya::programs::ProgramError) -> ProgramAttachError {
+    ProgramAttachError::Attach(error_chain(&e))
+}
+
+/// Attaches cpu-clock sampling on every CPU with a fixed period.
+pub fn attach_sampling(
+    ebpf: &mut Ebpf,
+    cpus: &[u32],
+    period_ns: u64,
+) -> Result<(), ProgramAttachError> {
+    let program: &mut PerfEvent = program_of(ebpf, sampling::PROG_SAMPLE_CPU_CLOCK)?;
+    program.load().map_err(load_error)?;
     for &cpu in cpus {
         program
             .attach(
@@ -131,7 +174,10 @@ pub fn attach_sampling(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64) -> Result<
                 SamplePolicy::Period(period_ns),
                 false,
             )
-            .map_err(|e| format!("cpu {cpu}: {}", error_chain(&e)))?;
+            .map_err(|e| ProgramAttachError::Cpu {
+                cpu,
+                why: error_chain(&e),
+            })?;
     }
     Ok(())
 }
@@ -142,37 +188,26 @@ pub fn attach_tracepoint(
     prog: &str,
     category: &str,
     event: &str,
-) -> Result<(), String> {
-    let program: &mut TracePoint = ebpf
-        .program_mut(prog)
-        .ok_or("program missing from the object")?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| error_chain(&e))?;
-    program
-        .load()
-        .map_err(|e| format!("BPF_PROG_LOAD refused: {}", error_chain(&e)))?;
+) -> Result<(), ProgramAttachError> {
+    let program: &mut TracePoint = program_of(ebpf, prog)?;
+    program.load().map_err(load_error)?;
     program
         .attach(category, event)
-        .map(|_| ())
-        .map_err(|e| error_chain(&e))
+        .map(drop)
+        .map_err(attach_error)
 }
 
-/// Loads and attaches one raw tracepoint program.
-pub fn attach_raw_tracepoint(ebpf: &mut Ebpf, prog: &str, event: &str) -> Result<(), String> {
-    let program: &mut RawTracePoint = ebpf
-        .program_mut(prog)
-        .ok_or("program missing from the object")?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| error_chain(&e))?;
+/// Loads (once) and attaches one raw tracepoint program.
+pub fn attach_raw_tracepoint(
+    ebpf: &mut Ebpf,
+    prog: &str,
+    event: &str,
+) -> Result<(), ProgramAttachError> {
+    let program: &mut RawTracePoint = program_of(ebpf, prog)?;
     if program.fd().is_err() {
-        program
-            .load()
-            .map_err(|e| format!("BPF_PROG_LOAD refused: {}", error_chain(&e)))?;
+        program.load().map_err(load_error)?;
     }
-    program
-        .attach(event)
-        .map(|_| ())
-        .map_err(|e| error_chain(&e))
+    program.attach(event).map(drop).map_err(attach_error)
 }
 
 /// Attaches a tracepoint's raw program when the plan allows it and the

@@ -338,6 +338,25 @@ impl KernelBtf {
     }
 }
 
+impl crate::catalog::BtfSource for KernelBtf {
+    fn function_exists(&self, name: &str) -> bool {
+        self.has_function(name)
+    }
+
+    fn function_params(&self, function: &str) -> Option<Vec<(String, Option<String>)>> {
+        self.params(function).map(|params| {
+            params
+                .into_iter()
+                .map(|p| (p.name, p.points_to_struct))
+                .collect()
+        })
+    }
+
+    fn struct_member_offset(&self, name: &str, member: &str) -> Option<u32> {
+        self.member_offset(name, member)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

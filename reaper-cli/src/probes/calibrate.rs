@@ -20,23 +20,23 @@ use std::time::Instant;
 use aya::{
     Btf, Ebpf,
     maps::{HashMap as BpfHashMap, PerCpuArray, PerCpuValues},
-    programs::{FEntry, FExit, KProbe, ProgramError},
 };
 use reaper_common::{
     context::CONTEXT_MRELEASE_CALLER,
     function_timing::{
         EntryStack, FunctionStats, MAP_FN_ENTRY_STACKS, MAP_FN_HITS, MAP_FN_STATS,
-        MAP_FN_TOP_CALLS, PROG_FENTRY, PROG_FEXIT, PROG_KPROBE, PROG_KRETPROBE, SLOT_COUNT,
-        TopCalls,
+        MAP_FN_TOP_CALLS, SLOT_COUNT, TopCalls,
     },
     tracking::{MAP_TRACKED_TIDS, TrackedTask},
 };
 
 use crate::{
-    model::{AttachMode, NotMeasured, ProbeCost, doctor::ProgramKind},
+    model::{NotMeasured, ProbeCost},
     probes::{
-        function_timing::{AttachPolicy, LadderReport, program},
+        function_probe::{self, AttachError},
+        function_timing::{AttachPolicy, LadderReport},
         kernel_btf::FentryBtf,
+        refusal::Step,
     },
 };
 
@@ -51,39 +51,8 @@ const BATCH_TARGET_NS: u64 = 1_000_000;
 const MIN_CALLS: u64 = 200;
 const MAX_CALLS: u64 = 20_000;
 
-/// The attach modes a timed call can use: entry + exit program names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// fentry + fexit (BPF trampoline).
-    Fentry,
-    /// kprobe + kretprobe.
-    Kprobe,
-}
-
-impl Mode {
-    /// The name used in run.json (`FunctionTime::mode`).
-    pub fn name(self) -> &'static str {
-        self.attach_mode().name()
-    }
-
-    /// The run model's attach mode.
-    pub fn attach_mode(self) -> AttachMode {
-        match self {
-            Self::Fentry => AttachMode::Fentry,
-            Self::Kprobe => AttachMode::Kprobe,
-        }
-    }
-
-    /// From the attach mode the ladder used; `None` for modes without
-    /// function probes.
-    pub fn from_attach_mode(mode: AttachMode) -> Option<Self> {
-        match mode {
-            AttachMode::Fentry => Some(Self::Fentry),
-            AttachMode::Kprobe => Some(Self::Kprobe),
-            _ => None,
-        }
-    }
-}
+/// The attach modes a timed call can use (entry + exit programs).
+pub use super::function_probe::Pair as Mode;
 
 /// The functions that may run `getppid`, tried in order: the arch's
 /// syscall wrapper (a kprobe takes it; for fentry it is often an alias with
@@ -126,93 +95,83 @@ fn batch_size() -> u64 {
     ((BATCH_TARGET_NS as f64 / probe) as u64).clamp(MIN_CALLS, MAX_CALLS)
 }
 
-fn answer(e: &ProgramError) -> String {
-    crate::probes::function_timing::kernel_answer(e)
+/// Why one mode could not be calibrated.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrationError {
+    /// No candidate function took the pair: each one's answer.
+    #[error("{}", refusals(.0))]
+    Refused(Vec<(&'static str, AttachError)>),
+    /// fentry needs the kernel's BTF.
+    #[error(transparent)]
+    NoBtf(AttachError),
+    /// A map of the object is missing.
+    #[error("map {0} missing")]
+    MissingMap(&'static str),
+    /// A map refused a read or write.
+    #[error("map {map}: {why}")]
+    Map {
+        /// The map.
+        map: &'static str,
+        /// aya's error with its causes.
+        why: String,
+    },
+    /// The calibrating thread was tracked already.
+    #[error("thread {0} is already tracked")]
+    AlreadyTracked(u32),
+    /// The CPU count or a per-CPU value could not be had.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
 }
 
-/// Loads and attaches `mode`'s pair of `slot` to the first candidate that
-/// takes it; returns the function used.
-fn attach(ebpf: &mut Ebpf, mode: Mode, slot: usize, btf: Option<&Btf>) -> Result<String, String> {
+/// "F: fentry load: ...; kprobe attach to G: ..." (an attach refusal names
+/// its function already).
+fn refusals(refused: &[(&'static str, AttachError)]) -> String {
+    refused
+        .iter()
+        .map(|(function, why)| match why.refusal() {
+            Some(r) if r.step == Step::Attach => why.to_string(),
+            _ => format!("{function}: {why}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Attaches `mode`'s pair of `slot` to the first candidate that takes it;
+/// returns the function used, or every candidate's refusal.
+fn attach(
+    ebpf: &mut Ebpf,
+    mode: Mode,
+    slot: usize,
+    btf: Option<&Btf>,
+) -> Result<String, CalibrationError> {
     let mut refused = Vec::new();
     for &function in syscall_candidates() {
-        let result = match mode {
-            Mode::Fentry => {
-                let btf = btf.ok_or("no kernel BTF (/sys/kernel/btf/vmlinux)")?;
-                attach_fentry(ebpf, slot, function, btf)
-            }
-            Mode::Kprobe => attach_kprobe(ebpf, slot, function),
-        };
-        match result {
+        match function_probe::attach_pair(ebpf, mode, slot, function, btf) {
             Ok(()) => return Ok(function.to_owned()),
-            Err(why) => {
-                unload(ebpf, slot);
-                refused.push(format!("{function}: {why}"));
-            }
+            Err(e @ AttachError::NoBtf) => return Err(CalibrationError::NoBtf(e)),
+            Err(why) => refused.push((function, why)),
         }
     }
-    Err(refused.join("; "))
+    Err(CalibrationError::Refused(refused))
 }
 
-fn attach_fentry(ebpf: &mut Ebpf, slot: usize, function: &str, btf: &Btf) -> Result<(), String> {
-    let entry: &mut FEntry = program(ebpf, PROG_FENTRY[slot])?;
-    entry
-        .load(function, btf)
-        .map_err(|e| format!("fentry load: {}", answer(&e)))?;
-    entry
-        .attach()
-        .map_err(|e| format!("fentry attach: {}", answer(&e)))?;
-    let exit: &mut FExit = program(ebpf, PROG_FEXIT[slot])?;
-    exit.load(function, btf)
-        .map_err(|e| format!("fexit load: {}", answer(&e)))?;
-    exit.attach()
-        .map_err(|e| format!("fexit attach: {}", answer(&e)))?;
-    Ok(())
-}
-
-fn attach_kprobe(ebpf: &mut Ebpf, slot: usize, function: &str) -> Result<(), String> {
-    for (name, kind) in [
-        (PROG_KPROBE[slot], ProgramKind::Kprobe.name()),
-        (PROG_KRETPROBE[slot], ProgramKind::Kretprobe.name()),
-    ] {
-        let p: &mut KProbe = program(ebpf, name)?;
-        p.load()
-            .map_err(|e| format!("{kind} load: {}", answer(&e)))?;
-        p.attach(function, 0)
-            .map_err(|e| format!("{kind} attach: {}", answer(&e)))?;
+fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> CalibrationError {
+    move |e| CalibrationError::Map {
+        map,
+        why: crate::probes::attach::error_chain(&e),
     }
-    Ok(())
-}
-
-/// Detaches and unloads every program of `slot` (unloading detaches).
-fn unload(ebpf: &mut Ebpf, slot: usize) {
-    if let Ok(p) = program::<FEntry>(ebpf, PROG_FENTRY[slot]) {
-        let _ = p.unload();
-    }
-    if let Ok(p) = program::<FExit>(ebpf, PROG_FEXIT[slot]) {
-        let _ = p.unload();
-    }
-    for name in [PROG_KPROBE[slot], PROG_KRETPROBE[slot]] {
-        if let Ok(p) = program::<KProbe>(ebpf, name) {
-            let _ = p.unload();
-        }
-    }
-}
-
-fn map_error(map: &str, e: &aya::maps::MapError) -> String {
-    format!("map {map}: {}", crate::probes::attach::error_chain(e))
 }
 
 /// Tracks (or untracks) the calling thread as [`CALIBRATION_CONTEXT`].
-fn track_self(ebpf: &mut Ebpf, tid: u32, on: bool) -> Result<(), String> {
+fn track_self(ebpf: &mut Ebpf, tid: u32, on: bool) -> Result<(), CalibrationError> {
     let map = ebpf
         .map_mut(MAP_TRACKED_TIDS)
-        .ok_or_else(|| format!("map {MAP_TRACKED_TIDS} missing"))?;
-    let mut map: BpfHashMap<_, u32, TrackedTask> = map
-        .try_into()
-        .map_err(|e| map_error(MAP_TRACKED_TIDS, &e))?;
+        .ok_or(CalibrationError::MissingMap(MAP_TRACKED_TIDS))?;
+    let mut map: BpfHashMap<_, u32, TrackedTask> =
+        map.try_into().map_err(map_error(MAP_TRACKED_TIDS))?;
     if on {
         if map.get(&tid, 0).is_ok() {
-            return Err(format!("thread {tid} is already tracked"));
+            return Err(CalibrationError::AlreadyTracked(tid));
         }
         let task = TrackedTask {
             context: CALIBRATION_CONTEXT,
@@ -221,39 +180,37 @@ fn track_self(ebpf: &mut Ebpf, tid: u32, on: bool) -> Result<(), String> {
             _pad: 0,
         };
         map.insert(tid, task, 0)
-            .map_err(|e| map_error(MAP_TRACKED_TIDS, &e))
+            .map_err(map_error(MAP_TRACKED_TIDS))
     } else {
-        map.remove(&tid)
-            .map_err(|e| map_error(MAP_TRACKED_TIDS, &e))
+        map.remove(&tid).map_err(map_error(MAP_TRACKED_TIDS))
     }
 }
 
 /// Zeroes what the loop left in `slot`'s aggregates and the thread's entry
 /// stack, so the first episode starts clean.
-fn scrub(ebpf: &mut Ebpf, slot: usize, tid: u32) -> Result<(), String> {
-    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e.to_string())?;
+fn scrub(ebpf: &mut Ebpf, slot: usize, tid: u32) -> Result<(), CalibrationError> {
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
     let stats_index = CALIBRATION_CONTEXT * SLOT_COUNT + slot as u32;
     {
         let map = ebpf
             .map_mut(MAP_FN_STATS)
-            .ok_or_else(|| format!("map {MAP_FN_STATS} missing"))?;
+            .ok_or(CalibrationError::MissingMap(MAP_FN_STATS))?;
         let mut stats: PerCpuArray<_, FunctionStats> =
-            map.try_into().map_err(|e| map_error(MAP_FN_STATS, &e))?;
+            map.try_into().map_err(map_error(MAP_FN_STATS))?;
         let zeros = PerCpuValues::try_from(vec![FunctionStats::default(); cpus])
-            .map_err(|e| e.to_string())?;
+            .map_err(CalibrationError::Io)?;
         stats
             .set(stats_index, zeros, 0)
-            .map_err(|e| map_error(MAP_FN_STATS, &e))?;
+            .map_err(map_error(MAP_FN_STATS))?;
     }
     {
         let map = ebpf
             .map_mut(MAP_FN_HITS)
-            .ok_or_else(|| format!("map {MAP_FN_HITS} missing"))?;
-        let mut hits: PerCpuArray<_, u64> =
-            map.try_into().map_err(|e| map_error(MAP_FN_HITS, &e))?;
-        let zeros = PerCpuValues::try_from(vec![0u64; cpus]).map_err(|e| e.to_string())?;
+            .ok_or(CalibrationError::MissingMap(MAP_FN_HITS))?;
+        let mut hits: PerCpuArray<_, u64> = map.try_into().map_err(map_error(MAP_FN_HITS))?;
+        let zeros = PerCpuValues::try_from(vec![0u64; cpus]).map_err(CalibrationError::Io)?;
         hits.set(slot as u32, zeros, 0)
-            .map_err(|e| map_error(MAP_FN_HITS, &e))?;
+            .map_err(map_error(MAP_FN_HITS))?;
     }
     {
         // The loop's calls are the longest the slot has seen; left in
@@ -261,21 +218,19 @@ fn scrub(ebpf: &mut Ebpf, slot: usize, tid: u32) -> Result<(), String> {
         // function attached to this slot afterwards.
         let map = ebpf
             .map_mut(MAP_FN_TOP_CALLS)
-            .ok_or_else(|| format!("map {MAP_FN_TOP_CALLS} missing"))?;
-        let mut top: PerCpuArray<_, TopCalls> = map
-            .try_into()
-            .map_err(|e| map_error(MAP_FN_TOP_CALLS, &e))?;
-        let zeros =
-            PerCpuValues::try_from(vec![TopCalls::default(); cpus]).map_err(|e| e.to_string())?;
+            .ok_or(CalibrationError::MissingMap(MAP_FN_TOP_CALLS))?;
+        let mut top: PerCpuArray<_, TopCalls> =
+            map.try_into().map_err(map_error(MAP_FN_TOP_CALLS))?;
+        let zeros = PerCpuValues::try_from(vec![TopCalls::default(); cpus])
+            .map_err(CalibrationError::Io)?;
         top.set(stats_index, zeros, 0)
-            .map_err(|e| map_error(MAP_FN_TOP_CALLS, &e))?;
+            .map_err(map_error(MAP_FN_TOP_CALLS))?;
     }
     let map = ebpf
         .map_mut(MAP_FN_ENTRY_STACKS)
-        .ok_or_else(|| format!("map {MAP_FN_ENTRY_STACKS} missing"))?;
-    let mut stacks: BpfHashMap<_, u32, EntryStack> = map
-        .try_into()
-        .map_err(|e| map_error(MAP_FN_ENTRY_STACKS, &e))?;
+        .ok_or(CalibrationError::MissingMap(MAP_FN_ENTRY_STACKS))?;
+    let mut stacks: BpfHashMap<_, u32, EntryStack> =
+        map.try_into().map_err(map_error(MAP_FN_ENTRY_STACKS))?;
     let _ = stacks.remove(&tid);
     Ok(())
 }
@@ -287,11 +242,11 @@ pub fn measure(
     mode: Mode,
     slot: usize,
     btf: Option<&Btf>,
-) -> Result<ProbeCost, String> {
+) -> Result<ProbeCost, CalibrationError> {
     // SAFETY: gettid has no arguments and cannot fail.
     let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
     track_self(ebpf, tid, true)?;
-    let result = (|| -> Result<ProbeCost, String> {
+    let result = (|| -> Result<ProbeCost, CalibrationError> {
         let calls = batch_size();
         let unprobed_ns = fastest(calls);
         let function = attach(ebpf, mode, slot, btf)?;
@@ -306,7 +261,7 @@ pub fn measure(
             per_call_ns: (probed_ns - unprobed_ns).max(0.0),
         })
     })();
-    unload(ebpf, slot);
+    function_probe::unload_pair(ebpf, mode, slot);
     let untracked = track_self(ebpf, tid, false);
     let scrubbed = scrub(ebpf, slot, tid);
     let cost = result?;
@@ -344,7 +299,7 @@ pub fn calibrate(
     for &mode in modes {
         // A kernel that refuses every fentry load: no loop, no BTF parse.
         if let Some(why) = btf.refused_for_all().filter(|_| mode == Mode::Fentry) {
-            missing.push(not_measured(mode, why));
+            missing.push(not_measured(mode, why.to_string()));
             continue;
         }
         let btf = if mode == Mode::Fentry {
@@ -366,7 +321,7 @@ pub fn calibrate(
                 );
                 costs.push(cost);
             }
-            Err(why) => missing.push(not_measured(mode, why)),
+            Err(why) => missing.push(not_measured(mode, why.to_string())),
         }
     }
     // The tracked loop was also sampled (and may have waited on a lock):
@@ -451,6 +406,7 @@ pub fn for_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::AttachMode;
 
     #[test]
     fn modes_round_trip_and_the_spare_slot_is_the_last_free_one() {

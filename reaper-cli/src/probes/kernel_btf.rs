@@ -64,10 +64,19 @@ impl FentryBtf {
         self.available
     }
 
-    /// The kernel's refusal of every fentry load, as the ladder words a
-    /// refused load ("fentry load: ...").
-    pub fn refused_for_all(&self) -> Option<String> {
-        self.refused.as_ref().map(|r| format!("fentry load: {r}"))
+    /// The kernel's refusal of every fentry load, as the attach layer
+    /// gives a refused load ("fentry load: ...").
+    pub fn refused_for_all(&self) -> Option<super::function_probe::AttachError> {
+        self.refused
+            .as_ref()
+            .map(|r| super::function_probe::AttachError::Refused {
+                kind: crate::model::doctor::ProgramKind::Fentry,
+                function: String::new(),
+                refusal: Refusal {
+                    step: super::refusal::Step::Load,
+                    ..r.clone()
+                },
+            })
     }
 
     /// aya's parse of the kernel BTF, made on the first call.
@@ -172,7 +181,7 @@ mod tests {
             parsed: OnceCell::new(),
         };
         assert_eq!(
-            btf.refused_for_all().as_deref(),
+            btf.refused_for_all().map(|e| e.to_string()).as_deref(),
             Some("fentry load: BPF_PROG_LOAD refused [EPERM 1]")
         );
         assert!(FentryBtf::lazy(false).get().is_none());

@@ -15,7 +15,7 @@ use tokio::{
     time::Instant,
 };
 
-use crate::recorder::interrupt;
+use crate::interrupt;
 
 /// Owns the ring buffer taken out of the object.
 pub struct TimelineReader {

@@ -4,13 +4,14 @@
 
 pub mod episode;
 pub mod figure_source;
-pub mod interrupt;
+mod load;
 pub mod natural;
 pub mod oom;
 pub mod preflight;
 pub mod progress;
 mod race;
 pub mod reclaim;
+mod scenario;
 mod setup;
 pub mod sizing;
 pub mod watch;
@@ -20,27 +21,26 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use aya::Ebpf;
-use reaper_common::{
-    function_timing::FunctionTimingConfig, timeline::TimelineEvent,
-    tracepoint_offsets::TracepointOffsets,
-};
+use reaper_common::{function_timing::FunctionTimingConfig, timeline::TimelineEvent};
 
+use self::load::{fentry_btf, load_and_attach};
+use self::scenario::scenario_of;
 use self::setup::{EpisodeEnd, EpisodeSetup};
+use crate::interrupt;
 use crate::{
     catalog::{self, KernelSymbols},
-    model::{Episode, HostInfo, ProbeGroup, Recording, Run, SCHEMA_VERSION, Scenario, ToolInfo},
+    model::{Episode, HostInfo, ProbeGroup, Recording, Run, SCHEMA_VERSION, ToolInfo},
     probe_frames::ProbeFrames,
     probes::{
-        attach, collect, function_timing,
-        kernel_btf::FentryBtf,
-        loader,
+        attach, collect, function_timing, loader,
         loader::MapSizes,
         raw_tp::{self, RawPlan},
         timeline_reader::{TimelineReader, Wake},
     },
-    scenario::{size::VictimSpec, victim},
+    scenario::victim,
+    size::VictimSpec,
     symbolize::{KernelSymbolizer, SymbolTableBuilder},
     system::{kernel, privileges, procfs, tracefs},
 };
@@ -193,29 +193,8 @@ impl Recorder {
             None => load_and_attach(settings, &offsets, &timing, &raw)?,
         };
         let period_ns = period_ns(settings);
-        let calibrated = if watching {
-            (Vec::new(), Vec::new())
-        } else {
-            crate::probes::calibrate::before_ladder(&mut ebpf, settings.attach, &fentry_btf)
-        };
-        let functions = if watching {
-            // Function aggregates are per context, not per episode; watch
-            // episodes overlap, so they would mix.
-            function_timing::LadderReport::disabled(
-                &plan,
-                "not recorded in --watch mode (in-kernel aggregates are per context, and watched episodes overlap)",
-            )
-        } else {
-            function_timing::attach_ladder(
-                &mut ebpf,
-                &plan,
-                settings.attach,
-                order_off,
-                &fentry_btf,
-            )?
-        };
-        let probe_costs =
-            crate::probes::calibrate::for_record(&mut ebpf, &functions, calibrated, &fentry_btf);
+        let (functions, probe_costs) =
+            time_functions(&mut ebpf, settings, &plan, order_off, &fentry_btf)?;
         drop(fentry_btf);
         let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
         let mut symbolizer = symbolizer;
@@ -536,106 +515,44 @@ impl Recorder {
     }
 }
 
+/// What calibration measured, and what it could not.
+type ProbeCosts = (Vec<crate::model::ProbeCost>, Vec<crate::model::NotMeasured>);
+
+/// The function probes of a recording: the probe cost measured before
+/// the attach ladder (while every slot is free), the ladder itself, then
+/// the costs of the modes it used. None in watch mode: function aggregates
+/// are per context, not per episode, and watched episodes overlap.
+fn time_functions(
+    ebpf: &mut Ebpf,
+    settings: &RecordSettings,
+    plan: &function_timing::Plan,
+    order_off: Option<String>,
+    fentry_btf: &crate::probes::kernel_btf::FentryBtf,
+) -> anyhow::Result<(function_timing::LadderReport, ProbeCosts)> {
+    if matches!(settings.target, Target::Watch(_)) {
+        let functions = function_timing::LadderReport::disabled(
+            plan,
+            "not recorded in --watch mode (in-kernel aggregates are per context, and watched episodes overlap)",
+        );
+        let probe_costs = crate::probes::calibrate::for_record(
+            ebpf,
+            &functions,
+            (Vec::new(), Vec::new()),
+            fentry_btf,
+        );
+        return Ok((functions, probe_costs));
+    }
+    let calibrated = crate::probes::calibrate::before_ladder(ebpf, settings.attach, fentry_btf);
+    let functions =
+        function_timing::attach_ladder(ebpf, plan, settings.attach, order_off, fentry_btf)?;
+    let probe_costs =
+        crate::probes::calibrate::for_record(ebpf, &functions, calibrated, fentry_btf);
+    Ok((functions, probe_costs))
+}
+
 /// The sampling period for `--freq`.
 fn period_ns(settings: &RecordSettings) -> u64 {
     1_000_000_000 / settings.freq_hz.max(1)
-}
-
-/// Loads the object with `timing` as function timing's global and attaches
-/// every probe group but function timing; fails when neither sampling nor
-/// the lock-wait tracepoints attached (nothing to measure).
-fn load_and_attach(
-    settings: &RecordSettings,
-    offsets: &TracepointOffsets,
-    timing: &FunctionTimingConfig,
-    raw: &RawPlan,
-) -> anyhow::Result<(Ebpf, attach::AttachReport)> {
-    let mut ebpf = loader::load_with_loader(
-        loader::new_loader(),
-        offsets,
-        &settings.sizes,
-        timing,
-        settings.ebpf_log,
-    )
-    .map_err(|err| match crate::system::policy::refusal_hint() {
-        Some(hint) => anyhow::Error::from(err).context(hint),
-        None => err.into(),
-    })?;
-    if settings.ebpf_log == loader::EbpfLog::Drops {
-        start_ebpf_logger(&mut ebpf);
-    }
-    let cpus = kernel::online_cpus().context("reading the online CPUs")?;
-    let attach = attach::attach_all(&mut ebpf, &cpus, period_ns(settings), raw);
-    let attached = |group: ProbeGroup| attach.attached(group.name());
-    if !attached(ProbeGroup::Sampling) && !attached(ProbeGroup::LockWait) {
-        let reasons: Vec<String> = attach
-            .not_measured
-            .iter()
-            .map(|n| format!("  {}: {}", n.subject, n.why))
-            .collect();
-        bail!(
-            "neither cpu-clock sampling nor the lock contention tracepoints attached on this kernel, so there is nothing to measure:\n{}{}",
-            reasons.join("\n"),
-            crate::system::policy::refusal_hint()
-                .map_or_else(String::new, |hint| format!("\n{hint}"))
-        );
-    }
-    Ok((ebpf, attach))
-}
-
-/// aya's kernel BTF for the fentry loads `record` may try: none in watch
-/// mode or without fentry in `--attach`; otherwise parsed on first use,
-/// after asking the kernel whether it refuses fentry for every function
-/// (against the first function the ladder will try).
-fn fentry_btf(
-    settings: &RecordSettings,
-    plan: &function_timing::Plan,
-    has_btf: bool,
-    function_id: impl Fn(&str) -> Option<u32>,
-) -> FentryBtf {
-    let tries_fentry = matches!(
-        settings.attach,
-        function_timing::AttachPolicy::Auto | function_timing::AttachPolicy::Fentry
-    );
-    if matches!(settings.target, Target::Watch(_)) || !tries_fentry {
-        return FentryBtf::default();
-    }
-    let target = plan
-        .functions
-        .iter()
-        .find(|f| f.in_btf != Some(false))
-        .and_then(|f| function_id(&f.symbol));
-    FentryBtf::probe(has_btf, target)
-}
-
-/// Forwards the eBPF side's aya-log records to the `log` crate from a tokio
-/// task woken by their ring buffer (AsyncFd), for the whole recording.
-fn start_ebpf_logger(ebpf: &mut Ebpf) {
-    let logger = match aya_log::EbpfLogger::init(ebpf) {
-        Ok(logger) => logger,
-        Err(err) => {
-            log::warn!("eBPF logging unavailable: {err}");
-            return;
-        }
-    };
-    // SAFETY: the logger owns its ring buffer's fd, open and unchanged for
-    // as long as the AsyncFd owns the logger.
-    let logger = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
-    };
-    let mut logger = match logger {
-        Ok(logger) => logger,
-        Err(err) => {
-            log::warn!("eBPF logging unavailable: {err}");
-            return;
-        }
-    };
-    tokio::spawn(async move {
-        while let Ok(mut guard) = logger.readable_mut().await {
-            guard.get_inner_mut().flush();
-            guard.clear_ready();
-        }
-    });
 }
 
 /// Removes the cgroups of reaper processes that died without cleaning up
@@ -720,83 +637,4 @@ fn say_done(progress: progress::Progress, label: &str, episode: &Episode) {
         progress::ms(l.kill_to_exit_mmap_done_ns),
         if episode.partial { " (cut short)" } else { "" }
     ));
-}
-
-fn scenario_of(settings: &RecordSettings) -> Scenario {
-    let reaper = match (settings.mrelease, &settings.mrelease_unavailable) {
-        (true, _) => " + process_mrelease",
-        (false, Some(_)) => " (no process_mrelease: missing on this kernel)",
-        (false, None) => " (no process_mrelease)",
-    };
-    match settings.target {
-        Target::Victim(spec) => Scenario {
-            kind: "victim".into(),
-            description: format!("victim {spec}{reaper}"),
-            victim_bytes: Some(spec.bytes),
-            vmas: Some(spec.vmas),
-            threads: Some(spec.threads),
-            mrelease: settings.mrelease,
-            mrelease_unavailable: settings.mrelease_unavailable.clone(),
-            runs: settings.runs,
-        },
-        Target::Pid(pid) => Scenario {
-            kind: "pid".into(),
-            description: format!("pid {pid}{reaper}"),
-            victim_bytes: None,
-            vmas: None,
-            threads: None,
-            mrelease: settings.mrelease,
-            mrelease_unavailable: settings.mrelease_unavailable.clone(),
-            runs: settings.runs,
-        },
-        Target::Exit(pid) => Scenario {
-            kind: "exit".into(),
-            description: format!(
-                "pid {pid}'s own exit, waited for (reaper kills nothing; t = 0: its exit began)"
-            ),
-            victim_bytes: None,
-            vmas: None,
-            threads: None,
-            mrelease: false,
-            mrelease_unavailable: None,
-            runs: settings.runs,
-        },
-        Target::Watch(watch) => Scenario {
-            kind: "watch".into(),
-            description: match watch.duration {
-                Some(d) => format!(
-                    "watch every teardown for {} s (triggering nothing)",
-                    d.as_secs()
-                ),
-                None => "watch every teardown until Ctrl-C (triggering nothing)".into(),
-            },
-            victim_bytes: None,
-            vmas: None,
-            threads: None,
-            mrelease: true,
-            mrelease_unavailable: None,
-            runs: 0,
-        },
-        Target::Oom(oom) => Scenario {
-            kind: "oom".into(),
-            description: if oom.frozen {
-                format!(
-                    "memcg OOM kill of frozen victim {} (watched {} s)",
-                    oom.spec,
-                    oom.frozen_timeout.as_secs()
-                )
-            } else {
-                format!(
-                    "memcg OOM kill of victim {} (limit 90% of its size)",
-                    oom.spec
-                )
-            },
-            victim_bytes: Some(oom.spec.bytes),
-            vmas: Some(oom.spec.vmas),
-            threads: Some(oom.spec.threads),
-            mrelease: false,
-            mrelease_unavailable: None,
-            runs: settings.runs,
-        },
-    }
 }

@@ -28,9 +28,9 @@ use crate::{
     scenario::{
         cgroup::OwnedCgroup,
         pidfd,
-        size::VictimSpec,
         victim::{self, SpawnOptions},
     },
+    size::VictimSpec,
     system::procfs,
 };
 

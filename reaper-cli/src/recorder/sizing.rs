@@ -24,7 +24,7 @@
 
 use reaper_common::sampling::KERNEL_STACKS_DEFAULT_ENTRIES;
 
-use crate::scenario::size::VictimSpec;
+use crate::size::VictimSpec;
 
 /// Sampled CPU time per GiB torn down, ms, both contexts together: about
 /// 4–6× what the development host measured, so a slower machine still fits.

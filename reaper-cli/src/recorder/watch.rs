@@ -316,7 +316,7 @@ impl Recorder {
                 rss.map_or_else(String::new, |r| format!(" resident above {} MiB", r >> 20))
             ),
         };
-        crate::cli::note(format_args!(
+        crate::console::info(format_args!(
             "watching every teardown (OOM kills, process_mrelease calls{what}); Ctrl-C to stop"
         ));
         let started = Instant::now();

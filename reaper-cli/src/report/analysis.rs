@@ -18,7 +18,7 @@ use super::model::{
     LockWaits, Loss, Report, SymbolCost,
 };
 use super::stacks::{call_tree, children_of, children_self, merge_lock_waits, merge_stacks, prune};
-use super::summary::{lock_wait_status, summary};
+use super::{rows::lock_wait_status, summary::summary};
 
 /// Concepts of the "Period (ms)  Symbol" table, in the thread's order, with
 /// the contexts where they can appear (an absent one is listed there).
@@ -88,26 +88,6 @@ pub fn contexts_in(run: &Run) -> Vec<Context> {
                 .any(|c| c.context == *n)
         })
         .collect()
-}
-
-/// When an episode's teardown ended, ns after t = 0: the last of `exit_mmap`
-/// done, `process_mrelease` done and the oom_reaper's finish; `None` when
-/// none was seen.
-pub fn teardown_end_ns(episode: &crate::model::Episode) -> Option<u64> {
-    let l = &episode.latencies;
-    let oom_done = episode
-        .timeline
-        .iter()
-        .find(|e| e.kind == reaper_common::timeline::TimelineKind::OomFinishReaping.name())
-        .and_then(|e| u64::try_from(e.t_ns).ok());
-    [
-        l.kill_to_exit_mmap_done_ns,
-        l.kill_to_mrelease_done_ns,
-        oom_done,
-    ]
-    .into_iter()
-    .flatten()
-    .max()
 }
 
 /// A context's stacks merged over all episodes.
@@ -465,20 +445,7 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
         frozen: episode.frozen.clone(),
         trigger: episode.trigger.clone(),
         reclaim: super::reclaim::report(run, episode),
-        t0: t0_of(&episode.timeline).to_owned(),
-    }
-}
-
-/// What t = 0 of a timeline is: a kill (reaper's entry, or the OOM
-/// killer's `oom:mark_victim`), else the start of the process's own exit.
-pub(crate) fn t0_of(timeline: &[crate::model::TimelineEntry]) -> &'static str {
-    let killed = timeline.iter().any(|e| {
-        e.kind == "kill" || e.kind == reaper_common::timeline::TimelineKind::OomMarkVictim.name()
-    });
-    if killed || timeline.is_empty() {
-        "the kill"
-    } else {
-        "its exit began"
+        t0: super::rows::t0_of(&episode.timeline).to_owned(),
     }
 }
 

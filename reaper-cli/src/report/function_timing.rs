@@ -143,20 +143,6 @@ fn episode_timing(run: &Run, episode: &Episode) -> EpisodeTiming {
     }
 }
 
-/// Sampled inclusive period of `symbol` in a context, ns; `None` when the
-/// episode has no profile of the context.
-pub(crate) fn sampled_ns(episode: &Episode, context: Context, symbol: &str) -> Option<u64> {
-    let profile = episode.contexts.iter().find(|c| c.context == context)?;
-    Some(
-        profile
-            .stacks
-            .iter()
-            .filter(|s| s.frames.iter().any(|f| f == symbol))
-            .map(|s| s.period_ns)
-            .sum(),
-    )
-}
-
 /// One table per run of consecutive functions of the same context, in
 /// recorded order (the recorder groups them by context).
 fn exact_tables(episode: &Episode, timing: &FunctionTiming) -> Vec<ExactTable> {
@@ -181,7 +167,7 @@ fn exact_row(episode: &Episode, context: Context, f: &FunctionTime) -> ExactRow 
         symbol: f.symbol.clone(),
         concept: f.concept.clone(),
         mode: f.mode,
-        sampled_period_ns: sampled_ns(episode, context, &f.symbol),
+        sampled_period_ns: super::stacks::sampled_ns(episode, context, &f.symbol),
         exact_period_ns: f.total_ns,
         calls: f.calls,
         mean_ns: f.total_ns.checked_div(f.calls).unwrap_or(0),

@@ -8,7 +8,7 @@
 //! of the wrong kind, and a newer schema is refused with the version it
 //! needs before the rest is decoded. The second decodes the typed [`Run`]
 //! through the guard. A file of an earlier schema version (none exists yet)
-//! is decoded as JSON, upgraded (`crate::schema::migrate`), then decoded.
+//! is decoded as JSON, upgraded (`crate::model::migrate`), then decoded.
 
 use std::cell::Cell;
 use std::fs::File;
@@ -113,7 +113,7 @@ pub enum LoadError {
         path: PathBuf,
         /// What the upgrade found.
         #[source]
-        source: crate::schema::migrate::MigrateError,
+        source: crate::model::migrate::MigrateError,
     },
 }
 
@@ -458,10 +458,10 @@ pub fn decode_run(
             path: path.to_owned(),
             source,
         };
-        crate::schema::migrate::check(version).map_err(migrate)?;
+        crate::model::migrate::check(version).map_err(migrate)?;
         let mut raw: serde_json::Map<String, serde_json::Value> =
             decode_source(source, path, budget)?;
-        crate::schema::migrate::upgrade(&mut raw, version).map_err(migrate)?;
+        crate::model::migrate::upgrade(&mut raw, version).map_err(migrate)?;
         let value = serde_json::Value::Object(raw);
         crate::input::guard::decode(value, budget).map_err(|(e, stop)| match stop {
             Some(stop) => LoadError::decode(path, DecodeError::Stopped(stop)),

@@ -20,6 +20,7 @@ pub mod probe_cost;
 pub mod pte_lock;
 pub mod pte_lock_exact;
 pub mod reclaim;
+pub mod rows;
 pub mod speedscope;
 pub mod stacks;
 pub mod summary;

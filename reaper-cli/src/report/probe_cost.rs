@@ -141,7 +141,7 @@ pub fn overhead(run: &Run, episode: &Episode) -> Option<ProbeOverhead> {
     let rows = corrected_all(timing, &run.probe_costs)
         .into_iter()
         .map(|mut r| {
-            r.sampled_period_ns = super::function_timing::sampled_ns(episode, r.context, &r.symbol);
+            r.sampled_period_ns = super::stacks::sampled_ns(episode, r.context, &r.symbol);
             r.sampled_probe_ns = sampled_probe_ns(episode, r.context, &r.symbol);
             r.sampled_without_probes_ns = r
                 .sampled_period_ns

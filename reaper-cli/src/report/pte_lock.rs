@@ -15,11 +15,11 @@ use crate::catalog::{ConceptFrames, ConceptId};
 use crate::model::{Context, Run, SampledStack};
 
 use super::model::{Cell, RowId, SummaryRow};
-use super::stacks::frames_within;
-use super::summary::{
+use super::rows::{
     SPLIT_LABEL, absent, episode_stacks, lock_wait_status, row, sampled_rows_failure, split_value,
     uniform_row,
 };
+use super::stacks::frames_within;
 
 /// Where the PTE lock is taken on kernels that inline it: `zap_pte_range`,
 /// itself often inlined up to `unmap_page_range` (Debian 6.1 x86_64).

@@ -28,7 +28,7 @@ use crate::model::{Episode, Run};
 
 use super::model::{Cell, RowId, SummaryRow};
 use super::pte_lock::PteLockKind;
-use super::summary::{SPLIT_LABEL, absent, row, split_value, uniform_row};
+use super::rows::{SPLIT_LABEL, absent, row, split_value, uniform_row};
 
 /// Where the exact figure comes from: the slow path and its probed caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

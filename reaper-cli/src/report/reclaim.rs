@@ -34,7 +34,7 @@ pub fn report(run: &Run, episode: &Episode) -> Result<ReclaimReport, String> {
         })
         .collect();
     let total: i64 = reclaim.freed_bytes.values().sum();
-    let end = super::analysis::teardown_end_ns(episode).ok_or_else(|| {
+    let end = episode.teardown_end_ns().ok_or_else(|| {
         "no end of the teardown was seen (no exit_mmap, process_mrelease or oom_reaper event)"
             .to_owned()
     });
@@ -97,7 +97,7 @@ fn window(context: Context, l: &Latencies) -> (String, Result<u64, String>) {
 /// Why a run has no reclaim figures: its `kmem:rss_stat` refusal, or an
 /// older run.
 fn not_measured_why(run: &Run) -> String {
-    super::summary::probe_failure(run, crate::model::ProbeGroup::Reclaim)
+    super::rows::probe_failure(run, crate::model::ProbeGroup::Reclaim)
         .unwrap_or_else(|| "recorded before reaper traced kmem:rss_stat".to_owned())
 }
 

@@ -197,6 +197,24 @@ pub fn percent(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// Sampled inclusive period of `symbol` in a context, ns; `None` when the
+/// episode has no profile of the context.
+pub(crate) fn sampled_ns(
+    episode: &crate::model::Episode,
+    context: reaper_common::context::Context,
+    symbol: &str,
+) -> Option<u64> {
+    let profile = episode.contexts.iter().find(|c| c.context == context)?;
+    Some(
+        profile
+            .stacks
+            .iter()
+            .filter(|s| s.frames.iter().any(|f| f == symbol))
+            .map(|s| s.period_ns)
+            .sum(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,5 +5,4 @@ pub mod cgroup;
 pub mod child;
 pub mod identity;
 pub mod pidfd;
-pub mod size;
 pub mod victim;

@@ -13,10 +13,8 @@ use std::{
     time::Duration,
 };
 
-use super::{
-    child::OwnedChild,
-    size::{VictimSpec, format_size},
-};
+use super::child::OwnedChild;
+use crate::size::{VictimSpec, format_size};
 
 /// Hidden subcommand name the parent re-executes itself with.
 pub const VICTIM_SUBCOMMAND: &str = "__victim";

@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::migrate::{MigrateError, OLDEST_SCHEMA_VERSION};
 use super::published::{PUBLISHED, render};
 use crate::golden::check_golden;
 use crate::model::SCHEMA_VERSION;
+use crate::model::migrate::{MigrateError, OLDEST_SCHEMA_VERSION};
 use crate::report::load::{LoadError, load_run, parse_run};
 
 fn crate_dir() -> &'static Path {

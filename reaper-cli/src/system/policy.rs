@@ -70,15 +70,16 @@ pub fn lockdown_for_run(kernel_release: &str) -> Option<Lockdown> {
 /// When the kernel refused reaper's programs wholesale, the policy most
 /// likely behind it, for the error message (`reaper doctor` says more): a
 /// seccomp filter on reaper, confidentiality lockdown, or SELinux.
-pub fn refusal_hint() -> Option<String> {
+/// `release`: the running kernel's (`uname -r`).
+pub fn refusal_hint(release: &str) -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     if let Some(n) = seccomp_filters(&status).filter(|n| *n > 0) {
         return Some(format!(
             "reaper runs under {n} seccomp filter(s): a container's default profile refuses bpf(2) and perf_event_open(2); run it --privileged or with a profile that allows them (README: \"LSMs and seccomp\"; `reaper doctor` says more)"
         ));
     }
-    if let Some(l) = lockdown_for_run(&crate::system::kernel::host_info_release())
-        .filter(|l| l.mode == Some(LockdownMode::Confidentiality))
+    if let Some(l) =
+        lockdown_for_run(release).filter(|l| l.mode == Some(LockdownMode::Confidentiality))
     {
         return Some(format!(
             "the kernel is locked down at confidentiality (from {}), which refuses BPF programs that read kernel memory (README: \"Kernel lockdown\"; `reaper doctor` says more)",

@@ -215,65 +215,28 @@ impl Session<'_> {
     }
 }
 
-/// `reaper-lab ab`.
-pub fn run(args: AbArgs, reaper_source: &dyn ReaperSource) -> Result<ExitCode> {
-    let started = Instant::now();
-    check_record_args(&args.record)?;
-    let runs = RunPlan::from_args(&args)?;
-    let exp = Experiment::from_flags(&KernelFlags {
-        build: &args.build,
-        base: args.base.as_deref(),
-        candidate: args.candidate.as_deref(),
-        kernel_a: args.kernel_a.as_deref(),
-        kernel_b: args.kernel_b.as_deref(),
-        flavour: args.flavour,
-    })?;
-    // Everything that can be refused is, before anything is built or booted.
-    let reapers = Reapers::resolve(&args.reapers, reaper_source, exp.arch, true)?;
-    let host_reaper = reapers.host()?.to_path_buf();
-    if matches!(runs, RunPlan::Auto { .. }) {
-        plan::check_supported(&host_reaper)?;
-    }
-    let mem_mib = vm::parse_mem(&args.mem)?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::paths::out_root().join("ab").join(exp.out_name()));
-    if out.exists() {
-        std::fs::remove_dir_all(&out).with_context(|| format!("emptying {}", out.display()))?;
-    }
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-
-    let (kernel_a, kernel_b) = sides::prepare(&exp)?;
-    let (label_a, label_b) = (exp.label(Side::A), exp.label(Side::B));
-    let mut session = Session {
-        settings: BootSettings {
-            arch: exp.arch,
-            record: &args.record,
-            mem_mib,
-            timeout: Duration::from_secs(args.timeout),
-            reaper: &reapers.guest,
-        },
-        exp: &exp,
-        kernels: [(&kernel_a, label_a.clone()), (&kernel_b, label_b.clone())],
-        out: &out,
-        boots: Vec::new(),
-        releases: [None, None],
-    };
+/// Runs every batch of both sides: `--runs N`, or a first round of
+/// `--batch` runs, then as many more as the first round's noise asks for.
+fn run_all(
+    session: &mut Session<'_>,
+    runs: RunPlan,
+    batch_flag: u32,
+    host_reaper: &Path,
+) -> Result<String> {
     let (dir_a, dir_b) = (session.side_dir(Side::A), session.side_dir(Side::B));
-    let runs_note = match runs {
+    Ok(match runs {
         RunPlan::Fixed(n) => {
-            let plan = schedule::schedule(n, args.batch);
+            let plan = schedule::schedule(n, batch_flag);
             session.run(&plan, 0, plan.len())?;
             format!("{n} a side (--runs {n})")
         }
         RunPlan::Auto { detect, max } => {
-            let batch = args.batch.max(1).min(max);
+            let batch = batch_flag.max(1).min(max);
             let first = schedule::schedule(batch, batch);
             session.run(&first, 0, first.len())?;
             let plans = [
-                plan::request(&host_reaper, &dir_a, detect)?,
-                plan::request(&host_reaper, &dir_b, detect)?,
+                plan::request(host_reaper, &dir_a, detect)?,
+                plan::request(host_reaper, &dir_b, detect)?,
             ];
             let choice = plan::choose(&plans, batch, detect, max);
             println!("{choice}");
@@ -282,10 +245,105 @@ pub fn run(args: AbArgs, reaper_source: &dyn ReaperSource) -> Result<ExitCode> {
             session.run(&rest, first.len(), first.len() + rest.len())?;
             choice.to_string()
         }
-    };
+    })
+}
 
-    let lines_a = episodes::read_all(&dir_a)?;
-    let lines_b = episodes::read_all(&dir_b)?;
+/// `--expect-order`: whether every measured episode of each side walked
+/// the VMAs in the order expected of it.
+fn check_expected_order(
+    (want_a, want_b): &(String, String),
+    lines_a: &[EpisodeLine],
+    lines_b: &[EpisodeLine],
+) -> ExitCode {
+    let problems: Vec<String> = [("A", &lines_a, want_a), ("B", &lines_b, want_b)]
+        .into_iter()
+        .filter_map(|(side, lines, want)| {
+            episodes::check_order(lines, want)
+                .err()
+                .map(|e| format!("{side}: {e}"))
+        })
+        .collect();
+    if !problems.is_empty() {
+        eprintln!(
+            "reaper-lab: ab: --expect-order failed: {}",
+            problems.join("; ")
+        );
+        return ExitCode::FAILURE;
+    }
+    println!("--expect-order: A {want_a}, B {want_b} in every measured episode");
+    ExitCode::SUCCESS
+}
+
+/// One side's header in the mmtests block; `booted` is the release the
+/// guest reported when the kernel's own is not known.
+fn side_header<'a>(
+    label: &'a str,
+    kernel: &'a SideKernel,
+    booted: Option<&'a str>,
+    dir: &Path,
+) -> mmtests::SideHeader<'a> {
+    mmtests::SideHeader {
+        label,
+        description: &kernel.description,
+        release: kernel.release.as_deref().or(booted),
+        config_hash: kernel.config_hash.as_deref(),
+        runs: episodes::run_files(dir).len(),
+    }
+}
+
+/// What every boot of the A/B shares.
+fn boot_settings<'a>(
+    args: &'a AbArgs,
+    arch: crate::arch::Arch,
+    mem_mib: u32,
+    reaper: &'a Path,
+) -> BootSettings<'a> {
+    BootSettings {
+        arch,
+        record: &args.record,
+        mem_mib,
+        timeout: Duration::from_secs(args.timeout),
+        reaper,
+    }
+}
+
+/// The two kernels the flags name.
+fn experiment(args: &AbArgs) -> Result<Experiment> {
+    Experiment::from_flags(&KernelFlags {
+        build: &args.build,
+        base: args.base.as_deref(),
+        candidate: args.candidate.as_deref(),
+        kernel_a: args.kernel_a.as_deref(),
+        kernel_b: args.kernel_b.as_deref(),
+        flavour: args.flavour,
+    })
+}
+
+/// "A1 12 s, B1 13 s": each boot's wall time.
+fn boot_times(boots: &[(String, Duration, i32)]) -> String {
+    boots
+        .iter()
+        .map(|(n, t, _)| format!("{n} {:.0} s", t.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The output directory (`--out`, else one named after the experiment),
+/// emptied or created.
+fn out_dir(args: &AbArgs, exp: &Experiment) -> Result<PathBuf> {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| crate::paths::out_root().join("ab").join(exp.out_name()));
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("emptying {}", out.display()))?;
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    Ok(out)
+}
+
+/// Refuses an A/B one of whose sides brought no episode back.
+fn check_both_sides(lines_a: &[EpisodeLine], lines_b: &[EpisodeLine]) -> Result<()> {
     if lines_a.is_empty() || lines_b.is_empty() {
         bail!(
             "no episode came back from {} (A: {}, B: {}); see the guests' consoles above",
@@ -294,28 +352,72 @@ pub fn run(args: AbArgs, reaper_source: &dyn ReaperSource) -> Result<ExitCode> {
             lines_b.len()
         );
     }
+    Ok(())
+}
+
+/// The A/B on stdout: both sides, their episodes, the diff, the gate and
+/// the mmtests block.
+fn print_ab(
+    subject: &str,
+    sides: [(&str, &SideKernel, &[EpisodeLine]); 2],
+    compared: &compare::Compared,
+    block: &str,
+) {
+    println!("\n=== A/B: {subject} ===");
+    for (side, (label, kernel, _)) in ["A", "B"].into_iter().zip(sides) {
+        println!("{side}: {label}: {}", kernel.description);
+    }
+    print_episodes(&[("A", sides[0].0, sides[0].2), ("B", sides[1].0, sides[1].2)]);
+    println!("\n{}", compared.diff_text);
+    println!("{}", compared.gate);
+    println!("Gate (baseline A, candidate B): {}", compared.verdict);
+    for (side, noise) in [("A", &compared.noise.0), ("B", &compared.noise.1)] {
+        if let Err(why) = noise {
+            println!("Run-to-run noise of {side}: not measured ({why})");
+        }
+    }
+    println!("\n{block}");
+}
+
+/// `reaper-lab ab`.
+pub fn run(args: AbArgs, reaper_source: &dyn ReaperSource) -> Result<ExitCode> {
+    let started = Instant::now();
+    check_record_args(&args.record)?;
+    let runs = RunPlan::from_args(&args)?;
+    let exp = experiment(&args)?;
+    // Everything that can be refused is, before anything is built or booted.
+    let reapers = Reapers::resolve(&args.reapers, reaper_source, exp.arch, true)?;
+    let host_reaper = reapers.host()?.to_path_buf();
+    if matches!(runs, RunPlan::Auto { .. }) {
+        plan::check_supported(&host_reaper)?;
+    }
+    let mem_mib = vm::parse_mem(&args.mem)?;
+    let out = out_dir(&args, &exp)?;
+
+    let (kernel_a, kernel_b) = sides::prepare(&exp)?;
+    let (label_a, label_b) = (exp.label(Side::A), exp.label(Side::B));
+    let mut session = Session {
+        settings: boot_settings(&args, exp.arch, mem_mib, &reapers.guest),
+        exp: &exp,
+        kernels: [(&kernel_a, label_a.clone()), (&kernel_b, label_b.clone())],
+        out: &out,
+        boots: Vec::new(),
+        releases: [None, None],
+    };
+    let (dir_a, dir_b) = (session.side_dir(Side::A), session.side_dir(Side::B));
+    let runs_note = run_all(&mut session, runs, args.batch, &host_reaper)?;
+
+    let lines_a = episodes::read_all(&dir_a)?;
+    let lines_b = episodes::read_all(&dir_b)?;
+    check_both_sides(&lines_a, &lines_b)?;
     let compared = compare::compare(&host_reaper, &dir_a, &dir_b, (&label_a, &label_b), &out)?;
     let subject = subject(&exp, &kernel_a, &kernel_b);
     let command = command_line();
-    let runs_a = episodes::run_files(&dir_a).len();
-    let runs_b = episodes::run_files(&dir_b).len();
     let [release_a, release_b] = &session.releases;
     let block = mmtests::render(&mmtests::Block {
         title: &subject,
-        a: mmtests::SideHeader {
-            label: &label_a,
-            description: &kernel_a.description,
-            release: kernel_a.release.as_deref().or(release_a.as_deref()),
-            config_hash: kernel_a.config_hash.as_deref(),
-            runs: runs_a,
-        },
-        b: mmtests::SideHeader {
-            label: &label_b,
-            description: &kernel_b.description,
-            release: kernel_b.release.as_deref().or(release_b.as_deref()),
-            config_hash: kernel_b.config_hash.as_deref(),
-            runs: runs_b,
-        },
+        a: side_header(&label_a, &kernel_a, release_a.as_deref(), &dir_a),
+        b: side_header(&label_b, &kernel_b, release_b.as_deref(), &dir_b),
         command: &command,
         diff: &compared.diff,
         noise: (
@@ -326,19 +428,15 @@ pub fn run(args: AbArgs, reaper_source: &dyn ReaperSource) -> Result<ExitCode> {
     });
     std::fs::write(out.join("mmtests.txt"), &block).context("writing mmtests.txt")?;
 
-    println!("\n=== A/B: {subject} ===");
-    println!("A: {label_a}: {}", kernel_a.description);
-    println!("B: {label_b}: {}", kernel_b.description);
-    print_episodes(&[("A", &label_a, &lines_a), ("B", &label_b, &lines_b)]);
-    println!("\n{}", compared.diff_text);
-    println!("{}", compared.gate);
-    println!("Gate (baseline A, candidate B): {}", compared.verdict);
-    for (side, noise) in [("A", &compared.noise.0), ("B", &compared.noise.1)] {
-        if let Err(why) = noise {
-            println!("Run-to-run noise of {side}: not measured ({why})");
-        }
-    }
-    println!("\n{block}");
+    print_ab(
+        &subject,
+        [
+            (&label_a, &kernel_a, &lines_a),
+            (&label_b, &kernel_b, &lines_b),
+        ],
+        &compared,
+        &block,
+    );
     let total = started.elapsed();
     let res = results::Results {
         date: utc_now(),
@@ -371,32 +469,12 @@ pub fn run(args: AbArgs, reaper_source: &dyn ReaperSource) -> Result<ExitCode> {
     println!(
         "{}boots: {}; wall time {:.0} s\nWrote {} (results.md, mmtests.txt, diff.txt, flames/, gate.md, gate.junit.xml)",
         build_times(&kernel_a, &kernel_b),
-        session
-            .boots
-            .iter()
-            .map(|(n, t, _)| format!("{n} {:.0} s", t.as_secs_f64()))
-            .collect::<Vec<_>>()
-            .join(", "),
+        boot_times(&session.boots),
         total.as_secs_f64(),
         out.display()
     );
-    if let Some((want_a, want_b)) = &args.expect_order {
-        let problems: Vec<String> = [("A", &lines_a, want_a), ("B", &lines_b, want_b)]
-            .into_iter()
-            .filter_map(|(side, lines, want)| {
-                episodes::check_order(lines, want)
-                    .err()
-                    .map(|e| format!("{side}: {e}"))
-            })
-            .collect();
-        if !problems.is_empty() {
-            eprintln!(
-                "reaper-lab: ab: --expect-order failed: {}",
-                problems.join("; ")
-            );
-            return Ok(ExitCode::FAILURE);
-        }
-        println!("--expect-order: A {want_a}, B {want_b} in every measured episode");
+    if let Some(want) = &args.expect_order {
+        return Ok(check_expected_order(want, &lines_a, &lines_b));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -197,6 +197,26 @@ pub fn run(args: KernelArgs) -> Result<ExitCode> {
     }
 }
 
+/// What a build builds, for its progress lines: source, arch, patches and
+/// variant.
+fn build_what(source: &str, spec: &BuildSpec, extra_names: &[String]) -> String {
+    format!(
+        "{} {} ({}{})",
+        source,
+        spec.arch,
+        if spec.patches.is_empty() {
+            "no patches".to_string()
+        } else {
+            spec.patches
+                .iter()
+                .map(|p| p.subject.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
+        variant_note(extra_names)
+    )
+}
+
 /// Builds (or finds in the cache) the kernel of `spec`.
 pub fn build(spec: &BuildSpec) -> Result<Built> {
     let requested = Instant::now();
@@ -252,21 +272,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     let applied = tree.apply(&spec.patches)?;
     config::configure(&make, &fragments, spec.base_config.as_ref())?;
     let extra_names = file_names(&spec.extra_fragments);
-    let what = format!(
-        "{} {} ({}{})",
-        src.description,
-        spec.arch,
-        if spec.patches.is_empty() {
-            "no patches".to_string()
-        } else {
-            spec.patches
-                .iter()
-                .map(|p| p.subject.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        },
-        variant_note(&extra_names)
-    );
+    let what = build_what(&src.description, spec, &extra_names);
     let configured_seconds = requested.elapsed().as_secs_f64() - tree_ready_seconds;
     let started = Instant::now();
     let (image, objects) = make.build_image(&what)?;

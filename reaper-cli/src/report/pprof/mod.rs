@@ -194,7 +194,7 @@ pub fn profile(runs: &[&Run]) -> Profile {
     let duration_nanos: u64 = runs
         .iter()
         .flat_map(|r| &r.episodes)
-        .filter_map(super::analysis::teardown_end_ns)
+        .filter_map(crate::model::Episode::teardown_end_ns)
         .sum();
     Profile {
         mapping,

@@ -310,7 +310,7 @@ fn the_duration_is_the_teardown_windows() {
     let expected: u64 = run
         .episodes
         .iter()
-        .filter_map(crate::report::analysis::teardown_end_ns)
+        .filter_map(crate::model::Episode::teardown_end_ns)
         .sum();
     assert!(expected > 0);
     assert_eq!(d.duration_nanos, expected as i64);

@@ -74,7 +74,7 @@ fn header(h: &Header, order: &ReaperOrder, out: &mut String) {
     let _ = writeln!(
         out,
         "Recorded: {}, {} episode{}{of}",
-        utc(h.started_unix),
+        crate::duration::utc(h.started_unix),
         h.episodes,
         if h.episodes == 1 { "" } else { "s" }
     );
@@ -102,7 +102,7 @@ fn header(h: &Header, order: &ReaperOrder, out: &mut String) {
             "Kernel policy: locked down, {} (from {}); the probes the kernel refused are listed once below, with its answers (README: \"{}\"; `reaper doctor` says more)",
             lockdown.mode.map_or("level unknown", |m| m.name()),
             lockdown.source,
-            crate::doctor::findings::readme::LOCKDOWN
+            crate::readme::LOCKDOWN
         );
     }
     probes(h, out);
@@ -178,28 +178,6 @@ fn not_measured(report: &Report, out: &mut String) {
     }
 }
 
-/// A Unix time as "YYYY-MM-DD HH:MM:SS UTC" (civil-from-days, proleptic
-/// Gregorian calendar).
-pub(crate) fn utc(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 /// Column alignment.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Align {
@@ -246,13 +224,6 @@ pub(crate) fn columns(rows: &[Vec<String>], align: &[Align]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_764_108_245), "2025-11-25 22:04:05 UTC");
-    }
 
     #[test]
     fn columns_align_on_display_width() {

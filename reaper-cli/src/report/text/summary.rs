@@ -250,7 +250,7 @@ fn line(out: &mut String, label: &str, label_width: usize, cells: &Cells, widths
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::summary::row_stats;
+    use crate::report::rows::row_stats;
 
     fn split(total: f64, a: f64, b: f64) -> Cell {
         Cell::Measured(Value {

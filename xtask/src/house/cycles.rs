@@ -1,7 +1,8 @@
-//! No import cycle between sibling modules, in xtask or in reaper-lab
-//! (issue 28: `setup` ↔ `setup_qemu` ↔ `apt` ↔ `run` and `vm/debian` ↔
-//! `vm/kernel` ↔ `vm/packages` were two; a cycle makes a module impossible
-//! to understand, test or move without the others).
+//! No import cycle between sibling modules in any of the workspace's
+//! userspace crates (issue 28 found xtask's `setup` ↔ `setup_qemu` ↔ `apt` ↔
+//! `run` and `vm/debian` ↔ `vm/kernel` ↔ `vm/packages`; issue 24 reaper-cli's
+//! `cli` ↔ `cmd` and `report/summary` ↔ `pte_lock`; a cycle makes a module
+//! impossible to understand, test or move without the others).
 //!
 //! The check reads the sources: each file is a module (`a/b.rs` and
 //! `a/b/mod.rs` are `a::b`); each `crate::` and `super::` path outside
@@ -111,11 +112,11 @@ fn references(me: &ModPath, code: &str) -> Vec<ModPath> {
 }
 
 /// Source files of `src`, recursively.
-fn rust_files(src: &Path) -> Vec<std::path::PathBuf> {
+fn rust_files(src: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     let mut files = Vec::new();
     let mut pending = vec![src.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        for entry in std::fs::read_dir(&dir)?.flatten() {
             let path = entry.path();
             if path.is_dir() {
                 pending.push(path);
@@ -125,17 +126,22 @@ fn rust_files(src: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     files.sort();
-    files
+    Ok(files)
 }
 
+type Edges = BTreeMap<ModPath, BTreeMap<String, BTreeSet<String>>>;
+
 /// Sibling edges `parent → {child → {child}}` of the crate under `src`.
-fn sibling_edges(src: &Path) -> BTreeMap<ModPath, BTreeMap<String, BTreeSet<String>>> {
-    let files = rust_files(src);
+fn sibling_edges(src: &Path) -> std::io::Result<Edges> {
+    let files: Vec<_> = rust_files(src)?
+        .into_iter()
+        .filter(|f| !super::size::is_test_file(f))
+        .collect();
     let modules: BTreeSet<ModPath> = files.iter().map(|f| module_of(src, f)).collect();
-    let mut edges: BTreeMap<ModPath, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    let mut edges = Edges::new();
     for file in &files {
         let me = module_of(src, file);
-        let text = std::fs::read_to_string(file).unwrap();
+        let text = std::fs::read_to_string(file)?;
         let code: String = text
             .split("#[cfg(test)]\nmod tests")
             .next()
@@ -164,7 +170,7 @@ fn sibling_edges(src: &Path) -> BTreeMap<ModPath, BTreeMap<String, BTreeSet<Stri
                 .insert(to.clone());
         }
     }
-    edges
+    Ok(edges)
 }
 
 /// A cycle in `graph`, as the modules on it, if there is one.
@@ -199,66 +205,58 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
         .find_map(|start| visit(start, graph, &mut Vec::new(), &mut done))
 }
 
-/// Every cycle-free check of one crate, as messages.
-fn cycles(src: &Path) -> Vec<String> {
-    sibling_edges(src)
+/// The import cycles of the crate whose sources are under `src`, one
+/// message each (one per parent module that has any).
+pub fn cycles(src: &Path) -> std::io::Result<Vec<String>> {
+    Ok(sibling_edges(src)?
         .iter()
         .filter_map(|(parent, graph)| {
             find_cycle(graph).map(|c| format!("in crate::{}: {}", parent.join("::"), c.join(" → ")))
         })
-        .collect()
+        .collect())
 }
 
-#[test]
-fn no_import_cycle_in_xtask_or_reaper_lab() {
-    let root = crate::workspace::workspace_root();
-    let mut found = Vec::new();
-    for krate in ["xtask", "reaper-lab"] {
-        found.extend(
-            cycles(&root.join(krate).join("src"))
-                .into_iter()
-                .map(|c| format!("{krate}: {c}")),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The check sees the kinds of cycle it is for.
+    #[test]
+    fn a_cycle_through_super_and_crate_paths_is_found() {
+        let dir = std::env::temp_dir().join(format!("xtask-cycles-{}", std::process::id()));
+        let src = dir.join("src");
+        std::fs::create_dir_all(src.join("vm")).unwrap();
+        std::fs::write(src.join("main.rs"), "mod setup;\nmod apt;\nmod vm;\n").unwrap();
+        std::fs::write(src.join("setup.rs"), "use crate::apt::AptRoot;\n").unwrap();
+        std::fs::write(
+            src.join("apt.rs"),
+            "fn f() { crate::setup::packages::privileged(); }\n",
+        )
+        .unwrap();
+        std::fs::write(src.join("vm/mod.rs"), "pub mod debian;\npub mod kernel;\n").unwrap();
+        std::fs::write(
+            src.join("vm/debian.rs"),
+            "use super::{arch::Arch, kernel};\n#[cfg(test)]\nmod tests {}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            src.join("vm/kernel.rs"),
+            "use super::super::vm::debian;\n#[cfg(test)]\nmod tests { use crate::setup; }\n",
+        )
+        .unwrap();
+        let mut found = cycles(&src).unwrap();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "in crate::: apt → setup → apt",
+                "in crate::vm: debian → kernel → debian"
+            ]
         );
+        // Break both: no cycle.
+        std::fs::write(src.join("apt.rs"), "fn f() {}\n").unwrap();
+        std::fs::write(src.join("vm/kernel.rs"), "use super::super::setup;\n").unwrap();
+        assert!(cycles(&src).unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
-    assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
-}
-
-/// The check sees the kinds of cycle it is for.
-#[test]
-fn a_cycle_through_super_and_crate_paths_is_found() {
-    let dir = std::env::temp_dir().join(format!("xtask-cycles-{}", std::process::id()));
-    let src = dir.join("src");
-    std::fs::create_dir_all(src.join("vm")).unwrap();
-    std::fs::write(src.join("main.rs"), "mod setup;\nmod apt;\nmod vm;\n").unwrap();
-    std::fs::write(src.join("setup.rs"), "use crate::apt::AptRoot;\n").unwrap();
-    std::fs::write(
-        src.join("apt.rs"),
-        "fn f() { crate::setup::packages::privileged(); }\n",
-    )
-    .unwrap();
-    std::fs::write(src.join("vm/mod.rs"), "pub mod debian;\npub mod kernel;\n").unwrap();
-    std::fs::write(
-        src.join("vm/debian.rs"),
-        "use super::{arch::Arch, kernel};\n#[cfg(test)]\nmod tests {}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        src.join("vm/kernel.rs"),
-        "use super::super::vm::debian;\n#[cfg(test)]\nmod tests { use crate::setup; }\n",
-    )
-    .unwrap();
-    let mut found = cycles(&src);
-    found.sort();
-    assert_eq!(
-        found,
-        [
-            "in crate::: apt → setup → apt",
-            "in crate::vm: debian → kernel → debian"
-        ]
-    );
-    // Break both: no cycle.
-    std::fs::write(src.join("apt.rs"), "fn f() {}\n").unwrap();
-    std::fs::write(src.join("vm/kernel.rs"), "use super::super::setup;\n").unwrap();
-    assert!(cycles(&src).is_empty(), "{:?}", cycles(&src));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::model::SCHEMA_VERSION;
+use crate::SCHEMA_VERSION;
 
 /// The oldest run-file schema version reaper ever wrote.
 pub const OLDEST_SCHEMA_VERSION: u32 = 1;

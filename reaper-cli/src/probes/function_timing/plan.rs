@@ -1,0 +1,130 @@
+//! Which catalog function goes in which program slot, and the loader
+//! global that tells the kernel side which slot is the per-VMA unmap (order
+//! detection) and which the spin slow path (lock waits without the
+//! contention tracepoints).
+
+use reaper_common::function_timing::{FunctionTimingConfig, SLOT_COUNT, SLOT_NONE};
+
+use crate::{
+    catalog::{self, BtfFacts, Timing},
+    model::{ProbeOutcome, ResolvedConcept},
+};
+
+/// A catalog function that will get a program slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotFunction {
+    /// Program slot.
+    pub slot: u32,
+    /// Catalog concept id.
+    pub concept: String,
+    /// Function (base) name: the BTF name fentry loads against.
+    pub symbol: String,
+    /// kallsyms name kprobes attach to.
+    pub attach_name: String,
+    /// Whether BTF has it (`None`: no BTF).
+    pub in_btf: Option<bool>,
+}
+
+/// Which functions get a slot, and what the others are (absent, not timed).
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Functions to attach, in slot order.
+    pub functions: Vec<SlotFunction>,
+    /// Concepts without a function to time, with the reason.
+    pub skipped: Vec<(String, ProbeOutcome)>,
+}
+
+/// Assigns slots to every timed concept this kernel has.
+pub fn plan(resolved: &[ResolvedConcept]) -> Plan {
+    let mut plan = Plan::default();
+    for r in resolved {
+        let concept = catalog::concept(&r.concept);
+        if let Some(Timing::NotTimed(why)) = concept.map(|c| c.timing) {
+            plan.skipped.push((
+                r.concept.clone(),
+                ProbeOutcome::not_attached(format!("not timed: {why}")),
+            ));
+            continue;
+        }
+        let Some(symbol) = &r.symbol else {
+            let absent = ProbeOutcome::Absent {
+                inline_into: concept.and_then(|c| c.inline_fallback).map(str::to_owned),
+            };
+            plan.skipped.push((r.concept.clone(), absent));
+            continue;
+        };
+        if plan.functions.len() >= SLOT_COUNT as usize {
+            plan.skipped.push((
+                r.concept.clone(),
+                ProbeOutcome::not_attached("no free probe slot"),
+            ));
+            continue;
+        }
+        plan.functions.push(SlotFunction {
+            slot: plan.functions.len() as u32,
+            concept: r.concept.clone(),
+            symbol: symbol.clone(),
+            attach_name: r.attach_name.clone().unwrap_or_else(|| symbol.clone()),
+            in_btf: r.in_btf,
+        });
+    }
+    plan
+}
+
+/// The loader global for a plan: the per-VMA unmap function's slot and how
+/// to read its VMA start, or why order detection is off; and, when
+/// `slowpath_lock_waits` (the kernel has no `lock:contention_*`
+/// tracepoints), the spin slow path's slot, whose calls then also record
+/// lock waits.
+pub fn config_for(
+    plan: &Plan,
+    btf: Option<&BtfFacts>,
+    slowpath_lock_waits: bool,
+) -> (FunctionTimingConfig, Option<String>) {
+    let lock_slot = plan
+        .functions
+        .iter()
+        .find(|f| f.concept == SLOWPATH_CONCEPT)
+        .filter(|_| slowpath_lock_waits)
+        .map_or(SLOT_NONE, |f| f.slot);
+    let (config, why) = order_config(plan, btf);
+    (
+        FunctionTimingConfig {
+            lock_slot,
+            ..config
+        },
+        why,
+    )
+}
+
+/// The catalog concept whose calls are lock waits without the tracepoints.
+const SLOWPATH_CONCEPT: &str = "spin_slowpath";
+
+/// The order-detection part of [`config_for`].
+fn order_config(plan: &Plan, btf: Option<&BtfFacts>) -> (FunctionTimingConfig, Option<String>) {
+    let Some(per_vma) = plan.functions.iter().find(|f| f.concept == "per_vma_unmap") else {
+        return (
+            FunctionTimingConfig::DISABLED,
+            Some("this kernel has none of the per-VMA unmap candidates".into()),
+        );
+    };
+    let reaper_work = plan
+        .functions
+        .iter()
+        .find(|f| f.concept == "reaper_work")
+        .map_or(SLOT_NONE, |f| f.slot);
+    match catalog::vma_source(&per_vma.symbol, btf) {
+        Ok(source) => (
+            FunctionTimingConfig {
+                vma_slot: per_vma.slot,
+                vma_arg: source.index,
+                vma_arg_kind: source.kind as u32,
+                vm_start_offset: source.vm_start_offset,
+                vma_parent_slot: reaper_work,
+                lock_slot: SLOT_NONE,
+            },
+            None,
+        ),
+        Err(why) => (FunctionTimingConfig::DISABLED, Some(why.to_string())),
+    }
+}

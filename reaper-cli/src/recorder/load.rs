@@ -1,0 +1,113 @@
+//! Loading the eBPF object for a recording and attaching its probe groups
+//! (function timing's ladder comes later, once the catalog is resolved),
+//! the BTF the fentry loads may need, and the eBPF side's log.
+
+use anyhow::{Context as _, bail};
+use aya::Ebpf;
+use reaper_common::{function_timing::FunctionTimingConfig, tracepoint_offsets::TracepointOffsets};
+
+use super::{RecordSettings, Target, period_ns};
+use crate::{
+    model::ProbeGroup,
+    probes::{attach, function_timing, kernel_btf::FentryBtf, loader, raw_tp::RawPlan},
+    system::kernel,
+};
+
+/// Loads the object with `timing` as function timing's global and attaches
+/// every probe group but function timing; fails when neither sampling nor
+/// the lock-wait tracepoints attached (nothing to measure).
+pub(super) fn load_and_attach(
+    settings: &RecordSettings,
+    offsets: &TracepointOffsets,
+    timing: &FunctionTimingConfig,
+    raw: &RawPlan,
+) -> anyhow::Result<(Ebpf, attach::AttachReport)> {
+    let mut ebpf = loader::load_with_loader(
+        loader::new_loader(),
+        offsets,
+        &settings.sizes,
+        timing,
+        settings.ebpf_log,
+    )
+    .map_err(|err| {
+        match crate::system::policy::refusal_hint(&crate::system::kernel::host_info_release()) {
+            Some(hint) => anyhow::Error::from(err).context(hint),
+            None => err.into(),
+        }
+    })?;
+    if settings.ebpf_log == loader::EbpfLog::Drops {
+        start_ebpf_logger(&mut ebpf);
+    }
+    let cpus = kernel::online_cpus().context("reading the online CPUs")?;
+    let attach = attach::attach_all(&mut ebpf, &cpus, period_ns(settings), raw);
+    let attached = |group: ProbeGroup| attach.attached(group.name());
+    if !attached(ProbeGroup::Sampling) && !attached(ProbeGroup::LockWait) {
+        let reasons: Vec<String> = attach
+            .not_measured
+            .iter()
+            .map(|n| format!("  {}: {}", n.subject, n.why))
+            .collect();
+        bail!(
+            "neither cpu-clock sampling nor the lock contention tracepoints attached on this kernel, so there is nothing to measure:\n{}{}",
+            reasons.join("\n"),
+            crate::system::policy::refusal_hint(&crate::system::kernel::host_info_release())
+                .map_or_else(String::new, |hint| format!("\n{hint}"))
+        );
+    }
+    Ok((ebpf, attach))
+}
+
+/// aya's kernel BTF for the fentry loads `record` may try: none in watch
+/// mode or without fentry in `--attach`; otherwise parsed on first use,
+/// after asking the kernel whether it refuses fentry for every function
+/// (against the first function the ladder will try).
+pub(super) fn fentry_btf(
+    settings: &RecordSettings,
+    plan: &function_timing::Plan,
+    has_btf: bool,
+    function_id: impl Fn(&str) -> Option<u32>,
+) -> FentryBtf {
+    let tries_fentry = matches!(
+        settings.attach,
+        function_timing::AttachPolicy::Auto | function_timing::AttachPolicy::Fentry
+    );
+    if matches!(settings.target, Target::Watch(_)) || !tries_fentry {
+        return FentryBtf::default();
+    }
+    let target = plan
+        .functions
+        .iter()
+        .find(|f| f.in_btf != Some(false))
+        .and_then(|f| function_id(&f.symbol));
+    FentryBtf::probe(has_btf, target)
+}
+
+/// Forwards the eBPF side's aya-log records to the `log` crate from a tokio
+/// task woken by their ring buffer (AsyncFd), for the whole recording.
+fn start_ebpf_logger(ebpf: &mut Ebpf) {
+    let logger = match aya_log::EbpfLogger::init(ebpf) {
+        Ok(logger) => logger,
+        Err(err) => {
+            log::warn!("eBPF logging unavailable: {err}");
+            return;
+        }
+    };
+    // SAFETY: the logger owns its ring buffer's fd, open and unchanged for
+    // as long as the AsyncFd owns the logger.
+    let logger = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
+    };
+    let mut logger = match logger {
+        Ok(logger) => logger,
+        Err(err) => {
+            log::warn!("eBPF logging unavailable: {err}");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while let Ok(mut guard) = logger.readable_mut().await {
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
+        }
+    });
+}
