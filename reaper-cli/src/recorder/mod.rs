@@ -84,7 +84,14 @@ pub struct RecordSettings {
     pub progress: progress::Progress,
     /// The eBPF side logs its drops and skips (`-vv`).
     pub ebpf_log: loader::EbpfLog,
+    /// Count each program's runs and kernel time per episode
+    /// (`--program-cost`).
+    pub program_cost: bool,
 }
+
+/// The not-measured subject of `--program-cost` when the kernel refused
+/// run statistics.
+pub const PROGRAM_COST: &str = "probe program cost (--program-cost)";
 
 /// Longest wait for a victim to exit after SIGKILL.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -116,6 +123,11 @@ pub struct Recorder {
     probe_costs: (Vec<crate::model::ProbeCost>, Vec<crate::model::NotMeasured>),
     /// Where lock waits come from when not from the contention tracepoints.
     lock_wait_source: Option<crate::model::FigureSource>,
+    /// The kernel's per-program run statistics, on while recording
+    /// (`--program-cost`), or why they could not be switched on.
+    run_stats: Option<
+        Result<crate::probes::program_stats::RunStats, crate::probes::program_stats::RunStatsError>,
+    >,
 }
 
 impl Drop for Recorder {
@@ -210,6 +222,7 @@ impl Recorder {
             &functions.function_probes(),
         );
         Ok(Self {
+            run_stats: run_stats(settings),
             probe_frames,
             lock_wait_source,
             runtime: tokio::runtime::Handle::current(),
@@ -224,6 +237,44 @@ impl Recorder {
             symbols,
             period_ns,
         })
+    }
+
+    /// What the run could not measure: probes that did not attach,
+    /// functions not timed, calibrations not made, and `--program-cost`
+    /// when the kernel refused run statistics.
+    fn not_measured(&self) -> Vec<crate::model::NotMeasured> {
+        let mut not_measured = self.attach.not_measured.clone();
+        not_measured.extend(self.functions.not_measured());
+        not_measured.extend(self.probe_costs.1.iter().cloned());
+        if let Some(Err(why)) = &self.run_stats {
+            not_measured.push(crate::model::NotMeasured {
+                subject: PROGRAM_COST.to_owned(),
+                why: why.to_string(),
+            });
+        }
+        not_measured
+    }
+
+    /// What reaper's programs did in the kernel since the episode's set-up:
+    /// the runs it skipped, and (with `--program-cost`) what each cost.
+    fn program_accounts(
+        &self,
+        setup: &EpisodeSetup,
+    ) -> (
+        BTreeMap<String, u64>,
+        BTreeMap<String, crate::model::ProgramCost>,
+    ) {
+        let skipped = setup
+            .skipped_runs_before
+            .as_ref()
+            .map(|before| self.probe_runs_skipped_since(before))
+            .unwrap_or_default();
+        let costs = setup
+            .program_runs_before
+            .as_ref()
+            .map(|before| self.program_costs_since(before))
+            .unwrap_or_default();
+        (skipped, costs)
     }
 
     /// Records on a tokio runtime: the recorder runs on a blocking thread,
@@ -262,9 +313,7 @@ impl Recorder {
         } else {
             partial_reason = self.episodes(settings, &mut episodes)?;
         }
-        let mut not_measured = self.attach.not_measured.clone();
-        not_measured.extend(self.functions.not_measured());
-        not_measured.extend(self.probe_costs.1.iter().cloned());
+        let not_measured = self.not_measured();
         let scenario = scenario_of(settings);
         Ok(Run {
             schema_version: SCHEMA_VERSION,
@@ -481,11 +530,7 @@ impl Recorder {
             )
         });
         let latencies = episode::latencies(&timeline);
-        let skipped_probe_runs = setup
-            .skipped_runs_before
-            .as_ref()
-            .map(|before| self.probe_runs_skipped_since(before))
-            .unwrap_or_default();
+        let (skipped_probe_runs, program_costs) = self.program_accounts(&setup);
         let mut user_losses = BTreeMap::new();
         for (name, value) in [
             ("timeline_malformed", self.timeline.malformed),
@@ -505,6 +550,7 @@ impl Recorder {
             counters: raw.counters,
             user_losses,
             skipped_probe_runs,
+            program_costs,
             partial: !end.complete || interrupt::stop_requested(),
             trigger: None,
             frozen: end.frozen,
@@ -548,6 +594,18 @@ fn time_functions(
     let probe_costs =
         crate::probes::calibrate::for_record(ebpf, &functions, calibrated, fentry_btf);
     Ok((functions, probe_costs))
+}
+
+/// The kernel's run statistics for `--program-cost`, switched on after
+/// everything is loaded and attached, so that is not counted.
+fn run_stats(
+    settings: &RecordSettings,
+) -> Option<
+    Result<crate::probes::program_stats::RunStats, crate::probes::program_stats::RunStatsError>,
+> {
+    settings
+        .program_cost
+        .then(crate::probes::program_stats::RunStats::enable)
 }
 
 /// The sampling period for `--freq`.

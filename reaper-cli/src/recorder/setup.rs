@@ -35,6 +35,9 @@ pub struct EpisodeSetup {
     /// ([`crate::probes::program_stats`]); `None` where the episode has no
     /// set-up moment to count from (`--watch` builds it afterwards).
     pub skipped_runs_before: Option<BTreeMap<String, u64>>,
+    /// The programs' run statistics at set-up, when `--program-cost`
+    /// switched them on; `None` otherwise.
+    pub program_runs_before: Option<BTreeMap<String, crate::model::ProgramCost>>,
     /// The victim's resident counters from /proc before t = 0, for the
     /// reclaim's first drops (`None`: unreadable).
     pub rss_start: Option<super::reclaim::Members>,
@@ -115,6 +118,7 @@ impl EpisodeSetup {
             tasks,
             events: Vec::new(),
             skipped_runs_before: None,
+            program_runs_before: None,
             rss_start: None,
             owners: None,
         }
@@ -149,6 +153,9 @@ impl Recorder {
         let mut setup = EpisodeSetup::new(index, victim, threads);
         setup.rss_start = procfs::rss_members(pid);
         setup.skipped_runs_before = Some(program_stats::recursion_misses(&self.ebpf));
+        if let Some(Ok(_)) = &self.run_stats {
+            setup.program_runs_before = Some(program_stats::run_totals(&self.ebpf));
+        }
         if let Some(tid) = self.track_oom_reaper()? {
             setup.list_task(
                 CONTEXT_OOM_REAPER,
@@ -157,6 +164,25 @@ impl Recorder {
             );
         }
         Ok(setup)
+    }
+
+    /// What each of reaper's programs cost since `before` (a
+    /// [`program_stats::run_totals`] reading), by what each program probes.
+    pub(super) fn program_costs_since(
+        &self,
+        before: &BTreeMap<String, crate::model::ProgramCost>,
+    ) -> BTreeMap<String, crate::model::ProgramCost> {
+        let now = program_stats::run_totals(&self.ebpf);
+        let mut costs = BTreeMap::new();
+        for (program, cost) in program_stats::costs_since(before, &now) {
+            // Two programs may probe one thing (entry and exit): summed.
+            let entry: &mut crate::model::ProgramCost = costs
+                .entry(self.probe_frames.describe(&program))
+                .or_default();
+            entry.runs += cost.runs;
+            entry.run_ns += cost.run_ns;
+        }
+        costs
     }
 
     /// The runs of reaper's programs the kernel skipped since `before` (a
