@@ -73,6 +73,12 @@ pub struct Run {
     /// nothing was measured (`not_measured` says why).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probe_costs: Vec<ProbeCost>,
+    /// What each of reaper's programs cost the kernel over the whole
+    /// recording (from `record --program-cost` switching run statistics on
+    /// to the end), by what the program probes; `--watch` runs have only
+    /// this (their episodes overlap). Empty when not asked for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub program_costs: BTreeMap<String, ProgramCost>,
 }
 
 /// The measured cost of one timed call (an entry and an exit hit of

@@ -2,6 +2,7 @@
 //! episode (spawn or pick the victim, track its contexts, kill it, race it
 //! with `process_mrelease`, wait, drain) and build the [`Run`].
 
+mod costs;
 pub mod episode;
 pub mod figure_source;
 mod load;
@@ -89,10 +90,6 @@ pub struct RecordSettings {
     pub program_cost: bool,
 }
 
-/// The not-measured subject of `--program-cost` when the kernel refused
-/// run statistics.
-pub const PROGRAM_COST: &str = "probe program cost (--program-cost)";
-
 /// Longest wait for a victim to exit after SIGKILL.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to keep polling for late timeline events (sched_process_free
@@ -128,6 +125,8 @@ pub struct Recorder {
     run_stats: Option<
         Result<crate::probes::program_stats::RunStats, crate::probes::program_stats::RunStatsError>,
     >,
+    /// The programs' run statistics when recording began.
+    program_runs_at_start: Option<BTreeMap<String, crate::model::ProgramCost>>,
 }
 
 impl Drop for Recorder {
@@ -222,7 +221,8 @@ impl Recorder {
             &functions.function_probes(),
         );
         Ok(Self {
-            run_stats: run_stats(settings),
+            run_stats: costs::run_stats(settings),
+            program_runs_at_start: None,
             probe_frames,
             lock_wait_source,
             runtime: tokio::runtime::Handle::current(),
@@ -246,35 +246,8 @@ impl Recorder {
         let mut not_measured = self.attach.not_measured.clone();
         not_measured.extend(self.functions.not_measured());
         not_measured.extend(self.probe_costs.1.iter().cloned());
-        if let Some(Err(why)) = &self.run_stats {
-            not_measured.push(crate::model::NotMeasured {
-                subject: PROGRAM_COST.to_owned(),
-                why: why.to_string(),
-            });
-        }
+        not_measured.extend(self.program_cost_refused());
         not_measured
-    }
-
-    /// What reaper's programs did in the kernel since the episode's set-up:
-    /// the runs it skipped, and (with `--program-cost`) what each cost.
-    fn program_accounts(
-        &self,
-        setup: &EpisodeSetup,
-    ) -> (
-        BTreeMap<String, u64>,
-        BTreeMap<String, crate::model::ProgramCost>,
-    ) {
-        let skipped = setup
-            .skipped_runs_before
-            .as_ref()
-            .map(|before| self.probe_runs_skipped_since(before))
-            .unwrap_or_default();
-        let costs = setup
-            .program_runs_before
-            .as_ref()
-            .map(|before| self.program_costs_since(before))
-            .unwrap_or_default();
-        (skipped, costs)
     }
 
     /// Records on a tokio runtime: the recorder runs on a blocking thread,
@@ -297,6 +270,7 @@ impl Recorder {
     /// Runs every episode and returns the run (partial if interrupted or if
     /// an episode failed after others succeeded).
     pub fn record(mut self, settings: &RecordSettings) -> anyhow::Result<Run> {
+        self.start_program_costs();
         let since_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -348,6 +322,7 @@ impl Recorder {
             function_probes: self.functions.function_probes(),
             watch: watch_summary,
             probe_costs: self.probe_costs.0.clone(),
+            program_costs: self.run_program_costs(),
         })
         // Dropping `self` detaches every probe and unloads the programs.
     }
@@ -594,18 +569,6 @@ fn time_functions(
     let probe_costs =
         crate::probes::calibrate::for_record(ebpf, &functions, calibrated, fentry_btf);
     Ok((functions, probe_costs))
-}
-
-/// The kernel's run statistics for `--program-cost`, switched on after
-/// everything is loaded and attached, so that is not counted.
-fn run_stats(
-    settings: &RecordSettings,
-) -> Option<
-    Result<crate::probes::program_stats::RunStats, crate::probes::program_stats::RunStatsError>,
-> {
-    settings
-        .program_cost
-        .then(crate::probes::program_stats::RunStats::enable)
 }
 
 /// The sampling period for `--freq`.

@@ -153,9 +153,7 @@ impl Recorder {
         let mut setup = EpisodeSetup::new(index, victim, threads);
         setup.rss_start = procfs::rss_members(pid);
         setup.skipped_runs_before = Some(program_stats::recursion_misses(&self.ebpf));
-        if let Some(Ok(_)) = &self.run_stats {
-            setup.program_runs_before = Some(program_stats::run_totals(&self.ebpf));
-        }
+        setup.program_runs_before = self.program_runs_now();
         if let Some(tid) = self.track_oom_reaper()? {
             setup.list_task(
                 CONTEXT_OOM_REAPER,
@@ -164,25 +162,6 @@ impl Recorder {
             );
         }
         Ok(setup)
-    }
-
-    /// What each of reaper's programs cost since `before` (a
-    /// [`program_stats::run_totals`] reading), by what each program probes.
-    pub(super) fn program_costs_since(
-        &self,
-        before: &BTreeMap<String, crate::model::ProgramCost>,
-    ) -> BTreeMap<String, crate::model::ProgramCost> {
-        let now = program_stats::run_totals(&self.ebpf);
-        let mut costs = BTreeMap::new();
-        for (program, cost) in program_stats::costs_since(before, &now) {
-            // Two programs may probe one thing (entry and exit): summed.
-            let entry: &mut crate::model::ProgramCost = costs
-                .entry(self.probe_frames.describe(&program))
-                .or_default();
-            entry.runs += cost.runs;
-            entry.run_ns += cost.run_ns;
-        }
-        costs
     }
 
     /// The runs of reaper's programs the kernel skipped since `before` (a

@@ -9,7 +9,9 @@ use crate::model::{ProgramCost, Run};
 /// The table, or `None` when no episode carries program costs.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct ProgramCostReport {
-    /// Episodes that carry costs (the medians are over these).
+    /// Episodes that carry costs (the medians are over these); 0 when the
+    /// figures are the whole recording's (`--watch`, whose episodes
+    /// overlap), one "episode" of the run's totals.
     pub episodes: usize,
     /// One row per program, the most expensive first.
     pub rows: Vec<ProgramCostRow>,
@@ -32,25 +34,23 @@ pub struct ProgramCostRow {
     pub share_pct: f64,
 }
 
-/// Builds the table from the episodes that carry program costs.
+/// Builds the table from the episodes that carry program costs, else from
+/// the whole recording's.
 pub fn build(run: &Run) -> Option<ProgramCostReport> {
-    let episodes: Vec<&BTreeMap<String, ProgramCost>> = run
+    let mut episodes: Vec<&BTreeMap<String, ProgramCost>> = run
         .episodes
         .iter()
         .map(|e| &e.program_costs)
         .filter(|c| !c.is_empty())
         .collect();
-    if episodes.is_empty() {
-        return None;
-    }
-    let mut sums: BTreeMap<&str, ProgramCost> = BTreeMap::new();
-    for costs in &episodes {
-        for (program, cost) in *costs {
-            let sum = sums.entry(program).or_default();
-            sum.runs += cost.runs;
-            sum.run_ns += cost.run_ns;
+    let whole_recording = episodes.is_empty();
+    if whole_recording {
+        if run.program_costs.is_empty() {
+            return None;
         }
+        episodes.push(&run.program_costs);
     }
+    let sums = sums(&episodes);
     let all_ns: u64 = sums.values().map(|c| c.run_ns).sum();
     let per_episode = |program: &str, field: fn(&ProgramCost) -> u64| {
         median(
@@ -80,7 +80,7 @@ pub fn build(run: &Run) -> Option<ProgramCostReport> {
             .then_with(|| a.program.cmp(&b.program))
     });
     Some(ProgramCostReport {
-        episodes: episodes.len(),
+        episodes: if whole_recording { 0 } else { episodes.len() },
         rows,
         total_ns_per_episode: median(
             episodes
@@ -89,6 +89,19 @@ pub fn build(run: &Run) -> Option<ProgramCostReport> {
                 .collect(),
         ),
     })
+}
+
+/// Each program's runs and time summed over `episodes`.
+fn sums<'a>(episodes: &[&'a BTreeMap<String, ProgramCost>]) -> BTreeMap<&'a str, ProgramCost> {
+    let mut sums: BTreeMap<&str, ProgramCost> = BTreeMap::new();
+    for costs in episodes {
+        for (program, cost) in *costs {
+            let sum = sums.entry(program.as_str()).or_default();
+            sum.runs += cost.runs;
+            sum.run_ns += cost.run_ns;
+        }
+    }
+    sums
 }
 
 /// The median (the lower middle of an even count), 0 for none.
@@ -150,5 +163,22 @@ mod tests {
     #[test]
     fn no_costs_no_table() {
         assert_eq!(build(&run_with(&[&[], &[]])), None);
+    }
+
+    #[test]
+    fn a_watch_run_has_the_whole_recording_s_costs() {
+        let mut run = run_with(&[&[], &[]]);
+        run.program_costs = [(
+            "sample_cpu_clock".to_owned(),
+            ProgramCost {
+                runs: 500,
+                run_ns: 1_000_000,
+            },
+        )]
+        .into();
+        let table = build(&run).unwrap();
+        assert_eq!(table.episodes, 0);
+        assert_eq!(table.rows[0].runs_per_episode, 500);
+        assert_eq!(table.total_ns_per_episode, 1_000_000);
     }
 }

@@ -10,11 +10,14 @@ use crate::text_width::{pad_right, width};
 pub fn render(t: &ProgramCostReport) -> String {
     let mut out = String::new();
     let ms = |ns: u64| duration::ms_value(ns as f64 / duration::NS_PER_MS, Precision::EXACT_PERIOD);
+    let scope = match t.episodes {
+        0 => "over the whole recording".to_owned(),
+        1 => "in its one episode".to_owned(),
+        n => format!("median per episode over {n} episodes"),
+    };
     let _ = writeln!(
         out,
-        "Probe program cost (the kernel's run statistics of reaper's programs, median per episode over {} episode{}):",
-        t.episodes,
-        if t.episodes == 1 { "" } else { "s" }
+        "Probe program cost (the kernel's run statistics of reaper's programs, {scope}):"
     );
     let name_width = t
         .rows
