@@ -222,36 +222,14 @@ impl Results {
         if self.program_cost_rounds == 0 {
             return String::new();
         }
+        let rows = self.program_cost_rows();
+        let per_round: Vec<u64> = (0..self.program_cost_rounds)
+            .map(|i| self.program_costs.values().map(|r| r[i].1).sum())
+            .collect();
         let median = |mut v: Vec<u64>| {
             v.sort_unstable();
             v[(v.len() - 1) / 2]
         };
-        let all_ns: u64 = self
-            .program_costs
-            .values()
-            .flat_map(|r| r.iter().map(|&(_, ns)| ns))
-            .sum();
-        let mut rows: Vec<(u64, String)> = self
-            .program_costs
-            .iter()
-            .map(|(program, rounds)| {
-                let runs: u64 = rounds.iter().map(|&(r, _)| r).sum();
-                let ns: u64 = rounds.iter().map(|&(_, n)| n).sum();
-                let round_ns = median(rounds.iter().map(|&(_, n)| n).collect());
-                let line = format!(
-                    "| {program} | {} | {:.1} | {:.3} | {:.1}% |",
-                    median(rounds.iter().map(|&(r, _)| r).collect()),
-                    ns as f64 / runs.max(1) as f64,
-                    round_ns as f64 / 1e6,
-                    100.0 * ns as f64 / all_ns.max(1) as f64
-                );
-                (round_ns, line)
-            })
-            .collect();
-        rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        let per_round: Vec<u64> = (0..self.program_cost_rounds)
-            .map(|i| self.program_costs.values().map(|r| r[i].1).sum())
-            .collect();
         let mut out = format!(
             concat!(
                 "## Where the overhead goes: reaper's programs in the kernel (H, {} round{})\n\n",
@@ -280,6 +258,39 @@ impl Results {
             median(per_round) as f64 / 1e6
         ));
         out
+    }
+
+    /// H's table rows, `(median ns per round, markdown line)`, the most
+    /// expensive first.
+    fn program_cost_rows(&self) -> Vec<(u64, String)> {
+        let median = |mut v: Vec<u64>| {
+            v.sort_unstable();
+            v[(v.len() - 1) / 2]
+        };
+        let all_ns: u64 = self
+            .program_costs
+            .values()
+            .flat_map(|r| r.iter().map(|&(_, ns)| ns))
+            .sum();
+        let mut rows: Vec<(u64, String)> = self
+            .program_costs
+            .iter()
+            .map(|(program, rounds)| {
+                let runs: u64 = rounds.iter().map(|&(r, _)| r).sum();
+                let ns: u64 = rounds.iter().map(|&(_, n)| n).sum();
+                let round_ns = median(rounds.iter().map(|&(_, n)| n).collect());
+                let line = format!(
+                    "| {program} | {} | {:.1} | {:.3} | {:.1}% |",
+                    median(rounds.iter().map(|&(r, _)| r).collect()),
+                    ns as f64 / runs.max(1) as f64,
+                    round_ns as f64 / 1e6,
+                    100.0 * ns as f64 / all_ns.max(1) as f64
+                );
+                (round_ns, line)
+            })
+            .collect();
+        rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        rows
     }
 
     /// What each figure measures, below the table.
