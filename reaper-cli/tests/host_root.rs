@@ -878,3 +878,34 @@ fn record_without_output_saves_the_run_and_says_where() {
     assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 1);
     assert!(no_victims_left());
 }
+
+/// `--program-cost`: the kernel's run statistics of reaper's programs are
+/// switched on, read per episode, and tabled in the report.
+#[test]
+fn program_cost_counts_each_program_per_episode() {
+    if !require_root("program_cost") {
+        return;
+    }
+    let dir = temp_dir("program-cost");
+    let out = reaper(&[
+        "record",
+        "--victim",
+        "64M",
+        "--attach",
+        "sampling",
+        "--program-cost",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let run = load_run(&dir.join("run.json"));
+    let costs = &run.episodes[0].program_costs;
+    let sampling = costs
+        .get("sample_cpu_clock")
+        .unwrap_or_else(|| panic!("no sampling program cost in {costs:?}"));
+    assert!(sampling.runs > 0 && sampling.run_ns > 0, "{sampling:?}");
+    assert!(!run.program_costs.is_empty());
+    assert!(stdout.contains("Probe program cost"), "{stdout}");
+    assert!(no_victims_left());
+}

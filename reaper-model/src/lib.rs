@@ -73,6 +73,12 @@ pub struct Run {
     /// nothing was measured (`not_measured` says why).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probe_costs: Vec<ProbeCost>,
+    /// What each of reaper's programs cost the kernel over the whole
+    /// recording (from `record --program-cost` switching run statistics on
+    /// to the end), by what the program probes; `--watch` runs have only
+    /// this (their episodes overlap). Empty when not asked for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub program_costs: BTreeMap<String, ProgramCost>,
 }
 
 /// The measured cost of one timed call (an entry and an exit hit of
@@ -387,6 +393,13 @@ pub struct Episode {
     /// not delimited (`--watch`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub skipped_probe_runs: BTreeMap<String, u64>,
+    /// What each of reaper's programs cost the kernel during the episode,
+    /// by what the program probes (`fexit page_remove_rmap`): the kernel's
+    /// own per-program statistics (`bpf_prog_info.run_cnt` and
+    /// `run_time_ns`), counted only while `record --program-cost` holds
+    /// `BPF_ENABLE_STATS` open. Empty when not asked for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub program_costs: BTreeMap<String, ProgramCost>,
     /// The recorder marked a lost race (`lost_race` in the file): the
     /// mrelease caller's `process_mrelease` returned ESRCH because every
     /// thread of the victim had already left its mm, so this episode has no
@@ -578,6 +591,18 @@ pub struct TimelineEntry {
     pub comm: String,
     /// Kind-specific argument.
     pub arg: i64,
+}
+
+/// One program's runs and its time in the kernel over an episode
+/// ([`Episode::program_costs`]).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub struct ProgramCost {
+    /// Times the program ran.
+    pub runs: u64,
+    /// Time it ran, ns, as the kernel measured around each run.
+    pub run_ns: u64,
 }
 
 /// Latencies of an episode, ns since the kill; `None` when the event was not

@@ -64,6 +64,13 @@ pub struct RecordArgs {
     /// the runs directory.
     #[arg(long, conflicts_with = "output")]
     pub no_save: bool,
+    /// Count each of reaper's programs' runs and kernel time per episode
+    /// (the kernel's own statistics, switched on through BPF_ENABLE_STATS
+    /// while recording; Linux 5.8+): what each probe costs, in the report's
+    /// "Probe program cost" table. Adds two clock reads to every BPF program
+    /// run on the machine while on.
+    #[arg(long)]
+    pub program_cost: bool,
     /// Kernel stack map entries (enlarge if stacks are lost) [default:
     /// 16384, or the run's expected samples when a --victim's size, VMAs
     /// and --runs can take more, up to 131072].
@@ -259,6 +266,7 @@ impl RecordArgs {
             } else {
                 EbpfLog::Off
             },
+            program_cost: self.program_cost,
         })
     }
 }

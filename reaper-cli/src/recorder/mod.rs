@@ -2,6 +2,7 @@
 //! episode (spawn or pick the victim, track its contexts, kill it, race it
 //! with `process_mrelease`, wait, drain) and build the [`Run`].
 
+mod costs;
 pub mod episode;
 pub mod figure_source;
 mod load;
@@ -84,6 +85,9 @@ pub struct RecordSettings {
     pub progress: progress::Progress,
     /// The eBPF side logs its drops and skips (`-vv`).
     pub ebpf_log: loader::EbpfLog,
+    /// Count each program's runs and kernel time per episode
+    /// (`--program-cost`).
+    pub program_cost: bool,
 }
 
 /// Longest wait for a victim to exit after SIGKILL.
@@ -116,6 +120,13 @@ pub struct Recorder {
     probe_costs: (Vec<crate::model::ProbeCost>, Vec<crate::model::NotMeasured>),
     /// Where lock waits come from when not from the contention tracepoints.
     lock_wait_source: Option<crate::model::FigureSource>,
+    /// The kernel's per-program run statistics, on while recording
+    /// (`--program-cost`), or why they could not be switched on.
+    run_stats: Option<
+        Result<crate::probes::program_stats::RunStats, crate::probes::program_stats::RunStatsError>,
+    >,
+    /// The programs' run statistics when recording began.
+    program_runs_at_start: Option<BTreeMap<String, crate::model::ProgramCost>>,
 }
 
 impl Drop for Recorder {
@@ -210,6 +221,8 @@ impl Recorder {
             &functions.function_probes(),
         );
         Ok(Self {
+            run_stats: costs::run_stats(settings),
+            program_runs_at_start: None,
             probe_frames,
             lock_wait_source,
             runtime: tokio::runtime::Handle::current(),
@@ -224,6 +237,17 @@ impl Recorder {
             symbols,
             period_ns,
         })
+    }
+
+    /// What the run could not measure: probes that did not attach,
+    /// functions not timed, calibrations not made, and `--program-cost`
+    /// when the kernel refused run statistics.
+    fn not_measured(&self) -> Vec<crate::model::NotMeasured> {
+        let mut not_measured = self.attach.not_measured.clone();
+        not_measured.extend(self.functions.not_measured());
+        not_measured.extend(self.probe_costs.1.iter().cloned());
+        not_measured.extend(self.program_cost_refused());
+        not_measured
     }
 
     /// Records on a tokio runtime: the recorder runs on a blocking thread,
@@ -246,6 +270,7 @@ impl Recorder {
     /// Runs every episode and returns the run (partial if interrupted or if
     /// an episode failed after others succeeded).
     pub fn record(mut self, settings: &RecordSettings) -> anyhow::Result<Run> {
+        self.start_program_costs();
         let since_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -262,9 +287,7 @@ impl Recorder {
         } else {
             partial_reason = self.episodes(settings, &mut episodes)?;
         }
-        let mut not_measured = self.attach.not_measured.clone();
-        not_measured.extend(self.functions.not_measured());
-        not_measured.extend(self.probe_costs.1.iter().cloned());
+        let not_measured = self.not_measured();
         let scenario = scenario_of(settings);
         Ok(Run {
             schema_version: SCHEMA_VERSION,
@@ -299,6 +322,7 @@ impl Recorder {
             function_probes: self.functions.function_probes(),
             watch: watch_summary,
             probe_costs: self.probe_costs.0.clone(),
+            program_costs: self.run_program_costs(),
         })
         // Dropping `self` detaches every probe and unloads the programs.
     }
@@ -481,11 +505,7 @@ impl Recorder {
             )
         });
         let latencies = episode::latencies(&timeline);
-        let skipped_probe_runs = setup
-            .skipped_runs_before
-            .as_ref()
-            .map(|before| self.probe_runs_skipped_since(before))
-            .unwrap_or_default();
+        let (skipped_probe_runs, program_costs) = self.program_accounts(&setup);
         let mut user_losses = BTreeMap::new();
         for (name, value) in [
             ("timeline_malformed", self.timeline.malformed),
@@ -505,6 +525,7 @@ impl Recorder {
             counters: raw.counters,
             user_losses,
             skipped_probe_runs,
+            program_costs,
             partial: !end.complete || interrupt::stop_requested(),
             trigger: None,
             frozen: end.frozen,

@@ -35,6 +35,9 @@ pub struct EpisodeSetup {
     /// ([`crate::probes::program_stats`]); `None` where the episode has no
     /// set-up moment to count from (`--watch` builds it afterwards).
     pub skipped_runs_before: Option<BTreeMap<String, u64>>,
+    /// The programs' run statistics at set-up, when `--program-cost`
+    /// switched them on; `None` otherwise.
+    pub program_runs_before: Option<BTreeMap<String, crate::model::ProgramCost>>,
     /// The victim's resident counters from /proc before t = 0, for the
     /// reclaim's first drops (`None`: unreadable).
     pub rss_start: Option<super::reclaim::Members>,
@@ -115,6 +118,7 @@ impl EpisodeSetup {
             tasks,
             events: Vec::new(),
             skipped_runs_before: None,
+            program_runs_before: None,
             rss_start: None,
             owners: None,
         }
@@ -149,6 +153,7 @@ impl Recorder {
         let mut setup = EpisodeSetup::new(index, victim, threads);
         setup.rss_start = procfs::rss_members(pid);
         setup.skipped_runs_before = Some(program_stats::recursion_misses(&self.ebpf));
+        setup.program_runs_before = self.program_runs_now();
         if let Some(tid) = self.track_oom_reaper()? {
             setup.list_task(
                 CONTEXT_OOM_REAPER,

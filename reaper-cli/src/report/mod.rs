@@ -17,6 +17,7 @@ pub mod losses;
 pub mod model;
 pub mod pprof;
 pub mod probe_cost;
+pub mod program_cost;
 pub mod pte_lock;
 pub mod pte_lock_exact;
 pub mod reclaim;

@@ -34,6 +34,10 @@ pub struct Report {
     /// Exact function timing: the reaper order, exact tables, histograms
     /// and probe hits.
     pub function_timing: FunctionTimingReport,
+    /// What each of reaper's programs cost the kernel per episode
+    /// (`record --program-cost`); absent when not recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program_cost: Option<super::program_cost::ProgramCostReport>,
 }
 
 /// Run-level facts.

@@ -44,9 +44,10 @@ enum Cond {
     Accuracy,
     Capacity,
     CapacityWide,
+    ReaperCost,
 }
 
-const ORDER: [Cond; 7] = [
+const ORDER: [Cond; 8] = [
     Cond::None,
     Cond::Reaper,
     Cond::Perf,
@@ -54,6 +55,7 @@ const ORDER: [Cond; 7] = [
     Cond::Accuracy,
     Cond::Capacity,
     Cond::CapacityWide,
+    Cond::ReaperCost,
 ];
 
 impl Cond {
@@ -66,6 +68,7 @@ impl Cond {
             Cond::Accuracy => "E: reaper --watch + perf record together",
             Cond::Capacity => "F: capacity stress under reaper --watch",
             Cond::CapacityWide => "G: wide capacity stress under reaper --watch",
+            Cond::ReaperCost => "H: reaper --watch --program-cost (B + per-program kernel time)",
         }
     }
 
@@ -78,6 +81,7 @@ impl Cond {
             Cond::Accuracy => "e-accuracy",
             Cond::Capacity => "f-capacity",
             Cond::CapacityWide => "g-capacity-wide",
+            Cond::ReaperCost => "h-reaper-cost",
         }
     }
 }
@@ -108,6 +112,10 @@ pub struct Results {
     acc_reap_perf: Vec<f64>,
     acc_exit_mmap_rel_pct: Vec<f64>,
     acc_reap_rel_pct: Vec<f64>,
+    /// H: each program's (runs, run ns) per round, by what it probes.
+    program_costs: BTreeMap<String, Vec<(u64, u64)>>,
+    /// H rounds whose run.json had program costs.
+    program_cost_rounds: usize,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -154,7 +162,7 @@ fn episode(cfg: &Config, cond: Cond, dir: &Path, res: &mut Results) -> Result<()
             let race = driver::race(victim)?;
             res.push_race(cond, &race);
         }
-        Cond::Reaper | Cond::ReaperAll => reaper_episode(cfg, cond, dir, res)?,
+        Cond::Reaper | Cond::ReaperAll | Cond::ReaperCost => reaper_episode(cfg, cond, dir, res)?,
         Cond::Perf => perf_episode(cfg, dir, res)?,
         Cond::Accuracy => accuracy_episode(cfg, dir, res)?,
         Cond::Capacity | Cond::CapacityWide => capacity::episode(cfg, cond, dir, res)?,
@@ -166,6 +174,9 @@ fn reaper_args(cfg: &Config, cond: Cond) -> Vec<String> {
     let mut args = vec!["--freq".to_owned(), cfg.freq.to_string()];
     if cond == Cond::ReaperAll {
         args.extend(["--attach".to_owned(), "auto".to_owned()]);
+    }
+    if cond == Cond::ReaperCost {
+        args.push("--program-cost".to_owned());
     }
     args
 }
@@ -204,6 +215,10 @@ fn reaper_episode(cfg: &Config, cond: Cond, dir: &Path, res: &mut Results) -> Re
     if cond == Cond::ReaperAll {
         res.function_probes_attached
             .push(run_json::function_probes_attached(&run));
+        return Ok(());
+    }
+    if cond == Cond::ReaperCost {
+        res.push_program_costs(&run);
         return Ok(());
     }
     res.reaper_stop_to_exit.push(ms(stop_to_exit));
@@ -312,6 +327,24 @@ impl Results {
 
     fn capacity_mut(&mut self, cond: Cond) -> &mut capacity::Capacity {
         &mut self.capacity[usize::from(cond == Cond::CapacityWide)]
+    }
+
+    /// H's run-level program costs (the whole watch), one entry per round;
+    /// a program that did not run in a round counts (0, 0) there.
+    fn push_program_costs(&mut self, run: &crate::reaper_json::Run) {
+        if run.program_costs.is_empty() {
+            return;
+        }
+        let round = self.program_cost_rounds;
+        for (program, cost) in &run.program_costs {
+            let rounds = self.program_costs.entry(program.clone()).or_default();
+            rounds.resize(round, (0, 0));
+            rounds.push((cost.runs, cost.run_ns));
+        }
+        self.program_cost_rounds += 1;
+        for rounds in self.program_costs.values_mut() {
+            rounds.resize(self.program_cost_rounds, (0, 0));
+        }
     }
 
     fn push_race(&mut self, cond: Cond, race: &Race) {

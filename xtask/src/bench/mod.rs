@@ -131,11 +131,12 @@ fn run_bench(args: BenchArgs) -> Result<()> {
     let verdicts: Vec<&verdict::Verdict> = rows.iter().filter_map(|r| r.verdict.as_ref()).collect();
     let wins = verdicts.iter().filter(|v| v.reaper_wins()).count();
     let doc = format!(
-        "# cargo xtask bench\n\n{machine}\n\nCommand: `cargo xtask bench --size {} --rounds {} --freq {}`\n\n{table}\nreaper wins {wins} of the {} rows with a \"reaper vs perf\" verdict (faster or smaller with the whole interval below 1.0; for accuracy, agreement).\n\n{}\n",
+        "# cargo xtask bench\n\n{machine}\n\nCommand: `cargo xtask bench --size {} --rounds {} --freq {}`\n\n{table}\nreaper wins {wins} of the {} rows with a \"reaper vs perf\" verdict (faster or smaller with the whole interval below 1.0; for accuracy, agreement).\n\n{}\n{}",
         human_size(args.size),
         args.rounds,
         args.freq,
         verdicts.len(),
+        results.program_cost_table(),
         results.notes(&config)
     );
     println!("{doc}");

@@ -8,6 +8,7 @@ mod context;
 mod episode;
 mod function_timing;
 mod notes;
+mod program_cost;
 mod summary;
 
 pub(crate) use notes::Notes;
@@ -38,6 +39,10 @@ pub fn render(report: &Report) -> String {
     }
     out.push('\n');
     out.push_str(&function_timing::render(&report.function_timing));
+    if let Some(cost) = &report.program_cost {
+        out.push('\n');
+        out.push_str(&program_cost::render(cost));
+    }
     out.push('\n');
     not_measured(report, &mut out);
     out

@@ -3,7 +3,13 @@
 use super::{Cond, Config, Results};
 use crate::bench::{human_size, stats::Row, verdict::Goal};
 
-const OVERHEAD: [Cond; 4] = [Cond::None, Cond::Reaper, Cond::Perf, Cond::ReaperAll];
+const OVERHEAD: [Cond; 5] = [
+    Cond::None,
+    Cond::Reaper,
+    Cond::Perf,
+    Cond::ReaperAll,
+    Cond::ReaperCost,
+];
 
 impl Results {
     fn latency(&self, which: &str, cond: Cond) -> Row {
@@ -209,6 +215,84 @@ impl Results {
         rows
     }
 
+    /// H's table: each of reaper's programs' kernel time per round (the
+    /// whole watch: attach to stop), from the kernel's run statistics, the
+    /// most expensive first; empty when no H round had them.
+    pub fn program_cost_table(&self) -> String {
+        if self.program_cost_rounds == 0 {
+            return String::new();
+        }
+        let rows = self.program_cost_rows();
+        let per_round: Vec<u64> = (0..self.program_cost_rounds)
+            .map(|i| self.program_costs.values().map(|r| r[i].1).sum())
+            .collect();
+        let median = |mut v: Vec<u64>| {
+            v.sort_unstable();
+            v[(v.len() - 1) / 2]
+        };
+        let mut out = format!(
+            concat!(
+                "## Where the overhead goes: reaper's programs in the kernel (H, {} round{})\n\n",
+                "Each program's runs and time as the kernel counts them (`bpf_prog_info` run_cnt and ",
+                "run_time_ns, switched on by `reaper record --program-cost` through BPF_ENABLE_STATS), ",
+                "over the whole watch of a round (attach → stop: the episode, the {} ms after it, and ",
+                "every other process's syscalls and samples meanwhile), median per round; share: of all ",
+                "programs' time summed over the rounds. The programs' own time, without the perf-event, ",
+                "trampoline or tracepoint entry around them.\n\n",
+                "| program | runs per round | ns per run | ms per round | share |\n|---|---|---|---|---|\n"
+            ),
+            self.program_cost_rounds,
+            if self.program_cost_rounds == 1 {
+                ""
+            } else {
+                "s"
+            },
+            super::SETTLE_AFTER.as_millis()
+        );
+        for (_, line) in rows {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "| all programs | | | {:.3} | 100% |\n",
+            median(per_round) as f64 / 1e6
+        ));
+        out
+    }
+
+    /// H's table rows, `(median ns per round, markdown line)`, the most
+    /// expensive first.
+    fn program_cost_rows(&self) -> Vec<(u64, String)> {
+        let median = |mut v: Vec<u64>| {
+            v.sort_unstable();
+            v[(v.len() - 1) / 2]
+        };
+        let all_ns: u64 = self
+            .program_costs
+            .values()
+            .flat_map(|r| r.iter().map(|&(_, ns)| ns))
+            .sum();
+        let mut rows: Vec<(u64, String)> = self
+            .program_costs
+            .iter()
+            .map(|(program, rounds)| {
+                let runs: u64 = rounds.iter().map(|&(r, _)| r).sum();
+                let ns: u64 = rounds.iter().map(|&(_, n)| n).sum();
+                let round_ns = median(rounds.iter().map(|&(_, n)| n).collect());
+                let line = format!(
+                    "| {program} | {} | {:.1} | {:.3} | {:.1}% |",
+                    median(rounds.iter().map(|&(r, _)| r).collect()),
+                    ns as f64 / runs.max(1) as f64,
+                    round_ns as f64 / 1e6,
+                    100.0 * ns as f64 / all_ns.max(1) as f64
+                );
+                (round_ns, line)
+            })
+            .collect();
+        rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        rows
+    }
+
     /// What each figure measures, below the table.
     pub fn notes(&self, cfg: &Config) -> String {
         let mut notes = format!(
@@ -231,5 +315,56 @@ impl Results {
             ));
         }
         notes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reaper_model::ProgramCost;
+
+    fn run_with(costs: &[(&str, u64, u64)]) -> crate::reaper_json::Run {
+        let path = crate::workspace::workspace_root()
+            .join("reaper-cli/tests/data/compare/vm-6.1-forward/run.json");
+        let mut run: crate::reaper_json::Run =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        run.program_costs = costs
+            .iter()
+            .map(|&(p, runs, run_ns)| (p.to_owned(), ProgramCost { runs, run_ns }))
+            .collect();
+        run
+    }
+
+    #[test]
+    fn the_program_cost_table_has_medians_per_round_and_counts_absent_rounds_as_zero() {
+        let mut res = Results::default();
+        assert_eq!(res.program_cost_table(), "");
+        res.push_program_costs(&run_with(&[("sample_cpu_clock", 100, 300_000)]));
+        res.push_program_costs(&run_with(&[
+            ("sample_cpu_clock", 300, 900_000),
+            ("raw_contention_begin", 50, 100_000),
+        ]));
+        res.push_program_costs(&run_with(&[("sample_cpu_clock", 200, 600_000)]));
+        // A round without costs (an older reaper) is not a round of H.
+        res.push_program_costs(&run_with(&[]));
+        let table = res.program_cost_table();
+        assert!(table.contains("(H, 3 rounds)"), "{table}");
+        // Median of 300, 900 and 600 µs; 1.8 ms of 1.9 ms in all.
+        assert!(
+            table.contains("| sample_cpu_clock | 200 | 3000.0 | 0.600 | 94.7% |"),
+            "{table}"
+        );
+        // Ran in one round of three: median 0.
+        assert!(
+            table.contains("| raw_contention_begin | 0 | 2000.0 | 0.000 | 5.3% |"),
+            "{table}"
+        );
+        // Per round 0.3, 1.0 and 0.6 ms: median 0.6.
+        assert!(
+            table.contains("| all programs | | | 0.600 | 100% |"),
+            "{table}"
+        );
+        let sample = table.find("sample_cpu_clock").unwrap();
+        assert!(sample < table.find("raw_contention_begin").unwrap());
     }
 }
