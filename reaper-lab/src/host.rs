@@ -84,7 +84,12 @@ pub fn install(listed: &[String], packages: &[&str]) -> Result<()> {
 }
 
 /// Runs `cmd`, printing it first.
-pub fn status(mut cmd: Command) -> Result<()> {
+pub fn status(cmd: Command) -> Result<()> {
+    status_as("reaper-lab", cmd)
+}
+
+/// Runs `cmd`, printing it first after `who: `; fails unless it succeeds.
+pub fn status_as(who: &str, mut cmd: Command) -> Result<()> {
     let shown = format!(
         "{} {}",
         cmd.get_program().to_string_lossy(),
@@ -93,7 +98,7 @@ pub fn status(mut cmd: Command) -> Result<()> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    eprintln!("reaper-lab: {shown}");
+    eprintln!("{who}: {shown}");
     let status = cmd.status().with_context(|| format!("running {shown}"))?;
     if !status.success() {
         bail!("`{shown}` failed with {status}");

@@ -15,12 +15,10 @@
 //! call open, and the programs then take their overflow path, not the one a
 //! teardown takes.
 
+use crate::probes::collect::reset_per_cpu;
 use std::time::Instant;
 
-use aya::{
-    Btf, Ebpf,
-    maps::{HashMap as BpfHashMap, PerCpuArray, PerCpuValues},
-};
+use aya::{Btf, Ebpf, maps::HashMap as BpfHashMap};
 use reaper_common::{
     context::CONTEXT_MRELEASE_CALLER,
     function_timing::{
@@ -115,6 +113,9 @@ pub enum CalibrationError {
         /// aya's error with its causes.
         why: String,
     },
+    /// A per-CPU map could not be reset.
+    #[error(transparent)]
+    MapAccess(#[from] crate::probes::collect::MapAccessError),
     /// The calibrating thread was tracked already.
     #[error("thread {0} is already tracked")]
     AlreadyTracked(u32),
@@ -189,43 +190,13 @@ fn track_self(ebpf: &mut Ebpf, tid: u32, on: bool) -> Result<(), CalibrationErro
 /// Zeroes what the loop left in `slot`'s aggregates and the thread's entry
 /// stack, so the first episode starts clean.
 fn scrub(ebpf: &mut Ebpf, slot: usize, tid: u32) -> Result<(), CalibrationError> {
-    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
     let stats_index = CALIBRATION_CONTEXT * SLOT_COUNT + slot as u32;
-    {
-        let map = ebpf
-            .map_mut(MAP_FN_STATS)
-            .ok_or(CalibrationError::MissingMap(MAP_FN_STATS))?;
-        let mut stats: PerCpuArray<_, FunctionStats> =
-            map.try_into().map_err(map_error(MAP_FN_STATS))?;
-        let zeros = PerCpuValues::try_from(vec![FunctionStats::default(); cpus])
-            .map_err(CalibrationError::Io)?;
-        stats
-            .set(stats_index, zeros, 0)
-            .map_err(map_error(MAP_FN_STATS))?;
-    }
-    {
-        let map = ebpf
-            .map_mut(MAP_FN_HITS)
-            .ok_or(CalibrationError::MissingMap(MAP_FN_HITS))?;
-        let mut hits: PerCpuArray<_, u64> = map.try_into().map_err(map_error(MAP_FN_HITS))?;
-        let zeros = PerCpuValues::try_from(vec![0u64; cpus]).map_err(CalibrationError::Io)?;
-        hits.set(slot as u32, zeros, 0)
-            .map_err(map_error(MAP_FN_HITS))?;
-    }
-    {
-        // The loop's calls are the longest the slot has seen; left in
-        // place they would show up as the first episode's calls of the
-        // function attached to this slot afterwards.
-        let map = ebpf
-            .map_mut(MAP_FN_TOP_CALLS)
-            .ok_or(CalibrationError::MissingMap(MAP_FN_TOP_CALLS))?;
-        let mut top: PerCpuArray<_, TopCalls> =
-            map.try_into().map_err(map_error(MAP_FN_TOP_CALLS))?;
-        let zeros = PerCpuValues::try_from(vec![TopCalls::default(); cpus])
-            .map_err(CalibrationError::Io)?;
-        top.set(stats_index, zeros, 0)
-            .map_err(map_error(MAP_FN_TOP_CALLS))?;
-    }
+    reset_per_cpu::<FunctionStats>(ebpf, MAP_FN_STATS, stats_index)?;
+    reset_per_cpu::<u64>(ebpf, MAP_FN_HITS, slot as u32)?;
+    // The loop's calls are the longest the slot has seen; left in place they
+    // would show up as the first episode's calls of the function attached to
+    // this slot afterwards.
+    reset_per_cpu::<TopCalls>(ebpf, MAP_FN_TOP_CALLS, stats_index)?;
     let map = ebpf
         .map_mut(MAP_FN_ENTRY_STACKS)
         .ok_or(CalibrationError::MissingMap(MAP_FN_ENTRY_STACKS))?;

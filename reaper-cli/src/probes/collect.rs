@@ -25,18 +25,18 @@ use reaper_common::{
 #[derive(Debug, thiserror::Error)]
 #[error("BPF map {map}: {what}")]
 pub struct MapAccessError {
-    map: &'static str,
-    what: String,
+    pub(crate) map: &'static str,
+    pub(crate) what: String,
 }
 
-fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> MapAccessError {
+pub(crate) fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> MapAccessError {
     move |err| MapAccessError {
         map,
         what: crate::probes::attach::error_chain(&err),
     }
 }
 
-fn map_mut<'a>(
+pub(crate) fn map_mut<'a>(
     ebpf: &'a mut Ebpf,
     name: &'static str,
 ) -> Result<&'a mut aya::maps::Map, MapAccessError> {
@@ -44,6 +44,30 @@ fn map_mut<'a>(
         map: name,
         what: "missing from the eBPF object".into(),
     })
+}
+
+/// A maker of zero values, one per possible CPU, to reset entries of the
+/// per-CPU map `name` (the CPU count is read once).
+pub(crate) fn per_cpu_zeros<V: aya::Pod + Copy + Default>(
+    name: &'static str,
+) -> Result<impl Fn() -> Result<PerCpuValues<V>, MapAccessError>, MapAccessError> {
+    let failed = move |e: std::io::Error| MapAccessError {
+        map: name,
+        what: e.to_string(),
+    };
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| failed(e))?;
+    Ok(move || PerCpuValues::try_from(vec![V::default(); cpus]).map_err(failed))
+}
+
+/// Resets entry `index` of the per-CPU array `name` to zero on every CPU.
+pub(crate) fn reset_per_cpu<V: aya::Pod + Copy + Default>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    index: u32,
+) -> Result<(), MapAccessError> {
+    let zeros = per_cpu_zeros::<V>(name)?()?;
+    let mut map: PerCpuArray<_, V> = map_mut(ebpf, name)?.try_into().map_err(map_err(name))?;
+    map.set(index, zeros, 0).map_err(map_err(name))
 }
 
 /// Attributes every thread of `tgid` to `context`.
@@ -251,10 +275,7 @@ where
 }
 
 fn drain_counters(ebpf: &mut Ebpf) -> Result<BTreeMap<String, u64>, MapAccessError> {
-    let cpus = aya::util::nr_cpus().map_err(|(_, e)| MapAccessError {
-        map: MAP_COUNTERS,
-        what: e.to_string(),
-    })?;
+    let zeros = per_cpu_zeros::<u64>(MAP_COUNTERS)?;
     let mut map: PerCpuArray<_, u64> = map_mut(ebpf, MAP_COUNTERS)?
         .try_into()
         .map_err(map_err(MAP_COUNTERS))?;
@@ -264,11 +285,7 @@ fn drain_counters(ebpf: &mut Ebpf) -> Result<BTreeMap<String, u64>, MapAccessErr
             .get(&(counter as u32), 0)
             .map_err(map_err(MAP_COUNTERS))?;
         counters.insert(counter.name().to_owned(), values.iter().sum());
-        let zeros = PerCpuValues::try_from(vec![0u64; cpus]).map_err(|e| MapAccessError {
-            map: MAP_COUNTERS,
-            what: e.to_string(),
-        })?;
-        map.set(counter as u32, zeros, 0)
+        map.set(counter as u32, zeros()?, 0)
             .map_err(map_err(MAP_COUNTERS))?;
     }
     debug_assert_eq!(counters.len(), COUNTER_COUNT as usize);

@@ -17,7 +17,7 @@ mod rust;
 
 use std::process::Command;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::Result;
 
 use packages::HostTool;
 
@@ -119,21 +119,8 @@ fn output(program: &str, args: &[&str]) -> Option<String> {
 }
 
 /// Runs `cmd`, printing it first.
-fn status(mut cmd: Command) -> Result<()> {
-    let shown = format!(
-        "{} {}",
-        cmd.get_program().to_string_lossy(),
-        cmd.get_args()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    eprintln!("xtask setup: {shown}");
-    let status = cmd.status().with_context(|| format!("running {shown}"))?;
-    if !status.success() {
-        bail!("`{shown}` failed with {status}");
-    }
-    Ok(())
+fn status(cmd: Command) -> Result<()> {
+    reaper_lab::host::status_as("xtask setup", cmd)
 }
 
 #[cfg(test)]

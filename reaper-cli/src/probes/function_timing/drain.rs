@@ -3,7 +3,7 @@
 
 use aya::{
     Ebpf,
-    maps::{Array, PerCpuArray, PerCpuValues},
+    maps::{Array, PerCpuArray},
 };
 use reaper_common::{
     context::CONTEXT_COUNT,
@@ -15,32 +15,8 @@ use reaper_common::{
     },
 };
 
-use crate::probes::attach::error_chain;
-
-/// Map access failures.
-#[derive(Debug, thiserror::Error)]
-#[error("BPF map {map}: {what}")]
-pub struct DrainError {
-    map: &'static str,
-    what: String,
-}
-
-fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> DrainError {
-    move |e| DrainError {
-        map,
-        what: error_chain(&e),
-    }
-}
-
-fn map_mut<'a>(
-    ebpf: &'a mut Ebpf,
-    name: &'static str,
-) -> Result<&'a mut aya::maps::Map, DrainError> {
-    ebpf.map_mut(name).ok_or(DrainError {
-        map: name,
-        what: "missing from the eBPF object".into(),
-    })
-}
+use crate::probes::collect::MapAccessError;
+use crate::probes::collect::{map_err, map_mut, per_cpu_zeros};
 
 /// What the kernel aggregated for function timing during one episode.
 #[derive(Clone, Debug, Default)]
@@ -68,14 +44,11 @@ fn drain_per_cpu<V>(
     entries: u32,
     merge: impl Fn(&mut V, &V),
     is_zero: impl Fn(&V) -> bool,
-) -> Result<Vec<(u32, V)>, DrainError>
+) -> Result<Vec<(u32, V)>, MapAccessError>
 where
     V: aya::Pod + Copy + Default,
 {
-    let cpus = aya::util::nr_cpus().map_err(|(_, e)| DrainError {
-        map: name,
-        what: e.to_string(),
-    })?;
+    let zeros = per_cpu_zeros::<V>(name)?;
     let mut map: PerCpuArray<_, V> = map_mut(ebpf, name)?.try_into().map_err(map_err(name))?;
     let mut out = Vec::new();
     for index in 0..entries {
@@ -85,12 +58,7 @@ where
             merge(&mut total, v);
         }
         if !is_zero(&total) {
-            let zeros =
-                PerCpuValues::try_from(vec![V::default(); cpus]).map_err(|e| DrainError {
-                    map: name,
-                    what: e.to_string(),
-                })?;
-            map.set(index, zeros, 0).map_err(map_err(name))?;
+            map.set(index, zeros()?, 0).map_err(map_err(name))?;
             out.push((index, total));
         }
     }
@@ -98,7 +66,7 @@ where
 }
 
 /// Reads and resets every function-timing map.
-pub fn drain(ebpf: &mut Ebpf) -> Result<RawFunctionTiming, DrainError> {
+pub fn drain(ebpf: &mut Ebpf) -> Result<RawFunctionTiming, MapAccessError> {
     let stats = drain_per_cpu(
         ebpf,
         MAP_FN_STATS,
@@ -182,12 +150,9 @@ pub fn drain(ebpf: &mut Ebpf) -> Result<RawFunctionTiming, DrainError> {
 }
 
 /// Reads and resets the per-CPU longest calls, merged per (context, slot).
-fn drain_top_calls(ebpf: &mut Ebpf) -> Result<Vec<(u32, u32, Vec<CallRecord>)>, DrainError> {
+fn drain_top_calls(ebpf: &mut Ebpf) -> Result<Vec<(u32, u32, Vec<CallRecord>)>, MapAccessError> {
     let name = MAP_FN_TOP_CALLS;
-    let cpus = aya::util::nr_cpus().map_err(|(_, e)| DrainError {
-        map: name,
-        what: e.to_string(),
-    })?;
+    let zeros = per_cpu_zeros::<TopCalls>(name)?;
     let mut map: PerCpuArray<_, TopCalls> =
         map_mut(ebpf, name)?.try_into().map_err(map_err(name))?;
     let mut out = Vec::new();
@@ -198,12 +163,7 @@ fn drain_top_calls(ebpf: &mut Ebpf) -> Result<Vec<(u32, u32, Vec<CallRecord>)>, 
         if calls.is_empty() {
             continue;
         }
-        let zeros =
-            PerCpuValues::try_from(vec![TopCalls::default(); cpus]).map_err(|e| DrainError {
-                map: name,
-                what: e.to_string(),
-            })?;
-        map.set(index, zeros, 0).map_err(map_err(name))?;
+        map.set(index, zeros()?, 0).map_err(map_err(name))?;
         out.push((index / SLOT_COUNT, index % SLOT_COUNT, calls));
     }
     Ok(out)

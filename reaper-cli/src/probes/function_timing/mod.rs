@@ -13,7 +13,7 @@ mod ladder;
 mod model;
 mod plan;
 
-pub use drain::{DrainError, RawFunctionTiming, drain, merge_top_calls};
+pub use drain::{RawFunctionTiming, drain, merge_top_calls};
 pub(crate) use ladder::auto_rung;
 pub use ladder::{
     AttachPolicy, ForcedModeError, FunctionAttach, LadderReport, attach_ladder, kprobes_built_in,
