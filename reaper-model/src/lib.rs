@@ -6,6 +6,8 @@
 //! first), so a run file needs no kallsyms to re-render.
 
 pub mod doctor;
+#[cfg(feature = "golden")]
+pub mod golden;
 pub mod migrate;
 pub mod query;
 
