@@ -446,7 +446,7 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
         frozen: episode.frozen.clone(),
         trigger: episode.trigger.clone(),
         reclaim: super::reclaim::report(run, episode),
-        t0: super::rows::t0_of(&episode.timeline).to_owned(),
+        t0: super::rows::t0_of(&episode.timeline),
     }
 }
 

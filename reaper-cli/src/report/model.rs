@@ -351,7 +351,35 @@ pub struct EpisodeReport {
     pub reclaim: Result<ReclaimReport, String>,
     /// What t = 0 is: "the kill" (reaper's, another process's or the OOM
     /// killer's), or "its exit began" (a process that exited by itself).
-    pub t0: String,
+    pub t0: TimeZero,
+}
+
+/// What t = 0 of an episode's timeline is (`t0` in `report --json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub enum TimeZero {
+    /// A kill: reaper's, another process's, or the OOM killer's
+    /// `oom:mark_victim`.
+    #[serde(rename = "the kill")]
+    Kill,
+    /// The start of the process's own exit (nothing killed it).
+    #[serde(rename = "its exit began")]
+    ExitBegan,
+}
+
+impl TimeZero {
+    /// The words the report prints ("ms since the kill").
+    pub const fn words(self) -> &'static str {
+        match self {
+            Self::Kill => "the kill",
+            Self::ExitBegan => "its exit began",
+        }
+    }
+}
+
+impl std::fmt::Display for TimeZero {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.words())
+    }
 }
 
 /// Resident memory an episode's teardown freed, per context, and the rates.

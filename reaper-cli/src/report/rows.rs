@@ -189,13 +189,13 @@ pub fn row_stats(cells: &[Cell]) -> Option<RowStats> {
 
 /// What t = 0 of a timeline is: a kill (reaper's entry, or the OOM
 /// killer's `oom:mark_victim`), else the start of the process's own exit.
-pub(crate) fn t0_of(timeline: &[crate::model::TimelineEntry]) -> &'static str {
+pub(crate) fn t0_of(timeline: &[crate::model::TimelineEntry]) -> super::model::TimeZero {
     let killed = timeline.iter().any(|e| {
         e.kind == "kill" || e.kind == reaper_common::timeline::TimelineKind::OomMarkVictim.name()
     });
     if killed || timeline.is_empty() {
-        "the kill"
+        super::model::TimeZero::Kill
     } else {
-        "its exit began"
+        super::model::TimeZero::ExitBegan
     }
 }
