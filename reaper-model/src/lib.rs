@@ -5,28 +5,7 @@
 //! `reaper record`'s output offline. Stacks are stored symbolized (root
 //! first), so a run file needs no kallsyms to re-render.
 
-/// Gives a type whose JSON form is its text (a reason written as a string)
-/// the JSON schema of a `String`, inlined as `String`'s is, so a typed
-/// reason leaves the published schemas byte-identical.
-#[macro_export]
-macro_rules! string_schema {
-    ($ty:ty) => {
-        impl schemars::JsonSchema for $ty {
-            fn inline_schema() -> bool {
-                true
-            }
-            fn schema_name() -> std::borrow::Cow<'static, str> {
-                <String as schemars::JsonSchema>::schema_name()
-            }
-            fn schema_id() -> std::borrow::Cow<'static, str> {
-                <String as schemars::JsonSchema>::schema_id()
-            }
-            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                <String as schemars::JsonSchema>::json_schema(generator)
-            }
-        }
-    };
-}
+mod string_schema;
 
 pub mod doctor;
 #[cfg(feature = "golden")]

@@ -73,7 +73,9 @@ pub fn parse_pct(raw: &str) -> Result<f64, PctError> {
     let trimmed = raw.strip_suffix('%').unwrap_or(raw);
     match trimmed.parse::<f64>() {
         Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
-        _ => Err(PctError { raw: raw.to_owned() }),
+        _ => Err(PctError {
+            raw: raw.to_owned(),
+        }),
     }
 }
 

@@ -150,14 +150,18 @@ pub enum GateFlagError {
 fn parse_min_runs(raw: &str) -> Result<usize, GateFlagError> {
     match raw.parse::<usize>() {
         Ok(n) if n >= 3 => Ok(n),
-        _ => Err(GateFlagError::MinRuns { raw: raw.to_owned() }),
+        _ => Err(GateFlagError::MinRuns {
+            raw: raw.to_owned(),
+        }),
     }
 }
 
 fn parse_alpha(raw: &str) -> Result<f64, GateFlagError> {
     match raw.parse::<f64>() {
         Ok(p) if p > 0.0 && p < 1.0 => Ok(p),
-        _ => Err(GateFlagError::Alpha { raw: raw.to_owned() }),
+        _ => Err(GateFlagError::Alpha {
+            raw: raw.to_owned(),
+        }),
     }
 }
 

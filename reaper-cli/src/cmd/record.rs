@@ -179,11 +179,7 @@ impl RecordArgs {
             duration: self.duration.map(std::time::Duration::from_secs),
             max_episodes: self.max_episodes.max(1),
             filter: crate::recorder::watch::ExitFilter {
-                comm: self
-                    .comm
-                    .as_deref()
-                    .map(str::parse)
-                    .transpose()?,
+                comm: self.comm.as_deref().map(str::parse).transpose()?,
                 min_rss: self
                     .min_rss
                     .as_deref()

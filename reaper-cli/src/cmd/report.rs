@@ -93,9 +93,9 @@ pub enum PercentError {
 }
 
 fn parse_percent(raw: &str) -> Result<f64, PercentError> {
-    let value: f64 = raw
-        .parse()
-        .map_err(|_| PercentError::NotANumber { raw: raw.to_owned() })?;
+    let value: f64 = raw.parse().map_err(|_| PercentError::NotANumber {
+        raw: raw.to_owned(),
+    })?;
     if (0.0..=100.0).contains(&value) {
         Ok(value)
     } else {

@@ -227,7 +227,9 @@ mod tests {
     use super::*;
     use reaper_model::{
         AttachMode, HostInfo, Lockdown, ProbeOutcome,
-        doctor::{AttachKind, FunctionMode, KernelPolicy, ProgramCheck, Refusal, Step, Unavailable},
+        doctor::{
+            AttachKind, FunctionMode, KernelPolicy, ProgramCheck, Refusal, Step, Unavailable,
+        },
     };
 
     /// The development host: integrity lockdown from the configuration,
@@ -291,7 +293,9 @@ mod tests {
                     source: "the kernel configuration (CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY=y)"
                         .into(),
                 }),
-                ftrace_functions: Some(Err(Unavailable("available_filter_functions: EPERM".into()))),
+                ftrace_functions: Some(Err(Unavailable(
+                    "available_filter_functions: EPERM".into(),
+                ))),
                 seccomp_filters: Some(0),
                 ..KernelPolicy::default()
             },

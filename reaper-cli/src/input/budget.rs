@@ -84,9 +84,11 @@ impl std::str::FromStr for MaxInput {
         for part in parts {
             match part.split_once('=') {
                 Some(("episodes", n)) => {
-                    max.episodes = n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                        MaxInputError::Episodes { raw: n.to_owned() }
-                    })?;
+                    max.episodes = n
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| MaxInputError::Episodes { raw: n.to_owned() })?;
                 }
                 _ => {
                     return Err(MaxInputError::Unknown {

@@ -31,8 +31,7 @@ pub fn runs_dir() -> Result<PathBuf, NoRunsDir> {
         return Ok(PathBuf::from(dir));
     }
     if let Some(owner) = super::owner::invoking_user() {
-        let home = home_of(owner.uid)
-            .ok_or(NoRunsDir::NoSudoHome { uid: owner.uid })?;
+        let home = home_of(owner.uid).ok_or(NoRunsDir::NoSudoHome { uid: owner.uid })?;
         return Ok(home.join(".local/state/reaper/runs"));
     }
     if let Some(state) = var("XDG_STATE_HOME").map(PathBuf::from)

@@ -366,11 +366,7 @@ impl Facts {
                 proto: describe(args),
             })
         };
-        let task_pid = || {
-            self.task_pid
-                .map(|_| ())
-                .ok_or(RawRefusal::NoTaskPidOffset)
-        };
+        let task_pid = || self.task_pid.map(|_| ()).ok_or(RawRefusal::NoTaskPidOffset);
         match t.reads {
             Reads::Nothing => Ok(None),
             Reads::Pid if args.len() == 1 && scalar(0) => Ok(None),
@@ -462,10 +458,7 @@ mod tests {
         )]);
         assert_eq!(f.check(&SIGNAL_GENERATE), Ok(None));
         f.task_pid = None;
-        assert_eq!(
-            f.check(&SIGNAL_GENERATE),
-            Err(RawRefusal::NoTaskPidOffset)
-        );
+        assert_eq!(f.check(&SIGNAL_GENERATE), Err(RawRefusal::NoTaskPidOffset));
         let missing = facts(vec![]);
         assert_eq!(
             missing.check(&CONTENTION_BEGIN),

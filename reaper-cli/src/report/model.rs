@@ -393,9 +393,7 @@ pub enum ReclaimNotMeasured {
     #[error("recorded before reaper traced kmem:rss_stat")]
     BeforeRssStat,
     /// No context's end of teardown was seen.
-    #[error(
-        "no end of the teardown was seen (no exit_mmap, process_mrelease or oom_reaper event)"
-    )]
+    #[error("no end of the teardown was seen (no exit_mmap, process_mrelease or oom_reaper event)")]
     NoTeardownEnd,
     /// The window has no length to divide by.
     #[error("the window is 0 ns long")]

@@ -82,8 +82,7 @@ fn window(context: Context, l: &Latencies) -> (String, Result<u64, ReclaimNotMea
         ),
         Context::MreleaseCaller => (
             "the process_mrelease call".to_owned(),
-            l.mrelease_duration_ns
-                .ok_or(ReclaimNotMeasured::NoMrelease),
+            l.mrelease_duration_ns.ok_or(ReclaimNotMeasured::NoMrelease),
         ),
         Context::OomReaper => (
             "oom:start_task_reaping → finish_task_reaping".to_owned(),
@@ -95,8 +94,10 @@ fn window(context: Context, l: &Latencies) -> (String, Result<u64, ReclaimNotMea
 /// Why a run has no reclaim figures: its `kmem:rss_stat` refusal, or an
 /// older run.
 fn not_measured_why(run: &Run) -> ReclaimNotMeasured {
-    super::rows::probe_failure(run, crate::model::ProbeGroup::Reclaim)
-        .map_or(ReclaimNotMeasured::BeforeRssStat, ReclaimNotMeasured::ProbeFailed)
+    super::rows::probe_failure(run, crate::model::ProbeGroup::Reclaim).map_or(
+        ReclaimNotMeasured::BeforeRssStat,
+        ReclaimNotMeasured::ProbeFailed,
+    )
 }
 
 #[cfg(test)]
