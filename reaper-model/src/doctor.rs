@@ -314,7 +314,7 @@ mod tests {
                 lockdown: None,
             },
             btf: true,
-            tracefs: Err("not mounted".into()),
+            tracefs: Err(Unavailable("not mounted".into())),
             tracefs_mounted_by_reaper: false,
             privileges: Ok(()),
             attach_kinds: vec![AttachKind {
