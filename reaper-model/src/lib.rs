@@ -5,6 +5,8 @@
 //! `reaper record`'s output offline. Stacks are stored symbolized (root
 //! first), so a run file needs no kallsyms to re-render.
 
+mod string_schema;
+
 pub mod doctor;
 #[cfg(feature = "golden")]
 pub mod golden;

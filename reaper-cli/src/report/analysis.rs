@@ -349,7 +349,7 @@ pub fn lock_waiter(frames: &[String]) -> (String, Option<String>) {
 fn lock_waits(run: &Run, context: Context, n: usize, top: usize) -> LockWaits {
     if let Err(why) = lock_wait_status(run) {
         return LockWaits {
-            not_measured: Some(why),
+            not_measured: Some(why.to_string()),
             source: None,
             rows: Vec::new(),
             hidden: 0,

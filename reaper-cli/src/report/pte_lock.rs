@@ -223,7 +223,7 @@ pub fn pte_traced_wait_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
         (PteLockKind::Sleeping, _) => "PTE-lock sleeping waits traced (rt_spin_lock)".to_owned(),
     };
     if let Err(why) = lock_wait_status(run) {
-        return uniform_row(run, id, label, why);
+        return uniform_row(run, id, label, why.to_string());
     }
     if let Some(why) = lost_callers(run) {
         return uniform_row(run, id, label, why);
