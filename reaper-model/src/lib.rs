@@ -20,7 +20,7 @@ mod vocabulary;
 pub use function_timing::{
     CallEdge, FunctionCall, FunctionCalls, FunctionTime, FunctionTiming, VmaOrderSeen,
 };
-pub use vocabulary::{AttachMode, ProbeGroup, ProbeOutcome, VmaOrderKind};
+pub use vocabulary::{AttachMode, ConceptId, ProbeGroup, ProbeOutcome, VmaOrderKind};
 
 /// Bumped on any incompatible change to the layout below.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -133,7 +133,7 @@ fn is_zero(v: &u64) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FunctionProbe {
     /// Catalog concept id.
-    pub concept: String,
+    pub concept: ConceptId,
     /// The kernel function, when this kernel has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
@@ -340,7 +340,7 @@ pub struct Scenario {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResolvedConcept {
     /// Catalog concept id, e.g. "pte_lock".
-    pub concept: String,
+    pub concept: ConceptId,
     /// The kernel symbol chosen, if any candidate exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,

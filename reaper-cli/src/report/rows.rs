@@ -122,7 +122,7 @@ pub(crate) fn split_value(victim_ns: u64, reaper_ns: u64, count: Option<u64>) ->
 pub(crate) fn absent(concept: ConceptId) -> String {
     format!(
         "absent on this kernel: none of {}",
-        concept.concept().candidates.join(", ")
+        crate::catalog::entry(concept).candidates.join(", ")
     )
 }
 

@@ -7,7 +7,7 @@ use aya::Ebpf;
 
 use super::plan::{Plan, SlotFunction};
 use crate::{
-    model::{AttachMode, NotMeasured, ProbeOutcome, ProbeUse, doctor::ProgramKind},
+    model::{AttachMode, ConceptId, NotMeasured, ProbeOutcome, ProbeUse, doctor::ProgramKind},
     probes::{
         function_probe::{self, AttachError, Pair},
         kernel_btf::{self, FentryBtf},
@@ -75,7 +75,7 @@ pub struct LadderReport {
     /// Functions with a slot, and their mode.
     pub functions: Vec<FunctionAttach>,
     /// Concepts without a function (absent, not timed), with the reason.
-    pub skipped: Vec<(String, ProbeOutcome)>,
+    pub skipped: Vec<(ConceptId, ProbeOutcome)>,
     /// Why order detection is off, if it is.
     pub order_off: Option<String>,
     /// The attach mode asked for.
@@ -92,7 +92,7 @@ pub struct LadderReport {
 pub struct ForcedModeError {
     mode: AttachMode,
     function: String,
-    concept: String,
+    concept: ConceptId,
     answer: Box<RungError>,
 }
 
@@ -128,7 +128,7 @@ impl LadderReport {
             .functions
             .iter()
             .map(|f| crate::model::FunctionProbe {
-                concept: f.function.concept.clone(),
+                concept: f.function.concept,
                 symbol: Some(f.function.symbol.clone()),
                 mode: f.mode,
                 status: f.status.clone(),
@@ -139,7 +139,7 @@ impl LadderReport {
             self.skipped
                 .iter()
                 .map(|(concept, why)| crate::model::FunctionProbe {
-                    concept: concept.clone(),
+                    concept: *concept,
                     symbol: None,
                     mode: AttachMode::None,
                     status: why.clone(),
@@ -212,7 +212,7 @@ impl LadderReport {
         }
         let per_vma_attached = self
             .attached()
-            .any(|f| f.function.concept == "per_vma_unmap");
+            .any(|f| f.function.concept == ConceptId::PerVmaUnmap);
         if let Some(why) = &self.order_off {
             out.push(NotMeasured {
                 subject: "reaper VMA order".into(),
