@@ -406,6 +406,11 @@ impl VmaOrderKind {
     /// Every order.
     pub const ALL: [Self; 4] = [Self::Forward, Self::Reverse, Self::Mixed, Self::Unknown];
 
+    /// The order named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.name() == name)
+    }
+
     /// The name run files hold ("reverse").
     pub const fn name(self) -> &'static str {
         match self {

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use reaper_model::VmaOrderKind;
+
 use crate::error::Refused;
 use crate::kernel;
 use crate::reapers::{ReaperArgs, ReaperSource, Reapers};
@@ -127,7 +129,7 @@ pub struct AbArgs {
     /// order in A and B's in B, e.g. `forward,reverse` for the reverse-order
     /// patch (what CI checks).
     #[arg(long, value_name = "A,B", value_parser = parse_expect_order)]
-    expect_order: Option<(String, String)>,
+    expect_order: Option<(VmaOrderKind, VmaOrderKind)>,
     #[command(flatten)]
     reapers: ReaperArgs,
     /// `reaper record` arguments (without --runs and -o, which ab sets).
@@ -251,11 +253,11 @@ fn run_all(
 /// `--expect-order`: whether every measured episode of each side walked
 /// the VMAs in the order expected of it.
 fn check_expected_order(
-    (want_a, want_b): &(String, String),
+    &(want_a, want_b): &(VmaOrderKind, VmaOrderKind),
     lines_a: &[EpisodeLine],
     lines_b: &[EpisodeLine],
 ) -> ExitCode {
-    let problems: Vec<String> = [("A", &lines_a, want_a), ("B", &lines_b, want_b)]
+    let problems: Vec<String> = [("A", lines_a, want_a), ("B", lines_b, want_b)]
         .into_iter()
         .filter_map(|(side, lines, want)| {
             episodes::check_order(lines, want)
@@ -545,11 +547,17 @@ fn command_line() -> String {
         .join(" ")
 }
 
-fn parse_expect_order(s: &str) -> Result<(String, String), String> {
+fn parse_expect_order(s: &str) -> Result<(VmaOrderKind, VmaOrderKind), String> {
     let (a, b) = s
         .split_once(',')
         .ok_or_else(|| format!("`{s}`: expected A,B, e.g. forward,reverse"))?;
-    Ok((a.trim().to_string(), b.trim().to_string()))
+    // `unknown` is what a run says when it saw no order: never expected.
+    let order = |word: &str| {
+        VmaOrderKind::from_name(word.trim())
+            .filter(|o| *o != VmaOrderKind::Unknown)
+            .ok_or_else(|| format!("`{}`: an order is forward, reverse or mixed", word.trim()))
+    };
+    Ok((order(a)?, order(b)?))
 }
 
 fn check_record_args(record: &[String]) -> Result<()> {
@@ -635,5 +643,16 @@ mod tests {
         let fixed = parse(&["--patch", "p", "--detect", "3%"]).unwrap();
         let err = RunPlan::from_args(&fixed).unwrap_err();
         assert!(err.downcast_ref::<Refused>().is_some(), "{err:#}");
+    }
+
+    #[test]
+    fn expected_orders_are_vma_orders() {
+        assert_eq!(
+            parse_expect_order("forward, reverse"),
+            Ok((VmaOrderKind::Forward, VmaOrderKind::Reverse))
+        );
+        assert!(parse_expect_order("forward,reverze").is_err(), "a typo");
+        assert!(parse_expect_order("forward,unknown").is_err(), "no order");
+        assert!(parse_expect_order("forward").is_err());
     }
 }

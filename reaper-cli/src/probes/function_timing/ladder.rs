@@ -29,30 +29,27 @@ pub enum AttachPolicy {
     Sampling,
 }
 
-/// An `--attach` value that is none of the policies.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown attach mode {0:?}: use auto, fentry, kprobe or sampling")]
-pub struct UnknownPolicy(pub String);
-
-impl std::str::FromStr for AttachPolicy {
-    type Err = UnknownPolicy;
-    fn from_str(s: &str) -> Result<Self, UnknownPolicy> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| UnknownPolicy(s.to_owned()))
-    }
-}
-
 impl AttachPolicy {
-    /// Every policy, in `--attach`'s order.
+    /// Every policy, in `--attach`'s order (the command layer turns them
+    /// into the flag's values).
     pub const ALL: [Self; 4] = [Self::Auto, Self::Fentry, Self::Kprobe, Self::Sampling];
-    /// The flag values, in [`Self::ALL`]'s order.
-    pub const NAMES: [&'static str; 4] = ["auto", "fentry", "kprobe", "sampling"];
 
-    /// The flag value.
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
+    /// The one mode every function must attach with, for a forced policy.
+    pub const fn forced(self) -> Option<AttachMode> {
+        match self {
+            Self::Fentry => Some(AttachMode::Fentry),
+            Self::Kprobe => Some(AttachMode::Kprobe),
+            Self::Auto | Self::Sampling => None,
+        }
+    }
+
+    /// The flag value: a forced policy is spelled as its mode.
+    pub const fn name(self) -> &'static str {
+        match (self, self.forced()) {
+            (_, Some(mode)) => mode.name(),
+            (Self::Sampling, None) => "sampling",
+            (_, None) => "auto",
+        }
     }
 }
 

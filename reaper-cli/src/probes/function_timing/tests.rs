@@ -259,7 +259,14 @@ fn only_kernel_wide_refusals_are_decided_once() {
 }
 
 #[test]
-fn attach_mode_parses() {
-    assert_eq!("kprobe".parse::<AttachPolicy>(), Ok(AttachPolicy::Kprobe));
-    assert!("perf".parse::<AttachPolicy>().is_err());
+fn attach_policies_parse_and_are_spelled_as_their_modes() {
+    use clap::ValueEnum as _;
+    assert_eq!(
+        AttachPolicy::from_str("kprobe", false),
+        Ok(AttachPolicy::Kprobe)
+    );
+    assert!(AttachPolicy::from_str("perf", false).is_err());
+    let names = AttachPolicy::ALL.map(AttachPolicy::name);
+    assert_eq!(names, ["auto", "fentry", "kprobe", "sampling"]);
+    assert_eq!(AttachPolicy::Fentry.forced(), Some(AttachMode::Fentry));
 }
