@@ -16,10 +16,12 @@ use serde::{Deserialize, Serialize};
 pub use reaper_common::context::Context;
 
 mod function_timing;
+mod not_measured;
 mod vocabulary;
 pub use function_timing::{
     CallEdge, FunctionCall, FunctionCalls, FunctionTime, FunctionTiming, VmaOrderSeen,
 };
+pub use not_measured::NotMeasuredSubject;
 pub use vocabulary::{AttachMode, ConceptId, ProbeGroup, ProbeOutcome, VmaOrderKind};
 
 /// Bumped on any incompatible change to the layout below.
@@ -361,7 +363,7 @@ pub struct ResolvedConcept {
 pub struct NotMeasured {
     /// What is missing, e.g. "exact function timing" (key `what` in files).
     #[serde(rename = "what")]
-    pub subject: String,
+    pub subject: NotMeasuredSubject,
     /// Why, e.g. "fentry refused (EPERM) and kprobes not built in".
     pub why: String,
 }

@@ -16,11 +16,6 @@ use crate::model::{ConceptId, Episode, FunctionTime, FunctionTiming, Run, VmaOrd
 
 /// Concepts whose latency histograms are printed.
 const HISTOGRAM_CONCEPTS: [ConceptId; 2] = [ConceptId::PteLock, ConceptId::PerVmaUnmap];
-/// The reaper side's contexts, in the order their VMA order is preferred
-/// (the mrelease caller first).
-/// `what` of the run's not-measured entry for function timing.
-const NOT_MEASURED_WHAT: &str = "exact per-function timing";
-
 /// The function-timing part of the report.
 pub fn build(run: &Run) -> FunctionTimingReport {
     let measured = run.episodes.iter().any(|e| e.function_timing.is_some());
@@ -42,7 +37,7 @@ pub fn build(run: &Run) -> FunctionTimingReport {
 pub(crate) fn why_not_measured(run: &Run) -> String {
     run.not_measured
         .iter()
-        .find(|n| n.subject.starts_with(NOT_MEASURED_WHAT))
+        .find(|n| n.subject.is_function_timing())
         .map_or_else(
             || "no function probe attached".to_owned(),
             |n| n.why.clone(),

@@ -7,7 +7,10 @@ use aya::Ebpf;
 
 use super::plan::{Plan, SlotFunction};
 use crate::{
-    model::{AttachMode, ConceptId, NotMeasured, ProbeOutcome, ProbeUse, doctor::ProgramKind},
+    model::{
+        AttachMode, ConceptId, NotMeasured, NotMeasuredSubject, ProbeOutcome, ProbeUse,
+        doctor::ProgramKind,
+    },
     probes::{
         function_probe::{self, AttachError, Pair},
         kernel_btf::{self, FentryBtf},
@@ -189,7 +192,7 @@ impl LadderReport {
                 (_, None) => "no catalog function exists on this kernel".to_owned(),
             };
             out.push(NotMeasured {
-                subject: "exact per-function timing (calls, inclusive ns, histograms)".into(),
+                subject: NotMeasuredSubject::FunctionTiming,
                 why: why.clone(),
             });
             out.push(NotMeasured {
@@ -203,7 +206,8 @@ impl LadderReport {
                 subject: format!(
                     "exact timing of {} ({})",
                     f.function.symbol, f.function.concept
-                ),
+                )
+                .into(),
                 why: f.status.to_string(),
             });
         }

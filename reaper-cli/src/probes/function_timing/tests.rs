@@ -90,8 +90,11 @@ fn sampling_mode_reports_not_measured_with_the_reason() {
         ..LadderReport::default()
     };
     let nm = report.not_measured();
-    assert!(nm.iter().any(|n| n.subject == "reaper VMA order"
-        && n.why.contains("order: unknown (needs fentry or kprobe)")));
+    assert!(
+        nm.iter()
+            .any(|n| n.subject.to_string() == "reaper VMA order"
+                && n.why.contains("order: unknown (needs fentry or kprobe)"))
+    );
     assert!(nm[0].why.contains("--attach sampling"));
 }
 
