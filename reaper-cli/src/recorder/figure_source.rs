@@ -61,11 +61,11 @@ fn exit_probe(function_probes: &[FunctionProbe], concept: ConceptId) -> Option<&
 }
 
 /// The longest kept call of `concept` in `context`, with its symbol.
-fn longest_call<'a>(
-    timing: Option<&'a FunctionTiming>,
+fn longest_call(
+    timing: Option<&FunctionTiming>,
     context: Context,
     concept: ConceptId,
-) -> Option<(&'a str, &'a FunctionCall)> {
+) -> Option<(&str, &FunctionCall)> {
     let kept = timing
         .into_iter()
         .flat_map(|t| &t.longest_calls)

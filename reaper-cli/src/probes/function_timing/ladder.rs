@@ -384,7 +384,7 @@ pub fn attach_ladder(
                     return Err(ForcedModeError {
                         mode: AttachMode::Fentry,
                         function: f.symbol.clone(),
-                        concept: f.concept.clone(),
+                        concept: f.concept,
                         answer: Box::new(answer),
                     });
                 }
@@ -395,7 +395,7 @@ pub fn attach_ladder(
                     return Err(ForcedModeError {
                         mode: AttachMode::Kprobe,
                         function: f.attach_name.clone(),
-                        concept: f.concept.clone(),
+                        concept: f.concept,
                         answer: Box::new(answer),
                     });
                 }
