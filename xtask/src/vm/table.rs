@@ -59,23 +59,9 @@ pub const CI_CELLS: [CellDef; 8] = [
 /// skipped when the line's suite does not build that flavour there).
 pub const ALL_FLAVOURS: [Flavour; 3] = [Flavour::Cloud, Flavour::Rt, Flavour::Generic];
 
-/// The VMA order the reaper walks in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    /// Lowest address first (before 6.18).
-    Forward,
-    /// Highest address first (from 6.18: the reverse-order OOM reaper).
-    Reverse,
-}
-
-impl Order {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Order::Forward => "forward",
-            Order::Reverse => "reverse",
-        }
-    }
-}
+/// The VMA order the reaper walks in: the run file's own vocabulary
+/// (forward before 6.18, reverse from 6.18: the reverse-order OOM reaper).
+pub use reaper_model::VmaOrderKind as Order;
 
 /// How the function probes must attach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

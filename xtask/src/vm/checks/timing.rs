@@ -30,7 +30,7 @@ struct Expect {
     /// The PTE-lock function, if the kernel has one.
     pte_lock: Option<&'static str>,
     /// The reaper order.
-    order: &'static str,
+    order: VmaOrderKind,
 }
 
 fn expect(ctx: &CellContext) -> Option<Expect> {
@@ -47,7 +47,7 @@ fn expect(ctx: &CellContext) -> Option<Expect> {
         fentry_refusal,
         per_vma: row.symbol(ConceptId::PerVmaUnmap).flatten()?,
         pte_lock: row.symbol(ConceptId::PteLock).flatten(),
-        order: row.order.as_str(),
+        order: row.order,
     })
 }
 
@@ -299,7 +299,7 @@ pub fn reaper_order(ctx: &CellContext) -> Verdict {
                 "fewer VMAs than the victim's {VICTIM_VMAS}: {evidence}"
             ));
         }
-        if order.order.name() != want.order {
+        if order.order != want.order {
             return Verdict::Fail(format!("expected {}, got {evidence}", want.order));
         }
         lines.push(evidence);
