@@ -31,90 +31,9 @@ use crate::model::ResolvedConcept;
 mod btf;
 pub use btf::{BtfFacts, BtfSource, VmaSource, VmaSourceError, vma_source};
 
-/// A catalog concept's id. The constants below are its only spellings in
-/// code; run files and reports hold [`ConceptId::name`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConceptId(&'static str);
-
-impl ConceptId {
-    /// The reaper's work function (process_mrelease and the oom_reaper).
-    pub const REAPER_WORK: Self = Self("reaper_work");
-    /// The oom_reaper kthread's loop.
-    pub const REAPER_KTHREAD: Self = Self("reaper_kthread");
-    /// The victim's address-space teardown.
-    pub const VICTIM_TEARDOWN: Self = Self("victim_teardown");
-    /// The victim's unmap of all VMAs.
-    pub const VICTIM_UNMAP: Self = Self("victim_unmap");
-    /// The reaper's per-VMA unmap.
-    pub const PER_VMA_UNMAP: Self = Self("per_vma_unmap");
-    /// The per-VMA zap worker of both contexts.
-    pub const VMA_ZAP_WORKER: Self = Self("vma_zap_worker");
-    /// PTE spinlock acquisition.
-    pub const PTE_LOCK: Self = Self("pte_lock");
-    /// rmap removal.
-    pub const RMAP_REMOVAL: Self = Self("rmap_removal");
-    /// TLB flush during unmap.
-    pub const TLB_FLUSH: Self = Self("tlb_flush");
-    /// TLB gather finish.
-    pub const TLB_FINISH: Self = Self("tlb_finish");
-    /// Page freeing.
-    pub const PAGE_FREEING: Self = Self("page_freeing");
-    /// The spinlock slow path.
-    pub const SPIN_SLOWPATH: Self = Self("spin_slowpath");
-    /// The process_mrelease syscall.
-    pub const MRELEASE_SYSCALL: Self = Self("mrelease_syscall");
-
-    /// The stable name run files hold.
-    pub const fn name(self) -> &'static str {
-        self.0
-    }
-
-    /// The concept's catalog entry.
-    pub fn concept(self) -> &'static Concept {
-        CONCEPTS
-            .iter()
-            .find(|c| c.id == self)
-            .unwrap_or_else(|| unreachable!("every ConceptId constant is in CONCEPTS"))
-    }
-}
-
-impl std::fmt::Display for ConceptId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.0)
-    }
-}
-
-impl PartialEq<ConceptId> for str {
-    fn eq(&self, id: &ConceptId) -> bool {
-        self == id.0
-    }
-}
-
-impl PartialEq<ConceptId> for String {
-    fn eq(&self, id: &ConceptId) -> bool {
-        self == id.0
-    }
-}
-
-impl serde::Serialize for ConceptId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.0)
-    }
-}
-
-impl schemars::JsonSchema for ConceptId {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "ConceptId".into()
-    }
-
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        String::json_schema(generator)
-    }
-}
+/// A catalog concept's id: the model's vocabulary (run files hold
+/// [`ConceptId::name`]); [`entry`] gives its catalog entry.
+pub use crate::model::ConceptId;
 
 /// Whether reaper times a concept's function with fentry/kprobes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,84 +100,84 @@ pub struct Concept {
 /// Every concept reaper knows about.
 pub const CONCEPTS: &[Concept] = &[
     Concept {
-        id: ConceptId::REAPER_WORK,
+        id: ConceptId::ReaperWork,
         description: "reaper work (process_mrelease and the oom_reaper kthread)",
         candidates: &["__oom_reap_task_mm"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: ConceptId::REAPER_KTHREAD,
+        id: ConceptId::ReaperKthread,
         description: "oom_reaper kthread loop",
         candidates: &[reaper_common::context::OOM_REAPER_KTHREAD],
         inline_fallback: None,
         timing: Timing::NotTimed("the kthread's loop never returns"),
     },
     Concept {
-        id: ConceptId::VICTIM_TEARDOWN,
+        id: ConceptId::VictimTeardown,
         description: "victim address-space teardown",
         candidates: &["exit_mmap"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: ConceptId::VICTIM_UNMAP,
+        id: ConceptId::VictimUnmap,
         description: "victim's unmap of all VMAs",
         candidates: &["unmap_vmas"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: ConceptId::PER_VMA_UNMAP,
+        id: ConceptId::PerVmaUnmap,
         description: "per-VMA unmap (reaper)",
         candidates: &["zap_vma_for_reaping", "unmap_page_range"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: ConceptId::VMA_ZAP_WORKER,
+        id: ConceptId::VmaZapWorker,
         description: "per-VMA zap worker of both contexts (7.x; unmap_page_range before)",
         candidates: &["__zap_vma_range"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: ConceptId::PTE_LOCK,
+        id: ConceptId::PteLock,
         description: "PTE spinlock acquisition",
         candidates: &["__pte_offset_map_lock", "pte_offset_map_lock"],
         inline_fallback: Some("zap_pte_range"),
         timing: Timing::Timed,
     },
     Concept {
-        id: ConceptId::RMAP_REMOVAL,
+        id: ConceptId::RmapRemoval,
         description: "rmap removal",
         candidates: &["folio_remove_rmap_ptes", "page_remove_rmap"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: ConceptId::TLB_FLUSH,
+        id: ConceptId::TlbFlush,
         description: "TLB flush during unmap",
         candidates: &["tlb_flush_mmu"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: ConceptId::TLB_FINISH,
+        id: ConceptId::TlbFinish,
         description: "TLB gather finish",
         candidates: &["tlb_finish_mmu"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: ConceptId::PAGE_FREEING,
+        id: ConceptId::PageFreeing,
         description: "page freeing",
         candidates: &["free_pages_and_swap_cache"],
         inline_fallback: None,
         timing: Timing::Timed,
     },
     Concept {
-        id: ConceptId::SPIN_SLOWPATH,
+        id: ConceptId::SpinSlowpath,
         description: "spinlock slow path",
         candidates: &[
             "native_queued_spin_lock_slowpath",
@@ -268,7 +187,7 @@ pub const CONCEPTS: &[Concept] = &[
         timing: Timing::Timed,
     },
     Concept {
-        id: ConceptId::MRELEASE_SYSCALL,
+        id: ConceptId::MreleaseSyscall,
         description: "process_mrelease syscall",
         candidates: &reaper_common::context::MRELEASE_SYSCALL_FRAMES,
         inline_fallback: None,
@@ -276,9 +195,12 @@ pub const CONCEPTS: &[Concept] = &[
     },
 ];
 
-/// Looks a concept up by id.
-pub fn concept(id: &str) -> Option<&'static Concept> {
-    CONCEPTS.iter().find(|c| c.id.name() == id)
+/// A concept's catalog entry.
+pub fn entry(id: ConceptId) -> &'static Concept {
+    CONCEPTS
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| unreachable!("every ConceptId is in CONCEPTS (checked by a test)"))
 }
 
 /// Strips the compiler's clone suffixes (`.isra.0`, `.constprop.0`,
@@ -452,7 +374,7 @@ impl SymbolsBuilder {
 /// Resolves one concept: the first candidate the kernel has.
 pub fn resolve(concept: &Concept, symbols: &KernelSymbols) -> ResolvedConcept {
     ResolvedConcept {
-        concept: concept.id.name().to_owned(),
+        concept: concept.id,
         symbol: concept
             .candidates
             .iter()
@@ -484,7 +406,7 @@ pub fn resolve_with_btf(
         .filter(|a| Some(*a) != symbol.as_deref())
         .map(str::to_owned);
     ResolvedConcept {
-        concept: concept.id.name().to_owned(),
+        concept: concept.id,
         in_btf: btf.and(symbol.as_deref().map(in_btf)),
         attach_name,
         symbol,
@@ -511,8 +433,8 @@ pub fn resolve_all(symbols: &KernelSymbols) -> Vec<ResolvedConcept> {
 /// The frame that identifies a concept in stacks of a run: the resolved
 /// symbol, else the inline fallback, else `None` (absent on that kernel).
 pub fn frame_for(resolved: &[ResolvedConcept], id: ConceptId) -> Option<&str> {
-    let entry = resolved.iter().find(|r| r.concept == id)?;
-    entry.symbol.as_deref().or(id.concept().inline_fallback)
+    let resolved = resolved.iter().find(|r| r.concept == id)?;
+    resolved.symbol.as_deref().or(entry(id).inline_fallback)
 }
 
 /// Every catalog concept of one run resolved to its frame once: reports and
@@ -592,7 +514,7 @@ mod tests {
     }
 
     fn symbol_of(symbols: &KernelSymbols, id: &str) -> Option<String> {
-        resolve(concept(id).unwrap(), symbols).symbol
+        resolve(entry(ConceptId::from_name(id).unwrap()), symbols).symbol
     }
 
     /// The catalog-only table `record` builds resolves every concept (symbol
@@ -626,26 +548,16 @@ mod tests {
 
     #[test]
     fn every_concept_id_names_one_catalog_entry() {
-        let ids = [
-            ConceptId::REAPER_WORK,
-            ConceptId::REAPER_KTHREAD,
-            ConceptId::VICTIM_TEARDOWN,
-            ConceptId::VICTIM_UNMAP,
-            ConceptId::PER_VMA_UNMAP,
-            ConceptId::VMA_ZAP_WORKER,
-            ConceptId::PTE_LOCK,
-            ConceptId::RMAP_REMOVAL,
-            ConceptId::TLB_FLUSH,
-            ConceptId::TLB_FINISH,
-            ConceptId::PAGE_FREEING,
-            ConceptId::SPIN_SLOWPATH,
-            ConceptId::MRELEASE_SYSCALL,
-        ];
-        assert_eq!(ids.len(), CONCEPTS.len());
-        for id in ids {
-            assert_eq!(id.concept().id, id);
-            assert_eq!(concept(id.name()).map(|c| c.id), Some(id));
+        assert_eq!(ConceptId::ALL.len(), CONCEPTS.len());
+        for id in ConceptId::ALL {
+            assert_eq!(entry(id).id, id);
         }
+        let ids: Vec<ConceptId> = CONCEPTS.iter().map(|c| c.id).collect();
+        assert_eq!(
+            ids,
+            ConceptId::ALL,
+            "CONCEPTS in the vocabulary's order, once each"
+        );
     }
 
     #[test]
@@ -659,11 +571,11 @@ mod tests {
             assert_eq!(frames.candidates(c.id), r.candidates.as_slice());
         }
         // 6.1 inlines the PTE lock: the frame is the inline fallback.
-        assert_eq!(frames.symbol(ConceptId::PTE_LOCK), None);
-        assert_eq!(frames.frame(ConceptId::PTE_LOCK), Some("zap_pte_range"));
+        assert_eq!(frames.symbol(ConceptId::PteLock), None);
+        assert_eq!(frames.frame(ConceptId::PteLock), Some("zap_pte_range"));
         let none = ConceptFrames::of(&[]);
-        assert!(!none.listed(ConceptId::PTE_LOCK));
-        assert_eq!(none.frame(ConceptId::PTE_LOCK), None);
+        assert!(!none.listed(ConceptId::PteLock));
+        assert_eq!(none.frame(ConceptId::PteLock), None);
     }
 
     #[test]
@@ -691,7 +603,7 @@ mod tests {
         );
         let resolved = resolve_all(&k);
         assert_eq!(
-            frame_for(&resolved, ConceptId::PTE_LOCK),
+            frame_for(&resolved, ConceptId::PteLock),
             Some("zap_pte_range")
         );
     }
@@ -753,7 +665,7 @@ mod tests {
     }
 
     fn get<'a>(resolved: &'a [ResolvedConcept], id: &str) -> &'a ResolvedConcept {
-        resolved.iter().find(|r| r.concept == id).unwrap()
+        resolved.iter().find(|r| r.concept.name() == id).unwrap()
     }
 
     #[test]

@@ -235,9 +235,10 @@ fn doctor_attaches_tracepoints_and_sampling_for_real() {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
     assert_eq!(d.host.kernel_release, release.trim());
     assert!(
-        d.probe_targets.iter().any(
-            |t| t.concept == "reaper_work" && t.symbol.as_deref() == Some("__oom_reap_task_mm")
-        )
+        d.probe_targets
+            .iter()
+            .any(|t| t.concept == reaper_model::ConceptId::ReaperWork
+                && t.symbol.as_deref() == Some("__oom_reap_task_mm"))
     );
     // Every program record uses was loaded and attached for real; none was
     // refused by the verifier (policy refusals such as EPERM fentry are fine).

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::vocabulary::ProgramKind;
 use crate::{AttachMode, HostInfo, ProbeOutcome, ResolvedConcept};
 
 /// One attach kind's verdict.
@@ -22,7 +23,9 @@ pub struct AttachKind {
 /// What the attach ladder gave one catalog concept.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct FunctionMode {
-    /// Catalog concept id.
+    /// Catalog concept id (`ConceptId`'s name), or "all" when doctor's
+    /// programs did not load, or "reaper_order" for why VMA order detection
+    /// is off.
     pub concept: String,
     /// The kernel function, if this kernel has one.
     pub symbol: Option<String>,
@@ -147,46 +150,6 @@ impl Diagnosis {
     /// Whether an attach kind works.
     pub fn works(&self, kind: ProgramKind) -> bool {
         self.attach_kinds.iter().any(|k| k.kind == kind && k.works)
-    }
-}
-
-/// The attach kind of a program.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum ProgramKind {
-    /// cpu-clock sampling on every CPU.
-    PerfEvent,
-    /// A classic tracepoint.
-    Tracepoint,
-    /// A raw tracepoint (BPF_PROG_TYPE_RAW_TRACEPOINT).
-    RawTracepoint,
-    /// fentry (BTF trampoline, entry).
-    Fentry,
-    /// fexit (BTF trampoline, exit).
-    Fexit,
-    /// kprobe.
-    Kprobe,
-    /// kretprobe.
-    Kretprobe,
-    /// BTF-enabled raw tracepoint (doctor's capability check only).
-    TpBtf,
-}
-
-impl ProgramKind {
-    /// The kind's name, as in `bpftool prog` and doctor's output.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::PerfEvent => "perf_event",
-            Self::Tracepoint => "tracepoint",
-            Self::RawTracepoint => "raw_tracepoint",
-            Self::Fentry => "fentry",
-            Self::Fexit => "fexit",
-            Self::Kprobe => "kprobe",
-            Self::Kretprobe => "kretprobe",
-            Self::TpBtf => "tp_btf",
-        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AttachMode, Context, VmaOrderKind};
+use crate::{AttachMode, ConceptId, Context, VmaOrderKind};
 
 /// Exact per-function timing of one episode, aggregated in the kernel.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -39,7 +39,7 @@ pub struct FunctionCalls {
     /// The context that made the calls.
     pub context: Context,
     /// Catalog concept id.
-    pub concept: String,
+    pub concept: ConceptId,
     /// Kernel function.
     pub symbol: String,
     /// The kept calls, longest first.
@@ -75,7 +75,7 @@ pub struct FunctionTime {
     /// The context.
     pub context: Context,
     /// Catalog concept id.
-    pub concept: String,
+    pub concept: ConceptId,
     /// Kernel function.
     pub symbol: String,
     /// fentry or kprobe.

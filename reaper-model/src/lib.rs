@@ -20,11 +20,13 @@ use serde::{Deserialize, Serialize};
 pub use reaper_common::context::Context;
 
 mod function_timing;
+mod not_measured;
 mod vocabulary;
 pub use function_timing::{
     CallEdge, FunctionCall, FunctionCalls, FunctionTime, FunctionTiming, VmaOrderSeen,
 };
-pub use vocabulary::{AttachMode, ProbeGroup, ProbeOutcome, VmaOrderKind};
+pub use not_measured::NotMeasuredSubject;
+pub use vocabulary::{AttachMode, ConceptId, ProbeGroup, ProbeOutcome, VmaOrderKind};
 
 /// Bumped on any incompatible change to the layout below.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -137,7 +139,7 @@ fn is_zero(v: &u64) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FunctionProbe {
     /// Catalog concept id.
-    pub concept: String,
+    pub concept: ConceptId,
     /// The kernel function, when this kernel has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
@@ -344,7 +346,7 @@ pub struct Scenario {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResolvedConcept {
     /// Catalog concept id, e.g. "pte_lock".
-    pub concept: String,
+    pub concept: ConceptId,
     /// The kernel symbol chosen, if any candidate exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
@@ -365,7 +367,7 @@ pub struct ResolvedConcept {
 pub struct NotMeasured {
     /// What is missing, e.g. "exact function timing" (key `what` in files).
     #[serde(rename = "what")]
-    pub subject: String,
+    pub subject: NotMeasuredSubject,
     /// Why, e.g. "fentry refused (EPERM) and kprobes not built in".
     pub why: String,
 }

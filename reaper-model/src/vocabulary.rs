@@ -1,6 +1,6 @@
 //! The run file's closed vocabularies as types: how a probe was attached,
-//! what came of it, the probe groups `record` attaches, and the order in
-//! which a reaper visited VMAs.
+//! what came of it, the probe groups `record` attaches, the catalog's
+//! concept ids, and the order in which a reaper visited VMAs.
 //!
 //! Each serialises exactly as the string reaper has always written, so run
 //! files keep their bytes; a value outside the vocabulary is refused when a
@@ -58,6 +58,67 @@ impl AttachMode {
 }
 
 impl fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// The attach kind of one program (doctor.json's `attach_kinds` and
+/// `programs`): the attach modes' kinds, the exit halves of the function
+/// pairs, and the BTF raw tracepoint doctor checks.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgramKind {
+    /// cpu-clock sampling on every CPU.
+    PerfEvent,
+    /// A classic tracepoint.
+    Tracepoint,
+    /// A raw tracepoint (BPF_PROG_TYPE_RAW_TRACEPOINT).
+    RawTracepoint,
+    /// fentry (BTF trampoline, entry).
+    Fentry,
+    /// fexit (BTF trampoline, exit).
+    Fexit,
+    /// kprobe.
+    Kprobe,
+    /// kretprobe.
+    Kretprobe,
+    /// BTF-enabled raw tracepoint (doctor's capability check only).
+    TpBtf,
+}
+
+impl ProgramKind {
+    /// Every kind.
+    pub const ALL: [Self; 8] = [
+        Self::PerfEvent,
+        Self::Tracepoint,
+        Self::RawTracepoint,
+        Self::Fentry,
+        Self::Fexit,
+        Self::Kprobe,
+        Self::Kretprobe,
+        Self::TpBtf,
+    ];
+
+    /// The kind's name, as in `bpftool prog` and doctor's output; the
+    /// kinds that are attach modes are spelled as the mode.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::PerfEvent => AttachMode::PerfEvent.name(),
+            Self::Tracepoint => AttachMode::Tracepoint.name(),
+            Self::RawTracepoint => AttachMode::RawTracepoint.name(),
+            Self::Fentry => AttachMode::Fentry.name(),
+            Self::Fexit => "fexit",
+            Self::Kprobe => AttachMode::Kprobe.name(),
+            Self::Kretprobe => "kretprobe",
+            Self::TpBtf => "tp_btf",
+        }
+    }
+}
+
+impl fmt::Display for ProgramKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.name())
     }
@@ -223,6 +284,110 @@ impl ProbeGroup {
     }
 }
 
+/// A catalog concept's id (`concept` in `symbols`, `function_probes`,
+/// exact timing rows and doctor.json): the teardown step a kernel function
+/// stands for, whatever the function is called on a given kernel. The
+/// catalog (reaper-cli's `catalog.rs`) maps each to its candidate symbols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConceptId {
+    /// The reaper's work function (process_mrelease and the oom_reaper).
+    ReaperWork,
+    /// The oom_reaper kthread's loop.
+    ReaperKthread,
+    /// The victim's address-space teardown.
+    VictimTeardown,
+    /// The victim's unmap of all VMAs.
+    VictimUnmap,
+    /// The reaper's per-VMA unmap.
+    PerVmaUnmap,
+    /// The per-VMA zap worker of both contexts.
+    VmaZapWorker,
+    /// PTE spinlock acquisition.
+    PteLock,
+    /// rmap removal.
+    RmapRemoval,
+    /// TLB flush during unmap.
+    TlbFlush,
+    /// TLB gather finish.
+    TlbFinish,
+    /// Page freeing.
+    PageFreeing,
+    /// The spinlock slow path.
+    SpinSlowpath,
+    /// The process_mrelease syscall.
+    MreleaseSyscall,
+}
+
+impl ConceptId {
+    /// Every concept id, in the catalog's order.
+    pub const ALL: [Self; 13] = [
+        Self::ReaperWork,
+        Self::ReaperKthread,
+        Self::VictimTeardown,
+        Self::VictimUnmap,
+        Self::PerVmaUnmap,
+        Self::VmaZapWorker,
+        Self::PteLock,
+        Self::RmapRemoval,
+        Self::TlbFlush,
+        Self::TlbFinish,
+        Self::PageFreeing,
+        Self::SpinSlowpath,
+        Self::MreleaseSyscall,
+    ];
+
+    /// The stable name run files and reports hold ("pte_lock").
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::ReaperWork => "reaper_work",
+            Self::ReaperKthread => "reaper_kthread",
+            Self::VictimTeardown => "victim_teardown",
+            Self::VictimUnmap => "victim_unmap",
+            Self::PerVmaUnmap => "per_vma_unmap",
+            Self::VmaZapWorker => "vma_zap_worker",
+            Self::PteLock => "pte_lock",
+            Self::RmapRemoval => "rmap_removal",
+            Self::TlbFlush => "tlb_flush",
+            Self::TlbFinish => "tlb_finish",
+            Self::PageFreeing => "page_freeing",
+            Self::SpinSlowpath => "spin_slowpath",
+            Self::MreleaseSyscall => "mrelease_syscall",
+        }
+    }
+
+    /// The id named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl fmt::Display for ConceptId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl Serialize for ConceptId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl schemars::JsonSchema for ConceptId {
+    fn schema_name() -> Cow<'static, str> {
+        "ConceptId".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = Self::ALL.iter().map(|c| c.name()).collect();
+        schemars::json_schema!({
+            "description": "A catalog concept: the teardown step a kernel function stands for.",
+            "type": "string",
+            "enum": names,
+        })
+    }
+}
+
 /// The order in which one context's per-VMA unmap calls visited VMAs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -240,6 +405,11 @@ pub enum VmaOrderKind {
 impl VmaOrderKind {
     /// Every order.
     pub const ALL: [Self; 4] = [Self::Forward, Self::Reverse, Self::Mixed, Self::Unknown];
+
+    /// The order named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.name() == name)
+    }
 
     /// The name run files hold ("reverse").
     pub const fn name(self) -> &'static str {
@@ -285,6 +455,12 @@ impl<'de> Deserialize<'de> for AttachMode {
     }
 }
 
+impl<'de> Deserialize<'de> for ConceptId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        one_of(d, "concept", &Self::ALL, Self::name)
+    }
+}
+
 impl<'de> Deserialize<'de> for VmaOrderKind {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         one_of(d, "VMA order", &Self::ALL, Self::name)
@@ -325,6 +501,16 @@ mod tests {
             assert_eq!(json, format!("\"{m}\""));
             assert_eq!(serde_json::from_str::<AttachMode>(&json).unwrap(), m);
         }
+        for k in ProgramKind::ALL {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.name()));
+        }
+        for c in ConceptId::ALL {
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{c}\""));
+            assert_eq!(serde_json::from_str::<ConceptId>(&json).unwrap(), c);
+            assert_eq!(ConceptId::from_name(c.name()), Some(c));
+        }
         for o in VmaOrderKind::ALL {
             let json = serde_json::to_string(&o).unwrap();
             assert_eq!(json, format!("\"{o}\""));
@@ -339,6 +525,12 @@ mod tests {
             err.to_string().starts_with(
                 "unknown attach mode \"uprobe\"; reaper writes only perf_event, tracepoint, raw_tracepoint, fentry, kprobe, none"
             ),
+            "{err}"
+        );
+        let err = serde_json::from_str::<ConceptId>("\"anchor\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("unknown concept \"anchor\"; reaper writes only reaper_work, "),
             "{err}"
         );
         let err = serde_json::from_str::<VmaOrderKind>("\"sideways\"").unwrap_err();

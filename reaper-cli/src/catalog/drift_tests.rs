@@ -99,11 +99,11 @@ const REAL_KERNELS: &[RealKernel] = &[
 ];
 
 impl RealKernel {
-    fn expected(&self, concept: &str) -> Option<Option<&'static str>> {
+    fn expected(&self, concept: ConceptId) -> Option<Option<&'static str>> {
         [STABLE, self.version, self.arch]
             .into_iter()
             .flatten()
-            .find(|(c, _)| *c == concept)
+            .find(|(c, _)| *c == concept.name())
             .map(|(_, s)| *s)
     }
 
@@ -124,7 +124,7 @@ fn every_concept_resolves_to_the_real_symbol_on_every_kernel() {
     let mut wrong = Vec::new();
     for kernel in REAL_KERNELS {
         for resolved in kernel.resolved() {
-            let Some(want) = kernel.expected(&resolved.concept) else {
+            let Some(want) = kernel.expected(resolved.concept) else {
                 wrong.push(format!(
                     "{}: no expectation for concept {}; write down its symbol on this kernel",
                     kernel.fixture, resolved.concept
@@ -146,7 +146,7 @@ fn every_concept_resolves_to_the_real_symbol_on_every_kernel() {
 fn timed_functions_are_in_btf_where_fentry_needs_them() {
     for kernel in REAL_KERNELS.iter().filter(|k| k.btf) {
         for resolved in kernel.resolved() {
-            let timed = concept(&resolved.concept).map(|c| c.timing) == Some(Timing::Timed);
+            let timed = entry(resolved.concept).timing == Timing::Timed;
             if timed && resolved.symbol.is_some() {
                 assert_eq!(
                     resolved.in_btf,
@@ -166,7 +166,7 @@ fn the_per_vma_function_gives_its_vma_on_every_kernel_with_btf() {
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/btf");
     for kernel in REAL_KERNELS.iter().filter(|k| k.btf) {
         let per_vma = kernel
-            .expected("per_vma_unmap")
+            .expected(ConceptId::PerVmaUnmap)
             .flatten()
             .expect("every kernel has a per-VMA unmap function");
         let path = format!("{data}/{}", kernel.fixture);

@@ -121,9 +121,20 @@ pub struct RecordArgs {
     /// Exact function timing: auto (fentry/fexit, else kprobe/kretprobe, per
     /// function), fentry or kprobe (forced: failing is an error), or sampling
     /// (no function probes).
-    #[arg(long, default_value = "auto", value_name = "MODE",
-          value_parser = clap::builder::PossibleValuesParser::new(AttachPolicy::NAMES))]
-    pub attach: String,
+    #[arg(long, value_enum, default_value_t = AttachPolicy::Auto, value_name = "MODE")]
+    pub attach: AttachPolicy,
+}
+
+/// `--attach`'s values: the policies' names, without per-value help so the
+/// flag's help stays one line.
+impl clap::ValueEnum for AttachPolicy {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
 }
 
 /// Without -o: saves run.json under the runs directory and says where, or
@@ -267,7 +278,7 @@ impl RecordArgs {
             runs: self.runs,
             freq_hz: self.freq,
             sizes,
-            attach: self.attach.parse().map_err(anyhow::Error::msg)?,
+            attach: self.attach,
             retries: self.retries.min(MAX_RUNS),
             progress: crate::recorder::progress::Progress::new(quiet),
             ebpf_log: if verbose >= 2 {

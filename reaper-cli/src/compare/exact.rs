@@ -43,7 +43,7 @@ pub struct ExactTiming {
 
 /// A timed function's series key: its context and catalog concept.
 fn key(f: &FunctionTime) -> (String, String) {
-    (f.context.name().to_owned(), f.concept.clone())
+    (f.context.name().to_owned(), f.concept.name().to_owned())
 }
 
 fn add_mode(modes: &mut Vec<String>, mode: AttachMode) {
@@ -127,12 +127,14 @@ mod tests {
     use super::*;
     use crate::compare::load::LoadedRun;
     use crate::compare::synth::{self, Spec, factors};
-    use crate::model::{AttachMode, Context, FunctionTiming, Run, VmaOrderKind, VmaOrderSeen};
+    use crate::model::{
+        AttachMode, ConceptId, Context, FunctionTiming, Run, VmaOrderKind, VmaOrderSeen,
+    };
 
-    fn timed(context: Context, concept: &str, symbol: &str, total_ns: u64) -> FunctionTime {
+    fn timed(context: Context, concept: ConceptId, symbol: &str, total_ns: u64) -> FunctionTime {
         FunctionTime {
             context,
-            concept: concept.into(),
+            concept,
             symbol: symbol.into(),
             mode: AttachMode::Fentry,
             calls: 1,
@@ -178,13 +180,13 @@ mod tests {
             functions: vec![
                 timed(
                     Context::MreleaseCaller,
-                    "per_vma_unmap",
+                    ConceptId::PerVmaUnmap,
                     "zap_vma_for_reaping",
                     2_000_000,
                 ),
                 timed(
                     Context::VictimExit,
-                    "per_vma_unmap",
+                    ConceptId::PerVmaUnmap,
                     "unmap_page_range",
                     5_000_000,
                 ),
@@ -195,7 +197,7 @@ mod tests {
         let second = FunctionTiming {
             functions: vec![timed(
                 Context::MreleaseCaller,
-                "per_vma_unmap",
+                ConceptId::PerVmaUnmap,
                 "unmap_page_range",
                 3_000_000,
             )],

@@ -128,7 +128,7 @@ fn concept_absent(set: &RunSet, id: ConceptId) -> String {
         .runs
         .first()
         .and_then(|r| frame_for(&r.run.symbols, id))
-        .filter(|_| id.concept().inline_fallback.is_some());
+        .filter(|_| crate::catalog::entry(id).inline_fallback.is_some());
     match inline {
         Some(caller) => format!("inline in {caller} on this kernel"),
         None => "absent on this kernel".to_owned(),

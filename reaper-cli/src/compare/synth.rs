@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use crate::model::{AttachMode, Context, ProbeGroup, ProbeOutcome};
+use crate::model::{AttachMode, ConceptId, Context, ProbeGroup, ProbeOutcome};
 
 /// cpu-clock period at 4 kHz, ns.
 const PERIOD_NS: u64 = 250_000;
@@ -147,9 +147,9 @@ fn episode(spec: &Spec, index: usize, f: f64) -> Value {
 
 fn symbols(old_kernel: bool) -> Value {
     let pte = if old_kernel {
-        json!({ "concept": "pte_lock", "candidates": ["__pte_offset_map_lock", "pte_offset_map_lock"] })
+        json!({ "concept": ConceptId::PteLock, "candidates": ["__pte_offset_map_lock", "pte_offset_map_lock"] })
     } else {
-        json!({ "concept": "pte_lock", "candidates": ["__pte_offset_map_lock", "pte_offset_map_lock"],
+        json!({ "concept": ConceptId::PteLock, "candidates": ["__pte_offset_map_lock", "pte_offset_map_lock"],
                 "symbol": "__pte_offset_map_lock" })
     };
     let rmap = if old_kernel {
@@ -157,18 +157,18 @@ fn symbols(old_kernel: bool) -> Value {
     } else {
         "folio_remove_rmap_ptes"
     };
-    let one = |concept: &str, symbol: &str| json!({ "concept": concept, "candidates": [symbol], "symbol": symbol });
+    let one = |concept: ConceptId, symbol: &str| json!({ "concept": concept, "candidates": [symbol], "symbol": symbol });
     json!([
-        one("reaper_work", "__oom_reap_task_mm"),
-        one("victim_teardown", "exit_mmap"),
-        one("victim_unmap", "unmap_vmas"),
-        one("per_vma_unmap", "unmap_page_range"),
+        one(ConceptId::ReaperWork, "__oom_reap_task_mm"),
+        one(ConceptId::VictimTeardown, "exit_mmap"),
+        one(ConceptId::VictimUnmap, "unmap_vmas"),
+        one(ConceptId::PerVmaUnmap, "unmap_page_range"),
         pte,
-        { "concept": "rmap_removal", "candidates": ["folio_remove_rmap_ptes", "page_remove_rmap"], "symbol": rmap },
-        one("tlb_flush", "tlb_flush_mmu"),
-        one("page_freeing", "free_pages_and_swap_cache"),
-        one("spin_slowpath", "native_queued_spin_lock_slowpath"),
-        one("mrelease_syscall", "__x64_sys_process_mrelease"),
+        { "concept": ConceptId::RmapRemoval, "candidates": ["folio_remove_rmap_ptes", "page_remove_rmap"], "symbol": rmap },
+        one(ConceptId::TlbFlush, "tlb_flush_mmu"),
+        one(ConceptId::PageFreeing, "free_pages_and_swap_cache"),
+        one(ConceptId::SpinSlowpath, "native_queued_spin_lock_slowpath"),
+        one(ConceptId::MreleaseSyscall, "__x64_sys_process_mrelease"),
     ])
 }
 

@@ -559,7 +559,7 @@ fn renamed_concepts_line_up_only_where_both_sides_run_them() {
     let reaper = rows(Context::MreleaseCaller);
     assert!(
         reaper.contains(&(
-            Some(ConceptId::PER_VMA_UNMAP),
+            Some(ConceptId::PerVmaUnmap),
             "unmap_page_range → zap_vma_for_reaping".to_owned()
         )),
         "{reaper:?}"
@@ -568,7 +568,7 @@ fn renamed_concepts_line_up_only_where_both_sides_run_them() {
     assert!(
         !victim
             .iter()
-            .any(|(c, _)| *c == Some(ConceptId::PER_VMA_UNMAP)),
+            .any(|(c, _)| *c == Some(ConceptId::PerVmaUnmap)),
         "{victim:?}"
     );
     assert!(

@@ -186,7 +186,7 @@ fn function_modes(
             });
             let (mode, status, fallback_from) = (rung.mode, rung.status, rung.fallback_from);
             FunctionMode {
-                concept: f.concept.clone(),
+                concept: f.concept.name().to_owned(),
                 symbol: Some(f.symbol.clone()),
                 mode,
                 status,
@@ -195,7 +195,7 @@ fn function_modes(
         })
         .collect();
     modes.extend(plan.skipped.iter().map(|(concept, why)| FunctionMode {
-        concept: concept.clone(),
+        concept: concept.name().to_owned(),
         symbol: None,
         mode: AttachMode::None,
         status: why.clone(),
@@ -257,7 +257,7 @@ fn record_mode(d: &Diagnosis) -> String {
 /// The function fentry/kprobe checks target: the reaper's work function when
 /// this kernel has it, else a function every kernel has.
 fn check_target(targets: &[ResolvedConcept]) -> String {
-    catalog::frame_for(targets, catalog::ConceptId::REAPER_WORK)
+    catalog::frame_for(targets, catalog::ConceptId::ReaperWork)
         .unwrap_or("do_exit")
         .to_owned()
 }
@@ -665,8 +665,7 @@ pub fn render(d: &Diagnosis) -> String {
     }
     let _ = writeln!(out, "\nprobe targets (from /proc/kallsyms):");
     for t in &d.probe_targets {
-        let concept = catalog::concept(&t.concept);
-        let symbol = match (&t.symbol, concept.and_then(|c| c.inline_fallback)) {
+        let symbol = match (&t.symbol, catalog::entry(t.concept).inline_fallback) {
             (Some(s), _) => s.clone(),
             (None, Some(fallback)) => {
                 format!("absent on this kernel (inline; attributed through {fallback})")

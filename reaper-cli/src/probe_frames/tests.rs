@@ -199,7 +199,7 @@ fn recording_names_slot_programs_by_the_function_their_ladder_attached() {
     let attach = |slot: u32, symbol: &str, mode: AttachMode| FunctionAttach {
         function: SlotFunction {
             slot,
-            concept: String::new(),
+            concept: crate::model::ConceptId::ReaperWork,
             symbol: symbol.into(),
             attach_name: symbol.into(),
             in_btf: Some(true),

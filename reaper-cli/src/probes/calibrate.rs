@@ -29,7 +29,7 @@ use reaper_common::{
 };
 
 use crate::{
-    model::{NotMeasured, ProbeCost},
+    model::{NotMeasured, NotMeasuredSubject, ProbeCost},
     probes::{
         function_probe::{self, AttachError},
         function_timing::{AttachPolicy, LadderReport},
@@ -244,7 +244,7 @@ pub fn measure(
 /// What could not be calibrated, as a run's `not_measured` entry.
 fn not_measured(mode: Mode, why: String) -> NotMeasured {
     NotMeasured {
-        subject: format!("probe cost ({} per-call calibration)", mode.name()),
+        subject: NotMeasuredSubject::ProbeCost(mode.attach_mode()),
         why,
     }
 }

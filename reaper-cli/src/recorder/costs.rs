@@ -42,7 +42,7 @@ impl Recorder {
     pub(super) fn program_cost_refused(&self) -> Option<NotMeasured> {
         match &self.run_stats {
             Some(Err(why)) => Some(NotMeasured {
-                subject: PROGRAM_COST.to_owned(),
+                subject: PROGRAM_COST.into(),
                 why: why.to_string(),
             }),
             _ => None,

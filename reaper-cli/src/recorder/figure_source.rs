@@ -15,20 +15,20 @@
 //!   stack (`reaper_common::lock_wait`); here only the run's label.
 
 use crate::model::{
-    AttachMode, Context, FigureSource, FunctionCall, FunctionProbe, FunctionTiming, Latencies,
-    ProbeGroup, ProbeUse, doctor::ProgramKind,
+    AttachMode, ConceptId, Context, FigureSource, FunctionCall, FunctionProbe, FunctionTiming,
+    Latencies, ProbeGroup, ProbeUse, doctor::ProgramKind,
 };
 
 /// The catalog concept of the `process_mrelease` syscall function.
-pub const CONCEPT: &str = "mrelease_syscall";
+pub const CONCEPT: ConceptId = ConceptId::MreleaseSyscall;
 /// The run's probe entry of the exit tracepoint.
 pub const EXIT_TRACEPOINT: &str = "timeline:syscalls:sys_exit_process_mrelease";
 /// The catalog concept of the victim's teardown.
-const EXIT_MMAP_CONCEPT: &str = "victim_teardown";
+const EXIT_MMAP_CONCEPT: ConceptId = ConceptId::VictimTeardown;
 /// The run's probe entry of `mmap:exit_mmap`.
 pub const EXIT_MMAP_TRACEPOINT: &str = "timeline:mmap:exit_mmap";
 /// The catalog concept of the spin slow path.
-const SLOWPATH_CONCEPT: &str = "spin_slowpath";
+const SLOWPATH_CONCEPT: ConceptId = ConceptId::SpinSlowpath;
 
 /// Why the probe entry `probe` gave no figure: `Some(its status)` when it
 /// did not attach (or was never listed), `None` when it attached.
@@ -48,7 +48,7 @@ pub fn tracepoint_missing(probes: &[ProbeUse]) -> Option<String> {
 
 /// The exit probe `concept`'s function was timed with ("fexit" or
 /// "kretprobe"), `None` when it was not timed.
-fn exit_probe(function_probes: &[FunctionProbe], concept: &str) -> Option<&'static str> {
+fn exit_probe(function_probes: &[FunctionProbe], concept: ConceptId) -> Option<&'static str> {
     match function_probes
         .iter()
         .find(|p| p.concept == concept && p.status.is_attached())?
@@ -61,11 +61,11 @@ fn exit_probe(function_probes: &[FunctionProbe], concept: &str) -> Option<&'stat
 }
 
 /// The longest kept call of `concept` in `context`, with its symbol.
-fn longest_call<'a>(
-    timing: Option<&'a FunctionTiming>,
+fn longest_call(
+    timing: Option<&FunctionTiming>,
     context: Context,
-    concept: &str,
-) -> Option<(&'a str, &'a FunctionCall)> {
+    concept: ConceptId,
+) -> Option<(&str, &FunctionCall)> {
     let kept = timing
         .into_iter()
         .flat_map(|t| &t.longest_calls)
@@ -174,11 +174,11 @@ mod tests {
         }]
     }
 
-    fn timing(context: Context, concept: &str, symbol: &str) -> FunctionTiming {
+    fn timing(context: Context, concept: ConceptId, symbol: &str) -> FunctionTiming {
         FunctionTiming {
             longest_calls: vec![FunctionCalls {
                 context,
-                concept: concept.into(),
+                concept,
                 symbol: symbol.into(),
                 calls: vec![FunctionCall {
                     tid: 9,
@@ -199,9 +199,9 @@ mod tests {
         )
     }
 
-    fn timed(concept: &str, symbol: &str, mode: AttachMode) -> Vec<FunctionProbe> {
+    fn timed(concept: ConceptId, symbol: &str, mode: AttachMode) -> Vec<FunctionProbe> {
         vec![FunctionProbe {
-            concept: concept.into(),
+            concept,
             symbol: Some(symbol.into()),
             mode,
             status: ProbeOutcome::Attached,

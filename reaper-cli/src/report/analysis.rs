@@ -23,18 +23,18 @@ use super::{rows::lock_wait_status, summary::summary};
 /// Concepts of the "Period (ms)  Symbol" table, in the thread's order, with
 /// the contexts where they can appear (an absent one is listed there).
 const KEY_CONCEPTS: &[(ConceptId, &[Context])] = &[
-    (ConceptId::REAPER_KTHREAD, &[Context::OomReaper]),
-    (ConceptId::MRELEASE_SYSCALL, &[Context::MreleaseCaller]),
-    (ConceptId::REAPER_WORK, &Context::REAPERS),
-    (ConceptId::VICTIM_TEARDOWN, &[Context::VictimExit]),
-    (ConceptId::VICTIM_UNMAP, &[Context::VictimExit]),
-    (ConceptId::PER_VMA_UNMAP, &Context::ALL),
-    (ConceptId::PTE_LOCK, &Context::ALL),
-    (ConceptId::PAGE_FREEING, &Context::ALL),
-    (ConceptId::TLB_FINISH, &Context::ALL),
-    (ConceptId::TLB_FLUSH, &Context::ALL),
-    (ConceptId::RMAP_REMOVAL, &Context::ALL),
-    (ConceptId::SPIN_SLOWPATH, &Context::ALL),
+    (ConceptId::ReaperKthread, &[Context::OomReaper]),
+    (ConceptId::MreleaseSyscall, &[Context::MreleaseCaller]),
+    (ConceptId::ReaperWork, &Context::REAPERS),
+    (ConceptId::VictimTeardown, &[Context::VictimExit]),
+    (ConceptId::VictimUnmap, &[Context::VictimExit]),
+    (ConceptId::PerVmaUnmap, &Context::ALL),
+    (ConceptId::PteLock, &Context::ALL),
+    (ConceptId::PageFreeing, &Context::ALL),
+    (ConceptId::TlbFinish, &Context::ALL),
+    (ConceptId::TlbFlush, &Context::ALL),
+    (ConceptId::RmapRemoval, &Context::ALL),
+    (ConceptId::SpinSlowpath, &Context::ALL),
 ];
 
 /// Frames that are lock primitives rather than lock users: the lock-wait
@@ -66,7 +66,7 @@ const LOCK_PRIMITIVE_PREFIXES: &[&str] = &[
 pub fn anchors(frames: &ConceptFrames, context: Context) -> Vec<String> {
     let mut anchors: Vec<String> = match context {
         Context::MreleaseCaller => frames
-            .frame(ConceptId::MRELEASE_SYSCALL)
+            .frame(ConceptId::MreleaseSyscall)
             .map(str::to_owned)
             .into_iter()
             .collect(),

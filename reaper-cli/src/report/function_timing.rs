@@ -12,15 +12,10 @@ use super::model::{
     Bucket, CallsNotTimed, EpisodeExact, EpisodeTiming, ExactRow, ExactTable, FunctionTimingReport,
     Histogram, OrderCount, OrderEvidence, OrderUnknown, ProbeHits, ReaperOrder,
 };
-use crate::model::{Episode, FunctionTime, FunctionTiming, Run, VmaOrderSeen};
+use crate::model::{ConceptId, Episode, FunctionTime, FunctionTiming, Run, VmaOrderSeen};
 
 /// Concepts whose latency histograms are printed.
-const HISTOGRAM_CONCEPTS: [&str; 2] = ["pte_lock", "per_vma_unmap"];
-/// The reaper side's contexts, in the order their VMA order is preferred
-/// (the mrelease caller first).
-/// `what` of the run's not-measured entry for function timing.
-const NOT_MEASURED_WHAT: &str = "exact per-function timing";
-
+const HISTOGRAM_CONCEPTS: [ConceptId; 2] = [ConceptId::PteLock, ConceptId::PerVmaUnmap];
 /// The function-timing part of the report.
 pub fn build(run: &Run) -> FunctionTimingReport {
     let measured = run.episodes.iter().any(|e| e.function_timing.is_some());
@@ -42,7 +37,7 @@ pub fn build(run: &Run) -> FunctionTimingReport {
 pub(crate) fn why_not_measured(run: &Run) -> String {
     run.not_measured
         .iter()
-        .find(|n| n.subject.starts_with(NOT_MEASURED_WHAT))
+        .find(|n| n.subject.is_function_timing())
         .map_or_else(
             || "no function probe attached".to_owned(),
             |n| n.why.clone(),
@@ -118,7 +113,7 @@ fn episode_timing(run: &Run, episode: &Episode) -> EpisodeTiming {
             histograms: timing
                 .functions
                 .iter()
-                .filter(|f| HISTOGRAM_CONCEPTS.contains(&f.concept.as_str()))
+                .filter(|f| HISTOGRAM_CONCEPTS.contains(&f.concept))
                 .filter_map(histogram)
                 .collect(),
             probe_hits: timing
@@ -165,7 +160,7 @@ fn exact_tables(episode: &Episode, timing: &FunctionTiming) -> Vec<ExactTable> {
 fn exact_row(episode: &Episode, context: Context, f: &FunctionTime) -> ExactRow {
     ExactRow {
         symbol: f.symbol.clone(),
-        concept: f.concept.clone(),
+        concept: f.concept,
         mode: f.mode,
         sampled_period_ns: super::stacks::sampled_ns(episode, context, &f.symbol),
         exact_period_ns: f.total_ns,
@@ -182,7 +177,7 @@ fn histogram(f: &FunctionTime) -> Option<Histogram> {
     Some(Histogram {
         context: f.context,
         symbol: f.symbol.clone(),
-        concept: f.concept.clone(),
+        concept: f.concept,
         mode: f.mode,
         calls: f.calls,
         buckets: f
@@ -232,7 +227,7 @@ pub(crate) mod tests {
         FunctionTiming {
             functions: vec![FunctionTime {
                 context: Context::MreleaseCaller,
-                concept: "per_vma_unmap".into(),
+                concept: ConceptId::PerVmaUnmap,
                 symbol: "zap_vma_for_reaping".into(),
                 mode: crate::model::AttachMode::Fentry,
                 calls: 3,

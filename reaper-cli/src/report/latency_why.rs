@@ -4,7 +4,7 @@
 //! status and the function probe that could have stood in for it. "event
 //! not seen" is left for an event whose probe was there.
 
-use crate::model::{Episode, FunctionProbe, Run};
+use crate::model::{ConceptId, Episode, FunctionProbe, Run};
 use crate::recorder::figure_source::{EXIT_MMAP_TRACEPOINT, tracepoint_missing};
 
 /// Why `kill → mrelease done` (and the call's duration) of `e` is not
@@ -26,7 +26,7 @@ pub fn mrelease_done(run: &Run, e: &Episode) -> String {
     match tracepoint_missing(&run.recording.probes) {
         Some(status) => format!(
             "syscalls:sys_exit_process_mrelease: {status}; {}",
-            not_timed(run, "mrelease_syscall")
+            not_timed(run, ConceptId::MreleaseSyscall)
         ),
         None => "event not seen".to_owned(),
     }
@@ -43,7 +43,7 @@ pub fn exit_mmap_done(run: &Run) -> String {
         Some(p) if !p.status.is_attached() => format!(
             "mmap:exit_mmap (Linux 6.1+): {}; {}",
             p.status,
-            not_timed(run, "victim_teardown")
+            not_timed(run, ConceptId::VictimTeardown)
         ),
         _ => "event not seen".to_owned(),
     }
@@ -67,16 +67,16 @@ fn errno_name(ret: i64) -> String {
 }
 
 /// Why the function of `concept` gave no stand-in figure.
-fn not_timed(run: &Run, concept: &str) -> String {
+fn not_timed(run: &Run, concept: ConceptId) -> String {
     let probe: Option<&FunctionProbe> = run.function_probes.iter().find(|p| p.concept == concept);
     match probe {
         Some(p) if p.status.is_attached() => format!(
             "{} was timed but no call of it was kept in the episode's context",
-            p.symbol.as_deref().unwrap_or(concept)
+            p.symbol.as_deref().unwrap_or(concept.name())
         ),
         Some(p) => format!(
             "{} not timed: {}",
-            p.symbol.as_deref().unwrap_or(concept),
+            p.symbol.as_deref().unwrap_or(concept.name()),
             p.status
         ),
         None => format!("{concept} not timed"),

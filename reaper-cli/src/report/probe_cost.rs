@@ -16,15 +16,14 @@
 use std::collections::BTreeMap;
 
 use super::model::{CorrectedPeriod, ProbeOverhead};
-use crate::model::{AttachMode, Context, Episode, FunctionTime, FunctionTiming, ProbeCost, Run};
+use crate::model::{
+    AttachMode, Context, Episode, FunctionTime, FunctionTiming, NotMeasuredSubject, ProbeCost, Run,
+};
 use crate::probe_frames::probe_label;
 
 /// Guards the recursion over call edges against a cycle (a probed function
 /// that recurses through another one).
 const MAX_DEPTH: usize = 16;
-
-/// Prefix of the `not_measured` subjects the calibration writes.
-const NOT_MEASURED_SUBJECT: &str = "probe cost";
 
 /// Cost of one timed call (entry + exit hit) per attach mode, ns.
 pub fn costs_by_mode(costs: &[ProbeCost]) -> BTreeMap<AttachMode, f64> {
@@ -106,7 +105,7 @@ fn why_not_calibrated(run: &Run) -> String {
     let why = run
         .not_measured
         .iter()
-        .filter(|n| n.subject.starts_with(NOT_MEASURED_SUBJECT))
+        .filter(|n| matches!(n.subject, NotMeasuredSubject::ProbeCost(_)))
         .map(|n| format!("{}: {}", n.subject, n.why))
         .collect::<Vec<_>>();
     if why.is_empty() {
@@ -175,7 +174,8 @@ mod tests {
     pub(super) fn f(context: Context, symbol: &str, calls: u64, total_ns: u64) -> FunctionTime {
         FunctionTime {
             context,
-            concept: symbol.into(),
+            // Not read by the probe-cost arithmetic.
+            concept: crate::model::ConceptId::ReaperWork,
             symbol: symbol.into(),
             mode: AttachMode::Fentry,
             calls,

@@ -75,7 +75,7 @@ pub(crate) fn spin_frames(frames: &ConceptFrames) -> Vec<&str> {
         "queued_spin_lock_slowpath",
         "native_queued_spin_lock_slowpath",
     ];
-    if let Some(slowpath) = frames.frame(ConceptId::SPIN_SLOWPATH) {
+    if let Some(slowpath) = frames.frame(ConceptId::SpinSlowpath) {
         spin.push(slowpath);
     }
     spin
@@ -84,7 +84,7 @@ pub(crate) fn spin_frames(frames: &ConceptFrames) -> Vec<&str> {
 /// The functions whose direct spinlock calls are PTE-lock acquisitions: the
 /// resolved PTE-lock function, or the zap path where it is inlined.
 pub(crate) fn pte_callers(frames: &ConceptFrames) -> Vec<&str> {
-    match frames.symbol(ConceptId::PTE_LOCK) {
+    match frames.symbol(ConceptId::PteLock) {
         Some(symbol) => vec![symbol],
         None => INLINED_PTE_LOCK_CALLERS.to_vec(),
     }
@@ -151,7 +151,7 @@ pub fn pte_wait_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
         }
     };
     let victim_fn = frames
-        .frame(ConceptId::VICTIM_TEARDOWN)
+        .frame(ConceptId::VictimTeardown)
         .unwrap_or("exit_mmap");
     let cells = run
         .episodes
@@ -228,15 +228,15 @@ pub fn pte_traced_wait_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
     if let Some(why) = lost_callers(run) {
         return uniform_row(run, id, label, why);
     }
-    let pte_fn = frames.frame(ConceptId::PTE_LOCK);
+    let pte_fn = frames.frame(ConceptId::PteLock);
     if kind == PteLockKind::Spinning && pte_fn.is_none() {
-        return uniform_row(run, id, label, absent(ConceptId::PTE_LOCK));
+        return uniform_row(run, id, label, absent(ConceptId::PteLock));
     }
     let callers = pte_callers(frames);
     let spin = spin_frames(frames);
-    let pte_symbol = frames.symbol(ConceptId::PTE_LOCK);
+    let pte_symbol = frames.symbol(ConceptId::PteLock);
     let victim_fn = frames
-        .frame(ConceptId::VICTIM_TEARDOWN)
+        .frame(ConceptId::VictimTeardown)
         .unwrap_or("exit_mmap");
     let counts = |stack: &[String], is_victim: bool| -> bool {
         if is_victim && !stack.iter().any(|f| f == victim_fn) {

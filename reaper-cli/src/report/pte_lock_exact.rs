@@ -45,12 +45,12 @@ impl<'a> ExactSource<'a> {
     /// `Err(why)` when the run did not resolve one of them.
     pub fn of(frames: &'a ConceptFrames) -> Result<Self, Absent> {
         let slowpath = frames
-            .symbol(ConceptId::SPIN_SLOWPATH)
-            .ok_or(Absent(ConceptId::SPIN_SLOWPATH))?;
+            .symbol(ConceptId::SpinSlowpath)
+            .ok_or(Absent(ConceptId::SpinSlowpath))?;
         let caller = frames
-            .symbol(ConceptId::PTE_LOCK)
-            .or_else(|| frames.symbol(ConceptId::PER_VMA_UNMAP))
-            .ok_or(Absent(ConceptId::PER_VMA_UNMAP))?;
+            .symbol(ConceptId::PteLock)
+            .or_else(|| frames.symbol(ConceptId::PerVmaUnmap))
+            .ok_or(Absent(ConceptId::PerVmaUnmap))?;
         Ok(Self { slowpath, caller })
     }
 

@@ -111,7 +111,7 @@ pub enum LockWaitsNotMeasured {
 
 /// A catalog concept this kernel has no function for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("absent on this kernel: none of {}", .0.concept().candidates.join(", "))]
+#[error("absent on this kernel: none of {}", crate::catalog::entry(*.0).candidates.join(", "))]
 pub struct Absent(pub ConceptId);
 
 /// An episode's sampled stacks of the victim and of the reaper contexts.

@@ -111,11 +111,11 @@ fn running_time_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
     if let Some(why) = sampled_rows_failure(run) {
         return uniform_row(run, id, label, why);
     }
-    let Some(victim_fn) = frames.frame(ConceptId::VICTIM_TEARDOWN) else {
-        return uniform_row(run, id, label, absent(ConceptId::VICTIM_TEARDOWN));
+    let Some(victim_fn) = frames.frame(ConceptId::VictimTeardown) else {
+        return uniform_row(run, id, label, absent(ConceptId::VictimTeardown));
     };
-    let Some(reaper_fn) = frames.frame(ConceptId::REAPER_WORK) else {
-        return uniform_row(run, id, label, absent(ConceptId::REAPER_WORK));
+    let Some(reaper_fn) = frames.frame(ConceptId::ReaperWork) else {
+        return uniform_row(run, id, label, absent(ConceptId::ReaperWork));
     };
     let cells = run
         .episodes
@@ -134,19 +134,19 @@ fn running_time_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
 
 fn rmap_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
     let id = RowId::Rmap;
-    let Some(rmap_fn) = frames.frame(ConceptId::RMAP_REMOVAL) else {
+    let Some(rmap_fn) = frames.frame(ConceptId::RmapRemoval) else {
         let label = "rmap removal time".to_owned();
-        return uniform_row(run, id, label, absent(ConceptId::RMAP_REMOVAL));
+        return uniform_row(run, id, label, absent(ConceptId::RmapRemoval));
     };
     let label = format!("{rmap_fn} time");
     if let Some(why) = sampled_rows_failure(run) {
         return uniform_row(run, id, label, why);
     }
     let victim_fn = frames
-        .frame(ConceptId::VICTIM_TEARDOWN)
+        .frame(ConceptId::VictimTeardown)
         .unwrap_or("exit_mmap");
     let reaper_fn = frames
-        .frame(ConceptId::REAPER_WORK)
+        .frame(ConceptId::ReaperWork)
         .unwrap_or("__oom_reap_task_mm");
     let cells = run
         .episodes

@@ -595,7 +595,7 @@ fn absent_concepts_are_listed_not_zero() {
     assert!(pte.inline_fallback);
     let mut run = fixture("6.18-mrelease");
     for r in &mut run.symbols {
-        if r.concept == "tlb_flush" {
+        if r.concept == crate::model::ConceptId::TlbFlush {
             r.symbol = None;
         }
     }

@@ -59,7 +59,7 @@ pub const CAT_FUNCTION: &str = "function";
 /// The span argument counting a function's calls that are not drawn.
 pub const LEFT_OUT_ARG: &str = "calls of this function in this context not drawn";
 /// The catalog concept of the victim's `exit_mmap()`.
-const CONCEPT_EXIT_MMAP: ConceptId = ConceptId::VICTIM_TEARDOWN;
+const CONCEPT_EXIT_MMAP: ConceptId = ConceptId::VictimTeardown;
 
 /// A trace-event phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

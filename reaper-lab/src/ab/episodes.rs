@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use reaper_model::{Context, Episode, FrozenOutcome, Run};
+use reaper_model::{Context, Episode, FrozenOutcome, Run, VmaOrderKind};
 
 use crate::reaper_json;
 
@@ -33,8 +33,8 @@ pub struct EpisodeLine {
 /// The reaper's VMA order in one episode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
-    /// "forward", "reverse", "mixed" or "unknown".
-    pub word: String,
+    /// Forward, reverse, mixed, or unknown (too few VMAs to show one).
+    pub kind: VmaOrderKind,
     pub vmas: u64,
     pub function: String,
 }
@@ -107,7 +107,7 @@ fn reaper_order(episode: &Episode) -> Option<Order> {
         .iter()
         .find(|o| o.context == REAPER_CONTEXT)?;
     Some(Order {
-        word: seen.order.name().to_owned(),
+        kind: seen.order,
         vmas: seen.vmas,
         function: seen.function.clone(),
     })
@@ -127,12 +127,12 @@ impl fmt::Display for EpisodeLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: reaper order ", self.origin)?;
         match &self.order {
-            Some(o) if o.word == ORDER_UNDETERMINED => write!(
+            Some(o) if o.kind == VmaOrderKind::Unknown => write!(
                 f,
                 "undetermined ({} VMA(s) via {}: too few to show an order; the exit had torn the rest down)",
                 o.vmas, o.function
             )?,
-            Some(o) => write!(f, "{} ({} VMAs via {})", o.word, o.vmas, o.function)?,
+            Some(o) => write!(f, "{} ({} VMAs via {})", o.kind, o.vmas, o.function)?,
             None if self.lost_race => write!(
                 f,
                 "not measured (the reaper found no VMA: it lost the race)"
@@ -169,7 +169,8 @@ impl fmt::Display for EpisodeLine {
 pub fn summary(lines: &[EpisodeLine]) -> String {
     let mut orders: BTreeMap<&str, usize> = BTreeMap::new();
     for o in lines.iter().filter_map(|l| l.order.as_ref()) {
-        *orders.entry(o.word.as_str()).or_default() += 1;
+        // Keyed by name: the summary lists the orders alphabetically.
+        *orders.entry(o.kind.name()).or_default() += 1;
     }
     let total = lines.len();
     let mut out = if orders.is_empty() {
@@ -196,37 +197,33 @@ pub fn summary(lines: &[EpisodeLine]) -> String {
     out
 }
 
-/// The word reaper writes when the reaper unmapped fewer than two VMAs, or
-/// none in a direction: there is no order to compare (the victim's own
-/// exit had already torn the rest down), which is not a wrong order.
-const ORDER_UNDETERMINED: &str = reaper_model::VmaOrderKind::Unknown.name();
-
 /// `--expect-order`: every episode whose reaper order could be determined
 /// shows `want`, and at least one could. An episode in which the reaper
-/// lost the race, or reached fewer than two VMAs, has no order and is
-/// neither a match nor a mismatch. Returns why not.
-pub fn check_order(lines: &[EpisodeLine], want: &str) -> Result<(), OrderMismatch> {
+/// lost the race, or reached fewer than two VMAs (`unknown`: the victim's
+/// own exit had already torn the rest down), has no order and is neither a
+/// match nor a mismatch. Returns why not.
+pub fn check_order(lines: &[EpisodeLine], want: VmaOrderKind) -> Result<(), OrderMismatch> {
     let measured: Vec<&Order> = lines
         .iter()
         .filter_map(|l| l.order.as_ref())
-        .filter(|o| o.word != ORDER_UNDETERMINED)
+        .filter(|o| o.kind != VmaOrderKind::Unknown)
         .collect();
     if measured.is_empty() {
         return Err(OrderMismatch::Undetermined {
-            want: want.to_owned(),
+            want,
             episodes: lines.len(),
         });
     }
-    let other: Vec<&str> = measured
+    let other: Vec<VmaOrderKind> = measured
         .iter()
-        .filter(|o| o.word != want)
-        .map(|o| o.word.as_str())
+        .map(|o| o.kind)
+        .filter(|&kind| kind != want)
         .collect();
     if !other.is_empty() {
         return Err(OrderMismatch::Differ {
-            want: want.to_owned(),
+            want,
             measured: measured.len(),
-            other: other.into_iter().map(str::to_owned).collect(),
+            other,
         });
     }
     Ok(())
@@ -241,7 +238,7 @@ pub enum OrderMismatch {
     )]
     Undetermined {
         /// The order expected.
-        want: String,
+        want: VmaOrderKind,
         /// Episodes on the side.
         episodes: usize,
     },
@@ -249,15 +246,15 @@ pub enum OrderMismatch {
     #[error(
         "expected reaper order {want}, but {} of {measured} episodes with a determined order differ ({})",
         other.len(),
-        other.join(", ")
+        other.iter().map(|o| o.name()).collect::<Vec<_>>().join(", ")
     )]
     Differ {
         /// The order expected.
-        want: String,
+        want: VmaOrderKind,
         /// Episodes with a determined order.
         measured: usize,
         /// The orders of the episodes that differ, in episode order.
-        other: Vec<String>,
+        other: Vec<VmaOrderKind>,
     },
 }
 
@@ -319,16 +316,16 @@ mod tests {
             "reaper order reverse in 1 of 2 episodes; 1 lost the mrelease race; frozen victim: \
              every thread exited in 0 of 1 episodes"
         );
-        assert_eq!(check_order(&lines, "reverse"), Ok(()));
-        assert!(check_order(&lines, "forward").is_err());
-        assert!(check_order(&lines[1..], "reverse").is_err());
+        assert_eq!(check_order(&lines, VmaOrderKind::Reverse), Ok(()));
+        assert!(check_order(&lines, VmaOrderKind::Forward).is_err());
+        assert!(check_order(&lines[1..], VmaOrderKind::Reverse).is_err());
     }
 
-    fn order_line(word: &str, vmas: u64) -> EpisodeLine {
+    fn order_line(kind: VmaOrderKind, vmas: u64) -> EpisodeLine {
         EpisodeLine {
             origin: "batch-1/run-1 #1".into(),
             order: Some(Order {
-                word: word.into(),
+                kind,
                 vmas,
                 function: "unmap_page_range".into(),
             }),
@@ -341,24 +338,27 @@ mod tests {
     fn an_undetermined_order_neither_matches_nor_fails_the_expectation() {
         // As seen in CI: the reaper reached one VMA in one B episode.
         let lines = vec![
-            order_line("reverse", 88),
-            order_line("unknown", 1),
-            order_line("reverse", 88),
+            order_line(VmaOrderKind::Reverse, 88),
+            order_line(VmaOrderKind::Unknown, 1),
+            order_line(VmaOrderKind::Reverse, 88),
         ];
-        assert_eq!(check_order(&lines, "reverse"), Ok(()));
+        assert_eq!(check_order(&lines, VmaOrderKind::Reverse), Ok(()));
         assert!(lines[1].to_string().contains("undetermined (1 VMA(s)"));
         // Only undetermined episodes: the expectation is not shown.
-        let err = check_order(&lines[1..2], "reverse").unwrap_err();
+        let err = check_order(&lines[1..2], VmaOrderKind::Reverse).unwrap_err();
         assert!(
             matches!(err, OrderMismatch::Undetermined { episodes: 1, .. }),
             "{err}"
         );
         assert!(err.to_string().contains("determined in none of 1"), "{err}");
         // A mixed order is a real mismatch.
-        let lines = vec![order_line("reverse", 88), order_line("mixed", 88)];
-        let err = check_order(&lines, "reverse").unwrap_err();
+        let lines = vec![
+            order_line(VmaOrderKind::Reverse, 88),
+            order_line(VmaOrderKind::Mixed, 88),
+        ];
+        let err = check_order(&lines, VmaOrderKind::Reverse).unwrap_err();
         assert!(
-            matches!(&err, OrderMismatch::Differ { measured: 2, other, .. } if other == &["mixed"]),
+            matches!(&err, OrderMismatch::Differ { measured: 2, other, .. } if other == &[VmaOrderKind::Mixed]),
             "{err}"
         );
         assert!(err.to_string().contains("1 of 2"), "{err}");

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use reaper_model::VmaOrderKind;
+
 use crate::error::Refused;
 use crate::kernel;
 use crate::reapers::{ReaperArgs, ReaperSource, Reapers};
@@ -127,7 +129,7 @@ pub struct AbArgs {
     /// order in A and B's in B, e.g. `forward,reverse` for the reverse-order
     /// patch (what CI checks).
     #[arg(long, value_name = "A,B", value_parser = parse_expect_order)]
-    expect_order: Option<(String, String)>,
+    expect_order: Option<(VmaOrderKind, VmaOrderKind)>,
     #[command(flatten)]
     reapers: ReaperArgs,
     /// `reaper record` arguments (without --runs and -o, which ab sets).
@@ -251,11 +253,11 @@ fn run_all(
 /// `--expect-order`: whether every measured episode of each side walked
 /// the VMAs in the order expected of it.
 fn check_expected_order(
-    (want_a, want_b): &(String, String),
+    &(want_a, want_b): &(VmaOrderKind, VmaOrderKind),
     lines_a: &[EpisodeLine],
     lines_b: &[EpisodeLine],
 ) -> ExitCode {
-    let problems: Vec<String> = [("A", &lines_a, want_a), ("B", &lines_b, want_b)]
+    let problems: Vec<String> = [("A", lines_a, want_a), ("B", lines_b, want_b)]
         .into_iter()
         .filter_map(|(side, lines, want)| {
             episodes::check_order(lines, want)
@@ -548,19 +550,28 @@ fn command_line() -> String {
         .join(" ")
 }
 
-/// An `--expect-order` value without a comma.
+/// An `--expect-order` value that is not two orders.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("`{raw}`: expected A,B, e.g. forward,reverse")]
-struct NotAPair {
-    /// The value as given.
-    raw: String,
+enum ExpectOrderError {
+    /// No comma.
+    #[error("`{0}`: expected A,B, e.g. forward,reverse")]
+    NotAPair(String),
+    /// A side that is no order (`unknown` is what a run says when it saw
+    /// none: never expected).
+    #[error("`{0}`: an order is forward, reverse or mixed")]
+    NotAnOrder(String),
 }
 
-fn parse_expect_order(s: &str) -> Result<(String, String), NotAPair> {
+fn parse_expect_order(s: &str) -> Result<(VmaOrderKind, VmaOrderKind), ExpectOrderError> {
     let (a, b) = s
         .split_once(',')
-        .ok_or_else(|| NotAPair { raw: s.to_owned() })?;
-    Ok((a.trim().to_string(), b.trim().to_string()))
+        .ok_or_else(|| ExpectOrderError::NotAPair(s.to_owned()))?;
+    let order = |word: &str| {
+        VmaOrderKind::from_name(word.trim())
+            .filter(|o| *o != VmaOrderKind::Unknown)
+            .ok_or_else(|| ExpectOrderError::NotAnOrder(word.trim().to_owned()))
+    };
+    Ok((order(a)?, order(b)?))
 }
 
 fn check_record_args(record: &[String]) -> Result<()> {
@@ -646,5 +657,16 @@ mod tests {
         let fixed = parse(&["--patch", "p", "--detect", "3%"]).unwrap();
         let err = RunPlan::from_args(&fixed).unwrap_err();
         assert!(err.downcast_ref::<Refused>().is_some(), "{err:#}");
+    }
+
+    #[test]
+    fn expected_orders_are_vma_orders() {
+        assert_eq!(
+            parse_expect_order("forward, reverse"),
+            Ok((VmaOrderKind::Forward, VmaOrderKind::Reverse))
+        );
+        assert!(parse_expect_order("forward,reverze").is_err(), "a typo");
+        assert!(parse_expect_order("forward,unknown").is_err(), "no order");
+        assert!(parse_expect_order("forward").is_err());
     }
 }

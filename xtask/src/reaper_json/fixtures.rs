@@ -2,6 +2,7 @@
 //! a base that decodes with reaper-model's types, and a deep merge to set
 //! what a test is about.
 
+use reaper_model::{AttachMode, ConceptId};
 use serde_json::{Value, json};
 
 /// Merges `patch` into `base`: objects key by key, anything else replaced.
@@ -43,10 +44,10 @@ pub fn episode(pid: u32, patch: Value) -> Value {
     episode
 }
 
-/// One function's row of `function_timing.functions`.
-pub fn function(context: &str, symbol: &str, total_ns: u64) -> Value {
+/// One fentry-timed function's row of `function_timing.functions`.
+pub fn function(context: &str, concept: ConceptId, symbol: &str, total_ns: u64) -> Value {
     json!({
-        "context": context, "concept": symbol, "symbol": symbol, "mode": "fentry",
+        "context": context, "concept": concept, "symbol": symbol, "mode": AttachMode::Fentry,
         "calls": 1, "total_ns": total_ns, "max_ns": total_ns, "hist_log2_ns": []
     })
 }
@@ -66,7 +67,7 @@ pub fn doctor(patch: Value) -> Value {
         "host": {"kernel_release": "7.2.13+deb14-cloud-amd64", "arch": "x86_64", "cpus": 2},
         "btf": true, "tracefs": {"Ok": "/sys/kernel/tracing"}, "tracefs_mounted_by_reaper": false,
         "privileges": {"Ok": null}, "attach_kinds": [], "programs": {"Ok": []},
-        "probe_targets": [], "function_modes": [], "process_mrelease": true, "record_mode": "fentry"
+        "probe_targets": [], "function_modes": [], "process_mrelease": true, "record_mode": "tracepoints + cpu-clock sampling"
     });
     merge(&mut doctor, patch);
     doctor
@@ -75,7 +76,7 @@ pub fn doctor(patch: Value) -> Value {
 #[test]
 fn the_bases_decode() {
     let run = run(json!({"episodes": [episode(1, json!({"function_timing": {
-        "functions": [function("mrelease_caller", "f", 1)],
+        "functions": [function("mrelease_caller", ConceptId::ReaperWork, "f", 1)],
         "vma_orders": [vma_order("mrelease_caller", "f", "reverse", 64)]}}))]}));
     let run: reaper_model::Run = serde_json::from_value(run).unwrap();
     assert_eq!(run.episodes[0].victim.pid, 1);

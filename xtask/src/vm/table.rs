@@ -11,6 +11,7 @@
 
 use super::arch::Arch;
 use super::kernel::{DebianKernel, Flavour, Line};
+use reaper_model::{AttachMode, ConceptId};
 
 /// One cell of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,29 +59,15 @@ pub const CI_CELLS: [CellDef; 8] = [
 /// skipped when the line's suite does not build that flavour there).
 pub const ALL_FLAVOURS: [Flavour; 3] = [Flavour::Cloud, Flavour::Rt, Flavour::Generic];
 
-/// The VMA order the reaper walks in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    /// Lowest address first (before 6.18).
-    Forward,
-    /// Highest address first (from 6.18: the reverse-order OOM reaper).
-    Reverse,
-}
-
-impl Order {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Order::Forward => "forward",
-            Order::Reverse => "reverse",
-        }
-    }
-}
+/// The VMA order the reaper walks in: the run file's own vocabulary
+/// (forward before 6.18, reverse from 6.18: the reverse-order OOM reaper).
+pub use reaper_model::VmaOrderKind as Order;
 
 /// How the function probes must attach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attach {
     /// Every timed function with this mode.
-    All(&'static str),
+    All(AttachMode),
     /// Every timed function with kprobes, after fentry was refused with an
     /// error containing this text (arm64 6.1: ENOTSUPP 524, no ftrace
     /// direct calls).
@@ -134,14 +121,14 @@ pub struct Expectation {
     pub attach: Attach,
     pub order: Order,
     /// Concept → the symbol it must resolve to (`None`: inline, absent).
-    pub symbols: &'static [(&'static str, Option<&'static str>)],
+    pub symbols: &'static [(ConceptId, Option<&'static str>)],
     /// What the kernel offers of the mechanisms reaper prefers.
     pub mechanisms: Mechanisms,
 }
 
 impl Expectation {
     /// The symbol `concept` must resolve to, if the row names it.
-    pub fn symbol(&self, concept: &str) -> Option<Option<&'static str>> {
+    pub fn symbol(&self, concept: ConceptId) -> Option<Option<&'static str>> {
         self.symbols
             .iter()
             .find(|(c, _)| *c == concept)
@@ -152,42 +139,42 @@ impl Expectation {
 /// 5.10: the names of 6.1 (bullseye's 5.10.223 kallsyms, cloud amd64 and
 /// arm64: `__oom_reap_task_mm`, `unmap_page_range`, `page_remove_rmap`;
 /// the PTE lock inline in `zap_pte_range`).
-const SYMBOLS_5_10: &[(&str, Option<&str>)] = SYMBOLS_6_1;
+const SYMBOLS_5_10: &[(ConceptId, Option<&str>)] = SYMBOLS_6_1;
 /// Symbols up to 6.5: no PTE-lock function (inlined into zap_pte_range),
 /// the old rmap name.
-const SYMBOLS_6_1: &[(&str, Option<&str>)] = &[
-    ("reaper_work", Some("__oom_reap_task_mm")),
-    ("per_vma_unmap", Some("unmap_page_range")),
-    ("pte_lock", None),
-    ("rmap_removal", Some("page_remove_rmap")),
-    ("vma_zap_worker", None),
+const SYMBOLS_6_1: &[(ConceptId, Option<&str>)] = &[
+    (ConceptId::ReaperWork, Some("__oom_reap_task_mm")),
+    (ConceptId::PerVmaUnmap, Some("unmap_page_range")),
+    (ConceptId::PteLock, None),
+    (ConceptId::RmapRemoval, Some("page_remove_rmap")),
+    (ConceptId::VmaZapWorker, None),
 ];
 /// 6.12 (LTS): the 6.5 PTE-lock function and the 6.9 folio rmap name.
-const SYMBOLS_6_12: &[(&str, Option<&str>)] = &[
-    ("reaper_work", Some("__oom_reap_task_mm")),
-    ("per_vma_unmap", Some("unmap_page_range")),
-    ("pte_lock", Some("__pte_offset_map_lock")),
-    ("rmap_removal", Some("folio_remove_rmap_ptes")),
-    ("vma_zap_worker", None),
+const SYMBOLS_6_12: &[(ConceptId, Option<&str>)] = &[
+    (ConceptId::ReaperWork, Some("__oom_reap_task_mm")),
+    (ConceptId::PerVmaUnmap, Some("unmap_page_range")),
+    (ConceptId::PteLock, Some("__pte_offset_map_lock")),
+    (ConceptId::RmapRemoval, Some("folio_remove_rmap_ptes")),
+    (ConceptId::VmaZapWorker, None),
 ];
 /// 6.19: still unmap_page_range and __pte_offset_map_lock (fixture 6.19.14).
-const SYMBOLS_6_19: &[(&str, Option<&str>)] = SYMBOLS_6_12;
+const SYMBOLS_6_19: &[(ConceptId, Option<&str>)] = SYMBOLS_6_12;
 /// 7.0: `pte_offset_map_lock`, still `unmap_page_range` (fixture 7.0.13).
-const SYMBOLS_7_0: &[(&str, Option<&str>)] = &[
-    ("reaper_work", Some("__oom_reap_task_mm")),
-    ("per_vma_unmap", Some("unmap_page_range")),
-    ("pte_lock", Some("pte_offset_map_lock")),
-    ("rmap_removal", Some("folio_remove_rmap_ptes")),
-    ("vma_zap_worker", None),
+const SYMBOLS_7_0: &[(ConceptId, Option<&str>)] = &[
+    (ConceptId::ReaperWork, Some("__oom_reap_task_mm")),
+    (ConceptId::PerVmaUnmap, Some("unmap_page_range")),
+    (ConceptId::PteLock, Some("pte_offset_map_lock")),
+    (ConceptId::RmapRemoval, Some("folio_remove_rmap_ptes")),
+    (ConceptId::VmaZapWorker, None),
 ];
 /// 7.1 on: the zap cleanups (`zap_vma_for_reaping`, `__zap_vma_range`,
 /// `pte_offset_map_lock`; fixtures 7.1, 7.2.13, 7.3.4).
-const SYMBOLS_7_1: &[(&str, Option<&str>)] = &[
-    ("reaper_work", Some("__oom_reap_task_mm")),
-    ("per_vma_unmap", Some("zap_vma_for_reaping")),
-    ("pte_lock", Some("pte_offset_map_lock")),
-    ("rmap_removal", Some("folio_remove_rmap_ptes")),
-    ("vma_zap_worker", Some("__zap_vma_range")),
+const SYMBOLS_7_1: &[(ConceptId, Option<&str>)] = &[
+    (ConceptId::ReaperWork, Some("__oom_reap_task_mm")),
+    (ConceptId::PerVmaUnmap, Some("zap_vma_for_reaping")),
+    (ConceptId::PteLock, Some("pte_offset_map_lock")),
+    (ConceptId::RmapRemoval, Some("folio_remove_rmap_ptes")),
+    (ConceptId::VmaZapWorker, Some("__zap_vma_range")),
 ];
 
 /// Every kernel series the harness knows, per architecture.
@@ -199,7 +186,7 @@ pub const EXPECTATIONS: &[Expectation] = &[
         since: (5, 10),
         until: (5, 11),
         arch: Some(Arch::X86_64),
-        attach: Attach::All("fentry"),
+        attach: Attach::All(AttachMode::Fentry),
         order: Order::Forward,
         symbols: SYMBOLS_5_10,
         mechanisms: BEFORE_5_15,
@@ -217,7 +204,7 @@ pub const EXPECTATIONS: &[Expectation] = &[
         since: (6, 1),
         until: (6, 2),
         arch: Some(Arch::X86_64),
-        attach: Attach::All("fentry"),
+        attach: Attach::All(AttachMode::Fentry),
         order: Order::Forward,
         symbols: SYMBOLS_6_1,
         mechanisms: MODERN,
@@ -235,7 +222,7 @@ pub const EXPECTATIONS: &[Expectation] = &[
         since: (6, 12),
         until: (6, 13),
         arch: Some(Arch::X86_64),
-        attach: Attach::All("fentry"),
+        attach: Attach::All(AttachMode::Fentry),
         order: Order::Forward,
         symbols: SYMBOLS_6_12,
         mechanisms: MODERN,
@@ -253,7 +240,7 @@ pub const EXPECTATIONS: &[Expectation] = &[
         since: (6, 19),
         until: (7, 0),
         arch: Some(Arch::X86_64),
-        attach: Attach::All("fentry"),
+        attach: Attach::All(AttachMode::Fentry),
         order: Order::Reverse,
         symbols: SYMBOLS_6_19,
         mechanisms: MODERN,
@@ -271,7 +258,7 @@ pub const EXPECTATIONS: &[Expectation] = &[
         since: (7, 0),
         until: (7, 1),
         arch: Some(Arch::X86_64),
-        attach: Attach::All("fentry"),
+        attach: Attach::All(AttachMode::Fentry),
         order: Order::Reverse,
         symbols: SYMBOLS_7_0,
         mechanisms: MODERN,
@@ -289,7 +276,7 @@ pub const EXPECTATIONS: &[Expectation] = &[
         since: (7, 1),
         until: (8, 0),
         arch: Some(Arch::X86_64),
-        attach: Attach::All("fentry"),
+        attach: Attach::All(AttachMode::Fentry),
         order: Order::Reverse,
         symbols: SYMBOLS_7_1,
         mechanisms: MODERN,
@@ -335,19 +322,22 @@ mod tests {
     fn rows_are_found_by_series_and_arch() {
         let e = expectation("6.12.57+deb12-cloud-arm64", Arch::Arm64).unwrap();
         assert_eq!(e.order, Order::Forward);
-        assert_eq!(e.symbol("pte_lock"), Some(Some("__pte_offset_map_lock")));
+        assert_eq!(
+            e.symbol(ConceptId::PteLock),
+            Some(Some("__pte_offset_map_lock"))
+        );
         let old = expectation("6.1.0-50-cloud-amd64", Arch::X86_64).unwrap();
-        assert_eq!(old.symbol("pte_lock"), Some(None));
-        assert_eq!(old.attach, Attach::All("fentry"));
+        assert_eq!(old.symbol(ConceptId::PteLock), Some(None));
+        assert_eq!(old.attach, Attach::All(AttachMode::Fentry));
         let new = expectation("7.3.4+deb13-rt-amd64", Arch::X86_64).unwrap();
         assert_eq!(new.order, Order::Reverse);
         assert_eq!(
-            new.symbol("per_vma_unmap"),
+            new.symbol(ConceptId::PerVmaUnmap),
             Some(Some("zap_vma_for_reaping"))
         );
         let bullseye = expectation("5.10.0-32-cloud-amd64", Arch::X86_64).unwrap();
         assert!(!bullseye.mechanisms.mrelease);
-        assert_eq!(bullseye.symbol("pte_lock"), Some(None));
+        assert_eq!(bullseye.symbol(ConceptId::PteLock), Some(None));
         assert_eq!(expectation("5.15.0-1-amd64", Arch::X86_64), None);
     }
 

@@ -7,7 +7,10 @@ use aya::Ebpf;
 
 use super::plan::{Plan, SlotFunction};
 use crate::{
-    model::{AttachMode, NotMeasured, ProbeOutcome, ProbeUse, doctor::ProgramKind},
+    model::{
+        AttachMode, ConceptId, NotMeasured, NotMeasuredSubject, ProbeOutcome, ProbeUse,
+        doctor::ProgramKind,
+    },
     probes::{
         function_probe::{self, AttachError, Pair},
         kernel_btf::{self, FentryBtf},
@@ -29,30 +32,27 @@ pub enum AttachPolicy {
     Sampling,
 }
 
-/// An `--attach` value that is none of the policies.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown attach mode {0:?}: use auto, fentry, kprobe or sampling")]
-pub struct UnknownPolicy(pub String);
-
-impl std::str::FromStr for AttachPolicy {
-    type Err = UnknownPolicy;
-    fn from_str(s: &str) -> Result<Self, UnknownPolicy> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| UnknownPolicy(s.to_owned()))
-    }
-}
-
 impl AttachPolicy {
-    /// Every policy, in `--attach`'s order.
+    /// Every policy, in `--attach`'s order (the command layer turns them
+    /// into the flag's values).
     pub const ALL: [Self; 4] = [Self::Auto, Self::Fentry, Self::Kprobe, Self::Sampling];
-    /// The flag values, in [`Self::ALL`]'s order.
-    pub const NAMES: [&'static str; 4] = ["auto", "fentry", "kprobe", "sampling"];
 
-    /// The flag value.
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
+    /// The one mode every function must attach with, for a forced policy.
+    pub const fn forced(self) -> Option<AttachMode> {
+        match self {
+            Self::Fentry => Some(AttachMode::Fentry),
+            Self::Kprobe => Some(AttachMode::Kprobe),
+            Self::Auto | Self::Sampling => None,
+        }
+    }
+
+    /// The flag value: a forced policy is spelled as its mode.
+    pub const fn name(self) -> &'static str {
+        match (self, self.forced()) {
+            (_, Some(mode)) => mode.name(),
+            (Self::Sampling, None) => "sampling",
+            (_, None) => "auto",
+        }
     }
 }
 
@@ -75,7 +75,7 @@ pub struct LadderReport {
     /// Functions with a slot, and their mode.
     pub functions: Vec<FunctionAttach>,
     /// Concepts without a function (absent, not timed), with the reason.
-    pub skipped: Vec<(String, ProbeOutcome)>,
+    pub skipped: Vec<(ConceptId, ProbeOutcome)>,
     /// Why order detection is off, if it is.
     pub order_off: Option<String>,
     /// The attach mode asked for.
@@ -92,7 +92,7 @@ pub struct LadderReport {
 pub struct ForcedModeError {
     mode: AttachMode,
     function: String,
-    concept: String,
+    concept: ConceptId,
     answer: Box<RungError>,
 }
 
@@ -128,7 +128,7 @@ impl LadderReport {
             .functions
             .iter()
             .map(|f| crate::model::FunctionProbe {
-                concept: f.function.concept.clone(),
+                concept: f.function.concept,
                 symbol: Some(f.function.symbol.clone()),
                 mode: f.mode,
                 status: f.status.clone(),
@@ -139,7 +139,7 @@ impl LadderReport {
             self.skipped
                 .iter()
                 .map(|(concept, why)| crate::model::FunctionProbe {
-                    concept: concept.clone(),
+                    concept: *concept,
                     symbol: None,
                     mode: AttachMode::None,
                     status: why.clone(),
@@ -192,7 +192,7 @@ impl LadderReport {
                 (_, None) => "no catalog function exists on this kernel".to_owned(),
             };
             out.push(NotMeasured {
-                subject: "exact per-function timing (calls, inclusive ns, histograms)".into(),
+                subject: NotMeasuredSubject::FunctionTiming,
                 why: why.clone(),
             });
             out.push(NotMeasured {
@@ -206,13 +206,14 @@ impl LadderReport {
                 subject: format!(
                     "exact timing of {} ({})",
                     f.function.symbol, f.function.concept
-                ),
+                )
+                .into(),
                 why: f.status.to_string(),
             });
         }
         let per_vma_attached = self
             .attached()
-            .any(|f| f.function.concept == "per_vma_unmap");
+            .any(|f| f.function.concept == ConceptId::PerVmaUnmap);
         if let Some(why) = &self.order_off {
             out.push(NotMeasured {
                 subject: "reaper VMA order".into(),
@@ -383,7 +384,7 @@ pub fn attach_ladder(
                     return Err(ForcedModeError {
                         mode: AttachMode::Fentry,
                         function: f.symbol.clone(),
-                        concept: f.concept.clone(),
+                        concept: f.concept,
                         answer: Box::new(answer),
                     });
                 }
@@ -394,7 +395,7 @@ pub fn attach_ladder(
                     return Err(ForcedModeError {
                         mode: AttachMode::Kprobe,
                         function: f.attach_name.clone(),
-                        concept: f.concept.clone(),
+                        concept: f.concept,
                         answer: Box::new(answer),
                     });
                 }

@@ -10,7 +10,7 @@ use reaper_common::{
 
 use super::{drain::RawFunctionTiming, ladder::LadderReport};
 use crate::model::{
-    AttachMode, CallEdge, FunctionCall, FunctionCalls, FunctionTime, FunctionTiming, VmaOrderKind,
+    CallEdge, ConceptId, FunctionCall, FunctionCalls, FunctionTime, FunctionTiming, VmaOrderKind,
     VmaOrderSeen,
 };
 
@@ -26,7 +26,9 @@ pub fn place_calls(
         .iter()
         .filter_map(|(context, slot, calls)| {
             let context = Context::from_id(*context)?;
-            let f = ladder.functions.iter().find(|f| f.function.slot == *slot);
+            // Programs are attached only in the ladder's slots, so the
+            // kernel keeps calls of no other slot: none is dropped here.
+            let f = ladder.functions.iter().find(|f| f.function.slot == *slot)?;
             let total = raw
                 .stats
                 .iter()
@@ -34,8 +36,8 @@ pub fn place_calls(
                 .map_or(0, |(_, _, s)| s.calls);
             Some(FunctionCalls {
                 context,
-                concept: f.map_or_else(String::new, |f| f.function.concept.clone()),
-                symbol: f.map_or_else(|| format!("slot{slot}"), |f| f.function.symbol.clone()),
+                concept: f.function.concept,
+                symbol: f.function.symbol.clone(),
                 calls: calls
                     .iter()
                     .map(|c| FunctionCall {
@@ -80,13 +82,14 @@ pub fn to_model(raw: &RawFunctionTiming, ladder: &LadderReport) -> FunctionTimin
         .stats
         .iter()
         .filter_map(|(context, slot, s)| {
-            let f = by_slot(*slot);
+            // As in `place_calls`: only the ladder's slots are counted.
+            let f = by_slot(*slot)?;
             let last = s.hist.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
             Some(FunctionTime {
                 context: Context::from_id(*context)?,
-                concept: f.map_or_else(String::new, |f| f.function.concept.clone()),
-                symbol: name_of(*slot),
-                mode: f.map_or(AttachMode::None, |f| f.mode),
+                concept: f.function.concept,
+                symbol: f.function.symbol.clone(),
+                mode: f.mode,
                 calls: s.calls,
                 total_ns: s.total_ns,
                 max_ns: s.max_ns,
@@ -112,7 +115,7 @@ pub fn to_model(raw: &RawFunctionTiming, ladder: &LadderReport) -> FunctionTimin
     let per_vma = ladder
         .functions
         .iter()
-        .find(|f| f.function.concept == "per_vma_unmap")
+        .find(|f| f.function.concept == ConceptId::PerVmaUnmap)
         .map_or_else(String::new, |f| f.function.symbol.clone());
     let vma_orders = raw
         .orders
@@ -137,7 +140,7 @@ pub fn to_model(raw: &RawFunctionTiming, ladder: &LadderReport) -> FunctionTimin
         .enumerate()
         .filter_map(|(slot, &hits)| {
             by_slot(slot as u32)
-                .filter(|f| f.mode != AttachMode::None)
+                .filter(|f| f.mode != crate::model::AttachMode::None)
                 .map(|f| (f.function.symbol.clone(), hits))
         })
         .collect();

@@ -6,7 +6,7 @@
 use reaper_common::function_timing::{FunctionTimingConfig, SLOT_COUNT, SLOT_NONE};
 
 use crate::{
-    catalog::{self, BtfFacts, Timing},
+    catalog::{self, BtfFacts, ConceptId, Timing},
     model::{ProbeOutcome, ResolvedConcept},
 };
 
@@ -16,7 +16,7 @@ pub struct SlotFunction {
     /// Program slot.
     pub slot: u32,
     /// Catalog concept id.
-    pub concept: String,
+    pub concept: ConceptId,
     /// Function (base) name: the BTF name fentry loads against.
     pub symbol: String,
     /// kallsyms name kprobes attach to.
@@ -31,38 +31,36 @@ pub struct Plan {
     /// Functions to attach, in slot order.
     pub functions: Vec<SlotFunction>,
     /// Concepts without a function to time, with the reason.
-    pub skipped: Vec<(String, ProbeOutcome)>,
+    pub skipped: Vec<(ConceptId, ProbeOutcome)>,
 }
 
 /// Assigns slots to every timed concept this kernel has.
 pub fn plan(resolved: &[ResolvedConcept]) -> Plan {
     let mut plan = Plan::default();
     for r in resolved {
-        let concept = catalog::concept(&r.concept);
-        if let Some(Timing::NotTimed(why)) = concept.map(|c| c.timing) {
+        let concept = catalog::entry(r.concept);
+        if let Timing::NotTimed(why) = concept.timing {
             plan.skipped.push((
-                r.concept.clone(),
+                r.concept,
                 ProbeOutcome::not_attached(format!("not timed: {why}")),
             ));
             continue;
         }
         let Some(symbol) = &r.symbol else {
             let absent = ProbeOutcome::Absent {
-                inline_into: concept.and_then(|c| c.inline_fallback).map(str::to_owned),
+                inline_into: concept.inline_fallback.map(str::to_owned),
             };
-            plan.skipped.push((r.concept.clone(), absent));
+            plan.skipped.push((r.concept, absent));
             continue;
         };
         if plan.functions.len() >= SLOT_COUNT as usize {
-            plan.skipped.push((
-                r.concept.clone(),
-                ProbeOutcome::not_attached("no free probe slot"),
-            ));
+            plan.skipped
+                .push((r.concept, ProbeOutcome::not_attached("no free probe slot")));
             continue;
         }
         plan.functions.push(SlotFunction {
             slot: plan.functions.len() as u32,
-            concept: r.concept.clone(),
+            concept: r.concept,
             symbol: symbol.clone(),
             attach_name: r.attach_name.clone().unwrap_or_else(|| symbol.clone()),
             in_btf: r.in_btf,
@@ -98,11 +96,15 @@ pub fn config_for(
 }
 
 /// The catalog concept whose calls are lock waits without the tracepoints.
-const SLOWPATH_CONCEPT: &str = "spin_slowpath";
+const SLOWPATH_CONCEPT: ConceptId = ConceptId::SpinSlowpath;
 
 /// The order-detection part of [`config_for`].
 fn order_config(plan: &Plan, btf: Option<&BtfFacts>) -> (FunctionTimingConfig, Option<String>) {
-    let Some(per_vma) = plan.functions.iter().find(|f| f.concept == "per_vma_unmap") else {
+    let Some(per_vma) = plan
+        .functions
+        .iter()
+        .find(|f| f.concept == ConceptId::PerVmaUnmap)
+    else {
         return (
             FunctionTimingConfig::DISABLED,
             Some("this kernel has none of the per-VMA unmap candidates".into()),
@@ -111,7 +113,7 @@ fn order_config(plan: &Plan, btf: Option<&BtfFacts>) -> (FunctionTimingConfig, O
     let reaper_work = plan
         .functions
         .iter()
-        .find(|f| f.concept == "reaper_work")
+        .find(|f| f.concept == ConceptId::ReaperWork)
         .map_or(SLOT_NONE, |f| f.slot);
     match catalog::vma_source(&per_vma.symbol, btf) {
         Ok(source) => (

@@ -13,7 +13,7 @@ use reaper_common::{
 
 use super::*;
 use crate::{
-    model::{AttachMode, ProbeOutcome, ResolvedConcept, VmaOrderKind},
+    model::{AttachMode, ConceptId, ProbeOutcome, ResolvedConcept, VmaOrderKind},
     probes::{
         attach::error_chain,
         kernel_btf,
@@ -21,9 +21,9 @@ use crate::{
     },
 };
 
-fn resolved(concept: &str, symbol: Option<&str>) -> ResolvedConcept {
+fn resolved(concept: ConceptId, symbol: Option<&str>) -> ResolvedConcept {
     ResolvedConcept {
-        concept: concept.into(),
+        concept,
         symbol: symbol.map(Into::into),
         candidates: vec![],
         attach_name: None,
@@ -34,10 +34,10 @@ fn resolved(concept: &str, symbol: Option<&str>) -> ResolvedConcept {
 #[test]
 fn plan_skips_absent_and_untimed_concepts_with_reasons() {
     let p = plan(&[
-        resolved("reaper_work", Some("__oom_reap_task_mm")),
-        resolved("reaper_kthread", Some("oom_reaper")),
-        resolved("pte_lock", None),
-        resolved("per_vma_unmap", Some("unmap_page_range")),
+        resolved(ConceptId::ReaperWork, Some("__oom_reap_task_mm")),
+        resolved(ConceptId::ReaperKthread, Some("oom_reaper")),
+        resolved(ConceptId::PteLock, None),
+        resolved(ConceptId::PerVmaUnmap, Some("unmap_page_range")),
     ]);
     assert_eq!(p.functions.len(), 2);
     assert_eq!(p.functions[0].slot, 0);
@@ -45,12 +45,12 @@ fn plan_skips_absent_and_untimed_concepts_with_reasons() {
     assert_eq!(p.functions[1].slot, 1);
     let skipped: BTreeMap<_, _> = p.skipped.iter().cloned().collect();
     assert!(
-        skipped["reaper_kthread"]
+        skipped[&ConceptId::ReaperKthread]
             .to_string()
             .starts_with("not timed")
     );
     assert_eq!(
-        skipped["pte_lock"],
+        skipped[&ConceptId::PteLock],
         ProbeOutcome::Absent {
             inline_into: Some("zap_pte_range".into())
         }
@@ -90,14 +90,17 @@ fn sampling_mode_reports_not_measured_with_the_reason() {
         ..LadderReport::default()
     };
     let nm = report.not_measured();
-    assert!(nm.iter().any(|n| n.subject == "reaper VMA order"
-        && n.why.contains("order: unknown (needs fentry or kprobe)")));
+    assert!(
+        nm.iter()
+            .any(|n| n.subject.to_string() == "reaper VMA order"
+                && n.why.contains("order: unknown (needs fentry or kprobe)"))
+    );
     assert!(nm[0].why.contains("--attach sampling"));
 }
 
 #[test]
 fn a_disabled_ladder_says_why() {
-    let p = plan(&[resolved("reaper_work", Some("__oom_reap_task_mm"))]);
+    let p = plan(&[resolved(ConceptId::ReaperWork, Some("__oom_reap_task_mm"))]);
     let report = LadderReport::disabled(&p, "not recorded in --watch mode");
     assert_eq!(report.attached().count(), 0);
     assert_eq!(
@@ -175,7 +178,7 @@ fn placed_calls_are_relative_to_the_kill_and_count_the_rest() {
         functions: vec![FunctionAttach {
             function: SlotFunction {
                 slot: 2,
-                concept: "mrelease_syscall".into(),
+                concept: ConceptId::MreleaseSyscall,
                 symbol: "__x64_sys_process_mrelease".into(),
                 attach_name: "__x64_sys_process_mrelease".into(),
                 in_btf: Some(true),
@@ -206,7 +209,7 @@ fn placed_calls_are_relative_to_the_kill_and_count_the_rest() {
     assert_eq!(placed.len(), 1);
     let p = &placed[0];
     assert_eq!(
-        (p.context, p.symbol.as_str(), p.concept.as_str()),
+        (p.context, p.symbol.as_str(), p.concept.name()),
         (
             Context::MreleaseCaller,
             "__x64_sys_process_mrelease",
@@ -259,7 +262,14 @@ fn only_kernel_wide_refusals_are_decided_once() {
 }
 
 #[test]
-fn attach_mode_parses() {
-    assert_eq!("kprobe".parse::<AttachPolicy>(), Ok(AttachPolicy::Kprobe));
-    assert!("perf".parse::<AttachPolicy>().is_err());
+fn attach_policies_parse_and_are_spelled_as_their_modes() {
+    use clap::ValueEnum as _;
+    assert_eq!(
+        AttachPolicy::from_str("kprobe", false),
+        Ok(AttachPolicy::Kprobe)
+    );
+    assert!(AttachPolicy::from_str("perf", false).is_err());
+    let names = AttachPolicy::ALL.map(AttachPolicy::name);
+    assert_eq!(names, ["auto", "fentry", "kprobe", "sampling"]);
+    assert_eq!(AttachPolicy::Fentry.forced(), Some(AttachMode::Fentry));
 }

@@ -12,7 +12,7 @@
 //! `reaper-model` together with the other `--json` types.
 
 use reaper_common::context::{CONTEXT_NAMES, Context};
-use reaper_model::{AttachMode, VmaOrderKind};
+use reaper_model::{AttachMode, ConceptId, VmaOrderKind};
 use serde::{Serialize, Serializer};
 
 /// Serializes a context by its stable machine name ("mrelease_caller").
@@ -236,7 +236,7 @@ pub struct ExactRow {
     /// Kernel function.
     pub symbol: String,
     /// Catalog concept id.
-    pub concept: String,
+    pub concept: ConceptId,
     /// How it was probed: "fentry" or "kprobe".
     pub mode: AttachMode,
     /// Sampled inclusive period of the function in this context, ns;
@@ -262,7 +262,7 @@ pub struct Histogram {
     /// Kernel function.
     pub symbol: String,
     /// Catalog concept id.
-    pub concept: String,
+    pub concept: ConceptId,
     /// "fentry" or "kprobe".
     pub mode: AttachMode,
     /// Completed calls.

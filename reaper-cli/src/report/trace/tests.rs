@@ -188,7 +188,7 @@ fn kept_calls_are_spans_on_their_threads_with_the_count_left_out() {
     timing.longest_calls = vec![
         FunctionCalls {
             context: crate::model::Context::VictimExit,
-            concept: "victim_teardown".into(),
+            concept: crate::model::ConceptId::VictimTeardown,
             symbol: "exit_mmap".into(),
             calls: vec![FunctionCall {
                 tid: victim.tid,
@@ -199,7 +199,7 @@ fn kept_calls_are_spans_on_their_threads_with_the_count_left_out() {
         },
         FunctionCalls {
             context: crate::model::Context::VictimExit,
-            concept: "per_vma_unmap".into(),
+            concept: crate::model::ConceptId::PerVmaUnmap,
             symbol: "unmap_page_range".into(),
             calls: vec![
                 FunctionCall {

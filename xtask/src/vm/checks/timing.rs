@@ -6,7 +6,7 @@
 //! children's in the same context.
 
 use reaper_model::query::InContext as _;
-use reaper_model::{Episode, FunctionTiming, ProbeUse, VmaOrderKind};
+use reaper_model::{AttachMode, ConceptId, Episode, FunctionTiming, ProbeUse, VmaOrderKind};
 
 use super::super::table::{self, Attach};
 use super::read_or_fail;
@@ -21,7 +21,7 @@ const VICTIM_VMAS: u64 = 64;
 /// What a cell's kernel must show, read from the table row.
 struct Expect {
     /// The mode every attached function must have; `None`: any.
-    mode: Option<&'static str>,
+    mode: Option<AttachMode>,
     /// Whether every timed function must attach.
     must_attach: bool,
     /// Text each kprobe function's status must contain (the fentry refusal).
@@ -31,14 +31,14 @@ struct Expect {
     /// The PTE-lock function, if the kernel has one.
     pte_lock: Option<&'static str>,
     /// The reaper order.
-    order: &'static str,
+    order: VmaOrderKind,
 }
 
 fn expect(ctx: &CellContext) -> Option<Expect> {
     let row = table::expectation(ctx.guest_release, ctx.arch)?;
     let (mode, must_attach, fentry_refusal) = match row.attach {
         Attach::All(mode) => (Some(mode), true, None),
-        Attach::KprobeAfterFentryRefusal(why) => (Some("kprobe"), true, Some(why)),
+        Attach::KprobeAfterFentryRefusal(why) => (Some(AttachMode::Kprobe), true, Some(why)),
         Attach::EveryFunction => (None, true, None),
         Attach::Any => (None, false, None),
     };
@@ -46,9 +46,9 @@ fn expect(ctx: &CellContext) -> Option<Expect> {
         mode,
         must_attach,
         fentry_refusal,
-        per_vma: row.symbol("per_vma_unmap").flatten()?,
-        pte_lock: row.symbol("pte_lock").flatten(),
-        order: row.order.as_str(),
+        per_vma: row.symbol(ConceptId::PerVmaUnmap).flatten()?,
+        pte_lock: row.symbol(ConceptId::PteLock).flatten(),
+        order: row.order,
     })
 }
 
@@ -73,7 +73,11 @@ pub fn concept_symbols(ctx: &CellContext) -> Verdict {
     };
     let mut seen = Vec::new();
     for (concept, want) in row.symbols {
-        let Some(entry) = doctor.function_modes.iter().find(|m| m.concept == *concept) else {
+        let Some(entry) = doctor
+            .function_modes
+            .iter()
+            .find(|m| m.concept == concept.name())
+        else {
             return Verdict::Fail(format!("doctor.json's function_modes lack {concept}"));
         };
         let got = entry.symbol.as_deref();
@@ -168,7 +172,7 @@ pub fn function_attach(ctx: &CellContext) -> Verdict {
         }
     }
     if let Some(mode) = want.mode
-        && let Some((name, p)) = attached.iter().find(|(_, p)| p.mode.name() != mode)
+        && let Some((name, p)) = attached.iter().find(|(_, p)| p.mode != mode)
     {
         return Verdict::Fail(format!("{name} attached with {}, expected {mode}", p.mode));
     }
@@ -177,7 +181,7 @@ pub fn function_attach(ctx: &CellContext) -> Verdict {
         let fallbacks: Vec<(&str, &str)> = run
             .function_probes
             .iter()
-            .filter(|p| want.mode == Some(p.mode.name()))
+            .filter(|p| want.mode == Some(p.mode))
             .map(|p| {
                 (
                     p.symbol.as_deref().unwrap_or("?"),
@@ -189,7 +193,7 @@ pub fn function_attach(ctx: &CellContext) -> Verdict {
             return Verdict::Fail(format!(
                 "function_probes lists {} {} functions, recording.probes {} attached",
                 fallbacks.len(),
-                want.mode.unwrap_or("?"),
+                want.mode.map_or("?", AttachMode::name),
                 attached.len()
             ));
         }
@@ -296,7 +300,7 @@ pub fn reaper_order(ctx: &CellContext) -> Verdict {
                 "fewer VMAs than the victim's {VICTIM_VMAS}: {evidence}"
             ));
         }
-        if order.order.name() != want.order {
+        if order.order != want.order {
             return Verdict::Fail(format!("expected {}, got {evidence}", want.order));
         }
         lines.push(evidence);
@@ -559,8 +563,8 @@ mod tests {
         let probe = |name: &str, mode: &str, status: &str| json!({"probe": format!("function:{name}"), "mode": mode, "status": status});
         let timing = json!({
             "functions": [
-                fixtures::function("mrelease_caller", "__oom_reap_task_mm", 1000),
-                fixtures::function("mrelease_caller", "zap_vma_for_reaping", 900)],
+                fixtures::function("mrelease_caller", ConceptId::ReaperWork, "__oom_reap_task_mm", 1000),
+                fixtures::function("mrelease_caller", ConceptId::PerVmaUnmap, "zap_vma_for_reaping", 900)],
             "edges": [{"context": "mrelease_caller", "parent": "__oom_reap_task_mm",
                        "child": "zap_vma_for_reaping", "calls": 64, "total_ns": 900}],
             "vma_orders": [fixtures::vma_order("mrelease_caller", "zap_vma_for_reaping", "reverse", 70)]
