@@ -10,7 +10,7 @@ use crate::{
     console::{note, say, sayln},
     output::OutputDir,
     probes::{
-        function_timing::AttachPolicy,
+        function_timing::{AttachPolicy, Leaves},
         loader::{EbpfLog, MapSizes},
     },
     recorder::{self, RecordSettings, Target},
@@ -124,6 +124,13 @@ pub struct RecordArgs {
     #[arg(long, default_value = "auto", value_name = "MODE",
           value_parser = clap::builder::PossibleValuesParser::new(AttachPolicy::NAMES))]
     pub attach: String,
+    /// Also time the per-page leaf functions per call (rmap removal:
+    /// page_remove_rmap / folio_remove_rmap_ptes, called for every page
+    /// unmapped). Off by default: their probes cost more than the calls
+    /// they time and inflate the teardown they measure; sampling covers
+    /// them without that.
+    #[arg(long)]
+    pub exact_leaves: bool,
 }
 
 /// Without -o: saves run.json under the runs directory and says where, or
@@ -276,6 +283,11 @@ impl RecordArgs {
                 EbpfLog::Off
             },
             program_cost: self.program_cost,
+            leaves: if self.exact_leaves {
+                Leaves::Exact
+            } else {
+                Leaves::Sampled
+            },
         })
     }
 }
