@@ -909,4 +909,31 @@ fn program_cost_counts_each_program_per_episode() {
     assert!(!run.program_costs.is_empty());
     assert!(stdout.contains("Probe program cost"), "{stdout}");
     assert!(no_victims_left());
+    // Issue 29: with the per-syscall tracepoints (FTRACE_SYSCALLS),
+    // process_mrelease is seen through them, and the raw_syscalls programs,
+    // which would run for every syscall on the machine, never run.
+    let syscalls = std::path::Path::new("/sys/kernel/tracing/events/syscalls");
+    if !syscalls.join("sys_enter_process_mrelease").is_dir() {
+        eprintln!("no syscalls:* tracepoints here: the raw fallback is not checked");
+        return;
+    }
+    for raw in ["raw_sys_enter", "raw_sys_exit"] {
+        assert!(!costs.contains_key(raw), "{raw} ran: {costs:?}");
+    }
+    for probe in [
+        "timeline:syscalls:sys_enter_process_mrelease",
+        "timeline:syscalls:sys_exit_process_mrelease",
+        "timeline:syscalls:sys_enter_exit_group",
+    ] {
+        let used = run.recording.probes.iter().find(|p| p.probe == probe);
+        assert_eq!(
+            used.map(|p| (p.mode, p.status.is_attached())),
+            Some((reaper_model::AttachMode::Tracepoint, true)),
+            "{probe}: {used:?}"
+        );
+    }
+    let exit = costs
+        .get("timeline_mrelease_exit")
+        .unwrap_or_else(|| panic!("process_mrelease's exit did not run: {costs:?}"));
+    assert_eq!(exit.runs, 1, "one process_mrelease call per episode");
 }

@@ -1,8 +1,9 @@
 //! Lock wait time from the `lock:contention_begin/end` tracepoints.
 //!
 //! `contention_begin` stores the start time and the kernel stack of a tracked
-//! task in a pending map keyed by (tid, lock address), which is correct even
-//! when an interrupt contends another lock while the task spins.
+//! task's wait: a spinning one in this CPU's slot of [`MAP_SPIN_WAITS`],
+//! any other (or one nested in a spinning wait, from an interrupt) in a
+//! pending map keyed by (tid, lock address).
 //! `contention_end` closes the wait and adds it to a per-CPU aggregate keyed by
 //! (context, stack id, lock flags).
 //!
@@ -100,6 +101,49 @@ const _: () = assert!(core::mem::size_of::<CachedLockStack>() == 8);
 
 /// `LCB_F_SPIN` from include/trace/events/lock.h: a spinning waiter.
 pub const LCB_F_SPIN: u32 = 1 << 0;
+/// `LCB_F_MUTEX` from include/trace/events/lock.h: a mutex waiter (with
+/// `LCB_F_SPIN` while it spins optimistically, and it may then sleep).
+pub const LCB_F_MUTEX: u32 = 1 << 5;
+
+/// Whether a wait with these `LCB_F_*` flags spins until it ends, with
+/// preemption off, on the CPU it began on: a spinlock's or rwlock's, not a
+/// mutex's optimistic spin. Such a wait goes to [`MAP_SPIN_WAITS`] (as
+/// `perf lock contention -b` keeps them in a per-CPU array).
+pub const fn spins_in_place(flags: u32) -> bool {
+    flags & (LCB_F_SPIN | LCB_F_MUTEX) == LCB_F_SPIN
+}
+
+/// Map: per CPU, the one open wait of a tracked thread that
+/// [`spins_in_place`] ([`SpinWait`]). `contention_begin` and `_end` of
+/// such a wait run on one CPU with nothing of that thread in between, so
+/// an array slot replaces [`MAP_PENDING_WAITS`]'s hash insert, lookup and
+/// delete (the largest part of a wait's probe cost after the unwind). A
+/// wait that finds the slot taken (an interrupt contending another lock
+/// while the thread spins) goes to [`MAP_PENDING_WAITS`].
+pub const MAP_SPIN_WAITS: &str = "SPIN_WAITS";
+/// Map: one counter, the waits open in [`MAP_PENDING_WAITS`]; while it is
+/// 0, `contention_end` (which runs for every contended lock on the
+/// machine) returns without a hash lookup.
+pub const MAP_PENDING_OPEN: &str = "PENDING_OPEN";
+/// A slot of [`MAP_SPIN_WAITS`] opened this long ago is a wait whose
+/// `contention_end` was missed (a skipped program run), not a spin: it is
+/// taken over. Spin waits last micro- to milliseconds.
+pub const SPIN_WAIT_STALE_NS: u64 = 1_000_000_000;
+
+/// Value of [`MAP_SPIN_WAITS`]; `lock` 0 is an empty slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpinWait {
+    /// The lock's address; 0: no wait open.
+    pub lock: u64,
+    /// The waiting thread.
+    pub tid: u32,
+    /// Reserved; keeps the layout explicit.
+    pub _pad: u32,
+    /// The wait, as [`MAP_PENDING_WAITS`] would hold it.
+    pub wait: PendingWait,
+}
+const _: () = assert!(core::mem::size_of::<SpinWait>() == 40);
 
 /// Key of [`MAP_PENDING_WAITS`].
 #[repr(C)]
@@ -161,8 +205,33 @@ const _: () = assert!(core::mem::size_of::<LockWaitStats>() == 24);
 crate::user_pod!(
     PendingWaitKey,
     PendingWait,
+    SpinWait,
     LockWaitKey,
     LockWaitStats,
     SlowpathWaitKey,
     SlowpathWait
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `LCB_F_READ`, `LCB_F_WRITE`, `LCB_F_RT` from include/trace/events/lock.h.
+    const READ: u32 = 1 << 1;
+    const WRITE: u32 = 1 << 2;
+    const RT: u32 = 1 << 3;
+
+    #[test]
+    fn only_spinlock_and_rwlock_waits_spin_in_place() {
+        assert!(spins_in_place(LCB_F_SPIN), "spinlock");
+        assert!(spins_in_place(LCB_F_SPIN | READ), "rwlock, reader");
+        assert!(spins_in_place(LCB_F_SPIN | WRITE), "rwlock, writer");
+        assert!(
+            !spins_in_place(LCB_F_SPIN | LCB_F_MUTEX),
+            "a mutex's optimistic spin may sleep after it"
+        );
+        assert!(!spins_in_place(LCB_F_MUTEX), "mutex");
+        assert!(!spins_in_place(READ), "rwsem, reader");
+        assert!(!spins_in_place(RT), "rtmutex (PREEMPT_RT spinlock_t)");
+    }
+}

@@ -14,6 +14,9 @@ pub const TIMELINE_DEFAULT_BYTES: u32 = 256 * 1024;
 pub const PROG_MRELEASE_ENTER: &str = "timeline_mrelease_enter";
 /// `syscalls:sys_exit_process_mrelease`.
 pub const PROG_MRELEASE_EXIT: &str = "timeline_mrelease_exit";
+/// `syscalls:sys_enter_exit_group`: attached with the two above, in place
+/// of [`PROG_RAW_SYS_ENTER`]'s watch for `exit_group`.
+pub const PROG_EXIT_GROUP: &str = "timeline_exit_group";
 /// `mmap:exit_mmap` (fires at the end of `exit_mmap()`).
 pub const PROG_EXIT_MMAP: &str = "timeline_exit_mmap";
 /// `sched:sched_process_exit`.
@@ -35,8 +38,11 @@ pub const PROG_SIGNAL_GENERATE: &str = "timeline_signal_generate";
 
 /// Raw tracepoint programs (BPF_PROG_TYPE_RAW_TRACEPOINT): the same events
 /// from the tracepoints' `TP_PROTO` arguments, with no record built and no
-/// RCU grace period waited for at detach. `process_mrelease` is seen through
-/// `raw_syscalls:sys_enter`/`sys_exit`, filtered on its number.
+/// RCU grace period waited for at detach. `process_mrelease` (and
+/// `exit_group`) can be seen through `raw_syscalls:sys_enter`/`sys_exit`,
+/// filtered on their numbers: the fallback for kernels without the
+/// per-syscall tracepoints (`CONFIG_FTRACE_SYSCALLS`), since these two run
+/// for every syscall on the machine.
 pub const PROG_RAW_SYS_ENTER: &str = "raw_sys_enter";
 /// `raw_syscalls:sys_exit`, for `process_mrelease` calls seen entering.
 pub const PROG_RAW_SYS_EXIT: &str = "raw_sys_exit";

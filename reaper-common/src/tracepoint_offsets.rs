@@ -63,8 +63,10 @@ pub struct TracepointOffsets {
     /// `raw_syscalls:sys_enter` watches to arm a tracked process whose own
     /// exit begins; 0: not watched.
     pub nr_exit_group: u32,
+    /// `syscalls:sys_enter_exit_group` `error_code`.
+    pub exit_group_code: u32,
 }
-const _: () = assert!(core::mem::size_of::<TracepointOffsets>() == 68);
+const _: () = assert!(core::mem::size_of::<TracepointOffsets>() == 72);
 
 /// `exit_group`'s number in x86_64's `syscall_64.tbl`.
 pub const NR_EXIT_GROUP_X86_64: u32 = 231;

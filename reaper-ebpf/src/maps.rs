@@ -63,6 +63,7 @@ pub static TRACEPOINT_OFFSETS: TracepointOffsets = TracepointOffsets {
     rss_stat_member: 0,
     rss_stat_size: 0,
     nr_exit_group: 0,
+    exit_group_code: 0,
 };
 
 /// The loader-provided offsets (volatile so the compiler cannot fold the

@@ -307,9 +307,13 @@ pub struct ProbeUse {
     pub mode: AttachMode,
     /// Attached, or the kernel's answer when it did not attach.
     pub status: ProbeOutcome,
-    /// Why a raw tracepoint was not used when the classic tracepoint was
-    /// (a prototype or offset this kernel's BTF did not confirm, or the
-    /// kernel's answer), e.g. "raw tracepoint mark_victim: no kernel BTF ...".
+    /// Why the preferred form of a tracepoint was not used: a raw
+    /// tracepoint's when the classic tracepoint was used (a prototype or
+    /// offset this kernel's BTF did not confirm, or the kernel's answer),
+    /// e.g. "raw tracepoint mark_victim: no kernel BTF ...", or for the
+    /// syscall tracepoints the classic per-syscall tracepoint's when the raw
+    /// `sys_enter`/`sys_exit` were used, e.g. "tracepoint
+    /// syscalls:sys_enter_process_mrelease: ...".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_from: Option<String>,
 }

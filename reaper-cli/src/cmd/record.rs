@@ -10,7 +10,7 @@ use crate::{
     console::{note, say, sayln},
     output::OutputDir,
     probes::{
-        function_timing::AttachPolicy,
+        function_timing::{AttachPolicy, Leaves},
         loader::{EbpfLog, MapSizes},
     },
     recorder::{self, RecordSettings, Target},
@@ -123,6 +123,13 @@ pub struct RecordArgs {
     /// (no function probes).
     #[arg(long, value_enum, default_value_t = AttachPolicy::Auto, value_name = "MODE")]
     pub attach: AttachPolicy,
+    /// Also time the per-page leaf functions per call (rmap removal:
+    /// page_remove_rmap / folio_remove_rmap_ptes, called for every page
+    /// unmapped). Off by default: their probes cost more than the calls
+    /// they time and inflate the teardown they measure; sampling covers
+    /// them without that.
+    #[arg(long)]
+    pub exact_leaves: bool,
 }
 
 /// `--attach`'s values: the policies' names, without per-value help so the
@@ -287,6 +294,11 @@ impl RecordArgs {
                 EbpfLog::Off
             },
             program_cost: self.program_cost,
+            leaves: if self.exact_leaves {
+                Leaves::Exact
+            } else {
+                Leaves::Sampled
+            },
         })
     }
 }

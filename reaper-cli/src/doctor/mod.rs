@@ -19,7 +19,7 @@ use crate::{
     probes::{
         attach,
         function_probe::{self, AttachError, Pair},
-        loader,
+        function_timing, loader,
         refusal::{Refusal, Step},
     },
     scenario::pidfd,
@@ -46,7 +46,8 @@ pub fn diagnose() -> Diagnosis {
         Ok(root) => check_attach_kinds(std::path::Path::new(root), &probe_targets),
         Err(why) => not_checked(&why.0),
     };
-    let plan = crate::probes::function_timing::plan(&probe_targets);
+    // Every function record may time (`--exact-leaves` ones included).
+    let plan = function_timing::plan(&probe_targets, function_timing::Leaves::Exact);
     let programs = match &tracefs {
         Ok(root) => {
             let mut offsets = tracefs::probe_offsets(std::path::Path::new(root));

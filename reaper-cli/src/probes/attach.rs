@@ -15,19 +15,6 @@ use reaper_common::{rss, sampling};
 use super::raw_tp::{self, RawPlan, Tracepoint};
 use crate::model::{AttachMode, NotMeasured, ProbeGroup, ProbeOutcome, ProbeUse};
 
-/// The tracepoints of the timeline: (program, category, event) of each
-/// classic program (the raw twins are in [`raw_tp::TIMELINE`]).
-pub const TIMELINE_TRACEPOINTS: &[(&str, &str, &str)] = &{
-    let mut all = [("", "", ""); raw_tp::TIMELINE.len()];
-    let mut i = 0;
-    while i < all.len() {
-        let t = raw_tp::TIMELINE[i];
-        all[i] = (t.prog, t.category, t.event);
-        i += 1;
-    }
-    all
-};
-
 /// What got attached.
 #[derive(Debug, Default)]
 pub struct AttachReport {
@@ -236,7 +223,8 @@ fn attach_preferring_raw(ebpf: &mut Ebpf, t: &Tracepoint, raw: &RawPlan) -> Atta
 
 /// Attaches everything `reaper record` uses on this kernel: each
 /// tracepoint as a raw tracepoint where `raw` allows it and the kernel
-/// takes it, else as a classic one.
+/// takes it, else as a classic one; the syscall tracepoints the other way
+/// round ([`attach_syscalls`]).
 pub fn attach_all(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64, raw: &RawPlan) -> AttachReport {
     let mut report = AttachReport::default();
 
@@ -275,8 +263,11 @@ pub fn attach_all(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64, raw: &RawPlan) 
         Attached::plain(ProbeGroup::Reclaim.mode(), rss),
     );
 
-    for t in raw_tp::TIMELINE {
-        let attached = attach_preferring_raw(ebpf, t, raw);
+    let syscalls = attach_syscalls(ebpf, raw);
+    let others = raw_tp::TIMELINE
+        .iter()
+        .map(|t| (t, attach_preferring_raw(ebpf, t, raw)));
+    for (t, attached) in raw_tp::SYSCALLS.iter().zip(syscalls).chain(others) {
         let what = format!("timeline event {}:{}", t.category, t.event);
         let failed = format!("{}:{}", t.category, t.event);
         report.record(
@@ -287,6 +278,80 @@ pub fn attach_all(ebpf: &mut Ebpf, cpus: &[u32], period_ns: u64, raw: &RawPlan) 
         );
     }
     report
+}
+
+/// Attaches the timeline's syscall tracepoints ([`raw_tp::SYSCALLS`]), one
+/// outcome each in that order: all as classic per-syscall tracepoints, or,
+/// when one of those is refused (a kernel without `FTRACE_SYSCALLS`), all
+/// through the raw `sys_enter`/`sys_exit` programs, each attached once.
+fn attach_syscalls(ebpf: &mut Ebpf, raw: &RawPlan) -> Vec<Attached> {
+    let mut attached = Vec::new();
+    let mut refused = None;
+    for t in raw_tp::SYSCALLS {
+        match attach_tracepoint(ebpf, t.prog, t.category, t.event) {
+            Ok(()) => attached.push(t.prog),
+            Err(why) => {
+                refused = Some(format!("tracepoint {}:{}: {why}", t.category, t.event));
+                break;
+            }
+        }
+    }
+    let Some(refused) = refused else {
+        return raw_tp::SYSCALLS
+            .iter()
+            .map(|_| Attached::plain(AttachMode::Tracepoint, Ok(())))
+            .collect();
+    };
+    // The raw pair sees these calls too: a classic program left attached
+    // would record them twice.
+    for prog in attached {
+        if let Some(program) = ebpf.program_mut(prog) {
+            unload(program);
+        }
+    }
+    attach_syscalls_raw(ebpf, raw, &refused)
+}
+
+/// [`attach_syscalls`]' fallback: each syscall tracepoint through its raw
+/// program, each program attached once; `refused` is why the classic ones
+/// were not used.
+fn attach_syscalls_raw(ebpf: &mut Ebpf, raw: &RawPlan, refused: &str) -> Vec<Attached> {
+    let mut outcomes: Vec<(&str, ProbeOutcome)> = Vec::new();
+    raw_tp::SYSCALLS
+        .iter()
+        .map(|t| {
+            let outcome = match outcomes.iter().find(|(p, _)| *p == t.raw_prog) {
+                Some((_, outcome)) => outcome.clone(),
+                None => {
+                    let outcome = match raw.allows(t.raw_prog) {
+                        Ok(()) => ProbeOutcome::from_result(attach_raw_tracepoint(
+                            ebpf,
+                            t.raw_prog,
+                            t.raw_event,
+                        )),
+                        Err(why) => ProbeOutcome::not_attached(why),
+                    };
+                    outcomes.push((t.raw_prog, outcome.clone()));
+                    outcome
+                }
+            };
+            match outcome {
+                ProbeOutcome::NotAttached(why) => Attached {
+                    mode: AttachMode::RawTracepoint,
+                    outcome: ProbeOutcome::NotAttached(format!(
+                        "raw tracepoint {}: {why}; {refused}",
+                        t.raw_event
+                    )),
+                    fallback_from: None,
+                },
+                outcome => Attached {
+                    mode: AttachMode::RawTracepoint,
+                    outcome,
+                    fallback_from: Some(refused.to_owned()),
+                },
+            }
+        })
+        .collect()
 }
 
 /// Attaches what `record --watch` needs on top of [`attach_all`]: SIGKILL

@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use aya::{
     Ebpf,
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
 };
 use reaper_common::{
     lock_wait::{
-        LockWaitKey, LockWaitStats, MAP_LOCK_WAITS, MAP_PENDING_WAITS, PendingWait, PendingWaitKey,
+        LockWaitKey, LockWaitStats, MAP_LOCK_WAITS, MAP_PENDING_OPEN, MAP_PENDING_WAITS,
+        MAP_SPIN_WAITS, PendingWait, PendingWaitKey, SpinWait,
     },
     loss::{COUNTER_COUNT, Counter, MAP_COUNTERS},
     rss::{MAP_RSS_FREED, MAP_RSS_LAST, RssKey, RssLast},
@@ -307,6 +308,9 @@ fn drain_freed(ebpf: &mut Ebpf) -> Result<Vec<(u32, i64)>, MapAccessError> {
         .collect())
 }
 
+/// Counts and removes the waits still open: the pending map's entries and
+/// the CPUs' spin slots. The pending map's open count is reset with them (a
+/// wait opened meanwhile then stays unclosed, counted at the next drain).
 fn drain_pending_waits(ebpf: &mut Ebpf) -> Result<u64, MapAccessError> {
     let mut map: BpfHashMap<_, PendingWaitKey, PendingWait> = map_mut(ebpf, MAP_PENDING_WAITS)?
         .try_into()
@@ -315,5 +319,19 @@ fn drain_pending_waits(ebpf: &mut Ebpf) -> Result<u64, MapAccessError> {
     for key in &keys {
         let _ = map.remove(key);
     }
-    Ok(keys.len() as u64)
+    let mut open: Array<_, u64> = map_mut(ebpf, MAP_PENDING_OPEN)?
+        .try_into()
+        .map_err(map_err(MAP_PENDING_OPEN))?;
+    open.set(0, 0, 0).map_err(map_err(MAP_PENDING_OPEN))?;
+    let spinning = {
+        let slots: PerCpuArray<_, SpinWait> = map_mut(ebpf, MAP_SPIN_WAITS)?
+            .try_into()
+            .map_err(map_err(MAP_SPIN_WAITS))?;
+        let values = slots.get(&0, 0).map_err(map_err(MAP_SPIN_WAITS))?;
+        values.iter().filter(|slot| slot.lock != 0).count()
+    };
+    if spinning > 0 {
+        reset_per_cpu::<SpinWait>(ebpf, MAP_SPIN_WAITS, 0)?;
+    }
+    Ok((keys.len() + spinning) as u64)
 }

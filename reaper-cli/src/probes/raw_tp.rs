@@ -99,10 +99,15 @@ pub const CONTENTION_END: Tracepoint = tp(
     Reads::Lock,
 );
 
-/// The timeline's tracepoints. `process_mrelease` is seen through
+/// The timeline's syscall tracepoints, attached together: the classic
+/// per-syscall ones (`CONFIG_FTRACE_SYSCALLS`), which run a program only
+/// for their own syscall, or else all of them through their raw stand-ins
 /// `raw_syscalls:sys_enter/sys_exit` (no syscall has a raw tracepoint of
-/// its own, and these need no `FTRACE_SYSCALLS`).
-pub const TIMELINE: &[Tracepoint] = &[
+/// its own), which need no `FTRACE_SYSCALLS` but run for every syscall on
+/// the machine. The raw `sys_enter` program serves both `process_mrelease`
+/// and `exit_group`, and the raw `sys_exit` only closes calls it opened, so
+/// the two forms cannot be mixed.
+pub const SYSCALLS: &[Tracepoint] = &[
     tp(
         timeline::PROG_MRELEASE_ENTER,
         "syscalls",
@@ -119,6 +124,19 @@ pub const TIMELINE: &[Tracepoint] = &[
         "sys_exit",
         Reads::Syscall,
     ),
+    tp(
+        timeline::PROG_EXIT_GROUP,
+        "syscalls",
+        "sys_enter_exit_group",
+        timeline::PROG_RAW_SYS_ENTER,
+        "sys_enter",
+        Reads::Syscall,
+    ),
+];
+
+/// The timeline's other tracepoints, each attached raw where this kernel
+/// takes it, else classic.
+pub const TIMELINE: &[Tracepoint] = &[
     tp(
         timeline::PROG_EXIT_MMAP,
         "mmap",
@@ -201,6 +219,7 @@ pub const SIGNAL_GENERATE: Tracepoint = tp(
 pub fn all() -> impl Iterator<Item = Tracepoint> {
     [CONTENTION_BEGIN, CONTENTION_END]
         .into_iter()
+        .chain(SYSCALLS.iter().copied())
         .chain(TIMELINE.iter().copied())
         .chain([SIGNAL_GENERATE])
 }

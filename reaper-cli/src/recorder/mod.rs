@@ -88,6 +88,9 @@ pub struct RecordSettings {
     /// Count each program's runs and kernel time per episode
     /// (`--program-cost`).
     pub program_cost: bool,
+    /// Whether the per-page leaf functions are timed per call
+    /// (`--exact-leaves`) or left to sampling.
+    pub leaves: function_timing::Leaves,
 }
 
 /// Longest wait for a victim to exit after SIGKILL.
@@ -192,7 +195,7 @@ impl Recorder {
             .context("reading /proc/kallsyms")?;
         let symbolizer = KernelSymbolizer::new(symbol_table)?;
         let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.as_ref());
-        let plan = function_timing::plan(&symbols);
+        let plan = function_timing::plan(&symbols, settings.leaves);
         // Before 5.19 there are no lock:contention_* tracepoints: the spin
         // slow path's probe records the lock waits instead.
         let slowpath_lock_waits = !tracefs::has_event(&tracefs_root, "lock", "contention_begin");

@@ -114,6 +114,7 @@ pub fn probe_offsets(root: &Path) -> TracepointOffsets {
         contention_end_lock: get("lock", "contention_end", "lock_addr"),
         mrelease_enter_pidfd: get("syscalls", "sys_enter_process_mrelease", "pidfd"),
         mrelease_exit_ret: get("syscalls", "sys_exit_process_mrelease", "ret"),
+        exit_group_code: get("syscalls", "sys_enter_exit_group", "error_code"),
         process_free_pid: get("sched", "sched_process_free", "pid"),
         oom_pid: get("oom", "wake_reaper", "pid"),
         signal_generate_sig: get("signal", "signal_generate", "sig"),

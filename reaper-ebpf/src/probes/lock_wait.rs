@@ -5,11 +5,15 @@
 //! Cost: a wait's stack is unwound at a thread's first wait on a lock and
 //! then at every `LOCK_STACK_REFRESH`th; the waits between reuse it
 //! (`reaper_common::lock_wait`), and a mutex waiter's repeated
-//! `contention_begin` of one wait takes none. `contention_end` of a spinlock
-//! fires after the lock is taken (kernel/locking/qspinlock.c, label
-//! `release`), so everything it does lengthens the critical section the
-//! other side then waits on; it does one lookup, one delete and one per-CPU
-//! add.
+//! `contention_begin` of one wait takes none. A spinning wait (nearly all
+//! of a teardown's: lruvec, zone and PTE locks) is kept open in this CPU's
+//! [`SPIN_WAITS`] slot, array loads and stores where a hash insert, lookup
+//! and delete were. `contention_end` of a spinlock fires after the lock is
+//! taken (kernel/locking/qspinlock.c, label `release`), so everything it
+//! does lengthens the critical section the other side then waits on: for
+//! an untracked thread (every other contended lock on the machine) it is
+//! two array loads while no sleeping wait is open, and for a tracked one
+//! the slot's store and one per-CPU add.
 //!
 //! Each event has a classic tracepoint program (record fields at tracefs
 //! offsets) and a raw tracepoint program (`TP_PROTO(void *lock, unsigned int
@@ -27,25 +31,36 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::bpf_ktime_get_ns,
     macros::{map, raw_tracepoint, tracepoint},
-    maps::{HashMap, LruHashMap, PerCpuHashMap},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
     programs::{RawTracePointContext, TracePointContext},
 };
 use reaper_common::{
     lock_wait::{
         CachedLockStack, LCB_F_SPIN, LOCK_STACK_CACHE_ENTRIES, LOCK_STACK_REFRESH,
         LOCK_WAITS_DEFAULT_ENTRIES, LockStackCacheKey, LockWaitKey, LockWaitStats,
-        PENDING_WAITS_MAX_ENTRIES, PendingWait, PendingWaitKey, SlowpathWait, SlowpathWaitKey,
+        PENDING_WAITS_MAX_ENTRIES, PendingWait, PendingWaitKey, SPIN_WAIT_STALE_NS, SlowpathWait,
+        SlowpathWaitKey, SpinWait, spins_in_place,
     },
     loss::Counter,
     sampling::SCRATCH_LOCK_WAIT,
 };
 
-use crate::maps::{bump, context_of, current_ids, offsets};
+use crate::maps::{atomic_add, bump, context_of, current_ids, offsets};
 
 /// Open waits of tracked tasks.
 #[map(name = "PENDING_WAITS")]
 static PENDING_WAITS: HashMap<PendingWaitKey, PendingWait> =
     HashMap::with_max_entries(PENDING_WAITS_MAX_ENTRIES, 0);
+
+/// This CPU's open spinning wait of a tracked thread; see
+/// `reaper_common::lock_wait::MAP_SPIN_WAITS`.
+#[map(name = "SPIN_WAITS")]
+static SPIN_WAITS: PerCpuArray<SpinWait> = PerCpuArray::with_max_entries(1, 0);
+
+/// Waits open in [`PENDING_WAITS`]; see
+/// `reaper_common::lock_wait::MAP_PENDING_OPEN`.
+#[map(name = "PENDING_OPEN")]
+static PENDING_OPEN: Array<u64> = Array::with_max_entries(1, 0);
 
 /// Completed waits aggregated per (context, stack, flags).
 #[map(name = "LOCK_WAITS")]
@@ -103,10 +118,15 @@ pub fn raw_contention_begin(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// Opens a wait of a tracked task on `lock`, with its stack.
+/// Opens a wait of a tracked task on `lock`, with its stack: in this CPU's
+/// spin slot when it spins in place and the slot is free, else in
+/// [`PENDING_WAITS`].
 #[inline(always)]
 fn begin<C: EbpfContext>(ctx: &C, tid: u32, context: u32, lock: u64, flags: u32) {
     bump(Counter::LockBeginTracked);
+    if spins_in_place(flags) && open_spin_wait(ctx, tid, context, lock, flags) {
+        return;
+    }
     let key = PendingWaitKey { tid, _pad: 0, lock };
     // A mutex waiter fires contention_begin again when it stops spinning and
     // sleeps, and again each time it spins as the first waiter: the wait
@@ -124,8 +144,13 @@ fn begin<C: EbpfContext>(ctx: &C, tid: u32, context: u32, lock: u64, flags: u32)
         flags,
         _pad: 0,
     };
-    if let Err(err) = PENDING_WAITS.insert(&key, &wait, BPF_NOEXIST as u64) {
-        if err != -EEXIST {
+    match PENDING_WAITS.insert(&key, &wait, BPF_NOEXIST as u64) {
+        Ok(()) => {
+            if let Some(open) = PENDING_OPEN.get_ptr_mut(0) {
+                atomic_add(open, 1);
+            }
+        }
+        Err(err) if err != -EEXIST => {
             crate::dropped!(
                 ctx,
                 Counter::LockPendingFull,
@@ -133,7 +158,44 @@ fn begin<C: EbpfContext>(ctx: &C, tid: u32, context: u32, lock: u64, flags: u32)
                 err
             );
         }
+        Err(_) => {}
     }
+}
+
+/// Opens a spinning wait in this CPU's slot; false when the slot is taken
+/// (a wait this one interrupted), and the wait goes to the hash.
+#[inline(always)]
+fn open_spin_wait<C: EbpfContext>(ctx: &C, tid: u32, context: u32, lock: u64, flags: u32) -> bool {
+    let Some(slot) = SPIN_WAITS.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's value; a nested begin (an interrupt) sees the slot
+    // taken and leaves it alone.
+    let slot = unsafe { &mut *slot };
+    if slot.lock != 0 && !stale(slot) {
+        return false;
+    }
+    // Claimed before the unwind, so an interrupt's wait in between goes to
+    // the hash (and does not find it stale).
+    slot.lock = lock;
+    slot.tid = tid;
+    slot.wait.start_ns = u64::MAX;
+    let stack_id = wait_stack_id(ctx, tid, context, lock);
+    slot.wait = PendingWait {
+        start_ns: unsafe { bpf_ktime_get_ns() },
+        context,
+        stack_id,
+        flags,
+        _pad: 0,
+    };
+    true
+}
+
+/// Whether a taken spin slot is a wait whose end was missed (see
+/// `SPIN_WAIT_STALE_NS`).
+#[inline(always)]
+fn stale(slot: &SpinWait) -> bool {
+    unsafe { bpf_ktime_get_ns() }.saturating_sub(slot.wait.start_ns) > SPIN_WAIT_STALE_NS
 }
 
 /// The wait's stack id: the one last unwound for this thread and lock,
@@ -178,16 +240,42 @@ pub fn raw_contention_end(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// Closes the current thread's open wait on `lock`, if it has one.
+/// Closes the current thread's open wait on `lock`, if it has one: this
+/// CPU's spin slot when it holds it, else [`PENDING_WAITS`]'s entry, looked
+/// up only while that map has any.
 #[inline(always)]
 fn end<C: EbpfContext>(ctx: &C, lock: u64) {
     let (tid, _) = current_ids();
+    if let Some(slot) = SPIN_WAITS.get_ptr_mut(0) {
+        // SAFETY: this CPU's value.
+        let slot = unsafe { &mut *slot };
+        if slot.lock == lock && slot.tid == tid {
+            let wait = slot.wait;
+            slot.lock = 0;
+            close(ctx, &wait);
+            return;
+        }
+    }
+    // SAFETY: plain data.
+    if PENDING_OPEN.get(0).is_none_or(|&open| open == 0) {
+        return;
+    }
     let key = PendingWaitKey { tid, _pad: 0, lock };
     // SAFETY: copied out before the entry is removed.
     let Some(wait) = (unsafe { PENDING_WAITS.get(&key) }).copied() else {
         return;
     };
-    let _ = PENDING_WAITS.remove(&key);
+    if PENDING_WAITS.remove(&key).is_ok() {
+        if let Some(open) = PENDING_OPEN.get_ptr_mut(0) {
+            atomic_add(open, u64::MAX);
+        }
+    }
+    close(ctx, &wait);
+}
+
+/// Adds a wait that ends now to its aggregate.
+#[inline(always)]
+fn close<C: EbpfContext>(ctx: &C, wait: &PendingWait) {
     let waited = unsafe { bpf_ktime_get_ns() }.saturating_sub(wait.start_ns);
     let agg_key = LockWaitKey {
         context: wait.context,

@@ -5,9 +5,13 @@
 //! reads the perf record at tracefs offsets, and a raw tracepoint, which
 //! reads the `TP_PROTO` arguments (no record is built, and detaching it
 //! waits for no RCU grace period). Userspace attaches the raw one and falls
-//! back to the classic one. `process_mrelease` has no raw tracepoint of its
-//! own: the raw programs sit on `raw_syscalls:sys_enter/sys_exit`, which
-//! fire for every syscall, and return at once unless the call is 448.
+//! back to the classic one, except for the syscalls: `process_mrelease`
+//! and `exit_group` have no raw tracepoint of their own, and the raw
+//! programs that stand in for them sit on `raw_syscalls:sys_enter/sys_exit`,
+//! which run for every syscall on the machine (returning at once unless the
+//! call is 448 or `exit_group`). Their classic per-syscall tracepoints
+//! (`CONFIG_FTRACE_SYSCALLS`) run a program only for their own syscall, so
+//! userspace attaches those first and the raw pair only without them.
 
 use aya_ebpf::{
     EbpfContext,
@@ -305,7 +309,8 @@ pub fn raw_sys_enter(ctx: RawTracePointContext) -> i32 {
     if nr != NR_PROCESS_MRELEASE {
         let exit_group = offsets().nr_exit_group;
         if exit_group != 0 && nr == i64::from(exit_group) {
-            exit_group_enter(&ctx);
+            let code = kernel_field::<i32>(ctx.arg::<u64>(0), offsets().raw_syscall_arg0);
+            exit_group_enter(&ctx, code);
         }
         return 0;
     }
@@ -327,11 +332,18 @@ pub fn raw_sys_enter(ctx: RawTracePointContext) -> i32 {
 /// (single-threaded exits on kernels that fire `sched_process_exit` after
 /// `exit_mm()` have no other hook before the teardown).
 #[inline(always)]
-fn exit_group_enter(ctx: &RawTracePointContext) {
+fn exit_group_enter<C: EbpfContext>(ctx: &C, code: i64) {
     let (_, tgid) = current_ids();
     arm_tgid(tgid);
-    let code = kernel_field::<i32>(ctx.arg::<u64>(0), offsets().raw_syscall_arg0);
     emit(ctx, TimelineKind::ExitGroup, Scope::Tracked, code);
+}
+
+/// `syscalls:sys_enter_exit_group`, attached with the classic
+/// `process_mrelease` pair in place of `raw_sys_enter`'s watch.
+#[tracepoint]
+pub fn timeline_exit_group(ctx: TracePointContext) -> u32 {
+    exit_group_enter(&ctx, field::<i32>(&ctx, offsets().exit_group_code));
+    0
 }
 
 /// `raw_syscalls:sys_exit(struct pt_regs *regs, long ret)`: runs for every

@@ -34,12 +34,31 @@ pub struct Plan {
     pub skipped: Vec<(ConceptId, ProbeOutcome)>,
 }
 
-/// Assigns slots to every timed concept this kernel has.
-pub fn plan(resolved: &[ResolvedConcept]) -> Plan {
+/// Whether per-page leaf functions ([`Timing::PerPage`]) are timed per
+/// call (`record --exact-leaves`) or left to sampling (the default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Leaves {
+    /// Left to sampling: no probe slot.
+    #[default]
+    Sampled,
+    /// Timed per call like the other functions.
+    Exact,
+}
+
+/// Assigns slots to every timed concept this kernel has; the per-page
+/// leaves only when `leaves` asks for them.
+pub fn plan(resolved: &[ResolvedConcept], leaves: Leaves) -> Plan {
     let mut plan = Plan::default();
     for r in resolved {
         let concept = catalog::entry(r.concept);
-        if let Timing::NotTimed(why) = concept.timing {
+        let why_not = match concept.timing {
+            Timing::NotTimed(why) => Some(why),
+            Timing::PerPage if leaves == Leaves::Sampled => {
+                Some(catalog::PER_PAGE_LEFT_TO_SAMPLING)
+            }
+            _ => None,
+        };
+        if let Some(why) = why_not {
             plan.skipped.push((
                 r.concept,
                 ProbeOutcome::not_attached(format!("not timed: {why}")),

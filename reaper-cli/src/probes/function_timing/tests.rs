@@ -31,14 +31,42 @@ fn resolved(concept: ConceptId, symbol: Option<&str>) -> ResolvedConcept {
     }
 }
 
+/// Issue 29: a per-page leaf is left to sampling unless asked for, and
+/// then gets a slot like any timed function.
+#[test]
+fn per_page_leaves_get_a_slot_only_with_exact_leaves() {
+    let concepts = [
+        resolved(ConceptId::PerVmaUnmap, Some("unmap_page_range")),
+        resolved(ConceptId::RmapRemoval, Some("page_remove_rmap")),
+        resolved(ConceptId::PageFreeing, Some("free_pages_and_swap_cache")),
+    ];
+    let sampled = plan(&concepts, Leaves::Sampled);
+    let symbols: Vec<&str> = sampled
+        .functions
+        .iter()
+        .map(|f| f.symbol.as_str())
+        .collect();
+    assert_eq!(symbols, ["unmap_page_range", "free_pages_and_swap_cache"]);
+    let why = &sampled.skipped[0];
+    assert_eq!(why.0, ConceptId::RmapRemoval);
+    assert!(why.1.to_string().contains("--exact-leaves"), "{}", why.1);
+    let exact = plan(&concepts, Leaves::Exact);
+    assert_eq!(exact.functions.len(), 3);
+    assert_eq!(exact.functions[1].symbol, "page_remove_rmap");
+    assert!(exact.skipped.is_empty());
+}
+
 #[test]
 fn plan_skips_absent_and_untimed_concepts_with_reasons() {
-    let p = plan(&[
-        resolved(ConceptId::ReaperWork, Some("__oom_reap_task_mm")),
-        resolved(ConceptId::ReaperKthread, Some("oom_reaper")),
-        resolved(ConceptId::PteLock, None),
-        resolved(ConceptId::PerVmaUnmap, Some("unmap_page_range")),
-    ]);
+    let p = plan(
+        &[
+            resolved(ConceptId::ReaperWork, Some("__oom_reap_task_mm")),
+            resolved(ConceptId::ReaperKthread, Some("oom_reaper")),
+            resolved(ConceptId::PteLock, None),
+            resolved(ConceptId::PerVmaUnmap, Some("unmap_page_range")),
+        ],
+        Leaves::Sampled,
+    );
     assert_eq!(p.functions.len(), 2);
     assert_eq!(p.functions[0].slot, 0);
     assert_eq!(p.functions[1].symbol, "unmap_page_range");
@@ -100,7 +128,10 @@ fn sampling_mode_reports_not_measured_with_the_reason() {
 
 #[test]
 fn a_disabled_ladder_says_why() {
-    let p = plan(&[resolved(ConceptId::ReaperWork, Some("__oom_reap_task_mm"))]);
+    let p = plan(
+        &[resolved(ConceptId::ReaperWork, Some("__oom_reap_task_mm"))],
+        Leaves::Sampled,
+    );
     let report = LadderReport::disabled(&p, "not recorded in --watch mode");
     assert_eq!(report.attached().count(), 0);
     assert_eq!(
