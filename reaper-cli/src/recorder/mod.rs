@@ -129,6 +129,69 @@ pub struct Recorder {
     program_runs_at_start: Option<BTreeMap<String, crate::model::ProgramCost>>,
 }
 
+/// What the kallsyms reader thread hands back: the catalog's symbols and
+/// the table stacks are named from.
+type KallsymsRead = std::io::Result<(KernelSymbols, crate::symbolize::KernelSymbolTable)>;
+
+/// Starts reading /proc/kallsyms on its own thread. The kernel formats the
+/// file as it is read (~0.1 s of kernel time): it is read once, while the
+/// caller parses BTF, for the catalog and for the symbol table stacks are
+/// named from.
+fn spawn_kallsyms_reader() -> std::thread::JoinHandle<KallsymsRead> {
+    std::thread::spawn(|| {
+        let mut table = SymbolTableBuilder::default();
+        let symbols = KernelSymbols::running_catalog_only_with(|line| table.add(line))?;
+        Ok((symbols, table.finish()))
+    })
+}
+
+/// Waits for [`spawn_kallsyms_reader`]'s thread and hands back what it read.
+fn join_kallsyms_reader(
+    reader: std::thread::JoinHandle<KallsymsRead>,
+) -> anyhow::Result<(KernelSymbols, crate::symbolize::KernelSymbolTable)> {
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the /proc/kallsyms reader panicked"))?
+        .context("reading /proc/kallsyms")
+}
+
+/// What recording keeps from the kernel's BTF: reaper's BTF index (a few
+/// MiB) is read once, the catalog's facts and every candidate function's
+/// type id are kept, and the index is freed before the object's maps and
+/// programs are created.
+struct BtfSummary {
+    /// Which tracepoints may run as raw tracepoints.
+    raw: RawPlan,
+    /// The catalog's facts, when the kernel has BTF.
+    facts: Option<catalog::BtfFacts>,
+    /// Whether the kernel has BTF at all.
+    has_btf: bool,
+    /// Each catalog candidate function's BTF type id.
+    function_ids: Vec<(&'static str, u32)>,
+}
+
+impl BtfSummary {
+    /// Reads the kernel's BTF and resolves the raw-tracepoint plan (which
+    /// may move `offsets`).
+    fn read(offsets: &mut reaper_common::tracepoint_offsets::TracepointOffsets) -> Self {
+        let kernel_btf = crate::probes::btf::KernelBtf::from_sys_fs().ok();
+        let raw = raw_tp::resolve(kernel_btf.as_ref(), offsets);
+        let facts = kernel_btf.as_ref().map(catalog::BtfFacts::from_btf);
+        let function_ids = kernel_btf.as_ref().map_or_else(Vec::new, |index| {
+            catalog::catalog_candidates()
+                .into_iter()
+                .filter_map(|name| Some((name, index.function_id(name)?)))
+                .collect()
+        });
+        Self {
+            raw,
+            facts,
+            has_btf: kernel_btf.is_some(),
+            function_ids,
+        }
+    }
+}
+
 impl Drop for Recorder {
     /// Detaches every probe at once rather than one by one as `Ebpf` drops
     /// them (each tracepoint detach waits for an RCU grace period).
@@ -145,31 +208,16 @@ impl Recorder {
         settings
             .progress
             .say(format_args!("loading and attaching the probes"));
-        // The kernel formats /proc/kallsyms as it is read (~0.1 s of kernel
-        // time): read it once, on its own thread while this one parses BTF,
-        // for the catalog and for the symbol table stacks are named from.
-        let kallsyms = std::thread::spawn(|| {
-            let mut table = SymbolTableBuilder::default();
-            let symbols = KernelSymbols::running_catalog_only_with(|line| table.add(line))?;
-            Ok::<_, std::io::Error>((symbols, table.finish()))
-        });
+        let kallsyms = spawn_kallsyms_reader();
         let (tracefs_root, _) = tracefs::ensure_mounted()?;
         let mut offsets = tracefs::probe_offsets(&tracefs_root);
         let watching = matches!(settings.target, Target::Watch(_));
-        // reaper's BTF index (a few MiB): the catalog's facts and every
-        // candidate function's type id are kept, and it is freed before the
-        // object's maps and programs are created.
-        let kernel_btf = crate::probes::btf::KernelBtf::from_sys_fs().ok();
-        let raw = raw_tp::resolve(kernel_btf.as_ref(), &mut offsets);
-        let btf = kernel_btf.as_ref().map(catalog::BtfFacts::from_btf);
-        let has_btf = kernel_btf.is_some();
-        let function_ids: Vec<(&str, u32)> = kernel_btf.as_ref().map_or_else(Vec::new, |index| {
-            catalog::catalog_candidates()
-                .into_iter()
-                .filter_map(|name| Some((name, index.function_id(name)?)))
-                .collect()
-        });
-        drop(kernel_btf);
+        let BtfSummary {
+            raw,
+            facts: btf,
+            has_btf,
+            function_ids,
+        } = BtfSummary::read(&mut offsets);
         let function_id = |f: &str| {
             function_ids
                 .iter()
@@ -186,10 +234,7 @@ impl Recorder {
         } else {
             None
         };
-        let (kernel_symbols, symbol_table) = kallsyms
-            .join()
-            .map_err(|_| anyhow::anyhow!("the /proc/kallsyms reader panicked"))?
-            .context("reading /proc/kallsyms")?;
+        let (kernel_symbols, symbol_table) = join_kallsyms_reader(kallsyms)?;
         let symbolizer = KernelSymbolizer::new(symbol_table)?;
         let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.as_ref());
         let plan = function_timing::plan(&symbols);
