@@ -223,11 +223,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     make::ensure_build_deps(spec.arch)?;
     let cache = crate::paths::cache_dir()?;
     let src = source::resolve(&spec.source, &cache)?;
-    let fragments = fragments::fragments(spec.arch, &absolute_fragments(spec)?)?;
-    let frag_hash = fragments::fragments_hash(
-        &fragments,
-        spec.base_config.as_ref().map(|b| b.text.as_str()),
-    );
+    let (fragments, frag_hash) = config_fragments(spec)?;
     let set_hash = patches::set_hash(&spec.patches);
     let (root, out) = build_dirs(&cache, &src, spec, &frag_hash, &set_hash);
     let record = out.join("build.json");
@@ -244,12 +240,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     if let Some(built) = cached(&record) {
         return Ok(report_cached(built, spec, &set_hash, &out));
     }
-    let make = Make {
-        tree: tree.path.clone(),
-        objdir: tree.objdir.clone(),
-        arch: spec.arch,
-        jobs: spec.jobs,
-    };
+    let make = make_in(&tree, spec);
     let incremental = make.out_dir().join("vmlinux").exists();
     let applied = tree.apply(&spec.patches)?;
     config::configure(&make, &fragments, spec.base_config.as_ref())?;
@@ -284,6 +275,27 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     std::fs::write(&record, serde_json::to_string_pretty(&built)?)
         .with_context(|| format!("writing {}", record.display()))?;
     Ok(built)
+}
+
+/// `make` for `spec` in the build `tree`.
+fn make_in(tree: &tree::Tree, spec: &BuildSpec) -> Make {
+    Make {
+        tree: tree.path.clone(),
+        objdir: tree.objdir.clone(),
+        arch: spec.arch,
+        jobs: spec.jobs,
+    }
+}
+
+/// Every config fragment of `spec` (reaper's and the extra ones), and the
+/// hash that names the configuration they and the base config make.
+fn config_fragments(spec: &BuildSpec) -> Result<(Vec<fragments::Fragment>, String)> {
+    let fragments = fragments::fragments(spec.arch, &absolute_fragments(spec)?)?;
+    let hash = fragments::fragments_hash(
+        &fragments,
+        spec.base_config.as_ref().map(|b| b.text.as_str()),
+    );
+    Ok((fragments, hash))
 }
 
 /// `spec`'s extra config fragments as absolute paths: merge_config.sh runs
