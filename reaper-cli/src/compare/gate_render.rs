@@ -308,6 +308,17 @@ pub fn junit(r: &GateReport) -> String {
         "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">",
         xml_escape(&suite)
     );
+    junit_properties(&mut out, r);
+    for v in &r.verdicts {
+        junit_testcase(&mut out, v, &r.options.policy);
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+/// The JUnit suite's `<properties>`: the statistical unit, the noise floor,
+/// each side's episodes used, and the recordings' warnings.
+fn junit_properties(out: &mut String, r: &GateReport) {
     let _ = writeln!(out, "    <properties>");
     for (name, value) in [
         ("statistical_unit", format!("the {}", r.unit)),
@@ -336,50 +347,51 @@ pub fn junit(r: &GateReport) -> String {
         );
     }
     let _ = writeln!(out, "    </properties>");
-    for v in &r.verdicts {
-        let _ = writeln!(
-            out,
-            "    <testcase classname=\"reaper.gate\" name=\"{}\">",
-            xml_escape(v.metric)
-        );
-        let detail = format!(
-            "{}: baseline {} ms, candidate {} ms, delta {}, threshold {}, {}; {}; episodes used {}",
-            v.description,
-            side(&v.comparison.a),
-            side(&v.comparison.b),
-            delta(&v.comparison),
-            threshold(v),
-            v.p_adjusted.map_or_else(
-                || "p n/a".to_owned(),
-                |p| format!("{} (run medians, Holm-adjusted)", p_text(p))
-            ),
-            result(v),
-            used(v, &r.options.policy)
-        );
-        match &v.status {
-            Status::Regressed => {
-                let _ = writeln!(
-                    out,
-                    "      <failure message=\"{}\" type=\"regression\">{}</failure>",
-                    xml_escape(&regression_line(v)),
-                    xml_escape(&detail)
-                );
-            }
-            Status::Skipped { why } => {
-                let _ = writeln!(out, "      <skipped message=\"{}\"/>", xml_escape(why));
-            }
-            _ => {
-                let _ = writeln!(
-                    out,
-                    "      <system-out>{}</system-out>",
-                    xml_escape(&detail)
-                );
-            }
+}
+
+/// One gated metric's JUnit `<testcase>`: a `failure` when it regressed,
+/// `skipped` when not evaluated, else its detail as output.
+fn junit_testcase(out: &mut String, v: &Verdict, policy: &super::clean::LossPolicy) {
+    let _ = writeln!(
+        out,
+        "    <testcase classname=\"reaper.gate\" name=\"{}\">",
+        xml_escape(v.metric)
+    );
+    let detail = format!(
+        "{}: baseline {} ms, candidate {} ms, delta {}, threshold {}, {}; {}; episodes used {}",
+        v.description,
+        side(&v.comparison.a),
+        side(&v.comparison.b),
+        delta(&v.comparison),
+        threshold(v),
+        v.p_adjusted.map_or_else(
+            || "p n/a".to_owned(),
+            |p| format!("{} (run medians, Holm-adjusted)", p_text(p))
+        ),
+        result(v),
+        used(v, policy)
+    );
+    match &v.status {
+        Status::Regressed => {
+            let _ = writeln!(
+                out,
+                "      <failure message=\"{}\" type=\"regression\">{}</failure>",
+                xml_escape(&regression_line(v)),
+                xml_escape(&detail)
+            );
         }
-        let _ = writeln!(out, "    </testcase>");
+        Status::Skipped { why } => {
+            let _ = writeln!(out, "      <skipped message=\"{}\"/>", xml_escape(why));
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "      <system-out>{}</system-out>",
+                xml_escape(&detail)
+            );
+        }
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+    let _ = writeln!(out, "    </testcase>");
 }
 
 #[cfg(test)]
