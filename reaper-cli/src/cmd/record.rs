@@ -180,9 +180,9 @@ impl RecordArgs {
         })
     }
 
-    /// Checks the flags and turns them into settings; `verbose` is the
-    /// global -v count (-vv turns on the eBPF side's drop log).
-    pub fn settings(&self, verbose: u8, quiet: bool) -> anyhow::Result<RecordSettings> {
+    /// What to tear down: `--pid` (with or without `--kill`), `--victim`,
+    /// `--oom` or `--watch`, checked.
+    fn target(&self) -> anyhow::Result<Target> {
         let target = match (self.pid, &self.victim) {
             (Some(pid), _) if !self.kill => {
                 crate::system::procfs::validate_target(pid)?;
@@ -203,7 +203,7 @@ impl RecordArgs {
             ),
             (None, None) => Target::Victim(VictimSpec::default()),
         };
-        let target = match target {
+        Ok(match target {
             _ if self.watch => Target::Watch(self.watch_settings()?),
             Target::Victim(spec) if self.oom => {
                 if self.frozen && spec.threads < 4 {
@@ -218,7 +218,38 @@ impl RecordArgs {
                 })
             }
             other => other,
+        })
+    }
+
+    /// The map sizes: the flags', the stack map's sized for the victim and
+    /// the episodes (retries included) unless given.
+    fn map_sizes(&self, target: &Target) -> anyhow::Result<MapSizes> {
+        let ringbuf_bytes = u32::try_from(parse_size(&self.ringbuf_size)?)
+            .context("--ringbuf-size is too large")?;
+        let victim = match target {
+            Target::Victim(spec) => Some(spec),
+            Target::Oom(oom) => Some(&oom.spec),
+            Target::Pid(_) | Target::Exit(_) | Target::Watch(_) => None,
         };
+        let stack_map = self.stack_map_size.unwrap_or_else(|| {
+            crate::recorder::sizing::stack_map_entries(
+                victim,
+                self.runs.saturating_add(self.retries.min(MAX_RUNS)),
+                self.freq,
+            )
+        });
+        Ok(MapSizes {
+            stack_map,
+            sample_map: self.sample_map_size,
+            lock_map: self.lock_map_size,
+            ringbuf_bytes,
+        })
+    }
+
+    /// Checks the flags and turns them into settings; `verbose` is the
+    /// global -v count (-vv turns on the eBPF side's drop log).
+    pub fn settings(&self, verbose: u8, quiet: bool) -> anyhow::Result<RecordSettings> {
+        let target = self.target()?;
         if self.kill && self.pid.is_none() {
             bail!("--kill only goes with --pid");
         }
@@ -231,26 +262,7 @@ impl RecordArgs {
         if !(1..=100_000).contains(&self.freq) {
             bail!("--freq must be between 1 and 100000 Hz");
         }
-        let ringbuf_bytes = u32::try_from(parse_size(&self.ringbuf_size)?)
-            .context("--ringbuf-size is too large")?;
-        let victim = match &target {
-            Target::Victim(spec) => Some(spec),
-            Target::Oom(oom) => Some(&oom.spec),
-            Target::Pid(_) | Target::Exit(_) | Target::Watch(_) => None,
-        };
-        let stack_map = self.stack_map_size.unwrap_or_else(|| {
-            crate::recorder::sizing::stack_map_entries(
-                victim,
-                self.runs.saturating_add(self.retries.min(MAX_RUNS)),
-                self.freq,
-            )
-        });
-        let sizes = MapSizes {
-            stack_map,
-            sample_map: self.sample_map_size,
-            lock_map: self.lock_map_size,
-            ringbuf_bytes,
-        };
+        let sizes = self.map_sizes(&target)?;
         Ok(RecordSettings {
             target,
             mrelease: !self.no_mrelease && !self.oom && !matches!(target, Target::Exit(_)),
