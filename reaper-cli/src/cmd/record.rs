@@ -291,13 +291,10 @@ fn output_names() -> Vec<String> {
     names
 }
 
-/// Records, writes the outputs and prints the report.
-pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
-    super::stdout::refuse_dash(
-        args.output.as_deref(),
-        "record",
-        "run.json, folded stacks, flame graphs and profile.pb.gz",
-    )?;
+/// The flags checked and turned into settings, the kernel checked for
+/// what they need (before anything is spawned or killed), and the
+/// privileges the recording needs.
+fn checked_settings(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<RecordSettings> {
     let mut settings = args
         .settings(verbose, quiet)
         .map_err(crate::exit::UsageError)?;
@@ -321,6 +318,53 @@ pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
         Target::Exit(_) => RecordKind::Exit,
         Target::Watch(_) => RecordKind::Watch,
     }))?;
+    Ok(settings)
+}
+
+/// Keeps `out`'s previous run.json as run.json.old, then writes `json` as
+/// run.json.
+fn keep_and_write_run(out: &OutputDir, json: &[u8]) -> anyhow::Result<()> {
+    // The previous run is linked to run.json.old first, so a complete
+    // run.json exists at every moment, then replaced by the rename.
+    if let Some(old) = out.keep_previous(RUN_FILE_NAME, PREVIOUS_RUN_FILE_NAME)? {
+        crate::console::info(format_args!(
+            "kept the previous run as {} (re-render it with `reaper report {} -o DIR`)",
+            old.display(),
+            old.display()
+        ));
+    }
+    out.write(RUN_FILE_NAME, json)?;
+    Ok(())
+}
+
+/// Writes the report files and the pprof profile of `run` into `out`.
+fn write_reports(
+    run: &crate::model::Run,
+    out: &OutputDir,
+    report_options: &crate::report::ReportOptions,
+) -> anyhow::Result<()> {
+    let path = out.path().join(RUN_FILE_NAME);
+    let files = crate::report::write_files(run, out, report_options)?;
+    let pprof = crate::report::formats::write(crate::report::formats::Format::Pprof, run, out)
+        .with_context(|| format!("writing the pprof profile to {}", out.path().display()))?;
+    crate::console::info(format_args!(
+        "wrote {}, {} folded/SVG files and {} to {}",
+        path.display(),
+        files.len(),
+        pprof.display(),
+        out.path().display()
+    ));
+    Ok(())
+}
+
+/// Records, writes the outputs and prints the report.
+pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
+    super::stdout::refuse_dash(
+        args.output.as_deref(),
+        "record",
+        "run.json, folded stacks, flame graphs and profile.pb.gz",
+    )?;
+    let settings = checked_settings(args, verbose, quiet)?;
     // Every check of the output directory happens before recording, so an
     // unusable one costs no recording: the path resolved and checked, the
     // directory locked against a second recorder (held until this
@@ -342,32 +386,13 @@ pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
         save_unasked(&run, args.no_save);
     }
     if let Some(out) = &out {
-        // The previous run is linked to run.json.old first, so a complete
-        // run.json exists at every moment, then replaced by the rename.
-        if let Some(old) = out.keep_previous(RUN_FILE_NAME, PREVIOUS_RUN_FILE_NAME)? {
-            crate::console::info(format_args!(
-                "kept the previous run as {} (re-render it with `reaper report {} -o DIR`)",
-                old.display(),
-                old.display()
-            ));
-        }
-        out.write(RUN_FILE_NAME, &json)?;
+        keep_and_write_run(out, &json)?;
     }
     // Printed and drawn is what `reaper report` would read back: the run
     // through the loader's guard (other tasks' comms are data too).
     let run = crate::report::load::reread(&json, Path::new(RUN_FILE_NAME))?;
     if let Some(out) = &out {
-        let path = out.path().join(RUN_FILE_NAME);
-        let files = crate::report::write_files(&run, out, &report_options)?;
-        let pprof = crate::report::formats::write(crate::report::formats::Format::Pprof, &run, out)
-            .with_context(|| format!("writing the pprof profile to {}", out.path().display()))?;
-        crate::console::info(format_args!(
-            "wrote {}, {} folded/SVG files and {} to {}",
-            path.display(),
-            files.len(),
-            pprof.display(),
-            out.path().display()
-        ));
+        write_reports(&run, out, &report_options)?;
     }
     if args.json {
         sayln!("{}", crate::report::render_json(&run, &report_options));
