@@ -15,8 +15,6 @@ pub mod console;
 pub mod doctor;
 pub mod duration;
 pub mod exit;
-#[cfg(test)]
-mod golden;
 pub mod input;
 pub mod interrupt;
 pub use reaper_model as model;

@@ -8,8 +8,6 @@ pub mod arch;
 pub mod cli;
 pub mod docs;
 pub mod error;
-#[cfg(test)]
-mod golden;
 pub mod host;
 pub mod kernel;
 pub mod paths;

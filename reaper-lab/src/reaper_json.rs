@@ -25,8 +25,3 @@ pub fn read<T: DeserializeOwned>(path: &Path) -> Result<T> {
         )
     })
 }
-
-/// [`read`] for the VM checks, whose failures are messages.
-pub fn read_or_message<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
-    read(path).map_err(|e| format!("{e:#}"))
-}

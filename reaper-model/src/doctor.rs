@@ -35,6 +35,35 @@ pub struct FunctionMode {
     pub fallback_from: Option<String>,
 }
 
+/// Why something doctor checked is unavailable, in the words of the error
+/// doctor met (its causes included). doctor.json is a document other
+/// programs read back, so the error arrives there as its text: the typed
+/// errors live where doctor meets them, and become this at the edge.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(transparent)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
+impl Unavailable {
+    /// The error and its causes, each cause once ("perf_event_open failed:
+    /// Permission denied"), as doctor prints them.
+    pub fn of(err: &(dyn std::error::Error + 'static)) -> Self {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        Self(text)
+    }
+}
+
+crate::string_schema!(Unavailable);
+
 /// The doctor's findings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Diagnosis {
@@ -43,16 +72,16 @@ pub struct Diagnosis {
     /// Whether /sys/kernel/btf/vmlinux exists.
     pub btf: bool,
     /// tracefs root, or why it is unavailable.
-    pub tracefs: Result<String, String>,
+    pub tracefs: Result<String, Unavailable>,
     /// Whether reaper mounted tracefs itself.
     pub tracefs_mounted_by_reaper: bool,
     /// Missing privileges, if any.
-    pub privileges: Result<(), String>,
+    pub privileges: Result<(), Unavailable>,
     /// Attach kinds, in preference order for function timing.
     pub attach_kinds: Vec<AttachKind>,
     /// Every program `record` may use, loaded and attached for real (or why
     /// the object did not load).
-    pub programs: Result<Vec<ProgramCheck>, String>,
+    pub programs: Result<Vec<ProgramCheck>, Unavailable>,
     /// Catalog concepts resolved against /proc/kallsyms and BTF.
     pub probe_targets: Vec<ResolvedConcept>,
     /// The mode `reaper record --attach auto` gives each catalog function,
@@ -101,7 +130,7 @@ pub struct KernelPolicy {
     /// Whether tracefs's `available_filter_functions` (ftrace's function
     /// list, which fentry/fexit trampolines and kprobes rely on) is
     /// readable; `Some(false)`: refused, with the kernel's answer.
-    pub ftrace_functions: Option<Result<(), String>>,
+    pub ftrace_functions: Option<Result<(), Unavailable>>,
 }
 
 impl Diagnosis {
@@ -285,7 +314,7 @@ mod tests {
                 lockdown: None,
             },
             btf: true,
-            tracefs: Err("not mounted".into()),
+            tracefs: Err(Unavailable("not mounted".into())),
             tracefs_mounted_by_reaper: false,
             privileges: Ok(()),
             attach_kinds: vec![AttachKind {

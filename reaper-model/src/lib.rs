@@ -5,7 +5,11 @@
 //! `reaper record`'s output offline. Stacks are stored symbolized (root
 //! first), so a run file needs no kallsyms to re-render.
 
+mod string_schema;
+
 pub mod doctor;
+#[cfg(feature = "golden")]
+pub mod golden;
 pub mod migrate;
 pub mod query;
 

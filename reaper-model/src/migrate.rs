@@ -21,7 +21,26 @@ pub struct Step {
     /// What changed, for the record (and the schema README).
     pub change: &'static str,
     /// The upgrade itself.
-    pub apply: fn(&mut serde_json::Map<String, Value>) -> Result<(), String>,
+    pub apply: fn(&mut serde_json::Map<String, Value>) -> Result<(), StepError>,
+}
+
+/// What an upgrade step found malformed in a file of its version.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// A field the version always has is absent.
+    #[error("field `{field}` is missing")]
+    Missing {
+        /// The field's path, e.g. `episodes[].latencies`.
+        field: &'static str,
+    },
+    /// A field holds another JSON type than the version wrote.
+    #[error("field `{field}` is not {expected}")]
+    WrongType {
+        /// The field's path.
+        field: &'static str,
+        /// The JSON type the version wrote, e.g. "an object".
+        expected: &'static str,
+    },
 }
 
 /// Every step, oldest first: `STEPS[i].from == OLDEST_SCHEMA_VERSION + i`.
@@ -43,12 +62,13 @@ pub enum MigrateError {
         found: u64,
     },
     /// A step found the file malformed for its version.
-    #[error("upgrading from schema version {from} to {}: {why}", from + 1)]
+    #[error("upgrading from schema version {from} to {}", from + 1)]
     Step {
         /// The version the step reads.
         from: u32,
         /// What the step found.
-        why: String,
+        #[source]
+        why: StepError,
     },
 }
 

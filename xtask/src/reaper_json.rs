@@ -4,4 +4,4 @@
 #[cfg(test)]
 pub mod fixtures;
 
-pub use reaper_lab::reaper_json::{Context, Diagnosis, Run, read, read_or_message};
+pub use reaper_lab::reaper_json::{Context, Diagnosis, Run, read};

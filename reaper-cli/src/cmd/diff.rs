@@ -60,12 +60,22 @@ pub struct DiffArgs {
     pub input: super::InputArgs,
 }
 
+/// A `PCT` flag's value that is not a percentage between 0 and 100.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{raw:?} is not a percentage between 0 and 100")]
+pub struct PctError {
+    /// The value as given.
+    pub raw: String,
+}
+
 /// A percentage between 0 and 100.
-pub fn parse_pct(raw: &str) -> Result<f64, String> {
+pub fn parse_pct(raw: &str) -> Result<f64, PctError> {
     let trimmed = raw.strip_suffix('%').unwrap_or(raw);
     match trimmed.parse::<f64>() {
         Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
-        _ => Err(format!("{raw:?} is not a percentage between 0 and 100")),
+        _ => Err(PctError {
+            raw: raw.to_owned(),
+        }),
     }
 }
 

@@ -35,7 +35,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
                 .privileges
                 .as_ref()
                 .err()
-                .map_or("see the attach kinds above", String::as_str)
+                .map_or("see the attach kinds above", |why| why.0.as_str())
         );
         Ok(1)
     }

@@ -123,28 +123,45 @@ runs.",
 pub struct MaxRegression(pub Vec<Gated>);
 
 /// clap value parser: the whole SPEC becomes one list of gated metrics.
-fn parse_spec(raw: &str) -> Result<MaxRegression, String> {
-    spec::parse(raw)
-        .map(MaxRegression)
-        .map_err(|e| e.to_string())
+fn parse_spec(raw: &str) -> Result<MaxRegression, spec::SpecError> {
+    spec::parse(raw).map(MaxRegression)
+}
+
+/// A `--min-runs` or `--alpha` value out of its range.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GateFlagError {
+    /// `--min-runs` below 3 or not a whole number.
+    #[error("{raw:?} is not a whole number of at least 3")]
+    MinRuns {
+        /// The value as given.
+        raw: String,
+    },
+    /// `--alpha` not strictly between 0 and 1.
+    #[error("{raw:?} is not a probability between 0 and 1 (exclusive)")]
+    Alpha {
+        /// The value as given.
+        raw: String,
+    },
 }
 
 /// At least 3: with 2 vs 2 runs the smallest one-sided p is 1/6, so no
 /// regression could ever reach significance at a useful level (the level
 /// actually used is checked in [`run`]).
-fn parse_min_runs(raw: &str) -> Result<usize, String> {
+fn parse_min_runs(raw: &str) -> Result<usize, GateFlagError> {
     match raw.parse::<usize>() {
         Ok(n) if n >= 3 => Ok(n),
-        _ => Err(format!("{raw:?} is not a whole number of at least 3")),
+        _ => Err(GateFlagError::MinRuns {
+            raw: raw.to_owned(),
+        }),
     }
 }
 
-fn parse_alpha(raw: &str) -> Result<f64, String> {
+fn parse_alpha(raw: &str) -> Result<f64, GateFlagError> {
     match raw.parse::<f64>() {
         Ok(p) if p > 0.0 && p < 1.0 => Ok(p),
-        _ => Err(format!(
-            "{raw:?} is not a probability between 0 and 1 (exclusive)"
-        )),
+        _ => Err(GateFlagError::Alpha {
+            raw: raw.to_owned(),
+        }),
     }
 }
 

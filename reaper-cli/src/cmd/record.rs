@@ -136,15 +136,15 @@ fn save_unasked(run: &crate::model::Run, no_save: bool) {
         ));
         return;
     }
-    let saved = crate::output::runs::runs_dir().and_then(|dir| {
+    let saved = (|| -> Result<PathBuf, SaveError> {
+        let dir = crate::output::runs::runs_dir()?;
         let name =
             crate::output::runs::run_name(run.recording.started_unix, &run.recording.scenario.kind);
         let path = crate::output::runs::fresh(&dir, &name);
-        let out = OutputDir::create(&path).map_err(|e| e.to_string())?;
-        let json = serde_json::to_vec_pretty(run).map_err(|e| e.to_string())?;
-        out.write(RUN_FILE_NAME, &json)
-            .map_err(|e| format!("{e:#}"))
-    });
+        let out = OutputDir::create(&path)?;
+        let json = serde_json::to_vec_pretty(run)?;
+        Ok(out.write(RUN_FILE_NAME, &json)?)
+    })();
     match saved {
         Ok(path) => crate::console::info(format_args!(
             "saved the run as {} (`reaper report {}` re-renders it, `reaper diff` compares it; -o DIR writes it there with flame graphs and pprof instead)",
@@ -153,6 +153,20 @@ fn save_unasked(run: &crate::model::Run, no_save: bool) {
         )),
         Err(why) => note!("reaper: warning: the run was not saved ({why}); -o DIR keeps it"),
     }
+}
+
+/// Why a run was not saved into the runs directory (a warning).
+#[derive(Debug, thiserror::Error)]
+enum SaveError {
+    /// There is no runs directory.
+    #[error(transparent)]
+    NoDir(#[from] crate::output::runs::NoRunsDir),
+    /// The directory or the file could not be written.
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
+    /// The run did not serialize.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
 }
 
 /// Most episodes per run: each spawns and kills a victim.
@@ -165,12 +179,7 @@ impl RecordArgs {
             duration: self.duration.map(std::time::Duration::from_secs),
             max_episodes: self.max_episodes.max(1),
             filter: crate::recorder::watch::ExitFilter {
-                comm: self
-                    .comm
-                    .as_deref()
-                    .map(str::parse)
-                    .transpose()
-                    .map_err(anyhow::Error::msg)?,
+                comm: self.comm.as_deref().map(str::parse).transpose()?,
                 min_rss: self
                     .min_rss
                     .as_deref()

@@ -75,14 +75,31 @@ impl From<FormatArg> for Format {
     }
 }
 
-fn parse_percent(raw: &str) -> Result<f64, String> {
-    let value: f64 = raw
-        .parse()
-        .map_err(|_| format!("{raw:?} is not a number; give a percentage such as 0.5"))?;
+/// A `--percent-limit` value that is not a percentage.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PercentError {
+    /// Not a number at all.
+    #[error("{raw:?} is not a number; give a percentage such as 0.5")]
+    NotANumber {
+        /// The value as given.
+        raw: String,
+    },
+    /// A number outside 0-100.
+    #[error("{value} is outside 0-100")]
+    OutOfRange {
+        /// The number read.
+        value: f64,
+    },
+}
+
+fn parse_percent(raw: &str) -> Result<f64, PercentError> {
+    let value: f64 = raw.parse().map_err(|_| PercentError::NotANumber {
+        raw: raw.to_owned(),
+    })?;
     if (0.0..=100.0).contains(&value) {
         Ok(value)
     } else {
-        Err(format!("{value} is outside 0-100"))
+        Err(PercentError::OutOfRange { value })
     }
 }
 

@@ -172,20 +172,44 @@ pub fn runs_needed(model: &Model, from: usize, seed: u64) -> (Option<usize>, f64
 }
 
 /// A metric's noise: (median ms, run sd, set sd, source), or why not.
-type Noise = Result<(f64, f64, f64, NoiseSource), String>;
+type Noise = Result<(f64, f64, f64, NoiseSource), NoNoise>;
+
+/// Why a metric's noise is not known, so its plan row is not measured.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NoNoise {
+    /// The baseline has too few runs with the metric for a spread.
+    #[error("the baseline measured it in {runs} run{}; the run-to-run spread needs 3", if *runs == 1 { "" } else { "s" })]
+    TooFewRuns {
+        /// Runs with a median of the metric.
+        runs: usize,
+    },
+    /// The baseline's median is 0, so a relative spread is undefined.
+    #[error("its baseline median is 0")]
+    ZeroMedian,
+    /// The calibration file has no row for the metric.
+    #[error("the calibration file has no figure for {metric}")]
+    NotCalibrated {
+        /// The metric's name.
+        metric: String,
+    },
+    /// The calibration file's row says why it was not measured.
+    #[error("{0}")]
+    CalibrationNotMeasured(String),
+    /// Neither source of noise was given.
+    #[error("no baseline and no calibration given")]
+    NoSource,
+}
 
 fn noise_from_baseline(runs: &[Vec<f64>]) -> Noise {
     let medians = run_medians(runs);
     if medians.len() < 3 {
-        return Err(format!(
-            "the baseline measured it in {} run{}; the run-to-run spread needs 3",
-            medians.len(),
-            if medians.len() == 1 { "" } else { "s" }
-        ));
+        return Err(NoNoise::TooFewRuns {
+            runs: medians.len(),
+        });
     }
     let centre = median(&medians).unwrap_or(0.0);
     if centre <= 0.0 {
-        return Err("its baseline median is 0".to_owned());
+        return Err(NoNoise::ZeroMedian);
     }
     let mean = medians.iter().sum::<f64>() / medians.len() as f64;
     let var = medians.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / (medians.len() - 1) as f64;
@@ -204,9 +228,11 @@ fn noise_from_calibration(cal: &Calibration, file: &str, metric: &str) -> Noise 
         .metrics
         .iter()
         .find(|m| m.metric == metric)
-        .ok_or_else(|| format!("the calibration file has no figure for {metric}"))?;
+        .ok_or_else(|| NoNoise::NotCalibrated {
+            metric: metric.to_owned(),
+        })?;
     if let Some(why) = &m.not_measured {
-        return Err(why.clone());
+        return Err(NoNoise::CalibrationNotMeasured(why.clone()));
     }
     Ok((
         m.median_ms,
@@ -237,7 +263,7 @@ pub fn plan(baseline: Option<&RunSet>, opts: &GateOptions, change_pct: f64) -> P
                         .unwrap_or(0);
                     noise_from_baseline(&s[index].runs)
                 }
-                (None, None) => Err("no baseline and no calibration given".to_owned()),
+                (None, None) => Err(NoNoise::NoSource),
             };
             let row = |median_ms, run_sd, set_sd, source| PlanRow {
                 metric: g.metric.name,
@@ -252,7 +278,7 @@ pub fn plan(baseline: Option<&RunSet>, opts: &GateOptions, change_pct: f64) -> P
             };
             match noise {
                 Err(why) => PlanRow {
-                    not_measured: Some(why),
+                    not_measured: Some(why.to_string()),
                     ..row(None, None, 0.0, None)
                 },
                 Ok((median_ms, run_sd, set_sd, source)) => {

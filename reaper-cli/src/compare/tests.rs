@@ -15,8 +15,8 @@ use super::gate::{CalibrationUse, GateOptions, check_runs, evaluate};
 use super::synth::{self, Spec, factors};
 use super::*;
 use crate::catalog::ConceptId;
-use crate::golden::check_golden;
 use crate::model::Context;
+use reaper_model::golden::check_golden;
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/compare")

@@ -239,7 +239,9 @@ mod tests {
     use super::*;
     use reaper_model::{
         AttachMode, HostInfo, Lockdown, ProbeOutcome,
-        doctor::{AttachKind, FunctionMode, KernelPolicy, ProgramCheck, Refusal, Step},
+        doctor::{
+            AttachKind, FunctionMode, KernelPolicy, ProgramCheck, Refusal, Step, Unavailable,
+        },
     };
 
     /// The development host: integrity lockdown from the configuration,
@@ -303,7 +305,9 @@ mod tests {
                     source: "the kernel configuration (CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY=y)"
                         .into(),
                 }),
-                ftrace_functions: Some(Err("available_filter_functions: EPERM".into())),
+                ftrace_functions: Some(Err(Unavailable(
+                    "available_filter_functions: EPERM".into(),
+                ))),
                 seccomp_filters: Some(0),
                 ..KernelPolicy::default()
             },
@@ -363,7 +367,7 @@ mod tests {
         d.policy.unprivileged_bpf_disabled = Some(2);
         d.policy.perf_event_paranoid = Some(2);
         assert!(findings(&d).is_empty());
-        d.privileges = Err("missing CAP_BPF".into());
+        d.privileges = Err(Unavailable("missing CAP_BPF".into()));
         d.btf = false;
         let found = findings(&d);
         assert_eq!(found.len(), 2, "{found:#?}");

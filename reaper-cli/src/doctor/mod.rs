@@ -26,16 +26,17 @@ use crate::{
     system::{kernel, privileges, tracefs},
 };
 
-pub use reaper_model::doctor::{AttachKind, Diagnosis, FunctionMode};
+pub use reaper_model::doctor::{AttachKind, Diagnosis, FunctionMode, Unavailable};
 
 /// Runs every check. Never fails: each problem becomes part of the diagnosis.
 pub fn diagnose() -> Diagnosis {
     let host = kernel::host_info();
     let policy = crate::system::policy::read(&host.kernel_release);
-    let privileges = privileges::require_recording_privileges().map_err(|e| e.to_string());
+    let privileges =
+        privileges::require_recording_privileges().map_err(|e| Unavailable(e.to_string()));
     let (tracefs, mounted) = match tracefs::ensure_mounted() {
         Ok((root, mounted)) => (Ok(root.display().to_string()), mounted),
-        Err(err) => (Err(err.to_string()), false),
+        Err(err) => (Err(Unavailable(err.to_string())), false),
     };
     let symbols = KernelSymbols::running().unwrap_or_default();
     let kernel_btf = crate::probes::btf::KernelBtf::from_sys_fs().ok();
@@ -43,7 +44,7 @@ pub fn diagnose() -> Diagnosis {
     let probe_targets = catalog::resolve_all_with_btf(&symbols, btf.as_ref());
     let attach_kinds = match &tracefs {
         Ok(root) => check_attach_kinds(std::path::Path::new(root), &probe_targets),
-        Err(why) => not_checked(why),
+        Err(why) => not_checked(&why.0),
     };
     let plan = crate::probes::function_timing::plan(&probe_targets);
     let programs = match &tracefs {
@@ -59,6 +60,7 @@ pub fn diagnose() -> Diagnosis {
                 &kernel::online_cpus().unwrap_or_default(),
                 !tracefs::has_event(root, "lock", "contention_begin"),
             )
+            .map_err(|e| Unavailable::of(&e))
         }
         Err(why) => Err(why.clone()),
     };
@@ -70,7 +72,7 @@ pub fn diagnose() -> Diagnosis {
             Vec::new(),
             vec![crate::model::NotMeasured {
                 subject: "probe cost".into(),
-                why: why.clone(),
+                why: why.0.clone(),
             }],
         ),
     };
@@ -143,7 +145,7 @@ enum PairRefused<'a> {
 fn function_modes(
     plan: &crate::probes::function_timing::Plan,
     btf: Option<&catalog::BtfFacts>,
-    checked: &Result<Vec<programs::ProgramCheck>, String>,
+    checked: &Result<Vec<programs::ProgramCheck>, Unavailable>,
 ) -> Vec<FunctionMode> {
     use programs::Outcome;
     let rows = match checked {
@@ -153,7 +155,7 @@ fn function_modes(
                 concept: "all".into(),
                 symbol: None,
                 mode: AttachMode::None,
-                status: ProbeOutcome::not_attached(why.clone()),
+                status: ProbeOutcome::not_attached(why.0.clone()),
                 fallback_from: None,
             }];
         }
@@ -595,7 +597,7 @@ fn render_host(d: &Diagnosis, out: &mut String) {
         "  privileges  {}",
         d.privileges
             .as_ref()
-            .map_or_else(|e| e.clone(), |()| "ok".into())
+            .map_or_else(|e| e.0.clone(), |()| "ok".into())
     );
     let _ = writeln!(
         out,

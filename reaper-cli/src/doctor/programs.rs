@@ -12,7 +12,6 @@ use aya::{
 use reaper_common::sampling;
 
 use crate::probes::{
-    attach,
     function_probe::{self, AttachError, Pair},
     function_timing::{self, Plan, SlotFunction},
     loader, raw_tp,
@@ -20,6 +19,14 @@ use crate::probes::{
 };
 
 pub use reaper_model::doctor::{Outcome, ProgramCheck, ProgramKind};
+
+/// Why doctor could not check the programs one by one.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramsError {
+    /// The eBPF object itself did not load.
+    #[error("eBPF object did not load")]
+    Load(#[source] loader::LoadError),
+}
 
 /// Loads and attaches every program; dropping the object detaches them.
 /// Each tracepoint is checked in both forms: the classic program, and the
@@ -34,10 +41,10 @@ pub fn check_all(
     btf: Option<&crate::catalog::BtfFacts>,
     cpus: &[u32],
     slowpath_lock_waits: bool,
-) -> Result<Vec<ProgramCheck>, String> {
+) -> Result<Vec<ProgramCheck>, ProgramsError> {
     let (config, _) = function_timing::config_for(plan, btf, slowpath_lock_waits);
     let mut ebpf = loader::load_with_timing(offsets, &loader::MapSizes::default(), &config)
-        .map_err(|e| format!("eBPF object did not load: {}", attach::error_chain(&e)))?;
+        .map_err(ProgramsError::Load)?;
     let mut rows = vec![ProgramCheck {
         kind: ProgramKind::PerfEvent,
         program: sampling::PROG_SAMPLE_CPU_CLOCK.into(),

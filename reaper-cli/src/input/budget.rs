@@ -49,14 +49,34 @@ impl std::fmt::Display for MaxInput {
     }
 }
 
+/// A `--max-input` value that is not `SIZE[,episodes=N]`.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MaxInputError {
+    /// The size is not one.
+    #[error(transparent)]
+    Size(#[from] crate::size::SpecError),
+    /// `episodes=` is not a positive whole number.
+    #[error("episodes={raw:?} is not a positive whole number")]
+    Episodes {
+        /// The value after `episodes=`.
+        raw: String,
+    },
+    /// A part that is neither the size nor `episodes=N`.
+    #[error("{part:?}: expected SIZE[,episodes=N], e.g. 512M or 2G,episodes=50000")]
+    Unknown {
+        /// The part as given.
+        part: String,
+    },
+}
+
 impl std::str::FromStr for MaxInput {
-    type Err = String;
+    type Err = MaxInputError;
 
     /// `SIZE[,episodes=N]`, e.g. `512M` or `2G,episodes=50000`.
-    fn from_str(raw: &str) -> Result<Self, String> {
+    fn from_str(raw: &str) -> Result<Self, MaxInputError> {
         let mut parts = raw.split(',');
         let size = parts.next().unwrap_or_default();
-        let bytes = parse_size(size).map_err(|e| e.to_string())?;
+        let bytes = parse_size(size)?;
         let mut max = Self {
             bytes,
             ..Self::default()
@@ -64,15 +84,16 @@ impl std::str::FromStr for MaxInput {
         for part in parts {
             match part.split_once('=') {
                 Some(("episodes", n)) => {
-                    max.episodes =
-                        n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                            format!("episodes={n:?} is not a positive whole number")
-                        })?;
+                    max.episodes = n
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| MaxInputError::Episodes { raw: n.to_owned() })?;
                 }
                 _ => {
-                    return Err(format!(
-                        "{part:?}: expected SIZE[,episodes=N], e.g. 512M or 2G,episodes=50000"
-                    ));
+                    return Err(MaxInputError::Unknown {
+                        part: part.to_owned(),
+                    });
                 }
             }
         }

@@ -10,15 +10,28 @@ use std::path::{Path, PathBuf};
 /// Overrides the runs directory.
 pub const RUNS_DIR_ENV: &str = "REAPER_RUNS_DIR";
 
+/// Why there is no runs directory to save into.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NoRunsDir {
+    /// Under sudo, the invoking user has no home in the password database.
+    #[error("the sudo user (uid {uid}) has no home directory")]
+    NoSudoHome {
+        /// The invoking user.
+        uid: u32,
+    },
+    /// None of the variables that name it is set.
+    #[error("neither {RUNS_DIR_ENV}, XDG_STATE_HOME nor HOME is set")]
+    NoVariable,
+}
+
 /// The runs directory from the environment and the user's home.
-pub fn runs_dir() -> Result<PathBuf, String> {
+pub fn runs_dir() -> Result<PathBuf, NoRunsDir> {
     let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     if let Some(dir) = var(RUNS_DIR_ENV) {
         return Ok(PathBuf::from(dir));
     }
     if let Some(owner) = super::owner::invoking_user() {
-        let home = home_of(owner.uid)
-            .ok_or_else(|| format!("the sudo user (uid {}) has no home directory", owner.uid))?;
+        let home = home_of(owner.uid).ok_or(NoRunsDir::NoSudoHome { uid: owner.uid })?;
         return Ok(home.join(".local/state/reaper/runs"));
     }
     if let Some(state) = var("XDG_STATE_HOME").map(PathBuf::from)
@@ -28,7 +41,7 @@ pub fn runs_dir() -> Result<PathBuf, String> {
     }
     var("HOME")
         .map(|home| PathBuf::from(home).join(".local/state/reaper/runs"))
-        .ok_or_else(|| format!("neither {RUNS_DIR_ENV}, XDG_STATE_HOME nor HOME is set"))
+        .ok_or(NoRunsDir::NoVariable)
 }
 
 /// A run's directory name: `2026-12-04T22-40-05Z-victim`.

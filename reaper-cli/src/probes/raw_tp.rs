@@ -265,10 +265,42 @@ pub fn resolve(btf: Option<&KernelBtf>, offsets: &mut TracepointOffsets) -> RawP
         match facts.check(&t) {
             Ok(Some(mark_victim)) => offsets.raw_mark_victim = mark_victim,
             Ok(None) => {}
-            Err(why) => plan.refused.push((t.raw_prog, why)),
+            Err(why) => plan.refused.push((t.raw_prog, why.to_string())),
         }
     }
     plan
+}
+
+/// Why a raw program does not fit this kernel (its classic tracepoint is
+/// used instead).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RawRefusal {
+    /// No BTF, and the architecture's `pt_regs` layout is not built in.
+    #[error("no pt_regs layout known for this architecture")]
+    NoPtRegsLayout,
+    /// No BTF, and the program reads a field only BTF can locate.
+    #[error("no kernel BTF to find task_struct.pid or the prototype in")]
+    NoBtf,
+    /// BTF lacks the event's prototype.
+    #[error("kernel BTF has no btf_trace_{event} (its TP_PROTO)")]
+    NoProto {
+        /// The raw event.
+        event: &'static str,
+    },
+    /// The event's prototype is not the one the program reads.
+    #[error("TP_PROTO of {event} is {proto}, not what the raw program reads")]
+    UnexpectedProto {
+        /// The raw event.
+        event: &'static str,
+        /// The prototype as text, e.g. `(struct mm_struct *)`.
+        proto: String,
+    },
+    /// BTF has no offset for `task_struct.pid`.
+    #[error("kernel BTF gives no task_struct.pid offset")]
+    NoTaskPidOffset,
+    /// BTF has no offset for the first syscall argument in `pt_regs`.
+    #[error("kernel BTF gives no pt_regs argument offset")]
+    NoSyscallArgOffset,
 }
 
 /// A raw event's `TP_PROTO` arguments, `None` when BTF lacks them.
@@ -305,17 +337,15 @@ impl Facts {
 
     /// `Ok(Some(MARK_VICTIM_*))` for mark_victim, `Ok(None)` for the others
     /// when the raw program fits this kernel, else why not.
-    fn check(&self, t: &Tracepoint) -> Result<Option<u32>, String> {
+    fn check(&self, t: &Tracepoint) -> Result<Option<u32>, RawRefusal> {
         let Some(protos) = &self.protos else {
             return match t.reads {
                 Reads::Nothing | Reads::Pid | Reads::Lock => Ok(None),
                 Reads::Syscall => self
                     .syscall_arg0
                     .map(|_| None)
-                    .ok_or_else(|| "no pt_regs layout known for this architecture".to_owned()),
-                Reads::TaskPid(_) | Reads::MarkVictim => {
-                    Err("no kernel BTF to find task_struct.pid or the prototype in".to_owned())
-                }
+                    .ok_or(RawRefusal::NoPtRegsLayout),
+                Reads::TaskPid(_) | Reads::MarkVictim => Err(RawRefusal::NoBtf),
             };
         };
         let Some(Some(args)) = protos
@@ -323,10 +353,7 @@ impl Facts {
             .find(|(e, _)| *e == t.raw_event)
             .map(|(_, a)| a)
         else {
-            return Err(format!(
-                "kernel BTF has no btf_trace_{} (its TP_PROTO)",
-                t.raw_event
-            ));
+            return Err(RawRefusal::NoProto { event: t.raw_event });
         };
         let is_task = |i: usize| {
             args.get(i)
@@ -334,17 +361,12 @@ impl Facts {
         };
         let scalar = |i: usize| args.get(i).is_some_and(|a| a.points_to_struct.is_none());
         let unexpected = || {
-            Err(format!(
-                "TP_PROTO of {} is {}, not what the raw program reads",
-                t.raw_event,
-                describe(args)
-            ))
+            Err(RawRefusal::UnexpectedProto {
+                event: t.raw_event,
+                proto: describe(args),
+            })
         };
-        let task_pid = || {
-            self.task_pid
-                .map(|_| ())
-                .ok_or_else(|| "kernel BTF gives no task_struct.pid offset".to_owned())
-        };
+        let task_pid = || self.task_pid.map(|_| ()).ok_or(RawRefusal::NoTaskPidOffset);
         match t.reads {
             Reads::Nothing => Ok(None),
             Reads::Pid if args.len() == 1 && scalar(0) => Ok(None),
@@ -356,7 +378,7 @@ impl Facts {
             {
                 self.syscall_arg0
                     .map(|_| None)
-                    .ok_or_else(|| "kernel BTF gives no pt_regs argument offset".to_owned())
+                    .ok_or(RawRefusal::NoSyscallArgOffset)
             }
             Reads::TaskPid(i) if is_task(i) => task_pid().map(|()| None),
             Reads::MarkVictim if is_task(0) => task_pid().map(|()| Some(MARK_VICTIM_TASK)),
@@ -416,7 +438,10 @@ mod tests {
         assert_eq!(new.check(&mark_victim()), Ok(Some(MARK_VICTIM_TASK)));
         let odd = facts(vec![("mark_victim", Some(vec![arg(Some("mm_struct"))]))]);
         let why = odd.check(&mark_victim()).unwrap_err();
-        assert!(why.contains("(struct mm_struct *)"), "{why}");
+        assert!(
+            matches!(&why, RawRefusal::UnexpectedProto { proto, .. } if proto == "(struct mm_struct *)"),
+            "{why}"
+        );
     }
 
     #[test]
@@ -433,17 +458,13 @@ mod tests {
         )]);
         assert_eq!(f.check(&SIGNAL_GENERATE), Ok(None));
         f.task_pid = None;
-        assert!(
-            f.check(&SIGNAL_GENERATE)
-                .unwrap_err()
-                .contains("task_struct.pid")
-        );
+        assert_eq!(f.check(&SIGNAL_GENERATE), Err(RawRefusal::NoTaskPidOffset));
         let missing = facts(vec![]);
-        assert!(
-            missing
-                .check(&CONTENTION_BEGIN)
-                .unwrap_err()
-                .contains("btf_trace_contention_begin")
+        assert_eq!(
+            missing.check(&CONTENTION_BEGIN),
+            Err(RawRefusal::NoProto {
+                event: CONTENTION_BEGIN.raw_event
+            })
         );
     }
 

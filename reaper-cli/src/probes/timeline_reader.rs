@@ -35,18 +35,30 @@ pub enum Wake {
     Stopped,
 }
 
+/// Why the timeline ring buffer could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TimelineError {
+    /// The object has no timeline map.
+    #[error("TIMELINE map missing from the eBPF object")]
+    Missing,
+    /// The map is not a ring buffer.
+    #[error(transparent)]
+    NotARing(#[from] aya::maps::MapError),
+    /// tokio refused to watch its descriptor.
+    #[error("registering the timeline ring buffer with tokio")]
+    Register(#[source] std::io::Error),
+}
+
 impl TimelineReader {
     /// Takes the ring buffer map out of the object and registers it with
     /// the current tokio runtime.
-    pub fn new(ebpf: &mut Ebpf) -> Result<Self, String> {
-        let map = ebpf
-            .take_map(MAP_TIMELINE)
-            .ok_or("TIMELINE map missing from the eBPF object")?;
-        let ring = RingBuf::try_from(map).map_err(|e| e.to_string())?;
+    pub fn new(ebpf: &mut Ebpf) -> Result<Self, TimelineError> {
+        let map = ebpf.take_map(MAP_TIMELINE).ok_or(TimelineError::Missing)?;
+        let ring = RingBuf::try_from(map)?;
         // SAFETY: the RingBuf owns the map's fd, which stays open and the
         // same for as long as the AsyncFd owns the RingBuf.
         let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-            .map_err(|e| format!("registering the timeline ring buffer with tokio: {e}"))?;
+            .map_err(|e| TimelineError::Register(e.into()))?;
         Ok(Self { ring, malformed: 0 })
     }
 

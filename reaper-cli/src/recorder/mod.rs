@@ -164,7 +164,7 @@ impl Recorder {
         let (functions, probe_costs) =
             time_functions(&mut ebpf, settings, &plan, order_off, &fentry_btf)?;
         drop(fentry_btf);
-        let timeline = TimelineReader::new(&mut ebpf).map_err(anyhow::Error::msg)?;
+        let timeline = TimelineReader::new(&mut ebpf)?;
         symbolizer.set_programs(crate::probes::program_symbols::of_loaded(&ebpf));
         let probe_frames = ProbeFrames::for_recording(
             ebpf.programs().map(|(name, _)| name),

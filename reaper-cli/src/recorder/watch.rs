@@ -86,18 +86,34 @@ impl Comm {
     }
 }
 
-impl std::str::FromStr for Comm {
-    type Err = String;
+/// A `--comm` value the kernel could never report.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommError {
+    /// An empty name.
+    #[error("--comm needs a process name")]
+    Empty,
+    /// Longer than the kernel keeps.
+    #[error(
+        "--comm {name:?}: the kernel keeps at most 15 bytes of a process name (TASK_COMM_LEN); give {:?}",
+        String::from_utf8_lossy(&name.as_bytes()[..15])
+    )]
+    TooLong {
+        /// The name as given.
+        name: String,
+    },
+}
 
-    fn from_str(name: &str) -> Result<Self, String> {
+impl std::str::FromStr for Comm {
+    type Err = CommError;
+
+    fn from_str(name: &str) -> Result<Self, CommError> {
         if name.is_empty() {
-            return Err("--comm needs a process name".into());
+            return Err(CommError::Empty);
         }
         if name.len() > 15 {
-            return Err(format!(
-                "--comm {name:?}: the kernel keeps at most 15 bytes of a process name (TASK_COMM_LEN); give {:?}",
-                String::from_utf8_lossy(&name.as_bytes()[..15])
-            ));
+            return Err(CommError::TooLong {
+                name: name.to_owned(),
+            });
         }
         let mut raw = [0; 16];
         raw[..name.len()].copy_from_slice(name.as_bytes());

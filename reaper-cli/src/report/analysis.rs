@@ -349,7 +349,7 @@ pub fn lock_waiter(frames: &[String]) -> (String, Option<String>) {
 fn lock_waits(run: &Run, context: Context, n: usize, top: usize) -> LockWaits {
     if let Err(why) = lock_wait_status(run) {
         return LockWaits {
-            not_measured: Some(why),
+            not_measured: Some(why.to_string()),
             source: None,
             rows: Vec::new(),
             hidden: 0,
@@ -452,7 +452,7 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
         frozen: episode.frozen.clone(),
         trigger: episode.trigger.clone(),
         reclaim: super::reclaim::report(run, episode),
-        t0: super::rows::t0_of(&episode.timeline).to_owned(),
+        t0: super::rows::t0_of(&episode.timeline),
     }
 }
 

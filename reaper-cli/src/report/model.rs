@@ -348,11 +348,74 @@ pub struct EpisodeReport {
     /// What started the episode (`record --watch`).
     pub trigger: Option<String>,
     /// Memory freed and reclaim throughput per context, or why not measured.
-    pub reclaim: Result<ReclaimReport, String>,
+    pub reclaim: Result<ReclaimReport, ReclaimNotMeasured>,
     /// What t = 0 is: "the kill" (reaper's, another process's or the OOM
     /// killer's), or "its exit began" (a process that exited by itself).
-    pub t0: String,
+    pub t0: TimeZero,
 }
+
+/// What t = 0 of an episode's timeline is (`t0` in `report --json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub enum TimeZero {
+    /// A kill: reaper's, another process's, or the OOM killer's
+    /// `oom:mark_victim`.
+    #[serde(rename = "the kill")]
+    Kill,
+    /// The start of the process's own exit (nothing killed it).
+    #[serde(rename = "its exit began")]
+    ExitBegan,
+}
+
+impl TimeZero {
+    /// The words the report prints ("ms since the kill").
+    pub const fn words(self) -> &'static str {
+        match self {
+            Self::Kill => "the kill",
+            Self::ExitBegan => "its exit began",
+        }
+    }
+}
+
+impl std::fmt::Display for TimeZero {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.words())
+    }
+}
+
+/// Why a reclaim figure (the whole report, a window's length or a rate) is
+/// not measured. Written to JSON as its sentence, as before it was typed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReclaimNotMeasured {
+    /// The `kmem:rss_stat` probe did not attach, in the run's words.
+    #[error("{0}")]
+    ProbeFailed(String),
+    /// The run predates reaper's `kmem:rss_stat` tracing.
+    #[error("recorded before reaper traced kmem:rss_stat")]
+    BeforeRssStat,
+    /// No context's end of teardown was seen.
+    #[error("no end of the teardown was seen (no exit_mmap, process_mrelease or oom_reaper event)")]
+    NoTeardownEnd,
+    /// The window has no length to divide by.
+    #[error("the window is 0 ns long")]
+    EmptyWindow,
+    /// The victim's window has no end.
+    #[error("no exit_mmap event was seen")]
+    NoExitMmap,
+    /// The mrelease caller's window has no ends.
+    #[error("no process_mrelease entry and return were seen")]
+    NoMrelease,
+    /// The oom_reaper's window has no ends.
+    #[error("no oom_reaper start and finish were seen")]
+    NoOomReaping,
+}
+
+impl Serialize for ReclaimNotMeasured {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+reaper_model::string_schema!(ReclaimNotMeasured);
 
 /// Resident memory an episode's teardown freed, per context, and the rates.
 #[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
@@ -375,9 +438,9 @@ pub struct ReclaimRow {
     /// The window the duration spans, e.g. "t = 0 → exit_mmap done".
     pub window: String,
     /// The window's length, ms; `Err` says why it is unknown.
-    pub duration_ms: Result<f64, String>,
+    pub duration_ms: Result<f64, ReclaimNotMeasured>,
     /// freed / duration, MB/s; `Err` says why it is not measured.
-    pub mb_per_s: Result<f64, String>,
+    pub mb_per_s: Result<f64, ReclaimNotMeasured>,
 }
 
 /// One counter of an episode.

@@ -215,7 +215,7 @@ pub fn pte_traced_wait_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
     let kind = PteLockKind::of(run);
     let label = traced_wait_label(kind, run.recording.lock_wait_source.as_ref());
     if let Err(why) = lock_wait_status(run) {
-        return uniform_row(run, id, label, why);
+        return uniform_row(run, id, label, why.to_string());
     }
     if let Some(why) = lost_callers(run) {
         return uniform_row(run, id, label, why);

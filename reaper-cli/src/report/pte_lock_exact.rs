@@ -28,7 +28,7 @@ use crate::model::{Episode, Run};
 
 use super::model::{Cell, RowId, SummaryRow};
 use super::pte_lock::PteLockKind;
-use super::rows::{SPLIT_LABEL, absent, row, split_value, uniform_row};
+use super::rows::{Absent, SPLIT_LABEL, row, split_value, uniform_row};
 
 /// Where the exact figure comes from: the slow path and its probed caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,14 +43,14 @@ impl<'a> ExactSource<'a> {
     /// The slow path and the PTE-lock call site of a run: the PTE-lock
     /// function when it is a symbol, else the per-VMA unmap function.
     /// `Err(why)` when the run did not resolve one of them.
-    pub fn of(frames: &'a ConceptFrames) -> Result<Self, String> {
+    pub fn of(frames: &'a ConceptFrames) -> Result<Self, Absent> {
         let slowpath = frames
             .symbol(ConceptId::SPIN_SLOWPATH)
-            .ok_or_else(|| absent(ConceptId::SPIN_SLOWPATH))?;
+            .ok_or(Absent(ConceptId::SPIN_SLOWPATH))?;
         let caller = frames
             .symbol(ConceptId::PTE_LOCK)
             .or_else(|| frames.symbol(ConceptId::PER_VMA_UNMAP))
-            .ok_or_else(|| absent(ConceptId::PER_VMA_UNMAP))?;
+            .ok_or(Absent(ConceptId::PER_VMA_UNMAP))?;
         Ok(Self { slowpath, caller })
     }
 
@@ -106,7 +106,7 @@ pub fn pte_exact_wait_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
     }
     let source = match ExactSource::of(frames) {
         Ok(source) => source,
-        Err(why) => return uniform_row(run, id, LABEL.to_owned(), why),
+        Err(why) => return uniform_row(run, id, LABEL.to_owned(), why.to_string()),
     };
     let label = source.label();
     if !run.episodes.iter().any(|e| e.function_timing.is_some()) {

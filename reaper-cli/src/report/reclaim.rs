@@ -12,13 +12,13 @@
 
 use crate::model::{Context, Episode, Latencies, Run};
 
-use super::model::{ReclaimReport, ReclaimRow};
+use super::model::{ReclaimNotMeasured, ReclaimReport, ReclaimRow};
 
 /// Bytes in an MB.
 const MB: f64 = 1e6;
 
 /// The reclaim of an episode, or why it has none.
-pub fn report(run: &Run, episode: &Episode) -> Result<ReclaimReport, String> {
+pub fn report(run: &Run, episode: &Episode) -> Result<ReclaimReport, ReclaimNotMeasured> {
     let Some(reclaim) = &episode.reclaim else {
         return Err(not_measured_why(run));
     };
@@ -34,10 +34,9 @@ pub fn report(run: &Run, episode: &Episode) -> Result<ReclaimReport, String> {
         })
         .collect();
     let total: i64 = reclaim.freed_bytes.values().sum();
-    let end = episode.teardown_end_ns().ok_or_else(|| {
-        "no end of the teardown was seen (no exit_mmap, process_mrelease or oom_reaper event)"
-            .to_owned()
-    });
+    let end = episode
+        .teardown_end_ns()
+        .ok_or(ReclaimNotMeasured::NoTeardownEnd);
     rows.push(row(
         None,
         total,
@@ -56,10 +55,10 @@ fn row(
     bytes: i64,
     share_percent: Option<f64>,
     window: String,
-    duration_ns: Result<u64, String>,
+    duration_ns: Result<u64, ReclaimNotMeasured>,
 ) -> ReclaimRow {
     let mb_per_s = match &duration_ns {
-        Ok(0) => Err("the window is 0 ns long".to_owned()),
+        Ok(0) => Err(ReclaimNotMeasured::EmptyWindow),
         Ok(ns) => Ok(bytes as f64 / MB / (*ns as f64 / 1e9)),
         Err(why) => Err(why.clone()),
     };
@@ -74,31 +73,31 @@ fn row(
 }
 
 /// The window a context's freeing is divided by, and its length.
-fn window(context: Context, l: &Latencies) -> (String, Result<u64, String>) {
+fn window(context: Context, l: &Latencies) -> (String, Result<u64, ReclaimNotMeasured>) {
     match context {
         Context::VictimExit => (
             "t = 0 → exit_mmap done".to_owned(),
             l.kill_to_exit_mmap_done_ns
-                .ok_or_else(|| "no exit_mmap event was seen".to_owned()),
+                .ok_or(ReclaimNotMeasured::NoExitMmap),
         ),
         Context::MreleaseCaller => (
             "the process_mrelease call".to_owned(),
-            l.mrelease_duration_ns
-                .ok_or_else(|| "no process_mrelease entry and return were seen".to_owned()),
+            l.mrelease_duration_ns.ok_or(ReclaimNotMeasured::NoMrelease),
         ),
         Context::OomReaper => (
             "oom:start_task_reaping → finish_task_reaping".to_owned(),
-            l.oom_reaping_ns
-                .ok_or_else(|| "no oom_reaper start and finish were seen".to_owned()),
+            l.oom_reaping_ns.ok_or(ReclaimNotMeasured::NoOomReaping),
         ),
     }
 }
 
 /// Why a run has no reclaim figures: its `kmem:rss_stat` refusal, or an
 /// older run.
-fn not_measured_why(run: &Run) -> String {
-    super::rows::probe_failure(run, crate::model::ProbeGroup::Reclaim)
-        .unwrap_or_else(|| "recorded before reaper traced kmem:rss_stat".to_owned())
+fn not_measured_why(run: &Run) -> ReclaimNotMeasured {
+    super::rows::probe_failure(run, crate::model::ProbeGroup::Reclaim).map_or(
+        ReclaimNotMeasured::BeforeRssStat,
+        ReclaimNotMeasured::ProbeFailed,
+    )
 }
 
 #[cfg(test)]
@@ -169,6 +168,7 @@ mod tests {
         assert!(r.rows.iter().all(|row| row.mb_per_s.is_err()));
         let (run, episode) = run_with(None, Latencies::default());
         let why = report(&run, &episode).unwrap_err();
-        assert!(why.contains("rss_stat"), "{why}");
+        assert_eq!(why, ReclaimNotMeasured::BeforeRssStat);
+        assert!(why.to_string().contains("rss_stat"), "{why}");
     }
 }

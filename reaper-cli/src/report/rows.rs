@@ -75,12 +75,12 @@ pub fn sampled_rows_failure(run: &Run) -> Option<String> {
 /// Whether lock waits were measured: `Err(why)` when the lock_wait probe did
 /// not attach and no other source stood in for it, or when the run has
 /// neither a probe entry nor any lock data.
-pub fn lock_wait_status(run: &Run) -> Result<(), String> {
+pub fn lock_wait_status(run: &Run) -> Result<(), LockWaitsNotMeasured> {
     if run.recording.lock_wait_source.is_some() {
         return Ok(());
     }
     if let Some(why) = probe_failure(run, ProbeGroup::LockWait) {
-        return Err(why);
+        return Err(LockWaitsNotMeasured::NotAttached(why));
     }
     let listed = run
         .recording
@@ -95,11 +95,24 @@ pub fn lock_wait_status(run: &Run) -> Result<(), String> {
     if listed || has_data {
         return Ok(());
     }
-    Err(format!(
-        "the run has no {} probe",
-        ProbeGroup::LockWait.name()
-    ))
+    Err(LockWaitsNotMeasured::NoProbe)
 }
+
+/// Why a run's lock waits are not measured.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LockWaitsNotMeasured {
+    /// The lock_wait probe did not attach, in the run's words.
+    #[error("{0}")]
+    NotAttached(String),
+    /// The run has neither the probe nor any lock data (an older run).
+    #[error("the run has no {} probe", ProbeGroup::LockWait.name())]
+    NoProbe,
+}
+
+/// A catalog concept this kernel has no function for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("absent on this kernel: none of {}", .0.concept().candidates.join(", "))]
+pub struct Absent(pub ConceptId);
 
 /// An episode's sampled stacks of the victim and of the reaper contexts.
 pub(crate) fn side_stacks(e: &Episode) -> (Vec<SampledStack>, Vec<SampledStack>) {
@@ -120,10 +133,7 @@ pub(crate) fn split_value(victim_ns: u64, reaper_ns: u64, count: Option<u64>) ->
 }
 
 pub(crate) fn absent(concept: ConceptId) -> String {
-    format!(
-        "absent on this kernel: none of {}",
-        concept.concept().candidates.join(", ")
-    )
+    Absent(concept).to_string()
 }
 
 pub(crate) fn uniform_row(run: &Run, id: RowId, label: String, why: String) -> SummaryRow {
@@ -189,13 +199,13 @@ pub fn row_stats(cells: &[Cell]) -> Option<RowStats> {
 
 /// What t = 0 of a timeline is: a kill (reaper's entry, or the OOM
 /// killer's `oom:mark_victim`), else the start of the process's own exit.
-pub(crate) fn t0_of(timeline: &[crate::model::TimelineEntry]) -> &'static str {
+pub(crate) fn t0_of(timeline: &[crate::model::TimelineEntry]) -> super::model::TimeZero {
     let killed = timeline.iter().any(|e| {
         e.kind == "kill" || e.kind == reaper_common::timeline::TimelineKind::OomMarkVictim.name()
     });
     if killed || timeline.is_empty() {
-        "the kill"
+        super::model::TimeZero::Kill
     } else {
-        "its exit began"
+        super::model::TimeZero::ExitBegan
     }
 }

@@ -73,7 +73,7 @@ fn exit_mmap_done_label(run: &Run) -> String {
     let exits = run
         .episodes
         .iter()
-        .filter(|e| super::rows::t0_of(&e.timeline) == "its exit began")
+        .filter(|e| super::rows::t0_of(&e.timeline) == super::model::TimeZero::ExitBegan)
         .count();
     let start = match exits {
         0 => "kill",

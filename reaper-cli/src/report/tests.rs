@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::golden::{blessing, check_golden};
 use crate::model::Run;
+use reaper_model::golden::{blessing, check_golden};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/report")

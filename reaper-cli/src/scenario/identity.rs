@@ -29,15 +29,21 @@ pub fn format(owner: Owner) -> String {
     format!("{}:{}", owner.uid, owner.gid)
 }
 
+/// A `--run-as` value that is not `UID:GID`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{raw:?} is not UID:GID")]
+pub struct NotUidGid {
+    /// The value as given.
+    pub raw: String,
+}
+
 /// Parses [`format`]'s output.
-pub fn parse(raw: &str) -> Result<Owner, String> {
-    let (uid, gid) = raw
-        .split_once(':')
-        .ok_or_else(|| format!("{raw:?} is not UID:GID"))?;
-    let id = |s: &str| {
-        s.parse::<u32>()
-            .map_err(|_| format!("{raw:?} is not UID:GID"))
+pub fn parse(raw: &str) -> Result<Owner, NotUidGid> {
+    let bad = || NotUidGid {
+        raw: raw.to_owned(),
     };
+    let (uid, gid) = raw.split_once(':').ok_or_else(bad)?;
+    let id = |s: &str| s.parse::<u32>().map_err(|_| bad());
     Ok(Owner {
         uid: id(uid)?,
         gid: id(gid)?,

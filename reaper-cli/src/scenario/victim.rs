@@ -195,7 +195,8 @@ pub fn run_child(
 ) -> ! {
     die_with_parent_named(options);
     if let Err(why) = join_and_drop_privileges(options, run_as) {
-        println!("{why}");
+        // One line, the step and the kernel's answer: "joining PATH: ...".
+        println!("{:#}", anyhow::Error::new(why));
         std::process::exit(1);
     }
     println!("joined");
@@ -262,21 +263,50 @@ fn start_threads(threads: u32) {
     }
 }
 
+/// The step of the child's set-up that failed, with the kernel's answer.
+#[derive(Debug, thiserror::Error)]
+enum ChildSetupError {
+    /// Writing its pid into a cgroup's procs file.
+    #[error("joining {}", file.display())]
+    Join {
+        /// The procs file.
+        file: std::path::PathBuf,
+        /// The kernel's answer.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing `/proc/self/oom_score_adj`.
+    #[error("setting oom_score_adj {adj}")]
+    OomScoreAdj {
+        /// The value asked for.
+        adj: i32,
+        /// The kernel's answer.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Switching to the `--run-as` user.
+    #[error("dropping privileges")]
+    DropPrivileges(#[source] std::io::Error),
+}
+
 /// The child joins its cgroups, sets its oom_score_adj and drops its
-/// privileges; on failure, the line to report to the parent.
+/// privileges; on failure, the step to report to the parent.
 fn join_and_drop_privileges(
     options: &SpawnOptions,
     run_as: Option<crate::output::owner::Owner>,
-) -> Result<(), String> {
+) -> Result<(), ChildSetupError> {
     let me = std::process::id().to_string();
     for file in &options.join {
-        std::fs::write(file, &me).map_err(|err| format!("joining {}: {err}", file.display()))?;
+        std::fs::write(file, &me).map_err(|source| ChildSetupError::Join {
+            file: file.clone(),
+            source,
+        })?;
     }
     if let Some(adj) = options.oom_score_adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|err| format!("setting oom_score_adj {adj}: {err}"))?;
+            .map_err(|source| ChildSetupError::OomScoreAdj { adj, source })?;
     }
-    super::identity::drop_privileges(run_as).map_err(|err| format!("dropping privileges: {err}"))
+    super::identity::drop_privileges(run_as).map_err(ChildSetupError::DropPrivileges)
 }
 
 fn populate(bytes: u64, vmas: u32) -> std::io::Result<()> {

@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use super::published::{PUBLISHED, render};
-use crate::golden::check_golden;
 use crate::model::SCHEMA_VERSION;
 use crate::model::migrate::{MigrateError, OLDEST_SCHEMA_VERSION};
 use crate::report::load::{LoadError, load_run, parse_run};
+use reaper_model::golden::check_golden;
 
 fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -14,7 +14,10 @@
 use std::io::Read as _;
 use std::path::Path;
 
-use reaper_model::{Lockdown, LockdownMode, doctor::KernelPolicy};
+use reaper_model::{
+    Lockdown, LockdownMode,
+    doctor::{KernelPolicy, Unavailable},
+};
 
 /// securityfs's lockdown file.
 const LOCKDOWN_FILE: &str = "/sys/kernel/security/lockdown";
@@ -273,15 +276,26 @@ fn sysctl<T: std::str::FromStr>(path: &str) -> Option<T> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// ftrace's function list could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", path.display())]
+struct FtraceListRefused {
+    /// `available_filter_functions` under the tracefs root.
+    path: std::path::PathBuf,
+    /// The kernel's answer.
+    #[source]
+    source: std::io::Error,
+}
+
 /// Whether ftrace's function list is readable (one read of its start).
-fn ftrace_functions() -> Option<Result<(), String>> {
+fn ftrace_functions() -> Option<Result<(), Unavailable>> {
     let root = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
         .into_iter()
         .map(Path::new)
         .find(|p| p.join("trace").exists())?;
     let path = root.join("available_filter_functions");
     let result = std::fs::File::open(&path).and_then(|mut f| f.read(&mut [0u8; 64]).map(|_| ()));
-    Some(result.map_err(|e| format!("{}: {e}", path.display())))
+    Some(result.map_err(|source| Unavailable::of(&FtraceListRefused { path, source })))
 }
 
 /// Names of loaded BPF programs of type LSM.

@@ -139,7 +139,7 @@ pub struct Compared {
     pub gate: String,
     pub verdict: String,
     /// Each side's noise, or why it is not known.
-    pub noise: (Result<Noise, String>, Result<Noise, String>),
+    pub noise: (Result<Noise, NoiseError>, Result<Noise, NoiseError>),
 }
 
 /// Runs the comparison of `a` against `b` with `reaper`, writing
@@ -232,11 +232,37 @@ fn gate(
 
 /// One side's run-to-run noise (`reaper gate --calibrate DIR`: its runs as
 /// one A/A set), or why it is not known.
-fn calibrate(reaper: &Path, side: &Path) -> Result<Noise, String> {
+fn calibrate(reaper: &Path, side: &Path) -> Result<Noise, NoiseError> {
     let json = run(
         Command::new(reaper).args(["gate", "--calibrate"]).arg(side),
         "reaper gate --calibrate",
     )
-    .map_err(|e| format!("{e:#}"))?;
-    serde_json::from_str(&json).map_err(|e| format!("reading reaper gate --calibrate: {e}"))
+    .map_err(NoiseError::Calibrate)?;
+    serde_json::from_str(&json).map_err(NoiseError::Read)
+}
+
+/// Why a side's run-to-run noise is not known (the report says so and goes
+/// on).
+#[derive(Debug, thiserror::Error)]
+pub enum NoiseError {
+    /// `reaper gate --calibrate` failed; the error, with its causes.
+    #[error("{0:#}")]
+    Calibrate(anyhow::Error),
+    /// Its output is not the calibration reaper-lab reads.
+    #[error("reading reaper gate --calibrate")]
+    Read(#[source] serde_json::Error),
+}
+
+impl NoiseError {
+    /// The error and its causes on one line, as the report prints it.
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
 }

@@ -205,17 +205,17 @@ const ORDER_UNDETERMINED: &str = reaper_model::VmaOrderKind::Unknown.name();
 /// shows `want`, and at least one could. An episode in which the reaper
 /// lost the race, or reached fewer than two VMAs, has no order and is
 /// neither a match nor a mismatch. Returns why not.
-pub fn check_order(lines: &[EpisodeLine], want: &str) -> Result<(), String> {
+pub fn check_order(lines: &[EpisodeLine], want: &str) -> Result<(), OrderMismatch> {
     let measured: Vec<&Order> = lines
         .iter()
         .filter_map(|l| l.order.as_ref())
         .filter(|o| o.word != ORDER_UNDETERMINED)
         .collect();
     if measured.is_empty() {
-        return Err(format!(
-            "expected reaper order {want}, but it could be determined in none of {} episodes",
-            lines.len()
-        ));
+        return Err(OrderMismatch::Undetermined {
+            want: want.to_owned(),
+            episodes: lines.len(),
+        });
     }
     let other: Vec<&str> = measured
         .iter()
@@ -223,14 +223,42 @@ pub fn check_order(lines: &[EpisodeLine], want: &str) -> Result<(), String> {
         .map(|o| o.word.as_str())
         .collect();
     if !other.is_empty() {
-        return Err(format!(
-            "expected reaper order {want}, but {} of {} episodes with a determined order differ ({})",
-            other.len(),
-            measured.len(),
-            other.join(", ")
-        ));
+        return Err(OrderMismatch::Differ {
+            want: want.to_owned(),
+            measured: measured.len(),
+            other: other.into_iter().map(str::to_owned).collect(),
+        });
     }
     Ok(())
+}
+
+/// Why `--expect-order` failed on one side.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OrderMismatch {
+    /// No episode had an order to compare.
+    #[error(
+        "expected reaper order {want}, but it could be determined in none of {episodes} episodes"
+    )]
+    Undetermined {
+        /// The order expected.
+        want: String,
+        /// Episodes on the side.
+        episodes: usize,
+    },
+    /// Some episodes with an order showed another one.
+    #[error(
+        "expected reaper order {want}, but {} of {measured} episodes with a determined order differ ({})",
+        other.len(),
+        other.join(", ")
+    )]
+    Differ {
+        /// The order expected.
+        want: String,
+        /// Episodes with a determined order.
+        measured: usize,
+        /// The orders of the episodes that differ, in episode order.
+        other: Vec<String>,
+    },
 }
 
 #[cfg(test)]
@@ -321,10 +349,18 @@ mod tests {
         assert!(lines[1].to_string().contains("undetermined (1 VMA(s)"));
         // Only undetermined episodes: the expectation is not shown.
         let err = check_order(&lines[1..2], "reverse").unwrap_err();
-        assert!(err.contains("determined in none of 1"), "{err}");
+        assert!(
+            matches!(err, OrderMismatch::Undetermined { episodes: 1, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("determined in none of 1"), "{err}");
         // A mixed order is a real mismatch.
         let lines = vec![order_line("reverse", 88), order_line("mixed", 88)];
         let err = check_order(&lines, "reverse").unwrap_err();
-        assert!(err.contains("1 of 2") && err.contains("mixed"), "{err}");
+        assert!(
+            matches!(&err, OrderMismatch::Differ { measured: 2, other, .. } if other == &["mixed"]),
+            "{err}"
+        );
+        assert!(err.to_string().contains("1 of 2"), "{err}");
     }
 }

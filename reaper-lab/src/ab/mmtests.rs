@@ -217,7 +217,11 @@ mod tests {
             verdict: "FAIL (...)",
         };
         let text = render(&block);
-        crate::golden::check("mmtests-set-baseline-vs-set-regression-20.txt", &text);
+        reaper_model::golden::check_golden(
+            &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/mmtests-set-baseline-vs-set-regression-20.txt"),
+            &text,
+        );
         // The total's noise is the noisier side's, on A's scale.
         let total = text.lines().find(|l| l.starts_with("Total")).unwrap();
         assert!(total.contains("±4.1%"), "{total}");

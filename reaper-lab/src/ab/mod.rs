@@ -373,7 +373,10 @@ fn print_ab(
     println!("Gate (baseline A, candidate B): {}", compared.verdict);
     for (side, noise) in [("A", &compared.noise.0), ("B", &compared.noise.1)] {
         if let Err(why) = noise {
-            println!("Run-to-run noise of {side}: not measured ({why})");
+            println!(
+                "Run-to-run noise of {side}: not measured ({})",
+                why.with_causes()
+            );
         }
     }
     println!("\n{block}");
@@ -587,10 +590,18 @@ fn command_line() -> String {
         .join(" ")
 }
 
-fn parse_expect_order(s: &str) -> Result<(String, String), String> {
+/// An `--expect-order` value without a comma.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{raw}`: expected A,B, e.g. forward,reverse")]
+struct NotAPair {
+    /// The value as given.
+    raw: String,
+}
+
+fn parse_expect_order(s: &str) -> Result<(String, String), NotAPair> {
     let (a, b) = s
         .split_once(',')
-        .ok_or_else(|| format!("`{s}`: expected A,B, e.g. forward,reverse"))?;
+        .ok_or_else(|| NotAPair { raw: s.to_owned() })?;
     Ok((a.trim().to_string(), b.trim().to_string()))
 }
 

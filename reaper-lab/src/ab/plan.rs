@@ -25,25 +25,44 @@ pub enum Runs {
     Auto,
 }
 
+/// A `--runs` or `--detect` value out of its range.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanFlagError {
+    /// `--runs` neither a positive number nor `auto`.
+    #[error("`{raw}`: expected a number of runs (1 or more) or auto")]
+    Runs {
+        /// The value as given.
+        raw: String,
+    },
+    /// `--detect` not a percentage strictly between 0 and 100.
+    #[error("`{raw}`: expected a change in percent, e.g. 5%")]
+    Percent {
+        /// The value as given.
+        raw: String,
+    },
+}
+
 /// Parses `--runs`.
-pub fn parse_runs(text: &str) -> Result<Runs, String> {
+pub fn parse_runs(text: &str) -> Result<Runs, PlanFlagError> {
     if text == "auto" {
         return Ok(Runs::Auto);
     }
     match text.parse::<u32>() {
         Ok(n) if n > 0 => Ok(Runs::Fixed(n)),
-        _ => Err(format!(
-            "`{text}`: expected a number of runs (1 or more) or auto"
-        )),
+        _ => Err(PlanFlagError::Runs {
+            raw: text.to_owned(),
+        }),
     }
 }
 
 /// Parses `--detect`: `5%` or `5` (percent), above 0 and below 100.
-pub fn parse_percent(text: &str) -> Result<f64, String> {
+pub fn parse_percent(text: &str) -> Result<f64, PlanFlagError> {
     let number = text.trim().trim_end_matches('%').trim();
     match number.parse::<f64>() {
         Ok(p) if p > 0.0 && p < 100.0 => Ok(p),
-        _ => Err(format!("`{text}`: expected a change in percent, e.g. 5%")),
+        _ => Err(PlanFlagError::Percent {
+            raw: text.to_owned(),
+        }),
     }
 }
 

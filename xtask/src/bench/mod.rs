@@ -45,7 +45,7 @@ pub struct BenchArgs {
 }
 
 /// Parses `2G`, `256M`, `512K` or a byte count (powers of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64> {
     let t = text.trim();
     let (digits, shift) = match t.char_indices().last() {
         Some((i, c)) if c.eq_ignore_ascii_case(&'g') => (&t[..i], 30),
@@ -55,10 +55,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     };
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("{text:?} is not a size like 2G, 256M or 4096"))?;
+        .map_err(|_| anyhow::anyhow!("{text:?} is not a size like 2G, 256M or 4096"))?;
     n.checked_shl(shift)
         .filter(|b| *b >> shift == n && *b > 0)
-        .ok_or_else(|| format!("{text:?} is zero or too large"))
+        .ok_or_else(|| anyhow::anyhow!("{text:?} is zero or too large"))
 }
 
 /// Set in the release re-execution, so it does not re-execute again.
@@ -168,9 +168,9 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(parse_size("2G"), Ok(2 << 30));
-        assert_eq!(parse_size("256m"), Ok(256 << 20));
-        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("256m").unwrap(), 256 << 20);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
         assert!(parse_size("0").is_err());
         assert!(parse_size("G").is_err());
         assert!(parse_size("99999999999G").is_err());

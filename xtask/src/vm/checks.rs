@@ -21,7 +21,7 @@ use super::arch::Arch;
 use super::kernel::DebianKernel;
 #[cfg(test)]
 use super::kernel::{Flavour, Line};
-use crate::reaper_json::{Diagnosis, Run, read_or_message};
+use crate::reaper_json::{Diagnosis, Run};
 
 /// What the guest ran, in `/out` (see `matrix::cell_command`).
 pub const DOCTOR_JSON: &str = "doctor.json";
@@ -49,6 +49,13 @@ pub struct CellContext<'a> {
     pub guest_machine: &'a str,
     /// Whether the reaper steps ran (false with `--smoke`).
     pub reaper_ran: bool,
+}
+
+/// Reads one of reaper's JSON files for a check: a file missing, or not as
+/// this build of reaper writes it, fails the check with the error and its
+/// causes.
+pub fn read_or_fail<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Verdict> {
+    crate::reaper_json::read(path).map_err(|e| Verdict::Fail(format!("{e:#}")))
 }
 
 /// The outcome of one check, with a message either way.
@@ -199,9 +206,9 @@ fn doctor_json(ctx: &CellContext) -> Verdict {
     if let Some(fail) = step_failed(ctx.out_dir, "doctor") {
         return fail;
     }
-    let doc: Diagnosis = match read_or_message(&ctx.out_dir.join(DOCTOR_JSON)) {
+    let doc: Diagnosis = match read_or_fail(&ctx.out_dir.join(DOCTOR_JSON)) {
         Ok(doc) => doc,
-        Err(message) => return Verdict::Fail(message),
+        Err(fail) => return fail,
     };
     if doc.host.kernel_release != ctx.guest_release {
         return Verdict::Fail(format!(
@@ -232,13 +239,13 @@ fn record_run_json(ctx: &CellContext) -> Verdict {
     let Some(path) = find_run_json(&ctx.out_dir.join(RECORD_DIR)) else {
         return Verdict::Fail(format!("no run.json under /out/{RECORD_DIR}"));
     };
-    match read_or_message::<Run>(&path) {
+    match read_or_fail::<Run>(&path) {
         Ok(run) => Verdict::Pass(format!(
             "schema_version {}, {} episode(s)",
             run.schema_version,
             run.episodes.len()
         )),
-        Err(message) => Verdict::Fail(message),
+        Err(fail) => fail,
     }
 }
 
@@ -284,7 +291,7 @@ fn find_run_json(dir: &Path) -> Option<PathBuf> {
 /// The attach modes doctor.json reports as working, e.g. `fentry,tracepoint`;
 /// `?` when the file or its `attach_kinds` field is missing.
 pub fn attach_summary(out_dir: &Path) -> String {
-    let Ok(doc) = read_or_message::<Diagnosis>(&out_dir.join(DOCTOR_JSON)) else {
+    let Ok(doc) = read_or_fail::<Diagnosis>(&out_dir.join(DOCTOR_JSON)) else {
         return "?".into();
     };
     let working: Vec<&str> = doc

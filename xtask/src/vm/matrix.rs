@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -207,7 +208,9 @@ pub fn run_vm_test(args: VmTestArgs) -> Result<ExitCode> {
         Some(dir) => Some(results::ResultsFile::open(dir, command_line())?),
         None => None,
     };
-    let mut reapers: HashMap<Arch, std::result::Result<PathBuf, String>> = HashMap::new();
+    // One build per architecture, its failure shared by every cell of it.
+    let mut reapers: HashMap<Arch, std::result::Result<PathBuf, Rc<anyhow::Error>>> =
+        HashMap::new();
     let mut reports = Vec::new();
     let total = cells.len();
     for (n, (kernel, arch)) in cells.into_iter().enumerate() {
@@ -232,7 +235,7 @@ pub fn run_vm_test(args: VmTestArgs) -> Result<ExitCode> {
             Some(
                 reapers
                     .entry(arch)
-                    .or_insert_with(|| build::reaper_binary(arch).map_err(|e| format!("{e:#}")))
+                    .or_insert_with(|| build::reaper_binary(arch).map_err(Rc::new))
                     .clone(),
             )
         };
@@ -342,7 +345,7 @@ fn run_cell(
     args: &VmTestArgs,
     kernel: DebianKernel,
     arch: Arch,
-    reaper: Option<std::result::Result<PathBuf, String>>,
+    reaper: Option<std::result::Result<PathBuf, Rc<anyhow::Error>>>,
     out_root: &std::path::Path,
 ) -> CellReport {
     let started = Instant::now();
@@ -360,8 +363,8 @@ fn run_cell(
     };
     let reaper = match reaper.transpose() {
         Ok(reaper) => reaper,
-        Err(message) => {
-            report.error = Some(message);
+        Err(err) => {
+            report.error = Some(format!("{err:#}"));
             return report;
         }
     };

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::{Align, columns, loss_line};
 use crate::duration::{self, Precision};
-use crate::report::model::EpisodeReport;
+use crate::report::model::{EpisodeReport, TimeZero};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -200,7 +200,7 @@ fn teardown_rows(e: &EpisodeReport) -> Vec<Vec<String>> {
         ],
         vec![
             // A process that exited by itself was not killed.
-            if e.t0 == "its exit began" {
+            if e.t0 == TimeZero::ExitBegan {
                 "  exit → exit_mmap done".to_owned()
             } else {
                 "  kill → exit_mmap done".to_owned()

@@ -12,8 +12,8 @@
 
 use reaper_model::{Episode, Run};
 
+use super::read_or_fail;
 use super::{CellContext, RECORD_DIR, Verdict, find_run_json};
-use crate::reaper_json::read_or_message;
 
 /// The run's probe entry of the classic exit tracepoint.
 pub const CLASSIC_EXIT: &str = "timeline:syscalls:sys_exit_process_mrelease";
@@ -26,9 +26,9 @@ pub fn mrelease_done_source(ctx: &CellContext) -> Verdict {
     let Some(path) = find_run_json(&ctx.out_dir.join(RECORD_DIR)) else {
         return Verdict::Fail(format!("no run.json under /out/{RECORD_DIR}"));
     };
-    match read_or_message::<Run>(&path) {
+    match read_or_fail::<Run>(&path) {
         Ok(run) => verdict(&run),
-        Err(message) => Verdict::Fail(message),
+        Err(fail) => fail,
     }
 }
 
@@ -177,7 +177,7 @@ mod tests {
     fn a_real_run_without_syscall_tracepoints_passes() {
         let path = crate::vm::cache::workspace_root()
             .join("reaper-cli/tests/data/report/6.1-no-ftrace-syscalls.run.json");
-        let r: Run = read_or_message(&path).unwrap();
+        let r: Run = read_or_fail(&path).unwrap();
         assert!(
             classic_status(&r).is_some(),
             "the classic tracepoint attached"
@@ -202,7 +202,7 @@ mod tests {
     fn verdict_of_a_real_run() {
         let path =
             std::path::PathBuf::from(std::env::var("XTASK_RUN_JSON").expect("XTASK_RUN_JSON"));
-        let r: Run = read_or_message(&path).unwrap();
+        let r: Run = read_or_fail(&path).unwrap();
         let v = verdict(&r);
         println!("{}: mrelease-done-source: {v:?}", path.display());
         assert!(matches!(v, Verdict::Pass(_)), "{v:?}");

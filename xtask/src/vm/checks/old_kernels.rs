@@ -15,11 +15,12 @@
 use reaper_model::Run;
 
 use super::super::table::{self, Mechanisms};
+use super::read_or_fail;
 use super::{
     CellContext, DOCTOR_JSON, OOM_DIR, RECORD_DIR, REFUSED_DIR, REFUSED_TEXT, Verdict,
     find_run_json, step_status,
 };
-use crate::reaper_json::{Diagnosis, read_or_message};
+use crate::reaper_json::Diagnosis;
 
 /// The verdict the OOM step must not give where the table knows better.
 const NO_EVENT: &str = "no oom_reaper event seen";
@@ -44,9 +45,9 @@ pub fn mrelease_refusal(ctx: &CellContext) -> Verdict {
         Ok(m) => m,
         Err(v) => return v,
     };
-    let doctor: Diagnosis = match read_or_message(&ctx.out_dir.join(DOCTOR_JSON)) {
+    let doctor: Diagnosis = match read_or_fail(&ctx.out_dir.join(DOCTOR_JSON)) {
         Ok(d) => d,
-        Err(message) => return Verdict::Fail(message),
+        Err(fail) => return fail,
     };
     if doctor.process_mrelease != want.mrelease {
         return Verdict::Fail(format!(
@@ -120,42 +121,42 @@ pub fn fallback_sources(ctx: &CellContext) -> Verdict {
     let Some(path) = find_run_json(&ctx.out_dir.join(RECORD_DIR)) else {
         return Verdict::Fail(format!("no run.json under /out/{RECORD_DIR}"));
     };
-    let run: Run = match read_or_message(&path) {
+    let run: Run = match read_or_fail(&path) {
         Ok(run) => run,
-        Err(message) => return Verdict::Fail(message),
+        Err(fail) => return fail,
     };
     let mut lines = Vec::new();
     if !want.exit_mmap_tracepoint {
         match exit_mmap_figures(&run) {
             Ok(line) => lines.push(line),
-            Err(why) => return Verdict::Fail(why),
+            Err(why) => return Verdict::Fail(format!("{why:#}")),
         }
     }
     if !want.contention_tracepoints {
         match lock_waits(&run) {
             Ok(line) => lines.push(line),
-            Err(why) => return Verdict::Fail(why),
+            Err(why) => return Verdict::Fail(format!("{why:#}")),
         }
     }
     match oom_verdict(ctx) {
         Ok(line) => lines.push(line),
-        Err(why) => return Verdict::Fail(why),
+        Err(why) => return Verdict::Fail(format!("{why:#}")),
     }
     Verdict::Pass(lines.join("; "))
 }
 
 /// Every complete episode measured "kill → exit_mmap done" and named its
 /// source.
-fn exit_mmap_figures(run: &Run) -> Result<String, String> {
+fn exit_mmap_figures(run: &Run) -> anyhow::Result<String> {
     let mut sources = Vec::new();
     for e in run.episodes.iter().filter(|e| !e.partial) {
         let l = &e.latencies;
         let (Some(_), Some(source)) = (l.kill_to_exit_mmap_done_ns, &l.exit_mmap_source) else {
-            return Err(format!(
+            anyhow::bail!(
                 "episode {}: kill → exit_mmap done {:?} without a named source",
                 e.index + 1,
                 l.kill_to_exit_mmap_done_ns
-            ));
+            );
         };
         let label = source.label();
         if !sources.contains(&label) {
@@ -163,7 +164,7 @@ fn exit_mmap_figures(run: &Run) -> Result<String, String> {
         }
     }
     if sources.is_empty() {
-        return Err("no complete episode".into());
+        anyhow::bail!("no complete episode");
     }
     Ok(format!(
         "kill → exit_mmap done in {} episode(s), {}",
@@ -173,11 +174,9 @@ fn exit_mmap_figures(run: &Run) -> Result<String, String> {
 }
 
 /// The run's lock waits come from the spin slow path, named.
-fn lock_waits(run: &Run) -> Result<String, String> {
+fn lock_waits(run: &Run) -> anyhow::Result<String> {
     let Some(source) = &run.recording.lock_wait_source else {
-        return Err(
-            "lock:contention_* is missing but the run names no other lock-wait source".into(),
-        );
+        anyhow::bail!("lock:contention_* is missing but the run names no other lock-wait source");
     };
     let (waits, ns): (u64, u64) = run
         .episodes
@@ -194,20 +193,20 @@ fn lock_waits(run: &Run) -> Result<String, String> {
 }
 
 /// The OOM step explained what the oom_reaper did.
-fn oom_verdict(ctx: &CellContext) -> Result<String, String> {
+fn oom_verdict(ctx: &CellContext) -> anyhow::Result<String> {
     if step_status(ctx.out_dir, "oom") != Some(0) {
-        return Err("the oom step did not succeed (see memcg-oom)".into());
+        anyhow::bail!("the oom step did not succeed (see memcg-oom)");
     }
     let path = find_run_json(&ctx.out_dir.join(OOM_DIR))
-        .ok_or_else(|| format!("no run.json under /out/{OOM_DIR}"))?;
-    let run: Run = read_or_message(&path)?;
+        .ok_or_else(|| anyhow::anyhow!("no run.json under /out/{OOM_DIR}"))?;
+    let run: Run = crate::reaper_json::read(&path)?;
     let verdict = run
         .episodes
         .first()
         .and_then(|e| e.latencies.oom_reaper_verdict.clone())
-        .ok_or("the oom run has no oom_reaper verdict")?;
+        .ok_or_else(|| anyhow::anyhow!("the oom run has no oom_reaper verdict"))?;
     if verdict == NO_EVENT {
-        return Err(format!("oom_reaper: {NO_EVENT}"));
+        anyhow::bail!("oom_reaper: {NO_EVENT}");
     }
     Ok(format!("oom_reaper: {verdict}"))
 }

@@ -10,8 +10,9 @@
 use reaper_common::timeline::TimelineKind;
 use reaper_model::Episode;
 
+use super::read_or_fail;
 use super::{CellContext, Verdict, find_run_json, step_failed};
-use crate::reaper_json::{Run, read_or_message};
+use crate::reaper_json::Run;
 
 /// `/out` directories of the two steps (see `matrix::cell_command`).
 pub const OOM_DIR: &str = "oom";
@@ -28,7 +29,7 @@ fn episode(ctx: &CellContext, step: &str, dir: &str) -> Result<Episode, Verdict>
     }
     let path = find_run_json(&ctx.out_dir.join(dir))
         .ok_or_else(|| Verdict::Fail(format!("no run.json under /out/{dir}")))?;
-    let run: Run = read_or_message(&path).map_err(Verdict::Fail)?;
+    let run: Run = read_or_fail(&path)?;
     run.episodes
         .into_iter()
         .next()

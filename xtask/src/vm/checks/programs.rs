@@ -7,17 +7,18 @@
 
 use reaper_model::doctor::{Outcome, ProgramCheck};
 
+use super::read_or_fail;
 use super::{CellContext, DOCTOR_JSON, Verdict};
-use crate::reaper_json::{Diagnosis, read_or_message};
+use crate::reaper_json::Diagnosis;
 
 /// Fails when doctor.json lists a program the verifier refused.
 pub fn none_refused_by_the_verifier(ctx: &CellContext) -> Verdict {
     if !ctx.reaper_ran {
         return Verdict::Skip("reaper not run (--smoke)".into());
     }
-    match read_or_message::<Diagnosis>(&ctx.out_dir.join(DOCTOR_JSON)) {
+    match read_or_fail::<Diagnosis>(&ctx.out_dir.join(DOCTOR_JSON)) {
         Ok(doc) => verdict(&doc),
-        Err(message) => Verdict::Fail(message),
+        Err(fail) => fail,
     }
 }
 

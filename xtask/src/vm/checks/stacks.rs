@@ -9,8 +9,8 @@
 
 use reaper_model::Run;
 
+use super::read_or_fail;
 use super::{CellContext, RECORD_DIR, RECORD_VMAS_DIR, Verdict, find_run_json, step_failed};
-use crate::reaper_json::read_or_message;
 
 /// The counters that mean a lost stack.
 const STACK_LOSSES: [&str; 2] = ["sample_stack_lost", "lock_stack_lost"];
@@ -92,9 +92,9 @@ pub fn none_lost_at_the_defaults(ctx: &CellContext) -> Verdict {
         let Some(path) = find_run_json(&ctx.out_dir.join(dir)) else {
             return Verdict::Fail(format!("no run.json under /out/{dir}"));
         };
-        match read_or_message::<Run>(&path) {
+        match read_or_fail::<Run>(&path) {
             Ok(run) => runs.push((dir, run)),
-            Err(message) => return Verdict::Fail(message),
+            Err(fail) => return fail,
         }
     }
     let named: Vec<(&str, &Run)> = runs.iter().map(|(n, r)| (*n, r)).collect();

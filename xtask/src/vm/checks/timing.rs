@@ -9,8 +9,9 @@ use reaper_model::query::InContext as _;
 use reaper_model::{Episode, FunctionTiming, ProbeUse, VmaOrderKind};
 
 use super::super::table::{self, Attach};
+use super::read_or_fail;
 use super::{CellContext, DOCTOR_JSON, RECORD_DIR, Verdict};
-use crate::reaper_json::{Context, Diagnosis, Run, read_or_message};
+use crate::reaper_json::{Context, Diagnosis, Run};
 
 /// The reaper work function on every kernel of the matrix.
 const REAPER_WORK: &str = "__oom_reap_task_mm";
@@ -91,12 +92,12 @@ fn run_json(ctx: &CellContext) -> Result<Run, Verdict> {
     if !ctx.reaper_ran {
         return Err(Verdict::Skip("reaper not run (--smoke)".into()));
     }
-    read_or_message(&ctx.out_dir.join(RECORD_DIR).join("run.json")).map_err(Verdict::Fail)
+    read_or_fail(&ctx.out_dir.join(RECORD_DIR).join("run.json"))
 }
 
 /// The guest's `reaper doctor --json`, or the failing verdict.
 fn doctor_json(ctx: &CellContext) -> Result<Diagnosis, Verdict> {
-    read_or_message(&ctx.out_dir.join(DOCTOR_JSON)).map_err(Verdict::Fail)
+    read_or_fail(&ctx.out_dir.join(DOCTOR_JSON))
 }
 
 /// The `function:*` probe entries, with their function names.
@@ -479,7 +480,7 @@ pub fn parent_covers_children(ctx: &CellContext) -> Verdict {
         }
         checked += 1;
         match covers(timing) {
-            Err(why) => return Verdict::Fail(format!("episode {n}: {why}")),
+            Err(why) => return Verdict::Fail(format!("episode {n}: {why:#}")),
             Ok(Some(line)) => lines.push(format!("episode {n}: {line}")),
             Ok(None) if ok.iter().any(|(m, _)| *m == n) => {
                 return Verdict::Fail(format!(
@@ -509,7 +510,7 @@ const UNMATCHED_CALLS: &[&str] = &[
 ];
 
 /// Checks one episode's arithmetic; the reaper work's line when it ran.
-fn covers(timing: &FunctionTiming) -> Result<Option<String>, String> {
+fn covers(timing: &FunctionTiming) -> anyhow::Result<Option<String>> {
     let mut reaper_line = None;
     for parent in &timing.functions {
         let (context, symbol) = (&parent.context, &parent.symbol);
@@ -520,20 +521,21 @@ fn covers(timing: &FunctionTiming) -> Result<Option<String>, String> {
             .collect();
         let sum: u64 = children.iter().map(|e| e.total_ns).sum();
         if sum > parent.total_ns {
-            return Err(format!(
+            anyhow::bail!(
                 "{context}: {symbol} {} ns < its probed children's sum {sum} ns",
                 parent.total_ns
-            ));
+            );
         }
         for e in &children {
             let child_total = timing
                 .function(*context, &e.child)
                 .map_or(0, |f| f.total_ns);
             if e.total_ns > child_total {
-                return Err(format!(
+                anyhow::bail!(
                     "{context}: edge {symbol}→{} has more time than {} in total",
-                    e.child, e.child
-                ));
+                    e.child,
+                    e.child
+                );
             }
         }
         if symbol == REAPER_WORK && parent.is_in(Context::MreleaseCaller) && sum > 0 {

@@ -1,6 +1,8 @@
-//! Golden-file checks shared by the unit tests: compare an output with its
-//! committed golden, or rewrite the golden when `REAPER_BLESS=1`. A missing
-//! golden fails; it is never created without the switch.
+//! Golden-file checks shared by the workspace's unit tests (feature
+//! `golden`, enabled by reaper-cli's and reaper-lab's dev-dependencies):
+//! compare an output with its committed golden, or rewrite the golden when
+//! `REAPER_BLESS=1`. A missing golden fails; it is never created without
+//! the switch.
 
 use std::path::Path;
 
@@ -19,7 +21,8 @@ pub fn check_golden(path: &Path, actual: &str) {
     }
     let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
         panic!(
-            "{}: golden missing or unreadable ({e}); create it with REAPER_BLESS=1 cargo test -p reaper-cli and review it",
+            "{}: golden missing or unreadable ({e}); create it with REAPER_BLESS=1 cargo test \
+             and review it",
             path.display()
         )
     });
@@ -30,7 +33,8 @@ pub fn check_golden(path: &Path, actual: &str) {
             .position(|(e, a)| e != a)
             .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
         panic!(
-            "{} differs from the output at line {}:\n expected: {:?}\n   actual: {:?}\n(bless with REAPER_BLESS=1 after reviewing)",
+            "{} differs from the output at line {}:\n expected: {:?}\n   actual: {:?}\n(bless \
+             with REAPER_BLESS=1 after reviewing)",
             path.display(),
             line + 1,
             expected.lines().nth(line),
