@@ -273,99 +273,149 @@ impl ProbeFrames {
     /// module doc.
     pub fn fold(&self, frames: Vec<String>) -> Vec<String> {
         let mut out: Vec<String> = Vec::with_capacity(frames.len());
-        // A frame that is neither probe machinery nor a program: kernel work.
-        let kernel_work = |f: &String| !is_machinery(f) && !f.starts_with(PROG_PREFIX);
-        for (i, frame) in frames.iter().enumerate() {
-            if FTRACE_ENTRY_PREFIXES.iter().any(|p| frame.starts_with(p)) {
-                // Passing through: the traced function next, or a trampoline
-                // that itself passes through to it.
-                let passes_through = match frames.get(i + 1) {
-                    Some(next) if self.trampoline(next).is_some() => {
-                        frames.get(i + 2).is_some_and(kernel_work)
+        for i in 0..frames.len() {
+            match self.step(&frames, i, &out) {
+                Step::Skip => {}
+                Step::Keep(frame) => out.push(frame),
+                Step::End {
+                    frame,
+                    pop_machinery,
+                } => {
+                    while pop_machinery && out.last().is_some_and(|f| is_machinery(f)) {
+                        out.pop();
                     }
-                    Some(next) => kernel_work(next),
-                    None => false,
-                };
-                if passes_through {
-                    continue;
+                    out.push(frame);
+                    return out;
                 }
             }
-            if let Some(what) = self.program(frame) {
-                while out.last().is_some_and(|f| is_machinery(f)) {
-                    out.pop();
-                }
-                out.push(label(&what));
-                return out;
-            }
-            if let Some(traced) = self.trampoline(frame) {
-                let rest = &frames[i + 1..];
-                let passes_through = rest
-                    .first()
-                    .is_some_and(|next| !is_machinery(next) && !next.starts_with(PROG_PREFIX));
-                if passes_through {
-                    continue;
-                }
-                while out.last().is_some_and(|f| is_machinery(f)) {
-                    out.pop();
-                }
-                if let Some(what) = rest.iter().find_map(|f| self.program(f)) {
-                    out.push(label(&what));
-                } else {
-                    out.push(match traced {
-                        Some(function) => label(&format!("trampoline of {function}")),
-                        None => "[bpf trampoline]".to_owned(),
-                    });
-                }
-                return out;
-            }
-            // arm64: no trampoline frame (see the module doc).
-            let after_traced = out.last().filter(|f| self.is_traced(f)).cloned();
-            if after_traced.as_ref().is_some_and(|f| f == frame) {
-                continue;
-            }
-            if let Some(function) = after_traced.filter(|_| {
-                is_trampoline_helper(frame)
-                    || FTRACE_ENTRY_PREFIXES.iter().any(|p| frame.starts_with(p))
-            }) {
-                let what = frames[i + 1..]
-                    .iter()
-                    .find_map(|f| self.program(f))
-                    .unwrap_or_else(|| format!("trampoline of {function}"));
-                out.push(label(&what));
-                return out;
-            }
-            if frame.starts_with(MISSES_COUNTER) {
-                while out.last().is_some_and(|f| is_machinery(f)) {
-                    out.pop();
-                }
-                out.push(SKIPPED_RUN.to_owned());
-                return out;
-            }
-            let is_return = |f: &String| kprobe_entry(f) == Some(ProgramKind::Kretprobe.name());
-            if is_return(frame)
-                && frames[i + 1..]
-                    .iter()
-                    .find(|f| !is_return(f))
-                    .is_some_and(kernel_work)
-            {
-                // Not the kretprobe's handler running (machinery would
-                // follow) but a return address it replaced, which this
-                // kernel's unwinder did not recover: the caller is lost.
-                out.push(crate::model::FRAME_CALLER_LOST.to_owned());
-                continue;
-            }
-            if let Some(kind) = kprobe_entry(frame).filter(|_| self.kprobes) {
-                while out.last().is_some_and(|f| is_machinery(f)) {
-                    out.pop();
-                }
-                let what = frames[i + 1..].iter().find_map(|f| self.program(f));
-                out.push(label(what.as_deref().unwrap_or(kind)));
-                return out;
-            }
-            out.push(frame.clone());
         }
         out
     }
+
+    /// What [`Self::fold`] does with `frames[i]`, `out` being the folded
+    /// stack so far.
+    fn step(&self, frames: &[String], i: usize, out: &[String]) -> Step {
+        let frame = &frames[i];
+        if FTRACE_ENTRY_PREFIXES.iter().any(|p| frame.starts_with(p))
+            && self.ftrace_passes_through(frames, i)
+        {
+            return Step::Skip;
+        }
+        if let Some(what) = self.program(frame) {
+            return Step::end(label(&what));
+        }
+        if let Some(traced) = self.trampoline(frame) {
+            return self.at_trampoline(&frames[i + 1..], traced);
+        }
+        if let Some(step) = self.after_traced(frames, i, out) {
+            return step;
+        }
+        if frame.starts_with(MISSES_COUNTER) {
+            return Step::end(SKIPPED_RUN.to_owned());
+        }
+        self.at_kprobe(frames, i)
+    }
+
+    /// Whether the ftrace entry `frames[i]` is passing through: the traced
+    /// function next, or a trampoline that itself passes through to it.
+    fn ftrace_passes_through(&self, frames: &[String], i: usize) -> bool {
+        match frames.get(i + 1) {
+            Some(next) if self.trampoline(next).is_some() => {
+                frames.get(i + 2).is_some_and(|f| is_kernel_work(f))
+            }
+            Some(next) => is_kernel_work(next),
+            None => false,
+        }
+    }
+
+    /// At a trampoline of reaper's (tracing `traced`), `rest` the frames
+    /// after it: passing through to kernel work, or where the stack ends
+    /// (the program it runs, else the trampoline itself).
+    fn at_trampoline(&self, rest: &[String], traced: Option<&str>) -> Step {
+        if rest.first().is_some_and(|next| is_kernel_work(next)) {
+            return Step::Skip;
+        }
+        Step::end(match rest.iter().find_map(|f| self.program(f)) {
+            Some(what) => label(&what),
+            None => match traced {
+                Some(function) => label(&format!("trampoline of {function}")),
+                None => "[bpf trampoline]".to_owned(),
+            },
+        })
+    }
+
+    /// arm64 has no trampoline frame (see the module doc): after a traced
+    /// function, its repeat is skipped and a trampoline helper or ftrace
+    /// entry ends the stack. `None` when `out` does not end in a traced
+    /// function or `frames[i]` is neither.
+    fn after_traced(&self, frames: &[String], i: usize, out: &[String]) -> Option<Step> {
+        let frame = &frames[i];
+        let after_traced = out.last().filter(|f| self.is_traced(f));
+        if after_traced.is_some_and(|f| f == frame) {
+            return Some(Step::Skip);
+        }
+        let function = after_traced.filter(|_| {
+            is_trampoline_helper(frame)
+                || FTRACE_ENTRY_PREFIXES.iter().any(|p| frame.starts_with(p))
+        })?;
+        let what = frames[i + 1..]
+            .iter()
+            .find_map(|f| self.program(f))
+            .unwrap_or_else(|| format!("trampoline of {function}"));
+        Some(Step::End {
+            frame: label(&what),
+            pop_machinery: false,
+        })
+    }
+
+    /// `frames[i]` as kprobe dispatch (a lost caller, or where the stack
+    /// ends), else as kernel work kept as it is.
+    fn at_kprobe(&self, frames: &[String], i: usize) -> Step {
+        let frame = &frames[i];
+        let is_return = |f: &String| kprobe_entry(f) == Some(ProgramKind::Kretprobe.name());
+        if is_return(frame)
+            && frames[i + 1..]
+                .iter()
+                .find(|f| !is_return(f))
+                .is_some_and(|f| is_kernel_work(f))
+        {
+            // Not the kretprobe's handler running (machinery would
+            // follow) but a return address it replaced, which this
+            // kernel's unwinder did not recover: the caller is lost.
+            return Step::Keep(crate::model::FRAME_CALLER_LOST.to_owned());
+        }
+        if let Some(kind) = kprobe_entry(frame).filter(|_| self.kprobes) {
+            let what = frames[i + 1..].iter().find_map(|f| self.program(f));
+            return Step::end(label(what.as_deref().unwrap_or(kind)));
+        }
+        Step::Keep(frame.clone())
+    }
+}
+
+/// What folding does with one frame.
+enum Step {
+    /// Leave it out.
+    Skip,
+    /// Keep this frame (the frame itself, or what stands for it).
+    Keep(String),
+    /// End the stack with `frame`, first dropping trailing probe machinery
+    /// when `pop_machinery`.
+    End { frame: String, pop_machinery: bool },
+}
+
+impl Step {
+    /// Ends the stack with `frame`, dropping trailing probe machinery.
+    fn end(frame: String) -> Self {
+        Self::End {
+            frame,
+            pop_machinery: true,
+        }
+    }
+}
+
+/// A frame that is neither probe machinery nor a program: kernel work.
+fn is_kernel_work(frame: &str) -> bool {
+    !is_machinery(frame) && !frame.starts_with(PROG_PREFIX)
 }
 
 /// Where kprobe dispatch starts, and which kind it is: the kretprobe

@@ -203,17 +203,42 @@ pub fn run() -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let scratch = fresh_scratch(&root)?;
+    let out = scratch.join("out");
+    let summary = scratch.join("step-summary.md");
+    let joined = steps_path(&root, &scratch)?;
+    let gate_status = run_steps(&workflow, &root, &out, &summary, &joined)?;
+    check_outputs(&out, &summary, gate_status)?;
+    println!(
+        "xtask workflow-check: {WORKFLOW}: every step ran; the gate exited {} ({}); outputs in {}",
+        gate_status.unwrap_or(-1),
+        if gate_status == Some(0) {
+            "PASS, as an A/A gate should"
+        } else {
+            "FAIL on an A/A gate: a false alarm, which `cargo xtask gate-check` counts"
+        },
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An empty target/workflow-check for the steps' outputs.
+fn fresh_scratch(root: &Path) -> Result<PathBuf> {
     let scratch = root.join("target/workflow-check");
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch)
             .with_context(|| format!("clearing {}", scratch.display()))?;
     }
     std::fs::create_dir_all(&scratch)?;
-    let out = scratch.join("out");
-    let summary = scratch.join("step-summary.md");
+    Ok(scratch)
+}
+
+/// The steps' PATH: a pass-through sudo when there is none (running as
+/// root), the workspace's tools, then this process's PATH.
+fn steps_path(root: &Path, scratch: &Path) -> Result<std::ffi::OsString> {
     let mut path_dirs: Vec<PathBuf> = Vec::new();
     if !on_path("sudo") {
-        path_dirs.push(sudo_shim(&scratch)?);
+        path_dirs.push(sudo_shim(scratch)?);
         eprintln!(
             "xtask workflow-check: no sudo here and running as root: a pass-through sudo is on PATH"
         );
@@ -225,7 +250,20 @@ pub fn run() -> Result<ExitCode> {
     path_dirs.extend(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
     ));
-    let joined = std::env::join_paths(path_dirs).context("PATH")?;
+    std::env::join_paths(path_dirs).context("PATH")
+}
+
+/// Runs every `run:` step of `workflow` as GitHub would (bash -e -o
+/// pipefail, the workflow's and the step's env); hands back the gate
+/// step's exit code. Fails on a failed step, or a gate that could not
+/// judge.
+fn run_steps(
+    workflow: &Workflow,
+    root: &Path,
+    out: &Path,
+    summary: &Path,
+    path: &std::ffi::OsStr,
+) -> Result<Option<i32>> {
     let mut gate_status = None;
     for step in &workflow.steps {
         let Some(script) = &step.run else {
@@ -247,13 +285,13 @@ pub fn run() -> Result<ExitCode> {
                 "-c",
                 script,
             ])
-            .current_dir(&root)
+            .current_dir(root)
             .envs(workflow.env.iter().cloned())
             .envs(step.env.iter().cloned())
-            .env("OUT", &out)
+            .env("OUT", out)
             .env("GITHUB_ACTIONS", "true")
-            .env("GITHUB_STEP_SUMMARY", &summary)
-            .env("PATH", &joined)
+            .env("GITHUB_STEP_SUMMARY", summary)
+            .env("PATH", path)
             .status()
             .with_context(|| format!("running step {:?}", step.name))?;
         let code = status.code();
@@ -267,18 +305,7 @@ pub fn run() -> Result<ExitCode> {
             bail!("step {:?} failed ({status})", step.name);
         }
     }
-    check_outputs(&out, &summary, gate_status)?;
-    println!(
-        "xtask workflow-check: {WORKFLOW}: every step ran; the gate exited {} ({}); outputs in {}",
-        gate_status.unwrap_or(-1),
-        if gate_status == Some(0) {
-            "PASS, as an A/A gate should"
-        } else {
-            "FAIL on an A/A gate: a false alarm, which `cargo xtask gate-check` counts"
-        },
-        out.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(gate_status)
 }
 
 /// What the steps must have left.

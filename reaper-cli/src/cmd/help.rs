@@ -141,76 +141,97 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
 ];
 
+/// (command, what) pairs shown under "Examples".
+pub type Examples = &'static [(&'static str, &'static str)];
+
 /// Examples of a subcommand (`""`: the `reaper` page): (command, what).
-pub fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
+pub fn examples(command: &str) -> Examples {
     match command {
-        "record" => &[
-            (
-                "sudo reaper record --victim 1G -o out/",
-                "kill a 1 GiB synthetic victim, race it with process_mrelease, profile both sides",
-            ),
-            (
-                "sudo reaper record --victim 256M --runs 10 -o runs/a",
-                "ten episodes, for `reaper diff` and `reaper gate`",
-            ),
-            (
-                "sudo reaper record --pid 4242",
-                "wait for pid 4242's own exit and profile its teardown (kills nothing)",
-            ),
-            (
-                "sudo reaper record --watch --comm java --min-rss 2G --duration 600",
-                "record the exit of every java process resident above 2 GiB, and every OOM kill and process_mrelease call, for ten minutes",
-            ),
-            (
-                "sudo reaper record --oom --victim 512M",
-                "let the OOM killer pick a victim in reaper's own memory cgroup",
-            ),
-        ],
-        "report" => &[
-            (
-                "reaper report out/run.json",
-                "re-render the tables, no root needed",
-            ),
-            (
-                "reaper report out/run.json --format trace -o -",
-                "the Perfetto trace on stdout",
-            ),
-            (
-                "reaper report out/run.json --format pprof -o pp/ && go tool pprof -top pp/profile.pb.gz",
-                "the pprof profile",
-            ),
-        ],
-        "diff" => &[(
-            "reaper diff runs/6.1 runs/7.2 --label-a '6.1' --label-b '7.2' -o diff/",
-            "compare two run sets, with differential flame graphs",
-        )],
-        "gate" => &[
-            (
-                "reaper gate --baseline base/ --candidate cand/ --junit gate.xml",
-                "fail CI (exit 1) when the candidate is significantly slower",
-            ),
-            (
-                "reaper gate --calibrate aa/1 aa/2 aa/3 -o noise.json",
-                "measure run-to-run noise from A/A run sets",
-            ),
-        ],
-        "doctor" => &[
-            (
-                "sudo reaper doctor",
-                "what this kernel lets reaper measure, and why not",
-            ),
-            (
-                "sudo reaper doctor --json",
-                "the same as JSON (doctor.json)",
-            ),
-        ],
-        _ => &[
-            ("sudo reaper doctor", "what this kernel allows"),
-            ("sudo reaper record --victim 1G -o out/", "the main job"),
-            ("reaper report out/run.json", "the tables again, offline"),
-        ],
+        "record" => RECORD_EXAMPLES,
+        "report" => REPORT_EXAMPLES,
+        "diff" => DIFF_EXAMPLES,
+        "gate" => GATE_EXAMPLES,
+        "doctor" => DOCTOR_EXAMPLES,
+        _ => REAPER_EXAMPLES,
     }
 }
+
+/// Examples of `reaper record`.
+const RECORD_EXAMPLES: Examples = &[
+    (
+        "sudo reaper record --victim 1G -o out/",
+        "kill a 1 GiB synthetic victim, race it with process_mrelease, profile both sides",
+    ),
+    (
+        "sudo reaper record --victim 256M --runs 10 -o runs/a",
+        "ten episodes, for `reaper diff` and `reaper gate`",
+    ),
+    (
+        "sudo reaper record --pid 4242",
+        "wait for pid 4242's own exit and profile its teardown (kills nothing)",
+    ),
+    (
+        "sudo reaper record --watch --comm java --min-rss 2G --duration 600",
+        "record the exit of every java process resident above 2 GiB, and every OOM kill and process_mrelease call, for ten minutes",
+    ),
+    (
+        "sudo reaper record --oom --victim 512M",
+        "let the OOM killer pick a victim in reaper's own memory cgroup",
+    ),
+];
+
+/// Examples of `reaper report`.
+const REPORT_EXAMPLES: Examples = &[
+    (
+        "reaper report out/run.json",
+        "re-render the tables, no root needed",
+    ),
+    (
+        "reaper report out/run.json --format trace -o -",
+        "the Perfetto trace on stdout",
+    ),
+    (
+        "reaper report out/run.json --format pprof -o pp/ && go tool pprof -top pp/profile.pb.gz",
+        "the pprof profile",
+    ),
+];
+
+/// Examples of `reaper diff`.
+const DIFF_EXAMPLES: Examples = &[(
+    "reaper diff runs/6.1 runs/7.2 --label-a '6.1' --label-b '7.2' -o diff/",
+    "compare two run sets, with differential flame graphs",
+)];
+
+/// Examples of `reaper gate`.
+const GATE_EXAMPLES: Examples = &[
+    (
+        "reaper gate --baseline base/ --candidate cand/ --junit gate.xml",
+        "fail CI (exit 1) when the candidate is significantly slower",
+    ),
+    (
+        "reaper gate --calibrate aa/1 aa/2 aa/3 -o noise.json",
+        "measure run-to-run noise from A/A run sets",
+    ),
+];
+
+/// Examples of `reaper doctor`.
+const DOCTOR_EXAMPLES: Examples = &[
+    (
+        "sudo reaper doctor",
+        "what this kernel lets reaper measure, and why not",
+    ),
+    (
+        "sudo reaper doctor --json",
+        "the same as JSON (doctor.json)",
+    ),
+];
+
+/// Examples of the `reaper` page.
+const REAPER_EXAMPLES: Examples = &[
+    ("sudo reaper doctor", "what this kernel allows"),
+    ("sudo reaper record --victim 1G -o out/", "the main job"),
+    ("reaper report out/run.json", "the tables again, offline"),
+];
 
 /// Pages to see next from a subcommand's page.
 pub fn see_also(command: &str) -> Vec<String> {

@@ -207,9 +207,9 @@ impl RecordArgs {
         })
     }
 
-    /// Checks the flags and turns them into settings; `verbose` is the
-    /// global -v count (-vv turns on the eBPF side's drop log).
-    pub fn settings(&self, verbose: u8, quiet: bool) -> anyhow::Result<RecordSettings> {
+    /// What to tear down: `--pid` (with or without `--kill`), `--victim`,
+    /// `--oom` or `--watch`, checked.
+    fn target(&self) -> anyhow::Result<Target> {
         let target = match (self.pid, &self.victim) {
             (Some(pid), _) if !self.kill => {
                 crate::system::procfs::validate_target(pid)?;
@@ -230,7 +230,7 @@ impl RecordArgs {
             ),
             (None, None) => Target::Victim(VictimSpec::default()),
         };
-        let target = match target {
+        Ok(match target {
             _ if self.watch => Target::Watch(self.watch_settings()?),
             Target::Victim(spec) if self.oom => {
                 if self.frozen && spec.threads < 4 {
@@ -245,7 +245,38 @@ impl RecordArgs {
                 })
             }
             other => other,
+        })
+    }
+
+    /// The map sizes: the flags', the stack map's sized for the victim and
+    /// the episodes (retries included) unless given.
+    fn map_sizes(&self, target: &Target) -> anyhow::Result<MapSizes> {
+        let ringbuf_bytes = u32::try_from(parse_size(&self.ringbuf_size)?)
+            .context("--ringbuf-size is too large")?;
+        let victim = match target {
+            Target::Victim(spec) => Some(spec),
+            Target::Oom(oom) => Some(&oom.spec),
+            Target::Pid(_) | Target::Exit(_) | Target::Watch(_) => None,
         };
+        let stack_map = self.stack_map_size.unwrap_or_else(|| {
+            crate::recorder::sizing::stack_map_entries(
+                victim,
+                self.runs.saturating_add(self.retries.min(MAX_RUNS)),
+                self.freq,
+            )
+        });
+        Ok(MapSizes {
+            stack_map,
+            sample_map: self.sample_map_size,
+            lock_map: self.lock_map_size,
+            ringbuf_bytes,
+        })
+    }
+
+    /// Checks the flags and turns them into settings; `verbose` is the
+    /// global -v count (-vv turns on the eBPF side's drop log).
+    pub fn settings(&self, verbose: u8, quiet: bool) -> anyhow::Result<RecordSettings> {
+        let target = self.target()?;
         if self.kill && self.pid.is_none() {
             bail!("--kill only goes with --pid");
         }
@@ -258,26 +289,7 @@ impl RecordArgs {
         if !(1..=100_000).contains(&self.freq) {
             bail!("--freq must be between 1 and 100000 Hz");
         }
-        let ringbuf_bytes = u32::try_from(parse_size(&self.ringbuf_size)?)
-            .context("--ringbuf-size is too large")?;
-        let victim = match &target {
-            Target::Victim(spec) => Some(spec),
-            Target::Oom(oom) => Some(&oom.spec),
-            Target::Pid(_) | Target::Exit(_) | Target::Watch(_) => None,
-        };
-        let stack_map = self.stack_map_size.unwrap_or_else(|| {
-            crate::recorder::sizing::stack_map_entries(
-                victim,
-                self.runs.saturating_add(self.retries.min(MAX_RUNS)),
-                self.freq,
-            )
-        });
-        let sizes = MapSizes {
-            stack_map,
-            sample_map: self.sample_map_size,
-            lock_map: self.lock_map_size,
-            ringbuf_bytes,
-        };
+        let sizes = self.map_sizes(&target)?;
         Ok(RecordSettings {
             target,
             mrelease: !self.no_mrelease && !self.oom && !matches!(target, Target::Exit(_)),
@@ -311,13 +323,10 @@ fn output_names() -> Vec<String> {
     names
 }
 
-/// Records, writes the outputs and prints the report.
-pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
-    super::stdout::refuse_dash(
-        args.output.as_deref(),
-        "record",
-        "run.json, folded stacks, flame graphs and profile.pb.gz",
-    )?;
+/// The flags checked and turned into settings, the kernel checked for
+/// what they need (before anything is spawned or killed), and the
+/// privileges the recording needs.
+fn checked_settings(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<RecordSettings> {
     let mut settings = args
         .settings(verbose, quiet)
         .map_err(crate::exit::UsageError)?;
@@ -341,6 +350,53 @@ pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
         Target::Exit(_) => RecordKind::Exit,
         Target::Watch(_) => RecordKind::Watch,
     }))?;
+    Ok(settings)
+}
+
+/// Keeps `out`'s previous run.json as run.json.old, then writes `json` as
+/// run.json.
+fn keep_and_write_run(out: &OutputDir, json: &[u8]) -> anyhow::Result<()> {
+    // The previous run is linked to run.json.old first, so a complete
+    // run.json exists at every moment, then replaced by the rename.
+    if let Some(old) = out.keep_previous(RUN_FILE_NAME, PREVIOUS_RUN_FILE_NAME)? {
+        crate::console::info(format_args!(
+            "kept the previous run as {} (re-render it with `reaper report {} -o DIR`)",
+            old.display(),
+            old.display()
+        ));
+    }
+    out.write(RUN_FILE_NAME, json)?;
+    Ok(())
+}
+
+/// Writes the report files and the pprof profile of `run` into `out`.
+fn write_reports(
+    run: &crate::model::Run,
+    out: &OutputDir,
+    report_options: &crate::report::ReportOptions,
+) -> anyhow::Result<()> {
+    let path = out.path().join(RUN_FILE_NAME);
+    let files = crate::report::write_files(run, out, report_options)?;
+    let pprof = crate::report::formats::write(crate::report::formats::Format::Pprof, run, out)
+        .with_context(|| format!("writing the pprof profile to {}", out.path().display()))?;
+    crate::console::info(format_args!(
+        "wrote {}, {} folded/SVG files and {} to {}",
+        path.display(),
+        files.len(),
+        pprof.display(),
+        out.path().display()
+    ));
+    Ok(())
+}
+
+/// Records, writes the outputs and prints the report.
+pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
+    super::stdout::refuse_dash(
+        args.output.as_deref(),
+        "record",
+        "run.json, folded stacks, flame graphs and profile.pb.gz",
+    )?;
+    let settings = checked_settings(args, verbose, quiet)?;
     // Every check of the output directory happens before recording, so an
     // unusable one costs no recording: the path resolved and checked, the
     // directory locked against a second recorder (held until this
@@ -362,32 +418,13 @@ pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
         save_unasked(&run, args.no_save);
     }
     if let Some(out) = &out {
-        // The previous run is linked to run.json.old first, so a complete
-        // run.json exists at every moment, then replaced by the rename.
-        if let Some(old) = out.keep_previous(RUN_FILE_NAME, PREVIOUS_RUN_FILE_NAME)? {
-            crate::console::info(format_args!(
-                "kept the previous run as {} (re-render it with `reaper report {} -o DIR`)",
-                old.display(),
-                old.display()
-            ));
-        }
-        out.write(RUN_FILE_NAME, &json)?;
+        keep_and_write_run(out, &json)?;
     }
     // Printed and drawn is what `reaper report` would read back: the run
     // through the loader's guard (other tasks' comms are data too).
     let run = crate::report::load::reread(&json, Path::new(RUN_FILE_NAME))?;
     if let Some(out) = &out {
-        let path = out.path().join(RUN_FILE_NAME);
-        let files = crate::report::write_files(&run, out, &report_options)?;
-        let pprof = crate::report::formats::write(crate::report::formats::Format::Pprof, &run, out)
-            .with_context(|| format!("writing the pprof profile to {}", out.path().display()))?;
-        crate::console::info(format_args!(
-            "wrote {}, {} folded/SVG files and {} to {}",
-            path.display(),
-            files.len(),
-            pprof.display(),
-            out.path().display()
-        ));
+        write_reports(&run, out, &report_options)?;
     }
     if args.json {
         sayln!("{}", crate::report::render_json(&run, &report_options));

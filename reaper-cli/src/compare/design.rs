@@ -363,34 +363,7 @@ impl DesignCheck {
     /// run against one is not called blocked: it cannot be otherwise, and
     /// no significance is claimed for it.
     pub fn warnings(&self, names: (&str, &str)) -> Vec<String> {
-        let mut out = Vec::new();
-        if let Design::Blocked {
-            a_first,
-            runs,
-            gap_ms,
-        } = &self.design
-            && runs.0.max(runs.1) > 1
-        {
-            let (first, second, n1, n2) = if *a_first {
-                (names.0, names.1, runs.0, runs.1)
-            } else {
-                (names.1, names.0, runs.1, runs.0)
-            };
-            let all = |n: usize, side: &str| {
-                if n == 1 {
-                    format!("the {side} run")
-                } else {
-                    format!("all {n} {side} runs")
-                }
-            };
-            out.push(format!(
-                "blocked design: {} {} recorded before {} ({} between the blocks), so drift between the two blocks (load, memory state, another boot or day) cannot be told from a change; record the sides alternately (one {first} run, one {second} run, …)",
-                all(n1, first),
-                if n1 == 1 { "was" } else { "were" },
-                all(n2, second),
-                gap_text(*gap_ms),
-            ));
-        }
+        let mut out: Vec<String> = self.blocked_warning(names).into_iter().collect();
         for (name, t) in [(names.0, &self.trend_a), (names.1, &self.trend_b)] {
             let Some(t) = t else { continue };
             if t.p_adjusted >= self.alpha {
@@ -422,6 +395,39 @@ impl DesignCheck {
             ));
         }
         out
+    }
+
+    /// The blocked design's warning: every run of one side recorded
+    /// before the other's. One run against one is not called blocked.
+    fn blocked_warning(&self, names: (&str, &str)) -> Option<String> {
+        if let Design::Blocked {
+            a_first,
+            runs,
+            gap_ms,
+        } = &self.design
+            && runs.0.max(runs.1) > 1
+        {
+            let (first, second, n1, n2) = if *a_first {
+                (names.0, names.1, runs.0, runs.1)
+            } else {
+                (names.1, names.0, runs.1, runs.0)
+            };
+            let all = |n: usize, side: &str| {
+                if n == 1 {
+                    format!("the {side} run")
+                } else {
+                    format!("all {n} {side} runs")
+                }
+            };
+            return Some(format!(
+                "blocked design: {} {} recorded before {} ({} between the blocks), so drift between the two blocks (load, memory state, another boot or day) cannot be told from a change; record the sides alternately (one {first} run, one {second} run, …)",
+                all(n1, first),
+                if n1 == 1 { "was" } else { "were" },
+                all(n2, second),
+                gap_text(*gap_ms),
+            ));
+        }
+        None
     }
 }
 

@@ -242,8 +242,10 @@ fn usage(set: &RunSet, policy: &LossPolicy, timing: &super::exact::ExactTiming) 
     out
 }
 
-fn side_info(set: &RunSet, label: Option<&str>, policy: &LossPolicy) -> SideInfo {
-    let timing = exact(set, policy);
+/// Every loss counter over a side's episodes, summed by name: the kernel
+/// side's, user space's (`user:`), skipped probe runs and function
+/// timing's.
+fn losses(set: &RunSet) -> std::collections::BTreeMap<String, u64> {
     let mut losses: std::collections::BTreeMap<String, u64> = Default::default();
     for episode in set.runs.iter().flat_map(|r| &r.run.episodes) {
         for (name, &value) in &episode.counters {
@@ -269,6 +271,12 @@ fn side_info(set: &RunSet, label: Option<&str>, policy: &LossPolicy) -> SideInfo
             }
         }
     }
+    losses
+}
+
+fn side_info(set: &RunSet, label: Option<&str>, policy: &LossPolicy) -> SideInfo {
+    let timing = exact(set, policy);
+    let losses = losses(set);
     SideInfo {
         label: label.map_or_else(|| set.default_label(), str::to_owned),
         path: set.path.display().to_string(),
@@ -378,25 +386,7 @@ fn metric_rows(sa: &[Samples], sb: &[Samples]) -> Vec<MetricRow> {
 
 fn exact_section(a: &RunSet, b: &RunSet, policy: &LossPolicy) -> Exact {
     let (ea, eb) = (exact(a, policy), exact(b, policy));
-    let has = |t: &super::exact::ExactTiming| t.with_timing > 0;
-    let why = match (has(&ea), has(&eb)) {
-        (false, false) => Some("neither side has it; it needs fentry/fexit or kprobes".to_owned()),
-        (false, true) => Some("only B has it".to_owned()),
-        (true, false) => Some("only A has it".to_owned()),
-        _ => None,
-    };
-    let why = why.or_else(|| match (ea.episodes, eb.episodes) {
-        (0, _) => Some(format!(
-            "A's episodes with it were all left out: {}",
-            ea.coverage.reasons(policy)
-        )),
-        (_, 0) => Some(format!(
-            "B's episodes with it were all left out: {}",
-            eb.coverage.reasons(policy)
-        )),
-        _ => None,
-    });
-    if let Some(why) = why {
+    if let Some(why) = exact_not_measured(&ea, &eb, policy) {
         return Exact {
             not_measured: Some(why),
             coverage: super::quantity::Coverages {
@@ -406,15 +396,57 @@ fn exact_section(a: &RunSet, b: &RunSet, policy: &LossPolicy) -> Exact {
             rows: Vec::new(),
         };
     }
-    let rows: Vec<ExactRow> = ea
-        .series
+    let rows = exact_rows(&ea, &eb);
+    Exact {
+        not_measured: rows
+            .is_empty()
+            .then(|| "the two sides timed no function in common".to_owned()),
+        coverage: super::quantity::Coverages {
+            a: ea.coverage,
+            b: eb.coverage,
+        },
+        rows,
+    }
+}
+
+/// Why exact timing cannot be compared: a side without it, or whose
+/// episodes with it were all left out. `None` when it can.
+fn exact_not_measured(
+    ea: &super::exact::ExactTiming,
+    eb: &super::exact::ExactTiming,
+    policy: &LossPolicy,
+) -> Option<String> {
+    let has = |t: &super::exact::ExactTiming| t.with_timing > 0;
+    let why = match (has(ea), has(eb)) {
+        (false, false) => Some("neither side has it; it needs fentry/fexit or kprobes".to_owned()),
+        (false, true) => Some("only B has it".to_owned()),
+        (true, false) => Some("only A has it".to_owned()),
+        _ => None,
+    };
+    why.or_else(|| match (ea.episodes, eb.episodes) {
+        (0, _) => Some(format!(
+            "A's episodes with it were all left out: {}",
+            ea.coverage.reasons(policy)
+        )),
+        (_, 0) => Some(format!(
+            "B's episodes with it were all left out: {}",
+            eb.coverage.reasons(policy)
+        )),
+        _ => None,
+    })
+}
+
+/// One row per (context, function) both sides timed, the functions named
+/// by their symbols ("a → b" when the sides differ).
+fn exact_rows(ea: &super::exact::ExactTiming, eb: &super::exact::ExactTiming) -> Vec<ExactRow> {
+    ea.series
         .iter()
         .filter_map(|(key, xa)| {
             let xb = eb.series.get(key)?;
             let names = |t: &super::exact::ExactTiming| {
                 t.symbols.get(key).cloned().unwrap_or_default().join(", ")
             };
-            let (na, nb) = (names(&ea), names(&eb));
+            let (na, nb) = (names(ea), names(eb));
             let symbols = if na == nb {
                 na
             } else {
@@ -437,17 +469,7 @@ fn exact_section(a: &RunSet, b: &RunSet, policy: &LossPolicy) -> Exact {
                 .covering(ea.coverage.clone(), eb.coverage.clone()),
             })
         })
-        .collect();
-    Exact {
-        not_measured: rows
-            .is_empty()
-            .then(|| "the two sides timed no function in common".to_owned()),
-        coverage: super::quantity::Coverages {
-            a: ea.coverage,
-            b: eb.coverage,
-        },
-        rows,
-    }
+        .collect()
 }
 
 fn context_tables(a: &RunSet, b: &RunSet, top: usize, policy: &LossPolicy) -> Vec<ContextTable> {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use super::clean::{Coverage, LossPolicy, Scope, exclusion};
 use super::load::RunSet;
-use crate::model::{AttachMode, FunctionTime, ProbeOutcome};
+use crate::model::{AttachMode, FunctionTime, FunctionTiming, ProbeOutcome};
 
 /// One side's exact timing.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -55,71 +55,79 @@ fn add_mode(modes: &mut Vec<String>, mode: AttachMode) {
 /// Exact timing over a run set: facts from every episode, timings from the
 /// episodes the exact scope may use under `policy`.
 pub fn exact(set: &RunSet, policy: &LossPolicy) -> ExactTiming {
+    let mut timing = ExactTiming::default();
     let mut per_episode: Vec<BTreeMap<(String, String), f64>> = Vec::new();
-    let mut run_of: Vec<usize> = Vec::new();
-    let mut symbols: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    let mut modes: Vec<String> = Vec::new();
-    let mut reaper_orders: BTreeMap<String, usize> = BTreeMap::new();
-    let mut coverage = Coverage::default();
-    let mut with_timing = 0;
     for (run_index, loaded) in set.runs.iter().enumerate() {
         for probe in &loaded.run.function_probes {
             if probe.status == ProbeOutcome::Attached {
-                add_mode(&mut modes, probe.mode);
+                add_mode(&mut timing.modes, probe.mode);
             }
         }
         for episode in &loaded.run.episodes {
-            let timing = episode.function_timing.as_ref();
-            if let Some(timing) = timing {
-                with_timing += 1;
-                if let Some(seen) = timing.reaper_vma_order() {
-                    *reaper_orders
-                        .entry(seen.order.name().to_owned())
-                        .or_default() += 1;
-                }
-                for f in &timing.functions {
-                    add_mode(&mut modes, f.mode);
-                }
+            let episode_timing = episode.function_timing.as_ref();
+            if let Some(t) = episode_timing {
+                timing.add_facts(t);
             }
             let outcome = exclusion(episode, Scope::Exact, policy);
-            coverage.add(outcome, timing.is_some());
-            let (None, Some(timing)) = (outcome, timing) else {
+            timing.coverage.add(outcome, episode_timing.is_some());
+            let (None, Some(t)) = (outcome, episode_timing) else {
                 continue;
             };
-            let mut map = BTreeMap::new();
-            for f in &timing.functions {
-                let seen = symbols.entry(key(f)).or_default();
-                if !seen.contains(&f.symbol) {
-                    seen.push(f.symbol.clone());
-                }
-                *map.entry(key(f)).or_insert(0.0) += f.total_ns as f64;
-            }
-            per_episode.push(map);
-            run_of.push(run_index);
+            per_episode.push(timing.episode_times(t));
+            timing.run_of.push(run_index);
         }
     }
-    let mut timing = ExactTiming {
-        episodes: per_episode.len(),
-        coverage,
-        with_timing,
-        series: BTreeMap::new(),
-        run_of,
-        symbols,
-        modes,
-        reaper_orders,
-    };
-    let keys: Vec<(String, String)> = per_episode.iter().flat_map(|m| m.keys().cloned()).collect();
-    for key in keys {
-        if timing.series.contains_key(&key) {
-            continue;
-        }
-        let values = per_episode
-            .iter()
-            .map(|m| m.get(&key).copied().unwrap_or(0.0) / 1e6)
-            .collect();
-        timing.series.insert(key, values);
-    }
+    timing.episodes = per_episode.len();
+    timing.fill_series(&per_episode);
     timing
+}
+
+impl ExactTiming {
+    /// Counts an episode with function timing `t`: its reaper VMA order and
+    /// the attach modes of its timed functions.
+    fn add_facts(&mut self, t: &FunctionTiming) {
+        self.with_timing += 1;
+        if let Some(seen) = t.reaper_vma_order() {
+            *self
+                .reaper_orders
+                .entry(seen.order.name().to_owned())
+                .or_default() += 1;
+        }
+        for f in &t.functions {
+            add_mode(&mut self.modes, f.mode);
+        }
+    }
+
+    /// A used episode's inclusive time per key, ns; its symbols are noted
+    /// per key.
+    fn episode_times(&mut self, t: &FunctionTiming) -> BTreeMap<(String, String), f64> {
+        let mut map = BTreeMap::new();
+        for f in &t.functions {
+            let seen = self.symbols.entry(key(f)).or_default();
+            if !seen.contains(&f.symbol) {
+                seen.push(f.symbol.clone());
+            }
+            *map.entry(key(f)).or_insert(0.0) += f.total_ns as f64;
+        }
+        map
+    }
+
+    /// One series per key any used episode has, ms, 0 where an episode
+    /// lacks the key.
+    fn fill_series(&mut self, per_episode: &[BTreeMap<(String, String), f64>]) {
+        let keys: Vec<(String, String)> =
+            per_episode.iter().flat_map(|m| m.keys().cloned()).collect();
+        for key in keys {
+            if self.series.contains_key(&key) {
+                continue;
+            }
+            let values = per_episode
+                .iter()
+                .map(|m| m.get(&key).copied().unwrap_or(0.0) / 1e6)
+                .collect();
+            self.series.insert(key, values);
+        }
+    }
 }
 
 #[cfg(test)]

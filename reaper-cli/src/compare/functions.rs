@@ -160,35 +160,88 @@ pub fn context_series(
     top: usize,
     policy: &LossPolicy,
 ) -> Vec<FunctionSeries> {
-    let (costs_a, costs_b) = (costs(a, context, policy), costs(b, context, policy));
-    let (runs_a, runs_b) = (run_ids(a, &costs_a), run_ids(b, &costs_b));
-    let used = |set: &RunSet| {
-        coverage(
+    let sides = [Side::new(a, context, policy), Side::new(b, context, policy)];
+    let (mut rows, shown) = concept_rows(&sides);
+    rows.extend(other_rows(&sides, &shown, top));
+    rows
+}
+
+/// One side's episodes in one context: their per-function costs, the run
+/// each came from, and the sampled scope's coverage.
+struct Side<'r> {
+    set: &'r RunSet,
+    costs: Vec<(&'r Run, EpisodeCosts)>,
+    runs: Vec<usize>,
+    coverage: Coverage,
+}
+
+/// A row's values on one side, and why there are none (if so).
+type SideValues = (Vec<f64>, Option<String>);
+
+impl<'r> Side<'r> {
+    /// `set`'s costs in `context` under `policy`.
+    fn new(set: &'r RunSet, context: Context, policy: &LossPolicy) -> Self {
+        let costs = costs(set, context, policy);
+        let runs = run_ids(set, &costs);
+        let coverage = coverage(
             set.runs.iter().flat_map(|r| &r.run.episodes),
             Scope::Sampled,
             policy,
             |_| true,
-        )
-    };
-    let (coverage_a, coverage_b) = (used(a), used(b));
+        );
+        Self {
+            set,
+            costs,
+            runs,
+            coverage,
+        }
+    }
+
+    /// A concept's per-episode period on this side, or why it has none
+    /// (`names`, the functions it resolves to here, is empty).
+    fn concept(&self, id: ConceptId, names: &[String]) -> SideValues {
+        if names.is_empty() {
+            (Vec::new(), Some(concept_absent(self.set, id)))
+        } else {
+            (series(&self.costs, |r: &Run| concept_symbol(r, id)), None)
+        }
+    }
+}
+
+/// A table row from both sides' values.
+fn row(
+    concept: Option<ConceptId>,
+    name: String,
+    [(a, why_a), (b, why_b)]: [SideValues; 2],
+    [side_a, side_b]: &[Side<'_>; 2],
+) -> FunctionSeries {
+    FunctionSeries {
+        concept,
+        name,
+        a,
+        b,
+        why_a,
+        why_b,
+        runs_a: side_a.runs.clone(),
+        runs_b: side_b.runs.clone(),
+        coverage_a: side_a.coverage.clone(),
+        coverage_b: side_b.coverage.clone(),
+    }
+}
+
+/// The rows of catalog concepts with period on either side, and the
+/// functions they name (left out of the other rows).
+fn concept_rows(sides: &[Side<'_>; 2]) -> (Vec<FunctionSeries>, BTreeSet<String>) {
     let mut rows = Vec::new();
     let mut shown: BTreeSet<String> = BTreeSet::new();
     for concept in CONCEPTS {
         let (names_a, names_b) = (
-            concept_symbols(a, concept.id),
-            concept_symbols(b, concept.id),
+            concept_symbols(sides[0].set, concept.id),
+            concept_symbols(sides[1].set, concept.id),
         );
-        let frame = |r: &Run| concept_symbol(r, concept.id);
-        let side = |names: &[String], costs: &[(&Run, EpisodeCosts)], set: &RunSet| {
-            if names.is_empty() {
-                (Vec::new(), Some(concept_absent(set, concept.id)))
-            } else {
-                (series(costs, frame), None)
-            }
-        };
-        let (row_a, why_a) = side(&names_a, &costs_a, a);
-        let (row_b, why_b) = side(&names_b, &costs_b, b);
-        if !nonzero(&row_a) && !nonzero(&row_b) {
+        let values_a = sides[0].concept(concept.id, &names_a);
+        let values_b = sides[1].concept(concept.id, &names_b);
+        if !nonzero(&values_a.0) && !nonzero(&values_b.0) {
             continue;
         }
         // Differently named functions of one concept line up only where
@@ -196,27 +249,23 @@ pub fn context_series(
         // reaper's, so in the victim's context it does not stand for the
         // victim's unmap_page_range. Such functions are listed by name.
         let renamed = !names_a.is_empty() && !names_b.is_empty() && names_a != names_b;
-        if renamed && !(nonzero(&row_a) && nonzero(&row_b)) {
+        if renamed && !(nonzero(&values_a.0) && nonzero(&values_b.0)) {
             continue;
         }
         let name = series_name(&names_a, &names_b);
         shown.extend(names_a.into_iter().chain(names_b));
-        rows.push(FunctionSeries {
-            concept: Some(concept.id),
-            name,
-            a: row_a,
-            b: row_b,
-            why_a,
-            why_b,
-            runs_a: runs_a.clone(),
-            runs_b: runs_b.clone(),
-            coverage_a: coverage_a.clone(),
-            coverage_b: coverage_b.clone(),
-        });
+        rows.push(row(Some(concept.id), name, [values_a, values_b], sides));
     }
-    let symbols: BTreeSet<&String> = costs_a
+    (rows, shown)
+}
+
+/// Up to `top` functions not `shown` as concepts, by the larger median of
+/// either side.
+fn other_rows(sides: &[Side<'_>; 2], shown: &BTreeSet<String>, top: usize) -> Vec<FunctionSeries> {
+    let symbols: BTreeSet<&String> = sides[0]
+        .costs
         .iter()
-        .chain(&costs_b)
+        .chain(&sides[1].costs)
         .flat_map(|(_, c)| c.keys())
         .filter(|s| !shown.contains(*s))
         .collect();
@@ -224,27 +273,15 @@ pub fn context_series(
         .into_iter()
         .map(|symbol| {
             let get = |_: &Run| Some(symbol.clone());
-            let (row_a, row_b) = (series(&costs_a, get), series(&costs_b, get));
+            let (row_a, row_b) = (series(&sides[0].costs, get), series(&sides[1].costs, get));
             let key = median(&row_a)
                 .unwrap_or(0.0)
                 .max(median(&row_b).unwrap_or(0.0));
-            let row = FunctionSeries {
-                concept: None,
-                name: symbol.clone(),
-                a: row_a,
-                b: row_b,
-                why_a: None,
-                why_b: None,
-                runs_a: runs_a.clone(),
-                runs_b: runs_b.clone(),
-                coverage_a: coverage_a.clone(),
-                coverage_b: coverage_b.clone(),
-            };
-            (key, row)
+            let values = [(row_a, None), (row_b, None)];
+            (key, row(None, symbol.clone(), values, sides))
         })
         .filter(|(key, _)| *key > 0.0)
         .collect();
     others.sort_by(|x, y| y.0.total_cmp(&x.0).then_with(|| x.1.name.cmp(&y.1.name)));
-    rows.extend(others.into_iter().take(top).map(|(_, row)| row));
-    rows
+    others.into_iter().take(top).map(|(_, row)| row).collect()
 }

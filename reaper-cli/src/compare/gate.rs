@@ -26,7 +26,7 @@ use super::clean::{LossPolicy, Scope, exclusion};
 use super::design::DesignCheck;
 use super::diff::{Header, SideInfo};
 use super::load::RunSet;
-use super::metrics::samples;
+use super::metrics::{Samples, samples};
 use super::quantity::Comparison;
 use super::runlevel::{self, holm, min_runs};
 use super::spec::{Gated, Threshold};
@@ -374,6 +374,71 @@ fn noise_ms(g: &Gated, c: &Comparison, opts: &GateOptions) -> Option<f64> {
     Some(fraction * c.a.median()?)
 }
 
+/// One gated metric's samples compared: the gate's entry, the comparison
+/// of both sides, and the run-level test (when both sides have runs).
+type GatedRow<'g> = (&'g Gated, Comparison, Option<MannWhitney>);
+
+/// Each gated metric's comparison of the baseline's samples `sb` with the
+/// candidate's `sc`.
+fn gated_rows<'g>(gated: &'g [Gated], sb: &[Samples], sc: &[Samples]) -> Vec<GatedRow<'g>> {
+    gated
+        .iter()
+        .map(|g| {
+            let index = super::metrics::METRICS
+                .iter()
+                .position(|m| m.name == g.metric.name)
+                .expect("gated metrics come from METRICS");
+            let (b, c) = (&sb[index], &sc[index]);
+            let comparison = Comparison::new(
+                &b.runs,
+                &c.runs,
+                || b.why_not().unwrap_or_default(),
+                || c.why_not().unwrap_or_default(),
+            )
+            .covering(b.coverage.clone(), c.coverage.clone());
+            (g, comparison, runlevel::test(&b.runs, &c.runs))
+        })
+        .collect()
+}
+
+/// The verdict on one gated metric, given its Holm-adjusted p-values
+/// (greater, less) and the runs each side needs.
+fn verdict(
+    (g, comparison, test): GatedRow<'_>,
+    (p_greater, p_less): (Option<f64>, Option<f64>),
+    needed: usize,
+    opts: &GateOptions,
+) -> Verdict {
+    let noise = noise_ms(g, &comparison, opts);
+    let allowed = comparison
+        .a
+        .median()
+        .map(|m| g.threshold.allowed_ms(m).max(noise.unwrap_or(0.0)));
+    let evidence = Evidence {
+        enough_runs: comparison.a.runs() >= needed && comparison.b.runs() >= needed,
+        p_greater,
+        p_less,
+        allowed,
+        calibrated: noise.is_some(),
+    };
+    let no_change_beyond_pct = comparison
+        .shift
+        .filter(|s| s.ms.within(s.base_ms, opts.equivalence_pct))
+        .map(|_| opts.equivalence_pct);
+    Verdict {
+        metric: g.metric.name,
+        description: g.metric.description,
+        threshold: g.threshold,
+        allowed_ms: allowed,
+        noise_ms: noise,
+        no_change_beyond_pct,
+        status: status(&comparison, &evidence, opts),
+        comparison,
+        test,
+        p_adjusted: p_greater,
+    }
+}
+
 /// One p-value of each test, Holm-adjusted over the tests that ran (`None`
 /// where a metric had no test).
 fn holm_adjusted(tests: &[Option<&MannWhitney>], p: fn(&MannWhitney) -> f64) -> Vec<Option<f64>> {
@@ -393,25 +458,7 @@ pub fn evaluate(
         samples(baseline, &opts.policy),
         samples(candidate, &opts.policy),
     );
-    let rows: Vec<(&Gated, Comparison, Option<MannWhitney>)> = opts
-        .gated
-        .iter()
-        .map(|g| {
-            let index = super::metrics::METRICS
-                .iter()
-                .position(|m| m.name == g.metric.name)
-                .expect("gated metrics come from METRICS");
-            let (b, c) = (&sb[index], &sc[index]);
-            let comparison = Comparison::new(
-                &b.runs,
-                &c.runs,
-                || b.why_not().unwrap_or_default(),
-                || c.why_not().unwrap_or_default(),
-            )
-            .covering(b.coverage.clone(), c.coverage.clone());
-            (g, comparison, runlevel::test(&b.runs, &c.runs))
-        })
-        .collect();
+    let rows = gated_rows(&opts.gated, &sb, &sc);
     let tests: Vec<Option<&MannWhitney>> = rows.iter().map(|(_, _, t)| t.as_ref()).collect();
     let (p_greater, p_less) = (
         holm_adjusted(&tests, |t| t.p_greater),
@@ -436,36 +483,7 @@ pub fn evaluate(
     let verdicts = rows
         .into_iter()
         .enumerate()
-        .map(|(i, (g, comparison, test))| {
-            let noise = noise_ms(g, &comparison, opts);
-            let allowed = comparison
-                .a
-                .median()
-                .map(|m| g.threshold.allowed_ms(m).max(noise.unwrap_or(0.0)));
-            let evidence = Evidence {
-                enough_runs: comparison.a.runs() >= needed && comparison.b.runs() >= needed,
-                p_greater: p_greater[i],
-                p_less: p_less[i],
-                allowed,
-                calibrated: noise.is_some(),
-            };
-            let no_change_beyond_pct = comparison
-                .shift
-                .filter(|s| s.ms.within(s.base_ms, opts.equivalence_pct))
-                .map(|_| opts.equivalence_pct);
-            Verdict {
-                metric: g.metric.name,
-                description: g.metric.description,
-                threshold: g.threshold,
-                allowed_ms: allowed,
-                noise_ms: noise,
-                no_change_beyond_pct,
-                status: status(&comparison, &evidence, opts),
-                comparison,
-                test,
-                p_adjusted: p_greater[i],
-            }
-        })
+        .map(|(i, row)| verdict(row, (p_greater[i], p_less[i]), needed, opts))
         .collect();
     GateReport {
         baseline: header.a,

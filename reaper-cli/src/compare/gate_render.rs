@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 
+use super::diff::SideInfo;
 use super::gate::{GateReport, Status, Verdict};
 use super::quantity::{Side, format_p, p_text};
 use super::text::{delta, shift_pct, stack_loss_text, usage_text};
@@ -117,6 +118,48 @@ fn verdict_table(out: &mut String, r: &GateReport) {
     }
 }
 
+/// One side's line of the markdown summary: label, path, runs, episodes
+/// used, stack loss, kernels and architectures.
+fn markdown_side(out: &mut String, name: &str, s: &SideInfo, policy: &super::clean::LossPolicy) {
+    let _ = writeln!(
+        out,
+        "- {name}: {} — {} ({} run{}, {} episodes; used: {}{}; Linux {} {})",
+        escape_cell(&s.label),
+        sanitize::markdown_code(&s.path),
+        s.runs,
+        if s.runs == 1 { "" } else { "s" },
+        s.episodes,
+        usage_text(s, policy),
+        if s.stack_loss.samples > 0 || s.stack_loss.lost > 0 {
+            format!("; samples without a stack: {}", stack_loss_text(s, policy))
+        } else {
+            String::new()
+        },
+        escape_cell(&s.kernels.join(", ")),
+        escape_cell(&s.archs.join(", "))
+    );
+}
+
+/// The markdown summary's line naming the metrics shown not to change
+/// beyond the equivalence margin (none: no line).
+fn markdown_equivalent(out: &mut String, r: &GateReport) {
+    let equivalent: Vec<&str> = r
+        .verdicts
+        .iter()
+        .filter(|v| v.no_change_beyond_pct.is_some() && v.status != Status::Regressed)
+        .map(|v| v.metric)
+        .collect();
+    if !equivalent.is_empty() {
+        let _ = writeln!(
+            out,
+            "- No change beyond ±{}% in {}: the 95% interval of the shift of the run medians lies inside ±{}% of the baseline",
+            r.options.equivalence_pct,
+            equivalent.join(", "),
+            r.options.equivalence_pct
+        );
+    }
+}
+
 /// The markdown summary.
 pub fn markdown(r: &GateReport) -> String {
     let mut out = String::new();
@@ -133,23 +176,7 @@ pub fn markdown(r: &GateReport) -> String {
     let _ = writeln!(out, "## reaper gate: {verdict}\n");
     let policy = &r.options.policy;
     for (name, s) in [("Baseline", &r.baseline), ("Candidate", &r.candidate)] {
-        let _ = writeln!(
-            out,
-            "- {name}: {} — {} ({} run{}, {} episodes; used: {}{}; Linux {} {})",
-            escape_cell(&s.label),
-            sanitize::markdown_code(&s.path),
-            s.runs,
-            if s.runs == 1 { "" } else { "s" },
-            s.episodes,
-            usage_text(s, policy),
-            if s.stack_loss.samples > 0 || s.stack_loss.lost > 0 {
-                format!("; samples without a stack: {}", stack_loss_text(s, policy))
-            } else {
-                String::new()
-            },
-            escape_cell(&s.kernels.join(", ")),
-            escape_cell(&s.archs.join(", "))
-        );
+        markdown_side(&mut out, name, s, policy);
     }
     let _ = writeln!(out, "- Statistical unit: the {}", r.unit);
     // Names the --calibration file: a path, escaped like the labels.
@@ -174,21 +201,7 @@ pub fn markdown(r: &GateReport) -> String {
     for v in &regressions {
         let _ = writeln!(out, "- **{}**", regression_line(v));
     }
-    let equivalent: Vec<&str> = r
-        .verdicts
-        .iter()
-        .filter(|v| v.no_change_beyond_pct.is_some() && v.status != Status::Regressed)
-        .map(|v| v.metric)
-        .collect();
-    if !equivalent.is_empty() {
-        let _ = writeln!(
-            out,
-            "- No change beyond ±{}% in {}: the 95% interval of the shift of the run medians lies inside ±{}% of the baseline",
-            r.options.equivalence_pct,
-            equivalent.join(", "),
-            r.options.equivalence_pct
-        );
-    }
+    markdown_equivalent(&mut out, r);
     verdict_table(&mut out, r);
     let _ = writeln!(
         out,
@@ -308,6 +321,17 @@ pub fn junit(r: &GateReport) -> String {
         "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">",
         xml_escape(&suite)
     );
+    junit_properties(&mut out, r);
+    for v in &r.verdicts {
+        junit_testcase(&mut out, v, &r.options.policy);
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+/// The JUnit suite's `<properties>`: the statistical unit, the noise floor,
+/// each side's episodes used, and the recordings' warnings.
+fn junit_properties(out: &mut String, r: &GateReport) {
     let _ = writeln!(out, "    <properties>");
     for (name, value) in [
         ("statistical_unit", format!("the {}", r.unit)),
@@ -336,50 +360,51 @@ pub fn junit(r: &GateReport) -> String {
         );
     }
     let _ = writeln!(out, "    </properties>");
-    for v in &r.verdicts {
-        let _ = writeln!(
-            out,
-            "    <testcase classname=\"reaper.gate\" name=\"{}\">",
-            xml_escape(v.metric)
-        );
-        let detail = format!(
-            "{}: baseline {} ms, candidate {} ms, delta {}, threshold {}, {}; {}; episodes used {}",
-            v.description,
-            side(&v.comparison.a),
-            side(&v.comparison.b),
-            delta(&v.comparison),
-            threshold(v),
-            v.p_adjusted.map_or_else(
-                || "p n/a".to_owned(),
-                |p| format!("{} (run medians, Holm-adjusted)", p_text(p))
-            ),
-            result(v),
-            used(v, &r.options.policy)
-        );
-        match &v.status {
-            Status::Regressed => {
-                let _ = writeln!(
-                    out,
-                    "      <failure message=\"{}\" type=\"regression\">{}</failure>",
-                    xml_escape(&regression_line(v)),
-                    xml_escape(&detail)
-                );
-            }
-            Status::Skipped { why } => {
-                let _ = writeln!(out, "      <skipped message=\"{}\"/>", xml_escape(why));
-            }
-            _ => {
-                let _ = writeln!(
-                    out,
-                    "      <system-out>{}</system-out>",
-                    xml_escape(&detail)
-                );
-            }
+}
+
+/// One gated metric's JUnit `<testcase>`: a `failure` when it regressed,
+/// `skipped` when not evaluated, else its detail as output.
+fn junit_testcase(out: &mut String, v: &Verdict, policy: &super::clean::LossPolicy) {
+    let _ = writeln!(
+        out,
+        "    <testcase classname=\"reaper.gate\" name=\"{}\">",
+        xml_escape(v.metric)
+    );
+    let detail = format!(
+        "{}: baseline {} ms, candidate {} ms, delta {}, threshold {}, {}; {}; episodes used {}",
+        v.description,
+        side(&v.comparison.a),
+        side(&v.comparison.b),
+        delta(&v.comparison),
+        threshold(v),
+        v.p_adjusted.map_or_else(
+            || "p n/a".to_owned(),
+            |p| format!("{} (run medians, Holm-adjusted)", p_text(p))
+        ),
+        result(v),
+        used(v, policy)
+    );
+    match &v.status {
+        Status::Regressed => {
+            let _ = writeln!(
+                out,
+                "      <failure message=\"{}\" type=\"regression\">{}</failure>",
+                xml_escape(&regression_line(v)),
+                xml_escape(&detail)
+            );
         }
-        let _ = writeln!(out, "    </testcase>");
+        Status::Skipped { why } => {
+            let _ = writeln!(out, "      <skipped message=\"{}\"/>", xml_escape(why));
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "      <system-out>{}</system-out>",
+                xml_escape(&detail)
+            );
+        }
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+    let _ = writeln!(out, "    </testcase>");
 }
 
 #[cfg(test)]

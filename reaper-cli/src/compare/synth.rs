@@ -77,60 +77,20 @@ fn wait(path: &str, count: f64, total_ms: f64) -> Value {
     })
 }
 
+/// The victim's exit path above the PTE-level zap.
+const VICTIM_ABOVE_PTE: &str = "do_exit;mmput;exit_mmap;unmap_vmas;unmap_page_range";
+/// The mrelease caller's path above the PTE-level zap.
+const REAPER_ABOVE_PTE: &str =
+    "entry_SYSCALL_64;do_syscall_64;__x64_sys_process_mrelease;__oom_reap_task_mm;unmap_page_range";
+/// The spinlock's slow path.
+const SPIN: &str = "_raw_spin_lock;native_queued_spin_lock_slowpath";
+
 fn episode(spec: &Spec, index: usize, f: f64) -> Value {
-    let (rmap, pte) = if spec.old_kernel {
-        ("page_remove_rmap", "zap_pte_range")
-    } else {
-        (
-            "folio_remove_rmap_ptes",
-            "zap_pte_range;__pte_offset_map_lock",
-        )
-    };
-    let victim = "do_exit;mmput;exit_mmap;unmap_vmas;unmap_page_range;zap_pte_range";
-    let reaper = "entry_SYSCALL_64;do_syscall_64;__x64_sys_process_mrelease;__oom_reap_task_mm;unmap_page_range;zap_pte_range";
-    let spin = "_raw_spin_lock;native_queued_spin_lock_slowpath";
-    let pte_v = format!("do_exit;mmput;exit_mmap;unmap_vmas;unmap_page_range;{pte};_raw_spin_lock");
-    let pte_r = format!(
-        "entry_SYSCALL_64;do_syscall_64;__x64_sys_process_mrelease;__oom_reap_task_mm;unmap_page_range;{pte};_raw_spin_lock"
-    );
-    let victim_pte = format!("do_exit;mmput;exit_mmap;unmap_vmas;unmap_page_range;{pte};{spin}");
-    let reaper_pte = format!(
-        "entry_SYSCALL_64;do_syscall_64;__x64_sys_process_mrelease;__oom_reap_task_mm;unmap_page_range;{pte};{spin}"
-    );
-    let lock_waits = |path: &str, count: f64, ms: f64| {
-        if spec.old_kernel {
-            json!([])
-        } else {
-            json!([wait(path, count * f, ms * f)])
-        }
-    };
     json!({
         "index": index,
         "victim": { "pid": 1000 + index, "comm": "reaper-victim", "rss_bytes": spec.victim_bytes,
                     "threads": 1, "vmas": 64 },
-        "contexts": [
-            {
-                "context": Context::VictimExit,
-                "tasks": [{ "tid": 1000 + index, "comm": "reaper-victim" }],
-                "stacks": [
-                    stack(&format!("{victim};{rmap}"), 80.0 * f),
-                    stack(&victim_pte, 40.0 * f),
-                    stack(&format!("{victim};tlb_flush_mmu;free_pages_and_swap_cache"), 120.0 * f),
-                    stack("do_exit;mmput;exit_mmap;free_pgtables", 20.0 * f),
-                ],
-                "lock_waits": lock_waits(&pte_v, 400.0, 10.0),
-            },
-            {
-                "context": Context::MreleaseCaller,
-                "tasks": [{ "tid": 900, "comm": "reaper" }],
-                "stacks": [
-                    stack(&format!("{reaper};{rmap}"), 100.0 * f),
-                    stack(&format!("{reaper};tlb_flush_mmu;free_pages_and_swap_cache"), 140.0 * f),
-                    stack(&reaper_pte, 40.0 * f),
-                ],
-                "lock_waits": lock_waits(&pte_r, 800.0, 20.0),
-            }
-        ],
+        "contexts": [victim_context(spec, index, f), reaper_context(spec, f)],
         "timeline": [
             { "t_ns": 0, "kind": "kill", "tid": 900, "tgid": 900, "comm": "reaper", "arg": 9 }
         ],
@@ -142,6 +102,62 @@ fn episode(spec: &Spec, index: usize, f: f64) -> Value {
         },
         "counters": {},
         "partial": false
+    })
+}
+
+/// The rmap-removal function and the PTE lock's frames on the synthetic
+/// kernel (6.1's inline PTE lock, or 6.18's).
+fn kernel_names(spec: &Spec) -> (&'static str, &'static str) {
+    if spec.old_kernel {
+        ("page_remove_rmap", "zap_pte_range")
+    } else {
+        (
+            "folio_remove_rmap_ptes",
+            "zap_pte_range;__pte_offset_map_lock",
+        )
+    }
+}
+
+/// One lock-wait stack at `path` scaled by `f`, or none on the old kernel
+/// (no contention tracepoints there).
+fn lock_waits(spec: &Spec, path: &str, count: f64, ms: f64, f: f64) -> Value {
+    if spec.old_kernel {
+        json!([])
+    } else {
+        json!([wait(path, count * f, ms * f)])
+    }
+}
+
+/// The victim's exit context of episode `index`, its periods scaled by `f`.
+fn victim_context(spec: &Spec, index: usize, f: f64) -> Value {
+    let (rmap, pte) = kernel_names(spec);
+    let victim = format!("{VICTIM_ABOVE_PTE};zap_pte_range");
+    json!({
+        "context": Context::VictimExit,
+        "tasks": [{ "tid": 1000 + index, "comm": "reaper-victim" }],
+        "stacks": [
+            stack(&format!("{victim};{rmap}"), 80.0 * f),
+            stack(&format!("{VICTIM_ABOVE_PTE};{pte};{SPIN}"), 40.0 * f),
+            stack(&format!("{victim};tlb_flush_mmu;free_pages_and_swap_cache"), 120.0 * f),
+            stack("do_exit;mmput;exit_mmap;free_pgtables", 20.0 * f),
+        ],
+        "lock_waits": lock_waits(spec, &format!("{VICTIM_ABOVE_PTE};{pte};_raw_spin_lock"), 400.0, 10.0, f),
+    })
+}
+
+/// The process_mrelease caller's context, its periods scaled by `f`.
+fn reaper_context(spec: &Spec, f: f64) -> Value {
+    let (rmap, pte) = kernel_names(spec);
+    let reaper = format!("{REAPER_ABOVE_PTE};zap_pte_range");
+    json!({
+        "context": Context::MreleaseCaller,
+        "tasks": [{ "tid": 900, "comm": "reaper" }],
+        "stacks": [
+            stack(&format!("{reaper};{rmap}"), 100.0 * f),
+            stack(&format!("{reaper};tlb_flush_mmu;free_pages_and_swap_cache"), 140.0 * f),
+            stack(&format!("{REAPER_ABOVE_PTE};{pte};{SPIN}"), 40.0 * f),
+        ],
+        "lock_waits": lock_waits(spec, &format!("{REAPER_ABOVE_PTE};{pte};_raw_spin_lock"), 800.0, 20.0, f),
     })
 }
 

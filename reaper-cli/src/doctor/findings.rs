@@ -8,7 +8,7 @@
 use crate::readme;
 use reaper_model::{
     LockdownMode,
-    doctor::{Diagnosis, Outcome, ProgramKind},
+    doctor::{Diagnosis, KernelPolicy, Outcome, ProgramKind},
 };
 
 /// One case, for people.
@@ -75,58 +75,9 @@ pub fn findings(d: &Diagnosis) -> Vec<Finding> {
             readme: readme::LSM_SECCOMP,
         });
     }
-    if p.selinux_enforcing == Some(true) {
-        out.push(Finding {
-            title: "SELinux is enforcing".to_owned(),
-            refused: vec!["a policy may deny bpf(2) and perf_event_open(2) to reaper's domain, with EACCES or EPERM and an avc line in the audit log".to_owned()],
-            still_works: still.clone(),
-            next: "look for avc denials (`ausearch -m avc -ts recent`, or logcat on Android); on an Android userdebug build `adb shell setenforce 0` lifts it until the next boot".to_owned(),
-            readme: readme::LSM_SECCOMP,
-        });
-    }
-    if !p.bpf_lsm_programs.is_empty() {
-        out.push(Finding {
-            title: format!("BPF LSM programs are loaded: {}", p.bpf_lsm_programs.join(", ")),
-            refused: vec!["a BPF security policy may refuse reaper's bpf(2) calls (often with EPERM, and no verifier output)".to_owned()],
-            still_works: still.clone(),
-            next: "ask whoever loaded them (`bpftool prog show` names their owner) to allow reaper".to_owned(),
-            readme: readme::LSM_SECCOMP,
-        });
-    }
-    if p.seccomp_filters.is_some_and(|n| n > 0) {
-        out.push(Finding {
-            title: format!(
-                "reaper runs under {} seccomp filter(s)",
-                p.seccomp_filters.unwrap_or(0)
-            ),
-            refused: vec!["container runtimes' default profiles refuse bpf(2) and perf_event_open(2) with EPERM".to_owned()],
-            still_works: still.clone(),
-            next: "run the container with --privileged, or a seccomp profile that allows bpf and perf_event_open (and CAP_BPF, CAP_PERFMON)".to_owned(),
-            readme: readme::LSM_SECCOMP,
-        });
-    }
+    out.extend(security_findings(p, &still));
     if d.privileges.is_err() {
-        let mut refused = Vec::new();
-        if let Some(v) = p.unprivileged_bpf_disabled.filter(|v| *v != 0) {
-            refused.push(format!(
-                "kernel.unprivileged_bpf_disabled is {v}: bpf(2) needs CAP_BPF (or CAP_SYS_ADMIN){}",
-                if v == 1 { " until the next boot" } else { "" }
-            ));
-        }
-        if let Some(v) = p.perf_event_paranoid.filter(|v| *v > 1) {
-            refused.push(format!(
-                "kernel.perf_event_paranoid is {v}: kernel sampling needs CAP_PERFMON (or CAP_SYS_ADMIN)"
-            ));
-        }
-        if !refused.is_empty() {
-            out.push(Finding {
-                title: "reaper lacks privileges these settings require".to_owned(),
-                refused,
-                still_works: "report, diff and gate need no privilege".to_owned(),
-                next: "run reaper as root, or grant it CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH and CAP_SYSLOG (reaper never uses unprivileged BPF, so lowering the sysctls does not help)".to_owned(),
-                readme: readme::SYSCTLS,
-            });
-        }
+        out.extend(privilege_finding(p));
     }
     if !d.btf {
         out.push(Finding {
@@ -138,6 +89,67 @@ pub fn findings(d: &Diagnosis) -> Vec<Finding> {
         });
     }
     out
+}
+
+/// The security modules and filters that may refuse reaper: SELinux
+/// enforcing, BPF LSM programs, seccomp filters.
+fn security_findings(p: &KernelPolicy, still: &str) -> Vec<Finding> {
+    let mut found = Vec::new();
+    if p.selinux_enforcing == Some(true) {
+        found.push(Finding {
+            title: "SELinux is enforcing".to_owned(),
+            refused: vec!["a policy may deny bpf(2) and perf_event_open(2) to reaper's domain, with EACCES or EPERM and an avc line in the audit log".to_owned()],
+            still_works: still.to_owned(),
+            next: "look for avc denials (`ausearch -m avc -ts recent`, or logcat on Android); on an Android userdebug build `adb shell setenforce 0` lifts it until the next boot".to_owned(),
+            readme: readme::LSM_SECCOMP,
+        });
+    }
+    if !p.bpf_lsm_programs.is_empty() {
+        found.push(Finding {
+            title: format!("BPF LSM programs are loaded: {}", p.bpf_lsm_programs.join(", ")),
+            refused: vec!["a BPF security policy may refuse reaper's bpf(2) calls (often with EPERM, and no verifier output)".to_owned()],
+            still_works: still.to_owned(),
+            next: "ask whoever loaded them (`bpftool prog show` names their owner) to allow reaper".to_owned(),
+            readme: readme::LSM_SECCOMP,
+        });
+    }
+    if p.seccomp_filters.is_some_and(|n| n > 0) {
+        found.push(Finding {
+            title: format!(
+                "reaper runs under {} seccomp filter(s)",
+                p.seccomp_filters.unwrap_or(0)
+            ),
+            refused: vec!["container runtimes' default profiles refuse bpf(2) and perf_event_open(2) with EPERM".to_owned()],
+            still_works: still.to_owned(),
+            next: "run the container with --privileged, or a seccomp profile that allows bpf and perf_event_open (and CAP_BPF, CAP_PERFMON)".to_owned(),
+            readme: readme::LSM_SECCOMP,
+        });
+    }
+    found
+}
+
+/// The sysctls that refuse reaper without privileges, when reaper lacks
+/// them (none set: no finding).
+fn privilege_finding(p: &KernelPolicy) -> Option<Finding> {
+    let mut refused = Vec::new();
+    if let Some(v) = p.unprivileged_bpf_disabled.filter(|v| *v != 0) {
+        refused.push(format!(
+            "kernel.unprivileged_bpf_disabled is {v}: bpf(2) needs CAP_BPF (or CAP_SYS_ADMIN){}",
+            if v == 1 { " until the next boot" } else { "" }
+        ));
+    }
+    if let Some(v) = p.perf_event_paranoid.filter(|v| *v > 1) {
+        refused.push(format!(
+            "kernel.perf_event_paranoid is {v}: kernel sampling needs CAP_PERFMON (or CAP_SYS_ADMIN)"
+        ));
+    }
+    (!refused.is_empty()).then(|| Finding {
+        title: "reaper lacks privileges these settings require".to_owned(),
+        refused,
+        still_works: "report, diff and gate need no privilege".to_owned(),
+        next: "run reaper as root, or grant it CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH and CAP_SYSLOG (reaper never uses unprivileged BPF, so lowering the sysctls does not help)".to_owned(),
+        readme: readme::SYSCTLS,
+    })
 }
 
 /// "fentry, fexit (22 programs) at load with EPERM before the verifier ran"

@@ -115,73 +115,103 @@ pub fn resolve_dir(path: &Path, missing: Missing, me: Owner) -> Result<OwnedFd, 
         Mode::empty(),
     )
     .map_err(|e| io("open the working directory", Path::new("."))(e.into()))?;
-    let mut shown = PathBuf::from(if path.is_absolute() { "/" } else { "." });
-    let mut dir = cwd;
+    let mut walk = Walk {
+        dir: cwd,
+        shown: PathBuf::from(if path.is_absolute() { "/" } else { "." }),
+        pending: Vec::new(),
+        links: 0,
+        missing,
+        me,
+    };
     if !path.is_absolute() {
-        check_dir(&dir, &shown, me)?;
+        check_dir(&walk.dir, &walk.shown, me)?;
     }
-    let mut pending = steps(path);
-    pending.reverse();
-    let mut links = 0;
-    while let Some(step) = pending.pop() {
+    walk.pending = steps(path);
+    walk.pending.reverse();
+    while let Some(step) = walk.pending.pop() {
         match step {
-            Step::Root => {
-                shown = PathBuf::from("/");
-                dir = open_dir(&dir, "/", &shown)?;
-                check_dir(&dir, &shown, me)?;
-            }
+            Step::Root => walk.enter("/", PathBuf::from("/"))?,
             Step::Parent => {
-                shown.push("..");
-                dir = open_dir(&dir, "..", &shown)?;
-                check_dir(&dir, &shown, me)?;
+                let shown = walk.shown.join("..");
+                walk.enter("..", shown)?;
             }
-            Step::Name(name) => {
-                let here = shown.join(&name);
-                let fd = match open_component(&dir, &name) {
-                    Ok(fd) => fd,
-                    Err(Errno::NOENT) => {
-                        let Missing::Create(owner) = missing else {
-                            return Err(io("open", &here)(Errno::NOENT.into()));
-                        };
-                        make_dir(&dir, &name, &here, owner)?;
-                        pending.push(Step::Name(name));
-                        continue;
-                    }
-                    Err(e) => return Err(io("open", &here)(e.into())),
-                };
-                let st = rustix::fs::fstat(&fd).map_err(|e| io("inspect", &here)(e.into()))?;
-                match FileType::from_raw_mode(st.st_mode) {
-                    FileType::Directory => {
-                        check_dir(&fd, &here, me)?;
-                        dir = fd;
-                        shown = here;
-                    }
-                    FileType::Symlink => {
-                        policy::check_symlink(st.st_uid, me).map_err(|why| {
-                            OutputError::UnsafeDir {
-                                path: here.clone(),
-                                why,
-                            }
-                        })?;
-                        links += 1;
-                        if links > MAX_LINKS {
-                            return Err(io("resolve", &here)(Errno::LOOP.into()));
-                        }
-                        let target = rustix::fs::readlinkat(&fd, "", Vec::new())
-                            .map_err(|e| io("read the symlink", &here)(e.into()))?;
-                        let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
-                        let mut more = steps(&target);
-                        more.reverse();
-                        pending.extend(more);
-                        // A relative target continues from the link's
-                        // directory, which `dir` and `shown` still are.
-                    }
-                    _ => return Err(OutputError::NotADirectory { path: here }),
-                }
-            }
+            Step::Name(name) => walk.name(name)?,
         }
     }
-    Ok(dir)
+    Ok(walk.dir)
+}
+
+/// Where [`resolve_dir`] stands: the checked directory reached so far, its
+/// path as shown in messages, the steps left (last first) and the
+/// symlinks followed.
+struct Walk {
+    dir: OwnedFd,
+    shown: PathBuf,
+    pending: Vec<Step>,
+    links: usize,
+    missing: Missing,
+    me: Owner,
+}
+
+impl Walk {
+    /// Moves to `name` (`/` or `..`) from the current directory, shown as
+    /// `shown`, and checks it.
+    fn enter(&mut self, name: &str, shown: PathBuf) -> Result<(), OutputError> {
+        self.shown = shown;
+        self.dir = open_dir(&self.dir, name, &self.shown)?;
+        check_dir(&self.dir, &self.shown, self.me)
+    }
+
+    /// Steps into the component `name`: a checked directory, a symlink
+    /// followed, or a missing directory made (when `missing` allows) and
+    /// then stepped into.
+    fn name(&mut self, name: std::ffi::OsString) -> Result<(), OutputError> {
+        let here = self.shown.join(&name);
+        let fd = match open_component(&self.dir, &name) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => {
+                let Missing::Create(owner) = self.missing else {
+                    return Err(io("open", &here)(Errno::NOENT.into()));
+                };
+                make_dir(&self.dir, &name, &here, owner)?;
+                self.pending.push(Step::Name(name));
+                return Ok(());
+            }
+            Err(e) => return Err(io("open", &here)(e.into())),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| io("inspect", &here)(e.into()))?;
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                check_dir(&fd, &here, self.me)?;
+                self.dir = fd;
+                self.shown = here;
+                Ok(())
+            }
+            FileType::Symlink => self.follow(&fd, st.st_uid, &here),
+            _ => Err(OutputError::NotADirectory { path: here }),
+        }
+    }
+
+    /// Follows the symlink `link` (owned by `uid`, shown as `here`): its
+    /// target's steps come next. A relative target continues from the
+    /// link's directory, which `dir` and `shown` still are.
+    fn follow(&mut self, link: &OwnedFd, uid: u32, here: &Path) -> Result<(), OutputError> {
+        policy::check_symlink(uid, self.me).map_err(|why| OutputError::UnsafeDir {
+            path: here.to_path_buf(),
+            why,
+        })?;
+        self.links += 1;
+        if self.links > MAX_LINKS {
+            return Err(io("resolve", here)(Errno::LOOP.into()));
+        }
+        let target = rustix::fs::readlinkat(link, "", Vec::new())
+            .map_err(|e| io("read the symlink", here)(e.into()))?;
+        let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
+        let mut more = steps(&target);
+        more.reverse();
+        self.pending.extend(more);
+        Ok(())
+    }
 }
 
 /// Makes the missing directory `name` in `dir` and hands it to `owner`;

@@ -55,58 +55,13 @@ pub fn context_profiles(
     let mut profiles = Vec::new();
     for ctx in Context::ALL {
         let context = ctx.id();
-        let mut stacks: BTreeMap<Vec<String>, SampledStack> = BTreeMap::new();
-        for (key, count) in raw
-            .samples
-            .iter()
-            .filter(|(k, _)| tag_context(k.context) == context)
-        {
-            let f = frames(key.stack_id);
-            let entry = stacks.entry(f.clone()).or_insert(SampledStack {
-                frames: f,
-                samples: 0,
-                period_ns: 0,
-            });
-            entry.samples += count.samples;
-            entry.period_ns += count.period_ns;
-        }
-        let mut waits: BTreeMap<(Vec<String>, u32), LockWaitStack> = BTreeMap::new();
-        for (key, stats) in raw
-            .waits
-            .iter()
-            .filter(|(k, _)| tag_context(k.context) == context)
-        {
-            let f = without_capture_frames(frames(key.stack_id));
-            let entry = waits
-                .entry((f.clone(), key.flags))
-                .or_insert(LockWaitStack {
-                    frames: f,
-                    flags: key.flags,
-                    count: 0,
-                    total_ns: 0,
-                    max_ns: 0,
-                });
-            entry.count += stats.count;
-            entry.total_ns += stats.total_ns;
-            entry.max_ns = entry.max_ns.max(stats.max_ns);
-        }
+        let stacks = sampled_stacks(raw, context, &mut frames);
+        let lock_waits = lock_wait_stacks(raw, context, &mut frames);
         let context_tasks = tasks.get(&context).cloned().unwrap_or_default();
-        let has_data = !stacks.is_empty() || !waits.is_empty();
+        let has_data = !stacks.is_empty() || !lock_waits.is_empty();
         if !has_data && (context_tasks.is_empty() || ctx == Context::OomReaper) {
             continue;
         }
-        let mut stacks: Vec<SampledStack> = stacks.into_values().collect();
-        stacks.sort_by(|a, b| {
-            b.period_ns
-                .cmp(&a.period_ns)
-                .then_with(|| a.frames.cmp(&b.frames))
-        });
-        let mut lock_waits: Vec<LockWaitStack> = waits.into_values().collect();
-        lock_waits.sort_by(|a, b| {
-            b.total_ns
-                .cmp(&a.total_ns)
-                .then_with(|| a.frames.cmp(&b.frames))
-        });
         profiles.push(ContextProfile {
             context: ctx,
             tasks: context_tasks,
@@ -115,6 +70,73 @@ pub fn context_profiles(
         });
     }
     profiles
+}
+
+/// The sampled stacks of one context (tag `context`), merged by frames,
+/// largest period first; `frames` names a stack id.
+fn sampled_stacks(
+    raw: &RawEpisode,
+    context: u32,
+    frames: &mut dyn FnMut(i32) -> Vec<String>,
+) -> Vec<SampledStack> {
+    let mut stacks: BTreeMap<Vec<String>, SampledStack> = BTreeMap::new();
+    for (key, count) in raw
+        .samples
+        .iter()
+        .filter(|(k, _)| tag_context(k.context) == context)
+    {
+        let f = frames(key.stack_id);
+        let entry = stacks.entry(f.clone()).or_insert(SampledStack {
+            frames: f,
+            samples: 0,
+            period_ns: 0,
+        });
+        entry.samples += count.samples;
+        entry.period_ns += count.period_ns;
+    }
+    let mut stacks: Vec<SampledStack> = stacks.into_values().collect();
+    stacks.sort_by(|a, b| {
+        b.period_ns
+            .cmp(&a.period_ns)
+            .then_with(|| a.frames.cmp(&b.frames))
+    });
+    stacks
+}
+
+/// The lock waits of one context (tag `context`), merged by frames (their
+/// capture's own frames dropped) and flags, longest total first.
+fn lock_wait_stacks(
+    raw: &RawEpisode,
+    context: u32,
+    frames: &mut dyn FnMut(i32) -> Vec<String>,
+) -> Vec<LockWaitStack> {
+    let mut waits: BTreeMap<(Vec<String>, u32), LockWaitStack> = BTreeMap::new();
+    for (key, stats) in raw
+        .waits
+        .iter()
+        .filter(|(k, _)| tag_context(k.context) == context)
+    {
+        let f = without_capture_frames(frames(key.stack_id));
+        let entry = waits
+            .entry((f.clone(), key.flags))
+            .or_insert(LockWaitStack {
+                frames: f,
+                flags: key.flags,
+                count: 0,
+                total_ns: 0,
+                max_ns: 0,
+            });
+        entry.count += stats.count;
+        entry.total_ns += stats.total_ns;
+        entry.max_ns = entry.max_ns.max(stats.max_ns);
+    }
+    let mut lock_waits: Vec<LockWaitStack> = waits.into_values().collect();
+    lock_waits.sort_by(|a, b| {
+        b.total_ns
+            .cmp(&a.total_ns)
+            .then_with(|| a.frames.cmp(&b.frames))
+    });
+    lock_waits
 }
 
 /// A lock wait's stack without the frames of its own capture: the

@@ -10,8 +10,36 @@ use super::{RecordSettings, Target, period_ns};
 use crate::{
     model::ProbeGroup,
     probes::{attach, function_timing, kernel_btf::FentryBtf, loader, raw_tp::RawPlan},
-    system::kernel,
+    system::{kernel, tracefs},
 };
+
+/// In watch mode nothing that loads or attaches depends on kallsyms
+/// (function-timing programs never load there, so the object takes their
+/// global switched off): the object loads and the probes attach while the
+/// other thread still reads kallsyms. `None` in every other mode.
+pub(super) fn load_before_kallsyms(
+    settings: &RecordSettings,
+    offsets: &TracepointOffsets,
+    raw: &RawPlan,
+) -> anyhow::Result<Option<(Ebpf, attach::AttachReport)>> {
+    if !matches!(settings.target, Target::Watch(_)) {
+        return Ok(None);
+    }
+    let off = FunctionTimingConfig::DISABLED;
+    Ok(Some(load_and_attach(settings, offsets, &off, raw)?))
+}
+
+/// Function timing's global for `plan`, and why the VMA order is off (if
+/// it is). Before 5.19 there are no lock:contention_* tracepoints: the spin
+/// slow path's probe records the lock waits instead.
+pub(super) fn timing_config(
+    tracefs_root: &std::path::Path,
+    plan: &function_timing::Plan,
+    btf: Option<&crate::catalog::BtfFacts>,
+) -> (FunctionTimingConfig, Option<String>) {
+    let slowpath_lock_waits = !tracefs::has_event(tracefs_root, "lock", "contention_begin");
+    function_timing::config_for(plan, btf, slowpath_lock_waits)
+}
 
 /// Loads the object with `timing` as function timing's global and attaches
 /// every probe group but function timing; fails when neither sampling nor

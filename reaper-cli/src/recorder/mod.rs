@@ -5,6 +5,7 @@
 mod costs;
 pub mod episode;
 pub mod figure_source;
+mod kernel_facts;
 mod load;
 pub mod natural;
 pub mod oom;
@@ -22,27 +23,27 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context as _;
 use aya::Ebpf;
-use reaper_common::{function_timing::FunctionTimingConfig, timeline::TimelineEvent};
+use reaper_common::timeline::TimelineEvent;
 
-use self::load::{fentry_btf, load_and_attach};
+use self::kernel_facts::{BtfSummary, join_kallsyms_reader, spawn_kallsyms_reader};
+use self::load::{fentry_btf, load_and_attach, load_before_kallsyms, timing_config};
 use self::scenario::scenario_of;
 use self::setup::{EpisodeEnd, EpisodeSetup};
 use crate::interrupt;
 use crate::{
-    catalog::{self, KernelSymbols},
+    catalog,
     model::{Episode, HostInfo, ProbeGroup, Recording, Run, SCHEMA_VERSION, ToolInfo},
     probe_frames::ProbeFrames,
     probes::{
         attach, collect, function_timing, loader,
         loader::MapSizes,
-        raw_tp::{self, RawPlan},
+        raw_tp::RawPlan,
         timeline_reader::{TimelineReader, Wake},
     },
     scenario::victim,
     size::VictimSpec,
-    symbolize::{KernelSymbolizer, SymbolTableBuilder},
+    symbolize::KernelSymbolizer,
     system::{kernel, privileges, procfs, tracefs},
 };
 
@@ -148,70 +149,25 @@ impl Recorder {
         settings
             .progress
             .say(format_args!("loading and attaching the probes"));
-        // The kernel formats /proc/kallsyms as it is read (~0.1 s of kernel
-        // time): read it once, on its own thread while this one parses BTF,
-        // for the catalog and for the symbol table stacks are named from.
-        let kallsyms = std::thread::spawn(|| {
-            let mut table = SymbolTableBuilder::default();
-            let symbols = KernelSymbols::running_catalog_only_with(|line| table.add(line))?;
-            Ok::<_, std::io::Error>((symbols, table.finish()))
-        });
+        let kallsyms = spawn_kallsyms_reader();
         let (tracefs_root, _) = tracefs::ensure_mounted()?;
         let mut offsets = tracefs::probe_offsets(&tracefs_root);
-        let watching = matches!(settings.target, Target::Watch(_));
-        // reaper's BTF index (a few MiB): the catalog's facts and every
-        // candidate function's type id are kept, and it is freed before the
-        // object's maps and programs are created.
-        let kernel_btf = crate::probes::btf::KernelBtf::from_sys_fs().ok();
-        let raw = raw_tp::resolve(kernel_btf.as_ref(), &mut offsets);
-        let btf = kernel_btf.as_ref().map(catalog::BtfFacts::from_btf);
-        let has_btf = kernel_btf.is_some();
-        let function_ids: Vec<(&str, u32)> = kernel_btf.as_ref().map_or_else(Vec::new, |index| {
-            catalog::catalog_candidates()
-                .into_iter()
-                .filter_map(|name| Some((name, index.function_id(name)?)))
-                .collect()
-        });
-        drop(kernel_btf);
-        let function_id = |f: &str| {
-            function_ids
-                .iter()
-                .find(|(name, _)| *name == f)
-                .map(|&(_, id)| id)
-        };
-        // In watch mode nothing that loads or attaches depends on kallsyms
-        // (function-timing programs never load there, so the object takes
-        // their global switched off): the object loads and the probes attach
-        // while the other thread still reads kallsyms.
-        let early = if watching {
-            let off = FunctionTimingConfig::DISABLED;
-            Some(load_and_attach(settings, &offsets, &off, &raw)?)
-        } else {
-            None
-        };
-        let (kernel_symbols, symbol_table) = kallsyms
-            .join()
-            .map_err(|_| anyhow::anyhow!("the /proc/kallsyms reader panicked"))?
-            .context("reading /proc/kallsyms")?;
-        let symbolizer = KernelSymbolizer::new(symbol_table)?;
-        let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.as_ref());
+        let btf = BtfSummary::read(&mut offsets);
+        let function_id = |f: &str| btf.function_id(f);
+        let early = load_before_kallsyms(settings, &offsets, &btf.raw)?;
+        let (kernel_symbols, mut symbolizer) = join_kallsyms_reader(kallsyms)?;
+        let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.facts.as_ref());
         let plan = function_timing::plan(&symbols, settings.leaves);
-        // Before 5.19 there are no lock:contention_* tracepoints: the spin
-        // slow path's probe records the lock waits instead.
-        let slowpath_lock_waits = !tracefs::has_event(&tracefs_root, "lock", "contention_begin");
-        let (timing, order_off) =
-            function_timing::config_for(&plan, btf.as_ref(), slowpath_lock_waits);
-        let fentry_btf = fentry_btf(settings, &plan, has_btf, function_id);
+        let (timing, order_off) = timing_config(&tracefs_root, &plan, btf.facts.as_ref());
+        let fentry_btf = fentry_btf(settings, &plan, btf.has_btf, function_id);
         let (mut ebpf, attach) = match early {
             Some(loaded) => loaded,
-            None => load_and_attach(settings, &offsets, &timing, &raw)?,
+            None => load_and_attach(settings, &offsets, &timing, &btf.raw)?,
         };
-        let period_ns = period_ns(settings);
         let (functions, probe_costs) =
             time_functions(&mut ebpf, settings, &plan, order_off, &fentry_btf)?;
         drop(fentry_btf);
         let timeline = TimelineReader::new(&mut ebpf)?;
-        let mut symbolizer = symbolizer;
         symbolizer.set_programs(crate::probes::program_symbols::of_loaded(&ebpf));
         let probe_frames = ProbeFrames::for_recording(
             ebpf.programs().map(|(name, _)| name),
@@ -235,10 +191,10 @@ impl Recorder {
             timeline,
             symbolizer,
             attach,
-            raw,
+            raw: btf.raw,
             host: kernel::host_info(),
             symbols,
-            period_ns,
+            period_ns: period_ns(settings),
         })
     }
 

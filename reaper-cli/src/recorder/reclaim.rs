@@ -36,48 +36,8 @@ pub fn build(
             *freed_bytes.entry(context).or_default() += bytes;
         }
     }
-    let mut points: Vec<(u64, u32, u64, Option<Context>)> = events
-        .iter()
-        .filter(|e| e.kind == TimelineKind::RssStat as u32 && keep(e.context))
-        .map(|e| {
-            let (member, bytes) = rss::unpack(e.arg);
-            (
-                e.ts_ns,
-                member,
-                bytes,
-                Context::from_id(tag_context(e.context)),
-            )
-        })
-        .filter(|p| p.1 < MEMBERS && rss::is_resident(p.1))
-        .collect();
-    points.sort_by_key(|p| p.0);
-
-    // Each counter starts at /proc's value, unless /proc showed less than
-    // the teardown's first value (read while the victim still grew); its
-    // first drop goes to the context that made it.
-    let mut current: Members = start.unwrap_or_default();
-    let mut seen = [false; MEMBERS as usize];
-    for &(_, member, bytes, context) in &points {
-        let m = member as usize;
-        if seen[m] {
-            continue;
-        }
-        seen[m] = true;
-        match start {
-            Some(start) if start[m] >= bytes => {
-                if let Some(context) = context {
-                    *freed_bytes.entry(context).or_default() += (start[m] - bytes) as i64;
-                }
-            }
-            _ => current[m] = bytes,
-        }
-    }
-    let resident = |c: &Members| -> u64 {
-        (0..MEMBERS)
-            .filter(|&m| rss::is_resident(m))
-            .map(|m| c[m as usize])
-            .sum()
-    };
+    let points = rss_points(events, &keep);
+    let mut current = starting_counters(&points, start, &mut freed_bytes);
     let rss_at_start_bytes = resident(&current);
     let mut rss_track = vec![RssPoint {
         t_ns: 0,
@@ -99,6 +59,68 @@ pub fn build(
         freed_bytes,
         rss_track,
     }
+}
+
+/// One resident counter's new value: (time, `rss::MEMBER_*`, bytes, the
+/// context that changed it).
+type RssChange = (u64, u32, u64, Option<Context>);
+
+/// The episode's resident-counter changes (`rss_stat` events of kept
+/// tags), in time order.
+fn rss_points(events: &[TimelineEvent], keep: &impl Fn(u32) -> bool) -> Vec<RssChange> {
+    let mut points: Vec<RssChange> = events
+        .iter()
+        .filter(|e| e.kind == TimelineKind::RssStat as u32 && keep(e.context))
+        .map(|e| {
+            let (member, bytes) = rss::unpack(e.arg);
+            (
+                e.ts_ns,
+                member,
+                bytes,
+                Context::from_id(tag_context(e.context)),
+            )
+        })
+        .filter(|p| p.1 < MEMBERS && rss::is_resident(p.1))
+        .collect();
+    points.sort_by_key(|p| p.0);
+    points
+}
+
+/// The counters at t = 0. Each counter starts at /proc's value (`start`),
+/// unless /proc showed less than the teardown's first value (read while the
+/// victim still grew); its first drop goes to the context that made it
+/// (added to `freed_bytes`).
+fn starting_counters(
+    points: &[RssChange],
+    start: Option<Members>,
+    freed_bytes: &mut BTreeMap<Context, i64>,
+) -> Members {
+    let mut current: Members = start.unwrap_or_default();
+    let mut seen = [false; MEMBERS as usize];
+    for &(_, member, bytes, context) in points {
+        let m = member as usize;
+        if seen[m] {
+            continue;
+        }
+        seen[m] = true;
+        match start {
+            Some(start) if start[m] >= bytes => {
+                if let Some(context) = context {
+                    *freed_bytes.entry(context).or_default() += (start[m] - bytes) as i64;
+                }
+            }
+            _ => current[m] = bytes,
+        }
+    }
+    current
+}
+
+/// The resident total of counters `c`, bytes.
+fn resident(c: &Members) -> u64 {
+    (0..MEMBERS)
+        .filter(|&m| rss::is_resident(m))
+        .map(|m| c[m as usize])
+        .sum()
 }
 
 #[cfg(test)]

@@ -1,37 +1,17 @@
 //! The run file's `scenario`: what a recording tears down, as the run
 //! file and the report name it.
 
-use super::{RecordSettings, Target};
+use super::{RecordSettings, Target, oom::OomScenario, watch::WatchSettings};
 use crate::model::Scenario;
+use crate::size::VictimSpec;
 
 /// The scenario of a recording with these settings.
 pub(super) fn scenario_of(settings: &RecordSettings) -> Scenario {
-    let reaper = match (settings.mrelease, &settings.mrelease_unavailable) {
-        (true, _) => " + process_mrelease",
-        (false, Some(_)) => " (no process_mrelease: missing on this kernel)",
-        (false, None) => " (no process_mrelease)",
-    };
     match settings.target {
-        Target::Victim(spec) => Scenario {
-            kind: "victim".into(),
-            description: format!("victim {spec}{reaper}"),
-            victim_bytes: Some(spec.bytes),
-            vmas: Some(spec.vmas),
-            threads: Some(spec.threads),
-            mrelease: settings.mrelease,
-            mrelease_unavailable: settings.mrelease_unavailable.clone(),
-            runs: settings.runs,
-        },
-        Target::Pid(pid) => Scenario {
-            kind: "pid".into(),
-            description: format!("pid {pid}{reaper}"),
-            victim_bytes: None,
-            vmas: None,
-            threads: None,
-            mrelease: settings.mrelease,
-            mrelease_unavailable: settings.mrelease_unavailable.clone(),
-            runs: settings.runs,
-        },
+        Target::Victim(spec) => {
+            killed_by_reaper(settings, "victim", &format!("victim {spec}"), Some(&spec))
+        }
+        Target::Pid(pid) => killed_by_reaper(settings, "pid", &format!("pid {pid}"), None),
         Target::Exit(pid) => Scenario {
             kind: "exit".into(),
             description: format!(
@@ -44,42 +24,80 @@ pub(super) fn scenario_of(settings: &RecordSettings) -> Scenario {
             mrelease_unavailable: None,
             runs: settings.runs,
         },
-        Target::Watch(watch) => Scenario {
-            kind: "watch".into(),
-            description: match watch.duration {
-                Some(d) => format!(
-                    "watch every teardown for {} s (triggering nothing)",
-                    d.as_secs()
-                ),
-                None => "watch every teardown until Ctrl-C (triggering nothing)".into(),
-            },
-            victim_bytes: None,
-            vmas: None,
-            threads: None,
-            mrelease: true,
-            mrelease_unavailable: None,
-            runs: 0,
+        Target::Watch(watch) => watch_scenario(&watch),
+        Target::Oom(oom) => oom_scenario(&oom, settings.runs),
+    }
+}
+
+/// A target reaper kills itself (a synthetic victim, `spec`, or `--pid`),
+/// racing process_mrelease unless it is off; `what` names it.
+fn killed_by_reaper(
+    settings: &RecordSettings,
+    kind: &str,
+    what: &str,
+    spec: Option<&VictimSpec>,
+) -> Scenario {
+    let reaper = match (settings.mrelease, &settings.mrelease_unavailable) {
+        (true, _) => " + process_mrelease",
+        (false, Some(_)) => " (no process_mrelease: missing on this kernel)",
+        (false, None) => " (no process_mrelease)",
+    };
+    Scenario {
+        kind: kind.into(),
+        description: format!(
+            "{}{what}{reaper}",
+            if spec.is_some() { "victim " } else { "" }
+        ),
+        victim_bytes: spec.map(|s| s.bytes),
+        vmas: spec.map(|s| s.vmas),
+        threads: spec.map(|s| s.threads),
+        mrelease: settings.mrelease,
+        mrelease_unavailable: settings.mrelease_unavailable.clone(),
+        runs: settings.runs,
+    }
+}
+
+/// `--watch`: every teardown, for a while or until Ctrl-C.
+fn watch_scenario(watch: &WatchSettings) -> Scenario {
+    Scenario {
+        kind: "watch".into(),
+        description: match watch.duration {
+            Some(d) => format!(
+                "watch every teardown for {} s (triggering nothing)",
+                d.as_secs()
+            ),
+            None => "watch every teardown until Ctrl-C (triggering nothing)".into(),
         },
-        Target::Oom(oom) => Scenario {
-            kind: "oom".into(),
-            description: if oom.frozen {
-                format!(
-                    "memcg OOM kill of frozen victim {} (watched {} s)",
-                    oom.spec,
-                    oom.frozen_timeout.as_secs()
-                )
-            } else {
-                format!(
-                    "memcg OOM kill of victim {} (limit 90% of its size)",
-                    oom.spec
-                )
-            },
-            victim_bytes: Some(oom.spec.bytes),
-            vmas: Some(oom.spec.vmas),
-            threads: Some(oom.spec.threads),
-            mrelease: false,
-            mrelease_unavailable: None,
-            runs: settings.runs,
+        victim_bytes: None,
+        vmas: None,
+        threads: None,
+        mrelease: true,
+        mrelease_unavailable: None,
+        runs: 0,
+    }
+}
+
+/// `--oom`: the kernel's OOM killer picks the victim in reaper's memcg.
+fn oom_scenario(oom: &OomScenario, runs: u32) -> Scenario {
+    Scenario {
+        kind: "oom".into(),
+        description: if oom.frozen {
+            format!(
+                "memcg OOM kill of frozen victim {} (watched {} s)",
+                oom.spec,
+                oom.frozen_timeout.as_secs()
+            )
+        } else {
+            format!(
+                "memcg OOM kill of victim {} (limit 90% of its size)",
+                oom.spec
+            )
         },
+        victim_bytes: Some(oom.spec.bytes),
+        vmas: Some(oom.spec.vmas),
+        threads: Some(oom.spec.threads),
+        mrelease: false,
+        mrelease_unavailable: None,
+        runs,
     }
 }

@@ -386,7 +386,10 @@ fn lock_waits(run: &Run, context: Context, n: usize, top: usize) -> LockWaits {
     }
 }
 
-fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
+/// An episode's counter lines: the kernel's in their index order (hits
+/// before the losses they explain, unknown names after them), then user
+/// space's losses and the probe runs the kernel skipped.
+fn counter_lines(episode: &crate::model::Episode) -> Vec<CounterLine> {
     let mut counters: Vec<CounterLine> = episode
         .counters
         .iter()
@@ -396,8 +399,6 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
             loss: (value > 0 && losses::is_loss(name)).then(|| losses::describe(name, value)),
         })
         .collect();
-    // Kernel counters in their index order (hits before the losses they
-    // explain), unknown names after them.
     counters.sort_by_key(|c| {
         let index = Counter::ALL.iter().position(|k| k.name() == c.name);
         (index.unwrap_or(Counter::ALL.len()), c.name.clone())
@@ -422,6 +423,11 @@ fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
                 loss: (value > 0).then(|| losses::describe_skipped(what, value)),
             }),
     );
+    counters
+}
+
+fn episode_report(run: &Run, episode: &crate::model::Episode) -> EpisodeReport {
+    let counters = counter_lines(episode);
     let mut timeline = episode.timeline.clone();
     timeline.sort_by_key(|t| t.t_ns);
     EpisodeReport {

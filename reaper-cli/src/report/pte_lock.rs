@@ -213,15 +213,7 @@ fn lost_callers(run: &Run) -> Option<String> {
 pub fn pte_traced_wait_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
     let id = RowId::PteTracedWait;
     let kind = PteLockKind::of(run);
-    let label = match (kind, &run.recording.lock_wait_source) {
-        // Every contended acquisition enters the slow path, pending-bit
-        // spins included (see reaper_common::lock_wait).
-        (PteLockKind::Spinning, Some(source)) => format!("PTE-lock waits ({})", source.label()),
-        (PteLockKind::Spinning, None) => {
-            "PTE-lock waits traced (queued only, not pending-bit spins)".to_owned()
-        }
-        (PteLockKind::Sleeping, _) => "PTE-lock sleeping waits traced (rt_spin_lock)".to_owned(),
-    };
+    let label = traced_wait_label(kind, run.recording.lock_wait_source.as_ref());
     if let Err(why) = lock_wait_status(run) {
         return uniform_row(run, id, label, why.to_string());
     }
@@ -257,25 +249,44 @@ pub fn pte_traced_wait_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
     let cells = run
         .episodes
         .iter()
-        .map(|e| {
-            let (mut victim, mut reaper, mut count) = (0, 0, 0);
-            for ctx in &e.contexts {
-                let is_victim = !ctx.context.is_reaper();
-                for wait in ctx
-                    .lock_waits
-                    .iter()
-                    .filter(|w| counts(&w.frames, is_victim))
-                {
-                    count += wait.count;
-                    if is_victim {
-                        victim += wait.total_ns;
-                    } else {
-                        reaper += wait.total_ns;
-                    }
-                }
-            }
-            Cell::Measured(split_value(victim, reaper, Some(count)))
-        })
+        .map(|e| traced_wait_cell(e, &counts))
         .collect();
     row(id, label, Some(SPLIT_LABEL), cells)
+}
+
+/// The traced-wait row's label for this kind of PTE lock and where the
+/// lock waits came from.
+fn traced_wait_label(kind: PteLockKind, source: Option<&crate::model::FigureSource>) -> String {
+    match (kind, source) {
+        // Every contended acquisition enters the slow path, pending-bit
+        // spins included (see reaper_common::lock_wait).
+        (PteLockKind::Spinning, Some(source)) => format!("PTE-lock waits ({})", source.label()),
+        (PteLockKind::Spinning, None) => {
+            "PTE-lock waits traced (queued only, not pending-bit spins)".to_owned()
+        }
+        (PteLockKind::Sleeping, _) => "PTE-lock sleeping waits traced (rt_spin_lock)".to_owned(),
+    }
+}
+
+/// One episode's traced PTE-lock waits, split victim / reaper, with their
+/// count; `counts` says whether a wait's stack (of the victim's side or
+/// not) is one.
+fn traced_wait_cell(e: &crate::model::Episode, counts: &dyn Fn(&[String], bool) -> bool) -> Cell {
+    let (mut victim, mut reaper, mut count) = (0, 0, 0);
+    for ctx in &e.contexts {
+        let is_victim = !ctx.context.is_reaper();
+        for wait in ctx
+            .lock_waits
+            .iter()
+            .filter(|w| counts(&w.frames, is_victim))
+        {
+            count += wait.count;
+            if is_victim {
+                victim += wait.total_ns;
+            } else {
+                reaper += wait.total_ns;
+            }
+        }
+    }
+    Cell::Measured(split_value(victim, reaper, Some(count)))
 }

@@ -193,19 +193,7 @@ pub fn run_child(
     options: &SpawnOptions,
     run_as: Option<crate::output::owner::Owner>,
 ) -> ! {
-    // SAFETY: prctl with constant arguments; the victim dies with reaper.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        libc::prctl(libc::PR_SET_NAME, c"reaper-victim".as_ptr());
-    }
-    if let Some(comm) = options
-        .comm
-        .as_deref()
-        .and_then(|c| std::ffi::CString::new(c).ok())
-    {
-        // SAFETY: PR_SET_NAME copies at most 16 bytes from a valid C string.
-        unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) };
-    }
+    die_with_parent_named(options);
     if let Err(why) = join_and_drop_privileges(options, run_as) {
         // One line, the step and the kernel's answer: "joining PATH: ...".
         println!("{:#}", anyhow::Error::new(why));
@@ -226,18 +214,7 @@ pub fn run_child(
             std::process::exit(1);
         }
     }
-    for _ in 1..threads {
-        // SAFETY: pause() has no preconditions.
-        std::thread::spawn(|| {
-            loop {
-                unsafe { libc::pause() };
-            }
-        });
-    }
-    // Every thread must exist before the parent kills the victim.
-    while super::super::system::procfs::threads(std::process::id()).len() < threads as usize {
-        std::thread::yield_now();
-    }
+    start_threads(threads);
     println!("ready");
     let _ = std::io::stdout().flush();
     if options.exit_on_stdin {
@@ -248,6 +225,41 @@ pub fn run_child(
     loop {
         // SAFETY: pause() has no preconditions.
         unsafe { libc::pause() };
+    }
+}
+
+/// Makes the child die with reaper and names it (`reaper-victim`, or
+/// `options.comm`).
+fn die_with_parent_named(options: &SpawnOptions) {
+    // SAFETY: prctl with constant arguments; the victim dies with reaper.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::prctl(libc::PR_SET_NAME, c"reaper-victim".as_ptr());
+    }
+    if let Some(comm) = options
+        .comm
+        .as_deref()
+        .and_then(|c| std::ffi::CString::new(c).ok())
+    {
+        // SAFETY: PR_SET_NAME copies at most 16 bytes from a valid C string.
+        unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) };
+    }
+}
+
+/// Starts the victim's other threads (each pausing forever) and waits
+/// until all `threads` exist: every one must before the parent kills the
+/// victim.
+fn start_threads(threads: u32) {
+    for _ in 1..threads {
+        // SAFETY: pause() has no preconditions.
+        std::thread::spawn(|| {
+            loop {
+                unsafe { libc::pause() };
+            }
+        });
+    }
+    while super::super::system::procfs::threads(std::process::id()).len() < threads as usize {
+        std::thread::yield_now();
     }
 }
 

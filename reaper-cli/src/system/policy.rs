@@ -112,31 +112,13 @@ pub fn lockdown(
             source: LOCKDOWN_FILE.to_owned(),
         });
     }
-    let from_log = log.iter().find_map(|l| {
-        l.split("Kernel is locked down from ")
-            .nth(1)
-            .map(|rest| rest.split(';').next().unwrap_or(rest).trim().to_owned())
-    });
+    let from_log = locked_down_from(log);
     let from_cmdline = cmdline.and_then(|c| {
         c.split_whitespace()
             .find_map(|w| w.strip_prefix("lockdown="))
             .and_then(LockdownMode::parse)
     });
-    let forced = config.and_then(|c| {
-        [
-            (
-                "CONFIG_LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY=y",
-                LockdownMode::Confidentiality,
-            ),
-            (
-                "CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY=y",
-                LockdownMode::Integrity,
-            ),
-            ("CONFIG_LOCK_DOWN_KERNEL_FORCE_NONE=y", LockdownMode::None),
-        ]
-        .into_iter()
-        .find(|(line, _)| c.lines().any(|l| l.trim() == *line))
-    });
+    let forced = config.and_then(forced_by_config);
     // A refusal's reason names the level it belongs to.
     let refused_confidentiality = log
         .iter()
@@ -145,21 +127,7 @@ pub fn lockdown(
         Some(from) => format!("{how}; the kernel log says it was locked down from {from}"),
         None => how,
     };
-    let level = match (from_cmdline, forced) {
-        (Some(a), Some((line, b))) => Some((
-            a.max(b),
-            format!(
-                "the kernel command line (lockdown={}) and the kernel configuration ({line})",
-                a.name()
-            ),
-        )),
-        (Some(a), None) => Some((
-            a,
-            format!("the kernel command line (lockdown={})", a.name()),
-        )),
-        (None, Some((line, b))) => Some((b, format!("the kernel configuration ({line})"))),
-        (None, None) => None,
-    };
+    let level = configured_level(from_cmdline, forced);
     match level {
         Some((mode, how)) if refused_confidentiality && mode < LockdownMode::Confidentiality => {
             Some(Lockdown {
@@ -184,6 +152,57 @@ pub fn lockdown(
                 "the kernel log (locked down from {from}; the level was not found: securityfs is not mounted and the kernel configuration is not readable)"
             ),
         }),
+    }
+}
+
+/// What the kernel log says lockdown came from ("Kernel is locked down
+/// from ..."), if it says.
+fn locked_down_from(log: &[String]) -> Option<String> {
+    log.iter().find_map(|l| {
+        l.split("Kernel is locked down from ")
+            .nth(1)
+            .map(|rest| rest.split(';').next().unwrap_or(rest).trim().to_owned())
+    })
+}
+
+/// The level the kernel configuration `config` forces, with the line that
+/// forces it.
+fn forced_by_config(config: &str) -> Option<(&'static str, LockdownMode)> {
+    [
+        (
+            "CONFIG_LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY=y",
+            LockdownMode::Confidentiality,
+        ),
+        (
+            "CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY=y",
+            LockdownMode::Integrity,
+        ),
+        ("CONFIG_LOCK_DOWN_KERNEL_FORCE_NONE=y", LockdownMode::None),
+    ]
+    .into_iter()
+    .find(|(line, _)| config.lines().any(|l| l.trim() == *line))
+}
+
+/// The level the command line (`lockdown=`) and the configuration set
+/// (the stricter of both), and how that was found.
+fn configured_level(
+    from_cmdline: Option<LockdownMode>,
+    forced: Option<(&'static str, LockdownMode)>,
+) -> Option<(LockdownMode, String)> {
+    match (from_cmdline, forced) {
+        (Some(a), Some((line, b))) => Some((
+            a.max(b),
+            format!(
+                "the kernel command line (lockdown={}) and the kernel configuration ({line})",
+                a.name()
+            ),
+        )),
+        (Some(a), None) => Some((
+            a,
+            format!("the kernel command line (lockdown={})", a.name()),
+        )),
+        (None, Some((line, b))) => Some((b, format!("the kernel configuration ({line})"))),
+        (None, None) => None,
     }
 }
 

@@ -412,64 +412,23 @@ pub fn run(args: AbArgs, reaper_source: &dyn ReaperSource) -> Result<ExitCode> {
     let (dir_a, dir_b) = (session.side_dir(Side::A), session.side_dir(Side::B));
     let runs_note = run_all(&mut session, runs, args.batch, &host_reaper)?;
 
-    let lines_a = episodes::read_all(&dir_a)?;
-    let lines_b = episodes::read_all(&dir_b)?;
-    check_both_sides(&lines_a, &lines_b)?;
+    let lines = [episodes::read_all(&dir_a)?, episodes::read_all(&dir_b)?];
+    check_both_sides(&lines[0], &lines[1])?;
     let compared = compare::compare(&host_reaper, &dir_a, &dir_b, (&label_a, &label_b), &out)?;
-    let subject = subject(&exp, &kernel_a, &kernel_b);
-    let command = command_line();
-    let [release_a, release_b] = &session.releases;
-    let block = mmtests::render(&mmtests::Block {
-        title: &subject,
-        a: side_header(&label_a, &kernel_a, release_a.as_deref(), &dir_a),
-        b: side_header(&label_b, &kernel_b, release_b.as_deref(), &dir_b),
-        command: &command,
-        diff: &compared.diff,
-        noise: (
-            compared.noise.0.as_ref().ok(),
-            compared.noise.1.as_ref().ok(),
-        ),
-        verdict: &compared.verdict,
-    });
-    std::fs::write(out.join("mmtests.txt"), &block).context("writing mmtests.txt")?;
-
-    print_ab(
-        &subject,
-        [
-            (&label_a, &kernel_a, &lines_a),
-            (&label_b, &kernel_b, &lines_b),
-        ],
-        &compared,
-        &block,
-    );
-    let total = started.elapsed();
-    let res = results::Results {
-        date: utc_now(),
-        machine: results::machine_line(),
-        command,
-        subject: &subject,
-        a: results::SideResult {
-            label: &label_a,
-            kernel: &kernel_a,
-            guest_release: release_a.as_deref(),
-            lines: &lines_a,
-        },
-        b: results::SideResult {
-            label: &label_b,
-            kernel: &kernel_b,
-            guest_release: release_b.as_deref(),
-            lines: &lines_b,
-        },
-        runs: &runs_note,
-        boots: &session.boots,
-        total,
-        block: &block,
-        diff: &compared.diff_text,
-        gate: &compared.gate,
-        gate_verdict: &compared.verdict,
+    let outcome = Outcome {
+        session: &session,
+        subject: subject(&exp, &kernel_a, &kernel_b),
+        command: command_line(),
+        compared,
+        dirs: [dir_a, dir_b],
+        lines,
     };
+    let block = outcome.mmtests_block();
+    std::fs::write(out.join("mmtests.txt"), &block).context("writing mmtests.txt")?;
+    outcome.print(&block);
+    let total = started.elapsed();
     let md = out.join("results.md");
-    std::fs::write(&md, results::render(&res))
+    std::fs::write(&md, outcome.results_md(&runs_note, total, &block))
         .with_context(|| format!("writing {}", md.display()))?;
     println!(
         "{}boots: {}; wall time {:.0} s\nWrote {} (results.md, mmtests.txt, diff.txt, flames/, gate.md, gate.junit.xml)",
@@ -478,10 +437,93 @@ pub fn run(args: AbArgs, reaper_source: &dyn ReaperSource) -> Result<ExitCode> {
         total.as_secs_f64(),
         out.display()
     );
+    let [lines_a, lines_b] = &outcome.lines;
     if let Some(want) = &args.expect_order {
-        return Ok(check_expected_order(want, &lines_a, &lines_b));
+        return Ok(check_expected_order(want, lines_a, lines_b));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What an A/B's runs produced, gathered for its reports: the session
+/// (kernels, labels, releases, boots), both sides' episodes and the
+/// comparison.
+struct Outcome<'s> {
+    session: &'s Session<'s>,
+    /// The A/B's title (see [`subject`]).
+    subject: String,
+    /// The command line that ran the A/B.
+    command: String,
+    compared: compare::Compared,
+    /// Each side's record directory.
+    dirs: [PathBuf; 2],
+    /// Each side's episodes.
+    lines: [Vec<EpisodeLine>; 2],
+}
+
+impl Outcome<'_> {
+    /// The mmtests-style comparison block (mmtests.txt).
+    fn mmtests_block(&self) -> String {
+        let [(kernel_a, label_a), (kernel_b, label_b)] = &self.session.kernels;
+        let [release_a, release_b] = &self.session.releases;
+        mmtests::render(&mmtests::Block {
+            title: &self.subject,
+            a: side_header(label_a, kernel_a, release_a.as_deref(), &self.dirs[0]),
+            b: side_header(label_b, kernel_b, release_b.as_deref(), &self.dirs[1]),
+            command: &self.command,
+            diff: &self.compared.diff,
+            noise: (
+                self.compared.noise.0.as_ref().ok(),
+                self.compared.noise.1.as_ref().ok(),
+            ),
+            verdict: &self.compared.verdict,
+        })
+    }
+
+    /// Prints the A/B's episodes, diff, gate and `block` to stdout.
+    fn print(&self, block: &str) {
+        let [(kernel_a, label_a), (kernel_b, label_b)] = &self.session.kernels;
+        print_ab(
+            &self.subject,
+            [
+                (label_a, kernel_a, &self.lines[0]),
+                (label_b, kernel_b, &self.lines[1]),
+            ],
+            &self.compared,
+            block,
+        );
+    }
+
+    /// results.md, after `total` wall time with `runs_note` saying how the
+    /// runs were set.
+    fn results_md(&self, runs_note: &str, total: Duration, block: &str) -> String {
+        let [(kernel_a, label_a), (kernel_b, label_b)] = &self.session.kernels;
+        let [release_a, release_b] = &self.session.releases;
+        results::render(&results::Results {
+            date: utc_now(),
+            machine: results::machine_line(),
+            command: self.command.clone(),
+            subject: &self.subject,
+            a: results::SideResult {
+                label: label_a,
+                kernel: kernel_a,
+                guest_release: release_a.as_deref(),
+                lines: &self.lines[0],
+            },
+            b: results::SideResult {
+                label: label_b,
+                kernel: kernel_b,
+                guest_release: release_b.as_deref(),
+                lines: &self.lines[1],
+            },
+            runs: runs_note,
+            boots: &self.session.boots,
+            total,
+            block,
+            diff: &self.compared.diff_text,
+            gate: &self.compared.gate,
+            gate_verdict: &self.compared.verdict,
+        })
+    }
 }
 
 /// The A/B's title: the patches' subjects, the candidate's subject, or the

@@ -88,28 +88,8 @@ impl Make {
                 .collect::<Vec<_>>()
         });
         let started = Instant::now();
-        let mut last = started;
-        let (mut compiled, mut last_step) = (0usize, String::new());
-        for line in BufReader::new(child.stdout.take().context("make stdout")?)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = writeln!(log, "{line}");
-            let step = line.trim_start();
-            if step.starts_with("CC ") || step.starts_with("AS ") {
-                compiled += 1;
-            }
-            if !step.is_empty() {
-                last_step = step.to_string();
-            }
-            if last.elapsed() >= PROGRESS_EVERY {
-                last = Instant::now();
-                eprintln!(
-                    "reaper-lab: kernel: building {what}: {:>4.0} s, {compiled} objects, now: {last_step}",
-                    started.elapsed().as_secs_f64()
-                );
-            }
-        }
+        let stdout = child.stdout.take().context("make stdout")?;
+        let compiled = follow_build(stdout, &mut log, what, started);
         let status = child.wait().context("waiting for make")?;
         let errors = err_thread.join().unwrap_or_default();
         for line in &errors {
@@ -130,6 +110,37 @@ impl Make {
         );
         Ok((self.out_dir().join(image), compiled))
     }
+}
+
+/// Copies make's output into `log`, printing progress every
+/// [`PROGRESS_EVERY`] since `started`; hands back the number of objects
+/// compiled (`CC`/`AS` steps).
+fn follow_build(
+    stdout: std::process::ChildStdout,
+    log: &mut std::fs::File,
+    what: &str,
+    started: Instant,
+) -> usize {
+    let mut last = started;
+    let (mut compiled, mut last_step) = (0usize, String::new());
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        let _ = writeln!(log, "{line}");
+        let step = line.trim_start();
+        if step.starts_with("CC ") || step.starts_with("AS ") {
+            compiled += 1;
+        }
+        if !step.is_empty() {
+            last_step = step.to_string();
+        }
+        if last.elapsed() >= PROGRESS_EVERY {
+            last = Instant::now();
+            eprintln!(
+                "reaper-lab: kernel: building {what}: {:>4.0} s, {compiled} objects, now: {last_step}",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    compiled
 }
 
 /// (command, Debian package) pairs the kernel build needs.

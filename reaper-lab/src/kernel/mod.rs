@@ -223,31 +223,9 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     make::ensure_build_deps(spec.arch)?;
     let cache = crate::paths::cache_dir()?;
     let src = source::resolve(&spec.source, &cache)?;
-    // Absolute: merge_config.sh runs in the build tree.
-    let extra = spec
-        .extra_fragments
-        .iter()
-        .map(|f| {
-            f.canonicalize()
-                .with_context(|| format!("the config fragment {}", f.display()))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let fragments = fragments::fragments(spec.arch, &extra)?;
-    let frag_hash = fragments::fragments_hash(
-        &fragments,
-        spec.base_config.as_ref().map(|b| b.text.as_str()),
-    );
+    let (fragments, frag_hash) = config_fragments(spec)?;
     let set_hash = patches::set_hash(&spec.patches);
-    let root = cache
-        .join("kernel-build")
-        .join(format!("{}-{}", src.key, spec.arch));
-    let revision = src
-        .commit
-        .as_ref()
-        .map_or(String::new(), |c| format!("rev-{}-", &c.sha[..12]));
-    let out = root
-        .join("out")
-        .join(format!("{revision}cfg-{frag_hash}-patches-{set_hash}"));
+    let (root, out) = build_dirs(&cache, &src, spec, &frag_hash, &set_hash);
     let record = out.join("build.json");
     if let Some(built) = cached(&record) {
         return Ok(report_cached(built, spec, &set_hash, &out));
@@ -262,12 +240,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     if let Some(built) = cached(&record) {
         return Ok(report_cached(built, spec, &set_hash, &out));
     }
-    let make = Make {
-        tree: tree.path.clone(),
-        objdir: tree.objdir.clone(),
-        arch: spec.arch,
-        jobs: spec.jobs,
-    };
+    let make = make_in(&tree, spec);
     let incremental = make.out_dir().join("vmlinux").exists();
     let applied = tree.apply(&spec.patches)?;
     config::configure(&make, &fragments, spec.base_config.as_ref())?;
@@ -278,11 +251,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     let (image, objects) = make.build_image(&what)?;
     let build_seconds = started.elapsed().as_secs_f64();
     let release = release(&make)?;
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let image_out = out.join(image.file_name().context("image has no file name")?);
-    let config_out = out.join("config");
-    std::fs::copy(&image, &image_out).with_context(|| format!("copying {}", image.display()))?;
-    std::fs::copy(make.out_dir().join(".config"), &config_out).context("copying .config")?;
+    let (image_out, config_out) = copy_outputs(&make, &image, &out)?;
     applied.reverse()?;
     let built = Built {
         source: src.description.clone(),
@@ -302,20 +271,95 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
         release,
         cached: false,
     };
-    // One line a CI log can be read for: the first-build time on a fresh
-    // machine is this line's, not the progress lines'.
-    eprintln!(
-        "reaper-lab: kernel: {} build of {what}: {:.0} s wall in total (source and tree {:.0} s, \
-         config {:.0} s, make {:.0} s, {objects} objects compiled)",
-        if incremental { "incremental" } else { "first" },
-        built.total_seconds.unwrap_or_default(),
-        tree_ready_seconds,
-        configured_seconds,
-        build_seconds,
-    );
+    say_build_time(&built, &what, tree_ready_seconds, configured_seconds);
     std::fs::write(&record, serde_json::to_string_pretty(&built)?)
         .with_context(|| format!("writing {}", record.display()))?;
     Ok(built)
+}
+
+/// `make` for `spec` in the build `tree`.
+fn make_in(tree: &tree::Tree, spec: &BuildSpec) -> Make {
+    Make {
+        tree: tree.path.clone(),
+        objdir: tree.objdir.clone(),
+        arch: spec.arch,
+        jobs: spec.jobs,
+    }
+}
+
+/// Every config fragment of `spec` (reaper's and the extra ones), and the
+/// hash that names the configuration they and the base config make.
+fn config_fragments(spec: &BuildSpec) -> Result<(Vec<fragments::Fragment>, String)> {
+    let fragments = fragments::fragments(spec.arch, &absolute_fragments(spec)?)?;
+    let hash = fragments::fragments_hash(
+        &fragments,
+        spec.base_config.as_ref().map(|b| b.text.as_str()),
+    );
+    Ok((fragments, hash))
+}
+
+/// `spec`'s extra config fragments as absolute paths: merge_config.sh runs
+/// in the build tree.
+fn absolute_fragments(spec: &BuildSpec) -> Result<Vec<PathBuf>> {
+    spec.extra_fragments
+        .iter()
+        .map(|f| {
+            f.canonicalize()
+                .with_context(|| format!("the config fragment {}", f.display()))
+        })
+        .collect()
+}
+
+/// The source's build root in the cache, and the output directory of this
+/// configuration and patch set (named by the revision and both hashes).
+fn build_dirs(
+    cache: &Path,
+    src: &source::Source,
+    spec: &BuildSpec,
+    frag_hash: &str,
+    set_hash: &str,
+) -> (PathBuf, PathBuf) {
+    let root = cache
+        .join("kernel-build")
+        .join(format!("{}-{}", src.key, spec.arch));
+    let revision = src
+        .commit
+        .as_ref()
+        .map_or(String::new(), |c| format!("rev-{}-", &c.sha[..12]));
+    let out = root
+        .join("out")
+        .join(format!("{revision}cfg-{frag_hash}-patches-{set_hash}"));
+    (root, out)
+}
+
+/// Copies the built `image` and the tree's `.config` into `out`; hands
+/// back where they now are.
+fn copy_outputs(make: &Make, image: &Path, out: &Path) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let image_out = out.join(image.file_name().context("image has no file name")?);
+    let config_out = out.join("config");
+    std::fs::copy(image, &image_out).with_context(|| format!("copying {}", image.display()))?;
+    std::fs::copy(make.out_dir().join(".config"), &config_out).context("copying .config")?;
+    Ok((image_out, config_out))
+}
+
+/// Prints one line a CI log can be read for: the first-build time on a
+/// fresh machine is this line's, not the progress lines'.
+fn say_build_time(built: &Built, what: &str, tree_ready_seconds: f64, configured_seconds: f64) {
+    eprintln!(
+        "reaper-lab: kernel: {} build of {what}: {:.0} s wall in total (source and tree {:.0} s, \
+         config {:.0} s, make {:.0} s, {} objects compiled)",
+        if built.incremental {
+            "incremental"
+        } else {
+            "first"
+        },
+        built.total_seconds.unwrap_or_default(),
+        tree_ready_seconds,
+        configured_seconds,
+        built.build_seconds,
+        built.objects.unwrap_or_default(),
+    );
 }
 
 /// The file names of `paths`, for records and messages.

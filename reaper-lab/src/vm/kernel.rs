@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::debian;
 use super::packages;
 pub use super::packages::Flavour;
+use crate::apt::AptRoot;
 use crate::arch::Arch;
 
 /// A Debian kernel line: the suite its packages come from.
@@ -251,11 +252,39 @@ fn fetch_debian(kernel: &DebianKernel, arch: Arch, cache: &Path) -> Result<Kerne
                 .map_or(String::new(), |v| format!(" of version {v}")),
         )
     })?;
-    // Start from the release's image package, then follow its dependencies
-    // named after the release until an image and a config have been seen.
-    let start = packages::image_packages(&release)
+    let (files, version, seen) = release_files(&root, cache, &release, deb_arch, suite)?;
+    if files.config.is_none() {
+        eprintln!(
+            "reaper-lab: warning: none of {seen:?} holds {release}'s config; the guest gets no \
+             /boot/config-{release}"
+        );
+    }
+    let image = files.image.with_context(|| {
+        format!("none of {seen:?} in {suite} contains a kernel image for {release}")
+    })?;
+    Ok(Kernel {
+        release: Some(release),
+        version: Some(version),
+        image,
+        config: files.config,
+    })
+}
+
+/// `release`'s kernel image and config, unpacked from `suite` into the
+/// cache: starting from the release's image package, its dependencies named
+/// after the release are followed until an image and a config have been
+/// seen. Also hands back the image package's version and the packages
+/// looked in.
+fn release_files(
+    root: &AptRoot,
+    cache: &Path,
+    release: &str,
+    deb_arch: &str,
+    suite: &str,
+) -> Result<(packages::KernelFiles, String, Vec<String>)> {
+    let start = packages::image_packages(release)
         .into_iter()
-        .find_map(|p| debian::candidate(&root, &p, deb_arch).ok())
+        .find_map(|p| debian::candidate(root, &p, deb_arch).ok())
         .with_context(|| format!("no linux-image package in {suite} for {release}"))?;
     let version = start.version.clone();
     let mut queue = std::collections::VecDeque::from([start]);
@@ -263,21 +292,21 @@ fn fetch_debian(kernel: &DebianKernel, arch: Arch, cache: &Path) -> Result<Kerne
     let (mut image, mut config) = (None, None);
     while let Some(record) = queue.pop_front() {
         seen.push(record.package.clone());
-        let dir = debian::fetch_unpacked(&root, cache, &record, deb_arch)?;
-        let files = packages::KernelFiles::find(&dir, &release);
+        let dir = debian::fetch_unpacked(root, cache, &record, deb_arch)?;
+        let files = packages::KernelFiles::find(&dir, release);
         image = image.or(files.image);
         config = config.or(files.config);
         if image.is_some() && config.is_some() {
             break;
         }
-        for dep in packages::release_dependencies(&record.depends, &release) {
+        for dep in packages::release_dependencies(&record.depends, release) {
             if seen.contains(&dep) || queue.iter().any(|r| r.package == dep) {
                 continue;
             }
             // The index may lack a dependency (trixie-backports lists no
             // linux-base for some superseded releases); the image may still
             // be in another one.
-            match debian::candidate(&root, &dep, deb_arch) {
+            match debian::candidate(root, &dep, deb_arch) {
                 Ok(dep) => queue.push_back(dep),
                 Err(err) => {
                     eprintln!("reaper-lab: {release}: {dep} is not in {suite}'s index ({err:#})");
@@ -286,21 +315,7 @@ fn fetch_debian(kernel: &DebianKernel, arch: Arch, cache: &Path) -> Result<Kerne
             }
         }
     }
-    if config.is_none() {
-        eprintln!(
-            "reaper-lab: warning: none of {seen:?} holds {release}'s config; the guest gets no \
-             /boot/config-{release}"
-        );
-    }
-    let image = image.with_context(|| {
-        format!("none of {seen:?} in {suite} contains a kernel image for {release}")
-    })?;
-    Ok(Kernel {
-        release: Some(release),
-        version: Some(version),
-        image,
-        config,
-    })
+    Ok((packages::KernelFiles { image, config }, version, seen))
 }
 
 #[cfg(test)]

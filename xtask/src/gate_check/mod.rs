@@ -113,61 +113,10 @@ pub fn run(mut args: GateCheckArgs) -> Result<std::process::ExitCode> {
     let started = std::time::Instant::now();
     let machine = crate::bench::machine_description();
     let load_before = record::loadavg();
-    let recording = if args.no_record {
-        format!(
-            "not recorded by this invocation (--no-record): the run sets already in {}",
-            out.display()
-        )
-    } else {
-        ensure!(
-            crate::run::is_root(),
-            "cargo xtask gate-check records with reaper and needs root; run it with sudo (or --no-record)"
-        );
-        let dir = out.join("sets");
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
-        }
-        let extra: Vec<String> = args
-            .stack_map_size
-            .map(|n| vec!["--stack-map-size".to_owned(), n.to_string()])
-            .unwrap_or_default();
-        let took = record::record_all(
-            &reaper,
-            &dir,
-            &sets,
-            (args.runs, args.episodes),
-            args.blocked,
-            &extra,
-        )?;
-        format!(
-            "{} sets × {} runs × {} episodes, {}, in {:.0} s",
-            sets.len(),
-            args.runs,
-            args.episodes,
-            if args.blocked {
-                "in blocks (every run of a set, then the next set)"
-            } else {
-                "interleaved (round r records run r of every set, the order rotated by r)"
-            },
-            took.as_secs_f64()
-        )
-    };
+    let recording = record_sets(&args, &reaper, &out, &sets)?;
     let load_after = record::loadavg();
     let result = evaluate::evaluate(&reaper, &out.join("sets"), &sets)?;
-    let command = format!(
-        "cargo xtask gate-check --sets {} --regression-sets {} --runs {} --episodes {} --victim {} --regression-victim {}{}",
-        args.sets,
-        args.regression_sets,
-        args.runs,
-        args.episodes,
-        args.victim,
-        args.regression_victim,
-        if args.no_record { " --no-record" } else { "" }
-    ) + &args
-        .stack_map_size
-        .map(|n| format!(" --stack-map-size {n}"))
-        .unwrap_or_default()
-        + if args.blocked { " --blocked" } else { "" };
+    let command = command_line(&args);
     let doc = format!(
         "# cargo xtask gate-check\n\n{machine}\n\nCommand: `{command}`{}\n\nRecording: {recording}.\nLoad average before: {load_before}; after: {load_after}.\n\n{}\nTotal time: {:.0} s.\n",
         if args.smoke {
@@ -186,4 +135,71 @@ pub fn run(mut args: GateCheckArgs) -> Result<std::process::ExitCode> {
         out.join("gate-check.md").display()
     );
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Records every run set into `out`/sets (unless `--no-record`) and says
+/// how, for the report.
+fn record_sets(
+    args: &GateCheckArgs,
+    reaper: &std::path::Path,
+    out: &std::path::Path,
+    sets: &[SetPlan],
+) -> Result<String> {
+    Ok(if args.no_record {
+        format!(
+            "not recorded by this invocation (--no-record): the run sets already in {}",
+            out.display()
+        )
+    } else {
+        ensure!(
+            crate::run::is_root(),
+            "cargo xtask gate-check records with reaper and needs root; run it with sudo (or --no-record)"
+        );
+        let dir = out.join("sets");
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        let extra: Vec<String> = args
+            .stack_map_size
+            .map(|n| vec!["--stack-map-size".to_owned(), n.to_string()])
+            .unwrap_or_default();
+        let took = record::record_all(
+            reaper,
+            &dir,
+            sets,
+            (args.runs, args.episodes),
+            args.blocked,
+            &extra,
+        )?;
+        format!(
+            "{} sets × {} runs × {} episodes, {}, in {:.0} s",
+            sets.len(),
+            args.runs,
+            args.episodes,
+            if args.blocked {
+                "in blocks (every run of a set, then the next set)"
+            } else {
+                "interleaved (round r records run r of every set, the order rotated by r)"
+            },
+            took.as_secs_f64()
+        )
+    })
+}
+
+/// The command line that reproduces this check, for the report.
+fn command_line(args: &GateCheckArgs) -> String {
+    format!(
+        "cargo xtask gate-check --sets {} --regression-sets {} --runs {} --episodes {} --victim {} --regression-victim {}{}",
+        args.sets,
+        args.regression_sets,
+        args.runs,
+        args.episodes,
+        args.victim,
+        args.regression_victim,
+        if args.no_record { " --no-record" } else { "" }
+    ) + &args
+        .stack_map_size
+        .map(|n| format!(" --stack-map-size {n}"))
+        .unwrap_or_default()
+        + if args.blocked { " --blocked" } else { "" }
 }

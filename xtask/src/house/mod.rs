@@ -178,7 +178,7 @@ mod tests {
 
     /// Where each figure stands today, in the order of the test's list: the
     /// most it may read until the bar is reached.
-    const RATCHET: [usize; 5] = [0, 53, 0, 0, 0];
+    const RATCHET: [usize; 5] = [0, 14, 0, 0, 0];
 
     /// No import cycle between sibling modules of any userspace crate
     /// (`cargo xtask house` names the cycle).

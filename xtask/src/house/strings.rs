@@ -116,11 +116,6 @@ pub fn blank(code: &str, keep_strings: bool) -> String {
     let chars: Vec<char> = code.chars().collect();
     let mut out = String::with_capacity(code.len());
     let mut i = 0;
-    let blank_to = |out: &mut String, from: &[char]| {
-        for c in from {
-            out.push(if *c == '\n' { '\n' } else { ' ' });
-        }
-    };
     while i < chars.len() {
         let rest = &chars[i..];
         if rest.starts_with(&['/', '/']) {
@@ -134,47 +129,10 @@ pub fn blank(code: &str, keep_strings: bool) -> String {
             blank_to(&mut out, &rest[..end]);
             i += end;
         } else if rest[0] == '"' || (rest[0] == 'r' && matches!(rest.get(1), Some('"' | '#'))) {
-            let hashes = rest.iter().skip(1).take_while(|c| **c == '#').count();
-            let raw = rest[0] == 'r';
-            let open = if raw { 2 + hashes } else { 1 };
-            let mut k = open;
-            while k < rest.len() {
-                if !raw && rest[k] == '\\' {
-                    k += 2;
-                    continue;
-                }
-                if rest[k] == '"'
-                    && rest[k + 1..]
-                        .iter()
-                        .take(hashes)
-                        .filter(|c| **c == '#')
-                        .count()
-                        == hashes
-                {
-                    break;
-                }
-                k += 1;
-            }
-            let end = (k + 1 + if raw { hashes } else { 0 }).min(rest.len());
-            if keep_strings || rest[..end].len() < open + 1 {
-                out.extend(&rest[..end]);
-            } else {
-                out.extend(&rest[..open]);
-                blank_to(
-                    &mut out,
-                    &rest[open..end.saturating_sub(1 + if raw { hashes } else { 0 })],
-                );
-                out.extend(&rest[end.saturating_sub(1 + if raw { hashes } else { 0 })..end]);
-            }
-            i += end;
+            i += string_literal(rest, keep_strings, &mut out);
         } else if rest[0] == '\'' && (rest.get(2) == Some(&'\'') || rest.get(1) == Some(&'\\')) {
             // a char literal ('"', '\''), not a lifetime
-            let end = (2..rest.len())
-                .find(|&k| {
-                    // a closing quote, unless escaped (but `'\\'` closes)
-                    rest[k] == '\'' && (rest[k - 1] != '\\' || k > 2 && rest[k - 2] == '\\')
-                })
-                .map_or(rest.len(), |k| k + 1);
+            let end = char_literal_len(rest);
             out.extend(&rest[..end]);
             i += end;
         } else if rest[0].is_alphanumeric() || rest[0] == '_' {
@@ -191,6 +149,61 @@ pub fn blank(code: &str, keep_strings: bool) -> String {
         }
     }
     out
+}
+
+/// Appends `from` blanked: newlines kept, everything else a space.
+fn blank_to(out: &mut String, from: &[char]) {
+    for c in from {
+        out.push(if *c == '\n' { '\n' } else { ' ' });
+    }
+}
+
+/// Appends the string literal (plain or raw) `rest` starts with, its
+/// insides blanked unless `keep_strings`; hands back its length.
+fn string_literal(rest: &[char], keep_strings: bool, out: &mut String) -> usize {
+    let hashes = rest.iter().skip(1).take_while(|c| **c == '#').count();
+    let raw = rest[0] == 'r';
+    let open = if raw { 2 + hashes } else { 1 };
+    let mut k = open;
+    while k < rest.len() {
+        if !raw && rest[k] == '\\' {
+            k += 2;
+            continue;
+        }
+        if rest[k] == '"'
+            && rest[k + 1..]
+                .iter()
+                .take(hashes)
+                .filter(|c| **c == '#')
+                .count()
+                == hashes
+        {
+            break;
+        }
+        k += 1;
+    }
+    let end = (k + 1 + if raw { hashes } else { 0 }).min(rest.len());
+    if keep_strings || rest[..end].len() < open + 1 {
+        out.extend(&rest[..end]);
+    } else {
+        out.extend(&rest[..open]);
+        blank_to(
+            out,
+            &rest[open..end.saturating_sub(1 + if raw { hashes } else { 0 })],
+        );
+        out.extend(&rest[end.saturating_sub(1 + if raw { hashes } else { 0 })..end]);
+    }
+    end
+}
+
+/// The length of the char literal `rest` starts with.
+fn char_literal_len(rest: &[char]) -> usize {
+    (2..rest.len())
+        .find(|&k| {
+            // a closing quote, unless escaped (but `'\\'` closes)
+            rest[k] == '\'' && (rest[k - 1] != '\\' || k > 2 && rest[k - 2] == '\\')
+        })
+        .map_or(rest.len(), |k| k + 1)
 }
 
 #[cfg(test)]

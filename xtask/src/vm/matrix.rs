@@ -183,16 +183,22 @@ pub fn cell_command(run_reaper: bool) -> String {
     script
 }
 
-/// `cargo xtask vm-test`.
-pub fn run_vm_test(args: VmTestArgs) -> Result<ExitCode> {
-    let cells = match &args.only {
+/// The cells a `vm-test` run covers: `--only`'s, every cell (`--all`), or
+/// CI's.
+fn cells_asked(args: &VmTestArgs) -> Result<Vec<(DebianKernel, Arch)>> {
+    Ok(match &args.only {
         Some(only) => vec![parse_only(only)?],
         None if args.all => all_cells(&args.flavours, &args.arches),
         None => table::CI_CELLS
             .iter()
             .map(|c| (c.kernel(), c.arch))
             .collect(),
-    };
+    })
+}
+
+/// `cargo xtask vm-test`.
+pub fn run_vm_test(args: VmTestArgs) -> Result<ExitCode> {
+    let cells = cells_asked(&args)?;
     crate::setup_qemu::ensure_qemu()?;
     let out_root = args
         .out

@@ -123,23 +123,7 @@ impl Results {
             count(Outcome::NotOffered),
         );
         for r in &self.rows {
-            out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {}{} |\n",
-                escape(&r.kernel),
-                escape(&r.flavour),
-                escape(&r.arch),
-                escape(&r.release),
-                r.outcome.text(),
-                escape(&r.checks),
-                escape(&r.attach),
-                if r.outcome == Outcome::NotOffered {
-                    "-".to_owned()
-                } else {
-                    format!("{:.0} s", r.wall_s)
-                },
-                r.ran_at,
-                if r.rerun { " (re-run)" } else { "" },
-            ));
+            out.push_str(&r.table_line());
         }
         let problems: Vec<&CellRow> = self
             .rows
@@ -161,6 +145,29 @@ impl Results {
             }
         }
         out
+    }
+}
+
+impl CellRow {
+    /// The cell's line of the Markdown table.
+    fn table_line(&self) -> String {
+        format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {}{} |\n",
+            escape(&self.kernel),
+            escape(&self.flavour),
+            escape(&self.arch),
+            escape(&self.release),
+            self.outcome.text(),
+            escape(&self.checks),
+            escape(&self.attach),
+            if self.outcome == Outcome::NotOffered {
+                "-".to_owned()
+            } else {
+                format!("{:.0} s", self.wall_s)
+            },
+            self.ran_at,
+            if self.rerun { " (re-run)" } else { "" },
+        )
     }
 }
 

@@ -151,12 +151,40 @@ fn with_source(
 
 fn latencies(e: &EpisodeReport, out: &mut String) {
     let l = &e.latencies;
-    let missing = |why: &Option<String>| {
-        format!(
-            "not measured ({})",
-            why.as_deref().unwrap_or("event not seen")
-        )
-    };
+    let mut rows = teardown_rows(e);
+    if let Some(verdict) = &l.oom_reaper_verdict {
+        let seen =
+            |v: Option<u64>| v.map_or_else(|| "not measured (event not seen)".to_owned(), ms);
+        rows.push(vec![
+            "  OOM kill → oom_reaper woken".to_owned(),
+            seen(l.oom_reaper_delay_ns),
+        ]);
+        rows.push(vec![
+            "  oom_reaper reaping".to_owned(),
+            seen(l.oom_reaping_ns),
+        ]);
+        rows.push(vec!["  oom_reaper".to_owned(), verdict.clone()]);
+    }
+    let _ = writeln!(out, "Latencies:");
+    out.push_str(&columns(&rows, &[]));
+    if let Some(frozen) = &e.frozen {
+        frozen_outcome(frozen, out);
+    }
+}
+
+/// "not measured (why)", the event not seen when no reason was kept.
+fn missing(why: &Option<String>) -> String {
+    format!(
+        "not measured ({})",
+        why.as_deref().unwrap_or("event not seen")
+    )
+}
+
+/// The latency rows every episode has: kill (or exit) to the end of
+/// process_mrelease and of exit_mmap, and the syscall's duration and
+/// return value.
+fn teardown_rows(e: &EpisodeReport) -> Vec<Vec<String>> {
+    let l = &e.latencies;
     let mrelease = |ns: u64| {
         with_source(
             ms(ns),
@@ -164,7 +192,7 @@ fn latencies(e: &EpisodeReport, out: &mut String) {
             "syscalls:*_process_mrelease tracepoints",
         )
     };
-    let rows = vec![
+    vec![
         vec![
             "  kill → mrelease done".to_owned(),
             l.kill_to_mrelease_done_ns
@@ -200,26 +228,7 @@ fn latencies(e: &EpisodeReport, out: &mut String) {
                 (None, why) => missing(why),
             },
         ],
-    ];
-    let mut rows = rows;
-    if let Some(verdict) = &l.oom_reaper_verdict {
-        let seen =
-            |v: Option<u64>| v.map_or_else(|| "not measured (event not seen)".to_owned(), ms);
-        rows.push(vec![
-            "  OOM kill → oom_reaper woken".to_owned(),
-            seen(l.oom_reaper_delay_ns),
-        ]);
-        rows.push(vec![
-            "  oom_reaper reaping".to_owned(),
-            seen(l.oom_reaping_ns),
-        ]);
-        rows.push(vec!["  oom_reaper".to_owned(), verdict.clone()]);
-    }
-    let _ = writeln!(out, "Latencies:");
-    out.push_str(&columns(&rows, &[]));
-    if let Some(frozen) = &e.frozen {
-        frozen_outcome(frozen, out);
-    }
+    ]
 }
 
 fn frozen_outcome(f: &crate::model::FrozenOutcome, out: &mut String) {

@@ -6,8 +6,8 @@ use std::fmt::Write;
 
 use crate::duration::{self, Precision};
 use crate::report::model::{
-    EpisodeExact, ExactRow, ExactTable, FunctionTimingReport, Histogram, OrderEvidence,
-    OrderUnknown, ProbeOverhead, ReaperOrder,
+    CorrectedPeriod, EpisodeExact, ExactRow, ExactTable, FunctionTimingReport, Histogram,
+    OrderEvidence, OrderUnknown, ProbeOverhead, ReaperOrder,
 };
 
 /// Width of a histogram bar.
@@ -231,8 +231,7 @@ fn calibration(o: &ProbeOverhead) -> String {
 /// calibrated probe cost beside the sampled period minus the probes'
 /// sampled frames (like with like), and their ratio.
 fn probe_overhead(o: &ProbeOverhead, out: &mut String) {
-    let ms = |ns: f64| duration::ms_value(ns / duration::NS_PER_MS, Precision::EXACT_PERIOD);
-    let opt_ms = |ns: Option<u64>| ns.map_or_else(|| "-".to_owned(), |ns| ms(ns as f64));
+    let ms = exact_ms;
     let _ = writeln!(
         out,
         "\n  Probe overhead (estimate; calibrated cost: {}):",
@@ -257,27 +256,7 @@ fn probe_overhead(o: &ProbeOverhead, out: &mut String) {
         "Ratio"
     );
     for r in &o.rows {
-        let per_hit = r
-            .sampled_per_hit_ns()
-            .map_or_else(|| "-".to_owned(), |ns| format!("{ns:.0}"));
-        let ratio = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
-        let _ = writeln!(
-            out,
-            "  {:>17}  {:>11.0}  {:>15}  {:>19}  {:>12}  {:>17}  {:>15}  {:>21}  {:>6}  {:>19}  {:>6}  {} ({})",
-            ms(r.exact_ns as f64),
-            r.probe_hits,
-            ms(r.overhead_ns),
-            r.corrected_ns.map_or_else(|| "-".to_owned(), ms),
-            opt_ms(r.sampled_period_ns),
-            opt_ms(r.sampled_probe_ns),
-            per_hit,
-            opt_ms(r.sampled_without_probes_ns),
-            ratio(r.ratio()),
-            r.corrected_in_situ_ns().map_or_else(|| "-".to_owned(), ms),
-            ratio(r.ratio_in_situ()),
-            r.symbol,
-            r.context.name()
-        );
+        overhead_row(r, out);
     }
     let counted = o.samples_counted_ns.map_or_else(
         || "not measured (recorded before periods were counted)".to_owned(),
@@ -297,6 +276,38 @@ fn probe_overhead(o: &ProbeOverhead, out: &mut String) {
          (exact - frames) / (period - frames). Exact periods are wall time, sampled ones \
          on-CPU time. -: no estimate, the probes' cost reaches the whole exact period, as \
          for a function shorter than its probes.)"
+    );
+}
+
+/// Milliseconds of an exact period `ns`, at exact-period precision.
+fn exact_ms(ns: f64) -> String {
+    duration::ms_value(ns / duration::NS_PER_MS, Precision::EXACT_PERIOD)
+}
+
+/// One function's line of the probe-overhead table.
+fn overhead_row(r: &CorrectedPeriod, out: &mut String) {
+    let ms = exact_ms;
+    let opt_ms = |ns: Option<u64>| ns.map_or_else(|| "-".to_owned(), |ns| ms(ns as f64));
+    let per_hit = r
+        .sampled_per_hit_ns()
+        .map_or_else(|| "-".to_owned(), |ns| format!("{ns:.0}"));
+    let ratio = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
+    let _ = writeln!(
+        out,
+        "  {:>17}  {:>11.0}  {:>15}  {:>19}  {:>12}  {:>17}  {:>15}  {:>21}  {:>6}  {:>19}  {:>6}  {} ({})",
+        ms(r.exact_ns as f64),
+        r.probe_hits,
+        ms(r.overhead_ns),
+        r.corrected_ns.map_or_else(|| "-".to_owned(), ms),
+        opt_ms(r.sampled_period_ns),
+        opt_ms(r.sampled_probe_ns),
+        per_hit,
+        opt_ms(r.sampled_without_probes_ns),
+        ratio(r.ratio()),
+        r.corrected_in_situ_ns().map_or_else(|| "-".to_owned(), ms),
+        ratio(r.ratio_in_situ()),
+        r.symbol,
+        r.context.name()
     );
 }
 

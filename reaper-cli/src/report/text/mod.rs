@@ -70,6 +70,27 @@ fn header(h: &Header, order: &ReaperOrder, out: &mut String) {
     );
     let _ = writeln!(out, "Scenario: {}", h.scenario);
     let _ = writeln!(out, "{}", function_timing::order_line(order));
+    episodes_lines(h, out);
+    let _ = writeln!(
+        out,
+        "Sampling: cpu-clock at {} Hz (period {} ns)",
+        h.freq_hz, h.sample_period_ns
+    );
+    if let Some(lockdown) = &h.lockdown {
+        let _ = writeln!(
+            out,
+            "Kernel policy: locked down, {} (from {}); the probes the kernel refused are listed once below, with its answers (README: \"{}\"; `reaper doctor` says more)",
+            lockdown.mode.map_or("level unknown", |m| m.name()),
+            lockdown.source,
+            crate::readme::LOCKDOWN
+        );
+    }
+    probes(h, out);
+}
+
+/// When the run was recorded and how many episodes it holds (of how many
+/// requested), and how many lost the race.
+fn episodes_lines(h: &Header, out: &mut String) {
     let requested = h.episodes_requested as usize;
     let of = if requested > h.episodes {
         format!(" of {requested} requested")
@@ -96,21 +117,6 @@ fn header(h: &Header, order: &ReaperOrder, out: &mut String) {
             }
         );
     }
-    let _ = writeln!(
-        out,
-        "Sampling: cpu-clock at {} Hz (period {} ns)",
-        h.freq_hz, h.sample_period_ns
-    );
-    if let Some(lockdown) = &h.lockdown {
-        let _ = writeln!(
-            out,
-            "Kernel policy: locked down, {} (from {}); the probes the kernel refused are listed once below, with its answers (README: \"{}\"; `reaper doctor` says more)",
-            lockdown.mode.map_or("level unknown", |m| m.name()),
-            lockdown.source,
-            crate::readme::LOCKDOWN
-        );
-    }
-    probes(h, out);
 }
 
 /// Attached probe groups on one line (timeline tracepoints counted), then

@@ -24,16 +24,7 @@ pub fn render(summary: &Summary) -> String {
     }
     let per_episode = summary.episodes <= MAX_EPISODE_COLUMNS;
     let counted = summary.counted();
-    let headers: Vec<String> = if per_episode {
-        (1..=summary.episodes)
-            .map(|i| match summary.lost.get(i - 1) {
-                Some(true) => format!("episode {i} (lost race)"),
-                _ => format!("episode {i}"),
-            })
-            .collect()
-    } else {
-        vec![format!("median of {counted}"), "min–max".to_owned()]
-    };
+    let headers = headers(summary, per_episode, counted);
     let mut notes = Notes::default();
     let rows: Vec<RowText> = summary
         .rows
@@ -61,20 +52,48 @@ pub fn render(summary: &Summary) -> String {
     );
     for row in &rows {
         out.push_str(&sep);
-        let (totals, splits) = match &row.cells {
-            RowCells::Each(cells) => (
-                Cells::Each(cells.iter().map(|c| c.0.clone()).collect()),
-                Cells::Each(cells.iter().map(|c| c.1.clone()).collect()),
-            ),
-            RowCells::Merged(text) => (Cells::Merged(text.clone()), Cells::Merged(String::new())),
-        };
-        line(&mut out, &row.label, label_width, &totals, &widths);
-        if !row.split_label.is_empty() {
-            let split = format!("  {}", row.split_label);
-            line(&mut out, &split, label_width, &splits, &widths);
-        }
+        row_lines(&mut out, row, label_width, &widths);
     }
     out.push_str(&full);
+    lost_race_line(&mut out, summary, counted, per_episode);
+    notes.render(&mut out);
+    out
+}
+
+/// The column headers: one per episode (lost races marked), or the median
+/// of the `counted` episodes and their range.
+fn headers(summary: &Summary, per_episode: bool, counted: usize) -> Vec<String> {
+    if per_episode {
+        (1..=summary.episodes)
+            .map(|i| match summary.lost.get(i - 1) {
+                Some(true) => format!("episode {i} (lost race)"),
+                _ => format!("episode {i}"),
+            })
+            .collect()
+    } else {
+        vec![format!("median of {counted}"), "min–max".to_owned()]
+    }
+}
+
+/// One row's lines: its totals, then its split (when it has one).
+fn row_lines(out: &mut String, row: &RowText, label_width: usize, widths: &[usize]) {
+    let (totals, splits) = match &row.cells {
+        RowCells::Each(cells) => (
+            Cells::Each(cells.iter().map(|c| c.0.clone()).collect()),
+            Cells::Each(cells.iter().map(|c| c.1.clone()).collect()),
+        ),
+        RowCells::Merged(text) => (Cells::Merged(text.clone()), Cells::Merged(String::new())),
+    };
+    line(out, &row.label, label_width, &totals, widths);
+    if !row.split_label.is_empty() {
+        let split = format!("  {}", row.split_label);
+        line(out, &split, label_width, &splits, widths);
+    }
+}
+
+/// The line under the box saying how many episodes lost the race (none:
+/// no line).
+fn lost_race_line(out: &mut String, summary: &Summary, counted: usize, per_episode: bool) {
     let lost = summary.episodes - counted;
     if lost > 0 {
         let _ = writeln!(
@@ -88,8 +107,6 @@ pub fn render(summary: &Summary) -> String {
             }
         );
     }
-    notes.render(&mut out);
-    out
 }
 
 struct RowText {

@@ -62,6 +62,13 @@ impl Results {
     }
 
     fn answer_rows(&self, rows: &mut Vec<Row>) {
+        self.answer_total_rows(rows);
+        self.answer_step_rows(rows);
+    }
+
+    /// The time to answer in total, reaper's against perf's (its ratio's
+    /// baseline).
+    fn answer_total_rows(&self, rows: &mut Vec<Row>) {
         let total =
             |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| x + y).collect() };
         let perf_total = Row::new(
@@ -81,6 +88,11 @@ impl Results {
         .versus(&perf_total, Goal::Time);
         rows.push(reaper_total.note("ratio = reaper / perf"));
         rows.push(perf_total.note("baseline of the ratio"));
+    }
+
+    /// The steps of the time to answer: stopping each profiler, reaper's
+    /// offline re-render, and perf's post-processing.
+    fn answer_step_rows(&self, rows: &mut Vec<Row>) {
         let perf_exit = Row::new(
             "2. stop → profiler exited",
             "perf record",

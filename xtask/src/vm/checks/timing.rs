@@ -150,79 +150,13 @@ pub fn function_attach(ctx: &CellContext) -> Verdict {
     }
     let attached: Vec<&(&str, &ProbeUse)> =
         probes.iter().filter(|(_, p)| !p.not_attached()).collect();
-    for (name, p) in &probes {
-        if p.not_attached() && (p.status.to_string().is_empty() || p.attached()) {
-            return Verdict::Fail(format!(
-                "{name} is not attached but says {:?} instead of a reason",
-                p.status
-            ));
-        }
-    }
-    let probe_of = |symbol: &str| probes.iter().find(|(n, _)| *n == symbol);
-    for symbol in [Some(REAPER_WORK), Some(want.per_vma), want.pte_lock]
-        .into_iter()
-        .flatten()
+    if let Err(v) =
+        probes_accounted(&probes, &want).and_then(|()| modes_as_expected(&run, &want, &attached))
     {
-        match probe_of(symbol) {
-            None => return Verdict::Fail(format!("{symbol} is not in run.json's probes")),
-            Some((_, p)) if p.not_attached() && want.must_attach => {
-                return Verdict::Fail(format!("{symbol} did not attach: {}", p.status));
-            }
-            _ => {}
-        }
-    }
-    if let Some(mode) = want.mode
-        && let Some((name, p)) = attached.iter().find(|(_, p)| p.mode != mode)
-    {
-        return Verdict::Fail(format!("{name} attached with {}, expected {mode}", p.mode));
-    }
-    if let Some(refusal) = want.fentry_refusal {
-        // run.json's function_probes keep why fentry was refused.
-        let fallbacks: Vec<(&str, &str)> = run
-            .function_probes
-            .iter()
-            .filter(|p| want.mode == Some(p.mode))
-            .map(|p| {
-                (
-                    p.symbol.as_deref().unwrap_or("?"),
-                    p.fallback_from.as_deref().unwrap_or(""),
-                )
-            })
-            .collect();
-        if fallbacks.len() != attached.len() {
-            return Verdict::Fail(format!(
-                "function_probes lists {} {} functions, recording.probes {} attached",
-                fallbacks.len(),
-                want.mode.map_or("?", AttachMode::name),
-                attached.len()
-            ));
-        }
-        if let Some((name, why)) = fallbacks.iter().find(|(_, why)| !why.contains(refusal)) {
-            return Verdict::Fail(format!(
-                "{name}: expected the fentry refusal ({refusal}) as its fallback reason, got {why:?}"
-            ));
-        }
+        return v;
     }
     if attached.is_empty() {
-        // sid arm64 may allow nothing; then each function probe carries the
-        // kernel's answer (checked above) and the run lists what it lacks.
-        let timed = run.episodes.iter().any(|e| e.function_timing.is_some());
-        return if run.not_measured.is_empty() || timed {
-            Verdict::Fail(format!(
-                "no function probe attached, yet the run {}",
-                if timed {
-                    "has function timing"
-                } else {
-                    "lists nothing as not measured"
-                }
-            ))
-        } else {
-            let (name, p) = probes[0];
-            Verdict::Pass(format!(
-                "no function probe attaches; each says why (e.g. {name}: {})",
-                p.status
-            ))
-        };
+        return nothing_attached(&run, &probes);
     }
     let modes: std::collections::BTreeSet<&str> =
         attached.iter().map(|(_, p)| p.mode.name()).collect();
@@ -234,6 +168,109 @@ pub fn function_attach(ctx: &CellContext) -> Verdict {
         want.per_vma,
         want.pte_lock.unwrap_or("no PTE-lock function (inline)")
     ))
+}
+
+/// Every probe not attached says why, and the functions this kernel must
+/// show are listed (and attached where they must be).
+fn probes_accounted(probes: &[(&str, &ProbeUse)], want: &Expect) -> Result<(), Verdict> {
+    for (name, p) in probes {
+        if p.not_attached() && (p.status.to_string().is_empty() || p.attached()) {
+            return Err(Verdict::Fail(format!(
+                "{name} is not attached but says {:?} instead of a reason",
+                p.status
+            )));
+        }
+    }
+    let probe_of = |symbol: &str| probes.iter().find(|(n, _)| *n == symbol);
+    for symbol in [Some(REAPER_WORK), Some(want.per_vma), want.pte_lock]
+        .into_iter()
+        .flatten()
+    {
+        match probe_of(symbol) {
+            None => {
+                return Err(Verdict::Fail(format!(
+                    "{symbol} is not in run.json's probes"
+                )));
+            }
+            Some((_, p)) if p.not_attached() && want.must_attach => {
+                return Err(Verdict::Fail(format!(
+                    "{symbol} did not attach: {}",
+                    p.status
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The attached probes use the expected mode, and where fentry must have
+/// been refused, each fallback keeps that refusal as its reason.
+fn modes_as_expected(
+    run: &Run,
+    want: &Expect,
+    attached: &[&(&str, &ProbeUse)],
+) -> Result<(), Verdict> {
+    if let Some(mode) = want.mode
+        && let Some((name, p)) = attached.iter().find(|(_, p)| p.mode != mode)
+    {
+        return Err(Verdict::Fail(format!(
+            "{name} attached with {}, expected {mode}",
+            p.mode
+        )));
+    }
+    let Some(refusal) = want.fentry_refusal else {
+        return Ok(());
+    };
+    // run.json's function_probes keep why fentry was refused.
+    let fallbacks: Vec<(&str, &str)> = run
+        .function_probes
+        .iter()
+        .filter(|p| want.mode == Some(p.mode))
+        .map(|p| {
+            (
+                p.symbol.as_deref().unwrap_or("?"),
+                p.fallback_from.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
+    if fallbacks.len() != attached.len() {
+        return Err(Verdict::Fail(format!(
+            "function_probes lists {} {} functions, recording.probes {} attached",
+            fallbacks.len(),
+            want.mode.map_or("?", AttachMode::name),
+            attached.len()
+        )));
+    }
+    if let Some((name, why)) = fallbacks.iter().find(|(_, why)| !why.contains(refusal)) {
+        return Err(Verdict::Fail(format!(
+            "{name}: expected the fentry refusal ({refusal}) as its fallback reason, got {why:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// The verdict when no function probe attached. sid arm64 may allow
+/// nothing; then each function probe carries the kernel's answer (checked
+/// before) and the run lists what it lacks.
+fn nothing_attached(run: &Run, probes: &[(&str, &ProbeUse)]) -> Verdict {
+    let timed = run.episodes.iter().any(|e| e.function_timing.is_some());
+    if run.not_measured.is_empty() || timed {
+        Verdict::Fail(format!(
+            "no function probe attached, yet the run {}",
+            if timed {
+                "has function timing"
+            } else {
+                "lists nothing as not measured"
+            }
+        ))
+    } else {
+        let (name, p) = probes[0];
+        Verdict::Pass(format!(
+            "no function probe attaches; each says why (e.g. {name}: {})",
+            p.status
+        ))
+    }
 }
 
 /// The reaper's VMA order.
@@ -251,29 +288,60 @@ pub fn reaper_order(ctx: &CellContext) -> Verdict {
             run.recording.scenario.description
         ));
     }
-    let probes = function_probes(&run);
-    let per_vma = probes.iter().find(|(n, _)| *n == want.per_vma);
-    let per_vma_attached = per_vma.is_some_and(|(_, p)| !p.not_attached());
-    if !per_vma_attached && !want.must_attach {
-        // The per-VMA function's probe entry carries the kernel's answer.
-        return match per_vma {
-            Some((name, p)) if !p.status.to_string().is_empty() && !p.attached() => {
-                Verdict::Pass(format!("order not measurable here ({name}: {})", p.status))
-            }
-            _ => Verdict::Fail(format!(
-                "{} not attached and run.json's probes give no reason",
-                want.per_vma
-            )),
-        };
+    if let Some(verdict) = per_vma_unmeasurable(&run, &want) {
+        return verdict;
     }
     let (ok, lost) = reaped(&run);
     if ok.is_empty() {
         return Verdict::Fail(format!("the reaper never ran: {}", lost.join("; ")));
     }
+    let (mut lines, without_order) = match orders_seen(ok, &want) {
+        Ok(seen) => seen,
+        Err(v) => return v,
+    };
+    if lines.is_empty() {
+        return Verdict::Fail(format!(
+            "no episode showed a {} VMA order: {}",
+            Context::MreleaseCaller.name(),
+            without_order.join("; ")
+        ));
+    }
+    lines.extend(lost.into_iter().map(|l| format!("{l}, not counted")));
+    lines.extend(without_order);
+    Verdict::Pass(lines.join("; "))
+}
+
+/// The verdict when the per-VMA function is not attached and need not be:
+/// its probe entry must carry the kernel's answer. `None` when it attached
+/// (or must have).
+fn per_vma_unmeasurable(run: &Run, want: &Expect) -> Option<Verdict> {
+    let probes = function_probes(run);
+    let per_vma = probes.iter().find(|(n, _)| *n == want.per_vma);
+    let per_vma_attached = per_vma.is_some_and(|(_, p)| !p.not_attached());
+    if per_vma_attached || want.must_attach {
+        return None;
+    }
+    Some(match per_vma {
+        Some((name, p)) if !p.status.to_string().is_empty() && !p.attached() => {
+            Verdict::Pass(format!("order not measurable here ({name}: {})", p.status))
+        }
+        _ => Verdict::Fail(format!(
+            "{} not attached and run.json's probes give no reason",
+            want.per_vma
+        )),
+    })
+}
+
+/// Each reaped episode's VMA order as evidence, checked against `want`,
+/// and the episodes whose reaper walked no order. process_mrelease also
+/// returns 0 when the exit had already set MMF_OOM_SKIP: the reaper then
+/// walks no VMA (or, caught mid-teardown, one), which is a lost race
+/// without ESRCH, not a wrong order.
+fn orders_seen(
+    ok: Vec<(usize, &Episode)>,
+    want: &Expect,
+) -> Result<(Vec<String>, Vec<String>), Verdict> {
     let mut lines = Vec::new();
-    // process_mrelease also returns 0 when the exit had already set
-    // MMF_OOM_SKIP: the reaper then walks no VMA (or, caught mid-teardown,
-    // one), which is a lost race without ESRCH, not a wrong order.
     let mut without_order = Vec::new();
     for (n, episode) in ok {
         let order = episode
@@ -293,28 +361,24 @@ pub fn reaper_order(ctx: &CellContext) -> Verdict {
             order.order, order.vmas, order.first, order.last, order.function
         );
         if order.function != want.per_vma {
-            return Verdict::Fail(format!("order read from the wrong function: {evidence}"));
+            return Err(Verdict::Fail(format!(
+                "order read from the wrong function: {evidence}"
+            )));
         }
         if order.vmas < VICTIM_VMAS {
-            return Verdict::Fail(format!(
+            return Err(Verdict::Fail(format!(
                 "fewer VMAs than the victim's {VICTIM_VMAS}: {evidence}"
-            ));
+            )));
         }
         if order.order != want.order {
-            return Verdict::Fail(format!("expected {}, got {evidence}", want.order));
+            return Err(Verdict::Fail(format!(
+                "expected {}, got {evidence}",
+                want.order
+            )));
         }
         lines.push(evidence);
     }
-    if lines.is_empty() {
-        return Verdict::Fail(format!(
-            "no episode showed a {} VMA order: {}",
-            Context::MreleaseCaller.name(),
-            without_order.join("; ")
-        ));
-    }
-    lines.extend(lost.into_iter().map(|l| format!("{l}, not counted")));
-    lines.extend(without_order);
-    Verdict::Pass(lines.join("; "))
+    Ok((lines, without_order))
 }
 
 /// Symbols that end the kernel image's sections (text, init, bss): no stack returns
