@@ -98,3 +98,80 @@ pub fn upgrade(
     run.insert("schema_version".to_owned(), Value::from(SCHEMA_VERSION));
     Ok(found)
 }
+/// Why [`read_run`] refused a run file's text.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Not JSON, or not an object.
+    #[error("not a JSON object")]
+    NotAnObject(#[source] serde_json::Error),
+    /// No numeric `schema_version`.
+    #[error("no schema_version: not a reaper run file")]
+    NoVersion,
+    /// Written by a newer reaper.
+    #[error("schema version {found} is newer than this reaper reads ({SCHEMA_VERSION})")]
+    TooNew {
+        /// The file's version.
+        found: u64,
+    },
+    /// An older version that could not be upgraded.
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    /// The (upgraded) JSON is not a run as this build writes it.
+    #[error("not a run file as this build of reaper writes it")]
+    NotARun(#[source] serde_json::Error),
+}
+
+/// Reads a run file's text the way reaper does: refuses a newer schema,
+/// upgrades an older one step by step, then decodes it with the run's own
+/// types (value checks included). For readers of reaper's own files
+/// (xtask, reaper-lab) that need no streaming size guard.
+pub fn read_run(text: &str) -> Result<crate::Run, ReadError> {
+    let mut raw: serde_json::Map<String, Value> =
+        serde_json::from_str(text).map_err(ReadError::NotAnObject)?;
+    let version = raw
+        .get("schema_version")
+        .and_then(Value::as_u64)
+        .ok_or(ReadError::NoVersion)?;
+    if version > u64::from(SCHEMA_VERSION) {
+        return Err(ReadError::TooNew { found: version });
+    }
+    if version < u64::from(SCHEMA_VERSION) {
+        upgrade(&mut raw, version)?;
+    }
+    serde_json::from_value(Value::Object(raw)).map_err(ReadError::NotARun)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frozen v1 run file (reaper-cli's schema fixtures).
+    fn v1() -> String {
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../reaper-cli/tests/data/schema/v1/host-6.18-mrelease.run.json"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn read_run_decodes_a_current_file_and_refuses_newer_and_unversioned_ones() {
+        let text = v1();
+        let run = read_run(&text).unwrap();
+        assert!(!run.episodes.is_empty());
+        let mut raw: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+        raw.insert("schema_version".into(), Value::from(SCHEMA_VERSION + 1));
+        let newer = serde_json::to_string(&raw).unwrap();
+        assert!(matches!(read_run(&newer), Err(ReadError::TooNew { .. })));
+        raw.remove("schema_version");
+        let bare = serde_json::to_string(&raw).unwrap();
+        assert!(matches!(read_run(&bare), Err(ReadError::NoVersion)));
+        raw.insert("schema_version".into(), Value::from(0));
+        let ancient = serde_json::to_string(&raw).unwrap();
+        assert!(matches!(
+            read_run(&ancient),
+            Err(ReadError::Migrate(MigrateError::TooOld { found: 0 }))
+        ));
+        assert!(matches!(read_run("[1]"), Err(ReadError::NotAnObject(_))));
+    }
+}

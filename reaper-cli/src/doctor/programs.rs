@@ -5,13 +5,11 @@
 //! gets a typed [`Outcome::Refused`] carrying the verifier's reason, so a
 //! verifier refusal shows up in doctor, not in a user's recording.
 
-use aya::{
-    Btf, Ebpf,
-    programs::{PerfEvent, ProgramError, RawTracePoint, TracePoint},
-};
+use aya::{Btf, Ebpf};
 use reaper_common::sampling;
 
 use crate::probes::{
+    attach::{self, ProgramAttachError},
     function_probe::{self, AttachError, Pair},
     function_timing::{self, Plan, SlotFunction},
     loader, raw_tp,
@@ -77,9 +75,11 @@ pub fn check_all(
             program: t.raw_prog.into(),
             target: t.raw_event.into(),
             outcome: match raw.allows(t.raw_prog) {
-                Ok(()) => run::<RawTracePoint>(&mut ebpf, t.raw_prog, RawTracePoint::load, |p| {
-                    p.attach(t.raw_event).map(drop)
-                }),
+                Ok(()) => checked(attach::attach_raw_tracepoint(
+                    &mut ebpf,
+                    t.raw_prog,
+                    t.raw_event,
+                )),
                 Err(why) => Outcome::NotTried { why: why.into() },
             },
         });
@@ -149,57 +149,29 @@ fn outcome(result: Result<(), AttachError>) -> Outcome {
     }
 }
 
+/// The sampler on every CPU, at a 1 ms period.
 fn sampler(ebpf: &mut Ebpf, cpus: &[u32]) -> Outcome {
-    use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
-    run::<PerfEvent>(
-        ebpf,
-        sampling::PROG_SAMPLE_CPU_CLOCK,
-        PerfEvent::load,
-        |p| {
-            for &cpu in cpus {
-                p.attach(
-                    PerfEventConfig::Software(SoftwareEvent::CpuClock),
-                    PerfEventScope::AllProcessesOneCpu { cpu },
-                    SamplePolicy::Period(1_000_000),
-                    false,
-                )?;
-            }
-            Ok(())
-        },
-    )
+    checked(attach::attach_sampling(ebpf, cpus, 1_000_000))
 }
 
 fn tracepoint(ebpf: &mut Ebpf, prog: &str, category: &str, event: &str) -> Outcome {
-    run::<TracePoint>(ebpf, prog, TracePoint::load, |p| {
-        p.attach(category, event).map(drop)
-    })
+    checked(attach::attach_tracepoint(ebpf, prog, category, event))
 }
 
-/// Loads then attaches one program, typing the kernel's answer.
-fn run<T>(
-    ebpf: &mut Ebpf,
-    name: &str,
-    load: impl FnOnce(&mut T) -> Result<(), ProgramError>,
-    attach: impl FnOnce(&mut T) -> Result<(), ProgramError>,
-) -> Outcome
-where
-    for<'a> &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
-{
-    let Some(program) = ebpf.program_mut(name) else {
-        return Outcome::NotTried {
-            why: format!("program {name} missing from the object"),
-        };
-    };
-    let program: &mut T = match program.try_into() {
-        Ok(p) => p,
-        Err(e) => return Outcome::Refused(Refusal::from_error(Step::Load, &e)),
-    };
-    if let Err(e) = load(program) {
-        return Outcome::Refused(Refusal::from_error(Step::Load, &e));
-    }
-    match attach(program) {
+/// A tracepoint's or the sampler's check, from record's attach path: the
+/// kernel's answer typed as a refusal at the step that failed.
+fn checked(result: Result<(), ProgramAttachError>) -> Outcome {
+    match result {
         Ok(()) => Outcome::Attached,
-        Err(e) => Outcome::Refused(Refusal::from_error(Step::Attach, &e)),
+        Err(ProgramAttachError::Missing) => Outcome::NotTried {
+            why: "program missing from the object".to_owned(),
+        },
+        Err(ProgramAttachError::WrongKind(e) | ProgramAttachError::Load(e)) => {
+            Outcome::Refused(Refusal::from_error(Step::Load, &e))
+        }
+        Err(ProgramAttachError::Attach(error) | ProgramAttachError::Cpu { error, .. }) => {
+            Outcome::Refused(Refusal::from_error(Step::Attach, &error))
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 use aya::{
     Ebpf,
     programs::{
-        PerfEvent, Program, RawTracePoint, TracePoint,
+        PerfEvent, Program, ProgramError, RawTracePoint, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
@@ -101,48 +101,52 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Why a tracepoint or the cpu-clock sampler did not attach: the step,
-/// with the kernel's answer and its causes.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// with aya's error kept whole (the kernel's errno, the verifier's log), so
+/// `doctor` can type it as a refusal; it prints with its causes.
+#[derive(Debug, thiserror::Error)]
 pub enum ProgramAttachError {
     /// The object has no program of that name.
     #[error("program missing from the object")]
     Missing,
     /// The program is of another kind than asked for.
-    #[error("{0}")]
-    WrongKind(String),
+    #[error("{}", error_chain(.0))]
+    WrongKind(ProgramError),
     /// BPF_PROG_LOAD refused it.
-    #[error("BPF_PROG_LOAD refused: {0}")]
-    Load(String),
+    #[error("BPF_PROG_LOAD refused: {}", error_chain(.0))]
+    Load(ProgramError),
     /// The attach was refused.
-    #[error("{0}")]
-    Attach(String),
+    #[error("{}", error_chain(.0))]
+    Attach(ProgramError),
     /// The sampler's attach on one CPU was refused.
-    #[error("cpu {cpu}: {why}")]
+    #[error("cpu {cpu}: {}", error_chain(.error))]
     Cpu {
         /// The CPU.
         cpu: u32,
         /// The kernel's answer.
-        why: String,
+        error: ProgramError,
     },
 }
 
-/// The program `prog` of the object as a `T`.
-fn program_of<'a, T>(ebpf: &'a mut Ebpf, prog: &str) -> Result<&'a mut T, ProgramAttachError>
+/// Loads the program `prog` of the object as a `T` (unless `load` finds
+/// it loaded) and attaches it: the one load-and-attach path of reaper's
+/// tracepoint and sampling programs, used by `record` and `doctor`
+/// (function probes have theirs in `function_probe`).
+pub fn load_and_attach<T>(
+    ebpf: &mut Ebpf,
+    prog: &str,
+    load: impl FnOnce(&mut T) -> Result<(), ProgramError>,
+    attach: impl FnOnce(&mut T) -> Result<(), ProgramAttachError>,
+) -> Result<(), ProgramAttachError>
 where
-    &'a mut T: TryFrom<&'a mut Program, Error = aya::programs::ProgramError>,
+    for<'a> &'a mut T: TryFrom<&'a mut Program, Error = ProgramError>,
 {
-    ebpf.program_mut(prog)
+    let program: &mut T = ebpf
+        .program_mut(prog)
         .ok_or(ProgramAttachError::Missing)?
         .try_into()
-        .map_err(|e: aya::programs::ProgramError| ProgramAttachError::WrongKind(error_chain(&e)))
-}
-
-fn load_error(e: aya::programs::ProgramError) -> ProgramAttachError {
-    ProgramAttachError::Load(error_chain(&e))
-}
-
-fn attach_error(e: aya::programs::ProgramError) -> ProgramAttachError {
-    ProgramAttachError::Attach(error_chain(&e))
+        .map_err(ProgramAttachError::WrongKind)?;
+    load(program).map_err(ProgramAttachError::Load)?;
+    attach(program)
 }
 
 /// Attaches cpu-clock sampling on every CPU with a fixed period.
@@ -151,22 +155,23 @@ pub fn attach_sampling(
     cpus: &[u32],
     period_ns: u64,
 ) -> Result<(), ProgramAttachError> {
-    let program: &mut PerfEvent = program_of(ebpf, sampling::PROG_SAMPLE_CPU_CLOCK)?;
-    program.load().map_err(load_error)?;
-    for &cpu in cpus {
-        program
-            .attach(
-                PerfEventConfig::Software(SoftwareEvent::CpuClock),
-                PerfEventScope::AllProcessesOneCpu { cpu },
-                SamplePolicy::Period(period_ns),
-                false,
-            )
-            .map_err(|e| ProgramAttachError::Cpu {
-                cpu,
-                why: error_chain(&e),
-            })?;
-    }
-    Ok(())
+    load_and_attach(
+        ebpf,
+        sampling::PROG_SAMPLE_CPU_CLOCK,
+        PerfEvent::load,
+        |p| {
+            for &cpu in cpus {
+                p.attach(
+                    PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Period(period_ns),
+                    false,
+                )
+                .map_err(|error| ProgramAttachError::Cpu { cpu, error })?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Loads and attaches one classic tracepoint program.
@@ -176,12 +181,11 @@ pub fn attach_tracepoint(
     category: &str,
     event: &str,
 ) -> Result<(), ProgramAttachError> {
-    let program: &mut TracePoint = program_of(ebpf, prog)?;
-    program.load().map_err(load_error)?;
-    program
-        .attach(category, event)
-        .map(drop)
-        .map_err(attach_error)
+    load_and_attach(ebpf, prog, TracePoint::load, |p: &mut TracePoint| {
+        p.attach(category, event)
+            .map(drop)
+            .map_err(ProgramAttachError::Attach)
+    })
 }
 
 /// Loads (once) and attaches one raw tracepoint program.
@@ -190,11 +194,15 @@ pub fn attach_raw_tracepoint(
     prog: &str,
     event: &str,
 ) -> Result<(), ProgramAttachError> {
-    let program: &mut RawTracePoint = program_of(ebpf, prog)?;
-    if program.fd().is_err() {
-        program.load().map_err(load_error)?;
-    }
-    program.attach(event).map(drop).map_err(attach_error)
+    let load_once = |p: &mut RawTracePoint| match p.fd() {
+        Ok(_) => Ok(()),
+        Err(_) => p.load(),
+    };
+    load_and_attach(ebpf, prog, load_once, |p: &mut RawTracePoint| {
+        p.attach(event)
+            .map(drop)
+            .map_err(ProgramAttachError::Attach)
+    })
 }
 
 /// Attaches a tracepoint's raw program when the plan allows it and the

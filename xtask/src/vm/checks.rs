@@ -54,7 +54,7 @@ pub struct CellContext<'a> {
 /// Reads one of reaper's JSON files for a check: a file missing, or not as
 /// this build of reaper writes it, fails the check with the error and its
 /// causes.
-pub fn read_or_fail<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Verdict> {
+pub fn read_or_fail<T: reaper_lab::reaper_json::ReaperFile>(path: &Path) -> Result<T, Verdict> {
     crate::reaper_json::read(path).map_err(|e| Verdict::Fail(format!("{e:#}")))
 }
 
