@@ -5,6 +5,7 @@
 //! `reaper record`'s output offline. Stacks are stored symbolized (root
 //! first), so a run file needs no kallsyms to re-render.
 
+mod error_chain;
 mod string_schema;
 
 pub mod doctor;
@@ -22,6 +23,7 @@ pub use reaper_common::context::Context;
 mod function_timing;
 mod not_measured;
 mod vocabulary;
+pub use error_chain::error_chain;
 pub use function_timing::{
     CallEdge, FunctionCall, FunctionCalls, FunctionTime, FunctionTiming, VmaOrderSeen,
 };

@@ -13,9 +13,8 @@ use reaper_common::{
 
 use super::*;
 use crate::{
-    model::{AttachMode, ConceptId, ProbeOutcome, ResolvedConcept, VmaOrderKind},
+    model::{AttachMode, ConceptId, ProbeOutcome, ResolvedConcept, VmaOrderKind, error_chain},
     probes::{
-        attach::error_chain,
         kernel_btf,
         refusal::{FromProgramError as _, Refusal, Step},
     },
