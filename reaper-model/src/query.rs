@@ -197,7 +197,7 @@ mod tests {
         let loop_ = p(
             "function:reaper_kthread",
             AttachMode::None,
-            ProbeOutcome::not_attached("not timed: loop"),
+            ProbeOutcome::not_timed("loop"),
         );
         assert_eq!(sampling.function(), None);
         assert_eq!(reap.function(), Some("__oom_reap_task_mm"));
