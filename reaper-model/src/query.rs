@@ -99,7 +99,7 @@ impl Episode {
         let oom_done = self
             .timeline
             .iter()
-            .find(|e| e.kind == reaper_common::timeline::TimelineKind::OomFinishReaping.name())
+            .find(|e| e.kind == reaper_common::timeline::TimelineKind::OomFinishReaping)
             .and_then(|e| u64::try_from(e.t_ns).ok());
         [
             l.kill_to_exit_mmap_done_ns,

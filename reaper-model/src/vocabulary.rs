@@ -1,6 +1,7 @@
 //! The run file's closed vocabularies as types: how a probe was attached,
 //! what came of it, the probe groups `record` attaches, the catalog's
-//! concept ids, and the order in which a reaper visited VMAs.
+//! concept ids, the order in which a reaper visited VMAs, and (in
+//! [`kinds`]) the scenario and timeline kinds.
 //!
 //! Each serialises exactly as the string reaper has always written, so run
 //! files keep their bytes; a value outside the vocabulary is refused when a
@@ -10,6 +11,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+mod kinds;
+pub use kinds::{ScenarioKind, TimelineEventKind};
 
 /// How a probe was attached (`mode` in `recording.probes`,
 /// `function_probes` and exact timing rows).

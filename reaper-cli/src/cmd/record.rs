@@ -157,7 +157,7 @@ fn save_unasked(run: &crate::model::Run, no_save: bool) {
     let saved = (|| -> Result<PathBuf, SaveError> {
         let dir = crate::output::runs::runs_dir()?;
         let name =
-            crate::output::runs::run_name(run.recording.started_unix, &run.recording.scenario.kind);
+            crate::output::runs::run_name(run.recording.started_unix, run.recording.scenario.kind);
         let path = crate::output::runs::fresh(&dir, &name);
         let out = OutputDir::create(&path)?;
         let json = serde_json::to_vec_pretty(run)?;

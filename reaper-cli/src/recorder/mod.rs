@@ -33,7 +33,9 @@ use self::setup::{EpisodeEnd, EpisodeSetup};
 use crate::interrupt;
 use crate::{
     catalog,
-    model::{Episode, HostInfo, ProbeGroup, Recording, Run, SCHEMA_VERSION, ToolInfo},
+    model::{
+        Episode, HostInfo, ProbeGroup, Recording, Run, SCHEMA_VERSION, TimelineEventKind, ToolInfo,
+    },
     probe_frames::ProbeFrames,
     probes::{
         attach, collect, function_timing, loader,
@@ -586,7 +588,10 @@ fn replace_lost(
 /// kill, exit_mmap 38.0 ms".
 fn say_done(progress: progress::Progress, label: &str, episode: &Episode) {
     let l = &episode.latencies;
-    if !episode.timeline.iter().any(|e| e.kind == "kill")
+    if !episode
+        .timeline
+        .iter()
+        .any(|e| e.kind == TimelineEventKind::Kill)
         && episode.latencies.oom_reaper_verdict.is_none()
     {
         progress.say(format_args!(
