@@ -16,7 +16,7 @@ use crate::{
     recorder::{self, RecordSettings, Target},
     report::load::{PREVIOUS_RUN_FILE_NAME, RUN_FILE_NAME},
     size::{VictimSpec, parse_size},
-    system::privileges::{self, RecordKind},
+    system::privileges,
 };
 
 /// Arguments of `reaper record`.
@@ -343,13 +343,7 @@ fn checked_settings(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Resu
             "reaper: {why}: --degrade records the kill without the process_mrelease race; its rows say not measured"
         );
     }
-    privileges::require(&privileges::needed(match settings.target {
-        Target::Victim(_) => RecordKind::Victim,
-        Target::Oom(_) => RecordKind::Oom,
-        Target::Pid(_) => RecordKind::Pid,
-        Target::Exit(_) => RecordKind::Exit,
-        Target::Watch(_) => RecordKind::Watch,
-    }))?;
+    privileges::require(&privileges::needed(settings.target.kind()))?;
     Ok(settings)
 }
 

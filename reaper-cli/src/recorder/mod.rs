@@ -34,7 +34,8 @@ use crate::interrupt;
 use crate::{
     catalog,
     model::{
-        Episode, HostInfo, ProbeGroup, Recording, Run, SCHEMA_VERSION, TimelineEventKind, ToolInfo,
+        Episode, HostInfo, ProbeGroup, Recording, Run, SCHEMA_VERSION, ScenarioKind,
+        TimelineEventKind, ToolInfo,
     },
     probe_frames::ProbeFrames,
     probes::{
@@ -62,6 +63,20 @@ pub enum Target {
     Oom(oom::OomScenario),
     /// Every teardown on the system, triggering nothing.
     Watch(watch::WatchSettings),
+}
+
+impl Target {
+    /// The scenario the run file names (`scenario.kind`), which also sets
+    /// the privileges a recording needs.
+    pub fn kind(&self) -> ScenarioKind {
+        match self {
+            Self::Victim(_) => ScenarioKind::Victim,
+            Self::Pid(_) => ScenarioKind::Pid,
+            Self::Exit(_) => ScenarioKind::Exit,
+            Self::Oom(_) => ScenarioKind::Oom,
+            Self::Watch(_) => ScenarioKind::Watch,
+        }
+    }
 }
 
 /// Validated `reaper record` settings.
