@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use reaper_model::{
-    ContextProfile, Episode, Run,
+    ContextProfile, Episode, Run, ScenarioKind, TimelineEventKind,
     doctor::{Diagnosis, Outcome},
     query::Context,
 };
@@ -431,12 +431,12 @@ fn oom_kill_in_own_memcg_is_explained_and_cleaned_up() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}\n{stdout}", text(&out.stderr));
     let run = load_run(&dir.join("run.json"));
-    assert_eq!(run.recording.scenario.kind, "oom");
+    assert_eq!(run.recording.scenario.kind, ScenarioKind::Oom);
     let episode = &run.episodes[0];
-    let kinds: Vec<&str> = episode.timeline.iter().map(|t| t.kind.as_str()).collect();
+    let kinds: Vec<TimelineEventKind> = episode.timeline.iter().map(|t| t.kind).collect();
     assert_eq!(
         kinds.first().copied(),
-        Some(reaper_common::timeline::TimelineKind::OomMarkVictim.name()),
+        Some(reaper_common::timeline::TimelineKind::OomMarkVictim.into()),
         "the OOM killer did not pick reaper's victim: {kinds:?}"
     );
     let verdict = episode
@@ -629,7 +629,7 @@ fn watch_sees_another_reapers_mrelease_episode_and_its_caller() {
     let status = watcher.wait().unwrap();
     assert!(status.success(), "the watcher failed");
     let run = load_run(&dir.join("run.json"));
-    assert_eq!(run.recording.scenario.kind, "watch");
+    assert_eq!(run.recording.scenario.kind, ScenarioKind::Watch);
     let episodes = &run.episodes;
     let expected = format!("process_mrelease by reaper-mrelease[{recorder_pid}]");
     let episode = episodes
@@ -744,11 +744,14 @@ fn record_pid_without_kill_profiles_a_1g_process_that_exits_by_itself() {
         "the victim's tables: {stdout}"
     );
     let run = load_run(&dir.join("run.json"));
-    assert_eq!(run.recording.scenario.kind, "exit");
+    assert_eq!(run.recording.scenario.kind, ScenarioKind::Exit);
     let episode = &run.episodes[0];
     assert!(!episode.partial);
     assert!(
-        episode.timeline.iter().all(|e| e.kind != "kill"),
+        episode
+            .timeline
+            .iter()
+            .all(|e| e.kind != TimelineEventKind::Kill),
         "reaper killed nothing"
     );
     let victim_exit = episode.context(Context::VictimExit).expect("victim_exit");

@@ -73,7 +73,7 @@ pub const MRELEASE_CALLS_MAX_ENTRIES: u32 = 1024;
 
 /// Which tracepoint produced a [`TimelineEvent`].
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TimelineKind {
     /// `process_mrelease` entered; `arg` is the pidfd.
     MreleaseEnter = 1,
@@ -108,6 +108,23 @@ pub enum TimelineKind {
 }
 
 impl TimelineKind {
+    /// Every kind, in raw-value order.
+    pub const ALL: [Self; 13] = [
+        Self::MreleaseEnter,
+        Self::MreleaseExit,
+        Self::ExitMmap,
+        Self::ProcessExit,
+        Self::ProcessFree,
+        Self::OomMarkVictim,
+        Self::OomWakeReaper,
+        Self::OomStartReaping,
+        Self::OomFinishReaping,
+        Self::OomSkipReaping,
+        Self::SigKill,
+        Self::RssStat,
+        Self::ExitGroup,
+    ];
+
     /// Decodes a raw kind; `None` for values this build does not know.
     pub const fn from_raw(raw: u32) -> Option<Self> {
         Some(match raw {
@@ -197,6 +214,21 @@ mod tests {
     /// Every wait in the recorder ends on a waking kind (the victim freed,
     /// the OOM reaper's verdict), and nothing on the way from a kill to
     /// process_mrelease's start wakes the reader.
+    /// `ALL` is every kind `from_raw` decodes, once, in raw order, and no
+    /// two kinds share a run-file name.
+    #[test]
+    fn all_lists_every_decodable_kind() {
+        let decoded: Vec<TimelineKind> = (0..=u8::MAX as u32)
+            .filter_map(TimelineKind::from_raw)
+            .collect();
+        assert_eq!(decoded, TimelineKind::ALL);
+        for k in TimelineKind::ALL {
+            assert_eq!(TimelineKind::from_raw(k as u32), Some(k));
+            let same_name = TimelineKind::ALL.iter().filter(|o| o.name() == k.name());
+            assert_eq!(same_name.count(), 1, "{}", k.name());
+        }
+    }
+
     #[test]
     fn only_closing_events_wake_the_reader() {
         let all: Vec<TimelineKind> = (0..=14).filter_map(TimelineKind::from_raw).collect();

@@ -49,19 +49,9 @@ pub struct Unavailable(pub String);
 
 impl Unavailable {
     /// The error and its causes, each cause once ("perf_event_open failed:
-    /// Permission denied"), as doctor prints them.
+    /// Permission denied"), as doctor prints them ([`crate::error_chain`]).
     pub fn of(err: &(dyn std::error::Error + 'static)) -> Self {
-        let mut text = err.to_string();
-        let mut source = err.source();
-        while let Some(cause) = source {
-            let cause_text = cause.to_string();
-            if !text.contains(&cause_text) {
-                text.push_str(": ");
-                text.push_str(&cause_text);
-            }
-            source = cause.source();
-        }
-        Self(text)
+        Self(crate::error_chain(err))
     }
 }
 

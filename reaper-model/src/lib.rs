@@ -5,6 +5,7 @@
 //! `reaper record`'s output offline. Stacks are stored symbolized (root
 //! first), so a run file needs no kallsyms to re-render.
 
+mod error_chain;
 mod string_schema;
 
 pub mod doctor;
@@ -22,11 +23,14 @@ pub use reaper_common::context::Context;
 mod function_timing;
 mod not_measured;
 mod vocabulary;
+pub use error_chain::error_chain;
 pub use function_timing::{
     CallEdge, FunctionCall, FunctionCalls, FunctionTime, FunctionTiming, VmaOrderSeen,
 };
 pub use not_measured::NotMeasuredSubject;
-pub use vocabulary::{AttachMode, ConceptId, ProbeGroup, ProbeOutcome, VmaOrderKind};
+pub use vocabulary::{
+    AttachMode, ConceptId, ProbeGroup, ProbeOutcome, ScenarioKind, TimelineEventKind, VmaOrderKind,
+};
 
 /// Bumped on any incompatible change to the layout below.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -321,8 +325,9 @@ pub struct ProbeUse {
 /// What was torn down and how.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Scenario {
-    /// "victim" (synthetic), "pid" (an existing process), "oom", "watch".
-    pub kind: String,
+    /// What was torn down: a synthetic victim, an existing process (killed,
+    /// or its own exit), every teardown while watching, or an OOM kill.
+    pub kind: ScenarioKind,
     /// Human form, e.g. "victim 1G,vmas=64,threads=1 + process_mrelease".
     pub description: String,
     /// Synthetic victim size in bytes.
@@ -484,7 +489,7 @@ impl Episode {
         self.marked_lost_race
             || self.latencies.mrelease_ret == Some(MRELEASE_LOST_RACE_RET)
             || self.timeline.iter().any(|t| {
-                t.kind == reaper_common::timeline::TimelineKind::MreleaseExit.name()
+                t.kind == reaper_common::timeline::TimelineKind::MreleaseExit
                     && t.context == Some(Context::MreleaseCaller)
                     && t.arg == MRELEASE_LOST_RACE_RET
             })
@@ -588,8 +593,8 @@ pub struct LockWaitStack {
 pub struct TimelineEntry {
     /// ns since the kill (negative: before it).
     pub t_ns: i64,
-    /// `TimelineKind::name()`, or "kill" for the userspace kill.
-    pub kind: String,
+    /// The kernel event (`TimelineKind`), or reaper's own kill.
+    pub kind: TimelineEventKind,
     /// The context, if the task was tracked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<Context>,

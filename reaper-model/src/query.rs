@@ -99,7 +99,7 @@ impl Episode {
         let oom_done = self
             .timeline
             .iter()
-            .find(|e| e.kind == reaper_common::timeline::TimelineKind::OomFinishReaping.name())
+            .find(|e| e.kind == reaper_common::timeline::TimelineKind::OomFinishReaping)
             .and_then(|e| u64::try_from(e.t_ns).ok());
         [
             l.kill_to_exit_mmap_done_ns,
@@ -197,7 +197,7 @@ mod tests {
         let loop_ = p(
             "function:reaper_kthread",
             AttachMode::None,
-            ProbeOutcome::not_attached("not timed: loop"),
+            ProbeOutcome::not_timed("loop"),
         );
         assert_eq!(sampling.function(), None);
         assert_eq!(reap.function(), Some("__oom_reap_task_mm"));

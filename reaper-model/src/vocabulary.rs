@@ -1,6 +1,7 @@
 //! The run file's closed vocabularies as types: how a probe was attached,
 //! what came of it, the probe groups `record` attaches, the catalog's
-//! concept ids, and the order in which a reaper visited VMAs.
+//! concept ids, the order in which a reaper visited VMAs, and (in
+//! [`kinds`]) the scenario and timeline kinds.
 //!
 //! Each serialises exactly as the string reaper has always written, so run
 //! files keep their bytes; a value outside the vocabulary is refused when a
@@ -10,6 +11,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+mod kinds;
+pub use kinds::{ScenarioKind, TimelineEventKind};
 
 /// How a probe was attached (`mode` in `recording.probes`,
 /// `function_probes` and exact timing rows).
@@ -126,7 +130,8 @@ impl fmt::Display for ProgramKind {
 
 /// What came of attaching a probe (`status` in `recording.probes` and
 /// `function_probes`). The file holds "attached", "absent on this kernel"
-/// (optionally "(inline into F)"), or the reason it was not attached.
+/// (optionally "(inline into F)"), "not timed: WHY" when record chose not to
+/// time a function, or the reason it was not attached.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ProbeOutcome {
     /// The probe is attached (its mode is beside it).
@@ -136,6 +141,10 @@ pub enum ProbeOutcome {
         /// The caller its code is inlined into, when reaper knows one.
         inline_into: Option<String>,
     },
+    /// record chose not to time the function (a loop that never returns,
+    /// a per-page leaf left to sampling): the catalog's reason. Not a
+    /// refusal: no kernel was asked.
+    NotTimed(String),
     /// Refused or not tried: the kernel's answers (EPERM, ENOTSUPP 524,
     /// the verifier's last words), or why reaper did not try.
     NotAttached(String),
@@ -143,11 +152,22 @@ pub enum ProbeOutcome {
 
 const ATTACHED: &str = "attached";
 const ABSENT: &str = "absent on this kernel";
+const NOT_TIMED: &str = "not timed: ";
 
 impl ProbeOutcome {
     /// A refusal or a reason not to try.
     pub fn not_attached(why: impl Into<String>) -> Self {
         Self::NotAttached(why.into())
+    }
+
+    /// record's choice not to time a function, and why.
+    pub fn not_timed(why: impl Into<String>) -> Self {
+        Self::NotTimed(why.into())
+    }
+
+    /// Whether record chose not to time the function (no kernel refused it).
+    pub fn is_not_timed(&self) -> bool {
+        matches!(self, Self::NotTimed(_))
     }
 
     /// Whether the probe is attached.
@@ -167,6 +187,9 @@ impl ProbeOutcome {
     pub fn parse(text: &str) -> Self {
         if text == ATTACHED {
             return Self::Attached;
+        }
+        if let Some(why) = text.strip_prefix(NOT_TIMED) {
+            return Self::NotTimed(why.to_owned());
         }
         match text.strip_prefix(ABSENT) {
             Some("") => Self::Absent { inline_into: None },
@@ -193,6 +216,7 @@ impl fmt::Display for ProbeOutcome {
             Self::Absent {
                 inline_into: Some(caller),
             } => f.pad(&format!("{ABSENT} (inline into {caller})")),
+            Self::NotTimed(why) => f.pad(&format!("{NOT_TIMED}{why}")),
             Self::NotAttached(why) => f.pad(why),
         }
     }
@@ -218,7 +242,7 @@ impl schemars::JsonSchema for ProbeOutcome {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "\"attached\", \"absent on this kernel\" (optionally \"(inline into F)\"), or why the probe was not attached (the kernel's answers).",
+            "description": "\"attached\", \"absent on this kernel\" (optionally \"(inline into F)\"), \"not timed: WHY\" (record chose not to time the function), or why the probe was not attached (the kernel's answers).",
             "type": "string",
         })
     }
@@ -490,6 +514,18 @@ mod tests {
                 inline_into: Some("f".into())
             }
         );
+        assert_eq!(
+            ProbeOutcome::parse("not timed: loop"),
+            ProbeOutcome::NotTimed("loop".into())
+        );
+        assert_eq!(
+            ProbeOutcome::not_timed("loop").to_string(),
+            "not timed: loop"
+        );
+        assert!(ProbeOutcome::parse("not timed: loop").is_not_timed());
+        // Only the exact prefix is record's choice; other text stays an answer.
+        assert!(!ProbeOutcome::parse("not timed").is_not_timed());
+        assert!(!ProbeOutcome::parse("fentry: not timed: x").is_not_timed());
         assert!(ProbeOutcome::parse("attached").is_attached());
         assert!(!ProbeOutcome::parse("attached (fentry refused)").is_attached());
     }

@@ -16,7 +16,7 @@ use crate::{
     recorder::{self, RecordSettings, Target},
     report::load::{PREVIOUS_RUN_FILE_NAME, RUN_FILE_NAME},
     size::{VictimSpec, parse_size},
-    system::privileges::{self, RecordKind},
+    system::privileges,
 };
 
 /// Arguments of `reaper record`.
@@ -157,7 +157,7 @@ fn save_unasked(run: &crate::model::Run, no_save: bool) {
     let saved = (|| -> Result<PathBuf, SaveError> {
         let dir = crate::output::runs::runs_dir()?;
         let name =
-            crate::output::runs::run_name(run.recording.started_unix, &run.recording.scenario.kind);
+            crate::output::runs::run_name(run.recording.started_unix, run.recording.scenario.kind);
         let path = crate::output::runs::fresh(&dir, &name);
         let out = OutputDir::create(&path)?;
         let json = serde_json::to_vec_pretty(run)?;
@@ -343,13 +343,7 @@ fn checked_settings(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Resu
             "reaper: {why}: --degrade records the kill without the process_mrelease race; its rows say not measured"
         );
     }
-    privileges::require(&privileges::needed(match settings.target {
-        Target::Victim(_) => RecordKind::Victim,
-        Target::Oom(_) => RecordKind::Oom,
-        Target::Pid(_) => RecordKind::Pid,
-        Target::Exit(_) => RecordKind::Exit,
-        Target::Watch(_) => RecordKind::Watch,
-    }))?;
+    privileges::require(&privileges::needed(settings.target.kind()))?;
     Ok(settings)
 }
 

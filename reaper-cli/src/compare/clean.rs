@@ -422,7 +422,7 @@ mod tests {
         let mut e = episode();
         e.timeline.push(TimelineEntry {
             t_ns: 70_000,
-            kind: "mrelease_exit".into(),
+            kind: reaper_common::timeline::TimelineKind::MreleaseExit.into(),
             context: Some(Context::MreleaseCaller),
             tid: 9,
             tgid: 9,

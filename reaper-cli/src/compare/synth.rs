@@ -8,7 +8,9 @@
 
 use serde_json::{Value, json};
 
-use crate::model::{AttachMode, ConceptId, Context, ProbeGroup, ProbeOutcome};
+use crate::model::{
+    AttachMode, ConceptId, Context, ProbeGroup, ProbeOutcome, ScenarioKind, TimelineEventKind,
+};
 
 /// cpu-clock period at 4 kHz, ns.
 const PERIOD_NS: u64 = 250_000;
@@ -92,7 +94,7 @@ fn episode(spec: &Spec, index: usize, f: f64) -> Value {
                     "threads": 1, "vmas": 64 },
         "contexts": [victim_context(spec, index, f), reaper_context(spec, f)],
         "timeline": [
-            { "t_ns": 0, "kind": "kill", "tid": 900, "tgid": 900, "comm": "reaper", "arg": 9 }
+            { "t_ns": 0, "kind": TimelineEventKind::Kill, "tid": 900, "tgid": 900, "comm": "reaper", "arg": 9 }
         ],
         "latencies": {
             "kill_to_mrelease_done_ns": (80e6 * f).round() as u64,
@@ -209,7 +211,7 @@ pub fn run(spec: &Spec) -> Value {
             "sample_period_ns": PERIOD_NS,
             "probes": probes,
             "scenario": {
-                "kind": "victim",
+                "kind": ScenarioKind::Victim,
                 "description": format!("victim {size},vmas=64,threads=1 + process_mrelease"),
                 "victim_bytes": spec.victim_bytes,
                 "vmas": 64, "threads": 1, "mrelease": true,

@@ -118,7 +118,7 @@ fn calibrate_all(
             Vec::new(),
             vec![crate::model::NotMeasured {
                 subject: "probe cost".into(),
-                why: crate::probes::attach::error_chain(&err),
+                why: crate::model::error_chain(&err),
             }],
         ),
     }
@@ -295,7 +295,7 @@ fn check_attach_kinds(
     let mut ebpf = match loader::load(&offsets, &loader::MapSizes::default()) {
         Ok(ebpf) => ebpf,
         Err(err) => {
-            let why = attach::error_chain(&err);
+            let why = crate::model::error_chain(&err);
             return not_checked(&format!("eBPF object did not load: {why}"));
         }
     };

@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::model::ScenarioKind;
+
 /// Overrides the runs directory.
 pub const RUNS_DIR_ENV: &str = "REAPER_RUNS_DIR";
 
@@ -45,7 +47,7 @@ pub fn runs_dir() -> Result<PathBuf, NoRunsDir> {
 }
 
 /// A run's directory name: `2026-12-04T22-40-05Z-victim`.
-pub fn run_name(started_unix: u64, kind: &str) -> String {
+pub fn run_name(started_unix: u64, kind: ScenarioKind) -> String {
     let utc = crate::duration::utc(started_unix);
     let stamp: String = utc
         .trim_end_matches(" UTC")
@@ -56,11 +58,7 @@ pub fn run_name(started_unix: u64, kind: &str) -> String {
             c => c,
         })
         .collect();
-    let kind: String = kind
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
-    format!("{stamp}Z-{kind}")
+    format!("{stamp}Z-{}", kind.name())
 }
 
 /// The first of `name`, `name-2`, `name-3`, ... that does not exist in `dir`.
@@ -110,10 +108,18 @@ mod tests {
     #[test]
     fn a_run_is_named_by_its_start_and_scenario() {
         assert_eq!(
-            run_name(1_764_108_245, "victim"),
+            run_name(1_764_108_245, ScenarioKind::Victim),
             "2025-11-25T22-04-05Z-victim"
         );
-        assert_eq!(run_name(0, "../x y"), "1970-01-01T00-00-00Z-xy");
+        // The kind is the name's last part as is: no kind could leave `dir`.
+        for kind in ScenarioKind::ALL {
+            let name = run_name(0, kind);
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use aya::{
 use reaper_common::{rss, sampling};
 
 use super::raw_tp::{self, RawPlan, Tracepoint};
-use crate::model::{AttachMode, NotMeasured, ProbeGroup, ProbeOutcome, ProbeUse};
+use crate::model::{AttachMode, NotMeasured, ProbeGroup, ProbeOutcome, ProbeUse, error_chain};
 
 /// What got attached.
 #[derive(Debug, Default)]
@@ -83,21 +83,6 @@ impl Attached {
             fallback_from: None,
         }
     }
-}
-
-/// Renders an error with its sources, e.g. "perf_event_open failed: Permission denied".
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Why a tracepoint or the cpu-clock sampler did not attach: the step,

@@ -159,7 +159,7 @@ fn attach(
 fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> CalibrationError {
     move |e| CalibrationError::Map {
         map,
-        why: crate::probes::attach::error_chain(&e),
+        why: crate::model::error_chain(&e),
     }
 }
 

@@ -33,7 +33,7 @@ pub struct MapAccessError {
 pub(crate) fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> MapAccessError {
     move |err| MapAccessError {
         map,
-        what: crate::probes::attach::error_chain(&err),
+        what: crate::model::error_chain(&err),
     }
 }
 

@@ -215,6 +215,6 @@ fn unload(ebpf: &mut Ebpf, program: &str) {
         _ => Ok(()),
     };
     if let Err(e) = result {
-        log::debug!("unloading {program}: {}", super::attach::error_chain(&e));
+        log::debug!("unloading {program}: {}", crate::model::error_chain(&e));
     }
 }

@@ -6,7 +6,7 @@
 
 use aya::programs::ProgramError;
 
-use super::attach::error_chain;
+use crate::model::error_chain;
 
 pub use reaper_model::doctor::{Refusal, Step, errno_name};
 

@@ -14,7 +14,7 @@ use reaper_common::{
 use crate::{
     model::{
         ContextProfile, FRAME_STACK_LOST, FRAME_USER_MODE, Latencies, LockWaitStack, SampledStack,
-        TaskRef, TimelineEntry,
+        TaskRef, TimelineEntry, TimelineEventKind,
     },
     probes::collect::RawEpisode,
 };
@@ -196,7 +196,7 @@ pub fn timeline(
     let mut entries: Vec<TimelineEntry> = killer
         .map(|(tid, tgid)| TimelineEntry {
             t_ns: 0,
-            kind: "kill".into(),
+            kind: TimelineEventKind::Kill,
             context: None,
             tid,
             tgid,
@@ -205,40 +205,45 @@ pub fn timeline(
         })
         .into_iter()
         .collect();
-    entries.extend(events.iter().filter(|e| relevant(e, victim_pid)).map(|e| {
-        TimelineEntry {
-            t_ns: e.ts_ns as i64 - kill_ns as i64,
-            kind: TimelineKind::from_raw(e.kind)
-                .map_or("unknown", TimelineKind::name)
-                .to_owned(),
-            context: (e.context != CONTEXT_UNTRACKED)
-                .then(|| Context::from_id(tag_context(e.context)))
-                .flatten(),
-            tid: e.tid,
-            tgid: e.tgid,
-            comm: comm_of(&e.comm),
-            arg: e.arg,
-        }
-    }));
+    // `relevant` keeps only kinds this build decodes (the eBPF side is
+    // built from the same reaper-common), so none is dropped here.
+    entries.extend(
+        events
+            .iter()
+            .filter(|e| relevant(e, victim_pid))
+            .filter_map(|e| {
+                Some(TimelineEntry {
+                    t_ns: e.ts_ns as i64 - kill_ns as i64,
+                    kind: TimelineKind::from_raw(e.kind)?.into(),
+                    context: (e.context != CONTEXT_UNTRACKED)
+                        .then(|| Context::from_id(tag_context(e.context)))
+                        .flatten(),
+                    tid: e.tid,
+                    tgid: e.tgid,
+                    comm: comm_of(&e.comm),
+                    arg: e.arg,
+                })
+            }),
+    );
     entries.sort_by_key(|e| e.t_ns);
     entries
 }
 
 /// Latencies from a timeline built by [`timeline`].
 pub fn latencies(timeline: &[TimelineEntry]) -> Latencies {
-    let first = |kind: &str, context: Context| {
+    let first = |kind: TimelineKind, context: Context| {
         timeline
             .iter()
             .find(|e| e.kind == kind && e.context == Some(context))
     };
-    let first_any = |kind: TimelineKind| timeline.iter().find(|e| e.kind == kind.name());
+    let first_any = |kind: TimelineKind| timeline.iter().find(|e| e.kind == kind);
     let after_kill = |e: &TimelineEntry| u64::try_from(e.t_ns).ok();
     let between = |a: Option<&TimelineEntry>, b: Option<&TimelineEntry>| {
         a.zip(b)
             .and_then(|(a, b)| u64::try_from(b.t_ns - a.t_ns).ok())
     };
-    let enter = first(TimelineKind::MreleaseEnter.name(), Context::MreleaseCaller);
-    let exit = first(TimelineKind::MreleaseExit.name(), Context::MreleaseCaller);
+    let enter = first(TimelineKind::MreleaseEnter, Context::MreleaseCaller);
+    let exit = first(TimelineKind::MreleaseExit, Context::MreleaseCaller);
     let marked = first_any(TimelineKind::OomMarkVictim);
     let start = first_any(TimelineKind::OomStartReaping);
     // A call that failed otherwise than by losing the race (ESRCH, kept and
@@ -247,7 +252,7 @@ pub fn latencies(timeline: &[TimelineEntry]) -> Latencies {
     let reaped = exit.filter(|e| e.arg >= 0 || e.arg == -i64::from(libc::ESRCH));
     Latencies {
         kill_to_mrelease_done_ns: reaped.and_then(after_kill),
-        kill_to_exit_mmap_done_ns: first(TimelineKind::ExitMmap.name(), Context::VictimExit)
+        kill_to_exit_mmap_done_ns: first(TimelineKind::ExitMmap, Context::VictimExit)
             .and_then(after_kill),
         mrelease_duration_ns: between(enter, reaped),
         mrelease_ret: exit.map(|e| e.arg),
@@ -283,7 +288,7 @@ pub fn judge_oom_reaper(latencies: &mut Latencies, timeline: &[TimelineEntry]) {
 /// teardown finished too, which is all a kernel without `mmap:exit_mmap`
 /// and without exit_mmap's function probe can show.
 fn oom_reaper_verdict(timeline: &[TimelineEntry], exit_mmap_done: bool) -> &'static str {
-    let seen = |kind: TimelineKind| timeline.iter().any(|e| e.kind == kind.name());
+    let seen = |kind: TimelineKind| timeline.iter().any(|e| e.kind == kind);
     let started = seen(TimelineKind::OomStartReaping);
     let skipped = seen(TimelineKind::OomSkipReaping);
     let woken = seen(TimelineKind::OomWakeReaper);
@@ -493,7 +498,7 @@ mod tests {
             event(kill + 5, TimelineKind::MreleaseEnter, CONTEXT_UNTRACKED, 9),
         ];
         let entries = timeline(&events, kill, Some((7, 7)), 42);
-        let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+        let kinds: Vec<&str> = entries.iter().map(|e| e.kind.name()).collect();
         assert_eq!(
             kinds,
             [
@@ -537,7 +542,7 @@ mod tests {
             ),
         ];
         let entries = timeline(&events, mark, None, 42);
-        assert_eq!(entries[0].kind, "oom_mark_victim");
+        assert_eq!(entries[0].kind, TimelineKind::OomMarkVictim);
         assert!(
             latencies(&entries[..2])
                 .oom_reaper_verdict

@@ -33,7 +33,10 @@ use self::setup::{EpisodeEnd, EpisodeSetup};
 use crate::interrupt;
 use crate::{
     catalog,
-    model::{Episode, HostInfo, ProbeGroup, Recording, Run, SCHEMA_VERSION, ToolInfo},
+    model::{
+        Episode, HostInfo, ProbeGroup, Recording, Run, SCHEMA_VERSION, ScenarioKind,
+        TimelineEventKind, ToolInfo,
+    },
     probe_frames::ProbeFrames,
     probes::{
         attach, collect, function_timing, loader,
@@ -60,6 +63,20 @@ pub enum Target {
     Oom(oom::OomScenario),
     /// Every teardown on the system, triggering nothing.
     Watch(watch::WatchSettings),
+}
+
+impl Target {
+    /// The scenario the run file names (`scenario.kind`), which also sets
+    /// the privileges a recording needs.
+    pub fn kind(&self) -> ScenarioKind {
+        match self {
+            Self::Victim(_) => ScenarioKind::Victim,
+            Self::Pid(_) => ScenarioKind::Pid,
+            Self::Exit(_) => ScenarioKind::Exit,
+            Self::Oom(_) => ScenarioKind::Oom,
+            Self::Watch(_) => ScenarioKind::Watch,
+        }
+    }
 }
 
 /// Validated `reaper record` settings.
@@ -586,7 +603,10 @@ fn replace_lost(
 /// kill, exit_mmap 38.0 ms".
 fn say_done(progress: progress::Progress, label: &str, episode: &Episode) {
     let l = &episode.latencies;
-    if !episode.timeline.iter().any(|e| e.kind == "kill")
+    if !episode
+        .timeline
+        .iter()
+        .any(|e| e.kind == TimelineEventKind::Kill)
         && episode.latencies.oom_reaper_verdict.is_none()
     {
         progress.say(format_args!(

@@ -247,12 +247,10 @@ fn refresh(setup: &mut EpisodeSetup, count: u32) {
 /// What started a natural episode, for people: "exit_group(3)", "exit
 /// (sched_process_exit)", with the reaping seen.
 fn trigger(timeline: &[crate::model::TimelineEntry], mreleased: bool) -> String {
-    let exit_group = timeline
-        .iter()
-        .find(|e| e.kind == TimelineKind::ExitGroup.name());
+    let exit_group = timeline.iter().find(|e| e.kind == TimelineKind::ExitGroup);
     let oom = timeline
         .iter()
-        .any(|e| e.kind == TimelineKind::OomMarkVictim.name());
+        .any(|e| e.kind == TimelineKind::OomMarkVictim);
     let how = match (exit_group, oom) {
         (_, true) => "OOM-killed".to_owned(),
         (Some(e), false) => format!("its own exit (exit_group({}))", e.arg),

@@ -2,18 +2,23 @@
 //! file and the report name it.
 
 use super::{RecordSettings, Target, oom::OomScenario, watch::WatchSettings};
-use crate::model::Scenario;
+use crate::model::{Scenario, ScenarioKind};
 use crate::size::VictimSpec;
 
 /// The scenario of a recording with these settings.
 pub(super) fn scenario_of(settings: &RecordSettings) -> Scenario {
     match settings.target {
-        Target::Victim(spec) => {
-            killed_by_reaper(settings, "victim", &format!("victim {spec}"), Some(&spec))
+        Target::Victim(spec) => killed_by_reaper(
+            settings,
+            ScenarioKind::Victim,
+            &format!("victim {spec}"),
+            Some(&spec),
+        ),
+        Target::Pid(pid) => {
+            killed_by_reaper(settings, ScenarioKind::Pid, &format!("pid {pid}"), None)
         }
-        Target::Pid(pid) => killed_by_reaper(settings, "pid", &format!("pid {pid}"), None),
         Target::Exit(pid) => Scenario {
-            kind: "exit".into(),
+            kind: ScenarioKind::Exit,
             description: format!(
                 "pid {pid}'s own exit, waited for (reaper kills nothing; t = 0: its exit began)"
             ),
@@ -33,7 +38,7 @@ pub(super) fn scenario_of(settings: &RecordSettings) -> Scenario {
 /// racing process_mrelease unless it is off; `what` names it.
 fn killed_by_reaper(
     settings: &RecordSettings,
-    kind: &str,
+    kind: ScenarioKind,
     what: &str,
     spec: Option<&VictimSpec>,
 ) -> Scenario {
@@ -43,7 +48,7 @@ fn killed_by_reaper(
         (false, None) => " (no process_mrelease)",
     };
     Scenario {
-        kind: kind.into(),
+        kind,
         description: format!(
             "{}{what}{reaper}",
             if spec.is_some() { "victim " } else { "" }
@@ -60,7 +65,7 @@ fn killed_by_reaper(
 /// `--watch`: every teardown, for a while or until Ctrl-C.
 fn watch_scenario(watch: &WatchSettings) -> Scenario {
     Scenario {
-        kind: "watch".into(),
+        kind: ScenarioKind::Watch,
         description: match watch.duration {
             Some(d) => format!(
                 "watch every teardown for {} s (triggering nothing)",
@@ -80,7 +85,7 @@ fn watch_scenario(watch: &WatchSettings) -> Scenario {
 /// `--oom`: the kernel's OOM killer picks the victim in reaper's memcg.
 fn oom_scenario(oom: &OomScenario, runs: u32) -> Scenario {
     Scenario {
-        kind: "oom".into(),
+        kind: ScenarioKind::Oom,
         description: if oom.frozen {
             format!(
                 "memcg OOM kill of frozen victim {} (watched {} s)",

@@ -4,9 +4,11 @@
 //! summary ([`super::summary`]) and its PTE-lock rows ([`super::pte_lock`],
 //! [`super::pte_lock_exact`]) use them; none of them uses a row builder.
 
+use reaper_common::timeline::TimelineKind;
+
 use crate::catalog::ConceptId;
 use crate::duration::NS_PER_MS;
-use crate::model::{Context, Episode, ProbeGroup, Run, SampledStack};
+use crate::model::{Context, Episode, ProbeGroup, Run, SampledStack, TimelineEventKind};
 use crate::stats;
 
 use super::model::{Cell, RowId, RowStats, SummaryRow, Value};
@@ -200,9 +202,9 @@ pub fn row_stats(cells: &[Cell]) -> Option<RowStats> {
 /// What t = 0 of a timeline is: a kill (reaper's entry, or the OOM
 /// killer's `oom:mark_victim`), else the start of the process's own exit.
 pub(crate) fn t0_of(timeline: &[crate::model::TimelineEntry]) -> super::model::TimeZero {
-    let killed = timeline.iter().any(|e| {
-        e.kind == "kill" || e.kind == reaper_common::timeline::TimelineKind::OomMarkVictim.name()
-    });
+    let killed = timeline
+        .iter()
+        .any(|e| e.kind == TimelineEventKind::Kill || e.kind == TimelineKind::OomMarkVictim);
     if killed || timeline.is_empty() {
         super::model::TimeZero::Kill
     } else {

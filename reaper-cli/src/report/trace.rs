@@ -26,6 +26,7 @@
 //!   [`MAX_FUNCTIONS`], with the count of those left out) are also attached
 //!   as arguments to that context's span, where Perfetto shows them on click.
 
+use reaper_common::timeline::TimelineKind;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -246,7 +247,7 @@ impl Episodes<'_> {
         for entry in &e.timeline {
             let args = json!({ "arg": entry.arg, "comm": entry.comm, "tgid": entry.tgid });
             self.push(
-                entry.kind.clone(),
+                entry.kind.name().to_owned(),
                 Phase::Instant,
                 entry.t_ns,
                 None,
@@ -382,22 +383,24 @@ impl Episodes<'_> {
         }
     }
 
-    fn find(&self, kind: &str) -> Option<&TimelineEntry> {
+    fn find(&self, kind: TimelineKind) -> Option<&TimelineEntry> {
         self.episode.timeline.iter().find(|t| t.kind == kind)
     }
 
     fn spans(&mut self) {
         let e = self.episode;
-        if let (Some(enter), Some(exit)) = (self.find("mrelease_enter"), self.find("mrelease_exit"))
-        {
+        if let (Some(enter), Some(exit)) = (
+            self.find(TimelineKind::MreleaseEnter),
+            self.find(TimelineKind::MreleaseExit),
+        ) {
             let (start, end, tid, ret) = (enter.t_ns, exit.t_ns, enter.tid, exit.arg);
             let mut args = self.functions(Context::MreleaseCaller);
             args["ret"] = json!(ret);
             self.span(SPAN_MRELEASE, start, end, tid, args);
         }
         if let (Some(start), Some(finish)) = (
-            self.find("oom_start_reaping"),
-            self.find("oom_finish_reaping"),
+            self.find(TimelineKind::OomStartReaping),
+            self.find(TimelineKind::OomFinishReaping),
         ) {
             let (start, end, tid) = (start.t_ns, finish.t_ns, start.tid);
             let args = self.functions(Context::OomReaper);
@@ -413,7 +416,7 @@ impl Episodes<'_> {
         let done = e
             .timeline
             .iter()
-            .find(|t| t.kind == "exit_mmap_done" && t.context == Some(Context::VictimExit));
+            .find(|t| t.kind == TimelineKind::ExitMmap && t.context == Some(Context::VictimExit));
         let calls_drawn = e
             .function_timing
             .as_ref()

@@ -4,6 +4,8 @@
 //! `setpriv`, or `setcap` on the binary): see the README's "Least
 //! privilege" section.
 
+use crate::model::ScenarioKind;
+
 /// A capability reaper may need; the discriminant is its bit number
 /// (linux/capability.h).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,31 +66,20 @@ impl Cap {
     }
 }
 
-/// What a recording does, as far as privileges go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecordKind {
-    /// `--victim`: a synthetic victim of reaper's own uid.
-    Victim,
-    /// `--oom` (with or without `--frozen`): reaper's own cgroups.
-    Oom,
-    /// `--pid --kill`: an existing process, possibly another user's.
-    Pid,
-    /// `--pid` without `--kill`: another process's /proc files and pidfd.
-    Exit,
-    /// `--watch`: other processes' teardowns and pidfds.
-    Watch,
-}
-
 /// Every recording: load, attach, read tracefs, symbolize.
 pub const BASE: &[Cap] = &[Cap::Bpf, Cap::Perfmon, Cap::DacReadSearch, Cap::Syslog];
 
-/// The exact capability set of a recording kind.
-pub fn needed(kind: RecordKind) -> Vec<Cap> {
+/// The exact capability set of a recording of `kind`: a synthetic victim
+/// (`--victim`) is reaper's own; an OOM kill (`--oom`, with or without
+/// `--frozen`) works in reaper's own cgroups; a killed process (`--pid
+/// --kill`) may be another user's; a waited-for exit (`--pid`) and a watch
+/// read other processes' /proc files and take their pidfds.
+pub fn needed(kind: ScenarioKind) -> Vec<Cap> {
     let extra: &[Cap] = match kind {
-        RecordKind::Victim => &[],
-        RecordKind::Oom => &[Cap::DacOverride],
-        RecordKind::Pid => &[Cap::Kill, Cap::SysPtrace],
-        RecordKind::Watch | RecordKind::Exit => &[Cap::SysPtrace],
+        ScenarioKind::Victim => &[],
+        ScenarioKind::Oom => &[Cap::DacOverride],
+        ScenarioKind::Pid => &[Cap::Kill, Cap::SysPtrace],
+        ScenarioKind::Watch | ScenarioKind::Exit => &[Cap::SysPtrace],
     };
     BASE.iter().chain(extra).copied().collect()
 }
@@ -176,13 +167,7 @@ mod tests {
     fn root_has_everything() {
         let status = "Name:\treaper\nCapEff:\t000001ffffffffff\n";
         let caps = effective_caps(status).unwrap();
-        for kind in [
-            RecordKind::Victim,
-            RecordKind::Oom,
-            RecordKind::Pid,
-            RecordKind::Exit,
-            RecordKind::Watch,
-        ] {
+        for kind in ScenarioKind::ALL {
             assert_eq!(missing_caps(caps, &needed(kind), false), []);
         }
     }
@@ -191,12 +176,12 @@ mod tests {
     fn unprivileged_user_misses_the_whole_set_by_name() {
         let caps = effective_caps("CapEff:\t0000000000000000\n").unwrap();
         assert_eq!(
-            missing_caps(caps, &needed(RecordKind::Victim), false),
+            missing_caps(caps, &needed(ScenarioKind::Victim), false),
             [Cap::Bpf, Cap::Perfmon, Cap::DacReadSearch, Cap::Syslog]
         );
         let err = MissingPrivileges {
             missing: vec![Cap::Syslog],
-            needed: needed(RecordKind::Victim),
+            needed: needed(ScenarioKind::Victim),
         };
         let text = err.to_string();
         assert!(text.contains("missing CAP_SYSLOG"), "{text}");
@@ -212,7 +197,7 @@ mod tests {
         assert_eq!(missing_caps(caps, BASE, true), []);
         assert_eq!(missing_caps(caps, BASE, false), [Cap::Syslog]);
         assert_eq!(
-            missing_caps(caps, &needed(RecordKind::Oom), true),
+            missing_caps(caps, &needed(ScenarioKind::Oom), true),
             [Cap::DacOverride]
         );
     }

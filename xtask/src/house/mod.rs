@@ -33,7 +33,8 @@ pub struct Figures {
     pub long_functions: Vec<size::Function>,
     /// (file, line) of each `Result<_, String>`.
     pub string_results: Vec<(PathBuf, usize)>,
-    /// (file, line, word) of each attach-mode or concept-id literal outside its enum.
+    /// (file, line, word) of each attach-mode, concept-id, scenario-kind or
+    /// timeline-kind literal outside its enum.
     pub literals: Vec<(PathBuf, usize, &'static str)>,
     /// Import cycles, one message each.
     pub cycles: Vec<String>,
@@ -71,10 +72,11 @@ pub fn measure(root: &Path) -> Result<Figures> {
                 .into_iter()
                 .map(|l| (rel.clone(), l)),
         );
-        if !strings::owns_vocabulary(&rel) {
-            for words in [strings::ATTACH_MODES, strings::CONCEPT_IDS] {
+        let with_strings = strings::blank(&code, true);
+        for vocabulary in strings::VOCABULARIES {
+            if !strings::owns_vocabulary(&rel, vocabulary) {
                 figures.literals.extend(
-                    strings::literals(&strings::blank(&code, true), words)
+                    strings::vocabulary_literals(&with_strings, vocabulary)
                         .into_iter()
                         .map(|(l, w)| (rel.clone(), l, w)),
                 );
@@ -139,7 +141,7 @@ pub fn run(root: Option<PathBuf>) -> Result<ExitCode> {
         println!("  {}:{line}", file.display());
     }
     println!(
-        "attach-mode and concept-id literals outside their enum: {}",
+        "attach-mode, concept-id, scenario- and timeline-kind literals outside their enum: {}",
         figures.literals.len()
     );
     for (file, line, word) in &figures.literals {

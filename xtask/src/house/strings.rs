@@ -1,9 +1,11 @@
 //! Vocabulary kept typed (issue 24): `Result<_, String>` (an error
 //! flattened to text on first contact) and string literals of a closed
-//! vocabulary (attach modes, concept ids) outside the module that owns the
-//! enum, in non-test code.
+//! vocabulary (attach modes, concept ids, scenario kinds, timeline kinds)
+//! outside the module that owns the enum, in non-test code.
 
 use std::path::Path;
+
+use reaper_model::{ScenarioKind, TimelineEventKind};
 
 /// Attach-mode spellings run files hold; only `reaper-model/src/vocabulary.rs`
 /// may spell them.
@@ -34,8 +36,59 @@ pub const CONCEPT_IDS: &[&str] = &[
     "mrelease_syscall",
 ];
 
-/// The modules allowed to spell a vocabulary's words: the enum's own.
-pub const OWNERS: &[&str] = &["reaper-model/src/vocabulary.rs"];
+/// One closed vocabulary: its words, and the modules that may spell them
+/// (the enum's own).
+pub struct Vocabulary {
+    /// The words, as run files hold them.
+    pub words: fn() -> Vec<&'static str>,
+    /// The modules allowed to spell them (paths from the workspace root).
+    pub owners: &'static [&'static str],
+}
+
+/// reaper-model's vocabulary module, owner of the attach modes and concept ids.
+const VOCABULARY: &str = "reaper-model/src/vocabulary.rs";
+/// Owner of the scenario and timeline kinds.
+const KINDS: &str = "reaper-model/src/vocabulary/kinds.rs";
+
+/// Every vocabulary the scan counts. The kinds' words come from their enums,
+/// so a kind added later is counted from the day it exists.
+pub const VOCABULARIES: &[Vocabulary] = &[
+    Vocabulary {
+        words: || ATTACH_MODES.to_vec(),
+        owners: &[VOCABULARY],
+    },
+    Vocabulary {
+        words: || CONCEPT_IDS.to_vec(),
+        owners: &[VOCABULARY],
+    },
+    Vocabulary {
+        words: || ScenarioKind::ALL.iter().map(|k| k.name()).collect(),
+        owners: &[KINDS],
+    },
+    Vocabulary {
+        // reaper-common's TimelineKind spells the kernel kinds' names
+        // beside the eBPF side's raw values.
+        words: || TimelineEventKind::ALL.iter().map(|k| k.name()).collect(),
+        owners: &[KINDS, "reaper-common/src/timeline.rs"],
+    },
+];
+
+/// Words of a kind that also name other things: a CLI flag (`--pid`,
+/// `--watch`, `--oom`, `--kill`, `--victim`), a JSON field (`"pid"`,
+/// `"victim"`), a tracepoint or its category (`oom:*`, `kmem:rss_stat`), a
+/// comm, a syscall (`exit_group`), a label ("kill", "exit"). Counted only
+/// on a line that speaks of a kind (see [`speaks_of_kind`]); the other
+/// kind words are counted wherever they stand.
+pub const SHARED_WORDS: &[&str] = &[
+    "victim",
+    "pid",
+    "exit",
+    "watch",
+    "oom",
+    "kill",
+    "rss_stat",
+    "exit_group",
+];
 
 /// Each `Result<…, String>` in `code`, as the line it starts on (1-based).
 pub fn string_results(code: &str) -> Vec<usize> {
@@ -104,10 +157,38 @@ pub fn literals<'w>(code: &str, words: &[&'w str]) -> Vec<(usize, &'w str)> {
     found
 }
 
-/// Whether `file` (relative to the workspace root) may spell the
-/// vocabularies: the enum's module, and this checker.
-pub fn owns_vocabulary(file: &Path) -> bool {
-    OWNERS.iter().any(|o| file.ends_with(o)) || file.starts_with("xtask/src/house")
+/// Each literal of `vocabulary` in `code` (from [`blank`] with its strings
+/// kept) that stands for one of its words: every literal of a word only a
+/// kind has, and a [`SHARED_WORDS`] literal on a line that speaks of a
+/// kind. A shared word passed on without `kind` on its line escapes the
+/// scan: the fields being enums, no such literal can become a kind
+/// without a conversion the compiler sees.
+pub fn vocabulary_literals(code: &str, vocabulary: &Vocabulary) -> Vec<(usize, &'static str)> {
+    let words = (vocabulary.words)();
+    let lines: Vec<&str> = code.lines().collect();
+    literals(code, &words)
+        .into_iter()
+        .filter(|(line, word)| !SHARED_WORDS.contains(word) || speaks_of_kind(lines[line - 1]))
+        .collect()
+}
+
+/// Whether `line` names a kind: the identifier `kind` (`kind: …`,
+/// `e.kind == …`) or the JSON key `"kind"`, not `TimelineKind` or `kinds`.
+pub fn speaks_of_kind(line: &str) -> bool {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    line.match_indices("kind").any(|(at, _)| {
+        !line[..at].chars().next_back().is_some_and(is_ident)
+            && !line[at + "kind".len()..]
+                .chars()
+                .next()
+                .is_some_and(is_ident)
+    })
+}
+
+/// Whether `file` (relative to the workspace root) may spell
+/// `vocabulary`'s words: the enum's module, and this checker.
+pub fn owns_vocabulary(file: &Path, vocabulary: &Vocabulary) -> bool {
+    vocabulary.owners.iter().any(|o| file.ends_with(o)) || file.starts_with("xtask/src/house")
 }
 
 /// `code` with its comments (and, unless `keep_strings`, the insides of its
@@ -220,6 +301,47 @@ mod tests {
     fn vocabulary_literals_are_found_outside_comments() {
         let code = "let m = \"fentry\";\n// \"kprobe\" in a comment\nlet s = \"fentry_x\"; /* \"kprobe\" */\n";
         assert_eq!(literals(&blank(code, true), ATTACH_MODES), [(1, "fentry")]);
+    }
+
+    /// A kind's own word counts anywhere; a word other things share counts
+    /// only where a kind is meant.
+    #[test]
+    fn kind_literals_are_found_where_a_kind_is_meant() {
+        let timeline = &VOCABULARIES[3];
+        let scenario = &VOCABULARIES[2];
+        let code = "self.find(\"mrelease_enter\");\n\
+                    e.kind == \"kill\"\n\
+                    #[arg(conflicts_with_all = [\"kill\"])]\n\
+                    json!({\"kind\": \"kill\", \"tid\": 1})\n\
+                    get(\"kmem\", \"rss_stat\")\n\
+                    TimelineKind::X; \"exit_group\"\n";
+        let found = vocabulary_literals(&blank(code, true), timeline);
+        assert_eq!(found, [(1, "mrelease_enter"), (2, "kill"), (4, "kill")]);
+        let code = "kind: \"oom\".into(),\nget(\"oom\", \"wake_reaper\")\nkinds: \"pid\"\n";
+        assert_eq!(
+            vocabulary_literals(&blank(code, true), scenario),
+            [(1, "oom")]
+        );
+        assert!(owns_vocabulary(
+            Path::new("reaper-common/src/timeline.rs"),
+            timeline
+        ));
+        assert!(!owns_vocabulary(
+            Path::new("reaper-common/src/timeline.rs"),
+            scenario
+        ));
+    }
+
+    /// Every kind word is in a vocabulary, and the shared words are kind words.
+    #[test]
+    fn the_kind_vocabularies_hold_every_kind() {
+        let scenario = (VOCABULARIES[2].words)();
+        let timeline = (VOCABULARIES[3].words)();
+        assert_eq!(scenario, ["victim", "pid", "exit", "watch", "oom"]);
+        assert!(timeline.contains(&"kill") && timeline.contains(&"exit_mmap_done"));
+        for word in SHARED_WORDS {
+            assert!(scenario.contains(word) || timeline.contains(word), "{word}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! a base that decodes with reaper-model's types, and a deep merge to set
 //! what a test is about.
 
-use reaper_model::{AttachMode, ConceptId};
+use reaper_model::{AttachMode, ConceptId, ScenarioKind};
 use serde_json::{Value, json};
 
 /// Merges `patch` into `base`: objects key by key, anything else replaced.
@@ -25,7 +25,7 @@ pub fn run(patch: Value) -> Value {
         "host": {"kernel_release": "7.2.13+deb14-cloud-amd64", "arch": "x86_64", "cpus": 2},
         "recording": {
             "started_unix": 0, "freq_hz": 4000, "sample_period_ns": 250000, "probes": [],
-            "scenario": {"kind": "victim", "description": "victim 256M", "mrelease": true, "runs": 1}
+            "scenario": {"kind": ScenarioKind::Victim, "description": "victim 256M", "mrelease": true, "runs": 1}
         },
         "symbols": [], "episodes": [], "not_measured": [], "partial": false
     });

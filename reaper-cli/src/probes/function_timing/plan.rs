@@ -59,10 +59,7 @@ pub fn plan(resolved: &[ResolvedConcept], leaves: Leaves) -> Plan {
             _ => None,
         };
         if let Some(why) = why_not {
-            plan.skipped.push((
-                r.concept,
-                ProbeOutcome::not_attached(format!("not timed: {why}")),
-            ));
+            plan.skipped.push((r.concept, ProbeOutcome::not_timed(why)));
             continue;
         }
         let Some(symbol) = &r.symbol else {

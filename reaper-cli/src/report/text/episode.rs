@@ -122,7 +122,7 @@ fn timeline(e: &EpisodeReport, out: &mut String) {
     for t in &e.timeline {
         table.push(vec![
             duration::ms_signed(t.t_ns, Precision::TIMELINE),
-            t.kind.clone(),
+            t.kind.name().to_owned(),
             t.context.map_or("-", |c| c.name()).to_owned(),
             format!("{}/{}", t.comm, t.tid),
             t.arg.to_string(),

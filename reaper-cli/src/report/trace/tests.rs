@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use reaper_common::timeline::TimelineKind;
 use serde_json::Value;
 
 use super::*;
@@ -135,7 +136,7 @@ fn oom_run_has_the_reaping_span_and_mark_victim() {
     let events = checked(&run);
     let reaping = spans(&events, SPAN_OOM_REAPING);
     assert_eq!(reaping.len(), 1);
-    let at = |kind: &str| {
+    let at = |kind: TimelineKind| {
         let t = run.episodes[0]
             .timeline
             .iter()
@@ -143,7 +144,7 @@ fn oom_run_has_the_reaping_span_and_mark_victim() {
             .unwrap();
         t.t_ns as f64 / 1000.0
     };
-    let expected = at("oom_finish_reaping") - at("oom_start_reaping");
+    let expected = at(TimelineKind::OomFinishReaping) - at(TimelineKind::OomStartReaping);
     assert!((reaping[0]["dur"].as_f64().unwrap() - expected).abs() < 1e-6);
     assert!(events.iter().any(|e| e["name"] == "oom_mark_victim"));
     // Without function timing exit_mmap's start is unknown: no span.

@@ -8,7 +8,7 @@
 //! exit_mmap never runs; from 6.18 the whole process is thawed and dies.
 
 use reaper_common::timeline::TimelineKind;
-use reaper_model::Episode;
+use reaper_model::{Episode, TimelineEventKind};
 
 use super::read_or_fail;
 use super::{CellContext, Verdict, find_run_json, step_failed};
@@ -52,10 +52,11 @@ pub fn memcg_oom(ctx: &CellContext) -> Verdict {
     if let Some(fail) = cgroups_left(ctx) {
         return fail;
     }
-    let first = episode.timeline.first().map_or("", |t| t.kind.as_str());
-    if first != TimelineKind::OomMarkVictim.name() {
+    let first = episode.timeline.first().map(|t| t.kind);
+    if first != Some(TimelineKind::OomMarkVictim.into()) {
         return Verdict::Fail(format!(
-            "the timeline starts with {first:?}, not the OOM kill of reaper's victim"
+            "the timeline starts with {:?}, not the OOM kill of reaper's victim",
+            first.map_or("", TimelineEventKind::name)
         ));
     }
     match &episode.latencies.oom_reaper_verdict {

@@ -573,7 +573,7 @@ pub fn doctor_agrees(ctx: &CellContext) -> Verdict {
         // Record's own choice, not the kernel's answer: a per-page leaf is
         // left to sampling unless --exact-leaves, while doctor checks (and
         // reports the mode of) every function record may time.
-        if p.mode == AttachMode::None && p.status.to_string().starts_with(NOT_TIMED) {
+        if p.mode == AttachMode::None && p.status.is_not_timed() {
             left_to_sampling.push(name);
             continue;
         }
@@ -602,10 +602,6 @@ pub fn doctor_agrees(ctx: &CellContext) -> Verdict {
         }
     ))
 }
-
-/// How run.json words a function record chose not to time (its plan's
-/// reason follows).
-const NOT_TIMED: &str = "not timed:";
 
 #[cfg(test)]
 mod tests {
