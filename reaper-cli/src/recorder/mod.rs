@@ -3,6 +3,7 @@
 //! with `process_mrelease`, wait, drain) and build the [`Run`].
 
 mod costs;
+mod drain_pacing;
 pub mod episode;
 pub mod figure_source;
 mod kernel_facts;
@@ -17,6 +18,7 @@ mod scenario;
 mod setup;
 pub mod sizing;
 pub mod watch;
+mod watch_accumulator;
 
 use std::{
     collections::BTreeMap,

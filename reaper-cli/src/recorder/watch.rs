@@ -37,16 +37,19 @@ use std::{
 use reaper_common::{
     context::{CONTEXT_MRELEASE_CALLER, CONTEXT_OOM_REAPER, CONTEXT_VICTIM_EXIT},
     timeline::{TimelineEvent, TimelineKind},
-    tracking::{tag_context, tag_owner},
+    tracking::tag_owner,
 };
 
 use super::{
-    Recorder, interrupt,
+    Recorder,
+    drain_pacing::DrainPacer,
+    interrupt,
     setup::{self, EpisodeEnd, EpisodeSetup},
+    watch_accumulator::{Accumulator, merge},
 };
 use crate::{
     model::{Episode, VictimInfo, WatchSummary},
-    probes::{attach, collect, collect::RawEpisode, program_stats},
+    probes::{attach, collect, program_stats},
 };
 
 /// How often the watcher polls and drains.
@@ -170,6 +173,13 @@ struct Candidate {
     events: Vec<TimelineEvent>,
 }
 
+impl Candidate {
+    /// Killed, or its followed exit began, and not yet freed.
+    fn tearing_down(&self) -> bool {
+        self.freed_at.is_none() && (!self.natural || self.exit_began_ns.is_some())
+    }
+}
+
 /// The kernel's counters are system-wide in watch mode: each episode gets
 /// what accrued since the previous episode was finished.
 #[derive(Default)]
@@ -211,90 +221,7 @@ struct WatchState {
     episodes: VecDeque<Episode>,
     summary: WatchSummary,
     counters: CounterLedger,
-}
-
-/// Per-owner kernel aggregates drained so far.
-#[derive(Default)]
-struct Accumulator {
-    by_owner: HashMap<u32, RawEpisode>,
-}
-
-impl Accumulator {
-    fn add(&mut self, raw: RawEpisode) {
-        for (key, count) in raw.samples {
-            let slot = self.by_owner.entry(tag_owner(key.context)).or_default();
-            match slot.samples.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, c)) => {
-                    c.samples += count.samples;
-                    c.period_ns += count.period_ns;
-                }
-                None => slot.samples.push((key, count)),
-            }
-        }
-        for (key, stats) in raw.waits {
-            let slot = self.by_owner.entry(tag_owner(key.context)).or_default();
-            match slot.waits.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, s)) => {
-                    s.count += stats.count;
-                    s.total_ns += stats.total_ns;
-                    s.max_ns = s.max_ns.max(stats.max_ns);
-                }
-                None => slot.waits.push((key, stats)),
-            }
-        }
-        for (tag, bytes) in raw.freed {
-            let slot = self.by_owner.entry(tag_owner(tag)).or_default();
-            match slot.freed.iter_mut().find(|(t, _)| *t == tag) {
-                Some((_, b)) => *b += bytes,
-                None => slot.freed.push((tag, bytes)),
-            }
-        }
-        for slot in self.by_owner.values_mut() {
-            for (id, ips) in &raw.stacks {
-                slot.stacks.entry(*id).or_insert_with(|| ips.clone());
-            }
-        }
-    }
-
-    /// Takes an owner's data, keeping only keys of `context`.
-    fn take(&mut self, owner: u32, context: u32) -> RawEpisode {
-        let Some(slot) = self.by_owner.get_mut(&owner) else {
-            return RawEpisode::default();
-        };
-        let (samples, rest): (Vec<_>, Vec<_>) = slot
-            .samples
-            .drain(..)
-            .partition(|(k, _)| tag_context(k.context) == context);
-        slot.samples = rest;
-        let (waits, rest): (Vec<_>, Vec<_>) = slot
-            .waits
-            .drain(..)
-            .partition(|(k, _)| tag_context(k.context) == context);
-        slot.waits = rest;
-        let (freed, rest): (Vec<_>, Vec<_>) = slot
-            .freed
-            .drain(..)
-            .partition(|(tag, _)| tag_context(*tag) == context);
-        slot.freed = rest;
-        let stacks = slot.stacks.clone();
-        if slot.samples.is_empty() && slot.waits.is_empty() && slot.freed.is_empty() {
-            self.by_owner.remove(&owner);
-        }
-        RawEpisode {
-            samples,
-            waits,
-            stacks,
-            freed,
-            ..RawEpisode::default()
-        }
-    }
-}
-
-fn merge(into: &mut RawEpisode, from: RawEpisode) {
-    into.samples.extend(from.samples);
-    into.waits.extend(from.waits);
-    into.freed.extend(from.freed);
-    into.stacks.extend(from.stacks);
+    pacer: DrainPacer,
 }
 
 /// The pid a pidfd of process `tgid` refers to, from /proc fdinfo.
@@ -498,17 +425,33 @@ impl Recorder {
         }
     }
 
-    /// Drains the kernel aggregates into the state and finishes every
-    /// episode whose victim is gone (all of them when `closing`).
+    /// Drains the kernel aggregates into the state, unless a followed
+    /// teardown is running ([`DrainPacer`]), and finishes every episode
+    /// whose victim is gone (all of them when `closing`).
     fn drain_and_finish(
         &mut self,
         state: &mut WatchState,
         settings: &WatchSettings,
         closing: bool,
     ) -> anyhow::Result<()> {
+        let in_flight = state.candidates.values().any(Candidate::tearing_down);
+        if !state.pacer.should_drain(in_flight, closing, Instant::now()) {
+            return Ok(());
+        }
         let raw = collect::drain(&mut self.ebpf)?;
         state.counters.add(&raw.counters);
         state.acc.add(raw);
+        self.finish_ready(state, settings, closing)
+    }
+
+    /// Finishes every episode whose victim is gone (all of them when
+    /// `closing`), from aggregates just drained.
+    fn finish_ready(
+        &mut self,
+        state: &mut WatchState,
+        settings: &WatchSettings,
+        closing: bool,
+    ) -> anyhow::Result<()> {
         let ready: Vec<u32> = state
             .candidates
             .iter()

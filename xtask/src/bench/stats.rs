@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::verdict::{self, Goal, Verdict};
+use super::verdict::{self, Goal, RatioInterval, Verdict};
 
 /// Median and range of one figure over the rounds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,6 +43,12 @@ pub struct Row {
     pub summary: Option<Summary>,
     /// Ratio of this row's median to its baseline's, when it has one.
     pub ratio: Option<f64>,
+    /// That ratio's bootstrap interval, when the baseline is another
+    /// condition and not the perf row the verdict already compares with
+    /// (e.g. "reaper default / no profiler", issue 29's overhead figure).
+    pub ratio_interval: Option<RatioInterval>,
+    /// The condition the ratio is taken against.
+    ratio_baseline: String,
     /// "reaper vs perf", for a reaper row with a perf counterpart.
     pub verdict: Option<Verdict>,
     pub note: String,
@@ -58,6 +64,8 @@ impl Row {
             unit,
             summary: summarize(values),
             ratio: None,
+            ratio_interval: None,
+            ratio_baseline: String::new(),
             verdict: None,
             note: String::new(),
             values: values.to_vec(),
@@ -68,14 +76,26 @@ impl Row {
     /// `perf`'s values.
     pub fn versus(mut self, perf: &Row, goal: Goal) -> Self {
         self.verdict = Some(verdict::verdict(goal, &self.values, &perf.values));
+        if perf.condition == self.ratio_baseline {
+            // The verdict column prints the same interval.
+            self.ratio_interval = None;
+        }
         self
     }
 
-    /// Sets the ratio to `baseline`'s median.
+    /// Sets the ratio to `baseline`'s median, with its bootstrap interval
+    /// (the same resampling as the verdict's) unless the baseline is this
+    /// row's own condition.
     pub fn ratio_to(mut self, baseline: &Row) -> Self {
         self.ratio = match (self.summary, baseline.summary) {
             (Some(s), Some(b)) if b.median != 0.0 => Some(s.median / b.median),
             _ => None,
+        };
+        self.ratio_baseline.clone_from(&baseline.condition);
+        self.ratio_interval = if baseline.condition == self.condition {
+            None
+        } else {
+            verdict::ratio_interval(&self.values, &baseline.values)
         };
         self
     }
@@ -121,9 +141,11 @@ pub fn markdown(rows: &[Row]) -> String {
             ),
             None => ("0".into(), "not measured".into(), "-".into()),
         };
-        let ratio = row
-            .ratio
-            .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}×"));
+        let ratio = match (row.ratio, row.ratio_interval) {
+            (None, _) => "-".to_owned(),
+            (Some(r), None) => format!("{r:.2}×"),
+            (Some(r), Some(ci)) => format!("{r:.2}× [{:.2}–{:.2}]", ci.lo, ci.hi),
+        };
         let verdict = row
             .verdict
             .as_ref()
@@ -182,6 +204,34 @@ mod tests {
         );
         let md = expected.to_owned();
         assert_eq!(md, expected);
+    }
+
+    #[test]
+    fn a_ratio_to_another_condition_carries_its_interval() {
+        let base = Row::new("latency", "A: none", "ms", &[30.0, 31.0, 32.0, 33.0, 34.0]);
+        let self_ratio =
+            Row::new("latency", "A: none", "ms", &[30.0, 31.0, 32.0, 33.0, 34.0]).ratio_to(&base);
+        assert_eq!(self_ratio.ratio, Some(1.0));
+        assert_eq!(self_ratio.ratio_interval, None);
+        let b = Row::new(
+            "latency",
+            "B: reaper",
+            "ms",
+            &[33.0, 34.0, 35.0, 36.0, 37.0],
+        )
+        .ratio_to(&base);
+        let ci = b.ratio_interval.expect("5 values a side give an interval");
+        assert!(
+            ci.lo <= b.ratio.unwrap() && b.ratio.unwrap() <= ci.hi,
+            "{ci:?}"
+        );
+        let line = markdown(&[b]).lines().nth(2).unwrap().to_owned();
+        assert!(
+            line.contains(&format!("| 1.09× [{:.2}–{:.2}] |", ci.lo, ci.hi)),
+            "{line}"
+        );
+        let few = Row::new("latency", "B: reaper", "ms", &[33.0]).ratio_to(&base);
+        assert_eq!(few.ratio_interval, None, "one value gives no interval");
     }
 
     #[test]
