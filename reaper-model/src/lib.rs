@@ -4,6 +4,9 @@
 //! renderers print is derived from it, so `reaper report RUN.json` reproduces
 //! `reaper record`'s output offline. Stacks are stored symbolized (root
 //! first), so a run file needs no kallsyms to re-render.
+//!
+//! What reaper derives from runs and prints as `--json` (the report) is
+//! typed in [`output`].
 
 mod string_schema;
 
@@ -11,6 +14,7 @@ pub mod doctor;
 #[cfg(feature = "golden")]
 pub mod golden;
 pub mod migrate;
+pub mod output;
 pub mod query;
 
 use std::collections::BTreeMap;

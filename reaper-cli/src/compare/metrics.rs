@@ -194,7 +194,7 @@ impl Samples {
 fn add_run(run: &Run, policy: &LossPolicy, out: &mut [Samples]) {
     let rows = summary(run, &ConceptFrames::of(&run.symbols)).rows;
     for (metric, samples) in METRICS.iter().zip(out.iter_mut()) {
-        let Some(row) = rows.iter().find(|r| r.id == metric.row) else {
+        let Some(row) = rows.iter().find(|r| r.id == Some(metric.row)) else {
             push_distinct(
                 &mut samples.not_measured,
                 "this reaper's report has no such row",
@@ -272,7 +272,7 @@ mod tests {
         let rows = summary(&run, &ConceptFrames::of(&run.symbols)).rows;
         for m in METRICS {
             assert_eq!(
-                rows.iter().filter(|r| r.id == m.row).count(),
+                rows.iter().filter(|r| r.id == Some(m.row)).count(),
                 1,
                 "{}",
                 m.name
