@@ -5,8 +5,8 @@
 //! `reaper record`'s output offline. Stacks are stored symbolized (root
 //! first), so a run file needs no kallsyms to re-render.
 //!
-//! What reaper derives from runs and prints as `--json` (the report) is
-//! typed in [`output`].
+//! What reaper derives from runs and prints as `--json` (the report, the
+//! diff and the gate verdict) is typed in [`output`].
 
 mod string_schema;
 
