@@ -92,6 +92,21 @@ fn gate_fails_a_clear_20_percent_regression_and_names_it() {
     assert_eq!(elements.iter().filter(|e| *e == "property").count(), 4);
 }
 
+/// `reaper gate --json` is what reaper-model's `GateReport` decodes (xtask's
+/// gate-check reads it so): the regressions it names are the exit status's.
+#[test]
+fn gate_json_decodes_into_the_model() {
+    for (candidate, exit, regressed) in [("set-regression-20", 1, true), ("set-drift", 0, false)] {
+        let out = gate("set-baseline", candidate, &["--json"]);
+        assert_eq!(code(&out), exit, "{}", text(&out.stderr));
+        let report: reaper_model::output::gate::GateReport =
+            serde_json::from_slice(&out.stdout).expect("gate --json decodes");
+        assert_eq!(report.exit_code(), exit);
+        assert_eq!(report.regressions().next().is_some(), regressed);
+        assert_eq!(report.verdicts.len(), report.options.gated.len());
+    }
+}
+
 #[test]
 fn gate_passes_a_a_run_sets_that_drift() {
     for candidate in ["set-drift", "set-baseline"] {

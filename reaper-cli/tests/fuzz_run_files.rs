@@ -169,7 +169,7 @@ fn exercise(text_of_run: &str) {
         let header = compare::diff::header(&pair.a, &pair.b, pair.notes, &DiffOptions::default());
         let gate_opts = gate::GateOptions {
             min_runs: Some(1),
-            ..gate::GateOptions::default()
+            ..gate::default_options()
         };
         let report = gate::evaluate(&pair.a, &pair.b, header, &gate_opts);
         let _ = gate_render::markdown(&report);

@@ -4,6 +4,9 @@
 //! renderers print is derived from it, so `reaper report RUN.json` reproduces
 //! `reaper record`'s output offline. Stacks are stored symbolized (root
 //! first), so a run file needs no kallsyms to re-render.
+//!
+//! What reaper derives from runs and prints as `--json` (the report, the
+//! diff and the gate verdict) is typed in [`output`].
 
 mod error_chain;
 mod string_schema;
@@ -12,6 +15,7 @@ pub mod doctor;
 #[cfg(feature = "golden")]
 pub mod golden;
 pub mod migrate;
+pub mod output;
 pub mod query;
 
 use std::collections::BTreeMap;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::compare::calibration::{self, Calibration};
+use crate::compare::calibration;
 use crate::compare::gate::{
     CalibrationUse, DEFAULT_ALPHA, DEFAULT_MIN_DELTA_MS, GateOptions, check_runs, evaluate,
 };
@@ -182,7 +182,7 @@ fn calibrate(args: &GateArgs) -> anyhow::Result<i32> {
         }
         _ => say!("{text}"),
     }
-    note_raw!("reaper gate: {}", cal.summary());
+    note_raw!("reaper gate: {}", calibration::summary(&cal));
     Ok(0)
 }
 
@@ -202,7 +202,7 @@ fn options(args: &GateArgs) -> anyhow::Result<GateOptions> {
     let calibration = match &args.calibration {
         Some(path) => Some(CalibrationUse {
             path: path.display().to_string(),
-            calibration: Calibration::read(path)?,
+            calibration: calibration::read(path)?,
         }),
         None => None,
     };
@@ -375,7 +375,7 @@ fn gate(args: &GateArgs, actions: &crate::ci::github::Actions) -> anyhow::Result
             .context("cannot write the JUnit XML")?;
     }
     if args.json {
-        sayln!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", gate_render::json(&report)?);
     } else {
         say!("{markdown}");
     }

@@ -15,74 +15,34 @@
 //! relative delta to have a standard deviation of
 //! `sqrt(run_sd² (1/ra + 1/rb) + 2 set_sd²)`, and noise allows `z` times
 //! that, `z` the normal quantile of the per-metric level.
+//!
+//! The file's types ([`Calibration`], [`MetricNoise`]) are reaper-model's;
+//! this module estimates, reads and sums them up.
 
 use std::path::{Path, PathBuf};
-
-use serde::{Deserialize, Serialize};
 
 use super::clean::LossPolicy;
 use super::load::RunSet;
 use super::metrics::{METRICS, Metric, samples};
+
 use super::runlevel::{normal_upper_quantile, run_medians};
 use super::stats::median;
+pub use reaper_model::output::calibration::{Calibration, MetricNoise, VERSION};
 
-/// The calibration file's format version.
-pub const VERSION: u32 = 1;
 /// Largest calibration file read: one is a few KB (a line per metric and
 /// per A/A set), so 1 MiB is generous.
 pub const MAX_CALIBRATION_BYTES: u64 = 1 << 20;
 
-/// A calibration file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Calibration {
-    /// [`VERSION`].
-    pub version: u32,
-    /// The A/A run sets it was measured from (as given).
-    pub sources: Vec<String>,
-    /// Run sets.
-    pub sets: usize,
-    /// Runs over all sets.
-    pub runs: usize,
-    /// Kernel releases seen (distinct).
-    pub kernels: Vec<String>,
-    /// Scenario descriptions seen (distinct).
-    pub scenarios: Vec<String>,
-    /// One entry per metric.
-    pub metrics: Vec<MetricNoise>,
-}
-
-/// One metric's noise.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MetricNoise {
-    /// Metric name (as in `--max-regression`).
-    pub metric: String,
-    /// Median of all run medians, ms.
-    pub median_ms: f64,
-    /// Spread of run medians within a set, fraction of the median.
-    pub run_sd: f64,
-    /// Spread of whole sets beyond their runs, fraction of the median.
-    pub set_sd: f64,
-    /// Runs that measured it.
-    pub runs: usize,
-    /// Sets that measured it.
-    pub sets: usize,
-    /// Why it could not be estimated, when it could not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_measured: Option<String>,
-}
-
-impl MetricNoise {
-    /// The relative increase noise alone reaches with probability `level`
-    /// (one-sided) in a gate of `ra` against `rb` runs; `None` when not
-    /// measured.
-    pub fn allowed_fraction(&self, ra: usize, rb: usize, level: f64) -> Option<f64> {
-        if self.not_measured.is_some() || ra == 0 || rb == 0 {
-            return None;
-        }
-        let runs = 1.0 / ra as f64 + 1.0 / rb as f64;
-        let sd = (self.run_sd.powi(2) * runs + 2.0 * self.set_sd.powi(2)).sqrt();
-        Some(normal_upper_quantile(level) * sd)
+/// The relative increase noise alone reaches with probability `level`
+/// (one-sided) in a gate of `ra` against `rb` runs; `None` when not
+/// measured.
+pub fn allowed_fraction(noise: &MetricNoise, ra: usize, rb: usize, level: f64) -> Option<f64> {
+    if noise.not_measured.is_some() || ra == 0 || rb == 0 {
+        return None;
     }
+    let runs = 1.0 / ra as f64 + 1.0 / rb as f64;
+    let sd = (noise.run_sd.powi(2) * runs + 2.0 * noise.set_sd.powi(2)).sqrt();
+    Some(normal_upper_quantile(level) * sd)
 }
 
 /// Why a calibration file cannot be used.
@@ -231,89 +191,82 @@ pub fn estimate(sets: &[RunSet], policy: &LossPolicy) -> Result<Calibration, Cal
     })
 }
 
-impl Calibration {
-    /// Reads a calibration file: untrusted input like a run file (CI keeps
-    /// it beside the baseline), so only a regular file of at most
-    /// [`MAX_CALIBRATION_BYTES`] is opened, and it is decoded through the
-    /// guard (strings escaped, numbers bounded, memory charged).
-    pub fn read(path: &Path) -> Result<Self, CalibrationError> {
-        use crate::input::open::{Opened, describe, open_path};
-        use std::io::Read as _;
-        let read_error = |source| CalibrationError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let not_a_file = |what: String| CalibrationError::NotAFile {
-            path: path.to_owned(),
-            what,
-        };
-        let (file, id) = match open_path(path, true).map_err(read_error)? {
-            Opened::File(file, id) => (file, id),
-            Opened::Dir(_) => return Err(not_a_file("a directory".to_owned())),
-            Opened::Other(kind) => {
-                return Err(not_a_file(format!(
-                    "{}, not a regular file",
-                    describe(kind)
-                )));
-            }
-        };
-        if id.size > MAX_CALIBRATION_BYTES {
+/// Reads a calibration file: untrusted input like a run file (CI keeps
+/// it beside the baseline), so only a regular file of at most
+/// [`MAX_CALIBRATION_BYTES`] is opened, and it is decoded through the
+/// guard (strings escaped, numbers bounded, memory charged).
+pub fn read(path: &Path) -> Result<Calibration, CalibrationError> {
+    use crate::input::open::{Opened, describe, open_path};
+    use std::io::Read as _;
+    let read_error = |source| CalibrationError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let not_a_file = |what: String| CalibrationError::NotAFile {
+        path: path.to_owned(),
+        what,
+    };
+    let (file, id) = match open_path(path, true).map_err(read_error)? {
+        Opened::File(file, id) => (file, id),
+        Opened::Dir(_) => return Err(not_a_file("a directory".to_owned())),
+        Opened::Other(kind) => {
             return Err(not_a_file(format!(
-                "{} bytes, larger than any calibration (limit {MAX_CALIBRATION_BYTES})",
-                id.size
+                "{}, not a regular file",
+                describe(kind)
             )));
         }
-        let budget = crate::input::Budget::default();
-        budget
-            .charge_bytes(id.size)
-            .map_err(|e| not_a_file(e.to_string()))?;
-        let cal: Calibration =
-            crate::input::decode(file.take(id.size), &budget).map_err(|source| match source {
-                crate::input::DecodeError::Read(source) => read_error(source),
-                source => CalibrationError::Corrupt {
-                    path: path.to_owned(),
-                    source,
-                },
-            })?;
-        if cal.version != VERSION {
-            return Err(CalibrationError::Version {
+    };
+    if id.size > MAX_CALIBRATION_BYTES {
+        return Err(not_a_file(format!(
+            "{} bytes, larger than any calibration (limit {MAX_CALIBRATION_BYTES})",
+            id.size
+        )));
+    }
+    let budget = crate::input::Budget::default();
+    budget
+        .charge_bytes(id.size)
+        .map_err(|e| not_a_file(e.to_string()))?;
+    let cal: Calibration =
+        crate::input::decode(file.take(id.size), &budget).map_err(|source| match source {
+            crate::input::DecodeError::Read(source) => read_error(source),
+            source => CalibrationError::Corrupt {
                 path: path.to_owned(),
-                found: cal.version,
-            });
-        }
-        Ok(cal)
+                source,
+            },
+        })?;
+    if cal.version != VERSION {
+        return Err(CalibrationError::Version {
+            path: path.to_owned(),
+            found: cal.version,
+        });
     }
+    Ok(cal)
+}
 
-    /// The noise of a metric, when calibrated.
-    pub fn get(&self, metric: &Metric) -> Option<&MetricNoise> {
-        self.metrics.iter().find(|m| m.metric == metric.name)
-    }
-
-    /// A human summary: one line per metric.
-    pub fn summary(&self) -> String {
-        let mut out = format!(
-            "calibration from {} A/A run set{} ({} runs; {}; {})\n",
-            self.sets,
-            if self.sets == 1 { "" } else { "s" },
-            self.runs,
-            self.kernels.join(", "),
-            self.scenarios.join(", ")
-        );
-        for m in &self.metrics {
-            match &m.not_measured {
-                Some(why) => out.push_str(&format!("  {:<24} not measured ({why})\n", m.metric)),
-                None => out.push_str(&format!(
-                    "  {:<24} median {:.2} ms, run-to-run {:.1}%, set-to-set {:.1}%, noise allows +{:.1}% with 5 vs 5 runs at p=0.01\n",
-                    m.metric,
-                    m.median_ms,
-                    m.run_sd * 100.0,
-                    m.set_sd * 100.0,
-                    m.allowed_fraction(5, 5, 0.01).unwrap_or(0.0) * 100.0
-                )),
-            }
+/// A human summary: one line per metric.
+pub fn summary(cal: &Calibration) -> String {
+    let mut out = format!(
+        "calibration from {} A/A run set{} ({} runs; {}; {})\n",
+        cal.sets,
+        if cal.sets == 1 { "" } else { "s" },
+        cal.runs,
+        cal.kernels.join(", "),
+        cal.scenarios.join(", ")
+    );
+    for m in &cal.metrics {
+        match &m.not_measured {
+            Some(why) => out.push_str(&format!("  {:<24} not measured ({why})\n", m.metric)),
+            None => out.push_str(&format!(
+                "  {:<24} median {:.2} ms, run-to-run {:.1}%, set-to-set {:.1}%, noise allows +{:.1}% with 5 vs 5 runs at p=0.01\n",
+                m.metric,
+                m.median_ms,
+                m.run_sd * 100.0,
+                m.set_sd * 100.0,
+                allowed_fraction(m, 5, 5, 0.01).unwrap_or(0.0) * 100.0
+            )),
         }
-        out
     }
+    out
 }
 
 #[cfg(test)]
@@ -340,7 +293,7 @@ mod tests {
         let expected = (0.01f64 - 0.0001 / 3.0).sqrt();
         assert!((n.set_sd - expected).abs() < 1e-12, "{n:?}");
         // 5 vs 5 runs, z(0.01) = 2.326.
-        let allowed = n.allowed_fraction(5, 5, 0.01).unwrap();
+        let allowed = allowed_fraction(&n, 5, 5, 0.01).unwrap();
         let sd = (0.0001f64 * 0.4 + 2.0 * expected * expected).sqrt();
         assert!((allowed - 2.326_348 * sd).abs() < 1e-5, "{allowed}");
     }
@@ -355,7 +308,7 @@ mod tests {
         assert!(n.set_sd > 0.0);
         let n = noise(metric(), &[vec![100.0]]);
         assert!(n.not_measured.is_some());
-        assert_eq!(n.allowed_fraction(5, 5, 0.01), None);
+        assert_eq!(allowed_fraction(&n, 5, 5, 0.01), None);
         let n = noise(metric(), &[vec![0.0, 0.0]]);
         assert!(n.not_measured.is_some());
     }
@@ -374,25 +327,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("noise.json");
         std::fs::write(&path, serde_json::to_string(&cal).unwrap()).unwrap();
-        let back = Calibration::read(&path).unwrap();
+        let back = read(&path).unwrap();
         assert_eq!((back.sets, back.runs, &back.sources), (1, 3, &cal.sources));
         assert!((back.metrics[0].run_sd - 0.02).abs() < 1e-12);
         assert!(cal.get(metric()).is_some());
         assert!(
-            cal.summary().contains("run-to-run 2.0%"),
+            summary(&cal).contains("run-to-run 2.0%"),
             "{}",
-            cal.summary()
+            summary(&cal)
         );
         let old = Calibration { version: 0, ..cal };
         std::fs::write(&path, serde_json::to_string(&old).unwrap()).unwrap();
         assert!(matches!(
-            Calibration::read(&path),
+            read(&path),
             Err(CalibrationError::Version { found: 0, .. })
         ));
         std::fs::write(&path, "{}").unwrap();
-        assert!(matches!(
-            Calibration::read(&path),
-            Err(CalibrationError::Corrupt { .. })
-        ));
+        assert!(matches!(read(&path), Err(CalibrationError::Corrupt { .. })));
     }
 }

@@ -23,12 +23,15 @@
 //! composite per side keeps the warning's false-alarm rate at `alpha` for
 //! both sides together (Holm over the two), where a test per metric would
 //! warn in most honest comparisons.
-
-use serde::Serialize;
+//!
+//! The types are reaper-model's ([`reaper_model::output::design`]); this
+//! module tests the recording and words its warnings.
 
 use super::load::RunSet;
 use super::runlevel::Grouped;
 use super::stats::{median, normal_sf};
+
+pub use reaper_model::output::design::{Design, DesignCheck, Kendall, MetricMove, Trend};
 
 /// Largest run count for the exact null distribution; the inversion counts
 /// of 60 items are below 2^200, far within f64.
@@ -41,72 +44,46 @@ pub fn run_start_ms(run: &crate::model::Run) -> u64 {
         .unwrap_or(run.recording.started_unix.saturating_mul(1000))
 }
 
-/// How the two sides were placed in time.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Design {
-    /// The sides' recording times interleave: drift hits both alike.
-    Interleaved,
-    /// Every run of one side was recorded before every run of the other.
-    Blocked {
-        /// Side A (the baseline) came first.
-        a_first: bool,
-        /// Runs per side.
-        runs: (usize, usize),
-        /// Time from the first side's last run to the other's first, ms.
-        gap_ms: u64,
-    },
-    /// The times cannot say: both sides' runs share one start time (copies
-    /// of the same files), or no run has a start time.
-    Unknown {
-        /// Why.
-        why: String,
-    },
-}
-
-impl Design {
-    /// The design of two run sets.
-    pub fn of(a: &RunSet, b: &RunSet) -> Self {
-        let times =
-            |s: &RunSet| -> Vec<u64> { s.runs.iter().map(|r| run_start_ms(&r.run)).collect() };
-        let (ta, tb) = (times(a), times(b));
-        let (Some(&a_min), Some(&a_max), Some(&b_min), Some(&b_max)) = (
-            ta.iter().min(),
-            ta.iter().max(),
-            tb.iter().min(),
-            tb.iter().max(),
-        ) else {
-            return Self::Unknown {
-                why: "a side has no runs".to_owned(),
-            };
+/// The design of two run sets.
+pub fn design(a: &RunSet, b: &RunSet) -> Design {
+    let times = |s: &RunSet| -> Vec<u64> { s.runs.iter().map(|r| run_start_ms(&r.run)).collect() };
+    let (ta, tb) = (times(a), times(b));
+    let (Some(&a_min), Some(&a_max), Some(&b_min), Some(&b_max)) = (
+        ta.iter().min(),
+        ta.iter().max(),
+        tb.iter().min(),
+        tb.iter().max(),
+    ) else {
+        return Design::Unknown {
+            why: "a side has no runs".to_owned(),
         };
-        if a_max == 0 && b_max == 0 {
-            return Self::Unknown {
-                why: "no run records when it started".to_owned(),
-            };
+    };
+    if a_max == 0 && b_max == 0 {
+        return Design::Unknown {
+            why: "no run records when it started".to_owned(),
+        };
+    }
+    if a_min == a_max && b_min == b_max && a_min == b_min {
+        return Design::Unknown {
+            why: "every run of both sides has the same start time (copies of one recording?)"
+                .to_owned(),
+        };
+    }
+    let runs = (ta.len(), tb.len());
+    if a_max < b_min {
+        Design::Blocked {
+            a_first: true,
+            runs,
+            gap_ms: b_min - a_max,
         }
-        if a_min == a_max && b_min == b_max && a_min == b_min {
-            return Self::Unknown {
-                why: "every run of both sides has the same start time (copies of one recording?)"
-                    .to_owned(),
-            };
+    } else if b_max < a_min {
+        Design::Blocked {
+            a_first: false,
+            runs,
+            gap_ms: a_min - b_max,
         }
-        let runs = (ta.len(), tb.len());
-        if a_max < b_min {
-            Self::Blocked {
-                a_first: true,
-                runs,
-                gap_ms: b_min - a_max,
-            }
-        } else if b_max < a_min {
-            Self::Blocked {
-                a_first: false,
-                runs,
-                gap_ms: a_min - b_max,
-            }
-        } else {
-            Self::Interleaved
-        }
+    } else {
+        Design::Interleaved
     }
 }
 
@@ -124,17 +101,6 @@ pub fn inversion_counts(n: usize) -> Vec<f64> {
         counts = next;
     }
     counts
-}
-
-/// Kendall's rank correlation of `y` against `x`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct Kendall {
-    /// Concordant minus discordant pairs.
-    pub s: i64,
-    /// Kendall's tau-b.
-    pub tau: f64,
-    /// Two-sided p-value of no association.
-    pub p: f64,
 }
 
 fn sign(v: f64) -> i64 {
@@ -234,31 +200,6 @@ fn scaled_ranks(v: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// A side's runs in time against their values.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct Trend {
-    /// Runs with a value of any compared metric.
-    pub runs: usize,
-    /// Kendall's test of the composite of the run medians against time.
-    pub test: Kendall,
-    /// `test.p`, Holm-adjusted over the two sides.
-    pub p_adjusted: f64,
-    /// The metric that moved most with time (largest |tau|), with its first
-    /// and last runs' medians in time order, ms.
-    pub strongest: Option<MetricMove>,
-}
-
-/// One metric's first and last run medians in time order.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct MetricMove {
-    /// Metric name.
-    pub metric: String,
-    /// Median of the earliest run, ms.
-    pub first_ms: f64,
-    /// Median of the latest run, ms.
-    pub last_ms: f64,
-}
-
 /// One metric's values, grouped by run (in the set's run order), by name.
 pub type Series<'a> = (&'a str, &'a Grouped);
 
@@ -319,116 +260,101 @@ pub fn trend(set: &RunSet, series: &[Series<'_>]) -> Option<Trend> {
     })
 }
 
-/// The design and both sides' trends, with the warnings a verdict prints.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct DesignCheck {
-    /// How the sides were placed in time.
-    pub design: Design,
-    /// Side A's (the baseline's) trend, when it has 3 runs or more.
-    pub trend_a: Option<Trend>,
-    /// Side B's (the candidate's).
-    pub trend_b: Option<Trend>,
-    /// The significance level of the trend warning.
-    pub alpha: f64,
+/// Checks two sides at `alpha` (the trends Holm-adjusted over the two).
+pub fn check(
+    a: &RunSet,
+    b: &RunSet,
+    series_a: &[Series<'_>],
+    series_b: &[Series<'_>],
+    alpha: f64,
+) -> DesignCheck {
+    let (mut ta, mut tb) = (trend(a, series_a), trend(b, series_b));
+    let raw: Vec<f64> = [&ta, &tb]
+        .iter()
+        .filter_map(|t| t.as_ref().map(|t| t.test.p))
+        .collect();
+    let mut adjusted = super::runlevel::holm(&raw).into_iter();
+    for t in [&mut ta, &mut tb].into_iter().flatten() {
+        t.p_adjusted = adjusted.next().unwrap_or(1.0);
+    }
+    DesignCheck {
+        design: design(a, b),
+        trend_a: ta,
+        trend_b: tb,
+        alpha,
+    }
 }
 
-impl DesignCheck {
-    /// Checks two sides at `alpha` (the trends Holm-adjusted over the two).
-    pub fn of(
-        a: &RunSet,
-        b: &RunSet,
-        series_a: &[Series<'_>],
-        series_b: &[Series<'_>],
-        alpha: f64,
-    ) -> Self {
-        let (mut ta, mut tb) = (trend(a, series_a), trend(b, series_b));
-        let raw: Vec<f64> = [&ta, &tb]
-            .iter()
-            .filter_map(|t| t.as_ref().map(|t| t.test.p))
-            .collect();
-        let mut adjusted = super::runlevel::holm(&raw).into_iter();
-        for t in [&mut ta, &mut tb].into_iter().flatten() {
-            t.p_adjusted = adjusted.next().unwrap_or(1.0);
+/// One sentence per problem, naming the sides `names` ("A"/"B" or
+/// "baseline"/"candidate"); empty when the recording looks sound. One
+/// run against one is not called blocked: it cannot be otherwise, and
+/// no significance is claimed for it.
+pub fn warnings(check: &DesignCheck, names: (&str, &str)) -> Vec<String> {
+    let mut out: Vec<String> = blocked_warning(&check.design, names).into_iter().collect();
+    for (name, t) in [(names.0, &check.trend_a), (names.1, &check.trend_b)] {
+        let Some(t) = t else { continue };
+        if t.p_adjusted >= check.alpha {
+            continue;
         }
-        Self {
-            design: Design::of(a, b),
-            trend_a: ta,
-            trend_b: tb,
-            alpha,
-        }
+        let moved = t
+            .strongest
+            .as_ref()
+            .map(|m| {
+                format!(
+                    "; {} went {} → {} ms from its first run to its last",
+                    m.metric,
+                    crate::duration::ms_for_size(m.first_ms),
+                    crate::duration::ms_for_size(m.last_ms)
+                )
+            })
+            .unwrap_or_default();
+        let consequence = if check.design == Design::Interleaved {
+            "the sides were recorded alternately, so the drift hits both, but it widens the run-to-run noise the test judges by"
+        } else {
+            "the run-to-run test assumes no such trend"
+        };
+        out.push(format!(
+            "drift: the {name}'s {} runs {} with recording time (Kendall τ = {:.2} of the run medians against start time, p = {}, Holm-adjusted over both sides){moved}; {consequence}",
+            t.runs,
+            if t.test.tau > 0.0 { "grow" } else { "shrink" },
+            t.test.tau,
+            super::quantity::format_p(t.p_adjusted),
+        ));
     }
+    out
+}
 
-    /// One sentence per problem, naming the sides `names` ("A"/"B" or
-    /// "baseline"/"candidate"); empty when the recording looks sound. One
-    /// run against one is not called blocked: it cannot be otherwise, and
-    /// no significance is claimed for it.
-    pub fn warnings(&self, names: (&str, &str)) -> Vec<String> {
-        let mut out: Vec<String> = self.blocked_warning(names).into_iter().collect();
-        for (name, t) in [(names.0, &self.trend_a), (names.1, &self.trend_b)] {
-            let Some(t) = t else { continue };
-            if t.p_adjusted >= self.alpha {
-                continue;
+/// The blocked design's warning: every run of one side recorded
+/// before the other's. One run against one is not called blocked.
+fn blocked_warning(design: &Design, names: (&str, &str)) -> Option<String> {
+    if let Design::Blocked {
+        a_first,
+        runs,
+        gap_ms,
+    } = design
+        && runs.0.max(runs.1) > 1
+    {
+        let (first, second, n1, n2) = if *a_first {
+            (names.0, names.1, runs.0, runs.1)
+        } else {
+            (names.1, names.0, runs.1, runs.0)
+        };
+        let all = |n: usize, side: &str| {
+            if n == 1 {
+                format!("the {side} run")
+            } else {
+                format!("all {n} {side} runs")
             }
-            let moved = t
-                .strongest
-                .as_ref()
-                .map(|m| {
-                    format!(
-                        "; {} went {} → {} ms from its first run to its last",
-                        m.metric,
-                        crate::duration::ms_for_size(m.first_ms),
-                        crate::duration::ms_for_size(m.last_ms)
-                    )
-                })
-                .unwrap_or_default();
-            let consequence = if self.design == Design::Interleaved {
-                "the sides were recorded alternately, so the drift hits both, but it widens the run-to-run noise the test judges by"
-            } else {
-                "the run-to-run test assumes no such trend"
-            };
-            out.push(format!(
-                "drift: the {name}'s {} runs {} with recording time (Kendall τ = {:.2} of the run medians against start time, p = {}, Holm-adjusted over both sides){moved}; {consequence}",
-                t.runs,
-                if t.test.tau > 0.0 { "grow" } else { "shrink" },
-                t.test.tau,
-                super::quantity::format_p(t.p_adjusted),
-            ));
-        }
-        out
+        };
+        return Some(format!(
+            "blocked design: {} {} recorded before {} ({} between the blocks), so drift between the two blocks (load, memory state, another boot or day) cannot be told from a change; record the sides alternately (one {first} run, one {second} run, …)",
+            all(n1, first),
+            if n1 == 1 { "was" } else { "were" },
+            all(n2, second),
+            gap_text(*gap_ms),
+        ));
     }
-
-    /// The blocked design's warning: every run of one side recorded
-    /// before the other's. One run against one is not called blocked.
-    fn blocked_warning(&self, names: (&str, &str)) -> Option<String> {
-        if let Design::Blocked {
-            a_first,
-            runs,
-            gap_ms,
-        } = &self.design
-            && runs.0.max(runs.1) > 1
-        {
-            let (first, second, n1, n2) = if *a_first {
-                (names.0, names.1, runs.0, runs.1)
-            } else {
-                (names.1, names.0, runs.1, runs.0)
-            };
-            let all = |n: usize, side: &str| {
-                if n == 1 {
-                    format!("the {side} run")
-                } else {
-                    format!("all {n} {side} runs")
-                }
-            };
-            return Some(format!(
-                "blocked design: {} {} recorded before {} ({} between the blocks), so drift between the two blocks (load, memory state, another boot or day) cannot be told from a change; record the sides alternately (one {first} run, one {second} run, …)",
-                all(n1, first),
-                if n1 == 1 { "was" } else { "were" },
-                all(n2, second),
-                gap_text(*gap_ms),
-            ));
-        }
-        None
-    }
+    None
 }
 
 /// "2.5 s", "40 min".

@@ -1,21 +1,25 @@
 //! The diff model: what `reaper diff` prints, computed once from two run
-//! sets. Renderers (`render_text`, JSON through serde) only read it.
+//! sets. Renderers (`render_text`, JSON through serde) only read it. The
+//! types are reaper-model's ([`reaper_model::output::diff`]), so readers of
+//! `--json` decode what this module fills.
 
-use serde::Serialize;
-
-use crate::catalog::ConceptId;
-use crate::model::{AttachMode, Context, Run};
+use crate::model::{AttachMode, Run};
 use crate::report::losses::is_loss;
 
-use super::clean::{Coverage, LossPolicy, Scope, StackLoss, coverage};
+use super::clean::{LossPolicy, Scope, StackLoss, coverage};
 use super::comparable::{format_bytes, victim_bytes};
 use super::design::DesignCheck;
 use super::exact::exact;
 use super::functions::{context_series, contexts};
 use super::load::RunSet;
-use super::metrics::{METRICS, Part, Row, Samples, samples};
-use super::quantity::Comparison;
+use super::metrics::{METRICS, Part, Samples, samples};
+use super::quantity::comparison;
 use super::runlevel::group;
+
+pub use reaper_model::output::diff::{
+    ContextTable, Diff, Exact, ExactRow, FunctionRow, Header, MetricRow, ScopeUsage, SideInfo,
+    StackLossSummary,
+};
 
 /// Rows of each per-context function table beyond the catalog concepts.
 pub const DEFAULT_TOP: usize = 15;
@@ -42,169 +46,6 @@ impl Default for DiffOptions {
             policy: LossPolicy::default(),
         }
     }
-}
-
-/// Everything `reaper diff` prints.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct Diff {
-    /// The two sides, and how they differ.
-    pub header: Header,
-    /// The summary metrics (totals and their exit_mmap / reaper parts).
-    pub metrics: Vec<MetricRow>,
-    /// Were the sides recorded so that drift cancels (interleaved, no trend
-    /// inside a side)?
-    pub design: DesignCheck,
-    /// Exact per-function timing, where both sides have it.
-    pub exact: Exact,
-    /// Per-context sampled period tables.
-    pub contexts: Vec<ContextTable>,
-}
-
-/// What one side is.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct SideInfo {
-    /// Column label.
-    pub label: String,
-    /// The path given.
-    pub path: String,
-    /// Run files.
-    pub runs: usize,
-    /// Episodes over all runs.
-    pub episodes: usize,
-    /// Complete episodes.
-    pub complete_episodes: usize,
-    /// Per kind of figure, the episodes it may use and why not the others
-    /// ([`super::clean`]): sampled and latency figures always, exact timing
-    /// when an episode has it.
-    pub usage: Vec<ScopeUsage>,
-    /// Samples without a kernel stack.
-    pub stack_loss: StackLossSummary,
-    /// Kernel releases (distinct).
-    pub kernels: Vec<String>,
-    /// Architectures (distinct).
-    pub archs: Vec<String>,
-    /// CPU counts (distinct).
-    pub cpus: Vec<String>,
-    /// Sampling frequencies (distinct).
-    pub freqs: Vec<String>,
-    /// Scenario descriptions (distinct).
-    pub scenarios: Vec<String>,
-    /// Victim sizes (distinct).
-    pub victim_sizes: Vec<String>,
-    /// reaper versions (distinct).
-    pub tools: Vec<String>,
-    /// How functions were timed exactly ("fentry", "kprobe"), or "none":
-    /// function probes add overhead to what they time, so a side with them
-    /// is slower than one without. A fact of the runs (every episode).
-    pub function_probes: Vec<String>,
-    /// The reaper's VMA order per episode, e.g. "reverse ×5", or
-    /// "unknown (needs fentry or kprobe)"; from every episode.
-    pub reaper_order: String,
-    /// Runs marked partial.
-    pub partial_runs: usize,
-    /// Loss counters summed over the runs, by name (non-zero only).
-    pub losses: Vec<(String, u64)>,
-}
-
-/// The episodes one kind of figure may use on a side.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct ScopeUsage {
-    /// The kind of figure.
-    pub scope: Scope,
-    /// Episodes used and left out.
-    pub coverage: Coverage,
-}
-
-/// A side's samples without a kernel stack (they count in no function).
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct StackLossSummary {
-    /// Samples on tracked tasks, all episodes.
-    pub samples: u64,
-    /// Of those, samples without a stack.
-    pub lost: u64,
-    /// The largest share in one episode, percent.
-    pub worst_episode_pct: f64,
-    /// Episodes over the tolerance (left out of the sampled figures unless
-    /// something else left them out first).
-    pub over_tolerance: usize,
-}
-
-/// Run-level facts of both sides.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct Header {
-    /// Side A.
-    pub a: SideInfo,
-    /// Side B.
-    pub b: SideInfo,
-    /// "kernel: X → Y" lines for what differs (allowed; shown).
-    pub differences: Vec<String>,
-    /// Comparability notes (e.g. a forced size mismatch).
-    pub notes: Vec<String>,
-    /// Which losses left episodes out of which figures.
-    pub policy: LossPolicy,
-}
-
-/// One summary metric on both sides.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct MetricRow {
-    /// Metric name (as in `reaper gate --max-regression`).
-    pub metric: &'static str,
-    /// Row label, from the report ("folio_remove_rmap_ptes time").
-    pub label: String,
-    /// Which summary row.
-    pub row: Row,
-    /// Which part of the row.
-    pub part: Part,
-    /// The comparison.
-    pub comparison: Comparison,
-}
-
-/// Exact per-function timing on both sides.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct Exact {
-    /// `Some(why)` when there is nothing to compare.
-    pub not_measured: Option<String>,
-    /// Episodes each side's rows used (every row the same).
-    pub coverage: super::quantity::Coverages,
-    /// (context, function) pairs present on both sides.
-    pub rows: Vec<ExactRow>,
-}
-
-/// A function's exact inclusive time on both sides.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct ExactRow {
-    /// Context name.
-    pub context: String,
-    /// Function(s), "a → b" when the sides' kernels name the concept
-    /// differently, with the concept in brackets.
-    pub function: String,
-    /// The comparison.
-    pub comparison: Comparison,
-}
-
-/// One context's function table.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct ContextTable {
-    /// The context.
-    pub context: Context,
-    /// Display label.
-    pub label: String,
-    /// Episodes each side's rows used (every row the same: the sampled
-    /// scope's).
-    pub coverage: super::quantity::Coverages,
-    /// Rows.
-    pub rows: Vec<FunctionRow>,
-}
-
-/// One function's sampled period on both sides.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct FunctionRow {
-    /// Catalog concept, when the row is one.
-    pub concept: Option<ConceptId>,
-    /// Function name(s).
-    pub name: String,
-    /// The comparison.
-    pub comparison: Comparison,
 }
 
 fn stack_loss(set: &RunSet, policy: &LossPolicy) -> StackLossSummary {
@@ -369,11 +210,11 @@ fn metric_rows(sa: &[Samples], sb: &[Samples]) -> Vec<MetricRow> {
         .iter()
         .zip(sa.iter().zip(sb))
         .map(|(metric, (x, y))| MetricRow {
-            metric: metric.name,
+            metric: metric.name.to_owned(),
             label: row_label(&x.labels, &y.labels, metric.name),
             row: metric.row,
             part: metric.part,
-            comparison: Comparison::new(
+            comparison: comparison(
                 &x.runs,
                 &y.runs,
                 || x.why_not().unwrap_or_default(),
@@ -460,7 +301,7 @@ fn exact_rows(ea: &super::exact::ExactTiming, eb: &super::exact::ExactTiming) ->
             Some(ExactRow {
                 context: key.0.clone(),
                 function,
-                comparison: Comparison::new(
+                comparison: comparison(
                     &group(xa, &ea.run_of),
                     &group(xb, &eb.run_of),
                     String::new,
@@ -493,7 +334,7 @@ fn context_tables(a: &RunSet, b: &RunSet, top: usize, policy: &LossPolicy) -> Ve
                 .map(|s| FunctionRow {
                     concept: s.concept,
                     name: s.name,
-                    comparison: Comparison::new(
+                    comparison: comparison(
                         &group(&s.a, &s.runs_a),
                         &group(&s.b, &s.runs_b),
                         || s.why_a.clone().unwrap_or_default(),
@@ -572,7 +413,7 @@ pub fn design_check(
             .map(|(i, x)| (METRICS[i].name, x.runs.as_slice()))
             .collect()
     }
-    DesignCheck::of(a, b, &view(sa, &pick), &view(sb, &pick), alpha)
+    super::design::check(a, b, &view(sa, &pick), &view(sb, &pick), alpha)
 }
 
 /// Builds the diff of two (comparable) run sets.

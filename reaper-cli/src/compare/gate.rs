@@ -4,7 +4,7 @@
 //! when all of these hold:
 //! 1. its candidate median exceeds the baseline median by more than the
 //!    allowed increase: the larger of its threshold
-//!    ([`Threshold::allowed_ms`]) and, with a calibration file, what
+//!    ([`super::spec::Threshold::allowed_ms`]) and, with a calibration file, what
 //!    measured run-to-run noise reaches at the per-metric level
 //!    ([`super::calibration`]);
 //! 2. the increase is at least [`GateOptions::min_delta_ms`] (a floor, so a
@@ -17,20 +17,23 @@
 //!
 //! `alpha` is the gate's false-alarm rate over all its metrics, not each
 //! metric's: per metric the level is `alpha / metrics` (Holm's first step).
-
-use serde::Serialize;
+//!
+//! The report's types are reaper-model's ([`reaper_model::output::gate`]),
+//! so xtask and other readers decode `gate --json` with what this fills.
 
 use super::CompareError;
-use super::calibration::Calibration;
 use super::clean::{LossPolicy, Scope, exclusion};
-use super::design::DesignCheck;
-use super::diff::{Header, SideInfo};
+use super::diff::Header;
 use super::load::RunSet;
 use super::metrics::{Samples, samples};
-use super::quantity::Comparison;
-use super::runlevel::{self, holm, min_runs};
-use super::spec::{Gated, Threshold};
+use super::quantity::{Comparison, comparison};
+use super::runlevel::{self, holm};
+use super::spec::Gated;
 use super::stats::MannWhitney;
+
+pub use reaper_model::output::gate::{
+    CalibrationUse, GateOptions, GateReport, NoiseFloor, Status, UNIT, Verdict,
+};
 
 /// Default false-alarm rate of the whole gate (all gated metrics).
 pub const DEFAULT_ALPHA: f64 = 0.05;
@@ -43,130 +46,19 @@ pub const DEFAULT_MIN_DELTA_MS: f64 = 0.5;
 /// interval widths it was checked against.
 pub const DEFAULT_EQUIVALENCE_PCT: f64 = 5.0;
 
-/// A calibration and where it came from.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct CalibrationUse {
-    /// The file given.
-    pub path: String,
-    /// Its contents.
-    #[serde(skip)]
-    pub calibration: Calibration,
-}
-
-/// Gate settings.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct GateOptions {
-    /// Gated metrics and thresholds.
-    pub gated: Vec<Gated>,
-    /// Runs required on each side for the significance test; `None`: the
-    /// fewest that can reach significance ([`Self::runs_needed`]).
-    pub min_runs: Option<usize>,
-    /// False-alarm rate of the whole gate.
-    pub alpha: f64,
-    /// Increases below this are never regressions, ms.
-    pub min_delta_ms: f64,
-    /// Measured run-to-run noise, when given.
-    pub calibration: Option<CalibrationUse>,
-    /// Which losses leave an episode out of which metrics.
-    pub policy: LossPolicy,
-    /// Equivalence margin, percent of the baseline.
-    pub equivalence_pct: f64,
-}
-
-impl Default for GateOptions {
-    /// The gate's defaults: the default SPEC, alpha, floor and loss policy,
-    /// no calibration.
-    fn default() -> Self {
-        Self {
-            gated: super::spec::defaults(),
-            min_runs: None,
-            alpha: DEFAULT_ALPHA,
-            min_delta_ms: DEFAULT_MIN_DELTA_MS,
-            calibration: None,
-            policy: LossPolicy::default(),
-            equivalence_pct: DEFAULT_EQUIVALENCE_PCT,
-        }
+/// The gate's defaults: the default SPEC, alpha, floor and loss policy,
+/// no calibration.
+pub fn default_options() -> GateOptions {
+    GateOptions {
+        gated: super::spec::defaults(),
+        min_runs: None,
+        alpha: DEFAULT_ALPHA,
+        min_delta_ms: DEFAULT_MIN_DELTA_MS,
+        calibration: None,
+        policy: LossPolicy::default(),
+        equivalence_pct: DEFAULT_EQUIVALENCE_PCT,
     }
 }
-
-impl GateOptions {
-    /// The per-metric level: `alpha` over the gated metrics.
-    pub fn level(&self) -> f64 {
-        self.alpha / self.gated.len().max(1) as f64
-    }
-
-    /// Runs per side from which complete separation of the run medians is
-    /// significant at [`Self::level`] (or `--min-runs`).
-    pub fn runs_needed(&self) -> usize {
-        self.min_runs.unwrap_or_else(|| min_runs(self.level()))
-    }
-
-    /// What judges the noise.
-    pub fn noise_floor(&self) -> NoiseFloor {
-        match &self.calibration {
-            Some(c) => NoiseFloor::Calibrated {
-                file: c.path.clone(),
-                sets: c.calibration.sets,
-                runs: c.calibration.runs,
-                min_delta_ms: self.min_delta_ms,
-            },
-            None => NoiseFloor::BuiltIn {
-                min_delta_ms: self.min_delta_ms,
-                runs_needed: self.runs_needed(),
-            },
-        }
-    }
-}
-
-/// What judges run-to-run noise.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum NoiseFloor {
-    /// No calibration: the built-in floor, and the sides' own runs.
-    BuiltIn {
-        /// Increases below this never fail, ms.
-        min_delta_ms: f64,
-        /// Runs per side the test needs.
-        runs_needed: usize,
-    },
-    /// A calibration file.
-    Calibrated {
-        /// The file.
-        file: String,
-        /// A/A run sets it was measured from.
-        sets: usize,
-        /// Runs over those sets.
-        runs: usize,
-        /// Increases below this never fail, ms.
-        min_delta_ms: f64,
-    },
-}
-
-impl std::fmt::Display for NoiseFloor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            NoiseFloor::BuiltIn {
-                min_delta_ms,
-                runs_needed,
-            } => write!(
-                f,
-                "built-in (no calibration file): increases under {min_delta_ms} ms never fail, and run-to-run noise is judged from each side's own runs ({runs_needed} or more per side)"
-            ),
-            NoiseFloor::Calibrated {
-                file,
-                sets,
-                runs,
-                min_delta_ms,
-            } => write!(
-                f,
-                "calibration file {file} ({sets} A/A run sets, {runs} runs): each threshold is at least what that noise reaches at the per-metric level; increases under {min_delta_ms} ms never fail"
-            ),
-        }
-    }
-}
-
-/// The statistical unit, for reports.
-pub const UNIT: &str = "run (one run file: one reaper record invocation or VM boot); each run summarised by the median of the episodes a metric may use (lost races and partial episodes are left out of every metric, a loss only out of the metrics it can bias)";
 
 /// Refuses a gate whose sides have too few runs to separate a change from
 /// run-to-run drift, unless a calibration measured that drift.
@@ -208,100 +100,6 @@ pub fn check_runs(
         }
     }
     Ok(())
-}
-
-/// A gated metric's outcome.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum Status {
-    /// Within its threshold (or below the floor).
-    Pass,
-    /// Over its threshold, with significance.
-    Regressed,
-    /// Over its threshold, but not significantly: within the noise.
-    WithinNoise,
-    /// Significantly smaller on the candidate.
-    Improved,
-    /// Not evaluated, and why.
-    Skipped {
-        /// Why.
-        why: String,
-    },
-}
-
-/// One gated metric.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct Verdict {
-    /// Metric name.
-    pub metric: &'static str,
-    /// What it measures.
-    pub description: &'static str,
-    /// Its threshold.
-    pub threshold: Threshold,
-    /// The largest allowed increase, ms: the larger of the threshold's and
-    /// the calibrated noise's (when the baseline was measured).
-    pub allowed_ms: Option<f64>,
-    /// What calibrated noise alone reaches, ms (with a calibration).
-    pub noise_ms: Option<f64>,
-    /// Baseline (a) and candidate (b).
-    pub comparison: Comparison,
-    /// The one-sided test of the run medians, when both sides were measured.
-    pub test: Option<MannWhitney>,
-    /// `test.p_greater`, Holm-adjusted over the gated metrics.
-    pub p_adjusted: Option<f64>,
-    /// The outcome.
-    pub status: Status,
-    /// The equivalence margin (percent) when the shift's 95% interval lies
-    /// inside it: no change beyond ±margin. `None` when it does not, or no
-    /// interval exists.
-    pub no_change_beyond_pct: Option<f64>,
-}
-
-/// The gate's result.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct GateReport {
-    /// The baseline.
-    pub baseline: SideInfo,
-    /// The candidate.
-    pub candidate: SideInfo,
-    /// What differs between the sides (allowed, shown).
-    pub differences: Vec<String>,
-    /// Comparability notes.
-    pub notes: Vec<String>,
-    /// Settings used.
-    pub options: GateOptions,
-    /// The statistical unit ([`UNIT`]).
-    pub unit: &'static str,
-    /// What judged the noise.
-    pub noise_floor: NoiseFloor,
-    /// One per gated metric.
-    pub verdicts: Vec<Verdict>,
-    /// Were the sides recorded so that drift cancels (alternated, no trend
-    /// inside a side)?
-    pub design: DesignCheck,
-    /// The design check's warnings, naming the sides "baseline" and
-    /// "candidate" (empty when the recording looks sound).
-    pub warnings: Vec<String>,
-}
-
-impl GateReport {
-    /// The verdicts that regressed.
-    pub fn regressions(&self) -> impl Iterator<Item = &Verdict> {
-        self.verdicts
-            .iter()
-            .filter(|v| v.status == Status::Regressed)
-    }
-
-    /// 0 when nothing regressed, 1 otherwise.
-    pub fn exit_code(&self) -> i32 {
-        i32::from(self.regressions().next().is_some())
-    }
-
-    /// The drift and design warnings, naming the sides "baseline" and
-    /// "candidate".
-    pub fn warnings(&self) -> Vec<String> {
-        self.warnings.clone()
-    }
 }
 
 /// What a status decision reads.
@@ -368,9 +166,12 @@ fn status(c: &Comparison, e: &Evidence, opts: &GateOptions) -> Status {
 /// The calibrated noise allowance of one metric, ms.
 fn noise_ms(g: &Gated, c: &Comparison, opts: &GateOptions) -> Option<f64> {
     let cal = &opts.calibration.as_ref()?.calibration;
-    let fraction = cal
-        .get(g.metric)?
-        .allowed_fraction(c.a.runs(), c.b.runs(), opts.level())?;
+    let fraction = super::calibration::allowed_fraction(
+        cal.get(g.metric)?,
+        c.a.runs(),
+        c.b.runs(),
+        opts.level(),
+    )?;
     Some(fraction * c.a.median()?)
 }
 
@@ -389,7 +190,7 @@ fn gated_rows<'g>(gated: &'g [Gated], sb: &[Samples], sc: &[Samples]) -> Vec<Gat
                 .position(|m| m.name == g.metric.name)
                 .expect("gated metrics come from METRICS");
             let (b, c) = (&sb[index], &sc[index]);
-            let comparison = Comparison::new(
+            let comparison = comparison(
                 &b.runs,
                 &c.runs,
                 || b.why_not().unwrap_or_default(),
@@ -426,8 +227,8 @@ fn verdict(
         .filter(|s| s.ms.within(s.base_ms, opts.equivalence_pct))
         .map(|_| opts.equivalence_pct);
     Verdict {
-        metric: g.metric.name,
-        description: g.metric.description,
+        metric: g.metric.name.to_owned(),
+        description: g.metric.description.to_owned(),
         threshold: g.threshold,
         allowed_ms: allowed,
         noise_ms: noise,
@@ -490,11 +291,11 @@ pub fn evaluate(
         candidate: header.b,
         differences: header.differences,
         notes: header.notes,
-        unit: UNIT,
+        unit: UNIT.to_owned(),
         noise_floor: opts.noise_floor(),
         options: opts.clone(),
         verdicts,
-        warnings: design.warnings(("baseline", "candidate")),
+        warnings: super::design::warnings(&design, ("baseline", "candidate")),
         design,
     }
 }
@@ -502,8 +303,9 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::calibration::{MetricNoise, VERSION};
+    use crate::compare::calibration::{Calibration, MetricNoise, VERSION};
     use crate::compare::metrics::METRICS;
+    use crate::compare::spec::Threshold;
 
     fn opts(calibrated: bool) -> GateOptions {
         let calibration = calibrated.then(|| CalibrationUse {
@@ -544,7 +346,7 @@ mod tests {
 
     fn judge_with(base: &[f64], cand: &[f64], threshold: Threshold, o: &GateOptions) -> Status {
         let (b, c) = (runs(base), runs(cand));
-        let comparison = Comparison::new(&b, &c, || "why".into(), || "why".into());
+        let comparison = comparison(&b, &c, || "why".into(), || "why".into());
         let test = runlevel::test(&b, &c);
         let gated = Gated {
             metric: &METRICS[0],
@@ -644,7 +446,7 @@ mod tests {
                 metric: &METRICS[0],
                 threshold: Threshold::Percent(5.0),
             },
-            &Comparison::new(&runs(&[100.0]), &runs(&[110.0]), String::new, String::new),
+            &comparison(&runs(&[100.0]), &runs(&[110.0]), String::new, String::new),
             &o,
         )
         .unwrap();

@@ -1,7 +1,9 @@
-//! The gate's outputs: a short markdown summary (stdout, CI comments) and
-//! JUnit XML with one testcase per gated metric; and, when the gate cannot
-//! judge (exit 2), the same two outputs saying why ([`Refusal`]), so a CI
-//! job's summary page and test report are never empty.
+//! The gate's outputs: a short markdown summary (stdout, CI comments),
+//! JUnit XML with one testcase per gated metric and the report as JSON
+//! (`--json`, read back with reaper-model's [`GateReport`]); and, when the
+//! gate cannot judge (exit 2), the markdown and JUnit saying why
+//! ([`Refusal`]), so a CI job's summary page and test report are never
+//! empty.
 
 use std::fmt::Write;
 
@@ -11,6 +13,11 @@ use super::quantity::{Side, format_p, p_text};
 use super::text::{delta, shift_pct, stack_loss_text, usage_text};
 use crate::duration::ms_for_size;
 use crate::sanitize;
+
+/// `reaper gate --json`: the report as pretty JSON, newline-terminated.
+pub fn json(r: &GateReport) -> serde_json::Result<String> {
+    Ok(serde_json::to_string_pretty(r)? + "\n")
+}
 
 fn side(s: &Side) -> String {
     match s {
@@ -147,7 +154,7 @@ fn markdown_equivalent(out: &mut String, r: &GateReport) {
         .verdicts
         .iter()
         .filter(|v| v.no_change_beyond_pct.is_some() && v.status != Status::Regressed)
-        .map(|v| v.metric)
+        .map(|v| v.metric.as_str())
         .collect();
     if !equivalent.is_empty() {
         let _ = writeln!(
@@ -368,7 +375,7 @@ fn junit_testcase(out: &mut String, v: &Verdict, policy: &super::clean::LossPoli
     let _ = writeln!(
         out,
         "    <testcase classname=\"reaper.gate\" name=\"{}\">",
-        xml_escape(v.metric)
+        xml_escape(&v.metric)
     );
     let detail = format!(
         "{}: baseline {} ms, candidate {} ms, delta {}, threshold {}, {}; {}; episodes used {}",

@@ -8,153 +8,19 @@
 //! episodes are left out of every row, a loss only out of the rows it can
 //! bias), grouped by run: the run is the statistical unit. Each metric says
 //! how many episodes it used and why not the others ([`Coverage`]).
+//! The metric table ([`METRICS`]) is reaper-model's vocabulary, re-exported.
 
 use serde::Serialize;
 
 use crate::catalog::ConceptFrames;
 use crate::model::Run;
 use crate::report::model::Cell;
-pub use crate::report::model::RowId as Row;
 use crate::report::summary::summary;
+
+pub use reaper_model::output::metrics::{METRICS, Metric, Part, Row, find, names};
 
 use super::clean::{Coverage, LossPolicy, Scope, exclusion};
 use super::load::RunSet;
-
-/// Which part of a row's value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Part {
-    /// The row's total.
-    Total,
-    /// The victim's exit_mmap part.
-    ExitMmap,
-    /// The reaper-work part (process_mrelease caller and oom_reaper).
-    Reaper,
-}
-
-/// A metric that `reaper diff` shows and `reaper gate` can gate on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub struct Metric {
-    /// Name used in `--max-regression`, e.g. "pte_lock_wait".
-    pub name: &'static str,
-    /// What it measures, for `--help` and reports.
-    pub description: &'static str,
-    /// The summary row.
-    pub row: Row,
-    /// The part of the row.
-    pub part: Part,
-}
-
-const fn metric(name: &'static str, description: &'static str, row: Row, part: Part) -> Metric {
-    Metric {
-        name,
-        description,
-        row,
-        part,
-    }
-}
-
-/// Every metric, in the summary table's order (a total before its parts).
-pub const METRICS: &[Metric] = &[
-    metric(
-        "total",
-        "total running time, exit_mmap + reaper work (sampled CPU time)",
-        Row::Total,
-        Part::Total,
-    ),
-    metric(
-        "total_exit_mmap",
-        "the victim's exit_mmap part of the total",
-        Row::Total,
-        Part::ExitMmap,
-    ),
-    metric(
-        "total_reaper",
-        "the reaper-work part of the total",
-        Row::Total,
-        Part::Reaper,
-    ),
-    metric(
-        "pte_lock_wait",
-        "time waiting for the PTE spinlock, exit_mmap + reaper work (sampled spin time under the PTE-lock function)",
-        Row::PteLockWait,
-        Part::Total,
-    ),
-    metric(
-        "pte_lock_wait_exit_mmap",
-        "the victim's part of the PTE-lock wait",
-        Row::PteLockWait,
-        Part::ExitMmap,
-    ),
-    metric(
-        "pte_lock_wait_reaper",
-        "the reaper's part of the PTE-lock wait",
-        Row::PteLockWait,
-        Part::Reaper,
-    ),
-    metric(
-        "pte_lock_wait_exact",
-        "PTE-lock wait from function timing: inclusive time of the spin slow path's calls from the PTE-lock call site, exit_mmap + reaper work (sees the pending-bit spins lock:contention_begin misses)",
-        Row::PteLockWaitExact,
-        Part::Total,
-    ),
-    metric(
-        "pte_lock_wait_exact_exit_mmap",
-        "the victim's part of the exact PTE-lock wait",
-        Row::PteLockWaitExact,
-        Part::ExitMmap,
-    ),
-    metric(
-        "pte_lock_wait_exact_reaper",
-        "the reaper's part of the exact PTE-lock wait",
-        Row::PteLockWaitExact,
-        Part::Reaper,
-    ),
-    metric(
-        "rmap",
-        "rmap-removal time (folio_remove_rmap_ptes or page_remove_rmap), exit_mmap + reaper work",
-        Row::Rmap,
-        Part::Total,
-    ),
-    metric(
-        "rmap_exit_mmap",
-        "the victim's part of the rmap-removal time",
-        Row::Rmap,
-        Part::ExitMmap,
-    ),
-    metric(
-        "rmap_reaper",
-        "the reaper's part of the rmap-removal time",
-        Row::Rmap,
-        Part::Reaper,
-    ),
-    metric(
-        "kill_to_reap",
-        "latency from the kill to process_mrelease returning (wall clock)",
-        Row::KillToReap,
-        Part::Total,
-    ),
-    metric(
-        "kill_to_exit_mmap",
-        "latency from the kill to the victim's exit_mmap finishing (wall clock)",
-        Row::KillToExitMmap,
-        Part::Total,
-    ),
-];
-
-/// Looks a metric up by name.
-pub fn find(name: &str) -> Option<&'static Metric> {
-    METRICS.iter().find(|m| m.name == name)
-}
-
-/// Every metric name, comma-separated (for messages).
-pub fn names() -> String {
-    METRICS
-        .iter()
-        .map(|m| m.name)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// One side's samples of a metric.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
@@ -194,7 +60,7 @@ impl Samples {
 fn add_run(run: &Run, policy: &LossPolicy, out: &mut [Samples]) {
     let rows = summary(run, &ConceptFrames::of(&run.symbols)).rows;
     for (metric, samples) in METRICS.iter().zip(out.iter_mut()) {
-        let Some(row) = rows.iter().find(|r| r.id == metric.row) else {
+        let Some(row) = rows.iter().find(|r| r.id == Some(metric.row)) else {
             push_distinct(
                 &mut samples.not_measured,
                 "this reaper's report has no such row",
@@ -272,7 +138,7 @@ mod tests {
         let rows = summary(&run, &ConceptFrames::of(&run.symbols)).rows;
         for m in METRICS {
             assert_eq!(
-                rows.iter().filter(|r| r.id == m.row).count(),
+                rows.iter().filter(|r| r.id == Some(m.row)).count(),
                 1,
                 "{}",
                 m.name

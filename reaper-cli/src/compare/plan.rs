@@ -405,7 +405,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/data/compare/set-baseline");
         let set = super::super::load_set("baseline", &path, &Default::default()).unwrap();
-        let p = plan(Some(&set), &GateOptions::default(), 20.0);
+        let p = plan(Some(&set), &super::super::gate::default_options(), 20.0);
         assert_eq!(p.rows.len(), 5);
         let total = &p.rows[0];
         assert_eq!(total.source, Some(NoiseSource::Baseline { runs: 5 }));
@@ -414,7 +414,7 @@ mod tests {
         assert_eq!(total.runs_needed, Some(5), "{total:?}");
         let md = markdown(&p);
         assert!(md.contains("| total | "), "{md}");
-        let none = plan(None, &GateOptions::default(), 20.0);
+        let none = plan(None, &super::super::gate::default_options(), 20.0);
         assert!(none.rows.iter().all(|r| r.not_measured.is_some()));
     }
 }

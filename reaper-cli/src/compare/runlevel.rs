@@ -17,6 +17,10 @@
 
 use super::stats::{MannWhitney, mann_whitney, median, normal_sf};
 
+/// The fewest runs per side at which complete separation is significant:
+/// reaper-model's, since a gate report's settings read it.
+pub use reaper_model::output::gate::min_runs;
+
 /// Values grouped by run: one inner vector per run (the episodes used).
 pub type Grouped = [Vec<f64>];
 
@@ -48,20 +52,6 @@ pub fn count(runs: &Grouped) -> usize {
 /// The Mann-Whitney U test of B's run medians against A's.
 pub fn test(a: &Grouped, b: &Grouped) -> Option<MannWhitney> {
     mann_whitney(&run_medians(a), &run_medians(b))
-}
-
-/// C(n, k) as a float (exact for the small n used here).
-fn choose(n: usize, k: usize) -> f64 {
-    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
-}
-
-/// The fewest runs per side (equal sides) for which complete separation of
-/// the run medians reaches one-sided p < `level`: the smallest R with
-/// `1 / C(2R, R) < level`. 4 at 0.05, 5 at 0.01.
-pub fn min_runs(level: f64) -> usize {
-    (1..64)
-        .find(|&r| 1.0 / choose(2 * r, r) < level)
-        .unwrap_or(64)
 }
 
 /// Holm's step-down adjustment of `p` (same order out): the family-wise

@@ -19,13 +19,10 @@
 //! `f(i, j)[u] = f(i, j−1)[u − i] + f(i−1, j)[u]`. Above [`EXACT_MAX_N`]
 //! pooled values the normal approximation gives `C`.
 
-use serde::Serialize;
-
 use super::runlevel::normal_upper_quantile;
 use super::stats::{EXACT_MAX_N, median};
 
-/// Confidence of the interval shown beside every compared row.
-pub const CONFIDENCE: f64 = 0.95;
+pub use reaper_model::output::quantity::{CONFIDENCE, Shift};
 
 /// Counts of U = 0..=m·n over all C(m+n, m) orderings of `m` A values and
 /// `n` B values without ties (U: pairs with the B value above the A value).
@@ -78,60 +75,33 @@ pub fn lower_critical(m: usize, n: usize, tail: f64) -> Option<(usize, f64)> {
     found
 }
 
-/// The shift of B against A, in the values' unit.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct Shift {
-    /// Hodges-Lehmann estimate: the median of all pairwise differences.
-    pub estimate: f64,
-    /// The confidence interval, when the runs allow one.
-    pub ci: Option<(f64, f64)>,
-    /// Its exact coverage (`1 − 2·P(U ≤ C)`, at least [`CONFIDENCE`]).
-    pub coverage: Option<f64>,
+/// The shift of `b` against `a` with a [`CONFIDENCE`] interval; `None`
+/// when a side is empty.
+pub fn of(a: &[f64], b: &[f64]) -> Option<Shift> {
+    at(a, b, CONFIDENCE)
 }
 
-impl Shift {
-    /// The shift of `b` against `a` with a [`CONFIDENCE`] interval; `None`
-    /// when a side is empty.
-    pub fn of(a: &[f64], b: &[f64]) -> Option<Self> {
-        Self::at(a, b, CONFIDENCE)
-    }
-
-    /// The same at another confidence `level`.
-    pub fn at(a: &[f64], b: &[f64], level: f64) -> Option<Self> {
-        let mut diffs: Vec<f64> = b
-            .iter()
-            .flat_map(|y| a.iter().map(move |x| y - x))
-            .collect();
-        diffs.sort_by(f64::total_cmp);
-        let estimate = median(&diffs)?;
-        let critical = lower_critical(a.len(), b.len(), (1.0 - level) / 2.0);
-        let (ci, coverage) = match critical {
-            Some((c, p)) => (
-                Some((diffs[c], diffs[diffs.len() - 1 - c])),
-                Some(1.0 - 2.0 * p),
-            ),
-            None => (None, None),
-        };
-        Some(Self {
-            estimate,
-            ci,
-            coverage,
-        })
-    }
-
-    /// The interval relative to `base` (percent), when both exist and
-    /// `base` is not 0.
-    pub fn ci_pct(&self, base: f64) -> Option<(f64, f64)> {
-        let (lo, hi) = self.ci?;
-        (base != 0.0).then(|| (lo / base * 100.0, hi / base * 100.0))
-    }
-
-    /// Whether the interval lies inside ±`margin_pct` percent of `base`:
-    /// no change beyond the margin, at the interval's confidence.
-    pub fn within(&self, base: f64, margin_pct: f64) -> bool {
-        self.ci_pct(base)
-            .is_some_and(|(lo, hi)| lo >= -margin_pct && hi <= margin_pct)
-    }
+/// The same at another confidence `level`.
+pub fn at(a: &[f64], b: &[f64], level: f64) -> Option<Shift> {
+    let mut diffs: Vec<f64> = b
+        .iter()
+        .flat_map(|y| a.iter().map(move |x| y - x))
+        .collect();
+    diffs.sort_by(f64::total_cmp);
+    let estimate = median(&diffs)?;
+    let critical = lower_critical(a.len(), b.len(), (1.0 - level) / 2.0);
+    let (ci, coverage) = match critical {
+        Some((c, p)) => (
+            Some((diffs[c], diffs[diffs.len() - 1 - c])),
+            Some(1.0 - 2.0 * p),
+        ),
+        None => (None, None),
+    };
+    Some(Shift {
+        estimate,
+        ci,
+        coverage,
+    })
 }
 
 #[cfg(test)]
@@ -218,14 +188,14 @@ mod tests {
     #[test]
     fn hodges_lehmann_and_moses_interval() {
         // One run a side: the difference itself, no interval.
-        let s = Shift::of(&[10.0], &[12.5]).unwrap();
+        let s = of(&[10.0], &[12.5]).unwrap();
         assert_eq!((s.estimate, s.ci), (2.5, None));
         // 5 vs 5 shifted by exactly 10 with spread: estimate 10; C = 2 so
         // the interval is the 3rd smallest to 3rd largest of 25 differences,
         // at coverage 1 − 2·4/252.
         let a = [100.0, 101.0, 103.0, 104.0, 108.0];
         let b: Vec<f64> = a.iter().map(|v| v + 10.0).collect();
-        let s = Shift::of(&a, &b).unwrap();
+        let s = of(&a, &b).unwrap();
         assert_eq!(s.estimate, 10.0);
         let mut d: Vec<f64> = b
             .iter()
@@ -235,17 +205,17 @@ mod tests {
         assert_eq!(s.ci, Some((d[2], d[22])));
         assert!(close(s.coverage.unwrap(), 1.0 - 8.0 / 252.0));
         assert!(s.ci.unwrap().0 < 10.0 && s.ci.unwrap().1 > 10.0);
-        assert_eq!(Shift::of(&[], &[1.0]), None);
+        assert_eq!(of(&[], &[1.0]), None);
     }
 
     #[test]
     fn equivalence_needs_the_whole_interval_inside_the_margin() {
         let a = [100.0, 101.0, 99.0, 100.5, 99.5];
         let near: Vec<f64> = a.iter().map(|v| v + 0.5).collect();
-        let s = Shift::of(&a, &near).unwrap();
+        let s = of(&a, &near).unwrap();
         assert!(s.within(100.0, 5.0), "{s:?}");
         assert!(!s.within(100.0, 0.5), "{s:?}");
-        let one = Shift::of(&[100.0], &[100.0]).unwrap();
+        let one = of(&[100.0], &[100.0]).unwrap();
         assert!(!one.within(100.0, 50.0), "no interval, no statement");
     }
 }

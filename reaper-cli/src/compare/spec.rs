@@ -3,11 +3,12 @@
 //!
 //! A SPEC overrides the defaults entry by entry ([`DEFAULT_SPEC`]); `off`
 //! drops a default. A threshold is a percentage of the baseline median or
-//! an absolute number of milliseconds.
-
-use serde::Serialize;
+//! an absolute number of milliseconds. [`Threshold`] and [`Gated`] are
+//! reaper-model's types (a gate report carries them).
 
 use super::metrics::{self, METRICS, Metric};
+
+pub use reaper_model::output::gate::{Gated, Threshold};
 
 /// The thresholds gated when no SPEC is given. Total and latencies at 5%:
 /// a real teardown regression (the thread's reverse-order change moved the
@@ -17,44 +18,6 @@ use super::metrics::{self, METRICS, Metric};
 /// medians move more between identical kernels.
 pub const DEFAULT_SPEC: &str =
     "total=5%,pte_lock_wait=10%,rmap=10%,kill_to_reap=5%,kill_to_exit_mmap=5%";
-
-/// How much a metric may grow.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
-pub enum Threshold {
-    /// Percent of the baseline median.
-    Percent(f64),
-    /// Milliseconds.
-    Ms(f64),
-}
-
-impl std::fmt::Display for Threshold {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Threshold::Percent(p) => write!(f, "{p}%"),
-            Threshold::Ms(ms) => write!(f, "{ms}ms"),
-        }
-    }
-}
-
-impl Threshold {
-    /// The largest allowed increase over `baseline_median`, ms.
-    pub fn allowed_ms(self, baseline_median: f64) -> f64 {
-        match self {
-            Threshold::Percent(p) => p / 100.0 * baseline_median,
-            Threshold::Ms(ms) => ms,
-        }
-    }
-}
-
-/// A gated metric.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct Gated {
-    /// The metric.
-    pub metric: &'static Metric,
-    /// Its threshold.
-    pub threshold: Threshold,
-}
 
 /// Why a SPEC is invalid.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -15,41 +15,14 @@
 //! splitting the pooled sample, computed with tied values sharing their mean
 //! rank, so it is exact with ties too. Above [`EXACT_MAX_N`] pooled values
 //! the normal approximation with tie and continuity correction is used.
-
-use serde::Serialize;
+//! The test's result ([`MannWhitney`]) is reaper-model's type.
 
 pub use crate::stats::{max, median, min};
+pub use reaper_model::output::quantity::{MannWhitney, Method};
 
 /// Largest pooled sample for the exact distribution; the dynamic program
 /// costs O(n · n₁ · n²), about 10⁷ steps at 60, a few milliseconds.
 pub const EXACT_MAX_N: usize = 60;
-
-/// How the p-values were computed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// Exact permutation distribution of the rank sum (ties included).
-    Exact,
-    /// Normal approximation with tie and continuity correction.
-    Normal,
-}
-
-/// A Mann-Whitney U test of sample A against sample B.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct MannWhitney {
-    /// U of sample B: the number of (a, b) pairs with b > a, ties counting ½.
-    /// `n_a · n_b / 2` when nothing changed; `n_a · n_b` when every B value
-    /// exceeds every A value.
-    pub u_b: f64,
-    /// P(U_B ≥ observed) under the null: small when B is larger (slower).
-    pub p_greater: f64,
-    /// P(U_B ≤ observed): small when B is smaller (faster).
-    pub p_less: f64,
-    /// Two-sided p-value, `min(1, 2 · min(p_greater, p_less))`.
-    pub p_two_sided: f64,
-    /// How the p-values were computed.
-    pub method: Method,
-}
 
 /// Mid-ranks (1-based) of the pooled values, and the tie groups' sizes.
 fn mid_ranks(pooled: &[f64]) -> (Vec<f64>, Vec<usize>) {

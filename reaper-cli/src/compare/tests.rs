@@ -120,7 +120,7 @@ fn diff_text(a: &str, b: &str) -> String {
 fn options(calibration: Option<CalibrationUse>) -> GateOptions {
     GateOptions {
         calibration,
-        ..GateOptions::default()
+        ..gate::default_options()
     }
 }
 
@@ -164,6 +164,18 @@ fn diff_goldens() {
     for (a, b) in pairs {
         let golden = data_dir().join(format!("diff-{a}-vs-{b}.expected.txt"));
         check_golden(&golden, &diff_text(a, b));
+        // `--json` reads back into reaper-model's `Diff` and writes the
+        // same bytes again.
+        let p = pair(a, b).unwrap();
+        let json =
+            serde_json::to_string_pretty(&diff(&p.a, &p.b, p.notes, &DiffOptions::default()))
+                .unwrap();
+        let decoded: reaper_model::output::diff::Diff = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            serde_json::to_string_pretty(&decoded).unwrap(),
+            json,
+            "{a} vs {b}"
+        );
     }
 }
 
@@ -180,6 +192,12 @@ fn gate_goldens() {
             &data_dir().join(format!("{stem}.expected.junit.xml")),
             &gate_render::junit(&report),
         );
+        // `--json` too: xtask's gate-check decodes this file as reaper
+        // gate's output, and a decode writes back the same bytes.
+        let json = gate_render::json(&report).unwrap();
+        check_golden(&data_dir().join(format!("{stem}.expected.json")), &json);
+        let decoded: reaper_model::output::gate::GateReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(gate_render::json(&decoded).unwrap(), json, "{stem}");
     }
 }
 
@@ -236,7 +254,7 @@ fn the_6_1_forward_reverse_pair() {
     let h = diff::header(&baseline, &candidate, Vec::new(), &DiffOptions::default());
     let report = evaluate(&baseline, &candidate, h, &opts);
     assert_eq!(report.exit_code(), 1, "{:#?}", report.verdicts);
-    let regressed: Vec<&str> = report.regressions().map(|v| v.metric).collect();
+    let regressed: Vec<&str> = report.regressions().map(|v| v.metric.as_str()).collect();
     assert!(regressed.contains(&"pte_lock_wait"), "{regressed:?}");
     check_golden(
         &data_dir().join("gate-vm-6.1-reverse-vs-forward-5-copies.expected.md"),
@@ -263,7 +281,7 @@ fn the_6_1_forward_reverse_pair() {
 fn gate_verdicts_on_the_fixtures() {
     let r = gate("set-baseline", "set-regression-20");
     assert_eq!(r.exit_code(), 1);
-    let regressed: Vec<&str> = r.regressions().map(|v| v.metric).collect();
+    let regressed: Vec<&str> = r.regressions().map(|v| v.metric.as_str()).collect();
     assert_eq!(
         regressed,
         [

@@ -7,7 +7,9 @@ use std::fmt::Write;
 use super::clean::LossPolicy;
 use super::diff::{ContextTable, Diff, Exact, MetricRow, SideInfo};
 use super::metrics::Part;
-use super::quantity::{Comparison, Coverages, DIFF_ALPHA, MIN_RUNS_FOR_TEST, Side, p_text};
+use super::quantity::{
+    Comparison, Coverages, DIFF_ALPHA, MIN_RUNS_FOR_TEST, Side, p_text, significance,
+};
 use crate::duration::ms_for_size;
 use crate::report::text::Notes;
 
@@ -268,7 +270,7 @@ fn header(d: &Diff, out: &mut String) {
     for note in &d.header.notes {
         let _ = writeln!(out, "Note: {note}");
     }
-    for warning in d.design.warnings(("A", "B")) {
+    for warning in super::design::warnings(&d.design, ("A", "B")) {
         let _ = writeln!(out, "WARNING: {warning}");
     }
 }
@@ -291,7 +293,7 @@ fn summary_rows(
             cell(&c.b, notes),
             delta(c),
             shift(c),
-            c.significance(),
+            significance(c),
             used_cell(&c.coverage, policy, notes),
         ]));
         let part = |p: Part| metrics.iter().find(|m| m.row == total.row && m.part == p);
@@ -373,7 +375,7 @@ fn comparison_cells(c: &Comparison, notes: &mut Notes) -> [String; 5] {
         cell(&c.b, notes),
         delta(c),
         shift(c),
-        c.significance(),
+        significance(c),
     ]
 }
 
@@ -480,11 +482,26 @@ mod tests {
 
     #[test]
     fn deltas() {
-        let c = Comparison::new(&[vec![10.0]], &[vec![12.0]], String::new, String::new);
+        let c = super::super::quantity::comparison(
+            &[vec![10.0]],
+            &[vec![12.0]],
+            String::new,
+            String::new,
+        );
         assert_eq!(delta(&c), "+2.00 ms (+20.0%)");
-        let c = Comparison::new(&[vec![0.0]], &[vec![0.5]], String::new, String::new);
+        let c = super::super::quantity::comparison(
+            &[vec![0.0]],
+            &[vec![0.5]],
+            String::new,
+            String::new,
+        );
         assert_eq!(delta(&c), "+0.50 ms (from 0)");
-        let c = Comparison::new(&[vec![0.0]], &[vec![0.0]], String::new, String::new);
+        let c = super::super::quantity::comparison(
+            &[vec![0.0]],
+            &[vec![0.0]],
+            String::new,
+            String::new,
+        );
         assert_eq!(delta(&c), "±0 ms");
     }
 

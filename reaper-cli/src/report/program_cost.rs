@@ -1,38 +1,12 @@
 //! The "Probe program cost" table: what each of reaper's programs cost the
 //! kernel per episode, from the kernel's own run statistics
 //! (`Episode::program_costs`, recorded with `record --program-cost`).
+//! The table's types are reaper-model's ([`ProgramCostReport`]).
 
 use std::collections::BTreeMap;
 
 use crate::model::{ProgramCost, Run};
-
-/// The table, or `None` when no episode carries program costs.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
-pub struct ProgramCostReport {
-    /// Episodes that carry costs (the medians are over these); 0 when the
-    /// figures are the whole recording's (`--watch`, whose episodes
-    /// overlap), one "episode" of the run's totals.
-    pub episodes: usize,
-    /// One row per program, the most expensive first.
-    pub rows: Vec<ProgramCostRow>,
-    /// Median over episodes of all programs' time, ns.
-    pub total_ns_per_episode: u64,
-}
-
-/// One program's cost.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
-pub struct ProgramCostRow {
-    /// What the program probes (`fexit page_remove_rmap`), or its name.
-    pub program: String,
-    /// Median runs per episode (an episode where it did not run counts 0).
-    pub runs_per_episode: u64,
-    /// Median kernel time per episode, ns.
-    pub ns_per_episode: u64,
-    /// Its time over its runs, summed over the episodes: ns per run.
-    pub ns_per_run: f64,
-    /// Its share of all programs' time summed over the episodes, percent.
-    pub share_pct: f64,
-}
+pub use crate::report::model::{ProgramCostReport, ProgramCostRow};
 
 /// Builds the table from the episodes that carry program costs, else from
 /// the whole recording's.

@@ -155,7 +155,7 @@ pub(crate) fn row(
 ) -> SummaryRow {
     let stats = row_stats(&cells);
     SummaryRow {
-        id,
+        id: Some(id),
         label,
         split_label: split_label.map(str::to_owned),
         cells,

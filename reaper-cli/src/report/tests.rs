@@ -48,6 +48,24 @@ fn json_report_matches_golden() {
     check_golden(&data_dir().join("6.18-mrelease.expected.json"), &json);
 }
 
+/// `report --json` of every fixture reads back into reaper-model's
+/// `Report` (what xtask and scripts decode it with) and writes the same
+/// bytes again: the decoded types lose nothing the report writes (reclaim
+/// reasons, lost races, skipped fields).
+#[test]
+fn json_reports_decode_into_the_model_and_write_back_the_same() {
+    for name in fixture_names() {
+        let json = render_json(&fixture(&name), &ReportOptions::default());
+        let decoded: reaper_model::output::report::Report = serde_json::from_str(&json)
+            .unwrap_or_else(|e| panic!("{name}: report --json does not decode: {e}"));
+        assert_eq!(super::json::render(&decoded), json, "{name}");
+        assert!(
+            decoded.summary.rows.iter().all(|r| r.id.is_none()),
+            "{name}: a row id is not written, so none is read"
+        );
+    }
+}
+
 #[test]
 fn written_files_match_goldens_and_svgs_parse() {
     let run = fixture("6.18-mrelease");
@@ -465,7 +483,7 @@ fn arm64_6_1_pte_lock_rows_from_a_real_run() {
     let report = analyze(&run, &ReportOptions::default());
     let rows = &report.summary.rows;
     let cell = |id: model::RowId, episode: usize| {
-        let row = rows.iter().find(|r| r.id == id).unwrap();
+        let row = rows.iter().find(|r| r.id == Some(id)).unwrap();
         match row.cells[episode] {
             model::Cell::Measured(v) => (row.label.clone(), v),
             ref other => panic!("{}: {other:?}", row.label),
@@ -511,7 +529,7 @@ fn exact_pte_lock_wait_without_a_timed_slow_path_is_not_measured() {
         .summary
         .rows
         .iter()
-        .find(|r| r.id == model::RowId::PteLockWaitExact)
+        .find(|r| r.id == Some(model::RowId::PteLockWaitExact))
         .unwrap();
     assert!(
         row.cells.iter().all(|c| matches!(
@@ -817,7 +835,13 @@ fn a_5_10_run_measures_from_named_stand_ins_or_says_why() {
     let run = fixture("5.10-no-mrelease");
     let report = analyze(&run, &ReportOptions::default());
     let rows = &report.summary.rows;
-    let label = |id: model::RowId| rows.iter().find(|r| r.id == id).unwrap().label.clone();
+    let label = |id: model::RowId| {
+        rows.iter()
+            .find(|r| r.id == Some(id))
+            .unwrap()
+            .label
+            .clone()
+    };
     assert_eq!(
         label(model::RowId::KillToExitMmap),
         "kill → exit_mmap done (from fexit exit_mmap)"
@@ -831,9 +855,14 @@ fn a_5_10_run_measures_from_named_stand_ins_or_says_why() {
             match cell {
                 model::Cell::NotMeasured { why } => {
                     assert_ne!(why, "event not seen", "{}", row.label);
-                    assert_eq!(row.id, model::RowId::KillToReap, "{}: {why}", row.label);
+                    assert_eq!(
+                        row.id,
+                        Some(model::RowId::KillToReap),
+                        "{}: {why}",
+                        row.label
+                    );
                 }
-                model::Cell::Measured(v) if row.id == model::RowId::Total => {
+                model::Cell::Measured(v) if row.id == Some(model::RowId::Total) => {
                     assert!(v.total_ms > 100.0, "the teardown is seen: {v:?}");
                 }
                 model::Cell::Measured(_) => {}
@@ -858,7 +887,7 @@ fn a_5_10_arm64_run_with_lost_callers_says_why_and_keeps_the_exact_rows() {
             .summary
             .rows
             .iter()
-            .find(|r| r.id == id)
+            .find(|r| r.id == Some(id))
             .unwrap()
             .clone()
     };
@@ -909,7 +938,7 @@ fn a_5_10_oom_race_measures_pte_lock_waits_from_the_slow_path() {
         .summary
         .rows
         .iter()
-        .find(|r| r.id == model::RowId::PteTracedWait)
+        .find(|r| r.id == Some(model::RowId::PteTracedWait))
         .unwrap();
     assert_eq!(
         row.label,

@@ -1,13 +1,17 @@
 //! Gating every pair of recorded run sets with `reaper gate`'s defaults,
 //! and the figures: false-alarm rate, detection rate, and each set's
-//! medians (to show the drift the gate had to live with).
+//! medians (to show the drift the gate had to live with). `reaper gate
+//! --json` is read into reaper-model's [`GateReport`], the type reaper
+//! writes it from.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::Value;
+use reaper_model::output::diff::SideInfo;
+use reaper_model::output::gate::{GateReport, Verdict};
+use reaper_model::output::quantity::{Comparison, Side};
 
 use super::SetPlan;
 use crate::reaper_json::Run;
@@ -26,7 +30,7 @@ pub enum Outcome {
 /// A side's facts, read from the gate's JSON.
 #[derive(Clone, Debug, Default)]
 struct SetFacts {
-    runs: u64,
+    runs: usize,
     used: String,
     left_out: String,
     medians: BTreeMap<String, f64>,
@@ -56,26 +60,19 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// What the verdict's JSON says beyond the exit status.
-    fn read(&mut self, json: &Value) {
-        if json["warnings"].as_array().is_some_and(|w| !w.is_empty()) {
+    /// What the verdict says beyond the exit status.
+    fn read(&mut self, report: &GateReport) {
+        if !report.warnings.is_empty() {
             self.warned += 1;
         }
-        let total = json["verdicts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|v| v["metric"] == "total");
-        if let Some(v) = total {
-            if !v["no_change_beyond_pct"].is_null() {
-                self.equivalent += 1;
-            }
-            if let (Some(lo), Some(hi)) = (
-                v["comparison"]["shift"]["ci_pct"][0].as_f64(),
-                v["comparison"]["shift"]["ci_pct"][1].as_f64(),
-            ) {
-                self.half_widths.push((hi - lo) / 2.0);
-            }
+        let Some(total) = report.verdicts.iter().find(|v| v.metric == "total") else {
+            return;
+        };
+        if total.no_change_beyond_pct.is_some() {
+            self.equivalent += 1;
+        }
+        if let Some((lo, hi)) = total.comparison.shift.and_then(|s| s.ci_pct) {
+            self.half_widths.push((hi - lo) / 2.0);
         }
     }
 
@@ -139,7 +136,16 @@ pub struct Evaluation {
     sets: Vec<(SetPlan, SetFacts, Option<f64>)>,
 }
 
-fn gate(reaper: &Path, baseline: &Path, candidate: &Path) -> Result<(Outcome, Value)> {
+/// `reaper gate --json`'s output read into the type reaper writes it
+/// from; an output that does not decode is an error naming `command`.
+fn decode(stdout: &[u8], command: &str) -> Result<GateReport> {
+    serde_json::from_slice(stdout)
+        .with_context(|| format!("{command}: its output is not a reaper gate --json report"))
+}
+
+/// Runs the gate on one pair: its outcome, and its report unless it
+/// refused (exit 2 prints none).
+fn gate(reaper: &Path, baseline: &Path, candidate: &Path) -> Result<(Outcome, Option<GateReport>)> {
     let out = Command::new(reaper)
         .args(["gate", "--json", "--baseline"])
         .arg(baseline)
@@ -147,50 +153,49 @@ fn gate(reaper: &Path, baseline: &Path, candidate: &Path) -> Result<(Outcome, Va
         .arg(candidate)
         .output()
         .with_context(|| format!("running {} gate", reaper.display()))?;
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let outcome = match out.status.code() {
-        Some(0) => Outcome::Pass,
-        Some(1) => Outcome::Fail(
-            json["verdicts"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|v| v["status"]["status"] == "regressed")
-                .filter_map(|v| v["metric"].as_str().map(str::to_owned))
-                .collect(),
-        ),
-        Some(2) => Outcome::Refused(
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_owned(),
-        ),
-        other => bail!("reaper gate exited with {other:?}"),
+    let command = || {
+        format!(
+            "{} gate --json --baseline {} --candidate {}",
+            reaper.display(),
+            baseline.display(),
+            candidate.display()
+        )
     };
-    Ok((outcome, json))
+    let (outcome, report) = match out.status.code() {
+        Some(0) => (Outcome::Pass, Some(decode(&out.stdout, &command())?)),
+        Some(1) => {
+            let report = decode(&out.stdout, &command())?;
+            let regressed = report.regressions().map(|v| v.metric.clone()).collect();
+            (Outcome::Fail(regressed), Some(report))
+        }
+        Some(2) => (
+            Outcome::Refused(
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned(),
+            ),
+            None,
+        ),
+        other => bail!("{} exited with {other:?}", command()),
+    };
+    Ok((outcome, report))
 }
 
 /// "sampled 15/18, latency 15/18" and "sampled: 3 lost race" from a side's
-/// `usage` (reaper gate --json).
-fn usage(side: &Value) -> (String, String) {
+/// episode usage.
+fn usage(side: &SideInfo, report: &GateReport) -> (String, String) {
+    let policy = &report.options.policy;
     let mut used = Vec::new();
     let mut left = Vec::new();
-    for u in side["usage"].as_array().into_iter().flatten() {
-        let scope = u["scope"].as_str().unwrap_or("?");
-        let c = &u["coverage"];
-        used.push(format!("{scope} {}/{}", c["used"], c["episodes"]));
-        let reasons: Vec<String> = c["left_out"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|l| {
-                format!(
-                    "{} {}",
-                    l["episodes"],
-                    l["reason"].as_str().unwrap_or("?").replace('_', " ")
-                )
-            })
+    for u in &side.usage {
+        let (scope, c) = (u.scope.label(), &u.coverage);
+        used.push(format!("{scope} {}/{}", c.used, c.episodes));
+        let reasons: Vec<String> = c
+            .left_out
+            .iter()
+            .map(|l| format!("{} {}", l.episodes, l.reason.label(policy)))
             .collect();
         if !reasons.is_empty() {
             left.push(format!("{scope}: {}", reasons.join(", ")));
@@ -204,22 +209,18 @@ fn usage(side: &Value) -> (String, String) {
     (used.join(", "), left)
 }
 
-fn facts(side: &Value, verdicts: &Value, key: &str) -> SetFacts {
-    let (used, left_out) = usage(side);
+/// One side's facts: its runs, episode usage and each metric's median
+/// (`which` picks the side of a verdict's comparison).
+fn facts(side: &SideInfo, report: &GateReport, which: fn(&Comparison) -> &Side) -> SetFacts {
+    let (used, left_out) = usage(side, report);
     SetFacts {
-        runs: side["runs"].as_u64().unwrap_or(0),
+        runs: side.runs,
         used,
         left_out,
-        medians: verdicts
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| {
-                Some((
-                    v["metric"].as_str()?.to_owned(),
-                    v["comparison"][key]["median"].as_f64()?,
-                ))
-            })
+        medians: report
+            .verdicts
+            .iter()
+            .filter_map(|v: &Verdict| Some((v.metric.clone(), which(&v.comparison).median()?)))
             .collect(),
     }
 }
@@ -260,20 +261,20 @@ pub fn evaluate(reaper: &Path, dir: &Path, sets: &[SetPlan]) -> Result<Evaluatio
             if b.name == c.name {
                 continue;
             }
-            let (outcome, json) = gate(reaper, &dir.join(&b.name), &dir.join(&c.name))?;
-            if json.is_object() {
-                seen.entry(b.name.clone())
-                    .or_insert_with(|| facts(&json["baseline"], &json["verdicts"], "a"));
-                seen.entry(c.name.clone())
-                    .or_insert_with(|| facts(&json["candidate"], &json["verdicts"], "b"));
-            }
+            let (outcome, report) = gate(reaper, &dir.join(&b.name), &dir.join(&c.name))?;
             let tally = if c.aa {
                 &mut result.aa
             } else {
                 &mut result.detection
             };
             tally.add(&outcome);
-            tally.read(&json);
+            if let Some(r) = &report {
+                seen.entry(b.name.clone())
+                    .or_insert_with(|| facts(&r.baseline, r, |c| &c.a));
+                seen.entry(c.name.clone())
+                    .or_insert_with(|| facts(&r.candidate, r, |c| &c.b));
+                tally.read(r);
+            }
         }
     }
     for s in sets {
@@ -340,6 +341,67 @@ impl Evaluation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// reaper gate --json on the committed run-set fixtures, as reaper's
+    /// own golden test keeps it (`reaper-cli/tests/data/compare/`).
+    fn golden(candidate: &str) -> Vec<u8> {
+        let path = crate::vm::cache::workspace_root()
+            .join("reaper-cli/tests/data/compare")
+            .join(format!("gate-set-baseline-vs-{candidate}.expected.json"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn a_real_gate_report_is_read_typed() {
+        let report = decode(&golden("set-regression-20"), "reaper gate").unwrap();
+        let regressed: Vec<&str> = report.regressions().map(|v| v.metric.as_str()).collect();
+        assert_eq!(
+            regressed,
+            [
+                "total",
+                "pte_lock_wait",
+                "rmap",
+                "kill_to_reap",
+                "kill_to_exit_mmap"
+            ]
+        );
+        let mut t = Tally::default();
+        t.read(&report);
+        assert_eq!((t.warned, t.equivalent), (0, 0));
+        // total's 95% interval: +15.6% to +26.9% of the baseline.
+        assert_eq!(t.half_widths.len(), 1);
+        assert!(
+            (t.half_widths[0] - 5.639).abs() < 1e-3,
+            "{:?}",
+            t.half_widths
+        );
+        let base = facts(&report.baseline, &report, |c| &c.a);
+        let cand = facts(&report.candidate, &report, |c| &c.b);
+        assert_eq!((base.runs, cand.runs), (5, 5));
+        assert_eq!(base.used, "sampled 15/15, latency 15/15");
+        assert_eq!(base.left_out, "–");
+        assert_eq!(
+            (base.medians["total"], cand.medians["total"]),
+            (133.0, 161.5)
+        );
+        // The A/A pair: nothing regressed; total's median moved little.
+        let aa = decode(&golden("set-drift"), "reaper gate").unwrap();
+        assert_eq!(aa.regressions().count(), 0);
+        assert_eq!(aa.exit_code(), 0);
+    }
+
+    /// An output that is not a gate report is an error naming the command,
+    /// not a report of nothing.
+    #[test]
+    fn an_unreadable_gate_output_names_the_command() {
+        for stdout in [&b""[..], b"{}", b"## reaper gate: PASS"] {
+            let err = decode(stdout, "reaper gate --json --baseline a --candidate b").unwrap_err();
+            assert!(
+                format!("{err:#}").starts_with("reaper gate --json --baseline a --candidate b: "),
+                "{err:#}"
+            );
+        }
+    }
 
     #[test]
     fn rates_count_only_judged_pairs() {

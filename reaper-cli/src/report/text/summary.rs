@@ -284,7 +284,7 @@ mod tests {
             rows: rows
                 .into_iter()
                 .map(|(label, split_label, cells)| SummaryRow {
-                    id: crate::report::model::RowId::Total,
+                    id: Some(crate::report::model::RowId::Total),
                     label: label.to_owned(),
                     split_label: split_label.map(str::to_owned),
                     stats: row_stats(&cells),

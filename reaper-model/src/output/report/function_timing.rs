@@ -2,18 +2,17 @@
 //! order, the per-context exact tables, the latency histograms, the probes'
 //! hit counts and the calls that could not be timed.
 //!
-//! Built once from a run by [`crate::report::function_timing::build`]; the
-//! text renderer prints it (order line under the header, section before the
-//! "Not measured" list) and `--json` serializes it. Nothing here is text to
-//! be parsed: numbers in the unit their field name says, contexts as
-//! [`Context`] (serialized by machine name).
-//!
-//! Depends only on serde, schemars and `reaper-common`, so it can move into
-//! `reaper-model` together with the other `--json` types.
+//! Built once from a run by reaper-cli's `report::function_timing::build`;
+//! its text renderer prints it (order line under the header, section before
+//! the "Not measured" list) and `--json` serializes it. Nothing here is text
+//! to be parsed: numbers in the unit their field name says, contexts as
+//! [`Context`] (serialized by machine name, read back by
+//! [`Context`]'s own decoder).
 
 use reaper_common::context::{CONTEXT_NAMES, Context};
-use reaper_model::{AttachMode, ConceptId, VmaOrderKind};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::{AttachMode, ConceptId, ProbeCost, VmaOrderKind};
 
 /// Serializes a context by its stable machine name ("mrelease_caller").
 fn context_name<S: Serializer>(context: &Context, s: S) -> Result<S::Ok, S::Error> {
@@ -30,7 +29,7 @@ fn context_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 }
 
 /// Everything the function probes measured in a run.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FunctionTimingReport {
     /// The reaper's VMA order (the "reaper order:" header line).
     pub order: ReaperOrder,
@@ -42,7 +41,7 @@ pub struct FunctionTimingReport {
 
 /// In which order the reaper side (mrelease caller, else oom_reaper) walked
 /// the victim's VMAs, over the run's episodes.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ReaperOrder {
     /// No episode showed the reaper's per-VMA unmap calls.
@@ -71,7 +70,7 @@ pub enum ReaperOrder {
 }
 
 /// Why the reaper order is unknown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderUnknown {
     /// No episode has function timing (no fentry or kprobe attached).
@@ -82,7 +81,7 @@ pub enum OrderUnknown {
 }
 
 /// The calls an order was read from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OrderEvidence {
     /// Calls seen (VMAs unmapped).
     pub vmas: u64,
@@ -99,7 +98,7 @@ pub struct OrderEvidence {
 }
 
 /// How many episodes showed one order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OrderCount {
     /// "forward", "reverse", "mixed" or "unknown".
     pub order: VmaOrderKind,
@@ -108,7 +107,7 @@ pub struct OrderCount {
 }
 
 /// One episode's function timing.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EpisodeTiming {
     /// 0-based episode index.
     pub index: u32,
@@ -117,7 +116,7 @@ pub struct EpisodeTiming {
 }
 
 /// The measured parts of one episode's function timing.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EpisodeExact {
     /// One "Exact period (ms)" table per context, in recorded order.
     pub tables: Vec<ExactTable>,
@@ -133,10 +132,10 @@ pub struct EpisodeExact {
 
 /// What the function probes add to one episode's exact periods: an
 /// estimate from the calibrated cost of one timed call per attach mode.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProbeOverhead {
     /// The calibration this estimate uses, per attach mode.
-    pub costs: Vec<reaper_model::ProbeCost>,
+    pub costs: Vec<ProbeCost>,
     /// Why there is no calibration, when `costs` is empty.
     pub not_calibrated: Option<String>,
     /// One row per exact period whose mode has a calibrated cost.
@@ -152,7 +151,7 @@ pub struct ProbeOverhead {
 }
 
 /// One exact period with its estimated probe overhead.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CorrectedPeriod {
     /// The context of the calls.
     #[serde(serialize_with = "context_name")]
@@ -219,7 +218,7 @@ impl CorrectedPeriod {
 }
 
 /// The exact table of one context.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExactTable {
     /// The context.
     #[serde(serialize_with = "context_name")]
@@ -231,7 +230,7 @@ pub struct ExactTable {
 
 /// One function of an exact table. A new column is a new field here and one
 /// entry in the text renderer's column list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExactRow {
     /// Kernel function.
     pub symbol: String,
@@ -253,7 +252,7 @@ pub struct ExactRow {
 }
 
 /// A log2 latency histogram of one function in one context.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Histogram {
     /// The context.
     #[serde(serialize_with = "context_name")]
@@ -272,7 +271,7 @@ pub struct Histogram {
 }
 
 /// Calls whose duration fell in `[low_ns, high_ns]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Bucket {
     /// Lowest duration, ns (0 for the first bucket).
     pub low_ns: u64,
@@ -283,7 +282,7 @@ pub struct Bucket {
 }
 
 /// Entry-probe hits of one function, all tasks (the probes' overhead).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProbeHits {
     /// Kernel function.
     pub symbol: String,
@@ -292,7 +291,7 @@ pub struct ProbeHits {
 }
 
 /// Calls that could not be timed for one reason.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CallsNotTimed {
     /// The loss counter (`fn_*`).
     pub reason: String,
