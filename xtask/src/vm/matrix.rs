@@ -143,12 +143,22 @@ const RECORD_RUNS: u32 = 3;
 /// `no-lost-stacks` check); 16384 VMAs make the teardown walk and unmap
 /// each VMA's page tables on its own.
 const RECORD_VMAS_VICTIM: &str = "256M,vmas=16384";
+/// Episodes of the many-VMA victim. One: the stack map is drained after
+/// every episode, so a second episode tests nothing the first did not, and
+/// under arm64 TCG each one costs about a minute (building 16384 VMAs, a
+/// 13 s teardown, the drain), the largest single cost of the CI matrix.
+const RECORD_VMAS_RUNS: u32 = 1;
+/// Where the cell script writes each step's end, as `STEP UPTIME_S` lines
+/// (the guest's /proc/uptime), so the log says where a cell's time went.
+const STEP_TIMES_FILE: &str = "step-times.txt";
 
 /// The shell script each cell runs. Its steps' statuses go to
 /// `/out/steps.txt`, so a failing step does not hide the next one.
 pub fn cell_command(run_reaper: bool) -> String {
     let mut script = format!(
-        "uname -a; cat /proc/version; ls /sys/kernel/btf | head -5\n\
+        "mark() {{ echo \"$1 $(cut -d' ' -f1 /proc/uptime)\" >> /out/{STEP_TIMES_FILE}; }}\n\
+         mark start\n\
+         uname -a; cat /proc/version; ls /sys/kernel/btf | head -5\n\
          uname -v > /out/{UNAME_V_FILE}; uname -r > /out/{UNAME_R_FILE}\n\
          [ -e /sys/kernel/btf/vmlinux ] && : > /out/{BTF_FILE}\n"
     );
@@ -157,15 +167,15 @@ pub fn cell_command(run_reaper: bool) -> String {
         // default mode before killing anything (the `mrelease-refusal`
         // check reads what it said); the cell then records kill-only.
         script.push_str(&format!(
-            "reaper doctor --json > /out/{DOCTOR_JSON}; echo \"doctor $?\" >> /out/{STEPS_FILE}\n\
+            "reaper doctor --json > /out/{DOCTOR_JSON}; echo \"doctor $?\" >> /out/{STEPS_FILE}; mark doctor\n\
              mode=\n\
              if grep -q '\"process_mrelease\": *false' /out/{DOCTOR_JSON}; then\n\
-             reaper record --victim {RECORD_VICTIM} --runs {RECORD_RUNS} -o /out/{REFUSED_DIR} > /out/{REFUSED_TEXT} 2>&1; echo \"refused $?\" >> /out/{STEPS_FILE}\n\
+             reaper record --victim {RECORD_VICTIM} --runs {RECORD_RUNS} -o /out/{REFUSED_DIR} > /out/{REFUSED_TEXT} 2>&1; echo \"refused $?\" >> /out/{STEPS_FILE}; mark refused\n\
              mode=--no-mrelease\n\
              fi\n\
-             reaper record $mode --victim {RECORD_VICTIM} --runs {RECORD_RUNS} -o /out/{RECORD_DIR}; echo \"record $?\" >> /out/{STEPS_FILE}\n\
-             reaper record $mode --victim {RECORD_VMAS_VICTIM} --runs {RECORD_RUNS} -o /out/{RECORD_VMAS_DIR}; echo \"record-vmas $?\" >> /out/{STEPS_FILE}\n\
-             reaper record --oom --victim 256M --attach sampling -o /out/{OOM_DIR}; echo \"oom $?\" >> /out/{STEPS_FILE}\n"
+             reaper record $mode --victim {RECORD_VICTIM} --runs {RECORD_RUNS} -o /out/{RECORD_DIR}; echo \"record $?\" >> /out/{STEPS_FILE}; mark record\n\
+             reaper record $mode --victim {RECORD_VMAS_VICTIM} --runs {RECORD_VMAS_RUNS} -o /out/{RECORD_VMAS_DIR}; echo \"record-vmas $?\" >> /out/{STEPS_FILE}; mark record-vmas\n\
+             reaper record --oom --victim 256M --attach sampling -o /out/{OOM_DIR}; echo \"oom $?\" >> /out/{STEPS_FILE}; mark oom\n"
         ));
         // The frozen scenario needs the legacy (v1) freezer: per-thread
         // thawing is a property of __thaw_task(), which the v2 freezer does
@@ -175,7 +185,7 @@ pub fn cell_command(run_reaper: bool) -> String {
              mkdir -p /sys/fs/cgroup/unified /sys/fs/cgroup/freezer\n\
              mount -t cgroup2 none /sys/fs/cgroup/unified && echo +memory > /sys/fs/cgroup/unified/cgroup.subtree_control\n\
              mount -t cgroup -o freezer none /sys/fs/cgroup/freezer\n\
-             reaper record --oom --frozen --victim 256M,threads=4 --frozen-timeout 10 --attach sampling -o /out/{FROZEN_DIR}; echo \"frozen $?\" >> /out/{STEPS_FILE}\n\
+             reaper record --oom --frozen --victim 256M,threads=4 --frozen-timeout 10 --attach sampling -o /out/{FROZEN_DIR}; echo \"frozen $?\" >> /out/{STEPS_FILE}; mark frozen\n\
              ls -d /sys/fs/cgroup/*/reaper-* > /out/{CGROUPS_LEFT} 2>/dev/null; true\n"
         ));
     }
@@ -398,6 +408,16 @@ fn run_cell(
         Err(err) => report.error = Some(format!("{err:#}")),
     }
     report.wall = started.elapsed();
+    if let Some(steps) = std::fs::read_to_string(spec.out_dir.join(STEP_TIMES_FILE))
+        .ok()
+        .as_deref()
+        .and_then(super::step_times::summary)
+    {
+        eprintln!(
+            "xtask: {name}: {:.0} s on the host; in the guest: {steps}",
+            report.wall.as_secs_f64()
+        );
+    }
     report
 }
 
