@@ -11,6 +11,10 @@
 //! target directory, so `cargo install --path reaper-cli` (which builds in a
 //! temporary target directory) and a `CARGO_TARGET_DIR` elsewhere find it.
 //!
+//! The object is kept in `TARGET_DIR/ebpf-cache` under a hash of what it is
+//! built from (`build/ebpf_cache.rs`), so the dev, release and musl builds
+//! compile it once between them instead of once each.
+//!
 //! What the nested build needs is checked first: without bpf-linker or the
 //! nightly toolchain's rust-src, the build stops with one line that names
 //! `cargo xtask setup` (`cargo::error`), instead of rustc's "linker
@@ -18,6 +22,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+#[path = "build/ebpf_cache.rs"]
+mod ebpf_cache;
 
 /// xtask's project-local tool root's `bin` (xtask/src/setup/bpf_linker.rs
 /// `LOCAL_ROOT`), relative to the workspace root (this crate's parent).
@@ -112,12 +119,31 @@ fn main() -> anyhow::Result<()> {
     let ebpf_dir = ebpf_dir
         .to_str()
         .ok_or_else(|| anyhow::anyhow!("non-UTF-8 path {}", ebpf_dir.display()))?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let workspace = Path::new(&manifest_dir)
+        .parent()
+        .unwrap_or(Path::new(&manifest_dir));
+    let cached = (!skip)
+        .then(|| ebpf_cache::entry(workspace, &out_dir))
+        .flatten();
+    if let Some(entry) = &cached
+        && ebpf_cache::restore(entry, &out_dir)
+    {
+        // What aya-build would have asked cargo to watch.
+        println!("cargo:rerun-if-changed={ebpf_dir}");
+        println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
+        return Ok(());
+    }
     aya_build::build_ebpf(
         [aya_build::Package {
-            name: "reaper-ebpf",
+            name: ebpf_cache::OBJECT,
             root_dir: ebpf_dir,
             ..Default::default()
         }],
         aya_build::Toolchain::default(),
-    )
+    )?;
+    if let Some(entry) = &cached {
+        ebpf_cache::store(entry, &out_dir);
+    }
+    Ok(())
 }
