@@ -8,7 +8,7 @@ pub mod programs;
 
 pub use programs::ProgramKind;
 
-use aya::{Btf, Ebpf};
+use aya::Ebpf;
 use reaper_common::capability::{
     PROG_CHECK_FENTRY, PROG_CHECK_FEXIT, PROG_CHECK_KPROBE, PROG_CHECK_KRETPROBE, PROG_CHECK_TP_BTF,
 };
@@ -300,7 +300,7 @@ fn check_attach_kinds(
         }
     };
     let function = check_target(targets);
-    let btf = Btf::from_sys_fs();
+    let btf = crate::probes::btf::KernelBtf::from_sys_fs();
     let cpus = kernel::online_cpus().unwrap_or_default();
     // fentry, fexit, kprobe, kretprobe on one function; tp_btf on
     // sched_process_exit: each through the attach layer.
@@ -397,12 +397,12 @@ fn check_function_kind(
     kind: ProgramKind,
     program: &str,
     target: &str,
-    btf: &Result<Btf, aya::BtfError>,
+    btf: &Result<crate::probes::btf::KernelBtf, crate::probes::btf::BtfError>,
 ) -> Result<(), KindRefused> {
     let btf = match btf {
         Ok(btf) => Some(btf),
         Err(e) if !matches!(kind, ProgramKind::Kprobe | ProgramKind::Kretprobe) => {
-            return Err(KindRefused::NoBtf(e.to_string()));
+            return Err(KindRefused::NoBtf(crate::model::error_chain(e)));
         }
         Err(_) => None,
     };

@@ -5,7 +5,9 @@
 //! gets a typed [`Outcome::Refused`] carrying the verifier's reason, so a
 //! verifier refusal shows up in doctor, not in a user's recording.
 
-use aya::{Btf, Ebpf};
+use aya::Ebpf;
+
+use crate::probes::btf::KernelBtf;
 use reaper_common::sampling;
 
 use crate::probes::{
@@ -84,7 +86,7 @@ pub fn check_all(
             },
         });
     }
-    let kernel_btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"));
+    let kernel_btf = KernelBtf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"));
     let kprobes = function_timing::kprobes_built_in();
     for f in &plan.functions {
         rows.extend(function_rows(&mut ebpf, f, kernel_btf.as_ref(), kprobes));
@@ -96,7 +98,7 @@ pub fn check_all(
 fn function_rows(
     ebpf: &mut Ebpf,
     f: &SlotFunction,
-    btf: Result<&Btf, &String>,
+    btf: Result<&KernelBtf, &String>,
     kprobes: bool,
 ) -> Vec<ProgramCheck> {
     let slot = f.slot as usize;

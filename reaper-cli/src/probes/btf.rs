@@ -281,6 +281,16 @@ impl KernelBtf {
         self.func_id(name)
     }
 
+    /// The TYPEDEF type id of a name: tp_btf programs attach to the
+    /// `btf_trace_<tracepoint>` typedef. A linear scan (doctor makes one
+    /// such lookup), the first match, as aya's lookup took it.
+    pub fn typedef_id(&self, name: &str) -> Option<u32> {
+        (1..self.offsets.len() as u32).find(|&id| {
+            self.ty(id)
+                .is_some_and(|t| t.kind == kind::TYPEDEF && self.string(t.name) == name)
+        })
+    }
+
     /// Every function name (for fixtures and tests).
     pub fn function_names(&self) -> impl Iterator<Item = &str> {
         self.funcs.iter().map(|&id| self.type_name(id))
@@ -365,7 +375,8 @@ mod tests {
     /// unsigned long vm_start; unsigned long vm_end; }; void *p; }; long x; }`
     /// and `int zap(struct vm_area_struct *vma)`.
     fn synthetic() -> Vec<u8> {
-        let mut strings = b"\0vm_area_struct\0vm_start\0vm_end\0x\0zap\0vma\0long\0".to_vec();
+        let mut strings =
+            b"\0vm_area_struct\0vm_start\0vm_end\0x\0zap\0vma\0long\0btf_trace_zap\0".to_vec();
         let s = |name: &str, strings: &[u8]| -> u32 {
             let needle = format!("\0{name}\0");
             strings
@@ -374,6 +385,7 @@ mod tests {
                 .unwrap() as u32
                 + 1
         };
+        let trace_zap = s("btf_trace_zap", &strings);
         let (vas, start, end, x, zap, vma, long) = (
             s("vm_area_struct", &strings),
             s("vm_start", &strings),
@@ -407,6 +419,8 @@ mod tests {
         push(&[0, info(kind::FUNC_PROTO, 1), 1, vma, 6]);
         // 8: FUNC zap
         push(&[zap, info(kind::FUNC, 1), 7]);
+        // 9: typedef btf_trace_zap (to 6, as a tracepoint's is to a function pointer)
+        push(&[trace_zap, info(kind::TYPEDEF, 0), 6]);
         let mut blob = Vec::new();
         blob.extend_from_slice(&MAGIC.to_le_bytes());
         blob.extend_from_slice(&[1, 0]);
@@ -439,6 +453,44 @@ mod tests {
                 points_to_struct: Some("vm_area_struct".into())
             }]
         );
+    }
+
+    #[test]
+    fn finds_a_typedef_by_name_and_kind() {
+        let btf = KernelBtf::parse(&synthetic()).unwrap();
+        assert_eq!(btf.typedef_id("btf_trace_zap"), Some(9));
+        assert_eq!(btf.function_id("zap"), Some(8));
+        // A FUNC is not a TYPEDEF, nor the other way round.
+        assert_eq!(btf.typedef_id("zap"), None);
+        assert_eq!(btf.function_id("btf_trace_zap"), None);
+    }
+
+    /// The ids fentry/fexit and tp_btf programs now load by are the ones
+    /// aya's own lookup gave on the running kernel (skips without BTF).
+    #[test]
+    fn running_kernel_ids_match_ayas_lookup() {
+        let (Ok(ours), Ok(ayas)) = (KernelBtf::from_sys_fs(), aya::Btf::from_sys_fs()) else {
+            eprintln!("skipped: no readable /sys/kernel/btf/vmlinux");
+            return;
+        };
+        use aya_obj::btf::BtfKind;
+        for function in [
+            "exit_mmap",
+            "unmap_vmas",
+            "tlb_finish_mmu",
+            "__oom_reap_task_mm",
+        ] {
+            let theirs = ayas.id_by_type_name_kind(function, BtfKind::Func).ok();
+            if theirs.is_some() {
+                assert_eq!(ours.function_id(function), theirs, "{function}");
+            }
+        }
+        let tracepoint = "btf_trace_sched_process_exit";
+        assert_eq!(
+            ours.typedef_id(tracepoint),
+            ayas.id_by_type_name_kind(tracepoint, BtfKind::Typedef).ok()
+        );
+        assert!(ours.typedef_id(tracepoint).is_some());
     }
 
     #[test]

@@ -18,7 +18,7 @@
 use crate::probes::collect::reset_per_cpu;
 use std::time::Instant;
 
-use aya::{Btf, Ebpf, maps::HashMap as BpfHashMap};
+use aya::{Ebpf, maps::HashMap as BpfHashMap};
 use reaper_common::{
     context::CONTEXT_MRELEASE_CALLER,
     function_timing::{
@@ -31,6 +31,7 @@ use reaper_common::{
 use crate::{
     model::{NotMeasured, NotMeasuredSubject, ProbeCost},
     probes::{
+        btf::KernelBtf,
         function_probe::{self, AttachError},
         function_timing::{AttachPolicy, LadderReport},
         kernel_btf::FentryBtf,
@@ -143,7 +144,7 @@ fn attach(
     ebpf: &mut Ebpf,
     mode: Mode,
     slot: usize,
-    btf: Option<&Btf>,
+    btf: Option<&KernelBtf>,
 ) -> Result<String, CalibrationError> {
     let mut refused = Vec::new();
     for &function in syscall_candidates() {
@@ -212,7 +213,7 @@ pub fn measure(
     ebpf: &mut Ebpf,
     mode: Mode,
     slot: usize,
-    btf: Option<&Btf>,
+    btf: Option<&KernelBtf>,
 ) -> Result<ProbeCost, CalibrationError> {
     // SAFETY: gettid has no arguments and cannot fail.
     let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;

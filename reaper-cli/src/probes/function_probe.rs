@@ -11,11 +11,12 @@
 //! the text is only for people.
 
 use aya::{
-    Btf, Ebpf,
+    Ebpf,
     programs::{BtfTracePoint, FEntry, FExit, KProbe, Program, ProgramError},
 };
 use reaper_common::function_timing::{PROG_FENTRY, PROG_FEXIT, PROG_KPROBE, PROG_KRETPROBE};
 
+use super::btf::KernelBtf;
 use super::refusal::{FromProgramError as _, Refusal, Step};
 use crate::model::{AttachMode, doctor::ProgramKind};
 
@@ -36,6 +37,15 @@ pub enum AttachError {
     /// fentry/fexit load against the kernel's BTF, and there is none.
     #[error("no kernel BTF (/sys/kernel/btf/vmlinux)")]
     NoBtf,
+    /// The kernel's BTF has no type to attach the program to (a FUNC for
+    /// fentry/fexit, a `btf_trace_*` TYPEDEF for tp_btf).
+    #[error("{kind} load: {name} is not in the kernel BTF", kind = .kind.name())]
+    NotInBtf {
+        /// The program's kind.
+        kind: ProgramKind,
+        /// The BTF type name looked up.
+        name: String,
+    },
     /// The kernel refused to load or attach the program.
     #[error("{}", refused_text(*kind, function, refusal))]
     Refused {
@@ -53,7 +63,7 @@ impl AttachError {
     pub fn refusal(&self) -> Option<&Refusal> {
         match self {
             Self::Refused { refusal, .. } => Some(refusal),
-            Self::Missing(_) | Self::WrongKind { .. } | Self::NoBtf => None,
+            Self::Missing(_) | Self::WrongKind { .. } | Self::NoBtf | Self::NotInBtf { .. } => None,
         }
     }
 }
@@ -122,7 +132,7 @@ pub fn attach(
     kind: ProgramKind,
     program: &str,
     function: &str,
-    btf: Option<&Btf>,
+    btf: Option<&KernelBtf>,
 ) -> Result<(), AttachError> {
     let refused = |step: Step| {
         move |e: ProgramError| AttachError::Refused {
@@ -144,18 +154,38 @@ pub fn attach(
         program: program.to_owned(),
         kind,
     };
+    // The BTF type id the program attaches to, from reaper's own index
+    // (aya's `load(name, &Btf)` would need aya's whole parse of the kernel
+    // BTF, several seconds per parse in a TCG guest).
+    let btf_id = match (kind, btf) {
+        (ProgramKind::Fentry | ProgramKind::Fexit, Some(btf)) => Some(
+            btf.function_id(function)
+                .ok_or_else(|| AttachError::NotInBtf {
+                    kind,
+                    name: function.to_owned(),
+                })?,
+        ),
+        (ProgramKind::TpBtf, Some(btf)) => {
+            let name = format!("btf_trace_{function}");
+            Some(
+                btf.typedef_id(&name)
+                    .ok_or(AttachError::NotInBtf { kind, name })?,
+            )
+        }
+        _ => None,
+    };
     let prog = ebpf
         .program_mut(program)
         .ok_or_else(|| AttachError::Missing(program.to_owned()))?;
-    let result = match (kind, prog, btf) {
-        (ProgramKind::Fentry, Program::FEntry(p), Some(btf)) => {
-            load_then(p, |p| p.load(function, btf), FEntry::attach)
+    let result = match (kind, prog, btf_id) {
+        (ProgramKind::Fentry, Program::FEntry(p), Some(id)) => {
+            load_then(p, |p| p.load_by_btf_id(id), FEntry::attach)
         }
-        (ProgramKind::Fexit, Program::FExit(p), Some(btf)) => {
-            load_then(p, |p| p.load(function, btf), FExit::attach)
+        (ProgramKind::Fexit, Program::FExit(p), Some(id)) => {
+            load_then(p, |p| p.load_by_btf_id(id), FExit::attach)
         }
-        (ProgramKind::TpBtf, Program::BtfTracePoint(p), Some(btf)) => {
-            load_then(p, |p| p.load(function, btf), BtfTracePoint::attach)
+        (ProgramKind::TpBtf, Program::BtfTracePoint(p), Some(id)) => {
+            load_then(p, |p| p.load_by_btf_id(id), BtfTracePoint::attach)
         }
         (ProgramKind::Kprobe | ProgramKind::Kretprobe, Program::KProbe(p), _) => {
             load_then(p, KProbe::load, |p| p.attach(function, 0))
@@ -185,7 +215,7 @@ pub fn attach_pair(
     pair: Pair,
     slot: usize,
     function: &str,
-    btf: Option<&Btf>,
+    btf: Option<&KernelBtf>,
 ) -> Result<(), AttachError> {
     let result = pair
         .programs(slot)

@@ -1,22 +1,26 @@
-//! aya's parsed kernel BTF, read only when a BTF-typed program is about to
-//! load, once per recording, and never on a kernel that refuses fentry.
+//! The kernel BTF index fentry/fexit loads take their attach type ids from,
+//! read only when a BTF-typed program is about to load, once per
+//! recording, and never on a kernel that refuses fentry.
 //!
-//! aya needs its own parse of `/sys/kernel/btf/vmlinux` (an [`aya::Btf`],
-//! about 20 MiB of heap and 0.1 s on a 6.18 kernel) to load fentry/fexit
-//! programs: `FEntry::load` looks the function's type id up in it. reaper's
-//! own index ([`super::btf::KernelBtf`], a few MiB) answers everything else.
-//! So [`FentryBtf`] parses aya's copy on first use only, shares it between
-//! the probe-cost calibration and the attach ladder, and is dropped with
-//! them. Before that, [`FentryBtf::probe`] asks the kernel once, with a
-//! two-instruction fentry program against the first function the ladder
-//! will try (its type id from reaper's index), whether it refuses fentry
-//! for every function (a policy, EPERM; no trampolines, ENOTSUPP): then no
-//! parse happens at all, and the ladder reports the same refusal it would
-//! have got from its first real load.
+//! fentry/fexit programs are loaded against a BTF type id of the target
+//! function. aya's `FEntry::load(name, &Btf)` looks it up in aya's own
+//! parse of `/sys/kernel/btf/vmlinux` (an `aya::Btf`: about 20 MiB of heap
+//! and 0.1 s on a 6.18 kernel, 5-11 s under arm64 TCG, where doctor parsed
+//! it three times); the vendored aya's `load_by_btf_id`
+//! (third_party/README.md) takes the id from reaper's own index
+//! ([`super::btf::KernelBtf`], a few MiB, 40 ms) instead. [`FentryBtf`]
+//! indexes it on first use only, shares it between the probe-cost
+//! calibration and the attach ladder, and is dropped with them. Before
+//! that, [`FentryBtf::probe`] asks the kernel once, with a two-instruction
+//! fentry program against the first function the ladder will try (its
+//! type id from the recorder's index), whether it refuses fentry for every
+//! function (a policy, EPERM; no trampolines, ENOTSUPP): then no index is
+//! made at all, and the ladder reports the same refusal it would have got
+//! from its first real load.
 
 use std::{cell::OnceCell, os::fd::FromRawFd as _};
 
-use aya::Btf;
+use super::btf::KernelBtf;
 use aya_obj::generated::{bpf_attach_type, bpf_attr, bpf_cmd, bpf_prog_type};
 
 use super::refusal::{Refusal, Step};
@@ -28,7 +32,7 @@ pub struct FentryBtf {
     available: bool,
     /// The kernel's refusal of every fentry program, if the probe found one.
     refused: Option<Refusal>,
-    parsed: OnceCell<Option<Btf>>,
+    parsed: OnceCell<Option<KernelBtf>>,
 }
 
 impl FentryBtf {
@@ -79,16 +83,16 @@ impl FentryBtf {
             })
     }
 
-    /// aya's parse of the kernel BTF, made on the first call.
-    pub fn get(&self) -> Option<&Btf> {
+    /// reaper's index of the kernel BTF, made on the first call.
+    pub fn get(&self) -> Option<&KernelBtf> {
         if !self.available {
             return None;
         }
         self.parsed
-            .get_or_init(|| match Btf::from_sys_fs() {
+            .get_or_init(|| match KernelBtf::from_sys_fs() {
                 Ok(btf) => Some(btf),
                 Err(err) => {
-                    log::debug!("aya could not parse the kernel BTF: {err}");
+                    log::debug!("could not index the kernel BTF: {err}");
                     None
                 }
             })

@@ -65,6 +65,15 @@ impl FEntry {
         load_program_with_attach_type(BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY, data)
     }
 
+    /// Loads the program for the kernel function whose `BTF_KIND_FUNC` type id in the running
+    /// kernel's vmlinux BTF is `btf_id`: [`Self::load`] without a parsed
+    /// [`Btf`], for callers that index the kernel BTF themselves.
+    pub fn load_by_btf_id(&mut self, btf_id: u32) -> Result<(), ProgramError> {
+        let Self { data } = self;
+        data.attach_btf_id = Some(btf_id);
+        load_program_with_attach_type(BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY, data)
+    }
+
     /// Attaches the program.
     ///
     /// The returned value can be used to detach, see [`FEntry::detach`].
