@@ -347,8 +347,20 @@ impl Results {
         }
     }
 
+    /// A race's latencies, unless its `process_mrelease` failed: then the
+    /// victim's exit had already finished (ESRCH), no mrelease teardown
+    /// ran, and its sub-millisecond "kill → mrelease returned" would pull
+    /// the row's median down (it once made a 1.08× run read 1.00×). The
+    /// failure is counted and named in the row's note instead.
     fn push_race(&mut self, cond: Cond, race: &Race) {
         let key = cond.label().to_owned();
+        if race.mrelease_ret != 0 {
+            self.mrelease_failures
+                .entry(key)
+                .or_default()
+                .push(race.mrelease_ret);
+            return;
+        }
         self.kill_to_mrelease
             .entry(key.clone())
             .or_default()
@@ -357,12 +369,6 @@ impl Results {
             .entry(key.clone())
             .or_default()
             .push(ns_ms(race.kill_to_reaped_ns));
-        if race.mrelease_ret != 0 {
-            self.mrelease_failures
-                .entry(key)
-                .or_default()
-                .push(race.mrelease_ret);
-        }
     }
 
     /// Everything, for raw.json.
@@ -409,4 +415,31 @@ pub fn machine_description() -> String {
         "Machine: Linux {kernel} {}, {cpus} CPUs ({model}), {mem_gib:.0} GiB; {perf}; date {date}",
         std::env::consts::ARCH
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cond, Race, Results};
+
+    fn race(kill_to_mrelease_ns: u64, mrelease_ret: i64) -> Race {
+        Race {
+            victim_pid: 100,
+            mrelease_tid: 101,
+            kill_ns: 0,
+            kill_to_mrelease_ns,
+            kill_to_reaped_ns: kill_to_mrelease_ns + 1_000_000,
+            mrelease_ret,
+        }
+    }
+
+    #[test]
+    fn a_failed_mrelease_is_counted_not_timed() {
+        let mut res = Results::default();
+        res.push_race(Cond::Reaper, &race(45_000_000, 0));
+        res.push_race(Cond::Reaper, &race(800_000, -3));
+        let key = Cond::Reaper.label();
+        assert_eq!(res.kill_to_mrelease[key], vec![45.0]);
+        assert_eq!(res.kill_to_reaped[key], vec![46.0]);
+        assert_eq!(res.mrelease_failures[key], vec![-3]);
+    }
 }

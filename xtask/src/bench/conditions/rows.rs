@@ -27,7 +27,7 @@ impl Results {
         let mut row = Row::new(measure, cond.label(), "ms", values);
         if let Some(fails) = self.mrelease_failures.get(cond.label()) {
             row = row.note(format!(
-                "{} mrelease call(s) failed {fails:?} (-3 ESRCH: the victim's exit finished first)",
+                "{} mrelease call(s) failed {fails:?} (-3 ESRCH: the victim's exit finished first; not in this row)",
                 fails.len()
             ));
         }
