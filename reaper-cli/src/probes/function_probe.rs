@@ -154,26 +154,10 @@ pub fn attach(
         program: program.to_owned(),
         kind,
     };
-    // The BTF type id the program attaches to, from reaper's own index
-    // (aya's `load(name, &Btf)` would need aya's whole parse of the kernel
-    // BTF, several seconds per parse in a TCG guest).
-    let btf_id = match (kind, btf) {
-        (ProgramKind::Fentry | ProgramKind::Fexit, Some(btf)) => Some(
-            btf.function_id(function)
-                .ok_or_else(|| AttachError::NotInBtf {
-                    kind,
-                    name: function.to_owned(),
-                })?,
-        ),
-        (ProgramKind::TpBtf, Some(btf)) => {
-            let name = format!("btf_trace_{function}");
-            Some(
-                btf.typedef_id(&name)
-                    .ok_or(AttachError::NotInBtf { kind, name })?,
-            )
-        }
-        _ => None,
-    };
+    let btf_id = btf
+        .map(|btf| attach_btf_id(kind, function, btf))
+        .transpose()?
+        .flatten();
     let prog = ebpf
         .program_mut(program)
         .ok_or_else(|| AttachError::Missing(program.to_owned()))?;
@@ -196,6 +180,27 @@ pub fn attach(
         unload(ebpf, program);
         refused(step)(e)
     })
+}
+
+/// The BTF type id a program of `kind` attaches to (`None` for kprobes),
+/// from reaper's own index: aya's `load(name, &Btf)` would need aya's whole
+/// parse of the kernel BTF, several seconds per parse in a TCG guest.
+fn attach_btf_id(
+    kind: ProgramKind,
+    function: &str,
+    btf: &KernelBtf,
+) -> Result<Option<u32>, AttachError> {
+    let (id, name) = match kind {
+        ProgramKind::Fentry | ProgramKind::Fexit => {
+            (btf.function_id(function), function.to_owned())
+        }
+        ProgramKind::TpBtf => {
+            let name = format!("btf_trace_{function}");
+            (btf.typedef_id(&name), name)
+        }
+        _ => return Ok(None),
+    };
+    id.map(Some).ok_or(AttachError::NotInBtf { kind, name })
 }
 
 /// Loads a program, then attaches it; which step failed, with aya's error.

@@ -408,17 +408,22 @@ fn run_cell(
         Err(err) => report.error = Some(format!("{err:#}")),
     }
     report.wall = started.elapsed();
-    if let Some(steps) = std::fs::read_to_string(spec.out_dir.join(STEP_TIMES_FILE))
+    print_step_times(&name, &spec.out_dir, report.wall);
+    report
+}
+
+/// The cell's wall time and its guest's time per step, on one log line.
+fn print_step_times(name: &str, out_dir: &std::path::Path, wall: Duration) {
+    if let Some(steps) = std::fs::read_to_string(out_dir.join(STEP_TIMES_FILE))
         .ok()
         .as_deref()
         .and_then(super::step_times::summary)
     {
         eprintln!(
             "xtask: {name}: {:.0} s on the host; in the guest: {steps}",
-            report.wall.as_secs_f64()
+            wall.as_secs_f64()
         );
     }
-    report
 }
 
 fn print_table(reports: &[CellReport]) {
