@@ -184,7 +184,7 @@ pub fn attach(
 
 /// The BTF type id a program of `kind` attaches to (`None` for kprobes),
 /// from reaper's own index: aya's `load(name, &Btf)` would need aya's whole
-/// parse of the kernel BTF, several seconds per parse in a TCG guest.
+/// parse of the kernel BTF (0.1 s and 20 MiB on a 6.18 host).
 fn attach_btf_id(
     kind: ProgramKind,
     function: &str,

@@ -5,8 +5,8 @@
 //! fentry/fexit programs are loaded against a BTF type id of the target
 //! function. aya's `FEntry::load(name, &Btf)` looks it up in aya's own
 //! parse of `/sys/kernel/btf/vmlinux` (an `aya::Btf`: about 20 MiB of heap
-//! and 0.1 s on a 6.18 kernel, 5-11 s under arm64 TCG, where doctor parsed
-//! it three times); the vendored aya's `load_by_btf_id`
+//! and 0.1 s on a 6.18 kernel; doctor parsed it three times); the vendored
+//! aya's `load_by_btf_id`
 //! (third_party/README.md) takes the id from reaper's own index
 //! ([`super::btf::KernelBtf`], a few MiB, 40 ms) instead. [`FentryBtf`]
 //! indexes it on first use only, shares it between the probe-cost
