@@ -33,6 +33,8 @@ pub struct Config {
     pub work: PathBuf,
     pub size: u64,
     pub freq: u32,
+    /// Timed teardowns per round of A, B, C and D (`--episodes`).
+    pub episodes: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -158,9 +160,14 @@ pub fn run_rounds(cfg: &Config, rounds: u32) -> Result<Results> {
 fn episode(cfg: &Config, cond: Cond, dir: &Path, res: &mut Results) -> Result<()> {
     match cond {
         Cond::None => {
-            let victim = driver::spawn_victim(&cfg.reaper, cfg.size, driver::victim_cpu(0))?;
-            let race = driver::race(victim)?;
-            res.push_race(cond, &race);
+            for n in 0..cfg.episodes {
+                if n > 0 {
+                    std::thread::sleep(SETTLE_AFTER);
+                }
+                let victim = driver::spawn_victim(&cfg.reaper, cfg.size, driver::victim_cpu(0))?;
+                let race = driver::race(victim)?;
+                res.push_race(cond, &race);
+            }
         }
         Cond::Reaper | Cond::ReaperAll | Cond::ReaperCost => reaper_episode(cfg, cond, dir, res)?,
         Cond::Perf => perf_episode(cfg, dir, res)?,
@@ -201,16 +208,40 @@ fn stop_reaper(reaper: profilers::Reaper, res: &mut Results) -> Result<(PathBuf,
     Ok((out_dir, stopped.stop_to_exit))
 }
 
+/// How many timed teardowns a round of `cond` runs under one profiler
+/// session: `--episodes` for the overhead conditions, else one (H's
+/// per-program costs are per round of one teardown).
+fn episodes_of(cfg: &Config, cond: Cond) -> u32 {
+    match cond {
+        Cond::None | Cond::Reaper | Cond::Perf | Cond::ReaperAll => cfg.episodes,
+        _ => 1,
+    }
+}
+
+/// `episodes` races one after the other, the first victim already ready;
+/// each later victim is made (untimed) after the previous one settled.
+fn races(cfg: &Config, first: driver::Victim, episodes: u32) -> Result<Vec<Race>> {
+    let mut races = vec![driver::race(first)?];
+    for _ in 1..episodes {
+        std::thread::sleep(SETTLE_AFTER);
+        let victim = driver::spawn_victim(&cfg.reaper, cfg.size, driver::victim_cpu(0))?;
+        races.push(driver::race(victim)?);
+    }
+    std::thread::sleep(SETTLE_AFTER);
+    Ok(races)
+}
+
 fn reaper_episode(cfg: &Config, cond: Cond, dir: &Path, res: &mut Results) -> Result<()> {
     let victim = driver::spawn_victim(&cfg.reaper, cfg.size, driver::victim_cpu(0))?;
     let reaper = start_reaper(cfg, cond, dir, res)?;
-    let race = driver::race(victim)?;
-    std::thread::sleep(SETTLE_AFTER);
+    let races = races(cfg, victim, episodes_of(cfg, cond))?;
     let (out_dir, stop_to_exit) = stop_reaper(reaper, res)?;
-    res.push_race(cond, &race);
     let run = run_json::load(&out_dir)?;
-    if run_json::episode(&run, race.victim_pid).is_none() {
-        res.reaper_missed_episodes += 1;
+    for race in &races {
+        res.push_race(cond, race);
+        if run_json::episode(&run, race.victim_pid).is_none() {
+            res.reaper_missed_episodes += 1;
+        }
     }
     if cond == Cond::ReaperAll {
         res.function_probes_attached
@@ -242,11 +273,12 @@ fn perf_episode(cfg: &Config, dir: &Path, res: &mut Results) -> Result<()> {
     let victim = driver::spawn_victim(&cfg.reaper, cfg.size, driver::victim_cpu(0))?;
     let perf = profilers::start_perf(&dir.join("perf.data"), cfg.freq)?;
     res.perf_startup.push(ms(perf.startup));
-    let race = driver::race(victim)?;
-    std::thread::sleep(SETTLE_AFTER);
+    let races = races(cfg, victim, episodes_of(cfg, Cond::Perf))?;
     let data = perf.data.clone();
     let stopped = perf.stop()?;
-    res.push_race(Cond::Perf, &race);
+    for race in &races {
+        res.push_race(Cond::Perf, race);
+    }
     res.perf_rss_mib.push(stopped.max_rss_kib as f64 / 1024.0);
     res.perf_stop_to_exit.push(ms(stopped.stop_to_exit));
     let times = perf_script::pipeline(&data, dir)?;
@@ -419,7 +451,29 @@ pub fn machine_description() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Cond, Race, Results};
+    use super::{Cond, Config, Race, Results, episodes_of};
+
+    #[test]
+    fn only_the_overhead_conditions_time_several_teardowns_a_round() {
+        let cfg = Config {
+            reaper: "reaper".into(),
+            work: "work".into(),
+            size: 1 << 30,
+            freq: 4000,
+            episodes: 3,
+        };
+        for cond in [Cond::None, Cond::Reaper, Cond::Perf, Cond::ReaperAll] {
+            assert_eq!(episodes_of(&cfg, cond), 3, "{cond:?}");
+        }
+        for cond in [
+            Cond::Accuracy,
+            Cond::Capacity,
+            Cond::CapacityWide,
+            Cond::ReaperCost,
+        ] {
+            assert_eq!(episodes_of(&cfg, cond), 1, "{cond:?}");
+        }
+    }
 
     fn race(kill_to_mrelease_ns: u64, mrelease_ret: i64) -> Race {
         Race {

@@ -29,6 +29,14 @@ pub struct BenchArgs {
     /// Rounds; each runs every condition once, interleaved.
     #[arg(long, default_value_t = 10)]
     pub rounds: u32,
+    /// Timed teardowns per round in each overhead condition (A no profiler,
+    /// B reaper's defaults, C perf, D every probe kind), one after the other
+    /// under the same profiler session; start-up, time to answer and the
+    /// other conditions stay one per round. A teardown's time varies by
+    /// about 15% from one to the next, so 10 rounds of one gave a ratio
+    /// whose 95% interval was ±15%; three per round narrow it by about √3.
+    #[arg(long, default_value_t = 3)]
+    pub episodes: u32,
     /// cpu-clock sampling frequency of both profilers, Hz.
     #[arg(long, default_value_t = 4000)]
     pub freq: u32,
@@ -98,6 +106,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         "cargo xtask bench needs root (BPF, perf -a, process_mrelease); run it with sudo"
     );
     ensure!(args.rounds > 0, "--rounds must be at least 1");
+    ensure!(args.episodes > 0, "--episodes must be at least 1");
     if !args.no_setup {
         crate::setup::ensure(crate::setup::Task::Bench)?;
     }
@@ -124,6 +133,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         work,
         size: args.size,
         freq: args.freq,
+        episodes: args.episodes,
     };
     let results = conditions::run_rounds(&config, args.rounds)?;
     let rows = results.rows(&config);
@@ -131,9 +141,10 @@ fn run_bench(args: BenchArgs) -> Result<()> {
     let verdicts: Vec<&verdict::Verdict> = rows.iter().filter_map(|r| r.verdict.as_ref()).collect();
     let wins = verdicts.iter().filter(|v| v.reaper_wins()).count();
     let doc = format!(
-        "# cargo xtask bench\n\n{machine}\n\nCommand: `cargo xtask bench --size {} --rounds {} --freq {}`\n\n{table}\nreaper wins {wins} of the {} rows with a \"reaper vs perf\" verdict (faster or smaller with the whole interval below 1.0; for accuracy, agreement).\n\n{}\n{}",
+        "# cargo xtask bench\n\n{machine}\n\nCommand: `cargo xtask bench --size {} --rounds {} --episodes {} --freq {}`\n\n{table}\nreaper wins {wins} of the {} rows with a \"reaper vs perf\" verdict (faster or smaller with the whole interval below 1.0; for accuracy, agreement).\n\n{}\n{}",
         human_size(args.size),
         args.rounds,
+        args.episodes,
         args.freq,
         verdicts.len(),
         results.program_cost_table(),

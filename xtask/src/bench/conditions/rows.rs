@@ -309,7 +309,7 @@ impl Results {
     pub fn notes(&self, cfg: &Config) -> String {
         let mut notes = format!(
             "Notes:\n\
-- 1: the benchmark's own driver (not reaper's numbers): a `reaper __victim` of {} (64 VMAs, 1 extra thread, every page touched) pinned away from the driver thread; CLOCK_MONOTONIC before pidfd_send_signal(SIGKILL), immediately process_mrelease(pidfd), time at return, then waitpid. Background profilers are started after the victim is ready and stopped (SIGINT) {} ms after it is reaped; only the episode is timed. Ratio = median / median of A.\n\
+- 1: the benchmark's own driver (not reaper's numbers): a `reaper __victim` of {} (64 VMAs, 1 extra thread, every page touched) pinned away from the driver thread; CLOCK_MONOTONIC before pidfd_send_signal(SIGKILL), immediately process_mrelease(pidfd), time at return, then waitpid. Background profilers are started after the victim is ready and stopped (SIGINT) {} ms after it is reaped; only the teardown is timed. In A, B, C and D each round times {} teardown(s) one after the other under one profiler session, each later victim made (untimed) {} ms after the previous one was reaped, so those rows have rounds × {} values; time to answer, start-up and peak RSS are per session (of that many teardowns), E-H one teardown a round. Ratio = median / median of A.\n\
 - D: reaper's `--attach auto` tries fentry/fexit then kprobe/kretprobe per function; on a host where neither loads it attaches exactly the default set (sampling + lock + timeline tracepoints), so D is a second sample of B, not a different configuration.\n\
 - 2: from SIGINT (after the teardown) to the answer on disk. reaper: `record --watch` exits after writing run.json, printing its tables and writing folded stacks + flame graph SVGs; `reaper report run.json -o DIR` re-renders all of that offline and is added to the total (conservative). perf: `perf record` exits after writing perf.data, then `perf script` → inferno collapse-perf (in-process) → inferno flame graph SVG. perf.data holds every task on every CPU; reaper keeps only the teardown episodes.\n\
 - reaper vs perf: the ratio of medians (reaper / perf) and its 95% bootstrap interval (10,000 independent resamples of each side's values with replacement, fixed seed); a side wins only when the whole interval is on its side of 1.0, else \"inside the noise\" (for accuracy: \"agree\"). Rows without a perf counterpart (A, perf's own rows, capacity) show -.\n\
@@ -318,6 +318,9 @@ impl Results {
 - 5: same episodes seen by both profilers at {} Hz each; reaper: sum of period_ns of the context's stacks containing the frame; perf: `perf script -F ...,period,...` samples of the same pid/tid whose callchain contains the symbol × the printed period. Two independent samplers, so a few samples of difference are expected at this episode length.\n",
             human_size(cfg.size),
             super::SETTLE_AFTER.as_millis(),
+            cfg.episodes,
+            super::SETTLE_AFTER.as_millis(),
+            cfg.episodes,
             cfg.freq
         );
         if self.reaper_missed_episodes > 0 {
