@@ -17,6 +17,7 @@ use super::{
     driver::{self, Race},
     perf_script::{self, Task},
     profilers, run_json,
+    sampling_timer::SamplingTimer,
 };
 
 /// After the victim is reaped, let the profilers see the exit and the final
@@ -47,10 +48,12 @@ enum Cond {
     Capacity,
     CapacityWide,
     ReaperCost,
+    Timer,
 }
 
-const ORDER: [Cond; 8] = [
+const ORDER: [Cond; 9] = [
     Cond::None,
+    Cond::Timer,
     Cond::Reaper,
     Cond::Perf,
     Cond::ReaperAll,
@@ -71,6 +74,7 @@ impl Cond {
             Cond::Capacity => "F: capacity stress under reaper --watch",
             Cond::CapacityWide => "G: wide capacity stress under reaper --watch",
             Cond::ReaperCost => "H: reaper --watch --program-cost (B + per-program kernel time)",
+            Cond::Timer => "T: bare cpu-clock timer on every CPU, no profiler (the sampling floor)",
         }
     }
 
@@ -84,6 +88,7 @@ impl Cond {
             Cond::Capacity => "f-capacity",
             Cond::CapacityWide => "g-capacity-wide",
             Cond::ReaperCost => "h-reaper-cost",
+            Cond::Timer => "t-timer",
         }
     }
 }
@@ -173,6 +178,23 @@ fn episode(cfg: &Config, cond: Cond, dir: &Path, res: &mut Results) -> Result<()
         Cond::Perf => perf_episode(cfg, dir, res)?,
         Cond::Accuracy => accuracy_episode(cfg, dir, res)?,
         Cond::Capacity | Cond::CapacityWide => capacity::episode(cfg, cond, dir, res)?,
+        Cond::Timer => timer_episode(cfg, res)?,
+    }
+    Ok(())
+}
+
+/// T: the teardowns under the bare sampling timer (see [`SamplingTimer`]).
+fn timer_episode(cfg: &Config, res: &mut Results) -> Result<()> {
+    let victim = driver::spawn_victim(&cfg.reaper, cfg.size, driver::victim_cpu(0))?;
+    let timer = SamplingTimer::start(cfg.freq)?;
+    let races = races(cfg, victim, episodes_of(cfg, Cond::Timer))?;
+    ensure!(
+        timer.counted_ns()? > 0,
+        "the sampling floor's cpu-clock events counted no time: the timers did not run"
+    );
+    drop(timer);
+    for race in &races {
+        res.push_race(Cond::Timer, race);
     }
     Ok(())
 }
@@ -213,7 +235,7 @@ fn stop_reaper(reaper: profilers::Reaper, res: &mut Results) -> Result<(PathBuf,
 /// per-program costs are per round of one teardown).
 fn episodes_of(cfg: &Config, cond: Cond) -> u32 {
     match cond {
-        Cond::None | Cond::Reaper | Cond::Perf | Cond::ReaperAll => cfg.episodes,
+        Cond::None | Cond::Timer | Cond::Reaper | Cond::Perf | Cond::ReaperAll => cfg.episodes,
         _ => 1,
     }
 }

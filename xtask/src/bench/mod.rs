@@ -10,6 +10,7 @@ mod driver;
 mod perf_script;
 mod profilers;
 mod run_json;
+mod sampling_timer;
 mod stats;
 mod verdict;
 
@@ -30,7 +31,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10)]
     pub rounds: u32,
     /// Timed teardowns per round in each overhead condition (A no profiler,
-    /// B reaper's defaults, C perf, D every probe kind), one after the other
+    /// T the bare sampling timer, B reaper's defaults, C perf, D every probe
+    /// kind), one after the other
     /// under the same profiler session; start-up, time to answer and the
     /// other conditions stay one per round. A teardown's time varies by
     /// about 15% from one to the next, so 10 rounds of one gave a ratio

@@ -100,6 +100,17 @@ impl Row {
         self
     }
 
+    /// "over T: 1.03× [0.99–1.06]": this row's median over `baseline`'s with
+    /// its bootstrap interval, for a second ratio in the note column
+    /// (`None` when either side has too few values).
+    pub fn ratio_over(&self, baseline: &Row, short_name: &str) -> Option<String> {
+        let ci = verdict::ratio_interval(&self.values, &baseline.values)?;
+        Some(format!(
+            "over {short_name}: {:.2}× [{:.2}–{:.2}]",
+            ci.ratio, ci.lo, ci.hi
+        ))
+    }
+
     /// Appends a note ("; " between notes).
     pub fn note(mut self, note: impl Into<String>) -> Self {
         let note = note.into();

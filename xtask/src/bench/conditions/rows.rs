@@ -3,8 +3,9 @@
 use super::{Cond, Config, Results};
 use crate::bench::{human_size, stats::Row, verdict::Goal};
 
-const OVERHEAD: [Cond; 5] = [
+const OVERHEAD: [Cond; 6] = [
     Cond::None,
+    Cond::Timer,
     Cond::Reaper,
     Cond::Perf,
     Cond::ReaperAll,
@@ -38,10 +39,18 @@ impl Results {
         for which in ["mrelease", "reaped"] {
             let base = self.latency(which, Cond::None);
             let perf = self.latency(which, Cond::Perf);
+            let floor = self.latency(which, Cond::Timer);
             for cond in OVERHEAD {
                 let mut row = self.latency(which, cond).ratio_to(&base);
                 if matches!(cond, Cond::Reaper | Cond::ReaperAll) {
                     row = row.versus(&perf, Goal::Time);
+                }
+                if matches!(cond, Cond::Reaper | Cond::Perf | Cond::ReaperAll) {
+                    // What the profiler adds above the timer interrupts any
+                    // sampler at this frequency takes on this machine.
+                    if let Some(over) = row.ratio_over(&floor, "T") {
+                        row = row.note(over);
+                    }
                 }
                 if cond == Cond::ReaperAll && !self.function_probes_attached.is_empty() {
                     let attached = self
@@ -309,7 +318,8 @@ impl Results {
     pub fn notes(&self, cfg: &Config) -> String {
         let mut notes = format!(
             "Notes:\n\
-- 1: the benchmark's own driver (not reaper's numbers): a `reaper __victim` of {} (64 VMAs, 1 extra thread, every page touched) pinned away from the driver thread; CLOCK_MONOTONIC before pidfd_send_signal(SIGKILL), immediately process_mrelease(pidfd), time at return, then waitpid. Background profilers are started after the victim is ready and stopped (SIGINT) {} ms after it is reaped; only the teardown is timed. In A, B, C and D each round times {} teardown(s) one after the other under one profiler session, each later victim made (untimed) {} ms after the previous one was reaped, so those rows have rounds × {} values; time to answer, start-up and peak RSS are per session (of that many teardowns), E-H one teardown a round. Ratio = median / median of A.\n\
+- 1: the benchmark's own driver (not reaper's numbers): a `reaper __victim` of {} (64 VMAs, 1 extra thread, every page touched) pinned away from the driver thread; CLOCK_MONOTONIC before pidfd_send_signal(SIGKILL), immediately process_mrelease(pidfd), time at return, then waitpid. Background profilers are started after the victim is ready and stopped (SIGINT) {} ms after it is reaped; only the teardown is timed. In A, T, B, C and D each round times {} teardown(s) one after the other under one profiler session, each later victim made (untimed) {} ms after the previous one was reaped, so those rows have rounds × {} values; time to answer, start-up and peak RSS are per session (of that many teardowns), E-H one teardown a round. Ratio = median / median of A.\n\
+- T: the sampling floor. A cpu-clock perf event at {} Hz on every online CPU, opened by the driver itself, with no ring buffer, no stack unwind and no program: only the timer interrupts that any cpu-clock sampler at this frequency takes (on a virtual machine each expiry is a VM exit and a timer re-arm). \"over T\" in the notes of B, C and D is that row's median over T's, with the same bootstrap interval: what the profiler adds above the floor. A profiler can choose its frequency, not the price of a timer interrupt on the machine.\n\
 - D: reaper's `--attach auto` tries fentry/fexit then kprobe/kretprobe per function; on a host where neither loads it attaches exactly the default set (sampling + lock + timeline tracepoints), so D is a second sample of B, not a different configuration.\n\
 - 2: from SIGINT (after the teardown) to the answer on disk. reaper: `record --watch` exits after writing run.json, printing its tables and writing folded stacks + flame graph SVGs; `reaper report run.json -o DIR` re-renders all of that offline and is added to the total (conservative). perf: `perf record` exits after writing perf.data, then `perf script` → inferno collapse-perf (in-process) → inferno flame graph SVG. perf.data holds every task on every CPU; reaper keeps only the teardown episodes.\n\
 - reaper vs perf: the ratio of medians (reaper / perf) and its 95% bootstrap interval (10,000 independent resamples of each side's values with replacement, fixed seed); a side wins only when the whole interval is on its side of 1.0, else \"inside the noise\" (for accuracy: \"agree\"). Rows without a perf counterpart (A, perf's own rows, capacity) show -.\n\
@@ -321,6 +331,7 @@ impl Results {
             cfg.episodes,
             super::SETTLE_AFTER.as_millis(),
             cfg.episodes,
+            cfg.freq,
             cfg.freq
         );
         if self.reaper_missed_episodes > 0 {
