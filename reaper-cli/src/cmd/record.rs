@@ -10,7 +10,7 @@ use crate::{
     console::{note, say, sayln},
     output::OutputDir,
     probes::{
-        function_timing::{AttachPolicy, Leaves},
+        function_timing::{AttachPolicy, Exact},
         loader::{EbpfLog, MapSizes},
     },
     recorder::{self, RecordSettings, Target},
@@ -130,6 +130,13 @@ pub struct RecordArgs {
     /// them without that.
     #[arg(long)]
     pub exact_leaves: bool,
+    /// Also time the per-batch functions per call (page freeing:
+    /// free_pages_and_swap_cache; the TLB flush inside the walk:
+    /// tlb_flush_mmu; each called once per mmu_gather batch, hundreds of
+    /// times a teardown). Off by default: their probes weigh on the teardown
+    /// they time; sampling covers them without that.
+    #[arg(long)]
+    pub exact_batches: bool,
 }
 
 /// `--attach`'s values: the policies' names, without per-value help so the
@@ -306,10 +313,9 @@ impl RecordArgs {
                 EbpfLog::Off
             },
             program_cost: self.program_cost,
-            leaves: if self.exact_leaves {
-                Leaves::Exact
-            } else {
-                Leaves::Sampled
+            exact: Exact {
+                leaves: self.exact_leaves,
+                batches: self.exact_batches,
             },
         })
     }

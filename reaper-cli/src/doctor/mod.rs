@@ -46,8 +46,9 @@ pub fn diagnose() -> Diagnosis {
         Ok(root) => check_attach_kinds(std::path::Path::new(root), &probe_targets),
         Err(why) => not_checked(&why.0),
     };
-    // Every function record may time (`--exact-leaves` ones included).
-    let plan = function_timing::plan(&probe_targets, function_timing::Leaves::Exact);
+    // Every function record may time (`--exact-leaves` and
+    // `--exact-batches` ones included).
+    let plan = function_timing::plan(&probe_targets, function_timing::Exact::ALL);
     let programs = match &tracefs {
         Ok(root) => {
             let mut offsets = tracefs::probe_offsets(std::path::Path::new(root));

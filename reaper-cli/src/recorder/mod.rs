@@ -108,9 +108,10 @@ pub struct RecordSettings {
     /// Count each program's runs and kernel time per episode
     /// (`--program-cost`).
     pub program_cost: bool,
-    /// Whether the per-page leaf functions are timed per call
-    /// (`--exact-leaves`) or left to sampling.
-    pub leaves: function_timing::Leaves,
+    /// Whether the per-page leaf functions (`--exact-leaves`) and the
+    /// per-batch ones (`--exact-batches`) are timed per call or left to
+    /// sampling.
+    pub exact: function_timing::Exact,
 }
 
 /// Longest wait for a victim to exit after SIGKILL.
@@ -176,7 +177,7 @@ impl Recorder {
         let early = load_before_kallsyms(settings, &offsets, &btf.raw)?;
         let (kernel_symbols, mut symbolizer) = join_kallsyms_reader(kallsyms)?;
         let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.facts.as_ref());
-        let plan = function_timing::plan(&symbols, settings.leaves);
+        let plan = function_timing::plan(&symbols, settings.exact);
         let (timing, order_off) = timing_config(&tracefs_root, &plan, btf.facts.as_ref());
         let fentry_btf = fentry_btf(settings, &plan, btf.has_btf, function_id);
         let (mut ebpf, attach) = match early {

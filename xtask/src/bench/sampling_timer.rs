@@ -77,7 +77,9 @@ impl SamplingTimer {
             };
             if fd < 0 {
                 let err = std::io::Error::last_os_error();
-                bail!("perf_event_open(cpu-clock, {freq} Hz, CPU {cpu}) for the sampling floor: {err}");
+                bail!(
+                    "perf_event_open(cpu-clock, {freq} Hz, CPU {cpu}) for the sampling floor: {err}"
+                );
             }
             // SAFETY: a new fd from the kernel, owned by nothing else.
             events.push(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
@@ -91,13 +93,8 @@ impl SamplingTimer {
         for fd in &self.events {
             let mut value = 0u64;
             // SAFETY: reads one u64 (read_format 0) into a local.
-            let n = unsafe {
-                libc::read(
-                    fd.as_raw_fd(),
-                    (&raw mut value).cast(),
-                    size_of::<u64>(),
-                )
-            };
+            let n =
+                unsafe { libc::read(fd.as_raw_fd(), (&raw mut value).cast(), size_of::<u64>()) };
             ensure!(
                 n == size_of::<u64>() as isize,
                 "reading a sampling-floor event: {}",

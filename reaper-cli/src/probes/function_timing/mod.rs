@@ -19,7 +19,7 @@ pub use ladder::{
     AttachPolicy, ForcedModeError, FunctionAttach, LadderReport, attach_ladder, kprobes_built_in,
 };
 pub use model::{classify, is_slot, place_calls, to_model};
-pub use plan::{Leaves, Plan, SlotFunction, config_for, plan};
+pub use plan::{Exact, Plan, SlotFunction, config_for, plan};
 
 #[cfg(test)]
 mod tests;

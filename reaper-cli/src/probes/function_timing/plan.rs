@@ -34,28 +34,36 @@ pub struct Plan {
     pub skipped: Vec<(ConceptId, ProbeOutcome)>,
 }
 
-/// Whether per-page leaf functions ([`Timing::PerPage`]) are timed per
-/// call (`record --exact-leaves`) or left to sampling (the default).
+/// Which high-rate functions are timed per call rather than left to
+/// sampling (the default for both): the per-page leaves
+/// ([`Timing::PerPage`], `record --exact-leaves`) and the per-batch
+/// functions ([`Timing::PerBatch`], `record --exact-batches`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Leaves {
-    /// Left to sampling: no probe slot.
-    #[default]
-    Sampled,
-    /// Timed per call like the other functions.
-    Exact,
+pub struct Exact {
+    /// Per-page leaves get a slot.
+    pub leaves: bool,
+    /// Per-batch functions get a slot.
+    pub batches: bool,
+}
+
+impl Exact {
+    /// Every function record may time (what doctor checks).
+    pub const ALL: Self = Self {
+        leaves: true,
+        batches: true,
+    };
 }
 
 /// Assigns slots to every timed concept this kernel has; the per-page
-/// leaves only when `leaves` asks for them.
-pub fn plan(resolved: &[ResolvedConcept], leaves: Leaves) -> Plan {
+/// leaves and the per-batch functions only when `exact` asks for them.
+pub fn plan(resolved: &[ResolvedConcept], exact: Exact) -> Plan {
     let mut plan = Plan::default();
     for r in resolved {
         let concept = catalog::entry(r.concept);
         let why_not = match concept.timing {
             Timing::NotTimed(why) => Some(why),
-            Timing::PerPage if leaves == Leaves::Sampled => {
-                Some(catalog::PER_PAGE_LEFT_TO_SAMPLING)
-            }
+            Timing::PerPage if !exact.leaves => Some(catalog::PER_PAGE_LEFT_TO_SAMPLING),
+            Timing::PerBatch if !exact.batches => Some(catalog::PER_BATCH_LEFT_TO_SAMPLING),
             _ => None,
         };
         if let Some(why) = why_not {

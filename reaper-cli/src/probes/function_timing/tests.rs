@@ -30,29 +30,67 @@ fn resolved(concept: ConceptId, symbol: Option<&str>) -> ResolvedConcept {
     }
 }
 
-/// Issue 29: a per-page leaf is left to sampling unless asked for, and
-/// then gets a slot like any timed function.
+/// Issue 29: a per-page leaf and a per-batch function are left to sampling
+/// unless asked for, each by its own flag, and then get a slot like any
+/// timed function.
 #[test]
-fn per_page_leaves_get_a_slot_only_with_exact_leaves() {
+fn per_page_and_per_batch_functions_get_a_slot_only_when_asked() {
     let concepts = [
         resolved(ConceptId::PerVmaUnmap, Some("unmap_page_range")),
         resolved(ConceptId::RmapRemoval, Some("page_remove_rmap")),
         resolved(ConceptId::PageFreeing, Some("free_pages_and_swap_cache")),
+        resolved(ConceptId::TlbFlush, Some("tlb_flush_mmu")),
+        resolved(ConceptId::TlbFinish, Some("tlb_finish_mmu")),
     ];
-    let sampled = plan(&concepts, Leaves::Sampled);
-    let symbols: Vec<&str> = sampled
-        .functions
-        .iter()
-        .map(|f| f.symbol.as_str())
-        .collect();
-    assert_eq!(symbols, ["unmap_page_range", "free_pages_and_swap_cache"]);
-    let why = &sampled.skipped[0];
-    assert_eq!(why.0, ConceptId::RmapRemoval);
-    assert!(why.1.to_string().contains("--exact-leaves"), "{}", why.1);
-    let exact = plan(&concepts, Leaves::Exact);
-    assert_eq!(exact.functions.len(), 3);
-    assert_eq!(exact.functions[1].symbol, "page_remove_rmap");
-    assert!(exact.skipped.is_empty());
+    let symbols =
+        |p: &Plan| -> Vec<String> { p.functions.iter().map(|f| f.symbol.clone()).collect() };
+    let why = |p: &Plan, id: ConceptId| -> String {
+        p.skipped
+            .iter()
+            .find(|s| s.0 == id)
+            .map(|s| s.1.to_string())
+            .unwrap_or_default()
+    };
+    let default = plan(&concepts, Exact::default());
+    assert_eq!(symbols(&default), ["unmap_page_range", "tlb_finish_mmu"]);
+    assert!(why(&default, ConceptId::RmapRemoval).contains("--exact-leaves"));
+    for id in [ConceptId::PageFreeing, ConceptId::TlbFlush] {
+        assert!(
+            why(&default, id).contains("--exact-batches"),
+            "{id:?}: {}",
+            why(&default, id)
+        );
+    }
+    let leaves = plan(
+        &concepts,
+        Exact {
+            leaves: true,
+            batches: false,
+        },
+    );
+    assert_eq!(
+        symbols(&leaves),
+        ["unmap_page_range", "page_remove_rmap", "tlb_finish_mmu"]
+    );
+    let batches = plan(
+        &concepts,
+        Exact {
+            leaves: false,
+            batches: true,
+        },
+    );
+    assert_eq!(
+        symbols(&batches),
+        [
+            "unmap_page_range",
+            "free_pages_and_swap_cache",
+            "tlb_flush_mmu",
+            "tlb_finish_mmu"
+        ]
+    );
+    let all = plan(&concepts, Exact::ALL);
+    assert_eq!(all.functions.len(), 5);
+    assert!(all.skipped.is_empty());
 }
 
 #[test]
@@ -64,7 +102,7 @@ fn plan_skips_absent_and_untimed_concepts_with_reasons() {
             resolved(ConceptId::PteLock, None),
             resolved(ConceptId::PerVmaUnmap, Some("unmap_page_range")),
         ],
-        Leaves::Sampled,
+        Exact::default(),
     );
     assert_eq!(p.functions.len(), 2);
     assert_eq!(p.functions[0].slot, 0);
@@ -125,7 +163,7 @@ fn sampling_mode_reports_not_measured_with_the_reason() {
 fn a_disabled_ladder_says_why() {
     let p = plan(
         &[resolved(ConceptId::ReaperWork, Some("__oom_reap_task_mm"))],
-        Leaves::Sampled,
+        Exact::default(),
     );
     let report = LadderReport::disabled(&p, "not recorded in --watch mode");
     assert_eq!(report.attached().count(), 0);
