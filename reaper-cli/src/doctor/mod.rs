@@ -18,6 +18,7 @@ use crate::{
     model::{AttachMode, ProbeOutcome, ResolvedConcept},
     probes::{
         attach,
+        btf::KernelBtf,
         function_probe::{self, AttachError, Pair},
         function_timing, loader,
         refusal::{Refusal, Step},
@@ -39,11 +40,17 @@ pub fn diagnose() -> Diagnosis {
         Err(err) => (Err(Unavailable(err.to_string())), false),
     };
     let symbols = KernelSymbols::running().unwrap_or_default();
-    let kernel_btf = crate::probes::btf::KernelBtf::from_sys_fs().ok();
-    let btf = kernel_btf.as_ref().map(catalog::BtfFacts::from_btf);
+    // One index of the kernel BTF for every check below (under arm64 TCG
+    // each index takes 0.27 s), with why there is none.
+    let kernel_btf = KernelBtf::from_sys_fs().map_err(|e| crate::model::error_chain(&e));
+    let btf = kernel_btf.as_ref().ok().map(catalog::BtfFacts::from_btf);
     let probe_targets = catalog::resolve_all_with_btf(&symbols, btf.as_ref());
     let attach_kinds = match &tracefs {
-        Ok(root) => check_attach_kinds(std::path::Path::new(root), &probe_targets),
+        Ok(root) => check_attach_kinds(
+            std::path::Path::new(root),
+            &probe_targets,
+            kernel_btf.as_ref(),
+        ),
         Err(why) => not_checked(&why.0),
     };
     // Every function record may time (`--exact-leaves` and
@@ -52,13 +59,14 @@ pub fn diagnose() -> Diagnosis {
     let programs = match &tracefs {
         Ok(root) => {
             let mut offsets = tracefs::probe_offsets(std::path::Path::new(root));
-            let raw = crate::probes::raw_tp::resolve(kernel_btf.as_ref(), &mut offsets);
+            let raw = crate::probes::raw_tp::resolve(kernel_btf.as_ref().ok(), &mut offsets);
             let root = std::path::Path::new(root);
             programs::check_all(
                 &offsets,
                 &raw,
                 &plan,
                 btf.as_ref(),
+                kernel_btf.as_ref(),
                 &kernel::online_cpus().unwrap_or_default(),
                 !tracefs::has_event(root, "lock", "contention_begin"),
             )
@@ -291,6 +299,7 @@ fn not_checked(why: &str) -> Vec<AttachKind> {
 fn check_attach_kinds(
     tracefs_root: &std::path::Path,
     targets: &[ResolvedConcept],
+    btf: Result<&KernelBtf, &String>,
 ) -> Vec<AttachKind> {
     let offsets = tracefs::probe_offsets(tracefs_root);
     let mut ebpf = match loader::load(&offsets, &loader::MapSizes::default()) {
@@ -301,7 +310,6 @@ fn check_attach_kinds(
         }
     };
     let function = check_target(targets);
-    let btf = crate::probes::btf::KernelBtf::from_sys_fs();
     let cpus = kernel::online_cpus().unwrap_or_default();
     // fentry, fexit, kprobe, kretprobe on one function; tp_btf on
     // sched_process_exit: each through the attach layer.
@@ -313,7 +321,7 @@ fn check_attach_kinds(
     ]
     .into_iter()
     .map(|(kind, program)| {
-        let result = check_function_kind(&mut ebpf, kind, program, &function, &btf);
+        let result = check_function_kind(&mut ebpf, kind, program, &function, btf);
         verdict(kind, format!("attached to {function}"), result)
     })
     .collect();
@@ -346,7 +354,7 @@ fn check_attach_kinds(
                 ProgramKind::TpBtf,
                 PROG_CHECK_TP_BTF,
                 exit_tp,
-                &btf,
+                btf,
             ),
         ),
         verdict(
@@ -398,12 +406,12 @@ fn check_function_kind(
     kind: ProgramKind,
     program: &str,
     target: &str,
-    btf: &Result<crate::probes::btf::KernelBtf, crate::probes::btf::BtfError>,
+    btf: Result<&KernelBtf, &String>,
 ) -> Result<(), KindRefused> {
     let btf = match btf {
         Ok(btf) => Some(btf),
-        Err(e) if !matches!(kind, ProgramKind::Kprobe | ProgramKind::Kretprobe) => {
-            return Err(KindRefused::NoBtf(crate::model::error_chain(e)));
+        Err(why) if !matches!(kind, ProgramKind::Kprobe | ProgramKind::Kretprobe) => {
+            return Err(KindRefused::NoBtf(why.clone()));
         }
         Err(_) => None,
     };

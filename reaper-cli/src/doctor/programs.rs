@@ -6,12 +6,11 @@
 //! verifier refusal shows up in doctor, not in a user's recording.
 
 use aya::Ebpf;
-
-use crate::probes::btf::KernelBtf;
 use reaper_common::sampling;
 
 use crate::probes::{
     attach::{self, ProgramAttachError},
+    btf::KernelBtf,
     function_probe::{self, AttachError, Pair},
     function_timing::{self, Plan, SlotFunction},
     loader, raw_tp,
@@ -39,6 +38,7 @@ pub fn check_all(
     raw: &raw_tp::RawPlan,
     plan: &Plan,
     btf: Option<&crate::catalog::BtfFacts>,
+    kernel_btf: Result<&KernelBtf, &String>,
     cpus: &[u32],
     slowpath_lock_waits: bool,
 ) -> Result<Vec<ProgramCheck>, ProgramsError> {
@@ -86,10 +86,10 @@ pub fn check_all(
             },
         });
     }
-    let kernel_btf = KernelBtf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"));
+    let kernel_btf = kernel_btf.map_err(|why| format!("no kernel BTF: {why}"));
     let kprobes = function_timing::kprobes_built_in();
     for f in &plan.functions {
-        rows.extend(function_rows(&mut ebpf, f, kernel_btf.as_ref(), kprobes));
+        rows.extend(function_rows(&mut ebpf, f, kernel_btf.as_deref(), kprobes));
     }
     Ok(rows)
 }
