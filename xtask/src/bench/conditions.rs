@@ -484,7 +484,13 @@ mod tests {
             freq: 4000,
             episodes: 3,
         };
-        for cond in [Cond::None, Cond::Reaper, Cond::Perf, Cond::ReaperAll] {
+        for cond in [
+            Cond::None,
+            Cond::Timer,
+            Cond::Reaper,
+            Cond::Perf,
+            Cond::ReaperAll,
+        ] {
             assert_eq!(episodes_of(&cfg, cond), 3, "{cond:?}");
         }
         for cond in [

@@ -4,43 +4,17 @@
 //! else. What a teardown costs under it is what 4 kHz sampling costs on this
 //! machine whoever samples (on a KVM guest every expiry is a VM exit and a
 //! timer re-arm), so the bench can tell reaper's own overhead from the
-//! host's price of sampling.
+//! host's price of sampling. The attr layout and the syscall are
+//! perf-event-open-sys's (the `perf-event` crate's generated bindings),
+//! not a hand-copied struct.
 
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 
 use anyhow::{Result, bail, ensure};
-
-/// `PERF_TYPE_SOFTWARE`.
-const PERF_TYPE_SOFTWARE: u32 = 1;
-/// `PERF_COUNT_SW_CPU_CLOCK`.
-const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
-/// `PERF_SAMPLE_IP`: the least a sample can carry.
-const PERF_SAMPLE_IP: u64 = 1;
-/// `perf_event_attr.freq` (bit 10 of the flags word): the period field is a
-/// frequency in Hz.
-const ATTR_FLAG_FREQ: u64 = 1 << 10;
-/// `PERF_FLAG_FD_CLOEXEC`.
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
-/// `PERF_ATTR_SIZE_VER0`: the fields up to `bp_addr`, all this needs.
-const ATTR_SIZE_VER0: u32 = 64;
-
-/// `struct perf_event_attr` up to `PERF_ATTR_SIZE_VER0`.
-#[repr(C)]
-#[derive(Default)]
-struct PerfEventAttrV0 {
-    kind: u32,
-    size: u32,
-    config: u64,
-    sample_freq: u64,
-    sample_type: u64,
-    read_format: u64,
-    flags: u64,
-    wakeup_events: u32,
-    bp_type: u32,
-    bp_addr: u64,
-}
-
-const _: () = assert!(size_of::<PerfEventAttrV0>() == ATTR_SIZE_VER0 as usize);
+use perf_event_open_sys::bindings::{
+    PERF_COUNT_SW_CPU_CLOCK, PERF_FLAG_FD_CLOEXEC, PERF_SAMPLE_IP, PERF_TYPE_SOFTWARE,
+    perf_event_attr,
+};
 
 /// Open cpu-clock events, one per online CPU; closed on drop.
 pub struct SamplingTimer {
@@ -51,28 +25,28 @@ impl SamplingTimer {
     /// Starts a `freq` Hz cpu-clock event on every online CPU.
     pub fn start(freq: u32) -> Result<Self> {
         ensure!(freq > 0, "the sampling floor needs a frequency above 0 Hz");
-        let attr = PerfEventAttrV0 {
-            kind: PERF_TYPE_SOFTWARE,
-            size: ATTR_SIZE_VER0,
-            config: PERF_COUNT_SW_CPU_CLOCK,
-            sample_freq: u64::from(freq),
-            sample_type: PERF_SAMPLE_IP,
-            flags: ATTR_FLAG_FREQ,
-            ..PerfEventAttrV0::default()
+        let mut attr = perf_event_attr {
+            type_: PERF_TYPE_SOFTWARE,
+            size: size_of::<perf_event_attr>() as u32,
+            config: u64::from(PERF_COUNT_SW_CPU_CLOCK),
+            // The least a sample can carry.
+            sample_type: u64::from(PERF_SAMPLE_IP),
+            ..perf_event_attr::default()
         };
+        attr.__bindgen_anon_1.sample_freq = u64::from(freq);
+        attr.set_freq(1);
         let cpus = online_cpus()?;
         let mut events = Vec::with_capacity(cpus.len());
         for cpu in cpus {
-            // SAFETY: perf_event_open with a valid attr of the size it
-            // states; the returned fd is owned below.
+            // SAFETY: a valid attr of the size it states; the returned fd
+            // is owned below.
             let fd = unsafe {
-                libc::syscall(
-                    libc::SYS_perf_event_open,
-                    &raw const attr,
-                    -1 as libc::pid_t,
+                perf_event_open_sys::perf_event_open(
+                    &raw mut attr,
+                    -1,
                     cpu as libc::c_int,
-                    -1 as libc::c_int,
-                    PERF_FLAG_FD_CLOEXEC,
+                    -1,
+                    libc::c_ulong::from(PERF_FLAG_FD_CLOEXEC),
                 )
             };
             if fd < 0 {
@@ -82,7 +56,7 @@ impl SamplingTimer {
                 );
             }
             // SAFETY: a new fd from the kernel, owned by nothing else.
-            events.push(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
+            events.push(unsafe { OwnedFd::from_raw_fd(fd) });
         }
         Ok(Self { events })
     }
