@@ -10,9 +10,15 @@ pub fn summary(marks: &str) -> Option<String> {
     let mut previous: Option<f64> = None;
     let mut parts = Vec::new();
     for line in marks.lines() {
+        // The names are the cell script's own marks; anything else in the
+        // guest's file (a torn write, bytes a broken kernel left) is skipped,
+        // never printed to the log.
         let Some((step, uptime)) = line.split_once(' ') else {
             continue;
         };
+        if step.is_empty() || !step.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+            continue;
+        }
         let Ok(uptime) = uptime.trim().parse::<f64>() else {
             continue;
         };
@@ -46,5 +52,10 @@ mod tests {
             Some("boot 2.0 s, record 2.5 s")
         );
         assert_eq!(summary(""), None);
+        assert_eq!(
+            summary("start 1.0\n\x1b]0;title\x07 2.0\nrecord 3.0\n").as_deref(),
+            Some("boot 1.0 s, record 2.0 s"),
+            "a name that is not a mark is not printed"
+        );
     }
 }
