@@ -49,10 +49,11 @@ pub enum Timing {
     /// Called once per mmu_gather batch (a batch frees a few hundred pages):
     /// page freeing and the TLB flush inside the walk, 180-210 calls per
     /// context in a 256M teardown on 6.1 and about four times that at 1G,
-    /// most of the function probes' hits. In the 6.1 VM (issue 29) they
-    /// put the teardown at 1.20x of sampling alone, and their probes'
-    /// cost moved with the work in the reverse-order A/B. Sampling covers
-    /// them by default; `record --exact-batches` times them per call.
+    /// most of the function probes' hits. In the 6.1 VM (issue 29) the
+    /// default probes took 1.21x the time of sampling alone with them and
+    /// 1.11x without, and their probes' cost moved with the work in the
+    /// reverse-order A/B. Sampling covers them by default;
+    /// `record --exact-batches` times them per call.
     PerBatch,
     /// Never timed, with the reason.
     NotTimed(&'static str),
