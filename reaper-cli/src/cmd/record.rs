@@ -137,6 +137,18 @@ pub struct RecordArgs {
     /// they time; sampling covers them without that.
     #[arg(long)]
     pub exact_batches: bool,
+    /// Also time the lock path per call: the spin slow path (entered on
+    /// every contended spinlock acquisition on the machine) and the PTE-lock
+    /// function (once per page table). Gives the exact PTE-lock wait (every
+    /// contended acquisition, pending-bit spins included), the slow path's
+    /// row, and lock waits on kernels without lock:contention_*. Where the
+    /// PTE lock is inline (6.1, 5.x) it also times the per-batch functions,
+    /// which tell the walk's PTE-lock waits from the batch freeing's. Off by
+    /// default: both probes' exits run inside the lock's critical section
+    /// and lengthen the waits they time; sampling measures the PTE-lock
+    /// wait without that.
+    #[arg(long)]
+    pub exact_locks: bool,
 }
 
 /// `--attach`'s values: the policies' names, without per-value help so the
@@ -316,6 +328,7 @@ impl RecordArgs {
             exact: Exact {
                 leaves: self.exact_leaves,
                 batches: self.exact_batches,
+                locks: self.exact_locks,
             },
         })
     }

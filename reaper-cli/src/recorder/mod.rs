@@ -108,9 +108,9 @@ pub struct RecordSettings {
     /// Count each program's runs and kernel time per episode
     /// (`--program-cost`).
     pub program_cost: bool,
-    /// Whether the per-page leaf functions (`--exact-leaves`) and the
-    /// per-batch ones (`--exact-batches`) are timed per call or left to
-    /// sampling.
+    /// Whether the per-page leaf functions (`--exact-leaves`), the
+    /// per-batch ones (`--exact-batches`) and the lock path
+    /// (`--exact-locks`) are timed per call or left to sampling.
     pub exact: function_timing::Exact,
 }
 

@@ -17,6 +17,12 @@
 //! probed caller is `unmap_page_range` are the page-table walk's locks: the
 //! PTE locks, and the PMD lock of a huge page).
 //!
+//! Since the batch freeing went to sampling by default (issue 29), that
+//! holds only when `tlb_flush_mmu` and `free_pages_and_swap_cache` are
+//! timed too: their lruvec and zone lock waits would otherwise have the
+//! per-VMA unmap as nearest timed caller. `record --exact-locks` times them
+//! on such kernels, and the row says "not measured" when a run did not.
+//!
 //! The figure is inclusive wall time of each call, probe cost included
 //! (in a TCG guest far longer than the sampled spin time); the label names
 //! its source, so a diff whose sides differ in it says so.
@@ -86,12 +92,47 @@ impl<'a> ExactSource<'a> {
 /// Label when the row cannot be built from the run's concepts.
 const LABEL: &str = "PTE-lock wait, exact";
 
-/// Why a function the row needs was not timed, from the run's probe list.
-fn not_timed(run: &Run, symbol: &str) -> Option<String> {
+/// Why a function the row needs was not timed, from the run's probe
+/// lists: record's own reason (`not timed: ... record --exact-locks ...`)
+/// when it chose not to, else that no probe attached.
+fn not_timed(run: &Run, concept: ConceptId, symbol: &str) -> Option<String> {
     let attached = run
         .function_probe_uses()
         .any(|p| p.function() == Some(symbol) && p.attached());
-    (!attached).then(|| format!("{symbol} was not timed (no function probe attached to it)"))
+    if attached {
+        return None;
+    }
+    let chosen = run
+        .function_probes
+        .iter()
+        .find(|p| p.concept == concept)
+        .and_then(|p| match &p.status {
+            crate::model::ProbeOutcome::NotTimed(why) => Some(why.as_str()),
+            _ => None,
+        });
+    Some(match chosen {
+        Some(why) => format!("{symbol} not timed: {why}"),
+        None => format!("{symbol} was not timed (no function probe attached to it)"),
+    })
+}
+
+/// Where the PTE lock is inline, the slow path's calls whose nearest timed
+/// caller is the per-VMA unmap are the walk's lock waits only when the
+/// batch freeing inside the walk (`tlb_flush_mmu` →
+/// `free_pages_and_swap_cache` → lruvec and zone locks) was timed too;
+/// `None` when it was, or the kernel has no such function.
+fn batch_freeing_untimed(run: &Run, frames: &ConceptFrames) -> Option<String> {
+    [ConceptId::TlbFlush, ConceptId::PageFreeing]
+        .into_iter()
+        .filter_map(|c| frames.symbol(c).map(|s| (c, s)))
+        .find_map(|(c, s)| not_timed(run, c, s))
+        .map(|why| {
+            format!(
+                "the PTE lock is inline on this kernel, so the slow path's calls from the \
+                 per-VMA unmap include the batch freeing's lock waits unless it is timed too \
+                 ({why})"
+            )
+        })
 }
 
 /// The exact PTE-lock wait row: per episode, the inclusive time of the spin
@@ -113,10 +154,23 @@ pub fn pte_exact_wait_row(run: &Run, frames: &ConceptFrames) -> SummaryRow {
         let why = super::function_timing::why_not_measured(run);
         return uniform_row(run, id, label, why);
     }
-    if let Some(why) = [source.slowpath, source.caller]
-        .into_iter()
-        .find_map(|s| not_timed(run, s))
-    {
+    let caller_concept = if frames.symbol(ConceptId::PteLock).is_some() {
+        ConceptId::PteLock
+    } else {
+        ConceptId::PerVmaUnmap
+    };
+    let untimed = [
+        (ConceptId::SpinSlowpath, source.slowpath),
+        (caller_concept, source.caller),
+    ]
+    .into_iter()
+    .find_map(|(c, s)| not_timed(run, c, s))
+    .or_else(|| {
+        (caller_concept == ConceptId::PerVmaUnmap)
+            .then(|| batch_freeing_untimed(run, frames))
+            .flatten()
+    });
+    if let Some(why) = untimed {
         return uniform_row(run, id, label, why);
     }
     let cells = run

@@ -82,7 +82,14 @@ pub fn lock_wait_status(run: &Run) -> Result<(), LockWaitsNotMeasured> {
         return Ok(());
     }
     if let Some(why) = probe_failure(run, ProbeGroup::LockWait) {
-        return Err(LockWaitsNotMeasured::NotAttached(why));
+        return Err(LockWaitsNotMeasured::NotAttached(
+            match slowpath_left_to_sampling(run) {
+                true => format!(
+                    "{why}; record --exact-locks times the spin slow path, whose calls are then the lock waits"
+                ),
+                false => why,
+            },
+        ));
     }
     let listed = run
         .recording
@@ -98,6 +105,16 @@ pub fn lock_wait_status(run: &Run) -> Result<(), LockWaitsNotMeasured> {
         return Ok(());
     }
     Err(LockWaitsNotMeasured::NoProbe)
+}
+
+/// Whether record chose not to time the spin slow path (it stands in for
+/// the contention tracepoints only with `--exact-locks`).
+fn slowpath_left_to_sampling(run: &Run) -> bool {
+    run.function_probes.iter().any(|p| {
+        p.concept == ConceptId::SpinSlowpath
+            && p.symbol.is_some()
+            && matches!(p.status, crate::model::ProbeOutcome::NotTimed(_))
+    })
 }
 
 /// Why a run's lock waits are not measured.

@@ -376,6 +376,28 @@ fn lock_waits_not_measured_are_never_zero() {
     assert!(text.contains("not measured (lock:contention_begin/end did not attach"));
 }
 
+/// Where the contention tracepoints are missing and record left the spin
+/// slow path to sampling, the lock-wait rows name the flag that gives them.
+#[test]
+fn lock_waits_without_tracepoints_name_exact_locks() {
+    let mut run = fixture("6.1-no-lock-probe");
+    run.function_probes.push(crate::model::FunctionProbe {
+        concept: crate::catalog::ConceptId::SpinSlowpath,
+        symbol: Some("native_queued_spin_lock_slowpath".into()),
+        mode: crate::model::AttachMode::None,
+        status: crate::model::ProbeOutcome::not_timed(crate::catalog::LOCK_PATH_LEFT_TO_SAMPLING),
+        fallback_from: None,
+    });
+    let report = analyze(&run, &ReportOptions::default());
+    let row = &report.summary.rows[2];
+    assert!(
+        matches!(&row.cells[0], model::Cell::NotMeasured { why }
+            if why.contains("did not attach") && why.contains("; record --exact-locks times the spin slow path")),
+        "{:?}",
+        row.cells
+    );
+}
+
 #[test]
 fn summary_figures_of_the_6_18_fixture() {
     let report = analyze(&fixture("6.18-mrelease"), &ReportOptions::default());
@@ -538,6 +560,85 @@ fn exact_pte_lock_wait_without_a_timed_slow_path_is_not_measured() {
         )),
         "{:?}",
         row.cells
+    );
+}
+
+/// Marks a function of a run as left to sampling by record's choice, as a
+/// run recorded without the flag that times it says.
+fn left_to_sampling(run: &mut Run, concept: &str, symbol: &str, why: &str) {
+    for p in &mut run.recording.probes {
+        if p.function() == Some(symbol) {
+            p.probe = format!("function:{concept}");
+            p.mode = crate::model::AttachMode::None;
+            p.status = crate::model::ProbeOutcome::not_timed(why);
+        }
+    }
+    for p in &mut run.function_probes {
+        if p.concept.name() == concept {
+            p.mode = crate::model::AttachMode::None;
+            p.status = crate::model::ProbeOutcome::not_timed(why);
+        }
+    }
+}
+
+fn exact_row_cells(run: &Run) -> Vec<model::Cell> {
+    let report = analyze(run, &ReportOptions::default());
+    report
+        .summary
+        .rows
+        .iter()
+        .find(|r| r.id == Some(model::RowId::PteLockWaitExact))
+        .unwrap()
+        .cells
+        .clone()
+}
+
+/// Without `--exact-locks` the slow path is not timed, and the exact row
+/// says so and how to time it.
+#[test]
+fn exact_pte_lock_wait_left_to_sampling_names_exact_locks() {
+    let mut run = fixture("6.1-arm64-built");
+    left_to_sampling(
+        &mut run,
+        "spin_slowpath",
+        "queued_spin_lock_slowpath",
+        crate::catalog::LOCK_PATH_LEFT_TO_SAMPLING,
+    );
+    let cells = exact_row_cells(&run);
+    assert!(
+        cells.iter().all(|c| matches!(
+            c,
+            model::Cell::NotMeasured { why }
+                if why.starts_with("queued_spin_lock_slowpath not timed: on the path of every contended lock")
+                    && why.contains("record --exact-locks")
+        )),
+        "{cells:?}"
+    );
+}
+
+/// Regression (issue 29): with the PTE lock inline (6.1), the slow path's
+/// calls whose nearest timed caller is unmap_page_range include the lruvec
+/// and zone lock waits of the batch freeing inside the walk once
+/// tlb_flush_mmu is no longer timed; the row must not sum them as PTE-lock
+/// waits.
+#[test]
+fn exact_pte_lock_wait_on_an_inline_pte_lock_needs_the_batch_freeing_timed() {
+    let mut run = fixture("6.1-arm64-built");
+    left_to_sampling(
+        &mut run,
+        "tlb_flush",
+        "tlb_flush_mmu",
+        crate::catalog::PER_BATCH_LEFT_TO_SAMPLING,
+    );
+    let cells = exact_row_cells(&run);
+    assert!(
+        cells.iter().all(|c| matches!(
+            c,
+            model::Cell::NotMeasured { why }
+                if why.starts_with("the PTE lock is inline on this kernel")
+                    && why.contains("tlb_flush_mmu not timed")
+        )),
+        "{cells:?}"
     );
 }
 

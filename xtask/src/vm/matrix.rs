@@ -128,6 +128,12 @@ fn all_cells(flavours: &[Flavour], arches: &[Arch]) -> Vec<(DebianKernel, Arch)>
     cells
 }
 
+/// The cell's main record step times the lock path too (`--exact-locks`:
+/// the spin slow path and the PTE-lock function, left to sampling by
+/// default), so the matrix loads and attaches every program a default
+/// record does and those: the timing checks read its run. The many-VMA
+/// step runs at the defaults.
+///
 /// The cell's victim. Under TCG a one-thread victim often drops its mm
 /// before process_mrelease arrives (ESRCH: the kill and mrelease paths are
 /// translated for the first time, the victim's exit path is warm), so the
@@ -173,7 +179,7 @@ pub fn cell_command(run_reaper: bool) -> String {
              reaper record --victim {RECORD_VICTIM} --runs {RECORD_RUNS} -o /out/{REFUSED_DIR} > /out/{REFUSED_TEXT} 2>&1; echo \"refused $?\" >> /out/{STEPS_FILE}; mark refused\n\
              mode=--no-mrelease\n\
              fi\n\
-             reaper record $mode --victim {RECORD_VICTIM} --runs {RECORD_RUNS} -o /out/{RECORD_DIR}; echo \"record $?\" >> /out/{STEPS_FILE}; mark record\n\
+             reaper record $mode --exact-locks --victim {RECORD_VICTIM} --runs {RECORD_RUNS} -o /out/{RECORD_DIR}; echo \"record $?\" >> /out/{STEPS_FILE}; mark record\n\
              reaper record $mode --victim {RECORD_VMAS_VICTIM} --runs {RECORD_VMAS_RUNS} -o /out/{RECORD_VMAS_DIR}; echo \"record-vmas $?\" >> /out/{STEPS_FILE}; mark record-vmas\n\
              reaper record --oom --victim 256M --attach sampling -o /out/{OOM_DIR}; echo \"oom $?\" >> /out/{STEPS_FILE}; mark oom\n"
         ));
@@ -553,9 +559,9 @@ mod tests {
         assert!(!cell_command(false).contains("reaper"));
         let full = cell_command(true);
         assert!(full.contains("reaper doctor --json > /out/doctor.json"));
-        assert!(
-            full.contains("reaper record $mode --victim 256M,threads=4 --runs 3 -o /out/record")
-        );
+        assert!(full.contains(
+            "reaper record $mode --exact-locks --victim 256M,threads=4 --runs 3 -o /out/record"
+        ));
         assert!(full.contains("-o /out/refused > /out/refused.txt 2>&1; echo \"refused $?\""));
     }
 }

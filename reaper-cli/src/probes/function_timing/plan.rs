@@ -34,16 +34,19 @@ pub struct Plan {
     pub skipped: Vec<(ConceptId, ProbeOutcome)>,
 }
 
-/// Which high-rate functions are timed per call rather than left to
-/// sampling (the default for both): the per-page leaves
-/// ([`Timing::PerPage`], `record --exact-leaves`) and the per-batch
-/// functions ([`Timing::PerBatch`], `record --exact-batches`).
+/// Which costly functions are timed per call rather than left to sampling
+/// (the default for all three): the per-page leaves ([`Timing::PerPage`],
+/// `record --exact-leaves`), the per-batch functions ([`Timing::PerBatch`],
+/// `record --exact-batches`) and the lock path ([`Timing::LockPath`],
+/// `record --exact-locks`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Exact {
     /// Per-page leaves get a slot.
     pub leaves: bool,
     /// Per-batch functions get a slot.
     pub batches: bool,
+    /// The spin slow path and the PTE-lock function get a slot.
+    pub locks: bool,
 }
 
 impl Exact {
@@ -51,19 +54,40 @@ impl Exact {
     pub const ALL: Self = Self {
         leaves: true,
         batches: true,
+        locks: true,
     };
+
+    /// Whether the per-batch functions get a slot: asked for, or needed by
+    /// the exact PTE-lock wait. Where the PTE lock is inline (no PTE-lock
+    /// function: 6.1, 5.x), that row counts the slow path's calls whose
+    /// nearest timed caller is the per-VMA unmap, and the batch freeing
+    /// inside the walk (`tlb_flush_mmu` → `free_pages_and_swap_cache` →
+    /// lruvec and zone locks) must then be timed too, or its lock waits
+    /// would count as PTE-lock waits.
+    fn batches_for(self, pte_lock_inline: bool) -> bool {
+        self.batches || (self.locks && pte_lock_inline)
+    }
 }
 
 /// Assigns slots to every timed concept this kernel has; the per-page
-/// leaves and the per-batch functions only when `exact` asks for them.
+/// leaves, the per-batch functions and the lock path only when `exact`
+/// asks for them.
 pub fn plan(resolved: &[ResolvedConcept], exact: Exact) -> Plan {
     let mut plan = Plan::default();
+    let pte_lock_inline = resolved
+        .iter()
+        .any(|r| r.concept == ConceptId::PteLock && r.symbol.is_none());
+    let batches = exact.batches_for(pte_lock_inline);
     for r in resolved {
         let concept = catalog::entry(r.concept);
         let why_not = match concept.timing {
             Timing::NotTimed(why) => Some(why),
             Timing::PerPage if !exact.leaves => Some(catalog::PER_PAGE_LEFT_TO_SAMPLING),
-            Timing::PerBatch if !exact.batches => Some(catalog::PER_BATCH_LEFT_TO_SAMPLING),
+            Timing::PerBatch if !batches => Some(catalog::PER_BATCH_LEFT_TO_SAMPLING),
+            // An inline PTE lock stays "absent (inline into ...)".
+            Timing::LockPath if !exact.locks && r.symbol.is_some() => {
+                Some(catalog::LOCK_PATH_LEFT_TO_SAMPLING)
+            }
             _ => None,
         };
         if let Some(why) = why_not {

@@ -66,6 +66,7 @@ fn per_page_and_per_batch_functions_get_a_slot_only_when_asked() {
         Exact {
             leaves: true,
             batches: false,
+            locks: false,
         },
     );
     assert_eq!(
@@ -77,6 +78,7 @@ fn per_page_and_per_batch_functions_get_a_slot_only_when_asked() {
         Exact {
             leaves: false,
             batches: true,
+            locks: false,
         },
     );
     assert_eq!(
@@ -91,6 +93,66 @@ fn per_page_and_per_batch_functions_get_a_slot_only_when_asked() {
     let all = plan(&concepts, Exact::ALL);
     assert_eq!(all.functions.len(), 5);
     assert!(all.skipped.is_empty());
+}
+
+#[test]
+fn lock_path_is_timed_only_with_exact_locks() {
+    let locks = Exact {
+        locks: true,
+        ..Exact::default()
+    };
+    let symbols =
+        |p: &Plan| -> Vec<String> { p.functions.iter().map(|f| f.symbol.clone()).collect() };
+    let why = |p: &Plan, id: ConceptId| -> String {
+        p.skipped
+            .iter()
+            .find(|s| s.0 == id)
+            .map(|s| s.1.to_string())
+            .unwrap_or_default()
+    };
+    // 7.x: a PTE-lock function; the batch freeing stays with sampling.
+    let sid = [
+        resolved(ConceptId::VmaZapWorker, Some("__zap_vma_range")),
+        resolved(ConceptId::PteLock, Some("pte_offset_map_lock")),
+        resolved(ConceptId::TlbFlush, Some("tlb_flush_mmu")),
+        resolved(
+            ConceptId::SpinSlowpath,
+            Some("native_queued_spin_lock_slowpath"),
+        ),
+    ];
+    let default = plan(&sid, Exact::default());
+    assert_eq!(symbols(&default), ["__zap_vma_range"]);
+    for id in [ConceptId::PteLock, ConceptId::SpinSlowpath] {
+        assert!(why(&default, id).contains("--exact-locks"), "{id:?}");
+    }
+    assert_eq!(
+        symbols(&plan(&sid, locks)),
+        [
+            "__zap_vma_range",
+            "pte_offset_map_lock",
+            "native_queued_spin_lock_slowpath"
+        ]
+    );
+    // 6.1: the PTE lock is inline (absent, not "not timed"), and the exact
+    // PTE-lock wait needs the batch freeing timed to tell its locks apart.
+    let bookworm = [
+        resolved(ConceptId::PteLock, None),
+        resolved(ConceptId::TlbFlush, Some("tlb_flush_mmu")),
+        resolved(
+            ConceptId::SpinSlowpath,
+            Some("native_queued_spin_lock_slowpath"),
+        ),
+    ];
+    let default = plan(&bookworm, Exact::default());
+    assert!(symbols(&default).is_empty());
+    assert_eq!(
+        why(&default, ConceptId::PteLock),
+        "absent on this kernel (inline into zap_pte_range)"
+    );
+    assert_eq!(
+        symbols(&plan(&bookworm, locks)),
+        ["tlb_flush_mmu", "native_queued_spin_lock_slowpath"]
+    );
 }
 
 #[test]
