@@ -26,12 +26,14 @@ pub use reaper_common::context::Context;
 
 mod function_timing;
 mod not_measured;
+mod recording;
 mod vocabulary;
 pub use error_chain::error_chain;
 pub use function_timing::{
     CallEdge, FunctionCall, FunctionCalls, FunctionTime, FunctionTiming, VmaOrderSeen,
 };
 pub use not_measured::NotMeasuredSubject;
+pub use recording::{ProbeUse, Recording};
 pub use vocabulary::{
     AttachMode, ConceptId, ProbeGroup, ProbeOutcome, ScenarioKind, TimelineEventKind, VmaOrderKind,
 };
@@ -267,63 +269,6 @@ impl RtEvidence {
             Self::BootConfig => "CONFIG_PREEMPT_RT=y in /boot/config",
         }
     }
-}
-
-/// Recording parameters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Recording {
-    /// Seconds since the Unix epoch when recording started.
-    pub started_unix: u64,
-    /// The same in milliseconds: runs recorded back to back start within
-    /// the same second, and comparisons order runs by recording time to
-    /// find drift and a blocked design. Absent in runs recorded before
-    /// reaper wrote it (`started_unix` stands in).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_unix_ms: Option<u64>,
-    /// Requested sampling frequency.
-    pub freq_hz: u64,
-    /// The fixed cpu-clock period used (1e9 / freq_hz), in ns.
-    pub sample_period_ns: u64,
-    /// Whether each sample's period is the cpu-clock count since the
-    /// previous sample on its CPU (true since the recorder weighs samples
-    /// so); older runs summed the nominal period per sample.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub periods_counted: bool,
-    /// What each probe group was attached with.
-    pub probes: Vec<ProbeUse>,
-    /// Entries of the kernel stack map (`--stack-map-size`, or the size
-    /// chosen for the scenario's expected samples); a stack is lost only
-    /// when it is full. Absent in runs recorded before reaper wrote it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stack_map_entries: Option<u32>,
-    /// The scenario that produced the episodes.
-    pub scenario: Scenario,
-    /// Where the episodes' lock waits came from when the
-    /// `lock:contention_*` tracepoints are missing (before 5.19): the spin
-    /// slow path's function probe (absent: from the tracepoints, or not
-    /// measured).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lock_wait_source: Option<FigureSource>,
-}
-
-/// How one probe group was attached.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ProbeUse {
-    /// Probe group, e.g. "sampling", "lock_wait", "timeline:exit_mmap".
-    pub probe: String,
-    /// Attach kind used, e.g. perf_event, tracepoint; none if it failed.
-    pub mode: AttachMode,
-    /// Attached, or the kernel's answer when it did not attach.
-    pub status: ProbeOutcome,
-    /// Why the preferred form of a tracepoint was not used: a raw
-    /// tracepoint's when the classic tracepoint was used (a prototype or
-    /// offset this kernel's BTF did not confirm, or the kernel's answer),
-    /// e.g. "raw tracepoint mark_victim: no kernel BTF ...", or for the
-    /// syscall tracepoints the classic per-syscall tracepoint's when the raw
-    /// `sys_enter`/`sys_exit` were used, e.g. "tracepoint
-    /// syscalls:sys_enter_process_mrelease: ...".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fallback_from: Option<String>,
 }
 
 /// What was torn down and how.
