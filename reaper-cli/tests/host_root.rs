@@ -113,6 +113,17 @@ fn record_512m_victim_profiles_both_sides_and_report_reproduces_it() {
     let run = load_run(&dir.join("run.json"));
     assert_eq!(run.schema_version, reaper_model::SCHEMA_VERSION);
     assert!(!run.partial);
+    // Issue 29: a warm-up teardown of reaper's own victim ran first, was
+    // discarded, and the run and the header say so.
+    let warmup = run.recording.warmup.as_deref().unwrap_or_default();
+    assert!(
+        warmup.starts_with("a 32M,") && warmup.contains("victim of reaper's own (pid "),
+        "{warmup:?}"
+    );
+    assert!(
+        stdout.contains(&format!("Warm-up: {warmup}; discarded before episode 1")),
+        "{stdout}"
+    );
     let episodes = &run.episodes;
     // A lost race (ESRCH) is kept, marked, and replaced (up to --retries 3).
     let lost = episodes.iter().filter(|e| e.lost_race()).count();
@@ -836,7 +847,14 @@ fn record_without_output_saves_the_run_and_says_where() {
     }
     let runs = temp_dir("runs-dir");
     let out = common::command()
-        .args(["record", "--victim", "64M", "--attach", "sampling"])
+        .args([
+            "record",
+            "--victim",
+            "64M",
+            "--attach",
+            "sampling",
+            "--no-warmup",
+        ])
         .env("REAPER_RUNS_DIR", &runs)
         .output()
         .unwrap();
@@ -859,6 +877,8 @@ fn record_without_output_saves_the_run_and_says_where() {
     );
     let run = load_run(saved);
     assert_eq!(run.episodes.len(), 1);
+    assert_eq!(run.recording.warmup, None, "--no-warmup");
+    assert!(!stderr.contains("warm-up"), "{stderr}");
     let again = reaper(&["report", saved.to_str().unwrap()]);
     assert!(again.status.success());
     let out = common::command()

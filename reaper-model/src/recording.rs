@@ -1,4 +1,4 @@
-//! How a run was recorded: its parameters and probes
+//! How a run was recorded: its parameters, probes and warm-up
 //! (run.json `recording`).
 
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,14 @@ pub struct Recording {
     /// measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_wait_source: Option<FigureSource>,
+    /// The warm-up teardown recorded and discarded before the first
+    /// episode, e.g. "a 32M,vmas=64,threads=4 victim of reaper's own (pid 812),
+    /// killed and process_mrelease'd (returned 0)": the probes' and the
+    /// patched kernel code's first run, which under an emulator (TCG)
+    /// includes translating them, falls in it rather than in episode 1.
+    /// Absent: none (`--no-warmup`, a scenario without one, older runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<String>,
 }
 
 /// How one probe group was attached.

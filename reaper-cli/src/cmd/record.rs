@@ -149,6 +149,13 @@ pub struct RecordArgs {
     /// wait without that.
     #[arg(long)]
     pub exact_locks: bool,
+    /// Skip the warm-up: by default a --victim or --pid record first tears
+    /// down a small victim of its own (32M, four threads, killed and
+    /// process_mrelease'd like the episodes) and discards it, so the first
+    /// run of the probes and of the kernel code they patched (which an
+    /// emulator such as qemu TCG must first translate) is not in episode 1.
+    #[arg(long)]
+    pub no_warmup: bool,
 }
 
 /// `--attach`'s values: the policies' names, without per-value help so the
@@ -330,6 +337,7 @@ impl RecordArgs {
                 batches: self.exact_batches,
                 locks: self.exact_locks,
             },
+            warmup: !self.no_warmup,
         })
     }
 }

@@ -17,6 +17,7 @@ pub mod reclaim;
 mod scenario;
 mod setup;
 pub mod sizing;
+mod warmup;
 pub mod watch;
 mod watch_accumulator;
 
@@ -112,6 +113,9 @@ pub struct RecordSettings {
     /// per-batch ones (`--exact-batches`) and the lock path
     /// (`--exact-locks`) are timed per call or left to sampling.
     pub exact: function_timing::Exact,
+    /// Run a warm-up teardown before the first episode (`--no-warmup`
+    /// turns it off); see [`warmup`].
+    pub warmup: bool,
 }
 
 /// Longest wait for a victim to exit after SIGKILL.
@@ -249,6 +253,7 @@ impl Recorder {
     /// Runs every episode and returns the run (partial if interrupted or if
     /// an episode failed after others succeeded).
     pub fn record(mut self, settings: &RecordSettings) -> anyhow::Result<Run> {
+        let warmup = self.warm_up(settings);
         self.start_program_costs();
         let since_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -292,6 +297,7 @@ impl Recorder {
                     .collect(),
                 scenario,
                 lock_wait_source: self.lock_wait_source.clone(),
+                warmup,
             },
             symbols: self.symbols.clone(),
             episodes,

@@ -167,6 +167,7 @@ fn header(run: &Run, episodes: &[EpisodeReport]) -> Header {
         probes: run.recording.probes.clone(),
         losses: losses.into_values().collect(),
         lost_races: run.episodes.iter().filter(|e| e.lost_race()).count(),
+        warmup: run.recording.warmup.clone(),
     }
 }
 

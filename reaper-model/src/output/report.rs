@@ -85,6 +85,10 @@ pub struct Header {
     /// returned ESRCH); they are shown but left out of medians.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub lost_races: usize,
+    /// The warm-up teardown recorded and discarded before episode 1
+    /// (run.json `recording.warmup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<String>,
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -104,6 +104,9 @@ fn episodes_lines(h: &Header, out: &mut String) {
         h.episodes,
         if h.episodes == 1 { "" } else { "s" }
     );
+    if let Some(warmup) = &h.warmup {
+        let _ = writeln!(out, "Warm-up: {warmup}; discarded before episode 1");
+    }
     if h.lost_races > 0 {
         let _ = writeln!(
             out,
