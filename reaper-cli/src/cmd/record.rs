@@ -149,8 +149,8 @@ pub struct RecordArgs {
     /// wait without that.
     #[arg(long)]
     pub exact_locks: bool,
-    /// Skip the warm-up: by default a --victim or --pid record first tears
-    /// down a small victim of its own (32M, four threads, killed and
+    /// Skip the warm-up: by default a --victim or --pid --kill record first
+    /// tears down a small victim of its own (32M, four threads, killed and
     /// process_mrelease'd like the episodes) and discards it, so the first
     /// run of the probes and of the kernel code they patched (which an
     /// emulator such as qemu TCG must first translate) is not in episode 1.

@@ -1,7 +1,8 @@
 //! The warm-up teardown: before the first measured episode of a `--victim`
-//! or `--pid` record, reaper kills and `process_mrelease`s a small victim of
-//! its own, with every probe attached and its tasks tracked, and discards
-//! the episode.
+//! or `--pid --kill` record, reaper kills and `process_mrelease`s a small
+//! victim of its own, with every probe attached and its tasks tracked, and
+//! discards the episode (`--oom`, a `--pid` left to exit by itself and
+//! `--watch` have none).
 //!
 //! Why: the first run of freshly loaded probes, and of the kernel code the
 //! attach patched (fentry call sites, tracepoint static keys), is dearer
