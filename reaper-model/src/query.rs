@@ -3,8 +3,8 @@
 //! reader compares the model's contexts or probe outcomes itself.
 
 use crate::{
-    AttachMode, CallEdge, ContextProfile, Episode, FunctionProbe, FunctionTime, FunctionTiming,
-    ProbeUse, Run, VmaOrderSeen,
+    AttachMode, CallEdge, ConceptId, ContextProfile, Episode, FunctionProbe, FunctionTime,
+    FunctionTiming, ProbeOutcome, ProbeUse, Run, VmaOrderSeen,
 };
 
 pub use crate::Context;
@@ -66,6 +66,19 @@ impl FunctionProbe {
 }
 
 impl Run {
+    /// Why record chose not to time a concept's function (`--exact-locks`
+    /// and the like name the flag), from `function_probes`; `None` when it
+    /// was timed, refused or absent. Skipped concepts carry no symbol.
+    pub fn not_timed_why(&self, concept: ConceptId) -> Option<&str> {
+        self.function_probes
+            .iter()
+            .find(|p| p.concept == concept)
+            .and_then(|p| match &p.status {
+                ProbeOutcome::NotTimed(why) => Some(why.as_str()),
+                _ => None,
+            })
+    }
+
     /// The `recording.probes` entries of function probes.
     pub fn function_probe_uses(&self) -> impl Iterator<Item = &ProbeUse> {
         self.recording

@@ -102,15 +102,7 @@ fn not_timed(run: &Run, concept: ConceptId, symbol: &str) -> Option<String> {
     if attached {
         return None;
     }
-    let chosen = run
-        .function_probes
-        .iter()
-        .find(|p| p.concept == concept)
-        .and_then(|p| match &p.status {
-            crate::model::ProbeOutcome::NotTimed(why) => Some(why.as_str()),
-            _ => None,
-        });
-    Some(match chosen {
+    Some(match run.not_timed_why(concept) {
         Some(why) => format!("{symbol} not timed: {why}"),
         None => format!("{symbol} was not timed (no function probe attached to it)"),
     })

@@ -82,14 +82,14 @@ pub fn lock_wait_status(run: &Run) -> Result<(), LockWaitsNotMeasured> {
         return Ok(());
     }
     if let Some(why) = probe_failure(run, ProbeGroup::LockWait) {
-        return Err(LockWaitsNotMeasured::NotAttached(
-            match slowpath_left_to_sampling(run) {
-                true => format!(
-                    "{why}; record --exact-locks times the spin slow path, whose calls are then the lock waits"
-                ),
-                false => why,
-            },
-        ));
+        let why = if run.not_timed_why(ConceptId::SpinSlowpath).is_some() {
+            format!(
+                "{why}; record --exact-locks times the spin slow path, whose calls are then the lock waits"
+            )
+        } else {
+            why
+        };
+        return Err(LockWaitsNotMeasured::NotAttached(why));
     }
     let listed = run
         .recording
@@ -105,16 +105,6 @@ pub fn lock_wait_status(run: &Run) -> Result<(), LockWaitsNotMeasured> {
         return Ok(());
     }
     Err(LockWaitsNotMeasured::NoProbe)
-}
-
-/// Whether record chose not to time the spin slow path (it stands in for
-/// the contention tracepoints only with `--exact-locks`).
-fn slowpath_left_to_sampling(run: &Run) -> bool {
-    run.function_probes.iter().any(|p| {
-        p.concept == ConceptId::SpinSlowpath
-            && p.symbol.is_some()
-            && matches!(p.status, crate::model::ProbeOutcome::NotTimed(_))
-    })
 }
 
 /// Why a run's lock waits are not measured.
