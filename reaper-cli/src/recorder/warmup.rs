@@ -42,23 +42,28 @@ impl Recorder {
             .and_then(|mut spawned| {
                 let pid = spawned.pid;
                 progress.say(format_args!(
-                    "warm-up: victim {spec} of reaper's own (pid {pid}): killed{}, recorded and discarded before episode 1 (--no-warmup skips it)",
+                    "warm-up: victim {spec} of reaper's own (pid {pid}): killing it{}; the episode is discarded (--no-warmup skips it)",
                     if settings.mrelease {
-                        ", process_mrelease'd"
+                        " and calling process_mrelease"
                     } else {
                         ""
                     }
                 ));
                 let episode = self.race(0, pid, Some(&mut spawned), settings.mrelease)?;
-                Ok((pid, episode.latencies.mrelease_ret))
+                Ok((pid, episode.latencies.mrelease_ret, episode.partial))
             });
         match outcome {
-            Ok((pid, mrelease_ret)) => Some(format!(
-                "a {spec} victim of reaper's own (pid {pid}), killed{}",
+            Ok((pid, mrelease_ret, interrupted)) => Some(format!(
+                "a {spec} victim of reaper's own (pid {pid}), killed{}{}",
                 match (settings.mrelease, mrelease_ret) {
                     (false, _) => String::new(),
                     (true, Some(ret)) => format!(" and process_mrelease'd (returned {ret})"),
                     (true, None) => " and process_mrelease'd".to_owned(),
+                },
+                if interrupted {
+                    ", interrupted (Ctrl-C)"
+                } else {
+                    ""
                 }
             )),
             Err(err) => {

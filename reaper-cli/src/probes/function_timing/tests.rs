@@ -42,15 +42,6 @@ fn per_page_and_per_batch_functions_get_a_slot_only_when_asked() {
         resolved(ConceptId::TlbFlush, Some("tlb_flush_mmu")),
         resolved(ConceptId::TlbFinish, Some("tlb_finish_mmu")),
     ];
-    let symbols =
-        |p: &Plan| -> Vec<String> { p.functions.iter().map(|f| f.symbol.clone()).collect() };
-    let why = |p: &Plan, id: ConceptId| -> String {
-        p.skipped
-            .iter()
-            .find(|s| s.0 == id)
-            .map(|s| s.1.to_string())
-            .unwrap_or_default()
-    };
     let default = plan(&concepts, Exact::default());
     assert_eq!(symbols(&default), ["unmap_page_range", "tlb_finish_mmu"]);
     assert!(why(&default, ConceptId::RmapRemoval).contains("--exact-leaves"));
@@ -95,20 +86,25 @@ fn per_page_and_per_batch_functions_get_a_slot_only_when_asked() {
     assert!(all.skipped.is_empty());
 }
 
+/// The symbols a plan gives a slot, in slot order.
+fn symbols(p: &Plan) -> Vec<String> {
+    p.functions.iter().map(|f| f.symbol.clone()).collect()
+}
+
+/// What a plan says of a concept it skipped ("" when it has a slot).
+fn why(p: &Plan, id: ConceptId) -> String {
+    p.skipped
+        .iter()
+        .find(|s| s.0 == id)
+        .map(|s| s.1.to_string())
+        .unwrap_or_default()
+}
+
 #[test]
 fn lock_path_is_timed_only_with_exact_locks() {
     let locks = Exact {
         locks: true,
         ..Exact::default()
-    };
-    let symbols =
-        |p: &Plan| -> Vec<String> { p.functions.iter().map(|f| f.symbol.clone()).collect() };
-    let why = |p: &Plan, id: ConceptId| -> String {
-        p.skipped
-            .iter()
-            .find(|s| s.0 == id)
-            .map(|s| s.1.to_string())
-            .unwrap_or_default()
     };
     // 7.x: a PTE-lock function; the batch freeing stays with sampling.
     let sid = [
