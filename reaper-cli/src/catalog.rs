@@ -104,10 +104,21 @@ pub struct VmaArgument {
 /// `void unmap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 /// unsigned long addr, unsigned long end, struct zap_details *details)` up to
 /// 6.18; `int zap_vma_for_reaping(struct vm_area_struct *vma)` on 7.x.
+/// The walker step of both contexts on 7.x (issue 25's walker log):
+/// `static void __zap_vma_range(struct mmu_gather *tlb, struct
+/// vm_area_struct *vma, unsigned long start, unsigned long end, struct
+/// zap_details *details)`. With an address, the range's end is the next
+/// parameter.
 pub const VMA_ARGUMENTS: &[VmaArgument] = &[
     VmaArgument {
         symbol: "unmap_page_range",
         param: "addr",
+        index: 2,
+        kind: reaper_common::function_timing::VmaArgKind::Address,
+    },
+    VmaArgument {
+        symbol: "__zap_vma_range",
+        param: "start",
         index: 2,
         kind: reaper_common::function_timing::VmaArgKind::Address,
     },

@@ -13,7 +13,7 @@
 //! userspace check that a parent's time covers its children's. Aggregates
 //! live in per-CPU arrays indexed by (context, slot): no event per call.
 
-use crate::context::CONTEXT_COUNT;
+use crate::{collision::CollisionConfig, context::CONTEXT_COUNT};
 
 /// Program slots: enough for every timed catalog concept (11 today) with one
 /// spare; each costs four programs in the object, not in the kernel.
@@ -157,8 +157,10 @@ pub struct FunctionTimingConfig {
     /// on kernels without the `lock:contention_*` tracepoints (before
     /// 5.19); [`SLOT_NONE`]: off (see `crate::lock_wait`).
     pub lock_slot: u32,
+    /// Walker steps, PTE-lock waits and their last takers (issue 25).
+    pub collision: CollisionConfig,
 }
-const _: () = assert!(core::mem::size_of::<FunctionTimingConfig>() == 24);
+const _: () = assert!(core::mem::size_of::<FunctionTimingConfig>() == 24 + 40);
 
 impl FunctionTimingConfig {
     /// No per-VMA function: order detection off.
@@ -169,6 +171,7 @@ impl FunctionTimingConfig {
         vm_start_offset: 0,
         vma_parent_slot: SLOT_NONE,
         lock_slot: SLOT_NONE,
+        collision: CollisionConfig::DISABLED,
     };
 }
 

@@ -7,6 +7,7 @@
 #![no_std]
 
 pub mod capability;
+pub mod collision;
 pub mod context;
 pub mod function_timing;
 pub mod lock_wait;

@@ -31,6 +31,10 @@ pub struct FunctionTiming {
     /// kept individual calls.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub longest_calls: Vec<FunctionCalls>,
+    /// Walker steps and PTE-lock waits (issue 25); absent in runs recorded
+    /// before reaper logged them, or when this kernel could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collisions: Option<crate::Collisions>,
 }
 
 /// The longest calls of one function in one context.

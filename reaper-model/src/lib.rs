@@ -24,10 +24,14 @@ use serde::{Deserialize, Serialize};
 
 pub use reaper_common::context::Context;
 
+mod collision;
 mod function_timing;
 mod not_measured;
 mod recording;
 mod vocabulary;
+pub use collision::{
+    Collisions, PteHolderSetup, PteWaitSeen, TakerSeen, WalkerStepSeen, WalkerSteps,
+};
 pub use error_chain::error_chain;
 pub use function_timing::{
     CallEdge, FunctionCall, FunctionCalls, FunctionTime, FunctionTiming, VmaOrderSeen,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AttachMode, FigureSource, ProbeOutcome, Scenario};
+use crate::{AttachMode, FigureSource, ProbeOutcome, PteHolderSetup, Scenario};
 
 /// Recording parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -48,6 +48,10 @@ pub struct Recording {
     /// Absent: none (`--no-warmup`, a scenario without one, older runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warmup: Option<String>,
+    /// How PTE-lock waits and their holders were recorded (issue 25);
+    /// absent in runs recorded before reaper logged them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pte_holders: Option<PteHolderSetup>,
 }
 
 /// How one probe group was attached.

@@ -10,7 +10,7 @@ use crate::{
     console::{note, say, sayln},
     output::OutputDir,
     probes::{
-        function_timing::{AttachPolicy, Exact},
+        function_timing::{AttachPolicy, Exact, Holders},
         loader::{EbpfLog, MapSizes},
     },
     recorder::{self, RecordSettings, Target},
@@ -156,6 +156,12 @@ pub struct RecordArgs {
     /// emulator such as qemu TCG must first translate) is not in episode 1.
     #[arg(long)]
     pub no_warmup: bool,
+    /// Name every task that last took a PTE lock a tracked walker took
+    /// before, not only the tracked walkers (the waiter × holder table's
+    /// "other: comm" holders). Off by default: it adds a hash lookup to
+    /// every task's PTE-lock call on the machine, page faults included.
+    #[arg(long)]
+    pub pte_holders_all: bool,
 }
 
 /// `--attach`'s values: the policies' names, without per-value help so the
@@ -338,6 +344,11 @@ impl RecordArgs {
                 locks: self.exact_locks,
             },
             warmup: !self.no_warmup,
+            holders: if self.pte_holders_all {
+                Holders::All
+            } else {
+                Holders::Tracked
+            },
         })
     }
 }

@@ -211,7 +211,12 @@ fn function_modes(
         status: why.clone(),
         fallback_from: None,
     }));
-    if let (_, Some(why)) = crate::probes::function_timing::config_for(plan, btf, false) {
+    if let (_, Some(why)) = crate::probes::function_timing::config_for(
+        plan,
+        btf,
+        false,
+        crate::probes::function_timing::Holders::Tracked,
+    ) {
         modes.push(FunctionMode {
             concept: "reaper_order".into(),
             symbol: None,

@@ -42,7 +42,12 @@ pub fn check_all(
     cpus: &[u32],
     slowpath_lock_waits: bool,
 ) -> Result<Vec<ProgramCheck>, ProgramsError> {
-    let (config, _) = function_timing::config_for(plan, btf, slowpath_lock_waits);
+    let (config, _) = function_timing::config_for(
+        plan,
+        btf,
+        slowpath_lock_waits,
+        function_timing::Holders::All,
+    );
     let mut ebpf = loader::load_with_timing(offsets, &loader::MapSizes::default(), &config)
         .map_err(ProgramsError::Load)?;
     let mut rows = vec![ProgramCheck {

@@ -36,9 +36,10 @@ pub(super) fn timing_config(
     tracefs_root: &std::path::Path,
     plan: &function_timing::Plan,
     btf: Option<&crate::catalog::BtfFacts>,
+    holders: function_timing::Holders,
 ) -> (FunctionTimingConfig, Option<String>) {
     let slowpath_lock_waits = !tracefs::has_event(tracefs_root, "lock", "contention_begin");
-    function_timing::config_for(plan, btf, slowpath_lock_waits)
+    function_timing::config_for(plan, btf, slowpath_lock_waits, holders)
 }
 
 /// Loads the object with `timing` as function timing's global and attaches

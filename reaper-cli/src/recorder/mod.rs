@@ -116,6 +116,8 @@ pub struct RecordSettings {
     /// Run a warm-up teardown before the first episode (`--no-warmup`
     /// turns it off); see [`warmup`].
     pub warmup: bool,
+    /// Whose PTE-lock takes are remembered (`--pte-holders-all`).
+    pub holders: function_timing::Holders,
 }
 
 /// Longest wait for a victim to exit after SIGKILL.
@@ -148,6 +150,11 @@ pub struct Recorder {
     probe_costs: (Vec<crate::model::ProbeCost>, Vec<crate::model::NotMeasured>),
     /// Where lock waits come from when not from the contention tracepoints.
     lock_wait_source: Option<crate::model::FigureSource>,
+    /// How PTE-lock waits and holders are recorded (issue 25).
+    pte_holders: crate::model::PteHolderSetup,
+    /// The walker step function, when its probe attached: its log is
+    /// drained with function timing.
+    walker_function: Option<String>,
     /// The kernel's per-program run statistics, on while recording
     /// (`--program-cost`), or why they could not be switched on.
     run_stats: Option<
@@ -182,7 +189,8 @@ impl Recorder {
         let (kernel_symbols, mut symbolizer) = join_kallsyms_reader(kallsyms)?;
         let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.facts.as_ref());
         let plan = function_timing::plan(&symbols, settings.exact);
-        let (timing, order_off) = timing_config(&tracefs_root, &plan, btf.facts.as_ref());
+        let (timing, order_off) =
+            timing_config(&tracefs_root, &plan, btf.facts.as_ref(), settings.holders);
         let fentry_btf = fentry_btf(settings, &plan, btf.has_btf, function_id);
         let (mut ebpf, attach) = match early {
             Some(loaded) => loaded,
@@ -203,7 +211,15 @@ impl Recorder {
             &attach.probes,
             &functions.function_probes(),
         );
+        let pte_holders = function_timing::collision::setup(&timing.collision, &functions);
+        let walker_function = functions
+            .attached()
+            .find(|f| f.function.slot == timing.collision.walker_slot)
+            .filter(|_| functions.disabled.is_none())
+            .map(|f| f.function.symbol.clone());
         Ok(Self {
+            pte_holders,
+            walker_function,
             run_stats: costs::run_stats(settings),
             program_runs_at_start: None,
             probe_frames,
@@ -298,6 +314,7 @@ impl Recorder {
                 scenario,
                 lock_wait_source: self.lock_wait_source.clone(),
                 warmup,
+                pte_holders: Some(self.pte_holders.clone()),
             },
             symbols: self.symbols.clone(),
             episodes,
@@ -459,6 +476,10 @@ impl Recorder {
         let raw = function_timing::drain(&mut self.ebpf)?;
         let mut timing = function_timing::to_model(&raw, &self.functions);
         timing.longest_calls = function_timing::place_calls(&raw, &self.functions, kill_ns);
+        if let Some(walker) = &self.walker_function {
+            let raw = function_timing::collision::drain(&mut self.ebpf)?;
+            timing.collisions = Some(function_timing::collision::to_model(&raw, walker, kill_ns));
+        }
         Ok(Some(timing))
     }
 

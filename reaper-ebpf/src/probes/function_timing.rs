@@ -21,6 +21,7 @@ use aya_ebpf::{
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext},
 };
 use reaper_common::{
+    collision::CollisionConfig,
     context::CONTEXT_COUNT,
     function_timing::{
         CallRecord, ENTRY_STACKS_MAX_ENTRIES, EdgeStats, EntryStack, FN_COUNTER_COUNT,
@@ -30,6 +31,7 @@ use reaper_common::{
     },
 };
 
+use super::collision::ExitArgs;
 use crate::maps::{context_of, current_ids};
 
 /// (context, slot) aggregates.
@@ -70,6 +72,7 @@ pub static FUNCTION_TIMING_CONFIG: FunctionTimingConfig = FunctionTimingConfig {
     vm_start_offset: 0,
     vma_parent_slot: SLOT_NONE,
     lock_slot: SLOT_NONE,
+    collision: CollisionConfig::DISABLED,
 };
 
 /// Context bits of a tracking tag (`reaper_common::tracking`).
@@ -101,7 +104,7 @@ const _: () = assert!(
 /// on every kernel; for in-range indices it changes nothing. Call it at each
 /// access: one masked value reused after a comparison has the same problem.
 #[inline(always)]
-fn masked(index: usize, mask: usize) -> usize {
+pub(super) fn masked(index: usize, mask: usize) -> usize {
     core::hint::black_box(index) & mask
 }
 
@@ -120,7 +123,7 @@ fn bump(counter: FnCounter, by: u64) {
 }
 
 /// Reads a function argument by (runtime) index.
-trait Args {
+pub(super) trait Args {
     fn arg_u64(&self, n: u32) -> Option<u64>;
 }
 
@@ -246,7 +249,7 @@ fn on_entry<A: Args + EbpfContext>(args: &A, slot: u32) {
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: the value belongs to this task; only it (on one CPU at a time)
     // pushes and pops.
-    let parent = unsafe {
+    let (parent, depth) = unsafe {
         let depth = (*stack).depth as usize;
         // Opaque to LLVM, so it cannot rewrite slots[depth - 1] as
         // slots[depth] - 4 and drop the bound the verifier needs.
@@ -264,13 +267,23 @@ fn on_entry<A: Args + EbpfContext>(args: &A, slot: u32) {
             (*stack).start_ns[i] = now;
         }
         (*stack).depth += 1;
-        parent
+        (parent, depth as u32)
     };
     if config.vma_slot == slot
         && (config.vma_parent_slot == SLOT_NONE || config.vma_parent_slot == parent)
     {
         record_vma(args, &config, context);
     }
+    super::collision::on_entry(
+        args,
+        &config.collision,
+        config.vm_start_offset,
+        slot,
+        parent,
+        (tid, context),
+        depth,
+        now,
+    );
 }
 
 /// Logs the per-VMA function's VMA start address.
@@ -317,10 +330,11 @@ fn record_vma<A: Args>(args: &A, config: &FunctionTimingConfig, context: u32) {
 
 /// Exit of a probed function in slot `slot`.
 #[inline(always)]
-fn on_exit<C: EbpfContext>(ctx: &C, slot: u32) {
+fn on_exit<C: EbpfContext + ExitArgs>(ctx: &C, slot: u32) {
     let (tid, _) = current_ids();
     // Untracked tasks have no stack: nothing was pushed for them.
     let Some(stack) = FN_ENTRY_STACKS.get_ptr_mut(&tid) else {
+        super::collision::untracked_exit(ctx, &config().collision, slot, tid);
         return;
     };
     let now = unsafe { bpf_ktime_get_ns() };
@@ -369,9 +383,19 @@ fn on_exit<C: EbpfContext>(ctx: &C, slot: u32) {
         };
         (*stack).depth = i as u32;
         let context = (*stack).context;
-        if config().lock_slot == slot {
+        let config = config();
+        if config.lock_slot == slot {
             super::lock_wait::slowpath_end(ctx, tid, i as u32, elapsed);
         }
+        super::collision::on_exit(
+            ctx,
+            &config.collision,
+            slot,
+            (tid, context),
+            i as u32,
+            now,
+            elapsed,
+        );
         account(context, slot, parent, elapsed);
         keep_if_long(
             context,

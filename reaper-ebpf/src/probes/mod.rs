@@ -1,6 +1,7 @@
 //! One module per probe concept, plus the stack-capture helper they share.
 
 pub mod capability;
+pub mod collision;
 pub mod function_timing;
 pub mod lock_wait;
 pub mod rss;

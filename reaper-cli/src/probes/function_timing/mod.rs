@@ -8,6 +8,7 @@
 //! for real (through [`super::function_probe`]) and keeps the kernel's
 //! answer (EPERM, ENOTSUPP 524, ...) for each rung it could not take.
 
+pub mod collision;
 mod drain;
 mod ladder;
 mod model;
@@ -19,7 +20,7 @@ pub use ladder::{
     AttachPolicy, ForcedModeError, FunctionAttach, LadderReport, attach_ladder, kprobes_built_in,
 };
 pub use model::{classify, is_slot, place_calls, to_model};
-pub use plan::{Exact, Plan, SlotFunction, config_for, plan};
+pub use plan::{Exact, Holders, Plan, SlotFunction, collision_config, config_for, plan};
 
 #[cfg(test)]
 mod tests;

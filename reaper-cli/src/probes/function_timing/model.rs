@@ -55,7 +55,7 @@ pub fn place_calls(
 }
 
 /// `t - origin` as signed ns.
-fn since(t: u64, origin: u64) -> i64 {
+pub(super) fn since(t: u64, origin: u64) -> i64 {
     i64::try_from(i128::from(t) - i128::from(origin)).unwrap_or(i64::MIN)
 }
 
@@ -161,6 +161,7 @@ pub fn to_model(raw: &RawFunctionTiming, ladder: &LadderReport) -> FunctionTimin
         probe_hits,
         losses,
         longest_calls: Vec::new(),
+        collisions: None,
     }
 }
 

@@ -3,7 +3,10 @@
 //! detection) and which the spin slow path (lock waits without the
 //! contention tracepoints).
 
-use reaper_common::function_timing::{FunctionTimingConfig, SLOT_COUNT, SLOT_NONE};
+use reaper_common::{
+    collision::CollisionConfig,
+    function_timing::{FunctionTimingConfig, SLOT_COUNT, SLOT_NONE},
+};
 
 use crate::{
     catalog::{self, BtfFacts, ConceptId, Timing},
@@ -117,15 +120,30 @@ pub fn plan(resolved: &[ResolvedConcept], exact: Exact) -> Plan {
     plan
 }
 
+/// Whose PTE-lock takes are remembered as last takers (issue 25).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Holders {
+    /// Tracked walkers only: one LRU insert per PMD a tracked context
+    /// locks, on a fexit function timing attaches anyway.
+    #[default]
+    Tracked,
+    /// Also every other task taking a lock a tracked walker took before
+    /// (`record --pte-holders-all`): one more hash lookup in every task's
+    /// PTE-lock call, page faults included.
+    All,
+}
+
 /// The loader global for a plan: the per-VMA unmap function's slot and how
 /// to read its VMA start, or why order detection is off; and, when
 /// `slowpath_lock_waits` (the kernel has no `lock:contention_*`
 /// tracepoints), the spin slow path's slot, whose calls then also record
-/// lock waits.
+/// lock waits; and the walker log's and PTE-lock waits' slots
+/// ([`collision_config`]).
 pub fn config_for(
     plan: &Plan,
     btf: Option<&BtfFacts>,
     slowpath_lock_waits: bool,
+    holders: Holders,
 ) -> (FunctionTimingConfig, Option<String>) {
     let lock_slot = plan
         .functions
@@ -137,10 +155,53 @@ pub fn config_for(
     (
         FunctionTimingConfig {
             lock_slot,
+            collision: collision_config(plan, btf, holders),
             ..config
         },
         why,
     )
+}
+
+/// The slot of a concept in the plan, or [`SLOT_NONE`].
+fn slot_of(plan: &Plan, concept: ConceptId) -> u32 {
+    plan.functions
+        .iter()
+        .find(|f| f.concept == concept)
+        .map_or(SLOT_NONE, |f| f.slot)
+}
+
+/// Which slots log walker steps and PTE-lock waits. The walker step is the
+/// per-VMA zap both contexts call (`__zap_vma_range` on 7.x, where the
+/// reaper's per-VMA function `zap_vma_for_reaping` calls it; else
+/// `unmap_page_range`), logged when called from the victim's `unmap_vmas`
+/// or the reaper's per-VMA function or work. PTE-lock waits are the spin
+/// slow path's calls made from the PTE-lock function, or from the walker
+/// step where that is inlined (6.1). Off where a part is missing.
+pub fn collision_config(plan: &Plan, btf: Option<&BtfFacts>, holders: Holders) -> CollisionConfig {
+    let worker = slot_of(plan, ConceptId::VmaZapWorker);
+    let per_vma = slot_of(plan, ConceptId::PerVmaUnmap);
+    let (walker_concept, reaper_parent) = if worker != SLOT_NONE {
+        (ConceptId::VmaZapWorker, per_vma)
+    } else {
+        (ConceptId::PerVmaUnmap, slot_of(plan, ConceptId::ReaperWork))
+    };
+    let walker = plan.functions.iter().find(|f| f.concept == walker_concept);
+    let source = walker.and_then(|f| catalog::vma_source(&f.symbol, btf).ok());
+    let (Some(walker), Some(source)) = (walker, source) else {
+        return CollisionConfig::DISABLED;
+    };
+    let pte = slot_of(plan, ConceptId::PteLock);
+    CollisionConfig {
+        walker_slot: walker.slot,
+        walker_arg: source.index,
+        walker_arg_kind: source.kind as u32,
+        walker_parents: [slot_of(plan, ConceptId::VictimUnmap), reaper_parent],
+        pte_slot: pte,
+        pte_caller_slot: if pte != SLOT_NONE { pte } else { walker.slot },
+        wait_slot: slot_of(plan, SLOWPATH_CONCEPT),
+        third_party: u32::from(holders == Holders::All),
+        _pad: 0,
+    }
 }
 
 /// The catalog concept whose calls are lock waits without the tracepoints.
@@ -172,6 +233,7 @@ fn order_config(plan: &Plan, btf: Option<&BtfFacts>) -> (FunctionTimingConfig, O
                 vm_start_offset: source.vm_start_offset,
                 vma_parent_slot: reaper_work,
                 lock_slot: SLOT_NONE,
+                collision: CollisionConfig::DISABLED,
             },
             None,
         ),

@@ -174,7 +174,7 @@ fn plan_skips_absent_and_untimed_concepts_with_reasons() {
             inline_into: Some("zap_pte_range".into())
         }
     );
-    let (config, off) = config_for(&p, None, false);
+    let (config, off) = config_for(&p, None, false, Holders::Tracked);
     assert_eq!(off, None);
     assert_eq!(
         config.lock_slot, SLOT_NONE,

@@ -1,0 +1,254 @@
+//! Who blocks whom (issue 25): the walkers' per-VMA steps with their times,
+//! and each PTE-lock wait of a tracked context with the lock's last taker.
+//!
+//! All of it is recorded by function timing's programs (one program set,
+//! `reaper-ebpf/src/probes/function_timing.rs`), so it costs no probe of its
+//! own:
+//! - the walker step function's entry (the per-VMA zap both contexts call:
+//!   `unmap_page_range` up to 6.18, `__zap_vma_range` on 7.x) appends a
+//!   [`WalkerStep`] to its context's [`WalkerLog`], and its exit closes it;
+//! - the PTE-lock function's fexit (`__pte_offset_map_lock` from 6.5,
+//!   `pte_offset_map_lock` on 7.x; inline on 6.1) stores a tracked taker as
+//!   the lock's [`LastTaker`] in [`MAP_PTE_LAST_TAKER`], keyed by the lock
+//!   address it wrote to `*ptlp`;
+//! - the spin slow path's entry, when its nearest probed caller is the
+//!   PTE-lock call site, appends a [`PteWait`] with the lock's last taker to
+//!   this CPU's [`WaitLog`], and its exit sets the wait's duration.
+//!
+//! The waits are the slow path's calls, not `lock:contention_begin`'s:
+//! qspinlock fires that tracepoint only after its `queue:` label
+//! (kernel/locking/qspinlock.c), so the lone waiter spinning on the pending
+//! bit (the usual victim vs reaper case) would be missed; the slow path's
+//! calls are also what the summary's "PTE-lock wait, exact" row sums, so
+//! the waiter × holder table adds up to it.
+//!
+//! Userspace names the holder: the last taker when one was recorded and is
+//! not the waiter itself, else (6.1, where the PTE lock is inline, and
+//! kprobe mode, whose kretprobe cannot read `*ptlp`) the other tracked
+//! walker inside its per-VMA step when the wait began, else unknown.
+
+use crate::function_timing::SLOT_NONE;
+
+/// Walker steps kept per context and episode: the synthetic victim has 64
+/// VMAs plus a few of the binary, so 256 leaves room; later steps are
+/// counted in [`WalkerLog::count`] and reported as lost.
+pub const WALKER_LOG_LEN: usize = 256;
+/// PTE-lock waits kept per CPU and episode: a 256M race in a 2-vCPU TCG
+/// guest has a few hundred contended PTE-lock acquisitions a side; later
+/// ones are counted in [`WaitLog::count`] and reported as lost. 256 × 80
+/// bytes keeps the per-CPU value under the kernel's 32 KiB per-CPU limit.
+pub const WAIT_LOG_LEN: usize = 256;
+/// Locks whose last taker is remembered: one per page-table page a tracked
+/// walker locked (a 4 GiB victim has 2,048); the LRU forgets the oldest.
+pub const LAST_TAKER_ENTRIES: u32 = 4096;
+
+/// Map: [`WalkerLog`] per context (not per CPU: one walker per context).
+pub const MAP_WALKER_LOG: &str = "FN_WALKER_LOG";
+/// Map: [`WaitLog`] per CPU.
+pub const MAP_PTE_WAIT_LOG: &str = "FN_PTE_WAIT_LOG";
+/// Map: lock address (`u64`) → [`LastTaker`], LRU.
+pub const MAP_PTE_LAST_TAKER: &str = "FN_PTE_LAST_TAKER";
+/// Map: per CPU, [`OpenWait`] by entry-stack depth.
+pub const MAP_PTE_OPEN_WAITS: &str = "FN_PTE_OPEN_WAITS";
+
+/// [`LastTaker::context`] of a taker reaper does not track.
+pub const TAKER_UNTRACKED: u32 = u32::MAX;
+/// [`PteWait::duration_ns`] of a wait whose slow-path exit was not seen.
+pub const WAIT_OPEN: u64 = u64::MAX;
+
+/// Which slots do what; part of `FunctionTimingConfig`. [`SLOT_NONE`]
+/// switches a part off.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CollisionConfig {
+    /// The walker step function (per-VMA zap of both contexts).
+    pub walker_slot: u32,
+    /// Argument holding the step's start address or its VMA pointer; with
+    /// an address, the end is the next argument; with a VMA, `vm_end`
+    /// follows `vm_start`.
+    pub walker_arg: u32,
+    /// A raw `VmaArgKind`.
+    pub walker_arg_kind: u32,
+    /// Steps are logged only when called directly from one of these two
+    /// slots (the victim's `unmap_vmas`, the reaper's per-VMA function or
+    /// reaper work), so a thread's own munmap stays out; both
+    /// [`SLOT_NONE`]: every call.
+    pub walker_parents: [u32; 2],
+    /// The PTE-lock function: its fexit records last takers.
+    pub pte_slot: u32,
+    /// The probed caller whose direct slow-path calls are PTE-lock waits
+    /// (the PTE-lock function, or the per-VMA function it is inlined into).
+    pub pte_caller_slot: u32,
+    /// The spin slow path: its calls under `pte_caller_slot` are logged.
+    pub wait_slot: u32,
+    /// Non-zero: untracked tasks taking a lock already in
+    /// [`MAP_PTE_LAST_TAKER`] replace its taker (named by comm), at one
+    /// hash lookup per PTE-lock call of every task (`record
+    /// --pte-holders-all`).
+    pub third_party: u32,
+    /// Reserved; keeps the size a multiple of 8.
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<CollisionConfig>() == 40);
+
+impl CollisionConfig {
+    /// Everything off.
+    pub const DISABLED: Self = Self {
+        walker_slot: SLOT_NONE,
+        walker_arg: 0,
+        walker_arg_kind: 0,
+        walker_parents: [SLOT_NONE; 2],
+        pte_slot: SLOT_NONE,
+        pte_caller_slot: SLOT_NONE,
+        wait_slot: SLOT_NONE,
+        third_party: 0,
+        _pad: 0,
+    };
+}
+
+/// One call of the walker step function.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalkerStep {
+    /// First address of the range (the VMA's start, or the zapped part's).
+    pub start: u64,
+    /// End of the range (exclusive).
+    pub end: u64,
+    /// `bpf_ktime_get_ns()` at entry.
+    pub enter_ns: u64,
+    /// `bpf_ktime_get_ns()` at exit; 0 while open or when missed.
+    pub exit_ns: u64,
+    /// The thread that walked.
+    pub tid: u32,
+    /// Reserved; keeps the size a multiple of 8.
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<WalkerStep>() == 40);
+
+/// Value of [`MAP_WALKER_LOG`]: one context's steps in call order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkerLog {
+    /// Steps seen, also past the log (lost = count - [`WALKER_LOG_LEN`]).
+    pub count: u64,
+    /// The first [`WALKER_LOG_LEN`] steps.
+    pub steps: [WalkerStep; WALKER_LOG_LEN],
+}
+const _: () = assert!(core::mem::size_of::<WalkerLog>() == 8 + 40 * WALKER_LOG_LEN);
+
+impl Default for WalkerLog {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            steps: [WalkerStep::default(); WALKER_LOG_LEN],
+        }
+    }
+}
+
+impl WalkerLog {
+    /// The kept steps.
+    pub fn kept(&self) -> &[WalkerStep] {
+        &self.steps[..(self.count as usize).min(WALKER_LOG_LEN)]
+    }
+
+    /// Steps seen but not kept.
+    pub fn lost(&self) -> u64 {
+        self.count.saturating_sub(WALKER_LOG_LEN as u64)
+    }
+}
+
+/// Value of [`MAP_PTE_LAST_TAKER`]: who last took a PTE lock.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LastTaker {
+    /// `bpf_ktime_get_ns()` at the PTE-lock function's return.
+    pub taken_ns: u64,
+    /// The address whose PTE the taker mapped (the function's `addr`).
+    pub addr: u64,
+    /// The taker's thread.
+    pub tid: u32,
+    /// Its context id, or [`TAKER_UNTRACKED`].
+    pub context: u32,
+    /// Its `comm`, NUL-padded.
+    pub comm: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<LastTaker>() == 40);
+
+/// One PTE-lock wait of a tracked thread: a spin slow-path call made
+/// directly from the PTE-lock call site.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PteWait {
+    /// `bpf_ktime_get_ns()` at the slow path's entry.
+    pub start_ns: u64,
+    /// The call's inclusive time, or [`WAIT_OPEN`].
+    pub duration_ns: u64,
+    /// The lock's address (the slow path's first argument).
+    pub lock: u64,
+    /// The lock's last taker at the wait's start (valid when `found`).
+    pub holder: LastTaker,
+    /// The waiting thread.
+    pub tid: u32,
+    /// Its context id.
+    pub context: u32,
+    /// Non-zero: `holder` was found in [`MAP_PTE_LAST_TAKER`].
+    pub found: u32,
+    /// Reserved; keeps the size a multiple of 8.
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<PteWait>() == 80);
+
+/// Value of [`MAP_PTE_WAIT_LOG`]: one CPU's PTE-lock waits in order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitLog {
+    /// Waits seen, also past the log (lost = count - [`WAIT_LOG_LEN`]).
+    pub count: u64,
+    /// The first [`WAIT_LOG_LEN`] waits.
+    pub waits: [PteWait; WAIT_LOG_LEN],
+}
+const _: () = assert!(core::mem::size_of::<WaitLog>() == 8 + 80 * WAIT_LOG_LEN);
+
+impl Default for WaitLog {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            waits: [PteWait::default(); WAIT_LOG_LEN],
+        }
+    }
+}
+
+impl WaitLog {
+    /// The kept waits.
+    pub fn kept(&self) -> &[PteWait] {
+        &self.waits[..(self.count as usize).min(WAIT_LOG_LEN)]
+    }
+
+    /// Waits seen but not kept.
+    pub fn lost(&self) -> u64 {
+        self.count.saturating_sub(WAIT_LOG_LEN as u64)
+    }
+}
+
+/// Value of [`MAP_PTE_OPEN_WAITS`]: the logged wait a slow-path call at
+/// this entry-stack depth opened on this CPU (the slow path spins with
+/// preemption off, so its exit runs on the same CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenWait {
+    /// The waiting thread; 0: none open.
+    pub tid: u32,
+    /// Index in this CPU's [`WaitLog::waits`].
+    pub index: u32,
+}
+const _: () = assert!(core::mem::size_of::<OpenWait>() == 8);
+
+crate::user_pod!(
+    CollisionConfig,
+    WalkerStep,
+    WalkerLog,
+    LastTaker,
+    PteWait,
+    WaitLog,
+    OpenWait
+);
