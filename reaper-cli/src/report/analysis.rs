@@ -130,6 +130,7 @@ pub fn analyze(run: &Run, opts: &ReportOptions) -> Report {
         not_measured: run.not_measured.clone(),
         function_timing: super::function_timing::build(run),
         program_cost: super::program_cost::build(run),
+        collisions: super::collision::build(run),
     }
 }
 

@@ -7,6 +7,7 @@
 //! SVGs (`svg`, the only user of inferno).
 
 pub mod analysis;
+pub mod collision;
 pub mod folded;
 pub mod formats;
 pub mod function_timing;

@@ -7,10 +7,11 @@
 //! read them.
 
 pub use reaper_model::output::report::{
-    Bucket, CallGraph, CallNode, CallsNotTimed, Cell, ContextReport, CorrectedPeriod, CounterLine,
-    EpisodeExact, EpisodeReport, EpisodeTiming, ExactRow, ExactTable, FunctionTimingReport, Header,
-    Histogram, KeyFunction, LockWaitRow, LockWaits, Loss, OrderCount, OrderEvidence, OrderUnknown,
-    ProbeHits, ProbeOverhead, ProgramCostReport, ProgramCostRow, ReaperOrder, ReclaimNotMeasured,
+    Bucket, CallGraph, CallNode, CallsNotTimed, Cell, CollisionReport, ContextReport,
+    CorrectedPeriod, CounterLine, EpisodeCollisions, EpisodeExact, EpisodeReport, EpisodeTiming,
+    ExactRow, ExactTable, FunctionTimingReport, Header, Histogram, Holder, HolderRow, HolderSource,
+    KeyFunction, LockWaitRow, LockWaits, Loss, OrderCount, OrderEvidence, OrderUnknown, ProbeHits,
+    ProbeOverhead, ProgramCostReport, ProgramCostRow, ReaperOrder, ReclaimNotMeasured,
     ReclaimReport, ReclaimRow, Report, RowId, RowStats, Summary, SummaryRow, SymbolCost, TimeZero,
     Value,
 };

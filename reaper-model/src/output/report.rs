@@ -15,8 +15,10 @@ use crate::{
     WatchSummary,
 };
 
+mod collision;
 mod function_timing;
 
+pub use collision::{CollisionReport, EpisodeCollisions, Holder, HolderRow, HolderSource};
 pub use function_timing::{
     Bucket, CallsNotTimed, CorrectedPeriod, EpisodeExact, EpisodeTiming, ExactRow, ExactTable,
     FunctionTimingReport, Histogram, OrderCount, OrderEvidence, OrderUnknown, ProbeHits,
@@ -43,6 +45,10 @@ pub struct Report {
     /// (`record --program-cost`); absent when not recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program_cost: Option<ProgramCostReport>,
+    /// PTE-lock waits by waiter × holder (issue 25); absent for runs
+    /// recorded before reaper logged them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collisions: Option<CollisionReport>,
 }
 
 /// Run-level facts.

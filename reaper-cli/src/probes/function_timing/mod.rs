@@ -23,4 +23,6 @@ pub use model::{classify, is_slot, place_calls, to_model};
 pub use plan::{Exact, Holders, Plan, SlotFunction, collision_config, config_for, plan};
 
 #[cfg(test)]
+mod collision_tests;
+#[cfg(test)]
 mod tests;

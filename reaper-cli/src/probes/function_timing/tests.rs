@@ -233,7 +233,8 @@ fn a_disabled_ladder_says_why() {
 }
 
 /// The verifier of the running kernel accepts every slot's kprobe and
-/// kretprobe with order detection on (loads only; needs root).
+/// kretprobe with order detection and issue 25's logs on (loads only;
+/// needs root).
 #[test]
 fn kprobe_programs_pass_the_verifier() {
     if unsafe { libc::geteuid() } != 0 {
@@ -247,6 +248,18 @@ fn kprobe_programs_pass_the_verifier() {
         vm_start_offset: 0,
         vma_parent_slot: 0,
         lock_slot: 8,
+        // Issue 25's paths on too, third parties included.
+        collision: reaper_common::collision::CollisionConfig {
+            walker_slot: 4,
+            walker_arg: 2,
+            walker_arg_kind: reaper_common::function_timing::VmaArgKind::Address as u32,
+            walker_parents: [1, 0],
+            pte_slot: 5,
+            pte_caller_slot: 5,
+            wait_slot: 8,
+            third_party: 1,
+            _pad: 0,
+        },
     };
     let offsets = reaper_common::tracepoint_offsets::TracepointOffsets::default();
     let mut ebpf = crate::probes::loader::load_with_timing(&offsets, &Default::default(), &config)

@@ -4,6 +4,7 @@
 //! are aligned on display width ([`crate::text_width`]), so non-ASCII labels
 //! (→, –, µ, and wide CJK characters) line up too.
 
+mod collision;
 mod context;
 mod episode;
 mod function_timing;
@@ -39,6 +40,10 @@ pub fn render(report: &Report) -> String {
     }
     out.push('\n');
     out.push_str(&function_timing::render(&report.function_timing));
+    if let Some(collisions) = &report.collisions {
+        out.push('\n');
+        out.push_str(&collision::render(collisions));
+    }
     if let Some(cost) = &report.program_cost {
         out.push('\n');
         out.push_str(&program_cost::render(cost));
