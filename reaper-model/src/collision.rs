@@ -56,9 +56,9 @@ pub struct WalkerSteps {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WalkerStepSeen {
     /// First address of the range.
-    pub start: u64,
+    pub range_start: u64,
     /// End of the range (exclusive).
-    pub end: u64,
+    pub range_end: u64,
     /// The walking thread.
     pub tid: u32,
     /// Entry, ns since the kill.

@@ -37,7 +37,16 @@ use crate::sanitize;
 pub const MAX_TOTAL_AMOUNT: u128 = 1 << 62;
 
 /// Keys whose numbers are addresses, not amounts (never summed).
-pub const ADDRESS_KEYS: &[&str] = &["addresses", "first", "last"];
+pub const ADDRESS_KEYS: &[&str] = &[
+    "addresses",
+    "first",
+    "last",
+    // Issue 25's walker steps and PTE-lock waits (reaper_model::collision).
+    "range_start",
+    "range_end",
+    "lock",
+    "addr",
+];
 
 /// A `BTreeMap` entry's share of its node beyond the key and value
 /// (parent pointer, index and length, amortised over a node's 11 slots).

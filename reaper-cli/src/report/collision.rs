@@ -199,8 +199,8 @@ mod tests {
     /// The victim walked [0, 1000) ns, the reaper [500, 700) ns.
     fn walks() -> Collisions {
         let step = |start: u64, enter_ns, exit_ns| WalkerStepSeen {
-            start,
-            end: start + 0x1000,
+            range_start: start,
+            range_end: start + 0x1000,
             tid: 1,
             enter_ns,
             exit_ns,

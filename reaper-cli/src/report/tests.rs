@@ -48,6 +48,31 @@ fn json_report_matches_golden() {
     check_golden(&data_dir().join("6.18-mrelease.expected.json"), &json);
 }
 
+/// Issue 25: the waiter × holder table's JSON (`waiter`, `holder`) of a
+/// real 7.2 run, and the run read back with the holders named by walker
+/// steps instead, as a 6.1 kernel (inline PTE lock) would name them.
+#[test]
+fn collision_tables_match_goldens() {
+    let run = fixture("7.2-collisions");
+    let report = analyze(&run, &ReportOptions::default());
+    let json = serde_json::to_string_pretty(&report.collisions).unwrap() + "\n";
+    check_golden(
+        &data_dir().join("7.2-collisions.expected.collisions.json"),
+        &json,
+    );
+    assert!(json.contains("\"waiter\"") && json.contains("\"holder\""));
+    let mut inline = run;
+    if let Some(setup) = inline.recording.pte_holders.as_mut() {
+        setup.last_taker_off = Some("the PTE lock is taken inline on this kernel".into());
+    }
+    let report = analyze(&inline, &ReportOptions::default());
+    let text = super::text::render_collisions(report.collisions.as_ref().unwrap());
+    check_golden(
+        &data_dir().join("7.2-collisions.expected.walker-in-step.txt"),
+        &text,
+    );
+}
+
 /// `report --json` of every fixture reads back into reaper-model's
 /// `Report` (what xtask and scripts decode it with) and writes the same
 /// bytes again: the decoded types lose nothing the report writes (reclaim

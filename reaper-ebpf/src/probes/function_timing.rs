@@ -11,6 +11,8 @@
 //! The spin slow path's slot (`FunctionTimingConfig::lock_slot`, set on
 //! kernels without `lock:contention_*`) also records each call as a lock
 //! wait (see [`super::lock_wait::slowpath_begin`]).
+//! Entries and exits also feed issue 25's walker log, PTE-lock wait log and
+//! last takers (see [`super::collision`]).
 
 use aya_ebpf::{
     EbpfContext,

@@ -135,8 +135,8 @@ pub fn to_model(raw: &RawCollisions, walker_function: &str, kill_ns: u64) -> Col
                     .kept()
                     .iter()
                     .map(|s| WalkerStepSeen {
-                        start: s.start,
-                        end: s.end,
+                        range_start: s.start,
+                        range_end: s.end,
                         tid: s.tid,
                         enter_ns: since(s.enter_ns, kill_ns),
                         exit_ns: (s.exit_ns != 0).then(|| since(s.exit_ns, kill_ns)),
