@@ -174,9 +174,10 @@ fn wait(start_ns: u64, duration_ns: u64, tid: u32, holder: Option<LastTaker>) ->
     }
 }
 
-#[test]
-fn the_model_places_steps_and_waits_on_the_kill_clock_and_counts_what_was_lost() {
-    let kill = 1_000_000;
+/// A victim walker log 44 steps past full (its second step still open);
+/// cpu0 with a wait named by an untracked taker and an open one; cpu1's
+/// log 3 waits past full.
+fn raw_fixture(kill: u64) -> RawCollisions {
     let mut walker = WalkerLog {
         count: WALKER_LOG_LEN as u64 + 44,
         ..WalkerLog::default()
@@ -209,11 +210,16 @@ fn the_model_places_steps_and_waits_on_the_kill_clock_and_counts_what_was_lost()
         count: WAIT_LOG_LEN as u64 + 3,
         waits: [wait(kill + 200, 10, 11, None); WAIT_LOG_LEN],
     };
-    let raw = RawCollisions {
+    RawCollisions {
         walkers: vec![(Context::VictimExit.id(), walker)],
         waits: vec![cpu0, cpu1],
-    };
-    let m = to_model(&raw, "__zap_vma_range", kill);
+    }
+}
+
+#[test]
+fn the_model_places_steps_and_waits_on_the_kill_clock_and_counts_what_was_lost() {
+    let kill = 1_000_000;
+    let m = to_model(&raw_fixture(kill), "__zap_vma_range", kill);
     assert_eq!(m.walkers.len(), 1);
     let w = &m.walkers[0];
     assert_eq!(

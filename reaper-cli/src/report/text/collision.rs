@@ -86,7 +86,12 @@ fn episode(e: &EpisodeCollisions, holder_width: usize, out: &mut String) {
 /// A table of rows with its header.
 fn rows(rows: &[HolderRow], holder_width: usize, out: &mut String) {
     let ms = |ns: u64| duration::ms_value(ns as f64 / duration::NS_PER_MS, Precision::EXACT_PERIOD);
-    let waiter_width = "mrelease_caller".len();
+    let waiter_width = crate::model::Context::ALL
+        .iter()
+        .map(|c| width(c.name()))
+        .chain([width("Waiter")])
+        .max()
+        .unwrap_or(0);
     let _ = writeln!(
         out,
         "    {}  {}  {:>6}  {:>10}  {:>10}  {:>5}",
