@@ -73,6 +73,35 @@ fn collision_tables_match_goldens() {
     );
 }
 
+/// Issue 25's "done when": in every episode the table's waits and total
+/// equal the exact PTE-lock row's (both are the spin slow path's calls
+/// from the PTE-lock call site; the table only names their holders).
+#[test]
+fn collision_tables_add_up_to_the_exact_pte_lock_row() {
+    for name in ["6.1-collisions", "7.2-collisions"] {
+        let run = fixture(name);
+        let frames = crate::catalog::ConceptFrames::of(&run.symbols);
+        let source = super::pte_lock_exact::ExactSource::of(&frames).unwrap();
+        let table = super::collision::build(&run).unwrap();
+        for (episode, e) in run.episodes.iter().zip(&table.episodes) {
+            let (victim, reaper, calls) = source.episode(episode).unwrap();
+            let count: u64 = e.rows.iter().map(|r| r.count).sum();
+            let total: u64 = e.rows.iter().map(|r| r.total_ns).sum();
+            assert_eq!(
+                (count, total),
+                (calls, victim + reaper),
+                "{name} episode {}",
+                e.episode
+            );
+            assert!(
+                e.rows
+                    .iter()
+                    .all(|r| r.holder != super::model::Holder::Unknown)
+            );
+        }
+    }
+}
+
 /// `report --json` of every fixture reads back into reaper-model's
 /// `Report` (what xtask and scripts decode it with) and writes the same
 /// bytes again: the decoded types lose nothing the report writes (reclaim
