@@ -27,8 +27,6 @@
 //! kprobe mode, whose kretprobe cannot read `*ptlp`) the other tracked
 //! walker inside its per-VMA step when the wait began, else unknown.
 
-use crate::function_timing::SLOT_NONE;
-
 /// Walker steps kept per context and episode: the synthetic victim has 64
 /// VMAs plus a few of the binary, so 256 leaves room; later steps are
 /// counted in [`WalkerLog::count`] and reported as lost.
@@ -55,56 +53,6 @@ pub const MAP_PTE_OPEN_WAITS: &str = "FN_PTE_OPEN_WAITS";
 pub const TAKER_UNTRACKED: u32 = u32::MAX;
 /// [`PteWait::duration_ns`] of a wait whose slow-path exit was not seen.
 pub const WAIT_OPEN: u64 = u64::MAX;
-
-/// Which slots do what; part of `FunctionTimingConfig`. [`SLOT_NONE`]
-/// switches a part off.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CollisionConfig {
-    /// The walker step function (per-VMA zap of both contexts).
-    pub walker_slot: u32,
-    /// Argument holding the step's start address or its VMA pointer; with
-    /// an address, the end is the next argument; with a VMA, `vm_end`
-    /// follows `vm_start`.
-    pub walker_arg: u32,
-    /// A raw `VmaArgKind`.
-    pub walker_arg_kind: u32,
-    /// Steps are logged only when called directly from one of these two
-    /// slots (the victim's `unmap_vmas`, the reaper's per-VMA function or
-    /// reaper work), so a thread's own munmap stays out; both
-    /// [`SLOT_NONE`]: every call.
-    pub walker_parents: [u32; 2],
-    /// The PTE-lock function: its fexit records last takers.
-    pub pte_slot: u32,
-    /// The probed caller whose direct slow-path calls are PTE-lock waits
-    /// (the PTE-lock function, or the per-VMA function it is inlined into).
-    pub pte_caller_slot: u32,
-    /// The spin slow path: its calls under `pte_caller_slot` are logged.
-    pub wait_slot: u32,
-    /// Non-zero: untracked tasks taking a lock already in
-    /// [`MAP_PTE_LAST_TAKER`] replace its taker (named by comm), at one
-    /// hash lookup per PTE-lock call of every task (`record
-    /// --pte-holders-all`).
-    pub third_party: u32,
-    /// Reserved; keeps the size a multiple of 8.
-    pub _pad: u32,
-}
-const _: () = assert!(core::mem::size_of::<CollisionConfig>() == 40);
-
-impl CollisionConfig {
-    /// Everything off.
-    pub const DISABLED: Self = Self {
-        walker_slot: SLOT_NONE,
-        walker_arg: 0,
-        walker_arg_kind: 0,
-        walker_parents: [SLOT_NONE; 2],
-        pte_slot: SLOT_NONE,
-        pte_caller_slot: SLOT_NONE,
-        wait_slot: SLOT_NONE,
-        third_party: 0,
-        _pad: 0,
-    };
-}
 
 /// One call of the walker step function.
 #[repr(C)]
@@ -243,12 +191,4 @@ pub struct OpenWait {
 }
 const _: () = assert!(core::mem::size_of::<OpenWait>() == 8);
 
-crate::user_pod!(
-    CollisionConfig,
-    WalkerStep,
-    WalkerLog,
-    LastTaker,
-    PteWait,
-    WaitLog,
-    OpenWait
-);
+crate::user_pod!(WalkerStep, WalkerLog, LastTaker, PteWait, WaitLog, OpenWait);

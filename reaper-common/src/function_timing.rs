@@ -13,7 +13,7 @@
 //! userspace check that a parent's time covers its children's. Aggregates
 //! live in per-CPU arrays indexed by (context, slot): no event per call.
 
-use crate::{collision::CollisionConfig, context::CONTEXT_COUNT};
+use crate::context::CONTEXT_COUNT;
 
 /// Program slots: enough for every timed catalog concept (11 today) with one
 /// spare; each costs four programs in the object, not in the kernel.
@@ -179,6 +179,56 @@ impl Default for FunctionTimingConfig {
     fn default() -> Self {
         Self::DISABLED
     }
+}
+
+/// Which slots feed issue 25's logs (`crate::collision`); part of
+/// [`FunctionTimingConfig`]. [`SLOT_NONE`] switches a part off.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CollisionConfig {
+    /// The walker step function (per-VMA zap of both contexts).
+    pub walker_slot: u32,
+    /// Argument holding the step's start address or its VMA pointer; with
+    /// an address, the end is the next argument; with a VMA, `vm_end`
+    /// follows `vm_start`.
+    pub walker_arg: u32,
+    /// A raw `VmaArgKind`.
+    pub walker_arg_kind: u32,
+    /// Steps are logged only when called directly from one of these two
+    /// slots (the victim's `unmap_vmas`, the reaper's per-VMA function or
+    /// reaper work), so a thread's own munmap stays out; both
+    /// [`SLOT_NONE`]: every call.
+    pub walker_parents: [u32; 2],
+    /// The PTE-lock function: its fexit records last takers.
+    pub pte_slot: u32,
+    /// The probed caller whose direct slow-path calls are PTE-lock waits
+    /// (the PTE-lock function, or the per-VMA function it is inlined into).
+    pub pte_caller_slot: u32,
+    /// The spin slow path: its calls under `pte_caller_slot` are logged.
+    pub wait_slot: u32,
+    /// Non-zero: untracked tasks taking a lock already in
+    /// `crate::collision::MAP_PTE_LAST_TAKER` replace its taker (named by comm), at one
+    /// hash lookup per PTE-lock call of every task (`record
+    /// --pte-holders-all`).
+    pub third_party: u32,
+    /// Reserved; keeps the size a multiple of 8.
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<CollisionConfig>() == 40);
+
+impl CollisionConfig {
+    /// Everything off.
+    pub const DISABLED: Self = Self {
+        walker_slot: SLOT_NONE,
+        walker_arg: 0,
+        walker_arg_kind: 0,
+        walker_parents: [SLOT_NONE; 2],
+        pte_slot: SLOT_NONE,
+        pte_caller_slot: SLOT_NONE,
+        wait_slot: SLOT_NONE,
+        third_party: 0,
+        _pad: 0,
+    };
 }
 
 /// Value of [`MAP_FN_STATS`]: one function in one context.
@@ -411,6 +461,7 @@ pub fn log2_bucket(ns: u64) -> usize {
 
 crate::user_pod!(
     FunctionTimingConfig,
+    CollisionConfig,
     FunctionStats,
     EdgeStats,
     EntryStack,

@@ -42,12 +42,8 @@ pub fn check_all(
     cpus: &[u32],
     slowpath_lock_waits: bool,
 ) -> Result<Vec<ProgramCheck>, ProgramsError> {
-    let (config, _) = function_timing::config_for(
-        plan,
-        btf,
-        slowpath_lock_waits,
-        function_timing::Holders::All,
-    );
+    let all = function_timing::Holders::All;
+    let (config, _) = function_timing::config_for(plan, btf, slowpath_lock_waits, all);
     let mut ebpf = loader::load_with_timing(offsets, &loader::MapSizes::default(), &config)
         .map_err(ProgramsError::Load)?;
     let mut rows = vec![ProgramCheck {

@@ -120,6 +120,23 @@ pub struct RecordSettings {
     pub holders: function_timing::Holders,
 }
 
+/// How issue 25's logs are set up, and the walker step function whose log
+/// is drained (when its probe attached).
+fn collision_setup(
+    timing: &reaper_common::function_timing::FunctionTimingConfig,
+    functions: &function_timing::LadderReport,
+) -> (crate::model::PteHolderSetup, Option<String>) {
+    let walker = functions
+        .attached()
+        .find(|f| f.function.slot == timing.collision.walker_slot)
+        .filter(|_| functions.disabled.is_none())
+        .map(|f| f.function.symbol.clone());
+    (
+        function_timing::collision::setup(&timing.collision, functions),
+        walker,
+    )
+}
+
 /// Longest wait for a victim to exit after SIGKILL.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to keep polling for late timeline events (sched_process_free
@@ -211,12 +228,7 @@ impl Recorder {
             &attach.probes,
             &functions.function_probes(),
         );
-        let pte_holders = function_timing::collision::setup(&timing.collision, &functions);
-        let walker_function = functions
-            .attached()
-            .find(|f| f.function.slot == timing.collision.walker_slot)
-            .filter(|_| functions.disabled.is_none())
-            .map(|f| f.function.symbol.clone());
+        let (pte_holders, walker_function) = collision_setup(&timing, &functions);
         Ok(Self {
             pte_holders,
             walker_function,

@@ -12,11 +12,11 @@ use aya_ebpf::{
 };
 use reaper_common::{
     collision::{
-        CollisionConfig, LAST_TAKER_ENTRIES, LastTaker, OpenWait, PteWait, TAKER_UNTRACKED,
-        WAIT_LOG_LEN, WAIT_OPEN, WALKER_LOG_LEN, WaitLog, WalkerLog, WalkerStep,
+        LAST_TAKER_ENTRIES, LastTaker, OpenWait, PteWait, TAKER_UNTRACKED, WAIT_LOG_LEN, WAIT_OPEN,
+        WALKER_LOG_LEN, WaitLog, WalkerLog, WalkerStep,
     },
     context::CONTEXT_COUNT,
-    function_timing::{MAX_NESTING, SLOT_NONE, VmaArgKind},
+    function_timing::{CollisionConfig, MAX_NESTING, SLOT_NONE, VmaArgKind},
 };
 
 use super::function_timing::{Args, masked};

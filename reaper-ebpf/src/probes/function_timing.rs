@@ -23,13 +23,12 @@ use aya_ebpf::{
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext},
 };
 use reaper_common::{
-    collision::CollisionConfig,
     context::CONTEXT_COUNT,
     function_timing::{
-        CallRecord, ENTRY_STACKS_MAX_ENTRIES, EdgeStats, EntryStack, FN_COUNTER_COUNT,
-        FN_EDGES_ENTRIES, FN_STATS_ENTRIES, FN_TOP_CALLS_ENTRIES, FnCounter, FunctionStats,
-        FunctionTimingConfig, HIST_BUCKETS, MAX_NESTING, SLOT_COUNT, SLOT_NONE, TOP_CALLS,
-        TopCalls, VMA_LOG_LEN, VmaArgKind, VmaOrder, log2_bucket,
+        CallRecord, CollisionConfig, ENTRY_STACKS_MAX_ENTRIES, EdgeStats, EntryStack,
+        FN_COUNTER_COUNT, FN_EDGES_ENTRIES, FN_STATS_ENTRIES, FN_TOP_CALLS_ENTRIES, FnCounter,
+        FunctionStats, FunctionTimingConfig, HIST_BUCKETS, MAX_NESTING, SLOT_COUNT, SLOT_NONE,
+        TOP_CALLS, TopCalls, VMA_LOG_LEN, VmaArgKind, VmaOrder, log2_bucket,
     },
 };
 

@@ -8,11 +8,11 @@ use aya::{
 };
 use reaper_common::{
     collision::{
-        CollisionConfig, LastTaker, MAP_PTE_LAST_TAKER, MAP_PTE_OPEN_WAITS, MAP_PTE_WAIT_LOG,
-        MAP_WALKER_LOG, OpenWait, TAKER_UNTRACKED, WAIT_OPEN, WaitLog, WalkerLog,
+        LastTaker, MAP_PTE_LAST_TAKER, MAP_PTE_OPEN_WAITS, MAP_PTE_WAIT_LOG, MAP_WALKER_LOG,
+        OpenWait, TAKER_UNTRACKED, WAIT_OPEN, WaitLog, WalkerLog,
     },
     context::{CONTEXT_COUNT, Context},
-    function_timing::{MAX_NESTING, SLOT_NONE},
+    function_timing::{CollisionConfig, MAX_NESTING, SLOT_NONE},
 };
 
 use super::{ladder::LadderReport, model::since};

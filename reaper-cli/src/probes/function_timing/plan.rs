@@ -3,9 +3,8 @@
 //! detection) and which the spin slow path (lock waits without the
 //! contention tracepoints).
 
-use reaper_common::{
-    collision::CollisionConfig,
-    function_timing::{FunctionTimingConfig, SLOT_COUNT, SLOT_NONE},
+use reaper_common::function_timing::{
+    CollisionConfig, FunctionTimingConfig, SLOT_COUNT, SLOT_NONE,
 };
 
 use crate::{

@@ -249,7 +249,7 @@ fn kprobe_programs_pass_the_verifier() {
         vma_parent_slot: 0,
         lock_slot: 8,
         // Issue 25's paths on too, third parties included.
-        collision: reaper_common::collision::CollisionConfig {
+        collision: reaper_common::function_timing::CollisionConfig {
             walker_slot: 4,
             walker_arg: 2,
             walker_arg_kind: reaper_common::function_timing::VmaArgKind::Address as u32,
