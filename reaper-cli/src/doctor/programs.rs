@@ -27,6 +27,10 @@ pub enum ProgramsError {
     Load(#[source] loader::LoadError),
 }
 
+/// doctor loads the PTE-lock function's programs with third-party takers
+/// on, the dearest path `record --pte-holders-all` can ask for.
+const ALL_HOLDERS: function_timing::Holders = function_timing::Holders::All;
+
 /// Loads and attaches every program; dropping the object detaches them.
 /// Each tracepoint is checked in both forms: the classic program, and the
 /// raw one unless `raw` says this kernel cannot run it (then "not tried"
@@ -42,8 +46,7 @@ pub fn check_all(
     cpus: &[u32],
     slowpath_lock_waits: bool,
 ) -> Result<Vec<ProgramCheck>, ProgramsError> {
-    let all = function_timing::Holders::All;
-    let (config, _) = function_timing::config_for(plan, btf, slowpath_lock_waits, all);
+    let (config, _) = function_timing::config_for(plan, btf, slowpath_lock_waits, ALL_HOLDERS);
     let mut ebpf = loader::load_with_timing(offsets, &loader::MapSizes::default(), &config)
         .map_err(ProgramsError::Load)?;
     let mut rows = vec![ProgramCheck {

@@ -17,7 +17,8 @@ use reaper_common::{
 
 use super::{ladder::LadderReport, model::since};
 use crate::model::{
-    AttachMode, Collisions, PteHolderSetup, PteWaitSeen, TakerSeen, WalkerStepSeen, WalkerSteps,
+    AttachMode, Collisions, ConceptId, PteHolderSetup, PteWaitSeen, TakerSeen, WalkerStepSeen,
+    WalkerSteps,
 };
 use crate::probes::collect::{MapAccessError, map_err, map_mut, per_cpu_zeros};
 
@@ -42,6 +43,8 @@ pub fn setup(config: &CollisionConfig, ladder: &LadderReport) -> PteHolderSetup 
     };
     let waits_off = if let Some(why) = &ladder.disabled {
         Some(why.clone())
+    } else if let Some(why) = slow_path_left_to_sampling(ladder) {
+        Some(why)
     } else if config.walker_slot == SLOT_NONE {
         Some("no per-VMA zap function whose range reaper can read on this kernel".to_owned())
     } else if config.wait_slot == SLOT_NONE {
@@ -72,6 +75,20 @@ pub fn setup(config: &CollisionConfig, ladder: &LadderReport) -> PteHolderSetup 
         last_taker_off,
         third_party: config.third_party != 0,
     }
+}
+
+/// Why the waits and steps were not logged when the spin slow path was
+/// left to sampling (the default; `record --exact-locks` times it).
+fn slow_path_left_to_sampling(ladder: &LadderReport) -> Option<String> {
+    ladder
+        .skipped
+        .iter()
+        .any(|(concept, outcome)| *concept == ConceptId::SpinSlowpath && outcome.is_not_timed())
+        .then(|| {
+            "the spin slow path is left to sampling by default; record --exact-locks logs \
+             each PTE-lock wait with its holder and the walkers' steps"
+                .to_owned()
+        })
 }
 
 /// Reads and resets the logs, and forgets every last taker: the next

@@ -7,7 +7,7 @@ use reaper_common::{
         WalkerLog, WalkerStep,
     },
     context::Context,
-    function_timing::{SLOT_NONE, VmaArgKind},
+    function_timing::{CollisionConfig, SLOT_NONE, VmaArgKind},
 };
 
 use super::collision::{RawCollisions, setup, to_model};
@@ -35,7 +35,10 @@ fn plan_7x() -> Plan {
             resolved(ConceptId::PteLock, "pte_offset_map_lock"),
             resolved(ConceptId::SpinSlowpath, "native_queued_spin_lock_slowpath"),
         ],
-        Leaves::Sampled,
+        Exact {
+            locks: true,
+            ..Exact::default()
+        },
     )
 }
 
@@ -48,7 +51,10 @@ fn plan_61() -> Plan {
             resolved(ConceptId::PerVmaUnmap, "unmap_page_range"),
             resolved(ConceptId::SpinSlowpath, "native_queued_spin_lock_slowpath"),
         ],
-        Leaves::Sampled,
+        Exact {
+            locks: true,
+            ..Exact::default()
+        },
     )
 }
 
@@ -153,6 +159,33 @@ fn setup_says_why_holders_are_not_last_takers_and_why_waits_are_off() {
         setup(&c, &disabled).waits_off.as_deref(),
         Some("watch mode")
     );
+}
+
+/// At the defaults the spin slow path is left to sampling: nothing is
+/// logged (no walker-step tax on every recording), and the setup says that
+/// `--exact-locks` is what records it, not that the kernel cannot.
+#[test]
+fn without_exact_locks_nothing_is_logged_and_the_setup_names_the_flag() {
+    let default_7x = plan(
+        &[
+            resolved(ConceptId::ReaperWork, "__oom_reap_task_mm"),
+            resolved(ConceptId::VictimUnmap, "unmap_vmas"),
+            resolved(ConceptId::PerVmaUnmap, "zap_vma_for_reaping"),
+            resolved(ConceptId::VmaZapWorker, "__zap_vma_range"),
+            resolved(ConceptId::PteLock, "pte_offset_map_lock"),
+            resolved(ConceptId::SpinSlowpath, "native_queued_spin_lock_slowpath"),
+        ],
+        Exact::default(),
+    );
+    let c = collision_config(&default_7x, None, Holders::All);
+    assert_eq!(c, CollisionConfig::DISABLED);
+    let ladder = LadderReport {
+        skipped: default_7x.skipped.clone(),
+        ..attached(&default_7x, AttachMode::Fentry)
+    };
+    let off = setup(&c, &ladder).waits_off.unwrap();
+    assert!(off.contains("record --exact-locks"), "{off}");
+    assert!(!off.contains("on this kernel"), "{off}");
 }
 
 fn comm(s: &str) -> [u8; 16] {

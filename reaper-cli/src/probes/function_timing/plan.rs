@@ -175,7 +175,8 @@ fn slot_of(plan: &Plan, concept: ConceptId) -> u32 {
 /// `unmap_page_range`), logged when called from the victim's `unmap_vmas`
 /// or the reaper's per-VMA function or work. PTE-lock waits are the spin
 /// slow path's calls made from the PTE-lock function, or from the walker
-/// step where that is inlined (6.1). Off where a part is missing.
+/// step where that is inlined (6.1). Off where a part is missing, and so
+/// unless `record --exact-locks` gave the slow path a slot.
 pub fn collision_config(plan: &Plan, btf: Option<&BtfFacts>, holders: Holders) -> CollisionConfig {
     let worker = slot_of(plan, ConceptId::VmaZapWorker);
     let per_vma = slot_of(plan, ConceptId::PerVmaUnmap);
@@ -186,7 +187,11 @@ pub fn collision_config(plan: &Plan, btf: Option<&BtfFacts>, holders: Holders) -
     };
     let walker = plan.functions.iter().find(|f| f.concept == walker_concept);
     let source = walker.and_then(|f| catalog::vma_source(&f.symbol, btf).ok());
-    let (Some(walker), Some(source)) = (walker, source) else {
+    let wait_slot = slot_of(plan, SLOWPATH_CONCEPT);
+    // Without the slow path (left to sampling unless `--exact-locks`) no
+    // wait can be logged, and walker steps alone would tax every default
+    // recording for a map without its collisions.
+    let (Some(walker), Some(source), true) = (walker, source, wait_slot != SLOT_NONE) else {
         return CollisionConfig::DISABLED;
     };
     let pte = slot_of(plan, ConceptId::PteLock);
@@ -197,7 +202,7 @@ pub fn collision_config(plan: &Plan, btf: Option<&BtfFacts>, holders: Holders) -
         walker_parents: [slot_of(plan, ConceptId::VictimUnmap), reaper_parent],
         pte_slot: pte,
         pte_caller_slot: if pte != SLOT_NONE { pte } else { walker.slot },
-        wait_slot: slot_of(plan, SLOWPATH_CONCEPT),
+        wait_slot,
         third_party: u32::from(holders == Holders::All),
         _pad: 0,
     }
