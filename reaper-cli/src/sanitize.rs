@@ -16,6 +16,8 @@
 //! - [`markdown`] makes a value inert inside a markdown line or table cell
 //!   (the gate's summary, which GitHub renders): emphasis, links, images,
 //!   code, tables, math and HTML (`<!--` hides the rest of a summary);
+//! - [`xml`] makes a value inert inside XML and SVG (JUnit, the
+//!   collision map);
 //! - [`folded_frame`] keeps a frame name one frame of one line of a
 //!   `.folded` file (`;` separates frames, the last blank the count).
 
@@ -111,6 +113,25 @@ pub fn guard_lines(text: &str) -> Cow<'_, str> {
         out.push_str(&clean.replace(OLD_COMMAND_PREFIX, "\\u0023#["));
     }
     Cow::Owned(out)
+}
+
+/// A value made inert inside XML or SVG text and attributes (the gate's
+/// JUnit file, the collision map): the five markup characters become
+/// entities and C0 controls XML 1.0 cannot hold are dropped.
+pub fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A value made inert inside one line of markdown (a list item, a table

@@ -290,22 +290,9 @@ pub fn refusal_junit(r: &Refusal) -> String {
     out
 }
 
-/// Escapes text for XML attributes and content.
-pub fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for XML attributes and content (the one XML escape,
+/// shared with the collision map's SVG).
+pub use crate::sanitize::xml as xml_escape;
 
 /// JUnit XML: one testcase per gated metric; a regression is a `failure`,
 /// an unevaluated metric is `skipped`.

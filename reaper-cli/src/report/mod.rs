@@ -8,6 +8,8 @@
 
 pub mod analysis;
 pub mod collision;
+pub mod collision_map;
+pub mod collision_svg;
 pub mod folded;
 pub mod formats;
 pub mod function_timing;
@@ -125,7 +127,9 @@ pub fn file_names() -> Vec<String> {
 }
 
 /// Writes `<context>.folded` and `<context>.svg` per context, plus
-/// `combined.folded` and `combined.svg`, into `out` (each atomically, see
+/// `combined.folded` and `combined.svg`, and a collision map per episode
+/// whose walker steps were logged (`collision_map_episode_<n>.svg`,
+/// `record --exact-locks`) into `out` (each atomically, see
 /// [`crate::output`]). A context without samples gets a folded file but no
 /// SVG (an empty flame graph says nothing). Returns the files written.
 /// The options do not change these files today (folded stacks and flame
@@ -162,6 +166,10 @@ pub fn write_files(
             source,
         })?;
         rendered.push((svg_name, svg));
+    }
+    for map in collision_map::build(run) {
+        let svg = collision_svg::render(run, &map);
+        rendered.push((collision_svg::file_name(map.episode), svg.into_bytes()));
     }
     written.extend(out.write_all(&rendered)?);
     Ok(written)

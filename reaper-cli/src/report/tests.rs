@@ -1119,3 +1119,102 @@ fn a_5_10_oom_race_measures_pte_lock_waits_from_the_slow_path() {
         "every context's lock waits name their source"
     );
 }
+
+/// Issue 25's collision maps of the two real runs: on sid 7.2 (the reaper
+/// walks in reverse since 6.18) the victim's exit walks up the address
+/// space and the mrelease caller down, and they meet once; on bookworm's
+/// 6.1 both walk up together. Every wait is placed on the map, and the
+/// mrelease caller's two steps after process_mrelease returned (its own
+/// thread's teardown) are left out and counted.
+#[test]
+fn collision_maps_show_each_walkers_direction_and_place_every_wait() {
+    use super::collision_map::{build, direction};
+    use crate::model::Context;
+    for (name, mrelease_up) in [("7.2-collisions", false), ("6.1-collisions", true)] {
+        let run = fixture(name);
+        let maps = build(&run);
+        assert_eq!(maps.len(), run.episodes.len(), "{name}");
+        for map in &maps {
+            let line = |context| map.walkers.iter().find(|w| w.context == context).unwrap();
+            let at = format!("{name} episode {}", map.episode);
+            assert_eq!(direction(line(Context::VictimExit)), Some(true), "{at}");
+            assert_eq!(
+                direction(line(Context::MreleaseCaller)),
+                Some(mrelease_up),
+                "{at}"
+            );
+            assert_eq!(line(Context::MreleaseCaller).left_out, 2, "{at}");
+            assert_eq!(map.unplaced_waits, 0, "{at}");
+            let table = super::collision::build(&run).unwrap();
+            let waits: u64 = table.episodes[map.episode - 1]
+                .rows
+                .iter()
+                .map(|r| r.count)
+                .sum();
+            assert_eq!(map.waits.len() as u64, waits, "{at}: the table's waits");
+        }
+    }
+}
+
+/// The maps are written by `report -o` as `collision_map_episode_<n>.svg`,
+/// parse as XML, and match their golden; a run without logged steps gets
+/// none (see `written_files_match_goldens_and_svgs_parse`).
+#[test]
+fn collision_map_svgs_are_written_per_episode_and_match_goldens() {
+    let run = fixture("7.2-collisions");
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_files(
+        &run,
+        &crate::output::OutputDir::create(dir.path()).unwrap(),
+        &ReportOptions::default(),
+    )
+    .unwrap();
+    let maps: Vec<_> = files
+        .iter()
+        .filter(|f| f.to_string_lossy().contains("collision"))
+        .collect();
+    assert_eq!(maps.len(), 2);
+    for (i, file) in maps.iter().enumerate() {
+        let name = format!("collision_map_episode_{}.svg", i + 1);
+        assert_eq!(file.file_name().unwrap().to_string_lossy(), name);
+        let svg = std::fs::read_to_string(file).unwrap();
+        assert_svg_parses(&svg, &name);
+        assert!(svg.contains("victim exit: 92 steps, upward"), "{name}");
+        check_golden(
+            &data_dir().join(format!("7.2-collisions.expected.{name}")),
+            &svg,
+        );
+    }
+}
+
+/// Run-file text in a map (the scenario, a third party's comm) is escaped:
+/// it cannot open an element, end the document or smuggle a control byte.
+#[test]
+fn collision_map_text_from_the_run_file_is_escaped() {
+    let mut run = fixture("7.2-collisions");
+    run.recording.scenario.description = "</text><script>alert(1)</script>\u{1b}[2J".into();
+    let maps = super::collision_map::build(&run);
+    let svg = super::collision_svg::render(&run, &maps[0]);
+    assert!(!svg.contains("<script>"));
+    assert!(svg.contains("&lt;/text&gt;&lt;script&gt;"));
+    assert!(!svg.contains('\u{1b}'));
+    assert_svg_parses(&svg, "hostile");
+}
+
+fn assert_svg_parses(svg: &str, name: &str) {
+    let mut reader = quick_xml::Reader::from_str(svg);
+    let mut depth = 0i32;
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(quick_xml::events::Event::Start(e)) => {
+                depth += 1;
+                assert_ne!(e.name().as_ref(), b"script", "{name}");
+            }
+            Ok(quick_xml::events::Event::End(_)) => depth -= 1,
+            Ok(_) => {}
+            Err(e) => panic!("{name}: not XML at {}: {e}", reader.buffer_position()),
+        }
+    }
+    assert_eq!(depth, 0, "{name}: unbalanced");
+}
