@@ -5,7 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Context;
+use reaper_common::timeline::TimelineKind;
+
+use crate::output::report::Holder;
+use crate::{Context, Episode};
 
 /// How a recording set up the PTE-lock wait log (`recording.pte_holders`);
 /// absent in runs recorded before reaper had it.
@@ -108,4 +111,90 @@ pub struct TakerSeen {
     pub addr: u64,
     /// When it took the lock, ns since the kill.
     pub taken_ns: i64,
+}
+
+impl Collisions {
+    /// Who held the lock `wait` waited on. A wait's holder is the lock's
+    /// last taker when the PTE-lock function's fexit recorded one and it is
+    /// not the waiter's own thread. Where last takers are recorded, a lock
+    /// without one was taken by no tracked walker since the episode began,
+    /// so its holder is a task reaper does not track: unknown, unless
+    /// `record --pte-holders-all` named it. Where they cannot be recorded
+    /// (the PTE lock inline on 6.1; a kretprobe cannot read the lock it
+    /// returns), the holder is the other tracked walker when it was inside
+    /// its per-VMA step as the wait began, else unknown.
+    pub fn holder_of(&self, setup: &PteHolderSetup, wait: &PteWaitSeen) -> Holder {
+        if setup.last_taker_off.is_none() {
+            return match &wait.taker {
+                Some(t) if t.tid == wait.tid => Holder::Unknown,
+                Some(t) => match t.context {
+                    Some(context) => Holder::Context(context),
+                    None => Holder::Other(t.comm.clone()),
+                },
+                None => Holder::Unknown,
+            };
+        }
+        self.walkers
+            .iter()
+            .filter(|w| w.context != wait.context)
+            .find(|w| w.steps.iter().any(|s| s.covers(wait.start_ns)))
+            .map_or(Holder::Unknown, |w| Holder::Context(w.context))
+    }
+}
+
+impl Episode {
+    /// The steps of `walker` that belong to the victim's teardown, and how
+    /// many do not: the mrelease caller's count between
+    /// `process_mrelease`'s entry and return only (its thread later unmaps
+    /// its own stack when it exits, through the same function, which is not
+    /// the victim's address space); the other contexts' all count.
+    pub fn teardown_steps<'a>(&self, walker: &'a WalkerSteps) -> (Vec<&'a WalkerStepSeen>, usize) {
+        let at = |kind: TimelineKind| {
+            self.timeline
+                .iter()
+                .find(|e| e.kind == kind && e.context == Some(walker.context))
+                .map(|e| e.t_ns)
+        };
+        let (from, to) = match walker.context {
+            Context::MreleaseCaller => (
+                at(TimelineKind::MreleaseEnter).unwrap_or(i64::MIN),
+                at(TimelineKind::MreleaseExit).unwrap_or(i64::MAX),
+            ),
+            _ => (i64::MIN, i64::MAX),
+        };
+        let kept: Vec<_> = walker
+            .steps
+            .iter()
+            .filter(|s| (from..=to).contains(&s.enter_ns))
+            .collect();
+        let left_out = walker.steps.len() - kept.len();
+        (kept, left_out)
+    }
+}
+
+/// Whether a walk's range starts, in call order, only go up (`Some(true)`)
+/// or only down (`Some(false)`), ignoring repeats; `None` when they go both
+/// ways or never move.
+pub fn walk_direction(starts: impl IntoIterator<Item = u64>) -> Option<bool> {
+    let starts: Vec<u64> = starts.into_iter().collect();
+    let mut moves = starts
+        .windows(2)
+        .filter(|p| p[0] != p[1])
+        .map(|p| p[1] > p[0]);
+    let first = moves.next()?;
+    moves.all(|m| m == first).then_some(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::walk_direction;
+
+    #[test]
+    fn a_walk_goes_one_way_or_neither() {
+        assert_eq!(walk_direction([1, 2, 2, 5]), Some(true));
+        assert_eq!(walk_direction([9, 4, 4, 1]), Some(false));
+        assert_eq!(walk_direction([1, 5, 3]), None);
+        assert_eq!(walk_direction([7, 7]), None);
+        assert_eq!(walk_direction([]), None);
+    }
 }

@@ -31,7 +31,7 @@ mod not_measured;
 mod recording;
 mod vocabulary;
 pub use collision::{
-    Collisions, PteHolderSetup, PteWaitSeen, TakerSeen, WalkerStepSeen, WalkerSteps,
+    Collisions, PteHolderSetup, PteWaitSeen, TakerSeen, WalkerStepSeen, WalkerSteps, walk_direction,
 };
 pub use error_chain::error_chain;
 pub use function_timing::{

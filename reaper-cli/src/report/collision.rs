@@ -1,14 +1,9 @@
 //! The waiter × holder table of PTE-lock waits (issue 25), built from each
 //! episode's logged waits and walker steps.
 //!
-//! A wait's holder is the lock's last taker when the PTE-lock function's
-//! fexit recorded one and it is not the waiter's own thread. Where last
-//! takers are recorded, a lock without one was taken by no tracked walker
-//! since the episode began, so its holder is a task reaper does not track:
-//! unknown, unless `record --pte-holders-all` named it. Where they cannot
-//! be recorded (the PTE lock inline on 6.1; a kretprobe cannot read the
-//! lock it returns), the holder is the other tracked walker when it was
-//! inside its per-VMA step as the wait began, else unknown.
+//! Holders are named by [`crate::model::Collisions::holder_of`]: the lock's
+//! last taker where the kernel lets reaper record it, else the other
+//! walker inside its step.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -139,29 +134,9 @@ fn episode_table(setup: &PteHolderSetup, collisions: &Collisions) -> Table {
         let Some(duration) = wait.duration_ns else {
             continue;
         };
-        table.add(wait, holder_of(setup, collisions, wait), duration);
+        table.add(wait, collisions.holder_of(setup, wait), duration);
     }
     table
-}
-
-/// Who held the lock `wait` waited on (see the module doc).
-pub fn holder_of(setup: &PteHolderSetup, collisions: &Collisions, wait: &PteWaitSeen) -> Holder {
-    if setup.last_taker_off.is_none() {
-        return match &wait.taker {
-            Some(t) if t.tid == wait.tid => Holder::Unknown,
-            Some(t) => match t.context {
-                Some(context) => Holder::Context(context),
-                None => Holder::Other(t.comm.clone()),
-            },
-            None => Holder::Unknown,
-        };
-    }
-    collisions
-        .walkers
-        .iter()
-        .filter(|w| w.context != wait.context)
-        .find(|w| w.steps.iter().any(|s| s.covers(wait.start_ns)))
-        .map_or(Holder::Unknown, |w| Holder::Context(w.context))
 }
 
 #[cfg(test)]
@@ -247,7 +222,7 @@ mod tests {
             Some(taker(victim, 1, "victim")),
         );
         assert_eq!(
-            holder_of(&armed(), &c, &w),
+            c.holder_of(&armed(), &w),
             Holder::Context(Context::VictimExit)
         );
         let third = wait(
@@ -258,7 +233,7 @@ mod tests {
             Some(taker(None, 44, "khugepaged")),
         );
         assert_eq!(
-            holder_of(&armed(), &c, &third),
+            c.holder_of(&armed(), &third),
             Holder::Other("khugepaged".into())
         );
         let own = wait(
@@ -269,20 +244,20 @@ mod tests {
             Some(taker(Some(Context::OomReaper), 9, "oom_reaper")),
         );
         assert_eq!(
-            holder_of(&armed(), &c, &own),
+            c.holder_of(&armed(), &own),
             Holder::Unknown,
             "an untracked task took it since"
         );
         // Armed but no taker: no tracked walker took the lock, so the walker
         // inside its step is not the holder.
         let none = wait(Context::OomReaper, 9, 1, 50, None);
-        assert_eq!(holder_of(&armed(), &c, &none), Holder::Unknown);
+        assert_eq!(c.holder_of(&armed(), &none), Holder::Unknown);
     }
 
     #[test]
     fn without_last_takers_the_other_walker_in_its_step_is_the_holder() {
         let c = walks();
-        let at = |context, t| holder_of(&inline(), &c, &wait(context, 9, 1, t, None));
+        let at = |context, t| c.holder_of(&inline(), &wait(context, 9, 1, t, None));
         assert_eq!(
             at(Context::OomReaper, 50),
             Holder::Context(Context::VictimExit)

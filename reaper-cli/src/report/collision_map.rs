@@ -4,20 +4,16 @@
 //! the holder the waiter × holder table names. Rendered by
 //! [`super::collision_svg`].
 //!
-//! A step is kept only inside its context's teardown: the mrelease
-//! caller's between `process_mrelease`'s entry and return (the caller's
-//! thread later unmaps its own stack when it exits, in the same function,
-//! which is not the victim's address space). Steps left out are counted.
+//! A step is kept only inside its context's teardown
+//! ([`Episode::teardown_steps`]); steps left out are counted.
 
 use std::collections::BTreeSet;
 
-use reaper_common::timeline::TimelineKind;
-
 use crate::model::{
     Collisions, Context, Episode, PteHolderSetup, PteWaitSeen, Run, WalkerStepSeen, WalkerSteps,
+    walk_direction,
 };
 
-use super::collision::holder_of;
 use super::model::Holder;
 
 /// One episode's map.
@@ -102,37 +98,6 @@ pub fn build(run: &Run) -> Vec<CollisionMap> {
         .collect()
 }
 
-/// The window `[from, to]` (ns since the kill) a context's steps must
-/// start in to belong to the victim's teardown.
-fn teardown_window(episode: &Episode, context: Context) -> (i64, i64) {
-    let at = |kind: TimelineKind| {
-        episode
-            .timeline
-            .iter()
-            .find(|e| e.kind == kind && e.context == Some(context))
-            .map(|e| e.t_ns)
-    };
-    match context {
-        Context::MreleaseCaller => (
-            at(TimelineKind::MreleaseEnter).unwrap_or(i64::MIN),
-            at(TimelineKind::MreleaseExit).unwrap_or(i64::MAX),
-        ),
-        _ => (i64::MIN, i64::MAX),
-    }
-}
-
-/// The steps of `walker` inside its teardown, and how many were not.
-fn kept_steps<'a>(episode: &Episode, walker: &'a WalkerSteps) -> (Vec<&'a WalkerStepSeen>, usize) {
-    let (from, to) = teardown_window(episode, walker.context);
-    let kept: Vec<_> = walker
-        .steps
-        .iter()
-        .filter(|s| (from..=to).contains(&s.enter_ns))
-        .collect();
-    let left_out = walker.steps.len() - kept.len();
-    (kept, left_out)
-}
-
 fn episode_map(
     episode_number: usize,
     episode: &Episode,
@@ -142,7 +107,7 @@ fn episode_map(
     let kept: Vec<_> = collisions
         .walkers
         .iter()
-        .map(|w| (w, kept_steps(episode, w)))
+        .map(|w| (w, episode.teardown_steps(w)))
         .collect();
     let rows: Vec<u64> = kept
         .iter()
@@ -174,7 +139,7 @@ fn episode_map(
         match wait_row(&map, wait) {
             Some(row) => map.waits.push(WaitMark {
                 waiter: wait.context,
-                holder: holder_of(setup, collisions, wait),
+                holder: collisions.holder_of(setup, wait),
                 row,
                 start_ns: wait.start_ns,
                 duration_ns: wait.duration_ns,
@@ -246,16 +211,7 @@ fn end_of(map: &CollisionMap) -> i64 {
 }
 
 /// Whether a walker's rows only go up (`Some(true)`), only down
-/// (`Some(false)`), or neither (`None`), over steps that change rows.
+/// (`Some(false)`), or neither (`None`).
 pub fn direction(line: &WalkerLine) -> Option<bool> {
-    let rows: Vec<usize> = line.steps.iter().map(|s| s.row).collect();
-    let moves: Vec<bool> = rows
-        .windows(2)
-        .filter(|p| p[0] != p[1])
-        .map(|p| p[1] > p[0])
-        .collect();
-    match moves.first() {
-        Some(&first) if moves.iter().all(|&m| m == first) => Some(first),
-        _ => None,
-    }
+    walk_direction(line.steps.iter().map(|s| s.range_start))
 }

@@ -6,6 +6,7 @@
 //! [`Verdict::Skip`] with the reason (e.g. "fentry is expected on x86_64
 //! only").
 
+mod collisions;
 mod mrelease;
 mod old_kernels;
 mod oom;
@@ -113,6 +114,10 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "reaper-time-covers-children",
         run: timing::parent_covers_children,
+    },
+    Check {
+        name: "collision-walkers",
+        run: collisions::walkers_and_waits,
     },
     Check {
         name: "probe-frames-named",

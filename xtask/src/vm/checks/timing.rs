@@ -19,11 +19,11 @@ const REAPER_WORK: &str = "__oom_reap_task_mm";
 const VICTIM_VMAS: u64 = 64;
 
 /// What a cell's kernel must show, read from the table row.
-struct Expect {
+pub(super) struct Expect {
     /// The mode every attached function must have; `None`: any.
     mode: Option<AttachMode>,
     /// Whether every timed function must attach.
-    must_attach: bool,
+    pub(super) must_attach: bool,
     /// Text each kprobe function's status must contain (the fentry refusal).
     fentry_refusal: Option<&'static str>,
     /// The per-VMA unmap function.
@@ -34,7 +34,7 @@ struct Expect {
     order: VmaOrderKind,
 }
 
-fn expect(ctx: &CellContext) -> Option<Expect> {
+pub(super) fn expect(ctx: &CellContext) -> Option<Expect> {
     let row = table::expectation(ctx.guest_release, ctx.arch)?;
     let (mode, must_attach, fentry_refusal) = match row.attach {
         Attach::All(mode) => (Some(mode), true, None),
@@ -52,7 +52,7 @@ fn expect(ctx: &CellContext) -> Option<Expect> {
     })
 }
 
-fn no_row(ctx: &CellContext) -> Verdict {
+pub(super) fn no_row(ctx: &CellContext) -> Verdict {
     Verdict::Fail(format!(
         "the matrix table has no row for {} on {}; add one to xtask/src/vm/table.rs",
         ctx.guest_release, ctx.arch
@@ -92,7 +92,7 @@ pub fn concept_symbols(ctx: &CellContext) -> Verdict {
 }
 
 /// `record/run.json`, decoded, or the verdict explaining why not.
-fn run_json(ctx: &CellContext) -> Result<Run, Verdict> {
+pub(super) fn run_json(ctx: &CellContext) -> Result<Run, Verdict> {
     if !ctx.reaper_ran {
         return Err(Verdict::Skip("reaper not run (--smoke)".into()));
     }
@@ -121,7 +121,7 @@ fn episodes(run: &Run) -> impl Iterator<Item = (usize, &Episode)> {
 /// paths are translated for the first time): the victim drops its mm before
 /// the call arrives and the call fails with ESRCH. Those episodes are named
 /// in the verdicts, never counted.
-fn reaped(run: &Run) -> (Vec<(usize, &Episode)>, Vec<String>) {
+pub(super) fn reaped(run: &Run) -> (Vec<(usize, &Episode)>, Vec<String>) {
     let (ok, lost): (Vec<_>, Vec<_>) = episodes(run).partition(|(_, e)| e.mrelease_succeeded());
     let lost = lost
         .into_iter()
@@ -817,6 +817,10 @@ mod tests {
                 ("reaper-time-covers-children", parent_covers_children(&c)),
                 ("probe-frames-named", probe_frames_named(&c)),
                 ("doctor-function-modes", doctor_agrees(&c)),
+                (
+                    "collision-walkers",
+                    super::super::collisions::walkers_and_waits(&c),
+                ),
             ] {
                 println!("{} {name}: {v:?}", out.display());
             }
