@@ -153,19 +153,23 @@ fn step_begin<A: Args>(
 }
 
 /// Logs a PTE-lock wait with the lock's last taker, and remembers where
-/// for the exit.
+/// for the exit. The taker is copied from its map value straight into the
+/// log: an `Option<LastTaker>` on the stack leaves its payload
+/// uninitialised when absent, and verifiers before 6.4 refuse any read of
+/// uninitialised stack (6.1 refused this kprobe: "invalid read from
+/// stack").
 #[inline(always)]
 fn wait_begin<A: Args>(args: &A, tid: u32, context: u32, depth: u32, now: u64) {
     let Some(lock) = args.arg_u64(0) else {
         return;
     };
-    // SAFETY: plain data copied out.
-    let taker = unsafe { FN_PTE_LAST_TAKER.get(&lock) }.copied();
+    let taker = FN_PTE_LAST_TAKER.get_ptr(&lock);
     let Some(log) = FN_PTE_WAIT_LOG.get_ptr_mut(0) else {
         return;
     };
     // SAFETY: this CPU's value; the slow path's programs do not nest on
-    // one CPU (the trampoline's recursion guard).
+    // one CPU (the trampoline's recursion guard). `taker` is a map value
+    // pointer (plain data).
     unsafe {
         let count = (*log).count;
         (*log).count = count + 1;
@@ -173,16 +177,23 @@ fn wait_begin<A: Args>(args: &A, tid: u32, context: u32, depth: u32, now: u64) {
             return;
         }
         let index = masked(count as usize, WAIT_MASK);
-        (*log).waits[index] = PteWait {
-            start_ns: now,
-            duration_ns: WAIT_OPEN,
-            lock,
-            holder: taker.unwrap_or_default(),
-            tid,
-            context,
-            found: u32::from(taker.is_some()),
-            _pad: 0,
-        };
+        let wait = &mut (*log).waits[index];
+        wait.start_ns = now;
+        wait.duration_ns = WAIT_OPEN;
+        wait.lock = lock;
+        wait.tid = tid;
+        wait.context = context;
+        wait._pad = 0;
+        match taker {
+            Some(taker) => {
+                wait.holder = *taker;
+                wait.found = 1;
+            }
+            None => {
+                wait.holder = LastTaker::default();
+                wait.found = 0;
+            }
+        }
         if let Some(open) = FN_PTE_OPEN_WAITS.get_ptr_mut(depth) {
             *open = OpenWait {
                 tid,
@@ -271,13 +282,18 @@ fn take<C: ExitArgs>(ctx: &C, tid: u32, context: u32, now: u64, only_if_known: b
     let Ok(lock) = (unsafe { bpf_probe_read_kernel(ptlp as *const u64) }) else {
         return;
     };
-    let taker = LastTaker {
+    // Every byte written before use (see `wait_begin`): the comm only
+    // where the helper filled it.
+    let mut taker = LastTaker {
         taken_ns: now,
         addr: ctx.exit_arg(PTE_LOCK_ADDR_ARG).unwrap_or(0),
         tid,
         context,
-        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        comm: [0; 16],
     };
+    if let Ok(comm) = bpf_get_current_comm() {
+        taker.comm = comm;
+    }
     if only_if_known {
         if let Some(known) = FN_PTE_LAST_TAKER.get_ptr_mut(&lock) {
             // SAFETY: a map value pointer; a torn read by a concurrent
