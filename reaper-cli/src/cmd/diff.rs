@@ -108,6 +108,9 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
             })?;
         let graphs = flames.files.len();
         let mut files = flames.files;
+        let maps = compare::collision::side_by_side(&pair.a, &pair.b, labels);
+        let map_count = maps.len();
+        files.extend(maps);
         files.extend(
             crate::report::pprof::encode_pair(&pair.a, &pair.b)
                 .map(|(name, bytes)| (name.to_owned(), bytes)),
@@ -117,6 +120,12 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
             "wrote {graphs} differential flame graphs to {}",
             dir.display()
         ));
+        if map_count > 0 {
+            crate::console::info(format_args!(
+                "wrote {map_count} side-by-side collision map(s) to {}",
+                dir.display()
+            ));
+        }
         for (name, side) in &flames.left_out {
             crate::console::info(format_args!(
                 "not drawn: {name} ({side} has no samples in this context)"

@@ -17,6 +17,7 @@
 
 pub mod calibration;
 pub mod clean;
+pub mod collision;
 pub mod comparable;
 pub mod design;
 pub mod diff;

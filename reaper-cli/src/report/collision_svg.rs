@@ -79,29 +79,66 @@ impl Scale {
 
 /// Renders one episode's map.
 pub fn render(run: &Run, map: &CollisionMap) -> String {
-    let scale = Scale {
-        end_ns: map.end_ns.max(1) as f64,
-        rows: map.rows.len().max(1),
-    };
     let mut out = String::new();
     let _ = writeln!(
         out,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
          viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"Verdana, sans-serif\" font-size=\"12\">"
     );
+    body(run, map, &mut out);
+    out.push_str("</svg>\n");
+    out
+}
+
+/// Two maps next to each other (`diff -o`): each side's own scales, under
+/// its label ("A: 6.1 forward"). Labels may come from run files: escaped.
+pub fn side_by_side(sides: [(&str, &Run, &CollisionMap); 2]) -> String {
+    const LABEL: f64 = 30.0;
+    let (width, height) = (2.0 * WIDTH, HEIGHT + LABEL);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         viewBox=\"0 0 {width} {height}\" font-family=\"Verdana, sans-serif\" font-size=\"12\">"
+    );
+    for (i, (label, run, map)) in sides.into_iter().enumerate() {
+        let x = i as f64 * WIDTH;
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.1}\" y=\"20\" text-anchor=\"middle\" font-size=\"16\" \
+             font-weight=\"bold\">{}</text>",
+            x + WIDTH / 2.0,
+            text(label)
+        );
+        let _ = writeln!(
+            out,
+            "<svg x=\"{x}\" y=\"{LABEL}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
+             viewBox=\"0 0 {WIDTH} {HEIGHT}\">"
+        );
+        body(run, map, &mut out);
+        out.push_str("</svg>\n");
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// Everything inside one map's `<svg>`.
+fn body(run: &Run, map: &CollisionMap, out: &mut String) {
+    let scale = Scale {
+        end_ns: map.end_ns.max(1) as f64,
+        rows: map.rows.len().max(1),
+    };
     let _ = writeln!(
         out,
         "<rect x=\"0\" y=\"0\" width=\"{WIDTH}\" height=\"{HEIGHT}\" fill=\"#ffffff\"/>"
     );
-    header(run, map, &mut out);
-    axes(map, &scale, &mut out);
+    header(run, map, out);
+    axes(map, &scale, out);
     for line in &map.walkers {
-        walker(line, &map.function, &scale, &mut out);
+        walker(line, &map.function, &scale, out);
     }
-    waits(map, &scale, &mut out);
-    legend(map, &mut out);
-    out.push_str("</svg>\n");
-    out
+    waits(map, &scale, out);
+    legend(map, out);
 }
 
 /// Title and the line under it.

@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 use reaper_common::{
     collision::{
-        LAST_TAKER_ENTRIES, LastTaker, OpenWait, PteWait, TAKER_UNTRACKED, WAIT_LOG_LEN, WAIT_OPEN,
+        LAST_TAKER_ENTRIES, LastTaker, OpenWait, TAKER_UNTRACKED, WAIT_LOG_LEN, WAIT_OPEN,
         WALKER_LOG_LEN, WaitLog, WalkerLog, WalkerStep,
     },
     context::CONTEXT_COUNT,
