@@ -98,46 +98,8 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
     };
     let d = compare::diff::diff(&pair.a, &pair.b, pair.notes, &opts);
     if let Some(dir) = &args.output {
-        // Checked, then everything rendered, before the first file is
-        // written: a failure leaves no half-written set.
-        let out = crate::output::OutputDir::create(dir)?;
         let labels = (d.header.a.label.as_str(), d.header.b.label.as_str());
-        let flames =
-            flame::render_all(&pair.a, &pair.b, labels, &opts.policy).with_context(|| {
-                format!("rendering differential flame graphs for {}", dir.display())
-            })?;
-        let graphs = flames.files.len();
-        let mut files = flames.files;
-        let maps = compare::collision::side_by_side(&pair.a, &pair.b, labels);
-        let map_count = maps.len();
-        files.extend(maps);
-        files.extend(
-            crate::report::pprof::encode_pair(&pair.a, &pair.b)
-                .map(|(name, bytes)| (name.to_owned(), bytes)),
-        );
-        let written = out.write_all(&files)?;
-        crate::console::info(format_args!(
-            "wrote {graphs} differential flame graphs to {}",
-            dir.display()
-        ));
-        if map_count > 0 {
-            crate::console::info(format_args!(
-                "wrote {map_count} side-by-side collision map(s) to {}",
-                dir.display()
-            ));
-        }
-        for (name, side) in &flames.left_out {
-            crate::console::info(format_args!(
-                "not drawn: {name} ({side} has no samples in this context)"
-            ));
-        }
-        if let [.., a, b] = written.as_slice() {
-            crate::console::info(format_args!(
-                "compare in pprof with: go tool pprof -diff_base {} {}",
-                a.display(),
-                b.display()
-            ));
-        }
+        write_outputs((&pair.a, &pair.b), labels, &opts.policy, dir)?;
     }
     if args.json {
         sayln!("{}", serde_json::to_string_pretty(&d)?);
@@ -145,4 +107,51 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
         say!("{}", text::render(&d));
     }
     Ok(0)
+}
+
+/// `diff -o`: the differential flame graphs, the side-by-side collision
+/// maps and a pprof pair, all rendered before the first file is written.
+fn write_outputs(
+    (a, b): (&compare::load::RunSet, &compare::load::RunSet),
+    labels: (&str, &str),
+    policy: &compare::clean::LossPolicy,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    // Checked, then everything rendered, before the first file is
+    // written: a failure leaves no half-written set.
+    let out = crate::output::OutputDir::create(dir)?;
+    let flames = flame::render_all(a, b, labels, policy)
+        .with_context(|| format!("rendering differential flame graphs for {}", dir.display()))?;
+    let graphs = flames.files.len();
+    let mut files = flames.files;
+    let maps = compare::collision::side_by_side(a, b, labels);
+    let map_count = maps.len();
+    files.extend(maps);
+    files.extend(
+        crate::report::pprof::encode_pair(a, b).map(|(name, bytes)| (name.to_owned(), bytes)),
+    );
+    let written = out.write_all(&files)?;
+    crate::console::info(format_args!(
+        "wrote {graphs} differential flame graphs to {}",
+        dir.display()
+    ));
+    if map_count > 0 {
+        crate::console::info(format_args!(
+            "wrote {map_count} side-by-side collision map(s) to {}",
+            dir.display()
+        ));
+    }
+    for (name, side) in &flames.left_out {
+        crate::console::info(format_args!(
+            "not drawn: {name} ({side} has no samples in this context)"
+        ));
+    }
+    if let [.., a, b] = written.as_slice() {
+        crate::console::info(format_args!(
+            "compare in pprof with: go tool pprof -diff_base {} {}",
+            a.display(),
+            b.display()
+        ));
+    }
+    Ok(())
 }
