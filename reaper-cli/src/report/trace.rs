@@ -22,6 +22,10 @@
 //!   ends at `mmap:exit_mmap`, which fires at the end of `exit_mmap()`).
 //! - a counter track of the victim's resident memory (`RSS victim[pid]`,
 //!   bytes) from `kmem:rss_stat` (`Episode::reclaim`), where it attached;
+//! - with `record --exact-locks` (issue 25), a counter track per walker
+//!   of the address range it is tearing down, each PTE-lock wait as a span
+//!   on its waiter's thread, and a flow to it from a "PTE lock holder"
+//!   span on the holder's thread ([`collision`]);
 //! - The heaviest functions of each context (by total time, at most
 //!   [`MAX_FUNCTIONS`], with the count of those left out) are also attached
 //!   as arguments to that context's span, where Perfetto shows them on click.
@@ -77,6 +81,12 @@ pub enum Phase {
     /// A counter sample (a process-scoped counter track).
     #[serde(rename = "C")]
     Counter,
+    /// A flow's start, bound to the enclosing slice on its thread.
+    #[serde(rename = "s")]
+    FlowStart,
+    /// A flow's end, bound to the slice that starts at it (`bp: "e"`).
+    #[serde(rename = "f")]
+    FlowEnd,
 }
 
 /// One trace event.
@@ -103,6 +113,12 @@ pub struct TraceEvent {
     /// Arguments shown on click.
     #[serde(skip_serializing_if = "Value::is_null")]
     pub args: Value,
+    /// A flow's id (its start and end share it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// A flow end's binding point ("e": the enclosing slice).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bp: Option<&'static str>,
 }
 
 /// The whole file.
@@ -141,6 +157,7 @@ pub fn trace(run: &Run) -> Trace {
             events: &mut events,
             origin_ns: earliest,
             episode,
+            pte_holders: run.recording.pte_holders.as_ref(),
         }
         .draw();
     }
@@ -168,6 +185,8 @@ struct Episodes<'a> {
     events: &'a mut Vec<TraceEvent>,
     origin_ns: i64,
     episode: &'a Episode,
+    /// How the run logged PTE-lock waits (`None`: it did not).
+    pte_holders: Option<&'a crate::model::PteHolderSetup>,
 }
 
 impl Episodes<'_> {
@@ -216,6 +235,8 @@ impl Episodes<'_> {
             tid,
             s: (ph == Phase::Instant).then_some("t"),
             args,
+            id: None,
+            bp: None,
         };
         self.events.push(event);
     }
@@ -258,6 +279,7 @@ impl Episodes<'_> {
         self.spans();
         self.function_calls();
         self.rss_track();
+        self.collision_tracks(self.pte_holders);
     }
 
     /// The victim's resident memory over time, as a counter track of its
@@ -473,5 +495,6 @@ impl Episodes<'_> {
     }
 }
 
+mod collision;
 #[cfg(test)]
 mod tests;

@@ -61,6 +61,10 @@ fn checked(run: &Run) -> Vec<Value> {
                 let args = event["args"].as_object().expect("counter args");
                 assert!(args.values().all(Value::is_number), "{event}");
             }
+            "s" | "f" => {
+                assert!(event["id"].is_u64(), "{event}");
+                assert_eq!(event["bp"].as_str() == Some("e"), ph == "f", "{event}");
+            }
             other => panic!("unexpected phase {other}: {event}"),
         }
     }
@@ -346,5 +350,50 @@ fn each_victim_has_an_rss_counter_track() {
         assert!(samples.iter().all(|e| e["pid"] == episode.index + 1));
         assert_eq!(samples[0]["args"][RSS_COUNTER_ARG], 1u64 << 30);
         assert_eq!(samples[1]["args"][RSS_COUNTER_ARG], 0);
+    }
+}
+
+/// Issue 25 in Perfetto: a counter per walker through its kept steps, a
+/// span per PTE-lock wait on the waiter's thread, and a flow to each from a
+/// holder span on the holder's thread, starting no later than the wait;
+/// on 6.1 (inline PTE lock) holders come from the other walker's step.
+#[test]
+fn collision_runs_have_walker_counters_wait_spans_and_flows_from_holders() {
+    use super::collision::{SPAN_PTE_HOLDER, SPAN_PTE_WAIT, WALKER_COUNTER};
+    for name in ["7.2-collisions", "6.1-collisions"] {
+        let run = fixture(&format!("report/{name}.run.json"));
+        let events = checked(&run);
+        let waits: usize = run
+            .episodes
+            .iter()
+            .filter_map(|e| e.function_timing.as_ref()?.collisions.as_ref())
+            .map(|c| c.waits.iter().filter(|w| w.duration_ns.is_some()).count())
+            .sum();
+        assert!(waits > 0, "{name}");
+        assert_eq!(spans(&events, SPAN_PTE_WAIT).len(), waits, "{name}");
+        let holders = spans(&events, SPAN_PTE_HOLDER);
+        assert_eq!(holders.len(), waits, "{name}: every wait has a holder here");
+        let counters: std::collections::BTreeSet<&str> = events
+            .iter()
+            .filter(|e| e["ph"] == "C" && e["cat"] == "collision")
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        let expected = [
+            format!("{WALKER_COUNTER}: mrelease caller"),
+            format!("{WALKER_COUNTER}: victim exit"),
+        ];
+        assert_eq!(
+            counters.into_iter().collect::<Vec<_>>(),
+            expected.iter().map(String::as_str).collect::<Vec<_>>(),
+            "{name}"
+        );
+        let flows = |ph: &str| -> Vec<&Value> { events.iter().filter(|e| e["ph"] == ph).collect() };
+        let (starts, ends) = (flows("s"), flows("f"));
+        assert_eq!((starts.len(), ends.len()), (waits, waits), "{name}");
+        for (s, f) in starts.iter().zip(&ends) {
+            assert_eq!(s["id"], f["id"], "{name}");
+            assert!(s["ts"].as_f64() <= f["ts"].as_f64(), "{name}: {s} {f}");
+            assert_ne!(s["tid"], f["tid"], "{name}: a holder is another thread");
+        }
     }
 }
