@@ -143,7 +143,10 @@ pub struct RecordArgs {
     /// contended acquisition, pending-bit spins included), the slow path's
     /// row, and lock waits on kernels without lock:contention_*. Where the
     /// PTE lock is inline (6.1, 5.x) it also times the per-batch functions,
-    /// which tell the walk's PTE-lock waits from the batch freeing's. Off by
+    /// which tell the walk's PTE-lock waits from the batch freeing's. It also
+    /// logs each walker's per-VMA steps and each PTE-lock wait with its
+    /// holder: the waiter × holder table, the collision maps
+    /// (collision_map_episode_N.svg) and their trace tracks. Off by
     /// default: both probes' exits run inside the lock's critical section
     /// and lengthen the waits they time; sampling measures the PTE-lock
     /// wait without that.
@@ -156,11 +159,12 @@ pub struct RecordArgs {
     /// emulator such as qemu TCG must first translate) is not in episode 1.
     #[arg(long)]
     pub no_warmup: bool,
-    /// Name every task that last took a PTE lock a tracked walker took
-    /// before, not only the tracked walkers (the waiter × holder table's
-    /// "other: comm" holders). Off by default: it adds a hash lookup to
-    /// every task's PTE-lock call on the machine, page faults included.
-    #[arg(long)]
+    /// With --exact-locks: name every task that last took a PTE lock a
+    /// tracked walker took before, not only the tracked walkers (the waiter
+    /// × holder table's "other: comm" holders). Off by default: it adds a
+    /// hash lookup to every task's PTE-lock call on the machine, page faults
+    /// included.
+    #[arg(long, requires = "exact_locks")]
     pub pte_holders_all: bool,
 }
 
@@ -468,4 +472,34 @@ pub fn run(args: &RecordArgs, verbose: u8, quiet: bool) -> anyhow::Result<i32> {
     } else {
         crate::exit::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::RecordArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RecordArgs,
+    }
+
+    /// `--pte-holders-all` changes what `--exact-locks` logs; alone it would
+    /// do nothing, so it is refused rather than silently ignored.
+    #[test]
+    fn pte_holders_all_needs_exact_locks() {
+        let alone = Cli::try_parse_from(["reaper", "--victim", "64M", "--pte-holders-all"]);
+        let err = alone.err().expect("refused").to_string();
+        assert!(err.contains("--exact-locks"), "{err}");
+        let both = Cli::try_parse_from([
+            "reaper",
+            "--victim",
+            "64M",
+            "--exact-locks",
+            "--pte-holders-all",
+        ]);
+        assert!(both.unwrap().args.pte_holders_all);
+    }
 }
