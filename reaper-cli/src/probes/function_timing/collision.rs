@@ -41,6 +41,19 @@ pub fn setup(config: &CollisionConfig, ladder: &LadderReport) -> PteHolderSetup 
             .find(|f| f.function.slot == slot)
             .map(|f| (f.function.symbol.as_str(), f.mode))
     };
+    // "no function probe attached to F (the kernel's answer)".
+    let refused = |symbol: &str| {
+        let answer = ladder
+            .functions
+            .iter()
+            .find(|f| f.function.symbol == symbol)
+            .map(|f| f.status.to_string())
+            .filter(|s| !s.is_empty());
+        match answer {
+            Some(answer) => format!("no function probe attached to {symbol} ({answer})"),
+            None => format!("no function probe attached to {symbol}"),
+        }
+    };
     let waits_off = if let Some(why) = &ladder.disabled {
         Some(why.clone())
     } else if let Some(why) = slow_path_left_to_sampling(ladder) {
@@ -54,7 +67,7 @@ pub fn setup(config: &CollisionConfig, ladder: &LadderReport) -> PteHolderSetup 
             .into_iter()
             .find_map(|slot| match mode(slot) {
                 Some((_, AttachMode::Fentry | AttachMode::Kprobe)) => None,
-                Some((symbol, _)) => Some(format!("no function probe attached to {symbol}")),
+                Some((symbol, _)) => Some(refused(symbol)),
                 None => Some(format!("no function probe in slot {slot}")),
             })
     };
@@ -68,7 +81,7 @@ pub fn setup(config: &CollisionConfig, ladder: &LadderReport) -> PteHolderSetup 
         Some((symbol, AttachMode::Kprobe)) => Some(format!(
             "{symbol} is probed with a kretprobe, which cannot read the lock it returns"
         )),
-        Some((symbol, _)) => Some(format!("no function probe attached to {symbol}")),
+        Some((symbol, _)) => Some(refused(symbol)),
     };
     PteHolderSetup {
         waits_off,
