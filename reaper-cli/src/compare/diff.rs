@@ -17,8 +17,8 @@ use super::quantity::comparison;
 use super::runlevel::group;
 
 pub use reaper_model::output::diff::{
-    ContextTable, Diff, Exact, ExactRow, FunctionRow, Header, MetricRow, ScopeUsage, SideInfo,
-    StackLossSummary,
+    CollisionDiff, CollisionDiffRow, ContextTable, Diff, Exact, ExactRow, FunctionRow, Header,
+    MetricRow, ScopeUsage, SideInfo, Sides, StackLossSummary,
 };
 
 /// Rows of each per-context function table beyond the catalog concepts.
@@ -430,6 +430,7 @@ pub fn diff(a: &RunSet, b: &RunSet, notes: Vec<String>, opts: &DiffOptions) -> D
         ),
         exact: exact_section(a, b, &opts.policy),
         contexts: context_tables(a, b, opts.top, &opts.policy),
+        collisions: super::collision::diff_table(a, b),
     }
 }
 

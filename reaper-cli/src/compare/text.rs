@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::clean::LossPolicy;
-use super::diff::{ContextTable, Diff, Exact, MetricRow, SideInfo};
+use super::diff::{CollisionDiff, ContextTable, Diff, Exact, MetricRow, SideInfo};
 use super::metrics::Part;
 use super::quantity::{
     Comparison, Coverages, DIFF_ALPHA, MIN_RUNS_FOR_TEST, Side, p_text, significance,
@@ -415,6 +415,49 @@ fn exact(e: &Exact, policy: &LossPolicy, out: &mut String) {
     notes.render(out);
 }
 
+/// The waiter × holder tables of both sides (means, no test: the cells
+/// are sparse counts; the exact PTE-lock row above carries the statistics).
+fn collisions(c: &CollisionDiff, out: &mut String) {
+    let title = "PTE-lock waits by waiter × holder, mean per episode";
+    let _ = writeln!(
+        out,
+        "{title} (A: {} episodes, B: {}):",
+        c.episodes.a, c.episodes.b
+    );
+    for why in &c.not_measured {
+        let _ = writeln!(out, "  not measured on {why}");
+    }
+    if c.rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "  no PTE-lock wait of a tracked context on either side"
+        );
+        return;
+    }
+    let rows: Vec<Vec<String>> = c
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.waiter.name().to_owned(),
+                crate::report::text::holder_name(&r.holder),
+                format!("{:.1}", r.waits.a),
+                format!("{:.2}", r.total_ms.a),
+                format!("{:.1}", r.waits.b),
+                format!("{:.2}", r.total_ms.b),
+                signed_ms(r.total_ms.b - r.total_ms.a),
+            ]
+        })
+        .collect();
+    plain_table(
+        &[
+            "Waiter", "Holder", "A waits", "A ms", "B waits", "B ms", "Delta ms",
+        ],
+        &rows,
+        out,
+    );
+}
+
 fn context(t: &ContextTable, policy: &LossPolicy, out: &mut String) {
     let _ = writeln!(
         out,
@@ -463,6 +506,10 @@ pub fn render(d: &Diff) -> String {
     summary(d, &mut out);
     out.push('\n');
     exact(&d.exact, &d.header.policy, &mut out);
+    if let Some(c) = &d.collisions {
+        out.push('\n');
+        collisions(c, &mut out);
+    }
     for t in &d.contexts {
         out.push('\n');
         context(t, &d.header.policy, &mut out);

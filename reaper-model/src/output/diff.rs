@@ -8,6 +8,7 @@ use super::clean::{Coverage, LossPolicy, Scope};
 use super::design::DesignCheck;
 use super::metrics::{Part, Row};
 use super::quantity::{Comparison, Coverages};
+use super::report::Holder;
 use crate::{ConceptId, Context};
 
 /// Everything `reaper diff` prints.
@@ -24,6 +25,44 @@ pub struct Diff {
     pub exact: Exact,
     /// Per-context sampled period tables.
     pub contexts: Vec<ContextTable>,
+    /// PTE-lock waits by waiter × holder on both sides (issue 25); absent
+    /// when neither side's runs logged them (recorded before reaper did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collisions: Option<CollisionDiff>,
+}
+
+/// The waiter × holder tables of both sides, as means per episode.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CollisionDiff {
+    /// Why a side has no table, per side ("A: ..."), when one has none.
+    pub not_measured: Vec<String>,
+    /// Episodes with a table on each side (the means' denominators).
+    pub episodes: Sides<usize>,
+    /// (waiter, holder) cells present on either side, largest mean wait
+    /// on either side first.
+    pub rows: Vec<CollisionDiffRow>,
+}
+
+/// One (waiter, holder) cell on both sides.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CollisionDiffRow {
+    /// Who waited.
+    pub waiter: Context,
+    /// Who held the lock.
+    pub holder: Holder,
+    /// Mean waits per episode on each side.
+    pub waits: Sides<f64>,
+    /// Mean total wait per episode on each side, ms.
+    pub total_ms: Sides<f64>,
+}
+
+/// One value per side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Sides<T> {
+    /// A's.
+    pub a: T,
+    /// B's.
+    pub b: T,
 }
 
 /// What one side is.
