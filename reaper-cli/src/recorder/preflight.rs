@@ -84,6 +84,17 @@ mod tests {
         Cli::parse_from(argv).record.settings(0, false).unwrap()
     }
 
+    /// Regression: the scenario said "victim victim 1G,..." (the victim's
+    /// description already names it).
+    #[test]
+    fn a_victims_scenario_names_it_once() {
+        let scenario = super::super::scenario::scenario_of(&settings(&["--victim", "64M"]));
+        assert_eq!(
+            scenario.description,
+            "victim 64M,vmas=64,threads=4 + process_mrelease"
+        );
+    }
+
     #[test]
     fn a_missing_mrelease_refuses_the_default_mode_and_names_what_works() {
         let mut s = settings(&["--victim", "256M"]);

@@ -35,7 +35,9 @@ pub(super) fn scenario_of(settings: &RecordSettings) -> Scenario {
 }
 
 /// A target reaper kills itself (a synthetic victim, `spec`, or `--pid`),
-/// racing process_mrelease unless it is off; `what` names it.
+/// racing process_mrelease unless it is off; `what` names it ("victim
+/// 1G,vmas=64,threads=4", "pid 812"; once: runs recorded before 2026-12-05
+/// say "victim victim ...").
 fn killed_by_reaper(
     settings: &RecordSettings,
     kind: ScenarioKind,
@@ -49,10 +51,7 @@ fn killed_by_reaper(
     };
     Scenario {
         kind,
-        description: format!(
-            "{}{what}{reaper}",
-            if spec.is_some() { "victim " } else { "" }
-        ),
+        description: format!("{what}{reaper}"),
         victim_bytes: spec.map(|s| s.bytes),
         vmas: spec.map(|s| s.vmas),
         threads: spec.map(|s| s.threads),
