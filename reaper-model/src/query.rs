@@ -4,7 +4,7 @@
 
 use crate::{
     AttachMode, CallEdge, ConceptId, ContextProfile, Episode, FunctionProbe, FunctionTime,
-    FunctionTiming, ProbeOutcome, ProbeUse, Run, VmaOrderSeen,
+    FunctionTiming, ProbeOutcome, ProbeUse, Run, Scenario, VmaOrderSeen,
 };
 
 pub use crate::Context;
@@ -39,6 +39,20 @@ macro_rules! in_context {
     )*};
 }
 in_context!(ContextProfile, FunctionTime, CallEdge, VmaOrderSeen);
+
+impl Scenario {
+    /// The description as comparisons name it: runs recorded before
+    /// 2026-12-05 said "victim victim 1G,..." for a synthetic victim, read
+    /// here as the "victim 1G,..." later runs say, so an old baseline and a
+    /// new candidate of the same scenario do not differ by a typo.
+    pub fn label(&self) -> &str {
+        let d = self.description.as_str();
+        match d.strip_prefix("victim ") {
+            Some(rest) if rest.starts_with("victim ") => rest,
+            _ => d,
+        }
+    }
+}
 
 impl ProbeUse {
     /// Whether the probe group attached.
@@ -171,6 +185,25 @@ mod tests {
             reverse_steps: 63,
             addresses: Vec::new(),
         }
+    }
+
+    #[test]
+    fn an_old_runs_doubled_victim_reads_as_a_new_runs() {
+        let scenario = |description: &str| Scenario {
+            kind: crate::ScenarioKind::Victim,
+            description: description.into(),
+            victim_bytes: None,
+            vmas: None,
+            threads: None,
+            mrelease: true,
+            mrelease_unavailable: None,
+            runs: 1,
+        };
+        let old = scenario("victim victim 1G,vmas=64,threads=4 + process_mrelease");
+        let new = scenario("victim 1G,vmas=64,threads=4 + process_mrelease");
+        assert_eq!(old.label(), new.label());
+        assert_eq!(new.label(), new.description);
+        assert_eq!(scenario("pid 812").label(), "pid 812");
     }
 
     #[test]

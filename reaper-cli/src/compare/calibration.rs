@@ -186,7 +186,7 @@ pub fn estimate(sets: &[RunSet], policy: &LossPolicy) -> Result<Calibration, Cal
         sets: sets.len(),
         runs,
         kernels: distinct(&|r| r.host.kernel_release.clone()),
-        scenarios: distinct(&|r| r.recording.scenario.description.clone()),
+        scenarios: distinct(&|r| r.recording.scenario.label().to_owned()),
         metrics,
     })
 }

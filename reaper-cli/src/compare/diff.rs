@@ -130,7 +130,7 @@ fn side_info(set: &RunSet, label: Option<&str>, policy: &LossPolicy) -> SideInfo
         archs: set.distinct(|r| r.host.arch.clone()),
         cpus: set.distinct(|r| r.host.cpus.to_string()),
         freqs: set.distinct(|r| format!("{} Hz", r.recording.freq_hz)),
-        scenarios: set.distinct(|r| r.recording.scenario.description.clone()),
+        scenarios: set.distinct(|r| r.recording.scenario.label().to_owned()),
         victim_sizes: set
             .distinct(|r: &Run| victim_bytes(r).map_or("unknown".to_owned(), format_bytes)),
         tools: set.distinct(|r| format!("{} {}", r.tool.name, r.tool.version)),

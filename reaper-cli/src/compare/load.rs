@@ -322,7 +322,7 @@ impl RunSet {
     pub fn default_label(&self) -> String {
         let kernels = self.distinct(|r| r.host.kernel_release.clone()).join(", ");
         let scenarios = self
-            .distinct(|r| r.recording.scenario.description.clone())
+            .distinct(|r| r.recording.scenario.label().to_owned())
             .join(", ");
         format!("{kernels} {scenarios}")
     }
