@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 
 use crate::model::Context;
+use crate::model::output::diff::{CollisionDiff, CollisionDiffRow, Sides};
 use crate::report::model::Holder;
 use crate::report::{collision, collision_map, collision_svg};
 
-use super::diff::{CollisionDiff, CollisionDiffRow, Sides};
 use super::load::RunSet;
 
 /// One side's cells summed over its episodes with a table: (waits, ns).
