@@ -10,6 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::model::{Collisions, PteHolderSetup, PteWaitSeen, Run};
 
 use super::model::{CollisionReport, EpisodeCollisions, Holder, HolderRow, HolderSource};
+use super::pte_lock::PteLockKind;
+
+/// Why PREEMPT_RT runs have no table.
+pub const RT_NOT_LOGGED: &str = "PREEMPT_RT: the PTE lock sleeps in rt_spin_lock, which the \
+     wait log does not watch (it logs the spin slow path's calls)";
 
 /// The table, or `None` for runs recorded before reaper logged the waits.
 pub fn build(run: &Run) -> Option<CollisionReport> {
@@ -19,8 +24,11 @@ pub fn build(run: &Run) -> Option<CollisionReport> {
     } else {
         HolderSource::LastTaker
     };
+    // On PREEMPT_RT the PTE lock sleeps in rt_spin_lock: the spin slow path
+    // the log watches sees none of its waits, so an empty table would lie.
+    let rt = (PteLockKind::of(run) == PteLockKind::Sleeping).then(|| RT_NOT_LOGGED.to_owned());
     let mut report = CollisionReport {
-        not_measured: setup.waits_off.clone(),
+        not_measured: setup.waits_off.clone().or(rt),
         named_by,
         last_taker_off: setup.last_taker_off.clone(),
         episodes: Vec::new(),

@@ -85,7 +85,11 @@ pub fn build(run: &Run) -> Vec<CollisionMap> {
     let Some(setup) = run.recording.pte_holders.as_ref() else {
         return Vec::new();
     };
-    if setup.waits_off.is_some() {
+    // The table says why (PREEMPT_RT included): a map without its waits
+    // would draw none where there were some.
+    if setup.waits_off.is_some()
+        || super::collision::build(run).is_none_or(|t| t.not_measured.is_some())
+    {
         return Vec::new();
     }
     run.episodes

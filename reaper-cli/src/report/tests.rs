@@ -1218,3 +1218,15 @@ fn assert_svg_parses(svg: &str, name: &str) {
     }
     assert_eq!(depth, 0, "{name}: unbalanced");
 }
+
+/// On PREEMPT_RT the PTE lock sleeps in rt_spin_lock, which the wait log
+/// does not watch: the table says so instead of "no wait", and no map is
+/// drawn without its waits.
+#[test]
+fn collision_table_and_maps_are_not_measured_on_preempt_rt() {
+    let mut run = fixture("7.2-collisions");
+    run.host.preempt_rt = Some(crate::model::RtEvidence::UnameVersion);
+    let table = super::collision::build(&run).unwrap();
+    assert!(table.not_measured.unwrap().starts_with("PREEMPT_RT"));
+    assert!(super::collision_map::build(&run).is_empty());
+}
