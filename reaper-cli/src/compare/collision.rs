@@ -182,23 +182,6 @@ mod tests {
         }
         assert!(side_by_side(&a, &set("6.18-mrelease"), ("a", "b")).is_empty());
     }
-}
-
-#[cfg(test)]
-mod table_tests {
-    use super::*;
-    use crate::compare::load::LoadedRun;
-
-    fn set(name: &str) -> RunSet {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/report")
-            .join(format!("{name}.run.json"));
-        let run = crate::report::load::load_run(&path).unwrap();
-        RunSet {
-            path: path.clone(),
-            runs: vec![LoadedRun { path, run }],
-        }
-    }
 
     /// The real 6.1 (forward) and 7.2 (reverse) runs: means per episode of
     /// each side's table, largest first; a side recorded before the logs

@@ -440,7 +440,7 @@ fn collisions(c: &CollisionDiff, out: &mut String) {
         .map(|r| {
             vec![
                 r.waiter.name().to_owned(),
-                crate::report::text::holder_name(&r.holder),
+                r.holder.name(),
                 format!("{:.1}", r.waits.a),
                 format!("{:.2}", r.total_ms.a),
                 format!("{:.1}", r.waits.b),

@@ -16,6 +16,16 @@ use super::pte_lock::PteLockKind;
 pub const RT_NOT_LOGGED: &str = "PREEMPT_RT: the PTE lock sleeps in rt_spin_lock, which the \
      wait log does not watch (it logs the spin slow path's calls)";
 
+/// Why a run that set the logs up has no table: the recording's reason,
+/// or PREEMPT_RT, where the PTE lock sleeps in rt_spin_lock, which the
+/// spin-slow-path log does not watch (an empty table would lie). The map
+/// ([`super::collision_map`]) is drawn only when this is `None`.
+pub fn why_not_measured(run: &Run, setup: &PteHolderSetup) -> Option<String> {
+    setup.waits_off.clone().or_else(|| {
+        (PteLockKind::of(run) == PteLockKind::Sleeping).then(|| RT_NOT_LOGGED.to_owned())
+    })
+}
+
 /// The table, or `None` for runs recorded before reaper logged the waits.
 pub fn build(run: &Run) -> Option<CollisionReport> {
     let setup = run.recording.pte_holders.as_ref()?;
@@ -24,11 +34,8 @@ pub fn build(run: &Run) -> Option<CollisionReport> {
     } else {
         HolderSource::LastTaker
     };
-    // On PREEMPT_RT the PTE lock sleeps in rt_spin_lock: the spin slow path
-    // the log watches sees none of its waits, so an empty table would lie.
-    let rt = (PteLockKind::of(run) == PteLockKind::Sleeping).then(|| RT_NOT_LOGGED.to_owned());
     let mut report = CollisionReport {
-        not_measured: setup.waits_off.clone().or(rt),
+        not_measured: why_not_measured(run, setup),
         named_by,
         last_taker_off: setup.last_taker_off.clone(),
         episodes: Vec::new(),

@@ -87,9 +87,7 @@ pub fn build(run: &Run) -> Vec<CollisionMap> {
     };
     // The table says why (PREEMPT_RT included): a map without its waits
     // would draw none where there were some.
-    if setup.waits_off.is_some()
-        || super::collision::build(run).is_none_or(|t| t.not_measured.is_some())
-    {
+    if super::collision::why_not_measured(run, setup).is_some() {
         return Vec::new();
     }
     run.episodes

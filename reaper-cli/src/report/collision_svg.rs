@@ -39,16 +39,6 @@ fn colour(context: Context) -> &'static str {
     WALKER_COLOURS[i % WALKER_COLOURS.len()]
 }
 
-/// A holder as the map names it: a context by its label, another task by
-/// its comm (run-file text, escaped where written).
-fn holder_label(holder: &Holder) -> String {
-    match holder {
-        Holder::Context(context) => context.label().to_owned(),
-        Holder::Other(comm) => format!("other: {comm}"),
-        Holder::Unknown => "unknown".to_owned(),
-    }
-}
-
 /// A holder's fill.
 fn holder_colour(holder: &Holder) -> &'static str {
     match holder {
@@ -320,7 +310,7 @@ fn waits(map: &CollisionMap, scale: &Scale, out: &mut String) {
              fill-opacity=\"0.75\" stroke=\"{}\" stroke-width=\"2\"/></g>",
             w.waiter.label(),
             ms_label(w.start_ns.max(0)),
-            text(&holder_label(&w.holder)),
+            text(&w.holder.label()),
             holder_colour(&w.holder),
             colour(w.waiter)
         );
@@ -378,7 +368,7 @@ fn legend(map: &CollisionMap, out: &mut String) {
         line(
             out,
             Some(holder_colour(h)),
-            &format!("held by {}: {n}", holder_label(h)),
+            &format!("held by {}: {n}", h.label()),
         );
     }
     if map.unplaced_waits > 0 {

@@ -3,17 +3,8 @@
 use std::fmt::Write;
 
 use crate::duration::{self, Precision};
-use crate::report::model::{CollisionReport, EpisodeCollisions, Holder, HolderRow, HolderSource};
+use crate::report::model::{CollisionReport, EpisodeCollisions, HolderRow, HolderSource};
 use crate::text_width::{pad_right, width};
-
-/// The holder column's text.
-pub fn holder_name(holder: &Holder) -> String {
-    match holder {
-        Holder::Context(context) => context.name().to_owned(),
-        Holder::Other(comm) => format!("other: {comm}"),
-        Holder::Unknown => "unknown".to_owned(),
-    }
-}
 
 /// Renders the table per episode and summed, or why it is not measured.
 pub fn render(t: &CollisionReport) -> String {
@@ -44,7 +35,7 @@ pub fn render(t: &CollisionReport) -> String {
         .collect::<Vec<_>>();
     let holder_width = all_rows
         .iter()
-        .map(|r| width(&holder_name(&r.holder)))
+        .map(|r| width(&r.holder.name()))
         .chain([width("Holder")])
         .max()
         .unwrap_or(0);
@@ -107,7 +98,7 @@ fn rows(rows: &[HolderRow], holder_width: usize, out: &mut String) {
             out,
             "    {}  {}  {:>6}  {:>10}  {:>10}  {:>5}",
             pad_right(r.waiter.name(), waiter_width),
-            pad_right(&holder_name(&r.holder), holder_width),
+            pad_right(&r.holder.name(), holder_width),
             r.count,
             ms(r.total_ns),
             ms(r.max_ns),

@@ -12,7 +12,6 @@ mod notes;
 mod program_cost;
 mod summary;
 
-pub(crate) use collision::holder_name;
 #[cfg(test)]
 pub(crate) use collision::render as render_collisions;
 pub(crate) use notes::Notes;

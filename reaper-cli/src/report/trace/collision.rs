@@ -66,11 +66,7 @@ impl Episodes<'_> {
         };
         let holder = collisions.holder_of(setup, wait);
         let holder_thread = holder_thread(setup, collisions, wait, &holder);
-        let holder_name = match &holder {
-            Holder::Context(c) => c.name().to_owned(),
-            Holder::Other(comm) => format!("other: {comm}"),
-            Holder::Unknown => "unknown".to_owned(),
-        };
+        let holder_name = holder.name();
         let end = wait.start_ns + i64::try_from(duration).unwrap_or(i64::MAX);
         self.push_in(
             CAT_COLLISION,

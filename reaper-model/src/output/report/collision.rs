@@ -72,6 +72,26 @@ pub enum Holder {
     Unknown,
 }
 
+impl Holder {
+    /// As tables, JSON readers and checks name it: a context's name
+    /// (`victim_exit`), `other: <comm>` or `unknown`.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Context(context) => context.name().to_owned(),
+            Self::Other(comm) => format!("other: {comm}"),
+            Self::Unknown => "unknown".to_owned(),
+        }
+    }
+
+    /// The same with a context's label (`victim exit`), for pictures.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Context(context) => context.label().to_owned(),
+            other => other.name(),
+        }
+    }
+}
+
 /// Waits of one waiter context on locks one holder held.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HolderRow {
