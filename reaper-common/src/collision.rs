@@ -22,6 +22,13 @@
 //! calls are also what the summary's "PTE-lock wait, exact" row sums, so
 //! the waiter × holder table adds up to it.
 //!
+//! On PREEMPT_RT the PTE lock is a sleeping `rt_spin_lock`, whose waits
+//! never reach the spin slow path; there the waits come from
+//! `lock:contention_begin/end` instead (`reaper-ebpf/src/probes/rt_owner.rs`,
+//! configured by [`RtOwnerConfig`]), and the holder is the lock's owner,
+//! which the kernel keeps in the `rt_mutex_base` and reaper reads at the
+//! wait's start: no last-taker guess.
+//!
 //! Userspace names the holder: the last taker when one was recorded and is
 //! not the waiter itself, else (6.1, where the PTE lock is inline, and
 //! kprobe mode, whose kretprobe cannot read `*ptlp`) the other tracked
@@ -191,4 +198,99 @@ pub struct OpenWait {
 }
 const _: () = assert!(core::mem::size_of::<OpenWait>() == 8);
 
-crate::user_pod!(WalkerStep, WalkerLog, LastTaker, PteWait, WaitLog, OpenWait);
+/// Map: open PREEMPT_RT PTE-lock waits, by (thread, lock)
+/// (`crate::lock_wait::PendingWaitKey` → [`PteWait`]); the wait joins this
+/// CPU's [`WaitLog`] when it ends (the waiter may have slept and moved).
+pub const MAP_RT_PTE_WAITS: &str = "RT_PTE_WAITS";
+/// Open PREEMPT_RT PTE-lock waits at once: one per tracked thread is the
+/// most a teardown has.
+pub const RT_PTE_WAITS_ENTRIES: u32 = 256;
+/// Loader global: the [`RtOwnerConfig`].
+pub const GLOBAL_RT_OWNERS: &str = "RT_OWNERS";
+/// Functions whose direct `rt_spin_lock` calls take a PTE lock, at most.
+pub const RT_PTE_CALLERS: usize = 4;
+/// Kernel frames searched for `rt_spin_lock` called by a PTE-lock caller
+/// at `contention_begin` (rtlock_slowlock_locked, rt_spin_lock, the
+/// caller, and room for a trampoline).
+pub const RT_STACK_FRAMES: usize = 8;
+
+/// Where the PREEMPT_RT owner of a PTE lock is, set by the loader from the
+/// kernel's BTF and kallsyms; `owner_offset` 0 switches it off (the owner
+/// never comes first: `wait_lock` does).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RtOwnerConfig {
+    /// `offsetof(struct rt_mutex_base, owner)`; `spinlock_t` starts with
+    /// its `rt_mutex_base` on PREEMPT_RT. Bit 0 of the owner word is
+    /// `RT_MUTEX_HAS_WAITERS`.
+    pub owner_offset: u32,
+    /// `offsetof(struct task_struct, pid)`.
+    pub task_pid_offset: u32,
+    /// `offsetof(struct task_struct, tgid)`.
+    pub task_tgid_offset: u32,
+    /// `offsetof(struct task_struct, comm)`.
+    pub task_comm_offset: u32,
+    /// `[start, end)` of `rt_spin_lock`.
+    pub rt_spin_lock: [u64; 2],
+    /// `[start, end)` of each function whose `rt_spin_lock` call takes a
+    /// PTE lock (`pte_offset_map_lock` and kin per kernel); `[0, 0]`
+    /// unused.
+    pub pte_callers: [[u64; 2]; RT_PTE_CALLERS],
+}
+const _: () = assert!(core::mem::size_of::<RtOwnerConfig>() == 16 + 16 + 16 * RT_PTE_CALLERS);
+
+impl RtOwnerConfig {
+    /// Off.
+    pub const DISABLED: Self = Self {
+        owner_offset: 0,
+        task_pid_offset: 0,
+        task_tgid_offset: 0,
+        task_comm_offset: 0,
+        rt_spin_lock: [0; 2],
+        pte_callers: [[0; 2]; RT_PTE_CALLERS],
+    };
+
+    /// Whether `ip` is inside `rt_spin_lock`.
+    #[inline(always)]
+    pub fn in_rt_spin_lock(&self, ip: u64) -> bool {
+        ip >= self.rt_spin_lock[0] && ip < self.rt_spin_lock[1]
+    }
+
+    /// Whether `ip` is inside one of the PTE-lock callers.
+    #[inline(always)]
+    pub fn in_pte_caller(&self, ip: u64) -> bool {
+        let mut i = 0;
+        while i < RT_PTE_CALLERS {
+            let [start, end] = self.pte_callers[i];
+            if ip >= start && ip < end {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// Whether a stack (innermost frame first) waits in `rt_spin_lock`
+    /// called directly by a PTE-lock caller.
+    #[inline(always)]
+    pub fn is_pte_wait(&self, frames: &[u64; RT_STACK_FRAMES]) -> bool {
+        let mut i = 0;
+        while i + 1 < RT_STACK_FRAMES {
+            if self.in_rt_spin_lock(frames[i]) && self.in_pte_caller(frames[i + 1]) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+}
+
+crate::user_pod!(
+    WalkerStep,
+    WalkerLog,
+    LastTaker,
+    PteWait,
+    WaitLog,
+    OpenWait,
+    RtOwnerConfig
+);

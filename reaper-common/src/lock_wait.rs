@@ -104,6 +104,10 @@ pub const LCB_F_SPIN: u32 = 1 << 0;
 /// `LCB_F_MUTEX` from include/trace/events/lock.h: a mutex waiter (with
 /// `LCB_F_SPIN` while it spins optimistically, and it may then sleep).
 pub const LCB_F_MUTEX: u32 = 1 << 5;
+/// `LCB_F_RT` from include/trace/events/lock.h: alone, a waiter on a
+/// `struct rt_mutex_base` (PREEMPT_RT's `spinlock_t`, and `rt_mutex`);
+/// with `LCB_F_READ` or `LCB_F_WRITE`, an RT rwlock (`struct rwbase_rt`).
+pub const LCB_F_RT: u32 = 1 << 3;
 
 /// Whether a wait with these `LCB_F_*` flags spins until it ends, with
 /// preemption off, on the CPU it began on: a spinlock's or rwlock's, not a
@@ -170,8 +174,10 @@ pub struct PendingWait {
     pub stack_id: i32,
     /// `flags` of `contention_begin` (`LCB_F_*`).
     pub flags: u32,
-    /// Reserved; keeps the layout explicit.
-    pub _pad: u32,
+    /// Non-zero: a PREEMPT_RT PTE-lock wait also open in
+    /// `crate::collision::MAP_RT_PTE_WAITS` (so `contention_end` looks
+    /// there only for those).
+    pub rt_pte: u32,
 }
 const _: () = assert!(core::mem::size_of::<PendingWait>() == 24);
 

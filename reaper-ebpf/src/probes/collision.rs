@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 use reaper_common::{
     collision::{
-        LAST_TAKER_ENTRIES, LastTaker, OpenWait, TAKER_UNTRACKED, WAIT_LOG_LEN, WAIT_OPEN,
+        LAST_TAKER_ENTRIES, LastTaker, OpenWait, PteWait, TAKER_UNTRACKED, WAIT_LOG_LEN, WAIT_OPEN,
         WALKER_LOG_LEN, WaitLog, WalkerLog, WalkerStep,
     },
     context::CONTEXT_COUNT,
@@ -199,6 +199,23 @@ fn wait_begin<A: Args>(args: &A, tid: u32, context: u32, depth: u32, now: u64) {
                 tid,
                 index: index as u32,
             };
+        }
+    }
+}
+
+/// Appends a complete wait to this CPU's log (PREEMPT_RT's waits, see
+/// `super::rt_owner`).
+#[inline(always)]
+pub(super) fn append_wait(wait: &PteWait) {
+    let Some(log) = FN_PTE_WAIT_LOG.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's value (see `wait_begin`).
+    unsafe {
+        let count = (*log).count;
+        (*log).count = count + 1;
+        if (count as usize) < WAIT_LOG_LEN {
+            (*log).waits[masked(count as usize, WAIT_MASK)] = *wait;
         }
     }
 }

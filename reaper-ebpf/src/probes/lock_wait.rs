@@ -36,7 +36,7 @@ use aya_ebpf::{
 };
 use reaper_common::{
     lock_wait::{
-        CachedLockStack, LCB_F_SPIN, LOCK_STACK_CACHE_ENTRIES, LOCK_STACK_REFRESH,
+        CachedLockStack, LCB_F_RT, LCB_F_SPIN, LOCK_STACK_CACHE_ENTRIES, LOCK_STACK_REFRESH,
         LOCK_WAITS_DEFAULT_ENTRIES, LockStackCacheKey, LockWaitKey, LockWaitStats,
         PENDING_WAITS_MAX_ENTRIES, PendingWait, PendingWaitKey, SPIN_WAIT_STALE_NS, SlowpathWait,
         SlowpathWaitKey, SpinWait, spins_in_place,
@@ -137,12 +137,16 @@ fn begin<C: EbpfContext>(ctx: &C, tid: u32, context: u32, lock: u64, flags: u32)
         return;
     }
     let stack_id = wait_stack_id(ctx, tid, context, lock);
+    let start_ns = unsafe { bpf_ktime_get_ns() };
+    // PREEMPT_RT: a sleeping PTE-lock wait is also logged with its owner,
+    // from the same start, so the log and the aggregate agree.
+    let rt_pte = flags == LCB_F_RT && super::rt_owner::open(ctx, tid, context, lock, start_ns);
     let wait = PendingWait {
-        start_ns: unsafe { bpf_ktime_get_ns() },
+        start_ns,
         context,
         stack_id,
         flags,
-        _pad: 0,
+        rt_pte: rt_pte as u32,
     };
     match PENDING_WAITS.insert(&key, &wait, BPF_NOEXIST as u64) {
         Ok(()) => {
@@ -150,6 +154,7 @@ fn begin<C: EbpfContext>(ctx: &C, tid: u32, context: u32, lock: u64, flags: u32)
                 atomic_add(open, 1);
             }
         }
+        Err(_) if rt_pte => super::rt_owner::abandon(tid, lock),
         Err(err) if err != -EEXIST => {
             crate::dropped!(
                 ctx,
@@ -186,7 +191,7 @@ fn open_spin_wait<C: EbpfContext>(ctx: &C, tid: u32, context: u32, lock: u64, fl
         context,
         stack_id,
         flags,
-        _pad: 0,
+        rt_pte: 0,
     };
     true
 }
@@ -270,13 +275,23 @@ fn end<C: EbpfContext>(ctx: &C, lock: u64) {
             atomic_add(open, u64::MAX);
         }
     }
-    close(ctx, &wait);
+    let now = unsafe { bpf_ktime_get_ns() };
+    if wait.rt_pte != 0 {
+        super::rt_owner::close(tid, lock, now);
+    }
+    close_at(ctx, &wait, now);
 }
 
 /// Adds a wait that ends now to its aggregate.
 #[inline(always)]
 fn close<C: EbpfContext>(ctx: &C, wait: &PendingWait) {
-    let waited = unsafe { bpf_ktime_get_ns() }.saturating_sub(wait.start_ns);
+    close_at(ctx, wait, unsafe { bpf_ktime_get_ns() });
+}
+
+/// Adds a wait that ended at `now` to its aggregate.
+#[inline(always)]
+fn close_at<C: EbpfContext>(ctx: &C, wait: &PendingWait, now: u64) {
+    let waited = now.saturating_sub(wait.start_ns);
     let agg_key = LockWaitKey {
         context: wait.context,
         stack_id: wait.stack_id,

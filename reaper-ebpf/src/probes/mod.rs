@@ -5,6 +5,7 @@ pub mod collision;
 pub mod function_timing;
 pub mod lock_wait;
 pub mod rss;
+pub mod rt_owner;
 pub mod sampling;
 pub mod timeline;
 
