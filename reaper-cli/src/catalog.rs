@@ -29,7 +29,7 @@ use std::collections::{HashMap, HashSet};
 use crate::model::ResolvedConcept;
 
 mod btf;
-pub use btf::{BtfFacts, BtfSource, VmaSource, VmaSourceError, vma_source};
+pub use btf::{BtfFacts, BtfSource, RtLockOffsets, VmaSource, VmaSourceError, vma_source};
 
 /// A catalog concept's id: the model's vocabulary (run files hold
 /// [`ConceptId::name`]); [`entry`] gives its catalog entry.

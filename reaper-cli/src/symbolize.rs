@@ -212,6 +212,17 @@ impl KernelSymbolTable {
         self.addrs.is_empty()
     }
 
+    /// Where a symbol's text is: its address up to the next symbol's
+    /// (the first of that name in address order); `None` when kallsyms
+    /// does not have it, or it is the last symbol.
+    pub fn range_of(&self, name: &str) -> Option<(u64, u64)> {
+        let index = (0..self.addrs.len()).find(|&i| {
+            let rest = &self.names[self.starts[i] as usize..];
+            rest.split('\n').next() == Some(name)
+        })?;
+        Some((self.addrs[index], *self.addrs.get(index + 1)?))
+    }
+
     /// The symbol an address falls in: the one at the greatest address at
     /// or below it; `None` below the first symbol.
     pub fn lookup(&self, addr: u64) -> Option<&str> {
@@ -234,6 +245,14 @@ pub struct KernelSymbolizer {
     late_source: KallsymsSource,
     /// reaper's own programs, sorted by start.
     programs: Vec<ProgramSymbol>,
+}
+
+impl KernelSymbolizer {
+    /// Where a kernel function's text is in the start-up table (see
+    /// [`KernelSymbolTable::range_of`]).
+    pub fn range_of(&self, name: &str) -> Option<(u64, u64)> {
+        self.table.range_of(name)
+    }
 }
 
 /// The running kernel's /proc/kallsyms, read again.

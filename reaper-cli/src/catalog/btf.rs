@@ -18,6 +18,38 @@ pub struct BtfFacts {
     params: HashMap<String, Vec<(String, Option<String>)>>,
     /// `offsetof(struct vm_area_struct, vm_start)`.
     pub vm_start_offset: Option<u32>,
+    /// PREEMPT_RT's lock owner and the task fields it is named by; `None`
+    /// unless `spinlock_t` is an `rt_mutex_base` at offset 0 (RT's layout).
+    pub rt_lock: Option<RtLockOffsets>,
+}
+
+/// Where a PREEMPT_RT PTE lock's owner is, and its pid, tgid and comm
+/// (`reaper_common::collision::RtOwnerConfig`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RtLockOffsets {
+    /// `offsetof(struct rt_mutex_base, owner)`.
+    pub owner: u32,
+    /// `offsetof(struct task_struct, pid)`.
+    pub task_pid: u32,
+    /// `offsetof(struct task_struct, tgid)`.
+    pub task_tgid: u32,
+    /// `offsetof(struct task_struct, comm)`.
+    pub task_comm: u32,
+}
+
+impl RtLockOffsets {
+    /// Read from BTF; `None` on a kernel whose `spinlock_t` is not an
+    /// `rt_mutex_base` (every kernel but PREEMPT_RT) or when a field is
+    /// missing.
+    fn from_btf<B: BtfSource>(btf: &B) -> Option<Self> {
+        (btf.struct_member_offset("spinlock", "lock")? == 0).then_some(())?;
+        Some(Self {
+            owner: btf.struct_member_offset("rt_mutex_base", "owner")?,
+            task_pid: btf.struct_member_offset("task_struct", "pid")?,
+            task_tgid: btf.struct_member_offset("task_struct", "tgid")?,
+            task_comm: btf.struct_member_offset("task_struct", "comm")?,
+        })
+    }
 }
 
 /// What [`BtfFacts::from_btf`] reads from a parsed kernel BTF; the
@@ -37,6 +69,7 @@ impl BtfFacts {
     pub fn from_btf<B: BtfSource>(btf: &B) -> Self {
         let mut facts = Self {
             vm_start_offset: btf.struct_member_offset("vm_area_struct", "vm_start"),
+            rt_lock: RtLockOffsets::from_btf(btf),
             ..Self::default()
         };
         for name in CONCEPTS.iter().flat_map(|c| c.candidates.iter()) {
@@ -62,6 +95,16 @@ impl BtfFacts {
                     facts.functions.insert((*name).to_owned());
                 }
                 ["vm_start_offset", off] => facts.vm_start_offset = off.parse().ok(),
+                ["rt_lock", owner, pid, tgid, comm] => {
+                    facts.rt_lock = (|| {
+                        Some(RtLockOffsets {
+                            owner: owner.parse().ok()?,
+                            task_pid: pid.parse().ok()?,
+                            task_tgid: tgid.parse().ok()?,
+                            task_comm: comm.parse().ok()?,
+                        })
+                    })();
+                }
                 ["param", func, _index, name, pointee] => {
                     facts.params.entry((*func).to_owned()).or_default().push((
                         (*name).to_owned(),
@@ -81,6 +124,12 @@ impl BtfFacts {
         let mut out: Vec<String> = funcs.iter().map(|f| format!("func {f}")).collect();
         if let Some(off) = self.vm_start_offset {
             out.push(format!("vm_start_offset {off}"));
+        }
+        if let Some(rt) = self.rt_lock {
+            out.push(format!(
+                "rt_lock {} {} {} {}",
+                rt.owner, rt.task_pid, rt.task_tgid, rt.task_comm
+            ));
         }
         let mut params: Vec<_> = self.params.iter().collect();
         params.sort();

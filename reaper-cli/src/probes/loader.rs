@@ -3,6 +3,7 @@
 
 use aya::{Ebpf, EbpfLoader};
 use reaper_common::{
+    collision::{GLOBAL_RT_OWNERS, RtOwnerConfig},
     function_timing::{FunctionTimingConfig, GLOBAL_FUNCTION_TIMING},
     lock_wait::LOCK_WAITS_DEFAULT_ENTRIES,
     sampling::{
@@ -104,7 +105,13 @@ pub fn load_with(
     timing: &FunctionTimingConfig,
     log: EbpfLog,
 ) -> Result<Ebpf, LoadError> {
-    load_with_loader(EbpfLoader::new(), offsets, sizes, timing, log)
+    load_with_loader(
+        EbpfLoader::new(),
+        offsets,
+        sizes,
+        (timing, &RtOwnerConfig::DISABLED),
+        log,
+    )
 }
 
 /// A loader, made ahead of [`load_with_loader`]. With the vendored aya
@@ -115,12 +122,13 @@ pub fn new_loader<'a>() -> EbpfLoader<'a> {
     EbpfLoader::new()
 }
 
-/// [`load_with`] through a loader made by [`new_loader`].
+/// [`load_with`] through a loader made by [`new_loader`], with function
+/// timing's global and PREEMPT_RT's lock-owner global (`timing`).
 pub fn load_with_loader<'a>(
     mut loader: EbpfLoader<'a>,
     offsets: &'a TracepointOffsets,
     sizes: &MapSizes,
-    timing: &'a FunctionTimingConfig,
+    (timing, rt_owners): (&'a FunctionTimingConfig, &'a RtOwnerConfig),
     log: EbpfLog,
 ) -> Result<Ebpf, LoadError> {
     if EBPF_OBJECT.is_empty() {
@@ -133,6 +141,7 @@ pub fn load_with_loader<'a>(
     loader
         .override_global(GLOBAL_TRACEPOINT_OFFSETS, offsets, true)
         .override_global(GLOBAL_FUNCTION_TIMING, timing, true)
+        .override_global(GLOBAL_RT_OWNERS, rt_owners, true)
         .override_global(aya_log::LEVEL, log.level(), false)
         .map_max_entries(MAP_KERNEL_STACKS, sizes.stack_map)
         .map_max_entries(MAP_SAMPLE_COUNTS, sizes.sample_map)

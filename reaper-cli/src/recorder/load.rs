@@ -4,7 +4,10 @@
 
 use anyhow::{Context as _, bail};
 use aya::Ebpf;
-use reaper_common::{function_timing::FunctionTimingConfig, tracepoint_offsets::TracepointOffsets};
+use reaper_common::{
+    collision::RtOwnerConfig, function_timing::FunctionTimingConfig,
+    tracepoint_offsets::TracepointOffsets,
+};
 
 use super::{RecordSettings, Target, period_ns};
 use crate::{
@@ -26,7 +29,13 @@ pub(super) fn load_before_kallsyms(
         return Ok(None);
     }
     let off = FunctionTimingConfig::DISABLED;
-    Ok(Some(load_and_attach(settings, offsets, &off, raw)?))
+    let rt_off = RtOwnerConfig::DISABLED;
+    Ok(Some(load_and_attach(
+        settings,
+        offsets,
+        (&off, &rt_off),
+        raw,
+    )?))
 }
 
 /// Function timing's global for `plan`, and why the VMA order is off (if
@@ -42,20 +51,38 @@ pub(super) fn timing_config(
     function_timing::config_for(plan, btf, slowpath_lock_waits, holders)
 }
 
-/// Loads the object with `timing` as function timing's global and attaches
-/// every probe group but function timing; fails when neither sampling nor
-/// the lock-wait tracepoints attached (nothing to measure).
+/// PREEMPT_RT's lock owners for this recording; none after the early
+/// (watch-mode) load, which took no function timing and so no logs.
+pub(super) fn rt_owners(
+    loaded_early: bool,
+    timing: &reaper_common::function_timing::FunctionTimingConfig,
+    btf: &super::kernel_facts::BtfSummary,
+    symbols: &[crate::model::ResolvedConcept],
+    symbolizer: &crate::symbolize::KernelSymbolizer,
+) -> function_timing::rt_owner::RtOwners {
+    if loaded_early {
+        return function_timing::rt_owner::RtOwners::LogsOff;
+    }
+    function_timing::rt_owner::config(&timing.collision, btf.facts.as_ref(), symbols, |name| {
+        symbolizer.range_of(name)
+    })
+}
+
+/// Loads the object with `globals` as function timing's and PREEMPT_RT's
+/// lock-owner globals and attaches every probe group but function timing;
+/// fails when neither sampling nor the lock-wait tracepoints attached
+/// (nothing to measure).
 pub(super) fn load_and_attach(
     settings: &RecordSettings,
     offsets: &TracepointOffsets,
-    timing: &FunctionTimingConfig,
+    globals: (&FunctionTimingConfig, &RtOwnerConfig),
     raw: &RawPlan,
 ) -> anyhow::Result<(Ebpf, attach::AttachReport)> {
     let mut ebpf = loader::load_with_loader(
         loader::new_loader(),
         offsets,
         &settings.sizes,
-        timing,
+        globals,
         settings.ebpf_log,
     )
     .map_err(|err| {

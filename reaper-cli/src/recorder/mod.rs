@@ -30,7 +30,7 @@ use aya::Ebpf;
 use reaper_common::timeline::TimelineEvent;
 
 use self::kernel_facts::{BtfSummary, join_kallsyms_reader, spawn_kallsyms_reader};
-use self::load::{fentry_btf, load_and_attach, load_before_kallsyms, timing_config};
+use self::load::{fentry_btf, load_and_attach, load_before_kallsyms, rt_owners, timing_config};
 use self::scenario::scenario_of;
 use self::setup::{EpisodeEnd, EpisodeSetup};
 use crate::interrupt;
@@ -125,6 +125,7 @@ pub struct RecordSettings {
 fn collision_setup(
     timing: &reaper_common::function_timing::FunctionTimingConfig,
     functions: &function_timing::LadderReport,
+    rt_owners: &function_timing::rt_owner::RtOwners,
 ) -> (crate::model::PteHolderSetup, Option<String>) {
     let walker = functions
         .attached()
@@ -132,7 +133,7 @@ fn collision_setup(
         .filter(|_| functions.disabled.is_none())
         .map(|f| f.function.symbol.clone());
     (
-        function_timing::collision::setup(&timing.collision, functions),
+        function_timing::collision::setup(&timing.collision, functions, rt_owners),
         walker,
     )
 }
@@ -208,10 +209,11 @@ impl Recorder {
         let plan = function_timing::plan(&symbols, settings.exact);
         let (timing, order_off) =
             timing_config(&tracefs_root, &plan, btf.facts.as_ref(), settings.holders);
+        let rt_owners = rt_owners(early.is_some(), &timing, &btf, &symbols, &symbolizer);
         let fentry_btf = fentry_btf(settings, &plan, btf.has_btf, function_id);
         let (mut ebpf, attach) = match early {
             Some(loaded) => loaded,
-            None => load_and_attach(settings, &offsets, &timing, &btf.raw)?,
+            None => load_and_attach(settings, &offsets, (&timing, &rt_owners.global()), &btf.raw)?,
         };
         let (functions, probe_costs) =
             time_functions(&mut ebpf, settings, &plan, order_off, &fentry_btf)?;
@@ -228,7 +230,7 @@ impl Recorder {
             &attach.probes,
             &functions.function_probes(),
         );
-        let (pte_holders, walker_function) = collision_setup(&timing, &functions);
+        let (pte_holders, walker_function) = collision_setup(&timing, &functions, &rt_owners);
         Ok(Self {
             pte_holders,
             walker_function,

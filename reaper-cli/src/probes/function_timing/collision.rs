@@ -8,14 +8,15 @@ use aya::{
 };
 use reaper_common::{
     collision::{
-        LastTaker, MAP_PTE_LAST_TAKER, MAP_PTE_OPEN_WAITS, MAP_PTE_WAIT_LOG, MAP_WALKER_LOG,
-        OpenWait, TAKER_UNTRACKED, WAIT_OPEN, WaitLog, WalkerLog,
+        LastTaker, MAP_PTE_LAST_TAKER, MAP_PTE_OPEN_WAITS, MAP_PTE_WAIT_LOG, MAP_RT_PTE_WAITS,
+        MAP_WALKER_LOG, OpenWait, PteWait, TAKER_UNTRACKED, WAIT_OPEN, WaitLog, WalkerLog,
     },
     context::{CONTEXT_COUNT, Context},
     function_timing::{CollisionConfig, MAX_NESTING, SLOT_NONE},
+    lock_wait::PendingWaitKey,
 };
 
-use super::{ladder::LadderReport, model::since};
+use super::{ladder::LadderReport, model::since, rt_owner::RtOwners};
 use crate::model::{
     AttachMode, Collisions, ConceptId, PteHolderSetup, PteWaitSeen, TakerSeen, WalkerStepSeen,
     WalkerSteps,
@@ -29,49 +30,18 @@ pub struct RawCollisions {
     pub walkers: Vec<(u32, WalkerLog)>,
     /// Per CPU, its wait log.
     pub waits: Vec<WaitLog>,
+    /// PREEMPT_RT waits still open when the episode was drained.
+    pub open_rt: Vec<PteWait>,
 }
 
 /// How the walker log, the wait log and last takers were set up on this
-/// kernel, from the loader global and what the ladder attached.
-pub fn setup(config: &CollisionConfig, ladder: &LadderReport) -> PteHolderSetup {
-    let mode = |slot: u32| {
-        ladder
-            .functions
-            .iter()
-            .find(|f| f.function.slot == slot)
-            .map(|f| (f.function.symbol.as_str(), f.mode))
-    };
-    // "no function probe attached to F (the kernel's answer)".
-    let refused = |symbol: &str| {
-        let answer = ladder
-            .functions
-            .iter()
-            .find(|f| f.function.symbol == symbol)
-            .map(|f| f.status.to_string())
-            .filter(|s| !s.is_empty());
-        match answer {
-            Some(answer) => format!("no function probe attached to {symbol} ({answer})"),
-            None => format!("no function probe attached to {symbol}"),
-        }
-    };
-    let waits_off = if let Some(why) = &ladder.disabled {
-        Some(why.clone())
-    } else if let Some(why) = slow_path_left_to_sampling(ladder) {
-        Some(why)
-    } else if config.walker_slot == SLOT_NONE {
-        Some("no per-VMA zap function whose range reaper can read on this kernel".to_owned())
-    } else if config.wait_slot == SLOT_NONE {
-        Some("the spin slow path is not timed on this kernel".to_owned())
-    } else {
-        [config.walker_slot, config.wait_slot, config.pte_caller_slot]
-            .into_iter()
-            .find_map(|slot| match mode(slot) {
-                Some((_, AttachMode::Fentry | AttachMode::Kprobe)) => None,
-                Some((symbol, _)) => Some(refused(symbol)),
-                None => Some(format!("no function probe in slot {slot}")),
-            })
-    };
-    let last_taker_off = match mode(config.pte_slot) {
+/// kernel, from the loader globals and what the ladder attached.
+pub fn setup(config: &CollisionConfig, ladder: &LadderReport, rt: &RtOwners) -> PteHolderSetup {
+    let rt_on = matches!(rt, RtOwners::On(_));
+    let waits_off = waits_off(config, ladder, rt);
+    let last_taker_off = match mode(ladder, config.pte_slot) {
+        // PREEMPT_RT: the owner, read from the lock, names the holder.
+        _ if rt_on => None,
         None => Some(
             "the PTE lock is taken inline on this kernel (pte_offset_map_lock is a macro \
              before 6.5), so its takers cannot be observed"
@@ -81,12 +51,65 @@ pub fn setup(config: &CollisionConfig, ladder: &LadderReport) -> PteHolderSetup 
         Some((symbol, AttachMode::Kprobe)) => Some(format!(
             "{symbol} is probed with a kretprobe, which cannot read the lock it returns"
         )),
-        Some((symbol, _)) => Some(refused(symbol)),
+        Some((symbol, _)) => Some(refused(ladder, symbol)),
     };
     PteHolderSetup {
+        rt_owner: rt_on && waits_off.is_none(),
         waits_off,
         last_taker_off,
         third_party: config.third_party != 0,
+    }
+}
+
+/// Why no PTE-lock wait was logged, or `None`.
+fn waits_off(config: &CollisionConfig, ladder: &LadderReport, rt: &RtOwners) -> Option<String> {
+    // PREEMPT_RT: the lock tracepoints log the waits (with the owner), so
+    // only the walker step's probe is needed here.
+    let rt_on = matches!(rt, RtOwners::On(_));
+    let needed: &[u32] = if rt_on {
+        &[config.walker_slot]
+    } else {
+        &[config.walker_slot, config.wait_slot, config.pte_caller_slot]
+    };
+    if let Some(why) = &ladder.disabled {
+        Some(why.clone())
+    } else if let Some(why) = slow_path_left_to_sampling(ladder) {
+        Some(why)
+    } else if config.walker_slot == SLOT_NONE {
+        Some("no per-VMA zap function whose range reaper can read on this kernel".to_owned())
+    } else if let RtOwners::Refused(why) = rt {
+        Some(format!("PREEMPT_RT lock owners not readable: {why}"))
+    } else if config.wait_slot == SLOT_NONE && !rt_on {
+        Some("the spin slow path is not timed on this kernel".to_owned())
+    } else {
+        needed.iter().find_map(|&slot| match mode(ladder, slot) {
+            Some((_, AttachMode::Fentry | AttachMode::Kprobe)) => None,
+            Some((symbol, _)) => Some(refused(ladder, symbol)),
+            None => Some(format!("no function probe in slot {slot}")),
+        })
+    }
+}
+
+/// The function in `slot` and how it attached.
+fn mode(ladder: &LadderReport, slot: u32) -> Option<(&str, AttachMode)> {
+    ladder
+        .functions
+        .iter()
+        .find(|f| f.function.slot == slot)
+        .map(|f| (f.function.symbol.as_str(), f.mode))
+}
+
+/// "no function probe attached to F (the kernel's answer)".
+fn refused(ladder: &LadderReport, symbol: &str) -> String {
+    let answer = ladder
+        .functions
+        .iter()
+        .find(|f| f.function.symbol == symbol)
+        .map(|f| f.status.to_string())
+        .filter(|s| !s.is_empty());
+    match answer {
+        Some(answer) => format!("no function probe attached to {symbol} ({answer})"),
+        None => format!("no function probe attached to {symbol}"),
     }
 }
 
@@ -141,6 +164,18 @@ pub fn drain(ebpf: &mut Ebpf) -> Result<RawCollisions, MapAccessError> {
             open.set(depth, zeros()?, 0).map_err(map_err(name))?;
         }
     }
+    {
+        let name = MAP_RT_PTE_WAITS;
+        let mut open: HashMap<_, PendingWaitKey, PteWait> =
+            map_mut(ebpf, name)?.try_into().map_err(map_err(name))?;
+        let keys: Vec<PendingWaitKey> = open.keys().filter_map(Result::ok).collect();
+        for key in keys {
+            if let Ok(wait) = open.get(&key, 0) {
+                raw.open_rt.push(wait);
+            }
+            let _ = open.remove(&key);
+        }
+    }
     let name = MAP_PTE_LAST_TAKER;
     let mut takers: HashMap<_, u64, LastTaker> =
         map_mut(ebpf, name)?.try_into().map_err(map_err(name))?;
@@ -180,6 +215,7 @@ pub fn to_model(raw: &RawCollisions, walker_function: &str, kill_ns: u64) -> Col
         .waits
         .iter()
         .flat_map(WaitLog::kept)
+        .chain(&raw.open_rt)
         .filter_map(|w| {
             Some(PteWaitSeen {
                 context: Context::from_id(w.context)?,

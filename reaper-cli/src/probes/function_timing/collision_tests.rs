@@ -11,6 +11,7 @@ use reaper_common::{
 };
 
 use super::collision::{RawCollisions, setup, to_model};
+use super::rt_owner::RtOwners;
 use super::*;
 use crate::model::{AttachMode, ConceptId, ProbeOutcome, ResolvedConcept};
 
@@ -130,20 +131,20 @@ fn attached(p: &Plan, mode: AttachMode) -> LadderReport {
 fn setup_says_why_holders_are_not_last_takers_and_why_waits_are_off() {
     let p = plan_7x();
     let c = collision_config(&p, None, Holders::Tracked);
-    let fentry = setup(&c, &attached(&p, AttachMode::Fentry));
+    let fentry = setup(&c, &attached(&p, AttachMode::Fentry), &RtOwners::NotRt);
     assert_eq!((fentry.waits_off, fentry.last_taker_off), (None, None));
 
-    let kprobe = setup(&c, &attached(&p, AttachMode::Kprobe));
+    let kprobe = setup(&c, &attached(&p, AttachMode::Kprobe), &RtOwners::NotRt);
     assert_eq!(kprobe.waits_off, None, "kprobes still log the waits");
     assert!(kprobe.last_taker_off.unwrap().contains("kretprobe"));
 
     let p61 = plan_61();
     let c61 = collision_config(&p61, None, Holders::Tracked);
-    let inline = setup(&c61, &attached(&p61, AttachMode::Fentry));
+    let inline = setup(&c61, &attached(&p61, AttachMode::Fentry), &RtOwners::NotRt);
     assert_eq!(inline.waits_off, None);
     assert!(inline.last_taker_off.unwrap().contains("macro before 6.5"));
 
-    let refused = setup(&c, &attached(&p, AttachMode::None));
+    let refused = setup(&c, &attached(&p, AttachMode::None), &RtOwners::NotRt);
     assert!(
         refused
             .waits_off
@@ -156,7 +157,7 @@ fn setup_says_why_holders_are_not_last_takers_and_why_waits_are_off() {
         ..attached(&p, AttachMode::Fentry)
     };
     assert_eq!(
-        setup(&c, &disabled).waits_off.as_deref(),
+        setup(&c, &disabled, &RtOwners::NotRt).waits_off.as_deref(),
         Some("watch mode")
     );
 }
@@ -183,7 +184,7 @@ fn without_exact_locks_nothing_is_logged_and_the_setup_names_the_flag() {
         skipped: default_7x.skipped.clone(),
         ..attached(&default_7x, AttachMode::Fentry)
     };
-    let off = setup(&c, &ladder).waits_off.unwrap();
+    let off = setup(&c, &ladder, &RtOwners::NotRt).waits_off.unwrap();
     assert!(off.contains("record --exact-locks"), "{off}");
     assert!(!off.contains("on this kernel"), "{off}");
 }
@@ -246,6 +247,7 @@ fn raw_fixture(kill: u64) -> RawCollisions {
     RawCollisions {
         walkers: vec![(Context::VictimExit.id(), walker)],
         waits: vec![cpu0, cpu1],
+        open_rt: Vec::new(),
     }
 }
 
@@ -278,4 +280,62 @@ fn the_model_places_steps_and_waits_on_the_kill_clock_and_counts_what_was_lost()
         (taker.context, taker.comm.as_str(), taker.taken_ns),
         (None, "khugepaged", -5)
     );
+}
+
+/// A PREEMPT_RT wait still asleep when the episode was drained is kept,
+/// open (no duration), with its owner.
+#[test]
+fn an_rt_wait_open_at_the_drain_is_kept_open() {
+    let kill = 1_000_000;
+    let mut raw = raw_fixture(kill);
+    let owner = LastTaker {
+        tid: 77,
+        context: Context::MreleaseCaller.id(),
+        ..LastTaker::default()
+    };
+    raw.open_rt = vec![wait(kill + 900, WAIT_OPEN, 9, Some(owner))];
+    let m = to_model(&raw, "__zap_vma_range", kill);
+    let open = m.waits.iter().find(|w| w.start_ns == 900).unwrap();
+    assert_eq!(open.duration_ns, None);
+    assert_eq!(
+        open.taker.as_ref().unwrap().context,
+        Some(Context::MreleaseCaller)
+    );
+}
+
+/// PREEMPT_RT (sid 7.2 rt's BTF: `spinlock_t` is an `rt_mutex_base`): the
+/// walker steps stay, the spin slow path's calls are not PTE-lock waits
+/// (they are rt_spin_lock's own wait_lock), and the lock tracepoints log
+/// the waits with the owner, so no last taker is needed.
+#[test]
+fn on_preempt_rt_the_owner_names_the_holder_and_the_slow_path_logs_nothing() {
+    let p = plan_7x();
+    let rt_btf =
+        crate::catalog::BtfFacts::from_fixture("vm_start_offset 0\nrt_lock 24 2856 2860 3400\n");
+    let c = collision_config(&p, Some(&rt_btf), Holders::Tracked);
+    assert_ne!(c.walker_slot, SLOT_NONE);
+    assert_eq!(
+        (c.wait_slot, c.pte_slot, c.pte_caller_slot),
+        (SLOT_NONE, SLOT_NONE, SLOT_NONE)
+    );
+    let on = RtOwners::On(reaper_common::collision::RtOwnerConfig {
+        owner_offset: 24,
+        ..reaper_common::collision::RtOwnerConfig::DISABLED
+    });
+    let s = setup(&c, &attached(&p, AttachMode::Fentry), &on);
+    assert_eq!(
+        (s.waits_off, s.last_taker_off, s.rt_owner),
+        (None, None, true)
+    );
+    let refused = RtOwners::Refused("rt_spin_lock is not in /proc/kallsyms".into());
+    let s = setup(&c, &attached(&p, AttachMode::Fentry), &refused);
+    assert!(s.waits_off.unwrap().contains("rt_spin_lock is not in"));
+    assert!(!s.rt_owner);
+    let s = setup(&c, &attached(&p, AttachMode::None), &on);
+    assert!(
+        s.waits_off
+            .unwrap()
+            .starts_with("no function probe attached to __zap_vma_range")
+    );
+    assert!(!s.rt_owner, "no walker steps, no owners claimed");
 }

@@ -13,6 +13,7 @@ mod drain;
 mod ladder;
 mod model;
 mod plan;
+pub mod rt_owner;
 
 pub use drain::{RawFunctionTiming, drain, merge_top_calls};
 pub(crate) use ladder::auto_rung;

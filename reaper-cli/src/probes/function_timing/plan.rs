@@ -194,15 +194,28 @@ pub fn collision_config(plan: &Plan, btf: Option<&BtfFacts>, holders: Holders) -
     let (Some(walker), Some(source), true) = (walker, source, wait_slot != SLOT_NONE) else {
         return CollisionConfig::DISABLED;
     };
-    let pte = slot_of(plan, ConceptId::PteLock);
+    // PREEMPT_RT: the PTE lock sleeps in rt_spin_lock, whose waits the
+    // lock tracepoints log with the lock's owner (`super::rt_owner`); the
+    // slow path's calls below the PTE-lock site are then rt_spin_lock's
+    // own wait_lock, not PTE-lock waits, and last takers are not needed.
+    let rt = btf.is_some_and(|b| b.rt_lock.is_some());
+    let pte = if rt {
+        SLOT_NONE
+    } else {
+        slot_of(plan, ConceptId::PteLock)
+    };
     CollisionConfig {
         walker_slot: walker.slot,
         walker_arg: source.index,
         walker_arg_kind: source.kind as u32,
         walker_parents: [slot_of(plan, ConceptId::VictimUnmap), reaper_parent],
         pte_slot: pte,
-        pte_caller_slot: if pte != SLOT_NONE { pte } else { walker.slot },
-        wait_slot,
+        pte_caller_slot: match (rt, pte != SLOT_NONE) {
+            (true, _) => SLOT_NONE,
+            (false, true) => pte,
+            (false, false) => walker.slot,
+        },
+        wait_slot: if rt { SLOT_NONE } else { wait_slot },
         third_party: u32::from(holders == Holders::All),
         _pad: 0,
     }
