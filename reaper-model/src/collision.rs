@@ -25,6 +25,11 @@ pub struct PteHolderSetup {
     /// `record --pte-holders-all`: untracked takers were named too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub third_party: bool,
+    /// PREEMPT_RT: the waits are the sleeping `rt_spin_lock` waits the
+    /// lock tracepoints saw, and each holder is the lock's owner, which the
+    /// kernel keeps in the lock and reaper read when the wait began.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rt_owner: bool,
 }
 
 /// One episode's walker steps and PTE-lock waits.
@@ -107,9 +112,10 @@ pub struct TakerSeen {
     pub tid: u32,
     /// Its `comm`.
     pub comm: String,
-    /// The address whose PTE it mapped.
+    /// The address whose PTE it mapped (0 on PREEMPT_RT: unknown).
     pub addr: u64,
-    /// When it took the lock, ns since the kill.
+    /// When it took the lock, ns since the kill (PREEMPT_RT: when it was
+    /// seen holding it, the wait's start).
     pub taken_ns: i64,
 }
 

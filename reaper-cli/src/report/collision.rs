@@ -12,24 +12,29 @@ use crate::model::{Collisions, PteHolderSetup, PteWaitSeen, Run};
 use super::model::{CollisionReport, EpisodeCollisions, Holder, HolderRow, HolderSource};
 use super::pte_lock::PteLockKind;
 
-/// Why PREEMPT_RT runs have no table.
-pub const RT_NOT_LOGGED: &str = "PREEMPT_RT: the PTE lock sleeps in rt_spin_lock, which the \
-     wait log does not watch (it logs the spin slow path's calls)";
+/// Why PREEMPT_RT runs recorded without the owners have no table.
+pub const RT_NOT_LOGGED: &str = "PREEMPT_RT: the PTE lock sleeps in rt_spin_lock, which this \
+     recording's wait log did not watch (it logged the spin slow path's calls; reaper reads \
+     rt_spin_lock's owners on kernels whose BTF describes the rt_mutex)";
 
 /// Why a run that set the logs up has no table: the recording's reason,
-/// or PREEMPT_RT, where the PTE lock sleeps in rt_spin_lock, which the
-/// spin-slow-path log does not watch (an empty table would lie). The map
-/// ([`super::collision_map`]) is drawn only when this is `None`.
+/// or PREEMPT_RT recorded without the lock owners, where the PTE lock
+/// sleeps in rt_spin_lock, which the spin-slow-path log does not watch (an
+/// empty table would lie). The map ([`super::collision_map`]) is drawn
+/// only when this is `None`.
 pub fn why_not_measured(run: &Run, setup: &PteHolderSetup) -> Option<String> {
     setup.waits_off.clone().or_else(|| {
-        (PteLockKind::of(run) == PteLockKind::Sleeping).then(|| RT_NOT_LOGGED.to_owned())
+        (PteLockKind::of(run) == PteLockKind::Sleeping && !setup.rt_owner)
+            .then(|| RT_NOT_LOGGED.to_owned())
     })
 }
 
 /// The table, or `None` for runs recorded before reaper logged the waits.
 pub fn build(run: &Run) -> Option<CollisionReport> {
     let setup = run.recording.pte_holders.as_ref()?;
-    let named_by = if setup.last_taker_off.is_some() {
+    let named_by = if setup.rt_owner {
+        HolderSource::RtOwner
+    } else if setup.last_taker_off.is_some() {
         HolderSource::WalkerInStep
     } else {
         HolderSource::LastTaker

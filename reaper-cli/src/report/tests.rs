@@ -102,6 +102,55 @@ fn collision_tables_add_up_to_the_exact_pte_lock_row() {
     }
 }
 
+/// Issue 25 on PREEMPT_RT, a real run (sid 7.2.13 rt in the VM matrix,
+/// `record --exact-locks`, 2026-12-06): the waits are the sleeping
+/// rt_spin_lock waits from the PTE-lock call site that lock:contention_begin
+/// saw, each with the lock's owner read from the rt_mutex; in every episode
+/// they are exactly the summary's "PTE-lock sleeping waits traced" row
+/// (the same tracepoint's waits: the table only names their holders), and
+/// every holder is known.
+#[test]
+fn rt_collision_tables_add_up_to_the_traced_sleeping_row() {
+    let run = fixture("7.2-rt-collisions");
+    assert!(run.host.preempt_rt.is_some());
+    let report = analyze(&run, &ReportOptions::default());
+    let table = report.collisions.as_ref().unwrap();
+    assert_eq!(table.not_measured, None);
+    assert_eq!(table.named_by, super::model::HolderSource::RtOwner);
+    let traced = report
+        .summary
+        .rows
+        .iter()
+        .find(|r| r.label == "PTE-lock sleeping waits traced (rt_spin_lock)")
+        .unwrap();
+    let mut waits = 0;
+    for (i, cell) in traced.cells.iter().enumerate() {
+        let model::Cell::Measured(v) = cell else {
+            panic!("episode {}: not measured: {cell:?}", i + 1);
+        };
+        let rows = table
+            .episodes
+            .iter()
+            .find(|e| e.episode == i + 1)
+            .map_or(&[][..], |e| &e.rows[..]);
+        let count: u64 = rows.iter().map(|r| r.count).sum();
+        let total_ms = rows.iter().map(|r| r.total_ns).sum::<u64>() as f64 / 1e6;
+        assert_eq!(Some(count), v.count, "episode {}", i + 1);
+        assert!(
+            (total_ms - v.total_ms).abs() < 0.05,
+            "episode {}: {total_ms} vs {}",
+            i + 1,
+            v.total_ms
+        );
+        assert!(
+            rows.iter()
+                .all(|r| r.holder != super::model::Holder::Unknown)
+        );
+        waits += count;
+    }
+    assert!(waits > 0, "the fixture has waits to attribute");
+}
+
 /// `report --json` of every fixture reads back into reaper-model's
 /// `Report` (what xtask and scripts decode it with) and writes the same
 /// bytes again: the decoded types lose nothing the report writes (reclaim
@@ -1219,14 +1268,20 @@ fn assert_svg_parses(svg: &str, name: &str) {
     assert_eq!(depth, 0, "{name}: unbalanced");
 }
 
-/// On PREEMPT_RT the PTE lock sleeps in rt_spin_lock, which the wait log
-/// does not watch: the table says so instead of "no wait", and no map is
-/// drawn without its waits.
+/// On PREEMPT_RT the PTE lock sleeps in rt_spin_lock: a run recorded
+/// without the lock owners (before reaper read them, or without BTF)
+/// says so instead of "no wait", and no map is drawn without its waits;
+/// one recorded with them has the table, holders named by the owner.
 #[test]
-fn collision_table_and_maps_are_not_measured_on_preempt_rt() {
+fn collision_table_and_maps_on_preempt_rt_need_the_owners() {
     let mut run = fixture("7.2-collisions");
     run.host.preempt_rt = Some(crate::model::RtEvidence::UnameVersion);
     let table = super::collision::build(&run).unwrap();
     assert!(table.not_measured.unwrap().starts_with("PREEMPT_RT"));
     assert!(super::collision_map::build(&run).is_empty());
+    run.recording.pte_holders.as_mut().unwrap().rt_owner = true;
+    let table = super::collision::build(&run).unwrap();
+    assert_eq!(table.not_measured, None);
+    assert_eq!(table.named_by, crate::report::model::HolderSource::RtOwner);
+    assert!(!super::collision_map::build(&run).is_empty());
 }

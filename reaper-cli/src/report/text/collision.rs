@@ -9,8 +9,12 @@ use crate::text_width::{pad_right, width};
 /// Renders the table per episode and summed, or why it is not measured.
 pub fn render(t: &CollisionReport) -> String {
     let mut out = String::new();
-    let title =
-        "PTE-lock waits by waiter × holder (spin slow-path calls from the PTE-lock call site)";
+    let title = match t.named_by {
+        HolderSource::RtOwner => {
+            "PTE-lock waits by waiter × holder (sleeping rt_spin_lock waits from the PTE-lock call site)"
+        }
+        _ => "PTE-lock waits by waiter × holder (spin slow-path calls from the PTE-lock call site)",
+    };
     if let Some(why) = &t.not_measured {
         let _ = writeln!(out, "{title}: not measured ({why})");
         return out;
@@ -25,6 +29,9 @@ pub fn render(t: &CollisionReport) -> String {
              (last taker not measured: {})",
             t.last_taker_off.as_deref().unwrap_or("")
         ),
+        HolderSource::RtOwner => "holder = the lock's owner (PREEMPT_RT rt_mutex), read by \
+             lock:contention_begin as the wait began"
+            .to_owned(),
     };
     let _ = writeln!(out, "  {how}");
     let all_rows = t

@@ -37,6 +37,9 @@ pub enum HolderSource {
     /// The other tracked walker, when inside its per-VMA step as the wait
     /// began (6.1, kprobe mode).
     WalkerInStep,
+    /// PREEMPT_RT: the lock's owner (an `rt_mutex_base`), read as each
+    /// wait began.
+    RtOwner,
 }
 
 /// One episode's table.

@@ -4,7 +4,8 @@
 //! per-VMA order detector reports (the victim's exit always upward; the
 //! mrelease caller's as its `vma_order` says, forward up and reverse
 //! down), two probes agreeing on one walk; and every wait is attributed:
-//! to a holder, or counted as unknown, never to its own waiter.
+//! to a holder, or counted as unknown, never to its own waiter (on
+//! PREEMPT_RT the holder is the lock owner the kernel keeps).
 
 use std::collections::BTreeMap;
 
@@ -46,10 +47,11 @@ pub fn walkers_and_waits(ctx: &CellContext) -> Verdict {
         let Some(collisions) = logged else {
             return Verdict::Fail(format!("episode {n}: no walker steps or waits logged"));
         };
-        // On PREEMPT_RT the log's slow-path calls are rt_spin_lock's
-        // internal wait_lock, not PTE-lock waits: the report says "not
-        // measured", so the check does not tally them either.
-        let waits = run.host.preempt_rt.is_none().then_some(setup);
+        // On PREEMPT_RT the waits are the lock tracepoints' sleeping
+        // rt_spin_lock waits with the lock's owner (`rt_owner`); a run
+        // recorded without them has no PTE-lock waits to tally, as the
+        // report says.
+        let waits = (run.host.preempt_rt.is_none() || setup.rt_owner).then_some(setup);
         match episode_lines(episode, waits, collisions, reaped.contains(&n)) {
             Ok(line) => lines.push(format!("episode {n}: {line}")),
             Err(Verdict::Fail(why)) => return Verdict::Fail(format!("episode {n}: {why}")),
@@ -86,7 +88,9 @@ fn episode_lines(
     }
     parts.push(match setup {
         Some(setup) => attributed(setup, collisions)?,
-        None => "PTE-lock waits not measured on PREEMPT_RT (as the report says)".to_owned(),
+        None => "PTE-lock waits not measured on PREEMPT_RT without the lock owners (as the \
+                 report says)"
+            .to_owned(),
     });
     Ok(parts.join(", "))
 }
@@ -155,8 +159,13 @@ fn attributed(setup: &PteHolderSetup, collisions: &Collisions) -> Result<String,
     }
     let held: Vec<String> = tally.iter().map(|(h, n)| format!("{n} by {h}")).collect();
     Ok(format!(
-        "{} PTE-lock wait(s){}{}",
+        "{} PTE-lock wait(s){}{}{}",
         collisions.waits.len(),
+        if setup.rt_owner {
+            " (PREEMPT_RT, holders = lock owners)"
+        } else {
+            ""
+        },
         if held.is_empty() {
             String::new()
         } else {
