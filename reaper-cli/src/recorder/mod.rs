@@ -118,6 +118,9 @@ pub struct RecordSettings {
     pub warmup: bool,
     /// Whose PTE-lock takes are remembered (`--pte-holders-all`).
     pub holders: function_timing::Holders,
+    /// Whether `--exact-locks` logs walker steps and PTE-lock waits
+    /// (`--no-collision-log` turns them off).
+    pub collision_log: function_timing::CollisionLog,
 }
 
 /// How issue 25's logs are set up, and the walker step function whose log
@@ -125,6 +128,7 @@ pub struct RecordSettings {
 fn collision_setup(
     timing: &reaper_common::function_timing::FunctionTimingConfig,
     functions: &function_timing::LadderReport,
+    log: function_timing::CollisionLog,
 ) -> (crate::model::PteHolderSetup, Option<String>) {
     let walker = functions
         .attached()
@@ -132,7 +136,7 @@ fn collision_setup(
         .filter(|_| functions.disabled.is_none())
         .map(|f| f.function.symbol.clone());
     (
-        function_timing::collision::setup(&timing.collision, functions),
+        function_timing::collision::setup_for(log, &timing.collision, functions),
         walker,
     )
 }
@@ -172,6 +176,8 @@ pub struct Recorder {
     /// The walker step function, when its probe attached: its log is
     /// drained with function timing.
     walker_function: Option<String>,
+    /// The collision logs' maps and their kernel memory, read after loading.
+    collision_maps: Option<Vec<crate::model::MapMemory>>,
     /// The kernel's per-program run statistics, on while recording
     /// (`--program-cost`), or why they could not be switched on.
     run_stats: Option<
@@ -206,8 +212,7 @@ impl Recorder {
         let (kernel_symbols, mut symbolizer) = join_kallsyms_reader(kallsyms)?;
         let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.facts.as_ref());
         let plan = function_timing::plan(&symbols, settings.exact);
-        let (timing, order_off) =
-            timing_config(&tracefs_root, &plan, btf.facts.as_ref(), settings.holders);
+        let (timing, order_off) = timing_config(&tracefs_root, &plan, btf.facts.as_ref(), settings);
         let fentry_btf = fentry_btf(settings, &plan, btf.has_btf, function_id);
         let (mut ebpf, attach) = match early {
             Some(loaded) => loaded,
@@ -228,8 +233,10 @@ impl Recorder {
             &attach.probes,
             &functions.function_probes(),
         );
-        let (pte_holders, walker_function) = collision_setup(&timing, &functions);
+        let (pte_holders, walker_function) =
+            collision_setup(&timing, &functions, settings.collision_log);
         Ok(Self {
+            collision_maps: crate::probes::collision_maps::memory(&ebpf),
             pte_holders,
             walker_function,
             run_stats: costs::run_stats(settings),
@@ -327,6 +334,7 @@ impl Recorder {
                 lock_wait_source: self.lock_wait_source.clone(),
                 warmup,
                 pte_holders: Some(self.pte_holders.clone()),
+                collision_maps: self.collision_maps.clone(),
             },
             symbols: self.symbols.clone(),
             episodes,
