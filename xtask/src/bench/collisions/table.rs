@@ -53,13 +53,13 @@ pub fn markdown(on: &Side, off: &Side) -> String {
         let other = off.maps.iter().find(|m| m.map == map.map);
         let _ = writeln!(
             out,
-            "| &nbsp;&nbsp;{} | {} ({} entries) | {} | |",
+            "| &nbsp;&nbsp;{} | {} ({}) | {} | |",
             map.map,
             bytes(map.memlock_bytes),
-            map.max_entries,
+            entries(map.max_entries),
             other.map_or_else(
                 || "-".to_owned(),
-                |m| format!("{} ({} entries)", bytes(m.memlock_bytes), m.max_entries)
+                |m| format!("{} ({})", bytes(m.memlock_bytes), entries(m.max_entries))
             )
         );
     }
@@ -79,6 +79,11 @@ pub fn markdown(on: &Side, off: &Side) -> String {
         on.lost_races, on.without_costs, off.lost_races, off.without_costs
     );
     out
+}
+
+/// `1 entry`, `16 entries`.
+fn entries(n: u32) -> String {
+    format!("{n} {}", if n == 1 { "entry" } else { "entries" })
 }
 
 /// `532760` → `532,760 B (520.3 KiB)`.
@@ -139,7 +144,7 @@ mod tests {
         );
         assert_eq!(
             lines[6],
-            "| &nbsp;&nbsp;FN_PTE_LAST_TAKER | 459,712 B (448.9 KiB) (4096 entries) | 1,072 B (1.0 KiB) (1 entries) | |"
+            "| &nbsp;&nbsp;FN_PTE_LAST_TAKER | 459,712 B (448.9 KiB) (4096 entries) | 1,072 B (1.0 KiB) (1 entry) | |"
         );
         assert!(
             lines[7].contains("| 6, 3 (0 waits logged in 3 episodes) | 0, 0 |"),
