@@ -306,7 +306,6 @@ impl Recorder {
         } else {
             partial_reason = self.episodes(settings, &mut episodes)?;
         }
-        let not_measured = self.not_measured();
         let scenario = scenario_of(settings);
         Ok(Run {
             schema_version: SCHEMA_VERSION,
@@ -338,7 +337,7 @@ impl Recorder {
             },
             symbols: self.symbols.clone(),
             episodes,
-            not_measured,
+            not_measured: self.not_measured(),
             partial: partial_reason.is_some(),
             partial_reason,
             function_probes: self.functions.function_probes(),

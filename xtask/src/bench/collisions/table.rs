@@ -42,6 +42,13 @@ pub fn markdown(on: &Side, off: &Side) -> String {
         cell(&off.program_ms),
         ratio(&on.program_ms, &off.program_ms)
     );
+    memory_rows(&mut out, on, off);
+    loss_rows(&mut out, on, off);
+    out
+}
+
+/// The maps' kernel memory, summed and per map.
+fn memory_rows(out: &mut String, on: &Side, off: &Side) {
     let _ = writeln!(
         out,
         "| collision maps' kernel memory (memlock) | {} | {} | {:+} bytes |",
@@ -63,6 +70,10 @@ pub fn markdown(on: &Side, off: &Side) -> String {
             )
         );
     }
+}
+
+/// What the logs lost, and the episodes left out.
+fn loss_rows(out: &mut String, on: &Side, off: &Side) {
     let _ = writeln!(
         out,
         "| logs' losses: walker steps, PTE-lock waits (all episodes) | {}, {} ({} waits logged in {} episodes) | {}, {} | |",
@@ -78,7 +89,6 @@ pub fn markdown(on: &Side, off: &Side) -> String {
         "| episodes: lost races (out of the latency row), without program costs | {}, {} | {}, {} | |",
         on.lost_races, on.without_costs, off.lost_races, off.without_costs
     );
-    out
 }
 
 /// `1 entry`, `16 entries`.
