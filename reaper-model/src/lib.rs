@@ -39,7 +39,7 @@ pub use function_timing::{
 };
 pub use kernel_policy::{Lockdown, LockdownMode, RtEvidence};
 pub use not_measured::NotMeasuredSubject;
-pub use recording::{ProbeUse, Recording};
+pub use recording::{MapMemory, ProbeUse, Recording};
 pub use vocabulary::{
     AttachMode, ConceptId, ProbeGroup, ProbeOutcome, ScenarioKind, TimelineEventKind, VmaOrderKind,
 };

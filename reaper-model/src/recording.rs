@@ -52,6 +52,26 @@ pub struct Recording {
     /// absent in runs recorded before reaper logged them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pte_holders: Option<PteHolderSetup>,
+    /// The kernel memory of `record --exact-locks`' collision logs (the
+    /// walker log, the PTE-lock wait log, the open waits and the last-taker
+    /// map), as the kernel accounts each map after loading; shrunk to one
+    /// entry each when the logs are off. Absent in runs recorded before
+    /// reaper read it, and where the kernel did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collision_maps: Option<Vec<MapMemory>>,
+}
+
+/// One BPF map's size and kernel memory, read back from the kernel after
+/// loading (`/proc/self/fdinfo` of the map's fd).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MapMemory {
+    /// The map's name, e.g. "FN_PTE_LAST_TAKER".
+    pub map: String,
+    /// Its entries (`max_entries`).
+    pub max_entries: u32,
+    /// The memory the kernel charges for it (`memlock:`), bytes: its own
+    /// estimate of the map's footprint, per-CPU values included.
+    pub memlock_bytes: u64,
 }
 
 /// How one probe group was attached.

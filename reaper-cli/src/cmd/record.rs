@@ -10,7 +10,7 @@ use crate::{
     console::{note, say, sayln},
     output::OutputDir,
     probes::{
-        function_timing::{AttachPolicy, Exact, Holders},
+        function_timing::{AttachPolicy, CollisionLog, Exact, Holders},
         loader::{EbpfLog, MapSizes},
     },
     recorder::{self, RecordSettings, Target},
@@ -166,6 +166,13 @@ pub struct RecordArgs {
     /// included.
     #[arg(long, requires = "exact_locks")]
     pub pte_holders_all: bool,
+    /// With --exact-locks: time the lock path per call but log no walker
+    /// step or PTE-lock wait (no waiter × holder table, no collision maps),
+    /// and shrink the logs' kernel maps to one entry each, as recordings
+    /// without --exact-locks do. What the logs cost is the difference
+    /// (`cargo xtask bench --collisions-vm` measures it).
+    #[arg(long, requires = "exact_locks", conflicts_with = "pte_holders_all")]
+    pub no_collision_log: bool,
 }
 
 /// `--attach`'s values: the policies' names, without per-value help so the
@@ -353,6 +360,11 @@ impl RecordArgs {
             } else {
                 Holders::Tracked
             },
+            collision_log: if self.no_collision_log {
+                CollisionLog::Off
+            } else {
+                CollisionLog::On
+            },
         })
     }
 }
@@ -501,5 +513,30 @@ mod tests {
             "--pte-holders-all",
         ]);
         assert!(both.unwrap().args.pte_holders_all);
+    }
+
+    /// `--no-collision-log` turns off what `--exact-locks` logs: alone it
+    /// would do nothing, and with `--pte-holders-all` (which widens those
+    /// logs) it contradicts it; both are refused.
+    #[test]
+    fn no_collision_log_needs_exact_locks_and_refuses_pte_holders_all() {
+        let alone = Cli::try_parse_from(["reaper", "--victim", "64M", "--no-collision-log"]);
+        let err = alone.err().expect("refused").to_string();
+        assert!(err.contains("--exact-locks"), "{err}");
+        let both = Cli::try_parse_from([
+            "reaper",
+            "--exact-locks",
+            "--pte-holders-all",
+            "--no-collision-log",
+        ]);
+        let err = both.err().expect("refused").to_string();
+        assert!(err.contains("--pte-holders-all"), "{err}");
+        let ok = Cli::try_parse_from(["reaper", "--exact-locks", "--no-collision-log"]).unwrap();
+        let settings = ok.args.settings(0, true).unwrap();
+        assert_eq!(
+            settings.collision_log,
+            crate::probes::function_timing::CollisionLog::Off
+        );
+        assert!(settings.exact.locks, "the lock path stays timed");
     }
 }

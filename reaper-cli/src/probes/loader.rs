@@ -138,6 +138,7 @@ pub fn load_with_loader<'a>(
         return Err(LoadError::BadRingSize(sizes.ringbuf_bytes));
     }
     bump_memlock_rlimit();
+    super::collision_maps::shrink_when_off(&mut loader, timing, rt_owners);
     loader
         .override_global(GLOBAL_TRACEPOINT_OFFSETS, offsets, true)
         .override_global(GLOBAL_FUNCTION_TIMING, timing, true)

@@ -6,6 +6,7 @@ pub mod attach;
 pub mod btf;
 pub mod calibrate;
 pub mod collect;
+pub mod collision_maps;
 pub mod function_probe;
 pub mod function_timing;
 pub mod kernel_btf;

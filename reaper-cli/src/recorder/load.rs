@@ -40,15 +40,25 @@ pub(super) fn load_before_kallsyms(
 
 /// Function timing's global for `plan`, and why the VMA order is off (if
 /// it is). Before 5.19 there are no lock:contention_* tracepoints: the spin
-/// slow path's probe records the lock waits instead.
+/// slow path's probe records the lock waits instead. The collision logs'
+/// part is off under `record --no-collision-log`.
 pub(super) fn timing_config(
     tracefs_root: &std::path::Path,
     plan: &function_timing::Plan,
     btf: Option<&crate::catalog::BtfFacts>,
-    holders: function_timing::Holders,
+    settings: &RecordSettings,
 ) -> (FunctionTimingConfig, Option<String>) {
     let slowpath_lock_waits = !tracefs::has_event(tracefs_root, "lock", "contention_begin");
-    function_timing::config_for(plan, btf, slowpath_lock_waits, holders)
+    let (config, why) =
+        function_timing::config_for(plan, btf, slowpath_lock_waits, settings.holders);
+    let collision = settings.collision_log.apply(config.collision);
+    (
+        FunctionTimingConfig {
+            collision,
+            ..config
+        },
+        why,
+    )
 }
 
 /// PREEMPT_RT's lock owners for this recording; none after the early

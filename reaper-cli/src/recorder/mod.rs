@@ -118,6 +118,9 @@ pub struct RecordSettings {
     pub warmup: bool,
     /// Whose PTE-lock takes are remembered (`--pte-holders-all`).
     pub holders: function_timing::Holders,
+    /// Whether `--exact-locks` logs walker steps and PTE-lock waits
+    /// (`--no-collision-log` turns them off).
+    pub collision_log: function_timing::CollisionLog,
 }
 
 /// How issue 25's logs are set up, and the walker step function whose log
@@ -125,6 +128,7 @@ pub struct RecordSettings {
 fn collision_setup(
     timing: &reaper_common::function_timing::FunctionTimingConfig,
     functions: &function_timing::LadderReport,
+    log: function_timing::CollisionLog,
     rt_owners: &function_timing::rt_owner::RtOwners,
 ) -> (crate::model::PteHolderSetup, Option<String>) {
     let walker = functions
@@ -133,7 +137,7 @@ fn collision_setup(
         .filter(|_| functions.disabled.is_none())
         .map(|f| f.function.symbol.clone());
     (
-        function_timing::collision::setup(&timing.collision, functions, rt_owners),
+        function_timing::collision::setup_for(log, &timing.collision, functions, rt_owners),
         walker,
     )
 }
@@ -173,6 +177,8 @@ pub struct Recorder {
     /// The walker step function, when its probe attached: its log is
     /// drained with function timing.
     walker_function: Option<String>,
+    /// The collision logs' maps and their kernel memory, read after loading.
+    collision_maps: Option<Vec<crate::model::MapMemory>>,
     /// The kernel's per-program run statistics, on while recording
     /// (`--program-cost`), or why they could not be switched on.
     run_stats: Option<
@@ -207,8 +213,7 @@ impl Recorder {
         let (kernel_symbols, mut symbolizer) = join_kallsyms_reader(kallsyms)?;
         let symbols = catalog::resolve_all_with_btf(&kernel_symbols, btf.facts.as_ref());
         let plan = function_timing::plan(&symbols, settings.exact);
-        let (timing, order_off) =
-            timing_config(&tracefs_root, &plan, btf.facts.as_ref(), settings.holders);
+        let (timing, order_off) = timing_config(&tracefs_root, &plan, btf.facts.as_ref(), settings);
         let rt_owners = rt_owners(early.is_some(), &timing, &btf, &symbols, &symbolizer);
         let fentry_btf = fentry_btf(settings, &plan, btf.has_btf, function_id);
         let (mut ebpf, attach) = match early {
@@ -230,8 +235,10 @@ impl Recorder {
             &attach.probes,
             &functions.function_probes(),
         );
-        let (pte_holders, walker_function) = collision_setup(&timing, &functions, &rt_owners);
+        let (pte_holders, walker_function) =
+            collision_setup(&timing, &functions, settings.collision_log, &rt_owners);
         Ok(Self {
+            collision_maps: crate::probes::collision_maps::memory(&ebpf),
             pte_holders,
             walker_function,
             run_stats: costs::run_stats(settings),
@@ -301,7 +308,6 @@ impl Recorder {
         } else {
             partial_reason = self.episodes(settings, &mut episodes)?;
         }
-        let not_measured = self.not_measured();
         let scenario = scenario_of(settings);
         Ok(Run {
             schema_version: SCHEMA_VERSION,
@@ -329,10 +335,11 @@ impl Recorder {
                 lock_wait_source: self.lock_wait_source.clone(),
                 warmup,
                 pte_holders: Some(self.pte_holders.clone()),
+                collision_maps: self.collision_maps.clone(),
             },
             symbols: self.symbols.clone(),
             episodes,
-            not_measured,
+            not_measured: self.not_measured(),
             partial: partial_reason.is_some(),
             partial_reason,
             function_probes: self.functions.function_probes(),

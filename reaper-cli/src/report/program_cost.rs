@@ -62,6 +62,7 @@ pub fn build(run: &Run) -> Option<ProgramCostReport> {
                 .map(|c| c.values().map(|v| v.run_ns).sum())
                 .collect(),
         ),
+        collision_maps: run.recording.collision_maps.clone().unwrap_or_default(),
     })
 }
 
@@ -154,5 +155,36 @@ mod tests {
         assert_eq!(table.episodes, 0);
         assert_eq!(table.rows[0].runs_per_episode, 500);
         assert_eq!(table.total_ns_per_episode, 1_000_000);
+    }
+
+    /// The collision maps' kernel memory rides with the table, and its
+    /// text lists each map and their sum (run files without it: nothing).
+    #[test]
+    fn the_collision_maps_memory_is_printed_under_the_table() {
+        let mut run = run_with(&[&[("sample_cpu_clock", 10, 20_000)]]);
+        let text = |run: &Run| crate::report::text::program_cost_text(&build(run).unwrap());
+        assert!(!text(&run).contains("Collision logs"));
+        let map = |name: &str, max_entries, memlock_bytes| crate::model::MapMemory {
+            map: name.to_owned(),
+            max_entries,
+            memlock_bytes,
+        };
+        run.recording.collision_maps = Some(vec![
+            map("FN_WALKER_LOG", 3, 31_056),
+            map("FN_PTE_LAST_TAKER", 1, 1_072),
+        ]);
+        let table = build(&run).unwrap();
+        assert_eq!(table.collision_maps.len(), 2);
+        let out = text(&run);
+        assert!(out.contains("Collision logs' kernel memory"), "{out}");
+        assert!(
+            out.contains("FN_WALKER_LOG           3 entries         31056 bytes"),
+            "{out}"
+        );
+        assert!(
+            out.contains("FN_PTE_LAST_TAKER       1 entry            1072 bytes"),
+            "{out}"
+        );
+        assert!(out.contains("32128 bytes"), "{out}");
     }
 }

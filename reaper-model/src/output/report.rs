@@ -509,6 +509,11 @@ pub struct ProgramCostReport {
     pub rows: Vec<ProgramCostRow>,
     /// Median over episodes of all programs' time, ns.
     pub total_ns_per_episode: u64,
+    /// The collision logs' maps and their kernel memory
+    /// (`recording.collision_maps`), printed under the table; empty when
+    /// the run does not say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collision_maps: Vec<crate::MapMemory>,
 }
 
 /// One program's cost.

@@ -5,6 +5,7 @@
 //! number, so machine drift hits all conditions alike. Only ratios between
 //! conditions of the same invocation mean much on a noisy machine.
 
+mod collisions;
 mod conditions;
 mod driver;
 mod perf_script;
@@ -52,6 +53,21 @@ pub struct BenchArgs {
     /// workspace (e.g. an earlier build, for a before/after comparison).
     #[arg(long)]
     pub reaper: Option<PathBuf>,
+    /// Instead of the host bench: the cost of `record --exact-locks`'
+    /// collision logs, measured in a VM of this kernel (named as `vm-test
+    /// --only` names a cell, e.g. sid/x86_64): --rounds pairs of one-episode
+    /// recordings with the logs on and off (`--no-collision-log`), in one
+    /// boot; the table goes to OUT/collisions.md. No root needed.
+    #[arg(long, value_name = "KERNEL/ARCH[/FLAVOUR]", conflicts_with_all = ["reaper", "no_setup"])]
+    pub collisions_vm: Option<String>,
+    /// With --collisions-vm: each recording's victim (`record --victim`).
+    #[arg(
+        long,
+        default_value = "256M",
+        value_name = "SPEC",
+        requires = "collisions_vm"
+    )]
+    pub vm_victim: String,
 }
 
 /// Parses `2G`, `256M`, `512K` or a byte count (powers of 1024).
@@ -96,6 +112,16 @@ fn reexec_release() -> Result<std::process::ExitCode> {
 
 /// Runs the benchmark.
 pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
+    if let Some(cell) = &args.collisions_vm {
+        ensure!(args.rounds > 0, "--rounds must be at least 1");
+        let bench = collisions::VmBench {
+            cell,
+            pairs: args.rounds,
+            victim: &args.vm_victim,
+            out: &absolute(&args.out),
+        };
+        return collisions::run(&bench).map(|()| std::process::ExitCode::SUCCESS);
+    }
     if cfg!(debug_assertions) && std::env::var_os(RELEASE_ENV).is_none() {
         return reexec_release();
     }
@@ -118,11 +144,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         }
         None => crate::run::build_reaper()?,
     };
-    let out = if args.out.is_absolute() {
-        args.out.clone()
-    } else {
-        crate::workspace::workspace_root().join(&args.out)
-    };
+    let out = absolute(&args.out);
     let work = out.join("work");
     if work.exists() {
         std::fs::remove_dir_all(&work).with_context(|| format!("clearing {}", work.display()))?;
@@ -163,6 +185,15 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         out.join("results.md").display()
     );
     Ok(())
+}
+
+/// `path`, relative to the workspace root unless absolute.
+fn absolute(path: &std::path::Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        crate::workspace::workspace_root().join(path)
+    }
 }
 
 /// `2147483648` → `2G`.

@@ -84,7 +84,7 @@ impl CellReport {
 }
 
 /// Parses `--only KERNEL/ARCH[/FLAVOUR]`.
-fn parse_only(text: &str) -> Result<(DebianKernel, Arch)> {
+pub(crate) fn parse_only(text: &str) -> Result<(DebianKernel, Arch)> {
     let mut parts = text.split('/');
     let (Some(kernel), Some(arch)) = (parts.next(), parts.next()) else {
         bail!("--only {text:?}: expected KERNEL/ARCH[/FLAVOUR], e.g. sid/arm64");

@@ -34,6 +34,28 @@ pub struct RawCollisions {
     pub open_rt: Vec<PteWait>,
 }
 
+/// Why nothing was logged under `record --no-collision-log`.
+pub const LOGS_OFF: &str = "off (record --no-collision-log): the lock path is timed, but no walker \
+     step or PTE-lock wait is logged";
+
+/// [`setup`], or the logs switched off by `record --no-collision-log`.
+pub fn setup_for(
+    log: super::CollisionLog,
+    config: &CollisionConfig,
+    ladder: &LadderReport,
+    rt: &RtOwners,
+) -> PteHolderSetup {
+    match log {
+        super::CollisionLog::On => setup(config, ladder, rt),
+        super::CollisionLog::Off => PteHolderSetup {
+            waits_off: Some(LOGS_OFF.to_owned()),
+            last_taker_off: Some(LOGS_OFF.to_owned()),
+            third_party: false,
+            rt_owner: false,
+        },
+    }
+}
+
 /// How the walker log, the wait log and last takers were set up on this
 /// kernel, from the loader globals and what the ladder attached.
 pub fn setup(config: &CollisionConfig, ladder: &LadderReport, rt: &RtOwners) -> PteHolderSetup {

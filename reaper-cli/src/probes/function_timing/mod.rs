@@ -21,7 +21,9 @@ pub use ladder::{
     AttachPolicy, ForcedModeError, FunctionAttach, LadderReport, attach_ladder, kprobes_built_in,
 };
 pub use model::{classify, is_slot, place_calls, to_model};
-pub use plan::{Exact, Holders, Plan, SlotFunction, collision_config, config_for, plan};
+pub use plan::{
+    CollisionLog, Exact, Holders, Plan, SlotFunction, collision_config, config_for, plan,
+};
 
 #[cfg(test)]
 mod collision_tests;

@@ -132,6 +132,29 @@ pub enum Holders {
     All,
 }
 
+/// Whether `record --exact-locks` keeps its collision logs (walker steps,
+/// PTE-lock waits with their holders): on unless `record
+/// --no-collision-log`, which keeps the exact lock path's timing and drops
+/// only the logs, so their cost can be measured against it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CollisionLog {
+    /// Logged wherever the kernel lets reaper (see [`collision_config`]).
+    #[default]
+    On,
+    /// Not logged: the loader global's part is off and its maps are shrunk.
+    Off,
+}
+
+impl CollisionLog {
+    /// `config` as this choice leaves it.
+    pub fn apply(self, config: CollisionConfig) -> CollisionConfig {
+        match self {
+            Self::On => config,
+            Self::Off => CollisionConfig::DISABLED,
+        }
+    }
+}
+
 /// The loader global for a plan: the per-VMA unmap function's slot and how
 /// to read its VMA start, or why order detection is off; and, when
 /// `slowpath_lock_waits` (the kernel has no `lock:contention_*`

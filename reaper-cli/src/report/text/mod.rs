@@ -15,6 +15,8 @@ mod summary;
 #[cfg(test)]
 pub(crate) use collision::render as render_collisions;
 pub(crate) use notes::Notes;
+#[cfg(test)]
+pub(crate) use program_cost::render as program_cost_text;
 
 use std::fmt::Write;
 

@@ -60,5 +60,41 @@ pub fn render(t: &ProgramCostReport) -> String {
         "  Counted by the kernel around each run (run_cnt, run_time_ns) while BPF_ENABLE_STATS was on: \
          the programs' own time, not the trampoline, kprobe or perf-event entry around them."
     );
+    out.push_str(&collision_maps(&t.collision_maps));
+    out
+}
+
+/// The collision logs' maps with their kernel memory, under the table;
+/// empty when the run does not say.
+fn collision_maps(maps: &[crate::model::MapMemory]) -> String {
+    if maps.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "  Collision logs' kernel memory (each map's memlock, as the kernel accounts it; \
+         one entry each when the logs are off):\n",
+    );
+    let name_width = maps.iter().map(|m| width(&m.map)).max().unwrap_or(0);
+    for m in maps {
+        let _ = writeln!(
+            out,
+            "    {}  {:>6} {:<7}  {:>12} bytes",
+            pad_right(&m.map, name_width),
+            m.max_entries,
+            if m.max_entries == 1 {
+                "entry"
+            } else {
+                "entries"
+            },
+            m.memlock_bytes
+        );
+    }
+    let total: u64 = maps.iter().map(|m| m.memlock_bytes).sum();
+    let _ = writeln!(
+        out,
+        "    {}  {:>14}  {total:>12} bytes",
+        pad_right("all", name_width),
+        ""
+    );
     out
 }

@@ -225,10 +225,30 @@ impl Results {
         }
     }
 
+    /// Issue 25's row: the collision logs of `record --exact-locks`, on
+    /// against off, need function probes; the host bench runs no such pair,
+    /// so the row says why and where it is measured.
+    fn collision_log_row(&self) -> Row {
+        let why = match &self.function_probe_refusal {
+            Some(refusal) => format!("no function probe attaches on this kernel: {refusal}"),
+            None => "the host bench runs no --exact-locks pairs".to_owned(),
+        };
+        Row::new(
+            "1. collision logs' cost per episode and kernel memory",
+            "reaper record --exact-locks, logs on vs --no-collision-log",
+            "ms",
+            &[],
+        )
+        .note(format!(
+            "not measured ({why}); run `cargo xtask bench --collisions-vm sid/x86_64`"
+        ))
+    }
+
     /// Every row of the result table.
     pub fn rows(&self, _cfg: &Config) -> Vec<Row> {
         let mut rows = Vec::new();
         self.overhead_rows(&mut rows);
+        rows.push(self.collision_log_row());
         self.answer_rows(&mut rows);
         self.startup_rows(&mut rows);
         self.capacity_rows(&mut rows);
@@ -359,6 +379,19 @@ mod tests {
             .map(|&(p, runs, run_ns)| (p.to_owned(), ProgramCost { runs, run_ns }))
             .collect();
         run
+    }
+
+    #[test]
+    fn the_collision_log_row_says_why_it_is_not_measured_here() {
+        let mut res = Results::default();
+        let line = |res: &Results| crate::bench::stats::markdown(&[res.collision_log_row()]);
+        assert!(line(&res).contains("not measured (the host bench runs no --exact-locks pairs)"));
+        res.function_probe_refusal = Some("function:exit_mmap: fentry refused [EPERM 1]".into());
+        let md = line(&res);
+        assert!(
+            md.contains("| 0 | not measured | - | - | - | not measured (no function probe attaches on this kernel: function:exit_mmap: fentry refused [EPERM 1]); run `cargo xtask bench --collisions-vm sid/x86_64` |"),
+            "{md}"
+        );
     }
 
     #[test]
