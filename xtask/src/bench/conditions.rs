@@ -111,9 +111,6 @@ pub struct Results {
     /// Episodes reaper's watch run.json lacked (victim pid not found).
     reaper_missed_episodes: u32,
     function_probes_attached: Vec<usize>,
-    /// D: the kernel's answer to a function probe that did not attach, when
-    /// none did (the collision logs' row says why it is not measured).
-    function_probe_refusal: Option<String>,
     /// F (8 victims) and G (32 victims).
     capacity: [capacity::Capacity; 2],
     acc_exit_mmap_reaper: Vec<f64>,
@@ -271,9 +268,6 @@ fn reaper_episode(cfg: &Config, cond: Cond, dir: &Path, res: &mut Results) -> Re
     if cond == Cond::ReaperAll {
         res.function_probes_attached
             .push(run_json::function_probes_attached(&run));
-        if res.function_probe_refusal.is_none() {
-            res.function_probe_refusal = run_json::function_probe_refusal(&run);
-        }
         return Ok(());
     }
     if cond == Cond::ReaperCost {

@@ -55,17 +55,6 @@ pub fn function_probes_attached(run: &Run) -> usize {
     run.function_probe_uses().filter(|p| p.attached()).count()
 }
 
-/// The kernel's answer to the first function probe that did not attach,
-/// when none attached (`None` when one did, or the run tried none).
-pub fn function_probe_refusal(run: &Run) -> Option<String> {
-    if function_probes_attached(run) > 0 {
-        return None;
-    }
-    run.function_probe_uses()
-        .next()
-        .map(|p| format!("{}: {}", p.probe, p.status))
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -126,9 +115,5 @@ mod tests {
                 && !is_loss("samples_tracked")
         );
         assert_eq!(function_probes_attached(&run), 0);
-        assert_eq!(
-            function_probe_refusal(&run).as_deref(),
-            Some("function:exit_mmap: not attached")
-        );
     }
 }
