@@ -311,12 +311,16 @@ fn take<C: ExitArgs>(ctx: &C, tid: u32, context: u32, now: u64, only_if_known: b
     if let Ok(comm) = bpf_get_current_comm() {
         taker.comm = comm;
     }
+    // A walker takes each of its PTE locks hundreds of times (one per
+    // zap batch of the PMD): overwrite the known lock's value in place, and
+    // insert (an LRU allocation and bucket lock) only for a new lock.
+    if let Some(known) = FN_PTE_LAST_TAKER.get_ptr_mut(&lock) {
+        // SAFETY: a map value pointer; a torn read by a concurrent waiter
+        // costs one wait's holder name at worst.
+        unsafe { *known = taker };
+        return;
+    }
     if only_if_known {
-        if let Some(known) = FN_PTE_LAST_TAKER.get_ptr_mut(&lock) {
-            // SAFETY: a map value pointer; a torn read by a concurrent
-            // waiter costs one wait's holder name at worst.
-            unsafe { *known = taker };
-        }
         return;
     }
     // A full LRU map evicts its oldest lock; an error loses one name.
