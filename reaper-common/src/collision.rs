@@ -202,6 +202,15 @@ const _: () = assert!(core::mem::size_of::<OpenWait>() == 8);
 /// (`crate::lock_wait::PendingWaitKey` → [`PteWait`]); the wait joins this
 /// CPU's [`WaitLog`] when it ends (the waiter may have slept and moved).
 pub const MAP_RT_PTE_WAITS: &str = "RT_PTE_WAITS";
+/// Every map of the collision logs, in the order run.json lists their
+/// kernel memory (`recording.collision_maps`).
+pub const COLLISION_MAPS: [&str; 5] = [
+    MAP_WALKER_LOG,
+    MAP_PTE_WAIT_LOG,
+    MAP_PTE_OPEN_WAITS,
+    MAP_PTE_LAST_TAKER,
+    MAP_RT_PTE_WAITS,
+];
 /// Open PREEMPT_RT PTE-lock waits at once: one per tracked thread is the
 /// most a teardown has.
 pub const RT_PTE_WAITS_ENTRIES: u32 = 256;

@@ -9,23 +9,14 @@ use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use aya::{Ebpf, EbpfLoader, maps::Map};
 use reaper_common::{
-    collision::{
-        MAP_PTE_LAST_TAKER, MAP_PTE_OPEN_WAITS, MAP_PTE_WAIT_LOG, MAP_RT_PTE_WAITS, MAP_WALKER_LOG,
-        RtOwnerConfig,
-    },
+    collision::{MAP_RT_PTE_WAITS, RtOwnerConfig},
     function_timing::{CollisionConfig, FunctionTimingConfig},
 };
 
 use crate::model::MapMemory;
 
 /// The collision logs' maps, in the order run.json lists them.
-pub const MAPS: [&str; 5] = [
-    MAP_WALKER_LOG,
-    MAP_PTE_WAIT_LOG,
-    MAP_PTE_OPEN_WAITS,
-    MAP_PTE_LAST_TAKER,
-    MAP_RT_PTE_WAITS,
-];
+pub const MAPS: [&str; 5] = reaper_common::collision::COLLISION_MAPS;
 
 /// Entries of each map while the logs are off: the kernel refuses 0, and
 /// the eBPF side reaches them only through bounds-checked lookups (a

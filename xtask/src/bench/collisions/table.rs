@@ -61,7 +61,7 @@ fn memory_rows(out: &mut String, on: &Side, off: &Side) {
         let _ = writeln!(
             out,
             "| &nbsp;&nbsp;{} | {} ({}) | {} | |",
-            map.map,
+            known_map(&map.map),
             bytes(map.memlock_bytes),
             entries(map.max_entries),
             other.map_or_else(
@@ -70,6 +70,16 @@ fn memory_rows(out: &mut String, on: &Side, off: &Side) {
             )
         );
     }
+}
+
+/// A map name from a run file, as the table prints it: one of the
+/// collision maps reaper defines, else a fixed placeholder (run-file text
+/// never becomes markdown).
+fn known_map(name: &str) -> &'static str {
+    reaper_common::collision::COLLISION_MAPS
+        .into_iter()
+        .find(|known| *known == name)
+        .unwrap_or("(a map reaper does not define)")
 }
 
 /// What the logs lost, and the episodes left out.
@@ -162,6 +172,21 @@ mod tests {
             lines[7]
         );
         assert!(lines[8].ends_with("| 0, 0 | 0, 0 | |"), "{}", lines[8]);
+    }
+
+    /// A map name in a run file is data: a name reaper does not define
+    /// (a `|` would split the markdown row) prints as a placeholder.
+    #[test]
+    fn a_map_name_from_a_run_file_never_becomes_markdown() {
+        let hostile = [("A|B</td>", 1, 8)];
+        let on = [run(&[(20_000_000, 3_000_000)], &hostile, true)];
+        let table = markdown(&Side::of(&on), &Side::default());
+        assert!(!table.contains("A|B"), "{table}");
+        assert!(
+            table.contains("| &nbsp;&nbsp;(a map reaper does not define) |"),
+            "{table}"
+        );
+        assert_eq!(known_map("FN_WALKER_LOG"), "FN_WALKER_LOG");
     }
 
     #[test]
