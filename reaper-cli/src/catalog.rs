@@ -35,6 +35,15 @@ pub use btf::{BtfFacts, BtfSource, RtLockOffsets, VmaSource, VmaSourceError, vma
 /// [`ConceptId::name`]); [`entry`] gives its catalog entry.
 pub use crate::model::ConceptId;
 
+/// Where the PTE lock is taken on kernels that inline it: `zap_pte_range`,
+/// itself often inlined up to `unmap_page_range` (Debian 6.1 x86_64). The
+/// report's PTE-lock rows and PREEMPT_RT's owner filter share this rule.
+pub const INLINED_PTE_LOCK_CALLERS: [&str; 3] =
+    ["zap_pte_range", "zap_pmd_range", "unmap_page_range"];
+
+/// PREEMPT_RT's `spin_lock()`: the function the PTE-lock caller calls.
+pub const RT_SPIN_LOCK: &str = "rt_spin_lock";
+
 /// Whether reaper times a concept's function with fentry/kprobes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timing {

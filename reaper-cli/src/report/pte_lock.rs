@@ -21,12 +21,7 @@ use super::rows::{
 };
 use super::stacks::frames_within;
 
-/// Where the PTE lock is taken on kernels that inline it: `zap_pte_range`,
-/// itself often inlined up to `unmap_page_range` (Debian 6.1 x86_64).
-const INLINED_PTE_LOCK_CALLERS: [&str; 3] = ["zap_pte_range", "zap_pmd_range", "unmap_page_range"];
-
-/// PREEMPT_RT's `spin_lock()`: the frame the PTE-lock function calls.
-const RT_SPIN_LOCK: &str = "rt_spin_lock";
+use crate::catalog::{INLINED_PTE_LOCK_CALLERS, RT_SPIN_LOCK};
 /// Which kind of lock the PTE lock is on the recorded kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PteLockKind {

@@ -8,14 +8,8 @@ use reaper_common::{
     function_timing::{CollisionConfig, SLOT_NONE},
 };
 
-use crate::catalog::BtfFacts;
+use crate::catalog::{BtfFacts, INLINED_PTE_LOCK_CALLERS, RT_SPIN_LOCK};
 use crate::model::{ConceptId, ResolvedConcept};
-
-/// PREEMPT_RT's `spin_lock()`.
-const RT_SPIN_LOCK: &str = "rt_spin_lock";
-/// Where the PTE lock is taken when the kernel has no out-of-line PTE-lock
-/// function (before 6.5): the zap path it is inlined into.
-const INLINED_PTE_LOCK_CALLERS: [&str; 3] = ["zap_pte_range", "zap_pmd_range", "unmap_page_range"];
 
 /// Whether, and how, the owners are read on this kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
