@@ -32,6 +32,16 @@ impl AttachReport {
             .any(|p| p.probe == probe && p.status.is_attached())
     }
 
+    /// The kernel's answer for a probe (by `ProbeUse::probe` name) that did
+    /// not attach, or `None` when it attached.
+    pub fn refusal(&self, probe: &str) -> Option<String> {
+        match self.probes.iter().find(|p| p.probe == probe) {
+            Some(p) if p.status.is_attached() => None,
+            Some(p) => Some(p.status.to_string()).filter(|s| !s.is_empty()),
+            None => Some("not attached in this mode".to_owned()),
+        }
+    }
+
     /// Records a probe group's outcome; a failure also lists what the group
     /// measures as not measured, with the kernel's answer.
     fn record_group(&mut self, group: ProbeGroup, attached: Attached) {

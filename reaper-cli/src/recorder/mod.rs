@@ -220,6 +220,8 @@ impl Recorder {
             Some(loaded) => loaded,
             None => load_and_attach(settings, &offsets, (&timing, &rt_owners.global()), &btf.raw)?,
         };
+        let rt_owners =
+            rt_owners.after_lock_tracepoints(attach.refusal(ProbeGroup::LockWait.name()));
         let (functions, probe_costs) =
             time_functions(&mut ebpf, settings, &plan, order_off, &fentry_btf)?;
         drop(fentry_btf);

@@ -339,3 +339,33 @@ fn on_preempt_rt_the_owner_names_the_holder_and_the_slow_path_logs_nothing() {
     );
     assert!(!s.rt_owner, "no walker steps, no owners claimed");
 }
+
+#[test]
+fn on_preempt_rt_without_the_lock_tracepoints_the_waits_are_not_measured() {
+    // A 5.10 rt kernel (no lock:contention_*) or one that refused both
+    // attach forms: the owners are read at those tracepoints, so the
+    // table must say why, not "no PTE-lock wait".
+    let p = plan_7x();
+    let rt_btf =
+        crate::catalog::BtfFacts::from_fixture("vm_start_offset 0\nrt_lock 24 2856 2860 3400\n");
+    let c = collision_config(&p, Some(&rt_btf), Holders::Tracked);
+    let on = RtOwners::On(reaper_common::collision::RtOwnerConfig {
+        owner_offset: 24,
+        ..reaper_common::collision::RtOwnerConfig::DISABLED
+    });
+    let answer = "tracepoint lock/contention_begin: No such file or directory";
+    let owners = on.clone().after_lock_tracepoints(Some(answer.to_owned()));
+    let s = setup(&c, &attached(&p, AttachMode::Fentry), &owners);
+    let why = s.waits_off.expect("waits must be off");
+    assert!(
+        why.contains("(lock:contention_begin/end) did not attach"),
+        "{why}"
+    );
+    assert!(why.contains(answer), "{why}");
+    assert!(!s.rt_owner);
+    assert_eq!(on.clone().after_lock_tracepoints(None), on);
+    assert_eq!(
+        RtOwners::NotRt.after_lock_tracepoints(Some(answer.into())),
+        RtOwners::NotRt
+    );
+}

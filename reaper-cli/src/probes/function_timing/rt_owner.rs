@@ -33,6 +33,19 @@ impl RtOwners {
             _ => RtOwnerConfig::DISABLED,
         }
     }
+
+    /// The owners as logged: the RT waits are read at the lock tracepoints
+    /// (`lock:contention_begin/end`), so when the kernel refused them
+    /// (`refusal`, its answer) no wait is logged, and the report must say
+    /// "not measured" with that answer rather than "no PTE-lock wait".
+    pub fn after_lock_tracepoints(self, refusal: Option<String>) -> Self {
+        match (self, refusal) {
+            (Self::On(_), Some(answer)) => Self::Refused(format!(
+                "the lock tracepoints (lock:contention_begin/end) did not attach: {answer}"
+            )),
+            (owners, _) => owners,
+        }
+    }
 }
 
 /// The owners' setup for a recording whose collision logs are `collision`
