@@ -244,6 +244,29 @@ pub(super) fn on_exit<C: ExitArgs>(
     }
 }
 
+/// Whether `tid` is inside `context`'s open walker step: its wait is then
+/// a walker's (not, say, a multi-threaded victim's sibling faulting while
+/// it exits). When the log overflowed this cannot be told, and the wait is
+/// kept (the lost steps are counted).
+#[inline(always)]
+pub(super) fn in_step(tid: u32, context: u32) -> bool {
+    let Some(log) = FN_WALKER_LOG.get_ptr(context) else {
+        return false;
+    };
+    // SAFETY: see `step_begin`; a read of this context's log.
+    unsafe {
+        let count = (*log).count as usize;
+        if count > WALKER_LOG_LEN {
+            return true;
+        }
+        if count == 0 {
+            return false;
+        }
+        let last = masked(count - 1, WALKER_MASK);
+        (*log).steps[last].tid == tid && (*log).steps[last].exit_ns == 0
+    }
+}
+
 /// Closes `context`'s last step when `tid` opened it.
 #[inline(always)]
 fn step_end(tid: u32, context: u32, now: u64) {

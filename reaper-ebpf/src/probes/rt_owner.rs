@@ -9,10 +9,11 @@
 //! has the lock (bit 0 is `RT_MUTEX_HAS_WAITERS`), and cannot change until
 //! the wait lock is dropped. So the holder is read, not guessed.
 //!
-//! Only waits whose `rt_spin_lock` was called by a PTE-lock caller are
-//! kept (a short stack read compared with the addresses the loader found
-//! in kallsyms): the lruvec and zone locks a teardown also sleeps on stay
-//! out, as they do from the PTE-lock rows. An open wait lives in
+//! Only a walker's waits (its thread inside its per-VMA step) whose
+//! `rt_spin_lock` was called by a PTE-lock caller are kept (a short stack
+//! read compared with the addresses the loader found in kallsyms): the
+//! lruvec and zone locks a teardown also sleeps on, and a victim sibling's
+//! exit-time page fault, stay out, as they do from the PTE-lock rows. An open wait lives in
 //! [`RT_PTE_WAITS`] and joins this CPU's wait log when it ends.
 
 use aya_ebpf::{
@@ -58,7 +59,14 @@ fn config() -> RtOwnerConfig {
 #[inline(always)]
 pub fn open<C: EbpfContext>(ctx: &C, tid: u32, tag: u32, lock: u64, now: u64) -> bool {
     let cfg = config();
-    if cfg.owner_offset == 0 || !pte_wait(ctx, &cfg) {
+    // A walker's wait only: inside its per-VMA step (as the spin slow
+    // path's waits are, called from the zap path), so a victim thread
+    // faulting in its exit (mm_release's put_user on a page the reaper
+    // zapped) stays out, as it does from the PTE-lock rows.
+    if cfg.owner_offset == 0
+        || !super::collision::in_step(tid, tag_context(tag))
+        || !pte_wait(ctx, &cfg)
+    {
         return false;
     }
     let mut wait = PteWait {
