@@ -121,8 +121,10 @@ pub struct TakerSeen {
 
 impl Collisions {
     /// Who held the lock `wait` waited on. A wait's holder is the lock's
-    /// last taker when the PTE-lock function's fexit recorded one and it is
-    /// not the waiter's own thread. Where last takers are recorded, a lock
+    /// last taker (on PREEMPT_RT, the lock's owner) when one was recorded
+    /// and it is not the waiter's own thread; a taker of the waiter's own
+    /// context on another thread (a multi-threaded victim's sibling) is
+    /// named as such, not as the context. Where last takers are recorded, a lock
     /// without one was taken by no tracked walker since the episode began,
     /// so its holder is a task reaper does not track: unknown, unless
     /// `record --pte-holders-all` named it. Where they cannot be recorded
@@ -134,6 +136,7 @@ impl Collisions {
             return match &wait.taker {
                 Some(t) if t.tid == wait.tid => Holder::Unknown,
                 Some(t) => match t.context {
+                    Some(context) if context == wait.context => Holder::OtherThread(context),
                     Some(context) => Holder::Context(context),
                     None => Holder::Other(t.comm.clone()),
                 },

@@ -268,6 +268,23 @@ mod tests {
             Holder::Unknown,
             "an untracked task took it since"
         );
+        // Another thread of the waiter's context (a victim's sibling, on
+        // PREEMPT_RT the lock's owner): named as such, not as the context.
+        let victim_wait = wait(
+            Context::VictimExit,
+            9,
+            1,
+            50,
+            Some(taker(victim, 12, "victim")),
+        );
+        assert_eq!(
+            c.holder_of(&armed(), &victim_wait),
+            Holder::OtherThread(Context::VictimExit)
+        );
+        assert_eq!(
+            Holder::OtherThread(Context::VictimExit).name(),
+            "victim_exit (another thread)"
+        );
         // Armed but no taker: no tracked walker took the lock, so the walker
         // inside its step is not the holder.
         let none = wait(Context::OomReaper, 9, 1, 50, None);

@@ -42,7 +42,7 @@ fn colour(context: Context) -> &'static str {
 /// A holder's fill.
 fn holder_colour(holder: &Holder) -> &'static str {
     match holder {
-        Holder::Context(context) => colour(*context),
+        Holder::Context(context) | Holder::OtherThread(context) => colour(*context),
         Holder::Other(_) => OTHER_HOLDER,
         Holder::Unknown => UNKNOWN_HOLDER,
     }

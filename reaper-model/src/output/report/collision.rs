@@ -68,6 +68,10 @@ pub struct EpisodeCollisions {
 pub enum Holder {
     /// A tracked context.
     Context(Context),
+    /// Another thread of the waiter's own context: a sibling of a
+    /// multi-threaded victim (exiting or faulting while the last thread
+    /// tears the address space down), never the waiting thread itself.
+    OtherThread(Context),
     /// A task reaper does not track, by `comm` (`record --pte-holders-all`).
     Other(String),
     /// Not known: no last taker was recorded (or it was the waiter itself),
@@ -77,10 +81,12 @@ pub enum Holder {
 
 impl Holder {
     /// As tables, JSON readers and checks name it: a context's name
-    /// (`victim_exit`), `other: <comm>` or `unknown`.
+    /// (`victim_exit`), `victim_exit (another thread)`, `other: <comm>` or
+    /// `unknown`.
     pub fn name(&self) -> String {
         match self {
             Self::Context(context) => context.name().to_owned(),
+            Self::OtherThread(context) => format!("{} (another thread)", context.name()),
             Self::Other(comm) => format!("other: {comm}"),
             Self::Unknown => "unknown".to_owned(),
         }
@@ -90,6 +96,7 @@ impl Holder {
     pub fn label(&self) -> String {
         match self {
             Self::Context(context) => context.label().to_owned(),
+            Self::OtherThread(context) => format!("{} (another thread)", context.label()),
             other => other.name(),
         }
     }

@@ -4,13 +4,17 @@
 //! per-VMA order detector reports (the victim's exit always upward; the
 //! mrelease caller's as its `vma_order` says, forward up and reverse
 //! down), two probes agreeing on one walk; and every wait is attributed:
-//! to a holder, or counted as unknown, never to its own waiter (on
-//! PREEMPT_RT the holder is the lock owner the kernel keeps).
+//! to a holder, or counted as unknown, never to its own waiter's thread
+//! (another thread of its context, such as a multi-threaded victim's
+//! sibling, is named as such; on PREEMPT_RT the holder is the lock owner
+//! the kernel keeps).
 
 use std::collections::BTreeMap;
 
 use reaper_model::output::report::Holder;
-use reaper_model::{Collisions, Context, Episode, PteHolderSetup, VmaOrderKind, walk_direction};
+use reaper_model::{
+    Collisions, Context, Episode, PteHolderSetup, PteWaitSeen, VmaOrderKind, walk_direction,
+};
 
 use super::timing::{expect, no_row, reaped, run_json};
 use super::{CellContext, Verdict};
@@ -138,16 +142,35 @@ fn check_direction(
 }
 
 /// Every kept wait's holder, tallied; a wait held by its own waiter's
-/// context would be a misattribution.
+/// context (rather than by another of its threads), or by "another
+/// thread" that is the waiter itself, would be a misattribution.
 fn attributed(setup: &PteHolderSetup, collisions: &Collisions) -> Result<String, Verdict> {
+    attributed_by(setup, collisions, |wait| collisions.holder_of(setup, wait))
+}
+
+/// [`attributed`] with the holders `holder_of` names (a test gives a
+/// wrong one to see the check fail).
+fn attributed_by(
+    setup: &PteHolderSetup,
+    collisions: &Collisions,
+    holder_of: impl Fn(&PteWaitSeen) -> Holder,
+) -> Result<String, Verdict> {
     let mut tally: BTreeMap<String, u64> = BTreeMap::new();
     for wait in &collisions.waits {
-        let holder = collisions.holder_of(setup, wait);
-        if holder == Holder::Context(wait.context) {
+        let holder = holder_of(wait);
+        let own_thread = wait.taker.as_ref().is_none_or(|t| t.tid == wait.tid);
+        let wrong = match &holder {
+            Holder::Context(context) => *context == wait.context,
+            Holder::OtherThread(context) => *context != wait.context || own_thread,
+            _ => false,
+        };
+        if wrong {
             return Err(fail(format!(
-                "a wait of {} at {} ns is attributed to its own context",
+                "a wait of {} (thread {}) at {} ns is attributed to {}",
                 wait.context.name(),
-                wait.start_ns
+                wait.tid,
+                wait.start_ns,
+                holder.name()
             )));
         }
         // A third party's comm is run-file text: the CI log gets "other".
@@ -226,7 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn a_wait_held_by_its_own_context_fails() {
+    fn a_sibling_thread_is_named_and_a_wait_held_by_its_own_context_fails() {
         let run = run_72();
         let mut collisions = run.episodes[0]
             .function_timing
@@ -239,6 +262,24 @@ mod tests {
         let taker = collisions.waits[0].taker.as_mut().unwrap();
         taker.context = Some(waiter);
         taker.tid += 1;
-        assert!(attributed(&setup, &collisions).is_err());
+        assert_eq!(
+            attributed(&setup, &collisions).unwrap(),
+            "1 PTE-lock wait(s) (1 by victim_exit (another thread))"
+        );
+        // The waiter's own thread: unknown, not its context.
+        let tid = collisions.waits[0].tid;
+        collisions.waits[0].taker.as_mut().unwrap().tid = tid;
+        assert_eq!(
+            attributed(&setup, &collisions).unwrap(),
+            "1 PTE-lock wait(s) (1 by unknown)"
+        );
+        // A holder_of that named the waiter's context, or its own thread as
+        // another, fails the check.
+        let own = attributed_by(&setup, &collisions, |w| Holder::Context(w.context));
+        assert!(
+            matches!(own, Err(Verdict::Fail(why)) if why.contains("attributed to victim_exit"))
+        );
+        let itself = attributed_by(&setup, &collisions, |w| Holder::OtherThread(w.context));
+        assert!(itself.is_err());
     }
 }
