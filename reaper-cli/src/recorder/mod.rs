@@ -124,20 +124,23 @@ pub struct RecordSettings {
 }
 
 /// How issue 25's logs are set up, and the walker step function whose log
-/// is drained (when its probe attached).
+/// is drained (when its probe attached). PREEMPT_RT's owners are read at
+/// the lock tracepoints, so they count only when those attached.
 fn collision_setup(
     timing: &reaper_common::function_timing::FunctionTimingConfig,
     functions: &function_timing::LadderReport,
-    log: function_timing::CollisionLog,
-    rt_owners: &function_timing::rt_owner::RtOwners,
+    settings: &RecordSettings,
+    (rt_owners, attach): (function_timing::rt_owner::RtOwners, &attach::AttachReport),
 ) -> (crate::model::PteHolderSetup, Option<String>) {
+    let rt_owners = rt_owners.after_lock_tracepoints(attach.refusal(ProbeGroup::LockWait.name()));
+    let log = settings.collision_log;
     let walker = functions
         .attached()
         .find(|f| f.function.slot == timing.collision.walker_slot)
         .filter(|_| functions.disabled.is_none())
         .map(|f| f.function.symbol.clone());
     (
-        function_timing::collision::setup_for(log, &timing.collision, functions, rt_owners),
+        function_timing::collision::setup_for(log, &timing.collision, functions, &rt_owners),
         walker,
     )
 }
@@ -220,8 +223,6 @@ impl Recorder {
             Some(loaded) => loaded,
             None => load_and_attach(settings, &offsets, (&timing, &rt_owners.global()), &btf.raw)?,
         };
-        let rt_owners =
-            rt_owners.after_lock_tracepoints(attach.refusal(ProbeGroup::LockWait.name()));
         let (functions, probe_costs) =
             time_functions(&mut ebpf, settings, &plan, order_off, &fentry_btf)?;
         drop(fentry_btf);
@@ -238,7 +239,7 @@ impl Recorder {
             &functions.function_probes(),
         );
         let (pte_holders, walker_function) =
-            collision_setup(&timing, &functions, settings.collision_log, &rt_owners);
+            collision_setup(&timing, &functions, settings, (rt_owners, &attach));
         Ok(Self {
             collision_maps: crate::probes::collision_maps::memory(&ebpf),
             pte_holders,
