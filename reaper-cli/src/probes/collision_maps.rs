@@ -1,7 +1,9 @@
-//! The maps of `record --exact-locks`' collision logs (issue 25): shrunk to
-//! one entry each before loading when the logs are off (no `--exact-locks`,
-//! or `--no-collision-log`), so a recording that does not log pays no
-//! kernel memory for them, and their kernel memory read back after loading
+//! The maps of `record --exact-locks`' collision logs (issue 25): each
+//! shrunk to one entry before loading when nothing on this kernel writes
+//! it (all of them when the logs are off: no `--exact-locks`, or
+//! `--no-collision-log`; the last takers where the PTE lock is inline or
+//! PREEMPT_RT's owner names the holder), so a recording pays kernel memory
+//! only for the maps it fills, and their kernel memory read back after loading
 //! (the `memlock:` line of each map fd's `/proc/self/fdinfo`, the kernel's
 //! own accounting) for run.json's `recording.collision_maps`.
 
@@ -9,8 +11,11 @@ use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use aya::{Ebpf, EbpfLoader, maps::Map};
 use reaper_common::{
-    collision::{MAP_RT_PTE_WAITS, RtOwnerConfig},
-    function_timing::{CollisionConfig, FunctionTimingConfig},
+    collision::{
+        MAP_PTE_LAST_TAKER, MAP_PTE_OPEN_WAITS, MAP_PTE_WAIT_LOG, MAP_RT_PTE_WAITS, MAP_WALKER_LOG,
+        RtOwnerConfig,
+    },
+    function_timing::{CollisionConfig, FunctionTimingConfig, SLOT_NONE},
 };
 
 use crate::model::MapMemory;
@@ -24,27 +29,37 @@ pub const MAPS: [&str; 5] = reaper_common::collision::COLLISION_MAPS;
 /// sends nothing there.
 const OFF_ENTRIES: u32 = 1;
 
-/// Whether `timing` sends nothing to the collision logs.
-pub fn logs_off(timing: &FunctionTimingConfig) -> bool {
-    timing.collision == CollisionConfig::DISABLED
-}
-
-/// Shrinks the collision maps to [`OFF_ENTRIES`] when `timing` logs
-/// nothing, and PREEMPT_RT's open waits unless `rt` reads lock owners.
+/// Shrinks to [`OFF_ENTRIES`] each collision map nothing writes with
+/// `timing` and `rt`.
 pub fn shrink_when_off(
     loader: &mut EbpfLoader<'_>,
     timing: &FunctionTimingConfig,
     rt: &RtOwnerConfig,
 ) {
-    if rt.owner_offset == 0 {
-        loader.map_max_entries(MAP_RT_PTE_WAITS, OFF_ENTRIES);
-    }
-    if !logs_off(timing) {
-        return;
-    }
-    for name in MAPS {
+    for name in unused(&timing.collision, rt) {
         loader.map_max_entries(name, OFF_ENTRIES);
     }
+}
+
+/// The collision maps no probe writes with `config` and `rt`: the walker
+/// log without a walker step; the open slow-path waits without the slow
+/// path's wait log; the wait log without it or PREEMPT_RT's owners; the
+/// last takers without the PTE-lock function's exit (inline on 6.1, not
+/// used on PREEMPT_RT); PREEMPT_RT's open waits without its owners.
+fn unused(config: &CollisionConfig, rt: &RtOwnerConfig) -> Vec<&'static str> {
+    let rt_on = rt.owner_offset != 0;
+    let off = |slot: u32| slot == SLOT_NONE;
+    [
+        (MAP_WALKER_LOG, off(config.walker_slot)),
+        (MAP_PTE_WAIT_LOG, off(config.wait_slot) && !rt_on),
+        (MAP_PTE_OPEN_WAITS, off(config.wait_slot)),
+        (MAP_PTE_LAST_TAKER, off(config.pte_slot)),
+        (MAP_RT_PTE_WAITS, !rt_on),
+    ]
+    .into_iter()
+    .filter(|&(_, unused)| unused)
+    .map(|(name, _)| name)
+    .collect()
 }
 
 /// Each collision map's entries and kernel memory as the kernel reports
@@ -112,10 +127,39 @@ mod tests {
     }
 
     #[test]
-    fn only_a_config_that_logs_nothing_shrinks_the_maps() {
-        assert!(logs_off(&FunctionTimingConfig::DISABLED));
-        let mut on = FunctionTimingConfig::DISABLED;
-        on.collision.wait_slot = 3;
-        assert!(!logs_off(&on));
+    fn only_the_maps_nothing_writes_are_shrunk() {
+        let off = RtOwnerConfig::DISABLED;
+        assert_eq!(unused(&CollisionConfig::DISABLED, &off), MAPS.to_vec());
+        // 7.x, fentry: every log but PREEMPT_RT's.
+        let all = CollisionConfig {
+            walker_slot: 1,
+            wait_slot: 2,
+            pte_slot: 3,
+            pte_caller_slot: 3,
+            ..CollisionConfig::DISABLED
+        };
+        assert_eq!(unused(&all, &off), [MAP_RT_PTE_WAITS]);
+        // 6.1: the PTE lock is inline, so no last takers.
+        let inline = CollisionConfig {
+            pte_slot: SLOT_NONE,
+            ..all
+        };
+        assert_eq!(
+            unused(&inline, &off),
+            [MAP_PTE_LAST_TAKER, MAP_RT_PTE_WAITS]
+        );
+        // PREEMPT_RT: the walker log, the wait log and the owners' open waits.
+        let rt_config = CollisionConfig {
+            walker_slot: 1,
+            ..CollisionConfig::DISABLED
+        };
+        let rt = RtOwnerConfig {
+            owner_offset: 24,
+            ..RtOwnerConfig::DISABLED
+        };
+        assert_eq!(
+            unused(&rt_config, &rt),
+            [MAP_PTE_OPEN_WAITS, MAP_PTE_LAST_TAKER]
+        );
     }
 }

@@ -157,7 +157,9 @@ pub fn drain(ebpf: &mut Ebpf) -> Result<RawCollisions, MapAccessError> {
         let name = MAP_WALKER_LOG;
         let mut logs: Array<_, WalkerLog> =
             map_mut(ebpf, name)?.try_into().map_err(map_err(name))?;
-        for context in 0..CONTEXT_COUNT {
+        // A map nothing writes was shrunk to one entry before loading
+        // (`probes::collision_maps`): read only the entries it has.
+        for context in 0..CONTEXT_COUNT.min(logs.len()) {
             let log = logs.get(&context, 0).map_err(map_err(name))?;
             if log.count > 0 {
                 raw.walkers.push((context, log));
@@ -182,7 +184,7 @@ pub fn drain(ebpf: &mut Ebpf) -> Result<RawCollisions, MapAccessError> {
         let zeros = per_cpu_zeros::<OpenWait>(name)?;
         let mut open: PerCpuArray<_, OpenWait> =
             map_mut(ebpf, name)?.try_into().map_err(map_err(name))?;
-        for depth in 0..MAX_NESTING as u32 {
+        for depth in 0..(MAX_NESTING as u32).min(open.len()) {
             open.set(depth, zeros()?, 0).map_err(map_err(name))?;
         }
     }
