@@ -37,7 +37,11 @@ impl AttachReport {
     pub fn refusal(&self, probe: &str) -> Option<String> {
         match self.probes.iter().find(|p| p.probe == probe) {
             Some(p) if p.status.is_attached() => None,
-            Some(p) => Some(p.status.to_string()).filter(|s| !s.is_empty()),
+            Some(p) => Some(
+                Some(p.status.to_string())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "not attached".to_owned()),
+            ),
             None => Some("not attached in this mode".to_owned()),
         }
     }
@@ -408,5 +412,36 @@ fn unload(program: &mut Program) {
     };
     if let Err(err) = result {
         log::debug!("unloading a program: {}", error_chain(&err));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(outcome: ProbeOutcome) -> AttachReport {
+        let mut report = AttachReport::default();
+        report.push(
+            ProbeGroup::LockWait.name(),
+            Attached {
+                mode: AttachMode::Tracepoint,
+                outcome,
+                fallback_from: None,
+            },
+        );
+        report
+    }
+
+    /// A refused probe always has an answer (never read as attached), an
+    /// attached one none, and a probe never tried says so.
+    #[test]
+    fn a_refusal_is_the_kernels_answer_and_never_empty() {
+        let lock = ProbeGroup::LockWait.name();
+        let refused = report(ProbeOutcome::not_attached("ENOENT 2"));
+        assert_eq!(refused.refusal(lock).as_deref(), Some("ENOENT 2"));
+        let silent = report(ProbeOutcome::not_attached(""));
+        assert!(silent.refusal(lock).is_some_and(|why| !why.is_empty()));
+        assert_eq!(report(ProbeOutcome::Attached).refusal(lock), None);
+        assert!(AttachReport::default().refusal(lock).is_some());
     }
 }

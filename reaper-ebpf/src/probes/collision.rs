@@ -254,16 +254,9 @@ pub(super) fn in_step(tid: u32, context: u32) -> bool {
         return false;
     };
     // SAFETY: see `step_begin`; a read of this context's log.
-    unsafe {
-        let count = (*log).count as usize;
-        if count > WALKER_LOG_LEN {
-            return true;
-        }
-        if count == 0 {
-            return false;
-        }
-        let last = masked(count - 1, WALKER_MASK);
-        (*log).steps[last].tid == tid && (*log).steps[last].exit_ns == 0
+    match unsafe { open_step(log, tid) } {
+        Ok(step) => step.is_some(),
+        Err(Overflowed) => true,
     }
 }
 
@@ -275,14 +268,34 @@ fn step_end(tid: u32, context: u32, now: u64) {
     };
     // SAFETY: see `step_begin`.
     unsafe {
-        let count = (*log).count as usize;
-        if count == 0 || count > WALKER_LOG_LEN {
-            return;
-        }
-        let last = masked(count - 1, WALKER_MASK);
-        if (*log).steps[last].tid == tid && (*log).steps[last].exit_ns == 0 {
+        if let Ok(Some(last)) = open_step(log, tid) {
             (*log).steps[last].exit_ns = now;
         }
+    }
+}
+
+/// The walker log had more steps than it holds.
+struct Overflowed;
+
+/// The index of `log`'s last step when `tid` opened it and it is still
+/// open; `Err` when the log overflowed (its last steps were not stored).
+///
+/// # Safety
+/// `log` is a map value pointer of [`FN_WALKER_LOG`].
+#[inline(always)]
+unsafe fn open_step(log: *const WalkerLog, tid: u32) -> Result<Option<usize>, Overflowed> {
+    // SAFETY: the caller's.
+    unsafe {
+        let count = (*log).count as usize;
+        if count > WALKER_LOG_LEN {
+            return Err(Overflowed);
+        }
+        if count == 0 {
+            return Ok(None);
+        }
+        let last = masked(count - 1, WALKER_MASK);
+        let step = &(*log).steps[last];
+        Ok((step.tid == tid && step.exit_ns == 0).then_some(last))
     }
 }
 

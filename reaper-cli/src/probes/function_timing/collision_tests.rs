@@ -303,25 +303,32 @@ fn an_rt_wait_open_at_the_drain_is_kept_open() {
     );
 }
 
+/// sid 7.2 rt's plan and collision config (its BTF: `spinlock_t` is an
+/// `rt_mutex_base`), and owners read at offset 24.
+fn rt_7x() -> (Plan, CollisionConfig, RtOwners) {
+    let p = plan_7x();
+    let rt_btf =
+        crate::catalog::BtfFacts::from_fixture("vm_start_offset 0\nrt_lock 24 2856 2860 3400\n");
+    let c = collision_config(&p, Some(&rt_btf), Holders::Tracked);
+    let on = RtOwners::On(reaper_common::collision::RtOwnerConfig {
+        owner_offset: 24,
+        ..reaper_common::collision::RtOwnerConfig::DISABLED
+    });
+    (p, c, on)
+}
+
 /// PREEMPT_RT (sid 7.2 rt's BTF: `spinlock_t` is an `rt_mutex_base`): the
 /// walker steps stay, the spin slow path's calls are not PTE-lock waits
 /// (they are rt_spin_lock's own wait_lock), and the lock tracepoints log
 /// the waits with the owner, so no last taker is needed.
 #[test]
 fn on_preempt_rt_the_owner_names_the_holder_and_the_slow_path_logs_nothing() {
-    let p = plan_7x();
-    let rt_btf =
-        crate::catalog::BtfFacts::from_fixture("vm_start_offset 0\nrt_lock 24 2856 2860 3400\n");
-    let c = collision_config(&p, Some(&rt_btf), Holders::Tracked);
+    let (p, c, on) = rt_7x();
     assert_ne!(c.walker_slot, SLOT_NONE);
     assert_eq!(
         (c.wait_slot, c.pte_slot, c.pte_caller_slot),
         (SLOT_NONE, SLOT_NONE, SLOT_NONE)
     );
-    let on = RtOwners::On(reaper_common::collision::RtOwnerConfig {
-        owner_offset: 24,
-        ..reaper_common::collision::RtOwnerConfig::DISABLED
-    });
     let s = setup(&c, &attached(&p, AttachMode::Fentry), &on);
     assert_eq!(
         (s.waits_off, s.last_taker_off, s.rt_owner),
@@ -345,14 +352,7 @@ fn on_preempt_rt_without_the_lock_tracepoints_the_waits_are_not_measured() {
     // A 5.10 rt kernel (no lock:contention_*) or one that refused both
     // attach forms: the owners are read at those tracepoints, so the
     // table must say why, not "no PTE-lock wait".
-    let p = plan_7x();
-    let rt_btf =
-        crate::catalog::BtfFacts::from_fixture("vm_start_offset 0\nrt_lock 24 2856 2860 3400\n");
-    let c = collision_config(&p, Some(&rt_btf), Holders::Tracked);
-    let on = RtOwners::On(reaper_common::collision::RtOwnerConfig {
-        owner_offset: 24,
-        ..reaper_common::collision::RtOwnerConfig::DISABLED
-    });
+    let (p, c, on) = rt_7x();
     let answer = "tracepoint lock/contention_begin: No such file or directory";
     let owners = on.clone().after_lock_tracepoints(Some(answer.to_owned()));
     let s = setup(&c, &attached(&p, AttachMode::Fentry), &owners);
